@@ -1,0 +1,104 @@
+// npm run bench [-- --quick] [--out DIR] [--rounds N] ...
+// Side-by-side benchmark of outrigger (1 and N workers) against nginx, haproxy and a direct
+// run on 127.0.0.1; writes results.json, report.md and report.html into --out.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { VARIANTS, type MeasurePlan } from './lib/measure.js';
+import { renderHtml, renderMarkdown } from './lib/report.js';
+import { runSession } from './lib/session.js';
+import { defaultTargets } from './lib/targets.js';
+
+const HELP = `usage: npm run bench -- [options]
+  --quick              about 2 minutes: 2 rounds, short runs, no body variants
+  --out DIR            output folder (default bench/results/<timestamp>/)
+  --rounds N           rounds (default 3; quick 2)
+  --duration S         seconds per throughput run (default 10; quick 3)
+  --rate-duration S    seconds per fixed-rate run (default 10; quick 3)
+  --rates LIST         fixed rates, req/s (default 500,1000,2000; quick 1000,2000)
+  --connections N      connections for throughput and autocannon (default 50)
+  --workers N          workers of the multi-worker outrigger config (default 2)
+  --configs LIST       only these configs (e.g. direct,nginx,outrigger-1w)
+  --variants / --no-variants   body variants /1k, /64k, POST /echo (default: on, quick: off)
+  --no-install         do not apt-get install missing nginx/haproxy/wrk
+`;
+
+// dist/bench/compare.js → repo root is two levels up.
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function list(s: string | undefined): string[] | undefined {
+  return s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      'rate-duration': { type: 'string' },
+      rates: { type: 'string' },
+      connections: { type: 'string' },
+      workers: { type: 'string' },
+      configs: { type: 'string' },
+      variants: { type: 'boolean' },
+      'no-variants': { type: 'boolean' },
+      'no-install': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const quick = values.quick === true;
+  const n = (s: string | undefined, d: number): number => {
+    if (s === undefined) return d;
+    const v = Number(s);
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`not a positive number: ${s}`);
+    return v;
+  };
+  const workersN = n(values.workers, 2);
+  const onlyConfigs = list(values.configs);
+  const targets = defaultTargets(workersN).filter((t) => onlyConfigs === undefined || onlyConfigs.includes(t.name));
+  const withVariants = values['no-variants'] === true ? false : values.variants === true ? true : !quick;
+  const plan: MeasurePlan = {
+    warmupS: quick ? 1 : 2,
+    throughputS: n(values.duration, quick ? 3 : 10),
+    connections: n(values.connections, 50),
+    wrkThreads: 1,
+    rates: (list(values.rates) ?? (quick ? ['1000', '2000'] : ['500', '1000', '2000'])).map((x) => n(x, 0)),
+    rateS: n(values['rate-duration'], quick ? 3 : 10),
+    rateConnections: 16,
+    autocannonS: quick ? 2 : 5,
+    variants: withVariants ? VARIANTS : [],
+    variantS: quick ? 2 : 5,
+  };
+  const rounds = n(values.rounds, quick ? 2 : 3);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const out = resolve(values.out ?? join(repoRoot, 'bench', 'results', stamp));
+  const log = (s: string): void => {
+    process.stderr.write(`${s}\n`);
+  };
+
+  const results = await runSession({ repoRoot, targets, rounds, plan, quick, install: values['no-install'] !== true, log });
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  const md = renderMarkdown(results);
+  writeFileSync(join(out, 'report.md'), md);
+  writeFileSync(join(out, 'report.html'), renderHtml(results));
+  process.stdout.write(`${md}\nwrote ${out}/{results.json,report.md,report.html}\n`);
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,212 @@
+// One measurement pass over one running config: throughput (wrk, CPU of the proxy tree, RSS
+// under load), fixed-rate latency (paced wrk), autocannon, and optional body variants. Each
+// run is returned as a raw record; a run that fails is recorded with its error, not dropped.
+
+import { runAutocannon, type AutocannonRun } from './autocannon.js';
+import { cpuMicrosBetween, microsPerRequest, sampleCpu } from './cpu.js';
+import { startRssSampler, type RssStats } from './rss.js';
+import type { RunningTarget } from './targets.js';
+import { runWrk, type WrkResult } from './wrk.js';
+
+export interface Variant {
+  readonly name: string;
+  readonly path: string;
+  readonly method: 'GET' | 'POST';
+  readonly bodyBytes?: number;
+}
+
+/** Body variants served by bench/upstream/server.ts. */
+export const VARIANTS: readonly Variant[] = [
+  { name: 'GET /1k', path: '/1k', method: 'GET' },
+  { name: 'GET /64k', path: '/64k', method: 'GET' },
+  { name: 'POST /echo 1k', path: '/echo', method: 'POST', bodyBytes: 1024 },
+];
+
+export interface MeasurePlan {
+  readonly warmupS: number;
+  readonly throughputS: number;
+  readonly connections: number;
+  readonly wrkThreads: number;
+  readonly rates: readonly number[];
+  readonly rateS: number;
+  readonly rateConnections: number;
+  readonly autocannonS: number;
+  readonly variants: readonly Variant[];
+  readonly variantS: number;
+}
+
+interface RunBase {
+  readonly round: number;
+  readonly config: string;
+  readonly startedAt: string;
+  readonly error?: string;
+}
+
+export interface ThroughputRecord extends RunBase {
+  readonly kind: 'throughput';
+  readonly variant: string;
+  readonly connections: number;
+  readonly durationS: number;
+  readonly wrk?: WrkResult;
+  /** CPU of the config's process tree during the run, µs, and per completed request. */
+  readonly cpuUs?: number;
+  readonly cpuUsPerReq?: number | null;
+  /** CPU of the shared upstream per request, for context. */
+  readonly upstreamCpuUsPerReq?: number | null;
+  readonly rss?: RssStats;
+}
+
+export interface RateRecord extends RunBase {
+  readonly kind: 'rate';
+  readonly rate: number;
+  readonly connections: number;
+  readonly durationS: number;
+  readonly wrk?: WrkResult;
+  readonly cpuUsPerReq?: number | null;
+}
+
+export interface AutocannonRecord extends RunBase {
+  readonly kind: 'autocannon';
+  readonly connections: number;
+  readonly durationS: number;
+  readonly result?: AutocannonRun;
+}
+
+export type RunRecord = ThroughputRecord | RateRecord | AutocannonRecord;
+
+function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+async function throughput(
+  t: RunningTarget,
+  upstreamPid: number,
+  round: number,
+  variant: Variant | null,
+  durationS: number,
+  plan: MeasurePlan,
+  scriptDir: string,
+): Promise<ThroughputRecord> {
+  const base = {
+    round,
+    config: t.spec.name,
+    startedAt: new Date().toISOString(),
+    kind: 'throughput' as const,
+    variant: variant?.name ?? 'GET /',
+    connections: plan.connections,
+    durationS,
+  };
+  const rss = startRssSampler(t.pids);
+  const up0 = sampleCpu([upstreamPid]);
+  const cpu0 = sampleCpu(t.pids);
+  try {
+    const wrk = await runWrk({
+      url: t.baseUrl + (variant?.path ?? '/'),
+      connections: plan.connections,
+      threads: plan.wrkThreads,
+      durationS,
+      scriptDir,
+      ...(variant?.method === 'POST' ? { method: 'POST', body: 'x'.repeat(variant.bodyBytes ?? 0) } : {}),
+    });
+    const cpu1 = sampleCpu(t.pids);
+    const up1 = sampleCpu([upstreamPid]);
+    const cpuUs = cpuMicrosBetween(cpu0, cpu1);
+    return {
+      ...base,
+      wrk,
+      cpuUs,
+      cpuUsPerReq: t.pids.length > 0 ? microsPerRequest(cpuUs, wrk.requests) : 0,
+      upstreamCpuUsPerReq: microsPerRequest(cpuMicrosBetween(up0, up1), wrk.requests),
+      rss: rss.stop(),
+    };
+  } catch (e) {
+    rss.stop();
+    return { ...base, error: errText(e) };
+  }
+}
+
+async function fixedRate(t: RunningTarget, round: number, rate: number, plan: MeasurePlan, scriptDir: string): Promise<RateRecord> {
+  const base = {
+    round,
+    config: t.spec.name,
+    startedAt: new Date().toISOString(),
+    kind: 'rate' as const,
+    rate,
+    connections: plan.rateConnections,
+    durationS: plan.rateS,
+  };
+  const cpu0 = sampleCpu(t.pids);
+  try {
+    const wrk = await runWrk({
+      url: `${t.baseUrl}/`,
+      connections: plan.rateConnections,
+      threads: 1,
+      durationS: plan.rateS,
+      rate,
+      scriptDir,
+    });
+    const cpuUs = cpuMicrosBetween(cpu0, sampleCpu(t.pids));
+    return { ...base, wrk, cpuUsPerReq: t.pids.length > 0 ? microsPerRequest(cpuUs, wrk.requests) : 0 };
+  } catch (e) {
+    return { ...base, error: errText(e) };
+  }
+}
+
+async function cannon(t: RunningTarget, round: number, plan: MeasurePlan): Promise<AutocannonRecord> {
+  const base = {
+    round,
+    config: t.spec.name,
+    startedAt: new Date().toISOString(),
+    kind: 'autocannon' as const,
+    connections: plan.connections,
+    durationS: plan.autocannonS,
+  };
+  try {
+    const result = await runAutocannon({ url: `${t.baseUrl}/`, connections: plan.connections, durationS: plan.autocannonS });
+    return { ...base, result };
+  } catch (e) {
+    return { ...base, error: errText(e) };
+  }
+}
+
+/** All runs for one config in one round, in a fixed order. */
+export async function measureConfig(
+  t: RunningTarget,
+  upstreamPid: number,
+  round: number,
+  plan: MeasurePlan,
+  scriptDir: string,
+  log: (s: string) => void,
+): Promise<RunRecord[]> {
+  const out: RunRecord[] = [];
+  if (plan.warmupS > 0) {
+    try {
+      await runWrk({ url: `${t.baseUrl}/`, connections: plan.connections, threads: plan.wrkThreads, durationS: plan.warmupS, scriptDir });
+    } catch (e) {
+      log(`  ${t.spec.name}: warmup failed: ${errText(e)}`);
+    }
+  }
+  const tp = await throughput(t, upstreamPid, round, null, plan.throughputS, plan, scriptDir);
+  out.push(tp);
+  log(
+    `  ${t.spec.name}: ${tp.error ?? `${tp.wrk?.requestsPerSec.toFixed(0)} req/s, ${tp.cpuUsPerReq?.toFixed(1) ?? '-'} CPU µs/req, p99 ${tp.wrk?.latency.p99Us} µs`}`,
+  );
+  for (const rate of plan.rates) {
+    const r = await fixedRate(t, round, rate, plan, scriptDir);
+    out.push(r);
+    log(
+      `  ${t.spec.name} @${rate}/s: ${r.error ?? `p50 ${r.wrk?.latency.p50Us} p99 ${r.wrk?.latency.p99Us} p99.9 ${r.wrk?.latency.p999Us} µs, late ${r.wrk?.late}`}`,
+    );
+  }
+  if (plan.autocannonS > 0) {
+    const a = await cannon(t, round, plan);
+    out.push(a);
+    log(`  ${t.spec.name} autocannon: ${a.error ?? `${a.result?.requestsPerSec.toFixed(0)} req/s, p99 ${a.result?.latencyP99Ms} ms`}`);
+  }
+  for (const v of plan.variants) {
+    const r = await throughput(t, upstreamPid, round, v, plan.variantS, plan, scriptDir);
+    out.push(r);
+    log(`  ${t.spec.name} ${v.name}: ${r.error ?? `${r.wrk?.requestsPerSec.toFixed(0)} req/s, ${r.cpuUsPerReq?.toFixed(1) ?? '-'} CPU µs/req`}`);
+  }
+  return out;
+}

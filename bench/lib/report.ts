@@ -1,0 +1,210 @@
+// Renders results.json into report.md (tables) and report.html (the same tables plus inline
+// SVG charts: latency percentiles per fixed rate, CPU µs per request per config).
+
+import type { BenchResults } from './results.js';
+import type { Summary } from './stats.js';
+import { barChart, esc } from './svg.js';
+
+type Cell = string;
+
+function num(v: number, digits: number): string {
+  return v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** "median (min–max)" or just the median when there is one sample; "–" when none. */
+export function fmtSummary(s: Summary | null | undefined, digits = 0, scale = 1): Cell {
+  if (s === null || s === undefined) return '–';
+  const m = num(s.median * scale, digits);
+  if (s.n < 2 || s.min === s.max) return m;
+  return `${m} (${num(s.min * scale, digits)}–${num(s.max * scale, digits)})`;
+}
+
+function fmtSigned(s: Summary | null | undefined, digits = 0): Cell {
+  if (s === null || s === undefined) return '–';
+  const sign = (v: number): string => `${v >= 0 ? '+' : ''}${num(v, digits)}`;
+  if (s.n < 2 || s.min === s.max) return sign(s.median);
+  return `${sign(s.median)} (${sign(s.min)}…${sign(s.max)})`;
+}
+
+function fmtRatio(s: Summary | null | undefined): Cell {
+  if (s === null || s === undefined) return '–';
+  if (s.n < 2 || s.min === s.max) return `${s.median.toFixed(2)}×`;
+  return `${s.median.toFixed(2)}× (${s.min.toFixed(2)}–${s.max.toFixed(2)})`;
+}
+
+function mib(kb: number | null | undefined): Cell {
+  return kb === null || kb === undefined ? '–' : (kb / 1024).toFixed(1);
+}
+
+interface Table {
+  readonly title: string;
+  readonly note?: string;
+  readonly head: readonly string[];
+  readonly rows: readonly (readonly Cell[])[];
+}
+
+/** The headline rates: 1000 and 2000 req/s when measured, else every measured rate. */
+function headlineRates(r: BenchResults): number[] {
+  const all = [...new Set(r.summary.flatMap((s) => s.rates.map((x) => x.rate)))].sort((a, b) => a - b);
+  const pref = all.filter((x) => x === 1000 || x === 2000);
+  return pref.length > 0 ? pref : all;
+}
+
+export function buildTables(r: BenchResults): Table[] {
+  const tables: Table[] = [];
+  const rates = headlineRates(r);
+  tables.push({
+    title: 'Headline',
+    note: `wrk ${String(r.meta.plan['connections'] ?? '')} connections for req/s and CPU; median of ${r.meta.rounds} round(s), range in brackets. CPU is the proxy's whole process tree (all threads) from /proc; ratios are paired with nginx round by round.`,
+    head: ['config', 'req/s', 'CPU µs/req', 'CPU × nginx', 'req/s × nginx', ...rates.map((x) => `p99 added @${x}/s (µs)`), 'RSS idle MiB', 'RSS loaded MiB', 'errors', 'non-2xx', 'failed runs'],
+    rows: r.summary.map((s) => [
+      s.config,
+      fmtSummary(s.rps),
+      s.config === 'direct' ? '0 (no proxy)' : fmtSummary(s.cpuUsPerReq, 1),
+      fmtRatio(s.cpuRatioToNginx),
+      fmtRatio(s.rpsRatioToNginx),
+      ...rates.map((x) => (s.config === 'direct' ? '0' : fmtSigned(s.rates.find((q) => q.rate === x)?.addedP99Us))),
+      mib(s.idleRssKb),
+      s.loadedRssKb ? `${(s.loadedRssKb.median / 1024).toFixed(1)}` : '–',
+      String(s.errors),
+      String(s.non2xx),
+      String(s.failedRuns),
+    ]),
+  });
+  const allRates = [...new Set(r.summary.flatMap((s) => s.rates.map((x) => x.rate)))].sort((a, b) => a - b);
+  for (const rate of allRates) {
+    tables.push({
+      title: `Fixed rate ${rate} req/s (paced wrk)`,
+      note: 'Latency in µs measured by wrk from each request’s send; “added” is the config minus direct in the same round. “late” counts send slots that found every connection busy (then latency understates queueing).',
+      head: ['config', 'achieved req/s', 'p50', 'p90', 'p99', 'p99.9', 'added p50', 'added p99', 'added p99.9', 'CPU µs/req', 'late'],
+      rows: r.summary.map((s) => {
+        const q = s.rates.find((x) => x.rate === rate);
+        return [
+          s.config,
+          fmtSummary(q?.achieved),
+          fmtSummary(q?.p50Us),
+          fmtSummary(q?.p90Us),
+          fmtSummary(q?.p99Us),
+          fmtSummary(q?.p999Us),
+          fmtSigned(q?.addedP50Us),
+          fmtSigned(q?.addedP99Us),
+          fmtSigned(q?.addedP999Us),
+          s.config === 'direct' ? '–' : fmtSummary(q?.cpuUsPerReq, 1),
+          String(q?.late ?? '–'),
+        ];
+      }),
+    });
+  }
+  tables.push({
+    title: 'autocannon (as users see it)',
+    note: `Programmatic autocannon, ${String(r.meta.plan['connections'] ?? '')} connections, in the harness process.`,
+    head: ['config', 'req/s', 'p99 ms'],
+    rows: r.summary.map((s) => [s.config, fmtSummary(s.autocannon.rps), fmtSummary(s.autocannon.p99Ms, 2)]),
+  });
+  const variants = [...new Set(r.summary.flatMap((s) => s.variants.map((v) => v.variant)))];
+  if (variants.length > 0) {
+    tables.push({
+      title: 'Body variants (wrk, max throughput)',
+      head: ['config', ...variants.flatMap((v) => [`${v} req/s`, `${v} CPU µs/req`, `${v} CPU × nginx`])],
+      rows: r.summary.map((s) => [
+        s.config,
+        ...variants.flatMap((v) => {
+          const x = s.variants.find((q) => q.variant === v);
+          return [fmtSummary(x?.rps), s.config === 'direct' ? '–' : fmtSummary(x?.cpuUsPerReq, 1), fmtRatio(x?.cpuRatioToNginx)];
+        }),
+      ]),
+    });
+  }
+  tables.push({
+    title: 'Context: upstream CPU and max-load latency',
+    note: 'The shared upstream’s CPU per request during each throughput run (should be alike for all configs), and wrk’s p99 at max load (not a latency benchmark: see the fixed-rate tables).',
+    head: ['config', 'upstream CPU µs/req', 'p99 at max load (µs)'],
+    rows: r.summary.map((s) => [s.config, fmtSummary(s.upstreamCpuUsPerReq, 1), fmtSummary(s.p99UsAtMax)]),
+  });
+  tables.push({
+    title: 'Configurations',
+    head: ['config', 'what'],
+    rows: [...r.configs.map((c) => [c.name, c.description]), ...r.skipped.map((s) => [s.name, `**skipped**: ${s.reason}`])],
+  });
+  return tables;
+}
+
+function mdCell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  const m = r.meta;
+  const lines: string[] = [];
+  lines.push('# outrigger benchmark report', '');
+  lines.push(
+    `${m.startedAt} → ${m.finishedAt} · ${m.quick ? 'quick' : 'full'} run, ${m.rounds} round(s), configs interleaved (order rotated each round) · ${m.host.cpus} × ${m.host.cpuModel} · Node ${m.host.node} · Linux ${m.host.kernel} · load average ${m.host.loadavgStart.map((x) => x.toFixed(2)).join('/')} at start, ${m.host.loadavgEnd.map((x) => x.toFixed(2)).join('/')} at end`,
+    '',
+  );
+  lines.push(`Tools: ${m.tools.map((t) => (t.path ? `${t.tool} (${t.version ?? '?'})` : `${t.tool}: missing — ${t.reason ?? ''}`)).join(' · ')} · upstream: ${m.upstream}`, '');
+  if (r.skipped.length > 0) {
+    lines.push('**Skipped configs:**', '');
+    for (const s of r.skipped) lines.push(`- \`${s.name}\`: ${mdCell(s.reason)}`);
+    lines.push('');
+  }
+  for (const t of buildTables(r)) {
+    lines.push(`## ${t.title}`, '');
+    if (t.note) lines.push(t.note, '');
+    lines.push(`| ${t.head.map(mdCell).join(' | ')} |`);
+    lines.push(`|${t.head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+    for (const row of t.rows) lines.push(`| ${row.map(mdCell).join(' | ')} |`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export function renderHtml(r: BenchResults): string {
+  const parts: string[] = [];
+  parts.push('<!DOCTYPE html>', '<html lang="en">', '<head>', '<meta charset="utf-8">', '<title>outrigger benchmark report</title>');
+  parts.push(
+    '<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}p.note{color:#555;font-size:13px}svg{display:block;margin:1em 0}</style>',
+  );
+  parts.push('</head>', '<body>', '<h1>outrigger benchmark report</h1>');
+  const m = r.meta;
+  parts.push(
+    `<p>${esc(`${m.startedAt} → ${m.finishedAt} · ${m.quick ? 'quick' : 'full'} run, ${m.rounds} round(s) · ${m.host.cpus} × ${m.host.cpuModel} · Node ${m.host.node}`)}</p>`,
+  );
+  if (r.skipped.length > 0) {
+    parts.push('<p><strong>Skipped configs:</strong></p><ul>');
+    for (const s of r.skipped) parts.push(`<li><code>${esc(s.name)}</code>: ${esc(s.reason)}</li>`);
+    parts.push('</ul>');
+  }
+  parts.push('<h2>Charts</h2>');
+  const configs = r.summary.filter((s) => s.config !== 'direct');
+  parts.push(
+    barChart({
+      title: 'CPU µs per request of the proxy process tree (median, range across rounds)',
+      unit: 'µs/req',
+      groups: configs.map((s) => s.config),
+      series: [{ name: 'CPU µs/req', values: configs.map((s) => s.cpuUsPerReq) }],
+    }),
+  );
+  const rates = [...new Set(r.summary.flatMap((s) => s.rates.map((x) => x.rate)))].sort((a, b) => a - b);
+  for (const rate of rates) {
+    parts.push(
+      barChart({
+        title: `Latency at ${rate} req/s (µs, median with range)`,
+        unit: 'µs',
+        groups: ['p50', 'p90', 'p99', 'p99.9'],
+        series: r.summary.map((s) => {
+          const q = s.rates.find((x) => x.rate === rate);
+          return { name: s.config, values: [q?.p50Us ?? null, q?.p90Us ?? null, q?.p99Us ?? null, q?.p999Us ?? null] };
+        }),
+      }),
+    );
+  }
+  for (const t of buildTables(r)) {
+    parts.push(`<h2>${esc(t.title)}</h2>`);
+    if (t.note) parts.push(`<p class="note">${esc(t.note)}</p>`);
+    parts.push('<table>', `<tr>${t.head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>`);
+    for (const row of t.rows) parts.push(`<tr>${row.map((c) => `<td>${esc(c.replace(/\*\*/g, ''))}</td>`).join('')}</tr>`);
+    parts.push('</table>');
+  }
+  parts.push('</body>', '</html>', '');
+  return parts.join('\n');
+}

@@ -1,0 +1,47 @@
+// Resident memory of a process tree: the sum of VmRSS over its processes (threads share one
+// address space, so a multi-threaded process counts once), and a sampler that keeps the peak
+// and mean while a load runs.
+
+import { processTree, readVmRssKb } from './procfs.js';
+
+export function treeRssKb(roots: readonly number[]): number {
+  let kb = 0;
+  const seen = new Set<number>();
+  for (const root of roots) {
+    for (const pid of processTree(root)) {
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      kb += readVmRssKb(pid) ?? 0;
+    }
+  }
+  return kb;
+}
+
+export interface RssStats {
+  readonly peakKb: number;
+  readonly meanKb: number;
+  readonly samples: number;
+}
+
+/** Samples the tree's RSS every `everyMs` until stop() is called. */
+export function startRssSampler(roots: readonly number[], everyMs = 250): { stop(): RssStats } {
+  let peak = 0;
+  let sum = 0;
+  let n = 0;
+  const take = (): void => {
+    if (roots.length === 0) return;
+    const kb = treeRssKb(roots);
+    peak = Math.max(peak, kb);
+    sum += kb;
+    n++;
+  };
+  take();
+  const timer = setInterval(take, everyMs);
+  return {
+    stop(): RssStats {
+      clearInterval(timer);
+      take();
+      return { peakKb: peak, meanKb: n > 0 ? sum / n : 0, samples: n };
+    },
+  };
+}

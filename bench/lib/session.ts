@@ -1,0 +1,105 @@
+// One bench session: install/find the tools, start the upstream and every config, measure the
+// configs interleaved for several rounds (order rotated each round), stop everything, and
+// return results.json's content. Shared by compare.ts (npm run bench) and ci.ts.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clockTicksPerSecond } from './procfs.js';
+import { measureConfig, type MeasurePlan, type RunRecord } from './measure.js';
+import { ensureTools, type ToolStatus } from './peers.js';
+import { sleep } from './proc.js';
+import type { BenchResults } from './results.js';
+import { treeRssKb } from './rss.js';
+import { summarizeRuns } from './summary.js';
+import { startTarget, startUpstream, type RunningTarget, type TargetSpec } from './targets.js';
+
+export interface SessionOptions {
+  readonly repoRoot: string;
+  readonly targets: readonly TargetSpec[];
+  readonly rounds: number;
+  readonly plan: MeasurePlan;
+  readonly quick: boolean;
+  readonly install: boolean;
+  readonly log: (s: string) => void;
+}
+
+export async function runSession(opts: SessionOptions): Promise<BenchResults> {
+  const log = opts.log;
+  const startedAt = new Date().toISOString();
+  const loadavgStart = loadavg();
+  const needed = ['wrk', ...new Set(opts.targets.filter((t) => t.kind === 'nginx' || t.kind === 'haproxy').map((t) => t.kind))];
+  const tools: ToolStatus[] = ensureTools(needed, opts.install, log);
+  const toolMap = new Map(tools.map((t) => [t.tool, t]));
+  const wrk = toolMap.get('wrk');
+  if (wrk?.path == null) throw new Error(`wrk is required: ${wrk?.reason ?? 'missing'}`);
+
+  const tmp = mkdtempSync(join(tmpdir(), 'outrigger-bench-'));
+  const running: RunningTarget[] = [];
+  const skipped: { name: string; reason: string }[] = [];
+  const idleRssKb: Record<string, number> = {};
+  const runs: RunRecord[] = [];
+  let upstream: Awaited<ReturnType<typeof startUpstream>> | null = null;
+  try {
+    upstream = await startUpstream(opts.repoRoot);
+    log(`upstream (uWS) on 127.0.0.1:${upstream.port}, pid ${upstream.proc.pid}`);
+    for (const spec of opts.targets) {
+      const r = await startTarget(spec, { repoRoot: opts.repoRoot, tmpDir: tmp, upstreamPort: upstream.port, tools: toolMap });
+      if (r.ok) {
+        running.push(r.target);
+        log(`started ${spec.name}: ${r.target.baseUrl} (${r.target.description})`);
+      } else {
+        skipped.push({ name: spec.name, reason: r.reason });
+        log(`SKIPPED ${spec.name}: ${r.reason}`);
+      }
+    }
+    await sleep(1000);
+    for (const t of running) if (t.pids.length > 0) idleRssKb[t.spec.name] = treeRssKb(t.pids);
+
+    for (let round = 1; round <= opts.rounds; round++) {
+      const offset = (round - 1) % Math.max(1, running.length);
+      const order = [...running.slice(offset), ...running.slice(0, offset)];
+      log(`round ${round}/${opts.rounds}: ${order.map((t) => t.spec.name).join(', ')}`);
+      for (const t of order) {
+        runs.push(...(await measureConfig(t, upstream.proc.pid, round, opts.plan, tmp, log)));
+      }
+    }
+  } finally {
+    for (const t of running) await t.stop();
+    await upstream?.proc.stop();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  const configs = running.map((t) => t.spec.name);
+  const summary = summarizeRuns(configs, runs, idleRssKb, {
+    rates: opts.plan.rates,
+    variants: opts.plan.variants.map((v) => v.name),
+  });
+  const cpu0 = cpus()[0];
+  return {
+    schema: 'outrigger-bench/1',
+    meta: {
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      quick: opts.quick,
+      rounds: opts.rounds,
+      plan: { ...opts.plan, variants: opts.plan.variants.map((v) => v.name) },
+      host: {
+        cpus: cpus().length,
+        cpuModel: cpu0?.model.trim() ?? 'unknown',
+        node: process.version,
+        kernel: release(),
+        loadavgStart,
+        loadavgEnd: loadavg(),
+        clkTck: clockTicksPerSecond(),
+      },
+      tools,
+      upstream: 'uWebSockets.js hello world (bench/upstream/server.ts), 1 thread',
+    },
+    configs: running.map((t) => ({ name: t.spec.name, description: t.description })),
+    skipped,
+    idleRssKb,
+    runs,
+    summary,
+  };
+}

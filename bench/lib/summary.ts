@@ -1,0 +1,149 @@
+// Turns raw run records into per-config summaries: medians and ranges across rounds, ratios
+// to nginx and latency added over direct, both paired by round (so a drift of the machine
+// during the run hits both sides of each ratio alike).
+
+import type { RunRecord, RateRecord, ThroughputRecord, AutocannonRecord } from './measure.js';
+import { pairedDiff, pairedRatio, summarize, type Summary } from './stats.js';
+import { totalWrkErrors } from './wrk.js';
+
+export interface RateSummary {
+  readonly rate: number;
+  readonly achieved: Summary | null;
+  readonly p50Us: Summary | null;
+  readonly p90Us: Summary | null;
+  readonly p99Us: Summary | null;
+  readonly p999Us: Summary | null;
+  /** Paired by round with the direct config at the same rate. */
+  readonly addedP50Us: Summary | null;
+  readonly addedP99Us: Summary | null;
+  readonly addedP999Us: Summary | null;
+  readonly late: number;
+  readonly cpuUsPerReq: Summary | null;
+}
+
+export interface VariantSummary {
+  readonly variant: string;
+  readonly rps: Summary | null;
+  readonly cpuUsPerReq: Summary | null;
+  readonly cpuRatioToNginx: Summary | null;
+}
+
+export interface ConfigSummary {
+  readonly config: string;
+  readonly rps: Summary | null;
+  readonly cpuUsPerReq: Summary | null;
+  readonly upstreamCpuUsPerReq: Summary | null;
+  readonly cpuRatioToNginx: Summary | null;
+  readonly rpsRatioToNginx: Summary | null;
+  readonly p99UsAtMax: Summary | null;
+  readonly idleRssKb: number | null;
+  readonly loadedRssKb: Summary | null;
+  /** wrk socket errors + status >= 400, and autocannon errors + non-2xx, over all runs. */
+  readonly errors: number;
+  readonly non2xx: number;
+  readonly failedRuns: number;
+  readonly rates: readonly RateSummary[];
+  readonly autocannon: { readonly rps: Summary | null; readonly p99Ms: Summary | null };
+  readonly variants: readonly VariantSummary[];
+}
+
+type ByRound = Map<number, number>;
+
+function byRound<T extends RunRecord>(runs: readonly T[], pick: (r: T) => number | null | undefined): ByRound {
+  const m: ByRound = new Map();
+  for (const r of runs) {
+    if (r.error !== undefined) continue;
+    const v = pick(r);
+    if (typeof v === 'number' && Number.isFinite(v)) m.set(r.round, v);
+  }
+  return m;
+}
+
+const vals = (m: ByRound): number[] => [...m.values()];
+
+export function summarizeRuns(
+  configs: readonly string[],
+  runs: readonly RunRecord[],
+  idleRssKb: Readonly<Record<string, number>>,
+  opts: { rates: readonly number[]; variants: readonly string[]; reference?: string; direct?: string } = { rates: [], variants: [] },
+): ConfigSummary[] {
+  const reference = opts.reference ?? 'nginx';
+  const direct = opts.direct ?? 'direct';
+  const tput = (config: string, variant = 'GET /'): ThroughputRecord[] =>
+    runs.filter((r): r is ThroughputRecord => r.kind === 'throughput' && r.config === config && r.variant === variant);
+  const rate = (config: string, rps: number): RateRecord[] =>
+    runs.filter((r): r is RateRecord => r.kind === 'rate' && r.config === config && r.rate === rps);
+  const cannon = (config: string): AutocannonRecord[] =>
+    runs.filter((r): r is AutocannonRecord => r.kind === 'autocannon' && r.config === config);
+
+  const refCpu = byRound(tput(reference), (r) => r.cpuUsPerReq);
+  const refRps = byRound(tput(reference), (r) => r.wrk?.requestsPerSec);
+
+  return configs.map((config): ConfigSummary => {
+    const mine = runs.filter((r) => r.config === config);
+    const t = tput(config);
+    const cpu = byRound(t, (r) => r.cpuUsPerReq);
+    const rps = byRound(t, (r) => r.wrk?.requestsPerSec);
+    let errors = 0;
+    let non2xx = 0;
+    for (const r of mine) {
+      if (r.kind === 'autocannon') {
+        errors += (r.result?.errors ?? 0) + (r.result?.timeouts ?? 0);
+        non2xx += r.result?.non2xx ?? 0;
+      } else if (r.wrk !== undefined) {
+        errors += totalWrkErrors(r.wrk);
+        non2xx += r.wrk.errors.status;
+      }
+    }
+    const rates = opts.rates.map((rps2): RateSummary => {
+      const rr = rate(config, rps2);
+      const dr = rate(direct, rps2);
+      const pick = (k: 'p50Us' | 'p90Us' | 'p99Us' | 'p999Us') => byRound(rr, (r) => r.wrk?.latency[k]);
+      const pickDirect = (k: 'p50Us' | 'p99Us' | 'p999Us') => byRound(dr, (r) => r.wrk?.latency[k]);
+      return {
+        rate: rps2,
+        achieved: summarize(vals(byRound(rr, (r) => r.wrk?.requestsPerSec))),
+        p50Us: summarize(vals(pick('p50Us'))),
+        p90Us: summarize(vals(pick('p90Us'))),
+        p99Us: summarize(vals(pick('p99Us'))),
+        p999Us: summarize(vals(pick('p999Us'))),
+        addedP50Us: pairedDiff(pick('p50Us'), pickDirect('p50Us')),
+        addedP99Us: pairedDiff(pick('p99Us'), pickDirect('p99Us')),
+        addedP999Us: pairedDiff(pick('p999Us'), pickDirect('p999Us')),
+        late: rr.reduce((s, r) => s + (r.wrk?.late ?? 0), 0),
+        cpuUsPerReq: summarize(vals(byRound(rr, (r) => r.cpuUsPerReq))),
+      };
+    });
+    const variants = opts.variants.map((v): VariantSummary => {
+      const vt = tput(config, v);
+      const vcpu = byRound(vt, (r) => r.cpuUsPerReq);
+      return {
+        variant: v,
+        rps: summarize(vals(byRound(vt, (r) => r.wrk?.requestsPerSec))),
+        cpuUsPerReq: summarize(vals(vcpu)),
+        cpuRatioToNginx: config === direct ? null : pairedRatio(vcpu, byRound(tput(reference, v), (r) => r.cpuUsPerReq)),
+      };
+    });
+    const c = cannon(config);
+    return {
+      config,
+      rps: summarize(vals(rps)),
+      cpuUsPerReq: summarize(vals(cpu)),
+      upstreamCpuUsPerReq: summarize(vals(byRound(t, (r) => r.upstreamCpuUsPerReq))),
+      cpuRatioToNginx: config === direct ? null : pairedRatio(cpu, refCpu),
+      rpsRatioToNginx: pairedRatio(rps, refRps),
+      p99UsAtMax: summarize(vals(byRound(t, (r) => r.wrk?.latency.p99Us))),
+      idleRssKb: idleRssKb[config] ?? null,
+      loadedRssKb: summarize(vals(byRound(t, (r) => r.rss?.peakKb))),
+      errors,
+      non2xx,
+      failedRuns: mine.filter((r) => r.error !== undefined).length,
+      rates,
+      autocannon: {
+        rps: summarize(vals(byRound(c, (r) => r.result?.requestsPerSec))),
+        p99Ms: summarize(vals(byRound(c, (r) => r.result?.latencyP99Ms))),
+      },
+      variants,
+    };
+  });
+}

@@ -1,0 +1,177 @@
+// Cross-field checks that a per-field schema cannot make: unknown clusters, duplicate names and
+// addresses, exactly-one-of rules, test hooks. They read the raw input defensively (it may be
+// partly invalid) so a config's every problem is reported in one pass, next to schema problems.
+import { formatHostPort, parseHostPort, type HostPort } from './address.js';
+import type { ConfigPath, RawProblem } from './paths.js';
+import { didYouMean } from './suggest.js';
+
+export interface CheckOptions {
+  readonly enableTestHooks: boolean;
+}
+
+type Obj = Readonly<Record<string, unknown>>;
+
+/** Every cross-field problem of a raw config object. */
+export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
+  const out: RawProblem[] = [];
+  if (!isObj(raw)) return out;
+  const clusters = list(raw['clusters']);
+  const clusterNames = new Set<string>();
+  checkUniqueNames(clusters, 'clusters', 'cluster', out, clusterNames);
+  clusters.forEach((c, i) => {
+    if (isObj(c)) checkCluster(c, ['clusters', i], out);
+  });
+  const listeners = list(raw['listeners']);
+  checkUniqueNames(listeners, 'listeners', 'listener', out, new Set());
+  checkBindAddresses(raw, listeners, out);
+  listeners.forEach((l, i) => {
+    if (!isObj(l)) return;
+    const routes = list(l['routes']);
+    checkUniqueNames(routes, ['listeners', i, 'routes'], 'route', out, new Set());
+    routes.forEach((r, j) => {
+      if (isObj(r)) checkRoute(r, ['listeners', i, 'routes', j], clusterNames, opts, out);
+    });
+  });
+  return out;
+}
+
+function checkRoute(r: Obj, at: ConfigPath, clusters: ReadonlySet<string>, opts: CheckOptions, out: RawProblem[]): void {
+  const hasCluster = r['cluster'] !== undefined;
+  const hasSplit = r['split'] !== undefined;
+  if (hasCluster === hasSplit) {
+    out.push({ path: at, message: hasCluster ? 'give cluster or split, not both' : 'needs a cluster or a split' });
+  }
+  const cluster = r['cluster'];
+  if (typeof cluster === 'string' && !clusters.has(cluster)) {
+    out.push({ path: [...at, 'cluster'], message: `unknown cluster "${cluster}"${didYouMean(cluster, clusters)}` });
+  }
+  const split = list(r['split']);
+  const seen = new Set<string>();
+  let total = 0;
+  let allWeights = split.length > 0;
+  split.forEach((s, k) => {
+    if (!isObj(s)) return;
+    const c = s['cluster'];
+    if (typeof c === 'string') {
+      if (!clusters.has(c)) {
+        out.push({ path: [...at, 'split', k, 'cluster'], message: `unknown cluster "${c}"${didYouMean(c, clusters)}` });
+      } else if (seen.has(c)) {
+        out.push({ path: [...at, 'split', k, 'cluster'], message: `cluster "${c}" appears twice in this split` });
+      }
+      seen.add(c);
+    }
+    const w = s['weight'];
+    if (typeof w === 'number' && Number.isInteger(w) && w >= 0) total += w;
+    else allWeights = false;
+  });
+  if (allWeights && total === 0) out.push({ path: [...at, 'split'], message: 'weights must add up to more than 0' });
+
+  const match = r['match'];
+  if (isObj(match)) {
+    const given = ['path', 'path_prefix', 'path_regex'].filter((k) => match[k] !== undefined);
+    if (given.length > 1) {
+      out.push({ path: [...at, 'match'], message: `give at most one of path, path_prefix, path_regex (got ${given.join(', ')})` });
+    }
+    const headers = match['headers'];
+    if (isObj(headers)) {
+      const lower = new Map<string, string>();
+      for (const name of Object.keys(headers)) {
+        const prev = lower.get(name.toLowerCase());
+        if (prev !== undefined) {
+          out.push({ path: [...at, 'match', 'headers', name], message: `header "${name}" is already matched as "${prev}" (names are case-insensitive)` });
+        } else lower.set(name.toLowerCase(), name);
+      }
+    }
+  }
+  if (r['test_crash'] === true && !opts.enableTestHooks) {
+    out.push({ path: [...at, 'test_crash'], message: 'test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)' });
+  }
+}
+
+function checkCluster(c: Obj, at: ConfigPath, out: RawProblem[]): void {
+  const endpoints = c['endpoints'];
+  const hasEndpoints = Array.isArray(endpoints) && endpoints.length > 0;
+  const hasDiscovery = c['discovery'] !== undefined;
+  if (hasEndpoints && hasDiscovery) out.push({ path: at, message: 'give endpoints or discovery, not both' });
+  else if (!hasEndpoints && !hasDiscovery) {
+    out.push({ path: Array.isArray(endpoints) ? [...at, 'endpoints'] : at, message: 'needs at least one endpoint (or discovery)' });
+  }
+  const seen = new Map<string, number>();
+  list(endpoints).forEach((e, k) => {
+    if (!isObj(e) || typeof e['address'] !== 'string') return;
+    const hp = parseHostPort(e['address'], false);
+    if (!hp.ok) return;
+    const key = formatHostPort(hp.value);
+    const prev = seen.get(key);
+    if (prev !== undefined) {
+      out.push({ path: [...at, 'endpoints', k, 'address'], message: `duplicate endpoint ${key} (also endpoints[${prev}])` });
+    } else seen.set(key, k);
+  });
+  const shorthand = c['connect_timeout_ms'];
+  const pool = c['pool'];
+  const inPool = isObj(pool) ? pool['connect_timeout_ms'] : undefined;
+  if (typeof shorthand === 'number' && typeof inPool === 'number' && shorthand !== inPool) {
+    out.push({ path: [...at, 'connect_timeout_ms'], message: `conflicts with pool.connect_timeout_ms (${shorthand} vs ${inPool}); give one` });
+  }
+}
+
+function checkUniqueNames(items: readonly unknown[], at: string | ConfigPath, what: string, out: RawProblem[], names: Set<string>): void {
+  const base: ConfigPath = typeof at === 'string' ? [at] : at;
+  const first = new Map<string, number>();
+  items.forEach((item, i) => {
+    if (!isObj(item) || typeof item['name'] !== 'string') return;
+    const name = item['name'];
+    names.add(name);
+    const prev = first.get(name);
+    if (prev !== undefined) {
+      out.push({ path: [...base, i, 'name'], message: `duplicate ${what} name "${name}" (also ${lastSeg(base)}[${prev}])` });
+    } else first.set(name, i);
+  });
+}
+
+interface Bound {
+  readonly who: string;
+  readonly hp: HostPort;
+}
+
+/** Two listeners (or a listener and the admin server) on one port, counting wildcard overlap. */
+function checkBindAddresses(raw: Obj, listeners: readonly unknown[], out: RawProblem[]): void {
+  const bound: Bound[] = [];
+  const admin = raw['admin'];
+  const adminAddress = isObj(admin) && admin['address'] !== undefined ? admin['address'] : '127.0.0.1:15000';
+  if (typeof adminAddress === 'string') {
+    const hp = parseHostPort(adminAddress, true);
+    if (hp.ok && hp.value.port !== 0) bound.push({ who: 'the admin server', hp: hp.value });
+  }
+  listeners.forEach((l, i) => {
+    if (!isObj(l) || typeof l['address'] !== 'string') return;
+    const hp = parseHostPort(l['address'], true);
+    if (!hp.ok || hp.value.port === 0) return;
+    const clash = bound.find((b) => overlaps(b.hp, hp.value));
+    const who = typeof l['name'] === 'string' ? `listener "${l['name']}"` : `listeners[${i}]`;
+    if (clash !== undefined) {
+      out.push({ path: ['listeners', i, 'address'], message: `${formatHostPort(hp.value)} overlaps ${clash.who} (${formatHostPort(clash.hp)})` });
+    }
+    bound.push({ who, hp: hp.value });
+  });
+}
+
+function overlaps(a: HostPort, b: HostPort): boolean {
+  if (a.port !== b.port) return false;
+  if (a.host === b.host || a.host === '::' || b.host === '::') return true;
+  const v4 = (h: string): boolean => !h.includes(':');
+  return (a.host === '0.0.0.0' && v4(b.host)) || (b.host === '0.0.0.0' && v4(a.host));
+}
+
+function lastSeg(path: ConfigPath): string {
+  const s = path[path.length - 1];
+  return s === undefined ? '' : String(s);
+}
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function list(v: unknown): readonly unknown[] {
+  return Array.isArray(v) ? v : [];
+}

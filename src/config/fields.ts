@@ -1,0 +1,91 @@
+// Reusable zod field schemas for the config format: names, addresses, durations, paths, regexes,
+// hosts and HTTP tokens. Each carries its own precise message; cross-field rules live in checks.ts.
+// Imports only zod and address.ts.
+import { z } from 'zod';
+import { parseHostPort } from './address.js';
+
+/** Largest duration a Node timer can hold (2^31 - 1 ms). */
+export const MAX_MS = 2_147_483_647;
+
+/** Integer milliseconds in [min, MAX_MS]. */
+export function ms(min = 0): z.ZodInt {
+  return z.int().min(min).max(MAX_MS);
+}
+
+/** Names of listeners, clusters and routes (used in stats labels and messages). */
+export const nameField = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]+$/, { error: 'must be a non-empty name of letters, digits, "_", "." or "-"' });
+
+/** RFC 9110 token: HTTP methods and header names. */
+export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+export const methodField = z.string().regex(TOKEN, { error: 'must be an HTTP method token (e.g. GET)' });
+export const headerNameField = z.string().regex(TOKEN, { error: 'must be a header name (an HTTP token)' });
+
+/** `host:port` to bind: port 0 allowed (pick a free port). */
+export const bindAddressField = z.string().superRefine((v, ctx) => {
+  const r = parseHostPort(v, true);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+});
+
+/** `host:port` to connect to: port 1-65535. */
+export const endpointAddressField = z.string().superRefine((v, ctx) => {
+  const r = parseHostPort(v, false);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: r.message });
+});
+
+/** The anchored form the compiled snapshot carries: the whole subject must match. */
+export function anchorRegex(source: string): string {
+  return `^(?:${source})$`;
+}
+
+/** A JS regular expression source that must compile on its own and anchored. */
+export const regexField = z.string().superRefine((v, ctx) => {
+  try {
+    new RegExp(v);
+    new RegExp(anchorRegex(v));
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `does not compile: ${(err as Error).message}` });
+  }
+});
+
+/** A request path or path prefix: starts with `/`, no query, no fragment. */
+export const pathField = z.string().superRefine((v, ctx) => {
+  if (!v.startsWith('/')) ctx.addIssue({ code: 'custom', message: `must start with "/" (got "${v}")` });
+  else if (/[?#]/.test(v)) ctx.addIssue({ code: 'custom', message: 'must not contain "?" or "#" (paths match without the query)' });
+  else if (/[\s\x00-\x1f\x7f]/.test(v)) ctx.addIssue({ code: 'custom', message: 'must not contain spaces or control characters' });
+});
+
+const HOST_LABELS = /^(?:[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/;
+
+/** Route host: a DNS name or IP, `*.suffix`, `*` (any) or `[ipv6]`; never a port. */
+export const matchHostField = z.string().superRefine((v, ctx) => {
+  const h = v.toLowerCase();
+  if (h === '*') return;
+  if (h.startsWith('[')) {
+    if (!/^\[[0-9a-f:.]+\]$/.test(h)) {
+      ctx.addIssue({ code: 'custom', message: `"${v}": write IPv6 hosts as "[::1]" without a port` });
+    }
+    return;
+  }
+  if (/:\d*$/.test(h)) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" must not contain a port (routes match the host without its port)` });
+    return;
+  }
+  const bare = h.startsWith('*.') ? h.slice(2) : h;
+  if (!HOST_LABELS.test(bare)) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a host name (letters, digits, "-", "." and an optional leading "*.")` });
+  }
+});
+
+/** A SPIFFE ID: `spiffe://<trust-domain>[/<path>]`. */
+export const spiffeIdField = z
+  .string()
+  .regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/, {
+    error: 'must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web"',
+  });
+
+/** A header value to match exactly: no CR, LF or NUL. */
+export const headerValueField = z
+  .string()
+  .regex(/^[^\r\n\x00]*$/, { error: 'must not contain CR, LF or NUL' });

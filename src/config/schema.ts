@@ -1,0 +1,137 @@
+// The zod schema of the whole config format (DESIGN.md §4, reference in docs/config.md): shapes,
+// ranges and defaults, strict objects (an unknown key is a problem). Cross-field rules (unknown
+// clusters, duplicates, one-of) live in checks.ts; not-built sections are shaped in future.ts.
+import { z } from 'zod';
+import {
+  bindAddressField,
+  endpointAddressField,
+  headerNameField,
+  headerValueField,
+  matchHostField,
+  methodField,
+  ms,
+  nameField,
+  pathField,
+  regexField,
+  spiffeIdField,
+} from './fields.js';
+import {
+  accessLogSchema,
+  authorizationSchema,
+  clusterTlsSchema,
+  discoverySchema,
+  faultSchema,
+  healthCheckSchema,
+  listenerTlsSchema,
+  outlierDetectionSchema,
+  rateLimitSchema,
+  retriesSchema,
+  retryBudgetSchema,
+  tlsIdentitySchema,
+} from './future.js';
+
+export const nodeSchema = z.strictObject({
+  identity: spiffeIdField.optional(),
+  workers: z
+    .union([z.literal('auto'), z.int().min(1).max(1024)], { error: 'must be "auto" or an integer 1-1024' })
+    .default('auto'),
+  drain_timeout_ms: ms().default(10_000),
+});
+
+export const adminSchema = z.strictObject({
+  address: bindAddressField.default('127.0.0.1:15000'),
+  token_file: z.string().min(1).optional(),
+  history_limit: z.int().min(1).max(1000).default(20),
+});
+
+export const headerMatchSchema = z.union(
+  [
+    headerValueField,
+    z.strictObject({ exact: headerValueField }),
+    z.strictObject({ regex: regexField }),
+    z.strictObject({ present: z.boolean() }),
+  ],
+  { error: 'must be a string, {exact: string}, {regex: string} or {present: boolean}' },
+);
+
+export const matchSchema = z.strictObject({
+  host: matchHostField.optional(),
+  path: pathField.optional(),
+  path_prefix: pathField.optional(),
+  path_regex: regexField.optional(),
+  methods: z.array(methodField).min(1).optional(),
+  headers: z.record(headerNameField, headerMatchSchema).default({}),
+});
+
+export const splitEntrySchema = z.strictObject({
+  cluster: nameField,
+  weight: z.int().min(0).max(1_000_000),
+});
+
+export const routeSchema = z.strictObject({
+  name: nameField.optional(),
+  match: matchSchema.prefault({}),
+  cluster: nameField.optional(),
+  split: z.array(splitEntrySchema).min(1).optional(),
+  timeout_ms: ms().default(15_000),
+  test_crash: z.boolean().default(false),
+  retries: retriesSchema.optional(),
+  fault: faultSchema.optional(),
+  rate_limit: rateLimitSchema.optional(),
+});
+
+export const listenerSchema = z.strictObject({
+  name: nameField,
+  address: bindAddressField,
+  max_request_headers_bytes: z.int().min(1024).max(1_048_576).default(65_536),
+  routes: z.array(routeSchema).min(1),
+  tls: listenerTlsSchema.optional(),
+  authorization: authorizationSchema.optional(),
+  rate_limit: rateLimitSchema.optional(),
+  access_log: accessLogSchema.optional(),
+});
+
+export const endpointSchema = z.strictObject({
+  address: endpointAddressField,
+  weight: z.int().min(1).max(1000).default(1),
+});
+
+export const poolSchema = z.strictObject({
+  connections_per_worker: z.int().min(1).max(10_000).default(64),
+  idle_timeout_ms: ms(1).default(60_000),
+  connect_timeout_ms: ms(1).default(1000),
+});
+
+export const circuitBreakerSchema = z.strictObject({
+  max_requests: z.int().min(1).default(1024),
+  max_pending: z.int().min(0).default(1024),
+});
+
+export const clusterSchema = z.strictObject({
+  name: nameField,
+  lb: z.enum(['least_request', 'round_robin', 'random']).default('least_request'),
+  endpoints: z.array(endpointSchema).default([]),
+  discovery: discoverySchema.optional(),
+  connect_timeout_ms: ms(1).optional(),
+  pool: poolSchema.prefault({}),
+  circuit_breaker: circuitBreakerSchema.prefault({}),
+  tls: clusterTlsSchema.optional(),
+  retry_budget: retryBudgetSchema.optional(),
+  health_check: healthCheckSchema.optional(),
+  outlier_detection: outlierDetectionSchema.optional(),
+});
+
+export const configSchema = z.strictObject({
+  node: nodeSchema.prefault({}),
+  admin: adminSchema.prefault({}),
+  tls: tlsIdentitySchema.optional(),
+  listeners: z.array(listenerSchema).default([]),
+  clusters: z.array(clusterSchema).default([]),
+});
+
+/** A validated config with every default applied (what `LoadResult.source` holds). */
+export type RawConfig = z.output<typeof configSchema>;
+export type RawListener = z.output<typeof listenerSchema>;
+export type RawRoute = z.output<typeof routeSchema>;
+export type RawCluster = z.output<typeof clusterSchema>;
+export type RawAdmin = z.output<typeof adminSchema>;

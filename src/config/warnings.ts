@@ -1,0 +1,47 @@
+// Warnings for config sections that are accepted (and shape-checked by the schema) but whose
+// feature is not built yet in this version: they are ignored at run time, and the user is told.
+// Reads the raw input only, so a section counts as "set" when the file wrote it, not by default.
+import type { ConfigPath, RawProblem } from './paths.js';
+
+const NOT_BUILT = 'accepted, not built yet in this version (ignored)';
+
+const LISTENER_KEYS = ['tls', 'authorization', 'rate_limit', 'access_log'] as const;
+const ROUTE_KEYS = ['retries', 'fault', 'rate_limit'] as const;
+const CLUSTER_KEYS = ['tls', 'retry_budget', 'health_check', 'outlier_detection'] as const;
+
+/** One warning per not-built section present in a (valid) raw config, in document order. */
+export function notBuiltWarnings(raw: unknown): RawProblem[] {
+  const out: RawProblem[] = [];
+  if (!isObj(raw)) return out;
+  warnIfSet(raw, ['tls'], [], out);
+  list(raw['listeners']).forEach((l, i) => {
+    if (!isObj(l)) return;
+    warnIfSet(l, LISTENER_KEYS, ['listeners', i], out);
+    list(l['routes']).forEach((r, j) => {
+      if (isObj(r)) warnIfSet(r, ROUTE_KEYS, ['listeners', i, 'routes', j], out);
+    });
+  });
+  list(raw['clusters']).forEach((c, k) => {
+    if (!isObj(c)) return;
+    const at: ConfigPath = ['clusters', k];
+    if (c['discovery'] !== undefined) {
+      out.push({ path: [...at, 'discovery'], message: `${NOT_BUILT}; the cluster has no endpoints until it is` });
+    }
+    const cb = c['circuit_breaker'];
+    if (isObj(cb)) warnIfSet(cb, ['max_requests'], [...at, 'circuit_breaker'], out);
+    warnIfSet(c, CLUSTER_KEYS, at, out);
+  });
+  return out;
+}
+
+function warnIfSet(obj: Readonly<Record<string, unknown>>, keys: readonly string[], at: ConfigPath, out: RawProblem[]): void {
+  for (const key of keys) if (obj[key] !== undefined) out.push({ path: [...at, key], message: NOT_BUILT });
+}
+
+function isObj(v: unknown): v is Readonly<Record<string, unknown>> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function list(v: unknown): readonly unknown[] {
+  return Array.isArray(v) ? v : [];
+}

@@ -1,0 +1,136 @@
+// One configured listener inside one worker: its uWS app and listen socket, its router (swapped
+// atomically between requests on reload), and the per-request entry point that turns a uWS
+// request into an Exchange — or into a local reply when the request is refused.
+
+import uWS from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { ListenerSpec } from '../config/types.js';
+import { ProxyError } from '../errors.js';
+import type { Rng } from '../lb/types.js';
+import type { Cluster } from '../upstream/cluster.js';
+import type { Ticker } from '../upstream/ticker.js';
+import { Exchange, type ExchangeObserver } from './exchange.js';
+import { writeLocalReply } from './local_reply.js';
+import { buildUpstreamHead, headerLookup, readRequestHead } from './request_head.js';
+import { buildRouter, type Router } from './router.js';
+
+/** Per-route data resolved against the worker's clusters for one config version. */
+interface RouteTarget {
+  /** The single cluster of a plain route; null for a split (picked per request). */
+  readonly cluster: Cluster | null;
+}
+
+/** What a listener needs from its worker. */
+export interface ListenerContext {
+  readonly ticker: Ticker;
+  readonly rng: Rng;
+  cluster(name: string): Cluster | undefined;
+  /** An exchange on this listener finished (stats). */
+  onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
+  /** A request was refused or answered locally (no exchange was created). */
+  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError): void;
+  /** A route marked test_crash was hit (test hook). */
+  onTestCrash(route: string): void;
+}
+
+export class ListenerRuntime implements ExchangeObserver {
+  spec: ListenerSpec;
+  private router: Router;
+  private targets: RouteTarget[];
+  private readonly app: TemplatedApp;
+  private socket: us_listen_socket | null = null;
+  /** Exchanges started on this listener and not yet finished. */
+  inflight = 0;
+  port = 0;
+
+  constructor(
+    spec: ListenerSpec,
+    private readonly ctx: ListenerContext,
+  ) {
+    this.spec = spec;
+    this.router = buildRouter(spec.routes);
+    this.targets = this.resolveTargets();
+    this.app = uWS.App();
+    this.app.any('/*', (res, req) => this.handle(res, req));
+  }
+
+  /** Binds host:port (SO_REUSEPORT, shared with the other workers). Resolves to the bound port. */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(this.spec.host, this.spec.port, (socket) => {
+        if (socket === false) {
+          reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}`));
+          return;
+        }
+        this.socket = socket;
+        this.port = uWS.us_socket_local_port(socket as never);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** A new config version for this listener (same address): new router, same socket. */
+  update(spec: ListenerSpec): void {
+    const router = buildRouter(spec.routes);
+    this.spec = spec;
+    this.router = router;
+    this.targets = this.resolveTargets();
+  }
+
+  /** Clusters were reconciled: re-resolve route targets. */
+  refreshTargets(): void {
+    this.targets = this.resolveTargets();
+  }
+
+  /** Stops accepting connections; requests on open connections are still served. */
+  stopAccepting(): void {
+    if (this.socket !== null) {
+      uWS.us_listen_socket_close(this.socket);
+      this.socket = null;
+    }
+  }
+
+  private resolveTargets(): RouteTarget[] {
+    return this.spec.routes.map((r) => ({
+      cluster: r.action.kind === 'cluster' ? (this.ctx.cluster(r.action.cluster) ?? null) : null,
+    }));
+  }
+
+  private handle(res: HttpResponse, req: HttpRequest): void {
+    let routeIndex = -1;
+    try {
+      const head = readRequestHead(req, this.spec.maxRequestHeadersBytes);
+      const route = this.router.match(head.method, head.host, head.path, headerLookup(head));
+      if (route === null) {
+        throw new ProxyError('no_route', `no route on listener ${this.spec.name} for ${head.method} ${head.host}${head.path}`);
+      }
+      routeIndex = route.index;
+      if (route.spec.testCrash) this.ctx.onTestCrash(route.spec.name);
+      const cluster = this.targets[route.index]?.cluster ?? this.ctx.cluster(route.pickCluster(this.ctx.rng));
+      if (cluster === undefined || cluster === null) {
+        throw new ProxyError('no_healthy_endpoint', `route ${route.spec.name}: cluster is not available`);
+      }
+      const endpoint = cluster.lb.pick(null);
+      if (endpoint === null) {
+        throw new ProxyError('no_healthy_endpoint', `cluster ${cluster.spec.name} has no endpoint`);
+      }
+      const client = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+      const upstreamHead = buildUpstreamHead(head, client, 'http');
+      this.inflight++;
+      new Exchange(res, head, upstreamHead, cluster, endpoint, route.index, this.ctx.ticker, this, route.spec.timeoutMs);
+    } catch (e) {
+      const err = e instanceof ProxyError ? e : new ProxyError('bad_request', 'request could not be processed');
+      if (!(e instanceof ProxyError)) console.error(e);
+      res.onAborted(noop);
+      res.cork(() => writeLocalReply(res, err, null));
+      this.ctx.onLocalReply(this, routeIndex, err);
+    }
+  }
+
+  onExchangeDone(ex: Exchange): void {
+    this.inflight--;
+    this.ctx.onExchangeDone(this, ex);
+  }
+}
+
+function noop(): void {}

@@ -1,0 +1,171 @@
+// Reads a request head out of uWS (synchronously, inside the handler), checks it the way a
+// careful proxy must (DESIGN.md §6), and builds the head we send upstream: hop-by-hop headers
+// removed, x-forwarded-* and x-request-id set, header order and duplicate lines kept.
+// Module-level scratch state: the uWS handler runs to completion before the next one starts.
+
+import { randomUUID } from 'node:crypto';
+import type { HttpRequest } from 'uWebSockets.js';
+import { ProxyError } from '../errors.js';
+
+export const enum BodyFraming {
+  None = 0,
+  Length = 1,
+  Chunked = 2,
+}
+
+/** The checked request head. One per request; fields are plain values. */
+export interface RequestHead {
+  method: string;
+  /** Path without the query, as received. */
+  path: string;
+  /** Path plus `?query` when there is one. */
+  target: string;
+  host: string;
+  framing: BodyFraming;
+  contentLength: number;
+  requestId: string;
+  /** Flat [name, value, ...] as received, in order, lower-case names (uWS lower-cases them). */
+  headers: string[];
+}
+
+// Scratch filled by req.forEach: no closure allocated per request.
+let scratch: string[] = [];
+let scratchBytes = 0;
+function collect(name: string, value: string): void {
+  scratch.push(name, value);
+  scratchBytes += name.length + value.length + 4;
+}
+
+const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Reads and checks the head. Throws ProxyError (bad_request / headers_too_large) for what must
+ * be refused. `maxHeadBytes` bounds request line + headers.
+ */
+export function readRequestHead(req: HttpRequest, maxHeadBytes: number): RequestHead {
+  const method = req.getCaseSensitiveMethod();
+  const path = req.getUrl();
+  const query = req.getQuery() ?? '';
+  scratch = [];
+  scratchBytes = 0;
+  req.forEach(collect);
+  const headers = scratch;
+  if (scratchBytes + path.length + query.length + method.length + 12 > maxHeadBytes) {
+    throw new ProxyError('headers_too_large', `request head is larger than ${maxHeadBytes} bytes`);
+  }
+  if (!TOKEN_METHOD.test(method)) throw new ProxyError('bad_request', 'invalid method');
+  if (path.charCodeAt(0) !== 0x2f /* / */) throw new ProxyError('bad_request', 'request target must be in origin form (/path)');
+  if (path.includes('#') || query.includes('#')) throw new ProxyError('bad_request', 'request target must not carry a #fragment');
+
+  let host: string | null = null;
+  let contentLength = -1;
+  let chunked = false;
+  let requestId = '';
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    const value = headers[i + 1]!;
+    if (value.includes('\uFFFD')) {
+      // uWS decodes header bytes as UTF-8; invalid bytes arrive replaced and cannot be forwarded exactly.
+      throw new ProxyError('bad_request', `header "${name}" has bytes that are not valid UTF-8`);
+    }
+    switch (name) {
+      case 'host':
+        if (host !== null) throw new ProxyError('bad_request', 'more than one Host header');
+        host = value;
+        break;
+      case 'content-length': {
+        if (!/^\d{1,15}$/.test(value)) throw new ProxyError('bad_request', 'invalid Content-Length');
+        const n = Number(value);
+        if (contentLength >= 0 && n !== contentLength) throw new ProxyError('bad_request', 'differing Content-Length headers');
+        contentLength = n;
+        break;
+      }
+      case 'transfer-encoding':
+        if (chunked || value.toLowerCase() !== 'chunked') {
+          throw new ProxyError('bad_request', `unsupported Transfer-Encoding "${value.slice(0, 64)}" (only a single "chunked" is accepted)`);
+        }
+        chunked = true;
+        break;
+      case 'x-request-id':
+        if (requestId === '') requestId = value;
+        break;
+    }
+  }
+  if (host === null || host === '') throw new ProxyError('bad_request', 'missing Host header');
+  if (chunked && contentLength >= 0) throw new ProxyError('bad_request', 'both Content-Length and Transfer-Encoding');
+  return {
+    method,
+    path,
+    target: query.length > 0 ? `${path}?${query}` : path,
+    host,
+    framing: chunked ? BodyFraming.Chunked : contentLength > 0 ? BodyFraming.Length : BodyFraming.None,
+    contentLength,
+    requestId: requestId === '' ? randomUUID() : requestId,
+    headers,
+  };
+}
+
+/** A header lookup over a head's flat header list (for route matching). */
+export function headerLookup(head: RequestHead): (name: string) => string | undefined {
+  const h = head.headers;
+  return (name: string) => {
+    for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
+    return undefined;
+  };
+}
+
+/**
+ * The request head sent upstream, as one string (written as UTF-8, which restores the bytes uWS
+ * decoded). Drops hop-by-hop headers (RFC 9110 §7.6.1) and those named in Connection, `expect`
+ * (we answer 100-continue ourselves), and proxy-* headers meant for us; appends the client to
+ * x-forwarded-for, sets x-forwarded-proto and x-request-id.
+ */
+export function buildUpstreamHead(head: RequestHead, clientAddress: string, proto: string): string {
+  const h = head.headers;
+  let connectionTokens: string[] | null = null;
+  let xff = '';
+  let sawLength = false;
+  let out = `${head.method} ${head.target} HTTP/1.1\r\n`;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] === 'connection') {
+      for (const t of h[i + 1]!.split(',')) {
+        const tok = t.trim().toLowerCase();
+        if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (connectionTokens ??= []).push(tok);
+      }
+    }
+  }
+  for (let i = 0; i < h.length; i += 2) {
+    const name = h[i]!;
+    const value = h[i + 1]!;
+    switch (name) {
+      case 'connection':
+      case 'keep-alive':
+      case 'transfer-encoding':
+      case 'upgrade':
+      case 'proxy-connection':
+      case 'proxy-authorization':
+      case 'proxy-authenticate':
+      case 'expect':
+      case 'x-forwarded-proto':
+        continue;
+      case 'te':
+        // Only "trailers" is meaningful end to end (gRPC needs it).
+        if (value.toLowerCase() === 'trailers') out += 'te: trailers\r\n';
+        continue;
+      case 'x-forwarded-for':
+        xff = xff === '' ? value : `${xff}, ${value}`;
+        continue;
+      case 'x-request-id':
+        continue; // re-added below, exactly once
+      case 'content-length':
+        if (sawLength) continue; // duplicates were checked to be equal
+        sawLength = true;
+        break;
+    }
+    if (connectionTokens !== null && connectionTokens.includes(name)) continue;
+    out += `${name}: ${value}\r\n`;
+  }
+  out += `x-forwarded-for: ${xff === '' ? clientAddress : `${xff}, ${clientAddress}`}\r\nx-forwarded-proto: ${proto}\r\nx-request-id: ${head.requestId}\r\n`;
+  if (head.framing === BodyFraming.Chunked) out += 'transfer-encoding: chunked\r\n';
+  return out + '\r\n';
+}

@@ -1,0 +1,201 @@
+// Main-thread stats: merges the workers' StatsDeltas into running totals and serves them as the
+// `/stats` JSON and the `/metrics` Prometheus text. Counters add; hdr histograms merge exactly
+// (decode + add, never averaged percentiles); gauges keep the latest value per worker and are
+// summed across workers. Everything configured is declared up front so it shows as zero.
+
+import type { Snapshot } from '../config/types.js';
+import type { CellDelta, ClusterDelta, ClusterGauges, StatsDelta } from './delta.js';
+import { CODE_CLASS_COUNT } from './delta.js';
+import { decodeHistogram } from './histogram.js';
+import { buildStatsJson } from './json.js';
+import type { StatsJson } from './json.js';
+import { PrometheusExporter } from './prometheus.js';
+import { CellTotals, ClusterTotals } from './totals.js';
+import type { GaugeSums, StatsView } from './totals.js';
+
+export type { StatsJson } from './json.js';
+
+/** A route to declare; `clusters` are the clusters it can send to (its cluster or split). */
+export interface DeclaredRoute {
+  readonly listener: string;
+  readonly route: string;
+  readonly clusters?: readonly string[];
+}
+
+export class StatsAggregator {
+  private readonly cellTotals = new Map<string, CellTotals>();
+  private readonly clusterTotals = new Map<string, ClusterTotals>();
+  /** Latest gauges per worker, per cluster. */
+  private readonly workerGauges = new Map<number, Map<string, ClusterGauges>>();
+  private configVersion = 0;
+  private workerRestarts = 0;
+  private readonly view: StatsView;
+  private readonly exporter: PrometheusExporter;
+
+  constructor() {
+    const self = this;
+    this.view = {
+      get configVersion() {
+        return self.configVersion;
+      },
+      get workerRestarts() {
+        return self.workerRestarts;
+      },
+      cells: () => this.cellTotals.values(),
+      clusters: () => this.clusterTotals.values(),
+      gauges: (cluster) => this.gaugeSums(cluster),
+    };
+    this.exporter = new PrometheusExporter(this.view);
+  }
+
+  /** Merges one worker's delta. */
+  apply(delta: StatsDelta): void {
+    for (const cell of delta.cells) this.applyCell(cell);
+    for (const c of delta.clusters) this.applyCluster(delta.workerId, c);
+  }
+
+  /** A worker is gone (crashed, replaced): its gauges stop counting; its counters stay. */
+  forgetWorker(workerId: number): void {
+    this.workerGauges.delete(workerId);
+  }
+
+  incWorkerRestarts(): void {
+    this.workerRestarts += 1;
+  }
+
+  setConfigVersion(v: number): void {
+    this.configVersion = v;
+  }
+
+  /**
+   * Makes every configured listener, route and cluster visible with zero values before any
+   * traffic. Call once per config version. A listener shows as its no-route cell
+   * (route "", cluster ""); a route as one cell per cluster it can send to (or cluster "" when
+   * `clusters` is not given). Zero-valued entries that the new config no longer names are
+   * dropped; anything that has counted something stays.
+   */
+  declare(listeners: readonly string[], routes: readonly DeclaredRoute[], clusters: readonly string[]): void {
+    const wantedCells = new Set<string>();
+    const wantCell = (listener: string, route: string, cluster: string): void => {
+      const key = cellKey(listener, route, cluster);
+      wantedCells.add(key);
+      this.cell(key, listener, route, cluster);
+    };
+    for (const l of listeners) wantCell(l, '', '');
+    for (const r of routes) {
+      if (r.clusters === undefined || r.clusters.length === 0) wantCell(r.listener, r.route, '');
+      else for (const c of r.clusters) wantCell(r.listener, r.route, c);
+    }
+    const wantedClusters = new Set(clusters);
+    for (const c of clusters) this.cluster(c);
+
+    for (const [key, cell] of this.cellTotals) {
+      if (!wantedCells.has(key) && cell.requests === 0) this.cellTotals.delete(key);
+    }
+    for (const cell of this.cellTotals.values()) if (cell.cluster !== '') wantedClusters.add(cell.cluster);
+    for (const [name, c] of this.clusterTotals) {
+      if (!wantedClusters.has(name) && isZeroCluster(c) && !this.hasGauges(name)) this.clusterTotals.delete(name);
+    }
+  }
+
+  /** declare() from a compiled snapshot: every listener, route (with its clusters) and cluster. */
+  declareSnapshot(snapshot: Pick<Snapshot, 'listeners' | 'clusters'>): void {
+    const routes: DeclaredRoute[] = [];
+    for (const l of snapshot.listeners) {
+      for (const r of l.routes) {
+        const clusters = r.action.kind === 'cluster' ? [r.action.cluster] : r.action.split.map((s) => s.cluster);
+        routes.push({ listener: l.name, route: r.name, clusters: [...new Set(clusters)] });
+      }
+    }
+    this.declare(
+      snapshot.listeners.map((l) => l.name),
+      routes,
+      snapshot.clusters.map((c) => c.name),
+    );
+  }
+
+  toJSON(): StatsJson {
+    return buildStatsJson(this.view);
+  }
+
+  /** Prometheus text exposition (format 0.0.4) from this aggregator's own prom-client Registry. */
+  prometheus(): Promise<string> {
+    return this.exporter.metrics();
+  }
+
+  /** Content-Type for prometheus()'s answer. */
+  get prometheusContentType(): string {
+    return this.exporter.contentType;
+  }
+
+  private applyCell(d: CellDelta): void {
+    const t = this.cell(cellKey(d.listener, d.route, d.cluster), d.listener, d.route, d.cluster);
+    t.requests += d.requests;
+    for (let i = 0; i < CODE_CLASS_COUNT; i++) t.classes[i]! += d.classes[i] ?? 0;
+    t.bytesIn += d.bytesIn;
+    t.bytesOut += d.bytesOut;
+    t.durationSumMicros += d.durationSumMicros;
+    if (d.latency !== null) t.addLatency(decodeHistogram(d.latency));
+    if (d.cluster !== '') this.cluster(d.cluster);
+  }
+
+  private applyCluster(workerId: number, d: ClusterDelta): void {
+    const t = this.cluster(d.name);
+    t.connectFailures += d.connectFailures;
+    t.timeouts += d.timeouts;
+    t.resets += d.resets;
+    t.upstreamSumMicros += d.upstreamSumMicros;
+    if (d.upstreamLatency !== null) t.addUpstream(decodeHistogram(d.upstreamLatency));
+    if (d.gauges !== null) {
+      let perCluster = this.workerGauges.get(workerId);
+      if (perCluster === undefined) {
+        perCluster = new Map();
+        this.workerGauges.set(workerId, perCluster);
+      }
+      perCluster.set(d.name, { active: d.gauges.active, poolOpen: d.gauges.poolOpen, poolIdle: d.gauges.poolIdle });
+    }
+  }
+
+  private cell(key: string, listener: string, route: string, cluster: string): CellTotals {
+    let t = this.cellTotals.get(key);
+    if (t === undefined) {
+      t = new CellTotals(listener, route, cluster);
+      this.cellTotals.set(key, t);
+    }
+    return t;
+  }
+
+  private cluster(name: string): ClusterTotals {
+    let t = this.clusterTotals.get(name);
+    if (t === undefined) {
+      t = new ClusterTotals(name);
+      this.clusterTotals.set(name, t);
+    }
+    return t;
+  }
+
+  private gaugeSums(cluster: string): GaugeSums {
+    const sums: GaugeSums = { active: 0, poolOpen: 0, poolIdle: 0 };
+    for (const perCluster of this.workerGauges.values()) {
+      const g = perCluster.get(cluster);
+      if (g === undefined) continue;
+      sums.active += g.active;
+      sums.poolOpen += g.poolOpen;
+      sums.poolIdle += g.poolIdle;
+    }
+    return sums;
+  }
+
+  private hasGauges(cluster: string): boolean {
+    for (const perCluster of this.workerGauges.values()) if (perCluster.has(cluster)) return true;
+    return false;
+  }
+}
+
+function cellKey(listener: string, route: string, cluster: string): string {
+  return `${listener}\u0000${route}\u0000${cluster}`;
+}
+
+function isZeroCluster(c: ClusterTotals): boolean {
+  return c.connectFailures === 0 && c.timeouts === 0 && c.resets === 0 && c.upstream === null;
+}

@@ -1,0 +1,79 @@
+// Main-thread running totals (since start) that the aggregator keeps and the JSON and Prometheus
+// views read: one CellTotals per (listener, route, cluster), one ClusterTotals per cluster.
+// Mutable plain state; merging rules live in aggregate.ts.
+
+import type { JsHistogram } from 'hdr-histogram-js';
+import { CODE_CLASS_COUNT } from './delta.js';
+import { newAccumulator } from './histogram.js';
+
+/** Counts and latency of requests; shared shape of cells and of the listener/route/cluster roll-ups. */
+export class RequestTotals {
+  requests = 0;
+  /** By response class, indexed like CODE_CLASSES. */
+  readonly classes: number[] = new Array<number>(CODE_CLASS_COUNT).fill(0);
+  bytesIn = 0;
+  bytesOut = 0;
+  durationSumMicros = 0;
+  /** Total request duration, µs; null until the first sample. */
+  latency: JsHistogram | null = null;
+
+  /** Adds another total into this one (exact: counts and histogram slots add). */
+  addTotals(other: RequestTotals): void {
+    this.requests += other.requests;
+    for (let i = 0; i < CODE_CLASS_COUNT; i++) this.classes[i]! += other.classes[i]!;
+    this.bytesIn += other.bytesIn;
+    this.bytesOut += other.bytesOut;
+    this.durationSumMicros += other.durationSumMicros;
+    if (other.latency !== null) this.addLatency(other.latency);
+  }
+
+  addLatency(h: JsHistogram): void {
+    if (this.latency === null) this.latency = newAccumulator();
+    this.latency.add(h);
+  }
+}
+
+/** One (listener, route, cluster); '' = no route / no cluster. */
+export class CellTotals extends RequestTotals {
+  constructor(
+    readonly listener: string,
+    readonly route: string,
+    readonly cluster: string,
+  ) {
+    super();
+  }
+}
+
+export class ClusterTotals {
+  connectFailures = 0;
+  timeouts = 0;
+  resets = 0;
+  upstreamSumMicros = 0;
+  /** Upstream durations, µs; null until the first sample. */
+  upstream: JsHistogram | null = null;
+
+  constructor(readonly name: string) {}
+
+  addUpstream(h: JsHistogram): void {
+    if (this.upstream === null) this.upstream = newAccumulator();
+    this.upstream.add(h);
+  }
+}
+
+/** Gauges of one cluster, summed over the live workers. */
+export interface GaugeSums {
+  active: number;
+  poolOpen: number;
+  poolIdle: number;
+}
+
+/** What the JSON and Prometheus views read. */
+export interface StatsView {
+  readonly configVersion: number;
+  readonly workerRestarts: number;
+  /** All cells, declared (zero) or seen in a delta. */
+  cells(): Iterable<CellTotals>;
+  /** All clusters, declared (zero) or seen in a delta. */
+  clusters(): Iterable<ClusterTotals>;
+  gauges(cluster: string): GaugeSums;
+}

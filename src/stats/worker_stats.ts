@@ -1,0 +1,319 @@
+// Per-worker stats: the recording side, called on every finished request. Handles are built once
+// per config version (by name, so counters continue across reloads); record() then touches only
+// fields of pre-built objects — no strings, no Map lookups, no allocation after a cell's first
+// request. takeDelta() packs everything since the previous call into a StatsDelta for the main
+// thread. Touches nothing outside this worker.
+
+import type { CellDelta, ClassCounts, ClusterDelta, StatsDelta } from './delta.js';
+import { CODE_CLASS_COUNT } from './delta.js';
+import { LatencyRecorder, encodeHistogram, newScratchHistogram } from './histogram.js';
+import type { JsHistogram } from 'hdr-histogram-js';
+
+/** A latency recorder unused for this many takeDelta() intervals is released (≈69 KiB each). */
+const RELEASE_AFTER_IDLE_INTERVALS = 8;
+
+/** Response class index (see CODE_CLASSES): 1..5 for 1xx..5xx, 0 for no response / out of range. */
+export function codeClassIndex(status: number): number {
+  const k = (status / 100) | 0;
+  return k >= 1 && k <= 5 ? k : 0;
+}
+
+/** One listener. Requests that matched no route are counted on its `noRoute` pseudo-route. */
+export class ListenerStatsHandle {
+  /** @internal */ readonly noRoute: RouteStatsHandle;
+  /** @internal */ readonly routes = new Map<string, RouteStatsHandle>();
+
+  constructor(readonly name: string) {
+    this.noRoute = new RouteStatsHandle(this, '');
+  }
+}
+
+/** One route of one listener. */
+export class RouteStatsHandle {
+  /** @internal Cells by cluster slot: 0 = no cluster, else ClusterStatsHandle.slot. */
+  readonly cells: Array<RequestCell | null> = [];
+
+  constructor(
+    readonly listener: ListenerStatsHandle,
+    readonly name: string,
+  ) {}
+}
+
+/** One upstream cluster: its own counters and gauges, and the slot its cells use in routes. */
+export class ClusterStatsHandle {
+  connectFailures = 0;
+  timeouts = 0;
+  resets = 0;
+  /** @internal */ upstream: LatencyRecorder | null = null;
+  /** @internal */ upstreamUsedInterval = 0;
+  active = 0;
+  poolOpen = 0;
+  poolIdle = 0;
+  /** @internal a gauge was set since the last delta */ gaugesSet = false;
+  /** @internal in WorkerStats.dirtyClusters */ dirty = false;
+
+  constructor(
+    readonly name: string,
+    /** @internal index into RouteStatsHandle.cells, ≥ 1 */ readonly slot: number,
+  ) {}
+}
+
+/** Requests of one (route, cluster) pair in the current interval. */
+class RequestCell {
+  requests = 0;
+  readonly classes = new Float64Array(CODE_CLASS_COUNT);
+  bytesIn = 0;
+  bytesOut = 0;
+  latency: LatencyRecorder | null = null;
+  usedInterval = 0;
+  dirty = false;
+
+  constructor(
+    readonly route: RouteStatsHandle,
+    readonly cluster: ClusterStatsHandle | null,
+  ) {}
+}
+
+export class WorkerStats {
+  private readonly listeners = new Map<string, ListenerStatsHandle>();
+  private readonly clusters = new Map<string, ClusterStatsHandle>();
+  private readonly dirtyCells: RequestCell[] = [];
+  private readonly dirtyClusters: ClusterStatsHandle[] = [];
+  /** Cells and clusters currently holding a LatencyRecorder (swept for idle ones). */
+  private cellsWithRecorder: RequestCell[] = [];
+  private clustersWithRecorder: ClusterStatsHandle[] = [];
+  /** Number of takeDelta() calls so far; recorders remember the interval they were last used in. */
+  private interval = 0;
+  private scratch: JsHistogram | null = null;
+
+  constructor(readonly workerId: number) {}
+
+  listener(name: string): ListenerStatsHandle {
+    let l = this.listeners.get(name);
+    if (l === undefined) {
+      l = new ListenerStatsHandle(name);
+      this.listeners.set(name, l);
+    }
+    return l;
+  }
+
+  /** Same (listener, route) → the same handle, across config versions. */
+  route(listener: string, route: string): RouteStatsHandle {
+    const l = this.listener(listener);
+    if (route === '') return l.noRoute;
+    let r = l.routes.get(route);
+    if (r === undefined) {
+      r = new RouteStatsHandle(l, route);
+      l.routes.set(route, r);
+    }
+    return r;
+  }
+
+  cluster(name: string): ClusterStatsHandle {
+    let c = this.clusters.get(name);
+    if (c === undefined) {
+      c = new ClusterStatsHandle(name, this.clusters.size + 1);
+      this.clusters.set(name, c);
+    }
+    return c;
+  }
+
+  /**
+   * One finished request. `r` null = no route matched (counted on the listener); when `r` is
+   * given it carries its listener and `l` is not consulted. `c` null = no cluster (local reply).
+   * Durations in µs; `upstreamMicros` ≤ 0 = no upstream exchange (not recorded).
+   * `status` 0 = no response (client aborted, connection reset mid-response).
+   */
+  record(
+    l: ListenerStatsHandle,
+    r: RouteStatsHandle | null,
+    c: ClusterStatsHandle | null,
+    status: number,
+    totalMicros: number,
+    upstreamMicros: number,
+    bytesIn: number,
+    bytesOut: number,
+  ): void {
+    const route = r === null ? l.noRoute : r;
+    const slot = c === null ? 0 : c.slot;
+    let cell = route.cells[slot];
+    if (cell === undefined || cell === null) cell = newCell(route, c, slot);
+    cell.requests += 1;
+    cell.classes[codeClassIndex(status)]! += 1;
+    cell.bytesIn += bytesIn;
+    cell.bytesOut += bytesOut;
+    let latency = cell.latency;
+    if (latency === null) latency = this.attachCellRecorder(cell);
+    latency.record(totalMicros);
+    if (!cell.dirty) {
+      cell.dirty = true;
+      this.dirtyCells.push(cell);
+    }
+    if (c !== null && upstreamMicros > 0) {
+      let upstream = c.upstream;
+      if (upstream === null) upstream = this.attachClusterRecorder(c);
+      upstream.record(upstreamMicros);
+      if (!c.dirty) this.markCluster(c);
+    }
+  }
+
+  upstreamConnectFailure(c: ClusterStatsHandle): void {
+    c.connectFailures += 1;
+    if (!c.dirty) this.markCluster(c);
+  }
+
+  upstreamTimeout(c: ClusterStatsHandle): void {
+    c.timeouts += 1;
+    if (!c.dirty) this.markCluster(c);
+  }
+
+  upstreamReset(c: ClusterStatsHandle): void {
+    c.resets += 1;
+    if (!c.dirty) this.markCluster(c);
+  }
+
+  /** In-flight requests to the cluster on this worker. */
+  setActive(c: ClusterStatsHandle, active: number): void {
+    c.active = active;
+    c.gaugesSet = true;
+    if (!c.dirty) this.markCluster(c);
+  }
+
+  /** Pooled upstream connections of the cluster on this worker: open (busy + idle) and idle. */
+  setPoolConnections(c: ClusterStatsHandle, open: number, idle: number): void {
+    c.poolOpen = open;
+    c.poolIdle = idle;
+    c.gaugesSet = true;
+    if (!c.dirty) this.markCluster(c);
+  }
+
+  /** Everything recorded since the previous call (structured-clone safe); resets the counters. */
+  takeDelta(): StatsDelta {
+    this.interval += 1;
+    const cells: CellDelta[] = [];
+    for (const cell of this.dirtyCells) {
+      cells.push(this.takeCell(cell));
+    }
+    this.dirtyCells.length = 0;
+    const clusters: ClusterDelta[] = [];
+    for (const c of this.dirtyClusters) {
+      clusters.push(this.takeCluster(c));
+    }
+    this.dirtyClusters.length = 0;
+    this.releaseIdleRecorders();
+    return { workerId: this.workerId, cells, clusters };
+  }
+
+  private takeCell(cell: RequestCell): CellDelta {
+    const k = cell.classes;
+    const classes: ClassCounts = [k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!];
+    let latency: string | null = null;
+    let durationSumMicros = 0;
+    if (cell.latency !== null && cell.latency.total > 0) {
+      durationSumMicros = cell.latency.sumMicros;
+      latency = this.encode(cell.latency);
+      cell.usedInterval = this.interval;
+    }
+    const delta: CellDelta = {
+      listener: cell.route.listener.name,
+      route: cell.route.name,
+      cluster: cell.cluster === null ? '' : cell.cluster.name,
+      requests: cell.requests,
+      classes,
+      bytesIn: cell.bytesIn,
+      bytesOut: cell.bytesOut,
+      durationSumMicros,
+      latency,
+    };
+    cell.requests = 0;
+    k.fill(0);
+    cell.bytesIn = 0;
+    cell.bytesOut = 0;
+    cell.dirty = false;
+    return delta;
+  }
+
+  private takeCluster(c: ClusterStatsHandle): ClusterDelta {
+    let upstreamLatency: string | null = null;
+    let upstreamSumMicros = 0;
+    if (c.upstream !== null && c.upstream.total > 0) {
+      upstreamSumMicros = c.upstream.sumMicros;
+      upstreamLatency = this.encode(c.upstream);
+      c.upstreamUsedInterval = this.interval;
+    }
+    const delta: ClusterDelta = {
+      name: c.name,
+      connectFailures: c.connectFailures,
+      timeouts: c.timeouts,
+      resets: c.resets,
+      upstreamSumMicros,
+      upstreamLatency,
+      gauges: c.gaugesSet ? { active: c.active, poolOpen: c.poolOpen, poolIdle: c.poolIdle } : null,
+    };
+    c.connectFailures = 0;
+    c.timeouts = 0;
+    c.resets = 0;
+    c.gaugesSet = false;
+    c.dirty = false;
+    return delta;
+  }
+
+  private encode(recorder: LatencyRecorder): string {
+    let h = this.scratch;
+    if (h === null) h = this.scratch = newScratchHistogram();
+    recorder.takeInto(h);
+    const encoded = encodeHistogram(h);
+    h.reset();
+    return encoded;
+  }
+
+  private markCluster(c: ClusterStatsHandle): void {
+    c.dirty = true;
+    this.dirtyClusters.push(c);
+  }
+
+  private attachCellRecorder(cell: RequestCell): LatencyRecorder {
+    const recorder = new LatencyRecorder();
+    cell.latency = recorder;
+    cell.usedInterval = this.interval;
+    this.cellsWithRecorder.push(cell);
+    return recorder;
+  }
+
+  private attachClusterRecorder(c: ClusterStatsHandle): LatencyRecorder {
+    const recorder = new LatencyRecorder();
+    c.upstream = recorder;
+    c.upstreamUsedInterval = this.interval;
+    this.clustersWithRecorder.push(c);
+    return recorder;
+  }
+
+  /** Bounds memory to the recently used cells: idle recorders go back to the GC. */
+  private releaseIdleRecorders(): void {
+    const oldest = this.interval - RELEASE_AFTER_IDLE_INTERVALS;
+    if (this.cellsWithRecorder.some((cell) => cell.usedInterval <= oldest)) {
+      this.cellsWithRecorder = this.cellsWithRecorder.filter((cell) => {
+        if (cell.usedInterval > oldest) return true;
+        cell.latency = null;
+        return false;
+      });
+    }
+    if (this.clustersWithRecorder.some((c) => c.upstreamUsedInterval <= oldest)) {
+      this.clustersWithRecorder = this.clustersWithRecorder.filter((c) => {
+        if (c.upstreamUsedInterval > oldest) return true;
+        c.upstream = null;
+        return false;
+      });
+    }
+  }
+}
+
+/** First request of a (route, cluster) pair: the only allocation on the record() path. */
+function newCell(route: RouteStatsHandle, c: ClusterStatsHandle | null, slot: number): RequestCell {
+  const cells = route.cells;
+  // Grow densely (never leave holes past the end) so the array keeps fast elements.
+  while (cells.length <= slot) cells.push(null);
+  const cell = new RequestCell(route, c);
+  cells[slot] = cell;
+  return cell;
+}

@@ -1,0 +1,78 @@
+// A cluster as one worker sees it: its endpoints (each with its own connection pool and
+// in-flight count), its load balancer, and its pending-request budget. `reconcile` applies a new
+// config version: an endpoint present before and after keeps its pool and in-flight requests,
+// a removed one drains, a new one starts empty (DESIGN.md §1).
+
+import type { ClusterSpec, EndpointSpec } from '../config/types.js';
+import { createLoadBalancer } from '../lb/index.js';
+import type { LbHost, LoadBalancer, Rng } from '../lb/types.js';
+import { EndpointPool, type PendingBudget } from './pool.js';
+import type { Ticker } from './ticker.js';
+
+export class Endpoint implements LbHost {
+  weight: number;
+  active = 0;
+  healthy = true;
+  readonly pool: EndpointPool;
+  constructor(
+    readonly address: string,
+    spec: EndpointSpec,
+    cluster: ClusterSpec,
+    budget: PendingBudget,
+    ticker: Ticker,
+  ) {
+    this.weight = spec.weight;
+    this.pool = new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker);
+  }
+}
+
+export class Cluster {
+  spec: ClusterSpec;
+  endpoints: Endpoint[] = [];
+  lb: LoadBalancer<Endpoint>;
+  readonly budget: PendingBudget;
+  /** Requests in flight across the cluster's endpoints on this worker. */
+  active = 0;
+
+  constructor(
+    spec: ClusterSpec,
+    private readonly ticker: Ticker,
+    private readonly rng: Rng,
+  ) {
+    this.spec = spec;
+    this.budget = { pending: 0, max: spec.pool.maxPending };
+    this.endpoints = spec.endpoints.map((e) => new Endpoint(e.address, e, spec, this.budget, ticker));
+    this.lb = createLoadBalancer(spec.lb, this.endpoints, rng);
+  }
+
+  /** Applies a new version of this cluster's spec. */
+  reconcile(spec: ClusterSpec): void {
+    const old = new Map(this.endpoints.map((e) => [e.address, e]));
+    const next: Endpoint[] = [];
+    for (const e of spec.endpoints) {
+      const kept = old.get(e.address);
+      if (kept !== undefined) {
+        old.delete(e.address);
+        kept.weight = e.weight;
+        kept.pool.spec = spec.pool;
+        next.push(kept);
+      } else {
+        next.push(new Endpoint(e.address, e, spec, this.budget, this.ticker));
+      }
+    }
+    for (const gone of old.values()) gone.pool.drain();
+    this.spec = spec;
+    this.budget.max = spec.pool.maxPending;
+    this.endpoints = next;
+    this.lb = createLoadBalancer(spec.lb, next, this.rng);
+  }
+
+  /** The cluster left the config: drain every endpoint. */
+  drain(): void {
+    for (const e of this.endpoints) e.pool.drain();
+  }
+
+  close(): void {
+    for (const e of this.endpoints) e.pool.close();
+  }
+}

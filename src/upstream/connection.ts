@@ -1,0 +1,250 @@
+// One persistent HTTP/1.1 connection to an upstream endpoint: a small state machine
+// (CONNECTING → IDLE ⇄ BUSY → CLOSED) around a net.Socket that reads into one shared buffer
+// (net's `onread`, no allocation per read) and a strict response parser. The connection carries
+// one request at a time; the pool decides who gets it.
+
+import net from 'node:net';
+import { ProxyError } from '../errors.js';
+import { ResponseParser, type ResponseSink } from './response_parser.js';
+import type { Ticker, Timed } from './ticker.js';
+
+export const enum ConnState {
+  Connecting = 'CONNECTING',
+  Idle = 'IDLE',
+  Busy = 'BUSY',
+  Closed = 'CLOSED',
+}
+
+const LEGAL: Readonly<Record<ConnState, readonly ConnState[]>> = {
+  [ConnState.Connecting]: [ConnState.Busy, ConnState.Idle, ConnState.Closed],
+  [ConnState.Idle]: [ConnState.Busy, ConnState.Closed],
+  [ConnState.Busy]: [ConnState.Idle, ConnState.Closed],
+  [ConnState.Closed]: [],
+};
+
+/** What a request in flight on a connection hears from it. */
+export interface UpstreamRequest extends ResponseSink {
+  /** The connection is ready for this request's head and body. */
+  onConnection(conn: UpstreamConnection): void;
+  /** The connection failed before the response completed. */
+  onUpstreamError(err: ProxyError, conn: UpstreamConnection | null): void;
+  /** The socket drained after a write returned false (request body backpressure). */
+  onUpstreamWritable(): void;
+  /** Whether this request is a HEAD (its response has no body whatever the headers say). */
+  readonly isHead: boolean;
+  /** Runs `task` with the client connection corked, so that head and body of one read leave in one syscall. */
+  runCorked(task: () => void): void;
+}
+
+/** What the connection tells its pool. */
+export interface ConnectionOwner {
+  onConnected(conn: UpstreamConnection): void;
+  onReusable(conn: UpstreamConnection): void;
+  onClosed(conn: UpstreamConnection): void;
+}
+
+// One read buffer per thread, shared by every upstream socket: reads happen one at a time.
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+let nextId = 1;
+
+export class UpstreamConnection implements Timed {
+  readonly id = nextId++;
+  state: ConnState = ConnState.Connecting;
+  request: UpstreamRequest | null = null;
+  /** Set by the request when its last body byte has been written. */
+  requestComplete = false;
+  /** Requests served on this connection (the first is 1). */
+  uses = 0;
+  /** Ticker deadline: connect timeout while connecting. */
+  deadline = 0;
+  lastUsed = 0;
+  private readonly socket: net.Socket;
+  private readonly parser = new ResponseParser();
+  private paused = false;
+  private readN = 0;
+  private readBuf: Buffer = READ_BUFFER;
+  private readonly processRead = (): void => this.process(this.readBuf, this.readN);
+
+  constructor(
+    private readonly owner: ConnectionOwner,
+    readonly host: string,
+    readonly port: number,
+    private readonly ticker: Ticker,
+    connectTimeoutMs: number,
+  ) {
+    this.socket = net.connect({
+      host,
+      port,
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
+    });
+    this.socket.on('connect', () => this.onConnect());
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
+    this.socket.on('end', () => this.onSocketEnd());
+    this.socket.on('close', () => this.onSocketClose());
+    this.socket.on('drain', () => this.request?.onUpstreamWritable());
+    if (connectTimeoutMs > 0) {
+      this.deadline = ticker.fresh() + connectTimeoutMs;
+      ticker.add(this);
+    }
+  }
+
+  /** Moves to a new state; an illegal transition is a bug and throws. */
+  private transition(to: ConnState): void {
+    if (!LEGAL[this.state].includes(to)) {
+      throw new Error(`upstream connection ${this.id}: illegal transition ${this.state} → ${to}`);
+    }
+    this.state = to;
+  }
+
+  /** Gives the connection to a request (the pool calls this). */
+  assign(req: UpstreamRequest): void {
+    this.request = req;
+    this.requestComplete = false;
+    this.uses++;
+    if (this.state === ConnState.Connecting) return; // told once connected
+    this.transition(ConnState.Busy);
+    this.parser.start(req, req.isHead);
+    req.onConnection(this);
+  }
+
+  write(data: string | Buffer): boolean {
+    return this.socket.write(data as never);
+  }
+
+  cork(): void {
+    this.socket.cork();
+  }
+
+  uncork(): void {
+    this.socket.uncork();
+  }
+
+  /** Response backpressure: stop reading until resumeReading(). */
+  pauseReading(): void {
+    if (!this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    }
+  }
+
+  resumeReading(): void {
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Whether the request on this connection was sent over a connection that had served others. */
+  get reused(): boolean {
+    return this.uses > 1;
+  }
+
+  /** Whether no byte of the current response has arrived yet. */
+  get awaitingResponse(): boolean {
+    return this.parser.idleAtStart;
+  }
+
+  /** Closes the connection now; the current request (if any) is not told. */
+  destroy(): void {
+    this.request = null;
+    if (this.state !== ConnState.Closed) {
+      this.transition(ConnState.Closed);
+      this.ticker.delete(this);
+      this.socket.destroy();
+      this.owner.onClosed(this);
+    }
+  }
+
+  /** Connect timeout. */
+  onDeadline(): void {
+    if (this.state === ConnState.Connecting) {
+      this.fail(new ProxyError('upstream_connect_failed', `connect timeout to ${this.host}:${this.port}`));
+    }
+  }
+
+  private onConnect(): void {
+    this.ticker.delete(this);
+    this.deadline = 0;
+    this.owner.onConnected(this);
+    const req = this.request;
+    if (req !== null) {
+      this.transition(ConnState.Busy);
+      this.parser.start(req, req.isHead);
+      req.onConnection(this);
+    } else if (this.state === ConnState.Connecting) {
+      this.transition(ConnState.Idle);
+      this.lastUsed = this.ticker.now;
+      this.owner.onReusable(this);
+    }
+  }
+
+  private onRead(n: number, buf: Buffer): boolean {
+    const req = this.request;
+    if (req === null) {
+      // Bytes on an idle connection: the upstream is broken or closing; never reuse it.
+      this.destroy();
+      return false;
+    }
+    this.readN = n;
+    this.readBuf = buf;
+    req.runCorked(this.processRead);
+    return true;
+  }
+
+  private process(buf: Buffer, n: number): void {
+    const used = this.parser.execute(buf, 0, n);
+    if (this.parser.failed) {
+      this.fail(new ProxyError('upstream_protocol_error', `invalid response from ${this.host}:${this.port}: ${this.parser.error}`));
+      return;
+    }
+    if (this.parser.done) this.responseDone(used < n);
+  }
+
+  /** The response completed (the sink already heard onEnd). */
+  private responseDone(extraBytes: boolean): void {
+    this.request = null;
+    if (this.state === ConnState.Closed) return;
+    if (extraBytes || !this.parser.keepAlive || !this.requestComplete) {
+      this.destroy();
+      return;
+    }
+    this.resumeReading();
+    this.transition(ConnState.Idle);
+    this.lastUsed = this.ticker.now;
+    this.owner.onReusable(this);
+  }
+
+  private onSocketEnd(): void {
+    // The upstream closed its side: an EOF-delimited body ends here; anything else is cut short.
+    if (this.request !== null && this.parser.onEof()) {
+      this.request = null;
+      this.destroy();
+      return;
+    }
+    this.fail(new ProxyError('upstream_reset', `${this.host}:${this.port} closed the connection`));
+  }
+
+  private onSocketError(err: NodeJS.ErrnoException): void {
+    const code = err.code ?? 'ERR';
+    const connecting = this.state === ConnState.Connecting;
+    this.fail(
+      connecting
+        ? new ProxyError('upstream_connect_failed', `connect to ${this.host}:${this.port} failed: ${code}`)
+        : new ProxyError('upstream_reset', `connection to ${this.host}:${this.port} failed: ${code}`),
+    );
+  }
+
+  private onSocketClose(): void {
+    if (this.state !== ConnState.Closed) {
+      this.fail(new ProxyError('upstream_reset', `${this.host}:${this.port} closed the connection`));
+    }
+  }
+
+  private fail(err: ProxyError): void {
+    const req = this.request;
+    this.destroy();
+    if (req !== null) req.onUpstreamError(err, this);
+  }
+}

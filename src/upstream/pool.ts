@@ -1,0 +1,140 @@
+// Per-worker, per-endpoint pool of persistent upstream connections. Requests take an idle
+// connection (most recently used first, so the warm ones stay warm), open a new one while under
+// `connectionsPerWorker`, or wait in the cluster's bounded queue (503 overflow beyond it).
+// A draining pool (its endpoint left the config) takes no new requests and closes when idle.
+
+import { ProxyError } from '../errors.js';
+import type { PoolSpec } from '../config/types.js';
+import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from './connection.js';
+import type { Ticker, Timed } from './ticker.js';
+
+/** Requests waiting for a connection, shared by every endpoint pool of one cluster. */
+export interface PendingBudget {
+  pending: number;
+  max: number;
+}
+
+export interface PoolCounters {
+  connectionsOpened: number;
+}
+
+const SWEEP_MS = 1000;
+
+export class EndpointPool implements ConnectionOwner, Timed {
+  private readonly idle: UpstreamConnection[] = [];
+  private readonly waiters: UpstreamRequest[] = [];
+  /** Open or connecting connections. */
+  open = 0;
+  draining = false;
+  deadline = 0;
+  readonly counters: PoolCounters = { connectionsOpened: 0 };
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    public spec: PoolSpec,
+    public budget: PendingBudget,
+    private readonly ticker: Ticker,
+  ) {}
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** Sends `req` over a pooled connection, now or when one frees up. */
+  dispatch(req: UpstreamRequest): void {
+    const conn = this.idle.pop();
+    if (conn !== undefined) {
+      conn.assign(req);
+      return;
+    }
+    if (this.open < this.spec.connectionsPerWorker) {
+      this.connect().assign(req);
+      return;
+    }
+    if (this.budget.pending >= this.budget.max) {
+      req.onUpstreamError(
+        new ProxyError('overflow', `${this.budget.pending} requests already wait for a connection to ${this.host}:${this.port}`),
+        null,
+      );
+      return;
+    }
+    this.budget.pending++;
+    this.waiters.push(req);
+  }
+
+  /** Removes a waiting request (its client went away). */
+  cancel(req: UpstreamRequest): void {
+    const i = this.waiters.indexOf(req);
+    if (i >= 0) {
+      this.waiters.splice(i, 1);
+      this.budget.pending--;
+    }
+  }
+
+  /** No new requests; close idle connections now and busy ones when they finish. */
+  drain(): void {
+    this.draining = true;
+    for (const conn of this.idle.splice(0)) conn.destroy();
+  }
+
+  /** Closes everything at once (worker shutdown). */
+  close(): void {
+    this.draining = true;
+    for (const conn of this.idle.splice(0)) conn.destroy();
+    this.ticker.delete(this);
+  }
+
+  private connect(): UpstreamConnection {
+    this.open++;
+    this.counters.connectionsOpened++;
+    this.scheduleSweep();
+    return new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs);
+  }
+
+  onConnected(): void {}
+
+  onReusable(conn: UpstreamConnection): void {
+    const next = this.waiters.shift();
+    if (next !== undefined) {
+      this.budget.pending--;
+      conn.assign(next);
+      return;
+    }
+    if (this.draining) {
+      conn.destroy();
+      return;
+    }
+    this.idle.push(conn);
+  }
+
+  onClosed(conn: UpstreamConnection): void {
+    this.open--;
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    // A waiter that was counting on this connection gets a fresh one.
+    if (!this.draining && this.waiters.length > 0 && this.open < this.spec.connectionsPerWorker) {
+      const next = this.waiters.shift()!;
+      this.budget.pending--;
+      this.connect().assign(next);
+    }
+  }
+
+  /** Idle timeout sweep, once a second while the pool has connections. */
+  onDeadline(now: number): void {
+    const limit = now - this.spec.idleTimeoutMs;
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const conn = this.idle[i]!;
+      if (conn.lastUsed <= limit) conn.destroy(); // onClosed removes it from `idle`
+    }
+    this.deadline = 0;
+    if (this.open > 0) this.scheduleSweep();
+  }
+
+  private scheduleSweep(): void {
+    if (this.deadline === 0) {
+      this.deadline = this.ticker.now + SWEEP_MS;
+      this.ticker.add(this);
+    }
+  }
+}

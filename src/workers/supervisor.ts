@@ -1,0 +1,282 @@
+// Main-thread side of the data plane: spawns the worker threads, posts each config snapshot to
+// all of them and reports an apply done only when every worker acked it (rolling back everywhere
+// if one fails), restarts a crashed worker with backoff, and drains them on shutdown.
+// Before any worker binds, it checks that no other process owns a listener port: uWS binds with
+// SO_REUSEPORT and would otherwise silently share the port with a stale process.
+
+import net from 'node:net';
+import { Worker } from 'node:worker_threads';
+import type { ListenerSpec, Snapshot } from '../config/types.js';
+import type { BoundListener, FromWorker, ToWorker, WorkerInit } from './messages.js';
+
+export interface SupervisorLog {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+export interface SupervisorOptions {
+  readonly log: SupervisorLog;
+  readonly enableTestHooks: boolean;
+  /** Called with each stats delta a worker posts. */
+  readonly onStats?: (workerId: number, delta: unknown) => void;
+  /** Called when a worker died (before it is restarted). */
+  readonly onWorkerExit?: (workerId: number) => void;
+}
+
+/** A listener port that another process already holds, or a bind failure: refused at start. */
+export class PortInUseError extends Error {}
+
+interface Pending {
+  version: number;
+  waiting: Set<number>;
+  failures: string[];
+  resolve: () => void;
+}
+
+const WORKER_URL = new URL('./worker_main.js', import.meta.url);
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5000;
+const STABLE_AFTER_MS = 10_000;
+
+class WorkerSlot {
+  worker: Worker | null = null;
+  restarts = 0;
+  startedAt = 0;
+  version = 0;
+  listeners: readonly BoundListener[] = [];
+  constructor(readonly id: number) {}
+}
+
+export class Supervisor {
+  private readonly slots: WorkerSlot[] = [];
+  private current: Snapshot | null = null;
+  private pending: Pending | null = null;
+  private stopping = false;
+  private drainWaiters: Array<() => void> = [];
+  /** Worker restarts since start (crashes). */
+  restarts = 0;
+
+  constructor(private readonly opts: SupervisorOptions) {}
+
+  get snapshot(): Snapshot | null {
+    return this.current;
+  }
+
+  /** Bound listeners as the workers report them (all workers share the same ports). */
+  get listeners(): readonly BoundListener[] {
+    return this.slots[0]?.listeners ?? [];
+  }
+
+  /** Workers currently running the current version. */
+  get readyWorkers(): number {
+    return this.slots.filter((s) => s.worker !== null && s.version === this.current?.version).length;
+  }
+
+  /** Resolves ports, checks they are free, spawns workers and waits until all of them listen. */
+  async start(snapshot: Snapshot): Promise<Snapshot> {
+    const resolved = await this.resolvePorts(snapshot, null);
+    this.current = resolved;
+    for (let i = 0; i < resolved.node.workers; i++) this.slots.push(new WorkerSlot(i + 1));
+    const done = this.expectAcks(resolved.version);
+    for (const slot of this.slots) this.spawn(slot);
+    const failures = await done;
+    if (failures.length > 0) {
+      await this.stop();
+      throw new PortInUseError(failures.join('; '));
+    }
+    return resolved;
+  }
+
+  private applying: Promise<unknown> = Promise.resolve();
+
+  /** Applies a new snapshot on every worker; resolves once all acked, rejects (after rolling back) otherwise. Applies run one at a time. */
+  apply(snapshot: Snapshot): Promise<Snapshot> {
+    const run = this.applying.then(() => this.applyNow(snapshot));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(snapshot: Snapshot): Promise<Snapshot> {
+    const previous = this.current;
+    const resolved = await this.resolvePorts(snapshot, previous);
+    this.current = resolved;
+    const failures = await this.broadcastApply(resolved);
+    if (failures.length === 0) return resolved;
+    if (previous !== null) {
+      this.current = previous;
+      await this.broadcastApply(previous);
+    }
+    throw new Error(`config version ${resolved.version} was rolled back: ${failures.join('; ')}`);
+  }
+
+  /** Stops accepting on every worker, waits for in-flight requests (bounded), then stops them. */
+  async drain(timeoutMs: number): Promise<number> {
+    this.stopping = true;
+    let unfinished = 0;
+    const live = this.slots.filter((s) => s.worker !== null);
+    await Promise.all(
+      live.map(
+        (slot) =>
+          new Promise<void>((resolve) => {
+            const w = slot.worker!;
+            const onMsg = (m: FromWorker): void => {
+              if (m.type === 'drained') {
+                unfinished += m.unfinished;
+                w.off('message', onMsg);
+                resolve();
+              }
+            };
+            w.on('message', onMsg);
+            w.once('exit', () => resolve());
+            this.post(w, { type: 'drain', timeoutMs });
+          }),
+      ),
+    );
+    await this.stop();
+    return unfinished;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        const w = slot.worker;
+        slot.worker = null;
+        if (w !== null) await w.terminate();
+      }),
+    );
+    for (const f of this.drainWaiters) f();
+  }
+
+  private broadcastApply(snapshot: Snapshot): Promise<string[]> {
+    const done = this.expectAcks(snapshot.version);
+    for (const slot of this.slots) if (slot.worker !== null) this.post(slot.worker, { type: 'apply', snapshot });
+    return done;
+  }
+
+  private expectAcks(version: number): Promise<string[]> {
+    return new Promise((resolve) => {
+      // Every slot acks: a worker that is restarting applies the current snapshot when it is up.
+      const waiting = new Set(this.slots.map((s) => s.id));
+      const p: Pending = { version, waiting, failures: [], resolve: () => resolve(p.failures) };
+      this.pending = p;
+      if (waiting.size === 0) p.resolve();
+    });
+  }
+
+  private ack(slot: WorkerSlot, version: number, failure: string | null): void {
+    const p = this.pending;
+    if (p === null || p.version !== version) return;
+    if (failure !== null) p.failures.push(`worker ${slot.id}: ${failure}`);
+    p.waiting.delete(slot.id);
+    if (p.waiting.size === 0) {
+      this.pending = null;
+      p.resolve();
+    }
+  }
+
+  private spawn(slot: WorkerSlot): void {
+    const init: WorkerInit = { workerId: slot.id, enableTestHooks: this.opts.enableTestHooks };
+    const w = new Worker(WORKER_URL, { workerData: init });
+    slot.worker = w;
+    slot.startedAt = Date.now();
+    w.on('message', (m: FromWorker) => this.onMessage(slot, m));
+    w.on('error', (err) => this.opts.log.error({ worker: slot.id, err: err.message }, 'worker crashed'));
+    w.on('exit', (code) => this.onExit(slot, w, code));
+    if (this.current !== null) this.post(w, { type: 'apply', snapshot: this.current });
+  }
+
+  private onMessage(slot: WorkerSlot, m: FromWorker): void {
+    switch (m.type) {
+      case 'applied':
+        slot.version = m.version;
+        slot.listeners = m.listeners;
+        this.ack(slot, m.version, null);
+        break;
+      case 'apply_failed':
+        this.opts.log.error({ worker: slot.id, version: m.version, err: m.error }, 'worker failed to apply config');
+        this.ack(slot, m.version, m.error);
+        break;
+      case 'log':
+        this.opts.log[m.level]({ worker: slot.id, ...m.fields }, m.msg);
+        break;
+      case 'stats':
+        this.opts.onStats?.(slot.id, m.delta);
+        break;
+      case 'drained':
+        break;
+    }
+  }
+
+  private onExit(slot: WorkerSlot, w: Worker, code: number): void {
+    if (slot.worker !== w) return; // terminated on purpose
+    slot.worker = null;
+    slot.version = 0;
+    this.opts.onWorkerExit?.(slot.id);
+    // A worker that dies while an apply waits for it must not hold the apply up.
+    if (this.pending !== null && this.pending.waiting.has(slot.id)) {
+      if (this.stopping) this.ack(slot, this.pending.version, `exited with code ${code}`);
+    }
+    if (this.stopping) return;
+    this.restarts++;
+    const uptime = Date.now() - slot.startedAt;
+    if (uptime > STABLE_AFTER_MS) slot.restarts = 0;
+    const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** slot.restarts);
+    slot.restarts++;
+    this.opts.log.warn({ worker: slot.id, code, restarts: this.restarts, backoff_ms: backoff }, 'worker exited; restarting');
+    setTimeout(() => {
+      if (!this.stopping) this.spawn(slot);
+    }, backoff).unref();
+  }
+
+  private post(w: Worker, msg: ToWorker): void {
+    w.postMessage(msg);
+  }
+
+  /**
+   * Gives every listener a concrete port (port 0 → a free port, kept across reloads for the same
+   * listener name) and checks that ports we do not hold yet are free, by binding them without
+   * SO_REUSEPORT: that fails if any other socket, SO_REUSEPORT or not, is bound there.
+   */
+  private async resolvePorts(snapshot: Snapshot, previous: Snapshot | null): Promise<Snapshot> {
+    const held = new Map<string, ListenerSpec>();
+    for (const l of previous?.listeners ?? []) held.set(l.name, l);
+    const heldAddrs = new Set([...held.values()].map((l) => `${l.host}:${l.port}`));
+    const listeners: ListenerSpec[] = [];
+    const problems: string[] = [];
+    for (const l of snapshot.listeners) {
+      let port = l.port;
+      const prev = held.get(l.name);
+      if (port === 0 && prev !== undefined && prev.host === l.host) port = prev.port;
+      if (port === 0 || !heldAddrs.has(`${l.host}:${port}`)) {
+        try {
+          port = await probeFree(l.host, port);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? String(e);
+          problems.push(
+            code === 'EADDRINUSE'
+              ? `listener ${l.name}: ${l.host}:${port} is already in use by another process (is another sidecar still running?)`
+              : `listener ${l.name}: cannot bind ${l.host}:${port}: ${code}`,
+          );
+          continue;
+        }
+      }
+      listeners.push(port === l.port ? l : Object.freeze({ ...l, port }));
+    }
+    if (problems.length > 0) throw new PortInUseError(problems.join('; '));
+    return Object.freeze({ ...snapshot, listeners: Object.freeze(listeners) });
+  }
+}
+
+function probeFree(host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen({ host, port, exclusive: true }, () => {
+      const addr = srv.address();
+      const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
+      srv.close(() => resolve(bound));
+    });
+  });
+}

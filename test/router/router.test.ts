@@ -1,0 +1,261 @@
+import { describe, expect, it } from 'vitest';
+import { buildRouter } from '../../src/dataplane/router.js';
+import { seededRng } from '../../src/lb/rng.js';
+import { header, headers, noHeaders, route, split } from './helpers.js';
+
+function name(r: { spec: { name: string } } | null): string | null {
+  return r === null ? null : r.spec.name;
+}
+
+describe('router: host', () => {
+  const router = buildRouter([
+    route('api', { host: 'api.example.com' }),
+    route('wild', { host: '*.example.com' }),
+    route('v6', { host: '[::1]' }),
+    route('v4', { host: '10.0.0.1' }),
+  ]);
+
+  it('matches exact hosts case-insensitively and ignores the port', () => {
+    expect(name(router.match('GET', 'api.example.com', '/', noHeaders))).toBe('api');
+    expect(name(router.match('GET', 'API.Example.COM', '/', noHeaders))).toBe('api');
+    expect(name(router.match('GET', 'api.example.com:8080', '/', noHeaders))).toBe('api');
+    expect(name(router.match('GET', 'Api.Example.Com:443', '/', noHeaders))).toBe('api');
+    expect(name(router.match('GET', '10.0.0.1:80', '/', noHeaders))).toBe('v4');
+  });
+
+  it('matches wildcards on sub-domains only', () => {
+    expect(name(router.match('GET', 'a.example.com', '/', noHeaders))).toBe('wild');
+    expect(name(router.match('GET', 'a.b.example.com:81', '/', noHeaders))).toBe('wild');
+    expect(name(router.match('GET', 'A.B.EXAMPLE.COM', '/', noHeaders))).toBe('wild');
+    expect(router.match('GET', 'example.com', '/', noHeaders)).toBeNull();
+    expect(router.match('GET', '.example.com', '/', noHeaders)).toBeNull();
+    expect(router.match('GET', 'aexample.com', '/', noHeaders)).toBeNull();
+    expect(router.match('GET', 'example.com.evil', '/', noHeaders)).toBeNull();
+  });
+
+  it('matches IPv6 Host values with and without a port', () => {
+    expect(name(router.match('GET', '[::1]:80', '/', noHeaders))).toBe('v6');
+    expect(name(router.match('GET', '[::1]', '/', noHeaders))).toBe('v6');
+    expect(name(router.match('GET', '::1', '/', noHeaders))).toBe('v6');
+    expect(router.match('GET', '[::2]:80', '/', noHeaders)).toBeNull();
+  });
+
+  it('accepts an unbracketed IPv6 pattern and the empty Host', () => {
+    const r = buildRouter([route('v6', { host: 'fe80::1' }), route('any')]);
+    expect(name(r.match('GET', '[FE80::1]:8080', '/', noHeaders))).toBe('v6');
+    expect(name(r.match('GET', '', '/', noHeaders))).toBe('any');
+  });
+
+  it('treats a null or * host as any host', () => {
+    const r = buildRouter([route('star', { host: '*', path: '/s' }), route('any', { host: null })]);
+    expect(name(r.match('GET', 'whatever:1', '/s', noHeaders))).toBe('star');
+    expect(name(r.match('GET', 'whatever', '/x', noHeaders))).toBe('any');
+  });
+});
+
+describe('router: first match wins across host buckets', () => {
+  const router = buildRouter([
+    route('wild-v1', { host: '*.example.com', pathPrefix: '/v1/' }),
+    route('any-health', { path: '/healthz' }),
+    route('exact', { host: 'api.example.com' }),
+    route('wild', { host: '*.example.com' }),
+    route('deep-wild', { host: '*.b.example.com' }),
+    route('any', {}),
+  ]);
+
+  it('a wildcard route listed before an exact-host route wins when it matches', () => {
+    expect(name(router.match('GET', 'api.example.com', '/v1/x', noHeaders))).toBe('wild-v1');
+    expect(name(router.match('GET', 'api.example.com', '/v2/x', noHeaders))).toBe('exact');
+  });
+
+  it('an any-host route listed early wins for every host', () => {
+    expect(name(router.match('GET', 'api.example.com', '/healthz', noHeaders))).toBe('any-health');
+    expect(name(router.match('GET', 'x.b.example.com', '/healthz', noHeaders))).toBe('any-health');
+    expect(name(router.match('GET', 'other', '/healthz', noHeaders))).toBe('any-health');
+  });
+
+  it('a shorter wildcard listed first beats a longer one', () => {
+    expect(name(router.match('GET', 'x.b.example.com', '/', noHeaders))).toBe('wild');
+  });
+
+  it('falls through to later routes', () => {
+    expect(name(router.match('GET', 'other.org', '/', noHeaders))).toBe('any');
+    expect(name(router.match('GET', 'example.com', '/', noHeaders))).toBe('any');
+  });
+
+  it('longer wildcard wins when listed first', () => {
+    const r = buildRouter([route('deep', { host: '*.b.example.com' }), route('wild', { host: '*.example.com' })]);
+    expect(name(r.match('GET', 'x.b.example.com', '/', noHeaders))).toBe('deep');
+    expect(name(r.match('GET', 'b.example.com', '/', noHeaders))).toBe('wild');
+    expect(name(r.match('GET', 'x.c.example.com', '/', noHeaders))).toBe('wild');
+  });
+});
+
+describe('router: path', () => {
+  const router = buildRouter([
+    route('exact', { path: '/exact' }),
+    route('prefix', { pathPrefix: '/v1/' }),
+    route('regex', { pathRegex: '^(?:/users/[0-9]+)$' }),
+  ]);
+
+  it('exact', () => {
+    expect(name(router.match('GET', 'h', '/exact', noHeaders))).toBe('exact');
+    expect(router.match('GET', 'h', '/exact/', noHeaders)).toBeNull();
+    expect(router.match('GET', 'h', '/EXACT', noHeaders)).toBeNull();
+  });
+
+  it('prefix is a plain string prefix', () => {
+    expect(name(router.match('GET', 'h', '/v1/', noHeaders))).toBe('prefix');
+    expect(name(router.match('GET', 'h', '/v1/a/b', noHeaders))).toBe('prefix');
+    expect(router.match('GET', 'h', '/v1', noHeaders)).toBeNull();
+  });
+
+  it('regex is anchored', () => {
+    expect(name(router.match('GET', 'h', '/users/42', noHeaders))).toBe('regex');
+    expect(router.match('GET', 'h', '/users/42/x', noHeaders)).toBeNull();
+    expect(router.match('GET', 'h', '/x/users/42', noHeaders)).toBeNull();
+  });
+
+  it('refuses a regex that does not compile, naming the route', () => {
+    expect(() => buildRouter([route('bad', { pathRegex: '^(?:[)$' })])).toThrow(/route bad: path_regex/);
+    expect(() => buildRouter([route('badh', { headers: [header('x', { regex: '(' })] })])).toThrow(/route badh: header x/);
+  });
+});
+
+describe('router: methods and headers', () => {
+  const router = buildRouter([
+    route('get', { methods: ['GET', 'HEAD'], path: '/m' }),
+    route('canary', { headers: [header('x-canary', { exact: '1' })], path: '/h' }),
+    route('regex', { headers: [header('x-user', { regex: '^(?:u-[0-9]+)$' })], path: '/h' }),
+    route('present', { headers: [header('x-debug', { present: true })], path: '/h' }),
+    route('absent', { headers: [header('x-debug', { present: false }), header('x-a', { exact: 'a' })], path: '/h' }),
+    route('fallback', {}),
+  ]);
+
+  it('methods list (case-sensitive)', () => {
+    expect(name(router.match('GET', 'h', '/m', noHeaders))).toBe('get');
+    expect(name(router.match('HEAD', 'h', '/m', noHeaders))).toBe('get');
+    expect(name(router.match('POST', 'h', '/m', noHeaders))).toBe('fallback');
+    expect(name(router.match('get', 'h', '/m', noHeaders))).toBe('fallback');
+  });
+
+  it('exact header', () => {
+    expect(name(router.match('GET', 'h', '/h', headers({ 'x-canary': '1' })))).toBe('canary');
+    expect(name(router.match('GET', 'h', '/h', headers({ 'x-canary': '10' })))).toBe('fallback');
+  });
+
+  it('regex header (anchored)', () => {
+    expect(name(router.match('GET', 'h', '/h', headers({ 'x-user': 'u-7' })))).toBe('regex');
+    expect(name(router.match('GET', 'h', '/h', headers({ 'x-user': 'xu-7' })))).toBe('fallback');
+  });
+
+  it('present and absent; all header matchers must hold', () => {
+    expect(name(router.match('GET', 'h', '/h', headers({ 'x-debug': '' })))).toBe('present');
+    expect(name(router.match('GET', 'h', '/h', headers({ 'x-a': 'a' })))).toBe('absent');
+    expect(name(router.match('GET', 'h', '/h', headers({ 'x-a': 'b' })))).toBe('fallback');
+  });
+
+  it('asks only for header names it needs, lower-cased', () => {
+    const asked: string[] = [];
+    const r = buildRouter([route('x', { headers: [header('X-Mixed', { present: true })] })]);
+    r.match('GET', 'h', '/', (n) => {
+      asked.push(n);
+      return undefined;
+    });
+    expect(asked).toEqual(['x-mixed']);
+    const plain = buildRouter([route('p', { path: '/' })]);
+    plain.match('GET', 'h', '/', () => {
+      throw new Error('route without header matchers must not read headers');
+    });
+  });
+});
+
+describe('router: compiled routes', () => {
+  it('exposes spec and index in config order', () => {
+    const specs = [route('a', { path: '/a' }), route('b', { path: '/b' })];
+    const r = buildRouter(specs);
+    expect(r.routes.map((x) => [x.spec, x.index])).toEqual([
+      [specs[0], 0],
+      [specs[1], 1],
+    ]);
+    expect(r.match('GET', 'h', '/b', noHeaders)).toBe(r.routes[1]);
+    expect(Object.isFrozen(r.routes[0])).toBe(true);
+  });
+
+  it('returns null for an empty table', () => {
+    expect(buildRouter([]).match('GET', 'h', '/', noHeaders)).toBeNull();
+  });
+
+  it('pickCluster returns the cluster of a plain route', () => {
+    const r = buildRouter([route('a', {}, { kind: 'cluster', cluster: 'api-v1' })]);
+    expect(r.routes[0]!.pickCluster(seededRng(1))).toBe('api-v1');
+  });
+
+  it('splits by weight with a seeded rng', () => {
+    const r = buildRouter([route('s', {}, split(['v1', 90], ['v2', 10]))]);
+    const rng = seededRng(7);
+    const counts: Record<string, number> = {};
+    const n = 100_000;
+    for (let i = 0; i < n; i++) {
+      const c = r.routes[0]!.pickCluster(rng);
+      counts[c] = (counts[c] ?? 0) + 1;
+    }
+    expect(Object.keys(counts).sort()).toEqual(['v1', 'v2']);
+    expect(Math.abs(counts['v1']! / n - 0.9)).toBeLessThan(0.01);
+    expect(Math.abs(counts['v2']! / n - 0.1)).toBeLessThan(0.01);
+  });
+
+  it('never picks a zero-weight split entry', () => {
+    const r = buildRouter([route('s', {}, split(['old', 0], ['new', 100], ['off', 0]))]);
+    const rng = seededRng(8);
+    for (let i = 0; i < 1000; i++) expect(r.routes[0]!.pickCluster(rng)).toBe('new');
+  });
+
+  it('is deterministic for a given seed', () => {
+    const r = buildRouter([route('s', {}, split(['a', 1], ['b', 1], ['c', 2]))]);
+    const seq = (seed: number): string[] => {
+      const rng = seededRng(seed);
+      return Array.from({ length: 20 }, () => r.routes[0]!.pickCluster(rng));
+    };
+    expect(seq(3)).toEqual(seq(3));
+  });
+});
+
+describe('router: the index keeps the work per request small', () => {
+  it('checks only the routes of the request host among 1000 virtual hosts', () => {
+    const specs = [];
+    for (let i = 0; i < 1000; i++) {
+      specs.push(route(`r${i}`, { host: `svc-${i}.mesh.local`, headers: [header('x-route', { present: true })] }));
+    }
+    const router = buildRouter(specs);
+    let lookups = 0;
+    const lookup = (): string => {
+      lookups++;
+      return '1';
+    };
+    expect(name(router.match('GET', 'svc-999.mesh.local:80', '/', lookup))).toBe('r999');
+    expect(lookups).toBe(1);
+    lookups = 0;
+    expect(router.match('GET', 'unknown.mesh.local', '/', lookup)).toBeNull();
+    expect(lookups).toBe(0);
+  });
+
+  it('checks only routes with the request path among many exact paths on one host', () => {
+    const specs = [];
+    for (let i = 0; i < 500; i++) {
+      specs.push(route(`p${i}`, { host: 'api', path: `/op/${i}`, headers: [header('x-route', { present: true })] }));
+    }
+    specs.push(route('catch-all', { host: 'api', headers: [header('x-route', { present: true })] }));
+    const router = buildRouter(specs);
+    let lookups = 0;
+    const lookup = (): string => {
+      lookups++;
+      return '1';
+    };
+    expect(name(router.match('GET', 'api', '/op/499', lookup))).toBe('p499');
+    expect(lookups).toBe(1);
+    lookups = 0;
+    expect(name(router.match('GET', 'api', '/other', lookup))).toBe('catch-all');
+    expect(lookups).toBe(1);
+  });
+});
