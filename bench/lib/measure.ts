@@ -111,13 +111,14 @@ async function throughput(
     const cpu1 = sampleCpu(t.pids);
     const up1 = sampleCpu([upstreamPid]);
     const cpuUs = cpuMicrosBetween(cpu0, cpu1);
+    const rssStats = rss.stop();
     return {
       ...base,
       wrk,
       cpuUs,
       cpuUsPerReq: t.pids.length > 0 ? microsPerRequest(cpuUs, wrk.requests) : 0,
       upstreamCpuUsPerReq: microsPerRequest(cpuMicrosBetween(up0, up1), wrk.requests),
-      rss: rss.stop(),
+      ...(t.pids.length > 0 ? { rss: rssStats } : {}),
     };
   } catch (e) {
     rss.stop();

@@ -49,7 +49,8 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
         running.push(r.target);
         log(`started ${spec.name}: ${r.target.baseUrl} (${r.target.description})`);
       } else {
-        skipped.push({ name: spec.name, reason: r.reason });
+        const reason = r.reason.length > 700 ? `${r.reason.slice(0, 700)}…` : r.reason;
+        skipped.push({ name: spec.name, reason });
         log(`SKIPPED ${spec.name}: ${r.reason}`);
       }
     }

@@ -1,8 +1,16 @@
-// `outrigger run`: loads the config, starts the supervisor (which spawns the workers), prints the
-// `ready` line, and on SIGTERM/SIGINT drains in-flight requests and exits 0.
+// `outrigger run`: loads the config, starts the supervisor (which spawns the workers) and the
+// admin API, prints the `ready` line, reloads on config-file change and SIGHUP through the same
+// path as PUT /config, and on SIGTERM/SIGINT or POST /drain drains in-flight requests and exits 0.
 
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { AdminServer } from '../admin/server.js';
+import { ConfigStore } from '../admin/config_store.js';
 import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
+import type { Snapshot } from '../config/types.js';
+import { StatsAggregator } from '../stats/aggregate.js';
 import { PortInUseError, Supervisor } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
 
@@ -10,6 +18,12 @@ export interface RunOptions {
   readonly file: string;
   readonly logLevel: string;
   readonly compile: CompileOptions;
+}
+
+const WATCH_DEBOUNCE_MS = 200;
+
+function isLoopback(host: string): boolean {
+  return host === '::1' || host.startsWith('127.');
 }
 
 export async function runSidecar(opts: RunOptions): Promise<number> {
@@ -21,8 +35,35 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   }
   for (const w of loaded.warnings) log.warn({ path: w.path, line: w.line }, w.message);
 
-  const supervisor = new Supervisor({ log, enableTestHooks: opts.compile.enableTestHooks });
-  let snapshot;
+  const admin = loaded.admin;
+  let token: string | null = null;
+  if (admin.tokenFile !== null) {
+    try {
+      token = readFileSync(path.resolve(path.dirname(opts.file), admin.tokenFile), 'utf8').trim();
+    } catch (e) {
+      process.stderr.write(`outrigger: admin.token_file: cannot read "${admin.tokenFile}": ${(e as NodeJS.ErrnoException).code ?? e}\n`);
+      return 2;
+    }
+    if (token === '') {
+      process.stderr.write(`outrigger: admin.token_file: "${admin.tokenFile}" is empty\n`);
+      return 2;
+    }
+  } else if (!isLoopback(admin.host)) {
+    process.stderr.write(`outrigger: admin.address ${admin.address} is not loopback: set admin.token_file so that mutating calls need a token\n`);
+    return 2;
+  }
+
+  const stats = new StatsAggregator();
+  const supervisor = new Supervisor({
+    log,
+    enableTestHooks: opts.compile.enableTestHooks,
+    onStats: (_id, delta) => stats.apply(delta),
+    onWorkerExit: (id) => {
+      stats.forgetWorker(id);
+      stats.incWorkerRestarts();
+    },
+  });
+  let snapshot: Snapshot;
   try {
     snapshot = await supervisor.start(loaded.snapshot);
   } catch (e) {
@@ -32,27 +73,105 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     }
     throw e;
   }
+  stats.declareSnapshot(snapshot);
+  stats.setConfigVersion(snapshot.version);
+
+  const store = new ConfigStore(
+    {
+      apply: async (next) => {
+        const applied = await supervisor.apply(next);
+        stats.declareSnapshot(applied);
+        stats.setConfigVersion(applied.version);
+        log.info({ version: applied.version }, 'config applied');
+        return applied;
+      },
+    },
+    { availableParallelism: opts.compile.availableParallelism, enableTestHooks: opts.compile.enableTestHooks },
+    { snapshot, admin, source: loaded.source },
+    `file ${opts.file}`,
+  );
+
+  let draining = false;
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => (finish = resolve));
+  let watcher: FSWatcher | null = null;
+
+  const adminServer = new AdminServer({
+    store,
+    stats,
+    token,
+    ready: () => !draining && supervisor.readyWorkers === store.snapshot.node.workers,
+    inspect: () => supervisor.inspect(),
+    certs: () => [],
+    drain: (reason) => stop(reason),
+    setLogLevel: (level) => {
+      log.level = level;
+    },
+    getLogLevel: () => log.level,
+  });
+  let adminPort: number;
+  try {
+    adminPort = await adminServer.listen(admin.host, admin.port);
+  } catch (e) {
+    process.stderr.write(`outrigger: admin.address ${admin.address}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? e}\n`);
+    await supervisor.stop();
+    return 1;
+  }
+
+  // Config file changes and SIGHUP go through the same path as PUT /config.
+  let lastText = await readFile(opts.file, 'utf8').catch(() => '');
+  let reloadTimer: NodeJS.Timeout | null = null;
+  const reloadFromFile = async (why: string): Promise<void> => {
+    let text: string;
+    try {
+      text = await readFile(opts.file, 'utf8');
+    } catch (e) {
+      log.error({ file: opts.file, err: (e as Error).message }, 'config file unreadable; running config stays');
+      return;
+    }
+    if (text === lastText && why === 'file change') return;
+    lastText = text;
+    const outcome = await store.apply({ text }, `${why} of ${opts.file}`);
+    if (outcome.ok) log.info({ version: outcome.version, summary: outcome.summary }, 'config reloaded');
+    else if (outcome.kind === 'invalid') log.error({ problems: outcome.problems }, 'config file is invalid; running config stays');
+    else log.error({ err: outcome.error }, 'config apply failed; running config stays');
+  };
+  try {
+    // Watch the directory: editors replace the file rather than write it in place.
+    const base = path.basename(opts.file);
+    watcher = watch(path.dirname(path.resolve(opts.file)), (_event, name) => {
+      if (name !== base) return;
+      if (reloadTimer !== null) clearTimeout(reloadTimer);
+      reloadTimer = setTimeout(() => void reloadFromFile('file change'), WATCH_DEBOUNCE_MS);
+    });
+  } catch (e) {
+    log.warn({ err: (e as Error).message }, 'cannot watch the config file; use SIGHUP or PUT /config to reload');
+  }
+  process.on('SIGHUP', () => void reloadFromFile('SIGHUP'));
+
   log.info(
     {
       version: snapshot.version,
       workers: snapshot.node.workers,
       listeners: supervisor.listeners.map((l) => ({ name: l.name, address: `${l.host}:${l.port}` })),
+      admin: `${admin.host}:${adminPort}`,
     },
     'ready',
   );
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal, drain_timeout_ms: snapshot.node.drainTimeoutMs }, 'draining');
-      void supervisor.drain(snapshot.node.drainTimeoutMs).then((unfinished) => {
-        log.info({ unfinished }, 'stopped');
-        resolve(0);
-      });
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-  });
+  function stop(reason: string): void {
+    if (draining) return;
+    draining = true;
+    watcher?.close();
+    const timeout = store.snapshot.node.drainTimeoutMs;
+    log.info({ reason, drain_timeout_ms: timeout }, 'draining');
+    void supervisor.drain(timeout).then(async (unfinished) => {
+      await adminServer.close();
+      log.info({ unfinished }, 'stopped');
+      finish(0);
+    });
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return done;
 }

@@ -122,7 +122,7 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
     pool: {
       connectionsPerWorker: c.pool.connections_per_worker,
       idleTimeoutMs: c.pool.idle_timeout_ms,
-      connectTimeoutMs: c.connect_timeout_ms ?? c.pool.connect_timeout_ms,
+      connectTimeoutMs: c.pool.connect_timeout_ms,
       maxPending: maxPending === 0 ? 0 : Math.ceil(maxPending / workers),
     },
   };

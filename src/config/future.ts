@@ -44,14 +44,15 @@ export const authorizationSchema = z.array(
 );
 
 const RETRY_ON = ['connect-failure', 'reset', '5xx', 'gateway-error', 'retriable-4xx', 'refused-stream'] as const;
+const RETRY_ON_ERROR = `must be one of ${RETRY_ON.join(', ')} or an HTTP status code`;
 
 /** Route `retries`: `attempts` counts retries after the first try (Envoy's num_retries). */
 export const retriesSchema = z.strictObject({
   attempts: z.int().min(0).max(10).default(1),
   on: z
     .array(
-      z.union([z.enum(RETRY_ON), z.string().regex(/^[1-5][0-9][0-9]$/), z.int().min(100).max(599)], {
-        error: `must be one of ${RETRY_ON.join(', ')} or an HTTP status code`,
+      z.union([z.enum(RETRY_ON), z.string().regex(/^[1-5][0-9][0-9]$/, { error: RETRY_ON_ERROR }), z.int().min(100).max(599)], {
+        error: RETRY_ON_ERROR,
       }),
     )
     .min(1)

@@ -57,17 +57,20 @@ function mapIssue(issue: Issue, prefix: ConfigPath, input: unknown, schema: z.co
       out.push({ path, message: `invalid key: ${first === undefined ? issue.message : first.message}` });
       return;
     }
+    case 'invalid_format':
+      out.push({ path, message: `${issue.message} (got ${describe(value)})` });
+      return;
     default:
       out.push({ path, message: issue.message });
   }
 }
 
 /**
- * The union branch that explains the failure: branches whose type did not match at all are out;
+ * The union branch that explains the failure: branches whose type or literal did not match are out;
  * of the rest, the one with the fewest issues wins, and a tie means no branch is clearly meant.
  */
 function bestBranch(errors: readonly (readonly Issue[])[]): readonly Issue[] | null {
-  const typed = errors.filter((b) => !b.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+  const typed = errors.filter((b) => !b.some((i) => (i.code === 'invalid_type' || i.code === 'invalid_value') && i.path.length === 0));
   if (typed.length === 0) return null;
   const min = Math.min(...typed.map((b) => b.length));
   const best = typed.filter((b) => b.length === min);
@@ -160,6 +163,9 @@ function schemasAt(schema: z.core.$ZodType, path: ConfigPath): z.core.$ZodType[]
 
 function peel(schema: z.core.$ZodType): z.core.$ZodType {
   let s = schema;
-  while (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodPrefault) s = s.unwrap();
-  return s;
+  for (;;) {
+    if (s instanceof z.ZodOptional || s instanceof z.ZodDefault || s instanceof z.ZodPrefault) s = s.unwrap();
+    else if (s instanceof z.ZodPipe) s = s.in;
+    else return s;
+  }
 }

@@ -8,6 +8,7 @@ import { compileAdmin, compileSnapshot, deepFreeze, type AdminSpec, type Compile
 import { issuesToProblems } from './issues.js';
 import { lineLookupFor, type LineLookup } from './lines.js';
 import { formatPath, type RawProblem } from './paths.js';
+import { nonPlainProblems } from './plain.js';
 import { configSchema, type RawConfig } from './schema.js';
 import type { ConfigProblem, ConfigWarning, Snapshot } from './types.js';
 import { notBuiltWarnings } from './warnings.js';
@@ -69,6 +70,8 @@ export async function loadConfigFile(path: string, opts: CompileOptions): Promis
 export function compileConfig(obj: unknown, opts: CompileOptions, lines?: LineLookup): LoadResult {
   const lineOf: LineLookup = lines ?? (() => null);
   const withLine = (p: RawProblem): ConfigProblem => ({ path: formatPath(p.path), message: p.message, line: lineOf(p.path) });
+  const odd = nonPlainProblems(obj);
+  if (odd.length > 0) return fail(dedupe(odd.map(withLine)));
   const parsed = configSchema.safeParse(obj);
   const raw: RawProblem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues, obj, configSchema);
   raw.push(...crossCheck(obj, opts));

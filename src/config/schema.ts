@@ -119,7 +119,12 @@ export const clusterSchema = z.strictObject({
   retry_budget: retryBudgetSchema.optional(),
   health_check: healthCheckSchema.optional(),
   outlier_detection: outlierDetectionSchema.optional(),
-});
+})
+  // `connect_timeout_ms` is shorthand for `pool.connect_timeout_ms` (checks.ts refuses two different
+  // values): fold it into the pool so the defaulted output validates again as it is.
+  .transform(({ connect_timeout_ms, ...c }) =>
+    connect_timeout_ms === undefined ? c : { ...c, pool: { ...c.pool, connect_timeout_ms } },
+  );
 
 export const configSchema = z.strictObject({
   node: nodeSchema.prefault({}),

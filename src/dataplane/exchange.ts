@@ -4,6 +4,7 @@
 // failures into local replies before the response head has left and into an abrupt close after,
 // and does the accounting exactly once.
 
+import { performance } from 'node:perf_hooks';
 import type { HttpResponse } from 'uWebSockets.js';
 import { ProxyError } from '../errors.js';
 import type { UpstreamConnection, UpstreamRequest } from '../upstream/connection.js';
@@ -29,8 +30,10 @@ export class Exchange implements UpstreamRequest, Timed {
   status = 0;
   /** The error that produced a local reply, if any. */
   error: ProxyError | null = null;
+  /** performance.now() at the start, at the upstream's response head, and at the end (ms, fractional). */
   readonly startMs: number;
   upstreamHeadMs = 0;
+  endMs = 0;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -70,12 +73,12 @@ export class Exchange implements UpstreamRequest, Timed {
     timeoutMs: number,
   ) {
     this.isHead = head.method === 'HEAD';
-    this.startMs = ticker.now;
+    this.startMs = performance.now();
     this.clientBodyDone = head.framing === BodyFraming.None;
     res.onAborted(() => this.onClientAborted());
     if (!this.clientBodyDone) res.onData((chunk, isLast) => this.onClientData(chunk, isLast));
     if (timeoutMs > 0) {
-      this.deadline = this.startMs + timeoutMs;
+      this.deadline = ticker.fresh() + timeoutMs;
       ticker.add(this);
     }
     cluster.active++;
@@ -121,7 +124,7 @@ export class Exchange implements UpstreamRequest, Timed {
     if (this.aborted) return;
     this.respStarted = true;
     this.status = status;
-    this.upstreamHeadMs = this.ticker.fresh();
+    this.upstreamHeadMs = performance.now();
     if (this.deadline !== 0) {
       this.ticker.delete(this);
       this.deadline = 0;
@@ -328,6 +331,7 @@ export class Exchange implements UpstreamRequest, Timed {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    this.endMs = performance.now();
     if (this.deadline !== 0) this.ticker.delete(this);
     this.cluster.active--;
     this.endpoint.active--;

@@ -5,15 +5,15 @@
 // Why a flat recorder: hdr-histogram-js's JS recordValue() computes the bucket with
 // Math.log2/Math.pow and costs ~78 ns; its wasm build ~16 ns but needs per-thread init and
 // explicit destroy(). LatencyRecorder.record() computes the *same* HdrHistogram counts index with
-// integer ops (clz32, shift) and bumps a Uint32Array slot (a few ns). takeInto() replays the
-// non-zero slots into a real hdr-histogram-js histogram (recordValueWithCount at each slot's
-// lowest equivalent value), so encoding, merging and percentiles are hdr-histogram-js's own.
+// integer ops (clz32, shift) and bumps a Uint32Array slot (a few ns). takeInto() moves the
+// slots into a real hdr-histogram-js histogram of the same layout, so encoding, merging and
+// percentiles are hdr-histogram-js's own.
 // The index math is checked against hdr-histogram-js slot by slot in test/stats/histogram.test.ts.
 
 import {
   JsHistogram,
   Int32Histogram,
-  PackedHistogram,
+  Float64Histogram,
   decodeFromCompressedBase64,
   encodeIntoCompressedBase64,
 } from 'hdr-histogram-js';
@@ -77,16 +77,20 @@ export class LatencyRecorder {
     this.sumMicros += v;
   }
 
-  /** Adds this interval's samples to `into` (an hdr histogram with the standard layout) and clears. */
+  /**
+   * Moves this interval's samples into `into`, an empty hdr histogram with the standard layout
+   * (newScratchHistogram()): slot for slot, then hdr recomputes its total / min / max.
+   */
   takeInto(into: JsHistogram): void {
     const counts = this.counts;
     for (let i = 0; i < counts.length; i++) {
       const n = counts[i]!;
       if (n !== 0) {
-        into.recordValueWithCount(valueFromIndex(i), n);
+        into.addToCountAtIndex(i, n);
         counts[i] = 0;
       }
     }
+    into.establishInternalTackingValues(counts.length);
     this.total = 0;
     this.sumMicros = 0;
   }
@@ -98,12 +102,12 @@ export function newScratchHistogram(): JsHistogram {
 }
 
 /**
- * A main-thread accumulator. Packed counts: memory grows with the number of distinct slots
- * used (a few KiB for a typical latency spread) instead of 69 KiB, and counts do not overflow
- * at 2^31 the way an Int32 histogram would after hours of traffic.
+ * A main-thread accumulator: Float64 counts (≈139 KiB), so totals since start do not wrap at
+ * 2^31 the way an Int32 histogram would after hours at high rates. (PackedHistogram would be far
+ * smaller but its add() is ~100× slower with large counts: seconds per merge, measured.)
  */
 export function newAccumulator(): JsHistogram {
-  return new PackedHistogram(HIST_LOWEST_MICROS, HIST_HIGHEST_MICROS, HIST_SIGNIFICANT_DIGITS);
+  return new Float64Histogram(HIST_LOWEST_MICROS, HIST_HIGHEST_MICROS, HIST_SIGNIFICANT_DIGITS);
 }
 
 /** hdr V2 compressed, base64 (deflate level 1: ~2× faster than the default, sizes alike). */
@@ -112,7 +116,7 @@ export function encodeHistogram(h: JsHistogram): string {
 }
 
 export function decodeHistogram(encoded: string): JsHistogram {
-  const h = decodeFromCompressedBase64(encoded, 'packed', false, HIST_HIGHEST_MICROS);
+  const h = decodeFromCompressedBase64(encoded, 32, false, HIST_HIGHEST_MICROS);
   if (!(h instanceof JsHistogram)) throw new Error('stats: decoded histogram is not a JS histogram');
   return h;
 }

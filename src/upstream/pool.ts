@@ -133,7 +133,7 @@ export class EndpointPool implements ConnectionOwner, Timed {
 
   private scheduleSweep(): void {
     if (this.deadline === 0) {
-      this.deadline = this.ticker.now + SWEEP_MS;
+      this.deadline = this.ticker.fresh() + SWEEP_MS;
       this.ticker.add(this);
     }
   }

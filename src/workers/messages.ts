@@ -1,6 +1,7 @@
 // Messages between the supervisor (main thread) and worker threads. Plain data only.
 
 import type { Snapshot } from '../config/types.js';
+import type { StatsDelta } from '../stats/delta.js';
 
 export interface WorkerInit {
   readonly workerId: number;
@@ -10,7 +11,25 @@ export interface WorkerInit {
 export type ToWorker =
   | { readonly type: 'apply'; readonly snapshot: Snapshot }
   | { readonly type: 'drain'; readonly timeoutMs: number }
+  | { readonly type: 'inspect'; readonly id: number }
   | { readonly type: 'stop' };
+
+/** One worker's view of a cluster, for GET /clusters (summed across workers by the supervisor). */
+export interface ClusterView {
+  readonly name: string;
+  readonly lb: string;
+  readonly active: number;
+  readonly pending: number;
+  readonly endpoints: ReadonlyArray<{
+    readonly address: string;
+    readonly weight: number;
+    readonly healthy: boolean;
+    readonly active: number;
+    readonly connections_open: number;
+    readonly connections_idle: number;
+    readonly connections_opened_total: number;
+  }>;
+}
 
 export interface BoundListener {
   readonly name: string;
@@ -23,4 +42,5 @@ export type FromWorker =
   | { readonly type: 'apply_failed'; readonly version: number; readonly error: string }
   | { readonly type: 'drained'; readonly unfinished: number }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string; readonly fields?: Record<string, unknown> }
-  | { readonly type: 'stats'; readonly delta: unknown };
+  | { readonly type: 'stats'; readonly delta: StatsDelta }
+  | { readonly type: 'inspect_result'; readonly id: number; readonly version: number; readonly clusters: readonly ClusterView[] };

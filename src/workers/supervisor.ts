@@ -7,7 +7,8 @@
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { ListenerSpec, Snapshot } from '../config/types.js';
-import type { BoundListener, FromWorker, ToWorker, WorkerInit } from './messages.js';
+import type { StatsDelta } from '../stats/delta.js';
+import type { BoundListener, ClusterView, FromWorker, ToWorker, WorkerInit } from './messages.js';
 
 export interface SupervisorLog {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -19,7 +20,7 @@ export interface SupervisorOptions {
   readonly log: SupervisorLog;
   readonly enableTestHooks: boolean;
   /** Called with each stats delta a worker posts. */
-  readonly onStats?: (workerId: number, delta: unknown) => void;
+  readonly onStats?: (workerId: number, delta: StatsDelta) => void;
   /** Called when a worker died (before it is restarted). */
   readonly onWorkerExit?: (workerId: number) => void;
 }
@@ -54,6 +55,8 @@ export class Supervisor {
   private pending: Pending | null = null;
   private stopping = false;
   private drainWaiters: Array<() => void> = [];
+  private inspections = new Map<number, (slot: WorkerSlot, clusters: readonly ClusterView[]) => void>();
+  private nextInspection = 1;
   /** Worker restarts since start (crashes). */
   restarts = 0;
 
@@ -149,6 +152,27 @@ export class Supervisor {
     for (const f of this.drainWaiters) f();
   }
 
+  /** Every worker's view of the clusters, summed (GET /clusters). Workers that do not answer within 1 s are left out. */
+  async inspect(): Promise<{ workers: number; clusters: ClusterView[] }> {
+    const id = this.nextInspection++;
+    const live = this.slots.filter((s) => s.worker !== null);
+    const views: Array<readonly ClusterView[]> = [];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, 1000);
+      this.inspections.set(id, (_slot, clusters) => {
+        views.push(clusters);
+        if (views.length === live.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      for (const s of live) this.post(s.worker!, { type: 'inspect', id });
+      if (live.length === 0) resolve();
+    });
+    this.inspections.delete(id);
+    return { workers: views.length, clusters: mergeViews(views) };
+  }
+
   private broadcastApply(snapshot: Snapshot): Promise<string[]> {
     const done = this.expectAcks(snapshot.version);
     for (const slot of this.slots) if (slot.worker !== null) this.post(slot.worker, { type: 'apply', snapshot });
@@ -203,6 +227,9 @@ export class Supervisor {
         break;
       case 'stats':
         this.opts.onStats?.(slot.id, m.delta);
+        break;
+      case 'inspect_result':
+        this.inspections.get(m.id)?.(slot, m.clusters);
         break;
       case 'drained':
         break;
@@ -279,4 +306,37 @@ function probeFree(host: string, port: number): Promise<number> {
       srv.close(() => resolve(bound));
     });
   });
+}
+
+function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[] {
+  const out = new Map<string, { name: string; lb: string; active: number; pending: number; endpoints: Map<string, ClusterView['endpoints'][number]> }>();
+  for (const view of views) {
+    for (const c of view) {
+      let m = out.get(c.name);
+      if (m === undefined) {
+        m = { name: c.name, lb: c.lb, active: 0, pending: 0, endpoints: new Map() };
+        out.set(c.name, m);
+      }
+      m.active += c.active;
+      m.pending += c.pending;
+      for (const e of c.endpoints) {
+        const prev = m.endpoints.get(e.address);
+        m.endpoints.set(
+          e.address,
+          prev === undefined
+            ? e
+            : {
+                address: e.address,
+                weight: e.weight,
+                healthy: prev.healthy && e.healthy,
+                active: prev.active + e.active,
+                connections_open: prev.connections_open + e.connections_open,
+                connections_idle: prev.connections_idle + e.connections_idle,
+                connections_opened_total: prev.connections_opened_total + e.connections_opened_total,
+              },
+        );
+      }
+    }
+  }
+  return [...out.values()].map((m) => ({ name: m.name, lb: m.lb, active: m.active, pending: m.pending, endpoints: [...m.endpoints.values()] }));
 }

@@ -1,25 +1,72 @@
 // Worker thread entry: owns one WorkerRuntime, applies config snapshots posted by the supervisor
-// (acking each version), drains on request, and reports logs to the main thread. A worker never
-// reads files or the environment; everything arrives in messages.
+// (acking each version), records stats per request and posts deltas every second, answers
+// /clusters inspections, and drains on request. A worker never reads files or the environment;
+// everything arrives in messages.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { ProxyError } from '../errors.js';
-import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
+import type { Cluster } from '../upstream/cluster.js';
+import { WorkerStats, type ClusterStatsHandle, type ListenerStatsHandle, type RouteStatsHandle } from '../stats/worker_stats.js';
+import type { ClusterView, FromWorker, ToWorker, WorkerInit } from './messages.js';
 import { WorkerRuntime } from './runtime.js';
 
 const port = parentPort;
 if (port === null) throw new Error('worker_main must run in a worker thread');
 const init = workerData as WorkerInit;
+const STATS_INTERVAL_MS = 1000;
 
 function post(msg: FromWorker): void {
   port!.postMessage(msg);
 }
 
+const stats = new WorkerStats(init.workerId);
+
+/** Stats handles of one listener for one config version (routes by index). */
+interface ListenerHandles {
+  readonly spec: ListenerRuntime['spec'];
+  readonly listener: ListenerStatsHandle;
+  readonly routes: RouteStatsHandle[];
+}
+const listenerHandles = new WeakMap<ListenerRuntime, ListenerHandles>();
+const clusterHandles = new WeakMap<Cluster, ClusterStatsHandle>();
+
+function handlesOf(l: ListenerRuntime): ListenerHandles {
+  let h = listenerHandles.get(l);
+  if (h === undefined || h.spec !== l.spec) {
+    h = { spec: l.spec, listener: stats.listener(l.spec.name), routes: l.spec.routes.map((r) => stats.route(l.spec.name, r.name)) };
+    listenerHandles.set(l, h);
+  }
+  return h;
+}
+
+function clusterHandle(c: Cluster): ClusterStatsHandle {
+  let h = clusterHandles.get(c);
+  if (h === undefined) {
+    h = stats.cluster(c.spec.name);
+    clusterHandles.set(c, h);
+  }
+  return h;
+}
+
 const runtime = new WorkerRuntime({
-  onExchangeDone(_l: ListenerRuntime, _ex: Exchange): void {},
-  onLocalReply(_l: ListenerRuntime, _routeIndex: number, _err: ProxyError): void {},
+  onExchangeDone(l: ListenerRuntime, ex: Exchange): void {
+    const h = handlesOf(l);
+    const c = clusterHandle(ex.cluster);
+    const err = ex.error;
+    if (err !== null) {
+      if (err.code === 'upstream_connect_failed') stats.upstreamConnectFailure(c);
+      else if (err.code === 'timeout') stats.upstreamTimeout(c);
+      else if (err.code === 'upstream_reset') stats.upstreamReset(c);
+    }
+    const upstreamUs = ex.upstreamHeadMs > 0 ? (ex.upstreamHeadMs - ex.startMs) * 1000 : 0;
+    stats.record(h.listener, h.routes[ex.routeIndex] ?? null, c, ex.status, (ex.endMs - ex.startMs) * 1000, upstreamUs, ex.bytesIn, ex.bytesOut);
+  },
+  onLocalReply(l: ListenerRuntime, routeIndex: number, err: ProxyError): void {
+    const h = handlesOf(l);
+    stats.record(h.listener, routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null, null, err.status, 0, 0, 0, 0);
+  },
   onTestCrash(route: string): void {
     if (!init.enableTestHooks) return;
     // Crash after the handler returns, the way a real bug in async code would.
@@ -28,6 +75,42 @@ const runtime = new WorkerRuntime({
     });
   },
 });
+
+function flushStats(): void {
+  for (const c of runtime.clusters.values()) {
+    const h = clusterHandle(c);
+    let open = 0;
+    let idle = 0;
+    for (const e of c.endpoints) {
+      open += e.pool.open;
+      idle += e.pool.idleCount;
+    }
+    stats.setActive(h, c.active);
+    stats.setPoolConnections(h, open, idle);
+  }
+  const delta = stats.takeDelta();
+  if (delta.cells.length > 0 || delta.clusters.length > 0) post({ type: 'stats', delta });
+}
+const statsTimer = setInterval(flushStats, STATS_INTERVAL_MS);
+statsTimer.unref();
+
+function inspect(): ClusterView[] {
+  return [...runtime.clusters.values()].map((c) => ({
+    name: c.spec.name,
+    lb: c.spec.lb,
+    active: c.active,
+    pending: c.budget.pending,
+    endpoints: c.endpoints.map((e) => ({
+      address: e.address,
+      weight: e.weight,
+      healthy: e.healthy,
+      active: e.active,
+      connections_open: e.pool.open,
+      connections_idle: e.pool.idleCount,
+      connections_opened_total: e.pool.counters.connectionsOpened,
+    })),
+  }));
+}
 
 // Applies run one at a time, in order.
 let queue: Promise<void> = Promise.resolve();
@@ -44,10 +127,14 @@ port.on('message', (msg: ToWorker) => {
         }
       });
       break;
+    case 'inspect':
+      post({ type: 'inspect_result', id: msg.id, version: runtime.version, clusters: inspect() });
+      break;
     case 'drain':
       void drain(msg.timeoutMs);
       break;
     case 'stop':
+      clearInterval(statsTimer);
       runtime.close();
       port!.close();
       break;
@@ -60,5 +147,6 @@ async function drain(timeoutMs: number): Promise<void> {
   while (runtime.inflight > 0 && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 20));
   }
+  flushStats();
   post({ type: 'drained', unfinished: runtime.inflight });
 }

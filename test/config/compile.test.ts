@@ -199,11 +199,12 @@ describe('the DESIGN.md §4 example', () => {
   });
 
   it('as written in DESIGN.md (without the added api-v2 cluster) has exactly one problem', () => {
+    // Line 19 of the fixture is line 17 of the example (the fixture opens with two comment lines).
     const verbatim = text.slice(0, text.indexOf('  # added (not in DESIGN.md'));
     const r = parseConfigText(verbatim, OPTS);
     expect(r).toEqual({
       ok: false,
-      problems: [{ path: 'listeners[0].routes[0].split[1].cluster', message: 'unknown cluster "api-v2" (did you mean "api-v1"?)', line: 17 }],
+      problems: [{ path: 'listeners[0].routes[0].split[1].cluster', message: 'unknown cluster "api-v2" (did you mean "api-v1"?)', line: 19 }],
     });
   });
 });

@@ -1,0 +1,98 @@
+// npm run bench:ci — a short side-by-side (direct, outrigger 1 worker, nginx; same run,
+// several interleaved rounds) that fails when outrigger is slower than bench/baseline.json
+// allows. Exit 0: within thresholds; 1: a threshold is exceeded; 2: could not measure (a
+// config was skipped or a tool is missing). Not part of npm test; see bench/README.md.
+
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { checkBaseline, type Baseline } from './lib/baseline.js';
+import type { MeasurePlan } from './lib/measure.js';
+import { renderMarkdown } from './lib/report.js';
+import { runSession } from './lib/session.js';
+import type { TargetSpec } from './lib/targets.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+const HELP = `usage: npm run bench:ci -- [options]
+  --baseline FILE     thresholds (default bench/baseline.json)
+  --rounds N          interleaved rounds (default 5)
+  --duration S        seconds per throughput and fixed-rate run (default 3)
+  --out DIR           where results.json and report.md go (default bench/results/ci-<timestamp>/)
+  --write-baseline    write this run's medians into the baseline file as the new thresholds
+  --no-install        do not apt-get install missing nginx/wrk
+`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      baseline: { type: 'string' },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      out: { type: 'string' },
+      'write-baseline': { type: 'boolean', default: false },
+      'no-install': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const baselinePath = resolve(values.baseline ?? join(repoRoot, 'bench', 'baseline.json'));
+  const baseline = JSON.parse(readFileSync(baselinePath, 'utf8')) as Baseline;
+  const rounds = Number(values.rounds ?? 5);
+  const durationS = Number(values.duration ?? 3);
+  const rate = baseline.added_p99_us.rate;
+  const plan: MeasurePlan = {
+    warmupS: 1,
+    throughputS: durationS,
+    connections: 50,
+    wrkThreads: 1,
+    rates: [rate],
+    rateS: durationS,
+    rateConnections: 16,
+    autocannonS: 0,
+    variants: [],
+    variantS: 0,
+  };
+  const targets: TargetSpec[] = [
+    { name: 'direct', kind: 'direct' },
+    { name: 'outrigger-1w', kind: 'outrigger', workers: 1 },
+    { name: 'nginx', kind: 'nginx' },
+  ];
+  const log = (s: string): void => {
+    process.stderr.write(`${s}\n`);
+  };
+  const results = await runSession({ repoRoot, targets, rounds, plan, quick: true, install: values['no-install'] !== true, log });
+  const out = resolve(values.out ?? join(repoRoot, 'bench', 'results', `ci-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(out, 'report.md'), renderMarkdown(results));
+
+  const verdict = checkBaseline(results, baseline);
+  process.stdout.write(`${verdict.text}\n(results in ${out})\n`);
+  if (values['write-baseline'] && verdict.measured !== null) {
+    const next: Baseline = {
+      ...baseline,
+      cpu_ratio_to_nginx: { ...baseline.cpu_ratio_to_nginx, threshold: Number(verdict.measured.cpuRatio.toFixed(3)) },
+      added_p99_us: { ...baseline.added_p99_us, threshold: Math.round(verdict.measured.addedP99Us) },
+      measured_at: results.meta.finishedAt,
+      provisional: false,
+    };
+    writeFileSync(baselinePath, `${JSON.stringify(next, null, 2)}\n`);
+    process.stdout.write(`wrote ${baselinePath}\n`);
+    return 0;
+  }
+  return verdict.exitCode;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`bench:ci: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,123 @@
+// The running config and its history: one path for every change (PUT /config, file watch,
+// SIGHUP, rollback): validate → compile with the next version → apply on every worker → record.
+// An invalid config is refused with its problem list and the running version stays.
+
+import type { AdminSpec, CompileOptions, LoadResult, RawConfig } from '../config/load.js';
+import { compileConfig, parseConfigText } from '../config/load.js';
+import { summarizeDiff } from '../config/diff.js';
+import type { ConfigProblem, ConfigWarning, Snapshot } from '../config/types.js';
+
+export interface HistoryEntry {
+  readonly version: number;
+  readonly at: string;
+  readonly by: string;
+  readonly summary: string;
+  readonly source: RawConfig;
+}
+
+/** What the store needs from the data plane. */
+export interface Applier {
+  apply(snapshot: Snapshot): Promise<Snapshot>;
+}
+
+export type ApplyOutcome =
+  | {
+      readonly ok: true;
+      readonly version: number;
+      readonly summary: string;
+      readonly warnings: readonly ConfigWarning[];
+      /** Settings that changed but take effect only at the next start. */
+      readonly restartRequired: readonly string[];
+    }
+  | { readonly ok: false; readonly kind: 'invalid'; readonly problems: readonly ConfigProblem[] }
+  | { readonly ok: false; readonly kind: 'apply_failed'; readonly error: string };
+
+export type ConfigInput = { readonly text: string } | { readonly object: unknown };
+
+export class ConfigStore {
+  private entries: HistoryEntry[] = [];
+  private snapshotNow: Snapshot;
+  private adminNow: AdminSpec;
+  private lastVersion: number;
+
+  constructor(
+    private readonly applier: Applier,
+    private readonly compile: Omit<CompileOptions, 'version'>,
+    initial: { snapshot: Snapshot; admin: AdminSpec; source: RawConfig },
+    by: string,
+  ) {
+    this.snapshotNow = initial.snapshot;
+    this.adminNow = initial.admin;
+    this.lastVersion = initial.snapshot.version;
+    this.record(initial.snapshot.version, by, 'initial config', initial.source);
+  }
+
+  get version(): number {
+    return this.snapshotNow.version;
+  }
+  get snapshot(): Snapshot {
+    return this.snapshotNow;
+  }
+  get admin(): AdminSpec {
+    return this.adminNow;
+  }
+  get source(): RawConfig {
+    return this.entries.find((e) => e.version === this.snapshotNow.version)!.source;
+  }
+  history(): readonly HistoryEntry[] {
+    return this.entries;
+  }
+
+  /** The running snapshot was replaced by the supervisor's resolved one (ports filled in). */
+  setResolved(snapshot: Snapshot): void {
+    this.snapshotNow = snapshot;
+  }
+
+  /** Dry run: the problems, or the warnings of a config that would apply. */
+  validate(input: ConfigInput): LoadResult {
+    return this.load(input, this.lastVersion + 1);
+  }
+
+  async apply(input: ConfigInput, by: string): Promise<ApplyOutcome> {
+    const version = this.lastVersion + 1;
+    const loaded = this.load(input, version);
+    if (!loaded.ok) return { ok: false, kind: 'invalid', problems: loaded.problems };
+    this.lastVersion = version;
+    const prev = this.snapshotNow;
+    const restartRequired: string[] = [];
+    if (JSON.stringify(loaded.admin) !== JSON.stringify(this.adminNow)) restartRequired.push('admin');
+    let snapshot = loaded.snapshot;
+    if (snapshot.node.workers !== prev.node.workers) {
+      restartRequired.push('node.workers');
+      snapshot = Object.freeze({ ...snapshot, node: Object.freeze({ ...snapshot.node, workers: prev.node.workers }) });
+    }
+    let applied: Snapshot;
+    try {
+      applied = await this.applier.apply(snapshot);
+    } catch (e) {
+      return { ok: false, kind: 'apply_failed', error: e instanceof Error ? e.message : String(e) };
+    }
+    const summary = summarizeDiff(prev, applied);
+    this.snapshotNow = applied;
+    this.record(version, by, summary, loaded.source);
+    return { ok: true, version, summary, warnings: loaded.warnings, restartRequired };
+  }
+
+  /** Applies the config of an earlier version again, as a new version. */
+  async rollback(toVersion: number, by: string): Promise<ApplyOutcome | null> {
+    const entry = this.entries.find((e) => e.version === toVersion);
+    if (entry === undefined) return null;
+    return this.apply({ object: entry.source }, `${by} (rollback to v${toVersion})`);
+  }
+
+  private load(input: ConfigInput, version: number): LoadResult {
+    const opts: CompileOptions = { ...this.compile, version };
+    return 'text' in input ? parseConfigText(input.text, opts) : compileConfig(input.object, opts);
+  }
+
+  private record(version: number, by: string, summary: string, source: RawConfig): void {
+    this.entries.push({ version, at: new Date().toISOString(), by, summary, source });
+    const limit = Math.max(1, this.adminNow.historyLimit);
+    if (this.entries.length > limit) this.entries.splice(0, this.entries.length - limit);
+  }
+}

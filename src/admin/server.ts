@@ -1,0 +1,206 @@
+// The admin API (DESIGN.md §5) on node:http, main thread only: readiness, config (get, put,
+// validate, history, rollback), clusters, stats, Prometheus metrics, certs, drain/shutdown,
+// log level. Mutating calls need the bearer token when one is configured (constant-time compare).
+
+import http from 'node:http';
+import { timingSafeEqual } from 'node:crypto';
+import type { ConfigProblem } from '../config/types.js';
+import type { StatsAggregator } from '../stats/aggregate.js';
+import type { ClusterView } from '../workers/messages.js';
+import type { ApplyOutcome, ConfigInput, ConfigStore } from './config_store.js';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/** What the admin server reads from and asks of the rest of the process. */
+export interface AdminDeps {
+  readonly store: ConfigStore;
+  readonly stats: StatsAggregator;
+  /** Token for mutating calls, or null (no token configured). */
+  readonly token: string | null;
+  ready(): boolean;
+  inspect(): Promise<{ workers: number; clusters: ClusterView[] }>;
+  certs(): unknown[];
+  /** Starts a drain; `exit` = then exit the process (always true today: drain ends in exit). */
+  drain(reason: string): void;
+  setLogLevel(level: string): void;
+  getLogLevel(): string;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export class AdminServer {
+  private readonly server: http.Server;
+
+  constructor(private readonly deps: AdminDeps) {
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        const err = e instanceof HttpError ? e : new HttpError(500, e instanceof Error ? e.message : String(e));
+        send(res, err.status, { error: err.message, ...err.extra });
+      });
+    });
+    this.server.keepAliveTimeout = 5000;
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen({ host, port, exclusive: true }, () => {
+        const addr = this.server.address();
+        resolve(typeof addr === 'object' && addr !== null ? addr.port : port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    const route = `${req.method} ${url.pathname}`;
+    const d = this.deps;
+    switch (route) {
+      case 'GET /live':
+        return send(res, 200, { live: true });
+      case 'GET /ready': {
+        const ready = d.ready();
+        return send(res, ready ? 200 : 503, { ready, version: d.store.version });
+      }
+      case 'GET /config':
+        return send(res, 200, { version: d.store.version, config: d.store.source });
+      case 'PUT /config': {
+        this.authorize(req);
+        const input = await readConfigBody(req);
+        return sendOutcome(res, await d.store.apply(input, by(req, 'PUT /config')));
+      }
+      case 'POST /config/validate': {
+        const input = await readConfigBody(req);
+        const r = d.store.validate(input);
+        return r.ok ? send(res, 200, { valid: true, warnings: r.warnings }) : sendProblems(res, r.problems);
+      }
+      case 'GET /config/history':
+        return send(res, 200, {
+          current: d.store.version,
+          versions: d.store.history().map((e) => ({ version: e.version, at: e.at, by: e.by, summary: e.summary })),
+        });
+      case 'POST /config/rollback': {
+        this.authorize(req);
+        const body = await readJson(req);
+        const version = (body as { version?: unknown } | null)?.version;
+        if (typeof version !== 'number' || !Number.isInteger(version)) throw new HttpError(400, 'body must be {"version": <integer>}');
+        const outcome = await d.store.rollback(version, by(req, 'POST /config/rollback'));
+        if (outcome === null) throw new HttpError(404, `version ${version} is not in the history`);
+        return sendOutcome(res, outcome);
+      }
+      case 'GET /clusters':
+        return send(res, 200, await d.inspect());
+      case 'GET /stats':
+        return send(res, 200, d.stats.toJSON());
+      case 'GET /metrics': {
+        const text = await d.stats.prometheus();
+        res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
+        res.end(text);
+        return;
+      }
+      case 'GET /certs':
+        return send(res, 200, { certs: d.certs() });
+      case 'POST /drain':
+      case 'POST /shutdown': {
+        this.authorize(req);
+        send(res, 202, { draining: true });
+        d.drain(route);
+        return;
+      }
+      case 'GET /log-level':
+        return send(res, 200, { level: d.getLogLevel() });
+      case 'PUT /log-level': {
+        this.authorize(req);
+        const body = await readJson(req);
+        const level = (body as { level?: unknown } | null)?.level;
+        if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
+          throw new HttpError(400, `body must be {"level": one of ${LOG_LEVELS.join(', ')}}`);
+        }
+        d.setLogLevel(level);
+        return send(res, 200, { level });
+      }
+      default:
+        throw new HttpError(404, `no admin endpoint ${route}`);
+    }
+  }
+
+  private authorize(req: http.IncomingMessage): void {
+    const token = this.deps.token;
+    if (token === null) return;
+    const header = req.headers.authorization ?? '';
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
+    const want = Buffer.from(token);
+    // Constant time: compare equal-length buffers; the length check itself reveals only the length.
+    const ok = given.length === want.length && timingSafeEqual(given, want);
+    if (!ok) throw new HttpError(401, 'missing or wrong bearer token');
+  }
+}
+
+function by(req: http.IncomingMessage, what: string): string {
+  return `${what} from ${req.socket.remoteAddress ?? 'unknown'}`;
+}
+
+function send(res: http.ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendProblems(res: http.ServerResponse, problems: readonly ConfigProblem[]): void {
+  send(res, 400, { error: 'invalid config', problems });
+}
+
+function sendOutcome(res: http.ServerResponse, o: ApplyOutcome): void {
+  if (o.ok) {
+    send(res, 200, { version: o.version, summary: o.summary, warnings: o.warnings, restart_required: o.restartRequired });
+  } else if (o.kind === 'invalid') {
+    sendProblems(res, o.problems);
+  } else {
+    send(res, 500, { error: 'apply failed; the previous config stays in force', detail: o.error });
+  }
+}
+
+async function readBody(req: http.IncomingMessage): Promise<string> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) throw new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of req) {
+    n += (chunk as Buffer).length;
+    if (n > MAX_BODY_BYTES) throw new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
+    parts.push(chunk as Buffer);
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** A config body: YAML or JSON text (the config parser reads both and reports positions). */
+async function readConfigBody(req: http.IncomingMessage): Promise<ConfigInput> {
+  const text = await readBody(req);
+  if (text.trim() === '') throw new HttpError(400, 'empty body: send the config as YAML or JSON');
+  return { text };
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const text = await readBody(req);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new HttpError(400, `malformed JSON: ${(e as Error).message}`);
+  }
+}

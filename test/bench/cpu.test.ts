@@ -1,0 +1,139 @@
+// CPU and memory accounting of the bench harness, from fixed /proc text and from real /proc
+// samples of real child processes (a busy process, a busy worker thread, a grandchild).
+// Assertions never depend on how fast the machine is: children run until a condition holds.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cpuMicrosBetween, deltaTicks, sampleCpu, sampleFromStats, ticksToMicros, microsPerRequest } from '../../bench/lib/cpu.js';
+import { clockTicksPerSecond, parseProcStat, parseVmRssKb, processTree, readProcStat, readVmRssKb } from '../../bench/lib/procfs.js';
+import { readdirSync } from 'node:fs';
+
+// A real line from /proc/<pid>/stat of a node process, with a comm that holds spaces and ')'.
+const STAT_LINE =
+  '4242 (node (worker) x) S 4200 4242 4200 0 -1 4194560 12345 0 0 0 731 129 7 3 20 0 11 0 987654 1234567168 23456 18446744073709551615 1 1 0 0 0 0 0 16781312 134234626 0 0 0 17 1 0 0 0 0 0';
+
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+function spawnNode(code: string): ChildProcess {
+  const c = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(c);
+  return c;
+}
+
+async function until<T>(f: () => T | null | undefined | false, what: string, limitMs = 30_000): Promise<T> {
+  const end = Date.now() + limitMs;
+  for (;;) {
+    const v = f();
+    if (v !== null && v !== undefined && v !== false) return v;
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('procfs parsers (fixed text)', () => {
+  it('parses /proc/<pid>/stat with spaces and parentheses in comm', () => {
+    const st = parseProcStat(STAT_LINE);
+    expect(st).toMatchObject({ pid: 4242, comm: 'node (worker) x', state: 'S', ppid: 4200, utime: 731, stime: 129, cutime: 7, cstime: 3, numThreads: 11, starttime: 987654 });
+  });
+
+  it('rejects a line that is not a stat line', () => {
+    expect(() => parseProcStat('garbage')).toThrow(/not a \/proc/);
+  });
+
+  it('reads VmRSS in KiB from /proc/<pid>/status', () => {
+    expect(parseVmRssKb('Name:\tnode\nVmPeak:\t  999 kB\nVmRSS:\t   51234 kB\nThreads:\t11\n')).toBe(51234);
+    expect(parseVmRssKb('Name:\tkthreadd\nThreads:\t1\n')).toBeNull();
+  });
+
+  it('turns tick deltas into µs with USER_HZ', () => {
+    const a = sampleFromStats([parseProcStat(STAT_LINE)], 0);
+    const later = STAT_LINE.replace(' 731 129 7 3 ', ' 931 179 7 3 ');
+    const b = sampleFromStats([parseProcStat(later), parseProcStat(STAT_LINE.replace(/^4242/, '4243'))], 1000);
+    // pid 4242 grew by 200 + 50 ticks; pid 4243 is new, so all its 731+129+7+3 ticks count.
+    expect(deltaTicks(a, b)).toBe(250 + 870);
+    expect(cpuMicrosBetween(a, b, 100)).toBe(1120 * 10_000);
+    expect(ticksToMicros(3, 250)).toBe(12_000);
+    expect(microsPerRequest(1_000_000, 50_000)).toBe(20);
+    expect(microsPerRequest(5, 0)).toBeNull();
+  });
+
+  it('gets CLK_TCK from getconf', () => {
+    const hz = clockTicksPerSecond();
+    expect(Number.isInteger(hz) && hz > 0).toBe(true);
+  });
+});
+
+describe('CPU accounting from real /proc samples', () => {
+  it('counts a busy child process, consistent with the tick math', async () => {
+    const child = spawnNode('for(;;){}');
+    const pid = child.pid as number;
+    const before = await until(() => readProcStat(pid) !== null && sampleCpu([pid]), 'child in /proc');
+    // Wait until the child has burned at least 5 ticks beyond the first sample.
+    const after = await until(() => {
+      const s = sampleCpu([pid]);
+      return deltaTicks(before, s) >= 5 ? s : null;
+    }, 'child CPU ticks');
+    const ticks = deltaTicks(before, after);
+    const us = cpuMicrosBetween(before, after);
+    expect(us).toBeGreaterThan(0);
+    expect(us).toBe((ticks * 1e6) / clockTicksPerSecond());
+    // The sample agrees with the raw fields of /proc/<pid>/stat.
+    const st = readProcStat(pid);
+    expect(st).not.toBeNull();
+    const now = (st?.utime ?? 0) + (st?.stime ?? 0) + (st?.cutime ?? 0) + (st?.cstime ?? 0);
+    expect(now).toBeGreaterThanOrEqual(after.ticks.get(pid) ?? Infinity);
+  });
+
+  it('counts CPU of worker threads in the process figure', async () => {
+    const child = spawnNode(
+      "const { Worker } = require('node:worker_threads'); new Worker('for(;;){}', { eval: true }); setInterval(() => {}, 1000);",
+    );
+    const pid = child.pid as number;
+    // Wait until some thread other than the main one has 5 ticks.
+    const busyTid = await until(() => {
+      let tasks: string[];
+      try {
+        tasks = readdirSync(`/proc/${pid}/task`);
+      } catch {
+        return null;
+      }
+      for (const tid of tasks) {
+        if (Number(tid) === pid) continue;
+        const t = readProcStat(Number(tid));
+        if (t !== null && t.utime + t.stime >= 5) return Number(tid);
+      }
+      return null;
+    }, 'busy worker thread');
+    const thread = readProcStat(busyTid);
+    const proc = readProcStat(pid);
+    expect(thread).not.toBeNull();
+    expect(proc).not.toBeNull();
+    // The process's utime+stime covers every thread, so it is at least the busy thread's.
+    expect((proc?.utime ?? 0) + (proc?.stime ?? 0)).toBeGreaterThanOrEqual((thread?.utime ?? 0) + (thread?.stime ?? 0));
+    expect(sampleCpu([pid]).ticks.get(pid) ?? 0).toBeGreaterThanOrEqual(5);
+  });
+
+  it('walks the process tree to grandchildren and sums their RSS', async () => {
+    const child = spawnNode(
+      "const c = require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], {stdio: 'ignore'}); console.log(c.pid); setInterval(()=>{},1000); process.on('SIGTERM', () => { c.kill(); process.exit(0); });",
+    );
+    const grandchild = await new Promise<number>((resolve) => {
+      child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+    });
+    try {
+      const tree = await until(() => {
+        const t = processTree(child.pid as number);
+        return t.includes(grandchild) ? t : null;
+      }, 'grandchild in tree');
+      expect(tree[0]).toBe(child.pid);
+      expect(sampleCpu([child.pid as number]).ticks.has(grandchild)).toBe(true);
+      expect(readVmRssKb(grandchild) ?? 0).toBeGreaterThan(0);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  });
+});
