@@ -18,7 +18,8 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HELP = `usage: npm run bench:ci -- [options]
   --baseline FILE     thresholds (default bench/baseline.json)
   --rounds N          interleaved rounds (default 5)
-  --duration S        seconds per throughput and fixed-rate run (default 3)
+  --duration S        seconds per throughput run (default 3)
+  --rate-duration S   seconds per fixed-rate run (default 5)
   --out DIR           where results.json and report.md go (default bench/results/ci-<timestamp>/)
   --write-baseline    write this run's medians into the baseline file as the new thresholds
   --no-install        do not apt-get install missing nginx/wrk
@@ -30,6 +31,7 @@ async function main(): Promise<number> {
       baseline: { type: 'string' },
       rounds: { type: 'string' },
       duration: { type: 'string' },
+      'rate-duration': { type: 'string' },
       out: { type: 'string' },
       'write-baseline': { type: 'boolean', default: false },
       'no-install': { type: 'boolean', default: false },
@@ -52,7 +54,7 @@ async function main(): Promise<number> {
     connections: 50,
     wrkThreads: 1,
     rates: [rate],
-    rateS: durationS,
+    rateS: Number(values['rate-duration'] ?? 5),
     rateConnections: 16,
     autocannonS: 0,
     variants: [],

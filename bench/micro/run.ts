@@ -19,6 +19,7 @@ interface Row {
   readonly task: string;
   readonly opsPerSec: number | null;
   readonly meanNs: number | null;
+  readonly p50Ns: number | null;
   readonly p99Ns: number | null;
   readonly rmePercent: number | null;
   readonly samples: number;
@@ -59,15 +60,18 @@ async function main(): Promise<number> {
         rows.push({
           file,
           task: task.name,
-          opsPerSec: r.throughput.mean,
-          meanNs: r.latency.mean * 1e6,
+          // ops/s as 1 / mean time per op (tinybench's throughput.mean averages per-sample rates,
+          // which overstates ops/s when samples vary)
+          opsPerSec: r.period > 0 ? 1000 / r.period : null,
+          meanNs: r.period * 1e6,
+          p50Ns: r.latency.p50 * 1e6,
           p99Ns: r.latency.p99 * 1e6,
           rmePercent: r.latency.rme,
           samples: r.latency.samplesCount,
         });
       } else {
         const error = r.state === 'errored' ? String(r.error) : r.state;
-        rows.push({ file, task: task.name, opsPerSec: null, meanNs: null, p99Ns: null, rmePercent: null, samples: 0, error });
+        rows.push({ file, task: task.name, opsPerSec: null, meanNs: null, p50Ns: null, p99Ns: null, rmePercent: null, samples: 0, error });
       }
     }
   }
@@ -75,11 +79,11 @@ async function main(): Promise<number> {
     process.stdout.write(`${JSON.stringify({ node: process.version, rows, skipped }, null, 2)}\n`);
   } else {
     const fmt = (v: number | null, d = 0): string => (v === null ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d }));
-    const lines = ['| benchmark | task | ops/s | mean ns | p99 ns | ±% | samples |', '|---|---|---:|---:|---:|---:|---:|'];
+    const lines = ['| benchmark | task | ops/s | mean ns | p50 ns | p99 ns | ±% | samples |', '|---|---|---:|---:|---:|---:|---:|---:|'];
     for (const r of rows) {
-      lines.push(`| ${r.file.replace('.bench.js', '')} | ${r.task} | ${r.error ?? fmt(r.opsPerSec)} | ${fmt(r.meanNs)} | ${fmt(r.p99Ns)} | ${fmt(r.rmePercent, 1)} | ${r.samples} |`);
+      lines.push(`| ${r.file.replace('.bench.js', '')} | ${r.task} | ${r.error ?? fmt(r.opsPerSec)} | ${fmt(r.meanNs)} | ${fmt(r.p50Ns)} | ${fmt(r.p99Ns)} | ${fmt(r.rmePercent, 1)} | ${r.samples} |`);
     }
-    for (const s of skipped) lines.push(`| ${s.file.replace('.bench.js', '')} | skipped: ${s.reason.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | |`);
+    for (const s of skipped) lines.push(`| ${s.file.replace('.bench.js', '')} | skipped: ${s.reason.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | |`);
     process.stdout.write(`${lines.join('\n')}\n`);
   }
   return rows.some((r) => r.error !== undefined) ? 1 : 0;

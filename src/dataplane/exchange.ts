@@ -91,6 +91,12 @@ export class Exchange implements UpstreamRequest, Timed {
 
   onConnection(conn: UpstreamConnection): void {
     this.waiting = false;
+    if (this.aborted || this.finished) {
+      // The client went away (or the route timed out) while this connection was still
+      // connecting: pool.cancel() only reaches queued waiters, so the request must not be sent now.
+      conn.destroy();
+      return;
+    }
     this.conn = conn;
     if (this.clientBodyDone && this.pending === null) {
       conn.write(this.upstreamHead);

@@ -14,6 +14,7 @@ import { CellTotals, ClusterTotals } from './totals.js';
 import type { GaugeSums, StatsView } from './totals.js';
 
 export type { StatsJson } from './json.js';
+export type { StatsDelta } from './delta.js';
 
 /** A route to declare; `clusters` are the clusters it can send to (its cluster or split). */
 export interface DeclaredRoute {

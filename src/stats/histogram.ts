@@ -83,14 +83,16 @@ export class LatencyRecorder {
    */
   takeInto(into: JsHistogram): void {
     const counts = this.counts;
+    let used = 0;
     for (let i = 0; i < counts.length; i++) {
       const n = counts[i]!;
       if (n !== 0) {
         into.addToCountAtIndex(i, n);
         counts[i] = 0;
+        used = i + 1;
       }
     }
-    into.establishInternalTackingValues(counts.length);
+    into.establishInternalTackingValues(used);
     this.total = 0;
     this.sumMicros = 0;
   }

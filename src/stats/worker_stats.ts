@@ -9,6 +9,8 @@ import { CODE_CLASS_COUNT } from './delta.js';
 import { LatencyRecorder, encodeHistogram, newScratchHistogram } from './histogram.js';
 import type { JsHistogram } from 'hdr-histogram-js';
 
+export type { StatsDelta } from './delta.js';
+
 /** A latency recorder unused for this many takeDelta() intervals is released (≈69 KiB each). */
 const RELEASE_AFTER_IDLE_INTERVALS = 8;
 

@@ -163,7 +163,7 @@ describe('WorkerStats + StatsAggregator', () => {
     const ws = new WorkerStats(1);
     const l = ws.listener('out');
     ws.record(l, null, null, 404, 80, 0, 100, 50);
-    ws.record(l, ws.route('out', 'local'), null, 200, 80, 0, 100, 50);
+    ws.record(l, ws.route('out', 'local'), null, 200, 1500, 0, 100, 50);
     const d = ws.takeDelta();
     expect(d.cells.map((c) => [c.listener, c.route, c.cluster])).toEqual([
       ['out', '', ''],
@@ -174,8 +174,13 @@ describe('WorkerStats + StatsAggregator', () => {
     const json = agg.toJSON();
     expect(json.listeners).toHaveLength(1);
     expect(json.listeners[0]!.requests).toBe(2);
+    expect(json.listeners[0]!.p50_response_latency).toBe(0.08);
+    expect(json.listeners[0]!.p99_response_latency).toBe(1.5);
     expect(json.routes.map((r) => r.name)).toEqual(['local']);
+    expect(json.routes[0]!.p50_response_latency).toBe(1.5);
     expect(json.clusters).toHaveLength(0);
+    // Roll-ups never write into the cells they read.
+    expect(agg.toJSON()).toEqual(json);
   });
 
   it('keeps the latest gauges per worker, sums across workers, drops a forgotten worker', () => {
@@ -236,7 +241,25 @@ describe('WorkerStats + StatsAggregator', () => {
     expect(json.clusters.map((c) => c.name)).toEqual(['v1', 'v3']);
   });
 
-  it('records with no allocation per request after warm-up (one cell, many records)', () => {
+  it('releases idle latency recorders and re-creates them on the next request', () => {
+    const ws = new WorkerStats(1);
+    const l = ws.listener('out');
+    const r = ws.route('out', 'r');
+    const c = ws.cluster('c');
+    ws.record(l, r, c, 200, 100, 50, 0, 0);
+    expect(ws.takeDelta().cells[0]!.latency).not.toBeNull();
+    for (let i = 0; i < 20; i++) expect(ws.takeDelta().cells).toHaveLength(0);
+    expect(r.cells[c.slot]!.latency).toBeNull();
+    expect(c.upstream).toBeNull();
+    ws.record(l, r, c, 200, 300, 60, 0, 0);
+    const d = ws.takeDelta();
+    const agg = new StatsAggregator();
+    agg.apply(d);
+    expect(agg.toJSON().routes[0]!.p50_response_latency).toBe(0.3);
+    expect(agg.toJSON().clusters[0]!.upstream.p50_response_latency).toBe(0.06);
+  });
+
+  it('counts 100k records into one cell exactly', () => {
     const ws = new WorkerStats(1);
     const l = ws.listener('out');
     const r = ws.route('out', 'r');
