@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'no_healthy_endpoint'
   | 'overflow'
   | 'timeout'
+  | 'fault_injected'
   | 'draining';
 
 /** HTTP status for each code: the whole mapping in one table. */
@@ -33,21 +34,25 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   no_healthy_endpoint: 503,
   overflow: 503,
   timeout: 504,
+  fault_injected: 503,
   draining: 503,
 });
 
 export class ProxyError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string) {
+  /** A status other than the code's usual one (fault injection answers with the configured status). */
+  private readonly statusOverride: number;
+  constructor(code: ErrorCode, message: string, status = 0) {
     super(message);
     this.name = 'ProxyError';
     this.code = code;
+    this.statusOverride = status;
   }
   get status(): number {
-    return STATUS_OF[this.code];
+    return this.statusOverride !== 0 ? this.statusOverride : STATUS_OF[this.code];
   }
   /** A copy whose message is prefixed with where it happened (`cluster api endpoint 127.0.0.1:80: ...`). */
   withContext(context: string): ProxyError {
-    return new ProxyError(this.code, `${context}: ${this.message}`);
+    return new ProxyError(this.code, `${context}: ${this.message}`, this.statusOverride);
   }
 }

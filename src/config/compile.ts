@@ -5,6 +5,9 @@ import { parseHostPort } from './address.js';
 import { anchorRegex } from './fields.js';
 import type { RawAdmin, RawCluster, RawConfig, RawListener, RawRoute } from './schema.js';
 import type {
+  FaultSpec,
+  RateLimitSpec,
+  RetrySpec,
   ClusterSpec,
   EndpointSpec,
   HeaderMatchSpec,
@@ -42,8 +45,13 @@ export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot 
   const workers = cfg.node.workers === 'auto' ? Math.max(1, Math.floor(opts.availableParallelism)) : cfg.node.workers;
   const snapshot: Snapshot = {
     version: opts.version,
-    node: { workers, identity: cfg.node.identity ?? null, drainTimeoutMs: cfg.node.drain_timeout_ms },
-    listeners: cfg.listeners.map((l) => compileListener(l, opts)),
+    node: {
+      workers,
+      identity: cfg.node.identity ?? null,
+      drainTimeoutMs: cfg.node.drain_timeout_ms,
+      randomSeed: cfg.node.random_seed ?? null,
+    },
+    listeners: cfg.listeners.map((l) => compileListener(l, opts, workers)),
     clusters: cfg.clusters.map((c) => compileCluster(c, workers)),
   };
   return deepFreeze(snapshot);
@@ -60,24 +68,67 @@ export function compileAdmin(admin: RawAdmin): AdminSpec {
   });
 }
 
-function compileListener(l: RawListener, opts: CompileOptions): ListenerSpec {
+function compileListener(l: RawListener, opts: CompileOptions, workers: number): ListenerSpec {
   const hp = mustParse(l.address, true);
   return {
     name: l.name,
     host: hp.host,
     port: hp.port,
     maxRequestHeadersBytes: l.max_request_headers_bytes,
-    routes: l.routes.map((r, i) => compileRoute(r, `${l.name}#${i}`, opts)),
+    routes: l.routes.map((r, i) => compileRoute(r, `${l.name}#${i}`, opts, workers)),
+    rateLimit: compileRateLimit(l.rate_limit, workers),
+    accessLog: l.access_log === undefined ? null : { path: l.access_log.path, format: l.access_log.format },
   };
 }
 
-function compileRoute(r: RawRoute, defaultName: string, opts: CompileOptions): RouteSpec {
+/** A sidecar-wide token bucket split evenly among the workers (each enforces its share). */
+function compileRateLimit(r: RawRoute['rate_limit'], workers: number): RateLimitSpec | null {
+  if (r === undefined) return null;
+  const burst = r.burst ?? Math.max(1, Math.ceil(r.requests_per_second));
+  return { tokensPerSecond: r.requests_per_second / workers, burst: Math.max(1, Math.ceil(burst / workers)) };
+}
+
+function compileRetries(r: RawRoute['retries']): RetrySpec | null {
+  if (r === undefined || r.attempts === 0) return null;
+  const on = new Set(r.on.map(String));
+  const statuses = [...on].filter((x) => /^\d{3}$/.test(x)).map(Number);
+  return {
+    attempts: r.attempts,
+    onConnectFailure: on.has('connect-failure') || on.has('gateway-error') || on.has('5xx'),
+    onReset: on.has('reset') || on.has('5xx'),
+    on5xx: on.has('5xx'),
+    onGatewayError: on.has('gateway-error'),
+    onRetriable4xx: on.has('retriable-4xx'),
+    statuses,
+    perTryTimeoutMs: r.per_try_timeout_ms,
+    backoffBaseMs: r.backoff_base_ms,
+    backoffMaxMs: Math.max(r.backoff_base_ms, r.backoff_max_ms),
+    allowNonIdempotent: r.allow_non_idempotent,
+    maxBodyBytes: r.max_body_bytes,
+  };
+}
+
+function compileFault(f: RawRoute['fault']): FaultSpec | null {
+  if (f === undefined) return null;
+  return {
+    delayPercent: f.delay?.percent ?? 0,
+    delayMs: f.delay?.duration_ms ?? 0,
+    abortPercent: f.abort?.percent ?? 0,
+    abortStatus: f.abort?.status ?? 503,
+  };
+}
+
+function compileRoute(r: RawRoute, defaultName: string, opts: CompileOptions, workers: number): RouteSpec {
   return {
     name: r.name ?? defaultName,
     match: compileMatch(r.match),
     action: compileAction(r),
     timeoutMs: r.timeout_ms,
     testCrash: r.test_crash && opts.enableTestHooks,
+    maxStreamDurationMs: r.max_stream_duration_ms,
+    retries: compileRetries(r.retries),
+    fault: compileFault(r.fault),
+    rateLimit: compileRateLimit(r.rate_limit, workers),
   };
 }
 
@@ -125,6 +176,32 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
       connectTimeoutMs: c.pool.connect_timeout_ms,
       maxPending: maxPending === 0 ? 0 : Math.ceil(maxPending / workers),
     },
+    maxRequests: Math.ceil(c.circuit_breaker.max_requests / workers),
+    retryBudget: {
+      percent: c.retry_budget?.percent ?? 20,
+      minConcurrent: Math.ceil((c.retry_budget?.min_concurrent ?? 3) / workers),
+      minPerSecond: (c.retry_budget?.min_retries_per_second ?? 10) / workers,
+    },
+    healthCheck:
+      c.health_check === undefined
+        ? null
+        : {
+            path: c.health_check.path,
+            intervalMs: c.health_check.interval_ms,
+            timeoutMs: c.health_check.timeout_ms,
+            unhealthyThreshold: c.health_check.unhealthy_threshold,
+            healthyThreshold: c.health_check.healthy_threshold,
+          },
+    outlier:
+      c.outlier_detection === undefined
+        ? null
+        : {
+            consecutive5xx: c.outlier_detection.consecutive_5xx,
+            consecutiveGatewayFailure: c.outlier_detection.consecutive_gateway_failure,
+            intervalMs: c.outlier_detection.interval_ms,
+            baseEjectionMs: c.outlier_detection.base_ejection_ms,
+            maxEjectionPercent: c.outlier_detection.max_ejection_percent,
+          },
   };
 }
 

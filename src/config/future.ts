@@ -1,6 +1,6 @@
-// Schemas of the config sections whose feature is not built yet (DESIGN.md §4): they are
-// validated for shape so that one file works across versions, and warnings.ts reports them as
-// "accepted, not built yet". Nothing here reaches the compiled snapshot.
+// Schemas of the mesh sections beyond routing: identity/TLS and authorization (accepted with a
+// warning while they are not built, see warnings.ts), and the resilience and observability
+// sections (retries, fault, rate_limit, access_log, retry_budget, health_check, outlier_detection).
 import { z } from 'zod';
 import { methodField, ms, pathField, spiffeIdField } from './fields.js';
 
@@ -59,6 +59,9 @@ export const retriesSchema = z.strictObject({
     .default(['connect-failure', 'reset']),
   per_try_timeout_ms: ms().default(0),
   backoff_base_ms: ms().default(25),
+  backoff_max_ms: ms().default(250),
+  allow_non_idempotent: z.boolean().default(false),
+  max_body_bytes: z.int().min(0).max(16 * 1024 * 1024).default(64 * 1024),
 });
 
 /** Route `fault`: injected delays and aborts, for chaos testing. */
@@ -98,6 +101,7 @@ export const healthCheckSchema = z.strictObject({
 /** Cluster `outlier_detection`: passive ejection of failing endpoints. */
 export const outlierDetectionSchema = z.strictObject({
   consecutive_5xx: z.int().min(1).default(5),
+  consecutive_gateway_failure: z.int().min(1).default(5),
   interval_ms: ms(1).default(10000),
   base_ejection_ms: ms(1).default(30000),
   max_ejection_percent: percent.default(10),

@@ -36,6 +36,7 @@ export const nodeSchema = z.strictObject({
     .union([z.literal('auto'), z.int().min(1).max(1024)], { error: 'must be "auto" or an integer 1-1024' })
     .default('auto'),
   drain_timeout_ms: ms().default(10_000),
+  random_seed: z.int().min(0).max(4_294_967_295).optional(),
 });
 
 export const adminSchema = z.strictObject({
@@ -74,6 +75,7 @@ export const routeSchema = z.strictObject({
   cluster: nameField.optional(),
   split: z.array(splitEntrySchema).min(1).optional(),
   timeout_ms: ms().default(15_000),
+  max_stream_duration_ms: ms().default(0),
   test_crash: z.boolean().default(false),
   retries: retriesSchema.optional(),
   fault: faultSchema.optional(),

@@ -18,6 +18,22 @@ export interface NodeSpec {
   readonly identity: string | null;
   /** How long a drain (SIGTERM, POST /drain) waits for in-flight requests, ms. */
   readonly drainTimeoutMs: number;
+  /** Seed for load balancing, splits and fault injection (reproducible tests); null = Math.random. */
+  readonly randomSeed: number | null;
+}
+
+/** A token bucket, already divided among workers (each worker enforces its share). */
+export interface RateLimitSpec {
+  /** Tokens per second for this worker. */
+  readonly tokensPerSecond: number;
+  /** Bucket size for this worker. */
+  readonly burst: number;
+}
+
+export interface AccessLogSpec {
+  /** `stdout` or a file path. */
+  readonly path: string;
+  readonly format: 'json' | 'text';
 }
 
 export interface ListenerSpec {
@@ -29,6 +45,8 @@ export interface ListenerSpec {
   /** Whole request head (request line + headers) larger than this → 431. */
   readonly maxRequestHeadersBytes: number;
   readonly routes: readonly RouteSpec[];
+  readonly rateLimit: RateLimitSpec | null;
+  readonly accessLog: AccessLogSpec | null;
 }
 
 export interface HeaderMatchSpec {
@@ -70,6 +88,41 @@ export interface RouteSpec {
   readonly timeoutMs: number;
   /** Test hook: a request on this route crashes the worker. Only compiled when test hooks are enabled. */
   readonly testCrash: boolean;
+  /** Whole exchange (start → last response byte) limit, ms; 0 = none. */
+  readonly maxStreamDurationMs: number;
+  readonly retries: RetrySpec | null;
+  readonly fault: FaultSpec | null;
+  readonly rateLimit: RateLimitSpec | null;
+}
+
+export interface RetrySpec {
+  /** Retries after the first try (Envoy's num_retries). */
+  readonly attempts: number;
+  readonly onConnectFailure: boolean;
+  readonly onReset: boolean;
+  readonly on5xx: boolean;
+  /** 502, 503, 504 (and connect failures). */
+  readonly onGatewayError: boolean;
+  /** 409. */
+  readonly onRetriable4xx: boolean;
+  /** Specific statuses to retry on. */
+  readonly statuses: readonly number[];
+  /** Each try's own timeout (until the response head), ms; 0 = only the route timeout. */
+  readonly perTryTimeoutMs: number;
+  /** Exponential backoff with full jitter: base × 2^n, capped at max. */
+  readonly backoffBaseMs: number;
+  readonly backoffMaxMs: number;
+  /** Retry non-idempotent methods (POST, PATCH, ...) too. */
+  readonly allowNonIdempotent: boolean;
+  /** Request bodies up to this size are buffered so they can be replayed; larger ones are not retried. */
+  readonly maxBodyBytes: number;
+}
+
+export interface FaultSpec {
+  readonly delayPercent: number;
+  readonly delayMs: number;
+  readonly abortPercent: number;
+  readonly abortStatus: number;
 }
 
 export interface EndpointSpec {
@@ -95,6 +148,37 @@ export interface ClusterSpec {
   readonly lb: LbPolicy;
   readonly endpoints: readonly EndpointSpec[];
   readonly pool: PoolSpec;
+  /** Active requests per worker before 503 overflow (circuit_breaker.max_requests ÷ workers, rounded up). */
+  readonly maxRequests: number;
+  readonly retryBudget: RetryBudgetSpec;
+  readonly healthCheck: HealthCheckSpec | null;
+  readonly outlier: OutlierSpec | null;
+}
+
+/** Per worker: a retry may start while retries in flight < max(minConcurrent, percent% of active requests)
+ *  and retries in the last 10 s < percent% of requests in the last 10 s + minPerSecond × 10. */
+export interface RetryBudgetSpec {
+  readonly percent: number;
+  readonly minConcurrent: number;
+  readonly minPerSecond: number;
+}
+
+/** Active health checks, run once per sidecar on the main thread. */
+export interface HealthCheckSpec {
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly unhealthyThreshold: number;
+  readonly healthyThreshold: number;
+}
+
+/** Passive outlier detection, aggregated across workers on the main thread. */
+export interface OutlierSpec {
+  readonly consecutive5xx: number;
+  readonly consecutiveGatewayFailure: number;
+  readonly intervalMs: number;
+  readonly baseEjectionMs: number;
+  readonly maxEjectionPercent: number;
 }
 
 /** One problem in a config: a path like `listeners[0].routes[2].cluster`, a message, a line when the file has one. */

@@ -5,9 +5,9 @@ import type { ConfigPath, RawProblem } from './paths.js';
 
 const NOT_BUILT = 'accepted, not built yet in this version (ignored)';
 
-const LISTENER_KEYS = ['tls', 'authorization', 'rate_limit', 'access_log'] as const;
-const ROUTE_KEYS = ['retries', 'fault', 'rate_limit'] as const;
-const CLUSTER_KEYS = ['tls', 'retry_budget', 'health_check', 'outlier_detection'] as const;
+const LISTENER_KEYS = ['tls', 'authorization'] as const;
+const ROUTE_KEYS = [] as const;
+const CLUSTER_KEYS = ['tls'] as const;
 
 /** One warning per not-built section present in a (valid) raw config, in document order. */
 export function notBuiltWarnings(raw: unknown): RawProblem[] {
@@ -27,8 +27,6 @@ export function notBuiltWarnings(raw: unknown): RawProblem[] {
     if (c['discovery'] !== undefined) {
       out.push({ path: [...at, 'discovery'], message: `${NOT_BUILT}; the cluster has no endpoints until it is` });
     }
-    const cb = c['circuit_breaker'];
-    if (isObj(cb)) warnIfSet(cb, ['max_requests'], [...at, 'circuit_breaker'], out);
     warnIfSet(c, CLUSTER_KEYS, at, out);
   });
   return out;

@@ -1,34 +1,56 @@
 // One proxied request: the only class that touches a uWS HttpResponse (STYLE.md item 8).
-// It streams the client's body to the upstream connection and the upstream's response back,
-// with backpressure both ways (uWS pause/resume/onWritable ↔ socket pause/resume/drain), turns
-// failures into local replies before the response head has left and into an abrupt close after,
-// and does the accounting exactly once.
+// It streams the client's body to the upstream and the response back with backpressure both ways
+// (uWS pause/resume/onWritable ↔ socket pause/resume/drain). Before the response head reaches
+// the client it may make several tries (route retries: another endpoint, backoff with jitter,
+// within the cluster's retry budget; the request body is kept for replay up to a limit). It turns
+// failures into local replies before the head has left and into an abrupt close after, enforces
+// the route, per-try and max-stream deadlines, and does the accounting exactly once.
 
 import { performance } from 'node:perf_hooks';
 import type { HttpResponse } from 'uWebSockets.js';
+import type { RouteSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
-import type { UpstreamConnection, UpstreamRequest } from '../upstream/connection.js';
+import type { Rng } from '../lb/types.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
+import type { UpstreamConnection, UpstreamRequest } from '../upstream/connection.js';
 import type { Ticker, Timed } from '../upstream/ticker.js';
 import { writeLocalReply } from './local_reply.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
 
-/** What an exchange reports to when it ends (the worker's stats and drain bookkeeping). */
+/** How one try went, for passive outlier detection. */
+export const enum TryOutcome {
+  Success = 0,
+  /** A 5xx other than 502/503/504. */
+  Error5xx = 1,
+  /** 502/503/504, connect failure, reset, timeout. */
+  Gateway = 2,
+}
+
+/** What an exchange reports to (the listener, then the worker's stats and drain bookkeeping). */
 export interface ExchangeObserver {
   onExchangeDone(ex: Exchange): void;
+  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
+}
+
+export interface ExchangeContext {
+  readonly ticker: Ticker;
+  readonly rng: Rng;
 }
 
 /** Client bytes held while no upstream connection is ready, before the client is paused. */
 const MAX_PENDING_BODY = 256 * 1024;
 const CRLF = '\r\n';
 const LAST_CHUNK = '0\r\n\r\n';
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+type FailureKind = 'connect' | 'reset' | 'timeout' | 'status';
 
 export class Exchange implements UpstreamRequest, Timed {
   readonly isHead: boolean;
   deadline = 0;
   /** Response status for accounting; 0 = no complete response reached the client. */
   status = 0;
-  /** The error that produced a local reply, if any. */
+  /** The error that produced a local reply or an abrupt close, if any. */
   error: ProxyError | null = null;
   /** performance.now() at the start, at the upstream's response head, and at the end (ms, fractional). */
   readonly startMs: number;
@@ -36,13 +58,30 @@ export class Exchange implements UpstreamRequest, Timed {
   endMs = 0;
   bytesIn = 0;
   bytesOut = 0;
+  /** Tries made (1 = no retry). */
+  tries = 0;
+  /** The endpoint of the current (or last) try. */
+  endpoint: Endpoint;
 
   private conn: UpstreamConnection | null = null;
   private aborted = false;
   private finished = false;
   private respStarted = false;
   private waiting = false;
-  private retried = false;
+  private tryActive = false;
+  private staleRetried = false;
+  // deadlines (ms, Ticker clock); 0 = none
+  private routeDeadline = 0;
+  private tryDeadline = 0;
+  private streamDeadline = 0;
+  // retries
+  private retriesLeft: number;
+  private retrying = false;
+  private discarding = false;
+  private backoffTimer: NodeJS.Timeout | null = null;
+  private replay: Array<string | Buffer> | null = null;
+  private replayBytes = 0;
+  private bodyReplayable = true;
   // request body
   private pending: Array<string | Buffer> | null = null;
   private pendingBytes = 0;
@@ -66,39 +105,149 @@ export class Exchange implements UpstreamRequest, Timed {
     readonly head: RequestHead,
     private readonly upstreamHead: string,
     readonly cluster: Cluster,
-    readonly endpoint: Endpoint,
+    endpoint: Endpoint,
+    readonly route: RouteSpec,
     readonly routeIndex: number,
-    private readonly ticker: Ticker,
+    private readonly ctx: ExchangeContext,
     private readonly observer: ExchangeObserver,
-    timeoutMs: number,
+    delayMs: number,
   ) {
     this.isHead = head.method === 'HEAD';
     this.startMs = performance.now();
+    this.endpoint = endpoint;
     this.clientBodyDone = head.framing === BodyFraming.None;
+    const retries = route.retries;
+    this.retriesLeft = retries === null || (!retries.allowNonIdempotent && !IDEMPOTENT.has(head.method)) ? 0 : retries.attempts;
+    if (this.retriesLeft > 0 && !this.clientBodyDone) {
+      if (head.framing === BodyFraming.Length && head.contentLength > retries!.maxBodyBytes) this.retriesLeft = 0;
+      else this.replay = [];
+    }
     res.onAborted(() => this.onClientAborted());
     if (!this.clientBodyDone) res.onData((chunk, isLast) => this.onClientData(chunk, isLast));
-    if (timeoutMs > 0) {
-      this.deadline = ticker.fresh() + timeoutMs;
-      ticker.add(this);
-    }
+    const now = ctx.ticker.fresh();
+    if (route.timeoutMs > 0) this.routeDeadline = now + route.timeoutMs;
+    if (route.maxStreamDurationMs > 0) this.streamDeadline = now + route.maxStreamDurationMs;
     cluster.active++;
-    endpoint.active++;
+    cluster.retryBudget.onRequest(now);
+    if (delayMs > 0) {
+      this.waitThen(delayMs);
+    } else {
+      this.startTry(endpoint);
+    }
+  }
+
+  // ---- tries ------------------------------------------------------------------------------
+
+  private startTry(ep: Endpoint): void {
+    this.endpoint = ep;
+    this.tries++;
+    ep.active++;
+    this.tryActive = true;
+    const perTry = this.route.retries?.perTryTimeoutMs ?? 0;
+    this.tryDeadline = perTry > 0 ? this.ctx.ticker.fresh() + perTry : 0;
+    this.arm();
     this.waiting = true;
-    endpoint.pool.dispatch(this);
+    ep.pool.dispatch(this);
+  }
+
+  private endTry(): void {
+    if (this.tryActive) {
+      this.tryActive = false;
+      this.endpoint.active--;
+    }
+    this.tryDeadline = 0;
+  }
+
+  /** Stops whatever the current try is doing (connection, queue slot, backoff). */
+  private abortTry(): void {
+    if (this.conn !== null) {
+      this.conn.destroy();
+      this.conn = null;
+    } else if (this.waiting) {
+      this.endpoint.pool.cancel(this);
+    }
+    this.waiting = false;
+    this.discarding = false;
+    if (this.backoffTimer !== null) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = null;
+    }
+    this.endTry();
+  }
+
+  /** Whether a failed try may be retried now; if so, the retry is charged to the budget. */
+  private mayRetry(kind: FailureKind, status: number): boolean {
+    const r = this.route.retries;
+    if (r === null || this.retriesLeft <= 0 || !this.bodyReplayable || this.aborted || this.finished) return false;
+    let wanted: boolean;
+    switch (kind) {
+      case 'connect':
+        wanted = r.onConnectFailure;
+        break;
+      case 'reset':
+        wanted = r.onReset;
+        break;
+      case 'timeout':
+        wanted = r.onReset || r.on5xx || r.onGatewayError;
+        break;
+      case 'status':
+        wanted =
+          (r.on5xx && status >= 500) ||
+          (r.onGatewayError && status >= 502 && status <= 504) ||
+          (r.onRetriable4xx && status === 409) ||
+          r.statuses.includes(status);
+        break;
+    }
+    if (!wanted) return false;
+    if (!this.cluster.retryBudget.tryAcquire(this.ctx.ticker.fresh(), this.cluster.active)) return false;
+    return true;
+  }
+
+  /** Backoff with full jitter, then a new try on another endpoint where there is one. */
+  private retry(): void {
+    const r = this.route.retries!;
+    const n = r.attempts - this.retriesLeft; // retries made before this one
+    this.retriesLeft--;
+    if (!this.retrying) {
+      this.retrying = true;
+      this.cluster.retryBudget.inFlight++;
+    }
+    this.cluster.retriesTotal++;
+    const cap = Math.min(r.backoffMaxMs, r.backoffBaseMs * 2 ** n);
+    this.waitThen(Math.floor(this.ctx.rng.next() * cap));
+  }
+
+  /** Waits (fault delay or retry backoff), then starts a try on a freshly picked endpoint. */
+  private waitThen(ms: number): void {
+    const prev = this.endpoint;
+    const go = (): void => {
+      this.backoffTimer = null;
+      if (this.finished || this.aborted) return;
+      const ep = this.tries === 0 ? prev : this.cluster.lb.pick(prev);
+      if (ep === null) {
+        this.reply(new ProxyError('no_healthy_endpoint', `cluster ${this.cluster.spec.name} has no endpoint`));
+        return;
+      }
+      this.startTry(ep);
+    };
+    if (ms <= 0) {
+      go();
+      return;
+    }
+    this.backoffTimer = setTimeout(go, ms);
+  }
+
+  private report(outcome: TryOutcome): void {
+    this.observer.onTryOutcome(this.cluster, this.endpoint, outcome);
   }
 
   // ---- upstream connection side -------------------------------------------------------------
 
   onConnection(conn: UpstreamConnection): void {
     this.waiting = false;
-    if (this.aborted || this.finished) {
-      // The client went away (or the route timed out) while this connection was still
-      // connecting: pool.cancel() only reaches queued waiters, so the request must not be sent now.
-      conn.destroy();
-      return;
-    }
     this.conn = conn;
-    if (this.clientBodyDone && this.pending === null) {
+    const parts = this.replay ?? this.pending;
+    if (this.clientBodyDone && parts === null) {
       conn.write(this.upstreamHead);
       conn.requestComplete = true;
       return;
@@ -106,11 +255,9 @@ export class Exchange implements UpstreamRequest, Timed {
     conn.cork();
     conn.write(this.upstreamHead);
     let ok = true;
-    if (this.pending !== null) {
-      for (const part of this.pending) ok = conn.write(part);
-      this.pending = null;
-      this.pendingBytes = 0;
-    }
+    if (parts !== null) for (const part of parts) ok = conn.write(part);
+    this.pending = null;
+    this.pendingBytes = 0;
     if (this.clientBodyDone) conn.requestComplete = true;
     conn.uncork();
     if (ok && this.clientPaused) this.resumeClient();
@@ -122,19 +269,24 @@ export class Exchange implements UpstreamRequest, Timed {
   }
 
   runCorked(task: () => void): void {
-    if (this.aborted) task();
+    if (this.aborted || this.discarding) task();
     else this.res.cork(task);
   }
 
   onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void {
     if (this.aborted) return;
+    this.report(status < 500 ? TryOutcome.Success : status >= 502 && status <= 504 ? TryOutcome.Gateway : TryOutcome.Error5xx);
+    if (status >= 400 && this.mayRetry('status', status)) {
+      // Read the rejected response to its end (so the connection stays reusable), then retry.
+      this.discarding = true;
+      return;
+    }
     this.respStarted = true;
     this.status = status;
     this.upstreamHeadMs = performance.now();
-    if (this.deadline !== 0) {
-      this.ticker.delete(this);
-      this.deadline = 0;
-    }
+    this.routeDeadline = 0;
+    this.tryDeadline = 0;
+    this.arm();
     const res = this.res;
     res.writeStatus(status === 200 && reason === 'OK' ? '200 OK' : `${status} ${reason}`);
     for (let i = 0; i < headers.length; i += 2) {
@@ -162,7 +314,7 @@ export class Exchange implements UpstreamRequest, Timed {
   }
 
   onBody(chunk: Buffer): void {
-    if (this.aborted) return;
+    if (this.aborted || this.discarding) return;
     this.bytesOut += chunk.length;
     if (this.backlog !== null) {
       this.backlog = Buffer.concat([this.backlog, chunk]);
@@ -188,9 +340,14 @@ export class Exchange implements UpstreamRequest, Timed {
   onEnd(_trailers: string[] | null): void {
     // Trailers cannot be sent: this uWS build has no API for them (see README, "Limits").
     this.conn = null;
-    if (this.aborted) return;
+    if (this.discarding) {
+      this.discarding = false;
+      this.endTry();
+      this.retry();
+      return;
+    }
+    if (this.aborted || !this.respStarted) return;
     const res = this.res;
-    if (!this.respStarted) return;
     if (this.isHead || this.status === 204 || this.status === 304) {
       // Bodiless by method or status (not by Content-Length). Note: an explicit `undefined`
       // argument makes this uWS build write a bogus Content-Length; call without it.
@@ -209,37 +366,51 @@ export class Exchange implements UpstreamRequest, Timed {
     this.waiting = false;
     this.conn = null;
     if (this.finished || this.aborted) return;
+    if (this.discarding) {
+      // The rejected response we were reading to its end broke off: retry all the same.
+      this.discarding = false;
+      this.endTry();
+      this.retry();
+      return;
+    }
     if (!this.respStarted) {
       // A pooled connection that the upstream closed just as we reused it: try once more on a
-      // fresh one when nothing of the request body can have been lost.
+      // fresh one when nothing of the request body can have been lost. Not a configured retry.
       if (
         conn !== null &&
         conn.reused &&
         conn.awaitingResponse &&
         err.code === 'upstream_reset' &&
         this.head.framing === BodyFraming.None &&
-        !this.retried
+        !this.staleRetried
       ) {
-        this.retried = true;
+        this.staleRetried = true;
         this.waiting = true;
         this.endpoint.pool.dispatch(this);
         return;
+      }
+      this.endTry();
+      const kind: FailureKind | null =
+        err.code === 'upstream_connect_failed' ? 'connect' : err.code === 'upstream_reset' || err.code === 'upstream_protocol_error' ? 'reset' : null;
+      if (kind !== null) {
+        this.report(TryOutcome.Gateway);
+        if (this.mayRetry(kind, 0)) {
+          this.error = err;
+          this.retry();
+          return;
+        }
       }
       this.reply(err.withContext(`cluster ${this.cluster.spec.name} endpoint ${this.endpoint.address}`));
       return;
     }
     // The head is out: a status code is no longer possible. Close abruptly so the truncation shows.
-    this.status = 0;
-    this.error = err;
-    this.res.close();
-    this.finish();
+    this.closeAbruptly(err);
   }
 
   // ---- client side --------------------------------------------------------------------------
 
   private onClientData(ab: ArrayBuffer, isLast: boolean): void {
     if (this.finished || this.aborted) return;
-    let part: string | Buffer | null = null;
     if (ab.byteLength > 0) {
       const data = Buffer.from(ab.slice(0));
       this.bytesIn += data.length;
@@ -247,12 +418,11 @@ export class Exchange implements UpstreamRequest, Timed {
         // Re-frame: uWS has removed the client's chunking.
         this.send(data.length.toString(16) + CRLF);
         this.send(data);
-        part = CRLF;
+        this.send(CRLF);
       } else {
-        part = data;
+        this.send(data);
       }
     }
-    if (part !== null) this.send(part);
     if (isLast) {
       if (this.head.framing === BodyFraming.Chunked) this.send(LAST_CHUNK);
       this.clientBodyDone = true;
@@ -261,12 +431,32 @@ export class Exchange implements UpstreamRequest, Timed {
   }
 
   private send(part: string | Buffer): void {
+    if (this.replay !== null) {
+      this.replay.push(part);
+      this.replayBytes += part.length;
+      if (this.replayBytes > this.route.retries!.maxBodyBytes) {
+        // Too large to replay: no retries; keep only what the current try still needs.
+        this.bodyReplayable = false;
+        if (this.conn === null && !this.respStarted) {
+          this.pending = this.replay;
+          this.pendingBytes = this.replayBytes;
+        }
+        this.replay = null;
+        if (this.conn === null) {
+          if (this.pendingBytes > MAX_PENDING_BODY) this.pauseClient();
+          return;
+        }
+      } else if (this.conn === null) {
+        if (this.replayBytes > MAX_PENDING_BODY) this.pauseClient();
+        return;
+      }
+    }
     const conn = this.conn;
     if (conn !== null) {
       if (!conn.write(part)) this.pauseClient();
       return;
     }
-    if (this.respStarted) return; // the upstream already answered and let go of the connection
+    if (this.respStarted || this.replay !== null) return;
     (this.pending ??= []).push(part);
     this.pendingBytes += part.length;
     if (this.pendingBytes > MAX_PENDING_BODY) this.pauseClient();
@@ -300,30 +490,66 @@ export class Exchange implements UpstreamRequest, Timed {
 
   private onClientAborted(): void {
     this.aborted = true;
-    if (this.conn !== null) {
-      this.conn.destroy(); // the upstream sees the abort too
-      this.conn = null;
-    } else if (this.waiting) {
-      this.endpoint.pool.cancel(this);
-      this.waiting = false;
-    }
+    this.abortTry(); // the upstream sees the abort too
     if (!this.finished) {
       if (!this.respStarted || this.backlog !== null || !this.lengthMode) this.status = 0;
       this.finish();
     }
   }
 
-  /** Route timeout: only armed until the response head arrives. */
-  onDeadline(): void {
-    if (this.finished || this.aborted || this.respStarted) return;
-    if (this.conn !== null) {
-      this.conn.destroy();
-      this.conn = null;
-    } else if (this.waiting) {
-      this.endpoint.pool.cancel(this);
-      this.waiting = false;
+  // ---- deadlines ------------------------------------------------------------------------------
+
+  /** (Re-)registers with the ticker for the earliest pending deadline. */
+  private arm(): void {
+    let d = this.streamDeadline;
+    if (this.routeDeadline !== 0 && (d === 0 || this.routeDeadline < d)) d = this.routeDeadline;
+    if (this.tryDeadline !== 0 && (d === 0 || this.tryDeadline < d)) d = this.tryDeadline;
+    this.deadline = d;
+    if (d !== 0) this.ctx.ticker.add(this);
+    else this.ctx.ticker.delete(this);
+  }
+
+  onDeadline(now: number): void {
+    if (this.finished || this.aborted) return;
+    if (this.streamDeadline !== 0 && now >= this.streamDeadline) {
+      const err = new ProxyError('timeout', `exchange exceeded the route's max_stream_duration_ms (${this.route.maxStreamDurationMs} ms)`);
+      if (this.respStarted) {
+        this.abortTry();
+        this.closeAbruptly(err);
+      } else {
+        this.abortTry();
+        this.reply(err);
+      }
+      return;
     }
-    this.reply(new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} endpoint ${this.endpoint.address} within the route timeout`));
+    if (!this.respStarted) {
+      if (this.routeDeadline !== 0 && now >= this.routeDeadline) {
+        this.abortTry();
+        this.reply(new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} within the route timeout (${this.route.timeoutMs} ms)`));
+        return;
+      }
+      if (this.tryDeadline !== 0 && now >= this.tryDeadline && !this.discarding) {
+        this.abortTry();
+        this.report(TryOutcome.Gateway);
+        if (this.mayRetry('timeout', 0)) {
+          this.arm();
+          this.retry();
+          return;
+        }
+        this.reply(new ProxyError('timeout', `no response from endpoint ${this.endpoint.address} within the per-try timeout`));
+        return;
+      }
+    }
+    this.arm();
+  }
+
+  // ---- endings --------------------------------------------------------------------------------
+
+  private closeAbruptly(err: ProxyError): void {
+    this.status = 0;
+    this.error = err;
+    this.res.close();
+    this.finish();
   }
 
   private reply(err: ProxyError): void {
@@ -338,9 +564,15 @@ export class Exchange implements UpstreamRequest, Timed {
     if (this.finished) return;
     this.finished = true;
     this.endMs = performance.now();
-    if (this.deadline !== 0) this.ticker.delete(this);
+    this.routeDeadline = this.tryDeadline = this.streamDeadline = 0;
+    this.ctx.ticker.delete(this);
+    if (this.backoffTimer !== null) {
+      clearTimeout(this.backoffTimer);
+      this.backoffTimer = null;
+    }
+    if (this.retrying) this.cluster.retryBudget.inFlight--;
     this.cluster.active--;
-    this.endpoint.active--;
+    this.endTry();
     this.observer.onExchangeDone(this);
   }
 }

@@ -7,17 +7,19 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from '
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import type { Rng } from '../lb/types.js';
-import type { Cluster } from '../upstream/cluster.js';
+import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
-import { Exchange, type ExchangeObserver } from './exchange.js';
+import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { writeLocalReply } from './local_reply.js';
 import { buildUpstreamHead, headerLookup, readRequestHead } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
+import { TokenBucket } from './token_bucket.js';
 
 /** Per-route data resolved against the worker's clusters for one config version. */
 interface RouteTarget {
   /** The single cluster of a plain route; null for a split (picked per request). */
   readonly cluster: Cluster | null;
+  readonly rateLimit: TokenBucket | null;
 }
 
 /** What a listener needs from its worker. */
@@ -27,6 +29,8 @@ export interface ListenerContext {
   cluster(name: string): Cluster | undefined;
   /** An exchange on this listener finished (stats). */
   onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
+  /** One try of an exchange ended (passive outlier detection). */
+  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
   /** A request was refused or answered locally (no exchange was created). */
   onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError): void;
   /** A route marked test_crash was hit (test hook). */
@@ -37,6 +41,7 @@ export class ListenerRuntime implements ExchangeObserver {
   spec: ListenerSpec;
   private router: Router;
   private targets: RouteTarget[];
+  private rateLimit: TokenBucket | null;
   private readonly app: TemplatedApp;
   private socket: us_listen_socket | null = null;
   /** Exchanges started on this listener and not yet finished. */
@@ -50,6 +55,7 @@ export class ListenerRuntime implements ExchangeObserver {
     this.spec = spec;
     this.router = buildRouter(spec.routes);
     this.targets = this.resolveTargets();
+    this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
     this.app = uWS.App();
     this.app.any('/*', (res, req) => this.handle(res, req));
   }
@@ -72,9 +78,11 @@ export class ListenerRuntime implements ExchangeObserver {
   /** A new config version for this listener (same address): new router, same socket. */
   update(spec: ListenerSpec): void {
     const router = buildRouter(spec.routes);
+    const rateChanged = JSON.stringify(spec.rateLimit) !== JSON.stringify(this.spec.rateLimit);
     this.spec = spec;
     this.router = router;
     this.targets = this.resolveTargets();
+    if (rateChanged) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
   }
 
   /** Clusters were reconciled: re-resolve route targets. */
@@ -91,9 +99,17 @@ export class ListenerRuntime implements ExchangeObserver {
   }
 
   private resolveTargets(): RouteTarget[] {
-    return this.spec.routes.map((r) => ({
-      cluster: r.action.kind === 'cluster' ? (this.ctx.cluster(r.action.cluster) ?? null) : null,
-    }));
+    const now = this.ctx.ticker.fresh();
+    const old = this.targets as RouteTarget[] | undefined;
+    return this.spec.routes.map((r, i) => {
+      // Keep a route's bucket across reloads while its limit is unchanged.
+      const prev = old?.[i]?.rateLimit ?? null;
+      const rateLimit = r.rateLimit === null ? null : prev !== null && prev.sameSpec(r.rateLimit) ? prev : new TokenBucket(r.rateLimit, now);
+      return {
+        cluster: r.action.kind === 'cluster' ? (this.ctx.cluster(r.action.cluster) ?? null) : null,
+        rateLimit,
+      };
+    });
   }
 
   private handle(res: HttpResponse, req: HttpRequest): void {
@@ -105,10 +121,30 @@ export class ListenerRuntime implements ExchangeObserver {
         throw new ProxyError('no_route', `no route on listener ${this.spec.name} for ${head.method} ${head.host}${head.path}`);
       }
       routeIndex = route.index;
-      if (route.spec.testCrash) this.ctx.onTestCrash(route.spec.name);
-      const cluster = this.targets[route.index]?.cluster ?? this.ctx.cluster(route.pickCluster(this.ctx.rng));
+      const spec = route.spec;
+      if (spec.testCrash) this.ctx.onTestCrash(spec.name);
+      const target = this.targets[route.index];
+      if (this.rateLimit !== null && !this.rateLimit.take(Date.now())) {
+        throw new ProxyError('rate_limited', `listener ${this.spec.name} is over its rate limit`);
+      }
+      if (target?.rateLimit != null && !target.rateLimit.take(Date.now())) {
+        throw new ProxyError('rate_limited', `route ${spec.name} is over its rate limit`);
+      }
+      const cluster = target?.cluster ?? this.ctx.cluster(route.pickCluster(this.ctx.rng));
       if (cluster === undefined || cluster === null) {
-        throw new ProxyError('no_healthy_endpoint', `route ${route.spec.name}: cluster is not available`);
+        throw new ProxyError('no_healthy_endpoint', `route ${spec.name}: cluster is not available`);
+      }
+      if (cluster.active >= cluster.spec.maxRequests) {
+        cluster.overflowTotal++;
+        throw new ProxyError('overflow', `cluster ${cluster.spec.name} is at its circuit breaker limit of active requests`);
+      }
+      let delayMs = 0;
+      const fault = spec.fault;
+      if (fault !== null) {
+        if (fault.abortPercent > 0 && this.ctx.rng.next() * 100 < fault.abortPercent) {
+          throw new ProxyError('fault_injected', `fault injected by route ${spec.name}`, fault.abortStatus);
+        }
+        if (fault.delayPercent > 0 && this.ctx.rng.next() * 100 < fault.delayPercent) delayMs = fault.delayMs;
       }
       const endpoint = cluster.lb.pick(null);
       if (endpoint === null) {
@@ -117,7 +153,7 @@ export class ListenerRuntime implements ExchangeObserver {
       const client = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
       const upstreamHead = buildUpstreamHead(head, client, 'http');
       this.inflight++;
-      new Exchange(res, head, upstreamHead, cluster, endpoint, route.index, this.ctx.ticker, this, route.spec.timeoutMs);
+      new Exchange(res, head, upstreamHead, cluster, endpoint, spec, route.index, this.ctx, this, delayMs);
     } catch (e) {
       const err = e instanceof ProxyError ? e : new ProxyError('bad_request', 'request could not be processed');
       if (!(e instanceof ProxyError)) console.error(e);
@@ -130,6 +166,10 @@ export class ListenerRuntime implements ExchangeObserver {
   onExchangeDone(ex: Exchange): void {
     this.inflight--;
     this.ctx.onExchangeDone(this, ex);
+  }
+
+  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void {
+    this.ctx.onTryOutcome(cluster, endpoint, outcome);
   }
 }
 

@@ -11,6 +11,7 @@ const REASON: Readonly<Record<number, string>> = {
   404: 'Not Found',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',

@@ -45,7 +45,9 @@ const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 export function readRequestHead(req: HttpRequest, maxHeadBytes: number): RequestHead {
   const method = req.getCaseSensitiveMethod();
   const path = req.getUrl();
-  const query = req.getQuery() ?? '';
+  // undefined when the target has no '?', '' for a bare '?' (kept: the upstream sees what was sent).
+  const rawQuery = req.getQuery();
+  const query = rawQuery ?? '';
   scratch = [];
   scratchBytes = 0;
   req.forEach(collect);
@@ -96,7 +98,7 @@ export function readRequestHead(req: HttpRequest, maxHeadBytes: number): Request
   return {
     method,
     path,
-    target: query.length > 0 ? `${path}?${query}` : path,
+    target: rawQuery !== undefined ? `${path}?${query}` : path,
     host,
     framing: chunked ? BodyFraming.Chunked : contentLength > 0 ? BodyFraming.Length : BodyFraming.None,
     contentLength,

@@ -7,12 +7,20 @@ import type { ClusterSpec, EndpointSpec } from '../config/types.js';
 import { createLoadBalancer } from '../lb/index.js';
 import type { LbHost, LoadBalancer, Rng } from '../lb/types.js';
 import { EndpointPool, type PendingBudget } from './pool.js';
+import { RetryBudget } from './retry_budget.js';
 import type { Ticker } from './ticker.js';
 
 export class Endpoint implements LbHost {
   weight: number;
   active = 0;
+  /** What the load balancer reads: passing health checks and not ejected. */
   healthy = true;
+  /** Active health check verdict (main thread's, shared by all workers). */
+  checkedHealthy = true;
+  /** Ejected by outlier detection (main thread's verdict). */
+  ejected = false;
+  /** Whether the last outcome this worker reported for outlier detection was a failure. */
+  lastOutcomeFailed = false;
   readonly pool: EndpointPool;
   constructor(
     readonly address: string,
@@ -24,6 +32,12 @@ export class Endpoint implements LbHost {
     this.weight = spec.weight;
     this.pool = new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker);
   }
+
+  setState(checkedHealthy: boolean, ejected: boolean): void {
+    this.checkedHealthy = checkedHealthy;
+    this.ejected = ejected;
+    this.healthy = checkedHealthy && !ejected;
+  }
 }
 
 export class Cluster {
@@ -31,22 +45,28 @@ export class Cluster {
   endpoints: Endpoint[] = [];
   lb: LoadBalancer<Endpoint>;
   readonly budget: PendingBudget;
-  /** Requests in flight across the cluster's endpoints on this worker. */
+  readonly retryBudget: RetryBudget;
+  /** Requests in flight across the cluster's endpoints on this worker (circuit breaker input). */
   active = 0;
+  retriesTotal = 0;
+  /** Requests refused with 503 overflow by the circuit breaker. */
+  overflowTotal = 0;
 
   constructor(
     spec: ClusterSpec,
     private readonly ticker: Ticker,
-    private readonly rng: Rng,
+    private rng: Rng,
   ) {
     this.spec = spec;
     this.budget = { pending: 0, max: spec.pool.maxPending };
+    this.retryBudget = new RetryBudget(spec.retryBudget);
     this.endpoints = spec.endpoints.map((e) => new Endpoint(e.address, e, spec, this.budget, ticker));
     this.lb = createLoadBalancer(spec.lb, this.endpoints, rng);
   }
 
   /** Applies a new version of this cluster's spec. */
-  reconcile(spec: ClusterSpec): void {
+  reconcile(spec: ClusterSpec, rng: Rng): void {
+    this.rng = rng;
     const old = new Map(this.endpoints.map((e) => [e.address, e]));
     const next: Endpoint[] = [];
     for (const e of spec.endpoints) {
@@ -63,8 +83,13 @@ export class Cluster {
     for (const gone of old.values()) gone.pool.drain();
     this.spec = spec;
     this.budget.max = spec.pool.maxPending;
+    this.retryBudget.spec = spec.retryBudget;
     this.endpoints = next;
     this.lb = createLoadBalancer(spec.lb, next, this.rng);
+  }
+
+  endpoint(address: string): Endpoint | undefined {
+    return this.endpoints.find((e) => e.address === address);
   }
 
   /** The cluster left the config: drain every endpoint. */

@@ -12,6 +12,7 @@ export type ToWorker =
   | { readonly type: 'apply'; readonly snapshot: Snapshot }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'inspect'; readonly id: number }
+  | { readonly type: 'endpoint_states'; readonly states: readonly EndpointState[] }
   | { readonly type: 'stop' };
 
 /** One worker's view of a cluster, for GET /clusters (summed across workers by the supervisor). */
@@ -24,12 +25,28 @@ export interface ClusterView {
     readonly address: string;
     readonly weight: number;
     readonly healthy: boolean;
+    readonly ejected: boolean;
     readonly active: number;
     readonly connections_open: number;
     readonly connections_idle: number;
     readonly connections_opened_total: number;
   }>;
+  readonly retries_total: number;
+  readonly retry_budget_exhausted_total: number;
+  readonly overflow_total: number;
+  readonly panicking: boolean;
 }
+
+/** The main thread's verdict on one endpoint (active health checks, outlier ejection). */
+export interface EndpointState {
+  readonly cluster: string;
+  readonly address: string;
+  readonly healthy: boolean;
+  readonly ejected: boolean;
+}
+
+/** [cluster, address, outcome] — outcome: 0 success, 1 other 5xx, 2 gateway failure (see TryOutcome). */
+export type OutcomeEvent = readonly [string, string, number];
 
 export interface BoundListener {
   readonly name: string;
@@ -43,4 +60,5 @@ export type FromWorker =
   | { readonly type: 'drained'; readonly unfinished: number }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string; readonly fields?: Record<string, unknown> }
   | { readonly type: 'stats'; readonly delta: StatsDelta }
+  | { readonly type: 'outcomes'; readonly events: readonly OutcomeEvent[] }
   | { readonly type: 'inspect_result'; readonly id: number; readonly version: number; readonly clusters: readonly ClusterView[] };

@@ -5,36 +5,47 @@
 
 import type { ClusterSpec, ListenerSpec, Snapshot } from '../config/types.js';
 import type { ProxyError } from '../errors.js';
-import { defaultRng } from '../lb/rng.js';
+import { defaultRng, seededRng } from '../lb/rng.js';
 import type { Rng } from '../lb/types.js';
-import type { Exchange } from '../dataplane/exchange.js';
+import type { Exchange, TryOutcome } from '../dataplane/exchange.js';
 import { ListenerRuntime, type ListenerContext } from '../dataplane/listener.js';
-import { Cluster } from '../upstream/cluster.js';
+import { Cluster, type Endpoint } from '../upstream/cluster.js';
 import { Ticker } from '../upstream/ticker.js';
 import type { BoundListener } from './messages.js';
 
 export interface RuntimeHooks {
   onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
+  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
   onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError): void;
   onTestCrash(route: string): void;
 }
 
 export class WorkerRuntime implements ListenerContext {
   readonly ticker = new Ticker(25);
-  readonly rng: Rng = defaultRng;
+  rng: Rng = defaultRng;
+  private seeded: number | null = null;
   readonly clusters = new Map<string, Cluster>();
   readonly listeners = new Map<string, ListenerRuntime>();
   /** Listeners whose socket was replaced and that still finish requests. */
   private readonly retired = new Set<ListenerRuntime>();
   version = 0;
 
-  constructor(private readonly hooks: RuntimeHooks) {}
+  constructor(
+    private readonly hooks: RuntimeHooks,
+    private readonly workerId: number,
+  ) {}
 
   cluster(name: string): Cluster | undefined {
     return this.clusters.get(name);
   }
 
   async apply(snapshot: Snapshot): Promise<BoundListener[]> {
+    const seed = snapshot.node.randomSeed;
+    if (seed !== this.seeded) {
+      // Each worker gets its own reproducible stream.
+      this.seeded = seed;
+      this.rng = seed === null ? defaultRng : seededRng((seed + this.workerId * 0x9e3779b1) >>> 0);
+    }
     this.reconcileClusters(snapshot.clusters);
     const wanted = new Map(snapshot.listeners.map((l) => [l.name, l]));
     // Bind new and moved listeners first, so that a failure leaves the old ones serving.
@@ -76,7 +87,7 @@ export class WorkerRuntime implements ListenerContext {
       seen.add(spec.name);
       const cur = this.clusters.get(spec.name);
       if (cur === undefined) this.clusters.set(spec.name, new Cluster(spec, this.ticker, this.rng));
-      else cur.reconcile(spec);
+      else cur.reconcile(spec, this.rng);
     }
     for (const [name, c] of this.clusters) {
       if (!seen.has(name)) {
@@ -116,6 +127,15 @@ export class WorkerRuntime implements ListenerContext {
   // ListenerContext
   onExchangeDone(listener: ListenerRuntime, ex: Exchange): void {
     this.hooks.onExchangeDone(listener, ex);
+  }
+
+  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void {
+    this.hooks.onTryOutcome(cluster, endpoint, outcome);
+  }
+
+  /** Health and ejection verdicts from the main thread. */
+  setEndpointState(cluster: string, address: string, checkedHealthy: boolean, ejected: boolean): void {
+    this.clusters.get(cluster)?.endpoint(address)?.setState(checkedHealthy, ejected);
   }
 
   onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError): void {

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { ListenerSpec, Snapshot } from '../config/types.js';
 import type { StatsDelta } from '../stats/delta.js';
-import type { BoundListener, ClusterView, FromWorker, ToWorker, WorkerInit } from './messages.js';
+import type { BoundListener, ClusterView, EndpointState, FromWorker, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 
 export interface SupervisorLog {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -21,6 +21,8 @@ export interface SupervisorOptions {
   readonly enableTestHooks: boolean;
   /** Called with each stats delta a worker posts. */
   readonly onStats?: (workerId: number, delta: StatsDelta) => void;
+  /** Outcomes of upstream tries for passive outlier detection, in arrival order. */
+  readonly onOutcomes?: (events: readonly OutcomeEvent[]) => void;
   /** Called when a worker died (before it is restarted). */
   readonly onWorkerExit?: (workerId: number) => void;
 }
@@ -57,6 +59,8 @@ export class Supervisor {
   private drainWaiters: Array<() => void> = [];
   private inspections = new Map<number, (slot: WorkerSlot, clusters: readonly ClusterView[]) => void>();
   private nextInspection = 1;
+  /** Health/ejection verdicts that differ from the default (healthy, not ejected), by `cluster\u0000address`. */
+  private readonly endpointStates = new Map<string, EndpointState>();
   /** Worker restarts since start (crashes). */
   restarts = 0;
 
@@ -152,6 +156,16 @@ export class Supervisor {
     for (const f of this.drainWaiters) f();
   }
 
+  /** Records and broadcasts the main thread's verdict on an endpoint (health check or ejection). */
+  setEndpointState(cluster: string, address: string, change: { healthy?: boolean; ejected?: boolean }): void {
+    const key = `${cluster}\u0000${address}`;
+    const prev = this.endpointStates.get(key) ?? { cluster, address, healthy: true, ejected: false };
+    const next: EndpointState = { cluster, address, healthy: change.healthy ?? prev.healthy, ejected: change.ejected ?? prev.ejected };
+    if (next.healthy && !next.ejected) this.endpointStates.delete(key);
+    else this.endpointStates.set(key, next);
+    for (const slot of this.slots) if (slot.worker !== null) this.post(slot.worker, { type: 'endpoint_states', states: [next] });
+  }
+
   /** Every worker's view of the clusters, summed (GET /clusters). Workers that do not answer within 1 s are left out. */
   async inspect(): Promise<{ workers: number; clusters: ClusterView[] }> {
     const id = this.nextInspection++;
@@ -209,6 +223,7 @@ export class Supervisor {
     w.on('error', (err) => this.opts.log.error({ worker: slot.id, err: err.message }, 'worker crashed'));
     w.on('exit', (code) => this.onExit(slot, w, code));
     if (this.current !== null) this.post(w, { type: 'apply', snapshot: this.current });
+    if (this.endpointStates.size > 0) this.post(w, { type: 'endpoint_states', states: [...this.endpointStates.values()] });
   }
 
   private onMessage(slot: WorkerSlot, m: FromWorker): void {
@@ -227,6 +242,9 @@ export class Supervisor {
         break;
       case 'stats':
         this.opts.onStats?.(slot.id, m.delta);
+        break;
+      case 'outcomes':
+        this.opts.onOutcomes?.(m.events);
         break;
       case 'inspect_result':
         this.inspections.get(m.id)?.(slot, m.clusters);
@@ -309,16 +327,21 @@ function probeFree(host: string, port: number): Promise<number> {
 }
 
 function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[] {
-  const out = new Map<string, { name: string; lb: string; active: number; pending: number; endpoints: Map<string, ClusterView['endpoints'][number]> }>();
+  type Merged = Omit<ClusterView, 'endpoints'> & { endpoints: Map<string, ClusterView['endpoints'][number]> };
+  const out = new Map<string, { -readonly [K in keyof Merged]: Merged[K] }>();
   for (const view of views) {
     for (const c of view) {
       let m = out.get(c.name);
       if (m === undefined) {
-        m = { name: c.name, lb: c.lb, active: 0, pending: 0, endpoints: new Map() };
+        m = { ...c, active: 0, pending: 0, retries_total: 0, retry_budget_exhausted_total: 0, overflow_total: 0, panicking: false, endpoints: new Map() };
         out.set(c.name, m);
       }
       m.active += c.active;
       m.pending += c.pending;
+      m.retries_total += c.retries_total;
+      m.retry_budget_exhausted_total += c.retry_budget_exhausted_total;
+      m.overflow_total += c.overflow_total;
+      m.panicking ||= c.panicking;
       for (const e of c.endpoints) {
         const prev = m.endpoints.get(e.address);
         m.endpoints.set(
@@ -329,6 +352,7 @@ function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[]
                 address: e.address,
                 weight: e.weight,
                 healthy: prev.healthy && e.healthy,
+                ejected: prev.ejected || e.ejected,
                 active: prev.active + e.active,
                 connections_open: prev.connections_open + e.connections_open,
                 connections_idle: prev.connections_idle + e.connections_idle,
@@ -338,5 +362,5 @@ function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[]
       }
     }
   }
-  return [...out.values()].map((m) => ({ name: m.name, lb: m.lb, active: m.active, pending: m.pending, endpoints: [...m.endpoints.values()] }));
+  return [...out.values()].map((m) => ({ ...m, endpoints: [...m.endpoints.values()] }));
 }

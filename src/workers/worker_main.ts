@@ -9,7 +9,9 @@ import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { ProxyError } from '../errors.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { WorkerStats, type ClusterStatsHandle, type ListenerStatsHandle, type RouteStatsHandle } from '../stats/worker_stats.js';
-import type { ClusterView, FromWorker, ToWorker, WorkerInit } from './messages.js';
+import { TryOutcome } from '../dataplane/exchange.js';
+import type { Endpoint } from '../upstream/cluster.js';
+import type { ClusterView, FromWorker, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 import { WorkerRuntime } from './runtime.js';
 
 const port = parentPort;
@@ -50,7 +52,24 @@ function clusterHandle(c: Cluster): ClusterStatsHandle {
   return h;
 }
 
+// Outcomes for outlier detection, batched once per event-loop turn. Successes are only sent when
+// they follow a failure (that is all the main thread's consecutive counters need).
+let outcomes: OutcomeEvent[] = [];
+function flushOutcomes(): void {
+  const events = outcomes;
+  outcomes = [];
+  post({ type: 'outcomes', events });
+}
+
 const runtime = new WorkerRuntime({
+  onTryOutcome(c: Cluster, e: Endpoint, outcome: TryOutcome): void {
+    if (c.spec.outlier === null) return;
+    const failed = outcome !== TryOutcome.Success;
+    if (!failed && !e.lastOutcomeFailed) return;
+    e.lastOutcomeFailed = failed;
+    if (outcomes.length === 0) setImmediate(flushOutcomes);
+    outcomes.push([c.spec.name, e.address, outcome]);
+  },
   onExchangeDone(l: ListenerRuntime, ex: Exchange): void {
     const h = handlesOf(l);
     const c = clusterHandle(ex.cluster);
@@ -74,7 +93,7 @@ const runtime = new WorkerRuntime({
       throw new Error(`test_crash route "${route}" hit: worker ${init.workerId} crashes on purpose`);
     });
   },
-});
+}, init.workerId);
 
 function flushStats(): void {
   for (const c of runtime.clusters.values()) {
@@ -100,10 +119,15 @@ function inspect(): ClusterView[] {
     lb: c.spec.lb,
     active: c.active,
     pending: c.budget.pending,
+    retries_total: c.retriesTotal,
+    retry_budget_exhausted_total: c.retryBudget.exhausted,
+    overflow_total: c.overflowTotal,
+    panicking: c.lb.panicking,
     endpoints: c.endpoints.map((e) => ({
       address: e.address,
       weight: e.weight,
-      healthy: e.healthy,
+      healthy: e.checkedHealthy,
+      ejected: e.ejected,
       active: e.active,
       connections_open: e.pool.open,
       connections_idle: e.pool.idleCount,
@@ -127,6 +151,14 @@ port.on('message', (msg: ToWorker) => {
         }
       });
       break;
+    case 'endpoint_states': {
+      const states = msg.states;
+      // After any apply queued before it, so that new endpoints exist.
+      queue = queue.then(() => {
+        for (const st of states) runtime.setEndpointState(st.cluster, st.address, st.healthy, st.ejected);
+      });
+      break;
+    }
     case 'inspect':
       post({ type: 'inspect_result', id: msg.id, version: runtime.version, clusters: inspect() });
       break;
