@@ -151,7 +151,8 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push(`## ${t.title}`, '');
     if (t.note) lines.push(t.note, '');
     lines.push(`| ${t.head.map(mdCell).join(' | ')} |`);
-    lines.push(`|${t.head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+    const numeric = t.title !== 'Configurations';
+    lines.push(`|${t.head.map((_, i) => (i === 0 || !numeric ? '---' : '---:')).join('|')}|`);
     for (const row of t.rows) lines.push(`| ${row.map(mdCell).join(' | ')} |`);
     lines.push('');
   }
