@@ -94,11 +94,6 @@ export class Exchange implements UpstreamRequest, Timed {
   private announcedLength = -1;
   private backlog: Buffer | null = null;
   private backlogOffset = 0;
-  private readonly onWritableLength = (offset: number): boolean => this.flushBacklog(offset);
-  private readonly onWritableChunked = (): boolean => {
-    this.conn?.resumeReading();
-    return true;
-  };
 
   constructor(
     private readonly res: HttpResponse,
@@ -245,6 +240,12 @@ export class Exchange implements UpstreamRequest, Timed {
 
   onConnection(conn: UpstreamConnection): void {
     this.waiting = false;
+    if (this.aborted || this.finished) {
+      // The client went away (or the route timed out) while this connection was still
+      // connecting: pool.cancel() only reaches queued waiters, so the request must not be sent now.
+      conn.destroy();
+      return;
+    }
     this.conn = conn;
     const parts = this.replay ?? this.pending;
     if (this.clientBodyDone && parts === null) {
@@ -289,8 +290,10 @@ export class Exchange implements UpstreamRequest, Timed {
     this.arm();
     const res = this.res;
     res.writeStatus(status === 200 && reason === 'OK' ? '200 OK' : `${status} ${reason}`);
+    const hop = connectionTokens(headers);
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
+      if (hop !== null && hop.includes(name)) continue; // named in Connection: hop-by-hop (RFC 9110 §7.6.1)
       switch (name) {
         case 'connection':
         case 'keep-alive':
@@ -307,6 +310,12 @@ export class Exchange implements UpstreamRequest, Timed {
       res.writeHeader(name, nonAscii && /[\x80-\xff]/.test(value) ? Buffer.from(value, 'latin1') : value);
     }
     this.announcedLength = contentLength;
+    if (contentLength >= 0 && status !== 204 && (this.isHead || status === 304)) {
+      // Bodiless answer: report the length as a plain header. endWithoutBody(length) would make
+      // this uWS build wait for `length` body bytes and then close the keep-alive connection at
+      // the client's next request.
+      res.writeHeader('content-length', String(contentLength));
+    }
     if (contentLength >= 0 && !this.isHead && status !== 204 && status !== 304) {
       this.lengthMode = true;
       this.total = contentLength;
@@ -329,11 +338,14 @@ export class Exchange implements UpstreamRequest, Timed {
         this.backlog = Buffer.from(chunk.subarray(written));
         this.backlogOffset = before + written;
         this.conn?.pauseReading();
-        res.onWritable(this.onWritableLength);
+        res.onWritable((offset) => this.flushBacklog(offset));
       }
     } else if (!res.write(chunk)) {
       this.conn?.pauseReading();
-      res.onWritable(this.onWritableChunked);
+      res.onWritable(() => {
+        this.conn?.resumeReading();
+        return true;
+      });
     }
   }
 
@@ -349,10 +361,10 @@ export class Exchange implements UpstreamRequest, Timed {
     if (this.aborted || !this.respStarted) return;
     const res = this.res;
     if (this.isHead || this.status === 204 || this.status === 304) {
-      // Bodiless by method or status (not by Content-Length). Note: an explicit `undefined`
-      // argument makes this uWS build write a bogus Content-Length; call without it.
-      if (this.status !== 204 && this.announcedLength >= 0) res.endWithoutBody(this.announcedLength);
-      else res.endWithoutBody();
+      // Bodiless by method or status (not by Content-Length; onHead wrote the announced one).
+      // Note: an explicit `undefined` argument makes this uWS build write a bogus Content-Length;
+      // call without it.
+      res.endWithoutBody();
     } else if (this.lengthMode) {
       if (this.total === 0) res.end();
       // else: the last tryEnd completed the response, or flushBacklog will.
@@ -575,4 +587,17 @@ export class Exchange implements UpstreamRequest, Timed {
     this.endTry();
     this.observer.onExchangeDone(this);
   }
+}
+
+/** Header names listed in the response's Connection header(s) (other than close/keep-alive), or null. */
+function connectionTokens(headers: string[]): string[] | null {
+  let out: string[] | null = null;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'connection') continue;
+    for (const t of headers[i + 1]!.split(',')) {
+      const tok = t.trim().toLowerCase();
+      if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (out ??= []).push(tok);
+    }
+  }
+  return out;
 }

@@ -107,13 +107,22 @@ export function readRequestHead(req: HttpRequest, maxHeadBytes: number): Request
   };
 }
 
-/** A header lookup over a head's flat header list (for route matching). */
+// The head being routed: route matching runs synchronously inside the handler, so one static
+// lookup function over a module-level reference avoids a closure per request.
+let lookupHeaders: string[] = [];
+function lookupHeader(name: string): string | undefined {
+  const h = lookupHeaders;
+  let found: string | undefined;
+  for (let i = 0; i < h.length; i += 2) {
+    if (h[i] === name) found = found === undefined ? h[i + 1] : `${found}, ${h[i + 1]}`;
+  }
+  return found;
+}
+
+/** A header lookup over a head's flat header list (for route matching); repeated lines are joined with ", ". Valid until the next call. */
 export function headerLookup(head: RequestHead): (name: string) => string | undefined {
-  const h = head.headers;
-  return (name: string) => {
-    for (let i = 0; i < h.length; i += 2) if (h[i] === name) return h[i + 1];
-    return undefined;
-  };
+  lookupHeaders = head.headers;
+  return lookupHeader;
 }
 
 /**

@@ -52,6 +52,7 @@ interface ClusterState {
 export class OutlierDetector {
   private readonly clusters = new Map<string, ClusterState>();
   private readonly now: () => number;
+  private closed = false;
 
   constructor(
     private readonly onChange: (cluster: string, address: string, ejected: boolean) => void,
@@ -64,6 +65,7 @@ export class OutlierDetector {
    *  without a callback (as are removed clusters); a cluster whose outlier became null reports
    *  its ejected endpoints un-ejected and stops. A new spec applies from the next outcome. */
   update(clusters: readonly ClusterSpec[]): void {
+    if (this.closed) return;
     const now = this.now();
     const seen = new Set<string>();
     for (const c of clusters) {
@@ -141,6 +143,7 @@ export class OutlierDetector {
 
   /** Stops the timers and forgets everything; no callback fires afterwards. */
   close(): void {
+    this.closed = true;
     for (const cs of this.clusters.values()) clearInterval(cs.timer);
     this.clusters.clear();
   }

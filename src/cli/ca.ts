@@ -1,0 +1,183 @@
+// `outrigger ca init | issue | inspect`: the embedded CA from the command line. runCa takes the
+// arguments after "ca" and returns an exit code: 0 ok, 2 for a user mistake (one line on
+// stderr, no stack trace), 1 for anything unexpected.
+
+import { X509Certificate } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CaError, initCa, issueLeaf, loadCa, writeLeafFiles } from '../tls/ca.js';
+import { KEY_TYPES, certInfo, splitPemCertificates, type KeyType } from '../tls/x509.js';
+
+const HELP = `outrigger ca — the embedded certificate authority
+
+Usage:
+  outrigger ca init --dir DIR --trust-domain TD [--key-type T] [--validity-days N]
+      create a root key (DIR/ca.key, mode 0600) and certificate (DIR/ca.pem); refuses to overwrite
+  outrigger ca issue --dir DIR --identity spiffe://TD/ns/NS/sa/SA --out PREFIX [--ttl-hours N] [--key-type T]
+      issue a leaf: PREFIX.pem (certificate) and PREFIX.key (key, mode 0600)
+  outrigger ca inspect FILE
+      print identity, serial, validity and issuer of each certificate in FILE
+
+Key types: ${KEY_TYPES.join(', ')} (default ec-p256). Leaf TTL default: 24 hours. Root: 3650 days.
+`;
+
+export interface CaIo {
+  readonly stdout: { write(s: string): unknown };
+  readonly stderr: { write(s: string): unknown };
+}
+
+class UsageError extends Error {}
+
+type Spec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+function parse(args: string[], options: Spec, positionals: number): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  let r;
+  try {
+    r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  if (r.positionals.length > positionals) throw new UsageError(`unexpected argument "${r.positionals[positionals]}"`);
+  return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+}
+
+function required(values: Record<string, string | boolean | undefined>, name: string, cmd: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v.length === 0) throw new UsageError(`ca ${cmd} needs --${name}`);
+  return v;
+}
+
+function positiveNumber(v: string | boolean | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got "${String(v)}"`);
+  return n;
+}
+
+function keyType(v: string | boolean | undefined): KeyType | undefined {
+  if (v === undefined) return undefined;
+  if (!KEY_TYPES.includes(v as KeyType)) throw new UsageError(`--key-type must be one of ${KEY_TYPES.join(', ')}, got "${String(v)}"`);
+  return v as KeyType;
+}
+
+async function init(args: string[], io: CaIo): Promise<number> {
+  const { values } = parse(args, { dir: { type: 'string' }, 'trust-domain': { type: 'string' }, 'key-type': { type: 'string' }, 'validity-days': { type: 'string' } }, 0);
+  if (values['help'] === true) return help(io);
+  const dir = required(values, 'dir', 'init');
+  const td = required(values, 'trust-domain', 'init');
+  const kt = keyType(values['key-type']);
+  const days = positiveNumber(values['validity-days'], 'validity-days');
+  const ca = await initCa(dir, td, { ...(kt !== undefined ? { keyType: kt } : {}), ...(days !== undefined ? { validityDays: days } : {}) });
+  const info = certInfo(ca.cert);
+  io.stdout.write(
+    `created CA for trust domain ${ca.trustDomain} in ${dir}\n` +
+      `  certificate: ${path.join(dir, 'ca.pem')} (${info.key}, valid until ${info.notAfter.toISOString()})\n` +
+      `  key:         ${path.join(dir, 'ca.key')} (mode 0600)\n`,
+  );
+  return 0;
+}
+
+async function issue(args: string[], io: CaIo): Promise<number> {
+  const { values } = parse(
+    args,
+    { dir: { type: 'string' }, identity: { type: 'string' }, out: { type: 'string' }, 'ttl-hours': { type: 'string' }, 'key-type': { type: 'string' } },
+    0,
+  );
+  if (values['help'] === true) return help(io);
+  const dir = required(values, 'dir', 'issue');
+  const identity = required(values, 'identity', 'issue');
+  const out = required(values, 'out', 'issue');
+  const ttlHours = positiveNumber(values['ttl-hours'], 'ttl-hours');
+  const kt = keyType(values['key-type']);
+  const ca = await loadCa(dir);
+  const leaf = issueLeaf(ca, { identity, ...(ttlHours !== undefined ? { ttlHours } : {}), ...(kt !== undefined ? { keyType: kt } : {}) });
+  await mkdir(path.dirname(path.resolve(out)), { recursive: true });
+  const files = await writeLeafFiles(out, leaf);
+  io.stdout.write(
+    `issued ${leaf.identity}\n` +
+      `  serial:    ${leaf.serial}\n` +
+      `  not after: ${leaf.notAfter.toISOString()}\n` +
+      `  wrote:     ${files.cert}, ${files.key} (mode 0600)\n`,
+  );
+  return 0;
+}
+
+async function inspect(args: string[], io: CaIo): Promise<number> {
+  const { values, positionals } = parse(args, {}, 1);
+  if (values['help'] === true) return help(io);
+  const file = positionals[0];
+  if (file === undefined) throw new UsageError('ca inspect needs a FILE');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+  }
+  const blocks = splitPemCertificates(text);
+  if (blocks.length === 0) throw new UsageError(`${file}: not a certificate (no PEM CERTIFICATE block)`);
+  const parts: string[] = [];
+  for (const [i, pem] of blocks.entries()) {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(pem);
+    } catch (e) {
+      throw new UsageError(`${file}: certificate ${i + 1} is unreadable (${(e as Error).message})`);
+    }
+    const c = certInfo(cert);
+    const now = Date.now();
+    const state = now < c.notBefore.getTime() ? 'not yet valid' : now > c.notAfter.getTime() ? 'expired' : 'valid';
+    parts.push(
+      `identity:   ${c.identity ?? '(none)'}\n` +
+        `serial:     ${c.serial}\n` +
+        `not before: ${c.notBefore.toISOString()}\n` +
+        `not after:  ${c.notAfter.toISOString()} (${state})\n` +
+        `issuer:     ${c.issuer}\n` +
+        `subject:    ${c.subject}\n` +
+        `key:        ${c.key}${c.isCa ? ' (CA)' : ''}\n` +
+        `sha256:     ${c.fingerprint256}\n`,
+    );
+  }
+  io.stdout.write(parts.join('\n'));
+  return 0;
+}
+
+function help(io: CaIo): number {
+  io.stdout.write(HELP);
+  return 0;
+}
+
+/** Run `outrigger ca ...`; `argv` is what follows "ca". */
+export async function runCa(argv: string[], io: CaIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'init':
+        return await init(rest, io);
+      case 'issue':
+        return await issue(rest, io);
+      case 'inspect':
+        return await inspect(rest, io);
+      case '--help':
+      case '-h':
+      case 'help':
+        return help(io);
+      case undefined:
+        throw new UsageError('missing ca command (init, issue, inspect); see outrigger ca --help');
+      default:
+        throw new UsageError(`unknown ca command "${cmd}" (init, issue, inspect)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof CaError) {
+      io.stderr.write(`outrigger ca: ${e.message}\n`);
+      return 2;
+    }
+    const err = e as NodeJS.ErrnoException;
+    if (typeof err.code === 'string' && typeof err.path === 'string') {
+      io.stderr.write(`outrigger ca: ${err.path}: ${err.message}\n`); // EACCES, ENOTDIR, ...: the user's filesystem, not a bug
+      return 2;
+    }
+    io.stderr.write(`outrigger ca: unexpected error: ${err.message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,306 @@
+// CertificateSource: where this sidecar's TlsMaterial comes from, kept fresh. Files mode reads
+// tls.trust_bundle / cert / key and re-reads them when they change (fs.watch on their
+// directories, so atomic renames and Kubernetes secret symlink swaps are seen, plus a periodic
+// stat; both debounced). CA mode issues our own leaf from the embedded CA (in the piscina pool)
+// and re-issues it at 50% of its lifetime. Main thread only: it reads files and issues keys.
+
+import { EventEmitter } from 'node:events';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { DEFAULT_LEAF_TTL_HOURS, type KeyType } from './ca.js';
+import { createIssuer, type Issuer } from './issuer_pool.js';
+import { materialFromPem, materialKey, type TlsMaterial } from './material.js';
+import { splitPemCertificates } from './x509.js';
+
+export interface FilesSourceOptions {
+  readonly mode: 'files';
+  readonly trustBundlePath: string;
+  readonly certPath: string;
+  readonly keyPath: string;
+  /** Refuse material whose SPIFFE ID differs (e.g. node.identity); omitted = accept any. */
+  readonly expectedIdentity?: string;
+  /** Periodic stat interval, ms (default 5000); catches changes fs.watch misses. */
+  readonly pollMs?: number;
+  /** Wait this long after the last change before reading, ms (default 200), so a cert and key written one after the other arrive together. */
+  readonly debounceMs?: number;
+}
+
+export interface CaSourceOptions {
+  readonly mode: 'ca';
+  readonly caDir: string;
+  /** Our SPIFFE ID (node.identity). */
+  readonly identity: string;
+  /** Leaf lifetime, hours (default 24; fractions allowed). */
+  readonly ttlHours?: number;
+  readonly keyType?: KeyType;
+  /** Re-issue after this fraction of the lifetime (default 0.5). */
+  readonly rotateAtFraction?: number;
+  /** Issuer to use (default: a piscina pool on caDir, closed by close()). */
+  readonly issuer?: Issuer;
+  /** First retry delay after a failed issue, ms (default 1000, doubling up to 60 s). */
+  readonly retryMs?: number;
+}
+
+export type CertificateSourceOptions = FilesSourceOptions | CaSourceOptions;
+
+/** The admin `/certs` view. */
+export interface CertsInfo {
+  readonly source: 'files' | 'ca';
+  readonly identity: string;
+  readonly serial: string;
+  readonly not_before: string;
+  readonly not_after: string;
+  readonly next_rotation: string | null;
+  readonly trust_roots: number;
+  readonly rotations: number;
+  readonly last_error: string | null;
+}
+
+/** The config `tls` section (DESIGN.md §4), paths as written. */
+export interface TlsSectionConfig {
+  readonly trust_bundle?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly ca?: { readonly dir: string; readonly ttl_hours?: number | undefined; readonly key_type?: KeyType | undefined } | undefined;
+}
+
+/**
+ * Map the config `tls` section + node.identity to source options; relative paths are resolved
+ * against `baseDir` (the config file's directory). Throws when the section is incomplete.
+ */
+export function certificateSourceOptions(section: TlsSectionConfig, identity: string | null, baseDir = '.'): CertificateSourceOptions {
+  const abs = (p: string): string => path.resolve(baseDir, p);
+  if (section.ca !== undefined) {
+    if (identity === null) throw new Error('tls.ca needs node.identity (the SPIFFE ID to issue our leaf for)');
+    return {
+      mode: 'ca',
+      caDir: abs(section.ca.dir),
+      identity,
+      ...(section.ca.ttl_hours !== undefined ? { ttlHours: section.ca.ttl_hours } : {}),
+      ...(section.ca.key_type !== undefined ? { keyType: section.ca.key_type } : {}),
+    };
+  }
+  if (section.cert === undefined || section.key === undefined || section.trust_bundle === undefined) {
+    throw new Error('tls needs trust_bundle, cert and key (or ca: {dir})');
+  }
+  return {
+    mode: 'files',
+    trustBundlePath: abs(section.trust_bundle),
+    certPath: abs(section.cert),
+    keyPath: abs(section.key),
+    ...(identity !== null ? { expectedIdentity: identity } : {}),
+  };
+}
+
+// setTimeout fires at once for delays beyond 2^31-1 ms (~24.8 days); wait in steps instead.
+const MAX_TIMER_MS = 2_147_483_647;
+
+interface SourceEvents {
+  update: [TlsMaterial];
+  error: [Error];
+}
+
+/**
+ * Emits 'update' with the new TlsMaterial after each change, and 'error' for a failed reload
+ * or issue (only when someone listens; the last error also shows in info()). The current
+ * material stays in force until a good replacement arrives.
+ */
+export class CertificateSource extends EventEmitter<SourceEvents> {
+  private material: TlsMaterial;
+  private lastError: string | null = null;
+  private rotations = 0;
+  private closed = false;
+  private timer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private watchers: FSWatcher[] = [];
+  private statSig = '';
+  private retryDelayMs = 0;
+  private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
+
+  private constructor(
+    private readonly opts: CertificateSourceOptions,
+    first: TlsMaterial,
+    private readonly issuer: Issuer | null,
+    private readonly ownsIssuer: boolean,
+  ) {
+    super();
+    this.material = first;
+  }
+
+  /** Load (files) or issue (ca) the first material; rejects when that fails. */
+  static async open(opts: CertificateSourceOptions): Promise<CertificateSource> {
+    if (opts.mode === 'files') {
+      const src = new CertificateSource(opts, await readFilesMaterial(opts), null, false);
+      src.statSig = await statSignature(opts);
+      src.startWatching(opts);
+      return src;
+    }
+    const fraction = opts.rotateAtFraction ?? 0.5;
+    if (!(fraction > 0 && fraction < 1)) throw new Error('rotateAtFraction must be between 0 and 1');
+    const issuer = opts.issuer ?? createIssuer({ caDir: opts.caDir });
+    try {
+      const first = await issueMaterial(issuer, opts);
+      const src = new CertificateSource(opts, first, issuer, opts.issuer === undefined);
+      src.scheduleRotation();
+      return src;
+    } catch (e) {
+      if (opts.issuer === undefined) await issuer.close();
+      throw e;
+    }
+  }
+
+  current(): TlsMaterial {
+    return this.material;
+  }
+
+  info(): CertsInfo {
+    const m = this.material;
+    return {
+      source: this.opts.mode,
+      identity: m.identity,
+      serial: m.serial,
+      not_before: m.notBefore.toISOString(),
+      not_after: m.notAfter.toISOString(),
+      next_rotation: m.nextRotation?.toISOString() ?? null,
+      trust_roots: splitPemCertificates(m.trustBundlePem).length,
+      rotations: this.rotations,
+      last_error: this.lastError,
+    };
+  }
+
+  /** Re-read the files / issue a new leaf now (admin action; also what the timers call). */
+  async refresh(): Promise<void> {
+    if (this.reloading !== null) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = (async () => {
+      do {
+        this.reloadAgain = false;
+        await this.refreshOnce();
+      } while (this.reloadAgain && !this.closed);
+    })().finally(() => {
+      this.reloading = null;
+    });
+    return this.reloading;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.pollTimer !== null) clearInterval(this.pollTimer);
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    await this.reloading?.catch(() => {});
+    if (this.ownsIssuer) await this.issuer?.close();
+  }
+
+  // ---- internals ---------------------------------------------------------------------
+
+  private async refreshOnce(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const next = this.opts.mode === 'files' ? await readFilesMaterial(this.opts) : await issueMaterial(this.issuer as Issuer, this.opts);
+      if (this.closed) return;
+      this.lastError = null;
+      this.retryDelayMs = 0;
+      const same = materialKey(next) === materialKey(this.material) && next.keyPem === this.material.keyPem;
+      if (!same) {
+        this.material = next;
+        this.rotations++;
+        this.emit('update', next);
+      }
+      if (this.opts.mode === 'ca') this.scheduleRotation();
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.lastError = err.message;
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      if (this.opts.mode === 'ca') this.scheduleRetry();
+    }
+  }
+
+  private setTimer(atMs: number, fn: () => void): void {
+    if (this.closed) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    const delay = Math.max(0, atMs - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (delay > MAX_TIMER_MS) this.setTimer(atMs, fn);
+      else fn();
+    }, Math.min(delay, MAX_TIMER_MS));
+    this.timer.unref();
+  }
+
+  private scheduleRotation(): void {
+    const at = this.material.nextRotation;
+    if (at !== null) this.setTimer(at.getTime(), () => void this.refresh());
+  }
+
+  private scheduleRetry(): void {
+    const base = (this.opts as CaSourceOptions).retryMs ?? 1000;
+    this.retryDelayMs = this.retryDelayMs === 0 ? base : Math.min(this.retryDelayMs * 2, 60_000);
+    this.setTimer(Date.now() + this.retryDelayMs, () => void this.refresh());
+  }
+
+  private startWatching(opts: FilesSourceOptions): void {
+    const debounceMs = opts.debounceMs ?? 200;
+    const kick = (): void => this.setTimer(Date.now() + debounceMs, () => void this.refresh());
+    const dirs = new Set([opts.trustBundlePath, opts.certPath, opts.keyPath].map((p) => path.dirname(p)));
+    for (const dir of dirs) {
+      try {
+        const w = watch(dir, { persistent: false }, kick);
+        w.on('error', () => {}); // the poll below still covers this directory
+        this.watchers.push(w);
+      } catch {
+        // directory not watchable (some network filesystems): rely on polling
+      }
+    }
+    this.pollTimer = setInterval(() => {
+      void statSignature(opts).then((sig) => {
+        if (sig !== this.statSig || this.lastError !== null) {
+          this.statSig = sig;
+          kick();
+        }
+      });
+    }, opts.pollMs ?? 5000);
+    this.pollTimer.unref();
+  }
+}
+
+async function readFilesMaterial(opts: FilesSourceOptions): Promise<TlsMaterial> {
+  const read = (label: string, p: string): Promise<string> =>
+    readFile(p, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new Error(`tls.${label} ${p}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    });
+  const [trustBundlePem, certPem, keyPem] = await Promise.all([
+    read('trust_bundle', opts.trustBundlePath),
+    read('cert', opts.certPath),
+    read('key', opts.keyPath),
+  ]);
+  const m = materialFromPem({ certPem, keyPem, trustBundlePem });
+  if (opts.expectedIdentity !== undefined && m.identity !== opts.expectedIdentity) {
+    throw new Error(`tls.cert ${opts.certPath}: identity is ${m.identity}, node.identity is ${opts.expectedIdentity}`);
+  }
+  return m;
+}
+
+async function statSignature(opts: FilesSourceOptions): Promise<string> {
+  const parts = await Promise.all(
+    [opts.trustBundlePath, opts.certPath, opts.keyPath].map((p) =>
+      stat(p).then(
+        (s) => `${s.ino}:${s.size}:${s.mtimeMs}`,
+        () => 'missing',
+      ),
+    ),
+  );
+  return parts.join('|');
+}
+
+async function issueMaterial(issuer: Issuer, opts: CaSourceOptions): Promise<TlsMaterial> {
+  const ttlHours = opts.ttlHours ?? DEFAULT_LEAF_TTL_HOURS;
+  const leaf = await issuer.issue({ identity: opts.identity, ttlHours, ...(opts.keyType !== undefined ? { keyType: opts.keyType } : {}) });
+  const nextRotation = new Date(leaf.issuedAtMs + ttlHours * 3_600_000 * (opts.rotateAtFraction ?? 0.5));
+  return materialFromPem(leaf, nextRotation);
+}
