@@ -10,6 +10,8 @@ import { ConfigStore } from '../admin/config_store.js';
 import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 import type { Snapshot } from '../config/types.js';
+import { HealthChecker } from '../health/health_checker.js';
+import { OutlierDetector, type Outcome } from '../health/outlier.js';
 import { StatsAggregator } from '../stats/aggregate.js';
 import { PortInUseError, Supervisor } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
@@ -54,7 +56,21 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   }
 
   const stats = new StatsAggregator();
-  const supervisor = new Supervisor({
+  // Health checks run once per sidecar and outlier signals from all workers meet here; verdicts
+  // are broadcast to every worker (see Supervisor.setEndpointState).
+  const health = new HealthChecker((cluster, address, healthy) => {
+    log.warn({ cluster, address, healthy }, healthy ? 'endpoint passes health checks again' : 'endpoint fails health checks');
+    supervisor.setEndpointState(cluster, address, { healthy });
+  });
+  const outlier = new OutlierDetector((cluster, address, ejected) => {
+    log.warn({ cluster, address, ejected }, ejected ? 'endpoint ejected (outlier detection)' : 'endpoint returns from ejection');
+    supervisor.setEndpointState(cluster, address, { ejected });
+  });
+  const OUTCOMES: readonly Outcome[] = ['success', '5xx', 'gateway'];
+  const supervisor: Supervisor = new Supervisor({
+    onOutcomes: (events) => {
+      for (const [cluster, address, o] of events) outlier.record(cluster, address, OUTCOMES[o] ?? 'gateway');
+    },
     log,
     enableTestHooks: opts.compile.enableTestHooks,
     onStats: (_id, delta) => stats.apply(delta),
@@ -75,11 +91,15 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   }
   stats.declareSnapshot(snapshot);
   stats.setConfigVersion(snapshot.version);
+  health.update(snapshot.clusters);
+  outlier.update(snapshot.clusters);
 
   const store = new ConfigStore(
     {
       apply: async (next) => {
         const applied = await supervisor.apply(next);
+        health.update(applied.clusters);
+        outlier.update(applied.clusters);
         stats.declareSnapshot(applied);
         stats.setConfigVersion(applied.version);
         log.info({ version: applied.version }, 'config applied');
@@ -101,7 +121,27 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     stats,
     token,
     ready: () => !draining && supervisor.readyWorkers === store.snapshot.node.workers,
-    inspect: () => supervisor.inspect(),
+    inspect: async () => {
+      const view = await supervisor.inspect();
+      const key = (c: string, a: string): string => `${c}\u0000${a}`;
+      const hc = new Map(health.states().map((h) => [key(h.cluster, h.address), h]));
+      const od = new Map(outlier.states().map((o) => [key(o.cluster, o.address), o]));
+      return {
+        ...view,
+        clusters: view.clusters.map((c) => ({
+          ...c,
+          endpoints: c.endpoints.map((e) => {
+            const h = hc.get(key(c.name, e.address));
+            const o = od.get(key(c.name, e.address));
+            return {
+              ...e,
+              health_check: h === undefined ? null : { healthy: h.healthy, consecutive_failures: h.consecutive_failures, last_checked: h.last_checked, last_error: h.last_error },
+              outlier: o === undefined ? null : { ejected: o.ejected, ejections_total: o.ejections_total, ejected_until: o.ejected_until },
+            };
+          }),
+        })),
+      };
+    },
     certs: () => [],
     drain: (reason) => stop(reason),
     setLogLevel: (level) => {
@@ -165,6 +205,8 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     watcher?.close();
     const timeout = store.snapshot.node.drainTimeoutMs;
     log.info({ reason, drain_timeout_ms: timeout }, 'draining');
+    health.close();
+    outlier.close();
     void supervisor.drain(timeout).then(async (unfinished) => {
       await adminServer.close();
       log.info({ unfinished }, 'stopped');

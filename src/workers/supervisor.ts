@@ -75,9 +75,13 @@ export class Supervisor {
     return this.slots[0]?.listeners ?? [];
   }
 
-  /** Workers currently running the current version. */
+  /**
+   * Workers that are up and serving a complete config: the current version, or the previous one
+   * while an apply is in flight (a reload must not make /ready flap; only a worker that has not
+   * applied any config yet, or is down, is not ready).
+   */
   get readyWorkers(): number {
-    return this.slots.filter((s) => s.worker !== null && s.version === this.current?.version).length;
+    return this.slots.filter((s) => s.worker !== null && s.version !== 0).length;
   }
 
   /** Resolves ports, checks they are free, spawns workers and waits until all of them listen. */

@@ -1,0 +1,219 @@
+// Active health checks against real node:http upstreams on 127.0.0.1 with short intervals.
+// Every wait is bounded polling; no assertion depends on how fast the machine is.
+
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { HealthChecker, firstDelayMs, jitteredDelayMs, USER_AGENT, type HealthCheckState } from '../../src/health/health_checker.js';
+import { cluster, endpoint, healthCheck, refusedPort, sleep, startUpstream, waitFor, type Upstream } from './helpers.js';
+
+type Event = [cluster: string, address: string, healthy: boolean];
+
+const cleanup: Array<() => unknown> = [];
+afterEach(async () => {
+  vi.restoreAllMocks();
+  for (const f of cleanup.splice(0).reverse()) await f();
+});
+
+async function upstream(): Promise<Upstream> {
+  const up = await startUpstream();
+  cleanup.push(() => up.close());
+  return up;
+}
+
+/** A checker recording its events, and each endpoint's state at the moment of each event. */
+function checker(rng?: () => number): { hc: HealthChecker; events: Event[]; atEvent: HealthCheckState[] } {
+  const events: Event[] = [];
+  const atEvent: HealthCheckState[] = [];
+  const hc: HealthChecker = new HealthChecker(
+    (c, a, healthy) => {
+      events.push([c, a, healthy]);
+      const s = hc.states().find((x) => x.cluster === c && x.address === a);
+      if (s !== undefined) atEvent.push(s);
+    },
+    rng === undefined ? {} : { jitterRng: rng },
+  );
+  cleanup.push(() => hc.close());
+  return { hc, events, atEvent };
+}
+
+function stateOf(hc: HealthChecker, address: string): HealthCheckState {
+  const s = hc.states().find((x) => x.address === address);
+  if (s === undefined) throw new Error(`no state for ${address}`);
+  return s;
+}
+
+describe('HealthChecker', () => {
+  it('keeps a 200 endpoint healthy and sends GET path with host and user-agent', async () => {
+    const up = await upstream();
+    const { hc, events } = checker();
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ path: '/ready?x=1' }) })]);
+    await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 4, '4 passing checks');
+    expect(events).toEqual([]);
+    const s = stateOf(hc, up.address);
+    expect(s).toMatchObject({ cluster: 'api', healthy: true, consecutive_failures: 0, last_error: null });
+    expect(typeof s.last_checked).toBe('string');
+    const req = up.requests[0]!;
+    expect(req.method).toBe('GET');
+    expect(req.url).toBe('/ready?x=1');
+    expect(req.headers.host).toBe(up.address);
+    expect(req.headers['user-agent']).toBe(USER_AGENT);
+    expect(req.headers.connection).toBe('close');
+  });
+
+  it('goes unhealthy after unhealthyThreshold failures and back after healthyThreshold passes', async () => {
+    const up = await upstream();
+    const { hc, events, atEvent } = checker();
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ unhealthyThreshold: 3, healthyThreshold: 2 }) })]);
+    await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 2, 'passing checks');
+
+    up.mode = 'fail';
+    await waitFor(() => events.length === 1, 'unhealthy event');
+    expect(events).toEqual([['api', up.address, false]]);
+    expect(atEvent[0]).toMatchObject({ healthy: false, consecutive_failures: 3, consecutive_successes: 0, last_error: 'HTTP 503' });
+    await waitFor(() => stateOf(hc, up.address).consecutive_failures >= 5, 'more failures');
+    expect(events).toHaveLength(1); // reported once
+
+    up.mode = 'ok';
+    await waitFor(() => events.length === 2, 'healthy event');
+    expect(events[1]).toEqual(['api', up.address, true]);
+    expect(atEvent[1]).toMatchObject({ healthy: true, consecutive_successes: 2, consecutive_failures: 0, last_error: null });
+    await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 4, 'more passes');
+    expect(events).toHaveLength(2);
+  });
+
+  it('counts a refused connection as a failure', async () => {
+    const port = await refusedPort();
+    const { hc, events } = checker();
+    const address = `127.0.0.1:${port}`;
+    hc.update([cluster('api', [endpoint('127.0.0.1', port)], { healthCheck: healthCheck({ unhealthyThreshold: 2 }) })]);
+    await waitFor(() => events.length === 1, 'unhealthy event');
+    expect(events).toEqual([['api', address, false]]);
+    expect(stateOf(hc, address).last_error).toMatch(/ECONNREFUSED/);
+  });
+
+  it('counts a hanging endpoint as a failure after timeoutMs', async () => {
+    const up = await upstream();
+    up.mode = 'hang';
+    const { hc, events } = checker();
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 30, unhealthyThreshold: 2 }) })]);
+    await waitFor(() => events.length === 1, 'unhealthy event');
+    expect(events).toEqual([['api', up.address, false]]);
+    expect(stateOf(hc, up.address).last_error).toBe('timeout after 30 ms');
+  });
+
+  it('checks each endpoint of a cluster on its own', async () => {
+    const good = await upstream();
+    const bad = await upstream();
+    bad.mode = 'fail';
+    const { hc, events } = checker();
+    hc.update([cluster('api', [endpoint('127.0.0.1', good.port), endpoint('127.0.0.1', bad.port)], { healthCheck: healthCheck() })]);
+    await waitFor(() => events.length === 1, 'unhealthy event');
+    await waitFor(() => stateOf(hc, good.address).consecutive_successes >= 4, 'good endpoint passes');
+    expect(events).toEqual([['api', bad.address, false]]);
+    expect(stateOf(hc, good.address).healthy).toBe(true);
+  });
+
+  it('stops checking a cluster removed by update()', async () => {
+    const up = await upstream();
+    const { hc, events } = checker();
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck() })]);
+    await waitFor(() => up.requests.length >= 2, 'checks');
+    hc.update([]);
+    await sleep(20); // a request already on the wire may still land
+    const seen = up.requests.length;
+    await sleep(200); // ten intervals: asserts that nothing more arrives
+    expect(up.requests.length).toBe(seen);
+    expect(hc.states()).toEqual([]);
+    expect(events).toEqual([]);
+  });
+
+  it('stops checking a removed endpoint and keeps the state of one that stays', async () => {
+    const stay = await upstream();
+    const gone = await upstream();
+    stay.mode = 'fail';
+    const { hc, events } = checker();
+    const spec = healthCheck({ unhealthyThreshold: 2 });
+    hc.update([cluster('api', [endpoint('127.0.0.1', stay.port), endpoint('127.0.0.1', gone.port)], { healthCheck: spec })]);
+    await waitFor(() => events.length === 1 && gone.requests.length >= 2, 'stay unhealthy, gone checked');
+
+    hc.update([cluster('api', [endpoint('127.0.0.1', stay.port)], { healthCheck: healthCheck({ unhealthyThreshold: 2, intervalMs: 25 }) })]);
+    expect(hc.states().map((s) => s.address)).toEqual([stay.address]);
+    expect(stateOf(hc, stay.address).healthy).toBe(false);
+    const failures = stateOf(hc, stay.address).consecutive_failures;
+    await waitFor(() => stateOf(hc, stay.address).consecutive_failures > failures, 'checks continue');
+    const seen = gone.requests.length;
+    await sleep(100);
+    expect(gone.requests.length).toBe(seen);
+    expect(events).toEqual([['api', stay.address, false]]);
+  });
+
+  it('reports unhealthy endpoints healthy when healthCheck becomes null, then stops', async () => {
+    const up = await upstream();
+    up.mode = 'fail';
+    const { hc, events } = checker();
+    const ep = endpoint('127.0.0.1', up.port);
+    hc.update([cluster('api', [ep], { healthCheck: healthCheck({ unhealthyThreshold: 1 }) })]);
+    await waitFor(() => events.length === 1, 'unhealthy event');
+    hc.update([cluster('api', [ep])]);
+    expect(events).toEqual([
+      ['api', up.address, false],
+      ['api', up.address, true],
+    ]);
+    expect(hc.states()).toEqual([]);
+    await sleep(20);
+    const seen = up.requests.length;
+    await sleep(100);
+    expect(up.requests.length).toBe(seen);
+  });
+
+  it('close() aborts an in-flight check and fires nothing afterwards', async () => {
+    const up = await upstream();
+    up.mode = 'hang';
+    const { hc, events } = checker();
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 50, unhealthyThreshold: 1 }) })]);
+    await waitFor(() => up.requests.length === 1, 'a hanging check');
+    hc.close();
+    await sleep(150);
+    expect(events).toEqual([]);
+    expect(up.requests).toHaveLength(1);
+  });
+
+  it('jitters each delay within ±10% of the interval', () => {
+    for (const r of [0, 0.25, 0.5, 0.75, 0.999999]) {
+      const d = jitteredDelayMs(1000, () => r);
+      expect(d).toBeGreaterThanOrEqual(900);
+      expect(d).toBeLessThan(1100);
+      const f = firstDelayMs(1000, () => r);
+      expect(f).toBeGreaterThanOrEqual(0);
+      expect(f).toBeLessThan(100);
+    }
+    expect(jitteredDelayMs(1000, () => 0)).toBe(900);
+    expect(jitteredDelayMs(1000, () => 0.5)).toBe(1000);
+    // Out-of-range RNG output is clamped, never outside the window.
+    expect(jitteredDelayMs(1000, () => 7)).toBe(1100);
+    expect(jitteredDelayMs(1000, () => Number.NaN)).toBe(1000);
+  });
+
+  it('schedules its checks with jittered delays from jitterRng', async () => {
+    const up = await upstream();
+    let i = 0;
+    const seq = [0, 0.999, 0.1, 0.9, 0.5, 0.3, 0.7];
+    const rng = (): number => seq[i++ % seq.length]!;
+    const spy = vi.spyOn(globalThis, 'setTimeout');
+    const { hc } = checker(rng);
+    const interval = 40;
+    const timeout = 777;
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ intervalMs: interval, timeoutMs: timeout }) })]);
+    await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 4, 'checks');
+    hc.close();
+    const delays = spy.mock.calls.map((c) => c[1]).filter((d): d is number => typeof d === 'number' && d !== timeout);
+    expect(delays.length).toBeGreaterThanOrEqual(4);
+    const [first, ...next] = delays;
+    expect(first).toBe(0); // rng 0 → at once
+    for (const d of next) {
+      expect(d).toBeGreaterThanOrEqual(interval * 0.9);
+      expect(d).toBeLessThan(interval * 1.1);
+    }
+    expect(next[0]).toBeCloseTo(interval * (0.9 + 0.2 * 0.999));
+    expect(next[1]).toBeCloseTo(interval * (0.9 + 0.2 * 0.1));
+  });
+});
