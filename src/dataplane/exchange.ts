@@ -1,20 +1,19 @@
-// One proxied request: the only class that touches a uWS HttpResponse (STYLE.md item 8).
-// It streams the client's body to the upstream and the response back with backpressure both ways
-// (uWS pause/resume/onWritable ↔ socket pause/resume/drain). Before the response head reaches
+// One proxied request: the proxy logic between a client (a Downstream: uWS or node:http) and
+// the upstream pools. It streams the client's body to the upstream and the response back with
+// backpressure both ways (downstream pause/resume/writable ↔ socket pause/resume/drain). Before the response head reaches
 // the client it may make several tries (route retries: another endpoint, backoff with jitter,
 // within the cluster's retry budget; the request body is kept for replay up to a limit). It turns
 // failures into local replies before the head has left and into an abrupt close after, enforces
 // the route, per-try and max-stream deadlines, and does the accounting exactly once.
 
 import { performance } from 'node:perf_hooks';
-import type { HttpResponse } from 'uWebSockets.js';
 import type { RouteSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import type { Rng } from '../lb/types.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { UpstreamConnection, UpstreamRequest } from '../upstream/connection.js';
 import type { Ticker, Timed } from '../upstream/ticker.js';
-import { writeLocalReply } from './local_reply.js';
+import type { Downstream, DownstreamEvents } from './downstream.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
 
 /** How one try went, for passive outlier detection. */
@@ -45,7 +44,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 
 type FailureKind = 'connect' | 'reset' | 'timeout' | 'status';
 
-export class Exchange implements UpstreamRequest, Timed {
+export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
   readonly isHead: boolean;
   deadline = 0;
   /** Response status for accounting; 0 = no complete response reached the client. */
@@ -87,16 +86,9 @@ export class Exchange implements UpstreamRequest, Timed {
   private pendingBytes = 0;
   private clientBodyDone: boolean;
   private clientPaused = false;
-  // response body
-  private lengthMode = false;
-  private total = 0;
-  /** Content-Length the upstream announced (reported as is for HEAD and 304), -1 when none. */
-  private announcedLength = -1;
-  private backlog: Buffer | null = null;
-  private backlogOffset = 0;
 
   constructor(
-    private readonly res: HttpResponse,
+    private readonly down: Downstream,
     readonly head: RequestHead,
     private readonly upstreamHead: string,
     readonly cluster: Cluster,
@@ -117,8 +109,7 @@ export class Exchange implements UpstreamRequest, Timed {
       if (head.framing === BodyFraming.Length && head.contentLength > retries!.maxBodyBytes) this.retriesLeft = 0;
       else this.replay = [];
     }
-    res.onAborted(() => this.onClientAborted());
-    if (!this.clientBodyDone) res.onData((chunk, isLast) => this.onClientData(chunk, isLast));
+    down.attach(this, !this.clientBodyDone);
     const now = ctx.ticker.fresh();
     if (route.timeoutMs > 0) this.routeDeadline = now + route.timeoutMs;
     if (route.maxStreamDurationMs > 0) this.streamDeadline = now + route.maxStreamDurationMs;
@@ -271,7 +262,7 @@ export class Exchange implements UpstreamRequest, Timed {
 
   runCorked(task: () => void): void {
     if (this.aborted || this.discarding) task();
-    else this.res.cork(task);
+    else this.down.cork(task);
   }
 
   onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void {
@@ -288,69 +279,21 @@ export class Exchange implements UpstreamRequest, Timed {
     this.routeDeadline = 0;
     this.tryDeadline = 0;
     this.arm();
-    const res = this.res;
-    res.writeStatus(status === 200 && reason === 'OK' ? '200 OK' : `${status} ${reason}`);
-    const hop = connectionTokens(headers);
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      if (hop !== null && hop.includes(name)) continue; // named in Connection: hop-by-hop (RFC 9110 §7.6.1)
-      switch (name) {
-        case 'connection':
-        case 'keep-alive':
-        case 'transfer-encoding':
-        case 'upgrade':
-        case 'proxy-connection':
-        case 'te':
-        case 'trailer':
-        case 'content-length': // uWS writes the framing itself
-        case 'date': // uWS writes its own Date
-          continue;
-      }
-      const value = headers[i + 1]!;
-      res.writeHeader(name, nonAscii && /[\x80-\xff]/.test(value) ? Buffer.from(value, 'latin1') : value);
-    }
-    this.announcedLength = contentLength;
-    if (contentLength >= 0 && status !== 204 && (this.isHead || status === 304)) {
-      // Bodiless answer: report the length as a plain header. endWithoutBody(length) would make
-      // this uWS build wait for `length` body bytes and then close the keep-alive connection at
-      // the client's next request.
-      res.writeHeader('content-length', String(contentLength));
-    }
-    if (contentLength >= 0 && !this.isHead && status !== 204 && status !== 304) {
-      this.lengthMode = true;
-      this.total = contentLength;
-    }
+    const bodiless = this.isHead || status === 204 || status === 304;
+    this.down.writeHead(status, reason, forwardableResponseHeaders(headers), nonAscii, contentLength, bodiless);
   }
 
   onBody(chunk: Buffer): void {
     if (this.aborted || this.discarding) return;
     this.bytesOut += chunk.length;
-    if (this.backlog !== null) {
-      this.backlog = Buffer.concat([this.backlog, chunk]);
-      return;
-    }
-    const res = this.res;
-    if (this.lengthMode) {
-      const before = res.getWriteOffset();
-      const [ok] = res.tryEnd(chunk, this.total);
-      if (!ok) {
-        const written = res.getWriteOffset() - before;
-        this.backlog = Buffer.from(chunk.subarray(written));
-        this.backlogOffset = before + written;
-        this.conn?.pauseReading();
-        res.onWritable((offset) => this.flushBacklog(offset));
-      }
-    } else if (!res.write(chunk)) {
-      this.conn?.pauseReading();
-      res.onWritable(() => {
-        this.conn?.resumeReading();
-        return true;
-      });
-    }
+    if (!this.down.writeBody(chunk)) this.conn?.pauseReading();
   }
 
-  onEnd(_trailers: string[] | null): void {
-    // Trailers cannot be sent: this uWS build has no API for them (see README, "Limits").
+  onDownstreamWritable(): void {
+    this.conn?.resumeReading();
+  }
+
+  onEnd(trailers: string[] | null): void {
     this.conn = null;
     if (this.discarding) {
       this.discarding = false;
@@ -359,18 +302,7 @@ export class Exchange implements UpstreamRequest, Timed {
       return;
     }
     if (this.aborted || !this.respStarted) return;
-    const res = this.res;
-    if (this.isHead || this.status === 204 || this.status === 304) {
-      // Bodiless by method or status (not by Content-Length; onHead wrote the announced one).
-      // Note: an explicit `undefined` argument makes this uWS build write a bogus Content-Length;
-      // call without it.
-      res.endWithoutBody();
-    } else if (this.lengthMode) {
-      if (this.total === 0) res.end();
-      // else: the last tryEnd completed the response, or flushBacklog will.
-    } else {
-      res.end();
-    }
+    this.down.end(trailers);
     this.finish();
   }
 
@@ -421,10 +353,9 @@ export class Exchange implements UpstreamRequest, Timed {
 
   // ---- client side --------------------------------------------------------------------------
 
-  private onClientData(ab: ArrayBuffer, isLast: boolean): void {
+  onClientData(data: Buffer | null, isLast: boolean): void {
     if (this.finished || this.aborted) return;
-    if (ab.byteLength > 0) {
-      const data = Buffer.from(ab.slice(0));
+    if (data !== null) {
       this.bytesIn += data.length;
       if (this.head.framing === BodyFraming.Chunked) {
         // Re-frame: uWS has removed the client's chunking.
@@ -477,34 +408,22 @@ export class Exchange implements UpstreamRequest, Timed {
   private pauseClient(): void {
     if (!this.clientPaused && !this.aborted) {
       this.clientPaused = true;
-      this.res.pause();
+      this.down.pauseBody();
     }
   }
 
   private resumeClient(): void {
     if (this.clientPaused && !this.aborted) {
       this.clientPaused = false;
-      this.res.resume();
+      this.down.resumeBody();
     }
   }
 
-  private flushBacklog(offset: number): boolean {
-    const backlog = this.backlog;
-    if (backlog === null || this.aborted) return true;
-    const [ok, done] = this.res.tryEnd(backlog.subarray(offset - this.backlogOffset), this.total);
-    if (ok || done) {
-      this.backlog = null;
-      this.conn?.resumeReading();
-      return true;
-    }
-    return false;
-  }
-
-  private onClientAborted(): void {
+  onClientAborted(): void {
     this.aborted = true;
     this.abortTry(); // the upstream sees the abort too
     if (!this.finished) {
-      if (!this.respStarted || this.backlog !== null || !this.lengthMode) this.status = 0;
+      if (!this.down.complete) this.status = 0;
       this.finish();
     }
   }
@@ -560,15 +479,14 @@ export class Exchange implements UpstreamRequest, Timed {
   private closeAbruptly(err: ProxyError): void {
     this.status = 0;
     this.error = err;
-    this.res.close();
+    this.down.abort();
     this.finish();
   }
 
   private reply(err: ProxyError): void {
     this.error = err;
     this.status = err.status;
-    const id = this.head.requestId;
-    this.res.cork(() => writeLocalReply(this.res, err, id));
+    this.down.reply(err, this.head.requestId);
     this.finish();
   }
 
@@ -589,15 +507,37 @@ export class Exchange implements UpstreamRequest, Timed {
   }
 }
 
-/** Header names listed in the response's Connection header(s) (other than close/keep-alive), or null. */
-function connectionTokens(headers: string[]): string[] | null {
-  let out: string[] | null = null;
+/**
+ * The response headers to pass on: without hop-by-hop headers (RFC 9110 §7.6.1) and those named
+ * in Connection, without Content-Length (the downstream frames the body) and Date (uWS writes
+ * its own). Returns the input array itself when there is nothing to drop beyond those.
+ */
+function forwardableResponseHeaders(headers: string[]): string[] {
+  let named: string[] | null = null;
   for (let i = 0; i < headers.length; i += 2) {
     if (headers[i] !== 'connection') continue;
     for (const t of headers[i + 1]!.split(',')) {
       const tok = t.trim().toLowerCase();
-      if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (out ??= []).push(tok);
+      if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (named ??= []).push(tok);
     }
+  }
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    switch (name) {
+      case 'connection':
+      case 'keep-alive':
+      case 'transfer-encoding':
+      case 'upgrade':
+      case 'proxy-connection':
+      case 'te':
+      case 'trailer':
+      case 'content-length':
+      case 'date':
+        continue;
+    }
+    if (named !== null && named.includes(name)) continue;
+    out.push(name, headers[i + 1]!);
   }
   return out;
 }

@@ -14,6 +14,7 @@ import { writeLocalReply } from './local_reply.js';
 import { buildUpstreamHead, headerLookup, readRequestHead } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
+import { UwsDownstream } from './uws_downstream.js';
 
 /** Per-route data resolved against the worker's clusters for one config version. */
 interface RouteTarget {
@@ -90,6 +91,16 @@ export class ListenerRuntime implements ExchangeObserver {
     this.targets = this.resolveTargets();
   }
 
+  /**
+   * Closes the listen socket and every client connection now. A worker thread must do this
+   * before it exits: Node aborts the whole process when a thread ends with uWS sockets open.
+   * (`close()` exists in this uWS build at run time but is missing from its type definitions.)
+   */
+  closeAll(): void {
+    this.socket = null;
+    (this.app as TemplatedApp & { close(): void }).close();
+  }
+
   /** Stops accepting connections; requests on open connections are still served. */
   stopAccepting(): void {
     if (this.socket !== null) {
@@ -153,7 +164,7 @@ export class ListenerRuntime implements ExchangeObserver {
       const client = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
       const upstreamHead = buildUpstreamHead(head, client, 'http');
       this.inflight++;
-      new Exchange(res, head, upstreamHead, cluster, endpoint, spec, route.index, this.ctx, this, delayMs);
+      new Exchange(new UwsDownstream(res), head, upstreamHead, cluster, endpoint, spec, route.index, this.ctx, this, delayMs);
     } catch (e) {
       const err = e instanceof ProxyError ? e : new ProxyError('bad_request', 'request could not be processed');
       if (!(e instanceof ProxyError)) console.error(e);

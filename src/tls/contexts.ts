@@ -167,3 +167,17 @@ export function serverTlsOptions(m: TlsMaterial, params: ServerTlsParams = {}): 
 export function socketPeerIdentity(socket: tls.TLSSocket): string | null {
   return peerSpiffeId(socket.getPeerX509Certificate());
 }
+
+/**
+ * Why an inbound handshake was refused, for logs and stats, from a 'tlsClientError' (err,
+ * socket). Node finishes the TLS exchange for a client whose certificate fails verification
+ * and then drops it before 'secureConnection' (the client sees a close, not an alert), so the
+ * error itself often says only "socket hang up"; the verification code is on the socket
+ * (CERT_HAS_EXPIRED, CERT_NOT_YET_VALID, UNABLE_TO_VERIFY_LEAF_SIGNATURE, ...).
+ */
+export function handshakeFailureReason(err: Error, socket: tls.TLSSocket | undefined): string {
+  const code = socket?.authorizationError;
+  if (code !== undefined && code !== null) return String(code);
+  if (/peer did not return a certificate/i.test(err.message)) return 'CERTIFICATE_REQUIRED';
+  return (err as NodeJS.ErrnoException).code ?? err.message.split('\n')[0] ?? 'handshake failed';
+}

@@ -301,6 +301,9 @@ async function statSignature(opts: FilesSourceOptions): Promise<string> {
 async function issueMaterial(issuer: Issuer, opts: CaSourceOptions): Promise<TlsMaterial> {
   const ttlHours = opts.ttlHours ?? DEFAULT_LEAF_TTL_HOURS;
   const leaf = await issuer.issue({ identity: opts.identity, ttlHours, ...(opts.keyType !== undefined ? { keyType: opts.keyType } : {}) });
-  const nextRotation = new Date(leaf.issuedAtMs + ttlHours * 3_600_000 * (opts.rotateAtFraction ?? 0.5));
+  // From issue time, not notBefore (which is backdated for clock skew), to the real notAfter.
+  // (at least 250 ms later, so a sub-second test TTL cannot spin).
+  const delayMs = Math.max(250, (leaf.notAfter.getTime() - leaf.issuedAtMs) * (opts.rotateAtFraction ?? 0.5));
+  const nextRotation = new Date(leaf.issuedAtMs + delayMs);
   return materialFromPem(leaf, nextRotation);
 }

@@ -118,8 +118,15 @@ export class WorkerRuntime implements ListenerContext {
     for (const l of this.listeners.values()) l.stopAccepting();
   }
 
+  /** Closes every listener and client connection at once (before the thread exits). */
+  closeSockets(): void {
+    for (const l of this.listeners.values()) l.closeAll();
+    for (const l of this.retired) l.closeAll();
+    this.retired.clear();
+  }
+
   close(): void {
-    this.stopAccepting();
+    this.closeSockets();
     for (const c of this.clusters.values()) c.close();
     this.ticker.stop();
   }

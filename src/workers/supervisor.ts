@@ -148,13 +148,19 @@ export class Supervisor {
     return unfinished;
   }
 
+  /** Asks every worker to close its sockets and exit; terminates one that does not within 2 s. */
   async stop(): Promise<void> {
     this.stopping = true;
     await Promise.all(
       this.slots.map(async (slot) => {
         const w = slot.worker;
         slot.worker = null;
-        if (w !== null) await w.terminate();
+        if (w === null) return;
+        const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+        this.post(w, { type: 'stop' });
+        const timer = setTimeout(() => void w.terminate(), 2000);
+        await exited;
+        clearTimeout(timer);
       }),
     );
     for (const f of this.drainWaiters) f();

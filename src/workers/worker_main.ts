@@ -136,6 +136,18 @@ function inspect(): ClusterView[] {
   }));
 }
 
+// A bug that escapes every handler: report it, close every uWS socket (Node aborts the whole
+// process when a thread exits with uWS sockets open), then exit so the supervisor restarts us.
+process.on('uncaughtException', (err) => {
+  post({ type: 'log', level: 'error', msg: 'worker crashed', fields: { err: err.message } });
+  try {
+    clearInterval(statsTimer);
+    runtime.close();
+  } finally {
+    setImmediate(() => process.exit(1));
+  }
+});
+
 // Applies run one at a time, in order.
 let queue: Promise<void> = Promise.resolve();
 
@@ -168,7 +180,8 @@ port.on('message', (msg: ToWorker) => {
     case 'stop':
       clearInterval(statsTimer);
       runtime.close();
-      port!.close();
+      // Exit on the next turn, once uWS has really closed its sockets.
+      setImmediate(() => process.exit(0));
       break;
   }
 });

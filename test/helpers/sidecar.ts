@@ -631,3 +631,113 @@ export function httpGet(
     req.end(opts.body);
   });
 }
+
+/** A persistent raw connection: send exact bytes, read responses one at a time (keep-alive). */
+export class RawClient {
+  private buf = Buffer.alloc(0);
+  private closedFlag = false;
+  private errorCode: string | null = null;
+  private readonly waiters = new Set<() => void>();
+  private readonly handle = { close: async () => void this.socket.destroy() };
+
+  private constructor(readonly socket: net.Socket) {
+    live.add(this.handle);
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      this.errorCode = e.code ?? e.message;
+    });
+    socket.on('close', () => {
+      this.closedFlag = true;
+      this.wake();
+    });
+  }
+
+  static connect(port: number): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => resolve(new RawClient(s)));
+      s.once('error', reject);
+    });
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+  get error(): string | null {
+    return this.errorCode;
+  }
+  /** Bytes received and not yet consumed by readResponse. */
+  get pending(): Buffer {
+    return this.buf;
+  }
+
+  send(bytes: Buffer | string): void {
+    this.socket.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+  }
+
+  /** Reads the next complete response (bounded); consumes exactly its bytes. */
+  async readResponse(opts: { noBody?: boolean; timeoutMs?: number } = {}): Promise<RawResponse & { raw: Buffer }> {
+    const until = Date.now() + (opts.timeoutMs ?? 5000);
+    for (;;) {
+      const r = parseRawResponse(this.buf, opts.noBody ?? false, this.closedFlag);
+      if (r !== null) {
+        const len = responseLength(this.buf, r, opts.noBody ?? false);
+        const raw = this.buf.subarray(0, len);
+        this.buf = this.buf.subarray(len);
+        return { ...r, raw };
+      }
+      if (this.closedFlag) throw new Error(`connection closed before a complete response: ${JSON.stringify(this.buf.toString('latin1').slice(0, 300))}`);
+      if (Date.now() > until) throw new Error(`no complete response in time: ${JSON.stringify(this.buf.toString('latin1').slice(0, 300))}`);
+      await new Promise<void>((res) => {
+        const t = setTimeout(done, 50);
+        function done(): void {
+          clearTimeout(t);
+          res();
+        }
+        this.waiters.add(done);
+      });
+    }
+  }
+
+  /** Resolves true when the server closes the connection within `timeoutMs`. */
+  async waitClosed(timeoutMs = 5000): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (!this.closedFlag && Date.now() < until) await sleep(10);
+    return this.closedFlag;
+  }
+
+  close(): void {
+    this.socket.destroy();
+    live.delete(this.handle);
+  }
+
+  private wake(): void {
+    const ws = [...this.waiters];
+    this.waiters.clear();
+    for (const w of ws) w();
+  }
+}
+
+/** Number of bytes one parsed response occupies at the start of `buf`. */
+function responseLength(buf: Buffer, r: RawResponse, noBody: boolean): number {
+  const headLen = r.headBytes.length;
+  if (noBody || r.status === 204 || r.status === 304 || r.status < 200) return headLen;
+  const te = header(r, 'transfer-encoding');
+  if (te !== undefined && /chunked/i.test(te)) {
+    // Walk the chunks again to find the end (including the terminating CRLF after trailers).
+    let i = headLen;
+    for (;;) {
+      const le = buf.indexOf('\r\n', i);
+      const size = parseInt(buf.toString('latin1', i, le).split(';')[0]!, 16);
+      i = le + 2;
+      if (size === 0) return buf.indexOf('\r\n\r\n', i - 2) + 4;
+      i += size + 2;
+    }
+  }
+  const cl = header(r, 'content-length');
+  if (cl !== undefined) return headLen + Number(cl);
+  return buf.length;
+}

@@ -1,0 +1,42 @@
+// The client side of an exchange, whatever serves it: uWS (plaintext listeners, the fast path)
+// or node:http/node:https (inbound mTLS, where the peer certificate must be verified). The
+// Exchange holds the proxy logic (tries, retries, deadlines, body replay, accounting) and talks to
+// the client only through this interface.
+
+import type { ProxyError } from '../errors.js';
+
+/** What a downstream tells its exchange. */
+export interface DownstreamEvents {
+  /** A piece of the request body (owned by the receiver); isLast marks the end. */
+  onClientData(data: Buffer | null, isLast: boolean): void;
+  /** The client went away before the response was complete. */
+  onClientAborted(): void;
+  /** The client drained what writeBody() could not send at once: resume the upstream. */
+  onDownstreamWritable(): void;
+}
+
+export interface Downstream {
+  /** Starts delivering events (request body, abort) to the exchange. Called once, synchronously, by the exchange's constructor. */
+  attach(ex: DownstreamEvents, wantBody: boolean): void;
+  /** Runs `task` with client writes batched (one syscall for head and first body bytes). */
+  cork(task: () => void): void;
+  /**
+   * Status line and headers (flat lower-case [name, value, ...], latin1 values; hop-by-hop
+   * headers already removed). `contentLength` ≥ 0 announces a fixed-length body (or, when
+   * `bodiless`, the length a HEAD/304 reports).
+   */
+  writeHead(status: number, reason: string, headers: readonly string[], nonAscii: boolean, contentLength: number, bodiless: boolean): void;
+  /** A body slice (a view, valid only during the call). False = the client is slow: pause the upstream until onDownstreamWritable. */
+  writeBody(chunk: Buffer): boolean;
+  /** The response is complete (trailers where the server side can send them). */
+  end(trailers: readonly string[] | null): void;
+  /** A local reply for an error before the head went out. */
+  reply(err: ProxyError, requestId: string): void;
+  /** Closes the client connection abruptly (a failure after the head went out). */
+  abort(): void;
+  /** Request body flow control. */
+  pauseBody(): void;
+  resumeBody(): void;
+  /** Whether every response byte has been handed to the client connection. */
+  readonly complete: boolean;
+}

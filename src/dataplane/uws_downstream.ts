@@ -1,0 +1,141 @@
+// The uWS side of an exchange: the one class that touches a uWS HttpResponse (STYLE.md item 8).
+// Responses with a Content-Length go out with tryEnd (uWS writes the length) and, when the
+// client is slow, keep the unwritten rest until onWritable; chunked responses use write().
+
+import type { HttpResponse } from 'uWebSockets.js';
+import type { ProxyError } from '../errors.js';
+import type { Downstream, DownstreamEvents } from './downstream.js';
+import { writeLocalReply } from './local_reply.js';
+
+const NON_ASCII = /[\x80-\xff]/;
+
+export class UwsDownstream implements Downstream {
+  private ex: DownstreamEvents | null = null;
+  private aborted = false;
+  private lengthMode = false;
+  private bodiless = false;
+  private total = 0;
+  private backlog: Buffer | null = null;
+  private backlogOffset = 0;
+  complete = false;
+
+  constructor(private readonly res: HttpResponse) {}
+
+  attach(ex: DownstreamEvents, wantBody: boolean): void {
+    this.ex = ex;
+    this.res.onAborted(() => {
+      this.aborted = true;
+      ex.onClientAborted();
+    });
+    if (wantBody) {
+      this.res.onData((ab, isLast) => ex.onClientData(ab.byteLength > 0 ? Buffer.from(ab.slice(0)) : null, isLast));
+    }
+  }
+
+  cork(task: () => void): void {
+    if (this.aborted) task();
+    else this.res.cork(task);
+  }
+
+  writeHead(status: number, reason: string, headers: readonly string[], nonAscii: boolean, contentLength: number, bodiless: boolean): void {
+    if (this.aborted) return;
+    const res = this.res;
+    res.writeStatus(status === 200 && reason === 'OK' ? '200 OK' : `${status} ${reason}`);
+    for (let i = 0; i < headers.length; i += 2) {
+      const value = headers[i + 1]!;
+      res.writeHeader(headers[i]!, nonAscii && NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
+    }
+    this.bodiless = bodiless;
+    if (bodiless) {
+      // Report the length as a plain header: endWithoutBody(length) would make this uWS build
+      // wait for `length` body bytes and then close the keep-alive connection.
+      if (contentLength >= 0 && status !== 204) res.writeHeader('content-length', String(contentLength));
+    } else if (contentLength >= 0) {
+      this.lengthMode = true;
+      this.total = contentLength;
+    }
+  }
+
+  writeBody(chunk: Buffer): boolean {
+    if (this.aborted) return true;
+    if (this.backlog !== null) {
+      this.backlog = Buffer.concat([this.backlog, chunk]);
+      return false;
+    }
+    const res = this.res;
+    if (this.lengthMode) {
+      const before = res.getWriteOffset();
+      const [ok, done] = res.tryEnd(chunk, this.total);
+      if (done) this.complete = true;
+      if (!ok) {
+        const written = res.getWriteOffset() - before;
+        this.backlog = Buffer.from(chunk.subarray(written));
+        this.backlogOffset = before + written;
+        res.onWritable((offset) => this.flushBacklog(offset));
+        return false;
+      }
+      return true;
+    }
+    if (!res.write(chunk)) {
+      res.onWritable(() => {
+        this.ex?.onDownstreamWritable();
+        return true;
+      });
+      return false;
+    }
+    return true;
+  }
+
+  private flushBacklog(offset: number): boolean {
+    const backlog = this.backlog;
+    if (backlog === null || this.aborted) return true;
+    const [ok, done] = this.res.tryEnd(backlog.subarray(offset - this.backlogOffset), this.total);
+    if (done) this.complete = true;
+    if (ok || done) {
+      this.backlog = null;
+      this.ex?.onDownstreamWritable();
+      return true;
+    }
+    return false;
+  }
+
+  end(_trailers: readonly string[] | null): void {
+    // Trailers cannot be sent: this uWS build has no API for them (see README, "Limits").
+    if (this.aborted) return;
+    if (this.bodiless) {
+      // Note: an explicit `undefined` argument makes this uWS build write a bogus Content-Length.
+      this.res.endWithoutBody();
+      this.complete = true;
+    } else if (this.lengthMode) {
+      if (this.total === 0) {
+        this.res.end();
+        this.complete = true;
+      }
+      // else: the last tryEnd completed the response, or flushBacklog will.
+    } else {
+      this.res.end();
+      this.complete = true;
+    }
+  }
+
+  reply(err: ProxyError, requestId: string): void {
+    if (this.aborted) return;
+    this.res.cork(() => writeLocalReply(this.res, err, requestId));
+    this.complete = true;
+  }
+
+  abort(): void {
+    if (!this.aborted) {
+      this.aborted = true;
+      this.res.close();
+    }
+  }
+
+  pauseBody(): void {
+    if (!this.aborted) this.res.pause();
+  }
+
+  resumeBody(): void {
+    if (!this.aborted) this.res.resume();
+  }
+}
