@@ -70,7 +70,10 @@ describe('distribution', () => {
   it.each(['least_request', 'round_robin', 'random'] as const)('%s with weights 1:3 sends about three times as many to the heavy endpoint', async (lb) => {
     const ups = await upstreams(2);
     const sc = await startSidecar(proxyConfig(ups.map((u) => u.address), { lb, weights: [1, 3] }), { workers: 1 });
-    const statuses = await load(sc, 400, 4);
+    // least_request weighs by weight / (active + 1) (Envoy's active_request_bias = 1): under
+    // concurrency the busier heavy endpoint's share shrinks by design, so the 1:3 ratio is
+    // only what it does with one request at a time.
+    const statuses = await load(sc, 400, lb === 'least_request' ? 1 : 4);
     expect(statuses.every((s) => s === 200)).toBe(true);
     const [light, heavy] = counts(ups) as [number, number];
     expect(light + heavy).toBe(400);
