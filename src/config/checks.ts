@@ -22,6 +22,21 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
     if (isObj(c)) checkCluster(c, ['clusters', i], out);
   });
   const listeners = list(raw['listeners']);
+  // TLS on a listener or cluster needs this sidecar's certificate (top-level `tls`).
+  if (raw['tls'] === undefined) {
+    const needs = (o: unknown): boolean => isObj(o) && isObj(o['tls']) && o['tls']['mode'] !== 'disabled';
+    listeners.forEach((l, i) => {
+      if (needs(l)) out.push({ path: ['listeners', i, 'tls'], message: 'needs the top-level tls section (this sidecar\'s certificate and trust bundle)' });
+    });
+    clusters.forEach((c, i) => {
+      if (needs(c)) out.push({ path: ['clusters', i, 'tls'], message: 'needs the top-level tls section (this sidecar\'s certificate and trust bundle)' });
+    });
+  }
+  listeners.forEach((l, i) => {
+    if (isObj(l) && l['authorization'] !== undefined && !(isObj(l['tls']) && l['tls']['mode'] === 'mtls')) {
+      out.push({ path: ['listeners', i, 'authorization'], message: 'authorization decides by peer identity: it needs tls: {mode: mtls} on this listener' });
+    }
+  });
   checkUniqueNames(listeners, 'listeners', 'listener', out, new Set());
   checkBindAddresses(raw, listeners, out);
   listeners.forEach((l, i) => {

@@ -5,6 +5,7 @@ import { parseHostPort } from './address.js';
 import { anchorRegex } from './fields.js';
 import type { RawAdmin, RawCluster, RawConfig, RawListener, RawRoute } from './schema.js';
 import type {
+  TlsSourceSpec,
   FaultSpec,
   RateLimitSpec,
   RetrySpec,
@@ -51,6 +52,7 @@ export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot 
       drainTimeoutMs: cfg.node.drain_timeout_ms,
       randomSeed: cfg.node.random_seed ?? null,
     },
+    tls: compileTlsSource(cfg.tls),
     listeners: cfg.listeners.map((l) => compileListener(l, opts, workers)),
     clusters: cfg.clusters.map((c) => compileCluster(c, workers)),
   };
@@ -78,7 +80,22 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number):
     routes: l.routes.map((r, i) => compileRoute(r, `${l.name}#${i}`, opts, workers)),
     rateLimit: compileRateLimit(l.rate_limit, workers),
     accessLog: l.access_log === undefined ? null : { path: l.access_log.path, format: l.access_log.format },
+    tls: l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode,
+    authorization:
+      l.authorization === undefined || l.authorization.length === 0
+        ? null
+        : l.authorization.map((r) => ({
+            from: r.from ?? null,
+            paths: r.paths ?? null,
+            methods: r.methods === undefined ? null : r.methods.map((m) => m.toUpperCase()),
+          })),
   };
+}
+
+function compileTlsSource(t: RawConfig['tls']): TlsSourceSpec | null {
+  if (t === undefined) return null;
+  if (t.ca !== undefined) return { mode: 'ca', dir: t.ca.dir, ttlHours: t.ca.ttl_hours, keyType: t.ca.key_type };
+  return { mode: 'files', trustBundle: t.trust_bundle!, cert: t.cert!, key: t.key! };
 }
 
 /** A sidecar-wide token bucket split evenly among the workers (each enforces its share). */
@@ -202,6 +219,10 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
             baseEjectionMs: c.outlier_detection.base_ejection_ms,
             maxEjectionPercent: c.outlier_detection.max_ejection_percent,
           },
+    tls:
+      c.tls === undefined || c.tls.mode === 'disabled'
+        ? null
+        : { identities: c.tls.identities ?? (c.tls.identity !== undefined ? [c.tls.identity] : []) },
   };
 }
 

@@ -12,7 +12,13 @@ export const tlsIdentitySchema = z
     trust_bundle: z.string().min(1).optional(),
     cert: z.string().min(1).optional(),
     key: z.string().min(1).optional(),
-    ca: z.strictObject({ dir: z.string().min(1) }).optional(),
+    ca: z
+      .strictObject({
+        dir: z.string().min(1),
+        ttl_hours: z.number().positive().max(24 * 365).default(24),
+        key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
+      })
+      .optional(),
   })
   .superRefine((v, ctx) => {
     if ((v.cert === undefined) !== (v.key === undefined)) {
@@ -20,6 +26,9 @@ export const tlsIdentitySchema = z
     }
     if (v.ca !== undefined && v.cert !== undefined) {
       ctx.addIssue({ code: 'custom', message: 'give either cert/key or ca, not both' });
+    }
+    if (v.ca === undefined && (v.cert === undefined || v.trust_bundle === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give trust_bundle, cert and key, or ca: {dir}' });
     }
   });
 
@@ -29,10 +38,22 @@ export const listenerTlsSchema = z.strictObject({
 });
 
 /** Cluster `tls`: how this cluster's upstreams are reached, and whom they must be. */
-export const clusterTlsSchema = z.strictObject({
-  mode: z.enum(['mtls', 'disabled']).default('mtls'),
-  identity: spiffeIdField.optional(),
-});
+export const clusterTlsSchema = z
+  .strictObject({
+    mode: z.enum(['mtls', 'disabled']).default('mtls'),
+    /** The SPIFFE ID the upstream must present. */
+    identity: spiffeIdField.optional(),
+    /** Or several accepted IDs / `spiffe://td/ns/x/*` patterns. */
+    identities: z.array(z.string().regex(/^spiffe:\/\/\S+$/, { error: 'must be a SPIFFE ID (a trailing "*" is allowed)' })).min(1).optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.mode === 'mtls' && v.identity === undefined && v.identities === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'mtls needs identity (or identities): the SPIFFE ID the upstream must present' });
+    }
+    if (v.identity !== undefined && v.identities !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'give identity or identities, not both' });
+    }
+  });
 
 /** Listener `authorization`: deny unless a rule allows; an omitted field allows any. */
 export const authorizationSchema = z.array(

@@ -8,6 +8,8 @@ export type LbPolicy = 'least_request' | 'round_robin' | 'random';
 export interface Snapshot {
   readonly version: number;
   readonly node: NodeSpec;
+  /** This sidecar's identity material source (top-level `tls`); null = none configured. Read by the main thread only. */
+  readonly tls: TlsSourceSpec | null;
   readonly listeners: readonly ListenerSpec[];
   readonly clusters: readonly ClusterSpec[];
 }
@@ -21,6 +23,11 @@ export interface NodeSpec {
   /** Seed for load balancing, splits and fault injection (reproducible tests); null = Math.random. */
   readonly randomSeed: number | null;
 }
+
+/** Where our certificate comes from: files (re-read when they change) or the embedded CA. */
+export type TlsSourceSpec =
+  | { readonly mode: 'files'; readonly trustBundle: string; readonly cert: string; readonly key: string }
+  | { readonly mode: 'ca'; readonly dir: string; readonly ttlHours: number; readonly keyType: 'ec-p256' | 'rsa-2048' };
 
 /** A token bucket, already divided among workers (each worker enforces its share). */
 export interface RateLimitSpec {
@@ -47,6 +54,20 @@ export interface ListenerSpec {
   readonly routes: readonly RouteSpec[];
   readonly rateLimit: RateLimitSpec | null;
   readonly accessLog: AccessLogSpec | null;
+  /** TLS termination: `mtls` (client certificate required and verified), `tls` (server-only), null = plaintext (uWS). */
+  readonly tls: 'mtls' | 'tls' | null;
+  /** Authorization rules (deny unless one allows); null = every authenticated peer is allowed. */
+  readonly authorization: readonly AuthzRuleSpec[] | null;
+}
+
+/** One allow rule; a null field allows anything. */
+export interface AuthzRuleSpec {
+  /** SPIFFE IDs, exact or ending in `/*` (prefix). */
+  readonly from: readonly string[] | null;
+  /** Exact paths, or prefixes ending in `*`. */
+  readonly paths: readonly string[] | null;
+  /** Upper-cased methods. */
+  readonly methods: readonly string[] | null;
 }
 
 export interface HeaderMatchSpec {
@@ -153,6 +174,8 @@ export interface ClusterSpec {
   readonly retryBudget: RetryBudgetSpec;
   readonly healthCheck: HealthCheckSpec | null;
   readonly outlier: OutlierSpec | null;
+  /** mTLS to the endpoints: the SPIFFE IDs (or `/*` patterns) the server must present; null = plaintext. */
+  readonly tls: { readonly identities: readonly string[] } | null;
 }
 
 /** Per worker: a retry may start while retries in flight < max(minConcurrent, percent% of active requests)

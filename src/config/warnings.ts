@@ -5,15 +5,14 @@ import type { ConfigPath, RawProblem } from './paths.js';
 
 const NOT_BUILT = 'accepted, not built yet in this version (ignored)';
 
-const LISTENER_KEYS = ['tls', 'authorization'] as const;
+const LISTENER_KEYS = [] as const;
 const ROUTE_KEYS = [] as const;
-const CLUSTER_KEYS = ['tls'] as const;
+const CLUSTER_KEYS = [] as const;
 
 /** One warning per not-built section present in a (valid) raw config, in document order. */
 export function notBuiltWarnings(raw: unknown): RawProblem[] {
   const out: RawProblem[] = [];
   if (!isObj(raw)) return out;
-  warnIfSet(raw, ['tls'], [], out);
   list(raw['listeners']).forEach((l, i) => {
     if (!isObj(l)) return;
     warnIfSet(l, LISTENER_KEYS, ['listeners', i], out);

@@ -6,8 +6,9 @@
 // Directory layout:  ca.pem (root certificate)   ca.key (root key, PKCS#8, mode 0600)
 //                    extra_roots.pem (optional: more trusted roots, for a root rotation overlap)
 //
-// Default key type: EC P-256 (measured on this machine, see docs/ or the tls report):
-// generation ~0.05 ms vs ~60 ms for RSA-2048, signing ~0.04 ms vs ~1 ms, smaller handshakes.
+// Default key type: EC P-256. Measured here (node 20, 2 cores): key generation 0.03 ms vs
+// 130–180 ms for RSA-2048; a whole leaf issue 0.3–0.8 ms vs 110–130 ms; mutual-TLS handshake
+// CPU (both ends) 1.55–1.70 ms vs 1.85–1.91 ms; leaf 538 vs 934 bytes DER. RSA only verifies faster.
 
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
@@ -251,9 +252,10 @@ export function issueLeaf(ca: Ca, req: LeafRequest): IssuedCert {
 
   const now = Date.now();
   const start = req.notBefore?.getTime() ?? now;
-  // Whole seconds: X.509 times have second precision, and the reported dates must match the cert.
+  // Whole seconds (X.509 times have second precision, and the reported dates must match the
+  // cert), rounded outwards so a leaf never lives shorter than asked.
   const notBefore = new Date(Math.floor((req.notBefore === undefined ? start - CLOCK_SKEW_MS : start) / 1000) * 1000);
-  const notAfter = new Date(Math.floor((start + ttlHours * 3_600_000) / 1000) * 1000);
+  const notAfter = new Date(Math.ceil((start + ttlHours * 3_600_000) / 1000) * 1000);
   const { privateKey, publicKey } = generateKeySync(keyType);
   const serial = randomSerial();
   const cn = id.serviceAccount !== null && id.namespace !== null ? `${id.serviceAccount}.${id.namespace}` : id.trustDomain;
