@@ -86,6 +86,7 @@ export class ConfigStore {
     const prev = this.snapshotNow;
     const restartRequired: string[] = [];
     if (JSON.stringify(loaded.admin) !== JSON.stringify(this.adminNow)) restartRequired.push('admin');
+    if (JSON.stringify(loaded.snapshot.tls) !== JSON.stringify(prev.tls)) restartRequired.push('tls');
     let snapshot = loaded.snapshot;
     if (snapshot.node.workers !== prev.node.workers) {
       restartRequired.push('node.workers');

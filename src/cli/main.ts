@@ -8,6 +8,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkRuntime } from './preflight.js';
 import { runSidecar } from './run.js';
+import { runCa } from './ca.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 
 const HELP = `outrigger — a service-mesh sidecar proxy
@@ -15,6 +16,9 @@ const HELP = `outrigger — a service-mesh sidecar proxy
 Usage:
   outrigger run -c FILE        start the sidecar in the foreground (SIGTERM/SIGINT drain, then exit 0)
   outrigger validate -c FILE   check a config file: prints "ok" or every problem (exit 2)
+  outrigger ca init --dir DIR --trust-domain TD
+  outrigger ca issue --dir DIR --identity spiffe://TD/ns/NS/sa/SA --out PREFIX [--ttl-hours N] [--key-type ec-p256|rsa-2048]
+  outrigger ca inspect FILE    print a certificate's SPIFFE ID, serial and validity
   outrigger --help | --version
 
 Options:
@@ -33,6 +37,7 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'ca') return runCa(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -60,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0];
   if (command === undefined) throw new UsageError('missing command (run, validate); see outrigger --help');
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-  if (command !== 'run' && command !== 'validate') throw new UsageError(`unknown command "${command}"; see outrigger --help`);
+  if (command !== 'run' && command !== 'validate') throw new UsageError(`unknown command "${command}" (run, validate, ca); see outrigger --help`);
   const file = values.config;
   if (file === undefined) throw new UsageError(`${command} needs -c FILE`);
   const logLevel = values['log-level'] ?? 'info';

@@ -11,6 +11,7 @@ import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 import type { Snapshot } from '../config/types.js';
 import { HealthChecker } from '../health/health_checker.js';
+import { CertificateSource, certificateSourceOptions } from '../tls/rotation.js';
 import { OutlierDetector, type Outcome } from '../health/outlier.js';
 import { StatsAggregator } from '../stats/aggregate.js';
 import { PortInUseError, Supervisor } from '../workers/supervisor.js';
@@ -79,10 +80,32 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
       stats.incWorkerRestarts();
     },
   });
+  // This sidecar's certificate (files or embedded CA), loaded before any worker starts and pushed
+  // to every worker on each rotation.
+  let certs: CertificateSource | null = null;
+  if (loaded.snapshot.tls !== null) {
+    try {
+      certs = await CertificateSource.open(
+        certificateSourceOptions(loaded.snapshot.tls, loaded.snapshot.node.identity, path.dirname(path.resolve(opts.file))),
+      );
+    } catch (e) {
+      process.stderr.write(`outrigger: tls: ${(e as Error).message}\n`);
+      return 2;
+    }
+    const source = certs;
+    supervisor.setMaterial(source.current());
+    source.on('update', (m) => {
+      supervisor.setMaterial(m);
+      log.info({ identity: m.identity, serial: m.serial, not_after: m.notAfter.toISOString() }, 'certificate rotated');
+    });
+    source.on('error', (e) => log.error({ err: e.message }, 'certificate reload failed; the current one stays in force'));
+  }
+
   let snapshot: Snapshot;
   try {
     snapshot = await supervisor.start(loaded.snapshot);
   } catch (e) {
+    await certs?.close();
     if (e instanceof PortInUseError) {
       process.stderr.write(`outrigger: ${e.message}\n`);
       return 1;
@@ -142,7 +165,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
         })),
       };
     },
-    certs: () => [],
+    certs: () => (certs === null ? [] : [certs.info()]),
     drain: (reason) => stop(reason),
     setLogLevel: (level) => {
       log.level = level;
@@ -207,6 +230,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     log.info({ reason, drain_timeout_ms: timeout }, 'draining');
     health.close();
     outlier.close();
+    void certs?.close();
     void supervisor.drain(timeout).then(async (unfinished) => {
       await adminServer.close();
       log.info({ unfinished }, 'stopped');

@@ -1,17 +1,26 @@
-// One configured listener inside one worker: its uWS app and listen socket, its router (swapped
-// atomically between requests on reload), and the per-request entry point that turns a uWS
-// request into an Exchange — or into a local reply when the request is refused.
+// One configured listener inside one worker: its server (a uWS app for plaintext listeners, the
+// fast path; node:https for TLS listeners, because uWS here cannot require or read client
+// certificates), its router (swapped atomically between requests on reload), and the
+// per-request entry point that turns a request into an Exchange — or into a local reply.
 
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import type { Rng } from '../lb/types.js';
+import { serverTlsOptions, socketPeerIdentity } from '../tls/contexts.js';
+import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
+import { Authorizer } from './authz.js';
+import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { writeLocalReply } from './local_reply.js';
-import { buildUpstreamHead, headerLookup, readRequestHead } from './request_head.js';
+import { NodeDownstream } from './node_downstream.js';
+import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, type RequestHead } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
 import { UwsDownstream } from './uws_downstream.js';
@@ -28,6 +37,10 @@ export interface ListenerContext {
   readonly ticker: Ticker;
   readonly rng: Rng;
   cluster(name: string): Cluster | undefined;
+  /** This sidecar's current certificate material (TLS listeners), or null. */
+  tlsMaterial(): TlsMaterial | null;
+  /** Seed for TLS session ticket keys, shared by every thread. */
+  readonly ticketKeySeed: Buffer;
   /** An exchange on this listener finished (stats). */
   onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
   /** One try of an exchange ended (passive outlier detection). */
@@ -38,16 +51,25 @@ export interface ListenerContext {
   onTestCrash(route: string): void;
 }
 
+/** TLS sockets carry the peer's SPIFFE ID, read once per connection. */
+interface PeerSocket extends TLSSocket {
+  peerIdentity?: string | null;
+}
+
 export class ListenerRuntime implements ExchangeObserver {
   spec: ListenerSpec;
   private router: Router;
   private targets: RouteTarget[];
   private rateLimit: TokenBucket | null;
-  private readonly app: TemplatedApp;
+  private authorizer: Authorizer | null;
+  private readonly app: TemplatedApp | null = null;
   private socket: us_listen_socket | null = null;
+  private readonly server: https.Server | null = null;
   /** Exchanges started on this listener and not yet finished. */
   inflight = 0;
   port = 0;
+  /** TLS handshakes refused (no, expired or untrusted client certificate). */
+  handshakeFailures = 0;
 
   constructor(
     spec: ListenerSpec,
@@ -57,14 +79,48 @@ export class ListenerRuntime implements ExchangeObserver {
     this.router = buildRouter(spec.routes);
     this.targets = this.resolveTargets();
     this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
-    this.app = uWS.App();
-    this.app.any('/*', (res, req) => this.handle(res, req));
+    this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
+    if (spec.tls === null) {
+      this.app = uWS.App();
+      this.app.any('/*', (res, req) => this.handleUws(res, req));
+    } else {
+      const material = ctx.tlsMaterial();
+      if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
+      const server = https.createServer({
+        ...serverTlsOptions(material, { ticketKeySeed: ctx.ticketKeySeed }),
+        requestCert: spec.tls === 'mtls',
+        rejectUnauthorized: spec.tls === 'mtls',
+        maxHeaderSize: spec.maxRequestHeadersBytes,
+        keepAliveTimeout: 60_000,
+        requestTimeout: 0,
+      });
+      server.on('secureConnection', (s: PeerSocket) => {
+        s.peerIdentity = socketPeerIdentity(s);
+      });
+      server.on('tlsClientError', () => {
+        this.handshakeFailures++;
+      });
+      server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleNode(req, res));
+      this.server = server;
+    }
   }
 
-  /** Binds host:port (SO_REUSEPORT, shared with the other workers). Resolves to the bound port. */
+  /** Binds host:port (uWS: SO_REUSEPORT, shared with the other workers). Resolves to the bound port. */
   listen(): Promise<number> {
+    const server = this.server;
+    if (server !== null) {
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.spec.host, port: this.spec.port, exclusive: true }, () => {
+          server.off('error', reject);
+          const addr = server.address();
+          this.port = typeof addr === 'object' && addr !== null ? addr.port : this.spec.port;
+          resolve(this.port);
+        });
+      });
+    }
     return new Promise((resolve, reject) => {
-      this.app.listen(this.spec.host, this.spec.port, (socket) => {
+      this.app!.listen(this.spec.host, this.spec.port, (socket) => {
         if (socket === false) {
           reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}`));
           return;
@@ -80,10 +136,29 @@ export class ListenerRuntime implements ExchangeObserver {
   update(spec: ListenerSpec): void {
     const router = buildRouter(spec.routes);
     const rateChanged = JSON.stringify(spec.rateLimit) !== JSON.stringify(this.spec.rateLimit);
+    const authzChanged = JSON.stringify(spec.authorization) !== JSON.stringify(this.spec.authorization);
     this.spec = spec;
     this.router = router;
     this.targets = this.resolveTargets();
     if (rateChanged) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
+    if (authzChanged) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
+  }
+
+  /** New certificate material: new handshakes use it at once; open connections carry on. */
+  setMaterial(material: TlsMaterial): void {
+    // requestCert/rejectUnauthorized are server options and stay as set at creation.
+    const { requestCert: _rc, rejectUnauthorized: _ru, ...ctxOptions } = serverTlsOptions(material, { ticketKeySeed: this.ctx.ticketKeySeed });
+    this.server?.setSecureContext(ctxOptions);
+  }
+
+  /** Whether this listener must run on a single thread (node:net cannot share a port across threads). */
+  get singleThreaded(): boolean {
+    return this.server !== null;
+  }
+
+  /** Authorization decisions so far: allowed per rule, denied. */
+  get authzCounts(): { allowed: readonly number[]; denied: number } | null {
+    return this.authorizer === null ? null : { allowed: this.authorizer.allowed, denied: this.authorizer.denied };
   }
 
   /** Clusters were reconciled: re-resolve route targets. */
@@ -98,7 +173,11 @@ export class ListenerRuntime implements ExchangeObserver {
    */
   closeAll(): void {
     this.socket = null;
-    (this.app as TemplatedApp & { close(): void }).close();
+    if (this.app !== null) (this.app as TemplatedApp & { close(): void }).close();
+    if (this.server !== null) {
+      this.server.close();
+      this.server.closeAllConnections();
+    }
   }
 
   /** Stops accepting connections; requests on open connections are still served. */
@@ -106,6 +185,10 @@ export class ListenerRuntime implements ExchangeObserver {
     if (this.socket !== null) {
       uWS.us_listen_socket_close(this.socket);
       this.socket = null;
+    }
+    if (this.server !== null) {
+      this.server.close();
+      this.server.closeIdleConnections();
     }
   }
 
@@ -123,55 +206,89 @@ export class ListenerRuntime implements ExchangeObserver {
     });
   }
 
-  private handle(res: HttpResponse, req: HttpRequest): void {
-    let routeIndex = -1;
+  private handleUws(res: HttpResponse, req: HttpRequest): void {
+    let head: RequestHead | null = null;
     try {
-      const head = readRequestHead(req, this.spec.maxRequestHeadersBytes);
-      const route = this.router.match(head.method, head.host, head.path, headerLookup(head));
-      if (route === null) {
-        throw new ProxyError('no_route', `no route on listener ${this.spec.name} for ${head.method} ${head.host}${head.path}`);
-      }
-      routeIndex = route.index;
-      const spec = route.spec;
-      if (spec.testCrash) this.ctx.onTestCrash(spec.name);
-      const target = this.targets[route.index];
-      if (this.rateLimit !== null && !this.rateLimit.take(Date.now())) {
-        throw new ProxyError('rate_limited', `listener ${this.spec.name} is over its rate limit`);
-      }
-      if (target?.rateLimit != null && !target.rateLimit.take(Date.now())) {
-        throw new ProxyError('rate_limited', `route ${spec.name} is over its rate limit`);
-      }
-      const cluster = target?.cluster ?? this.ctx.cluster(route.pickCluster(this.ctx.rng));
-      if (cluster === undefined || cluster === null) {
-        throw new ProxyError('no_healthy_endpoint', `route ${spec.name}: cluster is not available`);
-      }
-      if (cluster.active >= cluster.spec.maxRequests) {
-        cluster.overflowTotal++;
-        throw new ProxyError('overflow', `cluster ${cluster.spec.name} is at its circuit breaker limit of active requests`);
-      }
-      let delayMs = 0;
-      const fault = spec.fault;
-      if (fault !== null) {
-        if (fault.abortPercent > 0 && this.ctx.rng.next() * 100 < fault.abortPercent) {
-          throw new ProxyError('fault_injected', `fault injected by route ${spec.name}`, fault.abortStatus);
-        }
-        if (fault.delayPercent > 0 && this.ctx.rng.next() * 100 < fault.delayPercent) delayMs = fault.delayMs;
-      }
-      const endpoint = cluster.lb.pick(null);
-      if (endpoint === null) {
-        throw new ProxyError('no_healthy_endpoint', `cluster ${cluster.spec.name} has no endpoint`);
-      }
+      head = readRequestHead(req, this.spec.maxRequestHeadersBytes);
       const client = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
-      const upstreamHead = buildUpstreamHead(head, client, 'http');
-      this.inflight++;
-      new Exchange(new UwsDownstream(res), head, upstreamHead, cluster, endpoint, spec, route.index, this.ctx, this, delayMs);
+      this.proxy(new UwsDownstream(res), head, buildUpstreamHead(head, client, 'http'));
     } catch (e) {
-      const err = e instanceof ProxyError ? e : new ProxyError('bad_request', 'request could not be processed');
-      if (!(e instanceof ProxyError)) console.error(e);
+      const err = this.refusal(e);
       res.onAborted(noop);
-      res.cork(() => writeLocalReply(res, err, null));
-      this.ctx.onLocalReply(this, routeIndex, err);
+      res.cork(() => writeLocalReply(res, err, head?.requestId ?? null));
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err);
     }
+  }
+
+  private handleNode(req: IncomingMessage, res: ServerResponse): void {
+    const down = new NodeDownstream(req, res);
+    let head: RequestHead | null = null;
+    try {
+      head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes);
+      const socket = req.socket as PeerSocket;
+      const peer = socket.peerIdentity ?? null;
+      if (this.authorizer !== null && this.authorizer.check(peer, head.path, head.method) < 0) {
+        throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
+      }
+      const ours = this.ctx.tlsMaterial()?.identity ?? '';
+      const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
+      this.proxy(down, head, buildUpstreamHead(head, socket.remoteAddress ?? '', 'https', xfcc));
+    } catch (e) {
+      const err = this.refusal(e);
+      req.resume();
+      down.reply(err, head?.requestId ?? '');
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err);
+    }
+  }
+
+  /** Route index of the request being handled (for stats of refusals), -1 before routing. */
+  private lastRouteIndex = -1;
+
+  private refusal(e: unknown): ProxyError {
+    if (e instanceof ProxyError) return e;
+    console.error(e);
+    return new ProxyError('bad_request', 'request could not be processed');
+  }
+
+  /** Routing, limits, fault injection, endpoint choice: everything before the first upstream byte. */
+  private proxy(down: Downstream, head: RequestHead, upstreamHead: string): void {
+    this.lastRouteIndex = -1;
+    const route = this.router.match(head.method, head.host, head.path, headerLookup(head));
+    if (route === null) {
+      throw new ProxyError('no_route', `no route on listener ${this.spec.name} for ${head.method} ${head.host}${head.path}`);
+    }
+    this.lastRouteIndex = route.index;
+    const spec = route.spec;
+    if (spec.testCrash) this.ctx.onTestCrash(spec.name);
+    const target = this.targets[route.index];
+    if (this.rateLimit !== null && !this.rateLimit.take(Date.now())) {
+      throw new ProxyError('rate_limited', `listener ${this.spec.name} is over its rate limit`);
+    }
+    if (target?.rateLimit != null && !target.rateLimit.take(Date.now())) {
+      throw new ProxyError('rate_limited', `route ${spec.name} is over its rate limit`);
+    }
+    const cluster = target?.cluster ?? this.ctx.cluster(route.pickCluster(this.ctx.rng));
+    if (cluster === undefined || cluster === null) {
+      throw new ProxyError('no_healthy_endpoint', `route ${spec.name}: cluster is not available`);
+    }
+    if (cluster.active >= cluster.spec.maxRequests) {
+      cluster.overflowTotal++;
+      throw new ProxyError('overflow', `cluster ${cluster.spec.name} is at its circuit breaker limit of active requests`);
+    }
+    let delayMs = 0;
+    const fault = spec.fault;
+    if (fault !== null) {
+      if (fault.abortPercent > 0 && this.ctx.rng.next() * 100 < fault.abortPercent) {
+        throw new ProxyError('fault_injected', `fault injected by route ${spec.name}`, fault.abortStatus);
+      }
+      if (fault.delayPercent > 0 && this.ctx.rng.next() * 100 < fault.delayPercent) delayMs = fault.delayMs;
+    }
+    const endpoint = cluster.lb.pick(null);
+    if (endpoint === null) {
+      throw new ProxyError('no_healthy_endpoint', `cluster ${cluster.spec.name} has no endpoint`);
+    }
+    this.inflight++;
+    new Exchange(down, head, upstreamHead, cluster, endpoint, spec, route.index, this.ctx, this, delayMs);
   }
 
   onExchangeDone(ex: Exchange): void {

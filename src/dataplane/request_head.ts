@@ -4,6 +4,7 @@
 // Module-level scratch state: the uWS handler runs to completion before the next one starts.
 
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { HttpRequest } from 'uWebSockets.js';
 import { ProxyError } from '../errors.js';
 
@@ -36,23 +37,55 @@ function collect(name: string, value: string): void {
   scratchBytes += name.length + value.length + 4;
 }
 
-const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
 /**
- * Reads and checks the head. Throws ProxyError (bad_request / headers_too_large) for what must
- * be refused. `maxHeadBytes` bounds request line + headers.
+ * Reads and checks the head from uWS. Throws ProxyError (bad_request / headers_too_large) for
+ * what must be refused. `maxHeadBytes` bounds request line + headers.
  */
 export function readRequestHead(req: HttpRequest, maxHeadBytes: number): RequestHead {
   const method = req.getCaseSensitiveMethod();
   const path = req.getUrl();
   // undefined when the target has no '?', '' for a bare '?' (kept: the upstream sees what was sent).
   const rawQuery = req.getQuery();
-  const query = rawQuery ?? '';
   scratch = [];
   scratchBytes = 0;
   req.forEach(collect);
-  const headers = scratch;
-  if (scratchBytes + path.length + query.length + method.length + 12 > maxHeadBytes) {
+  return checkRequestHead(method, path, rawQuery, scratch, scratchBytes, maxHeadBytes);
+}
+
+/**
+ * Reads and checks the head of a node:http request (inbound TLS listeners). Node's own parser
+ * has already refused malformed framing; the same checks as for uWS run on top.
+ */
+export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number): RequestHead {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const raw = req.rawHeaders;
+  const headers: string[] = new Array<string>(raw.length);
+  let bytes = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    headers[i] = name;
+    headers[i + 1] = value;
+    bytes += name.length + value.length + 4;
+  }
+  return checkRequestHead(req.method ?? 'GET', q < 0 ? url : url.slice(0, q), q < 0 ? undefined : url.slice(q + 1), headers, bytes, maxHeadBytes);
+}
+
+const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** The checks every request head passes, whoever parsed it. */
+function checkRequestHead(
+  method: string,
+  path: string,
+  rawQuery: string | undefined,
+  headers: string[],
+  headerBytes: number,
+  maxHeadBytes: number,
+): RequestHead {
+  const query = rawQuery ?? '';
+  if (headerBytes + path.length + query.length + method.length + 12 > maxHeadBytes) {
     throw new ProxyError('headers_too_large', `request head is larger than ${maxHeadBytes} bytes`);
   }
   if (!TOKEN_METHOD.test(method)) throw new ProxyError('bad_request', 'invalid method');
@@ -131,7 +164,7 @@ export function headerLookup(head: RequestHead): (name: string) => string | unde
  * (we answer 100-continue ourselves), and proxy-* headers meant for us; appends the client to
  * x-forwarded-for, sets x-forwarded-proto and x-request-id.
  */
-export function buildUpstreamHead(head: RequestHead, clientAddress: string, proto: string): string {
+export function buildUpstreamHead(head: RequestHead, clientAddress: string, proto: string, xfcc: string | null = null): string {
   const h = head.headers;
   let connectionTokens: string[] | null = null;
   let xff = '';
@@ -158,6 +191,7 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string, prot
       case 'proxy-authenticate':
       case 'expect':
       case 'x-forwarded-proto':
+      case 'x-forwarded-client-cert': // only ours, never one a client sent
         continue;
       case 'te':
         // Only "trailers" is meaningful end to end (gRPC needs it).
@@ -177,6 +211,7 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string, prot
     out += `${name}: ${value}\r\n`;
   }
   out += `x-forwarded-for: ${xff === '' ? clientAddress : `${xff}, ${clientAddress}`}\r\nx-forwarded-proto: ${proto}\r\nx-request-id: ${head.requestId}\r\n`;
+  if (xfcc !== null) out += `x-forwarded-client-cert: ${xfcc}\r\n`;
   if (head.framing === BodyFraming.Chunked) out += 'transfer-encoding: chunked\r\n';
   return out + '\r\n';
 }

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { TlsSourceSpec } from '../config/types.js';
 import { DEFAULT_LEAF_TTL_HOURS, type KeyType } from './ca.js';
 import { createIssuer, type Issuer } from './issuer_pool.js';
 import { materialFromPem, materialKey, type TlsMaterial } from './material.js';
@@ -57,38 +58,22 @@ export interface CertsInfo {
   readonly last_error: string | null;
 }
 
-/** The config `tls` section (DESIGN.md §4), paths as written. */
-export interface TlsSectionConfig {
-  readonly trust_bundle?: string | undefined;
-  readonly cert?: string | undefined;
-  readonly key?: string | undefined;
-  readonly ca?: { readonly dir: string; readonly ttl_hours?: number | undefined; readonly key_type?: KeyType | undefined } | undefined;
-}
-
 /**
- * Map the config `tls` section + node.identity to source options; relative paths are resolved
- * against `baseDir` (the config file's directory). Throws when the section is incomplete.
+ * Source options for the compiled top-level `tls` (snapshot.tls) and node.identity. Relative
+ * paths are resolved against `baseDir` (the config file's directory). Throws when ca mode has
+ * no identity to issue for.
  */
-export function certificateSourceOptions(section: TlsSectionConfig, identity: string | null, baseDir = '.'): CertificateSourceOptions {
+export function certificateSourceOptions(spec: TlsSourceSpec, identity: string | null, baseDir = '.'): CertificateSourceOptions {
   const abs = (p: string): string => path.resolve(baseDir, p);
-  if (section.ca !== undefined) {
+  if (spec.mode === 'ca') {
     if (identity === null) throw new Error('tls.ca needs node.identity (the SPIFFE ID to issue our leaf for)');
-    return {
-      mode: 'ca',
-      caDir: abs(section.ca.dir),
-      identity,
-      ...(section.ca.ttl_hours !== undefined ? { ttlHours: section.ca.ttl_hours } : {}),
-      ...(section.ca.key_type !== undefined ? { keyType: section.ca.key_type } : {}),
-    };
-  }
-  if (section.cert === undefined || section.key === undefined || section.trust_bundle === undefined) {
-    throw new Error('tls needs trust_bundle, cert and key (or ca: {dir})');
+    return { mode: 'ca', caDir: abs(spec.dir), identity, ttlHours: spec.ttlHours, keyType: spec.keyType };
   }
   return {
     mode: 'files',
-    trustBundlePath: abs(section.trust_bundle),
-    certPath: abs(section.cert),
-    keyPath: abs(section.key),
+    trustBundlePath: abs(spec.trustBundle),
+    certPath: abs(spec.cert),
+    keyPath: abs(spec.key),
     ...(identity !== null ? { expectedIdentity: identity } : {}),
   };
 }

@@ -6,7 +6,13 @@
 import type { ClusterSpec, EndpointSpec } from '../config/types.js';
 import { createLoadBalancer } from '../lb/index.js';
 import type { LbHost, LoadBalancer, Rng } from '../lb/types.js';
-import { EndpointPool, type PendingBudget } from './pool.js';
+import { EndpointPool, type PendingBudget, type PoolTls } from './pool.js';
+import type { TlsMaterial } from '../tls/material.js';
+
+/** Where mTLS clusters get this sidecar's current certificate material. */
+export interface TlsProvider {
+  tlsMaterial(): TlsMaterial | null;
+}
 import { RetryBudget } from './retry_budget.js';
 import type { Ticker } from './ticker.js';
 
@@ -28,9 +34,10 @@ export class Endpoint implements LbHost {
     cluster: ClusterSpec,
     budget: PendingBudget,
     ticker: Ticker,
+    tls: PoolTls | null,
   ) {
     this.weight = spec.weight;
-    this.pool = new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker);
+    this.pool = new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker, tls);
   }
 
   setState(checkedHealthy: boolean, ejected: boolean): void {
@@ -52,21 +59,32 @@ export class Cluster {
   /** Requests refused with 503 overflow by the circuit breaker. */
   overflowTotal = 0;
 
+  private tls: PoolTls | null;
+
   constructor(
     spec: ClusterSpec,
     private readonly ticker: Ticker,
     private rng: Rng,
+    private readonly tlsProvider: TlsProvider,
   ) {
     this.spec = spec;
     this.budget = { pending: 0, max: spec.pool.maxPending };
     this.retryBudget = new RetryBudget(spec.retryBudget);
-    this.endpoints = spec.endpoints.map((e) => new Endpoint(e.address, e, spec, this.budget, ticker));
+    this.tls = this.poolTls(spec);
+    this.endpoints = spec.endpoints.map((e) => new Endpoint(e.address, e, spec, this.budget, ticker, this.tls));
     this.lb = createLoadBalancer(spec.lb, this.endpoints, rng);
   }
 
   /** Applies a new version of this cluster's spec. */
+  private poolTls(spec: ClusterSpec): PoolTls | null {
+    if (spec.tls === null) return null;
+    const provider = this.tlsProvider;
+    return { material: () => provider.tlsMaterial(), identities: spec.tls.identities };
+  }
+
   reconcile(spec: ClusterSpec, rng: Rng): void {
     this.rng = rng;
+    if (JSON.stringify(spec.tls) !== JSON.stringify(this.spec.tls)) this.tls = this.poolTls(spec);
     const old = new Map(this.endpoints.map((e) => [e.address, e]));
     const next: Endpoint[] = [];
     for (const e of spec.endpoints) {
@@ -75,9 +93,10 @@ export class Cluster {
         old.delete(e.address);
         kept.weight = e.weight;
         kept.pool.spec = spec.pool;
+        kept.pool.tls = this.tls;
         next.push(kept);
       } else {
-        next.push(new Endpoint(e.address, e, spec, this.budget, this.ticker));
+        next.push(new Endpoint(e.address, e, spec, this.budget, this.ticker, this.tls));
       }
     }
     for (const gone of old.values()) gone.pool.drain();

@@ -4,7 +4,10 @@
 // one request at a time; the pool decides who gets it.
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
+import { rememberSessions } from '../tls/contexts.js';
+import type { TlsMaterial } from '../tls/material.js';
 import { ResponseParser, type ResponseSink } from './response_parser.js';
 import type { Ticker, Timed } from './ticker.js';
 
@@ -48,6 +51,9 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 let nextId = 1;
 
+/** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
+
 export class UpstreamConnection implements Timed {
   readonly id = nextId++;
   state: ConnState = ConnState.Connecting;
@@ -60,6 +66,10 @@ export class UpstreamConnection implements Timed {
   deadline = 0;
   lastUsed = 0;
   private readonly socket: net.Socket;
+  /** Content key of the TLS material this connection was made with (null: plaintext). */
+  readonly materialKey: string | null;
+  /** Whether the TLS handshake resumed a session (no full handshake). */
+  resumed = false;
   private readonly parser = new ResponseParser();
   private paused = false;
   private readN = 0;
@@ -72,14 +82,29 @@ export class UpstreamConnection implements Timed {
     readonly port: number,
     private readonly ticker: Ticker,
     connectTimeoutMs: number,
+    tlsOptions: tls.ConnectionOptions | null = null,
+    materialKey: string | null = null,
   ) {
-    this.socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
-    });
-    this.socket.on('connect', () => this.onConnect());
+    this.materialKey = materialKey;
+    if (tlsOptions === null) {
+      this.socket = net.connect({
+        host,
+        port,
+        noDelay: true,
+        onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
+      });
+      this.socket.on('connect', () => this.onConnect());
+    } else {
+      // mTLS: bytes are written only after the handshake and the peer's SPIFFE ID check passed.
+      const socket = tls.connect({ host, port, ...tlsOptions });
+      socket.setNoDelay(true);
+      socket.on('secureConnect', () => {
+        this.resumed = socket.isSessionReused();
+        this.onConnect();
+      });
+      socket.on('data', (buf: Buffer) => this.onRead(buf.length, buf));
+      this.socket = socket;
+    }
     this.socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
     this.socket.on('end', () => this.onSocketEnd());
     this.socket.on('close', () => this.onSocketClose());
@@ -96,6 +121,11 @@ export class UpstreamConnection implements Timed {
       throw new Error(`upstream connection ${this.id}: illegal transition ${this.state} → ${to}`);
     }
     this.state = to;
+  }
+
+  /** Keeps the TLS session tickets this connection receives, for resumption by the next one. */
+  rememberSessions(m: TlsMaterial, identities: readonly string[], endpoint: string): void {
+    rememberSessions(this.socket as tls.TLSSocket, m, identities, endpoint);
   }
 
   /** Gives the connection to a request (the pool calls this). */
@@ -228,12 +258,19 @@ export class UpstreamConnection implements Timed {
 
   private onSocketError(err: NodeJS.ErrnoException): void {
     const code = err.code ?? 'ERR';
+    const at = `${this.host}:${this.port}`;
+    if (code === 'upstream_identity_mismatch') {
+      this.fail(new ProxyError('upstream_identity_mismatch', `${at}: ${err.message.replace(/^upstream_identity_mismatch: /, '')}`));
+      return;
+    }
     const connecting = this.state === ConnState.Connecting;
-    this.fail(
-      connecting
-        ? new ProxyError('upstream_connect_failed', `connect to ${this.host}:${this.port} failed: ${code}`)
-        : new ProxyError('upstream_reset', `connection to ${this.host}:${this.port} failed: ${code}`),
-    );
+    if (!connecting) {
+      this.fail(new ProxyError('upstream_reset', `connection to ${at} failed: ${code}`));
+    } else if (this.materialKey !== null && !NETWORK_ERRORS.has(code)) {
+      this.fail(new ProxyError('upstream_tls_failed', `TLS handshake with ${at} failed: ${code === 'ERR' ? err.message : code}`));
+    } else {
+      this.fail(new ProxyError('upstream_connect_failed', `connect to ${at} failed: ${code}`));
+    }
   }
 
   private onSocketClose(): void {

@@ -7,6 +7,8 @@ import { ProxyError } from '../errors.js';
 import type { PoolSpec } from '../config/types.js';
 import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from './connection.js';
 import type { Ticker, Timed } from './ticker.js';
+import { clientTlsOptions } from '../tls/contexts.js';
+import { materialKey, type TlsMaterial } from '../tls/material.js';
 
 /** Requests waiting for a connection, shared by every endpoint pool of one cluster. */
 export interface PendingBudget {
@@ -16,6 +18,15 @@ export interface PendingBudget {
 
 export interface PoolCounters {
   connectionsOpened: number;
+  /** Full TLS handshakes and resumed sessions (mTLS clusters). */
+  tlsHandshakes: number;
+  tlsResumed: number;
+}
+
+/** mTLS to an endpoint: where the current material comes from and whom the server must be. */
+export interface PoolTls {
+  material(): TlsMaterial | null;
+  readonly identities: readonly string[];
 }
 
 const SWEEP_MS = 1000;
@@ -27,7 +38,7 @@ export class EndpointPool implements ConnectionOwner, Timed {
   open = 0;
   draining = false;
   deadline = 0;
-  readonly counters: PoolCounters = { connectionsOpened: 0 };
+  readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0 };
 
   constructor(
     readonly host: string,
@@ -35,6 +46,7 @@ export class EndpointPool implements ConnectionOwner, Timed {
     public spec: PoolSpec,
     public budget: PendingBudget,
     private readonly ticker: Ticker,
+    public tls: PoolTls | null = null,
   ) {}
 
   get idleCount(): number {
@@ -49,7 +61,12 @@ export class EndpointPool implements ConnectionOwner, Timed {
       return;
     }
     if (this.open < this.spec.connectionsPerWorker) {
-      this.connect().assign(req);
+      const conn = this.connect();
+      if (conn === null) {
+        req.onUpstreamError(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'), null);
+        return;
+      }
+      conn.assign(req);
       return;
     }
     if (this.budget.pending >= this.budget.max) {
@@ -85,16 +102,44 @@ export class EndpointPool implements ConnectionOwner, Timed {
     this.ticker.delete(this);
   }
 
-  private connect(): UpstreamConnection {
+  private connect(): UpstreamConnection | null {
+    const t = this.tls;
+    let conn: UpstreamConnection;
+    if (t === null) {
+      conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs);
+    } else {
+      const m = t.material();
+      if (m === null) return null;
+      const endpoint = `${this.host}:${this.port}`;
+      conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, clientTlsOptions(m, t.identities, endpoint), materialKey(m));
+      conn.rememberSessions(m, t.identities, endpoint);
+    }
     this.open++;
     this.counters.connectionsOpened++;
     this.scheduleSweep();
-    return new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs);
+    return conn;
   }
 
-  onConnected(): void {}
+  onConnected(conn: UpstreamConnection): void {
+    if (conn.materialKey !== null) {
+      if (conn.resumed) this.counters.tlsResumed++;
+      else this.counters.tlsHandshakes++;
+    }
+  }
+
+  /** Whether a connection was made with material that has since been replaced (rotation). */
+  private stale(conn: UpstreamConnection): boolean {
+    if (conn.materialKey === null || this.tls === null) return false;
+    const m = this.tls.material();
+    return m !== null && materialKey(m) !== conn.materialKey;
+  }
 
   onReusable(conn: UpstreamConnection): void {
+    if (this.stale(conn)) {
+      // Rotation: replace pooled connections one at a time, as each finishes its request.
+      conn.destroy();
+      return;
+    }
     const next = this.waiters.shift();
     if (next !== undefined) {
       this.budget.pending--;
@@ -112,11 +157,14 @@ export class EndpointPool implements ConnectionOwner, Timed {
     this.open--;
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
-    // A waiter that was counting on this connection gets a fresh one.
-    if (!this.draining && this.waiters.length > 0 && this.open < this.spec.connectionsPerWorker) {
+    // A waiter that was counting on this connection gets a fresh one (a draining pool too:
+    // requests queued before the endpoint left the config are still answered).
+    if (this.waiters.length > 0 && this.open < this.spec.connectionsPerWorker) {
       const next = this.waiters.shift()!;
       this.budget.pending--;
-      this.connect().assign(next);
+      const fresh = this.connect();
+      if (fresh === null) next.onUpstreamError(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'), null);
+      else fresh.assign(next);
     }
   }
 

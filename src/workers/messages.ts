@@ -2,16 +2,20 @@
 
 import type { Snapshot } from '../config/types.js';
 import type { StatsDelta } from '../stats/delta.js';
+import type { TlsMaterial } from '../tls/material.js';
 
 export interface WorkerInit {
   readonly workerId: number;
   readonly enableTestHooks: boolean;
+  /** Seed for TLS session ticket keys, the same in every worker. */
+  readonly ticketKeySeed: Uint8Array;
 }
 
 export type ToWorker =
   | { readonly type: 'apply'; readonly snapshot: Snapshot }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'inspect'; readonly id: number }
+  | { readonly type: 'secrets'; readonly material: TlsMaterial }
   | { readonly type: 'endpoint_states'; readonly states: readonly EndpointState[] }
   | { readonly type: 'stop' };
 

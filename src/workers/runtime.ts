@@ -11,6 +11,7 @@ import type { Exchange, TryOutcome } from '../dataplane/exchange.js';
 import { ListenerRuntime, type ListenerContext } from '../dataplane/listener.js';
 import { Cluster, type Endpoint } from '../upstream/cluster.js';
 import { Ticker } from '../upstream/ticker.js';
+import type { TlsMaterial } from '../tls/material.js';
 import type { BoundListener } from './messages.js';
 
 export interface RuntimeHooks {
@@ -30,10 +31,23 @@ export class WorkerRuntime implements ListenerContext {
   private readonly retired = new Set<ListenerRuntime>();
   version = 0;
 
+  private material: TlsMaterial | null = null;
+
   constructor(
     private readonly hooks: RuntimeHooks,
     private readonly workerId: number,
+    readonly ticketKeySeed: Buffer,
   ) {}
+
+  tlsMaterial(): TlsMaterial | null {
+    return this.material;
+  }
+
+  /** New certificate material from the main thread: TLS listeners and new upstream connections use it at once. */
+  setMaterial(material: TlsMaterial): void {
+    this.material = material;
+    for (const l of this.listeners.values()) l.setMaterial(material);
+  }
 
   cluster(name: string): Cluster | undefined {
     return this.clusters.get(name);
@@ -47,13 +61,16 @@ export class WorkerRuntime implements ListenerContext {
       this.rng = seed === null ? defaultRng : seededRng((seed + this.workerId * 0x9e3779b1) >>> 0);
     }
     this.reconcileClusters(snapshot.clusters);
-    const wanted = new Map(snapshot.listeners.map((l) => [l.name, l]));
+    // TLS listeners are served by node:https, which cannot share a port across threads: worker 1
+    // alone serves them (see README, "Inbound mTLS").
+    const mine = snapshot.listeners.filter((l) => l.tls === null || this.workerId === 1);
+    const wanted = new Map(mine.map((l) => [l.name, l]));
     // Bind new and moved listeners first, so that a failure leaves the old ones serving.
     const fresh: Array<[string, ListenerRuntime]> = [];
     try {
-      for (const spec of snapshot.listeners) {
+      for (const spec of mine) {
         const cur = this.listeners.get(spec.name);
-        if (cur !== undefined && sameAddress(cur.spec, spec)) continue;
+        if (cur !== undefined && sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls) continue;
         const next = new ListenerRuntime(spec, this);
         await next.listen();
         fresh.push([spec.name, next]);
@@ -67,7 +84,7 @@ export class WorkerRuntime implements ListenerContext {
       if (spec === undefined) {
         this.retire(cur);
         this.listeners.delete(name);
-      } else if (sameAddress(cur.spec, spec)) {
+      } else if (sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls) {
         cur.update(spec);
       }
     }
@@ -86,7 +103,7 @@ export class WorkerRuntime implements ListenerContext {
     for (const spec of specs) {
       seen.add(spec.name);
       const cur = this.clusters.get(spec.name);
-      if (cur === undefined) this.clusters.set(spec.name, new Cluster(spec, this.ticker, this.rng));
+      if (cur === undefined) this.clusters.set(spec.name, new Cluster(spec, this.ticker, this.rng, this));
       else cur.reconcile(spec, this.rng);
     }
     for (const [name, c] of this.clusters) {

@@ -8,6 +8,8 @@ import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import type { ListenerSpec, Snapshot } from '../config/types.js';
 import type { StatsDelta } from '../stats/delta.js';
+import { newTicketKeySeed } from '../tls/contexts.js';
+import type { TlsMaterial } from '../tls/material.js';
 import type { BoundListener, ClusterView, EndpointState, FromWorker, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 
 export interface SupervisorLog {
@@ -63,6 +65,8 @@ export class Supervisor {
   private readonly endpointStates = new Map<string, EndpointState>();
   /** Worker restarts since start (crashes). */
   restarts = 0;
+  private material: TlsMaterial | null = null;
+  private readonly ticketKeySeed = newTicketKeySeed();
 
   constructor(private readonly opts: SupervisorOptions) {}
 
@@ -166,6 +170,12 @@ export class Supervisor {
     for (const f of this.drainWaiters) f();
   }
 
+  /** This sidecar's certificate material, to every worker now and to every worker spawned later. */
+  setMaterial(material: TlsMaterial): void {
+    this.material = material;
+    for (const slot of this.slots) if (slot.worker !== null) this.post(slot.worker, { type: 'secrets', material });
+  }
+
   /** Records and broadcasts the main thread's verdict on an endpoint (health check or ejection). */
   setEndpointState(cluster: string, address: string, change: { healthy?: boolean; ejected?: boolean }): void {
     const key = `${cluster}\u0000${address}`;
@@ -225,13 +235,14 @@ export class Supervisor {
   }
 
   private spawn(slot: WorkerSlot): void {
-    const init: WorkerInit = { workerId: slot.id, enableTestHooks: this.opts.enableTestHooks };
+    const init: WorkerInit = { workerId: slot.id, enableTestHooks: this.opts.enableTestHooks, ticketKeySeed: this.ticketKeySeed };
     const w = new Worker(WORKER_URL, { workerData: init });
     slot.worker = w;
     slot.startedAt = Date.now();
     w.on('message', (m: FromWorker) => this.onMessage(slot, m));
     w.on('error', (err) => this.opts.log.error({ worker: slot.id, err: err.message }, 'worker crashed'));
     w.on('exit', (code) => this.onExit(slot, w, code));
+    if (this.material !== null) this.post(w, { type: 'secrets', material: this.material });
     if (this.current !== null) this.post(w, { type: 'apply', snapshot: this.current });
     if (this.endpointStates.size > 0) this.post(w, { type: 'endpoint_states', states: [...this.endpointStates.values()] });
   }

@@ -93,7 +93,7 @@ const runtime = new WorkerRuntime({
       throw new Error(`test_crash route "${route}" hit: worker ${init.workerId} crashes on purpose`);
     });
   },
-}, init.workerId);
+}, init.workerId, Buffer.from(init.ticketKeySeed));
 
 function flushStats(): void {
   for (const c of runtime.clusters.values()) {
@@ -163,6 +163,12 @@ port.on('message', (msg: ToWorker) => {
         }
       });
       break;
+    case 'secrets': {
+      const material = msg.material;
+      // Before any apply queued after it (a TLS listener needs the material to start).
+      runtime.setMaterial(material);
+      break;
+    }
     case 'endpoint_states': {
       const states = msg.states;
       // After any apply queued before it, so that new endpoints exist.

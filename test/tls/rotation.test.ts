@@ -1,0 +1,169 @@
+// CertificateSource: ca mode re-issues at half the lifetime; files mode follows the files.
+
+import { renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { issueLeaf } from '../../src/tls/ca.js';
+import { clientTlsOptions } from '../../src/tls/contexts.js';
+import { createIssuer } from '../../src/tls/issuer_pool.js';
+import type { TlsMaterial } from '../../src/tls/material.js';
+import { CertificateSource, certificateSourceOptions } from '../../src/tls/rotation.js';
+import { exchange, leafMaterial, makeCa, removeTempDirs, startServer, tempDir } from './helpers.js';
+
+const ID = 'spiffe://cluster.local/ns/default/sa/web';
+const sources: CertificateSource[] = [];
+afterEach(async () => {
+  await Promise.all(sources.splice(0).map((s) => s.close()));
+});
+afterAll(removeTempDirs);
+
+function nextUpdate(src: CertificateSource, timeoutMs = 10_000): Promise<TlsMaterial> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no update in time')), timeoutMs);
+    src.once('update', (m) => {
+      clearTimeout(t);
+      resolve(m);
+    });
+  });
+}
+
+describe('ca mode', () => {
+  it('issues at open and re-issues at 50% of a short lifetime (piscina pool)', async () => {
+    const ca = await makeCa();
+    const ttlHours = 1.2 / 3600; // 1.2 s lifetime → rotation every 0.6 s
+    const src = await CertificateSource.open({ mode: 'ca', caDir: ca.dir, identity: ID, ttlHours });
+    sources.push(src);
+    const first = src.current();
+    expect(first.identity).toBe(ID);
+    expect(first.nextRotation).not.toBeNull();
+    // notAfter is rounded up to a whole second, so the half-life is 0.6–1.1 s here
+    const half = (first.nextRotation?.getTime() ?? 0) - Date.now();
+    expect(half).toBeLessThanOrEqual(1100);
+    expect(first.nextRotation?.getTime()).toBeLessThan(first.notAfter.getTime());
+    const seen: TlsMaterial[] = [];
+    src.on('update', (m) => seen.push(m));
+    await nextUpdate(src);
+    await nextUpdate(src);
+    expect(seen.length).toBeGreaterThanOrEqual(2);
+    const serials = new Set([first.serial, ...seen.map((m) => m.serial)]);
+    expect(serials.size).toBe(seen.length + 1);
+    for (const m of seen) {
+      expect(m.identity).toBe(ID);
+      expect(m.trustBundlePem).toBe(ca.trustBundlePem);
+      expect(m.nextRotation?.getTime()).toBeLessThan(m.notAfter.getTime());
+    }
+    const info = src.info();
+    expect(info).toMatchObject({ source: 'ca', identity: ID, serial: src.current().serial, trust_roots: 1, last_error: null });
+    expect(info.rotations).toBeGreaterThanOrEqual(2);
+    expect(Date.parse(info.next_rotation ?? '')).toBeGreaterThan(Date.parse(info.not_before));
+  });
+
+  it('the rotated material works for a real handshake', async () => {
+    const ca = await makeCa();
+    const src = await CertificateSource.open({ mode: 'ca', caDir: ca.dir, identity: ID, ttlHours: 2 / 3600, issuer: createIssuer({ caDir: ca.dir, inline: true }) });
+    sources.push(src);
+    const m = await nextUpdate(src);
+    const server = await startServer(leafMaterial(ca, { identity: 'spiffe://cluster.local/ns/default/sa/api' }));
+    try {
+      const r = await exchange({ port: server.port, ...clientTlsOptions(m, 'spiffe://cluster.local/ns/default/sa/api') });
+      expect(r).toMatchObject({ ok: true, reply: `hello ${ID}` });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses to open without a CA, and for an identity outside its trust domain', async () => {
+    const inline = (dir: string) => createIssuer({ caDir: dir, inline: true });
+    const empty = tempDir();
+    await expect(CertificateSource.open({ mode: 'ca', caDir: empty, identity: ID, issuer: inline(empty) })).rejects.toMatchObject({ code: 'ca_missing' });
+    const ca = await makeCa('other.td');
+    await expect(CertificateSource.open({ mode: 'ca', caDir: ca.dir, identity: ID })).rejects.toMatchObject({ code: 'bad_request' });
+  });
+});
+
+describe('files mode', () => {
+  async function setup() {
+    const ca = await makeCa();
+    const dir = tempDir();
+    const files = { trustBundlePath: path.join(dir, 'ca.pem'), certPath: path.join(dir, 'web.pem'), keyPath: path.join(dir, 'web.key') };
+    const write = (leaf: { certPem: string; keyPem: string }): void => {
+      // replace atomically, the way secret managers do
+      writeFileSync(`${files.keyPath}.tmp`, leaf.keyPem);
+      writeFileSync(`${files.certPath}.tmp`, leaf.certPem);
+      renameSync(`${files.keyPath}.tmp`, files.keyPath);
+      renameSync(`${files.certPath}.tmp`, files.certPath);
+    };
+    writeFileSync(files.trustBundlePath, ca.trustBundlePem);
+    write(issueLeaf(ca, { identity: ID }));
+    return { ca, files, write };
+  }
+
+  it('loads the files and picks up a replaced certificate', async () => {
+    const { ca, files, write } = await setup();
+    const src = await CertificateSource.open({ mode: 'files', ...files, debounceMs: 50, pollMs: 300 });
+    sources.push(src);
+    expect(src.current()).toMatchObject({ identity: ID, nextRotation: null });
+    expect(src.info()).toMatchObject({ source: 'files', next_rotation: null });
+    const next = issueLeaf(ca, { identity: ID });
+    const updated = nextUpdate(src);
+    write(next);
+    const m = await updated;
+    expect(m.serial).toBe(next.serial);
+    expect(src.current().serial).toBe(next.serial);
+  });
+
+  it('keeps the current material when a replacement is broken, and recovers', async () => {
+    const { ca, files, write } = await setup();
+    const src = await CertificateSource.open({ mode: 'files', ...files, debounceMs: 50, pollMs: 200 });
+    sources.push(src);
+    const before = src.current().serial;
+    const errors: Error[] = [];
+    src.on('error', (e) => errors.push(e));
+    writeFileSync(files.certPath, issueLeaf(ca, { identity: ID }).certPem); // key no longer matches
+    await new Promise((r) => setTimeout(r, 600));
+    expect(src.current().serial).toBe(before);
+    expect(errors.some((e) => /does not match/.test(e.message))).toBe(true);
+    expect(src.info().last_error).toMatch(/does not match/);
+    const good = issueLeaf(ca, { identity: ID });
+    const updated = nextUpdate(src);
+    write(good);
+    expect((await updated).serial).toBe(good.serial);
+    expect(src.info().last_error).toBeNull();
+  });
+
+  it('takes a new trust bundle with two roots', async () => {
+    const { files } = await setup();
+    const src = await CertificateSource.open({ mode: 'files', ...files, debounceMs: 50, pollMs: 300 });
+    sources.push(src);
+    const newRoot = await makeCa();
+    const updated = nextUpdate(src);
+    writeFileSync(files.trustBundlePath, src.current().trustBundlePem + newRoot.trustBundlePem);
+    expect((await updated).trustBundlePem).toContain(newRoot.certPem.trim());
+    expect(src.info().trust_roots).toBe(2);
+  });
+
+  it('fails to open on missing files or a foreign identity', async () => {
+    const { files } = await setup();
+    await expect(CertificateSource.open({ mode: 'files', ...files, keyPath: '/nonexistent/k' })).rejects.toThrow(/tls.key \/nonexistent\/k: no such file/);
+    await expect(CertificateSource.open({ mode: 'files', ...files, expectedIdentity: 'spiffe://cluster.local/ns/x/sa/y' })).rejects.toThrow(/node.identity/);
+  });
+});
+
+describe('certificateSourceOptions', () => {
+  it('maps the compiled tls source', () => {
+    expect(certificateSourceOptions({ mode: 'ca', dir: 'ca', ttlHours: 2, keyType: 'ec-p256' }, ID, '/etc/o')).toEqual({
+      mode: 'ca',
+      caDir: '/etc/o/ca',
+      identity: ID,
+      ttlHours: 2,
+      keyType: 'ec-p256',
+    });
+    expect(certificateSourceOptions({ mode: 'files', trustBundle: 'b.pem', cert: 'c.pem', key: '/k' }, null, '/etc/o')).toEqual({
+      mode: 'files',
+      trustBundlePath: '/etc/o/b.pem',
+      certPath: '/etc/o/c.pem',
+      keyPath: '/k',
+    });
+    expect(() => certificateSourceOptions({ mode: 'ca', dir: 'ca', ttlHours: 24, keyType: 'ec-p256' }, null)).toThrow(/node.identity/);
+  });
+});
