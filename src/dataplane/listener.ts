@@ -46,7 +46,7 @@ export interface ListenerContext {
   /** One try of an exchange ended (passive outlier detection). */
   onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
   /** A request was refused or answered locally (no exchange was created). */
-  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError): void;
+  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void;
   /** A route marked test_crash was hit (test hook). */
   onTestCrash(route: string): void;
 }
@@ -211,12 +211,13 @@ export class ListenerRuntime implements ExchangeObserver {
     try {
       head = readRequestHead(req, this.spec.maxRequestHeadersBytes);
       const client = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+      head.client = client;
       this.proxy(new UwsDownstream(res), head, buildUpstreamHead(head, client, 'http'));
     } catch (e) {
       const err = this.refusal(e);
       res.onAborted(noop);
       res.cork(() => writeLocalReply(res, err, head?.requestId ?? null));
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err);
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
     }
   }
 
@@ -227,17 +228,19 @@ export class ListenerRuntime implements ExchangeObserver {
       head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes);
       const socket = req.socket as PeerSocket;
       const peer = socket.peerIdentity ?? null;
+      head.peer = peer;
+      head.client = socket.remoteAddress ?? '';
       if (this.authorizer !== null && this.authorizer.check(peer, head.path, head.method) < 0) {
         throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
       }
       const ours = this.ctx.tlsMaterial()?.identity ?? '';
       const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
-      this.proxy(down, head, buildUpstreamHead(head, socket.remoteAddress ?? '', 'https', xfcc));
+      this.proxy(down, head, buildUpstreamHead(head, head.client, 'https', xfcc));
     } catch (e) {
       const err = this.refusal(e);
       req.resume();
       down.reply(err, head?.requestId ?? '');
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err);
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
     }
   }
 

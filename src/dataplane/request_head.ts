@@ -27,6 +27,10 @@ export interface RequestHead {
   requestId: string;
   /** Flat [name, value, ...] as received, in order, lower-case names (uWS lower-cases them). */
   headers: string[];
+  /** The client's SPIFFE ID on mTLS listeners, else null. */
+  peer: string | null;
+  /** The client's address. */
+  client: string;
 }
 
 // Scratch filled by req.forEach: no closure allocated per request.
@@ -137,6 +141,8 @@ function checkRequestHead(
     contentLength,
     requestId: requestId === '' ? randomUUID() : requestId,
     headers,
+    peer: null,
+    client: '',
   };
 }
 

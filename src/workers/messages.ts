@@ -34,6 +34,9 @@ export interface ClusterView {
     readonly connections_open: number;
     readonly connections_idle: number;
     readonly connections_opened_total: number;
+    /** Full TLS handshakes and resumed TLS sessions on new connections (mTLS clusters). */
+    readonly tls_handshakes_total: number;
+    readonly tls_resumed_total: number;
   }>;
   readonly retries_total: number;
   readonly retry_budget_exhausted_total: number;

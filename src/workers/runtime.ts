@@ -8,6 +8,7 @@ import type { ProxyError } from '../errors.js';
 import { defaultRng, seededRng } from '../lb/rng.js';
 import type { Rng } from '../lb/types.js';
 import type { Exchange, TryOutcome } from '../dataplane/exchange.js';
+import type { RequestHead } from '../dataplane/request_head.js';
 import { ListenerRuntime, type ListenerContext } from '../dataplane/listener.js';
 import { Cluster, type Endpoint } from '../upstream/cluster.js';
 import { Ticker } from '../upstream/ticker.js';
@@ -17,7 +18,7 @@ import type { BoundListener } from './messages.js';
 export interface RuntimeHooks {
   onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
   onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
-  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError): void;
+  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void;
   onTestCrash(route: string): void;
 }
 
@@ -162,8 +163,8 @@ export class WorkerRuntime implements ListenerContext {
     this.clusters.get(cluster)?.endpoint(address)?.setState(checkedHealthy, ejected);
   }
 
-  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError): void {
-    this.hooks.onLocalReply(listener, routeIndex, err);
+  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void {
+    this.hooks.onLocalReply(listener, routeIndex, err, head);
   }
 
   onTestCrash(route: string): void {

@@ -378,6 +378,8 @@ function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[]
                 connections_open: prev.connections_open + e.connections_open,
                 connections_idle: prev.connections_idle + e.connections_idle,
                 connections_opened_total: prev.connections_opened_total + e.connections_opened_total,
+                tls_handshakes_total: prev.tls_handshakes_total + e.tls_handshakes_total,
+                tls_resumed_total: prev.tls_resumed_total + e.tls_resumed_total,
               },
         );
       }

@@ -10,6 +10,8 @@ import type { ProxyError } from '../errors.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { WorkerStats, type ClusterStatsHandle, type ListenerStatsHandle, type RouteStatsHandle } from '../stats/worker_stats.js';
 import { TryOutcome } from '../dataplane/exchange.js';
+import { AccessLog } from '../dataplane/access_log.js';
+import type { RequestHead } from '../dataplane/request_head.js';
 import type { Endpoint } from '../upstream/cluster.js';
 import type { ClusterView, FromWorker, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 import { WorkerRuntime } from './runtime.js';
@@ -61,6 +63,42 @@ function flushOutcomes(): void {
   post({ type: 'outcomes', events });
 }
 
+// Access logs by listener name, re-created when a listener's access_log settings change.
+const accessLogs = new Map<string, AccessLog>();
+function accessLogOf(l: ListenerRuntime): AccessLog | null {
+  const spec = l.spec.accessLog;
+  if (spec === null) return null;
+  let log = accessLogs.get(l.spec.name);
+  if (log === undefined || log.spec.path !== spec.path || log.spec.format !== spec.format) {
+    log?.flush();
+    log = new AccessLog(spec);
+    accessLogs.set(l.spec.name, log);
+  }
+  return log;
+}
+
+function logAccess(l: ListenerRuntime, head: RequestHead | null, route: string | null, ex: Exchange | null, status: number, err: ProxyError | null): void {
+  const log = accessLogOf(l);
+  if (log === null) return;
+  log.write({
+    listener: l.spec.name,
+    route,
+    cluster: ex === null ? null : ex.cluster.spec.name,
+    upstream: ex === null ? null : ex.endpoint.address,
+    method: head?.method ?? '',
+    path: head?.target ?? '',
+    status,
+    duration_ms: ex === null ? 0 : Math.round((ex.endMs - ex.startMs) * 1000) / 1000,
+    bytes_in: ex?.bytesIn ?? 0,
+    bytes_out: ex?.bytesOut ?? 0,
+    request_id: head?.requestId ?? '',
+    client: head?.client ?? '',
+    peer: head?.peer ?? null,
+    error: err === null ? null : err.code,
+    tries: ex?.tries ?? 0,
+  });
+}
+
 const runtime = new WorkerRuntime({
   onTryOutcome(c: Cluster, e: Endpoint, outcome: TryOutcome): void {
     if (c.spec.outlier === null) return;
@@ -81,10 +119,12 @@ const runtime = new WorkerRuntime({
     }
     const upstreamUs = ex.upstreamHeadMs > 0 ? (ex.upstreamHeadMs - ex.startMs) * 1000 : 0;
     stats.record(h.listener, h.routes[ex.routeIndex] ?? null, c, ex.status, (ex.endMs - ex.startMs) * 1000, upstreamUs, ex.bytesIn, ex.bytesOut);
+    if (l.spec.accessLog !== null) logAccess(l, ex.head, ex.route.name, ex, ex.status, ex.error);
   },
-  onLocalReply(l: ListenerRuntime, routeIndex: number, err: ProxyError): void {
+  onLocalReply(l: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void {
     const h = handlesOf(l);
     stats.record(h.listener, routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null, null, err.status, 0, 0, 0, 0);
+    if (l.spec.accessLog !== null) logAccess(l, head, routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? null) : null, null, err.status, err);
   },
   onTestCrash(route: string): void {
     if (!init.enableTestHooks) return;
@@ -132,6 +172,8 @@ function inspect(): ClusterView[] {
       connections_open: e.pool.open,
       connections_idle: e.pool.idleCount,
       connections_opened_total: e.pool.counters.connectionsOpened,
+      tls_handshakes_total: e.pool.counters.tlsHandshakes,
+      tls_resumed_total: e.pool.counters.tlsResumed,
     })),
   }));
 }
@@ -142,6 +184,7 @@ process.on('uncaughtException', (err) => {
   post({ type: 'log', level: 'error', msg: 'worker crashed', fields: { err: err.message } });
   try {
     clearInterval(statsTimer);
+    for (const log of accessLogs.values()) log.flush();
     runtime.close();
   } finally {
     setImmediate(() => process.exit(1));
@@ -185,6 +228,7 @@ port.on('message', (msg: ToWorker) => {
       break;
     case 'stop':
       clearInterval(statsTimer);
+      for (const log of accessLogs.values()) log.flush();
       runtime.close();
       // Exit on the next turn, once uWS has really closed its sockets.
       setImmediate(() => process.exit(0));

@@ -1,0 +1,54 @@
+// Access log for a listener (optional): one JSON line (or a short text line) per request,
+// written off the request path: lines go to a pino logger on an async, buffered sonic-boom
+// destination (stdout or a file), so a request never waits for a write.
+
+import { pino, type Logger } from 'pino';
+import type { AccessLogSpec } from '../config/types.js';
+
+export interface AccessEntry {
+  readonly listener: string;
+  readonly route: string | null;
+  readonly cluster: string | null;
+  readonly upstream: string | null;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly duration_ms: number;
+  readonly bytes_in: number;
+  readonly bytes_out: number;
+  readonly request_id: string;
+  readonly client: string;
+  readonly peer: string | null;
+  readonly error: string | null;
+  readonly tries: number;
+}
+
+export class AccessLog {
+  private readonly logger: Logger;
+  private readonly text: boolean;
+
+  constructor(readonly spec: AccessLogSpec) {
+    const dest = pino.destination({ dest: spec.path === 'stdout' ? 1 : spec.path, sync: false, minLength: 4096, mkdir: true });
+    this.logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, dest);
+    this.text = spec.format === 'text';
+  }
+
+  write(e: AccessEntry): void {
+    if (this.text) {
+      this.logger.info(
+        `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.error === null ? '' : ` ${e.error}`}`,
+      );
+    } else {
+      this.logger.info(e, 'access');
+    }
+  }
+
+  /** Writes what is buffered (worker shutdown). */
+  flush(): void {
+    try {
+      this.logger.flush();
+    } catch {
+      // a destination that is not ready yet has nothing to flush
+    }
+  }
+}
