@@ -1,34 +1,39 @@
-// `npm start`: a real demo on this machine. Starts two instances of a small demo service, an
-// outrigger sidecar (2 worker threads) in front of them with least-request load balancing, and
-// its admin API; prints what to curl. Ctrl-C drains the sidecar and stops everything.
+// `npm start`: the real mesh shape on this machine. An embedded CA issues SPIFFE identities; two
+// outrigger sidecars talk mutual TLS over pooled connections:
+//
+//   demo client ──http──▶ web sidecar :15001 ══mTLS══▶ api sidecar :15006 ──http──▶ hello-1, hello-2
+//                         (admin :15000)                (admin :15100, authorization: only web, GET/POST /v1/*)
+//
+// It prints what to curl. Ctrl-C drains both sidecars and stops everything.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { initCa } from '../src/tls/ca.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const work = path.join(root, '.outrigger-demo');
 const cli = path.join(root, 'dist/src/cli/main.js');
-
-const OUTBOUND = 15001;
-const ADMIN = 15000;
+const TD = 'cluster.local';
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+const API = `spiffe://${TD}/ns/default/sa/api`;
 const APP_PORTS = [18081, 18082];
 
 function demoApp(name: string, port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
     req.on('end', () => {
       const body = JSON.stringify(
         {
           service: name,
           method: req.method,
           url: req.url,
+          caller: req.headers['x-forwarded-client-cert'] ?? null,
           request_id: req.headers['x-request-id'],
-          forwarded_for: req.headers['x-forwarded-for'],
-          body_bytes: Buffer.concat(chunks).length,
+          body_bytes: bytes,
         },
         null,
         2,
@@ -38,69 +43,107 @@ function demoApp(name: string, port: number): Promise<http.Server> {
     });
   });
   return new Promise((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) =>
-      reject(new Error(`demo app ${name} cannot listen on 127.0.0.1:${port}: ${e.code ?? e.message}`)),
-    );
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`demo app ${name} cannot listen on 127.0.0.1:${port}: ${e.code ?? e.message}`)));
     server.listen(port, '127.0.0.1', () => resolve(server));
   });
 }
 
-function startSidecar(config: string): Promise<ChildProcess> {
+function startSidecar(name: string, config: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, 'run', '-c', config], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
-      process.stdout.write(d);
+      for (const line of d.toString().split('\n')) if (line.trim() !== '') process.stdout.write(`[${name}] ${line}\n`);
       buf += d.toString();
       if (buf.includes('"msg":"ready"')) resolve(child);
     });
-    child.once('exit', (code) => reject(new Error(`sidecar exited with code ${code} before it was ready`)));
+    child.once('exit', (code) => reject(new Error(`${name} sidecar exited with code ${code} before it was ready`)));
   });
 }
 
 async function main(): Promise<void> {
   mkdirSync(work, { recursive: true });
+  const caDir = path.join(work, 'ca');
+  if (!existsSync(path.join(caDir, 'ca.pem'))) await initCa(caDir, TD);
   const apps = await Promise.all(APP_PORTS.map((p, i) => demoApp(`hello-${i + 1}`, p)));
-  const config = path.join(work, 'sidecar.yaml');
+
+  const apiConfig = path.join(work, 'api-sidecar.yaml');
   writeFileSync(
-    config,
-    `# Written by npm start (demo/start.ts). Edit and save: the sidecar reloads it.
-node: {workers: 2}
-admin: {address: 127.0.0.1:${ADMIN}}
+    apiConfig,
+    `# Server-side sidecar (written by npm start). Edit and save: it hot-reloads.
+node: {workers: 2, identity: ${API}}
+admin: {address: 127.0.0.1:15100}
+tls: {ca: {dir: ${caDir}, ttl_hours: 1}}      # our own leaf from the embedded CA, rotated at 50%
 listeners:
-  - name: outbound
-    address: 127.0.0.1:${OUTBOUND}
+  - name: inbound
+    address: 127.0.0.1:15006
+    tls: {mode: mtls}                         # client certificate required, verified at the handshake
+    authorization:                            # deny unless a rule allows
+      - from: [${WEB}]
+        paths: [/v1/*]
+        methods: [GET, POST]
     routes:
       - match: {path_prefix: /}
-        cluster: hello
-        timeout_ms: 5000
+        cluster: local-app
 clusters:
-  - name: hello
+  - name: local-app
     lb: least_request
     endpoints:
 ${APP_PORTS.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
+    health_check: {path: /healthz, interval_ms: 2000}
 `,
   );
-  const sidecar = await startSidecar(config);
+  const webConfig = path.join(work, 'web-sidecar.yaml');
+  writeFileSync(
+    webConfig,
+    `# Client-side sidecar (written by npm start). Edit and save: it hot-reloads.
+node: {workers: 2, identity: ${WEB}}
+admin: {address: 127.0.0.1:15000}
+tls: {ca: {dir: ${caDir}, ttl_hours: 1}}
+listeners:
+  - name: outbound
+    address: 127.0.0.1:15001
+    routes:
+      - match: {path_prefix: /}
+        cluster: api
+        timeout_ms: 5000
+        retries: {attempts: 2, on: [connect-failure, reset, "503"]}
+clusters:
+  - name: api
+    tls: {mode: mtls, identity: ${API}}       # the server must prove this SPIFFE ID
+    pool: {connections_per_worker: 8}
+    endpoints: [{address: 127.0.0.1:15006}]
+`,
+  );
+  const api = await startSidecar('api', apiConfig);
+  const web = await startSidecar('web', webConfig);
   process.stdout.write(`
-outrigger demo is running.
-  try:       curl -s http://127.0.0.1:${OUTBOUND}/hello
-  load test: npx autocannon -c 50 -d 5 http://127.0.0.1:${OUTBOUND}/
-  admin:     curl -s http://127.0.0.1:${ADMIN}/clusters
-             curl -s http://127.0.0.1:${ADMIN}/stats
-             curl -s http://127.0.0.1:${ADMIN}/metrics
-  config:    ${config} (edit and save to hot-reload)
+outrigger demo is running: web sidecar ══mTLS══▶ api sidecar ──▶ two demo services.
+  try:        curl -s http://127.0.0.1:15001/v1/hello          (allowed: the app sees the caller's SPIFFE ID)
+              curl -si http://127.0.0.1:15001/admin            (denied by policy: 403 unauthorized)
+              curl -sk https://127.0.0.1:15006/v1/hello        (no client certificate: refused at the handshake)
+  load test:  npx autocannon -c 50 -d 5 http://127.0.0.1:15001/v1/hello
+  admin:      curl -s http://127.0.0.1:15000/certs             (web identity, serial, next rotation)
+              curl -s http://127.0.0.1:15000/clusters          (pool connections, TLS handshakes)
+              curl -s http://127.0.0.1:15100/stats             (api side: p50/p90/p99 per route)
+              curl -s http://127.0.0.1:15000/metrics
+  configs:    ${webConfig}
+              ${apiConfig}
 Ctrl-C stops the demo.
 `);
+  let left = 2;
   const stop = (): void => {
-    sidecar.kill('SIGTERM');
+    web.kill('SIGTERM');
+    api.kill('SIGTERM');
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  sidecar.once('exit', (code) => {
-    for (const a of apps) a.close();
-    process.exitCode = code ?? 0;
-  });
+  for (const child of [web, api]) {
+    child.once('exit', (code) => {
+      if (code !== 0) process.exitCode = code ?? 1;
+      if (--left === 0) for (const a of apps) a.close();
+    });
+  }
 }
 
 main().catch((e: unknown) => {

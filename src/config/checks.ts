@@ -33,7 +33,8 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
     });
   }
   listeners.forEach((l, i) => {
-    if (isObj(l) && l['authorization'] !== undefined && !(isObj(l['tls']) && l['tls']['mode'] === 'mtls')) {
+    // `mode` defaults to mtls, so `tls: {}` counts as mtls.
+    if (isObj(l) && l['authorization'] !== undefined && !(isObj(l['tls']) && (l['tls']['mode'] ?? 'mtls') === 'mtls')) {
       out.push({ path: ['listeners', i, 'authorization'], message: 'authorization decides by peer identity: it needs tls: {mode: mtls} on this listener' });
     }
   });
