@@ -36,7 +36,21 @@ declare module 'autocannon' {
     requests: Histogram & { sent: number };
     throughput: Histogram;
   }
+  interface Instance {
+    stop(): void;
+    on(event: string, fn: (...args: unknown[]) => void): void;
+  }
+  interface TrackOptions {
+    renderProgressBar?: boolean;
+    renderResultsTable?: boolean;
+    renderLatencyTable?: boolean;
+    outputStream?: NodeJS.WritableStream;
+  }
   function autocannon(opts: AutocannonOptions): Promise<AutocannonResult> & { stop?: () => void };
+  function autocannon(opts: AutocannonOptions, cb: (err: Error | null, result: AutocannonResult) => void): Instance;
+  namespace autocannon {
+    function track(instance: Instance, opts?: TrackOptions): void;
+  }
   export default autocannon;
   export type { AutocannonOptions, AutocannonResult };
 }

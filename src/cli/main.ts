@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { checkRuntime } from './preflight.js';
 import { runSidecar } from './run.js';
 import { runCa } from './ca.js';
+import { runBench } from './bench.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 
 const HELP = `outrigger — a service-mesh sidecar proxy
@@ -19,6 +20,8 @@ Usage:
   outrigger ca init --dir DIR --trust-domain TD
   outrigger ca issue --dir DIR --identity spiffe://TD/ns/NS/sa/SA --out PREFIX [--ttl-hours N] [--key-type ec-p256|rsa-2048]
   outrigger ca inspect FILE    print a certificate's SPIFFE ID, serial and validity
+  outrigger bench URL [-c N] [-d S] [-r RATE] [-m M] [-b BODY] [-H K:V] [--json]
+                               load test a URL (autocannon) and print latency percentiles
   outrigger --help | --version
 
 Options:
@@ -38,6 +41,7 @@ function version(): string {
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'ca') return runCa(argv.slice(1));
+  if (argv[0] === 'bench') return runBench(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
