@@ -21,11 +21,20 @@ export interface Downstream {
   /** Runs `task` with client writes batched (one syscall for head and first body bytes). */
   cork(task: () => void): void;
   /**
-   * Status line and headers (flat lower-case [name, value, ...], latin1 values; hop-by-hop
-   * headers already removed). `contentLength` ≥ 0 announces a fixed-length body (or, when
+   * Status line and headers (flat lower-case [name, value, ...] as the upstream sent them, latin1
+   * values). The downstream skips what must not be forwarded: `skipResponseHeader` names and the
+   * names in `connectionNamed`. `contentLength` ≥ 0 announces a fixed-length body (or, when
    * `bodiless`, the length a HEAD/304 reports).
    */
-  writeHead(status: number, reason: string, headers: readonly string[], nonAscii: boolean, contentLength: number, bodiless: boolean): void;
+  writeHead(
+    status: number,
+    reason: string,
+    headers: readonly string[],
+    connectionNamed: readonly string[] | null,
+    nonAscii: boolean,
+    contentLength: number,
+    bodiless: boolean,
+  ): void;
   /** A body slice (a view, valid only during the call). False = the client is slow: pause the upstream until onDownstreamWritable. */
   writeBody(chunk: Buffer): boolean;
   /** The response is complete (trailers where the server side can send them). */
@@ -39,4 +48,24 @@ export interface Downstream {
   resumeBody(): void;
   /** Whether every response byte has been handed to the client connection. */
   readonly complete: boolean;
+}
+
+/**
+ * Response headers never forwarded as received: hop-by-hop ones (RFC 9110 §7.6.1), the framing
+ * (the downstream frames the body itself) and Date (the server side writes its own).
+ */
+export function skipResponseHeader(name: string): boolean {
+  switch (name) {
+    case 'connection':
+    case 'keep-alive':
+    case 'transfer-encoding':
+    case 'upgrade':
+    case 'proxy-connection':
+    case 'te':
+    case 'trailer':
+    case 'content-length':
+    case 'date':
+      return true;
+  }
+  return false;
 }

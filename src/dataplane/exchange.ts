@@ -280,7 +280,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     this.tryDeadline = 0;
     this.arm();
     const bodiless = this.isHead || status === 204 || status === 304;
-    this.down.writeHead(status, reason, forwardableResponseHeaders(headers), nonAscii, contentLength, bodiless);
+    this.down.writeHead(status, reason, headers, connectionNamed(headers), nonAscii, contentLength, bodiless);
   }
 
   onBody(chunk: Buffer): void {
@@ -508,11 +508,10 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
 }
 
 /**
- * The response headers to pass on: without hop-by-hop headers (RFC 9110 §7.6.1) and those named
- * in Connection, without Content-Length (the downstream frames the body) and Date (uWS writes
- * its own). Returns the input array itself when there is nothing to drop beyond those.
+ * Header names listed in the response's Connection header(s), other than close/keep-alive: they
+ * are hop-by-hop too (RFC 9110 §7.6.1). Null (no allocation) in the common case of none.
  */
-function forwardableResponseHeaders(headers: string[]): string[] {
+function connectionNamed(headers: readonly string[]): string[] | null {
   let named: string[] | null = null;
   for (let i = 0; i < headers.length; i += 2) {
     if (headers[i] !== 'connection') continue;
@@ -521,23 +520,5 @@ function forwardableResponseHeaders(headers: string[]): string[] {
       if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (named ??= []).push(tok);
     }
   }
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = headers[i]!;
-    switch (name) {
-      case 'connection':
-      case 'keep-alive':
-      case 'transfer-encoding':
-      case 'upgrade':
-      case 'proxy-connection':
-      case 'te':
-      case 'trailer':
-      case 'content-length':
-      case 'date':
-        continue;
-    }
-    if (named !== null && named.includes(name)) continue;
-    out.push(name, headers[i + 1]!);
-  }
-  return out;
+  return named;
 }

@@ -4,7 +4,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyError } from '../errors.js';
-import type { Downstream, DownstreamEvents } from './downstream.js';
+import { skipResponseHeader, type Downstream, type DownstreamEvents } from './downstream.js';
 
 export class NodeDownstream implements Downstream {
   private ex: DownstreamEvents | null = null;
@@ -49,9 +49,23 @@ export class NodeDownstream implements Downstream {
     }
   }
 
-  writeHead(status: number, reason: string, headers: readonly string[], _nonAscii: boolean, contentLength: number, bodiless: boolean): void {
+  writeHead(
+    status: number,
+    reason: string,
+    headers: readonly string[],
+    connectionNamed: readonly string[] | null,
+    _nonAscii: boolean,
+    contentLength: number,
+    bodiless: boolean,
+  ): void {
     if (this.aborted) return;
-    const flat = contentLength >= 0 && status !== 204 ? [...headers, 'content-length', String(contentLength)] : [...headers];
+    const flat: string[] = [];
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (skipResponseHeader(name) || (connectionNamed !== null && connectionNamed.includes(name))) continue;
+      flat.push(name, headers[i + 1]!);
+    }
+    if (contentLength >= 0 && status !== 204) flat.push('content-length', String(contentLength));
     this.chunked = !bodiless && contentLength < 0;
     // Node writes header values as latin1, which restores the upstream's bytes exactly.
     this.res.writeHead(status, reason, flat);

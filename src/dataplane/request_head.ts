@@ -31,6 +31,8 @@ export interface RequestHead {
   peer: string | null;
   /** The client's address. */
   client: string;
+  /** Whether the request has a Connection header (whose named headers are hop-by-hop). */
+  hasConnection: boolean;
 }
 
 // Scratch filled by req.forEach: no closure allocated per request.
@@ -100,6 +102,7 @@ function checkRequestHead(
   let contentLength = -1;
   let chunked = false;
   let requestId = '';
+  let hasConnection = false;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const value = headers[i + 1]!;
@@ -128,6 +131,9 @@ function checkRequestHead(
       case 'x-request-id':
         if (requestId === '') requestId = value;
         break;
+      case 'connection':
+        hasConnection = true;
+        break;
     }
   }
   if (host === null || host === '') throw new ProxyError('bad_request', 'missing Host header');
@@ -143,6 +149,7 @@ function checkRequestHead(
     headers,
     peer: null,
     client: '',
+    hasConnection,
   };
 }
 
@@ -176,7 +183,7 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string, prot
   let xff = '';
   let sawLength = false;
   let out = `${head.method} ${head.target} HTTP/1.1\r\n`;
-  for (let i = 0; i < h.length; i += 2) {
+  for (let i = 0; head.hasConnection && i < h.length; i += 2) {
     if (h[i] === 'connection') {
       for (const t of h[i + 1]!.split(',')) {
         const tok = t.trim().toLowerCase();

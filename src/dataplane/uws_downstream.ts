@@ -4,7 +4,7 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ProxyError } from '../errors.js';
-import type { Downstream, DownstreamEvents } from './downstream.js';
+import { skipResponseHeader, type Downstream, type DownstreamEvents } from './downstream.js';
 import { writeLocalReply } from './local_reply.js';
 
 const NON_ASCII = /[\x80-\xff]/;
@@ -37,13 +37,23 @@ export class UwsDownstream implements Downstream {
     else this.res.cork(task);
   }
 
-  writeHead(status: number, reason: string, headers: readonly string[], nonAscii: boolean, contentLength: number, bodiless: boolean): void {
+  writeHead(
+    status: number,
+    reason: string,
+    headers: readonly string[],
+    connectionNamed: readonly string[] | null,
+    nonAscii: boolean,
+    contentLength: number,
+    bodiless: boolean,
+  ): void {
     if (this.aborted) return;
     const res = this.res;
     res.writeStatus(status === 200 && reason === 'OK' ? '200 OK' : `${status} ${reason}`);
     for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (skipResponseHeader(name) || (connectionNamed !== null && connectionNamed.includes(name))) continue;
       const value = headers[i + 1]!;
-      res.writeHeader(headers[i]!, nonAscii && NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
+      res.writeHeader(name, nonAscii && NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
     }
     this.bodiless = bodiless;
     if (bodiless) {
