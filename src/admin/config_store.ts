@@ -5,6 +5,7 @@
 import type { AdminSpec, CompileOptions, LoadResult, RawConfig } from '../config/load.js';
 import { compileConfig, parseConfigText } from '../config/load.js';
 import { summarizeDiff } from '../config/diff.js';
+import { resolveWorkers } from '../config/compile.js';
 import type { ConfigProblem, ConfigWarning, Snapshot } from '../config/types.js';
 
 export interface HistoryEntry {
@@ -87,11 +88,10 @@ export class ConfigStore {
     const restartRequired: string[] = [];
     if (JSON.stringify(loaded.admin) !== JSON.stringify(this.adminNow)) restartRequired.push('admin');
     if (JSON.stringify(loaded.snapshot.tls) !== JSON.stringify(prev.tls)) restartRequired.push('tls');
-    let snapshot = loaded.snapshot;
-    if (snapshot.node.workers !== prev.node.workers) {
-      restartRequired.push('node.workers');
-      snapshot = Object.freeze({ ...snapshot, node: Object.freeze({ ...snapshot.node, workers: prev.node.workers }) });
-    }
+    // The snapshot was compiled with the running worker count (load() fixes it); a different
+    // wish takes effect at the next start.
+    if (resolveWorkers(loaded.source.node.workers, this.compile.availableParallelism) !== prev.node.workers) restartRequired.push('node.workers');
+    const snapshot = loaded.snapshot;
     let applied: Snapshot;
     try {
       applied = await this.applier.apply(snapshot);
@@ -112,7 +112,7 @@ export class ConfigStore {
   }
 
   private load(input: ConfigInput, version: number): LoadResult {
-    const opts: CompileOptions = { ...this.compile, version };
+    const opts: CompileOptions = { ...this.compile, version, fixedWorkers: this.snapshotNow.node.workers };
     return 'text' in input ? parseConfigText(input.text, opts) : compileConfig(input.object, opts);
   }
 

@@ -22,6 +22,11 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
     if (isObj(c)) checkCluster(c, ['clusters', i], out);
   });
   const listeners = list(raw['listeners']);
+  // The embedded CA issues our leaf for node.identity.
+  const tlsSection = raw['tls'];
+  if (isObj(tlsSection) && tlsSection['ca'] !== undefined && !(isObj(raw['node']) && typeof raw['node']['identity'] === 'string')) {
+    out.push({ path: ['tls', 'ca'], message: 'needs node.identity: the SPIFFE ID to issue this sidecar\'s certificate for' });
+  }
   // TLS on a listener or cluster needs this sidecar's certificate (top-level `tls`).
   if (raw['tls'] === undefined) {
     const needs = (o: unknown): boolean => isObj(o) && isObj(o['tls']) && o['tls']['mode'] !== 'disabled';

@@ -26,6 +26,8 @@ export interface CompileOptions {
   availableParallelism: number;
   /** Allow `test_crash` routes (OUTRIGGER_ENABLE_TEST_HOOKS=1, read by the CLI). */
   enableTestHooks: boolean;
+  /** The worker count of a running sidecar (a reload cannot change it): per-worker shares are computed with it. */
+  fixedWorkers?: number;
 }
 
 /** The admin server's settings; not part of the snapshot (changes apply at the next start). */
@@ -43,7 +45,7 @@ export interface AdminSpec {
 
 /** Raw config → frozen snapshot. The input must have passed the schema and the cross checks. */
 export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot {
-  const workers = cfg.node.workers === 'auto' ? Math.max(1, Math.floor(opts.availableParallelism)) : cfg.node.workers;
+  const workers = opts.fixedWorkers ?? resolveWorkers(cfg.node.workers, opts.availableParallelism);
   const snapshot: Snapshot = {
     version: opts.version,
     node: {
@@ -57,6 +59,11 @@ export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot 
     clusters: cfg.clusters.map((c) => compileCluster(c, workers)),
   };
   return deepFreeze(snapshot);
+}
+
+/** `node.workers` as a number (`auto` = the machine's parallelism). */
+export function resolveWorkers(workers: 'auto' | number, availableParallelism: number): number {
+  return workers === 'auto' ? Math.max(1, Math.floor(availableParallelism)) : workers;
 }
 
 export function compileAdmin(admin: RawAdmin): AdminSpec {

@@ -81,7 +81,7 @@ export const matchHostField = z.string().superRefine((v, ctx) => {
 /** A SPIFFE ID: `spiffe://<trust-domain>[/<path>]`. */
 export const spiffeIdField = z
   .string()
-  .regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/[A-Za-z0-9._-]+)*$/, {
+  .regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)*$/, {
     error: 'must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web"',
   });
 

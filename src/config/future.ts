@@ -44,7 +44,15 @@ export const clusterTlsSchema = z
     /** The SPIFFE ID the upstream must present. */
     identity: spiffeIdField.optional(),
     /** Or several accepted IDs / `spiffe://td/ns/x/*` patterns. */
-    identities: z.array(z.string().regex(/^spiffe:\/\/\S+$/, { error: 'must be a SPIFFE ID (a trailing "*" is allowed)' })).min(1).optional(),
+    // Exact IDs or `<id>/*` only: what the upstream identity check (tls/spiffe.ts compileIdentityPattern) accepts.
+    identities: z
+      .array(
+        z.string().regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)*(?:\/\*)?$/, {
+          error: 'must be a SPIFFE ID, or one ending in "/*" (any ID under that path)',
+        }),
+      )
+      .min(1)
+      .optional(),
   })
   .superRefine((v, ctx) => {
     if (v.mode === 'mtls' && v.identity === undefined && v.identities === undefined) {

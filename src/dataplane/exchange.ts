@@ -185,7 +185,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
         break;
     }
     if (!wanted) return false;
-    if (!this.cluster.retryBudget.tryAcquire(this.ctx.ticker.fresh(), this.cluster.active)) return false;
+    if (!this.cluster.retryBudget.tryAcquire(this.ctx.ticker.fresh(), this.cluster.active, this.retrying)) return false;
     return true;
   }
 

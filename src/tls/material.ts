@@ -36,7 +36,7 @@ export function materialFromPem(pems: PemTriple, nextRotation: Date | null = nul
   const chain = splitPemCertificates(pems.certPem);
   const leafPem = chain[0];
   if (leafPem === undefined) throw new Error('cert: no PEM certificate found');
-  const leaf = new X509Certificate(leafPem);
+  const leaf = parsePem('cert', leafPem);
   let key;
   try {
     key = createPrivateKey(pems.keyPem);
@@ -46,9 +46,9 @@ export function materialFromPem(pems: PemTriple, nextRotation: Date | null = nul
   if (!leaf.checkPrivateKey(key)) throw new Error('key: does not match the certificate');
   const info = certInfo(leaf);
   if (info.identity === null) throw new Error('cert: no SPIFFE ID (exactly one spiffe:// URI SAN is required)');
-  const roots = splitPemCertificates(pems.trustBundlePem).map((p) => new X509Certificate(p));
+  const roots = splitPemCertificates(pems.trustBundlePem).map((p) => parsePem('trust bundle', p));
   if (roots.length === 0) throw new Error('trust bundle: no PEM certificate found');
-  const top = new X509Certificate(chain[chain.length - 1] as string);
+  const top = parsePem('cert', chain[chain.length - 1] as string);
   if (!roots.some((r) => top.checkIssued(r) && top.verify(r.publicKey))) {
     throw new Error('cert: not issued by any root in the trust bundle');
   }
@@ -62,6 +62,15 @@ export function materialFromPem(pems: PemTriple, nextRotation: Date | null = nul
     notAfter: info.notAfter,
     nextRotation,
   });
+}
+
+/** Parses one PEM certificate; a parse error names the part it came from (OpenSSL's text alone does not). */
+function parsePem(part: string, pem: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (e) {
+    throw new Error(`${part}: unreadable certificate (${(e as Error).message})`);
+  }
 }
 
 const materialKeys = new WeakMap<TlsMaterial, string>();

@@ -25,10 +25,11 @@ export class RetryBudget {
     this.requests[this.slot(nowMs)]! += 1;
   }
 
-  /** Whether a retry may start now; if so it is counted. */
-  tryAcquire(nowMs: number, activeRequests: number): boolean {
+  /** Whether a retry may start now; if so it is counted. `alreadyRetrying`: the asking exchange
+   *  is itself counted in `inFlight` (its earlier retry failed), so its next retry adds none. */
+  tryAcquire(nowMs: number, activeRequests: number, alreadyRetrying = false): boolean {
     const concurrentCap = Math.max(this.spec.minConcurrent, (this.spec.percent / 100) * activeRequests);
-    if (this.inFlight >= concurrentCap) {
+    if (this.inFlight - (alreadyRetrying ? 1 : 0) >= concurrentCap) {
       this.exhausted++;
       return false;
     }

@@ -61,11 +61,16 @@ describe('compile', () => {
     const s = r.snapshot;
     expect(r.warnings).toEqual([]);
     expect(s.version).toBe(7);
-    expect(s.node).toEqual({ workers: 3, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000 });
+    expect(s.node).toEqual({ workers: 3, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000, randomSeed: null });
+    expect(s.tls).toBeNull();
 
     const [outbound, inbound] = s.listeners;
     expect(outbound).toMatchObject({ name: 'outbound', host: '127.0.0.1', port: 15001, maxRequestHeadersBytes: 65536 });
     expect(inbound).toMatchObject({ name: 'inbound', host: '::1', port: 0, maxRequestHeadersBytes: 8192 });
+    // Optional listener sections left out compile to null (plaintext, no limit, no log, no rules).
+    for (const l of [outbound, inbound]) {
+      expect(l).toMatchObject({ rateLimit: null, accessLog: null, tls: null, authorization: null });
+    }
 
     expect(outbound?.routes[0]).toEqual({
       name: 'api-canary',
@@ -92,6 +97,10 @@ describe('compile', () => {
       },
       timeoutMs: 0,
       testCrash: false,
+      maxStreamDurationMs: 0,
+      retries: null,
+      fault: null,
+      rateLimit: null,
     });
     expect(outbound?.routes[1]).toMatchObject({
       name: 'outbound#1',
@@ -112,6 +121,14 @@ describe('compile', () => {
       ],
       // max_pending 10 over 3 workers → ceil(10 / 3) = 4 per worker
       pool: { connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 250, maxPending: 4 },
+      // max_requests 1024 (default) over 3 workers → ceil(1024 / 3) = 342
+      maxRequests: 342,
+      // The retry budget always exists (defaults 20 %, min_concurrent 3, 10 retries/s), floors divided:
+      // ceil(3 / 3) = 1 concurrent, 10 / 3 per second.
+      retryBudget: { percent: 20, minConcurrent: 1, minPerSecond: 10 / 3 },
+      healthCheck: null,
+      outlier: null,
+      tls: null,
     });
     expect(v2?.lb).toBe('least_request');
     expect(v2?.endpoints[0]).toEqual({ address: 'localhost:16007', host: '127.0.0.1', port: 16007, weight: 1 });
@@ -123,7 +140,8 @@ describe('compile', () => {
 
   it('fills every default for a minimal config, and an explicit worker count wins', () => {
     const r = ok(compileConfig({ ...minimal(), node: { workers: 2, drain_timeout_ms: 500 } }, OPTS));
-    expect(r.snapshot.node).toEqual({ workers: 2, identity: null, drainTimeoutMs: 500 });
+    expect(r.snapshot.node).toEqual({ workers: 2, identity: null, drainTimeoutMs: 500, randomSeed: null });
+    expect(r.snapshot.clusters[0]).toMatchObject({ maxRequests: 512, retryBudget: { percent: 20, minConcurrent: 2, minPerSecond: 5 } });
     expect(r.snapshot.clusters[0]?.pool).toEqual({ connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 1000, maxPending: 512 });
     expect(r.admin.historyLimit).toBe(20);
     expect(r.admin.tokenFile).toBeNull();
@@ -173,21 +191,20 @@ describe('compile', () => {
 describe('the DESIGN.md §4 example', () => {
   const text = readFileSync(new URL('../fixtures/design-example.yaml', import.meta.url), 'utf8');
 
-  it('is accepted with a warning for each not-built section and no problems', () => {
+  it('is accepted with no warning and no problem, every mesh section compiled', () => {
+    // OPTS: workers auto → 4.
     const r = ok(parseConfigText(text, OPTS, 'design-example.yaml'));
-    expect(formatProblems(r.warnings).split('\n')).toEqual([
-      'tls: accepted, not built yet in this version (ignored) (line 9)',
-      'listeners[0].routes[0].retries: accepted, not built yet in this version (ignored) (line 21)',
-      'listeners[1].tls: accepted, not built yet in this version (ignored) (line 26)',
-      'listeners[1].authorization: accepted, not built yet in this version (ignored) (line 27)',
-      'clusters[0].tls: accepted, not built yet in this version (ignored) (line 37)',
-      'clusters[0].circuit_breaker.max_requests: accepted, not built yet in this version (ignored) (line 40)',
-      'clusters[0].retry_budget: accepted, not built yet in this version (ignored) (line 41)',
-      'clusters[0].health_check: accepted, not built yet in this version (ignored) (line 42)',
-      'clusters[0].outlier_detection: accepted, not built yet in this version (ignored) (line 43)',
-    ]);
-    expect(r.snapshot.listeners.map((l) => l.name)).toEqual(['outbound', 'inbound']);
-    expect(r.snapshot.listeners[0]?.routes[0]?.action).toEqual({
+    expect(r.warnings).toEqual([]);
+    const s = r.snapshot;
+    expect(s.node).toEqual({ workers: 4, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000, randomSeed: null });
+    expect(s.tls).toEqual({ mode: 'files', trustBundle: './certs/ca.pem', cert: './certs/web.pem', key: './certs/web.key' });
+    expect(r.admin.tokenFile).toBe('./admin.token');
+
+    const [outbound, inbound] = s.listeners;
+    expect(s.listeners.map((l) => l.name)).toEqual(['outbound', 'inbound']);
+    expect(outbound?.tls).toBeNull();
+    expect(outbound?.authorization).toBeNull();
+    expect(outbound?.routes[0]?.action).toEqual({
       kind: 'split',
       split: [
         { cluster: 'api-v1', weight: 90 },
@@ -195,7 +212,36 @@ describe('the DESIGN.md §4 example', () => {
       ],
       totalWeight: 100,
     });
-    expect(r.snapshot.clusters[0]?.pool).toEqual({ connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, maxPending: 256 });
+    expect(outbound?.routes[0]?.timeoutMs).toBe(5000);
+    expect(outbound?.routes[0]?.retries).toEqual({
+      attempts: 2,
+      onConnectFailure: true,
+      onReset: true,
+      on5xx: false,
+      onGatewayError: false,
+      onRetriable4xx: false,
+      statuses: [503],
+      perTryTimeoutMs: 0,
+      backoffBaseMs: 25,
+      backoffMaxMs: 250,
+      allowNonIdempotent: false,
+      maxBodyBytes: 65536,
+    });
+    expect(outbound?.routes[1]?.retries).toBeNull();
+    expect(inbound?.tls).toBe('mtls');
+    expect(inbound?.authorization).toEqual([{ from: ['spiffe://cluster.local/ns/default/sa/web'], paths: ['/v1/*'], methods: ['GET'] }]);
+
+    const [apiV1, localApp, apiV2] = s.clusters;
+    expect(apiV1).toMatchObject({
+      name: 'api-v1',
+      tls: { identities: ['spiffe://cluster.local/ns/default/sa/api'] },
+      pool: { connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, maxPending: 256 },
+      maxRequests: 256, // 1024 / 4 workers
+      retryBudget: { percent: 20, minConcurrent: 1, minPerSecond: 2.5 }, // ceil(3 / 4), 10 / 4
+      healthCheck: { path: '/healthz', intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 },
+      outlier: { consecutive5xx: 5, consecutiveGatewayFailure: 5, intervalMs: 10000, baseEjectionMs: 30000, maxEjectionPercent: 10 },
+    });
+    for (const c of [localApp, apiV2]) expect(c).toMatchObject({ tls: null, healthCheck: null, outlier: null });
   });
 
   it('as written in DESIGN.md (without the added api-v2 cluster) has exactly one problem', () => {

@@ -226,7 +226,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
     expect(formatProblems(problems(parseConfigText('- a\n- b\n', OPTS)))).toBe('expected a mapping, got a list (line 1)');
   });
 
-  it('validates the shape of not-built sections too', () => {
+  it('validates the shape of the mesh sections', () => {
     const cfg = minimal();
     cfg['clusters'] = [
       { name: 'api', endpoints: [{ address: '127.0.0.1:1' }], health_check: { path: 'healthz', intervl_ms: 5 }, tls: { mode: 'plain' } },
@@ -234,6 +234,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
     cfg['tls'] = { cert: './c.pem' };
     expect(listed(compileConfig(cfg, OPTS))).toEqual([
       'tls: give cert and key together',
+      'tls: give trust_bundle, cert and key, or ca: {dir}',
       'clusters[0].tls.mode: must be one of "mtls", "disabled" (got "plain")',
       'clusters[0].health_check.path: must start with "/" (got "healthz")',
       'clusters[0].health_check.intervl_ms: unknown key "intervl_ms" (did you mean "interval_ms"?)',

@@ -29,7 +29,14 @@ const validConfig = fc
             { connections_per_worker: fc.integer({ min: 1, max: 10000 }), idle_timeout_ms: fc.integer({ min: 1, max: 1e6 }) },
             { requiredKeys: [] },
           ),
-          circuit_breaker: fc.record({ max_pending: fc.integer({ min: 0, max: 100000 }) }, { requiredKeys: [] }),
+          circuit_breaker: fc.record(
+            { max_pending: fc.integer({ min: 0, max: 100000 }), max_requests: fc.integer({ min: 1, max: 100000 }) },
+            { requiredKeys: [] },
+          ),
+          retry_budget: fc.record(
+            { percent: fc.integer({ min: 0, max: 100 }), min_concurrent: fc.integer({ min: 0, max: 100 }), min_retries_per_second: fc.integer({ min: 0, max: 100 }) },
+            { requiredKeys: [] },
+          ),
         },
         { requiredKeys: ['name', 'endpoints'] },
       );
@@ -56,6 +63,10 @@ const validConfig = fc
           address: fc.constantFrom('127.0.0.1:0', '[::1]:0', 'localhost:0'),
           max_request_headers_bytes: fc.integer({ min: 1024, max: 1048576 }),
           routes: fc.array(route, { minLength: 1, maxLength: 3 }),
+          rate_limit: fc.record(
+            { requests_per_second: fc.double({ min: 0.01, max: 1e6, noNaN: true }), burst: fc.integer({ min: 1, max: 1e6 }) },
+            { requiredKeys: ['requests_per_second'] },
+          ),
         },
         { requiredKeys: ['name', 'address', 'routes'] },
       );
@@ -101,8 +112,27 @@ describe('properties', () => {
         }
         for (const c of s.clusters) {
           const raw = cfg.clusters.find((x) => x.name === c.name);
+          const workers = s.node.workers;
           const pending = raw?.circuit_breaker?.max_pending ?? 1024;
-          expect(c.pool.maxPending).toBe(pending === 0 ? 0 : Math.ceil(pending / s.node.workers));
+          expect(c.pool.maxPending).toBe(pending === 0 ? 0 : Math.ceil(pending / workers));
+          // Per-worker shares never fall below the sidecar-wide value divided, and max_requests stays ≥ 1.
+          const maxRequests = raw?.circuit_breaker?.max_requests ?? 1024;
+          expect(c.maxRequests).toBe(Math.ceil(maxRequests / workers));
+          expect(c.maxRequests).toBeGreaterThanOrEqual(1);
+          expect(c.retryBudget.percent).toBe(raw?.retry_budget?.percent ?? 20);
+          expect(c.retryBudget.minConcurrent).toBe(Math.ceil((raw?.retry_budget?.min_concurrent ?? 3) / workers));
+          expect(c.retryBudget.minPerSecond * workers).toBeCloseTo(raw?.retry_budget?.min_retries_per_second ?? 10);
+        }
+        for (const l of s.listeners) {
+          // Generated listeners are plaintext: served by every worker, so the limit is divided.
+          const raw = cfg.listeners.find((x) => x.name === l.name)?.rate_limit;
+          if (raw === undefined) {
+            expect(l.rateLimit).toBeNull();
+            continue;
+          }
+          expect(l.rateLimit?.tokensPerSecond).toBeCloseTo(raw.requests_per_second / s.node.workers);
+          const burst = raw.burst ?? Math.ceil(raw.requests_per_second);
+          expect(l.rateLimit?.burst).toBe(Math.max(1, Math.ceil(burst / s.node.workers)));
         }
       }),
       { numRuns: 200 },

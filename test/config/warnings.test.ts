@@ -1,19 +1,20 @@
-// Sections whose feature is not built yet are accepted with one warning each (path and line),
-// never a problem; the admin block is accepted silently; defaults never cause a warning.
+// Of the mesh sections only cluster `discovery` is still accepted-with-a-warning (one warning per
+// section, with path and line, never a problem). Every other section is built now: it compiles
+// into the snapshot and causes no warning; the admin block and defaults never warn.
 import { describe, expect, it } from 'vitest';
 import { compileConfig, parseConfigText } from '../../src/config/load.js';
 import { minimal, OPTS, ok } from './helpers.js';
 
 const NOT_BUILT = 'accepted, not built yet in this version (ignored)';
 
-describe('not-built sections', () => {
-  it('warns once per section, in document order, with lines', () => {
-    const text = `admin: {address: 127.0.0.1:0, token_file: ./t, history_limit: 5}
+/** Every section that used to warn, plus two discovery clusters. */
+const EVERYTHING = `admin: {address: 127.0.0.1:0, token_file: ./t, history_limit: 5}
+node: {identity: spiffe://td/ns/a/sa/web, random_seed: 7}
 tls: {ca: {dir: ./ca}}
 listeners:
-  - name: out
+  - name: in
     address: 127.0.0.1:0
-    tls: {mode: tls}
+    tls: {mode: mtls}
     authorization: [{from: ["spiffe://td/*"], paths: ["/v1/*"], methods: [GET]}]
     rate_limit: {requests_per_second: 100}
     access_log: {format: text}
@@ -22,6 +23,7 @@ listeners:
         retries: {attempts: 2, on: [reset, 503, "502", 5xx]}
         fault: {abort: {status: 503, percent: 1}, delay: {duration_ms: 10}}
         rate_limit: {requests_per_second: 5, burst: 10}
+        max_stream_duration_ms: 60000
 clusters:
   - name: api
     endpoints: [{address: 127.0.0.1:1}]
@@ -29,41 +31,91 @@ clusters:
     circuit_breaker: {max_requests: 10}
     retry_budget: {}
     health_check: {}
-    outlier_detection: {}
+    outlier_detection: {consecutive_gateway_failure: 2}
   - name: dns
     discovery: {dns: api.local, port: 80}
+  - name: dns2
+    discovery: {dns: api2.local, port: 8080, refresh_ms: 1000}
 `;
-    const r = ok(parseConfigText(text, OPTS));
-    expect(r.warnings.map((w) => `${w.path} ${w.line}`)).toEqual([
-      'tls 2',
-      'listeners[0].tls 6',
-      'listeners[0].authorization 7',
-      'listeners[0].rate_limit 8',
-      'listeners[0].access_log 9',
-      'listeners[0].routes[0].retries 12',
-      'listeners[0].routes[0].fault 13',
-      'listeners[0].routes[0].rate_limit 14',
-      'clusters[0].tls 18',
-      'clusters[0].circuit_breaker.max_requests 19',
-      'clusters[0].retry_budget 20',
-      'clusters[0].health_check 21',
-      'clusters[0].outlier_detection 22',
-      'clusters[1].discovery 24',
+
+describe('warnings', () => {
+  it('warns only for discovery, once per cluster, in document order, with lines', () => {
+    const r = ok(parseConfigText(EVERYTHING, OPTS));
+    expect(r.warnings).toEqual([
+      { path: 'clusters[1].discovery', message: `${NOT_BUILT}; the cluster has no endpoints until it is`, line: 26 },
+      { path: 'clusters[2].discovery', message: `${NOT_BUILT}; the cluster has no endpoints until it is`, line: 28 },
     ]);
-    expect(r.warnings[0]?.message).toBe(NOT_BUILT);
-    expect(r.warnings.at(-1)?.message).toBe(`${NOT_BUILT}; the cluster has no endpoints until it is`);
+    // A discovery cluster compiles with no endpoints (and stays usable by name).
+    expect(r.snapshot.clusters.map((c) => [c.name, c.endpoints.length])).toEqual([
+      ['api', 1],
+      ['dns', 0],
+      ['dns2', 0],
+    ]);
     expect(r.admin).toEqual({ address: '127.0.0.1:0', host: '127.0.0.1', port: 0, tokenFile: './t', historyLimit: 5 });
-    // Ignored sections leave no trace in the snapshot.
-    expect(Object.keys(r.snapshot.listeners[0] ?? {}).sort()).toEqual(['host', 'maxRequestHeadersBytes', 'name', 'port', 'routes']);
-    // …but the defaulted source keeps them, defaults filled in.
-    expect(r.source.listeners[0]?.routes[0]?.retries).toEqual({ attempts: 2, on: ['reset', 503, '502', '5xx'], per_try_timeout_ms: 0, backoff_base_ms: 25 });
-    expect(r.source.clusters[0]?.health_check).toEqual({ path: '/healthz', interval_ms: 5000, timeout_ms: 1000, unhealthy_threshold: 3, healthy_threshold: 2 });
   });
 
-  it('does not warn for defaults nor for circuit_breaker.max_pending', () => {
+  it('compiles every built section into the snapshot (none is ignored any more)', () => {
+    const r = ok(parseConfigText(EVERYTHING, OPTS));
+    const s = r.snapshot;
+    const l = s.listeners[0];
+    const route = l?.routes[0];
+    const api = s.clusters[0];
+    expect(s.node.randomSeed).toBe(7);
+    expect(s.tls).toEqual({ mode: 'ca', dir: './ca', ttlHours: 24, keyType: 'ec-p256' });
+    expect(Object.keys(l ?? {}).sort()).toEqual([
+      'accessLog',
+      'authorization',
+      'host',
+      'maxRequestHeadersBytes',
+      'name',
+      'port',
+      'rateLimit',
+      'routes',
+      'tls',
+    ]);
+    expect(l?.tls).toBe('mtls');
+    expect(l?.accessLog).toEqual({ path: 'stdout', format: 'text' });
+    expect(l?.authorization).toEqual([{ from: ['spiffe://td/*'], paths: ['/v1/*'], methods: ['GET'] }]);
+    // A TLS listener is served by worker 1 alone: its limits are not divided among the 4 workers.
+    expect(l?.rateLimit).toEqual({ tokensPerSecond: 100, burst: 100 });
+    expect(route?.rateLimit).toEqual({ tokensPerSecond: 5, burst: 10 });
+    expect(route?.retries).toMatchObject({ attempts: 2, onReset: true, on5xx: true, statuses: [503, 502] });
+    expect(route?.fault).toEqual({ delayPercent: 100, delayMs: 10, abortPercent: 1, abortStatus: 503 });
+    expect(route?.maxStreamDurationMs).toBe(60000);
+    expect(api?.tls).toEqual({ identities: ['spiffe://td/ns/a/sa/api'] });
+    expect(api?.maxRequests).toBe(3); // ceil(10 / 4)
+    expect(api?.healthCheck).not.toBeNull();
+    expect(api?.outlier?.consecutiveGatewayFailure).toBe(2);
+  });
+
+  it('keeps the sections, defaults filled in, in the defaulted source', () => {
+    const r = ok(parseConfigText(EVERYTHING, OPTS));
+    expect(r.source.listeners[0]?.routes[0]?.retries).toEqual({
+      attempts: 2,
+      on: ['reset', 503, '502', '5xx'],
+      per_try_timeout_ms: 0,
+      backoff_base_ms: 25,
+      backoff_max_ms: 250,
+      allow_non_idempotent: false,
+      max_body_bytes: 65536,
+    });
+    expect(r.source.clusters[0]?.health_check).toEqual({ path: '/healthz', interval_ms: 5000, timeout_ms: 1000, unhealthy_threshold: 3, healthy_threshold: 2 });
+    expect(r.source.clusters[0]?.outlier_detection).toEqual({
+      consecutive_5xx: 5,
+      consecutive_gateway_failure: 2,
+      interval_ms: 10000,
+      base_ejection_ms: 30000,
+      max_ejection_percent: 10,
+    });
+    expect(r.source.clusters[2]?.discovery).toEqual({ dns: 'api2.local', port: 8080, refresh_ms: 1000 });
+  });
+
+  it('does not warn for defaults, for the built sections, nor for circuit_breaker', () => {
     const cfg = minimal();
-    cfg['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:1' }], circuit_breaker: { max_pending: 3 } }];
+    cfg['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:1' }], circuit_breaker: { max_pending: 3, max_requests: 5 } }];
     expect(ok(compileConfig(cfg, OPTS)).warnings).toEqual([]);
+    const withoutDiscovery = EVERYTHING.slice(0, EVERYTHING.indexOf('  - name: dns\n'));
+    expect(ok(parseConfigText(withoutDiscovery, OPTS)).warnings).toEqual([]);
   });
 
   it('refuses a bad retry condition with the list of good ones', () => {
