@@ -16,6 +16,9 @@ function listMatcher(patterns: readonly string[]): Matcher {
   return (v) => exact.has(v) || prefixes.some((pre) => v.startsWith(pre));
 }
 
+/** Dot segments (also percent-encoded) and encoded or back slashes: an app may read the path differently. */
+const UNNORMALIZED_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|%2f|%5c|\\/i;
+
 interface CompiledRule {
   readonly from: Matcher | null;
   readonly paths: Matcher | null;
@@ -39,10 +42,13 @@ export class Authorizer {
 
   /** The index of the first rule that allows, or -1 (deny). Counts the decision. */
   check(identity: string | null, path: string, method: string): number {
+    // A path rule matches only a path in normal form: "/v1/../admin" must not pass "/v1/*" and
+    // then reach an app that resolves it to "/admin". Rules without `paths` are unaffected.
+    const pathMatchable = !UNNORMALIZED_PATH.test(path);
     for (let i = 0; i < this.rules.length; i++) {
       const r = this.rules[i]!;
       if (r.from !== null && (identity === null || !r.from(identity))) continue;
-      if (r.paths !== null && !r.paths(path)) continue;
+      if (r.paths !== null && (!pathMatchable || !r.paths(path))) continue;
       if (r.methods !== null && !r.methods.has(method)) continue;
       this.allowed[i]!++;
       return i;
