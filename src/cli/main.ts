@@ -8,8 +8,6 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkRuntime } from './preflight.js';
 import { runSidecar } from './run.js';
-import { runCa } from './ca.js';
-import { runBench } from './bench.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 
 const HELP = `outrigger — a service-mesh sidecar proxy
@@ -40,8 +38,9 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  if (argv[0] === 'ca') return runCa(argv.slice(1));
-  if (argv[0] === 'bench') return runBench(argv.slice(1));
+  // Subcommands load their dependencies only when used (autocannon, node-forge stay out of `run`).
+  if (argv[0] === 'ca') return (await import('./ca.js')).runCa(argv.slice(1));
+  if (argv[0] === 'bench') return (await import('./bench.js')).runBench(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
