@@ -88,6 +88,7 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number):
     host: hp.host,
     port: hp.port,
     maxRequestHeadersBytes: l.max_request_headers_bytes,
+    xForwardedFor: l.x_forwarded_for,
     routes: l.routes.map((r, i) => compileRoute(r, `${l.name}#${i}`, opts, servedBy)),
     rateLimit: compileRateLimit(l.rate_limit, servedBy),
     accessLog: l.access_log === undefined ? null : { path: l.access_log.path, format: l.access_log.format },

@@ -54,6 +54,12 @@ export interface ListenerSpec {
   readonly routes: readonly RouteSpec[];
   readonly rateLimit: RateLimitSpec | null;
   readonly accessLog: AccessLogSpec | null;
+  /**
+   * `append`: add the client's address to x-forwarded-for (costs a getpeername() syscall per
+   * request in this uWS build); `off`: leave the header as the client sent it (Envoy's sidecar
+   * default, use_remote_address: false).
+   */
+  readonly xForwardedFor: 'append' | 'off';
   /** TLS termination: `mtls` (client certificate required and verified), `tls` (server-only), null = plaintext (uWS). */
   readonly tls: 'mtls' | 'tls' | null;
   /** Authorization rules (deny unless one allows); null = every authenticated peer is allowed. */

@@ -210,8 +210,9 @@ export class ListenerRuntime implements ExchangeObserver {
     let head: RequestHead | null = null;
     try {
       head = readRequestHead(req, this.spec.maxRequestHeadersBytes);
-      const client = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
-      head.client = client;
+      // The client's address costs a getpeername() syscall per request here: only when asked for.
+      const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
+      if (client !== null) head.client = client;
       this.proxy(new UwsDownstream(res), head, buildUpstreamHead(head, client, 'http'));
     } catch (e) {
       const err = this.refusal(e);
@@ -235,7 +236,7 @@ export class ListenerRuntime implements ExchangeObserver {
       }
       const ours = this.ctx.tlsMaterial()?.identity ?? '';
       const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
-      this.proxy(down, head, buildUpstreamHead(head, head.client, 'https', xfcc));
+      this.proxy(down, head, buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? head.client : null, 'https', xfcc));
     } catch (e) {
       const err = this.refusal(e);
       req.resume();

@@ -177,7 +177,7 @@ export function headerLookup(head: RequestHead): (name: string) => string | unde
  * (we answer 100-continue ourselves), and proxy-* headers meant for us; appends the client to
  * x-forwarded-for, sets x-forwarded-proto and x-request-id.
  */
-export function buildUpstreamHead(head: RequestHead, clientAddress: string, proto: string, xfcc: string | null = null): string {
+export function buildUpstreamHead(head: RequestHead, clientAddress: string | null, proto: string, xfcc: string | null = null): string {
   const h = head.headers;
   let connectionTokens: string[] | null = null;
   let xff = '';
@@ -211,6 +211,7 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string, prot
         if (value.toLowerCase() === 'trailers') out += 'te: trailers\r\n';
         continue;
       case 'x-forwarded-for':
+        if (clientAddress === null) break; // forwarded as sent
         xff = xff === '' ? value : `${xff}, ${value}`;
         continue;
       case 'x-request-id':
@@ -223,7 +224,8 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string, prot
     if (connectionTokens !== null && connectionTokens.includes(name)) continue;
     out += `${name}: ${value}\r\n`;
   }
-  out += `x-forwarded-for: ${xff === '' ? clientAddress : `${xff}, ${clientAddress}`}\r\nx-forwarded-proto: ${proto}\r\nx-request-id: ${head.requestId}\r\n`;
+  if (clientAddress !== null) out += `x-forwarded-for: ${xff === '' ? clientAddress : `${xff}, ${clientAddress}`}\r\n`;
+  out += `x-forwarded-proto: ${proto}\r\nx-request-id: ${head.requestId}\r\n`;
   if (xfcc !== null) out += `x-forwarded-client-cert: ${xfcc}\r\n`;
   if (head.framing === BodyFraming.Chunked) out += 'transfer-encoding: chunked\r\n';
   return out + '\r\n';

@@ -72,8 +72,10 @@ describe('warnings', () => {
       'rateLimit',
       'routes',
       'tls',
+      'xForwardedFor',
     ]);
     expect(l?.tls).toBe('mtls');
+    expect(l?.xForwardedFor).toBe('append');
     expect(l?.accessLog).toEqual({ path: 'stdout', format: 'text' });
     expect(l?.authorization).toEqual([{ from: ['spiffe://td/*'], paths: ['/v1/*'], methods: ['GET'] }]);
     // A TLS listener is served by worker 1 alone: its limits are not divided among the 4 workers.
