@@ -1,6 +1,6 @@
 // Upstream client cost, side by side in one run: the same hello-world upstream behind nginx
-// (1 worker, keep-alive), outrigger (1 worker, its own HTTP/1.1 client) and a minimal
-// uWS + undici Pool.dispatch() proxy; wrk -t1 -c50, interleaved rounds, CPU µs/request of each
+// (1 worker, keep-alive), outrigger (1 worker, its own HTTP/1.1 client), and two minimal uWS
+// proxies that differ only in the client: undici Pool.dispatch() vs outrigger's own client; wrk -t1 -c50, interleaved rounds, CPU µs/request of each
 // proxy's process tree (all threads), medians. Why outrigger has its own client: DESIGN.md §7.
 // Usage: node dist/bench/client_compare.js [--rounds N] [--seconds S]
 
@@ -39,6 +39,9 @@ async function main(): Promise<void> {
 
   const unPort = await freePort();
   targets.push({ name: 'uws+undici-dispatch', port: unPort, proc: await startProcess({ name: 'undici', cmd: process.execPath, args: [path.join(here, 'undici_proxy.js'), String(unPort), String(upPort)], readyPort: unPort }) });
+
+  const owPort = await freePort();
+  targets.push({ name: 'uws+own-client', port: owPort, proc: await startProcess({ name: 'own', cmd: process.execPath, args: [path.join(here, 'own_client_proxy.js'), String(owPort), String(upPort)], readyPort: owPort }) });
 
   const cpu = new Map<string, number[]>();
   const rps = new Map<string, number[]>();
