@@ -6,7 +6,7 @@ import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { ConfigProblem } from '../config/types.js';
 import type { StatsAggregator } from '../stats/aggregate.js';
-import type { ClusterView } from '../workers/messages.js';
+import type { ClusterView, ListenerView } from '../workers/messages.js';
 import type { ApplyOutcome, ConfigInput, ConfigStore } from './config_store.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -19,7 +19,7 @@ export interface AdminDeps {
   /** Token for mutating calls, or null (no token configured). */
   readonly token: string | null;
   ready(): boolean;
-  inspect(): Promise<{ workers: number; clusters: ClusterView[] }>;
+  inspect(): Promise<{ workers: number; clusters: ClusterView[]; listeners: ListenerView[] }>;
   certs(): unknown[];
   /** Starts a drain; `exit` = then exit the process (always true today: drain ends in exit). */
   drain(reason: string): void;
@@ -104,14 +104,18 @@ export class AdminServer {
         if (outcome === null) throw new HttpError(404, `version ${version} is not in the history`);
         return sendOutcome(res, outcome);
       }
-      case 'GET /clusters':
-        return send(res, 200, await d.inspect());
-      case 'GET /stats':
-        return send(res, 200, d.stats.toJSON());
+      case 'GET /clusters': {
+        const { listeners: _l, ...view } = await d.inspect();
+        return send(res, 200, view);
+      }
+      case 'GET /stats': {
+        const { listeners } = await d.inspect();
+        return send(res, 200, { ...d.stats.toJSON(), security: securityJson(listeners) });
+      }
       case 'GET /metrics': {
-        const text = await d.stats.prometheus();
+        const [text, { listeners }] = await Promise.all([d.stats.prometheus(), d.inspect()]);
         res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
-        res.end(text);
+        res.end(text + securityMetrics(listeners));
         return;
       }
       case 'GET /certs':
@@ -150,6 +154,31 @@ export class AdminServer {
     const ok = given.length === want.length && timingSafeEqual(given, want);
     if (!ok) throw new HttpError(401, 'missing or wrong bearer token');
   }
+}
+
+/** Authorization decisions per rule and refused handshakes, per listener (GET /stats). */
+function securityJson(listeners: readonly ListenerView[]): unknown[] {
+  return listeners
+    .filter((l) => l.authz !== null || l.handshake_failures > 0)
+    .map((l) => ({
+      listener: l.name,
+      tls_handshake_failures: l.handshake_failures,
+      authorization: l.authz === null ? null : { allowed_by_rule: l.authz.allowed, denied: l.authz.denied },
+    }));
+}
+
+/** The same counters as Prometheus text, appended to prom-client's exposition. */
+function securityMetrics(listeners: readonly ListenerView[]): string {
+  const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+  let out = '\n# HELP outrigger_authz_decisions_total Authorization decisions on mTLS listeners, by rule (allow) or denied.\n# TYPE outrigger_authz_decisions_total counter\n';
+  for (const l of listeners) {
+    if (l.authz === null) continue;
+    l.authz.allowed.forEach((n, i) => (out += `outrigger_authz_decisions_total{listener="${esc(l.name)}",rule="${i}",decision="allow"} ${n}\n`));
+    out += `outrigger_authz_decisions_total{listener="${esc(l.name)}",rule="",decision="deny"} ${l.authz.denied}\n`;
+  }
+  out += '# HELP outrigger_tls_handshake_failures_total Inbound TLS handshakes refused (missing, untrusted, expired or not-yet-valid client certificate).\n# TYPE outrigger_tls_handshake_failures_total counter\n';
+  for (const l of listeners) out += `outrigger_tls_handshake_failures_total{listener="${esc(l.name)}"} ${l.handshake_failures}\n`;
+  return out;
 }
 
 function by(req: http.IncomingMessage, what: string): string {

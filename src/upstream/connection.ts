@@ -264,7 +264,11 @@ export class UpstreamConnection implements Timed {
       return;
     }
     const connecting = this.state === ConnState.Connecting;
-    if (!connecting) {
+    if (!connecting && this.materialKey !== null && code.startsWith('ERR_SSL')) {
+      // TLS 1.3: the server judges our certificate after our handshake is done, so its refusal
+      // (an alert) arrives as an error on the first read.
+      this.fail(new ProxyError('upstream_tls_failed', `${at} refused the TLS session: ${code}`));
+    } else if (!connecting) {
       this.fail(new ProxyError('upstream_reset', `connection to ${at} failed: ${code}`));
     } else if (this.materialKey !== null && !NETWORK_ERRORS.has(code)) {
       this.fail(new ProxyError('upstream_tls_failed', `TLS handshake with ${at} failed: ${code === 'ERR' ? err.message : code}`));

@@ -30,6 +30,8 @@ export interface PoolTls {
 }
 
 const SWEEP_MS = 1000;
+/** After a certificate rotation, at most one old connection per pool is replaced per this many ms. */
+const REPLACE_EVERY_MS = 100;
 
 export class EndpointPool implements ConnectionOwner, Timed {
   private readonly idle: UpstreamConnection[] = [];
@@ -38,6 +40,7 @@ export class EndpointPool implements ConnectionOwner, Timed {
   open = 0;
   draining = false;
   deadline = 0;
+  private lastReplaceMs = 0;
   readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0 };
 
   constructor(
@@ -134,9 +137,18 @@ export class EndpointPool implements ConnectionOwner, Timed {
     return m !== null && materialKey(m) !== conn.materialKey;
   }
 
+  /** Whether a connection made with replaced material may be closed now (one per REPLACE_EVERY_MS). */
+  private mayReplace(): boolean {
+    const now = this.ticker.fresh();
+    if (now - this.lastReplaceMs < REPLACE_EVERY_MS) return false;
+    this.lastReplaceMs = now;
+    return true;
+  }
+
   onReusable(conn: UpstreamConnection): void {
-    if (this.stale(conn)) {
-      // Rotation: replace pooled connections one at a time, as each finishes its request.
+    if (this.stale(conn) && this.mayReplace()) {
+      // Rotation: old connections are replaced gradually, one at a time as they come free,
+      // so that the pool never reconnects all at once (and later ones can resume a session).
       conn.destroy();
       return;
     }
@@ -175,6 +187,9 @@ export class EndpointPool implements ConnectionOwner, Timed {
       const conn = this.idle[i]!;
       if (conn.lastUsed <= limit) conn.destroy(); // onClosed removes it from `idle`
     }
+    // An idle pool still moves off replaced material, one connection per sweep.
+    const old = this.idle.find((c) => this.stale(c));
+    if (old !== undefined) old.destroy();
     this.deadline = 0;
     if (this.open > 0) this.scheduleSweep();
   }

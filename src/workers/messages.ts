@@ -68,4 +68,13 @@ export type FromWorker =
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string; readonly fields?: Record<string, unknown> }
   | { readonly type: 'stats'; readonly delta: StatsDelta }
   | { readonly type: 'outcomes'; readonly events: readonly OutcomeEvent[] }
-  | { readonly type: 'inspect_result'; readonly id: number; readonly version: number; readonly clusters: readonly ClusterView[] };
+  | { readonly type: 'inspect_result'; readonly id: number; readonly version: number; readonly clusters: readonly ClusterView[]; readonly listeners: readonly ListenerView[] };
+
+/** One worker's security counters of a listener (summed across workers by the supervisor). */
+export interface ListenerView {
+  readonly name: string;
+  /** Requests allowed per authorization rule (by index), and denied; null without rules. */
+  readonly authz: { readonly allowed: readonly number[]; readonly denied: number } | null;
+  /** Inbound TLS handshakes refused (no, untrusted, expired or not-yet-valid client certificate). */
+  readonly handshake_failures: number;
+}

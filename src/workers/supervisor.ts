@@ -10,7 +10,7 @@ import type { ListenerSpec, Snapshot } from '../config/types.js';
 import type { StatsDelta } from '../stats/delta.js';
 import { newTicketKeySeed } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
-import type { BoundListener, ClusterView, EndpointState, FromWorker, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
+import type { BoundListener, ClusterView, EndpointState, FromWorker, ListenerView, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 
 export interface SupervisorLog {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -59,7 +59,7 @@ export class Supervisor {
   private pending: Pending | null = null;
   private stopping = false;
   private drainWaiters: Array<() => void> = [];
-  private inspections = new Map<number, (slot: WorkerSlot, clusters: readonly ClusterView[]) => void>();
+  private inspections = new Map<number, (slot: WorkerSlot, clusters: readonly ClusterView[], listeners: readonly ListenerView[]) => void>();
   private nextInspection = 1;
   /** Health/ejection verdicts that differ from the default (healthy, not ejected), by `cluster\u0000address`. */
   private readonly endpointStates = new Map<string, EndpointState>();
@@ -187,14 +187,16 @@ export class Supervisor {
   }
 
   /** Every worker's view of the clusters, summed (GET /clusters). Workers that do not answer within 1 s are left out. */
-  async inspect(): Promise<{ workers: number; clusters: ClusterView[] }> {
+  async inspect(): Promise<{ workers: number; clusters: ClusterView[]; listeners: ListenerView[] }> {
     const id = this.nextInspection++;
     const live = this.slots.filter((s) => s.worker !== null);
     const views: Array<readonly ClusterView[]> = [];
+    const lviews: Array<readonly ListenerView[]> = [];
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 1000);
-      this.inspections.set(id, (_slot, clusters) => {
+      this.inspections.set(id, (_slot, clusters, listeners) => {
         views.push(clusters);
+        lviews.push(listeners);
         if (views.length === live.length) {
           clearTimeout(timer);
           resolve();
@@ -204,7 +206,7 @@ export class Supervisor {
       if (live.length === 0) resolve();
     });
     this.inspections.delete(id);
-    return { workers: views.length, clusters: mergeViews(views) };
+    return { workers: views.length, clusters: mergeViews(views), listeners: mergeListenerViews(lviews) };
   }
 
   private broadcastApply(snapshot: Snapshot): Promise<string[]> {
@@ -268,7 +270,7 @@ export class Supervisor {
         this.opts.onOutcomes?.(m.events);
         break;
       case 'inspect_result':
-        this.inspections.get(m.id)?.(slot, m.clusters);
+        this.inspections.get(m.id)?.(slot, m.clusters, m.listeners);
         break;
       case 'drained':
         break;
@@ -386,4 +388,28 @@ function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[]
     }
   }
   return [...out.values()].map((m) => ({ ...m, endpoints: [...m.endpoints.values()] }));
+}
+
+function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>): ListenerView[] {
+  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number }>();
+  for (const view of views) {
+    for (const l of view) {
+      let m = out.get(l.name);
+      if (m === undefined) {
+        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0 };
+        out.set(l.name, m);
+      }
+      m.handshake_failures += l.handshake_failures;
+      if (l.authz !== null) {
+        const allowed = (m.allowed ??= []);
+        l.authz.allowed.forEach((n, i) => (allowed[i] = (allowed[i] ?? 0) + n));
+        m.denied += l.authz.denied;
+      }
+    }
+  }
+  return [...out.values()].map((m) => ({
+    name: m.name,
+    authz: m.allowed === null ? null : { allowed: m.allowed, denied: m.denied },
+    handshake_failures: m.handshake_failures,
+  }));
 }

@@ -221,7 +221,13 @@ port.on('message', (msg: ToWorker) => {
       break;
     }
     case 'inspect':
-      post({ type: 'inspect_result', id: msg.id, version: runtime.version, clusters: inspect() });
+      post({
+        type: 'inspect_result',
+        id: msg.id,
+        version: runtime.version,
+        clusters: inspect(),
+        listeners: [...runtime.listeners.values()].map((l) => ({ name: l.spec.name, authz: l.authzCounts, handshake_failures: l.handshakeFailures })),
+      });
       break;
     case 'drain':
       void drain(msg.timeoutMs);
