@@ -53,6 +53,8 @@ export interface ThroughputRecord extends RunBase {
   readonly cpuUsPerReq?: number | null;
   /** CPU of the shared upstream per request, for context. */
   readonly upstreamCpuUsPerReq?: number | null;
+  /** Configs of several processes (outrigger-mtls): CPU µs per request of each tree by name. */
+  readonly partsCpuUsPerReq?: Readonly<Record<string, number | null>>;
   readonly rss?: RssStats;
 }
 
@@ -97,7 +99,9 @@ async function throughput(
     durationS,
   };
   const rss = startRssSampler(t.pids);
+  const parts = t.parts ?? [];
   const up0 = sampleCpu([upstreamPid]);
+  const part0 = parts.map((p) => sampleCpu([p.pid]));
   const cpu0 = sampleCpu(t.pids);
   try {
     const wrk = await runWrk({
@@ -109,15 +113,23 @@ async function throughput(
       ...(variant?.method === 'POST' ? { method: 'POST', body: 'x'.repeat(variant.bodyBytes ?? 0) } : {}),
     });
     const cpu1 = sampleCpu(t.pids);
+    const part1 = parts.map((p) => sampleCpu([p.pid]));
     const up1 = sampleCpu([upstreamPid]);
     const cpuUs = cpuMicrosBetween(cpu0, cpu1);
     const rssStats = rss.stop();
+    const partsCpuUsPerReq: Record<string, number | null> = {};
+    parts.forEach((p, i) => {
+      const a = part0[i];
+      const b = part1[i];
+      partsCpuUsPerReq[p.name] = a !== undefined && b !== undefined ? microsPerRequest(cpuMicrosBetween(a, b), wrk.requests) : null;
+    });
     return {
       ...base,
       wrk,
       cpuUs,
       cpuUsPerReq: t.pids.length > 0 ? microsPerRequest(cpuUs, wrk.requests) : 0,
       upstreamCpuUsPerReq: microsPerRequest(cpuMicrosBetween(up0, up1), wrk.requests),
+      ...(parts.length > 0 ? { partsCpuUsPerReq } : {}),
       ...(t.pids.length > 0 ? { rss: rssStats } : {}),
     };
   } catch (e) {
@@ -189,8 +201,14 @@ export async function measureConfig(
   }
   const tp = await throughput(t, upstreamPid, round, null, plan.throughputS, plan, scriptDir);
   out.push(tp);
+  const partsText =
+    tp.partsCpuUsPerReq !== undefined
+      ? ` (${Object.entries(tp.partsCpuUsPerReq)
+          .map(([k, v]) => `${k} ${v?.toFixed(1) ?? '-'}`)
+          .join(' + ')})`
+      : '';
   log(
-    `  ${t.spec.name}: ${tp.error ?? `${tp.wrk?.requestsPerSec.toFixed(0)} req/s, ${tp.cpuUsPerReq?.toFixed(1) ?? '-'} CPU µs/req, p99 ${tp.wrk?.latency.p99Us} µs`}`,
+    `  ${t.spec.name}: ${tp.error ?? `${tp.wrk?.requestsPerSec.toFixed(0)} req/s, ${tp.cpuUsPerReq?.toFixed(1) ?? '-'}${partsText} CPU µs/req, p99 ${tp.wrk?.latency.p99Us} µs`}`,
   );
   for (const rate of plan.rates) {
     const r = await fixedRate(t, round, rate, plan, scriptDir);

@@ -36,6 +36,12 @@ function mib(kb: number | null | undefined): Cell {
   return kb === null || kb === undefined ? '–' : (kb / 1024).toFixed(1);
 }
 
+/** How the parts of a multi-proxy config are named in the report. */
+const PART_LABEL: Readonly<Record<string, string>> = {
+  client: 'client sidecar (plaintext in, mTLS out)',
+  server: 'server sidecar (mTLS in via node:https, plaintext out)',
+};
+
 interface Table {
   readonly title: string;
   readonly note?: string;
@@ -55,7 +61,14 @@ export function buildTables(r: BenchResults): Table[] {
   const rates = headlineRates(r);
   tables.push({
     title: 'Headline',
-    note: `wrk ${String(r.meta.plan['connections'] ?? '')} connections for req/s and CPU; median of ${r.meta.rounds} round(s), range in brackets. CPU is the proxy's whole process tree (all threads) from /proc; ratios are paired with nginx round by round.`,
+    note: `wrk ${String(r.meta.plan['connections'] ?? '')} connections for req/s and CPU; median of ${r.meta.rounds} round(s), range in brackets. CPU is the proxy's whole process tree (all threads) from /proc; ratios are paired with nginx round by round.${
+      r.summary.some((s) => s.multiProxy !== undefined)
+        ? ` ${r.summary
+            .filter((s) => s.multiProxy !== undefined)
+            .map((s) => s.config)
+            .join(', ')}: ${r.summary.find((s) => s.multiProxy !== undefined)?.multiProxy?.proxies ?? 2} proxies in series, CPU summed over all of them (see “Two-sidecar mTLS path”).`
+        : ''
+    }`,
     head: ['config', 'req/s', 'CPU µs/req', 'CPU × nginx', 'req/s × nginx', ...rates.map((x) => `p99 added @${x}/s (µs)`), 'RSS idle MiB', 'RSS loaded MiB', 'errors', 'non-2xx', 'failed runs'],
     rows: r.summary.map((s) => [
       s.config,
@@ -71,6 +84,46 @@ export function buildTables(r: BenchResults): Table[] {
       String(s.failedRuns),
     ]),
   });
+  const multi = r.summary.filter((s) => s.multiProxy !== undefined);
+  if (multi.length > 0) {
+    const first = multi[0]?.multiProxy;
+    const single = first?.single ?? 'outrigger-1w';
+    const n = first?.proxies ?? 2;
+    const scale = (x: Summary | null | undefined, k: number): Summary | null =>
+      x == null ? null : { median: x.median * k, min: x.min * k, max: x.max * k, n: x.n };
+    const rows: Cell[][] = [];
+    for (const s of multi) {
+      const m = s.multiProxy;
+      if (m === undefined) continue;
+      rows.push([
+        `${s.config} (${m.parts.map((p) => p.name).join(' + ')})`,
+        fmtSummary(s.rps),
+        fmtRatio(m.rpsRatioToSingle),
+        fmtSummary(s.cpuUsPerReq, 1),
+        fmtRatio(scale(m.cpuRatioToSingleTimesN, m.proxies)),
+        fmtRatio(m.cpuRatioToSingleTimesN),
+        fmtSigned(m.cpuOverSingleTimesNUs, 1),
+      ]);
+      for (const p of m.parts) {
+        rows.push([`${s.config} · ${PART_LABEL[p.name] ?? p.name}`, '', '', fmtSummary(p.cpuUsPerReq, 1), fmtRatio(p.cpuRatioToSingle), '', '']);
+      }
+    }
+    rows.push([
+      `${n} × ${single}`,
+      '–',
+      '–',
+      fmtSummary(first?.singleTimesN, 1),
+      `${n.toFixed(2)}×`,
+      '1.00×',
+      '0',
+    ]);
+    tables.push({
+      title: 'Two-sidecar mTLS path',
+      note: `wrk → client sidecar (plaintext listener, 1 worker) → pooled persistent mTLS → server sidecar (inbound listener tls: {mode: mtls}, node:https on its one worker) → upstream. This is a path of ${n} proxies: its CPU µs/req is every sidecar's whole process tree summed, so compare it with ${n} × ${single} (one plaintext proxy, measured in the same rounds), not with one proxy or with nginx. The per-sidecar rows split that CPU; the server row is the cost of the inbound mTLS listener (single thread) plus its plaintext hop to the upstream. req/s is the whole path's, with both sidecars and wrk and the upstream sharing the machine. Ratios are paired round by round.`,
+      head: ['config / sidecar', 'req/s', `req/s × ${single}`, 'CPU µs/req', `CPU × ${single}`, `CPU × (${n} × ${single})`, `CPU − ${n} × ${single} (µs/req)`],
+      rows,
+    });
+  }
   const allRates = [...new Set(r.summary.flatMap((s) => s.rates.map((x) => x.rate)))].sort((a, b) => a - b);
   for (const rate of allRates) {
     tables.push({

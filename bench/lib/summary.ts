@@ -28,6 +28,27 @@ export interface VariantSummary {
   readonly cpuRatioToNginx: Summary | null;
 }
 
+/**
+ * A config made of several proxies in series (outrigger-mtls: client + server sidecar), set
+ * against the single-proxy config (`outrigger-1w`) in the same rounds: its CPU per request is
+ * the sum of every proxy's tree, so the fair yardstick is n × the single proxy's.
+ */
+export interface MultiProxySummary {
+  /** The single-proxy config compared with. */
+  readonly single: string;
+  readonly proxies: number;
+  /** CPU µs/req of each proxy's tree, and its ratio to the single proxy's (paired by round). */
+  readonly parts: readonly { readonly name: string; readonly cpuUsPerReq: Summary | null; readonly cpuRatioToSingle: Summary | null }[];
+  /** n × the single proxy's CPU µs/req, per round. */
+  readonly singleTimesN: Summary | null;
+  /** This config's CPU ÷ (n × single), paired by round. */
+  readonly cpuRatioToSingleTimesN: Summary | null;
+  /** This config's CPU − n × single, µs/req, paired by round. */
+  readonly cpuOverSingleTimesNUs: Summary | null;
+  /** This config's req/s ÷ the single proxy's, paired by round. */
+  readonly rpsRatioToSingle: Summary | null;
+}
+
 export interface ConfigSummary {
   readonly config: string;
   readonly rps: Summary | null;
@@ -45,6 +66,8 @@ export interface ConfigSummary {
   readonly rates: readonly RateSummary[];
   readonly autocannon: { readonly rps: Summary | null; readonly p99Ms: Summary | null };
   readonly variants: readonly VariantSummary[];
+  /** Only for configs of several proxies (see MultiProxySummary). */
+  readonly multiProxy?: MultiProxySummary;
 }
 
 type ByRound = Map<number, number>;
@@ -65,10 +88,11 @@ export function summarizeRuns(
   configs: readonly string[],
   runs: readonly RunRecord[],
   idleRssKb: Readonly<Record<string, number>>,
-  opts: { rates: readonly number[]; variants: readonly string[]; reference?: string; direct?: string } = { rates: [], variants: [] },
+  opts: { rates: readonly number[]; variants: readonly string[]; reference?: string; direct?: string; single?: string } = { rates: [], variants: [] },
 ): ConfigSummary[] {
   const reference = opts.reference ?? 'nginx';
   const direct = opts.direct ?? 'direct';
+  const single = opts.single ?? 'outrigger-1w';
   const tput = (config: string, variant = 'GET /'): ThroughputRecord[] =>
     runs.filter((r): r is ThroughputRecord => r.kind === 'throughput' && r.config === config && r.variant === variant);
   const rate = (config: string, rps: number): RateRecord[] =>
@@ -125,6 +149,7 @@ export function summarizeRuns(
       };
     });
     const c = cannon(config);
+    const multiProxy = multi(t, cpu, rps);
     return {
       config,
       rps: summarize(vals(rps)),
@@ -144,6 +169,26 @@ export function summarizeRuns(
         p99Ms: summarize(vals(byRound(c, (r) => r.result?.latencyP99Ms))),
       },
       variants,
+      ...(multiProxy !== null ? { multiProxy } : {}),
     };
   });
+
+  function multi(t: readonly ThroughputRecord[], cpu: ByRound, rps: ByRound): MultiProxySummary | null {
+    const names = [...new Set(t.flatMap((r) => (r.error === undefined ? Object.keys(r.partsCpuUsPerReq ?? {}) : [])))];
+    if (names.length < 2) return null;
+    const sCpu = byRound(tput(single), (r) => r.cpuUsPerReq);
+    const sTimesN: ByRound = new Map([...sCpu].map(([round, v]) => [round, v * names.length]));
+    return {
+      single,
+      proxies: names.length,
+      parts: names.map((name) => {
+        const pc = byRound(t, (r) => r.partsCpuUsPerReq?.[name]);
+        return { name, cpuUsPerReq: summarize(vals(pc)), cpuRatioToSingle: pairedRatio(pc, sCpu) };
+      }),
+      singleTimesN: summarize(vals(sTimesN)),
+      cpuRatioToSingleTimesN: pairedRatio(cpu, sTimesN),
+      cpuOverSingleTimesNUs: pairedDiff(cpu, sTimesN),
+      rpsRatioToSingle: pairedRatio(rps, byRound(tput(single), (r) => r.wrk?.requestsPerSec)),
+    };
+  }
 }

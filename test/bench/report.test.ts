@@ -33,7 +33,7 @@ function tagProblems(html: string): string | null {
   return stack.length === 0 ? null : `unclosed: ${stack.join(' > ')}`;
 }
 
-for (const file of ['results-quick.json', 'results-ci.json']) {
+for (const file of ['results-quick.json', 'results-ci.json', 'results-quick-mtls.json']) {
   describe(`report rendering of ${file}`, () => {
     const r = fixture(file);
 

@@ -1,0 +1,151 @@
+// The two-sidecar mTLS config (outrigger-mtls): its sidecar configs are valid outrigger configs
+// with the intended TLS shape, its CPU is summarised per sidecar and against 2 × outrigger-1w
+// (paired by round), and a real quick run's results render that comparison.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { RunRecord, ThroughputRecord } from '../../bench/lib/measure.js';
+import { renderHtml, renderMarkdown } from '../../bench/lib/report.js';
+import type { BenchResults } from '../../bench/lib/results.js';
+import { summarizeRuns } from '../../bench/lib/summary.js';
+import { defaultTargets, MTLS_CLIENT_ID, MTLS_SERVER_ID, mtlsClientConfigYaml, mtlsServerConfigYaml } from '../../bench/lib/targets.js';
+import type { WrkResult } from '../../bench/lib/wrk.js';
+import { parseConfigText, type LoadResult } from '../../src/config/load.js';
+
+const OPTS = { version: 1, availableParallelism: 2, enableTestHooks: false };
+
+function ok(r: LoadResult): Extract<LoadResult, { ok: true }> {
+  if (!r.ok) throw new Error(r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
+  return r;
+}
+
+describe('default targets', () => {
+  it('keeps every config and makes outrigger-mtls a real (two-sidecar) one', () => {
+    expect(defaultTargets(2)).toEqual([
+      { name: 'direct', kind: 'direct' },
+      { name: 'outrigger-1w', kind: 'outrigger', workers: 1 },
+      { name: 'outrigger-2w', kind: 'outrigger', workers: 2 },
+      { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1 },
+      { name: 'nginx', kind: 'nginx' },
+      { name: 'haproxy', kind: 'haproxy' },
+    ]);
+  });
+});
+
+describe('sidecar configs of outrigger-mtls', () => {
+  const caDir = '/tmp/outrigger bench "x"/outrigger-mtls/ca';
+
+  it('server: one worker, its own identity, an mtls inbound listener in front of the upstream', () => {
+    const r = ok(parseConfigText(mtlsServerConfigYaml({ caDir, listenPort: 4001, upstreamPort: 4000 }), OPTS));
+    const s = r.snapshot;
+    expect(s.node.workers).toBe(1);
+    expect(s.node.identity).toBe(MTLS_SERVER_ID);
+    expect(s.tls).toMatchObject({ mode: 'ca', dir: caDir });
+    expect(s.listeners).toHaveLength(1);
+    expect(s.listeners[0]?.tls).toBe('mtls');
+    expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4001 });
+    expect(s.clusters).toHaveLength(1);
+    expect(s.clusters[0]?.tls).toBeNull();
+    expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4000']);
+    expect(r.admin).toMatchObject({ port: 0 });
+  });
+
+  it('client: plaintext listener, cluster reached over mtls that must present the server identity', () => {
+    const r = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), OPTS));
+    const s = r.snapshot;
+    expect(s.node.workers).toBe(1);
+    expect(s.node.identity).toBe(MTLS_CLIENT_ID);
+    expect(s.tls).toMatchObject({ mode: 'ca', dir: caDir });
+    expect(s.listeners[0]?.tls).toBeNull();
+    expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4002 });
+    expect(s.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
+    expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
+  });
+});
+
+function wrk(rps: number): WrkResult {
+  return {
+    requests: rps * 2,
+    durationUs: 2_000_000,
+    bytes: 0,
+    requestsPerSec: rps,
+    errors: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 },
+    latency: { minUs: 1, maxUs: 400, meanUs: 100, stdevUs: 1, p50Us: 100, p90Us: 200, p99Us: 300, p999Us: 400 },
+    targetRate: null,
+    late: 0,
+  };
+}
+
+function tp(config: string, round: number, rps: number, cpu: number, parts?: Record<string, number>): ThroughputRecord {
+  return {
+    kind: 'throughput', round, config, startedAt: '', variant: 'GET /', connections: 50, durationS: 2,
+    wrk: wrk(rps), cpuUs: cpu * rps * 2, cpuUsPerReq: cpu, upstreamCpuUsPerReq: 5,
+    ...(parts !== undefined ? { partsCpuUsPerReq: parts } : {}),
+  };
+}
+
+describe('summary of a two-proxy config', () => {
+  const runs: RunRecord[] = [
+    tp('outrigger-1w', 1, 40_000, 20), tp('outrigger-mtls', 1, 12_000, 80, { client: 35, server: 45 }),
+    tp('outrigger-1w', 2, 30_000, 25), tp('outrigger-mtls', 2, 10_000, 90, { client: 40, server: 50 }),
+  ];
+  const s = summarizeRuns(['outrigger-1w', 'outrigger-mtls'], runs, {}, { rates: [], variants: [] });
+  const mtls = s.find((x) => x.config === 'outrigger-mtls');
+
+  it('pairs the summed CPU with 2 × the single proxy, round by round', () => {
+    const m = mtls?.multiProxy;
+    expect(m?.single).toBe('outrigger-1w');
+    expect(m?.proxies).toBe(2);
+    expect(m?.singleTimesN).toEqual({ median: 45, min: 40, max: 50, n: 2 });
+    // rounds: 80 / 40 = 2.0, 90 / 50 = 1.8; 80 − 40 = 40, 90 − 50 = 40
+    expect(m?.cpuRatioToSingleTimesN?.median).toBeCloseTo(1.9);
+    expect(m?.cpuOverSingleTimesNUs).toEqual({ median: 40, min: 40, max: 40, n: 2 });
+    expect(m?.rpsRatioToSingle?.median).toBeCloseTo((0.3 + 1 / 3) / 2);
+  });
+
+  it('splits the CPU per sidecar, each against one single proxy', () => {
+    const parts = mtls?.multiProxy?.parts ?? [];
+    expect(parts.map((p) => p.name)).toEqual(['client', 'server']);
+    expect(parts[0]?.cpuUsPerReq).toEqual({ median: 37.5, min: 35, max: 40, n: 2 });
+    expect(parts[1]?.cpuRatioToSingle).toEqual({ median: 2.125, min: 2, max: 2.25, n: 2 });
+  });
+
+  it('adds nothing to single-process configs', () => {
+    expect(s.find((x) => x.config === 'outrigger-1w')).not.toHaveProperty('multiProxy');
+  });
+});
+
+describe('a real quick run with outrigger-mtls (fixtures/results-quick-mtls.json)', () => {
+  const r = JSON.parse(readFileSync(new URL('./fixtures/results-quick-mtls.json', import.meta.url), 'utf8')) as BenchResults;
+
+  it('measured outrigger-mtls (not skipped) without errors', () => {
+    expect(r.skipped.map((x) => x.name)).not.toContain('outrigger-mtls');
+    const s = r.summary.find((x) => x.config === 'outrigger-mtls');
+    expect(s?.errors).toBe(0);
+    expect(s?.non2xx).toBe(0);
+    expect(s?.failedRuns).toBe(0);
+    expect(s?.rps?.median).toBeGreaterThan(0);
+  });
+
+  it('accounts both sidecars: the per-sidecar CPU adds up to the config’s CPU in every round', () => {
+    const t = r.runs.filter((x): x is ThroughputRecord => x.kind === 'throughput' && x.config === 'outrigger-mtls' && x.variant === 'GET /');
+    expect(t.length).toBe(r.meta.rounds);
+    for (const x of t) {
+      const parts = Object.values(x.partsCpuUsPerReq ?? {});
+      expect(parts).toHaveLength(2);
+      const sum = parts.reduce<number>((a, b) => a + (b ?? 0), 0);
+      // Sampled separately, a tick apart at most per tree.
+      expect(Math.abs(sum - (x.cpuUsPerReq ?? 0))).toBeLessThan(0.05 * (x.cpuUsPerReq ?? 0) + 1);
+    }
+  });
+
+  it('renders the two-sidecar table with both sidecars and 2 × outrigger-1w', () => {
+    const md = renderMarkdown(r);
+    expect(md).toContain('## Two-sidecar mTLS path');
+    expect(md).toMatch(/^\| outrigger-mtls \(client \+ server\) \|/m);
+    expect(md).toMatch(/^\| outrigger-mtls · client sidecar/m);
+    expect(md).toMatch(/^\| outrigger-mtls · server sidecar \(mTLS in via node:https/m);
+    expect(md).toMatch(/^\| 2 × outrigger-1w \|/m);
+    expect(renderHtml(r)).toContain('<h2>Two-sidecar mTLS path</h2>');
+  });
+});
