@@ -6,7 +6,7 @@
 import type { Snapshot } from '../config/types.js';
 import type { CellDelta, ClusterDelta, ClusterGauges, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
-import { decodeHistogram } from './histogram.js';
+import { histogramFromSparse } from './histogram.js';
 import { buildStatsJson } from './json.js';
 import type { StatsJson } from './json.js';
 import { PrometheusExporter } from './prometheus.js';
@@ -136,7 +136,7 @@ export class StatsAggregator {
     t.bytesIn += d.bytesIn;
     t.bytesOut += d.bytesOut;
     t.durationSumMicros += d.durationSumMicros;
-    if (d.latency !== null) t.addLatency(decodeHistogram(d.latency));
+    if (d.latency !== null) t.addLatency(histogramFromSparse(d.latency));
     if (d.cluster !== '') this.cluster(d.cluster);
   }
 
@@ -146,7 +146,7 @@ export class StatsAggregator {
     t.timeouts += d.timeouts;
     t.resets += d.resets;
     t.upstreamSumMicros += d.upstreamSumMicros;
-    if (d.upstreamLatency !== null) t.addUpstream(decodeHistogram(d.upstreamLatency));
+    if (d.upstreamLatency !== null) t.addUpstream(histogramFromSparse(d.upstreamLatency));
     if (d.gauges !== null) {
       let perCluster = this.workerGauges.get(workerId);
       if (perCluster === undefined) {

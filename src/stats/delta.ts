@@ -1,6 +1,6 @@
 // The stats message a worker posts to the main thread on an interval: everything recorded since
 // the previous one. Plain data only (structured-clone safe): counters as numbers, latency
-// histograms as hdr-histogram-js compressed base64 (microseconds, see histogram.ts).
+// histograms as sparse HdrHistogram slot counts (microseconds, see histogram.ts).
 
 /**
  * Response classes, by index: 0 = no response (status 0: client aborted, connection reset
@@ -25,7 +25,8 @@ export interface CellDelta {
   /** Sum of total request durations, µs (exact; the Prometheus histogram `_sum`). */
   readonly durationSumMicros: number;
   /** Total request durations, µs; null when nothing was recorded. */
-  readonly latency: string | null;
+  /** Sparse HdrHistogram counts [slot, count, ...] of this interval (µs), or null. */
+  readonly latency: readonly number[] | null;
 }
 
 /** Latest gauge values of one cluster on one worker. */
@@ -42,7 +43,7 @@ export interface ClusterDelta {
   readonly resets: number;
   readonly upstreamSumMicros: number;
   /** Upstream durations (request sent → response complete), µs; null when nothing was recorded. */
-  readonly upstreamLatency: string | null;
+  readonly upstreamLatency: readonly number[] | null;
   /** Present when a gauge was set during the interval. */
   readonly gauges: ClusterGauges | null;
 }

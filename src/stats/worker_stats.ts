@@ -6,7 +6,7 @@
 
 import type { CellDelta, ClassCounts, ClusterDelta, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
-import { LatencyRecorder, encodeHistogram, newScratchHistogram } from './histogram.js';
+import { LatencyRecorder } from './histogram.js';
 import type { JsHistogram } from 'hdr-histogram-js';
 
 export type { StatsDelta } from './delta.js';
@@ -86,7 +86,6 @@ export class WorkerStats {
   private clustersWithRecorder: ClusterStatsHandle[] = [];
   /** Number of takeDelta() calls so far; recorders remember the interval they were last used in. */
   private interval = 0;
-  private scratch: JsHistogram | null = null;
 
   constructor(readonly workerId: number) {}
 
@@ -209,7 +208,7 @@ export class WorkerStats {
   private takeCell(cell: RequestCell): CellDelta {
     const k = cell.classes;
     const classes: ClassCounts = [k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!];
-    let latency: string | null = null;
+    let latency: number[] | null = null;
     let durationSumMicros = 0;
     if (cell.latency !== null && cell.latency.total > 0) {
       durationSumMicros = cell.latency.sumMicros;
@@ -236,7 +235,7 @@ export class WorkerStats {
   }
 
   private takeCluster(c: ClusterStatsHandle): ClusterDelta {
-    let upstreamLatency: string | null = null;
+    let upstreamLatency: number[] | null = null;
     let upstreamSumMicros = 0;
     if (c.upstream !== null && c.upstream.total > 0) {
       upstreamSumMicros = c.upstream.sumMicros;
@@ -260,13 +259,8 @@ export class WorkerStats {
     return delta;
   }
 
-  private encode(recorder: LatencyRecorder): string {
-    let h = this.scratch;
-    if (h === null) h = this.scratch = newScratchHistogram();
-    recorder.takeInto(h);
-    const encoded = encodeHistogram(h);
-    h.reset();
-    return encoded;
+  private encode(recorder: LatencyRecorder): number[] {
+    return recorder.takeSparse();
   }
 
   private markCluster(c: ClusterStatsHandle): void {
