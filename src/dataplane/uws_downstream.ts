@@ -15,6 +15,8 @@ export class UwsDownstream implements Downstream {
   private lengthMode = false;
   private bodiless = false;
   private total = 0;
+  /** Whether any body byte was handed to uWS. */
+  private started = false;
   private backlog: Buffer | null = null;
   private backlogOffset = 0;
   complete = false;
@@ -74,6 +76,15 @@ export class UwsDownstream implements Downstream {
     }
     const res = this.res;
     if (this.lengthMode) {
+      if (chunk.length === this.total && !this.started) {
+        // The whole body in one piece (the common small response): end() writes it and the
+        // length in one go, without tryEnd's bookkeeping.
+        this.started = true;
+        res.end(chunk);
+        this.complete = true;
+        return true;
+      }
+      this.started = true;
       const before = res.getWriteOffset();
       const [ok, done] = res.tryEnd(chunk, this.total);
       if (done) this.complete = true;
