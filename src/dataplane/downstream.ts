@@ -22,7 +22,7 @@ export interface Downstream {
   cork(task: () => void): void;
   /**
    * Status line and headers (flat lower-case [name, value, ...] as the upstream sent them, latin1
-   * values). The downstream skips what must not be forwarded: `skipResponseHeader` names and the
+   * values). The downstream skips what must not be forwarded (hop_by_hop.ts): `skipResponseHeader` names and the
    * names in `connectionNamed`. `contentLength` ≥ 0 announces a fixed-length body (or, when
    * `bodiless`, the length a HEAD/304 reports).
    */
@@ -48,24 +48,4 @@ export interface Downstream {
   resumeBody(): void;
   /** Whether every response byte has been handed to the client connection. */
   readonly complete: boolean;
-}
-
-/**
- * Response headers never forwarded as received: hop-by-hop ones (RFC 9110 §7.6.1), the framing
- * (the downstream frames the body itself) and Date (the server side writes its own).
- */
-export function skipResponseHeader(name: string): boolean {
-  switch (name) {
-    case 'connection':
-    case 'keep-alive':
-    case 'transfer-encoding':
-    case 'upgrade':
-    case 'proxy-connection':
-    case 'te':
-    case 'trailer':
-    case 'content-length':
-    case 'date':
-      return true;
-  }
-  return false;
 }

@@ -14,6 +14,7 @@ import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { UpstreamConnection, UpstreamRequest } from '../upstream/connection.js';
 import type { Ticker, Timed } from '../upstream/ticker.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
+import { connectionNamed } from './hop_by_hop.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
 
 /** How one try went, for passive outlier detection. */
@@ -505,20 +506,4 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     this.endTry();
     this.observer.onExchangeDone(this);
   }
-}
-
-/**
- * Header names listed in the response's Connection header(s), other than close/keep-alive: they
- * are hop-by-hop too (RFC 9110 §7.6.1). Null (no allocation) in the common case of none.
- */
-function connectionNamed(headers: readonly string[]): string[] | null {
-  let named: string[] | null = null;
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] !== 'connection') continue;
-    for (const t of headers[i + 1]!.split(',')) {
-      const tok = t.trim().toLowerCase();
-      if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (named ??= []).push(tok);
-    }
-  }
-  return named;
 }

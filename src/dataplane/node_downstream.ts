@@ -4,7 +4,8 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyError } from '../errors.js';
-import { skipResponseHeader, type Downstream, type DownstreamEvents } from './downstream.js';
+import type { Downstream, DownstreamEvents } from './downstream.js';
+import { skipResponseHeader } from './hop_by_hop.js';
 
 export class NodeDownstream implements Downstream {
   private ex: DownstreamEvents | null = null;

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { HttpRequest } from 'uWebSockets.js';
 import { ProxyError } from '../errors.js';
+import { connectionNamed } from './hop_by_hop.js';
 
 export const enum BodyFraming {
   None = 0,
@@ -179,18 +180,10 @@ export function headerLookup(head: RequestHead): (name: string) => string | unde
  */
 export function buildUpstreamHead(head: RequestHead, clientAddress: string | null, proto: string, xfcc: string | null = null): string {
   const h = head.headers;
-  let connectionTokens: string[] | null = null;
+  const connectionTokens = head.hasConnection ? connectionNamed(h) : null;
   let xff = '';
   let sawLength = false;
   let out = `${head.method} ${head.target} HTTP/1.1\r\n`;
-  for (let i = 0; head.hasConnection && i < h.length; i += 2) {
-    if (h[i] === 'connection') {
-      for (const t of h[i + 1]!.split(',')) {
-        const tok = t.trim().toLowerCase();
-        if (tok !== '' && tok !== 'close' && tok !== 'keep-alive') (connectionTokens ??= []).push(tok);
-      }
-    }
-  }
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i]!;
     const value = h[i + 1]!;

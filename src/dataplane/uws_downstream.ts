@@ -4,7 +4,8 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ProxyError } from '../errors.js';
-import { skipResponseHeader, type Downstream, type DownstreamEvents } from './downstream.js';
+import type { Downstream, DownstreamEvents } from './downstream.js';
+import { skipResponseHeader } from './hop_by_hop.js';
 import { writeLocalReply } from './local_reply.js';
 
 const NON_ASCII = /[\x80-\xff]/;
