@@ -230,6 +230,9 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(text) as unknown;
   } catch (e) {
-    throw new HttpError(400, `malformed JSON: ${(e as Error).message}`);
+    const msg = (e as Error).message;
+    // Node's JSON.parse names a position for most errors, but not for a truncated body.
+    const where = /position \d+/.test(msg) ? '' : msg.includes('end of JSON input') ? ` (at position ${text.length})` : '';
+    throw new HttpError(400, `malformed JSON: ${msg}${where}`);
   }
 }

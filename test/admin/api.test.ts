@@ -356,6 +356,11 @@ describe('admin API endpoints', () => {
     expect(r.status).toBe(400);
     expect(r.json.error).toContain(parserMessage);
     expect(r.json.error).toContain('position');
+    // A truncated body: Node's message names no position, ours does (where the body ended).
+    const cut = '{"version": 1';
+    const r2 = await adminCall(sc, 'POST', '/config/rollback', cut);
+    expect(r2.status).toBe(400);
+    expect(r2.json.error).toContain(`at position ${cut.length}`);
     expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(5);
   });
 
