@@ -1,24 +1,18 @@
 // Latency histograms on both sides of the stats pipe: one HdrHistogram layout (1 µs .. 60 s,
 // 3 significant digits, microseconds), a flat recorder for the worker hot path, and the
-// hdr-histogram-js encode / decode / merge / percentile helpers. Pure functions and data; no I/O.
+// hdr-histogram-js rebuild / merge / percentile helpers. Pure functions and data; no I/O.
 //
 // Why a flat recorder: hdr-histogram-js's JS recordValue() computes the bucket with
 // Math.log2/Math.pow and costs ~78 ns; its wasm build ~16 ns but needs per-thread init and
 // explicit destroy(). LatencyRecorder.record() computes the *same* HdrHistogram counts index with
-// integer ops (clz32, shift) and bumps a Uint32Array slot (a few ns). takeInto() moves the
-// slots into a real hdr-histogram-js histogram of the same layout, so encoding, merging and
-// percentiles are hdr-histogram-js's own. Between the threads the counts travel sparse
-// ([slot, count, ...]): no encoding on the worker, whose event loop a 0.4–3 ms deflate of the
+// integer ops (clz32, shift) and bumps a Uint32Array slot (a few ns). takeSparse() moves the
+// slots out and histogramFromSparse() rebuilds a real hdr-histogram-js histogram of the same
+// layout on the main thread, so merging and percentiles are hdr-histogram-js's own. Between the
+// threads the counts travel sparse ([slot, count, ...]): no encoding on the worker, whose event loop a 0.4–3 ms deflate of the
 // hdr wire format would stall once a second (measured; it showed in p99.9 at fixed rates).
 // The index math is checked against hdr-histogram-js slot by slot in test/stats/histogram.test.ts.
 
-import {
-  JsHistogram,
-  Int32Histogram,
-  Float64Histogram,
-  decodeFromCompressedBase64,
-  encodeIntoCompressedBase64,
-} from 'hdr-histogram-js';
+import { Float64Histogram, Int32Histogram, type JsHistogram } from 'hdr-histogram-js';
 
 /** Lowest discernible value, µs. */
 export const HIST_LOWEST_MICROS = 1;
@@ -67,9 +61,9 @@ export function clampMicros(micros: number): number {
  */
 export class LatencyRecorder {
   readonly counts = new Uint32Array(RECORDER_SLOTS);
-  /** Samples since the last takeInto(). */
+  /** Samples since the last takeSparse(). */
   total = 0;
-  /** Sum of the (clamped) samples since the last takeInto(), µs. */
+  /** Sum of the (clamped) samples since the last takeSparse(), µs. */
   sumMicros = 0;
 
   record(micros: number): void {
@@ -94,29 +88,9 @@ export class LatencyRecorder {
     this.sumMicros = 0;
     return out;
   }
-
-  /**
-   * Moves this interval's samples into `into`, an empty hdr histogram with the standard layout
-   * (newScratchHistogram()): slot for slot, then hdr recomputes its total / min / max.
-   */
-  takeInto(into: JsHistogram): void {
-    const counts = this.counts;
-    let used = 0;
-    for (let i = 0; i < counts.length; i++) {
-      const n = counts[i]!;
-      if (n !== 0) {
-        into.addToCountAtIndex(i, n);
-        counts[i] = 0;
-        used = i + 1;
-      }
-    }
-    into.establishInternalTackingValues(used);
-    this.total = 0;
-    this.sumMicros = 0;
-  }
 }
 
-/** A fixed-range (no auto-resize) Int32 histogram: the worker's scratch for encoding. */
+/** A fixed-range (no auto-resize) Int32 histogram of the standard layout. */
 export function newScratchHistogram(): JsHistogram {
   return new Int32Histogram(HIST_LOWEST_MICROS, HIST_HIGHEST_MICROS, HIST_SIGNIFICANT_DIGITS);
 }
@@ -128,17 +102,6 @@ export function newScratchHistogram(): JsHistogram {
  */
 export function newAccumulator(): JsHistogram {
   return new Float64Histogram(HIST_LOWEST_MICROS, HIST_HIGHEST_MICROS, HIST_SIGNIFICANT_DIGITS);
-}
-
-/** hdr V2 compressed, base64 (deflate level 1: ~2× faster than the default, sizes alike). */
-export function encodeHistogram(h: JsHistogram): string {
-  return encodeIntoCompressedBase64(h, 1);
-}
-
-export function decodeHistogram(encoded: string): JsHistogram {
-  const h = decodeFromCompressedBase64(encoded, 32, false, HIST_HIGHEST_MICROS);
-  if (!(h instanceof JsHistogram)) throw new Error('stats: decoded histogram is not a JS histogram');
-  return h;
 }
 
 /** The hdr histogram of sparse [slot, count, ...] counts (LatencyRecorder.takeSparse). */

@@ -7,7 +7,6 @@
 import type { CellDelta, ClassCounts, ClusterDelta, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
 import { LatencyRecorder } from './histogram.js';
-import type { JsHistogram } from 'hdr-histogram-js';
 
 export type { StatsDelta } from './delta.js';
 
@@ -212,7 +211,7 @@ export class WorkerStats {
     let durationSumMicros = 0;
     if (cell.latency !== null && cell.latency.total > 0) {
       durationSumMicros = cell.latency.sumMicros;
-      latency = this.encode(cell.latency);
+      latency = cell.latency.takeSparse();
       cell.usedInterval = this.interval;
     }
     const delta: CellDelta = {
@@ -239,7 +238,7 @@ export class WorkerStats {
     let upstreamSumMicros = 0;
     if (c.upstream !== null && c.upstream.total > 0) {
       upstreamSumMicros = c.upstream.sumMicros;
-      upstreamLatency = this.encode(c.upstream);
+      upstreamLatency = c.upstream.takeSparse();
       c.upstreamUsedInterval = this.interval;
     }
     const delta: ClusterDelta = {
@@ -257,10 +256,6 @@ export class WorkerStats {
     c.gaugesSet = false;
     c.dirty = false;
     return delta;
-  }
-
-  private encode(recorder: LatencyRecorder): number[] {
-    return recorder.takeSparse();
   }
 
   private markCluster(c: ClusterStatsHandle): void {

@@ -7,7 +7,7 @@ import {
   LatencyRecorder,
   clampMicros,
   countsIndex,
-  newScratchHistogram,
+  histogramFromSparse,
   valueFromIndex,
 } from '../../src/stats/histogram.js';
 
@@ -42,13 +42,12 @@ describe('LatencyRecorder slot layout', () => {
     const r = new LatencyRecorder();
     r.record(1e12);
     r.record(-1);
-    const h = newScratchHistogram();
-    r.takeInto(h);
+    const h = histogramFromSparse(r.takeSparse());
     expect(h.totalCount).toBe(2);
     expect(h.maxValue).toBeGreaterThanOrEqual(HIST_HIGHEST_MICROS);
   });
 
-  it('takeInto gives the histogram hdr would build from the raw values, and clears', () => {
+  it('takeSparse → histogramFromSparse gives the histogram hdr would build from the raw values, and clears', () => {
     const values = [0, 1, 7, 999, 1000, 2047, 2048, 2049, 123_456, 5_000_000, 59_999_999];
     const r = new LatencyRecorder();
     const ref = new Int32Histogram(1, HIST_HIGHEST_MICROS, 3);
@@ -57,8 +56,7 @@ describe('LatencyRecorder slot layout', () => {
       ref.recordValue(v);
     }
     expect(r.total).toBe(values.length);
-    const h = newScratchHistogram();
-    r.takeInto(h);
+    const h = histogramFromSparse(r.takeSparse());
     expect(h.totalCount).toBe(ref.totalCount);
     for (const p of [0, 10, 50, 90, 99, 100]) expect(h.getValueAtPercentile(p)).toBe(ref.getValueAtPercentile(p));
     expect(r.total).toBe(0);
