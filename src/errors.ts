@@ -5,6 +5,7 @@
 export type ErrorCode =
   | 'bad_request'
   | 'headers_too_large'
+  | 'request_timeout'
   | 'no_route'
   | 'unauthorized'
   | 'rate_limited'
@@ -23,6 +24,7 @@ export type ErrorCode =
 export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   bad_request: 400,
   headers_too_large: 431,
+  request_timeout: 408,
   no_route: 404,
   unauthorized: 403,
   rate_limited: 429,

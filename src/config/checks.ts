@@ -38,6 +38,9 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
     });
   }
   listeners.forEach((l, i) => {
+    if (isObj(l) && l['engine'] === 'uws' && isObj(l['tls']) && l['tls']['mode'] !== 'disabled') {
+      out.push({ path: ['listeners', i, 'engine'], message: 'TLS listeners run on the node engine (uWS here cannot require or read client certificates)' });
+    }
     // `mode` defaults to mtls, so `tls: {}` counts as mtls.
     if (isObj(l) && l['authorization'] !== undefined && !(isObj(l['tls']) && (l['tls']['mode'] ?? 'mtls') === 'mtls')) {
       out.push({ path: ['listeners', i, 'authorization'], message: 'authorization decides by peer identity: it needs tls: {mode: mtls} on this listener' });

@@ -77,18 +77,23 @@ export function compileAdmin(admin: RawAdmin): AdminSpec {
   });
 }
 
+/** The engine of a plaintext listener that names none (README: "Listener engines"). */
+export const DEFAULT_PLAINTEXT_ENGINE: 'uws' | 'node' = 'uws';
+
 function compileListener(l: RawListener, opts: CompileOptions, workers: number): ListenerSpec {
   const hp = mustParse(l.address, true);
   // A TLS listener is served by worker 1 alone (node:https cannot share a port across threads),
   // so its rate limits (and its routes') are not divided: that one worker enforces the whole limit.
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
-  const servedBy = tls === null ? workers : 1;
+  const engine = tls !== null ? 'node' : (l.engine ?? DEFAULT_PLAINTEXT_ENGINE);
+  const servedBy = engine === 'uws' ? workers : 1;
   return {
     name: l.name,
     host: hp.host,
     port: hp.port,
     maxRequestHeadersBytes: l.max_request_headers_bytes,
     xForwardedFor: l.x_forwarded_for,
+    engine,
     routes: l.routes.map((r, i) => compileRoute(r, `${l.name}#${i}`, opts, servedBy)),
     rateLimit: compileRateLimit(l.rate_limit, servedBy),
     accessLog: l.access_log === undefined ? null : { path: l.access_log.path, format: l.access_log.format },

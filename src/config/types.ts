@@ -60,6 +60,12 @@ export interface ListenerSpec {
    * default, use_remote_address: false).
    */
   readonly xForwardedFor: 'append' | 'off';
+  /**
+   * The HTTP/1 server engine: `uws` (uWebSockets.js, plaintext only: the cheapest, but its parser
+   * refuses HTTP/1.0, extension methods, pipelining and >~50 header lines) or `node` (Node's
+   * llhttp through node:http/https: strict, transparent, always used for TLS listeners).
+   */
+  readonly engine: 'uws' | 'node';
   /** TLS termination: `mtls` (client certificate required and verified), `tls` (server-only), null = plaintext (uWS). */
   readonly tls: 'mtls' | 'tls' | null;
   /** Authorization rules (deny unless one allows); null = every authenticated peer is allowed. */

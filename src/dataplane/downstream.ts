@@ -7,8 +7,11 @@ import type { ProxyError } from '../errors.js';
 
 /** What a downstream tells its exchange. */
 export interface DownstreamEvents {
-  /** A piece of the request body (owned by the receiver); isLast marks the end. */
-  onClientData(data: Buffer | null, isLast: boolean): void;
+  /**
+   * A piece of the request body (owned by the receiver); isLast marks the end, with the
+   * request's trailers (flat [name, value, ...], latin1) where the engine delivers them.
+   */
+  onClientData(data: Buffer | null, isLast: boolean, trailers?: readonly string[] | null): void;
   /** The client went away before the response was complete. */
   onClientAborted(): void;
   /** The client drained what writeBody() could not send at once: resume the upstream. */
@@ -35,6 +38,8 @@ export interface Downstream {
     contentLength: number,
     bodiless: boolean,
   ): void;
+  /** An interim response (1xx other than 100 and 101) before the head; dropped where the engine cannot send it. */
+  informational(status: number, reason: string, headers: readonly string[]): void;
   /** A body slice (a view, valid only during the call). False = the client is slow: pause the upstream until onDownstreamWritable. */
   writeBody(chunk: Buffer): boolean;
   /** The response is complete (trailers where the server side can send them). */

@@ -91,7 +91,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
   constructor(
     private readonly down: Downstream,
     readonly head: RequestHead,
-    private readonly upstreamHead: string,
+    private readonly upstreamHead: string | Buffer,
     readonly cluster: Cluster,
     endpoint: Endpoint,
     readonly route: RouteSpec,
@@ -284,6 +284,13 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     this.down.writeHead(status, reason, headers, connectionNamed(headers), nonAscii, contentLength, bodiless);
   }
 
+  onInformational(status: number, reason: string, headers: string[]): void {
+    // 100 Continue is answered by the proxy itself (it strips Expect); other interim responses
+    // (102, 103 Early Hints) go to the client where its engine can send them.
+    if (this.aborted || this.discarding || this.respStarted || status === 100) return;
+    this.down.informational(status, reason, headers);
+  }
+
   onBody(chunk: Buffer): void {
     if (this.aborted || this.discarding) return;
     this.bytesOut += chunk.length;
@@ -354,7 +361,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
 
   // ---- client side --------------------------------------------------------------------------
 
-  onClientData(data: Buffer | null, isLast: boolean): void {
+  onClientData(data: Buffer | null, isLast: boolean, trailers: readonly string[] | null = null): void {
     if (this.finished || this.aborted) return;
     if (data !== null) {
       this.bytesIn += data.length;
@@ -368,7 +375,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
       }
     }
     if (isLast) {
-      if (this.head.framing === BodyFraming.Chunked) this.send(LAST_CHUNK);
+      if (this.head.framing === BodyFraming.Chunked) this.send(trailers === null || trailers.length === 0 ? LAST_CHUNK : lastChunkWithTrailers(trailers));
       this.clientBodyDone = true;
       if (this.conn !== null) this.conn.requestComplete = true;
     }
@@ -506,4 +513,17 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     this.endTry();
     this.observer.onExchangeDone(this);
   }
+}
+
+/** Fields that must never travel in a trailer section (RFC 9110 §6.5.1): framing, routing, hop-by-hop. */
+const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'expect', 'x-forwarded-client-cert']);
+
+/** The last chunk carrying the client's trailers (latin1 bytes, as received), minus forbidden fields. */
+function lastChunkWithTrailers(trailers: readonly string[]): Buffer {
+  let out = '0\r\n';
+  for (let i = 0; i < trailers.length; i += 2) {
+    const name = trailers[i]!.toLowerCase();
+    if (!FORBIDDEN_TRAILERS.has(name)) out += `${name}: ${trailers[i + 1]!}\r\n`;
+  }
+  return Buffer.from(out + '\r\n', 'latin1');
 }

@@ -1,10 +1,13 @@
-// One configured listener inside one worker: its server (a uWS app for plaintext listeners, the
-// fast path; node:https for TLS listeners, because uWS here cannot require or read client
-// certificates), its router (swapped atomically between requests on reload), and the
-// per-request entry point that turns a request into an Exchange — or into a local reply.
+// One configured listener inside one worker: its server (a uWS app on the `uws` engine, the
+// cheapest path; node:http or node:https on the `node` engine: Node's strict llhttp, always used
+// for TLS because uWS here cannot require or read client certificates), its router (swapped
+// atomically between requests on reload), and the per-request entry point that turns a request
+// into an Exchange — or into a local reply.
 
+import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
@@ -24,6 +27,11 @@ import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, 
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
 import { UwsDownstream } from './uws_downstream.js';
+
+// Once per thread, before any app exists: no `uWebSockets: 20` header on every response.
+(uWS as unknown as { _cfg(flag: string): void })._cfg('silent');
+
+const NON_ASCII = /[\x80-\xff]/;
 
 /** Per-route data resolved against the worker's clusters for one config version. */
 interface RouteTarget {
@@ -51,9 +59,11 @@ export interface ListenerContext {
   onTestCrash(route: string): void;
 }
 
-/** TLS sockets carry the peer's SPIFFE ID, read once per connection. */
+/** Node-engine sockets carry the peer's SPIFFE ID (TLS, read once per connection) and whether a request on them was refused. */
 interface PeerSocket extends TLSSocket {
   peerIdentity?: string | null;
+  /** A malformed request was answered: nothing after it on this connection is forwarded. */
+  refused?: boolean;
 }
 
 export class ListenerRuntime implements ExchangeObserver {
@@ -64,7 +74,7 @@ export class ListenerRuntime implements ExchangeObserver {
   private authorizer: Authorizer | null;
   private readonly app: TemplatedApp | null = null;
   private socket: us_listen_socket | null = null;
-  private readonly server: https.Server | null = null;
+  private readonly server: http.Server | null = null;
   /** Exchanges started on this listener and not yet finished. */
   inflight = 0;
   port = 0;
@@ -80,19 +90,35 @@ export class ListenerRuntime implements ExchangeObserver {
     this.targets = this.resolveTargets();
     this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
     this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
-    if (spec.tls === null) {
+    if (spec.engine === 'uws') {
       this.app = uWS.App();
       this.app.any('/*', (res, req) => this.handleUws(res, req));
     } else {
-      const material = ctx.tlsMaterial();
+      this.server = this.createNodeServer(spec);
+    }
+  }
+
+  private createNodeServer(spec: ListenerSpec): http.Server {
+    const common = {
+      maxHeaderSize: spec.maxRequestHeadersBytes,
+      keepAliveTimeout: 60_000,
+      requestTimeout: 0,
+      // Never llhttp's lenient mode: what it would tolerate, a second parser could read differently.
+      insecureHTTPParser: false,
+      // Host is checked by outrigger itself (one answer format for every refusal).
+      requireHostHeader: false,
+    };
+    let server: http.Server;
+    if (spec.tls === null) {
+      server = http.createServer(common);
+    } else {
+      const material = this.ctx.tlsMaterial();
       if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
-      const server = https.createServer({
-        ...serverTlsOptions(material, { ticketKeySeed: ctx.ticketKeySeed }),
+      server = https.createServer({
+        ...common,
+        ...serverTlsOptions(material, { ticketKeySeed: this.ctx.ticketKeySeed }),
         requestCert: spec.tls === 'mtls',
         rejectUnauthorized: spec.tls === 'mtls',
-        maxHeaderSize: spec.maxRequestHeadersBytes,
-        keepAliveTimeout: 60_000,
-        requestTimeout: 0,
       });
       server.on('secureConnection', (s: PeerSocket) => {
         s.peerIdentity = socketPeerIdentity(s);
@@ -100,9 +126,12 @@ export class ListenerRuntime implements ExchangeObserver {
       server.on('tlsClientError', () => {
         this.handshakeFailures++;
       });
-      server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleNode(req, res));
-      this.server = server;
     }
+    // Up to 2000 header lines (node's default); the byte limit is maxHeaderSize.
+    server.maxHeadersCount = 2000;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleNode(req, res));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    return server;
   }
 
   /** Binds host:port (uWS: SO_REUSEPORT, shared with the other workers). Resolves to the bound port. */
@@ -148,7 +177,7 @@ export class ListenerRuntime implements ExchangeObserver {
   setMaterial(material: TlsMaterial): void {
     // requestCert/rejectUnauthorized are server options and stay as set at creation.
     const { requestCert: _rc, rejectUnauthorized: _ru, ...ctxOptions } = serverTlsOptions(material, { ticketKeySeed: this.ctx.ticketKeySeed });
-    this.server?.setSecureContext(ctxOptions);
+    if (this.spec.tls !== null) (this.server as https.Server | null)?.setSecureContext(ctxOptions);
   }
 
   /** Whether this listener must run on a single thread (node:net cannot share a port across threads). */
@@ -223,26 +252,70 @@ export class ListenerRuntime implements ExchangeObserver {
   }
 
   private handleNode(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as PeerSocket;
+    if (socket.refused === true) {
+      // Pipelined behind a refused request: never parsed into an exchange, never forwarded.
+      socket.destroy();
+      return;
+    }
     const down = new NodeDownstream(req, res);
     let head: RequestHead | null = null;
     try {
       head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes);
-      const socket = req.socket as PeerSocket;
-      const peer = socket.peerIdentity ?? null;
+      const tls = this.spec.tls !== null;
+      const peer = tls ? (socket.peerIdentity ?? null) : null;
       head.peer = peer;
       head.client = socket.remoteAddress ?? '';
       if (this.authorizer !== null && this.authorizer.check(peer, head.path, head.method) < 0) {
         throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
       }
-      const ours = this.ctx.tlsMaterial()?.identity ?? '';
+      const ours = tls ? (this.ctx.tlsMaterial()?.identity ?? '') : '';
       const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
-      this.proxy(down, head, buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? head.client : null, 'https', xfcc));
+      const text = buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? head.client : null, tls ? 'https' : 'http', xfcc);
+      // Node decodes header bytes as latin1: written back as latin1, obs-text reaches the app byte for byte.
+      this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text);
     } catch (e) {
       const err = this.refusal(e);
-      req.resume();
+      if (err.status === 400 || err.status === 431) {
+        // A framing problem: nothing after this request on the connection can be trusted.
+        socket.refused = true;
+        req.pause();
+      } else {
+        req.resume();
+      }
       down.reply(err, head?.requestId ?? '');
       this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
     }
+  }
+
+  /**
+   * Node's parser refused the bytes (malformed head, oversize head, bad chunk) or a header
+   * timeout fired: answer 400/431/408 when no response is under way on the connection, then close.
+   */
+  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const pe =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? new ProxyError('headers_too_large', `request head is larger than ${this.spec.maxRequestHeadersBytes} bytes`)
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new ProxyError('request_timeout', 'the request head did not arrive in time')
+          : new ProxyError('bad_request', 'malformed request');
+    const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
+    if (!busy && socket.bytesWritten === 0) {
+      const body = JSON.stringify({ error: pe.code, message: pe.message });
+      socket.end(
+        `HTTP/1.1 ${pe.status} ${REASON_OF[pe.status] ?? 'Bad Request'}\r\nx-outrigger-error: ${pe.code}\r\ncontent-type: application/json\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      socket.destroySoon();
+    } else {
+      socket.destroy();
+    }
+    this.ctx.onLocalReply(this, -1, pe, null);
   }
 
   /** Route index of the request being handled (for stats of refusals), -1 before routing. */
@@ -255,7 +328,7 @@ export class ListenerRuntime implements ExchangeObserver {
   }
 
   /** Routing, limits, fault injection, endpoint choice: everything before the first upstream byte. */
-  private proxy(down: Downstream, head: RequestHead, upstreamHead: string): void {
+  private proxy(down: Downstream, head: RequestHead, upstreamHead: string | Buffer): void {
     this.lastRouteIndex = -1;
     const route = this.router.match(head.method, head.host, head.path, headerLookup(head));
     if (route === null) {
@@ -306,3 +379,5 @@ export class ListenerRuntime implements ExchangeObserver {
 }
 
 function noop(): void {}
+
+const REASON_OF: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

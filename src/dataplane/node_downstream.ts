@@ -1,11 +1,17 @@
-// The node:http side of an exchange, for listeners that terminate TLS in node:tls (inbound
-// mTLS: uWS here cannot require or read client certificates). Node frames the response itself
-// (Content-Length when known, chunked otherwise) and, unlike uWS, can send trailers.
+// The node:http side of an exchange, for listeners on the `node` engine (Node's llhttp: every
+// TLS listener, and plaintext listeners that ask for it). Node frames the response itself
+// (Content-Length when known, chunked to HTTP/1.1 clients otherwise, close-delimited to HTTP/1.0
+// ones), keeps pipelined responses in order, and, unlike uWS, sends trailers and 1xx responses.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyError } from '../errors.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 import { skipResponseHeader } from './hop_by_hop.js';
+
+/** ServerResponse's raw writer (used by Node's own writeEarlyHints): queued in order behind earlier pipelined responses. */
+interface RawWritable {
+  _writeRaw(data: Buffer, encoding?: BufferEncoding, cb?: () => void): boolean;
+}
 
 export class NodeDownstream implements Downstream {
   private ex: DownstreamEvents | null = null;
@@ -15,7 +21,9 @@ export class NodeDownstream implements Downstream {
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
-  ) {}
+  ) {
+    res.sendDate = false;
+  }
 
   get complete(): boolean {
     return this.res.writableFinished;
@@ -30,8 +38,9 @@ export class NodeDownstream implements Downstream {
       }
     });
     if (wantBody) {
-      this.req.on('data', (chunk: Buffer) => ex.onClientData(chunk, false));
-      this.req.on('end', () => ex.onClientData(null, true));
+      const req = this.req;
+      req.on('data', (chunk: Buffer) => ex.onClientData(chunk, false));
+      req.on('end', () => ex.onClientData(null, true, req.rawTrailers));
     } else {
       this.req.resume();
     }
@@ -50,6 +59,18 @@ export class NodeDownstream implements Downstream {
     }
   }
 
+  informational(status: number, reason: string, headers: readonly string[]): void {
+    // RFC 9110 §15.2: never send a 1xx to an HTTP/1.0 client.
+    if (this.aborted || this.res.headersSent || this.req.httpVersionMinor === 0) return;
+    let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (skipResponseHeader(name) && name !== 'date') continue;
+      head += `${name}: ${headers[i + 1]!}\r\n`;
+    }
+    (this.res as unknown as RawWritable)._writeRaw(Buffer.from(head + '\r\n', 'latin1'));
+  }
+
   writeHead(
     status: number,
     reason: string,
@@ -63,11 +84,13 @@ export class NodeDownstream implements Downstream {
     const flat: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (skipResponseHeader(name) || (connectionNamed !== null && connectionNamed.includes(name))) continue;
+      // The app's Date is kept as sent (sendDate is off on this engine: no Date is added either).
+      if (name !== 'date' && skipResponseHeader(name)) continue;
+      if (connectionNamed !== null && connectionNamed.includes(name)) continue;
       flat.push(name, headers[i + 1]!);
     }
     if (contentLength >= 0 && status !== 204) flat.push('content-length', String(contentLength));
-    this.chunked = !bodiless && contentLength < 0;
+    this.chunked = !bodiless && contentLength < 0 && this.req.httpVersionMinor !== 0;
     // Node writes header values as latin1, which restores the upstream's bytes exactly.
     this.res.writeHead(status, reason, flat);
   }
@@ -82,9 +105,9 @@ export class NodeDownstream implements Downstream {
 
   end(trailers: readonly string[] | null): void {
     if (this.aborted) return;
-    if (trailers !== null && this.chunked) {
-      const t: Record<string, string> = {};
-      for (let i = 0; i < trailers.length; i += 2) t[trailers[i]!] = trailers[i + 1]!;
+    if (trailers !== null && trailers.length > 0 && this.chunked) {
+      const t: Array<[string, string]> = [];
+      for (let i = 0; i < trailers.length; i += 2) t.push([trailers[i]!, trailers[i + 1]!]);
       this.res.addTrailers(t);
     }
     this.res.end();
@@ -92,16 +115,7 @@ export class NodeDownstream implements Downstream {
 
   reply(err: ProxyError, requestId: string): void {
     if (this.aborted || this.res.headersSent) return;
-    const body = JSON.stringify({ error: err.code, message: err.message, request_id: requestId });
-    const headers: Record<string, string | number> = {
-      'x-outrigger-error': err.code,
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'x-request-id': requestId,
-    };
-    if (err.status === 400 || err.status === 431) headers['connection'] = 'close';
-    this.res.writeHead(err.status, headers);
-    this.res.end(body);
+    writeNodeLocalReply(this.res, err, requestId);
   }
 
   abort(): void {
@@ -118,4 +132,18 @@ export class NodeDownstream implements Downstream {
   resumeBody(): void {
     this.req.resume();
   }
+}
+
+/** A local reply on node:http. Malformed requests (400, 431) close the connection after it. */
+export function writeNodeLocalReply(res: ServerResponse, err: ProxyError, requestId: string | null): void {
+  const body = JSON.stringify(requestId === null ? { error: err.code, message: err.message } : { error: err.code, message: err.message, request_id: requestId });
+  const headers: Record<string, string | number> = {
+    'x-outrigger-error': err.code,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+  };
+  if (requestId !== null) headers['x-request-id'] = requestId;
+  if (err.status === 400 || err.status === 431) headers['connection'] = 'close';
+  res.writeHead(err.status, headers);
+  res.end(body);
 }

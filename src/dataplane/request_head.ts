@@ -210,9 +210,15 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string | nul
       case 'x-request-id':
         continue; // re-added below, exactly once
       case 'content-length':
-        if (sawLength) continue; // duplicates were checked to be equal
+        // Framing belongs to the proxy (DESIGN §8): written from the length it checked, once,
+        // where the client put it, and never removable by a Connection token.
+        if (sawLength || head.framing === BodyFraming.Chunked) continue;
         sawLength = true;
-        break;
+        out += `content-length: ${head.contentLength}\r\n`;
+        continue;
+      case 'host':
+        out += `host: ${value}\r\n`; // exactly one (checked); never removable by Connection
+        continue;
     }
     if (connectionTokens !== null && connectionTokens.includes(name)) continue;
     out += `${name}: ${value}\r\n`;

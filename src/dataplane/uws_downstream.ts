@@ -69,6 +69,10 @@ export class UwsDownstream implements Downstream {
     }
   }
 
+  informational(): void {
+    // This uWS build cannot send an interim response (see README, "Listener engines").
+  }
+
   writeBody(chunk: Buffer): boolean {
     if (this.aborted) return true;
     if (this.backlog !== null) {

@@ -7,6 +7,8 @@
 export interface ResponseSink {
   /** Status line and headers. `headers` is flat: [lower-case name, value, ...], values decoded as latin1 (byte-exact). */
   onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void;
+  /** An interim (1xx other than 101) response; optional. */
+  onInformational?(status: number, reason: string, headers: string[]): void;
   /** A body slice; a view into the caller's buffer, valid only during this call. */
   onBody(chunk: Buffer): void;
   /** The response is complete; trailers flat like headers, or null. */
@@ -280,9 +282,14 @@ export class ResponseParser {
           break;
         }
         case 'transfer-encoding': {
+          // Only a single `chunked` is accepted: a proxy that drops the other codings (gzip,
+          // chunked) or reads `gzip` as close-delimited hands the client content it cannot
+          // decode; a second TE line is an ambiguity a second parser could read differently.
+          if (hasTe || value.toLowerCase() !== 'chunked') {
+            return this.fail(next, `unsupported response Transfer-Encoding "${value.slice(0, 64)}" (only a single "chunked" is accepted)`);
+          }
           hasTe = true;
-          const codings = value.toLowerCase();
-          chunked = codings === 'chunked' || /(^|,)\s*chunked\s*$/.test(codings);
+          chunked = true;
           break;
         }
         case 'connection': {
@@ -298,9 +305,10 @@ export class ResponseParser {
 
     this.status = status;
     if (status < 200) {
-      // Interim response (100 Continue, 103 Early Hints): not forwarded; the real one follows.
+      // Interim response (100 Continue, 103 Early Hints): handed on where the sink wants it; the real one follows.
       if (status === 101) return this.fail(next, 'unexpected 101 Switching Protocols');
       this.status = 0;
+      this.sink?.onInformational?.(status, reason, headers);
       return next;
     }
     this.keepAlive = !connClose;

@@ -62,16 +62,16 @@ export class WorkerRuntime implements ListenerContext {
       this.rng = seed === null ? defaultRng : seededRng((seed + this.workerId * 0x9e3779b1) >>> 0);
     }
     this.reconcileClusters(snapshot.clusters);
-    // TLS listeners are served by node:https, which cannot share a port across threads: worker 1
-    // alone serves them (see README, "Inbound mTLS").
-    const mine = snapshot.listeners.filter((l) => l.tls === null || this.workerId === 1);
+    // Node-engine listeners (every TLS listener) need a per-worker SO_REUSEPORT socket to share
+    // a port across threads; until then worker 1 alone serves them (see README, "Inbound mTLS").
+    const mine = snapshot.listeners.filter((l) => l.engine === 'uws' || this.workerId === 1);
     const wanted = new Map(mine.map((l) => [l.name, l]));
     // Bind new and moved listeners first, so that a failure leaves the old ones serving.
     const fresh: Array<[string, ListenerRuntime]> = [];
     try {
       for (const spec of mine) {
         const cur = this.listeners.get(spec.name);
-        if (cur !== undefined && sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls) continue;
+        if (cur !== undefined && sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls && cur.spec.engine === spec.engine) continue;
         const next = new ListenerRuntime(spec, this);
         await next.listen();
         fresh.push([spec.name, next]);
@@ -85,7 +85,7 @@ export class WorkerRuntime implements ListenerContext {
       if (spec === undefined) {
         this.retire(cur);
         this.listeners.delete(name);
-      } else if (sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls) {
+      } else if (sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls && cur.spec.engine === spec.engine) {
         cur.update(spec);
       }
     }

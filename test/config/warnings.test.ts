@@ -65,6 +65,7 @@ describe('warnings', () => {
     expect(Object.keys(l ?? {}).sort()).toEqual([
       'accessLog',
       'authorization',
+      'engine',
       'host',
       'maxRequestHeadersBytes',
       'name',
@@ -75,6 +76,7 @@ describe('warnings', () => {
       'xForwardedFor',
     ]);
     expect(l?.tls).toBe('mtls');
+    expect(l?.engine).toBe('node');
     expect(l?.xForwardedFor).toBe('append');
     expect(l?.accessLog).toEqual({ path: 'stdout', format: 'text' });
     expect(l?.authorization).toEqual([{ from: ['spiffe://td/*'], paths: ['/v1/*'], methods: ['GET'] }]);

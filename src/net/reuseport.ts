@@ -1,0 +1,80 @@
+// Typed wrapper over the native/reuseport addon: SO_REUSEPORT listening sockets that each worker
+// thread passes to `net.Server.listen({fd})` (Node 20's `net` has no reusePort option), so the
+// kernel spreads connections across workers; plus SO_ORIGINAL_DST for iptables interception.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+interface Addon {
+  listen(host: string, port: number, backlog: number): number;
+  localPort(fd: number): number;
+  originalDst(fd: number): { address: string; port: number } | null;
+}
+
+/** Nearest directory at or above this file that holds package.json (works from src/ and dist/src/). */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+let addon: Addon | undefined;
+let loadError: Error | undefined;
+
+function load(): Addon {
+  if (addon !== undefined) return addon;
+  if (loadError === undefined) {
+    let file = 'native/reuseport/build/Release/reuseport.node';
+    try {
+      file = path.join(packageRoot(), file);
+      addon = createRequire(import.meta.url)(file) as Addon;
+      return addon;
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      loadError = new Error(`the reuseport native addon is not built: run npm ci (loading ${file} failed: ${why})`, {
+        cause: err,
+      });
+    }
+  }
+  throw loadError;
+}
+
+/** True when the native addon loaded (the functions below would otherwise throw). */
+export function reusePortAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A non-blocking, close-on-exec TCP listening socket with SO_REUSEADDR and SO_REUSEPORT, bound to
+ * `host` (an IPv4 or IPv6 literal; "::" is dual-stack) and `port` (0: any free port). Returns the
+ * fd for `server.listen({fd})`, which takes ownership (server.close() closes it). Throws an Error
+ * with `code` (e.g. EADDRINUSE, also when a socket without SO_REUSEPORT holds the port).
+ */
+export function reusePortListen(host: string, port: number, backlog = 511): number {
+  return load().listen(host, port, backlog);
+}
+
+/** The local port of a socket (e.g. after `reusePortListen(host, 0)`). */
+export function socketLocalPort(fd: number): number {
+  return load().localPort(fd);
+}
+
+/**
+ * The destination an accepted connection was addressed to before an iptables REDIRECT/DNAT, or
+ * null when it was not redirected (no conntrack entry, or the original destination is the
+ * socket's own local address).
+ */
+export function originalDestination(fd: number): { address: string; port: number } | null {
+  return load().originalDst(fd);
+}
