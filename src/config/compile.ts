@@ -82,11 +82,10 @@ export const DEFAULT_PLAINTEXT_ENGINE: 'uws' | 'node' = 'uws';
 
 function compileListener(l: RawListener, opts: CompileOptions, workers: number): ListenerSpec {
   const hp = mustParse(l.address, true);
-  // A TLS listener is served by worker 1 alone (node:https cannot share a port across threads),
-  // so its rate limits (and its routes') are not divided: that one worker enforces the whole limit.
+  // Every worker serves every listener (SO_REUSEPORT), each enforcing its share of the limits.
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
   const engine = tls !== null ? 'node' : (l.engine ?? DEFAULT_PLAINTEXT_ENGINE);
-  const servedBy = engine === 'uws' ? workers : 1;
+  const servedBy = workers;
   return {
     name: l.name,
     host: hp.host,

@@ -13,6 +13,7 @@ import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
+import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
 import type { Rng } from '../lb/types.js';
 import { serverTlsOptions, socketPeerIdentity } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -80,6 +81,8 @@ export class ListenerRuntime implements ExchangeObserver {
   port = 0;
   /** TLS handshakes refused (no, expired or untrusted client certificate). */
   handshakeFailures = 0;
+  /** Connections accepted by this worker (node engine; uWS has no accept hook: null). */
+  connectionsAccepted: number | null = null;
 
   constructor(
     spec: ListenerSpec,
@@ -129,21 +132,36 @@ export class ListenerRuntime implements ExchangeObserver {
     }
     // Up to 2000 header lines (node's default); the byte limit is maxHeaderSize.
     server.maxHeadersCount = 2000;
+    this.connectionsAccepted = 0;
+    server.on('connection', () => {
+      this.connectionsAccepted!++;
+    });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleNode(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     return server;
   }
 
-  /** Binds host:port (uWS: SO_REUSEPORT, shared with the other workers). Resolves to the bound port. */
+  /**
+   * Binds host:port. Every worker binds every listener with SO_REUSEPORT, so the kernel spreads
+   * connections across workers: uWS sets it itself; node servers listen on a socket the reuseport
+   * addon made (Node 20's net cannot set it). The supervisor has checked that no other process
+   * holds the port, and resolved port 0 to one port for all workers. Resolves to the bound port.
+   */
   listen(): Promise<number> {
     const server = this.server;
     if (server !== null) {
       return new Promise((resolve, reject) => {
+        let fd: number;
+        try {
+          fd = reusePortListen(this.spec.host, this.spec.port);
+        } catch (e) {
+          reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}: ${(e as Error).message}`));
+          return;
+        }
         server.once('error', reject);
-        server.listen({ host: this.spec.host, port: this.spec.port, exclusive: true }, () => {
+        server.listen({ fd }, () => {
           server.off('error', reject);
-          const addr = server.address();
-          this.port = typeof addr === 'object' && addr !== null ? addr.port : this.spec.port;
+          this.port = socketLocalPort(fd);
           resolve(this.port);
         });
       });
@@ -178,11 +196,6 @@ export class ListenerRuntime implements ExchangeObserver {
     // requestCert/rejectUnauthorized are server options and stay as set at creation.
     const { requestCert: _rc, rejectUnauthorized: _ru, ...ctxOptions } = serverTlsOptions(material, { ticketKeySeed: this.ctx.ticketKeySeed });
     if (this.spec.tls !== null) (this.server as https.Server | null)?.setSecureContext(ctxOptions);
-  }
-
-  /** Whether this listener must run on a single thread (node:net cannot share a port across threads). */
-  get singleThreaded(): boolean {
-    return this.server !== null;
   }
 
   /** Authorization decisions so far: allowed per rule, denied. */
@@ -245,8 +258,19 @@ export class ListenerRuntime implements ExchangeObserver {
       this.proxy(new UwsDownstream(res), head, buildUpstreamHead(head, client, 'http'));
     } catch (e) {
       const err = this.refusal(e);
-      res.onAborted(noop);
-      res.cork(() => writeLocalReply(res, err, head?.requestId ?? null));
+      if (err.status === 400 || err.status === 431) {
+        // A framing problem: nothing after it on this connection may be parsed or forwarded. uWS
+        // would parse the bytes that follow in the same read as new requests if we answered
+        // here; with the answer pending it closes a connection that sends more, so the answer
+        // leaves on the next turn, and then closes the connection.
+        const id = head?.requestId ?? null;
+        const reply = new DeferredRefusal(res, err, id);
+        res.onAborted(() => reply.abort());
+        setImmediate(() => reply.send());
+      } else {
+        res.onAborted(noop);
+        res.cork(() => writeLocalReply(res, err, head?.requestId ?? null));
+      }
       this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
     }
   }
@@ -379,5 +403,22 @@ export class ListenerRuntime implements ExchangeObserver {
 }
 
 function noop(): void {}
+
+/** A 400/431 on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */
+class DeferredRefusal {
+  private aborted = false;
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly err: ProxyError,
+    private readonly requestId: string | null,
+  ) {}
+  abort(): void {
+    this.aborted = true;
+  }
+  send(): void {
+    if (this.aborted) return;
+    this.res.cork(() => writeLocalReply(this.res, this.err, this.requestId));
+  }
+}
 
 const REASON_OF: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

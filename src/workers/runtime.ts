@@ -62,9 +62,8 @@ export class WorkerRuntime implements ListenerContext {
       this.rng = seed === null ? defaultRng : seededRng((seed + this.workerId * 0x9e3779b1) >>> 0);
     }
     this.reconcileClusters(snapshot.clusters);
-    // Node-engine listeners (every TLS listener) need a per-worker SO_REUSEPORT socket to share
-    // a port across threads; until then worker 1 alone serves them (see README, "Inbound mTLS").
-    const mine = snapshot.listeners.filter((l) => l.engine === 'uws' || this.workerId === 1);
+    // Every worker serves every listener (SO_REUSEPORT: the kernel spreads the connections).
+    const mine = snapshot.listeners;
     const wanted = new Map(mine.map((l) => [l.name, l]));
     // Bind new and moved listeners first, so that a failure leaves the old ones serving.
     const fresh: Array<[string, ListenerRuntime]> = [];

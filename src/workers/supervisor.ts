@@ -192,11 +192,13 @@ export class Supervisor {
     const live = this.slots.filter((s) => s.worker !== null);
     const views: Array<readonly ClusterView[]> = [];
     const lviews: Array<readonly ListenerView[]> = [];
+    const workerIds: number[] = [];
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 1000);
-      this.inspections.set(id, (_slot, clusters, listeners) => {
+      this.inspections.set(id, (slot, clusters, listeners) => {
         views.push(clusters);
         lviews.push(listeners);
+        workerIds.push(slot.id);
         if (views.length === live.length) {
           clearTimeout(timer);
           resolve();
@@ -206,7 +208,7 @@ export class Supervisor {
       if (live.length === 0) resolve();
     });
     this.inspections.delete(id);
-    return { workers: views.length, clusters: mergeViews(views), listeners: mergeListenerViews(lviews) };
+    return { workers: views.length, clusters: mergeViews(views), listeners: mergeListenerViews(lviews, workerIds) };
   }
 
   private broadcastApply(snapshot: Snapshot): Promise<string[]> {
@@ -390,26 +392,29 @@ function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[]
   return [...out.values()].map((m) => ({ ...m, endpoints: [...m.endpoints.values()] }));
 }
 
-function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>): ListenerView[] {
-  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number }>();
-  for (const view of views) {
+function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>, workerIds: readonly number[]): ListenerView[] {
+  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number; byWorker: Record<string, number> | null }>();
+  views.forEach((view, w) => {
     for (const l of view) {
       let m = out.get(l.name);
       if (m === undefined) {
-        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0 };
+        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0, byWorker: null };
         out.set(l.name, m);
       }
       m.handshake_failures += l.handshake_failures;
+      if (l.connections !== null) (m.byWorker ??= {})[String(workerIds[w] ?? w + 1)] = l.connections;
       if (l.authz !== null) {
         const allowed = (m.allowed ??= []);
         l.authz.allowed.forEach((n, i) => (allowed[i] = (allowed[i] ?? 0) + n));
         m.denied += l.authz.denied;
       }
     }
-  }
+  });
   return [...out.values()].map((m) => ({
     name: m.name,
     authz: m.allowed === null ? null : { allowed: m.allowed, denied: m.denied },
     handshake_failures: m.handshake_failures,
+    connections: m.byWorker === null ? null : Object.values(m.byWorker).reduce((a, b) => a + b, 0),
+    connections_by_worker: m.byWorker,
   }));
 }

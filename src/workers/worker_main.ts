@@ -226,7 +226,7 @@ port.on('message', (msg: ToWorker) => {
         id: msg.id,
         version: runtime.version,
         clusters: inspect(),
-        listeners: [...runtime.listeners.values()].map((l) => ({ name: l.spec.name, authz: l.authzCounts, handshake_failures: l.handshakeFailures })),
+        listeners: [...runtime.listeners.values()].map((l) => ({ name: l.spec.name, authz: l.authzCounts, handshake_failures: l.handshakeFailures, connections: l.connectionsAccepted })),
       });
       break;
     case 'drain':

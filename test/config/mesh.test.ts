@@ -159,16 +159,22 @@ describe('rate limits, divided among the workers that serve the listener', () =>
     expect(listener({}).rateLimit).toBeNull();
   });
 
-  it('does not divide the limits of a TLS listener (worker 1 alone serves it), nor its routes\'', () => {
+  it('divides the limits of a TLS listener like a plaintext one (every worker serves it), and its routes\'', () => {
     const limit = { requests_per_second: 10, burst: 10 };
     const tls = listener({ workers: 2, top: CA, listener: { tls: { mode: 'tls' }, rate_limit: limit }, route: { rate_limit: limit } });
-    expect(tls.rateLimit).toEqual({ tokensPerSecond: 10, burst: 10 });
-    expect(tls.routes[0]?.rateLimit).toEqual({ tokensPerSecond: 10, burst: 10 });
-    // tls: {mode: disabled} is a plaintext listener on every worker again.
+    expect(tls.engine).toBe('node');
+    expect(tls.rateLimit).toEqual({ tokensPerSecond: 5, burst: 5 });
+    expect(tls.routes[0]?.rateLimit).toEqual({ tokensPerSecond: 5, burst: 5 });
     const plain = listener({ workers: 2, listener: { tls: { mode: 'disabled' }, rate_limit: limit }, route: { rate_limit: limit } });
     expect(plain.tls).toBeNull();
     expect(plain.rateLimit).toEqual({ tokensPerSecond: 5, burst: 5 });
     expect(plain.routes[0]?.rateLimit).toEqual({ tokensPerSecond: 5, burst: 5 });
+  });
+
+  it('refuses engine: uws on a TLS listener', () => {
+    expect(listed(compileConfig(build({ top: CA, listener: { tls: { mode: 'tls' }, engine: 'uws' } }), OPTS))).toEqual([
+      'listeners[0].engine: TLS listeners run on the node engine (uWS here cannot require or read client certificates)',
+    ]);
   });
 
   it('refuses a non-positive rate and a burst below 1', () => {

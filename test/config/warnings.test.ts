@@ -80,9 +80,9 @@ describe('warnings', () => {
     expect(l?.xForwardedFor).toBe('append');
     expect(l?.accessLog).toEqual({ path: 'stdout', format: 'text' });
     expect(l?.authorization).toEqual([{ from: ['spiffe://td/*'], paths: ['/v1/*'], methods: ['GET'] }]);
-    // A TLS listener is served by worker 1 alone: its limits are not divided among the 4 workers.
-    expect(l?.rateLimit).toEqual({ tokensPerSecond: 100, burst: 100 });
-    expect(route?.rateLimit).toEqual({ tokensPerSecond: 5, burst: 10 });
+    // Every worker serves a TLS listener too: its limits are divided among the 4 workers.
+    expect(l?.rateLimit).toEqual({ tokensPerSecond: 25, burst: 25 });
+    expect(route?.rateLimit).toEqual({ tokensPerSecond: 1.25, burst: 3 });
     expect(route?.retries).toMatchObject({ attempts: 2, onReset: true, on5xx: true, statuses: [503, 502] });
     expect(route?.fault).toEqual({ delayPercent: 100, delayMs: 10, abortPercent: 1, abortStatus: 503 });
     expect(route?.maxStreamDurationMs).toBe(60000);
