@@ -1,15 +1,18 @@
-// npm run bench:ci — a short side-by-side (direct, outrigger 1 worker, nginx; same run,
-// several interleaved rounds) that fails when outrigger is slower than bench/baseline.json
-// allows. Exit 0: within thresholds; 1: a threshold is exceeded; 2: could not measure (a
-// config was skipped or a tool is missing). Not part of npm test; see bench/README.md.
+// npm run bench:ci — a short side-by-side (direct, outrigger 1 worker on the uws and on the
+// node listener engine, nginx; same run, several interleaved rounds) that fails when outrigger
+// is slower than bench/baseline.json allows, and prints the paired node ÷ uws engine ratio.
+// Exit 0: within thresholds; 1: a threshold is exceeded; 2: could not measure (a config was
+// skipped or a tool is missing). Not part of npm test; see bench/README.md.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkBaseline, type Baseline } from './lib/baseline.js';
+import { checkBaseline, type Baseline, type Verdict } from './lib/baseline.js';
+import { comparisonLine, engineComparisons } from './lib/comparisons.js';
 import type { MeasurePlan } from './lib/measure.js';
 import { renderMarkdown } from './lib/report.js';
+import type { BenchResults } from './lib/results.js';
 import { runSession } from './lib/session.js';
 import type { TargetSpec } from './lib/targets.js';
 
@@ -22,8 +25,35 @@ const HELP = `usage: npm run bench:ci -- [options]
   --rate-duration S   seconds per fixed-rate run (default 5)
   --out DIR           where results.json and report.md go (default bench/results/ci-<timestamp>/)
   --write-baseline    write this run's medians into the baseline file as the new thresholds
+  --check FILE        measure nothing: check a stored results.json against the baseline
   --no-install        do not apt-get install missing nginx/wrk
 `;
+
+/** The baseline with this run's medians as thresholds (margins kept). */
+function rebased(baseline: Baseline, measured: NonNullable<Verdict['measured']>, at: string): Baseline {
+  return {
+    ...baseline,
+    cpu_ratio_to_nginx: { ...baseline.cpu_ratio_to_nginx, threshold: Number(measured.cpuRatio.toFixed(3)) },
+    added_p99_us: { ...baseline.added_p99_us, threshold: Math.round(measured.addedP99Us) },
+    ...(baseline.more_configs !== undefined
+      ? {
+          more_configs: baseline.more_configs.map((g) => ({
+            ...g,
+            cpu_ratio_to_nginx: { ...g.cpu_ratio_to_nginx, threshold: Number((measured.moreCpuRatios[g.config] ?? g.cpu_ratio_to_nginx.threshold).toFixed(3)) },
+          })),
+        }
+      : {}),
+    measured_at: at,
+    provisional: false,
+  };
+}
+
+/** Prints the gate's table, then the paired ratios (printed, not gated). */
+function printVerdict(verdict: Verdict, results: BenchResults, where: string): Verdict {
+  const ratios = (results.comparisons ?? []).map((c) => `- ${comparisonLine(c)}`);
+  process.stdout.write(`${verdict.text}\n\npaired ratios (not gated):\n${ratios.join('\n') || '- none measured'}\n(results in ${where})\n`);
+  return verdict;
+}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -34,6 +64,7 @@ async function main(): Promise<number> {
       'rate-duration': { type: 'string' },
       out: { type: 'string' },
       'write-baseline': { type: 'boolean', default: false },
+      check: { type: 'string' },
       'no-install': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -45,6 +76,10 @@ async function main(): Promise<number> {
   }
   const baselinePath = resolve(values.baseline ?? join(repoRoot, 'bench', 'baseline.json'));
   const baseline = JSON.parse(readFileSync(baselinePath, 'utf8')) as Baseline;
+  if (values.check !== undefined) {
+    const stored = JSON.parse(readFileSync(resolve(values.check), 'utf8')) as BenchResults;
+    return printVerdict(checkBaseline(stored, baseline), stored, resolve(values.check)).exitCode;
+  }
   const rounds = Number(values.rounds ?? 5);
   const durationS = Number(values.duration ?? 3);
   const rate = baseline.added_p99_us.rate;
@@ -63,27 +98,22 @@ async function main(): Promise<number> {
   const targets: TargetSpec[] = [
     { name: 'direct', kind: 'direct' },
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1 },
+    { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
     { name: 'nginx', kind: 'nginx' },
   ];
   const log = (s: string): void => {
     process.stderr.write(`${s}\n`);
   };
-  const results = await runSession({ repoRoot, targets, rounds, plan, quick: true, install: values['no-install'] !== true, log });
+  const comparisons = engineComparisons();
+  const results = await runSession({ repoRoot, targets, rounds, plan, quick: true, install: values['no-install'] !== true, comparisons, log });
   const out = resolve(values.out ?? join(repoRoot, 'bench', 'results', `ci-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(out, 'report.md'), renderMarkdown(results));
 
-  const verdict = checkBaseline(results, baseline);
-  process.stdout.write(`${verdict.text}\n(results in ${out})\n`);
+  const verdict = printVerdict(checkBaseline(results, baseline), results, out);
   if (values['write-baseline'] && verdict.measured !== null) {
-    const next: Baseline = {
-      ...baseline,
-      cpu_ratio_to_nginx: { ...baseline.cpu_ratio_to_nginx, threshold: Number(verdict.measured.cpuRatio.toFixed(3)) },
-      added_p99_us: { ...baseline.added_p99_us, threshold: Math.round(verdict.measured.addedP99Us) },
-      measured_at: results.meta.finishedAt,
-      provisional: false,
-    };
+    const next = rebased(baseline, verdict.measured, results.meta.finishedAt);
     writeFileSync(baselinePath, `${JSON.stringify(next, null, 2)}\n`);
     process.stdout.write(`wrote ${baselinePath}\n`);
     return 0;

@@ -1,26 +1,30 @@
 // npm run bench [-- --quick] [--out DIR] [--rounds N] ...
-// Side-by-side benchmark of outrigger (1 and N workers) against nginx, haproxy and a direct
-// run on 127.0.0.1; writes results.json, report.md and report.html into --out.
+// Side-by-side benchmark of outrigger (1 and N workers, the uws and the node listener engine,
+// the two-sidecar mTLS path with a server sidecar of 1 and N workers) against nginx, haproxy
+// and a direct run on 127.0.0.1, with the paired ratios of issue 19 (node ÷ uws engine, server
+// sidecar N ÷ 1 workers, each ÷ nginx); writes results.json, report.md and report.html into --out.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchComparisons } from './lib/comparisons.js';
 import { VARIANTS, type MeasurePlan } from './lib/measure.js';
 import { renderHtml, renderMarkdown } from './lib/report.js';
 import { runSession } from './lib/session.js';
 import { defaultTargets } from './lib/targets.js';
 
 const HELP = `usage: npm run bench -- [options]
-  --quick              about 2 minutes: 2 rounds, short runs, no body variants
+  --quick              about 4 minutes: 2 rounds, short runs, no body variants
   --out DIR            output folder (default bench/results/<timestamp>/)
   --rounds N           rounds (default 3; quick 2)
   --duration S         seconds per throughput run (default 10; quick 3)
   --rate-duration S    seconds per fixed-rate run (default 10; quick 3)
   --rates LIST         fixed rates, req/s (default 500,1000,2000; quick 1000,2000)
   --connections N      connections for throughput and autocannon (default 50)
-  --workers N          workers of the multi-worker outrigger config (default 2)
-  --configs LIST       only these configs (e.g. direct,nginx,outrigger-1w)
+  --workers N          workers of the multi-worker outrigger configs: outrigger-Nw and the
+                       server sidecar of outrigger-mtls-Nw (default 2)
+  --configs LIST       only these configs (e.g. direct,nginx,outrigger-1w,outrigger-node-1w)
   --variants / --no-variants   body variants /1k, /64k, POST /echo (default: on, quick: off)
   --no-install         do not apt-get install missing nginx/haproxy/wrk
 `;
@@ -85,7 +89,8 @@ async function main(): Promise<number> {
     process.stderr.write(`${s}\n`);
   };
 
-  const results = await runSession({ repoRoot, targets, rounds, plan, quick, install: values['no-install'] !== true, log });
+  const comparisons = benchComparisons(workersN);
+  const results = await runSession({ repoRoot, targets, rounds, plan, quick, install: values['no-install'] !== true, comparisons, log });
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
   const md = renderMarkdown(results);

@@ -48,14 +48,22 @@ function demoApp(name: string, port: number): Promise<http.Server> {
   });
 }
 
-function startSidecar(name: string, config: string): Promise<ChildProcess> {
+/** Starts a sidecar; resolves once it is ready, with the admin token file its ready line names. */
+function startSidecar(name: string, config: string): Promise<{ child: ChildProcess; tokenFile: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, 'run', '-c', config], { stdio: ['ignore', 'pipe', 'inherit'] });
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim() !== '') process.stdout.write(`[${name}] ${line}\n`);
       buf += d.toString();
-      if (buf.includes('"msg":"ready"')) resolve(child);
+      const ready = buf.split('\n').find((l) => l.includes('"msg":"ready"'));
+      if (ready !== undefined) {
+        try {
+          resolve({ child, tokenFile: String((JSON.parse(ready) as { admin_token_file?: unknown }).admin_token_file) });
+        } catch {
+          // a partial line: wait for the rest
+        }
+      }
     });
     child.once('exit', (code) => reject(new Error(`${name} sidecar exited with code ${code} before it was ready`)));
   });
@@ -115,18 +123,22 @@ clusters:
     endpoints: [{address: 127.0.0.1:15006}]
 `,
   );
-  const api = await startSidecar('api', apiConfig);
-  const web = await startSidecar('web', webConfig);
+  const { child: api, tokenFile: apiToken } = await startSidecar('api', apiConfig);
+  const { child: web, tokenFile: webToken } = await startSidecar('web', webConfig);
+  // Every admin call but /live, /ready and /metrics needs the bearer token each sidecar generated
+  // (both configs are in one directory, so they share one token file).
+  const auth = (file: string): string => `-H "Authorization: Bearer $(cat ${file})"`;
   process.stdout.write(`
 outrigger demo is running: web sidecar ══mTLS══▶ api sidecar ──▶ two demo services.
   try:        curl -s http://127.0.0.1:15001/v1/hello          (allowed: the app sees the caller's SPIFFE ID)
               curl -si http://127.0.0.1:15001/admin            (denied by policy: 403 unauthorized)
               curl -sk https://127.0.0.1:15006/v1/hello        (no client certificate: refused at the handshake)
   load test:  npx autocannon -c 50 -d 5 http://127.0.0.1:15001/v1/hello
-  admin:      curl -s http://127.0.0.1:15000/certs             (web identity, serial, next rotation)
-              curl -s http://127.0.0.1:15000/clusters          (pool connections, TLS handshakes)
-              curl -s http://127.0.0.1:15100/stats             (api side: p50/p90/p99 per route)
-              curl -s http://127.0.0.1:15000/metrics
+  admin:      ${webToken === apiToken ? `token file: ${webToken} (both sidecars)` : `token files: ${webToken} (web), ${apiToken} (api)`}
+              curl -s ${auth(webToken)} http://127.0.0.1:15000/certs      (web identity, serial, next rotation)
+              curl -s ${auth(webToken)} http://127.0.0.1:15000/clusters   (pool connections, TLS handshakes)
+              curl -s ${auth(apiToken)} http://127.0.0.1:15100/stats      (api side: p50/p90/p99 per route)
+              curl -s http://127.0.0.1:15000/metrics                       (no token needed)
   configs:    ${webConfig}
               ${apiConfig}
 Ctrl-C stops the demo.

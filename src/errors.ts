@@ -40,6 +40,36 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   draining: 503,
 });
 
+/**
+ * What a caller is told for each code with `node.error_detail: minimal` (the default): the code
+ * and a request id, never endpoints, parser messages, listener names or peers (those go to the
+ * access log's `detail`).
+ */
+export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = Object.freeze({
+  bad_request: 'the request is malformed',
+  headers_too_large: 'the request head is too large',
+  request_timeout: 'the request did not arrive in time',
+  no_route: 'no route matches the request',
+  unauthorized: 'the caller is not allowed to make this request',
+  rate_limited: 'too many requests',
+  upstream_connect_failed: 'the upstream service could not be reached',
+  upstream_reset: 'the upstream service closed the connection',
+  upstream_protocol_error: 'the upstream service sent an invalid response',
+  upstream_tls_failed: 'the TLS handshake with the upstream service failed',
+  upstream_identity_mismatch: 'the upstream service did not prove the expected identity',
+  no_healthy_endpoint: 'no healthy upstream endpoint',
+  overflow: 'the upstream service is at its concurrency limit',
+  timeout: 'the upstream service did not answer in time',
+  fault_injected: 'fault injected',
+  draining: 'the proxy is shutting down',
+});
+
+/** The JSON body of a local reply: the detailed message only when `detail` (node.error_detail: full). */
+export function localReplyBody(err: ProxyError, requestId: string | null, detail: boolean): string {
+  const message = detail ? err.message : PUBLIC_MESSAGE[err.code];
+  return JSON.stringify(requestId === null ? { error: err.code, message } : { error: err.code, message, request_id: requestId });
+}
+
 export class ProxyError extends Error {
   readonly code: ErrorCode;
   /** A status other than the code's usual one (fault injection answers with the configured status). */

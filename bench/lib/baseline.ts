@@ -5,6 +5,8 @@
 // allowance also grows by the noise this run itself showed: 3 × 1.4826 × MAD of direct's p99
 // across rounds (a robust 3σ of how much p99 moves for a config that did not change), and the
 // verdict prints it, so a noisy machine widens the gate visibly instead of failing at random.
+// `more_configs` gates further configs of the same run on their CPU ratio to nginx alone
+// (outrigger-node-1w: the node listener engine, which TLS listeners always use).
 
 import type { RateRecord } from './measure.js';
 import type { BenchResults } from './results.js';
@@ -16,10 +18,17 @@ export interface Gate {
   readonly margin_abs: number;
 }
 
+/** A further config gated on its CPU µs/request ÷ nginx's (paired by round), like `config`. */
+export interface ConfigCpuGate {
+  readonly config: string;
+  readonly cpu_ratio_to_nginx: Gate;
+}
+
 export interface Baseline {
   readonly config: string;
   readonly cpu_ratio_to_nginx: Gate;
   readonly added_p99_us: Gate & { readonly rate: number };
+  readonly more_configs?: readonly ConfigCpuGate[];
   readonly provisional?: boolean;
   readonly measured_at?: string;
   readonly note?: string;
@@ -28,7 +37,12 @@ export interface Baseline {
 export interface Verdict {
   readonly exitCode: 0 | 1 | 2;
   readonly text: string;
-  readonly measured: { readonly cpuRatio: number; readonly addedP99Us: number } | null;
+  readonly measured: {
+    readonly cpuRatio: number;
+    readonly addedP99Us: number;
+    /** Median CPU ratio to nginx of each of `more_configs`, by config. */
+    readonly moreCpuRatios: Readonly<Record<string, number>>;
+  } | null;
 }
 
 export function allowed(g: Gate): number {
@@ -45,8 +59,22 @@ export function p99NoiseUs(r: BenchResults, config: string, rate: number): numbe
   return 3 * 1.4826 * median(xs.map((x) => Math.abs(x - m)));
 }
 
+type Row = readonly [name: string, median: number, range: string, gate: Gate];
+
+/** The CPU-ratio rows of `more_configs`; a string naming the config when one has no paired value. */
+function moreRows(r: BenchResults, b: Baseline): Row[] | string {
+  const rows: Row[] = [];
+  for (const g of b.more_configs ?? []) {
+    const cpu = r.summary.find((x) => x.config === g.config)?.cpuRatioToNginx ?? null;
+    if (cpu === null) return g.config;
+    rows.push([`${g.config}: CPU µs/req ÷ nginx`, cpu.median, `${cpu.min.toFixed(2)}–${cpu.max.toFixed(2)}`, g.cpu_ratio_to_nginx]);
+  }
+  return rows;
+}
+
 export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
-  const skipped = r.skipped.filter((s) => s.name === b.config || s.name === 'nginx' || s.name === 'direct');
+  const needed = new Set([b.config, 'nginx', 'direct', ...(b.more_configs ?? []).map((g) => g.config)]);
+  const skipped = r.skipped.filter((s) => needed.has(s.name));
   if (skipped.length > 0) {
     return {
       exitCode: 2,
@@ -57,17 +85,21 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
   const s = r.summary.find((x) => x.config === b.config);
   const cpu = s?.cpuRatioToNginx ?? null;
   const added = s?.rates.find((q) => q.rate === b.added_p99_us.rate)?.addedP99Us ?? null;
-  if (cpu === null || added === null) {
-    return { exitCode: 2, measured: null, text: `bench:ci cannot check: no paired measurements for ${b.config} (see failed runs in results.json)` };
+  const more = moreRows(r, b);
+  if (cpu === null || added === null || typeof more === 'string') {
+    const which = typeof more === 'string' ? more : b.config;
+    return { exitCode: 2, measured: null, text: `bench:ci cannot check: no paired measurements for ${which} (see failed runs in results.json)` };
   }
   const noise = p99NoiseUs(r, 'direct', b.added_p99_us.rate);
   const latencyGate: Gate = { ...b.added_p99_us, margin_abs: Math.max(b.added_p99_us.margin_abs, Math.round(noise)) };
-  const rows: [string, number, string, Gate][] = [
-    ['CPU µs/req ÷ nginx', cpu.median, `${cpu.min.toFixed(2)}–${cpu.max.toFixed(2)}`, b.cpu_ratio_to_nginx],
-    [`p99 added over direct @${b.added_p99_us.rate}/s (µs)`, added.median, `${added.min.toFixed(0)}–${added.max.toFixed(0)}`, latencyGate],
+  const rows: Row[] = [
+    [`${b.config}: CPU µs/req ÷ nginx`, cpu.median, `${cpu.min.toFixed(2)}–${cpu.max.toFixed(2)}`, b.cpu_ratio_to_nginx],
+    [`${b.config}: p99 added over direct @${b.added_p99_us.rate}/s (µs)`, added.median, `${added.min.toFixed(0)}–${added.max.toFixed(0)}`, latencyGate],
+    ...more,
   ];
   let failed = false;
-  const lines = [`bench:ci ${b.config} vs nginx and direct, ${r.meta.rounds} interleaved rounds (medians of paired values)`, ''];
+  const gated = [b.config, ...(b.more_configs ?? []).map((g) => g.config)].join(', ');
+  const lines = [`bench:ci ${gated} vs nginx and direct, ${r.meta.rounds} interleaved rounds (medians of paired values)`, ''];
   lines.push('| check | measured (median) | range | threshold | allowed (with margin) | result |', '|---|---:|---:|---:|---:|---|');
   for (const [name, v, range, g] of rows) {
     const ok = v <= allowed(g);
@@ -79,5 +111,6 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
     `latency margin: max(margin_abs ${b.added_p99_us.margin_abs} µs, this run's p99 noise ${noise.toFixed(0)} µs = 3 × 1.4826 × MAD of direct's p99 over rounds)`,
   );
   if (b.provisional === true) lines.push('', 'note: baseline.json is provisional (not yet measured on this machine class); refresh it with --write-baseline.');
-  return { exitCode: failed ? 1 : 0, text: lines.join('\n'), measured: { cpuRatio: cpu.median, addedP99Us: added.median } };
+  const moreCpuRatios = Object.fromEntries((b.more_configs ?? []).map((g, i) => [g.config, more[i]?.[1] ?? NaN]));
+  return { exitCode: failed ? 1 : 0, text: lines.join('\n'), measured: { cpuRatio: cpu.median, addedP99Us: added.median, moreCpuRatios } };
 }

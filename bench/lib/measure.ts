@@ -1,11 +1,13 @@
-// One measurement pass over one running config: throughput (wrk, CPU of the proxy tree, RSS
-// under load), fixed-rate latency (paced wrk), autocannon, and optional body variants. Each
-// run is returned as a raw record; a run that fails is recorded with its error, not dropped.
+// One measurement pass over one running config: throughput (wrk, CPU of the proxy tree, of
+// each of its processes and of their threads, RSS under load), fixed-rate latency (paced wrk),
+// autocannon, and optional body variants. Each run is returned as a raw record; a run that
+// fails is recorded with its error, not dropped.
 
 import { runAutocannon, type AutocannonRun } from './autocannon.js';
 import { cpuMicrosBetween, microsPerRequest, sampleCpu } from './cpu.js';
 import { startRssSampler, type RssStats } from './rss.js';
 import type { RunningTarget } from './targets.js';
+import { sampleThreads, splitThreads, type ThreadSplit } from './threads.js';
 import { runWrk, type WrkResult } from './wrk.js';
 
 export interface Variant {
@@ -55,6 +57,8 @@ export interface ThroughputRecord extends RunBase {
   readonly upstreamCpuUsPerReq?: number | null;
   /** Configs of several processes (outrigger-mtls): CPU µs per request of each tree by name. */
   readonly partsCpuUsPerReq?: Readonly<Record<string, number | null>>;
+  /** CPU µs per request of each process's threads (by part name, or the config's name when single). */
+  readonly threadsCpuUsPerReq?: Readonly<Record<string, ThreadSplit>>;
   readonly rss?: RssStats;
 }
 
@@ -80,6 +84,28 @@ function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** The processes whose threads are split: the parts, or the one process of a single-process config. */
+function threadProcs(t: RunningTarget): readonly { readonly name: string; readonly pid: number }[] {
+  if (t.parts !== undefined) return t.parts;
+  const pid = t.pids[0];
+  return t.pids.length === 1 && pid !== undefined ? [{ name: t.spec.name, pid }] : [];
+}
+
+/** Per-thread split of every process between two samples (processes gone since are left out). */
+function threadSplits(
+  procs: readonly { readonly name: string; readonly pid: number }[],
+  before: ReadonlyMap<string, ReadonlyMap<number, number>>,
+  after: ReadonlyMap<string, ReadonlyMap<number, number>>,
+  requests: number,
+): Record<string, ThreadSplit> {
+  const out: Record<string, ThreadSplit> = {};
+  for (const p of procs) {
+    const split = splitThreads(p.pid, before.get(p.name) ?? new Map(), after.get(p.name) ?? new Map(), requests);
+    if (split !== null) out[p.name] = split;
+  }
+  return out;
+}
+
 async function throughput(
   t: RunningTarget,
   upstreamPid: number,
@@ -100,8 +126,10 @@ async function throughput(
   };
   const rss = startRssSampler(t.pids);
   const parts = t.parts ?? [];
+  const procs = threadProcs(t);
   const up0 = sampleCpu([upstreamPid]);
   const part0 = parts.map((p) => sampleCpu([p.pid]));
+  const threads0 = sampleThreads(procs);
   const cpu0 = sampleCpu(t.pids);
   try {
     const wrk = await runWrk({
@@ -113,6 +141,7 @@ async function throughput(
       ...(variant?.method === 'POST' ? { method: 'POST', body: 'x'.repeat(variant.bodyBytes ?? 0) } : {}),
     });
     const cpu1 = sampleCpu(t.pids);
+    const threads1 = sampleThreads(procs);
     const part1 = parts.map((p) => sampleCpu([p.pid]));
     const up1 = sampleCpu([upstreamPid]);
     const cpuUs = cpuMicrosBetween(cpu0, cpu1);
@@ -130,6 +159,7 @@ async function throughput(
       cpuUsPerReq: t.pids.length > 0 ? microsPerRequest(cpuUs, wrk.requests) : 0,
       upstreamCpuUsPerReq: microsPerRequest(cpuMicrosBetween(up0, up1), wrk.requests),
       ...(parts.length > 0 ? { partsCpuUsPerReq } : {}),
+      ...(procs.length > 0 ? { threadsCpuUsPerReq: threadSplits(procs, threads0, threads1, wrk.requests) } : {}),
       ...(t.pids.length > 0 ? { rss: rssStats } : {}),
     };
   } catch (e) {

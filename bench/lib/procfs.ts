@@ -123,3 +123,23 @@ export function processTree(pid: number): number[] {
   }
   return tree;
 }
+
+/** utime+stime of each thread of pid (/proc/<pid>/task/<tid>/stat); empty when the process is gone. */
+export function threadTicks(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const st = parseProcStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+      out.set(st.pid, st.utime + st.stime);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}

@@ -1,6 +1,8 @@
 // Renders results.json into report.md (tables) and report.html (the same tables plus inline
 // SVG charts: latency percentiles per fixed rate, CPU µs per request per config).
 
+import type { ConnectionsReading } from './admin.js';
+import { operandName, type Comparison } from './comparisons.js';
 import type { BenchResults } from './results.js';
 import type { Summary } from './stats.js';
 import { barChart, esc } from './svg.js';
@@ -84,6 +86,7 @@ export function buildTables(r: BenchResults): Table[] {
       String(s.failedRuns),
     ]),
   });
+  if ((r.comparisons ?? []).length > 0) tables.push(comparisonTable(r.comparisons ?? [], r.meta.rounds));
   const multi = r.summary.filter((s) => s.multiProxy !== undefined);
   if (multi.length > 0) {
     const first = multi[0]?.multiProxy;
@@ -119,11 +122,13 @@ export function buildTables(r: BenchResults): Table[] {
     ]);
     tables.push({
       title: 'Two-sidecar mTLS path',
-      note: `wrk → client sidecar (plaintext listener, 1 worker) → pooled persistent mTLS → server sidecar (inbound listener tls: {mode: mtls}, node:https on its one worker) → upstream. This is a path of ${n} proxies: its CPU µs/req is every sidecar's whole process tree summed, so compare it with ${n} × ${single} (one plaintext proxy, measured in the same rounds), not with one proxy or with nginx. The per-sidecar rows split that CPU; the server row is the cost of the inbound mTLS listener (single thread) plus its plaintext hop to the upstream. req/s is the whole path's, with both sidecars and wrk and the upstream sharing the machine. Ratios are paired round by round.`,
+      note: `wrk → client sidecar (plaintext listener, 1 worker) → pooled persistent mTLS → server sidecar (inbound listener tls: {mode: mtls}, node:https on each of its workers: 1 in outrigger-mtls, N in outrigger-mtls-Nw) → upstream. This is a path of ${n} proxies: its CPU µs/req is every sidecar's whole process tree summed, so compare it with ${n} × ${single} (one plaintext proxy, measured in the same rounds), not with one proxy or with nginx. The per-sidecar rows split that CPU; the server row is the cost of the inbound mTLS listener plus its plaintext hop to the upstream. req/s is the whole path's, with both sidecars and wrk and the upstream sharing the machine. Ratios are paired round by round.`,
       head: ['config / sidecar', 'req/s', `req/s × ${single}`, 'CPU µs/req', `CPU × ${single}`, `CPU × (${n} × ${single})`, `CPU − ${n} × ${single} (µs/req)`],
       rows,
     });
   }
+  if ((r.connections ?? []).some((c) => c.listeners === null || c.listeners.length > 0)) tables.push(connectionsTable(r.connections ?? []));
+  if ((r.threads ?? []).length > 0) tables.push(threadsTable(r));
   const allRates = [...new Set(r.summary.flatMap((s) => s.rates.map((x) => x.rate)))].sort((a, b) => a - b);
   for (const rate of allRates) {
     tables.push({
@@ -180,6 +185,70 @@ export function buildTables(r: BenchResults): Table[] {
     rows: [...r.configs.map((c) => [c.name, c.description]), ...r.skipped.map((s) => [s.name, `**skipped**: ${s.reason}`])],
   });
   return tables;
+}
+
+/** "≤ 1.30: yes" / "≤ 1.30: NO" / "–". */
+function fmtTarget(c: Comparison): Cell {
+  if (c.target === undefined) return '–';
+  const bound = `≤ ${c.target.toFixed(2)}`;
+  return c.withinTarget === null ? bound : `${bound}: ${c.withinTarget ? 'yes' : 'NO'}`;
+}
+
+function comparisonTable(comparisons: readonly Comparison[], rounds: number): Table {
+  return {
+    title: 'Paired ratios',
+    note: `CPU µs per request of a ÷ b, paired round by round (the median of ${rounds} per-round ratios, range in brackets; not the ratio of the medians). A “· server” side is the server sidecar's process tree alone. req/s ratio is of the whole configs. Targets from issue 19.`,
+    head: ['ratio', 'a', 'b', 'a CPU µs/req', 'b CPU µs/req', 'CPU/req a ÷ b', 'target', 'req/s a ÷ b'],
+    rows: comparisons.map((c) => [
+      c.label,
+      operandName(c.a),
+      operandName(c.b),
+      fmtSummary(c.aCpuUsPerReq, 1),
+      fmtSummary(c.bCpuUsPerReq, 1),
+      fmtRatio(c.cpuRatio),
+      fmtTarget(c),
+      fmtRatio(c.rpsRatio),
+    ]),
+  };
+}
+
+/** "1: 27 (52 %) · 2: 25 (48 %)". */
+function fmtAccepted(by: Readonly<Record<string, number>>): Cell {
+  const total = Object.values(by).reduce((a, b) => a + b, 0);
+  return Object.entries(by)
+    .map(([w, n]) => `${w}: ${n}${total > 0 ? ` (${Math.round((n / total) * 100)} %)` : ''}`)
+    .join(' · ');
+}
+
+function connectionsTable(readings: readonly ConnectionsReading[]): Table {
+  const rows: Cell[][] = [];
+  for (const c of readings) {
+    const who = c.part === c.config ? c.config : `${c.config} · ${c.part}`;
+    if (c.listeners === null) rows.push([who, '–', c.note ?? 'no reading']);
+    else for (const l of c.listeners) rows.push([who, l.listener, fmtAccepted(l.accepted_by_worker)]);
+  }
+  return {
+    title: 'Connections accepted per worker',
+    note: 'GET /stats `connections` of each outrigger process after the last round: connections each worker accepted on each listener over the whole run (warm-ups, probes and every round; pooled connections closed after 60 s idle between rounds are opened again). Counted on node-engine and TLS listeners only (uWS has no accept hook), so uws-listener processes have no row.',
+    head: ['config · process', 'listener', 'accepted by worker id'],
+    rows,
+  };
+}
+
+function threadsTable(r: BenchResults): Table {
+  return {
+    title: 'CPU per thread',
+    note: 'CPU µs per request of each process’s threads in the throughput runs (median, range over rounds). Node names every thread “node”, so workers are told apart by their CPU: with 1 worker the busiest other thread is the worker and the 2nd a V8/libuv helper; with 2 workers that both carry load the two busiest are the workers and “2nd ÷ busiest” is near 1. “rest” is every other thread (GC, libuv pool).',
+    head: ['config · process', 'main thread', 'busiest other thread', '2nd busiest', 'rest', '2nd ÷ busiest'],
+    rows: (r.threads ?? []).map((t) => [
+      t.process === t.config ? t.config : `${t.config} · ${t.process}`,
+      fmtSummary(t.main, 1),
+      fmtSummary(t.busiest, 1),
+      fmtSummary(t.second, 1),
+      fmtSummary(t.rest, 1),
+      fmtRatio(t.balance),
+    ]),
+  };
 }
 
 function mdCell(s: string): string {

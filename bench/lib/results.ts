@@ -1,9 +1,13 @@
 // The shape of results.json: everything a run measured (raw records), what it skipped and why,
-// the machine and tool versions, and the summaries the reports are rendered from.
+// the machine and tool versions, and the summaries the reports are rendered from. The last
+// three fields came later and are optional (older results.json files have none of them).
 
+import type { ConnectionsReading } from './admin.js';
+import type { Comparison } from './comparisons.js';
 import type { RunRecord } from './measure.js';
 import type { ToolStatus } from './peers.js';
 import type { ConfigSummary } from './summary.js';
+import type { ThreadSummary } from './threads.js';
 
 export interface BenchMeta {
   readonly startedAt: string;
@@ -32,4 +36,10 @@ export interface BenchResults {
   readonly idleRssKb: Readonly<Record<string, number>>;
   readonly runs: readonly RunRecord[];
   readonly summary: readonly ConfigSummary[];
+  /** Paired ratios between configs or their processes (node ÷ uws engine, server sidecar 2 ÷ 1 workers, …). */
+  readonly comparisons?: readonly Comparison[];
+  /** CPU per request by thread of every measured process (throughput runs, GET /). */
+  readonly threads?: readonly ThreadSummary[];
+  /** GET /stats `connections` of every outrigger process, read after the last round. */
+  readonly connections?: readonly ConnectionsReading[];
 }

@@ -1,10 +1,13 @@
 // One bench session: install/find the tools, start the upstream and every config, measure the
-// configs interleaved for several rounds (order rotated each round), stop everything, and
-// return results.json's content. Shared by compare.ts (npm run bench) and ci.ts.
+// configs interleaved for several rounds (order rotated each round), read each outrigger
+// process's accepted connections per worker (GET /stats), stop everything, and return
+// results.json's content. Shared by compare.ts (npm run bench) and ci.ts.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readConnections, type ConnectionsReading } from './admin.js';
+import { summarizeComparisons, type ComparisonSpec } from './comparisons.js';
 import { clockTicksPerSecond } from './procfs.js';
 import { measureConfig, type MeasurePlan, type RunRecord } from './measure.js';
 import { ensureTools, type ToolStatus } from './peers.js';
@@ -13,6 +16,7 @@ import type { BenchResults } from './results.js';
 import { treeRssKb } from './rss.js';
 import { summarizeRuns } from './summary.js';
 import { startTarget, startUpstream, type RunningTarget, type TargetSpec } from './targets.js';
+import { summarizeThreads } from './threads.js';
 
 export interface SessionOptions {
   readonly repoRoot: string;
@@ -21,7 +25,23 @@ export interface SessionOptions {
   readonly plan: MeasurePlan;
   readonly quick: boolean;
   readonly install: boolean;
+  /** Paired ratios to report (those whose configs were measured). */
+  readonly comparisons?: readonly ComparisonSpec[];
   readonly log: (s: string) => void;
+}
+
+/** GET /stats `connections` of every outrigger process of the running configs, logged as read. */
+async function readAllConnections(running: readonly RunningTarget[], log: (s: string) => void): Promise<ConnectionsReading[]> {
+  const out: ConnectionsReading[] = [];
+  for (const t of running) {
+    for (const a of t.admin ?? []) {
+      const r = await readConnections(t.spec.name, a);
+      out.push(r);
+      const text = r.listeners?.map((l) => `${l.listener} ${JSON.stringify(l.accepted_by_worker)}`).join(', ');
+      log(`connections accepted per worker, ${t.spec.name}/${a.part}: ${r.note ?? (text || 'none (uws listeners are not counted)')}`);
+    }
+  }
+  return out;
 }
 
 export async function runSession(opts: SessionOptions): Promise<BenchResults> {
@@ -39,6 +59,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
   const skipped: { name: string; reason: string }[] = [];
   const idleRssKb: Record<string, number> = {};
   const runs: RunRecord[] = [];
+  let connections: ConnectionsReading[] = [];
   let upstream: Awaited<ReturnType<typeof startUpstream>> | null = null;
   try {
     upstream = await startUpstream(opts.repoRoot);
@@ -65,6 +86,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
         runs.push(...(await measureConfig(t, upstream.proc.pid, round, opts.plan, tmp, log)));
       }
     }
+    connections = await readAllConnections(running, log);
   } finally {
     for (const t of running) await t.stop();
     await upstream?.proc.stop();
@@ -102,5 +124,8 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
     idleRssKb,
     runs,
     summary,
+    comparisons: summarizeComparisons(opts.comparisons ?? [], runs),
+    threads: summarizeThreads(runs),
+    connections,
   };
 }

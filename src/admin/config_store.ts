@@ -1,12 +1,20 @@
 // The running config and its history: one path for every change (PUT /config, file watch,
 // SIGHUP, rollback): validate → compile with the next version → apply on every worker → record.
 // An invalid config is refused with its problem list and the running version stays.
+// A config that arrives through the admin API (origin 'api') is parsed with limits
+// (body_limits.ts) and held to the API policy (api_policy.ts); one read from the config file
+// (origin 'file') is trusted, and what it names is remembered as trusted by the policy.
 
 import type { AdminSpec, CompileOptions, LoadResult, RawConfig } from '../config/load.js';
 import { compileConfig, parseConfigText } from '../config/load.js';
 import { summarizeDiff } from '../config/diff.js';
 import { resolveWorkers } from '../config/compile.js';
 import type { ConfigProblem, ConfigWarning, Snapshot } from '../config/types.js';
+import type { ApiPolicy } from './api_policy.js';
+import { parseConfigBody } from './body_limits.js';
+
+/** Where a config comes from: the admin API (checked by the policy) or the config file (trusted). */
+export type ConfigOrigin = 'api' | 'file';
 
 export interface HistoryEntry {
   readonly version: number;
@@ -46,7 +54,9 @@ export class ConfigStore {
     private readonly compile: Omit<CompileOptions, 'version'>,
     initial: { snapshot: Snapshot; admin: AdminSpec; source: RawConfig },
     by: string,
+    private readonly policy: ApiPolicy | null = null,
   ) {
+    policy?.trust(initial.source);
     this.snapshotNow = initial.snapshot;
     this.adminNow = initial.admin;
     this.lastVersion = initial.snapshot.version;
@@ -74,14 +84,14 @@ export class ConfigStore {
     this.snapshotNow = snapshot;
   }
 
-  /** Dry run: the problems, or the warnings of a config that would apply. */
-  validate(input: ConfigInput): LoadResult {
-    return this.load(input, this.lastVersion + 1);
+  /** Dry run: the problems, or the warnings of a config that would apply (as if sent through the admin API). */
+  validate(input: ConfigInput, origin: ConfigOrigin = 'api'): LoadResult {
+    return this.load(input, this.lastVersion + 1, origin);
   }
 
-  async apply(input: ConfigInput, by: string): Promise<ApplyOutcome> {
+  async apply(input: ConfigInput, by: string, origin: ConfigOrigin): Promise<ApplyOutcome> {
     const version = this.lastVersion + 1;
-    const loaded = this.load(input, version);
+    const loaded = this.load(input, version, origin);
     if (!loaded.ok) return { ok: false, kind: 'invalid', problems: loaded.problems };
     this.lastVersion = version;
     const prev = this.snapshotNow;
@@ -99,21 +109,26 @@ export class ConfigStore {
       return { ok: false, kind: 'apply_failed', error: e instanceof Error ? e.message : String(e) };
     }
     const summary = summarizeDiff(prev, applied);
+    if (origin === 'file') this.policy?.trust(loaded.source);
     this.snapshotNow = applied;
     this.record(version, by, summary, loaded.source);
     return { ok: true, version, summary, warnings: loaded.warnings, restartRequired };
   }
 
-  /** Applies the config of an earlier version again, as a new version. */
+  /** Applies the config of an earlier version again, as a new version (held to the API policy like PUT /config). */
   async rollback(toVersion: number, by: string): Promise<ApplyOutcome | null> {
     const entry = this.entries.find((e) => e.version === toVersion);
     if (entry === undefined) return null;
-    return this.apply({ object: entry.source }, `${by} (rollback to v${toVersion})`);
+    return this.apply({ object: entry.source }, `${by} (rollback to v${toVersion})`, 'api');
   }
 
-  private load(input: ConfigInput, version: number): LoadResult {
+  private load(input: ConfigInput, version: number, origin: ConfigOrigin): LoadResult {
     const opts: CompileOptions = { ...this.compile, version, fixedWorkers: this.snapshotNow.node.workers };
-    return 'text' in input ? parseConfigText(input.text, opts) : compileConfig(input.object, opts);
+    const parse = origin === 'api' ? parseConfigBody : parseConfigText;
+    const loaded = 'text' in input ? parse(input.text, opts) : compileConfig(input.object, opts);
+    if (!loaded.ok || origin !== 'api' || this.policy === null) return loaded;
+    const refused = this.policy.check(loaded.source);
+    return refused.length === 0 ? loaded : { ok: false, problems: refused };
   }
 
   private record(version: number, by: string, summary: string, source: RawConfig): void {

@@ -1,9 +1,15 @@
 // The admin API (DESIGN.md §5) on node:http, main thread only: readiness, config (get, put,
 // validate, history, rollback), clusters, stats, Prometheus metrics, certs, drain/shutdown,
-// log level. Mutating calls need the bearer token when one is configured (constant-time compare).
+// log level. Safe with no configuration (DESIGN.md §8): every request must name a loopback Host
+// (or this server's own address; 421 otherwise) and must not come from another site (403);
+// everything but /live, /ready and /metrics needs the bearer token (401; there always is one,
+// generated when none is configured; constant-time compare); bodies need a config content type
+// (415). Configs received here are parsed with limits (body_limits.ts) and held to the API
+// policy (api_policy.ts) by the config store.
 
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
+import { checkBodyType, checkHost, checkSameOrigin } from './request_checks.js';
 import type { ConfigProblem } from '../config/types.js';
 import type { StatsAggregator } from '../stats/aggregate.js';
 import type { ClusterView, ListenerView } from '../workers/messages.js';
@@ -16,8 +22,10 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 export interface AdminDeps {
   readonly store: ConfigStore;
   readonly stats: StatsAggregator;
-  /** Token for mutating calls, or null (no token configured). */
-  readonly token: string | null;
+  /** The bearer token every call but /live, /ready and /metrics needs. */
+  readonly token: string;
+  /** The address the server is bound to (IP literal, IPv6 without brackets): accepted as Host. */
+  readonly boundHost: string;
   ready(): boolean;
   inspect(): Promise<{ workers: number; clusters: ClusterView[]; listeners: ListenerView[] }>;
   certs(): unknown[];
@@ -32,6 +40,7 @@ class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -44,7 +53,7 @@ export class AdminServer {
     this.server = http.createServer((req, res) => {
       this.handle(req, res).catch((e: unknown) => {
         const err = e instanceof HttpError ? e : new HttpError(500, e instanceof Error ? e.message : String(e));
-        send(res, err.status, { error: err.message, ...err.extra });
+        send(res, err.status, { error: err.message, ...err.extra }, err.headers);
       });
     });
     this.server.keepAliveTimeout = 5000;
@@ -68,9 +77,20 @@ export class AdminServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const d = this.deps;
+    const badHost = checkHost(req.headers.host, req.socket.localAddress, d.boundHost);
+    if (badHost !== null) throw new HttpError(421, `${badHost}: the admin API answers only to localhost, 127.0.0.1, [::1] or its own address`);
+    const crossSite = checkSameOrigin(headerValue(req.headers.origin), headerValue(req.headers['sec-fetch-site']), req.headers.host);
+    if (crossSite !== null) throw new HttpError(403, crossSite);
     const url = new URL(req.url ?? '/', 'http://admin');
     const route = `${req.method} ${url.pathname}`;
-    const d = this.deps;
+    const access = Object.hasOwn(ROUTES, route) ? ROUTES[route] : undefined;
+    if (access === undefined) throw new HttpError(404, `no admin endpoint ${route}`);
+    if (access !== 'open') this.authorize(req);
+    if (access === 'token+body') {
+      const badType = checkBodyType(req.headers['content-type']);
+      if (badType !== null) throw new HttpError(415, badType);
+    }
     switch (route) {
       case 'GET /live':
         return send(res, 200, { live: true });
@@ -81,9 +101,8 @@ export class AdminServer {
       case 'GET /config':
         return send(res, 200, { version: d.store.version, config: d.store.source });
       case 'PUT /config': {
-        this.authorize(req);
         const input = await readConfigBody(req);
-        return sendOutcome(res, await d.store.apply(input, by(req, 'PUT /config')));
+        return sendOutcome(res, await d.store.apply(input, by(req, 'PUT /config'), 'api'));
       }
       case 'POST /config/validate': {
         const input = await readConfigBody(req);
@@ -96,7 +115,6 @@ export class AdminServer {
           versions: d.store.history().map((e) => ({ version: e.version, at: e.at, by: e.by, summary: e.summary })),
         });
       case 'POST /config/rollback': {
-        this.authorize(req);
         const body = await readJson(req);
         const version = (body as { version?: unknown } | null)?.version;
         if (typeof version !== 'number' || !Number.isInteger(version)) throw new HttpError(400, 'body must be {"version": <integer>}');
@@ -122,7 +140,6 @@ export class AdminServer {
         return send(res, 200, { certs: d.certs() });
       case 'POST /drain':
       case 'POST /shutdown': {
-        this.authorize(req);
         send(res, 202, { draining: true });
         d.drain(route);
         return;
@@ -130,7 +147,6 @@ export class AdminServer {
       case 'GET /log-level':
         return send(res, 200, { level: d.getLogLevel() });
       case 'PUT /log-level': {
-        this.authorize(req);
         const body = await readJson(req);
         const level = (body as { level?: unknown } | null)?.level;
         if (typeof level !== 'string' || !LOG_LEVELS.includes(level)) {
@@ -145,26 +161,59 @@ export class AdminServer {
   }
 
   private authorize(req: http.IncomingMessage): void {
-    const token = this.deps.token;
-    if (token === null) return;
     const header = req.headers.authorization ?? '';
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
-    const want = Buffer.from(token);
+    const want = Buffer.from(this.deps.token);
     // Constant time: compare equal-length buffers; the length check itself reveals only the length.
     const ok = given.length === want.length && timingSafeEqual(given, want);
-    if (!ok) throw new HttpError(401, 'missing or wrong bearer token');
+    if (!ok) throw new HttpError(401, 'missing or wrong bearer token', {}, { 'www-authenticate': 'Bearer realm="outrigger-admin"' });
   }
+}
+
+/**
+ * Who may call what: `open` (liveness, readiness, Prometheus), `token` (everything that shows
+ * config, certificates or state, and body-less mutations), `token+body` (calls with a body: also
+ * a config content type).
+ */
+const ROUTES: Readonly<Record<string, 'open' | 'token' | 'token+body'>> = {
+  'GET /live': 'open',
+  'GET /ready': 'open',
+  'GET /metrics': 'open',
+  'GET /config': 'token',
+  'PUT /config': 'token+body',
+  'POST /config/validate': 'token+body',
+  'GET /config/history': 'token',
+  'POST /config/rollback': 'token+body',
+  'GET /clusters': 'token',
+  'GET /stats': 'token',
+  'GET /certs': 'token',
+  'POST /drain': 'token',
+  'POST /shutdown': 'token',
+  'GET /log-level': 'token',
+  'PUT /log-level': 'token+body',
+};
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
 }
 
 /** Authorization decisions per rule and refused handshakes, per listener (GET /stats). */
 function securityJson(listeners: readonly ListenerView[]): unknown[] {
   return listeners
-    .filter((l) => l.authz !== null || l.handshake_failures > 0)
+    .filter((l) => l.authz !== null || l.handshake_failures > 0 || l.underscore_headers_dropped > 0)
     .map((l) => ({
       listener: l.name,
       tls_handshake_failures: l.handshake_failures,
+      underscore_headers_dropped: l.underscore_headers_dropped,
       authorization: l.authz === null ? null : { allowed_by_rule: l.authz.allowed, denied: l.authz.denied },
     }));
+}
+
+/** Connections accepted per listener and worker (node-engine listeners; GET /stats). */
+function connectionsJson(listeners: readonly ListenerView[]): unknown[] {
+  return listeners
+    .filter((l) => l.connections_by_worker != null)
+    .map((l) => ({ listener: l.name, accepted_by_worker: l.connections_by_worker }));
 }
 
 /** The same counters as Prometheus text, appended to prom-client's exposition. */
@@ -178,6 +227,8 @@ function securityMetrics(listeners: readonly ListenerView[]): string {
   }
   out += '# HELP outrigger_tls_handshake_failures_total Inbound TLS handshakes refused (missing, untrusted, expired or not-yet-valid client certificate).\n# TYPE outrigger_tls_handshake_failures_total counter\n';
   for (const l of listeners) out += `outrigger_tls_handshake_failures_total{listener="${esc(l.name)}"} ${l.handshake_failures}\n`;
+  out += '# HELP outrigger_headers_with_underscores_dropped_total Request header lines dropped for an underscore in the name (listeners[].headers_with_underscores: drop).\n# TYPE outrigger_headers_with_underscores_dropped_total counter\n';
+  for (const l of listeners) out += `outrigger_headers_with_underscores_dropped_total{listener="${esc(l.name)}"} ${l.underscore_headers_dropped}\n`;
   return out;
 }
 
@@ -185,9 +236,9 @@ function by(req: http.IncomingMessage, what: string): string {
   return `${what} from ${req.socket.remoteAddress ?? 'unknown'}`;
 }
 
-function send(res: http.ServerResponse, status: number, body: unknown): void {
+function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body, null, 2);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 

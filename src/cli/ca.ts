@@ -15,7 +15,8 @@ Usage:
   outrigger ca init --dir DIR --trust-domain TD [--key-type T] [--validity-days N]
       create a root key (DIR/ca.key, mode 0600) and certificate (DIR/ca.pem); refuses to overwrite
   outrigger ca issue --dir DIR --identity spiffe://TD/ns/NS/sa/SA --out PREFIX [--ttl-hours N] [--key-type T]
-      issue a leaf: PREFIX.pem (certificate) and PREFIX.key (key, mode 0600)
+      issue a leaf: PREFIX.pem (certificate) and PREFIX.key (key, mode 0600); never past the root's
+      own expiry. DIR/ca.key must be private (mode 0600) unless --allow-insecure-key-permissions
   outrigger ca inspect FILE
       print identity, serial, validity and issuer of each certificate in FILE
 
@@ -81,7 +82,14 @@ async function init(args: string[], io: CaIo): Promise<number> {
 async function issue(args: string[], io: CaIo): Promise<number> {
   const { values } = parse(
     args,
-    { dir: { type: 'string' }, identity: { type: 'string' }, out: { type: 'string' }, 'ttl-hours': { type: 'string' }, 'key-type': { type: 'string' } },
+    {
+      dir: { type: 'string' },
+      identity: { type: 'string' },
+      out: { type: 'string' },
+      'ttl-hours': { type: 'string' },
+      'key-type': { type: 'string' },
+      'allow-insecure-key-permissions': { type: 'boolean' },
+    },
     0,
   );
   if (values['help'] === true) return help(io);
@@ -90,7 +98,7 @@ async function issue(args: string[], io: CaIo): Promise<number> {
   const out = required(values, 'out', 'issue');
   const ttlHours = positiveNumber(values['ttl-hours'], 'ttl-hours');
   const kt = keyType(values['key-type']);
-  const ca = await loadCa(dir);
+  const ca = await loadCa(dir, { allowInsecureKeyPermissions: values['allow-insecure-key-permissions'] === true, optOut: 'pass --allow-insecure-key-permissions' });
   const leaf = issueLeaf(ca, { identity, ...(ttlHours !== undefined ? { ttlHours } : {}), ...(kt !== undefined ? { keyType: kt } : {}) });
   await mkdir(path.dirname(path.resolve(out)), { recursive: true });
   const files = await writeLeafFiles(out, leaf);

@@ -2,11 +2,13 @@
 // admin API, prints the `ready` line, reloads on config-file change and SIGHUP through the same
 // path as PUT /config, and on SIGTERM/SIGINT or POST /drain drains in-flight requests and exits 0.
 
-import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AdminServer } from '../admin/server.js';
+import { ApiPolicy, isLoopbackHost } from '../admin/api_policy.js';
 import { ConfigStore } from '../admin/config_store.js';
+import { ensureGeneratedToken, readConfiguredToken, TokenError, type AdminToken } from '../admin/token.js';
 import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 import type { Snapshot } from '../config/types.js';
@@ -24,10 +26,8 @@ export interface RunOptions {
 }
 
 const WATCH_DEBOUNCE_MS = 200;
-
-function isLoopback(host: string): boolean {
-  return host === '::1' || host.startsWith('127.');
-}
+/** Default admin.state_dir, relative to the config file's directory. */
+const DEFAULT_STATE_DIR = '.outrigger';
 
 export async function runSidecar(opts: RunOptions): Promise<number> {
   const log = createLogger(opts.logLevel);
@@ -38,23 +38,37 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   }
   for (const w of loaded.warnings) log.warn({ path: w.path, line: w.line }, w.message);
 
+  // The admin token (there always is one) and what configs sent through the admin API may name.
   const admin = loaded.admin;
-  let token: string | null = null;
-  if (admin.tokenFile !== null) {
-    try {
-      token = readFileSync(path.resolve(path.dirname(opts.file), admin.tokenFile), 'utf8').trim();
-    } catch (e) {
-      process.stderr.write(`outrigger: admin.token_file: cannot read "${admin.tokenFile}": ${(e as NodeJS.ErrnoException).code ?? e}\n`);
+  const rawAdmin = loaded.source.admin;
+  const configFile = path.resolve(opts.file);
+  const configDir = path.dirname(configFile);
+  const stateDir = path.resolve(configDir, rawAdmin.state_dir ?? DEFAULT_STATE_DIR);
+  let adminToken: AdminToken;
+  try {
+    if (admin.tokenFile !== null) {
+      adminToken = readConfiguredToken(path.resolve(configDir, admin.tokenFile));
+    } else if (!isLoopbackHost(admin.host)) {
+      process.stderr.write(`outrigger: admin.address ${admin.address} is not loopback: set admin.token_file (the token remote callers send); a generated token is for local use only\n`);
       return 2;
+    } else {
+      adminToken = ensureGeneratedToken(stateDir);
     }
-    if (token === '') {
-      process.stderr.write(`outrigger: admin.token_file: "${admin.tokenFile}" is empty\n`);
-      return 2;
-    }
-  } else if (!isLoopback(admin.host)) {
-    process.stderr.write(`outrigger: admin.address ${admin.address} is not loopback: set admin.token_file so that mutating calls need a token\n`);
+  } catch (e) {
+    if (!(e instanceof TokenError)) throw e;
+    const hint = admin.tokenFile === null ? ' (set admin.state_dir to a directory this user owns, or admin.token_file)' : '';
+    process.stderr.write(`outrigger: admin token: ${e.message}${hint}\n`);
     return 2;
   }
+  if (adminToken.warning !== null) log.warn({ file: adminToken.file }, adminToken.warning);
+  const policy = new ApiPolicy({
+    configFile,
+    stateDir,
+    tokenFile: adminToken.file,
+    allowedDirs: (rawAdmin.allowed_dirs ?? [configDir, stateDir]).map((d) => path.resolve(configDir, d)),
+    allowRemoteListeners: rawAdmin.allow_remote_listeners,
+    cwd: process.cwd(),
+  });
 
   const stats = new StatsAggregator();
   // Health checks run once per sidecar and outlier signals from all workers meet here; verdicts
@@ -132,6 +146,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     { availableParallelism: opts.compile.availableParallelism, enableTestHooks: opts.compile.enableTestHooks },
     { snapshot, admin, source: loaded.source },
     `file ${opts.file}`,
+    policy,
   );
 
   let draining = false;
@@ -142,7 +157,8 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const adminServer = new AdminServer({
     store,
     stats,
-    token,
+    token: adminToken.token,
+    boundHost: admin.host,
     ready: () => !draining && supervisor.readyWorkers === store.snapshot.node.workers,
     inspect: async () => {
       const view = await supervisor.inspect();
@@ -194,7 +210,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     }
     if (text === lastText && why === 'file change') return;
     lastText = text;
-    const outcome = await store.apply({ text }, `${why} of ${opts.file}`);
+    const outcome = await store.apply({ text }, `${why} of ${opts.file}`, 'file');
     if (outcome.ok) log.info({ version: outcome.version, summary: outcome.summary }, 'config reloaded');
     else if (outcome.kind === 'invalid') log.error({ problems: outcome.problems }, 'config file is invalid; running config stays');
     else log.error({ err: outcome.error }, 'config apply failed; running config stays');
@@ -217,7 +233,8 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
       version: snapshot.version,
       workers: snapshot.node.workers,
       listeners: supervisor.listeners.map((l) => ({ name: l.name, address: `${l.host}:${l.port}` })),
-      admin: `${admin.host}:${adminPort}`,
+      admin: `${admin.host.includes(':') ? `[${admin.host}]` : admin.host}:${adminPort}`,
+      admin_token_file: adminToken.file,
     },
     'ready',
   );

@@ -55,7 +55,7 @@ export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot 
       randomSeed: cfg.node.random_seed ?? null,
     },
     tls: compileTlsSource(cfg.tls),
-    listeners: cfg.listeners.map((l) => compileListener(l, opts, workers)),
+    listeners: cfg.listeners.map((l) => compileListener(l, opts, workers, cfg.node.error_detail)),
     clusters: cfg.clusters.map((c) => compileCluster(c, workers)),
   };
   return deepFreeze(snapshot);
@@ -80,7 +80,7 @@ export function compileAdmin(admin: RawAdmin): AdminSpec {
 /** The engine of a plaintext listener that names none (README: "Listener engines"). */
 export const DEFAULT_PLAINTEXT_ENGINE: 'uws' | 'node' = 'uws';
 
-function compileListener(l: RawListener, opts: CompileOptions, workers: number): ListenerSpec {
+function compileListener(l: RawListener, opts: CompileOptions, workers: number, errorDetail: 'minimal' | 'full'): ListenerSpec {
   const hp = mustParse(l.address, true);
   // Every worker serves every listener (SO_REUSEPORT), each enforcing its share of the limits.
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
@@ -93,6 +93,15 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number):
     maxRequestHeadersBytes: l.max_request_headers_bytes,
     xForwardedFor: l.x_forwarded_for,
     engine,
+    headersWithUnderscores: l.headers_with_underscores,
+    errorDetail: errorDetail === 'full',
+    timeouts: {
+      headersMs: l.timeouts.headers_ms,
+      bodyIdleMs: l.timeouts.body_idle_ms,
+      handshakeMs: l.timeouts.handshake_ms,
+      keepaliveIdleMs: l.timeouts.keepalive_idle_ms,
+    },
+    maxConnections: l.max_connections ?? null,
     routes: l.routes.map((r, i) => compileRoute(r, `${l.name}#${i}`, opts, servedBy)),
     rateLimit: compileRateLimit(l.rate_limit, servedBy),
     accessLog: l.access_log === undefined ? null : { path: l.access_log.path, format: l.access_log.format },
@@ -110,8 +119,12 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number):
 
 function compileTlsSource(t: RawConfig['tls']): TlsSourceSpec | null {
   if (t === undefined) return null;
-  if (t.ca !== undefined) return { mode: 'ca', dir: t.ca.dir, ttlHours: t.ca.ttl_hours, keyType: t.ca.key_type };
-  return { mode: 'files', trustBundle: t.trust_bundle!, cert: t.cert!, key: t.key! };
+  const trust = {
+    federation: t.federation.map((f) => ({ trustDomain: f.trust_domain, bundle: f.bundle })),
+    allowInsecureKeyPermissions: t.allow_insecure_key_permissions,
+  };
+  if (t.ca !== undefined) return { mode: 'ca', dir: t.ca.dir, ttlHours: t.ca.ttl_hours, keyType: t.ca.key_type, ...trust };
+  return { mode: 'files', trustBundle: t.trust_bundle!, cert: t.cert!, key: t.key!, ...trust };
 }
 
 /** A sidecar-wide token bucket split evenly among the workers (each enforces its share). */

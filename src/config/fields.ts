@@ -1,8 +1,10 @@
 // Reusable zod field schemas for the config format: names, addresses, durations, paths, regexes,
 // hosts and HTTP tokens. Each carries its own precise message; cross-field rules live in checks.ts.
-// Imports only zod and address.ts.
+// Imports only zod, address.ts and regex.ts.
+import { compileLinearRegex } from './regex.js';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
+import { identityPatternProblem } from './identity_pattern.js';
 
 /** Largest duration a Node timer can hold (2^31 - 1 ms). */
 export const MAX_MS = 2_147_483_647;
@@ -39,13 +41,22 @@ export function anchorRegex(source: string): string {
   return `^(?:${source})$`;
 }
 
-/** A JS regular expression source that must compile on its own and anchored. */
+/**
+ * A JS regular expression source that must compile on its own and anchored, in the syntax V8's
+ * linear engine can run (no backreferences, lookaround): matching stays linear in the input.
+ */
 export const regexField = z.string().superRefine((v, ctx) => {
   try {
-    new RegExp(v);
-    new RegExp(anchorRegex(v));
+    compileLinearRegex(v);
+    compileLinearRegex(anchorRegex(v));
   } catch (err) {
-    ctx.addIssue({ code: 'custom', message: `does not compile: ${(err as Error).message}` });
+    const msg = (err as Error).message;
+    ctx.addIssue({
+      code: 'custom',
+      message: msg.includes('linear time')
+        ? 'uses syntax that cannot be matched in linear time (backreferences, lookahead/lookbehind): rewrite it without them'
+        : `does not compile: ${msg}`,
+    });
   }
 });
 
@@ -84,6 +95,17 @@ export const spiffeIdField = z
   .regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)*$/, {
     error: 'must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web"',
   });
+
+/**
+ * An identity pattern (authorization `from`, cluster `tls.identities`): an exact SPIFFE ID, or
+ * one with whole-segment "*" wildcards (grammar in identity_pattern.ts, docs/config.md).
+ */
+export const identityPatternField = z.string().superRefine((v, ctx) => {
+  const problem = identityPatternProblem(v);
+  if (problem !== null) {
+    ctx.addIssue({ code: 'custom', message: `must be a SPIFFE ID or identity pattern: ${problem} (got ${JSON.stringify(v)})` });
+  }
+});
 
 /** A header value to match exactly: no CR, LF or NUL. */
 export const headerValueField = z

@@ -2,7 +2,7 @@
 // warning while they are not built, see warnings.ts), and the resilience and observability
 // sections (retries, fault, rate_limit, access_log, retry_budget, health_check, outlier_detection).
 import { z } from 'zod';
-import { methodField, ms, pathField, spiffeIdField } from './fields.js';
+import { identityPatternField, methodField, ms, pathField, spiffeIdField } from './fields.js';
 
 const percent = z.number().min(0).max(100);
 
@@ -19,8 +19,25 @@ export const tlsIdentitySchema = z
         key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
       })
       .optional(),
+    /** Other trust domains' roots, each trusted for its own trust domain only. */
+    federation: z
+      .array(
+        z.strictObject({
+          trust_domain: z.string().regex(/^[a-z0-9._-]{1,255}$/, { error: 'must be a trust domain name: 1-255 of a-z, 0-9, ".", "-", "_"' }),
+          bundle: z.string().min(1),
+        }),
+      )
+      .default([]),
+    /** Accept key and token files that group or others may access (refused at start otherwise). */
+    allow_insecure_key_permissions: z.boolean().default(false),
   })
   .superRefine((v, ctx) => {
+    const seen = new Map<string, number>();
+    v.federation.forEach((f, i) => {
+      const prev = seen.get(f.trust_domain);
+      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['federation', i, 'trust_domain'], message: `trust domain "${f.trust_domain}" is already federated (federation[${prev}]); put all its roots in one bundle` });
+      else seen.set(f.trust_domain, i);
+    });
     if ((v.cert === undefined) !== (v.key === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'give cert and key together' });
     }
@@ -43,16 +60,8 @@ export const clusterTlsSchema = z
     mode: z.enum(['mtls', 'disabled']).default('mtls'),
     /** The SPIFFE ID the upstream must present. */
     identity: spiffeIdField.optional(),
-    /** Or several accepted IDs / `spiffe://td/ns/x/*` patterns. */
-    // Exact IDs or `<id>/*` only: what the upstream identity check (tls/spiffe.ts compileIdentityPattern) accepts.
-    identities: z
-      .array(
-        z.string().regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)*(?:\/\*)?$/, {
-          error: 'must be a SPIFFE ID, or one ending in "/*" (any ID under that path)',
-        }),
-      )
-      .min(1)
-      .optional(),
+    // Or several accepted IDs / identity patterns (whole-segment "*" wildcards; identity_pattern.ts).
+    identities: z.array(identityPatternField).min(1).optional(),
   })
   .superRefine((v, ctx) => {
     if (v.mode === 'mtls' && v.identity === undefined && v.identities === undefined) {
@@ -66,7 +75,7 @@ export const clusterTlsSchema = z
 /** Listener `authorization`: deny unless a rule allows; an omitted field allows any. */
 export const authorizationSchema = z.array(
   z.strictObject({
-    from: z.array(z.string().regex(/^spiffe:\/\/\S+$/, { error: 'must be a SPIFFE ID (a trailing "*" is allowed)' })).min(1).optional(),
+    from: z.array(identityPatternField).min(1).optional(),
     paths: z.array(z.string().regex(/^\/\S*$/, { error: 'must start with "/" (a trailing "*" is allowed)' })).min(1).optional(),
     methods: z.array(methodField).min(1).optional(),
   }),

@@ -36,12 +36,19 @@ export const nodeSchema = z.strictObject({
     .union([z.literal('auto'), z.int().min(1).max(1024)], { error: 'must be "auto" or an integer 1-1024' })
     .default('auto'),
   drain_timeout_ms: ms().default(10_000),
+  error_detail: z.enum(['minimal', 'full']).default('minimal'),
   random_seed: z.int().min(0).max(4_294_967_295).optional(),
 });
 
 export const adminSchema = z.strictObject({
   address: bindAddressField.default('127.0.0.1:15000'),
   token_file: z.string().min(1).optional(),
+  /** Where the generated admin token lives (default `<config dir>/.outrigger`). */
+  state_dir: z.string().min(1).optional(),
+  /** Directories that paths in a config sent through the admin API must stay in (default: the config file's directory and state_dir). */
+  allowed_dirs: z.array(z.string().min(1)).min(1).optional(),
+  /** Let PUT /config add or change listeners on non-loopback addresses. */
+  allow_remote_listeners: z.boolean().default(false),
   history_limit: z.int().min(1).max(1000).default(20),
 });
 
@@ -88,6 +95,16 @@ export const listenerSchema = z.strictObject({
   max_request_headers_bytes: z.int().min(1024).max(1_048_576).default(65_536),
   x_forwarded_for: z.enum(['append', 'off']).default('append'),
   engine: z.enum(['uws', 'node']).optional(),
+  headers_with_underscores: z.enum(['drop', 'reject', 'allow']).default('drop'),
+  timeouts: z
+    .strictObject({
+      headers_ms: ms(1).default(10_000),
+      body_idle_ms: ms(1).default(60_000),
+      handshake_ms: ms(1).default(10_000),
+      keepalive_idle_ms: ms(1).default(60_000),
+    })
+    .default({ headers_ms: 10_000, body_idle_ms: 60_000, handshake_ms: 10_000, keepalive_idle_ms: 60_000 }),
+  max_connections: z.int().min(1).max(1_000_000).optional(),
   routes: z.array(routeSchema).min(1),
   tls: listenerTlsSchema.optional(),
   authorization: authorizationSchema.optional(),

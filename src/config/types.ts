@@ -25,9 +25,28 @@ export interface NodeSpec {
 }
 
 /** Where our certificate comes from: files (re-read when they change) or the embedded CA. */
-export type TlsSourceSpec =
+export type TlsSourceSpec = TlsSourceKind & TlsTrustSpec;
+
+export type TlsSourceKind =
   | { readonly mode: 'files'; readonly trustBundle: string; readonly cert: string; readonly key: string }
   | { readonly mode: 'ca'; readonly dir: string; readonly ttlHours: number; readonly keyType: 'ec-p256' | 'rsa-2048' };
+
+/** What this sidecar trusts beyond its own trust domain, and how strict it is with secret files. */
+export interface TlsTrustSpec {
+  /**
+   * Roots of other trust domains (`tls.federation`), each trusted for its own trust domain only;
+   * the sidecar's own bundle (files, CA or signer) vouches only for node.identity's trust domain.
+   */
+  readonly federation: readonly FederatedBundleSpec[];
+  /** Accept private key and token files that group or others may access (default false: refused at start). */
+  readonly allowInsecureKeyPermissions: boolean;
+}
+
+export interface FederatedBundleSpec {
+  readonly trustDomain: string;
+  /** PEM file of that trust domain's roots (relative to the config file's directory). */
+  readonly bundle: string;
+}
 
 /** A token bucket, already divided among workers (each worker enforces its share). */
 export interface RateLimitSpec {
@@ -66,10 +85,29 @@ export interface ListenerSpec {
    * llhttp through node:http/https: strict, transparent, always used for TLS listeners).
    */
   readonly engine: 'uws' | 'node';
+  /** Request header names with `_`: dropped (default, counted), refused with 400, or forwarded. */
+  readonly headersWithUnderscores: 'drop' | 'reject' | 'allow';
+  /** Client-side timeouts (node engine; uWS's are fixed, see docs/config.md). */
+  readonly timeouts: ListenerTimeoutsSpec;
+  /** Open client connections per worker; null = no limit. */
+  readonly maxConnections: number | null;
+  /** node.error_detail: full — local replies carry the detailed message (endpoint, parser message, peer). */
+  readonly errorDetail: boolean;
   /** TLS termination: `mtls` (client certificate required and verified), `tls` (server-only), null = plaintext (uWS). */
   readonly tls: 'mtls' | 'tls' | null;
   /** Authorization rules (deny unless one allows); null = every authenticated peer is allowed. */
   readonly authorization: readonly AuthzRuleSpec[] | null;
+}
+
+export interface ListenerTimeoutsSpec {
+  /** From a request's first byte to the end of its head (slow headers → 408, closed). */
+  readonly headersMs: number;
+  /** No byte in either direction while a request is in progress → the connection is closed. */
+  readonly bodyIdleMs: number;
+  /** TCP accept → TLS handshake done (TLS listeners). */
+  readonly handshakeMs: number;
+  /** An idle keep-alive connection between requests is closed after this. */
+  readonly keepaliveIdleMs: number;
 }
 
 /** One allow rule; a null field allows anything. */

@@ -20,6 +20,8 @@ export interface AccessEntry {
   readonly client: string;
   readonly peer: string | null;
   readonly error: string | null;
+  /** The error's detailed message (endpoint, parser message, peer): for operators, never for callers. */
+  readonly detail: string | null;
   readonly tries: number;
 }
 
@@ -36,7 +38,7 @@ export class AccessLog {
   write(e: AccessEntry): void {
     if (this.text) {
       this.logger.info(
-        `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.error === null ? '' : ` ${e.error}`}`,
+        `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.error === null ? '' : ` ${e.error} ${JSON.stringify(e.detail ?? '')}`}`,
       );
     } else {
       this.logger.info(e, 'access');

@@ -3,6 +3,7 @@
 // `*`), `methods`. Compiled once per config version; decisions are counted per rule.
 
 import type { AuthzRuleSpec } from '../config/types.js';
+import { compileIdentityPatterns } from '../tls/spiffe.js';
 
 type Matcher = (value: string) => boolean;
 
@@ -15,9 +16,6 @@ function listMatcher(patterns: readonly string[]): Matcher {
   }
   return (v) => exact.has(v) || prefixes.some((pre) => v.startsWith(pre));
 }
-
-/** Dot segments (also percent-encoded) and encoded or back slashes: an app may read the path differently. */
-const UNNORMALIZED_PATH = /(?:^|\/)(?:\.|%2e){1,2}(?:\/|$)|%2f|%5c|\\/i;
 
 interface CompiledRule {
   readonly from: Matcher | null;
@@ -33,22 +31,22 @@ export class Authorizer {
 
   constructor(rules: readonly AuthzRuleSpec[]) {
     this.rules = rules.map((r) => ({
-      from: r.from === null ? null : listMatcher(r.from),
+      from: r.from === null ? null : compileIdentityPatterns(r.from), // segment-wise, trust domain exact (tls/spiffe.ts)
       paths: r.paths === null ? null : listMatcher(r.paths),
       methods: r.methods === null ? null : new Set(r.methods),
     }));
     this.allowed = rules.map(() => 0);
   }
 
-  /** The index of the first rule that allows, or -1 (deny). Counts the decision. */
+  /**
+   * The index of the first rule that allows, or -1 (deny). Counts the decision. `path` is the
+   * request's normal form (path_normal.ts: ambiguous paths were refused before this).
+   */
   check(identity: string | null, path: string, method: string): number {
-    // A path rule matches only a path in normal form: "/v1/../admin" must not pass "/v1/*" and
-    // then reach an app that resolves it to "/admin". Rules without `paths` are unaffected.
-    const pathMatchable = !UNNORMALIZED_PATH.test(path);
     for (let i = 0; i < this.rules.length; i++) {
       const r = this.rules[i]!;
       if (r.from !== null && (identity === null || !r.from(identity))) continue;
-      if (r.paths !== null && (!pathMatchable || !r.paths(path))) continue;
+      if (r.paths !== null && !r.paths(path)) continue;
       if (r.methods !== null && !r.methods.has(method)) continue;
       this.allowed[i]!++;
       return i;

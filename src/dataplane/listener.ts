@@ -12,10 +12,10 @@ import type { TLSSocket } from 'node:tls';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
-import { ProxyError } from '../errors.js';
+import { localReplyBody, ProxyError } from '../errors.js';
 import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
 import type { Rng } from '../lb/types.js';
-import { serverTlsOptions, socketPeerIdentity } from '../tls/contexts.js';
+import { inboundPeer, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
@@ -24,7 +24,7 @@ import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { writeLocalReply } from './local_reply.js';
 import { NodeDownstream } from './node_downstream.js';
-import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, type RequestHead } from './request_head.js';
+import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, type RequestHead, type UnderscorePolicy } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
 import { UwsDownstream } from './uws_downstream.js';
@@ -81,6 +81,8 @@ export class ListenerRuntime implements ExchangeObserver {
   port = 0;
   /** TLS handshakes refused (no, expired or untrusted client certificate). */
   handshakeFailures = 0;
+  /** The listener's underscore-header policy and how many such headers it dropped. */
+  readonly underscores: UnderscorePolicy;
   /** Connections accepted by this worker (node engine; uWS has no accept hook: null). */
   connectionsAccepted: number | null = null;
 
@@ -89,6 +91,7 @@ export class ListenerRuntime implements ExchangeObserver {
     private readonly ctx: ListenerContext,
   ) {
     this.spec = spec;
+    this.underscores = { action: spec.headersWithUnderscores, dropped: 0 };
     this.router = buildRouter(spec.routes);
     this.targets = this.resolveTargets();
     this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
@@ -102,10 +105,14 @@ export class ListenerRuntime implements ExchangeObserver {
   }
 
   private createNodeServer(spec: ListenerSpec): http.Server {
+    const t = spec.timeouts;
     const common = {
       maxHeaderSize: spec.maxRequestHeadersBytes,
-      keepAliveTimeout: 60_000,
+      keepAliveTimeout: t.keepaliveIdleMs,
+      headersTimeout: t.headersMs,
       requestTimeout: 0,
+      // Node checks headersTimeout only this often (30 s by default): slow heads would outlive it.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headersMs / 4))),
       // Never llhttp's lenient mode: what it would tolerate, a second parser could read differently.
       insecureHTTPParser: false,
       // Host is checked by outrigger itself (one answer format for every refusal).
@@ -119,12 +126,21 @@ export class ListenerRuntime implements ExchangeObserver {
       if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
       server = https.createServer({
         ...common,
-        ...serverTlsOptions(material, { ticketKeySeed: this.ctx.ticketKeySeed }),
+        ...serverTlsOptions(material, this.tlsParams()),
         requestCert: spec.tls === 'mtls',
         rejectUnauthorized: spec.tls === 'mtls',
+        handshakeTimeout: t.handshakeMs,
       });
-      server.on('secureConnection', (s: PeerSocket) => {
-        s.peerIdentity = socketPeerIdentity(s);
+      // Before node's HTTP server sees the socket: an mtls connection, resumed or not, needs a
+      // verified client certificate that is valid now (a resumed session skips OpenSSL's checks).
+      server.prependListener('secureConnection', (s: PeerSocket) => {
+        const peer = spec.tls === 'mtls' ? inboundPeer(s) : null;
+        if (peer !== null && !peer.ok) {
+          this.handshakeFailures++;
+          s.destroy();
+          return;
+        }
+        s.peerIdentity = peer?.identity ?? null;
       });
       server.on('tlsClientError', () => {
         this.handshakeFailures++;
@@ -132,6 +148,9 @@ export class ListenerRuntime implements ExchangeObserver {
     }
     // Up to 2000 header lines (node's default); the byte limit is maxHeaderSize.
     server.maxHeadersCount = 2000;
+    // Idle in both directions while a request is in progress (between requests keepAliveTimeout rules).
+    server.timeout = t.bodyIdleMs;
+    if (spec.maxConnections !== null) server.maxConnections = spec.maxConnections;
     this.connectionsAccepted = 0;
     server.on('connection', () => {
       this.connectionsAccepted!++;
@@ -185,8 +204,17 @@ export class ListenerRuntime implements ExchangeObserver {
     const rateChanged = JSON.stringify(spec.rateLimit) !== JSON.stringify(this.spec.rateLimit);
     const authzChanged = JSON.stringify(spec.authorization) !== JSON.stringify(this.spec.authorization);
     this.spec = spec;
+    (this.underscores as { action: UnderscorePolicy['action'] }).action = spec.headersWithUnderscores;
     this.router = router;
     this.targets = this.resolveTargets();
+    const server = this.server;
+    if (server !== null) {
+      // Timeouts and limits apply to the running server (handshake_ms: to new servers only).
+      server.keepAliveTimeout = spec.timeouts.keepaliveIdleMs;
+      server.headersTimeout = spec.timeouts.headersMs;
+      server.timeout = spec.timeouts.bodyIdleMs;
+      server.maxConnections = spec.maxConnections ?? Infinity;
+    }
     if (rateChanged) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
     if (authzChanged) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
   }
@@ -194,8 +222,14 @@ export class ListenerRuntime implements ExchangeObserver {
   /** New certificate material: new handshakes use it at once; open connections carry on. */
   setMaterial(material: TlsMaterial): void {
     // requestCert/rejectUnauthorized are server options and stay as set at creation.
-    const { requestCert: _rc, rejectUnauthorized: _ru, ...ctxOptions } = serverTlsOptions(material, { ticketKeySeed: this.ctx.ticketKeySeed });
-    if (this.spec.tls !== null) (this.server as https.Server | null)?.setSecureContext(ctxOptions);
+    if (this.spec.tls === null) return;
+    const { requestCert: _rc, rejectUnauthorized: _ru, ...ctxOptions } = serverTlsOptions(material, this.tlsParams());
+    (this.server as https.Server | null)?.setSecureContext(ctxOptions);
+  }
+
+  /** Session tickets and ids are bound to this listener's name and mode (tls/contexts.ts). */
+  private tlsParams(): ServerTlsParams {
+    return { ticketKeySeed: this.ctx.ticketKeySeed, listener: this.spec.name, mode: this.spec.tls === 'tls' ? 'tls' : 'mtls' };
   }
 
   /** Authorization decisions so far: allowed per rule, denied. */
@@ -251,11 +285,11 @@ export class ListenerRuntime implements ExchangeObserver {
   private handleUws(res: HttpResponse, req: HttpRequest): void {
     let head: RequestHead | null = null;
     try {
-      head = readRequestHead(req, this.spec.maxRequestHeadersBytes);
+      head = readRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
       // The client's address costs a getpeername() syscall per request here: only when asked for.
       const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
       if (client !== null) head.client = client;
-      this.proxy(new UwsDownstream(res), head, buildUpstreamHead(head, client, 'http'));
+      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, buildUpstreamHead(head, client, 'http'));
     } catch (e) {
       const err = this.refusal(e);
       if (err.status === 400 || err.status === 431) {
@@ -264,12 +298,12 @@ export class ListenerRuntime implements ExchangeObserver {
         // here; with the answer pending it closes a connection that sends more, so the answer
         // leaves on the next turn, and then closes the connection.
         const id = head?.requestId ?? null;
-        const reply = new DeferredRefusal(res, err, id);
+        const reply = new DeferredRefusal(res, err, id, this.spec.errorDetail);
         res.onAborted(() => reply.abort());
         setImmediate(() => reply.send());
       } else {
         res.onAborted(noop);
-        res.cork(() => writeLocalReply(res, err, head?.requestId ?? null));
+        res.cork(() => writeLocalReply(res, err, head?.requestId ?? null, this.spec.errorDetail));
       }
       this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
     }
@@ -282,15 +316,15 @@ export class ListenerRuntime implements ExchangeObserver {
       socket.destroy();
       return;
     }
-    const down = new NodeDownstream(req, res);
+    const down = new NodeDownstream(req, res, this.spec.errorDetail);
     let head: RequestHead | null = null;
     try {
-      head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes);
+      head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
       const tls = this.spec.tls !== null;
       const peer = tls ? (socket.peerIdentity ?? null) : null;
       head.peer = peer;
       head.client = socket.remoteAddress ?? '';
-      if (this.authorizer !== null && this.authorizer.check(peer, head.path, head.method) < 0) {
+      if (this.authorizer !== null && this.authorizer.check(peer, head.matchPath, head.method) < 0) {
         throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
       }
       const ours = tls ? (this.ctx.tlsMaterial()?.identity ?? '') : '';
@@ -318,7 +352,10 @@ export class ListenerRuntime implements ExchangeObserver {
    */
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     const code = err.code ?? '';
-    if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
+    // node:https re-emits TLS handshake failures (and its handshake timeout) as clientError:
+    // there is no HTTP to answer on a connection whose handshake did not finish.
+    const handshaking = this.spec.tls !== null && (socket as Socket & { _secureEstablished?: boolean })._secureEstablished !== true;
+    if (handshaking || code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
       socket.destroy();
       return;
     }
@@ -330,7 +367,7 @@ export class ListenerRuntime implements ExchangeObserver {
           : new ProxyError('bad_request', 'malformed request');
     const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
     if (!busy && socket.bytesWritten === 0) {
-      const body = JSON.stringify({ error: pe.code, message: pe.message });
+      const body = localReplyBody(pe, null, this.spec.errorDetail);
       socket.end(
         `HTTP/1.1 ${pe.status} ${REASON_OF[pe.status] ?? 'Bad Request'}\r\nx-outrigger-error: ${pe.code}\r\ncontent-type: application/json\r\n` +
           `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
@@ -354,7 +391,7 @@ export class ListenerRuntime implements ExchangeObserver {
   /** Routing, limits, fault injection, endpoint choice: everything before the first upstream byte. */
   private proxy(down: Downstream, head: RequestHead, upstreamHead: string | Buffer): void {
     this.lastRouteIndex = -1;
-    const route = this.router.match(head.method, head.host, head.path, headerLookup(head));
+    const route = this.router.match(head.method, head.host, head.matchPath, headerLookup(head));
     if (route === null) {
       throw new ProxyError('no_route', `no route on listener ${this.spec.name} for ${head.method} ${head.host}${head.path}`);
     }
@@ -411,13 +448,14 @@ class DeferredRefusal {
     private readonly res: HttpResponse,
     private readonly err: ProxyError,
     private readonly requestId: string | null,
+    private readonly detail: boolean,
   ) {}
   abort(): void {
     this.aborted = true;
   }
   send(): void {
     if (this.aborted) return;
-    this.res.cork(() => writeLocalReply(this.res, this.err, this.requestId));
+    this.res.cork(() => writeLocalReply(this.res, this.err, this.requestId, this.detail));
   }
 }
 

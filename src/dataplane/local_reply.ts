@@ -3,7 +3,7 @@
 // (whatever the client sends next cannot be trusted to be framed right).
 
 import type { HttpResponse } from 'uWebSockets.js';
-import type { ProxyError } from '../errors.js';
+import { localReplyBody, type ProxyError } from '../errors.js';
 
 const REASON: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -18,9 +18,9 @@ const REASON: Readonly<Record<number, string>> = {
 };
 
 /** Writes the error response. Must run inside a uWS handler or a res.cork() callback. */
-export function writeLocalReply(res: HttpResponse, err: ProxyError, requestId: string | null): void {
+export function writeLocalReply(res: HttpResponse, err: ProxyError, requestId: string | null, detail: boolean): void {
   const status = err.status;
-  const body = JSON.stringify(requestId === null ? { error: err.code, message: err.message } : { error: err.code, message: err.message, request_id: requestId });
+  const body = localReplyBody(err, requestId, detail);
   res.writeStatus(`${status} ${REASON[status] ?? 'Error'}`);
   res.writeHeader('x-outrigger-error', err.code);
   res.writeHeader('content-type', 'application/json');

@@ -4,7 +4,7 @@
 // ones), keeps pipelined responses in order, and, unlike uWS, sends trailers and 1xx responses.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ProxyError } from '../errors.js';
+import { localReplyBody, type ProxyError } from '../errors.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 import { skipResponseHeader } from './hop_by_hop.js';
 
@@ -21,6 +21,8 @@ export class NodeDownstream implements Downstream {
   constructor(
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    /** node.error_detail: full — callers see the detailed message. */
+    private readonly detail: boolean,
   ) {
     res.sendDate = false;
   }
@@ -84,8 +86,9 @@ export class NodeDownstream implements Downstream {
     const flat: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      // The app's Date is kept as sent (sendDate is off on this engine: no Date is added either).
-      if (name !== 'date' && skipResponseHeader(name)) continue;
+      // The app's Date is kept as sent (sendDate is off on this engine: no Date is added either);
+      // so is its Trailer announcement (end to end: this engine sends the trailers).
+      if (name !== 'date' && name !== 'trailer' && skipResponseHeader(name)) continue;
       if (connectionNamed !== null && connectionNamed.includes(name)) continue;
       flat.push(name, headers[i + 1]!);
     }
@@ -115,12 +118,15 @@ export class NodeDownstream implements Downstream {
 
   reply(err: ProxyError, requestId: string): void {
     if (this.aborted || this.res.headersSent) return;
-    writeNodeLocalReply(this.res, err, requestId);
+    writeNodeLocalReply(this.res, err, requestId, this.detail);
   }
 
   abort(): void {
     if (!this.aborted) {
       this.aborted = true;
+      // Node holds a head until the first body write: send it, so the client sees a response cut
+      // short (as it would from the app) rather than a connection closed before any answer.
+      if (this.res.headersSent && !this.res.writableEnded) this.res.flushHeaders();
       this.res.destroy();
     }
   }
@@ -135,15 +141,16 @@ export class NodeDownstream implements Downstream {
 }
 
 /** A local reply on node:http. Malformed requests (400, 431) close the connection after it. */
-export function writeNodeLocalReply(res: ServerResponse, err: ProxyError, requestId: string | null): void {
-  const body = JSON.stringify(requestId === null ? { error: err.code, message: err.message } : { error: err.code, message: err.message, request_id: requestId });
+export function writeNodeLocalReply(res: ServerResponse, err: ProxyError, requestId: string | null, detail: boolean): void {
+  const body = localReplyBody(err, requestId, detail);
   const headers: Record<string, string | number> = {
     'x-outrigger-error': err.code,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
   };
-  if (requestId !== null) headers['x-request-id'] = requestId;
+  if (requestId !== null && requestId !== '') headers['x-request-id'] = requestId;
   if (err.status === 400 || err.status === 431) headers['connection'] = 'close';
+  res.sendDate = true; // our own response: dated like any server's
   res.writeHead(err.status, headers);
   res.end(body);
 }

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { HttpRequest } from 'uWebSockets.js';
 import { ProxyError } from '../errors.js';
 import { connectionNamed } from './hop_by_hop.js';
+import { normalizePath } from './path_normal.js';
 
 export const enum BodyFraming {
   None = 0,
@@ -18,8 +19,10 @@ export const enum BodyFraming {
 /** The checked request head. One per request; fields are plain values. */
 export interface RequestHead {
   method: string;
-  /** Path without the query, as received. */
+  /** Path without the query, as received (and forwarded). */
   path: string;
+  /** The path's normal form (path_normal.ts) that routing and authorization match against. */
+  matchPath: string;
   /** Path plus `?query` when there is one. */
   target: string;
   host: string;
@@ -49,7 +52,7 @@ function collect(name: string, value: string): void {
  * Reads and checks the head from uWS. Throws ProxyError (bad_request / headers_too_large) for
  * what must be refused. `maxHeadBytes` bounds request line + headers.
  */
-export function readRequestHead(req: HttpRequest, maxHeadBytes: number): RequestHead {
+export function readRequestHead(req: HttpRequest, maxHeadBytes: number, underscores: UnderscorePolicy): RequestHead {
   const method = req.getCaseSensitiveMethod();
   const path = req.getUrl();
   // undefined when the target has no '?', '' for a bare '?' (kept: the upstream sees what was sent).
@@ -57,14 +60,14 @@ export function readRequestHead(req: HttpRequest, maxHeadBytes: number): Request
   scratch = [];
   scratchBytes = 0;
   req.forEach(collect);
-  return checkRequestHead(method, path, rawQuery, scratch, scratchBytes, maxHeadBytes);
+  return checkRequestHead(method, path, rawQuery, scratch, scratchBytes, maxHeadBytes, underscores);
 }
 
 /**
  * Reads and checks the head of a node:http request (inbound TLS listeners). Node's own parser
  * has already refused malformed framing; the same checks as for uWS run on top.
  */
-export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number): RequestHead {
+export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number, underscores: UnderscorePolicy): RequestHead {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const raw = req.rawHeaders;
@@ -77,10 +80,20 @@ export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number):
     headers[i + 1] = value;
     bytes += name.length + value.length + 4;
   }
-  return checkRequestHead(req.method ?? 'GET', q < 0 ? url : url.slice(0, q), q < 0 ? undefined : url.slice(q + 1), headers, bytes, maxHeadBytes);
+  return checkRequestHead(req.method ?? 'GET', q < 0 ? url : url.slice(0, q), q < 0 ? undefined : url.slice(q + 1), headers, bytes, maxHeadBytes, underscores);
 }
 
 const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * What to do with request header names containing `_` (Envoy's headers_with_underscores_action):
+ * CGI, WSGI and PHP-FPM map `x_forwarded_client_cert` and `x-forwarded-client-cert` to the same
+ * variable, so a forged one could shadow the real one. `dropped` counts what `drop` removed.
+ */
+export interface UnderscorePolicy {
+  readonly action: 'drop' | 'reject' | 'allow';
+  dropped: number;
+}
 
 /** The checks every request head passes, whoever parsed it. */
 function checkRequestHead(
@@ -90,6 +103,7 @@ function checkRequestHead(
   headers: string[],
   headerBytes: number,
   maxHeadBytes: number,
+  underscores: UnderscorePolicy,
 ): RequestHead {
   const query = rawQuery ?? '';
   if (headerBytes + path.length + query.length + method.length + 12 > maxHeadBytes) {
@@ -98,6 +112,9 @@ function checkRequestHead(
   if (!TOKEN_METHOD.test(method)) throw new ProxyError('bad_request', 'invalid method');
   if (path.charCodeAt(0) !== 0x2f /* / */) throw new ProxyError('bad_request', 'request target must be in origin form (/path)');
   if (path.includes('#') || query.includes('#')) throw new ProxyError('bad_request', 'request target must not carry a #fragment');
+  const matchPath = normalizePath(path);
+  if (typeof matchPath !== 'string') throw new ProxyError('bad_request', `ambiguous request path: ${matchPath.refused}`);
+  if (underscores.action !== 'allow') headers = screenUnderscores(headers, underscores);
 
   let host: string | null = null;
   let contentLength = -1;
@@ -142,6 +159,7 @@ function checkRequestHead(
   return {
     method,
     path,
+    matchPath,
     target: rawQuery !== undefined ? `${path}?${query}` : path,
     host,
     framing: chunked ? BodyFraming.Chunked : contentLength > 0 ? BodyFraming.Length : BodyFraming.None,
@@ -152,6 +170,20 @@ function checkRequestHead(
     client: '',
     hasConnection,
   };
+}
+
+/** Applies the drop/reject policy to header names with `_`; the same array when there are none. */
+function screenUnderscores(headers: string[], policy: UnderscorePolicy): string[] {
+  let i = 0;
+  while (i < headers.length && !headers[i]!.includes('_')) i += 2;
+  if (i >= headers.length) return headers;
+  if (policy.action === 'reject') throw new ProxyError('bad_request', `header name with an underscore: "${headers[i]!.slice(0, 64)}"`);
+  const kept = headers.slice(0, i);
+  for (; i < headers.length; i += 2) {
+    if (headers[i]!.includes('_')) policy.dropped++;
+    else kept.push(headers[i]!, headers[i + 1]!);
+  }
+  return kept;
 }
 
 // The head being routed: route matching runs synchronously inside the handler, so one static

@@ -3,6 +3,7 @@
 // (regexes compiled once, empty stages skipped) and routes are bucketed by host so that a request
 // only checks the routes that can match its Host. Touches no I/O; per worker.
 
+import { compileLinearRegex } from '../config/regex.js';
 import type { HeaderMatchSpec, RouteSpec } from '../config/types.js';
 import type { Rng } from '../lb/types.js';
 
@@ -211,7 +212,7 @@ function includes(list: readonly string[], value: string): boolean {
 
 function compileRegex(source: string, what: string): RegExp {
   try {
-    return new RegExp(source);
+    return compileLinearRegex(source);
   } catch (err) {
     throw new Error(`${what} ${JSON.stringify(source)} does not compile: ${(err as Error).message}`);
   }

@@ -9,6 +9,7 @@ import { skipResponseHeader } from './hop_by_hop.js';
 import { writeLocalReply } from './local_reply.js';
 
 const NON_ASCII = /[\x80-\xff]/;
+const EMPTY = Buffer.alloc(0);
 
 export class UwsDownstream implements Downstream {
   private ex: DownstreamEvents | null = null;
@@ -22,7 +23,11 @@ export class UwsDownstream implements Downstream {
   private backlogOffset = 0;
   complete = false;
 
-  constructor(private readonly res: HttpResponse) {}
+  constructor(
+    private readonly res: HttpResponse,
+    /** node.error_detail: full — callers see the detailed message. */
+    private readonly detail: boolean,
+  ) {}
 
   attach(ex: DownstreamEvents, wantBody: boolean): void {
     this.ex = ex;
@@ -146,13 +151,17 @@ export class UwsDownstream implements Downstream {
 
   reply(err: ProxyError, requestId: string): void {
     if (this.aborted) return;
-    this.res.cork(() => writeLocalReply(this.res, err, requestId));
+    this.res.cork(() => writeLocalReply(this.res, err, requestId, this.detail));
     this.complete = true;
   }
 
   abort(): void {
     if (!this.aborted) {
       this.aborted = true;
+      // A head whose body never started is still only partly written: finish it (uWS writes the
+      // Content-Length with the first tryEnd), so the client sees a response cut short rather
+      // than a malformed head.
+      if (this.lengthMode && !this.started && this.total > 0) this.res.cork(() => this.res.tryEnd(EMPTY, this.total));
       this.res.close();
     }
   }

@@ -14,6 +14,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import { checkPrivateFile, InsecureFileError } from './key_files.js';
 import { isValidTrustDomain, parseSpiffeId, peerSpiffeId } from './spiffe.js';
 import {
   DEFAULT_KEY_TYPE,
@@ -42,7 +43,7 @@ export const DEFAULT_ROOT_VALIDITY_DAYS = 3650;
 /** A new leaf's notBefore is backdated this much, so peers with a slightly slow clock accept it. */
 export const CLOCK_SKEW_MS = 60_000;
 
-export type CaErrorCode = 'ca_exists' | 'ca_missing' | 'ca_invalid' | 'bad_request';
+export type CaErrorCode = 'ca_exists' | 'ca_missing' | 'ca_invalid' | 'bad_request' | 'insecure_permissions';
 
 /** A mistake the user can fix (existing CA, missing files, bad identity): one line, no stack needed. */
 export class CaError extends Error {
@@ -62,6 +63,9 @@ export interface Ca {
   readonly cert: X509Certificate;
   readonly key: KeyObject;
   readonly keyType: KeyType;
+  /** The root's validity: no leaf it issues lives past notAfter. */
+  readonly notBefore: Date;
+  readonly notAfter: Date;
   /** Roots to trust: this root, then extra_roots.pem (if present). */
   readonly trustBundlePem: string;
   /** @internal DER of the root's subject Name, the leaves' issuer. */
@@ -88,6 +92,18 @@ export interface LeafRequest {
    * not-yet-valid leaves). Default: notBefore = now − CLOCK_SKEW_MS, notAfter = now + ttl.
    */
   readonly notBefore?: Date;
+}
+
+/** A leaf for a public key made elsewhere (a CSR's key: the signer never sees the private key). */
+export interface SignRequest extends Omit<LeafRequest, 'keyType'> {
+  readonly publicKey: KeyObject;
+}
+
+export interface LoadCaOptions {
+  /** Accept a ca.key that group or others may access (default: refuse, with how to fix it). */
+  readonly allowInsecureKeyPermissions?: boolean;
+  /** How to opt out, for the refusal message. */
+  readonly optOut?: string;
 }
 
 /** A leaf and its key. Plain data (structured-clone safe: crosses piscina / postMessage). */
@@ -180,8 +196,11 @@ export async function initCa(dir: string, trustDomain: string, opts: InitCaOptio
   return loadCa(dir);
 }
 
-/** Load the CA in `dir`; CaError 'ca_missing' / 'ca_invalid' when it is absent or broken. */
-export async function loadCa(dir: string): Promise<Ca> {
+/**
+ * Load the CA in `dir`; CaError 'ca_missing' / 'ca_invalid' when it is absent or broken,
+ * 'insecure_permissions' when ca.key is accessible by group or others (unless allowed).
+ */
+export async function loadCa(dir: string, opts: LoadCaOptions = {}): Promise<Ca> {
   const certFile = path.join(dir, CA_CERT_FILE);
   const keyFile = path.join(dir, CA_KEY_FILE);
   let certPem: string;
@@ -199,7 +218,18 @@ export async function loadCa(dir: string): Promise<Ca> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
-  return caFromPem(dir, certPem, keyPem, extra);
+  const ca = caFromPem(dir, certPem, keyPem, extra);
+  try {
+    await checkPrivateFile(keyFile, {
+      label: 'CA key',
+      allowInsecure: opts.allowInsecureKeyPermissions === true,
+      ...(opts.optOut !== undefined ? { optOut: opts.optOut } : {}),
+    });
+  } catch (e) {
+    if (e instanceof InsecureFileError) throw new CaError('insecure_permissions', e.message);
+    throw e;
+  }
+  return ca;
 }
 
 /** Build a Ca from PEM text (used by loadCa and by the issuer worker). */
@@ -227,36 +257,61 @@ export function caFromPem(dir: string, certPem: string, keyPem: string, extraRoo
     cert,
     key,
     keyType,
+    notBefore: parseCertDate(cert.validFrom),
+    notAfter: parseCertDate(cert.validTo),
     trustBundlePem: rootPem + extraRootsPem,
     subjectName: subjectNameDer(cert.raw),
     keyId: subjectKeyId(cert.publicKey),
   };
 }
 
-/** Issue a leaf (X.509-SVID) for `req.identity`. Synchronous CPU work: call it off data-plane threads. */
+/** Issue a leaf (X.509-SVID) for `req.identity`, with a new key. Synchronous CPU work: call it off data-plane threads. */
 export function issueLeaf(ca: Ca, req: LeafRequest): IssuedCert {
-  const id = (() => {
-    try {
-      return parseSpiffeId(req.identity);
-    } catch (e) {
-      throw new CaError('bad_request', (e as Error).message);
-    }
-  })();
-  if (id.trustDomain !== ca.trustDomain) {
-    throw new CaError('bad_request', `identity ${req.identity} is outside the CA's trust domain "${ca.trustDomain}"`);
+  const keyType = checkKeyType(req.keyType ?? DEFAULT_KEY_TYPE);
+  checkIdentity(ca, req.identity); // before the (RSA: slow) key generation
+  const { privateKey, publicKey } = generateKeySync(keyType);
+  const signed = signLeaf(ca, { ...req, publicKey });
+  return { ...signed, keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
+function checkIdentity(ca: Ca, identity: string): ReturnType<typeof parseSpiffeId> {
+  let id;
+  try {
+    id = parseSpiffeId(identity);
+  } catch (e) {
+    throw new CaError('bad_request', (e as Error).message);
   }
-  if (id.path === '') throw new CaError('bad_request', `identity ${req.identity} needs a path (a workload, not the trust domain)`);
+  if (id.trustDomain !== ca.trustDomain) {
+    throw new CaError('bad_request', `identity ${identity} is outside the CA's trust domain "${ca.trustDomain}"`);
+  }
+  if (id.path === '') throw new CaError('bad_request', `identity ${identity} needs a path (a workload, not the trust domain)`);
+  return id;
+}
+
+/**
+ * Sign a leaf (X.509-SVID) for `req.identity` over a public key made elsewhere (a CSR's). The
+ * leaf never outlives the CA: notAfter is capped at the root's notAfter (a CA that has expired,
+ * or is not valid yet, issues nothing). The result's keyPem is empty: the key is not ours.
+ */
+export function signLeaf(ca: Ca, req: SignRequest): IssuedCert {
+  const id = checkIdentity(ca, req.identity);
   const ttlHours = req.ttlHours ?? DEFAULT_LEAF_TTL_HOURS;
   if (!(ttlHours > 0) || !Number.isFinite(ttlHours)) throw new CaError('bad_request', 'ttl hours must be a positive number');
-  const keyType = checkKeyType(req.keyType ?? DEFAULT_KEY_TYPE);
+  const keyType = keyTypeOf(req.publicKey);
+  if (keyType === null) throw new CaError('bad_request', 'the public key must be EC P-256 or RSA-2048');
 
   const now = Date.now();
+  if (now >= ca.notAfter.getTime()) throw new CaError('ca_invalid', `the CA in ${ca.dir} expired at ${ca.notAfter.toISOString()}; it issues nothing`);
+  if (now < ca.notBefore.getTime()) throw new CaError('ca_invalid', `the CA in ${ca.dir} is not valid before ${ca.notBefore.toISOString()}`);
   const start = req.notBefore?.getTime() ?? now;
   // Whole seconds (X.509 times have second precision, and the reported dates must match the
-  // cert), rounded outwards so a leaf never lives shorter than asked.
+  // cert), rounded outwards so a leaf never lives shorter than asked — except that it never
+  // outlives the CA that signs it.
   const notBefore = new Date(Math.floor((req.notBefore === undefined ? start - CLOCK_SKEW_MS : start) / 1000) * 1000);
-  const notAfter = new Date(Math.ceil((start + ttlHours * 3_600_000) / 1000) * 1000);
-  const { privateKey, publicKey } = generateKeySync(keyType);
+  const notAfter = new Date(Math.min(ca.notAfter.getTime(), Math.ceil((start + ttlHours * 3_600_000) / 1000) * 1000));
+  if (notAfter.getTime() <= notBefore.getTime()) {
+    throw new CaError('bad_request', `a leaf starting ${notBefore.toISOString()} would start after the CA's end (${ca.notAfter.toISOString()})`);
+  }
   const serial = randomSerial();
   const cn = id.serviceAccount !== null && id.namespace !== null ? `${id.serviceAccount}.${id.namespace}` : id.trustDomain;
   const der = buildCertificate({
@@ -268,7 +323,7 @@ export function issueLeaf(ca: Ca, req: LeafRequest): IssuedCert {
     ]),
     notBefore,
     notAfter,
-    publicKey,
+    publicKey: req.publicKey,
     extensions: [
       { name: 'basicConstraints', critical: true, cA: false },
       { name: 'keyUsage', critical: true, digitalSignature: true, keyEncipherment: keyType === 'rsa-2048' },
@@ -280,7 +335,7 @@ export function issueLeaf(ca: Ca, req: LeafRequest): IssuedCert {
   });
   return {
     certPem: derToPem(der),
-    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    keyPem: '',
     serial: serial.toString('hex').toUpperCase(),
     notBefore,
     notAfter,

@@ -1,10 +1,11 @@
 // node:tls options for the data plane, built from TlsMaterial. Outbound: one SecureContext per
 // material (every connection reuses it), the peer checked by SPIFFE URI SAN — never by DNS
-// name — and a per-endpoint session cache for resumption. Inbound: requestCert +
-// rejectUnauthorized against the trust bundle, with session tickets whose keys every inbound
-// thread shares and that change when the trust bundle changes.
+// name — and a session cache for resumption keyed by endpoint, expected identities and our own
+// certificate. Inbound: requestCert + rejectUnauthorized against the trust bundle, session
+// tickets and session ids bound to one listener (every thread serving it shares the keys), and
+// the per-connection check (inboundPeer) that a resumed session cannot skip.
 
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, randomBytes, type X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { materialKey, type TlsMaterial } from './material.js';
 import { compileIdentityPatterns, peerSpiffeId, type IdentityMatcher } from './spiffe.js';
@@ -136,28 +137,82 @@ export interface ServerTlsParams {
    * resumes only when it lands on the thread that issued its ticket. Default: one per thread.
    */
   readonly ticketKeySeed?: Buffer;
-  /** How long a session may be resumed, s (default 300). A resumed session skips re-verifying the client chain. */
+  /**
+   * The listener these options are for. Ticket keys and the session-id context are derived from
+   * it (with the mode and the trust material), so a session made on one listener never resumes
+   * on another — a ticket from a `tls` listener cannot open an `mtls` one. Default "".
+   */
+  readonly listener?: string;
+  /** `mtls` (default): a client certificate is required and verified; `tls`: server-side TLS only. */
+  readonly mode?: 'mtls' | 'tls';
+  /** How long a session may be resumed, s (default 300). A resumed session never outlives the client certificate (see inboundPeer). */
   readonly sessionTimeoutSeconds?: number;
+}
+
+/** What the session secrets of a listener depend on: its name, its mode and every trusted root. */
+function sessionBinding(m: TlsMaterial, params: ServerTlsParams): string {
+  return `${params.listener ?? ''}\0${params.mode ?? 'mtls'}\0${m.trustBundlePem}`;
 }
 
 /**
  * Options for `tls.createServer` / `server.setSecureContext` (on rotation): our leaf, the trust
- * bundle as `ca`, `requestCert` + `rejectUnauthorized` (a client without a valid certificate
- * fails the handshake; the server never sees its bytes), session tickets on. Ticket keys are
- * derived from the seed and the trust bundle, so a changed bundle invalidates old tickets and
- * every client chain is checked against the new one.
+ * bundle as `ca`, and for `mtls` `requestCert` + `rejectUnauthorized` (a client without a valid
+ * certificate fails the full handshake). Session tickets stay on, with keys and a session-id
+ * context derived from the seed, the listener's name and mode, and the trust bundle: a ticket
+ * made by another listener (or under another bundle) does not decrypt here, and a session id
+ * from elsewhere does not match, so the client goes through a full handshake. A resumed session
+ * skips OpenSSL's client-certificate checks: the listener must still run inboundPeer on every
+ * connection.
  */
 export function serverTlsOptions(m: TlsMaterial, params: ServerTlsParams = {}): tls.TlsOptions {
   const seed = params.ticketKeySeed ?? (threadSeed ??= newTicketKeySeed());
+  const binding = sessionBinding(m, params);
+  const mtls = (params.mode ?? 'mtls') === 'mtls';
   return {
     cert: m.certPem,
     key: m.keyPem,
     ca: m.trustBundlePem,
-    requestCert: true,
-    rejectUnauthorized: true,
-    ticketKeys: createHmac('sha384', seed).update(m.trustBundlePem).digest(), // 48 bytes, as node wants
+    requestCert: mtls,
+    rejectUnauthorized: mtls,
+    ticketKeys: createHmac('sha384', seed).update('outrigger ticket keys\0').update(binding).digest(), // 48 bytes, as node wants
+    // OpenSSL keeps at most 32 bytes of session-id context; node's default is one per process.
+    sessionIdContext: createHmac('sha256', seed).update('outrigger session id context\0').update(binding).digest('hex').slice(0, 32),
     sessionTimeout: params.sessionTimeoutSeconds ?? 300,
   };
+}
+
+/** An accepted inbound peer (its SPIFFE ID, or null when its certificate has none), or why it is refused. */
+export type InboundPeer = { readonly ok: true; readonly identity: string | null } | { readonly ok: false; readonly reason: string };
+
+const validityCache = new Lru<string, readonly [number, number]>(1024);
+
+/** A certificate's validity as [notBefore, notAfter] ms, parsed once per certificate. */
+function validityMs(cert: X509Certificate): readonly [number, number] {
+  const key = cert.fingerprint256;
+  let v = validityCache.get(key);
+  if (v === undefined) {
+    v = [Date.parse(cert.validFrom), Date.parse(cert.validTo)];
+    validityCache.set(key, v);
+  }
+  return v;
+}
+
+/**
+ * The check an `mtls` listener runs on every connection in 'secureConnection', resumed or not:
+ * OpenSSL verified a client chain (`socket.authorized`), a client certificate is present — a
+ * TLS 1.3 session resumed without one counts as "authorized" in node — and that certificate is
+ * valid now (a resumed session is not re-verified, so an expired certificate would otherwise
+ * live on until the session times out). The caller destroys the socket when `ok` is false and
+ * counts it as a refused handshake.
+ */
+export function inboundPeer(socket: tls.TLSSocket, nowMs = Date.now()): InboundPeer {
+  if (!socket.authorized) return { ok: false, reason: String(socket.authorizationError ?? 'UNAUTHORIZED') };
+  const cert = socket.getPeerX509Certificate();
+  if (cert === undefined) return { ok: false, reason: 'CERTIFICATE_REQUIRED' };
+  const [notBefore, notAfter] = validityMs(cert);
+  if (!(nowMs <= notAfter)) return { ok: false, reason: 'CERT_HAS_EXPIRED' };
+  if (!(nowMs >= notBefore)) return { ok: false, reason: 'CERT_NOT_YET_VALID' };
+  return { ok: true, identity: peerSpiffeId(cert) };
 }
 
 /**

@@ -19,6 +19,8 @@ export interface Issuer {
 
 export interface IssuerOptions {
   readonly caDir: string;
+  /** Accept a ca.key that group or others may access (default: refuse it). */
+  readonly allowInsecureKeyPermissions?: boolean;
   /** Pool threads, 1 or 2 (default 1: issuance is rare; a second thread only helps bursts). */
   readonly threads?: 1 | 2;
   /**
@@ -46,9 +48,10 @@ export function signWorkerUrl(): URL {
 
 export function createIssuer(opts: IssuerOptions): Issuer {
   const { caDir } = opts;
+  const allowInsecureKeyPermissions = opts.allowInsecureKeyPermissions === true;
   if (opts.inline === true) {
     return {
-      issue: (req) => issueFromDir({ caDir, req }),
+      issue: (req) => issueFromDir({ caDir, req, allowInsecureKeyPermissions }),
       close: async () => {},
     };
   }
@@ -60,7 +63,7 @@ export function createIssuer(opts: IssuerOptions): Issuer {
   });
   return {
     issue: async (req) => {
-      const r = await pool.run({ caDir, req });
+      const r = await pool.run({ caDir, req, allowInsecureKeyPermissions });
       if (!r.ok) throw new CaError(r.code, r.message);
       return r.leaf;
     },

@@ -11,10 +11,17 @@ import path from 'node:path';
 import type { TlsSourceSpec } from '../config/types.js';
 import { DEFAULT_LEAF_TTL_HOURS, type KeyType } from './ca.js';
 import { createIssuer, type Issuer } from './issuer_pool.js';
+import { checkPrivateFile } from './key_files.js';
 import { materialFromPem, materialKey, type TlsMaterial } from './material.js';
 import { splitPemCertificates } from './x509.js';
 
-export interface FilesSourceOptions {
+/** What every source shares: strictness with secret files. */
+export interface CommonSourceOptions {
+  /** Accept key (and token) files that group or others may access (default: refuse them, at start and on reload). */
+  readonly allowInsecureKeyPermissions?: boolean;
+}
+
+export interface FilesSourceOptions extends CommonSourceOptions {
   readonly mode: 'files';
   readonly trustBundlePath: string;
   readonly certPath: string;
@@ -27,7 +34,7 @@ export interface FilesSourceOptions {
   readonly debounceMs?: number;
 }
 
-export interface CaSourceOptions {
+export interface CaSourceOptions extends CommonSourceOptions {
   readonly mode: 'ca';
   readonly caDir: string;
   /** Our SPIFFE ID (node.identity). */
@@ -56,6 +63,8 @@ export interface CertsInfo {
   readonly trust_roots: number;
   readonly rotations: number;
   readonly last_error: string | null;
+  /** Failed reloads / issues so far (each kept the current certificate). */
+  readonly errors_total: number;
 }
 
 /**
@@ -65,9 +74,10 @@ export interface CertsInfo {
  */
 export function certificateSourceOptions(spec: TlsSourceSpec, identity: string | null, baseDir = '.'): CertificateSourceOptions {
   const abs = (p: string): string => path.resolve(baseDir, p);
+  const common: CommonSourceOptions = spec.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {};
   if (spec.mode === 'ca') {
     if (identity === null) throw new Error('tls.ca needs node.identity (the SPIFFE ID to issue our leaf for)');
-    return { mode: 'ca', caDir: abs(spec.dir), identity, ttlHours: spec.ttlHours, keyType: spec.keyType };
+    return { mode: 'ca', caDir: abs(spec.dir), identity, ttlHours: spec.ttlHours, keyType: spec.keyType, ...common };
   }
   return {
     mode: 'files',
@@ -75,6 +85,7 @@ export function certificateSourceOptions(spec: TlsSourceSpec, identity: string |
     certPath: abs(spec.cert),
     keyPath: abs(spec.key),
     ...(identity !== null ? { expectedIdentity: identity } : {}),
+    ...common,
   };
 }
 
@@ -94,6 +105,7 @@ interface SourceEvents {
 export class CertificateSource extends EventEmitter<SourceEvents> {
   private material: TlsMaterial;
   private lastError: string | null = null;
+  private errors = 0;
   private rotations = 0;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
@@ -124,7 +136,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
     }
     const fraction = opts.rotateAtFraction ?? 0.5;
     if (!(fraction > 0 && fraction < 1)) throw new Error('rotateAtFraction must be between 0 and 1');
-    const issuer = opts.issuer ?? createIssuer({ caDir: opts.caDir });
+    const issuer = opts.issuer ?? createIssuer({ caDir: opts.caDir, allowInsecureKeyPermissions: opts.allowInsecureKeyPermissions === true });
     try {
       const first = await issueMaterial(issuer, opts);
       const src = new CertificateSource(opts, first, issuer, opts.issuer === undefined);
@@ -152,6 +164,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
       trust_roots: splitPemCertificates(m.trustBundlePem).length,
       rotations: this.rotations,
       last_error: this.lastError,
+      errors_total: this.errors,
     };
   }
 
@@ -201,6 +214,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.lastError = err.message;
+      this.errors++;
       if (this.listenerCount('error') > 0) this.emit('error', err);
       if (this.opts.mode === 'ca') this.scheduleRetry();
     }
@@ -259,6 +273,7 @@ async function readFilesMaterial(opts: FilesSourceOptions): Promise<TlsMaterial>
     readFile(p, 'utf8').catch((e: NodeJS.ErrnoException) => {
       throw new Error(`tls.${label} ${p}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
     });
+  await checkPrivateFile(opts.keyPath, { label: 'tls.key', allowInsecure: opts.allowInsecureKeyPermissions === true });
   const [trustBundlePem, certPem, keyPem] = await Promise.all([
     read('trust_bundle', opts.trustBundlePath),
     read('cert', opts.certPath),
@@ -268,6 +283,11 @@ async function readFilesMaterial(opts: FilesSourceOptions): Promise<TlsMaterial>
   if (opts.expectedIdentity !== undefined && m.identity !== opts.expectedIdentity) {
     throw new Error(`tls.cert ${opts.certPath}: identity is ${m.identity}, node.identity is ${opts.expectedIdentity}`);
   }
+  // Whoever writes the files decides when to rotate; an expired or not-yet-valid leaf is still
+  // refused (at start: no start; on a reload: the current one stays).
+  const now = Date.now();
+  if (now > m.notAfter.getTime()) throw new Error(`tls.cert ${opts.certPath}: expired at ${m.notAfter.toISOString()} (serial ${m.serial})`);
+  if (now < m.notBefore.getTime()) throw new Error(`tls.cert ${opts.certPath}: not valid before ${m.notBefore.toISOString()} (serial ${m.serial})`);
   return m;
 }
 

@@ -7,6 +7,8 @@ import { CaError, issueLeaf, loadCa, type CaErrorCode, type IssuedCert, type Lea
 export interface SignTask {
   readonly caDir: string;
   readonly req: LeafRequest;
+  /** Accept a ca.key that group or others may access (tls.allow_insecure_key_permissions). */
+  readonly allowInsecureKeyPermissions?: boolean;
 }
 
 /** A leaf plus the trust bundle of the CA that signed it (root + extra roots). */
@@ -18,7 +20,7 @@ export interface IssuedLeaf extends IssuedCert {
 export type SignResult = { readonly ok: true; readonly leaf: IssuedLeaf } | { readonly ok: false; readonly code: CaErrorCode; readonly message: string };
 
 export async function issueFromDir(task: SignTask): Promise<IssuedLeaf> {
-  const ca = await loadCa(task.caDir);
+  const ca = await loadCa(task.caDir, { allowInsecureKeyPermissions: task.allowInsecureKeyPermissions === true });
   return { ...issueLeaf(ca, task.req), trustBundlePem: ca.trustBundlePem };
 }
 

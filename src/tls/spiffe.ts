@@ -1,9 +1,22 @@
-// SPIFFE identities: parse and validate IDs (spiffe://<trust-domain>/<path>), compile the
-// authorization patterns (exact or "prefix/*"), and read a peer's ID from its X.509 URI SAN.
+// SPIFFE identities: parse and validate IDs (spiffe://<trust-domain>/<path>), the identity
+// patterns (segment-wise, config/identity_pattern.ts), and read a peer's ID from its X.509 URI SAN.
 // Pure functions, no I/O; safe on data-plane workers (once per connection, never per request).
 
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
+// The ID and identity-pattern grammar, and the one pattern matcher, live in
+// config/identity_pattern.ts (config validation uses the same definition); re-exported here.
+import {
+  compileIdentityPattern,
+  compileIdentityPatterns,
+  identityPatternProblem,
+  isValidTrustDomain,
+  spiffeIdProblem,
+  trustDomainOf,
+  type IdentityMatcher,
+} from '../config/identity_pattern.js';
+
+export { compileIdentityPattern, compileIdentityPatterns, identityPatternProblem, isValidTrustDomain, spiffeIdProblem, trustDomainOf, type IdentityMatcher };
 
 export interface SpiffeId {
   /** The whole ID as given (already canonical: parsing accepts only canonical IDs). */
@@ -18,35 +31,6 @@ export interface SpiffeId {
 }
 
 const PREFIX = 'spiffe://';
-const MAX_ID_BYTES = 2048;
-const MAX_TRUST_DOMAIN = 255;
-const TRUST_DOMAIN = /^[a-z0-9._-]+$/;
-const SEGMENT = /^[A-Za-z0-9._-]+$/;
-
-/** True when `td` is a valid trust domain name: 1–255 of lower-case letters, digits, ".", "-", "_". */
-export function isValidTrustDomain(td: string): boolean {
-  return td.length > 0 && td.length <= MAX_TRUST_DOMAIN && TRUST_DOMAIN.test(td);
-}
-
-/** Why `s` is not a SPIFFE ID, or null when it is one. */
-export function spiffeIdProblem(s: string): string | null {
-  if (!s.startsWith(PREFIX)) return 'must start with "spiffe://" (lower case)';
-  if (Buffer.byteLength(s) > MAX_ID_BYTES) return `longer than ${MAX_ID_BYTES} bytes`;
-  const rest = s.slice(PREFIX.length);
-  const slash = rest.indexOf('/');
-  const td = slash === -1 ? rest : rest.slice(0, slash);
-  if (td.length === 0) return 'trust domain is empty';
-  if (td.length > MAX_TRUST_DOMAIN) return `trust domain longer than ${MAX_TRUST_DOMAIN} characters`;
-  if (!TRUST_DOMAIN.test(td)) return `trust domain "${td}" may only hold a-z, 0-9, ".", "-", "_"`;
-  if (slash === -1) return null;
-  const segments = rest.slice(slash + 1).split('/');
-  for (const seg of segments) {
-    if (seg.length === 0) return 'path has an empty segment (or a trailing "/")';
-    if (seg === '.' || seg === '..') return 'path has a "." or ".." segment';
-    if (!SEGMENT.test(seg)) return `path segment "${seg}" may only hold A-Z, a-z, 0-9, ".", "-", "_"`;
-  }
-  return null;
-}
 
 /** Parse a SPIFFE ID; null when invalid (see spiffeIdProblem for why). */
 export function tryParseSpiffeId(s: string): SpiffeId | null {
@@ -69,34 +53,6 @@ export function parseSpiffeId(s: string): SpiffeId {
 /** `spiffe://<td>/ns/<ns>/sa/<sa>`; throws when the result is not a valid ID. */
 export function workloadId(trustDomain: string, namespace: string, serviceAccount: string): string {
   return parseSpiffeId(`${PREFIX}${trustDomain}/ns/${namespace}/sa/${serviceAccount}`).uri;
-}
-
-/** A compiled identity pattern: true when the ID is allowed. */
-export type IdentityMatcher = (id: string) => boolean;
-
-/**
- * Compile an authorization pattern: an exact SPIFFE ID, or an ID prefix ending in "/*"
- * (`spiffe://td/ns/x/*` matches every ID under `spiffe://td/ns/x/`, not `spiffe://td/ns/x`
- * itself). Throws on anything else (a "*" elsewhere, an invalid ID).
- */
-export function compileIdentityPattern(pattern: string): IdentityMatcher {
-  if (pattern.endsWith('/*')) {
-    const base = pattern.slice(0, -2);
-    const problem = spiffeIdProblem(base);
-    if (problem !== null) throw new Error(`identity pattern "${pattern}": ${problem}`);
-    const prefix = `${base}/`;
-    return (id) => id.startsWith(prefix) && id.length > prefix.length;
-  }
-  const problem = spiffeIdProblem(pattern);
-  if (problem !== null) throw new Error(`identity pattern "${pattern}": ${problem}`);
-  return (id) => id === pattern;
-}
-
-/** Compile several patterns into one matcher (any may match). Throws like compileIdentityPattern. */
-export function compileIdentityPatterns(patterns: readonly string[]): IdentityMatcher {
-  const ms = patterns.map(compileIdentityPattern);
-  if (ms.length === 1) return ms[0] as IdentityMatcher;
-  return (id) => ms.some((m) => m(id));
 }
 
 /** One-off pattern check (compiles each call; prefer compileIdentityPattern on a hot path). */
@@ -166,7 +122,7 @@ export function peerSpiffeId(cert: PeerCertificate | X509Certificate | null | un
 }
 
 /**
- * Check a peer certificate against the expected identities (exact IDs or "prefix/*" patterns).
+ * Check a peer certificate against the expected identities (exact IDs or identity patterns).
  * Returns null when it matches, else a one-line reason (no prefix: callers add their code).
  */
 export function verifyPeerIdentity(

@@ -393,15 +393,16 @@ function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[]
 }
 
 function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>, workerIds: readonly number[]): ListenerView[] {
-  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number; byWorker: Record<string, number> | null }>();
+  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number; underscores: number; byWorker: Record<string, number> | null }>();
   views.forEach((view, w) => {
     for (const l of view) {
       let m = out.get(l.name);
       if (m === undefined) {
-        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0, byWorker: null };
+        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0, underscores: 0, byWorker: null };
         out.set(l.name, m);
       }
       m.handshake_failures += l.handshake_failures;
+      m.underscores += l.underscore_headers_dropped;
       if (l.connections !== null) (m.byWorker ??= {})[String(workerIds[w] ?? w + 1)] = l.connections;
       if (l.authz !== null) {
         const allowed = (m.allowed ??= []);
@@ -414,6 +415,7 @@ function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>, worke
     name: m.name,
     authz: m.allowed === null ? null : { allowed: m.allowed, denied: m.denied },
     handshake_failures: m.handshake_failures,
+    underscore_headers_dropped: m.underscores,
     connections: m.byWorker === null ? null : Object.values(m.byWorker).reduce((a, b) => a + b, 0),
     connections_by_worker: m.byWorker,
   }));

@@ -95,6 +95,7 @@ function logAccess(l: ListenerRuntime, head: RequestHead | null, route: string |
     client: head?.client ?? '',
     peer: head?.peer ?? null,
     error: err === null ? null : err.code,
+    detail: err === null ? null : err.message,
     tries: ex?.tries ?? 0,
   });
 }
@@ -226,7 +227,7 @@ port.on('message', (msg: ToWorker) => {
         id: msg.id,
         version: runtime.version,
         clusters: inspect(),
-        listeners: [...runtime.listeners.values()].map((l) => ({ name: l.spec.name, authz: l.authzCounts, handshake_failures: l.handshakeFailures, connections: l.connectionsAccepted })),
+        listeners: [...runtime.listeners.values()].map((l) => ({ name: l.spec.name, authz: l.authzCounts, handshake_failures: l.handshakeFailures, underscore_headers_dropped: l.underscores.dropped, connections: l.connectionsAccepted })),
       });
       break;
     case 'drain':

@@ -1,8 +1,9 @@
 // Every admin endpoint of DESIGN.md §5 against a real sidecar process (2 workers) and real
 // upstreams: readiness, config get/put (YAML and JSON)/validate/history/rollback with traffic
 // proving which routes run, clusters, stats and Prometheus metrics after real traffic, certs,
-// log level, error answers (404, 413, malformed JSON/YAML), the bearer token, the refusal of a
-// non-loopback admin address without a token, and reloads from a file edit and from SIGHUP.
+// log level, error answers (404, 413, malformed JSON/YAML), a configured bearer token, the refusal
+// of a non-loopback admin address without a token, and reloads from a file edit and from SIGHUP.
+// (The attacks the admin API resists, and the generated token, are in security.test.ts.)
 
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -337,9 +338,10 @@ describe('admin API endpoints', () => {
 
   it('a body over 1 MiB → 413 (with Content-Length and chunked), and nothing changes', async () => {
     const big = Buffer.alloc(1024 * 1024 + 1, 0x20);
-    const r = await request(`${sc.admin}/config`, { method: 'PUT', body: big, headers: { 'content-length': String(big.length) } }).catch((e: Error) => e);
+    const auth = { authorization: `Bearer ${sc.token}`, 'content-type': 'application/yaml' };
+    const r = await request(`${sc.admin}/config`, { method: 'PUT', body: big, headers: { ...auth, 'content-length': String(big.length) } }).catch((e: Error) => e);
     expect(r instanceof Error ? r.message : r.status).toBe(413);
-    const chunked = await request(`${sc.admin}/config/validate`, { method: 'POST', body: big, headers: { 'transfer-encoding': 'chunked' } }).catch((e: Error) => e);
+    const chunked = await request(`${sc.admin}/config/validate`, { method: 'POST', body: big, headers: { ...auth, 'transfer-encoding': 'chunked' } }).catch((e: Error) => e);
     expect(chunked instanceof Error ? chunked.message : chunked.status).toBe(413);
     expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(5);
   });
@@ -407,45 +409,57 @@ describe('admin API endpoints', () => {
 });
 
 describe('admin token', () => {
-  it('mutating calls need the bearer token (trimmed from the file); GET calls and dry runs do not', async () => {
+  it('a configured token file: every call but /live, /ready, /metrics needs its token (trimmed from the file)', async () => {
     const u = await startUps();
     const dir = tempDir();
     const tokenFile = path.join(dir, 'admin.token');
     writeFileSync(tokenFile, '  \n s3cret-Token.42 \n\n');
     const admin = { address: '127.0.0.1:0', token_file: tokenFile };
     const sc = await startSidecar(makeConfig(u, { root: 'a', admin }), { dir });
+    expect(sc.tokenFile).toBe(tokenFile);
+    expect(sc.token).toBe('s3cret-Token.42');
     const right = { authorization: 'Bearer s3cret-Token.42' };
     const wrong = { authorization: 'Bearer s3cret-Token.43' };
+    const anon = { admin: sc.admin }; // adminCall sends no token for it
 
     const next = makeConfig(u, { root: 'b', admin });
     for (const headers of [{}, wrong, { authorization: 's3cret-Token.42' }, { authorization: 'Basic s3cret-Token.42' }]) {
-      expect((await adminCall(sc, 'PUT', '/config', next, headers)).status, JSON.stringify(headers)).toBe(401);
-      expect((await adminCall(sc, 'POST', '/config/rollback', { version: 1 }, headers)).status).toBe(401);
-      expect((await adminCall(sc, 'PUT', '/log-level', { level: 'debug' }, headers)).status).toBe(401);
-      expect((await adminCall(sc, 'POST', '/drain', undefined, headers)).status).toBe(401);
-      expect((await adminCall(sc, 'POST', '/shutdown', undefined, headers)).status).toBe(401);
+      const what = JSON.stringify(headers);
+      const put = await adminCall(anon, 'PUT', '/config', next, headers);
+      expect(put.status, what).toBe(401);
+      expect(put.json.error).toContain('bearer token');
+      expect(put.headers['www-authenticate']).toContain('Bearer');
+      expect((await adminCall(anon, 'POST', '/config/rollback', { version: 1 }, headers)).status).toBe(401);
+      expect((await adminCall(anon, 'PUT', '/log-level', { level: 'debug' }, headers)).status).toBe(401);
+      expect((await adminCall(anon, 'POST', '/drain', undefined, headers)).status).toBe(401);
+      expect((await adminCall(anon, 'POST', '/shutdown', undefined, headers)).status).toBe(401);
+      expect((await adminCall(anon, 'POST', '/config/validate', next, headers)).status).toBe(401);
+      for (const p of ['/config', '/config/history', '/clusters', '/stats', '/certs', '/log-level']) {
+        expect((await adminCall(anon, 'GET', p, undefined, headers)).status, `${p} ${what}`).toBe(401);
+      }
     }
     // Nothing changed and the sidecar is still up.
-    expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(1);
-    expect((await adminCall(sc, 'GET', '/ready')).status).toBe(200);
+    expect((await adminCall(anon, 'GET', '/config', undefined, right)).json.version).toBe(1);
+    expect((await adminCall(anon, 'GET', '/ready')).status).toBe(200);
     expect(await routedTo(sc, '/x')).toBe('A');
 
-    // GET calls and the dry run need no token.
-    for (const p of ['/live', '/ready', '/config', '/config/history', '/clusters', '/stats', '/metrics', '/certs', '/log-level']) {
-      expect((await request(`${sc.admin}${p}`)).status, p).toBe(200);
+    // Liveness, readiness and Prometheus need no token; the rest answers with it.
+    for (const p of ['/live', '/ready', '/metrics']) expect((await request(`${sc.admin}${p}`)).status, p).toBe(200);
+    for (const p of ['/config', '/config/history', '/clusters', '/stats', '/certs', '/log-level']) {
+      expect((await request(`${sc.admin}${p}`, { headers: right })).status, p).toBe(200);
     }
-    expect((await adminCall(sc, 'POST', '/config/validate', next)).status).toBe(200);
+    expect((await adminCall(anon, 'POST', '/config/validate', next, right)).status).toBe(200);
 
     // With the right token.
-    const put = await adminCall(sc, 'PUT', '/config', next, right);
+    const put = await adminCall(anon, 'PUT', '/config', next, right);
     expect(put.status, put.text).toBe(200);
     expect(put.json.version).toBe(2);
     expect(await routedTo(sc, '/x')).toBe('B');
-    const rb = await adminCall(sc, 'POST', '/config/rollback', { version: 1 }, right);
+    const rb = await adminCall(anon, 'POST', '/config/rollback', { version: 1 }, right);
     expect(rb.status).toBe(200);
     expect(await routedTo(sc, '/x')).toBe('A');
-    expect((await adminCall(sc, 'PUT', '/log-level', { level: 'warn' }, right)).status).toBe(200);
-    const shut = await adminCall(sc, 'POST', '/shutdown', undefined, right);
+    expect((await adminCall(anon, 'PUT', '/log-level', { level: 'warn' }, right)).status).toBe(200);
+    const shut = await adminCall(anon, 'POST', '/shutdown', undefined, right);
     expect(shut.status).toBeLessThan(300);
     expect(await sc.exit()).toBe(0);
   });

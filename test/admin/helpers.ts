@@ -4,7 +4,7 @@
 // the proxy. Everything binds 127.0.0.1, every wait is bounded, `closeAll()` cleans up.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, renameSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, renameSync, existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -72,6 +72,10 @@ export interface Sidecar {
   readonly dir: string;
   /** `http://127.0.0.1:ADMINPORT` */
   readonly admin: string;
+  /** The admin bearer token (read from the ready line's `admin_token_file`); adminCall sends it. */
+  readonly token: string;
+  /** The file it was read from (generated into `<dir>/.outrigger/admin.token` unless configured). */
+  readonly tokenFile: string;
   /** Port of a listener (default `main`). */
   port(listener?: string): number;
   url(pathAndQuery: string, listener?: string): string;
@@ -226,6 +230,8 @@ export async function startSidecar(cfg: Config, opts: StartOptions = {}): Promis
   const listeners = (ready['listeners'] as Array<{ name: string; address: string }> | undefined) ?? [];
   const ports = new Map(listeners.map((l) => [l.name, Number(l.address.slice(l.address.lastIndexOf(':') + 1))]));
   const adminAddr = String(ready['admin']);
+  const tokenFile = String(ready['admin_token_file']);
+  const token = readFileSync(tokenFile, 'utf8').trim();
   const port = (name = 'main'): number => {
     const p = ports.get(name);
     if (p === undefined) throw new Error(`no listener ${name} in the ready line: ${JSON.stringify(listeners)}`);
@@ -237,6 +243,8 @@ export async function startSidecar(cfg: Config, opts: StartOptions = {}): Promis
     file,
     dir,
     admin: `http://${adminAddr}`,
+    token,
+    tokenFile,
     port,
     url: (p, listener) => `http://127.0.0.1:${port(listener)}${p}`,
     entries: () => entries.slice(),
@@ -280,16 +288,26 @@ export interface JsonAnswer extends Answer {
   json: any;
 }
 
-/** An admin call; `body` objects are sent as JSON, strings as they are. */
+/**
+ * An admin call with the sidecar's bearer token (when `sc` has one: pass `{ admin: sc.admin }` to
+ * call without). `body` objects are sent as JSON (`application/json`), strings as they are
+ * (`application/yaml`); `headers` may override both (an `authorization` or `content-type` given
+ * here replaces the default).
+ */
 export async function adminCall(
-  sc: Pick<Sidecar, 'admin'>,
+  sc: Pick<Sidecar, 'admin'> & { readonly token?: string },
   method: string,
   pathname: string,
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<JsonAnswer> {
   const text = body === undefined ? undefined : typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
-  const a = await request(`${sc.admin}${pathname}`, { method, headers, ...(text === undefined ? {} : { body: text }) });
+  const given = new Set(Object.keys(headers).map((k) => k.toLowerCase()));
+  const all: Record<string, string> = {};
+  if (sc.token !== undefined && !given.has('authorization')) all['authorization'] = `Bearer ${sc.token}`;
+  if (text !== undefined && !given.has('content-type')) all['content-type'] = typeof body === 'object' && !Buffer.isBuffer(body) ? 'application/json' : 'application/yaml';
+  Object.assign(all, headers);
+  const a = await request(`${sc.admin}${pathname}`, { method, headers: all, ...(text === undefined ? {} : { body: text }) });
   let json: unknown = null;
   if ((a.headers['content-type'] ?? '').includes('json')) json = JSON.parse(a.text);
   return { ...a, json };

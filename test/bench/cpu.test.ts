@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cpuMicrosBetween, deltaTicks, sampleCpu, sampleFromStats, ticksToMicros, microsPerRequest } from '../../bench/lib/cpu.js';
-import { clockTicksPerSecond, parseProcStat, parseVmRssKb, processTree, readProcStat, readVmRssKb } from '../../bench/lib/procfs.js';
+import { clockTicksPerSecond, parseProcStat, parseVmRssKb, processTree, readProcStat, readVmRssKb, threadTicks } from '../../bench/lib/procfs.js';
 import { readdirSync } from 'node:fs';
 
 // A real line from /proc/<pid>/stat of a node process, with a comm that holds spaces and ')'.
@@ -114,6 +114,17 @@ describe('CPU accounting from real /proc samples', () => {
     // The process's utime+stime covers every thread, so it is at least the busy thread's.
     expect((proc?.utime ?? 0) + (proc?.stime ?? 0)).toBeGreaterThanOrEqual((thread?.utime ?? 0) + (thread?.stime ?? 0));
     expect(sampleCpu([pid]).ticks.get(pid) ?? 0).toBeGreaterThanOrEqual(5);
+    // Per thread (/proc/<pid>/task/<tid>/stat, not /proc/<tid>/stat, which reads like the whole
+    // process): the spinning worker thread is its own entry and soon outgrows the main thread,
+    // which only started the process (a few ticks) and then sleeps.
+    const threads = await until(() => {
+      const t = threadTicks(pid);
+      const main = t.get(pid) ?? 0;
+      return [...t].some(([tid, n]) => tid !== pid && n >= main + 5) ? t : null;
+    }, 'a worker thread busier than the main thread in /proc/<pid>/task');
+    expect(threads.has(pid)).toBe(true);
+    expect(threads.size).toBeGreaterThan(2);
+    expect(threadTicks(-1).size).toBe(0);
   });
 
   it('walks the process tree to grandchildren and sums their RSS', async () => {

@@ -1,6 +1,7 @@
-// The two-sidecar mTLS config (outrigger-mtls): its sidecar configs are valid outrigger configs
-// with the intended TLS shape, its CPU is summarised per sidecar and against 2 × outrigger-1w
-// (paired by round), and a real quick run's results render that comparison.
+// The two-sidecar mTLS configs (outrigger-mtls, and outrigger-mtls-2w with a 2-worker server
+// sidecar) and the node-engine config: their outrigger configs are valid, with the intended
+// TLS shape, workers, engine and pool; the CPU is summarised per sidecar and against
+// 2 × outrigger-1w (paired by round), and a real quick run's results render that comparison.
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -8,7 +9,15 @@ import type { RunRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import { renderHtml, renderMarkdown } from '../../bench/lib/report.js';
 import type { BenchResults } from '../../bench/lib/results.js';
 import { summarizeRuns } from '../../bench/lib/summary.js';
-import { defaultTargets, MTLS_CLIENT_ID, MTLS_SERVER_ID, mtlsClientConfigYaml, mtlsServerConfigYaml } from '../../bench/lib/targets.js';
+import {
+  defaultTargets,
+  MTLS_CLIENT_ID,
+  MTLS_CLIENT_POOL_CONNECTIONS,
+  MTLS_SERVER_ID,
+  mtlsClientConfigYaml,
+  mtlsServerConfigYaml,
+  outriggerConfigYaml,
+} from '../../bench/lib/targets.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
 import { parseConfigText, type LoadResult } from '../../src/config/load.js';
 
@@ -20,15 +29,33 @@ function ok(r: LoadResult): Extract<LoadResult, { ok: true }> {
 }
 
 describe('default targets', () => {
-  it('keeps every config and makes outrigger-mtls a real (two-sidecar) one', () => {
+  it('has both listener engines and the mTLS shape with a server sidecar of 1 and N workers', () => {
     expect(defaultTargets(2)).toEqual([
       { name: 'direct', kind: 'direct' },
       { name: 'outrigger-1w', kind: 'outrigger', workers: 1 },
+      { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
       { name: 'outrigger-2w', kind: 'outrigger', workers: 2 },
       { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1 },
+      { name: 'outrigger-mtls-2w', kind: 'outrigger-mtls', workers: 2 },
       { name: 'nginx', kind: 'nginx' },
       { name: 'haproxy', kind: 'haproxy' },
     ]);
+  });
+});
+
+describe('single-sidecar configs', () => {
+  const base = { workers: 1, listenPort: 4003, upstreamPort: 4000, adminPort: 4004 };
+
+  it('outrigger-1w leaves the engine to outrigger’s default (uws)', () => {
+    const s = ok(parseConfigText(outriggerConfigYaml(base), OPTS)).snapshot;
+    expect(s.listeners[0]?.engine).toBe('uws');
+    expect(s.node.workers).toBe(1);
+  });
+
+  it('outrigger-node-1w runs the same listener on the node engine', () => {
+    const s = ok(parseConfigText(outriggerConfigYaml({ ...base, engine: 'node' }), OPTS)).snapshot;
+    expect(s.listeners[0]).toMatchObject({ engine: 'node', tls: null, host: '127.0.0.1', port: 4003 });
+    expect(s.node.workers).toBe(1);
   });
 });
 
@@ -50,6 +77,12 @@ describe('sidecar configs of outrigger-mtls', () => {
     expect(r.admin).toMatchObject({ port: 0 });
   });
 
+  it('server of outrigger-mtls-2w: the same listener on 2 workers', () => {
+    const s = ok(parseConfigText(mtlsServerConfigYaml({ caDir, listenPort: 4001, upstreamPort: 4000, workers: 2 }), OPTS)).snapshot;
+    expect(s.node.workers).toBe(2);
+    expect(s.listeners[0]).toMatchObject({ tls: 'mtls', engine: 'node', port: 4001 });
+  });
+
   it('client: plaintext listener, cluster reached over mtls that must present the server identity', () => {
     const r = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), OPTS));
     const s = r.snapshot;
@@ -60,6 +93,12 @@ describe('sidecar configs of outrigger-mtls', () => {
     expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4002 });
     expect(s.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
     expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
+  });
+
+  it('client: a pool that lets wrk’s 50 connections open ≥ 4 mTLS connections to the server', () => {
+    const s = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), OPTS)).snapshot;
+    expect(s.clusters[0]?.pool.connectionsPerWorker).toBe(MTLS_CLIENT_POOL_CONNECTIONS);
+    expect(MTLS_CLIENT_POOL_CONNECTIONS).toBeGreaterThanOrEqual(50);
   });
 });
 

@@ -103,6 +103,31 @@ describe('CI gate (bench/baseline.json semantics) on a real run', () => {
     expect(v.text).toContain('FAIL');
   });
 
+  it('gates more_configs on their CPU ratio to nginx, and cannot check (exit 2) when one was not measured', () => {
+    // The fixture predates outrigger-node-1w: stand in a copy of outrigger-1w's summary under its name.
+    const one = r.summary.find((s) => s.config === 'outrigger-1w');
+    if (one === undefined) throw new Error('fixture without outrigger-1w');
+    const withNode: BenchResults = { ...r, summary: [...r.summary, { ...one, config: 'outrigger-node-1w' }] };
+    const gate = (threshold: number): Baseline => ({
+      ...base,
+      cpu_ratio_to_nginx: { threshold: measured, margin_percent: 0, margin_abs: 0 },
+      more_configs: [{ config: 'outrigger-node-1w', cpu_ratio_to_nginx: { threshold, margin_percent: 15, margin_abs: 0 } }],
+    });
+    const pass = checkBaseline(withNode, gate(measured));
+    expect(pass.exitCode).toBe(0);
+    expect(pass.text).toMatch(/^\| outrigger-node-1w: CPU µs\/req ÷ nginx \| .* \| ok \|$/m);
+    expect(pass.measured?.moreCpuRatios).toEqual({ 'outrigger-node-1w': measured });
+    const fail = checkBaseline(withNode, gate(measured / 1.2));
+    expect(fail.exitCode).toBe(1);
+    expect(fail.text).toMatch(/^\| outrigger-node-1w: .* \| FAIL \|$/m);
+    const missing = checkBaseline(r, gate(measured));
+    expect(missing.exitCode).toBe(2);
+    expect(missing.text).toContain('no paired measurements for outrigger-node-1w');
+    const skipped = checkBaseline({ ...r, skipped: [{ name: 'outrigger-node-1w', reason: 'did not start' }] }, gate(measured));
+    expect(skipped.exitCode).toBe(2);
+    expect(skipped.text).toContain('outrigger-node-1w skipped (did not start)');
+  });
+
   it('cannot check (exit 2) when a needed config was skipped', () => {
     const skipped: BenchResults = { ...r, skipped: [{ name: 'nginx', reason: 'nginx not installed' }] };
     const v = checkBaseline(skipped, base);

@@ -281,7 +281,7 @@ describe('cluster tls', () => {
       'clusters[0].tls.identities: must have at least 1 item',
     ]);
     expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identities: ['api.local'] } } }), OPTS))).toEqual([
-      'clusters[0].tls.identities[0]: must be a SPIFFE ID, or one ending in "/*" (any ID under that path) (got "api.local")',
+      'clusters[0].tls.identities[0]: must be a SPIFFE ID or identity pattern: must start with "spiffe://" (lower case) (got "api.local")',
     ]);
     expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identity: 'spiffe://td/*' } } }), OPTS))).toEqual([
       'clusters[0].tls.identity: must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web" (got "spiffe://td/*")',
@@ -292,21 +292,33 @@ describe('cluster tls', () => {
 describe('cluster tls identity patterns', () => {
   // Only what the upstream identity check can compile is accepted: before, `spiffe://\S+` let
   // patterns such as `spiffe://td/ns/a*` through, and every connection to the cluster then threw.
-  it.each(['spiffe://td', 'spiffe://td/*', 'spiffe://td/ns/a/*', 'spiffe://cluster.local/ns/default/sa/api', 'spiffe://td/a.b/c_d-e'])(
+  it.each(['spiffe://td', 'spiffe://td/*', 'spiffe://td/ns/a/*', 'spiffe://td/*/sa/x', 'spiffe://td/ns/*/sa/*', 'spiffe://cluster.local/ns/default/sa/api', 'spiffe://td/a.b/c_d-e'])(
     'accepts %j',
     (id) => {
       expect(cluster({ top: CA, cluster: { tls: { identities: [id] } } }).tls).toEqual({ identities: [id] });
     },
   );
 
-  it.each(['spiffe://td/ns/a*', 'spiffe://td/*/sa/x', 'spiffe://td/ns/a/', 'spiffe://TD/ns/a', 'spiffe://td//a', 'spiffe://td/ns/../x', 'spiffe://td/./x', 'spiffe://td/ns/a b', 'SPIFFE://td/a'])(
-    'refuses %j',
-    (id) => {
-      expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identities: [id] } } }), OPTS))).toEqual([
-        `clusters[0].tls.identities[0]: must be a SPIFFE ID, or one ending in "/*" (any ID under that path) (got ${JSON.stringify(id)})`,
-      ]);
-    },
-  );
+  // The same grammar and messages as authorization `from` (config/identity_pattern.ts).
+  it.each([
+    ['spiffe://td/ns/a*', '"*" must be a whole path segment, not part of "a*"'],
+    ['spiffe://td*/ns/a', 'the trust domain is matched exactly: no "*" in "td*"'],
+    ['spiffe://td/ns/a/', 'path has an empty segment (or a trailing "/")'],
+    ['spiffe://TD/ns/a', 'trust domain "TD" may only hold a-z, 0-9, ".", "-", "_"'],
+    ['spiffe://td//a', 'path has an empty segment (or a trailing "/")'],
+    ['spiffe://td/ns/../x', 'path has a "." or ".." segment'],
+    ['spiffe://td/./x', 'path has a "." or ".." segment'],
+    ['spiffe://td/ns/a b', 'path segment "a b" may only hold A-Z, a-z, 0-9, ".", "-", "_"'],
+    ['SPIFFE://td/a', 'must start with "spiffe://" (lower case)'],
+  ])('refuses %j', (id, why) => {
+    expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identities: [id] } } }), OPTS))).toEqual([
+      `clusters[0].tls.identities[0]: must be a SPIFFE ID or identity pattern: ${why} (got ${JSON.stringify(id)})`,
+    ]);
+    const from = { top: CA, listener: { tls: { mode: 'mtls' }, authorization: [{ from: ['spiffe://td/ns/ok/sa/x', id] }] } };
+    expect(listed(compileConfig(build(from), OPTS))).toEqual([
+      `listeners[0].authorization[0].from[1]: must be a SPIFFE ID or identity pattern: ${why} (got ${JSON.stringify(id)})`,
+    ]);
+  });
 
   it('refuses "." and ".." path segments in a single identity (and in node.identity) too', () => {
     expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identity: 'spiffe://td/ns/../sa/x' } } }), OPTS))).toEqual([
@@ -351,7 +363,7 @@ describe('listener tls and authorization', () => {
   it('refuses malformed rules', () => {
     const bad = build({ top: CA, listener: { tls: {}, authorization: [{ from: ['web'], paths: ['v1/*'], methods: [] }, { users: ['x'] }] } });
     expect(listed(compileConfig(bad, OPTS))).toEqual([
-      'listeners[0].authorization[0].from[0]: must be a SPIFFE ID (a trailing "*" is allowed) (got "web")',
+      'listeners[0].authorization[0].from[0]: must be a SPIFFE ID or identity pattern: must start with "spiffe://" (lower case) (got "web")',
       'listeners[0].authorization[0].paths[0]: must start with "/" (a trailing "*" is allowed) (got "v1/*")',
       'listeners[0].authorization[0].methods: must have at least 1 item',
       'listeners[0].authorization[1].users: unknown key "users"',

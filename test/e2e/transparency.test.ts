@@ -140,8 +140,13 @@ describe('request transparency', () => {
       '/q?x=1&x=2&y=a+b&z=%2B%26%3D&empty=&flag&u=%E6%97%A5',
       '/q2?/?:@!$\'()*,;=%00%FF&sp=%20',
       '/trailing/?',
-      '//double//slashes/./../x?a=b?c',
+      '//double//slashes/x?a=b?c',
     ];
+    // Dot segments are refused before routing (README, "Paths"): see test/edge/safety.test.ts.
+    const before = up.requests.length;
+    const dots = await rawRequest(sc.port(), 'GET //double/./../x HTTP/1.1\r\nHost: example\r\n\r\n');
+    expect(dots.response?.status).toBe(400);
+    expect(up.requests.length).toBe(before);
     for (const target of targets) {
       // Extension methods (PROPFIND, ...) are dropped by this uWS build before our code runs.
       for (const method of ['GET', 'DELETE', 'OPTIONS', 'PATCH', 'PUT', 'POST']) {

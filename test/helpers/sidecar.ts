@@ -62,6 +62,10 @@ export interface Sidecar {
   port(listener?: string): number;
   /** `http://127.0.0.1:PORT${path}` on a listener. */
   url(pathAndQuery: string, listener?: string): string;
+  /** `http://127.0.0.1:ADMINPORT` (from the ready line). */
+  readonly admin: string;
+  /** The admin bearer token, read from the ready line's `admin_token_file`. */
+  readonly adminToken: string;
   /** Raw stdout lines so far. */
   logs(): string[];
   /** Parsed JSON log lines so far. */
@@ -191,6 +195,7 @@ export async function startSidecar(config: ConfigInput, opts: SidecarOptions = {
     throw e;
   }
   const listeners = (ready['listeners'] as Array<{ name: string; address: string }> | undefined) ?? [];
+  const adminToken = readFileSync(String(ready['admin_token_file']), 'utf8').trim();
   const ports = new Map<string, number>();
   for (const l of listeners) ports.set(l.name, Number(l.address.slice(l.address.lastIndexOf(':') + 1)));
 
@@ -203,6 +208,8 @@ export async function startSidecar(config: ConfigInput, opts: SidecarOptions = {
     pid: child.pid!,
     port,
     url: (p, listener) => `http://127.0.0.1:${port(listener)}${p}`,
+    admin: `http://${String(ready['admin'])}`,
+    adminToken,
     logs: () => lines.slice(),
     entries: () => entries.slice(),
     stderr: () => stderr,

@@ -28,7 +28,7 @@ beforeAll(async () => {
 afterAll(closeMesh);
 
 async function adminGet(sc: Sidecar, p: string): Promise<string> {
-  const r = await fetch(`${sc.admin}${p}`);
+  const r = await fetch(`${sc.admin}${p}`, { headers: { authorization: `Bearer ${sc.token}` } });
   expect(r.status).toBe(200);
   return r.text();
 }

@@ -316,7 +316,7 @@ export interface ClusterView {
   [k: string]: unknown;
 }
 
-export async function clusterView(sc: Pick<Sidecar, 'admin'>, name: string): Promise<ClusterView> {
+export async function clusterView(sc: Pick<Sidecar, 'admin' | 'token'>, name: string): Promise<ClusterView> {
   const a = await adminCall(sc, 'GET', '/clusters');
   if (a.status !== 200) throw new Error(`GET /clusters → ${a.status} ${a.text}`);
   const c = (a.json as { clusters: ClusterView[] }).clusters.find((x) => x.name === name);
@@ -331,7 +331,7 @@ export function endpointView(c: ClusterView, address: string): EndpointView {
 }
 
 /** Polls /clusters until `pred` holds for cluster `name`; returns that view. */
-export function untilCluster(sc: Pick<Sidecar, 'admin'>, name: string, pred: (c: ClusterView) => boolean, what: string, timeoutMs = 10_000): Promise<ClusterView> {
+export function untilCluster(sc: Pick<Sidecar, 'admin' | 'token'>, name: string, pred: (c: ClusterView) => boolean, what: string, timeoutMs = 10_000): Promise<ClusterView> {
   return eventually(async () => {
     const c = await clusterView(sc, name);
     return pred(c) ? c : undefined;

@@ -88,7 +88,7 @@ describe('files mode', () => {
     const files = { trustBundlePath: path.join(dir, 'ca.pem'), certPath: path.join(dir, 'web.pem'), keyPath: path.join(dir, 'web.key') };
     const write = (leaf: { certPem: string; keyPem: string }): void => {
       // replace atomically, the way secret managers do
-      writeFileSync(`${files.keyPath}.tmp`, leaf.keyPem);
+      writeFileSync(`${files.keyPath}.tmp`, leaf.keyPem, { mode: 0o600 });
       writeFileSync(`${files.certPath}.tmp`, leaf.certPem);
       renameSync(`${files.keyPath}.tmp`, files.keyPath);
       renameSync(`${files.certPath}.tmp`, files.certPath);

@@ -5,6 +5,7 @@ import type { PeerCertificate } from 'node:tls';
 import {
   compileIdentityPattern,
   compileIdentityPatterns,
+  identityPatternProblem,
   isValidTrustDomain,
   matchesIdentity,
   parseSpiffeId,
@@ -71,23 +72,117 @@ describe('SPIFFE IDs', () => {
   });
 });
 
-describe('identity patterns', () => {
-  it('matches exact IDs and "prefix/*" wildcards', () => {
+describe('identity patterns (one segment-wise matcher, trust domain exact)', () => {
+  it('matches exact IDs and whole-segment "*" wildcards', () => {
     const ns = compileIdentityPattern('spiffe://td/ns/x/*');
-    expect(ns('spiffe://td/ns/x/sa/web')).toBe(true);
+    expect(ns('spiffe://td/ns/x/sa/web')).toBe(true); // a last "*": one or more segments
+    expect(ns('spiffe://td/ns/x/sa')).toBe(true);
     expect(ns('spiffe://td/ns/x')).toBe(false);
     expect(ns('spiffe://td/ns/xy/sa/web')).toBe(false);
     expect(ns('spiffe://other/ns/x/sa/web')).toBe(false);
     expect(matchesIdentity('spiffe://td/*', 'spiffe://td/anything/at/all')).toBe(true);
+    expect(matchesIdentity('spiffe://td/*', 'spiffe://td')).toBe(false);
     expect(matchesIdentity('spiffe://td/ns/a/sa/b', 'spiffe://td/ns/a/sa/b')).toBe(true);
     expect(matchesIdentity('spiffe://td/ns/a/sa/b', 'spiffe://td/ns/a/sa/bb')).toBe(false);
     const any = compileIdentityPatterns(['spiffe://td/ns/a/sa/b', 'spiffe://td/ns/c/*']);
     expect(any('spiffe://td/ns/c/sa/z')).toBe(true);
     expect(any('spiffe://td/ns/a/sa/z')).toBe(false);
+    expect(any('spiffe://td/ns/a/sa/b')).toBe(true);
   });
 
-  it.each(['spiffe://td/ns/*/sa/b', 'spiffe://td/ns/x*', '*', 'spiffe://*', 'spiffe://TD/x'])('refuses pattern %s', (p) => {
+  it('a "*" in the middle is exactly one segment', () => {
+    const web = compileIdentityPattern('spiffe://td/ns/*/sa/web');
+    expect(web('spiffe://td/ns/prod/sa/web')).toBe(true);
+    expect(web('spiffe://td/ns/dev/sa/web')).toBe(true);
+    expect(web('spiffe://td/ns/a/b/sa/web')).toBe(false);
+    expect(web('spiffe://td/ns/sa/web')).toBe(false);
+    expect(web('spiffe://td/ns/prod/sa/webx')).toBe(false);
+    expect(web('spiffe://td/ns/prod/sa/web/x')).toBe(false);
+    const prodSa = compileIdentityPattern('spiffe://td/ns/prod/sa/*');
+    expect(prodSa('spiffe://td/ns/prod/sa/api')).toBe(true);
+    expect(prodSa('spiffe://td/ns/production/sa/api')).toBe(false);
+    expect(compileIdentityPattern('spiffe://td/*/*/sa/*')('spiffe://td/a/b/sa/c')).toBe(true);
+  });
+
+  it('the attacks of issue 11: a "*" inside a segment or the trust domain is refused, so ns/x* cannot match ns/xy and td* cannot match td.evil', () => {
+    expect(() => compileIdentityPattern('spiffe://td/ns/x*')).toThrow(/"\*" must be a whole path segment/);
+    expect(() => compileIdentityPattern('spiffe://td*')).toThrow(/trust domain is matched exactly/);
+    expect(() => compileIdentityPattern('spiffe://td*/ns/a')).toThrow(/trust domain is matched exactly/);
+    // The nearest valid patterns stay inside their segment and trust domain.
+    expect(matchesIdentity('spiffe://td/ns/x/*', 'spiffe://td/ns/xy/sa/a')).toBe(false);
+    expect(matchesIdentity('spiffe://td/*', 'spiffe://td.evil/ns/a/sa/b')).toBe(false);
+    expect(matchesIdentity('spiffe://td/*', 'spiffe://tdx/ns/a')).toBe(false);
+  });
+
+  it.each([
+    ['spiffe://td/ns/x*', 'whole path segment'],
+    ['spiffe://td/ns/*x/sa/b', 'whole path segment'],
+    ['spiffe://td/ns/**', 'whole path segment'],
+    ['spiffe://td*', 'trust domain'],
+    ['spiffe://*', 'trust domain'],
+    ['spiffe://*/ns/a', 'trust domain'],
+    ['*', 'must start with'],
+    ['spiffe://TD/x', 'trust domain'],
+    ['spiffe://td/ns//*', 'empty segment'],
+    ['spiffe://td/ns/*/', 'empty segment'],
+    ['spiffe://td/../*', '".."'],
+    ['spiffe://td/ns/a b', 'path segment'],
+  ])('refuses pattern %s', (p, why) => {
+    expect(identityPatternProblem(p)).toContain(why);
     expect(() => compileIdentityPattern(p)).toThrow(/identity pattern/);
+  });
+
+  const seg = fc.string({ unit: fc.constantFrom(...'abcXYZ019.-_'), minLength: 1, maxLength: 6 }).filter((s) => s !== '.' && s !== '..');
+  const td = fc.string({ unit: fc.constantFrom(...'abz09.-_'), minLength: 1, maxLength: 10 });
+  /** The reference model: segment lists compared one by one; a last "*" takes one or more. */
+  const model = (pt: string, ps: readonly string[], it: string, is: readonly string[]): boolean => {
+    if (pt !== it) return false;
+    for (let i = 0; i < ps.length; i++) {
+      if (ps[i] === '*' && i === ps.length - 1) return is.length >= ps.length;
+      if (i >= is.length) return false;
+      if (ps[i] !== '*' && ps[i] !== is[i]) return false;
+    }
+    return is.length === ps.length;
+  };
+
+  it('property: the matcher agrees with the segment model on random patterns and IDs', () => {
+    const patSeg = fc.oneof({ weight: 3, arbitrary: seg }, { weight: 1, arbitrary: fc.constant('*') });
+    fc.assert(
+      fc.property(td, fc.array(patSeg, { maxLength: 5 }), td, fc.array(seg, { maxLength: 6 }), fc.boolean(), (pt, ps, it, is, related) => {
+        // Half the time derive the ID from the pattern, so matches are common.
+        const idSegs = related ? [...ps.map((s, i) => (s === '*' ? (is[i] ?? 'w') : s)), ...is.slice(ps.length, ps.length + (related ? 1 : 0))] : is;
+        const idTd = related ? pt : it;
+        const pattern = `spiffe://${pt}${ps.map((s) => `/${s}`).join('')}`;
+        const id = `spiffe://${idTd}${idSegs.map((s) => `/${s}`).join('')}`;
+        expect(identityPatternProblem(pattern)).toBeNull();
+        expect(compileIdentityPattern(pattern)(id)).toBe(model(pt, ps, idTd, idSegs));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('property: the trust domain is exact — no pattern of one trust domain matches an ID of another', () => {
+    const patSeg = fc.oneof(seg, fc.constant('*'));
+    fc.assert(
+      fc.property(td, td, fc.array(patSeg, { maxLength: 4 }), fc.array(seg, { maxLength: 5 }), (pt, it, ps, is) => {
+        fc.pre(pt !== it);
+        const m = compileIdentityPattern(`spiffe://${pt}${ps.map((s) => `/${s}`).join('')}`);
+        expect(m(`spiffe://${it}${is.map((s) => `/${s}`).join('')}`)).toBe(false);
+        // ... including trust domains that extend it (td vs td.evil, td-x)
+        expect(m(`spiffe://${pt}.evil${is.map((s) => `/${s}`).join('')}`)).toBe(false);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('property: "*" glued to other characters is always refused, never compiled into a prefix match', () => {
+    fc.assert(
+      fc.property(td, fc.array(seg, { maxLength: 3 }), seg, fc.boolean(), (t, segs, s, before) => {
+        const glued = before ? `*${s}` : `${s}*`;
+        expect(identityPatternProblem(`spiffe://${t}${segs.map((x) => `/${x}`).join('')}/${glued}`)).toMatch(/whole path segment/);
+        expect(identityPatternProblem(`spiffe://${t}*${segs.map((x) => `/${x}`).join('')}`)).toMatch(/trust domain/);
+      }),
+    );
   });
 });
 

@@ -1,0 +1,332 @@
+// The admin API against an attacker on the same host or in a browser on it (DESIGN.md §8, "Admin
+// is safe with no configuration"). Each test sends what the attacker would send, to a sidecar
+// started with no admin settings but a port-0 address: DNS rebinding (a foreign Host), a
+// cross-site form (text/plain from another Origin) to /shutdown and /config/rollback, reads and
+// dry runs without the token, the generated token file, file paths that lead out of the allowed
+// directories (plainly or through a symlink), a listener opened to the network, and YAML built
+// to burn main-thread CPU. Each refusal is followed by a check that nothing happened.
+
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminCall, closeAll, request, startSidecar, startUpstream, tempDir, type Config, type Sidecar, type Upstream } from './helpers.js';
+
+afterAll(closeAll);
+
+let up: Upstream;
+let sc: Sidecar;
+
+function config(extra: { listeners?: Array<Record<string, unknown>>; admin?: Record<string, unknown> } = {}): Config {
+  return {
+    node: { workers: 1, drain_timeout_ms: 2000 },
+    admin: extra.admin ?? { address: '127.0.0.1:0' },
+    listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }, ...(extra.listeners ?? [])],
+    clusters: [{ name: 'app', endpoints: [{ address: up.address }] }],
+  };
+}
+
+/** The running config version, read with the token. */
+async function version(): Promise<number> {
+  return (await adminCall(sc, 'GET', '/config')).json.version as number;
+}
+
+function port(s: Pick<Sidecar, 'admin'>): number {
+  return Number(new URL(s.admin).port);
+}
+
+beforeAll(async () => {
+  up = await startUpstream('APP');
+  sc = await startSidecar(config());
+});
+
+describe('DNS rebinding: a foreign Host is refused (421) on every endpoint', () => {
+  it('Host: evil.example (a page whose name now resolves to 127.0.0.1) → 421, whatever it asks', async () => {
+    const p = port(sc);
+    for (const host of [`evil.example:${p}`, 'evil.example', `localhost.evil.example:${p}`, `127.0.0.1.nip.io:${p}`]) {
+      // What the rebound page's fetch() sends: Host and Origin both the attacker's name (same-origin to the browser).
+      const attacker = { host, origin: `http://${host}` };
+      for (const [method, pathname] of [['GET', '/metrics'], ['GET', '/live'], ['GET', '/config'], ['POST', '/shutdown']] as const) {
+        const r = await request(`${sc.admin}${pathname}`, { method, headers: attacker });
+        expect([host, method, pathname, r.status]).toEqual([host, method, pathname, 421]);
+        expect(JSON.parse(r.text).error).toContain('Host');
+      }
+      // Even with the token (had it leaked), a foreign Host is not served.
+      const withToken = await request(`${sc.admin}/config`, { headers: { host, authorization: `Bearer ${sc.token}` } });
+      expect(withToken.status).toBe(421);
+    }
+    expect((await request(`${sc.admin}/ready`)).status).toBe(200);
+    // Loopback names and literals, with any port, are served.
+    for (const host of [`localhost:${p}`, `127.0.0.1:${p}`, `127.1.2.3:${p}`, `[::1]:${p}`, 'localhost']) {
+      expect([host, (await request(`${sc.admin}/live`, { headers: { host } })).status]).toEqual([host, 200]);
+    }
+  });
+});
+
+describe('cross-site requests (a form or fetch on another site) are refused (403)', () => {
+  const form = 'version=1';
+
+  it('a cross-site form POST (text/plain, Origin: http://evil.example) to /shutdown and /config/rollback → 403, the sidecar stays up', async () => {
+    const v = await version();
+    for (const pathname of ['/shutdown', '/drain', '/config/rollback']) {
+      const r = await request(`${sc.admin}${pathname}`, {
+        method: 'POST',
+        headers: { origin: 'http://evil.example', 'content-type': 'text/plain', 'sec-fetch-site': 'cross-site' },
+        body: `{"version": 1, "x": "${form}"}`,
+      });
+      expect([pathname, r.status]).toEqual([pathname, 403]);
+      expect(JSON.parse(r.text).error).toContain('cross-site');
+      // Without Sec-Fetch-Site (an older browser): the Origin alone is enough.
+      const r2 = await request(`${sc.admin}${pathname}`, { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'text/plain' }, body: form });
+      expect([pathname, r2.status]).toEqual([pathname, 403]);
+    }
+    // Origin: null (a sandboxed iframe, a data: URL), another port on localhost, https, and
+    // Sec-Fetch-Site: same-site / cross-site without any Origin are all cross-site.
+    const p = port(sc);
+    for (const headers of [
+      { origin: 'null' },
+      { origin: `http://127.0.0.1:${p + 1}` },
+      { origin: `http://localhost:${p}` },
+      { origin: `https://127.0.0.1:${p}` },
+      { 'sec-fetch-site': 'same-site' },
+      { 'sec-fetch-site': 'cross-site' },
+    ]) {
+      const r = await request(`${sc.admin}/shutdown`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+      expect([headers, r.status]).toEqual([headers, 403]);
+    }
+    expect(await version()).toBe(v);
+    expect((await request(`${sc.admin}/ready`)).status).toBe(200);
+    expect(sc.exited()).toBe(false);
+    // A same-origin page (the admin's own origin) and tools that send no Origin are not refused for it.
+    const same = await adminCall(sc, 'GET', '/config', undefined, { origin: `http://127.0.0.1:${p}`, 'sec-fetch-site': 'same-origin' });
+    expect(same.status).toBe(200);
+  });
+
+  it('bodies in form and text types are refused even with the token (415): only JSON and YAML types', async () => {
+    const v = await version();
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
+      const headers: Record<string, string> = type === undefined ? {} : { 'content-type': type };
+      const rb = await request(`${sc.admin}/config/rollback`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${sc.token}` }, body: '{"version": 1}' });
+      expect([type, rb.status]).toEqual([type, 415]);
+      expect(JSON.parse(rb.text).error).toContain('Content-Type');
+    }
+    for (const type of ['application/json', 'application/json; charset=utf-8', 'application/yaml', 'application/x-yaml', 'text/yaml']) {
+      const r = await adminCall(sc, 'POST', '/config/validate', config(), { 'content-type': type });
+      expect([type, r.status]).toEqual([type, 200]);
+    }
+    expect(await version()).toBe(v);
+  });
+});
+
+describe('the token: always there, needed for everything but /live, /ready and /metrics', () => {
+  it('no token: GET /config and /certs (and every read and the dry run) → 401; /live, /ready, /metrics stay open', async () => {
+    const anon = { admin: sc.admin };
+    for (const p of ['/config', '/certs', '/config/history', '/clusters', '/stats', '/log-level']) {
+      const r = await adminCall(anon, 'GET', p);
+      expect([p, r.status]).toEqual([p, 401]);
+      expect(r.json.error).toBe('missing or wrong bearer token');
+      expect(r.text).not.toContain('listeners');
+    }
+    const dry = await adminCall(anon, 'POST', '/config/validate', config());
+    expect(dry.status).toBe(401);
+    for (const [method, p] of [['POST', '/shutdown'], ['POST', '/drain'], ['PUT', '/log-level'], ['PUT', '/config']] as const) {
+      expect([p, (await adminCall(anon, method, p, method === 'PUT' ? { level: 'debug' } : undefined)).status]).toEqual([p, 401]);
+    }
+    for (const p of ['/live', '/ready', '/metrics']) expect([p, (await adminCall(anon, 'GET', p)).status]).toEqual([p, 200]);
+    expect(sc.exited()).toBe(false);
+  });
+
+  it('without admin.token_file a token is generated: <config dir>/.outrigger/admin.token, 0600 in a 0700 dir, named in the ready line, and it works', async () => {
+    const ready = sc.entries().find((e) => e.msg === 'ready')!;
+    const file = path.join(sc.dir, '.outrigger', 'admin.token');
+    expect(ready['admin_token_file']).toBe(file);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+    const token = readFileSync(file, 'utf8').trim();
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 32 random bytes, base64url
+    const r = await request(`${sc.admin}/config`, { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status).toBe(200);
+    expect((await request(`${sc.admin}/config`, { headers: { authorization: `Bearer ${token.slice(0, -1)}x` } })).status).toBe(401);
+
+    // A second sidecar whose config file shares the directory uses the same token (the file is kept).
+    const other = await startSidecar(config(), { dir: sc.dir, yaml: true });
+    expect(other.tokenFile).toBe(file);
+    expect(other.token).toBe(token);
+    expect((await adminCall(other, 'GET', '/config')).status).toBe(200);
+    await other.stop();
+  });
+
+  it('admin.state_dir moves the generated token; a token file readable by others is replaced', async () => {
+    const dir = tempDir();
+    const state = path.join(dir, 'state', 'admin');
+    mkdirSync(path.dirname(state), { recursive: true });
+    mkdirSync(state, { mode: 0o700 });
+    const leaked = 'A'.repeat(43);
+    writeFileSync(path.join(state, 'admin.token'), `${leaked}\n`, { mode: 0o644 });
+    const s2 = await startSidecar(config({ admin: { address: '127.0.0.1:0', state_dir: './state/admin' } }), { dir });
+    expect(s2.tokenFile).toBe(path.join(state, 'admin.token'));
+    expect(s2.token).not.toBe(leaked);
+    expect(statSync(s2.tokenFile).mode & 0o777).toBe(0o600);
+    expect((await adminCall({ admin: s2.admin }, 'GET', '/config', undefined, { authorization: `Bearer ${leaked}` })).status).toBe(401);
+    expect((await adminCall(s2, 'GET', '/config')).status).toBe(200);
+    expect(existsSync(path.join(dir, '.outrigger'))).toBe(false);
+    await s2.stop();
+  });
+});
+
+describe('file paths a config sent through the admin API may name', () => {
+  const withLog = (p: string): Config => {
+    const c = config();
+    (c['listeners'] as Array<Record<string, unknown>>)[0]!['access_log'] = { path: p, format: 'text' };
+    return c;
+  };
+
+  it('an access-log path outside the allowed directories (a shell start-up file) → 400 with the path; nothing is created', async () => {
+    const v = await version();
+    const home = tempDir(); // stands in for the attacker's target, e.g. ~/.bashrc
+    const bashrc = path.join(home, '.bashrc');
+    for (const method of ['PUT', 'POST'] as const) {
+      const r = await adminCall(sc, method, method === 'PUT' ? '/config' : '/config/validate', withLog(bashrc));
+      expect(r.status, r.text).toBe(400);
+      expect(r.json.problems).toContainEqual(
+        expect.objectContaining({ path: 'listeners[0].access_log.path', message: expect.stringContaining('outside the allowed directories') }),
+      );
+      expect(JSON.stringify(r.json.problems)).toContain(bashrc);
+    }
+    // A directory that does not exist (even inside an allowed one) is not created.
+    const deep = path.join(home, 'new', 'dir', 'access.log');
+    const inDir = path.join(sc.dir, 'logs', 'new', 'access.log');
+    for (const p of [deep, inDir]) {
+      const r = await adminCall(sc, 'PUT', '/config', withLog(p));
+      expect([p, r.status]).toEqual([p, 400]);
+      expect(r.json.problems[0].path).toBe('listeners[0].access_log.path');
+    }
+    expect(JSON.stringify((await adminCall(sc, 'PUT', '/config', withLog(inDir))).json)).toContain('creates no directories');
+    // Nor may an access log be written into the config file or the token.
+    for (const p of [sc.file, sc.tokenFile]) {
+      const r = await adminCall(sc, 'PUT', '/config', withLog(p));
+      expect([p, r.status]).toEqual([p, 400]);
+    }
+    // Other path fields are held to the same rule.
+    const c = config();
+    c['admin'] = { address: '127.0.0.1:0', token_file: path.join(home, 'token') };
+    const t = await adminCall(sc, 'PUT', '/config', c);
+    expect(t.status).toBe(400);
+    expect(t.json.problems.map((p: { path: string }) => p.path)).toContain('admin.token_file');
+    expect(existsSync(bashrc)).toBe(false);
+    expect(existsSync(path.join(home, 'new'))).toBe(false);
+    expect(existsSync(path.join(sc.dir, 'logs'))).toBe(false);
+    expect(await version()).toBe(v);
+
+    // Inside the config file's directory, in an existing directory: applied, and the log is written there.
+    const fine = path.join(sc.dir, 'access.log');
+    const ok = await adminCall(sc, 'PUT', '/config', withLog(fine));
+    expect(ok.status, ok.text).toBe(200);
+    expect((await request(sc.url('/hello'))).status).toBe(200);
+  });
+
+  it('a symlink from inside an allowed directory to outside → 400 (the real path counts)', async () => {
+    const v = await version();
+    const outside = tempDir();
+    const target = path.join(outside, '.profile');
+    writeFileSync(target, '# shell start-up file\n');
+    symlinkSync(outside, path.join(sc.dir, 'logs-link'));
+    symlinkSync(target, path.join(sc.dir, 'file-link.log'));
+    for (const p of [path.join(sc.dir, 'logs-link', 'access.log'), path.join(sc.dir, 'logs-link', '.profile'), path.join(sc.dir, 'file-link.log')]) {
+      const r = await adminCall(sc, 'PUT', '/config', withLog(p));
+      expect([p, r.status]).toEqual([p, 400]);
+      expect(r.json.problems[0]).toMatchObject({ path: 'listeners[0].access_log.path', message: expect.stringContaining('outside the allowed directories') });
+      expect(r.json.problems[0].message).toContain(`resolves to ${outside}`);
+    }
+    // A symlink to a file that does not exist yet: opening it would create the target, outside.
+    symlinkSync(path.join(outside, '.bash_login'), path.join(sc.dir, 'dangling.log'));
+    const dangling = await adminCall(sc, 'PUT', '/config', withLog(path.join(sc.dir, 'dangling.log')));
+    expect(dangling.status).toBe(400);
+    expect(dangling.json.problems[0]).toMatchObject({ path: 'listeners[0].access_log.path', message: expect.stringContaining('symlink') });
+    expect(await version()).toBe(v);
+    expect(readFileSync(target, 'utf8')).toBe('# shell start-up file\n');
+    expect(existsSync(path.join(outside, 'access.log'))).toBe(false);
+    expect(existsSync(path.join(outside, '.bash_login'))).toBe(false);
+  });
+});
+
+describe('listeners reachable from other hosts', () => {
+  it('a non-loopback listener added through PUT /config → 400 on its address; a loopback one is fine', async () => {
+    const v = await version();
+    for (const address of ['0.0.0.0:0', '[::]:0', '10.1.2.3:15001']) {
+      const c = config({ listeners: [{ name: 'open', address, routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }] });
+      const r = await adminCall(sc, 'PUT', '/config', c);
+      expect([address, r.status]).toEqual([address, 400]);
+      expect(r.json.problems).toContainEqual(
+        expect.objectContaining({ path: 'listeners[1].address', message: expect.stringContaining('allow_remote_listeners') }),
+      );
+    }
+    // Moving the existing listener to 0.0.0.0 is a change too.
+    const moved = config();
+    (moved['listeners'] as Array<Record<string, unknown>>)[0]!['address'] = '0.0.0.0:0';
+    expect((await adminCall(sc, 'PUT', '/config', moved)).status).toBe(400);
+    expect(await version()).toBe(v);
+    // The admin API cannot lift the restriction itself.
+    const lift = config({ admin: { address: '127.0.0.1:0', allow_remote_listeners: true, allowed_dirs: ['/'] } });
+    const l = await adminCall(sc, 'PUT', '/config', lift);
+    expect(l.status).toBe(400);
+    expect(l.json.problems.map((p: { path: string }) => p.path)).toEqual(expect.arrayContaining(['admin.allow_remote_listeners', 'admin.allowed_dirs']));
+    const local = config({ listeners: [{ name: 'local', address: '127.0.0.1:0', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }] });
+    expect((await adminCall(sc, 'POST', '/config/validate', local)).status).toBe(200);
+  });
+
+  it('with admin.allow_remote_listeners: true in the config file, the dry run accepts one', async () => {
+    const s2 = await startSidecar(config({ admin: { address: '127.0.0.1:0', allow_remote_listeners: true } }));
+    const c = config({ admin: { address: '127.0.0.1:0', allow_remote_listeners: true }, listeners: [{ name: 'open', address: '0.0.0.0:0', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }] });
+    const r = await adminCall(s2, 'POST', '/config/validate', c);
+    expect(r.status, r.text).toBe(200);
+    await s2.stop();
+  });
+});
+
+describe('YAML built to burn main-thread CPU is refused before the expensive work', () => {
+  it('1 MiB of nested flow YAML → 400 "nested deeper than 64 levels"', async () => {
+    const depth = 512 * 1024 - 8;
+    const text = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    expect(text.length).toBeLessThanOrEqual(1024 * 1024);
+    for (const p of ['/config/validate', '/config']) {
+      const r = await adminCall(sc, p === '/config' ? 'PUT' : 'POST', p, text);
+      expect(r.status).toBe(400);
+      expect(r.json.problems).toEqual([{ path: '', message: expect.stringContaining('nested deeper than 64 levels'), line: 1 }]);
+    }
+    // Flow mappings and JSON too.
+    const json = `${'{"a":'.repeat(100)}1${'}'.repeat(100)}`;
+    const j = await adminCall(sc, 'POST', '/config/validate', json, { 'content-type': 'application/json' });
+    expect(j.status).toBe(400);
+    expect(j.json.problems[0].message).toContain('nested deeper than 64 levels');
+  });
+
+  it('deeply nested block YAML → 400 "nested deeper than 64 levels"', async () => {
+    let text = 'listeners:\n';
+    for (let i = 1; i <= 100; i++) text += `${'  '.repeat(i)}k${i}:\n`;
+    text += `${'  '.repeat(101)}v: 1\n`;
+    const r = await adminCall(sc, 'POST', '/config/validate', text);
+    expect(r.status).toBe(400);
+    expect(r.json.problems[0].message).toContain('nested deeper than 64 levels');
+  });
+
+  it('an alias bomb ("billion laughs") → 400 naming the aliases', async () => {
+    const names = 'abcdefghij';
+    let text = `${names[0]}: &${names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
+    for (let i = 1; i < names.length; i++) text += `${names[i]}: &${names[i]} [${Array(9).fill(`*${names[i - 1]}`).join(',')}]\n`;
+    const r = await adminCall(sc, 'POST', '/config/validate', text);
+    expect(r.status).toBe(400);
+    expect(r.json.problems[0].message).toMatch(/aliases counted each time they are used/);
+    // Wide instead of deep: one big list used 99 times.
+    const wide = `x: &a [${Array(5000).fill('1').join(',')}]\nlisteners: [${Array(99).fill('*a').join(',')}]\n`;
+    const w = await adminCall(sc, 'POST', '/config/validate', wide);
+    expect(w.status).toBe(400);
+    expect(w.json.problems[0].message).toMatch(/aliases counted each time they are used/);
+    expect((await request(`${sc.admin}/ready`)).status).toBe(200);
+  });
+
+  it('and none of it is parsed at all without the token', async () => {
+    const text = `${'['.repeat(1000)}${']'.repeat(1000)}`;
+    const r = await adminCall({ admin: sc.admin }, 'POST', '/config/validate', text);
+    expect(r.status).toBe(401);
+  });
+});
