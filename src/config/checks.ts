@@ -27,6 +27,15 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
   if (isObj(tlsSection) && tlsSection['ca'] !== undefined && !(isObj(raw['node']) && typeof raw['node']['identity'] === 'string')) {
     out.push({ path: ['tls', 'ca'], message: 'needs node.identity: the SPIFFE ID to issue this sidecar\'s certificate for' });
   }
+  // Federation is for other trust domains: our own one's roots come from our own source.
+  if (isObj(tlsSection) && isObj(raw['node']) && typeof raw['node']['identity'] === 'string') {
+    const ownTd = /^spiffe:\/\/([^/]*)/.exec(raw['node']['identity'])?.[1];
+    list(tlsSection['federation']).forEach((f, i) => {
+      if (isObj(f) && f['trust_domain'] === ownTd) {
+        out.push({ path: ['tls', 'federation', i, 'trust_domain'], message: `"${ownTd}" is this sidecar's own trust domain (node.identity): its roots come from the trust bundle, CA or signer, not from federation` });
+      }
+    });
+  }
   // TLS on a listener or cluster needs this sidecar's certificate (top-level `tls`).
   if (raw['tls'] === undefined) {
     const needs = (o: unknown): boolean => isObj(o) && isObj(o['tls']) && o['tls']['mode'] !== 'disabled';

@@ -14,6 +14,8 @@ export interface DownstreamEvents {
   onClientData(data: Buffer | null, isLast: boolean, trailers?: readonly string[] | null): void;
   /** The client went away before the response was complete. */
   onClientAborted(): void;
+  /** The request body broke its framing (bad chunk): answer 400 if the head has not gone out, else close. */
+  onClientFramingError(): void;
   /** The client drained what writeBody() could not send at once: resume the upstream. */
   onDownstreamWritable(): void;
 }

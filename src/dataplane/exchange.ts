@@ -427,6 +427,14 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     }
   }
 
+  onClientFramingError(): void {
+    if (this.finished || this.aborted) return;
+    this.abortTry(); // the upstream sees an aborted request, never a complete one
+    const err = new ProxyError('bad_request', 'malformed request body framing');
+    if (this.respStarted) this.closeAbruptly(err);
+    else this.reply(err);
+  }
+
   onClientAborted(): void {
     this.aborted = true;
     this.abortTry(); // the upstream sees the abort too

@@ -23,7 +23,7 @@ import { Authorizer } from './authz.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { writeLocalReply } from './local_reply.js';
-import { NodeDownstream } from './node_downstream.js';
+import { downstreamOf, NodeDownstream } from './node_downstream.js';
 import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, type RequestHead, type UnderscorePolicy } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
@@ -132,9 +132,10 @@ export class ListenerRuntime implements ExchangeObserver {
         handshakeTimeout: t.handshakeMs,
       });
       // Before node's HTTP server sees the socket: an mtls connection, resumed or not, needs a
-      // verified client certificate that is valid now (a resumed session skips OpenSSL's checks).
+      // verified client certificate that is valid now (a resumed session skips OpenSSL's checks)
+      // and whose root vouches for its SPIFFE ID's trust domain.
       server.prependListener('secureConnection', (s: PeerSocket) => {
-        const peer = spec.tls === 'mtls' ? inboundPeer(s) : null;
+        const peer = spec.tls === 'mtls' ? inboundPeer(s, this.ctx.tlsMaterial()) : null;
         if (peer !== null && !peer.ok) {
           this.handshakeFailures++;
           s.destroy();
@@ -157,6 +158,8 @@ export class ListenerRuntime implements ExchangeObserver {
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleNode(req, res));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
+    // CONNECT (a tunnel) is not offered: answered, not silently dropped.
+    server.on('connect', (_req: IncomingMessage, socket: Socket) => this.onClientError(Object.assign(new Error('CONNECT'), { code: 'HPE_CONNECT' }), socket));
     return server;
   }
 
@@ -365,18 +368,29 @@ export class ListenerRuntime implements ExchangeObserver {
         : code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? new ProxyError('request_timeout', 'the request head did not arrive in time')
           : new ProxyError('bad_request', 'malformed request');
-    const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage != null;
-    if (!busy && socket.bytesWritten === 0) {
+    this.ctx.onLocalReply(this, -1, pe, null);
+    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+    if (current !== null && pe.code === 'bad_request') {
+      // The error is inside the body of the request being served (a bad chunk): its exchange
+      // answers 400 (or closes, if the response head is out) and aborts the upstream request.
+      const down = downstreamOf(current);
+      const inBody = (current as ServerResponse & { req?: IncomingMessage }).req?.complete === false;
+      if (down !== undefined && inBody && !current.headersSent) {
+        current.shouldKeepAlive = false;
+        down.framingError();
+        return;
+      }
+    }
+    // Answer once every response already under way has gone out, then close.
+    whenIdle(socket, () => {
+      if (!socket.writable) return void socket.destroy();
       const body = localReplyBody(pe, null, this.spec.errorDetail);
       socket.end(
         `HTTP/1.1 ${pe.status} ${REASON_OF[pe.status] ?? 'Bad Request'}\r\nx-outrigger-error: ${pe.code}\r\ncontent-type: application/json\r\n` +
           `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
       socket.destroySoon();
-    } else {
-      socket.destroy();
-    }
-    this.ctx.onLocalReply(this, -1, pe, null);
+    });
   }
 
   /** Route index of the request being handled (for stats of refusals), -1 before routing. */
@@ -440,6 +454,20 @@ export class ListenerRuntime implements ExchangeObserver {
 }
 
 function noop(): void {}
+
+/** Runs `fn` once no response is being written on this node connection (pipelined ones included). */
+function whenIdle(socket: Socket, fn: () => void): void {
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+  if (current === null || socket.destroyed) return fn();
+  let again = false;
+  const next = (): void => {
+    if (again) return;
+    again = true;
+    setImmediate(() => whenIdle(socket, fn));
+  };
+  current.once('finish', next);
+  current.once('close', next);
+}
 
 /** A 400/431 on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */
 class DeferredRefusal {

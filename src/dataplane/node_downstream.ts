@@ -13,6 +13,14 @@ interface RawWritable {
   _writeRaw(data: Buffer, encoding?: BufferEncoding, cb?: () => void): boolean;
 }
 
+/** The downstream serving each in-flight node response (so a parser error can reach its exchange). */
+const byResponse = new WeakMap<ServerResponse, NodeDownstream>();
+
+/** The exchange downstream of `res`, if one is attached. */
+export function downstreamOf(res: ServerResponse): NodeDownstream | undefined {
+  return byResponse.get(res);
+}
+
 export class NodeDownstream implements Downstream {
   private ex: DownstreamEvents | null = null;
   private aborted = false;
@@ -25,6 +33,14 @@ export class NodeDownstream implements Downstream {
     private readonly detail: boolean,
   ) {
     res.sendDate = false;
+    // An Upgrade request is served as plain HTTP (no tunnel): node stops reading the connection
+    // after it, so the connection closes after this response rather than hang.
+    if (req.headers.upgrade !== undefined) res.shouldKeepAlive = false;
+  }
+
+  /** Node's parser failed inside this request's body. */
+  framingError(): void {
+    this.ex?.onClientFramingError();
   }
 
   get complete(): boolean {
@@ -33,6 +49,7 @@ export class NodeDownstream implements Downstream {
 
   attach(ex: DownstreamEvents, wantBody: boolean): void {
     this.ex = ex;
+    byResponse.set(this.res, this);
     this.res.on('close', () => {
       if (!this.res.writableFinished) {
         this.aborted = true;

@@ -60,7 +60,14 @@ export function readRequestHead(req: HttpRequest, maxHeadBytes: number, undersco
   scratch = [];
   scratchBytes = 0;
   req.forEach(collect);
-  return checkRequestHead(method, path, rawQuery, scratch, scratchBytes, maxHeadBytes, underscores);
+  const head = checkRequestHead(method, path, rawQuery, scratch, scratchBytes, maxHeadBytes, underscores);
+  if (head.framing === BodyFraming.Chunked) {
+    // uWS 20.30's chunked decoder is lenient (a chunk size with a leading space ends the body;
+    // the CRLF after chunk data is not checked): what it passes on may not be what the client
+    // framed, so the uws engine takes request bodies with a Content-Length only.
+    throw new ProxyError('bad_request', 'chunked request bodies are not accepted on the uws engine (use engine: node)');
+  }
+  return head;
 }
 
 /**
@@ -80,10 +87,18 @@ export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number, 
     headers[i + 1] = value;
     bytes += name.length + value.length + 4;
   }
-  return checkRequestHead(req.method ?? 'GET', q < 0 ? url : url.slice(0, q), q < 0 ? undefined : url.slice(q + 1), headers, bytes, maxHeadBytes, underscores);
+  if (req.httpVersionMajor !== 1) throw new ProxyError('bad_request', `unsupported HTTP version ${req.httpVersion}`);
+  const head = checkRequestHead(req.method ?? 'GET', q < 0 ? url : url.slice(0, q), q < 0 ? undefined : url.slice(q + 1), headers, bytes, maxHeadBytes, underscores);
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+  if (req.httpVersionMinor === 0 && head.framing === BodyFraming.Chunked) throw new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
+  return head;
 }
 
 const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Bytes that never belong in a request target (RFC 9112 §3.2: no CTL, no space, no DEL). */
+const TARGET_CTL = /[\x00-\x20\x7f]/;
+/** A Host value: reg-name or IP literal, optional port; no list, no whitespace, no control bytes. */
+const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+;=]+)(?::\d{0,5})?$/;
 
 /**
  * What to do with request header names containing `_` (Envoy's headers_with_underscores_action):
@@ -112,6 +127,7 @@ function checkRequestHead(
   if (!TOKEN_METHOD.test(method)) throw new ProxyError('bad_request', 'invalid method');
   if (path.charCodeAt(0) !== 0x2f /* / */) throw new ProxyError('bad_request', 'request target must be in origin form (/path)');
   if (path.includes('#') || query.includes('#')) throw new ProxyError('bad_request', 'request target must not carry a #fragment');
+  if (TARGET_CTL.test(path) || TARGET_CTL.test(query)) throw new ProxyError('bad_request', 'control character or space in the request target');
   const matchPath = normalizePath(path);
   if (typeof matchPath !== 'string') throw new ProxyError('bad_request', `ambiguous request path: ${matchPath.refused}`);
   if (underscores.action !== 'allow') headers = screenUnderscores(headers, underscores);
@@ -128,9 +144,11 @@ function checkRequestHead(
       // uWS decodes header bytes as UTF-8; invalid bytes arrive replaced and cannot be forwarded exactly.
       throw new ProxyError('bad_request', `header "${name}" has bytes that are not valid UTF-8`);
     }
+    if (name.length === 0) throw new ProxyError('bad_request', 'empty header name');
     switch (name) {
       case 'host':
         if (host !== null) throw new ProxyError('bad_request', 'more than one Host header');
+        if (!HOST_VALUE.test(value)) throw new ProxyError('bad_request', 'invalid Host header');
         host = value;
         break;
       case 'content-length': {

@@ -5,10 +5,11 @@
 // tickets and session ids bound to one listener (every thread serving it shares the keys), and
 // the per-connection check (inboundPeer) that a resumed session cannot skip.
 
-import { createHmac, randomBytes, type X509Certificate } from 'node:crypto';
+import { X509Certificate, createHmac, randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { materialKey, type TlsMaterial } from './material.js';
 import { compileIdentityPatterns, peerSpiffeId, type IdentityMatcher } from './spiffe.js';
+import { peerChain, trustDomainProblem } from './trust_domains.js';
 
 /** The error an outbound connection fails with when the server's SPIFFE ID is not the expected one. */
 export class IdentityMismatchError extends Error {
@@ -17,8 +18,14 @@ export class IdentityMismatchError extends Error {
     /** The server's SPIFFE ID, or null when its certificate carries none. */
     readonly peer: string | null,
     readonly expected: readonly string[],
+    /** Why a matching ID still does not count (its root does not vouch for its trust domain). */
+    readonly trustProblem: string | null = null,
   ) {
-    super(`upstream_identity_mismatch: server is ${peer ?? 'without a SPIFFE ID'}, expected ${expected.join(' or ')}`);
+    super(
+      trustProblem === null
+        ? `upstream_identity_mismatch: server is ${peer ?? 'without a SPIFFE ID'}, expected ${expected.join(' or ')}`
+        : `upstream_identity_mismatch: server claims ${peer ?? '?'}, but ${trustProblem}`,
+    );
     this.name = 'IdentityMismatchError';
   }
 }
@@ -63,6 +70,18 @@ export function clientSecureContext(m: TlsMaterial): tls.SecureContext {
   return ctx;
 }
 
+const leaves = new Lru<string, X509Certificate>(256);
+
+/** The X509Certificate of a detailed peer certificate (from checkServerIdentity), parsed once per certificate. */
+function leafOf(cert: tls.PeerCertificate): X509Certificate {
+  let x = leaves.get(cert.fingerprint256);
+  if (x === undefined) {
+    x = new X509Certificate(cert.raw);
+    leaves.set(cert.fingerprint256, x);
+  }
+  return x;
+}
+
 function expectedMatcher(expected: string | readonly string[]): { key: string; list: readonly string[]; match: IdentityMatcher } {
   const list = typeof expected === 'string' ? [expected] : expected;
   const key = list.join('\n');
@@ -98,7 +117,11 @@ export function clientTlsOptions(m: TlsMaterial, expected: string | readonly str
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
       const peer = peerSpiffeId(cert);
-      return peer !== null && exp.match(peer) ? undefined : new IdentityMismatchError(peer, exp.list);
+      if (peer === null || !exp.match(peer)) return new IdentityMismatchError(peer, exp.list);
+      // The chain verified against every root we trust; the one it ends at must vouch for the
+      // server's trust domain (a root of trust domain A cannot vouch for an identity in B).
+      const problem = trustDomainProblem(m, peer, leafOf(cert), () => peerChain(cert));
+      return problem === null ? undefined : new IdentityMismatchError(peer, exp.list, problem);
     },
   };
   if (endpoint !== undefined) {
@@ -202,17 +225,24 @@ function validityMs(cert: X509Certificate): readonly [number, number] {
  * OpenSSL verified a client chain (`socket.authorized`), a client certificate is present — a
  * TLS 1.3 session resumed without one counts as "authorized" in node — and that certificate is
  * valid now (a resumed session is not re-verified, so an expired certificate would otherwise
- * live on until the session times out). The caller destroys the socket when `ok` is false and
- * counts it as a refused handshake.
+ * live on until the session times out), and it carries a SPIFFE ID whose trust domain is
+ * vouched for by the root its chain ends at (trust_domains.ts). The caller destroys the socket
+ * when `ok` is false and counts it as a refused handshake.
  */
-export function inboundPeer(socket: tls.TLSSocket, nowMs = Date.now()): InboundPeer {
+export function inboundPeer(socket: tls.TLSSocket, m: TlsMaterial | null, nowMs = Date.now()): InboundPeer {
   if (!socket.authorized) return { ok: false, reason: String(socket.authorizationError ?? 'UNAUTHORIZED') };
   const cert = socket.getPeerX509Certificate();
   if (cert === undefined) return { ok: false, reason: 'CERTIFICATE_REQUIRED' };
   const [notBefore, notAfter] = validityMs(cert);
   if (!(nowMs <= notAfter)) return { ok: false, reason: 'CERT_HAS_EXPIRED' };
   if (!(nowMs >= notBefore)) return { ok: false, reason: 'CERT_NOT_YET_VALID' };
-  return { ok: true, identity: peerSpiffeId(cert) };
+  const identity = peerSpiffeId(cert);
+  if (m === null) return { ok: false, reason: 'NO_TRUST_MATERIAL' };
+  // SPIFFE bundle semantics: the root the chain ends at must vouch for the ID's trust domain.
+  if (trustDomainProblem(m, identity, cert, () => peerChain(socket.getPeerCertificate(true))) !== null) {
+    return { ok: false, reason: identity === null ? 'NO_SPIFFE_ID' : 'TRUST_DOMAIN_MISMATCH' };
+  }
+  return { ok: true, identity };
 }
 
 /**

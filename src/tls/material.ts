@@ -1,16 +1,33 @@
-// TlsMaterial: this sidecar's identity at one moment — leaf, key, trust bundle and the facts
-// read from them. Plain frozen data (structured-clone safe), so the main thread can post it to
-// workers inside a snapshot. materialFromPem checks that the pieces fit together.
+// TlsMaterial: this sidecar's identity at one moment — leaf, key, the roots it trusts (and for
+// which trust domain each one vouches) and the facts read from them. Plain frozen data
+// (structured-clone safe), so the main thread can post it to workers. It never holds a CA's
+// private key. materialFromPem checks that the pieces fit together.
 
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
+import { trustDomainOf } from './spiffe.js';
 import { certInfo, splitPemCertificates } from './x509.js';
+
+/** The roots trusted for one trust domain (a SPIFFE bundle). */
+export interface TrustDomainBundle {
+  readonly trustDomain: string;
+  readonly rootsPem: string;
+}
 
 export interface TlsMaterial {
   /** Our leaf (first) plus any intermediates, PEM. */
   readonly certPem: string;
   readonly keyPem: string;
-  /** Every trusted root, PEM; several during a root rotation overlap. */
+  /**
+   * Every trusted root, PEM (ours and federated ones): what TLS verifies chains against. Several
+   * of our own during a root rotation overlap.
+   */
   readonly trustBundlePem: string;
+  /**
+   * Which trust domain each root vouches for: our own trust domain first (our bundle), then
+   * federated ones. A peer is accepted only when a root of its SPIFFE ID's trust domain signed
+   * its chain (trust_domains.ts).
+   */
+  readonly trustDomains: readonly TrustDomainBundle[];
   /** The SPIFFE ID in our leaf. */
   readonly identity: string;
   /** Leaf serial, upper-case hex. */
@@ -24,7 +41,10 @@ export interface TlsMaterial {
 export interface PemTriple {
   readonly certPem: string;
   readonly keyPem: string;
+  /** Our own trust domain's roots (they vouch for our trust domain only). */
   readonly trustBundlePem: string;
+  /** Other trust domains' roots, each trusted for its own trust domain only (tls.federation). */
+  readonly federation?: readonly TrustDomainBundle[];
 }
 
 /**
@@ -52,10 +72,24 @@ export function materialFromPem(pems: PemTriple, nextRotation: Date | null = nul
   if (!roots.some((r) => top.checkIssued(r) && top.verify(r.publicKey))) {
     throw new Error('cert: not issued by any root in the trust bundle');
   }
+  const ownTd = trustDomainOf(info.identity);
+  const own: TrustDomainBundle = { trustDomain: ownTd, rootsPem: roots.map((r) => r.toString()).join('') };
+  const trustDomains: TrustDomainBundle[] = [own];
+  for (const f of pems.federation ?? []) {
+    if (f.trustDomain === ownTd) throw new Error(`federation: "${ownTd}" is our own trust domain; its roots come from our own trust bundle`);
+    if (trustDomains.some((t) => t.trustDomain === f.trustDomain)) throw new Error(`federation: trust domain "${f.trustDomain}" appears twice`);
+    const fr = splitPemCertificates(f.rootsPem).map((p) => parsePem(`federation bundle of ${f.trustDomain}`, p));
+    if (fr.length === 0) throw new Error(`federation bundle of ${f.trustDomain}: no PEM certificate found`);
+    trustDomains.push({ trustDomain: f.trustDomain, rootsPem: fr.map((r) => r.toString()).join('') });
+  }
+  // Every distinct root once, ours first.
+  const all = new Map<string, string>();
+  for (const t of trustDomains) for (const pem of splitPemCertificates(t.rootsPem)) if (!all.has(pem)) all.set(pem, pem);
   return Object.freeze({
     certPem: chain.join(''),
     keyPem: pems.keyPem,
-    trustBundlePem: roots.map((r) => r.toString()).join(''),
+    trustBundlePem: [...all.keys()].join(''),
+    trustDomains: Object.freeze(trustDomains.map((t) => Object.freeze(t))),
     identity: info.identity,
     serial: info.serial,
     notBefore: info.notBefore,
@@ -82,7 +116,10 @@ const materialKeys = new WeakMap<TlsMaterial, string>();
 export function materialKey(m: TlsMaterial): string {
   let k = materialKeys.get(m);
   if (k === undefined) {
-    k = createHash('sha256').update(m.certPem).update('\0').update(m.trustBundlePem).digest('base64url');
+    const h = createHash('sha256').update(m.certPem).update('\0').update(m.trustBundlePem);
+    // Which root vouches for which trust domain is part of what a session was checked under.
+    for (const t of m.trustDomains ?? []) h.update('\0').update(t.trustDomain).update('\0').update(t.rootsPem);
+    k = h.digest('base64url');
     materialKeys.set(m, k);
   }
   return k;

@@ -12,13 +12,23 @@ import type { TlsSourceSpec } from '../config/types.js';
 import { DEFAULT_LEAF_TTL_HOURS, type KeyType } from './ca.js';
 import { createIssuer, type Issuer } from './issuer_pool.js';
 import { checkPrivateFile } from './key_files.js';
-import { materialFromPem, materialKey, type TlsMaterial } from './material.js';
+import { materialFromPem, materialKey, type TlsMaterial, type TrustDomainBundle } from './material.js';
 import { splitPemCertificates } from './x509.js';
 
-/** What every source shares: strictness with secret files. */
+/** What every source shares: other trust domains' roots, strictness with secret files. */
 export interface CommonSourceOptions {
+  /**
+   * Other trust domains' roots (tls.federation): PEM files, each trusted for its trust domain
+   * only; read with every new material (files mode also watches them).
+   */
+  readonly federation?: readonly FederationSource[];
   /** Accept key (and token) files that group or others may access (default: refuse them, at start and on reload). */
   readonly allowInsecureKeyPermissions?: boolean;
+}
+
+export interface FederationSource {
+  readonly trustDomain: string;
+  readonly bundlePath: string;
 }
 
 export interface FilesSourceOptions extends CommonSourceOptions {
@@ -61,6 +71,8 @@ export interface CertsInfo {
   readonly not_after: string;
   readonly next_rotation: string | null;
   readonly trust_roots: number;
+  /** The trust domains whose peers we accept: ours first, then federated ones. */
+  readonly trust_domains: readonly string[];
   readonly rotations: number;
   readonly last_error: string | null;
   /** Failed reloads / issues so far (each kept the current certificate). */
@@ -74,7 +86,10 @@ export interface CertsInfo {
  */
 export function certificateSourceOptions(spec: TlsSourceSpec, identity: string | null, baseDir = '.'): CertificateSourceOptions {
   const abs = (p: string): string => path.resolve(baseDir, p);
-  const common: CommonSourceOptions = spec.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {};
+  const common: CommonSourceOptions = {
+    ...(spec.federation.length > 0 ? { federation: spec.federation.map((f) => ({ trustDomain: f.trustDomain, bundlePath: abs(f.bundle) })) } : {}),
+    ...(spec.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
+  };
   if (spec.mode === 'ca') {
     if (identity === null) throw new Error('tls.ca needs node.identity (the SPIFFE ID to issue our leaf for)');
     return { mode: 'ca', caDir: abs(spec.dir), identity, ttlHours: spec.ttlHours, keyType: spec.keyType, ...common };
@@ -162,6 +177,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
       not_after: m.notAfter.toISOString(),
       next_rotation: m.nextRotation?.toISOString() ?? null,
       trust_roots: splitPemCertificates(m.trustBundlePem).length,
+      trust_domains: m.trustDomains.map((t) => t.trustDomain),
       rotations: this.rotations,
       last_error: this.lastError,
       errors_total: this.errors,
@@ -246,7 +262,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
   private startWatching(opts: FilesSourceOptions): void {
     const debounceMs = opts.debounceMs ?? 200;
     const kick = (): void => this.setTimer(Date.now() + debounceMs, () => void this.refresh());
-    const dirs = new Set([opts.trustBundlePath, opts.certPath, opts.keyPath].map((p) => path.dirname(p)));
+    const dirs = new Set(watchedFiles(opts).map((p) => path.dirname(p)));
     for (const dir of dirs) {
       try {
         const w = watch(dir, { persistent: false }, kick);
@@ -279,7 +295,7 @@ async function readFilesMaterial(opts: FilesSourceOptions): Promise<TlsMaterial>
     read('cert', opts.certPath),
     read('key', opts.keyPath),
   ]);
-  const m = materialFromPem({ certPem, keyPem, trustBundlePem });
+  const m = materialFromPem({ certPem, keyPem, trustBundlePem, federation: await readFederation(opts) });
   if (opts.expectedIdentity !== undefined && m.identity !== opts.expectedIdentity) {
     throw new Error(`tls.cert ${opts.certPath}: identity is ${m.identity}, node.identity is ${opts.expectedIdentity}`);
   }
@@ -293,7 +309,7 @@ async function readFilesMaterial(opts: FilesSourceOptions): Promise<TlsMaterial>
 
 async function statSignature(opts: FilesSourceOptions): Promise<string> {
   const parts = await Promise.all(
-    [opts.trustBundlePath, opts.certPath, opts.keyPath].map((p) =>
+    watchedFiles(opts).map((p) =>
       stat(p).then(
         (s) => `${s.ino}:${s.size}:${s.mtimeMs}`,
         () => 'missing',
@@ -310,5 +326,24 @@ async function issueMaterial(issuer: Issuer, opts: CaSourceOptions): Promise<Tls
   // (at least 250 ms later, so a sub-second test TTL cannot spin).
   const delayMs = Math.max(250, (leaf.notAfter.getTime() - leaf.issuedAtMs) * (opts.rotateAtFraction ?? 0.5));
   const nextRotation = new Date(leaf.issuedAtMs + delayMs);
-  return materialFromPem(leaf, nextRotation);
+  return materialFromPem({ ...leaf, federation: await readFederation(opts) }, nextRotation);
+}
+
+/** Every file a files-mode source reads (and watches). */
+function watchedFiles(opts: FilesSourceOptions): string[] {
+  return [opts.trustBundlePath, opts.certPath, opts.keyPath, ...(opts.federation ?? []).map((f) => f.bundlePath)];
+}
+
+/** The federated trust domains' roots, read now. */
+async function readFederation(opts: CommonSourceOptions): Promise<TrustDomainBundle[]> {
+  return Promise.all(
+    (opts.federation ?? []).map(async (f) => {
+      try {
+        return { trustDomain: f.trustDomain, rootsPem: await readFile(f.bundlePath, 'utf8') };
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        throw new Error(`tls.federation bundle of ${f.trustDomain} ${f.bundlePath}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
+      }
+    }),
+  );
 }
