@@ -13,6 +13,9 @@ interface RawWritable {
   _writeRaw(data: Buffer, encoding?: BufferEncoding, cb?: () => void): boolean;
 }
 
+/** `Connection: ..., upgrade, ...`: with an Upgrade header, llhttp stops reading the connection after the request. */
+const UPGRADE_TOKEN = /(?:^|,)\s*upgrade\s*(?:,|$)/i;
+
 /** The downstream serving each in-flight node response (so a parser error can reach its exchange). */
 const byResponse = new WeakMap<ServerResponse, NodeDownstream>();
 
@@ -35,7 +38,7 @@ export class NodeDownstream implements Downstream {
     res.sendDate = false;
     // An Upgrade request is served as plain HTTP (no tunnel): node stops reading the connection
     // after it, so the connection closes after this response rather than hang.
-    if (req.headers.upgrade !== undefined) res.shouldKeepAlive = false;
+    if (req.headers.upgrade !== undefined && UPGRADE_TOKEN.test(req.headers.connection ?? '')) res.shouldKeepAlive = false;
   }
 
   /** Node's parser failed inside this request's body. */

@@ -22,7 +22,8 @@ interface Anchors {
 }
 
 const anchorsCache = new Map<string, Anchors>();
-const verdicts = new Map<string, string | null>();
+/** Leaves already found vouched for (under one set of anchors): the signature checks run once per certificate. */
+const vouched = new Set<string>();
 const MAX_VERDICTS = 4096;
 
 function anchorsOf(m: TlsMaterial): Anchors {
@@ -69,13 +70,12 @@ export function trustDomainProblem(
   if (identity === null) return 'the certificate carries no SPIFFE ID';
   const anchors = anchorsOf(m);
   const cacheKey = `${anchors.key}|${leaf.fingerprint256}|${identity}`;
-  const cached = verdicts.get(cacheKey);
-  if (cached !== undefined) return cached;
+  if (vouched.has(cacheKey)) return null;
   const td = trustDomainOf(identity);
-  const verdict = walk(anchors, td, leaf, chain) ? null : `${identity} is not vouched for by a root of trust domain "${td}"`;
-  if (verdicts.size >= MAX_VERDICTS) verdicts.clear();
-  verdicts.set(cacheKey, verdict);
-  return verdict;
+  if (!walk(anchors, td, leaf, chain)) return `${identity} is not vouched for by a root of trust domain "${td}"`;
+  if (vouched.size >= MAX_VERDICTS) vouched.clear();
+  vouched.add(cacheKey);
+  return null;
 }
 
 function validNow(c: X509Certificate): boolean {

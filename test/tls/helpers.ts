@@ -31,10 +31,10 @@ export function leafMaterial(ca: Ca, req: LeafRequest, bundle = ca.trustBundlePe
   return materialFromPem({ certPem: leaf.certPem, keyPem: leaf.keyPem, trustBundlePem: bundle });
 }
 
-/** Like leafMaterial, but without the checks (for expired or foreign leaves the server must refuse). */
+/** Like leafMaterial, but without the checks (for expired or foreign leaves the server must refuse); `bundle` vouches for the leaf's trust domain. */
 export function rawMaterial(ca: Ca, req: LeafRequest, bundle: string): TlsMaterial {
   const leaf = issueLeaf(ca, req);
-  return { ...leaf, trustBundlePem: bundle, nextRotation: null };
+  return { ...leaf, trustBundlePem: bundle, trustDomains: [{ trustDomain: ca.trustDomain, rootsPem: bundle }], nextRotation: null };
 }
 
 export interface TestServer {

@@ -39,7 +39,7 @@ async function serve(opts: tls.TlsOptions, check: boolean, nowMs?: () => number)
       s.on('data', () => s.write('hi\n'));
       return;
     }
-    const peer = inboundPeer(s, nowMs?.());
+    const peer = inboundPeer(s, serverMaterial, nowMs?.());
     verdicts.push({ peer, resumed: s.isSessionReused() });
     if (check && !peer.ok) {
       s.destroy();

@@ -150,20 +150,28 @@ describe('files mode', () => {
 });
 
 describe('certificateSourceOptions', () => {
+  const trust = { federation: [], allowInsecureKeyPermissions: false };
   it('maps the compiled tls source', () => {
-    expect(certificateSourceOptions({ mode: 'ca', dir: 'ca', ttlHours: 2, keyType: 'ec-p256' }, ID, '/etc/o')).toEqual({
+    expect(certificateSourceOptions({ mode: 'ca', dir: 'ca', ttlHours: 2, keyType: 'ec-p256', ...trust }, ID, '/etc/o')).toEqual({
       mode: 'ca',
       caDir: '/etc/o/ca',
       identity: ID,
       ttlHours: 2,
       keyType: 'ec-p256',
     });
-    expect(certificateSourceOptions({ mode: 'files', trustBundle: 'b.pem', cert: 'c.pem', key: '/k' }, null, '/etc/o')).toEqual({
+    expect(certificateSourceOptions({ mode: 'files', trustBundle: 'b.pem', cert: 'c.pem', key: '/k', ...trust }, null, '/etc/o')).toEqual({
       mode: 'files',
       trustBundlePath: '/etc/o/b.pem',
       certPath: '/etc/o/c.pem',
       keyPath: '/k',
     });
-    expect(() => certificateSourceOptions({ mode: 'ca', dir: 'ca', ttlHours: 24, keyType: 'ec-p256' }, null)).toThrow(/node.identity/);
+    expect(
+      certificateSourceOptions(
+        { mode: 'files', trustBundle: 'b.pem', cert: 'c.pem', key: '/k', federation: [{ trustDomain: 'partner', bundle: 'p.pem' }], allowInsecureKeyPermissions: true },
+        null,
+        '/etc/o',
+      ),
+    ).toMatchObject({ federation: [{ trustDomain: 'partner', bundlePath: '/etc/o/p.pem' }], allowInsecureKeyPermissions: true });
+    expect(() => certificateSourceOptions({ mode: 'ca', dir: 'ca', ttlHours: 24, keyType: 'ec-p256', ...trust }, null)).toThrow(/node.identity/);
   });
 });
