@@ -257,11 +257,26 @@ static napi_value OriginalDst(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// exitNow(code): _exit(2) at once — no atexit handlers, no teardown of worker threads. For a
+// process whose worker is stuck with uWS sockets open: Node's normal exit terminates that
+// worker, and a thread that ends with uWS sockets open aborts the process.
+static napi_value ExitNow(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t code = 1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1) {
+    napi_get_value_int64(env, argv[0], &code);
+  }
+  _exit((int)(code & 0xff));
+  return NULL;
+}
+
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"localPort", NULL, LocalPort, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, OriginalDst, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"exitNow", NULL, ExitNow, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     return NULL;

@@ -2,6 +2,7 @@
 // admin API, prints the `ready` line, reloads on config-file change and SIGHUP through the same
 // path as PUT /config, and on SIGTERM/SIGINT or POST /drain drains in-flight requests and exits 0.
 
+import { exitNow } from '../net/reuseport.js';
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -92,6 +93,13 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     onWorkerExit: (id) => {
       stats.forgetWorker(id);
       stats.incWorkerRestarts();
+    },
+    onWorkerStall: () => stats.incWorkerStalls(),
+    onUnrecoverableStall: (id, stalledMs) => {
+      // Node's exit would terminate the stuck worker and abort on its open uWS sockets: _exit
+      // instead, after saying why on stderr (synchronously; the JSON log is asynchronous).
+      process.stderr.write(`outrigger: worker ${id} stuck for ${stalledMs} ms while serving uws listeners; exiting (70) for the service manager to restart the sidecar\n`);
+      exitNow(70);
     },
   });
   // This sidecar's certificate (files or embedded CA), loaded before any worker starts and pushed

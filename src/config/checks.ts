@@ -116,8 +116,10 @@ function checkRoute(r: Obj, at: ConfigPath, clusters: ReadonlySet<string>, opts:
       }
     }
   }
-  if (r['test_crash'] === true && !opts.enableTestHooks) {
-    out.push({ path: [...at, 'test_crash'], message: 'test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)' });
+  for (const hook of ['test_crash', 'test_stall']) {
+    if (r[hook] === true && !opts.enableTestHooks) {
+      out.push({ path: [...at, hook], message: 'test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)' });
+    }
   }
 }
 

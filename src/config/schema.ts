@@ -37,6 +37,7 @@ export const nodeSchema = z.strictObject({
     .default('auto'),
   drain_timeout_ms: ms().default(10_000),
   error_detail: z.enum(['minimal', 'full']).default('minimal'),
+  worker_stall_ms: ms(100).default(5_000),
   random_seed: z.int().min(0).max(4_294_967_295).optional(),
 });
 
@@ -84,6 +85,7 @@ export const routeSchema = z.strictObject({
   timeout_ms: ms().default(15_000),
   max_stream_duration_ms: ms().default(0),
   test_crash: z.boolean().default(false),
+  test_stall: z.boolean().default(false),
   retries: retriesSchema.optional(),
   fault: faultSchema.optional(),
   rate_limit: rateLimitSchema.optional(),

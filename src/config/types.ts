@@ -22,6 +22,8 @@ export interface NodeSpec {
   readonly drainTimeoutMs: number;
   /** Seed for load balancing, splits and fault injection (reproducible tests); null = Math.random. */
   readonly randomSeed: number | null;
+  /** A worker whose event loop has not answered for this long is restarted (watchdog). */
+  readonly workerStallMs: number;
 }
 
 /** Where our certificate comes from: files (re-read when they change) or the embedded CA. */
@@ -159,6 +161,8 @@ export interface RouteSpec {
   readonly timeoutMs: number;
   /** Test hook: a request on this route crashes the worker. Only compiled when test hooks are enabled. */
   readonly testCrash: boolean;
+  /** Test hook: a request on this route blocks its worker's event loop (watchdog tests). */
+  readonly testStall: boolean;
   /** Whole exchange (start → last response byte) limit, ms; 0 = none. */
   readonly maxStreamDurationMs: number;
   readonly retries: RetrySpec | null;

@@ -58,6 +58,8 @@ export interface ListenerContext {
   onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void;
   /** A route marked test_crash was hit (test hook). */
   onTestCrash(route: string): void;
+  /** A route marked test_stall was hit (test hook): block the event loop. */
+  onTestStall(route: string): void;
 }
 
 /** Node-engine sockets carry the peer's SPIFFE ID (TLS, read once per connection) and whether a request on them was refused. */
@@ -412,6 +414,7 @@ export class ListenerRuntime implements ExchangeObserver {
     this.lastRouteIndex = route.index;
     const spec = route.spec;
     if (spec.testCrash) this.ctx.onTestCrash(spec.name);
+    if (spec.testStall) this.ctx.onTestStall(spec.name);
     const target = this.targets[route.index];
     if (this.rateLimit !== null && !this.rateLimit.take(Date.now())) {
       throw new ProxyError('rate_limited', `listener ${this.spec.name} is over its rate limit`);

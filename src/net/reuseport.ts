@@ -11,6 +11,7 @@ interface Addon {
   listen(host: string, port: number, backlog: number): number;
   localPort(fd: number): number;
   originalDst(fd: number): { address: string; port: number } | null;
+  exitNow(code: number): never;
 }
 
 /** Nearest directory at or above this file that holds package.json (works from src/ and dist/src/). */
@@ -77,4 +78,12 @@ export function socketLocalPort(fd: number): number {
  */
 export function originalDestination(fd: number): { address: string; port: number } | null {
   return load().originalDst(fd);
+}
+
+/**
+ * Ends the process at once with `code` (_exit(2): no exit handlers, no worker teardown). Only for
+ * a worker stuck with uWS sockets open, which Node's own exit would turn into an abort.
+ */
+export function exitNow(code: number): never {
+  return load().exitNow(code);
 }

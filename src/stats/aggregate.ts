@@ -30,6 +30,7 @@ export class StatsAggregator {
   private readonly workerGauges = new Map<number, Map<string, ClusterGauges>>();
   private configVersion = 0;
   private workerRestarts = 0;
+  private workerStalls = 0;
   private readonly view: StatsView;
   private readonly exporter: PrometheusExporter;
 
@@ -38,6 +39,9 @@ export class StatsAggregator {
     this.view = {
       get configVersion() {
         return self.configVersion;
+      },
+      get workerStalls() {
+        return self.workerStalls;
       },
       get workerRestarts() {
         return self.workerRestarts;
@@ -62,6 +66,10 @@ export class StatsAggregator {
 
   incWorkerRestarts(): void {
     this.workerRestarts += 1;
+  }
+
+  incWorkerStalls(): void {
+    this.workerStalls += 1;
   }
 
   setConfigVersion(v: number): void {

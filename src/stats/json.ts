@@ -56,6 +56,7 @@ export interface ClusterJson extends TrafficJson {
 export interface StatsJson {
   readonly config_version: number;
   readonly worker_restarts: number;
+  readonly worker_stalls: number;
   readonly listeners: readonly ListenerJson[];
   readonly routes: readonly RouteJson[];
   readonly clusters: readonly ClusterJson[];
@@ -98,6 +99,7 @@ export function buildStatsJson(view: StatsView): StatsJson {
   return {
     config_version: view.configVersion,
     worker_restarts: view.workerRestarts,
+    worker_stalls: view.workerStalls,
     listeners: [...listeners].map(([name, t]) => ({ name, ...traffic(t) })).sort(byName),
     routes: [...routes.values()]
       .map((r) => ({ listener: r.listener, name: r.name, ...traffic(r.totals) }))

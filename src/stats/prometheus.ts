@@ -222,6 +222,16 @@ export class PrometheusExporter {
     });
 
     new Counter({
+      name: 'outrigger_worker_stalls_total',
+      help: 'Workers the watchdog found with a stuck event loop (node.worker_stall_ms) and replaced.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(view.workerStalls);
+      },
+    });
+
+    new Counter({
       name: 'outrigger_worker_restarts_total',
       help: 'Workers restarted by the supervisor after a crash.',
       registers,

@@ -90,6 +90,8 @@ export interface GaugeSums {
 export interface StatsView {
   readonly configVersion: number;
   readonly workerRestarts: number;
+  /** Workers the watchdog found stuck (node.worker_stall_ms). */
+  readonly workerStalls: number;
   /** All cells, declared (zero) or seen in a delta. */
   cells(): Iterable<CellTotals>;
   /** All clusters, declared (zero) or seen in a delta. */

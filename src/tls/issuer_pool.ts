@@ -1,15 +1,28 @@
-// Leaf issuance off the main thread: a small piscina pool (1–2 threads) runs key generation and
-// signing (sign_worker.ts), so the main thread keeps answering the admin API and supervising
-// workers while RSA keys (~180 ms each) are made. Never start this on a data-plane worker.
+// Certificate CPU work off the main thread: a small piscina pool (1–2 threads) runs key
+// generation and signing (sign_worker.ts), so the main thread keeps answering the admin API and
+// supervising workers while RSA keys (~180 ms each) are made. Three faces of one pool: an
+// Issuer (tls.ca mode: our own leaf from a CA directory), a CsrSigner (the signer service) and
+// a KeyMaker (tls.signer mode: our key and CSR; no CA in sight). Never start this on a data-plane
+// worker.
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { CaError } from './ca.js';
-import { issueFromDir, type IssuedLeaf, type SignResult, type SignTask } from './sign_worker.js';
-import type { LeafRequest } from './ca.js';
+import { CaError, type LeafRequest } from './ca.js';
+import { CsrError } from './csr.js';
+import {
+  issueFromDir,
+  keygen,
+  signCsrFromDir,
+  type IssuedLeaf,
+  type KeyAndCsr,
+  type KeygenResult,
+  type PoolTask,
+  type SignResult,
+} from './sign_worker.js';
+import type { KeyType } from './x509.js';
 
-export type { IssuedLeaf } from './sign_worker.js';
+export type { IssuedLeaf, KeyAndCsr } from './sign_worker.js';
 
 export interface Issuer {
   /** Issue a leaf from the CA directory; rejects with CaError for a bad request or a missing CA. */
@@ -17,10 +30,7 @@ export interface Issuer {
   close(): Promise<void>;
 }
 
-export interface IssuerOptions {
-  readonly caDir: string;
-  /** Accept a ca.key that group or others may access (default: refuse it). */
-  readonly allowInsecureKeyPermissions?: boolean;
+export interface PoolOptions {
   /** Pool threads, 1 or 2 (default 1: issuance is rare; a second thread only helps bursts). */
   readonly threads?: 1 | 2;
   /**
@@ -30,6 +40,12 @@ export interface IssuerOptions {
   readonly inline?: boolean;
   /** Override the worker file (default: sign_worker.js beside this module, or under dist/). */
   readonly workerUrl?: URL;
+}
+
+export interface IssuerOptions extends PoolOptions {
+  readonly caDir: string;
+  /** Accept a ca.key that group or others may access (default: refuse it). */
+  readonly allowInsecureKeyPermissions?: boolean;
 }
 
 /**
@@ -46,6 +62,21 @@ export function signWorkerUrl(): URL {
   return built;
 }
 
+function newPool(opts: PoolOptions): Piscina<PoolTask, SignResult | KeygenResult> {
+  return new Piscina<PoolTask, SignResult | KeygenResult>({
+    filename: (opts.workerUrl ?? signWorkerUrl()).href,
+    minThreads: 0,
+    maxThreads: opts.threads ?? 1,
+    idleTimeout: 30_000,
+  });
+}
+
+function leafOf(r: SignResult | KeygenResult): IssuedLeaf {
+  if (!r.ok) throw r.code === 'bad_csr' ? new CsrError(r.message) : new CaError(r.code as CaError['code'], r.message);
+  if (!('leaf' in r)) throw new Error('issuer pool: unexpected result');
+  return r.leaf;
+}
+
 export function createIssuer(opts: IssuerOptions): Issuer {
   const { caDir } = opts;
   const allowInsecureKeyPermissions = opts.allowInsecureKeyPermissions === true;
@@ -55,17 +86,52 @@ export function createIssuer(opts: IssuerOptions): Issuer {
       close: async () => {},
     };
   }
-  const pool = new Piscina<SignTask, SignResult>({
-    filename: (opts.workerUrl ?? signWorkerUrl()).href,
-    minThreads: 0,
-    maxThreads: opts.threads ?? 1,
-    idleTimeout: 30_000,
-  });
+  const pool = newPool(opts);
   return {
-    issue: async (req) => {
-      const r = await pool.run({ caDir, req, allowInsecureKeyPermissions });
-      if (!r.ok) throw new CaError(r.code, r.message);
-      return r.leaf;
+    issue: async (req) => leafOf(await pool.run({ caDir, req, allowInsecureKeyPermissions })),
+    close: () => pool.destroy(),
+  };
+}
+
+export interface CsrSigner {
+  /** Check the CSR (signature, exactly `identity`) and sign its key; rejects with CsrError / CaError. */
+  sign(csrPem: string, identity: string, ttlHours: number): Promise<IssuedLeaf>;
+  close(): Promise<void>;
+}
+
+export function createCsrSigner(opts: IssuerOptions): CsrSigner {
+  const { caDir } = opts;
+  const allowInsecureKeyPermissions = opts.allowInsecureKeyPermissions === true;
+  if (opts.inline === true) {
+    return {
+      sign: (csrPem, identity, ttlHours) => signCsrFromDir({ kind: 'sign', caDir, csrPem, identity, ttlHours, allowInsecureKeyPermissions }),
+      close: async () => {},
+    };
+  }
+  const pool = newPool(opts);
+  return {
+    sign: async (csrPem, identity, ttlHours) => leafOf(await pool.run({ kind: 'sign', caDir, csrPem, identity, ttlHours, allowInsecureKeyPermissions })),
+    close: () => pool.destroy(),
+  };
+}
+
+export interface KeyMaker {
+  /** A new private key (PKCS#8 PEM) and a CSR for `identity`. */
+  make(identity: string, keyType: KeyType): Promise<KeyAndCsr>;
+  close(): Promise<void>;
+}
+
+export function createKeyMaker(opts: PoolOptions = {}): KeyMaker {
+  if (opts.inline === true) {
+    return { make: async (identity, keyType) => keygen({ kind: 'keygen', identity, keyType }), close: async () => {} };
+  }
+  const pool = newPool(opts);
+  return {
+    make: async (identity, keyType) => {
+      const r = await pool.run({ kind: 'keygen', identity, keyType });
+      if (!r.ok) throw new Error(r.message);
+      if (!('value' in r)) throw new Error('key maker: unexpected result');
+      return r.value;
     },
     close: () => pool.destroy(),
   };

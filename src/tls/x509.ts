@@ -57,19 +57,21 @@ function derLength(n: number): Buffer {
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
-function tlv(tag: number, content: Buffer): Buffer {
+/** One DER TLV. */
+export function tlv(tag: number, content: Buffer): Buffer {
   return Buffer.concat([Buffer.from([tag]), derLength(content.length), content]);
 }
 
 const SEQUENCE = 0x30;
 const toDer = (a: forge.asn1.Asn1): Buffer => Buffer.from(forge.asn1.toDer(a).getBytes(), 'binary');
 
-function oid(dotted: string): Buffer {
+/** A DER OBJECT IDENTIFIER. */
+export function oid(dotted: string): Buffer {
   return tlv(0x06, Buffer.from(forge.asn1.oidToDer(dotted).getBytes(), 'binary'));
 }
 
 /** AlgorithmIdentifier for the signature a key of this type makes (SHA-256 in both cases). */
-function signatureAlgorithm(type: KeyType): Buffer {
+export function signatureAlgorithm(type: KeyType): Buffer {
   return type === 'ec-p256'
     ? tlv(SEQUENCE, oid('1.2.840.10045.4.3.2')) // ecdsa-with-SHA256, parameters absent (RFC 5758)
     : tlv(SEQUENCE, Buffer.concat([oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])])); // sha256WithRSAEncryption, NULL

@@ -67,6 +67,7 @@ export type FromWorker =
   | { readonly type: 'drained'; readonly unfinished: number }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string; readonly fields?: Record<string, unknown> }
   | { readonly type: 'stats'; readonly delta: StatsDelta }
+  | { readonly type: 'heartbeat' }
   | { readonly type: 'outcomes'; readonly events: readonly OutcomeEvent[] }
   | { readonly type: 'inspect_result'; readonly id: number; readonly version: number; readonly clusters: readonly ClusterView[]; readonly listeners: readonly ListenerView[] };
 

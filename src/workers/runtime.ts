@@ -20,6 +20,7 @@ export interface RuntimeHooks {
   onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
   onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void;
   onTestCrash(route: string): void;
+  onTestStall(route: string): void;
 }
 
 export class WorkerRuntime implements ListenerContext {
@@ -168,6 +169,10 @@ export class WorkerRuntime implements ListenerContext {
 
   onTestCrash(route: string): void {
     this.hooks.onTestCrash(route);
+  }
+
+  onTestStall(route: string): void {
+    this.hooks.onTestStall(route);
   }
 }
 

@@ -27,6 +27,14 @@ export interface SupervisorOptions {
   readonly onOutcomes?: (events: readonly OutcomeEvent[]) => void;
   /** Called when a worker died (before it is restarted). */
   readonly onWorkerExit?: (workerId: number) => void;
+  /** Called when the watchdog finds a worker stuck (before it is replaced). */
+  readonly onWorkerStall?: (workerId: number) => void;
+  /**
+   * A stuck worker that serves uWS listeners cannot be replaced: a thread that ends with uWS
+   * sockets open aborts the whole process. The caller exits cleanly instead (the service
+   * manager restarts the sidecar).
+   */
+  readonly onUnrecoverableStall?: (workerId: number, stalledMs: number) => void;
 }
 
 /** A listener port that another process already holds, or a bind failure: refused at start. */
@@ -48,6 +56,8 @@ class WorkerSlot {
   worker: Worker | null = null;
   restarts = 0;
   startedAt = 0;
+  /** Date.now() of the worker's last message (heartbeats every 250 ms). */
+  lastBeat = 0;
   version = 0;
   listeners: readonly BoundListener[] = [];
   constructor(readonly id: number) {}
@@ -94,6 +104,8 @@ export class Supervisor {
     this.current = resolved;
     for (let i = 0; i < resolved.node.workers; i++) this.slots.push(new WorkerSlot(i + 1));
     const done = this.expectAcks(resolved.version);
+    this.watchdog = setInterval(() => this.checkStalls(), 250);
+    this.watchdog.unref();
     for (const slot of this.slots) this.spawn(slot);
     const failures = await done;
     if (failures.length > 0) {
@@ -243,6 +255,7 @@ export class Supervisor {
     const w = new Worker(WORKER_URL, { workerData: init });
     slot.worker = w;
     slot.startedAt = Date.now();
+    slot.lastBeat = slot.startedAt;
     w.on('message', (m: FromWorker) => this.onMessage(slot, m));
     w.on('error', (err) => this.opts.log.error({ worker: slot.id, err: err.message }, 'worker crashed'));
     w.on('exit', (code) => this.onExit(slot, w, code));
@@ -252,7 +265,10 @@ export class Supervisor {
   }
 
   private onMessage(slot: WorkerSlot, m: FromWorker): void {
+    slot.lastBeat = Date.now();
     switch (m.type) {
+      case 'heartbeat':
+        break;
       case 'applied':
         slot.version = m.version;
         slot.listeners = m.listeners;
@@ -276,6 +292,32 @@ export class Supervisor {
         break;
       case 'drained':
         break;
+    }
+  }
+
+  /** Workers found stuck by the watchdog and replaced (or, with uWS listeners, the process exited). */
+  stalls = 0;
+  private watchdog: NodeJS.Timeout | null = null;
+
+  /** Checks every worker's heartbeat; one silent for longer than node.worker_stall_ms is stuck. */
+  private checkStalls(): void {
+    const limit = this.current?.node.workerStallMs ?? 0;
+    if (limit <= 0 || this.stopping) return;
+    const now = Date.now();
+    for (const slot of this.slots) {
+      const w = slot.worker;
+      if (w === null || now - slot.lastBeat <= limit) continue;
+      this.stalls++;
+      const stalledMs = now - slot.lastBeat;
+      this.opts.onWorkerStall?.(slot.id);
+      if (this.current?.listeners.some((l) => l.engine === 'uws')) {
+        this.opts.log.error({ worker: slot.id, stalled_ms: stalledMs }, 'worker stuck; it serves uws listeners, which a stuck thread cannot release: exiting so the sidecar is restarted');
+        this.opts.onUnrecoverableStall?.(slot.id, stalledMs);
+        return;
+      }
+      this.opts.log.error({ worker: slot.id, stalled_ms: stalledMs }, 'worker stuck; replacing it');
+      slot.lastBeat = now; // once per stall
+      void w.terminate(); // 'exit' restarts it with backoff, as after a crash
     }
   }
 

@@ -16,6 +16,8 @@ import type { Endpoint } from '../upstream/cluster.js';
 import type { ClusterView, FromWorker, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 import { WorkerRuntime } from './runtime.js';
 
+/** How often a worker tells the supervisor its event loop is alive. */
+const HEARTBEAT_MS = 250;
 const port = parentPort;
 if (port === null) throw new Error('worker_main must run in a worker thread');
 const init = workerData as WorkerInit;
@@ -127,6 +129,14 @@ const runtime = new WorkerRuntime({
     stats.record(h.listener, routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null, null, err.status, 0, 0, 0, 0);
     if (l.spec.accessLog !== null) logAccess(l, head, routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? null) : null, null, err.status, err);
   },
+  onTestStall(_route: string): void {
+    if (!init.enableTestHooks) return;
+    // A stuck event loop, as an endless loop in a bug would make it (bounded: 10 minutes).
+    const until = Date.now() + 600_000;
+    while (Date.now() < until) {
+      /* spin */
+    }
+  },
   onTestCrash(route: string): void {
     if (!init.enableTestHooks) return;
     // Crash after the handler returns, the way a real bug in async code would.
@@ -153,6 +163,9 @@ function flushStats(): void {
 }
 const statsTimer = setInterval(flushStats, STATS_INTERVAL_MS);
 statsTimer.unref();
+// Watchdog: the supervisor restarts a worker whose heartbeats stop (its event loop is stuck).
+const heartbeat = setInterval(() => post({ type: 'heartbeat' }), HEARTBEAT_MS);
+heartbeat.unref();
 
 function inspect(): ClusterView[] {
   return [...runtime.clusters.values()].map((c) => ({

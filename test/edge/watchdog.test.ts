@@ -1,0 +1,59 @@
+// The worker watchdog (issue 10): a worker whose event loop is stuck longer than
+// node.worker_stall_ms is found by its missing heartbeats and replaced, counted in /metrics; a
+// stuck worker serving uws listeners cannot be replaced (a thread that ends with uWS sockets open
+// aborts the process), so the sidecar exits with code 70 for its service manager to restart it.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeAll, httpGet, rawRequest, startSidecar, startUpstream, waitFor } from '../helpers/sidecar.js';
+
+const HOOKS = { env: { OUTRIGGER_ENABLE_TEST_HOOKS: '1' } };
+
+function config(engine: 'uws' | 'node', app: string): Record<string, unknown> {
+  return {
+    node: { workers: 1, worker_stall_ms: 1000 },
+    listeners: [
+      {
+        name: 'main',
+        address: '127.0.0.1:0',
+        engine,
+        routes: [
+          { match: { path: '/stall' }, cluster: 'app', test_stall: true },
+          { match: { path_prefix: '/' }, cluster: 'app' },
+        ],
+      },
+    ],
+    clusters: [{ name: 'app', endpoints: [{ address: app }] }],
+  };
+}
+
+describe('worker watchdog', () => {
+  afterAll(closeAll);
+
+  it('node engine: a stuck worker is replaced, counted, and the listener serves again', async () => {
+    const app = await startUpstream();
+    const sc = await startSidecar(config('node', app.address), HOOKS);
+    expect((await httpGet(sc.url('/ok'))).status).toBe(200);
+    void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
+    const line = await sc.waitForLog((e) => e.msg === 'worker stuck; replacing it', 15_000);
+    expect(line['worker']).toBe(1);
+    let status = 0;
+    for (let i = 0; i < 100 && status !== 200; i++) {
+      status = await httpGet(sc.url('/ok'), { timeoutMs: 2000 }).then((r) => r.status, () => 0);
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(200);
+    const metrics = (await httpGet(`${sc.admin}/metrics`)).body.toString();
+    expect(metrics).toMatch(/^outrigger_worker_stalls_total 1$/m);
+    expect(sc.exited()).toBe(false);
+  });
+
+  it('uws engine: a stuck worker makes the sidecar exit with code 70 and say why', async () => {
+    const app = await startUpstream();
+    const sc = await startSidecar(config('uws', app.address), HOOKS);
+    void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
+    await sc.waitForLog((e) => typeof e.msg === 'string' && e.msg.startsWith('worker stuck; it serves uws listeners'), 15_000);
+    await waitFor(() => sc.exited(), 'the sidecar to exit', 10_000);
+    expect(await sc.stop()).toBe(70);
+    expect(sc.stderr()).toMatch(/worker 1 stuck for \d+ ms while serving uws listeners; exiting \(70\)/);
+  });
+});
