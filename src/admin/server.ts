@@ -7,6 +7,7 @@
 // (415). Configs received here are parsed with limits (body_limits.ts) and held to the API
 // policy (api_policy.ts) by the config store.
 
+import type { CounterTotals } from '../stats/counters.js';
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { checkBodyType, checkHost, checkSameOrigin } from './request_checks.js';
@@ -128,12 +129,12 @@ export class AdminServer {
       }
       case 'GET /stats': {
         const { listeners } = await d.inspect();
-        return send(res, 200, { ...d.stats.toJSON(), security: securityJson(listeners) });
+        return send(res, 200, { ...d.stats.toJSON(), security: securityJson(d.stats.counters, listeners), connections: connectionsJson(d.stats.counters) });
       }
       case 'GET /metrics': {
-        const [text, { listeners }] = await Promise.all([d.stats.prometheus(), d.inspect()]);
+        const text = await d.stats.prometheus();
         res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
-        res.end(text + securityMetrics(listeners));
+        res.end(`${text}\n${d.stats.counters.prometheus()}`);
         return;
       }
       case 'GET /certs':
@@ -197,39 +198,37 @@ function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-/** Authorization decisions per rule and refused handshakes, per listener (GET /stats). */
-function securityJson(listeners: readonly ListenerView[]): unknown[] {
-  return listeners
-    .filter((l) => l.authz !== null || l.handshake_failures > 0 || l.underscore_headers_dropped > 0)
-    .map((l) => ({
-      listener: l.name,
-      tls_handshake_failures: l.handshake_failures,
-      underscore_headers_dropped: l.underscore_headers_dropped,
-      authorization: l.authz === null ? null : { allowed_by_rule: l.authz.allowed, denied: l.authz.denied },
-    }));
+/**
+ * Authorization decisions per rule, refused handshakes and dropped underscore headers, per
+ * listener (GET /stats), from the monotonic totals (stats/counters.ts): they never go down.
+ */
+function securityJson(totals: CounterTotals, listeners: readonly ListenerView[]): unknown[] {
+  return listeners.map((l) => {
+    const listener = l.name;
+    const allowed = totals
+      .list('outrigger_authz_decisions_total')
+      .filter((s) => s.labels['listener'] === listener && s.labels['decision'] === 'allow')
+      .sort((a, b) => Number(a.labels['rule']) - Number(b.labels['rule']))
+      .map((s) => s.value);
+    return {
+      listener,
+      tls_handshake_failures: totals.value('outrigger_tls_handshake_failures_total', { listener }),
+      underscore_headers_dropped: totals.value('outrigger_headers_with_underscores_dropped_total', { listener }),
+      authorization: l.authz === null ? null : { allowed_by_rule: allowed, denied: totals.value('outrigger_authz_decisions_total', { listener, rule: '', decision: 'deny' }) },
+    };
+  });
 }
 
-/** Connections accepted per listener and worker (node-engine listeners; GET /stats). */
-function connectionsJson(listeners: readonly ListenerView[]): unknown[] {
-  return listeners
-    .filter((l) => l.connections_by_worker != null)
-    .map((l) => ({ listener: l.name, accepted_by_worker: l.connections_by_worker }));
-}
-
-/** The same counters as Prometheus text, appended to prom-client's exposition. */
-function securityMetrics(listeners: readonly ListenerView[]): string {
-  const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-  let out = '\n# HELP outrigger_authz_decisions_total Authorization decisions on mTLS listeners, by rule (allow) or denied.\n# TYPE outrigger_authz_decisions_total counter\n';
-  for (const l of listeners) {
-    if (l.authz === null) continue;
-    l.authz.allowed.forEach((n, i) => (out += `outrigger_authz_decisions_total{listener="${esc(l.name)}",rule="${i}",decision="allow"} ${n}\n`));
-    out += `outrigger_authz_decisions_total{listener="${esc(l.name)}",rule="",decision="deny"} ${l.authz.denied}\n`;
+/** Connections accepted per listener and worker (node-engine listeners; GET /stats), since start. */
+function connectionsJson(totals: CounterTotals): unknown[] {
+  const rows = new Map<string, Record<string, number>>();
+  for (const s of totals.list('outrigger_listener_connections_accepted_total')) {
+    const l = s.labels['listener'] ?? '';
+    const row = rows.get(l) ?? {};
+    row[s.labels['worker'] ?? ''] = s.value;
+    rows.set(l, row);
   }
-  out += '# HELP outrigger_tls_handshake_failures_total Inbound TLS handshakes refused (missing, untrusted, expired or not-yet-valid client certificate).\n# TYPE outrigger_tls_handshake_failures_total counter\n';
-  for (const l of listeners) out += `outrigger_tls_handshake_failures_total{listener="${esc(l.name)}"} ${l.handshake_failures}\n`;
-  out += '# HELP outrigger_headers_with_underscores_dropped_total Request header lines dropped for an underscore in the name (listeners[].headers_with_underscores: drop).\n# TYPE outrigger_headers_with_underscores_dropped_total counter\n';
-  for (const l of listeners) out += `outrigger_headers_with_underscores_dropped_total{listener="${esc(l.name)}"} ${l.underscore_headers_dropped}\n`;
-  return out;
+  return [...rows].map(([listener, accepted_by_worker]) => ({ listener, accepted_by_worker }));
 }
 
 function by(req: http.IncomingMessage, what: string): string {

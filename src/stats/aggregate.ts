@@ -3,6 +3,7 @@
 // (decode + add, never averaged percentiles); gauges keep the latest value per worker and are
 // summed across workers. Everything configured is declared up front so it shows as zero.
 
+import { CounterTotals } from './counters.js';
 import type { Snapshot } from '../config/types.js';
 import type { CellDelta, ClusterDelta, ClusterGauges, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
@@ -26,6 +27,8 @@ export interface DeclaredRoute {
 export class StatsAggregator {
   private readonly cellTotals = new Map<string, CellTotals>();
   private readonly clusterTotals = new Map<string, ClusterTotals>();
+  /** Monotonic totals of the counters that live in data-plane objects (counters.ts). */
+  readonly counters = new CounterTotals();
   /** Latest gauges per worker, per cluster. */
   private readonly workerGauges = new Map<number, Map<string, ClusterGauges>>();
   private configVersion = 0;
@@ -55,6 +58,7 @@ export class StatsAggregator {
 
   /** Merges one worker's delta. */
   apply(delta: StatsDelta): void {
+    if (delta.counters !== undefined) this.counters.apply(delta.counters);
     for (const cell of delta.cells) this.applyCell(cell);
     for (const c of delta.clusters) this.applyCluster(delta.workerId, c);
   }
@@ -121,6 +125,17 @@ export class StatsAggregator {
       routes,
       snapshot.clusters.map((c) => c.name),
     );
+    for (const l of snapshot.listeners) {
+      this.counters.declare('outrigger_headers_with_underscores_dropped_total', { listener: l.name });
+      if (l.tls !== null) this.counters.declare('outrigger_tls_handshake_failures_total', { listener: l.name });
+      if (l.authorization !== null) {
+        l.authorization.forEach((_r, i) => this.counters.declare('outrigger_authz_decisions_total', { listener: l.name, rule: String(i), decision: 'allow' }));
+        this.counters.declare('outrigger_authz_decisions_total', { listener: l.name, rule: '', decision: 'deny' });
+      }
+    }
+    for (const c of snapshot.clusters) {
+      for (const m of ['outrigger_retries_total', 'outrigger_retry_budget_exhausted_total', 'outrigger_overflow_total']) this.counters.declare(m, { cluster: c.name });
+    }
   }
 
   toJSON(): StatsJson {

@@ -2,6 +2,8 @@
 // the previous one. Plain data only (structured-clone safe): counters as numbers, latency
 // histograms as sparse HdrHistogram slot counts (microseconds, see histogram.ts).
 
+import type { CounterDelta } from './counters.js';
+
 /**
  * Response classes, by index: 0 = no response (status 0: client aborted, connection reset
  * mid-response, or a status outside 100..599), 1..5 = 1xx..5xx.
@@ -50,6 +52,8 @@ export interface ClusterDelta {
 
 export interface StatsDelta {
   readonly workerId: number;
+  /** Growth of the counters that live in data-plane objects (counters.ts); absent = none. */
+  readonly counters?: readonly CounterDelta[];
   /** Only cells and clusters that changed in the interval. */
   readonly cells: readonly CellDelta[];
   readonly clusters: readonly ClusterDelta[];

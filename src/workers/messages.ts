@@ -78,10 +78,4 @@ export interface ListenerView {
   readonly authz: { readonly allowed: readonly number[]; readonly denied: number } | null;
   /** Inbound TLS handshakes refused (no, untrusted, expired or not-yet-valid client certificate). */
   readonly handshake_failures: number;
-  /** Request headers dropped for an underscore in their name (headers_with_underscores: drop). */
-  readonly underscore_headers_dropped: number;
-  /** Connections this worker accepted on the listener (node engine; null on uws, which has no accept hook). */
-  readonly connections: number | null;
-  /** After the supervisor's merge: accepted connections by worker id. */
-  readonly connections_by_worker?: Readonly<Record<string, number>> | null;
 }

@@ -204,13 +204,11 @@ export class Supervisor {
     const live = this.slots.filter((s) => s.worker !== null);
     const views: Array<readonly ClusterView[]> = [];
     const lviews: Array<readonly ListenerView[]> = [];
-    const workerIds: number[] = [];
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 1000);
-      this.inspections.set(id, (slot, clusters, listeners) => {
+      this.inspections.set(id, (_slot, clusters, listeners) => {
         views.push(clusters);
         lviews.push(listeners);
-        workerIds.push(slot.id);
         if (views.length === live.length) {
           clearTimeout(timer);
           resolve();
@@ -220,7 +218,7 @@ export class Supervisor {
       if (live.length === 0) resolve();
     });
     this.inspections.delete(id);
-    return { workers: views.length, clusters: mergeViews(views), listeners: mergeListenerViews(lviews, workerIds) };
+    return { workers: views.length, clusters: mergeViews(views), listeners: mergeListenerViews(lviews) };
   }
 
   private broadcastApply(snapshot: Snapshot): Promise<string[]> {
@@ -434,31 +432,26 @@ function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[]
   return [...out.values()].map((m) => ({ ...m, endpoints: [...m.endpoints.values()] }));
 }
 
-function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>, workerIds: readonly number[]): ListenerView[] {
-  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number; underscores: number; byWorker: Record<string, number> | null }>();
-  views.forEach((view, w) => {
+function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>): ListenerView[] {
+  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number }>();
+  for (const view of views) {
     for (const l of view) {
       let m = out.get(l.name);
       if (m === undefined) {
-        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0, underscores: 0, byWorker: null };
+        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0 };
         out.set(l.name, m);
       }
       m.handshake_failures += l.handshake_failures;
-      m.underscores += l.underscore_headers_dropped;
-      if (l.connections !== null) (m.byWorker ??= {})[String(workerIds[w] ?? w + 1)] = l.connections;
       if (l.authz !== null) {
         const allowed = (m.allowed ??= []);
         l.authz.allowed.forEach((n, i) => (allowed[i] = (allowed[i] ?? 0) + n));
         m.denied += l.authz.denied;
       }
     }
-  });
+  }
   return [...out.values()].map((m) => ({
     name: m.name,
     authz: m.allowed === null ? null : { allowed: m.allowed, denied: m.denied },
     handshake_failures: m.handshake_failures,
-    underscore_headers_dropped: m.underscores,
-    connections: m.byWorker === null ? null : Object.values(m.byWorker).reduce((a, b) => a + b, 0),
-    connections_by_worker: m.byWorker,
   }));
 }

@@ -3,6 +3,7 @@
 // /clusters inspections, and drains on request. A worker never reads files or the environment;
 // everything arrives in messages.
 
+import { CounterDeltas } from '../stats/counters.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
@@ -158,14 +159,44 @@ function flushStats(): void {
     stats.setActive(h, c.active);
     stats.setPoolConnections(h, open, idle);
   }
+  observeCounters();
+  const counters = counterDeltas.take();
   const delta = stats.takeDelta();
-  if (delta.cells.length > 0 || delta.clusters.length > 0) post({ type: 'stats', delta });
+  if (delta.cells.length > 0 || delta.clusters.length > 0 || counters.length > 0) post({ type: 'stats', delta: { ...delta, counters } });
 }
 const statsTimer = setInterval(flushStats, STATS_INTERVAL_MS);
 statsTimer.unref();
 // Watchdog: the supervisor restarts a worker whose heartbeats stop (its event loop is stuck).
 const heartbeat = setInterval(() => post({ type: 'heartbeat' }), HEARTBEAT_MS);
 heartbeat.unref();
+
+// Counters kept in data-plane objects go to the main thread as growth, never as values.
+const counterDeltas = new CounterDeltas();
+function observeCounters(): void {
+  const w = String(init.workerId);
+  for (const l of runtime.listeners.values()) {
+    const listener = l.spec.name;
+    counterDeltas.observe(l, 'outrigger_tls_handshake_failures_total', { listener }, l.handshakeFailures);
+    counterDeltas.observe(l.underscores, 'outrigger_headers_with_underscores_dropped_total', { listener }, l.underscores.dropped);
+    if (l.connectionsAccepted !== null) counterDeltas.observe(l, 'outrigger_listener_connections_accepted_total', { listener, worker: w }, l.connectionsAccepted);
+    const authz = l.authzCounts;
+    if (authz !== null) {
+      authz.allowed.forEach((n, i) => counterDeltas.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: String(i), decision: 'allow' }, n));
+      counterDeltas.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: '', decision: 'deny' }, authz.denied);
+    }
+  }
+  for (const c of runtime.clusters.values()) {
+    const cluster = c.spec.name;
+    counterDeltas.observe(c, 'outrigger_retries_total', { cluster }, c.retriesTotal);
+    counterDeltas.observe(c, 'outrigger_overflow_total', { cluster }, c.overflowTotal);
+    counterDeltas.observe(c.retryBudget, 'outrigger_retry_budget_exhausted_total', { cluster }, c.retryBudget.exhausted);
+    for (const e of c.endpoints) {
+      const pc = e.pool.counters;
+      counterDeltas.observe(pc, 'outrigger_upstream_tls_handshakes_total', { cluster, endpoint: e.address }, pc.tlsHandshakes);
+      counterDeltas.observe(pc, 'outrigger_upstream_tls_resumptions_total', { cluster, endpoint: e.address }, pc.tlsResumed);
+    }
+  }
+}
 
 function inspect(): ClusterView[] {
   return [...runtime.clusters.values()].map((c) => ({
@@ -240,7 +271,7 @@ port.on('message', (msg: ToWorker) => {
         id: msg.id,
         version: runtime.version,
         clusters: inspect(),
-        listeners: [...runtime.listeners.values()].map((l) => ({ name: l.spec.name, authz: l.authzCounts, handshake_failures: l.handshakeFailures, underscore_headers_dropped: l.underscores.dropped, connections: l.connectionsAccepted })),
+        listeners: [...runtime.listeners.values()].map((l) => ({ name: l.spec.name, authz: l.authzCounts, handshake_failures: l.handshakeFailures })),
       });
       break;
     case 'drain':

@@ -39,9 +39,13 @@ describe('security counters', () => {
     for (let i = 0; i < 3; i++) expect((await get(out, '/v1/a')).status).toBe(200);
     expect((await get(out, '/v2/b', { method: 'POST' })).status).toBe(200);
     for (let i = 0; i < 2; i++) expect((await get(out, '/nope')).status).toBe(403);
-    const stats = JSON.parse(await adminGet(server, '/stats')) as { security: Array<{ listener: string; authorization: { allowed_by_rule: number[]; denied: number } }> };
-    const inbound = stats.security.find((s) => s.listener === 'inbound');
-    expect(inbound?.authorization).toEqual({ allowed_by_rule: [3, 1], denied: 2 });
+    // Workers post their counters' growth once a second: wait for this batch to arrive.
+    const inbound = await eventually(async () => {
+      const stats = JSON.parse(await adminGet(server, '/stats')) as { security: Array<{ listener: string; authorization: { allowed_by_rule: number[]; denied: number } }> };
+      const row = stats.security.find((s) => s.listener === 'inbound');
+      return row?.authorization.denied === 2 ? row : undefined;
+    }, 'the authorization counters in /stats');
+    expect(inbound.authorization).toEqual({ allowed_by_rule: [3, 1], denied: 2 });
     const metrics = await adminGet(server, '/metrics');
     expect(metrics).toContain('outrigger_authz_decisions_total{listener="inbound",rule="0",decision="allow"} 3');
     expect(metrics).toContain('outrigger_authz_decisions_total{listener="inbound",rule="1",decision="allow"} 1');

@@ -1,0 +1,114 @@
+// Counters kept inside data-plane objects (listeners, authorizers, clusters, retry budgets,
+// connection pools) start at zero whenever such an object is replaced: a worker restart, a
+// listener re-bind, new authorization rules. So workers never report those values: each posts
+// what every counter grew by since its last post (CounterDeltas), and the main thread adds the
+// deltas into totals (CounterTotals) that only ever grow for the life of the process, as
+// Prometheus rate() needs.
+
+/** One counter series' growth in one stats interval. */
+export interface CounterDelta {
+  readonly metric: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** Worker side: turns the current values of per-object counters into deltas. */
+export class CounterDeltas {
+  /** Last value posted, per owning object and series (a replaced object starts over at 0). */
+  private readonly last = new WeakMap<object, Map<string, number>>();
+  private out: CounterDelta[] = [];
+
+  /** Records `current`, the value of `metric{labels}` held by `owner`. */
+  observe(owner: object, metric: string, labels: Readonly<Record<string, string>>, current: number): void {
+    const key = seriesKey(metric, labels);
+    let seen = this.last.get(owner);
+    if (seen === undefined) {
+      seen = new Map();
+      this.last.set(owner, seen);
+    }
+    const prev = seen.get(key) ?? 0;
+    if (current > prev) this.out.push({ metric, labels, value: current - prev });
+    seen.set(key, current);
+  }
+
+  /** The deltas since the previous call. */
+  take(): CounterDelta[] {
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+}
+
+interface Series {
+  readonly metric: string;
+  readonly labels: Readonly<Record<string, string>>;
+  value: number;
+}
+
+/** Help text of every counter that travels this way (also the order of the exposition). */
+export const COUNTER_HELP: Readonly<Record<string, string>> = {
+  outrigger_authz_decisions_total: 'Authorization decisions on mTLS listeners, by rule (allow) or denied.',
+  outrigger_tls_handshake_failures_total: 'Inbound TLS handshakes refused (missing, untrusted, expired or not-yet-valid client certificate).',
+  outrigger_headers_with_underscores_dropped_total: 'Request header lines dropped for an underscore in the name (listeners[].headers_with_underscores: drop).',
+  outrigger_listener_connections_accepted_total: 'Client connections accepted, by listener and worker (node engine; uWS has no accept hook).',
+  outrigger_retries_total: 'Retries made by route retry policies, by cluster.',
+  outrigger_retry_budget_exhausted_total: 'Retries refused because the cluster retry budget was spent.',
+  outrigger_overflow_total: 'Requests refused with 503 overflow by the cluster circuit breaker (max_requests).',
+  outrigger_upstream_tls_handshakes_total: 'Full TLS handshakes on new upstream connections (mTLS clusters), by cluster and endpoint.',
+  outrigger_upstream_tls_resumptions_total: 'Resumed TLS sessions on new upstream connections (mTLS clusters), by cluster and endpoint.',
+};
+
+/** Main side: monotonic totals of every series. */
+export class CounterTotals {
+  private readonly series = new Map<string, Series>();
+
+  apply(deltas: readonly CounterDelta[]): void {
+    for (const d of deltas) this.at(d.metric, d.labels).value += d.value;
+  }
+
+  /** Makes a series exist (at 0 until something is counted), so /metrics shows it from the start. */
+  declare(metric: string, labels: Readonly<Record<string, string>>): void {
+    this.at(metric, labels);
+  }
+
+  /** The current total of one series (0 when never counted). */
+  value(metric: string, labels: Readonly<Record<string, string>>): number {
+    return this.series.get(seriesKey(metric, labels))?.value ?? 0;
+  }
+
+  /** Every series of `metric`. */
+  list(metric: string): Series[] {
+    return [...this.series.values()].filter((s) => s.metric === metric);
+  }
+
+  /** Prometheus text for every metric in COUNTER_HELP that has a series. */
+  prometheus(): string {
+    let out = '';
+    for (const [metric, help] of Object.entries(COUNTER_HELP)) {
+      const rows = this.list(metric);
+      if (rows.length === 0) continue;
+      out += `# HELP ${metric} ${help}\n# TYPE ${metric} counter\n`;
+      for (const s of rows) out += `${metric}${labelText(s.labels)} ${s.value}\n`;
+    }
+    return out;
+  }
+
+  private at(metric: string, labels: Readonly<Record<string, string>>): Series {
+    const key = seriesKey(metric, labels);
+    let s = this.series.get(key);
+    if (s === undefined) {
+      s = { metric, labels: { ...labels }, value: 0 };
+      this.series.set(key, s);
+    }
+    return s;
+  }
+}
+
+function seriesKey(metric: string, labels: Readonly<Record<string, string>>): string {
+  return `${metric}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
+}
+
+function labelText(labels: Readonly<Record<string, string>>): string {
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
+}
