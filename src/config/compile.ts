@@ -79,7 +79,7 @@ export function compileAdmin(admin: RawAdmin): AdminSpec {
 }
 
 /** The engine of a plaintext listener that names none (README: "Listener engines"). */
-export const DEFAULT_PLAINTEXT_ENGINE: 'uws' | 'node' = 'uws';
+export const DEFAULT_PLAINTEXT_ENGINE: 'uws' | 'node' = 'node';
 
 function compileListener(l: RawListener, opts: CompileOptions, workers: number, errorDetail: 'minimal' | 'full'): ListenerSpec {
   const hp = mustParse(l.address, true);
@@ -125,6 +125,10 @@ function compileTlsSource(t: RawConfig['tls']): TlsSourceSpec | null {
     allowInsecureKeyPermissions: t.allow_insecure_key_permissions,
   };
   if (t.ca !== undefined) return { mode: 'ca', dir: t.ca.dir, ttlHours: t.ca.ttl_hours, keyType: t.ca.key_type, ...trust };
+  if (t.signer !== undefined) {
+    const sg = t.signer;
+    return { mode: 'signer', address: sg.address, caBundle: sg.ca_bundle, tokenFile: sg.token_file, signerIdentity: sg.identity ?? null, ttlHours: sg.ttl_hours, keyType: sg.key_type, ...trust };
+  }
   return { mode: 'files', trustBundle: t.trust_bundle!, cert: t.cert!, key: t.key!, ...trust };
 }
 

@@ -16,12 +16,12 @@ interface RawWritable {
 /** `Connection: ..., upgrade, ...`: with an Upgrade header, llhttp stops reading the connection after the request. */
 const UPGRADE_TOKEN = /(?:^|,)\s*upgrade\s*(?:,|$)/i;
 
-/** The downstream serving each in-flight node response (so a parser error can reach its exchange). */
-const byResponse = new WeakMap<ServerResponse, NodeDownstream>();
+/** Where a node response keeps its downstream (so a parser error can reach its exchange): a symbol, cheaper than a WeakMap per request. */
+const kDownstream = Symbol('outrigger.downstream');
 
 /** The exchange downstream of `res`, if one is attached. */
 export function downstreamOf(res: ServerResponse): NodeDownstream | undefined {
-  return byResponse.get(res);
+  return (res as ServerResponse & { [kDownstream]?: NodeDownstream })[kDownstream];
 }
 
 export class NodeDownstream implements Downstream {
@@ -52,7 +52,7 @@ export class NodeDownstream implements Downstream {
 
   attach(ex: DownstreamEvents, wantBody: boolean): void {
     this.ex = ex;
-    byResponse.set(this.res, this);
+    (this.res as ServerResponse & { [kDownstream]?: NodeDownstream })[kDownstream] = this;
     this.res.on('close', () => {
       if (!this.res.writableFinished) {
         this.aborted = true;
@@ -63,8 +63,8 @@ export class NodeDownstream implements Downstream {
       const req = this.req;
       req.on('data', (chunk: Buffer) => ex.onClientData(chunk, false));
       req.on('end', () => ex.onClientData(null, true, req.rawTrailers));
-    } else {
-      this.req.resume();
+    } else if (!this.req.complete) {
+      this.req.resume(); // a body we do not forward (framing says none) is read and dropped
     }
   }
 
