@@ -61,7 +61,7 @@ describe('compile', () => {
     const s = r.snapshot;
     expect(r.warnings).toEqual([]);
     expect(s.version).toBe(7);
-    expect(s.node).toEqual({ workers: 3, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000, randomSeed: null });
+    expect(s.node).toEqual({ workers: 3, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000, randomSeed: null, workerStallMs: 5000 });
     expect(s.tls).toBeNull();
 
     const [outbound, inbound] = s.listeners;
@@ -97,6 +97,7 @@ describe('compile', () => {
       },
       timeoutMs: 0,
       testCrash: false,
+      testStall: false,
       maxStreamDurationMs: 0,
       retries: null,
       fault: null,
@@ -140,7 +141,7 @@ describe('compile', () => {
 
   it('fills every default for a minimal config, and an explicit worker count wins', () => {
     const r = ok(compileConfig({ ...minimal(), node: { workers: 2, drain_timeout_ms: 500 } }, OPTS));
-    expect(r.snapshot.node).toEqual({ workers: 2, identity: null, drainTimeoutMs: 500, randomSeed: null });
+    expect(r.snapshot.node).toEqual({ workers: 2, identity: null, drainTimeoutMs: 500, randomSeed: null, workerStallMs: 5000 });
     expect(r.snapshot.clusters[0]).toMatchObject({ maxRequests: 512, retryBudget: { percent: 20, minConcurrent: 2, minPerSecond: 5 } });
     expect(r.snapshot.clusters[0]?.pool).toEqual({ connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 1000, maxPending: 512 });
     expect(r.admin.historyLimit).toBe(20);
@@ -196,8 +197,8 @@ describe('the DESIGN.md §4 example', () => {
     const r = ok(parseConfigText(text, OPTS, 'design-example.yaml'));
     expect(r.warnings).toEqual([]);
     const s = r.snapshot;
-    expect(s.node).toEqual({ workers: 4, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000, randomSeed: null });
-    expect(s.tls).toEqual({ mode: 'files', trustBundle: './certs/ca.pem', cert: './certs/web.pem', key: './certs/web.key' });
+    expect(s.node).toEqual({ workers: 4, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000, randomSeed: null, workerStallMs: 5000 });
+    expect(s.tls).toEqual({ mode: 'files', trustBundle: './certs/ca.pem', cert: './certs/web.pem', key: './certs/web.key', federation: [], allowInsecureKeyPermissions: false });
     expect(r.admin.tokenFile).toBe('./admin.token');
 
     const [outbound, inbound] = s.listeners;

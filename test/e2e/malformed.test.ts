@@ -2,7 +2,8 @@
 // the connection is closed without any response; none ever reaches the upstream, none is
 // answered 2xx, and none crashes a worker. uWS detects some errors itself and then sends nothing
 // (it drops the connection, in some cases only at its ~10 s idle timeout); for the ones our code
-// handles (request_head.ts) the exact status and `x-outrigger-error` are asserted.
+// handles (request_head.ts) the exact status and `x-outrigger-error` are asserted. This file
+// runs the uws engine; test/edge/hostile.test.ts runs 131 shapes on every engine.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -24,7 +25,7 @@ let sc: Sidecar;
 
 beforeAll(async () => {
   up = await startUpstream();
-  sc = await startSidecar(proxyConfig([up.address], { maxRequestHeadersBytes: 2048 }), { workers: 2 });
+  sc = await startSidecar(proxyConfig([up.address], { maxRequestHeadersBytes: 2048, engine: 'uws' }), { workers: 2 });
 });
 afterAll(closeAll);
 

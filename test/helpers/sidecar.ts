@@ -242,6 +242,8 @@ export interface ConfigOptions {
   lb?: 'least_request' | 'round_robin' | 'random';
   timeoutMs?: number;
   maxRequestHeadersBytes?: number;
+  /** listeners[].engine (default: outrigger's default, node). */
+  engine?: 'uws' | 'node';
   /** Extra routes placed before the catch-all route to cluster `app`. */
   routes?: Array<Record<string, unknown>>;
   /** Extra clusters. */
@@ -260,6 +262,7 @@ export function proxyConfig(endpoints: string[], o: ConfigOptions = {}): Record<
     routes: [...(o.routes ?? []), catchAll],
   };
   if (o.maxRequestHeadersBytes !== undefined) listener['max_request_headers_bytes'] = o.maxRequestHeadersBytes;
+  if (o.engine !== undefined) listener['engine'] = o.engine;
   const app: Record<string, unknown> = {
     name: 'app',
     lb: o.lb ?? 'least_request',
