@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkBaseline, type Baseline, type Verdict } from './lib/baseline.js';
+import { checkBaseline, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
 import { comparisonLine, engineComparisons } from './lib/comparisons.js';
 import type { MeasurePlan } from './lib/measure.js';
 import { renderMarkdown } from './lib/report.js';
@@ -28,25 +28,6 @@ const HELP = `usage: npm run bench:ci -- [options]
   --check FILE        measure nothing: check a stored results.json against the baseline
   --no-install        do not apt-get install missing nginx/wrk
 `;
-
-/** The baseline with this run's medians as thresholds (margins kept). */
-function rebased(baseline: Baseline, measured: NonNullable<Verdict['measured']>, at: string): Baseline {
-  return {
-    ...baseline,
-    cpu_ratio_to_nginx: { ...baseline.cpu_ratio_to_nginx, threshold: Number(measured.cpuRatio.toFixed(3)) },
-    added_p99_us: { ...baseline.added_p99_us, threshold: Math.round(measured.addedP99Us) },
-    ...(baseline.more_configs !== undefined
-      ? {
-          more_configs: baseline.more_configs.map((g) => ({
-            ...g,
-            cpu_ratio_to_nginx: { ...g.cpu_ratio_to_nginx, threshold: Number((measured.moreCpuRatios[g.config] ?? g.cpu_ratio_to_nginx.threshold).toFixed(3)) },
-          })),
-        }
-      : {}),
-    measured_at: at,
-    provisional: false,
-  };
-}
 
 /** Prints the gate's table, then the paired ratios (printed, not gated). */
 function printVerdict(verdict: Verdict, results: BenchResults, where: string): Verdict {
@@ -85,6 +66,7 @@ async function main(): Promise<number> {
   const rate = baseline.added_p99_us.rate;
   const plan: MeasurePlan = {
     warmupS: 1,
+    firstWarmupS: 5,
     throughputS: durationS,
     connections: 50,
     wrkThreads: 1,
@@ -97,7 +79,7 @@ async function main(): Promise<number> {
   };
   const targets: TargetSpec[] = [
     { name: 'direct', kind: 'direct' },
-    { name: 'outrigger-1w', kind: 'outrigger', workers: 1 },
+    { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
     { name: 'nginx', kind: 'nginx' },
   ];
@@ -113,7 +95,7 @@ async function main(): Promise<number> {
 
   const verdict = printVerdict(checkBaseline(results, baseline), results, out);
   if (values['write-baseline'] && verdict.measured !== null) {
-    const next = rebased(baseline, verdict.measured, results.meta.finishedAt);
+    const next = rebaseline(baseline, verdict.measured, results.meta.finishedAt);
     writeFileSync(baselinePath, `${JSON.stringify(next, null, 2)}\n`);
     process.stdout.write(`wrote ${baselinePath}\n`);
     return 0;

@@ -72,6 +72,7 @@ async function main(): Promise<number> {
   const withVariants = values['no-variants'] === true ? false : values.variants === true ? true : !quick;
   const plan: MeasurePlan = {
     warmupS: quick ? 1 : 2,
+    firstWarmupS: quick ? 5 : 10,
     throughputS: n(values.duration, quick ? 3 : 10),
     connections: n(values.connections, 50),
     wrkThreads: 1,

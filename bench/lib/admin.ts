@@ -1,7 +1,7 @@
 // The admin API of an outrigger process under test: where it is (the address and token file of
 // its `"msg":"ready"` log line) and one reading the report uses — GET /stats `connections`, the
-// connections each worker accepted per listener (node-engine and TLS listeners; uWS has no
-// accept hook). The bearer token is sent when the ready line names a token file.
+// connections each worker accepted per listener since start. The bearer token is sent when the
+// ready line names a token file.
 
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';

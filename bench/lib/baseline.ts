@@ -22,6 +22,8 @@ export interface Gate {
 export interface ConfigCpuGate {
   readonly config: string;
   readonly cpu_ratio_to_nginx: Gate;
+  /** How the threshold was set. */
+  readonly note?: string;
 }
 
 export interface Baseline {
@@ -113,4 +115,19 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
   if (b.provisional === true) lines.push('', 'note: baseline.json is provisional (not yet measured on this machine class); refresh it with --write-baseline.');
   const moreCpuRatios = Object.fromEntries((b.more_configs ?? []).map((g, i) => [g.config, more[i]?.[1] ?? NaN]));
   return { exitCode: failed ? 1 : 0, text: lines.join('\n'), measured: { cpuRatio: cpu.median, addedP99Us: added.median, moreCpuRatios } };
+}
+
+/** The baseline with a run's medians as the thresholds (margins and notes kept): --write-baseline. */
+export function rebaseline(b: Baseline, measured: NonNullable<Verdict['measured']>, at: string): Baseline {
+  const gate = (g: Gate, v: number | undefined, digits: number): Gate => ({ ...g, threshold: v === undefined ? g.threshold : Number(v.toFixed(digits)) });
+  return {
+    ...b,
+    cpu_ratio_to_nginx: gate(b.cpu_ratio_to_nginx, measured.cpuRatio, 3),
+    added_p99_us: { ...b.added_p99_us, threshold: Math.round(measured.addedP99Us) },
+    ...(b.more_configs !== undefined
+      ? { more_configs: b.more_configs.map((g) => ({ ...g, cpu_ratio_to_nginx: gate(g.cpu_ratio_to_nginx, measured.moreCpuRatios[g.config], 3) })) }
+      : {}),
+    measured_at: at,
+    provisional: false,
+  };
 }

@@ -26,6 +26,12 @@ export const VARIANTS: readonly Variant[] = [
 
 export interface MeasurePlan {
   readonly warmupS: number;
+  /**
+   * Warm-up before a config's first round, when longer than warmupS: the node engine and
+   * node:https reach their steady CPU/request only after a few seconds of load (JIT tier-up of
+   * llhttp's callbacks and the TLS path), so one second measured them cold in round 1.
+   */
+  readonly firstWarmupS?: number;
   readonly throughputS: number;
   readonly connections: number;
   readonly wrkThreads: number;
@@ -222,9 +228,10 @@ export async function measureConfig(
   log: (s: string) => void,
 ): Promise<RunRecord[]> {
   const out: RunRecord[] = [];
-  if (plan.warmupS > 0) {
+  const warmupS = round === 1 ? Math.max(plan.warmupS, plan.firstWarmupS ?? 0) : plan.warmupS;
+  if (warmupS > 0) {
     try {
-      await runWrk({ url: `${t.baseUrl}/`, connections: plan.connections, threads: plan.wrkThreads, durationS: plan.warmupS, scriptDir });
+      await runWrk({ url: `${t.baseUrl}/`, connections: plan.connections, threads: plan.wrkThreads, durationS: warmupS, scriptDir });
     } catch (e) {
       log(`  ${t.spec.name}: warmup failed: ${errText(e)}`);
     }

@@ -229,7 +229,7 @@ function connectionsTable(readings: readonly ConnectionsReading[]): Table {
   }
   return {
     title: 'Connections accepted per worker',
-    note: 'GET /stats `connections` of each outrigger process after the last round: connections each worker accepted on each listener over the whole run (warm-ups, probes and every round; pooled connections closed after 60 s idle between rounds are opened again). Counted on node-engine and TLS listeners only (uWS has no accept hook), so uws-listener processes have no row.',
+    note: 'GET /stats `connections` of each outrigger process after the last round: connections each worker accepted on each listener over the whole run (warm-ups, probes and every round; pooled connections closed after 60 s idle between rounds are opened again). A process whose build counts none of its listeners (earlier builds counted node-engine and TLS listeners only) has no row.',
     head: ['config · process', 'listener', 'accepted by worker id'],
     rows,
   };

@@ -38,7 +38,7 @@ async function readAllConnections(running: readonly RunningTarget[], log: (s: st
       const r = await readConnections(t.spec.name, a);
       out.push(r);
       const text = r.listeners?.map((l) => `${l.listener} ${JSON.stringify(l.accepted_by_worker)}`).join(', ');
-      log(`connections accepted per worker, ${t.spec.name}/${a.part}: ${r.note ?? (text || 'none (uws listeners are not counted)')}`);
+      log(`connections accepted per worker, ${t.spec.name}/${a.part}: ${r.note ?? (text || 'no listener counted')}`);
     }
   }
   return out;

@@ -32,9 +32,9 @@ describe('default targets', () => {
   it('has both listener engines and the mTLS shape with a server sidecar of 1 and N workers', () => {
     expect(defaultTargets(2)).toEqual([
       { name: 'direct', kind: 'direct' },
-      { name: 'outrigger-1w', kind: 'outrigger', workers: 1 },
+      { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
       { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
-      { name: 'outrigger-2w', kind: 'outrigger', workers: 2 },
+      { name: 'outrigger-2w', kind: 'outrigger', workers: 2, engine: 'uws' },
       { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1 },
       { name: 'outrigger-mtls-2w', kind: 'outrigger-mtls', workers: 2 },
       { name: 'nginx', kind: 'nginx' },
@@ -46,9 +46,10 @@ describe('default targets', () => {
 describe('single-sidecar configs', () => {
   const base = { workers: 1, listenPort: 4003, upstreamPort: 4000, adminPort: 4004 };
 
-  it('outrigger-1w leaves the engine to outrigger’s default (uws)', () => {
+  it('outrigger-1w names the uws engine (whatever outrigger’s default is)', () => {
     const s = ok(parseConfigText(outriggerConfigYaml(base), OPTS)).snapshot;
     expect(s.listeners[0]?.engine).toBe('uws');
+    expect(ok(parseConfigText(outriggerConfigYaml({ ...base, engine: 'uws' }), OPTS)).snapshot.listeners[0]?.engine).toBe('uws');
     expect(s.node.workers).toBe(1);
   });
 
@@ -90,7 +91,7 @@ describe('sidecar configs of outrigger-mtls', () => {
     expect(s.node.identity).toBe(MTLS_CLIENT_ID);
     expect(s.tls).toMatchObject({ mode: 'ca', dir: caDir });
     expect(s.listeners[0]?.tls).toBeNull();
-    expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4002 });
+    expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4002, engine: 'uws' });
     expect(s.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
     expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
   });

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkBaseline, type Baseline } from '../../bench/lib/baseline.js';
+import { checkBaseline, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
 import { fmtSummary, renderHtml, renderMarkdown } from '../../bench/lib/report.js';
 import type { BenchResults } from '../../bench/lib/results.js';
 import { summarizeRuns } from '../../bench/lib/summary.js';
@@ -126,6 +126,15 @@ describe('CI gate (bench/baseline.json semantics) on a real run', () => {
     const skipped = checkBaseline({ ...r, skipped: [{ name: 'outrigger-node-1w', reason: 'did not start' }] }, gate(measured));
     expect(skipped.exitCode).toBe(2);
     expect(skipped.text).toContain('outrigger-node-1w skipped (did not start)');
+  });
+
+  it('--write-baseline takes every gated median as its new threshold, keeping margins and notes', () => {
+    const b: Baseline = { ...base, more_configs: [{ config: 'outrigger-node-1w', cpu_ratio_to_nginx: { threshold: 9, margin_percent: 15, margin_abs: 0 }, note: 'n' }] };
+    const next = rebaseline(b, { cpuRatio: 1.23456, addedP99Us: 101.6, moreCpuRatios: { 'outrigger-node-1w': 2.0004 } }, 'at');
+    expect(next.cpu_ratio_to_nginx).toEqual({ threshold: 1.235, margin_percent: 15, margin_abs: 0 });
+    expect(next.added_p99_us).toEqual({ ...base.added_p99_us, threshold: 102 });
+    expect(next.more_configs).toEqual([{ config: 'outrigger-node-1w', cpu_ratio_to_nginx: { threshold: 2, margin_percent: 15, margin_abs: 0 }, note: 'n' }]);
+    expect(next).toMatchObject({ measured_at: 'at', provisional: false });
   });
 
   it('cannot check (exit 2) when a needed config was skipped', () => {
