@@ -1,13 +1,17 @@
-// `npm start`: the real mesh shape on this machine. An embedded CA issues SPIFFE identities; two
-// outrigger sidecars talk mutual TLS over pooled connections:
+// `npm start`: the real mesh shape on this machine. A CA signs SPIFFE identities through the
+// signing service (`outrigger ca serve`, the only process that reads the root key); two outrigger
+// sidecars make their own keys, get them signed (bootstrap token first, their certificate for
+// renewals) and talk mutual TLS over pooled connections:
 //
 //   demo client ──http──▶ web sidecar :15001 ══mTLS══▶ api sidecar :15006 ──http──▶ hello-1, hello-2
 //                         (admin :15000)                (admin :15100, authorization: only web, GET/POST /v1/*)
+//                              └──── CSR ────▶ signer :15200 ◀──── CSR ────┘
 //
-// It prints what to curl. Ctrl-C drains both sidecars and stops everything.
+// It prints what to curl. Ctrl-C drains both sidecars, stops the signer and everything else.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +24,33 @@ const TD = 'cluster.local';
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const APP_PORTS = [18081, 18082];
+const SIGNER = '127.0.0.1:15200';
+
+/** Writes a secret file readable by this user only (the signer and sidecars refuse anything looser). */
+function writePrivate(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/** Child processes still running: stopped if the demo itself fails. */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGTERM');
+});
+
+/** `outrigger ca serve`: the signing service; resolves once it listens. */
+function startSigner(caDir: string, tokensFile: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, 'ca', 'serve', '--dir', caDir, '--address', SIGNER, '--tokens', tokensFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    child.stdout!.on('data', (d: Buffer) => {
+      for (const line of d.toString().split('\n')) if (line.trim() !== '') process.stdout.write(`[signer] ${line}\n`);
+      if (d.toString().includes('"msg":"signer ready"')) resolve(child);
+    });
+    child.once('exit', (code) => reject(new Error(`the signer exited with code ${code} before it was ready`)));
+  });
+}
 
 function demoApp(name: string, port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
@@ -52,6 +83,8 @@ function demoApp(name: string, port: number): Promise<http.Server> {
 function startSidecar(name: string, config: string): Promise<{ child: ChildProcess; tokenFile: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, 'run', '-c', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
     let buf = '';
     child.stdout!.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim() !== '') process.stdout.write(`[${name}] ${line}\n`);
@@ -73,7 +106,20 @@ async function main(): Promise<void> {
   mkdirSync(work, { recursive: true });
   const caDir = path.join(work, 'ca');
   if (!existsSync(path.join(caDir, 'ca.pem'))) await initCa(caDir, TD);
+  // Bootstrap tokens, new each run: each one lets its sidecar get exactly its own identity.
+  const signerDir = path.join(work, 'signer');
+  mkdirSync(signerDir, { recursive: true, mode: 0o700 });
+  const token = (): string => randomBytes(24).toString('base64url');
+  const webTokenValue = token();
+  const apiTokenValue = token();
+  const tokensFile = path.join(signerDir, 'tokens.yaml');
+  writePrivate(tokensFile, `# who may get which identity (written by npm start)\ntokens:\n  - token: ${webTokenValue}\n    identities: [${WEB}]\n  - token: ${apiTokenValue}\n    identities: [${API}]\n`);
+  writePrivate(path.join(work, 'web.token'), `${webTokenValue}\n`);
+  writePrivate(path.join(work, 'api.token'), `${apiTokenValue}\n`);
+  const signer = await startSigner(caDir, tokensFile);
   const apps = await Promise.all(APP_PORTS.map((p, i) => demoApp(`hello-${i + 1}`, p)));
+  const signerTls = (who: string): string =>
+    `tls: {signer: {address: ${SIGNER}, ca_bundle: ${path.join(caDir, 'ca.pem')}, token_file: ${path.join(work, `${who}.token`)}, ttl_hours: 1}}`;
 
   const apiConfig = path.join(work, 'api-sidecar.yaml');
   writeFileSync(
@@ -81,7 +127,7 @@ async function main(): Promise<void> {
     `# Server-side sidecar (written by npm start). Edit and save: it hot-reloads.
 node: {workers: 2, identity: ${API}}
 admin: {address: 127.0.0.1:15100}
-tls: {ca: {dir: ${caDir}, ttl_hours: 1}}      # our own leaf from the embedded CA, rotated at 50%
+${signerTls('api')}   # our key, signed by the signer, renewed at 50%
 listeners:
   - name: inbound
     address: 127.0.0.1:15006
@@ -107,7 +153,7 @@ ${APP_PORTS.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
     `# Client-side sidecar (written by npm start). Edit and save: it hot-reloads.
 node: {workers: 2, identity: ${WEB}}
 admin: {address: 127.0.0.1:15000}
-tls: {ca: {dir: ${caDir}, ttl_hours: 1}}
+${signerTls('web')}
 listeners:
   - name: outbound
     address: 127.0.0.1:15001
@@ -134,6 +180,7 @@ outrigger demo is running: web sidecar ══mTLS══▶ api sidecar ──▶
               curl -si http://127.0.0.1:15001/admin            (denied by policy: 403 unauthorized)
               curl -sk https://127.0.0.1:15006/v1/hello        (no client certificate: refused at the handshake)
   load test:  npx autocannon -c 50 -d 5 http://127.0.0.1:15001/v1/hello
+  signer:     https://${SIGNER} (outrigger ca serve; the only process with ${path.join(caDir, 'ca.key')}); tokens in ${tokensFile}
   admin:      ${webToken === apiToken ? `token file: ${webToken} (both sidecars)` : `token files: ${webToken} (web), ${apiToken} (api)`}
               curl -s ${auth(webToken)} http://127.0.0.1:15000/certs      (web identity, serial, next rotation)
               curl -s ${auth(webToken)} http://127.0.0.1:15000/clusters   (pool connections, TLS handshakes)
@@ -153,7 +200,10 @@ Ctrl-C stops the demo.
   for (const child of [web, api]) {
     child.once('exit', (code) => {
       if (code !== 0) process.exitCode = code ?? 1;
-      if (--left === 0) for (const a of apps) a.close();
+      if (--left === 0) {
+        for (const a of apps) a.close();
+        signer.kill('SIGTERM');
+      }
     });
   }
 }

@@ -1,6 +1,7 @@
-// `outrigger ca init | issue | inspect`: the embedded CA from the command line. runCa takes the
-// arguments after "ca" and returns an exit code: 0 ok, 2 for a user mistake (one line on
-// stderr, no stack trace), 1 for anything unexpected.
+// `outrigger ca init | issue | inspect | serve`: the embedded CA from the command line, and the
+// signing service that lets sidecars run without the root key. runCa takes the arguments after
+// "ca" and returns an exit code: 0 ok, 2 for a user mistake (one line on stderr, no stack
+// trace), 1 for anything unexpected. `serve` runs until SIGTERM / SIGINT.
 
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
@@ -8,6 +9,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CaError, initCa, issueLeaf, loadCa, writeLeafFiles } from '../tls/ca.js';
 import { KEY_TYPES, certInfo, splitPemCertificates, type KeyType } from '../tls/x509.js';
+import { Signer, SignerSetupError } from '../tls/signer.js';
+import { parseHostPort } from '../config/address.js';
 
 const HELP = `outrigger ca — the embedded certificate authority
 
@@ -19,8 +22,19 @@ Usage:
       own expiry. DIR/ca.key must be private (mode 0600) unless --allow-insecure-key-permissions
   outrigger ca inspect FILE
       print identity, serial, validity and issuer of each certificate in FILE
+  outrigger ca serve --dir DIR --address HOST:PORT --tokens FILE [--max-ttl-hours N] [--identity ID]
+      the signing service (HTTPS): POST /v1/sign {"csr": PEM, "ttl_hours": N} with a bootstrap token
+      (Authorization: Bearer ...; FILE binds each token to identity patterns) or, to renew, a client
+      certificate for the same identity. Sidecars use it with tls: {signer: {...}} and never see
+      DIR/ca.key. Its own certificate: spiffe://TD/outrigger/signer (or --identity). JSON log lines
+      on stdout; SIGTERM/SIGINT stop it. Tokens FILE (mode 0600):
+        tokens:
+          - token: <at least 16 characters>
+            identities: [spiffe://TD/ns/default/sa/web]
 
-Key types: ${KEY_TYPES.join(', ')} (default ec-p256). Leaf TTL default: 24 hours. Root: 3650 days.
+Key types: ${KEY_TYPES.join(', ')} (default ec-p256). Leaf TTL default: 24 hours (serve: at most
+--max-ttl-hours, default 24). Root: 3650 days. Leaves never outlive the root. DIR/ca.key and the
+tokens file must be private (mode 0600) unless --allow-insecure-key-permissions.
 `;
 
 export interface CaIo {
@@ -150,6 +164,53 @@ async function inspect(args: string[], io: CaIo): Promise<number> {
   return 0;
 }
 
+async function serve(args: string[], io: CaIo): Promise<number> {
+  const { values } = parse(
+    args,
+    {
+      dir: { type: 'string' },
+      address: { type: 'string' },
+      tokens: { type: 'string' },
+      'max-ttl-hours': { type: 'string' },
+      identity: { type: 'string' },
+      'allow-insecure-key-permissions': { type: 'boolean' },
+    },
+    0,
+  );
+  if (values['help'] === true) return help(io);
+  const dir = required(values, 'dir', 'serve');
+  const address = required(values, 'address', 'serve');
+  const tokensFile = required(values, 'tokens', 'serve');
+  const hp = parseHostPort(address, true);
+  if (!hp.ok) throw new UsageError(`--address: ${hp.message}`);
+  const maxTtlHours = positiveNumber(values['max-ttl-hours'], 'max-ttl-hours');
+  const identity = values['identity'];
+  const log = (entry: Record<string, unknown>): void => void io.stdout.write(`${JSON.stringify(entry)}\n`);
+  const signer = await Signer.start({
+    caDir: dir,
+    host: hp.value.host,
+    port: hp.value.port,
+    tokensFile: path.resolve(tokensFile),
+    ...(maxTtlHours !== undefined ? { maxTtlHours } : {}),
+    ...(typeof identity === 'string' ? { identity } : {}),
+    allowInsecureKeyPermissions: values['allow-insecure-key-permissions'] === true,
+    log,
+  });
+  log({ time: new Date().toISOString(), level: 'info', msg: 'signer ready', address: signer.address, identity: signer.identity, trust_domain: signer.trustDomain });
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      resolve();
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+  await signer.close();
+  log({ time: new Date().toISOString(), level: 'info', msg: 'signer stopped', signed: signer.signed, refused: signer.refused });
+  return 0;
+}
+
 function help(io: CaIo): number {
   io.stdout.write(HELP);
   return 0;
@@ -166,17 +227,19 @@ export async function runCa(argv: string[], io: CaIo = { stdout: process.stdout,
         return await issue(rest, io);
       case 'inspect':
         return await inspect(rest, io);
+      case 'serve':
+        return await serve(rest, io);
       case '--help':
       case '-h':
       case 'help':
         return help(io);
       case undefined:
-        throw new UsageError('missing ca command (init, issue, inspect); see outrigger ca --help');
+        throw new UsageError('missing ca command (init, issue, inspect, serve); see outrigger ca --help');
       default:
-        throw new UsageError(`unknown ca command "${cmd}" (init, issue, inspect)`);
+        throw new UsageError(`unknown ca command "${cmd}" (init, issue, inspect, serve)`);
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof CaError) {
+    if (e instanceof UsageError || e instanceof CaError || e instanceof SignerSetupError) {
       io.stderr.write(`outrigger ca: ${e.message}\n`);
       return 2;
     }

@@ -27,6 +27,9 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
   if (isObj(tlsSection) && tlsSection['ca'] !== undefined && !(isObj(raw['node']) && typeof raw['node']['identity'] === 'string')) {
     out.push({ path: ['tls', 'ca'], message: 'needs node.identity: the SPIFFE ID to issue this sidecar\'s certificate for' });
   }
+  if (isObj(tlsSection) && tlsSection['signer'] !== undefined && !(isObj(raw['node']) && typeof raw['node']['identity'] === 'string')) {
+    out.push({ path: ['tls', 'signer'], message: 'needs node.identity: the SPIFFE ID to ask the signer for' });
+  }
   // Federation is for other trust domains: our own one's roots come from our own source.
   if (isObj(tlsSection) && isObj(raw['node']) && typeof raw['node']['identity'] === 'string') {
     const ownTd = /^spiffe:\/\/([^/]*)/.exec(raw['node']['identity'])?.[1];

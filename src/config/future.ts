@@ -2,7 +2,7 @@
 // warning while they are not built, see warnings.ts), and the resilience and observability
 // sections (retries, fault, rate_limit, access_log, retry_budget, health_check, outlier_detection).
 import { z } from 'zod';
-import { identityPatternField, methodField, ms, pathField, spiffeIdField } from './fields.js';
+import { endpointAddressField, identityPatternField, methodField, ms, pathField, spiffeIdField } from './fields.js';
 
 const percent = z.number().min(0).max(100);
 
@@ -15,6 +15,17 @@ export const tlsIdentitySchema = z
     ca: z
       .strictObject({
         dir: z.string().min(1),
+        ttl_hours: z.number().positive().max(24 * 365).default(24),
+        key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
+      })
+      .optional(),
+    /** `outrigger ca serve` signs CSRs for a key made here: this sidecar never holds the root key. */
+    signer: z
+      .strictObject({
+        address: endpointAddressField,
+        ca_bundle: z.string().min(1),
+        token_file: z.string().min(1),
+        identity: spiffeIdField.optional(),
         ttl_hours: z.number().positive().max(24 * 365).default(24),
         key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
       })
@@ -41,11 +52,11 @@ export const tlsIdentitySchema = z
     if ((v.cert === undefined) !== (v.key === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'give cert and key together' });
     }
-    if (v.ca !== undefined && v.cert !== undefined) {
-      ctx.addIssue({ code: 'custom', message: 'give either cert/key or ca, not both' });
-    }
-    if (v.ca === undefined && (v.cert === undefined || v.trust_bundle === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'give trust_bundle, cert and key, or ca: {dir}' });
+    const given = [v.cert !== undefined || v.trust_bundle !== undefined ? 'cert/key' : null, v.ca !== undefined ? 'ca' : null, v.signer !== undefined ? 'signer' : null].filter((x) => x !== null);
+    if (given.length > 1) {
+      ctx.addIssue({ code: 'custom', message: `give one of cert/key, ca or signer, not ${given.join(' and ')}` });
+    } else if (v.ca === undefined && v.signer === undefined && (v.cert === undefined || v.trust_bundle === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}' });
     }
   });
 

@@ -26,12 +26,26 @@ export interface NodeSpec {
   readonly workerStallMs: number;
 }
 
-/** Where our certificate comes from: files (re-read when they change) or the embedded CA. */
+/** Where our certificate comes from: files (re-read when they change), the embedded CA, or a signer. */
 export type TlsSourceSpec = TlsSourceKind & TlsTrustSpec;
 
 export type TlsSourceKind =
   | { readonly mode: 'files'; readonly trustBundle: string; readonly cert: string; readonly key: string }
-  | { readonly mode: 'ca'; readonly dir: string; readonly ttlHours: number; readonly keyType: 'ec-p256' | 'rsa-2048' };
+  | { readonly mode: 'ca'; readonly dir: string; readonly ttlHours: number; readonly keyType: 'ec-p256' | 'rsa-2048' }
+  | {
+      /** `outrigger ca serve` signs CSRs for our own key; the root key stays with it. */
+      readonly mode: 'signer';
+      /** `host:port` of the signer. */
+      readonly address: string;
+      /** PEM roots that sign the signer's certificate. */
+      readonly caBundle: string;
+      /** The bootstrap token (first certificate, or when ours has expired). */
+      readonly tokenFile: string;
+      /** The SPIFFE ID the signer must present; null = spiffe://<our trust domain>/outrigger/signer. */
+      readonly signerIdentity: string | null;
+      readonly ttlHours: number;
+      readonly keyType: 'ec-p256' | 'rsa-2048';
+    };
 
 /** What this sidecar trusts beyond its own trust domain, and how strict it is with secret files. */
 export interface TlsTrustSpec {

@@ -102,8 +102,9 @@ function sessionKey(m: TlsMaterial, expectedKey: string, endpoint: string): stri
  * Options for `tls.connect` (spread them next to host/port/onread): our leaf via a shared
  * SecureContext, the trust bundle, `rejectUnauthorized: true`, and a `checkServerIdentity`
  * that ignores DNS names and accepts the server only when its SPIFFE URI SAN matches one of
- * `expected` (exact IDs or "prefix/*" patterns); otherwise the socket fails with an
- * IdentityMismatchError (message starts "upstream_identity_mismatch:") before any byte is sent.
+ * `expected` (exact IDs or identity patterns) and the root its chain ends at vouches for that
+ * ID's trust domain; otherwise the socket fails with an IdentityMismatchError (message starts
+ * "upstream_identity_mismatch:") before any byte is sent.
  *
  * With `endpoint` (e.g. "10.0.0.5:15006"), a session remembered by rememberSessions for the
  * same endpoint, material and expected identities is offered for resumption. Node skips

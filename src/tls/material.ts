@@ -82,13 +82,11 @@ export function materialFromPem(pems: PemTriple, nextRotation: Date | null = nul
     if (fr.length === 0) throw new Error(`federation bundle of ${f.trustDomain}: no PEM certificate found`);
     trustDomains.push({ trustDomain: f.trustDomain, rootsPem: fr.map((r) => r.toString()).join('') });
   }
-  // Every distinct root once, ours first.
-  const all = new Map<string, string>();
-  for (const t of trustDomains) for (const pem of splitPemCertificates(t.rootsPem)) if (!all.has(pem)) all.set(pem, pem);
   return Object.freeze({
     certPem: chain.join(''),
     keyPem: pems.keyPem,
-    trustBundlePem: [...all.keys()].join(''),
+    // Every root, ours first (as given: a root rotation may list one twice for a moment).
+    trustBundlePem: trustDomains.map((t) => t.rootsPem).join(''),
     trustDomains: Object.freeze(trustDomains.map((t) => Object.freeze(t))),
     identity: info.identity,
     serial: info.serial,

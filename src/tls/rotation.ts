@@ -2,7 +2,11 @@
 // tls.trust_bundle / cert / key and re-reads them when they change (fs.watch on their
 // directories, so atomic renames and Kubernetes secret symlink swaps are seen, plus a periodic
 // stat; both debounced). CA mode issues our own leaf from the embedded CA (in the piscina pool)
-// and re-issues it at 50% of its lifetime. Main thread only: it reads files and issues keys.
+// and re-issues it at 50% of its lifetime (single host: this process reads the root key).
+// Signer mode makes our key and a CSR (piscina pool), has `outrigger ca serve` sign it (bootstrap
+// token first, our current certificate for renewals) and renews at 50%; while the signer is
+// unreachable the current certificate stays in force, with a warning as its end approaches. It
+// never sees a root key. Main thread only: it reads files and makes keys.
 
 import { EventEmitter } from 'node:events';
 import { watch, type FSWatcher } from 'node:fs';
@@ -10,26 +14,12 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { TlsSourceSpec } from '../config/types.js';
 import { DEFAULT_LEAF_TTL_HOURS, type KeyType } from './ca.js';
-import { createIssuer, type Issuer } from './issuer_pool.js';
+import { createIssuer, createKeyMaker, type Issuer } from './issuer_pool.js';
 import { checkPrivateFile } from './key_files.js';
-import { materialFromPem, materialKey, type TlsMaterial, type TrustDomainBundle } from './material.js';
+import { readFederation, type CommonSourceOptions } from './federation.js';
+import { materialFromPem, materialKey, type TlsMaterial } from './material.js';
+import { signerIdentityOf, signerMaterial, type SignerSourceOptions } from './signer_source.js';
 import { splitPemCertificates } from './x509.js';
-
-/** What every source shares: other trust domains' roots, strictness with secret files. */
-export interface CommonSourceOptions {
-  /**
-   * Other trust domains' roots (tls.federation): PEM files, each trusted for its trust domain
-   * only; read with every new material (files mode also watches them).
-   */
-  readonly federation?: readonly FederationSource[];
-  /** Accept key (and token) files that group or others may access (default: refuse them, at start and on reload). */
-  readonly allowInsecureKeyPermissions?: boolean;
-}
-
-export interface FederationSource {
-  readonly trustDomain: string;
-  readonly bundlePath: string;
-}
 
 export interface FilesSourceOptions extends CommonSourceOptions {
   readonly mode: 'files';
@@ -60,11 +50,17 @@ export interface CaSourceOptions extends CommonSourceOptions {
   readonly retryMs?: number;
 }
 
-export type CertificateSourceOptions = FilesSourceOptions | CaSourceOptions;
+export type { CommonSourceOptions, FederationSource } from './federation.js';
+export type { SignerSourceOptions } from './signer_source.js';
+
+export type CertificateSourceOptions = FilesSourceOptions | CaSourceOptions | SignerSourceOptions;
+
+/** The certificate has less than this fraction of its lifetime left while renewals fail: /certs warns. */
+const EXPIRY_WARNING_FRACTION = 0.25;
 
 /** The admin `/certs` view. */
 export interface CertsInfo {
-  readonly source: 'files' | 'ca';
+  readonly source: 'files' | 'ca' | 'signer';
   readonly identity: string;
   readonly serial: string;
   readonly not_before: string;
@@ -75,8 +71,17 @@ export interface CertsInfo {
   readonly trust_domains: readonly string[];
   readonly rotations: number;
   readonly last_error: string | null;
-  /** Failed reloads / issues so far (each kept the current certificate). */
+  /** Failed reloads / issues / renewals so far (each kept the current certificate). */
   readonly errors_total: number;
+  /** Seconds until not_after (negative once expired). */
+  readonly expires_in_s: number;
+  /**
+   * Set while something needs attention: the certificate has expired, is not valid yet, or has
+   * less than a quarter of its lifetime left while renewals fail (e.g. the signer is unreachable).
+   */
+  readonly warning: string | null;
+  /** Signer mode: where certificates come from. */
+  readonly signer?: { readonly address: string; readonly identity: string; readonly last_success: string | null };
 }
 
 /**
@@ -90,6 +95,20 @@ export function certificateSourceOptions(spec: TlsSourceSpec, identity: string |
     ...(spec.federation.length > 0 ? { federation: spec.federation.map((f) => ({ trustDomain: f.trustDomain, bundlePath: abs(f.bundle) })) } : {}),
     ...(spec.allowInsecureKeyPermissions ? { allowInsecureKeyPermissions: true } : {}),
   };
+  if (spec.mode === 'signer') {
+    if (identity === null) throw new Error('tls.signer needs node.identity (the SPIFFE ID to ask the signer for)');
+    return {
+      mode: 'signer',
+      address: spec.address,
+      caBundlePath: abs(spec.caBundle),
+      tokenFile: abs(spec.tokenFile),
+      ...(spec.signerIdentity !== null ? { signerIdentity: spec.signerIdentity } : {}),
+      identity,
+      ttlHours: spec.ttlHours,
+      keyType: spec.keyType,
+      ...common,
+    };
+  }
   if (spec.mode === 'ca') {
     if (identity === null) throw new Error('tls.ca needs node.identity (the SPIFFE ID to issue our leaf for)');
     return { mode: 'ca', caDir: abs(spec.dir), identity, ttlHours: spec.ttlHours, keyType: spec.keyType, ...common };
@@ -130,35 +149,53 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
   private retryDelayMs = 0;
   private reloading: Promise<void> | null = null;
   private reloadAgain = false;
+  private lastSuccessMs: number | null = null;
 
   private constructor(
     private readonly opts: CertificateSourceOptions,
     first: TlsMaterial,
-    private readonly issuer: Issuer | null,
-    private readonly ownsIssuer: boolean,
+    /** Makes the next material from the current one (reads files, issues, or asks the signer). */
+    private readonly produce: (current: TlsMaterial) => Promise<TlsMaterial>,
+    /** Releases what open() created (pools). */
+    private readonly release: () => Promise<void>,
   ) {
     super();
     this.material = first;
+    this.lastSuccessMs = Date.now();
   }
 
-  /** Load (files) or issue (ca) the first material; rejects when that fails. */
+  /** Load (files), issue (ca) or have signed (signer) the first material; rejects when that fails. */
   static async open(opts: CertificateSourceOptions): Promise<CertificateSource> {
     if (opts.mode === 'files') {
-      const src = new CertificateSource(opts, await readFilesMaterial(opts), null, false);
+      const src = new CertificateSource(opts, await readFilesMaterial(opts), () => readFilesMaterial(opts), async () => {});
       src.statSig = await statSignature(opts);
       src.startWatching(opts);
       return src;
     }
     const fraction = opts.rotateAtFraction ?? 0.5;
     if (!(fraction > 0 && fraction < 1)) throw new Error('rotateAtFraction must be between 0 and 1');
+    if (opts.mode === 'signer') {
+      const keyMaker = opts.keyMaker ?? createKeyMaker();
+      const release = opts.keyMaker === undefined ? () => keyMaker.close() : async () => {};
+      try {
+        const first = await signerMaterial(keyMaker, opts, null);
+        const src = new CertificateSource(opts, first, (cur) => signerMaterial(keyMaker, opts, cur), release);
+        src.scheduleRotation();
+        return src;
+      } catch (e) {
+        await release();
+        throw e;
+      }
+    }
     const issuer = opts.issuer ?? createIssuer({ caDir: opts.caDir, allowInsecureKeyPermissions: opts.allowInsecureKeyPermissions === true });
+    const release = opts.issuer === undefined ? () => issuer.close() : async () => {};
     try {
       const first = await issueMaterial(issuer, opts);
-      const src = new CertificateSource(opts, first, issuer, opts.issuer === undefined);
+      const src = new CertificateSource(opts, first, () => issueMaterial(issuer, opts), release);
       src.scheduleRotation();
       return src;
     } catch (e) {
-      if (opts.issuer === undefined) await issuer.close();
+      await release();
       throw e;
     }
   }
@@ -181,7 +218,32 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
       rotations: this.rotations,
       last_error: this.lastError,
       errors_total: this.errors,
+      expires_in_s: Math.round((m.notAfter.getTime() - Date.now()) / 1000),
+      warning: this.warning(),
+      ...(this.opts.mode === 'signer'
+        ? {
+            signer: {
+              address: this.opts.address,
+              identity: signerIdentityOf(this.opts),
+              last_success: this.lastSuccessMs === null ? null : new Date(this.lastSuccessMs).toISOString(),
+            },
+          }
+        : {}),
     };
+  }
+
+  /** What needs attention now (see CertsInfo.warning), or null. */
+  warning(nowMs = Date.now()): string | null {
+    const m = this.material;
+    const end = m.notAfter.getTime();
+    const failing = this.lastError === null ? '' : `; the last renewal failed: ${this.lastError}`;
+    if (nowMs >= end) return `certificate ${m.serial} expired at ${m.notAfter.toISOString()}: peers refuse it${failing}`;
+    if (nowMs < m.notBefore.getTime()) return `certificate ${m.serial} is not valid before ${m.notBefore.toISOString()}`;
+    const lifetime = end - m.notBefore.getTime();
+    if (this.lastError !== null && end - nowMs < lifetime * EXPIRY_WARNING_FRACTION) {
+      return `certificate ${m.serial} expires in ${Math.round((end - nowMs) / 1000)} s and renewal is failing: ${this.lastError}`;
+    }
+    return null;
   }
 
   /** Re-read the files / issue a new leaf now (admin action; also what the timers call). */
@@ -208,7 +270,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
     for (const w of this.watchers) w.close();
     this.watchers = [];
     await this.reloading?.catch(() => {});
-    if (this.ownsIssuer) await this.issuer?.close();
+    await this.release();
   }
 
   // ---- internals ---------------------------------------------------------------------
@@ -216,23 +278,26 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
   private async refreshOnce(): Promise<void> {
     if (this.closed) return;
     try {
-      const next = this.opts.mode === 'files' ? await readFilesMaterial(this.opts) : await issueMaterial(this.issuer as Issuer, this.opts);
+      const next = await this.produce(this.material);
       if (this.closed) return;
       this.lastError = null;
       this.retryDelayMs = 0;
+      this.lastSuccessMs = Date.now();
       const same = materialKey(next) === materialKey(this.material) && next.keyPem === this.material.keyPem;
       if (!same) {
         this.material = next;
         this.rotations++;
         this.emit('update', next);
       }
-      if (this.opts.mode === 'ca') this.scheduleRotation();
+      if (this.opts.mode !== 'files') this.scheduleRotation();
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       this.lastError = err.message;
       this.errors++;
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-      if (this.opts.mode === 'ca') this.scheduleRetry();
+      // Once the end is near (or past), say so in the logged error: that is the operator's cue.
+      const warning = this.warning();
+      if (this.listenerCount('error') > 0) this.emit('error', warning === null ? err : new Error(warning));
+      if (this.opts.mode !== 'files') this.scheduleRetry();
     }
   }
 
@@ -254,8 +319,10 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
   }
 
   private scheduleRetry(): void {
-    const base = (this.opts as CaSourceOptions).retryMs ?? 1000;
-    this.retryDelayMs = this.retryDelayMs === 0 ? base : Math.min(this.retryDelayMs * 2, 60_000);
+    const base = (this.opts as CaSourceOptions | SignerSourceOptions).retryMs ?? 1000;
+    // A signer outage must not leave us waiting a minute while the certificate runs out.
+    const cap = this.opts.mode === 'signer' ? 30_000 : 60_000;
+    this.retryDelayMs = this.retryDelayMs === 0 ? base : Math.min(this.retryDelayMs * 2, cap);
     this.setTimer(Date.now() + this.retryDelayMs, () => void this.refresh());
   }
 
@@ -334,16 +401,3 @@ function watchedFiles(opts: FilesSourceOptions): string[] {
   return [opts.trustBundlePath, opts.certPath, opts.keyPath, ...(opts.federation ?? []).map((f) => f.bundlePath)];
 }
 
-/** The federated trust domains' roots, read now. */
-async function readFederation(opts: CommonSourceOptions): Promise<TrustDomainBundle[]> {
-  return Promise.all(
-    (opts.federation ?? []).map(async (f) => {
-      try {
-        return { trustDomain: f.trustDomain, rootsPem: await readFile(f.bundlePath, 'utf8') };
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        throw new Error(`tls.federation bundle of ${f.trustDomain} ${f.bundlePath}: ${code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-      }
-    }),
-  );
-}

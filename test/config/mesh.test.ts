@@ -378,7 +378,7 @@ describe('top-level tls', () => {
 
   it('compiles files mode', () => {
     const s = snap({ top: { tls: { trust_bundle: './ca.pem', cert: './me.pem', key: './me.key' } } });
-    expect(s.tls).toEqual({ mode: 'files', trustBundle: './ca.pem', cert: './me.pem', key: './me.key' });
+    expect(s.tls).toEqual({ mode: 'files', trustBundle: './ca.pem', cert: './me.pem', key: './me.key', federation: [], allowInsecureKeyPermissions: false });
   });
 
   it('refuses the embedded CA without node.identity', () => {
@@ -387,22 +387,64 @@ describe('top-level tls', () => {
     );
   });
 
+  const TRUST = { federation: [], allowInsecureKeyPermissions: false };
+
   it('compiles the embedded CA with its defaults (24 h leaves, EC P-256) or given values', () => {
-    expect(snap({ top: CA }).tls).toEqual({ mode: 'ca', dir: './ca', ttlHours: 24, keyType: 'ec-p256' });
+    expect(snap({ top: CA }).tls).toEqual({ mode: 'ca', dir: './ca', ttlHours: 24, keyType: 'ec-p256', ...TRUST });
     expect(snap({ top: { tls: { ca: { dir: '/var/lib/outrigger/ca', ttl_hours: 1.5, key_type: 'rsa-2048' } } } }).tls).toEqual({
       mode: 'ca',
       dir: '/var/lib/outrigger/ca',
       ttlHours: 1.5,
       keyType: 'rsa-2048',
+      ...TRUST,
     });
   });
 
+  it('compiles a signer source (node.identity required), federation and the key-permission opt-out', () => {
+    const signer = { address: '127.0.0.1:15200', ca_bundle: './ca.pem', token_file: './web.token' };
+    const node = { node: { identity: 'spiffe://td/ns/a/sa/me' } };
+    expect(ok(compileConfig({ ...minimal(), ...node, tls: { signer } }, OPTS)).snapshot.tls).toEqual({
+      mode: 'signer',
+      address: '127.0.0.1:15200',
+      caBundle: './ca.pem',
+      tokenFile: './web.token',
+      signerIdentity: null,
+      ttlHours: 24,
+      keyType: 'ec-p256',
+      ...TRUST,
+    });
+    const full = {
+      signer: { ...signer, identity: 'spiffe://td/ops/signer', ttl_hours: 0.5, key_type: 'rsa-2048' },
+      federation: [{ trust_domain: 'partner.example', bundle: './partner.pem' }],
+      allow_insecure_key_permissions: true,
+    };
+    expect(ok(compileConfig({ ...minimal(), ...node, tls: full }, OPTS)).snapshot.tls).toMatchObject({
+      signerIdentity: 'spiffe://td/ops/signer',
+      ttlHours: 0.5,
+      keyType: 'rsa-2048',
+      federation: [{ trustDomain: 'partner.example', bundle: './partner.pem' }],
+      allowInsecureKeyPermissions: true,
+    });
+    expect(listed(compileConfig({ ...minimal(), tls: { signer } }, OPTS))).toEqual(['tls.signer: needs node.identity: the SPIFFE ID to ask the signer for']);
+  });
+
   it.each([
-    [{}, ['tls: give trust_bundle, cert and key, or ca: {dir}']],
-    [{ cert: './me.pem', key: './me.key' }, ['tls: give trust_bundle, cert and key, or ca: {dir}']],
+    [{ signer: { address: 'signer.local:15200', ca_bundle: './ca.pem', token_file: './t' } }, 'tls.signer.address: host "signer.local" in "signer.local:15200" must be an IP address or localhost (DNS names are not resolved here)'],
+    [{ signer: { address: '127.0.0.1:1', ca_bundle: './ca.pem' } }, 'tls.signer.token_file: required'],
+    [{ signer: { address: '127.0.0.1:1', ca_bundle: './ca.pem', token_file: './t' }, ca: { dir: './ca' } }, 'tls: give one of cert/key, ca or signer, not ca and signer'],
+    [{ ca: { dir: './ca' }, federation: [{ trust_domain: 'Partner', bundle: './p.pem' }] }, 'tls.federation[0].trust_domain: must be a trust domain name: 1-255 of a-z, 0-9, ".", "-", "_" (got "Partner")'],
+    [{ ca: { dir: './ca' }, federation: [{ trust_domain: 'p', bundle: './p.pem' }, { trust_domain: 'p', bundle: './q.pem' }] }, 'tls.federation[1].trust_domain: trust domain "p" is already federated (federation[0]); put all its roots in one bundle'],
+    [{ ca: { dir: './ca' }, federation: [{ trust_domain: 'td', bundle: './p.pem' }] }, 'tls.federation[0].trust_domain: "td" is this sidecar\'s own trust domain (node.identity): its roots come from the trust bundle, CA or signer, not from federation'],
+  ])('refuses %j', (tls, expected) => {
+    expect(listed(compileConfig({ ...minimal(), node: { identity: 'spiffe://td/ns/a/sa/me' }, tls }, OPTS))).toContain(expected);
+  });
+
+  it.each([
+    [{}, ['tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}']],
+    [{ cert: './me.pem', key: './me.key' }, ['tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}']],
     [{ trust_bundle: './ca.pem', cert: './me.pem' }, ['tls: give cert and key together']],
-    [{ trust_bundle: './ca.pem', key: './me.key' }, ['tls: give cert and key together', 'tls: give trust_bundle, cert and key, or ca: {dir}']],
-    [{ trust_bundle: './ca.pem', cert: './me.pem', key: './me.key', ca: { dir: './ca' } }, ['tls: give either cert/key or ca, not both']],
+    [{ trust_bundle: './ca.pem', key: './me.key' }, ['tls: give cert and key together', 'tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}']],
+    [{ trust_bundle: './ca.pem', cert: './me.pem', key: './me.key', ca: { dir: './ca' } }, ['tls: give one of cert/key, ca or signer, not cert/key and ca']],
     [{ ca: {} }, ['tls.ca.dir: required']],
     [{ ca: { dir: './ca', ttl_hours: 0, key_type: 'ed25519' } }, ['tls.ca.ttl_hours: must be > 0', 'tls.ca.key_type: must be one of "ec-p256", "rsa-2048" (got "ed25519")']],
     [{ ca: { dir: './ca', ttl_hours: 8761 } }, ['tls.ca.ttl_hours: must be <= 8760']],

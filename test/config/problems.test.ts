@@ -234,7 +234,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
     cfg['tls'] = { cert: './c.pem' };
     expect(listed(compileConfig(cfg, OPTS))).toEqual([
       'tls: give cert and key together',
-      'tls: give trust_bundle, cert and key, or ca: {dir}',
+      'tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}',
       'clusters[0].tls.mode: must be one of "mtls", "disabled" (got "plain")',
       'clusters[0].health_check.path: must start with "/" (got "healthz")',
       'clusters[0].health_check.intervl_ms: unknown key "intervl_ms" (did you mean "interval_ms"?)',

@@ -61,7 +61,7 @@ describe('warnings', () => {
     const route = l?.routes[0];
     const api = s.clusters[0];
     expect(s.node.randomSeed).toBe(7);
-    expect(s.tls).toEqual({ mode: 'ca', dir: './ca', ttlHours: 24, keyType: 'ec-p256' });
+    expect(s.tls).toEqual({ mode: 'ca', dir: './ca', ttlHours: 24, keyType: 'ec-p256', federation: [], allowInsecureKeyPermissions: false });
     expect(Object.keys(l ?? {}).sort()).toEqual([
       'accessLog',
       'authorization',

@@ -99,3 +99,16 @@ describe('outrigger ca', () => {
     expect(r.out).toContain('outrigger ca init --dir DIR --trust-domain TD');
   });
 });
+
+describe('outrigger ca serve (usage)', () => {
+  it('needs --dir, --address and --tokens; refuses a bad address and a missing CA with one line', async () => {
+    const root = tempDir();
+    expect(await ca('serve', '--address', '127.0.0.1:0', '--tokens', 'x')).toMatchObject({ code: 2, err: 'outrigger ca: ca serve needs --dir\n' });
+    expect(await ca('serve', '--dir', root, '--tokens', 'x')).toMatchObject({ code: 2, err: 'outrigger ca: ca serve needs --address\n' });
+    expect((await ca('serve', '--dir', root, '--address', 'signer.example:1', '--tokens', 'x')).err).toMatch(/^outrigger ca: --address: host "signer.example"/);
+    const missing = await ca('serve', '--dir', path.join(root, 'nope'), '--address', '127.0.0.1:0', '--tokens', 'x');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/no CA in/);
+    expect((await ca('--help')).out).toContain('outrigger ca serve --dir DIR --address HOST:PORT --tokens FILE');
+  });
+});
