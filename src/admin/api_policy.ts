@@ -154,6 +154,11 @@ export class ApiPolicy {
         if (v !== undefined) out.push({ kind: k, at: ['tls', k], abs: fromConfig(v) });
       }
       if (tls.ca !== undefined) out.push({ kind: 'ca_dir', at: ['tls', 'ca', 'dir'], abs: fromConfig(tls.ca.dir) });
+      if (tls.signer !== undefined) {
+        out.push({ kind: 'trust_bundle', at: ['tls', 'signer', 'ca_bundle'], abs: fromConfig(tls.signer.ca_bundle) });
+        out.push({ kind: 'token_file', at: ['tls', 'signer', 'token_file'], abs: fromConfig(tls.signer.token_file) });
+      }
+      (tls.federation ?? []).forEach((f, i) => out.push({ kind: 'trust_bundle', at: ['tls', 'federation', i, 'bundle'], abs: fromConfig(f.bundle) }));
     }
     return out;
   }

@@ -28,6 +28,8 @@ export interface AdminDeps {
   /** The address the server is bound to (IP literal, IPv6 without brackets): accepted as Host. */
   readonly boundHost: string;
   ready(): boolean;
+  /** What a reader of /ready should know although the sidecar serves (e.g. its certificate nears expiry). */
+  readyWarnings(): string[];
   inspect(): Promise<{ workers: number; clusters: ClusterView[]; listeners: ListenerView[] }>;
   certs(): unknown[];
   /** Starts a drain; `exit` = then exit the process (always true today: drain ends in exit). */
@@ -97,7 +99,7 @@ export class AdminServer {
         return send(res, 200, { live: true });
       case 'GET /ready': {
         const ready = d.ready();
-        return send(res, ready ? 200 : 503, { ready, version: d.store.version });
+        return send(res, ready ? 200 : 503, { ready, version: d.store.version, warnings: d.readyWarnings() });
       }
       case 'GET /config':
         return send(res, 200, { version: d.store.version, config: d.store.source });
@@ -134,7 +136,7 @@ export class AdminServer {
       case 'GET /metrics': {
         const text = await d.stats.prometheus();
         res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
-        res.end(`${text}\n${d.stats.counters.prometheus()}`);
+        res.end(`${text}\n${d.stats.counters.prometheus()}${certificateMetrics(d.certs())}`);
         return;
       }
       case 'GET /certs':
@@ -229,6 +231,15 @@ function connectionsJson(totals: CounterTotals): unknown[] {
     rows.set(l, row);
   }
   return [...rows].map(([listener, accepted_by_worker]) => ({ listener, accepted_by_worker }));
+}
+
+/** Seconds until this sidecar's certificate expires (alert on it: a signer outage lets it run down). */
+function certificateMetrics(certs: unknown[]): string {
+  const rows = certs.filter((c): c is { identity: string; expires_in_s: number } => typeof (c as { expires_in_s?: unknown }).expires_in_s === 'number');
+  if (rows.length === 0) return '';
+  let out = '# HELP outrigger_certificate_expiry_seconds Seconds until this sidecar\'s certificate expires (negative: expired).\n# TYPE outrigger_certificate_expiry_seconds gauge\n';
+  for (const c of rows) out += `outrigger_certificate_expiry_seconds{identity="${String(c.identity).replace(/["\\\n]/g, '_')}"} ${c.expires_in_s}\n`;
+  return out;
 }
 
 function by(req: http.IncomingMessage, what: string): string {

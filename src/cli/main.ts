@@ -18,6 +18,8 @@ Usage:
   outrigger ca init --dir DIR --trust-domain TD
   outrigger ca issue --dir DIR --identity spiffe://TD/ns/NS/sa/SA --out PREFIX [--ttl-hours N] [--key-type ec-p256|rsa-2048]
   outrigger ca inspect FILE    print a certificate's SPIFFE ID, serial and validity
+  outrigger ca serve --dir DIR --address HOST:PORT --tokens FILE [--max-ttl-hours N]
+                               sign sidecars' CSRs over HTTPS (sidecars then never hold the root key)
   outrigger bench URL [-c N] [-d S] [-r RATE] [-m M] [-b BODY] [-H K:V] [--json]
                                load test a URL (autocannon) and print latency percentiles
   outrigger --help | --version

@@ -167,7 +167,12 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     stats,
     token: adminToken.token,
     boundHost: admin.host,
-    ready: () => !draining && supervisor.readyWorkers === store.snapshot.node.workers,
+    // Not ready with an expired certificate: every mTLS handshake would fail.
+    ready: () => !draining && supervisor.readyWorkers === store.snapshot.node.workers && (certs === null || certs.info().expires_in_s > 0),
+    readyWarnings: () => {
+      const w = certs?.warning() ?? null;
+      return w === null ? [] : [w];
+    },
     inspect: async () => {
       const view = await supervisor.inspect();
       const key = (c: string, a: string): string => `${c}\u0000${a}`;

@@ -249,6 +249,28 @@ describe('file paths a config sent through the admin API may name', () => {
   });
 });
 
+describe('TLS material paths a config sent through the admin API may name', () => {
+  it('signer ca_bundle/token_file and federation bundles outside the allowed directories → 400 with their paths', async () => {
+    const v = await version();
+    const outside = tempDir();
+    const base = config();
+    const c = {
+      ...base,
+      node: { ...(base['node'] as object), identity: 'spiffe://cluster.local/ns/default/sa/web' },
+      tls: {
+        signer: { address: '127.0.0.1:15200', ca_bundle: path.join(outside, 'ca.pem'), token_file: path.join(outside, 'token') },
+        federation: [{ trust_domain: 'partner.example', bundle: path.join(outside, 'partner.pem') }],
+      },
+    };
+    const r = await adminCall(sc, 'PUT', '/config', c);
+    expect(r.status, r.text).toBe(400);
+    for (const at of ['tls.signer.ca_bundle', 'tls.signer.token_file', 'tls.federation[0].bundle']) {
+      expect(r.json.problems).toContainEqual(expect.objectContaining({ path: at, message: expect.stringContaining('outside the allowed directories') }));
+    }
+    expect(await version()).toBe(v);
+  });
+});
+
 describe('listeners reachable from other hosts', () => {
   it('a non-loopback listener added through PUT /config → 400 on its address; a loopback one is fine', async () => {
     const v = await version();

@@ -130,6 +130,13 @@ describe('signer mode end to end', () => {
     expect(during.serial).toBe(held.serial);
     expect(during.last_error).toMatch(/unreachable/);
     expect((during as unknown as { errors_total: number }).errors_total).toBeGreaterThan(0);
+    // Still ready (the certificate is valid), with the seconds left in /metrics to alert on.
+    const ready = await fetch(`${client.admin}/ready`);
+    expect(ready.status).toBe(200);
+    expect(Array.isArray(((await ready.json()) as { warnings: unknown }).warnings)).toBe(true);
+    const metrics = await (await fetch(`${client.admin}/metrics`)).text();
+    const left = /^outrigger_certificate_expiry_seconds\{identity="[^"]+"\} (-?\d+)$/m.exec(metrics);
+    expect(Number(left?.[1])).toBeGreaterThan(0);
     await moreRequests(load, 200);
     expect(load.stats.failures).toEqual([]);
     // Back on the same address: the next retry renews.
