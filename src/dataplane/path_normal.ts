@@ -8,6 +8,7 @@
 export type PathRefusal = string;
 
 const HEX = /^[0-9A-Fa-f]{2}$/;
+const ESCAPE = /%[0-9A-Fa-f]{2}/;
 /** Characters that force the slow path: escapes, parameters, dots, backslashes, doubled slashes. */
 const NEEDS_WORK = /[%;\\]|\/\.|\/\//;
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
@@ -18,7 +19,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * decoded (`%61` → `a`), other escapes kept with upper-case hex, `;parameters` removed from each
  * segment, repeated slashes merged. Refused: a dot segment (`.` or `..`, however spelled:
  * raw, percent-encoded, followed by `;params`, separated by `\` or `%2F`), `%00` or another
- * control character, `%25` followed by two hex digits (double encoding), invalid or overlong
+ * control character, double encoding (an escape left after one decode: `%252e`, `%25%32%65`), invalid or overlong
  * UTF-8 in escapes, a raw backslash, a malformed escape.
  */
 export function normalizePath(path: string): string | { refused: PathRefusal } {
@@ -33,7 +34,6 @@ export function normalizePath(path: string): string | { refused: PathRefusal } {
       if (!HEX.test(hex)) return { refused: 'malformed percent-encoding in path' };
       const b = parseInt(hex, 16);
       if (b < 0x20 || b === 0x7f) return { refused: 'encoded control character in path' };
-      if (b === 0x25 && HEX.test(path.slice(i + 3, i + 5))) return { refused: 'double percent-encoding in path' };
       bytes.push(b);
       i += 2;
     } else {
@@ -46,6 +46,9 @@ export function normalizePath(path: string): string | { refused: PathRefusal } {
   } catch {
     return { refused: 'invalid UTF-8 in path escapes' };
   }
+  // Double encoding: once decoded, the path still holds an escape (`%252e`, or `%25` followed by
+  // escapes of hex digits such as `%25%32%65`), which an app that decodes twice turns into `.`.
+  if (ESCAPE.test(decoded)) return { refused: 'double percent-encoding in path' };
   // 2. No dot segment under any reading: separators `/` and `\` (decoded %2F, %5C), params cut.
   for (const seg of decoded.split(/[/\\]/)) {
     const semi = seg.indexOf(';');

@@ -33,7 +33,7 @@ function hasDotSegment(path: string): boolean {
   });
 }
 
-const TOKENS = ['a', 'v1', 'admin', '.', '..', '%2e', '%2E%2e', '.%2e', ';x=1', '..;', '.;', '%2f', '%2F', '%5c', '%25', '%252e', '%61', '%7E', '%00', '%C0%AE', '%c3%a9', '%zz', '', 'b;c', '~'];
+const TOKENS = ['a', 'v1', 'admin', '.', '..', '%2e', '%2E%2e', '.%2e', ';x=1', '..;', '.;', '%2f', '%2F', '%5c', '%25', '%252e', '%61', '%7E', '%00', '%C0%AE', '%c3%a9', '%zz', '', 'b;c', '~', '%32', '%65', '%25%32%65', '2e'];
 const paths = fc.array(fc.constantFrom(...TOKENS), { minLength: 1, maxLength: 6 }).map((parts) => '/' + parts.join(fc.sample(fc.constantFrom('/', ''), 1)[0]!));
 const pathsWithSlashes = fc.array(fc.constantFrom(...TOKENS), { minLength: 1, maxLength: 6 }).map((parts) => '/' + parts.join('/'));
 
@@ -44,6 +44,22 @@ describe('normalizePath', () => {
         if (hasDotSegment(p)) expect(typeof normalizePath(p), p).not.toBe('string');
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  it('an app that decodes twice finds no dot segment in an accepted path', () => {
+    fc.assert(
+      fc.property(fc.oneof(paths, pathsWithSlashes), (p) => {
+        if (typeof normalizePath(p) !== 'string') return;
+        let once: string;
+        try {
+          once = decodeURIComponent(p);
+        } catch {
+          return;
+        }
+        expect(hasDotSegment(once), p).toBe(false);
+      }),
+      { numRuns: 5000 },
     );
   });
 
@@ -63,7 +79,7 @@ describe('normalizePath', () => {
 
   it('the reported bypasses never pass a /v1/* rule', () => {
     const authz = new Authorizer([{ from: null, paths: ['/v1/*'], methods: null }]);
-    for (const p of ['/v1/..;/admin', '/v1/.;/admin', '/v1/%2e%2e;/admin', '/v1/%252e%252e/admin', '/v1/%C0%AE%C0%AE/admin', '/v1/..%00/admin', '/v1/%2e%2e%2fadmin', '/v1/..\\admin']) {
+    for (const p of ['/v1/..;/admin', '/v1/.;/admin', '/v1/%2e%2e;/admin', '/v1/%252e%252e/admin', '/v1/%25%32%65%25%32%65/admin', '/v1/%C0%AE%C0%AE/admin', '/v1/..%00/admin', '/v1/%2e%2e%2fadmin', '/v1/..\\admin']) {
       const n = normalizePath(p);
       expect(typeof n === 'string' && authz.check(null, n, 'GET') >= 0, p).toBe(false);
     }
@@ -79,6 +95,8 @@ describe('normalizePath', () => {
     expect(normalizePath('/a/%zz')).toEqual({ refused: 'malformed percent-encoding in path' });
     expect(normalizePath('/a/%25')).toBe('/a/%25'); // a literal percent sign
     expect(normalizePath('/a/%2541')).toEqual({ refused: 'double percent-encoding in path' });
+    expect(normalizePath('/%25%61a')).toEqual({ refused: 'double percent-encoding in path' }); // found by the property test
+    expect(normalizePath('/v1/%25%32%65%25%32%65/admin')).toEqual({ refused: 'double percent-encoding in path' });
   });
 });
 

@@ -15,6 +15,7 @@ const BYPASSES = [
   '/v1/%2e%2e;/admin',
   '/v1/%2e%2e/admin',
   '/v1/%252e%252e/admin',
+  '/v1/%25%32%65%25%32%65/admin',
   '/v1/%C0%AE%C0%AE/admin',
   '/v1/..%00/admin',
   '/v1/%2e%2e%2fadmin',
