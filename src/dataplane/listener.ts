@@ -209,7 +209,7 @@ export class ListenerRuntime implements ExchangeObserver {
     const rateChanged = JSON.stringify(spec.rateLimit) !== JSON.stringify(this.spec.rateLimit);
     const authzChanged = JSON.stringify(spec.authorization) !== JSON.stringify(this.spec.authorization);
     this.spec = spec;
-    (this.underscores as { action: UnderscorePolicy['action'] }).action = spec.headersWithUnderscores;
+    this.underscores.action = spec.headersWithUnderscores;
     this.router = router;
     this.targets = this.resolveTargets();
     const server = this.server;

@@ -106,7 +106,8 @@ const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+;=]+)(?::\d{0
  * variable, so a forged one could shadow the real one. `dropped` counts what `drop` removed.
  */
 export interface UnderscorePolicy {
-  readonly action: 'drop' | 'reject' | 'allow';
+  /** Set from the listener's config (a reload may change it). */
+  action: 'drop' | 'reject' | 'allow';
   dropped: number;
 }
 
