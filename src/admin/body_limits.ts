@@ -5,9 +5,8 @@
 // every time they are used) is held to the same depth and size before the schema sees it.
 // Limits break no real config: nothing in the format nests beyond ~10 levels.
 
-import { LineCounter, isAlias, isCollection, isPair, isScalar, parseDocument, type Document, type Node } from 'yaml';
-import { compileConfig, type CompileOptions, type LoadResult } from '../config/load.js';
-import { lineLookupFor } from '../config/lines.js';
+import { isAlias, isCollection, isPair, isScalar, type Document, type Node } from 'yaml';
+import { parseConfigText, type CompileOptions, type LoadResult, type ParseGuard } from '../config/load.js';
 import type { ConfigProblem } from '../config/types.js';
 
 /** Deepest nesting of mappings and lists (the config format itself needs about 10). */
@@ -157,45 +156,17 @@ export function checkDocument(doc: Document, lineOf: (node: Node | null | undefi
   }
 }
 
-/**
- * parseConfigText (config/load.ts) with the limits above: the text scan, the yaml parse, the tree
- * check, then the same schema, cross checks and compile, with line numbers.
- */
+/** The limits above, as parseConfigText's guard. */
+const GUARD: ParseGuard = {
+  maxAliasCount: MAX_ALIAS_COUNT,
+  check: checkDocument,
+  // The parser recurses per level: a stack overflow means nesting the scan could not see (block style).
+  syntaxMessage: (m) => (m.includes('call stack') ? DEPTH_MESSAGE : `syntax error: ${m}`),
+};
+
+/** parseConfigText (config/load.ts) with the limits above: the text scan first, then the guarded parse and compile. */
 export function parseConfigBody(text: string, opts: CompileOptions): LoadResult {
   const scanned = scanConfigText(text);
   if (scanned !== null) return { ok: false, problems: [scanned] };
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: false });
-  const lineOfOffset = (pos: readonly number[]): number | null => {
-    const start = pos[0];
-    return start === undefined ? null : lineCounter.linePos(start).line;
-  };
-  if (doc.errors.length > 0) {
-    return {
-      ok: false,
-      problems: doc.errors.map((e) => ({
-        path: '',
-        // The parser recurses per level: a stack overflow means nesting the scan could not see (block style).
-        message: e.message.includes('call stack') ? DEPTH_MESSAGE : `syntax error: ${e.message}`,
-        line: lineOfOffset(e.pos),
-      })),
-    };
-  }
-  const lineOfNode = (node: Node | null | undefined): number | null => {
-    const start = node?.range?.[0];
-    return start === undefined ? null : lineCounter.linePos(start).line;
-  };
-  const tooBig = checkDocument(doc, lineOfNode);
-  if (tooBig !== null) return { ok: false, problems: [tooBig] };
-  let obj: unknown;
-  try {
-    obj = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
-  } catch (err) {
-    return { ok: false, problems: [{ path: '', message: (err as Error).message, line: null }] };
-  }
-  if (obj === null || obj === undefined) return { ok: false, problems: [{ path: '', message: 'config is empty', line: null }] };
-  const result = compileConfig(obj, opts, lineLookupFor(doc, lineCounter));
-  if (!result.ok || doc.warnings.length === 0) return result;
-  const yamlWarnings = doc.warnings.map((w) => ({ path: '', message: w.message, line: lineOfOffset(w.pos) }));
-  return { ...result, warnings: [...yamlWarnings, ...result.warnings] };
+  return parseConfigText(text, opts, undefined, GUARD);
 }

@@ -2,7 +2,7 @@
 // compiled, frozen Snapshot plus AdminSpec and warnings, or every problem with its path and line.
 // Reads a file only in loadConfigFile; everything else is pure.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { crossCheck } from './checks.js';
 import { compileAdmin, compileSnapshot, deepFreeze, type AdminSpec, type CompileOptions } from './compile.js';
 import { issuesToProblems } from './issues.js';
@@ -29,8 +29,17 @@ export type LoadResult =
     }
   | { ok: false; problems: ConfigProblem[] };
 
+/** Extra bounds for text from an untrusted source (the admin API: admin/body_limits.ts). */
+export interface ParseGuard {
+  readonly maxAliasCount: number;
+  /** A problem that refuses the parsed document before it is converted (size, depth), or null. */
+  check(doc: Document, lineOf: (node: Node | null | undefined) => number | null): ConfigProblem | null;
+  /** The problem message for a YAML syntax error. */
+  syntaxMessage(message: string): string;
+}
+
 /** Parse YAML or JSON text (JSON goes through the YAML parser too, so lines are known) and compile it. */
-export function parseConfigText(text: string, opts: CompileOptions, filename?: string): LoadResult {
+export function parseConfigText(text: string, opts: CompileOptions, filename?: string, guard?: ParseGuard): LoadResult {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: false });
   const lineOfOffset = (pos: readonly number[]): number | null => {
@@ -38,11 +47,19 @@ export function parseConfigText(text: string, opts: CompileOptions, filename?: s
     return start === undefined ? null : lineCounter.linePos(start).line;
   };
   if (doc.errors.length > 0) {
-    return fail(doc.errors.map((e) => ({ path: '', message: `syntax error: ${e.message}`, line: lineOfOffset(e.pos) })));
+    const message = (m: string): string => (guard === undefined ? `syntax error: ${m}` : guard.syntaxMessage(m));
+    return fail(doc.errors.map((e) => ({ path: '', message: message(e.message), line: lineOfOffset(e.pos) })));
+  }
+  if (guard !== undefined) {
+    const refused = guard.check(doc, (node) => {
+      const start = node?.range?.[0];
+      return start === undefined ? null : lineCounter.linePos(start).line;
+    });
+    if (refused !== null) return fail([refused]);
   }
   let obj: unknown;
   try {
-    obj = doc.toJS({ maxAliasCount: 100 });
+    obj = doc.toJS({ maxAliasCount: guard?.maxAliasCount ?? 100 });
   } catch (err) {
     return fail([{ path: '', message: (err as Error).message, line: null }]);
   }
