@@ -97,7 +97,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     onWorkerStall: () => stats.incWorkerStalls(),
     onUnrecoverableStall: (id, stalledMs) => {
       // Node's exit would terminate the stuck worker and abort on its open uWS sockets: _exit
-      // instead, after saying why on stderr (synchronously; the JSON log is asynchronous).
+      // instead, after saying why on stderr too (the JSON log line above is written synchronously).
       process.stderr.write(`outrigger: worker ${id} stuck for ${stalledMs} ms while serving uws listeners; exiting (70) for the service manager to restart the sidecar\n`);
       exitNow(70);
     },

@@ -141,7 +141,7 @@ export async function runUntilExit(cfg: Config, timeoutMs = 15_000): Promise<Ear
       child.kill('SIGKILL');
       reject(new Error(`the CLI did not exit within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`));
     }, timeoutMs);
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
@@ -175,7 +175,7 @@ export async function startSidecar(cfg: Config, opts: StartOptions = {}): Promis
     for (const w of [...logWaiters]) w();
   });
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-  child.on('exit', (code, signal) => {
+  child.on('close', (code, signal) => {
     exitCode = signal !== null ? null : code;
     for (const w of exitWaiters.splice(0)) w(exitCode);
     for (const w of [...logWaiters]) w();

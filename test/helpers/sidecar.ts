@@ -136,7 +136,7 @@ export async function startSidecar(config: ConfigInput, opts: SidecarOptions = {
   child.stderr!.on('data', (s: string) => {
     stderr += s;
   });
-  child.on('exit', (code, signal) => {
+  child.on('close', (code, signal) => {
     exitCode = signal !== null ? null : code;
     for (const w of exitWaiters.splice(0)) w(exitCode);
     for (const w of [...logWaiters]) w();
