@@ -12,7 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
-import { localReplyBody, ProxyError } from '../errors.js';
+import { ProxyError } from '../errors.js';
 import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
 import type { Rng } from '../lb/types.js';
 import { inboundPeer, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
@@ -22,12 +22,12 @@ import type { Ticker } from '../upstream/ticker.js';
 import { Authorizer } from './authz.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
-import { writeLocalReply } from './local_reply.js';
+import { localReply, localReplyBytes } from './local_reply.js';
 import { downstreamOf, NodeDownstream } from './node_downstream.js';
 import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, type RequestHead, type UnderscorePolicy } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
-import { UwsDownstream } from './uws_downstream.js';
+import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
 
 // Once per thread, before any app exists: no `uWebSockets: 20` header on every response.
 (uWS as unknown as { _cfg(flag: string): void })._cfg('silent');
@@ -386,11 +386,7 @@ export class ListenerRuntime implements ExchangeObserver {
     // Answer once every response already under way has gone out, then close.
     whenIdle(socket, () => {
       if (!socket.writable) return void socket.destroy();
-      const body = localReplyBody(pe, null, this.spec.errorDetail);
-      socket.end(
-        `HTTP/1.1 ${pe.status} ${REASON_OF[pe.status] ?? 'Bad Request'}\r\nx-outrigger-error: ${pe.code}\r\ncontent-type: application/json\r\n` +
-          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-      );
+      socket.end(localReplyBytes(localReply(pe, null, this.spec.errorDetail), null));
       socket.destroySoon();
     });
   }
@@ -489,5 +485,3 @@ class DeferredRefusal {
     this.res.cork(() => writeLocalReply(this.res, this.err, this.requestId, this.detail));
   }
 }
-
-const REASON_OF: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

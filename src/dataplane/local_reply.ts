@@ -1,14 +1,15 @@
 // The one place where a ProxyError becomes a response (DESIGN.md §6): status from the code,
 // `x-outrigger-error: <code>`, a short JSON body. Malformed requests also close the connection
-// (whatever the client sends next cannot be trusted to be framed right).
+// (whatever the client sends next cannot be trusted to be framed right). Every downstream (uWS,
+// node:http, the raw-socket engines) writes what `localReply` renders; none builds its own.
 
-import type { HttpResponse } from 'uWebSockets.js';
 import { localReplyBody, type ProxyError } from '../errors.js';
 
 const REASON: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   403: 'Forbidden',
   404: 'Not Found',
+  408: 'Request Timeout',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
@@ -17,13 +18,39 @@ const REASON: Readonly<Record<number, string>> = {
   504: 'Gateway Timeout',
 };
 
-/** Writes the error response. Must run inside a uWS handler or a res.cork() callback. */
-export function writeLocalReply(res: HttpResponse, err: ProxyError, requestId: string | null, detail: boolean): void {
+/** A rendered local reply: what every engine writes for a ProxyError. */
+export interface LocalReply {
+  readonly status: number;
+  readonly reason: string;
+  /** Lower-case names, in order; Content-Length and Date are the engine's to add. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+  readonly body: string;
+  /** The connection closes after this reply (malformed requests and timeouts of the head). */
+  readonly close: boolean;
+}
+
+export function localReply(err: ProxyError, requestId: string | null, detail: boolean): LocalReply {
   const status = err.status;
-  const body = localReplyBody(err, requestId, detail);
-  res.writeStatus(`${status} ${REASON[status] ?? 'Error'}`);
-  res.writeHeader('x-outrigger-error', err.code);
-  res.writeHeader('content-type', 'application/json');
-  if (requestId !== null) res.writeHeader('x-request-id', requestId);
-  res.end(body, status === 400 || status === 431);
+  const headers: Array<readonly [string, string]> = [
+    ['x-outrigger-error', err.code],
+    ['content-type', 'application/json'],
+  ];
+  if (requestId !== null && requestId !== '') headers.push(['x-request-id', requestId]);
+  return {
+    status,
+    reason: REASON[status] ?? 'Error',
+    headers,
+    body: localReplyBody(err, requestId, detail),
+    close: status === 400 || status === 408 || status === 431,
+  };
+}
+
+/** The reply as raw HTTP/1.1 bytes (Content-Length, and Connection: close when it closes), for engines that write to the socket. */
+export function localReplyBytes(r: LocalReply, date: string | null): string {
+  let head = `HTTP/1.1 ${r.status} ${r.reason}\r\n`;
+  for (const [name, value] of r.headers) head += `${name}: ${value}\r\n`;
+  if (date !== null) head += `date: ${date}\r\n`;
+  head += `content-length: ${Buffer.byteLength(r.body)}\r\n`;
+  if (r.close) head += 'connection: close\r\n';
+  return `${head}\r\n${r.body}`;
 }

@@ -4,9 +4,10 @@
 // ones), keeps pipelined responses in order, and, unlike uWS, sends trailers and 1xx responses.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { localReplyBody, type ProxyError } from '../errors.js';
+import type { ProxyError } from '../errors.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 import { skipResponseHeader } from './hop_by_hop.js';
+import { localReply } from './local_reply.js';
 
 /** ServerResponse's raw writer (used by Node's own writeEarlyHints): queued in order behind earlier pipelined responses. */
 interface RawWritable {
@@ -160,17 +161,14 @@ export class NodeDownstream implements Downstream {
   }
 }
 
-/** A local reply on node:http. Malformed requests (400, 431) close the connection after it. */
+/** A local reply (local_reply.ts renders it) on node:http. Malformed requests close the connection after it. */
 export function writeNodeLocalReply(res: ServerResponse, err: ProxyError, requestId: string | null, detail: boolean): void {
-  const body = localReplyBody(err, requestId, detail);
-  const headers: Record<string, string | number> = {
-    'x-outrigger-error': err.code,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-  };
-  if (requestId !== null && requestId !== '') headers['x-request-id'] = requestId;
-  if (err.status === 400 || err.status === 431) headers['connection'] = 'close';
+  const r = localReply(err, requestId, detail);
+  const flat: string[] = [];
+  for (const [name, value] of r.headers) flat.push(name, value);
+  flat.push('content-length', String(Buffer.byteLength(r.body)));
+  if (r.close) flat.push('connection', 'close');
   res.sendDate = true; // our own response: dated like any server's
-  res.writeHead(err.status, headers);
-  res.end(body);
+  res.writeHead(r.status, r.reason, flat);
+  res.end(r.body);
 }

@@ -6,7 +6,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import type { ProxyError } from '../errors.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 import { skipResponseHeader } from './hop_by_hop.js';
-import { writeLocalReply } from './local_reply.js';
+import { localReply } from './local_reply.js';
 
 const NON_ASCII = /[\x80-\xff]/;
 const EMPTY = Buffer.alloc(0);
@@ -173,4 +173,12 @@ export class UwsDownstream implements Downstream {
   resumeBody(): void {
     if (!this.aborted) this.res.resume();
   }
+}
+
+/** Writes a local reply (local_reply.ts renders it) on a uWS response. Must run inside a uWS handler or a res.cork() callback. */
+export function writeLocalReply(res: HttpResponse, err: ProxyError, requestId: string | null, detail: boolean): void {
+  const r = localReply(err, requestId, detail);
+  res.writeStatus(`${r.status} ${r.reason}`);
+  for (const [name, value] of r.headers) res.writeHeader(name, value);
+  res.end(r.body, r.close);
 }
