@@ -40,6 +40,7 @@ export function cluster(
     retryBudget: { percent: 20, minConcurrent: 3, minPerSecond: 10 },
     healthCheck: extra.healthCheck ?? null,
     outlier: extra.outlier ?? null,
+    tls: null,
   };
 }
 

@@ -18,6 +18,11 @@ export function route(name: string, m: Partial<RouteMatchSpec> = {}, action?: Ro
     action: action ?? { kind: 'cluster', cluster: `c-${name}` },
     timeoutMs: 0,
     testCrash: false,
+    testStall: false,
+    maxStreamDurationMs: 0,
+    retries: null,
+    fault: null,
+    rateLimit: null,
   };
 }
 
