@@ -15,7 +15,7 @@ import { formatProblems, loadConfigFile } from '../config/load.js';
 import type { Snapshot } from '../config/types.js';
 import { HealthChecker } from '../health/health_checker.js';
 import { CertificateSource, certificateSourceOptions } from '../tls/rotation.js';
-import { OutlierDetector, type Outcome } from '../health/outlier.js';
+import { OutlierDetector } from '../health/outlier.js';
 import { StatsAggregator } from '../stats/aggregate.js';
 import { PortInUseError, Supervisor } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
@@ -82,10 +82,9 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     log.warn({ cluster, address, ejected }, ejected ? 'endpoint ejected (outlier detection)' : 'endpoint returns from ejection');
     supervisor.setEndpointState(cluster, address, { ejected });
   });
-  const OUTCOMES: readonly Outcome[] = ['success', '5xx', 'gateway'];
   const supervisor: Supervisor = new Supervisor({
     onOutcomes: (events) => {
-      for (const [cluster, address, o] of events) outlier.record(cluster, address, OUTCOMES[o] ?? 'gateway');
+      for (const [cluster, address, outcome] of events) outlier.record(cluster, address, outcome);
     },
     log,
     enableTestHooks: opts.compile.enableTestHooks,

@@ -1,29 +1,64 @@
-// One proxied request: the proxy logic between a client (a Downstream: uWS or node:http) and
-// the upstream pools. It streams the client's body to the upstream and the response back with
-// backpressure both ways (downstream pause/resume/writable ↔ socket pause/resume/drain). Before the response head reaches
-// the client it may make several tries (route retries: another endpoint, backoff with jitter,
-// within the cluster's retry budget; the request body is kept for replay up to a limit). It turns
-// failures into local replies before the head has left and into an abrupt close after, enforces
-// the route, per-try and max-stream deadlines, and does the accounting exactly once.
+// One proxied request: the proxy logic between a client (a Downstream: uWS, node:http, …) and
+// the upstream (an UpstreamTarget handing out UpstreamChannels: HTTP/1 pools today). Its life is
+// a small state machine of named phases with a table of legal transitions (like connection.ts):
+//
+//   Delaying ──→ Connecting ──→ Sending ──→ Responding ──→ Done
+//      ↑  ↖__________|  ↖________|  |
+//      |                            ↓
+//      └──────────────────────── Discarding
+//
+//   Delaying    waiting out a fault-injection delay or a retry backoff before a try
+//   Connecting  the try is dispatched to an endpoint and waits for a channel
+//   Sending     the channel carries the request; the response head is awaited
+//   Discarding  a rejected response (to be retried) is read to its end, keeping the channel reusable
+//   Responding  the response head went to the client; the body streams with backpressure both ways
+//   Done        finished: completed, answered locally, closed abruptly, or the client went away
+//
+// Every phase may end in Done. What is not the phase lives with its owner: the client's body
+// (framing, replay, flow control) in RequestBody, retry decisions and the retry budget in
+// RetryPolicy, the three deadlines in Deadlines, request counts in Cluster and Endpoint.
 
 import { performance } from 'node:perf_hooks';
 import type { RouteSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import type { Rng } from '../lb/types.js';
+import type { UpstreamChannel, UpstreamRequest } from '../upstream/channel.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
-import type { UpstreamConnection, UpstreamRequest } from '../upstream/connection.js';
 import type { Ticker, Timed } from '../upstream/ticker.js';
+import { DeadlineKind, Deadlines } from './deadlines.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 import { connectionNamed } from './hop_by_hop.js';
+import { RequestBody } from './request_body.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
+import { RetryPolicy, type FailureKind } from './retry_policy.js';
 
-/** How one try went, for passive outlier detection. */
+export const enum Phase {
+  Delaying = 'delaying',
+  Connecting = 'connecting',
+  Sending = 'sending',
+  Discarding = 'discarding',
+  Responding = 'responding',
+  Done = 'done',
+}
+
+const LEGAL: Readonly<Record<Phase, readonly Phase[]>> = {
+  [Phase.Delaying]: [Phase.Connecting, Phase.Done],
+  // Delaying: a failed connect is retried after a backoff.
+  [Phase.Connecting]: [Phase.Sending, Phase.Delaying, Phase.Done],
+  // Connecting: a stale pooled connection is replaced once; Delaying: a retry.
+  [Phase.Sending]: [Phase.Responding, Phase.Discarding, Phase.Connecting, Phase.Delaying, Phase.Done],
+  [Phase.Discarding]: [Phase.Delaying, Phase.Done],
+  [Phase.Responding]: [Phase.Done],
+  [Phase.Done]: [],
+};
+
+/** How one try went, for passive outlier detection; these names cross to the main thread as they are. */
 export const enum TryOutcome {
-  Success = 0,
+  Success = 'success',
   /** A 5xx other than 502/503/504. */
-  Error5xx = 1,
+  Error5xx = '5xx',
   /** 502/503/504, connect failure, reset, timeout. */
-  Gateway = 2,
+  Gateway = 'gateway',
 }
 
 /** What an exchange reports to (the listener, then the worker's stats and drain bookkeeping). */
@@ -37,18 +72,40 @@ export interface ExchangeContext {
   readonly rng: Rng;
 }
 
-/** Client bytes held while no upstream connection is ready, before the client is paused. */
-const MAX_PENDING_BODY = 256 * 1024;
-const CRLF = '\r\n';
-const LAST_CHUNK = '0\r\n\r\n';
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-type FailureKind = 'connect' | 'reset' | 'timeout' | 'status';
+/** Everything an exchange starts from: the admitted request and where it goes. */
+export interface ExchangeOptions {
+  readonly down: Downstream;
+  readonly head: RequestHead;
+  /** The request head as it goes upstream (request_head.ts builds it). */
+  readonly upstreamHead: string | Buffer;
+  /** The cluster, which has admitted the request (Cluster.admit): the exchange releases it when done. */
+  readonly cluster: Cluster;
+  /** The endpoint of the first try. */
+  readonly endpoint: Endpoint;
+  readonly route: RouteSpec;
+  readonly routeIndex: number;
+  readonly ctx: ExchangeContext;
+  readonly observer: ExchangeObserver;
+  /** Fault-injection delay before the first try (ms; 0 = none). */
+  readonly delayMs: number;
+}
 
 export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
+  /** Starts an admitted request: attaches to the client and begins the first try (or its delay). */
+  static start(o: ExchangeOptions): Exchange {
+    const ex = new Exchange(o);
+    o.down.attach(ex, !ex.body.done);
+    if (o.delayMs > 0) ex.delay(o.delayMs);
+    else ex.startTry(o.endpoint);
+    return ex;
+  }
+
+  phase = Phase.Delaying;
   readonly isHead: boolean;
+  /** Ticker registration: the earliest pending deadline. */
   deadline = 0;
-  /** Response status for accounting; 0 = no complete response reached the client. */
+  // ---- accounting (read by the observer when the exchange is done) ----
+  /** Response status; 0 = no complete response reached the client. */
   status = 0;
   /** The error that produced a local reply or an abrupt close, if any. */
   error: ProxyError | null = null;
@@ -56,229 +113,184 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
   readonly startMs: number;
   upstreamHeadMs = 0;
   endMs = 0;
-  bytesIn = 0;
   bytesOut = 0;
   /** Tries made (1 = no retry). */
   tries = 0;
   /** The endpoint of the current (or last) try. */
   endpoint: Endpoint;
 
-  private conn: UpstreamConnection | null = null;
-  private aborted = false;
-  private finished = false;
-  private respStarted = false;
-  private waiting = false;
-  private tryActive = false;
-  private staleRetried = false;
-  // deadlines (ms, Ticker clock); 0 = none
-  private routeDeadline = 0;
-  private tryDeadline = 0;
-  private streamDeadline = 0;
-  // retries
-  private retriesLeft: number;
-  private retrying = false;
-  private discarding = false;
-  private backoffTimer: NodeJS.Timeout | null = null;
-  private replay: Array<string | Buffer> | null = null;
-  private replayBytes = 0;
-  private bodyReplayable = true;
-  // request body
-  private pending: Array<string | Buffer> | null = null;
-  private pendingBytes = 0;
-  private clientBodyDone: boolean;
-  private clientPaused = false;
+  readonly head: RequestHead;
+  readonly cluster: Cluster;
+  readonly route: RouteSpec;
+  readonly routeIndex: number;
+  private readonly down: Downstream;
+  private readonly upstreamHead: string | Buffer;
+  private readonly ctx: ExchangeContext;
+  private readonly observer: ExchangeObserver;
+  private readonly body: RequestBody;
+  private readonly retry: RetryPolicy;
+  private readonly deadlines: Deadlines;
+  /** The channel of the current try (Sending, Discarding, Responding until the response ends). */
+  private channel: UpstreamChannel | null = null;
+  /** The current try holds a slot on its endpoint (Endpoint.tryStarted). */
+  private tryOpen = false;
+  /** A stale pooled connection was already replaced once (not a configured retry). */
+  private staleReplaced = false;
+  /** The client went away (Done by abort). */
+  private clientGone = false;
+  private delayTimer: NodeJS.Timeout | null = null;
 
-  constructor(
-    private readonly down: Downstream,
-    readonly head: RequestHead,
-    private readonly upstreamHead: string | Buffer,
-    readonly cluster: Cluster,
-    endpoint: Endpoint,
-    readonly route: RouteSpec,
-    readonly routeIndex: number,
-    private readonly ctx: ExchangeContext,
-    private readonly observer: ExchangeObserver,
-    delayMs: number,
-  ) {
-    this.isHead = head.method === 'HEAD';
+  private constructor(o: ExchangeOptions) {
+    this.head = o.head;
+    this.cluster = o.cluster;
+    this.route = o.route;
+    this.routeIndex = o.routeIndex;
+    this.endpoint = o.endpoint;
+    this.down = o.down;
+    this.upstreamHead = o.upstreamHead;
+    this.ctx = o.ctx;
+    this.observer = o.observer;
+    this.isHead = o.head.method === 'HEAD';
     this.startMs = performance.now();
-    this.endpoint = endpoint;
-    this.clientBodyDone = head.framing === BodyFraming.None;
-    const retries = route.retries;
-    this.retriesLeft = retries === null || (!retries.allowNonIdempotent && !IDEMPOTENT.has(head.method)) ? 0 : retries.attempts;
-    if (this.retriesLeft > 0 && !this.clientBodyDone) {
-      if (head.framing === BodyFraming.Length && head.contentLength > retries!.maxBodyBytes) this.retriesLeft = 0;
-      else this.replay = [];
-    }
-    down.attach(this, !this.clientBodyDone);
-    const now = ctx.ticker.fresh();
-    if (route.timeoutMs > 0) this.routeDeadline = now + route.timeoutMs;
-    if (route.maxStreamDurationMs > 0) this.streamDeadline = now + route.maxStreamDurationMs;
-    cluster.active++;
-    cluster.retryBudget.onRequest(now);
-    if (delayMs > 0) {
-      this.waitThen(delayMs);
-    } else {
-      this.startTry(endpoint);
-    }
+    this.retry = new RetryPolicy(o.route.retries, o.head, o.cluster);
+    this.body = new RequestBody(o.down, o.head.framing, this.retry.replayLimit);
+    this.deadlines = new Deadlines(o.ctx.ticker.fresh(), o.route.timeoutMs, o.route.maxStreamDurationMs);
+  }
+
+  get bytesIn(): number {
+    return this.body.bytesIn;
+  }
+
+  private to(next: Phase): void {
+    if (!LEGAL[this.phase].includes(next)) throw new Error(`exchange ${this.head.requestId}: illegal transition ${this.phase} → ${next}`);
+    this.phase = next;
+  }
+
+  private get done(): boolean {
+    return this.phase === Phase.Done;
   }
 
   // ---- tries ------------------------------------------------------------------------------
 
   private startTry(ep: Endpoint): void {
+    this.to(Phase.Connecting);
     this.endpoint = ep;
     this.tries++;
-    ep.active++;
-    this.tryActive = true;
-    const perTry = this.route.retries?.perTryTimeoutMs ?? 0;
-    this.tryDeadline = perTry > 0 ? this.ctx.ticker.fresh() + perTry : 0;
+    ep.tryStarted();
+    this.tryOpen = true;
+    const perTry = this.retry.perTryTimeoutMs;
+    this.deadlines.try = perTry > 0 ? this.ctx.ticker.fresh() + perTry : 0;
     this.arm();
-    this.waiting = true;
     ep.pool.dispatch(this);
   }
 
   private endTry(): void {
-    if (this.tryActive) {
-      this.tryActive = false;
-      this.endpoint.active--;
+    if (this.tryOpen) {
+      this.tryOpen = false;
+      this.endpoint.tryEnded();
     }
-    this.tryDeadline = 0;
+    this.deadlines.try = 0;
   }
 
-  /** Stops whatever the current try is doing (connection, queue slot, backoff). */
+  /** Stops whatever the current try is doing (channel, queue slot, delay). */
   private abortTry(): void {
-    if (this.conn !== null) {
-      this.conn.destroy();
-      this.conn = null;
-    } else if (this.waiting) {
+    if (this.channel !== null) {
+      this.channel.destroy();
+      this.channel = null;
+    } else if (this.phase === Phase.Connecting) {
       this.endpoint.pool.cancel(this);
     }
-    this.waiting = false;
-    this.discarding = false;
-    if (this.backoffTimer !== null) {
-      clearTimeout(this.backoffTimer);
-      this.backoffTimer = null;
+    if (this.delayTimer !== null) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = null;
     }
     this.endTry();
   }
 
-  /** Whether a failed try may be retried now; if so, the retry is charged to the budget. */
+  /** Whether a failed try may be retried (the client body can be resent, the policy and budget allow it). */
   private mayRetry(kind: FailureKind, status: number): boolean {
-    const r = this.route.retries;
-    if (r === null || this.retriesLeft <= 0 || !this.bodyReplayable || this.aborted || this.finished) return false;
-    let wanted: boolean;
-    switch (kind) {
-      case 'connect':
-        wanted = r.onConnectFailure;
-        break;
-      case 'reset':
-        wanted = r.onReset;
-        break;
-      case 'timeout':
-        wanted = r.onReset || r.on5xx || r.onGatewayError;
-        break;
-      case 'status':
-        wanted =
-          (r.on5xx && status >= 500) ||
-          (r.onGatewayError && status >= 502 && status <= 504) ||
-          (r.onRetriable4xx && status === 409) ||
-          r.statuses.includes(status);
-        break;
-    }
-    if (!wanted) return false;
-    if (!this.cluster.retryBudget.tryAcquire(this.ctx.ticker.fresh(), this.cluster.active, this.retrying)) return false;
-    return true;
+    return this.body.replayable && this.retry.allows(kind, status, this.ctx.ticker.fresh());
   }
 
-  /** Backoff with full jitter, then a new try on another endpoint where there is one. */
-  private retry(): void {
-    const r = this.route.retries!;
-    const n = r.attempts - this.retriesLeft; // retries made before this one
-    this.retriesLeft--;
-    if (!this.retrying) {
-      this.retrying = true;
-      this.cluster.retryBudget.inFlight++;
-    }
-    this.cluster.retriesTotal++;
-    const cap = Math.min(r.backoffMaxMs, r.backoffBaseMs * 2 ** n);
-    this.waitThen(Math.floor(this.ctx.rng.next() * cap));
+  /** A retry (mayRetry said yes): backoff with full jitter, then a try on another endpoint where there is one. */
+  private retryAfterBackoff(): void {
+    this.delay(this.retry.take(this.ctx.rng));
   }
 
-  /** Waits (fault delay or retry backoff), then starts a try on a freshly picked endpoint. */
-  private waitThen(ms: number): void {
-    const prev = this.endpoint;
-    const go = (): void => {
-      this.backoffTimer = null;
-      if (this.finished || this.aborted) return;
-      const ep = this.tries === 0 ? prev : this.cluster.lb.pick(prev);
-      if (ep === null) {
-        this.reply(new ProxyError('no_healthy_endpoint', `cluster ${this.cluster.spec.name} has no endpoint`));
-        return;
-      }
-      this.startTry(ep);
-    };
+  /** Delaying: waits (fault delay or retry backoff), then starts a try on the endpoint to use. */
+  private delay(ms: number): void {
+    if (this.phase !== Phase.Delaying) this.to(Phase.Delaying);
     if (ms <= 0) {
-      go();
+      this.afterDelay();
       return;
     }
-    this.backoffTimer = setTimeout(go, ms);
+    this.delayTimer = setTimeout(() => this.afterDelay(), ms);
+  }
+
+  private afterDelay(): void {
+    this.delayTimer = null;
+    if (this.done) return;
+    // The first try keeps the endpoint admission picked; a retry prefers another.
+    const ep = this.tries === 0 ? this.endpoint : this.cluster.lb.pick(this.endpoint);
+    if (ep === null) {
+      this.reply(new ProxyError('no_healthy_endpoint', `cluster ${this.cluster.spec.name} has no endpoint`));
+      return;
+    }
+    this.startTry(ep);
   }
 
   private report(outcome: TryOutcome): void {
     this.observer.onTryOutcome(this.cluster, this.endpoint, outcome);
   }
 
-  // ---- upstream connection side -------------------------------------------------------------
+  // ---- upstream side ----------------------------------------------------------------------
 
-  onConnection(conn: UpstreamConnection): void {
-    this.waiting = false;
-    if (this.aborted || this.finished) {
-      // The client went away (or the route timed out) while this connection was still
-      // connecting: pool.cancel() only reaches queued waiters, so the request must not be sent now.
-      conn.destroy();
+  onConnection(ch: UpstreamChannel): void {
+    if (this.phase !== Phase.Connecting) {
+      // The client went away (or a deadline fired) while this connection was still connecting:
+      // pool.cancel() only reaches queued waiters, so the request must not be sent now.
+      ch.destroy();
       return;
     }
-    this.conn = conn;
-    const parts = this.replay ?? this.pending;
-    if (this.clientBodyDone && parts === null) {
-      conn.write(this.upstreamHead);
-      conn.requestComplete = true;
+    this.to(Phase.Sending);
+    this.channel = ch;
+    const parts = this.body.takeForTry();
+    if (this.body.done && parts === null) {
+      ch.write(this.upstreamHead);
+      ch.requestComplete = true;
       return;
     }
-    conn.cork();
-    conn.write(this.upstreamHead);
+    ch.cork();
+    ch.write(this.upstreamHead);
     let ok = true;
-    if (parts !== null) for (const part of parts) ok = conn.write(part);
-    this.pending = null;
-    this.pendingBytes = 0;
-    if (this.clientBodyDone) conn.requestComplete = true;
-    conn.uncork();
-    if (ok && this.clientPaused) this.resumeClient();
-    else if (!ok) this.pauseClient();
+    if (parts !== null) for (const part of parts) ok = ch.write(part);
+    if (this.body.done) ch.requestComplete = true;
+    ch.uncork();
+    if (!ok) this.body.pause();
+    else this.body.resume();
   }
 
   onUpstreamWritable(): void {
-    if (this.clientPaused) this.resumeClient();
+    if (!this.done) this.body.resume();
   }
 
   runCorked(task: () => void): void {
-    if (this.aborted || this.discarding) task();
-    else this.down.cork(task);
+    if (this.phase === Phase.Sending || this.phase === Phase.Responding) this.down.cork(task);
+    else task();
   }
 
   onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void {
-    if (this.aborted) return;
+    if (this.phase !== Phase.Sending) return;
     this.report(status < 500 ? TryOutcome.Success : status >= 502 && status <= 504 ? TryOutcome.Gateway : TryOutcome.Error5xx);
     if (status >= 400 && this.mayRetry('status', status)) {
       // Read the rejected response to its end (so the connection stays reusable), then retry.
-      this.discarding = true;
+      this.to(Phase.Discarding);
       return;
     }
-    this.respStarted = true;
+    this.to(Phase.Responding);
     this.status = status;
     this.upstreamHeadMs = performance.now();
-    this.routeDeadline = 0;
-    this.tryDeadline = 0;
+    this.deadlines.headArrived();
     this.arm();
     const bodiless = this.isHead || status === 204 || status === 304;
     this.down.writeHead(status, reason, headers, connectionNamed(headers), nonAscii, contentLength, bodiless);
@@ -287,158 +299,105 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
   onInformational(status: number, reason: string, headers: string[]): void {
     // 100 Continue is answered by the proxy itself (it strips Expect); other interim responses
     // (102, 103 Early Hints) go to the client where its engine can send them.
-    if (this.aborted || this.discarding || this.respStarted || status === 100) return;
+    if (this.phase !== Phase.Sending || status === 100) return;
     this.down.informational(status, reason, headers);
   }
 
   onBody(chunk: Buffer): void {
-    if (this.aborted || this.discarding) return;
+    if (this.phase !== Phase.Responding) return;
     this.bytesOut += chunk.length;
-    if (!this.down.writeBody(chunk)) this.conn?.pauseReading();
+    if (!this.down.writeBody(chunk)) this.channel?.pauseReading();
   }
 
   onDownstreamWritable(): void {
-    this.conn?.resumeReading();
+    this.channel?.resumeReading();
   }
 
   onEnd(trailers: string[] | null): void {
-    this.conn = null;
-    if (this.discarding) {
-      this.discarding = false;
+    this.channel = null;
+    if (this.phase === Phase.Discarding) {
       this.endTry();
-      this.retry();
+      this.retryAfterBackoff();
       return;
     }
-    if (this.aborted || !this.respStarted) return;
+    if (this.phase !== Phase.Responding) return;
     this.down.end(trailers);
     this.finish();
   }
 
-  onUpstreamError(err: ProxyError, conn: UpstreamConnection | null): void {
-    this.waiting = false;
-    this.conn = null;
-    if (this.finished || this.aborted) return;
-    if (this.discarding) {
-      // The rejected response we were reading to its end broke off: retry all the same.
-      this.discarding = false;
-      this.endTry();
-      this.retry();
+  onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
+    this.channel = null;
+    switch (this.phase) {
+      case Phase.Done:
+      case Phase.Delaying:
+        return;
+      case Phase.Discarding:
+        // The rejected response we were reading to its end broke off: retry all the same.
+        this.endTry();
+        this.retryAfterBackoff();
+        return;
+      case Phase.Responding:
+        // The head is out: a status code is no longer possible. Close abruptly so the truncation shows.
+        this.closeAbruptly(err);
+        return;
+      case Phase.Connecting:
+      case Phase.Sending:
+        break;
+    }
+    // A pooled connection that the upstream closed just as we reused it: try once more on a fresh
+    // one when nothing of the request body can have been lost. Not a configured retry.
+    if (
+      this.phase === Phase.Sending &&
+      ch !== null &&
+      ch.reused &&
+      ch.awaitingResponse &&
+      err.code === 'upstream_reset' &&
+      this.head.framing === BodyFraming.None &&
+      !this.staleReplaced
+    ) {
+      this.staleReplaced = true;
+      this.to(Phase.Connecting);
+      this.endpoint.pool.dispatch(this);
       return;
     }
-    if (!this.respStarted) {
-      // A pooled connection that the upstream closed just as we reused it: try once more on a
-      // fresh one when nothing of the request body can have been lost. Not a configured retry.
-      if (
-        conn !== null &&
-        conn.reused &&
-        conn.awaitingResponse &&
-        err.code === 'upstream_reset' &&
-        this.head.framing === BodyFraming.None &&
-        !this.staleRetried
-      ) {
-        this.staleRetried = true;
-        this.waiting = true;
-        this.endpoint.pool.dispatch(this);
+    this.endTry();
+    const kind: FailureKind | null =
+      err.code === 'upstream_connect_failed' ? 'connect' : err.code === 'upstream_reset' || err.code === 'upstream_protocol_error' ? 'reset' : null;
+    if (kind !== null) {
+      this.report(TryOutcome.Gateway);
+      if (this.mayRetry(kind, 0)) {
+        this.error = err;
+        this.retryAfterBackoff();
         return;
       }
-      this.endTry();
-      const kind: FailureKind | null =
-        err.code === 'upstream_connect_failed' ? 'connect' : err.code === 'upstream_reset' || err.code === 'upstream_protocol_error' ? 'reset' : null;
-      if (kind !== null) {
-        this.report(TryOutcome.Gateway);
-        if (this.mayRetry(kind, 0)) {
-          this.error = err;
-          this.retry();
-          return;
-        }
-      }
-      this.reply(err.withContext(`cluster ${this.cluster.spec.name} endpoint ${this.endpoint.address}`));
-      return;
     }
-    // The head is out: a status code is no longer possible. Close abruptly so the truncation shows.
-    this.closeAbruptly(err);
+    this.reply(err.withContext(`cluster ${this.cluster.spec.name} endpoint ${this.endpoint.address}`));
   }
 
   // ---- client side --------------------------------------------------------------------------
 
   onClientData(data: Buffer | null, isLast: boolean, trailers: readonly string[] | null = null): void {
-    if (this.finished || this.aborted) return;
-    if (data !== null) {
-      this.bytesIn += data.length;
-      if (this.head.framing === BodyFraming.Chunked) {
-        // Re-frame: uWS has removed the client's chunking.
-        this.send(data.length.toString(16) + CRLF);
-        this.send(data);
-        this.send(CRLF);
-      } else {
-        this.send(data);
-      }
-    }
-    if (isLast) {
-      if (this.head.framing === BodyFraming.Chunked) this.send(trailers === null || trailers.length === 0 ? LAST_CHUNK : lastChunkWithTrailers(trailers));
-      this.clientBodyDone = true;
-      if (this.conn !== null) this.conn.requestComplete = true;
-    }
-  }
-
-  private send(part: string | Buffer): void {
-    if (this.replay !== null) {
-      this.replay.push(part);
-      this.replayBytes += part.length;
-      if (this.replayBytes > this.route.retries!.maxBodyBytes) {
-        // Too large to replay: no retries; keep only what the current try still needs.
-        this.bodyReplayable = false;
-        if (this.conn === null && !this.respStarted) {
-          this.pending = this.replay;
-          this.pendingBytes = this.replayBytes;
-        }
-        this.replay = null;
-        if (this.conn === null) {
-          if (this.pendingBytes > MAX_PENDING_BODY) this.pauseClient();
-          return;
-        }
-      } else if (this.conn === null) {
-        if (this.replayBytes > MAX_PENDING_BODY) this.pauseClient();
-        return;
-      }
-    }
-    const conn = this.conn;
-    if (conn !== null) {
-      if (!conn.write(part)) this.pauseClient();
-      return;
-    }
-    if (this.respStarted || this.replay !== null) return;
-    (this.pending ??= []).push(part);
-    this.pendingBytes += part.length;
-    if (this.pendingBytes > MAX_PENDING_BODY) this.pauseClient();
-  }
-
-  private pauseClient(): void {
-    if (!this.clientPaused && !this.aborted) {
-      this.clientPaused = true;
-      this.down.pauseBody();
-    }
-  }
-
-  private resumeClient(): void {
-    if (this.clientPaused && !this.aborted) {
-      this.clientPaused = false;
-      this.down.resumeBody();
-    }
+    if (this.done) return;
+    // Body bytes follow the head on the current try's channel (a rejected response being read
+    // to its end included: its connection still expects them).
+    const ch = this.phase === Phase.Sending || this.phase === Phase.Responding || this.phase === Phase.Discarding ? this.channel : null;
+    this.body.receive(data, isLast, trailers, ch, this.phase === Phase.Responding);
+    if (isLast && ch !== null) ch.requestComplete = true;
   }
 
   onClientFramingError(): void {
-    if (this.finished || this.aborted) return;
+    if (this.done) return;
+    const headSent = this.phase === Phase.Responding;
     this.abortTry(); // the upstream sees an aborted request, never a complete one
     const err = new ProxyError('bad_request', 'malformed request body framing');
-    if (this.respStarted) this.closeAbruptly(err);
+    if (headSent) this.closeAbruptly(err);
     else this.reply(err);
   }
 
   onClientAborted(): void {
-    this.aborted = true;
+    this.clientGone = true;
     this.abortTry(); // the upstream sees the abort too
-    if (!this.finished) {
+    if (!this.done) {
       if (!this.down.complete) this.status = 0;
       this.finish();
     }
@@ -448,44 +407,40 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
 
   /** (Re-)registers with the ticker for the earliest pending deadline. */
   private arm(): void {
-    let d = this.streamDeadline;
-    if (this.routeDeadline !== 0 && (d === 0 || this.routeDeadline < d)) d = this.routeDeadline;
-    if (this.tryDeadline !== 0 && (d === 0 || this.tryDeadline < d)) d = this.tryDeadline;
+    const d = this.deadlines.earliest;
     this.deadline = d;
     if (d !== 0) this.ctx.ticker.add(this);
     else this.ctx.ticker.delete(this);
   }
 
   onDeadline(now: number): void {
-    if (this.finished || this.aborted) return;
-    if (this.streamDeadline !== 0 && now >= this.streamDeadline) {
-      const err = new ProxyError('timeout', `exchange exceeded the route's max_stream_duration_ms (${this.route.maxStreamDurationMs} ms)`);
-      if (this.respStarted) {
+    if (this.done) return;
+    switch (this.deadlines.expired(now)) {
+      case DeadlineKind.Stream: {
+        const err = new ProxyError('timeout', `exchange exceeded the route's max_stream_duration_ms (${this.route.maxStreamDurationMs} ms)`);
+        const headSent = this.phase === Phase.Responding;
         this.abortTry();
-        this.closeAbruptly(err);
-      } else {
-        this.abortTry();
-        this.reply(err);
+        if (headSent) this.closeAbruptly(err);
+        else this.reply(err);
+        return;
       }
-      return;
-    }
-    if (!this.respStarted) {
-      if (this.routeDeadline !== 0 && now >= this.routeDeadline) {
+      case DeadlineKind.Route:
         this.abortTry();
         this.reply(new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} within the route timeout (${this.route.timeoutMs} ms)`));
         return;
-      }
-      if (this.tryDeadline !== 0 && now >= this.tryDeadline && !this.discarding) {
+      case DeadlineKind.Try:
+        if (this.phase === Phase.Discarding) break; // the rejected response is being read: its retry follows
         this.abortTry();
         this.report(TryOutcome.Gateway);
         if (this.mayRetry('timeout', 0)) {
           this.arm();
-          this.retry();
+          this.retryAfterBackoff();
           return;
         }
         this.reply(new ProxyError('timeout', `no response from endpoint ${this.endpoint.address} within the per-try timeout`));
         return;
-      }
+      case DeadlineKind.None:
+        break;
     }
     this.arm();
   }
@@ -507,31 +462,23 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
   }
 
   private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
+    if (this.done) return;
+    this.to(Phase.Done);
     this.endMs = performance.now();
-    this.routeDeadline = this.tryDeadline = this.streamDeadline = 0;
+    this.deadlines.clear();
     this.ctx.ticker.delete(this);
-    if (this.backoffTimer !== null) {
-      clearTimeout(this.backoffTimer);
-      this.backoffTimer = null;
+    if (this.delayTimer !== null) {
+      clearTimeout(this.delayTimer);
+      this.delayTimer = null;
     }
-    if (this.retrying) this.cluster.retryBudget.inFlight--;
-    this.cluster.active--;
+    this.retry.release();
+    this.cluster.release();
     this.endTry();
     this.observer.onExchangeDone(this);
   }
-}
 
-/** Fields that must never travel in a trailer section (RFC 9110 §6.5.1): framing, routing, hop-by-hop. */
-const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'expect', 'x-forwarded-client-cert']);
-
-/** The last chunk carrying the client's trailers (latin1 bytes, as received), minus forbidden fields. */
-function lastChunkWithTrailers(trailers: readonly string[]): Buffer {
-  let out = '0\r\n';
-  for (let i = 0; i < trailers.length; i += 2) {
-    const name = trailers[i]!.toLowerCase();
-    if (!FORBIDDEN_TRAILERS.has(name)) out += `${name}: ${trailers[i + 1]!}\r\n`;
+  /** Whether the client went away before the exchange ended on its own. */
+  get abandoned(): boolean {
+    return this.clientGone;
   }
-  return Buffer.from(out + '\r\n', 'latin1');
 }

@@ -422,24 +422,27 @@ export class ListenerRuntime implements ExchangeObserver {
     if (cluster === undefined || cluster === null) {
       throw new ProxyError('no_healthy_endpoint', `route ${spec.name}: cluster is not available`);
     }
-    if (cluster.active >= cluster.spec.maxRequests) {
-      cluster.overflowTotal++;
+    if (!cluster.admit(this.ctx.ticker.fresh())) {
       throw new ProxyError('overflow', `cluster ${cluster.spec.name} is at its circuit breaker limit of active requests`);
     }
     let delayMs = 0;
-    const fault = spec.fault;
-    if (fault !== null) {
-      if (fault.abortPercent > 0 && this.ctx.rng.next() * 100 < fault.abortPercent) {
-        throw new ProxyError('fault_injected', `fault injected by route ${spec.name}`, fault.abortStatus);
+    let endpoint: Endpoint | null = null;
+    try {
+      const fault = spec.fault;
+      if (fault !== null) {
+        if (fault.abortPercent > 0 && this.ctx.rng.next() * 100 < fault.abortPercent) {
+          throw new ProxyError('fault_injected', `fault injected by route ${spec.name}`, fault.abortStatus);
+        }
+        if (fault.delayPercent > 0 && this.ctx.rng.next() * 100 < fault.delayPercent) delayMs = fault.delayMs;
       }
-      if (fault.delayPercent > 0 && this.ctx.rng.next() * 100 < fault.delayPercent) delayMs = fault.delayMs;
-    }
-    const endpoint = cluster.lb.pick(null);
-    if (endpoint === null) {
-      throw new ProxyError('no_healthy_endpoint', `cluster ${cluster.spec.name} has no endpoint`);
+      endpoint = cluster.lb.pick(null);
+      if (endpoint === null) throw new ProxyError('no_healthy_endpoint', `cluster ${cluster.spec.name} has no endpoint`);
+    } catch (e) {
+      cluster.release(); // admitted, but no exchange will carry it
+      throw e;
     }
     this.inflight++;
-    new Exchange(down, head, upstreamHead, cluster, endpoint, spec, route.index, this.ctx, this, delayMs);
+    Exchange.start({ down, head, upstreamHead, cluster, endpoint, route: spec, routeIndex: route.index, ctx: this.ctx, observer: this, delayMs });
   }
 
   onExchangeDone(ex: Exchange): void {

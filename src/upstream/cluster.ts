@@ -40,6 +40,15 @@ export class Endpoint implements LbHost {
     this.pool = new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker, tls);
   }
 
+  /** A try started on this endpoint (least-request input). */
+  tryStarted(): void {
+    this.active++;
+  }
+
+  tryEnded(): void {
+    this.active--;
+  }
+
   setState(checkedHealthy: boolean, ejected: boolean): void {
     this.checkedHealthy = checkedHealthy;
     this.ejected = ejected;
@@ -75,13 +84,36 @@ export class Cluster {
     this.lb = createLoadBalancer(spec.lb, this.endpoints, rng);
   }
 
-  /** Applies a new version of this cluster's spec. */
+  /**
+   * Admits a request under the circuit breaker (max_requests): counts it active and deposits it
+   * in the retry budget, or counts an overflow and returns false.
+   */
+  admit(nowMs: number): boolean {
+    if (this.active >= this.spec.maxRequests) {
+      this.overflowTotal++;
+      return false;
+    }
+    this.active++;
+    this.retryBudget.onRequest(nowMs);
+    return true;
+  }
+
+  /** An admitted request ended. */
+  release(): void {
+    this.active--;
+  }
+
+  countRetry(): void {
+    this.retriesTotal++;
+  }
+
   private poolTls(spec: ClusterSpec): PoolTls | null {
     if (spec.tls === null) return null;
     const provider = this.tlsProvider;
     return { material: () => provider.tlsMaterial(), identities: spec.tls.identities };
   }
 
+  /** Applies a new version of this cluster's spec. */
   reconcile(spec: ClusterSpec, rng: Rng): void {
     this.rng = rng;
     if (JSON.stringify(spec.tls) !== JSON.stringify(this.spec.tls)) this.tls = this.poolTls(spec);

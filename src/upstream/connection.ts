@@ -8,7 +8,8 @@ import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
 import { rememberSessions } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
-import { ResponseParser, type ResponseSink } from './response_parser.js';
+import type { UpstreamChannel, UpstreamRequest } from './channel.js';
+import { ResponseParser } from './response_parser.js';
 import type { Ticker, Timed } from './ticker.js';
 
 export const enum ConnState {
@@ -25,19 +26,7 @@ const LEGAL: Readonly<Record<ConnState, readonly ConnState[]>> = {
   [ConnState.Closed]: [],
 };
 
-/** What a request in flight on a connection hears from it. */
-export interface UpstreamRequest extends ResponseSink {
-  /** The connection is ready for this request's head and body. */
-  onConnection(conn: UpstreamConnection): void;
-  /** The connection failed before the response completed. */
-  onUpstreamError(err: ProxyError, conn: UpstreamConnection | null): void;
-  /** The socket drained after a write returned false (request body backpressure). */
-  onUpstreamWritable(): void;
-  /** Whether this request is a HEAD (its response has no body whatever the headers say). */
-  readonly isHead: boolean;
-  /** Runs `task` with the client connection corked, so that head and body of one read leave in one syscall. */
-  runCorked(task: () => void): void;
-}
+export type { UpstreamRequest } from './channel.js';
 
 /** What the connection tells its pool. */
 export interface ConnectionOwner {
@@ -54,7 +43,7 @@ let nextId = 1;
 /** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
 
-export class UpstreamConnection implements Timed {
+export class UpstreamConnection implements Timed, UpstreamChannel {
   readonly id = nextId++;
   state: ConnState = ConnState.Connecting;
   request: UpstreamRequest | null = null;

@@ -5,6 +5,7 @@
 
 import { ProxyError } from '../errors.js';
 import type { PoolSpec } from '../config/types.js';
+import type { UpstreamTarget } from './channel.js';
 import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from './connection.js';
 import type { Ticker, Timed } from './ticker.js';
 import { clientTlsOptions } from '../tls/contexts.js';
@@ -33,7 +34,7 @@ const SWEEP_MS = 1000;
 /** After a certificate rotation, at most one old connection per pool is replaced per this many ms. */
 const REPLACE_EVERY_MS = 100;
 
-export class EndpointPool implements ConnectionOwner, Timed {
+export class EndpointPool implements ConnectionOwner, Timed, UpstreamTarget {
   private readonly idle: UpstreamConnection[] = [];
   private readonly waiters: UpstreamRequest[] = [];
   /** Open or connecting connections. */

@@ -20,6 +20,15 @@ export class RetryBudget {
 
   constructor(public spec: RetryBudgetSpec) {}
 
+  /** An exchange made its first retry: it counts among the retries in flight until retryEnded(). */
+  retryStarted(): void {
+    this.inFlight++;
+  }
+
+  retryEnded(): void {
+    this.inFlight--;
+  }
+
   /** An original request started (deposits into the rate budget). */
   onRequest(nowMs: number): void {
     this.requests[this.slot(nowMs)]! += 1;

@@ -1,6 +1,7 @@
 // Messages between the supervisor (main thread) and worker threads. Plain data only.
 
 import type { Snapshot } from '../config/types.js';
+import type { Outcome } from '../health/outlier.js';
 import type { StatsDelta } from '../stats/delta.js';
 import type { TlsMaterial } from '../tls/material.js';
 
@@ -52,8 +53,8 @@ export interface EndpointState {
   readonly ejected: boolean;
 }
 
-/** [cluster, address, outcome] — outcome: 0 success, 1 other 5xx, 2 gateway failure (see TryOutcome). */
-export type OutcomeEvent = readonly [string, string, number];
+/** [cluster, address, outcome]: how one try went (TryOutcome's names, the outlier detector's Outcome). */
+export type OutcomeEvent = readonly [string, string, Outcome];
 
 export interface BoundListener {
   readonly name: string;
