@@ -1,51 +1,328 @@
 // One coarse timer per worker (STYLE.md item 7): instead of a setTimeout per request or per
-// connection, anything with a deadline registers here and is checked every `resolutionMs`.
-// Deadlines are therefore late by up to one tick; every timeout in the config is a lower bound.
+// connection, anything with a deadline registers here. Deadlines are on one monotonic clock
+// (performance.now(), injectable), filed in a hierarchical timer wheel: add, delete and re-arm are
+// O(1), and a tick's work is proportional to what expires (plus an item's rare cascade from a
+// coarse level to a finer one). Deadlines are lower bounds: an item fires at the first tick at
+// or after its deadline, so at most one tick (`resolutionMs`) late, never early.
+
+import { performance } from 'node:perf_hooks';
+
+/** A monotonic clock in milliseconds (fractional). Never steps with NTP or the wall clock. */
+export interface Clock {
+  now(): number;
+}
+
+/** The data plane's clock: performance.now() (monotonic, per thread origin). */
+export const monotonicClock: Clock = { now: () => performance.now() };
 
 export interface Timed {
-  /** Absolute deadline in ms (Ticker.now scale); 0 = none. */
+  /**
+   * Absolute deadline in ms on the Ticker's clock (`ticker.now` / `ticker.fresh()`); 0 = none.
+   * After changing it, call `add()` again (re-arm): the wheel files an item by the deadline it
+   * had when added. A deadline moved later without re-arming is still honoured (never early);
+   * one moved earlier fires at the old time; 0 without `delete()` drops the item when its old
+   * time comes.
+   */
   deadline: number;
+  /** Called once per arming, at or after `deadline`; the item is no longer registered. */
   onDeadline(now: number): void;
 }
 
+export interface TickerOptions {
+  /** Tick length in ms (default 25): how late a deadline may fire. */
+  readonly resolutionMs?: number;
+  /** Default: monotonicClock. Tests inject a clock they advance by hand. */
+  readonly clock?: Clock;
+  /** false: no interval timer; whoever owns the ticker calls `tick()` (tests, benchmarks). Default true. */
+  readonly autoTick?: boolean;
+}
+
+/** A registration: one per registered item, kept across re-arms, linked into one wheel slot. */
+interface Entry {
+  item: Timed | null;
+  prev: Entry | null;
+  next: Entry | null;
+  /** Index into `heads`; -1 when in no list. */
+  slot: number;
+}
+
+// Level 0: 256 slots of one tick (6.4 s at 25 ms); levels 1-3: 64 slots each of 256, 2^14 and
+// 2^20 ticks (≈ 6.8 min, 7.3 h, 19 days). Farther deadlines wait in level 3's farthest slot and
+// are re-filed from there.
+const L0_BITS = 8;
+const LN_BITS = 6;
+const LEVELS = 4;
+const L0_SIZE = 1 << L0_BITS;
+const LN_SIZE = 1 << LN_BITS;
+const L0_MASK = L0_SIZE - 1;
+const LN_MASK = LN_SIZE - 1;
+const SPAN_BITS = L0_BITS + (LEVELS - 1) * LN_BITS;
+const MAX_DELTA = 2 ** SPAN_BITS - 1;
+const WHEEL_SLOTS = L0_SIZE + (LEVELS - 1) * LN_SIZE;
+/** The list being fired (its entries may be deleted by the callbacks it runs). */
+const FIRING = WHEEL_SLOTS;
+const FREE_ENTRIES_MAX = 1024;
+
+function levelOf(slot: number): number {
+  return slot < L0_SIZE ? 0 : 1 + ((slot - L0_SIZE) >> LN_BITS);
+}
+
 export class Ticker {
-  private readonly items = new Set<Timed>();
+  /** Milliseconds on the ticker's clock, refreshed at each tick and by fresh(); cheap to read on the hot path. */
+  now: number;
+  readonly resolutionMs: number;
+  private readonly clock: Clock;
+  private readonly autoTick: boolean;
+  private readonly entries = new Map<Timed, Entry>();
+  /** Slot list heads: level 0, then levels 1..3, then FIRING. */
+  private readonly heads: Array<Entry | null> = new Array<Entry | null>(WHEEL_SLOTS + 1).fill(null);
+  private readonly free: Entry[] = [];
+  /** Entries filed per level: empty finer levels let a tick skip ahead to the next cascade. */
+  private readonly levelCounts = new Int32Array(LEVELS);
+  /** The tick being worked through: every deadline filed before it has fired. */
+  private current: number;
+  /** The last tick whose coarser levels were cascaded (cascade once per tick, however often it is revisited). */
+  private cascaded: number;
+  private ticking = false;
   private timer: NodeJS.Timeout | null = null;
-  /** Milliseconds, refreshed at each tick; cheap to read on the hot path. */
-  now = Date.now();
 
-  constructor(private readonly resolutionMs = 25) {}
-
-  add(item: Timed): void {
-    this.items.add(item);
-    if (this.timer === null) {
-      this.timer = setInterval(() => this.tick(), this.resolutionMs);
-      this.timer.unref();
-    }
+  /** `new Ticker(25)` (a resolution in ms) or `new Ticker({ resolutionMs, clock, autoTick })`. */
+  constructor(options: number | TickerOptions = {}) {
+    const o: TickerOptions = typeof options === 'number' ? { resolutionMs: options } : options;
+    this.resolutionMs = o.resolutionMs ?? 25;
+    if (!(this.resolutionMs > 0)) throw new RangeError(`ticker resolution must be > 0 ms, got ${this.resolutionMs}`);
+    this.clock = o.clock ?? monotonicClock;
+    this.autoTick = o.autoTick ?? true;
+    this.now = this.clock.now();
+    this.current = this.tickOf(this.now);
+    this.cascaded = this.current;
   }
 
-  delete(item: Timed): void {
-    this.items.delete(item);
+  /** Items registered. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  has(item: Timed): boolean {
+    return this.entries.has(item);
   }
 
   /** Current time in ms, fresh (for deadlines set on the hot path, a tick-old `now` is fine). */
   fresh(): number {
-    return (this.now = Date.now());
+    return (this.now = this.clock.now());
   }
 
-  private tick(): void {
-    const now = this.fresh();
-    for (const item of this.items) {
-      if (item.deadline !== 0 && item.deadline <= now) {
-        this.items.delete(item);
-        item.onDeadline(now);
+  /**
+   * Registers `item` for `item.deadline`, or re-arms it if already registered (one registration
+   * per item). A deadline of 0 (none) unregisters it. Never calls `onDeadline` synchronously.
+   */
+  add(item: Timed): void {
+    if (!(item.deadline > 0)) {
+      this.delete(item);
+      return;
+    }
+    let e = this.entries.get(item);
+    if (e === undefined) {
+      if (this.entries.size === 0) this.catchUp();
+      e = this.free.pop() ?? { item: null, prev: null, next: null, slot: -1 };
+      e.item = item;
+      this.entries.set(item, e);
+      if (this.autoTick && this.timer === null) {
+        this.timer = setInterval(() => this.tick(), this.resolutionMs);
+        this.timer.unref();
       }
+    } else {
+      this.unlink(e);
+    }
+    this.file(e, item.deadline);
+  }
+
+  /**
+   * One-shot scheduling: sets `item.deadline` to `ms` from now and (re-)arms it; `onDeadline`
+   * runs at the first tick at or after that (never synchronously, even for ms ≤ 0). Cancel
+   * with `delete(item)`. For retry backoff and fault delays instead of a setTimeout each.
+   */
+  after(ms: number, item: Timed): void {
+    item.deadline = this.fresh() + Math.max(0, ms);
+    this.add(item);
+  }
+
+  /** Unregisters `item` (a no-op when it is not registered). */
+  delete(item: Timed): void {
+    const e = this.entries.get(item);
+    if (e === undefined) return;
+    this.entries.delete(item);
+    this.unlink(e);
+    this.release(e);
+  }
+
+  /**
+   * Fires every item whose deadline is at or before the clock's now. The interval calls this
+   * every `resolutionMs`; with `autoTick: false` the owner does.
+   */
+  tick(): void {
+    if (this.ticking) return; // called from an onDeadline: the running tick covers it
+    const now = this.fresh();
+    if (this.entries.size === 0) {
+      this.current = this.cascaded = this.tickOf(now);
+      return;
+    }
+    this.ticking = true;
+    try {
+      const target = this.tickOf(now);
+      for (;;) {
+        if (this.cascaded !== this.current) {
+          this.cascaded = this.current;
+          this.cascade(this.current);
+        }
+        this.fireSlot(this.current & L0_MASK, now);
+        // The target tick stays current: deadlines later in it are checked again next time.
+        if (this.current >= target) break;
+        if (this.entries.size === 0) {
+          this.current = this.cascaded = target;
+          break;
+        }
+        this.current = Math.min(target, this.nextBusyTick());
+      }
+    } finally {
+      this.ticking = false;
     }
   }
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    this.items.clear();
+    for (const e of this.entries.values()) {
+      this.unlink(e);
+      this.release(e);
+    }
+    this.entries.clear();
+  }
+
+  // ---- the wheel ------------------------------------------------------------------------------
+
+  /**
+   * The next tick with work: the next one while level 0 has entries; else the next block
+   * boundary of the finest non-empty level (the ticks before it have nothing to fire or cascade).
+   */
+  private nextBusyTick(): number {
+    if (this.levelCounts[0] !== 0) return this.current + 1;
+    let level = 1;
+    let shift = L0_BITS;
+    while (level < LEVELS - 1 && this.levelCounts[level] === 0) {
+      level++;
+      shift += LN_BITS;
+    }
+    const block = 2 ** shift;
+    return (Math.floor(this.current / block) + 1) * block;
+  }
+
+  private tickOf(ms: number): number {
+    return Math.floor(ms / this.resolutionMs);
+  }
+
+  /** An empty wheel may have stood still (no interval, or ticks skipped): start from now. */
+  private catchUp(): void {
+    if (this.ticking) return;
+    this.current = this.cascaded = this.tickOf(this.fresh());
+  }
+
+  /** Puts `e` into the slot for `deadline`: level 0 by tick, coarser levels by block of ticks. */
+  private file(e: Entry, deadline: number): void {
+    let t = this.tickOf(deadline);
+    let delta = t - this.current;
+    if (delta < 0) {
+      t = this.current;
+      delta = 0;
+    } else if (!(delta <= MAX_DELTA)) {
+      // Beyond the wheel's span (or Infinity): file at its far end, re-filed when reached.
+      delta = MAX_DELTA;
+      t = this.current + MAX_DELTA;
+    }
+    let slot: number;
+    if (delta < L0_SIZE) {
+      slot = t & L0_MASK;
+      this.levelCounts[0]!++;
+    } else {
+      let level = 1;
+      let shift = L0_BITS;
+      while (delta >= 2 ** (shift + LN_BITS) && level < LEVELS - 1) {
+        level++;
+        shift += LN_BITS;
+      }
+      slot = L0_SIZE + (level - 1) * LN_SIZE + (Math.floor(t / 2 ** shift) & LN_MASK);
+      this.levelCounts[level]!++;
+    }
+    const head = this.heads[slot] ?? null;
+    e.slot = slot;
+    e.prev = null;
+    e.next = head;
+    if (head !== null) head.prev = e;
+    this.heads[slot] = e;
+  }
+
+  private unlink(e: Entry): void {
+    if (e.slot < 0) return;
+    if (e.slot < FIRING) this.levelCounts[levelOf(e.slot)]!--;
+    if (e.prev !== null) e.prev.next = e.next;
+    else this.heads[e.slot] = e.next;
+    if (e.next !== null) e.next.prev = e.prev;
+    e.prev = e.next = null;
+    e.slot = -1;
+  }
+
+  private release(e: Entry): void {
+    e.item = null;
+    if (this.free.length < FREE_ENTRIES_MAX) this.free.push(e);
+  }
+
+  /**
+   * Entering tick `t`: at each boundary of a coarser level's block, that level's slot for the
+   * block now starting is re-filed into finer levels (each item moves down at most LEVELS - 1
+   * times in its life).
+   */
+  private cascade(t: number): void {
+    let shift = L0_BITS;
+    for (let level = 1; level < LEVELS; level++) {
+      if (t % 2 ** shift !== 0) return;
+      const slot = L0_SIZE + (level - 1) * LN_SIZE + (Math.floor(t / 2 ** shift) & LN_MASK);
+      let e: Entry | null = this.heads[slot] ?? null;
+      this.heads[slot] = null;
+      while (e !== null) {
+        this.levelCounts[level]!--;
+        const next: Entry | null = e.next;
+        this.file(e, e.item!.deadline);
+        e = next;
+      }
+      shift += LN_BITS;
+    }
+  }
+
+  /** Fires the due items of level-0 slot `slot`; the others (later in the tick) are filed again. */
+  private fireSlot(slot: number, now: number): void {
+    let e: Entry | null = this.heads[slot] ?? null;
+    if (e === null) return;
+    // Move the list aside first: callbacks may delete entries in it or add new ones to `slot`.
+    this.heads[slot] = null;
+    this.heads[FIRING] = e;
+    for (let x: Entry | null = e; x !== null; x = x.next) {
+      x.slot = FIRING;
+      this.levelCounts[0]!--;
+    }
+    while ((e = this.heads[FIRING] ?? null) !== null) {
+      this.unlink(e);
+      const item = e.item!;
+      const d = item.deadline;
+      if (d > 0 && d <= now) {
+        this.entries.delete(item);
+        this.release(e);
+        item.onDeadline(now);
+      } else if (d > 0) {
+        this.file(e, d);
+      } else {
+        this.entries.delete(item); // deadline cleared without delete(): never fires
+        this.release(e);
+      }
+    }
   }
 }
