@@ -3,7 +3,8 @@
 //   retries in flight < max(minConcurrent, percent% of the cluster's active requests)   (Envoy)
 // and
 //   retries in the last 10 s < percent% of requests in the last 10 s + minPerSecond × 10 (Linkerd)
-// Counts live in ten one-second buckets; no allocation per request.
+// Counts live in ten one-second buckets; no allocation per request. Times are ms on the worker's
+// monotonic clock (the Ticker's: `ticker.now` / `ticker.fresh()`), never Date.now().
 
 import type { RetryBudgetSpec } from '../config/types.js';
 
@@ -34,6 +35,16 @@ export class RetryBudget {
     this.requests[this.slot(nowMs)]! += 1;
   }
 
+  /** An exchange moved onto its first retry try (counted in `inFlight` until retryEnded()). */
+  retryStarted(): void {
+    this.inFlight++;
+  }
+
+  /** An exchange counted by retryStarted() finished. */
+  retryEnded(): void {
+    if (this.inFlight > 0) this.inFlight--;
+  }
+
   /** Whether a retry may start now; if so it is counted. `alreadyRetrying`: the asking exchange
    *  is itself counted in `inFlight` (its earlier retry failed), so its next retry adds none. */
   tryAcquire(nowMs: number, activeRequests: number, alreadyRetrying = false): boolean {
@@ -57,9 +68,11 @@ export class RetryBudget {
     return true;
   }
 
-  /** Moves the window to the current second, clearing buckets that fell out of it. */
+  /** Moves the window to the current second, clearing buckets that fell out of it. A time before
+   *  the window's (another clock) counts in the current second. */
   private slot(nowMs: number): number {
     const sec = Math.floor(nowMs / 1000);
+    if (sec < this.second) return this.second % WINDOW_S;
     if (sec !== this.second) {
       const gap = Math.min(WINDOW_S, sec - this.second);
       for (let i = 1; i <= gap; i++) {
