@@ -35,16 +35,6 @@ export class RetryBudget {
     this.requests[this.slot(nowMs)]! += 1;
   }
 
-  /** An exchange moved onto its first retry try (counted in `inFlight` until retryEnded()). */
-  retryStarted(): void {
-    this.inFlight++;
-  }
-
-  /** An exchange counted by retryStarted() finished. */
-  retryEnded(): void {
-    if (this.inFlight > 0) this.inFlight--;
-  }
-
   /** Whether a retry may start now; if so it is counted. `alreadyRetrying`: the asking exchange
    *  is itself counted in `inFlight` (its earlier retry failed), so its next retry adds none. */
   tryAcquire(nowMs: number, activeRequests: number, alreadyRetrying = false): boolean {

@@ -33,12 +33,6 @@ describe('RetryBudget', () => {
     expect(b.tryAcquire(t, 0)).toBe(true);
   });
 
-  it('retryEnded never takes inFlight below zero', () => {
-    const b = new RetryBudget({ percent: 20, minConcurrent: 3, minPerSecond: 10 });
-    b.retryEnded();
-    expect(b.inFlight).toBe(0);
-  });
-
   it('caps retries in 10 s at percent% of requests plus minPerSecond × 10, exactly', () => {
     const b = new RetryBudget({ percent: 20, minConcurrent: 1_000, minPerSecond: 0 });
     const t = 100_000;
