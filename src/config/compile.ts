@@ -85,7 +85,8 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number, 
   const hp = mustParse(l.address, true);
   // Every worker serves every listener (SO_REUSEPORT), each enforcing its share of the limits.
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
-  const engine = tls !== null ? 'node' : (l.engine ?? DEFAULT_PLAINTEXT_ENGINE);
+  // TLS listeners run on node unless they ask for strict (uWS cannot; checks.ts refuses it).
+  const engine = tls !== null ? (l.engine === 'strict' ? 'strict' : 'node') : (l.engine ?? DEFAULT_PLAINTEXT_ENGINE);
   const servedBy = workers;
   return {
     name: l.name,

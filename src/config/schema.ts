@@ -96,7 +96,7 @@ export const listenerSchema = z.strictObject({
   address: bindAddressField,
   max_request_headers_bytes: z.int().min(1024).max(1_048_576).default(65_536),
   x_forwarded_for: z.enum(['append', 'off']).default('append'),
-  engine: z.enum(['uws', 'node']).optional(),
+  engine: z.enum(['uws', 'node', 'strict']).optional(),
   headers_with_underscores: z.enum(['drop', 'reject', 'allow']).default('drop'),
   timeouts: z
     .strictObject({

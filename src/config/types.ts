@@ -98,9 +98,11 @@ export interface ListenerSpec {
   /**
    * The HTTP/1 server engine: `uws` (uWebSockets.js, plaintext only: the cheapest, but its parser
    * refuses HTTP/1.0, extension methods, pipelining and >~50 header lines) or `node` (Node's
-   * llhttp through node:http/https: strict, transparent, always used for TLS listeners).
+   * llhttp through node:http/https: strict, transparent, the engine of TLS listeners unless they
+   * say `strict`) or `strict` (outrigger's own strict HTTP/1.1 server on net/tls sockets,
+   * src/dataplane/h1/: plaintext or TLS).
    */
-  readonly engine: 'uws' | 'node';
+  readonly engine: 'uws' | 'node' | 'strict';
   /** Request header names with `_`: dropped (default, counted), refused with 400, or forwarded. */
   readonly headersWithUnderscores: 'drop' | 'reject' | 'allow';
   /** Client-side timeouts (node engine; uWS's are fixed, see docs/config.md). */

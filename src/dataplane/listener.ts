@@ -7,7 +7,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
@@ -20,11 +20,15 @@ import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
 import { Authorizer } from './authz.js';
+import type { StrictDownstream } from './h1/downstream.js';
+import type { ParsedHead } from './h1/parse.js';
+import { StrictServer, type StrictTls } from './h1/server.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply, localReplyBytes } from './local_reply.js';
 import { downstreamOf, NodeDownstream } from './node_downstream.js';
 import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, type RequestHead, type UnderscorePolicy } from './request_head.js';
+import { readStrictRequestHead } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
@@ -78,6 +82,8 @@ export class ListenerRuntime implements ExchangeObserver {
   private readonly app: TemplatedApp | null = null;
   private socket: us_listen_socket | null = null;
   private readonly server: http.Server | null = null;
+  /** The `strict` engine's server (src/dataplane/h1/), or null. */
+  private readonly h1: StrictServer | null = null;
   /** Exchanges started on this listener and not yet finished. */
   inflight = 0;
   port = 0;
@@ -101,6 +107,8 @@ export class ListenerRuntime implements ExchangeObserver {
     if (spec.engine === 'uws') {
       this.app = uWS.App();
       this.app.any('/*', (res, req) => this.handleUws(res, req));
+    } else if (spec.engine === 'strict') {
+      this.h1 = this.createStrictServer(spec);
     } else {
       this.server = this.createNodeServer(spec);
     }
@@ -165,6 +173,41 @@ export class ListenerRuntime implements ExchangeObserver {
     return server;
   }
 
+  /** The `strict` engine: our own HTTP/1.1 server on net/tls sockets, with the node engine's TLS peer check. */
+  private createStrictServer(spec: ListenerSpec): StrictServer {
+    let tlsSetup: StrictTls | null = null;
+    if (spec.tls !== null) {
+      const material = this.ctx.tlsMaterial();
+      if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
+      const mtls = spec.tls === 'mtls';
+      tlsSetup = {
+        options: { ...serverTlsOptions(material, this.tlsParams()), requestCert: mtls, rejectUnauthorized: mtls, handshakeTimeout: spec.timeouts.handshakeMs },
+        // Before any byte is read: a verified client certificate, valid now, whose root vouches for its trust domain.
+        peer: (s) => {
+          if (!mtls) return null;
+          const p = inboundPeer(s, this.ctx.tlsMaterial());
+          return p.ok ? p.identity : false;
+        },
+        failed: () => {
+          this.handshakeFailures++;
+        },
+      };
+    }
+    this.connectionsAccepted = 0;
+    return new StrictServer(
+      spec,
+      this.ctx.ticker,
+      {
+        request: (down, req) => this.handleStrict(down, req),
+        refused: (err) => this.ctx.onLocalReply(this, -1, err, null),
+        accepted: () => {
+          this.connectionsAccepted!++;
+        },
+      },
+      tlsSetup,
+    );
+  }
+
   /**
    * Binds host:port. Every worker binds every listener with SO_REUSEPORT, so the kernel spreads
    * connections across workers: uWS sets it itself; node servers listen on a socket the reuseport
@@ -172,7 +215,7 @@ export class ListenerRuntime implements ExchangeObserver {
    * holds the port, and resolved port 0 to one port for all workers. Resolves to the bound port.
    */
   listen(): Promise<number> {
-    const server = this.server;
+    const server: NetServer | null = this.server ?? this.h1?.server ?? null;
     if (server !== null) {
       return new Promise((resolve, reject) => {
         let fd: number;
@@ -220,6 +263,7 @@ export class ListenerRuntime implements ExchangeObserver {
       server.timeout = spec.timeouts.bodyIdleMs;
       server.maxConnections = spec.maxConnections ?? Infinity;
     }
+    this.h1?.configure(spec);
     if (rateChanged) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
     if (authzChanged) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
   }
@@ -230,6 +274,7 @@ export class ListenerRuntime implements ExchangeObserver {
     if (this.spec.tls === null) return;
     const { requestCert: _rc, rejectUnauthorized: _ru, ...ctxOptions } = serverTlsOptions(material, this.tlsParams());
     (this.server as https.Server | null)?.setSecureContext(ctxOptions);
+    this.h1?.setSecureContext(ctxOptions);
   }
 
   /** Session tickets and ids are bound to this listener's name and mode (tls/contexts.ts). */
@@ -259,6 +304,7 @@ export class ListenerRuntime implements ExchangeObserver {
       this.server.close();
       this.server.closeAllConnections();
     }
+    this.h1?.closeAll();
   }
 
   /** Stops accepting connections; requests on open connections are still served. */
@@ -271,6 +317,7 @@ export class ListenerRuntime implements ExchangeObserver {
       this.server.close();
       this.server.closeIdleConnections();
     }
+    this.h1?.stopAccepting();
   }
 
   private resolveTargets(): RouteTarget[] {
@@ -346,6 +393,34 @@ export class ListenerRuntime implements ExchangeObserver {
       } else {
         req.resume();
       }
+      down.reply(err, head?.requestId ?? '');
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
+    }
+  }
+
+  /** A head parsed by the strict engine (src/dataplane/h1/): checked, then proxied as on the node engine. */
+  private handleStrict(down: StrictDownstream, req: ParsedHead): void {
+    const conn = down.conn;
+    let head: RequestHead | null = null;
+    try {
+      head = readStrictRequestHead(req.method, req.target, req.minor, req.headers, req.headerBytes, this.spec.maxRequestHeadersBytes, this.underscores);
+      conn.expectBody(head.framing, head.contentLength);
+      // As node:http: an HTTP/1.1 expectation other than 100-continue gets 417.
+      if (req.expectOther && req.minor === 1) throw new ProxyError('bad_request', 'unsupported expectation (only 100-continue)', 417);
+      const tls = this.spec.tls !== null;
+      const peer = tls ? conn.peer : null;
+      head.peer = peer;
+      head.client = conn.remote;
+      if (this.authorizer !== null && this.authorizer.check(peer, head.matchPath, head.method) < 0) {
+        throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
+      }
+      const ours = tls ? (this.ctx.tlsMaterial()?.identity ?? '') : '';
+      const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
+      const text = buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? head.client : null, tls ? 'https' : 'http', xfcc);
+      // Header bytes were decoded as latin1: written back as latin1, obs-text reaches the app byte for byte.
+      this.proxy(down, head, req.nonAscii ? Buffer.from(text, 'latin1') : text);
+    } catch (e) {
+      const err = this.refusal(e);
       down.reply(err, head?.requestId ?? '');
       this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
     }

@@ -94,6 +94,27 @@ export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number, 
   return head;
 }
 
+/**
+ * Checks a head parsed by the `strict` engine (src/dataplane/h1/parse.ts: method, target, HTTP
+ * minor version, flat lower-case headers with latin1 values). The parser has refused malformed
+ * syntax; the same checks as for every engine run on top.
+ */
+export function readStrictRequestHead(
+  method: string,
+  target: string,
+  minor: number,
+  headers: string[],
+  headerBytes: number,
+  maxHeadBytes: number,
+  underscores: UnderscorePolicy,
+): RequestHead {
+  const q = target.indexOf('?');
+  const head = checkRequestHead(method, q < 0 ? target : target.slice(0, q), q < 0 ? undefined : target.slice(q + 1), headers, headerBytes, maxHeadBytes, underscores);
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+  if (minor === 0 && head.framing === BodyFraming.Chunked) throw new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
+  return head;
+}
+
 const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Bytes that never belong in a request target (RFC 9112 §3.2: no CTL, no space, no DEL). */
 const TARGET_CTL = /[\x00-\x20\x7f]/;

@@ -25,6 +25,7 @@ import {
   header,
   headerValues,
   injected,
+  isTlsEngine,
   judgeRequestCase,
   judgeResponseCase,
   mapLimit,
@@ -47,9 +48,9 @@ import {
 // ---------------------------------------------------------------------------------------------
 // Table helpers
 
-const all = (o: Outcome): Record<Engine, Outcome> => ({ uws: o, node: o, tls: o });
-/** node and TLS listeners expect `strict`; the uws engine `uws`. */
-const split = (strict: Outcome, uws: Outcome): Record<Engine, Outcome> => ({ uws, node: strict, tls: strict });
+const all = (o: Outcome): Record<Engine, Outcome> => ({ uws: o, node: o, tls: o, strict: o, 'strict-tls': o });
+/** node, strict and TLS listeners expect `strict`; the uws engine `uws`. */
+const split = (strict: Outcome, uws: Outcome): Record<Engine, Outcome> => ({ uws, node: strict, tls: strict, strict, 'strict-tls': strict });
 
 const HOST = 'hostile.test';
 const chunk = (s: string): string => `${s.length.toString(16)}\r\n${s}\r\n`;
@@ -412,8 +413,8 @@ beforeAll(async () => {
       max_request_headers_bytes: 16_384,
       routes: [...badRoutes, { name: `all-${engine}`, match: { path_prefix: '/' }, cluster: `rec-${engine}` }],
     };
-    if (engine === 'tls') l['tls'] = { mode: 'tls' };
-    else l['engine'] = engine;
+    if (isTlsEngine(engine)) l['tls'] = { mode: 'tls' };
+    if (engine !== 'tls') l['engine'] = engine === 'strict-tls' ? 'strict' : engine;
     listeners.push(l);
   }
   sc = await startSidecar({ node: { workers: 1, identity: id }, tls: filesSource(files), listeners, clusters }, { workers: 1 });
@@ -435,7 +436,7 @@ afterAll(async () => {
 });
 
 async function runEngine(engine: Engine): Promise<EngineRun> {
-  const target = { port: sc.port(engine), tls: engine === 'tls' };
+  const target = { port: sc.port(engine), tls: isTlsEngine(engine) };
   const started = Date.now();
   // Every uws case at once (uWS closes some only at its ~10 s idle timeout); the strict engines
   // decide within a second, so a bounded number at a time keeps the burst (and the machine's

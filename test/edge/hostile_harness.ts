@@ -15,8 +15,11 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { startRawUpstream, type RawUpstream } from '../helpers/sidecar.js';
 
-export type Engine = 'uws' | 'node' | 'tls';
-export const ENGINES: readonly Engine[] = ['uws', 'node', 'tls'];
+/** Listeners: `engine: uws`, `engine: node`, TLS on node, `engine: strict` (src/dataplane/h1/), TLS on strict. */
+export type Engine = 'uws' | 'node' | 'tls' | 'strict' | 'strict-tls';
+export const ENGINES: readonly Engine[] = ['uws', 'node', 'tls', 'strict', 'strict-tls'];
+/** Whether the engine's listener speaks TLS. */
+export const isTlsEngine = (e: Engine): boolean => e === 'tls' || e === 'strict-tls';
 
 /**
  * What a correct edge does with a case:

@@ -1,0 +1,489 @@
+// One client connection of the `strict` engine (a net.Socket or a verified tls.TLSSocket): the
+// HTTP/1.1 request loop. Requests are handled one at a time, in order: the next head is parsed
+// only once the previous response is complete and its body read (pipelined bytes wait in `buf`),
+// so each request is forwarded exactly once and a refusal always comes after the responses
+// before it. A malformed head is answered 400 (431 oversize, 408 slow) and the connection closes:
+// no byte after it is parsed. Timeouts are one deadline per connection on the worker's ticker.
+
+import type { Socket } from 'node:net';
+import { ProxyError } from '../../errors.js';
+import type { Ticker, Timed } from '../../upstream/ticker.js';
+import { localReply, localReplyBytes } from '../local_reply.js';
+import { BodyFraming } from '../request_head.js';
+import { ChunkedDecoder, type ChunkSink } from './chunked.js';
+import { httpDate, StrictDownstream } from './downstream.js';
+import { emptyHead, HeadError, parseHead, parseRequestLine, type ParsedHead } from './parse.js';
+
+/** Per-listener limits, updated in place on reload. */
+export interface H1Settings {
+  maxHeadBytes: number;
+  headersMs: number;
+  bodyIdleMs: number;
+  keepaliveIdleMs: number;
+  /** node.error_detail: full. */
+  detail: boolean;
+}
+
+/** What a connection needs from its listener. */
+export interface H1Host {
+  readonly settings: H1Settings;
+  readonly ticker: Ticker;
+  /**
+   * A parsed head: the host answers it through `down` (an exchange or a local reply) and, once it
+   * has judged the framing, says what body follows with `conn.expectBody()`.
+   */
+  request(down: StrictDownstream, head: ParsedHead): void;
+  /** A head the parser refused, or a slow head (stats). */
+  refused(err: ProxyError): void;
+  closed(conn: H1Connection): void;
+}
+
+const enum St {
+  /** Between requests: waiting for the first byte of the next head. */
+  Idle = 0,
+  /** Part of a head has arrived. */
+  Head = 1,
+  /** A request is being served (its body and/or its response). */
+  Active = 2,
+  /** The last bytes are being written; nothing more is read. */
+  Closing = 3,
+  Closed = 4,
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** A partial request line is checked as it arrives while it is shorter than this. */
+const EARLY_LINE_CHECK = 1024;
+/** A client that does not close after our FIN is dropped after this. */
+const LINGER_MS = 2000;
+
+export class H1Connection implements Timed, ChunkSink {
+  deadline = 0;
+  private armed = false;
+  /** HTTP minor version of the current request (0 or 1). */
+  minor = 1;
+  /** Whether the connection stays open after the current response. */
+  keepAlive = true;
+  /** Listener stopping: close after the current response. */
+  draining = false;
+  readonly detail: boolean;
+
+  private st = St.Idle;
+  /** Bytes received and not consumed yet (a partial head, body bytes, pipelined requests). */
+  private buf: Buffer | null = null;
+  /** How much of `buf` was searched for the end of the head already. */
+  private scanned = 0;
+  private lineChecked = false;
+  private readonly head: ParsedHead = emptyHead();
+  private down: StrictDownstream | null = null;
+  private framingKnown = false;
+  private framing = BodyFraming.None;
+  private bodyLeft = 0;
+  private bodyDone = true;
+  private responseDone = false;
+  private chunked: ChunkedDecoder | null = null;
+  private bodyPaused = false;
+  private readPaused = false;
+  private pumping = false;
+  /** The client half-closed: serve what it sent, then close. */
+  private peerEnded = false;
+  private readonly stopBody = (): boolean => this.bodyPaused && !this.responseDone;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly host: H1Host,
+    /** The peer's SPIFFE ID (mTLS listeners), else null. */
+    readonly peer: string | null,
+  ) {
+    this.detail = host.settings.detail;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.onEnd());
+    socket.on('close', () => this.onClose());
+    socket.on('drain', () => this.onDrain());
+    socket.on('error', noop); // 'close' follows
+    this.arm(host.settings.headersMs);
+  }
+
+  /**
+   * Sets the connection's one deadline `ms` from now. A later deadline needs no re-arming (the
+   * ticker re-files it when the old one comes); an earlier one, or after firing, does.
+   */
+  private arm(ms: number): void {
+    const d = this.host.ticker.now + ms;
+    const rearm = !this.armed || d < this.deadline;
+    this.deadline = d;
+    if (rearm) {
+      this.armed = true;
+      this.host.ticker.add(this);
+    }
+  }
+
+  /** The client's address (x-forwarded-for). */
+  get remote(): string {
+    return this.socket.remoteAddress ?? '';
+  }
+
+  // ---- reading ----------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.st >= St.Closing) return; // after a refusal nothing is parsed
+    if (this.st === St.Active) this.arm(this.host.settings.bodyIdleMs);
+    this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+    this.pump();
+  }
+
+  /** Runs the request loop over the buffered bytes as far as it can go. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (;;) {
+        const st = this.st;
+        if (st === St.Idle || st === St.Head) {
+          if (!this.readHead()) break;
+        } else if (st === St.Active) {
+          if (this.responseDone && !this.keepAlive) {
+            this.closeAfterWrites();
+            break;
+          }
+          if (!this.bodyDone) {
+            if (this.buf === null || this.stopBody()) break;
+            this.readBody();
+            if (!this.bodyDone) break;
+            if (this.st !== St.Active) break;
+          }
+          if (!this.responseDone) {
+            // Pipelined bytes wait until this response is complete; stop reading past a bound.
+            if (this.buf !== null && this.buf.length > this.host.settings.maxHeadBytes && !this.readPaused) {
+              this.readPaused = true;
+              this.socket.pause();
+            }
+            break;
+          }
+          this.nextRequest();
+        } else {
+          break;
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+    if (this.peerEnded) this.afterPeerEnd();
+  }
+
+  /** After the client's FIN: close once no complete request is left to serve. */
+  private afterPeerEnd(): void {
+    const st = this.st;
+    if (st === St.Idle || st === St.Head) this.closeAfterWrites();
+    else if (st === St.Active && !this.bodyDone && (this.buf === null || !this.stopBody())) this.destroy(); // the body can never complete
+  }
+
+  /** Reads a head from `buf`; true when a request started (or the connection is closing). */
+  private readHead(): boolean {
+    let b = this.buf;
+    if (b === null) return false;
+    if (this.scanned === 0) {
+      // RFC 9112 §2.2: empty lines before a request line are ignored.
+      let p = 0;
+      while (p + 1 < b.length && b[p] === 0x0d && b[p + 1] === 0x0a) p += 2;
+      if (p > 0) {
+        b = p === b.length ? null : b.subarray(p);
+        this.buf = b;
+        if (b === null) return false;
+      }
+    }
+    const settings = this.host.settings;
+    if (this.st === St.Idle) {
+      this.st = St.Head;
+      this.arm(settings.headersMs);
+    }
+    const end = b.indexOf(CRLFCRLF, this.scanned > 3 ? this.scanned - 3 : 0);
+    if (end < 0) {
+      // Not complete: refuse now what can never become a valid head.
+      for (let i = b.indexOf(0x0a, this.scanned); i >= 0; i = b.indexOf(0x0a, i + 1)) {
+        if (i === 0 || b[i - 1] !== 0x0d) return this.refuse(new ProxyError('bad_request', 'bare LF in the request head'));
+      }
+      if (!this.lineChecked) {
+        const crlf = b.indexOf(0x0a);
+        if (crlf >= 0 || b.length <= EARLY_LINE_CHECK) {
+          const r = parseRequestLine(b.toString('latin1', 0, crlf >= 0 ? crlf + 1 : b.length), this.head);
+          if (r < 0) return this.refuse(new ProxyError('bad_request', 'malformed request line'));
+          if (crlf >= 0) this.lineChecked = true;
+        }
+      }
+      if (b.length > settings.maxHeadBytes) return this.refuse(new ProxyError('headers_too_large', `request head is larger than ${settings.maxHeadBytes} bytes`));
+      this.scanned = b.length;
+      return false;
+    }
+    const len = end + 4;
+    if (len > settings.maxHeadBytes) return this.refuse(new ProxyError('headers_too_large', `request head is larger than ${settings.maxHeadBytes} bytes`));
+    const head = this.head;
+    const e = parseHead(b.toString('latin1', 0, len), head);
+    this.buf = len < b.length ? b.subarray(len) : null;
+    this.scanned = 0;
+    this.lineChecked = false;
+    if (e !== HeadError.None) return this.refuse(new ProxyError('bad_request', `malformed request head (${headErrorText(e)})`));
+    this.startRequest(head);
+    return true;
+  }
+
+  private startRequest(head: ParsedHead): void {
+    this.st = St.Active;
+    this.arm(this.host.settings.bodyIdleMs);
+    this.minor = head.minor;
+    // HTTP/1.1 persists unless closed; HTTP/1.0 only when asked (and the length is known, see
+    // the downstream). An Upgrade request is served as plain HTTP, then the connection closes.
+    this.keepAlive = !this.draining && (head.minor === 1 ? !head.close : head.keepAlive) && !(head.upgrade && head.connectionUpgrade);
+    this.responseDone = false;
+    this.bodyDone = false;
+    this.framingKnown = false;
+    this.bodyPaused = false;
+    if (head.method === 'CONNECT') {
+      this.refuse(new ProxyError('bad_request', 'CONNECT is not offered'));
+      return;
+    }
+    const down = new StrictDownstream(this, head.method === 'HEAD');
+    this.down = down;
+    // As node:http does: the interim answer to Expect: 100-continue goes out at once.
+    if (head.expectContinue && head.minor === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    this.host.request(down, head);
+    if (!this.framingKnown && this.st === St.Active) {
+      // The host refused the head before judging its framing: its reply closes the connection.
+      this.keepAlive = false;
+      this.bodyDone = true;
+    }
+  }
+
+  /** The request's body framing, as request_head.ts judged it (called by the host). */
+  expectBody(framing: BodyFraming, contentLength: number): void {
+    this.framingKnown = true;
+    this.framing = framing;
+    if (framing === BodyFraming.Length) {
+      this.bodyLeft = contentLength;
+      this.bodyDone = contentLength <= 0;
+    } else if (framing === BodyFraming.Chunked) {
+      (this.chunked ??= new ChunkedDecoder(this.host.settings.maxHeadBytes)).reset();
+      this.bodyDone = false;
+    } else {
+      this.bodyDone = true;
+    }
+  }
+
+  private readBody(): void {
+    const b = this.buf!;
+    if (this.framing === BodyFraming.Length) {
+      const n = Math.min(this.bodyLeft, b.length);
+      const piece = n === b.length ? b : b.subarray(0, n);
+      this.buf = n === b.length ? null : b.subarray(n);
+      this.bodyLeft -= n;
+      if (this.bodyLeft === 0) this.bodyDone = true;
+      this.down?.ex?.onClientData(piece, this.bodyDone);
+      return;
+    }
+    const dec = this.chunked!;
+    const p = dec.decode(b, 0, b.length, this, this.stopBody);
+    if (dec.failed) {
+      this.buf = null;
+      this.bodyFramingError();
+      return;
+    }
+    this.buf = p < b.length ? b.subarray(p) : null;
+    if (dec.done) {
+      this.bodyDone = true;
+      this.down?.ex?.onClientData(null, true, dec.trailers);
+    }
+  }
+
+  chunkData(data: Buffer): void {
+    this.down?.ex?.onClientData(data, false);
+  }
+
+  /** A bad chunk: the exchange answers 400 (or closes); with no exchange left, a 400 here. */
+  private bodyFramingError(): void {
+    this.keepAlive = false;
+    this.bodyDone = true;
+    const ex = this.down?.ex ?? null;
+    if (ex !== null) {
+      ex.onClientFramingError();
+      if (this.st === St.Active && !this.responseDone) this.destroy(); // cannot answer any more
+      return;
+    }
+    if (this.responseDone) this.refuse(new ProxyError('bad_request', 'malformed request body framing'));
+    else this.destroy();
+  }
+
+  private nextRequest(): void {
+    this.down = null;
+    if (!this.keepAlive) {
+      this.closeAfterWrites();
+      return;
+    }
+    this.st = St.Idle;
+    this.arm(this.host.settings.keepaliveIdleMs);
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  // ---- flow control (from the downstream) ---------------------------------------------------
+
+  pauseBody(down: StrictDownstream): void {
+    if (down !== this.down || this.bodyPaused) return;
+    this.bodyPaused = true;
+    if (!this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  resumeBody(down: StrictDownstream): void {
+    if (down !== this.down || !this.bodyPaused) return;
+    this.bodyPaused = false;
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    if (this.buf !== null) process.nextTick(pumpSoon, this);
+  }
+
+  /** @internal (process.nextTick target) */
+  pumpNow(): void {
+    if (this.st === St.Active) this.pump();
+  }
+
+  /** The current response is complete (every byte handed to the socket). */
+  responseEnded(down: StrictDownstream): void {
+    if (down !== this.down || this.st !== St.Active) return;
+    this.responseDone = true;
+    if (this.keepAlive) this.arm(this.host.settings.bodyIdleMs);
+    if (this.readPaused && this.keepAlive) {
+      // A body left unread (the upstream answered early) is read and dropped.
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    if (!this.pumping) this.pump();
+  }
+
+  // ---- writing ------------------------------------------------------------------------------
+
+  write(data: Buffer): boolean {
+    if (this.st === St.Active) this.arm(this.host.settings.bodyIdleMs);
+    return this.socket.writable ? this.socket.write(data) : true;
+  }
+
+  writeText(text: string): void {
+    if (this.socket.writable) this.socket.write(text, 'latin1');
+  }
+
+  writeUtf8(text: string): void {
+    if (this.socket.writable) this.socket.write(text, 'utf8');
+  }
+
+  destroy(): void {
+    this.st = St.Closed;
+    this.socket.destroy();
+  }
+
+  /** Refuses the head being read (or the bytes after a response): local reply, then close. */
+  private refuse(err: ProxyError): boolean {
+    this.host.refused(err);
+    this.buf = null;
+    this.keepAlive = false;
+    this.writeUtf8(localReplyBytes(localReply(err, null, this.detail), httpDate()));
+    this.closeAfterWrites();
+    return false;
+  }
+
+  private closeAfterWrites(): void {
+    this.st = St.Closing;
+    this.buf = null;
+    this.down = null;
+    this.arm(LINGER_MS);
+    if (this.readPaused) {
+      // Keep reading (and dropping) so the kernel does not answer unread bytes with a reset.
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    this.socket.end();
+  }
+
+  // ---- socket events ------------------------------------------------------------------------
+
+  private onEnd(): void {
+    // The client half-closed: the requests it sent are served (a request whose body can no
+    // longer complete is aborted), then the connection closes.
+    this.peerEnded = true;
+    if (this.st < St.Closing) this.pump();
+  }
+
+  private onClose(): void {
+    const down = this.down;
+    this.st = St.Closed;
+    this.down = null;
+    this.buf = null;
+    this.armed = false;
+    this.host.ticker.delete(this);
+    this.host.closed(this);
+    const ex = down?.ex ?? null;
+    if (ex !== null && !down!.complete) {
+      down!.ex = null;
+      ex.onClientAborted();
+    }
+  }
+
+  private onDrain(): void {
+    const down = this.down;
+    if (down !== null && down.wantDrain) {
+      down.wantDrain = false;
+      down.ex?.onDownstreamWritable();
+    }
+  }
+
+  onDeadline(_now: number): void {
+    this.armed = false;
+    switch (this.st) {
+      case St.Head:
+        this.refuse(new ProxyError('request_timeout', 'the request head did not arrive in time'));
+        break;
+      case St.Idle:
+        if (this.down === null && this.buf === null) {
+          this.closeAfterWrites();
+          break;
+        }
+        this.destroy();
+        break;
+      default:
+        this.destroy(); // body idle, or a client that never closed after our FIN
+    }
+  }
+
+  /** Listener stopping: idle connections close now, busy ones after their response. */
+  drain(): void {
+    this.draining = true;
+    if (this.st === St.Idle) this.closeAfterWrites();
+    else if (this.st === St.Active) this.keepAlive = false;
+  }
+}
+
+function pumpSoon(conn: H1Connection): void {
+  conn.pumpNow();
+}
+
+function noop(): void {}
+
+function headErrorText(e: HeadError): string {
+  switch (e) {
+    case HeadError.RequestLine:
+      return 'request line';
+    case HeadError.Version:
+      return 'HTTP version';
+    case HeadError.FieldName:
+      return 'field name';
+    case HeadError.FieldValue:
+      return 'field value';
+    case HeadError.ObsFold:
+      return 'obs-fold';
+    default:
+      return 'line end';
+  }
+}

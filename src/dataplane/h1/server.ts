@@ -1,0 +1,129 @@
+// The `strict` listener engine's server: a net.Server (plaintext) or tls.Server (`tls:`
+// listeners) whose connections run our own HTTP/1.1 request loop (connection.ts) instead of
+// node:http. Per listener, per worker; listened on the worker's SO_REUSEPORT fd like the node
+// engine. TLS: the peer check runs on 'secureConnection' before any byte is read, as on the node
+// engine (a refused peer is counted and dropped); handshake_ms is node:tls's handshakeTimeout.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ListenerSpec } from '../../config/types.js';
+import type { ProxyError } from '../../errors.js';
+import type { Ticker } from '../../upstream/ticker.js';
+import { H1Connection, type H1Host, type H1Settings } from './connection.js';
+import type { StrictDownstream } from './downstream.js';
+import type { ParsedHead } from './parse.js';
+
+/** The listener's side: where requests go, and its counters. */
+export interface StrictHandlers {
+  request(down: StrictDownstream, head: ParsedHead): void;
+  refused(err: ProxyError): void;
+  accepted(): void;
+}
+
+/** TLS termination for the strict engine. */
+export interface StrictTls {
+  readonly options: tls.TlsOptions;
+  /** After the handshake: the peer's identity (null without client certificates), or false to refuse the connection. */
+  peer(socket: tls.TLSSocket): string | null | false;
+  /** A handshake or peer check failed. */
+  failed(): void;
+}
+
+export function strictSettings(spec: ListenerSpec): H1Settings {
+  return {
+    maxHeadBytes: spec.maxRequestHeadersBytes,
+    headersMs: spec.timeouts.headersMs,
+    bodyIdleMs: spec.timeouts.bodyIdleMs,
+    keepaliveIdleMs: spec.timeouts.keepaliveIdleMs,
+    detail: spec.errorDetail,
+  };
+}
+
+export class StrictServer implements H1Host {
+  readonly server: net.Server;
+  readonly settings: H1Settings;
+  private readonly conns = new Set<H1Connection>();
+  private stopping = false;
+
+  constructor(
+    spec: ListenerSpec,
+    readonly ticker: Ticker,
+    private readonly handlers: StrictHandlers,
+    tlsSetup: StrictTls | null,
+  ) {
+    this.settings = strictSettings(spec);
+    if (tlsSetup === null) {
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+        handlers.accepted();
+        this.open(socket, null);
+      });
+    } else {
+      const server = tls.createServer({ ...tlsSetup.options, allowHalfOpen: true });
+      server.on('connection', (socket: net.Socket) => {
+        socket.setNoDelay(true);
+        handlers.accepted();
+      });
+      server.on('secureConnection', (socket: tls.TLSSocket) => {
+        const peer = tlsSetup.peer(socket);
+        if (peer === false) {
+          tlsSetup.failed();
+          socket.destroy();
+          return;
+        }
+        this.open(socket, peer);
+      });
+      server.on('tlsClientError', (_err: Error, socket: tls.TLSSocket) => {
+        tlsSetup.failed();
+        socket.destroy();
+      });
+      this.server = server;
+    }
+    if (spec.maxConnections !== null) this.server.maxConnections = spec.maxConnections;
+  }
+
+  private open(socket: net.Socket, peer: string | null): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    this.conns.add(new H1Connection(socket, this, peer));
+  }
+
+  request(down: StrictDownstream, head: ParsedHead): void {
+    this.handlers.request(down, head);
+  }
+
+  refused(err: ProxyError): void {
+    this.handlers.refused(err);
+  }
+
+  closed(conn: H1Connection): void {
+    this.conns.delete(conn);
+  }
+
+  /** A new config version for the same listener: limits and timeouts apply at once. */
+  configure(spec: ListenerSpec): void {
+    Object.assign(this.settings, strictSettings(spec));
+    this.server.maxConnections = spec.maxConnections ?? Infinity;
+  }
+
+  /** New certificate material: new handshakes use it; open connections carry on. */
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
+  }
+
+  /** Stops accepting; idle connections close now, busy ones after their current response. */
+  stopAccepting(): void {
+    this.stopping = true;
+    this.server.close();
+    for (const c of this.conns) c.drain();
+  }
+
+  /** Closes the listen socket and every connection now. */
+  closeAll(): void {
+    this.stopping = true;
+    this.server.close();
+    for (const c of this.conns) c.destroy();
+    this.conns.clear();
+  }
+}
