@@ -28,6 +28,12 @@ const LEGAL: Readonly<Record<ConnState, readonly ConnState[]>> = {
 
 export type { UpstreamRequest } from './channel.js';
 
+/** `to` when the table allows `from → to`; otherwise throws (a bug). Exported for the tests' full matrix. */
+export function checkTransition(id: number, from: ConnState, to: ConnState): ConnState {
+  if (!LEGAL[from].includes(to)) throw new Error(`upstream connection ${id}: illegal transition ${from} → ${to}`);
+  return to;
+}
+
 /** What the connection tells its pool. */
 export interface ConnectionOwner {
   onConnected(conn: UpstreamConnection): void;
@@ -106,10 +112,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
 
   /** Moves to a new state; an illegal transition is a bug and throws. */
   private transition(to: ConnState): void {
-    if (!LEGAL[this.state].includes(to)) {
-      throw new Error(`upstream connection ${this.id}: illegal transition ${this.state} → ${to}`);
-    }
-    this.state = to;
+    this.state = checkTransition(this.id, this.state, to);
   }
 
   /** Keeps the TLS session tickets this connection receives, for resumption by the next one. */

@@ -41,7 +41,8 @@ export class EndpointPool implements ConnectionOwner, Timed, UpstreamTarget {
   open = 0;
   draining = false;
   deadline = 0;
-  private lastReplaceMs = 0;
+  /** Monotonic ms of the last replacement (-Infinity: none yet; the clock may start near 0). */
+  private lastReplaceMs = -Infinity;
   readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0 };
 
   constructor(

@@ -1,0 +1,237 @@
+// An endpoint's connection pool against a real 127.0.0.1 server whose answers the test releases
+// by hand: most-recently-used reuse, the bounded wait queue, drain, the idle sweep on an injected
+// clock, and the facts the exchange's reconnect-once relies on (a stale pooled connection fails
+// as reused/awaiting, leaves the pool, and the next dispatch gets a fresh one).
+
+import type net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { PoolSpec } from '../../src/config/types.js';
+import type { ProxyError } from '../../src/errors.js';
+import type { UpstreamChannel } from '../../src/upstream/channel.js';
+import { EndpointPool, type PendingBudget } from '../../src/upstream/pool.js';
+import { manualTicker } from './manual_clock.js';
+import { rawUpstream, RecordingRequest, respond, type RawUpstream, type ReceivedRequest } from './upstream_fixture.js';
+
+let upstream: RawUpstream | null = null;
+let pool: EndpointPool | null = null;
+
+afterEach(async () => {
+  pool?.close();
+  pool = null;
+  await upstream?.close();
+  upstream = null;
+});
+
+/** A server that holds every request until the test answers it (by path). */
+async function heldUpstream(): Promise<{ held: Map<string, ReceivedRequest>; answer(path: string, body?: string): void }> {
+  const held = new Map<string, ReceivedRequest>();
+  upstream = await rawUpstream((r) => held.set(r.line.split(' ')[1]!, r));
+  return {
+    held,
+    answer(path: string, body = path): void {
+      const r = held.get(path);
+      if (r === undefined) throw new Error(`no request for ${path} yet`);
+      held.delete(path);
+      respond(r.socket, body);
+    },
+  };
+}
+
+function makePool(spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, t = manualTicker()): EndpointPool {
+  const full: PoolSpec = { connectionsPerWorker: 4, idleTimeoutMs: 60_000, connectTimeoutMs: 1_000, maxPending: budget.max, ...spec };
+  pool = new EndpointPool('127.0.0.1', upstream!.port, full, budget, t.ticker);
+  return pool;
+}
+
+describe('EndpointPool', () => {
+  it('reuses the most recently released idle connection first (LIFO)', async () => {
+    const up = await heldUpstream();
+    const p = makePool();
+    const x = new RecordingRequest('/x');
+    const y = new RecordingRequest('/y');
+    p.dispatch(x);
+    p.dispatch(y);
+    expect(p.open).toBe(2);
+    await expect.poll(() => up.held.size).toBe(2);
+    up.answer('/y');
+    await expect.poll(() => y.ended).toBe(true);
+    up.answer('/x');
+    await expect.poll(() => x.ended).toBe(true);
+    expect(p.idleCount).toBe(2);
+    const z = new RecordingRequest('/z');
+    p.dispatch(z);
+    expect(z.channels).toEqual(x.channels); // x's connection came free last
+    expect(p.open).toBe(2);
+    expect(p.counters.connectionsOpened).toBe(2);
+    await expect.poll(() => up.held.has('/z')).toBe(true);
+    up.answer('/z');
+    await expect.poll(() => z.ended).toBe(true);
+  });
+
+  it('opens at most connectionsPerWorker; then queues up to the budget; beyond it: overflow', async () => {
+    const up = await heldUpstream();
+    const budget: PendingBudget = { pending: 0, max: 1 };
+    const p = makePool({ connectionsPerWorker: 1 }, budget);
+    const a = new RecordingRequest('/a');
+    const b = new RecordingRequest('/b');
+    const c = new RecordingRequest('/c');
+    p.dispatch(a);
+    p.dispatch(b);
+    expect(budget.pending).toBe(1);
+    p.dispatch(c);
+    expect(c.error?.code).toBe('overflow');
+    expect(c.errorChannel).toBeNull();
+    expect(p.open).toBe(1);
+    await expect.poll(() => up.held.has('/a')).toBe(true);
+    up.answer('/a');
+    await expect.poll(() => up.held.has('/b')).toBe(true); // the queued request got the freed connection
+    expect(budget.pending).toBe(0);
+    expect(b.channels).toEqual(a.channels);
+    up.answer('/b');
+    await expect.poll(() => b.ended).toBe(true);
+    expect(p.counters.connectionsOpened).toBe(1);
+  });
+
+  it('a cancelled waiter gives back its queue slot and is never served', async () => {
+    const up = await heldUpstream();
+    const budget: PendingBudget = { pending: 0, max: 2 };
+    const p = makePool({ connectionsPerWorker: 1 }, budget);
+    const a = new RecordingRequest('/a');
+    const gone = new RecordingRequest('/gone');
+    const next = new RecordingRequest('/next');
+    p.dispatch(a);
+    p.dispatch(gone);
+    p.dispatch(next);
+    expect(budget.pending).toBe(2);
+    p.cancel(gone);
+    p.cancel(gone); // twice: no double refund
+    expect(budget.pending).toBe(1);
+    await expect.poll(() => up.held.has('/a')).toBe(true);
+    up.answer('/a');
+    await expect.poll(() => up.held.has('/next')).toBe(true);
+    expect(gone.channels).toEqual([]);
+    up.answer('/next');
+    await expect.poll(() => next.ended).toBe(true);
+  });
+
+  it('drain closes idle connections now, busy ones when done, after serving requests queued before it', async () => {
+    const up = await heldUpstream();
+    const budget: PendingBudget = { pending: 0, max: 5 };
+    const p = makePool({ connectionsPerWorker: 2 }, budget);
+    const idle = new RecordingRequest('/idle');
+    p.dispatch(idle);
+    await expect.poll(() => up.held.has('/idle')).toBe(true);
+    up.answer('/idle');
+    await expect.poll(() => p.idleCount).toBe(1);
+    const busy = new RecordingRequest('/busy');
+    const other = new RecordingRequest('/other');
+    const queued = new RecordingRequest('/queued');
+    p.dispatch(busy); // takes the idle connection
+    p.dispatch(other); // opens the second
+    p.dispatch(queued); // waits
+    expect(p.open).toBe(2);
+    expect(budget.pending).toBe(1);
+    p.drain();
+    expect(p.draining).toBe(true);
+    await expect.poll(() => up.held.size).toBe(2);
+    up.answer('/busy');
+    await expect.poll(() => up.held.has('/queued')).toBe(true); // served on the freed connection
+    up.answer('/other');
+    await expect.poll(() => other.ended).toBe(true);
+    expect(p.open).toBe(1); // /other's connection closed instead of going idle
+    up.answer('/queued');
+    await expect.poll(() => queued.ended).toBe(true);
+    expect(p.open).toBe(0);
+    expect(p.idleCount).toBe(0);
+    expect(busy.ended && queued.status === 200).toBe(true);
+  });
+
+  it('drain with only idle connections closes them at once', async () => {
+    upstream = await rawUpstream((r) => respond(r.socket));
+    const p = makePool();
+    const a = new RecordingRequest();
+    p.dispatch(a);
+    await expect.poll(() => p.idleCount).toBe(1);
+    p.drain();
+    expect(p.idleCount).toBe(0);
+    expect(p.open).toBe(0);
+  });
+
+  it('the idle sweep closes connections unused for idleTimeoutMs, on the injected clock', async () => {
+    upstream = await rawUpstream((r) => respond(r.socket));
+    const t = manualTicker(25);
+    const p = makePool({ idleTimeoutMs: 5_000 }, { pending: 0, max: 10 }, t);
+    const a = new RecordingRequest();
+    p.dispatch(a);
+    await expect.poll(() => p.idleCount).toBe(1);
+    expect(t.ticker.has(p)).toBe(true); // the sweep runs while the pool has connections
+    t.advance(4_000);
+    expect(p.idleCount).toBe(1);
+    t.advance(2_000);
+    expect(p.idleCount).toBe(0);
+    expect(p.open).toBe(0);
+    t.advance(1_000);
+    expect(t.ticker.has(p)).toBe(false); // no connections, no sweep
+  });
+
+  it('a pooled connection the upstream closed while idle leaves the pool; the next request gets a fresh one', async () => {
+    upstream = await rawUpstream((r) => respond(r.socket));
+    const p = makePool();
+    const a = new RecordingRequest();
+    p.dispatch(a);
+    await expect.poll(() => p.idleCount).toBe(1);
+    for (const s of upstream.sockets) s.end();
+    await expect.poll(() => p.open).toBe(0);
+    expect(p.idleCount).toBe(0);
+    const b = new RecordingRequest();
+    p.dispatch(b);
+    await expect.poll(() => b.ended).toBe(true);
+    expect(b.channels[0]).not.toBe(a.channels[0]);
+    expect(p.counters.connectionsOpened).toBe(2);
+  });
+
+  it('reconnect once: a reused connection the upstream drops on its next request fails as reused/awaiting, and a second dispatch gets a fresh connection', async () => {
+    // The upstream answers the first request on a socket and drops the socket on the second one:
+    // the race of a keep-alive connection closed just as it is reused.
+    upstream = await rawUpstream((r) => (r.nth === 1 ? respond(r.socket, 'fresh') : r.socket.destroy()));
+    const p = makePool();
+    const warm = new RecordingRequest('/warm');
+    p.dispatch(warm);
+    await expect.poll(() => p.idleCount).toBe(1);
+
+    // What the exchange does (at most once, bodiless requests only): dispatch again on that failure.
+    class ReconnectOnce extends RecordingRequest {
+      failures: Array<{ code: string; reused: boolean; awaiting: boolean }> = [];
+      override onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
+        this.failures.push({ code: err.code, reused: ch?.reused ?? false, awaiting: ch?.awaitingResponse ?? false });
+        if (this.failures.length === 1 && ch !== null && ch.reused && ch.awaitingResponse && err.code === 'upstream_reset') p.dispatch(this);
+        else super.onUpstreamError(err, ch);
+      }
+    }
+    const req = new ReconnectOnce('/again');
+    p.dispatch(req);
+    await expect.poll(() => req.ended).toBe(true);
+    expect(req.failures).toEqual([{ code: 'upstream_reset', reused: true, awaiting: true }]);
+    expect(req.body).toBe('fresh');
+    expect(req.channels).toHaveLength(2);
+    expect(req.channels[0]).toBe(warm.channels[0]);
+    expect(req.channels[1]).not.toBe(req.channels[0]);
+    expect(req.channels[1]!.reused).toBe(false);
+    expect(p.counters.connectionsOpened).toBe(2);
+    expect(p.open).toBe(1);
+  });
+
+  it('close() ends everything idle and leaves the ticker', async () => {
+    upstream = await rawUpstream((r) => respond(r.socket));
+    const t = manualTicker();
+    const p = makePool({}, { pending: 0, max: 10 }, t);
+    const a = new RecordingRequest();
+    p.dispatch(a);
+    await expect.poll(() => p.idleCount).toBe(1);
+    p.close();
+    expect(p.open).toBe(0);
+    expect(t.ticker.has(p)).toBe(false);
+    const sockets: net.Socket[] = [...upstream.sockets];
+    await expect.poll(() => sockets.every((s) => s.destroyed || s.readableEnded)).toBe(true);
+  });
+});

@@ -1,0 +1,104 @@
+// In-process upstream side for connection and pool tests: a raw TCP server on 127.0.0.1 (port 0)
+// that hands each complete request head (no bodies) to the test, which answers by hand; and a
+// request that records what its connection tells it.
+
+import net from 'node:net';
+import type { ProxyError } from '../../src/errors.js';
+import type { UpstreamChannel, UpstreamRequest } from '../../src/upstream/channel.js';
+
+export interface ReceivedRequest {
+  readonly socket: net.Socket;
+  /** Request line, e.g. `GET /a HTTP/1.1`. */
+  readonly line: string;
+  /** 1 for the first request on its socket. */
+  readonly nth: number;
+}
+
+export interface RawUpstream {
+  readonly port: number;
+  readonly sockets: Set<net.Socket>;
+  close(): Promise<void>;
+}
+
+/** A server that calls `onRequest` for every request head it reads. */
+export async function rawUpstream(onRequest: (r: ReceivedRequest) => void): Promise<RawUpstream> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let buf = '';
+    let nth = 0;
+    socket.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      let end: number;
+      while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+        const head = buf.slice(0, end);
+        buf = buf.slice(end + 4);
+        onRequest({ socket, line: head.slice(0, head.indexOf('\r\n')), nth: ++nth });
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Writes a 200 response with `body` (keep-alive unless `close`). */
+export function respond(socket: net.Socket, body = 'ok', close = false): void {
+  socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`);
+}
+
+/** A port with nothing listening (a server opened and closed). */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** An UpstreamRequest that sends `GET path` and records the response or the error. */
+export class RecordingRequest implements UpstreamRequest {
+  readonly isHead = false;
+  status = 0;
+  body = '';
+  ended = false;
+  error: ProxyError | null = null;
+  /** The channel the error came with (null: none was ever assigned). */
+  errorChannel: UpstreamChannel | null = null;
+  /** Every channel this request was handed, in order. */
+  readonly channels: UpstreamChannel[] = [];
+
+  constructor(readonly path = '/') {}
+
+  onConnection(ch: UpstreamChannel): void {
+    this.channels.push(ch);
+    ch.write(`GET ${this.path} HTTP/1.1\r\nhost: upstream.test\r\n\r\n`);
+    ch.requestComplete = true;
+  }
+  onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
+    this.error = err;
+    this.errorChannel = ch;
+  }
+  onUpstreamWritable(): void {}
+  runCorked(task: () => void): void {
+    task();
+  }
+  onHead(status: number): void {
+    this.status = status;
+  }
+  onBody(chunk: Buffer): void {
+    this.body += chunk.toString('latin1');
+  }
+  onEnd(): void {
+    this.ended = true;
+  }
+}
