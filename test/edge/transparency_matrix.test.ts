@@ -65,7 +65,7 @@ import {
 // ---------------------------------------------------------------------------------------------
 // Engines
 
-type EngineName = 'uws' | 'node' | 'tls';
+type EngineName = 'uws' | 'node' | 'tls' | 'strict' | 'strict-tls';
 
 interface Engine {
   readonly name: EngineName;
@@ -78,6 +78,9 @@ const ENGINES: readonly Engine[] = [
   // node:http / node:https: exactly one Date; whether it is the app's is reported in the score line.
   { name: 'node', rules: { name: 'node', proto: 'http', requestNames: 'lower', responseNames: 'lower', date: 'either' } },
   { name: 'tls', rules: { name: 'tls', proto: 'https', requestNames: 'lower', responseNames: 'lower', date: 'either' } },
+  // `engine: strict` (src/dataplane/h1/), plaintext and on a TLS listener: the app's Date is kept.
+  { name: 'strict', rules: { name: 'strict', proto: 'http', requestNames: 'lower', responseNames: 'lower', date: 'kept' } },
+  { name: 'strict-tls', rules: { name: 'strict-tls', proto: 'https', requestNames: 'lower', responseNames: 'lower', date: 'kept' } },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -685,6 +688,8 @@ const EXPECTED: Readonly<Record<string, Partial<Record<EngineName, Expectation>>
     uws: refusedWith(400, 'dot segments in the target are refused (policy)'),
     node: refusedWith(400, 'dot segments in the target are refused (policy)'),
     tls: refusedWith(400, 'dot segments in the target are refused (policy)'),
+    strict: refusedWith(400, 'dot segments in the target are refused (policy)'),
+    'strict-tls': refusedWith(400, 'dot segments in the target are refused (policy)'),
   },
   'method-propfind': { uws: closedBy(UWS_METHODS) },
   'method-purge': { uws: closedBy(UWS_METHODS) },
@@ -774,6 +779,8 @@ beforeAll(async () => {
         { name: 'uws', address: '127.0.0.1:0', engine: 'uws', routes },
         { name: 'node', address: '127.0.0.1:0', engine: 'node', routes },
         { name: 'tls', address: '127.0.0.1:0', tls: { mode: 'tls' }, routes },
+        { name: 'strict', address: '127.0.0.1:0', engine: 'strict', routes },
+        { name: 'strict-tls', address: '127.0.0.1:0', engine: 'strict', tls: { mode: 'tls' }, routes },
       ],
       clusters: [{ name: 'app', endpoints: [{ address: app.address }] }],
     },
@@ -921,7 +928,7 @@ for (const engine of ENGINES) {
       it(label, async () => {
         const d = direct.get(c.id);
         if (d === undefined) throw new Error(`the direct run of ${c.id} failed: nothing to compare with`);
-        const target: Target = engine.name === 'tls' ? { port: sc.port('tls'), tlsCa: bundle } : { port: sc.port(engine.name) };
+        const target: Target = engine.rules.proto === 'https' ? { port: sc.port(engine.name), tlsCa: bundle } : { port: sc.port(engine.name) };
         const p = await run(c, target);
         const n = notes.get(engine.name)!;
         const diffs = diffAll(d, p, c, engine.rules, n);
