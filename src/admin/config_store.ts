@@ -7,7 +7,9 @@
 
 import type { AdminSpec, CompileOptions, LoadResult, RawConfig } from '../config/load.js';
 import { compileConfig, parseConfigText } from '../config/load.js';
-import { summarizeDiff } from '../config/diff.js';
+import { compileDelta } from '../config/delta.js';
+import { summarizeDelta } from '../config/diff.js';
+import { sameValue } from '../config/equal.js';
 import { resolveWorkers } from '../config/compile.js';
 import type { ConfigProblem, ConfigWarning, Snapshot } from '../config/types.js';
 import type { ApiPolicy } from './api_policy.js';
@@ -79,11 +81,6 @@ export class ConfigStore {
     return this.entries;
   }
 
-  /** The running snapshot was replaced by the supervisor's resolved one (ports filled in). */
-  setResolved(snapshot: Snapshot): void {
-    this.snapshotNow = snapshot;
-  }
-
   /** Dry run: the problems, or the warnings of a config that would apply (as if sent through the admin API). */
   validate(input: ConfigInput, origin: ConfigOrigin = 'api'): LoadResult {
     return this.load(input, this.lastVersion + 1, origin);
@@ -96,8 +93,8 @@ export class ConfigStore {
     this.lastVersion = version;
     const prev = this.snapshotNow;
     const restartRequired: string[] = [];
-    if (JSON.stringify(loaded.admin) !== JSON.stringify(this.adminNow)) restartRequired.push('admin');
-    if (JSON.stringify(loaded.snapshot.tls) !== JSON.stringify(prev.tls)) restartRequired.push('tls');
+    if (!sameValue(loaded.admin, this.adminNow)) restartRequired.push('admin');
+    if (!sameValue(loaded.snapshot.tls, prev.tls)) restartRequired.push('tls');
     // The snapshot was compiled with the running worker count (load() fixes it); a different
     // wish takes effect at the next start.
     if (resolveWorkers(loaded.source.node.workers, this.compile.availableParallelism) !== prev.node.workers) restartRequired.push('node.workers');
@@ -108,7 +105,7 @@ export class ConfigStore {
     } catch (e) {
       return { ok: false, kind: 'apply_failed', error: e instanceof Error ? e.message : String(e) };
     }
-    const summary = summarizeDiff(prev, applied);
+    const summary = summarizeDelta(compileDelta(prev, applied, null));
     if (origin === 'file') this.policy?.trust(loaded.source);
     this.snapshotNow = applied;
     this.record(version, by, summary, loaded.source);

@@ -1,0 +1,157 @@
+// The typed difference between the config a worker runs and the next one, compiled once on the
+// main thread (structural equality, never JSON text) and posted to the worker, which applies it
+// without comparing specs itself: listeners, routes, clusters and endpoints added, changed or
+// removed, and which listeners are placed on that worker (placement.ts). Pure, plain data.
+
+import { sameValue } from './equal.js';
+import { listenersOf } from './placement.js';
+import type { ClusterSpec, EndpointSpec, ListenerSpec, NodeSpec, RouteSpec, Snapshot } from './types.js';
+
+/** Added (new specs), changed, and removed (names) items of one kind. */
+export interface Changes<Spec, Change> {
+  readonly added: readonly Spec[];
+  readonly changed: readonly Change[];
+  readonly removed: readonly string[];
+}
+
+export interface RouteChanges {
+  /** Route names, in config order. */
+  readonly added: readonly string[];
+  readonly changed: readonly string[];
+  readonly removed: readonly string[];
+  /** Routes present before and after now come in another order (first match wins). */
+  readonly reordered: boolean;
+}
+
+export interface ListenerChange {
+  readonly spec: ListenerSpec;
+  /** Address, TLS mode or engine changed: a new socket is bound first, then the old one closed. */
+  readonly rebind: boolean;
+  /** host:port changed (a subset of rebind). */
+  readonly moved: boolean;
+  readonly routes: RouteChanges;
+  /** Routes (by name) whose rate limit is new or different: their token buckets start afresh. */
+  readonly routeRateLimits: readonly string[];
+  /** The listener's own rate limit changed: its token bucket starts afresh. */
+  readonly rateLimit: boolean;
+  /** The authorization rules changed: a new authorizer (and its counters). */
+  readonly authorization: boolean;
+  /** access_log path or format changed (or it was turned on or off). */
+  readonly accessLog: boolean;
+}
+
+export interface EndpointChanges {
+  readonly added: readonly EndpointSpec[];
+  /** Same address, another weight. */
+  readonly changed: readonly EndpointSpec[];
+  /** Addresses; their pools drain. */
+  readonly removed: readonly string[];
+}
+
+export interface ClusterChange {
+  readonly spec: ClusterSpec;
+  readonly endpoints: EndpointChanges;
+  /** The upstream TLS settings changed: new connections use the new ones. */
+  readonly tls: boolean;
+  /** lb, pool, circuit breaker, retry budget, health check or outlier settings changed. */
+  readonly settings: boolean;
+}
+
+export interface ConfigDelta {
+  /** The version this delta starts from; null = from nothing (a worker's first config). */
+  readonly fromVersion: number | null;
+  readonly version: number;
+  /** The worker whose placement the listener changes follow; null = every listener (summaries). */
+  readonly worker: number | null;
+  /** The node settings after this delta when they changed (always set from nothing), else null. */
+  readonly node: NodeSpec | null;
+  readonly listeners: Changes<ListenerSpec, ListenerChange>;
+  readonly clusters: Changes<ClusterSpec, ClusterChange>;
+}
+
+/**
+ * What changes from `prev` (null: nothing runs yet) to `next`, for `worker` (listener changes
+ * cover only the listeners placed on it) or for the whole config (`worker` null).
+ */
+export function compileDelta(prev: Snapshot | null, next: Snapshot, worker: number | null): ConfigDelta {
+  const placed = (s: Snapshot): readonly ListenerSpec[] => (worker === null ? s.listeners : listenersOf(s.listeners, s.node.workers, worker));
+  return Object.freeze({
+    fromVersion: prev === null ? null : prev.version,
+    version: next.version,
+    worker,
+    node: prev !== null && sameValue(prev.node, next.node) ? null : next.node,
+    listeners: changes(prev === null ? [] : placed(prev), placed(next), listenerChange),
+    clusters: changes(prev?.clusters ?? [], next.clusters, clusterChange),
+  });
+}
+
+/** True when applying the delta would change nothing. */
+export function isEmptyDelta(d: ConfigDelta): boolean {
+  const none = (c: Changes<unknown, unknown>): boolean => c.added.length === 0 && c.changed.length === 0 && c.removed.length === 0;
+  return d.node === null && none(d.listeners) && none(d.clusters);
+}
+
+/** Whether a listener change needs a new router. */
+export function routesChanged(r: RouteChanges): boolean {
+  return r.reordered || r.added.length > 0 || r.changed.length > 0 || r.removed.length > 0;
+}
+
+function listenerChange(p: ListenerSpec, n: ListenerSpec): ListenerChange | null {
+  if (sameValue(p, n)) return null;
+  const moved = p.host !== n.host || p.port !== n.port;
+  const routes = changes(p.routes, n.routes, (a, b) => (sameValue(a, b) ? null : b));
+  const before = new Map(p.routes.map((r) => [r.name, r]));
+  return {
+    spec: n,
+    rebind: moved || p.tls !== n.tls || !sameValue(p.engine, n.engine),
+    moved,
+    routes: {
+      added: routes.added.map((r) => r.name),
+      changed: routes.changed.map((r) => r.name),
+      removed: routes.removed,
+      reordered: reordered(p.routes, n.routes),
+    },
+    routeRateLimits: n.routes.filter((r) => r.rateLimit !== null && !sameValue(before.get(r.name)?.rateLimit ?? null, r.rateLimit)).map((r) => r.name),
+    rateLimit: !sameValue(p.rateLimit, n.rateLimit),
+    authorization: !sameValue(p.authorization, n.authorization),
+    accessLog: !sameValue(p.accessLog, n.accessLog),
+  };
+}
+
+function clusterChange(p: ClusterSpec, n: ClusterSpec): ClusterChange | null {
+  if (sameValue(p, n)) return null;
+  const endpoints = changes(p.endpoints, n.endpoints, (a, b) => (sameValue(a, b) ? null : b), (e) => e.address);
+  const { endpoints: _pe, tls: pt, ...pRest } = p;
+  const { endpoints: _ne, tls: nt, ...nRest } = n;
+  return { spec: n, endpoints, tls: !sameValue(pt, nt), settings: !sameValue(pRest, nRest) };
+}
+
+/** Items matched by key (name, or address): added, changed (per `change`, null = same), removed. */
+function changes<Spec extends { readonly name: string } | EndpointSpec, Change>(
+  prev: readonly Spec[],
+  next: readonly Spec[],
+  change: (p: Spec, n: Spec) => Change | null,
+  key: (s: Spec) => string = (s) => (s as { readonly name: string }).name,
+): Changes<Spec, Change> {
+  const before = new Map(prev.map((s) => [key(s), s]));
+  const after = new Set(next.map(key));
+  const added: Spec[] = [];
+  const changed: Change[] = [];
+  for (const n of next) {
+    const p = before.get(key(n));
+    if (p === undefined) added.push(n);
+    else {
+      const c = change(p, n);
+      if (c !== null) changed.push(c);
+    }
+  }
+  return { added, changed, removed: prev.map(key).filter((k) => !after.has(k)) };
+}
+
+function reordered(prev: readonly RouteSpec[], next: readonly RouteSpec[]): boolean {
+  const after = new Set(next.map((r) => r.name));
+  const before = new Set(prev.map((r) => r.name));
+  const a = prev.map((r) => r.name).filter((n) => after.has(n));
+  const b = next.map((r) => r.name).filter((n) => before.has(n));
+  return a.some((name, i) => b[i] !== name);
+}
