@@ -1,6 +1,7 @@
-// npm run bench:ci — a short side-by-side (direct, outrigger 1 worker on the uws and on the
-// node listener engine, nginx; same run, several interleaved rounds) that fails when outrigger
-// is slower than bench/baseline.json allows, and prints the paired node ÷ uws engine ratio.
+// npm run bench:ci — a short side-by-side (direct, outrigger 1 worker on the uws, the node and
+// the strict listener engine, nginx; same run, several interleaved rounds) that fails when
+// outrigger is slower than bench/baseline.json allows, and prints the paired node ÷ uws and
+// strict ÷ uws engine ratios (strict is measured, not gated).
 // Exit 0: within thresholds; 1: a threshold is exceeded; 2: could not measure (a config was
 // skipped or a tool is missing). Not part of npm test; see bench/README.md.
 
@@ -81,6 +82,7 @@ async function main(): Promise<number> {
     { name: 'direct', kind: 'direct' },
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
+    { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
     { name: 'nginx', kind: 'nginx' },
   ];
   const log = (s: string): void => {

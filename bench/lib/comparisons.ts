@@ -1,8 +1,8 @@
 // Paired ratios between two measured things of the same run: CPU µs per request of a config,
 // or of one process of a config (the server sidecar of outrigger-mtls), divided by another's,
 // round by round (a drift of the machine hits both sides of each ratio alike), with the target
-// the issue sets where it sets one (issue 19: node engine ÷ uws engine ≤ 1.3, server sidecar
-// with 2 workers ÷ with 1 worker ≤ 1.15).
+// the issue sets where it sets one (issue 19: node engine ÷ uws engine ≤ 1.3, and the same for
+// the strict engine; server sidecar with 2 workers ÷ with 1 worker ≤ 1.15).
 
 import type { RunRecord, ThroughputRecord } from './measure.js';
 import { pairedRatio, summarize, type Summary } from './stats.js';
@@ -47,6 +47,11 @@ export function benchComparisons(workersN: number): ComparisonSpec[] {
     { label: `server sidecar, ${workersN} workers ÷ nginx`, a: { config: mtlsN, part: 'server' }, b: { config: 'nginx' } },
     { label: `mTLS path (both sidecars), server ${workersN} workers ÷ 1 worker`, a: { config: mtlsN }, b: { config: 'outrigger-mtls' } },
     { label: `plaintext uws, ${workersN} workers ÷ 1 worker`, a: { config: `outrigger-${workersN}w` }, b: { config: 'outrigger-1w' } },
+    // The strict engine as the mTLS server sidecar's listener, against node:https in the same shape.
+    { label: 'server sidecar on strict ÷ on node, 1 worker', a: { config: 'outrigger-mtls-strict', part: 'server' }, b: { config: 'outrigger-mtls', part: 'server' } },
+    { label: `server sidecar on strict ÷ on node, ${workersN} workers`, a: { config: `outrigger-mtls-strict-${workersN}w`, part: 'server' }, b: { config: mtlsN, part: 'server' } },
+    { label: `server sidecar on strict, ${workersN} workers ÷ 1 worker`, a: { config: `outrigger-mtls-strict-${workersN}w`, part: 'server' }, b: { config: 'outrigger-mtls-strict', part: 'server' }, target: 1.15 },
+    { label: 'server sidecar on strict, 1 worker ÷ nginx', a: { config: 'outrigger-mtls-strict', part: 'server' }, b: { config: 'nginx' } },
   ];
 }
 
@@ -56,6 +61,9 @@ export function engineComparisons(): ComparisonSpec[] {
     { label: 'node engine ÷ uws engine', a: { config: 'outrigger-node-1w' }, b: { config: 'outrigger-1w' }, target: 1.3 },
     { label: 'uws engine ÷ nginx', a: { config: 'outrigger-1w' }, b: { config: 'nginx' } },
     { label: 'node engine ÷ nginx', a: { config: 'outrigger-node-1w' }, b: { config: 'nginx' } },
+    { label: 'strict engine ÷ uws engine', a: { config: 'outrigger-strict-1w' }, b: { config: 'outrigger-1w' }, target: 1.3 },
+    { label: 'strict engine ÷ node engine', a: { config: 'outrigger-strict-1w' }, b: { config: 'outrigger-node-1w' } },
+    { label: 'strict engine ÷ nginx', a: { config: 'outrigger-strict-1w' }, b: { config: 'nginx' } },
   ];
 }
 

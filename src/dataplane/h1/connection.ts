@@ -117,10 +117,11 @@ export class H1Connection implements Timed, ChunkSink {
     }
   }
 
-  /** The client's address (x-forwarded-for). */
+  /** The client's address (x-forwarded-for), read once per connection. */
   get remote(): string {
-    return this.socket.remoteAddress ?? '';
+    return (this.remoteAddress ??= this.socket.remoteAddress ?? '');
   }
+  private remoteAddress: string | null = null;
 
   // ---- reading ----------------------------------------------------------------------------
 
