@@ -10,7 +10,7 @@ import { rememberSessions } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import { ResponseParser } from './response_parser.js';
-import type { Ticker, Timed } from './ticker.js';
+import type { Ticker, Timed, TimerEntry } from './ticker.js';
 
 export const enum ConnState {
   Connecting = 'CONNECTING',
@@ -59,6 +59,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   uses = 0;
   /** Ticker deadline: connect timeout while connecting. */
   deadline = 0;
+  timerEntry: TimerEntry | null = null;
   lastUsed = 0;
   private readonly socket: net.Socket;
   /** Content key of the TLS material this connection was made with (null: plaintext). */

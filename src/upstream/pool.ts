@@ -7,7 +7,7 @@ import { ProxyError } from '../errors.js';
 import type { PoolSpec } from '../config/types.js';
 import type { UpstreamTarget } from './channel.js';
 import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from './connection.js';
-import type { Ticker, Timed } from './ticker.js';
+import type { Ticker, Timed, TimerEntry } from './ticker.js';
 import { clientTlsOptions } from '../tls/contexts.js';
 import { materialKey, type TlsMaterial } from '../tls/material.js';
 
@@ -41,6 +41,7 @@ export class EndpointPool implements ConnectionOwner, Timed, UpstreamTarget {
   open = 0;
   draining = false;
   deadline = 0;
+  timerEntry: TimerEntry | null = null;
   /** Monotonic ms of the last replacement (-Infinity: none yet; the clock may start near 0). */
   private lastReplaceMs = -Infinity;
   readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0 };

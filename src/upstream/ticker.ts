@@ -26,6 +26,23 @@ export interface Timed {
   deadline: number;
   /** Called once per arming, at or after `deadline`; the item is no longer registered. */
   onDeadline(now: number): void;
+  /**
+   * The ticker's bookkeeping for this item, made at its first add() and kept for its life (so
+   * registering costs no hash-table operation). Only the ticker touches it; a class declares it
+   * `timerEntry: TimerEntry | null = null` so its objects keep one shape.
+   */
+  timerEntry?: TimerEntry | null;
+}
+
+/** A registration: one per item, kept across re-arms, linked into one wheel slot while registered. */
+export class TimerEntry {
+  /** The ticker it is registered with, or null. */
+  owner: Ticker | null = null;
+  prev: TimerEntry | null = null;
+  next: TimerEntry | null = null;
+  /** Index into the owner's slot heads; -1 when in no list. */
+  slot = -1;
+  constructor(readonly item: Timed) {}
 }
 
 export interface TickerOptions {
@@ -35,15 +52,6 @@ export interface TickerOptions {
   readonly clock?: Clock;
   /** false: no interval timer; whoever owns the ticker calls `tick()` (tests, benchmarks). Default true. */
   readonly autoTick?: boolean;
-}
-
-/** A registration: one per registered item, kept across re-arms, linked into one wheel slot. */
-interface Entry {
-  item: Timed | null;
-  prev: Entry | null;
-  next: Entry | null;
-  /** Index into `heads`; -1 when in no list. */
-  slot: number;
 }
 
 // Level 0: 256 slots of one tick (6.4 s at 25 ms); levels 1-3: 64 slots each of 256, 2^14 and
@@ -61,7 +69,6 @@ const MAX_DELTA = 2 ** SPAN_BITS - 1;
 const WHEEL_SLOTS = L0_SIZE + (LEVELS - 1) * LN_SIZE;
 /** The list being fired (its entries may be deleted by the callbacks it runs). */
 const FIRING = WHEEL_SLOTS;
-const FREE_ENTRIES_MAX = 1024;
 
 function levelOf(slot: number): number {
   return slot < L0_SIZE ? 0 : 1 + ((slot - L0_SIZE) >> LN_BITS);
@@ -73,10 +80,10 @@ export class Ticker {
   readonly resolutionMs: number;
   private readonly clock: Clock;
   private readonly autoTick: boolean;
-  private readonly entries = new Map<Timed, Entry>();
+  /** Items registered. */
+  private count = 0;
   /** Slot list heads: level 0, then levels 1..3, then FIRING. */
-  private readonly heads: Array<Entry | null> = new Array<Entry | null>(WHEEL_SLOTS + 1).fill(null);
-  private readonly free: Entry[] = [];
+  private readonly heads: Array<TimerEntry | null> = new Array<TimerEntry | null>(WHEEL_SLOTS + 1).fill(null);
   /** Entries filed per level: empty finer levels let a tick skip ahead to the next cascade. */
   private readonly levelCounts = new Int32Array(LEVELS);
   /** The tick being worked through: every deadline filed before it has fired. */
@@ -100,11 +107,12 @@ export class Ticker {
 
   /** Items registered. */
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
   has(item: Timed): boolean {
-    return this.entries.has(item);
+    const e = item.timerEntry;
+    return e != null && e.owner === this;
   }
 
   /** Current time in ms, fresh (for deadlines set on the hot path, a tick-old `now` is fine). */
@@ -121,20 +129,25 @@ export class Ticker {
       this.delete(item);
       return;
     }
-    let e = this.entries.get(item);
-    if (e === undefined) {
-      if (this.entries.size === 0) this.catchUp();
-      e = this.free.pop() ?? { item: null, prev: null, next: null, slot: -1 };
-      e.item = item;
-      this.entries.set(item, e);
+    let e = item.timerEntry;
+    if (e == null) e = item.timerEntry = new TimerEntry(item);
+    if (e.owner !== this) {
+      e.owner?.delete(item); // an item belongs to one ticker at a time
+      if (this.count === 0) this.catchUp();
+      e.owner = this;
+      this.count++;
       if (this.autoTick && this.timer === null) {
         this.timer = setInterval(() => this.tick(), this.resolutionMs);
         this.timer.unref();
       }
     } else {
+      const slot = this.slotFor(item.deadline);
+      if (slot === e.slot) return; // re-armed within the slot it is in: nothing to move
       this.unlink(e);
+      this.link(e, slot);
+      return;
     }
-    this.file(e, item.deadline);
+    this.link(e, this.slotFor(item.deadline));
   }
 
   /**
@@ -149,9 +162,8 @@ export class Ticker {
 
   /** Unregisters `item` (a no-op when it is not registered). */
   delete(item: Timed): void {
-    const e = this.entries.get(item);
-    if (e === undefined) return;
-    this.entries.delete(item);
+    const e = item.timerEntry;
+    if (e == null || e.owner !== this) return;
     this.unlink(e);
     this.release(e);
   }
@@ -163,7 +175,7 @@ export class Ticker {
   tick(): void {
     if (this.ticking) return; // called from an onDeadline: the running tick covers it
     const now = this.fresh();
-    if (this.entries.size === 0) {
+    if (this.count === 0) {
       this.current = this.cascaded = this.tickOf(now);
       return;
     }
@@ -178,7 +190,7 @@ export class Ticker {
         this.fireSlot(this.current & L0_MASK, now);
         // The target tick stays current: deadlines later in it are checked again next time.
         if (this.current >= target) break;
-        if (this.entries.size === 0) {
+        if (this.count === 0) {
           this.current = this.cascaded = target;
           break;
         }
@@ -192,11 +204,15 @@ export class Ticker {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    for (const e of this.entries.values()) {
-      this.unlink(e);
-      this.release(e);
+    for (let slot = 0; slot < this.heads.length; slot++) {
+      let e = this.heads[slot] ?? null;
+      while (e !== null) {
+        const next: TimerEntry | null = e.next;
+        this.unlink(e);
+        this.release(e);
+        e = next;
+      }
     }
-    this.entries.clear();
   }
 
   // ---- the wheel ------------------------------------------------------------------------------
@@ -228,7 +244,12 @@ export class Ticker {
   }
 
   /** Puts `e` into the slot for `deadline`: level 0 by tick, coarser levels by block of ticks. */
-  private file(e: Entry, deadline: number): void {
+  private file(e: TimerEntry, deadline: number): void {
+    this.link(e, this.slotFor(deadline));
+  }
+
+  /** The slot for `deadline`, from the current tick. */
+  private slotFor(deadline: number): number {
     let t = this.tickOf(deadline);
     let delta = t - this.current;
     if (delta < 0) {
@@ -239,20 +260,18 @@ export class Ticker {
       delta = MAX_DELTA;
       t = this.current + MAX_DELTA;
     }
-    let slot: number;
-    if (delta < L0_SIZE) {
-      slot = t & L0_MASK;
-      this.levelCounts[0]!++;
-    } else {
-      let level = 1;
-      let shift = L0_BITS;
-      while (delta >= 2 ** (shift + LN_BITS) && level < LEVELS - 1) {
-        level++;
-        shift += LN_BITS;
-      }
-      slot = L0_SIZE + (level - 1) * LN_SIZE + (Math.floor(t / 2 ** shift) & LN_MASK);
-      this.levelCounts[level]!++;
+    if (delta < L0_SIZE) return t & L0_MASK;
+    let level = 1;
+    let shift = L0_BITS;
+    while (delta >= 2 ** (shift + LN_BITS) && level < LEVELS - 1) {
+      level++;
+      shift += LN_BITS;
     }
+    return L0_SIZE + (level - 1) * LN_SIZE + (Math.floor(t / 2 ** shift) & LN_MASK);
+  }
+
+  private link(e: TimerEntry, slot: number): void {
+    this.levelCounts[levelOf(slot)]!++;
     const head = this.heads[slot] ?? null;
     e.slot = slot;
     e.prev = null;
@@ -261,7 +280,7 @@ export class Ticker {
     this.heads[slot] = e;
   }
 
-  private unlink(e: Entry): void {
+  private unlink(e: TimerEntry): void {
     if (e.slot < 0) return;
     if (e.slot < FIRING) this.levelCounts[levelOf(e.slot)]!--;
     if (e.prev !== null) e.prev.next = e.next;
@@ -271,9 +290,10 @@ export class Ticker {
     e.slot = -1;
   }
 
-  private release(e: Entry): void {
-    e.item = null;
-    if (this.free.length < FREE_ENTRIES_MAX) this.free.push(e);
+  /** The entry (already unlinked) leaves this ticker. */
+  private release(e: TimerEntry): void {
+    e.owner = null;
+    this.count--;
   }
 
   /**
@@ -286,12 +306,12 @@ export class Ticker {
     for (let level = 1; level < LEVELS; level++) {
       if (t % 2 ** shift !== 0) return;
       const slot = L0_SIZE + (level - 1) * LN_SIZE + (Math.floor(t / 2 ** shift) & LN_MASK);
-      let e: Entry | null = this.heads[slot] ?? null;
+      let e: TimerEntry | null = this.heads[slot] ?? null;
       this.heads[slot] = null;
       while (e !== null) {
         this.levelCounts[level]!--;
-        const next: Entry | null = e.next;
-        this.file(e, e.item!.deadline);
+        const next: TimerEntry | null = e.next;
+        this.file(e, e.item.deadline);
         e = next;
       }
       shift += LN_BITS;
@@ -300,28 +320,26 @@ export class Ticker {
 
   /** Fires the due items of level-0 slot `slot`; the others (later in the tick) are filed again. */
   private fireSlot(slot: number, now: number): void {
-    let e: Entry | null = this.heads[slot] ?? null;
+    let e: TimerEntry | null = this.heads[slot] ?? null;
     if (e === null) return;
     // Move the list aside first: callbacks may delete entries in it or add new ones to `slot`.
     this.heads[slot] = null;
     this.heads[FIRING] = e;
-    for (let x: Entry | null = e; x !== null; x = x.next) {
+    for (let x: TimerEntry | null = e; x !== null; x = x.next) {
       x.slot = FIRING;
       this.levelCounts[0]!--;
     }
     while ((e = this.heads[FIRING] ?? null) !== null) {
       this.unlink(e);
-      const item = e.item!;
+      const item = e.item;
       const d = item.deadline;
       if (d > 0 && d <= now) {
-        this.entries.delete(item);
         this.release(e);
         item.onDeadline(now);
       } else if (d > 0) {
         this.file(e, d);
       } else {
-        this.entries.delete(item); // deadline cleared without delete(): never fires
-        this.release(e);
+        this.release(e); // deadline cleared without delete(): never fires
       }
     }
   }

@@ -233,6 +233,22 @@ describe('Ticker (timer wheel)', () => {
     expect(ticker.size).toBe(0);
   });
 
+  it('an item belongs to one ticker at a time: adding it to another moves it', () => {
+    const one = manualTicker();
+    const two = manualTicker();
+    const p = new Probe();
+    p.deadline = one.clock.now() + 100;
+    one.ticker.add(p);
+    two.ticker.add(p);
+    expect(one.ticker.has(p)).toBe(false);
+    expect(one.ticker.size).toBe(0);
+    expect(two.ticker.has(p)).toBe(true);
+    one.advance(1_000);
+    expect(p.fired).toEqual([]);
+    two.advance(100);
+    expect(p.fired).toHaveLength(1);
+  });
+
   it('reads time only from the injected clock; now is refreshed by fresh() and tick()', () => {
     const clock = new ManualClock(5_000);
     const ticker = new Ticker({ resolutionMs: 10, clock, autoTick: false });
@@ -265,6 +281,7 @@ describe('Ticker (timer wheel)', () => {
     expect(ticker.size).toBe(1);
     ticker.stop();
     expect(ticker.size).toBe(0);
+    expect(ticker.has(p)).toBe(false);
     expect(ticker.fresh()).toBeGreaterThanOrEqual(0);
     expect(() => new Ticker(0)).toThrow(RangeError);
   });
