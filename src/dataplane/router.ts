@@ -1,11 +1,14 @@
 // Request routing for one listener: compiled once per config version from its RouteSpecs, then
 // asked per request for the first route (config order) that accepts it. Matchers are pre-built
-// (regexes compiled once, empty stages skipped) and routes are bucketed by host so that a request
-// only checks the routes that can match its Host. Touches no I/O; per worker.
+// (regexes compiled once, empty stages skipped); routes are grouped by host pattern and each group
+// indexed by path (route_tree.ts), so a request checks only the routes its Host and path can
+// match, whatever the route count. Touches no I/O; per worker.
 
 import { compileLinearRegex } from '../config/regex.js';
 import type { HeaderMatchSpec, RouteSpec } from '../config/types.js';
 import type { Rng } from '../lb/types.js';
+import { regexLiteralPrefix } from './regex_prefix.js';
+import { Candidates, type RouteCandidate, type RouteGroup, RouteGroupBuilder } from './route_tree.js';
 
 /** Header value by lower-cased name (several lines of one header joined by the caller), or undefined when absent. */
 export type HeaderLookup = (lowerCaseName: string) => string | undefined;
@@ -80,13 +83,14 @@ class HeaderMatcher {
   }
 }
 
-class CompiledRouteImpl implements CompiledRoute {
+class CompiledRouteImpl implements CompiledRoute, RouteCandidate {
   readonly spec: RouteSpec;
   readonly index: number;
   /** Normalised host pattern: exact host, `.suffix` for a wildcard, or null for any host. */
   readonly hostExact: string | null;
   readonly hostSuffix: string | null;
   readonly pathKind: number;
+  /** The exact path, the prefix, or the literal text every path the regex matches starts with. */
   readonly pathValue: string;
   readonly pathRegex: RegExp | null;
   readonly methods: readonly string[] | null;
@@ -119,6 +123,7 @@ class CompiledRouteImpl implements CompiledRoute {
     } else if (m.pathRegex !== null) {
       this.pathKind = PATH_REGEX;
       this.pathRegex = compileRegex(m.pathRegex, `route ${spec.name}: path_regex`);
+      this.pathValue = regexLiteralPrefix(m.pathRegex);
     } else {
       this.pathKind = PATH_ANY;
     }
@@ -175,6 +180,11 @@ class CompiledRouteImpl implements CompiledRoute {
       default:
         break;
     }
+    return this.matchesConditions(method, header);
+  }
+
+  /** Method and header matchers only. */
+  matchesConditions(method: string, header: HeaderLookup): boolean {
     const methods = this.methods;
     if (methods !== null && !includes(methods, method)) return false;
     const headers = this.headers;
@@ -252,117 +262,114 @@ export function normaliseRequestHost(value: string): string {
 // ---------------------------------------------------------------------------------------------
 // Index
 
-/** Below this many exact-path routes in one bucket, a linear scan beats a path map. */
-const PATH_INDEX_MIN = 8;
-
 /**
- * The routes that can match one set of hosts, in config order. Optionally indexed by exact path:
- * `byPath.get(path)` = routes with that exact path merged (in config order) with every route whose
- * path is not exact; `rest` = the routes whose path is not exact (for any other path).
+ * Routes grouped by host pattern (one group per exact host, per wildcard suffix, and one for any
+ * host), each group indexed by path (route_tree.ts). Every route is in exactly one group. A
+ * request gathers, from the groups its host can match (its exact host, each of its wildcard
+ * suffixes, any host), the route lists its path can match, and checks them merged in config
+ * order: the first route that accepts the request wins, as in a linear scan.
  */
-class Bucket {
-  readonly all: readonly CompiledRouteImpl[];
-  readonly byPath: ReadonlyMap<string, readonly CompiledRouteImpl[]> | null;
-  readonly rest: readonly CompiledRouteImpl[];
-
-  constructor(routes: readonly CompiledRouteImpl[]) {
-    this.all = routes;
-    let exactPaths = 0;
-    for (const r of routes) if (r.pathKind === PATH_EXACT) exactPaths++;
-    if (exactPaths < PATH_INDEX_MIN) {
-      this.byPath = null;
-      this.rest = routes;
-      return;
-    }
-    const rest = routes.filter((r) => r.pathKind !== PATH_EXACT);
-    const byPath = new Map<string, CompiledRouteImpl[]>();
-    for (const r of routes) {
-      if (r.pathKind === PATH_EXACT && !byPath.has(r.pathValue)) {
-        byPath.set(r.pathValue, routes.filter((x) => x.pathKind !== PATH_EXACT || x.pathValue === r.pathValue));
-      }
-    }
-    this.byPath = byPath;
-    this.rest = rest;
-  }
-
-  candidates(path: string): readonly CompiledRouteImpl[] {
-    const byPath = this.byPath;
-    if (byPath === null) return this.all;
-    return byPath.get(path) ?? this.rest;
-  }
-}
-
 class IndexedRouter implements Router {
   readonly routes: readonly CompiledRoute[];
-  /** Exact host → routes with that host, wildcards matching it and any-host routes. */
-  private readonly byHost: ReadonlyMap<string, Bucket>;
-  /** Wildcard suffix (`.example.com`) → wildcard routes whose suffix ends it, and any-host routes. */
-  private readonly bySuffix: ReadonlyMap<string, Bucket>;
-  /** Any-host routes only (a host no exact or wildcard route names). */
-  private readonly anyHost: Bucket;
+  private readonly byHost: ReadonlyMap<string, RouteGroup<CompiledRouteImpl>>;
+  /** Wildcard suffix (`.example.com`, from `*.example.com`) → its routes. */
+  private readonly bySuffix: ReadonlyMap<string, RouteGroup<CompiledRouteImpl>>;
+  private readonly anyHost: RouteGroup<CompiledRouteImpl> | null;
   private readonly hasSuffixes: boolean;
+  /** Scratch of match() (which runs to completion: a header lookup must not route again). */
+  private readonly candidates = new Candidates<CompiledRouteImpl>();
 
   constructor(compiled: readonly CompiledRouteImpl[]) {
     this.routes = compiled;
-    const anyHost = compiled.filter((r) => r.hostExact === null && r.hostSuffix === null);
-    const wildcards = compiled.filter((r) => r.hostSuffix !== null);
-
-    const byHost = new Map<string, Bucket>();
-    for (const r of compiled) {
-      const host = r.hostExact;
-      if (host === null || byHost.has(host)) continue;
-      byHost.set(host, new Bucket(compiled.filter((x) => x.matchesHost(host))));
+    const byHost = new Map<string, RouteGroupBuilder<CompiledRouteImpl>>();
+    const bySuffix = new Map<string, RouteGroupBuilder<CompiledRouteImpl>>();
+    let anyHost: RouteGroupBuilder<CompiledRouteImpl> | null = null;
+    for (const route of compiled) {
+      let group: RouteGroupBuilder<CompiledRouteImpl>;
+      if (route.hostExact !== null) group = builderFor(byHost, route.hostExact);
+      else if (route.hostSuffix !== null) group = builderFor(bySuffix, route.hostSuffix);
+      else group = anyHost ??= new RouteGroupBuilder();
+      if (route.pathKind === PATH_EXACT) group.addExact(route.pathValue, route);
+      else if (route.pathKind === PATH_PREFIX) group.addPrefix(route.pathValue, route);
+      else if (route.pathKind === PATH_ANY) group.addPrefix('', route);
+      else group.addRegex(route.pathValue, route);
     }
-
-    // A host whose longest matching wildcard suffix is S matches exactly the wildcards whose
-    // suffix ends S (they are all suffixes of the host, hence of S), plus the any-host routes.
-    const bySuffix = new Map<string, Bucket>();
-    for (const r of wildcards) {
-      const suffix = r.hostSuffix as string;
-      if (bySuffix.has(suffix)) continue;
-      bySuffix.set(
-        suffix,
-        new Bucket(compiled.filter((x) => x.hostExact === null && (x.hostSuffix === null || suffix.endsWith(x.hostSuffix)))),
-      );
-    }
-
-    this.byHost = byHost;
-    this.bySuffix = bySuffix;
-    this.anyHost = new Bucket(anyHost);
+    this.byHost = buildAll(byHost);
+    this.bySuffix = buildAll(bySuffix);
+    this.anyHost = anyHost === null ? null : anyHost.build();
     this.hasSuffixes = bySuffix.size > 0;
   }
 
   match(method: string, host: string, path: string, header: HeaderLookup): CompiledRoute | null {
-    const candidates = this.bucketFor(normaliseRequestHost(host)).candidates(path);
-    for (let i = 0; i < candidates.length; i++) {
-      const route = candidates[i] as CompiledRouteImpl;
-      if (route.matchesRest(method, path, header)) return route;
-    }
-    return null;
-  }
-
-  private bucketFor(host: string): Bucket {
-    const exact = this.byHost.get(host);
-    if (exact !== undefined) return exact;
+    const h = normaliseRequestHost(host);
+    const candidates = this.candidates;
+    candidates.reset();
+    this.byHost.get(h)?.collect(path, candidates);
     if (this.hasSuffixes) {
-      // Longest suffix first: the leftmost dot that is not the first character.
-      for (let dot = host.indexOf('.', 1); dot > 0; dot = host.indexOf('.', dot + 1)) {
-        const bucket = this.bySuffix.get(host.slice(dot));
-        if (bucket !== undefined) return bucket;
+      // Every suffix of the host that starts at a dot other than its first character.
+      for (let dot = h.indexOf('.', 1); dot > 0; dot = h.indexOf('.', dot + 1)) {
+        this.bySuffix.get(h.slice(dot))?.collect(path, candidates);
       }
     }
-    return this.anyHost;
+    this.anyHost?.collect(path, candidates);
+    return candidates.first(method, path, header);
   }
 }
 
-/** Compiles a listener's routes. Throws (naming the route) when a regex does not compile. */
-export function buildRouter(routes: readonly RouteSpec[]): Router {
-  const compiled = routes.map((spec, index) => {
+function builderFor(map: Map<string, RouteGroupBuilder<CompiledRouteImpl>>, key: string): RouteGroupBuilder<CompiledRouteImpl> {
+  let builder = map.get(key);
+  if (builder === undefined) {
+    builder = new RouteGroupBuilder();
+    map.set(key, builder);
+  }
+  return builder;
+}
+
+function buildAll(builders: ReadonlyMap<string, RouteGroupBuilder<CompiledRouteImpl>>): ReadonlyMap<string, RouteGroup<CompiledRouteImpl>> {
+  const groups = new Map<string, RouteGroup<CompiledRouteImpl>>();
+  for (const [key, builder] of builders) groups.set(key, builder.build());
+  return groups;
+}
+
+/** The reference: every route in config order, checked in full. What the index must agree with. */
+class LinearRouter implements Router {
+  readonly routes: readonly CompiledRoute[];
+  private readonly compiled: readonly CompiledRouteImpl[];
+
+  constructor(compiled: readonly CompiledRouteImpl[]) {
+    this.routes = compiled;
+    this.compiled = compiled;
+  }
+
+  match(method: string, host: string, path: string, header: HeaderLookup): CompiledRoute | null {
+    const h = normaliseRequestHost(host);
+    const compiled = this.compiled;
+    for (let i = 0; i < compiled.length; i++) {
+      const route = compiled[i] as CompiledRouteImpl;
+      if (route.matchesHost(h) && route.matchesRest(method, path, header)) return route;
+    }
+    return null;
+  }
+}
+
+function compileRoutes(routes: readonly RouteSpec[]): CompiledRouteImpl[] {
+  return routes.map((spec, index) => {
     const route = new CompiledRouteImpl(spec, index);
     Object.freeze(route);
     return route;
   });
-  const router = new IndexedRouter(compiled);
+}
+
+/** Compiles a listener's routes. Throws (naming the route) when a regex does not compile. */
+export function buildRouter(routes: readonly RouteSpec[]): Router {
+  const router = new IndexedRouter(compileRoutes(routes));
+  Object.freeze(router);
+  return router;
+}
+
+/** The same routes matched by a plain scan in config order: the reference for tests and benchmarks. */
+export function buildLinearRouter(routes: readonly RouteSpec[]): Router {
+  const router = new LinearRouter(compileRoutes(routes));
   Object.freeze(router);
   return router;
 }
