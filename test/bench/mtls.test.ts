@@ -29,14 +29,17 @@ function ok(r: LoadResult): Extract<LoadResult, { ok: true }> {
 }
 
 describe('default targets', () => {
-  it('has both listener engines and the mTLS shape with a server sidecar of 1 and N workers', () => {
+  it('has the three listener engines and the mTLS shape with a server sidecar of 1 and N workers, on node and on strict', () => {
     expect(defaultTargets(2)).toEqual([
       { name: 'direct', kind: 'direct' },
       { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
       { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
+      { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
       { name: 'outrigger-2w', kind: 'outrigger', workers: 2, engine: 'uws' },
-      { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1 },
-      { name: 'outrigger-mtls-2w', kind: 'outrigger-mtls', workers: 2 },
+      { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1, engine: 'node' },
+      { name: 'outrigger-mtls-2w', kind: 'outrigger-mtls', workers: 2, engine: 'node' },
+      { name: 'outrigger-mtls-strict', kind: 'outrigger-mtls', workers: 1, engine: 'strict' },
+      { name: 'outrigger-mtls-strict-2w', kind: 'outrigger-mtls', workers: 2, engine: 'strict' },
       { name: 'nginx', kind: 'nginx' },
       { name: 'haproxy', kind: 'haproxy' },
     ]);
@@ -57,6 +60,11 @@ describe('single-sidecar configs', () => {
     const s = ok(parseConfigText(outriggerConfigYaml({ ...base, engine: 'node' }), OPTS)).snapshot;
     expect(s.listeners[0]).toMatchObject({ engine: 'node', tls: null, host: '127.0.0.1', port: 4003 });
     expect(s.node.workers).toBe(1);
+  });
+
+  it('outrigger-strict-1w runs the same listener on the strict engine', () => {
+    const s = ok(parseConfigText(outriggerConfigYaml({ ...base, engine: 'strict' }), OPTS)).snapshot;
+    expect(s.listeners[0]).toMatchObject({ engine: 'strict', tls: null, host: '127.0.0.1', port: 4003 });
   });
 });
 
@@ -82,6 +90,14 @@ describe('sidecar configs of outrigger-mtls', () => {
     const s = ok(parseConfigText(mtlsServerConfigYaml({ caDir, listenPort: 4001, upstreamPort: 4000, workers: 2 }), OPTS)).snapshot;
     expect(s.node.workers).toBe(2);
     expect(s.listeners[0]).toMatchObject({ tls: 'mtls', engine: 'node', port: 4001 });
+  });
+
+  it('server of outrigger-mtls-strict(-2w): the same mtls listener on the strict engine', () => {
+    for (const workers of [1, 2]) {
+      const s = ok(parseConfigText(mtlsServerConfigYaml({ caDir, listenPort: 4001, upstreamPort: 4000, workers, engine: 'strict' }), OPTS)).snapshot;
+      expect(s.node.workers).toBe(workers);
+      expect(s.listeners[0]).toMatchObject({ tls: 'mtls', engine: 'strict', port: 4001 });
+    }
   });
 
   it('client: plaintext listener, cluster reached over mtls that must present the server identity', () => {
