@@ -75,7 +75,10 @@ function levelOf(slot: number): number {
 }
 
 export class Ticker {
-  /** Milliseconds on the ticker's clock, refreshed at each tick and by fresh(); cheap to read on the hot path. */
+  /**
+   * Milliseconds on the ticker's clock, refreshed at each tick and by fresh(): at most one tick
+   * old (with autoTick, while the event loop is not blocked); cheap to read on the hot path.
+   */
   now: number;
   readonly resolutionMs: number;
   private readonly clock: Clock;
@@ -103,6 +106,14 @@ export class Ticker {
     this.now = this.clock.now();
     this.current = this.tickOf(this.now);
     this.cascaded = this.current;
+    // From the start, not the first add(): `now` is then never more than a tick old, even for a
+    // deadline computed from it before anything was registered.
+    if (this.autoTick) this.startTimer();
+  }
+
+  private startTimer(): void {
+    this.timer = setInterval(() => this.tick(), this.resolutionMs);
+    this.timer.unref();
   }
 
   /** Items registered. */
@@ -136,10 +147,7 @@ export class Ticker {
       if (this.count === 0) this.catchUp();
       e.owner = this;
       this.count++;
-      if (this.autoTick && this.timer === null) {
-        this.timer = setInterval(() => this.tick(), this.resolutionMs);
-        this.timer.unref();
-      }
+      if (this.autoTick && this.timer === null) this.startTimer(); // after stop()
     } else {
       const slot = this.slotFor(item.deadline);
       if (slot === e.slot) return; // re-armed within the slot it is in: nothing to move

@@ -286,12 +286,22 @@ describe('Ticker (timer wheel)', () => {
     expect(() => new Ticker(0)).toThrow(RangeError);
   });
 
-  it('the real interval timer fires a deadline (autoTick)', async () => {
+  it('with autoTick, now keeps moving before anything is registered (a deadline computed from it is not stale)', async () => {
+    const ticker = new Ticker(5);
+    const start = ticker.now;
+    await expect.poll(() => ticker.now).toBeGreaterThan(start);
+    ticker.stop();
+  });
+
+  it('the real interval timer fires a deadline (autoTick), also after stop()', async () => {
     const ticker = new Ticker(5);
     const p = new Probe();
     ticker.after(10, p);
     await expect.poll(() => p.fired.length).toBe(1);
     expect(p.fired[0]).toBeGreaterThanOrEqual(p.deadline);
+    ticker.stop();
+    ticker.after(10, p);
+    await expect.poll(() => p.fired.length).toBe(2);
     ticker.stop();
   });
 
