@@ -2,9 +2,9 @@
 // One instance per cluster per worker, rebuilt by the worker when the endpoint set changes.
 
 import type { LbPolicy } from '../config/types.js';
-import { LeastRequestLoadBalancer } from './least-request.js';
+import { LeastRequestLoadBalancer } from './least_request.js';
 import { RandomLoadBalancer } from './random.js';
-import { RoundRobinLoadBalancer } from './round-robin.js';
+import { RoundRobinLoadBalancer } from './round_robin.js';
 import type { LbHost, LoadBalancer, Rng } from './types.js';
 
 export type { LbHost, LoadBalancer, Rng } from './types.js';

@@ -356,9 +356,3 @@ export async function writeLeafFiles(prefix: string, leaf: Pick<IssuedCert, 'cer
   await rename(cert + tmpSuffix, cert);
   return { cert, key };
 }
-
-/** Validity dates of a PEM certificate (helper for callers holding only PEM). */
-export function validityOf(certPem: string): { notBefore: Date; notAfter: Date } {
-  const c = new X509Certificate(certPem);
-  return { notBefore: parseCertDate(c.validFrom), notAfter: parseCertDate(c.validTo) };
-}

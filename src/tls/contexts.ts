@@ -141,11 +141,6 @@ export function rememberSessions(socket: tls.TLSSocket, m: TlsMaterial, expected
   socket.on('session', (session: Buffer) => sessions.set(key, session));
 }
 
-/** Forget every remembered client session (e.g. after a root was distrusted). */
-export function clearSessions(): void {
-  sessions.clear();
-}
-
 // ---- inbound -------------------------------------------------------------------------
 
 /** A random 32-byte seed for session ticket keys; make one on the main thread, give it to every inbound thread. */

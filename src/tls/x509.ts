@@ -7,13 +7,11 @@
 import {
   X509Certificate,
   createHash,
-  generateKeyPair,
   generateKeyPairSync,
   randomBytes,
   sign,
   type KeyObject,
 } from 'node:crypto';
-import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { peerSpiffeId } from './spiffe.js';
 
@@ -27,17 +25,9 @@ export interface KeyPair {
   readonly publicKey: KeyObject;
 }
 
-const generateKeyPairAsync = promisify(generateKeyPair);
-
+/** A new key pair, synchronously (sign_worker.ts runs it in the piscina pool, off the main thread). */
 export function generateKeySync(type: KeyType): KeyPair {
   return type === 'ec-p256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
-}
-
-/** Key generation on libuv's thread pool (does not block the calling thread). */
-export async function generateKey(type: KeyType): Promise<KeyPair> {
-  return type === 'ec-p256'
-    ? generateKeyPairAsync('ec', { namedCurve: 'P-256' })
-    : generateKeyPairAsync('rsa', { modulusLength: 2048 });
 }
 
 /** Our KeyType for a key, or null when it is neither P-256 nor RSA-2048. */
