@@ -1,6 +1,8 @@
-// Schemas of the mesh sections beyond routing: identity/TLS and authorization (accepted with a
-// warning while they are not built, see warnings.ts), and the resilience and observability
-// sections (retries, fault, rate_limit, access_log, retry_budget, health_check, outlier_detection).
+// Schemas of the mesh sections beyond routing, all built: identity and TLS (this sidecar's
+// certificate from files, the embedded CA or a signer; listener and cluster TLS), authorization,
+// resilience (retries, fault, rate_limit, retry_budget, health_check, outlier_detection) and the
+// access log. Cluster `discovery` is the one section accepted with a warning while it is not built
+// (warnings.ts); retries' `refused-stream` is accepted and never occurs with HTTP/1.1 upstreams.
 import { z } from 'zod';
 import { endpointAddressField, identityPatternField, methodField, ms, pathField, spiffeIdField } from './fields.js';
 
