@@ -212,7 +212,9 @@ function checkConfig(b: Build, engine: string, workers: number, dir: string): vo
   const text = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim();
   const short = b.sha.slice(0, 9);
   if (/engine/i.test(text)) {
-    throw new Fatal(`${b.side} (${b.rev} = ${short}) does not know listener engine "${engine}" (its outrigger validate: ${text.split('\n').slice(0, 4).join(' / ')}); compare with an engine both builds know`);
+    throw new Fatal(
+      `${b.side} (${b.rev} = ${short}) does not know listener engine "${engine}" (its outrigger validate: ${text.split('\n').slice(0, 4).join(' / ')}); compare with an engine both builds know`,
+    );
   }
   throw new Fatal(`${b.side} (${b.rev} = ${short}) rejects the bench config (outrigger validate exited ${r.status ?? r.signal}): ${text.slice(0, 600)}`);
 }
@@ -222,7 +224,8 @@ function checkConfig(b: Build, engine: string, workers: number, dir: string): vo
 function positiveNumber(name: string, v: string | undefined, dflt: number, integer = false): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Fatal(`--${name} must be a positive ${integer ? 'integer' : 'number'}: ${v}`);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+    throw new Fatal(`--${name} must be a positive ${integer ? 'integer' : 'number'}: ${v}`);
   return n;
 }
 
@@ -307,7 +310,10 @@ async function main(): Promise<number> {
     for (const side of ['base', 'head'] as const) {
       const b = builds[side];
       const start = (): ReturnType<typeof startTarget> =>
-        startTarget({ name: side, kind: 'outrigger', workers, engine: engine as ListenerEngine }, { repoRoot: b.root, tmpDir: tmp, upstreamPort: upstream?.port ?? 0, tools: new Map() });
+        startTarget(
+          { name: side, kind: 'outrigger', workers, engine: engine as ListenerEngine },
+          { repoRoot: b.root, tmpDir: tmp, upstreamPort: upstream?.port ?? 0, tools: new Map() },
+        );
       let r = await start();
       if (!r.ok) {
         // A loaded machine can stall a worker past the sidecar's watchdog while it starts; one retry, on the record.
@@ -372,7 +378,15 @@ async function main(): Promise<number> {
       finishedAt: new Date().toISOString(),
       options: { base: values.base, head: values.head ?? null, engine, workers, rounds, durationS, rateS, rate },
       plan,
-      host: { cpus: cpus().length, cpuModel: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, kernel: release(), loadavgStart, loadavgEnd, clkTck: clockTicksPerSecond() },
+      host: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+        node: process.version,
+        kernel: release(),
+        loadavgStart,
+        loadavgEnd,
+        clkTck: clockTicksPerSecond(),
+      },
       tools,
       upstream: 'uWebSockets.js hello world (bench/upstream/server.ts of the main checkout), 1 thread',
     },

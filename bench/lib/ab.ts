@@ -177,7 +177,11 @@ export function headline(summary: readonly MetricSummary[]): string {
   const pct = (cpu.ratio.median - 1) * 100;
   const n = cpu.ratios.length;
   const agree =
-    cpu.ratio.max < 1 ? `head lower in all ${n} rounds` : cpu.ratio.min > 1 ? `head higher in all ${n} rounds` : `the rounds disagree (head lower in ${cpu.headBetter} of ${n}): within this run's noise`;
+    cpu.ratio.max < 1
+      ? `head lower in all ${n} rounds`
+      : cpu.ratio.min > 1
+        ? `head higher in all ${n} rounds`
+        : `the rounds disagree (head lower in ${cpu.headBetter} of ${n}): within this run's noise`;
   return `CPU µs/req: head ÷ base ${cpu.ratio.median.toFixed(3)} (${pct >= 0 ? '+' : ''}${pct.toFixed(1)} %), range ${cpu.ratio.min.toFixed(3)}–${cpu.ratio.max.toFixed(3)}; ${agree}.`;
 }
 

@@ -21,7 +21,18 @@ function wrk(rps: number, p: { p50?: number; p99?: number; p999?: number; late?:
 }
 
 function tp(config: string, round: number, rps: number, cpu: number): ThroughputRecord {
-  return { kind: 'throughput', config, round, startedAt: '', variant: 'GET /', connections: 50, durationS: 3, wrk: wrk(rps), cpuUsPerReq: cpu, upstreamCpuUsPerReq: 8 };
+  return {
+    kind: 'throughput',
+    config,
+    round,
+    startedAt: '',
+    variant: 'GET /',
+    connections: 50,
+    durationS: 3,
+    wrk: wrk(rps),
+    cpuUsPerReq: cpu,
+    upstreamCpuUsPerReq: 8,
+  };
 }
 
 function rate(config: string, round: number, p50: number, p99: number, r = 1000): RateRecord {
@@ -45,9 +56,18 @@ describe('abOrder', () => {
 describe('summarizeAb', () => {
   // Round 2 runs 2× slower for both builds (the machine swung): the paired ratio does not move.
   const runs: RunRecord[] = [
-    tp('base', 1, 10_000, 20), tp('head', 1, 11_000, 18), rate('base', 1, 100, 400), rate('head', 1, 90, 500),
-    tp('head', 2, 5_500, 36), tp('base', 2, 5_000, 40), rate('head', 2, 180, 900), rate('base', 2, 200, 1000),
-    tp('base', 3, 10_000, 20), tp('head', 3, 10_000, 19), rate('base', 3, 100, 400), rate('head', 3, 100, 400),
+    tp('base', 1, 10_000, 20),
+    tp('head', 1, 11_000, 18),
+    rate('base', 1, 100, 400),
+    rate('head', 1, 90, 500),
+    tp('head', 2, 5_500, 36),
+    tp('base', 2, 5_000, 40),
+    rate('head', 2, 180, 900),
+    rate('base', 2, 200, 1000),
+    tp('base', 3, 10_000, 20),
+    tp('head', 3, 10_000, 19),
+    rate('base', 3, 100, 400),
+    rate('head', 3, 100, 400),
   ];
   const rounds = abRounds(runs, 3, 1000);
   const summary = summarizeAb(rounds, abMetrics(1000));
@@ -56,7 +76,11 @@ describe('summarizeAb', () => {
   const p99 = summary.find((m) => m.key === 'p99Us');
 
   it('pairs head ÷ base by round, so a swing that hits both builds alike cancels', () => {
-    expect(cpu?.ratios.map((x) => [x.round, Number(x.ratio.toFixed(3))])).toEqual([[1, 0.9], [2, 0.9], [3, 0.95]]);
+    expect(cpu?.ratios.map((x) => [x.round, Number(x.ratio.toFixed(3))])).toEqual([
+      [1, 0.9],
+      [2, 0.9],
+      [3, 0.95],
+    ]);
     expect(cpu?.ratio).toEqual({ median: 0.9, min: 0.9, max: 0.95, n: 3 });
     // unpaired, the medians' ratio hides the same change in the spread: base 20 (20–40), head 19 (18–36)
     expect(cpu?.base).toEqual({ median: 20, min: 20, max: 40, n: 3 });
@@ -83,7 +107,10 @@ describe('summarizeAb', () => {
   });
 
   it('flags wrk errors as an unfair comparison', () => {
-    const withErrors: RunRecord[] = [...runs.filter((r) => !(r.config === 'base' && r.round === 1 && r.kind === 'rate')), { ...rate('base', 1, 100, 400), wrk: wrk(1000, { status: 7 }) }];
+    const withErrors: RunRecord[] = [
+      ...runs.filter((r) => !(r.config === 'base' && r.round === 1 && r.kind === 'rate')),
+      { ...rate('base', 1, 100, 400), wrk: wrk(1000, { status: 7 }) },
+    ];
     expect(problems(abRounds(withErrors, 3, 1000))).toEqual(['base: 7 wrk errors / non-2xx responses — not a fair comparison']);
   });
 
@@ -93,7 +120,9 @@ describe('summarizeAb', () => {
     expect(t[4]).toMatch(/^\| 2 \| head \| 5500 \| 36\.0 \|/);
     expect(t[5]).toMatch(/^\| {2}\| base \| 5000 \| 40\.0 \|/);
     const s = summaryTable(summary);
-    expect(s).toContain('| CPU µs/req (sidecar process tree) (lower is better) | 20.0 (20.0–40.0) | 19.0 (18.0–36.0) | **0.900 (0.900–0.950)** | 0.900 0.900 0.950 | 3 of 3 |');
+    expect(s).toContain(
+      '| CPU µs/req (sidecar process tree) (lower is better) | 20.0 (20.0–40.0) | 19.0 (18.0–36.0) | **0.900 (0.900–0.950)** | 0.900 0.900 0.950 | 3 of 3 |',
+    );
     expect(headline(summary)).toBe('CPU µs/req: head ÷ base 0.900 (-10.0 %), range 0.900–0.950; head lower in all 3 rounds.');
   });
 
