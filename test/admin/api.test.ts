@@ -29,7 +29,7 @@ import {
   type Config,
   type Sidecar,
   type Upstream,
-} from './helpers.js';
+} from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 
@@ -256,7 +256,7 @@ describe('admin API endpoints', () => {
     for (let i = 0; i < 10; i++) expect((await via(sc, `/fail/${i}`)).status).toBe(500);
     // Workers post deltas every second: poll until every request the upstreams saw is counted
     // (every request of this file so far was proxied; none was answered by the proxy itself).
-    const proxied = u.a.requests + u.b.requests + u.bad.requests;
+    const proxied = u.a.requests.length + u.b.requests.length + u.bad.requests.length;
     const stats = await eventually(
       async () => {
         const s = (await adminCall(sc, 'GET', '/stats')).json;
@@ -269,13 +269,13 @@ describe('admin API endpoints', () => {
     );
     const listener = stats.listeners.find((l: { name: string }) => l.name === 'main');
     expect(listener.requests).toBe(proxied);
-    expect(listener.failure_count).toBe(u.bad.requests);
-    expect(listener.success_count).toBe(u.a.requests + u.b.requests);
-    expect(listener.responses['2xx']).toBe(u.a.requests + u.b.requests);
-    expect(listener.responses['5xx']).toBe(u.bad.requests);
+    expect(listener.failure_count).toBe(u.bad.requests.length);
+    expect(listener.success_count).toBe(u.a.requests.length + u.b.requests.length);
+    expect(listener.responses['2xx']).toBe(u.a.requests.length + u.b.requests.length);
+    expect(listener.responses['5xx']).toBe(u.bad.requests.length);
     const fail = stats.routes.find((r: { name: string }) => r.name === 'fail');
     // One /fail request was sent by the invalid-PUT test above.
-    expect(u.bad.requests).toBe(11);
+    expect(u.bad.requests.length).toBe(11);
     expect(fail).toMatchObject({ listener: 'main', requests: 11, success_count: 0, failure_count: 11, success_rate: 0 });
     expect(fail.responses['5xx']).toBe(11);
     const root = stats.routes.find((r: { name: string }) => r.name === 'root');
@@ -285,7 +285,7 @@ describe('admin API endpoints', () => {
     expect(root.success_rate).toBe(1);
     for (const name of ['a', 'b']) {
       const c = stats.clusters.find((x: { name: string }) => x.name === name);
-      expect(c.requests, `cluster ${name}`).toBe(name === 'a' ? u.a.requests : u.b.requests);
+      expect(c.requests, `cluster ${name}`).toBe(name === 'a' ? u.a.requests.length : u.b.requests.length);
       expect(c.success_count).toBe(c.requests);
     }
     for (const t of [fail, root, listener]) {

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, request, startSidecar, startUpstream, tempDir, type Config, type Sidecar, type Upstream } from './helpers.js';
+import { adminCall, closeAll, request, startSidecar, startUpstream, tempDir, type Config, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 

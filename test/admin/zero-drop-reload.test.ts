@@ -7,7 +7,7 @@
 
 import autocannonUntyped from 'autocannon';
 import { afterAll, expect, it, onTestFinished } from 'vitest';
-import { adminCall, closeAll, eventually, request, startSidecar, startUpstream, type Config, type Upstream } from './helpers.js';
+import { adminCall, closeAll, eventually, request, startSidecar, startUpstream, untilCluster, type Config, type Upstream } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 
@@ -120,7 +120,7 @@ it(
     load.on('reqError', (e) => note(`error ${e.message}`));
 
     // Let the load warm the stable pool.
-    await eventually(() => (stable.requests >= 200 ? true : undefined), 'warm-up traffic at the stable upstream', 10_000, 20);
+    await expect.poll(() => stable.requests.length).toBeGreaterThanOrEqual(200);
 
     const stableConnectionsBefore = stable.connections;
     // /ready is polled all along: a reload must not make the sidecar look unready.
@@ -135,7 +135,7 @@ it(
         readyCodes.set(r.status, (readyCodes.get(r.status) ?? 0) + 1);
       }
     })();
-    const started = Date.now();
+    const served = (): number => stable.requests.length + others.reduce((n, o) => n + o.requests.length, 0);
     const versions: number[] = [];
     const applyMs: number[] = [];
     for (let i = 2; i < APPLIES + 2; i++) {
@@ -144,14 +144,17 @@ it(
       applyMs.push(performance.now() - t0);
       expect(r.status, `apply ${i}: ${r.text}`).toBe(200);
       versions.push(r.json.version as number);
-      // The first half back to back; the second half paced, so the load runs longer across reloads.
-      if (i >= APPLIES / 2) await new Promise((res) => setTimeout(res, 25));
+      // The first half back to back; in the second half each version serves some load first.
+      if (i >= APPLIES / 2) {
+        const before = served();
+        await expect.poll(served).toBeGreaterThanOrEqual(before + 10);
+      }
     }
-    const appliesMs = Date.now() - started;
     polling = false;
     await readyPoller;
-    // A moment of load on the last version, then stop.
-    await new Promise((r) => setTimeout(r, 500));
+    // Some load on the last version, then stop.
+    const before = served();
+    await expect.poll(served).toBeGreaterThanOrEqual(before + 200);
     load.stop();
     const result = await load;
 
@@ -170,15 +173,14 @@ it(
       resets: result.resets,
       bad: Object.fromEntries(bad),
       applies: versions.length,
-      applies_ms: appliesMs,
       apply_ms_median: Number(sorted[Math.floor(sorted.length / 2)]!.toFixed(1)),
       apply_ms_max: Number(sorted.at(-1)!.toFixed(1)),
       ready_answers: Object.fromEntries(readyCodes),
       stable_connections_before_applies: stableConnectionsBefore,
       stable_connections: stable.connections,
       stable_connections_opened_total: stableView.connections_opened_total,
-      stable_requests: stable.requests,
-      other_requests: others.map((o) => o.requests),
+      stable_requests: stable.requests.length,
+      other_requests: others.map((o) => o.requests.length),
       other_connections: others.map((o) => o.connections),
     };
     console.log(`zero-drop reload: ${JSON.stringify(report)}`);
@@ -196,12 +198,12 @@ it(
     expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(APPLIES + 1);
 
     // The stable endpoint's pool survived every reload: no more connections than one pool per worker can hold.
-    expect(stable.requests).toBeGreaterThan(0);
+    expect(stable.requests.length).toBeGreaterThan(0);
     expect(stable.connections).toBeGreaterThan(0);
     expect(stable.connections).toBeLessThanOrEqual(CONNECTIONS_PER_WORKER * WORKERS);
     expect(stableView.connections_opened_total).toBe(stable.connections);
     // Every other endpoint did get traffic during the run.
-    for (const o of others) expect(o.requests, o.name).toBeGreaterThan(0);
+    for (const o of others) expect(o.requests.length, o.name).toBeGreaterThan(0);
 
     // The proxy's own counters agree: no failure on the listener.
     const stats = await eventually(
@@ -238,15 +240,15 @@ it('requests queued for a connection to an endpoint that a reload removes are st
     clusters: [{ name: 'app', endpoints: [{ address: endpoint.address }], pool: { connections_per_worker: 1 } }],
   });
   const sc = await startSidecar(cfg(old));
-  const started = Date.now();
   const answers = [1, 2, 3].map((n) =>
     request(sc.url(`/q${n}`), { timeoutMs: 10_000 }).then(
-      (a) => ({ status: a.status, text: a.text, ms: Date.now() - started }),
-      (e: Error) => ({ status: 0, text: e.message, ms: Date.now() - started }),
+      (a) => ({ status: a.status, text: a.text }),
+      (e: Error) => ({ status: 0, text: e.message }),
     ),
   );
-  await eventually(() => (old.requests >= 1 ? true : undefined), 'the first request at the old endpoint', 5000, 5);
-  await new Promise((r) => setTimeout(r, 100)); // the other two are queued in the pool by now
+  await expect.poll(() => old.requests.length).toBeGreaterThanOrEqual(1);
+  // All three admitted: the 1st at `old`, the other two queued in the pool for its one connection.
+  await untilCluster(sc, 'app', (c) => c.active === 3, 'three requests active');
   const put = await adminCall(sc, 'PUT', '/config', cfg(fresh));
   expect(put.status, put.text).toBe(200);
   const got = await Promise.all(answers);

@@ -4,7 +4,7 @@
 // aborts the process), so the sidecar exits with code 70 for its service manager to restart it.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, httpGet, rawRequest, startSidecar, startUpstream, waitFor } from '../helpers/sidecar.js';
+import { closeAll, httpGet, rawRequest, startSidecar, startUpstream } from '../helpers/sidecar.js';
 
 const HOOKS = { env: { OUTRIGGER_ENABLE_TEST_HOOKS: '1' } };
 
@@ -36,14 +36,10 @@ describe('worker watchdog', () => {
     void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
     const line = await sc.waitForLog((e) => e.msg === 'worker stuck; replacing it', 15_000);
     expect(line['worker']).toBe(1);
-    let status = 0;
-    for (let i = 0; i < 100 && status !== 200; i++) {
-      status = await httpGet(sc.url('/ok'), { timeoutMs: 2000 }).then((r) => r.status, () => 0);
-      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(status).toBe(200);
+    await expect.poll(() => httpGet(sc.url('/ok'), { timeoutMs: 2000 }).then((r) => r.status, () => 0), { timeout: 10_000, interval: 100 }).toBe(200);
     const metrics = (await httpGet(`${sc.admin}/metrics`)).body.toString();
-    expect(metrics).toMatch(/^outrigger_worker_stalls_total 1$/m);
+    // At least this stall (a replacement slow to start on a loaded machine may be counted too).
+    expect(Number(/^outrigger_worker_stalls_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     expect(sc.exited()).toBe(false);
   });
 
@@ -52,8 +48,7 @@ describe('worker watchdog', () => {
     const sc = await startSidecar(config('uws', app.address), HOOKS);
     void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
     await sc.waitForLog((e) => typeof e.msg === 'string' && e.msg.startsWith('worker stuck; it serves uws listeners'), 15_000);
-    await waitFor(() => sc.exited(), 'the sidecar to exit', 10_000);
-    expect(await sc.stop()).toBe(70);
+    expect(await sc.exit(10_000)).toBe(70);
     expect(sc.stderr()).toMatch(/worker 1 stuck for \d+ ms while serving uws listeners; exiting \(70\)/);
   });
 });

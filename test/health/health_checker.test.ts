@@ -1,9 +1,12 @@
 // Active health checks against real node:http upstreams on 127.0.0.1 with short intervals.
-// Every wait is bounded polling; no assertion depends on how fast the machine is.
+// Every wait is bounded (vi.waitFor); no assertion depends on how fast the machine is: that no
+// more checks come is shown by a held check being aborted with no timer scheduled after it, or by
+// another endpoint's checks going on.
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HealthChecker, firstDelayMs, jitteredDelayMs, USER_AGENT, type HealthCheckState } from '../../src/health/health_checker.js';
-import { cluster, endpoint, healthCheck, refusedPort, sleep, startUpstream, waitFor, type Upstream } from './helpers.js';
+import { deadPort, startUpstream, waitFor, type Upstream } from '../helpers/sidecar.js';
+import { cluster, endpoint, healthCheck } from './helpers.js';
 
 type Event = [cluster: string, address: string, healthy: boolean];
 
@@ -51,7 +54,7 @@ describe('HealthChecker', () => {
     const s = stateOf(hc, up.address);
     expect(s).toMatchObject({ cluster: 'api', healthy: true, consecutive_failures: 0, last_error: null });
     expect(typeof s.last_checked).toBe('string');
-    const req = up.requests[0]!;
+    const req = up.healthChecks[0]!;
     expect(req.method).toBe('GET');
     expect(req.url).toBe('/ready?x=1');
     expect(req.headers.host).toBe(up.address);
@@ -65,14 +68,14 @@ describe('HealthChecker', () => {
     hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ unhealthyThreshold: 3, healthyThreshold: 2 }) })]);
     await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 2, 'passing checks');
 
-    up.mode = 'fail';
+    up.health = 'fail';
     await waitFor(() => events.length === 1, 'unhealthy event');
     expect(events).toEqual([['api', up.address, false]]);
     expect(atEvent[0]).toMatchObject({ healthy: false, consecutive_failures: 3, consecutive_successes: 0, last_error: 'HTTP 503' });
     await waitFor(() => stateOf(hc, up.address).consecutive_failures >= 5, 'more failures');
     expect(events).toHaveLength(1); // reported once
 
-    up.mode = 'ok';
+    up.health = 'pass';
     await waitFor(() => events.length === 2, 'healthy event');
     expect(events[1]).toEqual(['api', up.address, true]);
     expect(atEvent[1]).toMatchObject({ healthy: true, consecutive_successes: 2, consecutive_failures: 0, last_error: null });
@@ -81,7 +84,7 @@ describe('HealthChecker', () => {
   });
 
   it('counts a refused connection as a failure', async () => {
-    const port = await refusedPort();
+    const port = await deadPort();
     const { hc, events } = checker();
     const address = `127.0.0.1:${port}`;
     hc.update([cluster('api', [endpoint('127.0.0.1', port)], { healthCheck: healthCheck({ unhealthyThreshold: 2 }) })]);
@@ -92,7 +95,7 @@ describe('HealthChecker', () => {
 
   it('counts a hanging endpoint as a failure after timeoutMs', async () => {
     const up = await upstream();
-    up.mode = 'hang';
+    up.health = 'hang';
     const { hc, events } = checker();
     hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 30, unhealthyThreshold: 2 }) })]);
     await waitFor(() => events.length === 1, 'unhealthy event');
@@ -103,7 +106,7 @@ describe('HealthChecker', () => {
   it('checks each endpoint of a cluster on its own', async () => {
     const good = await upstream();
     const bad = await upstream();
-    bad.mode = 'fail';
+    bad.health = 'fail';
     const { hc, events } = checker();
     hc.update([cluster('api', [endpoint('127.0.0.1', good.port), endpoint('127.0.0.1', bad.port)], { healthCheck: healthCheck() })]);
     await waitFor(() => events.length === 1, 'unhealthy event');
@@ -114,14 +117,15 @@ describe('HealthChecker', () => {
 
   it('stops checking a cluster removed by update()', async () => {
     const up = await upstream();
+    up.health = 'hang'; // its first check stays in flight
     const { hc, events } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck() })]);
-    await waitFor(() => up.requests.length >= 2, 'checks');
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 60_000 }) })]);
+    await waitFor(() => up.hanging === 1, 'a check in flight');
+    const timers = vi.spyOn(globalThis, 'setTimeout');
     hc.update([]);
-    await sleep(20); // a request already on the wire may still land
-    const seen = up.requests.length;
-    await sleep(200); // ten intervals: asserts that nothing more arrives
-    expect(up.requests.length).toBe(seen);
+    await waitFor(() => up.hanging === 0, 'the check in flight aborted');
+    expect(timers).not.toHaveBeenCalled(); // no next check scheduled
+    expect(up.healthChecks).toHaveLength(1);
     expect(hc.states()).toEqual([]);
     expect(events).toEqual([]);
   });
@@ -129,52 +133,55 @@ describe('HealthChecker', () => {
   it('stops checking a removed endpoint and keeps the state of one that stays', async () => {
     const stay = await upstream();
     const gone = await upstream();
-    stay.mode = 'fail';
+    stay.health = 'fail';
+    gone.health = 'hang';
     const { hc, events } = checker();
-    const spec = healthCheck({ unhealthyThreshold: 2 });
+    const spec = healthCheck({ unhealthyThreshold: 2, timeoutMs: 60_000 });
     hc.update([cluster('api', [endpoint('127.0.0.1', stay.port), endpoint('127.0.0.1', gone.port)], { healthCheck: spec })]);
-    await waitFor(() => events.length === 1 && gone.requests.length >= 2, 'stay unhealthy, gone checked');
+    await waitFor(() => events.length === 1 && gone.hanging === 1, 'stay unhealthy, gone checked');
 
     hc.update([cluster('api', [endpoint('127.0.0.1', stay.port)], { healthCheck: healthCheck({ unhealthyThreshold: 2, intervalMs: 25 }) })]);
     expect(hc.states().map((s) => s.address)).toEqual([stay.address]);
     expect(stateOf(hc, stay.address).healthy).toBe(false);
+    await waitFor(() => gone.hanging === 0, "gone's check in flight aborted");
     const failures = stateOf(hc, stay.address).consecutive_failures;
-    await waitFor(() => stateOf(hc, stay.address).consecutive_failures > failures, 'checks continue');
-    const seen = gone.requests.length;
-    await sleep(100);
-    expect(gone.requests.length).toBe(seen);
+    await waitFor(() => stateOf(hc, stay.address).consecutive_failures >= failures + 3, 'checks of stay continue');
+    expect(gone.healthChecks).toHaveLength(1);
     expect(events).toEqual([['api', stay.address, false]]);
   });
 
   it('reports unhealthy endpoints healthy when healthCheck becomes null, then stops', async () => {
     const up = await upstream();
-    up.mode = 'fail';
+    up.health = 'fail';
     const { hc, events } = checker();
     const ep = endpoint('127.0.0.1', up.port);
-    hc.update([cluster('api', [ep], { healthCheck: healthCheck({ unhealthyThreshold: 1 }) })]);
+    hc.update([cluster('api', [ep], { healthCheck: healthCheck({ unhealthyThreshold: 1, timeoutMs: 60_000 }) })]);
     await waitFor(() => events.length === 1, 'unhealthy event');
+    up.health = 'hang';
+    await waitFor(() => up.hanging === 1, 'a check in flight');
+    const timers = vi.spyOn(globalThis, 'setTimeout');
     hc.update([cluster('api', [ep])]);
     expect(events).toEqual([
       ['api', up.address, false],
       ['api', up.address, true],
     ]);
     expect(hc.states()).toEqual([]);
-    await sleep(20);
-    const seen = up.requests.length;
-    await sleep(100);
-    expect(up.requests.length).toBe(seen);
+    await waitFor(() => up.hanging === 0, 'the check in flight aborted');
+    expect(timers).not.toHaveBeenCalled();
   });
 
   it('close() aborts an in-flight check and fires nothing afterwards', async () => {
     const up = await upstream();
-    up.mode = 'hang';
+    up.health = 'hang';
     const { hc, events } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 50, unhealthyThreshold: 1 }) })]);
-    await waitFor(() => up.requests.length === 1, 'a hanging check');
+    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 60_000, unhealthyThreshold: 1 }) })]);
+    await waitFor(() => up.hanging === 1, 'a hanging check');
+    const timers = vi.spyOn(globalThis, 'setTimeout');
     hc.close();
-    await sleep(150);
-    expect(events).toEqual([]);
-    expect(up.requests).toHaveLength(1);
+    await waitFor(() => up.hanging === 0, 'the check aborted');
+    expect(timers).not.toHaveBeenCalled();
+    expect(events).toEqual([]); // the abort is not a failure
+    expect(up.healthChecks).toHaveLength(1);
   });
 
   it('jitters each delay within ±10% of the interval', () => {

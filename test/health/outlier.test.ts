@@ -4,7 +4,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { OutlierSpec } from '../../src/config/types.js';
 import { MAX_EJECTION_MS, OutlierDetector, type Outcome, type OutlierState } from '../../src/health/outlier.js';
-import { cluster, endpoint, outlier, waitFor } from './helpers.js';
+import { waitFor } from '../helpers/sidecar.js';
+import { cluster, endpoint, outlier } from './helpers.js';
 
 type Event = [cluster: string, address: string, ejected: boolean];
 

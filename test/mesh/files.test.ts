@@ -6,10 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
 import {
-  WEB,
   certsOf,
   clientSideConfig,
-  closeMesh,
+  closeAll,
   eventually,
   filesSource,
   get,
@@ -21,11 +20,12 @@ import {
   startProbe,
   startSidecar,
   tempDir,
+  WEB,
   writeTlsFiles,
-  type Probe,
   type Sidecar,
   type TlsFiles,
-} from './helpers.js';
+  type Upstream as Probe,
+} from '../helpers/sidecar.js';
 
 const PROBE_ID = spiffe('probe');
 
@@ -45,7 +45,7 @@ beforeAll(async () => {
   sc = await startSidecar(clientSideConfig({ tls: filesSource(files), upstream: probe.address, expect: PROBE_ID, workers: 1 }));
   out = sc.port('outbound');
 });
-afterAll(closeMesh);
+afterAll(closeAll);
 
 async function probeOk(): Promise<void> {
   const r = await get(out, '/x');
@@ -57,7 +57,7 @@ async function untilProbeSees(serial: string): Promise<void> {
   await eventually(
     async () => {
       await probeOk();
-      return probe.requestSerials.at(-1) === serial ? true : undefined;
+      return probe.requests.map((r) => r.peerSerial).at(-1) === serial ? true : undefined;
     },
     `the upstream sees client certificate ${serial}`,
     10_000,
@@ -68,7 +68,7 @@ async function untilProbeSees(serial: string): Promise<void> {
 describe('files mode: certificate files replaced on disk', () => {
   it('serves with the first certificate', async () => {
     await probeOk();
-    expect(probe.requestSerials).toEqual([firstSerial]);
+    expect(probe.requests.map((r) => r.peerSerial)).toEqual([firstSerial]);
     const c = await certsOf(sc);
     expect([c.source, c.identity, c.serial, c.rotations, c.last_error, c.next_rotation]).toEqual(['files', WEB, firstSerial, 0, null, null]);
   });

@@ -6,10 +6,22 @@ import { chmodSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CA_KEY_FILE } from '../../src/tls/ca.js';
-import { runUntilExit } from '../admin/helpers.js';
-import { API, HOUR_MS, caSource, closeMesh, filesSource, leaf, newCa, serverSideConfig, startSidecar, tempDir, writeTlsFiles } from './helpers.js';
+import {
+  API,
+  caSource,
+  closeAll,
+  filesSource,
+  HOUR_MS,
+  leaf,
+  newCa,
+  runUntilExit,
+  serverSideConfig,
+  startSidecar,
+  tempDir,
+  writeTlsFiles,
+} from '../helpers/sidecar.js';
 
-afterAll(closeMesh);
+afterAll(closeAll);
 
 describe('outrigger run refuses unsafe certificate material at start', () => {
   it('a tls.key readable by others: exit 2 with the chmod to run; starts when explicitly allowed', async () => {

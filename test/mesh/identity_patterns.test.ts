@@ -4,8 +4,19 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
-import { runUntilExit } from '../admin/helpers.js';
-import { caSource, closeMesh, directRequest, leaf, newCa, serverSideConfig, startApp, startSidecar, type App, type Sidecar } from './helpers.js';
+import {
+  caSource,
+  closeAll,
+  directRequest,
+  leaf,
+  newCa,
+  runUntilExit,
+  serverSideConfig,
+  startApp,
+  startSidecar,
+  type Sidecar,
+  type Upstream as App,
+} from '../helpers/sidecar.js';
 
 const TD = 'cluster.local';
 let ca: Ca;
@@ -27,7 +38,7 @@ beforeAll(async () => {
     }),
   );
 });
-afterAll(closeMesh);
+afterAll(closeAll);
 
 /** Status of a GET by a client holding a leaf for `identity`. */
 async function statusAs(identity: string, path: string): Promise<number> {

@@ -7,25 +7,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
 import {
   API,
-  WEB,
   caSource,
   clientSideConfig,
-  closeMesh,
+  closeAll,
   directRequest,
   endpointCounters,
   get,
   headerValues,
   leaf,
   newCa,
+  rawRequest,
   serverSideConfig,
   spiffe,
   startApp,
   startLoad,
   startSidecar,
-  type App,
+  WEB,
   type Sidecar,
-} from './helpers.js';
-import { rawRequest } from '../helpers/sidecar.js';
+  type Upstream as App,
+} from '../helpers/sidecar.js';
 
 const POOL_SIZE = 4;
 const CLIENT_WORKERS = 2;
@@ -40,7 +40,7 @@ let out: number;
 
 beforeAll(async () => {
   ca = await newCa();
-  app = await startApp(5000);
+  app = await startApp();
   server = await startSidecar(
     serverSideConfig({
       tls: caSource(ca),
@@ -60,7 +60,7 @@ beforeAll(async () => {
   client = await startSidecar(cfg);
   out = client.port('outbound');
 });
-afterAll(closeMesh);
+afterAll(closeAll);
 
 function directCreds(identity: string): { ca: string; cert: string; key: string } {
   const l = leaf(ca, identity);
@@ -77,15 +77,15 @@ describe('end to end through both sidecars', () => {
 
 describe('server identity check on the client side', () => {
   it('a server that is not the expected SPIFFE ID → 502 upstream_identity_mismatch, and the app receives nothing', async () => {
-    const before = app.count;
+    const before = app.requests.length;
     const r = await get(out, '/v1/wrong/secret', { method: 'GET' });
     expect(r.status).toBe(502);
     expect(r.headers['x-outrigger-error']).toBe('upstream_identity_mismatch');
     // Repeated: never a pooled connection that skips the check.
     const again = await Promise.all([1, 2, 3].map(() => get(out, '/v1/wrong/secret')));
     expect(again.map((a) => [a.status, a.headers['x-outrigger-error']])).toEqual(Array(3).fill([502, 'upstream_identity_mismatch']));
-    expect(app.count).toBe(before);
-    expect(app.seen.some((s) => s.url.startsWith('/v1/wrong/'))).toBe(false);
+    expect(app.requests.length).toBe(before);
+    expect(app.requests.some((s) => s.url.startsWith('/v1/wrong/'))).toBe(false);
     const wrong = await endpointCounters(client, 'wrong');
     expect(wrong.connectionsOpen).toBe(0); // no connection to an impostor stays in the pool
     expect(wrong.tlsHandshakes + wrong.tlsResumed).toBe(0);
@@ -100,28 +100,28 @@ describe('authorization on the server side (identity, path, method)', () => {
   });
 
   it('denies web another path with 403 unauthorized, before the app', async () => {
-    const before = app.count;
+    const before = app.requests.length;
     for (const p of ['/v2/items', '/v1', '/admin/exact', '/V1/items']) {
       const r = await get(out, p);
       expect([p, r.status, r.headers['x-outrigger-error']]).toEqual([p, 403, 'unauthorized']);
     }
-    expect(app.count).toBe(before);
+    expect(app.requests.length).toBe(before);
   });
 
   it('denies web another method with 403 unauthorized', async () => {
-    const before = app.count;
+    const before = app.requests.length;
     for (const m of ['POST', 'DELETE', 'HEAD']) {
       const r = await get(out, '/v1/items', { method: m });
       expect([m, r.status, r.headers['x-outrigger-error']]).toEqual([m, 403, 'unauthorized']);
     }
-    expect(app.count).toBe(before);
+    expect(app.requests.length).toBe(before);
   });
 
   it('denies another authenticated identity (sa/intruder) on an allowed path and method', async () => {
-    const before = app.count;
+    const before = app.requests.length;
     const r = await directRequest(server.port('inbound'), directCreds(spiffe('intruder')), { path: '/v1/items' });
     expect(r.ok && [r.status, r.headers['x-outrigger-error']]).toEqual([403, 'unauthorized']);
-    expect(app.count).toBe(before);
+    expect(app.requests.length).toBe(before);
   });
 
   it('a namespace pattern rule (spiffe://cluster.local/ns/ops/*) with an exact path and POST', async () => {
@@ -138,14 +138,14 @@ describe('authorization on the server side (identity, path, method)', () => {
   });
 
   it('a path that a decoding app could resolve elsewhere (dot segments, however spelled) is refused before any rule runs', async () => {
-    const before = app.count;
+    const before = app.requests.length;
     const web = directCreds(WEB);
     for (const p of ['/v1/../admin', '/v1/%2e%2e/admin', '/v1/..%2Fadmin', '/v1/%2E./x', '/v1/./x', '/v1/..', '/v1/a%5c..%5cb']) {
       const viaClient = await get(out, p);
       const direct = await directRequest(server.port('inbound'), web, { path: p });
       expect([p, viaClient.status, viaClient.headers['x-outrigger-error'], direct.ok && direct.status]).toEqual([p, 400, 'bad_request', 400]);
     }
-    expect(app.count).toBe(before);
+    expect(app.requests.length).toBe(before);
     // Dots inside a segment are ordinary names.
     for (const p of ['/v1/.well-known', '/v1/a..b', '/v1/x?next=/../admin']) expect([p, (await get(out, p)).status]).toEqual([p, 200]);
   });
@@ -161,21 +161,21 @@ describe('authorization on the server side (identity, path, method)', () => {
       const again = await directRequest(server.port('inbound'), creds, { path: '/v1/resume/2', session: first.ok ? first.session : undefined });
       expect(again.ok && [again.resumed, again.status]).toEqual([true, allowed ? 200 : 403]);
     }
-    const seen = app.seen.find((s) => s.url === '/v1/resume/2');
+    const seen = app.requests.find((s) => s.url === '/v1/resume/2');
     expect(headerValues(seen!.rawHeaders, 'x-forwarded-client-cert')).toEqual([`By=${API};URI=${WEB}`]);
   });
 
   it('a listener without rules lets any authenticated peer in', async () => {
     const open = await startSidecar(serverSideConfig({ tls: caSource(ca), app: app.address }));
     try {
-      const before = app.count;
+      const before = app.requests.length;
       const r = await directRequest(open.port('inbound'), directCreds(spiffe('intruder')), { method: 'DELETE', path: '/anything' });
       expect(r.ok && [r.status, r.body]).toEqual([200, 'app DELETE /anything']);
-      expect(app.count).toBe(before + 1);
+      expect(app.requests.length).toBe(before + 1);
       // ... but still only authenticated ones.
       const anon = await directRequest(open.port('inbound'), { ca: ca.certPem }, { path: '/anything' });
       expect(anon.ok).toBe(false);
-      expect(app.count).toBe(before + 1);
+      expect(app.requests.length).toBe(before + 1);
     } finally {
       await open.stop();
     }
@@ -188,7 +188,7 @@ describe('x-forwarded-client-cert', () => {
   it('the app receives By=<server id>;URI=<client id>, exactly once', async () => {
     const r = await get(out, '/v1/xfcc/plain');
     expect(r.status).toBe(200);
-    const seen = app.seen.find((s) => s.url === '/v1/xfcc/plain');
+    const seen = app.requests.find((s) => s.url === '/v1/xfcc/plain');
     expect(seen).toBeDefined();
     expect(headerValues(seen!.rawHeaders, 'x-forwarded-client-cert')).toEqual([ours]);
   });
@@ -201,7 +201,7 @@ describe('x-forwarded-client-cert', () => {
       `GET /v1/xfcc/forged HTTP/1.1\r\nHost: api\r\nx-forwarded-client-cert: ${forged}\r\nX-Forwarded-Client-Cert: URI=spiffe://evil/x\r\n\r\n`,
     );
     expect(r.response?.status).toBe(200);
-    const seen = app.seen.find((s) => s.url === '/v1/xfcc/forged');
+    const seen = app.requests.find((s) => s.url === '/v1/xfcc/forged');
     expect(headerValues(seen!.rawHeaders, 'x-forwarded-client-cert')).toEqual([ours]);
   });
 
@@ -211,7 +211,7 @@ describe('x-forwarded-client-cert', () => {
       headers: { 'x-forwarded-client-cert': `By=${API};URI=${spiffe('admin')}`, connection: 'keep-alive' },
     });
     expect(r.ok && r.status).toBe(200);
-    const seen = app.seen.find((s) => s.url === '/v1/xfcc/direct');
+    const seen = app.requests.find((s) => s.url === '/v1/xfcc/direct');
     expect(headerValues(seen!.rawHeaders, 'x-forwarded-client-cert')).toEqual([ours]);
   });
 
@@ -221,7 +221,7 @@ describe('x-forwarded-client-cert', () => {
       headers: { 'X-FORWARDED-CLIENT-CERT': `URI=${spiffe('admin')}`, connection: 'x-forwarded-client-cert' },
     });
     expect(r.ok && r.status).toBe(200);
-    const seen = app.seen.find((s) => s.url === '/v1/xfcc/cased');
+    const seen = app.requests.find((s) => s.url === '/v1/xfcc/cased');
     expect(headerValues(seen!.rawHeaders, 'x-forwarded-client-cert')).toEqual([ours]);
   });
 });

@@ -14,11 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CA_CERT_FILE, CA_KEY_FILE, EXTRA_ROOTS_FILE, type Ca } from '../../src/tls/ca.js';
 import {
   API,
-  WEB,
   caSource,
   certsOf,
   clientSideConfig,
-  closeMesh,
+  closeAll,
   directRequest,
   endpointCounters,
   eventually,
@@ -30,16 +29,16 @@ import {
   replaceFile,
   serialOf,
   serverSideConfig,
-  sleep,
   startApp,
   startLoad,
   startSidecar,
   tempDir,
+  WEB,
   writeTlsFiles,
   type Load,
   type Sidecar,
   type TlsFiles,
-} from './helpers.js';
+} from '../helpers/sidecar.js';
 
 const TTL_HOURS = 0.0015; // server leaves live 5.4 s: a re-issue every ~2.7 s
 
@@ -61,13 +60,13 @@ beforeAll(async () => {
   replaceFile(path.join(serverCaDir, EXTRA_ROOTS_FILE), rootB.certPem);
   clientFiles = writeTlsFiles(tempDir(), rootA.certPem + rootB.certPem, leaf(rootA, WEB));
 
-  const app = await startApp(0);
+  const app = await startApp();
   server = await startSidecar(serverSideConfig({ tls: caSource(serverCaDir, TTL_HOURS), app: app.address }));
   client = await startSidecar(
     clientSideConfig({ tls: filesSource(clientFiles), upstream: `127.0.0.1:${server.port('inbound')}`, pool: { connections_per_worker: 4 } }),
   );
 });
-afterAll(closeMesh);
+afterAll(closeAll);
 
 /** The certificate the server's inbound listener presents to a new client holding `l` (bundle A+B). */
 async function presentedBy(l: { certPem: string; keyPem: string }) {
@@ -111,10 +110,11 @@ describe('root rotation with overlap (A → B), traffic flowing throughout', () 
     // issuer may read in between (a key/cert pair caught half-replaced is refused and retried).
     replaceFile(path.join(serverCaDir, CA_KEY_FILE), rootB.key.export({ type: 'pkcs8', format: 'pem' }).toString());
     replaceFile(path.join(serverCaDir, CA_CERT_FILE), rootB.certPem);
-    await sleep(300);
-    replaceFile(path.join(serverCaDir, EXTRA_ROOTS_FILE), rootA.certPem);
     const probeLeaf = leaf(rootB, WEB);
     await eventually(async () => ((await presentedBy(probeLeaf)).checkIssued(rootB.cert) ? true : undefined), 'a server leaf issued by B', 20_000, 200);
+    // Then A moves to the extra roots: trusted beside B until the overlap ends.
+    replaceFile(path.join(serverCaDir, EXTRA_ROOTS_FILE), rootA.certPem);
+    await expect.poll(async () => (await presentedBy(leaf(rootA, WEB))).checkIssued(rootB.cert), { timeout: 20_000 }).toBe(true);
     const s = await certsOf(server);
     expect(s.trust_roots).toBe(2);
     await moreRequests(load, 500);

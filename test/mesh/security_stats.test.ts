@@ -4,7 +4,19 @@
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
-import { WEB, caSource, clientSideConfig, closeMesh, eventually, get, newCa, serverSideConfig, startApp, startSidecar, type Sidecar } from './helpers.js';
+import {
+  caSource,
+  clientSideConfig,
+  closeAll,
+  eventually,
+  get,
+  newCa,
+  serverSideConfig,
+  startApp,
+  startSidecar,
+  WEB,
+  type Sidecar,
+} from '../helpers/sidecar.js';
 
 let ca: Ca;
 let server: Sidecar;
@@ -25,7 +37,7 @@ beforeAll(async () => {
   );
   client = await startSidecar(clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}` }));
 });
-afterAll(closeMesh);
+afterAll(closeAll);
 
 async function adminGet(sc: Sidecar, p: string): Promise<string> {
   const r = await fetch(`${sc.admin}${p}`, { headers: { authorization: `Bearer ${sc.token}` } });

@@ -9,25 +9,29 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
 import {
   API,
-  WEB,
   certsOf,
   clientSideConfig,
-  closeMesh,
+  closeAll,
   directRequest,
   endpointCounters,
   eventually,
   leaf,
+  moreRequests,
   newCa,
   serverSideConfig,
-  sleep,
+  signerSource,
   startApp,
   startLoad,
   startSidecar,
+  startSignerProcess,
   tempDir,
-  type App,
+  WEB,
+  writeTokenFile,
+  writeTokensFile,
   type Sidecar,
-} from './helpers.js';
-import { signerSource, startSignerProcess, stopSigners, writeTokenFile, writeTokensFile, type SignerProcess } from './signer_helpers.js';
+  type SignerProcess,
+  type Upstream as App,
+} from '../helpers/sidecar.js';
 
 /** 5.4 s leaves: a renewal every ~2.7 s. */
 const TTL_HOURS = 0.0015;
@@ -47,7 +51,7 @@ beforeAll(async () => {
     { token: API_TOKEN, identities: [API] },
   ]);
   signer = await startSignerProcess(ca.dir, tokens);
-  app = await startApp(0);
+  app = await startApp();
   const tok = tempDir();
   server = await startSidecar(serverSideConfig({ tls: signerSource(signer, ca, writeTokenFile(path.join(tok, 'api'), API_TOKEN), TTL_HOURS), app: app.address, workers: 1 }));
   client = await startSidecar(
@@ -60,8 +64,8 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
-  await closeMesh();
-  await stopSigners();
+  await closeAll();
+  await closeAll();
 });
 
 describe('rotation under continuous load (signer mode, 5.4 s leaves)', () => {
@@ -72,7 +76,7 @@ describe('rotation under continuous load (signer mode, 5.4 s leaves)', () => {
     const before = await endpointCounters(client, 'api');
     const webLeaf = leaf(ca, WEB);
     const direct = { ca: ca.certPem, cert: webLeaf.certPem, key: webLeaf.keyPem };
-    const load = startLoad(client.port('outbound'), { connections: 10, maxMs: 60_000 });
+    const load = startLoad(client.port('outbound'), { connections: 10 });
     const clientSerials = new Set([c0.serial]);
     const serverSerials = new Set([s0.serial]);
     const presented = new Set<string>();
@@ -84,13 +88,16 @@ describe('rotation under continuous load (signer mode, 5.4 s leaves)', () => {
         const r = await directRequest(server.port('inbound'), direct, { path: '/v1/direct' });
         if (!r.ok || r.status !== 200) throw new Error(`direct request failed: ${r.ok ? r.status : r.error}`);
         presented.add(r.serverCert!.serialNumber.toUpperCase());
-        return c.rotations >= 3 && s.rotations >= 3 && Date.now() > Date.parse(c0.not_after) + 500 ? true : undefined;
+        const seenAll = clientSerials.size >= 4 && serverSerials.size >= 4 && presented.size >= 3;
+        return c.rotations >= 3 && s.rotations >= 3 && seenAll && Date.now() > Date.parse(c0.not_after) + 500 ? true : undefined;
       },
       'three renewals on both sides',
       45_000,
       200,
     );
-    await sleep(300);
+    // More load on the newest certificates (a thousand requests in all), then stop.
+    await moreRequests(load, 200);
+    await expect.poll(() => load.stats.ok, { timeout: 60_000 }).toBeGreaterThanOrEqual(1000);
     const stats = await load.stop();
     const after = await endpointCounters(client, 'api');
     const [cEnd, sEnd] = await Promise.all([certsOf(client), certsOf(server)]);

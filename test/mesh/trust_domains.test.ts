@@ -8,14 +8,13 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueLeaf, type Ca } from '../../src/tls/ca.js';
-import { adminCall } from '../admin/helpers.js';
 import {
+  adminCall,
   API,
-  WEB,
   caSource,
   certsOf,
   clientSideConfig,
-  closeMesh,
+  closeAll,
   directRequest,
   eventually,
   get,
@@ -28,10 +27,11 @@ import {
   startProbe,
   startSidecar,
   tempDir,
-  type App,
+  WEB,
   type Sidecar,
   type TlsSource,
-} from './helpers.js';
+  type Upstream as App,
+} from '../helpers/sidecar.js';
 
 const PARTNER = 'partner.example';
 const EVIL = 'cluster.local.evil';
@@ -71,7 +71,7 @@ beforeAll(async () => {
     }),
   );
 });
-afterAll(closeMesh);
+afterAll(closeAll);
 
 async function statusAs(l: { certPem: string; keyPem: string }, p: string): Promise<number | string> {
   const r = await directRequest(server.port('inbound'), { ca: ours.certPem, cert: l.certPem, key: l.keyPem }, { path: p });
@@ -95,7 +95,7 @@ describe('inbound: each root vouches only for its own trust domain', () => {
   });
 
   it('a partner-root (or evil-root) leaf claiming a cluster.local identity is refused at the handshake, and counted', async () => {
-    const before = app.count;
+    const before = app.requests.length;
     const failures = await refusedHandshakes();
     for (const forger of [partner, evil]) {
       const forged = signedBy(forger, WEB);
@@ -105,7 +105,7 @@ describe('inbound: each root vouches only for its own trust domain', () => {
     }
     // (and our own root cannot vouch for a partner identity either)
     expect(await statusAs(signedBy(ours, PARTNER_CLIENT), '/partner/x')).toMatch(/^refused/);
-    expect(app.count).toBe(before);
+    expect(app.requests.length).toBe(before);
     await eventually(async () => ((await refusedHandshakes()) >= failures + 5 ? true : undefined), 'five refusals counted', 5000, 100);
   });
 
@@ -130,6 +130,6 @@ describe('outbound: the server’s root must vouch for the server ID’s trust d
     const bad = await get(client.port('outbound'), '/v1/hello');
     expect(bad.status).toBe(502);
     expect(bad.headers['x-outrigger-error']).toBe('upstream_identity_mismatch');
-    expect(forger.requestSerials).toEqual([]); // not one request reached it
+    expect(forger.requests).toEqual([]); // not one request reached it
   });
 });

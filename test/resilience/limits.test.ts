@@ -3,17 +3,28 @@
 
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startSidecar } from '../admin/helpers.js';
-import { closeEverything, cluster, clusterView, config, destroyAgents, send, sendMany, startFaulty, tally, type Reply } from './helpers.js';
+import {
+  closeAll,
+  cluster,
+  clusterView,
+  config,
+  destroyAgents,
+  send,
+  sendMany,
+  startSidecar,
+  startUpstream,
+  tally,
+  type Reply,
+} from '../helpers/sidecar.js';
 
 afterEach(async () => {
   destroyAgents();
-  await closeEverything();
+  await closeAll();
 });
 
 describe('circuit breaker', () => {
   it('max_requests 2: a third concurrent request fails fast with 503 overflow, counted; after the hung ones finish, requests succeed again', async () => {
-    const up = await startFaulty('hang', { mode: 'hang' });
+    const up = await startUpstream('hang', { mode: 'hang' });
     const sc = await startSidecar(
       config([{ match: { path_prefix: '/' }, cluster: 'app' }], [cluster('app', [up.address], { circuit_breaker: { max_requests: 2 } })]),
     );
@@ -25,7 +36,7 @@ describe('circuit breaker', () => {
     expect(third.error).toBe('overflow');
     // Answered while the two others were still held: it never waited for a slot.
     expect(up.hanging).toBe(2);
-    expect(up.attempts.length).toBe(2);
+    expect(up.requests.length).toBe(2);
     let c = await clusterView(sc, 'app');
     expect(c.active).toBe(2);
     expect(c.overflow_total).toBe(1);
@@ -43,8 +54,8 @@ describe('circuit breaker', () => {
 });
 
 describe('fault injection (node.random_seed, 1 worker)', () => {
-  async function run(): Promise<{ abort: Reply[]; upstreamGot: number; url: (p: string) => string; up: Awaited<ReturnType<typeof startFaulty>> }> {
-    const up = await startFaulty('app');
+  async function run(): Promise<{ abort: Reply[]; upstreamGot: number; url: (p: string) => string; up: Awaited<ReturnType<typeof startUpstream>> }> {
+    const up = await startUpstream('app');
     const sc = await startSidecar(
       config(
         [
@@ -59,7 +70,7 @@ describe('fault injection (node.random_seed, 1 worker)', () => {
     );
     // Sequential, so the seeded stream is consumed in request order.
     const abort = await sendMany((i) => sc.url(`/abort30/${i}`), 1000, 1);
-    return { abort, upstreamGot: up.attempts.length, url: (p) => sc.url(p), up };
+    return { abort, upstreamGot: up.requests.length, url: (p) => sc.url(p), up };
   }
 
   it('abort 30% over 1000 requests: 30% ± 5% answered with the configured status and x-outrigger-error: fault_injected, reproducibly', async () => {
@@ -73,33 +84,34 @@ describe('fault injection (node.random_seed, 1 worker)', () => {
     expect(a.upstreamGot).toBe(1000 - aborted.length);
 
     // 100% abort with status 500: nothing reaches the upstream.
-    const before = a.up.attempts.length;
+    const before = a.up.requests.length;
     const all = await sendMany((i) => a.url(`/abort100/${i}`), 20, 4);
     expect(tally(all)).toEqual({ '500 fault_injected': 20 });
-    expect(a.up.attempts.length).toBe(before);
+    expect(a.up.requests.length).toBe(before);
 
     // Same seed, fresh sidecar: the same requests are aborted.
-    await closeEverything();
+    await closeAll();
     const b = await run();
     expect(b.abort.map((r) => r.status)).toEqual(a.abort.map((r) => r.status));
   });
 
   it('delay 100% of 50 ms: every request still reaches the upstream and succeeds, none aborted', async () => {
-    const up = await startFaulty('app');
+    const up = await startUpstream('app');
     const sc = await startSidecar(
       config([{ match: { path_prefix: '/' }, cluster: 'app', fault: { delay: { duration_ms: 50, percent: 100 } } }], [cluster('app', [up.address])]),
     );
     const replies = await sendMany((i) => sc.url(`/d${i}`), 40, 8);
     expect(tally(replies)).toEqual({ '200': 40 });
-    expect(up.attempts.length).toBe(40);
-    expect(new Set(up.attempts.map((a) => a.url)).size).toBe(40);
+    expect(up.requests.length).toBe(40);
+    expect(new Set(up.requests.map((a) => a.url)).size).toBe(40);
   });
 });
 
 describe('local rate limit (1 worker)', () => {
-  it('route and listener limits {requests_per_second: 5, burst: 5}: a burst of 20 → 5 or 6 succeed, the rest 429 rate_limited; tokens come back', async () => {
-    const up = await startFaulty('app');
-    const limit = { requests_per_second: 5, burst: 5 };
+  it('route and listener limits {burst: 5} with no refill during the test: a burst of 20 → exactly 5 pass, the rest 429 rate_limited', async () => {
+    const up = await startUpstream('app');
+    // One token per 1000 s: the bucket cannot refill while the test runs.
+    const limit = { requests_per_second: 0.001, burst: 5 };
     const sc = await startSidecar(
       config(
         [
@@ -114,25 +126,30 @@ describe('local rate limit (1 worker)', () => {
       ['route', (i: number) => sc.url(`/limited/${i}`)],
       ['listener', (i: number) => sc.url(`/any/${i}`, 'capped')],
     ] as const) {
-      const replies = await sendMany(url, 20, 20);
-      const ok = replies.filter((r) => r.status === 200).length;
-      expect(ok, label).toBeGreaterThanOrEqual(5);
-      expect(ok, label).toBeLessThanOrEqual(6);
-      expect(tally(replies), label).toEqual({ '200': ok, '429 rate_limited': 20 - ok });
+      expect(tally(await sendMany(url, 20, 20)), label).toEqual({ '200': 5, '429 rate_limited': 15 });
+      expect(tally(await sendMany(url, 5, 5)), `${label}, still empty`).toEqual({ '429 rate_limited': 5 });
     }
     // Other routes of the main listener are not limited.
     expect(tally(await sendMany((i) => sc.url(`/free/${i}`), 20, 20))).toEqual({ '200': 20 });
-    // The bucket refills at 5/s: after a pause, requests pass again.
-    await new Promise((r) => setTimeout(r, 450));
-    expect((await send(sc.url('/limited/again'))).status).toBe(200);
-    expect((await send(sc.url('/x', 'capped'))).status).toBe(200);
+    expect(up.requests).toHaveLength(30);
+  });
+
+  it('tokens come back: an emptied bucket passes requests again', async () => {
+    const up = await startUpstream('app');
+    const sc = await startSidecar(
+      config([{ match: { path_prefix: '/' }, cluster: 'app', rate_limit: { requests_per_second: 1, burst: 1 } }], [cluster('app', [up.address])]),
+    );
+    // Empty the bucket (a refused request shows it is empty), then wait for a request to pass.
+    await expect.poll(async () => tally(await sendMany((i) => sc.url(`/drain/${i}`), 10, 10))['429 rate_limited'] ?? 0).toBeGreaterThan(0);
+    await expect.poll(async () => (await send(sc.url('/again'))).status, { timeout: 10_000, interval: 100 }).toBe(200);
+    expect(up.requests.at(-1)?.url).toBe('/again');
   });
 });
 
 describe('timeouts', () => {
   it('route timeout → 504 timeout; max_stream_duration_ms cuts a slow stream after its head (abrupt close)', async () => {
-    const hung = await startFaulty('hung', { mode: 'hang' });
-    const streamer = await startFaulty('stream', { mode: 'slow-stream', streamEveryMs: 20 });
+    const hung = await startUpstream('hung', { mode: 'hang' });
+    const streamer = await startUpstream('stream', { mode: 'slow-stream', streamEveryMs: 20 });
     const sc = await startSidecar(
       config(
         [
@@ -161,6 +178,6 @@ describe('timeouts', () => {
     expect(outcome.status).toBe(200);
     expect(outcome.how).toBe('aborted');
     expect(outcome.body.startsWith('first\n')).toBe(true);
-    expect(streamer.attempts.length).toBe(1);
+    expect(streamer.requests.length).toBe(1);
   });
 });
