@@ -3,6 +3,7 @@
 // the result is plain data (structured-clone safe), deeply frozen.
 import { parseHostPort } from './address.js';
 import { anchorRegex } from './fields.js';
+import { listenerPlacement } from './placement.js';
 import type { RawAdmin, RawCluster, RawConfig, RawListener, RawRoute } from './schema.js';
 import type {
   TlsSourceSpec,
@@ -83,11 +84,11 @@ export const DEFAULT_PLAINTEXT_ENGINE: 'uws' | 'node' = 'node';
 
 function compileListener(l: RawListener, opts: CompileOptions, workers: number, errorDetail: 'minimal' | 'full'): ListenerSpec {
   const hp = mustParse(l.address, true);
-  // Every worker serves every listener (SO_REUSEPORT), each enforcing its share of the limits.
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
   // TLS listeners run on node unless they ask for strict (uWS cannot; checks.ts refuses it).
   const engine = tls !== null ? (l.engine === 'strict' ? 'strict' : 'node') : (l.engine ?? DEFAULT_PLAINTEXT_ENGINE);
-  const servedBy = workers;
+  // Each worker that serves the listener enforces its share of the limits.
+  const servedBy = listenerPlacement({ name: l.name, engine, tls }, workers).length;
   return {
     name: l.name,
     host: hp.host,

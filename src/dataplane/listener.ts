@@ -246,15 +246,24 @@ export class ListenerRuntime implements ExchangeObserver {
     });
   }
 
-  /** A new config version for this listener (same address): new router, same socket. */
-  update(spec: ListenerSpec): void {
-    const router = buildRouter(spec.routes);
-    const rateChanged = JSON.stringify(spec.rateLimit) !== JSON.stringify(this.spec.rateLimit);
-    const authzChanged = JSON.stringify(spec.authorization) !== JSON.stringify(this.spec.authorization);
+  /**
+   * A new config version for this listener on the same socket, as the main thread's delta
+   * describes it (config/delta.ts): the router is rebuilt only when routes changed, token buckets
+   * and the authorizer only when their settings did.
+   */
+  update(change: import('../config/delta.js').ListenerChange): void {
+    const spec = change.spec;
+    const r = change.routes;
+    // Route buckets carry over by route name unless the delta says that route's limit is new or changed.
+    const keep = new Map<string, TokenBucket>();
+    this.spec.routes.forEach((route, i) => {
+      const bucket = this.targets[i]?.rateLimit ?? null;
+      if (bucket !== null && !change.routeRateLimits.includes(route.name)) keep.set(route.name, bucket);
+    });
     this.spec = spec;
     this.underscores.action = spec.headersWithUnderscores;
-    this.router = router;
-    this.targets = this.resolveTargets();
+    if (r.reordered || r.added.length > 0 || r.changed.length > 0 || r.removed.length > 0) this.router = buildRouter(spec.routes);
+    this.targets = this.resolveTargets(keep);
     const server = this.server;
     if (server !== null) {
       // Timeouts and limits apply to the running server (handshake_ms: to new servers only).
@@ -264,8 +273,8 @@ export class ListenerRuntime implements ExchangeObserver {
       server.maxConnections = spec.maxConnections ?? Infinity;
     }
     this.h1?.configure(spec);
-    if (rateChanged) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
-    if (authzChanged) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
+    if (change.rateLimit) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
+    if (change.authorization) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
   }
 
   /** New certificate material: new handshakes use it at once; open connections carry on. */
@@ -320,13 +329,16 @@ export class ListenerRuntime implements ExchangeObserver {
     this.h1?.stopAccepting();
   }
 
-  private resolveTargets(): RouteTarget[] {
+  /**
+   * Route targets for the current spec. `keep`: token buckets that survive a reload, by route
+   * name (update()); without it the routes are the same ones and every bucket is kept by index.
+   */
+  private resolveTargets(keep: ReadonlyMap<string, TokenBucket> | null = null): RouteTarget[] {
     const now = this.ctx.ticker.fresh();
     const old = this.targets as RouteTarget[] | undefined;
     return this.spec.routes.map((r, i) => {
-      // Keep a route's bucket across reloads while its limit is unchanged.
-      const prev = old?.[i]?.rateLimit ?? null;
-      const rateLimit = r.rateLimit === null ? null : prev !== null && prev.sameSpec(r.rateLimit) ? prev : new TokenBucket(r.rateLimit, now);
+      const prev = keep === null ? (old?.[i]?.rateLimit ?? null) : (keep.get(r.name) ?? null);
+      const rateLimit = r.rateLimit === null ? null : (prev ?? new TokenBucket(r.rateLimit, now));
       return {
         cluster: r.action.kind === 'cluster' ? (this.ctx.cluster(r.action.cluster) ?? null) : null,
         rateLimit,

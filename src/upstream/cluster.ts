@@ -1,8 +1,9 @@
 // A cluster as one worker sees it: its endpoints (each with its own connection pool and
-// in-flight count), its load balancer, and its pending-request budget. `reconcile` applies a new
-// config version: an endpoint present before and after keeps its pool and in-flight requests,
+// in-flight count), its load balancer, and its pending-request budget. `reconcile` applies a
+// cluster change of a config delta: an endpoint present before and after keeps its pool and in-flight requests,
 // a removed one drains, a new one starts empty (DESIGN.md §1).
 
+import type { ClusterChange } from '../config/delta.js';
 import type { ClusterSpec, EndpointSpec } from '../config/types.js';
 import { createLoadBalancer } from '../lb/index.js';
 import type { LbHost, LoadBalancer, Rng } from '../lb/types.js';
@@ -113,30 +114,35 @@ export class Cluster {
     return { material: () => provider.tlsMaterial(), identities: spec.tls.identities };
   }
 
-  /** Applies a new version of this cluster's spec. */
-  reconcile(spec: ClusterSpec, rng: Rng): void {
+  /**
+   * Applies a change of this cluster's spec, as the config delta describes it: kept endpoints
+   * keep their pools and in-flight requests (new weight, pool settings, TLS), removed ones drain,
+   * new ones start empty.
+   */
+  reconcile(change: ClusterChange, rng: Rng): void {
+    const spec = change.spec;
     this.rng = rng;
-    if (JSON.stringify(spec.tls) !== JSON.stringify(this.spec.tls)) this.tls = this.poolTls(spec);
-    const old = new Map(this.endpoints.map((e) => [e.address, e]));
-    const next: Endpoint[] = [];
-    for (const e of spec.endpoints) {
-      const kept = old.get(e.address);
-      if (kept !== undefined) {
-        old.delete(e.address);
-        kept.weight = e.weight;
-        kept.pool.spec = spec.pool;
-        kept.pool.tls = this.tls;
-        next.push(kept);
-      } else {
-        next.push(new Endpoint(e.address, e, spec, this.budget, this.ticker, this.tls));
-      }
-    }
-    for (const gone of old.values()) gone.pool.drain();
+    if (change.tls) this.tls = this.poolTls(spec);
+    const kept = new Map(this.endpoints.map((e) => [e.address, e]));
+    for (const address of change.endpoints.removed) kept.get(address)?.pool.drain();
+    this.endpoints = spec.endpoints.map((e) => {
+      const ep = kept.get(e.address);
+      if (ep === undefined) return new Endpoint(e.address, e, spec, this.budget, this.ticker, this.tls);
+      ep.weight = e.weight;
+      ep.pool.spec = spec.pool;
+      ep.pool.tls = this.tls;
+      return ep;
+    });
     this.spec = spec;
     this.budget.max = spec.pool.maxPending;
     this.retryBudget.spec = spec.retryBudget;
-    this.endpoints = next;
-    this.lb = createLoadBalancer(spec.lb, next, this.rng);
+    this.lb = createLoadBalancer(spec.lb, this.endpoints, this.rng);
+  }
+
+  /** A new random generator (node.random_seed changed): the load balancer starts over with it. */
+  reseed(rng: Rng): void {
+    this.rng = rng;
+    this.lb = createLoadBalancer(this.spec.lb, this.endpoints, rng);
   }
 
   endpoint(address: string): Endpoint | undefined {

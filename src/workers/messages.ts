@@ -1,6 +1,6 @@
 // Messages between the supervisor (main thread) and worker threads. Plain data only.
 
-import type { Snapshot } from '../config/types.js';
+import type { ConfigDelta } from '../config/delta.js';
 import type { Outcome } from '../health/outlier.js';
 import type { StatsDelta } from '../stats/delta.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -13,7 +13,8 @@ export interface WorkerInit {
 }
 
 export type ToWorker =
-  | { readonly type: 'apply'; readonly snapshot: Snapshot }
+  /** Move from the config the worker runs to the delta's version (delta.ts, compiled for this worker). */
+  | { readonly type: 'apply'; readonly delta: ConfigDelta }
   | { readonly type: 'drain'; readonly timeoutMs: number }
   | { readonly type: 'inspect'; readonly id: number }
   | { readonly type: 'secrets'; readonly material: TlsMaterial }

@@ -1,27 +1,25 @@
 // Everything one worker thread owns: listeners, clusters (pools, LB state), the coarse timer.
-// `apply` moves it to a new config version: clusters are reconciled by name (endpoints by
-// address), listeners updated in place, re-bound (new address first, then the old one closed),
-// added or closed. Nothing here is shared with another thread.
+// `apply` moves it along a config delta compiled by the main thread (config/delta.ts) without
+// comparing specs itself: clusters added, changed (endpoints by address keep their pools) or
+// drained; listeners updated in place, re-bound (new socket first, then the old one closed),
+// added or closed. An apply is all or nothing: a bind failure leaves the previous config running.
+// Nothing here is shared with another thread.
 
-import type { ClusterSpec, ListenerSpec, Snapshot } from '../config/types.js';
-import type { ProxyError } from '../errors.js';
+import type { ClusterChange, ConfigDelta, ListenerChange } from '../config/delta.js';
+import type { ListenerSpec } from '../config/types.js';
 import { defaultRng, seededRng } from '../lb/rng.js';
 import type { Rng } from '../lb/types.js';
-import type { Exchange, TryOutcome } from '../dataplane/exchange.js';
-import type { RequestHead } from '../dataplane/request_head.js';
 import { ListenerRuntime, type ListenerContext } from '../dataplane/listener.js';
-import { Cluster, type Endpoint } from '../upstream/cluster.js';
+import { Cluster } from '../upstream/cluster.js';
 import { Ticker } from '../upstream/ticker.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { BoundListener } from './messages.js';
 
-export interface RuntimeHooks {
-  onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
-  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
-  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void;
-  onTestCrash(route: string): void;
-  onTestStall(route: string): void;
-}
+/**
+ * What the worker does when a request ends or a try's outcome is known (stats, access log,
+ * outlier reports, drain) and the test hooks: handed to every listener as they are.
+ */
+export type RequestObserver = Pick<ListenerContext, 'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall'>;
 
 export class WorkerRuntime implements ListenerContext {
   readonly ticker = new Ticker(25);
@@ -35,11 +33,20 @@ export class WorkerRuntime implements ListenerContext {
 
   private material: TlsMaterial | null = null;
 
+  // The observer's callbacks, called by listeners directly (no forwarding through the runtime).
+  readonly onExchangeDone: ListenerContext['onExchangeDone'];
+  readonly onTryOutcome: ListenerContext['onTryOutcome'];
+  readonly onLocalReply: ListenerContext['onLocalReply'];
+  readonly onTestCrash: ListenerContext['onTestCrash'];
+  readonly onTestStall: ListenerContext['onTestStall'];
+
   constructor(
-    private readonly hooks: RuntimeHooks,
+    observer: RequestObserver,
     private readonly workerId: number,
     readonly ticketKeySeed: Buffer,
-  ) {}
+  ) {
+    ({ onExchangeDone: this.onExchangeDone, onTryOutcome: this.onTryOutcome, onLocalReply: this.onLocalReply, onTestCrash: this.onTestCrash, onTestStall: this.onTestStall } = observer);
+  }
 
   tlsMaterial(): TlsMaterial | null {
     return this.material;
@@ -55,23 +62,34 @@ export class WorkerRuntime implements ListenerContext {
     return this.clusters.get(name);
   }
 
-  async apply(snapshot: Snapshot): Promise<BoundListener[]> {
-    const seed = snapshot.node.randomSeed;
-    if (seed !== this.seeded) {
-      // Each worker gets its own reproducible stream.
-      this.seeded = seed;
-      this.rng = seed === null ? defaultRng : seededRng((seed + this.workerId * 0x9e3779b1) >>> 0);
+  /** Applies a config delta compiled for this worker; resolves to the listeners it now serves. */
+  async apply(delta: ConfigDelta): Promise<BoundListener[]> {
+    // New clusters first (nothing routes to them yet), so that fresh listeners resolve them.
+    const added = delta.clusters.added.map((spec) => new Cluster(spec, this.ticker, this.rng, this));
+    for (const c of added) this.clusters.set(c.spec.name, c);
+    let fresh: Array<[string, ListenerRuntime]>;
+    try {
+      fresh = await this.bindFresh([...delta.listeners.added, ...delta.listeners.changed.filter((c) => c.rebind).map((c) => c.spec)]);
+    } catch (e) {
+      for (const c of added) {
+        this.clusters.delete(c.spec.name);
+        c.close();
+      }
+      throw e;
     }
-    this.reconcileClusters(snapshot.clusters);
-    // Every worker serves every listener (SO_REUSEPORT: the kernel spreads the connections).
-    const mine = snapshot.listeners;
-    const wanted = new Map(mine.map((l) => [l.name, l]));
-    // Bind new and moved listeners first, so that a failure leaves the old ones serving.
+    const reseeded = delta.node !== null && this.reseed(delta.node.randomSeed);
+    this.applyClusters(delta.clusters.changed, delta.clusters.removed, reseeded);
+    this.applyListeners(delta.listeners.changed, delta.listeners.removed, fresh);
+    if (added.length > 0 || delta.clusters.removed.length > 0) for (const l of this.listeners.values()) l.refreshTargets();
+    this.version = delta.version;
+    return [...this.listeners.values()].map((l) => ({ name: l.spec.name, host: l.spec.host, port: l.port }));
+  }
+
+  /** Binds new and re-bound listeners before anything else changes, so that a failure leaves the old ones serving. */
+  private async bindFresh(specs: readonly ListenerSpec[]): Promise<Array<[string, ListenerRuntime]>> {
     const fresh: Array<[string, ListenerRuntime]> = [];
     try {
-      for (const spec of mine) {
-        const cur = this.listeners.get(spec.name);
-        if (cur !== undefined && sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls && cur.spec.engine === spec.engine) continue;
+      for (const spec of specs) {
         const next = new ListenerRuntime(spec, this);
         await next.listen();
         fresh.push([spec.name, next]);
@@ -80,38 +98,42 @@ export class WorkerRuntime implements ListenerContext {
       for (const [, l] of fresh) l.stopAccepting();
       throw e;
     }
-    for (const [name, cur] of this.listeners) {
-      const spec = wanted.get(name);
-      if (spec === undefined) {
-        this.retire(cur);
-        this.listeners.delete(name);
-      } else if (sameAddress(cur.spec, spec) && cur.spec.tls === spec.tls && cur.spec.engine === spec.engine) {
-        cur.update(spec);
-      }
+    return fresh;
+  }
+
+  /** A new node.random_seed: each worker gets its own reproducible stream. True when the generator changed. */
+  private reseed(seed: number | null): boolean {
+    if (seed === this.seeded) return false;
+    this.seeded = seed;
+    this.rng = seed === null ? defaultRng : seededRng((seed + this.workerId * 0x9e3779b1) >>> 0);
+    return true;
+  }
+
+  private applyClusters(changed: readonly ClusterChange[], removed: readonly string[], reseeded: boolean): void {
+    const touched = new Set<string>();
+    for (const change of changed) {
+      touched.add(change.spec.name);
+      this.clusters.get(change.spec.name)?.reconcile(change, this.rng);
     }
+    if (reseeded) for (const c of this.clusters.values()) if (!touched.has(c.spec.name)) c.reseed(this.rng);
+    for (const name of removed) {
+      this.clusters.get(name)?.drain();
+      this.clusters.delete(name);
+    }
+  }
+
+  private applyListeners(changed: readonly ListenerChange[], removed: readonly string[], fresh: ReadonlyArray<[string, ListenerRuntime]>): void {
+    for (const name of removed) {
+      const cur = this.listeners.get(name);
+      if (cur === undefined) continue;
+      this.retire(cur);
+      this.listeners.delete(name);
+    }
+    for (const change of changed) if (!change.rebind) this.listeners.get(change.spec.name)?.update(change);
     for (const [name, next] of fresh) {
       const old = this.listeners.get(name);
       if (old !== undefined) this.retire(old);
       this.listeners.set(name, next);
-    }
-    for (const l of this.listeners.values()) l.refreshTargets();
-    this.version = snapshot.version;
-    return [...this.listeners.values()].map((l) => ({ name: l.spec.name, host: l.spec.host, port: l.port }));
-  }
-
-  private reconcileClusters(specs: readonly ClusterSpec[]): void {
-    const seen = new Set<string>();
-    for (const spec of specs) {
-      seen.add(spec.name);
-      const cur = this.clusters.get(spec.name);
-      if (cur === undefined) this.clusters.set(spec.name, new Cluster(spec, this.ticker, this.rng, this));
-      else cur.reconcile(spec, this.rng);
-    }
-    for (const [name, c] of this.clusters) {
-      if (!seen.has(name)) {
-        c.drain();
-        this.clusters.delete(name);
-      }
     }
   }
 
@@ -149,33 +171,8 @@ export class WorkerRuntime implements ListenerContext {
     this.ticker.stop();
   }
 
-  // ListenerContext
-  onExchangeDone(listener: ListenerRuntime, ex: Exchange): void {
-    this.hooks.onExchangeDone(listener, ex);
-  }
-
-  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void {
-    this.hooks.onTryOutcome(cluster, endpoint, outcome);
-  }
-
   /** Health and ejection verdicts from the main thread. */
   setEndpointState(cluster: string, address: string, checkedHealthy: boolean, ejected: boolean): void {
     this.clusters.get(cluster)?.endpoint(address)?.setState(checkedHealthy, ejected);
   }
-
-  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void {
-    this.hooks.onLocalReply(listener, routeIndex, err, head);
-  }
-
-  onTestCrash(route: string): void {
-    this.hooks.onTestCrash(route);
-  }
-
-  onTestStall(route: string): void {
-    this.hooks.onTestStall(route);
-  }
-}
-
-function sameAddress(a: ListenerSpec, b: ListenerSpec): boolean {
-  return a.host === b.host && a.port === b.port;
 }

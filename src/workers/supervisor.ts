@@ -1,11 +1,14 @@
-// Main-thread side of the data plane: spawns the worker threads, posts each config snapshot to
-// all of them and reports an apply done only when every worker acked it (rolling back everywhere
-// if one fails), restarts a crashed worker with backoff, and drains them on shutdown.
+// Main-thread side of the data plane: spawns the worker threads, posts each worker the delta from
+// the config it runs to the next one (config/delta.ts) and reports an apply done only when every
+// worker acked it (rolling back everywhere if one fails), restarts a crashed worker with backoff
+// (its first delta carries the whole config), and drains them on shutdown.
 // Before any worker binds, it checks that no other process owns a listener port: uWS binds with
 // SO_REUSEPORT and would otherwise silently share the port with a stale process.
 
 import net from 'node:net';
 import { Worker } from 'node:worker_threads';
+import { compileDelta } from '../config/delta.js';
+import { listenersOf } from '../config/placement.js';
 import type { ListenerSpec, Snapshot } from '../config/types.js';
 import type { StatsDelta } from '../stats/delta.js';
 import { newTicketKeySeed } from '../tls/contexts.js';
@@ -59,6 +62,10 @@ class WorkerSlot {
   /** Date.now() of the worker's last message (heartbeats every 250 ms). */
   lastBeat = 0;
   version = 0;
+  /** The config the worker will run once it has applied everything posted to it; null = none yet. */
+  config: Snapshot | null = null;
+  /** What the worker keeps running if the apply in flight fails (a worker's apply is all or nothing). */
+  keptOnFailure: Snapshot | null = null;
   listeners: readonly BoundListener[] = [];
   constructor(readonly id: number) {}
 }
@@ -223,8 +230,17 @@ export class Supervisor {
 
   private broadcastApply(snapshot: Snapshot): Promise<string[]> {
     const done = this.expectAcks(snapshot.version);
-    for (const slot of this.slots) if (slot.worker !== null) this.post(slot.worker, { type: 'apply', snapshot });
+    for (const slot of this.slots) this.postConfig(slot, snapshot);
     return done;
+  }
+
+  /** Posts a worker the delta from the config it runs (or will, once posted deltas apply) to `target`. */
+  private postConfig(slot: WorkerSlot, target: Snapshot): void {
+    if (slot.worker === null) return;
+    const delta = compileDelta(slot.config, target, slot.id);
+    slot.keptOnFailure = slot.config;
+    slot.config = target;
+    this.post(slot.worker, { type: 'apply', delta });
   }
 
   private expectAcks(version: number): Promise<string[]> {
@@ -258,7 +274,8 @@ export class Supervisor {
     w.on('error', (err) => this.opts.log.error({ worker: slot.id, err: err.message }, 'worker crashed'));
     w.on('exit', (code) => this.onExit(slot, w, code));
     if (this.material !== null) this.post(w, { type: 'secrets', material: this.material });
-    if (this.current !== null) this.post(w, { type: 'apply', snapshot: this.current });
+    slot.config = null;
+    if (this.current !== null) this.postConfig(slot, this.current);
     if (this.endpointStates.size > 0) this.post(w, { type: 'endpoint_states', states: [...this.endpointStates.values()] });
   }
 
@@ -274,6 +291,7 @@ export class Supervisor {
         break;
       case 'apply_failed':
         this.opts.log.error({ worker: slot.id, version: m.version, err: m.error }, 'worker failed to apply config');
+        slot.config = slot.keptOnFailure;
         this.ack(slot, m.version, m.error);
         break;
       case 'log':
@@ -308,7 +326,8 @@ export class Supervisor {
       this.stalls++;
       const stalledMs = now - slot.lastBeat;
       this.opts.onWorkerStall?.(slot.id);
-      if (this.current?.listeners.some((l) => l.engine === 'uws')) {
+      const current = this.current;
+      if (current !== null && listenersOf(current.listeners, current.node.workers, slot.id).some((l) => l.engine === 'uws')) {
         this.opts.log.error({ worker: slot.id, stalled_ms: stalledMs }, 'worker stuck; it serves uws listeners, which a stuck thread cannot release: exiting so the sidecar is restarted');
         this.opts.onUnrecoverableStall?.(slot.id, stalledMs);
         return;
@@ -323,6 +342,7 @@ export class Supervisor {
     if (slot.worker !== w) return; // terminated on purpose
     slot.worker = null;
     slot.version = 0;
+    slot.config = null;
     this.opts.onWorkerExit?.(slot.id);
     // A worker that dies while an apply waits for it must not hold the apply up.
     if (this.pending !== null && this.pending.waiting.has(slot.id)) {

@@ -1,0 +1,124 @@
+// Worker side of stats: records every finished request (exchange or local reply) into the
+// worker's counters and histograms, and once a second posts what grew since the last post to the
+// main thread (StatsDelta), with the counters kept in data-plane objects turned into growth.
+// Owns the stats handles of the listeners, routes and clusters it has seen.
+
+import type { Exchange } from '../dataplane/exchange.js';
+import type { ListenerRuntime } from '../dataplane/listener.js';
+import type { ProxyError } from '../errors.js';
+import { CounterDeltas } from '../stats/counters.js';
+import type { StatsDelta } from '../stats/delta.js';
+import { WorkerStats, type ClusterStatsHandle, type ListenerStatsHandle, type RouteStatsHandle } from '../stats/worker_stats.js';
+import type { Cluster } from '../upstream/cluster.js';
+
+/** Stats handles of one listener for one config version (routes by index). */
+interface ListenerHandles {
+  readonly spec: ListenerRuntime['spec'];
+  readonly listener: ListenerStatsHandle;
+  readonly routes: RouteStatsHandle[];
+}
+
+/** What the reporter reads when it flushes: the worker's current listeners and clusters. */
+export interface StatsSource {
+  readonly listeners: ReadonlyMap<string, ListenerRuntime>;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+}
+
+export class StatsReporter {
+  private readonly stats: WorkerStats;
+  private readonly listenerHandles = new WeakMap<ListenerRuntime, ListenerHandles>();
+  private readonly clusterHandles = new WeakMap<Cluster, ClusterStatsHandle>();
+  /** Counters kept in data-plane objects go to the main thread as growth, never as values. */
+  private readonly counters = new CounterDeltas();
+  private readonly worker: string;
+
+  constructor(
+    workerId: number,
+    private readonly source: StatsSource,
+    private readonly post: (delta: StatsDelta) => void,
+  ) {
+    this.stats = new WorkerStats(workerId);
+    this.worker = String(workerId);
+  }
+
+  exchangeDone(l: ListenerRuntime, ex: Exchange): void {
+    const h = this.handlesOf(l);
+    const c = this.clusterHandle(ex.cluster);
+    const err = ex.error;
+    if (err !== null) {
+      if (err.code === 'upstream_connect_failed') this.stats.upstreamConnectFailure(c);
+      else if (err.code === 'timeout') this.stats.upstreamTimeout(c);
+      else if (err.code === 'upstream_reset') this.stats.upstreamReset(c);
+    }
+    const upstreamUs = ex.upstreamHeadMs > 0 ? (ex.upstreamHeadMs - ex.startMs) * 1000 : 0;
+    this.stats.record(h.listener, h.routes[ex.routeIndex] ?? null, c, ex.status, (ex.endMs - ex.startMs) * 1000, upstreamUs, ex.bytesIn, ex.bytesOut);
+  }
+
+  localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError): void {
+    const h = this.handlesOf(l);
+    this.stats.record(h.listener, routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null, null, err.status, 0, 0, 0, 0);
+  }
+
+  /** Posts what grew since the last flush (nothing when nothing did). */
+  flush(): void {
+    for (const c of this.source.clusters.values()) {
+      const h = this.clusterHandle(c);
+      let open = 0;
+      let idle = 0;
+      for (const e of c.endpoints) {
+        open += e.pool.open;
+        idle += e.pool.idleCount;
+      }
+      this.stats.setActive(h, c.active);
+      this.stats.setPoolConnections(h, open, idle);
+    }
+    this.observeCounters();
+    const counters = this.counters.take();
+    const delta = this.stats.takeDelta();
+    if (delta.cells.length > 0 || delta.clusters.length > 0 || counters.length > 0) this.post({ ...delta, counters });
+  }
+
+  private observeCounters(): void {
+    const d = this.counters;
+    for (const l of this.source.listeners.values()) {
+      const listener = l.spec.name;
+      d.observe(l, 'outrigger_tls_handshake_failures_total', { listener }, l.handshakeFailures);
+      d.observe(l.underscores, 'outrigger_headers_with_underscores_dropped_total', { listener }, l.underscores.dropped);
+      if (l.connectionsAccepted !== null) d.observe(l, 'outrigger_listener_connections_accepted_total', { listener, worker: this.worker }, l.connectionsAccepted);
+      const authz = l.authzCounts;
+      if (authz !== null) {
+        authz.allowed.forEach((n, i) => d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: String(i), decision: 'allow' }, n));
+        d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: '', decision: 'deny' }, authz.denied);
+      }
+    }
+    for (const c of this.source.clusters.values()) {
+      const cluster = c.spec.name;
+      d.observe(c, 'outrigger_retries_total', { cluster }, c.retriesTotal);
+      d.observe(c, 'outrigger_overflow_total', { cluster }, c.overflowTotal);
+      d.observe(c.retryBudget, 'outrigger_retry_budget_exhausted_total', { cluster }, c.retryBudget.exhausted);
+      for (const e of c.endpoints) {
+        const pc = e.pool.counters;
+        d.observe(pc, 'outrigger_upstream_tls_handshakes_total', { cluster, endpoint: e.address }, pc.tlsHandshakes);
+        d.observe(pc, 'outrigger_upstream_tls_resumptions_total', { cluster, endpoint: e.address }, pc.tlsResumed);
+      }
+    }
+  }
+
+  private handlesOf(l: ListenerRuntime): ListenerHandles {
+    let h = this.listenerHandles.get(l);
+    if (h === undefined || h.spec !== l.spec) {
+      h = { spec: l.spec, listener: this.stats.listener(l.spec.name), routes: l.spec.routes.map((r) => this.stats.route(l.spec.name, r.name)) };
+      this.listenerHandles.set(l, h);
+    }
+    return h;
+  }
+
+  private clusterHandle(c: Cluster): ClusterStatsHandle {
+    let h = this.clusterHandles.get(c);
+    if (h === undefined) {
+      h = this.stats.cluster(c.spec.name);
+      this.clusterHandles.set(c, h);
+    }
+    return h;
+  }
+}
