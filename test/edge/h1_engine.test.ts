@@ -232,6 +232,32 @@ describe('strict engine', () => {
     expect(e.raw).toMatch(/HTTP\/1\.1 200 /);
   });
 
+  it('a head and body sent in one-byte writes arrive intact (the connection reassembles them)', async () => {
+    const value = 'v'.repeat(3000);
+    const bytes = `POST /v1/bytes HTTP/1.1\r\nHost: x\r\nX-Long: ${value}\r\nContent-Length: 5\r\n\r\nhello`;
+    const r = await new Promise<string>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: sc.port('fast') });
+      s.setNoDelay(true);
+      let raw = '';
+      s.on('data', (d: Buffer) => {
+        raw += d.toString('latin1');
+        if (/\r\n\r\n/.test(raw)) {
+          s.destroy();
+          resolve(raw);
+        }
+      });
+      let i = 0;
+      const next = (): void => {
+        if (i < bytes.length) s.write(bytes[i++]!, () => setImmediate(next));
+      };
+      s.on('connect', next);
+    });
+    expect(r).toMatch(/^HTTP\/1\.1 200 /);
+    const got = app.requests.at(-1)!;
+    expect(got.headers['x-long']).toBe(value);
+    expect(got.body.toString()).toBe('hello');
+  });
+
   it('a local reply to HEAD has no body, and the connection carries on', async () => {
     const r = await exchange(sc.port('fast'), ['HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/next HTTP/1.1\r\nHost: x\r\n\r\n'], (raw) => count(raw, /HTTP\/1\.1 /g) === 2 && raw.includes('x-got') === false && /HTTP\/1\.1 200[\s\S]*\r\n\r\n/.test(raw));
     const first = r.raw.slice(0, r.raw.indexOf('HTTP/1.1 200'));

@@ -70,6 +70,8 @@ export class H1Connection implements Timed, ChunkSink {
   private st = St.Idle;
   /** Bytes received and not consumed yet (a partial head, body bytes, pipelined requests). */
   private buf: Buffer | null = null;
+  /** A buffer of our own that `buf` may view (see append). */
+  private store: Buffer | null = null;
   /** How much of `buf` was searched for the end of the head already. */
   private scanned = 0;
   private lineChecked = false;
@@ -128,8 +130,39 @@ export class H1Connection implements Timed, ChunkSink {
   private onData(chunk: Buffer): void {
     if (this.st >= St.Closing) return; // after a refusal nothing is parsed
     if (this.st === St.Active) this.arm(this.host.settings.bodyIdleMs);
-    this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+    this.append(chunk);
     this.pump();
+  }
+
+  /**
+   * Adds received bytes to `buf`. Usually `buf` is empty and the chunk is used as it is; a head
+   * arriving in many small pieces grows one buffer of our own (capacity doubling, so a head
+   * trickled byte by byte costs linear, not quadratic, copying).
+   */
+  private append(chunk: Buffer): void {
+    const b = this.buf;
+    if (b === null) {
+      this.buf = chunk;
+      this.store = null;
+      return;
+    }
+    const need = b.length + chunk.length;
+    const store = this.store;
+    if (store !== null && b.buffer === store.buffer) {
+      // `buf` is the written tail of `store` (bytes are consumed from the front only).
+      const start = b.byteOffset - store.byteOffset;
+      if (start + need <= store.length) {
+        chunk.copy(store, start + b.length);
+        this.buf = store.subarray(start, start + need);
+        return;
+      }
+    }
+    // Never a pooled buffer: bytes are written past the end of what `buf` views.
+    const s = Buffer.allocUnsafeSlow(Math.max(need, 2 * b.length, 4096));
+    b.copy(s, 0);
+    chunk.copy(s, b.length);
+    this.store = s;
+    this.buf = s.subarray(0, need);
   }
 
   /** Runs the request loop over the buffered bytes as far as it can go. */
@@ -376,8 +409,21 @@ export class H1Connection implements Timed, ChunkSink {
     if (this.socket.writable) this.socket.write(text, 'latin1');
   }
 
-  writeUtf8(text: string): void {
-    if (this.socket.writable) this.socket.write(text, 'utf8');
+  /**
+   * A rendered local reply (localReplyBytes): the head as latin1 (a client's x-request-id keeps
+   * its bytes), the JSON body as UTF-8 (what its Content-Length counts); without the body for HEAD.
+   */
+  writeLocalReply(text: string, withBody: boolean): void {
+    if (!this.socket.writable) return;
+    const at = text.indexOf('\r\n\r\n') + 4;
+    if (!withBody) {
+      this.socket.write(text.slice(0, at), 'latin1');
+      return;
+    }
+    this.socket.cork();
+    this.socket.write(text.slice(0, at), 'latin1');
+    this.socket.write(text.slice(at), 'utf8');
+    this.socket.uncork();
   }
 
   destroy(): void {
@@ -390,7 +436,7 @@ export class H1Connection implements Timed, ChunkSink {
     this.host.refused(err);
     this.buf = null;
     this.keepAlive = false;
-    this.writeUtf8(localReplyBytes(localReply(err, null, this.detail), httpDate()));
+    this.writeLocalReply(localReplyBytes(localReply(err, null, this.detail), httpDate()), true);
     this.closeAfterWrites();
     return false;
   }

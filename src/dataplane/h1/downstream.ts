@@ -164,9 +164,8 @@ export class StrictDownstream implements Downstream {
     if (this.aborted || this.done || this.headSent || this.head !== null) return;
     const r = localReply(err, requestId, this.conn.detail);
     if (r.close || this.conn.minor === 0) this.conn.keepAlive = false;
-    const text = localReplyBytes(r, httpDate());
     // A reply to HEAD has the head only (its Content-Length says what a GET would get).
-    this.conn.writeUtf8(this.isHead ? text.slice(0, text.length - r.body.length) : text);
+    this.conn.writeLocalReply(localReplyBytes(r, httpDate()), !this.isHead);
     this.headSent = true;
     this.finished();
   }
