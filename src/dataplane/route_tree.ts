@@ -1,9 +1,10 @@
-// The routes of one host pattern, indexed by path in a radix tree (edges labelled with strings,
-// split where two paths diverge): exact paths at their node, prefixes (any path = the empty
-// prefix) at theirs, regex routes at the node of their literal prefix (regex_prefix.ts).
-// A lookup walks the tree along the request path and hands the route lists whose path matches to a
-// Candidates merge, which checks them in config order: the cost follows the path's length and the
-// routes that can match, not the route count. Groups are frozen data; Candidates is scratch.
+// The routes of one host pattern, indexed by path: exact paths in a map, prefixes (any path = the
+// empty prefix) in a radix tree (edges labelled with strings, split where two paths diverge), and
+// regex routes in the same tree at the node of their literal prefix (regex_prefix.ts).
+// A lookup walks the tree along the request path and hands the route lists whose path can match
+// to a Candidates merge, which checks them in config order: the cost follows the path's length
+// and the routes that can match, not the route count. Groups are frozen data; Candidates is
+// scratch.
 
 import type { HeaderLookup } from './router.js';
 
@@ -13,7 +14,7 @@ export interface RouteCandidate {
   readonly index: number;
   /** Method and header matchers only (the tree has already vouched for the path). */
   matchesConditions(method: string, header: HeaderLookup): boolean;
-  /** Path, method and headers (for routes outside the tree: regex or any path). */
+  /** Path, method and headers (for regex routes, whose literal prefix only narrows them down). */
   matchesRest(method: string, path: string, header: HeaderLookup): boolean;
 }
 
@@ -23,8 +24,6 @@ const FANOUT_MAP_MIN = 8;
 class PathNode<T extends RouteCandidate> {
   /** The edge from the parent: the path characters this node adds (empty at the root). */
   label: string;
-  /** Routes whose exact path ends here, in config order. */
-  exact: T[] | null = null;
   /** Routes whose path prefix ends here, in config order. */
   prefix: T[] | null = null;
   /** Regex routes whose literal prefix ends here, in config order (their regex still decides). */
@@ -59,7 +58,6 @@ class PathNode<T extends RouteCandidate> {
   seal(): void {
     for (const kid of this.kids) kid.seal();
     if (this.kids.length >= FANOUT_MAP_MIN) this.byCode = new Map(this.codes.map((c, i) => [c, this.kids[i] as PathNode<T>]));
-    if (this.exact !== null) Object.freeze(this.exact);
     if (this.prefix !== null) Object.freeze(this.prefix);
     if (this.regex !== null) Object.freeze(this.regex);
     Object.freeze(this.codes);
@@ -71,10 +69,12 @@ class PathNode<T extends RouteCandidate> {
 /** Builds a RouteGroup: add routes in config order, then `build()`. */
 export class RouteGroupBuilder<T extends RouteCandidate> {
   private readonly root = new PathNode<T>('');
+  private readonly exact = new Map<string, T[]>();
 
   addExact(path: string, route: T): void {
-    const node = this.nodeFor(path);
-    (node.exact ??= []).push(route);
+    const routes = this.exact.get(path);
+    if (routes === undefined) this.exact.set(path, [route]);
+    else routes.push(route);
   }
 
   addPrefix(prefix: string, route: T): void {
@@ -90,7 +90,8 @@ export class RouteGroupBuilder<T extends RouteCandidate> {
 
   build(): RouteGroup<T> {
     this.root.seal();
-    return new RouteGroup(this.root);
+    for (const routes of this.exact.values()) Object.freeze(routes);
+    return new RouteGroup(this.exact.size === 0 ? null : this.exact, this.root);
   }
 
   /** The node whose path from the root is exactly `path`, splitting an edge or adding one. */
@@ -125,25 +126,28 @@ export class RouteGroupBuilder<T extends RouteCandidate> {
 }
 
 export class RouteGroup<T extends RouteCandidate> {
-  constructor(private readonly root: PathNode<T>) {
+  constructor(
+    /** Exact path → its routes in config order; null when there are none. */
+    private readonly exact: ReadonlyMap<string, readonly T[]> | null,
+    private readonly root: PathNode<T>,
+  ) {
     Object.freeze(this);
   }
 
   /**
-   * Adds to `into` the route lists whose path can match `path`: on every node whose path is a
-   * prefix of `path`, its prefix routes (checked for method and headers only) and its regex
-   * routes (checked in full); on the node equal to `path`, its exact routes.
+   * Adds to `into` the route lists whose path can match `path`: the routes with exactly that
+   * path, and on every node whose path is a prefix of `path`, its prefix routes (both checked for
+   * method and headers only) and its regex routes (checked in full).
    */
   collect(path: string, into: Candidates<T>): void {
+    const exact = this.exact?.get(path);
+    if (exact !== undefined) into.add(exact, false);
     let node: PathNode<T> | undefined = this.root;
     let pos = 0;
     for (;;) {
       if (node.prefix !== null) into.add(node.prefix, false);
       if (node.regex !== null) into.add(node.regex, true);
-      if (pos === path.length) {
-        if (node.exact !== null) into.add(node.exact, false);
-        return;
-      }
+      if (pos === path.length) return;
       node = node.child(path.charCodeAt(pos));
       if (node === undefined || !path.startsWith(node.label, pos)) return;
       pos += node.label.length;

@@ -128,8 +128,7 @@ class CompiledRouteImpl implements CompiledRoute, RouteCandidate {
       this.pathKind = PATH_ANY;
     }
     this.methods = m.methods === null || m.methods.length === 0 ? null : m.methods.slice();
-    this.headers =
-      m.headers.length === 0 ? null : m.headers.map((h) => new HeaderMatcher(h, spec.name));
+    this.headers = m.headers.length === 0 ? null : m.headers.map((h) => new HeaderMatcher(h, spec.name));
 
     const action = spec.action;
     if (action.kind === 'cluster') {

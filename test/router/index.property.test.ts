@@ -63,10 +63,11 @@ const tableArb: fc.Arbitrary<RouteSpec[]> = fc
 const requestArb = fc.record({
   method: fc.constantFrom('GET', 'POST', 'PUT'),
   host: requestHostArb,
-  path: fc.oneof(pathArb, pathArb.chain((p) => fc.constantFrom(`${p}/a`, `${p}b`, `${p}é`))),
-  headers: fc
-    .record({ 'x-a': fc.constantFrom('1', '2', '3'), 'x-b': fc.constantFrom('1', '2') }, { requiredKeys: [] })
-    .map((h): Record<string, string> => h),
+  path: fc.oneof(
+    pathArb,
+    pathArb.chain((p) => fc.constantFrom(`${p}/a`, `${p}b`, `${p}é`)),
+  ),
+  headers: fc.record({ 'x-a': fc.constantFrom('1', '2', '3'), 'x-b': fc.constantFrom('1', '2') }, { requiredKeys: [] }).map((h): Record<string, string> => h),
 });
 
 /** The route index and the header names asked, in order. */

@@ -66,9 +66,9 @@ const requestArb = fc.record({
   method: fc.constantFrom(...methods),
   host: requestHostArb,
   path: fc.constantFrom(...paths, '/v1/users/x', '/zzz'),
-  headers: fc.record({ 'x-a': fc.constantFrom('1', '2', '3') }, { requiredKeys: [] }).chain((a) =>
-    fc.record({ 'x-b': fc.constantFrom('1', '2') }, { requiredKeys: [] }).map((b) => ({ ...a, ...b })),
-  ),
+  headers: fc
+    .record({ 'x-a': fc.constantFrom('1', '2', '3') }, { requiredKeys: [] })
+    .chain((a) => fc.record({ 'x-b': fc.constantFrom('1', '2') }, { requiredKeys: [] }).map((b) => ({ ...a, ...b }))),
 });
 
 describe('property: indexed router == naive linear scan', () => {
