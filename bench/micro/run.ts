@@ -1,7 +1,8 @@
 // npm run bench:micro [-- --filter WORD] [--time MS] [--json]
 // Runs every micro benchmark file beside this one (*.bench.js once compiled). Each file is
-// independent: it exports `title` and `register(bench)`; a file that fails to load or register
-// (its module moved, say) is reported as skipped with the reason and the rest still run.
+// independent: it exports `title` and `register(bench)`, and `opsPerCall` when each task call
+// makes that many operations (times are then per operation); a file that fails to load or
+// register (its module moved, say) is reported as skipped with the reason and the rest still run.
 
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,6 +12,8 @@ import { Bench } from 'tinybench';
 
 export interface MicroBenchModule {
   readonly title: string;
+  /** Operations per task call (default 1): ops/s and times are reported per operation. */
+  readonly opsPerCall?: number;
   register(bench: Bench): void | Promise<void>;
 }
 
@@ -52,7 +55,8 @@ async function main(): Promise<number> {
       skipped.push({ file, reason: e instanceof Error ? e.message : String(e) });
       continue;
     }
-    process.stderr.write(`${mod.title} (${file})…\n`);
+    const per = mod.opsPerCall ?? 1;
+    process.stderr.write(`${mod.title} (${file}${per === 1 ? '' : `, ${per} ops per call, times per op`})…\n`);
     await bench.run();
     for (const task of bench.tasks) {
       const r = task.result;
@@ -62,10 +66,10 @@ async function main(): Promise<number> {
           task: task.name,
           // ops/s as 1 / mean time per op (tinybench's throughput.mean averages per-sample rates,
           // which overstates ops/s when samples vary)
-          opsPerSec: r.period > 0 ? 1000 / r.period : null,
-          meanNs: r.period * 1e6,
-          p50Ns: r.latency.p50 * 1e6,
-          p99Ns: r.latency.p99 * 1e6,
+          opsPerSec: r.period > 0 ? (1000 * per) / r.period : null,
+          meanNs: (r.period * 1e6) / per,
+          p50Ns: (r.latency.p50 * 1e6) / per,
+          p99Ns: (r.latency.p99 * 1e6) / per,
           rmePercent: r.latency.rme,
           samples: r.latency.samplesCount,
         });
@@ -81,7 +85,9 @@ async function main(): Promise<number> {
     const fmt = (v: number | null, d = 0): string => (v === null ? '–' : v.toLocaleString('en-US', { maximumFractionDigits: d }));
     const lines = ['| benchmark | task | ops/s | mean ns | p50 ns | p99 ns | ±% | samples |', '|---|---|---:|---:|---:|---:|---:|---:|'];
     for (const r of rows) {
-      lines.push(`| ${r.file.replace('.bench.js', '')} | ${r.task} | ${r.error ?? fmt(r.opsPerSec)} | ${fmt(r.meanNs)} | ${fmt(r.p50Ns)} | ${fmt(r.p99Ns)} | ${fmt(r.rmePercent, 1)} | ${r.samples} |`);
+      lines.push(
+        `| ${r.file.replace('.bench.js', '')} | ${r.task} | ${r.error ?? fmt(r.opsPerSec)} | ${fmt(r.meanNs)} | ${fmt(r.p50Ns)} | ${fmt(r.p99Ns)} | ${fmt(r.rmePercent, 1)} | ${r.samples} |`,
+      );
     }
     for (const s of skipped) lines.push(`| ${s.file.replace('.bench.js', '')} | skipped: ${s.reason.replace(/\|/g, '/').split('\n')[0] ?? ''} | | | | | | |`);
     process.stdout.write(`${lines.join('\n')}\n`);
