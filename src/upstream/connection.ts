@@ -133,7 +133,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   }
 
   write(data: string | Buffer): boolean {
-    return this.socket.write(data as never);
+    return this.socket.write(data);
   }
 
   cork(): void {

@@ -92,7 +92,10 @@ describe('Authorizer', () => {
   it('agrees with a direct reading of the rules (property)', () => {
     const seg = fc.constantFrom('a', 'b', 'v1', 'x');
     const path = fc.array(seg, { maxLength: 3 }).map((s) => '/' + s.join('/'));
-    const pathEntry = fc.oneof(path, path.map((p) => p + '*'));
+    const pathEntry = fc.oneof(
+      path,
+      path.map((p) => p + '*'),
+    );
     const ids = ['spiffe://td/ns/a/sa/x', 'spiffe://td/ns/b/sa/x', 'spiffe://td2/ns/a/sa/x'];
     const method = fc.constantFrom('GET', 'POST', 'PUT');
     const ruleArb: fc.Arbitrary<AuthzRuleSpec> = fc.record({
@@ -104,7 +107,10 @@ describe('Authorizer', () => {
     fc.assert(
       fc.property(fc.array(ruleArb, { maxLength: 4 }), fc.option(fc.constantFrom(...ids), { nil: null }), path, method, (rules, id, p, m) => {
         const expected = rules.findIndex(
-          (r) => (r.from === null || (id !== null && r.from.includes(id))) && (r.paths === null || pathOk(r.paths, p)) && (r.methods === null || r.methods.includes(m)),
+          (r) =>
+            (r.from === null || (id !== null && r.from.includes(id))) &&
+            (r.paths === null || pathOk(r.paths, p)) &&
+            (r.methods === null || r.methods.includes(m)),
         );
         expect(new Authorizer(rules).check(id, p, m)).toBe(expected);
       }),

@@ -18,15 +18,12 @@ export class ManualClock implements Clock {
 }
 
 /** A ticker on a manual clock; `advance(ms)` moves the clock and runs one tick. */
-export function manualTicker(resolutionMs = 25, startMs = 1_000): { clock: ManualClock; ticker: Ticker; advance(ms: number): void } {
+export function manualTicker(resolutionMs = 25, startMs = 1_000): { clock: ManualClock; ticker: Ticker; advance: (ms: number) => void } {
   const clock = new ManualClock(startMs);
   const ticker = new Ticker({ resolutionMs, clock, autoTick: false });
-  return {
-    clock,
-    ticker,
-    advance(ms: number): void {
-      clock.advance(ms);
-      ticker.tick();
-    },
+  const advance = (ms: number): void => {
+    clock.advance(ms);
+    ticker.tick();
   };
+  return { clock, ticker, advance };
 }

@@ -26,7 +26,11 @@ function allow(): UnderscorePolicy {
 }
 
 /** Flat [name, value, ...] with the byte count the engines compute. */
-function read(target: string, headers: readonly string[], opts: { method?: string; minor?: number; max?: number; underscores?: UnderscorePolicy } = {}): RequestHead {
+function read(
+  target: string,
+  headers: readonly string[],
+  opts: { method?: string; minor?: number; max?: number; underscores?: UnderscorePolicy } = {},
+): RequestHead {
   let bytes = 0;
   for (let i = 0; i < headers.length; i += 2) bytes += headers[i]!.length + headers[i + 1]!.length + 4;
   return readStrictRequestHead(opts.method ?? 'GET', target, opts.minor ?? 1, [...headers], bytes, opts.max ?? MAX, opts.underscores ?? allow());
@@ -55,7 +59,10 @@ describe('request head: framing', () => {
 
   it('refuses a Content-Length that is not 1-15 digits', () => {
     for (const v of ['', '+5', '-1', '5 ', ' 5', '0x10', '1e3', '5, 5', '1.0', '1234567890123456']) {
-      expect(refusal(() => read('/', [...H, 'content-length', v])), JSON.stringify(v)).toEqual({ code: 'bad_request', message: 'invalid Content-Length' });
+      expect(
+        refusal(() => read('/', [...H, 'content-length', v])),
+        JSON.stringify(v),
+      ).toEqual({ code: 'bad_request', message: 'invalid Content-Length' });
     }
   });
 
@@ -182,7 +189,10 @@ describe('request head: header names with underscores', () => {
 
   it('reject: a 400 naming the first one', () => {
     const p: UnderscorePolicy = { action: 'reject', dropped: 0 };
-    expect(refusal(() => read('/', headers, { underscores: p }))).toEqual({ code: 'bad_request', message: 'header name with an underscore: "x_forwarded_client_cert"' });
+    expect(refusal(() => read('/', headers, { underscores: p }))).toEqual({
+      code: 'bad_request',
+      message: 'header name with an underscore: "x_forwarded_client_cert"',
+    });
   });
 
   it('a dropped underscore Host does not count as the Host', () => {
