@@ -15,7 +15,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { abMetrics, abOrder, abRounds, headline, problems, roundsTable, summarizeAb, summaryTable, type Side } from './lib/ab.js';
+import { abMetrics, abOrder, abRounds, headline, loadWarning, problems, roundsTable, summarizeAb, summaryTable, type Side } from './lib/ab.js';
 import { measureConfig, type MeasurePlan, type RunRecord } from './lib/measure.js';
 import { ensureTools } from './lib/peers.js';
 import { clockTicksPerSecond } from './lib/procfs.js';
@@ -268,7 +268,6 @@ async function main(): Promise<number> {
   const rate = positiveNumber('rate', values.rate, 1000);
   const out = resolve(values.out ?? join(repoRoot, 'bench', 'results', `ab-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   const startedAt = new Date().toISOString();
-  const loadavgStart = loadavg();
 
   // Revisions first (a typo fails before anything is built), then wrk, then the builds.
   resolveRev(values.base);
@@ -301,6 +300,8 @@ async function main(): Promise<number> {
   };
   const running = new Map<Side, RunningTarget>();
   const startNotes: string[] = [];
+  const roundLoads: number[] = [];
+  let loadavgStart = loadavg();
   const runs: RunRecord[] = [];
   let upstream: Awaited<ReturnType<typeof startUpstream>> | null = null;
   try {
@@ -328,8 +329,10 @@ async function main(): Promise<number> {
       log(`started ${side}: ${r.target.baseUrl}, pid ${r.target.pids.join(',')}, ${outriggerCli(b.root)} run, node.workers=${workers}, engine ${engine}`);
     }
     await sleep(1000);
+    loadavgStart = loadavg();
     for (let round = 1; round <= rounds; round++) {
       const order = abOrder(round);
+      roundLoads.push(loadavg()[0] ?? 0);
       log(`round ${round}/${rounds}: ${order.join(', ')}`);
       for (const side of order) {
         const t = running.get(side) as RunningTarget;
@@ -343,20 +346,21 @@ async function main(): Promise<number> {
     cleanupSync();
   }
 
-  const table = abRounds(runs, rounds, rate);
+  const table = abRounds(runs, rounds, rate, roundLoads);
   const summary = summarizeAb(table, abMetrics(rate));
   const describe = (b: Build): string =>
     b.rev === 'working tree'
       ? `working tree (HEAD ${b.sha.slice(0, 9)} "${b.subject}"${b.uncommitted !== undefined && b.uncommitted.length > 0 ? ` + uncommitted changes in ${b.uncommitted.length} files` : ''})`
       : `${b.rev} = ${b.sha.slice(0, 9)} "${b.subject}"`;
   const loadavgEnd = loadavg();
+  const warnLoad = loadWarning(loadavgStart, loadavgEnd, cpus().length);
   const text = [
     `# bench:ab — head ÷ base, ${rounds} interleaved rounds (ABBA…), one run`,
     '',
     `- base: ${describe(base)}`,
     `- head: ${describe(builds.head)}`,
     `- both: node.workers ${workers}, listener engine ${engine}; throughput wrk -t1 -c50 ${durationS} s; fixed rate ${rate} req/s for ${rateS} s (wrk -t1 -c16, paced); warm-up 5 s before round 1, 1 s before every run`,
-    `- load average ${loadavgStart.map((x) => x.toFixed(2)).join(' ')} at start, ${loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end (${cpus().length} CPUs)`,
+    `- load average ${loadavgStart.map((x) => x.toFixed(2)).join(' ')} when the rounds started, ${loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end (${cpus().length} CPUs)`,
     '',
     '## Per round',
     '',
@@ -367,7 +371,7 @@ async function main(): Promise<number> {
     summaryTable(summary),
     '',
     headline(summary),
-    ...[...startNotes, ...problems(table)].map((p) => `\n⚠ ${p}`),
+    ...[...startNotes, ...problems(table), ...(warnLoad === null ? [] : [warnLoad])].map((p) => `\n⚠ ${p}`),
     '',
   ].join('\n');
 
@@ -393,7 +397,7 @@ async function main(): Promise<number> {
     builds: (['base', 'head'] as const).map((s) => ({ ...builds[s], description: describe(builds[s]) })),
     rounds: table,
     summary,
-    notes: startNotes,
+    notes: [...startNotes, ...(warnLoad === null ? [] : [warnLoad])],
     runs,
   };
   mkdirSync(out, { recursive: true });

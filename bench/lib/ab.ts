@@ -37,6 +37,8 @@ export interface AbRound {
   readonly order: readonly Side[];
   readonly base: SideRound;
   readonly head: SideRound;
+  /** 1-minute load average when the round started (null: not recorded). */
+  readonly loadAvg1: number | null;
 }
 
 /** The GET / throughput run and the paced run at `rate` of `side` in `round`, as numbers. */
@@ -59,10 +61,16 @@ export function sideRound(runs: readonly RunRecord[], side: Side, round: number,
 }
 
 /** Every round of a run, in order. */
-export function abRounds(runs: readonly RunRecord[], rounds: number, rate: number): AbRound[] {
+export function abRounds(runs: readonly RunRecord[], rounds: number, rate: number, loadAvg1: readonly number[] = []): AbRound[] {
   const out: AbRound[] = [];
   for (let round = 1; round <= rounds; round++) {
-    out.push({ round, order: abOrder(round), base: sideRound(runs, 'base', round, rate), head: sideRound(runs, 'head', round, rate) });
+    out.push({
+      round,
+      order: abOrder(round),
+      base: sideRound(runs, 'base', round, rate),
+      head: sideRound(runs, 'head', round, rate),
+      loadAvg1: loadAvg1[round - 1] ?? null,
+    });
   }
   return out;
 }
@@ -139,15 +147,15 @@ function medRange(s: Summary | null, digits: number): string {
 /** The per-round table: one row per build per round, in the order they ran. */
 export function roundsTable(rounds: readonly AbRound[], rate: number): string {
   const lines = [
-    `| round | build | req/s | CPU µs/req | upstream µs/req | p50 µs @${rate}/s | p99 µs | p99.9 µs | late | errors |`,
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| round | build | req/s | CPU µs/req | upstream µs/req | p50 µs @${rate}/s | p99 µs | p99.9 µs | late | errors | load avg at round start |`,
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rounds) {
     r.order.forEach((side, i) => {
       const s = r[side];
       const failed = s.failures.length > 0 ? ` ⚠ ${s.failures.join('; ').replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)}` : '';
       lines.push(
-        `| ${i === 0 ? r.round : ''} | ${side}${failed} | ${num(s.rps, 0)} | ${num(s.cpuUsPerReq, 1)} | ${num(s.upstreamCpuUsPerReq, 1)} | ${num(s.p50Us, 0)} | ${num(s.p99Us, 0)} | ${num(s.p999Us, 0)} | ${num(s.late, 0)} | ${s.errors} |`,
+        `| ${i === 0 ? r.round : ''} | ${side}${failed} | ${num(s.rps, 0)} | ${num(s.cpuUsPerReq, 1)} | ${num(s.upstreamCpuUsPerReq, 1)} | ${num(s.p50Us, 0)} | ${num(s.p99Us, 0)} | ${num(s.p999Us, 0)} | ${num(s.late, 0)} | ${s.errors} | ${i === 0 ? num(r.loadAvg1, 1) : ''} |`,
       );
     });
   }
@@ -176,13 +184,29 @@ export function headline(summary: readonly MetricSummary[]): string {
   if (cpu?.ratio == null) return 'CPU µs/req: no round measured both builds.';
   const pct = (cpu.ratio.median - 1) * 100;
   const n = cpu.ratios.length;
+  const chance = `${(chanceAllAgree(n) * 100).toFixed(n > 7 ? 1 : 0)} %`;
   const agree =
-    cpu.ratio.max < 1
-      ? `head lower in all ${n} rounds`
-      : cpu.ratio.min > 1
-        ? `head higher in all ${n} rounds`
-        : `the rounds disagree (head lower in ${cpu.headBetter} of ${n}): within this run's noise`;
+    cpu.ratio.max < 1 || cpu.ratio.min > 1
+      ? `head ${cpu.ratio.max < 1 ? 'lower' : 'higher'} in all ${n} rounds (with no difference at all, ${n} rounds agree by chance ${chance} of the time${n < 5 ? ': run more rounds' : ''})`
+      : `the rounds disagree (head lower in ${cpu.headBetter} of ${n}): within this run's noise`;
   return `CPU µs/req: head ÷ base ${cpu.ratio.median.toFixed(3)} (${pct >= 0 ? '+' : ''}${pct.toFixed(1)} %), range ${cpu.ratio.min.toFixed(3)}–${cpu.ratio.max.toFixed(3)}; ${agree}.`;
+}
+
+/** Chance that n paired rounds all fall on one side of 1 when the builds do not differ: 2 × 0.5ⁿ (two-sided sign test). */
+export function chanceAllAgree(n: number): number {
+  return n <= 0 ? 1 : Math.min(1, 2 * 0.5 ** n);
+}
+
+/**
+ * A warning when the 1-minute load average exceeded the CPU count at the start or the end: other
+ * processes then compete for the cores, and a Node sidecar's CPU per request inflates under
+ * contention, unevenly from one run to the next (an A/B of two builds without any request-path
+ * change read 2.4× at load 20 on 2 CPUs).
+ */
+export function loadWarning(loadStart: readonly number[], loadEnd: readonly number[], cpuCount: number): string | null {
+  const worst = Math.max(loadStart[0] ?? 0, loadEnd[0] ?? 0);
+  if (worst <= cpuCount) return null;
+  return `load average up to ${worst.toFixed(1)} on ${cpuCount} CPUs: other processes competed for the cores, and CPU µs/req inflates under contention, unevenly between runs — rerun on a quieter machine before trusting a difference`;
 }
 
 /** Any errors or failed runs, one line per build; empty when clean. */

@@ -3,7 +3,7 @@
 // git, no wrk, no timing.
 
 import { describe, expect, it } from 'vitest';
-import { abMetrics, abOrder, abRounds, headline, problems, roundsTable, summarizeAb, summaryTable } from '../../bench/lib/ab.js';
+import { abMetrics, abOrder, abRounds, chanceAllAgree, headline, loadWarning, problems, roundsTable, summarizeAb, summaryTable } from '../../bench/lib/ab.js';
 import type { RateRecord, RunRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
 
@@ -123,11 +123,23 @@ describe('summarizeAb', () => {
     expect(s).toContain(
       '| CPU µs/req (sidecar process tree) (lower is better) | 20.0 (20.0–40.0) | 19.0 (18.0–36.0) | **0.900 (0.900–0.950)** | 0.900 0.900 0.950 | 3 of 3 |',
     );
-    expect(headline(summary)).toBe('CPU µs/req: head ÷ base 0.900 (-10.0 %), range 0.900–0.950; head lower in all 3 rounds.');
+    expect(headline(summary)).toBe(
+      'CPU µs/req: head ÷ base 0.900 (-10.0 %), range 0.900–0.950; head lower in all 3 rounds (with no difference at all, 3 rounds agree by chance 25 % of the time: run more rounds).',
+    );
   });
 
   it('says the rounds disagree when the ratio range spans 1', () => {
     const mixed = abRounds([tp('base', 1, 1, 20), tp('head', 1, 1, 21), tp('head', 2, 1, 19), tp('base', 2, 1, 20)], 2, 1000);
     expect(headline(summarizeAb(mixed, abMetrics(1000)))).toContain('the rounds disagree (head lower in 1 of 2)');
+  });
+});
+
+describe('how much agreement means', () => {
+  it('all n rounds on one side of 1 happens by chance 2 × 0.5ⁿ of the time when nothing changed', () => {
+    expect([1, 2, 3, 5, 7].map(chanceAllAgree)).toEqual([1, 0.5, 0.25, 0.0625, 0.015625]);
+  });
+  it('warns when the load average exceeded the CPU count at the start or the end', () => {
+    expect(loadWarning([1.5, 1, 1], [1.9, 1, 1], 2)).toBeNull();
+    expect(loadWarning([1.5, 1, 1], [20.16, 20, 17], 2)).toMatch(/^load average up to 20\.2 on 2 CPUs: /);
   });
 });
