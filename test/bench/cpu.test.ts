@@ -3,7 +3,7 @@
 // Assertions never depend on how fast the machine is: children run until a condition holds.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cpuMicrosBetween, deltaTicks, sampleCpu, sampleFromStats, ticksToMicros, microsPerRequest } from '../../bench/lib/cpu.js';
 import { clockTicksPerSecond, parseProcStat, parseVmRssKb, processTree, readProcStat, readVmRssKb, threadTicks } from '../../bench/lib/procfs.js';
 import { readdirSync } from 'node:fs';
@@ -23,14 +23,16 @@ function spawnNode(code: string): ChildProcess {
   return c;
 }
 
-async function until<T>(f: () => T | null | undefined | false, what: string, limitMs = 30_000): Promise<T> {
-  const end = Date.now() + limitMs;
-  for (;;) {
-    const v = f();
-    if (v !== null && v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Waits (bounded) for `f` to give a value: polls with vi.waitFor. */
+function until<T>(f: () => T | null | undefined | false, what: string, limitMs = 30_000): Promise<T> {
+  return vi.waitFor(
+    () => {
+      const v = f();
+      if (v === null || v === undefined || v === false) throw new Error(`still waiting for ${what}`);
+      return v;
+    },
+    { timeout: limitMs, interval: 20 },
+  );
 }
 
 describe('procfs parsers (fixed text)', () => {

@@ -122,7 +122,7 @@ describe('malformed requests', () => {
     );
     expectRefusedOrClosed(r);
     const seen = up.requests.filter((x) => x.url === '/c1');
-    await Promise.all(seen.map((x) => Promise.race([x.settled, new Promise((res) => setTimeout(res, 5000))])));
+    await Promise.all(seen.map((x) => x.settled)); // bounded by the test timeout
     for (const x of seen) {
       expect(x.complete).toBe(false);
       expect(x.bodyLength).toBe(0);
@@ -135,7 +135,7 @@ describe('malformed requests', () => {
     });
     expectRefusedOrClosed(r);
     for (const x of up.requests.filter((q) => q.url === '/c2')) {
-      await Promise.race([x.settled, new Promise((res) => setTimeout(res, 5000))]);
+      await x.settled;
       expect(x.complete).toBe(false);
       expect(x.bodyLength).toBe(0);
     }

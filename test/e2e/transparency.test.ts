@@ -244,7 +244,7 @@ describe('request transparency', () => {
     } else {
       expect(r.response === null || r.response.status >= 400).toBe(true);
       if (rec !== undefined) {
-        await Promise.race([rec.settled, new Promise((res) => setTimeout(res, 5000))]);
+        await rec.settled;
         expect(rec.complete).toBe(false);
       }
     }
@@ -385,7 +385,9 @@ describe('response transparency', () => {
     const next = await c.readResponse();
     expect(next.status).toBe(200);
     expect(next.body.toString()).toBe('hello world');
-    await new Promise((r) => setTimeout(r, 100));
+    // Nor did this one: the next response also starts at its first byte, with nothing after it.
+    c.send('GET /length HTTP/1.1\r\nHost: example\r\n\r\n');
+    expect((await c.readResponse()).body.toString()).toBe('hello world');
     expect(c.pending.length).toBe(0);
     c.close();
   });

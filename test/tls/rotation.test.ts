@@ -120,9 +120,8 @@ describe('files mode', () => {
     const errors: Error[] = [];
     src.on('error', (e) => errors.push(e));
     writeFileSync(files.certPath, issueLeaf(ca, { identity: ID }).certPem); // key no longer matches
-    await new Promise((r) => setTimeout(r, 600));
+    await expect.poll(() => errors.some((e) => /does not match/.test(e.message))).toBe(true);
     expect(src.current().serial).toBe(before);
-    expect(errors.some((e) => /does not match/.test(e.message))).toBe(true);
     expect(src.info().last_error).toMatch(/does not match/);
     const good = issueLeaf(ca, { identity: ID });
     const updated = nextUpdate(src);
