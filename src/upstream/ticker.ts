@@ -7,7 +7,7 @@
 
 import { performance } from 'node:perf_hooks';
 
-/** A monotonic clock in milliseconds (fractional). Never steps with NTP or the wall clock. */
+/** A monotonic clock in milliseconds (fractional), reading > 0 (0 is "no deadline" to a Timed). Never steps with NTP or the wall clock. */
 export interface Clock {
   now(): number;
 }
