@@ -20,7 +20,8 @@ import { ConfigReloader } from '../control/reloader.js';
 import { Shutdown } from '../control/shutdown.js';
 import { exitNow } from '../net/reuseport.js';
 import { StatsAggregator } from '../stats/aggregate.js';
-import { PortInUseError, Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
+import { PortInUseError } from '../workers/ports.js';
+import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
 
 export interface RunOptions {

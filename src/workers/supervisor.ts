@@ -2,18 +2,18 @@
 // the config it runs to the next one (config/delta.ts) and reports an apply done only when every
 // worker acked it (rolling back everywhere if one fails), restarts a crashed worker with backoff
 // (its first delta carries the whole config), and drains them on shutdown.
-// Before any worker binds, it checks that no other process owns a listener port: uWS binds with
-// SO_REUSEPORT and would otherwise silently share the port with a stale process.
+// Before any worker binds, ports.ts checks that no other process owns a listener port.
 
-import net from 'node:net';
 import { Worker } from 'node:worker_threads';
 import { compileDelta } from '../config/delta.js';
 import { listenersOf } from '../config/placement.js';
-import type { ListenerSpec, Snapshot } from '../config/types.js';
+import type { Snapshot } from '../config/types.js';
 import type { StatsDelta } from '../stats/delta.js';
 import { newTicketKeySeed } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
+import { mergeClusterViews, mergeListenerViews } from './inspection.js';
 import type { BoundListener, ClusterView, EndpointState, FromWorker, ListenerView, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
+import { PortInUseError, resolvePorts } from './ports.js';
 
 export interface SupervisorLog {
   info(fields: Record<string, unknown>, msg: string): void;
@@ -39,9 +39,6 @@ export interface SupervisorOptions {
    */
   readonly onUnrecoverableStall?: (workerId: number, stalledMs: number) => void;
 }
-
-/** A listener port that another process already holds, or a bind failure: refused at start. */
-export class PortInUseError extends Error {}
 
 interface Pending {
   version: number;
@@ -107,7 +104,7 @@ export class Supervisor {
 
   /** Resolves ports, checks they are free, spawns workers and waits until all of them listen. */
   async start(snapshot: Snapshot): Promise<Snapshot> {
-    const resolved = await this.resolvePorts(snapshot, null);
+    const resolved = await resolvePorts(snapshot, null);
     this.current = resolved;
     for (let i = 0; i < resolved.node.workers; i++) this.slots.push(new WorkerSlot(i + 1));
     const done = this.expectAcks(resolved.version);
@@ -133,7 +130,7 @@ export class Supervisor {
 
   private async applyNow(snapshot: Snapshot): Promise<Snapshot> {
     const previous = this.current;
-    const resolved = await this.resolvePorts(snapshot, previous);
+    const resolved = await resolvePorts(snapshot, previous);
     this.current = resolved;
     const failures = await this.broadcastApply(resolved);
     if (failures.length === 0) return resolved;
@@ -225,7 +222,7 @@ export class Supervisor {
       if (live.length === 0) resolve();
     });
     this.inspections.delete(id);
-    return { workers: views.length, clusters: mergeViews(views), listeners: mergeListenerViews(lviews) };
+    return { workers: views.length, clusters: mergeClusterViews(views), listeners: mergeListenerViews(lviews) };
   }
 
   private broadcastApply(snapshot: Snapshot): Promise<string[]> {
@@ -364,114 +361,4 @@ export class Supervisor {
     w.postMessage(msg);
   }
 
-  /**
-   * Gives every listener a concrete port (port 0 → a free port, kept across reloads for the same
-   * listener name) and checks that ports we do not hold yet are free, by binding them without
-   * SO_REUSEPORT: that fails if any other socket, SO_REUSEPORT or not, is bound there.
-   */
-  private async resolvePorts(snapshot: Snapshot, previous: Snapshot | null): Promise<Snapshot> {
-    const held = new Map<string, ListenerSpec>();
-    for (const l of previous?.listeners ?? []) held.set(l.name, l);
-    const heldAddrs = new Set([...held.values()].map((l) => `${l.host}:${l.port}`));
-    const listeners: ListenerSpec[] = [];
-    const problems: string[] = [];
-    for (const l of snapshot.listeners) {
-      let port = l.port;
-      const prev = held.get(l.name);
-      if (port === 0 && prev !== undefined && prev.host === l.host) port = prev.port;
-      if (port === 0 || !heldAddrs.has(`${l.host}:${port}`)) {
-        try {
-          port = await probeFree(l.host, port);
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code ?? String(e);
-          problems.push(
-            code === 'EADDRINUSE'
-              ? `listener ${l.name}: ${l.host}:${port} is already in use by another process (is another sidecar still running?)`
-              : `listener ${l.name}: cannot bind ${l.host}:${port}: ${code}`,
-          );
-          continue;
-        }
-      }
-      listeners.push(port === l.port ? l : Object.freeze({ ...l, port }));
-    }
-    if (problems.length > 0) throw new PortInUseError(problems.join('; '));
-    return Object.freeze({ ...snapshot, listeners: Object.freeze(listeners) });
-  }
-}
-
-function probeFree(host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen({ host, port, exclusive: true }, () => {
-      const addr = srv.address();
-      const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
-      srv.close(() => resolve(bound));
-    });
-  });
-}
-
-function mergeViews(views: ReadonlyArray<readonly ClusterView[]>): ClusterView[] {
-  type Merged = Omit<ClusterView, 'endpoints'> & { endpoints: Map<string, ClusterView['endpoints'][number]> };
-  const out = new Map<string, { -readonly [K in keyof Merged]: Merged[K] }>();
-  for (const view of views) {
-    for (const c of view) {
-      let m = out.get(c.name);
-      if (m === undefined) {
-        m = { ...c, active: 0, pending: 0, retries_total: 0, retry_budget_exhausted_total: 0, overflow_total: 0, panicking: false, endpoints: new Map() };
-        out.set(c.name, m);
-      }
-      m.active += c.active;
-      m.pending += c.pending;
-      m.retries_total += c.retries_total;
-      m.retry_budget_exhausted_total += c.retry_budget_exhausted_total;
-      m.overflow_total += c.overflow_total;
-      m.panicking ||= c.panicking;
-      for (const e of c.endpoints) {
-        const prev = m.endpoints.get(e.address);
-        m.endpoints.set(
-          e.address,
-          prev === undefined
-            ? e
-            : {
-                address: e.address,
-                weight: e.weight,
-                healthy: prev.healthy && e.healthy,
-                ejected: prev.ejected || e.ejected,
-                active: prev.active + e.active,
-                connections_open: prev.connections_open + e.connections_open,
-                connections_idle: prev.connections_idle + e.connections_idle,
-                connections_opened_total: prev.connections_opened_total + e.connections_opened_total,
-                tls_handshakes_total: prev.tls_handshakes_total + e.tls_handshakes_total,
-                tls_resumed_total: prev.tls_resumed_total + e.tls_resumed_total,
-              },
-        );
-      }
-    }
-  }
-  return [...out.values()].map((m) => ({ ...m, endpoints: [...m.endpoints.values()] }));
-}
-
-function mergeListenerViews(views: ReadonlyArray<readonly ListenerView[]>): ListenerView[] {
-  const out = new Map<string, { name: string; allowed: number[] | null; denied: number; handshake_failures: number }>();
-  for (const view of views) {
-    for (const l of view) {
-      let m = out.get(l.name);
-      if (m === undefined) {
-        m = { name: l.name, allowed: null, denied: 0, handshake_failures: 0 };
-        out.set(l.name, m);
-      }
-      m.handshake_failures += l.handshake_failures;
-      if (l.authz !== null) {
-        const allowed = (m.allowed ??= []);
-        l.authz.allowed.forEach((n, i) => (allowed[i] = (allowed[i] ?? 0) + n));
-        m.denied += l.authz.denied;
-      }
-    }
-  }
-  return [...out.values()].map((m) => ({
-    name: m.name,
-    authz: m.allowed === null ? null : { allowed: m.allowed, denied: m.denied },
-    handshake_failures: m.handshake_failures,
-  }));
 }
