@@ -18,7 +18,8 @@ export type ErrorCode =
   | 'overflow'
   | 'timeout'
   | 'fault_injected'
-  | 'draining';
+  | 'draining'
+  | 'internal_error';
 
 /** HTTP status for each code: the whole mapping in one table. */
 export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -38,6 +39,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   timeout: 504,
   fault_injected: 503,
   draining: 503,
+  internal_error: 500,
 });
 
 /**
@@ -62,6 +64,7 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = Object.freeze
   timeout: 'the upstream service did not answer in time',
   fault_injected: 'fault injected',
   draining: 'the proxy is shutting down',
+  internal_error: 'the proxy failed while handling the request',
 });
 
 /** The JSON body of a local reply: the detailed message only when `detail` (node.error_detail: full). */
@@ -83,6 +86,17 @@ export class ProxyError extends Error {
   get status(): number {
     return this.statusOverride !== 0 ? this.statusOverride : STATUS_OF[this.code];
   }
+  /**
+   * An exception that is not a ProxyError (a bug in the proxy, not the client's fault): a 500
+   * `internal_error` whose message (access log, error_detail: full) carries what was thrown.
+   */
+  static internal(thrown: unknown): ProxyError {
+    const e = thrown instanceof Error ? thrown : new Error(String(thrown));
+    const err = new ProxyError('internal_error', `unexpected ${e.name}: ${e.message}`);
+    err.cause = e;
+    return err;
+  }
+
   /** A copy whose message is prefixed with where it happened (`cluster api endpoint 127.0.0.1:80: ...`). */
   withContext(context: string): ProxyError {
     return new ProxyError(this.code, `${context}: ${this.message}`, this.statusOverride);

@@ -119,7 +119,7 @@ function checkRoute(r: Obj, at: ConfigPath, clusters: ReadonlySet<string>, opts:
       }
     }
   }
-  for (const hook of ['test_crash', 'test_stall']) {
+  for (const hook of ['test_crash', 'test_stall', 'test_throw']) {
     if (r[hook] === true && !opts.enableTestHooks) {
       out.push({ path: [...at, hook], message: 'test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)' });
     }

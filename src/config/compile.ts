@@ -179,6 +179,7 @@ function compileRoute(r: RawRoute, defaultName: string, opts: CompileOptions, wo
     timeoutMs: r.timeout_ms,
     testCrash: r.test_crash && opts.enableTestHooks,
     testStall: r.test_stall && opts.enableTestHooks,
+    testThrow: r.test_throw && opts.enableTestHooks,
     maxStreamDurationMs: r.max_stream_duration_ms,
     retries: compileRetries(r.retries),
     fault: compileFault(r.fault),

@@ -86,6 +86,7 @@ export const routeSchema = z.strictObject({
   max_stream_duration_ms: ms().default(0),
   test_crash: z.boolean().default(false),
   test_stall: z.boolean().default(false),
+  test_throw: z.boolean().default(false),
   retries: retriesSchema.optional(),
   fault: faultSchema.optional(),
   rate_limit: rateLimitSchema.optional(),

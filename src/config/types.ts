@@ -179,6 +179,8 @@ export interface RouteSpec {
   readonly testCrash: boolean;
   /** Test hook: a request on this route blocks its worker's event loop (watchdog tests). */
   readonly testStall: boolean;
+  /** Test hook: handling a request on this route throws a TypeError (the 500 internal_error rescue). */
+  readonly testThrow: boolean;
   /** Whole exchange (start → last response byte) limit, ms; 0 = none. */
   readonly maxStreamDurationMs: number;
   readonly retries: RetrySpec | null;

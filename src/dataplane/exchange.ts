@@ -24,7 +24,7 @@ import { ProxyError } from '../errors.js';
 import type { Rng } from '../lb/types.js';
 import type { UpstreamChannel, UpstreamRequest } from '../upstream/channel.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
-import type { Ticker, Timed } from '../upstream/ticker.js';
+import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { DeadlineKind, Deadlines } from './deadlines.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
 import { connectionNamed } from './hop_by_hop.js';
@@ -138,7 +138,9 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
   private staleReplaced = false;
   /** The client went away (Done by abort). */
   private clientGone = false;
-  private delayTimer: NodeJS.Timeout | null = null;
+  /** Delaying: when the fault delay or retry backoff ends (ms, ticker clock; 0 = not delaying). */
+  private delayUntil = 0;
+  timerEntry: TimerEntry | null = null;
 
   private constructor(o: ExchangeOptions) {
     this.head = o.head;
@@ -200,10 +202,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     } else if (this.phase === Phase.Connecting) {
       this.endpoint.pool.cancel(this);
     }
-    if (this.delayTimer !== null) {
-      clearTimeout(this.delayTimer);
-      this.delayTimer = null;
-    }
+    this.delayUntil = 0;
     this.endTry();
   }
 
@@ -224,11 +223,12 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
       this.afterDelay();
       return;
     }
-    this.delayTimer = setTimeout(() => this.afterDelay(), ms);
+    this.delayUntil = this.ctx.ticker.fresh() + ms;
+    this.arm();
   }
 
   private afterDelay(): void {
-    this.delayTimer = null;
+    this.delayUntil = 0;
     if (this.done) return;
     // The first try keeps the endpoint admission picked; a retry prefers another.
     const ep = this.tries === 0 ? this.endpoint : this.cluster.lb.pick(this.endpoint);
@@ -407,7 +407,9 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
 
   /** (Re-)registers with the ticker for the earliest pending deadline. */
   private arm(): void {
-    const d = this.deadlines.earliest;
+    let d = this.deadlines.earliest;
+    const w = this.delayUntil;
+    if (w !== 0 && (d === 0 || w < d)) d = w;
     this.deadline = d;
     if (d !== 0) this.ctx.ticker.add(this);
     else this.ctx.ticker.delete(this);
@@ -440,6 +442,10 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
         this.reply(new ProxyError('timeout', `no response from endpoint ${this.endpoint.address} within the per-try timeout`));
         return;
       case DeadlineKind.None:
+        if (this.delayUntil !== 0 && now >= this.delayUntil) {
+          this.afterDelay(); // starts the try (which re-arms) or replies
+          return;
+        }
         break;
     }
     this.arm();
@@ -467,10 +473,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     this.endMs = performance.now();
     this.deadlines.clear();
     this.ctx.ticker.delete(this);
-    if (this.delayTimer !== null) {
-      clearTimeout(this.delayTimer);
-      this.delayTimer = null;
-    }
+    this.delayUntil = 0;
     this.retry.release();
     this.cluster.release();
     this.endTry();

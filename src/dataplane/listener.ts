@@ -19,6 +19,7 @@ import { inboundPeer, serverTlsOptions, type ServerTlsParams } from '../tls/cont
 import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
+import { Admission, type ListenerRouting, type RouteTarget } from './admission.js';
 import { Authorizer } from './authz.js';
 import type { StrictDownstream } from './h1/downstream.js';
 import type { ParsedHead } from './h1/parse.js';
@@ -38,12 +39,6 @@ import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
 
 const NON_ASCII = /[\x80-\xff]/;
 
-/** Per-route data resolved against the worker's clusters for one config version. */
-interface RouteTarget {
-  /** The single cluster of a plain route; null for a split (picked per request). */
-  readonly cluster: Cluster | null;
-  readonly rateLimit: TokenBucket | null;
-}
 
 /** What a listener needs from its worker. */
 export interface ListenerContext {
@@ -73,11 +68,13 @@ interface PeerSocket extends TLSSocket {
   refused?: boolean;
 }
 
-export class ListenerRuntime implements ExchangeObserver {
+export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
   spec: ListenerSpec;
-  private router: Router;
-  private targets: RouteTarget[];
-  private rateLimit: TokenBucket | null;
+  // Routing state for the current config version (ListenerRouting, read by admission).
+  router: Router;
+  targets: RouteTarget[];
+  rateLimit: TokenBucket | null;
+  private readonly admission: Admission;
   private authorizer: Authorizer | null;
   private readonly app: TemplatedApp | null = null;
   private socket: us_listen_socket | null = null;
@@ -100,6 +97,7 @@ export class ListenerRuntime implements ExchangeObserver {
   ) {
     this.spec = spec;
     this.underscores = { action: spec.headersWithUnderscores, dropped: 0 };
+    this.admission = new Admission(ctx);
     this.router = buildRouter(spec.routes);
     this.targets = this.resolveTargets();
     this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
@@ -478,58 +476,26 @@ export class ListenerRuntime implements ExchangeObserver {
     });
   }
 
-  /** Route index of the request being handled (for stats of refusals), -1 before routing. */
-  private lastRouteIndex = -1;
+  /** The listener's name (ListenerRouting). */
+  get name(): string {
+    return this.spec.name;
+  }
 
+  /** Route index of the request being handled (for stats of refusals), -1 before routing. */
+  private get lastRouteIndex(): number {
+    return this.admission.routeIndex;
+  }
+
+  /** The local reply for what a request's handling threw: a ProxyError as it is, anything else a 500 internal_error (logged by the worker with the request id). */
   private refusal(e: unknown): ProxyError {
-    if (e instanceof ProxyError) return e;
-    console.error(e);
-    return new ProxyError('bad_request', 'request could not be processed');
+    return e instanceof ProxyError ? e : ProxyError.internal(e);
   }
 
   /** Routing, limits, fault injection, endpoint choice: everything before the first upstream byte. */
   private proxy(down: Downstream, head: RequestHead, upstreamHead: string | Buffer): void {
-    this.lastRouteIndex = -1;
-    const route = this.router.match(head.method, head.host, head.matchPath, headerLookup(head));
-    if (route === null) {
-      throw new ProxyError('no_route', `no route on listener ${this.spec.name} for ${head.method} ${head.host}${head.path}`);
-    }
-    this.lastRouteIndex = route.index;
-    const spec = route.spec;
-    if (spec.testCrash) this.ctx.onTestCrash(spec.name);
-    if (spec.testStall) this.ctx.onTestStall(spec.name);
-    const target = this.targets[route.index];
-    if (this.rateLimit !== null && !this.rateLimit.take(Date.now())) {
-      throw new ProxyError('rate_limited', `listener ${this.spec.name} is over its rate limit`);
-    }
-    if (target?.rateLimit != null && !target.rateLimit.take(Date.now())) {
-      throw new ProxyError('rate_limited', `route ${spec.name} is over its rate limit`);
-    }
-    const cluster = target?.cluster ?? this.ctx.cluster(route.pickCluster(this.ctx.rng));
-    if (cluster === undefined || cluster === null) {
-      throw new ProxyError('no_healthy_endpoint', `route ${spec.name}: cluster is not available`);
-    }
-    if (!cluster.admit(this.ctx.ticker.fresh())) {
-      throw new ProxyError('overflow', `cluster ${cluster.spec.name} is at its circuit breaker limit of active requests`);
-    }
-    let delayMs = 0;
-    let endpoint: Endpoint | null = null;
-    try {
-      const fault = spec.fault;
-      if (fault !== null) {
-        if (fault.abortPercent > 0 && this.ctx.rng.next() * 100 < fault.abortPercent) {
-          throw new ProxyError('fault_injected', `fault injected by route ${spec.name}`, fault.abortStatus);
-        }
-        if (fault.delayPercent > 0 && this.ctx.rng.next() * 100 < fault.delayPercent) delayMs = fault.delayMs;
-      }
-      endpoint = cluster.lb.pick(null);
-      if (endpoint === null) throw new ProxyError('no_healthy_endpoint', `cluster ${cluster.spec.name} has no endpoint`);
-    } catch (e) {
-      cluster.release(); // admitted, but no exchange will carry it
-      throw e;
-    }
+    const a = this.admission.admit(this, head);
     this.inflight++;
-    Exchange.start({ down, head, upstreamHead, cluster, endpoint, route: spec, routeIndex: route.index, ctx: this.ctx, observer: this, delayMs });
+    Exchange.start({ down, head, upstreamHead, cluster: a.cluster, endpoint: a.endpoint, route: a.route, routeIndex: a.routeIndex, ctx: this.ctx, observer: this, delayMs: a.delayMs });
   }
 
   onExchangeDone(ex: Exchange): void {

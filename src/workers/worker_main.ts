@@ -5,6 +5,7 @@
 // arrives in messages.
 
 import type { ConfigDelta } from '../config/delta.js';
+import type { ProxyError } from '../errors.js';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { AccessLogs } from './access_logs.js';
 import { Drain } from './drain.js';
@@ -55,6 +56,7 @@ class WorkerThread {
       onLocalReply: (l, routeIndex, err, head) => {
         this.stats.localReply(l, routeIndex, err);
         this.accessLogs.localReply(l, routeIndex, err, head);
+        if (err.code === 'internal_error') this.internalError(l.spec.name, err, head?.requestId ?? null);
       },
       ...testHooks(this.init),
     };
@@ -116,6 +118,17 @@ class WorkerThread {
     clearInterval(this.statsTimer);
     this.accessLogs.flushAll();
     this.runtime.close();
+  }
+
+  /** A bug caught while handling one request (answered 500 internal_error): logged on the main thread with the request id. */
+  private internalError(listener: string, err: ProxyError, requestId: string | null): void {
+    const cause = err.cause instanceof Error ? err.cause : null;
+    this.post({
+      type: 'log',
+      level: 'error',
+      msg: 'internal error while handling a request',
+      fields: { listener, request_id: requestId, worker: this.init.workerId, err: cause?.stack ?? err.message },
+    });
   }
 
   /** A bug that escaped every handler: report it before the thread exits. */

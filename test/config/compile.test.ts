@@ -98,6 +98,7 @@ describe('compile', () => {
       timeoutMs: 0,
       testCrash: false,
       testStall: false,
+      testThrow: false,
       maxStreamDurationMs: 0,
       retries: null,
       fault: null,

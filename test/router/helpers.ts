@@ -19,6 +19,7 @@ export function route(name: string, m: Partial<RouteMatchSpec> = {}, action?: Ro
     timeoutMs: 0,
     testCrash: false,
     testStall: false,
+    testThrow: false,
     maxStreamDurationMs: 0,
     retries: null,
     fault: null,
