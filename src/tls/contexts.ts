@@ -28,6 +28,13 @@ export class IdentityMismatchError extends Error {
     );
     this.name = 'IdentityMismatchError';
   }
+
+  /** What went wrong, without the code (the ProxyError this becomes carries the code itself). */
+  get detail(): string {
+    return this.trustProblem === null
+      ? `server is ${this.peer ?? 'without a SPIFFE ID'}, expected ${this.expected.join(' or ')}`
+      : `server claims ${this.peer ?? '?'}, but ${this.trustProblem}`;
+  }
 }
 
 // ---- small bounded caches --------------------------------------------------------------

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
-import { rememberSessions } from '../tls/contexts.js';
+import { IdentityMismatchError, rememberSessions } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import { ResponseParser } from './response_parser.js';
@@ -252,8 +252,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   private onSocketError(err: NodeJS.ErrnoException): void {
     const code = err.code ?? 'ERR';
     const at = `${this.host}:${this.port}`;
-    if (code === 'upstream_identity_mismatch') {
-      this.fail(new ProxyError('upstream_identity_mismatch', `${at}: ${err.message.replace(/^upstream_identity_mismatch: /, '')}`));
+    if (err instanceof IdentityMismatchError) {
+      this.fail(new ProxyError('upstream_identity_mismatch', `${at}: ${err.detail}`));
       return;
     }
     const connecting = this.state === ConnState.Connecting;
