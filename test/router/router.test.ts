@@ -259,3 +259,45 @@ describe('router: the index keeps the work per request small', () => {
     expect(lookups).toBe(1);
   });
 });
+
+describe('router: the path index keeps config order', () => {
+  const router = buildRouter([
+    route('regex-first', { pathRegex: '^(?:/api/v[0-9]+/users)$' }),
+    route('canary', { pathPrefix: '/api/', headers: [header('x-canary', { exact: '1' })] }),
+    route('exact-late', { path: '/api/v1/users' }),
+    route('prefix-short', { pathPrefix: '/a' }),
+    route('prefix-long', { pathPrefix: '/api/v1/' }),
+    route('catch-all', {}),
+  ]);
+
+  it('an earlier regex or shorter prefix beats a later, more specific route', () => {
+    expect(name(router.match('GET', 'h', '/api/v1/users', noHeaders))).toBe('regex-first');
+    expect(name(router.match('GET', 'h', '/api/v1/users', headers({ 'x-canary': '1' })))).toBe('regex-first');
+    expect(name(router.match('GET', 'h', '/api/v1/other', headers({ 'x-canary': '1' })))).toBe('canary');
+    expect(name(router.match('GET', 'h', '/api/v1/other', noHeaders))).toBe('prefix-short');
+    expect(name(router.match('GET', 'h', '/b', noHeaders))).toBe('catch-all');
+  });
+
+  it('prefixes are plain string prefixes, also inside the tree', () => {
+    expect(name(router.match('GET', 'h', '/apix', noHeaders))).toBe('prefix-short');
+    expect(name(router.match('GET', 'h', '/a', noHeaders))).toBe('prefix-short');
+    expect(name(router.match('GET', 'h', '/', noHeaders))).toBe('catch-all');
+  });
+
+  it('asks for headers only of routes whose path matches, in config order', () => {
+    const asked: string[] = [];
+    const r = buildRouter([
+      route('a', { path: '/x', headers: [header('x-a', { present: true })] }),
+      route('b', { pathPrefix: '/y', headers: [header('x-b', { present: true })] }),
+      route('c', { headers: [header('x-c', { present: true })] }),
+      route('d', { pathPrefix: '/y/', headers: [header('x-d', { present: true })] }),
+    ]);
+    expect(
+      r.match('GET', 'h', '/y/1', (n) => {
+        asked.push(n);
+        return undefined;
+      }),
+    ).toBeNull();
+    expect(asked).toEqual(['x-b', 'x-c', 'x-d']);
+  });
+});
