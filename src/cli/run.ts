@@ -81,7 +81,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     adminPort = await adminServer.listen(admin.host, admin.port);
   } catch (e) {
     await supervisor.stop();
-    return refuse(`outrigger: admin.address ${admin.address}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? e}`, 1);
+    return refuse(`outrigger: admin.address ${admin.address}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 1);
   }
   reloader = await ConfigReloader.start(opts.file, store, log);
   log.info(readyLine(snapshot, supervisor, admin.host, adminPort, access.token.file), 'ready');
@@ -133,14 +133,22 @@ function supervisorOptions(log: Logger, stats: StatsAggregator, verdicts: Endpoi
     onUnrecoverableStall: (id, stalledMs) => {
       // Node's exit would terminate the stuck worker and abort on its open uWS sockets: _exit
       // instead, after saying why on stderr too (the JSON log line is written synchronously).
-      process.stderr.write(`outrigger: worker ${id} stuck for ${stalledMs} ms while serving uws listeners; exiting (70) for the service manager to restart the sidecar\n`);
+      process.stderr.write(
+        `outrigger: worker ${id} stuck for ${stalledMs} ms while serving uws listeners; exiting (70) for the service manager to restart the sidecar\n`,
+      );
       exitNow(70);
     },
   };
 }
 
 /** The `ready` log line's fields: what scripts and tests wait for. */
-function readyLine(snapshot: Snapshot, supervisor: Pick<Supervisor, 'listeners'>, adminHost: string, adminPort: number, tokenFile: string): Record<string, unknown> {
+function readyLine(
+  snapshot: Snapshot,
+  supervisor: Pick<Supervisor, 'listeners'>,
+  adminHost: string,
+  adminPort: number,
+  tokenFile: string,
+): Record<string, unknown> {
   return {
     version: snapshot.version,
     workers: snapshot.node.workers,

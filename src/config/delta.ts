@@ -120,10 +120,15 @@ function listenerChange(p: ListenerSpec, n: ListenerSpec): ListenerChange | null
 
 function clusterChange(p: ClusterSpec, n: ClusterSpec): ClusterChange | null {
   if (sameValue(p, n)) return null;
-  const endpoints = changes(p.endpoints, n.endpoints, (a, b) => (sameValue(a, b) ? null : b), (e) => e.address);
-  const { endpoints: _pe, tls: pt, ...pRest } = p;
-  const { endpoints: _ne, tls: nt, ...nRest } = n;
-  return { spec: n, endpoints, tls: !sameValue(pt, nt), settings: !sameValue(pRest, nRest) };
+  const endpoints = changes(
+    p.endpoints,
+    n.endpoints,
+    (a, b) => (sameValue(a, b) ? null : b),
+    (e) => e.address,
+  );
+  // Settings: everything but the endpoints and TLS, which have their own entries.
+  const settings = !sameValue({ ...p, endpoints: null, tls: null }, { ...n, endpoints: null, tls: null });
+  return { spec: n, endpoints, tls: !sameValue(p.tls, n.tls), settings };
 }
 
 /** Items matched by key (name, or address): added, changed (per `change`, null = same), removed. */

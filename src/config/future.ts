@@ -17,7 +17,11 @@ export const tlsIdentitySchema = z
     ca: z
       .strictObject({
         dir: z.string().min(1),
-        ttl_hours: z.number().positive().max(24 * 365).default(24),
+        ttl_hours: z
+          .number()
+          .positive()
+          .max(24 * 365)
+          .default(24),
         key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
       })
       .optional(),
@@ -28,7 +32,11 @@ export const tlsIdentitySchema = z
         ca_bundle: z.string().min(1),
         token_file: z.string().min(1),
         identity: spiffeIdField.optional(),
-        ttl_hours: z.number().positive().max(24 * 365).default(24),
+        ttl_hours: z
+          .number()
+          .positive()
+          .max(24 * 365)
+          .default(24),
         key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
       })
       .optional(),
@@ -48,13 +56,22 @@ export const tlsIdentitySchema = z
     const seen = new Map<string, number>();
     v.federation.forEach((f, i) => {
       const prev = seen.get(f.trust_domain);
-      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['federation', i, 'trust_domain'], message: `trust domain "${f.trust_domain}" is already federated (federation[${prev}]); put all its roots in one bundle` });
+      if (prev !== undefined)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['federation', i, 'trust_domain'],
+          message: `trust domain "${f.trust_domain}" is already federated (federation[${prev}]); put all its roots in one bundle`,
+        });
       else seen.set(f.trust_domain, i);
     });
     if ((v.cert === undefined) !== (v.key === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'give cert and key together' });
     }
-    const given = [v.cert !== undefined || v.trust_bundle !== undefined ? 'cert/key' : null, v.ca !== undefined ? 'ca' : null, v.signer !== undefined ? 'signer' : null].filter((x) => x !== null);
+    const given = [
+      v.cert !== undefined || v.trust_bundle !== undefined ? 'cert/key' : null,
+      v.ca !== undefined ? 'ca' : null,
+      v.signer !== undefined ? 'signer' : null,
+    ].filter((x) => x !== null);
     if (given.length > 1) {
       ctx.addIssue({ code: 'custom', message: `give one of cert/key, ca or signer, not ${given.join(' and ')}` });
     } else if (v.ca === undefined && v.signer === undefined && (v.cert === undefined || v.trust_bundle === undefined)) {
@@ -89,7 +106,10 @@ export const clusterTlsSchema = z
 export const authorizationSchema = z.array(
   z.strictObject({
     from: z.array(identityPatternField).min(1).optional(),
-    paths: z.array(z.string().regex(/^\/\S*$/, { error: 'must start with "/" (a trailing "*" is allowed)' })).min(1).optional(),
+    paths: z
+      .array(z.string().regex(/^\/\S*$/, { error: 'must start with "/" (a trailing "*" is allowed)' }))
+      .min(1)
+      .optional(),
     methods: z.array(methodField).min(1).optional(),
   }),
 );
@@ -112,7 +132,11 @@ export const retriesSchema = z.strictObject({
   backoff_base_ms: ms().default(25),
   backoff_max_ms: ms().default(250),
   allow_non_idempotent: z.boolean().default(false),
-  max_body_bytes: z.int().min(0).max(16 * 1024 * 1024).default(64 * 1024),
+  max_body_bytes: z
+    .int()
+    .min(0)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024),
 });
 
 /** Route `fault`: injected delays and aborts, for chaos testing. */

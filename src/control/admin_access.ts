@@ -22,7 +22,10 @@ export function openAdminAccess(admin: AdminSpec, source: RawConfig, configFile:
     if (admin.tokenFile !== null) {
       token = readConfiguredToken(path.resolve(configDir, admin.tokenFile));
     } else if (!isLoopbackHost(admin.host)) {
-      return { ok: false, message: `admin.address ${admin.address} is not loopback: set admin.token_file (the token remote callers send); a generated token is for local use only` };
+      return {
+        ok: false,
+        message: `admin.address ${admin.address} is not loopback: set admin.token_file (the token remote callers send); a generated token is for local use only`,
+      };
     } else {
       token = ensureGeneratedToken(stateDir);
     }

@@ -6,7 +6,10 @@ import type { EndpointVerdicts } from './endpoint_verdicts.js';
 
 export type ClustersView = Awaited<ReturnType<Supervisor['inspect']>>;
 
-export async function inspectClusters(supervisor: Pick<Supervisor, 'inspect'>, verdicts: Pick<EndpointVerdicts, 'healthStates' | 'outlierStates'>): Promise<ClustersView> {
+export async function inspectClusters(
+  supervisor: Pick<Supervisor, 'inspect'>,
+  verdicts: Pick<EndpointVerdicts, 'healthStates' | 'outlierStates'>,
+): Promise<ClustersView> {
   const view = await supervisor.inspect();
   const key = (c: string, a: string): string => `${c}\u0000${a}`;
   const hc = new Map(verdicts.healthStates().map((h) => [key(h.cluster, h.address), h]));
@@ -20,7 +23,10 @@ export async function inspectClusters(supervisor: Pick<Supervisor, 'inspect'>, v
         const o = od.get(key(c.name, e.address));
         return {
           ...e,
-          health_check: h === undefined ? null : { healthy: h.healthy, consecutive_failures: h.consecutive_failures, last_checked: h.last_checked, last_error: h.last_error },
+          health_check:
+            h === undefined
+              ? null
+              : { healthy: h.healthy, consecutive_failures: h.consecutive_failures, last_checked: h.last_checked, last_error: h.last_error },
           outlier: o === undefined ? null : { ejected: o.ejected, ejections_total: o.ejections_total, ejected_until: o.ejected_until },
         };
       }),

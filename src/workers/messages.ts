@@ -71,7 +71,13 @@ export type FromWorker =
   | { readonly type: 'stats'; readonly delta: StatsDelta }
   | { readonly type: 'heartbeat' }
   | { readonly type: 'outcomes'; readonly events: readonly OutcomeEvent[] }
-  | { readonly type: 'inspect_result'; readonly id: number; readonly version: number; readonly clusters: readonly ClusterView[]; readonly listeners: readonly ListenerView[] };
+  | {
+      readonly type: 'inspect_result';
+      readonly id: number;
+      readonly version: number;
+      readonly clusters: readonly ClusterView[];
+      readonly listeners: readonly ListenerView[];
+    };
 
 /** One worker's security counters of a listener (summed across workers by the supervisor). */
 export interface ListenerView {

@@ -45,7 +45,13 @@ export class WorkerRuntime implements ListenerContext {
     private readonly workerId: number,
     readonly ticketKeySeed: Buffer,
   ) {
-    ({ onExchangeDone: this.onExchangeDone, onTryOutcome: this.onTryOutcome, onLocalReply: this.onLocalReply, onTestCrash: this.onTestCrash, onTestStall: this.onTestStall } = observer);
+    ({
+      onExchangeDone: this.onExchangeDone,
+      onTryOutcome: this.onTryOutcome,
+      onLocalReply: this.onLocalReply,
+      onTestCrash: this.onTestCrash,
+      onTestStall: this.onTestStall,
+    } = observer);
   }
 
   tlsMaterial(): TlsMaterial | null {

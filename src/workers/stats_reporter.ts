@@ -84,7 +84,8 @@ export class StatsReporter {
       const listener = l.spec.name;
       d.observe(l, 'outrigger_tls_handshake_failures_total', { listener }, l.handshakeFailures);
       d.observe(l.underscores, 'outrigger_headers_with_underscores_dropped_total', { listener }, l.underscores.dropped);
-      if (l.connectionsAccepted !== null) d.observe(l, 'outrigger_listener_connections_accepted_total', { listener, worker: this.worker }, l.connectionsAccepted);
+      if (l.connectionsAccepted !== null)
+        d.observe(l, 'outrigger_listener_connections_accepted_total', { listener, worker: this.worker }, l.connectionsAccepted);
       const authz = l.authzCounts;
       if (authz !== null) {
         authz.allowed.forEach((n, i) => d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: String(i), decision: 'allow' }, n));

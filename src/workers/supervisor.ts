@@ -325,7 +325,10 @@ export class Supervisor {
       this.opts.onWorkerStall?.(slot.id);
       const current = this.current;
       if (current !== null && listenersOf(current.listeners, current.node.workers, slot.id).some((l) => l.engine === 'uws')) {
-        this.opts.log.error({ worker: slot.id, stalled_ms: stalledMs }, 'worker stuck; it serves uws listeners, which a stuck thread cannot release: exiting so the sidecar is restarted');
+        this.opts.log.error(
+          { worker: slot.id, stalled_ms: stalledMs },
+          'worker stuck; it serves uws listeners, which a stuck thread cannot release: exiting so the sidecar is restarted',
+        );
         this.opts.onUnrecoverableStall?.(slot.id, stalledMs);
         return;
       }
@@ -360,5 +363,4 @@ export class Supervisor {
   private post(w: Worker, msg: ToWorker): void {
     w.postMessage(msg);
   }
-
 }

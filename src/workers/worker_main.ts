@@ -86,7 +86,13 @@ class WorkerThread {
         break;
       }
       case 'inspect':
-        this.post({ type: 'inspect_result', id: msg.id, version: this.runtime.version, clusters: clusterViews(this.runtime), listeners: listenerViews(this.runtime) });
+        this.post({
+          type: 'inspect_result',
+          id: msg.id,
+          version: this.runtime.version,
+          clusters: clusterViews(this.runtime),
+          listeners: listenerViews(this.runtime),
+        });
         break;
       case 'drain':
         this.runtime.stopAccepting();

@@ -70,9 +70,17 @@ describe('compileDelta', () => {
     expect(summarizeDelta(d)).toBe('no change');
   });
 
-  it('key order is irrelevant (the same snapshot with every object\'s keys reversed)', () => {
+  it("key order is irrelevant (the same snapshot with every object's keys reversed)", () => {
     const reorderKeys = (v: unknown): unknown =>
-      Array.isArray(v) ? v.map(reorderKeys) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).reverse().map(([k, x]) => [k, reorderKeys(x)])) : v;
+      Array.isArray(v)
+        ? v.map(reorderKeys)
+        : v !== null && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .reverse()
+                .map(([k, x]) => [k, reorderKeys(x)]),
+            )
+          : v;
     const prev = snap(base());
     const next = { ...(reorderKeys(snap(base())) as Snapshot), version: 2 };
     expect(JSON.stringify(prev.listeners)).not.toBe(JSON.stringify(next.listeners));

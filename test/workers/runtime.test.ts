@@ -34,8 +34,13 @@ function freePort(): Promise<number> {
 function raw(port: number, endpoints: string[], rps = 10): Raw {
   return {
     node: { workers: 1 },
-    listeners: [{ name: 'out', address: `127.0.0.1:${port}`, engine: 'node', routes: [{ name: 'r', cluster: 'api', rate_limit: { requests_per_second: rps } }] }],
-    clusters: [{ name: 'api', endpoints: endpoints.map((address) => ({ address })) }, { name: 'other', endpoints: [{ address: '127.0.0.1:9' }] }],
+    listeners: [
+      { name: 'out', address: `127.0.0.1:${port}`, engine: 'node', routes: [{ name: 'r', cluster: 'api', rate_limit: { requests_per_second: rps } }] },
+    ],
+    clusters: [
+      { name: 'api', endpoints: endpoints.map((address) => ({ address })) },
+      { name: 'other', endpoints: [{ address: '127.0.0.1:9' }] },
+    ],
   };
 }
 
