@@ -15,18 +15,10 @@ import { renderMarkdown } from '../../bench/lib/report.js';
 import type { BenchResults } from '../../bench/lib/results.js';
 import { splitThreads, summarizeThreads } from '../../bench/lib/threads.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
+import { wrkResult } from './wrk_fixture.js';
 
 function wrk(rps: number): WrkResult {
-  return {
-    requests: rps * 3,
-    durationUs: 3_000_000,
-    bytes: 0,
-    requestsPerSec: rps,
-    errors: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 },
-    latency: { minUs: 1, maxUs: 400, meanUs: 100, stdevUs: 1, p50Us: 100, p90Us: 200, p99Us: 300, p999Us: 400 },
-    targetRate: null,
-    late: 0,
-  };
+  return wrkResult(rps, 3);
 }
 
 function tp(config: string, round: number, rps: number, cpu: number, extra: Partial<ThroughputRecord> = {}): ThroughputRecord {

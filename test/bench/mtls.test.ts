@@ -19,6 +19,7 @@ import {
   outriggerConfigYaml,
 } from '../../bench/lib/targets.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
+import { wrkResult } from './wrk_fixture.js';
 import { parseConfigText, type LoadResult } from '../../src/config/load.js';
 
 const OPTS = { version: 1, availableParallelism: 2, enableTestHooks: false };
@@ -120,16 +121,7 @@ describe('sidecar configs of outrigger-mtls', () => {
 });
 
 function wrk(rps: number): WrkResult {
-  return {
-    requests: rps * 2,
-    durationUs: 2_000_000,
-    bytes: 0,
-    requestsPerSec: rps,
-    errors: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 },
-    latency: { minUs: 1, maxUs: 400, meanUs: 100, stdevUs: 1, p50Us: 100, p90Us: 200, p99Us: 300, p999Us: 400 },
-    targetRate: null,
-    late: 0,
-  };
+  return wrkResult(rps, 2);
 }
 
 function tp(config: string, round: number, rps: number, cpu: number, parts?: Record<string, number>): ThroughputRecord {

@@ -4,7 +4,6 @@
 // request smuggling through `Connection` and behind a refused request. Each failed on the old code.
 
 import net from 'node:net';
-import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeAll,
@@ -17,6 +16,7 @@ import {
   startSidecar,
   startUpstream,
   tempDir,
+  trickle,
   WEB,
   writeTlsFiles,
   type Sidecar,
@@ -38,30 +38,6 @@ const BYPASSES = [
 
 function get(path: string, extra = ''): string {
   return `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
-}
-
-/** Slow-sends `parts` one by one, `gapMs` apart; resolves with what came back and whether the server closed. */
-function trickle(port: number, parts: string[], gapMs: number, settleMs: number, useTls = false): Promise<{ raw: string; closed: boolean; sentAll: boolean }> {
-  return new Promise((resolve) => {
-    const socket: net.Socket = useTls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port });
-    let raw = '';
-    let closed = false;
-    let sent = 0;
-    socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
-    socket.on('error', () => undefined);
-    socket.on('close', () => (closed = true));
-    const next = (): void => {
-      if (closed) return finish();
-      if (sent === parts.length) return void setTimeout(finish, settleMs);
-      socket.write(parts[sent++]!);
-      setTimeout(next, gapMs);
-    };
-    const finish = (): void => {
-      socket.destroy();
-      resolve({ raw, closed, sentAll: sent === parts.length });
-    };
-    socket.once(useTls ? 'secureConnect' : 'connect', next);
-  });
 }
 
 describe('data-plane attacks', () => {

@@ -4,26 +4,16 @@
 // aborts the process), so the sidecar exits with code 70 for its service manager to restart it.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, httpGet, rawRequest, startSidecar, startUpstream } from '../helpers/sidecar.js';
+import { closeAll, cluster, config, httpGet, rawRequest, startSidecar, startUpstream } from '../helpers/sidecar.js';
 
 const HOOKS = { env: { OUTRIGGER_ENABLE_TEST_HOOKS: '1' } };
 
-function config(engine: 'uws' | 'node', app: string): Record<string, unknown> {
-  return {
-    node: { workers: 1, worker_stall_ms: 1000 },
-    listeners: [
-      {
-        name: 'main',
-        address: '127.0.0.1:0',
-        engine,
-        routes: [
-          { match: { path: '/stall' }, cluster: 'app', test_stall: true },
-          { match: { path_prefix: '/' }, cluster: 'app' },
-        ],
-      },
-    ],
-    clusters: [{ name: 'app', endpoints: [{ address: app }] }],
-  };
+function sidecarConfig(engine: 'uws' | 'node', app: string): Record<string, unknown> {
+  const routes = [
+    { match: { path: '/stall' }, cluster: 'app', test_stall: true },
+    { match: { path_prefix: '/' }, cluster: 'app' },
+  ];
+  return config(routes, [cluster('app', [app])], { node: { worker_stall_ms: 1000 }, listener: { engine } });
 }
 
 describe('worker watchdog', () => {
@@ -31,7 +21,7 @@ describe('worker watchdog', () => {
 
   it('node engine: a stuck worker is replaced, counted, and the listener serves again', async () => {
     const app = await startUpstream();
-    const sc = await startSidecar(config('node', app.address), HOOKS);
+    const sc = await startSidecar(sidecarConfig('node', app.address), HOOKS);
     expect((await httpGet(sc.url('/ok'))).status).toBe(200);
     void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
     const line = await sc.waitForLog((e) => e.msg === 'worker stuck; replacing it', 15_000);
@@ -45,7 +35,7 @@ describe('worker watchdog', () => {
 
   it('uws engine: a stuck worker makes the sidecar exit with code 70 and say why', async () => {
     const app = await startUpstream();
-    const sc = await startSidecar(config('uws', app.address), HOOKS);
+    const sc = await startSidecar(sidecarConfig('uws', app.address), HOOKS);
     void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
     await sc.waitForLog((e) => typeof e.msg === 'string' && e.msg.startsWith('worker stuck; it serves uws listeners'), 15_000);
     expect(await sc.exit(10_000)).toBe(70);

@@ -3,6 +3,7 @@
 // keep-alive client that reads responses one at a time. Everything closes with closeAll().
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { track } from './live.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -337,4 +338,31 @@ function responseLength(buf: Buffer, r: RawResponse, noBody: boolean): number {
   const cl = header(r, 'content-length');
   if (cl !== undefined) return headLen + Number(cl);
   return buf.length;
+}
+
+/**
+ * A slow client: sends `parts` one by one, `gapMs` apart (TLS with `useTls`), stops early when
+ * the server closes, waits `settleMs` after the last part; resolves with what came back.
+ */
+export function trickle(port: number, parts: string[], gapMs: number, settleMs: number, useTls = false): Promise<{ raw: string; closed: boolean; sentAll: boolean }> {
+  return new Promise((resolve) => {
+    const socket: net.Socket = useTls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port });
+    let raw = '';
+    let closed = false;
+    let sent = 0;
+    socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+    socket.on('error', () => undefined);
+    socket.on('close', () => (closed = true));
+    const next = (): void => {
+      if (closed) return finish();
+      if (sent === parts.length) return void setTimeout(finish, settleMs);
+      socket.write(parts[sent++]!);
+      setTimeout(next, gapMs);
+    };
+    const finish = (): void => {
+      socket.destroy();
+      resolve({ raw, closed, sentAll: sent === parts.length });
+    };
+    socket.once(useTls ? 'secureConnect' : 'connect', next);
+  });
 }

@@ -1,8 +1,10 @@
 // Readers for what a sidecar shows: GET /clusters and GET /certs as typed views, a wait on a
 // cluster's state, and a strict parser of the Prometheus text in GET /metrics.
 
+import type { CertsInfo } from '../../src/tls/rotation.js';
 import { adminCall } from './clients.js';
 import { eventually } from './live.js';
+import { directRequest, type DirectCreds } from './mtls.js';
 
 /** What the readers need of a sidecar: its admin address and token. */
 export type AdminOf = { readonly admin: string; readonly token?: string };
@@ -76,17 +78,8 @@ export async function endpointCounters(sc: AdminOf, cluster: string, address?: s
   };
 }
 
-export interface CertsView {
-  readonly source: 'files' | 'ca';
-  readonly identity: string;
-  readonly serial: string;
-  readonly not_before: string;
-  readonly not_after: string;
-  readonly next_rotation: string | null;
-  readonly trust_roots: number;
-  readonly rotations: number;
-  readonly last_error: string | null;
-}
+/** A certificate as GET /certs shows it (the sidecar's own type). */
+export type CertsView = CertsInfo;
 
 /** This sidecar's certificate as GET /certs shows it. */
 export async function certsOf(sc: AdminOf): Promise<CertsView> {
@@ -95,6 +88,45 @@ export async function certsOf(sc: AdminOf): Promise<CertsView> {
   const certs = a.json.certs as CertsView[];
   if (certs.length !== 1) throw new Error(`GET /certs: expected one certificate, got ${a.text}`);
   return certs[0]!;
+}
+
+export interface RotationWatch {
+  /** Serials each side showed in /certs, in order, each once. */
+  readonly clientSerials: string[];
+  readonly serverSerials: string[];
+  /** Serials of the certificates the server's inbound listener presented, in order. */
+  readonly presented: string[];
+}
+
+/**
+ * Watches two sidecars rotate their certificates: both sides' /certs, and what the server's
+ * inbound listener (`inboundPort`) presents to a direct client with `direct`. Resolves once both
+ * have rotated `rotations` times, every certificate was seen (each side `rotations + 1` serials,
+ * `rotations` presented) and the client's first certificate has expired.
+ */
+export async function watchRotations(client: AdminOf, server: AdminOf, inboundPort: number, direct: DirectCreds, rotations = 3, timeoutMs = 45_000): Promise<RotationWatch> {
+  const [c0, s0] = await Promise.all([certsOf(client), certsOf(server)]);
+  const w: RotationWatch = { clientSerials: [c0.serial], serverSerials: [s0.serial], presented: [] };
+  const note = (list: string[], serial: string): void => {
+    if (list.at(-1) !== serial) list.push(serial);
+  };
+  await eventually(
+    async () => {
+      const [c, s] = await Promise.all([certsOf(client), certsOf(server)]);
+      note(w.clientSerials, c.serial);
+      note(w.serverSerials, s.serial);
+      const r = await directRequest(inboundPort, direct, { path: '/v1/direct' });
+      if (!r.ok || r.status !== 200) throw new Error(`direct request failed: ${JSON.stringify(r)}`);
+      note(w.presented, r.serverCert!.serialNumber.toUpperCase());
+      const seenAll = w.clientSerials.length > rotations && w.serverSerials.length > rotations && w.presented.length >= rotations;
+      const rotated = c.rotations >= rotations && s.rotations >= rotations;
+      return rotated && seenAll && Date.now() > Date.parse(c0.not_after) + 500 ? w : undefined;
+    },
+    `${rotations} rotations on both sides, each certificate seen`,
+    timeoutMs,
+    200,
+  );
+  return w;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import {
   cluster,
   clusterView,
   config,
-  destroyAgents,
   endpointView,
   eventually,
   send,
@@ -22,10 +21,7 @@ import {
   type Upstream,
 } from '../helpers/sidecar.js';
 
-afterEach(async () => {
-  destroyAgents();
-  await closeAll();
-});
+afterEach(closeAll); // (keep-alive agents included)
 
 const count = (u: Upstream): number => u.requests.length;
 

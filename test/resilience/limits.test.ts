@@ -8,7 +8,6 @@ import {
   cluster,
   clusterView,
   config,
-  destroyAgents,
   send,
   sendMany,
   startSidecar,
@@ -17,10 +16,7 @@ import {
   type Reply,
 } from '../helpers/sidecar.js';
 
-afterEach(async () => {
-  destroyAgents();
-  await closeAll();
-});
+afterEach(closeAll); // (keep-alive agents included)
 
 describe('circuit breaker', () => {
   it('max_requests 2: a third concurrent request fails fast with 503 overflow, counted; after the hung ones finish, requests succeed again', async () => {

@@ -13,7 +13,6 @@ import {
   clusterView,
   config,
   deadPort,
-  destroyAgents,
   RetryMeter,
   send,
   sendMany,
@@ -23,10 +22,7 @@ import {
   type Upstream,
 } from '../helpers/sidecar.js';
 
-afterEach(async () => {
-  destroyAgents();
-  await closeAll();
-});
+afterEach(closeAll); // (keep-alive agents included)
 
 const FAST_BACKOFF = { backoff_base_ms: 1, backoff_max_ms: 2 };
 

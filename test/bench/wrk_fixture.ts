@@ -1,0 +1,17 @@
+// A wrk result for the report and comparison tests: `rps` requests per second over `seconds`,
+// no errors, a fixed latency profile.
+
+import type { WrkResult } from '../../bench/lib/wrk.js';
+
+export function wrkResult(rps: number, seconds: number): WrkResult {
+  return {
+    requests: rps * seconds,
+    durationUs: seconds * 1_000_000,
+    bytes: 0,
+    requestsPerSec: rps,
+    errors: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 },
+    latency: { minUs: 1, maxUs: 400, meanUs: 100, stdevUs: 1, p50Us: 100, p90Us: 200, p99Us: 300, p999Us: 400 },
+    targetRate: null,
+    late: 0,
+  };
+}
