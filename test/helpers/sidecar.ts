@@ -15,9 +15,12 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
-import type { Config } from './configs.js';
+import type { Ca } from '../../src/tls/ca.js';
+import { serverSideConfig, type Config, type ServerSideOptions } from './configs.js';
 import { tempDir } from './live.js';
+import { caSource, newCa } from './mtls.js';
 import { spawnCli, type CliProcess, type LogEntry } from './process.js';
+import { startApp, type Upstream } from './upstream.js';
 
 export * from './clients.js';
 export * from './configs.js';
@@ -154,4 +157,30 @@ export async function runUntilExit(config: ConfigInput, timeoutMs = 15_000): Pro
 /** Log lines of worker restarts so far. */
 export function restartLines(sc: Pick<Sidecar, 'entries'>): LogEntry[] {
   return sc.entries().filter((e) => e.msg === 'worker exited; restarting');
+}
+
+/** A CA, the local app, and a server-side sidecar whose `inbound` mTLS listener leads to the app. */
+export interface MeshServer {
+  readonly ca: Ca;
+  readonly app: Upstream;
+  readonly server: Sidecar;
+  /** Port of the `inbound` listener. */
+  readonly inbound: number;
+}
+
+/**
+ * Starts a MeshServer: a fresh CA for `trustDomain` (default cluster.local) that the sidecar
+ * issues its own certificate from, with `serverSideConfig` options; `edit` may change the config
+ * before the start.
+ */
+export async function startMeshServer(
+  o: Omit<ServerSideOptions, 'tls' | 'app'> & { readonly trustDomain?: string; readonly edit?: (cfg: Config) => void } = {},
+): Promise<MeshServer> {
+  const { trustDomain, edit, ...side } = o;
+  const ca = await newCa(trustDomain);
+  const app = await startApp();
+  const cfg = serverSideConfig({ ...side, tls: caSource(ca), app: app.address });
+  edit?.(cfg);
+  const server = await startSidecar(cfg);
+  return { ca, app, server, inbound: server.port('inbound') };
 }

@@ -6,16 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
 import {
   API,
-  caSource,
   closeAll,
   directRequest,
   handshakeOnly,
   HOUR_MS,
   leaf,
   newCa,
-  serverSideConfig,
-  startApp,
-  startSidecar,
+  startMeshServer,
   WEB,
   type DirectCreds,
   type Sidecar,
@@ -29,11 +26,8 @@ let server: Sidecar;
 let inbound: number;
 
 beforeAll(async () => {
-  ca = await newCa();
+  ({ ca, app, server, inbound } = await startMeshServer());
   otherCa = await newCa(); // same trust domain name, another root key
-  app = await startApp();
-  server = await startSidecar(serverSideConfig({ tls: caSource(ca), app: app.address }));
-  inbound = server.port('inbound');
 });
 afterAll(closeAll);
 

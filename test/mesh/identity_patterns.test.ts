@@ -9,11 +9,9 @@ import {
   closeAll,
   directRequest,
   leaf,
-  newCa,
   runUntilExit,
   serverSideConfig,
-  startApp,
-  startSidecar,
+  startMeshServer,
   type Sidecar,
   type Upstream as App,
 } from '../helpers/sidecar.js';
@@ -24,19 +22,14 @@ let app: App;
 let server: Sidecar;
 
 beforeAll(async () => {
-  ca = await newCa(TD);
-  app = await startApp();
-  server = await startSidecar(
-    serverSideConfig({
-      tls: caSource(ca),
-      app: app.address,
-      authorization: [
-        { from: [`spiffe://${TD}/ns/x/*`], paths: ['/x/*'] },
-        { from: [`spiffe://${TD}/ns/*/sa/web`], paths: ['/web/*'] },
-        { from: [`spiffe://${TD}/ns/prod/sa/*`], paths: ['/prod/*'] },
-      ],
-    }),
-  );
+  ({ ca, app, server } = await startMeshServer({
+    trustDomain: TD,
+    authorization: [
+      { from: [`spiffe://${TD}/ns/x/*`], paths: ['/x/*'] },
+      { from: [`spiffe://${TD}/ns/*/sa/web`], paths: ['/web/*'] },
+      { from: [`spiffe://${TD}/ns/prod/sa/*`], paths: ['/prod/*'] },
+    ],
+  }));
 });
 afterAll(closeAll);
 

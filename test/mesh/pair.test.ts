@@ -15,12 +15,11 @@ import {
   get,
   headerValues,
   leaf,
-  newCa,
   rawRequest,
   serverSideConfig,
   spiffe,
-  startApp,
   startLoad,
+  startMeshServer,
   startSidecar,
   WEB,
   type Sidecar,
@@ -39,18 +38,12 @@ let client: Sidecar;
 let out: number;
 
 beforeAll(async () => {
-  ca = await newCa();
-  app = await startApp();
-  server = await startSidecar(
-    serverSideConfig({
-      tls: caSource(ca),
-      app: app.address,
-      authorization: [
-        { from: [WEB], paths: ['/v1/*'], methods: ['GET'] },
-        { from: ['spiffe://cluster.local/ns/ops/*'], paths: ['/admin/exact'], methods: ['POST'] },
-      ],
-    }),
-  );
+  ({ ca, app, server } = await startMeshServer({
+    authorization: [
+      { from: [WEB], paths: ['/v1/*'], methods: ['GET'] },
+      { from: ['spiffe://cluster.local/ns/ops/*'], paths: ['/admin/exact'], methods: ['POST'] },
+    ],
+  }));
   const upstream = `127.0.0.1:${server.port('inbound')}`;
   const cfg = clientSideConfig({ tls: caSource(ca), upstream, workers: CLIENT_WORKERS, pool: { connections_per_worker: POOL_SIZE } });
   // A second cluster to the same server, expecting another identity.

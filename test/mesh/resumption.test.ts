@@ -5,38 +5,16 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
-import {
-  adminCall,
-  API,
-  caSource,
-  closeAll,
-  directRequest,
-  eventually,
-  leaf,
-  newCa,
-  serverSideConfig,
-  startApp,
-  startSidecar,
-  WEB,
-  type Sidecar,
-  type Upstream as App,
-} from '../helpers/sidecar.js';
+import { adminCall, API, closeAll, directRequest, leaf, startMeshServer, WEB, type Sidecar, type Upstream as App } from '../helpers/sidecar.js';
 
 let ca: Ca;
 let app: App;
 let server: Sidecar;
 
 beforeAll(async () => {
-  ca = await newCa();
-  app = await startApp();
-  const cfg = serverSideConfig({ tls: caSource(ca), app: app.address, identity: API, workers: 1 });
-  (cfg['listeners'] as unknown[]).push({
-    name: 'public',
-    address: '127.0.0.1:0',
-    tls: { mode: 'tls' },
-    routes: [{ match: { path_prefix: '/' }, cluster: 'local-app' }],
-  });
-  server = await startSidecar(cfg);
+  // Beside `inbound` (mtls), a `public` listener with plain TLS, same certificate.
+  const publicListener = { name: 'public', address: '127.0.0.1:0', tls: { mode: 'tls' }, routes: [{ match: { path_prefix: '/' }, cluster: 'local-app' }] };
+  ({ ca, app, server } = await startMeshServer({ identity: API, workers: 1, edit: (cfg) => void (cfg['listeners'] as unknown[]).push(publicListener) }));
 });
 afterAll(closeAll);
 

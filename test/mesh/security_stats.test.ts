@@ -4,37 +4,19 @@
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
-import {
-  caSource,
-  clientSideConfig,
-  closeAll,
-  eventually,
-  get,
-  newCa,
-  serverSideConfig,
-  startApp,
-  startSidecar,
-  WEB,
-  type Sidecar,
-} from '../helpers/sidecar.js';
+import { caSource, clientSideConfig, closeAll, eventually, get, startMeshServer, startSidecar, WEB, type Sidecar } from '../helpers/sidecar.js';
 
 let ca: Ca;
 let server: Sidecar;
 let client: Sidecar;
 
 beforeAll(async () => {
-  ca = await newCa();
-  const app = await startApp();
-  server = await startSidecar(
-    serverSideConfig({
-      tls: caSource(ca),
-      app: app.address,
-      authorization: [
-        { from: [WEB], paths: ['/v1/*'], methods: ['GET'] },
-        { from: [WEB], paths: ['/v2/*'] },
-      ],
-    }),
-  );
+  ({ ca, server } = await startMeshServer({
+    authorization: [
+      { from: [WEB], paths: ['/v1/*'], methods: ['GET'] },
+      { from: [WEB], paths: ['/v2/*'] },
+    ],
+  }));
   client = await startSidecar(clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}` }));
 });
 afterAll(closeAll);

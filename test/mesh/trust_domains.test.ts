@@ -29,7 +29,6 @@ import {
   tempDir,
   WEB,
   type Sidecar,
-  type TlsSource,
   type Upstream as App,
 } from '../helpers/sidecar.js';
 
@@ -65,7 +64,7 @@ beforeAll(async () => {
   app = await startApp();
   server = await startSidecar(
     serverSideConfig({
-      tls: { ...caSource(ours), federation } as TlsSource,
+      tls: { ...caSource(ours), federation },
       app: app.address,
       authorization: [{ from: ['spiffe://cluster.local/*'] }, { from: [`spiffe://${PARTNER}/ns/*/sa/client`], paths: ['/partner/*'] }],
     }),
@@ -119,7 +118,7 @@ describe('outbound: the server’s root must vouch for the server ID’s trust d
     const honest = await startProbe(leaf(partner, PARTNER_API), ours.certPem);
     const forger = await startProbe(signedBy(partner, API), ours.certPem);
     const cfg = clientSideConfig({
-      tls: { ...caSource(ours), federation: [federation[0]!] } as TlsSource,
+      tls: { ...caSource(ours), federation: [federation[0]!] },
       upstream: forger.address, // cluster `api` expects API: the forger claims it
       extra: [{ pathPrefix: '/partner/', name: 'partner-api', address: honest.address, identity: PARTNER_API }],
       workers: 1,
