@@ -16,9 +16,10 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import type { Ca } from '../../src/tls/ca.js';
-import { serverSideConfig, type Config, type ServerSideOptions } from './configs.js';
+import { clientSideConfig, serverSideConfig, type ClientSideOptions, type Config, type ServerSideOptions } from './configs.js';
 import { tempDir } from './live.js';
-import { caSource, newCa } from './mtls.js';
+import { API, caSource, newCa, WEB, type TlsSource } from './mtls.js';
+import { signerSource, startSignerProcess, writeTokenFile, writeTokensFile, type SignerProcess } from './signer.js';
 import { spawnCli, type CliProcess, type LogEntry } from './process.js';
 import { startApp, type Upstream } from './upstream.js';
 
@@ -183,4 +184,39 @@ export async function startMeshServer(
   edit?.(cfg);
   const server = await startSidecar(cfg);
   return { ca, app, server, inbound: server.port('inbound') };
+}
+
+/** Signer mode end to end: a CA, its signer, and two sidecars that get their certificates from it. */
+export interface SignerPair {
+  readonly ca: Ca;
+  readonly signer: SignerProcess;
+  /** The signer's tokens file (to start it again on the same address). */
+  readonly tokensFile: string;
+  readonly app: Upstream;
+  /** API, `inbound` mTLS → app, 1 worker; its config and token file in `server.dir`. */
+  readonly server: Sidecar;
+  /** WEB, `outbound` → server; its config and token file in `client.dir`. */
+  readonly client: Sidecar;
+}
+
+/** Starts a SignerPair whose sidecars bootstrap with `tokens` and ask for `ttlHours` leaves. */
+export async function startSignerPair(o: {
+  readonly tokens: { readonly web: string; readonly api: string };
+  readonly ttlHours: number;
+  readonly client?: Pick<ClientSideOptions, 'workers' | 'pool'>;
+}): Promise<SignerPair> {
+  const ca = await newCa();
+  const tokensFile = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), [
+    { token: o.tokens.web, identities: [WEB] },
+    { token: o.tokens.api, identities: [API] },
+  ]);
+  const signer = await startSignerProcess(ca.dir, tokensFile);
+  const app = await startApp();
+  const source = (dir: string, token: string): TlsSource => signerSource(signer, ca, writeTokenFile(path.join(dir, 'bootstrap.token'), token), o.ttlHours);
+  const serverDir = tempDir('outrigger-sidecar-');
+  const server = await startSidecar(serverSideConfig({ tls: source(serverDir, o.tokens.api), app: app.address, workers: 1 }), { dir: serverDir });
+  const clientDir = tempDir('outrigger-sidecar-');
+  const upstream = `127.0.0.1:${server.port('inbound')}`;
+  const client = await startSidecar(clientSideConfig({ workers: 1, ...o.client, tls: source(clientDir, o.tokens.web), upstream }), { dir: clientDir });
+  return { ca, signer, tokensFile, app, server, client };
 }

@@ -5,31 +5,24 @@
 // /proc/PID/mem) contain the root key; a sidecar on the embedded CA (tls.ca) is the control that
 // shows the scan finds it when it is there.
 
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
 import {
   API,
   caSource,
   certsOf,
-  clientSideConfig,
   closeAll,
   eventually,
   filesUnder,
   get,
   moreRequests,
-  newCa,
   scanProcessMemory,
   serverSideConfig,
-  signerSource,
-  startApp,
   startLoad,
   startSidecar,
+  startSignerPair,
   startSignerProcess,
-  tempDir,
   WEB,
-  writeTokenFile,
-  writeTokensFile,
   type LogEntry,
   type Sidecar,
   type SignerProcess,
@@ -49,27 +42,9 @@ let server: Sidecar;
 let client: Sidecar;
 
 beforeAll(async () => {
-  ca = await newCa();
-  tokensFile = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), [
-    { token: WEB_TOKEN, identities: [WEB] },
-    { token: API_TOKEN, identities: [API] },
-  ]);
-  signer = await startSignerProcess(ca.dir, tokensFile);
-  app = await startApp();
-  const serverDir = tempDir();
-  server = await startSidecar(serverSideConfig({ tls: signerSource(signer, ca, writeTokenFile(path.join(serverDir, 'api.token'), API_TOKEN), TTL_HOURS), app: app.address, workers: 1 }), {
-    dir: serverDir,
-  });
-  const clientDir = tempDir();
-  client = await startSidecar(
-    clientSideConfig({ tls: signerSource(signer, ca, writeTokenFile(path.join(clientDir, 'web.token'), WEB_TOKEN), TTL_HOURS), upstream: `127.0.0.1:${server.port('inbound')}`, workers: 1 }),
-    { dir: clientDir },
-  );
+  ({ ca, signer, tokensFile, app, server, client } = await startSignerPair({ tokens: { web: WEB_TOKEN, api: API_TOKEN }, ttlHours: TTL_HOURS }));
 });
-afterAll(async () => {
-  await closeAll();
-  await closeAll();
-});
+afterAll(closeAll);
 
 /** Needles for the root key: its PEM body lines and its raw private scalar (both byte orders). */
 function rootKeyNeedles(): Buffer[] {

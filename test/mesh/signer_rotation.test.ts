@@ -4,33 +4,20 @@
 // At least three rotations on each side, zero failed requests, and new connections carry the
 // new certificates.
 
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
 import {
-  API,
   certsOf,
-  clientSideConfig,
   closeAll,
-  directRequest,
   endpointCounters,
   leaf,
   moreRequests,
-  newCa,
-  serverSideConfig,
-  signerSource,
-  startApp,
   startLoad,
-  startSidecar,
-  startSignerProcess,
-  tempDir,
+  startSignerPair,
+  watchRotations,
   WEB,
-  writeTokenFile,
-  writeTokensFile,
   type Sidecar,
   type SignerProcess,
-  watchRotations,
-  type Upstream as App,
 } from '../helpers/sidecar.js';
 
 /** 5.4 s leaves: a renewal every ~2.7 s. */
@@ -40,33 +27,17 @@ const API_TOKEN = 'api-bootstrap-token-rotation-01';
 
 let ca: Ca;
 let signer: SignerProcess;
-let app: App;
 let server: Sidecar;
 let client: Sidecar;
 
 beforeAll(async () => {
-  ca = await newCa();
-  const tokens = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), [
-    { token: WEB_TOKEN, identities: [WEB] },
-    { token: API_TOKEN, identities: [API] },
-  ]);
-  signer = await startSignerProcess(ca.dir, tokens);
-  app = await startApp();
-  const tok = tempDir();
-  server = await startSidecar(serverSideConfig({ tls: signerSource(signer, ca, writeTokenFile(path.join(tok, 'api'), API_TOKEN), TTL_HOURS), app: app.address, workers: 1 }));
-  client = await startSidecar(
-    clientSideConfig({
-      tls: signerSource(signer, ca, writeTokenFile(path.join(tok, 'web'), WEB_TOKEN), TTL_HOURS),
-      upstream: `127.0.0.1:${server.port('inbound')}`,
-      workers: 2,
-      pool: { connections_per_worker: 4 },
-    }),
-  );
+  ({ ca, signer, server, client } = await startSignerPair({
+    tokens: { web: WEB_TOKEN, api: API_TOKEN },
+    ttlHours: TTL_HOURS,
+    client: { workers: 2, pool: { connections_per_worker: 4 } },
+  }));
 });
-afterAll(async () => {
-  await closeAll();
-  await closeAll();
-});
+afterAll(closeAll);
 
 describe('rotation under continuous load (signer mode, 5.4 s leaves)', () => {
   it('three or more renewals on both sides, zero failed requests', async () => {
