@@ -7,16 +7,7 @@ import { CaError, initCa, issueLeaf, loadCa, type Ca } from '../../src/tls/ca.js
 import { materialFromPem } from '../../src/tls/material.js';
 import { peerSpiffeId } from '../../src/tls/spiffe.js';
 import { buildCertificate, derToPem, encodeName, generateKeySync, randomSerial } from '../../src/tls/x509.js';
-import { HOUR, makeCa, removeTempDirs, tempDir } from './helpers.js';
-
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+import { HOUR, makeCa, removeTempDirs, tempDir, hasOpenssl } from './helpers.js';
 
 function openssl(args: string[]): string {
   return execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

@@ -8,18 +8,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CsrError, buildCsr, parseCsr } from '../../src/tls/csr.js';
 import { generateKeySync, type KeyType } from '../../src/tls/x509.js';
-import { tempDir } from './helpers.js';
+import { tempDir, hasOpenssl } from './helpers.js';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/web';
-const hasOpenssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 describe('buildCsr / parseCsr', () => {
   it.each<KeyType>(['ec-p256', 'rsa-2048'])('round trip with %s, and OpenSSL verifies it', (t) => {
     const { privateKey, publicKey } = generateKeySync(t);

@@ -1,29 +1,32 @@
-// Test helpers for src/tls: throw-away CAs in temp directories, materials, and a real node:tls
-// server on 127.0.0.1 built with serverTlsOptions that greets each peer with its SPIFFE ID.
+// Test helpers for src/tls: materials from a throw-away CA, a real node:tls server on 127.0.0.1
+// built with serverTlsOptions that greets each peer with its SPIFFE ID, and a client for it. Temp
+// directories and CAs come from test/helpers (tempDir, newCa), removed by closeAll.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 import tls from 'node:tls';
-import { initCa, issueLeaf, type Ca, type LeafRequest } from '../../src/tls/ca.js';
+import { issueLeaf, type Ca, type LeafRequest } from '../../src/tls/ca.js';
 import { handshakeFailureReason, serverTlsOptions, socketPeerIdentity, type ServerTlsParams } from '../../src/tls/contexts.js';
 import { materialFromPem, type TlsMaterial } from '../../src/tls/material.js';
+import { closeAll, newCa } from '../helpers/sidecar.js';
 
-const dirs: string[] = [];
+export { tempDir } from '../helpers/sidecar.js';
 
-export function tempDir(prefix = 'outrigger-tls-'): string {
-  const d = mkdtempSync(path.join(tmpdir(), prefix));
-  dirs.push(d);
-  return d;
+/** Removes the temp directories (and anything else the helpers started). */
+export const removeTempDirs = closeAll;
+
+export function makeCa(trustDomain = 'cluster.local'): Promise<Ca> {
+  return newCa(trustDomain);
 }
 
-export function removeTempDirs(): void {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-}
-
-export async function makeCa(trustDomain = 'cluster.local'): Promise<Ca> {
-  return initCa(path.join(tempDir(), 'ca'), trustDomain);
-}
+/** Whether an `openssl` binary is here to cross-check against. */
+export const hasOpenssl = ((): boolean => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 /** A leaf from `ca` as TlsMaterial; `bundle` overrides the trust bundle (default: the CA's). */
 export function leafMaterial(ca: Ca, req: LeafRequest, bundle = ca.trustBundlePem): TlsMaterial {
