@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { HealthChecker, firstDelayMs, jitteredDelayMs, USER_AGENT, type HealthCheckState } from '../../src/health/health_checker.js';
 import { deadPort, startUpstream, waitFor, type Upstream } from '../helpers/sidecar.js';
+import type { ClusterSpec, HealthCheckSpec } from '../../src/config/types.js';
 import { cluster, endpoint, healthCheck } from './helpers.js';
 
 type Event = [cluster: string, address: string, healthy: boolean];
@@ -38,6 +39,11 @@ function checker(rng?: () => number): { hc: HealthChecker; events: Event[]; atEv
   return { hc, events, atEvent };
 }
 
+/** Cluster `api` with these upstreams as endpoints, checked with `healthCheck(spec)`. */
+function checked(ups: ReadonlyArray<{ readonly port: number }>, spec: Partial<HealthCheckSpec> = {}): ClusterSpec[] {
+  return [cluster('api', ups.map((u) => endpoint('127.0.0.1', u.port)), { healthCheck: healthCheck(spec) })];
+}
+
 function stateOf(hc: HealthChecker, address: string): HealthCheckState {
   const s = hc.states().find((x) => x.address === address);
   if (s === undefined) throw new Error(`no state for ${address}`);
@@ -48,7 +54,7 @@ describe('HealthChecker', () => {
   it('keeps a 200 endpoint healthy and sends GET path with host and user-agent', async () => {
     const up = await upstream();
     const { hc, events } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ path: '/ready?x=1' }) })]);
+    hc.update(checked([up], { path: '/ready?x=1' }));
     await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 4, '4 passing checks');
     expect(events).toEqual([]);
     const s = stateOf(hc, up.address);
@@ -65,7 +71,7 @@ describe('HealthChecker', () => {
   it('goes unhealthy after unhealthyThreshold failures and back after healthyThreshold passes', async () => {
     const up = await upstream();
     const { hc, events, atEvent } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ unhealthyThreshold: 3, healthyThreshold: 2 }) })]);
+    hc.update(checked([up], { unhealthyThreshold: 3, healthyThreshold: 2 }));
     await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 2, 'passing checks');
 
     up.health = 'fail';
@@ -87,7 +93,7 @@ describe('HealthChecker', () => {
     const port = await deadPort();
     const { hc, events } = checker();
     const address = `127.0.0.1:${port}`;
-    hc.update([cluster('api', [endpoint('127.0.0.1', port)], { healthCheck: healthCheck({ unhealthyThreshold: 2 }) })]);
+    hc.update(checked([{ port }], { unhealthyThreshold: 2 }));
     await waitFor(() => events.length === 1, 'unhealthy event');
     expect(events).toEqual([['api', address, false]]);
     expect(stateOf(hc, address).last_error).toMatch(/ECONNREFUSED/);
@@ -97,7 +103,7 @@ describe('HealthChecker', () => {
     const up = await upstream();
     up.health = 'hang';
     const { hc, events } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 30, unhealthyThreshold: 2 }) })]);
+    hc.update(checked([up], { timeoutMs: 30, unhealthyThreshold: 2 }));
     await waitFor(() => events.length === 1, 'unhealthy event');
     expect(events).toEqual([['api', up.address, false]]);
     expect(stateOf(hc, up.address).last_error).toBe('timeout after 30 ms');
@@ -108,7 +114,7 @@ describe('HealthChecker', () => {
     const bad = await upstream();
     bad.health = 'fail';
     const { hc, events } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', good.port), endpoint('127.0.0.1', bad.port)], { healthCheck: healthCheck() })]);
+    hc.update(checked([good, bad]));
     await waitFor(() => events.length === 1, 'unhealthy event');
     await waitFor(() => stateOf(hc, good.address).consecutive_successes >= 4, 'good endpoint passes');
     expect(events).toEqual([['api', bad.address, false]]);
@@ -119,7 +125,7 @@ describe('HealthChecker', () => {
     const up = await upstream();
     up.health = 'hang'; // its first check stays in flight
     const { hc, events } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 60_000 }) })]);
+    hc.update(checked([up], { timeoutMs: 60_000 }));
     await waitFor(() => up.hanging === 1, 'a check in flight');
     const timers = vi.spyOn(globalThis, 'setTimeout');
     hc.update([]);
@@ -136,11 +142,10 @@ describe('HealthChecker', () => {
     stay.health = 'fail';
     gone.health = 'hang';
     const { hc, events } = checker();
-    const spec = healthCheck({ unhealthyThreshold: 2, timeoutMs: 60_000 });
-    hc.update([cluster('api', [endpoint('127.0.0.1', stay.port), endpoint('127.0.0.1', gone.port)], { healthCheck: spec })]);
+    hc.update(checked([stay, gone], { unhealthyThreshold: 2, timeoutMs: 60_000 }));
     await waitFor(() => events.length === 1 && gone.hanging === 1, 'stay unhealthy, gone checked');
 
-    hc.update([cluster('api', [endpoint('127.0.0.1', stay.port)], { healthCheck: healthCheck({ unhealthyThreshold: 2, intervalMs: 25 }) })]);
+    hc.update(checked([stay], { unhealthyThreshold: 2, intervalMs: 25 }));
     expect(hc.states().map((s) => s.address)).toEqual([stay.address]);
     expect(stateOf(hc, stay.address).healthy).toBe(false);
     await waitFor(() => gone.hanging === 0, "gone's check in flight aborted");
@@ -174,7 +179,7 @@ describe('HealthChecker', () => {
     const up = await upstream();
     up.health = 'hang';
     const { hc, events } = checker();
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ timeoutMs: 60_000, unhealthyThreshold: 1 }) })]);
+    hc.update(checked([up], { timeoutMs: 60_000, unhealthyThreshold: 1 }));
     await waitFor(() => up.hanging === 1, 'a hanging check');
     const timers = vi.spyOn(globalThis, 'setTimeout');
     hc.close();
@@ -209,7 +214,7 @@ describe('HealthChecker', () => {
     const { hc } = checker(rng);
     const interval = 40;
     const timeout = 777;
-    hc.update([cluster('api', [endpoint('127.0.0.1', up.port)], { healthCheck: healthCheck({ intervalMs: interval, timeoutMs: timeout }) })]);
+    hc.update(checked([up], { intervalMs: interval, timeoutMs: timeout }));
     await waitFor(() => stateOf(hc, up.address).consecutive_successes >= 4, 'checks');
     hc.close();
     const delays = spy.mock.calls.map((c) => c[1]).filter((d): d is number => typeof d === 'number' && d !== timeout);
