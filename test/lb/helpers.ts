@@ -1,5 +1,8 @@
 // Test helpers for load balancers: plain hosts and pick-frequency counting.
 
+import type { LbPolicy } from '../../src/config/types.js';
+import { createLoadBalancer } from '../../src/lb/index.js';
+import { seededRng } from '../../src/lb/rng.js';
 import type { LbHost, LoadBalancer } from '../../src/lb/types.js';
 
 export interface TestHost extends LbHost {
@@ -29,4 +32,11 @@ export function expectClose(actual: readonly number[], expected: readonly number
       throw new Error(`share[${i}] = ${a.toFixed(4)}, expected ${e.toFixed(4)} ± ${tolerance} (all: ${actual.map((x) => x.toFixed(4)).join(', ')})`);
     }
   });
+}
+
+/** Shares of `picks` picks by a `policy` balancer over hosts of these weights (and active counts), seeded. */
+export function pickShares(policy: LbPolicy, weights: readonly number[], seed: number, picks: number, active: readonly number[] = []): number[] {
+  const hs = hosts(weights);
+  active.forEach((a, i) => (hs[i]!.active = a));
+  return shares(createLoadBalancer(policy, hs, seededRng(seed)), hs, picks);
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createLoadBalancer } from '../../src/lb/index.js';
 import { seededRng } from '../../src/lb/rng.js';
-import { expectClose, hosts, shares, type TestHost } from './helpers.js';
+import { expectClose, hosts, pickShares, shares, type TestHost } from './helpers.js';
 
 function setActive(hs: readonly TestHost[], active: readonly number[]): void {
   hs.forEach((h, i) => (h.active = active[i] as number));
@@ -9,9 +9,7 @@ function setActive(hs: readonly TestHost[], active: readonly number[]): void {
 
 describe('least_request, equal weights (power of two choices)', () => {
   it('is uniform when all hosts are equally loaded', () => {
-    const hs = hosts([1, 1, 1]);
-    const lb = createLoadBalancer('least_request', hs, seededRng(1));
-    expectClose(shares(lb, hs, 60_000), [1 / 3, 1 / 3, 1 / 3], 0.01);
+    expectClose(pickShares('least_request', [1, 1, 1], 1, 60_000), [1 / 3, 1 / 3, 1 / 3], 0.01);
   });
 
   it('prefers less-loaded hosts: the most loaded of three is never chosen', () => {
@@ -73,17 +71,12 @@ describe('least_request, equal weights (power of two choices)', () => {
 
 describe('least_request, unequal weights (weight / (active + 1))', () => {
   it('is weight-proportional when idle: 1:2:3 within ±2%', () => {
-    const hs = hosts([1, 2, 3]);
-    const lb = createLoadBalancer('least_request', hs, seededRng(9));
-    expectClose(shares(lb, hs, 100_000), [1 / 6, 2 / 6, 3 / 6], 0.02);
+    expectClose(pickShares('least_request', [1, 2, 3], 9, 100_000), [1 / 6, 2 / 6, 3 / 6], 0.02);
   });
 
   it('divides each weight by active + 1', () => {
-    const hs = hosts([1, 2, 3]);
-    setActive(hs, [0, 3, 2]);
     // 1/1 : 2/4 : 3/3 = 1 : 0.5 : 1
-    const lb = createLoadBalancer('least_request', hs, seededRng(10));
-    expectClose(shares(lb, hs, 100_000), [0.4, 0.2, 0.4], 0.01);
+    expectClose(pickShares('least_request', [1, 2, 3], 10, 100_000, [0, 3, 2]), [0.4, 0.2, 0.4], 0.01);
   });
 
   it('honours exclude and health', () => {
