@@ -171,16 +171,16 @@ export interface MeshServer {
 
 /**
  * Starts a MeshServer: a fresh CA for `trustDomain` (default cluster.local) that the sidecar
- * issues its own certificate from, with `serverSideConfig` options; `edit` may change the config
- * before the start.
+ * issues its own certificates from (`ttlHours` long), with `serverSideConfig` options; `edit` may
+ * change the config before the start.
  */
 export async function startMeshServer(
-  o: Omit<ServerSideOptions, 'tls' | 'app'> & { readonly trustDomain?: string; readonly edit?: (cfg: Config) => void } = {},
+  o: Omit<ServerSideOptions, 'tls' | 'app'> & { readonly trustDomain?: string; readonly ttlHours?: number; readonly edit?: (cfg: Config) => void } = {},
 ): Promise<MeshServer> {
-  const { trustDomain, edit, ...side } = o;
+  const { trustDomain, ttlHours, edit, ...side } = o;
   const ca = await newCa(trustDomain);
   const app = await startApp();
-  const cfg = serverSideConfig({ ...side, tls: caSource(ca), app: app.address });
+  const cfg = serverSideConfig({ ...side, tls: caSource(ca, ttlHours), app: app.address });
   edit?.(cfg);
   const server = await startSidecar(cfg);
   return { ca, app, server, inbound: server.port('inbound') };

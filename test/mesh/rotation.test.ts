@@ -14,21 +14,18 @@ import {
   certsOf,
   clientSideConfig,
   closeAll,
-  directRequest,
   endpointCounters,
   get,
   leaf,
   moreRequests,
-  newCa,
-  serverSideConfig,
   spiffe,
-  startApp,
   startLoad,
+  startMeshServer,
   startProbe,
   startSidecar,
+  watchRotations,
   WEB,
   type Sidecar,
-  watchRotations,
   type Upstream as App,
   type Upstream as Probe,
 } from '../helpers/sidecar.js';
@@ -46,10 +43,8 @@ let server: Sidecar;
 let client: Sidecar;
 
 beforeAll(async () => {
-  ca = await newCa();
-  app = await startApp();
+  ({ ca, app, server } = await startMeshServer({ ttlHours: TTL_HOURS, workers: 1 }));
   probe = await startProbe(leaf(ca, PROBE_ID), ca.certPem);
-  server = await startSidecar(serverSideConfig({ tls: caSource(ca, TTL_HOURS), app: app.address, workers: 1 }));
   client = await startSidecar(
     clientSideConfig({
       tls: caSource(ca, TTL_HOURS),
