@@ -44,6 +44,15 @@ function checked(ups: ReadonlyArray<{ readonly port: number }>, spec: Partial<He
   return [cluster('api', ups.map((u) => endpoint('127.0.0.1', u.port)), { healthCheck: healthCheck(spec) })];
 }
 
+/** An upstream answering its checks as `health` says, under a checker started with `spec`. */
+async function checking(health: Upstream['health'], spec: Partial<HealthCheckSpec>): Promise<{ up: Upstream; hc: HealthChecker; events: Event[] }> {
+  const up = await upstream();
+  up.health = health;
+  const { hc, events } = checker();
+  hc.update(checked([up], spec));
+  return { up, hc, events };
+}
+
 function stateOf(hc: HealthChecker, address: string): HealthCheckState {
   const s = hc.states().find((x) => x.address === address);
   if (s === undefined) throw new Error(`no state for ${address}`);
@@ -100,10 +109,7 @@ describe('HealthChecker', () => {
   });
 
   it('counts a hanging endpoint as a failure after timeoutMs', async () => {
-    const up = await upstream();
-    up.health = 'hang';
-    const { hc, events } = checker();
-    hc.update(checked([up], { timeoutMs: 30, unhealthyThreshold: 2 }));
+    const { up, hc, events } = await checking('hang', { timeoutMs: 30, unhealthyThreshold: 2 });
     await waitFor(() => events.length === 1, 'unhealthy event');
     expect(events).toEqual([['api', up.address, false]]);
     expect(stateOf(hc, up.address).last_error).toBe('timeout after 30 ms');
@@ -122,10 +128,7 @@ describe('HealthChecker', () => {
   });
 
   it('stops checking a cluster removed by update()', async () => {
-    const up = await upstream();
-    up.health = 'hang'; // its first check stays in flight
-    const { hc, events } = checker();
-    hc.update(checked([up], { timeoutMs: 60_000 }));
+    const { up, hc, events } = await checking('hang', { timeoutMs: 60_000 });
     await waitFor(() => up.hanging === 1, 'a check in flight');
     const timers = vi.spyOn(globalThis, 'setTimeout');
     hc.update([]);
@@ -176,10 +179,7 @@ describe('HealthChecker', () => {
   });
 
   it('close() aborts an in-flight check and fires nothing afterwards', async () => {
-    const up = await upstream();
-    up.health = 'hang';
-    const { hc, events } = checker();
-    hc.update(checked([up], { timeoutMs: 60_000, unhealthyThreshold: 1 }));
+    const { up, hc, events } = await checking('hang', { timeoutMs: 60_000, unhealthyThreshold: 1 });
     await waitFor(() => up.hanging === 1, 'a hanging check');
     const timers = vi.spyOn(globalThis, 'setTimeout');
     hc.close();

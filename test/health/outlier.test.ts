@@ -46,6 +46,23 @@ function setup(spec: Partial<OutlierSpec> = {}, n = 10): {
   return { od, events, clock, state, send };
 }
 
+/** Ejects endpoint 0 `n` times in a row (one 5xx each), each time waiting out the ejection on the clock; the lengths. */
+function ejectionDurations(t: ReturnType<typeof setup>, n: number): number[] {
+  const durations: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const start = t.clock.t;
+    t.send(0, '5xx');
+    const s = t.state(0);
+    expect(s.ejected).toBe(true);
+    const until = Date.parse(s.ejected_until!);
+    durations.push(until - start);
+    t.clock.t = until;
+    t.od.sweep();
+    expect(t.state(0).ejected).toBe(false);
+  }
+  return durations;
+}
+
 describe('OutlierDetector', () => {
   it('ejects at exactly consecutive5xx', () => {
     const { events, clock, state, send } = setup({ consecutive5xx: 5, baseEjectionMs: 30_000 });
@@ -165,36 +182,15 @@ describe('OutlierDetector', () => {
 
   it('doubles the ejection time on repeated ejections', () => {
     const base = 1000;
-    const { od, clock, state, send } = setup({ consecutive5xx: 1, baseEjectionMs: base, intervalMs: 60_000 });
-    const durations: number[] = [];
-    for (let k = 0; k < 4; k++) {
-      const start = clock.t;
-      send(0, '5xx');
-      const s = state(0);
-      expect(s.ejected).toBe(true);
-      const until = Date.parse(s.ejected_until!);
-      durations.push(until - start);
-      clock.t = until;
-      od.sweep();
-      expect(state(0).ejected).toBe(false);
-    }
-    expect(durations).toEqual([base, 2 * base, 4 * base, 8 * base]);
-    expect(state(0).ejections_total).toBe(4);
+    const t = setup({ consecutive5xx: 1, baseEjectionMs: base, intervalMs: 60_000 });
+    expect(ejectionDurations(t, 4)).toEqual([base, 2 * base, 4 * base, 8 * base]);
+    expect(t.state(0).ejections_total).toBe(4);
   });
 
   it('caps one ejection at MAX_EJECTION_MS', () => {
     const base = 100_000;
-    const { od, clock, state, send } = setup({ consecutive5xx: 1, baseEjectionMs: base, intervalMs: 10_000_000 });
-    const durations: number[] = [];
-    for (let k = 0; k < 5; k++) {
-      const start = clock.t;
-      send(0, '5xx');
-      const until = Date.parse(state(0).ejected_until!);
-      durations.push(until - start);
-      clock.t = until;
-      od.sweep();
-    }
-    expect(durations).toEqual([base, 2 * base, MAX_EJECTION_MS, MAX_EJECTION_MS, MAX_EJECTION_MS]);
+    const t = setup({ consecutive5xx: 1, baseEjectionMs: base, intervalMs: 10_000_000 });
+    expect(ejectionDurations(t, 5)).toEqual([base, 2 * base, MAX_EJECTION_MS, MAX_EJECTION_MS, MAX_EJECTION_MS]);
   });
 
   it('decays the multiplier by one per quiet interval; a failure restarts the interval', () => {
