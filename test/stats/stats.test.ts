@@ -23,6 +23,12 @@ function refPercentileMs(values: readonly number[], p: number): number {
   return h.getValueAtPercentile(p) / 1000;
 }
 
+/** Worker stats with one listener `listener`, its route `r` and a cluster `c`. */
+function oneOfEach(listener: string) {
+  const ws = new WorkerStats(1);
+  return { ws, l: ws.listener(listener), r: ws.route(listener, 'r'), c: ws.cluster('c') };
+}
+
 describe('WorkerStats + StatsAggregator', () => {
   it('adds counts exactly and merges histograms exactly across workers', () => {
     const a = new WorkerStats(1);
@@ -90,10 +96,7 @@ describe('WorkerStats + StatsAggregator', () => {
   });
 
   it('takeDelta resets: a second delta carries only what came after the first', () => {
-    const ws = new WorkerStats(1);
-    const l = ws.listener('in');
-    const r = ws.route('in', 'r');
-    const c = ws.cluster('c');
+    const { ws, l, r, c } = oneOfEach('in');
     ws.record(l, r, c, 200, 1000, 500, 1, 2);
     ws.upstreamTimeout(c);
     const first = ws.takeDelta();
@@ -242,10 +245,7 @@ describe('WorkerStats + StatsAggregator', () => {
   });
 
   it('releases idle latency recorders and re-creates them on the next request', () => {
-    const ws = new WorkerStats(1);
-    const l = ws.listener('out');
-    const r = ws.route('out', 'r');
-    const c = ws.cluster('c');
+    const { ws, l, r, c } = oneOfEach('out');
     ws.record(l, r, c, 200, 100, 50, 0, 0);
     expect(ws.takeDelta().cells[0]!.latency).not.toBeNull();
     for (let i = 0; i < 20; i++) expect(ws.takeDelta().cells).toHaveLength(0);
@@ -260,10 +260,7 @@ describe('WorkerStats + StatsAggregator', () => {
   });
 
   it('counts 100k records into one cell exactly', () => {
-    const ws = new WorkerStats(1);
-    const l = ws.listener('out');
-    const r = ws.route('out', 'r');
-    const c = ws.cluster('c');
+    const { ws, l, r, c } = oneOfEach('out');
     for (let i = 0; i < 100_000; i++) ws.record(l, r, c, 200, i % 5000, i % 300, 1, 1);
     const d = ws.takeDelta();
     expect(d.cells[0]!.requests).toBe(100_000);
