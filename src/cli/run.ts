@@ -20,6 +20,7 @@ import { ConfigReloader } from '../control/reloader.js';
 import { Shutdown } from '../control/shutdown.js';
 import { exitNow } from '../net/reuseport.js';
 import { StatsAggregator } from '../stats/aggregate.js';
+import { LoopDelayMonitor } from '../stats/loop_delay.js';
 import { PortInUseError } from '../workers/ports.js';
 import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
@@ -101,6 +102,7 @@ interface DataPlane {
 /** Spawns the workers on the first snapshot with this sidecar's certificate; an exit code when it cannot. */
 async function startDataPlane(first: Snapshot, configDir: string, log: Logger, enableTestHooks: boolean): Promise<DataPlane | number> {
   const stats = new StatsAggregator();
+  watchMainLoop(stats);
   const verdicts: EndpointVerdicts = new EndpointVerdicts(log, (cluster, address, change) => supervisor.setEndpointState(cluster, address, change));
   const supervisor = new Supervisor(supervisorOptions(log, stats, verdicts, enableTestHooks));
   let certs: CertificateManager;
@@ -116,6 +118,15 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
     if (e instanceof PortInUseError) return refuse(`outrigger: ${e.message}`, 1);
     throw e;
   }
+}
+
+/** The main thread's event-loop delay into the stats, once a second like the workers'. */
+function watchMainLoop(stats: StatsAggregator): void {
+  const monitor = new LoopDelayMonitor('main');
+  setInterval(() => {
+    const sample = monitor.take();
+    if (sample !== null) stats.loopDelay.add(sample);
+  }, 1000).unref();
 }
 
 /** The supervisor's reports: stats deltas and worker events to the aggregator, try outcomes to the outlier detector. */

@@ -2,6 +2,8 @@
 // `/stats` JSON and the `/metrics` Prometheus text. Counters add; hdr histograms merge exactly
 // (decode + add, never averaged percentiles); gauges keep the latest value per worker and are
 // summed across workers. Everything configured is declared up front so it shows as zero.
+// prom-client loads on the first /metrics scrape (a sidecar nobody scrapes never pays its ~2 MiB
+// of heap); event-loop delay per thread (loop_delay.ts) rides along in both views.
 
 import { CounterTotals } from './counters.js';
 import type { Snapshot } from '../config/types.js';
@@ -10,7 +12,8 @@ import { CODE_CLASS_COUNT } from './delta.js';
 import { histogramFromSparse } from './histogram.js';
 import { buildStatsJson } from './json.js';
 import type { StatsJson } from './json.js';
-import { PrometheusExporter } from './prometheus.js';
+import { LoopDelayTotals } from './loop_delay_totals.js';
+import type { PrometheusExporter } from './prometheus.js';
 import { CellTotals, ClusterTotals } from './totals.js';
 import type { GaugeSums, StatsView } from './totals.js';
 
@@ -34,8 +37,11 @@ export class StatsAggregator {
   private configVersion = 0;
   private workerRestarts = 0;
   private workerStalls = 0;
+  /** Event-loop delay of the main thread and every worker. */
+  readonly loopDelay = new LoopDelayTotals();
   private readonly view: StatsView;
-  private readonly exporter: PrometheusExporter;
+  /** Built on the first scrape. */
+  private exporter: PrometheusExporter | null = null;
 
   constructor() {
     const self = this;
@@ -53,7 +59,6 @@ export class StatsAggregator {
       clusters: () => this.clusterTotals.values(),
       gauges: (cluster) => this.gaugeSums(cluster),
     };
-    this.exporter = new PrometheusExporter(this.view);
   }
 
   /** Merges one worker's delta. */
@@ -61,6 +66,7 @@ export class StatsAggregator {
     if (delta.counters !== undefined) this.counters.apply(delta.counters);
     for (const cell of delta.cells) this.applyCell(cell);
     for (const c of delta.clusters) this.applyCluster(delta.workerId, c);
+    if (delta.loopDelay !== undefined) this.loopDelay.add(delta.loopDelay);
   }
 
   /** A worker is gone (crashed, replaced): its gauges stop counting; its counters stay. */
@@ -139,17 +145,21 @@ export class StatsAggregator {
   }
 
   toJSON(): StatsJson {
-    return buildStatsJson(this.view);
+    return { ...buildStatsJson(this.view), event_loop_delay: this.loopDelay.json() };
   }
 
-  /** Prometheus text exposition (format 0.0.4) from this aggregator's own prom-client Registry. */
-  prometheus(): Promise<string> {
-    return this.exporter.metrics();
+  /** Prometheus text exposition (format 0.0.4) from this aggregator's own prom-client Registry, then the event-loop delay. */
+  async prometheus(): Promise<string> {
+    if (this.exporter === null) {
+      const { PrometheusExporter } = await import('./prometheus.js');
+      this.exporter ??= new PrometheusExporter(this.view);
+    }
+    return `${await this.exporter.metrics()}\n${this.loopDelay.prometheus()}`;
   }
 
-  /** Content-Type for prometheus()'s answer. */
+  /** Content-Type for prometheus()'s answer (prom-client's Registry.contentType, known before it loads). */
   get prometheusContentType(): string {
-    return this.exporter.contentType;
+    return PROMETHEUS_CONTENT_TYPE;
   }
 
   private applyCell(d: CellDelta): void {
@@ -215,6 +225,8 @@ export class StatsAggregator {
     return false;
   }
 }
+
+const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 function cellKey(listener: string, route: string, cluster: string): string {
   return `${listener}\u0000${route}\u0000${cluster}`;

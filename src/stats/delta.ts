@@ -3,6 +3,7 @@
 // histograms as sparse HdrHistogram slot counts (microseconds, see histogram.ts).
 
 import type { CounterDelta } from './counters.js';
+import type { LoopDelaySample } from './loop_delay.js';
 
 /**
  * Response classes, by index: 0 = no response (status 0: client aborted, connection reset
@@ -57,4 +58,6 @@ export interface StatsDelta {
   /** Only cells and clusters that changed in the interval. */
   readonly cells: readonly CellDelta[];
   readonly clusters: readonly ClusterDelta[];
+  /** The worker's event-loop delay over the interval (absent when no sample fell in it). */
+  readonly loopDelay?: LoopDelaySample;
 }

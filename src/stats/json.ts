@@ -6,6 +6,7 @@
 import type { JsHistogram } from 'hdr-histogram-js';
 import { CODE_CLASSES } from './delta.js';
 import { percentileMs } from './histogram.js';
+import type { ThreadLoopDelayJson } from './loop_delay_totals.js';
 import { RequestTotals } from './totals.js';
 import type { StatsView } from './totals.js';
 
@@ -60,9 +61,11 @@ export interface StatsJson {
   readonly listeners: readonly ListenerJson[];
   readonly routes: readonly RouteJson[];
   readonly clusters: readonly ClusterJson[];
+  /** Per thread (main, worker-1, …): since start and over the last interval. */
+  readonly event_loop_delay: readonly ThreadLoopDelayJson[];
 }
 
-export function buildStatsJson(view: StatsView): StatsJson {
+export function buildStatsJson(view: StatsView): Omit<StatsJson, 'event_loop_delay'> {
   const listeners = new Map<string, RequestTotals>();
   const routes = new Map<string, { listener: string; name: string; totals: RequestTotals }>();
   const clusterTraffic = new Map<string, RequestTotals>();

@@ -6,7 +6,7 @@
 
 import type { CellDelta, ClassCounts, ClusterDelta, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
-import { LatencyRecorder } from './histogram.js';
+import { LatencyRecorder } from './recorder.js';
 
 export type { StatsDelta } from './delta.js';
 

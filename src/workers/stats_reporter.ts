@@ -1,13 +1,15 @@
 // Worker side of stats: records every finished request (exchange or local reply) into the
 // worker's counters and histograms, and once a second posts what grew since the last post to the
 // main thread (StatsDelta), with the counters kept in data-plane objects turned into growth.
-// Owns the stats handles of the listeners, routes and clusters it has seen.
+// Owns the stats handles of the listeners, routes and clusters it has seen, and the worker's
+// event-loop delay monitor (posted every interval, so a stalling idle worker shows too).
 
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { ProxyError } from '../errors.js';
 import { CounterDeltas } from '../stats/counters.js';
 import type { StatsDelta } from '../stats/delta.js';
+import { LoopDelayMonitor } from '../stats/loop_delay.js';
 import { WorkerStats, type ClusterStatsHandle, type ListenerStatsHandle, type RouteStatsHandle } from '../stats/worker_stats.js';
 import type { Cluster } from '../upstream/cluster.js';
 
@@ -31,6 +33,7 @@ export class StatsReporter {
   /** Counters kept in data-plane objects go to the main thread as growth, never as values. */
   private readonly counters = new CounterDeltas();
   private readonly worker: string;
+  private readonly loopDelay: LoopDelayMonitor;
 
   constructor(
     workerId: number,
@@ -39,6 +42,7 @@ export class StatsReporter {
   ) {
     this.stats = new WorkerStats(workerId);
     this.worker = String(workerId);
+    this.loopDelay = new LoopDelayMonitor(`worker-${workerId}`);
   }
 
   exchangeDone(l: ListenerRuntime, ex: Exchange): void {
@@ -59,7 +63,7 @@ export class StatsReporter {
     this.stats.record(h.listener, routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null, null, err.status, 0, 0, 0, 0);
   }
 
-  /** Posts what grew since the last flush (nothing when nothing did). */
+  /** Posts what grew since the last flush and the interval's event-loop delay (nothing when there is neither). */
   flush(): void {
     for (const c of this.source.clusters.values()) {
       const h = this.clusterHandle(c);
@@ -75,7 +79,15 @@ export class StatsReporter {
     this.observeCounters();
     const counters = this.counters.take();
     const delta = this.stats.takeDelta();
-    if (delta.cells.length > 0 || delta.clusters.length > 0 || counters.length > 0) this.post({ ...delta, counters });
+    const loopDelay = this.loopDelay.take();
+    if (delta.cells.length > 0 || delta.clusters.length > 0 || counters.length > 0 || loopDelay !== null) {
+      this.post(loopDelay === null ? { ...delta, counters } : { ...delta, counters, loopDelay });
+    }
+  }
+
+  /** Stops the event-loop delay sampling timer (the thread is closing). */
+  close(): void {
+    this.loopDelay.close();
   }
 
   private observeCounters(): void {

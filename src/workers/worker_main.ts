@@ -122,6 +122,7 @@ class WorkerThread {
   /** Flushes what is buffered and closes every socket (before the thread exits). */
   shutdown(): void {
     clearInterval(this.statsTimer);
+    this.stats.close();
     this.accessLogs.flushAll();
     this.runtime.close();
   }
@@ -143,13 +144,18 @@ class WorkerThread {
   }
 }
 
+/** A test_stall route named `stall_<N>ms` blocks the loop for N ms (a short stall, for the event-loop delay figures). */
+const SHORT_STALL_ROUTE = /^stall_(\d{1,5})ms$/;
+
 /** Test hooks (routes marked test_stall / test_crash), inert unless the sidecar enabled them. */
 function testHooks(init: WorkerInit): Pick<RequestObserver, 'onTestStall' | 'onTestCrash'> {
   return {
-    onTestStall() {
+    onTestStall(route) {
       if (!init.enableTestHooks) return;
-      // A stuck event loop, as an endless loop in a bug would make it (bounded: 10 minutes).
-      const until = Date.now() + 600_000;
+      // A stuck event loop, as an endless loop in a bug would make it (bounded: 10 minutes), or
+      // a short stall when the route's name asks for one.
+      const short = SHORT_STALL_ROUTE.exec(route);
+      const until = Date.now() + (short !== null ? Number(short[1]) : 600_000);
       while (Date.now() < until) {
         /* spin */
       }

@@ -1,0 +1,122 @@
+// Event-loop delay per thread: the sampling side reads a real stall of this thread (also right
+// after an interval boundary), the main-thread totals merge intervals exactly (counts add, max is
+// the max), and the numbers reach /stats JSON and /metrics text through the aggregator.
+import { describe, expect, it } from 'vitest';
+import { StatsAggregator } from '../../src/stats/aggregate.js';
+import { LOOP_DELAY_RESOLUTION_MS, LoopDelayMonitor, type LoopDelaySample } from '../../src/stats/loop_delay.js';
+import { LoopDelayTotals } from '../../src/stats/loop_delay_totals.js';
+import { LatencyRecorder } from '../../src/stats/recorder.js';
+
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until) {
+    /* a stall */
+  }
+}
+
+/** Polls take() until an interval's max reaches `atLeastMicros`; returns every interval seen. */
+async function takeUntil(m: LoopDelayMonitor, atLeastMicros: number): Promise<LoopDelaySample[]> {
+  const seen: LoopDelaySample[] = [];
+  await expect
+    .poll(
+      () => {
+        const s = m.take();
+        if (s !== null) seen.push(s);
+        return Math.max(0, ...seen.map((x) => x.maxMicros));
+      },
+      { timeout: 10_000, interval: 5 },
+    )
+    .toBeGreaterThanOrEqual(atLeastMicros);
+  return seen;
+}
+
+/** A sample of the given delays (µs), as a monitor would hand it over. */
+function sample(thread: string, delaysMicros: readonly number[]): LoopDelaySample {
+  const r = new LatencyRecorder();
+  for (const d of delaysMicros) r.record(d);
+  const sumMicros = r.sumMicros;
+  return { thread, intervalMs: 1000, count: delaysMicros.length, maxMicros: Math.max(...delaysMicros), sumMicros, delays: r.takeSparse() };
+}
+
+// A stall of S ms delays the timer due during it by at least S − one period: a lower bound the
+// loop cannot beat however slow the machine is (a slow machine only reads more).
+const floorMicros = (stallMs: number): number => (stallMs - LOOP_DELAY_RESOLUTION_MS) * 1000;
+
+describe('LoopDelayMonitor', () => {
+  it('reads a stall of this thread; its percentiles and max are in order', async () => {
+    const m = new LoopDelayMonitor('main');
+    try {
+      spin(120);
+      const seen = await takeUntil(m, floorMicros(120));
+      const s = seen.find((x) => x.maxMicros >= floorMicros(120))!;
+      expect(s.thread).toBe('main');
+      expect(s.count).toBeGreaterThan(0);
+      expect(s.sumMicros).toBeGreaterThanOrEqual(s.maxMicros);
+      const slots = s.delays.filter((_, i) => i % 2 === 0);
+      expect([...slots].sort((a, b) => a - b)).toEqual(slots);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('sees a stall right after take() (no blind spot at the interval boundary)', async () => {
+    const m = new LoopDelayMonitor('worker-1');
+    try {
+      await takeUntil(m, 0); // some interval exists
+      m.take();
+      spin(80);
+      await takeUntil(m, floorMicros(80));
+    } finally {
+      m.close();
+    }
+  });
+});
+
+describe('LoopDelayTotals', () => {
+  it('merges intervals per thread: samples and sums add, max is the largest, percentiles exact', () => {
+    const t = new LoopDelayTotals();
+    t.add(sample('worker-1', [...Array<number>(98).fill(100), 300, 5000]));
+    t.add(sample('worker-1', [...Array<number>(99).fill(120), 40_000]));
+    t.add(sample('main', [50, 900]));
+    const [main, w1] = t.json();
+    expect(main!.thread).toBe('main');
+    expect(w1!.thread).toBe('worker-1');
+    expect(w1!.since_start.samples).toBe(200);
+    expect(w1!.since_start.max_ms).toBe(40);
+    // Sorted: 98 × 100 µs, 99 × 120 µs, 300, 5000, 40 000.
+    expect(w1!.since_start.p50_ms).toBe(0.12);
+    expect(w1!.since_start.p99_ms).toBe(0.3);
+    expect(w1!.since_start.p99_9_ms).toBeCloseTo(40, 1); // the bucket's highest equivalent value
+    expect(w1!.last_interval.samples).toBe(100);
+    expect(w1!.last_interval.p50_ms).toBe(0.12);
+    expect(w1!.last_interval.max_ms).toBe(40);
+    expect(main!.since_start.max_ms).toBe(0.9);
+  });
+
+  it('writes a Prometheus summary per thread and the last interval as gauges', () => {
+    const t = new LoopDelayTotals();
+    t.add(sample('worker-2', [...Array<number>(9).fill(100), 2000]));
+    const text = t.prometheus();
+    expect(text).toContain('# TYPE outrigger_event_loop_delay_seconds summary');
+    expect(text).toMatch(/^outrigger_event_loop_delay_seconds\{thread="worker-2",quantile="1"\} 0\.002$/m);
+    expect(text).toMatch(/^outrigger_event_loop_delay_seconds_count\{thread="worker-2"\} 10$/m);
+    expect(text).toMatch(/^outrigger_event_loop_delay_seconds_sum\{thread="worker-2"\} 0\.0029$/m);
+    expect(text).toMatch(/^outrigger_event_loop_delay_last_interval_seconds\{thread="worker-2",quantile="0\.99"\} 0\.002$/m);
+    expect(new LoopDelayTotals().prometheus()).toBe('');
+  });
+});
+
+describe('StatsAggregator and the event-loop delay', () => {
+  it('a worker delta carries its loop delay through structured clone into /stats and /metrics', async () => {
+    const agg = new StatsAggregator();
+    expect(agg.toJSON().event_loop_delay).toEqual([]);
+    agg.apply(structuredClone({ workerId: 1, cells: [], clusters: [], loopDelay: sample('worker-1', [150, 7000]) }));
+    const rows = agg.toJSON().event_loop_delay;
+    expect(rows.map((r) => r.thread)).toEqual(['worker-1']);
+    expect(rows[0]!.since_start.max_ms).toBe(7);
+    const text = await agg.prometheus();
+    expect(text).toContain('outrigger_requests_total'); // prom-client's part, loaded on this first scrape
+    expect(text).toContain('outrigger_event_loop_delay_seconds{thread="worker-1",quantile="0.5"}');
+    expect(agg.prometheusContentType).toBe('text/plain; version=0.0.4; charset=utf-8');
+  });
+});
