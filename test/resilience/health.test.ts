@@ -168,11 +168,14 @@ describe('outlier detection', () => {
     const logs = ejections(sc.entries(), bad.address);
     expect(logs.length).toBe(2);
     const loggedAt = (e: LogEntry): number => Date.parse(String(e['time']));
+    // The log line comes after the ejection was decided, so each measure is at most the ejection
+    // time; the second is longer than any first one could be (the exact doubling is shown on an
+    // injected clock in test/health/outlier.test.ts).
     const first = firstUntil - loggedAt(logs[0]!);
-    expect(first).toBeGreaterThan(base - 100);
+    expect(first).toBeGreaterThan(0);
     expect(first).toBeLessThanOrEqual(base);
     const second = Date.parse(endpointView(v, bad.address).outlier!.ejected_until!) - loggedAt(logs[1]!);
-    expect(second).toBeGreaterThan(2 * base - 100);
+    expect(second).toBeGreaterThan(base);
     expect(second).toBeLessThanOrEqual(2 * base);
   });
 
