@@ -109,14 +109,18 @@ export abstract class BaseLoadBalancer<H extends LbHost> implements LoadBalancer
     return m === 0 ? null : this.nthCandidate(randomIndex(this.rng, m));
   }
 
-  /** A current candidate chosen with probability proportional to weights[i]; uniform when all candidates weigh 0. O(n). */
-  protected weightedCandidate(): H | null {
+  /**
+   * A current candidate chosen with probability proportional to weights[i], or with `byLoad` to
+   * weights[i] / (active + 1) (least_request); uniform when all candidates weigh 0. O(n).
+   */
+  protected weightedCandidate(byLoad: boolean): H | null {
     let total = 0;
     let m = 0;
     for (let i = 0; i < this.count; i++) {
-      if (this.isCandidate(this.hosts[i] as H)) {
+      const h = this.hosts[i] as H;
+      if (this.isCandidate(h)) {
         m++;
-        total += this.weights[i] as number;
+        total += this.drawWeight(i, h, byLoad);
       }
     }
     if (m === 0) return null;
@@ -126,7 +130,7 @@ export abstract class BaseLoadBalancer<H extends LbHost> implements LoadBalancer
     let last: H | null = null;
     for (let i = 0; i < this.count; i++) {
       const h = this.hosts[i] as H;
-      const w = this.weights[i] as number;
+      const w = this.drawWeight(i, h, byLoad);
       if (w > 0 && this.isCandidate(h)) {
         acc += w;
         last = h;
@@ -135,4 +139,15 @@ export abstract class BaseLoadBalancer<H extends LbHost> implements LoadBalancer
     }
     return last; // r rounded up to total
   }
+
+  /** Host i's share in weightedCandidate (0 exactly when weights[i] is 0). */
+  private drawWeight(i: number, h: H, byLoad: boolean): number {
+    const w = this.weights[i] as number;
+    return byLoad ? w / loadDivisor(h.active) : w;
+  }
+}
+
+/** active + 1, guarding against a caller's counter that went negative. */
+function loadDivisor(active: number): number {
+  return active > 0 ? active + 1 : 1;
 }

@@ -7,7 +7,7 @@ import type { LbHost } from './types.js';
 
 export class LeastRequestLoadBalancer<H extends LbHost> extends BaseLoadBalancer<H> {
   protected select(): H | null {
-    return this.equalWeights ? this.twoChoices() : this.weightedByLoad();
+    return this.equalWeights ? this.twoChoices() : this.weightedCandidate(true);
   }
 
   private twoChoices(): H | null {
@@ -30,36 +30,4 @@ export class LeastRequestLoadBalancer<H extends LbHost> extends BaseLoadBalancer
     }
     return b.active < a.active ? b : a;
   }
-
-  private weightedByLoad(): H | null {
-    let total = 0;
-    let m = 0;
-    for (let i = 0; i < this.count; i++) {
-      const h = this.hosts[i] as H;
-      if (this.isCandidate(h)) {
-        m++;
-        total += (this.weights[i] as number) / loadDivisor(h.active);
-      }
-    }
-    if (m === 0) return null;
-    if (total <= 0) return this.nthCandidate(randomIndex(this.rng, m));
-    const r = this.rng.next() * total;
-    let acc = 0;
-    let last: H | null = null;
-    for (let i = 0; i < this.count; i++) {
-      const h = this.hosts[i] as H;
-      const w = this.weights[i] as number;
-      if (w > 0 && this.isCandidate(h)) {
-        acc += w / loadDivisor(h.active);
-        last = h;
-        if (r < acc) return h;
-      }
-    }
-    return last; // r rounded up to total
-  }
-}
-
-/** active + 1, guarding against a caller's counter that went negative. */
-function loadDivisor(active: number): number {
-  return active > 0 ? active + 1 : 1;
 }

@@ -24,7 +24,7 @@ export class RandomLoadBalancer<H extends LbHost> extends BaseLoadBalancer<H> {
     // w/W + (W_out/W)·(w/W_in) = w/W_in.
     const h = this.hosts[this.drawAll()] as H;
     if (this.isCandidate(h)) return h;
-    return this.weightedCandidate();
+    return this.weightedCandidate(false);
   }
 
   private drawAll(): number {
