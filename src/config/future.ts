@@ -8,6 +8,16 @@ import { endpointAddressField, identityPatternField, methodField, ms, pathField,
 
 const percent = z.number().min(0).max(100);
 
+/** How this sidecar's own leaf certificates are made, whether the embedded CA or a signer issues them. */
+const leafCertificateFields = {
+  ttl_hours: z
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(24),
+  key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
+};
+
 /** Top-level `tls`: this sidecar's identity material, files or an embedded CA. */
 export const tlsIdentitySchema = z
   .strictObject({
@@ -17,12 +27,7 @@ export const tlsIdentitySchema = z
     ca: z
       .strictObject({
         dir: z.string().min(1),
-        ttl_hours: z
-          .number()
-          .positive()
-          .max(24 * 365)
-          .default(24),
-        key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
+        ...leafCertificateFields,
       })
       .optional(),
     /** `outrigger ca serve` signs CSRs for a key made here: this sidecar never holds the root key. */
@@ -32,12 +37,7 @@ export const tlsIdentitySchema = z
         ca_bundle: z.string().min(1),
         token_file: z.string().min(1),
         identity: spiffeIdField.optional(),
-        ttl_hours: z
-          .number()
-          .positive()
-          .max(24 * 365)
-          .default(24),
-        key_type: z.enum(['ec-p256', 'rsa-2048']).default('ec-p256'),
+        ...leafCertificateFields,
       })
       .optional(),
     /** Other trust domains' roots, each trusted for its own trust domain only. */

@@ -5,7 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compileConfig, formatProblems, loadConfigFile, parseConfigText } from '../../src/config/load.js';
+import { compileConfig, loadConfigFile, parseConfigText } from '../../src/config/load.js';
+import { header, route, split } from '../router/helpers.js';
 import { minimal, OPTS, ok } from './helpers.js';
 
 const FULL = `
@@ -72,38 +73,24 @@ describe('compile', () => {
       expect(l).toMatchObject({ rateLimit: null, accessLog: null, tls: null, authorization: null });
     }
 
-    expect(outbound?.routes[0]).toEqual({
-      name: 'api-canary',
-      match: {
-        host: 'api.example.com',
-        path: null,
-        pathPrefix: '/v1/',
-        pathRegex: null,
-        methods: ['GET', 'POST'],
-        headers: [
-          { name: 'x-canary', exact: '1', regex: null, present: null },
-          { name: 'x-env', exact: null, regex: '^(?:prod|staging)$', present: null },
-          { name: 'x-debug', exact: null, regex: null, present: false },
-          { name: 'x-exact', exact: 'a b', regex: null, present: null },
-        ],
-      },
-      action: {
-        kind: 'split',
-        split: [
-          { cluster: 'api-v1', weight: 3 },
-          { cluster: 'api-v2', weight: 1 },
-        ],
-        totalWeight: 4,
-      },
-      timeoutMs: 0,
-      testCrash: false,
-      testStall: false,
-      testThrow: false,
-      maxStreamDurationMs: 0,
-      retries: null,
-      fault: null,
-      rateLimit: null,
-    });
+    // Every optional route field at its default, as route() builds it.
+    expect(outbound?.routes[0]).toEqual(
+      route(
+        'api-canary',
+        {
+          host: 'api.example.com',
+          pathPrefix: '/v1/',
+          methods: ['GET', 'POST'],
+          headers: [
+            header('x-canary', { exact: '1' }),
+            header('x-env', { regex: '^(?:prod|staging)$' }),
+            header('x-debug', { present: false }),
+            header('x-exact', { exact: 'a b' }),
+          ],
+        },
+        split(['api-v1', 3], ['api-v2', 1]),
+      ),
+    );
     expect(outbound?.routes[1]).toMatchObject({
       name: 'outbound#1',
       match: { host: '*.svc.local', pathRegex: '^(?:/items/[0-9]+)$', methods: null, headers: [] },
@@ -199,7 +186,14 @@ describe('the DESIGN.md §4 example', () => {
     expect(r.warnings).toEqual([]);
     const s = r.snapshot;
     expect(s.node).toEqual({ workers: 4, identity: 'spiffe://cluster.local/ns/default/sa/web', drainTimeoutMs: 10000, randomSeed: null, workerStallMs: 5000 });
-    expect(s.tls).toEqual({ mode: 'files', trustBundle: './certs/ca.pem', cert: './certs/web.pem', key: './certs/web.key', federation: [], allowInsecureKeyPermissions: false });
+    expect(s.tls).toEqual({
+      mode: 'files',
+      trustBundle: './certs/ca.pem',
+      cert: './certs/web.pem',
+      key: './certs/web.key',
+      federation: [],
+      allowInsecureKeyPermissions: false,
+    });
     expect(r.admin.tokenFile).toBe('./admin.token');
 
     const [outbound, inbound] = s.listeners;
