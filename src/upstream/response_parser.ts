@@ -41,6 +41,7 @@ const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_TRAILER_BYTES = 16 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** Control characters other than HTAB, or a CR / LF that is not part of a CRLF pair. */
+// eslint-disable-next-line no-control-regex -- control characters are what it looks for
 const BAD_HEAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
 const NON_ASCII = /[\x80-\xff]/;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -102,13 +103,8 @@ export class ResponseParser {
           break;
         }
         case S.BodyLength: {
-          const n = Math.min(this.remaining, end - i);
-          this.remaining -= n;
-          const chunk = buf.subarray(i, i + n);
-          i += n;
-          if (this.remaining === 0) this.state = S.Done;
-          this.sink!.onBody(chunk);
-          if (this.state === S.Done) this.finish(null);
+          i = this.readCounted(buf, i, end, S.Done);
+          if (this.done) this.finish(null);
           break;
         }
         case S.BodyEof: {
@@ -155,12 +151,7 @@ export class ResponseParser {
           break;
         }
         case S.ChunkData: {
-          const n = Math.min(this.remaining, end - i);
-          this.remaining -= n;
-          const chunk = buf.subarray(i, i + n);
-          i += n;
-          if (this.remaining === 0) this.state = S.ChunkDataCr;
-          this.sink!.onBody(chunk);
+          i = this.readCounted(buf, i, end, S.ChunkDataCr);
           break;
         }
         case S.ChunkDataCr: {
@@ -197,6 +188,15 @@ export class ResponseParser {
       return true;
     }
     return this.state === S.Done;
+  }
+
+  /** Passes on up to `remaining` body bytes from i (entering `next` when that is all of them); returns the next offset. */
+  private readCounted(buf: Buffer, i: number, end: number, next: S): number {
+    const n = Math.min(this.remaining, end - i);
+    this.remaining -= n;
+    if (this.remaining === 0) this.state = next;
+    this.sink!.onBody(buf.subarray(i, i + n));
+    return i + n;
   }
 
   private readHead(buf: Buffer, i: number, end: number): number {
