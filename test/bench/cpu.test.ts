@@ -6,7 +6,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cpuMicrosBetween, deltaTicks, sampleCpu, sampleFromStats, ticksToMicros, microsPerRequest } from '../../bench/lib/cpu.js';
 import { clockTicksPerSecond, parseProcStat, parseVmRssKb, processTree, readProcStat, readVmRssKb, threadTicks } from '../../bench/lib/procfs.js';
-import { readdirSync } from 'node:fs';
 
 // A real line from /proc/<pid>/stat of a node process, with a comm that holds spaces and ')'.
 const STAT_LINE =
@@ -38,7 +37,18 @@ function until<T>(f: () => T | null | undefined | false, what: string, limitMs =
 describe('procfs parsers (fixed text)', () => {
   it('parses /proc/<pid>/stat with spaces and parentheses in comm', () => {
     const st = parseProcStat(STAT_LINE);
-    expect(st).toMatchObject({ pid: 4242, comm: 'node (worker) x', state: 'S', ppid: 4200, utime: 731, stime: 129, cutime: 7, cstime: 3, numThreads: 11, starttime: 987654 });
+    expect(st).toMatchObject({
+      pid: 4242,
+      comm: 'node (worker) x',
+      state: 'S',
+      ppid: 4200,
+      utime: 731,
+      stime: 129,
+      cutime: 7,
+      cstime: 3,
+      numThreads: 11,
+      starttime: 987654,
+    });
   });
 
   it('rejects a line that is not a stat line', () => {
@@ -90,23 +100,11 @@ describe('CPU accounting from real /proc samples', () => {
   });
 
   it('counts CPU of worker threads in the process figure', async () => {
-    const child = spawnNode(
-      "const { Worker } = require('node:worker_threads'); new Worker('for(;;){}', { eval: true }); setInterval(() => {}, 1000);",
-    );
+    const child = spawnNode("const { Worker } = require('node:worker_threads'); new Worker('for(;;){}', { eval: true }); setInterval(() => {}, 1000);");
     const pid = child.pid as number;
     // Wait until some thread other than the main one has 5 ticks.
     const busyTid = await until(() => {
-      let tasks: string[];
-      try {
-        tasks = readdirSync(`/proc/${pid}/task`);
-      } catch {
-        return null;
-      }
-      for (const tid of tasks) {
-        if (Number(tid) === pid) continue;
-        const t = readProcStat(Number(tid));
-        if (t !== null && t.utime + t.stime >= 5) return Number(tid);
-      }
+      for (const [tid, ticks] of threadTicks(pid)) if (tid !== pid && ticks >= 5) return tid;
       return null;
     }, 'busy worker thread');
     const thread = readProcStat(busyTid);
