@@ -1,5 +1,6 @@
 // Builders for RouteSpecs and a naive, obviously-correct reference matcher for property tests.
 
+import fc from 'fast-check';
 import type { HeaderMatchSpec, RouteActionSpec, RouteMatchSpec, RouteSpec } from '../../src/config/types.js';
 import type { HeaderLookup } from '../../src/dataplane/router.js';
 
@@ -10,6 +11,13 @@ export function match(m: Partial<RouteMatchSpec> = {}): RouteMatchSpec {
 export function header(name: string, m: Partial<Omit<HeaderMatchSpec, 'name'>>): HeaderMatchSpec {
   return { name, exact: null, regex: null, present: null, ...m };
 }
+
+/** A header condition of each kind (exact, regex, present/absent) on x-a or x-b, values 1 or 2. */
+export const headerMatchArb: fc.Arbitrary<HeaderMatchSpec> = fc.oneof(
+  fc.constantFrom('x-a', 'x-b').chain((n) => fc.constantFrom('1', '2').map((v) => header(n, { exact: v }))),
+  fc.constantFrom('x-a', 'x-b').map((n) => header(n, { regex: '^(?:[12])$' })),
+  fc.constantFrom('x-a', 'x-b').chain((n) => fc.boolean().map((p) => header(n, { present: p }))),
+);
 
 export function route(name: string, m: Partial<RouteMatchSpec> = {}, action?: RouteActionSpec): RouteSpec {
   return {
