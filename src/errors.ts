@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'timeout'
   | 'fault_injected'
   | 'draining'
-  | 'internal_error';
+  | 'internal_error'
+  | 'expectation_failed';
 
 /** HTTP status for each code: the whole mapping in one table. */
 export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -40,6 +41,7 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   fault_injected: 503,
   draining: 503,
   internal_error: 500,
+  expectation_failed: 417,
 });
 
 /**
@@ -65,6 +67,7 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = Object.freeze
   fault_injected: 'fault injected',
   draining: 'the proxy is shutting down',
   internal_error: 'the proxy failed while handling the request',
+  expectation_failed: 'only the expectation 100-continue is supported',
 });
 
 /** The JSON body of a local reply: the detailed message only when `detail` (node.error_detail: full). */

@@ -416,7 +416,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       head = readStrictRequestHead(req.method, req.target, req.minor, req.headers, req.headerBytes, this.spec.maxRequestHeadersBytes, this.underscores);
       conn.expectBody(head.framing, head.contentLength);
       // As node:http: an HTTP/1.1 expectation other than 100-continue gets 417.
-      if (req.expectOther && req.minor === 1) throw new ProxyError('bad_request', 'unsupported expectation (only 100-continue)', 417);
+      if (req.expectOther && req.minor === 1) throw new ProxyError('expectation_failed', `unsupported expectation: only 100-continue`);
       const tls = this.spec.tls !== null;
       const peer = tls ? conn.peer : null;
       head.peer = peer;

@@ -10,6 +10,7 @@ const REASON: Readonly<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
+  417: 'Expectation Failed',
   429: 'Too Many Requests',
   431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
@@ -45,12 +46,16 @@ export function localReply(err: ProxyError, requestId: string | null, detail: bo
   };
 }
 
-/** The reply as raw HTTP/1.1 bytes (Content-Length, and Connection: close when it closes), for engines that write to the socket. */
-export function localReplyBytes(r: LocalReply, date: string | null): string {
+/**
+ * The reply as raw HTTP/1.1 bytes (Content-Length, and Connection: close when the connection
+ * closes after it: `close`, by default when the reply itself demands it), for engines that write
+ * to the socket.
+ */
+export function localReplyBytes(r: LocalReply, date: string | null, close = r.close): string {
   let head = `HTTP/1.1 ${r.status} ${r.reason}\r\n`;
   for (const [name, value] of r.headers) head += `${name}: ${value}\r\n`;
   if (date !== null) head += `date: ${date}\r\n`;
   head += `content-length: ${Buffer.byteLength(r.body)}\r\n`;
-  if (r.close) head += 'connection: close\r\n';
+  if (close) head += 'connection: close\r\n';
   return `${head}\r\n${r.body}`;
 }

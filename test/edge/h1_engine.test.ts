@@ -228,8 +228,23 @@ describe('strict engine', () => {
     expect(app.requests.at(-1)!.body.toString()).toBe('hello');
     expect(app.requests.at(-1)!.headers['expect']).toBeUndefined();
     const e = await exchange(port, ['GET /v1/teapot HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\nGET /v1/after HTTP/1.1\r\nHost: x\r\n\r\n'], (raw) => count(raw, /HTTP\/1\.1 /g) === 2 && raw.endsWith('}') === false && /200 OK[\s\S]*\r\n\r\n/.test(raw));
-    expect(e.raw).toMatch(/^HTTP\/1\.1 417 /);
+    expect(e.raw).toMatch(/^HTTP\/1\.1 417 Expectation Failed\r\n/);
+    expect(e.raw).toContain('x-outrigger-error: expectation_failed');
     expect(e.raw).toMatch(/HTTP\/1\.1 200 /);
+  });
+
+  it('a local reply on a connection that closes after it says Connection: close (client asked to close; HTTP/1.0)', async () => {
+    const port = sc.port('fast');
+    const asked = await exchange(port, ['GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'], () => false);
+    expect(asked.raw).toMatch(/^HTTP\/1\.1 404 Not Found\r\n/);
+    expect(asked.raw).toMatch(/\r\nconnection: close\r\n/i);
+    expect(asked.closed).toBe(true);
+    const old = await exchange(port, ['GET /nowhere HTTP/1.0\r\nHost: x\r\n\r\n'], () => false);
+    expect(old.raw).toMatch(/\r\nconnection: close\r\n/i);
+    expect(old.closed).toBe(true);
+    const kept = await exchange(port, ['GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n'], (raw) => raw.endsWith('}'));
+    expect(kept.raw).not.toMatch(/connection: close/i);
+    expect(kept.closed).toBe(false);
   });
 
   it('a head and body sent in one-byte writes arrive intact (the connection reassembles them)', async () => {

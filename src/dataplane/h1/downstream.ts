@@ -165,7 +165,7 @@ export class StrictDownstream implements Downstream {
     const r = localReply(err, requestId, this.conn.detail);
     if (r.close || this.conn.minor === 0) this.conn.keepAlive = false;
     // A reply to HEAD has the head only (its Content-Length says what a GET would get).
-    this.conn.writeLocalReply(localReplyBytes(r, httpDate()), !this.isHead);
+    this.conn.writeLocalReply(localReplyBytes(r, httpDate(), !this.conn.keepAlive), !this.isHead);
     this.headSent = true;
     this.finished();
   }
