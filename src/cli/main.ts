@@ -3,6 +3,7 @@
 // The only place that reads argv and the environment. User mistakes (unknown flag, missing file,
 // bad config) get one clear line and exit code 2, never a stack trace.
 
+import './heap.js';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
