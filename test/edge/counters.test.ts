@@ -3,7 +3,7 @@
 // crashes and is replaced, and not when a reload re-binds the listener (new objects at zero).
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, httpGet, rawRequest, startSidecar, startUpstream, type Sidecar } from '../helpers/sidecar.js';
+import { closeAll, hookRoutes, httpGet, rawRequest, startSidecar, startUpstream, type Sidecar } from '../helpers/sidecar.js';
 
 async function metric(sc: Sidecar, series: string): Promise<number> {
   const text = (await httpGet(`${sc.admin}/metrics`)).body.toString();
@@ -21,10 +21,7 @@ function listener(engine: 'uws' | 'node'): Record<string, unknown> {
     name: 'main',
     address: '127.0.0.1:0',
     engine,
-    routes: [
-      { match: { path: '/crash' }, cluster: 'app', test_crash: true },
-      { match: { path_prefix: '/' }, cluster: 'app' },
-    ],
+    routes: hookRoutes('/crash', 'test_crash'),
   };
 }
 

@@ -3,7 +3,7 @@
 // with the request id, and leaves the connection and the worker serving. Both engines.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, httpGet, startSidecar, startUpstream } from '../helpers/sidecar.js';
+import { closeAll, hookRoutes, httpGet, startSidecar, startUpstream } from '../helpers/sidecar.js';
 
 const HOOKS = { env: { OUTRIGGER_ENABLE_TEST_HOOKS: '1' } };
 
@@ -20,10 +20,7 @@ describe.each(['node', 'uws', 'strict'] as const)('an unexpected exception on th
             name: 'main',
             address: '127.0.0.1:0',
             engine,
-            routes: [
-              { match: { path: '/bug' }, cluster: 'app', test_throw: true },
-              { match: { path_prefix: '/' }, cluster: 'app' },
-            ],
+            routes: hookRoutes('/bug', 'test_throw'),
           },
         ],
         clusters: [{ name: 'app', endpoints: [{ address: app.address }] }],

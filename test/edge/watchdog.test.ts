@@ -4,16 +4,12 @@
 // aborts the process), so the sidecar exits with code 70 for its service manager to restart it.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, cluster, config, httpGet, rawRequest, startSidecar, startUpstream } from '../helpers/sidecar.js';
+import { closeAll, cluster, config, hookRoutes, httpGet, rawRequest, startSidecar, startUpstream } from '../helpers/sidecar.js';
 
 const HOOKS = { env: { OUTRIGGER_ENABLE_TEST_HOOKS: '1' } };
 
 function sidecarConfig(engine: 'uws' | 'node', app: string): Record<string, unknown> {
-  const routes = [
-    { match: { path: '/stall' }, cluster: 'app', test_stall: true },
-    { match: { path_prefix: '/' }, cluster: 'app' },
-  ];
-  return config(routes, [cluster('app', [app])], { node: { worker_stall_ms: 1000 }, listener: { engine } });
+  return config(hookRoutes('/stall', 'test_stall'), [cluster('app', [app])], { node: { worker_stall_ms: 1000 }, listener: { engine } });
 }
 
 describe('worker watchdog', () => {
@@ -26,7 +22,16 @@ describe('worker watchdog', () => {
     void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
     const line = await sc.waitForLog((e) => e.msg === 'worker stuck; replacing it', 15_000);
     expect(line['worker']).toBe(1);
-    await expect.poll(() => httpGet(sc.url('/ok'), { timeoutMs: 2000 }).then((r) => r.status, () => 0), { timeout: 10_000, interval: 100 }).toBe(200);
+    await expect
+      .poll(
+        () =>
+          httpGet(sc.url('/ok'), { timeoutMs: 2000 }).then(
+            (r) => r.status,
+            () => 0,
+          ),
+        { timeout: 10_000, interval: 100 },
+      )
+      .toBe(200);
     const metrics = (await httpGet(`${sc.admin}/metrics`)).body.toString();
     // At least this stall (a replacement slow to start on a loaded machine may be counted too).
     expect(Number(/^outrigger_worker_stalls_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);

@@ -45,7 +45,6 @@ export function proxyConfig(endpoints: string[], o: ConfigOptions = {}): Record<
   };
 }
 
-
 export interface ClusterOptions {
   lb?: 'least_request' | 'round_robin' | 'random';
   retry_budget?: Record<string, unknown>;
@@ -57,6 +56,14 @@ export interface ClusterOptions {
 
 export function cluster(name: string, endpoints: readonly string[], o: ClusterOptions = {}): Record<string, unknown> {
   return { name, lb: o.lb ?? 'round_robin', endpoints: endpoints.map((address) => ({ address })), ...o };
+}
+
+/** A route at `path` to cluster `app` that runs a test hook (the sidecar needs OUTRIGGER_ENABLE_TEST_HOOKS=1), then a catch-all to `app`. */
+export function hookRoutes(path: string, hook: 'test_crash' | 'test_throw' | 'test_stall'): Array<Record<string, unknown>> {
+  return [
+    { match: { path }, cluster: 'app', [hook]: true },
+    { match: { path_prefix: '/' }, cluster: 'app' },
+  ];
 }
 
 /** One listener `main` with these routes; node settings merged in (1 worker, seed 42 by default). */
@@ -140,16 +147,9 @@ export function clientSideConfig(o: ClientSideOptions): Config {
       {
         name: 'outbound',
         address: '127.0.0.1:0',
-        routes: [
-          ...extra.map((e) => ({ match: { path_prefix: e.pathPrefix }, cluster: e.name })),
-          { match: { path_prefix: '/' }, cluster: 'api' },
-        ],
+        routes: [...extra.map((e) => ({ match: { path_prefix: e.pathPrefix }, cluster: e.name })), { match: { path_prefix: '/' }, cluster: 'api' }],
       },
     ],
-    clusters: [
-      api,
-      ...extra.map((e) => ({ name: e.name, tls: { mode: 'mtls', identity: e.identity }, endpoints: [{ address: e.address }] })),
-    ],
+    clusters: [api, ...extra.map((e) => ({ name: e.name, tls: { mode: 'mtls', identity: e.identity }, endpoints: [{ address: e.address }] }))],
   };
 }
-
