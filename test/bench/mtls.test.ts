@@ -72,12 +72,18 @@ describe('single-sidecar configs', () => {
 describe('sidecar configs of outrigger-mtls', () => {
   const caDir = '/tmp/outrigger bench "x"/outrigger-mtls/ca';
 
+  /** One side of the pair compiled: one worker, its own identity, leaves from the bench CA directory. */
+  function side(yaml: string, identity: string): ReturnType<typeof ok> {
+    const r = ok(parseConfigText(yaml, OPTS));
+    expect(r.snapshot.node.workers).toBe(1);
+    expect(r.snapshot.node.identity).toBe(identity);
+    expect(r.snapshot.tls).toMatchObject({ mode: 'ca', dir: caDir });
+    return r;
+  }
+
   it('server: one worker, its own identity, an mtls inbound listener in front of the upstream', () => {
-    const r = ok(parseConfigText(mtlsServerConfigYaml({ caDir, listenPort: 4001, upstreamPort: 4000 }), OPTS));
+    const r = side(mtlsServerConfigYaml({ caDir, listenPort: 4001, upstreamPort: 4000 }), MTLS_SERVER_ID);
     const s = r.snapshot;
-    expect(s.node.workers).toBe(1);
-    expect(s.node.identity).toBe(MTLS_SERVER_ID);
-    expect(s.tls).toMatchObject({ mode: 'ca', dir: caDir });
     expect(s.listeners).toHaveLength(1);
     expect(s.listeners[0]?.tls).toBe('mtls');
     expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4001 });
@@ -102,11 +108,7 @@ describe('sidecar configs of outrigger-mtls', () => {
   });
 
   it('client: plaintext listener, cluster reached over mtls that must present the server identity', () => {
-    const r = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), OPTS));
-    const s = r.snapshot;
-    expect(s.node.workers).toBe(1);
-    expect(s.node.identity).toBe(MTLS_CLIENT_ID);
-    expect(s.tls).toMatchObject({ mode: 'ca', dir: caDir });
+    const s = side(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), MTLS_CLIENT_ID).snapshot;
     expect(s.listeners[0]?.tls).toBeNull();
     expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4002, engine: 'uws' });
     expect(s.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
@@ -126,16 +128,27 @@ function wrk(rps: number): WrkResult {
 
 function tp(config: string, round: number, rps: number, cpu: number, parts?: Record<string, number>): ThroughputRecord {
   return {
-    kind: 'throughput', round, config, startedAt: '', variant: 'GET /', connections: 50, durationS: 2,
-    wrk: wrk(rps), cpuUs: cpu * rps * 2, cpuUsPerReq: cpu, upstreamCpuUsPerReq: 5,
+    kind: 'throughput',
+    round,
+    config,
+    startedAt: '',
+    variant: 'GET /',
+    connections: 50,
+    durationS: 2,
+    wrk: wrk(rps),
+    cpuUs: cpu * rps * 2,
+    cpuUsPerReq: cpu,
+    upstreamCpuUsPerReq: 5,
     ...(parts !== undefined ? { partsCpuUsPerReq: parts } : {}),
   };
 }
 
 describe('summary of a two-proxy config', () => {
   const runs: RunRecord[] = [
-    tp('outrigger-1w', 1, 40_000, 20), tp('outrigger-mtls', 1, 12_000, 80, { client: 35, server: 45 }),
-    tp('outrigger-1w', 2, 30_000, 25), tp('outrigger-mtls', 2, 10_000, 90, { client: 40, server: 50 }),
+    tp('outrigger-1w', 1, 40_000, 20),
+    tp('outrigger-mtls', 1, 12_000, 80, { client: 35, server: 45 }),
+    tp('outrigger-1w', 2, 30_000, 25),
+    tp('outrigger-mtls', 2, 10_000, 90, { client: 40, server: 50 }),
   ];
   const s = summarizeRuns(['outrigger-1w', 'outrigger-mtls'], runs, {}, { rates: [], variants: [] });
   const mtls = s.find((x) => x.config === 'outrigger-mtls');
