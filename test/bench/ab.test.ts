@@ -54,20 +54,16 @@ describe('abOrder', () => {
 });
 
 describe('summarizeAb', () => {
+  /** One round in ABBA order (throughput records, then rate records): each build's rps, CPU µs/req, p50 and p99 µs. */
+  function abRound(round: number, base: [number, number, number, number], head: [number, number, number, number]): RunRecord[] {
+    const order = abOrder(round).map((config) => [config, config === 'base' ? base : head] as const);
+    return [...order.map(([config, [rps, cpu]]) => tp(config, round, rps, cpu)), ...order.map(([config, [, , p50, p99]]) => rate(config, round, p50, p99))];
+  }
   // Round 2 runs 2× slower for both builds (the machine swung): the paired ratio does not move.
   const runs: RunRecord[] = [
-    tp('base', 1, 10_000, 20),
-    tp('head', 1, 11_000, 18),
-    rate('base', 1, 100, 400),
-    rate('head', 1, 90, 500),
-    tp('head', 2, 5_500, 36),
-    tp('base', 2, 5_000, 40),
-    rate('head', 2, 180, 900),
-    rate('base', 2, 200, 1000),
-    tp('base', 3, 10_000, 20),
-    tp('head', 3, 10_000, 19),
-    rate('base', 3, 100, 400),
-    rate('head', 3, 100, 400),
+    ...abRound(1, [10_000, 20, 100, 400], [11_000, 18, 90, 500]),
+    ...abRound(2, [5_000, 40, 200, 1000], [5_500, 36, 180, 900]),
+    ...abRound(3, [10_000, 20, 100, 400], [10_000, 19, 100, 400]),
   ];
   const rounds = abRounds(runs, 3, 1000);
   const summary = summarizeAb(rounds, abMetrics(1000));
