@@ -22,12 +22,18 @@ class Probe implements Timed {
   }
 }
 
+/** A probe registered on `ticker` for `deadline`. */
+function armed(ticker: Pick<Ticker, 'add'>, deadline: number): Probe {
+  const p = new Probe();
+  p.deadline = deadline;
+  ticker.add(p);
+  return p;
+}
+
 describe('Ticker (timer wheel)', () => {
   it('fires an item once, at the first tick at or after its deadline', () => {
     const { ticker, clock, advance } = manualTicker(25);
-    const p = new Probe();
-    p.deadline = clock.now() + 100;
-    ticker.add(p);
+    const p = armed(ticker, clock.now() + 100);
     advance(99);
     expect(p.fired).toEqual([]);
     advance(1);
@@ -86,11 +92,8 @@ describe('Ticker (timer wheel)', () => {
 
   it('delete unregisters; a deadline of 0 unregisters; deleting twice is harmless', () => {
     const { ticker, clock, advance } = manualTicker();
-    const a = new Probe();
-    const b = new Probe();
-    a.deadline = b.deadline = clock.now() + 100;
-    ticker.add(a);
-    ticker.add(b);
+    const a = armed(ticker, clock.now() + 100);
+    const b = armed(ticker, clock.now() + 100);
     ticker.delete(a);
     ticker.delete(a);
     b.deadline = 0;
@@ -103,11 +106,8 @@ describe('Ticker (timer wheel)', () => {
 
   it('a deadline moved later without re-arming is still never fired early; cleared to 0, it never fires', () => {
     const { ticker, clock, advance } = manualTicker();
-    const later = new Probe();
-    const cleared = new Probe();
-    later.deadline = cleared.deadline = clock.now() + 100;
-    ticker.add(later);
-    ticker.add(cleared);
+    const later = armed(ticker, clock.now() + 100);
+    const cleared = armed(ticker, clock.now() + 100);
     later.deadline += 400;
     cleared.deadline = 0;
     advance(100);
@@ -180,15 +180,10 @@ describe('Ticker (timer wheel)', () => {
   it('far deadlines (hours, days, beyond the wheel span, Infinity) fire at or after their time, cheaply', () => {
     const { ticker, clock, advance } = manualTicker(25);
     const t0 = clock.now();
-    const hour = new Probe();
-    const days = new Probe();
-    const beyond = new Probe(); // > 2^26 ticks of 25 ms (≈ 19 days)
-    const never = new Probe();
-    hour.deadline = t0 + 3_600_000;
-    days.deadline = t0 + 3 * 86_400_000 + 7;
-    beyond.deadline = t0 + 40 * 86_400_000;
-    never.deadline = Infinity;
-    for (const p of [hour, days, beyond, never]) ticker.add(p);
+    const hour = armed(ticker, t0 + 3_600_000);
+    const days = armed(ticker, t0 + 3 * 86_400_000 + 7);
+    const beyond = armed(ticker, t0 + 40 * 86_400_000); // > 2^26 ticks of 25 ms (≈ 19 days)
+    const never = armed(ticker, Infinity);
     advance(3_600_000 - 1);
     expect(hour.fired).toEqual([]);
     advance(1);
@@ -265,9 +260,7 @@ describe('Ticker (timer wheel)', () => {
   it('an empty wheel that stood still files new deadlines from now', () => {
     const { ticker, clock } = manualTicker(25);
     clock.advance(10 * 86_400_000); // no tick ran meanwhile
-    const p = new Probe();
-    p.deadline = clock.now() + 100;
-    ticker.add(p);
+    const p = armed(ticker, clock.now() + 100);
     clock.advance(100);
     ticker.tick();
     expect(p.fired).toEqual([clock.now()]);
@@ -275,9 +268,7 @@ describe('Ticker (timer wheel)', () => {
 
   it('stop() unregisters everything; the default ticker is on the monotonic clock', () => {
     const ticker = new Ticker(25);
-    const p = new Probe();
-    p.deadline = ticker.fresh() + 60_000;
-    ticker.add(p);
+    const p = armed(ticker, ticker.fresh() + 60_000);
     expect(ticker.size).toBe(1);
     ticker.stop();
     expect(ticker.size).toBe(0);
