@@ -37,6 +37,13 @@ async function heldUpstream(): Promise<{ held: Map<string, ReceivedRequest>; ans
   };
 }
 
+/** Waits until the upstream holds r's request, answers it, and waits until r has its whole response. */
+async function serve(up: Awaited<ReturnType<typeof heldUpstream>>, r: RecordingRequest): Promise<void> {
+  await expect.poll(() => up.held.has(r.path)).toBe(true);
+  up.answer(r.path);
+  await expect.poll(() => r.ended).toBe(true);
+}
+
 function makePool(spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, t = manualTicker()): EndpointPool {
   const full: PoolSpec = { connectionsPerWorker: 4, idleTimeoutMs: 60_000, connectTimeoutMs: 1_000, maxPending: budget.max, ...spec };
   pool = new EndpointPool('127.0.0.1', upstream!.port, full, budget, t.ticker);
@@ -53,19 +60,15 @@ describe('EndpointPool', () => {
     p.dispatch(y);
     expect(p.open).toBe(2);
     await expect.poll(() => up.held.size).toBe(2);
-    up.answer('/y');
-    await expect.poll(() => y.ended).toBe(true);
-    up.answer('/x');
-    await expect.poll(() => x.ended).toBe(true);
+    await serve(up, y);
+    await serve(up, x);
     expect(p.idleCount).toBe(2);
     const z = new RecordingRequest('/z');
     p.dispatch(z);
     expect(z.channels).toEqual(x.channels); // x's connection came free last
     expect(p.open).toBe(2);
     expect(p.counters.connectionsOpened).toBe(2);
-    await expect.poll(() => up.held.has('/z')).toBe(true);
-    up.answer('/z');
-    await expect.poll(() => z.ended).toBe(true);
+    await serve(up, z);
   });
 
   it('opens at most connectionsPerWorker; then queues up to the budget; beyond it: overflow', async () => {
@@ -87,8 +90,7 @@ describe('EndpointPool', () => {
     await expect.poll(() => up.held.has('/b')).toBe(true); // the queued request got the freed connection
     expect(budget.pending).toBe(0);
     expect(b.channels).toEqual(a.channels);
-    up.answer('/b');
-    await expect.poll(() => b.ended).toBe(true);
+    await serve(up, b);
     expect(p.counters.connectionsOpened).toBe(1);
   });
 
@@ -110,8 +112,7 @@ describe('EndpointPool', () => {
     up.answer('/a');
     await expect.poll(() => up.held.has('/next')).toBe(true);
     expect(gone.channels).toEqual([]);
-    up.answer('/next');
-    await expect.poll(() => next.ended).toBe(true);
+    await serve(up, next);
   });
 
   it('drain closes idle connections now, busy ones when done, after serving requests queued before it', async () => {
@@ -136,11 +137,9 @@ describe('EndpointPool', () => {
     await expect.poll(() => up.held.size).toBe(2);
     up.answer('/busy');
     await expect.poll(() => up.held.has('/queued')).toBe(true); // served on the freed connection
-    up.answer('/other');
-    await expect.poll(() => other.ended).toBe(true);
+    await serve(up, other);
     expect(p.open).toBe(1); // /other's connection closed instead of going idle
-    up.answer('/queued');
-    await expect.poll(() => queued.ended).toBe(true);
+    await serve(up, queued);
     expect(p.open).toBe(0);
     expect(p.idleCount).toBe(0);
     expect(busy.ended && queued.status === 200).toBe(true);
