@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { checkBaseline, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
 import { comparisonLine, engineComparisons } from './lib/comparisons.js';
 import type { MeasurePlan } from './lib/measure.js';
+import { memoryLines } from './lib/memory.js';
 import { renderMarkdown } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { runSession } from './lib/session.js';
@@ -33,7 +34,9 @@ const HELP = `usage: npm run bench:ci -- [options]
 /** Prints the gate's table, then the paired ratios (printed, not gated). */
 function printVerdict(verdict: Verdict, results: BenchResults, where: string): Verdict {
   const ratios = (results.comparisons ?? []).map((c) => `- ${comparisonLine(c)}`);
-  process.stdout.write(`${verdict.text}\n\npaired ratios (not gated):\n${ratios.join('\n') || '- none measured'}\n(results in ${where})\n`);
+  process.stdout.write(
+    `${verdict.text}\n\npaired ratios (not gated):\n${ratios.join('\n') || '- none measured'}\n\nmemory and event-loop delay:\n${memoryLines(results).join('\n')}\n(results in ${where})\n`,
+  );
   return verdict;
 }
 
@@ -83,6 +86,8 @@ async function main(): Promise<number> {
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
     { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
+    // Measured for its idle RSS (what a second worker adds; not gated) and event-loop delay.
+    { name: 'outrigger-2w', kind: 'outrigger', workers: 2, engine: 'uws' },
     { name: 'nginx', kind: 'nginx' },
   ];
   const log = (s: string): void => {

@@ -7,6 +7,8 @@
 // verdict prints it, so a noisy machine widens the gate visibly instead of failing at random.
 // `more_configs` gates further configs of the same run on their CPU ratio to nginx alone
 // (outrigger-node-1w: the node listener engine, which TLS listeners always use).
+// `rss` gates `config`'s resident memory, idle (before any load) and loaded (peak during the
+// throughput runs, median over rounds), in MiB, with the same threshold + margins rule.
 
 import type { RateRecord } from './measure.js';
 import type { BenchResults } from './results.js';
@@ -31,6 +33,8 @@ export interface Baseline {
   readonly cpu_ratio_to_nginx: Gate;
   readonly added_p99_us: Gate & { readonly rate: number };
   readonly more_configs?: readonly ConfigCpuGate[];
+  /** `config`'s RSS in MiB: idle, and the peak under load (median over rounds). */
+  readonly rss?: { readonly idle_mib: Gate; readonly loaded_mib: Gate; readonly note?: string };
   readonly provisional?: boolean;
   readonly measured_at?: string;
   readonly note?: string;
@@ -44,6 +48,8 @@ export interface Verdict {
     readonly addedP99Us: number;
     /** Median CPU ratio to nginx of each of `more_configs`, by config. */
     readonly moreCpuRatios: Readonly<Record<string, number>>;
+    /** `config`'s RSS, MiB (when the baseline gates it). */
+    readonly rss?: { readonly idleMib: number; readonly loadedMib: number };
   } | null;
 }
 
@@ -74,6 +80,23 @@ function moreRows(r: BenchResults, b: Baseline): Row[] | string {
   return rows;
 }
 
+/** The RSS rows of `config` (none when the baseline has no `rss`); a string saying what is missing. */
+function rssRows(s: BenchResults['summary'][number] | undefined, b: Baseline): { rows: Row[]; measured: { idleMib: number; loadedMib: number } | null } | string {
+  if (b.rss === undefined) return { rows: [], measured: null };
+  const idle = s?.idleRssKb ?? null;
+  const loaded = s?.loadedRssKb ?? null;
+  if (idle === null || loaded === null) return `no RSS reading for ${b.config}`;
+  const idleMib = idle / 1024;
+  const loadedMib = loaded.median / 1024;
+  return {
+    rows: [
+      [`${b.config}: RSS idle (MiB)`, idleMib, '–', b.rss.idle_mib],
+      [`${b.config}: RSS loaded, peak under wrk -c50 (MiB)`, loadedMib, `${(loaded.min / 1024).toFixed(1)}–${(loaded.max / 1024).toFixed(1)}`, b.rss.loaded_mib],
+    ],
+    measured: { idleMib, loadedMib },
+  };
+}
+
 export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
   const needed = new Set([b.config, 'nginx', 'direct', ...(b.more_configs ?? []).map((g) => g.config)]);
   const skipped = r.skipped.filter((s) => needed.has(s.name));
@@ -92,12 +115,15 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
     const which = typeof more === 'string' ? more : b.config;
     return { exitCode: 2, measured: null, text: `bench:ci cannot check: no paired measurements for ${which} (see failed runs in results.json)` };
   }
+  const rss = rssRows(s, b);
+  if (typeof rss === 'string') return { exitCode: 2, measured: null, text: `bench:ci cannot check: ${rss}` };
   const noise = p99NoiseUs(r, 'direct', b.added_p99_us.rate);
   const latencyGate: Gate = { ...b.added_p99_us, margin_abs: Math.max(b.added_p99_us.margin_abs, Math.round(noise)) };
   const rows: Row[] = [
     [`${b.config}: CPU µs/req ÷ nginx`, cpu.median, `${cpu.min.toFixed(2)}–${cpu.max.toFixed(2)}`, b.cpu_ratio_to_nginx],
     [`${b.config}: p99 added over direct @${b.added_p99_us.rate}/s (µs)`, added.median, `${added.min.toFixed(0)}–${added.max.toFixed(0)}`, latencyGate],
     ...more,
+    ...rss.rows,
   ];
   let failed = false;
   const gated = [b.config, ...(b.more_configs ?? []).map((g) => g.config)].join(', ');
@@ -114,7 +140,11 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
   );
   if (b.provisional === true) lines.push('', 'note: baseline.json is provisional (not yet measured on this machine class); refresh it with --write-baseline.');
   const moreCpuRatios = Object.fromEntries((b.more_configs ?? []).map((g, i) => [g.config, more[i]?.[1] ?? NaN]));
-  return { exitCode: failed ? 1 : 0, text: lines.join('\n'), measured: { cpuRatio: cpu.median, addedP99Us: added.median, moreCpuRatios } };
+  return {
+    exitCode: failed ? 1 : 0,
+    text: lines.join('\n'),
+    measured: { cpuRatio: cpu.median, addedP99Us: added.median, moreCpuRatios, ...(rss.measured !== null ? { rss: rss.measured } : {}) },
+  };
 }
 
 /** The baseline with a run's medians as the thresholds (margins and notes kept): --write-baseline. */
@@ -126,6 +156,9 @@ export function rebaseline(b: Baseline, measured: NonNullable<Verdict['measured'
     added_p99_us: { ...b.added_p99_us, threshold: Math.round(measured.addedP99Us) },
     ...(b.more_configs !== undefined
       ? { more_configs: b.more_configs.map((g) => ({ ...g, cpu_ratio_to_nginx: gate(g.cpu_ratio_to_nginx, measured.moreCpuRatios[g.config], 3) })) }
+      : {}),
+    ...(b.rss !== undefined && measured.rss !== undefined
+      ? { rss: { ...b.rss, idle_mib: gate(b.rss.idle_mib, measured.rss.idleMib, 1), loaded_mib: gate(b.rss.loaded_mib, measured.rss.loadedMib, 1) } }
       : {}),
     measured_at: at,
     provisional: false,

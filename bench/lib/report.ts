@@ -3,6 +3,7 @@
 
 import type { ConnectionsReading } from './admin.js';
 import { operandName, type Comparison } from './comparisons.js';
+import { loopDelayTable, memoryTable } from './memory.js';
 import type { BenchResults } from './results.js';
 import type { Summary } from './stats.js';
 import { barChart, esc } from './svg.js';
@@ -129,6 +130,8 @@ export function buildTables(r: BenchResults): Table[] {
   }
   if ((r.connections ?? []).some((c) => c.listeners === null || c.listeners.length > 0)) tables.push(connectionsTable(r.connections ?? []));
   if ((r.threads ?? []).length > 0) tables.push(threadsTable(r));
+  if (Object.keys(r.idleRssKb).length > 0) tables.push(memoryTable(r));
+  if ((r.loopDelay ?? []).length > 0) tables.push(loopDelayTable(r.loopDelay ?? []));
   const allRates = [...new Set(r.summary.flatMap((s) => s.rates.map((x) => x.rate)))].sort((a, b) => a - b);
   for (const rate of allRates) {
     tables.push({

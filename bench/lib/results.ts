@@ -3,6 +3,7 @@
 // three fields came later and are optional (older results.json files have none of them).
 
 import type { ConnectionsReading } from './admin.js';
+import type { LoopDelayReading } from './memory.js';
 import type { Comparison } from './comparisons.js';
 import type { RunRecord } from './measure.js';
 import type { ToolStatus } from './peers.js';
@@ -42,4 +43,6 @@ export interface BenchResults {
   readonly threads?: readonly ThreadSummary[];
   /** GET /stats `connections` of every outrigger process, read after the last round. */
   readonly connections?: readonly ConnectionsReading[];
+  /** GET /stats `event_loop_delay` of every outrigger process, read after the last round. */
+  readonly loopDelay?: readonly LoopDelayReading[];
 }

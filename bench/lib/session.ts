@@ -10,6 +10,7 @@ import { readConnections, type ConnectionsReading } from './admin.js';
 import { summarizeComparisons, type ComparisonSpec } from './comparisons.js';
 import { clockTicksPerSecond } from './procfs.js';
 import { measureConfig, type MeasurePlan, type RunRecord } from './measure.js';
+import { readLoopDelay, type LoopDelayReading } from './memory.js';
 import { ensureTools, type ToolStatus } from './peers.js';
 import { sleep } from './proc.js';
 import type { BenchResults } from './results.js';
@@ -60,6 +61,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
   const idleRssKb: Record<string, number> = {};
   const runs: RunRecord[] = [];
   let connections: ConnectionsReading[] = [];
+  const loopDelay: LoopDelayReading[] = [];
   let upstream: Awaited<ReturnType<typeof startUpstream>> | null = null;
   try {
     upstream = await startUpstream(opts.repoRoot);
@@ -87,6 +89,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
       }
     }
     connections = await readAllConnections(running, log);
+    for (const t of running) for (const a of t.admin ?? []) loopDelay.push(await readLoopDelay(t.spec.name, a));
   } finally {
     for (const t of running) await t.stop();
     await upstream?.proc.stop();
@@ -127,5 +130,6 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
     comparisons: summarizeComparisons(opts.comparisons ?? [], runs),
     threads: summarizeThreads(runs),
     connections,
+    loopDelay,
   };
 }

@@ -1,0 +1,96 @@
+// Memory and event-loop delay in the bench reports: the RSS gate of bench/baseline.json on a real
+// CI run (pass, fail, cannot check, rebaseline), what each extra worker adds, the event-loop delay
+// reading of GET /stats, and the report tables.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { checkBaseline, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
+import { loopDelayTable, memoryLines, memoryTable, parseLoopDelay, perExtraWorkerKb } from '../../bench/lib/memory.js';
+import { renderMarkdown } from '../../bench/lib/report.js';
+import type { BenchResults } from '../../bench/lib/results.js';
+
+function fixture(name: string): BenchResults {
+  return JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as BenchResults;
+}
+
+describe('RSS gate (baseline.json `rss`)', () => {
+  const r = fixture('results-ci.json'); // outrigger-1w: idle 81 980 KiB, loaded median 107 060 KiB
+  const idleMib = 81_980 / 1024;
+  const loadedMib = 107_060 / 1024;
+  const base: Baseline = {
+    config: 'outrigger-1w',
+    cpu_ratio_to_nginx: { threshold: 100, margin_percent: 0, margin_abs: 0 },
+    added_p99_us: { rate: 1000, threshold: 1_000_000, margin_percent: 0, margin_abs: 0 },
+  };
+  const gate = (idle: number, loaded: number): Baseline => ({
+    ...base,
+    rss: { idle_mib: { threshold: idle, margin_percent: 10, margin_abs: 0 }, loaded_mib: { threshold: loaded, margin_percent: 10, margin_abs: 0 } },
+  });
+
+  it('passes within threshold plus margin and shows both rows', () => {
+    const v = checkBaseline(r, gate(idleMib, loadedMib));
+    expect(v.exitCode).toBe(0);
+    expect(v.text).toContain('outrigger-1w: RSS idle (MiB)');
+    expect(v.text).toContain('outrigger-1w: RSS loaded, peak under wrk -c50 (MiB)');
+    expect(v.measured?.rss).toEqual({ idleMib, loadedMib });
+  });
+
+  it('fails when idle or loaded RSS exceeds threshold × (1 + margin)', () => {
+    expect(checkBaseline(r, gate(idleMib / 1.11, loadedMib)).exitCode).toBe(1);
+    const v = checkBaseline(r, gate(idleMib, loadedMib / 1.11));
+    expect(v.exitCode).toBe(1);
+    expect(v.text).toMatch(/RSS loaded.*\| FAIL \|/);
+  });
+
+  it('a baseline without `rss` gates no memory; a run without an RSS reading cannot be checked', () => {
+    expect(checkBaseline(r, base).text).not.toContain('RSS');
+    const noRss: BenchResults = { ...r, summary: r.summary.map((s) => (s.config === 'outrigger-1w' ? { ...s, idleRssKb: null } : s)) };
+    const v = checkBaseline(noRss, gate(idleMib, loadedMib));
+    expect(v.exitCode).toBe(2);
+    expect(v.text).toContain('no RSS reading for outrigger-1w');
+  });
+
+  it('--write-baseline takes the run’s RSS as the new thresholds (margins kept)', () => {
+    const v = checkBaseline(r, gate(50, 50));
+    const next = rebaseline(gate(50, 50), v.measured!, 'now');
+    expect(next.rss?.idle_mib).toEqual({ threshold: Number(idleMib.toFixed(1)), margin_percent: 10, margin_abs: 0 });
+    expect(next.rss?.loaded_mib.threshold).toBe(Number(loadedMib.toFixed(1)));
+  });
+});
+
+describe('memory and event-loop delay tables', () => {
+  it('per extra worker: (idle of Nw − idle of 1w) ÷ (N − 1), only with a 1-worker partner', () => {
+    expect(perExtraWorkerKb({ idleRssKb: { 'outrigger-1w': 80_000, 'outrigger-3w': 110_000, nginx: 9000 } })).toEqual([{ config: 'outrigger-3w', workers: 3, kb: 15_000 }]);
+    expect(perExtraWorkerKb({ idleRssKb: { 'outrigger-2w': 100_000 } })).toEqual([]);
+  });
+
+  it('reads GET /stats event_loop_delay since start; an older build has none', () => {
+    const body = {
+      event_loop_delay: [
+        { thread: 'main', since_start: { samples: 10, p50_ms: 0.1, p99_ms: 2, p99_9_ms: 3, max_ms: 4 }, last_interval: {} },
+        { thread: 'worker-1', since_start: { samples: 0, p50_ms: null, p99_ms: null, p99_9_ms: null, max_ms: null } },
+      ],
+    };
+    expect(parseLoopDelay(body)).toEqual([
+      { thread: 'main', samples: 10, p50_ms: 0.1, p99_ms: 2, p99_9_ms: 3, max_ms: 4 },
+      { thread: 'worker-1', samples: 0, p50_ms: null, p99_ms: null, p99_9_ms: null, max_ms: null },
+    ]);
+    expect(parseLoopDelay({ listeners: [] })).toBeNull();
+  });
+
+  it('renders in the markdown report and in bench:ci lines', () => {
+    const r: BenchResults = {
+      ...fixture('results-ci.json'),
+      loopDelay: [
+        { config: 'outrigger-1w', part: 'outrigger-1w', threads: [{ thread: 'worker-1', samples: 500, p50_ms: 0.2, p99_ms: 3.5, p99_9_ms: 8, max_ms: 12.25 }] },
+        { config: 'outrigger-2w', part: 'outrigger-2w', threads: null, note: 'GET /stats has no `event_loop_delay` (an older build)' },
+      ],
+    };
+    const md = renderMarkdown(r);
+    expect(md).toContain('Memory');
+    expect(md).toContain('Event-loop delay');
+    expect(memoryTable(r).rows.find((row) => row[0] === 'outrigger-1w')?.[1]).toBe((81_980 / 1024).toFixed(1));
+    expect(loopDelayTable(r.loopDelay!).rows[0]).toEqual(['outrigger-1w', 'worker-1', '500', '0.20', '3.50', '8.00', '12.25']);
+    expect(memoryLines(r).join('\n')).toContain('outrigger-1w event-loop delay since start: worker-1 p99 3.5 ms, max 12.25 ms');
+  });
+});
