@@ -37,6 +37,13 @@ async function heldUpstream(): Promise<{ held: Map<string, ReceivedRequest>; ans
   };
 }
 
+/** A request for `path`, dispatched on the pool. */
+function sent(p: EndpointPool, path = '/'): RecordingRequest {
+  const r = new RecordingRequest(path);
+  p.dispatch(r);
+  return r;
+}
+
 /** Waits until the upstream holds r's request, answers it, and waits until r has its whole response. */
 async function serve(up: Awaited<ReturnType<typeof heldUpstream>>, r: RecordingRequest): Promise<void> {
   await expect.poll(() => up.held.has(r.path)).toBe(true);
@@ -54,17 +61,14 @@ describe('EndpointPool', () => {
   it('reuses the most recently released idle connection first (LIFO)', async () => {
     const up = await heldUpstream();
     const p = makePool();
-    const x = new RecordingRequest('/x');
-    const y = new RecordingRequest('/y');
-    p.dispatch(x);
-    p.dispatch(y);
+    const x = sent(p, '/x');
+    const y = sent(p, '/y');
     expect(p.open).toBe(2);
     await expect.poll(() => up.held.size).toBe(2);
     await serve(up, y);
     await serve(up, x);
     expect(p.idleCount).toBe(2);
-    const z = new RecordingRequest('/z');
-    p.dispatch(z);
+    const z = sent(p, '/z');
     expect(z.channels).toEqual(x.channels); // x's connection came free last
     expect(p.open).toBe(2);
     expect(p.counters.connectionsOpened).toBe(2);
@@ -75,13 +79,10 @@ describe('EndpointPool', () => {
     const up = await heldUpstream();
     const budget: PendingBudget = { pending: 0, max: 1 };
     const p = makePool({ connectionsPerWorker: 1 }, budget);
-    const a = new RecordingRequest('/a');
-    const b = new RecordingRequest('/b');
-    const c = new RecordingRequest('/c');
-    p.dispatch(a);
-    p.dispatch(b);
+    const a = sent(p, '/a');
+    const b = sent(p, '/b');
     expect(budget.pending).toBe(1);
-    p.dispatch(c);
+    const c = sent(p, '/c');
     expect(c.error?.code).toBe('overflow');
     expect(c.errorChannel).toBeNull();
     expect(p.open).toBe(1);
@@ -98,12 +99,9 @@ describe('EndpointPool', () => {
     const up = await heldUpstream();
     const budget: PendingBudget = { pending: 0, max: 2 };
     const p = makePool({ connectionsPerWorker: 1 }, budget);
-    const a = new RecordingRequest('/a');
-    const gone = new RecordingRequest('/gone');
-    const next = new RecordingRequest('/next');
-    p.dispatch(a);
-    p.dispatch(gone);
-    p.dispatch(next);
+    sent(p, '/a');
+    const gone = sent(p, '/gone');
+    const next = sent(p, '/next');
     expect(budget.pending).toBe(2);
     p.cancel(gone);
     p.cancel(gone); // twice: no double refund
@@ -119,17 +117,13 @@ describe('EndpointPool', () => {
     const up = await heldUpstream();
     const budget: PendingBudget = { pending: 0, max: 5 };
     const p = makePool({ connectionsPerWorker: 2 }, budget);
-    const idle = new RecordingRequest('/idle');
-    p.dispatch(idle);
+    sent(p, '/idle');
     await expect.poll(() => up.held.has('/idle')).toBe(true);
     up.answer('/idle');
     await expect.poll(() => p.idleCount).toBe(1);
-    const busy = new RecordingRequest('/busy');
-    const other = new RecordingRequest('/other');
-    const queued = new RecordingRequest('/queued');
-    p.dispatch(busy); // takes the idle connection
-    p.dispatch(other); // opens the second
-    p.dispatch(queued); // waits
+    const busy = sent(p, '/busy'); // takes the idle connection
+    const other = sent(p, '/other'); // opens the second
+    const queued = sent(p, '/queued'); // waits
     expect(p.open).toBe(2);
     expect(budget.pending).toBe(1);
     p.drain();
@@ -148,8 +142,7 @@ describe('EndpointPool', () => {
   it('drain with only idle connections closes them at once', async () => {
     upstream = await rawUpstream((r) => respond(r.socket));
     const p = makePool();
-    const a = new RecordingRequest();
-    p.dispatch(a);
+    sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     p.drain();
     expect(p.idleCount).toBe(0);
@@ -160,8 +153,7 @@ describe('EndpointPool', () => {
     upstream = await rawUpstream((r) => respond(r.socket));
     const t = manualTicker(25);
     const p = makePool({ idleTimeoutMs: 5_000 }, { pending: 0, max: 10 }, t);
-    const a = new RecordingRequest();
-    p.dispatch(a);
+    sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     expect(t.ticker.has(p)).toBe(true); // the sweep runs while the pool has connections
     t.advance(4_000);
@@ -176,14 +168,12 @@ describe('EndpointPool', () => {
   it('a pooled connection the upstream closed while idle leaves the pool; the next request gets a fresh one', async () => {
     upstream = await rawUpstream((r) => respond(r.socket));
     const p = makePool();
-    const a = new RecordingRequest();
-    p.dispatch(a);
+    const a = sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     for (const s of upstream.sockets) s.end();
     await expect.poll(() => p.open).toBe(0);
     expect(p.idleCount).toBe(0);
-    const b = new RecordingRequest();
-    p.dispatch(b);
+    const b = sent(p);
     await expect.poll(() => b.ended).toBe(true);
     expect(b.channels[0]).not.toBe(a.channels[0]);
     expect(p.counters.connectionsOpened).toBe(2);
@@ -194,8 +184,7 @@ describe('EndpointPool', () => {
     // the race of a keep-alive connection closed just as it is reused.
     upstream = await rawUpstream((r) => (r.nth === 1 ? respond(r.socket, 'fresh') : r.socket.destroy()));
     const p = makePool();
-    const warm = new RecordingRequest('/warm');
-    p.dispatch(warm);
+    const warm = sent(p, '/warm');
     await expect.poll(() => p.idleCount).toBe(1);
 
     // What the exchange does (at most once, bodiless requests only): dispatch again on that failure.
@@ -224,8 +213,7 @@ describe('EndpointPool', () => {
     upstream = await rawUpstream((r) => respond(r.socket));
     const t = manualTicker();
     const p = makePool({}, { pending: 0, max: 10 }, t);
-    const a = new RecordingRequest();
-    p.dispatch(a);
+    sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     p.close();
     expect(p.open).toBe(0);
