@@ -5,8 +5,8 @@
 // latency at a fixed rate use `npm run bench` (wrk, paced).
 
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import autocannon, { type AutocannonOptions, type AutocannonResult } from 'autocannon';
+import { parseArgsOr } from './args.js';
 
 const HELP = `Usage: outrigger bench URL [options]
   -c, --connections N   concurrent connections (default 50)
@@ -34,9 +34,8 @@ function positiveInt(name: string, v: string | undefined, dflt: number): number 
 
 /** Parses `bench` arguments into autocannon options; throws BenchUsage for user mistakes. */
 export function benchOptions(argv: string[]): { opts: AutocannonOptions; json: boolean } | null {
-  let parsed;
-  try {
-    parsed = parseArgs({
+  const { values, positionals } = parseArgsOr(
+    {
       args: argv,
       allowPositionals: true,
       options: {
@@ -49,11 +48,9 @@ export function benchOptions(argv: string[]): { opts: AutocannonOptions; json: b
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
-    });
-  } catch (e) {
-    throw new BenchUsage((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
-  const { values, positionals } = parsed;
+    },
+    BenchUsage,
+  );
   if (values.help === true) return null;
   const url = positionals[0];
   if (url === undefined) throw new BenchUsage('missing URL; see outrigger bench --help');
@@ -76,7 +73,7 @@ export function benchOptions(argv: string[]): { opts: AutocannonOptions; json: b
     try {
       body = readFileSync(body.slice(1), 'utf8');
     } catch (e) {
-      throw new BenchUsage(`cannot read body file "${body.slice(1)}": ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new BenchUsage(`cannot read body file "${body.slice(1)}": ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
     }
   }
   const opts: AutocannonOptions = {
@@ -135,7 +132,9 @@ export async function runBench(argv: string[], io: BenchIo = { stdout: process.s
     if (!json) autocannon.track(instance, { renderProgressBar: true, renderResultsTable: false, renderLatencyTable: false, outputStream: io.stderr });
   });
   if (json) {
-    io.stdout.write(`${JSON.stringify({ url: opts.url, method: opts.method, connections: opts.connections, duration_s: result.duration, requests: result.requests.total, requests_per_sec: result.requests.average, latency_ms: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max }, non_2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts }, null, 2)}\n`);
+    io.stdout.write(
+      `${JSON.stringify({ url: opts.url, method: opts.method, connections: opts.connections, duration_s: result.duration, requests: result.requests.total, requests_per_sec: result.requests.average, latency_ms: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max }, non_2xx: result.non2xx, errors: result.errors, timeouts: result.timeouts }, null, 2)}\n`,
+    );
   } else {
     io.stdout.write(renderBenchTable(result, opts));
   }

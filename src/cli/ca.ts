@@ -6,11 +6,11 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CaError, initCa, issueLeaf, loadCa, writeLeafFiles } from '../tls/ca.js';
 import { KEY_TYPES, certInfo, splitPemCertificates, type KeyType } from '../tls/x509.js';
 import { Signer, SignerSetupError } from '../tls/signer.js';
 import { parseHostPort } from '../config/address.js';
+import { parseArgsOr } from './args.js';
 
 const HELP = `outrigger ca — the embedded certificate authority
 
@@ -47,14 +47,9 @@ class UsageError extends Error {}
 type Spec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
 function parse(args: string[], options: Spec, positionals: number): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  let r;
-  try {
-    r = parseArgs({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
-  }
+  const r = parseArgsOr({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true }, UsageError);
   if (r.positionals.length > positionals) throw new UsageError(`unexpected argument "${r.positionals[positionals]}"`);
-  return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  return { values: r.values, positionals: r.positionals };
 }
 
 function required(values: Record<string, string | boolean | undefined>, name: string, cmd: string): string {
@@ -66,7 +61,8 @@ function required(values: Record<string, string | boolean | undefined>, name: st
 function positiveNumber(v: string | boolean | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got "${String(v)}"`);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--${name} must be a positive number, got "${String(v)}"`);
   return n;
 }
 
@@ -77,7 +73,11 @@ function keyType(v: string | boolean | undefined): KeyType | undefined {
 }
 
 async function init(args: string[], io: CaIo): Promise<number> {
-  const { values } = parse(args, { dir: { type: 'string' }, 'trust-domain': { type: 'string' }, 'key-type': { type: 'string' }, 'validity-days': { type: 'string' } }, 0);
+  const { values } = parse(
+    args,
+    { dir: { type: 'string' }, 'trust-domain': { type: 'string' }, 'key-type': { type: 'string' }, 'validity-days': { type: 'string' } },
+    0,
+  );
   if (values['help'] === true) return help(io);
   const dir = required(values, 'dir', 'init');
   const td = required(values, 'trust-domain', 'init');
@@ -112,7 +112,10 @@ async function issue(args: string[], io: CaIo): Promise<number> {
   const out = required(values, 'out', 'issue');
   const ttlHours = positiveNumber(values['ttl-hours'], 'ttl-hours');
   const kt = keyType(values['key-type']);
-  const ca = await loadCa(dir, { allowInsecureKeyPermissions: values['allow-insecure-key-permissions'] === true, optOut: 'pass --allow-insecure-key-permissions' });
+  const ca = await loadCa(dir, {
+    allowInsecureKeyPermissions: values['allow-insecure-key-permissions'] === true,
+    optOut: 'pass --allow-insecure-key-permissions',
+  });
   const leaf = issueLeaf(ca, { identity, ...(ttlHours !== undefined ? { ttlHours } : {}), ...(kt !== undefined ? { keyType: kt } : {}) });
   await mkdir(path.dirname(path.resolve(out)), { recursive: true });
   const files = await writeLeafFiles(out, leaf);
@@ -196,7 +199,14 @@ async function serve(args: string[], io: CaIo): Promise<number> {
     allowInsecureKeyPermissions: values['allow-insecure-key-permissions'] === true,
     log,
   });
-  log({ time: new Date().toISOString(), level: 'info', msg: 'signer ready', address: signer.address, identity: signer.identity, trust_domain: signer.trustDomain });
+  log({
+    time: new Date().toISOString(),
+    level: 'info',
+    msg: 'signer ready',
+    address: signer.address,
+    identity: signer.identity,
+    trust_domain: signer.trustDomain,
+  });
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off('SIGTERM', stop);
