@@ -4,6 +4,7 @@
 
 import http from 'node:http';
 import type { ClusterSpec, EndpointSpec, HealthCheckSpec } from '../config/types.js';
+import { updateClusters } from './clusters.js';
 
 export interface HealthCheckerOptions {
   /** Uniform in [0, 1); Math.random by default. Drives the interval jitter. */
@@ -76,19 +77,11 @@ export class HealthChecker {
    *  a cluster whose healthCheck became null reports its unhealthy endpoints healthy, then stops. */
   update(clusters: readonly ClusterSpec[]): void {
     if (this.closed) return;
-    const seen = new Set<string>();
-    for (const c of clusters) {
-      seen.add(c.name);
-      const old = this.clusters.get(c.name);
-      if (c.healthCheck === null) {
-        if (old !== undefined) this.dropCluster(c.name, old, true);
-        continue;
-      }
-      this.applyCluster(c.name, c.endpoints, c.healthCheck, old);
-    }
-    for (const [name, targets] of this.clusters) {
-      if (!seen.has(name)) this.dropCluster(name, targets, false);
-    }
+    updateClusters(clusters, this.clusters, {
+      spec: (c) => c.healthCheck,
+      apply: (c, spec, old) => this.applyCluster(c.name, c.endpoints, spec, old),
+      drop: (name, old, report) => this.dropCluster(name, old, report),
+    });
   }
 
   states(): HealthCheckState[] {

@@ -3,6 +3,7 @@
 // ejection or its end is reported through one callback that the caller broadcasts. Timers only.
 
 import type { ClusterSpec, EndpointSpec, OutlierSpec } from '../config/types.js';
+import { updateClusters } from './clusters.js';
 
 /** `gateway`: 502/503/504 or a locally originated failure (connect failure, reset, timeout).
  *  `5xx`: any other 5xx. `success`: anything else. */
@@ -67,19 +68,11 @@ export class OutlierDetector {
   update(clusters: readonly ClusterSpec[]): void {
     if (this.closed) return;
     const now = this.now();
-    const seen = new Set<string>();
-    for (const c of clusters) {
-      seen.add(c.name);
-      const old = this.clusters.get(c.name);
-      if (c.outlier === null) {
-        if (old !== undefined) this.dropCluster(c.name, old, true);
-        continue;
-      }
-      this.applyCluster(c.name, c.endpoints, c.outlier, old, now);
-    }
-    for (const [name, cs] of this.clusters) {
-      if (!seen.has(name)) this.dropCluster(name, cs, false);
-    }
+    updateClusters(clusters, this.clusters, {
+      spec: (c) => c.outlier,
+      apply: (c, spec, old) => this.applyCluster(c.name, c.endpoints, spec, old, now),
+      drop: (name, old, report) => this.dropCluster(name, old, report),
+    });
   }
 
   /** One upstream outcome from any worker, in arrival order. Unknown clusters/endpoints (a reload
