@@ -51,7 +51,7 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
   }
   listeners.forEach((l, i) => {
     if (isObj(l) && l['engine'] === 'uws' && isObj(l['tls']) && l['tls']['mode'] !== 'disabled') {
-      out.push({ path: ['listeners', i, 'engine'], message: 'TLS listeners run on the node engine (uWS here cannot require or read client certificates)' });
+      out.push({ path: ['listeners', i, 'engine'], message: 'uws cannot serve TLS listeners (this uWS build cannot require or read client certificates): use strict (the default) or node' });
     }
     // `mode` defaults to mtls, so `tls: {}` counts as mtls.
     if (isObj(l) && l['authorization'] !== undefined && !(isObj(l['tls']) && (l['tls']['mode'] ?? 'mtls') === 'mtls')) {

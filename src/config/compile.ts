@@ -79,14 +79,18 @@ export function compileAdmin(admin: RawAdmin): AdminSpec {
   });
 }
 
-/** The engine of a plaintext listener that names none (README: "Listener engines"). */
-export const DEFAULT_PLAINTEXT_ENGINE: 'uws' | 'node' = 'node';
+/**
+ * The engine of a listener that names none, plaintext or TLS (README: "Listener engines"):
+ * outrigger's strict HTTP/1.1 server — as strict and transparent as Node's llhttp, about the CPU
+ * per request of uWS, and the only one whose TLS listeners scale with workers (measured).
+ */
+export const DEFAULT_ENGINE = 'strict';
 
 function compileListener(l: RawListener, opts: CompileOptions, workers: number, errorDetail: 'minimal' | 'full'): ListenerSpec {
   const hp = mustParse(l.address, true);
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
-  // TLS listeners run on node unless they ask for strict (uWS cannot; checks.ts refuses it).
-  const engine = tls !== null ? (l.engine === 'strict' ? 'strict' : 'node') : (l.engine ?? DEFAULT_PLAINTEXT_ENGINE);
+  // uWS cannot serve TLS listeners here (checks.ts refuses engine: uws with tls).
+  const engine = l.engine ?? DEFAULT_ENGINE;
   // Each worker that serves the listener enforces its share of the limits.
   const servedBy = listenerPlacement({ name: l.name, engine, tls }, workers).length;
   return {

@@ -162,7 +162,7 @@ describe('rate limits, divided among the workers that serve the listener', () =>
   it('divides the limits of a TLS listener like a plaintext one (every worker serves it), and its routes\'', () => {
     const limit = { requests_per_second: 10, burst: 10 };
     const tls = listener({ workers: 2, top: CA, listener: { tls: { mode: 'tls' }, rate_limit: limit }, route: { rate_limit: limit } });
-    expect(tls.engine).toBe('node');
+    expect(tls.engine).toBe('strict');
     expect(tls.rateLimit).toEqual({ tokensPerSecond: 5, burst: 5 });
     expect(tls.routes[0]?.rateLimit).toEqual({ tokensPerSecond: 5, burst: 5 });
     const plain = listener({ workers: 2, listener: { tls: { mode: 'disabled' }, rate_limit: limit }, route: { rate_limit: limit } });
@@ -173,7 +173,7 @@ describe('rate limits, divided among the workers that serve the listener', () =>
 
   it('refuses engine: uws on a TLS listener', () => {
     expect(listed(compileConfig(build({ top: CA, listener: { tls: { mode: 'tls' }, engine: 'uws' } }), OPTS))).toEqual([
-      'listeners[0].engine: TLS listeners run on the node engine (uWS here cannot require or read client certificates)',
+      'listeners[0].engine: uws cannot serve TLS listeners (this uWS build cannot require or read client certificates): use strict (the default) or node',
     ]);
   });
 

@@ -80,7 +80,7 @@ describe('warnings', () => {
       'xForwardedFor',
     ]);
     expect(l?.tls).toBe('mtls');
-    expect(l?.engine).toBe('node');
+    expect(l?.engine).toBe('strict');
     expect(l?.xForwardedFor).toBe('append');
     expect(l?.accessLog).toEqual({ path: 'stdout', format: 'text' });
     expect(l?.authorization).toEqual([{ from: ['spiffe://td/*'], paths: ['/v1/*'], methods: ['GET'] }]);

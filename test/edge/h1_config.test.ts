@@ -36,10 +36,11 @@ describe('engine: strict', () => {
     expect(listenerOf({ engine: 'strict', tls: { mode: 'mtls' } }, true)).toMatchObject({ engine: 'strict', tls: 'mtls' });
   });
 
-  it('is never the default: plaintext and TLS listeners without an engine stay on node', () => {
-    expect(listenerOf({}).engine).toBe('node');
-    expect(listenerOf({ tls: { mode: 'mtls' } }, true).engine).toBe('node');
+  it('is the default for plaintext and TLS listeners; node is chosen by naming it', () => {
+    expect(listenerOf({}).engine).toBe('strict');
+    expect(listenerOf({ tls: { mode: 'mtls' } }, true).engine).toBe('strict');
     expect(listenerOf({ engine: 'node', tls: { mode: 'tls' } }, true).engine).toBe('node');
+    expect(listenerOf({ engine: 'node' }).engine).toBe('node');
   });
 
   it('an unknown engine is refused', () => {
