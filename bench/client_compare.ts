@@ -25,7 +25,12 @@ const dir = mkdtempSync(path.join(tmpdir(), 'outrigger-client-compare-'));
 
 async function main(): Promise<void> {
   const upPort = await freePort();
-  const upstream = await startProcess({ name: 'upstream', cmd: process.execPath, args: [path.join(root, 'dist/bench/upstream/server.js'), String(upPort)], readyPort: upPort });
+  const upstream = await startProcess({
+    name: 'upstream',
+    cmd: process.execPath,
+    args: [path.join(root, 'dist/bench/upstream/server.js'), String(upPort)],
+    readyPort: upPort,
+  });
   const targets: Array<{ name: string; port: number; proc: Started }> = [];
 
   const ngPort = await freePort();
@@ -34,14 +39,44 @@ async function main(): Promise<void> {
 
   const orPort = await freePort();
   const cfg = path.join(dir, 'outrigger.yaml');
-  writeFileSync(cfg, `node: {workers: 1}\nadmin: {address: 127.0.0.1:0}\nlisteners:\n  - name: bench\n    address: 127.0.0.1:${orPort}\n    routes: [{match: {path_prefix: /}, cluster: up}]\nclusters:\n  - name: up\n    endpoints: [{address: 127.0.0.1:${upPort}}]\n`);
-  targets.push({ name: 'outrigger-1w', port: orPort, proc: await startProcess({ name: 'outrigger', cmd: process.execPath, args: [path.join(root, 'dist/src/cli/main.js'), 'run', '-c', cfg], readyLine: /"msg":"ready"/ }) });
+  writeFileSync(
+    cfg,
+    `node: {workers: 1}\nadmin: {address: 127.0.0.1:0}\nlisteners:\n  - name: bench\n    address: 127.0.0.1:${orPort}\n    routes: [{match: {path_prefix: /}, cluster: up}]\nclusters:\n  - name: up\n    endpoints: [{address: 127.0.0.1:${upPort}}]\n`,
+  );
+  targets.push({
+    name: 'outrigger-1w',
+    port: orPort,
+    proc: await startProcess({
+      name: 'outrigger',
+      cmd: process.execPath,
+      args: [path.join(root, 'dist/src/cli/main.js'), 'run', '-c', cfg],
+      readyLine: /"msg":"ready"/,
+    }),
+  });
 
   const unPort = await freePort();
-  targets.push({ name: 'uws+undici-dispatch', port: unPort, proc: await startProcess({ name: 'undici', cmd: process.execPath, args: [path.join(here, 'undici_proxy.js'), String(unPort), String(upPort)], readyPort: unPort }) });
+  targets.push({
+    name: 'uws+undici-dispatch',
+    port: unPort,
+    proc: await startProcess({
+      name: 'undici',
+      cmd: process.execPath,
+      args: [path.join(here, 'undici_proxy.js'), String(unPort), String(upPort)],
+      readyPort: unPort,
+    }),
+  });
 
   const owPort = await freePort();
-  targets.push({ name: 'uws+own-client', port: owPort, proc: await startProcess({ name: 'own', cmd: process.execPath, args: [path.join(here, 'own_client_proxy.js'), String(owPort), String(upPort)], readyPort: owPort }) });
+  targets.push({
+    name: 'uws+own-client',
+    port: owPort,
+    proc: await startProcess({
+      name: 'own',
+      cmd: process.execPath,
+      args: [path.join(here, 'own_client_proxy.js'), String(owPort), String(upPort)],
+      readyPort: owPort,
+    }),
+  });
 
   const cpu = new Map<string, number[]>();
   const rps = new Map<string, number[]>();
@@ -63,7 +98,9 @@ async function main(): Promise<void> {
   process.stdout.write(`\n| proxy | req/s (median) | CPU µs/req (median) | range | × nginx |\n|---|---:|---:|---|---:|\n`);
   for (const t of targets) {
     const c = cpu.get(t.name)!;
-    process.stdout.write(`| ${t.name} | ${median(rps.get(t.name)!).toFixed(0)} | ${median(c).toFixed(1)} | ${Math.min(...c).toFixed(1)}–${Math.max(...c).toFixed(1)} | ${(median(c) / ngCpu).toFixed(2)} |\n`);
+    process.stdout.write(
+      `| ${t.name} | ${median(rps.get(t.name)!).toFixed(0)} | ${median(c).toFixed(1)} | ${Math.min(...c).toFixed(1)}–${Math.max(...c).toFixed(1)} | ${(median(c) / ngCpu).toFixed(2)} |\n`,
+    );
   }
   for (const t of targets) await t.proc.stop();
   await upstream.stop();

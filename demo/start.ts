@@ -41,7 +41,9 @@ process.on('exit', () => {
 /** `outrigger ca serve`: the signing service; resolves once it listens. */
 function startSigner(caDir: string, tokensFile: string): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'ca', 'serve', '--dir', caDir, '--address', SIGNER, '--tokens', tokensFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [cli, 'ca', 'serve', '--dir', caDir, '--address', SIGNER, '--tokens', tokensFile], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.add(child);
     child.once('exit', () => children.delete(child));
     child.stdout!.on('data', (d: Buffer) => {
@@ -113,7 +115,10 @@ async function main(): Promise<void> {
   const webTokenValue = token();
   const apiTokenValue = token();
   const tokensFile = path.join(signerDir, 'tokens.yaml');
-  writePrivate(tokensFile, `# who may get which identity (written by npm start)\ntokens:\n  - token: ${webTokenValue}\n    identities: [${WEB}]\n  - token: ${apiTokenValue}\n    identities: [${API}]\n`);
+  writePrivate(
+    tokensFile,
+    `# who may get which identity (written by npm start)\ntokens:\n  - token: ${webTokenValue}\n    identities: [${WEB}]\n  - token: ${apiTokenValue}\n    identities: [${API}]\n`,
+  );
   writePrivate(path.join(work, 'web.token'), `${webTokenValue}\n`);
   writePrivate(path.join(work, 'api.token'), `${apiTokenValue}\n`);
   const signer = await startSigner(caDir, tokensFile);

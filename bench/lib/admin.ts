@@ -78,9 +78,11 @@ export async function readConnections(config: string, a: AdminAccess): Promise<C
   const base = { config, part: a.part };
   try {
     const { status, body } = await getStats(a);
-    if (status !== 200) return { ...base, listeners: null, note: `GET /stats answered ${status}${a.tokenFile === null ? ' (the ready line named no admin_token_file)' : ''}` };
+    if (status !== 200)
+      return { ...base, listeners: null, note: `GET /stats answered ${status}${a.tokenFile === null ? ' (the ready line named no admin_token_file)' : ''}` };
     const listeners = parseConnections(body);
-    if (listeners === null) return { ...base, listeners: null, note: 'GET /stats has no `connections` field (this build does not report accepted connections per worker)' };
+    if (listeners === null)
+      return { ...base, listeners: null, note: 'GET /stats has no `connections` field (this build does not report accepted connections per worker)' };
     return { ...base, listeners };
   } catch (e) {
     return { ...base, listeners: null, note: `GET /stats failed: ${(e as Error).message}` };

@@ -14,13 +14,7 @@ export interface AutocannonRun {
   readonly non2xx: number;
 }
 
-export async function runAutocannon(opts: {
-  url: string;
-  connections: number;
-  durationS: number;
-  method?: string;
-  body?: string;
-}): Promise<AutocannonRun> {
+export async function runAutocannon(opts: { url: string; connections: number; durationS: number; method?: string; body?: string }): Promise<AutocannonRun> {
   const r = await autocannon({
     url: opts.url,
     connections: opts.connections,

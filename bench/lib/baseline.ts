@@ -81,7 +81,10 @@ function moreRows(r: BenchResults, b: Baseline): Row[] | string {
 }
 
 /** The RSS rows of `config` (none when the baseline has no `rss`); a string saying what is missing. */
-function rssRows(s: BenchResults['summary'][number] | undefined, b: Baseline): { rows: Row[]; measured: { idleMib: number; loadedMib: number } | null } | string {
+function rssRows(
+  s: BenchResults['summary'][number] | undefined,
+  b: Baseline,
+): { rows: Row[]; measured: { idleMib: number; loadedMib: number } | null } | string {
   if (b.rss === undefined) return { rows: [], measured: null };
   const idle = s?.idleRssKb ?? null;
   const loaded = s?.loadedRssKb ?? null;
@@ -91,7 +94,12 @@ function rssRows(s: BenchResults['summary'][number] | undefined, b: Baseline): {
   return {
     rows: [
       [`${b.config}: RSS idle (MiB)`, idleMib, '–', b.rss.idle_mib],
-      [`${b.config}: RSS loaded, peak under wrk -c50 (MiB)`, loadedMib, `${(loaded.min / 1024).toFixed(1)}–${(loaded.max / 1024).toFixed(1)}`, b.rss.loaded_mib],
+      [
+        `${b.config}: RSS loaded, peak under wrk -c50 (MiB)`,
+        loadedMib,
+        `${(loaded.min / 1024).toFixed(1)}–${(loaded.max / 1024).toFixed(1)}`,
+        b.rss.loaded_mib,
+      ],
     ],
     measured: { idleMib, loadedMib },
   };

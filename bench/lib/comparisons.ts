@@ -42,15 +42,33 @@ export function benchComparisons(workersN: number): ComparisonSpec[] {
   const mtlsN = `outrigger-mtls-${workersN}w`;
   return [
     ...engineComparisons(),
-    { label: `server sidecar, ${workersN} workers ÷ 1 worker`, a: { config: mtlsN, part: 'server' }, b: { config: 'outrigger-mtls', part: 'server' }, target: 1.15 },
+    {
+      label: `server sidecar, ${workersN} workers ÷ 1 worker`,
+      a: { config: mtlsN, part: 'server' },
+      b: { config: 'outrigger-mtls', part: 'server' },
+      target: 1.15,
+    },
     { label: 'server sidecar, 1 worker ÷ nginx', a: { config: 'outrigger-mtls', part: 'server' }, b: { config: 'nginx' } },
     { label: `server sidecar, ${workersN} workers ÷ nginx`, a: { config: mtlsN, part: 'server' }, b: { config: 'nginx' } },
     { label: `mTLS path (both sidecars), server ${workersN} workers ÷ 1 worker`, a: { config: mtlsN }, b: { config: 'outrigger-mtls' } },
     { label: `plaintext uws, ${workersN} workers ÷ 1 worker`, a: { config: `outrigger-${workersN}w` }, b: { config: 'outrigger-1w' } },
     // The strict engine as the mTLS server sidecar's listener, against node:https in the same shape.
-    { label: 'server sidecar on strict ÷ on node, 1 worker', a: { config: 'outrigger-mtls-strict', part: 'server' }, b: { config: 'outrigger-mtls', part: 'server' } },
-    { label: `server sidecar on strict ÷ on node, ${workersN} workers`, a: { config: `outrigger-mtls-strict-${workersN}w`, part: 'server' }, b: { config: mtlsN, part: 'server' } },
-    { label: `server sidecar on strict, ${workersN} workers ÷ 1 worker`, a: { config: `outrigger-mtls-strict-${workersN}w`, part: 'server' }, b: { config: 'outrigger-mtls-strict', part: 'server' }, target: 1.15 },
+    {
+      label: 'server sidecar on strict ÷ on node, 1 worker',
+      a: { config: 'outrigger-mtls-strict', part: 'server' },
+      b: { config: 'outrigger-mtls', part: 'server' },
+    },
+    {
+      label: `server sidecar on strict ÷ on node, ${workersN} workers`,
+      a: { config: `outrigger-mtls-strict-${workersN}w`, part: 'server' },
+      b: { config: mtlsN, part: 'server' },
+    },
+    {
+      label: `server sidecar on strict, ${workersN} workers ÷ 1 worker`,
+      a: { config: `outrigger-mtls-strict-${workersN}w`, part: 'server' },
+      b: { config: 'outrigger-mtls-strict', part: 'server' },
+      target: 1.15,
+    },
     { label: 'server sidecar on strict, 1 worker ÷ nginx', a: { config: 'outrigger-mtls-strict', part: 'server' }, b: { config: 'nginx' } },
   ];
 }

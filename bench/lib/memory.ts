@@ -34,7 +34,14 @@ export function parseLoopDelay(body: unknown): ThreadLoopDelay[] | null {
   const n = (v: unknown): number | null => (typeof v === 'number' ? v : null);
   return list.map((row: { thread?: unknown; since_start?: Record<string, unknown> }) => {
     const s = row.since_start ?? {};
-    return { thread: String(row.thread), samples: n(s['samples']) ?? 0, p50_ms: n(s['p50_ms']), p99_ms: n(s['p99_ms']), p99_9_ms: n(s['p99_9_ms']), max_ms: n(s['max_ms']) };
+    return {
+      thread: String(row.thread),
+      samples: n(s['samples']) ?? 0,
+      p50_ms: n(s['p50_ms']),
+      p99_ms: n(s['p99_ms']),
+      p99_9_ms: n(s['p99_9_ms']),
+      max_ms: n(s['max_ms']),
+    };
   });
 }
 

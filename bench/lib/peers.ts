@@ -61,7 +61,9 @@ export function ensureTools(tools: readonly string[], install: boolean, log: (s:
     if (path !== null) {
       return { tool, path, version: versionOf(tool, path), reason: null, installedNow: missing.includes(tool) };
     }
-    const reason = install ? (installError ?? `${tool} not found after apt-get install`) : `${tool} not installed (run without --no-install, or apt-get install -y ${DEBIAN_PACKAGE[tool] ?? tool})`;
+    const reason = install
+      ? (installError ?? `${tool} not found after apt-get install`)
+      : `${tool} not installed (run without --no-install, or apt-get install -y ${DEBIAN_PACKAGE[tool] ?? tool})`;
     return { tool, path: null, version: null, reason, installedNow: false };
   });
 }

@@ -34,7 +34,10 @@ export function parseProcStat(text: string): ProcStat {
   const pid = Number(text.slice(0, open).trim());
   const comm = text.slice(open + 1, close);
   // rest[0] is field 3 (state)
-  const rest = text.slice(close + 2).trim().split(/\s+/);
+  const rest = text
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
   const field = (n: number): number => {
     const v = rest[n - 3];
     if (v === undefined) throw new Error(`/proc/<pid>/stat line has no field ${n}`);

@@ -69,10 +69,24 @@ export function buildTables(r: BenchResults): Table[] {
         ? ` ${r.summary
             .filter((s) => s.multiProxy !== undefined)
             .map((s) => s.config)
-            .join(', ')}: ${r.summary.find((s) => s.multiProxy !== undefined)?.multiProxy?.proxies ?? 2} proxies in series, CPU summed over all of them (see “Two-sidecar mTLS path”).`
+            .join(
+              ', ',
+            )}: ${r.summary.find((s) => s.multiProxy !== undefined)?.multiProxy?.proxies ?? 2} proxies in series, CPU summed over all of them (see “Two-sidecar mTLS path”).`
         : ''
     }`,
-    head: ['config', 'req/s', 'CPU µs/req', 'CPU × nginx', 'req/s × nginx', ...rates.map((x) => `p99 added @${x}/s (µs)`), 'RSS idle MiB', 'RSS loaded MiB', 'errors', 'non-2xx', 'failed runs'],
+    head: [
+      'config',
+      'req/s',
+      'CPU µs/req',
+      'CPU × nginx',
+      'req/s × nginx',
+      ...rates.map((x) => `p99 added @${x}/s (µs)`),
+      'RSS idle MiB',
+      'RSS loaded MiB',
+      'errors',
+      'non-2xx',
+      'failed runs',
+    ],
     rows: r.summary.map((s) => [
       s.config,
       fmtSummary(s.rps),
@@ -112,15 +126,7 @@ export function buildTables(r: BenchResults): Table[] {
         rows.push([`${s.config} · ${PART_LABEL[p.name] ?? p.name}`, '', '', fmtSummary(p.cpuUsPerReq, 1), fmtRatio(p.cpuRatioToSingle), '', '']);
       }
     }
-    rows.push([
-      `${n} × ${single}`,
-      '–',
-      '–',
-      fmtSummary(first?.singleTimesN, 1),
-      `${n.toFixed(2)}×`,
-      '1.00×',
-      '0',
-    ]);
+    rows.push([`${n} × ${single}`, '–', '–', fmtSummary(first?.singleTimesN, 1), `${n.toFixed(2)}×`, '1.00×', '0']);
     tables.push({
       title: 'Two-sidecar mTLS path',
       note: `wrk → client sidecar (plaintext listener, 1 worker) → pooled persistent mTLS → server sidecar (inbound listener tls: {mode: mtls}, node:https on each of its workers: 1 in outrigger-mtls, N in outrigger-mtls-Nw) → upstream. This is a path of ${n} proxies: its CPU µs/req is every sidecar's whole process tree summed, so compare it with ${n} × ${single} (one plaintext proxy, measured in the same rounds), not with one proxy or with nginx. The per-sidecar rows split that CPU; the server row is the cost of the inbound mTLS listener plus its plaintext hop to the upstream. req/s is the whole path's, with both sidecars and wrk and the upstream sharing the machine. Ratios are paired round by round.`,
@@ -266,7 +272,10 @@ export function renderMarkdown(r: BenchResults): string {
     `${m.startedAt} → ${m.finishedAt} · ${m.quick ? 'quick' : 'full'} run, ${m.rounds} round(s), configs interleaved (order rotated each round) · ${m.host.cpus} × ${m.host.cpuModel} · Node ${m.host.node} · Linux ${m.host.kernel} · load average ${m.host.loadavgStart.map((x) => x.toFixed(2)).join('/')} at start, ${m.host.loadavgEnd.map((x) => x.toFixed(2)).join('/')} at end`,
     '',
   );
-  lines.push(`Tools: ${m.tools.map((t) => (t.path ? `${t.tool} (${t.version ?? '?'})` : `${t.tool}: missing — ${t.reason ?? ''}`)).join(' · ')} · upstream: ${m.upstream}`, '');
+  lines.push(
+    `Tools: ${m.tools.map((t) => (t.path ? `${t.tool} (${t.version ?? '?'})` : `${t.tool}: missing — ${t.reason ?? ''}`)).join(' · ')} · upstream: ${m.upstream}`,
+    '',
+  );
   if (r.skipped.length > 0) {
     lines.push('**Skipped configs:**', '');
     for (const s of r.skipped) lines.push(`- \`${s.name}\`: ${mdCell(s.reason)}`);

@@ -95,10 +95,8 @@ export function summarizeRuns(
   const single = opts.single ?? 'outrigger-1w';
   const tput = (config: string, variant = 'GET /'): ThroughputRecord[] =>
     runs.filter((r): r is ThroughputRecord => r.kind === 'throughput' && r.config === config && r.variant === variant);
-  const rate = (config: string, rps: number): RateRecord[] =>
-    runs.filter((r): r is RateRecord => r.kind === 'rate' && r.config === config && r.rate === rps);
-  const cannon = (config: string): AutocannonRecord[] =>
-    runs.filter((r): r is AutocannonRecord => r.kind === 'autocannon' && r.config === config);
+  const rate = (config: string, rps: number): RateRecord[] => runs.filter((r): r is RateRecord => r.kind === 'rate' && r.config === config && r.rate === rps);
+  const cannon = (config: string): AutocannonRecord[] => runs.filter((r): r is AutocannonRecord => r.kind === 'autocannon' && r.config === config);
 
   const refCpu = byRound(tput(reference), (r) => r.cpuUsPerReq);
   const refRps = byRound(tput(reference), (r) => r.wrk?.requestsPerSec);
@@ -145,7 +143,13 @@ export function summarizeRuns(
         variant: v,
         rps: summarize(vals(byRound(vt, (r) => r.wrk?.requestsPerSec))),
         cpuUsPerReq: summarize(vals(vcpu)),
-        cpuRatioToNginx: config === direct ? null : pairedRatio(vcpu, byRound(tput(reference, v), (r) => r.cpuUsPerReq)),
+        cpuRatioToNginx:
+          config === direct
+            ? null
+            : pairedRatio(
+                vcpu,
+                byRound(tput(reference, v), (r) => r.cpuUsPerReq),
+              ),
       };
     });
     const c = cannon(config);
@@ -188,7 +192,10 @@ export function summarizeRuns(
       singleTimesN: summarize(vals(sTimesN)),
       cpuRatioToSingleTimesN: pairedRatio(cpu, sTimesN),
       cpuOverSingleTimesNUs: pairedDiff(cpu, sTimesN),
-      rpsRatioToSingle: pairedRatio(rps, byRound(tput(single), (r) => r.wrk?.requestsPerSec)),
+      rpsRatioToSingle: pairedRatio(
+        rps,
+        byRound(tput(single), (r) => r.wrk?.requestsPerSec),
+      ),
     };
   }
 }

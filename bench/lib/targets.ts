@@ -227,7 +227,7 @@ function adminOf(part: string, proc: Started, dir: string): AdminAccess[] {
 }
 
 function mtlsDescription(serverWorkers: number, engine: 'node' | 'strict'): string {
-  return `two sidecars: wrk → client (plaintext listener on uws, 1 worker) → pooled mTLS (≤ ${MTLS_CLIENT_POOL_CONNECTIONS} connections) → server (inbound listener tls: {mode: mtls}, ${engine === 'strict' ? 'engine: strict (node:tls + outrigger\'s HTTP/1.1 server)' : 'node:https'}, ${serverWorkers} worker${serverWorkers === 1 ? '' : 's'}) → upstream; embedded CA, trust domain bench.local. CPU = both process trees (compare with 2 × outrigger-1w)`;
+  return `two sidecars: wrk → client (plaintext listener on uws, 1 worker) → pooled mTLS (≤ ${MTLS_CLIENT_POOL_CONNECTIONS} connections) → server (inbound listener tls: {mode: mtls}, ${engine === 'strict' ? "engine: strict (node:tls + outrigger's HTTP/1.1 server)" : 'node:https'}, ${serverWorkers} worker${serverWorkers === 1 ? '' : 's'}) → upstream; embedded CA, trust domain bench.local. CPU = both process trees (compare with 2 × outrigger-1w)`;
 }
 
 async function startMtls(spec: TargetSpec, ctx: TargetContext, dir: string): Promise<StartResult> {
@@ -242,7 +242,10 @@ async function startMtls(spec: TargetSpec, ctx: TargetContext, dir: string): Pro
   const serverConf = join(dir, 'server.yaml');
   const clientConf = join(dir, 'client.yaml');
   const serverEngine = spec.engine === 'strict' ? 'strict' : 'node';
-  writeFileSync(serverConf, mtlsServerConfigYaml({ caDir, listenPort: serverPort, upstreamPort: ctx.upstreamPort, workers: serverWorkers, engine: serverEngine }));
+  writeFileSync(
+    serverConf,
+    mtlsServerConfigYaml({ caDir, listenPort: serverPort, upstreamPort: ctx.upstreamPort, workers: serverWorkers, engine: serverEngine }),
+  );
   writeFileSync(clientConf, mtlsClientConfigYaml({ caDir, listenPort: clientPort, serverPort }));
   let server: Started;
   try {
@@ -273,7 +276,10 @@ async function startOutrigger(spec: TargetSpec, ctx: TargetContext, dir: string)
   const listenPort = await freePort();
   const adminPort = await freePort();
   const conf = join(dir, 'outrigger.yaml');
-  writeFileSync(conf, outriggerConfigYaml({ workers, ...(spec.engine !== undefined ? { engine: spec.engine } : {}), listenPort, upstreamPort: ctx.upstreamPort, adminPort }));
+  writeFileSync(
+    conf,
+    outriggerConfigYaml({ workers, ...(spec.engine !== undefined ? { engine: spec.engine } : {}), listenPort, upstreamPort: ctx.upstreamPort, adminPort }),
+  );
   try {
     const proc = await runOutrigger(spec.name, cli, conf, dir);
     const engine = spec.engine ?? 'uws';

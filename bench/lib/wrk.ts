@@ -185,16 +185,7 @@ export function runWrk(opts: WrkRunOptions): Promise<WrkResult> {
   const script = join(opts.scriptDir, `wrk-${process.pid}-${++scriptCounter}.lua`);
   const threads = Math.max(1, Math.min(opts.threads, opts.connections));
   writeFileSync(script, wrkLuaScript({ ...opts, threads }));
-  const args = [
-    `-t${threads}`,
-    `-c${opts.connections}`,
-    `-d${opts.durationS}s`,
-    `--timeout`,
-    `${opts.timeoutS ?? 2}s`,
-    '-s',
-    script,
-    opts.url,
-  ];
+  const args = [`-t${threads}`, `-c${opts.connections}`, `-d${opts.durationS}s`, `--timeout`, `${opts.timeoutS ?? 2}s`, '-s', script, opts.url];
   return new Promise((resolve, reject) => {
     const child = spawn(opts.wrkPath ?? 'wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -24,7 +24,8 @@ function fixed(body: Buffer): (res: uWS.HttpResponse) => void {
   };
 }
 
-const app = uWS.App()
+const app = uWS
+  .App()
   .get('/1k', fixed(body1k))
   .get('/64k', fixed(body64k))
   .post('/echo', (res) => {

@@ -9,9 +9,7 @@ export interface HostPort {
   readonly port: number;
 }
 
-export type AddressResult =
-  | { readonly ok: true; readonly value: HostPort }
-  | { readonly ok: false; readonly message: string };
+export type AddressResult = { readonly ok: true; readonly value: HostPort } | { readonly ok: false; readonly message: string };
 
 const PORT = /^(?:0|[1-9][0-9]{0,4})$/;
 

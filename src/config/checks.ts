@@ -25,7 +25,7 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
   // The embedded CA issues our leaf for node.identity.
   const tlsSection = raw['tls'];
   if (isObj(tlsSection) && tlsSection['ca'] !== undefined && !(isObj(raw['node']) && typeof raw['node']['identity'] === 'string')) {
-    out.push({ path: ['tls', 'ca'], message: 'needs node.identity: the SPIFFE ID to issue this sidecar\'s certificate for' });
+    out.push({ path: ['tls', 'ca'], message: "needs node.identity: the SPIFFE ID to issue this sidecar's certificate for" });
   }
   if (isObj(tlsSection) && tlsSection['signer'] !== undefined && !(isObj(raw['node']) && typeof raw['node']['identity'] === 'string')) {
     out.push({ path: ['tls', 'signer'], message: 'needs node.identity: the SPIFFE ID to ask the signer for' });
@@ -35,7 +35,10 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
     const ownTd = /^spiffe:\/\/([^/]*)/.exec(raw['node']['identity'])?.[1];
     list(tlsSection['federation']).forEach((f, i) => {
       if (isObj(f) && f['trust_domain'] === ownTd) {
-        out.push({ path: ['tls', 'federation', i, 'trust_domain'], message: `"${ownTd}" is this sidecar's own trust domain (node.identity): its roots come from the trust bundle, CA or signer, not from federation` });
+        out.push({
+          path: ['tls', 'federation', i, 'trust_domain'],
+          message: `"${ownTd}" is this sidecar's own trust domain (node.identity): its roots come from the trust bundle, CA or signer, not from federation`,
+        });
       }
     });
   }
@@ -43,15 +46,18 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
   if (raw['tls'] === undefined) {
     const needs = (o: unknown): boolean => isObj(o) && isObj(o['tls']) && o['tls']['mode'] !== 'disabled';
     listeners.forEach((l, i) => {
-      if (needs(l)) out.push({ path: ['listeners', i, 'tls'], message: 'needs the top-level tls section (this sidecar\'s certificate and trust bundle)' });
+      if (needs(l)) out.push({ path: ['listeners', i, 'tls'], message: "needs the top-level tls section (this sidecar's certificate and trust bundle)" });
     });
     clusters.forEach((c, i) => {
-      if (needs(c)) out.push({ path: ['clusters', i, 'tls'], message: 'needs the top-level tls section (this sidecar\'s certificate and trust bundle)' });
+      if (needs(c)) out.push({ path: ['clusters', i, 'tls'], message: "needs the top-level tls section (this sidecar's certificate and trust bundle)" });
     });
   }
   listeners.forEach((l, i) => {
     if (isObj(l) && l['engine'] === 'uws' && isObj(l['tls']) && l['tls']['mode'] !== 'disabled') {
-      out.push({ path: ['listeners', i, 'engine'], message: 'uws cannot serve TLS listeners (this uWS build cannot require or read client certificates): use strict (the default) or node' });
+      out.push({
+        path: ['listeners', i, 'engine'],
+        message: 'uws cannot serve TLS listeners (this uWS build cannot require or read client certificates): use strict (the default) or node',
+      });
     }
     // `mode` defaults to mtls, so `tls: {}` counts as mtls.
     if (isObj(l) && l['authorization'] !== undefined && !(isObj(l['tls']) && (l['tls']['mode'] ?? 'mtls') === 'mtls')) {

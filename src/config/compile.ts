@@ -133,7 +133,16 @@ function compileTlsSource(t: RawConfig['tls']): TlsSourceSpec | null {
   if (t.ca !== undefined) return { mode: 'ca', dir: t.ca.dir, ttlHours: t.ca.ttl_hours, keyType: t.ca.key_type, ...trust };
   if (t.signer !== undefined) {
     const sg = t.signer;
-    return { mode: 'signer', address: sg.address, caBundle: sg.ca_bundle, tokenFile: sg.token_file, signerIdentity: sg.identity ?? null, ttlHours: sg.ttl_hours, keyType: sg.key_type, ...trust };
+    return {
+      mode: 'signer',
+      address: sg.address,
+      caBundle: sg.ca_bundle,
+      tokenFile: sg.token_file,
+      signerIdentity: sg.identity ?? null,
+      ttlHours: sg.ttl_hours,
+      keyType: sg.key_type,
+      ...trust,
+    };
   }
   return { mode: 'files', trustBundle: t.trust_bundle!, cert: t.cert!, key: t.key!, ...trust };
 }
@@ -261,10 +270,7 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
             baseEjectionMs: c.outlier_detection.base_ejection_ms,
             maxEjectionPercent: c.outlier_detection.max_ejection_percent,
           },
-    tls:
-      c.tls === undefined || c.tls.mode === 'disabled'
-        ? null
-        : { identities: c.tls.identities ?? (c.tls.identity !== undefined ? [c.tls.identity] : []) },
+    tls: c.tls === undefined || c.tls.mode === 'disabled' ? null : { identities: c.tls.identities ?? (c.tls.identity !== undefined ? [c.tls.identity] : []) },
   };
 }
 

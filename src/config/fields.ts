@@ -15,9 +15,7 @@ export function ms(min = 0): z.ZodInt {
 }
 
 /** Names of listeners, clusters and routes (used in stats labels and messages). */
-export const nameField = z
-  .string()
-  .regex(/^[A-Za-z0-9_.-]+$/, { error: 'must be a non-empty name of letters, digits, "_", "." or "-"' });
+export const nameField = z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'must be a non-empty name of letters, digits, "_", "." or "-"' });
 
 /** RFC 9110 token: HTTP methods and header names. */
 export const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -90,11 +88,9 @@ export const matchHostField = z.string().superRefine((v, ctx) => {
 });
 
 /** A SPIFFE ID: `spiffe://<trust-domain>[/<path>]`. */
-export const spiffeIdField = z
-  .string()
-  .regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)*$/, {
-    error: 'must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web"',
-  });
+export const spiffeIdField = z.string().regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)*$/, {
+  error: 'must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web"',
+});
 
 /**
  * An identity pattern (authorization `from`, cluster `tls.identities`): an exact SPIFFE ID, or
@@ -108,6 +104,4 @@ export const identityPatternField = z.string().superRefine((v, ctx) => {
 });
 
 /** A header value to match exactly: no CR, LF or NUL. */
-export const headerValueField = z
-  .string()
-  .regex(/^[^\r\n\x00]*$/, { error: 'must not contain CR, LF or NUL' });
+export const headerValueField = z.string().regex(/^[^\r\n\x00]*$/, { error: 'must not contain CR, LF or NUL' });

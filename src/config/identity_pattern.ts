@@ -52,7 +52,10 @@ export function identityPatternProblem(p: string): string | null {
   if (!p.startsWith(PREFIX)) return 'must start with "spiffe://" (lower case)';
   const td = trustDomainOf(p);
   if (td.includes('*')) return `the trust domain is matched exactly: no "*" in "${td}"`;
-  const segments = p.slice(PREFIX.length + td.length).split('/').slice(1);
+  const segments = p
+    .slice(PREFIX.length + td.length)
+    .split('/')
+    .slice(1);
   for (const seg of segments) {
     if (seg !== '*' && seg.includes('*')) return `"*" must be a whole path segment, not part of "${seg}"`;
   }
@@ -82,11 +85,12 @@ export function compileIdentityPattern(pattern: string): IdentityMatcher {
   if (problem !== null) throw new Error(`identity pattern "${pattern}": ${problem}`);
   if (!pattern.includes('*')) return (id) => id === pattern;
   const td = trustDomainOf(pattern);
-  const segments = pattern.slice(PREFIX.length + td.length).split('/').slice(1);
+  const segments = pattern
+    .slice(PREFIX.length + td.length)
+    .split('/')
+    .slice(1);
   const last = segments.length - 1;
-  const body = segments
-    .map((s, i) => (s !== '*' ? `/${escapeRegex(s)}` : i === last ? `(?:/${NAME})+` : `/${NAME}`))
-    .join('');
+  const body = segments.map((s, i) => (s !== '*' ? `/${escapeRegex(s)}` : i === last ? `(?:/${NAME})+` : `/${NAME}`)).join('');
   const re = new RegExp(`^${escapeRegex(PREFIX + td)}${body}$`);
   return (id) => id.length <= MAX_ID_BYTES && re.test(id);
 }

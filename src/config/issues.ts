@@ -21,8 +21,7 @@ function mapIssue(issue: Issue, prefix: ConfigPath, input: unknown, schema: z.co
     case 'invalid_type': {
       if (value === undefined) out.push({ path, message: 'required' });
       else {
-        const hint = issue.expected === 'string' && (typeof value === 'number' || typeof value === 'boolean')
-          ? ` (quote it: "${String(value)}")` : '';
+        const hint = issue.expected === 'string' && (typeof value === 'number' || typeof value === 'boolean') ? ` (quote it: "${String(value)}")` : '';
         out.push({ path, message: `expected ${typeName(issue.expected)}, got ${describe(value)}${hint}` });
       }
       return;
@@ -99,14 +98,22 @@ function sizeMessage(origin: string, limit: number | bigint, inclusive: boolean,
 
 function typeName(expected: string): string {
   switch (expected) {
-    case 'int': return 'an integer';
-    case 'number': return 'a number';
-    case 'string': return 'a string';
-    case 'boolean': return 'true or false';
-    case 'object': return 'a mapping';
-    case 'array': return 'a list';
-    case 'record': return 'a mapping';
-    default: return expected;
+    case 'int':
+      return 'an integer';
+    case 'number':
+      return 'a number';
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'true or false';
+    case 'object':
+      return 'a mapping';
+    case 'array':
+      return 'a list';
+    case 'record':
+      return 'a mapping';
+    default:
+      return expected;
   }
 }
 
@@ -115,12 +122,16 @@ export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   switch (typeof value) {
-    case 'string': return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+    case 'string':
+      return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
     case 'number':
     case 'boolean':
-    case 'bigint': return String(value);
-    case 'object': return 'a mapping';
-    default: return typeof value;
+    case 'bigint':
+      return String(value);
+    case 'object':
+      return 'a mapping';
+    default:
+      return typeof value;
   }
 }
 

@@ -105,9 +105,7 @@ export function compileConfig(obj: unknown, opts: CompileOptions, lines?: LineLo
 
 /** One problem per line: `listeners[0].routes[2].cluster: unknown cluster "ap" (line 14)`. */
 export function formatProblems(problems: readonly ConfigProblem[]): string {
-  return problems
-    .map((p) => `${p.path === '' ? '' : `${p.path}: `}${p.message}${p.line === null ? '' : ` (line ${p.line})`}`)
-    .join('\n');
+  return problems.map((p) => `${p.path === '' ? '' : `${p.path}: `}${p.message}${p.line === null ? '' : ` (line ${p.line})`}`).join('\n');
 }
 
 function fail(problems: ConfigProblem[]): LoadResult {

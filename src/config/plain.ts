@@ -23,7 +23,10 @@ function walk(value: unknown, path: ConfigPath, stack: Set<object>, out: RawProb
   const proto: unknown = Object.getPrototypeOf(value);
   if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) {
     const kind = (value as { constructor?: { name?: unknown } }).constructor?.name;
-    out.push({ path, message: `unsupported value (${typeof kind === 'string' ? `a ${kind}` : 'not plain data'}); use plain strings, numbers, lists and mappings` });
+    out.push({
+      path,
+      message: `unsupported value (${typeof kind === 'string' ? `a ${kind}` : 'not plain data'}); use plain strings, numbers, lists and mappings`,
+    });
     return;
   }
   stack.add(value);

@@ -32,9 +32,7 @@ import {
 
 export const nodeSchema = z.strictObject({
   identity: spiffeIdField.optional(),
-  workers: z
-    .union([z.literal('auto'), z.int().min(1).max(1024)], { error: 'must be "auto" or an integer 1-1024' })
-    .default('auto'),
+  workers: z.union([z.literal('auto'), z.int().min(1).max(1024)], { error: 'must be "auto" or an integer 1-1024' }).default('auto'),
   drain_timeout_ms: ms().default(10_000),
   error_detail: z.enum(['minimal', 'full']).default('minimal'),
   worker_stall_ms: ms(100).default(5_000),
@@ -54,12 +52,7 @@ export const adminSchema = z.strictObject({
 });
 
 export const headerMatchSchema = z.union(
-  [
-    headerValueField,
-    z.strictObject({ exact: headerValueField }),
-    z.strictObject({ regex: regexField }),
-    z.strictObject({ present: z.boolean() }),
-  ],
+  [headerValueField, z.strictObject({ exact: headerValueField }), z.strictObject({ regex: regexField }), z.strictObject({ present: z.boolean() })],
   { error: 'must be a string, {exact: string}, {regex: string} or {present: boolean}' },
 );
 
@@ -131,24 +124,23 @@ export const circuitBreakerSchema = z.strictObject({
   max_pending: z.int().min(0).default(1024),
 });
 
-export const clusterSchema = z.strictObject({
-  name: nameField,
-  lb: z.enum(['least_request', 'round_robin', 'random']).default('least_request'),
-  endpoints: z.array(endpointSchema).default([]),
-  discovery: discoverySchema.optional(),
-  connect_timeout_ms: ms(1).optional(),
-  pool: poolSchema.prefault({}),
-  circuit_breaker: circuitBreakerSchema.prefault({}),
-  tls: clusterTlsSchema.optional(),
-  retry_budget: retryBudgetSchema.optional(),
-  health_check: healthCheckSchema.optional(),
-  outlier_detection: outlierDetectionSchema.optional(),
-})
+export const clusterSchema = z
+  .strictObject({
+    name: nameField,
+    lb: z.enum(['least_request', 'round_robin', 'random']).default('least_request'),
+    endpoints: z.array(endpointSchema).default([]),
+    discovery: discoverySchema.optional(),
+    connect_timeout_ms: ms(1).optional(),
+    pool: poolSchema.prefault({}),
+    circuit_breaker: circuitBreakerSchema.prefault({}),
+    tls: clusterTlsSchema.optional(),
+    retry_budget: retryBudgetSchema.optional(),
+    health_check: healthCheckSchema.optional(),
+    outlier_detection: outlierDetectionSchema.optional(),
+  })
   // `connect_timeout_ms` is shorthand for `pool.connect_timeout_ms` (checks.ts refuses two different
   // values): fold it into the pool so the defaulted output validates again as it is.
-  .transform(({ connect_timeout_ms, ...c }) =>
-    connect_timeout_ms === undefined ? c : { ...c, pool: { ...c.pool, connect_timeout_ms } },
-  );
+  .transform(({ connect_timeout_ms, ...c }) => (connect_timeout_ms === undefined ? c : { ...c, pool: { ...c.pool, connect_timeout_ms } }));
 
 export const configSchema = z.strictObject({
   node: nodeSchema.prefault({}),

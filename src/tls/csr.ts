@@ -85,7 +85,7 @@ function read(buf: Buffer, offset: number, limit: number): Tlv {
 /** The TLVs directly inside a constructed one. */
 function children(buf: Buffer, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let at = parent.start; at < parent.end; ) {
+  for (let at = parent.start; at < parent.end;) {
     const t = read(buf, at, parent.end);
     out.push(t);
     at = t.end;

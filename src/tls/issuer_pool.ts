@@ -10,16 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { CaError, type LeafRequest } from './ca.js';
 import { CsrError } from './csr.js';
-import {
-  issueFromDir,
-  keygen,
-  signCsrFromDir,
-  type IssuedLeaf,
-  type KeyAndCsr,
-  type KeygenResult,
-  type PoolTask,
-  type SignResult,
-} from './sign_worker.js';
+import { issueFromDir, keygen, signCsrFromDir, type IssuedLeaf, type KeyAndCsr, type KeygenResult, type PoolTask, type SignResult } from './sign_worker.js';
 import type { KeyType } from './x509.js';
 
 export type { IssuedLeaf, KeyAndCsr } from './sign_worker.js';

@@ -167,7 +167,12 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
   /** Load (files), issue (ca) or have signed (signer) the first material; rejects when that fails. */
   static async open(opts: CertificateSourceOptions): Promise<CertificateSource> {
     if (opts.mode === 'files') {
-      const src = new CertificateSource(opts, await readFilesMaterial(opts), () => readFilesMaterial(opts), async () => {});
+      const src = new CertificateSource(
+        opts,
+        await readFilesMaterial(opts),
+        () => readFilesMaterial(opts),
+        async () => {},
+      );
       src.statSig = await statSignature(opts);
       src.startWatching(opts);
       return src;
@@ -305,11 +310,14 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
     if (this.closed) return;
     if (this.timer !== null) clearTimeout(this.timer);
     const delay = Math.max(0, atMs - Date.now());
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      if (delay > MAX_TIMER_MS) this.setTimer(atMs, fn);
-      else fn();
-    }, Math.min(delay, MAX_TIMER_MS));
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        if (delay > MAX_TIMER_MS) this.setTimer(atMs, fn);
+        else fn();
+      },
+      Math.min(delay, MAX_TIMER_MS),
+    );
     this.timer.unref();
   }
 
@@ -400,4 +408,3 @@ async function issueMaterial(issuer: Issuer, opts: CaSourceOptions): Promise<Tls
 function watchedFiles(opts: FilesSourceOptions): string[] {
   return [opts.trustBundlePath, opts.certPath, opts.keyPath, ...(opts.federation ?? []).map((f) => f.bundlePath)];
 }
-

@@ -48,7 +48,8 @@ export interface KeyAndCsr {
 }
 
 /** Errors lose their class and fields crossing threads, so user mistakes travel as data. */
-export type SignResult = { readonly ok: true; readonly leaf: IssuedLeaf } | { readonly ok: false; readonly code: CaErrorCode | 'bad_csr'; readonly message: string };
+export type SignResult =
+  { readonly ok: true; readonly leaf: IssuedLeaf } | { readonly ok: false; readonly code: CaErrorCode | 'bad_csr'; readonly message: string };
 export type KeygenResult = { readonly ok: true; readonly value: KeyAndCsr } | { readonly ok: false; readonly code: string; readonly message: string };
 
 export async function issueFromDir(task: SignTask): Promise<IssuedLeaf> {

@@ -83,14 +83,16 @@ export function parseTokens(text: string, trustDomain: string, file: string): To
     const at = `${file}: tokens[${i}]`;
     const token = (t as { token?: unknown })?.token;
     const identities = (t as { identities?: unknown })?.identities;
-    if (typeof token !== 'string' || token.trim().length < MIN_TOKEN_LENGTH) throw new SignerSetupError(`${at}.token: must be a string of at least ${MIN_TOKEN_LENGTH} characters`);
+    if (typeof token !== 'string' || token.trim().length < MIN_TOKEN_LENGTH)
+      throw new SignerSetupError(`${at}.token: must be a string of at least ${MIN_TOKEN_LENGTH} characters`);
     if (seen.has(token.trim())) throw new SignerSetupError(`${at}.token: appears twice`);
     seen.add(token.trim());
     if (!Array.isArray(identities) || identities.length === 0) throw new SignerSetupError(`${at}.identities: must be a non-empty list of identity patterns`);
     identities.forEach((p, j) => {
       const problem = typeof p === 'string' ? identityPatternProblem(p) : 'must be a string';
       if (problem !== null) throw new SignerSetupError(`${at}.identities[${j}]: ${problem}`);
-      if (trustDomainOf(p as string) !== trustDomain) throw new SignerSetupError(`${at}.identities[${j}]: ${String(p)} is outside this CA's trust domain "${trustDomain}"`);
+      if (trustDomainOf(p as string) !== trustDomain)
+        throw new SignerSetupError(`${at}.identities[${j}]: ${String(p)} is outside this CA's trust domain "${trustDomain}"`);
     });
     const patterns = identities as string[];
     return { digest: digestOf(token.trim()), patterns, match: compileIdentityPatterns(patterns) };
@@ -186,7 +188,11 @@ export class Signer {
       const st = await stat(file);
       const sig = `${st.ino}:${st.size}:${st.mtimeMs}:${st.mode}`;
       if (sig === this.tokensSig) return;
-      await checkPrivateFile(file, { label: 'tokens file', allowInsecure: this.opts.allowInsecureKeyPermissions === true, optOut: 'pass --allow-insecure-key-permissions' });
+      await checkPrivateFile(file, {
+        label: 'tokens file',
+        allowInsecure: this.opts.allowInsecureKeyPermissions === true,
+        optOut: 'pass --allow-insecure-key-permissions',
+      });
       this.tokens = parseTokens(await readFile(file, 'utf8'), this.trustDomain, file);
       this.tokensSig = sig;
       if (!atStart) this.log({ level: 'info', msg: 'tokens reloaded', tokens: this.tokens.length });
@@ -221,8 +227,9 @@ export class Signer {
   private listen(): Promise<void> {
     const m = this.material as TlsMaterial;
     // A client certificate is asked for (renewals) but not required (bootstrap tokens).
-    const server = https.createServer({ cert: m.certPem, key: m.keyPem, ca: m.trustBundlePem, requestCert: true, rejectUnauthorized: false, requestTimeout: 10_000 }, (req, res) =>
-      void this.handle(req, res),
+    const server = https.createServer(
+      { cert: m.certPem, key: m.keyPem, ca: m.trustBundlePem, requestCert: true, rejectUnauthorized: false, requestTimeout: 10_000 },
+      (req, res) => void this.handle(req, res),
     );
     server.on('tlsClientError', () => {});
     this.server = server;
@@ -252,13 +259,23 @@ export class Signer {
       const csrPem = (parsed as { csr?: unknown } | null)?.csr;
       const ttl = (parsed as { ttl_hours?: unknown } | null)?.ttl_hours;
       if (typeof csrPem !== 'string' || csrPem.length > MAX_CSR_BYTES * 2) throw new HttpError(400, 'bad_request', '"csr" must be a PEM CERTIFICATE REQUEST');
-      if (ttl !== undefined && (typeof ttl !== 'number' || !(ttl > 0) || !Number.isFinite(ttl))) throw new HttpError(400, 'bad_request', '"ttl_hours" must be a positive number');
+      if (ttl !== undefined && (typeof ttl !== 'number' || !(ttl > 0) || !Number.isFinite(ttl)))
+        throw new HttpError(400, 'bad_request', '"ttl_hours" must be a positive number');
       const identity = parseCsr(csrPem).identity;
       const by = await this.authorize(req, identity);
       const ttlHours = Math.min(ttl ?? Infinity, this.opts.maxTtlHours ?? 24);
       const leaf: IssuedLeaf = await this.csrSigner.sign(csrPem, identity, ttlHours);
       this.signed++;
-      this.log({ level: 'info', msg: 'signed', identity, by, serial: leaf.serial, not_after: leaf.notAfter.toISOString(), client: req.socket.remoteAddress, ms: Date.now() - started });
+      this.log({
+        level: 'info',
+        msg: 'signed',
+        identity,
+        by,
+        serial: leaf.serial,
+        not_after: leaf.notAfter.toISOString(),
+        client: req.socket.remoteAddress,
+        ms: Date.now() - started,
+      });
       send(res, 200, {
         certificate: leaf.certPem,
         trust_bundle: leaf.trustBundlePem,
@@ -296,8 +313,13 @@ export class Signer {
     const auth = req.headers['authorization'];
     const bearer = typeof auth === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(auth)?.[1] : undefined;
     if (bearer === undefined) {
-      if (peer !== null && peer.ok) throw new HttpError(403, 'forbidden', `a certificate for ${peer.identity ?? '?'} may renew only its own identity, not ${identity}`);
-      throw new HttpError(401, 'unauthenticated', 'send a bootstrap token (Authorization: Bearer ...) or renew with a valid client certificate for this identity');
+      if (peer !== null && peer.ok)
+        throw new HttpError(403, 'forbidden', `a certificate for ${peer.identity ?? '?'} may renew only its own identity, not ${identity}`);
+      throw new HttpError(
+        401,
+        'unauthenticated',
+        'send a bootstrap token (Authorization: Bearer ...) or renew with a valid client certificate for this identity',
+      );
     }
     await this.reloadTokens(false);
     const digest = digestOf(bearer);

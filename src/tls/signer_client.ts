@@ -81,7 +81,9 @@ export async function requestSignature(ep: SignerEndpoint, csrPem: string, ttlHo
         rejectUnauthorized: true,
         checkServerIdentity: (_h, cert) => {
           const id = peerSpiffeId(cert);
-          return id === ep.signerIdentity ? undefined : new Error(`the signer at ${ep.address} is ${id ?? 'without a SPIFFE ID'}, expected ${ep.signerIdentity}`);
+          return id === ep.signerIdentity
+            ? undefined
+            : new Error(`the signer at ${ep.address} is ${id ?? 'without a SPIFFE ID'}, expected ${ep.signerIdentity}`);
         },
       },
       (res) => {
@@ -112,7 +114,15 @@ export async function requestSignature(ep: SignerEndpoint, csrPem: string, ttlHo
       },
     );
     req.setTimeout(ep.timeoutMs ?? 10_000, () => req.destroy(new Error(`no answer within ${ep.timeoutMs ?? 10_000} ms`)));
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new SignerError('unreachable', null, `signer ${ep.address} unreachable: ${e.code ?? e.message}${e.code !== undefined && e.message !== e.code ? ` (${e.message})` : ''}`)));
+    req.on('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new SignerError(
+          'unreachable',
+          null,
+          `signer ${ep.address} unreachable: ${e.code ?? e.message}${e.code !== undefined && e.message !== e.code ? ` (${e.message})` : ''}`,
+        ),
+      ),
+    );
     req.end(body);
   });
 }

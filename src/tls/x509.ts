@@ -4,14 +4,7 @@
 // (ECDSA and RSA, ~20x faster than forge), and a few lines of DER glue assemble the result.
 // Reading uses node:crypto's X509Certificate (forge cannot parse EC certificates).
 
-import {
-  X509Certificate,
-  createHash,
-  generateKeyPairSync,
-  randomBytes,
-  sign,
-  type KeyObject,
-} from 'node:crypto';
+import { X509Certificate, createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { peerSpiffeId } from './spiffe.js';
 

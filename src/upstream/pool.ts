@@ -76,10 +76,7 @@ export class EndpointPool implements ConnectionOwner, Timed, UpstreamTarget {
       return;
     }
     if (this.budget.pending >= this.budget.max) {
-      req.onUpstreamError(
-        new ProxyError('overflow', `${this.budget.pending} requests already wait for a connection to ${this.host}:${this.port}`),
-        null,
-      );
+      req.onUpstreamError(new ProxyError('overflow', `${this.budget.pending} requests already wait for a connection to ${this.host}:${this.port}`), null);
       return;
     }
     this.budget.pending++;
@@ -117,7 +114,15 @@ export class EndpointPool implements ConnectionOwner, Timed, UpstreamTarget {
       const m = t.material();
       if (m === null) return null;
       const endpoint = `${this.host}:${this.port}`;
-      conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, clientTlsOptions(m, t.identities, endpoint), materialKey(m));
+      conn = new UpstreamConnection(
+        this,
+        this.host,
+        this.port,
+        this.ticker,
+        this.spec.connectTimeoutMs,
+        clientTlsOptions(m, t.identities, endpoint),
+        materialKey(m),
+      );
       conn.rememberSessions(m, t.identities, endpoint);
     }
     this.open++;

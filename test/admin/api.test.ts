@@ -339,9 +339,13 @@ describe('admin API endpoints', () => {
   it('a body over 1 MiB → 413 (with Content-Length and chunked), and nothing changes', async () => {
     const big = Buffer.alloc(1024 * 1024 + 1, 0x20);
     const auth = { authorization: `Bearer ${sc.token}`, 'content-type': 'application/yaml' };
-    const r = await request(`${sc.admin}/config`, { method: 'PUT', body: big, headers: { ...auth, 'content-length': String(big.length) } }).catch((e: Error) => e);
+    const r = await request(`${sc.admin}/config`, { method: 'PUT', body: big, headers: { ...auth, 'content-length': String(big.length) } }).catch(
+      (e: Error) => e,
+    );
     expect(r instanceof Error ? r.message : r.status).toBe(413);
-    const chunked = await request(`${sc.admin}/config/validate`, { method: 'POST', body: big, headers: { ...auth, 'transfer-encoding': 'chunked' } }).catch((e: Error) => e);
+    const chunked = await request(`${sc.admin}/config/validate`, { method: 'POST', body: big, headers: { ...auth, 'transfer-encoding': 'chunked' } }).catch(
+      (e: Error) => e,
+    );
     expect(chunked instanceof Error ? chunked.message : chunked.status).toBe(413);
     expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(5);
   });

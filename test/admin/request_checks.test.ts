@@ -18,7 +18,19 @@ describe('checkHost', () => {
   });
 
   it('refuses names (DNS rebinding), other addresses, odd forms and a missing Host', () => {
-    for (const h of [undefined, '', 'evil.example', 'evil.example:15000', 'localhost.evil.example', '127.0.0.1.nip.io', 'localhost.', '10.0.0.6:15000', 'user@127.0.0.1', '127.0.0.1/x', '0.0.0.0:15000']) {
+    for (const h of [
+      undefined,
+      '',
+      'evil.example',
+      'evil.example:15000',
+      'localhost.evil.example',
+      '127.0.0.1.nip.io',
+      'localhost.',
+      '10.0.0.6:15000',
+      'user@127.0.0.1',
+      '127.0.0.1/x',
+      '0.0.0.0:15000',
+    ]) {
       expect([h, checkHost(h, '10.0.0.5', '0.0.0.0')]).not.toEqual([h, null]);
     }
   });
@@ -51,7 +63,8 @@ describe('checkSameOrigin', () => {
 
 describe('checkBodyType', () => {
   it('JSON and YAML types (with parameters) only', () => {
-    for (const t of ['application/json', 'Application/JSON; charset=utf-8', 'application/yaml', 'application/x-yaml', 'text/yaml']) expect(checkBodyType(t)).toBeNull();
+    for (const t of ['application/json', 'Application/JSON; charset=utf-8', 'application/yaml', 'application/x-yaml', 'text/yaml'])
+      expect(checkBodyType(t)).toBeNull();
     for (const t of [undefined, '', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/jsonx']) {
       expect(checkBodyType(t)).toContain('Content-Type');
     }

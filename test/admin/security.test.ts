@@ -45,7 +45,12 @@ describe('DNS rebinding: a foreign Host is refused (421) on every endpoint', () 
     for (const host of [`evil.example:${p}`, 'evil.example', `localhost.evil.example:${p}`, `127.0.0.1.nip.io:${p}`]) {
       // What the rebound page's fetch() sends: Host and Origin both the attacker's name (same-origin to the browser).
       const attacker = { host, origin: `http://${host}` };
-      for (const [method, pathname] of [['GET', '/metrics'], ['GET', '/live'], ['GET', '/config'], ['POST', '/shutdown']] as const) {
+      for (const [method, pathname] of [
+        ['GET', '/metrics'],
+        ['GET', '/live'],
+        ['GET', '/config'],
+        ['POST', '/shutdown'],
+      ] as const) {
         const r = await request(`${sc.admin}${pathname}`, { method, headers: attacker });
         expect([host, method, pathname, r.status]).toEqual([host, method, pathname, 421]);
         expect(JSON.parse(r.text).error).toContain('Host');
@@ -76,7 +81,11 @@ describe('cross-site requests (a form or fetch on another site) are refused (403
       expect([pathname, r.status]).toEqual([pathname, 403]);
       expect(JSON.parse(r.text).error).toContain('cross-site');
       // Without Sec-Fetch-Site (an older browser): the Origin alone is enough.
-      const r2 = await request(`${sc.admin}${pathname}`, { method: 'POST', headers: { origin: 'http://evil.example', 'content-type': 'text/plain' }, body: form });
+      const r2 = await request(`${sc.admin}${pathname}`, {
+        method: 'POST',
+        headers: { origin: 'http://evil.example', 'content-type': 'text/plain' },
+        body: form,
+      });
       expect([pathname, r2.status]).toEqual([pathname, 403]);
     }
     // Origin: null (a sandboxed iframe, a data: URL), another port on localhost, https, and
@@ -90,7 +99,11 @@ describe('cross-site requests (a form or fetch on another site) are refused (403
       { 'sec-fetch-site': 'same-site' },
       { 'sec-fetch-site': 'cross-site' },
     ]) {
-      const r = await request(`${sc.admin}/shutdown`, { method: 'POST', headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' }, body: form });
+      const r = await request(`${sc.admin}/shutdown`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+      });
       expect([headers, r.status]).toEqual([headers, 403]);
     }
     expect(await version()).toBe(v);
@@ -105,7 +118,11 @@ describe('cross-site requests (a form or fetch on another site) are refused (403
     const v = await version();
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', undefined]) {
       const headers: Record<string, string> = type === undefined ? {} : { 'content-type': type };
-      const rb = await request(`${sc.admin}/config/rollback`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${sc.token}` }, body: '{"version": 1}' });
+      const rb = await request(`${sc.admin}/config/rollback`, {
+        method: 'POST',
+        headers: { ...headers, authorization: `Bearer ${sc.token}` },
+        body: '{"version": 1}',
+      });
       expect([type, rb.status]).toEqual([type, 415]);
       expect(JSON.parse(rb.text).error).toContain('Content-Type');
     }
@@ -128,7 +145,12 @@ describe('the token: always there, needed for everything but /live, /ready and /
     }
     const dry = await adminCall(anon, 'POST', '/config/validate', config());
     expect(dry.status).toBe(401);
-    for (const [method, p] of [['POST', '/shutdown'], ['POST', '/drain'], ['PUT', '/log-level'], ['PUT', '/config']] as const) {
+    for (const [method, p] of [
+      ['POST', '/shutdown'],
+      ['POST', '/drain'],
+      ['PUT', '/log-level'],
+      ['PUT', '/config'],
+    ] as const) {
       expect([p, (await adminCall(anon, method, p, method === 'PUT' ? { level: 'debug' } : undefined)).status]).toEqual([p, 401]);
     }
     for (const p of ['/live', '/ready', '/metrics']) expect([p, (await adminCall(anon, 'GET', p)).status]).toEqual([p, 200]);
@@ -298,7 +320,10 @@ describe('listeners reachable from other hosts', () => {
 
   it('with admin.allow_remote_listeners: true in the config file, the dry run accepts one', async () => {
     const s2 = await startSidecar(config({ admin: { address: '127.0.0.1:0', allow_remote_listeners: true } }));
-    const c = config({ admin: { address: '127.0.0.1:0', allow_remote_listeners: true }, listeners: [{ name: 'open', address: '0.0.0.0:0', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }] });
+    const c = config({
+      admin: { address: '127.0.0.1:0', allow_remote_listeners: true },
+      listeners: [{ name: 'open', address: '0.0.0.0:0', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }],
+    });
     const r = await adminCall(s2, 'POST', '/config/validate', c);
     expect(r.status, r.text).toBe(200);
     await s2.stop();
@@ -334,7 +359,10 @@ describe('YAML built to burn main-thread CPU is refused before the expensive wor
   it('an alias bomb ("billion laughs") → 400 naming the aliases', async () => {
     const names = 'abcdefghij';
     let text = `${names[0]}: &${names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
-    for (let i = 1; i < names.length; i++) text += `${names[i]}: &${names[i]} [${Array(9).fill(`*${names[i - 1]}`).join(',')}]\n`;
+    for (let i = 1; i < names.length; i++)
+      text += `${names[i]}: &${names[i]} [${Array(9)
+        .fill(`*${names[i - 1]}`)
+        .join(',')}]\n`;
     const r = await adminCall(sc, 'POST', '/config/validate', text);
     expect(r.status).toBe(400);
     expect(r.json.problems[0].message).toMatch(/aliases counted each time they are used/);

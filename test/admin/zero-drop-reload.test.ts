@@ -69,7 +69,8 @@ function versionConfig(i: number, rnd: () => number, stable: Upstream, others: r
   const names = clusters.map((c) => c.name as string);
   const split = (): Array<{ cluster: string; weight: number }> => {
     const parts = names.filter(() => rnd() < 0.7).map((cluster) => ({ cluster, weight: Math.floor(rnd() * 100) }));
-    if (parts.length === 0 || parts.every((p) => p.weight === 0)) parts.push({ cluster: pick(names.filter((n) => !parts.some((p) => p.cluster === n))) ?? 'a', weight: 1 });
+    if (parts.length === 0 || parts.every((p) => p.weight === 0))
+      parts.push({ cluster: pick(names.filter((n) => !parts.some((p) => p.cluster === n))) ?? 'a', weight: 1 });
     return parts;
   };
   const action = (): Record<string, unknown> => (rnd() < 0.5 ? { cluster: pick(names) } : { split: split() });
@@ -87,145 +88,141 @@ function versionConfig(i: number, rnd: () => number, stable: Upstream, others: r
   };
 }
 
-it(
-  `zero-drop: ${APPLIES} applies under continuous keep-alive load, no failed request, stable pool kept`,
-  async () => {
-    // Answers take 0–3 ms, so that requests are in flight on every endpoint while configs swap.
-    const delayMs = (): number => Math.floor(Math.random() * 4);
-    const stable = await startUpstream('S', { delayMs });
-    const others = [await startUpstream('E1', { delayMs }), await startUpstream('E2', { delayMs }), await startUpstream('E3', { delayMs })];
-    const rnd = prng(0x0a7a1);
-    const first: Config = {
-      node: { workers: WORKERS, drain_timeout_ms: 5000 },
-      admin: { address: '127.0.0.1:0' },
-      listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'a' }] }],
-      clusters: [{ name: 'a', endpoints: [{ address: stable.address }], pool: POOL }],
-    };
-    const sc = await startSidecar(first);
+it(`zero-drop: ${APPLIES} applies under continuous keep-alive load, no failed request, stable pool kept`, async () => {
+  // Answers take 0–3 ms, so that requests are in flight on every endpoint while configs swap.
+  const delayMs = (): number => Math.floor(Math.random() * 4);
+  const stable = await startUpstream('S', { delayMs });
+  const others = [await startUpstream('E1', { delayMs }), await startUpstream('E2', { delayMs }), await startUpstream('E3', { delayMs })];
+  const rnd = prng(0x0a7a1);
+  const first: Config = {
+    node: { workers: WORKERS, drain_timeout_ms: 5000 },
+    admin: { address: '127.0.0.1:0' },
+    listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'a' }] }],
+    clusters: [{ name: 'a', endpoints: [{ address: stable.address }], pool: POOL }],
+  };
+  const sc = await startSidecar(first);
 
-    const load = autocannon({
-      url: sc.url('/'),
-      connections: 10,
-      pipelining: 1,
-      duration: 300, // stopped by the test
-      timeout: 10,
-      requests: [{ path: '/r1' }, { path: '/r2' }, { path: '/r3' }, { path: '/x' }],
-    });
-    onTestFinished(() => load.stop()); // also when an assertion fails midway
-    const bad = new Map<string, number>();
-    const note = (k: string): void => void bad.set(k, (bad.get(k) ?? 0) + 1);
-    load.on('response', (_c, status) => {
-      if (status < 200 || status > 299) note(`status ${status}`);
-    });
-    load.on('reqError', (e) => note(`error ${e.message}`));
+  const load = autocannon({
+    url: sc.url('/'),
+    connections: 10,
+    pipelining: 1,
+    duration: 300, // stopped by the test
+    timeout: 10,
+    requests: [{ path: '/r1' }, { path: '/r2' }, { path: '/r3' }, { path: '/x' }],
+  });
+  onTestFinished(() => load.stop()); // also when an assertion fails midway
+  const bad = new Map<string, number>();
+  const note = (k: string): void => void bad.set(k, (bad.get(k) ?? 0) + 1);
+  load.on('response', (_c, status) => {
+    if (status < 200 || status > 299) note(`status ${status}`);
+  });
+  load.on('reqError', (e) => note(`error ${e.message}`));
 
-    // Let the load warm the stable pool.
-    await expect.poll(() => stable.requests.length).toBeGreaterThanOrEqual(200);
+  // Let the load warm the stable pool.
+  await expect.poll(() => stable.requests.length).toBeGreaterThanOrEqual(200);
 
-    const stableConnectionsBefore = stable.connections;
-    // /ready is polled all along: a reload must not make the sidecar look unready.
-    const readyCodes = new Map<number, number>();
-    let polling = true;
-    onTestFinished(() => {
-      polling = false;
-    });
-    const readyPoller = (async () => {
-      while (polling) {
-        const r = await adminCall(sc, 'GET', '/ready');
-        readyCodes.set(r.status, (readyCodes.get(r.status) ?? 0) + 1);
-      }
-    })();
-    const served = (): number => stable.requests.length + others.reduce((n, o) => n + o.requests.length, 0);
-    const versions: number[] = [];
-    const applyMs: number[] = [];
-    for (let i = 2; i < APPLIES + 2; i++) {
-      const t0 = performance.now();
-      const r = await adminCall(sc, 'PUT', '/config', versionConfig(i, rnd, stable, others));
-      applyMs.push(performance.now() - t0);
-      expect(r.status, `apply ${i}: ${r.text}`).toBe(200);
-      versions.push(r.json.version as number);
-      // The first half back to back; in the second half each version serves some load first.
-      if (i >= APPLIES / 2) {
-        const before = served();
-        await expect.poll(served).toBeGreaterThanOrEqual(before + 10);
-      }
-    }
+  const stableConnectionsBefore = stable.connections;
+  // /ready is polled all along: a reload must not make the sidecar look unready.
+  const readyCodes = new Map<number, number>();
+  let polling = true;
+  onTestFinished(() => {
     polling = false;
-    await readyPoller;
-    // Some load on the last version, then stop.
-    const before = served();
-    await expect.poll(served).toBeGreaterThanOrEqual(before + 200);
-    load.stop();
-    const result = await load;
+  });
+  const readyPoller = (async () => {
+    while (polling) {
+      const r = await adminCall(sc, 'GET', '/ready');
+      readyCodes.set(r.status, (readyCodes.get(r.status) ?? 0) + 1);
+    }
+  })();
+  const served = (): number => stable.requests.length + others.reduce((n, o) => n + o.requests.length, 0);
+  const versions: number[] = [];
+  const applyMs: number[] = [];
+  for (let i = 2; i < APPLIES + 2; i++) {
+    const t0 = performance.now();
+    const r = await adminCall(sc, 'PUT', '/config', versionConfig(i, rnd, stable, others));
+    applyMs.push(performance.now() - t0);
+    expect(r.status, `apply ${i}: ${r.text}`).toBe(200);
+    versions.push(r.json.version as number);
+    // The first half back to back; in the second half each version serves some load first.
+    if (i >= APPLIES / 2) {
+      const before = served();
+      await expect.poll(served).toBeGreaterThanOrEqual(before + 10);
+    }
+  }
+  polling = false;
+  await readyPoller;
+  // Some load on the last version, then stop.
+  const before = served();
+  await expect.poll(served).toBeGreaterThanOrEqual(before + 200);
+  load.stop();
+  const result = await load;
 
-    const view = (await adminCall(sc, 'GET', '/clusters')).json as {
-      workers: number;
-      clusters: Array<{ name: string; endpoints: Array<{ address: string; connections_opened_total: number }> }>;
-    };
-    const stableView = view.clusters.find((c) => c.name === 'a')!.endpoints.find((e) => e.address === stable.address)!;
-    const sorted = [...applyMs].sort((x, y) => x - y);
-    const report = {
-      requests: result.requests.total,
-      '2xx': result['2xx'],
-      non2xx: result.non2xx,
-      errors: result.errors,
-      timeouts: result.timeouts,
-      resets: result.resets,
-      bad: Object.fromEntries(bad),
-      applies: versions.length,
-      apply_ms_median: Number(sorted[Math.floor(sorted.length / 2)]!.toFixed(1)),
-      apply_ms_max: Number(sorted.at(-1)!.toFixed(1)),
-      ready_answers: Object.fromEntries(readyCodes),
-      stable_connections_before_applies: stableConnectionsBefore,
-      stable_connections: stable.connections,
-      stable_connections_opened_total: stableView.connections_opened_total,
-      stable_requests: stable.requests.length,
-      other_requests: others.map((o) => o.requests.length),
-      other_connections: others.map((o) => o.connections),
-    };
-    console.log(`zero-drop reload: ${JSON.stringify(report)}`);
+  const view = (await adminCall(sc, 'GET', '/clusters')).json as {
+    workers: number;
+    clusters: Array<{ name: string; endpoints: Array<{ address: string; connections_opened_total: number }> }>;
+  };
+  const stableView = view.clusters.find((c) => c.name === 'a')!.endpoints.find((e) => e.address === stable.address)!;
+  const sorted = [...applyMs].sort((x, y) => x - y);
+  const report = {
+    requests: result.requests.total,
+    '2xx': result['2xx'],
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    resets: result.resets,
+    bad: Object.fromEntries(bad),
+    applies: versions.length,
+    apply_ms_median: Number(sorted[Math.floor(sorted.length / 2)]!.toFixed(1)),
+    apply_ms_max: Number(sorted.at(-1)!.toFixed(1)),
+    ready_answers: Object.fromEntries(readyCodes),
+    stable_connections_before_applies: stableConnectionsBefore,
+    stable_connections: stable.connections,
+    stable_connections_opened_total: stableView.connections_opened_total,
+    stable_requests: stable.requests.length,
+    other_requests: others.map((o) => o.requests.length),
+    other_connections: others.map((o) => o.connections),
+  };
+  console.log(`zero-drop reload: ${JSON.stringify(report)}`);
 
-    expect(result.errors, JSON.stringify(report)).toBe(0);
-    expect(result.timeouts, JSON.stringify(report)).toBe(0);
-    expect(result.non2xx, JSON.stringify(report)).toBe(0);
-    expect(bad.size, JSON.stringify(report)).toBe(0);
-    expect(result['2xx']).toBe(result.requests.total);
-    expect(result.requests.total).toBeGreaterThan(1000);
+  expect(result.errors, JSON.stringify(report)).toBe(0);
+  expect(result.timeouts, JSON.stringify(report)).toBe(0);
+  expect(result.non2xx, JSON.stringify(report)).toBe(0);
+  expect(bad.size, JSON.stringify(report)).toBe(0);
+  expect(result['2xx']).toBe(result.requests.total);
+  expect(result.requests.total).toBeGreaterThan(1000);
 
-    expect([...readyCodes.keys()], JSON.stringify(report)).toEqual([200]);
-    expect(versions).toHaveLength(APPLIES);
-    versions.forEach((v, k) => expect(v).toBe(2 + k));
-    expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(APPLIES + 1);
+  expect([...readyCodes.keys()], JSON.stringify(report)).toEqual([200]);
+  expect(versions).toHaveLength(APPLIES);
+  versions.forEach((v, k) => expect(v).toBe(2 + k));
+  expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(APPLIES + 1);
 
-    // The stable endpoint's pool survived every reload: no more connections than one pool per worker can hold.
-    expect(stable.requests.length).toBeGreaterThan(0);
-    expect(stable.connections).toBeGreaterThan(0);
-    expect(stable.connections).toBeLessThanOrEqual(CONNECTIONS_PER_WORKER * WORKERS);
-    expect(stableView.connections_opened_total).toBe(stable.connections);
-    // Every other endpoint did get traffic during the run.
-    for (const o of others) expect(o.requests.length, o.name).toBeGreaterThan(0);
+  // The stable endpoint's pool survived every reload: no more connections than one pool per worker can hold.
+  expect(stable.requests.length).toBeGreaterThan(0);
+  expect(stable.connections).toBeGreaterThan(0);
+  expect(stable.connections).toBeLessThanOrEqual(CONNECTIONS_PER_WORKER * WORKERS);
+  expect(stableView.connections_opened_total).toBe(stable.connections);
+  // Every other endpoint did get traffic during the run.
+  for (const o of others) expect(o.requests.length, o.name).toBeGreaterThan(0);
 
-    // The proxy's own counters agree: no failure on the listener.
-    const stats = await eventually(
-      async () => {
-        const s = (await adminCall(sc, 'GET', '/stats')).json as {
-          listeners: Array<{ name: string; requests: number; responses: Record<string, number> }>;
-        };
-        const main = s.listeners.find((l) => l.name === 'main');
-        return main !== undefined && main.requests >= result.requests.total ? main : undefined;
-      },
-      'stats of the whole run',
-      5000,
-      200,
-    );
-    expect(stats.responses['5xx']).toBe(0);
-    expect(stats.responses['4xx']).toBe(0);
-    // "none" (no response) counts only the requests autocannon abandoned when it was stopped.
-    expect(stats.responses['none']).toBeLessThanOrEqual(10);
-    expect(await sc.stop()).toBe(0);
-  },
-  90_000,
-);
+  // The proxy's own counters agree: no failure on the listener.
+  const stats = await eventually(
+    async () => {
+      const s = (await adminCall(sc, 'GET', '/stats')).json as {
+        listeners: Array<{ name: string; requests: number; responses: Record<string, number> }>;
+      };
+      const main = s.listeners.find((l) => l.name === 'main');
+      return main !== undefined && main.requests >= result.requests.total ? main : undefined;
+    },
+    'stats of the whole run',
+    5000,
+    200,
+  );
+  expect(stats.responses['5xx']).toBe(0);
+  expect(stats.responses['4xx']).toBe(0);
+  // "none" (no response) counts only the requests autocannon abandoned when it was stopped.
+  expect(stats.responses['none']).toBeLessThanOrEqual(10);
+  expect(await sc.stop()).toBe(0);
+}, 90_000);
 
 it('requests queued for a connection to an endpoint that a reload removes are still answered', async () => {
   // One connection per worker to `old`, which closes each connection after its answer: the
@@ -252,6 +249,9 @@ it('requests queued for a connection to an endpoint that a reload removes are st
   const put = await adminCall(sc, 'PUT', '/config', cfg(fresh));
   expect(put.status, put.text).toBe(200);
   const got = await Promise.all(answers);
-  expect(got.map((a) => a.status), JSON.stringify(got)).toEqual([200, 200, 200]);
+  expect(
+    got.map((a) => a.status),
+    JSON.stringify(got),
+  ).toEqual([200, 200, 200]);
   await sc.stop();
 }, 30_000);

@@ -23,17 +23,33 @@ function wrk(rps: number): WrkResult {
 
 function tp(config: string, round: number, rps: number, cpu: number, extra: Partial<ThroughputRecord> = {}): ThroughputRecord {
   return {
-    kind: 'throughput', round, config, startedAt: '', variant: 'GET /', connections: 50, durationS: 3,
-    wrk: wrk(rps), cpuUs: cpu * rps * 3, cpuUsPerReq: cpu, upstreamCpuUsPerReq: 5, ...extra,
+    kind: 'throughput',
+    round,
+    config,
+    startedAt: '',
+    variant: 'GET /',
+    connections: 50,
+    durationS: 3,
+    wrk: wrk(rps),
+    cpuUs: cpu * rps * 3,
+    cpuUsPerReq: cpu,
+    upstreamCpuUsPerReq: 5,
+    ...extra,
   };
 }
 
 describe('paired ratios', () => {
   const runs: RunRecord[] = [
-    tp('outrigger-1w', 1, 10_000, 20), tp('outrigger-node-1w', 1, 8_000, 26), tp('nginx', 1, 12_000, 10),
-    tp('outrigger-1w', 2, 9_000, 25), tp('outrigger-node-1w', 2, 6_000, 25), tp('nginx', 2, 11_000, 12.5),
+    tp('outrigger-1w', 1, 10_000, 20),
+    tp('outrigger-node-1w', 1, 8_000, 26),
+    tp('nginx', 1, 12_000, 10),
+    tp('outrigger-1w', 2, 9_000, 25),
+    tp('outrigger-node-1w', 2, 6_000, 25),
+    tp('nginx', 2, 11_000, 12.5),
     // Round 3: outrigger-1w failed, so node-1w's round 3 has no partner for node ÷ uws.
-    { ...tp('outrigger-1w', 3, 0, 0), error: 'wrk failed' }, tp('outrigger-node-1w', 3, 7_000, 99), tp('nginx', 3, 10_000, 11),
+    { ...tp('outrigger-1w', 3, 0, 0), error: 'wrk failed' },
+    tp('outrigger-node-1w', 3, 7_000, 99),
+    tp('nginx', 3, 10_000, 11),
     tp('outrigger-mtls', 1, 3_000, 80, { partsCpuUsPerReq: { client: 40, server: 40 } }),
     tp('outrigger-mtls-2w', 1, 3_300, 90, { partsCpuUsPerReq: { client: 42, server: 48 } }),
     tp('outrigger-mtls', 2, 3_000, 84, { partsCpuUsPerReq: { client: 44, server: 40 } }),
@@ -79,7 +95,12 @@ describe('paired ratios', () => {
   it('drops comparisons with a side that was not measured (skipped config)', () => {
     const labels = c.map((x) => x.label);
     expect(labels).not.toContain('plaintext uws, 2 workers ÷ 1 worker');
-    expect(summarizeComparisons(engineComparisons(), runs.filter((r) => r.config !== 'nginx')).map((x) => x.label)).toEqual(['node engine ÷ uws engine']);
+    expect(
+      summarizeComparisons(
+        engineComparisons(),
+        runs.filter((r) => r.config !== 'nginx'),
+      ).map((x) => x.label),
+    ).toEqual(['node engine ÷ uws engine']);
   });
 
   it('prints a range in bench:ci’s line when there are several rounds', () => {
@@ -91,8 +112,19 @@ describe('paired ratios', () => {
 
 describe('CPU per thread', () => {
   it('splits a process into its main thread and its other threads, busiest first, per request', () => {
-    const before = new Map([[100, 10], [101, 50], [102, 50], [103, 5]]);
-    const after = new Map([[100, 12], [101, 150], [102, 140], [103, 5], [104, 3]]);
+    const before = new Map([
+      [100, 10],
+      [101, 50],
+      [102, 50],
+      [103, 5],
+    ]);
+    const after = new Map([
+      [100, 12],
+      [101, 150],
+      [102, 140],
+      [103, 5],
+      [104, 3],
+    ]);
     // 100 Hz: 1 tick = 10 ms; 1000 requests → 10 µs per tick per request.
     expect(splitThreads(100, before, after, 1000, 100)).toEqual({ main: 20, others: [1000, 900, 30] });
     expect(splitThreads(100, before, after, 0, 100)).toBeNull();
@@ -159,9 +191,14 @@ describe('report of the new tables', () => {
   const r: BenchResults = {
     schema: 'outrigger-bench/1',
     meta: {
-      startedAt: 'a', finishedAt: 'b', quick: true, rounds: 1, plan: { connections: 50 },
+      startedAt: 'a',
+      finishedAt: 'b',
+      quick: true,
+      rounds: 1,
+      plan: { connections: 50 },
       host: { cpus: 2, cpuModel: 'x', node: 'v20', kernel: 'k', loadavgStart: [0, 0, 0], loadavgEnd: [0, 0, 0], clkTck: 100 },
-      tools: [], upstream: 'u',
+      tools: [],
+      upstream: 'u',
     },
     configs: [],
     skipped: [],
@@ -169,7 +206,17 @@ describe('report of the new tables', () => {
     runs,
     summary: [],
     comparisons: summarizeComparisons(engineComparisons(), runs),
-    threads: [{ config: 'outrigger-mtls-2w', process: 'server', main: null, busiest: { median: 100, min: 100, max: 100, n: 1 }, second: { median: 90, min: 90, max: 90, n: 1 }, rest: null, balance: { median: 0.9, min: 0.9, max: 0.9, n: 1 } }],
+    threads: [
+      {
+        config: 'outrigger-mtls-2w',
+        process: 'server',
+        main: null,
+        busiest: { median: 100, min: 100, max: 100, n: 1 },
+        second: { median: 90, min: 90, max: 90, n: 1 },
+        rest: null,
+        balance: { median: 0.9, min: 0.9, max: 0.9, n: 1 },
+      },
+    ],
     connections: [
       { config: 'outrigger-mtls-2w', part: 'server', listeners: [{ listener: 'inbound', accepted_by_worker: { '1': 27, '2': 25 } }] },
       { config: 'outrigger-mtls', part: 'client', listeners: [] },

@@ -60,7 +60,9 @@ describe('RSS gate (baseline.json `rss`)', () => {
 
 describe('memory and event-loop delay tables', () => {
   it('per extra worker: (idle of Nw − idle of 1w) ÷ (N − 1), only with a 1-worker partner', () => {
-    expect(perExtraWorkerKb({ idleRssKb: { 'outrigger-1w': 80_000, 'outrigger-3w': 110_000, nginx: 9000 } })).toEqual([{ config: 'outrigger-3w', workers: 3, kb: 15_000 }]);
+    expect(perExtraWorkerKb({ idleRssKb: { 'outrigger-1w': 80_000, 'outrigger-3w': 110_000, nginx: 9000 } })).toEqual([
+      { config: 'outrigger-3w', workers: 3, kb: 15_000 },
+    ]);
     expect(perExtraWorkerKb({ idleRssKb: { 'outrigger-2w': 100_000 } })).toEqual([]);
   });
 

@@ -129,7 +129,10 @@ describe('CI gate (bench/baseline.json semantics) on a real run', () => {
   });
 
   it('--write-baseline takes every gated median as its new threshold, keeping margins and notes', () => {
-    const b: Baseline = { ...base, more_configs: [{ config: 'outrigger-node-1w', cpu_ratio_to_nginx: { threshold: 9, margin_percent: 15, margin_abs: 0 }, note: 'n' }] };
+    const b: Baseline = {
+      ...base,
+      more_configs: [{ config: 'outrigger-node-1w', cpu_ratio_to_nginx: { threshold: 9, margin_percent: 15, margin_abs: 0 }, note: 'n' }],
+    };
     const next = rebaseline(b, { cpuRatio: 1.23456, addedP99Us: 101.6, moreCpuRatios: { 'outrigger-node-1w': 2.0004 } }, 'at');
     expect(next.cpu_ratio_to_nginx).toEqual({ threshold: 1.235, margin_percent: 15, margin_abs: 0 });
     expect(next.added_p99_us).toEqual({ ...base.added_p99_us, threshold: 102 });

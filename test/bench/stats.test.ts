@@ -25,8 +25,16 @@ describe('percentile / median / summarize', () => {
   });
 
   it('pairs by round for ratios and differences', () => {
-    const a = new Map([[1, 20], [2, 30], [3, 24]]);
-    const b = new Map([[1, 10], [2, 10], [4, 99]]);
+    const a = new Map([
+      [1, 20],
+      [2, 30],
+      [3, 24],
+    ]);
+    const b = new Map([
+      [1, 10],
+      [2, 10],
+      [4, 99],
+    ]);
     expect(pairedRatio(a, b)).toEqual({ median: 2.5, min: 2, max: 3, n: 2 });
     expect(pairedDiff(a, b)).toEqual({ median: 15, min: 10, max: 20, n: 2 });
   });
@@ -47,24 +55,55 @@ function wrk(rps: number, p: [number, number, number, number], late = 0, status 
 
 function tp(config: string, round: number, rps: number, cpu: number): ThroughputRecord {
   return {
-    kind: 'throughput', round, config, startedAt: '', variant: 'GET /', connections: 50, durationS: 2,
-    wrk: wrk(rps, [100, 200, 300, 400]), cpuUs: cpu * rps * 2, cpuUsPerReq: cpu, upstreamCpuUsPerReq: 5,
+    kind: 'throughput',
+    round,
+    config,
+    startedAt: '',
+    variant: 'GET /',
+    connections: 50,
+    durationS: 2,
+    wrk: wrk(rps, [100, 200, 300, 400]),
+    cpuUs: cpu * rps * 2,
+    cpuUsPerReq: cpu,
+    upstreamCpuUsPerReq: 5,
     rss: { peakKb: 10_240 * round, meanKb: 1, samples: 1 },
   };
 }
 
 function rate(config: string, round: number, p99: number, late = 0): RateRecord {
-  return { kind: 'rate', round, config, startedAt: '', rate: 1000, connections: 16, durationS: 2, wrk: wrk(1000, [50, 80, p99, p99 * 2], late), cpuUsPerReq: 20 };
+  return {
+    kind: 'rate',
+    round,
+    config,
+    startedAt: '',
+    rate: 1000,
+    connections: 16,
+    durationS: 2,
+    wrk: wrk(1000, [50, 80, p99, p99 * 2], late),
+    cpuUsPerReq: 20,
+  };
 }
 
 describe('summarizeRuns', () => {
   const runs: RunRecord[] = [
-    tp('direct', 1, 60_000, 0), tp('nginx', 1, 40_000, 10), tp('outrigger-1w', 1, 30_000, 15),
-    tp('direct', 2, 50_000, 0), tp('nginx', 2, 30_000, 12), tp('outrigger-1w', 2, 20_000, 24),
-    tp('direct', 3, 55_000, 0), tp('nginx', 3, 35_000, 11), tp('outrigger-1w', 3, 25_000, 22),
-    rate('direct', 1, 100), rate('nginx', 1, 150), rate('outrigger-1w', 1, 400, 3),
-    rate('direct', 2, 300), rate('nginx', 2, 310), rate('outrigger-1w', 2, 500),
-    rate('direct', 3, 200), rate('nginx', 3, 260), rate('outrigger-1w', 3, 450),
+    tp('direct', 1, 60_000, 0),
+    tp('nginx', 1, 40_000, 10),
+    tp('outrigger-1w', 1, 30_000, 15),
+    tp('direct', 2, 50_000, 0),
+    tp('nginx', 2, 30_000, 12),
+    tp('outrigger-1w', 2, 20_000, 24),
+    tp('direct', 3, 55_000, 0),
+    tp('nginx', 3, 35_000, 11),
+    tp('outrigger-1w', 3, 25_000, 22),
+    rate('direct', 1, 100),
+    rate('nginx', 1, 150),
+    rate('outrigger-1w', 1, 400, 3),
+    rate('direct', 2, 300),
+    rate('nginx', 2, 310),
+    rate('outrigger-1w', 2, 500),
+    rate('direct', 3, 200),
+    rate('nginx', 3, 260),
+    rate('outrigger-1w', 3, 450),
     { kind: 'rate', round: 3, config: 'outrigger-1w', startedAt: '', rate: 2000, connections: 16, durationS: 2, error: 'wrk exited 1' },
   ];
   const s = summarizeRuns(['direct', 'nginx', 'outrigger-1w'], runs, { nginx: 8000 }, { rates: [1000], variants: [] });

@@ -21,7 +21,7 @@ beforeAll(async () => {
     served++;
     methods.add(req.method ?? '');
     req.resume();
-    res.end(req.url === '/fail' ? (res.statusCode = 503, 'no') : 'ok');
+    res.end(req.url === '/fail' ? ((res.statusCode = 503), 'no') : 'ok');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address() as { port: number };

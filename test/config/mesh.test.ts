@@ -159,7 +159,7 @@ describe('rate limits, divided among the workers that serve the listener', () =>
     expect(listener({}).rateLimit).toBeNull();
   });
 
-  it('divides the limits of a TLS listener like a plaintext one (every worker serves it), and its routes\'', () => {
+  it("divides the limits of a TLS listener like a plaintext one (every worker serves it), and its routes'", () => {
     const limit = { requests_per_second: 10, burst: 10 };
     const tls = listener({ workers: 2, top: CA, listener: { tls: { mode: 'tls' }, rate_limit: limit }, route: { rate_limit: limit } });
     expect(tls.engine).toBe('strict');
@@ -191,7 +191,10 @@ describe('rate limits, divided among the workers that serve the listener', () =>
 describe('listener access_log', () => {
   it('defaults to JSON lines on stdout', () => {
     expect(listener({ listener: { access_log: {} } }).accessLog).toEqual({ path: 'stdout', format: 'json' });
-    expect(listener({ listener: { access_log: { path: '/var/log/out.log', format: 'text' } } }).accessLog).toEqual({ path: '/var/log/out.log', format: 'text' });
+    expect(listener({ listener: { access_log: { path: '/var/log/out.log', format: 'text' } } }).accessLog).toEqual({
+      path: '/var/log/out.log',
+      format: 'text',
+    });
     expect(listed(compileConfig(build({ listener: { access_log: { format: 'csv' } } }), OPTS))).toEqual([
       'listeners[0].access_log.format: must be one of "json", "text" (got "csv")',
     ]);
@@ -292,12 +295,17 @@ describe('cluster tls', () => {
 describe('cluster tls identity patterns', () => {
   // Only what the upstream identity check can compile is accepted: before, `spiffe://\S+` let
   // patterns such as `spiffe://td/ns/a*` through, and every connection to the cluster then threw.
-  it.each(['spiffe://td', 'spiffe://td/*', 'spiffe://td/ns/a/*', 'spiffe://td/*/sa/x', 'spiffe://td/ns/*/sa/*', 'spiffe://cluster.local/ns/default/sa/api', 'spiffe://td/a.b/c_d-e'])(
-    'accepts %j',
-    (id) => {
-      expect(cluster({ top: CA, cluster: { tls: { identities: [id] } } }).tls).toEqual({ identities: [id] });
-    },
-  );
+  it.each([
+    'spiffe://td',
+    'spiffe://td/*',
+    'spiffe://td/ns/a/*',
+    'spiffe://td/*/sa/x',
+    'spiffe://td/ns/*/sa/*',
+    'spiffe://cluster.local/ns/default/sa/api',
+    'spiffe://td/a.b/c_d-e',
+  ])('accepts %j', (id) => {
+    expect(cluster({ top: CA, cluster: { tls: { identities: [id] } } }).tls).toEqual({ identities: [id] });
+  });
 
   // The same grammar and messages as authorization `from` (config/identity_pattern.ts).
   it.each([
@@ -429,12 +437,33 @@ describe('top-level tls', () => {
   });
 
   it.each([
-    [{ signer: { address: 'signer.local:15200', ca_bundle: './ca.pem', token_file: './t' } }, 'tls.signer.address: host "signer.local" in "signer.local:15200" must be an IP address or localhost (DNS names are not resolved here)'],
+    [
+      { signer: { address: 'signer.local:15200', ca_bundle: './ca.pem', token_file: './t' } },
+      'tls.signer.address: host "signer.local" in "signer.local:15200" must be an IP address or localhost (DNS names are not resolved here)',
+    ],
     [{ signer: { address: '127.0.0.1:1', ca_bundle: './ca.pem' } }, 'tls.signer.token_file: required'],
-    [{ signer: { address: '127.0.0.1:1', ca_bundle: './ca.pem', token_file: './t' }, ca: { dir: './ca' } }, 'tls: give one of cert/key, ca or signer, not ca and signer'],
-    [{ ca: { dir: './ca' }, federation: [{ trust_domain: 'Partner', bundle: './p.pem' }] }, 'tls.federation[0].trust_domain: must be a trust domain name: 1-255 of a-z, 0-9, ".", "-", "_" (got "Partner")'],
-    [{ ca: { dir: './ca' }, federation: [{ trust_domain: 'p', bundle: './p.pem' }, { trust_domain: 'p', bundle: './q.pem' }] }, 'tls.federation[1].trust_domain: trust domain "p" is already federated (federation[0]); put all its roots in one bundle'],
-    [{ ca: { dir: './ca' }, federation: [{ trust_domain: 'td', bundle: './p.pem' }] }, 'tls.federation[0].trust_domain: "td" is this sidecar\'s own trust domain (node.identity): its roots come from the trust bundle, CA or signer, not from federation'],
+    [
+      { signer: { address: '127.0.0.1:1', ca_bundle: './ca.pem', token_file: './t' }, ca: { dir: './ca' } },
+      'tls: give one of cert/key, ca or signer, not ca and signer',
+    ],
+    [
+      { ca: { dir: './ca' }, federation: [{ trust_domain: 'Partner', bundle: './p.pem' }] },
+      'tls.federation[0].trust_domain: must be a trust domain name: 1-255 of a-z, 0-9, ".", "-", "_" (got "Partner")',
+    ],
+    [
+      {
+        ca: { dir: './ca' },
+        federation: [
+          { trust_domain: 'p', bundle: './p.pem' },
+          { trust_domain: 'p', bundle: './q.pem' },
+        ],
+      },
+      'tls.federation[1].trust_domain: trust domain "p" is already federated (federation[0]); put all its roots in one bundle',
+    ],
+    [
+      { ca: { dir: './ca' }, federation: [{ trust_domain: 'td', bundle: './p.pem' }] },
+      'tls.federation[0].trust_domain: "td" is this sidecar\'s own trust domain (node.identity): its roots come from the trust bundle, CA or signer, not from federation',
+    ],
   ])('refuses %j', (tls, expected) => {
     expect(listed(compileConfig({ ...minimal(), node: { identity: 'spiffe://td/ns/a/sa/me' }, tls }, OPTS))).toContain(expected);
   });
@@ -443,10 +472,16 @@ describe('top-level tls', () => {
     [{}, ['tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}']],
     [{ cert: './me.pem', key: './me.key' }, ['tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}']],
     [{ trust_bundle: './ca.pem', cert: './me.pem' }, ['tls: give cert and key together']],
-    [{ trust_bundle: './ca.pem', key: './me.key' }, ['tls: give cert and key together', 'tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}']],
+    [
+      { trust_bundle: './ca.pem', key: './me.key' },
+      ['tls: give cert and key together', 'tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}'],
+    ],
     [{ trust_bundle: './ca.pem', cert: './me.pem', key: './me.key', ca: { dir: './ca' } }, ['tls: give one of cert/key, ca or signer, not cert/key and ca']],
     [{ ca: {} }, ['tls.ca.dir: required']],
-    [{ ca: { dir: './ca', ttl_hours: 0, key_type: 'ed25519' } }, ['tls.ca.ttl_hours: must be > 0', 'tls.ca.key_type: must be one of "ec-p256", "rsa-2048" (got "ed25519")']],
+    [
+      { ca: { dir: './ca', ttl_hours: 0, key_type: 'ed25519' } },
+      ['tls.ca.ttl_hours: must be > 0', 'tls.ca.key_type: must be one of "ec-p256", "rsa-2048" (got "ed25519")'],
+    ],
     [{ ca: { dir: './ca', ttl_hours: 8761 } }, ['tls.ca.ttl_hours: must be <= 8760']],
   ])('refuses %j', (tls, expected) => {
     expect(listed(compileConfig(build({ top: { tls } }), OPTS))).toEqual(expected);

@@ -71,9 +71,7 @@ describe('problems', () => {
 
   it('reports an unknown key with its own line', () => {
     const text = 'listeners: []\nclustr:\n  - name: api\n';
-    expect(problems(parseConfigText(text, OPTS))).toEqual([
-      { path: 'clustr', message: 'unknown key "clustr" (did you mean "clusters"?)', line: 2 },
-    ]);
+    expect(problems(parseConfigText(text, OPTS))).toEqual([{ path: 'clustr', message: 'unknown key "clustr" (did you mean "clusters"?)', line: 2 }]);
   });
 
   it('reports a missing required field at its parent', () => {
@@ -101,9 +99,7 @@ describe('problems', () => {
     const cfg = minimal();
     cfg['listeners'] = [{ name: 'out', address: '0.0.0.0:0', routes: [{ cluster: 'api' }] }];
     cfg['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:0' }] }];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([
-      'clusters[0].endpoints[0].address: port 0 in "127.0.0.1:0" is not allowed here (1-65535)',
-    ]);
+    expect(listed(compileConfig(cfg, OPTS))).toEqual(['clusters[0].endpoints[0].address: port 0 in "127.0.0.1:0" is not allowed here (1-65535)']);
   });
 
   it('refuses duplicate names and overlapping listener addresses, but not two port-0 listeners', () => {
@@ -113,7 +109,14 @@ describe('problems', () => {
         { name: 'a', address: '0.0.0.0:15001', routes: route },
         { name: 'b', address: '127.0.0.1:15001', routes: route },
         { name: 'a', address: '127.0.0.1:0', routes: route },
-        { name: 'c', address: '127.0.0.1:0', routes: [{ name: 'r', cluster: 'api' }, { name: 'r', cluster: 'api' }] },
+        {
+          name: 'c',
+          address: '127.0.0.1:0',
+          routes: [
+            { name: 'r', cluster: 'api' },
+            { name: 'r', cluster: 'api' },
+          ],
+        },
         { name: 'd', address: '[::]:15002', routes: route },
         { name: 'e', address: '127.0.0.1:15002', routes: route },
       ],
@@ -137,7 +140,15 @@ describe('problems', () => {
       {
         name: 'out',
         address: '127.0.0.1:0',
-        routes: [{ split: [{ cluster: 'api', weight: 1 }, { cluster: 'apii', weight: 1 }, { cluster: 'api', weight: 2 }] }],
+        routes: [
+          {
+            split: [
+              { cluster: 'api', weight: 1 },
+              { cluster: 'apii', weight: 1 },
+              { cluster: 'api', weight: 2 },
+            ],
+          },
+        ],
       },
     ];
     expect(listed(compileConfig(cfg, OPTS))).toEqual([
@@ -148,9 +159,7 @@ describe('problems', () => {
 
   it('refuses a route with both or neither of cluster and split', () => {
     const cfg = minimal();
-    cfg['listeners'] = [
-      { name: 'out', address: '127.0.0.1:0', routes: [{ cluster: 'api', split: [{ cluster: 'api', weight: 1 }] }, { match: {} }] },
-    ];
+    cfg['listeners'] = [{ name: 'out', address: '127.0.0.1:0', routes: [{ cluster: 'api', split: [{ cluster: 'api', weight: 1 }] }, { match: {} }] }];
     expect(listed(compileConfig(cfg, OPTS))).toEqual([
       'listeners[0].routes[0]: give cluster or split, not both',
       'listeners[0].routes[1]: needs a cluster or a split',
@@ -181,9 +190,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
   it('refuses test_crash unless test hooks are enabled', () => {
     const cfg = minimal();
     cfg['listeners'] = [{ name: 'out', address: '127.0.0.1:0', routes: [{ cluster: 'api', test_crash: true }] }];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([
-      'listeners[0].routes[0].test_crash: test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)',
-    ]);
+    expect(listed(compileConfig(cfg, OPTS))).toEqual(['listeners[0].routes[0].test_crash: test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)']);
   });
 
   it.each([
@@ -192,7 +199,10 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
     [{ path_prefix: '/a?b=1' }, 'listeners[0].routes[0].match.path_prefix: must not contain "?" or "#" (paths match without the query)'],
     [{ methods: [] }, 'listeners[0].routes[0].match.methods: must have at least 1 item'],
     [{ headers: { 'bad name': 'x' } }, 'listeners[0].routes[0].match.headers["bad name"]: invalid key: must be a header name (an HTTP token)'],
-    [{ headers: { 'x-a': { exact: 'a', regex: 'b' } } }, 'listeners[0].routes[0].match.headers.x-a: must be a string, {exact: string}, {regex: string} or {present: boolean}'],
+    [
+      { headers: { 'x-a': { exact: 'a', regex: 'b' } } },
+      'listeners[0].routes[0].match.headers.x-a: must be a string, {exact: string}, {regex: string} or {present: boolean}',
+    ],
     [{ headers: { 'x-a': { exact: 7 } } }, 'listeners[0].routes[0].match.headers.x-a.exact: expected a string, got 7 (quote it: "7")'],
     [{ headers: { 'x-a': 'a\r\nb' } }, 'listeners[0].routes[0].match.headers.x-a: must not contain CR, LF or NUL (got "a\\r\\nb")'],
   ])('refuses the match %j', (match, message) => {
@@ -228,9 +238,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
 
   it('validates the shape of the mesh sections', () => {
     const cfg = minimal();
-    cfg['clusters'] = [
-      { name: 'api', endpoints: [{ address: '127.0.0.1:1' }], health_check: { path: 'healthz', intervl_ms: 5 }, tls: { mode: 'plain' } },
-    ];
+    cfg['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:1' }], health_check: { path: 'healthz', intervl_ms: 5 }, tls: { mode: 'plain' } }];
     cfg['tls'] = { cert: './c.pem' };
     expect(listed(compileConfig(cfg, OPTS))).toEqual([
       'tls: give cert and key together',

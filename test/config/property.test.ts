@@ -10,75 +10,80 @@ import { OPTS } from './helpers.js';
 const name = fc.stringMatching(/^[a-z][a-z0-9_.-]{0,11}$/);
 const port = fc.integer({ min: 1, max: 65535 });
 
-const validConfig = fc
-  .uniqueArray(name, { minLength: 1, maxLength: 4 })
-  .chain((clusterNames) => {
-    const clusterRef = fc.constantFrom(...clusterNames);
-    const cluster = (n: string) =>
-      fc.record(
-        {
-          name: fc.constant(n),
-          lb: fc.constantFrom('least_request', 'round_robin', 'random'),
-          endpoints: fc
-            .uniqueArray(port, { minLength: 1, maxLength: 3 })
-            .chain((ports) =>
-              fc.tuple(...ports.map((p) => fc.record({ address: fc.constantFrom(`127.0.0.1:${p}`, `[::1]:${p}`), weight: fc.integer({ min: 1, max: 1000 }) }))),
-            )
-            .map((eps) => dedupeBy(eps, (e) => e.address)),
-          pool: fc.record(
-            { connections_per_worker: fc.integer({ min: 1, max: 10000 }), idle_timeout_ms: fc.integer({ min: 1, max: 1e6 }) },
-            { requiredKeys: [] },
-          ),
-          circuit_breaker: fc.record(
-            { max_pending: fc.integer({ min: 0, max: 100000 }), max_requests: fc.integer({ min: 1, max: 100000 }) },
-            { requiredKeys: [] },
-          ),
-          retry_budget: fc.record(
-            { percent: fc.integer({ min: 0, max: 100 }), min_concurrent: fc.integer({ min: 0, max: 100 }), min_retries_per_second: fc.integer({ min: 0, max: 100 }) },
-            { requiredKeys: [] },
-          ),
-        },
-        { requiredKeys: ['name', 'endpoints'] },
-      );
-    const match = fc.record(
+const validConfig = fc.uniqueArray(name, { minLength: 1, maxLength: 4 }).chain((clusterNames) => {
+  const clusterRef = fc.constantFrom(...clusterNames);
+  const cluster = (n: string) =>
+    fc.record(
       {
-        host: fc.constantFrom('api', '*.svc.local', 'Example.COM', '*'),
-        path_prefix: fc.stringMatching(/^\/[a-z0-9/]{0,8}$/),
-        methods: fc.uniqueArray(fc.constantFrom('GET', 'post', 'Put', 'DELETE'), { minLength: 1 }),
-        headers: fc.dictionary(fc.stringMatching(/^x-[a-z]{1,6}$/), fc.oneof(fc.string(), fc.record({ present: fc.boolean() }), fc.record({ regex: fc.constantFrom('a.*', '[0-9]+', 'x|y') }))),
+        name: fc.constant(n),
+        lb: fc.constantFrom('least_request', 'round_robin', 'random'),
+        endpoints: fc
+          .uniqueArray(port, { minLength: 1, maxLength: 3 })
+          .chain((ports) =>
+            fc.tuple(...ports.map((p) => fc.record({ address: fc.constantFrom(`127.0.0.1:${p}`, `[::1]:${p}`), weight: fc.integer({ min: 1, max: 1000 }) }))),
+          )
+          .map((eps) => dedupeBy(eps, (e) => e.address)),
+        pool: fc.record(
+          { connections_per_worker: fc.integer({ min: 1, max: 10000 }), idle_timeout_ms: fc.integer({ min: 1, max: 1e6 }) },
+          { requiredKeys: [] },
+        ),
+        circuit_breaker: fc.record(
+          { max_pending: fc.integer({ min: 0, max: 100000 }), max_requests: fc.integer({ min: 1, max: 100000 }) },
+          { requiredKeys: [] },
+        ),
+        retry_budget: fc.record(
+          {
+            percent: fc.integer({ min: 0, max: 100 }),
+            min_concurrent: fc.integer({ min: 0, max: 100 }),
+            min_retries_per_second: fc.integer({ min: 0, max: 100 }),
+          },
+          { requiredKeys: [] },
+        ),
       },
-      { requiredKeys: [] },
+      { requiredKeys: ['name', 'endpoints'] },
     );
-    const split = fc
-      .uniqueArray(clusterRef, { minLength: 1 })
-      .chain((cs) => fc.tuple(...cs.map((c) => fc.record({ cluster: fc.constant(c), weight: fc.integer({ min: 1, max: 100 }) }))));
-    const route = fc.oneof(
-      fc.record({ match, cluster: clusterRef, timeout_ms: fc.nat() }, { requiredKeys: ['cluster'] }),
-      fc.record({ match, split }, { requiredKeys: ['split'] }),
-    );
-    const listener = (n: string) =>
-      fc.record(
-        {
-          name: fc.constant(n),
-          address: fc.constantFrom('127.0.0.1:0', '[::1]:0', 'localhost:0'),
-          max_request_headers_bytes: fc.integer({ min: 1024, max: 1048576 }),
-          routes: fc.array(route, { minLength: 1, maxLength: 3 }),
-          rate_limit: fc.record(
-            { requests_per_second: fc.double({ min: 0.01, max: 1e6, noNaN: true }), burst: fc.integer({ min: 1, max: 1e6 }) },
-            { requiredKeys: ['requests_per_second'] },
-          ),
-        },
-        { requiredKeys: ['name', 'address', 'routes'] },
-      );
-    return fc.record(
+  const match = fc.record(
+    {
+      host: fc.constantFrom('api', '*.svc.local', 'Example.COM', '*'),
+      path_prefix: fc.stringMatching(/^\/[a-z0-9/]{0,8}$/),
+      methods: fc.uniqueArray(fc.constantFrom('GET', 'post', 'Put', 'DELETE'), { minLength: 1 }),
+      headers: fc.dictionary(
+        fc.stringMatching(/^x-[a-z]{1,6}$/),
+        fc.oneof(fc.string(), fc.record({ present: fc.boolean() }), fc.record({ regex: fc.constantFrom('a.*', '[0-9]+', 'x|y') })),
+      ),
+    },
+    { requiredKeys: [] },
+  );
+  const split = fc
+    .uniqueArray(clusterRef, { minLength: 1 })
+    .chain((cs) => fc.tuple(...cs.map((c) => fc.record({ cluster: fc.constant(c), weight: fc.integer({ min: 1, max: 100 }) }))));
+  const route = fc.oneof(
+    fc.record({ match, cluster: clusterRef, timeout_ms: fc.nat() }, { requiredKeys: ['cluster'] }),
+    fc.record({ match, split }, { requiredKeys: ['split'] }),
+  );
+  const listener = (n: string) =>
+    fc.record(
       {
-        node: fc.record({ workers: fc.oneof(fc.constant('auto'), fc.integer({ min: 1, max: 64 })) }, { requiredKeys: [] }),
-        listeners: fc.uniqueArray(name, { maxLength: 3 }).chain((ns) => fc.tuple(...ns.map(listener))),
-        clusters: fc.tuple(...clusterNames.map(cluster)),
+        name: fc.constant(n),
+        address: fc.constantFrom('127.0.0.1:0', '[::1]:0', 'localhost:0'),
+        max_request_headers_bytes: fc.integer({ min: 1024, max: 1048576 }),
+        routes: fc.array(route, { minLength: 1, maxLength: 3 }),
+        rate_limit: fc.record(
+          { requests_per_second: fc.double({ min: 0.01, max: 1e6, noNaN: true }), burst: fc.integer({ min: 1, max: 1e6 }) },
+          { requiredKeys: ['requests_per_second'] },
+        ),
       },
-      { requiredKeys: ['listeners', 'clusters'] },
+      { requiredKeys: ['name', 'address', 'routes'] },
     );
-  });
+  return fc.record(
+    {
+      node: fc.record({ workers: fc.oneof(fc.constant('auto'), fc.integer({ min: 1, max: 64 })) }, { requiredKeys: [] }),
+      listeners: fc.uniqueArray(name, { maxLength: 3 }).chain((ns) => fc.tuple(...ns.map(listener))),
+      clusters: fc.tuple(...clusterNames.map(cluster)),
+    },
+    { requiredKeys: ['listeners', 'clusters'] },
+  );
+});
 
 function dedupeBy<T>(items: readonly T[], key: (t: T) => string): T[] {
   const seen = new Set<string>();
@@ -172,9 +177,16 @@ describe('properties', () => {
 
   it('never throws on random text', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), validConfig.map((c) => stringify(c).slice(0, 40))), (text) => {
-        expect(typeof parseConfigText(text, OPTS).ok).toBe('boolean');
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          validConfig.map((c) => stringify(c).slice(0, 40)),
+        ),
+        (text) => {
+          expect(typeof parseConfigText(text, OPTS).ok).toBe('boolean');
+        },
+      ),
       { numRuns: 500 },
     );
   });

@@ -169,7 +169,10 @@ describe('error mapping', () => {
     const r = await rawRequest(sc.port(), get('/hang/x'), { timeoutMs: 10_000 });
     expectProxyError(r, 504, 'timeout');
     // The upstream request is abandoned: its connection is closed.
-    await waitFor(() => hang.connections.slice(before).every((c) => c.socket.destroyed || c.socket.readableEnded), 'upstream connection closed after the timeout');
+    await waitFor(
+      () => hang.connections.slice(before).every((c) => c.socket.destroyed || c.socket.readableEnded),
+      'upstream connection closed after the timeout',
+    );
   });
 
   // 503 no_healthy_endpoint is not reachable from a valid config yet: a cluster needs at least one

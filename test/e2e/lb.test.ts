@@ -57,7 +57,13 @@ const counts = (ups: Upstream[]): number[] => ups.map((u) => u.requests.length);
 describe('distribution', () => {
   it.each(['least_request', 'round_robin', 'random'] as const)('%s spreads 300 requests over all 3 endpoints', async (lb) => {
     const ups = await upstreams(3);
-    const sc = await startSidecar(proxyConfig(ups.map((u) => u.address), { lb }), { workers: 1 });
+    const sc = await startSidecar(
+      proxyConfig(
+        ups.map((u) => u.address),
+        { lb },
+      ),
+      { workers: 1 },
+    );
     const statuses = await load(sc, 300, 4);
     expect(statuses.every((s) => s === 200)).toBe(true);
     const c = counts(ups);
@@ -69,7 +75,13 @@ describe('distribution', () => {
 
   it.each(['least_request', 'round_robin', 'random'] as const)('%s with weights 1:3 sends about three times as many to the heavy endpoint', async (lb) => {
     const ups = await upstreams(2);
-    const sc = await startSidecar(proxyConfig(ups.map((u) => u.address), { lb, weights: [1, 3] }), { workers: 1 });
+    const sc = await startSidecar(
+      proxyConfig(
+        ups.map((u) => u.address),
+        { lb, weights: [1, 3] },
+      ),
+      { workers: 1 },
+    );
     // least_request weighs by weight / (active + 1) (Envoy's active_request_bias = 1): under
     // concurrency the busier heavy endpoint's share shrinks by design, so the 1:3 ratio is
     // only what it does with one request at a time.
@@ -88,7 +100,13 @@ describe('slow endpoint under least_request', () => {
   it('receives fewer requests than each fast endpoint under concurrent load', async () => {
     // Endpoint 0 answers after 200 ms, the others at once.
     const ups = await upstreams(3, (i) => (i === 0 ? 200 : 0));
-    const sc = await startSidecar(proxyConfig(ups.map((u) => u.address), { lb: 'least_request' }), { workers: 1 });
+    const sc = await startSidecar(
+      proxyConfig(
+        ups.map((u) => u.address),
+        { lb: 'least_request' },
+      ),
+      { workers: 1 },
+    );
     const statuses = await load(sc, 400, 20);
     expect(statuses.every((s) => s === 200)).toBe(true);
     const [slow, fast1, fast2] = counts(ups) as [number, number, number];

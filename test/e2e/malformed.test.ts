@@ -77,9 +77,19 @@ const ours: Array<[string, string, number, string]> = [
   ['duplicate Host', 'GET /o2 HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400, 'bad_request'],
   ['#fragment in the target', 'GET /o3#frag HTTP/1.1\r\n' + H + '\r\n', 400, 'bad_request'],
   ['Transfer-Encoding: gzip, chunked', 'POST /o4 HTTP/1.1\r\n' + H + 'Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 400, 'bad_request'],
-  ['Transfer-Encoding: chunked twice', 'POST /o5 HTTP/1.1\r\n' + H + 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, 'bad_request'],
+  [
+    'Transfer-Encoding: chunked twice',
+    'POST /o5 HTTP/1.1\r\n' + H + 'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    400,
+    'bad_request',
+  ],
   ['header block larger than max_request_headers_bytes (2048)', 'GET /o7 HTTP/1.1\r\n' + H + `X-Big: ${'a'.repeat(3000)}\r\n\r\n`, 431, 'headers_too_large'],
-  ['many headers adding up to more than max_request_headers_bytes', 'GET /o8 HTTP/1.1\r\n' + H + Array.from({ length: 20 }, (_, i) => `X-H${i}: ${'v'.repeat(120)}\r\n`).join('') + '\r\n', 431, 'headers_too_large'],
+  [
+    'many headers adding up to more than max_request_headers_bytes',
+    'GET /o8 HTTP/1.1\r\n' + H + Array.from({ length: 20 }, (_, i) => `X-H${i}: ${'v'.repeat(120)}\r\n`).join('') + '\r\n',
+    431,
+    'headers_too_large',
+  ],
 ];
 
 describe('malformed requests', () => {
@@ -115,11 +125,9 @@ describe('malformed requests', () => {
   it('a chunk size that overflows never delivers a complete request or any body byte upstream', async () => {
     // The head of a chunked request may already be on its way upstream when uWS meets the bad
     // chunk size (the proxy streams); the request must then be cut off, never completed.
-    const r = await rawRequest(
-      sc.port(),
-      'POST /c1 HTTP/1.1\r\n' + H + 'Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFFF\r\nabc\r\n0\r\n\r\n',
-      { timeoutMs: 25_000 },
-    );
+    const r = await rawRequest(sc.port(), 'POST /c1 HTTP/1.1\r\n' + H + 'Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFFF\r\nabc\r\n0\r\n\r\n', {
+      timeoutMs: 25_000,
+    });
     expectRefusedOrClosed(r);
     const seen = up.requests.filter((x) => x.url === '/c1');
     await Promise.all(seen.map((x) => x.settled)); // bounded by the test timeout

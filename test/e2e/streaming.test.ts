@@ -8,15 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  closeAll,
-  proxyConfig,
-  startSidecar,
-  startUpstream,
-  waitFor,
-  type Sidecar,
-  type Upstream,
-} from '../helpers/sidecar.js';
+import { closeAll, proxyConfig, startSidecar, startUpstream, waitFor, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 
 const TOTAL = 200 * 1024 * 1024;
 const CHUNK = 256 * 1024;

@@ -139,9 +139,9 @@ describe('request transparency', () => {
   it('method, path and query arrive unchanged, including percent-encoding and odd legal characters', async () => {
     const targets = [
       '/plain',
-      '/a%20b/c%2Fd/%E2%9C%93;p=1/~user/!$&\'()*+,;=:@-._',
+      "/a%20b/c%2Fd/%E2%9C%93;p=1/~user/!$&'()*+,;=:@-._",
       '/q?x=1&x=2&y=a+b&z=%2B%26%3D&empty=&flag&u=%E6%97%A5',
-      '/q2?/?:@!$\'()*,;=%00%FF&sp=%20',
+      "/q2?/?:@!$'()*,;=%00%FF&sp=%20",
       '/trailing/?',
       '//double//slashes/x?a=b?c',
     ];
@@ -221,9 +221,13 @@ describe('request transparency', () => {
 
   it('a random 1 MiB binary body arrives byte for byte (Content-Length)', async () => {
     const before = up.requests.length;
-    const r = await rawRequest(sc.port(), [`POST /upload HTTP/1.1\r\nHost: example\r\nContent-Length: ${ONE_MIB.length}\r\nContent-Type: application/octet-stream\r\n\r\n`, ONE_MIB], {
-      timeoutMs: 20_000,
-    });
+    const r = await rawRequest(
+      sc.port(),
+      [`POST /upload HTTP/1.1\r\nHost: example\r\nContent-Length: ${ONE_MIB.length}\r\nContent-Type: application/octet-stream\r\n\r\n`, ONE_MIB],
+      {
+        timeoutMs: 20_000,
+      },
+    );
     expect(r.response?.status).toBe(200);
     const rec = up.requests.slice(before).find((x) => x.url === '/upload')!;
     expect(rec.complete).toBe(true);
@@ -328,11 +332,7 @@ describe('response transparency', () => {
   it('several set-cookie lines arrive separately and in order', async () => {
     const r = await rawRequest(sc.port(), 'GET /cookies HTTP/1.1\r\nHost: example\r\n\r\n');
     const res = r.response!;
-    expect(res.headers.filter(([n]) => n.toLowerCase() === 'set-cookie').map(([, v]) => v)).toEqual([
-      'a=1; Path=/',
-      'b=2; HttpOnly',
-      'c=3; Max-Age=10, d=4',
-    ]);
+    expect(res.headers.filter(([n]) => n.toLowerCase() === 'set-cookie').map(([, v]) => v)).toEqual(['a=1; Path=/', 'b=2; HttpOnly', 'c=3; Max-Age=10, d=4']);
     expect(header(res, 'x-after')).toBe('z');
     expect(res.body.toString()).toBe('done');
   });
@@ -409,7 +409,9 @@ describe('response transparency', () => {
     const res = r.response!;
     expect(res.status).toBe(200);
     // header() values are latin1 strings: one char per byte.
-    expect(Buffer.from(header(res, 'x-latin')!, 'latin1').equals(Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9, 0x20, 0xff, 0x80]), Buffer.from(' end')]))).toBe(true);
+    expect(
+      Buffer.from(header(res, 'x-latin')!, 'latin1').equals(Buffer.concat([Buffer.from('caf'), Buffer.from([0xe9, 0x20, 0xff, 0x80]), Buffer.from(' end')])),
+    ).toBe(true);
     expect(Buffer.from(header(res, 'x-utf8')!, 'latin1').equals(Buffer.from('naïve ✓ 日本', 'utf8'))).toBe(true);
   });
 });

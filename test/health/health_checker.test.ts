@@ -41,7 +41,13 @@ function checker(rng?: () => number): { hc: HealthChecker; events: Event[]; atEv
 
 /** Cluster `api` with these upstreams as endpoints, checked with `healthCheck(spec)`. */
 function checked(ups: ReadonlyArray<{ readonly port: number }>, spec: Partial<HealthCheckSpec> = {}): ClusterSpec[] {
-  return [cluster('api', ups.map((u) => endpoint('127.0.0.1', u.port)), { healthCheck: healthCheck(spec) })];
+  return [
+    cluster(
+      'api',
+      ups.map((u) => endpoint('127.0.0.1', u.port)),
+      { healthCheck: healthCheck(spec) },
+    ),
+  ];
 }
 
 /** An upstream answering its checks as `health` says, under a checker started with `spec`. */

@@ -23,7 +23,10 @@ function endpoints(n: number): ReturnType<typeof endpoint>[] {
 }
 
 /** A detector on a fake clock over cluster `api` with `n` endpoints 10.0.0.1:80 … */
-function setup(spec: Partial<OutlierSpec> = {}, n = 10): {
+function setup(
+  spec: Partial<OutlierSpec> = {},
+  n = 10,
+): {
   od: OutlierDetector;
   events: Event[];
   clock: { t: number };

@@ -104,7 +104,11 @@ export async function sendMany(
   const lane = async (): Promise<void> => {
     while (next < n) {
       const i = next++;
-      out[i] = await httpGet(url(i), { agent, ...(o.method === undefined ? {} : { method: o.method }), ...(o.headers === undefined ? {} : { headers: o.headers(i) }) });
+      out[i] = await httpGet(url(i), {
+        agent,
+        ...(o.method === undefined ? {} : { method: o.method }),
+        ...(o.headers === undefined ? {} : { headers: o.headers(i) }),
+      });
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, lane));
@@ -148,7 +152,8 @@ export async function adminCall(
   const given = new Set(Object.keys(headers).map((k) => k.toLowerCase()));
   const all: Record<string, string> = {};
   if (sc.token !== undefined && !given.has('authorization')) all['authorization'] = `Bearer ${sc.token}`;
-  if (text !== undefined && !given.has('content-type')) all['content-type'] = typeof body === 'object' && !Buffer.isBuffer(body) ? 'application/json' : 'application/yaml';
+  if (text !== undefined && !given.has('content-type'))
+    all['content-type'] = typeof body === 'object' && !Buffer.isBuffer(body) ? 'application/json' : 'application/yaml';
   Object.assign(all, headers);
   const a = await httpGet(`${sc.admin}${pathname}`, { method, headers: all, ...(text === undefined ? {} : { body: text }) });
   const json: unknown = (a.headers['content-type'] ?? '').includes('json') ? JSON.parse(a.text) : null;

@@ -139,7 +139,15 @@ export function directRequest(
         const resumed = socket.isSessionReused();
         res.on('data', (d: Buffer) => parts.push(d));
         res.on('end', () =>
-          finish({ ok: true, status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts).toString('utf8'), serverCert, session: socket.getSession(), resumed }),
+          finish({
+            ok: true,
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(parts).toString('utf8'),
+            serverCert,
+            session: socket.getSession(),
+            resumed,
+          }),
         );
         res.on('error', (e) => finish({ ok: false, error: e.message }));
       },
@@ -160,7 +168,11 @@ export function directRequest(
  * `closed` with the error the client saw when the server refused during the handshake, before
  * any HTTP request existed. `timeoutMs` only bounds a server that does neither.
  */
-export function handshakeOnly(port: number, creds: DirectCreds, timeoutMs = 10_000): Promise<{ outcome: 'open' | 'timeout' } | { outcome: 'closed'; error: string | null }> {
+export function handshakeOnly(
+  port: number,
+  creds: DirectCreds,
+  timeoutMs = 10_000,
+): Promise<{ outcome: 'open' | 'timeout' } | { outcome: 'closed'; error: string | null }> {
   return new Promise((resolve) => {
     let error: string | null = null;
     let done = false;

@@ -344,7 +344,13 @@ function responseLength(buf: Buffer, r: RawResponse, noBody: boolean): number {
  * A slow client: sends `parts` one by one, `gapMs` apart (TLS with `useTls`), stops early when
  * the server closes, waits `settleMs` after the last part; resolves with what came back.
  */
-export function trickle(port: number, parts: string[], gapMs: number, settleMs: number, useTls = false): Promise<{ raw: string; closed: boolean; sentAll: boolean }> {
+export function trickle(
+  port: number,
+  parts: string[],
+  gapMs: number,
+  settleMs: number,
+  useTls = false,
+): Promise<{ raw: string; closed: boolean; sentAll: boolean }> {
   return new Promise((resolve) => {
     const socket: net.Socket = useTls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port });
     let raw = '';

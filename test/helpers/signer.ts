@@ -47,7 +47,12 @@ export function writeTokenFile(file: string, token: string): string {
 /** `tls: {signer: {...}}` for a sidecar config. */
 export function signerSource(signer: SignerProcess, ca: Ca, tokenFile: string, ttlHours?: number): TlsSource {
   return {
-    signer: { address: signer.address, ca_bundle: path.join(ca.dir, 'ca.pem'), token_file: tokenFile, ...(ttlHours !== undefined ? { ttl_hours: ttlHours } : {}) },
+    signer: {
+      address: signer.address,
+      ca_bundle: path.join(ca.dir, 'ca.pem'),
+      token_file: tokenFile,
+      ...(ttlHours !== undefined ? { ttl_hours: ttlHours } : {}),
+    },
   };
 }
 

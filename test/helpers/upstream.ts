@@ -280,7 +280,16 @@ export async function startUpstream(first?: UpstreamHandler | string | UpstreamO
     o.tls === undefined
       ? http.createServer({ keepAliveTimeout: 300_000, headersTimeout: 300_000, requestTimeout: 0 }, onRequest)
       : https.createServer(
-          { cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, requestCert: true, rejectUnauthorized: true, keepAliveTimeout: 300_000, headersTimeout: 300_000, requestTimeout: 0 },
+          {
+            cert: o.tls.cert,
+            key: o.tls.key,
+            ca: o.tls.ca,
+            requestCert: true,
+            rejectUnauthorized: true,
+            keepAliveTimeout: 300_000,
+            headersTimeout: 300_000,
+            requestTimeout: 0,
+          },
           onRequest,
         );
   server.on('connection', (s: net.Socket) => {

@@ -46,10 +46,14 @@ export function endpointView(c: ClusterView, address: string): EndpointView {
 
 /** Polls /clusters until `pred` holds for cluster `name`; returns that view. */
 export function untilCluster(sc: AdminOf, name: string, pred: (c: ClusterView) => boolean, what: string, timeoutMs = 10_000): Promise<ClusterView> {
-  return eventually(async () => {
-    const c = await clusterView(sc, name);
-    return pred(c) ? c : undefined;
-  }, what, timeoutMs);
+  return eventually(
+    async () => {
+      const c = await clusterView(sc, name);
+      return pred(c) ? c : undefined;
+    },
+    what,
+    timeoutMs,
+  );
 }
 
 export interface EndpointCounters {
@@ -104,7 +108,14 @@ export interface RotationWatch {
  * have rotated `rotations` times, every certificate was seen (each side `rotations + 1` serials,
  * `rotations` presented) and the client's first certificate has expired.
  */
-export async function watchRotations(client: AdminOf, server: AdminOf, inboundPort: number, direct: DirectCreds, rotations = 3, timeoutMs = 45_000): Promise<RotationWatch> {
+export async function watchRotations(
+  client: AdminOf,
+  server: AdminOf,
+  inboundPort: number,
+  direct: DirectCreds,
+  rotations = 3,
+  timeoutMs = 45_000,
+): Promise<RotationWatch> {
   const [c0, s0] = await Promise.all([certsOf(client), certsOf(server)]);
   const w: RotationWatch = { clientSerials: [c0.serial], serverSerials: [s0.serial], presented: [] };
   const note = (list: string[], serial: string): void => {

@@ -92,7 +92,11 @@ describe('files mode: certificate files replaced on disk', () => {
   it('refuses a replacement it cannot use, keeps the current certificate, and recovers on a good one', async () => {
     const current = (await certsOf(sc)).serial;
     const bad: Array<[string, RegExp, () => void]> = [
-      ['an unreadable certificate', /^cert: unreadable certificate/, () => replaceFile(files.cert, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n')],
+      [
+        'an unreadable certificate',
+        /^cert: unreadable certificate/,
+        () => replaceFile(files.cert, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n'),
+      ],
       [
         'a certificate for another identity than node.identity',
         /identity is spiffe:\/\/cluster\.local\/ns\/default\/sa\/other/,

@@ -26,7 +26,9 @@ function brief(r: Awaited<ReturnType<typeof directRequest>>): string {
 /** Handshakes the sidecar refused on a listener, summed over workers (GET /stats security). */
 async function refusedHandshakes(listener: string): Promise<number> {
   const a = await adminCall(server, 'GET', '/stats');
-  const sec = (a.json.security as Array<{ listener: string; tls_handshake_failures?: number; handshake_failures?: number }>).find((s) => s.listener === listener);
+  const sec = (a.json.security as Array<{ listener: string; tls_handshake_failures?: number; handshake_failures?: number }>).find(
+    (s) => s.listener === listener,
+  );
   return sec?.tls_handshake_failures ?? sec?.handshake_failures ?? 0;
 }
 

@@ -83,7 +83,6 @@ describe('rotation under continuous load (ca mode, 5.4 s leaves)', () => {
         if (r.status === 200 && r.body === 'probe') probeOk++;
         else probeFailures.push(`${r.status} ${String((r.headers as Record<string, unknown>)['x-outrigger-error'] ?? '')} ${r.body}`);
         await moreRequests(load, 50); // paced by the main load: a slow second stream
-
       }
     })();
 

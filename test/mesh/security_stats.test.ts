@@ -35,7 +35,9 @@ describe('security counters', () => {
     for (let i = 0; i < 2; i++) expect((await get(out, '/nope')).status).toBe(403);
     // Workers post their counters' growth once a second: wait for this batch to arrive.
     const inbound = await eventually(async () => {
-      const stats = JSON.parse(await adminGet(server, '/stats')) as { security: Array<{ listener: string; authorization: { allowed_by_rule: number[]; denied: number } }> };
+      const stats = JSON.parse(await adminGet(server, '/stats')) as {
+        security: Array<{ listener: string; authorization: { allowed_by_rule: number[]; denied: number } }>;
+      };
       const row = stats.security.find((s) => s.listener === 'inbound');
       return row?.authorization.denied === 2 ? row : undefined;
     }, 'the authorization counters in /stats');

@@ -71,7 +71,10 @@ describe('signer mode end to end', () => {
   it('renewals use the current certificate, not the token', async () => {
     const before = (await certsOf(client)).rotations;
     await eventually(async () => ((await certsOf(client)).rotations > before ? true : undefined), 'a renewal', 20_000, 200);
-    const renewals = signer.logs().filter((l) => l['msg'] === 'signed' && l['identity'] === WEB).slice(1);
+    const renewals = signer
+      .logs()
+      .filter((l) => l['msg'] === 'signed' && l['identity'] === WEB)
+      .slice(1);
     expect(renewals.length).toBeGreaterThan(0);
     expect(renewals.every((l) => l['by'] === 'certificate')).toBe(true);
   });
@@ -107,10 +110,15 @@ describe('signer mode end to end', () => {
     await signer.stop();
     const held = await certsOf(client); // read once no renewal can succeed any more
     // Past the next renewal time: renewals fail, the current certificates stay in force.
-    const during = await eventually(async () => {
-      const c = await certsOf(client);
-      return c.last_error !== null ? c : undefined;
-    }, 'a failed renewal', 30_000, 200);
+    const during = await eventually(
+      async () => {
+        const c = await certsOf(client);
+        return c.last_error !== null ? c : undefined;
+      },
+      'a failed renewal',
+      30_000,
+      200,
+    );
     expect(during.serial).toBe(held.serial);
     expect(during.last_error).toMatch(/unreachable/);
     expect((during as unknown as { errors_total: number }).errors_total).toBeGreaterThan(0);
@@ -125,10 +133,15 @@ describe('signer mode end to end', () => {
     expect(load.stats.failures).toEqual([]);
     // Back on the same address: the next retry renews.
     signer = await startSignerProcess(ca.dir, tokensFile, `127.0.0.1:${port}`);
-    await eventually(async () => {
-      const c = await certsOf(client);
-      return c.serial !== held.serial && c.last_error === null ? true : undefined;
-    }, 'a renewal after the outage', 40_000, 200);
+    await eventually(
+      async () => {
+        const c = await certsOf(client);
+        return c.serial !== held.serial && c.last_error === null ? true : undefined;
+      },
+      'a renewal after the outage',
+      40_000,
+      200,
+    );
     await moreRequests(load, 100);
     const stats = await load.stop();
     expect(stats.failures).toEqual([]);

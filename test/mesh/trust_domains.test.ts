@@ -84,7 +84,7 @@ async function refusedHandshakes(): Promise<number> {
 
 describe('inbound: each root vouches only for its own trust domain', () => {
   it('GET /certs lists the trust domains we accept', async () => {
-    expect((await certsOf(server) as unknown as { trust_domains: string[] }).trust_domains).toEqual(['cluster.local', PARTNER, EVIL]);
+    expect(((await certsOf(server)) as unknown as { trust_domains: string[] }).trust_domains).toEqual(['cluster.local', PARTNER, EVIL]);
   });
 
   it('our workloads (our root) and the federated partner (its root) are served', async () => {

@@ -10,12 +10,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  originalDestination,
-  reusePortAvailable,
-  reusePortListen,
-  socketLocalPort,
-} from '../../src/net/reuseport.js';
+import { originalDestination, reusePortAvailable, reusePortListen, socketLocalPort } from '../../src/net/reuseport.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const COMPILED = path.join(ROOT, 'dist', 'src', 'net', 'reuseport.js');

@@ -213,7 +213,13 @@ describe('outlier detection', () => {
     const sc = await startSidecar(
       config(
         [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [cluster('app', ups.map((u) => u.address), { outlier_detection: { consecutive_5xx: 2, interval_ms: 1000, base_ejection_ms: 10_000 } })],
+        [
+          cluster(
+            'app',
+            ups.map((u) => u.address),
+            { outlier_detection: { consecutive_5xx: 2, interval_ms: 1000, base_ejection_ms: 10_000 } },
+          ),
+        ],
       ),
     );
     // Keep failing on every endpoint long past the point where each has tripped its counter.

@@ -3,18 +3,7 @@
 
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  closeAll,
-  cluster,
-  clusterView,
-  config,
-  send,
-  sendMany,
-  startSidecar,
-  startUpstream,
-  tally,
-  type Reply,
-} from '../helpers/sidecar.js';
+import { closeAll, cluster, clusterView, config, send, sendMany, startSidecar, startUpstream, tally, type Reply } from '../helpers/sidecar.js';
 
 afterEach(closeAll); // (keep-alive agents included)
 

@@ -262,7 +262,13 @@ describe('retry budget', () => {
     const sc = await startSidecar(
       config(
         [{ match: { path_prefix: '/' }, cluster: 'app', retries: { attempts: 3, on: ['5xx'], ...FAST_BACKOFF } }],
-        [cluster('app', ups.map((u) => u.address), { retry_budget: budget })],
+        [
+          cluster(
+            'app',
+            ups.map((u) => u.address),
+            { retry_budget: budget },
+          ),
+        ],
       ),
     );
     return { ups, meter, sc };

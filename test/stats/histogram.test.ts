@@ -2,14 +2,7 @@
 // hdr-histogram-js itself, or the merged percentiles would not be hdr's.
 import { describe, expect, it } from 'vitest';
 import { Int32Histogram } from 'hdr-histogram-js';
-import {
-  HIST_HIGHEST_MICROS,
-  LatencyRecorder,
-  clampMicros,
-  countsIndex,
-  histogramFromSparse,
-  valueFromIndex,
-} from '../../src/stats/histogram.js';
+import { HIST_HIGHEST_MICROS, LatencyRecorder, clampMicros, countsIndex, histogramFromSparse, valueFromIndex } from '../../src/stats/histogram.js';
 
 describe('LatencyRecorder slot layout', () => {
   const reference = new Int32Histogram(1, HIST_HIGHEST_MICROS, 3);

@@ -75,7 +75,17 @@ describe('outrigger ca', () => {
   ])('user mistake %j → exit 2 with one line', async (argv, message) => {
     const fresh = path.join(tempDir(), 'new');
     const sub = (a: string): string =>
-      a === 'DIR' ? dir : a === 'NEW' ? fresh : a === 'OUT' ? path.join(root, 'x') : a === 'KEYFILE' ? `${prefix}.key` : a === 'MISSING' ? path.join(root, 'missing.pem') : a;
+      a === 'DIR'
+        ? dir
+        : a === 'NEW'
+          ? fresh
+          : a === 'OUT'
+            ? path.join(root, 'x')
+            : a === 'KEYFILE'
+              ? `${prefix}.key`
+              : a === 'MISSING'
+                ? path.join(root, 'missing.pem')
+                : a;
     const r = await ca(...argv.map(sub));
     expect(r.code).toBe(2);
     expect(r.out).toBe('');

@@ -56,7 +56,10 @@ describe('inbound: serverTlsOptions refuses at the handshake', () => {
   });
 
   it('a client with a certificate from another CA', async () => {
-    await expectRefused(plainClient(rawMaterial(otherCa, { identity: CLIENT_ID }, otherCa.trustBundlePem)), /^UNABLE_TO_VERIFY_LEAF_SIGNATURE$|^UNABLE_TO_GET_ISSUER_CERT/);
+    await expectRefused(
+      plainClient(rawMaterial(otherCa, { identity: CLIENT_ID }, otherCa.trustBundlePem)),
+      /^UNABLE_TO_VERIFY_LEAF_SIGNATURE$|^UNABLE_TO_GET_ISSUER_CERT/,
+    );
   });
 
   it('a client with an expired certificate', async () => {
@@ -97,7 +100,12 @@ describe('outbound: clientTlsOptions checks the SPIFFE ID, not the DNS name', ()
       expect(r).toMatchObject({ ok: true, reply: `hello ${CLIENT_ID}` });
     }
     // a host name that matches nothing in the certificate is irrelevant
-    const viaName = await exchange({ host: 'localhost', port: server.port, servername: 'not-in-the-cert.example', ...clientTlsOptions(clientMaterial, SERVER_ID) });
+    const viaName = await exchange({
+      host: 'localhost',
+      port: server.port,
+      servername: 'not-in-the-cert.example',
+      ...clientTlsOptions(clientMaterial, SERVER_ID),
+    });
     expect(viaName.ok).toBe(true);
   });
 
@@ -124,7 +132,9 @@ describe('outbound: clientTlsOptions checks the SPIFFE ID, not the DNS name', ()
   it('resumes sessions per endpoint; both sides still see the peer identity', async () => {
     const endpoint = `127.0.0.1:${server.port}`;
     const connect = (): ReturnType<typeof exchange> =>
-      exchange({ port: server.port, ...clientTlsOptions(clientMaterial, SERVER_ID, endpoint) }, (s) => rememberSessions(s, clientMaterial, SERVER_ID, endpoint));
+      exchange({ port: server.port, ...clientTlsOptions(clientMaterial, SERVER_ID, endpoint) }, (s) =>
+        rememberSessions(s, clientMaterial, SERVER_ID, endpoint),
+      );
     const first = await connect();
     expect(first).toMatchObject({ ok: true, resumed: false });
     const second = await connect();
@@ -176,7 +186,7 @@ describe('server rotation with setSecureContext', () => {
       });
     try {
       expect((await connect()).ok).toBe(true);
-      expect((await connect())).toMatchObject({ ok: true, resumed: true });
+      expect(await connect()).toMatchObject({ ok: true, resumed: true });
       // same trust bundle, new leaf: tickets stay valid, so force a full handshake with a fresh endpoint key
       const second = leafMaterial(ca, { identity: SERVER_ID });
       srv.server.setSecureContext(serverTlsOptions(second, { ticketKeySeed: seed }));

@@ -51,12 +51,20 @@ describe('private key permissions', () => {
     // a sidecar in ca mode does not start on it
     const inline = createIssuer({ caDir: ca.dir, inline: true });
     await expect(CertificateSource.open({ mode: 'ca', caDir: ca.dir, identity: ID, issuer: inline })).rejects.toThrow(/chmod 600/);
-    const allowed = await CertificateSource.open({ mode: 'ca', caDir: ca.dir, identity: ID, issuer: createIssuer({ caDir: ca.dir, inline: true, allowInsecureKeyPermissions: true }) });
+    const allowed = await CertificateSource.open({
+      mode: 'ca',
+      caDir: ca.dir,
+      identity: ID,
+      issuer: createIssuer({ caDir: ca.dir, inline: true, allowInsecureKeyPermissions: true }),
+    });
     sources.push(allowed);
     expect(allowed.current().identity).toBe(ID);
     // the CLI says how to opt out there
     let err = '';
-    const code = await runCa(['issue', '--dir', ca.dir, '--identity', ID, '--out', path.join(tempDir(), 'w')], { stdout: { write: () => true }, stderr: { write: (s: string) => (err += s) } });
+    const code = await runCa(['issue', '--dir', ca.dir, '--identity', ID, '--out', path.join(tempDir(), 'w')], {
+      stdout: { write: () => true },
+      stderr: { write: (s: string) => (err += s) },
+    });
     expect(code).toBe(2);
     expect(err).toMatch(/chmod 600 .*--allow-insecure-key-permissions/);
     chmodSync(keyFile, 0o600);
@@ -66,7 +74,11 @@ describe('private key permissions', () => {
   it('files mode: tls.key accessible by group or others is refused at start and on reload', async () => {
     const { ca, files } = await filesSetup();
     chmodSync(files.keyPath, 0o644);
-    await expect(CertificateSource.open(files)).rejects.toThrow(new RegExp(`tls.key ${files.keyPath} is accessible by group or others \\(mode 0644\\): run "chmod 600 ${files.keyPath}" \\(or set tls.allow_insecure_key_permissions: true`));
+    await expect(CertificateSource.open(files)).rejects.toThrow(
+      new RegExp(
+        `tls.key ${files.keyPath} is accessible by group or others \\(mode 0644\\): run "chmod 600 ${files.keyPath}" \\(or set tls.allow_insecure_key_permissions: true`,
+      ),
+    );
     const allowed = await CertificateSource.open({ ...files, allowInsecureKeyPermissions: true });
     sources.push(allowed);
     chmodSync(files.keyPath, 0o600);

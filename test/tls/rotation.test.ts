@@ -60,7 +60,13 @@ describe('ca mode', () => {
 
   it('the rotated material works for a real handshake', async () => {
     const ca = await makeCa();
-    const src = await CertificateSource.open({ mode: 'ca', caDir: ca.dir, identity: ID, ttlHours: 2 / 3600, issuer: createIssuer({ caDir: ca.dir, inline: true }) });
+    const src = await CertificateSource.open({
+      mode: 'ca',
+      caDir: ca.dir,
+      identity: ID,
+      ttlHours: 2 / 3600,
+      issuer: createIssuer({ caDir: ca.dir, inline: true }),
+    });
     sources.push(src);
     const m = await nextUpdate(src);
     const server = await startServer(leafMaterial(ca, { identity: 'spiffe://cluster.local/ns/default/sa/api' }));
@@ -166,7 +172,14 @@ describe('certificateSourceOptions', () => {
     });
     expect(
       certificateSourceOptions(
-        { mode: 'files', trustBundle: 'b.pem', cert: 'c.pem', key: '/k', federation: [{ trustDomain: 'partner', bundle: 'p.pem' }], allowInsecureKeyPermissions: true },
+        {
+          mode: 'files',
+          trustBundle: 'b.pem',
+          cert: 'c.pem',
+          key: '/k',
+          federation: [{ trustDomain: 'partner', bundle: 'p.pem' }],
+          allowInsecureKeyPermissions: true,
+        },
         null,
         '/etc/o',
       ),

@@ -122,11 +122,15 @@ describe('the signer: who may get which identity', () => {
     expect(await outcome(requestSignature(noToken, csrFor(API).csrPem, 1, creds))).toBe('refused 403');
     // an expired certificate renews nothing
     const expired = issueLeaf(ca, { identity: WEB, notBefore: new Date(Date.now() - 3 * HOUR), ttlHours: 1 });
-    expect(await outcome(requestSignature(noToken, csrFor(WEB).csrPem, 1, { kind: 'certificate', certPem: expired.certPem, keyPem: expired.keyPem }))).toBe('refused 401');
+    expect(await outcome(requestSignature(noToken, csrFor(WEB).csrPem, 1, { kind: 'certificate', certPem: expired.certPem, keyPem: expired.keyPem }))).toBe(
+      'refused 401',
+    );
     // a certificate from another CA renews nothing either
     const other = await makeCa(TD);
     const stranger = issueLeaf(other, { identity: WEB });
-    expect(await outcome(requestSignature(noToken, csrFor(WEB).csrPem, 1, { kind: 'certificate', certPem: stranger.certPem, keyPem: stranger.keyPem }))).toBe('refused 401');
+    expect(await outcome(requestSignature(noToken, csrFor(WEB).csrPem, 1, { kind: 'certificate', certPem: stranger.certPem, keyPem: stranger.keyPem }))).toBe(
+      'refused 401',
+    );
   });
 
   it('a CSR must prove possession of its key and match what it asks for', async () => {
@@ -142,7 +146,9 @@ describe('the signer: who may get which identity', () => {
     const wrongId = await outcome(requestSignature({ ...web, signerIdentity: `spiffe://${TD}/somebody/else` }, csrFor(WEB).csrPem, 1, { kind: 'token' }));
     expect(wrongId).toBe('unreachable');
     const other = await makeCa(TD);
-    expect(await outcome(requestSignature({ ...web, caBundlePath: path.join(other.dir, 'ca.pem') }, csrFor(WEB).csrPem, 1, { kind: 'token' }))).toBe('unreachable');
+    expect(await outcome(requestSignature({ ...web, caBundlePath: path.join(other.dir, 'ca.pem') }, csrFor(WEB).csrPem, 1, { kind: 'token' }))).toBe(
+      'unreachable',
+    );
   });
 });
 

@@ -214,7 +214,7 @@ describe('subject alt names', () => {
   });
 
   it('property: node-style SAN strings split back into their entries', () => {
-    const value = fc.string({ unit: fc.constantFrom('a', 'b', ':', '/', ',', ' ', '"', '\\', '.', '\u0001') , minLength: 1, maxLength: 20 });
+    const value = fc.string({ unit: fc.constantFrom('a', 'b', ':', '/', ',', ' ', '"', '\\', '.', '\u0001'), minLength: 1, maxLength: 20 });
     const entry = fc.tuple(fc.constantFrom('DNS', 'URI', 'email', 'IP Address'), value);
     fc.assert(
       fc.property(fc.array(entry, { minLength: 1, maxLength: 5 }), (entries) => {

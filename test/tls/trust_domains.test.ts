@@ -32,7 +32,12 @@ beforeAll(async () => {
   partner = await makeCa(PARTNER);
   impostor = await makeCa(PARTNER);
   const leaf = issueLeaf(ours, { identity: ME });
-  federated = materialFromPem({ certPem: leaf.certPem, keyPem: leaf.keyPem, trustBundlePem: ours.trustBundlePem, federation: [{ trustDomain: PARTNER, rootsPem: partner.trustBundlePem }] });
+  federated = materialFromPem({
+    certPem: leaf.certPem,
+    keyPem: leaf.keyPem,
+    trustBundlePem: ours.trustBundlePem,
+    federation: [{ trustDomain: PARTNER, rootsPem: partner.trustBundlePem }],
+  });
 });
 afterAll(removeTempDirs);
 
@@ -45,7 +50,9 @@ describe('material', () => {
 
   it('refuses to federate our own trust domain, or one twice', () => {
     const leaf = issueLeaf(ours, { identity: ME });
-    expect(() => materialFromPem({ ...leaf, trustBundlePem: ours.trustBundlePem, federation: [{ trustDomain: OURS, rootsPem: partner.certPem }] })).toThrow(/our own trust domain/);
+    expect(() => materialFromPem({ ...leaf, trustBundlePem: ours.trustBundlePem, federation: [{ trustDomain: OURS, rootsPem: partner.certPem }] })).toThrow(
+      /our own trust domain/,
+    );
     expect(() =>
       materialFromPem({
         ...leaf,
@@ -111,7 +118,9 @@ describe('inbound: the root must vouch for the client ID’s trust domain', () =
 
   it('refuses our-root leaves claiming a partner identity, and an impostor root for the partner trust domain', async () => {
     const forged = issueLeaf({ ...ours, trustDomain: PARTNER } as Ca, { identity: PARTNER_CLIENT });
-    expect((await exchange({ port: srv.port, cert: forged.certPem, key: forged.keyPem, ca: ours.trustBundlePem, checkServerIdentity: () => undefined })).ok).toBe(false);
+    expect(
+      (await exchange({ port: srv.port, cert: forged.certPem, key: forged.keyPem, ca: ours.trustBundlePem, checkServerIdentity: () => undefined })).ok,
+    ).toBe(false);
     expect(srv.verdicts.at(-1)).toEqual({ ok: false, reason: 'TRUST_DOMAIN_MISMATCH' });
     // the impostor is not in our bundle at all: OpenSSL refuses it in the handshake
     const before = srv.verdicts.length;
@@ -139,14 +148,29 @@ describe('inbound: the root must vouch for the client ID’s trust domain', () =
 describe('outbound: the server ID’s trust domain must be vouched for by its root', () => {
   it('accepts a partner server from the partner root; refuses a partner-root server claiming our identity', async () => {
     const leaf = issueLeaf(ours, { identity: WEB });
-    const me = materialFromPem({ certPem: leaf.certPem, keyPem: leaf.keyPem, trustBundlePem: ours.trustBundlePem, federation: [{ trustDomain: PARTNER, rootsPem: partner.trustBundlePem }] });
+    const me = materialFromPem({
+      certPem: leaf.certPem,
+      keyPem: leaf.keyPem,
+      trustBundlePem: ours.trustBundlePem,
+      federation: [{ trustDomain: PARTNER, rootsPem: partner.trustBundlePem }],
+    });
     // Servers trust both roots for our client.
     const serverBundle = ours.trustBundlePem + partner.trustBundlePem;
     const partnerApi = `spiffe://${PARTNER}/ns/p/sa/api`;
     const good = issueLeaf(partner, { identity: partnerApi });
-    const goodSrv = await startServer({ ...good, trustBundlePem: serverBundle, trustDomains: [{ trustDomain: PARTNER, rootsPem: serverBundle }], nextRotation: null });
+    const goodSrv = await startServer({
+      ...good,
+      trustBundlePem: serverBundle,
+      trustDomains: [{ trustDomain: PARTNER, rootsPem: serverBundle }],
+      nextRotation: null,
+    });
     const forged = issueLeaf({ ...partner, trustDomain: OURS } as Ca, { identity: ME });
-    const badSrv = await startServer({ ...forged, trustBundlePem: serverBundle, trustDomains: [{ trustDomain: OURS, rootsPem: serverBundle }], nextRotation: null });
+    const badSrv = await startServer({
+      ...forged,
+      trustBundlePem: serverBundle,
+      trustDomains: [{ trustDomain: OURS, rootsPem: serverBundle }],
+      nextRotation: null,
+    });
     try {
       expect(await exchange({ port: goodSrv.port, ...clientTlsOptions(me, partnerApi) })).toMatchObject({ ok: true });
       const r = await exchange({ port: badSrv.port, ...clientTlsOptions(me, ME) });

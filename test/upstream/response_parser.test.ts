@@ -72,7 +72,9 @@ describe('framing', () => {
   it('Content-Length body', () => {
     const r = parse(b('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world'));
     expect(r.done).toBe(true);
-    expect(r.events.heads).toEqual([{ status: 200, reason: 'OK', headers: ['content-type', 'text/plain', 'content-length', '11'], nonAscii: false, contentLength: 11 }]);
+    expect(r.events.heads).toEqual([
+      { status: 200, reason: 'OK', headers: ['content-type', 'text/plain', 'content-length', '11'], nonAscii: false, contentLength: 11 },
+    ]);
     expect(r.events.body.toString()).toBe('hello world');
     expect(r.events.ends).toEqual([null]);
     expect(r.keepAlive).toBe(true);
@@ -92,7 +94,12 @@ describe('framing', () => {
   });
 
   it('chunked with extensions and trailers', () => {
-    const wire = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n' + '5;name=value;other\r\nhello\r\n' + '1 ; spaced-ext\r\n,\r\n' + 'A\r\n0123456789\r\n' + '0;last=1\r\ngrpc-status: 0\r\ngrpc-message:  done  \r\n\r\n';
+    const wire =
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: grpc-status\r\n\r\n' +
+      '5;name=value;other\r\nhello\r\n' +
+      '1 ; spaced-ext\r\n,\r\n' +
+      'A\r\n0123456789\r\n' +
+      '0;last=1\r\ngrpc-status: 0\r\ngrpc-message:  done  \r\n\r\n';
     const r = parse(b(wire));
     expect(r.failed).toBe(false);
     expect(r.done).toBe(true);
@@ -132,7 +139,9 @@ describe('framing', () => {
   });
 
   it('1xx interim responses are skipped; the final response is reported once', () => {
-    const r = parse(b('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok'));
+    const r = parse(
+      b('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok'),
+    );
     expect(r.done).toBe(true);
     expect(r.events.heads.map((h) => h.status)).toEqual([201]);
     expect(r.events.body.toString()).toBe('ok');
@@ -238,7 +247,7 @@ describe('refusals', () => {
 
 // ---- property: any split gives the same result as no split ---------------------------------
 
-const tokenChar = fc.constantFrom(...'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&\'*+-.^_`|~'.split(''));
+const tokenChar = fc.constantFrom(..."abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-.^_`|~".split(''));
 const headerName = fc
   .string({ unit: tokenChar, minLength: 1, maxLength: 12 })
   .filter((n) => !['content-length', 'transfer-encoding', 'connection', 'trailer'].includes(n.toLowerCase()));
