@@ -108,7 +108,11 @@ describe('data-plane attacks', () => {
 
     it(`${engine}: a header name with an underscore is dropped by default (it could shadow x-forwarded-client-cert in CGI/WSGI apps)`, async () => {
       const before = app.requests.length;
-      const r = await rawRequest(sc.port(engine), get('/v1/u', 'x_forwarded_client_cert: By=forged;URI=spiffe://cluster.local/ns/default/sa/admin\r\nx-ok: 1\r\n'), { timeoutMs: 1500 });
+      const r = await rawRequest(
+        sc.port(engine),
+        get('/v1/u', 'x_forwarded_client_cert: By=forged;URI=spiffe://cluster.local/ns/default/sa/admin\r\nx-ok: 1\r\n'),
+        { timeoutMs: 1500 },
+      );
       if (engine === 'uws') {
         // uWS 20.30's own parser never accepts "_" in a header name: the request is not answered
         // (closed at its idle timeout) and nothing reaches the app.
@@ -148,7 +152,10 @@ describe('data-plane attacks', () => {
     it(`${engine}: Connection: content-length cannot strip the framing and smuggle the body as a second request`, async () => {
       const inner = 'DELETE /admin/users HTTP/1.1\r\nHost: x\r\nx-forwarded-client-cert: By=x;URI=spiffe://cluster.local/ns/default/sa/admin\r\n\r\n';
       const before = app.requests.length;
-      const r = await rawRequest(sc.port(engine), `POST /v1/upload HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`);
+      const r = await rawRequest(
+        sc.port(engine),
+        `POST /v1/upload HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\nContent-Length: ${inner.length}\r\n\r\n${inner}`,
+      );
       expect(r.response?.status).toBe(200);
       await settleAt(engine);
       expect(app.requests.length).toBe(before + 2); // the POST and the marker
@@ -181,26 +188,45 @@ describe('data-plane attacks', () => {
     expect(app.requests.at(-1)!.rawHeaders).toContain('x_user');
   });
 
-  it('node engine: a head trickled one byte at a time is cut (408) at timeouts.headers_ms', async () => {
-    const parts = [...'GET /v1/slow HTTP/1.1\r\nHost: x\r\nx-a: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'];
-    const r = await trickle(sc.port('node'), parts, 250, 500);
-    expect(r.closed).toBe(true);
-    expect(r.sentAll).toBe(false);
-    expect(r.raw).toMatch(/^HTTP\/1\.1 408 /);
-  });
+  for (const engine of ['node', 'strict']) {
+    it(`${engine} engine: a head trickled one byte at a time is cut (408) at timeouts.headers_ms`, async () => {
+      const parts = [...'GET /v1/slow HTTP/1.1\r\nHost: x\r\nx-a: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'];
+      const r = await trickle(sc.port(engine), parts, 250, 500);
+      expect(r.closed).toBe(true);
+      expect(r.sentAll).toBe(false);
+      expect(r.raw).toMatch(/^HTTP\/1\.1 408 /);
+      expect(r.raw).toMatch(/x-outrigger-error: request_timeout/);
+    });
 
-  it('node engine: a slow but steady upload is not cut; an upload that stalls is', async () => {
-    const head = 'POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n';
-    const steady = await trickle(sc.port('node'), [head, ...'12345678'], 400, 1000);
-    expect(steady.sentAll).toBe(true);
-    expect(steady.raw).toMatch(/^HTTP\/1\.1 200 /);
-    expect(app.requests.at(-1)!.body.toString()).toBe('12345678');
-    const stalled = await trickle(sc.port('node'), [head, '12'], 100, 3000);
-    expect(stalled.closed).toBe(true);
-    expect(stalled.raw).toBe('');
-  });
+    it(`${engine} engine: a slow but steady upload is not cut; an upload that stalls is`, async () => {
+      const head = 'POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n';
+      const steady = await trickle(sc.port(engine), [head, ...'12345678'], 400, 1000);
+      expect(steady.sentAll).toBe(true);
+      expect(steady.raw).toMatch(/^HTTP\/1\.1 200 /);
+      expect(app.requests.at(-1)!.body.toString()).toBe('12345678');
+      const stalled = await trickle(sc.port(engine), [head, '12'], 100, 3000);
+      expect(stalled.closed).toBe(true);
+      expect(stalled.raw).toBe('');
+    });
 
-  it('TLS listener: a connection that never sends a ClientHello is closed at timeouts.handshake_ms', async () => {
+    it(`${engine} engine: max_connections (per worker) closes connections beyond the limit at accept`, async () => {
+      const open: net.Socket[] = [];
+      const states: Array<'open' | 'closed'> = [];
+      for (let i = 0; i < 5; i++) {
+        const s = net.connect({ host: '127.0.0.1', port: sc.port(engine) });
+        s.on('error', () => undefined);
+        open.push(s);
+        const idx = states.push('open') - 1;
+        s.on('close', () => (states[idx] = 'closed'));
+        await new Promise((r) => s.once('connect', r));
+      }
+      await expect.poll(() => states.filter((x) => x === 'closed').length).toBe(2);
+      expect(states).toEqual(['open', 'open', 'open', 'closed', 'closed']);
+      for (const s of open) s.destroy();
+    });
+  }
+
+  it('TLS listener (strict, the default): a connection that never sends a ClientHello is closed at timeouts.handshake_ms', async () => {
     const closed = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: '127.0.0.1', port: tlsPort });
       s.on('error', () => undefined);
@@ -217,21 +243,5 @@ describe('data-plane attacks', () => {
     const r = await trickle(tlsPort, [...'GET /v1/slow HTTP/1.1\r\nHost: x\r\nx-a: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'], 250, 500, true);
     expect(r.closed).toBe(true);
     expect(r.raw).toMatch(/^HTTP\/1\.1 408 /);
-  });
-
-  it('node engine: max_connections (per worker) closes connections beyond the limit at accept', async () => {
-    const open: net.Socket[] = [];
-    const states: Array<'open' | 'closed'> = [];
-    for (let i = 0; i < 5; i++) {
-      const s = net.connect({ host: '127.0.0.1', port: sc.port('node') });
-      s.on('error', () => undefined);
-      open.push(s);
-      const idx = states.push('open') - 1;
-      s.on('close', () => (states[idx] = 'closed'));
-      await new Promise((r) => s.once('connect', r));
-    }
-    await expect.poll(() => states.filter((x) => x === 'closed').length).toBe(2);
-    expect(states).toEqual(['open', 'open', 'open', 'closed', 'closed']);
-    for (const s of open) s.destroy();
   });
 });
