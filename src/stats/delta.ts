@@ -27,9 +27,8 @@ export interface CellDelta {
   readonly bytesOut: number;
   /** Sum of total request durations, µs (exact; the Prometheus histogram `_sum`). */
   readonly durationSumMicros: number;
-  /** Total request durations, µs; null when nothing was recorded. */
-  /** Sparse HdrHistogram counts [slot, count, ...] of this interval (µs), or null. */
-  readonly latency: readonly number[] | null;
+  /** Total request durations: sparse HdrHistogram counts [slot, count, ...] of this interval (µs), or null when nothing was recorded. */
+  readonly latency: Uint32Array | null;
 }
 
 /** Latest gauge values of one cluster on one worker. */
@@ -46,7 +45,7 @@ export interface ClusterDelta {
   readonly resets: number;
   readonly upstreamSumMicros: number;
   /** Upstream durations (request sent → response complete), µs; null when nothing was recorded. */
-  readonly upstreamLatency: readonly number[] | null;
+  readonly upstreamLatency: Uint32Array | null;
   /** Present when a gauge was set during the interval. */
   readonly gauges: ClusterGauges | null;
 }

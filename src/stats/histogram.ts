@@ -42,7 +42,7 @@ export function newAccumulator(): JsHistogram {
 }
 
 /** The hdr histogram of sparse [slot, count, ...] counts (LatencyRecorder.takeSparse). */
-export function histogramFromSparse(sparse: readonly number[]): JsHistogram {
+export function histogramFromSparse(sparse: ArrayLike<number>): JsHistogram {
   const h = newScratchHistogram();
   let used = 0;
   for (let k = 0; k < sparse.length; k += 2) {

@@ -28,7 +28,7 @@ export interface LoopDelaySample {
   readonly maxMicros: number;
   readonly sumMicros: number;
   /** Sparse [slot, count, ...] of the delays in µs beyond schedule (recorder.ts layout). */
-  readonly delays: readonly number[];
+  readonly delays: Uint32Array;
 }
 
 export class LoopDelayMonitor {

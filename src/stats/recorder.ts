@@ -55,28 +55,45 @@ export class LatencyRecorder {
   total = 0;
   /** Sum of the (clamped) samples since the last takeSparse(), µs. */
   sumMicros = 0;
+  /** Lowest and highest slot touched since the last takeSparse() (takeSparse scans only these). */
+  private lo = RECORDER_SLOTS;
+  private hi = -1;
 
   record(micros: number): void {
     const v = clampMicros(micros);
-    this.counts[countsIndex(v)]! += 1;
+    const i = countsIndex(v);
+    this.counts[i]! += 1;
+    if (i < this.lo) this.lo = i;
+    if (i > this.hi) this.hi = i;
     this.total += 1;
     this.sumMicros += v;
   }
 
-  /** Moves this interval's samples out as sparse [slot, count, slot, count, ...] and clears. */
-  takeSparse(): number[] {
+  /**
+   * Moves this interval's samples out as sparse [slot, count, slot, count, ...] and clears.
+   * A typed array, filled in one pass over the touched slots: the stats hand-off runs on the
+   * worker's event loop once a second, and a growing JS array plus its element-by-element
+   * structured clone cost ~1.6 ms there for a spread-out interval (a typed array clones as one copy).
+   */
+  takeSparse(): Uint32Array {
     const counts = this.counts;
-    const out: number[] = [];
-    for (let i = 0; i < counts.length; i++) {
+    const hi = this.hi;
+    let used = 0;
+    for (let i = this.lo; i <= hi; i++) if (counts[i] !== 0) used++;
+    const out = new Uint32Array(used * 2);
+    let k = 0;
+    for (let i = this.lo; i <= hi; i++) {
       const n = counts[i]!;
       if (n !== 0) {
-        out.push(i, n);
+        out[k++] = i;
+        out[k++] = n;
         counts[i] = 0;
       }
     }
+    this.lo = RECORDER_SLOTS;
+    this.hi = -1;
     this.total = 0;
     this.sumMicros = 0;
     return out;
   }
 }
-

@@ -207,7 +207,7 @@ export class WorkerStats {
   private takeCell(cell: RequestCell): CellDelta {
     const k = cell.classes;
     const classes: ClassCounts = [k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!];
-    let latency: number[] | null = null;
+    let latency: Uint32Array | null = null;
     let durationSumMicros = 0;
     if (cell.latency !== null && cell.latency.total > 0) {
       durationSumMicros = cell.latency.sumMicros;
@@ -234,7 +234,7 @@ export class WorkerStats {
   }
 
   private takeCluster(c: ClusterStatsHandle): ClusterDelta {
-    let upstreamLatency: number[] | null = null;
+    let upstreamLatency: Uint32Array | null = null;
     let upstreamSumMicros = 0;
     if (c.upstream !== null && c.upstream.total > 0) {
       upstreamSumMicros = c.upstream.sumMicros;

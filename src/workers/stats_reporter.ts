@@ -38,7 +38,8 @@ export class StatsReporter {
   constructor(
     workerId: number,
     private readonly source: StatsSource,
-    private readonly post: (delta: StatsDelta) => void,
+    /** Posts a delta; `transfer` are its histogram buffers, fresh each flush, moved rather than copied. */
+    private readonly post: (delta: StatsDelta, transfer: ArrayBuffer[]) => void,
   ) {
     this.stats = new WorkerStats(workerId);
     this.worker = String(workerId);
@@ -81,7 +82,11 @@ export class StatsReporter {
     const delta = this.stats.takeDelta();
     const loopDelay = this.loopDelay.take();
     if (delta.cells.length > 0 || delta.clusters.length > 0 || counters.length > 0 || loopDelay !== null) {
-      this.post(loopDelay === null ? { ...delta, counters } : { ...delta, counters, loopDelay });
+      const transfer: ArrayBuffer[] = [];
+      for (const cell of delta.cells) if (cell.latency !== null) transfer.push(cell.latency.buffer as ArrayBuffer);
+      for (const c of delta.clusters) if (c.upstreamLatency !== null) transfer.push(c.upstreamLatency.buffer as ArrayBuffer);
+      if (loopDelay !== null) transfer.push(loopDelay.delays.buffer as ArrayBuffer);
+      this.post(loopDelay === null ? { ...delta, counters } : { ...delta, counters, loopDelay }, transfer);
     }
   }
 

@@ -52,7 +52,7 @@ describe('LoopDelayMonitor', () => {
       expect(s.thread).toBe('main');
       expect(s.count).toBeGreaterThan(0);
       expect(s.sumMicros).toBeGreaterThanOrEqual(s.maxMicros);
-      const slots = s.delays.filter((_, i) => i % 2 === 0);
+      const slots = [...s.delays].filter((_, i) => i % 2 === 0);
       expect([...slots].sort((a, b) => a - b)).toEqual(slots);
     } finally {
       m.close();
