@@ -140,7 +140,8 @@ export class StatsAggregator {
       }
     }
     for (const c of snapshot.clusters) {
-      for (const m of ['outrigger_retries_total', 'outrigger_retry_budget_exhausted_total', 'outrigger_overflow_total']) this.counters.declare(m, { cluster: c.name });
+      for (const m of ['outrigger_retries_total', 'outrigger_retry_budget_exhausted_total', 'outrigger_overflow_total'])
+        this.counters.declare(m, { cluster: c.name });
     }
   }
 

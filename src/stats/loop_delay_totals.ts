@@ -77,7 +77,13 @@ export class LoopDelayTotals {
       '# TYPE outrigger_event_loop_delay_seconds summary\n';
     for (const r of rows) {
       const q = r.since_start;
-      for (const [quantile, v] of [['0.5', q.p50_ms], ['0.9', q.p90_ms], ['0.99', q.p99_ms], ['0.999', q.p99_9_ms], ['1', q.max_ms]] as const) {
+      for (const [quantile, v] of [
+        ['0.5', q.p50_ms],
+        ['0.9', q.p90_ms],
+        ['0.99', q.p99_ms],
+        ['0.999', q.p99_9_ms],
+        ['1', q.max_ms],
+      ] as const) {
         out += `outrigger_event_loop_delay_seconds${lbl(r.thread, quantile)} ${sec(v)}\n`;
       }
       const t = this.threads.get(r.thread)!.total;
@@ -89,7 +95,11 @@ export class LoopDelayTotals {
       '# TYPE outrigger_event_loop_delay_last_interval_seconds gauge\n';
     for (const r of rows) {
       const q = r.last_interval;
-      for (const [quantile, v] of [['0.5', q.p50_ms], ['0.99', q.p99_ms], ['1', q.max_ms]] as const) {
+      for (const [quantile, v] of [
+        ['0.5', q.p50_ms],
+        ['0.99', q.p99_ms],
+        ['1', q.max_ms],
+      ] as const) {
         out += `outrigger_event_loop_delay_last_interval_seconds${lbl(r.thread, quantile)} ${sec(v)}\n`;
       }
     }

@@ -35,7 +35,9 @@ class WorkerThread {
   ) {
     this.outcomes = new OutcomeReporter((events) => this.post({ type: 'outcomes', events }));
     this.runtime = new WorkerRuntime(this.observer(), init.workerId, Buffer.from(init.ticketKeySeed));
-    this.stats = new StatsReporter(init.workerId, this.runtime, (delta, transfer) => this.port.postMessage({ type: 'stats', delta } satisfies FromWorker, transfer));
+    this.stats = new StatsReporter(init.workerId, this.runtime, (delta, transfer) =>
+      this.port.postMessage({ type: 'stats', delta } satisfies FromWorker, transfer),
+    );
     this.drain = new Drain(() => this.runtime.inflight);
     this.statsTimer = setInterval(() => this.stats.flush(), STATS_INTERVAL_MS);
     this.statsTimer.unref();
