@@ -27,8 +27,8 @@ export interface Downstream {
   cork(task: () => void): void;
   /**
    * Status line and headers (flat lower-case [name, value, ...] as the upstream sent them, latin1
-   * values). The downstream skips what must not be forwarded (hop_by_hop.ts): `skipResponseHeader` names and the
-   * names in `connectionNamed`. `contentLength` ≥ 0 announces a fixed-length body (or, when
+   * values). The downstream skips what must not be forwarded (hop_by_hop.ts `dropResponseHeader`):
+   * `skipResponseHeader` names and the names in `connectionNamed`. `contentLength` ≥ 0 announces a fixed-length body (or, when
    * `bodiless`, the length a HEAD/304 reports).
    */
   writeHead(

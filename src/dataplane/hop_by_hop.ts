@@ -1,6 +1,19 @@
 // Hop-by-hop header rules (RFC 9110 §7.6.1) shared by the request and response directions:
 // the names a Connection header lists, and the response headers a downstream never forwards
-// as received. (The request side's own list lives with the upstream head in request_head.ts.)
+// as received. (The request side's further rules live with the upstream head in request_head.ts.)
+
+/** Hop-by-hop in both directions (RFC 9110 §7.6.1): never forwarded as received. */
+export function hopByHop(name: string): boolean {
+  switch (name) {
+    case 'connection':
+    case 'keep-alive':
+    case 'transfer-encoding':
+    case 'upgrade':
+    case 'proxy-connection':
+      return true;
+  }
+  return false;
+}
 
 /**
  * Response headers never forwarded as received: hop-by-hop ones (RFC 9110 §7.6.1), the framing
@@ -8,18 +21,35 @@
  */
 export function skipResponseHeader(name: string): boolean {
   switch (name) {
-    case 'connection':
-    case 'keep-alive':
-    case 'transfer-encoding':
-    case 'upgrade':
-    case 'proxy-connection':
     case 'te':
     case 'trailer':
     case 'content-length':
     case 'date':
       return true;
   }
-  return false;
+  return hopByHop(name);
+}
+
+/**
+ * Whether a downstream drops response header `name` from the head it writes: skipResponseHeader
+ * names and those the response's Connection header lists. `keepDateAndTrailer`: engines that
+ * write the head bytes themselves (node, strict) keep the app's Date (they add none) and its
+ * Trailer announcement (they send the trailers).
+ */
+export function dropResponseHeader(name: string, connectionNamed: readonly string[] | null, keepDateAndTrailer: boolean): boolean {
+  if (keepDateAndTrailer && (name === 'date' || name === 'trailer')) return false;
+  return skipResponseHeader(name) || (connectionNamed !== null && connectionNamed.includes(name));
+}
+
+/** The bytes of an interim (1xx) response head, the app's Date kept, as latin1 text. */
+export function informationalHead(status: number, reason: string, headers: readonly string[]): string {
+  let h = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (skipResponseHeader(name) && name !== 'date') continue;
+    h += `${name}: ${headers[i + 1]!}\r\n`;
+  }
+  return h + '\r\n';
 }
 
 /**

@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyError } from '../errors.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
-import { skipResponseHeader } from './hop_by_hop.js';
+import { dropResponseHeader, informationalHead } from './hop_by_hop.js';
 import { localReply } from './local_reply.js';
 
 /** ServerResponse's raw writer (used by Node's own writeEarlyHints): queued in order behind earlier pipelined responses. */
@@ -85,13 +85,7 @@ export class NodeDownstream implements Downstream {
   informational(status: number, reason: string, headers: readonly string[]): void {
     // RFC 9110 §15.2: never send a 1xx to an HTTP/1.0 client.
     if (this.aborted || this.res.headersSent || this.req.httpVersionMinor === 0) return;
-    let head = `HTTP/1.1 ${status} ${reason}\r\n`;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      if (skipResponseHeader(name) && name !== 'date') continue;
-      head += `${name}: ${headers[i + 1]!}\r\n`;
-    }
-    (this.res as unknown as RawWritable)._writeRaw(Buffer.from(head + '\r\n', 'latin1'));
+    (this.res as unknown as RawWritable)._writeRaw(Buffer.from(informationalHead(status, reason, headers), 'latin1'));
   }
 
   writeHead(
@@ -109,8 +103,7 @@ export class NodeDownstream implements Downstream {
       const name = headers[i]!;
       // The app's Date is kept as sent (sendDate is off on this engine: no Date is added either);
       // so is its Trailer announcement (end to end: this engine sends the trailers).
-      if (name !== 'date' && name !== 'trailer' && skipResponseHeader(name)) continue;
-      if (connectionNamed !== null && connectionNamed.includes(name)) continue;
+      if (dropResponseHeader(name, connectionNamed, true)) continue;
       flat.push(name, headers[i + 1]!);
     }
     if (contentLength >= 0 && status !== 204) flat.push('content-length', String(contentLength));

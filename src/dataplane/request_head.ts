@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { HttpRequest } from 'uWebSockets.js';
 import { ProxyError } from '../errors.js';
-import { connectionNamed } from './hop_by_hop.js';
+import { connectionNamed, hopByHop } from './hop_by_hop.js';
 import { normalizePath } from './path_normal.js';
 
 export const enum BodyFraming {
@@ -47,7 +47,6 @@ function collect(name: string, value: string): void {
   scratchBytes += name.length + value.length + 4;
 }
 
-
 /**
  * Reads and checks the head from uWS. Throws ProxyError (bad_request / headers_too_large) for
  * what must be refused. `maxHeadBytes` bounds request line + headers.
@@ -75,8 +74,6 @@ export function readRequestHead(req: HttpRequest, maxHeadBytes: number, undersco
  * has already refused malformed framing; the same checks as for uWS run on top.
  */
 export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number, underscores: UnderscorePolicy): RequestHead {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
   const raw = req.rawHeaders;
   const headers: string[] = new Array<string>(raw.length);
   let bytes = 0;
@@ -88,16 +85,13 @@ export function readNodeRequestHead(req: IncomingMessage, maxHeadBytes: number, 
     bytes += name.length + value.length + 4;
   }
   if (req.httpVersionMajor !== 1) throw new ProxyError('bad_request', `unsupported HTTP version ${req.httpVersion}`);
-  const head = checkRequestHead(req.method ?? 'GET', q < 0 ? url : url.slice(0, q), q < 0 ? undefined : url.slice(q + 1), headers, bytes, maxHeadBytes, underscores);
-  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
-  if (req.httpVersionMinor === 0 && head.framing === BodyFraming.Chunked) throw new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
-  return head;
+  return readStrictRequestHead(req.method ?? 'GET', req.url ?? '/', req.httpVersionMinor, headers, bytes, maxHeadBytes, underscores);
 }
 
 /**
  * Checks a head parsed by the `strict` engine (src/dataplane/h1/parse.ts: method, target, HTTP
- * minor version, flat lower-case headers with latin1 values). The parser has refused malformed
- * syntax; the same checks as for every engine run on top.
+ * minor version, flat lower-case headers with latin1 values), or by node:http (above). The parser
+ * has refused malformed syntax; the same checks as for every engine run on top.
  */
 export function readStrictRequestHead(
   method: string,
@@ -109,7 +103,15 @@ export function readStrictRequestHead(
   underscores: UnderscorePolicy,
 ): RequestHead {
   const q = target.indexOf('?');
-  const head = checkRequestHead(method, q < 0 ? target : target.slice(0, q), q < 0 ? undefined : target.slice(q + 1), headers, headerBytes, maxHeadBytes, underscores);
+  const head = checkRequestHead(
+    method,
+    q < 0 ? target : target.slice(0, q),
+    q < 0 ? undefined : target.slice(q + 1),
+    headers,
+    headerBytes,
+    maxHeadBytes,
+    underscores,
+  );
   // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
   if (minor === 0 && head.framing === BodyFraming.Chunked) throw new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
   return head;
@@ -117,6 +119,7 @@ export function readStrictRequestHead(
 
 const TOKEN_METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Bytes that never belong in a request target (RFC 9112 §3.2: no CTL, no space, no DEL). */
+// eslint-disable-next-line no-control-regex -- matching control bytes is the point
 const TARGET_CTL = /[\x00-\x20\x7f]/;
 /** A Host value: reg-name or IP literal, optional port; no list, no whitespace, no control bytes. */
 const HOST_VALUE = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+;=]+)(?::\d{0,5})?$/;
@@ -259,12 +262,8 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string | nul
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i]!;
     const value = h[i + 1]!;
+    if (hopByHop(name)) continue;
     switch (name) {
-      case 'connection':
-      case 'keep-alive':
-      case 'transfer-encoding':
-      case 'upgrade':
-      case 'proxy-connection':
       case 'proxy-authorization':
       case 'proxy-authenticate':
       case 'expect':

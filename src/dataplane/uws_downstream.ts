@@ -5,7 +5,7 @@
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ProxyError } from '../errors.js';
 import type { Downstream, DownstreamEvents } from './downstream.js';
-import { skipResponseHeader } from './hop_by_hop.js';
+import { dropResponseHeader } from './hop_by_hop.js';
 import { localReply } from './local_reply.js';
 
 const NON_ASCII = /[\x80-\xff]/;
@@ -59,7 +59,7 @@ export class UwsDownstream implements Downstream {
     res.writeStatus(status === 200 && reason === 'OK' ? '200 OK' : `${status} ${reason}`);
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
-      if (skipResponseHeader(name) || (connectionNamed !== null && connectionNamed.includes(name))) continue;
+      if (dropResponseHeader(name, connectionNamed, false)) continue;
       const value = headers[i + 1]!;
       res.writeHeader(name, nonAscii && NON_ASCII.test(value) ? Buffer.from(value, 'latin1') : value);
     }
@@ -130,7 +130,7 @@ export class UwsDownstream implements Downstream {
     return false;
   }
 
-  end(_trailers: readonly string[] | null): void {
+  end(): void {
     // Trailers cannot be sent: this uWS build has no API for them (see README, "Limits").
     if (this.aborted) return;
     if (this.bodiless) {

@@ -8,7 +8,7 @@
 
 import type { ProxyError } from '../../errors.js';
 import type { Downstream, DownstreamEvents } from '../downstream.js';
-import { skipResponseHeader } from '../hop_by_hop.js';
+import { dropResponseHeader, informationalHead } from '../hop_by_hop.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
 import type { H1Connection } from './connection.js';
 
@@ -48,7 +48,7 @@ export class StrictDownstream implements Downstream {
     return this.done;
   }
 
-  attach(ex: DownstreamEvents, _wantBody: boolean): void {
+  attach(ex: DownstreamEvents): void {
     // The connection delivers the body the framing announced (none when there is none).
     this.ex = ex;
   }
@@ -70,13 +70,7 @@ export class StrictDownstream implements Downstream {
   informational(status: number, reason: string, headers: readonly string[]): void {
     // RFC 9110 §15.2: never a 1xx to an HTTP/1.0 client, nor after the final head.
     if (this.aborted || this.done || this.headSent || this.head !== null || this.conn.minor === 0) return;
-    let h = `HTTP/1.1 ${status} ${reason}\r\n`;
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i]!;
-      if (skipResponseHeader(name) && name !== 'date') continue;
-      h += `${name}: ${headers[i + 1]!}\r\n`;
-    }
-    this.conn.writeText(h + '\r\n');
+    this.conn.writeText(informationalHead(status, reason, headers));
   }
 
   writeHead(
@@ -94,8 +88,7 @@ export class StrictDownstream implements Downstream {
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
       // The app's Date and Trailer announcement are kept (this engine sends trailers).
-      if (name !== 'date' && name !== 'trailer' && skipResponseHeader(name)) continue;
-      if (connectionNamed !== null && connectionNamed.includes(name)) continue;
+      if (dropResponseHeader(name, connectionNamed, true)) continue;
       h += `${name}: ${headers[i + 1]!}\r\n`;
     }
     this.bodiless = bodiless;
