@@ -1,17 +1,27 @@
 // Worker side of access logging: one AccessLog per listener that has access_log set, created
 // on its first request and replaced when a config delta says the listener's access_log changed
-// (or drops it when the listener goes). Writes one entry per finished request.
+// (or drops it when the listener goes). Writes one entry per finished request. The access-log
+// code (pino, ~1 MiB of a worker's heap) loads only once a config names an access log: the
+// apply that brings one waits for it, and the few entries of requests that arrive between the
+// listener's bind and that load are kept and written first.
 
-import { AccessLog } from '../dataplane/access_log.js';
+import type { AccessEntry, AccessLog } from '../dataplane/access_log.js';
+import type { AccessLogSpec } from '../config/types.js';
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { RequestHead } from '../dataplane/request_head.js';
 import type { ConfigDelta } from '../config/delta.js';
 import type { ProxyError } from '../errors.js';
 
+/** Entries kept while the access-log code loads (bounded; more are dropped). */
+const MAX_EARLY_ENTRIES = 10_000;
+
 export class AccessLogs {
   /** By listener name. */
   private readonly logs = new Map<string, AccessLog>();
+  private AccessLogClass: (typeof import('../dataplane/access_log.js'))['AccessLog'] | null = null;
+  private loading: Promise<void> | null = null;
+  private early: Array<{ readonly name: string; readonly spec: AccessLogSpec; readonly entry: AccessEntry }> = [];
 
   exchangeDone(l: ListenerRuntime, ex: Exchange): void {
     if (l.spec.accessLog === null) return;
@@ -23,10 +33,34 @@ export class AccessLogs {
     this.write(l, head, routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? null) : null, null, err.status, err);
   }
 
-  /** After a config delta: logs whose settings changed, or whose listener went, are flushed and dropped. */
-  applied(delta: ConfigDelta): void {
+  /**
+   * After a config delta: logs whose settings changed, or whose listener went, are flushed and
+   * dropped; resolves once the access-log code is loaded when the delta brings an access log.
+   */
+  async applied(delta: ConfigDelta): Promise<void> {
     for (const name of delta.listeners.removed) this.drop(name);
     for (const c of delta.listeners.changed) if (c.accessLog) this.drop(c.spec.name);
+    const specs = [...delta.listeners.added, ...delta.listeners.changed.map((c) => c.spec)];
+    if (this.AccessLogClass === null && specs.some((l) => l.accessLog !== null)) await this.load();
+  }
+
+  private load(): Promise<void> {
+    this.loading ??= import('../dataplane/access_log.js').then((m) => {
+      this.AccessLogClass = m.AccessLog;
+      const early = this.early;
+      this.early = [];
+      for (const e of early) this.logOf(e.name, e.spec).write(e.entry);
+    });
+    return this.loading;
+  }
+
+  private logOf(name: string, spec: AccessLogSpec): AccessLog {
+    let log = this.logs.get(name);
+    if (log === undefined) {
+      log = new this.AccessLogClass!(spec);
+      this.logs.set(name, log);
+    }
+    return log;
   }
 
   /** Writes what is buffered (worker shutdown). */
@@ -42,12 +76,7 @@ export class AccessLogs {
   private write(l: ListenerRuntime, head: RequestHead | null, route: string | null, ex: Exchange | null, status: number, err: ProxyError | null): void {
     const spec = l.spec.accessLog;
     if (spec === null) return;
-    let log = this.logs.get(l.spec.name);
-    if (log === undefined) {
-      log = new AccessLog(spec);
-      this.logs.set(l.spec.name, log);
-    }
-    log.write({
+    const entry: AccessEntry = {
       listener: l.spec.name,
       route,
       cluster: ex === null ? null : ex.cluster.spec.name,
@@ -64,6 +93,13 @@ export class AccessLogs {
       error: err === null ? null : err.code,
       detail: err === null ? null : err.message,
       tries: ex?.tries ?? 0,
-    });
+    };
+    if (this.AccessLogClass !== null) {
+      this.logOf(l.spec.name, spec).write(entry);
+    } else {
+      // Before the code has loaded (a request between the bind and the end of the apply).
+      if (this.early.length < MAX_EARLY_ENTRIES) this.early.push({ name: l.spec.name, spec, entry });
+      void this.load();
+    }
   }
 }

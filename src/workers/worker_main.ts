@@ -114,7 +114,7 @@ class WorkerThread {
   private async apply(delta: ConfigDelta): Promise<void> {
     try {
       const listeners = await this.runtime.apply(delta);
-      this.accessLogs.applied(delta);
+      await this.accessLogs.applied(delta);
       this.post({ type: 'applied', version: delta.version, listeners });
     } catch (e) {
       this.post({ type: 'apply_failed', version: delta.version, error: e instanceof Error ? e.message : String(e) });
