@@ -18,30 +18,33 @@ uWS
     res.onAborted(() => (aborted = true));
     let status = 200;
     let headers: string[] = [];
-    pool.dispatch({ method: method as 'GET', path, headers: { host: req.getHeader('host') } }, {
-      onConnect() {},
-      onHeaders(statusCode: number, raw: Buffer[]) {
-        status = statusCode;
-        headers = raw.map((b) => b.toString('latin1'));
-        return true;
+    pool.dispatch(
+      { method, path, headers: { host: req.getHeader('host') } },
+      {
+        onConnect() {},
+        onHeaders(statusCode: number, raw: Buffer[]) {
+          status = statusCode;
+          headers = raw.map((b) => b.toString('latin1'));
+          return true;
+        },
+        onData(chunk: Buffer) {
+          if (!aborted)
+            res.cork(() => {
+              res.writeStatus(String(status));
+              for (let i = 0; i < headers.length; i += 2) {
+                const k = headers[i]!.toLowerCase();
+                if (k !== 'content-length' && k !== 'date' && k !== 'connection' && k !== 'keep-alive') res.writeHeader(k, headers[i + 1]!);
+              }
+              res.end(chunk);
+            });
+          return true;
+        },
+        onComplete() {},
+        onError() {
+          if (!aborted) res.cork(() => res.writeStatus('502').end());
+        },
       },
-      onData(chunk: Buffer) {
-        if (!aborted)
-          res.cork(() => {
-            res.writeStatus(String(status));
-            for (let i = 0; i < headers.length; i += 2) {
-              const k = headers[i]!.toLowerCase();
-              if (k !== 'content-length' && k !== 'date' && k !== 'connection' && k !== 'keep-alive') res.writeHeader(k, headers[i + 1]!);
-            }
-            res.end(chunk);
-          });
-        return true;
-      },
-      onComplete() {},
-      onError() {
-        if (!aborted) res.cork(() => res.writeStatus('502').end());
-      },
-    } as never);
+    );
   })
   .listen('127.0.0.1', listenPort, (s) => {
     if (s === false) process.exit(1);

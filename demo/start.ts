@@ -46,7 +46,7 @@ function startSigner(caDir: string, tokensFile: string): Promise<ChildProcess> {
     });
     children.add(child);
     child.once('exit', () => children.delete(child));
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim() !== '') process.stdout.write(`[signer] ${line}\n`);
       if (d.toString().includes('"msg":"signer ready"')) resolve(child);
     });
@@ -88,7 +88,7 @@ function startSidecar(name: string, config: string): Promise<{ child: ChildProce
     children.add(child);
     child.once('exit', () => children.delete(child));
     let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       for (const line of d.toString().split('\n')) if (line.trim() !== '') process.stdout.write(`[${name}] ${line}\n`);
       buf += d.toString();
       const ready = buf.split('\n').find((l) => l.includes('"msg":"ready"'));

@@ -64,7 +64,7 @@ export function buildTables(r: BenchResults): Table[] {
   const rates = headlineRates(r);
   tables.push({
     title: 'Headline',
-    note: `wrk ${String(r.meta.plan['connections'] ?? '')} connections for req/s and CPU; median of ${r.meta.rounds} round(s), range in brackets. CPU is the proxy's whole process tree (all threads) from /proc; ratios are paired with nginx round by round.${
+    note: `wrk ${planText(r.meta.plan['connections'])} connections for req/s and CPU; median of ${r.meta.rounds} round(s), range in brackets. CPU is the proxy's whole process tree (all threads) from /proc; ratios are paired with nginx round by round.${
       r.summary.some((s) => s.multiProxy !== undefined)
         ? ` ${r.summary
             .filter((s) => s.multiProxy !== undefined)
@@ -164,7 +164,7 @@ export function buildTables(r: BenchResults): Table[] {
   }
   tables.push({
     title: 'autocannon (as users see it)',
-    note: `Programmatic autocannon, ${String(r.meta.plan['connections'] ?? '')} connections, in the harness process.`,
+    note: `Programmatic autocannon, ${planText(r.meta.plan['connections'])} connections, in the harness process.`,
     head: ['config', 'req/s', 'p99 ms'],
     rows: r.summary.map((s) => [s.config, fmtSummary(s.autocannon.rps), fmtSummary(s.autocannon.p99Ms, 2)]),
   });
@@ -342,4 +342,10 @@ export function renderHtml(r: BenchResults): string {
   }
   parts.push('</body>', '</html>', '');
   return parts.join('\n');
+}
+
+/** A value of the run's plan as text (`''` when absent; numbers and strings as they are, anything else as JSON). */
+function planText(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
 }

@@ -5,7 +5,7 @@
 // a 1-worker process one busy thread and small helpers (balance near 0).
 
 import { ticksToMicros } from './cpu.js';
-import type { RunRecord, ThroughputRecord } from './measure.js';
+import type { RunRecord } from './measure.js';
 import { threadTicks } from './procfs.js';
 import { summarize, type Summary } from './stats.js';
 
@@ -53,7 +53,7 @@ export function summarizeThreads(runs: readonly RunRecord[]): ThreadSummary[] {
   const groups = new Map<string, { config: string; process: string; splits: ThreadSplit[] }>();
   for (const r of runs) {
     if (r.kind !== 'throughput' || r.variant !== 'GET /' || r.error !== undefined) continue;
-    for (const [process, split] of Object.entries((r as ThroughputRecord).threadsCpuUsPerReq ?? {})) {
+    for (const [process, split] of Object.entries(r.threadsCpuUsPerReq ?? {})) {
       const key = `${r.config}\u0000${process}`;
       const g = groups.get(key) ?? { config: r.config, process, splits: [] };
       g.splits.push(split);

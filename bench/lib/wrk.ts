@@ -206,7 +206,7 @@ export function runWrk(opts: WrkRunOptions): Promise<WrkResult> {
       try {
         resolve(parseWrkOutput(out));
       } catch (e) {
-        reject(e as Error);
+        reject(e instanceof Error ? e : new Error('wrk: its output did not parse'));
       }
     });
   });

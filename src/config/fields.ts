@@ -62,6 +62,7 @@ export const regexField = z.string().superRefine((v, ctx) => {
 export const pathField = z.string().superRefine((v, ctx) => {
   if (!v.startsWith('/')) ctx.addIssue({ code: 'custom', message: `must start with "/" (got "${v}")` });
   else if (/[?#]/.test(v)) ctx.addIssue({ code: 'custom', message: 'must not contain "?" or "#" (paths match without the query)' });
+  // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
   else if (/[\s\x00-\x1f\x7f]/.test(v)) ctx.addIssue({ code: 'custom', message: 'must not contain spaces or control characters' });
 });
 
@@ -104,4 +105,5 @@ export const identityPatternField = z.string().superRefine((v, ctx) => {
 });
 
 /** A header value to match exactly: no CR, LF or NUL. */
+// eslint-disable-next-line no-control-regex -- NUL in a header value is what this rejects
 export const headerValueField = z.string().regex(/^[^\r\n\x00]*$/, { error: 'must not contain CR, LF or NUL' });

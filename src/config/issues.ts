@@ -164,7 +164,7 @@ function schemasAt(schema: z.core.$ZodType, path: ConfigPath): z.core.$ZodType[]
   const [head, ...rest] = path;
   if (head === undefined) return [s];
   if (s instanceof z.ZodObject && typeof head === 'string') {
-    const child: z.core.$ZodType | undefined = s.shape[head];
+    const child = (s.shape as Record<string, z.core.$ZodType | undefined>)[head];
     return child === undefined ? [] : schemasAt(child, rest);
   }
   if (s instanceof z.ZodArray && typeof head === 'number') return schemasAt(s.element, rest);

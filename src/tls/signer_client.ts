@@ -100,7 +100,7 @@ export async function requestSignature(ep: SignerEndpoint, csrPem: string, ttlHo
           }
           const status = res.statusCode ?? 0;
           if (status !== 200) {
-            const why = `signer ${ep.address} answered ${status} ${String(json['error'] ?? '')}: ${String(json['message'] ?? text.slice(0, 200))}`;
+            const why = `signer ${ep.address} answered ${status} ${fieldText(json['error'], '')}: ${fieldText(json['message'], text.slice(0, 200))}`;
             reject(new SignerError(status >= 400 && status < 500 ? 'refused' : 'failed', status, why));
             return;
           }
@@ -109,7 +109,7 @@ export async function requestSignature(ep: SignerEndpoint, csrPem: string, ttlHo
             reject(new SignerError('failed', status, `signer ${ep.address}: an answer without certificate / trust_bundle / identity`));
             return;
           }
-          resolve({ certificate, trustBundle, identity, serial: String(serial ?? '') });
+          resolve({ certificate, trustBundle, identity, serial: fieldText(serial, '') });
         });
       },
     );
@@ -125,4 +125,10 @@ export async function requestSignature(ep: SignerEndpoint, csrPem: string, ttlHo
     );
     req.end(body);
   });
+}
+
+/** A field of the signer's JSON answer as text: strings and numbers as they are, `or` when absent, anything else as JSON. */
+function fieldText(v: unknown, or: string): string {
+  if (v === undefined || v === null) return or;
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v);
 }

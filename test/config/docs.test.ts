@@ -24,7 +24,7 @@ function schemaKeys(schema: z.core.$ZodType, at: string, out: Map<string, string
     else break;
   }
   if (s instanceof z.ZodObject) {
-    for (const [k, child] of Object.entries(s.shape as Record<string, z.core.$ZodType>)) {
+    for (const [k, child] of Object.entries(s.shape)) {
       const path = at === '' ? k : `${at}.${k}`;
       out.set(path, k);
       schemaKeys(child, path, out);

@@ -78,7 +78,7 @@ describe('OutlierDetector', () => {
   });
 
   it('a success in between resets the streak', () => {
-    const { events, state, send } = setup({ consecutive5xx: 5 });
+    const { events, send } = setup({ consecutive5xx: 5 });
     send(0, '5xx', 4);
     send(0, 'success');
     send(0, '5xx', 4);

@@ -36,7 +36,7 @@ export function httpGet(target: Target, opts: HttpOptions = {}): Promise<HttpAns
   const url = typeof target === 'string' ? target : `http://127.0.0.1:${target.port}${target.path}`;
   const where: http.RequestOptions = typeof target === 'string' ? {} : { host: '127.0.0.1', port: target.port, path: target.path };
   return new Promise((resolve, reject) => {
-    const options: http.RequestOptions = { ...where, method, headers: opts.headers as http.OutgoingHttpHeaders, agent: opts.agent ?? false };
+    const options: http.RequestOptions = { ...where, method, headers: opts.headers, agent: opts.agent ?? false };
     const onResponse = (res: http.IncomingMessage): void => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
@@ -76,7 +76,12 @@ export async function get(port: number, p: string, o: HttpOptions = {}): Promise
 /** A keep-alive agent, destroyed by closeAll() (or destroyAgents()). */
 export function keepAlive(maxSockets = 16): http.Agent {
   const a = new http.Agent({ keepAlive: true, maxSockets });
-  const untrack = track({ close: async () => a.destroy() });
+  const untrack = track({
+    close: () => {
+      a.destroy();
+      return Promise.resolve();
+    },
+  });
   agents.set(a, untrack);
   return a;
 }
@@ -133,6 +138,7 @@ export function tally(replies: readonly Pick<HttpAnswer, 'status' | 'error'>[]):
 
 export interface JsonAnswer extends HttpAnswer {
   /** Parsed JSON body (null when the answer is not JSON); loosely typed for test-side inspection. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- deliberate: tests read answers loosely and expect() checks them (see eslint.config.js)
   json: any;
 }
 

@@ -180,7 +180,12 @@ export function rawRequest(port: number, bytes: Buffer | string | Array<Buffer |
     const chunks: Buffer[] = [];
     let error: string | null = null;
     let settled = false;
-    const untrack = track({ close: async () => void socket.destroy() });
+    const untrack = track({
+      close: () => {
+        socket.destroy();
+        return Promise.resolve();
+      },
+    });
     const finish = (closed: boolean, timedOut: boolean): void => {
       if (settled) return;
       settled = true;
@@ -227,7 +232,12 @@ export class RawClient {
   private readonly untrack: () => void;
 
   private constructor(readonly socket: net.Socket) {
-    this.untrack = track({ close: async () => void this.socket.destroy() });
+    this.untrack = track({
+      close: () => {
+        this.socket.destroy();
+        return Promise.resolve();
+      },
+    });
     socket.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
       this.wake();

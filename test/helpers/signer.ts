@@ -27,7 +27,7 @@ export async function startSignerProcess(caDir: string, tokensFile: string, addr
     address: addr,
     port: Number(addr.slice(addr.lastIndexOf(':') + 1)),
     identity: String(ready['identity']),
-    logs: p.entries,
+    logs: () => p.entries(),
     stop: async () => void (await p.stop()),
   };
 }

@@ -67,18 +67,18 @@ export interface EndpointCounters {
 export async function endpointCounters(sc: AdminOf, cluster: string, address?: string): Promise<EndpointCounters> {
   const a = await adminCall(sc, 'GET', '/clusters');
   if (a.status !== 200) throw new Error(`GET /clusters → ${a.status} ${a.text}`);
-  const c = (a.json.clusters as any[]).find((x) => x.name === cluster);
+  const c = (a.json as { clusters: ClusterView[] }).clusters.find((x) => x.name === cluster);
   if (c === undefined) throw new Error(`no cluster ${cluster} in GET /clusters: ${a.text}`);
-  const e = address === undefined ? c.endpoints[0] : (c.endpoints as any[]).find((x) => x.address === address);
+  const e = address === undefined ? c.endpoints[0] : c.endpoints.find((x) => x.address === address);
   if (e === undefined) throw new Error(`no endpoint ${address ?? '(first)'} in cluster ${cluster}: ${a.text}`);
   for (const f of ['connections_open', 'connections_opened_total', 'tls_handshakes_total', 'tls_resumed_total']) {
     if (typeof e[f] !== 'number') throw new Error(`GET /clusters: endpoint has no numeric ${f}: ${JSON.stringify(e)}`);
   }
   return {
-    connectionsOpen: e.connections_open,
-    connectionsOpened: e.connections_opened_total,
-    tlsHandshakes: e.tls_handshakes_total,
-    tlsResumed: e.tls_resumed_total,
+    connectionsOpen: e['connections_open'] as number,
+    connectionsOpened: e['connections_opened_total'] as number,
+    tlsHandshakes: e['tls_handshakes_total'] as number,
+    tlsResumed: e['tls_resumed_total'] as number,
   };
 }
 
@@ -89,7 +89,7 @@ export type CertsView = CertsInfo;
 export async function certsOf(sc: AdminOf): Promise<CertsView> {
   const a = await adminCall(sc, 'GET', '/certs');
   if (a.status !== 200) throw new Error(`GET /certs → ${a.status} ${a.text}`);
-  const certs = a.json.certs as CertsView[];
+  const certs = (a.json as { certs: CertsView[] }).certs;
   if (certs.length !== 1) throw new Error(`GET /certs: expected one certificate, got ${a.text}`);
   return certs[0]!;
 }

@@ -83,6 +83,6 @@ describe('least_request, unequal weights (weight / (active + 1))', () => {
     const hs = hosts([1, 2, 3, 4]);
     (hs[3] as TestHost).healthy = false;
     const lb = createLoadBalancer('least_request', hs, seededRng(11));
-    expectClose(shares(lb, hs, 60_000, hs[0] as TestHost), [0, 0.4, 0.6, 0], 0.01);
+    expectClose(shares(lb, hs, 60_000, hs[0]), [0, 0.4, 0.6, 0], 0.01);
   });
 });

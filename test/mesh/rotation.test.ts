@@ -81,7 +81,7 @@ describe('rotation under continuous load (ca mode, 5.4 s leaves)', () => {
       for (let i = 0; !probeStop; i++) {
         const r = await get(out, `/probe/${i}`).catch((e: Error) => ({ status: 0, headers: {}, body: e.message }));
         if (r.status === 200 && r.body === 'probe') probeOk++;
-        else probeFailures.push(`${r.status} ${String((r.headers as Record<string, unknown>)['x-outrigger-error'] ?? '')} ${r.body}`);
+        else probeFailures.push(`${r.status} ${String((r.headers as Record<string, string | string[] | undefined>)['x-outrigger-error'] ?? '')} ${r.body}`);
         await moreRequests(load, 50); // paced by the main load: a slow second stream
       }
     })();

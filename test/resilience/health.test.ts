@@ -97,7 +97,7 @@ describe('active health checks (2 workers)', () => {
     const held = await startUpstream('held');
     held.health = 'hang';
     const ticking = await startUpstream('ticking');
-    const sc = await startSidecar(
+    await startSidecar(
       config(
         [{ match: { path_prefix: '/' }, cluster: 'app' }],
         [cluster('app', [held.address, ticking.address], { health_check: { interval_ms: 50, timeout_ms: 600_000 } })],

@@ -105,7 +105,7 @@ export function exchange(options: tls.ConnectionOptions, onSocket?: (s: tls.TLSS
         socket.end();
       }
     });
-    socket.on('error', (error) => finish({ ok: false, error }));
+    socket.on('error', (error: Error) => finish({ ok: false, error }));
     socket.on('close', () => finish({ ok: false, error: new Error('closed without a reply') }));
   });
 }

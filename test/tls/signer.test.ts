@@ -55,7 +55,7 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await Promise.all(signers.splice(0).map((s) => s.close()));
-  removeTempDirs();
+  await removeTempDirs();
 });
 
 function endpoint(s: Signer, token: string): SignerEndpoint {

@@ -110,14 +110,14 @@ describe('inbound: the root must vouch for the client ID’s trust domain', () =
 
   it('refuses a partner-root leaf claiming one of our identities (A cannot vouch for B)', async () => {
     // The partner CA is a CA like any other: it signs what it is asked to.
-    const forged = issueLeaf({ ...partner, trustDomain: OURS } as Ca, { identity: WEB });
+    const forged = issueLeaf({ ...partner, trustDomain: OURS }, { identity: WEB });
     const r = await exchange({ port: srv.port, cert: forged.certPem, key: forged.keyPem, ca: ours.trustBundlePem, checkServerIdentity: () => undefined });
     expect(r.ok).toBe(false);
     expect(srv.verdicts.at(-1)).toEqual({ ok: false, reason: 'TRUST_DOMAIN_MISMATCH' });
   });
 
   it('refuses our-root leaves claiming a partner identity, and an impostor root for the partner trust domain', async () => {
-    const forged = issueLeaf({ ...ours, trustDomain: PARTNER } as Ca, { identity: PARTNER_CLIENT });
+    const forged = issueLeaf({ ...ours, trustDomain: PARTNER }, { identity: PARTNER_CLIENT });
     expect(
       (await exchange({ port: srv.port, cert: forged.certPem, key: forged.keyPem, ca: ours.trustBundlePem, checkServerIdentity: () => undefined })).ok,
     ).toBe(false);
@@ -164,7 +164,7 @@ describe('outbound: the server ID’s trust domain must be vouched for by its ro
       trustDomains: [{ trustDomain: PARTNER, rootsPem: serverBundle }],
       nextRotation: null,
     });
-    const forged = issueLeaf({ ...partner, trustDomain: OURS } as Ca, { identity: ME });
+    const forged = issueLeaf({ ...partner, trustDomain: OURS }, { identity: ME });
     const badSrv = await startServer({
       ...forged,
       trustBundlePem: serverBundle,
@@ -185,7 +185,7 @@ describe('outbound: the server ID’s trust domain must be vouched for by its ro
 });
 
 describe('chains with an intermediate CA', () => {
-  it('walks up through CA certificates the peer sent, by signature', async () => {
+  it('walks up through CA certificates the peer sent, by signature', () => {
     // partner root → intermediate (CA) → leaf
     const { privateKey, publicKey } = generateKeySync('ec-p256');
     const interName = encodeName([{ shortName: 'CN', value: 'partner intermediate' }]);
@@ -212,7 +212,7 @@ describe('chains with an intermediate CA', () => {
     expect(trustDomainProblem(federated, PARTNER_CLIENT, leaf, () => [])).toMatch(/not vouched for/); // the intermediate is needed
     expect(trustDomainProblem(federated, PARTNER_CLIENT, leaf, () => [inter])).toBeNull();
     // the same chain claiming our trust domain: the partner root does not vouch for it
-    const forged = new X509Certificate(issueLeaf({ ...interCa, trustDomain: OURS } as Ca, { identity: WEB }).certPem);
+    const forged = new X509Certificate(issueLeaf({ ...interCa, trustDomain: OURS }, { identity: WEB }).certPem);
     expect(trustDomainProblem(federated, WEB, forged, () => [inter])).toBe(`${WEB} is not vouched for by a root of trust domain "${OURS}"`);
     // no SPIFFE ID: never vouched for
     expect(trustDomainProblem(federated, null, leaf)).toMatch(/no SPIFFE ID/);

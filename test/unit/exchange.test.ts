@@ -394,7 +394,7 @@ describe('illegal transitions throw', () => {
     [Phase.Done, Phase.Delaying, false],
     [Phase.Done, Phase.Done, false],
   ];
-  it.each(cases)('%s → %s legal: %s', async (from, to, legal) => {
+  it.each(cases)('%s → %s legal: %s', (from, to, legal) => {
     const { start } = setup({}, [`127.0.0.1:${upstreamPort}`]);
     const { ex, down } = start(head('GET', '/plain'), { delayMs: 60_000 });
     const move = ex as unknown as { phase: Phase; to(p: Phase): void };
