@@ -127,13 +127,17 @@ export class MessageParser {
           progress = true;
           break;
         }
-        case St.Length: {
+        case St.Length:
+        case St.ChunkData: {
           if (i >= b.length) break;
           const n = Math.min(this.remaining, b.length - i);
           this.bodyBytes(b.subarray(i, i + n));
           i += n;
           this.remaining -= n;
-          if (this.remaining === 0) this.finish();
+          if (this.remaining === 0) {
+            if (this.st === St.Length) this.finish();
+            else this.st = St.ChunkDataEnd;
+          }
           progress = true;
           break;
         }
@@ -143,37 +147,16 @@ export class MessageParser {
           i = b.length;
           break;
         }
-        case St.ChunkSize: {
+        case St.ChunkSize:
+        case St.Trailers: {
           const le = b.indexOf('\r\n', i);
           if (le < 0) break;
           const line = b.toString('latin1', i, le);
           i = le + 2;
           progress = true;
-          const semi = line.indexOf(';');
-          const sizeText = (semi < 0 ? line : line.slice(0, semi)).trim();
-          if (semi >= 0) this.cur!.chunkExtensions.push(line.slice(semi + 1));
-          if (!/^[0-9a-fA-F]+$/.test(sizeText)) {
-            this.broken(`bad chunk size line ${JSON.stringify(line.slice(0, 40))}`);
-            break;
-          }
-          const size = parseInt(sizeText, 16);
-          if (size === 0) {
-            this.st = St.Trailers;
-          } else {
-            this.cur!.chunks++;
-            this.remaining = size;
-            this.st = St.ChunkData;
-          }
-          break;
-        }
-        case St.ChunkData: {
-          if (i >= b.length) break;
-          const n = Math.min(this.remaining, b.length - i);
-          this.bodyBytes(b.subarray(i, i + n));
-          i += n;
-          this.remaining -= n;
-          if (this.remaining === 0) this.st = St.ChunkDataEnd;
-          progress = true;
+          if (this.st === St.ChunkSize) this.chunkSizeLine(line);
+          else if (line === '') this.finish();
+          else this.cur!.trailers.push(splitHeader(line));
           break;
         }
         case St.ChunkDataEnd: {
@@ -187,22 +170,31 @@ export class MessageParser {
           progress = true;
           break;
         }
-        case St.Trailers: {
-          const le = b.indexOf('\r\n', i);
-          if (le < 0) break;
-          const line = b.toString('latin1', i, le);
-          i = le + 2;
-          if (line === '') this.finish();
-          else this.cur!.trailers.push(splitHeader(line));
-          progress = true;
-          break;
-        }
         default:
           break;
       }
     }
     // Keep only the unconsumed tail (copied: the caller may reuse its buffer).
     this.buf = i >= b.length ? Buffer.alloc(0) : Buffer.from(b.subarray(i));
+  }
+
+  /** A chunk size line (extensions recorded): the next chunk's data, or the trailers after the last chunk. */
+  private chunkSizeLine(line: string): void {
+    const semi = line.indexOf(';');
+    const sizeText = (semi < 0 ? line : line.slice(0, semi)).trim();
+    if (semi >= 0) this.cur!.chunkExtensions.push(line.slice(semi + 1));
+    if (!/^[0-9a-fA-F]+$/.test(sizeText)) {
+      this.broken(`bad chunk size line ${JSON.stringify(line.slice(0, 40))}`);
+      return;
+    }
+    const size = parseInt(sizeText, 16);
+    if (size === 0) {
+      this.st = St.Trailers;
+    } else {
+      this.cur!.chunks++;
+      this.remaining = size;
+      this.st = St.ChunkData;
+    }
   }
 
   /** The peer closed: a close-delimited body ends here; anything else in flight stays incomplete. */
@@ -855,29 +847,31 @@ function connectionTokens(h: readonly Header[]): Set<string> {
   return out;
 }
 
-/** Request headers with the documented changes taken out (both sides go through this). */
-export function normRequestHeaders(h: readonly Header[], lower: boolean): Header[] {
+/** `h` without the headers its Connection header names and those `changed(name, value)` (lower-case name) says the proxy changes by design. */
+function normHeaders(h: readonly Header[], lower: boolean, changed: (n: string, value: string) => boolean): Header[] {
   const named = connectionTokens(h);
   const out: Header[] = [];
   for (const [name, value] of h) {
     const n = name.toLowerCase();
-    if (REQ_HOP.has(n) || named.has(n) || PROXY_SET.has(n)) continue;
-    if (n === 'te' && value.trim().toLowerCase() !== 'trailers') continue;
+    if (named.has(n) || changed(n, value)) continue;
     out.push([lower ? n : name, value]);
   }
   return out;
 }
 
+/** Request headers the proxy changes by design: hop-by-hop, the ones it sets, TE other than "trailers". */
+const requestChanged = (n: string, value: string): boolean => REQ_HOP.has(n) || PROXY_SET.has(n) || (n === 'te' && value.trim().toLowerCase() !== 'trailers');
+/** Response headers the proxy changes by design: hop-by-hop, framing (compared apart), Date (by policy). */
+const responseChanged = (n: string): boolean => RESP_HOP.has(n) || n === 'content-length' || n === 'date';
+
+/** Request headers with the documented changes taken out (both sides go through this). */
+export function normRequestHeaders(h: readonly Header[], lower: boolean): Header[] {
+  return normHeaders(h, lower, requestChanged);
+}
+
 /** Response headers with the documented changes taken out: hop-by-hop, framing (compared apart), Date (by policy). */
 export function normResponseHeaders(h: readonly Header[], lower: boolean): Header[] {
-  const named = connectionTokens(h);
-  const out: Header[] = [];
-  for (const [name, value] of h) {
-    const n = name.toLowerCase();
-    if (RESP_HOP.has(n) || named.has(n) || n === 'content-length' || n === 'date') continue;
-    out.push([lower ? n : name, value]);
-  }
-  return out;
+  return normHeaders(h, lower, responseChanged);
 }
 
 const show = (h: readonly Header[]): string => h.map(([n, v]) => `${n}: ${JSON.stringify(v).slice(1, -1)}`).join(' | ');
@@ -914,7 +908,13 @@ const isHttp10 = (m: Message | undefined): boolean => m?.version === 'HTTP/1.0';
  * x-forwarded-for / x-request-id expectations). `unordered`: compare requests sorted by target
  * (pipelined requests may reach the app on several pooled connections).
  */
-export function diffApp(direct: readonly AppRequest[], proxied: readonly AppRequest[], sent: readonly Message[], rules: EngineRules, unordered: boolean): Diff[] {
+export function diffApp(
+  direct: readonly AppRequest[],
+  proxied: readonly AppRequest[],
+  sent: readonly Message[],
+  rules: EngineRules,
+  unordered: boolean,
+): Diff[] {
   const out: Diff[] = [];
   if (direct.length !== proxied.length) {
     out.push({ tag: 'app.count', detail: `the app received ${direct.length} request(s) direct, ${proxied.length} through the proxy` });
@@ -930,7 +930,8 @@ export function diffApp(direct: readonly AppRequest[], proxied: readonly AppRequ
     const b = p[i]!.msg;
     const at = `#${i}`;
     if (a.method !== b.method) out.push({ tag: 'app.method', detail: `${at} ${a.method} → ${b.method}` });
-    if (a.target !== b.target) out.push({ tag: 'app.target', detail: `${at} ${JSON.stringify(a.target.slice(0, 200))} → ${JSON.stringify(b.target.slice(0, 200))}` });
+    if (a.target !== b.target)
+      out.push({ tag: 'app.target', detail: `${at} ${JSON.stringify(a.target.slice(0, 200))} → ${JSON.stringify(b.target.slice(0, 200))}` });
     if (b.version !== a.version && b.version !== 'HTTP/1.1') out.push({ tag: 'app.version', detail: `${at} ${a.version} → ${b.version}` });
     diffHeaders('app.headers', normRequestHeaders(a.headers, lower), normRequestHeaders(b.headers, false), out);
     // Proxy-set headers, exactly once each.
@@ -939,7 +940,8 @@ export function diffApp(direct: readonly AppRequest[], proxied: readonly AppRequ
     const wantXff = [...sentXff, '127.0.0.1'].join(', ');
     if (xff.length !== 1 || xff[0] !== wantXff) out.push({ tag: 'app.x-forwarded-for', detail: `${at} want [${wantXff}], got ${JSON.stringify(xff)}` });
     const xfp = headerValues(b.headers, 'x-forwarded-proto');
-    if (xfp.length !== 1 || xfp[0] !== rules.proto) out.push({ tag: 'app.x-forwarded-proto', detail: `${at} want [${rules.proto}], got ${JSON.stringify(xfp)}` });
+    if (xfp.length !== 1 || xfp[0] !== rules.proto)
+      out.push({ tag: 'app.x-forwarded-proto', detail: `${at} want [${rules.proto}], got ${JSON.stringify(xfp)}` });
     const sentId = headerValues(s[i]?.headers ?? a.headers, 'x-request-id');
     const id = headerValues(b.headers, 'x-request-id');
     if (id.length !== 1 || (sentId.length > 0 ? id[0] !== sentId[0] : !/^[0-9a-zA-Z-]{8,}$/.test(id[0]!))) {
@@ -948,12 +950,17 @@ export function diffApp(direct: readonly AppRequest[], proxied: readonly AppRequ
     const te = headerValues(b.headers, 'transfer-encoding');
     if (a.framing !== b.framing) out.push({ tag: 'app.framing', detail: `${at} ${a.framing} → ${b.framing}` });
     if (te.length > 1) out.push({ tag: 'app.framing', detail: `${at} ${te.length} transfer-encoding lines` });
-    if (d[i]!.aborted !== p[i]!.aborted) out.push({ tag: 'app.aborted', detail: `${at} connection closed before the body was complete: direct ${d[i]!.aborted}, proxied ${p[i]!.aborted}` });
-    if (a.complete !== b.complete && !(d[i]!.aborted || p[i]!.aborted)) out.push({ tag: 'app.complete', detail: `${at} complete: direct ${a.complete}, proxied ${b.complete}` });
+    if (d[i]!.aborted !== p[i]!.aborted)
+      out.push({ tag: 'app.aborted', detail: `${at} connection closed before the body was complete: direct ${d[i]!.aborted}, proxied ${p[i]!.aborted}` });
+    if (a.complete !== b.complete && !(d[i]!.aborted || p[i]!.aborted))
+      out.push({ tag: 'app.complete', detail: `${at} complete: direct ${a.complete}, proxied ${b.complete}` });
     diffBody('app.body', a, b, out);
     diffTrailers('app.trailers', a.trailers, b.trailers, lower, out);
     if (d[i]!.responseCutShort !== p[i]!.responseCutShort) {
-      out.push({ tag: 'app.response-cut-short', detail: `${at} the app's connection closed while it was answering: direct ${d[i]!.responseCutShort}, proxied ${p[i]!.responseCutShort}` });
+      out.push({
+        tag: 'app.response-cut-short',
+        detail: `${at} the app's connection closed while it was answering: direct ${d[i]!.responseCutShort}, proxied ${p[i]!.responseCutShort}`,
+      });
     }
   }
   return out;
@@ -966,7 +973,14 @@ export interface Notes {
 }
 
 /** What the client saw through the proxy vs direct. `conn: 'either'` when both connection outcomes are correct. */
-export function diffClient(direct: ClientObservation, proxied: ClientObservation, sent: readonly Message[], rules: EngineRules, o: { conn?: 'either' | undefined }, notes: Notes): Diff[] {
+export function diffClient(
+  direct: ClientObservation,
+  proxied: ClientObservation,
+  sent: readonly Message[],
+  rules: EngineRules,
+  o: { conn?: 'either' | undefined },
+  notes: Notes,
+): Diff[] {
   const out: Diff[] = [];
   const lower = rules.responseNames === 'lower';
   // Never a uWebSockets header, whatever the response.
@@ -980,18 +994,28 @@ export function diffClient(direct: ClientObservation, proxied: ClientObservation
   const df = direct.messages.filter((m) => !m.interim);
   const pf = proxied.messages.filter((m) => !m.interim);
   if (di.length !== pi.length || di.some((m, i) => m.status !== pi[i]!.status)) {
-    out.push({ tag: 'client.interim', detail: `interim responses: direct [${di.map((m) => `${m.status} ${m.reason}`).join(', ')}], proxied [${pi.map((m) => `${m.status} ${m.reason}`).join(', ')}]` });
+    out.push({
+      tag: 'client.interim',
+      detail: `interim responses: direct [${di.map((m) => `${m.status} ${m.reason}`).join(', ')}], proxied [${pi.map((m) => `${m.status} ${m.reason}`).join(', ')}]`,
+    });
   } else {
     for (let i = 0; i < di.length; i++) {
-      if (di[i]!.reason !== pi[i]!.reason) out.push({ tag: 'client.interim', detail: `interim ${i} reason ${JSON.stringify(di[i]!.reason)} → ${JSON.stringify(pi[i]!.reason)}` });
+      if (di[i]!.reason !== pi[i]!.reason)
+        out.push({ tag: 'client.interim', detail: `interim ${i} reason ${JSON.stringify(di[i]!.reason)} → ${JSON.stringify(pi[i]!.reason)}` });
       diffHeaders('client.interim', normResponseHeaders(di[i]!.headers, lower), normResponseHeaders(pi[i]!.headers, false), out);
     }
   }
   if (direct.interimsAwaited.join() !== proxied.interimsAwaited.join()) {
-    out.push({ tag: 'client.interim', detail: `awaited interim arrived in time: direct ${direct.interimsAwaited.join()}, proxied ${proxied.interimsAwaited.join()}` });
+    out.push({
+      tag: 'client.interim',
+      detail: `awaited interim arrived in time: direct ${direct.interimsAwaited.join()}, proxied ${proxied.interimsAwaited.join()}`,
+    });
   }
   if (df.length !== pf.length) {
-    out.push({ tag: 'client.count', detail: `final responses: direct ${df.length}, proxied ${pf.length} (proxied start: ${JSON.stringify(proxied.rawStart.slice(0, 160))})` });
+    out.push({
+      tag: 'client.count',
+      detail: `final responses: direct ${df.length}, proxied ${pf.length} (proxied start: ${JSON.stringify(proxied.rawStart.slice(0, 160))})`,
+    });
   }
   const n = Math.min(df.length, pf.length);
   for (let i = 0; i < n; i++) {
@@ -1038,14 +1062,19 @@ export function diffClient(direct: ClientObservation, proxied: ClientObservation
   // A close-delimited body re-framed by the proxy ends cleanly: the connection may stay open,
   // unless the client asked to close it. `conn: 'either'`: both are correct. A connection that
   // neither answers nor closes ('stuck') is always a difference.
-  const reframed = df.some((m, i) => m.framing === 'close' && pf[i] !== undefined && pf[i]!.framing !== 'close');
+  const reframed = df.some((m, i) => m.framing === 'close' && pf[i] !== undefined && pf[i].framing !== 'close');
   const flexible = o.conn === 'either' || (reframed && !wantsClose(sent));
   if (proxied.conn !== direct.conn && (!flexible || proxied.conn === 'stuck' || proxied.conn === 'n/a')) {
     out.push({ tag: 'client.connection', detail: `after the response the connection is ${direct.conn} direct, ${proxied.conn} proxied` });
   }
   // An HTTP/1.0 client keeps its connection only when the response says keep-alive.
   const last = pf[pf.length - 1];
-  if (isHttp10(sent[sent.length - 1]) && proxied.conn === 'open' && last !== undefined && !/keep-alive/i.test(headerValues(last.headers, 'connection').join(','))) {
+  if (
+    isHttp10(sent[sent.length - 1]) &&
+    proxied.conn === 'open' &&
+    last !== undefined &&
+    !/keep-alive/i.test(headerValues(last.headers, 'connection').join(','))
+  ) {
     out.push({ tag: 'client.connection', detail: 'HTTP/1.0 client: the connection stayed open but the response has no Connection: keep-alive' });
   }
   return out;

@@ -101,18 +101,23 @@ const UWS_HTTP10 = 'HTTP/1.0 requests get no response from uWS 20.30 (the connec
 
 const UWS_PIPELINE = 'pipelined requests: uWS 20.30 closes the connection, nothing is forwarded';
 
-const saw = (p: RunResult): string => `${p.client.outcome}, ${p.client.bytes} B ${JSON.stringify(p.client.rawStart.slice(0, 120))}, app saw ${p.app.length} request(s)`;
+const saw = (p: RunResult): string =>
+  `${p.client.outcome}, ${p.client.bytes} B ${JSON.stringify(p.client.rawStart.slice(0, 120))}, app saw ${p.app.length} request(s)`;
 
 /** Closed at once without a response byte; the app sees nothing. */
 const closedBy = (reason: string): Limited => ({
   limited: reason,
-  check: (_d, p) => (p.client.outcome === 'closed-no-response' && p.client.bytes === 0 && p.app.length === 0 ? null : `expected a close without a response and nothing at the app; got ${saw(p)}`),
+  check: (_d, p) =>
+    p.client.outcome === 'closed-no-response' && p.client.bytes === 0 && p.app.length === 0
+      ? null
+      : `expected a close without a response and nothing at the app; got ${saw(p)}`,
 });
 
 /** No response and no close within the case's time limit; the app sees nothing. */
 const ignoredBy = (reason: string): Limited => ({
   limited: reason,
-  check: (_d, p) => (p.client.outcome === 'timeout' && p.client.bytes === 0 && p.app.length === 0 ? null : `expected no response, no close, nothing at the app; got ${saw(p)}`),
+  check: (_d, p) =>
+    p.client.outcome === 'timeout' && p.client.bytes === 0 && p.app.length === 0 ? null : `expected no response, no close, nothing at the app; got ${saw(p)}`,
 });
 
 /** A local reply with this status and x-outrigger-error; the app sees nothing. */
@@ -160,7 +165,10 @@ const withoutResponseTrailers = (r: RunResult): RunResult => ({
 /** The direct result with non-ASCII bytes (and blanks) trimmed off both ends of request header values. */
 const withEdgesTrimmed = (r: RunResult): RunResult => ({
   ...r,
-  app: r.app.map((a) => ({ ...a, msg: { ...a.msg, headers: a.msg.headers.map(([n, v]): Header => [n, v.replace(/^[\x80-\xff \t]+|[\x80-\xff \t]+$/g, '')]) } })),
+  app: r.app.map((a) => ({
+    ...a,
+    msg: { ...a.msg, headers: a.msg.headers.map(([n, v]): Header => [n, v.replace(/^[\x80-\xff \t]+|[\x80-\xff \t]+$/g, '')]) },
+  })),
 });
 
 /** The direct result without the 1xx interim responses of `status`. */
@@ -216,7 +224,13 @@ function answer(make?: ResponseSpec | ((req: Message) => ResponseSpec)): AppScri
     const req = x.req.msg;
     const spec: ResponseSpec =
       make === undefined
-        ? { headers: [['Content-Type', 'text/plain; charset=utf-8'], ['X-App', 'raw']], body: `ok ${req.method} ${req.target}` }
+        ? {
+            headers: [
+              ['Content-Type', 'text/plain; charset=utf-8'],
+              ['X-App', 'raw'],
+            ],
+            body: `ok ${req.method} ${req.target}`,
+          }
         : typeof make === 'function'
           ? make(req)
           : make;
@@ -238,6 +252,22 @@ const UTF8_EDGES = Buffer.from('été ✓ ü', 'utf8').toString('latin1');
 /** With Host and User-Agent: 100 header lines. */
 const HUNDRED: Header[] = Array.from({ length: 98 }, (_, i): Header => [`X-Line-${String(i + 1).padStart(3, '0')}`, `value ${i + 1}`]);
 
+/** A response cut short: the app writes `parts`, then ends (or destroys) the connection before the body is complete. */
+function truncated(id: string, path: string, parts: Array<Buffer | string>, close: 'end' | 'destroy' = 'end'): Case {
+  return {
+    id,
+    send: get(path),
+    app: async (x) => {
+      await x.body();
+      for (const p of parts) x.write(p);
+      await sleep(20);
+      if (close === 'end') x.end();
+      else x.destroy();
+    },
+    directCheck: (r) => expect(r.client.outcome).toBe('truncated'),
+  };
+}
+
 /** Streams `total` bytes of `src` (repeated) with backpressure; stops when the connection closes. */
 async function streamBody(x: AppExchange, src: Buffer, total: number, piece = 65536, pauseMs = 0): Promise<number> {
   let sent = 0;
@@ -258,7 +288,14 @@ const CASES: Case[] = [
   {
     id: 'method-head-content-length',
     send: get('/method/head', [], { method: 'HEAD' }),
-    app: answer({ headers: [['X-Head', '1'], ['Content-Type', 'text/html'], ['Content-Length', '1234']], framing: 'none' }),
+    app: answer({
+      headers: [
+        ['X-Head', '1'],
+        ['Content-Type', 'text/html'],
+        ['Content-Length', '1234'],
+      ],
+      framing: 'none',
+    }),
     directCheck: (r) => expect(headerValues(r.client.messages[0]!.headers, 'content-length')).toEqual(['1234']),
   },
   {
@@ -280,7 +317,10 @@ const CASES: Case[] = [
   },
   {
     id: 'method-propfind',
-    send: withBody('PROPFIND', '/dav/', '<?xml version="1.0"?><propfind xmlns="DAV:"><allprop/></propfind>', [['Depth', '1'], ['Content-Type', 'application/xml']]),
+    send: withBody('PROPFIND', '/dav/', '<?xml version="1.0"?><propfind xmlns="DAV:"><allprop/></propfind>', [
+      ['Depth', '1'],
+      ['Content-Type', 'application/xml'],
+    ]),
     app: answer({ status: 207, reason: 'Multi-Status', headers: [['Content-Type', 'application/xml']], body: '<multistatus xmlns="DAV:"/>' }),
   },
   { id: 'method-purge', send: get('/method/purge', [['X-Purge', 'all']], { method: 'PURGE' }), app: answer() },
@@ -291,7 +331,15 @@ const CASES: Case[] = [
   },
   {
     id: 'method-m-search',
-    send: get('/', [['MAN', '"ssdp:discover"'], ['MX', '1'], ['ST', 'ssdp:all']], { method: 'M-SEARCH' }),
+    send: get(
+      '/',
+      [
+        ['MAN', '"ssdp:discover"'],
+        ['MX', '1'],
+        ['ST', 'ssdp:all'],
+      ],
+      { method: 'M-SEARCH' },
+    ),
     app: answer(),
   },
 
@@ -326,12 +374,30 @@ const CASES: Case[] = [
   },
   {
     id: 'req-duplicate-lines',
-    send: get('/req/dup', [['X-Dup', 'one'], ['Cookie', 'a=1'], ['Accept', '*/*'], ['X-Dup', 'two, with comma'], ['Cookie', 'b=2'], ['X-Dup', 'three']]),
+    send: get('/req/dup', [
+      ['X-Dup', 'one'],
+      ['Cookie', 'a=1'],
+      ['Accept', '*/*'],
+      ['X-Dup', 'two, with comma'],
+      ['Cookie', 'b=2'],
+      ['X-Dup', 'three'],
+    ]),
     app: answer(),
     directCheck: (r) => expect(headerValues(r.app[0]!.msg.headers, 'x-dup')).toHaveLength(3),
   },
-  { id: 'req-whitespace-in-values', send: latin1('GET /req/ws HTTP/1.1\r\nHost: example.test\r\nX-Inner: a  b\tc\r\nX-Padded: \t padded \t\r\n\r\n'), app: answer() },
-  { id: 'req-mixed-case', send: get('/req/case', [['X-MiXeD-NaMe', 'VaLuE WiTh CaSe'], ['Accept', 'Text/HTML; Charset=UTF-8']]), app: answer() },
+  {
+    id: 'req-whitespace-in-values',
+    send: latin1('GET /req/ws HTTP/1.1\r\nHost: example.test\r\nX-Inner: a  b\tc\r\nX-Padded: \t padded \t\r\n\r\n'),
+    app: answer(),
+  },
+  {
+    id: 'req-mixed-case',
+    send: get('/req/case', [
+      ['X-MiXeD-NaMe', 'VaLuE WiTh CaSe'],
+      ['Accept', 'Text/HTML; Charset=UTF-8'],
+    ]),
+    app: answer(),
+  },
   {
     id: 'req-empty-values',
     send: latin1('GET /req/empty HTTP/1.1\r\nHost: example.test\r\nX-Empty:\r\nX-Empty-Space: \r\nX-After: a\r\n\r\n'),
@@ -339,14 +405,27 @@ const CASES: Case[] = [
   },
   {
     id: 'req-obs-text-latin1',
-    send: get('/req/latin1', [['X-Latin', LATIN_VALUE], ['X-After', 'plain']]),
+    send: get('/req/latin1', [
+      ['X-Latin', LATIN_VALUE],
+      ['X-After', 'plain'],
+    ]),
     app: answer(),
     directCheck: (r) => expect(Buffer.from(headerValues(r.app[0]!.msg.headers, 'x-latin')[0]!, 'latin1').includes(0xff)).toBe(true),
   },
-  { id: 'req-obs-text-utf8', send: get('/req/utf8', [['X-Utf8', UTF8_VALUE], ['X-After', 'plain']]), app: answer() },
+  {
+    id: 'req-obs-text-utf8',
+    send: get('/req/utf8', [
+      ['X-Utf8', UTF8_VALUE],
+      ['X-After', 'plain'],
+    ]),
+    app: answer(),
+  },
   {
     id: 'req-obs-text-utf8-edges',
-    send: get('/req/utf8-edges', [['X-Edges', UTF8_EDGES], ['X-After', 'plain']]),
+    send: get('/req/utf8-edges', [
+      ['X-Edges', UTF8_EDGES],
+      ['X-After', 'plain'],
+    ]),
     app: answer(),
   },
   {
@@ -356,7 +435,14 @@ const CASES: Case[] = [
     timeoutMs: 1500,
     directCheck: (r) => expect(r.app[0]!.msg.headers).toHaveLength(100),
   },
-  { id: 'req-long-header-value', send: get('/req/long', [['X-Long', 'v'.repeat(8000)], ['X-After', 'plain']]), app: answer() },
+  {
+    id: 'req-long-header-value',
+    send: get('/req/long', [
+      ['X-Long', 'v'.repeat(8000)],
+      ['X-After', 'plain'],
+    ]),
+    app: answer(),
+  },
   {
     id: 'req-hop-by-hop',
     send: get('/req/hop', [
@@ -372,10 +458,21 @@ const CASES: Case[] = [
     ]),
     app: answer(),
   },
-  { id: 'req-te-trailers', send: get('/req/te', [['TE', 'trailers'], ['X-After', 'a']]), app: answer() },
+  {
+    id: 'req-te-trailers',
+    send: get('/req/te', [
+      ['TE', 'trailers'],
+      ['X-After', 'a'],
+    ]),
+    app: answer(),
+  },
   {
     id: 'req-forwarded-headers',
-    send: get('/req/xff', [['X-Forwarded-For', '10.0.0.1, 10.0.0.2'], ['X-Forwarded-Proto', 'https'], ['X-Request-Id', 'given-id-123']]),
+    send: get('/req/xff', [
+      ['X-Forwarded-For', '10.0.0.1, 10.0.0.2'],
+      ['X-Forwarded-Proto', 'https'],
+      ['X-Request-Id', 'given-id-123'],
+    ]),
     app: answer(),
   },
 
@@ -393,7 +490,17 @@ const CASES: Case[] = [
       body: 'cookies',
     }),
   },
-  { id: 'resp-mixed-case', send: get('/resp/case'), app: answer({ headers: [['X-MiXeD-CaSe', 'VaLuE'], ['Content-Type', 'Text/Plain; Charset=ISO-8859-1']], body: 'x' }) },
+  {
+    id: 'resp-mixed-case',
+    send: get('/resp/case'),
+    app: answer({
+      headers: [
+        ['X-MiXeD-CaSe', 'VaLuE'],
+        ['Content-Type', 'Text/Plain; Charset=ISO-8859-1'],
+      ],
+      body: 'x',
+    }),
+  },
   {
     id: 'resp-empty-values',
     send: get('/resp/empty'),
@@ -402,9 +509,30 @@ const CASES: Case[] = [
       x.write(`HTTP/1.1 200 OK\r\nDate: ${APP_DATE}\r\nX-Empty:\r\nX-Empty-Space: \r\nX-After: a\r\nContent-Length: 2\r\n\r\nok`);
     },
   },
-  { id: 'resp-obs-text', send: get('/resp/obs'), app: answer({ headers: [['X-Latin', LATIN_VALUE], ['X-Utf8', UTF8_VALUE], ['X-Edges', UTF8_EDGES]], body: 'ok' }) },
+  {
+    id: 'resp-obs-text',
+    send: get('/resp/obs'),
+    app: answer({
+      headers: [
+        ['X-Latin', LATIN_VALUE],
+        ['X-Utf8', UTF8_VALUE],
+        ['X-Edges', UTF8_EDGES],
+      ],
+      body: 'ok',
+    }),
+  },
   { id: 'resp-100-header-lines', send: get('/resp/hundred'), app: answer({ headers: HUNDRED, body: 'many' }) },
-  { id: 'resp-long-header-value', send: get('/resp/long'), app: answer({ headers: [['X-Long', 'w'.repeat(16 * 1024)], ['X-After', 'b']], body: 'long' }) },
+  {
+    id: 'resp-long-header-value',
+    send: get('/resp/long'),
+    app: answer({
+      headers: [
+        ['X-Long', 'w'.repeat(16 * 1024)],
+        ['X-After', 'b'],
+      ],
+      body: 'long',
+    }),
+  },
   {
     id: 'resp-hop-by-hop',
     send: get('/resp/hop'),
@@ -506,18 +634,35 @@ const CASES: Case[] = [
   {
     id: 'resp-304-content-length',
     send: get('/body/304', [['If-None-Match', '"v1"']]),
-    app: answer({ status: 304, reason: 'Not Modified', headers: [['ETag', '"v1"'], ['Content-Length', '1234']], framing: 'none' }),
+    app: answer({
+      status: 304,
+      reason: 'Not Modified',
+      headers: [
+        ['ETag', '"v1"'],
+        ['Content-Length', '1234'],
+      ],
+      framing: 'none',
+    }),
   },
   {
     id: 'resp-head-chunked',
     send: get('/body/head-chunked', [], { method: 'HEAD' }),
-    app: answer({ headers: [['X-Head', 'chunked'], ['Transfer-Encoding', 'chunked']], framing: 'none' }),
+    app: answer({
+      headers: [
+        ['X-Head', 'chunked'],
+        ['Transfer-Encoding', 'chunked'],
+      ],
+      framing: 'none',
+    }),
   },
   {
     id: 'resp-trailers',
     send: get('/body/trailers', [['TE', 'trailers']]),
     app: answer({
-      headers: [['Content-Type', 'application/grpc'], ['Trailer', 'grpc-status, grpc-message']],
+      headers: [
+        ['Content-Type', 'application/grpc'],
+        ['Trailer', 'grpc-status, grpc-message'],
+      ],
       body: RND_64K.subarray(0, 3000),
       framing: 'chunked',
       chunkSize: 1000,
@@ -530,7 +675,10 @@ const CASES: Case[] = [
   },
   {
     id: 'req-trailers',
-    send: requestBytes('POST', '/body/req-trailers', [HOST, ['Trailer', 'X-Checksum']], 'some body bytes', { chunked: 5, trailers: [['X-Checksum', 'abc123']] }),
+    send: requestBytes('POST', '/body/req-trailers', [HOST, ['Trailer', 'X-Checksum']], 'some body bytes', {
+      chunked: 5,
+      trailers: [['X-Checksum', 'abc123']],
+    }),
     app: answer(),
     directCheck: (r) => expect(r.app[0]!.msg.trailers).toEqual([['X-Checksum', 'abc123']]),
   },
@@ -561,40 +709,14 @@ const CASES: Case[] = [
   },
 
   // ---- truncation and aborts ---------------------------------------------------------------
-  {
-    id: 'truncate-content-length',
-    send: get('/trunc/cl'),
-    app: async (x) => {
-      await x.body();
-      x.write(Buffer.concat([latin1(`HTTP/1.1 200 OK\r\nDate: ${APP_DATE}\r\nContent-Length: 100000\r\n\r\n`), RND_64K.subarray(0, 30_000)]));
-      await sleep(20);
-      x.end();
-    },
-    directCheck: (r) => expect(r.client.outcome).toBe('truncated'),
-  },
-  {
-    id: 'truncate-chunked',
-    send: get('/trunc/chunked'),
-    app: async (x) => {
-      await x.body();
-      x.write(`HTTP/1.1 200 OK\r\nDate: ${APP_DATE}\r\nTransfer-Encoding: chunked\r\n\r\n`);
-      for (let i = 0; i < 3; i++) x.write(Buffer.concat([latin1('3e8\r\n'), RND_64K.subarray(i * 1000, (i + 1) * 1000), latin1('\r\n')]));
-      await sleep(20);
-      x.end();
-    },
-    directCheck: (r) => expect(r.client.outcome).toBe('truncated'),
-  },
-  {
-    id: 'truncate-after-head',
-    send: get('/trunc/head-only'),
-    app: async (x) => {
-      await x.body();
-      x.write(`HTTP/1.1 200 OK\r\nDate: ${APP_DATE}\r\nContent-Length: 5000\r\n\r\n`);
-      await sleep(20);
-      x.destroy();
-    },
-    directCheck: (r) => expect(r.client.outcome).toBe('truncated'),
-  },
+  truncated('truncate-content-length', '/trunc/cl', [
+    Buffer.concat([latin1(`HTTP/1.1 200 OK\r\nDate: ${APP_DATE}\r\nContent-Length: 100000\r\n\r\n`), RND_64K.subarray(0, 30_000)]),
+  ]),
+  truncated('truncate-chunked', '/trunc/chunked', [
+    `HTTP/1.1 200 OK\r\nDate: ${APP_DATE}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    ...[0, 1, 2].map((i) => Buffer.concat([latin1('3e8\r\n'), RND_64K.subarray(i * 1000, (i + 1) * 1000), latin1('\r\n')])),
+  ]),
+  truncated('truncate-after-head', '/trunc/head-only', [`HTTP/1.1 200 OK\r\nDate: ${APP_DATE}\r\nContent-Length: 5000\r\n\r\n`], 'destroy'),
   {
     id: 'client-abort-upload',
     send: [
@@ -802,7 +924,8 @@ afterAll(async () => {
     const reasons = new Map<string, string[]>();
     for (const [id, x] of limited) reasons.set(x.reason!, [...(reasons.get(x.reason!) ?? []), id]);
     const kept = notes.get(e.name)!.dateKept;
-    const date = kept.length === 0 ? 'no Date seen' : kept.every(Boolean) ? "app's Date kept" : kept.some(Boolean) ? "app's Date sometimes kept" : "app's Date replaced";
+    const date =
+      kept.length === 0 ? 'no Date seen' : kept.every(Boolean) ? "app's Date kept" : kept.some(Boolean) ? "app's Date sometimes kept" : "app's Date replaced";
     console.log(
       `engine ${e.name}: ${exact}/${all.length} exact; limited: ${limited.length}${reasons.size > 0 ? ` (${[...reasons].map(([r, ids]) => `${r}: ${ids.join(', ')}`).join('; ')})` : ''}` +
         `; failing: ${failing.length}${failing.length > 0 ? ` (${failing.map(([id]) => id).join(', ')})` : ''}; ${date}`,
@@ -818,7 +941,11 @@ describe('the case table', () => {
   it('has at least 60 cases with unique ids, and every expectation names a case', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(60);
     expect(new Set(CASES.map((c) => c.id)).size).toBe(CASES.length);
-    for (const id of Object.keys(EXPECTED)) expect(CASES.some((c) => c.id === id), id).toBe(true);
+    for (const id of Object.keys(EXPECTED))
+      expect(
+        CASES.some((c) => c.id === id),
+        id,
+      ).toBe(true);
   });
 });
 
@@ -838,7 +965,12 @@ describe('direct (client → app): the harness sees what each case is about', ()
 });
 
 describe('the diff itself: an ideal proxy is exact, each kind of change is caught', () => {
-  const copyMsg = (m: Message): Message => ({ ...m, headers: m.headers.map((h): Header => [h[0], h[1]]), trailers: m.trailers.map((h): Header => [h[0], h[1]]), body: Buffer.from(m.body) });
+  const copyMsg = (m: Message): Message => ({
+    ...m,
+    headers: m.headers.map((h): Header => [h[0], h[1]]),
+    trailers: m.trailers.map((h): Header => [h[0], h[1]]),
+    body: Buffer.from(m.body),
+  });
   const lowerNames = (h: Header[]): Header[] => h.map(([n, v]): Header => [n.toLowerCase(), v]);
   /** What a perfectly transparent proxy would produce from a direct run. */
   const ideal = (id: string): RunResult => {
