@@ -7,8 +7,9 @@
 // request (no /SMUGGLED marker, no desync, nothing without the proxy's own headers), the upstream
 // received exactly as many requests as the client got proxied 2xx responses, refusals are 400
 // `bad_request` / 431 `headers_too_large` followed by a close (or, on uws only, a close without
-// an answer where uWS's own parser drops the shape), and on node/TLS every refusal comes within
-// 1 s. Cases run concurrently, each on its own connection (uWS closes some shapes only at its
+// an answer where uWS's own parser drops the shape), and on strict/node/TLS every refusal comes
+// as a reaction to the bytes (STRICT_DECISION_MS, far below the listeners' 30 s timeouts; the
+// measured maximum is in the summary line, ~0.1 s on a quiet machine). Cases run concurrently, each on its own connection (uWS closes some shapes only at its
 // ~10 s idle timeout), and are judged once the batch is done; a final check repeats the upstream
 // invariants after a settle delay. Adding a case = one entry in REQUEST_CASES or RESPONSE_CASES.
 // HOSTILE_REPORT=<file> writes every case's outcome as JSON; the per-listener summary lines
@@ -414,7 +415,10 @@ beforeAll(async () => {
       routes: [...badRoutes, { name: `all-${engine}`, match: { path_prefix: '/' }, cluster: `rec-${engine}` }],
     };
     if (isTlsEngine(engine)) l['tls'] = { mode: 'tls' };
-    if (engine !== 'tls') l['engine'] = engine === 'strict-tls' ? 'strict' : engine;
+    // 'tls' is node:https; strict (the default engine) serves plaintext and TLS as 'strict' / 'strict-tls'.
+    l['engine'] = engine === 'strict-tls' ? 'strict' : engine === 'tls' ? 'node' : engine;
+    // Timeouts far beyond the decision limit: a refusal within it is a reaction to the bytes, never a timeout.
+    if (engine !== 'uws') l['timeouts'] = { headers_ms: 30_000, body_idle_ms: 60_000, keepalive_idle_ms: 60_000 };
     listeners.push(l);
   }
   sc = await startSidecar({ node: { workers: 1, identity: id }, tls: filesSource(files), listeners, clusters }, { workers: 1 });

@@ -900,7 +900,7 @@ beforeAll(async () => {
       listeners: [
         { name: 'uws', address: '127.0.0.1:0', engine: 'uws', routes },
         { name: 'node', address: '127.0.0.1:0', engine: 'node', routes },
-        { name: 'tls', address: '127.0.0.1:0', tls: { mode: 'tls' }, routes },
+        { name: 'tls', address: '127.0.0.1:0', engine: 'node', tls: { mode: 'tls' }, routes },
         { name: 'strict', address: '127.0.0.1:0', engine: 'strict', routes },
         { name: 'strict-tls', address: '127.0.0.1:0', engine: 'strict', tls: { mode: 'tls' }, routes },
       ],
