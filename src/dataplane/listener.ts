@@ -28,7 +28,7 @@ import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply, localReplyBytes } from './local_reply.js';
 import { downstreamOf, NodeDownstream } from './node_downstream.js';
-import { buildUpstreamHead, headerLookup, readNodeRequestHead, readRequestHead, type RequestHead, type UnderscorePolicy } from './request_head.js';
+import { buildUpstreamHead, readNodeRequestHead, readRequestHead, type RequestHead, type UnderscorePolicy } from './request_head.js';
 import { readStrictRequestHead } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
@@ -38,7 +38,6 @@ import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
 (uWS as unknown as { _cfg(flag: string): void })._cfg('silent');
 
 const NON_ASCII = /[\x80-\xff]/;
-
 
 /** What a listener needs from its worker. */
 export interface ListenerContext {
@@ -238,7 +237,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
           return;
         }
         this.socket = socket;
-        this.port = uWS.us_socket_local_port(socket as never);
+        this.port = uWS.us_socket_local_port(socket);
         resolve(this.port);
       });
     });
@@ -495,7 +494,18 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
   private proxy(down: Downstream, head: RequestHead, upstreamHead: string | Buffer): void {
     const a = this.admission.admit(this, head);
     this.inflight++;
-    Exchange.start({ down, head, upstreamHead, cluster: a.cluster, endpoint: a.endpoint, route: a.route, routeIndex: a.routeIndex, ctx: this.ctx, observer: this, delayMs: a.delayMs });
+    Exchange.start({
+      down,
+      head,
+      upstreamHead,
+      cluster: a.cluster,
+      endpoint: a.endpoint,
+      route: a.route,
+      routeIndex: a.routeIndex,
+      ctx: this.ctx,
+      observer: this,
+      delayMs: a.delayMs,
+    });
   }
 
   onExchangeDone(ex: Exchange): void {

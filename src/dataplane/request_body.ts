@@ -58,7 +58,8 @@ export class RequestBody {
       }
     }
     if (isLast) {
-      if (this.framing === BodyFraming.Chunked) this.send(trailers === null || trailers.length === 0 ? LAST_CHUNK : lastChunkWithTrailers(trailers), ch, headSent);
+      if (this.framing === BodyFraming.Chunked)
+        this.send(trailers === null || trailers.length === 0 ? LAST_CHUNK : lastChunkWithTrailers(trailers), ch, headSent);
       this.done = true;
     }
   }
@@ -122,7 +123,19 @@ export class RequestBody {
 }
 
 /** Fields that must never travel in a trailer section (RFC 9110 §6.5.1): framing, routing, hop-by-hop. */
-const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'connection', 'keep-alive', 'te', 'trailer', 'upgrade', 'proxy-connection', 'expect', 'x-forwarded-client-cert']);
+const FORBIDDEN_TRAILERS = new Set([
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'expect',
+  'x-forwarded-client-cert',
+]);
 
 /** The last chunk carrying the client's trailers (latin1 bytes, as received), minus forbidden fields. */
 function lastChunkWithTrailers(trailers: readonly string[]): Buffer {

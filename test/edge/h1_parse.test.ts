@@ -15,7 +15,9 @@ const head = (s: string): { e: HeadError; h: ParsedHead } => {
 
 describe('request head', () => {
   it('reads method, target, version and fields (names lower-cased, values trimmed, order and repeats kept)', () => {
-    const { e, h } = head('PROPFIND /a/b?x=1&y HTTP/1.1\r\nHost: a.test\r\nX-Two: 1\r\nx-two:\t 2 \t\r\nEmpty:\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n\r\n');
+    const { e, h } = head(
+      'PROPFIND /a/b?x=1&y HTTP/1.1\r\nHost: a.test\r\nX-Two: 1\r\nx-two:\t 2 \t\r\nEmpty:\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n\r\n',
+    );
     expect(e).toBe(HeadError.None);
     expect(h.method).toBe('PROPFIND');
     expect(h.target).toBe('/a/b?x=1&y');
@@ -71,7 +73,8 @@ describe('request head', () => {
   it('checks a partial request line as it arrives (0 = could still become valid)', () => {
     const h = emptyHead();
     for (const ok of ['G', 'GET', 'GET /', 'GET /x HTT', 'GET /x HTTP/1.', 'GET /x HTTP/1.1\r']) expect(parseRequestLine(ok, h), ok).toBe(0);
-    for (const bad of ['G@', 'GET /x\x01', 'GET /x HTTP/2', 'GET /x HTTP/1.2', 'GET /x http', 'GET /x HTTP/1.1\n']) expect(parseRequestLine(bad, h), bad).toBeLessThan(0);
+    for (const bad of ['G@', 'GET /x\x01', 'GET /x HTTP/2', 'GET /x HTTP/1.2', 'GET /x http', 'GET /x HTTP/1.1\n'])
+      expect(parseRequestLine(bad, h), bad).toBeLessThan(0);
   });
 
   it('100+ field lines are fine', () => {

@@ -179,7 +179,8 @@ interface Building {
   close: boolean;
 }
 
-const CHUNK_EXT = /^(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*$/;
+const CHUNK_EXT =
+  /^(?:[ \t]*;[ \t]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:[ \t]*=[ \t]*(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"(?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t\x20-\x7e\x80-\xff])*"))?)*$/;
 
 export class RecordingUpstream {
   readonly requests: UpRequest[] = [];
@@ -622,13 +623,12 @@ export class Conn {
   /** Resolves on the next data/close or after `ms`. */
   next(ms: number): Promise<void> {
     return new Promise((r) => {
-      const t = setTimeout(done, Math.max(1, ms));
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(t);
-        self.waiters = self.waiters.filter((w) => w !== done);
+        this.waiters = this.waiters.filter((w) => w !== done);
         r();
-      }
+      };
+      const t = setTimeout(done, Math.max(1, ms));
       this.waiters.push(done);
     });
   }
@@ -702,7 +702,9 @@ export async function runRequestCase(t: Target, c: HostileCase, p: CaseCtx): Pro
     timedOut,
     error: conn.error,
     raw: conn.raw(),
-    sent: Buffer.concat(parts.filter((x): x is string | Buffer => typeof x === 'string' || Buffer.isBuffer(x)).map((x) => (typeof x === 'string' ? Buffer.from(x, 'latin1') : x))),
+    sent: Buffer.concat(
+      parts.filter((x): x is string | Buffer => typeof x === 'string' || Buffer.isBuffer(x)).map((x) => (typeof x === 'string' ? Buffer.from(x, 'latin1') : x)),
+    ),
   };
   conn.destroy();
   return result;
@@ -779,7 +781,13 @@ export function judgeRequestCase(
     if (exactBefore ? leading !== before : leading > want - 1 || leading < before) {
       problems.push(`${leading} proxied response(s) before the refusal; expected ${exactBefore ? before : `${before}..${want - 1}`}`);
     }
-    if (r.responses.length > firstNon + 1) problems.push(`${r.responses.length - firstNon - 1} response(s) after the refusal: ${r.responses.slice(firstNon + 1).map(describeResponse).join('; ')}`);
+    if (r.responses.length > firstNon + 1)
+      problems.push(
+        `${r.responses.length - firstNon - 1} response(s) after the refusal: ${r.responses
+          .slice(firstNon + 1)
+          .map(describeResponse)
+          .join('; ')}`,
+      );
     if (r.rest.length > 0) problems.push(`bytes after the refusal: ${preview(r.rest)}`);
     if (r.closedAt === null) problems.push(`the connection stayed open after the refusal (watched ${CASE_TIMEOUT_MS} ms)`);
   };
@@ -826,7 +834,9 @@ export function judgeRequestCase(
       break;
   }
   if (engine !== 'uws' && (observed === 'refuse' || observed === 'close') && decisionMs !== null && decisionMs > STRICT_DECISION_MS) {
-    problems.push(`the ${observed === 'refuse' ? 'refusal' : 'close'} came ${decisionMs} ms after the last write (limit ${STRICT_DECISION_MS} ms on ${engine})`);
+    problems.push(
+      `the ${observed === 'refuse' ? 'refusal' : 'close'} came ${decisionMs} ms after the last write (limit ${STRICT_DECISION_MS} ms on ${engine})`,
+    );
   }
   if (engine !== 'uws' && observed === 'close' && expected !== 'incomplete' && c.strictMayClose !== true) {
     problems.push(`closed without an answer: the ${engine} listener must answer every refusal`);
@@ -836,7 +846,9 @@ export function judgeRequestCase(
   const reqs = up.requests.filter((x) => x.token === p.tok);
   for (const f of up.flags.filter((x) => x.token === p.tok)) problems.push(`upstream ${f.kind}: ${f.reason}`);
   if (reqs.length !== proxied.length) {
-    problems.push(`the upstream received ${reqs.length} request(s) [${reqs.map((x) => `${x.method} ${x.target}`).join(', ')}] but the client got ${proxied.length} proxied response(s)`);
+    problems.push(
+      `the upstream received ${reqs.length} request(s) [${reqs.map((x) => `${x.method} ${x.target}`).join(', ')}] but the client got ${proxied.length} proxied response(s)`,
+    );
   }
   // Each proxied response answers one of this case's upstream requests, each at most once, and
   // they come in the order the client sent the requests (pipelined requests may reach the
@@ -949,14 +961,16 @@ export function judgeResponseCase(rc: ResponseCase, tok: string, r: ResponseRun,
       if (rc.pass === undefined) problems.push(`/1: ${describeResponse(r.first)}; expected 502 upstream_protocol_error`);
       else {
         const why = rc.pass(r.first);
-        if (why.length > 0) problems.push(`/1: ${describeResponse(r.first)} is neither 502 upstream_protocol_error nor a correct pass-through: ${why.join('; ')}`);
+        if (why.length > 0)
+          problems.push(`/1: ${describeResponse(r.first)} is neither 502 upstream_protocol_error nor a correct pass-through: ${why.join('; ')}`);
       }
     }
   }
   const good = (n: number, x: ParsedResponse | null, where: string): void => {
     const body = `${GOOD_PREFIX}${tok}/${n}`;
     if (x === null) problems.push(`/${n} (${where}): no response`);
-    else if (x.status !== 200 || x.body.toString('latin1') !== body) problems.push(`/${n} (${where}): ${describeResponse(x)}; expected 200 ${JSON.stringify(body)}`);
+    else if (x.status !== 200 || x.body.toString('latin1') !== body)
+      problems.push(`/${n} (${where}): ${describeResponse(x)}; expected 200 ${JSON.stringify(body)}`);
   };
   good(2, r.second, r.secondOnSameConnection ? 'same connection' : 'new connection: the first was closed');
   good(3, r.third, 'new connection');

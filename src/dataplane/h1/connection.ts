@@ -244,7 +244,8 @@ export class H1Connection implements Timed, ChunkSink {
           if (crlf >= 0) this.lineChecked = true;
         }
       }
-      if (b.length > settings.maxHeadBytes) return this.refuse(new ProxyError('headers_too_large', `request head is larger than ${settings.maxHeadBytes} bytes`));
+      if (b.length > settings.maxHeadBytes)
+        return this.refuse(new ProxyError('headers_too_large', `request head is larger than ${settings.maxHeadBytes} bytes`));
       this.scanned = b.length;
       return false;
     }

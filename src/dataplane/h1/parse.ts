@@ -133,12 +133,12 @@ export function parseHead(s: string, out: ParsedHead): HeadError {
   out.close = out.keepAlive = out.connectionUpgrade = out.upgrade = false;
   out.expectContinue = out.expectOther = out.nonAscii = false;
   let pos = parseRequestLine(s, out);
-  if (pos <= 0) return pos === 0 ? HeadError.RequestLine : (-pos as HeadError);
+  if (pos <= 0) return pos === 0 ? HeadError.RequestLine : -pos;
   const headers = out.headers;
   const n = s.length;
   for (;;) {
     const e = parseFieldLine(s, pos, n, out, headers);
-    if (e < 0) return -e as HeadError;
+    if (e < 0) return -e;
     if (e === 0) return pos + 2 === n ? HeadError.None : HeadError.LineEnd;
     pos = e;
   }
