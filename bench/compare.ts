@@ -33,7 +33,12 @@ const HELP = `usage: npm run bench -- [options]
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 function list(s: string | undefined): string[] | undefined {
-  return s === undefined ? undefined : s.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  return s === undefined
+    ? undefined
+    : s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== '');
 }
 
 async function main(): Promise<number> {

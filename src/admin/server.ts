@@ -216,7 +216,10 @@ function securityJson(totals: CounterTotals, listeners: readonly ListenerView[])
       listener,
       tls_handshake_failures: totals.value('outrigger_tls_handshake_failures_total', { listener }),
       underscore_headers_dropped: totals.value('outrigger_headers_with_underscores_dropped_total', { listener }),
-      authorization: l.authz === null ? null : { allowed_by_rule: allowed, denied: totals.value('outrigger_authz_decisions_total', { listener, rule: '', decision: 'deny' }) },
+      authorization:
+        l.authz === null
+          ? null
+          : { allowed_by_rule: allowed, denied: totals.value('outrigger_authz_decisions_total', { listener, rule: '', decision: 'deny' }) },
     };
   });
 }
@@ -237,7 +240,8 @@ function connectionsJson(totals: CounterTotals): unknown[] {
 function certificateMetrics(certs: unknown[]): string {
   const rows = certs.filter((c): c is { identity: string; expires_in_s: number } => typeof (c as { expires_in_s?: unknown }).expires_in_s === 'number');
   if (rows.length === 0) return '';
-  let out = '# HELP outrigger_certificate_expiry_seconds Seconds until this sidecar\'s certificate expires (negative: expired).\n# TYPE outrigger_certificate_expiry_seconds gauge\n';
+  let out =
+    "# HELP outrigger_certificate_expiry_seconds Seconds until this sidecar's certificate expires (negative: expired).\n# TYPE outrigger_certificate_expiry_seconds gauge\n";
   for (const c of rows) out += `outrigger_certificate_expiry_seconds{identity="${String(c.identity).replace(/["\\\n]/g, '_')}"} ${c.expires_in_s}\n`;
   return out;
 }

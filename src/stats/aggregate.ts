@@ -44,6 +44,7 @@ export class StatsAggregator {
   private exporter: PrometheusExporter | null = null;
 
   constructor() {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the view's getters have their own `this`
     const self = this;
     this.view = {
       get configVersion() {

@@ -13,9 +13,7 @@ import { countsIndex, valueFromIndex } from './histogram.js';
 import type { StatsView } from './totals.js';
 
 /** Bucket upper bounds of the duration histograms, seconds. */
-export const DURATION_BUCKETS_SECONDS: readonly number[] = Object.freeze([
-  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-]);
+export const DURATION_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 const BUCKET_BOUNDS_MICROS = DURATION_BUCKETS_SECONDS.map((s) => Math.round(s * 1e6));
 
 type Labels = Readonly<Record<string, string>>;
@@ -47,7 +45,8 @@ class PreAggregatedHistogram {
     private readonly series: () => Iterable<HistogramSeries>,
   ) {}
 
-  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: HistogramValue[] }> {
+  /** prom-client awaits get(): the values are computed synchronously. */
+  get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: HistogramValue[] }> {
     const values: HistogramValue[] = [];
     const bucketName = `${this.name}_bucket`;
     for (const s of this.series()) {
@@ -60,7 +59,7 @@ class PreAggregatedHistogram {
       values.push({ value: s.sumMicros / 1e6, labels: { ...s.labels }, metricName: `${this.name}_sum` });
       values.push({ value: count, labels: { ...s.labels }, metricName: `${this.name}_count` });
     }
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
   }
 
   /** Registry.resetMetrics() calls this; the values live in the aggregator. */
@@ -99,7 +98,7 @@ export class PrometheusExporter {
         this.reset();
         for (const cell of view.cells()) {
           for (let k = 0; k < CODE_CLASS_COUNT; k++) {
-            this.inc({ listener: cell.listener, route: cell.route, cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]!);
+            this.inc({ listener: cell.listener, route: cell.route, cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]);
           }
         }
       },
@@ -162,7 +161,7 @@ export class PrometheusExporter {
         for (const cell of view.cells()) {
           if (cell.cluster === '') continue;
           for (let k = 0; k < CODE_CLASS_COUNT; k++) {
-            this.inc({ cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]!);
+            this.inc({ cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]);
           }
         }
       },
@@ -170,15 +169,11 @@ export class PrometheusExporter {
 
     this.registry.registerMetric(
       asMetric(
-        new PreAggregatedHistogram(
-          'outrigger_upstream_rq_duration_seconds',
-          'Upstream request duration (request sent → response complete).',
-          function* () {
-            for (const c of view.clusters()) {
-              yield { labels: { cluster: c.name }, histogram: c.upstream, sumMicros: c.upstreamSumMicros };
-            }
-          },
-        ),
+        new PreAggregatedHistogram('outrigger_upstream_rq_duration_seconds', 'Upstream request duration (request sent → response complete).', function* () {
+          for (const c of view.clusters()) {
+            yield { labels: { cluster: c.name }, histogram: c.upstream, sumMicros: c.upstreamSumMicros };
+          }
+        }),
       ),
     );
 

@@ -142,7 +142,8 @@ describe('WorkerStats + StatsAggregator', () => {
     direct.apply(delta);
     expect(viaClone.toJSON()).toEqual(direct.toJSON());
     // The worker moves the histogram buffers to the main thread (postMessage transfer list).
-    const moved = structuredClone(delta, { transfer: [delta.cells[0]!.latency!.buffer, delta.clusters[0]!.upstreamLatency!.buffer] });
+    const buffers = [delta.cells[0]!.latency!.buffer, delta.clusters[0]!.upstreamLatency!.buffer] as ArrayBuffer[];
+    const moved = structuredClone(delta, { transfer: buffers });
     expect(moved).toEqual(cloned);
   });
 
