@@ -270,17 +270,32 @@ function sendOutcome(res: http.ServerResponse, o: ApplyOutcome): void {
   }
 }
 
-async function readBody(req: http.IncomingMessage): Promise<string> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) throw new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of req) {
-    n += (chunk as Buffer).length;
-    if (n > MAX_BODY_BYTES) throw new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
-    parts.push(chunk as Buffer);
-  }
-  return Buffer.concat(parts).toString('utf8');
+/** What an oversize body may still send after its 413 before the connection is cut (read and dropped meanwhile). */
+const MAX_DISCARDED_BYTES = 16 * MAX_BODY_BYTES;
+
+/**
+ * The request body as text, at most MAX_BODY_BYTES. An oversize body is answered 413 and the rest
+ * of it is read and dropped (up to MAX_DISCARDED_BYTES), so a client still sending learns why
+ * rather than meeting a reset (EPIPE) before it reads the answer.
+ */
+function readBody(req: http.IncomingMessage): Promise<string> {
+  const tooLarge = new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
+  // A declared oversize body: node:http reads and drops it after the response (keep-alive).
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return Promise.reject(tooLarge);
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    req.on('data', (chunk: Buffer) => {
+      n += chunk.length;
+      if (n <= MAX_BODY_BYTES) parts.push(chunk);
+      else if (n - chunk.length <= MAX_BODY_BYTES) reject(tooLarge);
+      else if (n > MAX_DISCARDED_BYTES) req.destroy();
+    });
+    req.on('end', () => {
+      if (n <= MAX_BODY_BYTES) resolve(Buffer.concat(parts).toString('utf8'));
+    });
+    req.on('error', reject);
+  });
 }
 
 /** A config body: YAML or JSON text (the config parser reads both and reports positions). */
