@@ -14,28 +14,10 @@ import type { RunRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import { renderMarkdown } from '../../bench/lib/report.js';
 import type { BenchResults } from '../../bench/lib/results.js';
 import { splitThreads, summarizeThreads } from '../../bench/lib/threads.js';
-import type { WrkResult } from '../../bench/lib/wrk.js';
-import { wrkResult } from './wrk_fixture.js';
-
-function wrk(rps: number): WrkResult {
-  return wrkResult(rps, 3);
-}
+import { throughputRecord } from './wrk_fixture.js';
 
 function tp(config: string, round: number, rps: number, cpu: number, extra: Partial<ThroughputRecord> = {}): ThroughputRecord {
-  return {
-    kind: 'throughput',
-    round,
-    config,
-    startedAt: '',
-    variant: 'GET /',
-    connections: 50,
-    durationS: 3,
-    wrk: wrk(rps),
-    cpuUs: cpu * rps * 3,
-    cpuUsPerReq: cpu,
-    upstreamCpuUsPerReq: 5,
-    ...extra,
-  };
+  return throughputRecord(config, round, rps, cpu, 3, extra);
 }
 
 describe('paired ratios', () => {

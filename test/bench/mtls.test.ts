@@ -18,8 +18,7 @@ import {
   mtlsServerConfigYaml,
   outriggerConfigYaml,
 } from '../../bench/lib/targets.js';
-import type { WrkResult } from '../../bench/lib/wrk.js';
-import { wrkResult } from './wrk_fixture.js';
+import { throughputRecord } from './wrk_fixture.js';
 import { parseConfigText, type LoadResult } from '../../src/config/load.js';
 
 const OPTS = { version: 1, availableParallelism: 2, enableTestHooks: false };
@@ -122,25 +121,8 @@ describe('sidecar configs of outrigger-mtls', () => {
   });
 });
 
-function wrk(rps: number): WrkResult {
-  return wrkResult(rps, 2);
-}
-
 function tp(config: string, round: number, rps: number, cpu: number, parts?: Record<string, number>): ThroughputRecord {
-  return {
-    kind: 'throughput',
-    round,
-    config,
-    startedAt: '',
-    variant: 'GET /',
-    connections: 50,
-    durationS: 2,
-    wrk: wrk(rps),
-    cpuUs: cpu * rps * 2,
-    cpuUsPerReq: cpu,
-    upstreamCpuUsPerReq: 5,
-    ...(parts !== undefined ? { partsCpuUsPerReq: parts } : {}),
-  };
+  return throughputRecord(config, round, rps, cpu, 2, parts !== undefined ? { partsCpuUsPerReq: parts } : {});
 }
 
 describe('summary of a two-proxy config', () => {

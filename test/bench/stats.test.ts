@@ -5,6 +5,7 @@ import type { RateRecord, RunRecord, ThroughputRecord } from '../../bench/lib/me
 import { median, pairedDiff, pairedRatio, percentile, spreadPercent, summarize } from '../../bench/lib/stats.js';
 import { summarizeRuns } from '../../bench/lib/summary.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
+import { throughputRecord } from './wrk_fixture.js';
 
 describe('percentile / median / summarize', () => {
   it('interpolates between ranks like numpy', () => {
@@ -54,20 +55,7 @@ function wrk(rps: number, p: [number, number, number, number], late = 0, status 
 }
 
 function tp(config: string, round: number, rps: number, cpu: number): ThroughputRecord {
-  return {
-    kind: 'throughput',
-    round,
-    config,
-    startedAt: '',
-    variant: 'GET /',
-    connections: 50,
-    durationS: 2,
-    wrk: wrk(rps, [100, 200, 300, 400]),
-    cpuUs: cpu * rps * 2,
-    cpuUsPerReq: cpu,
-    upstreamCpuUsPerReq: 5,
-    rss: { peakKb: 10_240 * round, meanKb: 1, samples: 1 },
-  };
+  return throughputRecord(config, round, rps, cpu, 2, { wrk: wrk(rps, [100, 200, 300, 400]), rss: { peakKb: 10_240 * round, meanKb: 1, samples: 1 } });
 }
 
 function rate(config: string, round: number, p99: number, late = 0): RateRecord {
