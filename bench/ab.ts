@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { abMetrics, abOrder, abRounds, headline, loadWarning, problems, roundsTable, summarizeAb, summaryTable, type Side } from './lib/ab.js';
-import { measureConfig, type MeasurePlan, type RunRecord } from './lib/measure.js';
+import { measureConfig, quickPlan, type RunRecord } from './lib/measure.js';
 import { ensureTools } from './lib/peers.js';
 import { clockTicksPerSecond } from './lib/procfs.js';
 import { sleep } from './lib/proc.js';
@@ -285,19 +285,7 @@ async function main(): Promise<number> {
   const builds: Record<Side, Build> = { base, head: head ?? (await buildRevision('head', values.head as string)) };
   if (head === null) checkConfig(builds.head, engine, workers, tmp);
 
-  const plan: MeasurePlan = {
-    warmupS: 1,
-    firstWarmupS: 5,
-    throughputS: durationS,
-    connections: 50,
-    wrkThreads: 1,
-    rates: [rate],
-    rateS,
-    rateConnections: 16,
-    autocannonS: 0,
-    variants: [],
-    variantS: 0,
-  };
+  const plan = quickPlan(durationS, rate, rateS);
   const running = new Map<Side, RunningTarget>();
   const startNotes: string[] = [];
   const roundLoads: number[] = [];

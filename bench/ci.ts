@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkBaseline, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
 import { comparisonLine, engineComparisons } from './lib/comparisons.js';
-import type { MeasurePlan } from './lib/measure.js';
+import { quickPlan } from './lib/measure.js';
 import { memoryLines } from './lib/memory.js';
 import { renderMarkdown } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
@@ -68,19 +68,7 @@ async function main(): Promise<number> {
   const rounds = Number(values.rounds ?? 5);
   const durationS = Number(values.duration ?? 3);
   const rate = baseline.added_p99_us.rate;
-  const plan: MeasurePlan = {
-    warmupS: 1,
-    firstWarmupS: 5,
-    throughputS: durationS,
-    connections: 50,
-    wrkThreads: 1,
-    rates: [rate],
-    rateS: Number(values['rate-duration'] ?? 5),
-    rateConnections: 16,
-    autocannonS: 0,
-    variants: [],
-    variantS: 0,
-  };
+  const plan = quickPlan(durationS, rate, Number(values['rate-duration'] ?? 5));
   const targets: TargetSpec[] = [
     { name: 'direct', kind: 'direct' },
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },

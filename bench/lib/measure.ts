@@ -43,6 +43,23 @@ export interface MeasurePlan {
   readonly variantS: number;
 }
 
+/** The short plan of `bench:ci` and `bench:ab`: wrk throughput for `throughputS`, one paced rate, no autocannon or body variants. */
+export function quickPlan(throughputS: number, rate: number, rateS: number): MeasurePlan {
+  return {
+    warmupS: 1,
+    firstWarmupS: 5,
+    throughputS,
+    connections: 50,
+    wrkThreads: 1,
+    rates: [rate],
+    rateS,
+    rateConnections: 16,
+    autocannonS: 0,
+    variants: [],
+    variantS: 0,
+  };
+}
+
 interface RunBase {
   readonly round: number;
   readonly config: string;
