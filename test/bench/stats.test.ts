@@ -73,25 +73,18 @@ function rate(config: string, round: number, p99: number, late = 0): RateRecord 
 }
 
 describe('summarizeRuns', () => {
+  // Per round, per config: [requests/s, CPU µs/request] of the throughput run, then the p99 (µs)
+  // and late count of the 1000 rps rate run.
+  const rounds: Array<Record<'direct' | 'nginx' | 'outrigger-1w', [number, number, number, number?]>> = [
+    { direct: [60_000, 0, 100], nginx: [40_000, 10, 150], 'outrigger-1w': [30_000, 15, 400, 3] },
+    { direct: [50_000, 0, 300], nginx: [30_000, 12, 310], 'outrigger-1w': [20_000, 24, 500] },
+    { direct: [55_000, 0, 200], nginx: [35_000, 11, 260], 'outrigger-1w': [25_000, 22, 450] },
+  ];
+  const each = <T>(f: (config: string, round: number, x: [number, number, number, number?]) => T): T[] =>
+    rounds.flatMap((r, i) => Object.entries(r).map(([config, x]) => f(config, i + 1, x)));
   const runs: RunRecord[] = [
-    tp('direct', 1, 60_000, 0),
-    tp('nginx', 1, 40_000, 10),
-    tp('outrigger-1w', 1, 30_000, 15),
-    tp('direct', 2, 50_000, 0),
-    tp('nginx', 2, 30_000, 12),
-    tp('outrigger-1w', 2, 20_000, 24),
-    tp('direct', 3, 55_000, 0),
-    tp('nginx', 3, 35_000, 11),
-    tp('outrigger-1w', 3, 25_000, 22),
-    rate('direct', 1, 100),
-    rate('nginx', 1, 150),
-    rate('outrigger-1w', 1, 400, 3),
-    rate('direct', 2, 300),
-    rate('nginx', 2, 310),
-    rate('outrigger-1w', 2, 500),
-    rate('direct', 3, 200),
-    rate('nginx', 3, 260),
-    rate('outrigger-1w', 3, 450),
+    ...each((config, round, [rps, cpu]) => tp(config, round, rps, cpu)),
+    ...each((config, round, [, , p99, late]) => rate(config, round, p99, late)),
     { kind: 'rate', round: 3, config: 'outrigger-1w', startedAt: '', rate: 2000, connections: 16, durationS: 2, error: 'wrk exited 1' },
   ];
   const s = summarizeRuns(['direct', 'nginx', 'outrigger-1w'], runs, { nginx: 8000 }, { rates: [1000], variants: [] });
