@@ -10,6 +10,7 @@ import { CaError, initCa, issueLeaf, loadCa, writeLeafFiles } from '../tls/ca.js
 import { KEY_TYPES, certInfo, splitPemCertificates, type KeyType } from '../tls/x509.js';
 import { Signer, SignerSetupError } from '../tls/signer.js';
 import { parseHostPort } from '../config/address.js';
+import { firstEvent } from '../net/events.js';
 import { parseArgsOr } from './args.js';
 
 const HELP = `outrigger ca — the embedded certificate authority
@@ -45,6 +46,9 @@ export interface CaIo {
 class UsageError extends Error {}
 
 type Spec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+/** An option that takes a value, and one that is a flag. */
+const VALUE = { type: 'string' } as const;
+const FLAG = { type: 'boolean' } as const;
 
 function parse(args: string[], options: Spec, positionals: number): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   const r = parseArgsOr({ args, options: { ...options, help: { type: 'boolean', short: 'h' } }, allowPositionals: positionals > 0, strict: true }, UsageError);
@@ -73,11 +77,7 @@ function keyType(v: string | boolean | undefined): KeyType | undefined {
 }
 
 async function init(args: string[], io: CaIo): Promise<number> {
-  const { values } = parse(
-    args,
-    { dir: { type: 'string' }, 'trust-domain': { type: 'string' }, 'key-type': { type: 'string' }, 'validity-days': { type: 'string' } },
-    0,
-  );
+  const { values } = parse(args, { dir: VALUE, 'trust-domain': VALUE, 'key-type': VALUE, 'validity-days': VALUE }, 0);
   if (values['help'] === true) return help(io);
   const dir = required(values, 'dir', 'init');
   const td = required(values, 'trust-domain', 'init');
@@ -94,18 +94,7 @@ async function init(args: string[], io: CaIo): Promise<number> {
 }
 
 async function issue(args: string[], io: CaIo): Promise<number> {
-  const { values } = parse(
-    args,
-    {
-      dir: { type: 'string' },
-      identity: { type: 'string' },
-      out: { type: 'string' },
-      'ttl-hours': { type: 'string' },
-      'key-type': { type: 'string' },
-      'allow-insecure-key-permissions': { type: 'boolean' },
-    },
-    0,
-  );
+  const { values } = parse(args, { dir: VALUE, identity: VALUE, out: VALUE, 'ttl-hours': VALUE, 'key-type': VALUE, 'allow-insecure-key-permissions': FLAG }, 0);
   if (values['help'] === true) return help(io);
   const dir = required(values, 'dir', 'issue');
   const identity = required(values, 'identity', 'issue');
@@ -170,14 +159,7 @@ async function inspect(args: string[], io: CaIo): Promise<number> {
 async function serve(args: string[], io: CaIo): Promise<number> {
   const { values } = parse(
     args,
-    {
-      dir: { type: 'string' },
-      address: { type: 'string' },
-      tokens: { type: 'string' },
-      'max-ttl-hours': { type: 'string' },
-      identity: { type: 'string' },
-      'allow-insecure-key-permissions': { type: 'boolean' },
-    },
+    { dir: VALUE, address: VALUE, tokens: VALUE, 'max-ttl-hours': VALUE, identity: VALUE, 'allow-insecure-key-permissions': FLAG },
     0,
   );
   if (values['help'] === true) return help(io);
@@ -207,15 +189,7 @@ async function serve(args: string[], io: CaIo): Promise<number> {
     identity: signer.identity,
     trust_domain: signer.trustDomain,
   });
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      resolve();
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await firstEvent(process, ['SIGTERM', 'SIGINT']);
   await signer.close();
   log({ time: new Date().toISOString(), level: 'info', msg: 'signer stopped', signed: signer.signed, refused: signer.refused });
   return 0;
@@ -226,28 +200,17 @@ function help(io: CaIo): number {
   return 0;
 }
 
+const COMMANDS: Record<string, (args: string[], io: CaIo) => Promise<number>> = { init, issue, inspect, serve };
+
 /** Run `outrigger ca ...`; `argv` is what follows "ca". */
 export async function runCa(argv: string[], io: CaIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
-    switch (cmd) {
-      case 'init':
-        return await init(rest, io);
-      case 'issue':
-        return await issue(rest, io);
-      case 'inspect':
-        return await inspect(rest, io);
-      case 'serve':
-        return await serve(rest, io);
-      case '--help':
-      case '-h':
-      case 'help':
-        return help(io);
-      case undefined:
-        throw new UsageError('missing ca command (init, issue, inspect, serve); see outrigger ca --help');
-      default:
-        throw new UsageError(`unknown ca command "${cmd}" (init, issue, inspect, serve)`);
-    }
+    if (cmd === undefined) throw new UsageError('missing ca command (init, issue, inspect, serve); see outrigger ca --help');
+    if (cmd === '--help' || cmd === '-h' || cmd === 'help') return help(io);
+    const command = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+    if (command === undefined) throw new UsageError(`unknown ca command "${cmd}" (init, issue, inspect, serve)`);
+    return await command(rest, io);
   } catch (e) {
     if (e instanceof UsageError || e instanceof CaError || e instanceof SignerSetupError) {
       io.stderr.write(`outrigger ca: ${e.message}\n`);

@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { firstEvent } from '../../src/net/events.js';
 
 export type Header = [name: string, value: string];
 /** How a message body was delimited on the wire. */
@@ -724,15 +725,7 @@ export async function runClient(t: Target, plan: ClientPlan): Promise<ClientObse
       const b = step.stream;
       for (let i = 0; i < b.length && !closed; i += 65536) {
         if (!socket.write(b.subarray(i, i + 65536))) {
-          await new Promise<void>((r) => {
-            const done = (): void => {
-              socket.off('drain', done);
-              socket.off('close', done);
-              r();
-            };
-            socket.on('drain', done);
-            socket.on('close', done);
-          });
+          await firstEvent(socket, ['drain', 'close']);
         }
       }
     } else if ('awaitInterim' in step) {
