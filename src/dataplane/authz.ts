@@ -1,6 +1,8 @@
 // Inbound authorization (DESIGN.md §4): deny unless a rule allows. A rule allows when every field
-// it has matches: `from` (SPIFFE IDs, exact or `prefix/*`), `paths` (exact, or prefix ending in
-// `*`), `methods`. Compiled once per config version; decisions are counted per rule.
+// it has matches: `from` (SPIFFE IDs or identity patterns, matched segment-wise with the trust
+// domain exact: a `*` segment is one segment, a last `*` one or more — `spiffe://td/ns/*/sa/web`,
+// `spiffe://td/ns/prod/*`; config/identity_pattern.ts), `paths` (exact, or prefix ending in `*`),
+// `methods`. Compiled once per config version; decisions are counted per rule.
 
 import type { AuthzRuleSpec } from '../config/types.js';
 import { compileIdentityPatterns } from '../tls/spiffe.js';
