@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { abMetrics, abOrder, abRounds, headline, loadWarning, problems, roundsTable, summarizeAb, summaryTable, type Side } from './lib/ab.js';
-import { measureConfig, quickPlan, type RunRecord } from './lib/measure.js';
+import { measureConfig, PLAN_OPTIONS, quickPlan, type RunRecord } from './lib/measure.js';
 import { ensureTools } from './lib/peers.js';
 import { clockTicksPerSecond } from './lib/procfs.js';
 import { sleep } from './lib/proc.js';
@@ -234,18 +234,13 @@ async function main(): Promise<number> {
   try {
     parsed = parseArgs({
       options: {
+        ...PLAN_OPTIONS,
         base: { type: 'string' },
         head: { type: 'string' },
         engine: { type: 'string', default: 'uws' },
         workers: { type: 'string' },
-        rounds: { type: 'string' },
-        duration: { type: 'string' },
-        'rate-duration': { type: 'string' },
         rate: { type: 'string' },
-        out: { type: 'string' },
         'keep-worktree': { type: 'boolean', default: false },
-        'no-install': { type: 'boolean', default: false },
-        help: { type: 'boolean', default: false },
       },
       strict: true,
     });

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkBaseline, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
 import { comparisonLine, engineComparisons } from './lib/comparisons.js';
-import { quickPlan } from './lib/measure.js';
+import { PLAN_OPTIONS, quickPlan } from './lib/measure.js';
 import { memoryLines } from './lib/memory.js';
 import { renderMarkdown } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
@@ -43,15 +43,10 @@ function printVerdict(verdict: Verdict, results: BenchResults, where: string): V
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
+      ...PLAN_OPTIONS,
       baseline: { type: 'string' },
-      rounds: { type: 'string' },
-      duration: { type: 'string' },
-      'rate-duration': { type: 'string' },
-      out: { type: 'string' },
       'write-baseline': { type: 'boolean', default: false },
       check: { type: 'string' },
-      'no-install': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
     },
     strict: true,
   });

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchComparisons } from './lib/comparisons.js';
-import { VARIANTS, type MeasurePlan } from './lib/measure.js';
+import { PLAN_OPTIONS, VARIANTS, type MeasurePlan } from './lib/measure.js';
 import { renderHtml, renderMarkdown } from './lib/report.js';
 import { runSession } from './lib/session.js';
 import { defaultTargets } from './lib/targets.js';
@@ -44,19 +44,14 @@ function list(s: string | undefined): string[] | undefined {
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
+      ...PLAN_OPTIONS,
       quick: { type: 'boolean', default: false },
-      out: { type: 'string' },
-      rounds: { type: 'string' },
-      duration: { type: 'string' },
-      'rate-duration': { type: 'string' },
       rates: { type: 'string' },
       connections: { type: 'string' },
       workers: { type: 'string' },
       configs: { type: 'string' },
       variants: { type: 'boolean' },
       'no-variants': { type: 'boolean' },
-      'no-install': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
     },
     strict: true,
   });

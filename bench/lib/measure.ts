@@ -43,6 +43,16 @@ export interface MeasurePlan {
   readonly variantS: number;
 }
 
+/** The command-line options (node:util parseArgs) that bench:compare, bench:ci and bench:ab all take. */
+export const PLAN_OPTIONS = {
+  rounds: { type: 'string' },
+  duration: { type: 'string' },
+  'rate-duration': { type: 'string' },
+  out: { type: 'string' },
+  'no-install': { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
+} as const;
+
 /** The short plan of `bench:ci` and `bench:ab`: wrk throughput for `throughputS`, one paced rate, no autocannon or body variants. */
 export function quickPlan(throughputS: number, rate: number, rateS: number): MeasurePlan {
   return {
