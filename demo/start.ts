@@ -123,17 +123,26 @@ async function main(): Promise<void> {
   writePrivate(path.join(work, 'api.token'), `${apiTokenValue}\n`);
   const signer = await startSigner(caDir, tokensFile);
   const apps = await Promise.all(APP_PORTS.map((p, i) => demoApp(`hello-${i + 1}`, p)));
-  const signerTls = (who: string): string =>
-    `tls: {signer: {address: ${SIGNER}, ca_bundle: ${path.join(caDir, 'ca.pem')}, token_file: ${path.join(work, `${who}.token`)}, ttl_hours: 1}}`;
+  /** Writes `<who>-sidecar.yaml`: identity, admin address and a key from the signer, then `rest` (listeners, clusters). */
+  const sidecarConfig = (who: string, side: string, identity: string, adminPort: number, rest: string): string => {
+    const file = path.join(work, `${who}-sidecar.yaml`);
+    writeFileSync(
+      file,
+      `# ${side} sidecar (written by npm start). Edit and save: it hot-reloads.
+node: {workers: 2, identity: ${identity}}
+admin: {address: 127.0.0.1:${adminPort}}
+tls: {signer: {address: ${SIGNER}, ca_bundle: ${path.join(caDir, 'ca.pem')}, token_file: ${path.join(work, `${who}.token`)}, ttl_hours: 1}}   # our key, signed by the signer, renewed at 50%
+${rest}`,
+    );
+    return file;
+  };
 
-  const apiConfig = path.join(work, 'api-sidecar.yaml');
-  writeFileSync(
-    apiConfig,
-    `# Server-side sidecar (written by npm start). Edit and save: it hot-reloads.
-node: {workers: 2, identity: ${API}}
-admin: {address: 127.0.0.1:15100}
-${signerTls('api')}   # our key, signed by the signer, renewed at 50%
-listeners:
+  const apiConfig = sidecarConfig(
+    'api',
+    'Server-side',
+    API,
+    15100,
+    `listeners:
   - name: inbound
     address: 127.0.0.1:15006
     tls: {mode: mtls}                         # client certificate required, verified at the handshake
@@ -152,14 +161,12 @@ ${APP_PORTS.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
     health_check: {path: /healthz, interval_ms: 2000}
 `,
   );
-  const webConfig = path.join(work, 'web-sidecar.yaml');
-  writeFileSync(
-    webConfig,
-    `# Client-side sidecar (written by npm start). Edit and save: it hot-reloads.
-node: {workers: 2, identity: ${WEB}}
-admin: {address: 127.0.0.1:15000}
-${signerTls('web')}
-listeners:
+  const webConfig = sidecarConfig(
+    'web',
+    'Client-side',
+    WEB,
+    15000,
+    `listeners:
   - name: outbound
     address: 127.0.0.1:15001
     routes:
