@@ -16,6 +16,7 @@ import {
   startUpstream,
   tally,
   untilCluster,
+  type ClusterOptions,
   type ClusterView,
   type LogEntry,
   type Upstream,
@@ -24,6 +25,11 @@ import {
 afterEach(closeAll); // (keep-alive agents included)
 
 const count = (u: Upstream): number => u.requests.length;
+
+/** A sidecar with `workers` workers whose one route sends everything to cluster `app` at `endpoints`. */
+function appSidecar(workers: number, endpoints: readonly string[], o: ClusterOptions): ReturnType<typeof startSidecar> {
+  return startSidecar(config([{ match: { path_prefix: '/' }, cluster: 'app' }], [cluster('app', endpoints, o)], { node: { workers } }));
+}
 
 /** Requests on fresh connections, so that with several workers every worker serves some. */
 function fresh(url: (i: number) => string, n: number): Promise<Awaited<ReturnType<typeof send>>[]> {
@@ -34,18 +40,10 @@ describe('active health checks (2 workers)', () => {
   it('an endpoint failing /healthz leaves the LB set on every worker and rejoins when it passes; all unhealthy → fail open, panicking', async () => {
     const ups = [await startUpstream('a'), await startUpstream('b'), await startUpstream('c')];
     const [a, b, c] = ups as [Upstream, Upstream, Upstream];
-    const sc = await startSidecar(
-      config(
-        [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [
-          cluster(
-            'app',
-            ups.map((u) => u.address),
-            { health_check: { path: '/healthz', interval_ms: 40, timeout_ms: 500, unhealthy_threshold: 2, healthy_threshold: 2 } },
-          ),
-        ],
-        { node: { workers: 2 } },
-      ),
+    const sc = await appSidecar(
+      2,
+      ups.map((u) => u.address),
+      { health_check: { path: '/healthz', interval_ms: 40, timeout_ms: 500, unhealthy_threshold: 2, healthy_threshold: 2 } },
     );
     await untilCluster(sc, 'app', (v) => v.endpoints.every((e) => e.health_check?.last_checked != null), 'first health checks');
     expect(tally(await fresh((i) => sc.url(`/warm${i}`), 30))).toEqual({ '200': 30 });
@@ -97,13 +95,7 @@ describe('active health checks (2 workers)', () => {
     const held = await startUpstream('held');
     held.health = 'hang';
     const ticking = await startUpstream('ticking');
-    await startSidecar(
-      config(
-        [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [cluster('app', [held.address, ticking.address], { health_check: { interval_ms: 50, timeout_ms: 600_000 } })],
-        { node: { workers: 2 } },
-      ),
-    );
+    await appSidecar(2, [held.address, ticking.address], { health_check: { interval_ms: 50, timeout_ms: 600_000 } });
     await expect.poll(() => ticking.healthChecks.length).toBeGreaterThanOrEqual(5);
     expect(held.healthChecks).toHaveLength(1);
     expect(held.hanging).toBe(1);
@@ -121,16 +113,9 @@ describe('outlier detection', () => {
     const bad = await startUpstream('bad', { mode: '500' });
     const goods = [await startUpstream('g1'), await startUpstream('g2')];
     const base = 1500;
-    const sc = await startSidecar(
-      config(
-        [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [
-          cluster('app', [bad.address, ...goods.map((g) => g.address)], {
-            outlier_detection: { consecutive_5xx: 3, consecutive_gateway_failure: 100, interval_ms: 500, base_ejection_ms: base, max_ejection_percent: 50 },
-          }),
-        ],
-      ),
-    );
+    const sc = await appSidecar(1, [bad.address, ...goods.map((g) => g.address)], {
+      outlier_detection: { consecutive_5xx: 3, consecutive_gateway_failure: 100, interval_ms: 500, base_ejection_ms: base, max_ejection_percent: 50 },
+    });
     // Traffic until the worker has the verdict.
     let n = 0;
     const untilEjected = (): Promise<ClusterView> =>
@@ -182,17 +167,9 @@ describe('outlier detection', () => {
   it('2 workers: an endpoint failing on both workers (503s, consecutive_gateway_failure) is ejected everywhere', async () => {
     const bad = await startUpstream('bad', { mode: '503' });
     const goods = [await startUpstream('g1'), await startUpstream('g2')];
-    const sc = await startSidecar(
-      config(
-        [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [
-          cluster('app', [bad.address, ...goods.map((g) => g.address)], {
-            outlier_detection: { consecutive_5xx: 100, consecutive_gateway_failure: 4, interval_ms: 1000, base_ejection_ms: 10_000, max_ejection_percent: 50 },
-          }),
-        ],
-        { node: { workers: 2 } },
-      ),
-    );
+    const sc = await appSidecar(2, [bad.address, ...goods.map((g) => g.address)], {
+      outlier_detection: { consecutive_5xx: 100, consecutive_gateway_failure: 4, interval_ms: 1000, base_ejection_ms: 10_000, max_ejection_percent: 50 },
+    });
     let round = 0;
     await eventually(async () => {
       await fresh((i) => sc.url(`/r${round}-${i}`), 6);
@@ -210,17 +187,10 @@ describe('outlier detection', () => {
 
   it('max_ejection_percent keeps endpoints in the set: with 3 endpoints all failing and the default 10%, exactly one is ejected', async () => {
     const ups = [await startUpstream('a', { mode: '500' }), await startUpstream('b', { mode: '500' }), await startUpstream('c', { mode: '500' })];
-    const sc = await startSidecar(
-      config(
-        [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [
-          cluster(
-            'app',
-            ups.map((u) => u.address),
-            { outlier_detection: { consecutive_5xx: 2, interval_ms: 1000, base_ejection_ms: 10_000 } },
-          ),
-        ],
-      ),
+    const sc = await appSidecar(
+      1,
+      ups.map((u) => u.address),
+      { outlier_detection: { consecutive_5xx: 2, interval_ms: 1000, base_ejection_ms: 10_000 } },
     );
     // Keep failing on every endpoint long past the point where each has tripped its counter.
     const replies = await sendMany((i) => sc.url(`/r${i}`), 60, 1);
