@@ -6,11 +6,11 @@
 // and get()); its buckets come from the merged hdr histograms, `_sum` from exact sums.
 
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Metric } from 'prom-client';
+import type { LabelValues, Metric } from 'prom-client';
 import type { JsHistogram } from 'hdr-histogram-js';
 import { CODE_CLASSES, CODE_CLASS_COUNT } from './delta.js';
 import { countsIndex, valueFromIndex } from './histogram.js';
-import type { StatsView } from './totals.js';
+import type { CellTotals, ClusterTotals, StatsView } from './totals.js';
 
 /** Bucket upper bounds of the duration histograms, seconds. */
 export const DURATION_BUCKETS_SECONDS: readonly number[] = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
@@ -89,46 +89,58 @@ export class PrometheusExporter {
   constructor(view: StatsView) {
     const registers = [this.registry];
 
-    new Counter({
-      name: 'outrigger_requests_total',
-      help: 'Requests by listener, route, cluster and response class (code_class "none": no response). route/cluster "" = no route / no cluster.',
-      labelNames: ['listener', 'route', 'cluster', 'code_class'] as const,
-      registers,
-      collect() {
-        this.reset();
+    /** A counter or gauge whose series are taken from the view at each scrape: reset, then `fill` puts every value. */
+    const scraped = <L extends string>(
+      type: 'counter' | 'gauge',
+      name: string,
+      help: string,
+      labelNames: readonly L[],
+      fill: (put: (labels: LabelValues<L>, value: number) => void) => void,
+    ): void => {
+      const config = { name, help, labelNames, registers };
+      if (type === 'counter') {
+        new Counter({
+          ...config,
+          collect() {
+            this.reset();
+            fill((labels, value) => this.inc(labels, value));
+          },
+        });
+      } else {
+        new Gauge({
+          ...config,
+          collect() {
+            this.reset();
+            fill((labels, value) => this.set(labels, value));
+          },
+        });
+      }
+    };
+    const CELL = ['listener', 'route', 'cluster'] as const;
+    const cellCounter = (name: string, help: string, value: (cell: CellTotals) => number): void =>
+      scraped('counter', name, help, CELL, (put) => {
+        for (const cell of view.cells()) put({ listener: cell.listener, route: cell.route, cluster: cell.cluster }, value(cell));
+      });
+    const clusterCounter = (name: string, help: string, value: (c: ClusterTotals) => number): void =>
+      scraped('counter', name, help, ['cluster'], (put) => {
+        for (const c of view.clusters()) put({ cluster: c.name }, value(c));
+      });
+
+    scraped(
+      'counter',
+      'outrigger_requests_total',
+      'Requests by listener, route, cluster and response class (code_class "none": no response). route/cluster "" = no route / no cluster.',
+      [...CELL, 'code_class'],
+      (put) => {
         for (const cell of view.cells()) {
           for (let k = 0; k < CODE_CLASS_COUNT; k++) {
-            this.inc({ listener: cell.listener, route: cell.route, cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]);
+            put({ listener: cell.listener, route: cell.route, cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]!);
           }
         }
       },
-    });
-
-    new Counter({
-      name: 'outrigger_request_bytes_total',
-      help: 'Bytes received from downstream clients.',
-      labelNames: ['listener', 'route', 'cluster'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const cell of view.cells()) {
-          this.inc({ listener: cell.listener, route: cell.route, cluster: cell.cluster }, cell.bytesIn);
-        }
-      },
-    });
-
-    new Counter({
-      name: 'outrigger_response_bytes_total',
-      help: 'Bytes sent to downstream clients.',
-      labelNames: ['listener', 'route', 'cluster'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const cell of view.cells()) {
-          this.inc({ listener: cell.listener, route: cell.route, cluster: cell.cluster }, cell.bytesOut);
-        }
-      },
-    });
+    );
+    cellCounter('outrigger_request_bytes_total', 'Bytes received from downstream clients.', (cell) => cell.bytesIn);
+    cellCounter('outrigger_response_bytes_total', 'Bytes sent to downstream clients.', (cell) => cell.bytesOut);
 
     this.registry.registerMetric(
       asMetric(
@@ -148,23 +160,14 @@ export class PrometheusExporter {
       ),
     );
 
-    new Counter({
-      name: 'outrigger_upstream_rq_total',
-      help: 'Requests routed to a cluster, by response class.',
-      labelNames: ['cluster', 'code_class'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const c of view.clusters()) {
-          for (const code_class of CODE_CLASSES) this.inc({ cluster: c.name, code_class }, 0);
-        }
-        for (const cell of view.cells()) {
-          if (cell.cluster === '') continue;
-          for (let k = 0; k < CODE_CLASS_COUNT; k++) {
-            this.inc({ cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]);
-          }
-        }
-      },
+    scraped('counter', 'outrigger_upstream_rq_total', 'Requests routed to a cluster, by response class.', ['cluster', 'code_class'], (put) => {
+      for (const c of view.clusters()) {
+        for (const code_class of CODE_CLASSES) put({ cluster: c.name, code_class }, 0);
+      }
+      for (const cell of view.cells()) {
+        if (cell.cluster === '') continue;
+        for (let k = 0; k < CODE_CLASS_COUNT; k++) put({ cluster: cell.cluster, code_class: CODE_CLASSES[k]! }, cell.classes[k]!);
+      }
     });
 
     this.registry.registerMetric(
@@ -181,73 +184,27 @@ export class PrometheusExporter {
     clusterCounter('outrigger_upstream_rq_timeout_total', 'Upstream requests that timed out.', (c) => c.timeouts);
     clusterCounter('outrigger_upstream_rq_reset_total', 'Upstream requests reset mid-exchange.', (c) => c.resets);
 
-    new Gauge({
-      name: 'outrigger_upstream_connections',
-      help: 'Pooled upstream connections, summed over workers: state "busy" (carrying a request) or "idle"; open = busy + idle.',
-      labelNames: ['cluster', 'state'] as const,
-      registers,
-      collect() {
-        this.reset();
+    scraped(
+      'gauge',
+      'outrigger_upstream_connections',
+      'Pooled upstream connections, summed over workers: state "busy" (carrying a request) or "idle"; open = busy + idle.',
+      ['cluster', 'state'],
+      (put) => {
         for (const c of view.clusters()) {
           const g = view.gauges(c.name);
-          this.set({ cluster: c.name, state: 'busy' }, Math.max(0, g.poolOpen - g.poolIdle));
-          this.set({ cluster: c.name, state: 'idle' }, g.poolIdle);
+          put({ cluster: c.name, state: 'busy' }, Math.max(0, g.poolOpen - g.poolIdle));
+          put({ cluster: c.name, state: 'idle' }, g.poolIdle);
         }
       },
+    );
+    scraped('gauge', 'outrigger_active_requests', 'In-flight requests per cluster, summed over workers.', ['cluster'], (put) => {
+      for (const c of view.clusters()) put({ cluster: c.name }, view.gauges(c.name).active);
     });
-
-    new Gauge({
-      name: 'outrigger_active_requests',
-      help: 'In-flight requests per cluster, summed over workers.',
-      labelNames: ['cluster'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const c of view.clusters()) this.set({ cluster: c.name }, view.gauges(c.name).active);
-      },
-    });
-
-    new Gauge({
-      name: 'outrigger_config_version',
-      help: 'Version of the config running on all workers.',
-      registers,
-      collect() {
-        this.set(view.configVersion);
-      },
-    });
-
-    new Counter({
-      name: 'outrigger_worker_stalls_total',
-      help: 'Workers the watchdog found with a stuck event loop (node.worker_stall_ms) and replaced.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(view.workerStalls);
-      },
-    });
-
-    new Counter({
-      name: 'outrigger_worker_restarts_total',
-      help: 'Workers restarted by the supervisor after a crash.',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(view.workerRestarts);
-      },
-    });
-
-    function clusterCounter(name: string, help: string, value: (c: { connectFailures: number; timeouts: number; resets: number }) => number): void {
-      new Counter({
-        name,
-        help,
-        labelNames: ['cluster'] as const,
-        registers,
-        collect() {
-          this.reset();
-          for (const c of view.clusters()) this.inc({ cluster: c.name }, value(c));
-        },
-      });
-    }
+    scraped('gauge', 'outrigger_config_version', 'Version of the config running on all workers.', [], (put) => put({}, view.configVersion));
+    scraped('counter', 'outrigger_worker_stalls_total', 'Workers the watchdog found with a stuck event loop (node.worker_stall_ms) and replaced.', [], (put) =>
+      put({}, view.workerStalls),
+    );
+    scraped('counter', 'outrigger_worker_restarts_total', 'Workers restarted by the supervisor after a crash.', [], (put) => put({}, view.workerRestarts));
   }
 
   get contentType(): string {
