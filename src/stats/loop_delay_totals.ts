@@ -16,6 +16,20 @@ export interface LoopDelayJson {
   readonly mean_ms: number | null;
 }
 
+/** The Prometheus quantile labels and the fields they report: the summary since start, and the last interval's gauges. */
+const SINCE_START_QUANTILES = [
+  ['0.5', 'p50_ms'],
+  ['0.9', 'p90_ms'],
+  ['0.99', 'p99_ms'],
+  ['0.999', 'p99_9_ms'],
+  ['1', 'max_ms'],
+] as const satisfies ReadonlyArray<readonly [string, keyof LoopDelayJson]>;
+const LAST_INTERVAL_QUANTILES = [
+  ['0.5', 'p50_ms'],
+  ['0.99', 'p99_ms'],
+  ['1', 'max_ms'],
+] as const satisfies ReadonlyArray<readonly [string, keyof LoopDelayJson]>;
+
 export interface ThreadLoopDelayJson {
   readonly thread: string;
   /** Since the sidecar started (a restarted worker continues its slot's numbers). */
@@ -77,15 +91,7 @@ export class LoopDelayTotals {
       '# TYPE outrigger_event_loop_delay_seconds summary\n';
     for (const r of rows) {
       const q = r.since_start;
-      for (const [quantile, v] of [
-        ['0.5', q.p50_ms],
-        ['0.9', q.p90_ms],
-        ['0.99', q.p99_ms],
-        ['0.999', q.p99_9_ms],
-        ['1', q.max_ms],
-      ] as const) {
-        out += `outrigger_event_loop_delay_seconds${lbl(r.thread, quantile)} ${sec(v)}\n`;
-      }
+      for (const [quantile, key] of SINCE_START_QUANTILES) out += `outrigger_event_loop_delay_seconds${lbl(r.thread, quantile)} ${sec(q[key])}\n`;
       const t = this.threads.get(r.thread)!.total;
       out += `outrigger_event_loop_delay_seconds_sum${lbl(r.thread)} ${Number((t.sumMicros / 1e6).toFixed(6))}\n`;
       out += `outrigger_event_loop_delay_seconds_count${lbl(r.thread)} ${t.count}\n`;
@@ -95,13 +101,8 @@ export class LoopDelayTotals {
       '# TYPE outrigger_event_loop_delay_last_interval_seconds gauge\n';
     for (const r of rows) {
       const q = r.last_interval;
-      for (const [quantile, v] of [
-        ['0.5', q.p50_ms],
-        ['0.99', q.p99_ms],
-        ['1', q.max_ms],
-      ] as const) {
-        out += `outrigger_event_loop_delay_last_interval_seconds${lbl(r.thread, quantile)} ${sec(v)}\n`;
-      }
+      for (const [quantile, key] of LAST_INTERVAL_QUANTILES)
+        out += `outrigger_event_loop_delay_last_interval_seconds${lbl(r.thread, quantile)} ${sec(q[key])}\n`;
     }
     return out;
   }
