@@ -18,6 +18,12 @@
 //     - token: <at least 16 characters>
 //       identities: [spiffe://cluster.local/ns/default/sa/web, spiffe://cluster.local/ns/batch/*]
 // It is re-read when it changes (a broken new version is logged and the previous one kept).
+//
+// Reserved identities: the signer's own (--identity) and everything under
+// spiffe://<td>/outrigger/ are never issued through /v1/sign — to no token, whatever its
+// patterns, and to no certificate — so that nobody can pose as the signer. A token pattern that
+// can only match reserved identities is refused when the file loads; one that also covers them
+// (e.g. spiffe://<td>/*) is logged as a warning.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
@@ -40,6 +46,40 @@ export { defaultSignerIdentity } from './signer_client.js';
 const MAX_BODY_BYTES = 64 * 1024;
 const MIN_TOKEN_LENGTH = 16;
 const SERVER_LEAF_TTL_HOURS = 24;
+/** The first path segment reserved for outrigger's own services (the signer's identity lives under it). */
+export const RESERVED_SEGMENT = 'outrigger';
+
+/** Why the signer never issues `identity` (it is reserved), or null when it may. */
+export function reservedIdentityProblem(identity: string, signerIdentity: string): string | null {
+  if (identity === signerIdentity) return `${identity} is the signer's own identity: it is reserved and never issued`;
+  const td = trustDomainOf(identity);
+  const rest = identity.slice(`spiffe://${td}`.length);
+  if (rest === `/${RESERVED_SEGMENT}` || rest.startsWith(`/${RESERVED_SEGMENT}/`))
+    return `${identity} is under the reserved spiffe://${td}/${RESERVED_SEGMENT}/ (the signer's own identities): it is never issued`;
+  return null;
+}
+
+/**
+ * For a token pattern: `refuse` when it can only match reserved identities (its first segment is
+ * `outrigger`, or it is the signer's identity), `warn` when it also covers some (its first segment
+ * is `*`, or it matches the signer's identity), else null.
+ */
+function reservedPatternVerdict(pattern: string, signerIdentity: string, match: IdentityMatcher): { kind: 'refuse' | 'warn'; detail: string } | null {
+  const td = trustDomainOf(pattern);
+  const first = pattern.slice(`spiffe://${td}/`.length).split('/')[0];
+  const reserved = `spiffe://${td}/${RESERVED_SEGMENT}/`;
+  if (pattern === signerIdentity || first === RESERVED_SEGMENT)
+    return {
+      kind: 'refuse',
+      detail: `${pattern} can only match reserved identities (the signer's own ${signerIdentity}, anything under ${reserved}), which are never issued`,
+    };
+  if (first === '*' || match(signerIdentity))
+    return {
+      kind: 'warn',
+      detail: `${pattern} also covers reserved identities (the signer's own ${signerIdentity}, anything under ${reserved}): those are refused to this token like to any other`,
+    };
+  return null;
+}
 
 export interface SignerOptions {
   readonly caDir: string;
@@ -68,8 +108,25 @@ interface TokenEntry {
 /** A problem with the signer's setup (CA, tokens file): one line for the CLI. */
 export class SignerSetupError extends Error {}
 
-/** Parse a tokens file's text; throws SignerSetupError naming the problem. */
-export function parseTokens(text: string, trustDomain: string, file: string): TokenEntry[] {
+/** A token pattern that also covers reserved identities (see reservedIdentityProblem): allowed, worth a warning. */
+export interface TokenWarning {
+  readonly at: string;
+  readonly pattern: string;
+  readonly detail: string;
+}
+
+/**
+ * Parse a tokens file's text; throws SignerSetupError naming the problem (including a pattern
+ * that can only match reserved identities). Patterns that also cover reserved identities are
+ * passed to `warn`.
+ */
+export function parseTokens(
+  text: string,
+  trustDomain: string,
+  file: string,
+  signerIdentity = defaultSignerIdentity(trustDomain),
+  warn: (w: TokenWarning) => void = () => {},
+): TokenEntry[] {
   let doc: unknown;
   try {
     doc = parseYaml(text);
@@ -95,6 +152,11 @@ export function parseTokens(text: string, trustDomain: string, file: string): To
         throw new SignerSetupError(`${at}.identities[${j}]: ${String(p)} is outside this CA's trust domain "${trustDomain}"`);
     });
     const patterns = identities as string[];
+    patterns.forEach((p, j) => {
+      const verdict = reservedPatternVerdict(p, signerIdentity, compileIdentityPatterns([p]));
+      if (verdict?.kind === 'refuse') throw new SignerSetupError(`${at}.identities[${j}]: ${verdict.detail}`);
+      if (verdict?.kind === 'warn') warn({ at: `${at}.identities[${j}]`, pattern: p, detail: verdict.detail });
+    });
     return { digest: digestOf(token.trim()), patterns, match: compileIdentityPatterns(patterns) };
   });
 }
@@ -193,7 +255,9 @@ export class Signer {
         allowInsecure: this.opts.allowInsecureKeyPermissions === true,
         optOut: 'pass --allow-insecure-key-permissions',
       });
-      this.tokens = parseTokens(await readFile(file, 'utf8'), this.trustDomain, file);
+      const warnings: TokenWarning[] = [];
+      this.tokens = parseTokens(await readFile(file, 'utf8'), this.trustDomain, file, this.identity, (w) => warnings.push(w));
+      for (const w of warnings) this.log({ level: 'warn', msg: 'token pattern covers reserved identities', at: w.at, pattern: w.pattern, detail: w.detail });
       this.tokensSig = sig;
       if (!atStart) this.log({ level: 'info', msg: 'tokens reloaded', tokens: this.tokens.length });
     } catch (e) {
@@ -262,6 +326,9 @@ export class Signer {
       if (ttl !== undefined && (typeof ttl !== 'number' || !(ttl > 0) || !Number.isFinite(ttl)))
         throw new HttpError(400, 'bad_request', '"ttl_hours" must be a positive number');
       const identity = parseCsr(csrPem).identity;
+      // Before any credential counts: nobody may become the signer (nor anything reserved).
+      const reserved = reservedIdentityProblem(identity, this.identity);
+      if (reserved !== null) throw new HttpError(403, 'forbidden', reserved);
       const by = await this.authorize(req, identity);
       const ttlHours = Math.min(ttl ?? Infinity, this.opts.maxTtlHours ?? 24);
       const leaf: IssuedLeaf = await this.csrSigner.sign(csrPem, identity, ttlHours);
