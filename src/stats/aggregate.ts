@@ -11,7 +11,7 @@ import type { CellDelta, ClusterDelta, ClusterGauges, StatsDelta } from './delta
 import { CODE_CLASS_COUNT } from './delta.js';
 import { histogramFromSparse } from './histogram.js';
 import { buildStatsJson } from './json.js';
-import type { StatsJson } from './json.js';
+import type { StatsJson, WorkerJson } from './json.js';
 import { LoopDelayTotals } from './loop_delay_totals.js';
 import type { PrometheusExporter } from './prometheus.js';
 import { CellTotals, ClusterTotals } from './totals.js';
@@ -34,6 +34,8 @@ export class StatsAggregator {
   readonly counters = new CounterTotals();
   /** Latest gauges per worker, per cluster. */
   private readonly workerGauges = new Map<number, Map<string, ClusterGauges>>();
+  /** Requests finished per worker id since start (every worker that posted a delta has an entry). */
+  private readonly workerRequests = new Map<number, number>();
   private configVersion = 0;
   private workerRestarts = 0;
   private workerStalls = 0;
@@ -65,7 +67,12 @@ export class StatsAggregator {
   /** Merges one worker's delta. */
   apply(delta: StatsDelta): void {
     if (delta.counters !== undefined) this.counters.apply(delta.counters);
-    for (const cell of delta.cells) this.applyCell(cell);
+    let requests = 0;
+    for (const cell of delta.cells) {
+      this.applyCell(cell);
+      requests += cell.requests;
+    }
+    this.workerRequests.set(delta.workerId, (this.workerRequests.get(delta.workerId) ?? 0) + requests);
     for (const c of delta.clusters) this.applyCluster(delta.workerId, c);
     if (delta.loopDelay !== undefined) this.loopDelay.add(delta.loopDelay);
   }
@@ -147,7 +154,25 @@ export class StatsAggregator {
   }
 
   toJSON(): StatsJson {
-    return { ...buildStatsJson(this.view), event_loop_delay: this.loopDelay.json() };
+    return { ...buildStatsJson(this.view), workers: this.workersJson(), event_loop_delay: this.loopDelay.json() };
+  }
+
+  /**
+   * Requests and accepted connections per worker since start: requests from the cells of each
+   * worker's deltas, connections from `outrigger_listener_connections_accepted_total` summed over
+   * listeners (null for a worker none of whose listeners counts them: uWS has no accept hook).
+   */
+  private workersJson(): WorkerJson[] {
+    const accepted = new Map<string, number>();
+    for (const s of this.counters.list('outrigger_listener_connections_accepted_total')) {
+      const w = s.labels['worker'] ?? '';
+      accepted.set(w, (accepted.get(w) ?? 0) + s.value);
+    }
+    const ids = new Set(this.workerRequests.keys());
+    for (const w of accepted.keys()) if (/^\d+$/.test(w)) ids.add(Number(w));
+    return [...ids]
+      .sort((a, b) => a - b)
+      .map((worker) => ({ worker, requests: this.workerRequests.get(worker) ?? 0, connections_accepted: accepted.get(String(worker)) ?? null }));
   }
 
   /** Prometheus text exposition (format 0.0.4) from this aggregator's own prom-client Registry, then the event-loop delay. */

@@ -54,6 +54,18 @@ export interface ClusterJson extends TrafficJson {
   readonly pool: { readonly open: number; readonly idle: number };
 }
 
+/**
+ * One worker's traffic since the sidecar started, by worker id (a restarted worker keeps its id
+ * and its count continues). `requests` = every request the worker finished (the listeners'
+ * `requests` summed); `connections_accepted` = client connections it accepted on node- and
+ * strict-engine listeners (uWS has no accept hook: null when none of its listeners counts).
+ */
+export interface WorkerJson {
+  readonly worker: number;
+  readonly requests: number;
+  readonly connections_accepted: number | null;
+}
+
 export interface StatsJson {
   readonly config_version: number;
   readonly worker_restarts: number;
@@ -61,11 +73,13 @@ export interface StatsJson {
   readonly listeners: readonly ListenerJson[];
   readonly routes: readonly RouteJson[];
   readonly clusters: readonly ClusterJson[];
+  /** Per worker that has reported (ascending id): requests and accepted connections since start. */
+  readonly workers: readonly WorkerJson[];
   /** Per thread (main, worker-1, …): since start and over the last interval. */
   readonly event_loop_delay: readonly ThreadLoopDelayJson[];
 }
 
-export function buildStatsJson(view: StatsView): Omit<StatsJson, 'event_loop_delay'> {
+export function buildStatsJson(view: StatsView): Omit<StatsJson, 'event_loop_delay' | 'workers'> {
   const listeners = new Map<string, RequestTotals>();
   const routes = new Map<string, { listener: string; name: string; totals: RequestTotals }>();
   const clusterTraffic = new Map<string, RequestTotals>();
