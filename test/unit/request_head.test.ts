@@ -224,41 +224,18 @@ function verdict(f: () => RequestHead): string {
   }
 }
 
-describe('readNodeRequestHead (node:http on 127.0.0.1)', () => {
+describe('readNodeRequestHead (node:http) and readRequestHead (uWebSockets.js) on 127.0.0.1', () => {
   let server: http.Server;
-  let port = 0;
+  let listenSocket: uWS.us_listen_socket | null = null;
+  const ports = { node: 0, uws: 0 };
   beforeAll(async () => {
     server = http.createServer((req, res) => {
       res.setHeader('connection', 'close');
       res.end(verdict(() => readNodeRequestHead(req, MAX, allow())));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    port = (server.address() as net.AddressInfo).port;
-  });
-  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
-
-  it('judges a request node parsed: target with query, host, Content-Length framing', async () => {
-    const out = await exchange(port, 'POST /a?b=1 HTTP/1.1\r\nHost: svc.local\r\nContent-Length: 2\r\n\r\nhi');
-    expect(out).toContain('{"method":"POST","target":"/a?b=1","host":"svc.local","framing":1,"contentLength":2}');
-  });
-
-  it('refuses Transfer-Encoding in an HTTP/1.0 request', async () => {
-    const out = await exchange(port, 'POST / HTTP/1.0\r\nHost: svc.local\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
-    expect(out).toContain('refused bad_request: Transfer-Encoding in an HTTP/1.0 request');
-  });
-
-  it('runs the shared checks on top of node (an underscore-free Host that is a list)', async () => {
-    const out = await exchange(port, 'GET / HTTP/1.1\r\nHost: a,b\r\n\r\n');
-    expect(out).toContain('refused bad_request: invalid Host header');
-  });
-});
-
-describe('readRequestHead (uWebSockets.js on 127.0.0.1)', () => {
-  let app: uWS.TemplatedApp;
-  let listenSocket: uWS.us_listen_socket | null = null;
-  let port = 0;
-  beforeAll(async () => {
-    app = uWS.App().any('/*', (res, req) => {
+    ports.node = (server.address() as net.AddressInfo).port;
+    const app = uWS.App().any('/*', (res, req) => {
       const v = verdict(() => readRequestHead(req, MAX, allow()));
       res.cork(() => res.writeHeader('connection', 'close').end(v, true));
     });
@@ -269,27 +246,25 @@ describe('readRequestHead (uWebSockets.js on 127.0.0.1)', () => {
           return;
         }
         listenSocket = ls;
-        port = uWS.us_socket_local_port(ls);
+        ports.uws = uWS.us_socket_local_port(ls);
         resolve();
       }),
     );
   });
-  afterAll(() => {
+  afterAll(async () => {
     if (listenSocket !== null) uWS.us_listen_socket_close(listenSocket);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  it('reads method, target, headers in order and judges them', async () => {
-    const out = await exchange(port, 'PUT /x/y?q HTTP/1.1\r\nHost: svc.local:8080\r\nContent-Length: 3\r\n\r\nabc');
-    expect(out).toContain('{"method":"PUT","target":"/x/y?q","host":"svc.local:8080","framing":1,"contentLength":3}');
-  });
-
-  it('refuses chunked request bodies on the uws engine', async () => {
-    const out = await exchange(port, 'POST / HTTP/1.1\r\nHost: svc.local\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
-    expect(out).toContain('refused bad_request: chunked request bodies are not accepted on the uws engine (use engine: node)');
-  });
-
-  it('refuses differing Content-Length lines that uWS passes on', async () => {
-    const out = await exchange(port, 'POST / HTTP/1.1\r\nHost: svc.local\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab');
-    expect(out).toContain('refused bad_request: differing Content-Length headers');
+  it.each`
+    engine    | what                                                                                | request                                                                                     | answer
+    ${'node'} | ${'judges a request node parsed: target with query, host, Content-Length framing'}  | ${'POST /a?b=1 HTTP/1.1\r\nHost: svc.local\r\nContent-Length: 2\r\n\r\nhi'}                 | ${'{"method":"POST","target":"/a?b=1","host":"svc.local","framing":1,"contentLength":2}'}
+    ${'node'} | ${'refuses Transfer-Encoding in an HTTP/1.0 request'}                               | ${'POST / HTTP/1.0\r\nHost: svc.local\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'}      | ${'refused bad_request: Transfer-Encoding in an HTTP/1.0 request'}
+    ${'node'} | ${'runs the shared checks on top of node (an underscore-free Host that is a list)'} | ${'GET / HTTP/1.1\r\nHost: a,b\r\n\r\n'}                                                    | ${'refused bad_request: invalid Host header'}
+    ${'uws'}  | ${'reads method, target, headers in order and judges them'}                         | ${'PUT /x/y?q HTTP/1.1\r\nHost: svc.local:8080\r\nContent-Length: 3\r\n\r\nabc'}            | ${'{"method":"PUT","target":"/x/y?q","host":"svc.local:8080","framing":1,"contentLength":3}'}
+    ${'uws'}  | ${'refuses chunked request bodies on the uws engine'}                               | ${'POST / HTTP/1.1\r\nHost: svc.local\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'}      | ${'refused bad_request: chunked request bodies are not accepted on the uws engine (use engine: node)'}
+    ${'uws'}  | ${'refuses differing Content-Length lines that uWS passes on'}                      | ${'POST / HTTP/1.1\r\nHost: svc.local\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab'} | ${'refused bad_request: differing Content-Length headers'}
+  `('$engine: $what', async ({ engine, request, answer }: { engine: keyof typeof ports; request: string; answer: string }) => {
+    expect(await exchange(ports[engine], request)).toContain(answer);
   });
 });
