@@ -27,10 +27,12 @@ export interface AccessEntry {
 
 export class AccessLog {
   private readonly logger: Logger;
+  private readonly dest: ReturnType<typeof pino.destination>;
   private readonly text: boolean;
 
   constructor(readonly spec: AccessLogSpec) {
     const dest = pino.destination({ dest: spec.path === 'stdout' ? 1 : spec.path, sync: false, minLength: 4096, mkdir: true });
+    this.dest = dest;
     this.logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, dest);
     this.text = spec.format === 'text';
   }
@@ -45,10 +47,13 @@ export class AccessLog {
     }
   }
 
-  /** Writes what is buffered (worker shutdown). */
+  /**
+   * Writes what is buffered, synchronously (worker shutdown, or a log being replaced): the thread
+   * may exit on the next turn, before an asynchronous write would have run.
+   */
   flush(): void {
     try {
-      this.logger.flush();
+      this.dest.flushSync();
     } catch {
       // a destination that is not ready yet has nothing to flush
     }

@@ -28,8 +28,16 @@ import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply, localReplyBytes } from './local_reply.js';
 import { downstreamOf, NodeDownstream } from './node_downstream.js';
-import { buildUpstreamHead, readNodeRequestHead, readRequestHead, type RequestHead, type UnderscorePolicy } from './request_head.js';
-import { readStrictRequestHead } from './request_head.js';
+import {
+  buildUpstreamHead,
+  readNodeRequestHead,
+  readRequestHead,
+  readStrictRequestHead,
+  refusalRequestId,
+  uwsHeadersRead,
+  type RequestHead,
+  type UnderscorePolicy,
+} from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
@@ -52,8 +60,11 @@ export interface ListenerContext {
   onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
   /** One try of an exchange ended (passive outlier detection). */
   onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
-  /** A request was refused or answered locally (no exchange was created). */
-  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void;
+  /**
+   * A request was refused or answered locally (no exchange was created). `requestId` is the one
+   * the reply carries (the head's, or refusalRequestId()'s when no head was checked whole).
+   */
+  onLocalReply(listener: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null, requestId: string): void;
   /** A route marked test_crash was hit (test hook). */
   onTestCrash(route: string): void;
   /** A route marked test_stall was hit (test hook): block the event loop. */
@@ -196,7 +207,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       this.ctx.ticker,
       {
         request: (down, req) => this.handleStrict(down, req),
-        refused: (err) => this.ctx.onLocalReply(this, -1, err, null),
+        refused: (err, requestId) => this.ctx.onLocalReply(this, -1, err, null, requestId),
         accepted: () => {
           this.connectionsAccepted!++;
         },
@@ -353,20 +364,20 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, buildUpstreamHead(head, client, 'http'));
     } catch (e) {
       const err = this.refusal(e);
+      const id = head !== null ? head.requestId : refusalRequestId(uwsHeadersRead());
       if (err.status === 400 || err.status === 431) {
         // A framing problem: nothing after it on this connection may be parsed or forwarded. uWS
         // would parse the bytes that follow in the same read as new requests if we answered
         // here; with the answer pending it closes a connection that sends more, so the answer
         // leaves on the next turn, and then closes the connection.
-        const id = head?.requestId ?? null;
         const reply = new DeferredRefusal(res, err, id, this.spec.errorDetail);
         res.onAborted(() => reply.abort());
         setImmediate(() => reply.send());
       } else {
         res.onAborted(noop);
-        res.cork(() => writeLocalReply(res, err, head?.requestId ?? null, this.spec.errorDetail));
+        res.cork(() => writeLocalReply(res, err, id, this.spec.errorDetail));
       }
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
     }
   }
 
@@ -402,8 +413,9 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       } else {
         req.resume();
       }
-      down.reply(err, head?.requestId ?? '');
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
+      const id = head !== null ? head.requestId : refusalRequestId(req.rawHeaders);
+      down.reply(err, id);
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
     }
   }
 
@@ -430,8 +442,9 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       this.proxy(down, head, req.nonAscii ? Buffer.from(text, 'latin1') : text);
     } catch (e) {
       const err = this.refusal(e);
-      down.reply(err, head?.requestId ?? '');
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head);
+      const id = head !== null ? head.requestId : refusalRequestId(req.headers);
+      down.reply(err, id);
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
     }
   }
 
@@ -454,7 +467,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
         : code === 'ERR_HTTP_REQUEST_TIMEOUT'
           ? new ProxyError('request_timeout', 'the request head did not arrive in time')
           : new ProxyError('bad_request', 'malformed request');
-    this.ctx.onLocalReply(this, -1, pe, null);
+    const id = refusalRequestId(null);
+    this.ctx.onLocalReply(this, -1, pe, null, id);
     const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
     if (current !== null && pe.code === 'bad_request') {
       // The error is inside the body of the request being served (a bad chunk): its exchange
@@ -470,7 +484,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
     // Answer once every response already under way has gone out, then close.
     whenIdle(socket, () => {
       if (!socket.writable) return void socket.destroy();
-      socket.end(localReplyBytes(localReply(pe, null, this.spec.errorDetail), null));
+      socket.end(localReplyBytes(localReply(pe, id, this.spec.errorDetail), null));
       socket.destroySoon();
     });
   }

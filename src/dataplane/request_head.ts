@@ -47,6 +47,34 @@ function collect(name: string, value: string): void {
   scratchBytes += name.length + value.length + 4;
 }
 
+/** The headers the last readRequestHead() read from uWS (for the request id of its refusal). */
+export function uwsHeadersRead(): readonly string[] {
+  return scratch;
+}
+
+/** A client's x-request-id that a refusal may echo: printable ASCII, not too long. */
+const ECHOABLE_ID = /^[\x20-\x7e]{1,200}$/;
+
+/**
+ * The request id of a request refused before its head was checked whole (checkRequestHead threw,
+ * or the parser refused it): the client's x-request-id when it is plain printable text, else a
+ * fresh one. Only refusals pay for this; an accepted head gets its id in checkRequestHead, once.
+ * `headers`: flat [name, value, ...] in any case, or null when no header was parsed.
+ */
+export function refusalRequestId(headers: readonly string[] | null): string {
+  if (headers !== null) {
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      if (name.length === 12 && name.toLowerCase() === 'x-request-id') {
+        const v = headers[i + 1]!;
+        if (ECHOABLE_ID.test(v)) return v;
+        break;
+      }
+    }
+  }
+  return randomUUID();
+}
+
 /**
  * Reads and checks the head from uWS. Throws ProxyError (bad_request / headers_too_large) for
  * what must be refused. `maxHeadBytes` bounds request line + headers.

@@ -25,12 +25,12 @@ export class AccessLogs {
 
   exchangeDone(l: ListenerRuntime, ex: Exchange): void {
     if (l.spec.accessLog === null) return;
-    this.write(l, ex.head, ex.route.name, ex, ex.status, ex.error);
+    this.write(l, ex.head, ex.route.name, ex, ex.status, ex.error, ex.head.requestId);
   }
 
-  localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null): void {
+  localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null, requestId: string): void {
     if (l.spec.accessLog === null) return;
-    this.write(l, head, routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? null) : null, null, err.status, err);
+    this.write(l, head, routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? null) : null, null, err.status, err, requestId);
   }
 
   /**
@@ -73,7 +73,15 @@ export class AccessLogs {
     this.logs.delete(name);
   }
 
-  private write(l: ListenerRuntime, head: RequestHead | null, route: string | null, ex: Exchange | null, status: number, err: ProxyError | null): void {
+  private write(
+    l: ListenerRuntime,
+    head: RequestHead | null,
+    route: string | null,
+    ex: Exchange | null,
+    status: number,
+    err: ProxyError | null,
+    requestId: string,
+  ): void {
     const spec = l.spec.accessLog;
     if (spec === null) return;
     const entry: AccessEntry = {
@@ -87,7 +95,7 @@ export class AccessLogs {
       duration_ms: ex === null ? 0 : Math.round((ex.endMs - ex.startMs) * 1000) / 1000,
       bytes_in: ex?.bytesIn ?? 0,
       bytes_out: ex?.bytesOut ?? 0,
-      request_id: head?.requestId ?? '',
+      request_id: requestId,
       client: head?.client ?? '',
       peer: head?.peer ?? null,
       error: err === null ? null : err.code,

@@ -55,10 +55,10 @@ class WorkerThread {
         this.drain.exchangeDone();
       },
       onTryOutcome: (c, e, outcome) => this.outcomes.record(c, e, outcome),
-      onLocalReply: (l, routeIndex, err, head) => {
+      onLocalReply: (l, routeIndex, err, head, requestId) => {
         this.stats.localReply(l, routeIndex, err);
-        this.accessLogs.localReply(l, routeIndex, err, head);
-        if (err.code === 'internal_error') this.internalError(l.spec.name, err, head?.requestId ?? null);
+        this.accessLogs.localReply(l, routeIndex, err, head, requestId);
+        if (err.code === 'internal_error') this.internalError(l.spec.name, err, requestId);
       },
       ...testHooks(this.init),
     };

@@ -3,12 +3,15 @@
 // node engine and TLS, a catastrophic regex, too many connections, a gzip-coded response, and
 // request smuggling through `Connection` and behind a refused request. Each failed on the old code.
 
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   closeAll,
   deadPort,
   filesSource,
+  header,
   leaf,
   newCa,
   rawRequest,
@@ -35,6 +38,8 @@ const BYPASSES = [
   '/v1/%2e%2e%2fadmin',
   '/v1/..%5cadmin',
 ];
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function get(path: string, extra = ''): string {
   return `GET ${path} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
@@ -94,11 +99,18 @@ describe('data-plane attacks', () => {
   for (const engine of ['uws', 'node', 'strict']) {
     it(`${engine}: every path-authorization bypass shape is refused with 400 and never reaches the app`, async () => {
       const before = app.requests.length;
+      const ids = new Set<string>();
       for (const p of BYPASSES) {
         const r = await rawRequest(sc.port(engine), get(p));
         expect(r.response?.status, p).toBe(400);
         expect(r.response?.headers.find(([n]) => n.toLowerCase() === 'x-outrigger-error')?.[1], p).toBe('bad_request');
+        // The refusal names the request: a fresh id in the body and in x-request-id, one per request.
+        const id = (JSON.parse(r.response!.body.toString()) as { request_id?: string }).request_id ?? '';
+        expect(id, p).toMatch(UUID);
+        expect(header(r.response!, 'x-request-id'), p).toBe(id);
+        ids.add(id);
       }
+      expect(ids.size).toBe(BYPASSES.length);
       expect(app.requests.length).toBe(before);
       // ;params and %-encoded unreserved characters still route by their normal form, forwarded as sent.
       const ok = await rawRequest(sc.port(engine), get('/v1/%75sers;jsessionid=1/x'));
@@ -243,5 +255,65 @@ describe('data-plane attacks', () => {
     const r = await trickle(tlsPort, [...'GET /v1/slow HTTP/1.1\r\nHost: x\r\nx-a: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'], 250, 500, true);
     expect(r.closed).toBe(true);
     expect(r.raw).toMatch(/^HTTP\/1\.1 408 /);
+  });
+});
+
+describe('every local reply names its request (issue 10 audit)', () => {
+  afterAll(closeAll);
+
+  it('head-check refusals on uws, node and strict carry a request id in the body, in x-request-id and in the access log line', async () => {
+    const app = await startUpstream();
+    const dir = tempDir();
+    const routes = [{ match: { path_prefix: '/v1/' }, cluster: 'app' }];
+    const listener = (name: string, engine: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      name,
+      address: '127.0.0.1:0',
+      engine,
+      routes,
+      access_log: { path: path.join(dir, `${name}.log`) },
+      ...extra,
+    });
+    const sc = await startSidecar({
+      node: { workers: 1 },
+      listeners: [
+        listener('uws', 'uws'),
+        listener('node', 'node', { headers_with_underscores: 'reject' }),
+        listener('strict', 'strict', { headers_with_underscores: 'reject' }),
+      ],
+      clusters: [{ name: 'app', endpoints: [{ address: app.address }] }],
+    });
+    const sent: Array<{ engine: string; id: string; status: number }> = [];
+    const refuse = async (engine: string, bytes: string, status: number, clientId?: string): Promise<void> => {
+      const r = await rawRequest(sc.port(engine), bytes);
+      expect(r.response?.status, `${engine}: ${bytes}`).toBe(status);
+      const id = (JSON.parse(r.response!.body.toString()) as { request_id?: string }).request_id ?? '';
+      if (clientId === undefined) expect(id, `${engine}: ${bytes}`).toMatch(UUID);
+      else expect(id, `${engine}: ${bytes}`).toBe(clientId);
+      expect(header(r.response!, 'x-request-id')).toBe(id);
+      sent.push({ engine, id, status });
+    };
+    for (const engine of ['uws', 'node', 'strict']) {
+      await refuse(engine, get('/v1/..;/admin'), 400);
+      // The client's own x-request-id is kept, as on an accepted request.
+      await refuse(engine, get('/v1/%2e%2e/admin', `x-request-id: trace-${engine}\r\n`), 400, `trace-${engine}`);
+      await refuse(engine, 'POST /v1/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n', 400);
+    }
+    // uWS's own parser never takes "_" in a name, nor an HTTP/1.1 head without Host: it closes.
+    for (const engine of ['node', 'strict']) {
+      await refuse(engine, get('/v1/u', 'x_user: 1\r\n'), 400);
+      await refuse(engine, 'GET /v1/a HTTP/1.1\r\n\r\n', 400); // no Host
+    }
+    await refuse('strict', 'GET /v1/a HTTP/1.1\nHost: x\r\n\r\n', 400); // the parser refused it: no head at all
+    expect(app.requests.length).toBe(0);
+    // The access log is written in batches: stopping the sidecar flushes it.
+    expect(await sc.stop()).toBe(0);
+    for (const engine of ['uws', 'node', 'strict']) {
+      const lines = readFileSync(path.join(dir, `${engine}.log`), 'utf8')
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as { request_id: string; status: number; error: string });
+      const want = sent.filter((s) => s.engine === engine);
+      expect(lines.map((l) => [l.request_id, l.status, l.error])).toEqual(want.map((s) => [s.id, s.status, 'bad_request']));
+    }
   });
 });

@@ -9,7 +9,7 @@ import type { Socket } from 'node:net';
 import { ProxyError } from '../../errors.js';
 import type { Ticker, Timed } from '../../upstream/ticker.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
-import { BodyFraming } from '../request_head.js';
+import { BodyFraming, refusalRequestId } from '../request_head.js';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { httpDate, StrictDownstream } from './downstream.js';
 import { emptyHead, HeadError, parseHead, parseRequestLine, type ParsedHead } from './parse.js';
@@ -33,8 +33,8 @@ export interface H1Host {
    * has judged the framing, says what body follows with `conn.expectBody()`.
    */
   request(down: StrictDownstream, head: ParsedHead): void;
-  /** A head the parser refused, or a slow head (stats). */
-  refused(err: ProxyError): void;
+  /** A head the parser refused, or a slow head (stats, access log), answered with `requestId`. */
+  refused(err: ProxyError, requestId: string): void;
   closed(conn: H1Connection): void;
 }
 
@@ -434,10 +434,12 @@ export class H1Connection implements Timed, ChunkSink {
 
   /** Refuses the head being read (or the bytes after a response): local reply, then close. */
   private refuse(err: ProxyError): boolean {
-    this.host.refused(err);
+    // No head was parsed: a fresh id, so the reply and the access log line still name the request.
+    const id = refusalRequestId(null);
+    this.host.refused(err, id);
     this.buf = null;
     this.keepAlive = false;
-    this.writeLocalReply(localReplyBytes(localReply(err, null, this.detail), httpDate()), true);
+    this.writeLocalReply(localReplyBytes(localReply(err, id, this.detail), httpDate()), true);
     this.closeAfterWrites();
     return false;
   }

@@ -16,7 +16,7 @@ import type { ParsedHead } from './parse.js';
 /** The listener's side: where requests go, and its counters. */
 export interface StrictHandlers {
   request(down: StrictDownstream, head: ParsedHead): void;
-  refused(err: ProxyError): void;
+  refused(err: ProxyError, requestId: string): void;
   accepted(): void;
 }
 
@@ -93,8 +93,8 @@ export class StrictServer implements H1Host {
     this.handlers.request(down, head);
   }
 
-  refused(err: ProxyError): void {
-    this.handlers.refused(err);
+  refused(err: ProxyError, requestId: string): void {
+    this.handlers.refused(err, requestId);
   }
 
   closed(conn: H1Connection): void {
