@@ -4,6 +4,7 @@
 
 import http from 'node:http';
 import net from 'node:net';
+import { expect } from 'vitest';
 import { eventually, track } from './live.js';
 
 export interface HttpOptions {
@@ -273,4 +274,12 @@ export function startLoad(port: number, o: LoadOptions = {}): Load {
 export async function moreRequests(load: Load, n: number, timeoutMs = 20_000): Promise<void> {
   const target = load.stats.sent + n;
   await eventually(() => (load.stats.sent >= target ? true : undefined), `${n} more requests under load`, timeoutMs);
+}
+
+/** Stops the load and checks that not one of its requests failed; the stats for further checks. */
+export async function stopWithoutFailures(load: Load): Promise<LoadStats> {
+  const stats = await load.stop();
+  expect(stats.failures).toEqual([]);
+  expect(stats.failed).toBe(0);
+  return stats;
 }

@@ -14,6 +14,7 @@ import {
   moreRequests,
   startLoad,
   startSignerPair,
+  stopWithoutFailures,
   watchRotations,
   WEB,
   type Sidecar,
@@ -52,12 +53,10 @@ describe('rotation under continuous load (signer mode, 5.4 s leaves)', () => {
     // More load on the newest certificates (a thousand requests in all), then stop.
     await moreRequests(load, 200);
     await expect.poll(() => load.stats.ok, { timeout: 60_000 }).toBeGreaterThanOrEqual(1000);
-    const stats = await load.stop();
+    const stats = await stopWithoutFailures(load);
     const after = await endpointCounters(client, 'api');
     const [cEnd, sEnd] = await Promise.all([certsOf(client), certsOf(server)]);
 
-    expect(stats.failures).toEqual([]);
-    expect(stats.failed).toBe(0);
     expect(stats.ok).toBeGreaterThanOrEqual(1000);
     expect(cEnd.rotations).toBeGreaterThanOrEqual(3);
     expect(sEnd.rotations).toBeGreaterThanOrEqual(3);
