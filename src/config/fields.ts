@@ -1,7 +1,7 @@
 // Reusable zod field schemas for the config format: names, addresses, durations, paths, regexes,
 // hosts and HTTP tokens. Each carries its own precise message; cross-field rules live in checks.ts.
 // Imports only zod, address.ts and regex.ts.
-import { compileLinearRegex } from './regex.js';
+import { compileLinearRegex, LinearRegexUnavailable } from './regex.js';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
 import { identityPatternProblem } from './identity_pattern.js';
@@ -49,6 +49,13 @@ export const regexField = z.string().superRefine((v, ctx) => {
     compileLinearRegex(anchorRegex(v));
   } catch (err) {
     const msg = (err as Error).message;
+    if (err instanceof LinearRegexUnavailable) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `regexes are refused on this runtime: ${msg}, so a catastrophic pattern could stall a worker; run on the Node version package.json names (20.19+), or match with path_prefix, path or exact values instead`,
+      });
+      return;
+    }
     ctx.addIssue({
       code: 'custom',
       message: msg.includes('linear time')

@@ -2,12 +2,15 @@
 // checked against an independent reference (decodeURIComponent + path.posix), plus every bypass
 // shape from the security review against a `/v1/*` rule, and the linear-regex validation.
 
+import { execFileSync } from 'node:child_process';
 import { posix } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileConfig } from '../../src/config/load.js';
 import { Authorizer } from '../../src/dataplane/authz.js';
 import { normalizePath } from '../../src/dataplane/path_normal.js';
+import { linearRegexUnavailable } from '../../src/config/regex.js';
+import { ROOT } from '../helpers/process.js';
 import { listed, minimal, OPTS } from '../config/helpers.js';
 
 /** Reference: an app that cuts `;params` per segment, then decodes and resolves dot segments (null = it would throw). */
@@ -155,4 +158,40 @@ describe('regexes are accepted only in linear-time syntax', () => {
       'listeners[0].routes[1].match.headers.x-v.regex: uses syntax that cannot be matched in linear time (backreferences, lookahead/lookbehind): rewrite it without them',
     ]);
   });
+
+  it('the start-up self-test finds the linear engine in effect here', () => {
+    expect(linearRegexUnavailable()).toBeNull();
+  });
+
+  // A V8 that ignores the flags (a Node other than the one package.json names) must not backtrack
+  // silently: the self-test notices and every regex in a config is refused. Run in a child
+  // process on the built code, with the flags turned back off after outrigger turned them on.
+  for (const [flag, why] of [
+    ['--no-enable-experimental-regexp-engine', "the 'l' flag does not compile"],
+    ['--no-enable-experimental-regexp-engine-on-excessive-backtracks', 'does not switch to its linear regex engine on excessive backtracking'],
+  ] as const) {
+    it(`without V8's linear engine (${flag}) a config with a regex is refused, one without is accepted`, () => {
+      const script = `
+        import v8 from 'node:v8';
+        import { enableLinearRegex } from './dist/src/config/regex.js';
+        import { compileConfig } from './dist/src/config/load.js';
+        enableLinearRegex();
+        v8.setFlagsFromString(${JSON.stringify(flag)});
+        const opts = { version: 1, availableParallelism: 4, enableTestHooks: false };
+        const cfg = (routes) => ({ listeners: [{ name: 'out', address: '127.0.0.1:15001', routes }], clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1:8080' }] }] });
+        const plain = compileConfig(cfg([{ match: { path_prefix: '/v1/' }, cluster: 'api' }]), opts);
+        const regex = compileConfig(cfg([{ match: { path_regex: '^/v[0-9]+/' }, cluster: 'api' }, { match: { headers: { 'x-a': { regex: 'a+' } } }, cluster: 'api' }]), opts);
+        console.log(JSON.stringify({ plain: plain.ok, problems: regex.ok ? [] : regex.problems.map((p) => p.path + ': ' + p.message) }));
+      `;
+      const out = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 })) as {
+        plain: boolean;
+        problems: string[];
+      };
+      expect(out.plain).toBe(true);
+      expect(out.problems).toHaveLength(2);
+      expect(out.problems[0]).toMatch(/^listeners\[0\]\.routes\[0\]\.match\.path_regex: regexes are refused on this runtime: /);
+      expect(out.problems[1]).toMatch(/^listeners\[0\]\.routes\[1\]\.match\.headers\.x-a\.regex: regexes are refused on this runtime: /);
+      for (const p of out.problems) expect(p).toContain(why);
+    });
+  }
 });
