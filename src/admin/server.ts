@@ -236,13 +236,28 @@ function connectionsJson(totals: CounterTotals): unknown[] {
   return [...rows].map(([listener, accepted_by_worker]) => ({ listener, accepted_by_worker }));
 }
 
-/** Seconds until this sidecar's certificate expires (alert on it: a signer outage lets it run down). */
+/**
+ * Seconds until this sidecar's certificate expires (alert on it: a signer outage lets it run
+ * down), and when it was last issued / renewed / reloaded successfully (unix seconds). The
+ * failure counters travel with the other counters (stats/counters.ts).
+ */
 function certificateMetrics(certs: unknown[]): string {
-  const rows = certs.filter((c): c is { identity: string; expires_in_s: number } => typeof (c as { expires_in_s?: unknown }).expires_in_s === 'number');
+  const rows = certs.filter(
+    (c): c is { identity: string; source: string; expires_in_s: number; last_success?: string | null } =>
+      typeof (c as { expires_in_s?: unknown }).expires_in_s === 'number',
+  );
   if (rows.length === 0) return '';
+  const esc = (v: string): string => v.replace(/["\\\n]/g, '_');
   let out =
     "# HELP outrigger_certificate_expiry_seconds Seconds until this sidecar's certificate expires (negative: expired).\n# TYPE outrigger_certificate_expiry_seconds gauge\n";
-  for (const c of rows) out += `outrigger_certificate_expiry_seconds{identity="${String(c.identity).replace(/["\\\n]/g, '_')}"} ${c.expires_in_s}\n`;
+  for (const c of rows) out += `outrigger_certificate_expiry_seconds{identity="${esc(String(c.identity))}"} ${c.expires_in_s}\n`;
+  const renewed = rows.filter((c) => typeof c.last_success === 'string');
+  if (renewed.length > 0) {
+    out +=
+      "# HELP outrigger_certificate_last_renewal_timestamp_seconds Unix time of the last successful issue or renewal (source signer, ca) or reload (files) of this sidecar's certificate.\n# TYPE outrigger_certificate_last_renewal_timestamp_seconds gauge\n";
+    for (const c of renewed)
+      out += `outrigger_certificate_last_renewal_timestamp_seconds{source="${esc(String(c.source))}"} ${Math.floor(Date.parse(c.last_success as string) / 1000)}\n`;
+  }
   return out;
 }
 

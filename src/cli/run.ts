@@ -107,7 +107,7 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
   const supervisor = new Supervisor(supervisorOptions(log, stats, verdicts, enableTestHooks));
   let certs: CertificateManager;
   try {
-    certs = await CertificateManager.open(first, configDir, supervisor, log);
+    certs = await CertificateManager.open(first, configDir, supervisor, log, stats.counters);
   } catch (e) {
     return refuse(`outrigger: tls: ${(e as Error).message}`, 2);
   }

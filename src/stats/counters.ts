@@ -56,6 +56,10 @@ export const COUNTER_HELP: Readonly<Record<string, string>> = {
   outrigger_overflow_total: 'Requests refused with 503 overflow by the cluster circuit breaker (max_requests).',
   outrigger_upstream_tls_handshakes_total: 'Full TLS handshakes on new upstream connections (mTLS clusters), by cluster and endpoint.',
   outrigger_upstream_tls_resumptions_total: 'Resumed TLS sessions on new upstream connections (mTLS clusters), by cluster and endpoint.',
+  outrigger_certificate_renewal_failures_total:
+    "Failed renewals of this sidecar's certificate (source signer or ca: signer unreachable or refusing, an answer refused); the current certificate stays in force.",
+  outrigger_certificate_reload_rejected_total:
+    'Certificate hot swaps refused (source files: the changed files were rejected; the current certificate stays in force).',
 };
 
 /** Main side: monotonic totals of every series. */

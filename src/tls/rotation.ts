@@ -73,6 +73,8 @@ export interface CertsInfo {
   readonly last_error: string | null;
   /** Failed reloads / issues / renewals so far (each kept the current certificate). */
   readonly errors_total: number;
+  /** When the last issue / renewal (signer, ca) or reload (files) succeeded, ISO time. */
+  readonly last_success: string | null;
   /** Seconds until not_after (negative once expired). */
   readonly expires_in_s: number;
   /**
@@ -223,6 +225,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
       rotations: this.rotations,
       last_error: this.lastError,
       errors_total: this.errors,
+      last_success: this.lastSuccessMs === null ? null : new Date(this.lastSuccessMs).toISOString(),
       expires_in_s: Math.round((m.notAfter.getTime() - Date.now()) / 1000),
       warning: this.warning(),
       ...(this.opts.mode === 'signer'
