@@ -147,6 +147,31 @@ describe('outbound: clientTlsOptions checks the SPIFFE ID, not the DNS name', ()
     const bad = await exchange({ port: server.port, ...clientTlsOptions(clientMaterial, 'spiffe://cluster.local/ns/x/sa/y', endpoint) });
     expect(bad.ok).toBe(false);
   });
+
+  it('a session is reused only with our own certificate: after a rotation, a full handshake with the new one', async () => {
+    // A resumed session carries the client certificate it was made with: reusing it after our
+    // rotation would present the old certificate (and its serial) to the server.
+    const endpoint = `127.0.0.1:${server.port}`;
+    const seen: string[] = [];
+    const onConn = (s: tls.TLSSocket): void => void seen.push(s.getPeerX509Certificate()?.serialNumber ?? '-');
+    server.server.on('secureConnection', onConn);
+    try {
+      const before = leafMaterial(ca, { identity: CLIENT_ID });
+      const after = leafMaterial(ca, { identity: CLIENT_ID }); // the same identity, a new key and serial
+      const connect = (m: TlsMaterial): ReturnType<typeof exchange> =>
+        exchange({ port: server.port, ...clientTlsOptions(m, SERVER_ID, endpoint) }, (s) => rememberSessions(s, m, SERVER_ID, endpoint));
+      expect(await connect(before)).toMatchObject({ ok: true, resumed: false });
+      expect(await connect(before)).toMatchObject({ ok: true, resumed: true }); // a session for this endpoint exists
+      const rotated = await connect(after);
+      expect(rotated).toMatchObject({ ok: true, resumed: false, reply: `hello ${CLIENT_ID}` });
+      expect(server.resumed.at(-1)).toBe(false); // a full handshake on the server too
+      expect(seen.at(-1)).toBe(after.serial); // which saw the new certificate
+      expect(await connect(after)).toMatchObject({ ok: true, resumed: true }); // and the new certificate's own session resumes
+      expect(seen).toEqual([before.serial, before.serial, after.serial, after.serial]);
+    } finally {
+      server.server.off('secureConnection', onConn);
+    }
+  });
 });
 
 describe('trust bundles with several roots (root rotation overlap)', () => {
