@@ -1,16 +1,19 @@
-// npm run bench:ci — a short side-by-side (direct, outrigger 1 worker on the uws, the node and
-// the strict listener engine, nginx; same run, several interleaved rounds) that fails when
-// outrigger is slower than bench/baseline.json allows, and prints the paired node ÷ uws and
-// strict ÷ uws engine ratios (strict is measured, not gated).
+// npm run bench:ci — a short side-by-side (direct; outrigger 1 worker on the strict listener
+// engine, the default, and on uws and node; the strict engine with 2 workers; nginx; same run,
+// several interleaved rounds) that fails when outrigger is slower or larger than
+// bench/baseline.json allows: the default engine's CPU ratio to nginx, p99 and p99.9 added over
+// direct and RSS, and the other engines' CPU ratios. It prints the paired engine ratios, the
+// 2 ÷ 1 worker CPU ratio and the 2-worker config's requests and connections per worker.
 // Exit 0: within thresholds; 1: a threshold is exceeded; 2: could not measure (a config was
-// skipped or a tool is missing). Not part of npm test; see bench/README.md.
+// skipped, a gated value is missing, or a tool is missing). Not part of npm test; see
+// bench/README.md.
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkBaseline, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
-import { comparisonLine, engineComparisons } from './lib/comparisons.js';
+import { comparisonLine, engineComparisons, scalingLines, workerComparisons } from './lib/comparisons.js';
 import { PLAN_OPTIONS, quickPlan } from './lib/measure.js';
 import { memoryLines } from './lib/memory.js';
 import { renderMarkdown } from './lib/report.js';
@@ -31,11 +34,15 @@ const HELP = `usage: npm run bench:ci -- [options]
   --no-install        do not apt-get install missing nginx/wrk
 `;
 
-/** Prints the gate's table, then the paired ratios (printed, not gated). */
+/** Workers of the multi-worker config (outrigger-strict-2w). */
+const WORKERS_N = 2;
+
+/** Prints the gate's table, then the paired ratios and the scaling with workers (printed, not gated). */
 function printVerdict(verdict: Verdict, results: BenchResults, where: string): Verdict {
   const ratios = (results.comparisons ?? []).map((c) => `- ${comparisonLine(c)}`);
+  const scaling = scalingLines(results, WORKERS_N);
   process.stdout.write(
-    `${verdict.text}\n\npaired ratios (not gated):\n${ratios.join('\n') || '- none measured'}\n\nmemory and event-loop delay:\n${memoryLines(results).join('\n')}\n(results in ${where})\n`,
+    `${verdict.text}\n\npaired ratios (not gated):\n${ratios.join('\n') || '- none measured'}\n\nscaling with workers (not gated):\n${scaling.join('\n') || '- none measured'}\n\nmemory and event-loop delay:\n${memoryLines(results).join('\n')}\n(results in ${where})\n`,
   );
   return verdict;
 }
@@ -63,20 +70,23 @@ async function main(): Promise<number> {
   const rounds = Number(values.rounds ?? 5);
   const durationS = Number(values.duration ?? 3);
   const rate = baseline.added_p99_us.rate;
-  const plan = quickPlan(durationS, rate, Number(values['rate-duration'] ?? 5));
+  // The p99.9 gate's rate is normally the same; a different one is measured too.
+  const rates = [...new Set([rate, baseline.added_p999_us?.rate ?? rate])];
+  const plan = { ...quickPlan(durationS, rate, Number(values['rate-duration'] ?? 5)), rates };
   const targets: TargetSpec[] = [
     { name: 'direct', kind: 'direct' },
+    { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
-    { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
-    // Measured for its idle RSS (what a second worker adds; not gated) and event-loop delay.
-    { name: 'outrigger-2w', kind: 'outrigger', workers: 2, engine: 'uws' },
+    // Not gated: its CPU ÷ outrigger-strict-1w's, requests and connections per worker, the idle
+    // RSS a second worker adds, event-loop delay per worker.
+    { name: `outrigger-strict-${WORKERS_N}w`, kind: 'outrigger', workers: WORKERS_N, engine: 'strict' },
     { name: 'nginx', kind: 'nginx' },
   ];
   const log = (s: string): void => {
     process.stderr.write(`${s}\n`);
   };
-  const comparisons = engineComparisons();
+  const comparisons = [...engineComparisons(), ...workerComparisons(WORKERS_N)];
   const results = await runSession({ repoRoot, targets, rounds, plan, quick: true, install: values['no-install'] !== true, comparisons, log });
   const out = resolve(values.out ?? join(repoRoot, 'bench', 'results', `ci-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   mkdirSync(out, { recursive: true });

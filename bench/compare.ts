@@ -1,14 +1,16 @@
 // npm run bench [-- --quick] [--out DIR] [--rounds N] ...
-// Side-by-side benchmark of outrigger (1 and N workers, the uws and the node listener engine,
+// Side-by-side benchmark of outrigger (1 and N workers, the uws, node and strict listener engines,
 // the two-sidecar mTLS path with a server sidecar of 1 and N workers) against nginx, haproxy
 // and a direct run on 127.0.0.1, with the paired ratios of issue 19 (node ÷ uws engine, server
-// sidecar N ÷ 1 workers, each ÷ nginx); writes results.json, report.md and report.html into --out.
+// sidecar N ÷ 1 workers, each ÷ nginx) and issue 13's scaling with workers (outrigger N ÷ 1
+// workers, with requests and connections per worker, printed after the report); writes
+// results.json, report.md and report.html into --out.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { benchComparisons } from './lib/comparisons.js';
+import { benchComparisons, scalingLines } from './lib/comparisons.js';
 import { PLAN_OPTIONS, VARIANTS, type MeasurePlan } from './lib/measure.js';
 import { renderHtml, renderMarkdown } from './lib/report.js';
 import { runSession } from './lib/session.js';
@@ -97,7 +99,8 @@ async function main(): Promise<number> {
   const md = renderMarkdown(results);
   writeFileSync(join(out, 'report.md'), md);
   writeFileSync(join(out, 'report.html'), renderHtml(results));
-  process.stdout.write(`${md}\nwrote ${out}/{results.json,report.md,report.html}\n`);
+  const scaling = scalingLines(results, workersN);
+  process.stdout.write(`${md}\nscaling with workers:\n${scaling.join('\n') || '- none measured'}\n\nwrote ${out}/{results.json,report.md,report.html}\n`);
   return 0;
 }
 

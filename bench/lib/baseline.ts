@@ -1,12 +1,14 @@
-// The CI latency/CPU gate: compares one run's paired medians (outrigger vs nginx CPU/request,
-// outrigger's p99 added over direct at a fixed rate) with bench/baseline.json. A value fails
-// when it exceeds threshold × (1 + margin_percent/100) + margin_abs (margin_abs is for small
-// absolute latencies, where a few µs of noise are many percent). For the latency gate the
-// allowance also grows by the noise this run itself showed: 3 × 1.4826 × MAD of direct's p99
-// across rounds (a robust 3σ of how much p99 moves for a config that did not change), and the
-// verdict prints it, so a noisy machine widens the gate visibly instead of failing at random.
+// The CI latency/CPU/memory gate: compares one run's paired medians with bench/baseline.json.
+// `config` (the default engine, 1 worker) is gated on its CPU µs/request ÷ nginx's, on the p99
+// and the p99.9 it adds over direct at a fixed rate, and (with `rss`) on its resident memory.
+// A value fails when it exceeds threshold × (1 + margin_percent/100) + margin_abs (margin_abs is
+// for small absolute latencies, where a few µs of noise are many percent). For each latency gate
+// the allowance also grows by the noise this run itself showed: 3 × 1.4826 × MAD of direct's
+// same percentile across rounds (a robust 3σ of how much it moves for a config that did not
+// change), and the verdict prints it, so a noisy machine widens the gate visibly instead of
+// failing at random.
 // `more_configs` gates further configs of the same run on their CPU ratio to nginx alone
-// (outrigger-node-1w: the node listener engine, which TLS listeners always use).
+// (the other listener engines: uws, and node, which `engine: node` TLS listeners use).
 // `rss` gates `config`'s resident memory, idle (before any load) and loaded (peak during the
 // throughput runs, median over rounds), in MiB, with the same threshold + margins rule.
 
@@ -28,10 +30,15 @@ export interface ConfigCpuGate {
   readonly note?: string;
 }
 
+/** A latency percentile added over direct at a fixed rate, µs. */
+export type LatencyGate = Gate & { readonly rate: number; /** How the threshold was set. */ readonly note?: string };
+
 export interface Baseline {
   readonly config: string;
   readonly cpu_ratio_to_nginx: Gate;
-  readonly added_p99_us: Gate & { readonly rate: number };
+  readonly added_p99_us: LatencyGate;
+  /** p99.9 added over direct (absent: not gated). */
+  readonly added_p999_us?: LatencyGate;
   readonly more_configs?: readonly ConfigCpuGate[];
   /** `config`'s RSS in MiB: idle, and the peak under load (median over rounds). */
   readonly rss?: { readonly idle_mib: Gate; readonly loaded_mib: Gate; readonly note?: string };
@@ -46,6 +53,8 @@ export interface Verdict {
   readonly measured: {
     readonly cpuRatio: number;
     readonly addedP99Us: number;
+    /** When the baseline gates p99.9. */
+    readonly addedP999Us?: number;
     /** Median CPU ratio to nginx of each of `more_configs`, by config. */
     readonly moreCpuRatios: Readonly<Record<string, number>>;
     /** `config`'s RSS, MiB (when the baseline gates it). */
@@ -57,11 +66,19 @@ export function allowed(g: Gate): number {
   return g.threshold * (1 + g.margin_percent / 100) + g.margin_abs;
 }
 
-/** Robust 3σ (3 × 1.4826 × MAD) of the config's p99 across rounds at `rate`; 0 with < 3 rounds. */
-export function p99NoiseUs(r: BenchResults, config: string, rate: number): number {
+/** The latency percentiles the gate knows: wrk's field, the baseline key, the row label. */
+export const PERCENTILES = {
+  p99: { wrk: 'p99Us', summary: 'addedP99Us', label: 'p99' },
+  p999: { wrk: 'p999Us', summary: 'addedP999Us', label: 'p99.9' },
+} as const;
+export type Percentile = keyof typeof PERCENTILES;
+
+/** Robust 3σ (3 × 1.4826 × MAD) of the config's `percentile` across rounds at `rate`, µs; 0 with < 3 rounds. */
+export function latencyNoiseUs(r: BenchResults, config: string, rate: number, percentile: Percentile): number {
+  const k = PERCENTILES[percentile].wrk;
   const xs = r.runs
     .filter((x): x is RateRecord => x.kind === 'rate' && x.config === config && x.rate === rate && x.wrk !== undefined)
-    .map((x) => x.wrk?.latency.p99Us ?? 0);
+    .map((x) => x.wrk?.latency[k] ?? 0);
   if (xs.length < 3) return 0;
   const m = median(xs);
   return 3 * 1.4826 * median(xs.map((x) => Math.abs(x - m)));
@@ -105,6 +122,26 @@ function rssRows(
   };
 }
 
+/** One latency gate's row: its gate widened by this run's noise; null when `config` has no paired value. */
+function latencyRow(
+  r: BenchResults,
+  s: BenchResults['summary'][number] | undefined,
+  config: string,
+  g: LatencyGate,
+  p: Percentile,
+): { row: Row; median: number; noise: string } | null {
+  const added = s?.rates.find((q) => q.rate === g.rate)?.[PERCENTILES[p].summary] ?? null;
+  if (added === null) return null;
+  const noise = latencyNoiseUs(r, 'direct', g.rate, p);
+  const gate: Gate = { ...g, margin_abs: Math.max(g.margin_abs, Math.round(noise)) };
+  const label = PERCENTILES[p].label;
+  return {
+    row: [`${config}: ${label} added over direct @${g.rate}/s (µs)`, added.median, `${added.min.toFixed(0)}–${added.max.toFixed(0)}`, gate],
+    median: added.median,
+    noise: `${label} latency margin: max(margin_abs ${g.margin_abs} µs, this run's ${label} noise ${noise.toFixed(0)} µs = 3 × 1.4826 × MAD of direct's ${label} over rounds)`,
+  };
+}
+
 export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
   const needed = new Set([b.config, 'nginx', 'direct', ...(b.more_configs ?? []).map((g) => g.config)]);
   const skipped = r.skipped.filter((s) => needed.has(s.name));
@@ -117,19 +154,26 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
   }
   const s = r.summary.find((x) => x.config === b.config);
   const cpu = s?.cpuRatioToNginx ?? null;
-  const added = s?.rates.find((q) => q.rate === b.added_p99_us.rate)?.addedP99Us ?? null;
+  const p99 = latencyRow(r, s, b.config, b.added_p99_us, 'p99');
+  const p999 = b.added_p999_us === undefined ? undefined : latencyRow(r, s, b.config, b.added_p999_us, 'p999');
   const more = moreRows(r, b);
-  if (cpu === null || added === null || typeof more === 'string') {
-    const which = typeof more === 'string' ? more : b.config;
-    return { exitCode: 2, measured: null, text: `bench:ci cannot check: no paired measurements for ${which} (see failed runs in results.json)` };
+  if (cpu === null || p99 === null || p999 === null || typeof more === 'string') {
+    const which =
+      typeof more === 'string'
+        ? `${more} (CPU ratio to nginx)`
+        : cpu === null
+          ? `${b.config} (CPU ratio to nginx)`
+          : p99 === null
+            ? `${b.config} (p99 added @${b.added_p99_us.rate}/s)`
+            : `${b.config} (p99.9 added @${b.added_p999_us?.rate ?? '?'}/s)`;
+    return { exitCode: 2, measured: null, text: `bench:ci cannot check: no paired measurements for ${which}; see failed runs in results.json` };
   }
   const rss = rssRows(s, b);
   if (typeof rss === 'string') return { exitCode: 2, measured: null, text: `bench:ci cannot check: ${rss}` };
-  const noise = p99NoiseUs(r, 'direct', b.added_p99_us.rate);
-  const latencyGate: Gate = { ...b.added_p99_us, margin_abs: Math.max(b.added_p99_us.margin_abs, Math.round(noise)) };
   const rows: Row[] = [
     [`${b.config}: CPU µs/req ÷ nginx`, cpu.median, `${cpu.min.toFixed(2)}–${cpu.max.toFixed(2)}`, b.cpu_ratio_to_nginx],
-    [`${b.config}: p99 added over direct @${b.added_p99_us.rate}/s (µs)`, added.median, `${added.min.toFixed(0)}–${added.max.toFixed(0)}`, latencyGate],
+    p99.row,
+    ...(p999 !== undefined ? [p999.row] : []),
     ...more,
     ...rss.rows,
   ];
@@ -142,16 +186,19 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
     if (!ok) failed = true;
     lines.push(`| ${name} | ${v.toFixed(2)} | ${range} | ${g.threshold} | ${allowed(g).toFixed(2)} | ${ok ? 'ok' : 'FAIL'} |`);
   }
-  lines.push(
-    '',
-    `latency margin: max(margin_abs ${b.added_p99_us.margin_abs} µs, this run's p99 noise ${noise.toFixed(0)} µs = 3 × 1.4826 × MAD of direct's p99 over rounds)`,
-  );
+  lines.push('', p99.noise, ...(p999 !== undefined ? [p999.noise] : []));
   if (b.provisional === true) lines.push('', 'note: baseline.json is provisional (not yet measured on this machine class); refresh it with --write-baseline.');
   const moreCpuRatios = Object.fromEntries((b.more_configs ?? []).map((g, i) => [g.config, more[i]?.[1] ?? NaN]));
   return {
     exitCode: failed ? 1 : 0,
     text: lines.join('\n'),
-    measured: { cpuRatio: cpu.median, addedP99Us: added.median, moreCpuRatios, ...(rss.measured !== null ? { rss: rss.measured } : {}) },
+    measured: {
+      cpuRatio: cpu.median,
+      addedP99Us: p99.median,
+      ...(p999 !== undefined ? { addedP999Us: p999.median } : {}),
+      moreCpuRatios,
+      ...(rss.measured !== null ? { rss: rss.measured } : {}),
+    },
   };
 }
 
@@ -162,6 +209,9 @@ export function rebaseline(b: Baseline, measured: NonNullable<Verdict['measured'
     ...b,
     cpu_ratio_to_nginx: gate(b.cpu_ratio_to_nginx, measured.cpuRatio, 3),
     added_p99_us: { ...b.added_p99_us, threshold: Math.round(measured.addedP99Us) },
+    ...(b.added_p999_us !== undefined && measured.addedP999Us !== undefined
+      ? { added_p999_us: { ...b.added_p999_us, threshold: Math.round(measured.addedP999Us) } }
+      : {}),
     ...(b.more_configs !== undefined
       ? { more_configs: b.more_configs.map((g) => ({ ...g, cpu_ratio_to_nginx: gate(g.cpu_ratio_to_nginx, measured.moreCpuRatios[g.config], 3) })) }
       : {}),

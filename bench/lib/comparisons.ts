@@ -2,9 +2,12 @@
 // or of one process of a config (the server sidecar of outrigger-mtls), divided by another's,
 // round by round (a drift of the machine hits both sides of each ratio alike), with the target
 // the issue sets where it sets one (issue 19: node engine ÷ uws engine ≤ 1.3, and the same for
-// the strict engine; server sidecar with 2 workers ÷ with 1 worker ≤ 1.15).
+// the strict engine; server sidecar with 2 workers ÷ with 1 worker ≤ 1.15; issue 13: outrigger
+// with 2 workers ÷ with 1 worker ≤ 1.1).
 
+import { workerCountsText } from './admin.js';
 import type { RunRecord, ThroughputRecord } from './measure.js';
+import type { BenchResults } from './results.js';
 import { pairedRatio, summarize, type Summary } from './stats.js';
 
 /** A config's CPU per request, or that of one of its processes (`part`, e.g. `server`). */
@@ -42,6 +45,7 @@ export function benchComparisons(workersN: number): ComparisonSpec[] {
   const mtlsN = `outrigger-mtls-${workersN}w`;
   return [
     ...engineComparisons(),
+    ...workerComparisons(workersN),
     {
       label: `server sidecar, ${workersN} workers ÷ 1 worker`,
       a: { config: mtlsN, part: 'server' },
@@ -51,7 +55,6 @@ export function benchComparisons(workersN: number): ComparisonSpec[] {
     { label: 'server sidecar, 1 worker ÷ nginx', a: { config: 'outrigger-mtls', part: 'server' }, b: { config: 'nginx' } },
     { label: `server sidecar, ${workersN} workers ÷ nginx`, a: { config: mtlsN, part: 'server' }, b: { config: 'nginx' } },
     { label: `mTLS path (both sidecars), server ${workersN} workers ÷ 1 worker`, a: { config: mtlsN }, b: { config: 'outrigger-mtls' } },
-    { label: `plaintext uws, ${workersN} workers ÷ 1 worker`, a: { config: `outrigger-${workersN}w` }, b: { config: 'outrigger-1w' } },
     // The strict engine as the mTLS server sidecar's listener, against node:https in the same shape.
     {
       label: 'server sidecar on strict ÷ on node, 1 worker',
@@ -71,6 +74,38 @@ export function benchComparisons(workersN: number): ComparisonSpec[] {
     },
     { label: 'server sidecar on strict, 1 worker ÷ nginx', a: { config: 'outrigger-mtls-strict', part: 'server' }, b: { config: 'nginx' } },
   ];
+}
+
+/**
+ * Scaling with workers: N workers' CPU per request ÷ 1 worker's, paired by round (issue 13:
+ * ≤ 1.1), on the default engine (strict) and on uws. Also bench:ci's (which runs strict only).
+ */
+export function workerComparisons(workersN: number): ComparisonSpec[] {
+  return [
+    {
+      label: `default engine (strict), ${workersN} workers ÷ 1 worker`,
+      a: { config: `outrigger-strict-${workersN}w` },
+      b: { config: 'outrigger-strict-1w' },
+      target: 1.1,
+    },
+    { label: `plaintext uws, ${workersN} workers ÷ 1 worker`, a: { config: `outrigger-${workersN}w` }, b: { config: 'outrigger-1w' }, target: 1.1 },
+  ];
+}
+
+/**
+ * Scaling with workers after a run: the N ÷ 1 worker CPU ratios of workerComparisons that were
+ * measured, then each multi-worker plaintext config's requests and accepted connections per
+ * worker (GET /stats `workers`, since start).
+ */
+export function scalingLines(r: Pick<BenchResults, 'comparisons' | 'connections'>, workersN: number): string[] {
+  const labels = new Set(workerComparisons(workersN).map((c) => c.label));
+  const lines = (r.comparisons ?? []).filter((c) => labels.has(c.label)).map((c) => `- ${comparisonLine(c)}`);
+  for (const c of r.connections ?? []) {
+    const workers = c.workers ?? null;
+    if (c.part !== c.config || workers === null || workers.length < 2) continue;
+    lines.push(`- ${c.config} per worker since start: ${workerCountsText(workers) ?? '–'}`);
+  }
+  return lines;
 }
 
 /** The listener engines against each other and against nginx (also bench:ci's). */

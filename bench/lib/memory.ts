@@ -67,17 +67,19 @@ function workersOf(config: string): number | null {
 }
 
 /**
- * Idle RSS each extra worker adds, KiB: (idle of outrigger-Nw − idle of outrigger-1w) / (N − 1),
- * for every N-worker uws config of the run with its 1-worker partner.
+ * Idle RSS each extra worker adds, KiB: (idle of outrigger-[ENGINE-]Nw − idle of
+ * outrigger-[ENGINE-]1w) / (N − 1), for every N-worker plaintext config of the run with its
+ * 1-worker partner on the same engine (outrigger-2w with outrigger-1w, outrigger-strict-2w with
+ * outrigger-strict-1w).
  */
 export function perExtraWorkerKb(r: Pick<BenchResults, 'idleRssKb'>): Array<{ config: string; workers: number; kb: number }> {
-  const one = r.idleRssKb['outrigger-1w'];
-  if (one === undefined) return [];
   const out: Array<{ config: string; workers: number; kb: number }> = [];
   for (const [config, kb] of Object.entries(r.idleRssKb)) {
-    const n = /^outrigger-(\d+)w$/.exec(config);
-    if (n === null || Number(n[1]) < 2) continue;
-    out.push({ config, workers: Number(n[1]), kb: (kb - one) / (Number(n[1]) - 1) });
+    const m = /^outrigger-((?:uws-|node-|strict-)?)(\d+)w$/.exec(config);
+    const n = Number(m?.[2]);
+    const one = m === null ? undefined : r.idleRssKb[`outrigger-${m[1] ?? ''}1w`];
+    if (one === undefined || n < 2) continue;
+    out.push({ config, workers: n, kb: (kb - one) / (n - 1) });
   }
   return out;
 }
@@ -97,7 +99,7 @@ export function memoryTable(r: BenchResults): Table {
   const extra = new Map(perExtraWorkerKb(r).map((x) => [x.config, x]));
   return {
     title: 'Memory',
-    note: 'RSS of each config’s process tree (VmRSS summed; threads count once): idle = 1 s after every config started, before any load; loaded = the peak sampled every 250 ms during the wrk -c50 throughput runs (median over rounds). “per extra worker” = (idle of outrigger-Nw − idle of outrigger-1w) ÷ (N − 1). Targets (issue 13): a 1-worker sidecar ≤ 60 MiB idle, ≤ 80 MiB loaded, ≤ +15 MiB per extra worker.',
+    note: 'RSS of each config’s process tree (VmRSS summed; threads count once): idle = 1 s after every config started, before any load; loaded = the peak sampled every 250 ms during the wrk -c50 throughput runs (median over rounds). “per extra worker” = (idle of outrigger-[engine-]Nw − idle of the same engine’s 1-worker config) ÷ (N − 1). Targets (issue 13): a 1-worker sidecar ≤ 60 MiB idle, ≤ 80 MiB loaded, ≤ +15 MiB per extra worker.',
     head: ['config', 'RSS idle MiB', 'RSS loaded MiB (median, range)', 'per extra worker MiB'],
     rows: r.summary.map((s: ConfigSummary) => {
       const l = s.loadedRssKb;

@@ -135,6 +135,7 @@ export function buildTables(r: BenchResults): Table[] {
     });
   }
   if ((r.connections ?? []).some((c) => c.listeners === null || c.listeners.length > 0)) tables.push(connectionsTable(r.connections ?? []));
+  if ((r.connections ?? []).some((c) => (c.workers ?? []).length > 0)) tables.push(workersTable(r.connections ?? []));
   if ((r.threads ?? []).length > 0) tables.push(threadsTable(r));
   if (Object.keys(r.idleRssKb).length > 0) tables.push(memoryTable(r));
   if ((r.loopDelay ?? []).length > 0) tables.push(loopDelayTable(r.loopDelay ?? []));
@@ -240,6 +241,21 @@ function connectionsTable(readings: readonly ConnectionsReading[]): Table {
     title: 'Connections accepted per worker',
     note: 'GET /stats `connections` of each outrigger process after the last round: connections each worker accepted on each listener over the whole run (warm-ups, probes and every round; pooled connections closed after 60 s idle between rounds are opened again). A process whose build counts none of its listeners (earlier builds counted node-engine and TLS listeners only) has no row.',
     head: ['config · process', 'listener', 'accepted by worker id'],
+    rows,
+  };
+}
+
+function workersTable(readings: readonly ConnectionsReading[]): Table {
+  const rows: Cell[][] = [];
+  for (const c of readings) {
+    const who = c.part === c.config ? c.config : `${c.config} · ${c.part}`;
+    for (const w of c.workers ?? [])
+      rows.push([who, String(w.worker), w.requests.toLocaleString('en-US'), w.connections_accepted === null ? '– (uws)' : String(w.connections_accepted)]);
+  }
+  return {
+    title: 'Requests and connections per worker',
+    note: 'GET /stats `workers` of each outrigger process after the last round, since it started (warm-ups, probes and every round): requests each worker finished and client connections it accepted (uws listeners count none).',
+    head: ['config · process', 'worker', 'requests', 'connections accepted'],
     rows,
   };
 }

@@ -1,12 +1,12 @@
 // One bench session: install/find the tools, start the upstream and every config, measure the
 // configs interleaved for several rounds (order rotated each round), read each outrigger
-// process's accepted connections per worker (GET /stats), stop everything, and return
+// process's accepted connections and requests per worker (GET /stats), stop everything, and return
 // results.json's content. Shared by compare.ts (npm run bench) and ci.ts.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readConnections, type ConnectionsReading } from './admin.js';
+import { readConnections, workerCountsText, type ConnectionsReading } from './admin.js';
 import { summarizeComparisons, type ComparisonSpec } from './comparisons.js';
 import { clockTicksPerSecond } from './procfs.js';
 import { measureConfig, type MeasurePlan, type RunRecord } from './measure.js';
@@ -40,6 +40,8 @@ async function readAllConnections(running: readonly RunningTarget[], log: (s: st
       out.push(r);
       const text = r.listeners?.map((l) => `${l.listener} ${JSON.stringify(l.accepted_by_worker)}`).join(', ');
       log(`connections accepted per worker, ${t.spec.name}/${a.part}: ${r.note ?? (text || 'no listener counted')}`);
+      const counts = workerCountsText(r.workers);
+      if (counts !== null) log(`requests and connections per worker, ${t.spec.name}/${a.part}: ${counts}`);
     }
   }
   return out;

@@ -56,7 +56,8 @@ export interface TargetContext {
 }
 
 /**
- * The default set: direct; outrigger with 1 worker on each listener engine and with N workers;
+ * The default set: direct; outrigger with 1 worker on each listener engine and with N workers
+ * (uws, and strict, the default engine, whose listeners count accepted connections per worker);
  * the mTLS shape with a server sidecar of 1 and of N workers; nginx; haproxy.
  */
 export function defaultTargets(workersN: number): TargetSpec[] {
@@ -66,6 +67,7 @@ export function defaultTargets(workersN: number): TargetSpec[] {
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
     { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
     { name: `outrigger-${workersN}w`, kind: 'outrigger', workers: workersN, engine: 'uws' },
+    { name: `outrigger-strict-${workersN}w`, kind: 'outrigger', workers: workersN, engine: 'strict' },
     { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1, engine: 'node' },
     { name: `outrigger-mtls-${workersN}w`, kind: 'outrigger-mtls', workers: workersN, engine: 'node' },
     { name: 'outrigger-mtls-strict', kind: 'outrigger-mtls', workers: 1, engine: 'strict' },

@@ -155,13 +155,25 @@ describe('admin reading of accepted connections per worker', () => {
     const srv = createServer((req, res) => {
       const okAuth = req.headers.authorization === 'Bearer sekrit' && req.url === '/stats';
       res.writeHead(okAuth ? 200 : 401, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(okAuth ? { connections: [{ listener: 'inbound', accepted_by_worker: { '1': 3, '2': 5 } }] } : { error: 'no' }));
+      const workers = [
+        { worker: 1, requests: 30, connections_accepted: 3 },
+        { worker: 2, requests: 50, connections_accepted: 5 },
+      ];
+      res.end(JSON.stringify(okAuth ? { connections: [{ listener: 'inbound', accepted_by_worker: { '1': 3, '2': 5 } }], workers } : { error: 'no' }));
     });
     servers.push(srv);
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
     const port = (srv.address() as { port: number }).port;
     const good = await readConnections('outrigger-mtls-2w', { part: 'server', address: `127.0.0.1:${port}`, tokenFile: join(dir, 'admin.token') });
-    expect(good).toEqual({ config: 'outrigger-mtls-2w', part: 'server', listeners: [{ listener: 'inbound', accepted_by_worker: { '1': 3, '2': 5 } }] });
+    expect(good).toEqual({
+      config: 'outrigger-mtls-2w',
+      part: 'server',
+      listeners: [{ listener: 'inbound', accepted_by_worker: { '1': 3, '2': 5 } }],
+      workers: [
+        { worker: 1, requests: 30, connections_accepted: 3 },
+        { worker: 2, requests: 50, connections_accepted: 5 },
+      ],
+    });
     const noToken = await readConnections('c', { part: 'server', address: `127.0.0.1:${port}`, tokenFile: null });
     expect(noToken.listeners).toBeNull();
     expect(noToken.note).toContain('401');

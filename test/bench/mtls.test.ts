@@ -29,13 +29,14 @@ function ok(r: LoadResult): Extract<LoadResult, { ok: true }> {
 }
 
 describe('default targets', () => {
-  it('has the three listener engines and the mTLS shape with a server sidecar of 1 and N workers, on node and on strict', () => {
+  it('has the three listener engines, N workers on uws and on strict, and the mTLS shape with a server sidecar of 1 and N workers, on node and on strict', () => {
     expect(defaultTargets(2)).toEqual([
       { name: 'direct', kind: 'direct' },
       { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
       { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
       { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
       { name: 'outrigger-2w', kind: 'outrigger', workers: 2, engine: 'uws' },
+      { name: 'outrigger-strict-2w', kind: 'outrigger', workers: 2, engine: 'strict' },
       { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1, engine: 'node' },
       { name: 'outrigger-mtls-2w', kind: 'outrigger-mtls', workers: 2, engine: 'node' },
       { name: 'outrigger-mtls-strict', kind: 'outrigger-mtls', workers: 1, engine: 'strict' },

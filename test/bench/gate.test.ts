@@ -1,0 +1,125 @@
+// The p99.9 gate of bench/baseline.json (`added_p999_us`): outrigger's p99.9 added over direct at
+// a fixed rate, median over rounds, against threshold × (1 + margin_percent/100) + margin_abs,
+// with margin_abs widened to this run's own noise (3 × 1.4826 × MAD of direct's p99.9 over
+// rounds) exactly as the p99 gate is. Results are the stored CI run with fabricated per-round
+// p99.9 values (summaries recomputed from the runs); no wrk, no timing.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { checkBaseline, latencyNoiseUs, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
+import type { RateRecord } from '../../bench/lib/measure.js';
+import type { BenchResults } from '../../bench/lib/results.js';
+import { summarizeRuns } from '../../bench/lib/summary.js';
+
+const stored = JSON.parse(readFileSync(new URL('./fixtures/results-ci.json', import.meta.url), 'utf8')) as BenchResults;
+
+/** The stored run with p99.9 at 1000/s per round (1..5) set for direct and outrigger-1w, summaries recomputed. */
+function withP999(direct: readonly number[], outrigger: readonly number[]): BenchResults {
+  const runs = stored.runs.map((r) => {
+    if (r.kind !== 'rate' || r.wrk === undefined) return r;
+    const v = r.config === 'direct' ? direct[r.round - 1] : r.config === 'outrigger-1w' ? outrigger[r.round - 1] : undefined;
+    return v === undefined ? r : ({ ...r, wrk: { ...r.wrk, latency: { ...r.wrk.latency, p999Us: v } } } satisfies RateRecord);
+  });
+  const summary = summarizeRuns(
+    stored.configs.map((c) => c.name),
+    runs,
+    stored.idleRssKb,
+    { rates: [1000], variants: [] },
+  );
+  return { ...stored, runs, summary };
+}
+
+const FLAT_DIRECT = [1000, 1000, 1000, 1000, 1000];
+// Added per round 2000, 2200, 2400, 2600, 2800: median 2400.
+const OUTRIGGER = [3000, 3200, 3400, 3600, 3800];
+
+const base: Baseline = {
+  config: 'outrigger-1w',
+  cpu_ratio_to_nginx: { threshold: 100, margin_percent: 0, margin_abs: 0 },
+  added_p99_us: { rate: 1000, threshold: 1_000_000, margin_percent: 0, margin_abs: 0 },
+};
+const p999 = (threshold: number, margin_percent = 25, margin_abs = 0): Baseline => ({
+  ...base,
+  added_p999_us: { rate: 1000, threshold, margin_percent, margin_abs, note: 'how it was set' },
+});
+const row = (text: string): string | undefined => text.split('\n').find((l) => l.startsWith('| outrigger-1w: p99.9 added over direct @1000/s'));
+
+describe('p99.9 gate (baseline.json `added_p999_us`)', () => {
+  it('passes within threshold plus margin, prints its row and its noise line, and reports the median', () => {
+    const r = withP999(FLAT_DIRECT, OUTRIGGER);
+    const v = checkBaseline(r, p999(2400, 0, 0));
+    expect(v.exitCode).toBe(0);
+    expect(row(v.text)).toBe('| outrigger-1w: p99.9 added over direct @1000/s (µs) | 2400.00 | 2000–2800 | 2400 | 2400.00 | ok |');
+    expect(v.text).toContain("p99.9 latency margin: max(margin_abs 0 µs, this run's p99.9 noise 0 µs = 3 × 1.4826 × MAD of direct's p99.9 over rounds)");
+    expect(v.measured?.addedP999Us).toBe(2400);
+  });
+
+  it('fails when the median exceeds threshold × (1 + margin_percent) + margin_abs', () => {
+    const r = withP999(FLAT_DIRECT, OUTRIGGER);
+    // 1900 × 1.25 + 0 = 2375 < 2400
+    const v = checkBaseline(r, p999(1900));
+    expect(v.exitCode).toBe(1);
+    expect(row(v.text)).toMatch(/\| 1900 \| 2375\.00 \| FAIL \|$/);
+    // margin_abs lifts it back: 2375 + 100 = 2475
+    expect(checkBaseline(r, p999(1900, 25, 100)).exitCode).toBe(0);
+  });
+
+  it("widens margin_abs to this run's p99.9 noise: 3 × 1.4826 × MAD of direct's p99.9 over rounds", () => {
+    // direct 600..1400: median 1000, absolute deviations 400 200 0 200 400 → MAD 200 → 889.56 µs.
+    const noisyDirect = [600, 800, 1000, 1200, 1400];
+    const r = withP999(noisyDirect, OUTRIGGER);
+    expect(latencyNoiseUs(r, 'direct', 1000, 'p999')).toBeCloseTo(3 * 1.4826 * 200, 6);
+    const added = r.summary.find((s) => s.config === 'outrigger-1w')?.rates[0]?.addedP999Us?.median ?? NaN;
+    expect(added).toBe(2400);
+    // Without the noise, threshold 2000 and no margin fails; with it the allowance is 2000 + 890.
+    expect(checkBaseline(withP999(FLAT_DIRECT, OUTRIGGER), p999(2000, 0, 0)).exitCode).toBe(1);
+    const v = checkBaseline(r, p999(2000, 0, 0));
+    expect(v.exitCode).toBe(0);
+    expect(row(v.text)).toMatch(/\| 2000 \| 2890\.00 \| ok \|$/);
+    expect(v.text).toContain("this run's p99.9 noise 890 µs");
+    // A margin_abs above the noise is kept.
+    expect(row(checkBaseline(r, p999(2000, 0, 1200)).text)).toMatch(/\| 3200\.00 \| ok \|$/);
+    // The p99 gate's noise is computed from direct's p99, not its p99.9.
+    expect(latencyNoiseUs(r, 'direct', 1000, 'p99')).toBe(latencyNoiseUs(stored, 'direct', 1000, 'p99'));
+  });
+
+  it('cannot check (exit 2) when the run has no p99.9 added for the config at the gate’s rate', () => {
+    const r = withP999(FLAT_DIRECT, OUTRIGGER);
+    const noValue: BenchResults = {
+      ...r,
+      summary: r.summary.map((s) => (s.config === 'outrigger-1w' ? { ...s, rates: s.rates.map((q) => ({ ...q, addedP999Us: null })) } : s)),
+    };
+    const v = checkBaseline(noValue, p999(2400));
+    expect(v.exitCode).toBe(2);
+    expect(v.measured).toBeNull();
+    expect(v.text).toContain('no paired measurements for outrigger-1w (p99.9 added @1000/s)');
+    const otherRate = checkBaseline(r, { ...base, added_p999_us: { rate: 2000, threshold: 1, margin_percent: 0, margin_abs: 0 } });
+    expect(otherRate.exitCode).toBe(2);
+    expect(otherRate.text).toContain('p99.9 added @2000/s');
+  });
+
+  it('a baseline without `added_p999_us` gates no p99.9', () => {
+    const v = checkBaseline(withP999(FLAT_DIRECT, OUTRIGGER), base);
+    expect(row(v.text)).toBeUndefined();
+    expect(v.measured?.addedP999Us).toBeUndefined();
+  });
+
+  it('--write-baseline takes the p99.9 median as its threshold, keeping rate, margins and note', () => {
+    const b = p999(9999, 25, 1000);
+    const v = checkBaseline(withP999(FLAT_DIRECT, OUTRIGGER), b);
+    const next = rebaseline(b, v.measured!, 'at');
+    expect(next.added_p999_us).toEqual({ rate: 1000, threshold: 2400, margin_percent: 25, margin_abs: 1000, note: 'how it was set' });
+    expect(rebaseline(base, v.measured!, 'at').added_p999_us).toBeUndefined();
+  });
+});
+
+describe('bench/baseline.json', () => {
+  const b = JSON.parse(readFileSync(new URL('../../bench/baseline.json', import.meta.url), 'utf8')) as Baseline;
+
+  it('gates the default engine with 1 worker, on p99 and p99.9 at the same rate, and the other engines on CPU', () => {
+    expect(b.config).toBe('outrigger-strict-1w');
+    expect(b.added_p999_us?.rate).toBe(b.added_p99_us.rate);
+    expect(b.more_configs?.map((g) => g.config)).toEqual(['outrigger-1w', 'outrigger-node-1w']);
+    expect(b.rss).toBeDefined();
+  });
+});
