@@ -8,6 +8,13 @@
 //                              └──── CSR ────▶ signer :15200 ◀──── CSR ────┘
 //
 // It prints what to curl. Ctrl-C drains both sidecars, stops the signer and everything else.
+//
+// The ports above are the defaults; each can be moved with an environment variable (one is
+// taken, or the smoke test runs it): OUTRIGGER_DEMO_WEB_PORT (15001),
+// OUTRIGGER_DEMO_WEB_ADMIN_PORT (15000), OUTRIGGER_DEMO_API_PORT (15006),
+// OUTRIGGER_DEMO_API_ADMIN_PORT (15100), OUTRIGGER_DEMO_SIGNER_PORT (15200),
+// OUTRIGGER_DEMO_APP_PORTS (18081,18082); and its directory with OUTRIGGER_DEMO_DIR
+// (.outrigger-demo in the repository).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,13 +25,33 @@ import { fileURLToPath } from 'node:url';
 import { initCa } from '../src/tls/ca.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const work = path.join(root, '.outrigger-demo');
+const work = path.resolve(process.env['OUTRIGGER_DEMO_DIR'] ?? path.join(root, '.outrigger-demo'));
 const cli = path.join(root, 'dist/src/cli/main.js');
 const TD = 'cluster.local';
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const API = `spiffe://${TD}/ns/default/sa/api`;
-const APP_PORTS = [18081, 18082];
-const SIGNER = '127.0.0.1:15200';
+
+/** The ports in environment variable `name` (one, or several separated by commas), or `fallback`; anything else stops the demo. */
+function portsFromEnv(name: string, fallback: readonly number[]): number[] {
+  const v = process.env[name];
+  if (v === undefined || v.trim() === '') return [...fallback];
+  return v.split(',').map((p) => {
+    const n = Number(p.trim());
+    if (!Number.isInteger(n) || n < 1 || n > 65535) {
+      process.stderr.write(`demo: ${name}=${v}: ${p.trim()} is not a port (1-65535)\n`);
+      process.exit(2);
+    }
+    return n;
+  });
+}
+const portFromEnv = (name: string, fallback: number): number => portsFromEnv(name, [fallback])[0] as number;
+
+const APP_PORTS = portsFromEnv('OUTRIGGER_DEMO_APP_PORTS', [18081, 18082]);
+const WEB_PORT = portFromEnv('OUTRIGGER_DEMO_WEB_PORT', 15001);
+const WEB_ADMIN_PORT = portFromEnv('OUTRIGGER_DEMO_WEB_ADMIN_PORT', 15000);
+const API_PORT = portFromEnv('OUTRIGGER_DEMO_API_PORT', 15006);
+const API_ADMIN_PORT = portFromEnv('OUTRIGGER_DEMO_API_ADMIN_PORT', 15100);
+const SIGNER = `127.0.0.1:${portFromEnv('OUTRIGGER_DEMO_SIGNER_PORT', 15200)}`;
 
 /** Writes a secret file readable by this user only (the signer and sidecars refuse anything looser). */
 function writePrivate(file: string, text: string): void {
@@ -141,10 +168,10 @@ ${rest}`,
     'api',
     'Server-side',
     API,
-    15100,
+    API_ADMIN_PORT,
     `listeners:
   - name: inbound
-    address: 127.0.0.1:15006
+    address: 127.0.0.1:${API_PORT}
     tls: {mode: mtls}                         # client certificate required, verified at the handshake
     authorization:                            # deny unless a rule allows
       - from: [${WEB}]
@@ -165,10 +192,10 @@ ${APP_PORTS.map((p) => `      - {address: 127.0.0.1:${p}}`).join('\n')}
     'web',
     'Client-side',
     WEB,
-    15000,
+    WEB_ADMIN_PORT,
     `listeners:
   - name: outbound
-    address: 127.0.0.1:15001
+    address: 127.0.0.1:${WEB_PORT}
     routes:
       - match: {path_prefix: /}
         cluster: api
@@ -178,7 +205,7 @@ clusters:
   - name: api
     tls: {mode: mtls, identity: ${API}}       # the server must prove this SPIFFE ID
     pool: {connections_per_worker: 8}
-    endpoints: [{address: 127.0.0.1:15006}]
+    endpoints: [{address: 127.0.0.1:${API_PORT}}]
 `,
   );
   const { child: api, tokenFile: apiToken } = await startSidecar('api', apiConfig);
@@ -188,16 +215,16 @@ clusters:
   const auth = (file: string): string => `-H "Authorization: Bearer $(cat ${file})"`;
   process.stdout.write(`
 outrigger demo is running: web sidecar ══mTLS══▶ api sidecar ──▶ two demo services.
-  try:        curl -s http://127.0.0.1:15001/v1/hello          (allowed: the app sees the caller's SPIFFE ID)
-              curl -si http://127.0.0.1:15001/admin            (denied by policy: 403 unauthorized)
-              curl -sk https://127.0.0.1:15006/v1/hello        (no client certificate: refused at the handshake)
-  load test:  npx autocannon -c 50 -d 5 http://127.0.0.1:15001/v1/hello
+  try:        curl -s http://127.0.0.1:${WEB_PORT}/v1/hello          (allowed: the app sees the caller's SPIFFE ID)
+              curl -si http://127.0.0.1:${WEB_PORT}/admin            (denied by policy: 403 unauthorized)
+              curl -sk https://127.0.0.1:${API_PORT}/v1/hello        (no client certificate: refused at the handshake)
+  load test:  npx autocannon -c 50 -d 5 http://127.0.0.1:${WEB_PORT}/v1/hello
   signer:     https://${SIGNER} (outrigger ca serve; the only process with ${path.join(caDir, 'ca.key')}); tokens in ${tokensFile}
   admin:      ${webToken === apiToken ? `token file: ${webToken} (both sidecars)` : `token files: ${webToken} (web), ${apiToken} (api)`}
-              curl -s ${auth(webToken)} http://127.0.0.1:15000/certs      (web identity, serial, next rotation)
-              curl -s ${auth(webToken)} http://127.0.0.1:15000/clusters   (pool connections, TLS handshakes)
-              curl -s ${auth(apiToken)} http://127.0.0.1:15100/stats      (api side: p50/p90/p99 per route)
-              curl -s http://127.0.0.1:15000/metrics                       (no token needed)
+              curl -s ${auth(webToken)} http://127.0.0.1:${WEB_ADMIN_PORT}/certs      (web identity, serial, next rotation)
+              curl -s ${auth(webToken)} http://127.0.0.1:${WEB_ADMIN_PORT}/clusters   (pool connections, TLS handshakes)
+              curl -s ${auth(apiToken)} http://127.0.0.1:${API_ADMIN_PORT}/stats      (api side: p50/p90/p99 per route)
+              curl -s http://127.0.0.1:${WEB_ADMIN_PORT}/metrics                       (no token needed)
   configs:    ${webConfig}
               ${apiConfig}
 Ctrl-C stops the demo.
