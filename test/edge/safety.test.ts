@@ -58,7 +58,6 @@ describe('data-plane attacks', () => {
     await expect.poll(() => app.requests.some((q) => q.url === mark)).toBe(true);
   }
   let sc: Sidecar;
-  let tlsPort = 0;
 
   beforeAll(async () => {
     app = await startUpstream();
@@ -85,6 +84,7 @@ describe('data-plane attacks', () => {
         { name: 'reject', address: '127.0.0.1:0', engine: 'node', headers_with_underscores: 'reject', routes },
         { name: 'allow', address: '127.0.0.1:0', engine: 'node', headers_with_underscores: 'allow', routes },
         { name: 'tls', address: '127.0.0.1:0', tls: { mode: 'tls' }, routes, timeouts: slow },
+        { name: 'tls-node', address: '127.0.0.1:0', engine: 'node', tls: { mode: 'tls' }, routes, timeouts: slow },
       ],
       clusters: [
         { name: 'app', endpoints: [{ address: app.address }] },
@@ -92,7 +92,6 @@ describe('data-plane attacks', () => {
         { name: 'gzip', endpoints: [{ address: gzip.address }] },
       ],
     });
-    tlsPort = sc.port('tls');
   });
   afterAll(closeAll);
 
@@ -238,24 +237,55 @@ describe('data-plane attacks', () => {
     });
   }
 
-  it('TLS listener (strict, the default): a connection that never sends a ClientHello is closed at timeouts.handshake_ms', async () => {
-    const closed = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: tlsPort });
-      s.on('error', () => undefined);
-      s.on('close', () => resolve(true));
-      setTimeout(() => {
-        s.destroy();
-        resolve(false);
-      }, 5000);
-    });
-    expect(closed).toBe(true);
+  // uws applies no listener timeouts (refused in the config, below): what it does with slow clients is uWS's fixed idle timeout (~10 s).
+  it('uws engine: a client that never finishes its head is closed without an answer (uWS idle timeout, not headers_ms)', async () => {
+    const r = await rawRequest(sc.port('uws'), 'GET /v1/slow HTTP/1.1\r\nHost: x\r\n', { timeoutMs: 20_000 });
+    expect(r.timedOut).toBe(false);
+    expect(r.closed).toBe(true);
+    expect(r.raw.length).toBe(0);
   });
 
-  it('TLS listener: a head trickled after the handshake is cut (408)', async () => {
-    const r = await trickle(tlsPort, [...'GET /v1/slow HTTP/1.1\r\nHost: x\r\nx-a: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'], 250, 500, true);
+  it('uws engine: an upload that trickles one byte a second is cut without an answer although it progresses', async () => {
+    const before = app.requests.length;
+    const head = 'POST /v1/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n';
+    const r = await trickle(sc.port('uws'), [head, ...'01234567890123456789'], 1000, 1000);
     expect(r.closed).toBe(true);
-    expect(r.raw).toMatch(/^HTTP\/1\.1 408 /);
+    expect(r.sentAll).toBe(false);
+    expect(r.raw).toBe('');
+    // The upload reached the app as it streamed, and was aborted there when the client was cut.
+    const upload = app.requests.slice(before).find((q) => q.url === '/v1/upload');
+    expect(upload).toBeDefined();
+    await upload!.settled;
+    expect(upload!.complete).toBe(false);
+    expect(upload!.aborted).toBe(true);
   });
+
+  for (const [listener, engine] of [
+    ['tls', 'strict, the default'],
+    ['tls-node', 'node'],
+  ] as const) {
+    it(`TLS listener (${engine}): a connection that never sends a ClientHello is closed at timeouts.handshake_ms`, async () => {
+      const closed = await new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: sc.port(listener) });
+        s.on('error', () => undefined);
+        s.on('close', () => resolve(true));
+        // An upper bound only (handshake_ms is 1 s): never closed at all is the failure.
+        setTimeout(() => {
+          s.destroy();
+          resolve(false);
+        }, 20_000);
+      });
+      expect(closed).toBe(true);
+    });
+
+    it(`TLS listener (${engine}): a head trickled after the handshake is cut (408)`, async () => {
+      const r = await trickle(sc.port(listener), [...'GET /v1/slow HTTP/1.1\r\nHost: x\r\nx-a: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\n\r\n'], 250, 500, true);
+      expect(r.closed).toBe(true);
+      expect(r.sentAll).toBe(false);
+      expect(r.raw).toMatch(/^HTTP\/1\.1 408 /);
+      expect(r.raw).toMatch(/x-outrigger-error: request_timeout/);
+    });
+  }
 });
 
 describe('every local reply names its request (issue 10 audit)', () => {
@@ -314,6 +344,37 @@ describe('every local reply names its request (issue 10 audit)', () => {
         .map((l) => JSON.parse(l) as { request_id: string; status: number; error: string });
       const want = sent.filter((s) => s.engine === engine);
       expect(lines.map((l) => [l.request_id, l.status, l.error])).toEqual(want.map((s) => [s.id, s.status, 'bad_request']));
+    }
+  });
+});
+
+describe('node.error_detail: full', () => {
+  afterAll(closeAll);
+
+  it('callers on uws, node and strict get the detailed message (endpoint, path refusal), with the code and request id', async () => {
+    const dead = await deadPort();
+    const routes = [
+      { match: { path_prefix: '/dead/' }, cluster: 'dead' },
+      { match: { path_prefix: '/v1/' }, cluster: 'dead' },
+    ];
+    const engines = ['uws', 'node', 'strict'];
+    const sc = await startSidecar({
+      node: { workers: 1, error_detail: 'full' },
+      listeners: engines.map((engine) => ({ name: engine, address: '127.0.0.1:0', engine, routes })),
+      clusters: [{ name: 'dead', endpoints: [{ address: `127.0.0.1:${dead}` }] }],
+    });
+    for (const engine of engines) {
+      const r = await rawRequest(sc.port(engine), get('/dead/x'));
+      expect(r.response?.status, engine).toBe(502);
+      const body = JSON.parse(r.response!.body.toString()) as { error: string; message: string; request_id: string };
+      expect(body.error).toBe('upstream_connect_failed');
+      expect(body.message, engine).toContain(`127.0.0.1:${dead}`);
+      expect(body.request_id).toMatch(UUID);
+      const refused = await rawRequest(sc.port(engine), get('/v1/%2e%2e/admin'));
+      expect(refused.response?.status, engine).toBe(400);
+      const b = JSON.parse(refused.response!.body.toString()) as { error: string; message: string; request_id: string };
+      expect(b.message, engine).toBe('ambiguous request path: dot segment in path');
+      expect(b.request_id).toMatch(UUID);
     }
   });
 });
