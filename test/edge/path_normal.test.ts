@@ -141,6 +141,11 @@ describe('normalizePath', () => {
     expect(normalizePath('/%25%61a')).toEqual({ refused: 'double percent-encoding in path' }); // found by the property test
     expect(normalizePath('/v1/%25%32%65%25%32%65/admin')).toEqual({ refused: 'double percent-encoding in path' });
   });
+
+  it('decided (README, "Paths"): dot-dot with a space and fullwidth dots are ordinary names, as for Envoy, nginx, Tomcat, Jetty and Spring', () => {
+    expect(normalizePath('/v1/..%20/admin')).toBe('/v1/..%20/admin');
+    expect(normalizePath('/v1/%EF%BC%8E%EF%BC%8E/admin')).toBe('/v1/%EF%BC%8E%EF%BC%8E/admin');
+  });
 });
 
 describe('regexes are accepted only in linear-time syntax', () => {
