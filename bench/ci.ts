@@ -39,7 +39,8 @@ const WORKERS_N = 2;
 
 /** Prints the gate's table, then the paired ratios and the scaling with workers (printed, not gated). */
 function printVerdict(verdict: Verdict, results: BenchResults, where: string): Verdict {
-  const ratios = (results.comparisons ?? []).map((c) => `- ${comparisonLine(c)}`);
+  const scalingLabels = new Set(workerComparisons(WORKERS_N).map((c) => c.label));
+  const ratios = (results.comparisons ?? []).filter((c) => !scalingLabels.has(c.label)).map((c) => `- ${comparisonLine(c)}`);
   const scaling = scalingLines(results, WORKERS_N);
   process.stdout.write(
     `${verdict.text}\n\npaired ratios (not gated):\n${ratios.join('\n') || '- none measured'}\n\nscaling with workers (not gated):\n${scaling.join('\n') || '- none measured'}\n\nmemory and event-loop delay:\n${memoryLines(results).join('\n')}\n(results in ${where})\n`,
