@@ -59,6 +59,12 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
         message: 'uws cannot serve TLS listeners (this uWS build cannot require or read client certificates): use strict (the default) or node',
       });
     }
+    if (isObj(l) && l['engine'] === 'uws' && (l['protocol'] === 'http2' || l['protocol'] === 'auto')) {
+      out.push({
+        path: ['listeners', i, 'protocol'],
+        message: `engine uws serves HTTP/1.1 only: protocol ${String(l['protocol'])} needs engine strict (the default) or node`,
+      });
+    }
     // `mode` defaults to mtls, so `tls: {}` counts as mtls.
     if (isObj(l) && l['authorization'] !== undefined && !(isObj(l['tls']) && (l['tls']['mode'] ?? 'mtls') === 'mtls')) {
       out.push({ path: ['listeners', i, 'authorization'], message: 'authorization decides by peer identity: it needs tls: {mode: mtls} on this listener' });

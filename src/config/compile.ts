@@ -100,6 +100,9 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number, 
     maxRequestHeadersBytes: l.max_request_headers_bytes,
     xForwardedFor: l.x_forwarded_for,
     engine,
+    // uws has no HTTP/2 (checks.ts refuses asking for it); every other engine serves both by default.
+    protocol: l.protocol ?? (engine === 'uws' ? 'http1' : 'auto'),
+    h2MaxConcurrentStreams: l.http2.max_concurrent_streams,
     headersWithUnderscores: l.headers_with_underscores,
     errorDetail: errorDetail === 'full',
     timeouts: {

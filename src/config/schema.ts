@@ -91,6 +91,13 @@ export const listenerSchema = z.strictObject({
   max_request_headers_bytes: z.int().min(1024).max(1_048_576).default(65_536),
   x_forwarded_for: z.enum(['append', 'off']).default('append'),
   engine: z.enum(['uws', 'node', 'strict']).optional(),
+  /** Client-side protocol: `auto` (default; `http1` on engine uws) serves HTTP/1.1 and HTTP/2 (preface / ALPN), `http1` or `http2` only one. */
+  protocol: z.enum(['http1', 'http2', 'auto']).optional(),
+  http2: z
+    .strictObject({
+      max_concurrent_streams: z.int().min(1).max(2_147_483_647).default(100),
+    })
+    .prefault({}),
   headers_with_underscores: z.enum(['drop', 'reject', 'allow']).default('drop'),
   timeouts: z
     .strictObject({

@@ -103,6 +103,13 @@ export interface ListenerSpec {
    * src/dataplane/h1/: plaintext or TLS).
    */
   readonly engine: 'uws' | 'node' | 'strict';
+  /**
+   * Client-side protocol: `http1`; `http2` (h2c with prior knowledge on plaintext, ALPN `h2` on
+   * TLS); `auto` (the connection preface or ALPN decides). uws serves http1 only.
+   */
+  readonly protocol: 'http1' | 'http2' | 'auto';
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+  readonly h2MaxConcurrentStreams: number;
   /** Request header names with `_`: dropped (default, counted), refused with 400, or forwarded. */
   readonly headersWithUnderscores: 'drop' | 'reject' | 'allow';
   /** Client-side timeouts (node engine; uWS's are fixed, see docs/config.md). */

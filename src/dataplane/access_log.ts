@@ -11,6 +11,8 @@ export interface AccessEntry {
   readonly cluster: string | null;
   readonly upstream: string | null;
   readonly method: string;
+  /** `HTTP/1.0`, `HTTP/1.1` or `HTTP/2`; null when no head was parsed. */
+  readonly protocol: string | null;
   readonly path: string;
   readonly status: number;
   readonly duration_ms: number;
@@ -40,7 +42,7 @@ export class AccessLog {
   write(e: AccessEntry): void {
     if (this.text) {
       this.logger.info(
-        `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.error === null ? '' : ` ${e.error} ${JSON.stringify(e.detail ?? '')}`}`,
+        `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}${e.protocol === null ? '' : ` ${e.protocol}`}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.error === null ? '' : ` ${e.error} ${JSON.stringify(e.detail ?? '')}`}`,
       );
     } else {
       this.logger.info(e, 'access');

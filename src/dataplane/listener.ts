@@ -23,7 +23,11 @@ import { Admission, type ListenerRouting, type RouteTarget } from './admission.j
 import { Authorizer } from './authz.js';
 import type { StrictDownstream } from './h1/downstream.js';
 import type { ParsedHead } from './h1/parse.js';
-import { StrictServer, type StrictTls } from './h1/server.js';
+import { StrictServer, type StrictH2, type StrictTls } from './h1/server.js';
+import type { H2Downstream } from './h2/downstream.js';
+import { sniffPreface } from './h2/preface.js';
+import { readH2RequestHead } from './h2/request_head.js';
+import { H2Server, type H2Conn } from './h2/server.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply, localReplyBytes } from './local_reply.js';
@@ -91,6 +95,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
   private readonly server: http.Server | null = null;
   /** The `strict` engine's server (src/dataplane/h1/), or null. */
   private readonly h1: StrictServer | null = null;
+  /** HTTP/2 on this listener (`protocol: auto | http2`, strict and node engines), or null. */
+  readonly h2: H2Server | null = null;
   /** Exchanges started on this listener and not yet finished. */
   inflight = 0;
   port = 0;
@@ -112,6 +118,9 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
     this.targets = this.resolveTargets();
     this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
     this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
+    if (spec.engine !== 'uws' && spec.protocol !== 'http1') {
+      this.h2 = new H2Server(spec, { request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn) });
+    }
     if (spec.engine === 'uws') {
       this.app = uWS.App();
       this.app.any('/*', (res, req) => this.handleUws(res, req));
@@ -137,8 +146,22 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       requireHostHeader: false,
     };
     let server: http.Server;
+    const h2 = this.h2;
     if (spec.tls === null) {
       server = http.createServer(common);
+      if (h2 !== null) {
+        // HTTP/2 with prior knowledge: node's own connection handler gets only HTTP/1 connections.
+        const h1 = server.listeners('connection') as Array<(s: Socket) => void>;
+        server.removeAllListeners('connection');
+        const toH1 = (s: Socket): void => {
+          for (const f of h1) f.call(server, s);
+          s.resume();
+        };
+        server.on('connection', (s: Socket) => {
+          if (spec.protocol === 'http2') h2.handoff(s, null);
+          else sniffPreface(s, t.headersMs, (x) => h2.handoff(x, null), toH1);
+        });
+      }
     } else {
       const material = this.ctx.tlsMaterial();
       if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
@@ -148,7 +171,17 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
         requestCert: spec.tls === 'mtls',
         rejectUnauthorized: spec.tls === 'mtls',
         handshakeTimeout: t.handshakeMs,
+        ...alpn(spec),
       });
+      if (h2 !== null) {
+        // Connections that chose h2 by ALPN (all of them on `protocol: http2`) go to HTTP/2, after the peer check below.
+        const h1 = server.listeners('secureConnection') as Array<(s: PeerSocket) => void>;
+        server.removeAllListeners('secureConnection');
+        server.on('secureConnection', (s: PeerSocket) => {
+          if (!s.destroyed && (spec.protocol === 'http2' || s.alpnProtocol === 'h2')) h2.handoff(s, s.peerIdentity ?? null);
+          else for (const f of h1) f.call(server, s);
+        });
+      }
       // Before node's HTTP server sees the socket: an mtls connection, resumed or not, needs a
       // verified client certificate that is valid now (a resumed session skips OpenSSL's checks)
       // and whose root vouches for its SPIFFE ID's trust domain.
@@ -189,7 +222,13 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
       const mtls = spec.tls === 'mtls';
       tlsSetup = {
-        options: { ...serverTlsOptions(material, this.tlsParams()), requestCert: mtls, rejectUnauthorized: mtls, handshakeTimeout: spec.timeouts.handshakeMs },
+        options: {
+          ...serverTlsOptions(material, this.tlsParams()),
+          requestCert: mtls,
+          rejectUnauthorized: mtls,
+          handshakeTimeout: spec.timeouts.handshakeMs,
+          ...alpn(spec),
+        },
         // Before any byte is read: a verified client certificate, valid now, whose root vouches for its trust domain.
         peer: (s) => {
           if (!mtls) return null;
@@ -202,6 +241,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       };
     }
     this.connectionsAccepted = 0;
+    const h2 = this.h2;
+    const h2Hook: StrictH2 | null = h2 === null ? null : { only: spec.protocol === 'http2', handoff: (s, peer) => h2.handoff(s, peer) };
     return new StrictServer(
       spec,
       this.ctx.ticker,
@@ -213,6 +254,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
         },
       },
       tlsSetup,
+      h2Hook,
     );
   }
 
@@ -281,6 +323,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       server.maxConnections = spec.maxConnections ?? Infinity;
     }
     this.h1?.configure(spec);
+    this.h2?.configure(spec);
     if (change.rateLimit) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
     if (change.authorization) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
   }
@@ -322,6 +365,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       this.server.closeAllConnections();
     }
     this.h1?.closeAll();
+    this.h2?.closeAll();
   }
 
   /** Stops accepting connections; requests on open connections are still served. */
@@ -335,6 +379,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       this.server.closeIdleConnections();
     }
     this.h1?.stopAccepting();
+    this.h2?.stopAccepting();
   }
 
   /**
@@ -392,16 +437,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
     let head: RequestHead | null = null;
     try {
       head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
-      const tls = this.spec.tls !== null;
-      const peer = tls ? (socket.peerIdentity ?? null) : null;
-      head.peer = peer;
-      head.client = socket.remoteAddress ?? '';
-      if (this.authorizer !== null && this.authorizer.check(peer, head.matchPath, head.method) < 0) {
-        throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
-      }
-      const ours = tls ? (this.ctx.tlsMaterial()?.identity ?? '') : '';
-      const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
-      const text = buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? head.client : null, tls ? 'https' : 'http', xfcc);
+      const text = this.authorizedUpstreamHead(head, socket.peerIdentity ?? null, socket.remoteAddress ?? '');
       // Node decodes header bytes as latin1: written back as latin1, obs-text reaches the app byte for byte.
       this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text);
     } catch (e) {
@@ -428,16 +464,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       conn.expectBody(head.framing, head.contentLength);
       // As node:http: an HTTP/1.1 expectation other than 100-continue gets 417.
       if (req.expectOther && req.minor === 1) throw new ProxyError('expectation_failed', `unsupported expectation: only 100-continue`);
-      const tls = this.spec.tls !== null;
-      const peer = tls ? conn.peer : null;
-      head.peer = peer;
-      head.client = conn.remote;
-      if (this.authorizer !== null && this.authorizer.check(peer, head.matchPath, head.method) < 0) {
-        throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
-      }
-      const ours = tls ? (this.ctx.tlsMaterial()?.identity ?? '') : '';
-      const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
-      const text = buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? head.client : null, tls ? 'https' : 'http', xfcc);
+      const text = this.authorizedUpstreamHead(head, conn.peer, conn.remote);
       // Header bytes were decoded as latin1: written back as latin1, obs-text reaches the app byte for byte.
       this.proxy(down, head, req.nonAscii ? Buffer.from(text, 'latin1') : text);
     } catch (e) {
@@ -446,6 +473,44 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       down.reply(err, id);
       this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
     }
+  }
+
+  /** An HTTP/2 request stream (h2/): its head checked like every engine's, then proxied to the same HTTP/1.1 upstreams. */
+  private handleH2(down: H2Downstream, raw: readonly string[], endStream: boolean, conn: H2Conn): void {
+    let head: RequestHead | null = null;
+    try {
+      const h2 = readH2RequestHead(raw, endStream, this.spec.maxRequestHeadersBytes, this.underscores);
+      head = h2.head;
+      head.protocol = 'HTTP/2';
+      const text = this.authorizedUpstreamHead(head, conn.peer, conn.remote);
+      // As on the HTTP/1 engines: 100-continue is answered at once (Expect is not forwarded).
+      if (h2.expectContinue) down.continue();
+      // Header values are latin1 (node:http2 decodes them so): written back as latin1, obs-text reaches the app byte for byte.
+      this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text);
+    } catch (e) {
+      const err = this.refusal(e);
+      const id = head !== null ? head.requestId : refusalRequestId(raw);
+      down.reply(err, id);
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
+    }
+  }
+
+  /**
+   * The node, strict and HTTP/2 paths after their own head checks: the peer (mTLS listeners) and
+   * client on the head, authorization, then the upstream head with x-forwarded-* and our
+   * x-forwarded-client-cert. Throws `unauthorized`.
+   */
+  private authorizedUpstreamHead(head: RequestHead, connPeer: string | null, client: string): string {
+    const tls = this.spec.tls !== null;
+    const peer = tls ? connPeer : null;
+    head.peer = peer;
+    head.client = client;
+    if (this.authorizer !== null && this.authorizer.check(peer, head.matchPath, head.method) < 0) {
+      throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
+    }
+    const ours = tls ? (this.ctx.tlsMaterial()?.identity ?? '') : '';
+    const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
+    return buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? client : null, tls ? 'https' : 'http', xfcc);
   }
 
   /**
@@ -533,6 +598,13 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
 }
 
 function noop(): void {}
+
+/** ALPN protocols a TLS listener offers: h2 and http/1.1 on `auto`, h2 on `http2`, none on `http1` (as before HTTP/2). */
+function alpn(spec: ListenerSpec): { ALPNProtocols?: string[] } {
+  if (spec.protocol === 'auto') return { ALPNProtocols: ['h2', 'http/1.1'] };
+  if (spec.protocol === 'http2') return { ALPNProtocols: ['h2'] };
+  return {};
+}
 
 /** Runs `fn` once no response is being written on this node connection (pipelined ones included). */
 function whenIdle(socket: Socket, fn: () => void): void {

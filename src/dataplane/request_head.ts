@@ -37,6 +37,8 @@ export interface RequestHead {
   client: string;
   /** Whether the request has a Connection header (whose named headers are hop-by-hop). */
   hasConnection: boolean;
+  /** The client's protocol (access log): HTTP/1.1 unless the engine says otherwise. */
+  protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
 }
 
 // Scratch filled by req.forEach: no closure allocated per request.
@@ -141,7 +143,10 @@ export function readStrictRequestHead(
     underscores,
   );
   // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
-  if (minor === 0 && head.framing === BodyFraming.Chunked) throw new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
+  if (minor === 0) {
+    if (head.framing === BodyFraming.Chunked) throw new ProxyError('bad_request', 'Transfer-Encoding in an HTTP/1.0 request');
+    head.protocol = 'HTTP/1.0';
+  }
   return head;
 }
 
@@ -240,6 +245,7 @@ function checkRequestHead(
     peer: null,
     client: '',
     hasConnection,
+    protocol: 'HTTP/1.1',
   };
 }
 

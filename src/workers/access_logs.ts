@@ -90,6 +90,7 @@ export class AccessLogs {
       cluster: ex === null ? null : ex.cluster.spec.name,
       upstream: ex === null ? null : ex.endpoint.address,
       method: head?.method ?? '',
+      protocol: head?.protocol ?? null,
       path: head?.target ?? '',
       status,
       duration_ms: ex === null ? 0 : Math.round((ex.endMs - ex.startMs) * 1000) / 1000,

@@ -201,6 +201,7 @@ function head(method: string, path: string, body?: string): RequestHead {
     peer: null,
     client: '127.0.0.1',
     hasConnection: false,
+    protocol: 'HTTP/1.1',
   };
 }
 

@@ -12,12 +12,23 @@ import type { Ticker } from '../../upstream/ticker.js';
 import { H1Connection, type H1Host, type H1Settings } from './connection.js';
 import type { StrictDownstream } from './downstream.js';
 import type { ParsedHead } from './parse.js';
+import { sniffPreface } from '../h2/preface.js';
 
 /** The listener's side: where requests go, and its counters. */
 export interface StrictHandlers {
   request(down: StrictDownstream, head: ParsedHead): void;
   refused(err: ProxyError, requestId: string): void;
   accepted(): void;
+}
+
+/**
+ * HTTP/2 beside HTTP/1.1 on the same listener (`protocol: auto | http2`): which connections go to
+ * the listener's HTTP/2 server (h2/server.ts), after the same accept, limits and TLS peer check.
+ */
+export interface StrictH2 {
+  /** `http2`: every connection; `auto`: plaintext ones that start with the preface, TLS ones that chose ALPN h2. */
+  readonly only: boolean;
+  handoff(socket: net.Socket, peer: string | null): void;
 }
 
 /** TLS termination for the strict engine. */
@@ -50,12 +61,25 @@ export class StrictServer implements H1Host {
     readonly ticker: Ticker,
     private readonly handlers: StrictHandlers,
     tlsSetup: StrictTls | null,
+    h2: StrictH2 | null = null,
   ) {
     this.settings = strictSettings(spec);
     if (tlsSetup === null) {
       this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
         handlers.accepted();
-        this.open(socket, null);
+        if (h2 === null) {
+          this.open(socket, null);
+        } else if (h2.only) {
+          h2.handoff(socket, null);
+        } else {
+          // The one check per connection that `protocol: auto` costs HTTP/1: its first bytes are read once more.
+          sniffPreface(
+            socket,
+            this.settings.headersMs,
+            (s) => h2.handoff(s, null),
+            (s) => this.openSniffed(s),
+          );
+        }
       });
     } else {
       const server = tls.createServer({ ...tlsSetup.options, allowHalfOpen: true });
@@ -70,7 +94,8 @@ export class StrictServer implements H1Host {
           socket.destroy();
           return;
         }
-        this.open(socket, peer);
+        if (h2 !== null && (h2.only || socket.alpnProtocol === 'h2')) h2.handoff(socket, peer);
+        else this.open(socket, peer);
       });
       server.on('tlsClientError', (_err: Error, socket: tls.TLSSocket) => {
         tlsSetup.failed();
@@ -87,6 +112,12 @@ export class StrictServer implements H1Host {
       return;
     }
     this.conns.add(new H1Connection(socket, this, peer));
+  }
+
+  /** An HTTP/1 connection whose first bytes the preface check read and put back. */
+  private openSniffed(socket: net.Socket): void {
+    this.open(socket, null);
+    socket.resume();
   }
 
   request(down: StrictDownstream, head: ParsedHead): void {
