@@ -7,14 +7,20 @@ import { didYouMean } from './suggest.js';
 
 type Issue = z.core.$ZodIssue;
 
-/** Map every issue (unions resolved to their best branch) to problems with absolute paths. */
-export function issuesToProblems(issues: readonly Issue[], input: unknown, schema: z.core.$ZodType): RawProblem[] {
+/**
+ * Map every issue (unions resolved to their best branch) to problems with absolute paths; stops
+ * once `limit` problems are collected (a key per unknown key can be tens of thousands).
+ */
+export function issuesToProblems(issues: readonly Issue[], input: unknown, schema: z.core.$ZodType, limit = Infinity): RawProblem[] {
   const out: RawProblem[] = [];
-  for (const issue of issues) mapIssue(issue, [], input, schema, out);
-  return out;
+  for (const issue of issues) {
+    if (out.length >= limit) break;
+    mapIssue(issue, [], input, schema, out, limit);
+  }
+  return out.slice(0, limit);
 }
 
-function mapIssue(issue: Issue, prefix: ConfigPath, input: unknown, schema: z.core.$ZodType, out: RawProblem[]): void {
+function mapIssue(issue: Issue, prefix: ConfigPath, input: unknown, schema: z.core.$ZodType, out: RawProblem[], limit: number): void {
   const path: PathSegment[] = [...prefix, ...issue.path.map(toSegment)];
   const value = valueAt(input, path);
   switch (issue.code) {
@@ -41,6 +47,7 @@ function mapIssue(issue: Issue, prefix: ConfigPath, input: unknown, schema: z.co
     case 'unrecognized_keys': {
       const known = knownKeys(schema, path);
       for (const key of issue.keys) {
+        if (out.length >= limit) return;
         out.push({ path: [...path, key], message: `unknown key "${key}"${didYouMean(key, known)}` });
       }
       return;
@@ -48,7 +55,7 @@ function mapIssue(issue: Issue, prefix: ConfigPath, input: unknown, schema: z.co
     case 'invalid_union': {
       const branch = bestBranch(issue.errors);
       if (branch === null) out.push({ path, message: `${issue.message}${gotScalar(value)}` });
-      else for (const sub of branch) mapIssue(sub, path, input, schema, out);
+      else for (const sub of branch) mapIssue(sub, path, input, schema, out, limit);
       return;
     }
     case 'invalid_key': {

@@ -2,7 +2,7 @@
 // compiled, frozen Snapshot plus AdminSpec and warnings, or every problem with its path and line.
 // Reads a file only in loadConfigFile; everything else is pure.
 import { readFile } from 'node:fs/promises';
-import { FAILSAFE_SCHEMA, Type, load as loadYaml } from 'js-yaml';
+import { FAILSAFE_SCHEMA, Type, load as loadYaml, type LoadOptions } from 'js-yaml';
 import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { crossCheck } from './checks.js';
 import { compileAdmin, compileSnapshot, deepFreeze, type AdminSpec, type CompileOptions } from './compile.js';
@@ -33,7 +33,11 @@ export type LoadResult =
 /** Extra bounds for text from an untrusted source (the admin API: admin/body_limits.ts). */
 export interface ParseGuard {
   readonly maxAliasCount: number;
-  /** A problem that refuses the parsed document before it is converted (size, depth), or null. */
+  /**
+   * A problem that refuses the parsed document before it is converted (size, depth, duplicate
+   * keys), or null. The guarded document is parsed with `uniqueKeys: false` (yaml's own check
+   * compares each key with every earlier one: quadratic), so this check must refuse duplicates.
+   */
   check(doc: Document, lineOf: (node: Node | null | undefined) => number | null): ConfigProblem | null;
   /** The problem message for a YAML syntax error. */
   syntaxMessage(message: string): string;
@@ -82,6 +86,14 @@ const FAST_SCHEMA = FAILSAFE_SCHEMA.extend({
 });
 
 /**
+ * js-yaml with the schema above, as it is: throws a YAMLException for text it refuses (and for
+ * unknown explicit tags). For callers that decide about tags themselves (admin/body_limits.ts).
+ */
+export function fastLoad(text: string, options: Omit<LoadOptions, 'schema'> & { maxDepth?: number; maxTotalMergeKeys?: number } = {}): unknown {
+  return loadYaml(text, { ...options, schema: FAST_SCHEMA });
+}
+
+/**
  * js-yaml with the schema above; undefined when it refuses the text, and for any text with a `!`
  * (an explicit tag may be there, and the two parsers read some tags differently).
  */
@@ -108,7 +120,7 @@ function lazyLineLookup(text: string): LineLookup {
 
 function parseWithDocument(text: string, opts: CompileOptions, filename?: string, guard?: ParseGuard): LoadResult {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter, merge: true, uniqueKeys: guard === undefined, prettyErrors: false });
   const lineOfOffset = (pos: readonly number[]): number | null => {
     const start = pos[0];
     return start === undefined ? null : lineCounter.linePos(start).line;
@@ -150,16 +162,23 @@ export async function loadConfigFile(path: string, opts: CompileOptions): Promis
   return parseConfigText(text, opts, path);
 }
 
+/**
+ * Most problems reported for one config: each costs a line lookup and a "did you mean", and a
+ * body of 60k unknown keys must not cost 60k of them (the rest is summed up in one last problem).
+ */
+export const MAX_PROBLEMS = 100;
+
 /** Validate and compile a config object (e.g. a JSON body of PUT /config). */
 export function compileConfig(obj: unknown, opts: CompileOptions, lines?: LineLookup): LoadResult {
   const lineOf: LineLookup = lines ?? (() => null);
   const withLine = (p: RawProblem): ConfigProblem => ({ path: formatPath(p.path), message: p.message, line: lineOf(p.path) });
-  const odd = nonPlainProblems(obj);
-  if (odd.length > 0) return fail(dedupe(odd.map(withLine)));
+  // One more than the cap is enough to know there are more.
+  const odd = nonPlainProblems(obj, MAX_PROBLEMS + 1);
+  if (odd.length > 0) return fail(dedupe(odd, withLine));
   const parsed = configSchema.safeParse(obj);
-  const raw: RawProblem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues, obj, configSchema);
+  const raw: RawProblem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues, obj, configSchema, MAX_PROBLEMS + 1);
   raw.push(...crossCheck(obj, opts));
-  if (!parsed.success || raw.length > 0) return fail(dedupe(raw.map(withLine)));
+  if (!parsed.success || raw.length > 0) return fail(dedupe(raw, withLine));
   const source = deepFreeze(parsed.data);
   return {
     ok: true,
@@ -179,15 +198,19 @@ function fail(problems: ConfigProblem[]): LoadResult {
   return { ok: false, problems };
 }
 
-function dedupe(problems: readonly ConfigProblem[]): ConfigProblem[] {
+/** Distinct problems (path and message), at most MAX_PROBLEMS with their lines, then how many more. */
+function dedupe(problems: readonly RawProblem[], withLine: (p: RawProblem) => ConfigProblem): ConfigProblem[] {
   const seen = new Set<string>();
-  const out = problems.filter((p) => {
-    const key = `${p.path}\u0000${p.message}`;
+  const distinct = problems.filter((p) => {
+    const key = `${formatPath(p.path)}\u0000${p.message}`;
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
   });
-  return sortByLine(out);
+  const out = sortByLine(distinct.slice(0, MAX_PROBLEMS).map(withLine));
+  const more = distinct.length - MAX_PROBLEMS;
+  if (more > 0) out.push({ path: '', message: `and more problems: only the first ${MAX_PROBLEMS} are listed`, line: null });
+  return out;
 }
 
 /** Document order where lines are known (stable; problems without a line keep their place at the end). */

@@ -3,13 +3,15 @@
 // Pure; a config that passes this is a tree of objects, arrays, strings, numbers, booleans, null.
 import type { ConfigPath, RawProblem } from './paths.js';
 
-export function nonPlainProblems(value: unknown): RawProblem[] {
+/** The problems, at most `limit` of them (the walk stops there). */
+export function nonPlainProblems(value: unknown, limit = Infinity): RawProblem[] {
   const out: RawProblem[] = [];
-  walk(value, [], new Set(), out);
+  walk(value, [], new Set(), out, limit);
   return out;
 }
 
-function walk(value: unknown, path: ConfigPath, stack: Set<object>, out: RawProblem[]): void {
+function walk(value: unknown, path: ConfigPath, stack: Set<object>, out: RawProblem[], limit: number): void {
+  if (out.length >= limit) return;
   if (value === null || typeof value !== 'object') {
     if (typeof value === 'bigint' || typeof value === 'symbol' || typeof value === 'function') {
       out.push({ path, message: `unsupported value (a ${typeof value})` });
@@ -30,7 +32,7 @@ function walk(value: unknown, path: ConfigPath, stack: Set<object>, out: RawProb
     return;
   }
   stack.add(value);
-  if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i], stack, out));
-  else for (const [k, v] of Object.entries(value)) walk(v, [...path, k], stack, out);
+  if (Array.isArray(value)) value.forEach((v, i) => walk(v, [...path, i], stack, out, limit));
+  else for (const [k, v] of Object.entries(value)) walk(v, [...path, k], stack, out, limit);
   stack.delete(value);
 }
