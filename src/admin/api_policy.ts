@@ -62,6 +62,16 @@ export class ApiPolicy {
     return this.allowed;
   }
 
+  /**
+   * The absolute path of an access log (`path` as a config writes it) that the config file did
+   * not name: to be opened by log_open.ts before it is applied. Null for stdout and trusted paths.
+   */
+  untrustedAccessLog(p: string): string | null {
+    if (p === 'stdout') return null;
+    const abs = path.resolve(this.o.cwd, p);
+    return this.trustedPaths.has(`access_log\u0000${abs}`) ? null : abs;
+  }
+
   /** Remembers what a config loaded from the config file names (start-up and reloads). */
   trust(source: RawConfig): void {
     for (const p of this.paths(source)) {

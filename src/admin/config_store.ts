@@ -14,6 +14,8 @@ import { resolveWorkers } from '../config/compile.js';
 import type { ConfigProblem, ConfigWarning, Snapshot } from '../config/types.js';
 import type { ApiPolicy } from './api_policy.js';
 import { parseConfigBody } from './body_limits.js';
+import { openLogFile } from './log_open.js';
+import { closeSync } from 'node:fs';
 
 /** Where a config comes from: the admin API (checked by the policy) or the config file (trusted). */
 export type ConfigOrigin = 'api' | 'file';
@@ -50,6 +52,8 @@ export class ConfigStore {
   private snapshotNow: Snapshot;
   private adminNow: AdminSpec;
   private lastVersion: number;
+  /** Access-log files opened for configs from the admin API (log_open.ts), by absolute path: the workers open /proc/self/fd/N. */
+  private readonly logFds = new Map<string, number>();
 
   constructor(
     private readonly applier: Applier,
@@ -90,6 +94,8 @@ export class ConfigStore {
     const version = this.lastVersion + 1;
     const loaded = this.load(input, version, origin);
     if (!loaded.ok) return { ok: false, kind: 'invalid', problems: loaded.problems };
+    const opened = origin === 'api' ? this.openAccessLogs(loaded.snapshot) : { ok: true as const, snapshot: loaded.snapshot };
+    if (!opened.ok) return { ok: false, kind: 'apply_failed', error: opened.error };
     this.lastVersion = version;
     const prev = this.snapshotNow;
     const restartRequired: string[] = [];
@@ -98,13 +104,15 @@ export class ConfigStore {
     // The snapshot was compiled with the running worker count (load() fixes it); a different
     // wish takes effect at the next start.
     if (resolveWorkers(loaded.source.node.workers, this.compile.availableParallelism) !== prev.node.workers) restartRequired.push('node.workers');
-    const snapshot = loaded.snapshot;
+    const snapshot = opened.snapshot;
     let applied: Snapshot;
     try {
       applied = await this.applier.apply(snapshot);
     } catch (e) {
+      this.closeUnusedLogs(prev);
       return { ok: false, kind: 'apply_failed', error: e instanceof Error ? e.message : String(e) };
     }
+    this.closeUnusedLogs(applied);
     const summary = summarizeDelta(compileDelta(prev, applied, null));
     if (origin === 'file') this.policy?.trust(loaded.source);
     this.snapshotNow = applied;
@@ -126,6 +134,47 @@ export class ConfigStore {
     if (!loaded.ok || origin !== 'api' || this.policy === null) return loaded;
     const refused = this.policy.check(loaded.source);
     return refused.length === 0 ? loaded : { ok: false, problems: refused };
+  }
+
+  /**
+   * Opens each access-log file a config from the admin API names that the config file did not
+   * (log_open.ts: no symlink followed in the last component, no directory created, the open file
+   * inside the allowed directories) and points the listener at the open file (/proc/self/fd/N).
+   */
+  private openAccessLogs(snapshot: Snapshot): { ok: true; snapshot: Snapshot } | { ok: false; error: string } {
+    if (this.policy === null) return { ok: true, snapshot };
+    const policy = this.policy;
+    let error: string | null = null;
+    const listeners = snapshot.listeners.map((l) => {
+      const abs = l.accessLog === null || error !== null ? null : policy.untrustedAccessLog(l.accessLog.path);
+      if (abs === null || l.accessLog === null) return l;
+      let fd = this.logFds.get(abs);
+      if (fd === undefined) {
+        const o = openLogFile(abs, policy.allowedDirs);
+        if (!o.ok) {
+          error = `listener ${l.name}: ${o.error}`;
+          return l;
+        }
+        fd = o.fd;
+        this.logFds.set(abs, fd);
+      }
+      return { ...l, accessLog: { ...l.accessLog, path: `/proc/self/fd/${fd}` } };
+    });
+    if (error !== null) {
+      this.closeUnusedLogs(this.snapshotNow);
+      return { ok: false, error };
+    }
+    return { ok: true, snapshot: { ...snapshot, listeners } };
+  }
+
+  /** Closes the opened access-log files `inForce` does not write to. */
+  private closeUnusedLogs(inForce: Snapshot): void {
+    const used = new Set(inForce.listeners.map((l) => l.accessLog?.path));
+    for (const [abs, fd] of this.logFds) {
+      if (used.has(`/proc/self/fd/${fd}`)) continue;
+      closeSync(fd);
+      this.logFds.delete(abs);
+    }
   }
 
   private record(version: number, by: string, summary: string, source: RawConfig): void {

@@ -6,9 +6,10 @@
 // directories (plainly or through a symlink), a listener opened to the network, and YAML built
 // to burn main-thread CPU. Each refusal is followed by a check that nothing happened.
 
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openLogFile } from '../../src/admin/log_open.js';
 import { adminCall, closeAll, request, startSidecar, startUpstream, tempDir, type Config, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
@@ -268,6 +269,50 @@ describe('file paths a config sent through the admin API may name', () => {
     expect(readFileSync(target, 'utf8')).toBe('# shell start-up file\n');
     expect(existsSync(path.join(outside, 'access.log'))).toBe(false);
     expect(existsSync(path.join(outside, '.bash_login'))).toBe(false);
+  });
+});
+
+describe('an access log swapped for a symlink after the admin API checked it', () => {
+  it('PUT /config with an allowed path, then the file is replaced by a symlink to a shell start-up file: the workers write to the checked file, the target is untouched', async () => {
+    const outside = tempDir();
+    const target = path.join(outside, '.profile');
+    writeFileSync(target, '# shell start-up file\n');
+    const log = path.join(sc.dir, 'swap.log');
+    const c = config();
+    (c['listeners'] as Array<Record<string, unknown>>)[0]!['access_log'] = { path: log, format: 'text' };
+    const r = await adminCall(sc, 'PUT', '/config', c);
+    expect(r.status, r.text).toBe(200);
+    // The workers open the log on the first request: swap it before that.
+    renameSync(log, `${log}.checked`);
+    symlinkSync(target, log);
+    expect((await request(sc.url('/hello'))).status).toBe(200);
+    await adminCall(sc, 'PUT', '/config', config()); // drops the log: the workers flush it
+    expect(readFileSync(target, 'utf8')).toBe('# shell start-up file\n');
+    expect(readFileSync(`${log}.checked`, 'utf8')).toContain('"GET /hello');
+  });
+
+  it('openLogFile: a symlink in the last component is not followed, a directory swapped for a symlink to outside is refused after the open, nothing is created', () => {
+    const allowed = tempDir();
+    const outside = tempDir();
+    writeFileSync(path.join(outside, '.profile'), 'x\n');
+    symlinkSync(path.join(outside, '.profile'), path.join(allowed, 'link.log'));
+    symlinkSync(path.join(outside, 'new.log'), path.join(allowed, 'dangling.log'));
+    symlinkSync(outside, path.join(allowed, 'dir'));
+    expect(openLogFile(path.join(allowed, 'link.log'), [allowed])).toEqual({ ok: false, error: expect.stringContaining('is a symlink: not followed') });
+    expect(openLogFile(path.join(allowed, 'dangling.log'), [allowed])).toEqual({ ok: false, error: expect.stringContaining('is a symlink') });
+    expect(openLogFile(path.join(allowed, 'dir', '.profile'), [allowed])).toEqual({
+      ok: false,
+      error: expect.stringContaining(`opened ${path.join(outside, '.profile')}, outside`),
+    });
+    expect(openLogFile(path.join(allowed, 'no', 'such', 'a.log'), [allowed])).toEqual({
+      ok: false,
+      error: expect.stringContaining('no directories are created'),
+    });
+    expect(existsSync(path.join(outside, 'new.log'))).toBe(false);
+    expect(existsSync(path.join(allowed, 'no'))).toBe(false);
+    const ok = openLogFile(path.join(allowed, 'a.log'), [allowed]);
+    expect(ok).toMatchObject({ ok: true, real: path.join(allowed, 'a.log') });
+    if (ok.ok) closeSync(ok.fd);
   });
 });
 
