@@ -291,6 +291,22 @@ describe('an access log swapped for a symlink after the admin API checked it', (
     expect(readFileSync(`${log}.checked`, 'utf8')).toContain('"GET /hello');
   });
 
+  it('PUT /config names every change that takes effect: an access log and node.error_detail are not "no change"', async () => {
+    const c = config();
+    (c['listeners'] as Array<Record<string, unknown>>)[0]!['access_log'] = { path: path.join(sc.dir, 'summary.log'), format: 'json' };
+    const on = await adminCall(sc, 'PUT', '/config', c);
+    expect(on.status, on.text).toBe(200);
+    expect(on.json.summary).toContain('listener main access log changed');
+    const detail = config();
+    (detail['node'] as Record<string, unknown>)['error_detail'] = 'full';
+    const d = await adminCall(sc, 'PUT', '/config', detail);
+    expect(d.status, d.text).toBe(200);
+    expect(d.json.summary).not.toBe('no change');
+    expect(d.json.summary).toContain('listener main');
+    expect((await adminCall(sc, 'PUT', '/config', detail)).json.summary).toBe('no change');
+    await adminCall(sc, 'PUT', '/config', config());
+  });
+
   it('openLogFile: a symlink in the last component is not followed, a directory swapped for a symlink to outside is refused after the open, nothing is created', () => {
     const allowed = tempDir();
     const outside = tempDir();
