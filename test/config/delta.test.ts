@@ -150,7 +150,7 @@ describe('compileDelta', () => {
     expect(c.routes).toEqual({ added: [], changed: ['api'], removed: [], reordered: false });
     expect(c.routeRateLimits).toEqual(['api']);
     expect(c).toMatchObject({ rebind: false, rateLimit: false, authorization: false, accessLog: false });
-    expect(summarizeDelta(d)).toBe('listener out routes changed');
+    expect(summarizeDelta(d)).toBe('listener out routes changed, listener out rate limits changed');
   });
 
   it('routes added, removed and reordered', () => {
