@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { FAILSAFE_SCHEMA, Type, load as loadYaml, type LoadOptions } from 'js-yaml';
 import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { crossCheck } from './checks.js';
+import { engineLimitProblems } from './engine_limits.js';
 import { compileAdmin, compileSnapshot, deepFreeze, type AdminSpec, type CompileOptions } from './compile.js';
 import { issuesToProblems } from './issues.js';
 import { lineLookupFor, type LineLookup } from './lines.js';
@@ -177,7 +178,7 @@ export function compileConfig(obj: unknown, opts: CompileOptions, lines?: LineLo
   if (odd.length > 0) return fail(dedupe(odd, withLine));
   const parsed = configSchema.safeParse(obj);
   const raw: RawProblem[] = parsed.success ? [] : issuesToProblems(parsed.error.issues, obj, configSchema, MAX_PROBLEMS + 1);
-  raw.push(...crossCheck(obj, opts));
+  raw.push(...crossCheck(obj, opts), ...engineLimitProblems(obj));
   if (!parsed.success || raw.length > 0) return fail(dedupe(raw, withLine));
   const source = deepFreeze(parsed.data);
   return {

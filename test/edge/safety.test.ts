@@ -15,6 +15,7 @@ import {
   leaf,
   newCa,
   rawRequest,
+  runUntilExit,
   startRawUpstream,
   startSidecar,
   startUpstream,
@@ -258,6 +259,15 @@ describe('data-plane attacks', () => {
     await upload!.settled;
     expect(upload!.complete).toBe(false);
     expect(upload!.aborted).toBe(true);
+  });
+
+  it('uws engine: timeouts and max_connections are refused at config validation, naming the alternative', async () => {
+    const listener = { name: 'u', address: '127.0.0.1:0', engine: 'uws', routes: [{ cluster: 'app' }], timeouts: { headers_ms: 1000 }, max_connections: 3 };
+    const r = await runUntilExit({ listeners: [listener], clusters: [{ name: 'app', endpoints: [{ address: app.address }] }] });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr + r.stdout).toContain('listeners[0].timeouts: engine: uws cannot apply timeouts');
+    expect(r.stderr + r.stdout).toContain('listeners[0].max_connections: engine: uws cannot apply max_connections');
+    expect(r.stderr + r.stdout).toContain('use engine: strict (the default)');
   });
 
   for (const [listener, engine] of [
