@@ -520,7 +520,15 @@ const REQUEST_CASES: HostileCase[] = [
 
   // --- Protocol confusion
   { name: 'TLS ClientHello bytes', send: (p) => [clientHello, '\r\n\r\n' + p.smuggledReq], expect: split('refuse400', 'closeOrRefuse') },
-  { name: 'HTTP/2 connection preface', send: (p) => ['PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', p.smuggledReq], expect: split('refuse400', 'closeOrRefuse') },
+  // The plaintext node and strict listeners here run `protocol: auto` (the default): the preface
+  // makes the connection HTTP/2, and the request after it is not a frame (GOAWAY, never
+  // forwarded). TLS listeners choose by ALPN (this client offers none: HTTP/1.1), so the preface
+  // is a malformed HTTP/1 request there, as on a `protocol: http1` listener (test/h2/h2_plaintext.test.ts).
+  {
+    name: 'HTTP/2 connection preface',
+    send: (p) => ['PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', p.smuggledReq],
+    expect: { uws: 'closeOrRefuse', node: 'h2GoAway', strict: 'h2GoAway', tls: 'refuse400', 'strict-tls': 'refuse400' },
+  },
   { name: 'PROXY protocol v1 line', send: (p) => [`PROXY TCP4 10.0.0.1 10.0.0.2 1234 80\r\n` + get(p)], expect: split('refuse400', 'closeOrRefuse') },
   // h2c upgrade must not become a tunnel: the request goes upstream as plain HTTP/1.1 without
   // Upgrade/HTTP2-Settings (or is refused); the pipelined request after it goes through the

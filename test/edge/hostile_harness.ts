@@ -32,8 +32,11 @@ export const isTlsEngine = (e: Engine): boolean => e === 'tls' || e === 'strict-
  * - `forwardOrRefuse`: `forward`, or a refusal with an answer (both are correct per the RFCs).
  * - `incomplete`: the bytes never form a complete request and the client waits `holdMs`: no
  *   proxied response, any answer is a refusal, nothing complete upstream.
+ * - `h2GoAway`: the bytes start with the HTTP/2 preface on a `protocol: auto` listener, so they
+ *   are HTTP/2: the answer is HTTP/2 frames (SETTINGS, then a GOAWAY for the bytes that are not a
+ *   frame), never an HTTP/1 response, and nothing reaches the upstream.
  */
-export type Outcome = 'forward' | 'refuse400' | 'refuse431' | 'closeOrRefuse' | 'forwardOrRefuse' | 'incomplete';
+export type Outcome = 'forward' | 'refuse400' | 'refuse431' | 'closeOrRefuse' | 'forwardOrRefuse' | 'incomplete' | 'h2GoAway';
 
 export type Part = string | Buffer | { pauseMs: number };
 
@@ -737,6 +740,13 @@ function describeResponse(r: ParsedResponse): string {
  */
 export const STRICT_DECISION_MS = 5000;
 
+/** The types of the HTTP/2 frames in `raw` (as far as they are whole). */
+function h2FrameTypes(raw: Buffer): number[] {
+  const types: number[] = [];
+  for (let at = 0; at + 9 <= raw.length; at += 9 + raw.readUIntBE(at, 3)) types.push(raw[at + 3]!);
+  return types;
+}
+
 export function judgeRequestCase(
   engine: Engine,
   c: HostileCase,
@@ -762,7 +772,7 @@ export function judgeRequestCase(
   const decisionAt = observed === 'refuse' ? refusal!.at : observed === 'close' ? r.closedAt : null;
   const decisionMs = decisionAt === null ? null : Math.max(0, decisionAt - r.lastWriteAt);
 
-  if (r.parseError !== null) problems.push(`the client got bytes that are not HTTP responses: ${r.parseError}`);
+  if (r.parseError !== null && expected !== 'h2GoAway') problems.push(`the client got bytes that are not HTTP responses: ${r.parseError}`);
   if (proxied.length > want) problems.push(`${proxied.length} proxied responses for ${want} request(s)`);
 
   const accepted = [...REFUSALS, ...(c.alsoRefuse ?? [])];
@@ -832,6 +842,12 @@ export function judgeRequestCase(
       if (observed === 'refuse') checkRefusal(accepted, false);
       else if (observed === 'forward') unexpected('no complete request');
       break;
+    case 'h2GoAway': {
+      const types = h2FrameTypes(r.raw);
+      if (r.responses.length > 0) problems.push(`${r.responses.length} HTTP/1 response(s) to bytes that began with the HTTP/2 preface`);
+      if (types[0] !== 0x4 || !types.includes(0x7)) problems.push(`expected HTTP/2 SETTINGS then GOAWAY, got frame types ${JSON.stringify(types)}`);
+      break;
+    }
   }
   if (engine !== 'uws' && (observed === 'refuse' || observed === 'close') && decisionMs !== null && decisionMs > STRICT_DECISION_MS) {
     problems.push(
