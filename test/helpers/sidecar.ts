@@ -7,7 +7,7 @@
 //   clients.ts   node:http requests, the admin API, keep-alive load
 //   configs.ts   config builders (plain proxy, routes and clusters, both sides of an mTLS mesh)
 //   mtls.ts      a throw-away CA, leaves, tls sources, direct mTLS clients
-//   signer.ts    `outrigger ca serve`, token files, process memory scan
+//   signer.ts    `outrigger ca serve`, token files, CSRs, a fake signer, process memory scan
 //   views.ts     GET /clusters, GET /certs, /metrics parsing
 // Everything binds 127.0.0.1, every wait is bounded, and `closeAll()` (afterAll/afterEach)
 // stops and removes everything the helpers started.
@@ -19,7 +19,7 @@ import type { Ca } from '../../src/tls/ca.js';
 import { clientSideConfig, serverSideConfig, type ClientSideOptions, type Config, type ServerSideOptions } from './configs.js';
 import { tempDir } from './live.js';
 import { API, caSource, newCa, WEB, type TlsSource } from './mtls.js';
-import { signerSource, startSignerProcess, writeTokenFile, writeTokensFile, type SignerProcess } from './signer.js';
+import { signerSource, startSignerWithTokens, writeTokenFile, type SignerProcess } from './signer.js';
 import { spawnCli, type CliProcess, type LogEntry } from './process.js';
 import { startApp, type Upstream } from './upstream.js';
 
@@ -199,24 +199,39 @@ export interface SignerPair {
   readonly client: Sidecar;
 }
 
-/** Starts a SignerPair whose sidecars bootstrap with `tokens` and ask for `ttlHours` leaves. */
+/**
+ * Starts a sidecar in signer mode: its bootstrap `token` in a file in its own dir (`sc.dir`), its
+ * certificates (`ttlHours` long) from `signer`, verified against `ca`; `config` builds the config
+ * around that `tls:` source.
+ */
+export async function startSignerSidecar(
+  o: { readonly signer: SignerProcess; readonly ca: Ca; readonly token: string; readonly ttlHours?: number },
+  config: (tls: TlsSource) => Config,
+): Promise<Sidecar> {
+  const dir = tempDir('outrigger-sidecar-');
+  const tls = signerSource(o.signer, o.ca, writeTokenFile(path.join(dir, 'bootstrap.token'), o.token), o.ttlHours);
+  return startSidecar(config(tls), { dir });
+}
+
+/** Starts a SignerPair whose sidecars bootstrap with `tokens` (default: a token each, for WEB and API) and ask for `ttlHours` leaves. */
 export async function startSignerPair(o: {
-  readonly tokens: { readonly web: string; readonly api: string };
+  readonly tokens?: { readonly web: string; readonly api: string };
   readonly ttlHours: number;
   readonly client?: Pick<ClientSideOptions, 'workers' | 'pool'>;
 }): Promise<SignerPair> {
+  const tokens = o.tokens ?? { web: 'web-bootstrap-token-0123456789', api: 'api-bootstrap-token-0123456789' };
   const ca = await newCa();
-  const tokensFile = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), [
-    { token: o.tokens.web, identities: [WEB] },
-    { token: o.tokens.api, identities: [API] },
+  const { signer, tokensFile } = await startSignerWithTokens(ca, [
+    { token: tokens.web, identities: [WEB] },
+    { token: tokens.api, identities: [API] },
   ]);
-  const signer = await startSignerProcess(ca.dir, tokensFile);
   const app = await startApp();
-  const source = (dir: string, token: string): TlsSource => signerSource(signer, ca, writeTokenFile(path.join(dir, 'bootstrap.token'), token), o.ttlHours);
-  const serverDir = tempDir('outrigger-sidecar-');
-  const server = await startSidecar(serverSideConfig({ tls: source(serverDir, o.tokens.api), app: app.address, workers: 1 }), { dir: serverDir });
-  const clientDir = tempDir('outrigger-sidecar-');
+  const server = await startSignerSidecar({ signer, ca, token: tokens.api, ttlHours: o.ttlHours }, (tls) =>
+    serverSideConfig({ tls, app: app.address, workers: 1 }),
+  );
   const upstream = `127.0.0.1:${server.port('inbound')}`;
-  const client = await startSidecar(clientSideConfig({ workers: 1, ...o.client, tls: source(clientDir, o.tokens.web), upstream }), { dir: clientDir });
+  const client = await startSignerSidecar({ signer, ca, token: tokens.web, ttlHours: o.ttlHours }, (tls) =>
+    clientSideConfig({ workers: 1, ...o.client, tls, upstream }),
+  );
   return { ca, signer, tokensFile, app, server, client };
 }

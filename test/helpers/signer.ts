@@ -1,10 +1,17 @@
 // Signer mode for tests: `outrigger ca serve` as a real child process, token files, the
-// `tls: {signer: ...}` source for sidecar configs, and a scan of a process's memory
-// (/proc/PID/mem) for a byte string — to show a sidecar never holds the root key.
+// `tls: {signer: ...}` source for sidecar configs, CSRs and the outcome of a signing request, a
+// fake signer that poses as the real one, and a scan of a process's memory (/proc/PID/mem) for a
+// byte string — to show a sidecar never holds the root key.
 
 import { closeSync, openSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { Ca } from '../../src/tls/ca.js';
+import { signLeaf, type Ca } from '../../src/tls/ca.js';
+import { buildCsr, parseCsr } from '../../src/tls/csr.js';
+import { SignerError } from '../../src/tls/signer_client.js';
+import { generateKeySync } from '../../src/tls/x509.js';
+import { tempDir, track } from './live.js';
 import type { TlsSource } from './mtls.js';
 import { spawnCli, type LogEntry } from './process.js';
 
@@ -32,8 +39,16 @@ export async function startSignerProcess(caDir: string, tokensFile: string, addr
   };
 }
 
+export type TokenEntries = ReadonlyArray<{ token: string; identities: readonly string[] }>;
+
+/** `outrigger ca serve` for `ca` on a tokens file of `entries` in a temp dir (kept, to start it again on the same address). */
+export async function startSignerWithTokens(ca: Ca, entries: TokenEntries): Promise<{ signer: SignerProcess; tokensFile: string }> {
+  const tokensFile = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), entries);
+  return { signer: await startSignerProcess(ca.dir, tokensFile), tokensFile };
+}
+
 /** A tokens file for the signer (mode 0600): each token bound to identity patterns. */
-export function writeTokensFile(file: string, entries: ReadonlyArray<{ token: string; identities: readonly string[] }>): string {
+export function writeTokensFile(file: string, entries: TokenEntries): string {
   writeFileSync(file, `tokens:\n${entries.map((e) => `  - token: ${e.token}\n    identities: [${e.identities.join(', ')}]\n`).join('')}`, { mode: 0o600 });
   return file;
 }
@@ -54,6 +69,65 @@ export function signerSource(signer: SignerProcess, ca: Ca, tokenFile: string, t
       ...(ttlHours !== undefined ? { ttl_hours: ttlHours } : {}),
     },
   };
+}
+
+/** A fresh EC P-256 key (PKCS#8 PEM) and a CSR for `identity` signed with it. */
+export function csrFor(identity: string): { csrPem: string; keyPem: string } {
+  const { privateKey, publicKey } = generateKeySync('ec-p256');
+  return { csrPem: buildCsr(privateKey, publicKey, identity), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
+/** How a signing request ended: `signed`, `<kind> <status>` of a SignerError (`refused 403`), or `error <message>`. */
+export async function signOutcome(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'signed';
+  } catch (e) {
+    return e instanceof SignerError ? `${e.kind} ${e.status ?? ''}`.trim() : `error ${(e as Error).message}`;
+  }
+}
+
+/** What a fake signer answers to a CSR; `identity` defaults to the CSR's, `serial` to 01. */
+export interface FakeAnswer {
+  readonly certificate: string;
+  readonly trust_bundle: string;
+  readonly identity?: string;
+  readonly serial?: string;
+}
+
+/**
+ * A fake signer on 127.0.0.1:`port` (default: any) presenting a genuine certificate from `ca` for
+ * the signer's `identity` (as a thief would hold one). It records each request's Authorization
+ * header in `captured` and answers each CSR with `answer`. Stopped by closeAll().
+ */
+export async function startFakeSigner(o: {
+  readonly ca: Ca;
+  readonly identity: string;
+  readonly answer: (csrPem: string) => FakeAnswer;
+  readonly port?: number | undefined;
+}): Promise<{ address: string; captured: string[] }> {
+  const k = csrFor(o.identity);
+  const cert = signLeaf(o.ca, { identity: o.identity, publicKey: parseCsr(k.csrPem).publicKey, ttlHours: 1 });
+  const captured: string[] = [];
+  const server = https.createServer({ cert: cert.certPem, key: k.keyPem }, (req, res) => {
+    captured.push(String(req.headers.authorization ?? '(none)'));
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString()));
+    req.on('end', () => {
+      const csrPem = (JSON.parse(body) as { csr: string }).csr;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ identity: parseCsr(csrPem).identity, serial: '01', ...o.answer(csrPem) }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(o.port ?? 0, '127.0.0.1', r));
+  track({
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(r);
+      }),
+  });
+  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, captured };
 }
 
 /** Every regular file under `dir` (recursively), with its content. */

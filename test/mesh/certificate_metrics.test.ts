@@ -6,7 +6,6 @@
 // A files-mode sidecar whose certificate file is replaced by a broken one counts the rejected hot
 // swap in `outrigger_certificate_reload_rejected_total{source="files"}` (= /certs errors_total).
 
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   API,
@@ -20,19 +19,16 @@ import {
   replaceFile,
   sampleValue,
   serverSideConfig,
-  signerSource,
+  SHORT_TTL_HOURS,
   startApp,
   startSidecar,
-  startSignerProcess,
+  startSignerSidecar,
+  startSignerWithTokens,
   tempDir,
   writeTlsFiles,
-  writeTokenFile,
-  writeTokensFile,
   type Sidecar,
 } from '../helpers/sidecar.js';
 
-/** 12.6 s leaves: a renewal due every ~6.3 s, the warning from ~9.5 s. */
-const TTL_HOURS = 0.0035;
 const API_TOKEN = 'api-token-metrics-0123456789';
 
 afterAll(closeAll);
@@ -44,16 +40,10 @@ async function metrics(sc: Sidecar): Promise<ReturnType<typeof parsePrometheus>>
 describe('certificate outages are visible', () => {
   it('signer stopped: the renewal failure counter grows, the last renewal time stays, /ready warns as expiry approaches', async () => {
     const ca = await newCa();
-    const tokensFile = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), [{ token: API_TOKEN, identities: [API] }]);
-    const signer = await startSignerProcess(ca.dir, tokensFile);
+    const { signer } = await startSignerWithTokens(ca, [{ token: API_TOKEN, identities: [API] }]);
     const app = await startApp();
-    const dir = tempDir('outrigger-sidecar-');
-    const sc = await startSidecar(
-      serverSideConfig({ tls: signerSource(signer, ca, writeTokenFile(path.join(dir, 'api.token'), API_TOKEN), TTL_HOURS), app: app.address }),
-      {
-        dir,
-      },
-    );
+    // 12.6 s leaves: a renewal due every ~6.3 s, the warning from ~9.5 s.
+    const sc = await startSignerSidecar({ signer, ca, token: API_TOKEN, ttlHours: SHORT_TTL_HOURS }, (tls) => serverSideConfig({ tls, app: app.address }));
     await signer.stop();
     const first = await certsOf(sc);
     const m0 = await metrics(sc);

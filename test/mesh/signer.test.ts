@@ -18,6 +18,7 @@ import {
   moreRequests,
   scanProcessMemory,
   serverSideConfig,
+  SHORT_TTL_HOURS,
   startLoad,
   startSidecar,
   startSignerPair,
@@ -30,11 +31,6 @@ import {
   type Upstream as App,
 } from '../helpers/sidecar.js';
 
-const WEB_TOKEN = 'web-bootstrap-token-0123456789';
-const API_TOKEN = 'api-bootstrap-token-0123456789';
-/** 12.6 s leaves: a renewal every ~6.3 s. */
-const TTL_HOURS = 0.0035;
-
 let ca: Ca;
 let tokensFile: string;
 let signer: SignerProcess;
@@ -43,7 +39,7 @@ let server: Sidecar;
 let client: Sidecar;
 
 beforeAll(async () => {
-  ({ ca, signer, tokensFile, app, server, client } = await startSignerPair({ tokens: { web: WEB_TOKEN, api: API_TOKEN }, ttlHours: TTL_HOURS }));
+  ({ ca, signer, tokensFile, app, server, client } = await startSignerPair({ ttlHours: SHORT_TTL_HOURS }));
 });
 afterAll(closeAll);
 

@@ -8,87 +8,64 @@
 //      trust bundle of another CA: a sidecar refuses to start on it; a running sidecar whose
 //      signer address now leads to it keeps its certificate and its roots and reports why.
 
-import https from 'node:https';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signLeaf, type Ca } from '../../src/tls/ca.js';
-import { buildCsr, parseCsr } from '../../src/tls/csr.js';
+import { parseCsr } from '../../src/tls/csr.js';
 import { requestSignature } from '../../src/tls/signer_client.js';
-import { generateKeySync } from '../../src/tls/x509.js';
 import {
+  API,
   certsOf,
   closeAll,
+  csrFor,
   eventually,
   newCa,
   runUntilExit,
   serverSideConfig,
+  SHORT_TTL_HOURS,
   signerSource,
   startApp,
-  startSidecar,
-  startSignerProcess,
+  startFakeSigner,
+  startSignerSidecar,
+  startSignerWithTokens,
   tempDir,
-  track,
   WEB,
-  API,
   writeTokenFile,
-  writeTokensFile,
   type SignerProcess,
   type Upstream as App,
 } from '../helpers/sidecar.js';
 
 const BROAD_TOKEN = 'broad-token-0123456789abcdef';
 const API_TOKEN = 'api-token-0123456789abcdef';
-/** 12.6 s leaves: a renewal every ~6.3 s. */
-const TTL_HOURS = 0.0035;
 
 let ca: Ca;
 let evil: Ca;
-let tokensFile: string;
 let signer: SignerProcess;
 let app: App;
 
 beforeAll(async () => {
   ca = await newCa();
   evil = await newCa();
-  tokensFile = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), [
+  ({ signer } = await startSignerWithTokens(ca, [
     { token: BROAD_TOKEN, identities: ['spiffe://cluster.local/*'] },
     { token: API_TOKEN, identities: [API] },
-  ]);
-  signer = await startSignerProcess(ca.dir, tokensFile);
+  ]));
   app = await startApp();
 });
 afterAll(closeAll);
 
-function keyAndCsr(identity: string): { keyPem: string; csrPem: string } {
-  const k = generateKeySync('ec-p256');
-  return { keyPem: k.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), csrPem: buildCsr(k.privateKey, k.publicKey, identity) };
-}
-
 /** attack3's fake signer: the signer's identity, every CSR answered from the other CA. */
-async function startFakeSigner(port = 0): Promise<{ address: string; captured: string[] }> {
-  const k = keyAndCsr(signer.identity);
-  const cert = signLeaf(ca, { identity: signer.identity, publicKey: parseCsr(k.csrPem).publicKey, ttlHours: 1 });
-  const captured: string[] = [];
-  const server = https.createServer({ cert: cert.certPem, key: k.keyPem }, (req, res) => {
-    captured.push(String(req.headers.authorization ?? '(none)'));
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      const csr = parseCsr((JSON.parse(body) as { csr: string }).csr);
+function startEvilSigner(port?: number): Promise<{ address: string; captured: string[] }> {
+  return startFakeSigner({
+    ca,
+    identity: signer.identity,
+    port,
+    answer: (csrPem) => {
+      const csr = parseCsr(csrPem);
       const leaf = signLeaf(evil, { identity: csr.identity, publicKey: csr.publicKey, ttlHours: 1 });
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ certificate: leaf.certPem, trust_bundle: evil.trustBundlePem, identity: leaf.identity, serial: leaf.serial }));
-    });
+      return { certificate: leaf.certPem, trust_bundle: evil.trustBundlePem, identity: leaf.identity, serial: leaf.serial };
+    },
   });
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  track({
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections();
-        server.close(r);
-      }),
-  });
-  return { address: `127.0.0.1:${(server.address() as { port: number }).port}`, captured };
 }
 
 describe('posing as the signer (the audit attack, rerun)', () => {
@@ -99,11 +76,11 @@ describe('posing as the signer (the audit attack, rerun)', () => {
       signerIdentity: signer.identity,
       tokenFile: writeTokenFile(path.join(tempDir(), 'broad.token'), BROAD_TOKEN),
     };
-    const stolen = requestSignature(ep, keyAndCsr(signer.identity).csrPem, 1, { kind: 'token' });
+    const stolen = requestSignature(ep, csrFor(signer.identity).csrPem, 1, { kind: 'token' });
     await expect(stolen).rejects.toMatchObject({ kind: 'refused', status: 403 });
     await expect(stolen).rejects.toThrow(/reserved/);
     // the same token still gets an ordinary workload identity
-    expect((await requestSignature(ep, keyAndCsr(WEB).csrPem, 1, { kind: 'token' })).identity).toBe(WEB);
+    expect((await requestSignature(ep, csrFor(WEB).csrPem, 1, { kind: 'token' })).identity).toBe(WEB);
     const logs = signer.logs();
     expect(logs.find((l) => l.msg === 'token pattern covers reserved identities')).toMatchObject({ level: 'warn', pattern: 'spiffe://cluster.local/*' });
     expect(logs.some((l) => l.msg === 'refused' && l['status'] === 403 && String(l['reason']).includes(signer.identity))).toBe(true);
@@ -111,7 +88,7 @@ describe('posing as the signer (the audit attack, rerun)', () => {
   });
 
   it('a sidecar does not start on a fake signer’s answer (leaf and trust bundle of another CA)', async () => {
-    const fake = await startFakeSigner();
+    const fake = await startEvilSigner();
     const dir = tempDir();
     const source = signerSource({ ...signer, address: fake.address }, ca, writeTokenFile(path.join(dir, 'api.token'), API_TOKEN));
     const r = await runUntilExit(serverSideConfig({ tls: source, app: app.address }));
@@ -121,15 +98,13 @@ describe('posing as the signer (the audit attack, rerun)', () => {
   });
 
   it('a running sidecar keeps its certificate and roots when the fake answers its renewal', async () => {
-    const dir = tempDir('outrigger-sidecar-');
-    const source = signerSource(signer, ca, writeTokenFile(path.join(dir, 'api.token'), API_TOKEN), TTL_HOURS);
-    const sc = await startSidecar(serverSideConfig({ tls: source, app: app.address }), { dir });
+    const sc = await startSignerSidecar({ signer, ca, token: API_TOKEN, ttlHours: SHORT_TTL_HOURS }, (tls) => serverSideConfig({ tls, app: app.address }));
     const held = await certsOf(sc);
     expect([held.source, held.identity, held.trust_roots]).toEqual(['signer', API, 1]);
     // The signer's address now leads to the fake.
     const port = signer.port;
     await signer.stop();
-    const fake = await startFakeSigner(port);
+    const fake = await startEvilSigner(port);
     const during = await eventually(
       async () => {
         const c = await certsOf(sc);

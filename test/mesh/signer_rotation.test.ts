@@ -23,8 +23,6 @@ import {
 
 /** 5.4 s leaves: a renewal every ~2.7 s. */
 const TTL_HOURS = 0.0015;
-const WEB_TOKEN = 'web-bootstrap-token-rotation-01';
-const API_TOKEN = 'api-bootstrap-token-rotation-01';
 
 let ca: Ca;
 let signer: SignerProcess;
@@ -33,7 +31,6 @@ let client: Sidecar;
 
 beforeAll(async () => {
   ({ ca, signer, server, client } = await startSignerPair({
-    tokens: { web: WEB_TOKEN, api: API_TOKEN },
     ttlHours: TTL_HOURS,
     client: { workers: 2, pool: { connections_per_worker: 4 } },
   }));

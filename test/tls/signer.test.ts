@@ -12,8 +12,9 @@ import { buildCsr } from '../../src/tls/csr.js';
 import { createKeyMaker } from '../../src/tls/issuer_pool.js';
 import { CertificateSource, type SignerSourceOptions } from '../../src/tls/rotation.js';
 import { Signer, SignerSetupError } from '../../src/tls/signer.js';
-import { SignerError, requestSignature, type SignerCredentials, type SignerEndpoint } from '../../src/tls/signer_client.js';
+import { requestSignature, type SignerCredentials, type SignerEndpoint } from '../../src/tls/signer_client.js';
 import { generateKeySync } from '../../src/tls/x509.js';
+import { csrFor, signOutcome as outcome, writeTokenFile } from '../helpers/sidecar.js';
 import { HOUR, makeCa, removeTempDirs, tempDir } from './helpers.js';
 
 const TD = 'cluster.local';
@@ -59,23 +60,8 @@ afterAll(async () => {
 });
 
 function endpoint(s: Signer, token: string): SignerEndpoint {
-  const tokenFile = path.join(tempDir(), 'token');
-  writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+  const tokenFile = writeTokenFile(path.join(tempDir(), 'token'), token);
   return { address: s.address, caBundlePath: path.join(ca.dir, 'ca.pem'), signerIdentity: s.identity, tokenFile };
-}
-
-function csrFor(identity: string): { csrPem: string; keyPem: string } {
-  const { privateKey, publicKey } = generateKeySync('ec-p256');
-  return { csrPem: buildCsr(privateKey, publicKey, identity), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
-}
-
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'signed';
-  } catch (e) {
-    return e instanceof SignerError ? `${e.kind} ${e.status ?? ''}`.trim() : `error ${(e as Error).message}`;
-  }
 }
 
 describe('the signer: who may get which identity', () => {

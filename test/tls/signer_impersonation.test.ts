@@ -10,17 +10,16 @@
 
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { issueLeaf, signLeaf, type Ca } from '../../src/tls/ca.js';
-import { buildCsr, parseCsr } from '../../src/tls/csr.js';
+import { parseCsr } from '../../src/tls/csr.js';
 import { createKeyMaker } from '../../src/tls/issuer_pool.js';
 import { CertificateSource, type SignerSourceOptions } from '../../src/tls/rotation.js';
 import { Signer, SignerSetupError } from '../../src/tls/signer.js';
-import { SignerError, requestSignature, type SignerEndpoint } from '../../src/tls/signer_client.js';
+import { requestSignature, type SignerEndpoint } from '../../src/tls/signer_client.js';
 import { generateKeySync } from '../../src/tls/x509.js';
+import { csrFor, signOutcome as outcome, startFakeSigner, writeTokenFile, writeTokensFile, type FakeAnswer } from '../helpers/sidecar.js';
 import { makeCa, removeTempDirs, tempDir } from './helpers.js';
 
 const TD = 'cluster.local';
@@ -31,49 +30,22 @@ const WEB_TOKEN = 'web-token-0123456789abcdef';
 
 let ca: Ca;
 let evil: Ca;
-let dir: string;
 let tokensFile: string;
 const logs: Array<Record<string, unknown>> = [];
 const closers: Array<() => Promise<unknown>> = [];
 
-function csrFor(identity: string): { csrPem: string; keyPem: string } {
-  const { privateKey, publicKey } = generateKeySync('ec-p256');
-  return { csrPem: buildCsr(privateKey, publicKey, identity), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
-}
-
 function tokenFile(token: string): string {
-  const f = path.join(tempDir(), 'token');
-  writeFileSync(f, `${token}\n`, { mode: 0o600 });
-  return f;
-}
-
-async function outcome(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'signed';
-  } catch (e) {
-    return e instanceof SignerError ? `${e.kind} ${e.status ?? ''}`.trim() : `error ${(e as Error).message}`;
-  }
+  return writeTokenFile(path.join(tempDir(), 'token'), token);
 }
 
 beforeAll(async () => {
   ca = await makeCa(TD);
   evil = await makeCa(TD);
-  dir = tempDir();
-  tokensFile = path.join(dir, 'tokens.yaml');
   // As the auditor's tokens file: one token for the whole trust domain, one for web only.
-  writeFileSync(
-    tokensFile,
-    JSON.stringify({
-      tokens: [
-        { token: BROAD_TOKEN, identities: [`spiffe://${TD}/*`] },
-        { token: WEB_TOKEN, identities: [WEB] },
-      ],
-    }),
-    {
-      mode: 0o600,
-    },
-  );
+  tokensFile = writeTokensFile(path.join(tempDir(), 'tokens.yaml'), [
+    { token: BROAD_TOKEN, identities: [`spiffe://${TD}/*`] },
+    { token: WEB_TOKEN, identities: [WEB] },
+  ]);
 });
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((c) => c()));
@@ -124,30 +96,11 @@ describe('the signer never issues its own identity (or anything under outrigger/
 });
 
 /**
- * A fake signer on 127.0.0.1 presenting a genuine certificate for the signer identity (as a
- * thief would hold one); it records the Authorization header and answers each CSR with `answer`.
+ * A fake signer presenting a genuine certificate for the signer identity (as a thief would hold
+ * one); it records the Authorization header and answers each CSR with `answer`.
  */
-async function fakeSigner(answer: (csrPem: string) => { certificate: string; trust_bundle: string; identity?: string }): Promise<{
-  address: string;
-  captured: string[];
-}> {
-  const k = csrFor(SIGNER_ID);
-  const cert = signLeaf(ca, { identity: SIGNER_ID, publicKey: parseCsr(k.csrPem).publicKey, ttlHours: 1 });
-  const captured: string[] = [];
-  const server = https.createServer({ cert: cert.certPem, key: k.keyPem }, (req, res) => {
-    captured.push(String(req.headers.authorization ?? '(none)'));
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      const csrPem = (JSON.parse(body) as { csr: string }).csr;
-      const a = answer(csrPem);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ identity: parseCsr(csrPem).identity, serial: '01', ...a }));
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(() => new Promise((r) => server.close(r)));
-  return { address: `127.0.0.1:${(server.address() as AddressInfo).port}`, captured };
+function fakeSigner(answer: (csrPem: string) => FakeAnswer): Promise<{ address: string; captured: string[] }> {
+  return startFakeSigner({ ca, identity: SIGNER_ID, answer });
 }
 
 function sidecarOptions(address: string, caBundlePath = path.join(ca.dir, 'ca.pem')): SignerSourceOptions {
