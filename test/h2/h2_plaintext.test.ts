@@ -49,7 +49,7 @@ describe.each(['strict', 'node'] as const)('h2c on the %s engine', (engine) => {
   it('auto: HTTP/1.1 on the same listener still works', async () => {
     const r = await httpGet(auto.url('/h1'));
     expect(r.status).toBe(200);
-    expect(JSON.parse(r.body).url).toBe('/h1');
+    expect((JSON.parse(r.text) as { url: string }).url).toBe('/h1');
   });
 
   it('http2: prior knowledge is served', async () => {
@@ -60,8 +60,10 @@ describe.each(['strict', 'node'] as const)('h2c on the %s engine', (engine) => {
     s.close();
   });
 
-  it('http1: the preface is refused as before', async () => {
-    const r = await rawRequest(h1.port(), 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  it('http1: the preface is refused as before, and what follows it is never forwarded', async () => {
+    const before = app.requests.length;
+    const r = await rawRequest(h1.port(), 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n');
     expect(r.response?.status).toBe(400);
+    expect(app.requests.slice(before).some((x) => x.url === '/smuggled')).toBe(false);
   });
 });

@@ -3,9 +3,14 @@
 // and x-forwarded-client-cert hold exactly as for HTTP/1 on the same listener (strict and node
 // engines); a client without a certificate is refused at the handshake whatever it negotiates.
 
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, directRequest, headerValues, leaf, startMeshServer, WEB, API, spiffe, type MeshServer } from '../helpers/sidecar.js';
+import { closeAll, directRequest, headerValues, leaf, startMeshServer, tempDir, WEB, API, spiffe, type MeshServer } from '../helpers/sidecar.js';
 import { h2connect, h2request } from './h2_client.js';
+
+const curlHasHttp2 = await new Promise<boolean>((resolve) => execFile('curl', ['-V'], (err, out) => resolve(err === null && /HTTP2/.test(out))));
 
 describe.each(['strict', 'node'] as const)('h2 over mTLS on the %s engine', (engine) => {
   let mesh: MeshServer;
@@ -61,6 +66,39 @@ describe.each(['strict', 'node'] as const)('h2 over mTLS on the %s engine', (eng
   it('HTTP/1.1 over TLS on the same listener still works (ALPN http/1.1 or none)', async () => {
     const r = await directRequest(mesh.inbound, { ca: mesh.ca.certPem, cert: web.certPem, key: web.keyPem }, { path: '/v1/h1' });
     expect(r.ok && r.status).toBe(200);
+  });
+
+  it.skipIf(!curlHasHttp2)('curl --http2 with a client certificate negotiates h2 by ALPN; --http1.1 gets HTTP/1.1', async () => {
+    const dir = tempDir();
+    const cert = path.join(dir, 'web.pem');
+    const key = path.join(dir, 'web.key');
+    writeFileSync(cert, web.certPem);
+    writeFileSync(key, web.keyPem, { mode: 0o600 });
+    // -k: the server's certificate names a SPIFFE ID, not 127.0.0.1 (its chain is what the handshake above checks).
+    const curl = (v: string): Promise<string> =>
+      new Promise((resolve, reject) =>
+        execFile(
+          'curl',
+          [
+            '-s',
+            '-S',
+            '-k',
+            '--max-time',
+            '10',
+            v,
+            '--cert',
+            cert,
+            '--key',
+            key,
+            '-w',
+            '\n%{http_version} %{http_code}',
+            `https://127.0.0.1:${mesh.inbound}/v1/curl`,
+          ],
+          (err, out) => (err === null ? resolve(out) : reject(new Error(err.message))),
+        ),
+      );
+    expect((await curl('--http2')).split('\n')).toEqual(['app GET /v1/curl', '2 200']);
+    expect((await curl('--http1.1')).split('\n')).toEqual(['app GET /v1/curl', '1.1 200']);
   });
 
   it('no client certificate: refused at the handshake, h2 or not', async () => {
