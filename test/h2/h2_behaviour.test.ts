@@ -344,7 +344,8 @@ describe('rapid reset (CVE-2023-44487)', () => {
       if (i % 50 === 49) await sleep(1); // let the frames go out in batches
     }
     const code = await goaway;
-    expect([http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, -1]).toContain(code);
+    // The guard: 100 streams reset before their responses, at least half of all (nghttp2's own limit is 1000 a burst).
+    expect(code).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     s.destroy();
     const t = await h2connect(origin);
     expect((await h2request(t, { ':path': '/after-flood' })).status).toBe(200);
