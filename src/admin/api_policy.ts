@@ -2,8 +2,8 @@
 // run POST /config/validate) may not do, even with the token (DESIGN.md §8, "Admin is safe with
 // no configuration"):
 //  - name a file outside the allowed directories (admin.allowed_dirs; default the config file's
-//    directory and the state directory): access-log paths, admin.token_file, tls.trust_bundle /
-//    cert / key, tls.ca.dir. The real path of the file (or of its existing parent directory)
+//    directory and the state directory): access-log paths, admin.token_file,
+//    admin.metrics_token_file, tls.trust_bundle / cert / key, tls.ca.dir. The real path of the file (or of its existing parent directory)
 //    must be inside, so symlinks cannot lead out, and the parent must exist: the admin API never
 //    creates directories. An access log may not be the config file, the admin token or a TLS file;
 //  - add or change a listener on a non-loopback address (unless admin.allow_remote_listeners);
@@ -157,6 +157,9 @@ export class ApiPolicy {
       if (p !== undefined && p !== 'stdout') out.push({ kind: 'access_log', at: ['listeners', i, 'access_log', 'path'], abs: path.resolve(this.o.cwd, p) });
     });
     if (source.admin.token_file !== undefined) out.push({ kind: 'token_file', at: ['admin', 'token_file'], abs: fromConfig(source.admin.token_file) });
+    if (source.admin.metrics_token_file !== undefined) {
+      out.push({ kind: 'token_file', at: ['admin', 'metrics_token_file'], abs: fromConfig(source.admin.metrics_token_file) });
+    }
     const tls = source.tls;
     if (tls !== undefined) {
       for (const k of ['trust_bundle', 'cert', 'key'] as const) {

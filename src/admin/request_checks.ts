@@ -1,5 +1,5 @@
 // Checks on every admin request before any endpoint runs (DESIGN.md §8): the Host header names
-// a loopback host or this server's own address (defeats DNS rebinding: a page on evil.example
+// a loopback host, this server's own address or a name listed in admin.hosts (defeats DNS rebinding: a page on evil.example
 // whose name now resolves to 127.0.0.1 still sends `Host: evil.example`), and the request is not
 // cross-site (an Origin other than this server's, `Origin: null`, or a Sec-Fetch-Site other than
 // same-origin/none). Bodies must carry a config content type, which a cross-site HTML form or a
@@ -36,14 +36,16 @@ function isLoopbackName(host: string): boolean {
 }
 
 /**
- * Null when the Host header is acceptable: a loopback name or IP literal (any port), or the
- * address this server is bound to / was reached at (an IP literal). Otherwise the reason.
+ * Null when the Host header is acceptable: a loopback name or IP literal (any port), the address
+ * this server is bound to / was reached at (an IP literal), or one of `names` (admin.hosts, lower
+ * case; exact match, any port). Otherwise the reason.
  */
-export function checkHost(hostHeader: string | undefined, localAddress: string | undefined, boundHost: string): string | null {
+export function checkHost(hostHeader: string | undefined, localAddress: string | undefined, boundHost: string, names: readonly string[] = []): string | null {
   if (hostHeader === undefined || hostHeader === '') return 'a Host header is required';
   const h = hostOf(hostHeader);
   if (h === null) return `Host "${hostHeader}" is not host[:port]`;
   if (isLoopbackName(h.host)) return null;
+  if (isIP(h.host) === 0 && names.includes(h.host)) return null;
   if (isIP(h.host) !== 0) {
     // The unspecified address (0.0.0.0, ::) is never a name for this server: browsers have let
     // pages send requests to http://0.0.0.0:PORT.

@@ -1,9 +1,10 @@
 // The admin API (DESIGN.md §5) on node:http, main thread only: readiness, config (get, put,
 // validate, history, rollback), clusters, stats, Prometheus metrics, certs, drain/shutdown,
 // log level. Safe with no configuration (DESIGN.md §8): every request must name a loopback Host
-// (or this server's own address; 421 otherwise) and must not come from another site (403);
-// everything but /live, /ready and /metrics needs the bearer token (401; there always is one,
-// generated when none is configured; constant-time compare); bodies need a config content type
+// (or this server's own address, or a name in admin.hosts; 421 otherwise) and must not come from
+// another site (403); everything but /live, /ready and /metrics needs the bearer token (401; there
+// always is one, generated when none is configured; constant-time compare), /metrics too when
+// admin.metrics_token_file is set (that token or the admin one); bodies need a config content type
 // (415). Configs received here are parsed with limits (body_limits.ts) and held to the API
 // policy (api_policy.ts) by the config store.
 
@@ -23,10 +24,14 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 export interface AdminDeps {
   readonly store: ConfigStore;
   readonly stats: StatsAggregator;
-  /** The bearer token every call but /live, /ready and /metrics needs. */
+  /** The bearer token every call but /live and /ready needs (/metrics: unless metricsToken is null). */
   readonly token: string;
+  /** admin.metrics_token_file's token: GET /metrics needs it or `token`; null = /metrics is open. */
+  readonly metricsToken?: string | null;
   /** The address the server is bound to (IP literal, IPv6 without brackets): accepted as Host. */
   readonly boundHost: string;
+  /** admin.hosts: more names accepted as Host (lower case, exact, any port). */
+  readonly hosts?: readonly string[];
   ready(): boolean;
   /** What a reader of /ready should know although the sidecar serves (e.g. its certificate nears expiry). */
   readyWarnings(): string[];
@@ -81,15 +86,20 @@ export class AdminServer {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const d = this.deps;
-    const badHost = checkHost(req.headers.host, req.socket.localAddress, d.boundHost);
-    if (badHost !== null) throw new HttpError(421, `${badHost}: the admin API answers only to localhost, 127.0.0.1, [::1] or its own address`);
+    const badHost = checkHost(req.headers.host, req.socket.localAddress, d.boundHost, d.hosts);
+    if (badHost !== null) {
+      throw new HttpError(421, `${badHost}: the admin API answers only to localhost, 127.0.0.1, [::1], its own address or a name in admin.hosts`);
+    }
     const crossSite = checkSameOrigin(headerValue(req.headers.origin), headerValue(req.headers['sec-fetch-site']), req.headers.host);
     if (crossSite !== null) throw new HttpError(403, crossSite);
     const url = new URL(req.url ?? '/', 'http://admin');
     const route = `${req.method} ${url.pathname}`;
     const access = Object.hasOwn(ROUTES, route) ? ROUTES[route] : undefined;
     if (access === undefined) throw new HttpError(404, `no admin endpoint ${route}`);
-    if (access !== 'open') this.authorize(req);
+    if (access === 'metrics') {
+      const metricsToken = d.metricsToken ?? null;
+      if (metricsToken !== null) this.authorize(req, [metricsToken, d.token]);
+    } else if (access !== 'open') this.authorize(req, [d.token]);
     if (access === 'token+body') {
       const badType = checkBodyType(req.headers['content-type']);
       if (badType !== null) throw new HttpError(415, badType);
@@ -163,25 +173,30 @@ export class AdminServer {
     }
   }
 
-  private authorize(req: http.IncomingMessage): void {
+  /** Throws 401 unless the request carries one of `tokens` as its bearer token. */
+  private authorize(req: http.IncomingMessage, tokens: readonly string[]): void {
     const header = req.headers.authorization ?? '';
     const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7).trim() : '');
-    const want = Buffer.from(this.deps.token);
-    // Constant time: compare equal-length buffers; the length check itself reveals only the length.
-    const ok = given.length === want.length && timingSafeEqual(given, want);
+    let ok = false;
+    for (const t of tokens) {
+      const want = Buffer.from(t);
+      // Constant time: compare equal-length buffers; the length check itself reveals only the length.
+      if (given.length === want.length && timingSafeEqual(given, want)) ok = true;
+    }
     if (!ok) throw new HttpError(401, 'missing or wrong bearer token', {}, { 'www-authenticate': 'Bearer realm="outrigger-admin"' });
   }
 }
 
 /**
- * Who may call what: `open` (liveness, readiness, Prometheus), `token` (everything that shows
+ * Who may call what: `open` (liveness, readiness), `metrics` (Prometheus: open, or the metrics
+ * token or the admin token when admin.metrics_token_file is set), `token` (everything that shows
  * config, certificates or state, and body-less mutations), `token+body` (calls with a body: also
  * a config content type).
  */
-const ROUTES: Readonly<Record<string, 'open' | 'token' | 'token+body'>> = {
+const ROUTES: Readonly<Record<string, 'open' | 'metrics' | 'token' | 'token+body'>> = {
   'GET /live': 'open',
   'GET /ready': 'open',
-  'GET /metrics': 'open',
+  'GET /metrics': 'metrics',
   'GET /config': 'token',
   'PUT /config': 'token+body',
   'POST /config/validate': 'token+body',

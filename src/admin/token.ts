@@ -25,19 +25,19 @@ export interface AdminToken {
 
 const uid = (): number | null => (typeof process.getuid === 'function' ? process.getuid() : null);
 
-/** admin.token_file, trimmed; must be non-empty. */
-export function readConfiguredToken(file: string): AdminToken {
+/** admin.token_file (or `field`, e.g. admin.metrics_token_file), trimmed; must be non-empty. */
+export function readConfiguredToken(file: string, field = 'admin.token_file'): AdminToken {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new TokenError(`admin.token_file: cannot read "${file}": ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new TokenError(`${field}: cannot read "${file}": ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
   }
   const token = text.trim();
-  if (token === '') throw new TokenError(`admin.token_file: "${file}" is empty`);
+  if (token === '') throw new TokenError(`${field}: "${file}" is empty`);
   let warning: string | null = null;
   try {
-    if ((lstatSync(file).mode & 0o077) !== 0) warning = `admin.token_file ${file} can be read by other users: chmod 600 it`;
+    if ((lstatSync(file).mode & 0o077) !== 0) warning = `${field} ${file} can be read by other users: chmod 600 it`;
   } catch {
     // read above; a vanished file is noticed at the next start
   }

@@ -40,6 +40,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const access = openAdminAccess(loaded.admin, loaded.source, configFile, process.cwd());
   if (!access.ok) return refuse(`outrigger: ${access.message}`, 2);
   if (access.token.warning !== null) log.warn({ file: access.token.file }, access.token.warning);
+  if (access.metricsToken?.warning != null) log.warn({ file: access.metricsToken.file }, access.metricsToken.warning);
 
   const plane = await startDataPlane(loaded.snapshot, path.dirname(configFile), log, opts.compile.enableTestHooks);
   if (typeof plane === 'number') return plane;
@@ -68,7 +69,9 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     store,
     stats,
     token: access.token.token,
+    metricsToken: access.metricsToken?.token ?? null,
     boundHost: admin.host,
+    hosts: admin.hosts,
     ready: () => !shutdown.isDraining && supervisor.readyWorkers === store.snapshot.node.workers && certs.valid(),
     readyWarnings: () => certs.warnings(),
     inspect: () => inspectClusters(supervisor, verdicts),

@@ -40,6 +40,10 @@ export interface AdminSpec {
   port: number;
   /** Bearer token file (read trimmed); null = mutating calls need no token. */
   tokenFile: string | null;
+  /** Extra Host names the admin API answers to (lower case). */
+  hosts: readonly string[];
+  /** Bearer token file that GET /metrics needs (null: /metrics is open). */
+  metricsTokenFile: string | null;
   /** How many previous config versions GET /config/history keeps. */
   historyLimit: number;
 }
@@ -75,6 +79,8 @@ export function compileAdmin(admin: RawAdmin): AdminSpec {
     host: hp.host,
     port: hp.port,
     tokenFile: admin.token_file ?? null,
+    hosts: admin.hosts.map((h) => h.toLowerCase()),
+    metricsTokenFile: admin.metrics_token_file ?? null,
     historyLimit: admin.history_limit,
   });
 }

@@ -95,6 +95,18 @@ export const matchHostField = z.string().superRefine((v, ctx) => {
   }
 });
 
+/** A host name the admin API accepts in Host (admin.hosts): a DNS name, no port, no wildcard. */
+export const adminHostField = z.string().superRefine((v, ctx) => {
+  const h = v.toLowerCase();
+  if (/:\d*$/.test(h) && !h.includes('[')) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" must not contain a port (a Host with or without the admin port is accepted)` });
+    return;
+  }
+  if (h.length > 253 || !HOST_LABELS.test(h) || /^[\d.]+$/.test(h)) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a host name (letters, digits, "-" and "."; IP literals of this server are accepted already)` });
+  }
+});
+
 /** A SPIFFE ID: `spiffe://<trust-domain>[/<path>]`. */
 export const spiffeIdField = z.string().regex(/^spiffe:\/\/[a-z0-9._-]+(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)*$/, {
   error: 'must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web"',

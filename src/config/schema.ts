@@ -3,6 +3,7 @@
 // clusters, duplicates, one-of) live in checks.ts; not-built sections are shaped in future.ts.
 import { z } from 'zod';
 import {
+  adminHostField,
   bindAddressField,
   endpointAddressField,
   headerNameField,
@@ -42,6 +43,10 @@ export const nodeSchema = z.strictObject({
 export const adminSchema = z.strictObject({
   address: bindAddressField.default('127.0.0.1:15000'),
   token_file: z.string().min(1).optional(),
+  /** Host names (besides loopback names and the admin's own address) the admin API answers to: exact, case-insensitive, any port. */
+  hosts: z.array(adminHostField).default([]),
+  /** When set, GET /metrics needs `Authorization: Bearer <this token>` (the admin token works too). */
+  metrics_token_file: z.string().min(1).optional(),
   /** Where the generated admin token lives (default `<config dir>/.outrigger`). */
   state_dir: z.string().min(1).optional(),
   /** Directories that paths in a config sent through the admin API must stay in (default: the config file's directory and state_dir). */

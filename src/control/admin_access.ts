@@ -10,7 +10,15 @@ import type { AdminSpec, RawConfig } from '../config/load.js';
 /** Default admin.state_dir, relative to the config file's directory. */
 const DEFAULT_STATE_DIR = '.outrigger';
 
-export type AdminAccess = { readonly ok: true; readonly token: AdminToken; readonly policy: ApiPolicy } | { readonly ok: false; readonly message: string };
+export type AdminAccess =
+  | {
+      readonly ok: true;
+      readonly token: AdminToken;
+      /** The token GET /metrics needs besides the admin token (admin.metrics_token_file); null: /metrics is open. */
+      readonly metricsToken: AdminToken | null;
+      readonly policy: ApiPolicy;
+    }
+  | { readonly ok: false; readonly message: string };
 
 /** Reads or generates the token and builds the policy; `message` says why the sidecar cannot start. */
 export function openAdminAccess(admin: AdminSpec, source: RawConfig, configFile: string, cwd: string): AdminAccess {
@@ -34,6 +42,15 @@ export function openAdminAccess(admin: AdminSpec, source: RawConfig, configFile:
     const hint = admin.tokenFile === null ? ' (set admin.state_dir to a directory this user owns, or admin.token_file)' : '';
     return { ok: false, message: `admin token: ${e.message}${hint}` };
   }
+  let metricsToken: AdminToken | null = null;
+  if (admin.metricsTokenFile !== null) {
+    try {
+      metricsToken = readConfiguredToken(path.resolve(configDir, admin.metricsTokenFile), 'admin.metrics_token_file');
+    } catch (e) {
+      if (!(e instanceof TokenError)) throw e;
+      return { ok: false, message: `metrics token: ${e.message}` };
+    }
+  }
   const policy = new ApiPolicy({
     configFile,
     stateDir,
@@ -42,5 +59,5 @@ export function openAdminAccess(admin: AdminSpec, source: RawConfig, configFile:
     allowRemoteListeners: rawAdmin.allow_remote_listeners,
     cwd,
   });
-  return { ok: true, token, policy };
+  return { ok: true, token, metricsToken, policy };
 }

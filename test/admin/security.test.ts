@@ -10,7 +10,18 @@ import { closeSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, s
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLogFile } from '../../src/admin/log_open.js';
-import { adminCall, closeAll, request, startSidecar, startUpstream, tempDir, type Config, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import {
+  adminCall,
+  closeAll,
+  request,
+  runUntilExit,
+  startSidecar,
+  startUpstream,
+  tempDir,
+  type Config,
+  type Sidecar,
+  type Upstream,
+} from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 
@@ -193,6 +204,97 @@ describe('the token: always there, needed for everything but /live, /ready and /
     expect((await adminCall(s2, 'GET', '/config')).status).toBe(200);
     expect(existsSync(path.join(dir, '.outrigger'))).toBe(false);
     await s2.stop();
+  });
+});
+
+describe('admin.hosts: a name the admin is reached through, and nothing else', () => {
+  it('Host: admin.internal → 421 without admin.hosts; with admin.hosts: [admin.internal] served (any case, with or without the port), other names still 421', async () => {
+    const p = port(sc);
+    for (const host of ['admin.internal', `admin.internal:${p}`]) {
+      expect([host, (await request(`${sc.admin}/live`, { headers: { host } })).status]).toEqual([host, 421]);
+      const r = await request(`${sc.admin}/config`, { headers: { host, authorization: `Bearer ${sc.token}` } });
+      expect([host, r.status]).toEqual([host, 421]);
+    }
+
+    const named = await startSidecar(config({ admin: { address: '127.0.0.1:0', hosts: ['Admin.Internal'] } }));
+    const np = port(named);
+    for (const host of ['admin.internal', `admin.internal:${np}`, `ADMIN.internal:${np}`]) {
+      expect([host, (await request(`${named.admin}/live`, { headers: { host } })).status]).toEqual([host, 200]);
+      const r = await request(`${named.admin}/config`, { headers: { host, authorization: `Bearer ${named.token}` } });
+      expect([host, r.status]).toEqual([host, 200]);
+      // The name opens the Host check only: the token is still needed.
+      expect([host, (await request(`${named.admin}/config`, { headers: { host } })).status]).toEqual([host, 401]);
+    }
+    // Exact names only: no suffix, prefix or sub-domain of it, and the old refusals stand.
+    for (const host of ['evil.admin.internal', 'admin.internal.evil.example', 'admininternal', `evil.example:${np}`, 'admin.internal.']) {
+      expect([host, (await request(`${named.admin}/live`, { headers: { host } })).status]).toEqual([host, 421]);
+    }
+    // A same-origin page on the listed name is that name's origin, not cross-site.
+    const same = await request(`${named.admin}/config`, {
+      headers: { host: `admin.internal:${np}`, origin: `http://admin.internal:${np}`, authorization: `Bearer ${named.token}` },
+    });
+    expect(same.status).toBe(200);
+    await named.stop();
+  });
+
+  it('admin.hosts entries must be host names: a port, a wildcard, an IP literal or a URL is a config problem', async () => {
+    for (const bad of ['admin.internal:15000', '*.internal', '10.0.0.1', 'http://admin.internal', 'a b']) {
+      const r = await adminCall(sc, 'POST', '/config/validate', config({ admin: { address: '127.0.0.1:0', hosts: [bad] } }));
+      expect([bad, r.status]).toEqual([bad, 400]);
+      expect(JSON.stringify(r.json.problems)).toContain('admin.hosts[0]');
+    }
+  });
+});
+
+describe('admin.metrics_token_file: /metrics behind its own token', () => {
+  it('/metrics → 401 without the metrics token or with a wrong one, 200 with it or the admin token; /live and /ready stay open; the metrics token opens nothing else', async () => {
+    const dir = tempDir();
+    const metricsToken = 'scrape-token-0123456789abcdef';
+    writeFileSync(path.join(dir, 'metrics.token'), `${metricsToken}\n`, { mode: 0o600 });
+    const s2 = await startSidecar(config({ admin: { address: '127.0.0.1:0', metrics_token_file: './metrics.token' } }), { dir });
+    const anon = { admin: s2.admin };
+    const none = await adminCall(anon, 'GET', '/metrics');
+    expect(none.status).toBe(401);
+    expect(none.text).not.toContain('outrigger_requests_total');
+    for (const auth of [`Bearer ${metricsToken.slice(0, -1)}x`, `Bearer ${metricsToken}x`, metricsToken, `Basic ${metricsToken}`]) {
+      const r = await request(`${s2.admin}/metrics`, { headers: { authorization: auth } });
+      expect([auth, r.status]).toEqual([auth, 401]);
+    }
+    const scraped = await request(`${s2.admin}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
+    expect(scraped.status).toBe(200);
+    expect(scraped.text).toContain('outrigger_requests_total');
+    expect((await request(`${s2.admin}/metrics`, { headers: { authorization: `Bearer ${s2.token}` } })).status).toBe(200);
+    for (const p of ['/live', '/ready']) expect([p, (await adminCall(anon, 'GET', p)).status]).toEqual([p, 200]);
+    // The scraper's token is not the admin token.
+    for (const p of ['/config', '/stats', '/certs']) {
+      const r = await request(`${s2.admin}${p}`, { headers: { authorization: `Bearer ${metricsToken}` } });
+      expect([p, r.status]).toEqual([p, 401]);
+    }
+    await s2.stop();
+    // Without the setting /metrics stays open (the sidecar of this file has none).
+    expect((await adminCall({ admin: sc.admin }, 'GET', '/metrics')).status).toBe(200);
+  });
+
+  it('a metrics token file readable by others is warned about; an empty or missing one stops the start (exit 2)', async () => {
+    const dir = tempDir();
+    writeFileSync(path.join(dir, 'metrics.token'), 'loose-token\n', { mode: 0o644 });
+    const s2 = await startSidecar(config({ admin: { address: '127.0.0.1:0', metrics_token_file: './metrics.token' } }), { dir });
+    expect(s2.entries().some((e) => String(e.msg).includes('admin.metrics_token_file') && String(e.msg).includes('other users'))).toBe(true);
+    await s2.stop();
+    const missing = await runUntilExit(config({ admin: { address: '127.0.0.1:0', metrics_token_file: '/nonexistent/metrics.token' } }));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('admin.metrics_token_file');
+    writeFileSync(path.join(dir, 'empty.token'), '\n', { mode: 0o600 });
+    const empty = await runUntilExit(config({ admin: { address: '127.0.0.1:0', metrics_token_file: path.join(dir, 'empty.token') } }));
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toContain('is empty');
+  });
+
+  it('through the admin API it may name only a file inside the allowed directories (like admin.token_file)', async () => {
+    const r = await adminCall(sc, 'POST', '/config/validate', config({ admin: { address: '127.0.0.1:0', metrics_token_file: '/etc/passwd' } }));
+    expect(r.status).toBe(400);
+    const problems = r.json.problems as Array<{ path: string; message: string }>;
+    expect(problems.find((x) => x.path === 'admin.metrics_token_file')?.message).toContain('outside the allowed directories');
   });
 });
 
