@@ -146,7 +146,7 @@ export class AdminServer {
       case 'GET /metrics': {
         const text = await d.stats.prometheus();
         res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
-        res.end(`${text}\n${d.stats.counters.prometheus()}${certificateMetrics(d.certs())}`);
+        res.end(`${text}${certificateMetrics(d.certs())}`);
         return;
       }
       case 'GET /certs':

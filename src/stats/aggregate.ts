@@ -150,6 +150,13 @@ export class StatsAggregator {
     for (const c of snapshot.clusters) {
       for (const m of ['outrigger_retries_total', 'outrigger_retry_budget_exhausted_total', 'outrigger_overflow_total'])
         this.counters.declare(m, { cluster: c.name });
+      // Upstream handshakes happen on mTLS clusters only: their configured endpoints show at zero.
+      if (c.tls !== null) {
+        for (const e of c.endpoints) {
+          for (const m of ['outrigger_upstream_tls_handshakes_total', 'outrigger_upstream_tls_resumptions_total'])
+            this.counters.declare(m, { cluster: c.name, endpoint: e.address });
+        }
+      }
     }
   }
 
@@ -175,11 +182,14 @@ export class StatsAggregator {
       .map((worker) => ({ worker, requests: this.workerRequests.get(worker) ?? 0, connections_accepted: accepted.get(String(worker)) ?? null }));
   }
 
-  /** Prometheus text exposition (format 0.0.4) from this aggregator's own prom-client Registry, then the event-loop delay. */
+  /**
+   * Prometheus text exposition (format 0.0.4) from this aggregator's own prom-client Registry
+   * (the totals above and the CounterTotals), then the event-loop delay.
+   */
   async prometheus(): Promise<string> {
     if (this.exporter === null) {
       const { PrometheusExporter } = await import('./prometheus.js');
-      this.exporter ??= new PrometheusExporter(this.view);
+      this.exporter ??= new PrometheusExporter(this.view, this.counters);
     }
     return `${await this.exporter.metrics()}\n${this.loopDelay.prometheus()}`;
   }

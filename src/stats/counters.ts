@@ -3,7 +3,8 @@
 // listener re-bind, new authorization rules. So workers never report those values: each posts
 // what every counter grew by since its last post (CounterDeltas), and the main thread adds the
 // deltas into totals (CounterTotals) that only ever grow for the life of the process, as
-// Prometheus rate() needs.
+// Prometheus rate() needs. /metrics shows them through prom-client Counters (prometheus.ts) that
+// are brought up to these totals at each scrape and never reset.
 
 /** One counter series' growth in one stats interval. */
 export interface CounterDelta {
@@ -39,7 +40,7 @@ export class CounterDeltas {
   }
 }
 
-interface Series {
+export interface Series {
   readonly metric: string;
   readonly labels: Readonly<Record<string, string>>;
   value: number;
@@ -62,7 +63,22 @@ export const COUNTER_HELP: Readonly<Record<string, string>> = {
     'Certificate hot swaps refused (source files: the changed files were rejected; the current certificate stays in force).',
 };
 
-/** Main side: monotonic totals of every series. */
+/** Label names of every counter in COUNTER_HELP (the prom-client Counter of each is declared with them). */
+export const COUNTER_LABELS: Readonly<Record<string, readonly string[]>> = {
+  outrigger_authz_decisions_total: ['listener', 'rule', 'decision'],
+  outrigger_tls_handshake_failures_total: ['listener'],
+  outrigger_headers_with_underscores_dropped_total: ['listener'],
+  outrigger_listener_connections_accepted_total: ['listener', 'worker'],
+  outrigger_retries_total: ['cluster'],
+  outrigger_retry_budget_exhausted_total: ['cluster'],
+  outrigger_overflow_total: ['cluster'],
+  outrigger_upstream_tls_handshakes_total: ['cluster', 'endpoint'],
+  outrigger_upstream_tls_resumptions_total: ['cluster', 'endpoint'],
+  outrigger_certificate_renewal_failures_total: ['source'],
+  outrigger_certificate_reload_rejected_total: ['source'],
+};
+
+/** Main side: monotonic totals of every series (exported to /metrics by prometheus.ts). */
 export class CounterTotals {
   private readonly series = new Map<string, Series>();
 
@@ -85,18 +101,6 @@ export class CounterTotals {
     return [...this.series.values()].filter((s) => s.metric === metric);
   }
 
-  /** Prometheus text for every metric in COUNTER_HELP that has a series. */
-  prometheus(): string {
-    let out = '';
-    for (const [metric, help] of Object.entries(COUNTER_HELP)) {
-      const rows = this.list(metric);
-      if (rows.length === 0) continue;
-      out += `# HELP ${metric} ${help}\n# TYPE ${metric} counter\n`;
-      for (const s of rows) out += `${metric}${labelText(s.labels)} ${s.value}\n`;
-    }
-    return out;
-  }
-
   private at(metric: string, labels: Readonly<Record<string, string>>): Series {
     const key = seriesKey(metric, labels);
     let s = this.series.get(key);
@@ -110,9 +114,4 @@ export class CounterTotals {
 
 function seriesKey(metric: string, labels: Readonly<Record<string, string>>): string {
   return `${metric}${JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)))}`;
-}
-
-function labelText(labels: Readonly<Record<string, string>>): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }

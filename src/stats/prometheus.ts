@@ -1,6 +1,7 @@
 // The `/metrics` view: a prom-client Registry of its own (never the global one) whose metrics are
 // filled at scrape time from the aggregator's totals, so JSON and Prometheus read one truth.
-// Counters and gauges are prom-client Counter/Gauge with a collect() hook. prom-client's
+// Counters and gauges are prom-client Counter/Gauge with a collect() hook; the counters that
+// travel in the workers' deltas (CounterTotals) are Counters that only ever inc up to the totals. prom-client's
 // Histogram only takes observe() one sample at a time, so the latency histograms are a small
 // pre-aggregated metric object registered in the same Registry (it only needs name/help/type
 // and get()); its buckets come from the merged hdr histograms, `_sum` from exact sums.
@@ -8,6 +9,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { LabelValues, Metric } from 'prom-client';
 import type { JsHistogram } from 'hdr-histogram-js';
+import { COUNTER_HELP, COUNTER_LABELS, type CounterTotals, type Series } from './counters.js';
 import { CODE_CLASSES, CODE_CLASS_COUNT } from './delta.js';
 import { countsIndex, valueFromIndex } from './histogram.js';
 import type { CellTotals, ClusterTotals, StatsView } from './totals.js';
@@ -85,8 +87,13 @@ function bucketCounts(h: JsHistogram | null): number[] {
 
 export class PrometheusExporter {
   private readonly registry = new Registry();
+  /** CounterTotals metrics that have their prom-client Counter (registered once their first series exists). */
+  private readonly totalsRegistered = new Set<string>();
 
-  constructor(view: StatsView) {
+  constructor(
+    view: StatsView,
+    private readonly totals: CounterTotals | null = null,
+  ) {
     const registers = [this.registry];
 
     /** A counter or gauge whose series are taken from the view at each scrape: reset, then `fill` puts every value. */
@@ -212,7 +219,41 @@ export class PrometheusExporter {
   }
 
   metrics(): Promise<string> {
+    this.registerTotals();
     return this.registry.metrics();
+  }
+
+  /**
+   * The counters that travel in the workers' stats deltas (counters.ts): one prom-client Counter
+   * per metric of COUNTER_HELP, registered when the metric has its first series (declared at zero
+   * or counted), whose collect() brings each labelled child up to its CounterTotals value — inc by
+   * the growth since the last scrape, never a reset — so what /metrics shows never decreases.
+   */
+  private registerTotals(): void {
+    const totals = this.totals;
+    if (totals === null) return;
+    for (const [name, help] of Object.entries(COUNTER_HELP)) {
+      if (this.totalsRegistered.has(name) || totals.list(name).length === 0) continue;
+      this.totalsRegistered.add(name);
+      const labelNames = COUNTER_LABELS[name] ?? [];
+      /** What each series' child has been brought up to. */
+      const exported = new WeakMap<Series, number>();
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers: [this.registry],
+        collect() {
+          for (const s of totals.list(name)) {
+            if (!Object.keys(s.labels).every((k) => labelNames.includes(k))) continue;
+            const done = exported.get(s);
+            if (done !== undefined && s.value <= done) continue;
+            this.inc(s.labels, s.value - (done ?? 0));
+            exported.set(s, s.value);
+          }
+        },
+      });
+    }
   }
 }
 

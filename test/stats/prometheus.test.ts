@@ -154,4 +154,28 @@ describe('StatsAggregator.prometheus', () => {
     expect(value(parse(await b.prometheus()).samples, 'outrigger_config_version', {})).toBe(2);
     expect(a.prometheusContentType).toMatch(/^text\/plain/);
   });
+
+  it('the counters that travel in the deltas (CounterTotals) are prom-client counters: declared at 0, growing with the deltas, never reset', async () => {
+    const agg = new StatsAggregator();
+    agg.counters.declare('outrigger_retries_total', { cluster: 'api' });
+    agg.counters.declare('outrigger_authz_decisions_total', { listener: 'in', rule: '', decision: 'deny' });
+    let out = await agg.prometheus();
+    expect(out).toContain('# HELP outrigger_retries_total Retries made by route retry policies, by cluster.\n# TYPE outrigger_retries_total counter\n');
+    expect(out).toContain('outrigger_authz_decisions_total{listener="in",rule="",decision="deny"} 0\n');
+    expect(value(parse(out).samples, 'outrigger_retries_total', { cluster: 'api' })).toBe(0);
+    // A family with no series is not shown at all (as before: nothing declared, nothing counted).
+    expect(out).not.toContain('outrigger_overflow_total');
+
+    agg.apply({ workerId: 1, cells: [], clusters: [], counters: [{ metric: 'outrigger_retries_total', labels: { cluster: 'api' }, value: 2 }] });
+    agg.apply({ workerId: 2, cells: [], clusters: [], counters: [{ metric: 'outrigger_overflow_total', labels: { cluster: 'api' }, value: 5 }] });
+    out = await agg.prometheus();
+    expect(value(parse(out).samples, 'outrigger_retries_total', { cluster: 'api' })).toBe(2);
+    expect(value(parse(out).samples, 'outrigger_overflow_total', { cluster: 'api' })).toBe(5);
+    // Scraping again adds nothing; more growth adds only the growth.
+    expect(value(parse(await agg.prometheus()).samples, 'outrigger_retries_total', { cluster: 'api' })).toBe(2);
+    agg.apply({ workerId: 1, cells: [], clusters: [], counters: [{ metric: 'outrigger_retries_total', labels: { cluster: 'api' }, value: 3 }] });
+    out = await agg.prometheus();
+    expect(value(parse(out).samples, 'outrigger_retries_total', { cluster: 'api' })).toBe(5);
+    expect(out.match(/^# TYPE outrigger_retries_total counter$/gm)).toHaveLength(1);
+  });
 });
