@@ -307,6 +307,10 @@ describe('listener plumbing', () => {
     const r = await h2request(s, { ':path': '/forbidden-route/x' });
     expect(r.status).toBe(502);
     expect(r.headers['x-outrigger-error']).toBe('upstream_connect_failed');
+    // The same while the client is still uploading 1 MiB (beyond the stream's window): answered, and the stream ends (no stall on a body nobody reads).
+    const up = await h2request(s, { ':method': 'POST', ':path': '/forbidden-route/upload' }, BIG.subarray(0, MiB), 10_000);
+    expect([up.status, up.error, up.rstCode]).toEqual([502, null, 0]);
+    expect((await h2request(s, { ':path': '/after-upload' })).status).toBe(200);
     s.close();
   });
 

@@ -117,16 +117,18 @@ export class H2Downstream implements Downstream {
     }
     if (contentLength >= 0 && status !== 204 && status !== 304) h['content-length'] = String(contentLength);
     this.headSent = true;
+    // Only a body without a length (chunked from the HTTP/1.1 upstream) can end with trailers: then
+    // the end of the stream waits for 'wantTrailers' (the trailers, or an empty END_STREAM DATA frame).
+    const trailing = !bodiless && contentLength < 0;
     try {
-      // waitForTrailers: the end of the body is sent with 'wantTrailers', with the upstream's trailers or none.
-      this.stream.respond(h, respondOptions(bodiless, !bodiless));
+      this.stream.respond(h, respondOptions(bodiless, trailing));
     } catch {
       // A field node:http2 refuses to encode (a value with a byte HTTP/2 forbids): the response cannot be relayed.
       this.abort();
       return;
     }
     if (bodiless) this.done = true;
-    else this.stream.once('wantTrailers', () => this.sendTrailers());
+    else if (trailing) this.stream.once('wantTrailers', () => this.sendTrailers());
   }
 
   writeBody(chunk: Buffer): boolean {
