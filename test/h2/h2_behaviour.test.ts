@@ -175,11 +175,16 @@ describe('request mapping', () => {
     s.close();
   });
 
-  it('an upper-case header name is refused by the h2 layer (RST_STREAM PROTOCOL_ERROR), nothing reaches the app', async () => {
-    // node:http2's client lower-cases names, so this HEADERS frame is written by hand (HPACK literals).
+  /**
+   * Sends one request whose HEADERS block is written by hand (node:http2's client lower-cases
+   * names and refuses connection-specific fields) and resolves with the server's first frame on
+   * stream 1: RST_STREAM's error code, or a response HEADERS block's first byte.
+   */
+  const rawH2 = async (fields: ReadonlyArray<readonly [string, string]>): Promise<{ type: number; first: number }> => {
     const lit = (name: string, value: string): Buffer =>
       Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
-    const block = Buffer.concat([Buffer.from([0x82, 0x86]), lit(':path', '/UPPER-CASE-TEST'), lit(':authority', 'a.test'), lit('X-Upper', 'v')]);
+    // :method GET and :scheme http from the static table (indices 2 and 6), the rest as literals.
+    const block = Buffer.concat([Buffer.from([0x82, 0x86]), ...fields.map(([n, v]) => lit(n, v))]);
     const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
       const h = Buffer.alloc(9);
       h.writeUIntBE(payload.length, 0, 3);
@@ -191,17 +196,59 @@ describe('request mapping', () => {
     const sock = net.connect(sc.port('main'), '127.0.0.1');
     const got: Buffer[] = [];
     sock.on('data', (d: Buffer) => got.push(d));
+    sock.on('error', () => undefined);
     sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0)), frame(0x1, 0x5, 1, block)]));
-    const rst = await eventually(() => {
-      const all = Buffer.concat(got);
-      for (let at = 0; at + 9 <= all.length; at += 9 + all.readUIntBE(at, 3)) {
-        if (all[at + 3] === 0x3 && all.readUInt32BE(at + 5) === 1 && at + 13 <= all.length) return all.readUInt32BE(at + 9);
-      }
-      return undefined;
-    }, 'RST_STREAM on stream 1');
-    expect(rst).toBe(http2.constants.NGHTTP2_PROTOCOL_ERROR);
-    sock.destroy();
+    try {
+      return await eventually(() => {
+        const all = Buffer.concat(got);
+        for (let at = 0; at + 9 <= all.length; at += 9 + all.readUIntBE(at, 3)) {
+          const type = all[at + 3]!;
+          if (all.readUInt32BE(at + 5) !== 1 || at + 13 > all.length) continue;
+          if (type === 0x3) return { type, first: all.readUInt32BE(at + 9) };
+          if (type === 0x1) return { type, first: all[at + 9]! };
+        }
+        return undefined;
+      }, 'a frame on stream 1');
+    } finally {
+      sock.destroy();
+    }
+  };
+
+  it('an upper-case header name is refused by the h2 layer (RST_STREAM PROTOCOL_ERROR), nothing reaches the app', async () => {
+    const r = await rawH2([
+      [':path', '/UPPER-CASE-TEST'],
+      [':authority', 'a.test'],
+      ['X-Upper', 'v'],
+    ]);
+    expect(r).toEqual({ type: 0x3, first: http2.constants.NGHTTP2_PROTOCOL_ERROR });
     expect(app.requests.some((x) => x.url === '/UPPER-CASE-TEST')).toBe(false);
+  });
+
+  it('connection-specific fields: reset by the h2 layer, or 400 from outrigger (http2-settings); never forwarded', async () => {
+    for (const [name, value] of [
+      ['connection', 'close'],
+      ['keep-alive', '5'],
+      ['transfer-encoding', 'chunked'],
+      ['upgrade', 'h2c'],
+      ['te', 'gzip'],
+    ] as const) {
+      expect(
+        await rawH2([
+          [':path', `/conn-specific/${name}`],
+          [':authority', 'a.test'],
+          [name, value],
+        ]),
+      ).toEqual({ type: 0x3, first: http2.constants.NGHTTP2_PROTOCOL_ERROR });
+    }
+    // :status 400 is static table index 12: an indexed field 0x8c.
+    expect(
+      await rawH2([
+        [':path', '/conn-specific/http2-settings'],
+        [':authority', 'a.test'],
+        ['http2-settings', 'AAMAAABk'],
+      ]),
+    ).toEqual({ type: 0x1, first: 0x8c });
+    expect(app.requests.some((x) => x.url.startsWith('/conn-specific/'))).toBe(false);
   });
 
   it('60 headers of 1 KiB each (HPACK) reach the app', async () => {
