@@ -124,7 +124,15 @@ describe('compile', () => {
     expect(v2?.pool.maxPending).toBe(0);
     expect(app?.pool).toEqual({ connectionsPerWorker: 8, idleTimeoutMs: 5000, connectTimeoutMs: 300, maxPending: 342 });
 
-    expect(r.admin).toEqual({ address: '127.0.0.1:15000', host: '127.0.0.1', port: 15000, tokenFile: './admin.token', historyLimit: 20 });
+    expect(r.admin).toEqual({
+      address: '127.0.0.1:15000',
+      host: '127.0.0.1',
+      port: 15000,
+      tokenFile: './admin.token',
+      historyLimit: 20,
+      hosts: [],
+      metricsTokenFile: null,
+    });
   });
 
   it('fills every default for a minimal config, and an explicit worker count wins', () => {

@@ -51,7 +51,7 @@ describe('warnings', () => {
       ['dns', 0],
       ['dns2', 0],
     ]);
-    expect(r.admin).toEqual({ address: '127.0.0.1:0', host: '127.0.0.1', port: 0, tokenFile: './t', historyLimit: 5 });
+    expect(r.admin).toEqual({ address: '127.0.0.1:0', host: '127.0.0.1', port: 0, tokenFile: './t', historyLimit: 5, hosts: [], metricsTokenFile: null });
   });
 
   it('compiles every built section into the snapshot (none is ignored any more)', () => {
