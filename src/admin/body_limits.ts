@@ -13,9 +13,7 @@
 // beyond ~10 levels, and 10 000 routes are 70-100k items.
 
 import { isAlias, isCollection, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
-import { LineCounter, parseDocument } from 'yaml';
-import { compileConfig, fastLoad, parseConfigText, type CompileOptions, type LoadResult, type ParseGuard } from '../config/load.js';
-import { lineLookupFor, type LineLookup } from '../config/lines.js';
+import { compileConfig, fastLoad, lazyLineLookup, parseConfigText, type CompileOptions, type LoadResult, type ParseGuard } from '../config/load.js';
 import type { ConfigProblem } from '../config/types.js';
 
 /** Deepest nesting of mappings and lists (the config format itself needs about 10). */
@@ -259,18 +257,6 @@ function jsYamlProblem(err: unknown): ConfigProblem {
   return { path: '', message: `syntax error: ${reason}`, line };
 }
 
-/** Lines from the `yaml` document (the same as config files get), parsed on the first question only. */
-function documentLines(text: string): LineLookup {
-  let lookup: LineLookup | undefined;
-  return (path) => {
-    if (lookup === undefined) {
-      const lineCounter = new LineCounter();
-      lookup = lineLookupFor(parseDocument(text, { lineCounter, merge: true, uniqueKeys: false, prettyErrors: false }), lineCounter);
-    }
-    return lookup(path);
-  };
-}
-
 const refused = (problem: ConfigProblem): LoadResult => ({ ok: false, problems: [problem] });
 
 /**
@@ -295,7 +281,7 @@ export function parseConfigBody(text: string, opts: CompileOptions): LoadResult 
     if (obj === undefined || obj === null) return refused({ path: '', message: 'config is empty', line: null });
     const tooBig = checkValue(obj);
     if (tooBig !== null) return refused(tooBig);
-    return compileConfig(obj, opts, small ? documentLines(text) : () => null);
+    return compileConfig(obj, opts, small ? lazyLineLookup(text, false) : () => null);
   }
   if (!small) {
     return refused({

@@ -107,13 +107,16 @@ export function fastParse(text: string): unknown {
   }
 }
 
-/** Lines for problems and warnings from the `yaml` document, parsed on the first question only. */
-function lazyLineLookup(text: string): LineLookup {
+/**
+ * Lines for problems and warnings from the `yaml` document, parsed on the first question only.
+ * `uniqueKeys: false` for text whose duplicate keys were checked already (yaml's check is quadratic).
+ */
+export function lazyLineLookup(text: string, uniqueKeys = true): LineLookup {
   let lookup: LineLookup | undefined;
   return (path) => {
     if (lookup === undefined) {
       const lineCounter = new LineCounter();
-      lookup = lineLookupFor(parseDocument(text, { lineCounter, merge: true, uniqueKeys: true, prettyErrors: false }), lineCounter);
+      lookup = lineLookupFor(parseDocument(text, { lineCounter, merge: true, uniqueKeys, prettyErrors: false }), lineCounter);
     }
     return lookup(path);
   };

@@ -5,6 +5,28 @@
 
 import type { ProxyError } from '../errors.js';
 
+/**
+ * A response head as the exchange hands it to its downstream. The exchange itself carries these
+ * fields (no object per response); read them during writeHead only.
+ */
+export interface ResponseHead {
+  readonly status: number;
+  readonly reason: string;
+  /** Flat lower-case [name, value, ...] as the upstream sent them, latin1 values. */
+  readonly headers: readonly string[];
+  /**
+   * Names the upstream's Connection header lists. The downstream skips what must not be forwarded
+   * (hop_by_hop.ts `dropResponseHeader`): hop-by-hop names and these.
+   */
+  readonly connectionNamed: readonly string[] | null;
+  /** Some header value has a byte above 0x7f. */
+  readonly nonAscii: boolean;
+  /** ≥ 0: a fixed-length body (or, when `bodiless`, the length a HEAD/304 reports); -1: no length. */
+  readonly contentLength: number;
+  /** No body follows, whatever the headers say (HEAD, 204, 304). */
+  readonly bodiless: boolean;
+}
+
 /** What a downstream tells its exchange. */
 export interface DownstreamEvents {
   /**
@@ -25,21 +47,8 @@ export interface Downstream {
   attach(ex: DownstreamEvents, wantBody: boolean): void;
   /** Runs `task` with client writes batched (one syscall for head and first body bytes). */
   cork(task: () => void): void;
-  /**
-   * Status line and headers (flat lower-case [name, value, ...] as the upstream sent them, latin1
-   * values). The downstream skips what must not be forwarded (hop_by_hop.ts `dropResponseHeader`):
-   * `skipResponseHeader` names and the names in `connectionNamed`. `contentLength` ≥ 0 announces a fixed-length body (or, when
-   * `bodiless`, the length a HEAD/304 reports).
-   */
-  writeHead(
-    status: number,
-    reason: string,
-    headers: readonly string[],
-    connectionNamed: readonly string[] | null,
-    nonAscii: boolean,
-    contentLength: number,
-    bodiless: boolean,
-  ): void;
+  /** The response's status line and headers (see ResponseHead). */
+  writeHead(head: ResponseHead): void;
   /** An interim response (1xx other than 100 and 101) before the head; dropped where the engine cannot send it. */
   informational(status: number, reason: string, headers: readonly string[]): void;
   /** A body slice (a view, valid only during the call). False = the client is slow: pause the upstream until onDownstreamWritable. */

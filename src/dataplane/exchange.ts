@@ -26,7 +26,7 @@ import type { UpstreamChannel, UpstreamRequest } from '../upstream/channel.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { DeadlineKind, Deadlines } from './deadlines.js';
-import type { Downstream, DownstreamEvents } from './downstream.js';
+import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
 import { connectionNamed } from './hop_by_hop.js';
 import { RequestBody } from './request_body.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
@@ -90,7 +90,8 @@ export interface ExchangeOptions {
   readonly delayMs: number;
 }
 
-export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
+const NO_HEADERS: readonly string[] = [];
+export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, ResponseHead {
   /** Starts an admitted request: attaches to the client and begins the first try (or its delay). */
   static start(o: ExchangeOptions): Exchange {
     const ex = new Exchange(o);
@@ -118,6 +119,13 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
   tries = 0;
   /** The endpoint of the current (or last) try. */
   endpoint: Endpoint;
+  // ---- the response head handed to the downstream (ResponseHead; `status` above), set in onHead ----
+  reason = '';
+  headers: readonly string[] = NO_HEADERS;
+  connectionNamed: readonly string[] | null = null;
+  nonAscii = false;
+  contentLength = -1;
+  bodiless = false;
 
   readonly head: RequestHead;
   readonly cluster: Cluster;
@@ -292,8 +300,13 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents {
     this.upstreamHeadMs = performance.now();
     this.deadlines.headArrived();
     this.arm();
-    const bodiless = this.isHead || status === 204 || status === 304;
-    this.down.writeHead(status, reason, headers, connectionNamed(headers), nonAscii, contentLength, bodiless);
+    this.reason = reason;
+    this.headers = headers;
+    this.connectionNamed = connectionNamed(headers);
+    this.nonAscii = nonAscii;
+    this.contentLength = contentLength;
+    this.bodiless = this.isHead || status === 204 || status === 304;
+    this.down.writeHead(this);
   }
 
   onInformational(status: number, reason: string, headers: string[]): void {

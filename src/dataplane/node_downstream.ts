@@ -5,7 +5,7 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyError } from '../errors.js';
-import type { Downstream, DownstreamEvents } from './downstream.js';
+import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
 import { dropResponseHeader, informationalHead } from './hop_by_hop.js';
 import { localReply } from './local_reply.js';
 
@@ -88,16 +88,9 @@ export class NodeDownstream implements Downstream {
     (this.res as unknown as RawWritable)._writeRaw(Buffer.from(informationalHead(status, reason, headers), 'latin1'));
   }
 
-  writeHead(
-    status: number,
-    reason: string,
-    headers: readonly string[],
-    connectionNamed: readonly string[] | null,
-    _nonAscii: boolean,
-    contentLength: number,
-    bodiless: boolean,
-  ): void {
+  writeHead(head: ResponseHead): void {
     if (this.aborted) return;
+    const { status, reason, headers, connectionNamed, contentLength, bodiless } = head;
     const flat: string[] = [];
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;

@@ -4,7 +4,7 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ProxyError } from '../errors.js';
-import type { Downstream, DownstreamEvents } from './downstream.js';
+import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
 import { dropResponseHeader } from './hop_by_hop.js';
 import { localReply } from './local_reply.js';
 
@@ -45,16 +45,9 @@ export class UwsDownstream implements Downstream {
     else this.res.cork(task);
   }
 
-  writeHead(
-    status: number,
-    reason: string,
-    headers: readonly string[],
-    connectionNamed: readonly string[] | null,
-    nonAscii: boolean,
-    contentLength: number,
-    bodiless: boolean,
-  ): void {
+  writeHead(head: ResponseHead): void {
     if (this.aborted) return;
+    const { status, reason, headers, connectionNamed, nonAscii, contentLength, bodiless } = head;
     const res = this.res;
     res.writeStatus(status === 200 && reason === 'OK' ? '200 OK' : `${status} ${reason}`);
     for (let i = 0; i < headers.length; i += 2) {

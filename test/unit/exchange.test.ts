@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compileConfig } from '../../src/config/load.js';
 import type { RouteSpec, Snapshot } from '../../src/config/types.js';
-import type { Downstream, DownstreamEvents } from '../../src/dataplane/downstream.js';
+import type { Downstream, DownstreamEvents, ResponseHead } from '../../src/dataplane/downstream.js';
 import { Exchange, Phase, TryOutcome, type ExchangeObserver } from '../../src/dataplane/exchange.js';
 import { BodyFraming, buildUpstreamHead, type RequestHead } from '../../src/dataplane/request_head.js';
 import type { ProxyError } from '../../src/errors.js';
@@ -36,8 +36,8 @@ class RecordingDownstream implements Downstream {
   cork(task: () => void): void {
     task();
   }
-  writeHead(status: number): void {
-    this.status = status;
+  writeHead(head: ResponseHead): void {
+    this.status = head.status;
     this.onHead?.();
   }
   informational(): void {}

@@ -7,7 +7,7 @@
 // touch the next request on the connection.
 
 import type { ProxyError } from '../../errors.js';
-import type { Downstream, DownstreamEvents } from '../downstream.js';
+import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.js';
 import { dropResponseHeader, informationalHead } from '../hop_by_hop.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
 import type { H1Connection } from './connection.js';
@@ -73,16 +73,9 @@ export class StrictDownstream implements Downstream {
     this.conn.writeText(informationalHead(status, reason, headers));
   }
 
-  writeHead(
-    status: number,
-    reason: string,
-    headers: readonly string[],
-    connectionNamed: readonly string[] | null,
-    _nonAscii: boolean,
-    contentLength: number,
-    bodiless: boolean,
-  ): void {
+  writeHead(head: ResponseHead): void {
     if (this.aborted || this.done || this.headSent || this.head !== null) return;
+    const { status, reason, headers, connectionNamed, contentLength, bodiless } = head;
     const conn = this.conn;
     let h = `HTTP/1.1 ${status} ${reason}\r\n`;
     for (let i = 0; i < headers.length; i += 2) {

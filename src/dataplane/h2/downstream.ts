@@ -8,7 +8,7 @@
 
 import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream, type ServerStreamResponseOptions } from 'node:http2';
 import type { ProxyError } from '../../errors.js';
-import type { Downstream, DownstreamEvents } from '../downstream.js';
+import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.js';
 import { dropResponseHeader, skipResponseHeader } from '../hop_by_hop.js';
 import { localReply } from '../local_reply.js';
 import { httpDate } from '../h1/downstream.js';
@@ -98,16 +98,9 @@ export class H2Downstream implements Downstream {
     }
   }
 
-  writeHead(
-    status: number,
-    _reason: string,
-    headers: readonly string[],
-    connectionNamed: readonly string[] | null,
-    _nonAscii: boolean,
-    contentLength: number,
-    bodiless: boolean,
-  ): void {
+  writeHead(head: ResponseHead): void {
     if (this.aborted || this.done || this.headSent || this.stream.destroyed) return;
+    const { status, headers, connectionNamed, contentLength, bodiless } = head;
     const h: OutgoingHttpHeaders = { ':status': status };
     for (let i = 0; i < headers.length; i += 2) {
       const name = headers[i]!;
