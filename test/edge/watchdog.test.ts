@@ -61,8 +61,12 @@ describe('worker watchdog', () => {
       listeners: engines.map((engine) => ({ name: engine, address: '127.0.0.1:0', engine, routes })),
       clusters: [cluster('app', [app.address])],
     });
-    const evil = `GET /evil HTTP/1.1\r\nHost: x\r\nx-a: ${'a'.repeat(60_000)}b\r\n\r\n`;
+    // uWS keeps at most ~4 KiB of a head that arrives in several reads (on a loaded machine a 60 KB
+    // head does) and closes the connection beyond that: its attack is 3000 a's, which backtracking
+    // would never finish either (the cost is exponential in the length).
+    const evilHead = (n: number): string => `GET /evil HTTP/1.1\r\nHost: x\r\nx-a: ${'a'.repeat(n)}b\r\n\r\n`;
     for (const engine of engines) {
+      const evil = evilHead(engine === 'uws' ? 3_000 : 60_000);
       // A backtracking match of (a+)+$ on 60 000 a's and a "b" would never end: an answer at all is the proof.
       const [r, other] = await Promise.all([
         rawRequest(sc.port(engine), evil, { timeoutMs: 20_000 }),
