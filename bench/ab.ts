@@ -1,12 +1,15 @@
 // npm run bench:ab -- --base <rev> [--head <rev>] [--engine uws|node|strict] [--workers N]
-//                     [--rounds 5] [--duration 5] [--rate 1000] [--out DIR]
+//                     [--rounds 5] [--duration 5] [--rate 1000] [--peer nginx,haproxy | --no-peer] [--out DIR]
 // Before/after of a change on the request path, side by side in one run: builds the base revision
 // (and --head's, when given; otherwise the working tree's dist/, built by the npm script) in a
 // temporary git worktree, starts one upstream and one sidecar per build with the same generated
 // config, and measures them in interleaved rounds, alternating which goes first (ABBA…): warm-up,
 // wrk -t1 -c50 throughput with CPU µs/request of each sidecar's process tree, a paced fixed-rate
 // run for p50/p99/p99.9. Prints per-round numbers, medians with ranges, and head ÷ base paired
-// per round; writes results.json and report.md into --out. Worktrees and processes are removed at
+// per round; with a reference peer (nginx by default when installed; --peer nginx,haproxy), the
+// peer is started against the same upstream and measured in every round too, its place in the
+// order moving, and base ÷ peer and head ÷ peer CPU/request are paired per round beside its
+// p99/p99.9. Writes results.json and report.md into --out. Worktrees and processes are removed at
 // the end, also on errors and Ctrl-C. Exit 0 measured, 2 could not measure, 130 interrupted.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -15,9 +18,25 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { abMetrics, abOrder, abRounds, headline, loadWarning, problems, roundsTable, summarizeAb, summaryTable, type Side } from './lib/ab.js';
+import {
+  abMetrics,
+  abRounds,
+  headline,
+  loadWarning,
+  parsePeers,
+  peerHeadline,
+  peerTable,
+  problems,
+  roundOrder,
+  roundsTable,
+  summarizeAb,
+  summarizePeers,
+  summaryTable,
+  type PeerName,
+  type Side,
+} from './lib/ab.js';
 import { measureConfig, PLAN_OPTIONS, quickPlan, type RunRecord } from './lib/measure.js';
-import { ensureTools } from './lib/peers.js';
+import { ensureTools, type ToolStatus } from './lib/peers.js';
 import { clockTicksPerSecond } from './lib/procfs.js';
 import { sleep } from './lib/proc.js';
 import { outriggerCli, outriggerConfigYaml, startTarget, startUpstream, type ListenerEngine, type RunningTarget } from './lib/targets.js';
@@ -36,9 +55,13 @@ const HELP = `usage: npm run bench:ab -- --base REV [options]
   --duration S        seconds per throughput run (default 5)
   --rate-duration S   seconds per fixed-rate run (default: --duration)
   --rate R            fixed rate for the latency run, req/s (default 1000)
+  --peer NAME         reference proxy measured in every round beside both builds, against the
+                      same upstream: nginx, haproxy (repeatable, or a comma list; default nginx
+                      when it is installed; a named peer is apt-get installed when missing)
+  --no-peer           no reference peer
   --out DIR           results.json and report.md (default bench/results/ab-<timestamp>/)
   --keep-worktree     leave the worktree(s) in place (for inspection)
-  --no-install        do not apt-get install wrk when it is missing
+  --no-install        do not apt-get install wrk (or a --peer) when it is missing
 `;
 
 class Fatal extends Error {}
@@ -240,6 +263,8 @@ async function main(): Promise<number> {
         engine: { type: 'string', default: 'uws' },
         workers: { type: 'string' },
         rate: { type: 'string' },
+        peer: { type: 'string', multiple: true },
+        'no-peer': { type: 'boolean', default: false },
         'keep-worktree': { type: 'boolean', default: false },
       },
       strict: true,
@@ -261,14 +286,35 @@ async function main(): Promise<number> {
   const durationS = positiveNumber('duration', values.duration, 5);
   const rateS = positiveNumber('rate-duration', values['rate-duration'], durationS);
   const rate = positiveNumber('rate', values.rate, 1000);
+  let choice;
+  try {
+    choice = parsePeers(values.peer, values['no-peer']);
+  } catch (e) {
+    throw new Fatal((e as Error).message);
+  }
   const out = resolve(values.out ?? join(repoRoot, 'bench', 'results', `ab-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   const startedAt = new Date().toISOString();
 
-  // Revisions first (a typo fails before anything is built), then wrk, then the builds.
+  // Revisions first (a typo fails before anything is built), then wrk and the peers, then the builds.
   resolveRev(values.base);
   if (values.head !== undefined) resolveRev(values.head);
-  const tools = ensureTools(['wrk'], values['no-install'] !== true, log);
+  const install = values['no-install'] !== true;
+  // Named peers are installed like wrk (lib/peers.ts: apt-get); the default nginx only when it is there already.
+  const tools: ToolStatus[] = [
+    ...ensureTools(['wrk', ...(choice.explicit ? choice.peers : [])], install, log),
+    ...(choice.explicit ? [] : ensureTools(choice.peers, false, log)),
+  ];
   if (tools[0]?.path == null) throw new Fatal(`wrk is required: ${tools[0]?.reason ?? 'missing'}`);
+  const toolMap = new Map(tools.map((t) => [t.tool, t]));
+  const peerNotes: string[] = [];
+  let peers: PeerName[] = [];
+  for (const p of choice.peers) {
+    const t = toolMap.get(p);
+    if (t?.path != null) peers.push(p);
+    else if (choice.explicit) throw new Fatal(`--peer ${p}: ${t?.reason ?? 'missing'}`);
+    else peerNotes.push(`no reference peer: ${p} is not installed (--peer ${p} installs it with apt-get)`);
+  }
+  for (const n of peerNotes) log(n);
 
   const tmp = mkdtempSync(join(tmpdir(), 'outrigger-ab-run-'));
   tmpDirs.add(tmp);
@@ -281,7 +327,7 @@ async function main(): Promise<number> {
   if (head === null) checkConfig(builds.head, engine, workers, tmp);
 
   const plan = quickPlan(durationS, rate, rateS);
-  const running = new Map<Side, RunningTarget>();
+  const running = new Map<Side | PeerName, RunningTarget>();
   const startNotes: string[] = [];
   const roundLoads: number[] = [];
   let loadavgStart = loadavg();
@@ -311,10 +357,24 @@ async function main(): Promise<number> {
       for (const pid of r.target.pids) livePids.add(pid);
       log(`started ${side}: ${r.target.baseUrl}, pid ${r.target.pids.join(',')}, ${outriggerCli(b.root)} run, node.workers=${workers}, engine ${engine}`);
     }
+    for (const peer of [...peers]) {
+      const r = await startTarget({ name: peer, kind: peer }, { repoRoot, tmpDir: tmp, upstreamPort: upstream.port, tools: toolMap });
+      if (!r.ok) {
+        if (choice.explicit) throw new Fatal(`--peer ${peer} did not start: ${r.reason}`);
+        const note = `no reference peer: ${peer} did not start: ${r.reason.split('\n')[0]}`;
+        log(note);
+        peerNotes.push(note);
+        peers = peers.filter((p) => p !== peer);
+        continue;
+      }
+      running.set(peer, r.target);
+      for (const pid of r.target.pids) livePids.add(pid);
+      log(`started ${peer}: ${r.target.baseUrl}, pid ${r.target.pids.join(',')}, ${r.target.description}`);
+    }
     await sleep(1000);
     loadavgStart = loadavg();
     for (let round = 1; round <= rounds; round++) {
-      const order = abOrder(round);
+      const order = roundOrder(round, peers);
       roundLoads.push(loadavg()[0] ?? 0);
       log(`round ${round}/${rounds}: ${order.join(', ')}`);
       for (const side of order) {
@@ -329,8 +389,10 @@ async function main(): Promise<number> {
     cleanupSync();
   }
 
-  const table = abRounds(runs, rounds, rate, roundLoads);
+  const table = abRounds(runs, rounds, rate, roundLoads, peers);
   const summary = summarizeAb(table, abMetrics(rate));
+  const besidePeers = summarizePeers(table);
+  const peerDescriptions = peers.map((p) => ({ name: p, description: running.get(p)?.description ?? p }));
   const describe = (b: Build): string =>
     b.rev === 'working tree'
       ? `working tree (HEAD ${b.sha.slice(0, 9)} "${b.subject}"${b.uncommitted !== undefined && b.uncommitted.length > 0 ? ` + uncommitted changes in ${b.uncommitted.length} files` : ''})`
@@ -342,6 +404,8 @@ async function main(): Promise<number> {
     '',
     `- base: ${describe(base)}`,
     `- head: ${describe(builds.head)}`,
+    ...peerDescriptions.map((p) => `- reference peer ${p.name}: ${p.description}, same upstream, measured in every round (its place in the order moving)`),
+    ...peerNotes.map((n) => `- ${n}`),
     `- both: node.workers ${workers}, listener engine ${engine}; throughput wrk -t1 -c50 ${durationS} s; fixed rate ${rate} req/s for ${rateS} s (wrk -t1 -c16, paced); warm-up 5 s before round 1, 1 s before every run`,
     `- load average ${loadavgStart.map((x) => x.toFixed(2)).join(' ')} when the rounds started, ${loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end (${cpus().length} CPUs)`,
     '',
@@ -354,6 +418,16 @@ async function main(): Promise<number> {
     summaryTable(summary),
     '',
     headline(summary),
+    ...(besidePeers.length > 0
+      ? [
+          '',
+          `## Beside ${peers.join(' and ')} (same run, same upstream)`,
+          '',
+          peerTable(besidePeers, rate),
+          '',
+          ...besidePeers.map((p) => peerHeadline(p, rate)),
+        ]
+      : []),
     ...[...startNotes, ...problems(table), ...(warnLoad === null ? [] : [warnLoad])].map((p) => `\n⚠ ${p}`),
     '',
   ].join('\n');
@@ -363,7 +437,18 @@ async function main(): Promise<number> {
     meta: {
       startedAt,
       finishedAt: new Date().toISOString(),
-      options: { base: values.base, head: values.head ?? null, engine, workers, rounds, durationS, rateS, rate },
+      options: {
+        base: values.base,
+        head: values.head ?? null,
+        engine,
+        workers,
+        rounds,
+        durationS,
+        rateS,
+        rate,
+        peers: choice.peers,
+        peersExplicit: choice.explicit,
+      },
       plan,
       host: {
         cpus: cpus().length,
@@ -378,9 +463,11 @@ async function main(): Promise<number> {
       upstream: 'uWebSockets.js hello world (bench/upstream/server.ts of the main checkout), 1 thread',
     },
     builds: (['base', 'head'] as const).map((s) => ({ ...builds[s], description: describe(builds[s]) })),
+    peers: peerDescriptions,
     rounds: table,
     summary,
-    notes: [...startNotes, ...(warnLoad === null ? [] : [warnLoad])],
+    besidePeers,
+    notes: [...startNotes, ...peerNotes, ...(warnLoad === null ? [] : [warnLoad])],
     runs,
   };
   mkdirSync(out, { recursive: true });

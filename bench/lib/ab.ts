@@ -10,10 +10,52 @@ import { totalWrkErrors } from './wrk.js';
 
 export type Side = 'base' | 'head';
 
+/** A reference proxy measured beside both builds (started by lib/targets.ts, found/installed by lib/peers.ts). */
+export type PeerName = 'nginx' | 'haproxy';
+export const PEER_NAMES: readonly PeerName[] = ['nginx', 'haproxy'];
+
+/** What was asked for on the command line: `explicit` peers must start; the default one is used when installed. */
+export interface PeerChoice {
+  readonly peers: readonly PeerName[];
+  readonly explicit: boolean;
+}
+
+/**
+ * `--peer` values (repeatable, each a comma list) and `--no-peer`: no --peer → nginx, when
+ * installed (explicit false); --no-peer → none. Unknown names and --peer with --no-peer throw.
+ */
+export function parsePeers(values: readonly string[] | undefined, noPeer: boolean): PeerChoice {
+  const given = (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim().toLowerCase());
+  if (noPeer && given.length > 0) throw new Error('--peer and --no-peer contradict each other');
+  if (noPeer) return { peers: [], explicit: true };
+  if (given.length === 0) return { peers: ['nginx'], explicit: false };
+  const peers: PeerName[] = [];
+  for (const g of given) {
+    if (!(PEER_NAMES as readonly string[]).includes(g)) throw new Error(`--peer: not a known peer: ${JSON.stringify(g)} (one of ${PEER_NAMES.join(', ')})`);
+    if (!peers.includes(g as PeerName)) peers.push(g as PeerName);
+  }
+  return { peers, explicit: true };
+}
+
 /** Which build goes first in round `round` (1-based): ABBA… */
 export function abOrder(round: number): readonly [Side, Side] {
   if (!Number.isInteger(round) || round < 1) throw new Error(`round must be an integer ≥ 1: ${round}`);
   return round % 2 === 1 ? ['base', 'head'] : ['head', 'base'];
+}
+
+/**
+ * The order of round `round` with reference peers: base and head in their ABBA order, the peers
+ * as one block whose slot cycles first, middle, last (and, with two peers, whose own order
+ * rotates). With one peer, 3 rounds put every config in every place once (a Latin square: N B H,
+ * H N B, B H N), 6 rounds twice. Without peers it is abOrder's.
+ */
+export function roundOrder(round: number, peers: readonly PeerName[] = []): readonly (Side | PeerName)[] {
+  const pair = abOrder(round);
+  if (peers.length === 0) return pair;
+  const k = (round - 1) % peers.length;
+  const block = [...peers.slice(k), ...peers.slice(0, k)];
+  const slot = (round - 1) % (pair.length + 1);
+  return [...pair.slice(0, slot), ...block, ...pair.slice(slot)];
 }
 
 /** One build's numbers in one round; null where the run failed or did not measure it. */
@@ -34,15 +76,18 @@ export interface SideRound {
 
 export interface AbRound {
   readonly round: number;
-  readonly order: readonly Side[];
+  /** Builds and peers in the order they ran. */
+  readonly order: readonly (Side | PeerName)[];
   readonly base: SideRound;
   readonly head: SideRound;
+  /** The reference peers' numbers, by name (absent when the run had none). */
+  readonly peers?: Readonly<Partial<Record<PeerName, SideRound>>>;
   /** 1-minute load average when the round started (null: not recorded). */
   readonly loadAvg1: number | null;
 }
 
 /** The GET / throughput run and the paced run at `rate` of `side` in `round`, as numbers. */
-export function sideRound(runs: readonly RunRecord[], side: Side, round: number, rate: number): SideRound {
+export function sideRound(runs: readonly RunRecord[], side: Side | PeerName, round: number, rate: number): SideRound {
   const tp = runs.find((r): r is ThroughputRecord => r.kind === 'throughput' && r.config === side && r.round === round && r.variant === 'GET /');
   const paced = runs.find((r): r is RateRecord => r.kind === 'rate' && r.config === side && r.round === round && r.rate === rate);
   const failures = [tp, paced].flatMap((r) => (r?.error !== undefined ? [`${r.kind}: ${r.error}`] : []));
@@ -60,19 +105,36 @@ export function sideRound(runs: readonly RunRecord[], side: Side, round: number,
   };
 }
 
-/** Every round of a run, in order. */
-export function abRounds(runs: readonly RunRecord[], rounds: number, rate: number, loadAvg1: readonly number[] = []): AbRound[] {
+/** Every round of a run, in order (with the peers' numbers when `peers` is not empty). */
+export function abRounds(
+  runs: readonly RunRecord[],
+  rounds: number,
+  rate: number,
+  loadAvg1: readonly number[] = [],
+  peers: readonly PeerName[] = [],
+): AbRound[] {
   const out: AbRound[] = [];
   for (let round = 1; round <= rounds; round++) {
     out.push({
       round,
-      order: abOrder(round),
+      order: roundOrder(round, peers),
       base: sideRound(runs, 'base', round, rate),
       head: sideRound(runs, 'head', round, rate),
+      ...(peers.length > 0 ? { peers: Object.fromEntries(peers.map((p) => [p, sideRound(runs, p, round, rate)])) } : {}),
       loadAvg1: loadAvg1[round - 1] ?? null,
     });
   }
   return out;
+}
+
+/** One build's or peer's numbers in a round. */
+export function configRound(r: AbRound, config: Side | PeerName): SideRound | null {
+  return config === 'base' || config === 'head' ? r[config] : (r.peers?.[config] ?? null);
+}
+
+/** The peers a run measured, in the order of its first round's record. */
+function peersOf(rounds: readonly AbRound[]): PeerName[] {
+  return Object.keys(rounds[0]?.peers ?? {}) as PeerName[];
 }
 
 export type MetricKey = 'cpuUsPerReq' | 'rps' | 'p50Us' | 'p99Us' | 'p999Us' | 'upstreamCpuUsPerReq';
@@ -152,7 +214,8 @@ export function roundsTable(rounds: readonly AbRound[], rate: number): string {
   ];
   for (const r of rounds) {
     r.order.forEach((side, i) => {
-      const s = r[side];
+      const s = configRound(r, side);
+      if (s === null) return;
       const failed = s.failures.length > 0 ? ` ⚠ ${s.failures.join('; ').replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)}` : '';
       lines.push(
         `| ${i === 0 ? r.round : ''} | ${side}${failed} | ${num(s.rps, 0)} | ${num(s.cpuUsPerReq, 1)} | ${num(s.upstreamCpuUsPerReq, 1)} | ${num(s.p50Us, 0)} | ${num(s.p99Us, 0)} | ${num(s.p999Us, 0)} | ${num(s.late, 0)} | ${s.errors} | ${i === 0 ? num(r.loadAvg1, 1) : ''} |`,
@@ -192,6 +255,89 @@ export function headline(summary: readonly MetricSummary[]): string {
   return `CPU µs/req: head ÷ base ${cpu.ratio.median.toFixed(3)} (${pct >= 0 ? '+' : ''}${pct.toFixed(1)} %), range ${cpu.ratio.min.toFixed(3)}–${cpu.ratio.max.toFixed(3)}; ${agree}.`;
 }
 
+/** Ratios of one build to a peer, paired by round, with their median and range. */
+export interface PairedToPeer {
+  /** build ÷ peer CPU µs/req of each round where both were measured (and the peer's ≠ 0). */
+  readonly ratios: readonly { readonly round: number; readonly ratio: number }[];
+  readonly ratio: Summary | null;
+}
+
+/** One reference peer beside both builds: CPU/request paired per round, and the fixed-rate tail of all three. */
+export interface PeerSummary {
+  readonly peer: PeerName;
+  readonly cpuUsPerReq: { readonly base: Summary | null; readonly head: Summary | null; readonly peer: Summary | null };
+  readonly baseToPeer: PairedToPeer;
+  readonly headToPeer: PairedToPeer;
+  readonly p99Us: { readonly base: Summary | null; readonly head: Summary | null; readonly peer: Summary | null };
+  readonly p999Us: { readonly base: Summary | null; readonly head: Summary | null; readonly peer: Summary | null };
+}
+
+function pairToPeer(rounds: readonly AbRound[], side: Side, peer: PeerName): PairedToPeer {
+  const ratios: { round: number; ratio: number }[] = [];
+  for (const r of rounds) {
+    const a = r[side].cpuUsPerReq;
+    const b = r.peers?.[peer]?.cpuUsPerReq ?? null;
+    if (a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) continue;
+    ratios.push({ round: r.round, ratio: a / b });
+  }
+  return { ratios, ratio: summarize(ratios.map((x) => x.ratio)) };
+}
+
+/** Per peer of the run: base ÷ peer and head ÷ peer CPU µs/req paired by round, and the three p99/p99.9. */
+export function summarizePeers(rounds: readonly AbRound[]): PeerSummary[] {
+  return peersOf(rounds).map((peer) => {
+    const of = (key: 'cpuUsPerReq' | 'p99Us' | 'p999Us'): PeerSummary['p99Us'] => ({
+      base: summarize(rounds.map((r) => r.base[key])),
+      head: summarize(rounds.map((r) => r.head[key])),
+      peer: summarize(rounds.map((r) => r.peers?.[peer]?.[key] ?? null)),
+    });
+    return {
+      peer,
+      cpuUsPerReq: of('cpuUsPerReq'),
+      baseToPeer: pairToPeer(rounds, 'base', peer),
+      headToPeer: pairToPeer(rounds, 'head', peer),
+      p99Us: of('p99Us'),
+      p999Us: of('p999Us'),
+    };
+  });
+}
+
+/** The beside-the-peer table: one row per peer and number; the ratios are paired per round (CPU only). */
+export function peerTable(peers: readonly PeerSummary[], rate: number): string {
+  const lines = [
+    '| beside | metric | base median (range) | head median (range) | peer median (range) | base ÷ peer, paired per round: median (range) | head ÷ peer, paired per round: median (range) | per round, base ÷ / head ÷ |',
+    '|---|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const p of peers) {
+    const perRound = p.baseToPeer.ratios
+      .map((b) => {
+        const h = p.headToPeer.ratios.find((x) => x.round === b.round);
+        return `${b.ratio.toFixed(2)}/${h === undefined ? '–' : h.ratio.toFixed(2)}`;
+      })
+      .join(' ');
+    const c = p.cpuUsPerReq;
+    lines.push(
+      `| ${p.peer} | CPU µs/req (lower is better) | ${medRange(c.base, 1)} | ${medRange(c.head, 1)} | ${medRange(c.peer, 1)} | **${medRange(p.baseToPeer.ratio, 3)}** | **${medRange(p.headToPeer.ratio, 3)}** | ${perRound || '–'} |`,
+    );
+    for (const [label, t] of [
+      [`p99 µs @${rate}/s`, p.p99Us],
+      [`p99.9 µs @${rate}/s`, p.p999Us],
+    ] as const) {
+      lines.push(`| ${p.peer} | ${label} | ${medRange(t.base, 0)} | ${medRange(t.head, 0)} | ${medRange(t.peer, 0)} | | | |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** One line per peer: where both builds stand against it on CPU/request, and its tail at the fixed rate. */
+export function peerHeadline(p: PeerSummary, rate: number): string {
+  const ratio = (x: PairedToPeer): string =>
+    x.ratio === null ? 'not measured' : `${x.ratio.median.toFixed(2)}× (${x.ratio.min.toFixed(2)}–${x.ratio.max.toFixed(2)})`;
+  const n = Math.max(p.baseToPeer.ratios.length, p.headToPeer.ratios.length);
+  const tail = (s: Summary | null): string => (s === null ? '–' : `${s.median.toFixed(0)} µs`);
+  return `Beside ${p.peer}, CPU µs/req paired per round over ${n} round${n === 1 ? '' : 's'}: base ${ratio(p.baseToPeer)} ${p.peer}, head ${ratio(p.headToPeer)} ${p.peer}; ${p.peer} p99 ${tail(p.p99Us.peer)}, p99.9 ${tail(p.p999Us.peer)} @${rate}/s (median).`;
+}
+
 /** Chance that n paired rounds all fall on one side of 1 when the builds do not differ: 2 × 0.5ⁿ (two-sided sign test). */
 export function chanceAllAgree(n: number): number {
   return n <= 0 ? 1 : Math.min(1, 2 * 0.5 ** n);
@@ -212,9 +358,10 @@ export function loadWarning(loadStart: readonly number[], loadEnd: readonly numb
 /** Any errors or failed runs, one line per build; empty when clean. */
 export function problems(rounds: readonly AbRound[]): string[] {
   const out: string[] = [];
-  for (const side of ['base', 'head'] as const) {
-    const errors = rounds.reduce((n, r) => n + r[side].errors, 0);
-    const failed = rounds.flatMap((r) => r[side].failures.map((f) => `round ${r.round} ${f}`));
+  const configs: (Side | PeerName)[] = ['base', 'head', ...peersOf(rounds)];
+  for (const side of configs) {
+    const errors = rounds.reduce((n, r) => n + (configRound(r, side)?.errors ?? 0), 0);
+    const failed = rounds.flatMap((r) => (configRound(r, side)?.failures ?? []).map((f) => `round ${r.round} ${f}`));
     if (errors > 0) out.push(`${side}: ${errors} wrk errors / non-2xx responses — not a fair comparison`);
     for (const f of failed) out.push(`${side}: ${f}`);
   }

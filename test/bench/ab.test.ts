@@ -1,9 +1,26 @@
 // npm run bench:ab's pure part: the ABBA order, one round's numbers per build from raw records,
-// medians/ranges and head ÷ base paired round by round, and the tables. Fixed records only; no
+// medians/ranges and head ÷ base paired round by round, the reference peer beside both builds
+// (--peer: its place in the order, base ÷ peer and head ÷ peer paired per round), and the tables. Fixed records only; no
 // git, no wrk, no timing.
 
 import { describe, expect, it } from 'vitest';
-import { abMetrics, abOrder, abRounds, chanceAllAgree, headline, loadWarning, problems, roundsTable, summarizeAb, summaryTable } from '../../bench/lib/ab.js';
+import {
+  abMetrics,
+  abOrder,
+  abRounds,
+  chanceAllAgree,
+  headline,
+  loadWarning,
+  parsePeers,
+  peerHeadline,
+  peerTable,
+  problems,
+  roundOrder,
+  roundsTable,
+  summarizeAb,
+  summarizePeers,
+  summaryTable,
+} from '../../bench/lib/ab.js';
 import type { RateRecord, RunRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
 
@@ -137,5 +154,112 @@ describe('how much agreement means', () => {
   it('warns when the load average exceeded the CPU count at the start or the end', () => {
     expect(loadWarning([1.5, 1, 1], [1.9, 1, 1], 2)).toBeNull();
     expect(loadWarning([1.5, 1, 1], [20.16, 20, 17], 2)).toMatch(/^load average up to 20\.2 on 2 CPUs: /);
+  });
+});
+
+describe('a reference peer beside both builds (--peer)', () => {
+  it('parses --peer: default nginx (used when installed), comma lists, repeats, --no-peer', () => {
+    expect(parsePeers(undefined, false)).toEqual({ peers: ['nginx'], explicit: false });
+    expect(parsePeers([], true)).toEqual({ peers: [], explicit: true });
+    expect(parsePeers(['nginx'], false)).toEqual({ peers: ['nginx'], explicit: true });
+    expect(parsePeers(['haproxy,NGINX', 'nginx'], false)).toEqual({ peers: ['haproxy', 'nginx'], explicit: true });
+    expect(() => parsePeers(['envoy'], false)).toThrow(/not a known peer: "envoy"/);
+    expect(() => parsePeers(['nginx'], true)).toThrow(/contradict/);
+  });
+
+  it('keeps base and head in ABBA order and moves the peer first, middle, last', () => {
+    const orders = [1, 2, 3, 4, 5, 6].map((r) => roundOrder(r, ['nginx']).join(' '));
+    expect(orders).toEqual(['nginx base head', 'head nginx base', 'base head nginx', 'nginx head base', 'base nginx head', 'head base nginx']);
+    // 3 rounds: every config in every place once; base/head relative order still alternates
+    for (const c of ['base', 'head', 'nginx'] as const) {
+      expect([1, 2, 3].map((r) => roundOrder(r, ['nginx']).indexOf(c)).sort()).toEqual([0, 1, 2]);
+    }
+    expect([1, 2, 3, 4].map((r) => roundOrder(r, ['nginx']).filter((c) => c !== 'nginx')[0])).toEqual(['base', 'head', 'base', 'head']);
+    // two peers move as a block and swap inside it
+    expect(roundOrder(1, ['nginx', 'haproxy'])).toEqual(['nginx', 'haproxy', 'base', 'head']);
+    expect(roundOrder(2, ['nginx', 'haproxy'])).toEqual(['head', 'haproxy', 'nginx', 'base']);
+    // without peers it is abOrder's
+    expect([1, 2].map((r) => roundOrder(r))).toEqual([abOrder(1), abOrder(2)]);
+  });
+
+  /** One round, records in the order they ran: [rps, CPU µs/req, p50, p99] of base, head and nginx. */
+  type Nums = [number, number, number, number];
+  function peerRound(round: number, nums: Record<'base' | 'head' | 'nginx', Nums>): RunRecord[] {
+    const order = roundOrder(round, ['nginx']) as readonly ('base' | 'head' | 'nginx')[];
+    return [...order.map((c) => tp(c, round, nums[c][0], nums[c][1])), ...order.map((c) => rate(c, round, nums[c][2], nums[c][3]))];
+  }
+  // Round 2 runs 2× slower for all three (the machine swung): the ratios to nginx do not move.
+  const runs: RunRecord[] = [
+    ...peerRound(1, { base: [10_000, 30, 100, 400], head: [11_000, 27, 90, 500], nginx: [20_000, 20, 80, 300] }),
+    ...peerRound(2, { base: [5_000, 60, 200, 1000], head: [5_500, 54, 180, 900], nginx: [10_000, 40, 160, 600] }),
+    ...peerRound(3, { base: [10_000, 32, 100, 400], head: [10_000, 30, 100, 400], nginx: [20_000, 20, 80, 350] }),
+  ];
+  const rounds = abRounds(runs, 3, 1000, [1, 2, 3], ['nginx']);
+  const [nginx] = summarizePeers(rounds);
+
+  it('pairs base ÷ nginx and head ÷ nginx CPU/request by round', () => {
+    expect(nginx?.peer).toBe('nginx');
+    expect(nginx?.baseToPeer.ratios.map((x) => [x.round, x.ratio])).toEqual([
+      [1, 1.5],
+      [2, 1.5],
+      [3, 1.6],
+    ]);
+    expect(nginx?.baseToPeer.ratio).toEqual({ median: 1.5, min: 1.5, max: 1.6, n: 3 });
+    expect(nginx?.headToPeer.ratios.map((x) => [x.round, x.ratio])).toEqual([
+      [1, 1.35],
+      [2, 1.35],
+      [3, 1.5],
+    ]);
+    expect(nginx?.cpuUsPerReq.peer).toEqual({ median: 20, min: 20, max: 40, n: 3 });
+    expect(nginx?.p99Us.peer).toEqual({ median: 350, min: 300, max: 600, n: 3 });
+    expect(nginx?.p999Us.peer).toEqual({ median: 900, min: 900, max: 900, n: 3 });
+    // head ÷ base is the same as without a peer
+    expect(
+      summarizeAb(rounds, abMetrics(1000))
+        .find((m) => m.key === 'cpuUsPerReq')
+        ?.ratios.map((x) => x.ratio),
+    ).toEqual([0.9, 0.9, 30 / 32]);
+  });
+
+  it('leaves out a round in which the peer failed, and lists the failure', () => {
+    const failed: RunRecord[] = [
+      ...runs.filter((r) => !(r.config === 'nginx' && r.round === 2 && r.kind === 'throughput')),
+      { kind: 'throughput', config: 'nginx', round: 2, startedAt: '', variant: 'GET /', connections: 50, durationS: 3, error: 'wrk exited 1' },
+    ];
+    const rs = abRounds(failed, 3, 1000, [], ['nginx']);
+    const [p] = summarizePeers(rs);
+    expect(p?.baseToPeer.ratios.map((x) => x.round)).toEqual([1, 3]);
+    expect(p?.headToPeer.ratio?.n).toBe(2);
+    expect(problems(rs)).toEqual(['nginx: round 2 throughput: wrk exited 1']);
+  });
+
+  it('renders the peer in the per-round rows where it ran, the beside table and one line per peer', () => {
+    const t = roundsTable(rounds, 1000).split('\n');
+    expect(t).toHaveLength(2 + 9);
+    expect(t[2]).toMatch(/^\| 1 \| nginx \| 20000 \| 20\.0 \|/);
+    expect(t[3]).toMatch(/^\| {2}\| base \| 10000 \| 30\.0 \|/);
+    expect(t[6]).toMatch(/^\| {2}\| nginx \| 10000 \| 40\.0 \|/);
+    const p = peerTable(summarizePeers(rounds), 1000);
+    expect(p).toContain(
+      '| nginx | CPU µs/req (lower is better) | 32.0 (30.0–60.0) | 30.0 (27.0–54.0) | 20.0 (20.0–40.0) | **1.500 (1.500–1.600)** | **1.350 (1.350–1.500)** | 1.50/1.35 1.50/1.35 1.60/1.50 |',
+    );
+    expect(p).toContain('| nginx | p99 µs @1000/s | 400 (400–1000) | 500 (400–900) | 350 (300–600) | | | |');
+    expect(p).toContain('| nginx | p99.9 µs @1000/s | 900 (900–900) | 900 (900–900) | 900 (900–900) | | | |');
+    expect(nginx === undefined ? '' : peerHeadline(nginx, 1000)).toBe(
+      'Beside nginx, CPU µs/req paired per round over 3 rounds: base 1.50× (1.50–1.60) nginx, head 1.35× (1.35–1.50) nginx; nginx p99 350 µs, p99.9 900 µs @1000/s (median).',
+    );
+  });
+
+  it('without a peer the rounds, tables and problems are as before', () => {
+    const plain = abRounds(
+      runs.filter((r) => r.config !== 'nginx'),
+      3,
+      1000,
+    );
+    expect(plain.every((r) => !('peers' in r))).toBe(true);
+    expect(plain.map((r) => r.order)).toEqual([abOrder(1), abOrder(2), abOrder(3)]);
+    expect(summarizePeers(plain)).toEqual([]);
+    expect(roundsTable(plain, 1000).split('\n')).toHaveLength(2 + 6);
+    expect(problems(plain)).toEqual([]);
   });
 });
