@@ -24,13 +24,12 @@ import {
   encodeName,
   generateKeySync,
   keyTypeOf,
-  parseCertDate,
   randomSerial,
-  splitPemCertificates,
   subjectKeyId,
   subjectNameDer,
   type KeyType,
 } from './x509.js';
+import { parseCertDate, splitPemCertificates } from './cert_read.js';
 
 export type { KeyType } from './x509.js';
 

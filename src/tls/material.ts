@@ -5,7 +5,7 @@
 
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { trustDomainOf } from './spiffe.js';
-import { certInfo, splitPemCertificates } from './x509.js';
+import { certInfo, splitPemCertificates } from './cert_read.js';
 
 /** The roots trusted for one trust domain (a SPIFFE bundle). */
 export interface TrustDomainBundle {

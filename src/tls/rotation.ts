@@ -19,7 +19,7 @@ import { checkPrivateFile } from './key_files.js';
 import { readFederation, type CommonSourceOptions } from './federation.js';
 import { materialFromPem, materialKey, type TlsMaterial } from './material.js';
 import { signerIdentityOf, signerMaterial, type SignerSourceOptions } from './signer_source.js';
-import { splitPemCertificates } from './x509.js';
+import { splitPemCertificates } from './cert_read.js';
 
 export interface FilesSourceOptions extends CommonSourceOptions {
   readonly mode: 'files';

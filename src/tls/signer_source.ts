@@ -17,7 +17,7 @@ import type { KeyMaker } from './issuer_pool.js';
 import { materialFromPem, type TlsMaterial } from './material.js';
 import { defaultSignerIdentity, requestSignature, SignerError, type SignedCertificate, type SignerCredentials } from './signer_client.js';
 import { peerSpiffeId, trustDomainOf } from './spiffe.js';
-import { splitPemCertificates } from './x509.js';
+import { splitPemCertificates } from './cert_read.js';
 
 export interface SignerSourceOptions extends CommonSourceOptions {
   readonly mode: 'signer';

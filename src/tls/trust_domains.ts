@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { materialKey, type TlsMaterial } from './material.js';
 import { trustDomainOf } from './spiffe.js';
-import { splitPemCertificates } from './x509.js';
+import { splitPemCertificates } from './cert_read.js';
 
 interface Anchor {
   readonly cert: X509Certificate;

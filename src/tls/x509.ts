@@ -2,11 +2,10 @@
 // good at (names, extensions); the public key's SubjectPublicKeyInfo comes straight from
 // node:crypto's DER export (forge cannot represent EC keys), node:crypto signs the TBS DER
 // (ECDSA and RSA, ~20x faster than forge), and a few lines of DER glue assemble the result.
-// Reading uses node:crypto's X509Certificate (forge cannot parse EC certificates).
+// Reading certificates is cert_read.ts (node:crypto's X509Certificate; workers load only that).
 
-import { X509Certificate, createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto';
 import forge from 'node-forge';
-import { peerSpiffeId } from './spiffe.js';
 
 export type KeyType = 'ec-p256' | 'rsa-2048';
 export const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'rsa-2048'];
@@ -166,55 +165,4 @@ export function buildCertificate(spec: CertSpec): Buffer {
 export function derToPem(der: Buffer): string {
   const b64 = der.toString('base64').replace(/.{64}/g, '$&\n').replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
-}
-
-// ---- reading -------------------------------------------------------------------------
-
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
-
-/** Every PEM certificate block in `text`, each ending in "\n". */
-export function splitPemCertificates(text: string): string[] {
-  return (text.match(PEM_CERT) ?? []).map((b) => `${b}\n`);
-}
-
-/** node prints validity as "Mar 25 12:00:05 2035 GMT"; V8's Date parses that form. */
-export function parseCertDate(s: string): Date {
-  const d = new Date(s);
-  if (Number.isNaN(d.getTime())) throw new Error(`unreadable certificate date "${s}"`);
-  return d;
-}
-
-export interface CertInfo {
-  /** The SPIFFE ID in the URI SAN, or null. */
-  readonly identity: string | null;
-  /** Upper-case hex, as node's X509Certificate.serialNumber prints it. */
-  readonly serial: string;
-  readonly notBefore: Date;
-  readonly notAfter: Date;
-  readonly subject: string;
-  readonly issuer: string;
-  readonly isCa: boolean;
-  /** "EC P-256", "RSA 2048", ... */
-  readonly key: string;
-  readonly fingerprint256: string;
-}
-
-export function certInfo(cert: X509Certificate): CertInfo {
-  const pk = cert.publicKey;
-  const d = pk.asymmetricKeyDetails;
-  const key =
-    pk.asymmetricKeyType === 'ec'
-      ? `EC ${d?.namedCurve === 'prime256v1' ? 'P-256' : (d?.namedCurve ?? '?')}`
-      : `${(pk.asymmetricKeyType ?? '?').toUpperCase()} ${d?.modulusLength ?? ''}`.trim();
-  return {
-    identity: peerSpiffeId(cert),
-    serial: cert.serialNumber,
-    notBefore: parseCertDate(cert.validFrom),
-    notAfter: parseCertDate(cert.validTo),
-    subject: cert.subject.replace(/\n/g, ', '),
-    issuer: cert.issuer.replace(/\n/g, ', '),
-    isCa: cert.ca,
-    key,
-    fingerprint256: cert.fingerprint256,
-  };
 }

@@ -1,0 +1,114 @@
+// The `outrigger` command: `run` (foreground sidecar), `validate`, `--help`, `--version`.
+// The only place that reads argv and the environment. User mistakes (unknown flag, missing file,
+// bad config) get one clear line and exit code 2, never a stack trace.
+
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { checkRuntime } from './preflight.js';
+import { runSidecar } from './run.js';
+import { formatProblems, loadConfigFile } from '../config/load.js';
+
+const HELP = `outrigger — a service-mesh sidecar proxy
+
+Usage:
+  outrigger run -c FILE        start the sidecar in the foreground (SIGTERM/SIGINT drain, then exit 0)
+  outrigger validate -c FILE   check a config file: prints "ok" or every problem (exit 2)
+  outrigger ca init --dir DIR --trust-domain TD
+  outrigger ca issue --dir DIR --identity spiffe://TD/ns/NS/sa/SA --out PREFIX [--ttl-hours N] [--key-type ec-p256|rsa-2048]
+  outrigger ca inspect FILE    print a certificate's SPIFFE ID, serial and validity
+  outrigger ca serve --dir DIR --address HOST:PORT --tokens FILE [--max-ttl-hours N]
+                               sign sidecars' CSRs over HTTPS (sidecars then never hold the root key)
+  outrigger bench URL [-c N] [-d S] [-r RATE] [-m M] [-b BODY] [-H K:V] [--json]
+                               load test a URL (autocannon) and print latency percentiles
+  outrigger --help | --version
+
+Options:
+  -c, --config FILE   config file (YAML or JSON)
+  --log-level LEVEL   trace | debug | info | warn | error (default: info)
+
+Environment:
+  OUTRIGGER_ENABLE_TEST_HOOKS=1   allow test-only route options (test_crash); never in production
+`;
+
+class UsageError extends Error {}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  // Subcommands load their dependencies only when used (autocannon, node-forge stay out of `run`).
+  if (argv[0] === 'ca') return (await import('./ca.js')).runCa(argv.slice(1));
+  if (argv[0] === 'bench') return (await import('./bench.js')).runBench(argv.slice(1));
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'log-level': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version === true) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = positionals[0];
+  if (command === undefined) throw new UsageError('missing command (run, validate); see outrigger --help');
+  if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
+  if (command !== 'run' && command !== 'validate') throw new UsageError(`unknown command "${command}" (run, validate, ca); see outrigger --help`);
+  const file = values.config;
+  if (file === undefined) throw new UsageError(`${command} needs -c FILE`);
+  const logLevel = values['log-level'] ?? 'info';
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) {
+    throw new UsageError(`unknown log level "${logLevel}"`);
+  }
+  const enableTestHooks = process.env['OUTRIGGER_ENABLE_TEST_HOOKS'] === '1';
+  const opts = { version: 1, availableParallelism: os.availableParallelism(), enableTestHooks };
+
+  if (command === 'validate') {
+    const result = await loadConfigFile(file, opts);
+    if (!result.ok) {
+      process.stderr.write(`${formatProblems(result.problems)}\n`);
+      return 2;
+    }
+    for (const w of result.warnings) process.stderr.write(`warning: ${formatProblems([w])}\n`);
+    process.stdout.write('ok\n');
+    return 0;
+  }
+
+  const problem = checkRuntime();
+  if (problem !== null) {
+    process.stderr.write(`outrigger: ${problem}\n`);
+    return 1;
+  }
+  return runSidecar({ file, logLevel, compile: opts });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`outrigger: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`outrigger: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
