@@ -14,7 +14,7 @@ const ticker = new Ticker(25);
 const pool = new EndpointPool(
   '127.0.0.1',
   upstreamPort,
-  { connectionsPerWorker: 64, idleTimeoutMs: 60_000, connectTimeoutMs: 1000, maxPending: 1024 },
+  { connectionsPerWorker: 64, idleTimeoutMs: 60_000, connectTimeoutMs: 1000, keepaliveIntervalMs: 0, maxPending: 1024 },
   { pending: 0, max: 1024 },
   ticker,
 );
@@ -24,11 +24,11 @@ class Req implements UpstreamRequest {
   aborted = false;
   constructor(
     private readonly res: uWS.HttpResponse,
-    private readonly head: string,
+    readonly upstreamHead: string,
+    readonly head: { method: string; target: string },
   ) {}
   onConnection(conn: UpstreamConnection): void {
-    conn.write(this.head);
-    conn.requestComplete = true;
+    conn.sendHead(this, true);
   }
   onUpstreamError(_err: ProxyError): void {
     if (!this.aborted) this.res.cork(() => this.res.writeStatus('502').end());
@@ -55,7 +55,9 @@ class Req implements UpstreamRequest {
 uWS
   .App()
   .any('/*', (res, req) => {
-    const r = new Req(res, `${req.getCaseSensitiveMethod()} ${req.getUrl()} HTTP/1.1\r\nhost: ${req.getHeader('host')}\r\n\r\n`);
+    const method = req.getCaseSensitiveMethod();
+    const target = req.getUrl();
+    const r = new Req(res, `${method} ${target} HTTP/1.1\r\nhost: ${req.getHeader('host')}\r\n\r\n`, { method, target });
     res.onAborted(() => (r.aborted = true));
     pool.dispatch(r);
   })

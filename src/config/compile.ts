@@ -251,8 +251,10 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
       connectionsPerWorker: c.pool.connections_per_worker,
       idleTimeoutMs: c.pool.idle_timeout_ms,
       connectTimeoutMs: c.pool.connect_timeout_ms,
+      keepaliveIntervalMs: c.pool.keepalive_interval_ms,
       maxPending: maxPending === 0 ? 0 : Math.ceil(maxPending / workers),
     },
+    protocol: c.protocol,
     maxRequests: Math.ceil(c.circuit_breaker.max_requests / workers),
     retryBudget: {
       percent: c.retry_budget?.percent ?? 20,

@@ -129,6 +129,7 @@ export const poolSchema = z.strictObject({
   connections_per_worker: z.int().min(1).max(10_000).default(64),
   idle_timeout_ms: ms(1).default(60_000),
   connect_timeout_ms: ms(1).default(1000),
+  keepalive_interval_ms: ms(0).default(30_000),
 });
 
 export const circuitBreakerSchema = z.strictObject({
@@ -143,6 +144,7 @@ export const clusterSchema = z
     endpoints: z.array(endpointSchema).default([]),
     discovery: discoverySchema.optional(),
     connect_timeout_ms: ms(1).optional(),
+    protocol: z.enum(['http1', 'http2']).default('http1'),
     pool: poolSchema.prefault({}),
     circuit_breaker: circuitBreakerSchema.prefault({}),
     tls: clusterTlsSchema.optional(),

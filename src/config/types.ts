@@ -239,6 +239,8 @@ export interface PoolSpec {
   /** An idle pooled connection is closed after this long, ms. */
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
+  /** HTTP/2: a PING every this many ms on an idle session; unanswered for as long, the session is closed (0 = none). */
+  readonly keepaliveIntervalMs: number;
   /** Requests waiting for a free connection, per cluster per worker (circuit_breaker.max_pending ÷ workers, rounded up); 0 = fail fast. */
   readonly maxPending: number;
 }
@@ -248,6 +250,8 @@ export interface ClusterSpec {
   readonly lb: LbPolicy;
   readonly endpoints: readonly EndpointSpec[];
   readonly pool: PoolSpec;
+  /** Protocol to the endpoints: HTTP/1.1, or HTTP/2 (h2c with prior knowledge; ALPN `h2` with `tls`). */
+  readonly protocol: 'http1' | 'http2';
   /** Active requests per worker before 503 overflow (circuit_breaker.max_requests ÷ workers, rounded up). */
   readonly maxRequests: number;
   readonly retryBudget: RetryBudgetSpec;

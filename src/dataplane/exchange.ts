@@ -91,6 +91,10 @@ export interface ExchangeOptions {
 }
 
 const NO_HEADERS: readonly string[] = [];
+/** Times one exchange resends a try its upstream declared unprocessed, before it counts as a failure. */
+const UNPROCESSED_RESENDS = 5;
+/** HTTP/2 clusters: request body bytes kept to resend an unprocessed stream when the route has no retries. */
+const H2_RESEND_BODY_BYTES = 64 * 1024;
 export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, ResponseHead {
   /** Starts an admitted request: attaches to the client and begins the first try (or its delay). */
   static start(o: ExchangeOptions): Exchange {
@@ -132,7 +136,8 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   readonly route: RouteSpec;
   readonly routeIndex: number;
   private readonly down: Downstream;
-  private readonly upstreamHead: string | Buffer;
+  /** The request head as HTTP/1 bytes (an HTTP/1 channel writes it; an HTTP/2 one reads its fields). */
+  readonly upstreamHead: string | Buffer;
   private readonly ctx: ExchangeContext;
   private readonly observer: ExchangeObserver;
   private readonly body: RequestBody;
@@ -144,6 +149,8 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   private tryOpen = false;
   /** A stale pooled connection was already replaced once (not a configured retry). */
   private staleReplaced = false;
+  /** Resends left of a try the upstream declared unprocessed (HTTP/2 REFUSED_STREAM, GOAWAY). */
+  private unprocessedLeft = UNPROCESSED_RESENDS;
   /** The client went away (Done by abort). */
   private clientGone = false;
   /** Delaying: when the fault delay or retry backoff ends (ms, ticker clock; 0 = not delaying). */
@@ -163,7 +170,11 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.isHead = o.head.method === 'HEAD';
     this.startMs = performance.now();
     this.retry = new RetryPolicy(o.route.retries, o.head, o.cluster);
-    this.body = new RequestBody(o.down, o.head.framing, this.retry.replayLimit);
+    const h2 = o.cluster.spec.protocol === 'http2';
+    // HTTP/2: a body is kept for resending a stream the upstream refused unprocessed even when no
+    // configured retry could use it (up to the route's retries.max_body_bytes, 64 KiB without retries).
+    const replayLimit = h2 && this.retry.replayLimit < 0 ? (o.route.retries?.maxBodyBytes ?? H2_RESEND_BODY_BYTES) : this.retry.replayLimit;
+    this.body = new RequestBody(o.down, o.head.framing, replayLimit, h2);
     this.deadlines = new Deadlines(o.ctx.ticker.fresh(), o.route.timeoutMs, o.route.maxStreamDurationMs);
   }
 
@@ -264,15 +275,14 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.channel = ch;
     const parts = this.body.takeForTry();
     if (this.body.done && parts === null) {
-      ch.write(this.upstreamHead);
-      ch.requestComplete = true;
+      ch.sendHead(this, true);
       return;
     }
     ch.cork();
-    ch.write(this.upstreamHead);
+    ch.sendHead(this, false);
     let ok = true;
     if (parts !== null) for (const part of parts) ok = ch.write(part);
-    if (this.body.done) ch.requestComplete = true;
+    if (this.body.done) ch.endRequest(this.body.trailers);
     ch.uncork();
     if (!ok) this.body.pause();
     else this.body.resume();
@@ -357,6 +367,14 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
       case Phase.Sending:
         break;
     }
+    // The upstream refused the request unprocessed (HTTP/2 REFUSED_STREAM, above a GOAWAY's last
+    // stream): sending it again is safe whatever its method, when its body can be sent again.
+    if (this.phase === Phase.Sending && ch !== null && ch.unprocessed && this.unprocessedLeft > 0 && this.body.resendable) {
+      this.unprocessedLeft--;
+      this.to(Phase.Connecting);
+      this.endpoint.pool.dispatch(this);
+      return;
+    }
     // A pooled connection that the upstream closed just as we reused it: try once more on a fresh
     // one when nothing of the request body can have been lost. Not a configured retry.
     if (
@@ -395,7 +413,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     // to its end included: its connection still expects them).
     const ch = this.phase === Phase.Sending || this.phase === Phase.Responding || this.phase === Phase.Discarding ? this.channel : null;
     this.body.receive(data, isLast, trailers, ch, this.phase === Phase.Responding);
-    if (isLast && ch !== null) ch.requestComplete = true;
+    if (isLast && ch !== null) ch.endRequest(this.body.trailers);
   }
 
   onClientFramingError(): void {

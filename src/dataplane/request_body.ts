@@ -1,5 +1,6 @@
 // The client's request body on its way upstream: framed for the upstream (chunked bodies are
-// re-chunked: the downstream engine has removed the client's chunking), kept for replay while a
+// re-chunked for HTTP/1: the downstream engine has removed the client's chunking; HTTP/2 takes
+// the bytes as they are and the trailers apart), kept for replay while a
 // retry is still possible (up to the route's max_body_bytes), held while no upstream channel is
 // ready, and flow-controlled: the client is paused when the upstream is slow or too much is held.
 
@@ -27,14 +28,20 @@ export class RequestBody {
   private pendingBytes = 0;
   /** Bytes received from the client (accounting). */
   bytesIn = 0;
+  /** Unframed bodies (HTTP/2): the client's trailers, forbidden fields removed, once they came; else null. */
+  trailers: string[] | null = null;
+  private readonly framing: BodyFraming;
 
   constructor(
     private readonly down: Downstream,
-    private readonly framing: BodyFraming,
+    framing: BodyFraming,
     /** Bytes kept for replay; -1 = none (no retry possible). */
     private readonly replayLimit: number,
+    /** The channels take the body as it is (HTTP/2): no chunked framing; trailers kept apart. */
+    unframed = false,
   ) {
     this.done = framing === BodyFraming.None;
+    this.framing = unframed && framing === BodyFraming.Chunked ? BodyFraming.Length : framing;
     this.replay = replayLimit >= 0 && !this.done ? [] : null;
   }
 
@@ -60,6 +67,7 @@ export class RequestBody {
     if (isLast) {
       if (this.framing === BodyFraming.Chunked)
         this.send(trailers === null || trailers.length === 0 ? LAST_CHUNK : lastChunkWithTrailers(trailers), ch, headSent);
+      else if (trailers !== null && trailers.length > 0) this.trailers = allowedTrailers(trailers);
       this.done = true;
     }
   }
@@ -93,6 +101,11 @@ export class RequestBody {
     (this.pending ??= []).push(part);
     this.pendingBytes += part.length;
     if (this.pendingBytes > MAX_PENDING_BODY) this.pause();
+  }
+
+  /** Whether all of the body so far can be sent again (nothing, or a whole replay copy): a refused try may be resent. */
+  get resendable(): boolean {
+    return this.replay !== null || (this.done && this.bytesIn === 0);
   }
 
   /** A new try got its channel: what must follow the head on it (the replay copy or the held parts). */
@@ -136,6 +149,16 @@ const FORBIDDEN_TRAILERS = new Set([
   'expect',
   'x-forwarded-client-cert',
 ]);
+
+/** The client's trailers minus forbidden fields, flat with lower-case names (unframed bodies). */
+function allowedTrailers(trailers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < trailers.length; i += 2) {
+    const name = trailers[i]!.toLowerCase();
+    if (!FORBIDDEN_TRAILERS.has(name)) out.push(name, trailers[i + 1]!);
+  }
+  return out;
+}
 
 /** The last chunk carrying the client's trailers (latin1 bytes, as received), minus forbidden fields. */
 function lastChunkWithTrailers(trailers: readonly string[]): Buffer {

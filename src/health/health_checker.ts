@@ -1,8 +1,10 @@
 // Active health checks (issue 7), run once per sidecar on the main thread: an HTTP/1.1 GET per
-// endpoint every `intervalMs` (±10% jitter), thresholds flip the endpoint's health and report it
-// through one callback; the caller broadcasts to workers. Touches only node:http and timers.
+// endpoint every `intervalMs` (±10% jitter; HTTP/2 over h2c for `protocol: http2` clusters),
+// thresholds flip the endpoint's health and report it through one callback; the caller
+// broadcasts to workers. Touches only node:http, node:http2 and timers.
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import type { ClusterSpec, EndpointSpec, HealthCheckSpec } from '../config/types.js';
 import { updateClusters } from './clusters.js';
 
@@ -54,8 +56,10 @@ interface Target {
   successes: number;
   lastChecked: string | null;
   lastError: string | null;
+  /** The cluster's protocol: the checks speak it. */
+  protocol: 'http1' | 'http2';
   timer: NodeJS.Timeout | null;
-  inflight: http.ClientRequest | null;
+  inflight: { destroy(): void } | null;
   live: boolean;
 }
 
@@ -79,7 +83,7 @@ export class HealthChecker {
     if (this.closed) return;
     updateClusters(clusters, this.clusters, {
       spec: (c) => c.healthCheck,
-      apply: (c, spec, old) => this.applyCluster(c.name, c.endpoints, spec, old),
+      apply: (c, spec, old) => this.applyCluster(c.name, c.endpoints, spec, old, c.protocol),
       drop: (name, old, report) => this.dropCluster(name, old, report),
     });
   }
@@ -111,7 +115,13 @@ export class HealthChecker {
     this.clusters.clear();
   }
 
-  private applyCluster(name: string, endpoints: readonly EndpointSpec[], spec: HealthCheckSpec, old: Map<string, Target> | undefined): void {
+  private applyCluster(
+    name: string,
+    endpoints: readonly EndpointSpec[],
+    spec: HealthCheckSpec,
+    old: Map<string, Target> | undefined,
+    protocol: 'http1' | 'http2' = 'http1',
+  ): void {
     const next = new Map<string, Target>();
     for (const ep of endpoints) {
       if (next.has(ep.address)) continue;
@@ -120,6 +130,7 @@ export class HealthChecker {
         const retime = kept.spec.intervalMs !== spec.intervalMs;
         kept.endpoint = ep;
         kept.spec = spec;
+        kept.protocol = protocol;
         // An in-flight check schedules the next one with the new spec when it finishes.
         if (retime && kept.timer !== null) {
           clearTimeout(kept.timer);
@@ -137,6 +148,7 @@ export class HealthChecker {
           successes: 0,
           lastChecked: null,
           lastError: null,
+          protocol,
           timer: null,
           inflight: null,
           live: true,
@@ -168,6 +180,15 @@ export class HealthChecker {
   }
 
   private check(t: Target): void {
+    if (t.protocol === 'http2') {
+      this.checkH2(t, (error) => {
+        t.inflight = null;
+        if (!t.live) return;
+        this.record(t, error);
+        if (t.live) this.schedule(t, jitteredDelayMs(t.spec.intervalMs, this.rng));
+      });
+      return;
+    }
     const { endpoint, spec } = t;
     let settled = false;
     const finish = (error: string | null): void => {
@@ -207,6 +228,39 @@ export class HealthChecker {
     });
     req.on('error', (err) => finish(describe(err)));
     req.end();
+  }
+
+  /** The HTTP/2 check: a fresh h2c session per check (prior knowledge), one GET, then the session closes. */
+  private checkH2(t: Target, finish: (error: string | null) => void): void {
+    const { endpoint, spec } = t;
+    const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
+    const session = http2.connect(`http://${host}:${endpoint.port}`);
+    let done = false;
+    const end = (error: string | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      session.destroy();
+      finish(error);
+    };
+    t.inflight = session;
+    const deadline = setTimeout(() => end(`timeout after ${spec.timeoutMs} ms`), spec.timeoutMs);
+    deadline.unref();
+    session.on('error', (err: Error) => end(describe(err)));
+    session.on('close', () => end('connection reset: closed before the response ended'));
+    let req: http2.ClientHttp2Stream;
+    try {
+      req = session.request({ ':method': 'GET', ':path': spec.path, ':authority': endpoint.address, 'user-agent': USER_AGENT }, { endStream: true });
+    } catch (err) {
+      end(describe(err as Error));
+      return;
+    }
+    let status = 0;
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('end', () => end(status >= 200 && status < 300 ? null : `HTTP ${status}`));
+    req.on('error', (err: Error) => end(describe(err)));
+    req.on('close', () => end(status === 0 ? 'stream reset before the response' : 'stream reset: closed before the response ended'));
+    req.resume();
   }
 
   private record(t: Target, error: string | null): void {

@@ -1,19 +1,27 @@
 // The protocol-neutral seam between an exchange and whatever carries its tries upstream: an
-// endpoint's pool of HTTP/1.1 connections today (pool.ts, connection.ts); HTTP/2 streams and raw
-// TCP are further implementations of the same two interfaces.
+// endpoint's pool of HTTP/1.1 connections (pool.ts, connection.ts) or of HTTP/2 sessions whose
+// streams are the channels (h2_pool.ts). Each channel takes from the request what its protocol
+// needs: HTTP/1 writes the prebuilt head bytes, HTTP/2 reads the structured fields.
 
 import type { ProxyError } from '../errors.js';
 import type { ResponseSink } from './response_parser.js';
 
 /** One try's way to the upstream, once its pool hands one over. */
 export interface UpstreamChannel {
-  /** Request bytes (the head first); false = the upstream is slow: wait for onUpstreamWritable. */
+  /**
+   * Whether request bodies go on this channel as they are (HTTP/2: DATA frames, trailers apart)
+   * or framed by the sender (HTTP/1: chunked re-framing, trailers in the last chunk).
+   */
+  readonly unframedBody: boolean;
+  /** Sends the request head (`complete`: there is no body; the request ends with it). */
+  sendHead(req: UpstreamRequest, complete: boolean): void;
+  /** Request body bytes after the head; false = the upstream is slow: wait for onUpstreamWritable. */
   write(data: string | Buffer): boolean;
   /** Batch the following writes into one syscall until uncork(). */
   cork(): void;
   uncork(): void;
-  /** Set when the last request byte has been written. */
-  requestComplete: boolean;
+  /** The last request byte has been written (HTTP/2: ends the stream, with `trailers` when there are any). */
+  endRequest(trailers: readonly string[] | null): void;
   /** Response backpressure. */
   pauseReading(): void;
   resumeReading(): void;
@@ -23,10 +31,26 @@ export interface UpstreamChannel {
   readonly reused: boolean;
   /** No byte of the response has arrived yet. */
   readonly awaitingResponse: boolean;
+  /**
+   * The upstream declared the request unprocessed (HTTP/2 REFUSED_STREAM, or a stream above a
+   * GOAWAY's last stream id): it may be sent again whatever its method.
+   */
+  readonly unprocessed: boolean;
+}
+
+/** What an HTTP/2 channel reads from a request head (the exchange's RequestHead has these). */
+export interface RequestLine {
+  readonly method: string;
+  /** Path plus `?query`. */
+  readonly target: string;
 }
 
 /** What a request in flight hears from its channel (and the response parser behind it). */
 export interface UpstreamRequest extends ResponseSink {
+  /** The request head as HTTP/1 bytes (hop-by-hop fields removed, x-forwarded-* added). */
+  readonly upstreamHead: string | Buffer;
+  /** Method and target, structured. */
+  readonly head: RequestLine;
   /** The channel is ready for this request's head and body. */
   onConnection(ch: UpstreamChannel): void;
   /** The channel failed before the response completed (ch null: it never opened). */

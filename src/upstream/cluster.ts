@@ -7,7 +7,8 @@ import type { ClusterChange } from '../config/delta.js';
 import type { ClusterSpec, EndpointSpec } from '../config/types.js';
 import { createLoadBalancer } from '../lb/index.js';
 import type { LbHost, LoadBalancer, Rng } from '../lb/types.js';
-import { EndpointPool, type PendingBudget, type PoolTls } from './pool.js';
+import { H2Pool } from './h2_pool.js';
+import { EndpointPool, type EndpointTarget, type PendingBudget, type PoolTls } from './pool.js';
 import type { TlsMaterial } from '../tls/material.js';
 
 /** Where mTLS clusters get this sidecar's current certificate material. */
@@ -28,7 +29,8 @@ export class Endpoint implements LbHost {
   ejected = false;
   /** Whether the last outcome this worker reported for outlier detection was a failure. */
   lastOutcomeFailed = false;
-  readonly pool: EndpointPool;
+  /** HTTP/1 or HTTP/2 by the cluster's protocol (fixed for the endpoint's life: a protocol change replaces the cluster). */
+  readonly pool: EndpointTarget;
   constructor(
     readonly address: string,
     spec: EndpointSpec,
@@ -38,7 +40,10 @@ export class Endpoint implements LbHost {
     tls: PoolTls | null,
   ) {
     this.weight = spec.weight;
-    this.pool = new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker, tls);
+    this.pool =
+      cluster.protocol === 'http2'
+        ? new H2Pool(spec.host, spec.port, cluster.pool, budget, ticker, tls)
+        : new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker, tls);
   }
 
   /** A try started on this endpoint (least-request input). */
@@ -125,6 +130,11 @@ export class Cluster {
     if (change.tls) this.tls = this.poolTls(spec);
     const kept = new Map(this.endpoints.map((e) => [e.address, e]));
     for (const address of change.endpoints.removed) kept.get(address)?.pool.drain();
+    if (spec.protocol !== this.spec.protocol) {
+      // Another protocol: every endpoint starts over with a new pool; the old ones drain.
+      for (const e of kept.values()) e.pool.drain();
+      kept.clear();
+    }
     this.endpoints = spec.endpoints.map((e) => {
       const ep = kept.get(e.address);
       if (ep === undefined) return new Endpoint(e.address, e, spec, this.budget, this.ticker, this.tls);

@@ -55,6 +55,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   request: UpstreamRequest | null = null;
   /** Set by the request when its last body byte has been written. */
   requestComplete = false;
+  /** HTTP/1: the request frames its body (chunked) itself. */
+  readonly unframedBody = false;
+  /** HTTP/1 has no way to say a request was not processed. */
+  readonly unprocessed = false;
   /** Requests served on this connection (the first is 1). */
   uses = 0;
   /** Ticker deadline: connect timeout while connecting. */
@@ -132,8 +136,19 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
     req.onConnection(this);
   }
 
+  /** The prebuilt head bytes, as they are. */
+  sendHead(req: UpstreamRequest, complete: boolean): void {
+    this.socket.write(req.upstreamHead);
+    if (complete) this.requestComplete = true;
+  }
+
   write(data: string | Buffer): boolean {
     return this.socket.write(data);
+  }
+
+  /** The body's last bytes (with any trailers, in the last chunk) were written already. */
+  endRequest(): void {
+    this.requestComplete = true;
   }
 
   cork(): void {

@@ -30,11 +30,25 @@ export interface PoolTls {
   readonly identities: readonly string[];
 }
 
+/** What a cluster holds per endpoint: HTTP/1 connections (EndpointPool) or HTTP/2 sessions (h2_pool.ts). */
+export interface EndpointTarget extends UpstreamTarget {
+  spec: PoolSpec;
+  tls: PoolTls | null;
+  /** Takes no new connections; closes when idle (its endpoint left the config). */
+  readonly draining: boolean;
+  /** Open or connecting connections (sessions). */
+  readonly open: number;
+  readonly idleCount: number;
+  readonly counters: PoolCounters;
+  drain(): void;
+  close(): void;
+}
+
 const SWEEP_MS = 1000;
 /** After a certificate rotation, at most one old connection per pool is replaced per this many ms. */
 const REPLACE_EVERY_MS = 100;
 
-export class EndpointPool implements ConnectionOwner, Timed, UpstreamTarget {
+export class EndpointPool implements ConnectionOwner, Timed, EndpointTarget {
   private readonly idle: UpstreamConnection[] = [];
   private readonly waiters: UpstreamRequest[] = [];
   /** Open or connecting connections. */

@@ -109,7 +109,8 @@ describe('compile', () => {
         { address: '[::1]:16006', host: '::1', port: 16006, weight: 1 },
       ],
       // max_pending 10 over 3 workers → ceil(10 / 3) = 4 per worker
-      pool: { connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 250, maxPending: 4 },
+      pool: { connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 250, keepaliveIntervalMs: 30000, maxPending: 4 },
+      protocol: 'http1',
       // max_requests 1024 (default) over 3 workers → ceil(1024 / 3) = 342
       maxRequests: 342,
       // The retry budget always exists (defaults 20 %, min_concurrent 3, 10 retries/s), floors divided:
@@ -122,7 +123,7 @@ describe('compile', () => {
     expect(v2?.lb).toBe('least_request');
     expect(v2?.endpoints[0]).toEqual({ address: 'localhost:16007', host: '127.0.0.1', port: 16007, weight: 1 });
     expect(v2?.pool.maxPending).toBe(0);
-    expect(app?.pool).toEqual({ connectionsPerWorker: 8, idleTimeoutMs: 5000, connectTimeoutMs: 300, maxPending: 342 });
+    expect(app?.pool).toEqual({ connectionsPerWorker: 8, idleTimeoutMs: 5000, connectTimeoutMs: 300, keepaliveIntervalMs: 30000, maxPending: 342 });
 
     expect(r.admin).toEqual({
       address: '127.0.0.1:15000',
@@ -139,7 +140,13 @@ describe('compile', () => {
     const r = ok(compileConfig({ ...minimal(), node: { workers: 2, drain_timeout_ms: 500 } }, OPTS));
     expect(r.snapshot.node).toEqual({ workers: 2, identity: null, drainTimeoutMs: 500, randomSeed: null, workerStallMs: 5000 });
     expect(r.snapshot.clusters[0]).toMatchObject({ maxRequests: 512, retryBudget: { percent: 20, minConcurrent: 2, minPerSecond: 5 } });
-    expect(r.snapshot.clusters[0]?.pool).toEqual({ connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 1000, maxPending: 512 });
+    expect(r.snapshot.clusters[0]?.pool).toEqual({
+      connectionsPerWorker: 64,
+      idleTimeoutMs: 60000,
+      connectTimeoutMs: 1000,
+      keepaliveIntervalMs: 30000,
+      maxPending: 512,
+    });
     expect(r.admin.historyLimit).toBe(20);
     expect(r.admin.tokenFile).toBeNull();
     expect(r.source.node.workers).toBe(2);
@@ -239,7 +246,7 @@ describe('the DESIGN.md §4 example', () => {
     expect(apiV1).toMatchObject({
       name: 'api-v1',
       tls: { identities: ['spiffe://cluster.local/ns/default/sa/api'] },
-      pool: { connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, maxPending: 256 },
+      pool: { connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, keepaliveIntervalMs: 30000, maxPending: 256 },
       maxRequests: 256, // 1024 / 4 workers
       retryBudget: { percent: 20, minConcurrent: 1, minPerSecond: 2.5 }, // ceil(3 / 4), 10 / 4
       healthCheck: { path: '/healthz', intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 },

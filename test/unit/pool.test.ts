@@ -52,7 +52,7 @@ async function serve(up: Awaited<ReturnType<typeof heldUpstream>>, r: RecordingR
 }
 
 function makePool(spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, t = manualTicker()): EndpointPool {
-  const full: PoolSpec = { connectionsPerWorker: 4, idleTimeoutMs: 60_000, connectTimeoutMs: 1_000, maxPending: budget.max, ...spec };
+  const full: PoolSpec = { connectionsPerWorker: 4, idleTimeoutMs: 60_000, connectTimeoutMs: 1_000, keepaliveIntervalMs: 0, maxPending: budget.max, ...spec };
   pool = new EndpointPool('127.0.0.1', upstream!.port, full, budget, t.ticker);
   return pool;
 }

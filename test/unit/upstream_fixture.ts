@@ -77,12 +77,17 @@ export class RecordingRequest implements UpstreamRequest {
   /** Every channel this request was handed, in order. */
   readonly channels: UpstreamChannel[] = [];
 
-  constructor(readonly path = '/') {}
+  readonly head: { method: string; target: string };
+  readonly upstreamHead: string;
+
+  constructor(readonly path = '/') {
+    this.head = { method: 'GET', target: path };
+    this.upstreamHead = `GET ${path} HTTP/1.1\r\nhost: upstream.test\r\n\r\n`;
+  }
 
   onConnection(ch: UpstreamChannel): void {
     this.channels.push(ch);
-    ch.write(`GET ${this.path} HTTP/1.1\r\nhost: upstream.test\r\n\r\n`);
-    ch.requestComplete = true;
+    ch.sendHead(this, true);
   }
   onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
     this.error = err;

@@ -1,0 +1,655 @@
+// Per-worker, per-endpoint pool of HTTP/2 sessions (node:http2): each request is a stream on the
+// oldest session with a free stream (the peer's SETTINGS_MAX_CONCURRENT_STREAMS), a new session is
+// opened when all are full (up to `connectionsPerWorker`), beyond that requests wait in the
+// cluster's bounded queue (503 overflow). GOAWAY and REFUSED_STREAM mark a stream unprocessed
+// (the exchange sends it again); idle sessions are PINGed and closed after idle_timeout_ms.
+
+import { STATUS_CODES } from 'node:http';
+import http2 from 'node:http2';
+import net from 'node:net';
+import tls from 'node:tls';
+import { ProxyError } from '../errors.js';
+import type { PoolSpec } from '../config/types.js';
+import { IdentityMismatchError, clientTlsOptions, rememberSessions } from '../tls/contexts.js';
+import { materialKey } from '../tls/material.js';
+import type { UpstreamChannel, UpstreamRequest, UpstreamTarget } from './channel.js';
+import type { PendingBudget, PoolCounters, PoolTls } from './pool.js';
+import type { Ticker, Timed, TimerEntry } from './ticker.js';
+
+const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+
+/** Streams one session may carry, whatever the peer allows. */
+const MAX_STREAMS_CAP = 1000;
+/** Requests a session still connecting is expected to take (its SETTINGS are not read yet). */
+const ASSUMED_STREAMS = 100;
+const SWEEP_MS = 1000;
+const NON_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex -- any byte above ASCII
+/** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
+const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
+
+export const enum SessionState {
+  Connecting = 'CONNECTING',
+  Ready = 'READY',
+  /** GOAWAY received or sent: no new streams; open ones finish. */
+  Draining = 'DRAINING',
+  Closed = 'CLOSED',
+}
+
+const LEGAL: Readonly<Record<SessionState, readonly SessionState[]>> = {
+  [SessionState.Connecting]: [SessionState.Ready, SessionState.Draining, SessionState.Closed],
+  [SessionState.Ready]: [SessionState.Draining, SessionState.Closed],
+  [SessionState.Draining]: [SessionState.Closed],
+  [SessionState.Closed]: [],
+};
+
+/** What a session tells its pool (H2Pool; a test may stand in). */
+export interface SessionOwner {
+  onSessionReady(s: H2Session): void;
+  onStreamEnded(s: H2Session): void;
+  onSessionClosed(s: H2Session, err: ProxyError | null, neverReady: boolean): void;
+}
+
+let nextId = 1;
+
+/** One HTTP/2 connection to the endpoint. */
+export class H2Session implements Timed {
+  readonly id = nextId++;
+  state = SessionState.Connecting;
+  /** Streams open on it (counted from dispatch to the stream's close). */
+  active = 0;
+  /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (capped), once read. */
+  maxStreams = ASSUMED_STREAMS;
+  /** Streams above this id were not processed (GOAWAY); Infinity: no GOAWAY. */
+  goawayLastId = Infinity;
+  /** Ticker ms the last stream ended (idle timeout). */
+  lastUsed = 0;
+  /** Ticker ms of the last stream's end or PING answer (keepalive). */
+  lastHeard = 0;
+  /** Ticker ms a PING went out without an answer yet; 0 = none outstanding. */
+  pingSentAt = 0;
+  resumed = false;
+  deadline = 0;
+  timerEntry: TimerEntry | null = null;
+  readonly session: http2.ClientHttp2Session;
+  readonly scheme: 'http' | 'https';
+  private error: Error | null = null;
+
+  constructor(
+    private readonly owner: SessionOwner,
+    readonly host: string,
+    readonly port: number,
+    private readonly ticker: Ticker,
+    connectTimeoutMs: number,
+    tlsOptions: tls.ConnectionOptions | null,
+    readonly materialKey: string | null,
+    onTlsSocket: ((s: tls.TLSSocket) => void) | null = null,
+  ) {
+    this.scheme = tlsOptions === null ? 'http' : 'https';
+    const authority = `${this.scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+    this.session = http2.connect(authority, {
+      settings: { enablePush: false },
+      createConnection: () => {
+        if (tlsOptions === null) return net.connect({ host, port, noDelay: true });
+        const socket = tls.connect({ host, port, ALPNProtocols: ['h2'], ...tlsOptions });
+        socket.setNoDelay(true);
+        socket.on('secureConnect', () => (this.resumed = socket.isSessionReused()));
+        onTlsSocket?.(socket);
+        return socket;
+      },
+    });
+    this.session.on('remoteSettings', (s: http2.Settings) => this.onSettings(s));
+    this.session.on('goaway', (_code: number, lastStreamId: number) => this.onGoaway(lastStreamId));
+    this.session.on('error', (err: Error) => (this.error ??= err));
+    this.session.on('close', () => this.onClose());
+    if (connectTimeoutMs > 0) {
+      this.deadline = ticker.fresh() + connectTimeoutMs;
+      ticker.add(this);
+    }
+  }
+
+  private transition(to: SessionState): void {
+    if (!LEGAL[this.state].includes(to)) throw new Error(`h2 session ${this.id}: illegal transition ${this.state} → ${to}`);
+    this.state = to;
+  }
+
+  /** Takes new streams now. */
+  get hasRoom(): boolean {
+    return this.state === SessionState.Ready && this.active < this.maxStreams && !this.session.closed && !this.session.destroyed;
+  }
+
+  private onSettings(s: http2.Settings): void {
+    const max = s.maxConcurrentStreams ?? MAX_STREAMS_CAP;
+    this.maxStreams = Math.max(0, Math.min(max, MAX_STREAMS_CAP));
+    if (this.state === SessionState.Connecting) {
+      this.transition(SessionState.Ready);
+      this.ticker.delete(this);
+      this.deadline = 0;
+      this.lastUsed = this.lastHeard = this.ticker.now;
+      this.owner.onSessionReady(this);
+    } else if (this.state === SessionState.Ready) {
+      this.owner.onStreamEnded(this); // a raised limit may free streams for waiters
+    }
+  }
+
+  private onGoaway(lastStreamId: number): void {
+    this.goawayLastId = lastStreamId;
+    if (this.state === SessionState.Connecting || this.state === SessionState.Ready) this.transition(SessionState.Draining);
+  }
+
+  /** Connect timeout (TCP, TLS and the server's SETTINGS). */
+  onDeadline(): void {
+    if (this.state === SessionState.Connecting) {
+      this.error = new ProxyError('upstream_connect_failed', `connect timeout to ${this.host}:${this.port}`);
+      this.session.destroy();
+    }
+  }
+
+  /** No new streams; closes once the open ones finish. */
+  retire(): void {
+    if (this.state === SessionState.Ready || this.state === SessionState.Connecting) this.transition(SessionState.Draining);
+    if (!this.session.closed && !this.session.destroyed) this.session.close();
+  }
+
+  /** Closes at once (open streams are reset). */
+  destroy(): void {
+    if (!this.session.destroyed) this.session.destroy();
+  }
+
+  /** Keepalive: a PING on an idle session; closes it when the previous one is still unanswered after `intervalMs`. */
+  keepalive(now: number, intervalMs: number): void {
+    if (this.pingSentAt !== 0) {
+      if (now - this.pingSentAt >= intervalMs) {
+        this.error = new ProxyError('upstream_reset', `${this.host}:${this.port} did not answer a PING`);
+        this.destroy();
+      }
+      return;
+    }
+    if (now - this.lastHeard < intervalMs) return;
+    this.pingSentAt = now;
+    try {
+      this.session.ping((err) => {
+        if (err === null) {
+          this.pingSentAt = 0;
+          this.lastHeard = this.ticker.now;
+        }
+      });
+    } catch {
+      this.destroy();
+    }
+  }
+
+  /** Opens a stream for `req` and hands it the channel. */
+  start(req: UpstreamRequest): void {
+    this.active++;
+    req.onConnection(new H2Channel(this, req));
+  }
+
+  /** A stream of this session closed (or never opened). */
+  streamEnded(): void {
+    this.active--;
+    if (this.active === 0) this.lastUsed = this.lastHeard = this.ticker.now;
+    this.owner.onStreamEnded(this);
+  }
+
+  private onClose(): void {
+    const neverReady = this.state === SessionState.Connecting;
+    if (this.state !== SessionState.Closed) this.transition(SessionState.Closed);
+    this.ticker.delete(this);
+    this.owner.onSessionClosed(this, this.error === null ? null : this.describe(this.error, neverReady), neverReady);
+  }
+
+  private describe(err: Error, connecting: boolean): ProxyError {
+    if (err instanceof ProxyError) return err;
+    const at = `${this.host}:${this.port}`;
+    if (err instanceof IdentityMismatchError) return new ProxyError('upstream_identity_mismatch', `${at}: ${err.detail}`);
+    const code = (err as NodeJS.ErrnoException).code ?? 'ERR';
+    if (!connecting) return new ProxyError('upstream_reset', `HTTP/2 session to ${at} failed: ${code}`);
+    if (this.materialKey !== null && !NETWORK_ERRORS.has(code)) {
+      return new ProxyError('upstream_tls_failed', `TLS handshake with ${at} failed: ${code === 'ERR' ? err.message : code}`);
+    }
+    return new ProxyError('upstream_connect_failed', `connect to ${at} failed: ${code}`);
+  }
+}
+
+/** Flat [name, value, ...] of a header block without pseudo-headers; whether a value is not ASCII. */
+function flatHeaders(h: http2.IncomingHttpHeaders, out: string[]): boolean {
+  let nonAscii = false;
+  for (const name in h) {
+    if (name.charCodeAt(0) === 0x3a /* : */) continue;
+    const v = h[name];
+    if (v === undefined) continue;
+    if (typeof v === 'string') {
+      out.push(name, v);
+      if (NON_ASCII.test(v)) nonAscii = true;
+    } else {
+      for (const one of v) {
+        out.push(name, one);
+        if (NON_ASCII.test(one)) nonAscii = true;
+      }
+    }
+  }
+  return nonAscii;
+}
+
+/** Request fields that HTTP/2 forbids (RFC 9113 §8.2.2) or that become pseudo-headers. */
+function connectionSpecific(name: string, value: string): boolean {
+  switch (name) {
+    case 'connection':
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'transfer-encoding':
+    case 'upgrade':
+      return true;
+    case 'te':
+      return value.toLowerCase() !== 'trailers';
+  }
+  return false;
+}
+
+/**
+ * The HTTP/2 request fields of a request: method and path from the structured head; the fields
+ * from the HTTP/1 head the exchange built (hop-by-hop ones already removed, x-forwarded-* set);
+ * Host becomes :authority.
+ */
+export function h2RequestHeaders(req: UpstreamRequest, scheme: string): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = { ':method': req.head.method, ':scheme': scheme, ':path': req.head.target };
+  const text = typeof req.upstreamHead === 'string' ? req.upstreamHead : req.upstreamHead.toString('latin1');
+  let i = text.indexOf('\r\n') + 2;
+  const end = text.length - 2;
+  while (i > 1 && i < end) {
+    const eol = text.indexOf('\r\n', i);
+    const colon = text.indexOf(':', i);
+    if (eol < 0 || colon < 0 || colon > eol) break;
+    const name = text.slice(i, colon).toLowerCase();
+    const value = text.slice(colon + 1, eol).trim();
+    i = eol + 2;
+    if (name === 'host') {
+      out[':authority'] = value;
+      continue;
+    }
+    if (connectionSpecific(name, value)) continue;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [String(prev), value];
+  }
+  return out;
+}
+
+function trailersObject(flat: readonly string[] | null): http2.OutgoingHttpHeaders {
+  const out: http2.OutgoingHttpHeaders = {};
+  if (flat === null) return out;
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!;
+    const value = flat[i + 1]!;
+    const prev = out[name];
+    if (prev === undefined) out[name] = value;
+    else if (Array.isArray(prev)) prev.push(value);
+    else out[name] = [String(prev), value];
+  }
+  return out;
+}
+
+/** One request's stream: the channel its exchange writes to and hears from. */
+export class H2Channel implements UpstreamChannel {
+  readonly unframedBody = true;
+  readonly reused = false;
+  unprocessed = false;
+  private stream: http2.ClientHttp2Stream | null = null;
+  private gotHead = false;
+  private requestEnded = false;
+  private requestTrailers: readonly string[] | null = null;
+  private responseTrailers: string[] | null = null;
+  private released = false;
+  private error: Error | null = null;
+  private chunk: Buffer | null = null;
+  private readonly deliverChunk = (): void => {
+    const c = this.chunk;
+    this.chunk = null;
+    if (c !== null) this.req?.onBody(c);
+  };
+
+  constructor(
+    private readonly owner: H2Session,
+    private req: UpstreamRequest | null,
+  ) {}
+
+  sendHead(req: UpstreamRequest, complete: boolean): void {
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = this.owner.session.request(h2RequestHeaders(req, this.owner.scheme), { endStream: complete, waitForTrailers: !complete });
+    } catch (e) {
+      // The session went away between dispatch and now: nothing was sent.
+      this.unprocessed = true;
+      const err = new ProxyError(
+        'upstream_connect_failed',
+        `HTTP/2 session to ${this.owner.host}:${this.owner.port} refused a stream: ${(e as Error).message}`,
+      );
+      queueMicrotask(() => this.fail(err));
+      return;
+    }
+    this.stream = stream;
+    this.requestEnded = complete;
+    stream.on('response', (h) => this.onResponse(h));
+    stream.on('headers', (h) => this.onInterim(h));
+    stream.on('data', (c: Buffer) => this.onData(c));
+    stream.on('trailers', (h: http2.IncomingHttpHeaders) => {
+      const t: string[] = [];
+      flatHeaders(h, t);
+      this.responseTrailers = t;
+    });
+    stream.on('end', () => this.onEnd());
+    stream.on('wantTrailers', () => stream.sendTrailers(trailersObject(this.requestTrailers)));
+    stream.on('drain', () => this.req?.onUpstreamWritable());
+    stream.on('error', (err: Error) => (this.error ??= err));
+    stream.on('close', () => this.onClose());
+  }
+
+  write(data: string | Buffer): boolean {
+    const s = this.stream;
+    if (s === null || s.destroyed || this.requestEnded) return true;
+    return s.write(data);
+  }
+
+  endRequest(trailers: readonly string[] | null): void {
+    const s = this.stream;
+    if (s === null || this.requestEnded) return;
+    this.requestEnded = true;
+    this.requestTrailers = trailers;
+    if (!s.destroyed) s.end();
+  }
+
+  cork(): void {}
+  uncork(): void {}
+
+  pauseReading(): void {
+    this.stream?.pause();
+  }
+
+  resumeReading(): void {
+    this.stream?.resume();
+  }
+
+  destroy(): void {
+    this.req = null;
+    const s = this.stream;
+    if (s === null) this.release();
+    else if (!s.closed && !s.destroyed) s.close(NGHTTP2_CANCEL);
+  }
+
+  get awaitingResponse(): boolean {
+    return !this.gotHead;
+  }
+
+  private onResponse(h: http2.IncomingHttpHeaders): void {
+    const req = this.req;
+    if (req === null) return;
+    this.gotHead = true;
+    const status = Number(h[':status']);
+    const flat: string[] = [];
+    const nonAscii = flatHeaders(h, flat);
+    const cl = h['content-length'];
+    const contentLength = typeof cl === 'string' && /^\d{1,15}$/.test(cl) ? Number(cl) : -1;
+    req.onHead(status, STATUS_CODES[status] ?? '', flat, nonAscii, contentLength);
+  }
+
+  private onInterim(h: http2.IncomingHttpHeaders): void {
+    const status = Number(h[':status']);
+    if (!(status >= 100 && status < 200) || this.req === null) return;
+    const flat: string[] = [];
+    flatHeaders(h, flat);
+    this.req.onInformational?.(status, STATUS_CODES[status] ?? '', flat);
+  }
+
+  private onData(c: Buffer): void {
+    const req = this.req;
+    if (req === null) return;
+    this.chunk = c;
+    req.runCorked(this.deliverChunk);
+  }
+
+  private onEnd(): void {
+    const req = this.req;
+    if (req === null || !this.gotHead) return;
+    this.req = null;
+    const s = this.stream!;
+    // The response is whole; a request body still under way is not wanted any more.
+    if (!this.requestEnded && !s.closed) s.close(NGHTTP2_CANCEL);
+    req.onEnd(this.responseTrailers);
+  }
+
+  private onClose(): void {
+    this.release();
+    const req = this.req;
+    if (req === null) return;
+    this.req = null;
+    const s = this.stream!;
+    const at = `${this.owner.host}:${this.owner.port}`;
+    const id = s.id;
+    const code = s.rstCode;
+    let err: ProxyError;
+    if (!this.gotHead && (code === NGHTTP2_REFUSED_STREAM || id === undefined || id > this.owner.goawayLastId)) {
+      this.unprocessed = true;
+      err = new ProxyError('upstream_connect_failed', `${at} did not process the request (${code === NGHTTP2_REFUSED_STREAM ? 'REFUSED_STREAM' : 'GOAWAY'})`);
+    } else {
+      const why = this.error !== null ? ((this.error as NodeJS.ErrnoException).code ?? this.error.message) : `RST_STREAM ${code ?? '?'}`;
+      err = new ProxyError('upstream_reset', `HTTP/2 stream to ${at} ended before the response did: ${why}`);
+    }
+    req.onUpstreamError(err, this);
+  }
+
+  private fail(err: ProxyError): void {
+    this.release();
+    const req = this.req;
+    this.req = null;
+    if (req !== null) req.onUpstreamError(err, this);
+  }
+
+  private release(): void {
+    if (!this.released) {
+      this.released = true;
+      this.owner.streamEnded();
+    }
+  }
+}
+
+/** The HTTP/2 sessions to one endpoint, on one worker. */
+export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
+  private readonly sessions: H2Session[] = [];
+  private readonly waiters: UpstreamRequest[] = [];
+  draining = false;
+  deadline = 0;
+  timerEntry: TimerEntry | null = null;
+  readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0 };
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    public spec: PoolSpec,
+    public budget: PendingBudget,
+    private readonly ticker: Ticker,
+    public tls: PoolTls | null = null,
+  ) {}
+
+  /** Open or connecting sessions. */
+  get open(): number {
+    return this.sessions.length;
+  }
+
+  /** Sessions without streams. */
+  get idleCount(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.state === SessionState.Ready && s.active === 0) n++;
+    return n;
+  }
+
+  /** Streams open across the sessions (tests, inspection). */
+  get streams(): number {
+    let n = 0;
+    for (const s of this.sessions) n += s.active;
+    return n;
+  }
+
+  dispatch(req: UpstreamRequest): void {
+    const s = this.available();
+    if (s !== null) {
+      s.start(req);
+      return;
+    }
+    if (this.waiters.length >= this.connectingRoom()) {
+      if (this.sessions.length < this.spec.connectionsPerWorker) {
+        if (this.connect() === null) {
+          req.onUpstreamError(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'), null);
+          return;
+        }
+      } else if (this.budget.pending >= this.budget.max) {
+        req.onUpstreamError(new ProxyError('overflow', `${this.budget.pending} requests already wait for a stream to ${this.host}:${this.port}`), null);
+        return;
+      }
+    }
+    this.budget.pending++;
+    this.waiters.push(req);
+  }
+
+  cancel(req: UpstreamRequest): void {
+    const i = this.waiters.indexOf(req);
+    if (i >= 0) {
+      this.waiters.splice(i, 1);
+      this.budget.pending--;
+    }
+  }
+
+  /** No new sessions; idle ones close now, busy ones when their streams finish. */
+  drain(): void {
+    this.draining = true;
+    for (const s of [...this.sessions]) if (s.active === 0) s.retire();
+  }
+
+  /** Worker shutdown: every session goes away. */
+  close(): void {
+    this.draining = true;
+    for (const s of [...this.sessions]) s.destroy();
+    this.ticker.delete(this);
+  }
+
+  /** The oldest session with a free stream (older sessions fill first, so few stay busy). */
+  private available(): H2Session | null {
+    for (const s of this.sessions) {
+      if (!s.hasRoom) continue;
+      if (this.stale(s)) {
+        s.retire(); // rotation: the session on old material finishes its streams and goes
+        continue;
+      }
+      return s;
+    }
+    return null;
+  }
+
+  /** Requests the sessions still connecting are expected to take. */
+  private connectingRoom(): number {
+    let n = 0;
+    for (const s of this.sessions) if (s.state === SessionState.Connecting) n += ASSUMED_STREAMS;
+    return n;
+  }
+
+  private stale(s: H2Session): boolean {
+    if (s.materialKey === null || this.tls === null) return false;
+    const m = this.tls.material();
+    return m !== null && materialKey(m) !== s.materialKey;
+  }
+
+  private connect(): H2Session | null {
+    const t = this.tls;
+    let s: H2Session;
+    if (t === null) {
+      s = new H2Session(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, null, null);
+    } else {
+      const m = t.material();
+      if (m === null) return null;
+      const endpoint = `${this.host}:${this.port}`;
+      s = new H2Session(
+        this,
+        this.host,
+        this.port,
+        this.ticker,
+        this.spec.connectTimeoutMs,
+        clientTlsOptions(m, t.identities, endpoint),
+        materialKey(m),
+        (socket) => rememberSessions(socket, m, t.identities, endpoint),
+      );
+    }
+    this.sessions.push(s);
+    this.counters.connectionsOpened++;
+    this.scheduleSweep();
+    return s;
+  }
+
+  /** Hands waiting requests free streams; opens sessions while requests wait beyond what is connecting. */
+  private pump(): void {
+    while (this.waiters.length > 0) {
+      const s = this.available();
+      if (s === null) break;
+      const req = this.waiters.shift()!;
+      this.budget.pending--;
+      s.start(req);
+    }
+    while (this.waiters.length > this.connectingRoom() && this.sessions.length < this.spec.connectionsPerWorker) {
+      if (this.connect() === null) {
+        this.failWaiters(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'));
+        return;
+      }
+    }
+  }
+
+  private failWaiters(err: ProxyError): void {
+    const all = this.waiters.splice(0);
+    this.budget.pending -= all.length;
+    for (const req of all) req.onUpstreamError(err, null);
+  }
+
+  onSessionReady(s: H2Session): void {
+    if (s.materialKey !== null) {
+      if (s.resumed) this.counters.tlsResumed++;
+      else this.counters.tlsHandshakes++;
+    }
+    this.pump();
+  }
+
+  onStreamEnded(s: H2Session): void {
+    if (s.active === 0 && (this.draining || s.state === SessionState.Draining)) s.retire();
+    if (this.waiters.length > 0) this.pump();
+  }
+
+  onSessionClosed(s: H2Session, err: ProxyError | null, neverReady: boolean): void {
+    const i = this.sessions.indexOf(s);
+    if (i >= 0) this.sessions.splice(i, 1);
+    if (this.waiters.length === 0) return;
+    // A session that never became ready fails the requests that were waiting for it when no
+    // other session is left to take them (an unreachable endpoint answers every waiter).
+    if (neverReady && this.sessions.length === 0) {
+      this.failWaiters(err ?? new ProxyError('upstream_connect_failed', `${this.host}:${this.port} closed the connection before its SETTINGS`));
+      return;
+    }
+    this.pump();
+  }
+
+  /** Once a second while sessions are open: idle timeout and keepalive PINGs. */
+  onDeadline(now: number): void {
+    const idleLimit = now - this.spec.idleTimeoutMs;
+    const ping = this.spec.keepaliveIntervalMs;
+    for (const s of [...this.sessions]) {
+      if (s.state !== SessionState.Ready || s.active > 0) continue;
+      if (this.draining || s.lastUsed <= idleLimit || this.stale(s)) s.retire();
+      else if (ping > 0) s.keepalive(now, ping);
+    }
+    this.deadline = 0;
+    if (this.sessions.length > 0) this.scheduleSweep();
+  }
+
+  private scheduleSweep(): void {
+    if (this.deadline === 0) {
+      this.deadline = this.ticker.fresh() + SWEEP_MS;
+      this.ticker.add(this);
+    }
+  }
+}
