@@ -268,25 +268,24 @@ export function h2RequestHeaders(req: UpstreamRequest, scheme: string): http2.Ou
       continue;
     }
     if (connectionSpecific(name, value)) continue;
-    const prev = out[name];
-    if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [String(prev), value];
+    add(out, name, value);
   }
   return out;
+}
+
+/**
+ * Sets a field; a repeated one is joined into one line (", "; "; " for cookie, RFC 9113 §8.2.3):
+ * node:http2 refuses a list for its single-value fields (content-type, user-agent, ...).
+ */
+function add(out: http2.OutgoingHttpHeaders, name: string, value: string): void {
+  const prev = out[name];
+  out[name] = prev === undefined ? value : `${String(prev)}${name === 'cookie' ? '; ' : ', '}${value}`;
 }
 
 function trailersObject(flat: readonly string[] | null): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
   if (flat === null) return out;
-  for (let i = 0; i < flat.length; i += 2) {
-    const name = flat[i]!;
-    const value = flat[i + 1]!;
-    const prev = out[name];
-    if (prev === undefined) out[name] = value;
-    else if (Array.isArray(prev)) prev.push(value);
-    else out[name] = [String(prev), value];
-  }
+  for (let i = 0; i < flat.length; i += 2) add(out, flat[i]!, flat[i + 1]!);
   return out;
 }
 
@@ -319,12 +318,14 @@ export class H2Channel implements UpstreamChannel {
     try {
       stream = this.owner.session.request(h2RequestHeaders(req, this.owner.scheme), { endStream: complete, waitForTrailers: !complete });
     } catch (e) {
-      // The session went away between dispatch and now: nothing was sent.
-      this.unprocessed = true;
-      const err = new ProxyError(
-        'upstream_connect_failed',
-        `HTTP/2 session to ${this.owner.host}:${this.owner.port} refused a stream: ${(e as Error).message}`,
-      );
+      // Nothing was sent: either the session went away between dispatch and now (the request
+      // may go again), or node:http2 refused the fields (it will not).
+      const at = `${this.owner.host}:${this.owner.port}`;
+      const gone = this.owner.session.closed || this.owner.session.destroyed;
+      this.unprocessed = gone;
+      const err = gone
+        ? new ProxyError('upstream_connect_failed', `HTTP/2 session to ${at} went away before the stream opened: ${(e as Error).message}`)
+        : new ProxyError('upstream_protocol_error', `the request cannot be sent over HTTP/2 to ${at}: ${(e as Error).message}`);
       queueMicrotask(() => this.fail(err));
       return;
     }
@@ -339,10 +340,19 @@ export class H2Channel implements UpstreamChannel {
       this.responseTrailers = t;
     });
     stream.on('end', () => this.onEnd());
-    stream.on('wantTrailers', () => stream.sendTrailers(trailersObject(this.requestTrailers)));
+    stream.on('wantTrailers', () => this.sendTrailers(stream));
     stream.on('drain', () => this.req?.onUpstreamWritable());
     stream.on('error', (err: Error) => (this.error ??= err));
     stream.on('close', () => this.onClose());
+  }
+
+  /** The request's trailers (or none: an empty DATA frame ends the stream). */
+  private sendTrailers(s: http2.ClientHttp2Stream): void {
+    try {
+      s.sendTrailers(trailersObject(this.requestTrailers));
+    } catch {
+      if (!s.destroyed) s.close(NGHTTP2_CANCEL); // fields node:http2 refuses: the request is cut off, never completed without them
+    }
   }
 
   write(data: string | Buffer): boolean {

@@ -246,6 +246,16 @@ describe('HTTP/2 upstream (h2c)', () => {
     expect(r.headers['x-multi']).toBe('a, b');
   });
 
+  it('repeated request fields go as one line each (single-value ones too; cookie joined with "; ")', async () => {
+    const head = 'GET /dup HTTP/1.1\r\nhost: t\r\nuser-agent: a\r\nuser-agent: b\r\ncookie: x=1\r\ncookie: y=2\r\nx-list: 1\r\nx-list: 2\r\n\r\n';
+    const r = await rawRequest(sc.port(), head, { timeoutMs: 10_000 });
+    expect(r.response?.status).toBe(200);
+    const s = JSON.parse(r.response!.body.toString()) as Summary;
+    expect(s.headers['user-agent']).toBe('a, b');
+    expect(s.headers['cookie']).toBe('x=1; y=2');
+    expect(s.headers['x-list']).toBe('1, 2');
+  });
+
   it('HTTP/1.1 client: a 10 MiB request body and a 10 MiB response body arrive byte-exact', async () => {
     const body = patterned(10 * 1024 * 1024, 3);
     const r = await httpGet(sc.url('/upload'), { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' }, timeoutMs: 60_000 });
