@@ -41,6 +41,7 @@ describe('default targets', () => {
       { name: 'outrigger-mtls-2w', kind: 'outrigger-mtls', workers: 2, engine: 'node' },
       { name: 'outrigger-mtls-strict', kind: 'outrigger-mtls', workers: 1, engine: 'strict' },
       { name: 'outrigger-mtls-strict-2w', kind: 'outrigger-mtls', workers: 2, engine: 'strict' },
+      { name: 'outrigger-mtls-strict-h2', kind: 'outrigger-mtls', workers: 1, engine: 'strict', hop: 'http2' },
       { name: 'nginx', kind: 'nginx' },
       { name: 'haproxy', kind: 'haproxy' },
     ]);
@@ -113,6 +114,14 @@ describe('sidecar configs of outrigger-mtls', () => {
     expect(s.listeners[0]).toMatchObject({ host: '127.0.0.1', port: 4002, engine: 'uws' });
     expect(s.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
     expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
+  });
+
+  it('client of outrigger-mtls-strict-h2: the same cluster over HTTP/2 (the server listener offers h2 by ALPN)', () => {
+    const s = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001, hop: 'http2' }), OPTS)).snapshot;
+    expect(s.clusters[0]).toMatchObject({ protocol: 'http2', tls: { identities: [MTLS_SERVER_ID] } });
+    expect(ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), OPTS)).snapshot.clusters[0]?.protocol).toBe('http1');
+    const server = ok(parseConfigText(mtlsServerConfigYaml({ caDir, listenPort: 4001, upstreamPort: 4000, engine: 'strict' }), OPTS)).snapshot;
+    expect(server.listeners[0]?.protocol).toBe('auto');
   });
 
   it('client: a pool that lets wrk’s 50 connections open ≥ 4 mTLS connections to the server', () => {
