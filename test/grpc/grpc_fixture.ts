@@ -1,0 +1,105 @@
+// A gRPC service without .proto files for the gRPC tests: grpc-js with a handwritten
+// ServiceDefinition whose messages are raw Buffers (the "serializers" are the identity), a server
+// that answers by method, and a client constructor for it.
+
+import * as grpc from '@grpc/grpc-js';
+
+const raw = {
+  requestSerialize: (b: Buffer): Buffer => b,
+  requestDeserialize: (b: Buffer): Buffer => b,
+  responseSerialize: (b: Buffer): Buffer => b,
+  responseDeserialize: (b: Buffer): Buffer => b,
+};
+
+export const SERVICE: grpc.ServiceDefinition = {
+  unary: { path: '/test.Echo/Unary', requestStream: false, responseStream: false, ...raw },
+  serverStream: { path: '/test.Echo/ServerStream', requestStream: false, responseStream: true, ...raw },
+  clientStream: { path: '/test.Echo/ClientStream', requestStream: true, responseStream: false, ...raw },
+  bidi: { path: '/test.Echo/Bidi', requestStream: true, responseStream: true, ...raw },
+};
+
+export type EchoClient = grpc.Client & {
+  unary(req: Buffer, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientUnaryCall;
+  serverStream(req: Buffer, md: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientReadableStream<Buffer>;
+  clientStream(md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): grpc.ClientWritableStream<Buffer>;
+  bidi(md: grpc.Metadata, opts?: grpc.CallOptions): grpc.ClientDuplexStream<Buffer, Buffer>;
+};
+
+const Ctor = grpc.makeGenericClientConstructor(SERVICE, 'Echo');
+
+export function echoClient(address: string): EchoClient {
+  return new Ctor(address, grpc.credentials.createInsecure()) as unknown as EchoClient;
+}
+
+/** Metadata the server echoes back: every `x-*` key of the request, in the initial metadata. */
+function echoMetadata(md: grpc.Metadata): grpc.Metadata {
+  const out = new grpc.Metadata();
+  for (const [k, v] of Object.entries(md.getMap())) if (k.startsWith('x-')) out.set(k, v);
+  return out;
+}
+
+/** Trailing metadata of an answer: status code, details and trailers a request asks for. */
+function askedStatus(md: grpc.Metadata): Partial<grpc.StatusObject> | null {
+  const code = md.get('x-status')[0];
+  if (code === undefined) return null;
+  const trailer = new grpc.Metadata();
+  trailer.set('x-trailer', 'tv');
+  trailer.set('x-trailer-bin', Buffer.from([0, 1, 2, 255]));
+  return { code: Number(code), details: md.get('x-details-bin')[0]?.toString() ?? String(md.get('x-details')[0] ?? ''), metadata: trailer };
+}
+
+export interface EchoServer {
+  address: string;
+  server: grpc.Server;
+  close(): Promise<void>;
+}
+
+/** `x-delay-ms` delays the unary answer; `x-status` and `x-details` (or `x-details-bin`, UTF-8) make the call fail with them. */
+export async function startEchoServer(): Promise<EchoServer> {
+  const server = new grpc.Server();
+  server.addService(SERVICE, {
+    unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      call.sendMetadata(echoMetadata(call.metadata));
+      const delay = Number(call.metadata.get('x-delay-ms')[0] ?? 0);
+      const answer = (): void => {
+        const st = askedStatus(call.metadata);
+        if (st !== null) {
+          cb(st);
+          return;
+        }
+        const trailer = new grpc.Metadata();
+        trailer.set('x-trailer', 'ok');
+        trailer.set('x-grpc-timeout-seen', String(call.metadata.get('grpc-timeout')[0] ?? ''));
+        cb(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
+      };
+      if (delay > 0) setTimeout(answer, delay);
+      else answer();
+    },
+    serverStream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      call.sendMetadata(echoMetadata(call.metadata));
+      const n = call.request.readUInt32BE(0);
+      for (let i = 0; i < n; i++) call.write(Buffer.from(`msg ${i}`));
+      const st = askedStatus(call.metadata);
+      if (st !== null) call.emit('error', st);
+      else call.end();
+    },
+    clientStream: (call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
+      const parts: Buffer[] = [];
+      call.on('data', (b: Buffer) => parts.push(b));
+      call.on('end', () => cb(null, Buffer.from(`${parts.length}:${Buffer.concat(parts).length}`)));
+    },
+    bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+      call.sendMetadata(echoMetadata(call.metadata));
+      call.on('data', (b: Buffer) => call.write(Buffer.concat([Buffer.from('re:'), b])));
+      call.on('end', () => call.end());
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err !== null ? reject(err) : resolve(p))),
+  );
+  return {
+    address: `127.0.0.1:${port}`,
+    server,
+    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+}
