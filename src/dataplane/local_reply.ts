@@ -3,7 +3,7 @@
 // (whatever the client sends next cannot be trusted to be framed right). Every downstream (uWS,
 // node:http, the raw-socket engines) writes what `localReply` renders; none builds its own.
 
-import { localReplyBody, type ProxyError } from '../errors.js';
+import { localReplyBody, PUBLIC_MESSAGE, type ErrorCode, type ProxyError } from '../errors.js';
 
 const REASON: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -30,7 +30,13 @@ export interface LocalReply {
   readonly close: boolean;
 }
 
-export function localReply(err: ProxyError, requestId: string | null, detail: boolean): LocalReply {
+/**
+ * The reply to `err`. `grpc` (the request's content-type starts with `application/grpc`, see
+ * isGrpcRequest): the gRPC shape instead, HTTP 200 with `grpc-status` and `grpc-message` and no
+ * body (a trailers-only response on HTTP/2).
+ */
+export function localReply(err: ProxyError, requestId: string | null, detail: boolean, grpc = false): LocalReply {
+  if (grpc) return grpcLocalReply(err, requestId, detail);
   const status = err.status;
   const headers: Array<readonly [string, string]> = [
     ['x-outrigger-error', err.code],
@@ -58,4 +64,102 @@ export function localReplyBytes(r: LocalReply, date: string | null, close = r.cl
   head += `content-length: ${Buffer.byteLength(r.body)}\r\n`;
   if (close) head += 'connection: close\r\n';
   return `${head}\r\n${r.body}`;
+}
+
+// ---- gRPC ------------------------------------------------------------------------------------
+
+/** gRPC status codes the proxy answers with (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+export const enum GrpcStatus {
+  Unknown = 2,
+  DeadlineExceeded = 4,
+  PermissionDenied = 7,
+  ResourceExhausted = 8,
+  Unimplemented = 12,
+  Internal = 13,
+  Unavailable = 14,
+  Unauthenticated = 16,
+}
+
+/** The grpc-status of each code's local reply: the whole mapping in one table. */
+const GRPC_STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
+  bad_request: GrpcStatus.Internal,
+  headers_too_large: GrpcStatus.Internal,
+  request_timeout: GrpcStatus.DeadlineExceeded,
+  no_route: GrpcStatus.Unimplemented,
+  unauthorized: GrpcStatus.PermissionDenied,
+  rate_limited: GrpcStatus.ResourceExhausted,
+  upstream_connect_failed: GrpcStatus.Unavailable,
+  upstream_reset: GrpcStatus.Unavailable,
+  upstream_protocol_error: GrpcStatus.Unavailable,
+  upstream_tls_failed: GrpcStatus.Unavailable,
+  upstream_identity_mismatch: GrpcStatus.Unavailable,
+  no_healthy_endpoint: GrpcStatus.Unavailable,
+  overflow: GrpcStatus.Unavailable,
+  timeout: GrpcStatus.DeadlineExceeded,
+  fault_injected: GrpcStatus.Unavailable, // by its configured HTTP status, below
+  draining: GrpcStatus.Unavailable,
+  internal_error: GrpcStatus.Internal,
+  expectation_failed: GrpcStatus.Internal,
+});
+
+/** gRPC's mapping of an HTTP status it did not expect (doc/http-grpc-status-mapping.md), for injected faults. */
+function grpcStatusOfHttp(status: number): number {
+  switch (status) {
+    case 400:
+      return GrpcStatus.Internal;
+    case 401:
+      return GrpcStatus.Unauthenticated;
+    case 403:
+      return GrpcStatus.PermissionDenied;
+    case 404:
+      return GrpcStatus.Unimplemented;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GrpcStatus.Unavailable;
+    default:
+      return GrpcStatus.Unknown;
+  }
+}
+
+export function grpcStatusOf(err: ProxyError): number {
+  return err.code === 'fault_injected' ? grpcStatusOfHttp(err.status) : GRPC_STATUS_OF[err.code];
+}
+
+/** Whether a request is gRPC: its content-type starts with `application/grpc` (any case). */
+export function isGrpcContentType(contentType: string): boolean {
+  return contentType.length >= 16 && contentType.slice(0, 16).toLowerCase() === 'application/grpc';
+}
+
+/**
+ * grpc-message as the gRPC spec encodes it: the UTF-8 bytes, with '%' and every byte outside
+ * 0x20-0x7e as %XX (upper-case hex).
+ */
+export function grpcMessageEncode(message: string): string {
+  let plain = true;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return message;
+  let out = '';
+  for (const b of Buffer.from(message, 'utf8')) {
+    out += b < 0x20 || b > 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
+  }
+  return out;
+}
+
+function grpcLocalReply(err: ProxyError, requestId: string | null, detail: boolean): LocalReply {
+  const headers: Array<readonly [string, string]> = [
+    ['content-type', 'application/grpc'],
+    ['grpc-status', String(grpcStatusOf(err))],
+    ['grpc-message', grpcMessageEncode(detail ? err.message : PUBLIC_MESSAGE[err.code])],
+    ['x-outrigger-error', err.code],
+  ];
+  if (requestId !== null && requestId !== '') headers.push(['x-request-id', requestId]);
+  return { status: 200, reason: 'OK', headers, body: '', close: err.status === 400 || err.status === 408 || err.status === 431 };
 }

@@ -59,9 +59,9 @@ export async function startEchoServer(): Promise<EchoServer> {
   const server = new grpc.Server();
   server.addService(SERVICE, {
     unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      call.sendMetadata(echoMetadata(call.metadata));
       const delay = Number(call.metadata.get('x-delay-ms')[0] ?? 0);
       const answer = (): void => {
+        call.sendMetadata(echoMetadata(call.metadata));
         const st = askedStatus(call.metadata);
         if (st !== null) {
           cb(st);

@@ -10,7 +10,7 @@ import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream, type ServerStr
 import type { ProxyError } from '../../errors.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.js';
 import { dropResponseHeader, skipResponseHeader } from '../hop_by_hop.js';
-import { localReply } from '../local_reply.js';
+import { isGrpcContentType, localReply } from '../local_reply.js';
 import { httpDate } from '../h1/downstream.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -38,6 +38,8 @@ export class H2Downstream implements Downstream {
     private readonly owner: H2StreamOwner,
     /** The request is HEAD: a local reply carries no body either. */
     private readonly isHead: boolean,
+    /** The request's fields as node:http2 gave them (flat [name, value, ...]): read only for a local reply. */
+    private readonly raw: readonly string[] = [],
   ) {
     stream.on('close', () => this.onClose());
     stream.on('error', noop); // 'close' follows
@@ -159,10 +161,19 @@ export class H2Downstream implements Downstream {
 
   reply(err: ProxyError, requestId: string): void {
     if (this.aborted || this.done || this.headSent || this.stream.destroyed) return;
-    const r = localReply(err, requestId, this.owner.detail);
+    const grpc = this.isGrpc();
+    const r = localReply(err, requestId, this.owner.detail, grpc);
     const h: OutgoingHttpHeaders = { ':status': r.status };
     for (const [name, value] of r.headers) h[name] = value;
     h['date'] = httpDate();
+    if (grpc) {
+      // Trailers-only (gRPC over HTTP/2): one HEADERS frame with END_STREAM carries the status.
+      this.headSent = true;
+      this.done = true;
+      this.ex = null;
+      this.stream.respond(h, respondOptions(true, false));
+      return;
+    }
     h['content-length'] = String(Buffer.byteLength(r.body));
     this.headSent = true;
     this.done = true;
@@ -170,6 +181,13 @@ export class H2Downstream implements Downstream {
     // An HTTP/2 refusal concerns this stream only: the session goes on (nghttp2 has checked the framing).
     this.stream.respond(h, respondOptions(this.isHead, false));
     if (!this.isHead) this.stream.end(r.body);
+  }
+
+  /** The request is gRPC (content-type application/grpc*): its local replies take the gRPC shape. */
+  private isGrpc(): boolean {
+    const raw = this.raw;
+    for (let i = 0; i < raw.length; i += 2) if (raw[i] === 'content-type') return isGrpcContentType(raw[i + 1]!);
+    return false;
   }
 
   abort(): void {

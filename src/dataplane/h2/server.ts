@@ -179,7 +179,7 @@ export class H2Server {
         break;
       }
     }
-    const down = new H2Downstream(stream, conn, method === 'HEAD');
+    const down = new H2Downstream(stream, conn, method === 'HEAD', raw);
     this.handlers.request(down, raw, (flags & NGHTTP2_FLAG_END_STREAM) !== 0, conn);
   }
 

@@ -1,0 +1,142 @@
+// gRPC-shaped local replies: when the proxy itself answers a gRPC request (content-type
+// application/grpc*) it answers HTTP 200 trailers-only with grpc-status, a percent-encoded
+// grpc-message and x-outrigger-error, observed here by a grpc-js client through one sidecar.
+
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeAll, deadPort, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { h2connect, h2request } from '../h2/h2_client.js';
+import { echoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
+
+interface Outcome {
+  code: grpc.status;
+  details: string;
+  metadata: grpc.Metadata;
+}
+
+function call(c: EchoClient, md = new grpc.Metadata(), opts: grpc.CallOptions = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const ca = c.unary(Buffer.from('x'), md, opts, () => {});
+    ca.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, metadata: s.metadata }));
+  });
+}
+
+/** A unary call on any path (no route matches it). */
+function callPath(c: grpc.Client, path: string): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const ca = c.makeUnaryRequest(
+      path,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.from('x'),
+      new grpc.Metadata(),
+      {},
+      () => {},
+    );
+    ca.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, metadata: s.metadata }));
+  });
+}
+
+function listener(name: string, cluster: string, route: Record<string, unknown> = {}): Record<string, unknown> {
+  return { name, address: '127.0.0.1:0', engine: 'strict', protocol: 'auto', routes: [{ match: { path_prefix: '/test.Echo/' }, cluster, ...route }] };
+}
+
+describe('gRPC local replies', () => {
+  let up: EchoServer;
+  let sc: Sidecar;
+  const clients = new Map<string, EchoClient>();
+  const client = (l: string): EchoClient => {
+    let c = clients.get(l);
+    if (c === undefined) {
+      c = echoClient(`127.0.0.1:${sc.port(l)}`);
+      clients.set(l, c);
+    }
+    return c;
+  };
+  beforeAll(async () => {
+    up = await startEchoServer();
+    track(up);
+    const dead = await deadPort();
+    sc = await startSidecar({
+      node: { workers: 1, drain_timeout_ms: 2000 },
+      admin: { address: '127.0.0.1:0' },
+      listeners: [
+        listener('main', 'grpc'),
+        listener('slow', 'grpc', { timeout_ms: 200 }),
+        listener('limited', 'grpc', { rate_limit: { requests_per_second: 0.01, burst: 1 } }),
+        listener('dead', 'dead'),
+        listener('tight', 'tight'),
+        listener('fault', 'grpc', { fault: { abort: { status: 403, percent: 100 } } }),
+      ],
+      clusters: [
+        { name: 'grpc', protocol: 'http2', endpoints: [{ address: up.address }] },
+        { name: 'dead', protocol: 'http2', endpoints: [{ address: `127.0.0.1:${dead}` }] },
+        { name: 'tight', protocol: 'http2', endpoints: [{ address: up.address }], circuit_breaker: { max_requests: 1, max_pending: 0 } },
+      ],
+    });
+    track({ close: () => Promise.resolve(clients.forEach((c) => c.close())) });
+  }, 60_000);
+  afterAll(closeAll);
+
+  it('no route: UNIMPLEMENTED', async () => {
+    const r = await callPath(client('main'), '/other.Service/Method');
+    expect(r.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(r.details).toBe('no route matches the request');
+    expect(r.metadata.get('x-outrigger-error')).toEqual(['no_route']);
+  });
+
+  it('route timeout: DEADLINE_EXCEEDED', async () => {
+    const md = new grpc.Metadata();
+    md.set('x-delay-ms', '1000');
+    const r = await call(client('slow'), md);
+    expect(r.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(r.details).toBe('the upstream service did not answer in time');
+    expect(r.metadata.get('x-outrigger-error')).toEqual(['timeout']);
+  });
+
+  it('rate limited: RESOURCE_EXHAUSTED', async () => {
+    expect((await call(client('limited'))).code).toBe(grpc.status.OK);
+    const r = await call(client('limited'));
+    expect(r.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(r.details).toBe('too many requests');
+    expect(r.metadata.get('x-outrigger-error')).toEqual(['rate_limited']);
+  });
+
+  it('upstream unreachable: UNAVAILABLE', async () => {
+    const r = await call(client('dead'));
+    expect(r.code).toBe(grpc.status.UNAVAILABLE);
+    expect(r.details).toBe('the upstream service could not be reached');
+    expect(r.metadata.get('x-outrigger-error')).toEqual(['upstream_connect_failed']);
+  });
+
+  it('overflow: UNAVAILABLE', async () => {
+    const md = new grpc.Metadata();
+    md.set('x-delay-ms', '500');
+    const held = call(client('tight'), md);
+    await new Promise((r) => setTimeout(r, 100));
+    const r = await call(client('tight'));
+    expect(r.code).toBe(grpc.status.UNAVAILABLE);
+    expect(r.details).toBe('the upstream service is at its concurrency limit');
+    expect(r.metadata.get('x-outrigger-error')).toEqual(['overflow']);
+    expect((await held).code).toBe(grpc.status.OK);
+  });
+
+  it('injected fault: by its HTTP status (403 → PERMISSION_DENIED)', async () => {
+    const r = await call(client('fault'));
+    expect(r.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(r.metadata.get('x-outrigger-error')).toEqual(['fault_injected']);
+  });
+
+  it('on the wire: HTTP 200, trailers-only, content-type application/grpc; non-gRPC requests keep the JSON reply', async () => {
+    const s = await h2connect(`http://127.0.0.1:${sc.port('main')}`);
+    const g = await h2request(s, { ':method': 'POST', ':path': '/nowhere', 'content-type': 'application/grpc+proto', te: 'trailers' }, Buffer.alloc(0));
+    expect(g.status).toBe(200);
+    expect(g.headers['content-type']).toBe('application/grpc');
+    expect(g.headers['grpc-status']).toBe('12');
+    expect(g.headers['grpc-message']).toBe('no route matches the request');
+    expect(g.body.length).toBe(0);
+    const j = await h2request(s, { ':method': 'GET', ':path': '/nowhere' });
+    expect(j.status).toBe(404);
+    expect(j.headers['content-type']).toBe('application/json');
+  });
+});
