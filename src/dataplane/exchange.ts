@@ -27,6 +27,7 @@ import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { DeadlineKind, Deadlines } from './deadlines.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
+import { grpcTimeoutOf } from './grpc_timeout.js';
 import { connectionNamed } from './hop_by_hop.js';
 import { RequestBody } from './request_body.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
@@ -153,6 +154,9 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   private unprocessedLeft = UNPROCESSED_RESENDS;
   /** The client went away (Done by abort). */
   private clientGone = false;
+  /** HTTP/2 requests with a grpc-timeout: the call's deadline (performance.now() ms; 0 = none) and its timeout (ms; -1 = none). */
+  grpcDeadlineMs = 0;
+  private grpcTimeoutMs = -1;
   /** Delaying: when the fault delay or retry backoff ends (ms, ticker clock; 0 = not delaying). */
   private delayUntil = 0;
   timerEntry: TimerEntry | null = null;
@@ -175,7 +179,18 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     // configured retry could use it (up to the route's retries.max_body_bytes, 64 KiB without retries).
     const replayLimit = h2 && this.retry.replayLimit < 0 ? (o.route.retries?.maxBodyBytes ?? H2_RESEND_BODY_BYTES) : this.retry.replayLimit;
     this.body = new RequestBody(o.down, o.head.framing, replayLimit, h2);
-    this.deadlines = new Deadlines(o.ctx.ticker.fresh(), o.route.timeoutMs, o.route.maxStreamDurationMs);
+    let timeoutMs = o.route.timeoutMs;
+    // gRPC needs HTTP/2: HTTP/1 requests skip the look-up. The shorter of the route timeout and
+    // the call's grpc-timeout bounds the wait for the response head.
+    if (o.head.protocol === 'HTTP/2') {
+      const g = grpcTimeoutOf(o.head.headers);
+      if (g >= 0) {
+        this.grpcTimeoutMs = g;
+        this.grpcDeadlineMs = this.startMs + g;
+        if (timeoutMs === 0 || g < timeoutMs) timeoutMs = Math.max(1, Math.ceil(g));
+      }
+    }
+    this.deadlines = new Deadlines(o.ctx.ticker.fresh(), timeoutMs, o.route.maxStreamDurationMs);
   }
 
   get bytesIn(): number {
@@ -459,7 +474,11 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
       }
       case DeadlineKind.Route:
         this.abortTry();
-        this.reply(new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} within the route timeout (${this.route.timeoutMs} ms)`));
+        this.reply(
+          this.grpcTimeoutMs >= 0 && (this.route.timeoutMs === 0 || this.grpcTimeoutMs < this.route.timeoutMs)
+            ? new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} within the call's grpc-timeout (${this.grpcTimeoutMs} ms)`)
+            : new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} within the route timeout (${this.route.timeoutMs} ms)`),
+        );
         return;
       case DeadlineKind.Try:
         if (this.phase === Phase.Discarding) break; // the rejected response is being read: its retry follows

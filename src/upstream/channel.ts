@@ -61,6 +61,8 @@ export interface UpstreamRequest extends ResponseSink {
   readonly isHead: boolean;
   /** Runs `task` with the client connection corked, so that head and body of one read leave in one syscall. */
   runCorked(task: () => void): void;
+  /** A gRPC call's deadline (performance.now() ms; 0 or absent = none): an HTTP/2 stream sends what is left of it as grpc-timeout. */
+  readonly grpcDeadlineMs?: number;
 }
 
 /** Where tries are sent: one endpoint's connections. */

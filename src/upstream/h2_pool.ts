@@ -9,6 +9,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
+import { remainingGrpcTimeout } from '../dataplane/grpc_timeout.js';
 import type { PoolSpec } from '../config/types.js';
 import { IdentityMismatchError, clientTlsOptions, rememberSessions } from '../tls/contexts.js';
 import { materialKey } from '../tls/material.js';
@@ -270,6 +271,9 @@ export function h2RequestHeaders(req: UpstreamRequest, scheme: string): http2.Ou
     if (connectionSpecific(name, value)) continue;
     add(out, name, value);
   }
+  // A gRPC call's grpc-timeout, reduced by the time spent in the proxy (queueing, retries).
+  const grpcDeadline = req.grpcDeadlineMs;
+  if (grpcDeadline !== undefined && grpcDeadline !== 0) out['grpc-timeout'] = remainingGrpcTimeout(grpcDeadline);
   return out;
 }
 

@@ -69,7 +69,10 @@ export async function startEchoServer(): Promise<EchoServer> {
         }
         const trailer = new grpc.Metadata();
         trailer.set('x-trailer', 'ok');
-        trailer.set('x-grpc-timeout-seen', String(call.metadata.get('grpc-timeout')[0] ?? ''));
+        // What the call's deadline (from grpc-timeout) leaves, in ms at the answer; '' = no deadline.
+        const dl = call.getDeadline();
+        const at = dl instanceof Date ? dl.getTime() : dl;
+        trailer.set('x-deadline-left-ms', Number.isFinite(at) ? String(at - Date.now()) : '');
         cb(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
       };
       if (delay > 0) setTimeout(answer, delay);

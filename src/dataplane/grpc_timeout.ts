@@ -1,0 +1,40 @@
+// The gRPC `grpc-timeout` request field (gRPC over HTTP/2, "Requests"): `TimeoutValue TimeoutUnit`,
+// at most 8 ASCII digits then one of H M S m u n. The exchange bounds its route deadline by it and
+// the HTTP/2 upstream stream carries what is left of it.
+
+import { performance } from 'node:perf_hooks';
+
+const UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** The timeout in ms (fractional), or -1 when the value is malformed. */
+export function parseGrpcTimeout(value: string): number {
+  const v = value.trim();
+  const n = v.length - 1;
+  if (n < 1 || n > 8) return -1;
+  const unit = UNIT_MS[v[n]!];
+  if (unit === undefined) return -1;
+  let x = 0;
+  for (let i = 0; i < n; i++) {
+    const c = v.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    x = x * 10 + c;
+  }
+  return x * unit;
+}
+
+/** A request's grpc-timeout in ms (flat lower-case [name, value, ...] fields), -1 when absent or malformed. */
+export function grpcTimeoutOf(headers: readonly string[]): number {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'grpc-timeout') return parseGrpcTimeout(headers[i + 1]!);
+  return -1;
+}
+
+/** A grpc-timeout value for `ms` (≥ 0): whole milliseconds while they fit 8 digits, else seconds (rounded down: never longer than what is left). */
+export function formatGrpcTimeout(ms: number): string {
+  const m = Math.max(0, Math.floor(ms));
+  return m <= 99_999_999 ? `${m}m` : `${Math.min(99_999_999, Math.floor(m / 1000))}S`;
+}
+
+/** The grpc-timeout to send upstream for a call whose deadline is `deadlineMs` (performance.now() clock). */
+export function remainingGrpcTimeout(deadlineMs: number): string {
+  return formatGrpcTimeout(deadlineMs - performance.now());
+}
