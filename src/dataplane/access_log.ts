@@ -2,6 +2,8 @@
 // written off the request path: lines go to a pino logger on an async, buffered sonic-boom
 // destination (stdout or a file), so a request never waits for a write.
 
+import { mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AccessLogSpec } from '../config/types.js';
 
@@ -33,7 +35,10 @@ export class AccessLog {
   private readonly text: boolean;
 
   constructor(readonly spec: AccessLogSpec) {
-    const dest = pino.destination({ dest: spec.path === 'stdout' ? 1 : spec.path, sync: false, minLength: 4096, mkdir: true });
+    // The file is opened here, synchronously (once per log): a destination sonic-boom opens by
+    // itself is not ready for a while, and lines buffered until then were lost when the log was
+    // flushed and dropped before it was (a reload right after the first request).
+    const dest = pino.destination({ dest: spec.path === 'stdout' ? 1 : openLogFile(spec.path), sync: false, minLength: 4096 });
     this.dest = dest;
     this.logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, dest);
     this.text = spec.format === 'text';
@@ -57,7 +62,24 @@ export class AccessLog {
     try {
       this.dest.flushSync();
     } catch {
-      // a destination that is not ready yet has nothing to flush
+      // a destination that failed (its error was reported) has nothing more to write
     }
+  }
+
+  /** Writes what is buffered and closes the file (a log dropped by a reload; stdout stays open). */
+  close(): void {
+    this.flush();
+    this.dest.destroy();
+  }
+}
+
+/** Opens a log file for appending (its directory created for a config file's path; an admin API path is /proc/self/fd/N). */
+function openLogFile(path: string): number {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    return openSync(path, 'a', 0o640);
+  } catch (e) {
+    process.stderr.write(`outrigger: cannot open access log "${path}": ${(e as Error).message}; its lines are dropped\n`);
+    return openSync('/dev/null', 'a');
   }
 }

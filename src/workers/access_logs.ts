@@ -69,7 +69,7 @@ export class AccessLogs {
   }
 
   private drop(name: string): void {
-    this.logs.get(name)?.flush();
+    this.logs.get(name)?.close();
     this.logs.delete(name);
   }
 
