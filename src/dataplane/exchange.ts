@@ -27,7 +27,8 @@ import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { DeadlineKind, Deadlines } from './deadlines.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
-import { grpcTimeoutOf } from './grpc_timeout.js';
+import { grpcStatusIn, grpcTimeoutOf, isGrpcRequest } from './grpc_timeout.js';
+import { grpcStatusOf } from './local_reply.js';
 import { connectionNamed } from './hop_by_hop.js';
 import { RequestBody } from './request_body.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
@@ -157,6 +158,10 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   /** HTTP/2 requests with a grpc-timeout: the call's deadline (performance.now() ms; 0 = none) and its timeout (ms; -1 = none). */
   grpcDeadlineMs = 0;
   private grpcTimeoutMs = -1;
+  /** An HTTP/2 request with content-type application/grpc*. */
+  readonly grpc: boolean = false;
+  /** gRPC calls: the grpc-status the client got (response trailers or headers, or the local reply's); -1 = none seen. */
+  grpcStatus = -1;
   /** Delaying: when the fault delay or retry backoff ends (ms, ticker clock; 0 = not delaying). */
   private delayUntil = 0;
   timerEntry: TimerEntry | null = null;
@@ -183,7 +188,8 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     // gRPC needs HTTP/2: HTTP/1 requests skip the look-up. The shorter of the route timeout and
     // the call's grpc-timeout bounds the wait for the response head.
     if (o.head.protocol === 'HTTP/2') {
-      const g = grpcTimeoutOf(o.head.headers);
+      this.grpc = isGrpcRequest(o.head.headers);
+      const g = this.grpc ? grpcTimeoutOf(o.head.headers) : -1;
       if (g >= 0) {
         this.grpcTimeoutMs = g;
         this.grpcDeadlineMs = this.startMs + g;
@@ -331,6 +337,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.nonAscii = nonAscii;
     this.contentLength = contentLength;
     this.bodiless = this.isHead || status === 204 || status === 304;
+    if (this.grpc) this.grpcStatus = grpcStatusIn(headers); // trailers-only responses carry it here
     this.down.writeHead(this);
   }
 
@@ -359,6 +366,10 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
       return;
     }
     if (this.phase !== Phase.Responding) return;
+    if (this.grpc && trailers !== null) {
+      const g = grpcStatusIn(trailers);
+      if (g >= 0) this.grpcStatus = g;
+    }
     this.down.end(trailers);
     this.finish();
   }
@@ -513,6 +524,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   private reply(err: ProxyError): void {
     this.error = err;
     this.status = err.status;
+    if (this.grpc) this.grpcStatus = grpcStatusOf(err); // the downstream answers in the gRPC shape
     this.down.reply(err, this.head.requestId);
     this.finish();
   }

@@ -1,8 +1,9 @@
 // The gRPC `grpc-timeout` request field (gRPC over HTTP/2, "Requests"): `TimeoutValue TimeoutUnit`,
 // at most 8 ASCII digits then one of H M S m u n. The exchange bounds its route deadline by it and
-// the HTTP/2 upstream stream carries what is left of it.
+// the HTTP/2 upstream stream carries what is left of it. Also the other gRPC field look-ups.
 
 import { performance } from 'node:perf_hooks';
+import { isGrpcContentType } from './local_reply.js';
 
 const UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
@@ -25,6 +26,24 @@ export function parseGrpcTimeout(value: string): number {
 /** A request's grpc-timeout in ms (flat lower-case [name, value, ...] fields), -1 when absent or malformed. */
 export function grpcTimeoutOf(headers: readonly string[]): number {
   for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'grpc-timeout') return parseGrpcTimeout(headers[i + 1]!);
+  return -1;
+}
+
+/** Whether a request's fields (flat lower-case [name, value, ...]) say gRPC: content-type application/grpc*. */
+export function isGrpcRequest(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === 'content-type') return isGrpcContentType(headers[i + 1]!);
+  return false;
+}
+
+/** The grpc-status among response fields or trailers (flat [name, value, ...]), -1 when absent or not a number. */
+export function grpcStatusIn(fields: readonly string[]): number {
+  for (let i = 0; i < fields.length; i += 2) {
+    const n = fields[i]!;
+    if (n.length === 11 && n.toLowerCase() === 'grpc-status') {
+      const v = fields[i + 1]!.trim();
+      return /^\d{1,3}$/.test(v) ? Number(v) : -1;
+    }
+  }
   return -1;
 }
 

@@ -10,7 +10,7 @@ import type { Snapshot } from '../config/types.js';
 import type { CellDelta, ClusterDelta, ClusterGauges, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
 import { histogramFromSparse } from './histogram.js';
-import { buildStatsJson } from './json.js';
+import { buildGrpcJson, buildStatsJson } from './json.js';
 import type { StatsJson, WorkerJson } from './json.js';
 import { LoopDelayTotals } from './loop_delay_totals.js';
 import type { PrometheusExporter } from './prometheus.js';
@@ -161,7 +161,12 @@ export class StatsAggregator {
   }
 
   toJSON(): StatsJson {
-    return { ...buildStatsJson(this.view), workers: this.workersJson(), event_loop_delay: this.loopDelay.json() };
+    return {
+      ...buildStatsJson(this.view),
+      workers: this.workersJson(),
+      event_loop_delay: this.loopDelay.json(),
+      grpc: buildGrpcJson(this.counters.list('outrigger_grpc_responses_total')),
+    };
   }
 
   /**

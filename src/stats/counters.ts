@@ -53,6 +53,8 @@ export const COUNTER_HELP: Readonly<Record<string, string>> = {
   outrigger_headers_with_underscores_dropped_total: 'Request header lines dropped for an underscore in the name (listeners[].headers_with_underscores: drop).',
   outrigger_listener_connections_accepted_total: 'Client connections accepted, by listener and worker (node engine; uWS has no accept hook).',
   outrigger_retries_total: 'Retries made by route retry policies, by cluster.',
+  outrigger_grpc_responses_total:
+    "gRPC calls (HTTP/2, content-type application/grpc*) by the grpc-status the client got (the upstream's, or the proxy's own local reply), by listener, route and cluster.",
   outrigger_retry_budget_exhausted_total: 'Retries refused because the cluster retry budget was spent.',
   outrigger_overflow_total: 'Requests refused with 503 overflow by the cluster circuit breaker (max_requests).',
   outrigger_upstream_tls_handshakes_total: 'Full TLS handshakes on new upstream connections (mTLS clusters), by cluster and endpoint.',
@@ -70,6 +72,7 @@ export const COUNTER_LABELS: Readonly<Record<string, readonly string[]>> = {
   outrigger_headers_with_underscores_dropped_total: ['listener'],
   outrigger_listener_connections_accepted_total: ['listener', 'worker'],
   outrigger_retries_total: ['cluster'],
+  outrigger_grpc_responses_total: ['listener', 'route', 'cluster', 'grpc_status'],
   outrigger_retry_budget_exhausted_total: ['cluster'],
   outrigger_overflow_total: ['cluster'],
   outrigger_upstream_tls_handshakes_total: ['cluster', 'endpoint'],

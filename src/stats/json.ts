@@ -7,6 +7,7 @@ import type { JsHistogram } from 'hdr-histogram-js';
 import { CODE_CLASSES } from './delta.js';
 import { percentileMs } from './histogram.js';
 import type { ThreadLoopDelayJson } from './loop_delay_totals.js';
+import type { Series } from './counters.js';
 import { RequestTotals } from './totals.js';
 import type { StatsView } from './totals.js';
 
@@ -66,6 +67,64 @@ export interface WorkerJson {
   readonly connections_accepted: number | null;
 }
 
+/** gRPC calls (outrigger_grpc_responses_total): success = grpc-status 0, whatever the HTTP status. */
+export interface GrpcTrafficJson {
+  readonly calls: number;
+  /** Calls by grpc-status ("0", "14", …). */
+  readonly grpc_status: Readonly<Record<string, number>>;
+  readonly success_count: number;
+  readonly failure_count: number;
+  readonly success_rate: number | null;
+}
+
+/** Only listeners, routes and clusters that have seen gRPC calls; local replies without a cluster count for no cluster. */
+export interface GrpcJson {
+  readonly listeners: ReadonlyArray<GrpcTrafficJson & { readonly name: string }>;
+  readonly routes: ReadonlyArray<GrpcTrafficJson & { readonly listener: string; readonly name: string }>;
+  readonly clusters: ReadonlyArray<GrpcTrafficJson & { readonly name: string }>;
+}
+
+export function buildGrpcJson(series: readonly Series[]): GrpcJson {
+  const listeners = new Map<string, Map<string, number>>();
+  const routes = new Map<string, Map<string, number>>();
+  const clusters = new Map<string, Map<string, number>>();
+  const add = (into: Map<string, Map<string, number>>, key: string, status: string, n: number): void => {
+    let m = into.get(key);
+    if (m === undefined) {
+      m = new Map();
+      into.set(key, m);
+    }
+    m.set(status, (m.get(status) ?? 0) + n);
+  };
+  for (const s of series) {
+    const { listener = '', route = '', cluster = '', grpc_status: status = '' } = s.labels;
+    if (s.value === 0) continue;
+    add(listeners, listener, status, s.value);
+    if (route !== '') add(routes, `${listener}\u0000${route}`, status, s.value);
+    if (cluster !== '') add(clusters, cluster, status, s.value);
+  }
+  const traffic = (m: Map<string, number>): GrpcTrafficJson => {
+    let calls = 0;
+    const byStatus: Record<string, number> = {};
+    for (const [k, n] of [...m].sort((a, b) => Number(a[0]) - Number(b[0]))) {
+      byStatus[k] = n;
+      calls += n;
+    }
+    const ok = m.get('0') ?? 0;
+    return { calls, grpc_status: byStatus, success_count: ok, failure_count: calls - ok, success_rate: calls === 0 ? null : ok / calls };
+  };
+  return {
+    listeners: [...listeners].map(([name, m]) => ({ name, ...traffic(m) })).sort(byName),
+    routes: [...routes]
+      .map(([key, m]) => {
+        const [listener = '', name = ''] = key.split('\u0000');
+        return { listener, name, ...traffic(m) };
+      })
+      .sort((a, b) => compare(a.listener, b.listener) || compare(a.name, b.name)),
+    clusters: [...clusters].map(([name, m]) => ({ name, ...traffic(m) })).sort(byName),
+  };
+}
+
 export interface StatsJson {
   readonly config_version: number;
   readonly worker_restarts: number;
@@ -77,9 +136,11 @@ export interface StatsJson {
   readonly workers: readonly WorkerJson[];
   /** Per thread (main, worker-1, …): since start and over the last interval. */
   readonly event_loop_delay: readonly ThreadLoopDelayJson[];
+  /** gRPC calls by grpc-status, with their success rate (grpc-status 0). */
+  readonly grpc: GrpcJson;
 }
 
-export function buildStatsJson(view: StatsView): Omit<StatsJson, 'event_loop_delay' | 'workers'> {
+export function buildStatsJson(view: StatsView): Omit<StatsJson, 'event_loop_delay' | 'workers' | 'grpc'> {
   const listeners = new Map<string, RequestTotals>();
   const routes = new Map<string, { listener: string; name: string; totals: RequestTotals }>();
   const clusterTraffic = new Map<string, RequestTotals>();

@@ -7,6 +7,9 @@
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { ProxyError } from '../errors.js';
+import { isGrpcRequest } from '../dataplane/grpc_timeout.js';
+import { grpcStatusOf } from '../dataplane/local_reply.js';
+import type { RequestHead } from '../dataplane/request_head.js';
 import { CounterDeltas } from '../stats/counters.js';
 import type { StatsDelta } from '../stats/delta.js';
 import { LoopDelayMonitor } from '../stats/loop_delay.js';
@@ -34,6 +37,8 @@ export class StatsReporter {
   private readonly counters = new CounterDeltas();
   private readonly worker: string;
   private readonly loopDelay: LoopDelayMonitor;
+  /** gRPC calls by listener, route, cluster and grpc-status (outrigger_grpc_responses_total), counted up here. */
+  private readonly grpc = new Map<string, { readonly labels: Readonly<Record<string, string>>; value: number }>();
 
   constructor(
     workerId: number,
@@ -57,11 +62,25 @@ export class StatsReporter {
     }
     const upstreamUs = ex.upstreamHeadMs > 0 ? (ex.upstreamHeadMs - ex.startMs) * 1000 : 0;
     this.stats.record(h.listener, h.routes[ex.routeIndex] ?? null, c, ex.status, (ex.endMs - ex.startMs) * 1000, upstreamUs, ex.bytesIn, ex.bytesOut);
+    if (ex.grpcStatus >= 0) this.countGrpc(l, ex.routeIndex, ex.cluster.spec.name, ex.grpcStatus);
   }
 
-  localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError): void {
+  localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null = null): void {
     const h = this.handlesOf(l);
     this.stats.record(h.listener, routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null, null, err.status, 0, 0, 0, 0);
+    // HTTP/2 gRPC requests got the gRPC shape of the reply (h2/downstream.ts).
+    if (head !== null && head.protocol === 'HTTP/2' && isGrpcRequest(head.headers)) this.countGrpc(l, routeIndex, '', grpcStatusOf(err));
+  }
+
+  private countGrpc(l: ListenerRuntime, routeIndex: number, cluster: string, status: number): void {
+    const route = routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? '') : '';
+    const key = `${l.spec.name}\u0000${route}\u0000${cluster}\u0000${status}`;
+    let e = this.grpc.get(key);
+    if (e === undefined) {
+      e = { labels: { listener: l.spec.name, route, cluster, grpc_status: String(status) }, value: 0 };
+      this.grpc.set(key, e);
+    }
+    e.value++;
   }
 
   /** Posts what grew since the last flush and the interval's event-loop delay (nothing when there is neither). */
@@ -109,6 +128,7 @@ export class StatsReporter {
         d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: '', decision: 'deny' }, authz.denied);
       }
     }
+    for (const e of this.grpc.values()) d.observe(e, 'outrigger_grpc_responses_total', e.labels, e.value);
     for (const c of this.source.clusters.values()) {
       const cluster = c.spec.name;
       d.observe(c, 'outrigger_retries_total', { cluster }, c.retriesTotal);

@@ -56,7 +56,7 @@ class WorkerThread {
       },
       onTryOutcome: (c, e, outcome) => this.outcomes.record(c, e, outcome),
       onLocalReply: (l, routeIndex, err, head, requestId) => {
-        this.stats.localReply(l, routeIndex, err);
+        this.stats.localReply(l, routeIndex, err, head);
         this.accessLogs.localReply(l, routeIndex, err, head, requestId);
         if (err.code === 'internal_error') this.internalError(l.spec.name, err, requestId);
       },

@@ -4,7 +4,7 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, deadPort, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { adminCall, closeAll, deadPort, eventually, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
 import { echoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
@@ -138,5 +138,31 @@ describe('gRPC local replies', () => {
     const j = await h2request(s, { ':method': 'GET', ':path': '/nowhere' });
     expect(j.status).toBe(404);
     expect(j.headers['content-type']).toBe('application/json');
+  });
+
+  it('/stats: gRPC calls by grpc-status with their success rate (grpc-status 0), per listener, route and cluster; /metrics has the counter', async () => {
+    interface Row {
+      name: string;
+      listener?: string;
+      calls: number;
+      grpc_status: Record<string, number>;
+      success_rate: number | null;
+    }
+    const grpcJson = async (): Promise<{ listeners: Row[]; routes: Row[]; clusters: Row[] }> =>
+      (await adminCall(sc, 'GET', '/stats')).json.grpc as { listeners: Row[]; routes: Row[]; clusters: Row[] };
+    const g = await eventually(async () => {
+      const j = await grpcJson();
+      return j.clusters.some((c) => c.name === 'dead') && j.listeners.some((l) => l.name === 'limited' && l.calls === 2) ? j : undefined;
+    }, 'gRPC stats');
+    expect(g.listeners.find((l) => l.name === 'main')?.grpc_status['12']).toBe(2); // no route (grpc-js, then the raw h2 request)
+    const limited = g.routes.find((r) => r.listener === 'limited' && r.name === 'limited#0');
+    expect(limited?.grpc_status).toEqual({ '0': 1, '8': 1 });
+    expect(limited?.success_rate).toBe(0.5);
+    expect(g.clusters.find((c) => c.name === 'dead')?.grpc_status).toEqual({ '14': 1 });
+    const tight = g.clusters.find((c) => c.name === 'tight');
+    expect(tight?.grpc_status['0']).toBe(1);
+    expect(g.clusters.find((c) => c.name === 'grpc')?.grpc_status['4']).toBe(1); // the route timeout
+    const metrics = (await adminCall(sc, 'GET', '/metrics')).text;
+    expect(metrics).toMatch(/outrigger_grpc_responses_total\{[^}]*listener="dead"[^}]*grpc_status="14"[^}]*\} 1/);
   });
 });

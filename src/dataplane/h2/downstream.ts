@@ -10,7 +10,8 @@ import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream, type ServerStr
 import type { ProxyError } from '../../errors.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.js';
 import { dropResponseHeader, skipResponseHeader } from '../hop_by_hop.js';
-import { isGrpcContentType, localReply } from '../local_reply.js';
+import { isGrpcRequest } from '../grpc_timeout.js';
+import { localReply } from '../local_reply.js';
 import { httpDate } from '../h1/downstream.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -185,9 +186,7 @@ export class H2Downstream implements Downstream {
 
   /** The request is gRPC (content-type application/grpc*): its local replies take the gRPC shape. */
   private isGrpc(): boolean {
-    const raw = this.raw;
-    for (let i = 0; i < raw.length; i += 2) if (raw[i] === 'content-type') return isGrpcContentType(raw[i + 1]!);
-    return false;
+    return isGrpcRequest(this.raw);
   }
 
   abort(): void {
