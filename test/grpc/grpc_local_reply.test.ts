@@ -4,9 +4,9 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, deadPort, eventually, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { adminCall, closeAll, deadPort, eventually, leaf, startMeshServer, startSidecar, track, WEB, type Sidecar } from '../helpers/sidecar.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
-import { echoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
+import { echoClient, SERVICE, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
 interface Outcome {
   code: grpc.status;
@@ -165,4 +165,24 @@ describe('gRPC local replies', () => {
     const metrics = (await adminCall(sc, 'GET', '/metrics')).text;
     expect(metrics).toMatch(/outrigger_grpc_responses_total\{[^}]*listener="dead"[^}]*grpc_status="14"[^}]*\} 1/);
   });
+});
+
+describe('gRPC local replies on an mTLS listener', () => {
+  afterAll(closeAll);
+
+  it('unauthorized: PERMISSION_DENIED', async () => {
+    const mesh = await startMeshServer({ authorization: [{ from: [WEB], paths: ['/v1/*'] }] });
+    const web = leaf(mesh.ca, WEB);
+    const creds = grpc.credentials.createSsl(Buffer.from(mesh.ca.certPem), Buffer.from(web.keyPem), Buffer.from(web.certPem), {
+      // SPIFFE IDs, not DNS names, identify sidecars.
+      checkServerIdentity: () => undefined,
+    });
+    const Ctor = grpc.makeGenericClientConstructor(SERVICE, 'Echo');
+    const c = new Ctor(`127.0.0.1:${mesh.inbound}`, creds) as unknown as EchoClient;
+    track({ close: () => Promise.resolve(c.close()) });
+    const r = await call(c);
+    expect(r.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(r.details).toBe('the caller is not allowed to make this request');
+    expect(r.metadata.get('x-outrigger-error')).toEqual(['unauthorized']);
+  }, 60_000);
 });
