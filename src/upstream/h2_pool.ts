@@ -14,7 +14,8 @@ import type { PoolSpec } from '../config/types.js';
 import { IdentityMismatchError, clientTlsOptions, rememberSessions } from '../tls/contexts.js';
 import { materialKey } from '../tls/material.js';
 import type { UpstreamChannel, UpstreamRequest, UpstreamTarget } from './channel.js';
-import type { PendingBudget, PoolCounters, PoolTls } from './pool.js';
+import type { PoolCounters, PoolTls } from './pool.js';
+import { WaitQueue, type PendingBudget } from './wait_queue.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
@@ -470,7 +471,7 @@ export class H2Channel implements UpstreamChannel {
 /** The HTTP/2 sessions to one endpoint, on one worker. */
 export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
   private readonly sessions: H2Session[] = [];
-  private readonly waiters: UpstreamRequest[] = [];
+  private readonly waiters: WaitQueue;
   draining = false;
   deadline = 0;
   timerEntry: TimerEntry | null = null;
@@ -480,10 +481,12 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
     readonly host: string,
     readonly port: number,
     public spec: PoolSpec,
-    public budget: PendingBudget,
+    budget: PendingBudget,
     private readonly ticker: Ticker,
     public tls: PoolTls | null = null,
-  ) {}
+  ) {
+    this.waiters = new WaitQueue(budget);
+  }
 
   /** Open or connecting sessions. */
   get open(): number {
@@ -516,21 +519,16 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
           req.onUpstreamError(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'), null);
           return;
         }
-      } else if (this.budget.pending >= this.budget.max) {
-        req.onUpstreamError(new ProxyError('overflow', `${this.budget.pending} requests already wait for a stream to ${this.host}:${this.port}`), null);
+      } else if (this.waiters.full) {
+        req.onUpstreamError(this.waiters.overflow(`a stream to ${this.host}:${this.port}`), null);
         return;
       }
     }
-    this.budget.pending++;
     this.waiters.push(req);
   }
 
   cancel(req: UpstreamRequest): void {
-    const i = this.waiters.indexOf(req);
-    if (i >= 0) {
-      this.waiters.splice(i, 1);
-      this.budget.pending--;
-    }
+    this.waiters.remove(req);
   }
 
   /** No new sessions; idle ones close now, busy ones when their streams finish. */
@@ -604,7 +602,6 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
       const s = this.available();
       if (s === null) break;
       const req = this.waiters.shift()!;
-      this.budget.pending--;
       s.start(req);
     }
     while (this.waiters.length > this.connectingRoom() && this.sessions.length < this.spec.connectionsPerWorker) {
@@ -616,9 +613,7 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
   }
 
   private failWaiters(err: ProxyError): void {
-    const all = this.waiters.splice(0);
-    this.budget.pending -= all.length;
-    for (const req of all) req.onUpstreamError(err, null);
+    for (const req of this.waiters.takeAll()) req.onUpstreamError(err, null);
   }
 
   onSessionReady(s: H2Session): void {

@@ -10,12 +10,9 @@ import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from '
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
 import { clientTlsOptions } from '../tls/contexts.js';
 import { materialKey, type TlsMaterial } from '../tls/material.js';
+import { WaitQueue, type PendingBudget } from './wait_queue.js';
 
-/** Requests waiting for a connection, shared by every endpoint pool of one cluster. */
-export interface PendingBudget {
-  pending: number;
-  max: number;
-}
+export type { PendingBudget } from './wait_queue.js';
 
 export interface PoolCounters {
   connectionsOpened: number;
@@ -50,7 +47,7 @@ const REPLACE_EVERY_MS = 100;
 
 export class EndpointPool implements ConnectionOwner, Timed, EndpointTarget {
   private readonly idle: UpstreamConnection[] = [];
-  private readonly waiters: UpstreamRequest[] = [];
+  private readonly waiters: WaitQueue;
   /** Open or connecting connections. */
   open = 0;
   draining = false;
@@ -64,10 +61,12 @@ export class EndpointPool implements ConnectionOwner, Timed, EndpointTarget {
     readonly host: string,
     readonly port: number,
     public spec: PoolSpec,
-    public budget: PendingBudget,
+    budget: PendingBudget,
     private readonly ticker: Ticker,
     public tls: PoolTls | null = null,
-  ) {}
+  ) {
+    this.waiters = new WaitQueue(budget);
+  }
 
   get idleCount(): number {
     return this.idle.length;
@@ -89,21 +88,16 @@ export class EndpointPool implements ConnectionOwner, Timed, EndpointTarget {
       conn.assign(req);
       return;
     }
-    if (this.budget.pending >= this.budget.max) {
-      req.onUpstreamError(new ProxyError('overflow', `${this.budget.pending} requests already wait for a connection to ${this.host}:${this.port}`), null);
+    if (this.waiters.full) {
+      req.onUpstreamError(this.waiters.overflow(`a connection to ${this.host}:${this.port}`), null);
       return;
     }
-    this.budget.pending++;
     this.waiters.push(req);
   }
 
   /** Removes a waiting request (its client went away). */
   cancel(req: UpstreamRequest): void {
-    const i = this.waiters.indexOf(req);
-    if (i >= 0) {
-      this.waiters.splice(i, 1);
-      this.budget.pending--;
-    }
+    this.waiters.remove(req);
   }
 
   /** No new requests; close idle connections now and busy ones when they finish. */
@@ -176,7 +170,6 @@ export class EndpointPool implements ConnectionOwner, Timed, EndpointTarget {
     }
     const next = this.waiters.shift();
     if (next !== undefined) {
-      this.budget.pending--;
       conn.assign(next);
       return;
     }
@@ -195,7 +188,6 @@ export class EndpointPool implements ConnectionOwner, Timed, EndpointTarget {
     // requests queued before the endpoint left the config are still answered).
     if (this.waiters.length > 0 && this.open < this.spec.connectionsPerWorker) {
       const next = this.waiters.shift()!;
-      this.budget.pending--;
       const fresh = this.connect();
       if (fresh === null) next.onUpstreamError(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'), null);
       else fresh.assign(next);

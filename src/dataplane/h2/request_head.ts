@@ -7,6 +7,7 @@
 
 import { ProxyError } from '../../errors.js';
 import { BodyFraming, readStrictRequestHead, type RequestHead, type UnderscorePolicy } from '../request_head.js';
+import { hopByHop } from '../hop_by_hop.js';
 
 /** What the listener needs besides the checked head. */
 export interface H2Head {
@@ -57,15 +58,9 @@ export function readH2RequestHead(raw: readonly string[], endStream: boolean, ma
       }
       continue;
     }
+    // RFC 9113 §8.2.2: connection-specific fields make a request malformed.
+    if (hopByHop(name) || name === 'http2-settings') throw new ProxyError('bad_request', `connection-specific header "${name}" in an HTTP/2 request`);
     switch (name) {
-      // RFC 9113 §8.2.2: connection-specific fields make a request malformed.
-      case 'connection':
-      case 'keep-alive':
-      case 'proxy-connection':
-      case 'transfer-encoding':
-      case 'upgrade':
-      case 'http2-settings':
-        throw new ProxyError('bad_request', `connection-specific header "${name}" in an HTTP/2 request`);
       case 'te':
         if (value !== 'trailers') throw new ProxyError('bad_request', 'te other than "trailers" in an HTTP/2 request');
         break;
