@@ -11,6 +11,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ca } from '../../src/tls/ca.js';
 import {
+  adminCall,
   API,
   caSource,
   closeAll,
@@ -480,5 +481,73 @@ describe('HTTP/2 upstream over mTLS (ALPN h2)', () => {
     expect(r.status).toBe(502);
     expect(r.error).toBe('upstream_identity_mismatch');
     expect(up.streams).toBe(before);
+  }, 60_000);
+});
+
+describe('a reload that changes a cluster protocol', () => {
+  afterAll(closeAll);
+
+  it('http1 → http2 → http1 on the same endpoint: each request goes out in the protocol of the config it was admitted under, none fails', async () => {
+    // One upstream port that speaks both: the HTTP/2 preface goes to node:http2; anything else is
+    // answered here as HTTP/1.1, one response per request head (node:http would lose the bytes
+    // read to sniff the preface: its parser reads the socket's handle, not the unshifted data).
+    const h2 = http2.createServer();
+    h2.on('stream', (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.end('h2');
+    });
+    const sessions = new Set<http2.ServerHttp2Session>();
+    h2.on('session', (s) => {
+      sessions.add(s);
+      s.on('close', () => sessions.delete(s));
+    });
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      socket.once('data', (first) => {
+        if (first.subarray(0, 3).toString('latin1') === 'PRI') {
+          socket.pause();
+          socket.unshift(first);
+          h2.emit('connection', socket);
+          return;
+        }
+        let pending = first.toString('latin1');
+        const answer = (): void => {
+          for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+            pending = pending.slice(end + 4);
+            socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nh1');
+          }
+        };
+        answer();
+        socket.on('data', (more: Buffer) => {
+          pending += more.toString('latin1');
+          answer();
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    track({
+      close: async () => {
+        for (const s of sessions) s.destroy();
+        for (const socket of sockets) socket.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    });
+
+    const config = (protocol: string): Record<string, unknown> => sidecarConfig([address], { cluster: { protocol } });
+    const sc = await startSidecar(config('http1'));
+    const body = async (): Promise<string> => {
+      const r = await httpGet(sc.url('/which'));
+      expect(r.status).toBe(200);
+      return r.text;
+    };
+    expect(await body()).toBe('h1');
+    for (const protocol of ['http2', 'http1', 'http2']) {
+      const put = await adminCall(sc, 'PUT', '/config', config(protocol));
+      expect(put.status, put.text).toBe(200);
+      expect(await body()).toBe(protocol === 'http2' ? 'h2' : 'h1');
+    }
   }, 60_000);
 });
