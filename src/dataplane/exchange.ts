@@ -155,8 +155,9 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   private unprocessedLeft = UNPROCESSED_RESENDS;
   /** The client went away (Done by abort). */
   private clientGone = false;
-  /** HTTP/2 requests with a grpc-timeout: the call's deadline (performance.now() ms; 0 = none) and its timeout (ms; -1 = none). */
+  /** HTTP/2 requests with a grpc-timeout: the call's deadline (performance.now() ms; 0 = none). */
   grpcDeadlineMs = 0;
+  /** The call's grpc-timeout (ms) when it, not the route timeout, bounds the wait for the head; -1 otherwise. */
   private grpcTimeoutMs = -1;
   /** An HTTP/2 request with content-type application/grpc*. */
   readonly grpc: boolean = false;
@@ -191,9 +192,11 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
       this.grpc = isGrpcRequest(o.head.headers);
       const g = this.grpc ? grpcTimeoutOf(o.head.headers) : -1;
       if (g >= 0) {
-        this.grpcTimeoutMs = g;
         this.grpcDeadlineMs = this.startMs + g;
-        if (timeoutMs === 0 || g < timeoutMs) timeoutMs = Math.max(1, Math.ceil(g));
+        if (timeoutMs === 0 || g < timeoutMs) {
+          this.grpcTimeoutMs = g;
+          timeoutMs = Math.max(1, Math.ceil(g));
+        }
       }
     }
     this.deadlines = new Deadlines(o.ctx.ticker.fresh(), timeoutMs, o.route.maxStreamDurationMs);
@@ -486,7 +489,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
       case DeadlineKind.Route:
         this.abortTry();
         this.reply(
-          this.grpcTimeoutMs >= 0 && (this.route.timeoutMs === 0 || this.grpcTimeoutMs < this.route.timeoutMs)
+          this.grpcTimeoutMs >= 0
             ? new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} within the call's grpc-timeout (${this.grpcTimeoutMs} ms)`)
             : new ProxyError('timeout', `no response from cluster ${this.cluster.spec.name} within the route timeout (${this.route.timeoutMs} ms)`),
         );
