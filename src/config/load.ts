@@ -101,7 +101,7 @@ export function fastLoad(text: string, options: Omit<LoadOptions, 'schema'> & { 
 export function fastParse(text: string): unknown {
   if (text.includes('!')) return undefined;
   try {
-    return loadYaml(text, { schema: FAST_SCHEMA });
+    return fastLoad(text);
   } catch {
     return undefined;
   }
