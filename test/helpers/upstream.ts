@@ -347,7 +347,7 @@ function serialOf(c: X509Certificate): string {
   return c.serialNumber.toUpperCase();
 }
 
-/** A port on 127.0.0.1 where nothing listens (bound then closed). */
+/** A port on 127.0.0.1 where nothing listens (bound then closed): a dead endpoint, or a free port to bind a listener to. */
 export async function deadPort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));

@@ -6,7 +6,6 @@
 // listener re-bind (new data-plane objects whose own counts start at zero).
 
 import { execFileSync } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import tls from 'node:tls';
@@ -17,6 +16,7 @@ import {
   caSource,
   clientSideConfig,
   closeAll,
+  deadPort,
   eventually,
   get,
   parsePrometheus,
@@ -70,18 +70,6 @@ async function scrape(sc: Sidecar): Promise<Sample[]> {
     execFileSync('sh', ['-c', `"${tool}" check metrics < "${file}"`], { encoding: 'utf8' });
   }
   return parsePrometheus(text);
-}
-
-/** A port free on 127.0.0.1 right now. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 /** A TLS client without a certificate: the inbound listener refuses the handshake. */
@@ -199,7 +187,7 @@ describe('security counters', () => {
     const afterRule = await read();
 
     // A re-bind: the listener moves to another port (a new listener object, counts at zero).
-    const port = await freePort();
+    const port = await deadPort();
     await put((l) => {
       l['address'] = `127.0.0.1:${port}`;
     });

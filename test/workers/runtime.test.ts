@@ -9,6 +9,7 @@ import { compileConfig } from '../../src/config/load.js';
 import type { Snapshot } from '../../src/config/types.js';
 import { WorkerRuntime, type RequestObserver } from '../../src/workers/runtime.js';
 import { OPTS, ok } from '../config/helpers.js';
+import { deadPort } from '../helpers/upstream.js';
 
 type Raw = Record<string, unknown>;
 
@@ -19,17 +20,6 @@ const quiet: RequestObserver = {
   onTestCrash: () => {},
   onTestStall: () => {},
 };
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function raw(port: number, endpoints: string[], rps = 10): Raw {
   return {
@@ -56,7 +46,7 @@ afterEach(() => {
 
 describe('WorkerRuntime.apply(delta)', () => {
   it('keeps what the delta does not name, changes what it does', async () => {
-    const port = await freePort();
+    const port = await deadPort();
     const rt = (runtime = new WorkerRuntime(quiet, 1, Buffer.alloc(32)));
     const v1 = snap(raw(port, ['127.0.0.1:8001', '127.0.0.1:8002']), 1);
     const bound = await rt.apply(compileDelta(null, v1, 1));
@@ -88,7 +78,7 @@ describe('WorkerRuntime.apply(delta)', () => {
   });
 
   it('a moved listener gets a new socket; the old one stops accepting', async () => {
-    const [p1, p2] = [await freePort(), await freePort()];
+    const [p1, p2] = [await deadPort(), await deadPort()];
     const rt = (runtime = new WorkerRuntime(quiet, 1, Buffer.alloc(32)));
     const v1 = snap(raw(p1, ['127.0.0.1:8001']), 1);
     await rt.apply(compileDelta(null, v1, 1));
@@ -102,7 +92,7 @@ describe('WorkerRuntime.apply(delta)', () => {
   });
 
   it('a bind failure leaves the previous config running: no new cluster, old listener serving', async () => {
-    const p1 = await freePort();
+    const p1 = await deadPort();
     const rt = (runtime = new WorkerRuntime(quiet, 1, Buffer.alloc(32)));
     const v1 = snap(raw(p1, ['127.0.0.1:8001']), 1);
     await rt.apply(compileDelta(null, v1, 1));
