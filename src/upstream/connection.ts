@@ -6,9 +6,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
-import { IdentityMismatchError, rememberSessions } from '../tls/contexts.js';
-import type { TlsMaterial } from '../tls/material.js';
+import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
+import type { ConnectTls } from './endpoint_pool_base.js';
 import { ResponseParser } from './response_parser.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
 
@@ -82,11 +82,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
     readonly port: number,
     private readonly ticker: Ticker,
     connectTimeoutMs: number,
-    tlsOptions: tls.ConnectionOptions | null = null,
-    materialKey: string | null = null,
+    connectTls: ConnectTls | null = null,
   ) {
-    this.materialKey = materialKey;
-    if (tlsOptions === null) {
+    this.materialKey = connectTls?.materialKey ?? null;
+    if (connectTls === null) {
       this.socket = net.connect({
         host,
         port,
@@ -96,8 +95,9 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
       this.socket.on('connect', () => this.onConnect());
     } else {
       // mTLS: bytes are written only after the handshake and the peer's SPIFFE ID check passed.
-      const socket = tls.connect({ host, port, ...tlsOptions });
+      const socket = tls.connect({ host, port, ...connectTls.options });
       socket.setNoDelay(true);
+      connectTls.remember(socket);
       socket.on('secureConnect', () => {
         this.resumed = socket.isSessionReused();
         this.onConnect();
@@ -118,11 +118,6 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   /** Moves to a new state; an illegal transition is a bug and throws. */
   private transition(to: ConnState): void {
     this.state = checkTransition(this.id, this.state, to);
-  }
-
-  /** Keeps the TLS session tickets this connection receives, for resumption by the next one. */
-  rememberSessions(m: TlsMaterial, identities: readonly string[], endpoint: string): void {
-    rememberSessions(this.socket as tls.TLSSocket, m, identities, endpoint);
   }
 
   /** Gives the connection to a request (the pool calls this). */

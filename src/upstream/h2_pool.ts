@@ -10,12 +10,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
 import { remainingGrpcTimeout } from '../dataplane/grpc_timeout.js';
-import type { PoolSpec } from '../config/types.js';
-import { IdentityMismatchError, clientTlsOptions, rememberSessions } from '../tls/contexts.js';
-import { materialKey } from '../tls/material.js';
+import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest, UpstreamTarget } from './channel.js';
-import type { PoolCounters, PoolTls } from './pool.js';
-import { WaitQueue, type PendingBudget } from './wait_queue.js';
+import { EndpointPoolBase, noCertificate, type ConnectTls } from './endpoint_pool_base.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
@@ -24,7 +21,6 @@ const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 const MAX_STREAMS_CAP = 1000;
 /** Requests a session still connecting is expected to take (its SETTINGS are not read yet). */
 const ASSUMED_STREAMS = 100;
-const SWEEP_MS = 1000;
 const NON_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex -- any byte above ASCII
 /** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
@@ -74,6 +70,8 @@ export class H2Session implements Timed {
   timerEntry: TimerEntry | null = null;
   readonly session: http2.ClientHttp2Session;
   readonly scheme: 'http' | 'https';
+  /** Content key of the TLS material the session was made with (null: plaintext). */
+  readonly materialKey: string | null;
   private error: Error | null = null;
 
   constructor(
@@ -82,20 +80,19 @@ export class H2Session implements Timed {
     readonly port: number,
     private readonly ticker: Ticker,
     connectTimeoutMs: number,
-    tlsOptions: tls.ConnectionOptions | null,
-    readonly materialKey: string | null,
-    onTlsSocket: ((s: tls.TLSSocket) => void) | null = null,
+    connectTls: ConnectTls | null,
   ) {
-    this.scheme = tlsOptions === null ? 'http' : 'https';
+    this.materialKey = connectTls?.materialKey ?? null;
+    this.scheme = connectTls === null ? 'http' : 'https';
     const authority = `${this.scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
     this.session = http2.connect(authority, {
       settings: { enablePush: false },
       createConnection: () => {
-        if (tlsOptions === null) return net.connect({ host, port, noDelay: true });
-        const socket = tls.connect({ host, port, ALPNProtocols: ['h2'], ...tlsOptions });
+        if (connectTls === null) return net.connect({ host, port, noDelay: true });
+        const socket = tls.connect({ host, port, ALPNProtocols: ['h2'], ...connectTls.options });
         socket.setNoDelay(true);
         socket.on('secureConnect', () => (this.resumed = socket.isSessionReused()));
-        onTlsSocket?.(socket);
+        connectTls.remember(socket);
         return socket;
       },
     });
@@ -469,24 +466,8 @@ export class H2Channel implements UpstreamChannel {
 }
 
 /** The HTTP/2 sessions to one endpoint, on one worker. */
-export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
+export class H2Pool extends EndpointPoolBase implements SessionOwner, UpstreamTarget {
   private readonly sessions: H2Session[] = [];
-  private readonly waiters: WaitQueue;
-  draining = false;
-  deadline = 0;
-  timerEntry: TimerEntry | null = null;
-  readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0 };
-
-  constructor(
-    readonly host: string,
-    readonly port: number,
-    public spec: PoolSpec,
-    budget: PendingBudget,
-    private readonly ticker: Ticker,
-    public tls: PoolTls | null = null,
-  ) {
-    this.waiters = new WaitQueue(budget);
-  }
 
   /** Open or connecting sessions. */
   get open(): number {
@@ -516,7 +497,7 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
     if (this.waiters.length >= this.connectingRoom()) {
       if (this.sessions.length < this.spec.connectionsPerWorker) {
         if (this.connect() === null) {
-          req.onUpstreamError(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'), null);
+          req.onUpstreamError(noCertificate(), null);
           return;
         }
       } else if (this.waiters.full) {
@@ -525,10 +506,6 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
       }
     }
     this.waiters.push(req);
-  }
-
-  cancel(req: UpstreamRequest): void {
-    this.waiters.remove(req);
   }
 
   /** No new sessions; idle ones close now, busy ones when their streams finish. */
@@ -548,7 +525,7 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
   private available(): H2Session | null {
     for (const s of this.sessions) {
       if (!s.hasRoom) continue;
-      if (this.stale(s)) {
+      if (this.isStale(s.materialKey)) {
         s.retire(); // rotation: the session on old material finishes its streams and goes
         continue;
       }
@@ -564,32 +541,10 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
     return n;
   }
 
-  private stale(s: H2Session): boolean {
-    if (s.materialKey === null || this.tls === null) return false;
-    const m = this.tls.material();
-    return m !== null && materialKey(m) !== s.materialKey;
-  }
-
   private connect(): H2Session | null {
-    const t = this.tls;
-    let s: H2Session;
-    if (t === null) {
-      s = new H2Session(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, null, null);
-    } else {
-      const m = t.material();
-      if (m === null) return null;
-      const endpoint = `${this.host}:${this.port}`;
-      s = new H2Session(
-        this,
-        this.host,
-        this.port,
-        this.ticker,
-        this.spec.connectTimeoutMs,
-        clientTlsOptions(m, t.identities, endpoint),
-        materialKey(m),
-        (socket) => rememberSessions(socket, m, t.identities, endpoint),
-      );
-    }
+    const t = this.connectTls();
+    if (t === undefined) return null;
+    const s = new H2Session(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, t);
     this.sessions.push(s);
     this.counters.connectionsOpened++;
     this.scheduleSweep();
@@ -606,7 +561,7 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
     }
     while (this.waiters.length > this.connectingRoom() && this.sessions.length < this.spec.connectionsPerWorker) {
       if (this.connect() === null) {
-        this.failWaiters(new ProxyError('upstream_tls_failed', 'no certificate is loaded for mTLS to this cluster'));
+        this.failWaiters(noCertificate());
         return;
       }
     }
@@ -617,10 +572,7 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
   }
 
   onSessionReady(s: H2Session): void {
-    if (s.materialKey !== null) {
-      if (s.resumed) this.counters.tlsResumed++;
-      else this.counters.tlsHandshakes++;
-    }
+    this.countHandshake(s.materialKey, s.resumed);
     this.pump();
   }
 
@@ -648,17 +600,10 @@ export class H2Pool implements SessionOwner, Timed, UpstreamTarget {
     const ping = this.spec.keepaliveIntervalMs;
     for (const s of [...this.sessions]) {
       if (s.state !== SessionState.Ready || s.active > 0) continue;
-      if (this.draining || s.lastUsed <= idleLimit || this.stale(s)) s.retire();
+      if (this.draining || s.lastUsed <= idleLimit || this.isStale(s.materialKey)) s.retire();
       else if (ping > 0) s.keepalive(now, ping);
     }
     this.deadline = 0;
     if (this.sessions.length > 0) this.scheduleSweep();
-  }
-
-  private scheduleSweep(): void {
-    if (this.deadline === 0) {
-      this.deadline = this.ticker.fresh() + SWEEP_MS;
-      this.ticker.add(this);
-    }
   }
 }
