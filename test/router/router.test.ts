@@ -1,10 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { buildRouter } from '../../src/dataplane/router.js';
+import { buildRouter, type Router } from '../../src/dataplane/router.js';
 import { seededRng } from '../../src/lb/rng.js';
 import { header, headers, noHeaders, route, split } from './helpers.js';
 
 function name(r: { spec: { name: string } } | null): string | null {
   return r === null ? null : r.spec.name;
+}
+
+/**
+ * Matches each `METHOD host path` request (no headers) and compares, in one assertion so that a
+ * failure shows every request, the names of the routes they hit (null: no route) with `expected`.
+ */
+function expectRoutes(router: Router, expected: Record<string, string | null>): void {
+  const hit = Object.keys(expected).map((request) => {
+    const [method = '', host = '', path = ''] = request.split(' ');
+    return [request, name(router.match(method, host, path, noHeaders))];
+  });
+  expect(Object.fromEntries(hit)).toEqual(expected);
 }
 
 describe('router: host', () => {
@@ -16,28 +28,34 @@ describe('router: host', () => {
   ]);
 
   it('matches exact hosts case-insensitively and ignores the port', () => {
-    expect(name(router.match('GET', 'api.example.com', '/', noHeaders))).toBe('api');
-    expect(name(router.match('GET', 'API.Example.COM', '/', noHeaders))).toBe('api');
-    expect(name(router.match('GET', 'api.example.com:8080', '/', noHeaders))).toBe('api');
-    expect(name(router.match('GET', 'Api.Example.Com:443', '/', noHeaders))).toBe('api');
-    expect(name(router.match('GET', '10.0.0.1:80', '/', noHeaders))).toBe('v4');
+    expectRoutes(router, {
+      'GET api.example.com /': 'api',
+      'GET API.Example.COM /': 'api',
+      'GET api.example.com:8080 /': 'api',
+      'GET Api.Example.Com:443 /': 'api',
+      'GET 10.0.0.1:80 /': 'v4',
+    });
   });
 
   it('matches wildcards on sub-domains only', () => {
-    expect(name(router.match('GET', 'a.example.com', '/', noHeaders))).toBe('wild');
-    expect(name(router.match('GET', 'a.b.example.com:81', '/', noHeaders))).toBe('wild');
-    expect(name(router.match('GET', 'A.B.EXAMPLE.COM', '/', noHeaders))).toBe('wild');
-    expect(router.match('GET', 'example.com', '/', noHeaders)).toBeNull();
-    expect(router.match('GET', '.example.com', '/', noHeaders)).toBeNull();
-    expect(router.match('GET', 'aexample.com', '/', noHeaders)).toBeNull();
-    expect(router.match('GET', 'example.com.evil', '/', noHeaders)).toBeNull();
+    expectRoutes(router, {
+      'GET a.example.com /': 'wild',
+      'GET a.b.example.com:81 /': 'wild',
+      'GET A.B.EXAMPLE.COM /': 'wild',
+      'GET example.com /': null,
+      'GET .example.com /': null,
+      'GET aexample.com /': null,
+      'GET example.com.evil /': null,
+    });
   });
 
   it('matches IPv6 Host values with and without a port', () => {
-    expect(name(router.match('GET', '[::1]:80', '/', noHeaders))).toBe('v6');
-    expect(name(router.match('GET', '[::1]', '/', noHeaders))).toBe('v6');
-    expect(name(router.match('GET', '::1', '/', noHeaders))).toBe('v6');
-    expect(router.match('GET', '[::2]:80', '/', noHeaders)).toBeNull();
+    expectRoutes(router, {
+      'GET [::1]:80 /': 'v6',
+      'GET [::1] /': 'v6',
+      'GET ::1 /': 'v6',
+      'GET [::2]:80 /': null,
+    });
   });
 
   it('accepts an unbracketed IPv6 pattern and the empty Host', () => {
@@ -48,8 +66,7 @@ describe('router: host', () => {
 
   it('treats a null or * host as any host', () => {
     const r = buildRouter([route('star', { host: '*', path: '/s' }), route('any', { host: null })]);
-    expect(name(r.match('GET', 'whatever:1', '/s', noHeaders))).toBe('star');
-    expect(name(r.match('GET', 'whatever', '/x', noHeaders))).toBe('any');
+    expectRoutes(r, { 'GET whatever:1 /s': 'star', 'GET whatever /x': 'any' });
   });
 });
 
@@ -64,14 +81,11 @@ describe('router: first match wins across host buckets', () => {
   ]);
 
   it('a wildcard route listed before an exact-host route wins when it matches', () => {
-    expect(name(router.match('GET', 'api.example.com', '/v1/x', noHeaders))).toBe('wild-v1');
-    expect(name(router.match('GET', 'api.example.com', '/v2/x', noHeaders))).toBe('exact');
+    expectRoutes(router, { 'GET api.example.com /v1/x': 'wild-v1', 'GET api.example.com /v2/x': 'exact' });
   });
 
   it('an any-host route listed early wins for every host', () => {
-    expect(name(router.match('GET', 'api.example.com', '/healthz', noHeaders))).toBe('any-health');
-    expect(name(router.match('GET', 'x.b.example.com', '/healthz', noHeaders))).toBe('any-health');
-    expect(name(router.match('GET', 'other', '/healthz', noHeaders))).toBe('any-health');
+    expectRoutes(router, { 'GET api.example.com /healthz': 'any-health', 'GET x.b.example.com /healthz': 'any-health', 'GET other /healthz': 'any-health' });
   });
 
   it('a shorter wildcard listed first beats a longer one', () => {
@@ -79,15 +93,12 @@ describe('router: first match wins across host buckets', () => {
   });
 
   it('falls through to later routes', () => {
-    expect(name(router.match('GET', 'other.org', '/', noHeaders))).toBe('any');
-    expect(name(router.match('GET', 'example.com', '/', noHeaders))).toBe('any');
+    expectRoutes(router, { 'GET other.org /': 'any', 'GET example.com /': 'any' });
   });
 
   it('longer wildcard wins when listed first', () => {
     const r = buildRouter([route('deep', { host: '*.b.example.com' }), route('wild', { host: '*.example.com' })]);
-    expect(name(r.match('GET', 'x.b.example.com', '/', noHeaders))).toBe('deep');
-    expect(name(r.match('GET', 'b.example.com', '/', noHeaders))).toBe('wild');
-    expect(name(r.match('GET', 'x.c.example.com', '/', noHeaders))).toBe('wild');
+    expectRoutes(r, { 'GET x.b.example.com /': 'deep', 'GET b.example.com /': 'wild', 'GET x.c.example.com /': 'wild' });
   });
 });
 
@@ -99,21 +110,15 @@ describe('router: path', () => {
   ]);
 
   it('exact', () => {
-    expect(name(router.match('GET', 'h', '/exact', noHeaders))).toBe('exact');
-    expect(router.match('GET', 'h', '/exact/', noHeaders)).toBeNull();
-    expect(router.match('GET', 'h', '/EXACT', noHeaders)).toBeNull();
+    expectRoutes(router, { 'GET h /exact': 'exact', 'GET h /exact/': null, 'GET h /EXACT': null });
   });
 
   it('prefix is a plain string prefix', () => {
-    expect(name(router.match('GET', 'h', '/v1/', noHeaders))).toBe('prefix');
-    expect(name(router.match('GET', 'h', '/v1/a/b', noHeaders))).toBe('prefix');
-    expect(router.match('GET', 'h', '/v1', noHeaders)).toBeNull();
+    expectRoutes(router, { 'GET h /v1/': 'prefix', 'GET h /v1/a/b': 'prefix', 'GET h /v1': null });
   });
 
   it('regex is anchored', () => {
-    expect(name(router.match('GET', 'h', '/users/42', noHeaders))).toBe('regex');
-    expect(router.match('GET', 'h', '/users/42/x', noHeaders)).toBeNull();
-    expect(router.match('GET', 'h', '/x/users/42', noHeaders)).toBeNull();
+    expectRoutes(router, { 'GET h /users/42': 'regex', 'GET h /users/42/x': null, 'GET h /x/users/42': null });
   });
 
   it('refuses a regex that does not compile, naming the route', () => {
@@ -133,10 +138,12 @@ describe('router: methods and headers', () => {
   ]);
 
   it('methods list (case-sensitive)', () => {
-    expect(name(router.match('GET', 'h', '/m', noHeaders))).toBe('get');
-    expect(name(router.match('HEAD', 'h', '/m', noHeaders))).toBe('get');
-    expect(name(router.match('POST', 'h', '/m', noHeaders))).toBe('fallback');
-    expect(name(router.match('get', 'h', '/m', noHeaders))).toBe('fallback');
+    expectRoutes(router, {
+      'GET h /m': 'get',
+      'HEAD h /m': 'get',
+      'POST h /m': 'fallback',
+      'get h /m': 'fallback',
+    });
   });
 
   it('exact header', () => {
@@ -222,22 +229,24 @@ describe('router: compiled routes', () => {
 });
 
 describe('router: the index keeps the work per request small', () => {
+  /** Matches GET `host` `path` with every header present, counting the header values the router reads. */
+  function matchCountingLookups(router: Router, host: string, path: string): { route: string | null; lookups: number } {
+    let lookups = 0;
+    const matched = router.match('GET', host, path, () => {
+      lookups++;
+      return '1';
+    });
+    return { route: name(matched), lookups };
+  }
+
   it('checks only the routes of the request host among 1000 virtual hosts', () => {
     const specs = [];
     for (let i = 0; i < 1000; i++) {
       specs.push(route(`r${i}`, { host: `svc-${i}.mesh.local`, headers: [header('x-route', { present: true })] }));
     }
     const router = buildRouter(specs);
-    let lookups = 0;
-    const lookup = (): string => {
-      lookups++;
-      return '1';
-    };
-    expect(name(router.match('GET', 'svc-999.mesh.local:80', '/', lookup))).toBe('r999');
-    expect(lookups).toBe(1);
-    lookups = 0;
-    expect(router.match('GET', 'unknown.mesh.local', '/', lookup)).toBeNull();
-    expect(lookups).toBe(0);
+    expect(matchCountingLookups(router, 'svc-999.mesh.local:80', '/')).toEqual({ route: 'r999', lookups: 1 });
+    expect(matchCountingLookups(router, 'unknown.mesh.local', '/')).toEqual({ route: null, lookups: 0 });
   });
 
   it('checks only routes with the request path among many exact paths on one host', () => {
@@ -247,16 +256,8 @@ describe('router: the index keeps the work per request small', () => {
     }
     specs.push(route('catch-all', { host: 'api', headers: [header('x-route', { present: true })] }));
     const router = buildRouter(specs);
-    let lookups = 0;
-    const lookup = (): string => {
-      lookups++;
-      return '1';
-    };
-    expect(name(router.match('GET', 'api', '/op/499', lookup))).toBe('p499');
-    expect(lookups).toBe(1);
-    lookups = 0;
-    expect(name(router.match('GET', 'api', '/other', lookup))).toBe('catch-all');
-    expect(lookups).toBe(1);
+    expect(matchCountingLookups(router, 'api', '/op/499')).toEqual({ route: 'p499', lookups: 1 });
+    expect(matchCountingLookups(router, 'api', '/other')).toEqual({ route: 'catch-all', lookups: 1 });
   });
 });
 
@@ -274,14 +275,11 @@ describe('router: the path index keeps config order', () => {
     expect(name(router.match('GET', 'h', '/api/v1/users', noHeaders))).toBe('regex-first');
     expect(name(router.match('GET', 'h', '/api/v1/users', headers({ 'x-canary': '1' })))).toBe('regex-first');
     expect(name(router.match('GET', 'h', '/api/v1/other', headers({ 'x-canary': '1' })))).toBe('canary');
-    expect(name(router.match('GET', 'h', '/api/v1/other', noHeaders))).toBe('prefix-short');
-    expect(name(router.match('GET', 'h', '/b', noHeaders))).toBe('catch-all');
+    expectRoutes(router, { 'GET h /api/v1/other': 'prefix-short', 'GET h /b': 'catch-all' });
   });
 
   it('prefixes are plain string prefixes, also inside the tree', () => {
-    expect(name(router.match('GET', 'h', '/apix', noHeaders))).toBe('prefix-short');
-    expect(name(router.match('GET', 'h', '/a', noHeaders))).toBe('prefix-short');
-    expect(name(router.match('GET', 'h', '/', noHeaders))).toBe('catch-all');
+    expectRoutes(router, { 'GET h /apix': 'prefix-short', 'GET h /a': 'prefix-short', 'GET h /': 'catch-all' });
   });
 
   it('asks for headers only of routes whose path matches, in config order', () => {
