@@ -43,6 +43,10 @@ function cluster(parts: Parameters<typeof build>[0]): ClusterSpec {
   if (c === undefined) expect.fail('no cluster');
   return c;
 }
+/** What the compiler refuses in `build(parts)`, as `path: message` lines. */
+function refusals(parts: Parameters<typeof build>[0]): string[] {
+  return listed(compileConfig(build(parts), OPTS));
+}
 
 describe('route retries', () => {
   it('is null when absent or when attempts is 0', () => {
@@ -101,9 +105,8 @@ describe('route retries', () => {
   });
 
   it('refuses out-of-range values', () => {
-    const bad = build({ route: { retries: { attempts: 11, on: ['600', 99], max_body_bytes: 16 * 1024 * 1024 + 1, backoff_max_ms: -1 } } });
     const on = 'must be one of connect-failure, reset, 5xx, gateway-error, retriable-4xx, refused-stream or an HTTP status code';
-    expect(listed(compileConfig(bad, OPTS))).toEqual([
+    expect(refusals({ route: { retries: { attempts: 11, on: ['600', 99], max_body_bytes: 16 * 1024 * 1024 + 1, backoff_max_ms: -1 } } })).toEqual([
       'listeners[0].routes[0].retries.attempts: must be <= 10',
       `listeners[0].routes[0].retries.on[0]: ${on} (got "600")`,
       'listeners[0].routes[0].retries.on[1]: must be >= 100',
@@ -127,13 +130,11 @@ describe('route fault and max_stream_duration_ms', () => {
   });
 
   it('refuses an abort without a status, a percent above 100 and a status below 200', () => {
-    expect(listed(compileConfig(build({ route: { fault: { abort: { percent: 5 }, delay: { duration_ms: 1, percent: 101 } } } }), OPTS))).toEqual([
+    expect(refusals({ route: { fault: { abort: { percent: 5 }, delay: { duration_ms: 1, percent: 101 } } } })).toEqual([
       'listeners[0].routes[0].fault.delay.percent: must be <= 100',
       'listeners[0].routes[0].fault.abort.status: required',
     ]);
-    expect(listed(compileConfig(build({ route: { fault: { abort: { status: 199 } } } }), OPTS))).toEqual([
-      'listeners[0].routes[0].fault.abort.status: must be >= 200',
-    ]);
+    expect(refusals({ route: { fault: { abort: { status: 199 } } } })).toEqual(['listeners[0].routes[0].fault.abort.status: must be >= 200']);
   });
 
   it('max_stream_duration_ms defaults to 0 (none)', () => {
@@ -172,19 +173,17 @@ describe('rate limits, divided among the workers that serve the listener', () =>
   });
 
   it('refuses engine: uws on a TLS listener', () => {
-    expect(listed(compileConfig(build({ top: CA, listener: { tls: { mode: 'tls' }, engine: 'uws' } }), OPTS))).toEqual([
+    expect(refusals({ top: CA, listener: { tls: { mode: 'tls' }, engine: 'uws' } })).toEqual([
       'listeners[0].engine: uws cannot serve TLS listeners (this uWS build cannot require or read client certificates): use strict (the default) or node',
     ]);
   });
 
   it('refuses a non-positive rate and a burst below 1', () => {
-    expect(listed(compileConfig(build({ listener: { rate_limit: { requests_per_second: 0, burst: 0 } } }), OPTS))).toEqual([
+    expect(refusals({ listener: { rate_limit: { requests_per_second: 0, burst: 0 } } })).toEqual([
       'listeners[0].rate_limit.requests_per_second: must be > 0',
       'listeners[0].rate_limit.burst: must be >= 1',
     ]);
-    expect(listed(compileConfig(build({ route: { rate_limit: { burst: 5 } } }), OPTS))).toEqual([
-      'listeners[0].routes[0].rate_limit.requests_per_second: required',
-    ]);
+    expect(refusals({ route: { rate_limit: { burst: 5 } } })).toEqual(['listeners[0].routes[0].rate_limit.requests_per_second: required']);
   });
 });
 
@@ -195,9 +194,7 @@ describe('listener access_log', () => {
       path: '/var/log/out.log',
       format: 'text',
     });
-    expect(listed(compileConfig(build({ listener: { access_log: { format: 'csv' } } }), OPTS))).toEqual([
-      'listeners[0].access_log.format: must be one of "json", "text" (got "csv")',
-    ]);
+    expect(refusals({ listener: { access_log: { format: 'csv' } } })).toEqual(['listeners[0].access_log.format: must be one of "json", "text" (got "csv")']);
   });
 });
 
@@ -212,9 +209,7 @@ describe('cluster circuit breaker, retry budget, health check, outlier detection
       pool: { maxPending: 1 },
     });
     expect(cluster({ workers: 3 }).maxRequests).toBe(342); // default 1024
-    expect(listed(compileConfig(build({ cluster: { circuit_breaker: { max_requests: 0 } } }), OPTS))).toEqual([
-      'clusters[0].circuit_breaker.max_requests: must be >= 1',
-    ]);
+    expect(refusals({ cluster: { circuit_breaker: { max_requests: 0 } } })).toEqual(['clusters[0].circuit_breaker.max_requests: must be >= 1']);
   });
 
   it('always has a retry budget: percent as is, min_concurrent rounded up and min_retries_per_second divided per worker', () => {
@@ -250,10 +245,11 @@ describe('cluster circuit breaker, retry budget, health check, outlier detection
   });
 
   it('refuses bad health check and outlier values', () => {
-    const bad = build({
-      cluster: { health_check: { interval_ms: 0, healthy_threshold: 0 }, outlier_detection: { consecutive_gateway_failure: 0, max_ejection_percent: 150 } },
-    });
-    expect(listed(compileConfig(bad, OPTS))).toEqual([
+    expect(
+      refusals({
+        cluster: { health_check: { interval_ms: 0, healthy_threshold: 0 }, outlier_detection: { consecutive_gateway_failure: 0, max_ejection_percent: 150 } },
+      }),
+    ).toEqual([
       'clusters[0].health_check.interval_ms: must be >= 1',
       'clusters[0].health_check.healthy_threshold: must be >= 1',
       'clusters[0].outlier_detection.consecutive_gateway_failure: must be >= 1',
@@ -274,19 +270,15 @@ describe('cluster tls', () => {
 
   it('mtls needs exactly one of identity and identities', () => {
     const id = 'spiffe://td/ns/a/sa/api';
-    expect(listed(compileConfig(build({ top: CA, cluster: { tls: {} } }), OPTS))).toEqual([
+    expect(refusals({ top: CA, cluster: { tls: {} } })).toEqual([
       'clusters[0].tls: mtls needs identity (or identities): the SPIFFE ID the upstream must present',
     ]);
-    expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identity: id, identities: [id] } } }), OPTS))).toEqual([
-      'clusters[0].tls: give identity or identities, not both',
-    ]);
-    expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identities: [] } } }), OPTS))).toEqual([
-      'clusters[0].tls.identities: must have at least 1 item',
-    ]);
-    expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identities: ['api.local'] } } }), OPTS))).toEqual([
+    expect(refusals({ top: CA, cluster: { tls: { identity: id, identities: [id] } } })).toEqual(['clusters[0].tls: give identity or identities, not both']);
+    expect(refusals({ top: CA, cluster: { tls: { identities: [] } } })).toEqual(['clusters[0].tls.identities: must have at least 1 item']);
+    expect(refusals({ top: CA, cluster: { tls: { identities: ['api.local'] } } })).toEqual([
       'clusters[0].tls.identities[0]: must be a SPIFFE ID or identity pattern: must start with "spiffe://" (lower case) (got "api.local")',
     ]);
-    expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identity: 'spiffe://td/*' } } }), OPTS))).toEqual([
+    expect(refusals({ top: CA, cluster: { tls: { identity: 'spiffe://td/*' } } })).toEqual([
       'clusters[0].tls.identity: must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web" (got "spiffe://td/*")',
     ]);
   });
@@ -319,17 +311,15 @@ describe('cluster tls identity patterns', () => {
     ['spiffe://td/ns/a b', 'path segment "a b" may only hold A-Z, a-z, 0-9, ".", "-", "_"'],
     ['SPIFFE://td/a', 'must start with "spiffe://" (lower case)'],
   ])('refuses %j', (id, why) => {
-    expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identities: [id] } } }), OPTS))).toEqual([
+    expect(refusals({ top: CA, cluster: { tls: { identities: [id] } } })).toEqual([
       `clusters[0].tls.identities[0]: must be a SPIFFE ID or identity pattern: ${why} (got ${JSON.stringify(id)})`,
     ]);
     const from = { top: CA, listener: { tls: { mode: 'mtls' }, authorization: [{ from: ['spiffe://td/ns/ok/sa/x', id] }] } };
-    expect(listed(compileConfig(build(from), OPTS))).toEqual([
-      `listeners[0].authorization[0].from[1]: must be a SPIFFE ID or identity pattern: ${why} (got ${JSON.stringify(id)})`,
-    ]);
+    expect(refusals(from)).toEqual([`listeners[0].authorization[0].from[1]: must be a SPIFFE ID or identity pattern: ${why} (got ${JSON.stringify(id)})`]);
   });
 
   it('refuses "." and ".." path segments in a single identity (and in node.identity) too', () => {
-    expect(listed(compileConfig(build({ top: CA, cluster: { tls: { identity: 'spiffe://td/ns/../sa/x' } } }), OPTS))).toEqual([
+    expect(refusals({ top: CA, cluster: { tls: { identity: 'spiffe://td/ns/../sa/x' } } })).toEqual([
       'clusters[0].tls.identity: must be a SPIFFE ID like "spiffe://cluster.local/ns/default/sa/web" (got "spiffe://td/ns/../sa/x")',
     ]);
     expect(listed(compileConfig({ ...minimal(), node: { identity: 'spiffe://td/./web' } }, OPTS))).toEqual([
@@ -369,8 +359,7 @@ describe('listener tls and authorization', () => {
   });
 
   it('refuses malformed rules', () => {
-    const bad = build({ top: CA, listener: { tls: {}, authorization: [{ from: ['web'], paths: ['v1/*'], methods: [] }, { users: ['x'] }] } });
-    expect(listed(compileConfig(bad, OPTS))).toEqual([
+    expect(refusals({ top: CA, listener: { tls: {}, authorization: [{ from: ['web'], paths: ['v1/*'], methods: [] }, { users: ['x'] }] } })).toEqual([
       'listeners[0].authorization[0].from[0]: must be a SPIFFE ID or identity pattern: must start with "spiffe://" (lower case) (got "web")',
       'listeners[0].authorization[0].paths[0]: must start with "/" (a trailing "*" is allowed) (got "v1/*")',
       'listeners[0].authorization[0].methods: must have at least 1 item',
@@ -484,7 +473,7 @@ describe('top-level tls', () => {
     ],
     [{ ca: { dir: './ca', ttl_hours: 8761 } }, ['tls.ca.ttl_hours: must be <= 8760']],
   ])('refuses %j', (tls, expected) => {
-    expect(listed(compileConfig(build({ top: { tls } }), OPTS))).toEqual(expected);
+    expect(refusals({ top: { tls } })).toEqual(expected);
   });
 });
 
