@@ -4,6 +4,16 @@ import { describe, expect, it } from 'vitest';
 import { compileConfig, formatProblems, parseConfigText } from '../../src/config/load.js';
 import { listed, minimal, OPTS, problems } from './helpers.js';
 
+/** What the compiler refuses in `cfg`, as `path: message` lines. */
+function refusals(cfg: unknown): string[] {
+  return listed(compileConfig(cfg, OPTS));
+}
+
+/** minimal() with its one listener, "out" on `address`, carrying `routes`. */
+function withListener(routes: unknown[], address = '127.0.0.1:0'): Record<string, unknown> {
+  return { ...minimal(), listeners: [{ name: 'out', address, routes }] };
+}
+
 const MANY_MISTAKES = `node:
   workers: 0
   identty: spiffe://cluster.local/ns/a/sa/b
@@ -90,16 +100,14 @@ describe('problems', () => {
     ['127.0.0.1:', 'port "" in "127.0.0.1:" must be an integer 0-65535'],
     ['256.0.0.1:80', 'host "256.0.0.1" in "256.0.0.1:80" must be an IP address or localhost (DNS names are not resolved here)'],
   ])('refuses the listener address %j', (address, message) => {
-    const cfg = minimal();
-    cfg['listeners'] = [{ name: 'out', address, routes: [{ cluster: 'api' }] }];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([`listeners[0].address: ${message}`]);
+    const cfg = withListener([{ cluster: 'api' }], address);
+    expect(refusals(cfg)).toEqual([`listeners[0].address: ${message}`]);
   });
 
   it('refuses port 0 for an endpoint but allows it for a listener', () => {
-    const cfg = minimal();
-    cfg['listeners'] = [{ name: 'out', address: '0.0.0.0:0', routes: [{ cluster: 'api' }] }];
+    const cfg = withListener([{ cluster: 'api' }], '0.0.0.0:0');
     cfg['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:0' }] }];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual(['clusters[0].endpoints[0].address: port 0 in "127.0.0.1:0" is not allowed here (1-65535)']);
+    expect(refusals(cfg)).toEqual(['clusters[0].endpoints[0].address: port 0 in "127.0.0.1:0" is not allowed here (1-65535)']);
   });
 
   it('refuses duplicate names and overlapping listener addresses, but not two port-0 listeners', () => {
@@ -125,7 +133,7 @@ describe('problems', () => {
         { name: 'api', endpoints: [{ address: '127.0.0.1:1' }] },
       ],
     };
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([
+    expect(refusals(cfg)).toEqual([
       'clusters[1].name: duplicate cluster name "api" (also clusters[0])',
       'listeners[2].name: duplicate listener name "a" (also listeners[0])',
       'listeners[1].address: 127.0.0.1:15001 overlaps listener "a" (0.0.0.0:15001)',
@@ -135,35 +143,21 @@ describe('problems', () => {
   });
 
   it('refuses an unknown cluster in a split and a cluster named twice in one split', () => {
-    const cfg = minimal();
-    cfg['listeners'] = [
-      {
-        name: 'out',
-        address: '127.0.0.1:0',
-        routes: [
-          {
-            split: [
-              { cluster: 'api', weight: 1 },
-              { cluster: 'apii', weight: 1 },
-              { cluster: 'api', weight: 2 },
-            ],
-          },
-        ],
-      },
+    const split = [
+      { cluster: 'api', weight: 1 },
+      { cluster: 'apii', weight: 1 },
+      { cluster: 'api', weight: 2 },
     ];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([
+    const cfg = withListener([{ split }]);
+    expect(refusals(cfg)).toEqual([
       'listeners[0].routes[0].split[1].cluster: unknown cluster "apii" (did you mean "api"?)',
       'listeners[0].routes[0].split[2].cluster: cluster "api" appears twice in this split',
     ]);
   });
 
   it('refuses a route with both or neither of cluster and split', () => {
-    const cfg = minimal();
-    cfg['listeners'] = [{ name: 'out', address: '127.0.0.1:0', routes: [{ cluster: 'api', split: [{ cluster: 'api', weight: 1 }] }, { match: {} }] }];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([
-      'listeners[0].routes[0]: give cluster or split, not both',
-      'listeners[0].routes[1]: needs a cluster or a split',
-    ]);
+    const cfg = withListener([{ cluster: 'api', split: [{ cluster: 'api', weight: 1 }] }, { match: {} }]);
+    expect(refusals(cfg)).toEqual(['listeners[0].routes[0]: give cluster or split, not both', 'listeners[0].routes[1]: needs a cluster or a split']);
   });
 
   it('refuses a path regex or a header regex that does not compile', () => {
@@ -188,9 +182,8 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
   });
 
   it('refuses test_crash unless test hooks are enabled', () => {
-    const cfg = minimal();
-    cfg['listeners'] = [{ name: 'out', address: '127.0.0.1:0', routes: [{ cluster: 'api', test_crash: true }] }];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual(['listeners[0].routes[0].test_crash: test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)']);
+    const cfg = withListener([{ cluster: 'api', test_crash: true }]);
+    expect(refusals(cfg)).toEqual(['listeners[0].routes[0].test_crash: test hooks are disabled (set OUTRIGGER_ENABLE_TEST_HOOKS=1)']);
   });
 
   it.each([
@@ -206,9 +199,8 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
     [{ headers: { 'x-a': { exact: 7 } } }, 'listeners[0].routes[0].match.headers.x-a.exact: expected a string, got 7 (quote it: "7")'],
     [{ headers: { 'x-a': 'a\r\nb' } }, 'listeners[0].routes[0].match.headers.x-a: must not contain CR, LF or NUL (got "a\\r\\nb")'],
   ])('refuses the match %j', (match, message) => {
-    const cfg = minimal();
-    cfg['listeners'] = [{ name: 'out', address: '127.0.0.1:0', routes: [{ match, cluster: 'api' }] }];
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([message]);
+    const cfg = withListener([{ match, cluster: 'api' }]);
+    expect(refusals(cfg)).toEqual([message]);
   });
 
   it('refuses wrong types and out-of-range numbers with plain messages', () => {
@@ -218,7 +210,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
       listeners: [{ name: 'out', address: '127.0.0.1:0', max_request_headers_bytes: 100, routes: [{ cluster: 'api', timeout_ms: -1 }] }],
       clusters: [{ name: 7, endpoints: [{ address: '127.0.0.1:1', weight: 1001 }], pool: { connections_per_worker: 0 } }],
     };
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([
+    expect(refusals(cfg)).toEqual([
       'node.workers: must be "auto" or an integer 1-1024; got "many"',
       'node.drain_timeout_ms: expected an integer, got 1.5',
       'admin.history_limit: must be >= 1',
@@ -232,7 +224,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
   });
 
   it('refuses a top level that is not a mapping', () => {
-    expect(listed(compileConfig([1, 2], OPTS))).toEqual([': expected a mapping, got a list']);
+    expect(refusals([1, 2])).toEqual([': expected a mapping, got a list']);
     expect(formatProblems(problems(parseConfigText('- a\n- b\n', OPTS)))).toBe('expected a mapping, got a list (line 1)');
   });
 
@@ -240,7 +232,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
     const cfg = minimal();
     cfg['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:1' }], health_check: { path: 'healthz', intervl_ms: 5 }, tls: { mode: 'plain' } }];
     cfg['tls'] = { cert: './c.pem' };
-    expect(listed(compileConfig(cfg, OPTS))).toEqual([
+    expect(refusals(cfg)).toEqual([
       'tls: give cert and key together',
       'tls: give trust_bundle, cert and key, or ca: {dir}, or signer: {address, ca_bundle, token_file}',
       'clusters[0].tls.mode: must be one of "mtls", "disabled" (got "plain")',
@@ -252,7 +244,7 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
   it('refuses endpoints together with discovery, and accepts discovery alone with a warning', () => {
     const both = minimal();
     both['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:1' }], discovery: { dns: 'api.local', port: 80 } }];
-    expect(listed(compileConfig(both, OPTS))).toEqual(['clusters[0]: give endpoints or discovery, not both']);
+    expect(refusals(both)).toEqual(['clusters[0]: give endpoints or discovery, not both']);
     const alone = minimal();
     alone['clusters'] = [{ name: 'api', discovery: { dns: 'api.local', port: 80 } }];
     const r = compileConfig(alone, OPTS);
