@@ -21,17 +21,13 @@ import { parseArgs } from 'node:util';
 import {
   abMetrics,
   abRounds,
-  headline,
   loadWarning,
   parsePeers,
-  peerHeadline,
-  peerTable,
   problems,
+  reportSections,
   roundOrder,
-  roundsTable,
   summarizeAb,
   summarizePeers,
-  summaryTable,
   type PeerName,
   type Side,
 } from './lib/ab.js';
@@ -409,26 +405,7 @@ async function main(): Promise<number> {
     `- both: node.workers ${workers}, listener engine ${engine}; throughput wrk -t1 -c50 ${durationS} s; fixed rate ${rate} req/s for ${rateS} s (wrk -t1 -c16, paced); warm-up 5 s before round 1, 1 s before every run`,
     `- load average ${loadavgStart.map((x) => x.toFixed(2)).join(' ')} when the rounds started, ${loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end (${cpus().length} CPUs)`,
     '',
-    '## Per round',
-    '',
-    roundsTable(table, rate),
-    '',
-    '## Summary',
-    '',
-    summaryTable(summary),
-    '',
-    headline(summary),
-    ...(besidePeers.length > 0
-      ? [
-          '',
-          `## Beside ${peers.join(' and ')} (same run, same upstream)`,
-          '',
-          peerTable(besidePeers, rate),
-          '',
-          ...besidePeers.map((p) => peerHeadline(p, rate)),
-        ]
-      : []),
-    ...[...startNotes, ...problems(table), ...(warnLoad === null ? [] : [warnLoad])].map((p) => `\n⚠ ${p}`),
+    ...reportSections(table, summary, besidePeers, rate, [...startNotes, ...problems(table), ...(warnLoad === null ? [] : [warnLoad])]),
     '',
   ].join('\n');
 

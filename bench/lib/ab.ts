@@ -355,6 +355,38 @@ export function loadWarning(loadStart: readonly number[], loadEnd: readonly numb
   return `load average up to ${worst.toFixed(1)} on ${cpuCount} CPUs: other processes competed for the cores, and CPU µs/req inflates under contention, unevenly between runs — rerun on a quieter machine before trusting a difference`;
 }
 
+/**
+ * report.md below its header (which describes the builds and the machine): the per-round table,
+ * the summary and its headline, each reference peer beside both builds, then every warning as a
+ * ⚠ line.
+ */
+export function reportSections(
+  rounds: readonly AbRound[],
+  summary: readonly MetricSummary[],
+  besidePeers: readonly PeerSummary[],
+  rate: number,
+  warnings: readonly string[],
+): string[] {
+  const names = besidePeers.map((p) => p.peer).join(' and ');
+  const peers =
+    besidePeers.length === 0
+      ? []
+      : ['', `## Beside ${names} (same run, same upstream)`, '', peerTable(besidePeers, rate), '', ...besidePeers.map((p) => peerHeadline(p, rate))];
+  return [
+    '## Per round',
+    '',
+    roundsTable(rounds, rate),
+    '',
+    '## Summary',
+    '',
+    summaryTable(summary),
+    '',
+    headline(summary),
+    ...peers,
+    ...warnings.map((w) => `\n⚠ ${w}`),
+  ];
+}
+
 /** Any errors or failed runs, one line per build; empty when clean. */
 export function problems(rounds: readonly AbRound[]): string[] {
   const out: string[] = [];

@@ -1,7 +1,7 @@
 // npm run bench:ab's pure part: the ABBA order, one round's numbers per build from raw records,
 // medians/ranges and head ÷ base paired round by round, the reference peer beside both builds
-// (--peer: its place in the order, base ÷ peer and head ÷ peer paired per round), and the tables. Fixed records only; no
-// git, no wrk, no timing.
+// (--peer: its place in the order, base ÷ peer and head ÷ peer paired per round), the tables and
+// the report's sections. Fixed records only; no git, no wrk, no timing.
 
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,6 +15,7 @@ import {
   peerHeadline,
   peerTable,
   problems,
+  reportSections,
   roundOrder,
   roundsTable,
   summarizeAb,
@@ -250,6 +251,20 @@ describe('a reference peer beside both builds (--peer)', () => {
     );
   });
 
+  it('lays out report.md below its header: rounds, summary and headline, the peer beside both builds, then each warning', () => {
+    const summary = summarizeAb(rounds, abMetrics(1000));
+    const lines = reportSections(rounds, summary, summarizePeers(rounds), 1000, ['nginx 1.24 from apt', 'load average up to 3.0 on 2 CPUs']);
+    expect(lines.filter((l) => l.startsWith('## ') || l.startsWith('\n⚠'))).toEqual([
+      '## Per round',
+      '## Summary',
+      '## Beside nginx (same run, same upstream)',
+      '\n⚠ nginx 1.24 from apt',
+      '\n⚠ load average up to 3.0 on 2 CPUs',
+    ]);
+    expect(lines.indexOf(headline(summary))).toBeLessThan(lines.indexOf(peerTable(summarizePeers(rounds), 1000)));
+    expect(lines).toContain(nginx === undefined ? '' : peerHeadline(nginx, 1000));
+  });
+
   it('without a peer the rounds, tables and problems are as before', () => {
     const plain = abRounds(
       runs.filter((r) => r.config !== 'nginx'),
@@ -261,5 +276,6 @@ describe('a reference peer beside both builds (--peer)', () => {
     expect(summarizePeers(plain)).toEqual([]);
     expect(roundsTable(plain, 1000).split('\n')).toHaveLength(2 + 6);
     expect(problems(plain)).toEqual([]);
+    expect(reportSections(plain, summarizeAb(plain, abMetrics(1000)), [], 1000, []).filter((l) => l.startsWith('## '))).toEqual(['## Per round', '## Summary']);
   });
 });
