@@ -15,6 +15,9 @@ export const TRUST_DOMAIN = 'cluster.local';
 export const spiffe = (sa: string, ns = 'default'): string => `spiffe://${TRUST_DOMAIN}/ns/${ns}/sa/${sa}`;
 export const WEB = spiffe('web');
 export const API = spiffe('api');
+/** A federated trust domain (tls.federation) and its workloads, for the per-trust-domain tests. */
+export const PARTNER = 'partner.example';
+export const partnerSpiffe = (sa: string): string => `spiffe://${PARTNER}/ns/p/sa/${sa}`;
 export const HOUR_MS = 3_600_000;
 /** 12.6 s leaves, as `ttl_hours`: a sidecar renews every ~6.3 s (at half the lifetime). */
 export const SHORT_TTL_HOURS = 0.0035;
@@ -27,6 +30,16 @@ export async function newCa(trustDomain = TRUST_DOMAIN): Promise<Ca> {
 /** A leaf issued by `ca` (default lifetime 1 h). */
 export function leaf(ca: Ca, identity: string, extra: Omit<LeafRequest, 'identity'> = {}): IssuedCert {
   return issueLeaf(ca, { ttlHours: 1, ...extra, identity });
+}
+
+/**
+ * A leaf for `identity` signed by `ca`'s root whatever trust domain that root is for: a forgery
+ * when they differ (a CA signs what it is asked to; only the relying side can refuse it).
+ */
+export function forgedLeaf(ca: Ca, identity: string): IssuedCert {
+  const trustDomain = /^spiffe:\/\/([^/]+)/.exec(identity)?.[1];
+  if (trustDomain === undefined) throw new Error(`not a SPIFFE ID: ${identity}`);
+  return leaf({ ...ca, trustDomain }, identity);
 }
 
 /** Writes `text` to `file` atomically (temp file + rename), as secret managers do. */

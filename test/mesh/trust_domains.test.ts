@@ -7,7 +7,6 @@
 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueLeaf, type Ca } from '../../src/tls/ca.js';
 import {
   adminCall,
   API,
@@ -17,10 +16,13 @@ import {
   closeAll,
   directRequest,
   eventually,
+  forgedLeaf,
   get,
   handshakeOnly,
   leaf,
   newCa,
+  PARTNER,
+  partnerSpiffe,
   replaceFile,
   serverSideConfig,
   startApp,
@@ -32,35 +34,25 @@ import {
   type Upstream as App,
 } from '../helpers/sidecar.js';
 
-const PARTNER = 'partner.example';
 const EVIL = 'cluster.local.evil';
-const PARTNER_CLIENT = `spiffe://${PARTNER}/ns/p/sa/client`;
-const PARTNER_API = `spiffe://${PARTNER}/ns/p/sa/api`;
+const PARTNER_CLIENT = partnerSpiffe('client');
+const PARTNER_API = partnerSpiffe('api');
 
-let ours: Ca;
-let partner: Ca;
-let evil: Ca;
+const ours = await newCa();
+const partner = await newCa(PARTNER);
+const evil = await newCa(EVIL);
+/** Our sidecar's federation: each foreign root in a bundle file of its own. */
+const bundles = tempDir();
+const federation = [
+  { trust_domain: PARTNER, bundle: path.join(bundles, 'partner.pem') },
+  { trust_domain: EVIL, bundle: path.join(bundles, 'evil.pem') },
+];
+replaceFile(federation[0]!.bundle, partner.certPem);
+replaceFile(federation[1]!.bundle, evil.certPem);
 let app: App;
 let server: Sidecar;
-let federation: Array<{ trust_domain: string; bundle: string }>;
-
-/** A leaf for `identity` signed by `ca`'s root, whatever trust domain the root is for (a forgery when they differ). */
-function signedBy(ca: Ca, identity: string): { certPem: string; keyPem: string } {
-  const td = /^spiffe:\/\/([^/]+)/.exec(identity)![1]!;
-  return issueLeaf({ ...ca, trustDomain: td }, { identity, ttlHours: 1 });
-}
 
 beforeAll(async () => {
-  ours = await newCa();
-  partner = await newCa(PARTNER);
-  evil = await newCa(EVIL);
-  const dir = tempDir();
-  federation = [
-    { trust_domain: PARTNER, bundle: path.join(dir, 'partner.pem') },
-    { trust_domain: EVIL, bundle: path.join(dir, 'evil.pem') },
-  ];
-  replaceFile(federation[0]!.bundle, partner.certPem);
-  replaceFile(federation[1]!.bundle, evil.certPem);
   app = await startApp();
   server = await startSidecar(
     serverSideConfig({
@@ -97,13 +89,13 @@ describe('inbound: each root vouches only for its own trust domain', () => {
     const before = app.requests.length;
     const failures = await refusedHandshakes();
     for (const forger of [partner, evil]) {
-      const forged = signedBy(forger, WEB);
+      const forged = forgedLeaf(forger, WEB);
       const bare = await handshakeOnly(server.port('inbound'), { ca: ours.certPem, cert: forged.certPem, key: forged.keyPem }, 2000);
       expect(bare.outcome).toBe('closed');
       expect(await statusAs(forged, '/v1/forged')).toMatch(/^refused/);
     }
     // (and our own root cannot vouch for a partner identity either)
-    expect(await statusAs(signedBy(ours, PARTNER_CLIENT), '/partner/x')).toMatch(/^refused/);
+    expect(await statusAs(forgedLeaf(ours, PARTNER_CLIENT), '/partner/x')).toMatch(/^refused/);
     expect(app.requests.length).toBe(before);
     await eventually(async () => ((await refusedHandshakes()) >= failures + 5 ? true : undefined), 'five refusals counted', 5000, 100);
   });
@@ -116,7 +108,7 @@ describe('inbound: each root vouches only for its own trust domain', () => {
 describe('outbound: the server’s root must vouch for the server ID’s trust domain', () => {
   it('a partner server from the partner root → 200; a partner-root server claiming our API identity → 502', async () => {
     const honest = await startProbe(leaf(partner, PARTNER_API), ours.certPem);
-    const forger = await startProbe(signedBy(partner, API), ours.certPem);
+    const forger = await startProbe(forgedLeaf(partner, API), ours.certPem);
     const cfg = clientSideConfig({
       tls: { ...caSource(ours), federation: [federation[0]!] },
       upstream: forger.address, // cluster `api` expects API: the forger claims it

@@ -6,40 +6,35 @@
 import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { caFromPem, issueLeaf, type Ca } from '../../src/tls/ca.js';
 import { IdentityMismatchError, clientTlsOptions, inboundPeer, serverTlsOptions, type InboundPeer } from '../../src/tls/contexts.js';
 import { materialFromPem, type TlsMaterial } from '../../src/tls/material.js';
 import { trustDomainProblem } from '../../src/tls/trust_domains.js';
 import { buildCertificate, derToPem, encodeName, generateKeySync, randomSerial, subjectKeyId } from '../../src/tls/x509.js';
-import { exchange, makeCa, removeTempDirs, startServer, tempDir } from './helpers.js';
+import { API as ME, forgedLeaf, PARTNER, partnerSpiffe, TRUST_DOMAIN as OURS, WEB } from '../helpers/mtls.js';
+import { exchange, makeCa, rawMaterial, removeTempDirs, startServer, tempDir } from './helpers.js';
 
-const OURS = 'cluster.local';
-const PARTNER = 'partner.example';
-const ME = `spiffe://${OURS}/ns/default/sa/api`;
-const WEB = `spiffe://${OURS}/ns/default/sa/web`;
-const PARTNER_CLIENT = `spiffe://${PARTNER}/ns/p/sa/client`;
+const PARTNER_CLIENT = partnerSpiffe('client');
 
-let ours: Ca;
-let partner: Ca;
+const ours = await makeCa(OURS);
+const partner = await makeCa(PARTNER);
 /** A CA whose root says "partner.example" too but is not the federated one. */
-let impostor: Ca;
+const impostor = await makeCa(PARTNER);
 /** Our server material: own bundle = our root; federation: partner.example → partner root. */
-let federated: TlsMaterial;
+const federated = federatedMaterial(ME);
+afterAll(removeTempDirs);
 
-beforeAll(async () => {
-  ours = await makeCa(OURS);
-  partner = await makeCa(PARTNER);
-  impostor = await makeCa(PARTNER);
-  const leaf = issueLeaf(ours, { identity: ME });
-  federated = materialFromPem({
-    certPem: leaf.certPem,
-    keyPem: leaf.keyPem,
+/** Material for `identity` from our root, trusting our root for our trust domain and the partner root for the partner's. */
+function federatedMaterial(identity: string): TlsMaterial {
+  const l = issueLeaf(ours, { identity });
+  return materialFromPem({
+    certPem: l.certPem,
+    keyPem: l.keyPem,
     trustBundlePem: ours.trustBundlePem,
     federation: [{ trustDomain: PARTNER, rootsPem: partner.trustBundlePem }],
   });
-});
-afterAll(removeTempDirs);
+}
 
 describe('material', () => {
   it('lists our trust domain first, then federated ones; TLS trusts every root', () => {
@@ -110,14 +105,14 @@ describe('inbound: the root must vouch for the client ID’s trust domain', () =
 
   it('refuses a partner-root leaf claiming one of our identities (A cannot vouch for B)', async () => {
     // The partner CA is a CA like any other: it signs what it is asked to.
-    const forged = issueLeaf({ ...partner, trustDomain: OURS }, { identity: WEB });
+    const forged = forgedLeaf(partner, WEB);
     const r = await exchange({ port: srv.port, cert: forged.certPem, key: forged.keyPem, ca: ours.trustBundlePem, checkServerIdentity: () => undefined });
     expect(r.ok).toBe(false);
     expect(srv.verdicts.at(-1)).toEqual({ ok: false, reason: 'TRUST_DOMAIN_MISMATCH' });
   });
 
   it('refuses our-root leaves claiming a partner identity, and an impostor root for the partner trust domain', async () => {
-    const forged = issueLeaf({ ...ours, trustDomain: PARTNER }, { identity: PARTNER_CLIENT });
+    const forged = forgedLeaf(ours, PARTNER_CLIENT);
     expect(
       (await exchange({ port: srv.port, cert: forged.certPem, key: forged.keyPem, ca: ours.trustBundlePem, checkServerIdentity: () => undefined })).ok,
     ).toBe(false);
@@ -134,53 +129,31 @@ describe('inbound: the root must vouch for the client ID’s trust domain', () =
     const merged = materialFromPem({ certPem: leaf.certPem, keyPem: leaf.keyPem, trustBundlePem: ours.trustBundlePem + partner.trustBundlePem });
     expect(merged.trustDomains.map((t) => t.trustDomain)).toEqual([OURS]);
     const s = await serve(merged);
-    try {
-      // ...but it vouches for nobody: a partner workload is refused, ours are fine.
-      expect((await exchange({ port: s.port, ...client(partner, PARTNER_CLIENT) })).ok).toBe(false);
-      expect(s.verdicts.at(-1)).toEqual({ ok: false, reason: 'TRUST_DOMAIN_MISMATCH' });
-      expect((await exchange({ port: s.port, ...client(ours, WEB) })).ok).toBe(true);
-    } finally {
-      await s.close();
-    }
+    onTestFinished(() => s.close());
+    // ...but it vouches for nobody: a partner workload is refused, ours are fine.
+    expect((await exchange({ port: s.port, ...client(partner, PARTNER_CLIENT) })).ok).toBe(false);
+    expect(s.verdicts.at(-1)).toEqual({ ok: false, reason: 'TRUST_DOMAIN_MISMATCH' });
+    expect((await exchange({ port: s.port, ...client(ours, WEB) })).ok).toBe(true);
   });
 });
 
 describe('outbound: the server ID’s trust domain must be vouched for by its root', () => {
   it('accepts a partner server from the partner root; refuses a partner-root server claiming our identity', async () => {
-    const leaf = issueLeaf(ours, { identity: WEB });
-    const me = materialFromPem({
-      certPem: leaf.certPem,
-      keyPem: leaf.keyPem,
-      trustBundlePem: ours.trustBundlePem,
-      federation: [{ trustDomain: PARTNER, rootsPem: partner.trustBundlePem }],
-    });
+    const me = federatedMaterial(WEB);
     // Servers trust both roots for our client.
     const serverBundle = ours.trustBundlePem + partner.trustBundlePem;
-    const partnerApi = `spiffe://${PARTNER}/ns/p/sa/api`;
-    const good = issueLeaf(partner, { identity: partnerApi });
-    const goodSrv = await startServer({
-      ...good,
-      trustBundlePem: serverBundle,
-      trustDomains: [{ trustDomain: PARTNER, rootsPem: serverBundle }],
-      nextRotation: null,
-    });
-    const forged = issueLeaf({ ...partner, trustDomain: OURS }, { identity: ME });
-    const badSrv = await startServer({
-      ...forged,
-      trustBundlePem: serverBundle,
-      trustDomains: [{ trustDomain: OURS, rootsPem: serverBundle }],
-      nextRotation: null,
-    });
-    try {
-      expect(await exchange({ port: goodSrv.port, ...clientTlsOptions(me, partnerApi) })).toMatchObject({ ok: true });
-      const r = await exchange({ port: badSrv.port, ...clientTlsOptions(me, ME) });
-      expect(r.ok).toBe(false);
-      if (r.ok) return;
-      expect(r.error).toBeInstanceOf(IdentityMismatchError);
-      expect(r.error.message).toBe(`upstream_identity_mismatch: server claims ${ME}, but ${ME} is not vouched for by a root of trust domain "${OURS}"`);
-    } finally {
-      await Promise.all([goodSrv.close(), badSrv.close()]);
-    }
+    const partnerApi = partnerSpiffe('api');
+    const goodSrv = await startServer(rawMaterial(partner, { identity: partnerApi }, serverBundle));
+    onTestFinished(() => goodSrv.close());
+    // a partner-root leaf claiming our API identity, presented as if our root had issued it
+    const badSrv = await startServer(rawMaterial({ ...partner, trustDomain: OURS }, { identity: ME }, serverBundle));
+    onTestFinished(() => badSrv.close());
+    expect(await exchange({ port: goodSrv.port, ...clientTlsOptions(me, partnerApi) })).toMatchObject({ ok: true });
+    const r = await exchange({ port: badSrv.port, ...clientTlsOptions(me, ME) });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error).toBeInstanceOf(IdentityMismatchError);
+    expect(r.error.message).toBe(`upstream_identity_mismatch: server claims ${ME}, but ${ME} is not vouched for by a root of trust domain "${OURS}"`);
   });
 });
 
@@ -212,7 +185,7 @@ describe('chains with an intermediate CA', () => {
     expect(trustDomainProblem(federated, PARTNER_CLIENT, leaf, () => [])).toMatch(/not vouched for/); // the intermediate is needed
     expect(trustDomainProblem(federated, PARTNER_CLIENT, leaf, () => [inter])).toBeNull();
     // the same chain claiming our trust domain: the partner root does not vouch for it
-    const forged = new X509Certificate(issueLeaf({ ...interCa, trustDomain: OURS }, { identity: WEB }).certPem);
+    const forged = new X509Certificate(forgedLeaf(interCa, WEB).certPem);
     expect(trustDomainProblem(federated, WEB, forged, () => [inter])).toBe(`${WEB} is not vouched for by a root of trust domain "${OURS}"`);
     // no SPIFFE ID: never vouched for
     expect(trustDomainProblem(federated, null, leaf)).toMatch(/no SPIFFE ID/);
