@@ -2,8 +2,7 @@
 // bad clients during the handshake, the outbound side checks the server's SPIFFE ID.
 
 import tls from 'node:tls';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Ca } from '../../src/tls/ca.js';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { IdentityMismatchError, clientSecureContext, clientTlsOptions, rememberSessions, serverTlsOptions } from '../../src/tls/contexts.js';
 import type { TlsMaterial } from '../../src/tls/material.js';
 import { HOUR, exchange, leafMaterial, makeCa, rawMaterial, removeTempDirs, startServer, type TestServer } from './helpers.js';
@@ -11,17 +10,13 @@ import { HOUR, exchange, leafMaterial, makeCa, rawMaterial, removeTempDirs, star
 const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/api';
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/web';
 
-let ca: Ca;
-let otherCa: Ca;
-let serverMaterial: TlsMaterial;
-let clientMaterial: TlsMaterial;
+const ca = await makeCa('cluster.local');
+const otherCa = await makeCa('cluster.local'); // same trust domain name, different root key
+const serverMaterial = leafMaterial(ca, { identity: SERVER_ID });
+const clientMaterial = leafMaterial(ca, { identity: CLIENT_ID });
 let server: TestServer;
 
 beforeAll(async () => {
-  ca = await makeCa('cluster.local');
-  otherCa = await makeCa('cluster.local'); // same trust domain name, different root key
-  serverMaterial = leafMaterial(ca, { identity: SERVER_ID });
-  clientMaterial = leafMaterial(ca, { identity: CLIENT_ID });
   server = await startServer(serverMaterial);
 });
 afterAll(async () => {
@@ -111,13 +106,10 @@ describe('outbound: clientTlsOptions checks the SPIFFE ID, not the DNS name', ()
 
   it('still verifies the chain: a server from another CA fails even with the right identity', async () => {
     const rogue = await startServer(rawMaterial(otherCa, { identity: SERVER_ID }, ca.trustBundlePem));
-    try {
-      const r = await exchange({ port: rogue.port, ...clientTlsOptions(clientMaterial, SERVER_ID) });
-      expect(r.ok).toBe(false);
-      if (!r.ok) expect(r.error.message).not.toMatch(/upstream_identity_mismatch/);
-    } finally {
-      await rogue.close();
-    }
+    onTestFinished(() => rogue.close());
+    const r = await exchange({ port: rogue.port, ...clientTlsOptions(clientMaterial, SERVER_ID) });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.message).not.toMatch(/upstream_identity_mismatch/);
   });
 
   it('shares one SecureContext per material', () => {
@@ -155,22 +147,19 @@ describe('outbound: clientTlsOptions checks the SPIFFE ID, not the DNS name', ()
     const seen: string[] = [];
     const onConn = (s: tls.TLSSocket): void => void seen.push(s.getPeerX509Certificate()?.serialNumber ?? '-');
     server.server.on('secureConnection', onConn);
-    try {
-      const before = leafMaterial(ca, { identity: CLIENT_ID });
-      const after = leafMaterial(ca, { identity: CLIENT_ID }); // the same identity, a new key and serial
-      const connect = (m: TlsMaterial): ReturnType<typeof exchange> =>
-        exchange({ port: server.port, ...clientTlsOptions(m, SERVER_ID, endpoint) }, (s) => rememberSessions(s, m, SERVER_ID, endpoint));
-      expect(await connect(before)).toMatchObject({ ok: true, resumed: false });
-      expect(await connect(before)).toMatchObject({ ok: true, resumed: true }); // a session for this endpoint exists
-      const rotated = await connect(after);
-      expect(rotated).toMatchObject({ ok: true, resumed: false, reply: `hello ${CLIENT_ID}` });
-      expect(server.resumed.at(-1)).toBe(false); // a full handshake on the server too
-      expect(seen.at(-1)).toBe(after.serial); // which saw the new certificate
-      expect(await connect(after)).toMatchObject({ ok: true, resumed: true }); // and the new certificate's own session resumes
-      expect(seen).toEqual([before.serial, before.serial, after.serial, after.serial]);
-    } finally {
-      server.server.off('secureConnection', onConn);
-    }
+    onTestFinished(() => server.server.off('secureConnection', onConn));
+    const before = leafMaterial(ca, { identity: CLIENT_ID });
+    const after = leafMaterial(ca, { identity: CLIENT_ID }); // the same identity, a new key and serial
+    const connect = (m: TlsMaterial): ReturnType<typeof exchange> =>
+      exchange({ port: server.port, ...clientTlsOptions(m, SERVER_ID, endpoint) }, (s) => rememberSessions(s, m, SERVER_ID, endpoint));
+    expect(await connect(before)).toMatchObject({ ok: true, resumed: false });
+    expect(await connect(before)).toMatchObject({ ok: true, resumed: true }); // a session for this endpoint exists
+    const rotated = await connect(after);
+    expect(rotated).toMatchObject({ ok: true, resumed: false, reply: `hello ${CLIENT_ID}` });
+    expect(server.resumed.at(-1)).toBe(false); // a full handshake on the server too
+    expect(seen.at(-1)).toBe(after.serial); // which saw the new certificate
+    expect(await connect(after)).toMatchObject({ ok: true, resumed: true }); // and the new certificate's own session resumes
+    expect(seen).toEqual([before.serial, before.serial, after.serial, after.serial]);
   });
 });
 
@@ -180,20 +169,17 @@ describe('trust bundles with several roots (root rotation overlap)', () => {
     const thirdRoot = await makeCa('cluster.local');
     const bundle = ca.trustBundlePem + newRoot.trustBundlePem;
     const srv = await startServer(leafMaterial(newRoot, { identity: SERVER_ID }, bundle));
-    try {
-      for (const issuer of [ca, newRoot]) {
-        const m = leafMaterial(issuer, { identity: CLIENT_ID }, bundle);
-        const r = await exchange({ port: srv.port, ...clientTlsOptions(m, SERVER_ID) });
-        expect(r).toMatchObject({ ok: true, reply: `hello ${CLIENT_ID}` });
-      }
-      // a client that still trusts only the old root cannot verify the new server leaf
-      const oldOnly = leafMaterial(ca, { identity: CLIENT_ID });
-      expect((await exchange({ port: srv.port, ...clientTlsOptions(oldOnly, SERVER_ID) })).ok).toBe(false);
-      const stranger = rawMaterial(thirdRoot, { identity: CLIENT_ID }, bundle);
-      expect((await exchange({ port: srv.port, ...clientTlsOptions(stranger, SERVER_ID) })).ok).toBe(false);
-    } finally {
-      await srv.close();
+    onTestFinished(() => srv.close());
+    for (const issuer of [ca, newRoot]) {
+      const m = leafMaterial(issuer, { identity: CLIENT_ID }, bundle);
+      const r = await exchange({ port: srv.port, ...clientTlsOptions(m, SERVER_ID) });
+      expect(r).toMatchObject({ ok: true, reply: `hello ${CLIENT_ID}` });
     }
+    // a client that still trusts only the old root cannot verify the new server leaf
+    const oldOnly = leafMaterial(ca, { identity: CLIENT_ID });
+    expect((await exchange({ port: srv.port, ...clientTlsOptions(oldOnly, SERVER_ID) })).ok).toBe(false);
+    const stranger = rawMaterial(thirdRoot, { identity: CLIENT_ID }, bundle);
+    expect((await exchange({ port: srv.port, ...clientTlsOptions(stranger, SERVER_ID) })).ok).toBe(false);
   });
 });
 
@@ -209,24 +195,21 @@ describe('server rotation with setSecureContext', () => {
         rememberSessions(s, clientMaterial, SERVER_ID, endpoint);
         s.once('secureConnect', () => serials.push(s.getPeerX509Certificate()?.serialNumber ?? 'resumed'));
       });
-    try {
-      expect((await connect()).ok).toBe(true);
-      expect(await connect()).toMatchObject({ ok: true, resumed: true });
-      // same trust bundle, new leaf: tickets stay valid, so force a full handshake with a fresh endpoint key
-      const second = leafMaterial(ca, { identity: SERVER_ID });
-      srv.server.setSecureContext(serverTlsOptions(second, { ticketKeySeed: seed }));
-      const fresh = await exchange({ port: srv.port, ...clientTlsOptions(clientMaterial, SERVER_ID) }, (s) =>
-        s.once('secureConnect', () => serials.push(s.getPeerX509Certificate()?.serialNumber ?? 'resumed')),
-      );
-      expect(fresh.ok).toBe(true);
-      expect(serials.at(-1)).toBe(second.serial);
-      expect(serials[0]).toBe(first.serial);
-      // a changed trust bundle changes the ticket keys: the remembered session no longer resumes
-      const newRoot = await makeCa('cluster.local');
-      srv.server.setSecureContext(serverTlsOptions({ ...second, trustBundlePem: ca.trustBundlePem + newRoot.trustBundlePem }, { ticketKeySeed: seed }));
-      expect(await connect()).toMatchObject({ ok: true, resumed: false });
-    } finally {
-      await srv.close();
-    }
+    onTestFinished(() => srv.close());
+    expect((await connect()).ok).toBe(true);
+    expect(await connect()).toMatchObject({ ok: true, resumed: true });
+    // same trust bundle, new leaf: tickets stay valid, so force a full handshake with a fresh endpoint key
+    const second = leafMaterial(ca, { identity: SERVER_ID });
+    srv.server.setSecureContext(serverTlsOptions(second, { ticketKeySeed: seed }));
+    const fresh = await exchange({ port: srv.port, ...clientTlsOptions(clientMaterial, SERVER_ID) }, (s) =>
+      s.once('secureConnect', () => serials.push(s.getPeerX509Certificate()?.serialNumber ?? 'resumed')),
+    );
+    expect(fresh.ok).toBe(true);
+    expect(serials.at(-1)).toBe(second.serial);
+    expect(serials[0]).toBe(first.serial);
+    // a changed trust bundle changes the ticket keys: the remembered session no longer resumes
+    const newRoot = await makeCa('cluster.local');
+    srv.server.setSecureContext(serverTlsOptions({ ...second, trustBundlePem: ca.trustBundlePem + newRoot.trustBundlePem }, { ticketKeySeed: seed }));
+    expect(await connect()).toMatchObject({ ok: true, resumed: false });
   });
 });
