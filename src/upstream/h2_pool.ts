@@ -2,7 +2,9 @@
 // oldest session with a free stream (the peer's SETTINGS_MAX_CONCURRENT_STREAMS), a new session is
 // opened when all are full (up to `connectionsPerWorker`), beyond that requests wait in the
 // cluster's bounded queue (503 overflow). GOAWAY and REFUSED_STREAM mark a stream unprocessed
-// (the exchange sends it again); idle sessions are PINGed and closed after idle_timeout_ms.
+// (the exchange sends it again); sessions are PINGed every keepalive_interval_ms of silence, busy
+// ones too, and closed with their streams when a PING goes unanswered; idle ones close after
+// idle_timeout_ms.
 
 import { STATUS_CODES } from 'node:http';
 import http2 from 'node:http2';
@@ -154,7 +156,7 @@ export class H2Session implements Timed {
     if (!this.session.destroyed) this.session.destroy();
   }
 
-  /** Keepalive: a PING on an idle session; closes it when the previous one is still unanswered after `intervalMs`. */
+  /** Keepalive: a PING when nothing was heard for `intervalMs`; closes the session (and its streams) when the PING is still unanswered `intervalMs` later. */
   keepalive(now: number, intervalMs: number): void {
     if (this.pingSentAt !== 0) {
       if (now - this.pingSentAt >= intervalMs) {
@@ -188,6 +190,11 @@ export class H2Session implements Timed {
     this.active--;
     if (this.active === 0) this.lastUsed = this.lastHeard = this.ticker.now;
     this.owner.onStreamEnded(this);
+  }
+
+  /** Why the session was closed from this side (an unanswered PING, the connect timeout), else null. */
+  get failure(): ProxyError | null {
+    return this.error instanceof ProxyError ? this.error : null;
   }
 
   private onClose(): void {
@@ -444,7 +451,14 @@ export class H2Channel implements UpstreamChannel {
       this.unprocessed = true;
       err = new ProxyError('upstream_connect_failed', `${at} did not process the request (${code === NGHTTP2_REFUSED_STREAM ? 'REFUSED_STREAM' : 'GOAWAY'})`);
     } else {
-      const why = this.error !== null ? ((this.error as NodeJS.ErrnoException).code ?? this.error.message) : `RST_STREAM ${code ?? '?'}`;
+      // The session's own failure (an unanswered PING) says more than the reset it caused.
+      const sessionFailure = this.owner.failure;
+      const why =
+        sessionFailure !== null
+          ? sessionFailure.message
+          : this.error !== null
+            ? ((this.error as NodeJS.ErrnoException).code ?? this.error.message)
+            : `RST_STREAM ${code ?? '?'}`;
       err = new ProxyError('upstream_reset', `HTTP/2 stream to ${at} ended before the response did: ${why}`);
     }
     req.onUpstreamError(err, this);
@@ -594,13 +608,17 @@ export class H2Pool extends EndpointPoolBase implements SessionOwner, UpstreamTa
     this.pump();
   }
 
-  /** Once a second while sessions are open: idle timeout and keepalive PINGs. */
+  /**
+   * Once a second while sessions are open: idle timeout, and keepalive PINGs on every ready
+   * session, busy ones too: a peer that stopped answering would otherwise hold the streams in
+   * flight on it until their route timeouts.
+   */
   onDeadline(now: number): void {
     const idleLimit = now - this.spec.idleTimeoutMs;
     const ping = this.spec.keepaliveIntervalMs;
     for (const s of [...this.sessions]) {
-      if (s.state !== SessionState.Ready || s.active > 0) continue;
-      if (this.draining || s.lastUsed <= idleLimit || this.isStale(s.materialKey)) s.retire();
+      if (s.state !== SessionState.Ready) continue;
+      if (s.active === 0 && (this.draining || s.lastUsed <= idleLimit || this.isStale(s.materialKey))) s.retire();
       else if (ping > 0) s.keepalive(now, ping);
     }
     this.deadline = 0;
