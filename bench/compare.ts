@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchComparisons, scalingLines } from './lib/comparisons.js';
+import { renderGrpcMarkdown, runGrpcBench } from './lib/grpc.js';
 import { PLAN_OPTIONS, VARIANTS, type MeasurePlan } from './lib/measure.js';
 import { renderHtml, renderMarkdown } from './lib/report.js';
 import { runSession } from './lib/session.js';
@@ -28,7 +29,9 @@ const HELP = `usage: npm run bench -- [options]
                        server sidecar of outrigger-mtls-Nw (default 2)
   --configs LIST       only these configs (e.g. direct,nginx,outrigger-1w,outrigger-node-1w)
   --variants / --no-variants   body variants /1k, /64k, POST /echo (default: on, quick: off)
-  --no-install         do not apt-get install missing nginx/haproxy/wrk
+  --no-install         do not apt-get install missing nginx/haproxy/wrk/h2load
+  --no-grpc            skip the gRPC section (h2load: one sidecar, two sidecars over HTTP/2
+                       mTLS, nginx grpc_pass, direct; also alone as npm run bench:grpc)
 `;
 
 // dist/bench/compare.js → repo root is two levels up.
@@ -54,6 +57,7 @@ async function main(): Promise<number> {
       configs: { type: 'string' },
       variants: { type: 'boolean' },
       'no-variants': { type: 'boolean' },
+      'no-grpc': { type: 'boolean' },
     },
     strict: true,
   });
@@ -94,9 +98,13 @@ async function main(): Promise<number> {
 
   const comparisons = benchComparisons(workersN);
   const results = await runSession({ repoRoot, targets, rounds, plan, quick, install: values['no-install'] !== true, comparisons, log });
+  const grpc =
+    values['no-grpc'] === true
+      ? null
+      : await runGrpcBench({ repoRoot, rounds, seconds: plan.throughputS, rate: 1000, install: values['no-install'] !== true, log });
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  const md = renderMarkdown(results);
+  writeFileSync(join(out, 'results.json'), `${JSON.stringify(grpc === null ? results : { ...results, grpc }, null, 2)}\n`);
+  const md = grpc === null ? renderMarkdown(results) : `${renderMarkdown(results)}\n${renderGrpcMarkdown(grpc)}`;
   writeFileSync(join(out, 'report.md'), md);
   writeFileSync(join(out, 'report.html'), renderHtml(results));
   const scaling = scalingLines(results, workersN);

@@ -15,7 +15,7 @@ export interface ToolStatus {
   readonly installedNow: boolean;
 }
 
-const DEBIAN_PACKAGE: Readonly<Record<string, string>> = { nginx: 'nginx', haproxy: 'haproxy', wrk: 'wrk' };
+const DEBIAN_PACKAGE: Readonly<Record<string, string>> = { nginx: 'nginx', haproxy: 'haproxy', wrk: 'wrk', h2load: 'nghttp2-client' };
 const KNOWN_PATHS: Readonly<Record<string, readonly string[]>> = {
   nginx: ['/usr/sbin/nginx'],
   haproxy: ['/usr/sbin/haproxy'],

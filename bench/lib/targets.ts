@@ -212,7 +212,7 @@ async function withProbe(spec: TargetSpec, procs: readonly Started[], baseUrl: s
 }
 
 /** `outrigger ca init` into caDir; the reason when it fails. */
-function initBenchCa(cli: string, caDir: string): string | null {
+export function initBenchCa(cli: string, caDir: string): string | null {
   const r = spawnSync(process.execPath, [cli, 'ca', 'init', '--dir', caDir, '--trust-domain', MTLS_TRUST_DOMAIN], {
     encoding: 'utf8',
     timeout: 30_000,
@@ -225,7 +225,7 @@ function initBenchCa(cli: string, caDir: string): string | null {
 const READY = /"msg"\s*:\s*"ready"/;
 
 /** `outrigger run -c conf` until its ready line (throws with the output when it does not come). */
-function runOutrigger(name: string, cli: string, conf: string, dir: string): Promise<Started> {
+export function runOutrigger(name: string, cli: string, conf: string, dir: string): Promise<Started> {
   return startProcess({ name, cmd: process.execPath, args: [cli, 'run', '-c', conf], cwd: dir, readyLine: READY, timeoutMs: 30_000 });
 }
 

@@ -1,0 +1,108 @@
+// The gRPC bench's parts (bench/lib/grpc.ts): h2load's summary parsed from a real captured run,
+// the markdown section's ratios, and the paced client against the real gRPC upstream.
+
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GRPC_PATH, parseH2load, renderGrpcMarkdown, type GrpcRun } from '../../bench/lib/grpc.js';
+import { startProcess, type Started } from '../../bench/lib/proc.js';
+
+// Captured from: h2load -n 200 -c 2 -m 4 -d <one gRPC message> -H 'content-type: application/grpc'
+// -H 'te: trailers' http://127.0.0.1:<bench/upstream/grpc_server>/bench.Echo/Unary
+const CAPTURED = readFileSync(new URL('./fixtures/h2load-grpc-unary.txt', import.meta.url), 'utf8');
+
+describe('h2load summary', () => {
+  it('parses calls/s and the succeeded/failed counts of a real run', () => {
+    expect(parseH2load(CAPTURED)).toEqual({ perSecond: 1524.33, succeeded: 200, failed: 0 });
+  });
+
+  it('fails clearly on output without a summary', () => {
+    expect(() => parseH2load('starting benchmark...\nconnect to 127.0.0.1 port 1 failed\n')).toThrow(/unexpected h2load output/);
+  });
+});
+
+function run(config: string, round: number, cpu: number, p50: number, p99: number): GrpcRun {
+  return { config, round, throughput: 1000, failed: 0, cpuMicrosPerCall: cpu, fixed: { p50, p99, p999: p99, max: p99, failed: 0, cpuMicrosPerCall: cpu } };
+}
+
+describe('the gRPC section', () => {
+  it('divides CPU by nginx-grpc and subtracts direct latency, on medians over rounds', () => {
+    const md = renderGrpcMarkdown({
+      configs: [
+        { name: 'direct', description: 'd' },
+        { name: 'outrigger-grpc-1w', description: 'o' },
+        { name: 'nginx-grpc', description: 'n' },
+      ],
+      skipped: [{ name: 'outrigger-grpc-mtls', reason: 'no CA' }],
+      rate: 1000,
+      runs: [
+        run('direct', 1, 0, 100, 200),
+        run('direct', 2, 0, 120, 260),
+        run('direct', 3, 0, 110, 240),
+        run('outrigger-grpc-1w', 1, 60, 300, 700),
+        run('outrigger-grpc-1w', 2, 90, 310, 900),
+        run('outrigger-grpc-1w', 3, 75, 305, 800),
+        run('nginx-grpc', 1, 30, 150, 300),
+        run('nginx-grpc', 2, 20, 140, 280),
+        run('nginx-grpc', 3, 25, 145, 290),
+      ],
+    });
+    // medians: outrigger CPU 75 ÷ nginx 25 = 3.00; p50 305 − 110 = +195; p99 800 − 240 = +560
+    expect(md).toMatch(/\| outrigger-grpc-1w \| 1000 \| 75\.0 \| 3\.00 \|.*\| \+195 \/ \+560 \| 0 \|/);
+    expect(md).toMatch(/\| nginx-grpc \| 1000 \| 25\.0 \| 1\.00 \|.*\| \+35 \/ \+50 \| 0 \|/);
+    expect(md).toContain('- skipped outrigger-grpc-mtls: no CA');
+    expect(md).toContain('medians of 3 rounds');
+  });
+});
+
+describe('the paced client against the gRPC upstream', () => {
+  let upstream: Started;
+  let port: number;
+  beforeAll(async () => {
+    upstream = await startProcess({
+      name: 'grpc-upstream',
+      cmd: process.execPath,
+      args: ['dist/bench/upstream/grpc_server.js', '0'],
+      readyLine: /"msg":"listening"/,
+      timeoutMs: 15_000,
+    });
+    port = (JSON.parse(upstream.readyLineText ?? '{}') as { port: number }).port;
+  });
+  afterAll(async () => {
+    await upstream.stop();
+  });
+
+  it('sends rate × seconds calls and counts each by its grpc-status', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/h2_paced.js', `http://127.0.0.1:${port}${GRPC_PATH}`, '200', '1', '2']);
+    const r = JSON.parse(stdout.trim()) as { requests: number; ok: number; failed: number; p50: number; p99: number; max: number };
+    expect(r.requests).toBe(200);
+    expect(r.ok).toBe(200);
+    expect(r.failed).toBe(0);
+    expect(r.p50).toBeGreaterThan(0);
+    expect(r.p99).toBeGreaterThanOrEqual(r.p50);
+    expect(r.max).toBeGreaterThanOrEqual(r.p99);
+  });
+
+  it('counts calls answered without grpc-status 0 as failed', async () => {
+    // An HTTP/2 server that answers 200 with trailers grpc-status 14 (UNAVAILABLE).
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      stream.resume();
+      stream.on('end', () => {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '14' }));
+        stream.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port: badPort } = server.address() as { port: number };
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/h2_paced.js', `http://127.0.0.1:${badPort}${GRPC_PATH}`, '50', '1', '1']);
+      expect(JSON.parse(stdout.trim())).toMatchObject({ requests: 50, ok: 0, failed: 50 });
+    } finally {
+      server.close();
+    }
+  });
+});
