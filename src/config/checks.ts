@@ -157,11 +157,24 @@ function checkCluster(c: Obj, at: ConfigPath, out: RawProblem[]): void {
       out.push({ path: [...at, 'endpoints', k, 'address'], message: `duplicate endpoint ${key} (also endpoints[${prev}])` });
     } else seen.set(key, k);
   });
+  checkGrpcHealthCheck(c, at, out);
   const shorthand = c['connect_timeout_ms'];
   const pool = c['pool'];
   const inPool = isObj(pool) ? pool['connect_timeout_ms'] : undefined;
   if (typeof shorthand === 'number' && typeof inPool === 'number' && shorthand !== inPool) {
     out.push({ path: [...at, 'connect_timeout_ms'], message: `conflicts with pool.connect_timeout_ms (${shorthand} vs ${inPool}); give one` });
+  }
+}
+
+/** A gRPC health check is an HTTP/2 call with its own path. */
+function checkGrpcHealthCheck(c: Obj, at: ConfigPath, out: RawProblem[]): void {
+  const hc = c['health_check'];
+  if (!isObj(hc) || hc['grpc'] === undefined) return;
+  if (c['protocol'] !== 'http2') {
+    out.push({ path: [...at, 'health_check', 'grpc'], message: 'the gRPC health check speaks HTTP/2: it needs protocol: http2 on this cluster' });
+  }
+  if (hc['path'] !== undefined) {
+    out.push({ path: [...at, 'health_check', 'path'], message: 'give path (an HTTP GET check) or grpc (grpc.health.v1.Health/Check), not both' });
   }
 }
 

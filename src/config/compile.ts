@@ -265,7 +265,9 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
       c.health_check === undefined
         ? null
         : {
-            path: c.health_check.path,
+            // The schema leaves `path` out exactly when `grpc` is given: the check then calls Health/Check.
+            path: c.health_check.path ?? '/grpc.health.v1.Health/Check',
+            grpc: c.health_check.grpc === undefined ? null : { service: c.health_check.grpc.service },
             intervalMs: c.health_check.interval_ms,
             timeoutMs: c.health_check.timeout_ms,
             unhealthyThreshold: c.health_check.unhealthy_threshold,

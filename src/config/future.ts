@@ -164,14 +164,19 @@ export const retryBudgetSchema = z.strictObject({
   min_concurrent: z.int().min(0).default(3),
 });
 
-/** Cluster `health_check`: active HTTP health checks. */
-export const healthCheckSchema = z.strictObject({
-  path: pathField.default('/healthz'),
-  interval_ms: ms(1).default(5000),
-  timeout_ms: ms(1).default(1000),
-  unhealthy_threshold: z.int().min(1).default(3),
-  healthy_threshold: z.int().min(1).default(2),
-});
+/** Cluster `health_check`: active HTTP health checks, or gRPC ones (grpc.health.v1.Health/Check) on
+ *  `http2` clusters. `path` (default /healthz) is the GET's; a gRPC check has none (checks.ts
+ *  refuses both), so the default is filled in only without `grpc` and the output validates again. */
+export const healthCheckSchema = z
+  .strictObject({
+    path: pathField.optional(),
+    grpc: z.strictObject({ service: z.string().default('') }).optional(),
+    interval_ms: ms(1).default(5000),
+    timeout_ms: ms(1).default(1000),
+    unhealthy_threshold: z.int().min(1).default(3),
+    healthy_threshold: z.int().min(1).default(2),
+  })
+  .transform(({ path, ...h }): typeof h & { path?: string } => (h.grpc !== undefined ? h : { ...h, path: path ?? '/healthz' }));
 
 /** Cluster `outlier_detection`: passive ejection of failing endpoints. */
 export const outlierDetectionSchema = z.strictObject({

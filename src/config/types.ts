@@ -271,7 +271,10 @@ export interface RetryBudgetSpec {
 
 /** Active health checks, run once per sidecar on the main thread. */
 export interface HealthCheckSpec {
+  /** What the check requests: the GET's path, or the gRPC call path `/grpc.health.v1.Health/Check`. */
   readonly path: string;
+  /** `http2` clusters: check with the gRPC health-checking protocol for this service ("" = the whole server); null = a GET of `path`. */
+  readonly grpc: { readonly service: string } | null;
   readonly intervalMs: number;
   readonly timeoutMs: number;
   readonly unhealthyThreshold: number;

@@ -1,5 +1,6 @@
 // Active health checks (issue 7), run once per sidecar on the main thread: an HTTP/1.1 GET per
-// endpoint every `intervalMs` (±10% jitter; HTTP/2 over h2c for `protocol: http2` clusters),
+// endpoint every `intervalMs` (±10% jitter; HTTP/2 over h2c for `protocol: http2` clusters, which
+// may check with the gRPC health-checking protocol instead of a GET),
 // thresholds flip the endpoint's health and report it through one callback; the caller
 // broadcasts to workers. Touches only node:http, node:http2 and timers.
 
@@ -7,6 +8,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { ClusterSpec, EndpointSpec, HealthCheckSpec } from '../config/types.js';
 import { updateClusters } from './clusters.js';
+import { encodeHealthCheckRequest, grpcCheckVerdict } from './grpc_health.js';
 
 export interface HealthCheckerOptions {
   /** Uniform in [0, 1); Math.random by default. Drives the interval jitter. */
@@ -230,7 +232,8 @@ export class HealthChecker {
     req.end();
   }
 
-  /** The HTTP/2 check: a fresh h2c session per check (prior knowledge), one GET, then the session closes. */
+  /** The HTTP/2 check: a fresh h2c session per check (prior knowledge), one request — a GET of
+   *  `path`, or a gRPC Health/Check call — then the session closes. */
   private checkH2(t: Target, finish: (error: string | null) => void): void {
     const { endpoint, spec } = t;
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
@@ -250,17 +253,14 @@ export class HealthChecker {
     session.on('close', () => end('connection reset: closed before the response ended'));
     let req: http2.ClientHttp2Stream;
     try {
-      req = session.request({ ':method': 'GET', ':path': spec.path, ':authority': endpoint.address, 'user-agent': USER_AGENT }, { endStream: true });
+      req = spec.grpc === null ? requestGet(session, endpoint, spec.path) : requestGrpcCheck(session, endpoint, spec.path, spec.grpc.service, spec.timeoutMs);
     } catch (err) {
       end(describe(err as Error));
       return;
     }
-    let status = 0;
-    req.on('response', (h) => (status = Number(h[':status'])));
-    req.on('end', () => end(status >= 200 && status < 300 ? null : `HTTP ${status}`));
+    if (spec.grpc === null) awaitGet(req, end);
+    else awaitGrpcCheck(req, end);
     req.on('error', (err: Error) => end(describe(err)));
-    req.on('close', () => end(status === 0 ? 'stream reset before the response' : 'stream reset: closed before the response ended'));
-    req.resume();
   }
 
   private record(t: Target, error: string | null): void {
@@ -282,6 +282,71 @@ export class HealthChecker {
       }
     }
   }
+}
+
+function requestGet(session: http2.ClientHttp2Session, endpoint: EndpointSpec, path: string): http2.ClientHttp2Stream {
+  return session.request({ ':method': 'GET', ':path': path, ':authority': endpoint.address, 'user-agent': USER_AGENT }, { endStream: true });
+}
+
+/** A 2xx answer, read to its end, passes. */
+function awaitGet(req: http2.ClientHttp2Stream, end: (error: string | null) => void): void {
+  let status = 0;
+  req.on('response', (h) => (status = Number(h[':status'])));
+  req.on('end', () => end(status >= 200 && status < 300 ? null : `HTTP ${status}`));
+  req.on('close', () => end(status === 0 ? 'stream reset before the response' : 'stream reset: closed before the response ended'));
+  req.resume();
+}
+
+/** A unary grpc.health.v1.Health/Check call (at `path`) for `service`. */
+function requestGrpcCheck(
+  session: http2.ClientHttp2Session,
+  endpoint: EndpointSpec,
+  path: string,
+  service: string,
+  timeoutMs: number,
+): http2.ClientHttp2Stream {
+  const req = session.request({
+    ':method': 'POST',
+    ':path': path,
+    ':authority': endpoint.address,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    'user-agent': USER_AGENT,
+    // The server may stop working on a check the checker has given up on.
+    'grpc-timeout': `${timeoutMs}m`,
+  });
+  req.end(encodeHealthCheckRequest(service));
+  return req;
+}
+
+/** A HealthCheckResponse is a few bytes; a body beyond this is not one. */
+const MAX_GRPC_CHECK_BODY_BYTES = 4096;
+
+/** grpc-status comes in the trailers, or in the headers of a trailers-only answer (an error). */
+function awaitGrpcCheck(req: http2.ClientHttp2Stream, end: (error: string | null) => void): void {
+  let head: http2.IncomingHttpHeaders | null = null;
+  let trailers: http2.IncomingHttpHeaders = {};
+  const parts: Buffer[] = [];
+  let size = 0;
+  req.on('response', (h) => (head = h));
+  req.on('trailers', (h: http2.IncomingHttpHeaders) => (trailers = h));
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_GRPC_CHECK_BODY_BYTES) end(`response body over ${MAX_GRPC_CHECK_BODY_BYTES} bytes`);
+    else parts.push(chunk);
+  });
+  req.on('end', () => {
+    if (head === null) return;
+    const status = Number(head[':status']);
+    if (status !== 200) return end(`HTTP ${status}`);
+    const at = trailers['grpc-status'] !== undefined ? trailers : head;
+    end(grpcCheckVerdict(headerValue(at['grpc-status']), headerValue(at['grpc-message']), Buffer.concat(parts)));
+  });
+  req.on('close', () => end(head === null ? 'stream reset before the response' : 'stream reset: closed before the response ended'));
+}
+
+function headerValue(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
 }
 
 function stop(t: Target): void {

@@ -249,7 +249,7 @@ describe('the DESIGN.md §4 example', () => {
       pool: { connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, keepaliveIntervalMs: 30000, maxPending: 256 },
       maxRequests: 256, // 1024 / 4 workers
       retryBudget: { percent: 20, minConcurrent: 1, minPerSecond: 2.5 }, // ceil(3 / 4), 10 / 4
-      healthCheck: { path: '/healthz', intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 },
+      healthCheck: { path: '/healthz', grpc: null, intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 },
       outlier: { consecutive5xx: 5, consecutiveGatewayFailure: 5, intervalMs: 10000, baseEjectionMs: 30000, maxEjectionPercent: 10 },
     });
     for (const c of [localApp, apiV2]) expect(c).toMatchObject({ tls: null, healthCheck: null, outlier: null });

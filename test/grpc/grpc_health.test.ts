@@ -1,0 +1,190 @@
+// The gRPC health-checking protocol end to end: two grpc-js servers implementing
+// grpc.health.v1.Health (a handwritten ServiceDefinition, the two messages encoded by hand) behind
+// one sidecar whose http2 cluster checks them with `health_check.grpc`. A server that turns
+// NOT_SERVING loses its traffic to the other and gets it back when it serves again; a service the
+// servers do not know (SERVICE_UNKNOWN) or a failing Check (grpc-status) is unhealthy.
+
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeAll, endpointView, startSidecar, track, untilCluster, type ClusterView, type Sidecar } from '../helpers/sidecar.js';
+import { echoClient, SERVICE, type EchoClient } from './grpc_fixture.js';
+
+const SERVING = 1;
+const NOT_SERVING = 2;
+const SERVICE_UNKNOWN = 3;
+
+/** HealthCheckRequest {string service = 1}: the one field a check sends. An object, not the bare
+ *  string: grpc-js takes a falsy request (the "" of the whole server) for no request at all. */
+function decodeHealthCheckRequest(b: Buffer): { service: string } {
+  if (b.length === 0) return { service: '' };
+  if (b[0] !== 0x0a || (b[1] ?? 0x80) >= 0x80) throw new Error(`unexpected HealthCheckRequest ${b.toString('hex')}`);
+  return { service: b.subarray(2, 2 + b[1]!).toString('utf8') };
+}
+
+/** HealthCheckResponse {ServingStatus status = 1}. */
+function encodeServingStatus(status: number): Buffer {
+  return Buffer.from([0x08, status]);
+}
+
+const HEALTH: grpc.ServiceDefinition = {
+  check: {
+    path: '/grpc.health.v1.Health/Check',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (r: { service: string }): Buffer => Buffer.from([0x0a, r.service.length, ...Buffer.from(r.service)]),
+    requestDeserialize: decodeHealthCheckRequest,
+    responseSerialize: encodeServingStatus,
+    responseDeserialize: (b: Buffer): number => b[1] ?? 0,
+  },
+};
+
+interface HealthServer {
+  name: string;
+  address: string;
+  /** Serving status per service name ("" = the server); a name not here is SERVICE_UNKNOWN. */
+  statuses: Map<string, number>;
+  /** Checks answered, per service name asked. */
+  checks: Map<string, number>;
+  /** When set, Check fails with this gRPC status instead of answering. */
+  failWith: grpc.status | null;
+  close(): Promise<void>;
+}
+
+/** A grpc-js server with test.Echo/Unary (answers its own name) and grpc.health.v1.Health/Check. */
+async function startHealthServer(name: string): Promise<HealthServer> {
+  const server = new grpc.Server();
+  const s: HealthServer = {
+    name,
+    address: '',
+    statuses: new Map([
+      ['', SERVING],
+      ['test.Echo', SERVING],
+    ]),
+    checks: new Map(),
+    failWith: null,
+    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+  };
+  server.addService(SERVICE, {
+    unary: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(name)),
+  });
+  server.addService(HEALTH, {
+    check: (call: grpc.ServerUnaryCall<{ service: string }, number>, cb: grpc.sendUnaryData<number>) => {
+      const { service } = call.request;
+      s.checks.set(service, (s.checks.get(service) ?? 0) + 1);
+      if (s.failWith !== null) cb({ code: s.failWith, details: 'health service broken: 100% «down»' });
+      else cb(null, s.statuses.get(service) ?? SERVICE_UNKNOWN);
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err !== null ? reject(err) : resolve(p))),
+  );
+  s.address = `127.0.0.1:${port}`;
+  track(s);
+  return s;
+}
+
+function config(endpoints: readonly string[], healthCheck: Record<string, unknown>): Record<string, unknown> {
+  return {
+    node: { workers: 2, drain_timeout_ms: 2000 },
+    admin: { address: '127.0.0.1:0' },
+    listeners: [{ name: 'main', address: '127.0.0.1:0', protocol: 'http2', routes: [{ match: { path_prefix: '/test.Echo/' }, cluster: 'grpc' }] }],
+    clusters: [
+      {
+        name: 'grpc',
+        protocol: 'http2',
+        lb: 'round_robin',
+        endpoints: endpoints.map((address) => ({ address })),
+        health_check: { interval_ms: 50, timeout_ms: 1000, unhealthy_threshold: 1, healthy_threshold: 1, ...healthCheck },
+      },
+    ],
+  };
+}
+
+/** Which server answered each of `n` unary calls. */
+async function callsLandOn(client: EchoClient, n: number): Promise<Set<string>> {
+  const names = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const res = await new Promise<Buffer>((resolve, reject) =>
+      client.unary(Buffer.from('x'), new grpc.Metadata(), {}, (err, r) =>
+        err !== null || r === undefined ? reject(err ?? new Error('no response')) : resolve(r),
+      ),
+    );
+    names.add(res.toString());
+  }
+  return names;
+}
+
+/** Both endpoints checked since now, with these verdicts, and the verdicts reached the workers
+ *  (the endpoint's `healthy`, what load balancing reads, follows the checker's by a message). */
+function health(a: HealthServer, b: HealthServer, wantA: boolean, wantB: boolean): (c: ClusterView) => boolean {
+  const since = new Date().toISOString();
+  const shows = (c: ClusterView, s: HealthServer, want: boolean): boolean => {
+    const e = endpointView(c, s.address);
+    const hc = e.health_check;
+    return hc !== null && hc.last_checked !== null && hc.last_checked > since && hc.healthy === want && e.healthy === want;
+  };
+  return (c) => shows(c, a, wantA) && shows(c, b, wantB);
+}
+
+describe('gRPC health checks (grpc.health.v1.Health/Check)', () => {
+  let a: HealthServer;
+  let b: HealthServer;
+  let sc: Sidecar;
+  let client: EchoClient;
+  beforeAll(async () => {
+    a = await startHealthServer('a');
+    b = await startHealthServer('b');
+    sc = await startSidecar(config([a.address, b.address], { grpc: { service: 'test.Echo' } }));
+    client = echoClient(`127.0.0.1:${sc.port()}`);
+    track({ close: () => Promise.resolve(client.close()) });
+  }, 60_000);
+  afterAll(closeAll);
+
+  it('asks each endpoint about the configured service; both SERVING share the calls', async () => {
+    await untilCluster(sc, 'grpc', health(a, b, true, true), 'both endpoints checked healthy');
+    expect(a.checks.get('test.Echo')).toBeGreaterThan(0);
+    expect(b.checks.get('test.Echo')).toBeGreaterThan(0);
+    expect([...a.checks.keys(), ...b.checks.keys()].every((k) => k === 'test.Echo')).toBe(true);
+    expect(await callsLandOn(client, 10)).toEqual(new Set(['a', 'b']));
+  });
+
+  it('a server that turns NOT_SERVING gets no calls until it serves again', async () => {
+    a.statuses.set('test.Echo', NOT_SERVING);
+    const c = await untilCluster(sc, 'grpc', health(a, b, false, true), 'a unhealthy, b healthy');
+    expect(endpointView(c, a.address)).toMatchObject({ healthy: false, health_check: { last_error: 'serving status NOT_SERVING' } });
+    expect(await callsLandOn(client, 20)).toEqual(new Set(['b']));
+
+    a.statuses.set('test.Echo', SERVING);
+    await untilCluster(sc, 'grpc', health(a, b, true, true), 'a healthy again');
+    expect(await callsLandOn(client, 10)).toEqual(new Set(['a', 'b']));
+  });
+
+  it('a failing Check (non-zero grpc-status) is unhealthy', async () => {
+    b.failWith = grpc.status.UNAVAILABLE;
+    try {
+      const c = await untilCluster(sc, 'grpc', health(a, b, true, false), 'b unhealthy');
+      expect(endpointView(c, b.address).health_check?.last_error).toBe('grpc-status 14: health service broken: 100% «down»');
+      expect(await callsLandOn(client, 20)).toEqual(new Set(['a']));
+    } finally {
+      b.failWith = null;
+    }
+    await untilCluster(sc, 'grpc', health(a, b, true, true), 'b healthy again');
+  });
+});
+
+describe('gRPC health checks of another service', () => {
+  afterAll(closeAll);
+
+  it('a service the servers do not know (SERVICE_UNKNOWN) is unhealthy; "" asks about the whole server', async () => {
+    const a = await startHealthServer('a');
+    const b = await startHealthServer('b');
+    const wrong = await startSidecar(config([a.address, b.address], { grpc: { service: 'no.Such' } }));
+    const c = await untilCluster(wrong, 'grpc', health(a, b, false, false), 'both unhealthy');
+    for (const s of [a, b]) expect(endpointView(c, s.address).health_check?.last_error).toBe('serving status SERVICE_UNKNOWN');
+    expect(a.checks.get('no.Such')).toBeGreaterThan(0);
+
+    const whole = await startSidecar(config([a.address, b.address], { grpc: {} }));
+    await untilCluster(whole, 'grpc', health(a, b, true, true), 'both healthy');
+    expect(a.checks.get('')).toBeGreaterThan(0);
+  }, 60_000);
+});
