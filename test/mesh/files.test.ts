@@ -4,7 +4,6 @@
 // current certificate stays in force. The upstream is a TLS probe recording client certificates.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Ca } from '../../src/tls/ca.js';
 import {
   certsOf,
   clientSideConfig,
@@ -23,25 +22,22 @@ import {
   WEB,
   writeTlsFiles,
   type Sidecar,
-  type TlsFiles,
   type Upstream as Probe,
 } from '../helpers/sidecar.js';
 
 const PROBE_ID = spiffe('probe');
 
-let ca: Ca;
+const ca = await newCa();
+const first = leaf(ca, WEB);
+const firstSerial = serialOf(first.certPem);
+/** The sidecar's trust bundle, certificate and key, replaced on disk by the tests. */
+const files = writeTlsFiles(tempDir(), ca.certPem, first);
 let probe: Probe;
-let files: TlsFiles;
 let sc: Sidecar;
 let out: number;
-let firstSerial: string;
 
 beforeAll(async () => {
-  ca = await newCa();
   probe = await startProbe(leaf(ca, PROBE_ID), ca.certPem);
-  const first = leaf(ca, WEB);
-  firstSerial = serialOf(first.certPem);
-  files = writeTlsFiles(tempDir(), ca.certPem, first);
   sc = await startSidecar(clientSideConfig({ tls: filesSource(files), upstream: probe.address, expect: PROBE_ID, workers: 1 }));
   out = sc.port('outbound');
 });

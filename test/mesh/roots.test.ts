@@ -11,7 +11,7 @@
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CA_CERT_FILE, CA_KEY_FILE, EXTRA_ROOTS_FILE, type Ca } from '../../src/tls/ca.js';
+import { CA_CERT_FILE, CA_KEY_FILE, EXTRA_ROOTS_FILE } from '../../src/tls/ca.js';
 import {
   API,
   caSource,
@@ -38,29 +38,23 @@ import {
   writeTlsFiles,
   type Load,
   type Sidecar,
-  type TlsFiles,
 } from '../helpers/sidecar.js';
 
 const TTL_HOURS = 0.0015; // server leaves live 5.4 s: a re-issue every ~2.7 s
 
-let rootA: Ca;
-let rootB: Ca;
+const rootA = await newCa();
+const rootB = await newCa();
 /** The server's CA directory: starts as A (+ B in extra_roots.pem), becomes B (+ A). */
-let serverCaDir: string;
-let clientFiles: TlsFiles;
+const serverCaDir = path.join(tempDir(), 'server-ca');
+mkdirSync(serverCaDir, { mode: 0o700 });
+copyFileSync(path.join(rootA.dir, CA_CERT_FILE), path.join(serverCaDir, CA_CERT_FILE));
+copyFileSync(path.join(rootA.dir, CA_KEY_FILE), path.join(serverCaDir, CA_KEY_FILE));
+replaceFile(path.join(serverCaDir, EXTRA_ROOTS_FILE), rootB.certPem);
+const clientFiles = writeTlsFiles(tempDir(), rootA.certPem + rootB.certPem, leaf(rootA, WEB));
 let server: Sidecar;
 let client: Sidecar;
 
 beforeAll(async () => {
-  rootA = await newCa();
-  rootB = await newCa();
-  serverCaDir = path.join(tempDir(), 'server-ca');
-  mkdirSync(serverCaDir, { mode: 0o700 });
-  copyFileSync(path.join(rootA.dir, CA_CERT_FILE), path.join(serverCaDir, CA_CERT_FILE));
-  copyFileSync(path.join(rootA.dir, CA_KEY_FILE), path.join(serverCaDir, CA_KEY_FILE));
-  replaceFile(path.join(serverCaDir, EXTRA_ROOTS_FILE), rootB.certPem);
-  clientFiles = writeTlsFiles(tempDir(), rootA.certPem + rootB.certPem, leaf(rootA, WEB));
-
   const app = await startApp();
   server = await startSidecar(serverSideConfig({ tls: caSource(serverCaDir, TTL_HOURS), app: app.address }));
   client = await startSidecar(

@@ -10,7 +10,7 @@
 
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signLeaf, type Ca } from '../../src/tls/ca.js';
+import { signLeaf } from '../../src/tls/ca.js';
 import { parseCsr } from '../../src/tls/csr.js';
 import { requestSignature } from '../../src/tls/signer_client.js';
 import {
@@ -38,14 +38,13 @@ import {
 const BROAD_TOKEN = 'broad-token-0123456789abcdef';
 const API_TOKEN = 'api-token-0123456789abcdef';
 
-let ca: Ca;
-let evil: Ca;
+const ca = await newCa();
+/** Another CA of the same trust domain: what the fake signer hands out. */
+const evil = await newCa();
 let signer: SignerProcess;
 let app: App;
 
 beforeAll(async () => {
-  ca = await newCa();
-  evil = await newCa();
   ({ signer } = await startSignerWithTokens(ca, [
     { token: BROAD_TOKEN, identities: ['spiffe://cluster.local/*'] },
     { token: API_TOKEN, identities: [API] },
