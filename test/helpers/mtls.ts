@@ -176,6 +176,12 @@ export function directRequest(
   });
 }
 
+/** The status of a GET `path` on a fresh connection presenting leaf `l` (the server verified against `bundlePem`), or `refused (<error>)` when no response came. */
+export async function statusPresenting(port: number, bundlePem: string, l: Pick<IssuedCert, 'certPem' | 'keyPem'>, path: string): Promise<number | string> {
+  const r = await directRequest(port, { ca: bundlePem, cert: l.certPem, key: l.keyPem }, { path });
+  return r.ok ? r.status : `refused (${r.error})`;
+}
+
 /**
  * A bare TLS connection that never sends a byte. `open` once the server has accepted the
  * handshake: under TLS 1.3 it judges the client certificate after the client's Finished and only

@@ -7,11 +7,11 @@ import type { Ca } from '../../src/tls/ca.js';
 import {
   caSource,
   closeAll,
-  directRequest,
   leaf,
   runUntilExit,
   serverSideConfig,
   startMeshServer,
+  statusPresenting,
   type Sidecar,
   type Upstream as App,
 } from '../helpers/sidecar.js';
@@ -34,11 +34,8 @@ beforeAll(async () => {
 afterAll(closeAll);
 
 /** Status of a GET by a client holding a leaf for `identity`. */
-async function statusAs(identity: string, path: string): Promise<number> {
-  const l = leaf(ca, identity);
-  const r = await directRequest(server.port('inbound'), { ca: ca.certPem, cert: l.certPem, key: l.keyPem }, { path });
-  if (!r.ok) throw new Error(`request as ${identity} failed: ${r.error}`);
-  return r.status;
+function statusAs(identity: string, path: string): Promise<number | string> {
+  return statusPresenting(server.port('inbound'), ca.certPem, leaf(ca, identity), path);
 }
 
 describe('authorization `from` is segment-wise', () => {

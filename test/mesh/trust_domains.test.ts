@@ -14,7 +14,6 @@ import {
   certsOf,
   clientSideConfig,
   closeAll,
-  directRequest,
   eventually,
   forgedLeaf,
   get,
@@ -28,6 +27,7 @@ import {
   startApp,
   startProbe,
   startSidecar,
+  statusPresenting,
   tempDir,
   WEB,
   type Sidecar,
@@ -64,9 +64,8 @@ beforeAll(async () => {
 });
 afterAll(closeAll);
 
-async function statusAs(l: { certPem: string; keyPem: string }, p: string): Promise<number | string> {
-  const r = await directRequest(server.port('inbound'), { ca: ours.certPem, cert: l.certPem, key: l.keyPem }, { path: p });
-  return r.ok ? r.status : `refused (${r.error})`;
+function statusAs(l: { certPem: string; keyPem: string }, path: string): Promise<number | string> {
+  return statusPresenting(server.port('inbound'), ours.certPem, l, path);
 }
 
 async function refusedHandshakes(): Promise<number> {
