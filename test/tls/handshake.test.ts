@@ -147,7 +147,9 @@ describe('outbound: clientTlsOptions checks the SPIFFE ID, not the DNS name', ()
     const seen: string[] = [];
     const onConn = (s: tls.TLSSocket): void => void seen.push(s.getPeerX509Certificate()?.serialNumber ?? '-');
     server.server.on('secureConnection', onConn);
-    onTestFinished(() => server.server.off('secureConnection', onConn));
+    onTestFinished(() => {
+      server.server.off('secureConnection', onConn);
+    });
     const before = leafMaterial(ca, { identity: CLIENT_ID });
     const after = leafMaterial(ca, { identity: CLIENT_ID }); // the same identity, a new key and serial
     const connect = (m: TlsMaterial): ReturnType<typeof exchange> =>

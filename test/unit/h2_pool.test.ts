@@ -5,7 +5,7 @@
 
 import http2 from 'node:http2';
 import type net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { PoolSpec } from '../../src/config/types.js';
 import { H2Pool } from '../../src/upstream/h2_pool.js';
 import type { PendingBudget } from '../../src/upstream/pool.js';
@@ -22,16 +22,7 @@ interface HeldServer {
   close(): Promise<void>;
 }
 
-let server: HeldServer | null = null;
-let pool: H2Pool | null = null;
-
-afterEach(async () => {
-  pool?.close();
-  pool = null;
-  await server?.close();
-  server = null;
-});
-
+/** An h2 server that holds every stream until the test answers it (by path), closed when the test finishes. */
 async function heldServer(maxConcurrentStreams: number): Promise<HeldServer> {
   const srv = http2.createServer({ settings: { maxConcurrentStreams } });
   const sessions = new Set<http2.ServerHttp2Session>();
@@ -71,13 +62,15 @@ async function heldServer(maxConcurrentStreams: number): Promise<HeldServer> {
   });
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   s.port = (srv.address() as net.AddressInfo).port;
-  server = s;
+  onTestFinished(() => s.close());
   return s;
 }
 
+/** A pool to 127.0.0.1:`port`, closed when the test finishes (before its server). */
 function makePool(port: number, spec: Partial<PoolSpec>, budget: PendingBudget, t = manualTicker()): H2Pool {
   const full: PoolSpec = { connectionsPerWorker: 2, idleTimeoutMs: 60_000, connectTimeoutMs: 5_000, keepaliveIntervalMs: 0, maxPending: budget.max, ...spec };
-  pool = new H2Pool('127.0.0.1', port, full, budget, t.ticker);
+  const pool = new H2Pool('127.0.0.1', port, full, budget, t.ticker);
+  onTestFinished(() => pool.close());
   return pool;
 }
 
@@ -166,7 +159,6 @@ describe('H2Pool', () => {
     const up = await heldServer(10);
     const port = up.port;
     await up.close();
-    server = null;
     const budget: PendingBudget = { pending: 0, max: 5 };
     const p = makePool(port, {}, budget);
     const rs = [sent(p, '/a'), sent(p, '/b')];

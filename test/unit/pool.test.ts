@@ -4,7 +4,7 @@
 // as reused/awaiting, leaves the pool, and the next dispatch gets a fresh one).
 
 import type net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import type { PoolSpec } from '../../src/config/types.js';
 import type { ProxyError } from '../../src/errors.js';
 import type { UpstreamChannel } from '../../src/upstream/channel.js';
@@ -12,21 +12,19 @@ import { EndpointPool, type PendingBudget } from '../../src/upstream/pool.js';
 import { manualTicker } from './manual_clock.js';
 import { rawUpstream, RecordingRequest, respond, type RawUpstream, type ReceivedRequest } from './upstream_fixture.js';
 
-let upstream: RawUpstream | null = null;
-let pool: EndpointPool | null = null;
-
-afterEach(async () => {
-  pool?.close();
-  pool = null;
-  await upstream?.close();
-  upstream = null;
-});
+/** A raw upstream that `onRequest` answers, closed when the test finishes. */
+async function upstreamFor(onRequest: (r: ReceivedRequest) => void): Promise<RawUpstream> {
+  const up = await rawUpstream(onRequest);
+  onTestFinished(() => up.close());
+  return up;
+}
 
 /** A server that holds every request until the test answers it (by path). */
-async function heldUpstream(): Promise<{ held: Map<string, ReceivedRequest>; answer(path: string, body?: string): void }> {
+async function heldUpstream(): Promise<{ port: number; held: Map<string, ReceivedRequest>; answer(path: string, body?: string): void }> {
   const held = new Map<string, ReceivedRequest>();
-  upstream = await rawUpstream((r) => held.set(r.line.split(' ')[1]!, r));
+  const up = await upstreamFor((r) => held.set(r.line.split(' ')[1]!, r));
   return {
+    port: up.port,
     held,
     answer(path: string, body = path): void {
       const r = held.get(path);
@@ -51,16 +49,18 @@ async function serve(up: Awaited<ReturnType<typeof heldUpstream>>, r: RecordingR
   await expect.poll(() => r.ended).toBe(true);
 }
 
-function makePool(spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, t = manualTicker()): EndpointPool {
+/** A pool to 127.0.0.1:`port`, closed when the test finishes (before its upstream). */
+function makePool(port: number, spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, t = manualTicker()): EndpointPool {
   const full: PoolSpec = { connectionsPerWorker: 4, idleTimeoutMs: 60_000, connectTimeoutMs: 1_000, keepaliveIntervalMs: 0, maxPending: budget.max, ...spec };
-  pool = new EndpointPool('127.0.0.1', upstream!.port, full, budget, t.ticker);
+  const pool = new EndpointPool('127.0.0.1', port, full, budget, t.ticker);
+  onTestFinished(() => pool.close());
   return pool;
 }
 
 describe('EndpointPool', () => {
   it('reuses the most recently released idle connection first (LIFO)', async () => {
     const up = await heldUpstream();
-    const p = makePool();
+    const p = makePool(up.port);
     const x = sent(p, '/x');
     const y = sent(p, '/y');
     expect(p.open).toBe(2);
@@ -78,7 +78,7 @@ describe('EndpointPool', () => {
   it('opens at most connectionsPerWorker; then queues up to the budget; beyond it: overflow', async () => {
     const up = await heldUpstream();
     const budget: PendingBudget = { pending: 0, max: 1 };
-    const p = makePool({ connectionsPerWorker: 1 }, budget);
+    const p = makePool(up.port, { connectionsPerWorker: 1 }, budget);
     const a = sent(p, '/a');
     const b = sent(p, '/b');
     expect(budget.pending).toBe(1);
@@ -98,7 +98,7 @@ describe('EndpointPool', () => {
   it('a cancelled waiter gives back its queue slot and is never served', async () => {
     const up = await heldUpstream();
     const budget: PendingBudget = { pending: 0, max: 2 };
-    const p = makePool({ connectionsPerWorker: 1 }, budget);
+    const p = makePool(up.port, { connectionsPerWorker: 1 }, budget);
     sent(p, '/a');
     const gone = sent(p, '/gone');
     const next = sent(p, '/next');
@@ -116,7 +116,7 @@ describe('EndpointPool', () => {
   it('drain closes idle connections now, busy ones when done, after serving requests queued before it', async () => {
     const up = await heldUpstream();
     const budget: PendingBudget = { pending: 0, max: 5 };
-    const p = makePool({ connectionsPerWorker: 2 }, budget);
+    const p = makePool(up.port, { connectionsPerWorker: 2 }, budget);
     sent(p, '/idle');
     await expect.poll(() => up.held.has('/idle')).toBe(true);
     up.answer('/idle');
@@ -140,8 +140,8 @@ describe('EndpointPool', () => {
   });
 
   it('drain with only idle connections closes them at once', async () => {
-    upstream = await rawUpstream((r) => respond(r.socket));
-    const p = makePool();
+    const upstream = await upstreamFor((r) => respond(r.socket));
+    const p = makePool(upstream.port);
     sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     p.drain();
@@ -150,9 +150,9 @@ describe('EndpointPool', () => {
   });
 
   it('the idle sweep closes connections unused for idleTimeoutMs, on the injected clock', async () => {
-    upstream = await rawUpstream((r) => respond(r.socket));
+    const upstream = await upstreamFor((r) => respond(r.socket));
     const t = manualTicker(25);
-    const p = makePool({ idleTimeoutMs: 5_000 }, { pending: 0, max: 10 }, t);
+    const p = makePool(upstream.port, { idleTimeoutMs: 5_000 }, { pending: 0, max: 10 }, t);
     sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     expect(t.ticker.has(p)).toBe(true); // the sweep runs while the pool has connections
@@ -166,8 +166,8 @@ describe('EndpointPool', () => {
   });
 
   it('a pooled connection the upstream closed while idle leaves the pool; the next request gets a fresh one', async () => {
-    upstream = await rawUpstream((r) => respond(r.socket));
-    const p = makePool();
+    const upstream = await upstreamFor((r) => respond(r.socket));
+    const p = makePool(upstream.port);
     const a = sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     for (const s of upstream.sockets) s.end();
@@ -182,8 +182,8 @@ describe('EndpointPool', () => {
   it('reconnect once: a reused connection the upstream drops on its next request fails as reused/awaiting, and a second dispatch gets a fresh connection', async () => {
     // The upstream answers the first request on a socket and drops the socket on the second one:
     // the race of a keep-alive connection closed just as it is reused.
-    upstream = await rawUpstream((r) => (r.nth === 1 ? respond(r.socket, 'fresh') : r.socket.destroy()));
-    const p = makePool();
+    const upstream = await upstreamFor((r) => (r.nth === 1 ? respond(r.socket, 'fresh') : r.socket.destroy()));
+    const p = makePool(upstream.port);
     const warm = sent(p, '/warm');
     await expect.poll(() => p.idleCount).toBe(1);
 
@@ -210,9 +210,9 @@ describe('EndpointPool', () => {
   });
 
   it('close() ends everything idle and leaves the ticker', async () => {
-    upstream = await rawUpstream((r) => respond(r.socket));
+    const upstream = await upstreamFor((r) => respond(r.socket));
     const t = manualTicker();
-    const p = makePool({}, { pending: 0, max: 10 }, t);
+    const p = makePool(upstream.port, {}, { pending: 0, max: 10 }, t);
     sent(p);
     await expect.poll(() => p.idleCount).toBe(1);
     p.close();
