@@ -120,6 +120,12 @@ function checkRoute(r: Obj, at: ConfigPath, clusters: ReadonlySet<string>, opts:
     if (given.length > 1) {
       out.push({ path: [...at, 'match'], message: `give at most one of path, path_prefix, path_regex (got ${given.join(', ')})` });
     }
+    if (match['grpc'] !== undefined && given.length > 0) {
+      out.push({
+        path: [...at, 'match', 'grpc'],
+        message: `grpc matches the path /<service>/<method> itself: give it without ${given.join(', ')}`,
+      });
+    }
     const headers = match['headers'];
     if (isObj(headers)) {
       const lower = new Map<string, string>();

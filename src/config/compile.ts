@@ -2,7 +2,8 @@
 // types.ts that workers run, and the AdminSpec the main thread uses. Pure: no I/O, no globals;
 // the result is plain data (structured-clone safe), deeply frozen.
 import { parseHostPort } from './address.js';
-import { anchorRegex } from './fields.js';
+import { anchorRegex, grpcPath } from './fields.js';
+import { GRPC_RETRY_ON } from './future.js';
 import { listenerPlacement } from './placement.js';
 import type { RawAdmin, RawCluster, RawConfig, RawListener, RawRoute } from './schema.js';
 import type {
@@ -127,7 +128,7 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number, 
         ? null
         : l.authorization.map((r) => ({
             from: r.from ?? null,
-            paths: r.paths ?? null,
+            paths: r.paths ?? (r.grpc === undefined ? null : r.grpc.map((t) => (t.method === undefined ? `${grpcPath(t)}*` : grpcPath(t)))),
             methods: r.methods === undefined ? null : r.methods.map((m) => m.toUpperCase()),
           })),
   };
@@ -175,6 +176,9 @@ function compileRetries(r: RawRoute['retries']): RetrySpec | null {
     onGatewayError: on.has('gateway-error'),
     onRetriable4xx: on.has('retriable-4xx'),
     statuses,
+    grpcStatuses: Object.entries(GRPC_RETRY_ON)
+      .filter(([name]) => on.has(name))
+      .map(([, code]) => code),
     perTryTimeoutMs: r.per_try_timeout_ms,
     backoffBaseMs: r.backoff_base_ms,
     backoffMaxMs: Math.max(r.backoff_base_ms, r.backoff_max_ms),
@@ -206,6 +210,7 @@ function compileRoute(r: RawRoute, defaultName: string, opts: CompileOptions, wo
     retries: compileRetries(r.retries),
     fault: compileFault(r.fault),
     rateLimit: compileRateLimit(r.rate_limit, workers),
+    websocket: r.upgrades.includes('websocket') ? { idleTimeoutMs: r.websocket.idle_timeout_ms } : null,
   };
 }
 
@@ -219,11 +224,14 @@ function compileMatch(m: RawRoute['match']): RouteMatchSpec {
     if ('regex' in v) return { ...spec, regex: anchorRegex(v.regex) };
     return { ...spec, present: v.present };
   });
+  const g = m.grpc;
   return {
     host: host === '*' ? null : host,
-    path: m.path ?? null,
-    pathPrefix: m.path_prefix ?? null,
+    // `grpc` comes without a path (checks.ts): it names one method's exact path, or the prefix of all of a service's.
+    path: g?.method !== undefined ? grpcPath(g) : (m.path ?? null),
+    pathPrefix: g !== undefined && g.method === undefined ? grpcPath(g) : (m.path_prefix ?? null),
     pathRegex: m.path_regex === undefined ? null : anchorRegex(m.path_regex),
+    grpc: g !== undefined,
     methods,
     headers,
   };

@@ -123,6 +123,24 @@ export const identityPatternField = z.string().superRefine((v, ctx) => {
   }
 });
 
+/** A fully-qualified gRPC service name, as in the call path `/<service>/<method>`: `pkg.v1.Service`. */
+export const grpcServiceField = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*$/, {
+  error: 'must be a gRPC service name: identifiers (letters, digits, "_") joined by ".", like "pkg.v1.Service"',
+});
+
+/** A gRPC method name: one identifier, like `GetUser`. */
+export const grpcMethodField = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+  error: 'must be a gRPC method name: letters, digits and "_", not starting with a digit, like "GetUser"',
+});
+
+/** A gRPC service and optionally one of its methods (route `match.grpc`, authorization `grpc`). */
+export const grpcTargetSchema = z.strictObject({ service: grpcServiceField, method: grpcMethodField.optional() });
+
+/** The call path of a gRPC target: `/<service>/<method>`, or `/<service>/` (the prefix of every method) without a method. */
+export function grpcPath(t: { readonly service: string; readonly method?: string | undefined }): string {
+  return `/${t.service}/${t.method ?? ''}`;
+}
+
 /** A header value to match exactly: no CR, LF or NUL. */
 // eslint-disable-next-line no-control-regex -- NUL in a header value is what this rejects
 export const headerValueField = z.string().regex(/^[^\r\n\x00]*$/, { error: 'must not contain CR, LF or NUL' });

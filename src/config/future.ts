@@ -4,7 +4,7 @@
 // access log. Cluster `discovery` is the one section accepted with a warning while it is not built
 // (warnings.ts); retries' `refused-stream` is accepted and never occurs with HTTP/1.1 upstreams.
 import { z } from 'zod';
-import { endpointAddressField, identityPatternField, methodField, ms, pathField, spiffeIdField } from './fields.js';
+import { endpointAddressField, grpcTargetSchema, identityPatternField, methodField, ms, pathField, spiffeIdField } from './fields.js';
 
 const percent = z.number().min(0).max(100);
 
@@ -104,17 +104,47 @@ export const clusterTlsSchema = z
 
 /** Listener `authorization`: deny unless a rule allows; an omitted field allows any. */
 export const authorizationSchema = z.array(
-  z.strictObject({
-    from: z.array(identityPatternField).min(1).optional(),
-    paths: z
-      .array(z.string().regex(/^\/\S*$/, { error: 'must start with "/" (a trailing "*" is allowed)' }))
-      .min(1)
-      .optional(),
-    methods: z.array(methodField).min(1).optional(),
-  }),
+  z
+    .strictObject({
+      from: z.array(identityPatternField).min(1).optional(),
+      paths: z
+        .array(z.string().regex(/^\/\S*$/, { error: 'must start with "/" (a trailing "*" is allowed)' }))
+        .min(1)
+        .optional(),
+      /** gRPC services and methods: shorthand for the paths `/<service>/<method>` (or `/<service>/*`). */
+      grpc: z.array(grpcTargetSchema).min(1).optional(),
+      methods: z.array(methodField).min(1).optional(),
+    })
+    .superRefine((v, ctx) => {
+      // Both would have to match the one request path: a rule that says either is clearer.
+      if (v.paths !== undefined && v.grpc !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['grpc'], message: 'give paths or grpc in one rule, not both (grpc names the paths /<service>/<method>)' });
+      }
+    }),
 );
 
-const RETRY_ON = ['connect-failure', 'reset', '5xx', 'gateway-error', 'retriable-4xx', 'refused-stream'] as const;
+/** Envoy's gRPC retry conditions (`x-envoy-retry-grpc-on`) and the grpc-status each one names. */
+export const GRPC_RETRY_ON = {
+  cancelled: 1,
+  'deadline-exceeded': 4,
+  'resource-exhausted': 8,
+  internal: 13,
+  unavailable: 14,
+} as const;
+
+const RETRY_ON = [
+  'connect-failure',
+  'reset',
+  '5xx',
+  'gateway-error',
+  'retriable-4xx',
+  'refused-stream',
+  'cancelled',
+  'deadline-exceeded',
+  'internal',
+  'resource-exhausted',
+  'unavailable',
+] as const;
 const RETRY_ON_ERROR = `must be one of ${RETRY_ON.join(', ')} or an HTTP status code`;
 
 /** Route `retries`: `attempts` counts retries after the first try (Envoy's num_retries). */

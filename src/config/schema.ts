@@ -6,6 +6,7 @@ import {
   adminHostField,
   bindAddressField,
   endpointAddressField,
+  grpcTargetSchema,
   headerNameField,
   headerValueField,
   matchHostField,
@@ -66,6 +67,8 @@ export const matchSchema = z.strictObject({
   path: pathField.optional(),
   path_prefix: pathField.optional(),
   path_regex: regexField.optional(),
+  /** gRPC calls to a service (or one method): the path `/<service>/<method>` plus a gRPC content-type. */
+  grpc: grpcTargetSchema.optional(),
   methods: z.array(methodField).min(1).optional(),
   headers: z.record(headerNameField, headerMatchSchema).default({}),
 });
@@ -88,6 +91,14 @@ export const routeSchema = z.strictObject({
   retries: retriesSchema.optional(),
   fault: faultSchema.optional(),
   rate_limit: rateLimitSchema.optional(),
+  /** HTTP/1.1 Upgrade protocols tunnelled on this route (`[]`: an upgrade request is refused with 403). */
+  upgrades: z.array(z.enum(['websocket'])).default(['websocket']),
+  websocket: z
+    .strictObject({
+      /** An upgraded connection with no byte in either direction for this long is closed; 0 = never. */
+      idle_timeout_ms: ms().default(3_600_000),
+    })
+    .prefault({}),
 });
 
 export const listenerSchema = z.strictObject({

@@ -139,7 +139,7 @@ export interface ListenerTimeoutsSpec {
 export interface AuthzRuleSpec {
   /** SPIFFE IDs, exact or ending in `/*` (prefix). */
   readonly from: readonly string[] | null;
-  /** Exact paths, or prefixes ending in `*`. */
+  /** Exact paths, or prefixes ending in `*` (a rule's `grpc` entries compile to these: `/<service>/<method>`, `/<service>/*`). */
   readonly paths: readonly string[] | null;
   /** Upper-cased methods. */
   readonly methods: readonly string[] | null;
@@ -161,6 +161,11 @@ export interface RouteMatchSpec {
   readonly path: string | null;
   readonly pathPrefix: string | null;
   readonly pathRegex: string | null;
+  /**
+   * Only gRPC requests (content-type `application/grpc` or `application/grpc+<format>`): set by
+   * `match.grpc`, which also set `path` (`/<service>/<method>`) or `pathPrefix` (`/<service>/`).
+   */
+  readonly grpc: boolean;
   /** Upper-cased methods; null = any. */
   readonly methods: readonly string[] | null;
   readonly headers: readonly HeaderMatchSpec[];
@@ -193,6 +198,13 @@ export interface RouteSpec {
   readonly retries: RetrySpec | null;
   readonly fault: FaultSpec | null;
   readonly rateLimit: RateLimitSpec | null;
+  /** WebSocket upgrades on this route (`upgrades: [websocket]`, the default), or null when refused (`upgrades: []`). */
+  readonly websocket: WebSocketSpec | null;
+}
+
+export interface WebSocketSpec {
+  /** An upgraded connection idle (no byte either way) this long is closed, ms; 0 = never. */
+  readonly idleTimeoutMs: number;
 }
 
 export interface RetrySpec {
@@ -207,6 +219,11 @@ export interface RetrySpec {
   readonly onRetriable4xx: boolean;
   /** Specific statuses to retry on. */
   readonly statuses: readonly number[];
+  /**
+   * grpc-status codes to retry a gRPC call on (`unavailable` = 14, ...), when a trailers-only
+   * response carries them: the call is retried whatever its method (POST), like gRPC's own retries.
+   */
+  readonly grpcStatuses: readonly number[];
   /** Each try's own timeout (until the response head), ms; 0 = only the route timeout. */
   readonly perTryTimeoutMs: number;
   /** Exponential backoff with full jitter: base × 2^n, capped at max. */

@@ -160,7 +160,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   /** The call's grpc-timeout (ms) when it, not the route timeout, bounds the wait for the head; -1 otherwise. */
   private grpcTimeoutMs = -1;
   /** An HTTP/2 request with content-type application/grpc*. */
-  readonly grpc: boolean = false;
+  readonly grpc: boolean;
   /** gRPC calls: the grpc-status the client got (response trailers or headers, or the local reply's); -1 = none seen. */
   grpcStatus = -1;
   /** Delaying: when the fault delay or retry backoff ends (ms, ticker clock; 0 = not delaying). */
@@ -179,24 +179,22 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.observer = o.observer;
     this.isHead = o.head.method === 'HEAD';
     this.startMs = performance.now();
-    this.retry = new RetryPolicy(o.route.retries, o.head, o.cluster);
+    // gRPC needs HTTP/2: HTTP/1 requests skip the look-up.
+    this.grpc = o.head.protocol === 'HTTP/2' && isGrpcRequest(o.head.headers);
+    this.retry = new RetryPolicy(o.route.retries, o.head, o.cluster, this.grpc);
     const h2 = o.cluster.spec.protocol === 'http2';
     // HTTP/2: a body is kept for resending a stream the upstream refused unprocessed even when no
     // configured retry could use it (up to the route's retries.max_body_bytes, 64 KiB without retries).
     const replayLimit = h2 && this.retry.replayLimit < 0 ? (o.route.retries?.maxBodyBytes ?? H2_RESEND_BODY_BYTES) : this.retry.replayLimit;
     this.body = new RequestBody(o.down, o.head.framing, replayLimit, h2);
     let timeoutMs = o.route.timeoutMs;
-    // gRPC needs HTTP/2: HTTP/1 requests skip the look-up. The shorter of the route timeout and
-    // the call's grpc-timeout bounds the wait for the response head.
-    if (o.head.protocol === 'HTTP/2') {
-      this.grpc = isGrpcRequest(o.head.headers);
-      const g = this.grpc ? grpcTimeoutOf(o.head.headers) : -1;
-      if (g >= 0) {
-        this.grpcDeadlineMs = this.startMs + g;
-        if (timeoutMs === 0 || g < timeoutMs) {
-          this.grpcTimeoutMs = g;
-          timeoutMs = Math.max(1, Math.ceil(g));
-        }
+    // The shorter of the route timeout and the call's grpc-timeout bounds the wait for the response head.
+    const g = this.grpc ? grpcTimeoutOf(o.head.headers) : -1;
+    if (g >= 0) {
+      this.grpcDeadlineMs = this.startMs + g;
+      if (timeoutMs === 0 || g < timeoutMs) {
+        this.grpcTimeoutMs = g;
+        timeoutMs = Math.max(1, Math.ceil(g));
       }
     }
     this.deadlines = new Deadlines(o.ctx.ticker.fresh(), timeoutMs, o.route.maxStreamDurationMs);
@@ -250,8 +248,8 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   }
 
   /** Whether a failed try may be retried (the client body can be resent, the policy and budget allow it). */
-  private mayRetry(kind: FailureKind, status: number): boolean {
-    return this.body.replayable && this.retry.allows(kind, status, this.ctx.ticker.fresh());
+  private mayRetry(kind: FailureKind, code: number): boolean {
+    return this.body.replayable && this.retry.allows(kind, code, this.ctx.ticker.fresh());
   }
 
   /** A retry (mayRetry said yes): backoff with full jitter, then a try on another endpoint where there is one. */
@@ -324,7 +322,9 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void {
     if (this.phase !== Phase.Sending) return;
     this.report(status < 500 ? TryOutcome.Success : status >= 502 && status <= 504 ? TryOutcome.Gateway : TryOutcome.Error5xx);
-    if (status >= 400 && this.mayRetry('status', status)) {
+    // A grpc-status in the head is a trailers-only response: the call failed before any message.
+    const grpcStatus = this.grpc ? grpcStatusIn(headers) : -1;
+    if (status >= 400 ? this.mayRetry('status', status) : grpcStatus > 0 && this.mayRetry('grpc', grpcStatus)) {
       // Read the rejected response to its end (so the connection stays reusable), then retry.
       this.to(Phase.Discarding);
       return;
@@ -339,8 +339,10 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.connectionNamed = connectionNamed(headers);
     this.nonAscii = nonAscii;
     this.contentLength = contentLength;
-    this.bodiless = this.isHead || status === 204 || status === 304;
-    if (this.grpc) this.grpcStatus = grpcStatusIn(headers); // trailers-only responses carry it here
+    // A trailers-only gRPC response goes on as one HEADERS frame with END_STREAM, as it came:
+    // gRPC clients read a status from the head only then.
+    this.bodiless = this.isHead || status === 204 || status === 304 || grpcStatus >= 0;
+    this.grpcStatus = grpcStatus;
     this.down.writeHead(this);
   }
 

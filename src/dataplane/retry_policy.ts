@@ -2,14 +2,16 @@
 // retried, how many are left, the backoff before the next (full jitter), and the cluster's retry
 // budget — charged when a retry is allowed, and this exchange counted among the retries in flight
 // from its first retry to its end. The exchange asks; this module decides and keeps the counts.
+// A gRPC call is retried on the grpc-status codes `on` names only while nothing of its response
+// has reached the client: the exchange asks with kind 'grpc' for a trailers-only response.
 
 import type { RetrySpec } from '../config/types.js';
 import type { Rng } from '../lb/types.js';
 import type { Cluster } from '../upstream/cluster.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
 
-/** Why a try failed, as far as retry policy cares. */
-export type FailureKind = 'connect' | 'reset' | 'timeout' | 'status';
+/** Why a try failed, as far as retry policy cares: 'grpc' is a trailers-only gRPC response with a grpc-status other than 0. */
+export type FailureKind = 'connect' | 'reset' | 'timeout' | 'status' | 'grpc';
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
@@ -17,13 +19,23 @@ export class RetryPolicy {
   private left: number;
   /** This exchange is counted in its cluster's retries in flight. */
   private retrying = false;
+  /**
+   * A gRPC call whose method alone would not be retried (POST without allow_non_idempotent): the
+   * gRPC codes `on` names still retry it, as gRPC's own retry policy does — naming a code says
+   * the service may be called again after answering it. Other failures do not.
+   */
+  private readonly grpcCodesOnly: boolean;
 
   constructor(
     private readonly spec: RetrySpec | null,
     head: RequestHead,
     private readonly cluster: Cluster,
+    /** The request is a gRPC call (HTTP/2, content-type application/grpc*). */
+    grpc: boolean,
   ) {
-    this.left = spec === null || (!spec.allowNonIdempotent && !IDEMPOTENT.has(head.method)) ? 0 : spec.attempts;
+    const byMethod = spec !== null && (spec.allowNonIdempotent || IDEMPOTENT.has(head.method));
+    this.grpcCodesOnly = !byMethod && grpc && spec !== null && spec.grpcStatuses.length > 0;
+    this.left = byMethod || this.grpcCodesOnly ? spec!.attempts : 0;
     // A body announced larger than the replay limit can never be replayed.
     if (this.left > 0 && head.framing === BodyFraming.Length && head.contentLength > spec!.maxBodyBytes) this.left = 0;
   }
@@ -43,10 +55,13 @@ export class RetryPolicy {
     this.left = 0;
   }
 
-  /** Whether a failed try may be retried now; if so, the retry is charged to the cluster's budget. */
-  allows(kind: FailureKind, status: number, nowMs: number): boolean {
+  /**
+   * Whether a failed try may be retried now; if so, the retry is charged to the cluster's budget.
+   * `code`: the HTTP status for 'status', the grpc-status for 'grpc', else 0.
+   */
+  allows(kind: FailureKind, code: number, nowMs: number): boolean {
     const r = this.spec;
-    if (r === null || this.left <= 0) return false;
+    if (r === null || this.left <= 0 || (this.grpcCodesOnly && kind !== 'grpc')) return false;
     let wanted: boolean;
     switch (kind) {
       case 'connect':
@@ -60,10 +75,10 @@ export class RetryPolicy {
         break;
       case 'status':
         wanted =
-          (r.on5xx && status >= 500) ||
-          (r.onGatewayError && status >= 502 && status <= 504) ||
-          (r.onRetriable4xx && status === 409) ||
-          r.statuses.includes(status);
+          (r.on5xx && code >= 500) || (r.onGatewayError && code >= 502 && code <= 504) || (r.onRetriable4xx && code === 409) || r.statuses.includes(code);
+        break;
+      case 'grpc':
+        wanted = r.grpcStatuses.includes(code);
         break;
     }
     return wanted && this.cluster.retryBudget.tryAcquire(nowMs, this.cluster.active, this.retrying);

@@ -46,26 +46,27 @@ const HEADER_EXACT = 0;
 const HEADER_REGEX = 1;
 const HEADER_PRESENT = 2;
 const HEADER_ABSENT = 3;
+/** content-type `application/grpc` or `application/grpc+<format>` (a `match.grpc` route). */
+const HEADER_GRPC = 4;
 
 class HeaderMatcher {
-  readonly name: string;
-  readonly kind: number;
-  readonly exact: string;
-  readonly regex: RegExp | null;
+  private constructor(
+    readonly name: string,
+    readonly kind: number,
+    readonly exact: string,
+    readonly regex: RegExp | null,
+  ) {}
 
-  constructor(spec: HeaderMatchSpec, routeName: string) {
-    this.name = spec.name.toLowerCase();
-    this.exact = '';
-    this.regex = null;
-    if (spec.exact !== null) {
-      this.kind = HEADER_EXACT;
-      this.exact = spec.exact;
-    } else if (spec.regex !== null) {
-      this.kind = HEADER_REGEX;
-      this.regex = compileRegex(spec.regex, `route ${routeName}: header ${spec.name} regex`);
-    } else {
-      this.kind = spec.present === false ? HEADER_ABSENT : HEADER_PRESENT;
-    }
+  static of(spec: HeaderMatchSpec, routeName: string): HeaderMatcher {
+    const name = spec.name.toLowerCase();
+    if (spec.exact !== null) return new HeaderMatcher(name, HEADER_EXACT, spec.exact, null);
+    if (spec.regex !== null) return new HeaderMatcher(name, HEADER_REGEX, '', compileRegex(spec.regex, `route ${routeName}: header ${spec.name} regex`));
+    return new HeaderMatcher(name, spec.present === false ? HEADER_ABSENT : HEADER_PRESENT, '', null);
+  }
+
+  /** The condition `match.grpc` adds to its path: the request is a gRPC call. */
+  static grpcContentType(): HeaderMatcher {
+    return new HeaderMatcher('content-type', HEADER_GRPC, '', null);
   }
 
   matches(header: HeaderLookup): boolean {
@@ -77,10 +78,22 @@ class HeaderMatcher {
         return value !== undefined && (this.regex as RegExp).test(value);
       case HEADER_PRESENT:
         return value !== undefined;
+      case HEADER_GRPC:
+        return value !== undefined && isGrpcCallContentType(value);
       default:
         return value === undefined;
     }
   }
+}
+
+/**
+ * gRPC over HTTP/2's content-type: `application/grpc`, or `application/grpc+<format>` (`+proto`,
+ * `+json`, ...), any case. Not `application/grpc-web`, which is another protocol.
+ */
+function isGrpcCallContentType(value: string): boolean {
+  const base = 'application/grpc';
+  if (value.length < base.length || value.slice(0, base.length).toLowerCase() !== base) return false;
+  return value.length === base.length || value.charCodeAt(base.length) === 0x2b; /* + */
 }
 
 class CompiledRouteImpl implements CompiledRoute, RouteCandidate {
@@ -128,7 +141,9 @@ class CompiledRouteImpl implements CompiledRoute, RouteCandidate {
       this.pathKind = PATH_ANY;
     }
     this.methods = m.methods === null || m.methods.length === 0 ? null : m.methods.slice();
-    this.headers = m.headers.length === 0 ? null : m.headers.map((h) => new HeaderMatcher(h, spec.name));
+    const headers = m.headers.map((h) => HeaderMatcher.of(h, spec.name));
+    if (m.grpc) headers.push(HeaderMatcher.grpcContentType());
+    this.headers = headers.length === 0 ? null : headers;
 
     const action = spec.action;
     if (action.kind === 'cluster') {

@@ -232,6 +232,7 @@ describe('the DESIGN.md §4 example', () => {
       onGatewayError: false,
       onRetriable4xx: false,
       statuses: [503],
+      grpcStatuses: [],
       perTryTimeoutMs: 0,
       backoffBaseMs: 25,
       backoffMaxMs: 250,

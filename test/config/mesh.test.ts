@@ -63,6 +63,7 @@ describe('route retries', () => {
       onGatewayError: false,
       onRetriable4xx: false,
       statuses: [],
+      grpcStatuses: [],
       perTryTimeoutMs: 0,
       backoffBaseMs: 25,
       backoffMaxMs: 250,
@@ -105,7 +106,8 @@ describe('route retries', () => {
   });
 
   it('refuses out-of-range values', () => {
-    const on = 'must be one of connect-failure, reset, 5xx, gateway-error, retriable-4xx, refused-stream or an HTTP status code';
+    const on =
+      'must be one of connect-failure, reset, 5xx, gateway-error, retriable-4xx, refused-stream, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable or an HTTP status code';
     expect(refusals({ route: { retries: { attempts: 11, on: ['600', 99], max_body_bytes: 16 * 1024 * 1024 + 1, backoff_max_ms: -1 } } })).toEqual([
       'listeners[0].routes[0].retries.attempts: must be <= 10',
       `listeners[0].routes[0].retries.on[0]: ${on} (got "600")`,

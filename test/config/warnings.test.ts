@@ -133,7 +133,7 @@ describe('warnings', () => {
     cfg['listeners'] = [{ name: 'out', address: '127.0.0.1:0', routes: [{ cluster: 'api', retries: { on: ['timeout'] } }] }];
     const r = compileConfig(cfg, OPTS);
     expect(r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
-      'listeners[0].routes[0].retries.on[0]: must be one of connect-failure, reset, 5xx, gateway-error, retriable-4xx, refused-stream or an HTTP status code (got "timeout")',
+      'listeners[0].routes[0].retries.on[0]: must be one of connect-failure, reset, 5xx, gateway-error, retriable-4xx, refused-stream, cancelled, deadline-exceeded, internal, resource-exhausted, unavailable or an HTTP status code (got "timeout")',
     ]);
   });
 });

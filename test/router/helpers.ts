@@ -5,7 +5,7 @@ import type { HeaderMatchSpec, RouteActionSpec, RouteMatchSpec, RouteSpec } from
 import type { HeaderLookup } from '../../src/dataplane/router.js';
 
 export function match(m: Partial<RouteMatchSpec> = {}): RouteMatchSpec {
-  return { host: null, path: null, pathPrefix: null, pathRegex: null, methods: null, headers: [], ...m };
+  return { host: null, path: null, pathPrefix: null, pathRegex: null, grpc: false, methods: null, headers: [], ...m };
 }
 
 export function header(name: string, m: Partial<Omit<HeaderMatchSpec, 'name'>>): HeaderMatchSpec {
@@ -32,6 +32,7 @@ export function route(name: string, m: Partial<RouteMatchSpec> = {}, action?: Ro
     retries: null,
     fault: null,
     rateLimit: null,
+    websocket: { idleTimeoutMs: 3_600_000 },
   };
 }
 
