@@ -5,8 +5,9 @@
 
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import type { ClientHttp2Session } from 'node:http2';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { closeAll, directRequest, headerValues, leaf, startMeshServer, tempDir, WEB, API, spiffe, type MeshServer } from '../helpers/sidecar.js';
 import { h2connect, h2request } from './h2_client.js';
 
@@ -29,13 +30,17 @@ describe.each(['strict', 'node'] as const)('h2 over mTLS on the %s engine', (eng
   }, 60_000);
   afterAll(closeAll);
 
-  const connect = (creds: { certPem: string; keyPem: string } | null) =>
-    h2connect(`https://127.0.0.1:${mesh.inbound}`, {
+  /** An h2 session to the inbound listener presenting `creds` (null: no client certificate), closed when the test finishes. */
+  const connect = async (creds: { certPem: string; keyPem: string } | null): Promise<ClientHttp2Session> => {
+    const s = await h2connect(`https://127.0.0.1:${mesh.inbound}`, {
       ca: mesh.ca.certPem,
       ...(creds === null ? {} : { cert: creds.certPem, key: creds.keyPem }),
       // SPIFFE IDs, not DNS names, identify sidecars.
       checkServerIdentity: () => undefined,
     });
+    onTestFinished(() => {});
+    return s;
+  };
 
   it('ALPN h2: the peer identity reaches the app in x-forwarded-client-cert', async () => {
     const s = await connect(web);
@@ -47,7 +52,6 @@ describe.each(['strict', 'node'] as const)('h2 over mTLS on the %s engine', (eng
     const seen = mesh.app.requests[before]!;
     expect(headerValues(seen.rawHeaders, 'x-forwarded-client-cert')).toEqual([`By=${API};URI=${WEB}`]);
     expect(headerValues(seen.rawHeaders, 'x-forwarded-proto')).toEqual(['https']);
-    s.close();
   });
 
   it('authorization over h2: a path the rule does not allow is 403, and another identity is 403', async () => {
@@ -57,10 +61,8 @@ describe.each(['strict', 'node'] as const)('h2 over mTLS on the %s engine', (eng
     expect(r.headers['x-outrigger-error']).toBe('unauthorized');
     // The session goes on after a refusal (it concerns one stream).
     expect((await h2request(s, { ':path': '/v1/again' })).status).toBe(200);
-    s.close();
     const o = await connect(other);
     expect((await h2request(o, { ':path': '/v1/hello' })).status).toBe(403);
-    o.close();
   });
 
   it('HTTP/1.1 over TLS on the same listener still works (ALPN http/1.1 or none)', async () => {
