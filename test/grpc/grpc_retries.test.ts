@@ -158,6 +158,21 @@ describe('gRPC retries on gRPC status codes', () => {
     await eventually(async () => ((await retriesOf(sc, 'mixed')) === before + badTries ? true : undefined), `${badTries} retries in /metrics`);
   });
 
+  it('replays a client stream whose try was refused trailers-only: the good endpoint gets every message', async () => {
+    bad.calls.clear();
+    for (let i = 0; i < 6; i++) {
+      const parts = [`a${i}`, `bb${i}`, `ccc${i}`];
+      const res = await new Promise<Outcome>((resolve) => {
+        const call = client('retrying').clientStream(new grpc.Metadata(), {}, (err, r) => resolve({ err, res: r }));
+        for (const p of parts) call.write(Buffer.from(p));
+        call.end();
+      });
+      expect(res.err).toBeNull();
+      expect(res.res?.toString()).toBe(`3:${parts.join('').length}`); // the echo server counts messages and bytes
+    }
+    expect(bad.calls.get('/test.Echo/ClientStream')).toBeGreaterThan(0);
+  });
+
   it('without retries, the calls that land on the bad endpoint fail with its UNAVAILABLE passed exactly', async () => {
     bad.calls.clear();
     const outcomes: Outcome[] = [];
