@@ -20,7 +20,9 @@ export type ErrorCode =
   | 'fault_injected'
   | 'draining'
   | 'internal_error'
-  | 'expectation_failed';
+  | 'expectation_failed'
+  | 'upgrade_refused'
+  | 'upgrade_not_supported';
 
 /** HTTP status for each code: the whole mapping in one table. */
 export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -42,6 +44,8 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   draining: 503,
   internal_error: 500,
   expectation_failed: 417,
+  upgrade_refused: 403,
+  upgrade_not_supported: 501,
 });
 
 /**
@@ -68,6 +72,8 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = Object.freeze
   draining: 'the proxy is shutting down',
   internal_error: 'the proxy failed while handling the request',
   expectation_failed: 'only the expectation 100-continue is supported',
+  upgrade_refused: 'this route does not allow the requested protocol upgrade',
+  upgrade_not_supported: 'protocol upgrades are not supported on this listener (engine: uws); use engine: strict',
 });
 
 /** The JSON body of a local reply: the detailed message only when `detail` (node.error_detail: full). */

@@ -9,6 +9,7 @@
 // policy (api_policy.ts) by the config store.
 
 import type { CounterTotals } from '../stats/counters.js';
+import { upgradeMetrics, upgradesJson } from '../stats/upgrades.js';
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import { checkBodyType, checkHost, checkSameOrigin } from './request_checks.js';
@@ -141,12 +142,17 @@ export class AdminServer {
       }
       case 'GET /stats': {
         const { listeners } = await d.inspect();
-        return send(res, 200, { ...d.stats.toJSON(), security: securityJson(d.stats.counters, listeners), connections: connectionsJson(d.stats.counters) });
+        return send(res, 200, {
+          ...d.stats.toJSON(),
+          security: securityJson(d.stats.counters, listeners),
+          connections: connectionsJson(d.stats.counters),
+          upgrades: upgradesJson(d.stats.counters),
+        });
       }
       case 'GET /metrics': {
         const text = await d.stats.prometheus();
         res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
-        res.end(`${text}${certificateMetrics(d.certs())}`);
+        res.end(`${text}${upgradeMetrics(d.stats.counters)}${certificateMetrics(d.certs())}`);
         return;
       }
       case 'GET /certs':

@@ -31,6 +31,7 @@ import { H2Server, type H2Conn } from './h2/server.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply, localReplyBytes } from './local_reply.js';
+import { httpDate } from './h1/downstream.js';
 import { downstreamOf, NodeDownstream } from './node_downstream.js';
 import {
   buildUpstreamHead,
@@ -44,6 +45,7 @@ import {
 } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
+import { Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRequest } from './upgrade.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
 
 // Once per thread, before any app exists: no `uWebSockets: 20` header on every response.
@@ -73,6 +75,8 @@ export interface ListenerContext {
   onTestCrash(route: string): void;
   /** A route marked test_stall was hit (test hook): block the event loop. */
   onTestStall(route: string): void;
+  /** An upgraded connection (or its attempt) on this listener ended (a drain may be waiting for it). */
+  onUpgradeEnded(listener: ListenerRuntime): void;
 }
 
 /** Node-engine sockets carry the peer's SPIFFE ID (TLS, read once per connection) and whether a request on them was refused. */
@@ -82,7 +86,7 @@ interface PeerSocket extends TLSSocket {
   refused?: boolean;
 }
 
-export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
+export class ListenerRuntime implements ExchangeObserver, ListenerRouting, TunnelOwner {
   spec: ListenerSpec;
   // Routing state for the current config version (ListenerRouting, read by admission).
   router: Router;
@@ -97,8 +101,10 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
   private readonly h1: StrictServer | null = null;
   /** HTTP/2 on this listener (`protocol: auto | http2`, strict and node engines), or null. */
   readonly h2: H2Server | null = null;
-  /** Exchanges started on this listener and not yet finished. */
+  /** Exchanges started on this listener and not yet finished, and upgraded connections still open. */
   inflight = 0;
+  /** Upgraded (WebSocket) connections: the open tunnels and their counters. */
+  readonly upgrades = new Upgrades();
   port = 0;
   /** TLS handshakes refused (no, expired or untrusted client certificate). */
   handshakeFailures = 0;
@@ -124,6 +130,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
     if (spec.engine === 'uws') {
       this.app = uWS.App();
       this.app.any('/*', (res, req) => this.handleUws(res, req));
+      // uWS cannot hand a raw socket over: WebSocket upgrades (only those reach this handler) are refused.
+      this.app.ws('/*', { upgrade: (res, req) => this.refuseUwsUpgrade(res, req) });
     } else if (spec.engine === 'strict') {
       this.h1 = this.createStrictServer(spec);
     } else {
@@ -208,6 +216,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       this.connectionsAccepted!++;
     });
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleNode(req, res));
+    // Requests with Connection: upgrade and an Upgrade header come here instead (llhttp stops parsing the connection after them).
+    server.on('upgrade', (req: IncomingMessage, socket: PeerSocket, early: Buffer) => this.handleNodeUpgrade(req, socket, early));
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     // CONNECT (a tunnel) is not offered: answered, not silently dropped.
     server.on('connect', (_req: IncomingMessage, socket: Socket) => this.onClientError(Object.assign(new Error('CONNECT'), { code: 'HPE_CONNECT' }), socket));
@@ -366,6 +376,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
     }
     this.h1?.closeAll();
     this.h2?.closeAll();
+    this.upgrades.closeAll();
   }
 
   /** Stops accepting connections; requests on open connections are still served. */
@@ -465,6 +476,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       // As node:http: an HTTP/1.1 expectation other than 100-continue gets 417.
       if (req.expectOther && req.minor === 1) throw new ProxyError('expectation_failed', `unsupported expectation: only 100-continue`);
       const text = this.authorizedUpstreamHead(head, conn.peer, conn.remote);
+      if (req.upgrade && req.connectionUpgrade && this.tunnel(head, text, () => ({ socket: conn.socket, early: conn.detach() }))) return;
       // Header bytes were decoded as latin1: written back as latin1, obs-text reaches the app byte for byte.
       this.proxy(down, head, req.nonAscii ? Buffer.from(text, 'latin1') : text);
     } catch (e) {
@@ -493,6 +505,89 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting {
       down.reply(err, id);
       this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
     }
+  }
+
+  /**
+   * An upgrade request on the node engine (node:http's 'upgrade' event: the socket is ours). A
+   * WebSocket upgrade is tunnelled; a refusal is written to the socket, which then closes; any
+   * other Upgrade (h2c, ...) is served as a plain request, as the strict engine does.
+   */
+  private handleNodeUpgrade(req: IncomingMessage, socket: PeerSocket, early: Buffer): void {
+    let head: RequestHead | null = null;
+    try {
+      head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
+      const text = this.authorizedUpstreamHead(head, socket.peerIdentity ?? null, socket.remoteAddress ?? '');
+      if (this.tunnel(head, text, () => ({ socket, early }))) return;
+    } catch (e) {
+      const err = this.refusal(e);
+      const id = head !== null ? head.requestId : refusalRequestId(req.rawHeaders);
+      socket.on('error', noop);
+      socket.end(localReplyBytes(localReply(err, id, this.spec.errorDetail), httpDate(), true), 'latin1');
+      socket.destroySoon();
+      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
+      return;
+    }
+    // Served on a response of our own: node has let go of the connection, which closes after it.
+    const res = new http.ServerResponse(req);
+    res.assignSocket(socket);
+    res.shouldKeepAlive = false;
+    res.on('finish', () => socket.destroySoon());
+    socket.on('error', noop);
+    socket.on('close', () => res.destroy());
+    this.handleNode(req, res);
+  }
+
+  /**
+   * A WebSocket upgrade (strict and node engines), its head checked and authorized: admitted like
+   * any request (route, rate limits, circuit breaker, endpoint), then tunnelled (upgrade.ts) on
+   * the socket `take()` hands over. False when the request asks for another protocol (served as
+   * plain HTTP). Throws what admission throws, and `upgrade_refused` on a route with `upgrades: []`.
+   */
+  private tunnel(head: RequestHead, upstreamHead: string, take: () => { socket: Socket; early: Buffer | null }): boolean {
+    const upgrade = webSocketUpgrade(head.headers);
+    if (upgrade === null) return false;
+    const a = this.admission.admit(this, head);
+    const ws = a.route.websocket;
+    if (ws === null) {
+      a.cluster.release();
+      throw new ProxyError('upgrade_refused', `route ${a.route.name} does not allow WebSocket upgrades (upgrades: [])`);
+    }
+    const { socket, early } = take();
+    const req: UpgradeRequest = {
+      head,
+      routeIndex: a.routeIndex,
+      upstreamHead: upgradeHead(upstreamHead, upgrade),
+      idleTimeoutMs: ws.idleTimeoutMs,
+      detail: this.spec.errorDetail,
+    };
+    this.inflight++;
+    new Tunnel(socket, early, req, a.cluster, a.endpoint, this);
+    return true;
+  }
+
+  /** A WebSocket upgrade on the uws engine: uWS keeps the socket, so there is no tunnel; a 501 names the engine that has one. */
+  private refuseUwsUpgrade(res: HttpResponse, req: HttpRequest): void {
+    const id = refusalRequestId(['x-request-id', req.getHeader('x-request-id')]);
+    const err = new ProxyError(
+      'upgrade_not_supported',
+      `listener ${this.spec.name}: WebSocket upgrades need engine: strict or node (uWS cannot hand over the socket)`,
+    );
+    res.onAborted(noop);
+    res.cork(() => writeLocalReply(res, err, id, this.spec.errorDetail));
+    this.ctx.onLocalReply(this, -1, err, null, id);
+  }
+
+  get ticker(): Ticker {
+    return this.ctx.ticker;
+  }
+
+  upgradeFailed(err: ProxyError, req: UpgradeRequest): void {
+    this.ctx.onLocalReply(this, req.routeIndex, err, req.head, req.head.requestId);
+  }
+
+  upgradeEnded(): void {
+    this.inflight--;
+    this.ctx.onUpgradeEnded(this);
   }
 
   /**

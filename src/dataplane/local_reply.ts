@@ -100,6 +100,8 @@ const GRPC_STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   draining: GrpcStatus.Unavailable,
   internal_error: GrpcStatus.Internal,
   expectation_failed: GrpcStatus.Internal,
+  upgrade_refused: GrpcStatus.PermissionDenied,
+  upgrade_not_supported: GrpcStatus.Unimplemented,
 });
 
 /** gRPC's mapping of an HTTP status it did not expect (doc/http-grpc-status-mapping.md), for injected faults. */

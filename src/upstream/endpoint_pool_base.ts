@@ -70,8 +70,9 @@ export abstract class EndpointPoolBase implements Timed {
   /**
    * How the next connection is made: null for plaintext, a ConnectTls with the current material,
    * or undefined when mTLS is configured but no certificate is loaded (the request must fail).
+   * Public for the dedicated (unpooled) connection of an upgraded request (dataplane/upgrade.ts).
    */
-  protected connectTls(): ConnectTls | null | undefined {
+  connectTls(): ConnectTls | null | undefined {
     const t = this.tls;
     if (t === null) return null;
     const m = t.material();

@@ -6,13 +6,15 @@
 import type { PoolSpec } from '../config/types.js';
 import type { UpstreamTarget } from './channel.js';
 import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from './connection.js';
-import { EndpointPoolBase, noCertificate, type PoolCounters, type PoolTls } from './endpoint_pool_base.js';
+import { EndpointPoolBase, noCertificate, type ConnectTls, type PoolCounters, type PoolTls } from './endpoint_pool_base.js';
 
 export type { PendingBudget } from './wait_queue.js';
 export type { PoolCounters, PoolTls } from './endpoint_pool_base.js';
 
 /** What a cluster holds per endpoint: HTTP/1 connections (EndpointPool) or HTTP/2 sessions (h2_pool.ts). */
 export interface EndpointTarget extends UpstreamTarget {
+  readonly host: string;
+  readonly port: number;
   spec: PoolSpec;
   tls: PoolTls | null;
   /** Takes no new connections; closes when idle (its endpoint left the config). */
@@ -21,6 +23,8 @@ export interface EndpointTarget extends UpstreamTarget {
   readonly open: number;
   readonly idleCount: number;
   readonly counters: PoolCounters;
+  /** How a new connection to this endpoint is made (endpoint_pool_base.ts): plaintext, mTLS, or undefined when no certificate is loaded. */
+  connectTls(): ConnectTls | null | undefined;
   drain(): void;
   close(): void;
 }

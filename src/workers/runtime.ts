@@ -19,7 +19,7 @@ import type { BoundListener } from './messages.js';
  * What the worker does when a request ends or a try's outcome is known (stats, access log,
  * outlier reports, drain) and the test hooks: handed to every listener as they are.
  */
-export type RequestObserver = Pick<ListenerContext, 'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall'>;
+export type RequestObserver = Pick<ListenerContext, 'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall' | 'onUpgradeEnded'>;
 
 export class WorkerRuntime implements ListenerContext {
   readonly ticker = new Ticker(25);
@@ -39,6 +39,7 @@ export class WorkerRuntime implements ListenerContext {
   readonly onLocalReply: ListenerContext['onLocalReply'];
   readonly onTestCrash: ListenerContext['onTestCrash'];
   readonly onTestStall: ListenerContext['onTestStall'];
+  readonly onUpgradeEnded: ListenerContext['onUpgradeEnded'];
 
   constructor(
     observer: RequestObserver,
@@ -51,6 +52,7 @@ export class WorkerRuntime implements ListenerContext {
       onLocalReply: this.onLocalReply,
       onTestCrash: this.onTestCrash,
       onTestStall: this.onTestStall,
+      onUpgradeEnded: this.onUpgradeEnded,
     } = observer);
   }
 

@@ -122,6 +122,11 @@ export class StatsReporter {
       d.observe(l.underscores, 'outrigger_headers_with_underscores_dropped_total', { listener }, l.underscores.dropped);
       if (l.connectionsAccepted !== null)
         d.observe(l, 'outrigger_listener_connections_accepted_total', { listener, worker: this.worker }, l.connectionsAccepted);
+      const u = l.upgrades;
+      d.observe(u, 'outrigger_upgraded_connections_total', { listener }, u.opened);
+      d.observe(u, 'outrigger_upgraded_connections_closed_total', { listener }, u.closed);
+      d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_client' }, u.bytesFromClient);
+      d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_upstream' }, u.bytesFromUpstream);
       const authz = l.authzCounts;
       if (authz !== null) {
         authz.allowed.forEach((n, i) => d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: String(i), decision: 'allow' }, n));

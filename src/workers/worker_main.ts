@@ -60,6 +60,7 @@ class WorkerThread {
         this.accessLogs.localReply(l, routeIndex, err, head, requestId);
         if (err.code === 'internal_error') this.internalError(l.spec.name, err, requestId);
       },
+      onUpgradeEnded: () => this.drain.exchangeDone(),
       ...testHooks(this.init),
     };
   }

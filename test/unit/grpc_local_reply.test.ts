@@ -24,6 +24,8 @@ const EXPECTED: Record<ErrorCode, number> = {
   draining: 14,
   internal_error: 13,
   expectation_failed: 13,
+  upgrade_refused: 7,
+  upgrade_not_supported: 12,
 };
 
 const field = (r: ReturnType<typeof localReply>, name: string): string | undefined => r.headers.find(([n]) => n === name)?.[1];

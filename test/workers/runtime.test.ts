@@ -19,6 +19,7 @@ const quiet: RequestObserver = {
   onLocalReply: () => {},
   onTestCrash: () => {},
   onTestStall: () => {},
+  onUpgradeEnded: () => {},
 };
 
 function raw(port: number, endpoints: string[], rps = 10): Raw {

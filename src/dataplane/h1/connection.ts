@@ -89,6 +89,11 @@ export class H1Connection implements Timed, ChunkSink {
   /** The client half-closed: serve what it sent, then close. */
   private peerEnded = false;
   private readonly stopBody = (): boolean => this.bodyPaused && !this.responseDone;
+  // The socket listeners, kept so that detach() can remove exactly these.
+  private readonly dataListener = (chunk: Buffer): void => this.onData(chunk);
+  private readonly endListener = (): void => this.onEnd();
+  private readonly closeListener = (): void => this.onClose();
+  private readonly drainListener = (): void => this.onDrain();
 
   constructor(
     readonly socket: Socket,
@@ -97,10 +102,10 @@ export class H1Connection implements Timed, ChunkSink {
     readonly peer: string | null,
   ) {
     this.detail = host.settings.detail;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('end', () => this.onEnd());
-    socket.on('close', () => this.onClose());
-    socket.on('drain', () => this.onDrain());
+    socket.on('data', this.dataListener);
+    socket.on('end', this.endListener);
+    socket.on('close', this.closeListener);
+    socket.on('drain', this.drainListener);
     socket.on('error', noop); // 'close' follows
     this.arm(host.settings.headersMs);
   }
@@ -266,7 +271,8 @@ export class H1Connection implements Timed, ChunkSink {
     this.arm(this.host.settings.bodyIdleMs);
     this.minor = head.minor;
     // HTTP/1.1 persists unless closed; HTTP/1.0 only when asked (and the length is known, see
-    // the downstream). An Upgrade request is served as plain HTTP, then the connection closes.
+    // the downstream). An Upgrade request the host does not tunnel (detach(): h2c, say) is
+    // served as plain HTTP, then the connection closes.
     this.keepAlive = !this.draining && (head.minor === 1 ? !head.close : head.keepAlive) && !(head.upgrade && head.connectionUpgrade);
     this.responseDone = false;
     this.bodyDone = false;
@@ -430,6 +436,26 @@ export class H1Connection implements Timed, ChunkSink {
   destroy(): void {
     this.st = St.Closed;
     this.socket.destroy();
+  }
+
+  /**
+   * The host tunnels this upgrade request (dataplane/upgrade.ts): the socket leaves the request
+   * loop for good, with the bytes read after the head (returned). Nothing here touches it again.
+   */
+  detach(): Buffer | null {
+    const rest = this.buf;
+    this.st = St.Closed;
+    this.buf = null;
+    this.down = null;
+    this.armed = false;
+    this.host.ticker.delete(this);
+    const s = this.socket;
+    s.off('data', this.dataListener);
+    s.off('end', this.endListener);
+    s.off('close', this.closeListener);
+    s.off('drain', this.drainListener);
+    this.host.closed(this);
+    return rest;
   }
 
   /** Refuses the head being read (or the bytes after a response): local reply, then close. */

@@ -1,0 +1,224 @@
+// WebSocket through one sidecar, on the strict and node engines, with the real `ws` client and
+// server: messages of every kind and size arrive as sent both ways, control frames and close codes
+// pass, a slow reader holds the writer back, refusals (the app's, the route's) reach the client,
+// a reload keeps an open socket working, and /stats and /metrics count the upgraded connections.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminCall, closeAll, eventually, parsePrometheus, rawRequest, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { closed, nextMessage, openWs, refusalOf, send, startWsApp, wsConfig, type WsApp } from './helpers.js';
+
+afterAll(closeAll);
+
+const MB = 1024 * 1024;
+
+describe.each(['strict', 'node'] as const)('WebSocket through the %s engine', (engine) => {
+  let app: WsApp;
+  let sc: Sidecar;
+  let url: (path: string) => string;
+
+  it('starts', async () => {
+    app = await startWsApp();
+    sc = await startSidecar(
+      wsConfig(app, engine, [
+        { name: 'closed', match: { path_prefix: '/no-upgrades' }, cluster: 'app', upgrades: [] },
+        { name: 'ws', match: { path_prefix: '/' }, cluster: 'app' },
+      ]),
+    );
+    url = (path) => `ws://127.0.0.1:${sc.port()}${path}`;
+  });
+
+  it('text and binary messages go both ways as sent; the app sees a routed upgrade request', async () => {
+    const ws = await openWs(url('/chat?room=1'), { headers: { 'x-client': 'c1' } });
+    const req = app.upgrades.at(-1)!;
+    expect(req.url).toBe('/chat?room=1');
+    expect(req.headers['upgrade']).toBe('websocket');
+    expect(req.headers['x-client']).toBe('c1');
+    expect(req.headers['x-forwarded-proto']).toBe('http');
+    expect(req.headers['x-request-id']).toBeTruthy();
+
+    const text = nextMessage(ws);
+    await send(ws, 'héllo ✓');
+    const t = await text;
+    expect(t.binary).toBe(false);
+    expect(t.data.toString('utf8')).toBe('héllo ✓');
+
+    const bytes = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80]);
+    const bin = nextMessage(ws);
+    await send(ws, bytes, { binary: true });
+    const b = await bin;
+    expect(b.binary).toBe(true);
+    expect(b.data.equals(bytes)).toBe(true);
+
+    // Server → client without a request first.
+    const pushed = nextMessage(ws);
+    app.sockets.at(-1)!.send('from the app');
+    expect((await pushed).data.toString()).toBe('from the app');
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it('1 MB and 64 MB messages arrive whole, both ways', async () => {
+    const ws = await openWs(url('/big'));
+    for (const size of [MB, 64 * MB]) {
+      const payload = randomBytes(size);
+      const echoed = nextMessage(ws);
+      await send(ws, payload, { binary: true });
+      const got = await echoed;
+      expect(got.data.length).toBe(size);
+      expect(createHash('sha256').update(got.data).digest('hex')).toBe(createHash('sha256').update(payload).digest('hex'));
+    }
+    ws.close(1000);
+    await closed(ws);
+  }, 60_000);
+
+  it('a fragmented message is delivered as one message', async () => {
+    const ws = await openWs(url('/frag'));
+    const echoed = nextMessage(ws);
+    await send(ws, 'part one, ', { fin: false });
+    await send(ws, 'part two, ', { fin: false });
+    await send(ws, 'end', { fin: true });
+    expect((await echoed).data.toString()).toBe('part one, part two, end');
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it('ping and pong pass both ways with their payload', async () => {
+    const ws = await openWs(url('/ping'));
+    const pong = new Promise<Buffer>((resolve) => ws.once('pong', resolve));
+    ws.ping(Buffer.from('p1'));
+    expect((await pong).toString()).toBe('p1'); // the app's ws answers pings itself
+    const server = app.sockets.at(-1)!;
+    const serverPong = new Promise<Buffer>((resolve) => server.once('pong', resolve));
+    server.ping(Buffer.from('p2'));
+    expect((await serverPong).toString()).toBe('p2'); // our client answered the app's ping
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it.each([
+    [1000, ''],
+    [1001, 'going away'],
+    [4000, 'custom reason ✓'],
+  ])('close code %i with reason "%s" passes from client to app and from app to client', { timeout: 8000 }, async (code, reason) => {
+    const a = await openWs(url('/close'));
+    const appSide = closed(app.sockets.at(-1)!);
+    const clientSide = closed(a);
+    a.close(code, reason);
+    expect(await appSide).toEqual({ code, reason });
+    expect(await clientSide).toEqual({ code, reason }); // the app's ws echoes the close frame
+
+    const b = await openWs(url('/close'));
+    const bSide = closed(b);
+    app.sockets.at(-1)!.close(code, reason);
+    expect(await bSide).toEqual({ code, reason });
+  });
+
+  it('a slow reader holds the writer back; everything arrives once it reads again', async () => {
+    const quiet = await startWsApp({ echo: false });
+    const quietSc = await startSidecar(wsConfig(quiet, engine));
+    const ws = await openWs(`ws://127.0.0.1:${quietSc.port()}/slow`);
+    const reader = quiet.sockets.at(-1)!;
+    // The app stops reading its socket: the kernel buffers fill, then the sidecar's, then the client's.
+    (reader as unknown as { _socket: import('node:net').Socket })._socket.pause();
+    const chunk = randomBytes(256 * 1024);
+    let sent = 0;
+    let acked = 0;
+    // Keep sending until the client's own buffer holds back what was sent (the proxy stopped reading).
+    while (ws.bufferedAmount < 8 * MB) {
+      ws.send(chunk, { binary: true }, () => acked++);
+      sent++;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(ws.bufferedAmount).toBeGreaterThanOrEqual(8 * MB);
+    // Not every send completed: the writer is held back while the reader is paused.
+    expect(acked).toBeLessThan(sent);
+    let received = 0;
+    const all = new Promise<void>((resolve) =>
+      reader.on('message', (d: Buffer) => {
+        expect(d.equals(chunk)).toBe(true);
+        if (++received === sent) resolve();
+      }),
+    );
+    (reader as unknown as { _socket: import('node:net').Socket })._socket.resume();
+    await all;
+    expect(received).toBe(sent);
+    await eventually(() => (acked === sent ? true : undefined), 'every send completed');
+    expect(ws.bufferedAmount).toBe(0);
+  }, 60_000);
+
+  it('an upgrade the app refuses reaches the client as the app answered it', async () => {
+    const r = await refusalOf(url('/refuse'));
+    expect(r.status).toBe(403);
+    expect(r.headers['x-app']).toBe('refused');
+    expect(r.body).toBe('not for you');
+  });
+
+  it('a route with upgrades: [] refuses the upgrade with 403 upgrade_refused; the app never sees it', async () => {
+    const before = app.upgrades.length;
+    const r = await refusalOf(url('/no-upgrades/x'));
+    expect(r.status).toBe(403);
+    expect(r.headers['x-outrigger-error']).toBe('upgrade_refused');
+    expect(app.upgrades.length).toBe(before);
+  });
+
+  it('a reload keeps an open socket working; /stats and /metrics count upgraded connections and bytes', async () => {
+    const ws = await openWs(url('/kept'));
+    const reply = nextMessage(ws);
+    await send(ws, 'before');
+    expect((await reply).data.toString()).toBe('before');
+
+    // A new version: the route of the open socket stays, a new route refuses upgrades.
+    const v2 = wsConfig(app, engine, [
+      { name: 'closed', match: { path_prefix: '/no-upgrades' }, cluster: 'app', upgrades: [] },
+      { name: 'later', match: { path_prefix: '/later' }, cluster: 'app', upgrades: [] },
+      { name: 'ws', match: { path_prefix: '/' }, cluster: 'app' },
+    ]);
+    const put = await adminCall(sc, 'PUT', '/config', v2);
+    expect(put.status).toBe(200);
+    expect((await refusalOf(url('/later'))).headers['x-outrigger-error']).toBe('upgrade_refused');
+
+    const after = nextMessage(ws);
+    await send(ws, 'after the reload');
+    expect((await after).data.toString()).toBe('after the reload');
+
+    const stats = await eventually(async () => {
+      const s = (await adminCall(sc, 'GET', '/stats')).json as { upgrades: Array<Record<string, number | string>> };
+      const row = s.upgrades.find((u) => u['listener'] === 'main');
+      return row !== undefined && row['active'] === 1 && Number(row['bytes_from_client']) > 0 ? row : undefined;
+    }, '/stats shows the open socket');
+    expect(Number(stats['opened'])).toBeGreaterThanOrEqual(1);
+    expect(Number(stats['bytes_from_upstream'])).toBeGreaterThan(0);
+    const metrics = parsePrometheus((await adminCall(sc, 'GET', '/metrics')).text);
+    expect(sampleValue(metrics, 'outrigger_upgraded_connections_active', { listener: 'main' })).toBe(1);
+    expect(sampleValue(metrics, 'outrigger_upgraded_connections_total', { listener: 'main' })).toBe(Number(stats['opened']));
+
+    ws.close(1000);
+    await closed(ws);
+    await eventually(async () => {
+      const m = parsePrometheus((await adminCall(sc, 'GET', '/metrics')).text);
+      return sampleValue(m, 'outrigger_upgraded_connections_active', { listener: 'main' }) === 0 ? true : undefined;
+    }, 'the closed socket leaves the active gauge');
+  });
+
+  it('an Upgrade other than websocket (h2c) is served as a plain request', async () => {
+    const before = app.upgrades.length;
+    const r = await rawRequest(sc.port(), 'GET /plain HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: h2c\r\n\r\n');
+    expect(r.response?.status).toBe(200);
+    expect(r.response?.body.toString()).toBe('plain http');
+    expect(app.upgrades.length).toBe(before);
+  });
+});
+
+describe('WebSocket on the uws engine', () => {
+  it('is refused with 501 upgrade_not_supported naming engine: strict; plain requests still work', async () => {
+    const app = await startWsApp();
+    const sc = await startSidecar(wsConfig(app, 'uws'));
+    const r = await refusalOf(`ws://127.0.0.1:${sc.port()}/x`);
+    expect(r.status).toBe(501);
+    expect(r.headers['x-outrigger-error']).toBe('upgrade_not_supported');
+    expect(app.upgrades.length).toBe(0);
+    const plain = await fetch(`http://127.0.0.1:${sc.port()}/x`);
+    expect(await plain.text()).toBe('plain http');
+  });
+});
