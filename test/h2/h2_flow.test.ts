@@ -1,6 +1,7 @@
 // HTTP/2 upstream sessions under stress (issue 14): an upstream that never answers PING (a raw TCP
 // server speaking just enough HTTP/2 by hand) is dropped after the keepalive interval, with the
-// streams in flight on it failing cleanly rather than hanging; 200 concurrent streams on one h2
+// streams in flight on it failing cleanly rather than hanging, while a busy session whose server
+// answers keeps its streams; 200 concurrent streams on one h2
 // listener connection to an upstream that allows 10 per session; 16 KiB of request headers
 // (HPACK) passed exactly. (GOAWAY and REFUSED_STREAM resends, a slow client with HTTP/1 and
 // connections_per_worker overflow are in h2_upstream.test.ts.)
@@ -111,8 +112,8 @@ function sidecarConfig(endpoint: string, o: { pool?: Record<string, unknown>; li
   };
 }
 
-describe('an upstream that never answers PING', () => {
-  it('an idle session is closed after the keepalive interval; the next request opens a new one', async () => {
+describe('keepalive PINGs (pool.keepalive_interval_ms)', () => {
+  it('an upstream that never answers PING: its idle session is closed after the keepalive interval; the next request opens a new one', async () => {
     const up = await startMutePingServer();
     const sc = await startSidecar(sidecarConfig(up.address, { pool: { keepalive_interval_ms: 200, idle_timeout_ms: 300_000 } }));
     expect((await httpGet(sc.url('/first'))).status).toBe(200);
@@ -123,7 +124,7 @@ describe('an upstream that never answers PING', () => {
     expect(up.requests).toBe(2);
   }, 60_000);
 
-  it('requests in flight on that session fail cleanly (502 upstream_reset, gRPC UNAVAILABLE) instead of hanging; the next request opens a new session', async () => {
+  it('an upstream that never answers PING: requests in flight on its session fail cleanly (502 upstream_reset, gRPC UNAVAILABLE) instead of hanging; the next request opens a new session', async () => {
     const up = await startMutePingServer();
     const sc = await startSidecar(sidecarConfig(up.address, { pool: { keepalive_interval_ms: 200, idle_timeout_ms: 300_000 } }));
     up.hold = true;
@@ -146,6 +147,18 @@ describe('an upstream that never answers PING', () => {
     expect((await httpGet(sc.url('/after'))).status).toBe(200);
     expect(up.connections).toBe(2);
   }, 60_000);
+
+  it('a busy session whose server answers PINGs is kept: a request held across several PINGs is answered on it', async () => {
+    const up = await startHoldingUpstream();
+    const sc = await startSidecar(sidecarConfig(up.address, { pool: { keepalive_interval_ms: 200, idle_timeout_ms: 300_000 } }));
+    const held = httpGet(sc.url('/held'), { timeoutMs: 30_000 });
+    await waitFor(() => up.held.length === 1 && up.pings >= 3, 'three PINGs while the request is held', 20_000);
+    for (const answer of up.held.splice(0)) answer();
+    const r = await held;
+    expect(r.status).toBe(200);
+    expect(r.headers['x-path']).toBe('/held');
+    expect(up.sessions).toBe(1);
+  }, 60_000);
 });
 
 /** A node:http2 upstream allowing 10 streams per session that holds every answer until released; it counts sessions and open streams. */
@@ -153,10 +166,12 @@ async function startHoldingUpstream(): Promise<{
   address: string;
   sessions: number;
   maxOpenPerSession: number;
+  /** PING frames received (node:http2 answers them). */
+  pings: number;
   held: Array<() => void>;
   releaseAll: boolean;
 }> {
-  const state = { address: '', sessions: 0, maxOpenPerSession: 0, held: [] as Array<() => void>, releaseAll: false };
+  const state = { address: '', sessions: 0, maxOpenPerSession: 0, pings: 0, held: [] as Array<() => void>, releaseAll: false };
   const server = http2.createServer({ settings: { maxConcurrentStreams: 10, maxHeaderListSize: 256 * 1024 } });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (s) => {
@@ -164,6 +179,7 @@ async function startHoldingUpstream(): Promise<{
     sessions.add(s);
     s.on('close', () => sessions.delete(s));
     s.on('error', () => {});
+    s.on('ping', () => state.pings++);
     let open = 0;
     s.on('stream', (stream, headers) => {
       stream.on('error', () => {});
