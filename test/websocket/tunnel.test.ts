@@ -1,0 +1,184 @@
+// The tunnel at the byte level, with raw sockets on both sides of one sidecar (strict and node
+// engines): the app's 101 head and everything after it reach the client byte for byte, bytes the
+// client sent right behind its request head reach the app only after the 101, a FIN in one
+// direction leaves the other flowing, a reset on one side resets the other, the idle timeout
+// closes a silent tunnel, and a drain lets an open tunnel finish within node.drain_timeout_ms.
+
+import net from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeAll, config, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+
+afterAll(closeAll);
+
+const RESPONSE_101 = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-App-Header: kept as sent\r\n\r\n';
+
+/** One upstream connection as the raw app sees it. */
+interface AppConn {
+  readonly socket: net.Socket;
+  /** The request head, and the bytes that came after it (in order). */
+  head: string;
+  after: Buffer;
+  /** What the app had received when it wrote its 101 (nothing past the head may be there). */
+  beforeAnswer: Buffer;
+  ended: boolean;
+}
+
+/** A raw app: answers each upgrade request with RESPONSE_101 (after `delayMs`), then records what comes. */
+async function startRawApp(): Promise<{ address: string; conns: AppConn[] }> {
+  const conns: AppConn[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const c: AppConn = { socket, head: '', after: Buffer.alloc(0), beforeAnswer: Buffer.alloc(0), ended: false };
+    conns.push(c);
+    let buf = Buffer.alloc(0);
+    socket.on('data', (d: Buffer) => {
+      if (c.head !== '') {
+        c.after = Buffer.concat([c.after, d]);
+        return;
+      }
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      c.head = buf.toString('latin1', 0, end + 4);
+      c.beforeAnswer = buf.subarray(end + 4);
+      // Answer on a later turn: bytes the client sent behind its head would have arrived by now if the proxy forwarded them early.
+      setTimeout(() => socket.write(`${RESPONSE_101}first bytes after the head`), 50);
+    });
+    socket.on('end', () => (c.ended = true));
+    socket.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  track({
+    close: () => {
+      for (const c of conns) c.socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve(undefined)));
+    },
+  });
+  return { address: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, conns };
+}
+
+/** A raw client connection that records what it receives. */
+function rawClient(port: number): { socket: net.Socket; received: () => string; ended: () => boolean; error: () => string | null } {
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  let data = Buffer.alloc(0);
+  let ended = false;
+  let error: string | null = null;
+  socket.on('data', (d: Buffer) => (data = Buffer.concat([data, d])));
+  socket.on('end', () => (ended = true));
+  socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+  track({
+    close: () => {
+      socket.destroy();
+      return Promise.resolve();
+    },
+  });
+  return { socket, received: () => data.toString('latin1'), ended: () => ended, error: () => error };
+}
+
+const UPGRADE =
+  'GET /chat HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+
+describe.each(['strict', 'node'] as const)('the tunnel on the %s engine', (engine) => {
+  let app: Awaited<ReturnType<typeof startRawApp>>;
+  let sc: Sidecar;
+
+  it('starts', async () => {
+    app = await startRawApp();
+    sc = await startSidecar(
+      config(
+        [
+          { name: 'idle', match: { path_prefix: '/idle' }, cluster: 'app', websocket: { idle_timeout_ms: 300 } },
+          { name: 'ws', match: { path_prefix: '/' }, cluster: 'app' },
+        ],
+        [{ name: 'app', endpoints: [{ address: app.address }] }],
+        { listener: { engine }, node: { drain_timeout_ms: 5000 } },
+      ),
+    );
+  });
+
+  it('101 and after: bytes unchanged; early client bytes wait for the 101; half-close both ways', async () => {
+    const c = rawClient(sc.port());
+    // The request head and the first bytes of the new protocol in one write.
+    c.socket.write(`${UPGRADE}early bytes`);
+    await expect.poll(() => c.received()).toBe(`${RESPONSE_101}first bytes after the head`);
+    const conn = app.conns.at(-1)!;
+    expect(conn.head).toMatch(/^GET \/chat HTTP\/1\.1\r\n/);
+    expect(conn.head.toLowerCase()).toContain('\r\nconnection: upgrade\r\n');
+    expect(conn.head.toLowerCase()).toContain('\r\nupgrade: websocket\r\n');
+    expect(conn.head).toContain('\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n');
+    expect(conn.beforeAnswer.length).toBe(0); // nothing past the head before the 101
+    await expect.poll(() => conn.after.toString()).toBe('early bytes');
+
+    // Binary bytes pass unchanged, both ways.
+    const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    c.socket.write(all);
+    await expect.poll(() => conn.after.length).toBe('early bytes'.length + 256);
+    expect(conn.after.subarray('early bytes'.length).equals(all)).toBe(true);
+
+    // The client half-closes: the app sees the FIN and can still send.
+    c.socket.end();
+    await expect.poll(() => conn.ended).toBe(true);
+    expect(c.ended()).toBe(false);
+    conn.socket.write(' still flowing');
+    await expect.poll(() => c.received().endsWith(' still flowing')).toBe(true);
+    conn.socket.end();
+    await expect.poll(() => c.ended()).toBe(true);
+    expect(c.error()).toBeNull();
+  });
+
+  it('the app half-closes first: the client sees the FIN and can still send', async () => {
+    const c = rawClient(sc.port());
+    c.socket.write(UPGRADE);
+    await expect.poll(() => c.received().startsWith(RESPONSE_101)).toBe(true);
+    const conn = app.conns.at(-1)!;
+    conn.socket.end();
+    await expect.poll(() => c.ended()).toBe(true);
+    c.socket.write('late words');
+    await expect.poll(() => conn.after.toString()).toBe('late words');
+    c.socket.end();
+    await expect.poll(() => conn.ended).toBe(true);
+  });
+
+  it('a reset by the app resets the client; a reset by the client resets the app', async () => {
+    const c = rawClient(sc.port());
+    c.socket.write(UPGRADE);
+    await expect.poll(() => c.received().startsWith(RESPONSE_101)).toBe(true);
+    app.conns.at(-1)!.socket.resetAndDestroy();
+    await expect.poll(() => c.error()).toBe('ECONNRESET');
+
+    const d = rawClient(sc.port());
+    d.socket.write(UPGRADE);
+    await expect.poll(() => d.received().startsWith(RESPONSE_101)).toBe(true);
+    const conn = app.conns.at(-1)!;
+    let appError: string | null = null;
+    conn.socket.on('error', (e: NodeJS.ErrnoException) => (appError = e.code ?? e.message));
+    d.socket.resetAndDestroy();
+    await expect.poll(() => appError).toBe('ECONNRESET');
+  });
+
+  it('websocket.idle_timeout_ms closes a tunnel with no byte either way', async () => {
+    const c = rawClient(sc.port());
+    c.socket.write(UPGRADE.replace('/chat', '/idle'));
+    await expect.poll(() => c.received().startsWith(RESPONSE_101)).toBe(true);
+    const conn = app.conns.at(-1)!;
+    await expect.poll(() => c.ended(), { timeout: 5000 }).toBe(true);
+    await expect.poll(() => conn.ended).toBe(true);
+  });
+
+  it('a drain lets an open tunnel carry on, and closes it at node.drain_timeout_ms', async () => {
+    const c = rawClient(sc.port());
+    c.socket.write(UPGRADE);
+    await expect.poll(() => c.received().startsWith(RESPONSE_101)).toBe(true);
+    const conn = app.conns.at(-1)!;
+    const stopped = sc.stop();
+    await sc.waitForLog((e) => e.msg === 'draining');
+    // Still open during the grace period: bytes flow both ways.
+    c.socket.write('during the drain');
+    await expect.poll(() => conn.after.toString()).toBe('during the drain');
+    conn.socket.write(' answered');
+    await expect.poll(() => c.received().endsWith(' answered')).toBe(true);
+    expect(c.ended()).toBe(false);
+    // Then closed when the grace period ends, and the sidecar exits.
+    expect(await stopped).toBe(0);
+    await expect.poll(() => c.socket.destroyed || c.ended()).toBe(true);
+  }, 20_000);
+});
