@@ -1,10 +1,10 @@
 // HTTP/2 upstream sessions under stress (issue 14): an upstream that never answers PING (a raw TCP
 // server speaking just enough HTTP/2 by hand) is dropped after the keepalive interval, with the
 // streams in flight on it failing cleanly rather than hanging, while a busy session whose server
-// answers keeps its streams; 200 concurrent streams on one h2
-// listener connection to an upstream that allows 10 per session; 16 KiB of request headers
-// (HPACK) passed exactly. (GOAWAY and REFUSED_STREAM resends, a slow client with HTTP/1 and
-// connections_per_worker overflow are in h2_upstream.test.ts.)
+// answers keeps its streams; 200 concurrent streams on one h2 listener connection to an upstream
+// that allows 10 per session; 16 KiB of request headers (HPACK) passed exactly. (GOAWAY and
+// REFUSED_STREAM resends, a slow client with HTTP/1 and connections_per_worker overflow are in
+// h2_upstream.test.ts.)
 
 import http2 from 'node:http2';
 import net from 'node:net';
