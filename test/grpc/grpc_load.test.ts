@@ -156,7 +156,10 @@ function receiveBig(state: RawGrpcServer, stream: http2.ServerHttp2Stream): void
 }
 
 /** A sidecar with one HTTP/2 listener; `/test.Echo/` goes to cluster `grpc`, other routes and clusters as given. */
-function config(grpcEndpoints: readonly string[], o: { routes?: Array<Record<string, unknown>>; clusters?: Array<Record<string, unknown>> } = {}): Config {
+function config(
+  grpcEndpoints: readonly string[],
+  o: { routes?: Array<Record<string, unknown>>; clusters?: Array<Record<string, unknown>>; listener?: Record<string, unknown> } = {},
+): Config {
   return {
     node: { workers: 1, drain_timeout_ms: 2000 },
     admin: { address: '127.0.0.1:0' },
@@ -167,6 +170,7 @@ function config(grpcEndpoints: readonly string[], o: { routes?: Array<Record<str
         engine: 'strict',
         protocol: 'auto',
         routes: [...(o.routes ?? []), { name: 'echo', match: { path_prefix: '/test.Echo/' }, cluster: 'grpc', timeout_ms: 120_000 }],
+        ...o.listener,
       },
     ],
     clusters: [{ name: 'grpc', protocol: 'http2', lb: 'round_robin', endpoints: grpcEndpoints.map((address) => ({ address })) }, ...(o.clusters ?? [])],
@@ -250,8 +254,12 @@ describe('gRPC under load and change', () => {
     })();
     await waitFor(() => got.length >= 20, 'the stream flowing');
 
-    // Reloads that keep the stream's route: the same routes with an unrelated cluster changed, back and forth.
-    const v2 = config([a.address], { clusters: [{ name: 'side', protocol: 'http2', endpoints: [{ address: other.address }] }] });
+    // Reloads that keep the stream's route: the same routes with an unrelated cluster changed and
+    // the listener's HTTP/2 SETTINGS changed (sent to the open session), back and forth.
+    const v2 = config([a.address], {
+      clusters: [{ name: 'side', protocol: 'http2', endpoints: [{ address: other.address }] }],
+      listener: { http2: { max_concurrent_streams: 50 } },
+    });
     const versions: number[] = [];
     for (let i = 0; i < 10; i++) {
       const before = got.length;
