@@ -106,7 +106,11 @@ interface DataPlane {
 async function startDataPlane(first: Snapshot, configDir: string, log: Logger, enableTestHooks: boolean): Promise<DataPlane | number> {
   const stats = new StatsAggregator();
   watchMainLoop(stats);
-  const verdicts: EndpointVerdicts = new EndpointVerdicts(log, (cluster, address, change) => supervisor.setEndpointState(cluster, address, change));
+  const verdicts: EndpointVerdicts = new EndpointVerdicts(
+    log,
+    (cluster, address, change) => supervisor.setEndpointState(cluster, address, change),
+    () => supervisor.currentMaterial,
+  );
   const supervisor = new Supervisor(supervisorOptions(log, stats, verdicts, enableTestHooks));
   let certs: CertificateManager;
   try {

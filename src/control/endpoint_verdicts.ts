@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { ClusterSpec } from '../config/types.js';
 import { HealthChecker, type HealthCheckState } from '../health/health_checker.js';
 import { OutlierDetector, type OutlierState } from '../health/outlier.js';
+import type { TlsMaterial } from '../tls/material.js';
 import type { OutcomeEvent } from '../workers/messages.js';
 
 /** Where verdicts go (the supervisor, which broadcasts them to every worker). */
@@ -15,11 +16,15 @@ export class EndpointVerdicts {
   private readonly health: HealthChecker;
   private readonly outlier: OutlierDetector;
 
-  constructor(log: Logger, publish: PublishVerdict) {
-    this.health = new HealthChecker((cluster, address, healthy) => {
-      log.warn({ cluster, address, healthy }, healthy ? 'endpoint passes health checks again' : 'endpoint fails health checks');
-      publish(cluster, address, { healthy });
-    });
+  /** `material`: this sidecar's current certificate, for the health checks of `tls` clusters. */
+  constructor(log: Logger, publish: PublishVerdict, material: () => TlsMaterial | null) {
+    this.health = new HealthChecker(
+      (cluster, address, healthy) => {
+        log.warn({ cluster, address, healthy }, healthy ? 'endpoint passes health checks again' : 'endpoint fails health checks');
+        publish(cluster, address, { healthy });
+      },
+      { material },
+    );
     this.outlier = new OutlierDetector((cluster, address, ejected) => {
       log.warn({ cluster, address, ejected }, ejected ? 'endpoint ejected (outlier detection)' : 'endpoint returns from ejection');
       publish(cluster, address, { ejected });

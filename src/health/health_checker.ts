@@ -1,18 +1,24 @@
 // Active health checks (issue 7), run once per sidecar on the main thread: an HTTP/1.1 GET per
-// endpoint every `intervalMs` (±10% jitter; HTTP/2 over h2c for `protocol: http2` clusters, which
-// may check with the gRPC health-checking protocol instead of a GET),
+// endpoint every `intervalMs` (±10% jitter; HTTP/2 for `protocol: http2` clusters, which may check
+// with the gRPC health-checking protocol instead of a GET; mTLS for `tls` clusters),
 // thresholds flip the endpoint's health and report it through one callback; the caller
-// broadcasts to workers. Touches only node:http, node:http2 and timers.
+// broadcasts to workers. Touches only node:http, node:https, node:http2 and timers.
 
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
+import type tls from 'node:tls';
 import type { ClusterSpec, EndpointSpec, HealthCheckSpec } from '../config/types.js';
+import { clientTlsOptions } from '../tls/contexts.js';
+import type { TlsMaterial } from '../tls/material.js';
 import { updateClusters } from './clusters.js';
 import { encodeHealthCheckRequest, grpcCheckVerdict } from './grpc_health.js';
 
 export interface HealthCheckerOptions {
   /** Uniform in [0, 1); Math.random by default. Drives the interval jitter. */
   jitterRng?: () => number;
+  /** This sidecar's certificate, for the checks of `tls` clusters; without one they fail. */
+  material?: () => TlsMaterial | null;
 }
 
 export interface HealthCheckState {
@@ -58,8 +64,9 @@ interface Target {
   successes: number;
   lastChecked: string | null;
   lastError: string | null;
-  /** The cluster's protocol: the checks speak it. */
+  /** The cluster's protocol and TLS: the checks speak them. */
   protocol: 'http1' | 'http2';
+  tls: ClusterSpec['tls'];
   timer: NodeJS.Timeout | null;
   inflight: { destroy(): void } | null;
   live: boolean;
@@ -69,6 +76,7 @@ export class HealthChecker {
   /** cluster name → address → target. */
   private readonly clusters = new Map<string, Map<string, Target>>();
   private readonly rng: () => number;
+  private readonly material: () => TlsMaterial | null;
   private closed = false;
 
   constructor(
@@ -76,6 +84,7 @@ export class HealthChecker {
     opts: HealthCheckerOptions = {},
   ) {
     this.rng = opts.jitterRng ?? Math.random;
+    this.material = opts.material ?? (() => null);
   }
 
   /** Applies a config version. Endpoints that stay keep their state and counters; a changed
@@ -85,7 +94,7 @@ export class HealthChecker {
     if (this.closed) return;
     updateClusters(clusters, this.clusters, {
       spec: (c) => c.healthCheck,
-      apply: (c, spec, old) => this.applyCluster(c.name, c.endpoints, spec, old, c.protocol),
+      apply: (c, spec, old) => this.applyCluster(c, spec, old),
       drop: (name, old, report) => this.dropCluster(name, old, report),
     });
   }
@@ -118,11 +127,9 @@ export class HealthChecker {
   }
 
   private applyCluster(
-    name: string,
-    endpoints: readonly EndpointSpec[],
+    { name, endpoints, protocol, tls }: Pick<ClusterSpec, 'name' | 'endpoints' | 'protocol' | 'tls'>,
     spec: HealthCheckSpec,
     old: Map<string, Target> | undefined,
-    protocol: 'http1' | 'http2' = 'http1',
   ): void {
     const next = new Map<string, Target>();
     for (const ep of endpoints) {
@@ -133,6 +140,7 @@ export class HealthChecker {
         kept.endpoint = ep;
         kept.spec = spec;
         kept.protocol = protocol;
+        kept.tls = tls;
         // An in-flight check schedules the next one with the new spec when it finishes.
         if (retime && kept.timer !== null) {
           clearTimeout(kept.timer);
@@ -151,6 +159,7 @@ export class HealthChecker {
           lastChecked: null,
           lastError: null,
           protocol,
+          tls,
           timer: null,
           inflight: null,
           live: true,
@@ -182,40 +191,53 @@ export class HealthChecker {
   }
 
   private check(t: Target): void {
-    if (t.protocol === 'http2') {
-      this.checkH2(t, (error) => {
-        t.inflight = null;
-        if (!t.live) return;
-        this.record(t, error);
-        if (t.live) this.schedule(t, jitteredDelayMs(t.spec.intervalMs, this.rng));
-      });
-      return;
-    }
-    const { endpoint, spec } = t;
-    let settled = false;
     const finish = (error: string | null): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(deadline);
       t.inflight = null;
       if (!t.live) return;
       this.record(t, error);
       if (t.live) this.schedule(t, jitteredDelayMs(t.spec.intervalMs, this.rng));
     };
+    const secure = this.connectTls(t);
+    if (typeof secure === 'string') finish(secure);
+    else if (t.protocol === 'http2') this.checkH2(t, secure, finish);
+    else this.checkH1(t, secure, finish);
+  }
+
+  /** How a check of `t` connects: null = plaintext, TLS options for a `tls` cluster (this
+   *  sidecar's certificate, the server's SPIFFE ID checked as for requests), or why it cannot. */
+  private connectTls(t: Target): tls.ConnectionOptions | null | string {
+    if (t.tls === null) return null;
+    const m = this.material();
+    if (m === null) return 'no certificate loaded for mTLS';
+    return clientTlsOptions(m, t.tls.identities);
+  }
+
+  /** The HTTP/1.1 check: a GET of `path`, on a fresh connection (TLS for a `tls` cluster). */
+  private checkH1(t: Target, secure: tls.ConnectionOptions | null, finish: (error: string | null) => void): void {
+    const { endpoint, spec } = t;
+    let settled = false;
+    const end = (error: string | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      finish(error);
+    };
 
     // A fresh connection per check (agent: false sends `connection: close`): every check also
-    // proves the endpoint accepts connections, and nothing pooled outlives a reload.
-    const req = http.request({
+    // proves the endpoint accepts connections (and, with TLS, completes a full handshake), and
+    // nothing pooled outlives a reload.
+    const options: https.RequestOptions = {
       host: endpoint.host,
       port: endpoint.port,
       method: 'GET',
       path: spec.path,
       agent: false,
       headers: { host: endpoint.address, 'user-agent': USER_AGENT },
-    });
+    };
+    const req = secure === null ? http.request(options) : https.request({ ...options, ...secure });
     t.inflight = req;
     const deadline = setTimeout(() => {
-      finish(`timeout after ${spec.timeoutMs} ms`);
+      end(`timeout after ${spec.timeoutMs} ms`);
       req.destroy();
     }, spec.timeoutMs);
     deadline.unref();
@@ -223,21 +245,22 @@ export class HealthChecker {
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
       // Like Envoy, the verdict waits for the whole response; a body that stalls times out.
-      res.on('end', () => finish(status >= 200 && status < 300 ? null : `HTTP ${status}`));
-      res.on('error', (err) => finish(describe(err)));
-      res.on('close', () => finish('connection reset: closed before the response ended'));
+      res.on('end', () => end(status >= 200 && status < 300 ? null : `HTTP ${status}`));
+      res.on('error', (err) => end(describe(err)));
+      res.on('close', () => end('connection reset: closed before the response ended'));
       res.resume();
     });
-    req.on('error', (err) => finish(describe(err)));
+    req.on('error', (err) => end(describe(err)));
     req.end();
   }
 
-  /** The HTTP/2 check: a fresh h2c session per check (prior knowledge), one request — a GET of
-   *  `path`, or a gRPC Health/Check call — then the session closes. */
-  private checkH2(t: Target, finish: (error: string | null) => void): void {
+  /** The HTTP/2 check: a fresh session per check — h2c with prior knowledge, or TLS with ALPN h2
+   *  for a `tls` cluster — one request (a GET of `path`, or a gRPC Health/Check call), then the
+   *  session closes. */
+  private checkH2(t: Target, secure: tls.ConnectionOptions | null, finish: (error: string | null) => void): void {
     const { endpoint, spec } = t;
     const host = endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
-    const session = http2.connect(`http://${host}:${endpoint.port}`);
+    const session = secure === null ? http2.connect(`http://${host}:${endpoint.port}`) : http2.connect(`https://${host}:${endpoint.port}`, secure);
     let done = false;
     const end = (error: string | null): void => {
       if (done) return;

@@ -198,6 +198,11 @@ export class Supervisor {
     for (const f of this.drainWaiters) f();
   }
 
+  /** The certificate material the workers have (null before the first, and without top-level tls). */
+  get currentMaterial(): TlsMaterial | null {
+    return this.material;
+  }
+
   /** This sidecar's certificate material, to every worker now and to every worker spawned later. */
   setMaterial(material: TlsMaterial): void {
     this.material = material;

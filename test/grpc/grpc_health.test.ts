@@ -2,11 +2,29 @@
 // grpc.health.v1.Health (a handwritten ServiceDefinition, the two messages encoded by hand) behind
 // one sidecar whose http2 cluster checks them with `health_check.grpc`. A server that turns
 // NOT_SERVING loses its traffic to the other and gets it back when it serves again; a service the
-// servers do not know (SERVICE_UNKNOWN) or a failing Check (grpc-status) is unhealthy.
+// servers do not know (SERVICE_UNKNOWN) or a failing Check (grpc-status) is unhealthy. Checks of
+// a `tls` cluster speak mTLS like its requests: through another sidecar's mTLS listener, with the
+// server's SPIFFE ID checked.
 
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, endpointView, startSidecar, track, untilCluster, type ClusterView, type Sidecar } from '../helpers/sidecar.js';
+import {
+  API,
+  caSource,
+  clientSideConfig,
+  closeAll,
+  endpointView,
+  newCa,
+  serverSideConfig,
+  spiffe,
+  startApp,
+  startSidecar,
+  track,
+  untilCluster,
+  type ClusterView,
+  type Config,
+  type Sidecar,
+} from '../helpers/sidecar.js';
 import { echoClient, SERVICE, type EchoClient } from './grpc_fixture.js';
 
 const SERVING = 1;
@@ -186,5 +204,69 @@ describe('gRPC health checks of another service', () => {
     const whole = await startSidecar(config([a.address, b.address], { grpc: {} }));
     await untilCluster(whole, 'grpc', health(a, b, true, true), 'both healthy');
     expect(a.checks.get('')).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+describe('health checks of a tls cluster use mTLS, like its requests', () => {
+  afterAll(closeAll);
+
+  /** The outbound side's one `tls` cluster `api` to `upstream`, expecting `expect`, with this health check and protocol. */
+  function outbound(ca: Parameters<typeof caSource>[0], upstream: string, expect: string, protocol: string, healthCheck: Record<string, unknown>): Config {
+    const cfg = clientSideConfig({ tls: caSource(ca), upstream, expect, workers: 1 });
+    const [api] = cfg['clusters'] as Array<Record<string, unknown>>;
+    api!['protocol'] = protocol;
+    api!['health_check'] = { interval_ms: 50, timeout_ms: 2000, unhealthy_threshold: 1, healthy_threshold: 1, ...healthCheck };
+    return cfg;
+  }
+
+  /** The endpoint `api` of a sidecar checked since now, with this verdict at the checker and the workers. */
+  function checked(sc: Sidecar, healthy: boolean, what: string): Promise<ClusterView> {
+    const since = new Date().toISOString();
+    return untilCluster(
+      sc,
+      'api',
+      (c) => {
+        const e = c.endpoints[0];
+        const hc = e?.health_check;
+        return hc !== undefined && hc !== null && hc.last_checked !== null && hc.last_checked > since && hc.healthy === healthy && e!.healthy === healthy;
+      },
+      what,
+    );
+  }
+
+  it("gRPC checks cross an inbound sidecar over mTLS (ALPN h2) and follow the app's serving status", async () => {
+    const ca = await newCa();
+    const app = await startHealthServer('app');
+    const inboundCfg = serverSideConfig({ tls: caSource(ca), app: app.address });
+    (inboundCfg['clusters'] as Array<Record<string, unknown>>)[0]!['protocol'] = 'http2';
+    const inbound = await startSidecar(inboundCfg);
+    const upstream = `127.0.0.1:${inbound.port('inbound')}`;
+    const sc = await startSidecar(outbound(ca, upstream, API, 'http2', { grpc: { service: 'test.Echo' } }));
+    await checked(sc, true, 'the endpoint checked healthy through the inbound sidecar');
+    expect(app.checks.get('test.Echo')).toBeGreaterThan(0);
+
+    app.statuses.set('test.Echo', NOT_SERVING);
+    const c = await checked(sc, false, 'the endpoint unhealthy');
+    expect(c.endpoints[0]?.health_check?.last_error).toBe('serving status NOT_SERVING');
+    app.statuses.set('test.Echo', SERVING);
+    await checked(sc, true, 'the endpoint healthy again');
+
+    // A server that is not the SPIFFE ID the cluster expects fails its checks.
+    const wrong = await startSidecar(outbound(ca, upstream, spiffe('other'), 'http2', { grpc: { service: 'test.Echo' } }));
+    const w = await checked(wrong, false, 'the wrong identity unhealthy');
+    expect(w.endpoints[0]?.health_check?.last_error).toMatch(/upstream_identity_mismatch/);
+  }, 60_000);
+
+  it('HTTP/1.1 GET checks of a tls cluster cross the inbound sidecar too', async () => {
+    const ca = await newCa();
+    const app = await startApp();
+    const inbound = await startSidecar(serverSideConfig({ tls: caSource(ca), app: app.address }));
+    const upstream = `127.0.0.1:${inbound.port('inbound')}`;
+    const sc = await startSidecar(outbound(ca, upstream, API, 'http1', { path: '/healthz' }));
+    await checked(sc, true, 'the endpoint checked healthy through the inbound sidecar');
+    expect(app.healthChecks.map((r) => r.url)).toContain('/healthz');
+    const wrong = await startSidecar(outbound(ca, upstream, spiffe('other'), 'http1', { path: '/healthz' }));
+    const w = await checked(wrong, false, 'the wrong identity unhealthy');
+    expect(w.endpoints[0]?.health_check?.last_error).toMatch(/upstream_identity_mismatch/);
   }, 60_000);
 });
