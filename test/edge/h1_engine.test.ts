@@ -9,23 +9,27 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, rawRequest, sleep, startSidecar, startUpstream, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 import {
   API,
   caSource,
   clientSideConfig,
-  closeMesh,
+  closeAll,
   filesSource,
   headerValues,
   leaf,
   newCa,
-  serverSideConfig,
-  startApp,
+  rawRequest,
+  sleep,
+  startMeshServer,
+  startSidecar,
+  startUpstream,
   tempDir,
   WEB,
   writeTlsFiles,
-  type App,
-} from '../mesh/helpers.js';
+  type MeshServer,
+  type Sidecar,
+  type Upstream,
+} from '../helpers/sidecar.js';
 
 /** Opens a connection, writes `bytes`, and collects what comes back until `done(raw)` or the close. */
 function exchange(port: number, bytes: Array<string | Buffer>, done: (raw: string) => boolean, timeoutMs = 5000): Promise<{ raw: string; closed: boolean }> {
@@ -273,33 +277,29 @@ describe('strict engine', () => {
 });
 
 describe('strict engine as an mTLS listener between two sidecars', () => {
-  let app: App;
-  let server: Sidecar;
+  let mesh: MeshServer;
   let client: Sidecar;
 
   beforeAll(async () => {
-    app = await startApp();
-    const ca = await newCa();
-    const cfg = serverSideConfig({ tls: caSource(ca), app: app.address }) as unknown as { listeners: Array<Record<string, unknown>> };
-    cfg.listeners[0]!['engine'] = 'strict';
-    server = await startSidecar(cfg);
-    client = await startSidecar(clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}`, workers: 1 }));
+    mesh = await startMeshServer({
+      edit: (cfg) => {
+        (cfg['listeners'] as Array<Record<string, unknown>>)[0]!['engine'] = 'strict';
+      },
+    });
+    client = await startSidecar(clientSideConfig({ tls: caSource(mesh.ca), upstream: `127.0.0.1:${mesh.inbound}`, workers: 1 }));
   });
-  afterAll(async () => {
-    await closeAll();
-    await closeMesh();
-  });
+  afterAll(closeAll);
 
   it('serves requests from a verified peer, with its identity in x-forwarded-client-cert', async () => {
     const r = await rawRequest(client.port('outbound'), 'GET /hello HTTP/1.1\r\nHost: api\r\n\r\n');
     expect(r.response?.status).toBe(200);
-    const seen = app.seen.at(-1)!;
+    const seen = mesh.app.requests.at(-1)!;
     expect(headerValues(seen.rawHeaders, 'x-forwarded-client-cert')).toEqual([`By=${API};URI=${WEB}`]);
   });
 
   it('refuses a client without a certificate at the handshake', async () => {
     const outcome = await new Promise<string>((resolve) => {
-      const s = tls.connect({ host: '127.0.0.1', port: server.port('inbound'), rejectUnauthorized: false });
+      const s = tls.connect({ host: '127.0.0.1', port: mesh.inbound, rejectUnauthorized: false });
       s.on('secureConnect', () => s.write('GET / HTTP/1.1\r\nHost: api\r\n\r\n'));
       s.on('data', (d: Buffer) => resolve(`answered ${d.toString('latin1').slice(0, 20)}`));
       s.on('error', (e: Error) => resolve(`error ${e.message}`));

@@ -18,8 +18,7 @@
 import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { closeMesh, filesSource, leaf, newCa, spiffe, tempDir, writeTlsFiles } from '../mesh/helpers.js';
+import { closeAll, filesSource, leaf, newCa, spiffe, startSidecar, tempDir, writeTlsFiles, type Sidecar } from '../helpers/sidecar.js';
 import {
   captureClientHello,
   ENGINES,
@@ -772,7 +771,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const up of recording.values()) await up.close();
   await closeAll();
-  await closeMesh();
 });
 
 async function runEngine(engine: Engine): Promise<EngineRun> {

@@ -32,8 +32,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { closeMesh, filesSource, leaf, newCa, spiffe, tempDir, writeTlsFiles } from '../mesh/helpers.js';
+import { closeAll, filesSource, leaf, newCa, spiffe, startSidecar, tempDir, writeTlsFiles, type Sidecar } from '../helpers/sidecar.js';
 import {
   APP_DATE,
   closeHarness,
@@ -934,7 +933,6 @@ afterAll(async () => {
   await sc?.stop();
   closeHarness();
   await closeAll();
-  await closeMesh();
 });
 
 describe('the case table', () => {
