@@ -382,6 +382,8 @@ function stop(t: Target): void {
 
 function describe(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code;
+  // A stream cancelled because its session failed (connect, TLS, identity): the session's error says why.
+  if (code === 'ERR_HTTP2_STREAM_CANCEL' && err.cause instanceof Error) return describe(err.cause);
   switch (code) {
     case 'ECONNREFUSED':
     case 'EHOSTUNREACH':
@@ -392,6 +394,7 @@ function describe(err: Error): string {
     case 'EPIPE':
       return `connection reset: ${code}`;
     default:
-      return code !== undefined ? `${code}: ${err.message}` : err.message;
+      // Our own errors (IdentityMismatchError) already open with their code.
+      return code !== undefined && !err.message.startsWith(code) ? `${code}: ${err.message}` : err.message;
   }
 }

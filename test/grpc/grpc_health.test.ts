@@ -254,7 +254,9 @@ describe('health checks of a tls cluster use mTLS, like its requests', () => {
     // A server that is not the SPIFFE ID the cluster expects fails its checks.
     const wrong = await startSidecar(outbound(ca, upstream, spiffe('other'), 'http2', { grpc: { service: 'test.Echo' } }));
     const w = await checked(wrong, false, 'the wrong identity unhealthy');
-    expect(w.endpoints[0]?.health_check?.last_error).toMatch(/upstream_identity_mismatch/);
+    expect(w.endpoints[0]?.health_check?.last_error).toMatch(
+      /^upstream_identity_mismatch: server is spiffe:\/\/cluster\.local\/ns\/default\/sa\/api, expected spiffe:\/\/cluster\.local\/ns\/default\/sa\/other$/,
+    );
   }, 60_000);
 
   it('HTTP/1.1 GET checks of a tls cluster cross the inbound sidecar too', async () => {
@@ -267,6 +269,8 @@ describe('health checks of a tls cluster use mTLS, like its requests', () => {
     expect(app.healthChecks.map((r) => r.url)).toContain('/healthz');
     const wrong = await startSidecar(outbound(ca, upstream, spiffe('other'), 'http1', { path: '/healthz' }));
     const w = await checked(wrong, false, 'the wrong identity unhealthy');
-    expect(w.endpoints[0]?.health_check?.last_error).toMatch(/upstream_identity_mismatch/);
+    expect(w.endpoints[0]?.health_check?.last_error).toMatch(
+      /^upstream_identity_mismatch: server is spiffe:\/\/cluster\.local\/ns\/default\/sa\/api, expected spiffe:\/\/cluster\.local\/ns\/default\/sa\/other$/,
+    );
   }, 60_000);
 });
