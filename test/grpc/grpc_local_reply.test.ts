@@ -3,38 +3,39 @@
 // grpc-message and x-outrigger-error, observed here by a grpc-js client through one sidecar.
 
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, deadPort, eventually, leaf, startMeshServer, startSidecar, track, WEB, type Sidecar } from '../helpers/sidecar.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { adminCall, closeAll, deadPort, leaf, startMeshServer, startSidecar, track, untilCluster, WEB, type Sidecar } from '../helpers/sidecar.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
 import { echoClient, SERVICE, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
+/** How a call ended, as the client saw it: status code, message, and the proxy's x-outrigger-error trailer values. */
 interface Outcome {
   code: grpc.status;
   details: string;
-  metadata: grpc.Metadata;
+  errors: grpc.MetadataValue[];
+}
+
+function outcomeOf(c: grpc.ClientUnaryCall): Promise<Outcome> {
+  return new Promise((resolve) => {
+    c.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, errors: s.metadata.get('x-outrigger-error') }));
+  });
 }
 
 function call(c: EchoClient, md = new grpc.Metadata(), opts: grpc.CallOptions = {}): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const ca = c.unary(Buffer.from('x'), md, opts, () => {});
-    ca.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, metadata: s.metadata }));
-  });
+  return outcomeOf(c.unary(Buffer.from('x'), md, opts, () => {}));
 }
 
 /** A unary call on any path (no route matches it). */
 function callPath(c: grpc.Client, path: string): Promise<Outcome> {
-  return new Promise((resolve) => {
-    const ca = c.makeUnaryRequest(
-      path,
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      Buffer.from('x'),
-      new grpc.Metadata(),
-      {},
-      () => {},
-    );
-    ca.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, metadata: s.metadata }));
-  });
+  const identity = (b: Buffer): Buffer => b;
+  return outcomeOf(c.makeUnaryRequest(path, identity, identity, Buffer.from('x'), new grpc.Metadata(), {}, () => {}));
+}
+
+/** Metadata that makes the echo server wait `ms` before it answers. */
+function delayed(ms: number): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set('x-delay-ms', String(ms));
+  return md;
 }
 
 function listener(name: string, cluster: string, route: Record<string, unknown> = {}): Record<string, unknown> {
@@ -79,52 +80,47 @@ describe('gRPC local replies', () => {
   afterAll(closeAll);
 
   it('no route: UNIMPLEMENTED', async () => {
-    const r = await callPath(client('main'), '/other.Service/Method');
-    expect(r.code).toBe(grpc.status.UNIMPLEMENTED);
-    expect(r.details).toBe('no route matches the request');
-    expect(r.metadata.get('x-outrigger-error')).toEqual(['no_route']);
+    expect(await callPath(client('main'), '/other.Service/Method')).toEqual({
+      code: grpc.status.UNIMPLEMENTED,
+      details: 'no route matches the request',
+      errors: ['no_route'],
+    });
   });
 
   it('route timeout: DEADLINE_EXCEEDED', async () => {
-    const md = new grpc.Metadata();
-    md.set('x-delay-ms', '1000');
-    const r = await call(client('slow'), md);
-    expect(r.code).toBe(grpc.status.DEADLINE_EXCEEDED);
-    expect(r.details).toBe('the upstream service did not answer in time');
-    expect(r.metadata.get('x-outrigger-error')).toEqual(['timeout']);
+    expect(await call(client('slow'), delayed(1000))).toEqual({
+      code: grpc.status.DEADLINE_EXCEEDED,
+      details: 'the upstream service did not answer in time',
+      errors: ['timeout'],
+    });
   });
 
   it('rate limited: RESOURCE_EXHAUSTED', async () => {
     expect((await call(client('limited'))).code).toBe(grpc.status.OK);
-    const r = await call(client('limited'));
-    expect(r.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    expect(r.details).toBe('too many requests');
-    expect(r.metadata.get('x-outrigger-error')).toEqual(['rate_limited']);
+    expect(await call(client('limited'))).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, details: 'too many requests', errors: ['rate_limited'] });
   });
 
   it('upstream unreachable: UNAVAILABLE', async () => {
-    const r = await call(client('dead'));
-    expect(r.code).toBe(grpc.status.UNAVAILABLE);
-    expect(r.details).toBe('the upstream service could not be reached');
-    expect(r.metadata.get('x-outrigger-error')).toEqual(['upstream_connect_failed']);
+    expect(await call(client('dead'))).toEqual({
+      code: grpc.status.UNAVAILABLE,
+      details: 'the upstream service could not be reached',
+      errors: ['upstream_connect_failed'],
+    });
   });
 
   it('overflow: UNAVAILABLE', async () => {
-    const md = new grpc.Metadata();
-    md.set('x-delay-ms', '500');
-    const held = call(client('tight'), md);
-    await new Promise((r) => setTimeout(r, 100));
-    const r = await call(client('tight'));
-    expect(r.code).toBe(grpc.status.UNAVAILABLE);
-    expect(r.details).toBe('the upstream service is at its concurrency limit');
-    expect(r.metadata.get('x-outrigger-error')).toEqual(['overflow']);
+    const held = call(client('tight'), delayed(500));
+    await untilCluster(sc, 'tight', (c) => c.active === 1, 'the held call active on cluster tight');
+    expect(await call(client('tight'))).toEqual({
+      code: grpc.status.UNAVAILABLE,
+      details: 'the upstream service is at its concurrency limit',
+      errors: ['overflow'],
+    });
     expect((await held).code).toBe(grpc.status.OK);
   });
 
   it('injected fault: by its HTTP status (403 → PERMISSION_DENIED)', async () => {
-    const r = await call(client('fault'));
-    expect(r.code).toBe(grpc.status.PERMISSION_DENIED);
-    expect(r.metadata.get('x-outrigger-error')).toEqual(['fault_injected']);
+    expect(await call(client('fault'))).toMatchObject({ code: grpc.status.PERMISSION_DENIED, errors: ['fault_injected'] });
   });
 
   it('on the wire: HTTP 200, trailers-only, content-type application/grpc; non-gRPC requests keep the JSON reply', async () => {
@@ -150,18 +146,18 @@ describe('gRPC local replies', () => {
     }
     const grpcJson = async (): Promise<{ listeners: Row[]; routes: Row[]; clusters: Row[] }> =>
       (await adminCall(sc, 'GET', '/stats')).json.grpc as { listeners: Row[]; routes: Row[]; clusters: Row[] };
-    const g = await eventually(async () => {
-      const j = await grpcJson();
-      return j.clusters.some((c) => c.name === 'dead') && j.listeners.some((l) => l.name === 'limited' && l.calls === 2) ? j : undefined;
-    }, 'gRPC stats');
-    expect(g.listeners.find((l) => l.name === 'main')?.grpc_status['12']).toBe(2); // no route (grpc-js, then the raw h2 request)
-    const limited = g.routes.find((r) => r.listener === 'limited' && r.name === 'limited#0');
-    expect(limited?.grpc_status).toEqual({ '0': 1, '8': 1 });
-    expect(limited?.success_rate).toBe(0.5);
-    expect(g.clusters.find((c) => c.name === 'dead')?.grpc_status).toEqual({ '14': 1 });
-    const tight = g.clusters.find((c) => c.name === 'tight');
-    expect(tight?.grpc_status['0']).toBe(1);
-    expect(g.clusters.find((c) => c.name === 'grpc')?.grpc_status['4']).toBe(1); // the route timeout
+    // Workers report their counts in batches: poll until every call above has been counted.
+    await vi.waitFor(async () => {
+      const g = await grpcJson();
+      expect(g.listeners.find((l) => l.name === 'main')?.grpc_status['12']).toBe(2); // no route (grpc-js, then the raw h2 request)
+      const limited = g.routes.find((r) => r.listener === 'limited' && r.name === 'limited#0');
+      expect(limited?.grpc_status).toEqual({ '0': 1, '8': 1 });
+      expect(limited?.success_rate).toBe(0.5);
+      expect(g.clusters.find((c) => c.name === 'dead')?.grpc_status).toEqual({ '14': 1 });
+      const tight = g.clusters.find((c) => c.name === 'tight');
+      expect(tight?.grpc_status['0']).toBe(1);
+      expect(g.clusters.find((c) => c.name === 'grpc')?.grpc_status['4']).toBe(1); // the route timeout
+    }, 10_000);
     const metrics = (await adminCall(sc, 'GET', '/metrics')).text;
     expect(metrics).toMatch(/outrigger_grpc_responses_total\{[^}]*listener="dead"[^}]*grpc_status="14"[^}]*\} 1/);
   });
@@ -180,9 +176,10 @@ describe('gRPC local replies on an mTLS listener', () => {
     const Ctor = grpc.makeGenericClientConstructor(SERVICE, 'Echo');
     const c = new Ctor(`127.0.0.1:${mesh.inbound}`, creds) as unknown as EchoClient;
     track({ close: () => Promise.resolve(c.close()) });
-    const r = await call(c);
-    expect(r.code).toBe(grpc.status.PERMISSION_DENIED);
-    expect(r.details).toBe('the caller is not allowed to make this request');
-    expect(r.metadata.get('x-outrigger-error')).toEqual(['unauthorized']);
+    expect(await call(c)).toEqual({
+      code: grpc.status.PERMISSION_DENIED,
+      details: 'the caller is not allowed to make this request',
+      errors: ['unauthorized'],
+    });
   }, 60_000);
 });
