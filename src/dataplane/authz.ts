@@ -2,7 +2,8 @@
 // it has matches: `from` (SPIFFE IDs or identity patterns, matched segment-wise with the trust
 // domain exact: a `*` segment is one segment, a last `*` one or more — `spiffe://td/ns/*/sa/web`,
 // `spiffe://td/ns/prod/*`; config/identity_pattern.ts), `paths` (exact, or prefix ending in `*`),
-// `methods`. Compiled once per config version; decisions are counted per rule.
+// `methods`. A rule's `grpc` services and methods arrive as paths (config/compile.ts:
+// `/<service>/<method>`, `/<service>/*`). Compiled once per config version; decisions are counted per rule.
 
 import type { AuthzRuleSpec } from '../config/types.js';
 import { compileIdentityPatterns } from '../tls/spiffe.js';

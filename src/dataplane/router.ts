@@ -2,7 +2,8 @@
 // asked per request for the first route (config order) that accepts it. Matchers are pre-built
 // (regexes compiled once, empty stages skipped); routes are grouped by host pattern and each group
 // indexed by path (route_tree.ts), so a request checks only the routes its Host and path can
-// match, whatever the route count. Touches no I/O; per worker.
+// match, whatever the route count. A `match.grpc` route is an exact path or a prefix like any
+// other, plus a gRPC content-type condition among its header matchers. Touches no I/O; per worker.
 
 import { compileLinearRegex } from '../config/regex.js';
 import type { HeaderMatchSpec, RouteSpec } from '../config/types.js';
