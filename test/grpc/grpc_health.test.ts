@@ -2,7 +2,8 @@
 // grpc.health.v1.Health (a handwritten ServiceDefinition, the two messages encoded by hand) behind
 // one sidecar whose http2 cluster checks them with `health_check.grpc`. A server that turns
 // NOT_SERVING loses its traffic to the other and gets it back when it serves again; a service the
-// servers do not know (SERVICE_UNKNOWN) or a failing Check (grpc-status) is unhealthy. Checks of
+// servers do not know (SERVICE_UNKNOWN), a failing Check (grpc-status), a silent one (timeout) or
+// a server that is gone is unhealthy. Checks of
 // a `tls` cluster speak mTLS like its requests: through another sidecar's mTLS listener, with the
 // server's SPIFFE ID checked.
 
@@ -65,7 +66,11 @@ interface HealthServer {
   checks: Map<string, number>;
   /** When set, Check fails with this gRPC status instead of answering. */
   failWith: grpc.status | null;
+  /** When true, Check never answers. */
+  silent: boolean;
   close(): Promise<void>;
+  /** Stops at once: open connections are cut and the port refuses new ones. */
+  kill(): void;
 }
 
 /** A grpc-js server with test.Echo/Unary (answers its own name) and grpc.health.v1.Health/Check. */
@@ -80,7 +85,9 @@ async function startHealthServer(name: string): Promise<HealthServer> {
     ]),
     checks: new Map(),
     failWith: null,
+    silent: false,
     close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    kill: () => server.forceShutdown(),
   };
   server.addService(SERVICE, {
     unary: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from(name)),
@@ -89,6 +96,7 @@ async function startHealthServer(name: string): Promise<HealthServer> {
     check: (call: grpc.ServerUnaryCall<{ service: string }, number>, cb: grpc.sendUnaryData<number>) => {
       const { service } = call.request;
       s.checks.set(service, (s.checks.get(service) ?? 0) + 1);
+      if (s.silent) return;
       if (s.failWith !== null) cb({ code: s.failWith, details: 'health service broken: 100% «down»' });
       else cb(null, s.statuses.get(service) ?? SERVICE_UNKNOWN);
     },
@@ -187,6 +195,26 @@ describe('gRPC health checks (grpc.health.v1.Health/Check)', () => {
       b.failWith = null;
     }
     await untilCluster(sc, 'grpc', health(a, b, true, true), 'b healthy again');
+  });
+
+  it('a Check that gets no answer within timeout_ms is unhealthy', async () => {
+    a.silent = true;
+    try {
+      const c = await untilCluster(sc, 'grpc', health(a, b, false, true), 'a unhealthy');
+      // The check's own timer and the server's (grpc-timeout: 1000m) end it at the same moment.
+      expect(endpointView(c, a.address).health_check?.last_error).toMatch(/^(timeout after 1000 ms|grpc-status 4: Deadline exceeded)$/);
+      expect(await callsLandOn(client, 20)).toEqual(new Set(['b']));
+    } finally {
+      a.silent = false;
+    }
+    await untilCluster(sc, 'grpc', health(a, b, true, true), 'a healthy again');
+  });
+
+  it('a server that is gone (connections cut, port closed) is unhealthy', async () => {
+    b.kill();
+    const c = await untilCluster(sc, 'grpc', health(a, b, true, false), 'b unhealthy');
+    expect(endpointView(c, b.address).health_check?.last_error).toBe('connect failed: ECONNREFUSED');
+    expect(await callsLandOn(client, 20)).toEqual(new Set(['a']));
   });
 });
 
