@@ -1,6 +1,6 @@
 // A gRPC service without .proto files for the gRPC tests: grpc-js with a handwritten
 // ServiceDefinition whose messages are raw Buffers (the "serializers" are the identity), a server
-// that answers by method, and a client constructor for it.
+// that answers by method, and clients for it (plain, mTLS, one per listener of a sidecar).
 
 import * as grpc from '@grpc/grpc-js';
 
@@ -29,6 +29,28 @@ const Ctor = grpc.makeGenericClientConstructor(SERVICE, 'Echo');
 
 export function echoClient(address: string): EchoClient {
   return new Ctor(address, grpc.credentials.createInsecure()) as unknown as EchoClient;
+}
+
+/** A client that presents leaf `l` over mTLS and verifies the server against `caPem` (by chain only: SPIFFE IDs, not DNS names, identify sidecars). */
+export function mtlsEchoClient(address: string, caPem: string, l: { certPem: string; keyPem: string }): EchoClient {
+  const creds = grpc.credentials.createSsl(Buffer.from(caPem), Buffer.from(l.keyPem), Buffer.from(l.certPem), { checkServerIdentity: () => undefined });
+  return new Ctor(address, creds) as unknown as EchoClient;
+}
+
+/** One EchoClient per listener, made on first use against `port(listener)`; close() closes them all. */
+export function clientsPerListener(port: (listener: string) => number): { of(listener: string): EchoClient; close(): Promise<void> } {
+  const clients = new Map<string, EchoClient>();
+  return {
+    of(listener) {
+      let c = clients.get(listener);
+      if (c === undefined) {
+        c = echoClient(`127.0.0.1:${port(listener)}`);
+        clients.set(listener, c);
+      }
+      return c;
+    },
+    close: () => Promise.resolve(clients.forEach((c) => c.close())),
+  };
 }
 
 /** Metadata the server echoes back: every `x-*` key of the request, in the initial metadata. */

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { adminCall, closeAll, deadPort, leaf, startMeshServer, startSidecar, track, untilCluster, WEB, type Sidecar } from '../helpers/sidecar.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
-import { echoClient, SERVICE, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
+import { clientsPerListener, mtlsEchoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
 /** How a call ended, as the client saw it: status code, message, and the proxy's x-outrigger-error trailer values. */
 interface Outcome {
@@ -45,15 +45,8 @@ function listener(name: string, cluster: string, route: Record<string, unknown> 
 describe('gRPC local replies', () => {
   let up: EchoServer;
   let sc: Sidecar;
-  const clients = new Map<string, EchoClient>();
-  const client = (l: string): EchoClient => {
-    let c = clients.get(l);
-    if (c === undefined) {
-      c = echoClient(`127.0.0.1:${sc.port(l)}`);
-      clients.set(l, c);
-    }
-    return c;
-  };
+  const clients = clientsPerListener((l) => sc.port(l));
+  const client = (l: string): EchoClient => clients.of(l);
   beforeAll(async () => {
     up = await startEchoServer();
     track(up);
@@ -75,7 +68,7 @@ describe('gRPC local replies', () => {
         { name: 'tight', protocol: 'http2', endpoints: [{ address: up.address }], circuit_breaker: { max_requests: 1, max_pending: 0 } },
       ],
     });
-    track({ close: () => Promise.resolve(clients.forEach((c) => c.close())) });
+    track(clients);
   }, 60_000);
   afterAll(closeAll);
 
@@ -168,13 +161,7 @@ describe('gRPC local replies on an mTLS listener', () => {
 
   it('unauthorized: PERMISSION_DENIED', async () => {
     const mesh = await startMeshServer({ authorization: [{ from: [WEB], paths: ['/v1/*'] }] });
-    const web = leaf(mesh.ca, WEB);
-    const creds = grpc.credentials.createSsl(Buffer.from(mesh.ca.certPem), Buffer.from(web.keyPem), Buffer.from(web.certPem), {
-      // SPIFFE IDs, not DNS names, identify sidecars.
-      checkServerIdentity: () => undefined,
-    });
-    const Ctor = grpc.makeGenericClientConstructor(SERVICE, 'Echo');
-    const c = new Ctor(`127.0.0.1:${mesh.inbound}`, creds) as unknown as EchoClient;
+    const c = mtlsEchoClient(`127.0.0.1:${mesh.inbound}`, mesh.ca.certPem, leaf(mesh.ca, WEB));
     track({ close: () => Promise.resolve(c.close()) });
     expect(await call(c)).toEqual({
       code: grpc.status.PERMISSION_DENIED,
