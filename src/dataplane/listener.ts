@@ -34,6 +34,7 @@ import { localReply, localReplyBytes } from './local_reply.js';
 import { httpDate } from './h1/downstream.js';
 import { downstreamOf, NodeDownstream } from './node_downstream.js';
 import {
+  BodyFraming,
   buildUpstreamHead,
   readNodeRequestHead,
   readRequestHead,
@@ -516,6 +517,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     let head: RequestHead | null = null;
     try {
       head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
+      // llhttp reads no body after an Upgrade head: such a request cannot be served as plain HTTP either.
+      if (head.framing !== BodyFraming.None) throw new ProxyError('bad_request', 'an Upgrade request with a body (engine: node does not read it)');
       const text = this.authorizedUpstreamHead(head, socket.peerIdentity ?? null, socket.remoteAddress ?? '');
       if (this.tunnel(head, text, () => ({ socket, early }))) return;
     } catch (e) {
@@ -540,11 +543,12 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   /**
    * A WebSocket upgrade (strict and node engines), its head checked and authorized: admitted like
    * any request (route, rate limits, circuit breaker, endpoint), then tunnelled (upgrade.ts) on
-   * the socket `take()` hands over. False when the request asks for another protocol (served as
-   * plain HTTP). Throws what admission throws, and `upgrade_refused` on a route with `upgrades: []`.
+   * the socket `take()` hands over. False when the request asks for another protocol, or has a
+   * body (served as plain HTTP). Throws what admission throws, and `upgrade_refused` on a route with `upgrades: []`.
    */
   private tunnel(head: RequestHead, upstreamHead: string, take: () => { socket: Socket; early: Buffer | null }): boolean {
-    const upgrade = webSocketUpgrade(head.headers);
+    // A body before the switch is not tunnelled (it would have to reach the app before its 101): served as plain HTTP.
+    const upgrade = head.framing === BodyFraming.None ? webSocketUpgrade(head.headers) : null;
     if (upgrade === null) return false;
     const a = this.admission.admit(this, head);
     const ws = a.route.websocket;
@@ -572,8 +576,10 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       'upgrade_not_supported',
       `listener ${this.spec.name}: WebSocket upgrades need engine: strict or node (uWS cannot hand over the socket)`,
     );
-    res.onAborted(noop);
-    res.cork(() => writeLocalReply(res, err, id, this.spec.errorDetail));
+    // Then the connection closes: a request pipelined behind the upgrade is never served (see handleUws).
+    const reply = new DeferredRefusal(res, err, id, this.spec.errorDetail);
+    res.onAborted(() => reply.abort());
+    setImmediate(() => reply.send());
     this.ctx.onLocalReply(this, -1, err, null, id);
   }
 
@@ -715,7 +721,7 @@ function whenIdle(socket: Socket, fn: () => void): void {
   current.once('close', next);
 }
 
-/** A 400/431 on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */
+/** A 400/431 (or an upgrade's 501) on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */
 class DeferredRefusal {
   private aborted = false;
   constructor(
@@ -727,8 +733,15 @@ class DeferredRefusal {
   abort(): void {
     this.aborted = true;
   }
+  /** Writes the reply and closes the connection (whatever the status: nothing after it may be parsed). */
   send(): void {
     if (this.aborted) return;
-    this.res.cork(() => writeLocalReply(this.res, this.err, this.requestId, this.detail));
+    const r = localReply(this.err, this.requestId, this.detail);
+    const res = this.res;
+    res.cork(() => {
+      res.writeStatus(`${r.status} ${r.reason}`);
+      for (const [name, value] of r.headers) res.writeHeader(name, value);
+      res.end(r.body, true);
+    });
   }
 }

@@ -885,7 +885,10 @@ export function judgeRequestCase(
     }
   }
   for (const x of reqs) {
+    // A WebSocket upgrade is tunnelled (issue 15): its Upgrade header reaches the app on purpose.
+    const webSocket = headerValues(x.headers, 'upgrade').some((v) => v.toLowerCase() === 'websocket');
     for (const h of ['upgrade', 'keep-alive', 'proxy-connection', 'http2-settings']) {
+      if (h === 'upgrade' && webSocket) continue;
       if (headerValues(x.headers, h).length > 0) problems.push(`upstream request ${x.method} ${x.target} carries hop-by-hop ${h}`);
     }
     for (const v of headerValues(x.headers, 'te')) if (v.toLowerCase() !== 'trailers') problems.push(`upstream request carries te: ${v}`);
