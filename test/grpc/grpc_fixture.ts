@@ -119,12 +119,13 @@ export async function startEchoServer(): Promise<EchoServer> {
       call.on('end', () => call.end());
     },
   });
+  return { ...(await listenLocal(server)), server };
+}
+
+/** Binds `server` (plaintext) on 127.0.0.1, port 0; close() shuts it down gracefully. */
+export async function listenLocal(server: grpc.Server): Promise<{ address: string; close(): Promise<void> }> {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err !== null ? reject(err) : resolve(p))),
   );
-  return {
-    address: `127.0.0.1:${port}`,
-    server,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
-  };
+  return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
 }
