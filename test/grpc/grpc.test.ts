@@ -4,8 +4,11 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
-import { echoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
+import { closeAll } from '../helpers/sidecar.js';
+import { grpcSidecarConfig, readServerStream, startEchoThroughSidecar, type EchoClient } from './grpc_fixture.js';
+
+// Kept for files that import the config from here; it lives in grpc_fixture.ts.
+export { grpcSidecarConfig };
 
 interface UnaryResult {
   err: grpc.ServiceError | null;
@@ -37,37 +40,10 @@ function unary(c: EchoClient, req: Buffer, md = new grpc.Metadata(), opts: grpc.
   });
 }
 
-export function grpcSidecarConfig(
-  upstream: string,
-  more: { route?: Record<string, unknown>; cluster?: Record<string, unknown>; listener?: Record<string, unknown> } = {},
-): Record<string, unknown> {
-  return {
-    node: { workers: 1, drain_timeout_ms: 2000 },
-    admin: { address: '127.0.0.1:0' },
-    listeners: [
-      {
-        name: 'main',
-        address: '127.0.0.1:0',
-        engine: 'strict',
-        protocol: 'auto',
-        routes: [{ match: { path_prefix: '/test.Echo/' }, cluster: 'grpc', ...more.route }],
-        ...more.listener,
-      },
-    ],
-    clusters: [{ name: 'grpc', protocol: 'http2', endpoints: [{ address: upstream }], ...more.cluster }],
-  };
-}
-
 describe('gRPC through the sidecar', () => {
-  let up: EchoServer;
-  let sc: Sidecar;
   let client: EchoClient;
   beforeAll(async () => {
-    up = await startEchoServer();
-    track(up);
-    sc = await startSidecar(grpcSidecarConfig(up.address));
-    client = echoClient(`127.0.0.1:${sc.port()}`);
-    track({ close: () => Promise.resolve(client.close()) });
+    ({ client } = await startEchoThroughSidecar());
   }, 60_000);
   afterAll(closeAll);
 
@@ -101,15 +77,10 @@ describe('gRPC through the sidecar', () => {
     n.writeUInt32BE(50);
     const md = new grpc.Metadata();
     md.set('x-s', 'v');
-    const call = client.serverStream(n, md);
-    const got: string[] = [];
-    let headers: grpc.Metadata | null = null;
-    call.on('metadata', (m: grpc.Metadata) => (headers = m));
-    call.on('data', (b: Buffer) => got.push(b.toString()));
-    const status = await new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    const { headers, messages, status } = await readServerStream(client.serverStream(n, md));
     expect(status.code).toBe(grpc.status.OK);
-    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `msg ${i}`));
-    expect(headers!.get('x-s')).toEqual(['v']);
+    expect(messages).toEqual(Array.from({ length: 50 }, (_, i) => `msg ${i}`));
+    expect(headers?.get('x-s')).toEqual(['v']);
   });
 
   it('server streaming that ends with an error status after messages', async () => {
@@ -118,12 +89,8 @@ describe('gRPC through the sidecar', () => {
     const md = new grpc.Metadata();
     md.set('x-status', String(grpc.status.ABORTED));
     md.set('x-details', 'stopped');
-    const call = client.serverStream(n, md);
-    const got: string[] = [];
-    call.on('data', (b: Buffer) => got.push(b.toString()));
-    call.on('error', () => {});
-    const status = await new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
-    expect(got).toEqual(['msg 0', 'msg 1', 'msg 2']);
+    const { messages, status } = await readServerStream(client.serverStream(n, md));
+    expect(messages).toEqual(['msg 0', 'msg 1', 'msg 2']);
     expect(status.code).toBe(grpc.status.ABORTED);
     expect(status.details).toBe('stopped');
     expect(status.metadata.get('x-trailer')).toEqual(['tv']);

@@ -1,8 +1,10 @@
 // A gRPC service without .proto files for the gRPC tests: grpc-js with a handwritten
 // ServiceDefinition whose messages are raw Buffers (the "serializers" are the identity), a server
-// that answers by method, and clients for it (plain, mTLS, one per listener of a sidecar).
+// that answers by method, clients for it (plain, mTLS, one per listener of a sidecar), the
+// sidecar config that routes to it, and the three started together.
 
 import * as grpc from '@grpc/grpc-js';
+import { startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 
 const raw = {
   requestSerialize: (b: Buffer): Buffer => b,
@@ -128,4 +130,51 @@ export async function listenLocal(server: grpc.Server): Promise<{ address: strin
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err !== null ? reject(err) : resolve(p))),
   );
   return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+}
+
+/** A sidecar config: one `auto` listener on the strict engine routing /test.Echo/ to an `http2` cluster at `upstream`; `more` is merged into the route, cluster and listener. */
+export function grpcSidecarConfig(
+  upstream: string,
+  more: { route?: Record<string, unknown>; cluster?: Record<string, unknown>; listener?: Record<string, unknown> } = {},
+): Record<string, unknown> {
+  return {
+    node: { workers: 1, drain_timeout_ms: 2000 },
+    admin: { address: '127.0.0.1:0' },
+    listeners: [
+      {
+        name: 'main',
+        address: '127.0.0.1:0',
+        engine: 'strict',
+        protocol: 'auto',
+        routes: [{ match: { path_prefix: '/test.Echo/' }, cluster: 'grpc', ...more.route }],
+        ...more.listener,
+      },
+    ],
+    clusters: [{ name: 'grpc', protocol: 'http2', endpoints: [{ address: upstream }], ...more.cluster }],
+  };
+}
+
+/** Everything a server stream delivered: its initial metadata (null when none came), the messages as text, and the status it ended with. */
+export async function readServerStream(
+  call: grpc.ClientReadableStream<Buffer>,
+): Promise<{ headers: grpc.Metadata | null; messages: string[]; status: grpc.StatusObject }> {
+  let headers: grpc.Metadata | null = null;
+  const messages: string[] = [];
+  call.on('metadata', (m: grpc.Metadata) => (headers = m));
+  call.on('data', (b: Buffer) => messages.push(b.toString()));
+  call.on('error', () => {}); // a failing stream ends with its status as well
+  const status = await new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+  return { headers, messages, status };
+}
+
+/** The echo server behind a sidecar (grpcSidecarConfig, `more` merged in) and a client on its listener, all closed by closeAll(). */
+export async function startEchoThroughSidecar(
+  more: Parameters<typeof grpcSidecarConfig>[1] = {},
+): Promise<{ up: EchoServer; sc: Sidecar; client: EchoClient }> {
+  const up = await startEchoServer();
+  track(up);
+  const sc = await startSidecar(grpcSidecarConfig(up.address, more));
+  const client = echoClient(`127.0.0.1:${sc.port()}`);
+  track({ close: () => Promise.resolve(client.close()) });
+  return { up, sc, client };
 }
