@@ -29,7 +29,7 @@ import {
   type Sidecar,
   type Upstream,
 } from '../helpers/sidecar.js';
-import { h2connect, h2request } from './h2_client.js';
+import { h2connect, h2Frame, h2request } from './h2_client.js';
 
 const MiB = 1024 * 1024;
 const BIG = Buffer.alloc(10 * MiB);
@@ -185,19 +185,11 @@ describe('request mapping', () => {
       Buffer.concat([Buffer.from([0x00, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
     // :method GET and :scheme http from the static table (indices 2 and 6), the rest as literals.
     const block = Buffer.concat([Buffer.from([0x82, 0x86]), ...fields.map(([n, v]) => lit(n, v))]);
-    const frame = (type: number, flags: number, stream: number, payload: Buffer): Buffer => {
-      const h = Buffer.alloc(9);
-      h.writeUIntBE(payload.length, 0, 3);
-      h[3] = type;
-      h[4] = flags;
-      h.writeUInt32BE(stream, 5);
-      return Buffer.concat([h, payload]);
-    };
     const sock = net.connect(sc.port('main'), '127.0.0.1');
     const got: Buffer[] = [];
     sock.on('data', (d: Buffer) => got.push(d));
     sock.on('error', () => undefined);
-    sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0)), frame(0x1, 0x5, 1, block)]));
+    sock.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(0x4, 0, 0), h2Frame(0x1, 0x5, 1, block)]));
     try {
       return await eventually(() => {
         const all = Buffer.concat(got);

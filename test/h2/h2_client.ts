@@ -1,5 +1,6 @@
 // A small node:http2 client for the HTTP/2 listener tests: one session per call site, requests
-// that collect status, headers, body bytes and trailers, every wait bounded.
+// that collect status, headers, body bytes and trailers, every wait bounded; raw frames for the
+// rest.
 
 import http2, { type ClientHttp2Session, type IncomingHttpHeaders, type OutgoingHttpHeaders, type SecureClientSessionOptions } from 'node:http2';
 import { track } from '../helpers/live.js';
@@ -53,4 +54,14 @@ export function h2request(s: ClientHttp2Session, headers: OutgoingHttpHeaders, b
     });
     if (body !== null) req.end(body);
   });
+}
+
+/** One raw HTTP/2 frame, for what node:http2 will not send: the 9-byte header (length, type, flags, stream id), then the payload. */
+export function h2Frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(streamId, 5);
+  return Buffer.concat([h, payload]);
 }
