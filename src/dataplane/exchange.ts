@@ -27,7 +27,7 @@ import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { DeadlineKind, Deadlines } from './deadlines.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
-import { grpcStatusIn, grpcTimeoutOf, isGrpcRequest } from './grpc_timeout.js';
+import { grpcStatusIn, grpcTimeoutOf, isGrpcRequest } from '../grpc/wire.js';
 import { grpcStatusOf } from './local_reply.js';
 import { connectionNamed } from './hop_by_hop.js';
 import { RequestBody } from './request_body.js';

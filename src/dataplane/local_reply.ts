@@ -4,6 +4,7 @@
 // node:http, the raw-socket engines) writes what `localReply` renders; none builds its own.
 
 import { localReplyBody, PUBLIC_MESSAGE, type ErrorCode, type ProxyError } from '../errors.js';
+import { GrpcStatus, grpcMessageEncode } from '../grpc/wire.js';
 
 const REASON: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -68,18 +69,6 @@ export function localReplyBytes(r: LocalReply, date: string | null, close = r.cl
 
 // ---- gRPC ------------------------------------------------------------------------------------
 
-/** gRPC status codes the proxy answers with (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
-export const enum GrpcStatus {
-  Unknown = 2,
-  DeadlineExceeded = 4,
-  PermissionDenied = 7,
-  ResourceExhausted = 8,
-  Unimplemented = 12,
-  Internal = 13,
-  Unavailable = 14,
-  Unauthenticated = 16,
-}
-
 /** The grpc-status of each code's local reply: the whole mapping in one table. */
 const GRPC_STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   bad_request: GrpcStatus.Internal,
@@ -127,32 +116,6 @@ function grpcStatusOfHttp(status: number): number {
 
 export function grpcStatusOf(err: ProxyError): number {
   return err.code === 'fault_injected' ? grpcStatusOfHttp(err.status) : GRPC_STATUS_OF[err.code];
-}
-
-/** Whether a request is gRPC: its content-type starts with `application/grpc` (any case). */
-export function isGrpcContentType(contentType: string): boolean {
-  return contentType.length >= 16 && contentType.slice(0, 16).toLowerCase() === 'application/grpc';
-}
-
-/**
- * grpc-message as the gRPC spec encodes it: the UTF-8 bytes, with '%' and every byte outside
- * 0x20-0x7e as %XX (upper-case hex).
- */
-export function grpcMessageEncode(message: string): string {
-  let plain = true;
-  for (let i = 0; i < message.length; i++) {
-    const c = message.charCodeAt(i);
-    if (c < 0x20 || c > 0x7e || c === 0x25) {
-      plain = false;
-      break;
-    }
-  }
-  if (plain) return message;
-  let out = '';
-  for (const b of Buffer.from(message, 'utf8')) {
-    out += b < 0x20 || b > 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
-  }
-  return out;
 }
 
 function grpcLocalReply(err: ProxyError, requestId: string | null, detail: boolean): LocalReply {

@@ -11,7 +11,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
-import { remainingGrpcTimeout } from '../dataplane/grpc_timeout.js';
+import { remainingGrpcTimeout } from '../grpc/wire.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest, UpstreamTarget } from './channel.js';
 import { EndpointPoolBase, noCertificate, type ConnectTls } from './endpoint_pool_base.js';

@@ -7,7 +7,7 @@
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { ProxyError } from '../errors.js';
-import { isGrpcRequest } from '../dataplane/grpc_timeout.js';
+import { isGrpcRequest } from '../grpc/wire.js';
 import { grpcStatusOf } from '../dataplane/local_reply.js';
 import type { RequestHead } from '../dataplane/request_head.js';
 import { CounterDeltas } from '../stats/counters.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http2, { type ClientHttp2Session } from 'node:http2';
 import { closeAll, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
-import { formatGrpcTimeout, parseGrpcTimeout } from '../../src/dataplane/grpc_timeout.js';
+import { formatGrpcTimeout, parseGrpcTimeout } from '../../src/grpc/wire.js';
 import { echoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
 /** One gRPC message frame (uncompressed). */

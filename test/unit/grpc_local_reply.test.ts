@@ -3,7 +3,8 @@
 
 import { describe, expect, it } from 'vitest';
 import { ProxyError, STATUS_OF, type ErrorCode } from '../../src/errors.js';
-import { grpcMessageEncode, isGrpcContentType, localReply } from '../../src/dataplane/local_reply.js';
+import { localReply } from '../../src/dataplane/local_reply.js';
+import { grpcMessageEncode, isGrpcContentType } from '../../src/grpc/wire.js';
 
 const EXPECTED: Record<ErrorCode, number> = {
   bad_request: 13,

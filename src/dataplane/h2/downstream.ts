@@ -10,7 +10,7 @@ import http2, { type OutgoingHttpHeaders, type ServerHttp2Stream, type ServerStr
 import type { ProxyError } from '../../errors.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.js';
 import { dropResponseHeader, skipResponseHeader } from '../hop_by_hop.js';
-import { isGrpcRequest } from '../grpc_timeout.js';
+import { isGrpcRequest } from '../../grpc/wire.js';
 import { localReply } from '../local_reply.js';
 import { httpDate } from '../h1/downstream.js';
 

@@ -1,9 +1,49 @@
-// The gRPC `grpc-timeout` request field (gRPC over HTTP/2, "Requests"): `TimeoutValue TimeoutUnit`,
-// at most 8 ASCII digits then one of H M S m u n. The exchange bounds its route deadline by it and
-// the HTTP/2 upstream stream carries what is left of it. Also the other gRPC field look-ups.
+// gRPC on the wire (gRPC over HTTP/2, https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md),
+// for every layer that meets it: the status codes, what makes a request gRPC (its content-type),
+// the `grpc-timeout` request field (`TimeoutValue TimeoutUnit`, at most 8 ASCII digits then one of
+// H M S m u n: the exchange bounds its route deadline by it and the HTTP/2 upstream stream carries
+// what is left of it), `grpc-status` in a response's fields, and the `grpc-message` encoding.
+// Pure functions over strings: no sockets.
 
 import { performance } from 'node:perf_hooks';
-import { isGrpcContentType } from './local_reply.js';
+
+/** gRPC status codes the proxy answers with (https://grpc.github.io/grpc/core/md_doc_statuscodes.html). */
+export const enum GrpcStatus {
+  Unknown = 2,
+  DeadlineExceeded = 4,
+  PermissionDenied = 7,
+  ResourceExhausted = 8,
+  Unimplemented = 12,
+  Internal = 13,
+  Unavailable = 14,
+  Unauthenticated = 16,
+}
+
+/** Whether a request is gRPC: its content-type starts with `application/grpc` (any case). */
+export function isGrpcContentType(contentType: string): boolean {
+  return contentType.length >= 16 && contentType.slice(0, 16).toLowerCase() === 'application/grpc';
+}
+
+/**
+ * grpc-message as the gRPC spec encodes it: the UTF-8 bytes, with '%' and every byte outside
+ * 0x20-0x7e as %XX (upper-case hex).
+ */
+export function grpcMessageEncode(message: string): string {
+  let plain = true;
+  for (let i = 0; i < message.length; i++) {
+    const c = message.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x25) {
+      plain = false;
+      break;
+    }
+  }
+  if (plain) return message;
+  let out = '';
+  for (const b of Buffer.from(message, 'utf8')) {
+    out += b < 0x20 || b > 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
+  }
+  return out;
+}
 
 const UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
 
