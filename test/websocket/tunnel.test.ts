@@ -6,7 +6,7 @@
 
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, config, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { closeAll, config, deadPort, rawRequest, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 
@@ -76,6 +76,34 @@ function rawClient(port: number): { socket: net.Socket; received: () => string; 
 
 const UPGRADE =
   'GET /chat HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+
+describe('answers other than 101', () => {
+  it('an endpoint that cannot be reached: 502 upstream_connect_failed, then the connection closes', async () => {
+    const sc = await startSidecar(
+      config([{ match: { path_prefix: '/' }, cluster: 'app' }], [{ name: 'app', endpoints: [{ address: `127.0.0.1:${await deadPort()}` }] }]),
+    );
+    const r = await rawRequest(sc.port(), UPGRADE, { untilClose: true });
+    expect(r.response?.status).toBe(502);
+    expect(r.raw.toString('latin1')).toContain('x-outrigger-error: upstream_connect_failed');
+    expect(r.closed).toBe(true);
+  });
+
+  it('a chunked refusal is relayed byte for byte and the connection closes at its end', async () => {
+    const refusal = 'HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\nX-App: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n';
+    const server = net.createServer((s) => s.once('data', () => s.write(refusal))); // and keeps the connection open
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise((resolve) => server.close(() => resolve(undefined))) });
+    const sc = await startSidecar(
+      config(
+        [{ match: { path_prefix: '/' }, cluster: 'app' }],
+        [{ name: 'app', endpoints: [{ address: `127.0.0.1:${(server.address() as net.AddressInfo).port}` }] }],
+      ),
+    );
+    const r = await rawRequest(sc.port(), UPGRADE, { untilClose: true });
+    expect(r.raw.toString('latin1')).toBe(refusal);
+    expect(r.closed).toBe(true);
+  });
+});
 
 describe.each(['strict', 'node'] as const)('the tunnel on the %s engine', (engine) => {
   let app: Awaited<ReturnType<typeof startRawApp>>;
