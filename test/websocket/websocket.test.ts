@@ -147,6 +147,34 @@ describe.each(['strict', 'node'] as const)('WebSocket through the %s engine', (e
     expect(ws.bufferedAmount).toBe(0);
   }, 60_000);
 
+  it('a slow client holds the app back; everything arrives once it reads again', async () => {
+    const ws = await openWs(url('/slow-client'));
+    const writer = app.sockets.at(-1)!;
+    const clientSocket = (ws as unknown as { _socket: import('node:net').Socket })._socket;
+    clientSocket.pause();
+    const chunk = randomBytes(256 * 1024);
+    let sent = 0;
+    let acked = 0;
+    while (writer.bufferedAmount < 8 * MB) {
+      writer.send(chunk, { binary: true }, () => acked++);
+      sent++;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(acked).toBeLessThan(sent); // the app's writes are held back while the client does not read
+    let received = 0;
+    const all = new Promise<void>((resolve) =>
+      ws.on('message', (d: Buffer) => {
+        expect(d.equals(chunk)).toBe(true);
+        if (++received === sent) resolve();
+      }),
+    );
+    clientSocket.resume();
+    await all;
+    await eventually(() => (acked === sent ? true : undefined), 'every send completed');
+    ws.close(1000);
+    await closed(ws);
+  }, 60_000);
+
   it('an upgrade the app refuses reaches the client as the app answered it', async () => {
     const r = await refusalOf(url('/refuse'));
     expect(r.status).toBe(403);
