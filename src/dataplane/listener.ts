@@ -587,6 +587,10 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     return this.ctx.ticker;
   }
 
+  upgradeOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void {
+    this.ctx.onTryOutcome(cluster, endpoint, outcome);
+  }
+
   upgradeFailed(err: ProxyError, req: UpgradeRequest): void {
     this.ctx.onLocalReply(this, req.routeIndex, err, req.head, req.head.requestId);
   }

@@ -14,6 +14,7 @@ import { IdentityMismatchError } from '../tls/contexts.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import { noCertificate } from '../upstream/endpoint_pool_base.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
+import { TryOutcome } from './exchange.js';
 import { ChunkedDecoder, type ChunkSink } from './h1/chunked.js';
 import { httpDate } from './h1/downstream.js';
 import { localReply, localReplyBytes } from './local_reply.js';
@@ -56,6 +57,8 @@ export class Upgrades {
 export interface TunnelOwner {
   readonly ticker: Ticker;
   readonly upgrades: Upgrades;
+  /** How the endpoint answered the upgrade (passive outlier detection, as a try of an exchange). */
+  upgradeOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
   /** The upgrade failed before the upstream answered (the client got a local reply with `err`). */
   upgradeFailed(err: ProxyError, req: UpgradeRequest): void;
   /** The tunnel (or the attempt) is over: both sockets are closed and the admission released. */
@@ -209,8 +212,10 @@ export class Tunnel implements Timed, ChunkSink {
       this.fail(new ProxyError('upstream_protocol_error', `${this.at}: malformed response to an upgrade request`));
       return;
     }
-    if (m[1] === '101') this.open(b);
-    else this.startRelay(headText, b, end + 4, Number(m[1]));
+    const status = Number(m[1]);
+    this.owner.upgradeOutcome(this.cluster, this.endpoint, outcomeOf(status));
+    if (status === 101) this.open(b);
+    else this.startRelay(headText, b, end + 4, status);
   }
 
   /** The upstream switched protocols: its head (and whatever followed it) goes to the client, then both directions flow. */
@@ -329,8 +334,10 @@ export class Tunnel implements Timed, ChunkSink {
   /** Before the 101: the client gets a local reply for `err` and the connection closes. */
   private fail(err: ProxyError): void {
     if (this.st >= St.Open) return;
+    const reachedUpstream = this.st !== St.Closed; // Closed here: the client had gone before the answer
     this.st = St.Closed;
     this.upstream.destroy();
+    if (reachedUpstream) this.owner.upgradeOutcome(this.cluster, this.endpoint, TryOutcome.Gateway);
     this.owner.upgradeFailed(err, this.req);
     if (!this.clientClosed && this.client.writable) {
       const id = this.req.head.requestId;
@@ -397,6 +404,12 @@ function resetSocket(s: net.Socket): void {
   if (s.destroyed) return;
   if (s instanceof tls.TLSSocket) s.destroy();
   else s.resetAndDestroy();
+}
+
+/** The outcome of an answered upgrade, by its status, as an exchange's try would report it. */
+function outcomeOf(status: number): TryOutcome {
+  if (status === 502 || status === 503 || status === 504) return TryOutcome.Gateway;
+  return status >= 500 ? TryOutcome.Error5xx : TryOutcome.Success;
 }
 
 function never(): boolean {
