@@ -4,9 +4,10 @@
 // sidecar config that routes to it, and the three started together.
 
 import * as grpc from '@grpc/grpc-js';
-import { startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { config, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 
-const raw = {
+/** Serializers for messages that are raw Buffers: every service here and in the tests' own fake services uses them. */
+export const RAW = {
   requestSerialize: (b: Buffer): Buffer => b,
   requestDeserialize: (b: Buffer): Buffer => b,
   responseSerialize: (b: Buffer): Buffer => b,
@@ -14,10 +15,10 @@ const raw = {
 };
 
 export const SERVICE: grpc.ServiceDefinition = {
-  unary: { path: '/test.Echo/Unary', requestStream: false, responseStream: false, ...raw },
-  serverStream: { path: '/test.Echo/ServerStream', requestStream: false, responseStream: true, ...raw },
-  clientStream: { path: '/test.Echo/ClientStream', requestStream: true, responseStream: false, ...raw },
-  bidi: { path: '/test.Echo/Bidi', requestStream: true, responseStream: true, ...raw },
+  unary: { path: '/test.Echo/Unary', requestStream: false, responseStream: false, ...RAW },
+  serverStream: { path: '/test.Echo/ServerStream', requestStream: false, responseStream: true, ...RAW },
+  clientStream: { path: '/test.Echo/ClientStream', requestStream: true, responseStream: false, ...RAW },
+  bidi: { path: '/test.Echo/Bidi', requestStream: true, responseStream: true, ...RAW },
 };
 
 export type EchoClient = grpc.Client & {
@@ -132,26 +133,25 @@ export async function listenLocal(server: grpc.Server): Promise<{ address: strin
   return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
 }
 
+/** What a listener carrying gRPC sets: the strict engine, HTTP/1 or HTTP/2 by what the client speaks. */
+export const GRPC_LISTENER = { engine: 'strict', protocol: 'auto' } as const;
+
+/** One gRPC message on the wire: uncompressed flag, 4-byte length, the bytes (for servers and clients that speak gRPC by hand). */
+export function grpcFrame(message: Buffer | string): Buffer {
+  const body = Buffer.from(message);
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(body.length, 1);
+  return Buffer.concat([prefix, body]);
+}
+
 /** A sidecar config: one `auto` listener on the strict engine routing /test.Echo/ to an `http2` cluster at `upstream`; `more` is merged into the route, cluster and listener. */
 export function grpcSidecarConfig(
   upstream: string,
   more: { route?: Record<string, unknown>; cluster?: Record<string, unknown>; listener?: Record<string, unknown> } = {},
 ): Record<string, unknown> {
-  return {
-    node: { workers: 1, drain_timeout_ms: 2000 },
-    admin: { address: '127.0.0.1:0' },
-    listeners: [
-      {
-        name: 'main',
-        address: '127.0.0.1:0',
-        engine: 'strict',
-        protocol: 'auto',
-        routes: [{ match: { path_prefix: '/test.Echo/' }, cluster: 'grpc', ...more.route }],
-        ...more.listener,
-      },
-    ],
-    clusters: [{ name: 'grpc', protocol: 'http2', endpoints: [{ address: upstream }], ...more.cluster }],
-  };
+  const route = { match: { path_prefix: '/test.Echo/' }, cluster: 'grpc', ...more.route };
+  const cluster = { name: 'grpc', protocol: 'http2', endpoints: [{ address: upstream }], ...more.cluster };
+  return config([route], [cluster], { listener: { ...GRPC_LISTENER, ...more.listener } });
 }
 
 /** Everything a server stream delivered: its initial metadata (null when none came), the messages as text, and the status it ended with. */

@@ -8,22 +8,28 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, clusterView, endpointView, sleep, startSidecar, track, waitFor, type Config } from '../helpers/sidecar.js';
-import { echoClient, startEchoServer, type EchoClient } from './grpc_fixture.js';
+import {
+  adminCall,
+  closeAll,
+  cluster,
+  clusterView,
+  config,
+  endpointView,
+  listenTracked,
+  sleep,
+  startSidecar,
+  track,
+  waitFor,
+  type Config,
+  type Sidecar,
+} from '../helpers/sidecar.js';
+import { echoClient, GRPC_LISTENER, grpcFrame, startEchoServer, type EchoClient } from './grpc_fixture.js';
 
 afterAll(closeAll);
 
 const { NGHTTP2_NO_ERROR } = http2.constants;
-
-/** One gRPC message on the wire: uncompressed flag, 4-byte length, the bytes. */
-function grpcFrame(msg: Buffer): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(msg.length, 1);
-  return Buffer.concat([prefix, msg]);
-}
 
 /** A node:http2 server speaking gRPC by hand: the test sees its sessions and its writes. */
 interface RawGrpcServer {
@@ -93,15 +99,7 @@ async function startRawGrpcServer(): Promise<RawGrpcServer> {
       });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-  track({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of open.keys()) s.destroy();
-        server.close(() => resolve());
-      }),
-  });
+  state.address = await listenTracked(server, open);
   return state;
 }
 
@@ -156,25 +154,13 @@ function receiveBig(state: RawGrpcServer, stream: http2.ServerHttp2Stream): void
 }
 
 /** A sidecar with one HTTP/2 listener; `/test.Echo/` goes to cluster `grpc`, other routes and clusters as given. */
-function config(
+function sidecarConfig(
   grpcEndpoints: readonly string[],
   o: { routes?: Array<Record<string, unknown>>; clusters?: Array<Record<string, unknown>>; listener?: Record<string, unknown> } = {},
 ): Config {
-  return {
-    node: { workers: 1, drain_timeout_ms: 2000 },
-    admin: { address: '127.0.0.1:0' },
-    listeners: [
-      {
-        name: 'main',
-        address: '127.0.0.1:0',
-        engine: 'strict',
-        protocol: 'auto',
-        routes: [...(o.routes ?? []), { name: 'echo', match: { path_prefix: '/test.Echo/' }, cluster: 'grpc', timeout_ms: 120_000 }],
-        ...o.listener,
-      },
-    ],
-    clusters: [{ name: 'grpc', protocol: 'http2', lb: 'round_robin', endpoints: grpcEndpoints.map((address) => ({ address })) }, ...(o.clusters ?? [])],
-  };
+  const echo = { name: 'echo', match: { path_prefix: '/test.Echo/' }, cluster: 'grpc', timeout_ms: 120_000 };
+  const grpcCluster = { ...cluster('grpc', grpcEndpoints), protocol: 'http2' };
+  return config([...(o.routes ?? []), echo], [grpcCluster, ...(o.clusters ?? [])], { listener: { ...GRPC_LISTENER, ...o.listener } });
 }
 
 function client(port: number): EchoClient {
@@ -198,12 +184,39 @@ function rssBytes(pid: number): number {
   return Number(m[1]) * 1024;
 }
 
+const mib = (bytes: number): number => +(bytes / 2 ** 20).toFixed(1);
+
+/** Samples the VmRSS of process `pid` every 20 ms from now; stop() gives the figure at the start, the peak, and how far it grew. */
+function sampleRss(pid: number): { stop(): { idle_rss_mb: number; peak_rss_mb: number; grownBytes: number } } {
+  const idle = rssBytes(pid);
+  let peak = idle;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(pid))), 20);
+  track({ close: () => Promise.resolve(clearInterval(sampler)) });
+  return {
+    stop() {
+      clearInterval(sampler);
+      peak = Math.max(peak, rssBytes(pid));
+      return { idle_rss_mb: mib(idle), peak_rss_mb: mib(peak), grownBytes: peak - idle };
+    },
+  };
+}
+
+/** The raw server behind a sidecar and a client on it, the path (session, code) warmed by one call before any memory figure. */
+async function startRawBehindSidecar(): Promise<{ up: RawGrpcServer; sc: Sidecar; c: EchoClient }> {
+  const up = await startRawGrpcServer();
+  const sc = await startSidecar(sidecarConfig([up.address]));
+  const c = client(sc.port());
+  const warm = await unary(c, Buffer.from('warm'));
+  expect(warm.code).toBe(grpc.status.OK);
+  return { up, sc, c };
+}
+
 describe('gRPC under load and change', () => {
   it('GOAWAY from one endpoint during 2000 unary calls at concurrency 50: every call succeeds, the pool opens new sessions', async () => {
     const a = await startEchoServer();
     track(a);
     const b = await startRawGrpcServer();
-    const sc = await startSidecar(config([a.address, b.address]));
+    const sc = await startSidecar(sidecarConfig([a.address, b.address]));
     const c = client(sc.port());
     const CALLS = 2000;
     // GOAWAY from b after it has answered this many calls (each time on the sessions it has then).
@@ -235,7 +248,7 @@ describe('gRPC under load and change', () => {
     const a = await startEchoServer();
     track(a);
     const other = await startRawGrpcServer();
-    const v1 = config([a.address], { clusters: [{ name: 'side', protocol: 'http2', endpoints: [{ address: a.address }] }] });
+    const v1 = sidecarConfig([a.address], { clusters: [{ name: 'side', protocol: 'http2', endpoints: [{ address: a.address }] }] });
     const sc = await startSidecar(v1);
     const c = client(sc.port());
     const call = c.bidi(new grpc.Metadata(), { deadline: Date.now() + 60_000 });
@@ -256,7 +269,7 @@ describe('gRPC under load and change', () => {
 
     // Reloads that keep the stream's route: the same routes with an unrelated cluster changed and
     // the listener's HTTP/2 SETTINGS changed (sent to the open session), back and forth.
-    const v2 = config([a.address], {
+    const v2 = sidecarConfig([a.address], {
       clusters: [{ name: 'side', protocol: 'http2', endpoints: [{ address: other.address }] }],
       listener: { http2: { max_concurrent_streams: 50 } },
     });
@@ -269,7 +282,7 @@ describe('gRPC under load and change', () => {
       await waitFor(() => got.length >= before + 10, `messages after reload ${i}`);
     }
     // The last reload sends new Unary calls to the side cluster (its endpoint: the raw server); Bidi keeps its route.
-    const v3 = config([a.address], {
+    const v3 = sidecarConfig([a.address], {
       routes: [{ name: 'unary', match: { path: '/test.Echo/Unary' }, cluster: 'side' }],
       clusters: [{ name: 'side', protocol: 'http2', endpoints: [{ address: other.address }] }],
     });
@@ -295,16 +308,8 @@ describe('gRPC under load and change', () => {
   }, 120_000);
 
   it('a 100 MiB server stream to a slow client: arrives whole, the server never runs far ahead of what the client has read, the sidecar RSS stays bounded', async () => {
-    const up = await startRawGrpcServer();
-    const sc = await startSidecar(config([up.address]));
-    const c = client(sc.port());
-    // Warm the path (session, code) before the idle figure.
-    const warm = await unary(c, Buffer.from('warm'));
-    expect(warm.code).toBe(grpc.status.OK);
-    const idleRss = rssBytes(sc.pid);
-    let peakRss = idleRss;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssBytes(sc.pid))), 20);
-    track({ close: () => Promise.resolve(clearInterval(sampler)) });
+    const { up, sc, c } = await startRawBehindSidecar();
+    const rss = sampleRss(sc.pid);
 
     const call = c.serverStream(Buffer.alloc(4), new grpc.Metadata(), { deadline: Date.now() + 120_000 });
     const hash = createHash('sha256');
@@ -331,14 +336,8 @@ describe('gRPC under load and change', () => {
     call.on('error', () => {});
 
     const [st] = await Promise.all([status, end]);
-    clearInterval(sampler);
-    peakRss = Math.max(peakRss, rssBytes(sc.pid));
-    const report = {
-      idle_rss_mb: +(idleRss / 2 ** 20).toFixed(1),
-      peak_rss_mb: +(peakRss / 2 ** 20).toFixed(1),
-      server_max_ahead_of_client_mb: +(maxAhead / 2 ** 20).toFixed(1),
-      server_writes_waiting_for_drain: up.big.refused,
-    };
+    const { grownBytes, ...memory } = rss.stop();
+    const report = { ...memory, server_max_ahead_of_client_mb: mib(maxAhead), server_writes_waiting_for_drain: up.big.refused };
     console.log(`grpc 100 MiB server stream: ${JSON.stringify(report)}`);
     expect(st.code).toBe(grpc.status.OK);
     expect(messages).toBe(BIG_MESSAGES);
@@ -350,19 +349,12 @@ describe('gRPC under load and change', () => {
     // run tens of MiB ahead of this reader.
     expect(up.big.refused).toBeGreaterThan(0);
     expect(maxAhead, JSON.stringify(report)).toBeLessThan(16 * 1024 * 1024);
-    expect(peakRss - idleRss, JSON.stringify(report)).toBeLessThan(64 * 1024 * 1024);
+    expect(grownBytes, JSON.stringify(report)).toBeLessThan(64 * 1024 * 1024);
   }, 180_000);
 
   it('a 100 MiB client stream to a slow server: the client never runs far ahead of what the server has read, everything arrives, the sidecar RSS stays bounded', async () => {
-    const up = await startRawGrpcServer();
-    const sc = await startSidecar(config([up.address]));
-    const c = client(sc.port());
-    const warm = await unary(c, Buffer.from('warm'));
-    expect(warm.code).toBe(grpc.status.OK);
-    const idleRss = rssBytes(sc.pid);
-    let peakRss = idleRss;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssBytes(sc.pid))), 20);
-    track({ close: () => Promise.resolve(clearInterval(sampler)) });
+    const { up, sc, c } = await startRawBehindSidecar();
+    const rss = sampleRss(sc.pid);
 
     let answered: (a: { err: grpc.ServiceError | null; res: string }) => void = () => {};
     const answer = new Promise<{ err: grpc.ServiceError | null; res: string }>((resolve) => (answered = resolve));
@@ -380,18 +372,13 @@ describe('gRPC under load and change', () => {
     }
     upload.end();
     const r = await answer;
-    clearInterval(sampler);
-    peakRss = Math.max(peakRss, rssBytes(sc.pid));
-    const report = {
-      idle_rss_mb: +(idleRss / 2 ** 20).toFixed(1),
-      peak_rss_mb: +(peakRss / 2 ** 20).toFixed(1),
-      client_max_ahead_of_server_mb: +(maxAhead / 2 ** 20).toFixed(1),
-    };
+    const { grownBytes, ...memory } = rss.stop();
+    const report = { ...memory, client_max_ahead_of_server_mb: mib(maxAhead) };
     console.log(`grpc 100 MiB client stream: ${JSON.stringify(report)}`);
     expect(r.err).toBeNull();
     expect(r.res).toBe(`echo:${written}:${hash.digest('hex')}`);
     // Flow control end to end: the client is held to the windows and buffers of the path, not the sidecar's memory.
     expect(maxAhead, JSON.stringify(report)).toBeLessThan(16 * 1024 * 1024);
-    expect(peakRss - idleRss, JSON.stringify(report)).toBeLessThan(64 * 1024 * 1024);
+    expect(grownBytes, JSON.stringify(report)).toBeLessThan(64 * 1024 * 1024);
   }, 180_000);
 });

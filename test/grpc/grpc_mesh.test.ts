@@ -22,20 +22,13 @@ import {
   type Config,
   type Sidecar,
 } from '../helpers/sidecar.js';
-import { echoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
-
-const raw = {
-  requestSerialize: (b: Buffer): Buffer => b,
-  requestDeserialize: (b: Buffer): Buffer => b,
-  responseSerialize: (b: Buffer): Buffer => b,
-  responseDeserialize: (b: Buffer): Buffer => b,
-};
+import { echoClient, RAW, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
 /** Calls whose server side the tests watch: what the server saw, and when it saw the call end. */
 const PROBE: grpc.ServiceDefinition = {
-  whoAmI: { path: '/test.Probe/WhoAmI', requestStream: false, responseStream: false, ...raw },
-  slow: { path: '/test.Probe/Slow', requestStream: false, responseStream: false, ...raw },
-  hang: { path: '/test.Probe/Hang', requestStream: false, responseStream: true, ...raw },
+  whoAmI: { path: '/test.Probe/WhoAmI', requestStream: false, responseStream: false, ...RAW },
+  slow: { path: '/test.Probe/Slow', requestStream: false, responseStream: false, ...RAW },
+  hang: { path: '/test.Probe/Hang', requestStream: false, responseStream: true, ...RAW },
 };
 
 type ProbeClient = grpc.Client & {

@@ -10,19 +10,12 @@ import { buildLinearRouter, buildRouter } from '../../src/dataplane/router.js';
 import { listed, minimal, OPTS, ok } from '../config/helpers.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
 import { headers, noHeaders, route } from '../router/helpers.js';
-import { closeAll, leaf, startMeshServer, startSidecar, track, WEB, type Sidecar } from '../helpers/sidecar.js';
-import { echoClient, SERVICE, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
-
-const raw = {
-  requestSerialize: (b: Buffer): Buffer => b,
-  requestDeserialize: (b: Buffer): Buffer => b,
-  responseSerialize: (b: Buffer): Buffer => b,
-  responseDeserialize: (b: Buffer): Buffer => b,
-};
+import { closeAll, config, leaf, startMeshServer, startSidecar, track, WEB, type Sidecar } from '../helpers/sidecar.js';
+import { echoClient, GRPC_LISTENER, grpcFrame, listenLocal, RAW, SERVICE, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
 /** A second service, `test.Other`, whose one method answers `other:<request>`. */
 const OTHER: grpc.ServiceDefinition = {
-  unary: { path: '/test.Other/Unary', requestStream: false, responseStream: false, ...raw },
+  unary: { path: '/test.Other/Unary', requestStream: false, responseStream: false, ...RAW },
 };
 
 async function startOtherServer(): Promise<{ address: string; close(): Promise<void> }> {
@@ -30,10 +23,7 @@ async function startOtherServer(): Promise<{ address: string; close(): Promise<v
   server.addService(OTHER, {
     unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.concat([Buffer.from('other:'), call.request])),
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err !== null ? reject(err) : resolve(p))),
-  );
-  return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())) };
+  return listenLocal(server);
 }
 
 interface Outcome {
@@ -60,14 +50,6 @@ function callPath(c: grpc.Client, path: string, req = 'x'): Promise<Outcome> {
   });
 }
 
-/** One gRPC message frame: uncompressed flag, 4-byte length, the bytes. */
-function grpcFrame(message: string): Buffer {
-  const body = Buffer.from(message);
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(body.length, 1);
-  return Buffer.concat([head, body]);
-}
-
 describe('match.grpc: routes by gRPC service and method', () => {
   let echo: EchoServer;
   let sc: Sidecar;
@@ -78,26 +60,15 @@ describe('match.grpc: routes by gRPC service and method', () => {
     track(echo);
     const other = await startOtherServer();
     track(other);
-    sc = await startSidecar({
-      node: { workers: 1, drain_timeout_ms: 2000 },
-      admin: { address: '127.0.0.1:0' },
-      listeners: [
-        {
-          name: 'main',
-          address: '127.0.0.1:0',
-          engine: 'strict',
-          protocol: 'auto',
-          routes: [
-            { name: 'echo-unary', match: { grpc: { service: 'test.Echo', method: 'Unary' } }, cluster: 'echo' },
-            { name: 'other', match: { grpc: { service: 'test.Other' } }, cluster: 'other' },
-          ],
-        },
-      ],
-      clusters: [
-        { name: 'echo', protocol: 'http2', endpoints: [{ address: echo.address }] },
-        { name: 'other', protocol: 'http2', endpoints: [{ address: other.address }] },
-      ],
-    });
+    const routes = [
+      { name: 'echo-unary', match: { grpc: { service: 'test.Echo', method: 'Unary' } }, cluster: 'echo' },
+      { name: 'other', match: { grpc: { service: 'test.Other' } }, cluster: 'other' },
+    ];
+    const clusters = [
+      { name: 'echo', protocol: 'http2', endpoints: [{ address: echo.address }] },
+      { name: 'other', protocol: 'http2', endpoints: [{ address: other.address }] },
+    ];
+    sc = await startSidecar(config(routes, clusters, { listener: GRPC_LISTENER }));
     client = echoClient(`127.0.0.1:${sc.port()}`);
     track({ close: () => Promise.resolve(client.close()) });
   }, 60_000);

@@ -5,18 +5,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http2, { type ClientHttp2Session } from 'node:http2';
-import { closeAll, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { closeAll, listenTracked, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
 import { formatGrpcTimeout, parseGrpcTimeout } from '../../src/grpc/wire.js';
-import { echoClient, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
-
-/** One gRPC message frame (uncompressed). */
-function frame(msg: string): Buffer {
-  const b = Buffer.from(msg);
-  const h = Buffer.alloc(5);
-  h.writeUInt32BE(b.length, 1);
-  return Buffer.concat([h, b]);
-}
+import { echoClient, grpcFrame, startEchoServer, type EchoClient, type EchoServer } from './grpc_fixture.js';
 
 function listener(name: string, route: Record<string, unknown> = {}, cluster = 'grpc'): Record<string, unknown> {
   return { name, address: '127.0.0.1:0', engine: 'strict', protocol: 'http2', routes: [{ match: { path_prefix: '/test.Echo/' }, cluster, ...route }] };
@@ -35,17 +27,9 @@ async function startDeafUpstream(): Promise<string> {
     if (Number(headers['x-delay-ms'] ?? 0) > 0) return;
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'x-seen-timeout': String(headers['grpc-timeout'] ?? '') }, { waitForTrailers: true });
     stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
-    stream.end(frame('ok'));
+    stream.end(grpcFrame('ok'));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  track({
-    close: () =>
-      new Promise<void>((r) => {
-        for (const ss of sessions) ss.destroy();
-        server.close(() => r());
-      }),
-  });
-  return `127.0.0.1:${(server.address() as { port: number }).port}`;
+  return listenTracked(server, sessions);
 }
 
 describe('grpc-timeout', () => {
@@ -64,7 +48,7 @@ describe('grpc-timeout', () => {
         'x-delay-ms': String(delayMs),
         ...(timeout !== null ? { 'grpc-timeout': timeout } : {}),
       },
-      frame('hi'),
+      grpcFrame('hi'),
     );
   beforeAll(async () => {
     up = await startEchoServer();

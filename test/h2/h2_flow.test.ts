@@ -10,24 +10,27 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { clusterView, closeAll, endpointView, eventually, httpGet, startSidecar, track, waitFor, type Config } from '../helpers/sidecar.js';
+import {
+  clusterView,
+  closeAll,
+  config,
+  endpointView,
+  eventually,
+  httpGet,
+  listenTracked,
+  startSidecar,
+  track,
+  waitFor,
+  type Config,
+} from '../helpers/sidecar.js';
 import { echoClient } from '../grpc/grpc_fixture.js';
-import { h2connect, h2request } from './h2_client.js';
+import { h2connect, h2Frame, h2request } from './h2_client.js';
 
 afterAll(closeAll);
 
 const FRAME = { HEADERS: 0x1, SETTINGS: 0x4, PING: 0x6 } as const;
 const FLAG = { ACK: 0x1, END_STREAM: 0x1, END_HEADERS: 0x4 } as const;
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
-
-function frame(type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(streamId, 5);
-  return Buffer.concat([h, payload]);
-}
 
 /** An h2c server written by hand: SETTINGS and their ACK, a 200 for each request unless holding; it never answers PING. */
 interface MutePingServer {
@@ -54,7 +57,7 @@ async function startMutePingServer(): Promise<MutePingServer> {
       sockets.delete(socket);
     });
     socket.on('error', () => {});
-    socket.write(frame(FRAME.SETTINGS, 0, 0));
+    socket.write(h2Frame(FRAME.SETTINGS, 0, 0));
     let buf = Buffer.alloc(0);
     let prefaceSeen = false;
     socket.on('data', (d: Buffer) => {
@@ -71,45 +74,25 @@ async function startMutePingServer(): Promise<MutePingServer> {
         const flags = buf[4]!;
         const stream = buf.readUInt32BE(5) & 0x7fffffff;
         buf = buf.subarray(9 + len);
-        if (type === FRAME.SETTINGS && (flags & FLAG.ACK) === 0) socket.write(frame(FRAME.SETTINGS, FLAG.ACK, 0));
+        if (type === FRAME.SETTINGS && (flags & FLAG.ACK) === 0) socket.write(h2Frame(FRAME.SETTINGS, FLAG.ACK, 0));
         else if (type === FRAME.PING) state.pings++;
         else if (type === FRAME.HEADERS) {
           state.requests++;
           // 0x88: HPACK static table entry 8, ":status: 200".
-          if (!state.hold) socket.write(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, stream, Buffer.from([0x88])));
+          if (!state.hold) socket.write(h2Frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, stream, Buffer.from([0x88])));
         }
       }
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.address = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  track({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  });
+  state.address = await listenTracked(server, sockets);
   return state;
 }
 
 function sidecarConfig(endpoint: string, o: { pool?: Record<string, unknown>; listener?: Record<string, unknown> } = {}): Config {
-  return {
-    node: { workers: 1, drain_timeout_ms: 2000, error_detail: 'full' },
-    admin: { address: '127.0.0.1:0' },
-    listeners: [
-      {
-        name: 'main',
-        address: '127.0.0.1:0',
-        engine: 'strict',
-        protocol: 'auto',
-        // A long route timeout: a stream that hangs shows as a client timeout, not as a 504.
-        routes: [{ match: { path_prefix: '/' }, cluster: 'app', timeout_ms: 60_000 }],
-        ...o.listener,
-      },
-    ],
-    clusters: [{ name: 'app', protocol: 'http2', endpoints: [{ address: endpoint }], ...(o.pool !== undefined ? { pool: o.pool } : {}) }],
-  };
+  // A long route timeout: a stream that hangs shows as a client timeout, not as a 504.
+  const route = { match: { path_prefix: '/' }, cluster: 'app', timeout_ms: 60_000 };
+  const app = { name: 'app', protocol: 'http2', endpoints: [{ address: endpoint }], ...(o.pool !== undefined ? { pool: o.pool } : {}) };
+  return config([route], [app], { node: { error_detail: 'full' }, listener: { engine: 'strict', protocol: 'auto', ...o.listener } });
 }
 
 describe('keepalive PINGs (pool.keepalive_interval_ms)', () => {
@@ -197,15 +180,7 @@ async function startHoldingUpstream(): Promise<{
       else state.held.push(answer);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.address = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
-  track({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  });
+  state.address = await listenTracked(server, sessions);
   return state;
 }
 

@@ -20,6 +20,7 @@ import {
   eventually,
   httpGet,
   leaf,
+  listenTracked,
   newCa,
   rawRequest,
   spiffe,
@@ -34,7 +35,6 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 interface H2Upstream {
   address: string;
-  port: number;
   /** Sessions the server accepted. */
   sessions: number;
   /** Most streams open at once on one session. */
@@ -57,7 +57,6 @@ interface H2Upstream {
 async function startH2Upstream(o: { maxConcurrentStreams?: number; tls?: { cert: string; key: string; ca: string } } = {}): Promise<H2Upstream> {
   const state: H2Upstream = {
     address: '',
-    port: 0,
     sessions: 0,
     maxOpenPerSession: 0,
     streams: 0,
@@ -98,16 +97,7 @@ async function startH2Upstream(o: { maxConcurrentStreams?: number; tls?: { cert:
       handle(state, stream, headers);
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  state.port = (server.address() as net.AddressInfo).port;
-  state.address = `127.0.0.1:${state.port}`;
-  track({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => resolve());
-      }),
-  });
+  state.address = await listenTracked(server, sessions);
   return state;
 }
 

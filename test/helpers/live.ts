@@ -3,6 +3,7 @@
 // `closeAll()` in afterAll/afterEach stops everything, then removes the temp directories.
 
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo, Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { vi } from 'vitest';
@@ -27,6 +28,24 @@ export async function closeAll(): Promise<void> {
   await Promise.allSettled(all.map((x) => x.close()));
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   dirs.clear();
+}
+
+/**
+ * Binds `server` (a net, http or http2 server) on 127.0.0.1, port 0, and returns `127.0.0.1:<port>`.
+ * closeAll() closes it, destroying what is still in `open` (its sessions or sockets: a Set, or the
+ * keys of a Map) first: a server's close() waits for its connections to end, and a fake upstream's
+ * may never end on their own.
+ */
+export async function listenTracked(server: Server, open: { keys(): Iterable<{ destroy(): void }> }): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  track({
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open.keys()) s.destroy();
+        server.close(() => resolve());
+      }),
+  });
+  return `127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 /** A fresh temp directory, removed by closeAll(). */

@@ -1,7 +1,7 @@
 // The test-helper module: tests import everything from here. This file starts the built CLI
 // (`dist/src/cli/main.js run`) as a real process on a config file the test owns (it may rewrite
 // it and send signals); the rest lives beside it, one concern a file, and is re-exported:
-//   live.ts      closeAll(), tempDir(), the bounded waits (waitFor, eventually: vi.waitFor)
+//   live.ts      closeAll(), tempDir(), listenTracked(), the bounded waits (waitFor, eventually: vi.waitFor)
 //   upstream.ts  the one fake upstream (modes, health checks, TLS, retry meter), deadPort()
 //   raw.ts       raw-socket upstream and clients that send exact bytes
 //   clients.ts   node:http requests, the admin API, keep-alive load
