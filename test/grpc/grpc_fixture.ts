@@ -1,7 +1,8 @@
 // A gRPC service without .proto files for the gRPC tests: grpc-js with a handwritten
 // ServiceDefinition whose messages are raw Buffers (the "serializers" are the identity), a server
 // that answers by method, clients for it (plain, mTLS, one per listener of a sidecar), the
-// sidecar config that routes to it, and the three started together.
+// sidecar config that routes to it, and the three started together; and the pieces the tests' own
+// fake gRPC servers share (RAW serializers, listenLocal, grpcFrame for gRPC spoken by hand).
 
 import * as grpc from '@grpc/grpc-js';
 import { config, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
