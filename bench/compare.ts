@@ -3,8 +3,9 @@
 // the two-sidecar mTLS path with a server sidecar of 1 and N workers) against nginx, haproxy
 // and a direct run on 127.0.0.1, with the paired ratios of issue 19 (node ÷ uws engine, server
 // sidecar N ÷ 1 workers, each ÷ nginx) and issue 13's scaling with workers (outrigger N ÷ 1
-// workers, with requests and connections per worker, printed after the report); writes
-// results.json, report.md and report.html into --out.
+// workers, with requests and connections per worker, printed after the report), then the gRPC
+// and WebSocket sections (bench/lib/grpc.ts, bench/lib/websocket.ts); writes results.json,
+// report.md and report.html into --out.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -16,6 +17,7 @@ import { PLAN_OPTIONS, VARIANTS, type MeasurePlan } from './lib/measure.js';
 import { renderHtml, renderMarkdown } from './lib/report.js';
 import { runSession } from './lib/session.js';
 import { defaultTargets } from './lib/targets.js';
+import { renderWsMarkdown, runWsBench, WS_SIZES } from './lib/websocket.js';
 
 const HELP = `usage: npm run bench -- [options]
   --quick              about 4 minutes: 2 rounds, short runs, no body variants
@@ -32,6 +34,8 @@ const HELP = `usage: npm run bench -- [options]
   --no-install         do not apt-get install missing nginx/haproxy/wrk/h2load
   --no-grpc            skip the gRPC section (h2load: one sidecar, two sidecars over HTTP/2
                        mTLS, nginx grpc_pass, direct; also alone as npm run bench:grpc)
+  --no-ws              skip the WebSocket section (echoed 64 B and 16 KiB messages: one sidecar,
+                       two sidecars over mTLS, nginx, direct; also alone as npm run bench:ws)
 `;
 
 // dist/bench/compare.js → repo root is two levels up.
@@ -58,6 +62,7 @@ async function main(): Promise<number> {
       variants: { type: 'boolean' },
       'no-variants': { type: 'boolean' },
       'no-grpc': { type: 'boolean' },
+      'no-ws': { type: 'boolean' },
     },
     strict: true,
   });
@@ -102,9 +107,23 @@ async function main(): Promise<number> {
     values['no-grpc'] === true
       ? null
       : await runGrpcBench({ repoRoot, rounds, seconds: plan.throughputS, rate: 1000, install: values['no-install'] !== true, log });
+  const ws =
+    values['no-ws'] === true
+      ? null
+      : await runWsBench({
+          repoRoot,
+          rounds,
+          seconds: plan.throughputS,
+          connections: 16,
+          inflight: 8,
+          sizes: WS_SIZES,
+          install: values['no-install'] !== true,
+          log,
+        });
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'results.json'), `${JSON.stringify(grpc === null ? results : { ...results, grpc }, null, 2)}\n`);
-  const md = grpc === null ? renderMarkdown(results) : `${renderMarkdown(results)}\n${renderGrpcMarkdown(grpc)}`;
+  const sections = { ...(grpc === null ? {} : { grpc }), ...(ws === null ? {} : { websocket: ws }) };
+  writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, ...sections }, null, 2)}\n`);
+  const md = [renderMarkdown(results), ...(grpc === null ? [] : [renderGrpcMarkdown(grpc)]), ...(ws === null ? [] : [renderWsMarkdown(ws)])].join('\n');
   writeFileSync(join(out, 'report.md'), md);
   writeFileSync(join(out, 'report.html'), renderHtml(results));
   const scaling = scalingLines(results, workersN);
