@@ -3,9 +3,9 @@
 // the two-sidecar mTLS path with a server sidecar of 1 and N workers) against nginx, haproxy
 // and a direct run on 127.0.0.1, with the paired ratios of issue 19 (node ÷ uws engine, server
 // sidecar N ÷ 1 workers, each ÷ nginx) and issue 13's scaling with workers (outrigger N ÷ 1
-// workers, with requests and connections per worker, printed after the report), then the gRPC
-// and WebSocket sections (bench/lib/grpc.ts, bench/lib/websocket.ts); writes results.json,
-// report.md and report.html into --out.
+// workers, with requests and connections per worker, printed after the report), then the gRPC,
+// WebSocket and raw TCP sections (bench/lib/grpc.ts, websocket.ts, tcp.ts); writes
+// results.json, report.md and report.html into --out.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -17,6 +17,7 @@ import { PLAN_OPTIONS, VARIANTS, type MeasurePlan } from './lib/measure.js';
 import { renderHtml, renderMarkdown } from './lib/report.js';
 import { runSession } from './lib/session.js';
 import { defaultTargets } from './lib/targets.js';
+import { renderTcpMarkdown, runTcpBench } from './lib/tcp.js';
 import { renderWsMarkdown, runWsBench, WS_SIZES } from './lib/websocket.js';
 
 const HELP = `usage: npm run bench -- [options]
@@ -36,6 +37,8 @@ const HELP = `usage: npm run bench -- [options]
                        mTLS, nginx grpc_pass, direct; also alone as npm run bench:grpc)
   --no-ws              skip the WebSocket section (echoed 64 B and 16 KiB messages: one sidecar,
                        two sidecars over mTLS, nginx, direct; also alone as npm run bench:ws)
+  --no-tcp             skip the raw TCP section (redis-benchmark through a tcp listener, two
+                       sidecars over mTLS, haproxy mode tcp, direct; also alone as npm run bench:tcp)
 `;
 
 // dist/bench/compare.js → repo root is two levels up.
@@ -63,6 +66,7 @@ async function main(): Promise<number> {
       'no-variants': { type: 'boolean' },
       'no-grpc': { type: 'boolean' },
       'no-ws': { type: 'boolean' },
+      'no-tcp': { type: 'boolean' },
     },
     strict: true,
   });
@@ -120,10 +124,27 @@ async function main(): Promise<number> {
           install: values['no-install'] !== true,
           log,
         });
+  const tcp =
+    values['no-tcp'] === true
+      ? null
+      : await runTcpBench({
+          repoRoot,
+          rounds,
+          requests: quick ? 30_000 : 100_000,
+          largeRequests: quick ? 3000 : 10_000,
+          largeValueBytes: 65_536,
+          install: values['no-install'] !== true,
+          log,
+        });
   mkdirSync(out, { recursive: true });
-  const sections = { ...(grpc === null ? {} : { grpc }), ...(ws === null ? {} : { websocket: ws }) };
+  const sections = { ...(grpc === null ? {} : { grpc }), ...(ws === null ? {} : { websocket: ws }), ...(tcp === null ? {} : { tcp }) };
   writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, ...sections }, null, 2)}\n`);
-  const md = [renderMarkdown(results), ...(grpc === null ? [] : [renderGrpcMarkdown(grpc)]), ...(ws === null ? [] : [renderWsMarkdown(ws)])].join('\n');
+  const md = [
+    renderMarkdown(results),
+    ...(grpc === null ? [] : [renderGrpcMarkdown(grpc)]),
+    ...(ws === null ? [] : [renderWsMarkdown(ws)]),
+    ...(tcp === null ? [] : [renderTcpMarkdown(tcp)]),
+  ].join('\n');
   writeFileSync(join(out, 'report.md'), md);
   writeFileSync(join(out, 'report.html'), renderHtml(results));
   const scaling = scalingLines(results, workersN);

@@ -1,4 +1,5 @@
-// Peer proxies for side-by-side runs: finds (or installs from Debian) nginx, haproxy and wrk,
+// Peer proxies for side-by-side runs: finds (or installs from Debian) nginx, haproxy and wrk (and
+// the load tools and servers of the protocol sections: h2load, redis-server, redis-benchmark),
 // and writes their configs for a fair comparison: one worker/thread, keep-alive to the
 // upstream, no access log, running in the foreground with every file in a temp dir.
 
@@ -15,7 +16,14 @@ export interface ToolStatus {
   readonly installedNow: boolean;
 }
 
-const DEBIAN_PACKAGE: Readonly<Record<string, string>> = { nginx: 'nginx', haproxy: 'haproxy', wrk: 'wrk', h2load: 'nghttp2-client' };
+const DEBIAN_PACKAGE: Readonly<Record<string, string>> = {
+  nginx: 'nginx',
+  haproxy: 'haproxy',
+  wrk: 'wrk',
+  h2load: 'nghttp2-client',
+  'redis-server': 'redis-server',
+  'redis-benchmark': 'redis-tools',
+};
 const KNOWN_PATHS: Readonly<Record<string, readonly string[]>> = {
   nginx: ['/usr/sbin/nginx'],
   haproxy: ['/usr/sbin/haproxy'],
