@@ -9,6 +9,7 @@
 // policy (api_policy.ts) by the config store.
 
 import type { CounterTotals } from '../stats/counters.js';
+import { tcpJson, tcpMetrics } from '../stats/tcp.js';
 import { upgradeMetrics, upgradesJson } from '../stats/upgrades.js';
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
@@ -147,12 +148,13 @@ export class AdminServer {
           security: securityJson(d.stats.counters, listeners),
           connections: connectionsJson(d.stats.counters),
           upgrades: upgradesJson(d.stats.counters),
+          tcp: tcpJson(d.stats.counters),
         });
       }
       case 'GET /metrics': {
         const text = await d.stats.prometheus();
         res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
-        res.end(`${text}${upgradeMetrics(d.stats.counters)}${certificateMetrics(d.certs())}`);
+        res.end(`${text}${upgradeMetrics(d.stats.counters)}${tcpMetrics(d.stats.counters)}${certificateMetrics(d.certs())}`);
         return;
       }
       case 'GET /certs':

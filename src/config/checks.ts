@@ -74,6 +74,8 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
   checkBindAddresses(raw, listeners, out);
   listeners.forEach((l, i) => {
     if (!isObj(l)) return;
+    if (l['protocol'] === 'tcp') checkTcpListener(l, ['listeners', i], clusterNames, out);
+    else checkHttpListener(l, ['listeners', i], out);
     const routes = list(l['routes']);
     checkUniqueNames(routes, ['listeners', i, 'routes'], 'route', out, new Set());
     routes.forEach((r, j) => {
@@ -81,6 +83,35 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
     });
   });
   return out;
+}
+
+/** A tcp listener forwards bytes to one cluster: nothing HTTP applies to it. */
+function checkTcpListener(l: Obj, at: ConfigPath, clusters: ReadonlySet<string>, out: RawProblem[]): void {
+  if (l['routes'] !== undefined) out.push({ path: [...at, 'routes'], message: 'a tcp listener has no routes: every connection goes to its cluster' });
+  if (l['engine'] !== undefined) {
+    out.push({ path: [...at, 'engine'], message: 'a tcp listener has no HTTP engine (its connections are forwarded as bytes by node:net/tls): remove engine' });
+  }
+  const cluster = l['cluster'];
+  if (cluster === undefined) out.push({ path: [...at, 'cluster'], message: 'required on a tcp listener: the cluster every connection goes to' });
+  else if (typeof cluster === 'string' && !clusters.has(cluster)) {
+    out.push({ path: [...at, 'cluster'], message: `unknown cluster "${cluster}"${didYouMean(cluster, clusters)}` });
+  }
+  // Only the peer's identity is known on a TCP connection: rules on HTTP fields could never match.
+  list(l['authorization']).forEach((r, k) => {
+    if (!isObj(r)) return;
+    for (const field of ['paths', 'methods', 'grpc']) {
+      if (r[field] !== undefined)
+        out.push({ path: [...at, 'authorization', k, field], message: `a tcp listener authorizes by peer identity only: ${field} does not apply (use from)` });
+    }
+  });
+}
+
+/** `cluster` and `tcp` belong to tcp listeners; an HTTP listener needs routes. */
+function checkHttpListener(l: Obj, at: ConfigPath, out: RawProblem[]): void {
+  if (l['routes'] === undefined) out.push({ path: [...at, 'routes'], message: 'required (at least one route), unless protocol is tcp' });
+  for (const field of ['cluster', 'tcp']) {
+    if (l[field] !== undefined) out.push({ path: [...at, field], message: `only for protocol: tcp listeners (an HTTP listener names clusters in its routes)` });
+  }
 }
 
 function checkRoute(r: Obj, at: ConfigPath, clusters: ReadonlySet<string>, opts: CheckOptions, out: RawProblem[]): void {
@@ -175,6 +206,11 @@ function checkCluster(c: Obj, at: ConfigPath, out: RawProblem[]): void {
 /** A gRPC health check is an HTTP/2 call with its own path. */
 function checkGrpcHealthCheck(c: Obj, at: ConfigPath, out: RawProblem[]): void {
   const hc = c['health_check'];
+  if (isObj(hc) && hc['tcp'] !== undefined) {
+    for (const field of ['path', 'grpc']) {
+      if (hc[field] !== undefined) out.push({ path: [...at, 'health_check', field], message: 'give tcp (a connect) or an HTTP check, not both' });
+    }
+  }
   if (!isObj(hc) || hc['grpc'] === undefined) return;
   if (c['protocol'] !== 'http2') {
     out.push({ path: [...at, 'health_check', 'grpc'], message: 'the gRPC health check speaks HTTP/2: it needs protocol: http2 on this cluster' });

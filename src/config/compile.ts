@@ -93,6 +93,9 @@ export function compileAdmin(admin: RawAdmin): AdminSpec {
  */
 export const DEFAULT_ENGINE = 'strict';
 
+/** `listeners[].tcp.idle_timeout_ms` when a tcp listener has no `tcp` section (1 h, as for WebSocket). */
+const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
+
 function compileListener(l: RawListener, opts: CompileOptions, workers: number, errorDetail: 'minimal' | 'full'): ListenerSpec {
   const hp = mustParse(l.address, true);
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
@@ -109,6 +112,7 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number, 
     engine,
     // uws has no HTTP/2 (checks.ts refuses asking for it); every other engine serves both by default.
     protocol: l.protocol ?? (engine === 'uws' ? 'http1' : 'auto'),
+    tcp: l.protocol === 'tcp' ? { cluster: l.cluster!, idleTimeoutMs: l.tcp?.idle_timeout_ms ?? DEFAULT_TCP_IDLE_TIMEOUT_MS } : null,
     h2MaxConcurrentStreams: l.http2.max_concurrent_streams,
     headersWithUnderscores: l.headers_with_underscores,
     errorDetail: errorDetail === 'full',
@@ -119,7 +123,7 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number, 
       keepaliveIdleMs: l.timeouts.keepalive_idle_ms,
     },
     maxConnections: l.max_connections ?? null,
-    routes: l.routes.map((r, i) => compileRoute(r, `${l.name}#${i}`, opts, servedBy)),
+    routes: (l.routes ?? []).map((r, i) => compileRoute(r, `${l.name}#${i}`, opts, servedBy)),
     rateLimit: compileRateLimit(l.rate_limit, servedBy),
     accessLog: l.access_log === undefined ? null : { path: l.access_log.path, format: l.access_log.format },
     tls,
@@ -273,9 +277,10 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
       c.health_check === undefined
         ? null
         : {
-            // The schema leaves `path` out exactly when `grpc` is given: the check then calls Health/Check.
-            path: c.health_check.path ?? '/grpc.health.v1.Health/Check',
+            // The schema leaves `path` out exactly when `grpc` or `tcp` is given: a gRPC check calls Health/Check, a TCP one requests nothing.
+            path: c.health_check.path ?? (c.health_check.tcp !== undefined ? '' : '/grpc.health.v1.Health/Check'),
             grpc: c.health_check.grpc === undefined ? null : { service: c.health_check.grpc.service },
+            tcp: c.health_check.tcp !== undefined,
             intervalMs: c.health_check.interval_ms,
             timeoutMs: c.health_check.timeout_ms,
             unhealthyThreshold: c.health_check.unhealthy_threshold,

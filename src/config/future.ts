@@ -201,12 +201,14 @@ export const healthCheckSchema = z
   .strictObject({
     path: pathField.optional(),
     grpc: z.strictObject({ service: z.string().default('') }).optional(),
+    /** A TCP connect (and, for a `tls` cluster, the mTLS handshake) is the whole check. */
+    tcp: z.strictObject({}).optional(),
     interval_ms: ms(1).default(5000),
     timeout_ms: ms(1).default(1000),
     unhealthy_threshold: z.int().min(1).default(3),
     healthy_threshold: z.int().min(1).default(2),
   })
-  .transform(({ path, ...h }): typeof h & { path?: string } => (h.grpc !== undefined ? h : { ...h, path: path ?? '/healthz' }));
+  .transform(({ path, ...h }): typeof h & { path?: string } => (h.grpc !== undefined || h.tcp !== undefined ? h : { ...h, path: path ?? '/healthz' }));
 
 /** Cluster `outlier_detection`: passive ejection of failing endpoints. */
 export const outlierDetectionSchema = z.strictObject({

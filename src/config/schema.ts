@@ -107,8 +107,19 @@ export const listenerSchema = z.strictObject({
   max_request_headers_bytes: z.int().min(1024).max(1_048_576).default(65_536),
   x_forwarded_for: z.enum(['append', 'off']).default('append'),
   engine: z.enum(['uws', 'node', 'strict']).optional(),
-  /** Client-side protocol: `auto` (default; `http1` on engine uws) serves HTTP/1.1 and HTTP/2 (preface / ALPN), `http1` or `http2` only one. */
-  protocol: z.enum(['http1', 'http2', 'auto']).optional(),
+  /**
+   * Client-side protocol: `auto` (default; `http1` on engine uws) serves HTTP/1.1 and HTTP/2 (preface / ALPN), `http1` or `http2` only one;
+   * `tcp` forwards each connection's bytes to `cluster` (no routes, no engine).
+   */
+  protocol: z.enum(['http1', 'http2', 'auto', 'tcp']).optional(),
+  /** protocol tcp: the cluster every connection goes to. */
+  cluster: nameField.optional(),
+  tcp: z
+    .strictObject({
+      /** A connection with no byte in either direction for this long is closed (both sides); 0 = never. */
+      idle_timeout_ms: ms().default(3_600_000),
+    })
+    .optional(),
   http2: z
     .strictObject({
       max_concurrent_streams: z.int().min(1).max(2_147_483_647).default(100),
@@ -124,7 +135,8 @@ export const listenerSchema = z.strictObject({
     })
     .default({ headers_ms: 10_000, body_idle_ms: 60_000, handshake_ms: 10_000, keepalive_idle_ms: 60_000 }),
   max_connections: z.int().min(1).max(1_000_000).optional(),
-  routes: z.array(routeSchema).min(1),
+  /** Required unless protocol is tcp (checks.ts). */
+  routes: z.array(routeSchema).min(1).optional(),
   tls: listenerTlsSchema.optional(),
   authorization: authorizationSchema.optional(),
   rate_limit: rateLimitSchema.optional(),

@@ -105,9 +105,12 @@ export interface ListenerSpec {
   readonly engine: 'uws' | 'node' | 'strict';
   /**
    * Client-side protocol: `http1`; `http2` (h2c with prior knowledge on plaintext, ALPN `h2` on
-   * TLS); `auto` (the connection preface or ALPN decides). uws serves http1 only.
+   * TLS); `auto` (the connection preface or ALPN decides). uws serves http1 only. `tcp`: no
+   * HTTP at all, each connection's bytes go to `tcp.cluster` (routes are empty, engine unused).
    */
-  readonly protocol: 'http1' | 'http2' | 'auto';
+  readonly protocol: 'http1' | 'http2' | 'auto' | 'tcp';
+  /** protocol tcp: where connections go and when an idle one closes; null on HTTP listeners. */
+  readonly tcp: TcpListenerSpec | null;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
   readonly h2MaxConcurrentStreams: number;
   /** Request header names with `_`: dropped (default, counted), refused with 400, or forwarded. */
@@ -122,6 +125,12 @@ export interface ListenerSpec {
   readonly tls: 'mtls' | 'tls' | null;
   /** Authorization rules (deny unless one allows); null = every authenticated peer is allowed. */
   readonly authorization: readonly AuthzRuleSpec[] | null;
+}
+
+export interface TcpListenerSpec {
+  readonly cluster: string;
+  /** No byte in either direction for this long closes both sides; 0 = never. */
+  readonly idleTimeoutMs: number;
 }
 
 export interface ListenerTimeoutsSpec {
@@ -292,6 +301,8 @@ export interface HealthCheckSpec {
   readonly path: string;
   /** `http2` clusters: check with the gRPC health-checking protocol for this service ("" = the whole server); null = a GET of `path`. */
   readonly grpc: { readonly service: string } | null;
+  /** A TCP connect (mTLS handshake on a `tls` cluster) is the whole check (`path` is then ''). */
+  readonly tcp: boolean;
   readonly intervalMs: number;
   readonly timeoutMs: number;
   readonly unhealthyThreshold: number;

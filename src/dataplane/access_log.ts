@@ -29,6 +29,23 @@ export interface AccessEntry {
   readonly tries: number;
 }
 
+/** One connection of a `protocol: tcp` listener (its end: tcp_proxy.ts TcpEnd). */
+export interface TcpAccessEntry {
+  readonly listener: string;
+  readonly protocol: 'tcp';
+  readonly cluster: string;
+  readonly upstream: string | null;
+  readonly client: string;
+  readonly peer: string | null;
+  readonly destination_port: number;
+  /** ISO time the connection was accepted. */
+  readonly start: string;
+  readonly duration_ms: number;
+  readonly bytes_from_client: number;
+  readonly bytes_from_upstream: number;
+  readonly end: string;
+}
+
 export class AccessLog {
   private readonly logger: Logger;
   private readonly dest: ReturnType<typeof pino.destination>;
@@ -48,6 +65,16 @@ export class AccessLog {
     if (this.text) {
       this.logger.info(
         `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}${e.protocol === null ? '' : ` ${e.protocol}`}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.error === null ? '' : ` ${e.error} ${JSON.stringify(e.detail ?? '')}`}`,
+      );
+    } else {
+      this.logger.info(e, 'access');
+    }
+  }
+
+  writeTcp(e: TcpAccessEntry): void {
+    if (this.text) {
+      this.logger.info(
+        `${e.client} ${e.peer ?? '-'} "TCP :${e.destination_port}" ${e.end} ${e.bytes_from_client} ${e.bytes_from_upstream} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'}`,
       );
     } else {
       this.logger.info(e, 'access');

@@ -46,6 +46,7 @@ import {
 } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
+import { TcpListener, type TcpListenerHooks, type TcpRecord } from './tcp_proxy.js';
 import { Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRequest } from './upgrade.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
 
@@ -78,6 +79,8 @@ export interface ListenerContext {
   onTestStall(route: string): void;
   /** An upgraded connection (or its attempt) on this listener ended (a drain may be waiting for it). */
   onUpgradeEnded(listener: ListenerRuntime): void;
+  /** A connection on a tcp listener ended (access log; a drain may be waiting for it). */
+  onTcpEnded(listener: ListenerRuntime, record: TcpRecord): void;
 }
 
 /** Node-engine sockets carry the peer's SPIFFE ID (TLS, read once per connection) and whether a request on them was refused. */
@@ -106,6 +109,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   inflight = 0;
   /** Upgraded (WebSocket) connections: the open tunnels and their counters. */
   readonly upgrades = new Upgrades();
+  /** A `protocol: tcp` listener's connections (tcp_proxy.ts): no HTTP server at all then. */
+  readonly tcp: TcpListener | null = null;
   port = 0;
   /** TLS handshakes refused (no, expired or untrusted client certificate). */
   handshakeFailures = 0;
@@ -125,6 +130,11 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.targets = this.resolveTargets();
     this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
     this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
+    if (spec.tcp !== null) {
+      this.connectionsAccepted = 0;
+      this.tcp = new TcpListener(spec, this.tcpHooks(), this.tlsParams());
+      return;
+    }
     if (spec.engine !== 'uws' && spec.protocol !== 'http1') {
       this.h2 = new H2Server(spec, { request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn) });
     }
@@ -276,6 +286,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
    * holds the port, and resolved port 0 to one port for all workers. Resolves to the bound port.
    */
   listen(): Promise<number> {
+    if (this.tcp !== null) return this.tcp.listen().then((port) => (this.port = port));
     const server: NetServer | null = this.server ?? this.h1?.server ?? null;
     if (server !== null) {
       return new Promise((resolve, reject) => {
@@ -335,6 +346,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     }
     this.h1?.configure(spec);
     this.h2?.configure(spec);
+    this.tcp?.configure(spec);
     if (change.rateLimit) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
     if (change.authorization) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
   }
@@ -346,6 +358,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     const { requestCert: _rc, rejectUnauthorized: _ru, ...ctxOptions } = serverTlsOptions(material, this.tlsParams());
     (this.server as https.Server | null)?.setSecureContext(ctxOptions);
     this.h1?.setSecureContext(ctxOptions);
+    this.tcp?.setSecureContext(ctxOptions);
   }
 
   /** Session tickets and ids are bound to this listener's name and mode (tls/contexts.ts). */
@@ -378,6 +391,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.h1?.closeAll();
     this.h2?.closeAll();
     this.upgrades.closeAll();
+    this.tcp?.closeAll();
   }
 
   /** Stops accepting connections; requests on open connections are still served. */
@@ -392,6 +406,33 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     }
     this.h1?.stopAccepting();
     this.h2?.stopAccepting();
+    this.tcp?.stopAccepting();
+  }
+
+  /** What this listener's tcp connections report and ask (in flight until they end, like exchanges). */
+  private tcpHooks(): TcpListenerHooks {
+    const ctx = this.ctx;
+    return {
+      ticker: ctx.ticker,
+      cluster: (name) => ctx.cluster(name),
+      tlsMaterial: () => ctx.tlsMaterial(),
+      onTryOutcome: (c, e, outcome) => ctx.onTryOutcome(c, e, outcome),
+      // Only `from` applies to TCP (checks.ts refuses paths, methods and grpc on a tcp listener).
+      authorize: (identity) => this.authorizer === null || this.authorizer.check(identity, '', '') >= 0,
+      accepted: () => {
+        this.connectionsAccepted!++;
+      },
+      handshakeFailed: () => {
+        this.handshakeFailures++;
+      },
+      started: () => {
+        this.inflight++;
+      },
+      ended: (record) => {
+        this.inflight--;
+        ctx.onTcpEnded(this, record);
+      },
+    };
   }
 
   /**

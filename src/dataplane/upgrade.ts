@@ -19,6 +19,7 @@ import { ChunkedDecoder, type ChunkSink } from './h1/chunked.js';
 import { httpDate } from './h1/downstream.js';
 import { localReply, localReplyBytes } from './local_reply.js';
 import type { RequestHead } from './request_head.js';
+import { resetSocket } from './splice.js';
 
 /** The Upgrade header's value when one of its protocols is `websocket` (RFC 6455 §4.1), else null. */
 export function webSocketUpgrade(headers: readonly string[]): string | null {
@@ -397,13 +398,6 @@ export class Tunnel implements Timed, ChunkSink {
     if (this.st === St.AwaitingHead) this.fail(new ProxyError('timeout', `${this.at} did not answer the upgrade in time`));
     else this.destroy();
   }
-}
-
-/** A reset on one side becomes a reset on the other: an RST on TCP, an abrupt close on TLS (which has no RST of its own). */
-function resetSocket(s: net.Socket): void {
-  if (s.destroyed) return;
-  if (s instanceof tls.TLSSocket) s.destroy();
-  else s.resetAndDestroy();
 }
 
 /** The outcome of an answered upgrade, by its status, as an exchange's try would report it. */

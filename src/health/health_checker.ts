@@ -1,13 +1,15 @@
 // Active health checks (issue 7), run once per sidecar on the main thread: an HTTP/1.1 GET per
 // endpoint every `intervalMs` (±10% jitter; HTTP/2 for `protocol: http2` clusters, which may check
-// with the gRPC health-checking protocol instead of a GET; mTLS for `tls` clusters),
+// with the gRPC health-checking protocol instead of a GET; a bare TCP connect for `tcp` checks;
+// mTLS for `tls` clusters),
 // thresholds flip the endpoint's health and report it through one callback; the caller
-// broadcasts to workers. Touches only node:http, node:https, node:http2 and timers.
+// broadcasts to workers. Touches only node:http, node:https, node:http2, node:net, node:tls and timers.
 
 import http from 'node:http';
 import http2 from 'node:http2';
 import https from 'node:https';
-import type tls from 'node:tls';
+import net from 'node:net';
+import tls from 'node:tls';
 import type { ClusterSpec, EndpointSpec, HealthCheckSpec } from '../config/types.js';
 import { clientTlsOptions } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -199,6 +201,7 @@ export class HealthChecker {
     };
     const secure = this.connectTls(t);
     if (typeof secure === 'string') finish(secure);
+    else if (t.spec.tcp) this.checkTcp(t, secure, finish);
     else if (t.protocol === 'http2') this.checkH2(t, secure, finish);
     else this.checkH1(t, secure, finish);
   }
@@ -210,6 +213,25 @@ export class HealthChecker {
     const m = this.material();
     if (m === null) return 'no certificate loaded for mTLS';
     return clientTlsOptions(m, t.tls.identities);
+  }
+
+  /** The TCP check: a fresh connection (with its mTLS handshake and identity check on a `tls` cluster) that is closed once made. */
+  private checkTcp(t: Target, secure: tls.ConnectionOptions | null, finish: (error: string | null) => void): void {
+    const { endpoint, spec } = t;
+    const socket =
+      secure === null ? net.connect({ host: endpoint.host, port: endpoint.port }) : tls.connect({ host: endpoint.host, port: endpoint.port, ...secure });
+    t.inflight = socket;
+    const end = (error: string | null): void => {
+      clearTimeout(deadline);
+      socket.removeAllListeners('error');
+      socket.on('error', noop);
+      socket.destroy();
+      finish(error);
+    };
+    const deadline = setTimeout(() => end(`timeout after ${spec.timeoutMs} ms`), spec.timeoutMs);
+    deadline.unref();
+    socket.once(secure === null ? 'connect' : 'secureConnect', () => end(null));
+    socket.once('error', (err: Error) => end(describe(err)));
   }
 
   /** The HTTP/1.1 check: a GET of `path`, on a fresh connection (TLS for a `tls` cluster). */
@@ -367,6 +389,8 @@ function awaitGrpcCheck(req: http2.ClientHttp2Stream, end: (error: string | null
   });
   req.on('close', () => end(head === null ? 'stream reset before the response' : 'stream reset: closed before the response ended'));
 }
+
+function noop(): void {}
 
 function headerValue(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;

@@ -55,6 +55,13 @@ export const COUNTER_HELP: Readonly<Record<string, string>> = {
   outrigger_upgraded_connections_total: 'Upgraded (WebSocket) connections opened (the upstream answered 101), by listener.',
   outrigger_upgraded_connections_closed_total: 'Upgraded (WebSocket) connections closed, by listener.',
   outrigger_upgraded_bytes_total: 'Bytes carried by upgraded connections after the 101, by listener and direction (from_client, from_upstream).',
+  outrigger_tcp_connections_total:
+    'Connections of tcp listeners that reached an endpoint, by listener, cluster and original destination port (the listener port, or the one a client sidecar named in ALPN).',
+  outrigger_tcp_connections_closed_total: 'Connections of tcp listeners closed after reaching an endpoint, by listener and cluster.',
+  outrigger_tcp_bytes_total: 'Bytes carried by tcp listeners, by listener, cluster and direction (from_client, from_upstream).',
+  outrigger_tcp_connection_seconds_total: 'Summed duration of closed tcp listener connections, by listener and cluster.',
+  outrigger_tcp_refused_total:
+    'Connections of tcp listeners closed before reaching an endpoint, by listener, cluster and reason (unauthorized, overflow, no_endpoint, connect_failed, connect_timeout, identity_mismatch, no_certificate, closed: the client left first).',
   outrigger_retries_total: 'Retries made by route retry policies, by cluster.',
   outrigger_grpc_responses_total:
     "gRPC calls (HTTP/2, content-type application/grpc*) by the grpc-status the client got (the upstream's, or the proxy's own local reply), by listener, route and cluster.",
@@ -77,6 +84,11 @@ export const COUNTER_LABELS: Readonly<Record<string, readonly string[]>> = {
   outrigger_upgraded_connections_total: ['listener'],
   outrigger_upgraded_connections_closed_total: ['listener'],
   outrigger_upgraded_bytes_total: ['listener', 'direction'],
+  outrigger_tcp_connections_total: ['listener', 'cluster', 'destination_port'],
+  outrigger_tcp_connections_closed_total: ['listener', 'cluster'],
+  outrigger_tcp_bytes_total: ['listener', 'cluster', 'direction'],
+  outrigger_tcp_connection_seconds_total: ['listener', 'cluster'],
+  outrigger_tcp_refused_total: ['listener', 'cluster', 'reason'],
   outrigger_retries_total: ['cluster'],
   outrigger_grpc_responses_total: ['listener', 'route', 'cluster', 'grpc_status'],
   outrigger_retry_budget_exhausted_total: ['cluster'],

@@ -5,11 +5,12 @@
 // apply that brings one waits for it, and the few entries of requests that arrive between the
 // listener's bind and that load are kept and written first.
 
-import type { AccessEntry, AccessLog } from '../dataplane/access_log.js';
+import type { AccessEntry, AccessLog, TcpAccessEntry } from '../dataplane/access_log.js';
 import type { AccessLogSpec } from '../config/types.js';
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { RequestHead } from '../dataplane/request_head.js';
+import type { TcpRecord } from '../dataplane/tcp_proxy.js';
 import type { ConfigDelta } from '../config/delta.js';
 import type { ProxyError } from '../errors.js';
 
@@ -21,7 +22,7 @@ export class AccessLogs {
   private readonly logs = new Map<string, AccessLog>();
   private AccessLogClass: (typeof import('../dataplane/access_log.js'))['AccessLog'] | null = null;
   private loading: Promise<void> | null = null;
-  private early: Array<{ readonly name: string; readonly spec: AccessLogSpec; readonly entry: AccessEntry }> = [];
+  private early: Array<{ readonly name: string; readonly spec: AccessLogSpec; readonly entry: AccessEntry | TcpAccessEntry }> = [];
 
   exchangeDone(l: ListenerRuntime, ex: Exchange): void {
     if (l.spec.accessLog === null) return;
@@ -31,6 +32,26 @@ export class AccessLogs {
   localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null, requestId: string): void {
     if (l.spec.accessLog === null) return;
     this.write(l, head, routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? null) : null, null, err.status, err, requestId);
+  }
+
+  /** A connection of a tcp listener ended: one line with its start, duration, bytes both ways, peer, endpoint and how it ended. */
+  tcpDone(l: ListenerRuntime, r: TcpRecord): void {
+    const spec = l.spec.accessLog;
+    if (spec === null) return;
+    this.emit(l.spec.name, spec, {
+      listener: l.spec.name,
+      protocol: 'tcp',
+      cluster: r.cluster,
+      upstream: r.upstream,
+      client: r.client,
+      peer: r.peer,
+      destination_port: r.destinationPort,
+      start: new Date(r.startMs).toISOString(),
+      duration_ms: r.durationMs,
+      bytes_from_client: r.bytesFromClient,
+      bytes_from_upstream: r.bytesFromUpstream,
+      end: r.end,
+    });
   }
 
   /**
@@ -49,7 +70,7 @@ export class AccessLogs {
       this.AccessLogClass = m.AccessLog;
       const early = this.early;
       this.early = [];
-      for (const e of early) this.logOf(e.name, e.spec).write(e.entry);
+      for (const e of early) writeEntry(this.logOf(e.name, e.spec), e.entry);
     });
     return this.loading;
   }
@@ -103,12 +124,21 @@ export class AccessLogs {
       detail: err === null ? null : err.message,
       tries: ex?.tries ?? 0,
     };
+    this.emit(l.spec.name, spec, entry);
+  }
+
+  private emit(name: string, spec: AccessLogSpec, entry: AccessEntry | TcpAccessEntry): void {
     if (this.AccessLogClass !== null) {
-      this.logOf(l.spec.name, spec).write(entry);
+      writeEntry(this.logOf(name, spec), entry);
     } else {
       // Before the code has loaded (a request between the bind and the end of the apply).
-      if (this.early.length < MAX_EARLY_ENTRIES) this.early.push({ name: l.spec.name, spec, entry });
+      if (this.early.length < MAX_EARLY_ENTRIES) this.early.push({ name, spec, entry });
       void this.load();
     }
   }
+}
+
+function writeEntry(log: AccessLog, entry: AccessEntry | TcpAccessEntry): void {
+  if ('destination_port' in entry) log.writeTcp(entry);
+  else log.write(entry);
 }

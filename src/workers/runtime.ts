@@ -19,7 +19,10 @@ import type { BoundListener } from './messages.js';
  * What the worker does when a request ends or a try's outcome is known (stats, access log,
  * outlier reports, drain) and the test hooks: handed to every listener as they are.
  */
-export type RequestObserver = Pick<ListenerContext, 'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall' | 'onUpgradeEnded'>;
+export type RequestObserver = Pick<
+  ListenerContext,
+  'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall' | 'onUpgradeEnded' | 'onTcpEnded'
+>;
 
 export class WorkerRuntime implements ListenerContext {
   readonly ticker = new Ticker(25);
@@ -40,6 +43,7 @@ export class WorkerRuntime implements ListenerContext {
   readonly onTestCrash: ListenerContext['onTestCrash'];
   readonly onTestStall: ListenerContext['onTestStall'];
   readonly onUpgradeEnded: ListenerContext['onUpgradeEnded'];
+  readonly onTcpEnded: ListenerContext['onTcpEnded'];
 
   constructor(
     observer: RequestObserver,
@@ -53,6 +57,7 @@ export class WorkerRuntime implements ListenerContext {
       onTestCrash: this.onTestCrash,
       onTestStall: this.onTestStall,
       onUpgradeEnded: this.onUpgradeEnded,
+      onTcpEnded: this.onTcpEnded,
     } = observer);
   }
 

@@ -6,6 +6,7 @@
 
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
+import type { TcpCounters } from '../dataplane/tcp_proxy.js';
 import type { ProxyError } from '../errors.js';
 import { isGrpcRequest } from '../grpc/wire.js';
 import { grpcStatusOf } from '../dataplane/local_reply.js';
@@ -127,6 +128,7 @@ export class StatsReporter {
       d.observe(u, 'outrigger_upgraded_connections_closed_total', { listener }, u.closed);
       d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_client' }, u.bytesFromClient);
       d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_upstream' }, u.bytesFromUpstream);
+      if (l.tcp !== null) this.observeTcp(listener, l.tcp.counters);
       const authz = l.authzCounts;
       if (authz !== null) {
         authz.allowed.forEach((n, i) => d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: String(i), decision: 'allow' }, n));
@@ -144,6 +146,19 @@ export class StatsReporter {
         d.observe(pc, 'outrigger_upstream_tls_handshakes_total', { cluster, endpoint: e.address }, pc.tlsHandshakes);
         d.observe(pc, 'outrigger_upstream_tls_resumptions_total', { cluster, endpoint: e.address }, pc.tlsResumed);
       }
+    }
+  }
+
+  private observeTcp(listener: string, byCluster: ReadonlyMap<string, TcpCounters>): void {
+    const d = this.counters;
+    for (const [cluster, c] of byCluster) {
+      for (const [port, n] of c.openedByPort)
+        d.observe(c.openedByPort, 'outrigger_tcp_connections_total', { listener, cluster, destination_port: String(port) }, n);
+      d.observe(c, 'outrigger_tcp_connections_closed_total', { listener, cluster }, c.closed);
+      d.observe(c, 'outrigger_tcp_bytes_total', { listener, cluster, direction: 'from_client' }, c.bytesFromClient);
+      d.observe(c, 'outrigger_tcp_bytes_total', { listener, cluster, direction: 'from_upstream' }, c.bytesFromUpstream);
+      d.observe(c, 'outrigger_tcp_connection_seconds_total', { listener, cluster }, c.durationSeconds);
+      for (const [reason, n] of c.refused) d.observe(c.refused, 'outrigger_tcp_refused_total', { listener, cluster, reason }, n);
     }
   }
 

@@ -61,6 +61,10 @@ class WorkerThread {
         if (err.code === 'internal_error') this.internalError(l.spec.name, err, requestId);
       },
       onUpgradeEnded: () => this.drain.exchangeDone(),
+      onTcpEnded: (l, record) => {
+        this.accessLogs.tcpDone(l, record);
+        this.drain.exchangeDone();
+      },
       ...testHooks(this.init),
     };
   }

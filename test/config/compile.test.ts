@@ -151,7 +151,7 @@ describe('compile', () => {
     expect(r.admin.tokenFile).toBeNull();
     expect(r.source.node.workers).toBe(2);
     expect(r.source.clusters[0]?.circuit_breaker).toEqual({ max_requests: 1024, max_pending: 1024 });
-    expect(r.source.listeners[0]?.routes[0]?.match).toEqual({ headers: {} });
+    expect(r.source.listeners[0]?.routes?.[0]?.match).toEqual({ headers: {} });
   });
 
   it('accepts an empty mapping (no listeners, no clusters) but not an empty file', () => {

@@ -234,7 +234,7 @@ describe('cluster circuit breaker, retry budget, health check, outlier detection
     expect(none.healthCheck).toBeNull();
     expect(none.outlier).toBeNull();
     const c = cluster({ cluster: { health_check: {}, outlier_detection: {} } });
-    expect(c.healthCheck).toEqual({ path: '/healthz', grpc: null, intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 });
+    expect(c.healthCheck).toEqual({ path: '/healthz', grpc: null, tcp: false, intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 });
     expect(c.outlier).toEqual({ consecutive5xx: 5, consecutiveGatewayFailure: 5, intervalMs: 10000, baseEjectionMs: 30000, maxEjectionPercent: 10 });
     const given = cluster({
       cluster: {
@@ -242,7 +242,7 @@ describe('cluster circuit breaker, retry budget, health check, outlier detection
         outlier_detection: { consecutive_5xx: 2, consecutive_gateway_failure: 3, interval_ms: 500, base_ejection_ms: 1000, max_ejection_percent: 100 },
       },
     });
-    expect(given.healthCheck).toEqual({ path: '/ready', grpc: null, intervalMs: 1000, timeoutMs: 200, unhealthyThreshold: 1, healthyThreshold: 4 });
+    expect(given.healthCheck).toEqual({ path: '/ready', grpc: null, tcp: false, intervalMs: 1000, timeoutMs: 200, unhealthyThreshold: 1, healthyThreshold: 4 });
     expect(given.outlier).toEqual({ consecutive5xx: 2, consecutiveGatewayFailure: 3, intervalMs: 500, baseEjectionMs: 1000, maxEjectionPercent: 100 });
   });
 

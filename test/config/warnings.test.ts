@@ -77,6 +77,7 @@ describe('warnings', () => {
       'protocol',
       'rateLimit',
       'routes',
+      'tcp',
       'timeouts',
       'tls',
       'xForwardedFor',
@@ -100,7 +101,7 @@ describe('warnings', () => {
 
   it('keeps the sections, defaults filled in, in the defaulted source', () => {
     const r = ok(parseConfigText(EVERYTHING, OPTS));
-    expect(r.source.listeners[0]?.routes[0]?.retries).toEqual({
+    expect(r.source.listeners[0]?.routes?.[0]?.retries).toEqual({
       attempts: 2,
       on: ['reset', 503, '502', '5xx'],
       per_try_timeout_ms: 0,

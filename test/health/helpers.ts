@@ -27,7 +27,7 @@ export function cluster(
 }
 
 export function healthCheck(over: Partial<HealthCheckSpec> = {}): HealthCheckSpec {
-  return { path: '/healthz', grpc: null, intervalMs: 20, timeoutMs: 500, unhealthyThreshold: 3, healthyThreshold: 2, ...over };
+  return { path: '/healthz', grpc: null, tcp: false, intervalMs: 20, timeoutMs: 500, unhealthyThreshold: 3, healthyThreshold: 2, ...over };
 }
 
 export function outlier(over: Partial<OutlierSpec> = {}): OutlierSpec {

@@ -20,6 +20,7 @@ const quiet: RequestObserver = {
   onTestCrash: () => {},
   onTestStall: () => {},
   onUpgradeEnded: () => {},
+  onTcpEnded: () => {},
 };
 
 function raw(port: number, endpoints: string[], rps = 10): Raw {

@@ -1,0 +1,105 @@
+// Two connected sockets made into one opaque byte stream (raw TCP through the sidecar, tcp_proxy.ts):
+// bytes are piped both ways unchanged with backpressure (a slow reader pauses the other side's
+// reads), a FIN in one direction is passed on while the other keeps flowing (half-close: both
+// sockets must be made with allowHalfOpen), a reset on one side becomes a reset on the other, and
+// a stream with no byte either way for `idleTimeoutMs` is closed. Touches only the two sockets.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
+
+/** How a spliced stream ended: both sides closed normally, one side reset, idle, or closed by the proxy. */
+export type SpliceEnd = 'closed' | 'client_reset' | 'upstream_reset' | 'idle_timeout' | 'closed_by_proxy';
+
+export class Splice implements Timed {
+  deadline = 0;
+  timerEntry: TimerEntry | null = null;
+  bytesFromClient = 0;
+  bytesFromUpstream = 0;
+  /** The first reason the stream started to end ('closed' until one side reset or the proxy closed it). */
+  ending: SpliceEnd = 'closed';
+  /** Time of the last byte either way (idle timeout), on the ticker's clock. */
+  private lastActive: number;
+  private clientClosed = false;
+  private upstreamClosed = false;
+
+  /**
+   * Takes over both sockets (connected, no 'data' listener of their own) and resumes the client.
+   * `ended` runs once, when both are closed.
+   */
+  constructor(
+    private readonly client: net.Socket,
+    private readonly upstream: net.Socket,
+    private readonly ticker: Ticker,
+    private readonly idleTimeoutMs: number,
+    private readonly ended: (s: Splice) => void,
+  ) {
+    this.lastActive = ticker.now;
+    client.on('data', (d: Buffer) => {
+      this.bytesFromClient += d.length;
+      this.lastActive = this.ticker.now;
+      if (!upstream.write(d)) client.pause();
+    });
+    upstream.on('data', (d: Buffer) => {
+      this.bytesFromUpstream += d.length;
+      this.lastActive = this.ticker.now;
+      if (!client.write(d)) upstream.pause();
+    });
+    upstream.on('drain', () => client.resume());
+    client.on('drain', () => upstream.resume());
+    // Half-close: the FIN goes on; the other direction keeps flowing until its own FIN.
+    client.on('end', () => upstream.end());
+    upstream.on('end', () => client.end());
+    // 'close' follows every 'error' (a reset is ECONNRESET, then close with hadError).
+    client.on('error', noop);
+    upstream.on('error', noop);
+    client.on('close', (hadError: boolean) => this.sideClosed(true, hadError));
+    upstream.on('close', (hadError: boolean) => this.sideClosed(false, hadError));
+    if (idleTimeoutMs > 0) {
+      this.deadline = this.lastActive + idleTimeoutMs;
+      ticker.add(this);
+    }
+    client.resume();
+  }
+
+  private sideClosed(isClient: boolean, hadError: boolean): void {
+    if (isClient) this.clientClosed = true;
+    else this.upstreamClosed = true;
+    const other = isClient ? this.upstream : this.client;
+    if (hadError) {
+      if (this.ending === 'closed') this.ending = isClient ? 'client_reset' : 'upstream_reset';
+      resetSocket(other);
+    }
+    if (!this.clientClosed || !this.upstreamClosed) return;
+    this.ticker.delete(this);
+    this.ended(this);
+  }
+
+  /** Closes both sides now (drain grace period over, worker closing). */
+  destroy(why: SpliceEnd = 'closed_by_proxy'): void {
+    if (this.ending === 'closed') this.ending = why;
+    this.client.destroy();
+    this.upstream.destroy();
+  }
+
+  onDeadline(now: number): void {
+    const due = this.lastActive + this.idleTimeoutMs;
+    if (now < due) {
+      // Activity since it was armed: the timer moves (no timer work per byte).
+      this.deadline = due;
+      this.ticker.add(this);
+      return;
+    }
+    this.deadline = 0;
+    this.destroy('idle_timeout');
+  }
+}
+
+/** A reset on one side becomes a reset on the other: an RST on TCP, an abrupt close on TLS (which has no RST of its own). */
+export function resetSocket(s: net.Socket): void {
+  if (s.destroyed) return;
+  if (s instanceof tls.TLSSocket) s.destroy();
+  else s.resetAndDestroy();
+}
+
+function noop(): void {}

@@ -1,0 +1,389 @@
+// A `protocol: tcp` listener inside one worker (issue 15): each accepted connection — plaintext,
+// or mTLS with the peer's SPIFFE ID verified and authorized by `from` rules — goes to an endpoint
+// of the listener's cluster (its LB, its circuit breaker counting connections, connect failures
+// reported to outlier detection), over plaintext or, for a `tls` cluster, mTLS. Once connected the
+// two sockets are spliced (splice.ts).
+//
+// The original destination port crosses the mesh in the TLS handshake: a client sidecar offers the
+// ALPN protocol `outrigger-tcp/<port>` (the port its client connected to); a server sidecar's tcp
+// listener selects it, records the port in its stats and access log, and still forwards to its own
+// configured cluster. A client that offers ALPN without such a protocol is refused in the handshake.
+//
+// Protocol detection (`protocol: auto`, a later piece) hands a socket it has classified as opaque
+// TCP to `accept()`.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ListenerSpec } from '../config/types.js';
+import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
+import { inboundPeer, IdentityMismatchError, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
+import type { TlsMaterial } from '../tls/material.js';
+import type { Cluster, Endpoint } from '../upstream/cluster.js';
+import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
+import { TryOutcome } from './exchange.js';
+import { Splice, type SpliceEnd } from './splice.js';
+
+/** The ALPN protocol that carries the original destination port between sidecars. */
+const ALPN_PREFIX = 'outrigger-tcp/';
+const ALPN_PORT = /^outrigger-tcp\/(\d{1,5})$/;
+
+/** How a connection ended: as its splice ended, or why it never reached an endpoint. */
+export type TcpEnd = SpliceEnd | 'unauthorized' | 'overflow' | 'no_endpoint' | 'connect_failed' | 'connect_timeout' | 'identity_mismatch' | 'no_certificate';
+
+/** One finished connection, for the access log. */
+export interface TcpRecord {
+  readonly cluster: string;
+  /** The endpoint it went to; null when refused before one was picked. */
+  readonly upstream: string | null;
+  /** The client's address:port. */
+  readonly client: string;
+  /** The mTLS peer's SPIFFE ID; null on plaintext. */
+  readonly peer: string | null;
+  /** The original destination port: the one this listener was reached on, or the one a client sidecar named in ALPN. */
+  readonly destinationPort: number;
+  /** Wall-clock start, ms since the epoch. */
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly bytesFromClient: number;
+  readonly bytesFromUpstream: number;
+  readonly end: TcpEnd;
+}
+
+/** Counters of one tcp listener for one cluster on one worker (/stats and /metrics). */
+export class TcpCounters {
+  /** Connections that reached an endpoint, by original destination port. */
+  readonly openedByPort = new Map<number, number>();
+  closed = 0;
+  bytesFromClient = 0;
+  bytesFromUpstream = 0;
+  /** Sum of the durations of closed connections, seconds. */
+  durationSeconds = 0;
+  /** Connections closed without reaching an endpoint, by reason. */
+  readonly refused = new Map<TcpEnd, number>();
+}
+
+/** What a tcp listener needs from the listener that owns it. */
+export interface TcpListenerHooks {
+  readonly ticker: Ticker;
+  cluster(name: string): Cluster | undefined;
+  tlsMaterial(): TlsMaterial | null;
+  onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
+  /** Whether the authorization rules let this peer in (true when there are none). */
+  authorize(identity: string | null): boolean;
+  accepted(): void;
+  handshakeFailed(): void;
+  /** A connection was admitted (it counts in flight until `ended`). */
+  started(): void;
+  ended(record: TcpRecord): void;
+}
+
+export class TcpListener {
+  readonly server: net.Server;
+  private spec: ListenerSpec;
+  /** Connections connecting or spliced. */
+  readonly open = new Set<TcpConnection>();
+  /** By cluster name (a reload may point the listener at another cluster). */
+  readonly counters = new Map<string, TcpCounters>();
+
+  constructor(
+    spec: ListenerSpec,
+    private readonly hooks: TcpListenerHooks,
+    tlsParams: ServerTlsParams,
+  ) {
+    this.spec = spec;
+    this.server = spec.tls === null ? this.plainServer() : this.tlsServer(spec, tlsParams);
+  }
+
+  private plainServer(): net.Server {
+    return net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+      this.hooks.accepted();
+      this.accept(s, null, s.localPort ?? 0);
+    });
+  }
+
+  private tlsServer(spec: ListenerSpec, params: ServerTlsParams): tls.Server {
+    const material = this.hooks.tlsMaterial();
+    if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
+    const mtls = spec.tls === 'mtls';
+    const server = tls.createServer({
+      ...serverTlsOptions(material, params),
+      requestCert: mtls,
+      rejectUnauthorized: mtls,
+      handshakeTimeout: spec.timeouts.handshakeMs,
+      allowHalfOpen: true,
+      // Only our own protocol: the offered destination port (a client without ALPN is served too).
+      ALPNCallback: ({ protocols }) => protocols.find((p) => ALPN_PORT.test(p)),
+    });
+    server.on('connection', () => this.hooks.accepted());
+    server.on('tlsClientError', () => this.hooks.handshakeFailed());
+    server.on('secureConnection', (s: tls.TLSSocket) => {
+      s.pause();
+      // Resumed or not: a verified client certificate, valid now, whose root vouches for its trust domain.
+      const peer = mtls ? inboundPeer(s, this.hooks.tlsMaterial()) : null;
+      if (peer !== null && !peer.ok) {
+        this.hooks.handshakeFailed();
+        s.destroy();
+        return;
+      }
+      const offered = typeof s.alpnProtocol === 'string' ? ALPN_PORT.exec(s.alpnProtocol) : null;
+      this.accept(s, peer?.identity ?? null, offered !== null ? Number(offered[1]) : (s.localPort ?? 0));
+    });
+    return server;
+  }
+
+  /** Binds host:port on an SO_REUSEPORT socket (every worker binds it; the kernel spreads connections). */
+  listen(): Promise<number> {
+    const server = this.server;
+    return new Promise((resolve, reject) => {
+      let fd: number;
+      try {
+        fd = reusePortListen(this.spec.host, this.spec.port);
+      } catch (e) {
+        reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}: ${(e as Error).message}`));
+        return;
+      }
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        resolve(socketLocalPort(fd));
+      });
+    });
+  }
+
+  /** A new config version on the same socket: new connections use its cluster and idle timeout; open ones carry on. */
+  configure(spec: ListenerSpec): void {
+    this.spec = spec;
+  }
+
+  setSecureContext(options: tls.SecureContextOptions): void {
+    if (this.server instanceof tls.Server) this.server.setSecureContext(options);
+  }
+
+  countersOf(cluster: string): TcpCounters {
+    let c = this.counters.get(cluster);
+    if (c === undefined) {
+      c = new TcpCounters();
+      this.counters.set(cluster, c);
+    }
+    return c;
+  }
+
+  /**
+   * A connection to forward (its identity checked on mTLS): authorized, admitted by the cluster's
+   * circuit breaker, given an endpoint by its LB, then connected. A refusal closes it at once.
+   */
+  accept(client: net.Socket, peer: string | null, destinationPort: number): void {
+    const tcp = this.spec.tcp!;
+    const refuse = (why: TcpEnd, cluster: Cluster | null = null): void => {
+      const counters = this.countersOf(tcp.cluster);
+      counters.refused.set(why, (counters.refused.get(why) ?? 0) + 1);
+      client.on('error', noop);
+      client.destroy();
+      cluster?.release();
+      this.hooks.ended(refusedRecord(tcp.cluster, client, peer, destinationPort, why));
+    };
+    client.pause();
+    this.hooks.started();
+    if (this.spec.authorization !== null && !this.hooks.authorize(peer)) return refuse('unauthorized');
+    const cluster = this.hooks.cluster(tcp.cluster);
+    if (cluster === undefined) return refuse('no_endpoint');
+    if (!cluster.admit(this.hooks.ticker.fresh())) return refuse('overflow');
+    const endpoint = cluster.lb.pick(null);
+    if (endpoint === null) return refuse('no_endpoint', cluster);
+    const conn = new TcpConnection(client, peer, destinationPort, cluster, endpoint, tcp.idleTimeoutMs, this);
+    this.open.add(conn);
+  }
+
+  /** TcpConnection's report: it is over (both sockets closed). */
+  connectionEnded(conn: TcpConnection, record: TcpRecord): void {
+    this.open.delete(conn);
+    const c = this.countersOf(record.cluster);
+    if (conn.spliced) {
+      c.closed++;
+      c.bytesFromClient += record.bytesFromClient;
+      c.bytesFromUpstream += record.bytesFromUpstream;
+      c.durationSeconds += record.durationMs / 1000;
+    } else {
+      c.refused.set(record.end, (c.refused.get(record.end) ?? 0) + 1);
+    }
+    this.hooks.ended(record);
+  }
+
+  get ticker(): Ticker {
+    return this.hooks.ticker;
+  }
+
+  reportOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void {
+    this.hooks.onTryOutcome(cluster, endpoint, outcome);
+  }
+
+  stopAccepting(): void {
+    this.server.close();
+  }
+
+  /** Closes every connection now (the drain grace period is over, or the worker is closing). */
+  closeAll(): void {
+    this.server.close();
+    for (const c of this.open) c.destroy();
+  }
+}
+
+/** One accepted connection: connecting to its endpoint, then spliced. */
+class TcpConnection implements Timed {
+  deadline = 0;
+  timerEntry: TimerEntry | null = null;
+  private readonly upstream: net.Socket;
+  private splice: Splice | null = null;
+  private readonly startMs = Date.now();
+  private readonly startMono: number;
+  private failure: TcpEnd | null = null;
+  private done = false;
+  private readonly clientAddress: string;
+
+  constructor(
+    private readonly client: net.Socket,
+    private readonly peer: string | null,
+    private readonly destinationPort: number,
+    private readonly cluster: Cluster,
+    private readonly endpoint: Endpoint,
+    private readonly idleTimeoutMs: number,
+    private readonly owner: TcpListener,
+  ) {
+    this.clientAddress = addressOf(client);
+    this.startMono = owner.ticker.fresh();
+    endpoint.tryStarted();
+    client.on('error', noop);
+    client.once('close', this.clientGone);
+    this.upstream = this.connect();
+    const timeout = cluster.spec.pool.connectTimeoutMs;
+    if (timeout > 0) {
+      this.deadline = this.startMono + timeout;
+      owner.ticker.add(this);
+    }
+  }
+
+  get spliced(): boolean {
+    return this.splice !== null;
+  }
+
+  private connect(): net.Socket {
+    const pool = this.endpoint.pool;
+    const plan = pool.connectTls();
+    let s: net.Socket;
+    if (plan === undefined) {
+      // mTLS cluster without a certificate yet: nothing may go out in plaintext.
+      s = new net.Socket();
+      process.nextTick(() => this.fail('no_certificate'));
+    } else if (plan === null) {
+      s = net.connect({ host: pool.host, port: pool.port, noDelay: true, allowHalfOpen: true });
+      s.once('connect', () => this.connected());
+    } else {
+      // allowHalfOpen: honoured by tls.connect (it hands it to the TLSSocket), missing from @types/node.
+      const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+        host: pool.host,
+        port: pool.port,
+        allowHalfOpen: true,
+        ...plan.options,
+        ALPNProtocols: [`${ALPN_PREFIX}${this.destinationPort}`],
+      };
+      const t = tls.connect(options);
+      t.setNoDelay(true);
+      plan.remember(t);
+      t.once('secureConnect', () => this.connected());
+      s = t;
+    }
+    s.on('error', this.connectError);
+    s.once('close', this.upstreamGone);
+    return s;
+  }
+
+  private readonly connectError = (err: Error): void => {
+    this.fail(err instanceof IdentityMismatchError ? 'identity_mismatch' : 'connect_failed');
+  };
+
+  private readonly clientGone = (): void => {
+    // The client left before the upstream connection was made: no stream.
+    if (this.splice === null) this.fail('closed');
+  };
+
+  private readonly upstreamGone = (): void => {
+    if (this.splice === null) this.fail('connect_failed');
+  };
+
+  private connected(): void {
+    if (this.failure !== null) return;
+    this.owner.ticker.delete(this);
+    this.deadline = 0;
+    this.owner.reportOutcome(this.cluster, this.endpoint, TryOutcome.Success);
+    const counters = this.owner.countersOf(this.cluster.spec.name);
+    counters.openedByPort.set(this.destinationPort, (counters.openedByPort.get(this.destinationPort) ?? 0) + 1);
+    this.upstream.off('error', this.connectError);
+    this.upstream.off('close', this.upstreamGone);
+    this.client.off('close', this.clientGone);
+    this.splice = new Splice(this.client, this.upstream, this.owner.ticker, this.idleTimeoutMs, (sp) =>
+      this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream),
+    );
+  }
+
+  /** Before the splice: the connection could not be made (or the client left); both sides close. */
+  private fail(why: TcpEnd): void {
+    if (this.failure !== null || this.splice !== null) return;
+    this.failure = why;
+    this.owner.ticker.delete(this);
+    if (why !== 'closed' && why !== 'no_certificate') this.owner.reportOutcome(this.cluster, this.endpoint, TryOutcome.Gateway);
+    this.upstream.destroy();
+    this.client.destroy();
+    this.finish(why, 0, 0);
+  }
+
+  private finish(end: TcpEnd, bytesFromClient: number, bytesFromUpstream: number): void {
+    if (this.done) return;
+    this.done = true;
+    this.endpoint.tryEnded();
+    this.cluster.release();
+    this.owner.connectionEnded(this, {
+      cluster: this.cluster.spec.name,
+      upstream: this.endpoint.address,
+      client: this.clientAddress,
+      peer: this.peer,
+      destinationPort: this.destinationPort,
+      startMs: this.startMs,
+      durationMs: Math.round((this.owner.ticker.fresh() - this.startMono) * 1000) / 1000,
+      bytesFromClient,
+      bytesFromUpstream,
+      end,
+    });
+  }
+
+  /** The connect timeout. */
+  onDeadline(): void {
+    this.deadline = 0;
+    this.fail('connect_timeout');
+  }
+
+  destroy(): void {
+    if (this.splice !== null) this.splice.destroy();
+    else this.fail('closed_by_proxy');
+  }
+}
+
+function refusedRecord(cluster: string, client: net.Socket, peer: string | null, destinationPort: number, end: TcpEnd): TcpRecord {
+  return {
+    cluster,
+    upstream: null,
+    client: addressOf(client),
+    peer,
+    destinationPort,
+    startMs: Date.now(),
+    durationMs: 0,
+    bytesFromClient: 0,
+    bytesFromUpstream: 0,
+    end,
+  };
+}
+
+function addressOf(s: net.Socket): string {
+  return s.remoteFamily === 'IPv6' ? `[${s.remoteAddress}]:${s.remotePort}` : `${s.remoteAddress}:${s.remotePort}`;
+}
+
+function noop(): void {}

@@ -1,0 +1,100 @@
+// Raw TCP test parts: an app server whose connection handler the test gives (allowHalfOpen, so a
+// FIN in one direction leaves the other open), a client connection with everything it received,
+// and the sidecar config of one tcp listener in front of a cluster.
+
+import net from 'node:net';
+import { track } from '../helpers/live.js';
+
+export interface TcpApp {
+  readonly port: number;
+  readonly address: string;
+  /** Every connection accepted so far, in order. */
+  readonly sockets: net.Socket[];
+  close(): Promise<void>;
+}
+
+/** A TCP app on 127.0.0.1:0; `handle` runs for each connection (default: echo, FIN after the client's FIN). */
+export async function startTcpApp(handle: (s: net.Socket) => void = echo): Promise<TcpApp> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    sockets.push(s);
+    s.on('error', () => {});
+    handle(s);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const app: TcpApp = {
+    port,
+    address: `127.0.0.1:${port}`,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  track(app);
+  return app;
+}
+
+export function echo(s: net.Socket): void {
+  s.pipe(s);
+}
+
+export interface Client {
+  readonly socket: net.Socket;
+  /** Everything received so far. */
+  received(): Buffer;
+  /** Resolves at the peer's FIN. */
+  readonly ended: Promise<void>;
+  /** Resolves at close, with the error code that closed it ('' for a clean close; after a FIN, only once this side ends too). */
+  readonly closed: Promise<string>;
+}
+
+/** Connects to 127.0.0.1:port (allowHalfOpen) and collects what arrives. */
+export async function connectClient(port: number): Promise<Client> {
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const chunks: Buffer[] = [];
+  let error = '';
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    error = e.code ?? e.message;
+  });
+  const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(error)));
+  track({ close: () => Promise.resolve(void socket.destroy()) });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('error', reject);
+  });
+  return { socket, received: () => Buffer.concat(chunks), ended, closed };
+}
+
+/** Bytes `s` received, collected until its peer's FIN. */
+export function readAll(s: net.Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  s.on('data', (d: Buffer) => chunks.push(d));
+  // An unpiped socket stays paused until told otherwise.
+  s.resume();
+  return new Promise((resolve) => s.once('end', () => resolve(Buffer.concat(chunks))));
+}
+
+export interface TcpSidecarOptions {
+  readonly endpoints: readonly string[];
+  readonly lb?: string;
+  readonly maxConnections?: number;
+  readonly idleTimeoutMs?: number;
+  readonly accessLog?: string;
+  readonly outlier?: Record<string, unknown>;
+}
+
+/** One sidecar: plaintext tcp listener `main` → cluster `app`. */
+export function tcpSidecarConfig(o: TcpSidecarOptions): Record<string, unknown> {
+  const listener: Record<string, unknown> = { name: 'main', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'app' };
+  if (o.idleTimeoutMs !== undefined) listener['tcp'] = { idle_timeout_ms: o.idleTimeoutMs };
+  if (o.accessLog !== undefined) listener['access_log'] = { path: o.accessLog };
+  const cluster: Record<string, unknown> = { name: 'app', lb: o.lb ?? 'least_request', endpoints: o.endpoints.map((address) => ({ address })) };
+  if (o.maxConnections !== undefined) cluster['circuit_breaker'] = { max_requests: o.maxConnections };
+  if (o.outlier !== undefined) cluster['outlier_detection'] = o.outlier;
+  return { node: { workers: 1 }, listeners: [listener], clusters: [cluster] };
+}

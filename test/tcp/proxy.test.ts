@@ -1,0 +1,219 @@
+// Raw TCP through one sidecar (`protocol: tcp` listener → cluster): bytes pass both ways exactly,
+// a FIN in either direction passes while the other direction keeps flowing, a reset on either side
+// becomes a reset on the other, idle connections close, the circuit breaker refuses connections
+// beyond max_requests, connections are balanced across endpoints, and a dead endpoint's connect
+// failure is reported to outlier detection. /stats, /metrics and the access log count it all.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminCall, closeAll, deadPort, parsePrometheus, sampleValue, startSidecar, tempDir, untilCluster, type Sidecar } from '../helpers/sidecar.js';
+import { connectClient, readAll, startTcpApp, tcpSidecarConfig, type TcpApp } from './helpers.js';
+
+afterAll(closeAll);
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+interface TcpStat {
+  listener: string;
+  cluster: string;
+  active: number;
+  opened: number;
+  closed: number;
+  refused: Record<string, number>;
+  bytes_from_client: number;
+  bytes_from_upstream: number;
+  duration_seconds_total: number;
+}
+
+async function tcpStats(sc: Sidecar): Promise<TcpStat | undefined> {
+  const a = await adminCall(sc, 'GET', '/stats');
+  return (a.json as { tcp: TcpStat[] }).tcp.find((t) => t.listener === 'main');
+}
+
+describe('raw TCP through one sidecar', () => {
+  let app: TcpApp;
+  let sc: Sidecar;
+  let log: string;
+
+  it('starts', async () => {
+    app = await startTcpApp();
+    log = path.join(tempDir(), 'access.log');
+    sc = await startSidecar(tcpSidecarConfig({ endpoints: [app.address], accessLog: log }));
+  });
+
+  it('carries 1 MB each way exactly; the client FIN reaches the app, which answers and closes', async () => {
+    const c = await connectClient(sc.port());
+    const payload = randomBytes(1024 * 1024);
+    c.socket.end(payload);
+    await c.ended;
+    expect(sha(c.received())).toBe(sha(payload));
+    expect(await c.closed).toBe('');
+  });
+
+  it('half-close from the client: the app still sends after the client FIN', async () => {
+    const before = app.sockets.length;
+    const c = await connectClient(sc.port());
+    await expect.poll(() => app.sockets.length).toBe(before + 1);
+    const s = app.sockets.at(-1)!;
+    s.unpipe(s);
+    s.removeAllListeners('data');
+    const fromClient = readAll(s);
+    c.socket.end('question');
+    expect((await fromClient).toString()).toBe('question');
+    // The app's direction is still open after the client's FIN.
+    s.write('answer after your FIN');
+    s.end();
+    await c.ended;
+    expect(c.received().toString()).toBe('answer after your FIN');
+  });
+
+  it('half-close from the app: the client still sends after the app FIN', async () => {
+    const before = app.sockets.length;
+    const c = await connectClient(sc.port());
+    await expect.poll(() => app.sockets.length).toBe(before + 1);
+    const s = app.sockets.at(-1)!;
+    s.unpipe(s);
+    s.removeAllListeners('data');
+    const fromClient = readAll(s);
+    s.end('bye from the app');
+    await c.ended;
+    expect(c.received().toString()).toBe('bye from the app');
+    c.socket.end('still talking');
+    expect((await fromClient).toString()).toBe('still talking');
+  });
+
+  it('a reset by the client reaches the app as a reset', async () => {
+    const before = app.sockets.length;
+    const c = await connectClient(sc.port());
+    await expect.poll(() => app.sockets.length).toBe(before + 1);
+    const s = app.sockets.at(-1)!;
+    const appSaw = new Promise<string>((resolve) => {
+      let code = '';
+      s.on('error', (e: NodeJS.ErrnoException) => (code = e.code ?? ''));
+      s.once('close', () => resolve(code));
+    });
+    c.socket.resetAndDestroy();
+    expect(await appSaw).toBe('ECONNRESET');
+  });
+
+  it('a reset by the app reaches the client as a reset', async () => {
+    const before = app.sockets.length;
+    const c = await connectClient(sc.port());
+    await expect.poll(() => app.sockets.length).toBe(before + 1);
+    app.sockets.at(-1)!.resetAndDestroy();
+    expect(await c.closed).toBe('ECONNRESET');
+  });
+
+  it('/stats, /metrics and the access log count the connections', async () => {
+    await expect.poll(async () => (await tcpStats(sc))?.closed, { timeout: 10_000 }).toBe(5);
+    const t = (await tcpStats(sc))!;
+    expect(t).toMatchObject({ cluster: 'app', opened: 5, active: 0 });
+    expect(t.bytes_from_client).toBe(1024 * 1024 + 'question'.length + 'still talking'.length);
+    expect(t.bytes_from_upstream).toBe(1024 * 1024 + 'answer after your FIN'.length + 'bye from the app'.length);
+    expect(t.duration_seconds_total).toBeGreaterThan(0);
+    const m = parsePrometheus((await adminCall(sc, 'GET', '/metrics')).text);
+    expect(sampleValue(m, 'outrigger_tcp_bytes_total', { listener: 'main', cluster: 'app', direction: 'from_client' })).toBe(t.bytes_from_client);
+    expect(sampleValue(m, 'outrigger_tcp_connections_total', { listener: 'main', cluster: 'app', destination_port: String(sc.port()) })).toBe(5);
+    expect(sampleValue(m, 'outrigger_tcp_connections_active', { listener: 'main', cluster: 'app' })).toBe(0);
+    // The log is buffered: stopping the sidecar writes it out.
+    expect(await sc.stop()).toBe(0);
+    const lines = readLog(log);
+    expect(lines.length).toBe(5);
+    expect(lines.map((l) => l['end']).sort()).toEqual(['client_reset', 'closed', 'closed', 'closed', 'upstream_reset']);
+    expect(lines[0]).toMatchObject({ protocol: 'tcp', cluster: 'app', upstream: app.address, destination_port: sc.port(), bytes_from_client: 1024 * 1024 });
+  });
+});
+
+function readLog(file: string): Array<Record<string, unknown>> {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('tcp listener limits and balancing', () => {
+  it('closes a connection idle for tcp.idle_timeout_ms', async () => {
+    const app = await startTcpApp();
+    const sc = await startSidecar(tcpSidecarConfig({ endpoints: [app.address], idleTimeoutMs: 200 }));
+    const c = await connectClient(sc.port());
+    c.socket.write('one');
+    await expect.poll(() => c.received().toString()).toBe('one');
+    // No byte either way from here: both sides are closed by the sidecar.
+    await c.ended;
+    await expect.poll(() => app.sockets[0]!.destroyed).toBe(true);
+  });
+
+  it('refuses connections beyond circuit_breaker.max_requests at once, and counts them', async () => {
+    const app = await startTcpApp();
+    const sc = await startSidecar(tcpSidecarConfig({ endpoints: [app.address], maxConnections: 2 }));
+    const held = await Promise.all([connectClient(sc.port()), connectClient(sc.port())]);
+    for (const c of held) c.socket.write('x');
+    await expect.poll(() => held.map((c) => c.received().toString())).toEqual(['x', 'x']);
+    const third = await connectClient(sc.port());
+    await third.ended;
+    expect(third.received().length).toBe(0);
+    expect(app.sockets.length).toBe(2);
+    await expect.poll(async () => (await tcpStats(sc))?.refused, { timeout: 10_000 }).toEqual({ overflow: 1 });
+    // A slot freed is a slot to use again.
+    held[0].socket.end();
+    await held[0].ended;
+    const next = await connectClient(sc.port());
+    next.socket.write('y');
+    await expect.poll(() => next.received().toString()).toBe('y');
+  });
+
+  it('balances connections across two endpoints (round_robin)', async () => {
+    const a = await startTcpApp();
+    const b = await startTcpApp();
+    const sc = await startSidecar(tcpSidecarConfig({ endpoints: [a.address, b.address], lb: 'round_robin' }));
+    const clients = [];
+    for (let i = 0; i < 4; i++) {
+      const c = await connectClient(sc.port());
+      c.socket.write('hi');
+      await expect.poll(() => c.received().toString()).toBe('hi');
+      clients.push(c);
+    }
+    expect([a.sockets.length, b.sockets.length]).toEqual([2, 2]);
+  });
+
+  it('least_request counts open connections: new ones go to the endpoint holding fewer', async () => {
+    const a = await startTcpApp();
+    const b = await startTcpApp();
+    const sc = await startSidecar(tcpSidecarConfig({ endpoints: [a.address, b.address] }));
+    // Two endpoints: power of two choices compares both, so each new connection goes to the one with fewer open.
+    for (let i = 0; i < 6; i++) {
+      const c = await connectClient(sc.port());
+      c.socket.write('hi');
+      await expect.poll(() => c.received().toString()).toBe('hi');
+    }
+    expect([a.sockets.length, b.sockets.length]).toEqual([3, 3]);
+  });
+
+  it('a connect failure to a dead endpoint closes that connection, the next one reaches the live endpoint, and outlier detection ejects the dead one', async () => {
+    const live = await startTcpApp();
+    const dead = `127.0.0.1:${await deadPort()}`;
+    const sc = await startSidecar(
+      tcpSidecarConfig({
+        endpoints: [dead, live.address],
+        lb: 'round_robin',
+        outlier: { consecutive_gateway_failure: 1, base_ejection_ms: 60_000, max_ejection_percent: 50 },
+      }),
+    );
+    const first = await connectClient(sc.port());
+    await first.ended;
+    expect(first.received().length).toBe(0);
+    const second = await connectClient(sc.port());
+    second.socket.write('alive');
+    await expect.poll(() => second.received().toString()).toBe('alive');
+    await untilCluster(sc, 'app', (c) => c.endpoints.find((e) => e.address === dead)?.ejected === true, 'the dead endpoint ejected');
+    for (let i = 0; i < 3; i++) {
+      const c = await connectClient(sc.port());
+      c.socket.write('again');
+      await expect.poll(() => c.received().toString()).toBe('again');
+    }
+    expect(live.sockets.length).toBe(4);
+    await expect.poll(async () => (await tcpStats(sc))?.refused, { timeout: 10_000 }).toEqual({ connect_failed: 1 });
+  });
+});
