@@ -1,6 +1,7 @@
 // What the self-contained protocol sections of `npm run bench` (WebSocket, TCP) share: the set of
 // configs that started (or why one was skipped), each with the pids whose CPU it is charged, the
-// two-sidecar mTLS pair, the per-round rotation of the order, and running a load tool to its end.
+// two-sidecar mTLS pair, the per-round rotation of the order, running a load tool to its end, and
+// the runs that failed.
 
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -21,6 +22,13 @@ export interface SectionTarget {
 
 export interface Skipped {
   readonly name: string;
+  readonly reason: string;
+}
+
+/** A measured run that failed (its load tool exited non-zero): left out of the medians, listed under the table. */
+export interface FailedRun {
+  readonly config: string;
+  readonly round: number;
   readonly reason: string;
 }
 
@@ -54,6 +62,24 @@ export class SectionTargets {
 
   async stopAll(): Promise<void> {
     for (const t of this.started) await t.stop();
+  }
+}
+
+/** Runs one measurement; a throw is logged and recorded in `failed` instead of ending the section (null then). */
+export async function recordFailure<T>(
+  failed: FailedRun[],
+  config: string,
+  round: number,
+  log: (s: string) => void,
+  measure: () => Promise<T>,
+): Promise<T | null> {
+  try {
+    return await measure();
+  } catch (e) {
+    const reason = (e as Error).message.split('\n')[0] ?? '';
+    log(`FAILED ${config} in round ${round}: ${reason}`);
+    failed.push({ config, round, reason });
+    return null;
   }
 }
 

@@ -1,6 +1,7 @@
-// The WebSocket bench's parts (bench/lib/websocket.ts): the load client's line parsed from a real
-// captured run, the markdown section's ratios, and the load client and probe against the real
-// ws echo upstream and against servers that answer wrongly.
+// The WebSocket bench's parts (bench/lib/websocket.ts): the sidecar configs compiled by
+// outrigger's own loader, the load client's line parsed from a real captured run, the markdown
+// section's ratios, and the load client and probe against the real ws echo upstream and against
+// servers that answer wrongly.
 
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -10,7 +11,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { startProcess, type Started } from '../../bench/lib/proc.js';
-import { parseWsLoad, probeWs, renderWsMarkdown, type WsRun } from '../../bench/lib/websocket.js';
+import { MTLS_CLIENT_ID, MTLS_SERVER_ID } from '../../bench/lib/targets.js';
+import { parseWsLoad, probeWs, renderWsMarkdown, wsSidecarYaml, type WsRun } from '../../bench/lib/websocket.js';
+import { parseConfigText, type LoadResult } from '../../src/config/load.js';
 
 // Captured from: node dist/bench/ws_load.js ws://127.0.0.1:<bench/upstream/ws_server>/ 4 2 64 1
 const CAPTURED = readFileSync(new URL('./fixtures/ws-load-64.txt', import.meta.url), 'utf8');
@@ -26,6 +29,41 @@ const load = async (port: number, connections: number, inflight: number, size: n
   ]);
   return parseWsLoad(stdout);
 };
+
+const OPTS = { version: 1, availableParallelism: 2, enableTestHooks: false };
+
+function compiled(yaml: string): Extract<LoadResult, { ok: true }>['snapshot'] {
+  const r = parseConfigText(yaml, OPTS);
+  if (!r.ok) throw new Error(r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
+  return r.snapshot;
+}
+
+describe('sidecar configs of the WebSocket section', () => {
+  const caDir = '/tmp/outrigger ws "bench"/ca';
+
+  it('one sidecar: 1 worker, strict engine, a route that tunnels WebSocket upgrades to the upstream', () => {
+    const s = compiled(wsSidecarYaml({ role: 'one sidecar', listenPort: 4001, clusterPort: 4000 }));
+    expect(s.node.workers).toBe(1);
+    expect(s.listeners[0]).toMatchObject({ engine: 'strict', tls: null, port: 4001 });
+    expect(s.listeners[0]?.routes[0]?.websocket).not.toBeNull();
+    expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4000']);
+  });
+
+  it('the mTLS pair: the server listener requires a client certificate; the client cluster must meet the server identity', () => {
+    const server = compiled(
+      wsSidecarYaml({ role: 'server', mtls: { identity: MTLS_SERVER_ID, caDir }, listenPort: 4001, listenerMtls: true, clusterPort: 4000 }),
+    );
+    expect(server.node.identity).toBe(MTLS_SERVER_ID);
+    expect(server.listeners[0]).toMatchObject({ engine: 'strict', tls: 'mtls' });
+    expect(server.listeners[0]?.routes[0]?.websocket).not.toBeNull();
+    const client = compiled(
+      wsSidecarYaml({ role: 'client', mtls: { identity: MTLS_CLIENT_ID, caDir }, listenPort: 4002, clusterPort: 4001, clusterIdentity: MTLS_SERVER_ID }),
+    );
+    expect(client.listeners[0]).toMatchObject({ engine: 'strict', tls: null });
+    expect(client.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
+    expect(client.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
+  });
+});
 
 describe("the load client's line", () => {
   it('parses a real run', () => {
@@ -62,6 +100,7 @@ describe('the WebSocket section', () => {
         { name: 'nginx-ws', description: 'n' },
       ],
       skipped: [{ name: 'outrigger-ws-mtls', reason: 'no CA' }],
+      failed: [{ config: 'nginx-ws', round: 2, reason: 'ws_load exited 1' }],
       connections: 16,
       inflight: 8,
       runs: [
@@ -85,6 +124,7 @@ describe('the WebSocket section', () => {
     expect(md).toMatch(/\| 16 KiB \| outrigger-ws-1w \| 5000 \| 81\.9 \| 100\.0 \| 2\.00 \| 100 \| 300 \| 0 \/ 0 \|/);
     expect(md).not.toMatch(/\| 16 KiB \| direct \|/);
     expect(md).toContain('- skipped outrigger-ws-mtls: no CA');
+    expect(md).toContain('- failed nginx-ws in round 2 (left out): ws_load exited 1');
     expect(md).toContain('16 sockets × 8 messages in flight; medians of 3 rounds');
   });
 });
