@@ -1,0 +1,53 @@
+// Reload and drain with raw TCP connections open: a reload that keeps the tcp listener keeps its
+// open connections (a new cluster applies to new connections only); a drain lets open connections
+// carry on for node.drain_timeout_ms, then closes them.
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { adminCall, closeAll, startSidecar } from '../helpers/sidecar.js';
+import { connectClient, startTcpApp, tcpSidecarConfig } from './helpers.js';
+
+afterAll(closeAll);
+
+describe('tcp listener reload and drain', () => {
+  it('a reload that points the listener at another cluster keeps the open connection on the old endpoint', async () => {
+    const first = await startTcpApp();
+    const second = await startTcpApp();
+    const v1 = tcpSidecarConfig({ endpoints: [first.address] });
+    const sc = await startSidecar(v1);
+    const open = await connectClient(sc.port());
+    open.socket.write('before');
+    await expect.poll(() => open.received().toString()).toBe('before');
+
+    const v2 = structuredClone(v1) as { listeners: Array<Record<string, unknown>>; clusters: Array<Record<string, unknown>> };
+    v2.clusters.push({ name: 'other', endpoints: [{ address: second.address }] });
+    v2.listeners[0]!['cluster'] = 'other';
+    v2.listeners[0]!['address'] = `127.0.0.1:${sc.port()}`;
+    expect((await adminCall(sc, 'PUT', '/config', v2)).status).toBe(200);
+
+    open.socket.write(' after');
+    await expect.poll(() => open.received().toString()).toBe('before after');
+    const fresh = await connectClient(sc.port());
+    fresh.socket.write('new');
+    await expect.poll(() => fresh.received().toString()).toBe('new');
+    expect([first.sockets.length, second.sockets.length]).toEqual([1, 1]);
+  });
+
+  it('a drain lets an open connection carry on, then closes it at node.drain_timeout_ms', async () => {
+    const app = await startTcpApp();
+    const cfg = tcpSidecarConfig({ endpoints: [app.address] });
+    (cfg['node'] as Record<string, unknown>)['drain_timeout_ms'] = 3000;
+    const sc = await startSidecar(cfg);
+    const c = await connectClient(sc.port());
+    c.socket.write('one');
+    await expect.poll(() => c.received().toString()).toBe('one');
+    const stopped = sc.stop();
+    await sc.waitForLog((e) => e.msg === 'draining');
+    // Still open during the grace period: bytes flow both ways.
+    c.socket.write(' two');
+    await expect.poll(() => c.received().toString()).toBe('one two');
+    // Then closed when the grace period ends, and the sidecar exits.
+    expect(await stopped).toBe(0);
+    await c.ended;
+    await expect.poll(() => app.sockets[0]!.destroyed).toBe(true);
+  }, 20_000);
+});
