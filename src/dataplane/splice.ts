@@ -11,9 +11,16 @@ import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 /** How a spliced stream ended: both sides closed normally, one side reset, idle, or closed by the proxy. */
 export type SpliceEnd = 'closed' | 'client_reset' | 'upstream_reset' | 'idle_timeout' | 'closed_by_proxy';
 
-export class Splice implements Timed {
+/** Where a splice adds the bytes it carries as they pass (a listener's counters, read by /stats while the stream is open). */
+export interface SpliceBytes {
+  bytesFromClient: number;
+  bytesFromUpstream: number;
+}
+
+export class Splice implements Timed, SpliceBytes {
   deadline = 0;
   timerEntry: TimerEntry | null = null;
+  /** This stream's own bytes (the access log's). */
   bytesFromClient = 0;
   bytesFromUpstream = 0;
   /** The first reason the stream started to end ('closed' until one side reset or the proxy closed it). */
@@ -32,16 +39,19 @@ export class Splice implements Timed {
     private readonly upstream: net.Socket,
     private readonly ticker: Ticker,
     private readonly idleTimeoutMs: number,
+    totals: SpliceBytes,
     private readonly ended: (s: Splice) => void,
   ) {
     this.lastActive = ticker.now;
     client.on('data', (d: Buffer) => {
       this.bytesFromClient += d.length;
+      totals.bytesFromClient += d.length;
       this.lastActive = this.ticker.now;
       if (!upstream.write(d)) client.pause();
     });
     upstream.on('data', (d: Buffer) => {
       this.bytesFromUpstream += d.length;
+      totals.bytesFromUpstream += d.length;
       this.lastActive = this.ticker.now;
       if (!client.write(d)) upstream.pause();
     });

@@ -21,7 +21,7 @@ import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { TryOutcome } from './exchange.js';
-import { Splice, type SpliceEnd } from './splice.js';
+import { Splice, type SpliceBytes, type SpliceEnd } from './splice.js';
 
 /** The ALPN protocol that carries the original destination port between sidecars. */
 const ALPN_PREFIX = 'outrigger-tcp/';
@@ -50,7 +50,7 @@ export interface TcpRecord {
 }
 
 /** Counters of one tcp listener for one cluster on one worker (/stats and /metrics). */
-export class TcpCounters {
+export class TcpCounters implements SpliceBytes {
   /** Connections that reached an endpoint, by original destination port. */
   readonly openedByPort = new Map<number, number>();
   closed = 0;
@@ -199,9 +199,8 @@ export class TcpListener {
     this.open.delete(conn);
     const c = this.countersOf(record.cluster);
     if (conn.spliced) {
+      // Bytes were counted as they passed (splice.ts).
       c.closed++;
-      c.bytesFromClient += record.bytesFromClient;
-      c.bytesFromUpstream += record.bytesFromUpstream;
       c.durationSeconds += record.durationMs / 1000;
     } else {
       c.refused.set(record.end, (c.refused.get(record.end) ?? 0) + 1);
@@ -320,7 +319,7 @@ class TcpConnection implements Timed {
     this.upstream.off('error', this.connectError);
     this.upstream.off('close', this.upstreamGone);
     this.client.off('close', this.clientGone);
-    this.splice = new Splice(this.client, this.upstream, this.owner.ticker, this.idleTimeoutMs, (sp) =>
+    this.splice = new Splice(this.client, this.upstream, this.owner.ticker, this.idleTimeoutMs, counters, (sp) =>
       this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream),
     );
   }

@@ -87,6 +87,7 @@ describe('config: health_check.grpc', () => {
     expect(r.snapshot.clusters[0]?.healthCheck).toEqual({
       path: '/grpc.health.v1.Health/Check',
       grpc: { service: '' },
+      tcp: false,
       intervalMs: 100,
       timeoutMs: 1000,
       unhealthyThreshold: 3,

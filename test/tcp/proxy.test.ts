@@ -156,6 +156,8 @@ describe('tcp listener limits and balancing', () => {
     expect(third.received().length).toBe(0);
     expect(app.sockets.length).toBe(2);
     await expect.poll(async () => (await tcpStats(sc))?.refused, { timeout: 10_000 }).toEqual({ overflow: 1 });
+    // Open connections count in /stats as they carry bytes, not only once closed.
+    expect(await tcpStats(sc)).toMatchObject({ active: 2, bytes_from_client: 2, bytes_from_upstream: 2 });
     // A slot freed is a slot to use again.
     held[0].socket.end();
     await held[0].ended;
