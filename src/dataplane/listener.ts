@@ -47,7 +47,7 @@ import {
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
 import { TcpListener, type TcpListenerHooks, type TcpRecord } from './tcp_proxy.js';
-import { Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRequest } from './upgrade.js';
+import { Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRecord, type UpgradeRequest } from './upgrade.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
 
 // Once per thread, before any app exists: no `uWebSockets: 20` header on every response.
@@ -78,7 +78,7 @@ export interface ListenerContext {
   /** A route marked test_stall was hit (test hook): block the event loop. */
   onTestStall(route: string): void;
   /** An upgraded connection (or its attempt) on this listener ended (a drain may be waiting for it). */
-  onUpgradeEnded(listener: ListenerRuntime): void;
+  onUpgradeEnded(listener: ListenerRuntime, record: UpgradeRecord | null): void;
   /** A connection on a tcp listener ended (access log; a drain may be waiting for it). */
   onTcpEnded(listener: ListenerRuntime, record: TcpRecord): void;
 }
@@ -636,9 +636,9 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.ctx.onLocalReply(this, req.routeIndex, err, req.head, req.head.requestId);
   }
 
-  upgradeEnded(): void {
+  upgradeEnded(record: UpgradeRecord | null): void {
     this.inflight--;
-    this.ctx.onUpgradeEnded(this);
+    this.ctx.onUpgradeEnded(this, record);
   }
 
   /**

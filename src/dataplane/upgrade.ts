@@ -62,8 +62,25 @@ export interface TunnelOwner {
   upgradeOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
   /** The upgrade failed before the upstream answered (the client got a local reply with `err`). */
   upgradeFailed(err: ProxyError, req: UpgradeRequest): void;
-  /** The tunnel (or the attempt) is over: both sockets are closed and the admission released. */
-  upgradeEnded(): void;
+  /**
+   * The tunnel (or the attempt) is over: both sockets are closed and the admission released.
+   * `record` is what the access log writes when the upstream answered (a failure before its
+   * answer was reported by upgradeFailed, as a local reply); null otherwise.
+   */
+  upgradeEnded(record: UpgradeRecord | null): void;
+}
+
+/** An answered upgrade, when it ends: one access log line (the request, the answer's status, its bytes both ways). */
+export interface UpgradeRecord {
+  readonly req: UpgradeRequest;
+  readonly cluster: string;
+  readonly upstream: string;
+  /** The upstream's answer: 101, or the status it relayed instead. */
+  readonly status: number;
+  /** From the start of the upgrade to the close of both sockets, ms. */
+  readonly durationMs: number;
+  readonly bytesFromClient: number;
+  readonly bytesFromUpstream: number;
 }
 
 /** One upgrade request, ready to go upstream. */
@@ -112,6 +129,12 @@ export class Tunnel implements Timed, ChunkSink {
   private clientEndedEarly = false;
   /** The upstream answered 101 (counted in `opened`, so also in `closed` when it ends). */
   private wasOpen = false;
+  /** The upstream's answer (0: none yet, or the upgrade failed before it); for the access log. */
+  private answered = 0;
+  /** Bytes of this tunnel each way, and when it started (ticker clock), for the access log. */
+  private bytesFromClient = 0;
+  private bytesFromUpstream = 0;
+  private readonly startMs: number;
 
   /**
    * Starts the upgrade: connects to `endpoint` and sends `req.head`. `early`: bytes the client sent
@@ -125,6 +148,7 @@ export class Tunnel implements Timed, ChunkSink {
     private readonly endpoint: Endpoint,
     private readonly owner: TunnelOwner,
   ) {
+    this.startMs = owner.ticker.fresh();
     client.pause();
     client.setTimeout(0);
     client.on('data', (d: Buffer) => this.fromClient(d));
@@ -183,6 +207,7 @@ export class Tunnel implements Timed, ChunkSink {
 
   private fromUpstream(d: Buffer): void {
     this.touch();
+    this.bytesFromUpstream += d.length; // every byte the upstream sent: its answer's head too
     switch (this.st) {
       case St.Open:
         this.owner.upgrades.bytesFromUpstream += d.length;
@@ -215,6 +240,7 @@ export class Tunnel implements Timed, ChunkSink {
     }
     const status = Number(m[1]);
     this.owner.upgradeOutcome(this.cluster, this.endpoint, outcomeOf(status));
+    this.answered = status;
     if (status === 101) this.open(b);
     else this.startRelay(headText, b, end + 4, status);
   }
@@ -313,6 +339,7 @@ export class Tunnel implements Timed, ChunkSink {
     }
     this.touch();
     this.owner.upgrades.bytesFromClient += d.length;
+    this.bytesFromClient += d.length;
     if (!this.upstream.write(d)) this.client.pause();
   }
 
@@ -357,7 +384,19 @@ export class Tunnel implements Timed, ChunkSink {
     this.endpoint.tryEnded();
     this.cluster.release();
     if (this.wasOpen) this.owner.upgrades.closed++;
-    this.owner.upgradeEnded();
+    this.owner.upgradeEnded(
+      this.answered === 0
+        ? null
+        : {
+            req: this.req,
+            cluster: this.cluster.spec.name,
+            upstream: this.endpoint.address,
+            status: this.answered,
+            durationMs: this.owner.ticker.fresh() - this.startMs,
+            bytesFromClient: this.bytesFromClient,
+            bytesFromUpstream: this.bytesFromUpstream,
+          },
+    );
   }
 
   /** Closes both sockets now (idle timeout, drain grace period over, worker closing). */

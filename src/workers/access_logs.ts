@@ -11,6 +11,7 @@ import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
 import type { RequestHead } from '../dataplane/request_head.js';
 import type { TcpRecord } from '../dataplane/tcp_proxy.js';
+import type { UpgradeRecord } from '../dataplane/upgrade.js';
 import type { ConfigDelta } from '../config/delta.js';
 import type { ProxyError } from '../errors.js';
 
@@ -32,6 +33,32 @@ export class AccessLogs {
   localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null, requestId: string): void {
     if (l.spec.accessLog === null) return;
     this.write(l, head, routeIndex >= 0 ? (l.spec.routes[routeIndex]?.name ?? null) : null, null, err.status, err, requestId);
+  }
+
+  /** An answered upgrade (WebSocket) ended: one line for its request, the upstream's answer and the bytes of the whole tunnel. */
+  upgradeDone(l: ListenerRuntime, r: UpgradeRecord): void {
+    const spec = l.spec.accessLog;
+    if (spec === null) return;
+    const head = r.req.head;
+    this.emit(l.spec.name, spec, {
+      listener: l.spec.name,
+      route: l.spec.routes[r.req.routeIndex]?.name ?? null,
+      cluster: r.cluster,
+      upstream: r.upstream,
+      method: head.method,
+      protocol: head.protocol,
+      path: head.target,
+      status: r.status,
+      duration_ms: Math.round(r.durationMs * 1000) / 1000,
+      bytes_in: r.bytesFromClient,
+      bytes_out: r.bytesFromUpstream,
+      request_id: head.requestId,
+      client: head.client,
+      peer: head.peer,
+      error: null,
+      detail: null,
+      tries: 1,
+    });
   }
 
   /** A connection of a tcp listener ended: one line with its start, duration, bytes both ways, peer, endpoint and how it ended. */

@@ -60,7 +60,10 @@ class WorkerThread {
         this.accessLogs.localReply(l, routeIndex, err, head, requestId);
         if (err.code === 'internal_error') this.internalError(l.spec.name, err, requestId);
       },
-      onUpgradeEnded: () => this.drain.exchangeDone(),
+      onUpgradeEnded: (l, record) => {
+        if (record !== null) this.accessLogs.upgradeDone(l, record);
+        this.drain.exchangeDone();
+      },
       onTcpEnded: (l, record) => {
         this.accessLogs.tcpDone(l, record);
         this.drain.exchangeDone();
