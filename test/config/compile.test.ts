@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compileConfig, loadConfigFile, parseConfigText } from '../../src/config/load.js';
 import { header, route, split } from '../router/helpers.js';
-import { minimal, OPTS, ok } from './helpers.js';
+import { minimal, OPTS, ok, RETRY_DEFAULTS } from './helpers.js';
 
 const FULL = `
 node:
@@ -224,21 +224,7 @@ describe('the DESIGN.md §4 example', () => {
       totalWeight: 100,
     });
     expect(outbound?.routes[0]?.timeoutMs).toBe(5000);
-    expect(outbound?.routes[0]?.retries).toEqual({
-      attempts: 2,
-      onConnectFailure: true,
-      onReset: true,
-      on5xx: false,
-      onGatewayError: false,
-      onRetriable4xx: false,
-      statuses: [503],
-      grpcStatuses: [],
-      perTryTimeoutMs: 0,
-      backoffBaseMs: 25,
-      backoffMaxMs: 250,
-      allowNonIdempotent: false,
-      maxBodyBytes: 65536,
-    });
+    expect(outbound?.routes[0]?.retries).toEqual({ ...RETRY_DEFAULTS, attempts: 2, statuses: [503] });
     expect(outbound?.routes[1]?.retries).toBeNull();
     expect(inbound?.tls).toBe('mtls');
     expect(inbound?.authorization).toEqual([{ from: ['spiffe://cluster.local/ns/default/sa/web'], paths: ['/v1/*'], methods: ['GET'] }]);

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileConfig, formatProblems, parseConfigText } from '../../src/config/load.js';
 import type { ClusterSpec, ListenerSpec, RouteSpec, Snapshot } from '../../src/config/types.js';
-import { listed, minimal, OPTS, ok, problems } from './helpers.js';
+import { listed, minimal, OPTS, ok, problems, RETRY_DEFAULTS } from './helpers.js';
 
 type Obj = Record<string, unknown>;
 
@@ -55,21 +55,7 @@ describe('route retries', () => {
   });
 
   it('defaults: one retry on connect failure and reset, 25-250 ms backoff, idempotent methods, 64 KiB bodies', () => {
-    expect(route({ route: { retries: {} } }).retries).toEqual({
-      attempts: 1,
-      onConnectFailure: true,
-      onReset: true,
-      on5xx: false,
-      onGatewayError: false,
-      onRetriable4xx: false,
-      statuses: [],
-      grpcStatuses: [],
-      perTryTimeoutMs: 0,
-      backoffBaseMs: 25,
-      backoffMaxMs: 250,
-      allowNonIdempotent: false,
-      maxBodyBytes: 65536,
-    });
+    expect(route({ route: { retries: {} } }).retries).toEqual(RETRY_DEFAULTS);
   });
 
   it.each([
