@@ -25,7 +25,7 @@ import { Splice, type SpliceBytes, type SpliceEnd } from './splice.js';
 
 /** The ALPN protocol that carries the original destination port between sidecars. */
 const ALPN_PREFIX = 'outrigger-tcp/';
-const ALPN_PORT = /^outrigger-tcp\/(\d{1,5})$/;
+export const ALPN_PORT = /^outrigger-tcp\/(\d{1,5})$/;
 
 /** How a connection ended: as its splice ended, or why it never reached an endpoint. */
 export type TcpEnd = SpliceEnd | 'unauthorized' | 'overflow' | 'no_endpoint' | 'connect_failed' | 'connect_timeout' | 'identity_mismatch' | 'no_certificate';
@@ -92,6 +92,7 @@ export class TcpListener {
   ) {
     this.spec = spec;
     this.server = spec.tls === null ? this.plainServer() : this.tlsServer(spec, tlsParams);
+    this.server.maxConnections = spec.maxConnections ?? Infinity;
   }
 
   private plainServer(): net.Server {
@@ -153,6 +154,7 @@ export class TcpListener {
   /** A new config version on the same socket: new connections use its cluster and idle timeout; open ones carry on. */
   configure(spec: ListenerSpec): void {
     this.spec = spec;
+    this.server.maxConnections = spec.maxConnections ?? Infinity;
   }
 
   setSecureContext(options: tls.SecureContextOptions): void {

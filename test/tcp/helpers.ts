@@ -86,11 +86,13 @@ export interface TcpSidecarOptions {
   readonly idleTimeoutMs?: number;
   readonly accessLog?: string;
   readonly outlier?: Record<string, unknown>;
+  /** More fields of the listener. */
+  readonly listener?: Record<string, unknown>;
 }
 
 /** One sidecar: plaintext tcp listener `main` → cluster `app`. */
 export function tcpSidecarConfig(o: TcpSidecarOptions): Record<string, unknown> {
-  const listener: Record<string, unknown> = { name: 'main', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'app' };
+  const listener: Record<string, unknown> = { name: 'main', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'app', ...o.listener };
   if (o.idleTimeoutMs !== undefined) listener['tcp'] = { idle_timeout_ms: o.idleTimeoutMs };
   if (o.accessLog !== undefined) listener['access_log'] = { path: o.accessLog };
   const cluster: Record<string, unknown> = { name: 'app', lb: o.lb ?? 'least_request', endpoints: o.endpoints.map((address) => ({ address })) };

@@ -166,6 +166,18 @@ describe('tcp listener limits and balancing', () => {
     await expect.poll(() => next.received().toString()).toBe('y');
   });
 
+  it('max_connections closes connections beyond it at accept', async () => {
+    const app = await startTcpApp();
+    const sc = await startSidecar(tcpSidecarConfig({ endpoints: [app.address], listener: { max_connections: 1 } }));
+    const held = await connectClient(sc.port());
+    held.socket.write('x');
+    await expect.poll(() => held.received().toString()).toBe('x');
+    const second = await connectClient(sc.port());
+    await second.ended;
+    expect(second.received().length).toBe(0);
+    expect(app.sockets.length).toBe(1);
+  });
+
   it('balances connections across two endpoints (round_robin)', async () => {
     const a = await startTcpApp();
     const b = await startTcpApp();
