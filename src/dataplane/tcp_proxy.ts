@@ -96,7 +96,8 @@ export class TcpListener {
   }
 
   private plainServer(): net.Server {
-    return net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+    // noDelay: a proxy must not add Nagle's wait to small request/response exchanges (redis, SQL).
+    return net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => {
       this.hooks.accepted();
       this.accept(s, null, s.localPort ?? 0);
     });
@@ -112,6 +113,7 @@ export class TcpListener {
       rejectUnauthorized: mtls,
       handshakeTimeout: spec.timeouts.handshakeMs,
       allowHalfOpen: true,
+      noDelay: true,
       // Only our own protocol: the offered destination port (a client without ALPN is served too).
       ALPNCallback: ({ protocols }) => protocols.find((p) => ALPN_PORT.test(p)),
     });

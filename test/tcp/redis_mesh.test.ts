@@ -42,10 +42,10 @@ interface Recorder {
 
 async function startRecorder(target: number): Promise<Recorder> {
   const connections: Recorder['connections'] = [];
-  const server = net.createServer({ allowHalfOpen: true }, (a) => {
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (a) => {
     const rec = { up: [] as Buffer[], down: [] as Buffer[] };
     connections.push(rec);
-    const b = net.connect({ host: '127.0.0.1', port: target, allowHalfOpen: true });
+    const b = net.connect({ host: '127.0.0.1', port: target, allowHalfOpen: true, noDelay: true });
     a.on('data', (d: Buffer) => rec.up.push(d));
     b.on('data', (d: Buffer) => rec.down.push(d));
     a.pipe(b);
