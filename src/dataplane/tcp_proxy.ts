@@ -83,7 +83,7 @@ export class TcpListener {
   /** Connections connecting or spliced. */
   readonly open = new Set<TcpConnection>();
   /** By cluster name (a reload may point the listener at another cluster). */
-  readonly counters = new Map<string, TcpCounters>();
+  counters = new Map<string, TcpCounters>();
 
   constructor(
     spec: ListenerSpec,
@@ -157,6 +157,14 @@ export class TcpListener {
   configure(spec: ListenerSpec): void {
     this.spec = spec;
     this.server.maxConnections = spec.maxConnections ?? Infinity;
+  }
+
+  /**
+   * This listener replaces `previous` (a reload re-bound it): both count into the same counters,
+   * so the connections the old socket still carries count where /stats reads this listener's.
+   */
+  shareCounters(previous: TcpListener): void {
+    this.counters = previous.counters;
   }
 
   setSecureContext(options: tls.SecureContextOptions): void {

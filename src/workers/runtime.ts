@@ -145,7 +145,11 @@ export class WorkerRuntime implements ListenerContext {
     for (const change of changed) if (!change.rebind) this.listeners.get(change.spec.name)?.update(change);
     for (const [name, next] of fresh) {
       const old = this.listeners.get(name);
-      if (old !== undefined) this.retire(old);
+      if (old !== undefined) {
+        // Connections a retired tcp listener still carries keep counting under its name.
+        if (next.tcp !== null && old.tcp !== null) next.tcp.shareCounters(old.tcp);
+        this.retire(old);
+      }
       this.listeners.set(name, next);
     }
   }

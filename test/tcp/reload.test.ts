@@ -3,7 +3,7 @@
 // carry on for node.drain_timeout_ms, then closes them.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, startSidecar } from '../helpers/sidecar.js';
+import { adminCall, closeAll, deadPort, startSidecar } from '../helpers/sidecar.js';
 import { connectClient, startTcpApp, tcpSidecarConfig } from './helpers.js';
 
 afterAll(closeAll);
@@ -30,6 +30,48 @@ describe('tcp listener reload and drain', () => {
     fresh.socket.write('new');
     await expect.poll(() => fresh.received().toString()).toBe('new');
     expect([first.sockets.length, second.sockets.length]).toEqual([1, 1]);
+    // The kept connection still counts where it started, and its end is counted too.
+    open.socket.end();
+    fresh.socket.end();
+    await Promise.all([open.ended, fresh.ended]);
+    await expect
+      .poll(
+        async () =>
+          ((await adminCall(sc, 'GET', '/stats')).json as { tcp: Array<{ cluster: string; active: number; closed: number }> }).tcp.map((t) => [
+            t.cluster,
+            t.active,
+            t.closed,
+          ]),
+        {
+          timeout: 10_000,
+        },
+      )
+      .toEqual([
+        ['app', 0, 1],
+        ['other', 0, 1],
+      ]);
+  });
+
+  it('a reload that moves the listener to another port keeps the open connection, and counts its bytes and its end', async () => {
+    const app = await startTcpApp();
+    const v1 = tcpSidecarConfig({ endpoints: [app.address] });
+    const sc = await startSidecar(v1);
+    const open = await connectClient(sc.port());
+    open.socket.write('before');
+    await expect.poll(() => open.received().toString()).toBe('before');
+
+    const v2 = structuredClone(v1) as { listeners: Array<Record<string, unknown>> };
+    v2.listeners[0]!['address'] = `127.0.0.1:${await deadPort()}`;
+    expect((await adminCall(sc, 'PUT', '/config', v2)).status).toBe(200);
+    open.socket.write(' after');
+    await expect.poll(() => open.received().toString()).toBe('before after');
+    open.socket.end();
+    await open.ended;
+    await expect
+      .poll(async () => ((await adminCall(sc, 'GET', '/stats')).json as { tcp: Array<{ active: number; closed: number; bytes_from_client: number }> }).tcp, {
+        timeout: 10_000,
+      })
+      .toMatchObject([{ active: 0, closed: 1, bytes_from_client: 'before after'.length }]);
   });
 
   it('a drain lets an open connection carry on, then closes it at node.drain_timeout_ms', async () => {
