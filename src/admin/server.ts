@@ -149,6 +149,7 @@ export class AdminServer {
           connections: connectionsJson(d.stats.counters),
           upgrades: upgradesJson(d.stats.counters),
           tcp: tcpJson(d.stats.counters),
+          detection: detectionJson(d.stats.counters),
         });
       }
       case 'GET /metrics': {
@@ -245,6 +246,22 @@ function securityJson(totals: CounterTotals, listeners: readonly ListenerView[])
           : { allowed_by_rule: allowed, denied: totals.value('outrigger_authz_decisions_total', { listener, rule: '', decision: 'deny' }) },
     };
   });
+}
+
+/** Listeners with tcp_fallback: connections by detected protocol and detection timeouts (GET /stats), since start. */
+function detectionJson(totals: CounterTotals): unknown[] {
+  const rows = new Map<string, { listener: string; by_protocol: Record<string, number>; timeouts: number }>();
+  const row = (listener: string): { listener: string; by_protocol: Record<string, number>; timeouts: number } => {
+    let r = rows.get(listener);
+    if (r === undefined) {
+      r = { listener, by_protocol: {}, timeouts: 0 };
+      rows.set(listener, r);
+    }
+    return r;
+  };
+  for (const s of totals.list('outrigger_detected_connections_total')) row(s.labels['listener'] ?? '').by_protocol[s.labels['protocol'] ?? ''] = s.value;
+  for (const s of totals.list('outrigger_detect_timeouts_total')) row(s.labels['listener'] ?? '').timeouts = s.value;
+  return [...rows.values()];
 }
 
 /** Connections accepted per listener and worker (node-engine listeners; GET /stats), since start. */

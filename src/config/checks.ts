@@ -76,6 +76,7 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
     if (!isObj(l)) return;
     if (l['protocol'] === 'tcp') checkTcpListener(l, ['listeners', i], clusterNames, out);
     else checkHttpListener(l, ['listeners', i], out);
+    if (l['tcp_fallback'] !== undefined) checkTcpFallback(l, ['listeners', i], clusterNames, out);
     const routes = list(l['routes']);
     checkUniqueNames(routes, ['listeners', i, 'routes'], 'route', out, new Set());
     routes.forEach((r, j) => {
@@ -111,6 +112,32 @@ function checkHttpListener(l: Obj, at: ConfigPath, out: RawProblem[]): void {
   if (l['routes'] === undefined) out.push({ path: [...at, 'routes'], message: 'required (at least one route), unless protocol is tcp' });
   for (const field of ['cluster', 'tcp']) {
     if (l[field] !== undefined) out.push({ path: [...at, field], message: `only for protocol: tcp listeners (an HTTP listener names clusters in its routes)` });
+  }
+}
+
+/**
+ * Detection with a TCP fallback needs a listener that reads the first bytes itself: `protocol:
+ * auto` on the strict or node engine. A tls listener accepts only TLS (a plaintext byte fails the
+ * handshake, unmeshed clients are not let past mTLS), so it has no first bytes to wait for.
+ */
+function checkTcpFallback(l: Obj, at: ConfigPath, clusters: ReadonlySet<string>, out: RawProblem[]): void {
+  const given = l['protocol'];
+  const protocol = typeof given === 'string' ? given : l['engine'] === 'uws' ? 'http1' : 'auto';
+  if (protocol !== 'auto') {
+    out.push({ path: [...at, 'tcp_fallback'], message: `protocol detection needs protocol: auto (this listener is ${protocol})` });
+  }
+  const fallback = l['tcp_fallback'];
+  if (!isObj(fallback)) return;
+  const cluster = fallback['cluster'];
+  if (typeof cluster === 'string' && !clusters.has(cluster)) {
+    out.push({ path: [...at, 'tcp_fallback', 'cluster'], message: `unknown cluster "${cluster}"${didYouMean(cluster, clusters)}` });
+  }
+  const tls = l['tls'];
+  if (fallback['detect_timeout_ms'] !== undefined && isObj(tls) && tls['mode'] !== 'disabled') {
+    out.push({
+      path: [...at, 'tcp_fallback', 'detect_timeout_ms'],
+      message: 'a tls listener accepts only TLS (ALPN outrigger-tcp/<port> selects the fallback): there are no plaintext first bytes to wait for',
+    });
   }
 }
 

@@ -96,6 +96,12 @@ export const DEFAULT_ENGINE = 'strict';
 /** `listeners[].tcp.idle_timeout_ms` when a tcp listener has no `tcp` section (1 h, as for WebSocket). */
 const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
 
+/**
+ * `listeners[].tcp_fallback.detect_timeout_ms` by default: 1 s, long enough for a client that
+ * speaks first, short for a server-speaks-first protocol (Linkerd's 10 s stall is a known complaint).
+ */
+const DEFAULT_DETECT_TIMEOUT_MS = 1000;
+
 function compileListener(l: RawListener, opts: CompileOptions, workers: number, errorDetail: 'minimal' | 'full'): ListenerSpec {
   const hp = mustParse(l.address, true);
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
@@ -113,6 +119,14 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number, 
     // uws has no HTTP/2 (checks.ts refuses asking for it); every other engine serves both by default.
     protocol: l.protocol ?? (engine === 'uws' ? 'http1' : 'auto'),
     tcp: l.protocol === 'tcp' ? { cluster: l.cluster!, idleTimeoutMs: l.tcp?.idle_timeout_ms ?? DEFAULT_TCP_IDLE_TIMEOUT_MS } : null,
+    tcpFallback:
+      l.tcp_fallback === undefined
+        ? null
+        : {
+            cluster: l.tcp_fallback.cluster,
+            idleTimeoutMs: l.tcp_fallback.idle_timeout_ms,
+            detectTimeoutMs: l.tcp_fallback.detect_timeout_ms ?? DEFAULT_DETECT_TIMEOUT_MS,
+          },
     h2MaxConcurrentStreams: l.http2.max_concurrent_streams,
     headersWithUnderscores: l.headers_with_underscores,
     errorDetail: errorDetail === 'full',

@@ -25,7 +25,7 @@ export interface RouteChanges {
 
 export interface ListenerChange {
   readonly spec: ListenerSpec;
-  /** Address, TLS mode, engine or protocol changed: a new socket is bound first, then the old one closed. */
+  /** Address, TLS mode, engine, protocol or the presence of tcp_fallback changed: a new socket is bound first, then the old one closed. */
   readonly rebind: boolean;
   /** host:port changed (a subset of rebind). */
   readonly moved: boolean;
@@ -103,7 +103,7 @@ function listenerChange(p: ListenerSpec, n: ListenerSpec): ListenerChange | null
   const before = new Map(p.routes.map((r) => [r.name, r]));
   return {
     spec: n,
-    rebind: moved || p.tls !== n.tls || !sameValue(p.engine, n.engine) || p.protocol !== n.protocol,
+    rebind: moved || p.tls !== n.tls || !sameValue(p.engine, n.engine) || p.protocol !== n.protocol || (p.tcpFallback === null) !== (n.tcpFallback === null),
     moved,
     routes: {
       added: routes.added.map((r) => r.name),

@@ -120,6 +120,19 @@ export const listenerSchema = z.strictObject({
       idle_timeout_ms: ms().default(3_600_000),
     })
     .optional(),
+  /**
+   * protocol auto: full protocol detection. What is neither HTTP (nor, on a tls listener, an
+   * `outrigger-tcp/<port>` ALPN connection's HTTP) goes to `cluster` as opaque TCP (detect.ts).
+   */
+  tcp_fallback: z
+    .strictObject({
+      cluster: nameField,
+      /** Plaintext listeners: how long to wait for the first bytes before a silent connection is opaque TCP. */
+      detect_timeout_ms: ms(1).optional(),
+      /** As tcp.idle_timeout_ms, for the connections that fall back to TCP. */
+      idle_timeout_ms: ms().default(3_600_000),
+    })
+    .optional(),
   http2: z
     .strictObject({
       max_concurrent_streams: z.int().min(1).max(2_147_483_647).default(100),

@@ -111,6 +111,11 @@ export interface ListenerSpec {
   readonly protocol: 'http1' | 'http2' | 'auto' | 'tcp';
   /** protocol tcp: where connections go and when an idle one closes; null on HTTP listeners. */
   readonly tcp: TcpListenerSpec | null;
+  /**
+   * protocol auto with `tcp_fallback`: where connections that are not HTTP go (detect.ts); null
+   * = no detection beyond the HTTP/2 preface or ALPN.
+   */
+  readonly tcpFallback: TcpFallbackSpec | null;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
   readonly h2MaxConcurrentStreams: number;
   /** Request header names with `_`: dropped (default, counted), refused with 400, or forwarded. */
@@ -131,6 +136,11 @@ export interface TcpListenerSpec {
   readonly cluster: string;
   /** No byte in either direction for this long closes both sides; 0 = never. */
   readonly idleTimeoutMs: number;
+}
+
+export interface TcpFallbackSpec extends TcpListenerSpec {
+  /** Plaintext listeners: no byte within this long makes a connection opaque TCP (server-speaks-first protocols). */
+  readonly detectTimeoutMs: number;
 }
 
 export interface ListenerTimeoutsSpec {

@@ -8,6 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
+import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
@@ -28,6 +29,7 @@ import type { H2Downstream } from './h2/downstream.js';
 import { sniffPreface } from './h2/preface.js';
 import { readH2RequestHead } from './h2/request_head.js';
 import { H2Server, type H2Conn } from './h2/server.js';
+import { alpnDetected, DetectCounters, Detector, selectAlpn } from './detect.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply, localReplyBytes } from './local_reply.js';
@@ -109,8 +111,12 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   inflight = 0;
   /** Upgraded (WebSocket) connections: the open tunnels and their counters. */
   readonly upgrades = new Upgrades();
-  /** A `protocol: tcp` listener's connections (tcp_proxy.ts): no HTTP server at all then. */
+  /** A `protocol: tcp` listener's connections (tcp_proxy.ts): no HTTP server at all then. Or the `tcp_fallback` of a detecting listener. */
   readonly tcp: TcpListener | null = null;
+  /** `tcp_fallback`: connections by detected protocol (detect.ts), or null. */
+  readonly detected: DetectCounters | null = null;
+  /** `tcp_fallback` on plaintext: the front socket that classifies each connection, or null. */
+  private readonly detector: Detector | null = null;
   port = 0;
   /** TLS handshakes refused (no, expired or untrusted client certificate). */
   handshakeFailures = 0;
@@ -135,6 +141,10 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       this.tcp = new TcpListener(spec, this.tcpHooks(), this.tlsParams());
       return;
     }
+    if (spec.tcpFallback !== null) {
+      this.detected = new DetectCounters();
+      this.tcp = new TcpListener(fallbackSpec(spec), this.tcpHooks(), this.tlsParams());
+    }
     if (spec.engine !== 'uws' && spec.protocol !== 'http1') {
       this.h2 = new H2Server(spec, { request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn) });
     }
@@ -148,6 +158,34 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     } else {
       this.server = this.createNodeServer(spec);
     }
+    if (spec.tcpFallback !== null && spec.tls === null) {
+      const tcp = this.tcp!;
+      this.detector = new Detector(spec, this.detected!, {
+        http: (s) => this.takeHttp(s),
+        opaque: (s) => tcp.accept(s, null, s.localPort ?? 0),
+      });
+    }
+  }
+
+  /** A detected HTTP connection, its first bytes put back, to the HTTP server (which tells HTTP/2 by the preface). */
+  private takeHttp(socket: Socket): void {
+    const server = this.server ?? this.h1!.server;
+    server.emit('connection', socket);
+    socket.resume();
+  }
+
+  /**
+   * After the peer check of a TLS listener with `tcp_fallback`: counts what ALPN made the
+   * connection; true when it is a client sidecar's opaque TCP (`outrigger-tcp/<port>`), which
+   * then goes to the fallback cluster (authorized by `from`, as on a tcp listener).
+   */
+  private claimedByAlpn(socket: TLSSocket, peer: string | null): boolean {
+    if (this.detected === null) return false;
+    const d = alpnDetected(socket.alpnProtocol);
+    this.detected.count(d.protocol);
+    if (d.protocol !== 'opaque') return false;
+    this.tcp!.accept(socket, peer, d.port);
+    return true;
   }
 
   private createNodeServer(spec: ListenerSpec): http.Server {
@@ -197,6 +235,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
         const h1 = server.listeners('secureConnection') as Array<(s: PeerSocket) => void>;
         server.removeAllListeners('secureConnection');
         server.on('secureConnection', (s: PeerSocket) => {
+          if (!s.destroyed && this.claimedByAlpn(s, s.peerIdentity ?? null)) return;
           if (!s.destroyed && (spec.protocol === 'http2' || s.alpnProtocol === 'h2')) h2.handoff(s, s.peerIdentity ?? null);
           else for (const f of h1) f.call(server, s);
         });
@@ -259,6 +298,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
         failed: () => {
           this.handshakeFailures++;
         },
+        claimed: (s, peer) => this.claimedByAlpn(s, peer),
       };
     }
     this.connectionsAccepted = 0;
@@ -286,7 +326,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
    * holds the port, and resolved port 0 to one port for all workers. Resolves to the bound port.
    */
   listen(): Promise<number> {
-    if (this.tcp !== null) return this.tcp.listen().then((port) => (this.port = port));
+    if (this.detector !== null) return this.detector.listen().then((port) => (this.port = port));
+    if (this.tcp !== null && this.spec.tcp !== null) return this.tcp.listen().then((port) => (this.port = port));
     const server: NetServer | null = this.server ?? this.h1?.server ?? null;
     if (server !== null) {
       return new Promise((resolve, reject) => {
@@ -346,7 +387,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     }
     this.h1?.configure(spec);
     this.h2?.configure(spec);
-    this.tcp?.configure(spec);
+    this.tcp?.configure(spec.tcpFallback !== null ? fallbackSpec(spec) : spec);
+    this.detector?.configure(spec);
     if (change.rateLimit) this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, this.ctx.ticker.fresh());
     if (change.authorization) this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
   }
@@ -391,6 +433,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.h1?.closeAll();
     this.h2?.closeAll();
     this.upgrades.closeAll();
+    this.detector?.stopAccepting();
     this.tcp?.closeAll();
   }
 
@@ -406,6 +449,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     }
     this.h1?.stopAccepting();
     this.h2?.stopAccepting();
+    this.detector?.stopAccepting();
     this.tcp?.stopAccepting();
   }
 
@@ -745,8 +789,17 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
 
 function noop(): void {}
 
-/** ALPN protocols a TLS listener offers: h2 and http/1.1 on `auto`, h2 on `http2`, none on `http1` (as before HTTP/2). */
-function alpn(spec: ListenerSpec): { ALPNProtocols?: string[] } {
+/** The spec the TCP proxy of a detecting listener forwards by: its fallback as `tcp`, and no TLS of its own (the listener's server terminates it). */
+function fallbackSpec(spec: ListenerSpec): ListenerSpec {
+  return { ...spec, tls: null, tcp: spec.tcpFallback };
+}
+
+/**
+ * ALPN protocols a TLS listener offers: h2 and http/1.1 on `auto` (and a client sidecar's
+ * outrigger-tcp/<port> with `tcp_fallback`), h2 on `http2`, none on `http1` (as before HTTP/2).
+ */
+function alpn(spec: ListenerSpec): Pick<tls.TlsOptions, 'ALPNProtocols' | 'ALPNCallback'> {
+  if (spec.tcpFallback !== null) return { ALPNCallback: selectAlpn };
   if (spec.protocol === 'auto') return { ALPNProtocols: ['h2', 'http/1.1'] };
   if (spec.protocol === 'http2') return { ALPNProtocols: ['h2'] };
   return {};

@@ -142,6 +142,7 @@ export class StatsAggregator {
     for (const l of snapshot.listeners) {
       this.counters.declare('outrigger_headers_with_underscores_dropped_total', { listener: l.name });
       if (l.tls !== null) this.counters.declare('outrigger_tls_handshake_failures_total', { listener: l.name });
+      if (l.tcpFallback !== null && l.tls === null) this.counters.declare('outrigger_detect_timeouts_total', { listener: l.name });
       if (l.authorization !== null) {
         l.authorization.forEach((_r, i) => this.counters.declare('outrigger_authz_decisions_total', { listener: l.name, rule: String(i), decision: 'allow' }));
         this.counters.declare('outrigger_authz_decisions_total', { listener: l.name, rule: '', decision: 'deny' });

@@ -129,6 +129,11 @@ export class StatsReporter {
       d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_client' }, u.bytesFromClient);
       d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_upstream' }, u.bytesFromUpstream);
       if (l.tcp !== null) this.observeTcp(listener, l.tcp.counters);
+      const det = l.detected;
+      if (det !== null) {
+        for (const [protocol, n] of det.byProtocol) d.observe(det.byProtocol, 'outrigger_detected_connections_total', { listener, protocol }, n);
+        d.observe(det, 'outrigger_detect_timeouts_total', { listener }, det.timeouts);
+      }
       const authz = l.authzCounts;
       if (authz !== null) {
         authz.allowed.forEach((n, i) => d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: String(i), decision: 'allow' }, n));

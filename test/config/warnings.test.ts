@@ -78,6 +78,7 @@ describe('warnings', () => {
       'rateLimit',
       'routes',
       'tcp',
+      'tcpFallback',
       'timeouts',
       'tls',
       'xForwardedFor',

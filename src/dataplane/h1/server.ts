@@ -38,6 +38,8 @@ export interface StrictTls {
   peer(socket: tls.TLSSocket): string | null | false;
   /** A handshake or peer check failed. */
   failed(): void;
+  /** After the peer check: true when another protocol took the connection (detect.ts: ALPN outrigger-tcp/<port>). */
+  claimed?(socket: tls.TLSSocket, peer: string | null): boolean;
 }
 
 export function strictSettings(spec: ListenerSpec): H1Settings {
@@ -94,6 +96,7 @@ export class StrictServer implements H1Host {
           socket.destroy();
           return;
         }
+        if (tlsSetup.claimed?.(socket, peer) === true) return;
         if (h2 !== null && (h2.only || socket.alpnProtocol === 'h2')) h2.handoff(socket, peer);
         else this.open(socket, peer);
       });

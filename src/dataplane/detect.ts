@@ -1,0 +1,165 @@
+// Protocol detection on a `protocol: auto` listener with `tcp_fallback` (issue 15), as Linkerd's
+// inbound proxy does on one port: HTTP (HTTP/1 or HTTP/2) goes to the listener's HTTP server,
+// anything else to the fallback cluster as opaque TCP (tcp_proxy.ts).
+//
+// Plaintext listeners: a front socket reads each connection's first bytes once, with
+// `detect_timeout_ms`: the HTTP/2 preface or an HTTP/1 request line (a method token, then SP) is
+// HTTP; any other byte is opaque TCP; so is silence until the timeout (server-speaks-first
+// protocols: MySQL, SMTP... the client waits for the server's greeting, which then arrives after
+// the timeout, not never). The bytes read are put back (`unshift`) for whichever side takes over.
+// A TLS ClientHello on a plaintext listener is the app's own TLS: opaque, passed through.
+//
+// TLS listeners read nothing in plaintext: the handshake is theirs, and ALPN decides —
+// `outrigger-tcp/<port>` (what a client sidecar's tcp hop offers) is opaque TCP to the fallback
+// cluster, after the same identity check and authorization as on a tcp listener; `h2` and
+// `http/1.1` (or no ALPN) are HTTP. No timer, no extra read.
+
+import net from 'node:net';
+import type { ListenerSpec } from '../config/types.js';
+import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
+import { prefaceMatch } from './h2/preface.js';
+import { ALPN_PORT } from './tcp_proxy.js';
+
+/** What a connection was found to speak. */
+export type Detected = 'http1' | 'http2' | 'opaque';
+
+/** Connections by what they were found to speak, and detection timeouts, of one listener on one worker (/stats, /metrics). */
+export class DetectCounters {
+  readonly byProtocol = new Map<Detected, number>();
+  /** Plaintext connections that sent no deciding byte within detect_timeout_ms (then opaque). */
+  timeouts = 0;
+
+  count(p: Detected): void {
+    this.byProtocol.set(p, (this.byProtocol.get(p) ?? 0) + 1);
+  }
+}
+
+/** The longest method token we wait for (the registered methods are at most 17 bytes long). */
+const MAX_METHOD = 24;
+/** RFC 9110 tchar: the bytes of a method token. */
+const TCHAR = (() => {
+  const t = new Uint8Array(256);
+  for (const c of "!#$%&'*+-.^_`|~") t[c.charCodeAt(0)] = 1;
+  for (let c = 0x30; c <= 0x39; c++) t[c] = 1;
+  for (let c = 0x41; c <= 0x5a; c++) t[c] = 1;
+  for (let c = 0x61; c <= 0x7a; c++) t[c] = 1;
+  return t;
+})();
+
+/** What the first bytes `b` speak, or null while they could still be either. */
+export function classify(b: Buffer): Detected | null {
+  const preface = prefaceMatch(b);
+  if (preface === 2) return 'http2';
+  if (preface === 1) return null;
+  const n = Math.min(b.length, MAX_METHOD + 1);
+  for (let i = 0; i < n; i++) {
+    if (b[i] === 0x20) return i > 0 ? 'http1' : 'opaque';
+    if (TCHAR[b[i]!] === 0) return 'opaque';
+  }
+  return b.length > MAX_METHOD ? 'opaque' : null;
+}
+
+/**
+ * The ALPN choice of a TLS listener with `tcp_fallback`: HTTP as before (`h2`, then `http/1.1`),
+ * else a client sidecar's `outrigger-tcp/<port>`; nothing else (the handshake is refused).
+ */
+export function selectAlpn({ protocols }: { protocols: string[] }): string | undefined {
+  if (protocols.includes('h2')) return 'h2';
+  if (protocols.includes('http/1.1')) return 'http/1.1';
+  return protocols.find((p) => ALPN_PORT.test(p));
+}
+
+/** What a TLS connection's ALPN choice makes it, and the original destination port of an opaque one. */
+export function alpnDetected(alpn: string | false | null): { protocol: Detected; port: number } {
+  const tcp = typeof alpn === 'string' ? ALPN_PORT.exec(alpn) : null;
+  if (tcp !== null) return { protocol: 'opaque', port: Number(tcp[1]) };
+  return { protocol: alpn === 'h2' ? 'http2' : 'http1', port: 0 };
+}
+
+/** Where a plaintext connection goes once it is classified (the socket comes paused, its bytes put back). */
+export interface DetectTargets {
+  /** The listener's HTTP server takes the connection (it tells HTTP/2 from HTTP/1 by the preface itself). */
+  http(socket: net.Socket): void;
+  /** The fallback cluster takes it as opaque TCP. */
+  opaque(socket: net.Socket): void;
+}
+
+/** The front socket of a plaintext listener with `tcp_fallback`: every connection is classified once, then handed on. */
+export class Detector {
+  readonly server: net.Server;
+  private spec: ListenerSpec;
+
+  constructor(
+    spec: ListenerSpec,
+    readonly counters: DetectCounters,
+    private readonly targets: DetectTargets,
+  ) {
+    this.spec = spec;
+    // allowHalfOpen: an opaque stream's half-close is the TCP proxy's to pass on.
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.sniff(s));
+    if (spec.maxConnections !== null) this.server.maxConnections = spec.maxConnections;
+  }
+
+  /** A new config version on the same socket: new connections use its detect timeout. */
+  configure(spec: ListenerSpec): void {
+    this.spec = spec;
+    this.server.maxConnections = spec.maxConnections ?? Infinity;
+  }
+
+  listen(): Promise<number> {
+    const server = this.server;
+    return new Promise((resolve, reject) => {
+      let fd: number;
+      try {
+        fd = reusePortListen(this.spec.host, this.spec.port);
+      } catch (e) {
+        reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}: ${(e as Error).message}`));
+        return;
+      }
+      server.once('error', reject);
+      server.listen({ fd }, () => {
+        server.off('error', reject);
+        resolve(socketLocalPort(fd));
+      });
+    });
+  }
+
+  stopAccepting(): void {
+    this.server.close();
+  }
+
+  private sniff(socket: net.Socket): void {
+    let got: Buffer | null = null;
+    const done = (p: Detected): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('error', noop);
+      socket.pause();
+      if (got !== null) socket.unshift(got);
+      this.counters.count(p);
+      if (p === 'opaque') this.targets.opaque(socket);
+      else this.targets.http(socket);
+    };
+    const onData = (chunk: Buffer): void => {
+      got = got === null ? chunk : Buffer.concat([got, chunk]);
+      const p = classify(got);
+      if (p !== null) done(p);
+    };
+    // A FIN before anything could be decided: nothing to serve or forward.
+    const onEnd = (): void => {
+      clearTimeout(timer);
+      socket.destroy();
+    };
+    const timer = setTimeout(() => {
+      this.counters.timeouts++;
+      done('opaque');
+    }, this.spec.tcpFallback!.detectTimeoutMs);
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('error', noop); // 'close' follows; nobody else listens yet
+    socket.once('close', () => clearTimeout(timer));
+  }
+}
+
+function noop(): void {}
