@@ -105,11 +105,17 @@ export class Splice implements Timed, SpliceBytes {
   }
 }
 
-/** A reset on one side becomes a reset on the other: an RST on TCP, an abrupt close on TLS (which has no RST of its own). */
+/**
+ * A reset on one side becomes a reset on the other: an RST on TCP. TLS has no reset of its own: a
+ * TLS socket made over a net.Socket we hold (every accepted one; the tcp proxy's outgoing ones)
+ * has the TCP connection under it reset, others are closed abruptly.
+ */
 export function resetSocket(s: net.Socket): void {
   if (s.destroyed) return;
-  if (s instanceof tls.TLSSocket) s.destroy();
-  else s.resetAndDestroy();
+  // `_parent`: the net.Socket a TLSSocket was made over (node's tls keeps it there; not in @types/node).
+  const tcp = s instanceof tls.TLSSocket ? (s as tls.TLSSocket & { _parent?: net.Socket | null })._parent : s;
+  if (tcp instanceof net.Socket && !tcp.destroyed) tcp.resetAndDestroy();
+  s.destroy();
 }
 
 function noop(): void {}

@@ -289,10 +289,12 @@ class TcpConnection implements Timed {
       s = net.connect({ host: pool.host, port: pool.port, noDelay: true, allowHalfOpen: true });
       s.once('connect', () => this.connected());
     } else {
+      // TLS over a TCP socket of our own: a reset can then be passed on as an RST (splice.ts resetSocket).
+      const tcp = net.connect({ host: pool.host, port: pool.port, noDelay: true, allowHalfOpen: true });
+      tcp.on('error', this.connectError);
       // allowHalfOpen: honoured by tls.connect (it hands it to the TLSSocket), missing from @types/node.
       const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
-        host: pool.host,
-        port: pool.port,
+        socket: tcp,
         allowHalfOpen: true,
         ...plan.options,
         ALPNProtocols: [`${ALPN_PREFIX}${this.destinationPort}`],

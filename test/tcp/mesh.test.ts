@@ -1,0 +1,68 @@
+// Raw TCP across the two-sidecar mTLS path (client sidecar's plaintext tcp listener → cluster with
+// tls → server sidecar's mTLS tcp listener → app): half-close passes across the TLS hop, and a reset
+// on either end arrives at the other end as a reset (the TLS hop resets its TCP connection).
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { API, caSource, closeAll, newCa, startSidecar, WEB, type Sidecar } from '../helpers/sidecar.js';
+import { connectClient, readAll, startTcpApp, type TcpApp } from './helpers.js';
+
+afterAll(closeAll);
+
+describe('raw TCP across two sidecars over mTLS', () => {
+  let app: TcpApp;
+  let client: Sidecar;
+
+  it('starts', async () => {
+    const ca = await newCa();
+    app = await startTcpApp();
+    const server = await startSidecar({
+      node: { workers: 1, identity: API },
+      tls: caSource(ca),
+      listeners: [{ name: 'main', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'app', tls: { mode: 'mtls' }, authorization: [{ from: [WEB] }] }],
+      clusters: [{ name: 'app', endpoints: [{ address: app.address }] }],
+    });
+    client = await startSidecar({
+      node: { workers: 1, identity: WEB },
+      tls: caSource(ca),
+      listeners: [{ name: 'main', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'api' }],
+      clusters: [{ name: 'api', tls: { identities: [API] }, endpoints: [{ address: `127.0.0.1:${server.port()}` }] }],
+    });
+  });
+
+  it('half-close from the client crosses the TLS hop; the app still answers after it', async () => {
+    const before = app.sockets.length;
+    const c = await connectClient(client.port());
+    await expect.poll(() => app.sockets.length).toBe(before + 1);
+    const s = app.sockets.at(-1)!;
+    s.unpipe(s);
+    s.removeAllListeners('data');
+    const fromClient = readAll(s);
+    c.socket.end('question');
+    expect((await fromClient).toString()).toBe('question');
+    s.end('answer after your FIN');
+    await c.ended;
+    expect(c.received().toString()).toBe('answer after your FIN');
+  });
+
+  it('a reset by the app reaches the client as a reset', async () => {
+    const before = app.sockets.length;
+    const c = await connectClient(client.port());
+    await expect.poll(() => app.sockets.length).toBe(before + 1);
+    app.sockets.at(-1)!.resetAndDestroy();
+    expect(await c.closed).toBe('ECONNRESET');
+  });
+
+  it('a reset by the client reaches the app as a reset', async () => {
+    const before = app.sockets.length;
+    const c = await connectClient(client.port());
+    await expect.poll(() => app.sockets.length).toBe(before + 1);
+    const s = app.sockets.at(-1)!;
+    const appSaw = new Promise<string>((resolve) => {
+      let code = '';
+      s.on('error', (e: NodeJS.ErrnoException) => (code = e.code ?? ''));
+      s.once('close', () => resolve(code));
+    });
+    c.socket.resetAndDestroy();
+    expect(await appSaw).toBe('ECONNRESET');
+  });
+});
