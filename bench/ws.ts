@@ -3,31 +3,15 @@
 // WebSocket proxy and the upstream alone, in one run (bench/lib/websocket.ts). `npm run bench`
 // runs the same section after its HTTP/1 configs.
 
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseSectionArgs } from './lib/section.js';
 import { renderWsMarkdown, runWsBench, WS_SIZES } from './lib/websocket.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '16' },
-    inflight: { type: 'string', default: '8' },
-    sizes: { type: 'string', default: WS_SIZES.join(',') },
-    'no-install': { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+const { common, own } = parseSectionArgs({ seconds: '10', connections: '16', inflight: '8', sizes: WS_SIZES.join(',') });
 const results = await runWsBench({
-  repoRoot,
-  rounds: Number(values.rounds),
-  seconds: Number(values.seconds),
-  connections: Number(values.connections),
-  inflight: Number(values.inflight),
-  sizes: values.sizes.split(',').map(Number),
-  install: !values['no-install'],
-  log: (s) => process.stderr.write(`${s}\n`),
+  ...common,
+  seconds: Number(own.seconds),
+  connections: Number(own.connections),
+  inflight: Number(own.inflight),
+  sizes: own.sizes.split(',').map(Number),
 });
 process.stdout.write(renderWsMarkdown(results));

@@ -1,17 +1,23 @@
-// The gRPC bench's parts (bench/lib/grpc.ts): h2load's summary parsed from a real captured run,
-// the markdown section's ratios, and the paced client against the real gRPC upstream.
+// The gRPC bench's parts (bench/lib/grpc.ts): the sidecar configs compiled by outrigger's own
+// loader, h2load's summary parsed from a real captured run, the markdown section's ratios, and the
+// paced client against the real gRPC upstream.
 
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GRPC_PATH, parseH2load, renderGrpcMarkdown, type GrpcRun } from '../../bench/lib/grpc.js';
-import { startProcess, type Started } from '../../bench/lib/proc.js';
+import { describe, expect, it } from 'vitest';
+import { GRPC_PATH, GRPC_SIDECAR, parseH2load, renderGrpcMarkdown, type GrpcRun } from '../../bench/lib/grpc.js';
+import { describeSidecars, nodeUpstreamAround } from './section_helpers.js';
 
 // Captured from: h2load -n 200 -c 2 -m 4 -d <one gRPC message> -H 'content-type: application/grpc'
 // -H 'te: trailers' http://127.0.0.1:<bench/upstream/grpc_server>/bench.Echo/Unary
 const CAPTURED = readFileSync(new URL('./fixtures/h2load-grpc-unary.txt', import.meta.url), 'utf8');
+
+describeSidecars('gRPC', GRPC_SIDECAR, 'takes h2c or ALPN h2 on the strict engine and speaks HTTP/2 to its cluster', (c) => {
+  expect(c.listeners[0]).toMatchObject({ engine: 'strict', protocol: 'auto' });
+  expect(c.clusters[0]?.protocol).toBe('http2');
+});
 
 describe('h2load summary', () => {
   it('parses calls/s and the succeeded/failed counts of a real run', () => {
@@ -58,24 +64,16 @@ describe('the gRPC section', () => {
 });
 
 describe('the paced client against the gRPC upstream', () => {
-  let upstream: Started;
-  let port: number;
-  beforeAll(async () => {
-    upstream = await startProcess({
-      name: 'grpc-upstream',
-      cmd: process.execPath,
-      args: ['dist/bench/upstream/grpc_server.js', '0'],
-      readyLine: /"msg":"listening"/,
-      timeoutMs: 15_000,
-    });
-    port = (JSON.parse(upstream.readyLineText ?? '{}') as { port: number }).port;
-  });
-  afterAll(async () => {
-    await upstream.stop();
-  });
+  const upstream = nodeUpstreamAround('grpc-upstream', 'grpc_server.js');
 
   it('sends rate × seconds calls and counts each by its grpc-status', async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/h2_paced.js', `http://127.0.0.1:${port}${GRPC_PATH}`, '200', '1', '2']);
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      'dist/bench/h2_paced.js',
+      `http://127.0.0.1:${upstream.port}${GRPC_PATH}`,
+      '200',
+      '1',
+      '2',
+    ]);
     const r = JSON.parse(stdout.trim()) as { requests: number; ok: number; failed: number; p50: number; p99: number; max: number };
     expect(r.requests).toBe(200);
     expect(r.ok).toBe(200);

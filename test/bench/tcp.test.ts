@@ -1,6 +1,7 @@
 // The raw TCP bench's parts (bench/lib/tcp.ts): the sidecar configs compiled by outrigger's own
-// loader, redis-benchmark's CSV parsed from a real captured run, the markdown section's ratios, and the probe and a redis-benchmark run against a real
-// redis-server (Debian's redis-server and redis-tools; .ci/run installs them).
+// loader, redis-benchmark's CSV parsed from a real captured run, the markdown section's ratios,
+// and the probe and a redis-benchmark run against a real redis-server (Debian's redis-server and
+// redis-tools; .ci/run installs them).
 
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
@@ -8,44 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTools } from '../../bench/lib/peers.js';
 import { freePort, startProcess, type Started } from '../../bench/lib/proc.js';
 import { runToEnd } from '../../bench/lib/section.js';
-import { MTLS_CLIENT_ID, MTLS_SERVER_ID } from '../../bench/lib/targets.js';
-import { parseRedisCsv, probeRedis, renderTcpMarkdown, tcpSidecarYaml, type RedisRun, type TcpRun } from '../../bench/lib/tcp.js';
-import { parseConfigText, type LoadResult } from '../../src/config/load.js';
+import { parseRedisCsv, probeRedis, renderTcpMarkdown, TCP_SIDECAR, type RedisRun, type TcpRun } from '../../bench/lib/tcp.js';
+import { describeSidecars } from './section_helpers.js';
 
 // Captured from: redis-benchmark -h 127.0.0.1 -p <redis-server> --csv -t set,get -n 2000 -c 10 -P 1 -d 3
 const CAPTURED = readFileSync(new URL('./fixtures/redis-benchmark-csv.txt', import.meta.url), 'utf8');
 
-const OPTS = { version: 1, availableParallelism: 2, enableTestHooks: false };
-
-function compiled(yaml: string): Extract<LoadResult, { ok: true }>['snapshot'] {
-  const r = parseConfigText(yaml, OPTS);
-  if (!r.ok) throw new Error(r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
-  return r.snapshot;
-}
-
-describe('sidecar configs of the TCP section', () => {
-  const caDir = '/tmp/outrigger tcp "bench"/ca';
-
-  it('one sidecar: 1 worker, a tcp listener whose connections go to the redis cluster', () => {
-    const s = compiled(tcpSidecarYaml({ role: 'one sidecar', listenPort: 4001, clusterPort: 4000 }));
-    expect(s.node.workers).toBe(1);
-    expect(s.listeners[0]).toMatchObject({ protocol: 'tcp', tcp: { cluster: 'up' }, tls: null, port: 4001 });
-    expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4000']);
-  });
-
-  it('the mTLS pair: the server tcp listener requires a client certificate; the client cluster must meet the server identity', () => {
-    const server = compiled(
-      tcpSidecarYaml({ role: 'server', mtls: { identity: MTLS_SERVER_ID, caDir }, listenPort: 4001, listenerMtls: true, clusterPort: 4000 }),
-    );
-    expect(server.node.identity).toBe(MTLS_SERVER_ID);
-    expect(server.listeners[0]).toMatchObject({ protocol: 'tcp', tls: 'mtls' });
-    const client = compiled(
-      tcpSidecarYaml({ role: 'client', mtls: { identity: MTLS_CLIENT_ID, caDir }, listenPort: 4002, clusterPort: 4001, clusterIdentity: MTLS_SERVER_ID }),
-    );
-    expect(client.listeners[0]).toMatchObject({ protocol: 'tcp', tls: null });
-    expect(client.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
-    expect(client.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
-  });
+describeSidecars('TCP', TCP_SIDECAR, "has a tcp listener whose connections go to the cluster 'up'", (c) => {
+  expect(c.listeners[0]).toMatchObject({ protocol: 'tcp', tcp: { cluster: 'up' } });
 });
 
 describe("redis-benchmark's CSV", () => {

@@ -8,12 +8,10 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { startProcess, type Started } from '../../bench/lib/proc.js';
-import { MTLS_CLIENT_ID, MTLS_SERVER_ID } from '../../bench/lib/targets.js';
-import { parseWsLoad, probeWs, renderWsMarkdown, wsSidecarYaml, type WsRun } from '../../bench/lib/websocket.js';
-import { parseConfigText, type LoadResult } from '../../src/config/load.js';
+import { parseWsLoad, probeWs, renderWsMarkdown, WS_SIDECAR, type WsRun } from '../../bench/lib/websocket.js';
+import { describeSidecars, nodeUpstreamAround } from './section_helpers.js';
 
 // Captured from: node dist/bench/ws_load.js ws://127.0.0.1:<bench/upstream/ws_server>/ 4 2 64 1
 const CAPTURED = readFileSync(new URL('./fixtures/ws-load-64.txt', import.meta.url), 'utf8');
@@ -30,39 +28,9 @@ const load = async (port: number, connections: number, inflight: number, size: n
   return parseWsLoad(stdout);
 };
 
-const OPTS = { version: 1, availableParallelism: 2, enableTestHooks: false };
-
-function compiled(yaml: string): Extract<LoadResult, { ok: true }>['snapshot'] {
-  const r = parseConfigText(yaml, OPTS);
-  if (!r.ok) throw new Error(r.problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
-  return r.snapshot;
-}
-
-describe('sidecar configs of the WebSocket section', () => {
-  const caDir = '/tmp/outrigger ws "bench"/ca';
-
-  it('one sidecar: 1 worker, strict engine, a route that tunnels WebSocket upgrades to the upstream', () => {
-    const s = compiled(wsSidecarYaml({ role: 'one sidecar', listenPort: 4001, clusterPort: 4000 }));
-    expect(s.node.workers).toBe(1);
-    expect(s.listeners[0]).toMatchObject({ engine: 'strict', tls: null, port: 4001 });
-    expect(s.listeners[0]?.routes[0]?.websocket).not.toBeNull();
-    expect(s.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4000']);
-  });
-
-  it('the mTLS pair: the server listener requires a client certificate; the client cluster must meet the server identity', () => {
-    const server = compiled(
-      wsSidecarYaml({ role: 'server', mtls: { identity: MTLS_SERVER_ID, caDir }, listenPort: 4001, listenerMtls: true, clusterPort: 4000 }),
-    );
-    expect(server.node.identity).toBe(MTLS_SERVER_ID);
-    expect(server.listeners[0]).toMatchObject({ engine: 'strict', tls: 'mtls' });
-    expect(server.listeners[0]?.routes[0]?.websocket).not.toBeNull();
-    const client = compiled(
-      wsSidecarYaml({ role: 'client', mtls: { identity: MTLS_CLIENT_ID, caDir }, listenPort: 4002, clusterPort: 4001, clusterIdentity: MTLS_SERVER_ID }),
-    );
-    expect(client.listeners[0]).toMatchObject({ engine: 'strict', tls: null });
-    expect(client.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
-    expect(client.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
-  });
+describeSidecars('WebSocket', WS_SIDECAR, 'is on the strict engine with a route that tunnels WebSocket upgrades', (c) => {
+  expect(c.listeners[0]?.engine).toBe('strict');
+  expect(c.listeners[0]?.routes[0]?.websocket).not.toBeNull();
 });
 
 describe("the load client's line", () => {
@@ -152,24 +120,10 @@ async function startServer(
 }
 
 describe('the load client and probe against the ws echo upstream', () => {
-  let upstream: Started;
-  let port: number;
-  beforeAll(async () => {
-    upstream = await startProcess({
-      name: 'ws-upstream',
-      cmd: process.execPath,
-      args: ['dist/bench/upstream/ws_server.js', '0'],
-      readyLine: /"msg":"listening"/,
-      timeoutMs: 15_000,
-    });
-    port = (JSON.parse(upstream.readyLineText ?? '{}') as { port: number }).port;
-  });
-  afterAll(async () => {
-    await upstream.stop();
-  });
+  const upstream = nodeUpstreamAround('ws-upstream', 'ws_server.js');
 
   it.each([64, 16 * 1024])('keeps messages of %i bytes echoing on every socket, each echo whole', async (size) => {
-    const r = await load(port, 4, 2, size, 1);
+    const r = await load(upstream.port, 4, 2, size, 1);
     expect(r.messages).toBeGreaterThan(0);
     expect(r.mismatched).toBe(0);
     expect(r.lost).toBe(0);
@@ -180,7 +134,7 @@ describe('the load client and probe against the ws echo upstream', () => {
   });
 
   it('the probe passes through the upstream', async () => {
-    expect(await probeWs(port)).toBeNull();
+    expect(await probeWs(upstream.port)).toBeNull();
   });
 });
 
