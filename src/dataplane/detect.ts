@@ -88,6 +88,8 @@ export interface DetectTargets {
 export class Detector {
   readonly server: net.Server;
   private spec: ListenerSpec;
+  /** Connections still being read: nobody else holds them yet. */
+  private readonly sniffing = new Set<net.Socket>();
 
   constructor(
     spec: ListenerSpec,
@@ -128,10 +130,18 @@ export class Detector {
     this.server.close();
   }
 
+  /** The worker is closing: connections not yet handed on are closed too. */
+  closeAll(): void {
+    this.server.close();
+    for (const s of this.sniffing) s.destroy();
+  }
+
   private sniff(socket: net.Socket): void {
     let got: Buffer | null = null;
+    this.sniffing.add(socket);
     const done = (p: Detected): void => {
       clearTimeout(timer);
+      this.sniffing.delete(socket);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('error', noop);
@@ -158,7 +168,10 @@ export class Detector {
     socket.on('data', onData);
     socket.on('end', onEnd);
     socket.on('error', noop); // 'close' follows; nobody else listens yet
-    socket.once('close', () => clearTimeout(timer));
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.sniffing.delete(socket);
+    });
   }
 }
 

@@ -229,6 +229,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
         rejectUnauthorized: spec.tls === 'mtls',
         handshakeTimeout: t.handshakeMs,
         ...alpn(spec),
+        // An opaque TCP stream (tcp_fallback) half-closes; node's HTTP layer still ends an HTTP connection at the client's FIN.
+        allowHalfOpen: spec.tcpFallback !== null,
       });
       if (h2 !== null) {
         // Connections that chose h2 by ALPN (all of them on `protocol: http2`) go to HTTP/2, after the peer check below.
@@ -433,7 +435,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.h1?.closeAll();
     this.h2?.closeAll();
     this.upgrades.closeAll();
-    this.detector?.stopAccepting();
+    this.detector?.closeAll();
     this.tcp?.closeAll();
   }
 

@@ -166,7 +166,7 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
   });
 });
 
-describe('an mTLS auto port with tcp_fallback: ALPN decides', () => {
+describe.each(['strict', 'node'] as const)('an mTLS auto port with tcp_fallback: ALPN decides (engine %s)', (engine) => {
   let ca: Awaited<ReturnType<typeof newCa>>;
   let upstream: Upstream;
   let echoApp: TcpApp;
@@ -184,6 +184,7 @@ describe('an mTLS auto port with tcp_fallback: ALPN decides', () => {
         {
           name: 'main',
           address: '127.0.0.1:0',
+          engine,
           tls: { mode: 'mtls' },
           tcp_fallback: { cluster: 'echo' },
           authorization: [{ from: [WEB] }],
