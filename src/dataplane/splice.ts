@@ -1,4 +1,5 @@
-// Two connected sockets made into one opaque byte stream (raw TCP through the sidecar, tcp_proxy.ts):
+// Two connected sockets made into one opaque byte stream (raw TCP through the sidecar, tcp_proxy.ts;
+// a WebSocket tunnel after the upstream's 101, upgrade.ts):
 // bytes are piped both ways unchanged with backpressure (a slow reader pauses the other side's
 // reads), a FIN in one direction is passed on while the other keeps flowing (half-close: both
 // sockets must be made with allowHalfOpen), a reset on one side becomes a reset on the other, and

@@ -1,9 +1,10 @@
 // HTTP/1.1 Upgrade (WebSocket) through the sidecar, as Envoy's upgrade_configs do it: the upgrade
 // request was routed, authorized and admitted like any request; here it goes to the picked
 // endpoint over a dedicated connection (never pooled; mTLS when the cluster has `tls`), and once
-// the upstream answers 101 the two sockets become an opaque tunnel — bytes piped both ways
-// unchanged, with backpressure, half-close, resets and an idle timeout. Any other answer reaches
-// the client as the upstream sent it, and the client connection then closes.
+// the upstream answers 101 the two sockets become an opaque tunnel (splice.ts, shared with raw
+// TCP): bytes piped both ways unchanged, with backpressure, half-close, resets and an idle
+// timeout. Any other answer reaches the client as the upstream sent it, and the client connection
+// then closes.
 // Touches only the two sockets it is given, the endpoint's in-flight count and the cluster's
 // admission (released when the tunnel ends).
 
@@ -19,7 +20,7 @@ import { ChunkedDecoder, type ChunkSink } from './h1/chunked.js';
 import { httpDate } from './h1/downstream.js';
 import { localReply, localReplyBytes } from './local_reply.js';
 import type { RequestHead } from './request_head.js';
-import { resetSocket } from './splice.js';
+import { Splice } from './splice.js';
 
 /** The Upgrade header's value when one of its protocols is `websocket` (RFC 6455 §4.1), else null. */
 export function webSocketUpgrade(headers: readonly string[]): string | null {
@@ -115,6 +116,8 @@ export class Tunnel implements Timed, ChunkSink {
   deadline = 0;
   timerEntry: TimerEntry | null = null;
   private st = St.Connecting;
+  /** After the 101: the two sockets as one byte stream. */
+  private splice: Splice | null = null;
   private readonly upstream: net.Socket;
   /** Response bytes read while waiting for the end of the head. */
   private headBuf: Buffer | null = null;
@@ -151,11 +154,11 @@ export class Tunnel implements Timed, ChunkSink {
     this.startMs = owner.ticker.fresh();
     client.pause();
     client.setTimeout(0);
-    client.on('data', (d: Buffer) => this.fromClient(d));
-    client.on('end', () => this.clientEnded());
-    client.on('close', (hadError: boolean) => this.clientClose(hadError));
+    client.on('data', this.fromClient);
+    client.on('end', this.clientEnded);
+    client.on('close', this.clientClose);
     client.on('error', noop); // 'close' follows
-    client.on('drain', () => this.upstream.resume());
+    client.on('drain', this.clientDrained);
     this.upstream = this.connect();
     owner.upgrades.open.add(this);
     endpoint.tryStarted();
@@ -183,11 +186,11 @@ export class Tunnel implements Timed, ChunkSink {
       t.on('secureConnect', () => this.connected());
       s = t;
     }
-    s.on('data', (d: Buffer) => this.fromUpstream(d));
-    s.on('end', () => this.upstreamEnded());
-    s.on('close', (hadError: boolean) => this.upstreamClose(hadError));
-    s.on('error', (err: NodeJS.ErrnoException) => this.upstreamError(err));
-    s.on('drain', () => this.client.resume());
+    s.on('data', this.fromUpstream);
+    s.on('end', this.upstreamEnded);
+    s.on('close', this.upstreamClose);
+    s.on('error', this.upstreamError);
+    s.on('drain', this.upstreamDrained);
     return s;
   }
 
@@ -205,14 +208,11 @@ export class Tunnel implements Timed, ChunkSink {
 
   // ---- upstream → client ------------------------------------------------------------------------
 
-  private fromUpstream(d: Buffer): void {
+  // The socket listeners until the 101 (then splice.ts takes both sockets over): named, to be removed.
+  private readonly fromUpstream = (d: Buffer): void => {
     this.touch();
     this.bytesFromUpstream += d.length; // every byte the upstream sent: its answer's head too
     switch (this.st) {
-      case St.Open:
-        this.owner.upgrades.bytesFromUpstream += d.length;
-        if (!this.client.write(d)) this.upstream.pause();
-        return;
       case St.AwaitingHead:
         this.readHead(d);
         return;
@@ -220,7 +220,15 @@ export class Tunnel implements Timed, ChunkSink {
         this.relay(d);
         return;
     }
-  }
+  };
+
+  private readonly upstreamDrained = (): void => {
+    this.client.resume();
+  };
+
+  private readonly clientDrained = (): void => {
+    this.upstream.resume();
+  };
 
   private readHead(d: Buffer): void {
     const b = this.headBuf === null ? d : Buffer.concat([this.headBuf, d]);
@@ -254,11 +262,41 @@ export class Tunnel implements Timed, ChunkSink {
     // The client gets exactly the bytes of the upstream's 101 and of what followed it.
     up.bytesFromUpstream += received.length;
     this.client.write(received);
+    // From here the two sockets are one byte stream (splice.ts: backpressure, half-close, resets, idle timeout).
+    this.owner.ticker.delete(this);
+    this.deadline = 0;
+    this.detach();
     const early = this.early;
     this.early = null;
-    if (early !== null && early.length > 0) this.fromClient(early);
+    if (early !== null && early.length > 0) {
+      up.bytesFromClient += early.length;
+      this.bytesFromClient += early.length;
+      this.upstream.write(early);
+    }
+    this.splice = new Splice(this.client, this.upstream, this.owner.ticker, this.req.idleTimeoutMs, up, (sp) => this.spliceEnded(sp));
+    // A FIN the client sent before the 101 is passed on now.
     if (this.clientEndedEarly) this.upstream.end();
-    else this.client.resume();
+  }
+
+  /** Removes the listeners of the upgrade phase from both sockets (the splice adds its own). */
+  private detach(): void {
+    const { client, upstream } = this;
+    client.off('data', this.fromClient).off('end', this.clientEnded).off('close', this.clientClose).off('drain', this.clientDrained);
+    upstream
+      .off('data', this.fromUpstream)
+      .off('end', this.upstreamEnded)
+      .off('close', this.upstreamClose)
+      .off('error', this.upstreamError)
+      .off('drain', this.upstreamDrained);
+  }
+
+  /** The splice is over: both sockets are closed. */
+  private spliceEnded(sp: Splice): void {
+    this.bytesFromClient += sp.bytesFromClient;
+    this.bytesFromUpstream += sp.bytesFromUpstream;
+    this.clientClosed = true;
+    this.upstreamClosed = true;
+    this.maybeEnded();
   }
 
   /**
@@ -305,57 +343,43 @@ export class Tunnel implements Timed, ChunkSink {
     this.client.destroySoon();
   }
 
-  private upstreamEnded(): void {
-    if (this.st === St.Open)
-      this.client.end(); // half-close: the client may keep sending
-    else if (this.st === St.Relaying) this.relayDone();
+  private readonly upstreamEnded = (): void => {
+    if (this.st === St.Relaying) this.relayDone();
     else if (this.st !== St.Closed) this.fail(new ProxyError('upstream_reset', `${this.at} closed the connection before answering the upgrade`));
-  }
+  };
 
-  private upstreamError(err: NodeJS.ErrnoException): void {
-    if (this.st === St.Open || this.st === St.Relaying || this.st === St.Closed) return; // 'close' follows
+  private readonly upstreamError = (err: NodeJS.ErrnoException): void => {
+    if (this.st === St.Relaying || this.st === St.Closed) return; // 'close' follows
     const code = err.code ?? 'ERR';
     if (err instanceof IdentityMismatchError) this.fail(new ProxyError('upstream_identity_mismatch', `${this.at}: ${err.detail}`));
     else if (this.st === St.Connecting) this.fail(new ProxyError('upstream_connect_failed', `connect to ${this.at} failed: ${code}`));
     else this.fail(new ProxyError('upstream_reset', `${this.at} failed before answering the upgrade: ${code}`));
-  }
+  };
 
-  private upstreamClose(hadError: boolean): void {
+  private readonly upstreamClose = (): void => {
     this.upstreamClosed = true;
-    if (this.st === St.Open && hadError)
-      resetSocket(this.client); // a reset travels on
-    else if (this.st === St.Relaying) this.relayDone();
+    if (this.st === St.Relaying) this.relayDone();
     else if (this.st < St.Open) this.fail(new ProxyError('upstream_reset', `${this.at} closed the connection before answering the upgrade`));
     this.maybeEnded();
-  }
+  };
 
   // ---- client → upstream ------------------------------------------------------------------------
 
-  private fromClient(d: Buffer): void {
-    if (this.st !== St.Open) {
-      // Before the 101 the socket is paused: only what was read with the head can land here.
-      this.early = this.early === null ? d : Buffer.concat([this.early, d]);
-      return;
-    }
-    this.touch();
-    this.owner.upgrades.bytesFromClient += d.length;
-    this.bytesFromClient += d.length;
-    if (!this.upstream.write(d)) this.client.pause();
-  }
+  private readonly fromClient = (d: Buffer): void => {
+    // Before the 101 the socket is paused: only what was read with the head can land here.
+    this.early = this.early === null ? d : Buffer.concat([this.early, d]);
+  };
 
-  private clientEnded(): void {
-    if (this.st === St.Open)
-      this.upstream.end(); // half-close: the upstream may keep sending
-    else this.clientEndedEarly = true;
-  }
+  private readonly clientEnded = (): void => {
+    this.clientEndedEarly = true;
+  };
 
-  private clientClose(hadError: boolean): void {
+  private readonly clientClose = (): void => {
     this.clientClosed = true;
-    if (this.st === St.Open && hadError) resetSocket(this.upstream);
-    else if (this.st < St.Open) this.st = St.Closed; // the client gave up: no tunnel
-    if (!this.upstreamClosed && this.st !== St.Open) this.upstream.destroy();
+    if (this.st < St.Open) this.st = St.Closed; // the client gave up: no tunnel
+    if (!this.upstreamClosed) this.upstream.destroy();
     this.maybeEnded();
-  }
+  };
 
   // ---- ending -----------------------------------------------------------------------------------
 
@@ -401,6 +425,10 @@ export class Tunnel implements Timed, ChunkSink {
 
   /** Closes both sockets now (idle timeout, drain grace period over, worker closing). */
   destroy(): void {
+    if (this.splice !== null) {
+      this.splice.destroy();
+      return;
+    }
     if (this.st < St.Open) this.st = St.Closed;
     this.client.destroy();
     this.upstream.destroy();
