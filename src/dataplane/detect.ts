@@ -3,8 +3,8 @@
 // anything else to the fallback cluster as opaque TCP (tcp_proxy.ts).
 //
 // Plaintext listeners: a front socket reads each connection's first bytes once, with
-// `detect_timeout_ms`: the HTTP/2 preface or an HTTP/1 request line (a method token, then SP) is
-// HTTP; any other byte is opaque TCP; so is silence until the timeout (server-speaks-first
+// `detect_timeout_ms`: the HTTP/2 preface or the start of an HTTP/1 request line (a method token,
+// SP, then `/`, `*` or `http(s)://`) is HTTP; any other byte is opaque TCP; so is silence until the timeout (server-speaks-first
 // protocols: MySQL, SMTP... the client waits for the server's greeting, which then arrives after
 // the timeout, not never). The bytes read are put back (`unshift`) for whichever side takes over.
 // A TLS ClientHello on a plaintext listener is the app's own TLS: opaque, passed through.
@@ -46,6 +46,9 @@ const TCHAR = (() => {
   return t;
 })();
 
+/** Absolute-form request targets (a client that takes us for a forward proxy). */
+const ABSOLUTE = [Buffer.from('http://', 'latin1'), Buffer.from('https://', 'latin1')];
+
 /** What the first bytes `b` speak, or null while they could still be either. */
 export function classify(b: Buffer): Detected | null {
   const preface = prefaceMatch(b);
@@ -53,10 +56,29 @@ export function classify(b: Buffer): Detected | null {
   if (preface === 1) return null;
   const n = Math.min(b.length, MAX_METHOD + 1);
   for (let i = 0; i < n; i++) {
-    if (b[i] === 0x20) return i > 0 ? 'http1' : 'opaque';
+    if (b[i] === 0x20) return i > 0 ? requestTarget(b.subarray(i + 1)) : 'opaque';
     if (TCHAR[b[i]!] === 0) return 'opaque';
   }
   return b.length > MAX_METHOD ? 'opaque' : null;
+}
+
+/**
+ * After `METHOD SP`: an origin-form (`/`), asterisk-form (`*`) or absolute-form (`http://`,
+ * `https://`) target makes it an HTTP/1 request line. A token and a space alone would take text
+ * protocols for HTTP: redis inline commands (`GET key`), memcached (`get key`).
+ */
+function requestTarget(t: Buffer): Detected | null {
+  if (t.length === 0) return null;
+  if (t[0] === 0x2f || t[0] === 0x2a) return 'http1';
+  let partial = false;
+  for (const form of ABSOLUTE) {
+    const n = Math.min(t.length, form.length);
+    if (t.subarray(0, n).equals(form.subarray(0, n))) {
+      if (n === form.length) return 'http1';
+      partial = true;
+    }
+  }
+  return partial ? null : 'opaque';
 }
 
 /**

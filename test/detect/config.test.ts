@@ -1,5 +1,6 @@
 // `tcp_fallback` in the config: what compiles (the 1 s detection timeout by default), and each
-// combination that could not mean what it says refused at validation with its precise path.
+// combination that could not mean what it says refused at validation with its precise path; and
+// how the first bytes of a plaintext connection are classified.
 
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../src/config/load.js';
@@ -60,7 +61,14 @@ describe('classify: the first bytes of a plaintext connection', () => {
     expect(c('PRI * HTTP/2')).toBeNull();
     expect(c('GET / HTTP/1.1\r\n')).toBe('http1');
     expect(c('M-SEARCH * HTTP/1.1')).toBe('http1');
+    expect(c('GET http://example.com/ HTTP/1.1')).toBe('http1');
+    expect(c('OPTIONS https:/')).toBeNull();
     expect(c('GE')).toBeNull();
+    expect(c('GET ')).toBeNull();
+    // Text protocols whose commands are a token and a space: not HTTP.
+    expect(c('GET key\r\n')).toBe('opaque');
+    expect(c('get key 0\r\n')).toBe('opaque');
+    expect(c('GET htt:')).toBe('opaque');
     expect(c('*1\r\n$4\r\nPING\r\n')).toBe('opaque');
     expect(c([0x16, 0x03, 0x01])).toBe('opaque');
     expect(c(' GET')).toBe('opaque');

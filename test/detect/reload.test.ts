@@ -49,7 +49,6 @@ describe('tcp_fallback on reload', () => {
     expect((await httpGet({ port, path: '/after-on' })).status).toBe(200);
 
     const open = await connectClient(port);
-    // (Not 'kept ': a token and a space is an HTTP/1 request line.)
     open.socket.write('kept;');
     await expect.poll(() => open.received().toString()).toBe('kept;');
     const onFirst = first.sockets.length;
