@@ -11,14 +11,14 @@ import { join } from 'node:path';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, writeNginxConfig, type ToolStatus } from './peers.js';
 import {
+  footnotes,
+  roundsOf,
   runRounds,
   runToEnd,
   SectionTargets,
   startNodeUpstream,
   startSectionConfigs,
   type SectionArgs,
-  footnotes,
-  roundsOf,
   type SectionResults,
   type SectionRun,
   type SectionTarget,

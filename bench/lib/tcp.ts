@@ -12,15 +12,15 @@ import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, type ToolStatus } from './peers.js';
 import { freePort, startProcess } from './proc.js';
 import {
+  footnotes,
   recordFailure,
+  roundsOf,
   runRounds,
   runToEnd,
   SectionTargets,
   startSectionConfigs,
   type FailedRun,
   type SectionArgs,
-  footnotes,
-  roundsOf,
   type SectionResults,
   type SectionRun,
   type SectionTarget,

@@ -13,7 +13,9 @@ import WebSocket from 'ws';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, writeNginxConfig, type ToolStatus } from './peers.js';
 import {
+  footnotes,
   recordFailure,
+  roundsOf,
   runRounds,
   runToEnd,
   SectionTargets,
@@ -21,8 +23,6 @@ import {
   startSectionConfigs,
   type FailedRun,
   type SectionArgs,
-  footnotes,
-  roundsOf,
   type SectionResults,
   type SectionRun,
   type SectionTarget,

@@ -3,31 +3,27 @@
 // paced client against the real gRPC upstream.
 
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { GRPC_PATH, GRPC_SIDECAR, parseH2load, renderGrpcMarkdown, type GrpcRun } from '../../bench/lib/grpc.js';
-import { describeSidecars, nodeUpstreamAround } from './section_helpers.js';
-
-// Captured from: h2load -n 200 -c 2 -m 4 -d <one gRPC message> -H 'content-type: application/grpc'
-// -H 'te: trailers' http://127.0.0.1:<bench/upstream/grpc_server>/bench.Echo/Unary
-const CAPTURED = readFileSync(new URL('./fixtures/h2load-grpc-unary.txt', import.meta.url), 'utf8');
+import { describeParser, describeSidecars, nodeUpstreamAround } from './section_helpers.js';
 
 describeSidecars('gRPC', GRPC_SIDECAR, 'takes h2c or ALPN h2 on the strict engine and speaks HTTP/2 to its cluster', (c) => {
   expect(c.listeners[0]).toMatchObject({ engine: 'strict', protocol: 'auto' });
   expect(c.clusters[0]?.protocol).toBe('http2');
 });
 
-describe('h2load summary', () => {
-  it('parses calls/s and the succeeded/failed counts of a real run', () => {
-    expect(parseH2load(CAPTURED)).toEqual({ perSecond: 1524.33, succeeded: 200, failed: 0 });
-  });
-
-  it('fails clearly on output without a summary', () => {
-    expect(() => parseH2load('starting benchmark...\nconnect to 127.0.0.1 port 1 failed\n')).toThrow(/unexpected h2load output/);
-  });
-});
+// Captured from: h2load -n 200 -c 2 -m 4 -d <one gRPC message> -H 'content-type: application/grpc'
+// -H 'te: trailers' http://127.0.0.1:<bench/upstream/grpc_server>/bench.Echo/Unary
+describeParser(
+  'h2load',
+  parseH2load,
+  'h2load-grpc-unary.txt',
+  { perSecond: 1524.33, succeeded: 200, failed: 0 },
+  'starting benchmark...\nconnect to 127.0.0.1 port 1 failed\n',
+  /unexpected h2load output/,
+);
 
 function run(config: string, round: number, cpu: number, p50: number, p99: number): GrpcRun {
   return { config, round, throughput: 1000, failed: 0, cpuMicrosPerCall: cpu, fixed: { p50, p99, p999: p99, max: p99, failed: 0, cpuMicrosPerCall: cpu } };

@@ -1,7 +1,9 @@
 // What the protocol sections' tests (gRPC, WebSocket, TCP) share: a section's sidecar files
 // compiled by outrigger's own loader, checked for what every section's files must say and for the
-// section's own protocol lines, and the section's node upstream started from dist/ around a
-// file's tests.
+// section's own protocol lines; the parser of its load tool's output against a captured real run;
+// and the section's node upstream started from dist/ around a file's tests.
+
+import { readFileSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarYaml, startNodeUpstream, type SidecarProtocol } from '../../bench/lib/section.js';
@@ -80,6 +82,23 @@ function expectSidecarChain(s: CompiledSidecars): void {
   expect(s.client.listeners[0]).toMatchObject({ tls: null, port: 4002 });
   expect(s.client.clusters[0]?.tls).toEqual({ identities: [MTLS_SERVER_ID] });
   expect(s.client.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
+}
+
+/**
+ * The tests of a section's parser of its load tool's output: a real run captured in
+ * fixtures/`file` parses to `expected`; `broken` output (the tool's error, no summary) throws
+ * `error`, naming the tool.
+ */
+export function describeParser<T>(tool: string, parse: (text: string) => T, file: string, expected: T, broken: string, error: RegExp): void {
+  describe(`${tool}'s output`, () => {
+    it('parses a real captured run', () => {
+      expect(parse(readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8'))).toEqual(expected);
+    });
+
+    it('fails clearly on output without its summary', () => {
+      expect(() => parse(broken)).toThrow(error);
+    });
+  });
 }
 
 /** The section's node upstream (dist/bench/upstream/`script`), up for the enclosing describe's tests; `port` once it is. */

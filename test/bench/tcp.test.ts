@@ -3,34 +3,30 @@
 // and the probe and a redis-benchmark run against a real redis-server (Debian's redis-server and
 // redis-tools; .ci/run installs them).
 
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTools } from '../../bench/lib/peers.js';
 import { freePort, startProcess, type Started } from '../../bench/lib/proc.js';
 import { runToEnd } from '../../bench/lib/section.js';
 import { parseRedisCsv, probeRedis, renderTcpMarkdown, TCP_SIDECAR, type RedisRun, type TcpRun } from '../../bench/lib/tcp.js';
-import { describeSidecars } from './section_helpers.js';
-
-// Captured from: redis-benchmark -h 127.0.0.1 -p <redis-server> --csv -t set,get -n 2000 -c 10 -P 1 -d 3
-const CAPTURED = readFileSync(new URL('./fixtures/redis-benchmark-csv.txt', import.meta.url), 'utf8');
+import { describeParser, describeSidecars } from './section_helpers.js';
 
 describeSidecars('TCP', TCP_SIDECAR, "has a tcp listener whose connections go to the cluster 'up'", (c) => {
   expect(c.listeners[0]).toMatchObject({ protocol: 'tcp', tcp: { cluster: 'up' } });
 });
 
-describe("redis-benchmark's CSV", () => {
-  it('parses each test of a real run: requests/s, p50 and p99', () => {
-    expect(parseRedisCsv(CAPTURED)).toEqual({
-      SET: { test: 'SET', rps: 54054.05, p50Ms: 0.095, p99Ms: 0.287 },
-      GET: { test: 'GET', rps: 51282.05, p50Ms: 0.095, p99Ms: 1.151 },
-    });
-  });
-
-  it('fails clearly on output without the table', () => {
-    expect(() => parseRedisCsv('Could not connect to Redis at 127.0.0.1:1: Connection refused\n')).toThrow(/unexpected redis-benchmark output/);
-  });
-});
+// Captured from: redis-benchmark -h 127.0.0.1 -p <redis-server> --csv -t set,get -n 2000 -c 10 -P 1 -d 3
+describeParser(
+  'redis-benchmark --csv',
+  parseRedisCsv,
+  'redis-benchmark-csv.txt',
+  {
+    SET: { test: 'SET', rps: 54054.05, p50Ms: 0.095, p99Ms: 0.287 },
+    GET: { test: 'GET', rps: 51282.05, p50Ms: 0.095, p99Ms: 1.151 },
+  },
+  'Could not connect to Redis at 127.0.0.1:1: Connection refused\n',
+  /unexpected redis-benchmark output/,
+);
 
 function redisRun(rps: number, cpu: number): RedisRun {
   return { tests: { SET: { test: 'SET', rps, p50Ms: 0.5, p99Ms: 2 }, GET: { test: 'GET', rps: rps * 2, p50Ms: 0.25, p99Ms: 1 } }, cpuMicrosPerRequest: cpu };

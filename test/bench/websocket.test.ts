@@ -4,17 +4,13 @@
 // servers that answer wrongly.
 
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseWsLoad, probeWs, renderWsMarkdown, WS_SIDECAR, type WsRun } from '../../bench/lib/websocket.js';
-import { describeSidecars, nodeUpstreamAround } from './section_helpers.js';
-
-// Captured from: node dist/bench/ws_load.js ws://127.0.0.1:<bench/upstream/ws_server>/ 4 2 64 1
-const CAPTURED = readFileSync(new URL('./fixtures/ws-load-64.txt', import.meta.url), 'utf8');
+import { describeParser, describeSidecars, nodeUpstreamAround } from './section_helpers.js';
 
 const load = async (port: number, connections: number, inflight: number, size: number, seconds: number): Promise<ReturnType<typeof parseWsLoad>> => {
   const { stdout } = await promisify(execFile)(process.execPath, [
@@ -33,15 +29,15 @@ describeSidecars('WebSocket', WS_SIDECAR, 'is on the strict engine with a route 
   expect(c.listeners[0]?.routes[0]?.websocket).not.toBeNull();
 });
 
-describe("the load client's line", () => {
-  it('parses a real run', () => {
-    expect(parseWsLoad(CAPTURED)).toEqual({ messages: 27537, perSecond: 27491.881259201364, mismatched: 0, lost: 0, p50: 195, p99: 2231, max: 16001 });
-  });
-
-  it('fails clearly on output without the line', () => {
-    expect(() => parseWsLoad('ws_load: connect ECONNREFUSED 127.0.0.1:1\n')).toThrow(/unexpected ws_load output/);
-  });
-});
+// Captured from: node dist/bench/ws_load.js ws://127.0.0.1:<bench/upstream/ws_server>/ 4 2 64 1
+describeParser(
+  'ws_load',
+  parseWsLoad,
+  'ws-load-64.txt',
+  { messages: 27537, perSecond: 27491.881259201364, mismatched: 0, lost: 0, p50: 195, p99: 2231, max: 16001 },
+  'ws_load: connect ECONNREFUSED 127.0.0.1:1\n',
+  /unexpected ws_load output/,
+);
 
 function run(config: string, round: number, size: number, perSecond: number, cpu: number): WsRun {
   return {
