@@ -9,8 +9,8 @@
 // listener selects it, records the port in its stats and access log, and still forwards to its own
 // configured cluster. A client that offers ALPN without such a protocol is refused in the handshake.
 //
-// Protocol detection (`protocol: auto`, a later piece) hands a socket it has classified as opaque
-// TCP to `accept()`.
+// Protocol detection (`tcp_fallback` on a `protocol: auto` listener, detect.ts) hands a socket it
+// has classified as opaque TCP to `accept()`.
 
 import net from 'node:net';
 import tls from 'node:tls';
