@@ -12,6 +12,7 @@ import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, writeNginxConfig, type ToolStatus } from './peers.js';
 import {
   footnotes,
+  medianOrNaN,
   roundsOf,
   runRounds,
   runToEnd,
@@ -209,18 +210,12 @@ export async function runGrpcBench(opts: GrpcBenchOptions): Promise<GrpcBenchRes
   return { configs: targets.configs(), skipped: targets.skipped, rate: opts.rate, runs };
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
 const signed = (n: number): string => (n >= 0 ? `+${n}` : String(n));
 
 /** The markdown section: medians over rounds, CPU ÷ nginx-grpc, latency added over direct. */
 export function renderGrpcMarkdown(r: GrpcBenchResults): string {
   const by = (name: string): GrpcRun[] => r.runs.filter((x) => x.config === name);
-  const med = (name: string, f: (x: GrpcRun) => number): number => median(by(name).map(f));
+  const med = (name: string, f: (x: GrpcRun) => number): number => medianOrNaN(by(name).map(f));
   const nginxCpu = med('nginx-grpc', (x) => x.cpuMicrosPerCall);
   const directP50 = med('direct', (x) => x.fixed.p50);
   const directP99 = med('direct', (x) => x.fixed.p99);

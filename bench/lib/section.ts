@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { PeerFiles, ToolStatus } from './peers.js';
 import { freePort, startProcess, type Started } from './proc.js';
+import { median } from './stats.js';
 import { initBenchCa, MTLS_CLIENT_ID, MTLS_SERVER_ID, runOutrigger } from './targets.js';
 
 /** What every section's entry point passes on: the checkout, the rounds, whether to apt-get missing tools, where progress goes. */
@@ -112,6 +113,12 @@ export interface SectionResults<R extends SectionRun> {
 
 /** How many rounds the runs span (the medians' "of N rounds"). */
 export const roundsOf = (runs: readonly SectionRun[]): number => Math.max(0, ...runs.map((x) => x.round));
+
+/**
+ * The median over rounds of one config's numbers; NaN when it has none (a peer proxy that was
+ * skipped or whose every run failed), so its ratio columns stay empty instead of the table failing.
+ */
+export const medianOrNaN = (xs: readonly number[]): number => (xs.length === 0 ? NaN : median(xs));
 
 /** The lines under a section's table: the skipped configs, the failed runs (left out of the medians), then what each config is. */
 export function footnotes(r: SectionResults<SectionRun>, failed: readonly FailedRun[] = []): string[] {

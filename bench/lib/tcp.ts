@@ -13,6 +13,7 @@ import { ensureTools, type ToolStatus } from './peers.js';
 import { freePort, startProcess } from './proc.js';
 import {
   footnotes,
+  medianOrNaN,
   recordFailure,
   roundsOf,
   runRounds,
@@ -26,7 +27,6 @@ import {
   type SectionTarget,
   type SidecarProtocol,
 } from './section.js';
-import { median } from './stats.js';
 import { outriggerCli } from './targets.js';
 
 /** redis-benchmark's connections (-c) in both runs. */
@@ -247,7 +247,7 @@ export async function runTcpBench(opts: TcpBenchOptions): Promise<TcpBenchResult
 /** The markdown section: medians over rounds, CPU ÷ haproxy-tcp, MB/s from the large-value run. */
 export function renderTcpMarkdown(r: TcpBenchResults): string {
   const by = (name: string): TcpRun[] => r.runs.filter((x) => x.config === name);
-  const med = (name: string, f: (x: TcpRun) => number): number => median(by(name).map(f));
+  const med = (name: string, f: (x: TcpRun) => number): number => medianOrNaN(by(name).map(f));
   const rps = (run: RedisRun, test: string): number => run.tests[test]?.rps ?? NaN;
   const ms = (n: number): string => n.toFixed(3);
   const ratio = (name: string, f: (x: TcpRun) => number): string => {

@@ -14,6 +14,7 @@ import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, writeNginxConfig, type ToolStatus } from './peers.js';
 import {
   footnotes,
+  medianOrNaN,
   recordFailure,
   roundsOf,
   runRounds,
@@ -28,7 +29,6 @@ import {
   type SectionTarget,
   type SidecarProtocol,
 } from './section.js';
-import { median } from './stats.js';
 import { outriggerCli } from './targets.js';
 
 export const WS_SIZES: readonly number[] = [64, 16 * 1024];
@@ -210,7 +210,7 @@ export function renderWsMarkdown(r: WsBenchResults): string {
   ];
   for (const size of [...new Set(r.runs.map((x) => x.size))]) {
     const by = (name: string): WsRun[] => r.runs.filter((x) => x.config === name && x.size === size);
-    const med = (name: string, f: (x: WsRun) => number): number => median(by(name).map(f));
+    const med = (name: string, f: (x: WsRun) => number): number => medianOrNaN(by(name).map(f));
     const nginxCpu = med('nginx-ws', (x) => x.cpuMicrosPerMessage);
     for (const c of r.configs) {
       if (by(c.name).length === 0) continue;

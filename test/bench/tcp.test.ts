@@ -69,6 +69,23 @@ describe('the TCP section', () => {
     expect(md).toContain('- failed outrigger-tcp-2w in round 1 (left out): redis-benchmark exited 1: Error: Connection reset by peer');
     expect(md).toContain('100000 SET + 100000 GET of 3 B values, then SET/GET of 64 KiB values; medians of 3 rounds');
   });
+
+  it('renders without haproxy-tcp (not installed): its ratio columns stay empty', () => {
+    const md = renderTcpMarkdown({
+      configs: [
+        { name: 'direct', description: 'd' },
+        { name: 'outrigger-tcp-1w', description: 'o' },
+      ],
+      skipped: [{ name: 'haproxy-tcp', reason: 'haproxy not installed' }],
+      failed: [],
+      requests: 100_000,
+      largeValueBytes: 65_536,
+      runs: [run('direct', 1, 30_000, 0, 15_000, 0), run('outrigger-tcp-1w', 1, 15_000, 30, 3000, 250)],
+    });
+    // 3000 × 65536 B = 197 MB/s SET, 6000 × 65536 B = 393 GET
+    expect(md).toContain('| outrigger-tcp-1w | 15000 | 30000 | 30.0 |  | 0.250 / 1.000 | 197 | 393 | 250.0 |  |');
+    expect(md).toContain('- skipped haproxy-tcp: haproxy not installed');
+  });
 });
 
 describe('against a real redis-server', () => {

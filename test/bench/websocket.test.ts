@@ -91,6 +91,22 @@ describe('the WebSocket section', () => {
     expect(md).toContain('- failed nginx-ws in round 2 (left out): ws_load exited 1');
     expect(md).toContain('16 sockets × 8 messages in flight; medians of 3 rounds');
   });
+
+  it('renders without nginx-ws (not installed): its ratio column stays empty', () => {
+    const md = renderWsMarkdown({
+      configs: [
+        { name: 'direct', description: 'd' },
+        { name: 'outrigger-ws-1w', description: 'o' },
+      ],
+      skipped: [{ name: 'nginx-ws', reason: 'nginx not installed' }],
+      failed: [],
+      connections: 16,
+      inflight: 8,
+      runs: [run('direct', 1, 64, 50_000, 0), run('outrigger-ws-1w', 1, 64, 25_000, 9)],
+    });
+    expect(md).toMatch(/\| 64 B \| outrigger-ws-1w \| 25000 \| 1\.6 \| 9\.0 \| {2}\| 100 \| 300 \| 0 \/ 0 \|/);
+    expect(md).toContain('- skipped nginx-ws: nginx not installed');
+  });
 });
 
 /** A ws server on 127.0.0.1:0 whose sockets `onSocket` drives; closed after the file's tests. */
