@@ -1,8 +1,9 @@
 // What the self-contained protocol sections of `npm run bench` (gRPC, WebSocket, TCP) share: the
-// entry point's flags, each section's sidecar file, the set of configs that started (or why one
-// was skipped), each with the pids whose CPU it is charged, the two-sidecar mTLS pair, the node
-// upstream, the per-round rotation of the order, running a load tool to its end, and the runs
-// that failed.
+// entry point's flags; each section's sidecar file from its protocol lines; its configs as data
+// (direct, one sidecar, the two-sidecar mTLS pair, the peer proxy), each with the pids whose CPU
+// it is charged, or why it was skipped; the node upstream; the rounds in a rotated order, running
+// a load tool to its end and the runs that failed; the results' common part and the lines under
+// each table.
 
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -80,7 +81,7 @@ ${fields(protocol.clusterLines)}${o.clusterIdentity !== undefined ? `    tls: {m
 `;
 }
 
-/** A section's node upstream (dist/bench/upstream/<script>) on a free port, ready once it logs `listening` with its port. */
+/** A section's node upstream (dist/bench/upstream/<script>) on a port it picks, ready once it logs `listening` with that port. */
 export async function startNodeUpstream(repoRoot: string, name: string, script: string): Promise<{ proc: Started; port: number }> {
   const proc = await startProcess({
     name,
