@@ -8,8 +8,10 @@
 // fallback cluster; plaintext is refused there.
 
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   adminCall,
@@ -25,6 +27,7 @@ import {
   spiffe,
   startSidecar,
   startUpstream,
+  tempDir,
   track,
   WEB,
   type Sidecar,
@@ -96,16 +99,26 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
   let echoApp: TcpApp;
   let greetApp: TcpApp;
   let sc: Sidecar;
+  let log: string;
 
   it('starts an HTTP app, a TCP echo app, a greeting app and the sidecar', async () => {
     upstream = await startUpstream();
     echoApp = await startTcpApp();
     greetApp = await startTcpApp(greeter);
+    log = path.join(tempDir(), 'access.log');
     const routes = [{ name: 'all', match: { path_prefix: '/' }, cluster: 'web' }];
     sc = await startSidecar({
       node: { workers: 1 },
       listeners: [
-        { name: 'main', address: '127.0.0.1:0', engine, protocol: 'auto', tcp_fallback: { cluster: 'echo', detect_timeout_ms: 300 }, routes },
+        {
+          name: 'main',
+          address: '127.0.0.1:0',
+          engine,
+          protocol: 'auto',
+          tcp_fallback: { cluster: 'echo', detect_timeout_ms: 300 },
+          routes,
+          access_log: { path: log, format: 'json' },
+        },
         { name: 'smtp-auto', address: '127.0.0.1:0', engine, tcp_fallback: { cluster: 'smtp', detect_timeout_ms: 300 }, routes },
         { name: 'smtp-opaque', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'smtp' },
       ],
@@ -163,6 +176,20 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
     expect(c.socket.bytesWritten).toBe(0);
     c.socket.end();
     expect(await detection(sc, 'smtp-opaque')).toBeUndefined();
+  });
+
+  it("the auto port's access log has a line per HTTP request and a tcp line per opaque connection", async () => {
+    // The log is buffered: stopping the sidecar writes it out.
+    expect(await sc.stop()).toBe(0);
+    const lines = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l['protocol']).sort()).toEqual(['HTTP/1.1', 'HTTP/2', 'tcp', 'tcp']);
+    expect(lines.filter((l) => l['protocol'] === 'tcp')).toEqual([
+      expect.objectContaining({ listener: 'main', cluster: 'echo', end: 'closed', bytes_from_client: 64 * 1024 + 14 }),
+      expect.objectContaining({ listener: 'main', cluster: 'echo', end: 'closed', bytes_from_client: 517 }),
+    ]);
   });
 });
 
