@@ -97,6 +97,22 @@ function checkTcpListener(l: Obj, at: ConfigPath, clusters: ReadonlySet<string>,
   else if (typeof cluster === 'string' && !clusters.has(cluster)) {
     out.push({ path: [...at, 'cluster'], message: `unknown cluster "${cluster}"${didYouMean(cluster, clusters)}` });
   }
+  // What only HTTP reads would be accepted and do nothing on a tcp listener: refused, so a
+  // config never says something that does not happen.
+  for (const field of ['rate_limit', 'x_forwarded_for', 'max_request_headers_bytes', 'headers_with_underscores', 'http2']) {
+    if (l[field] !== undefined) out.push({ path: [...at, field], message: `a tcp listener forwards bytes, not HTTP requests: ${field} does not apply` });
+  }
+  const timeouts = l['timeouts'];
+  if (isObj(timeouts)) {
+    for (const field of ['headers_ms', 'body_idle_ms', 'keepalive_idle_ms']) {
+      if (timeouts[field] !== undefined) {
+        out.push({
+          path: [...at, 'timeouts', field],
+          message: `a tcp listener has no HTTP requests: ${field} does not apply (tcp.idle_timeout_ms closes an idle connection; timeouts.handshake_ms applies to tls)`,
+        });
+      }
+    }
+  }
   // Only the peer's identity is known on a TCP connection: rules on HTTP fields could never match.
   list(l['authorization']).forEach((r, k) => {
     if (!isObj(r)) return;

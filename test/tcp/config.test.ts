@@ -68,6 +68,37 @@ describe('tcp listeners in the config', () => {
     ]);
   });
 
+  it('refuses the HTTP-only listener settings on a tcp listener (they would be accepted and do nothing), each at its path', () => {
+    const r = parse({
+      listeners: [
+        tcpListener({
+          rate_limit: { requests_per_second: 10 },
+          x_forwarded_for: 'off',
+          max_request_headers_bytes: 4096,
+          headers_with_underscores: 'allow',
+          http2: { max_concurrent_streams: 10 },
+          timeouts: { headers_ms: 1000, body_idle_ms: 1000, keepalive_idle_ms: 1000, handshake_ms: 1000 },
+        }),
+      ],
+      clusters,
+    });
+    expect(listed(r)).toEqual([
+      'listeners[0].rate_limit: a tcp listener forwards bytes, not HTTP requests: rate_limit does not apply',
+      'listeners[0].x_forwarded_for: a tcp listener forwards bytes, not HTTP requests: x_forwarded_for does not apply',
+      'listeners[0].max_request_headers_bytes: a tcp listener forwards bytes, not HTTP requests: max_request_headers_bytes does not apply',
+      'listeners[0].headers_with_underscores: a tcp listener forwards bytes, not HTTP requests: headers_with_underscores does not apply',
+      'listeners[0].http2: a tcp listener forwards bytes, not HTTP requests: http2 does not apply',
+      'listeners[0].timeouts.headers_ms: a tcp listener has no HTTP requests: headers_ms does not apply (tcp.idle_timeout_ms closes an idle connection; timeouts.handshake_ms applies to tls)',
+      'listeners[0].timeouts.body_idle_ms: a tcp listener has no HTTP requests: body_idle_ms does not apply (tcp.idle_timeout_ms closes an idle connection; timeouts.handshake_ms applies to tls)',
+      'listeners[0].timeouts.keepalive_idle_ms: a tcp listener has no HTTP requests: keepalive_idle_ms does not apply (tcp.idle_timeout_ms closes an idle connection; timeouts.handshake_ms applies to tls)',
+    ]);
+    // What does apply still compiles: the TLS handshake timeout and the connection limit.
+    expect(ok(parse({ listeners: [tcpListener({ timeouts: { handshake_ms: 1000 }, max_connections: 5 })], clusters })).snapshot.listeners[0]).toMatchObject({
+      maxConnections: 5,
+      timeouts: { handshakeMs: 1000 },
+    });
+  });
+
   it('refuses cluster or tcp on an HTTP listener, and an HTTP listener without routes', () => {
     expect(listed(parse({ listeners: [{ name: 'h', address: '127.0.0.1:0', cluster: 'db', tcp: {} }], clusters }))).toEqual([
       'listeners[0].routes: required (at least one route), unless protocol is tcp',
