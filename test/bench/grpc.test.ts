@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { GRPC_PATH, GRPC_SIDECAR, parseH2load, renderGrpcMarkdown, type GrpcRun } from '../../bench/lib/grpc.js';
-import { describeParser, describeSidecars, nodeUpstreamAround } from './section_helpers.js';
+import { configsNamed, describeParser, describeSidecars, nodeUpstreamAround } from './section_helpers.js';
 
 describeSidecars('gRPC', GRPC_SIDECAR, 'takes h2c or ALPN h2 on the strict engine and speaks HTTP/2 to its cluster', (c) => {
   expect(c.listeners[0]).toMatchObject({ engine: 'strict', protocol: 'auto' });
@@ -32,11 +32,7 @@ function run(config: string, round: number, cpu: number, p50: number, p99: numbe
 describe('the gRPC section', () => {
   it('divides CPU by nginx-grpc and subtracts direct latency, on medians over rounds', () => {
     const md = renderGrpcMarkdown({
-      configs: [
-        { name: 'direct', description: 'd' },
-        { name: 'outrigger-grpc-1w', description: 'o' },
-        { name: 'nginx-grpc', description: 'n' },
-      ],
+      configs: configsNamed('direct', 'outrigger-grpc-1w', 'nginx-grpc'),
       skipped: [{ name: 'outrigger-grpc-mtls', reason: 'no CA' }],
       rate: 1000,
       runs: [

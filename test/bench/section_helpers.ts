@@ -1,7 +1,8 @@
 // What the protocol sections' tests (gRPC, WebSocket, TCP) share: a section's sidecar files
 // compiled by outrigger's own loader, checked for what every section's files must say and for the
 // section's own protocol lines; the parser of its load tool's output against a captured real run;
-// and the section's node upstream started from dist/ around a file's tests.
+// configs for a rendering test; and the section's node upstream started from dist/ around a file's
+// tests.
 
 import { readFileSync } from 'node:fs';
 
@@ -100,6 +101,9 @@ export function describeParser<T>(tool: string, parse: (text: string) => T, file
     });
   });
 }
+
+/** A rendering test's configs: each by name, described by its name (the table only reads the names). */
+export const configsNamed = (...names: string[]): { name: string; description: string }[] => names.map((name) => ({ name, description: `what ${name} is` }));
 
 /** The section's node upstream (dist/bench/upstream/`script`), up for the enclosing describe's tests; `port` once it is. */
 export function nodeUpstreamAround(name: string, script: string): { readonly port: number } {

@@ -9,7 +9,7 @@ import { ensureTools } from '../../bench/lib/peers.js';
 import { freePort, startProcess, type Started } from '../../bench/lib/proc.js';
 import { runToEnd } from '../../bench/lib/section.js';
 import { parseRedisCsv, probeRedis, renderTcpMarkdown, TCP_SIDECAR, type RedisRun, type TcpRun } from '../../bench/lib/tcp.js';
-import { describeParser, describeSidecars } from './section_helpers.js';
+import { configsNamed, describeParser, describeSidecars } from './section_helpers.js';
 
 describeSidecars('TCP', TCP_SIDECAR, "has a tcp listener whose connections go to the cluster 'up'", (c) => {
   expect(c.listeners[0]).toMatchObject({ protocol: 'tcp', tcp: { cluster: 'up' } });
@@ -39,12 +39,7 @@ function run(config: string, round: number, rps: number, cpu: number, largeRps: 
 describe('the TCP section', () => {
   it('divides CPU by haproxy-tcp on medians over rounds, turns large-value requests/s into MB/s and lists failed runs', () => {
     const md = renderTcpMarkdown({
-      configs: [
-        { name: 'direct', description: 'd' },
-        { name: 'outrigger-tcp-1w', description: 'o' },
-        { name: 'outrigger-tcp-2w', description: 'every run failed' },
-        { name: 'haproxy-tcp', description: 'h' },
-      ],
+      configs: configsNamed('direct', 'outrigger-tcp-1w', 'outrigger-tcp-2w', 'haproxy-tcp'),
       skipped: [{ name: 'outrigger-tcp-mtls', reason: 'no CA' }],
       failed: [{ config: 'outrigger-tcp-2w', round: 1, reason: 'redis-benchmark exited 1: Error: Connection reset by peer' }],
       requests: 100_000,
@@ -72,10 +67,7 @@ describe('the TCP section', () => {
 
   it('renders without haproxy-tcp (not installed): its ratio columns stay empty', () => {
     const md = renderTcpMarkdown({
-      configs: [
-        { name: 'direct', description: 'd' },
-        { name: 'outrigger-tcp-1w', description: 'o' },
-      ],
+      configs: configsNamed('direct', 'outrigger-tcp-1w'),
       skipped: [{ name: 'haproxy-tcp', reason: 'haproxy not installed' }],
       failed: [],
       requests: 100_000,

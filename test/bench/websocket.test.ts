@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseWsLoad, probeWs, renderWsMarkdown, WS_SIDECAR, type WsRun } from '../../bench/lib/websocket.js';
-import { describeParser, describeSidecars, nodeUpstreamAround } from './section_helpers.js';
+import { configsNamed, describeParser, describeSidecars, nodeUpstreamAround } from './section_helpers.js';
 
 const load = async (port: number, connections: number, inflight: number, size: number, seconds: number): Promise<ReturnType<typeof parseWsLoad>> => {
   const { stdout } = await promisify(execFile)(process.execPath, [
@@ -58,11 +58,7 @@ function run(config: string, round: number, size: number, perSecond: number, cpu
 describe('the WebSocket section', () => {
   it('has a table row per size and config: medians over rounds, CPU ÷ nginx-ws, MB/s from the size', () => {
     const md = renderWsMarkdown({
-      configs: [
-        { name: 'direct', description: 'd' },
-        { name: 'outrigger-ws-1w', description: 'o' },
-        { name: 'nginx-ws', description: 'n' },
-      ],
+      configs: configsNamed('direct', 'outrigger-ws-1w', 'nginx-ws'),
       skipped: [{ name: 'outrigger-ws-mtls', reason: 'no CA' }],
       failed: [{ config: 'nginx-ws', round: 2, reason: 'ws_load exited 1' }],
       connections: 16,
@@ -94,10 +90,7 @@ describe('the WebSocket section', () => {
 
   it('renders without nginx-ws (not installed): its ratio column stays empty', () => {
     const md = renderWsMarkdown({
-      configs: [
-        { name: 'direct', description: 'd' },
-        { name: 'outrigger-ws-1w', description: 'o' },
-      ],
+      configs: configsNamed('direct', 'outrigger-ws-1w'),
       skipped: [{ name: 'nginx-ws', reason: 'nginx not installed' }],
       failed: [],
       connections: 16,
