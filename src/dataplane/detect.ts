@@ -16,7 +16,7 @@
 
 import net from 'node:net';
 import type { ListenerSpec } from '../config/types.js';
-import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
+import { listenReusePort } from '../net/reuseport.js';
 import { prefaceMatch } from './h2/preface.js';
 import { ALPN_PORT } from './tcp_proxy.js';
 
@@ -131,21 +131,7 @@ export class Detector {
   }
 
   listen(): Promise<number> {
-    const server = this.server;
-    return new Promise((resolve, reject) => {
-      let fd: number;
-      try {
-        fd = reusePortListen(this.spec.host, this.spec.port);
-      } catch (e) {
-        reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}: ${(e as Error).message}`));
-        return;
-      }
-      server.once('error', reject);
-      server.listen({ fd }, () => {
-        server.off('error', reject);
-        resolve(socketLocalPort(fd));
-      });
-    });
+    return listenReusePort(this.server, this.spec);
   }
 
   stopAccepting(): void {

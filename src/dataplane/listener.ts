@@ -14,7 +14,7 @@ import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
-import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
+import { listenReusePort } from '../net/reuseport.js';
 import type { Rng } from '../lb/types.js';
 import { inboundPeer, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -331,23 +331,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     if (this.detector !== null) return this.detector.listen().then((port) => (this.port = port));
     if (this.tcp !== null && this.spec.tcp !== null) return this.tcp.listen().then((port) => (this.port = port));
     const server: NetServer | null = this.server ?? this.h1?.server ?? null;
-    if (server !== null) {
-      return new Promise((resolve, reject) => {
-        let fd: number;
-        try {
-          fd = reusePortListen(this.spec.host, this.spec.port);
-        } catch (e) {
-          reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}: ${(e as Error).message}`));
-          return;
-        }
-        server.once('error', reject);
-        server.listen({ fd }, () => {
-          server.off('error', reject);
-          this.port = socketLocalPort(fd);
-          resolve(this.port);
-        });
-      });
-    }
+    if (server !== null) return listenReusePort(server, this.spec).then((port) => (this.port = port));
     return new Promise((resolve, reject) => {
       this.app!.listen(this.spec.host, this.spec.port, (socket) => {
         if (socket === false) {

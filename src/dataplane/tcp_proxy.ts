@@ -15,7 +15,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ListenerSpec } from '../config/types.js';
-import { reusePortListen, socketLocalPort } from '../net/reuseport.js';
+import { listenReusePort } from '../net/reuseport.js';
 import { inboundPeer, IdentityMismatchError, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
@@ -136,21 +136,7 @@ export class TcpListener {
 
   /** Binds host:port on an SO_REUSEPORT socket (every worker binds it; the kernel spreads connections). */
   listen(): Promise<number> {
-    const server = this.server;
-    return new Promise((resolve, reject) => {
-      let fd: number;
-      try {
-        fd = reusePortListen(this.spec.host, this.spec.port);
-      } catch (e) {
-        reject(new Error(`listener ${this.spec.name}: cannot listen on ${this.spec.host}:${this.spec.port}: ${(e as Error).message}`));
-        return;
-      }
-      server.once('error', reject);
-      server.listen({ fd }, () => {
-        server.off('error', reject);
-        resolve(socketLocalPort(fd));
-      });
-    });
+    return listenReusePort(this.server, this.spec);
   }
 
   /** A new config version on the same socket: new connections use its cluster and idle timeout; open ones carry on. */

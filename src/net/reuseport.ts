@@ -3,6 +3,7 @@
 // kernel spreads connections across workers; plus SO_ORIGINAL_DST for iptables interception.
 
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -69,6 +70,28 @@ export function reusePortListen(host: string, port: number, backlog = 511): numb
 /** The local port of a socket (e.g. after `reusePortListen(host, 0)`). */
 export function socketLocalPort(fd: number): number {
   return load().localPort(fd);
+}
+
+/**
+ * Binds `server` to host:port on an SO_REUSEPORT socket (every worker binds the same port; the
+ * kernel spreads connections across them). Resolves to the bound port (port 0: the one chosen);
+ * rejects with the listener's name and address when the port cannot be had.
+ */
+export function listenReusePort(server: Server, at: { readonly name: string; readonly host: string; readonly port: number }): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let fd: number;
+    try {
+      fd = reusePortListen(at.host, at.port);
+    } catch (e) {
+      reject(new Error(`listener ${at.name}: cannot listen on ${at.host}:${at.port}: ${(e as Error).message}`));
+      return;
+    }
+    server.once('error', reject);
+    server.listen({ fd }, () => {
+      server.off('error', reject);
+      resolve(socketLocalPort(fd));
+    });
+  });
 }
 
 /**
