@@ -1,8 +1,8 @@
 // What the protocol sections' tests (gRPC, WebSocket, TCP) share: a section's sidecar files
 // compiled by outrigger's own loader, checked for what every section's files must say and for the
 // section's own protocol lines; the parser of its load tool's output against a captured real run;
-// configs for a rendering test; and the section's node upstream started from dist/ around a file's
-// tests.
+// configs for a rendering test; a real run's latencies in order; and the section's node upstream
+// started from dist/ around a file's tests.
 
 import { readFileSync } from 'node:fs';
 
@@ -100,6 +100,13 @@ export function describeParser<T>(tool: string, parse: (text: string) => T, file
       expect(() => parse(broken)).toThrow(error);
     });
   });
+}
+
+/** A load client's latencies from a real run: some, and p50 ≤ p99 ≤ max. */
+export function expectLatencies(r: { readonly p50: number; readonly p99: number; readonly max: number }): void {
+  expect(r.p50).toBeGreaterThan(0);
+  expect(r.p99).toBeGreaterThanOrEqual(r.p50);
+  expect(r.max).toBeGreaterThanOrEqual(r.p99);
 }
 
 /** A rendering test's configs: each by name, described by its name (the table only reads the names). */
