@@ -19,6 +19,7 @@ import { listenReusePort } from '../net/reuseport.js';
 import { inboundPeer, IdentityMismatchError, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
+import { dialEndpoint } from '../upstream/dial.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { TryOutcome } from './exchange.js';
 import { Splice, type SpliceBytes, type SpliceEnd } from './splice.js';
@@ -264,33 +265,9 @@ class TcpConnection implements Timed {
   }
 
   private connect(): net.Socket {
-    const pool = this.endpoint.pool;
-    const plan = pool.connectTls();
-    let s: net.Socket;
-    if (plan === undefined) {
-      // mTLS cluster without a certificate yet: nothing may go out in plaintext.
-      s = new net.Socket();
-      process.nextTick(() => this.fail('no_certificate'));
-    } else if (plan === null) {
-      s = net.connect({ host: pool.host, port: pool.port, noDelay: true, allowHalfOpen: true });
-      s.once('connect', () => this.connected());
-    } else {
-      // TLS over a TCP socket of our own: a reset can then be passed on as an RST (splice.ts resetSocket).
-      const tcp = net.connect({ host: pool.host, port: pool.port, noDelay: true, allowHalfOpen: true });
-      tcp.on('error', this.connectError);
-      // allowHalfOpen: honoured by tls.connect (it hands it to the TLSSocket), missing from @types/node.
-      const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
-        socket: tcp,
-        allowHalfOpen: true,
-        ...plan.options,
-        ALPNProtocols: [`${ALPN_PREFIX}${this.destinationPort}`],
-      };
-      const t = tls.connect(options);
-      t.setNoDelay(true);
-      plan.remember(t);
-      t.once('secureConnect', () => this.connected());
-      s = t;
-    }
+    const dialed = dialEndpoint(this.endpoint.pool, () => this.connected(), [`${ALPN_PREFIX}${this.destinationPort}`]);
+    if (dialed === null) process.nextTick(() => this.fail('no_certificate')); // mTLS without a certificate yet: nothing goes out in plaintext
+    const s = dialed ?? new net.Socket();
     s.on('error', this.connectError);
     s.once('close', this.upstreamGone);
     return s;

@@ -9,10 +9,10 @@
 // admission (released when the tunnel ends).
 
 import net from 'node:net';
-import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
+import { dialEndpoint } from '../upstream/dial.js';
 import { noCertificate } from '../upstream/endpoint_pool_base.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { TryOutcome } from './exchange.js';
@@ -167,25 +167,9 @@ export class Tunnel implements Timed, ChunkSink {
   }
 
   private connect(): net.Socket {
-    const pool = this.endpoint.pool;
-    const plan = pool.connectTls();
-    let s: net.Socket;
-    if (plan === undefined) {
-      // mTLS cluster without a certificate yet: nothing may go out in plaintext.
-      s = new net.Socket();
-      process.nextTick(() => this.fail(noCertificate()));
-    } else if (plan === null) {
-      s = net.connect({ host: pool.host, port: pool.port, noDelay: true, allowHalfOpen: true });
-      s.on('connect', () => this.connected());
-    } else {
-      // allowHalfOpen: honoured by tls.connect (it hands it to the TLSSocket), missing from @types/node.
-      const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = { host: pool.host, port: pool.port, allowHalfOpen: true, ...plan.options };
-      const t = tls.connect(options);
-      t.setNoDelay(true);
-      plan.remember(t);
-      t.on('secureConnect', () => this.connected());
-      s = t;
-    }
+    const dialed = dialEndpoint(this.endpoint.pool, () => this.connected());
+    if (dialed === null) process.nextTick(() => this.fail(noCertificate())); // mTLS without a certificate yet: nothing goes out in plaintext
+    const s = dialed ?? new net.Socket();
     s.on('data', this.fromUpstream);
     s.on('end', this.upstreamEnded);
     s.on('close', this.upstreamClose);
