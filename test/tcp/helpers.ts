@@ -3,6 +3,7 @@
 // and the sidecar config of one tcp listener in front of a cluster.
 
 import net from 'node:net';
+import { expect, it } from 'vitest';
 import { track } from '../helpers/live.js';
 
 export interface TcpApp {
@@ -99,4 +100,69 @@ export function tcpSidecarConfig(o: TcpSidecarOptions): Record<string, unknown> 
   if (o.maxConnections !== undefined) cluster['circuit_breaker'] = { max_requests: o.maxConnections };
   if (o.outlier !== undefined) cluster['outlier_detection'] = o.outlier;
   return { node: { workers: 1 }, listeners: [listener], clusters: [cluster] };
+}
+
+/** A client connection through `port` and the app's side of it, once the app has accepted it. */
+async function connectThrough(port: number, app: TcpApp): Promise<{ c: Client; s: net.Socket }> {
+  const before = app.sockets.length;
+  const c = await connectClient(port);
+  await expect.poll(() => app.sockets.length).toBe(before + 1);
+  return { c, s: app.sockets.at(-1)! };
+}
+
+/** The app's side stops echoing: the test reads and writes it by hand. */
+function takeOver(s: net.Socket): Promise<Buffer> {
+  s.unpipe(s);
+  s.removeAllListeners('data');
+  return readAll(s);
+}
+
+/** The error code a socket closes with ('' for a clean close). */
+function closeCode(s: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let code = '';
+    s.on('error', (e: NodeJS.ErrnoException) => (code = e.code ?? ''));
+    s.once('close', () => resolve(code));
+  });
+}
+
+/**
+ * The four edge cases every TCP path must pass — through one sidecar and across two over mTLS:
+ * a FIN from either end leaves the other direction flowing, and a reset at either end arrives at
+ * the other as a reset. Registers them in the calling describe; `port()` and `app()` are read
+ * when each test runs (after the suite's set-up). Each makes one connection.
+ */
+export function halfCloseAndResetCases(port: () => number, app: () => TcpApp): void {
+  it('half-close from the client: the app still sends after the client FIN', async () => {
+    const { c, s } = await connectThrough(port(), app());
+    const fromClient = takeOver(s);
+    c.socket.end('question');
+    expect((await fromClient).toString()).toBe('question');
+    s.end('answer after your FIN');
+    await c.ended;
+    expect(c.received().toString()).toBe('answer after your FIN');
+  });
+
+  it('half-close from the app: the client still sends after the app FIN', async () => {
+    const { c, s } = await connectThrough(port(), app());
+    const fromClient = takeOver(s);
+    s.end('bye from the app');
+    await c.ended;
+    expect(c.received().toString()).toBe('bye from the app');
+    c.socket.end('still talking');
+    expect((await fromClient).toString()).toBe('still talking');
+  });
+
+  it('a reset by the client reaches the app as a reset', async () => {
+    const { c, s } = await connectThrough(port(), app());
+    const appSaw = closeCode(s);
+    c.socket.resetAndDestroy();
+    expect(await appSaw).toBe('ECONNRESET');
+  });
+
+  it('a reset by the app reaches the client as a reset', async () => {
+    const { c, s } = await connectThrough(port(), app());
+    s.resetAndDestroy();
+    expect(await c.closed).toBe('ECONNRESET');
+  });
 }

@@ -4,7 +4,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminCall, API, caSource, closeAll, newCa, spiffe, startSidecar, WEB, type Sidecar } from '../helpers/sidecar.js';
-import { connectClient, readAll, startTcpApp, type TcpApp } from './helpers.js';
+import { connectClient, halfCloseAndResetCases, startTcpApp, type TcpApp } from './helpers.js';
 
 afterAll(closeAll);
 
@@ -31,42 +31,11 @@ describe('raw TCP across two sidecars over mTLS', () => {
     });
   });
 
-  it('half-close from the client crosses the TLS hop; the app still answers after it', async () => {
-    const before = app.sockets.length;
-    const c = await connectClient(client.port());
-    await expect.poll(() => app.sockets.length).toBe(before + 1);
-    const s = app.sockets.at(-1)!;
-    s.unpipe(s);
-    s.removeAllListeners('data');
-    const fromClient = readAll(s);
-    c.socket.end('question');
-    expect((await fromClient).toString()).toBe('question');
-    s.end('answer after your FIN');
-    await c.ended;
-    expect(c.received().toString()).toBe('answer after your FIN');
-  });
-
-  it('a reset by the app reaches the client as a reset', async () => {
-    const before = app.sockets.length;
-    const c = await connectClient(client.port());
-    await expect.poll(() => app.sockets.length).toBe(before + 1);
-    app.sockets.at(-1)!.resetAndDestroy();
-    expect(await c.closed).toBe('ECONNRESET');
-  });
-
-  it('a reset by the client reaches the app as a reset', async () => {
-    const before = app.sockets.length;
-    const c = await connectClient(client.port());
-    await expect.poll(() => app.sockets.length).toBe(before + 1);
-    const s = app.sockets.at(-1)!;
-    const appSaw = new Promise<string>((resolve) => {
-      let code = '';
-      s.on('error', (e: NodeJS.ErrnoException) => (code = e.code ?? ''));
-      s.once('close', () => resolve(code));
-    });
-    c.socket.resetAndDestroy();
-    expect(await appSaw).toBe('ECONNRESET');
-  });
+  // Across the TLS hop (a reset travels as an RST of the TCP connection under the TLS).
+  halfCloseAndResetCases(
+    () => client.port(),
+    () => app,
+  );
 
   it('a client sidecar that expects another server identity refuses the connection (identity_mismatch, counted); nothing reaches the app', async () => {
     const wary = await startSidecar({

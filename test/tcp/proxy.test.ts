@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminCall, closeAll, deadPort, parsePrometheus, sampleValue, startSidecar, tempDir, untilCluster, type Sidecar } from '../helpers/sidecar.js';
-import { connectClient, readAll, startTcpApp, tcpSidecarConfig, type TcpApp } from './helpers.js';
+import { connectClient, halfCloseAndResetCases, startTcpApp, tcpSidecarConfig, type TcpApp } from './helpers.js';
 
 afterAll(closeAll);
 
@@ -52,59 +52,10 @@ describe('raw TCP through one sidecar', () => {
     expect(await c.closed).toBe('');
   });
 
-  it('half-close from the client: the app still sends after the client FIN', async () => {
-    const before = app.sockets.length;
-    const c = await connectClient(sc.port());
-    await expect.poll(() => app.sockets.length).toBe(before + 1);
-    const s = app.sockets.at(-1)!;
-    s.unpipe(s);
-    s.removeAllListeners('data');
-    const fromClient = readAll(s);
-    c.socket.end('question');
-    expect((await fromClient).toString()).toBe('question');
-    // The app's direction is still open after the client's FIN.
-    s.write('answer after your FIN');
-    s.end();
-    await c.ended;
-    expect(c.received().toString()).toBe('answer after your FIN');
-  });
-
-  it('half-close from the app: the client still sends after the app FIN', async () => {
-    const before = app.sockets.length;
-    const c = await connectClient(sc.port());
-    await expect.poll(() => app.sockets.length).toBe(before + 1);
-    const s = app.sockets.at(-1)!;
-    s.unpipe(s);
-    s.removeAllListeners('data');
-    const fromClient = readAll(s);
-    s.end('bye from the app');
-    await c.ended;
-    expect(c.received().toString()).toBe('bye from the app');
-    c.socket.end('still talking');
-    expect((await fromClient).toString()).toBe('still talking');
-  });
-
-  it('a reset by the client reaches the app as a reset', async () => {
-    const before = app.sockets.length;
-    const c = await connectClient(sc.port());
-    await expect.poll(() => app.sockets.length).toBe(before + 1);
-    const s = app.sockets.at(-1)!;
-    const appSaw = new Promise<string>((resolve) => {
-      let code = '';
-      s.on('error', (e: NodeJS.ErrnoException) => (code = e.code ?? ''));
-      s.once('close', () => resolve(code));
-    });
-    c.socket.resetAndDestroy();
-    expect(await appSaw).toBe('ECONNRESET');
-  });
-
-  it('a reset by the app reaches the client as a reset', async () => {
-    const before = app.sockets.length;
-    const c = await connectClient(sc.port());
-    await expect.poll(() => app.sockets.length).toBe(before + 1);
-    app.sockets.at(-1)!.resetAndDestroy();
-    expect(await c.closed).toBe('ECONNRESET');
-  });
+  halfCloseAndResetCases(
+    () => sc.port(),
+    () => app,
+  );
 
   it('/stats, /metrics and the access log count the connections', async () => {
     await expect.poll(async () => (await tcpStats(sc))?.closed, { timeout: 10_000 }).toBe(5);
