@@ -96,10 +96,26 @@ describe.each(['strict', 'node'] as const)('WebSocket through the %s engine', (e
     await closed(ws);
   });
 
+  // Every close code an endpoint may send (RFC 6455 §7.4.1 and the IANA registry: 1000-1003,
+  // 1007-1014, the library range 3000-3999 and the private range 4000-4999; 1004 is reserved and
+  // 1005, 1006, 1015 are never sent), each with a reason, from each side.
   it.each([
     [1000, ''],
     [1001, 'going away'],
+    [1002, 'protocol error'],
+    [1003, 'unsupported data'],
+    [1007, 'invalid payload'],
+    [1008, 'policy violation'],
+    [1009, 'message too big'],
+    [1010, 'mandatory extension'],
+    [1011, 'internal error'],
+    [1012, 'service restart'],
+    [1013, 'try again later'],
+    [1014, 'bad gateway'],
+    [3000, 'unauthorized (registered)'],
+    [3999, 'last registered'],
     [4000, 'custom reason ✓'],
+    [4999, 'last private'],
   ])('close code %i with reason "%s" passes from client to app and from app to client', { timeout: 8000 }, async (code, reason) => {
     const a = await openWs(url('/close'));
     const appSide = closed(app.sockets.at(-1)!);
