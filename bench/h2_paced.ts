@@ -22,12 +22,32 @@ const body = Buffer.from([0, 0, 0, 0, 5, 104, 101, 108, 108, 111]); // one gRPC 
 const headers = { ':method': 'POST', ':path': target.pathname, 'content-type': 'application/grpc', te: 'trailers' };
 
 const histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-const sessions = Array.from({ length: connections }, () => http2.connect(target.origin));
+/** Sessions the server has sent GOAWAY on: no new streams go there. */
+const goneAway = new WeakSet<http2.ClientHttp2Session>();
+function connect(): http2.ClientHttp2Session {
+  const s = http2.connect(target.origin);
+  s.once('goaway', () => goneAway.add(s));
+  return s;
+}
+const sessions = Array.from({ length: connections }, connect);
 let ok = 0;
 let failed = 0;
 let outstanding = 0;
 let started = 0;
 const total = Math.round(rate * seconds);
+
+/**
+ * Session `i`, connected again when the server has closed it (a GOAWAY after its per-connection
+ * request limit, as nginx sends after keepalive_requests): the schedule goes on, on a new one.
+ */
+function session(i: number): http2.ClientHttp2Session {
+  const s = sessions[i]!;
+  if (!s.closed && !s.destroyed && !goneAway.has(s)) return s;
+  const fresh = connect();
+  fresh.on('error', () => {}); // its streams fail and are counted
+  sessions[i] = fresh;
+  return fresh;
+}
 
 function send(session: http2.ClientHttp2Session, scheduledNs: bigint): void {
   outstanding++;
@@ -66,7 +86,7 @@ const intervalNs = BigInt(Math.round(1e9 / rate));
 const tick = setInterval(() => {
   const now = process.hrtime.bigint();
   while (started < total && start + BigInt(started) * intervalNs <= now) {
-    send(sessions[started % connections]!, start + BigInt(started) * intervalNs);
+    send(session(started % connections), start + BigInt(started) * intervalNs);
     started++;
   }
   if (started === total) clearInterval(tick);

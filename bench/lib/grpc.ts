@@ -71,7 +71,9 @@ export function nginxGrpcConfig(dir: string, listenPort: number, upstreamPort: n
   return nginxFile(
     'bench/lib/grpc.ts',
     dir,
-    `  http2_max_requests 1000000;
+    // keepalive_requests bounds requests per HTTP/2 connection too (http2_max_requests is obsolete
+    // since 1.19.7): its default 1000 would GOAWAY the load clients' connections every 1000 calls.
+    `  keepalive_requests 1000000;
   upstream up {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;

@@ -73,6 +73,35 @@ describe('the paced client against the gRPC upstream', () => {
     expectLatencies(r);
   });
 
+  it('goes on, on a new connection, when the server sends GOAWAY (as nginx does after keepalive_requests)', async () => {
+    // One connection; the server answers 20 calls on it, then sends GOAWAY.
+    const server = http2.createServer();
+    server.on('session', (session) => {
+      let answered = 0;
+      session.on('stream', (stream) => {
+        stream.resume();
+        stream.on('end', () => {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+          stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+          stream.end(Buffer.from([0, 0, 0, 0, 0]));
+          if (++answered === 20) session.goaway();
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port: goawayPort } = server.address() as { port: number };
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/h2_paced.js', `http://127.0.0.1:${goawayPort}${GRPC_PATH}`, '100', '1', '1']);
+      const r = JSON.parse(stdout.trim()) as { requests: number; ok: number; failed: number };
+      expect(r.requests).toBe(100);
+      expect(r.ok + r.failed).toBe(100);
+      // More than the first connection's 20: the client connected again after the GOAWAY.
+      expect(r.ok).toBeGreaterThan(20);
+    } finally {
+      server.close();
+    }
+  });
+
   it('counts calls answered without grpc-status 0 as failed', async () => {
     // An HTTP/2 server that answers 200 with trailers grpc-status 14 (UNAVAILABLE).
     const server = http2.createServer();
