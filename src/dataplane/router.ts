@@ -7,6 +7,7 @@
 
 import { compileLinearRegex } from '../config/regex.js';
 import type { HeaderMatchSpec, RouteSpec } from '../config/types.js';
+import { isGrpcCallContentType } from '../grpc/wire.js';
 import type { Rng } from '../lb/types.js';
 import { regexLiteralPrefix } from './regex_prefix.js';
 import { Candidates, type RouteCandidate, type RouteGroup, RouteGroupBuilder } from './route_tree.js';
@@ -85,16 +86,6 @@ class HeaderMatcher {
         return value === undefined;
     }
   }
-}
-
-/**
- * gRPC over HTTP/2's content-type: `application/grpc`, or `application/grpc+<format>` (`+proto`,
- * `+json`, ...), any case. Not `application/grpc-web`, which is another protocol.
- */
-function isGrpcCallContentType(value: string): boolean {
-  const base = 'application/grpc';
-  if (value.length < base.length || value.slice(0, base.length).toLowerCase() !== base) return false;
-  return value.length === base.length || value.charCodeAt(base.length) === 0x2b; /* + */
 }
 
 class CompiledRouteImpl implements CompiledRoute, RouteCandidate {

@@ -25,6 +25,18 @@ export function isGrpcContentType(contentType: string): boolean {
 }
 
 /**
+ * gRPC over HTTP/2's own content-type: `application/grpc`, or `application/grpc+<format>`
+ * (`+proto`, `+json`, ...), any case. Not `application/grpc-web`, which is another protocol (what
+ * a `match.grpc` route asks for; isGrpcContentType, which gRPC-shaped local replies go by, takes
+ * grpc-web too).
+ */
+export function isGrpcCallContentType(value: string): boolean {
+  const base = 'application/grpc';
+  if (value.length < base.length || value.slice(0, base.length).toLowerCase() !== base) return false;
+  return value.length === base.length || value.charCodeAt(base.length) === 0x2b; /* + */
+}
+
+/**
  * grpc-message as the gRPC spec encodes it: the UTF-8 bytes, with '%' and every byte outside
  * 0x20-0x7e as %XX (upper-case hex).
  */
@@ -43,6 +55,15 @@ export function grpcMessageEncode(message: string): string {
     out += b < 0x20 || b > 0x7e || b === 0x25 ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
   }
   return out;
+}
+
+/** grpc-message as received (percent-encoded UTF-8) back to text; a malformed escape leaves it as it came. */
+export function grpcMessageDecode(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 const UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };

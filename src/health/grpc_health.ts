@@ -3,6 +3,8 @@
 // answer (grpc-status, then HealthCheckResponse.status). The two messages are tiny, so their
 // protobuf encoding is written out here instead of pulling in a protobuf library. Pure functions.
 
+import { grpcMessageDecode } from '../grpc/wire.js';
+
 /** HealthCheckResponse.ServingStatus: only SERVING passes. */
 export const ServingStatus = { UNKNOWN: 0, SERVING: 1, NOT_SERVING: 2, SERVICE_UNKNOWN: 3 } as const;
 
@@ -48,7 +50,7 @@ export function decodeServingStatus(body: Buffer): number {
  *  and carry a response whose status is SERVING. */
 export function grpcCheckVerdict(grpcStatus: string | undefined, grpcMessage: string | undefined, body: Buffer): string | null {
   if (grpcStatus === undefined) return 'gRPC answer without grpc-status';
-  if (grpcStatus !== '0') return `grpc-status ${grpcStatus}${grpcMessage ? `: ${decodeGrpcMessage(grpcMessage)}` : ''}`;
+  if (grpcStatus !== '0') return `grpc-status ${grpcStatus}${grpcMessage ? `: ${grpcMessageDecode(grpcMessage)}` : ''}`;
   let status: number;
   try {
     status = decodeServingStatus(body);
@@ -56,15 +58,6 @@ export function grpcCheckVerdict(grpcStatus: string | undefined, grpcMessage: st
     return `bad HealthCheckResponse: ${(err as Error).message}`;
   }
   return status === ServingStatus.SERVING ? null : `serving status ${STATUS_NAMES[status] ?? status}`;
-}
-
-/** grpc-message is percent-encoded UTF-8; a malformed escape leaves the text as it came. */
-function decodeGrpcMessage(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return raw;
-  }
 }
 
 function encodeVarint(n: number): Buffer {

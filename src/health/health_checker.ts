@@ -14,6 +14,7 @@ import type { ClusterSpec, EndpointSpec, HealthCheckSpec } from '../config/types
 import { clientTlsOptions } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { updateClusters } from './clusters.js';
+import { formatGrpcTimeout } from '../grpc/wire.js';
 import { encodeHealthCheckRequest, grpcCheckVerdict } from './grpc_health.js';
 
 export interface HealthCheckerOptions {
@@ -358,7 +359,7 @@ function requestGrpcCheck(
     te: 'trailers',
     'user-agent': USER_AGENT,
     // The server may stop working on a check the checker has given up on.
-    'grpc-timeout': `${timeoutMs}m`,
+    'grpc-timeout': formatGrpcTimeout(timeoutMs),
   });
   req.end(encodeHealthCheckRequest(service));
   return req;
