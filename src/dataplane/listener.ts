@@ -16,7 +16,7 @@ import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import { listenReusePort } from '../net/reuseport.js';
 import type { Rng } from '../lb/types.js';
-import { inboundPeer, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
+import { inboundPeer, listenerTlsOptions, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
@@ -220,14 +220,9 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
         });
       }
     } else {
-      const material = this.ctx.tlsMaterial();
-      if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
       server = https.createServer({
         ...common,
-        ...serverTlsOptions(material, this.tlsParams()),
-        requestCert: spec.tls === 'mtls',
-        rejectUnauthorized: spec.tls === 'mtls',
-        handshakeTimeout: t.handshakeMs,
+        ...listenerTlsOptions(spec.name, this.ctx.tlsMaterial(), this.tlsParams(), t.handshakeMs),
         ...alpn(spec),
         // An opaque TCP stream (tcp_fallback) half-closes; node's HTTP layer still ends an HTTP connection at the client's FIN.
         allowHalfOpen: spec.tcpFallback !== null,
@@ -280,17 +275,9 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   private createStrictServer(spec: ListenerSpec): StrictServer {
     let tlsSetup: StrictTls | null = null;
     if (spec.tls !== null) {
-      const material = this.ctx.tlsMaterial();
-      if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
       const mtls = spec.tls === 'mtls';
       tlsSetup = {
-        options: {
-          ...serverTlsOptions(material, this.tlsParams()),
-          requestCert: mtls,
-          rejectUnauthorized: mtls,
-          handshakeTimeout: spec.timeouts.handshakeMs,
-          ...alpn(spec),
-        },
+        options: { ...listenerTlsOptions(spec.name, this.ctx.tlsMaterial(), this.tlsParams(), spec.timeouts.handshakeMs), ...alpn(spec) },
         // Before any byte is read: a verified client certificate, valid now, whose root vouches for its trust domain.
         peer: (s) => {
           if (!mtls) return null;

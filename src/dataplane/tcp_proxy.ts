@@ -16,7 +16,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { ListenerSpec } from '../config/types.js';
 import { listenReusePort } from '../net/reuseport.js';
-import { inboundPeer, IdentityMismatchError, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
+import { inboundPeer, IdentityMismatchError, listenerTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import { dialEndpoint } from '../upstream/dial.js';
@@ -105,14 +105,9 @@ export class TcpListener {
   }
 
   private tlsServer(spec: ListenerSpec, params: ServerTlsParams): tls.Server {
-    const material = this.hooks.tlsMaterial();
-    if (material === null) throw new Error(`listener ${spec.name}: TLS needs this sidecar's certificate, and none is loaded`);
     const mtls = spec.tls === 'mtls';
     const server = tls.createServer({
-      ...serverTlsOptions(material, params),
-      requestCert: mtls,
-      rejectUnauthorized: mtls,
-      handshakeTimeout: spec.timeouts.handshakeMs,
+      ...listenerTlsOptions(spec.name, this.hooks.tlsMaterial(), params, spec.timeouts.handshakeMs),
       allowHalfOpen: true,
       noDelay: true,
       // Only our own protocol: the offered destination port (a client without ALPN is served too).

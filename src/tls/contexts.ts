@@ -207,6 +207,16 @@ export function serverTlsOptions(m: TlsMaterial, params: ServerTlsParams = {}): 
   };
 }
 
+/**
+ * The TLS options of an inbound listener's server (node:https, the strict engine, a tcp listener):
+ * serverTlsOptions (client certificates required on `mtls`) plus the handshake timeout. Throws,
+ * naming the listener, when this sidecar has no certificate loaded.
+ */
+export function listenerTlsOptions(listener: string, m: TlsMaterial | null, params: ServerTlsParams, handshakeMs: number): tls.TlsOptions {
+  if (m === null) throw new Error(`listener ${listener}: TLS needs this sidecar's certificate, and none is loaded`);
+  return { ...serverTlsOptions(m, params), handshakeTimeout: handshakeMs };
+}
+
 /** An accepted inbound peer (its SPIFFE ID, or null when its certificate has none), or why it is refused. */
 export type InboundPeer = { readonly ok: true; readonly identity: string | null } | { readonly ok: false; readonly reason: string };
 
