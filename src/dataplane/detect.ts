@@ -17,6 +17,7 @@
 import net from 'node:net';
 import type { ListenerSpec } from '../config/types.js';
 import { listenReusePort } from '../net/reuseport.js';
+import { TCHAR } from './h1/parse.js';
 import { prefaceMatch } from './h2/preface.js';
 import { ALPN_PORT } from './tcp_proxy.js';
 
@@ -36,16 +37,6 @@ export class DetectCounters {
 
 /** The longest method token we wait for (the registered methods are at most 17 bytes long). */
 const MAX_METHOD = 24;
-/** RFC 9110 tchar: the bytes of a method token. */
-const TCHAR = (() => {
-  const t = new Uint8Array(256);
-  for (const c of "!#$%&'*+-.^_`|~") t[c.charCodeAt(0)] = 1;
-  for (let c = 0x30; c <= 0x39; c++) t[c] = 1;
-  for (let c = 0x41; c <= 0x5a; c++) t[c] = 1;
-  for (let c = 0x61; c <= 0x7a; c++) t[c] = 1;
-  return t;
-})();
-
 /** Absolute-form request targets (a client that takes us for a forward proxy). */
 const ABSOLUTE = [Buffer.from('http://', 'latin1'), Buffer.from('https://', 'latin1')];
 
