@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'internal_error'
   | 'expectation_failed'
   | 'upgrade_refused'
-  | 'upgrade_not_supported';
+  | 'upgrade_not_supported'
+  | 'destination_not_allowed';
 
 /** HTTP status for each code: the whole mapping in one table. */
 export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
@@ -46,6 +47,10 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   expectation_failed: 417,
   upgrade_refused: 403,
   upgrade_not_supported: 501,
+  // `outbound_policy: registry_only` refused the original destination: a policy decision about
+  // this caller's request, not a failing upstream (there is none), so 403 as Envoy's RBAC and
+  // Istio's REGISTRY_ONLY answer, not 502 (which would invite retries and page the wrong team).
+  destination_not_allowed: 403,
 });
 
 /**
@@ -74,6 +79,7 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = Object.freeze
   expectation_failed: 'only the expectation 100-continue is supported',
   upgrade_refused: 'this route does not allow the requested protocol upgrade',
   upgrade_not_supported: 'protocol upgrades are not supported on this listener (engine: uws); use engine: strict',
+  destination_not_allowed: 'the destination is not a service of the mesh and this listener allows only those (outbound_policy: registry_only)',
 });
 
 /** The JSON body of a local reply: the detailed message only when `detail` (node.error_detail: full). */

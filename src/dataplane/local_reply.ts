@@ -91,6 +91,7 @@ const GRPC_STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   expectation_failed: GrpcStatus.Internal,
   upgrade_refused: GrpcStatus.PermissionDenied,
   upgrade_not_supported: GrpcStatus.Unimplemented,
+  destination_not_allowed: GrpcStatus.PermissionDenied,
 });
 
 /** gRPC's mapping of an HTTP status it did not expect (doc/http-grpc-status-mapping.md), for injected faults. */

@@ -27,6 +27,7 @@ const EXPECTED: Record<ErrorCode, number> = {
   expectation_failed: 13,
   upgrade_refused: 7,
   upgrade_not_supported: 12,
+  destination_not_allowed: 7,
 };
 
 const field = (r: ReturnType<typeof localReply>, name: string): string | undefined => r.headers.find(([n]) => n === name)?.[1];
