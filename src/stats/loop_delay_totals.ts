@@ -16,7 +16,10 @@ export interface LoopDelayJson {
   readonly mean_ms: number | null;
 }
 
-/** The Prometheus quantile labels and the fields they report: the summary since start, and the last interval's gauges. */
+/**
+ * The Prometheus labels and the fields they report: the summary's quantiles since start, and the
+ * last interval's gauges by `stat` (a gauge may not carry a `quantile` label: promtool lint).
+ */
 const SINCE_START_QUANTILES = [
   ['0.5', 'p50_ms'],
   ['0.9', 'p90_ms'],
@@ -24,10 +27,10 @@ const SINCE_START_QUANTILES = [
   ['0.999', 'p99_9_ms'],
   ['1', 'max_ms'],
 ] as const satisfies ReadonlyArray<readonly [string, keyof LoopDelayJson]>;
-const LAST_INTERVAL_QUANTILES = [
-  ['0.5', 'p50_ms'],
-  ['0.99', 'p99_ms'],
-  ['1', 'max_ms'],
+const LAST_INTERVAL_STATS = [
+  ['p50', 'p50_ms'],
+  ['p99', 'p99_ms'],
+  ['max', 'max_ms'],
 ] as const satisfies ReadonlyArray<readonly [string, keyof LoopDelayJson]>;
 
 export interface ThreadLoopDelayJson {
@@ -80,29 +83,28 @@ export class LoopDelayTotals {
     }));
   }
 
-  /** Prometheus text: a summary per thread since start, and the last interval's quantiles as gauges. */
+  /** Prometheus text: a summary per thread since start, and the last interval's p50, p99 and max as gauges. */
   prometheus(): string {
     const rows = this.json();
     if (rows.length === 0) return '';
     const sec = (v: number | null): string => (v === null ? 'NaN' : String(Number((v / 1000).toFixed(6))));
-    const lbl = (thread: string, quantile?: string): string => `{thread="${thread}"${quantile === undefined ? '' : `,quantile="${quantile}"`}}`;
+    const lbl = (thread: string, name?: string, value?: string): string => `{thread="${thread}"${name === undefined ? '' : `,${name}="${value}"`}}`;
     let out =
       `# HELP outrigger_event_loop_delay_seconds Event-loop delay per thread since start: how late a timer due every ${LOOP_DELAY_RESOLUTION_MS} ms ran.\n` +
       '# TYPE outrigger_event_loop_delay_seconds summary\n';
     for (const r of rows) {
       const q = r.since_start;
-      for (const [quantile, key] of SINCE_START_QUANTILES) out += `outrigger_event_loop_delay_seconds${lbl(r.thread, quantile)} ${sec(q[key])}\n`;
+      for (const [quantile, key] of SINCE_START_QUANTILES) out += `outrigger_event_loop_delay_seconds${lbl(r.thread, 'quantile', quantile)} ${sec(q[key])}\n`;
       const t = this.threads.get(r.thread)!.total;
       out += `outrigger_event_loop_delay_seconds_sum${lbl(r.thread)} ${Number((t.sumMicros / 1e6).toFixed(6))}\n`;
       out += `outrigger_event_loop_delay_seconds_count${lbl(r.thread)} ${t.count}\n`;
     }
     out +=
-      '# HELP outrigger_event_loop_delay_last_interval_seconds Event-loop delay per thread over the last stats interval (about 1 s).\n' +
+      '# HELP outrigger_event_loop_delay_last_interval_seconds Event-loop delay per thread over the last stats interval (about 1 s), by stat (p50, p99, max).\n' +
       '# TYPE outrigger_event_loop_delay_last_interval_seconds gauge\n';
     for (const r of rows) {
       const q = r.last_interval;
-      for (const [quantile, key] of LAST_INTERVAL_QUANTILES)
-        out += `outrigger_event_loop_delay_last_interval_seconds${lbl(r.thread, quantile)} ${sec(q[key])}\n`;
+      for (const [stat, key] of LAST_INTERVAL_STATS) out += `outrigger_event_loop_delay_last_interval_seconds${lbl(r.thread, 'stat', stat)} ${sec(q[key])}\n`;
     }
     return out;
   }

@@ -101,7 +101,7 @@ describe('LoopDelayTotals', () => {
     expect(text).toMatch(/^outrigger_event_loop_delay_seconds\{thread="worker-2",quantile="1"\} 0\.002$/m);
     expect(text).toMatch(/^outrigger_event_loop_delay_seconds_count\{thread="worker-2"\} 10$/m);
     expect(text).toMatch(/^outrigger_event_loop_delay_seconds_sum\{thread="worker-2"\} 0\.0029$/m);
-    expect(text).toMatch(/^outrigger_event_loop_delay_last_interval_seconds\{thread="worker-2",quantile="0\.99"\} 0\.002$/m);
+    expect(text).toMatch(/^outrigger_event_loop_delay_last_interval_seconds\{thread="worker-2",stat="p99"\} 0\.002$/m);
     expect(new LoopDelayTotals().prometheus()).toBe('');
   });
 });
