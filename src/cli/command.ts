@@ -1,4 +1,5 @@
-// The `outrigger` command: `run` (foreground sidecar), `validate`, `--help`, `--version`.
+// The `outrigger` command: `run` (foreground sidecar), `validate`, `--help`, `--version`; `ca`,
+// `bench`, `iptables` and `wait-ready` live in files of their own.
 // The only place that reads argv and the environment. User mistakes (unknown flag, missing file,
 // bad config) get one clear line and exit code 2, never a stack trace.
 
@@ -21,6 +22,13 @@ Usage:
                                sign sidecars' CSRs over HTTPS (sidecars then never hold the root key)
   outrigger bench URL [-c N] [-d S] [-r RATE] [-m M] [-b BODY] [-H K:V] [--json]
                                load test a URL (autocannon) and print latency percentiles
+  outrigger iptables install --proxy-uid UID [--outbound-port 15001] [--inbound-port 15006]
+                             [--exclude-inbound-ports P,P] [--exclude-outbound-ports P,P]
+                             [--exclude-outbound-cidrs C,C] [--proxy-gid GID] [--dry-run]
+  outrigger iptables uninstall [--dry-run] | show
+                               transparent interception of this network namespace's TCP (as root)
+  outrigger wait-ready --admin HOST:PORT [--timeout-ms N]
+                               wait until a sidecar answers /ready (start the app after it)
   outrigger --help | --version
 
 Options:
@@ -42,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
   // Subcommands load their dependencies only when used (autocannon, node-forge stay out of `run`).
   if (argv[0] === 'ca') return (await import('./ca.js')).runCa(argv.slice(1));
   if (argv[0] === 'bench') return (await import('./bench.js')).runBench(argv.slice(1));
+  if (argv[0] === 'iptables') return (await import('./iptables.js')).runIptablesCommand(argv.slice(1));
+  if (argv[0] === 'wait-ready') return (await import('./wait_ready.js')).runWaitReady(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({
@@ -69,7 +79,8 @@ async function main(argv: string[]): Promise<number> {
   const command = positionals[0];
   if (command === undefined) throw new UsageError('missing command (run, validate); see outrigger --help');
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-  if (command !== 'run' && command !== 'validate') throw new UsageError(`unknown command "${command}" (run, validate, ca); see outrigger --help`);
+  if (command !== 'run' && command !== 'validate')
+    throw new UsageError(`unknown command "${command}" (run, validate, ca, bench, iptables, wait-ready); see outrigger --help`);
   const file = values.config;
   if (file === undefined) throw new UsageError(`${command} needs -c FILE`);
   const logLevel = values['log-level'] ?? 'info';
