@@ -72,6 +72,10 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
   });
   checkUniqueNames(listeners, 'listeners', 'listener', out, new Set());
   checkBindAddresses(raw, listeners, out);
+  checkServiceAddresses(clusters, out);
+  listeners.forEach((l, i) => {
+    if (isObj(l)) checkOriginalDestination(l, ['listeners', i], out);
+  });
   listeners.forEach((l, i) => {
     if (!isObj(l)) return;
     if (l['protocol'] === 'tcp') checkTcpListener(l, ['listeners', i], clusterNames, out);
@@ -244,6 +248,59 @@ function checkCluster(c: Obj, at: ConfigPath, out: RawProblem[]): void {
   if (typeof shorthand === 'number' && typeof inPool === 'number' && shorthand !== inPool) {
     out.push({ path: [...at, 'connect_timeout_ms'], message: `conflicts with pool.connect_timeout_ms (${shorthand} vs ${inPool}); give one` });
   }
+}
+
+/**
+ * `original_destination` reads SO_ORIGINAL_DST from the accepted socket's fd before any byte is
+ * read, and hands the connection to HTTP/1 or TCP: uWS never shows its sockets' fds, and an
+ * http2-only listener would take a passthrough connection's bytes for a bad preface.
+ * `outbound_policy` decides for addresses no cluster owns: outbound listeners only.
+ */
+function checkOriginalDestination(l: Obj, at: ConfigPath, out: RawProblem[]): void {
+  const on = l['original_destination'] === true;
+  if (on && l['engine'] === 'uws') {
+    out.push({
+      path: [...at, 'original_destination'],
+      message: 'engine uws cannot read the original destination (uWS hides the socket fd that SO_ORIGINAL_DST is read from): use strict (the default) or node',
+    });
+  }
+  if (on && l['protocol'] === 'http2') {
+    out.push({
+      path: [...at, 'original_destination'],
+      message: 'needs protocol tcp, auto or http1 (an intercepted connection may be any TCP, not only HTTP/2)',
+    });
+  }
+  if (l['outbound_policy'] === undefined) return;
+  if (!on)
+    out.push({ path: [...at, 'outbound_policy'], message: 'only with original_destination: true (it decides for original destinations no cluster owns)' });
+  else if (isObj(l['tls']) && l['tls']['mode'] !== 'disabled') {
+    out.push({
+      path: [...at, 'outbound_policy'],
+      message:
+        'a tls listener with original_destination is inbound (each connection goes to the local app at its original port): outbound_policy does not apply',
+    });
+  }
+}
+
+/** A service address belongs to one cluster: two owners would make routing by destination ambiguous. */
+function checkServiceAddresses(clusters: readonly unknown[], out: RawProblem[]): void {
+  const owner = new Map<string, { cluster: string; at: string }>();
+  clusters.forEach((c, i) => {
+    if (!isObj(c)) return;
+    const name = typeof c['name'] === 'string' ? c['name'] : `clusters[${i}]`;
+    list(c['addresses']).forEach((a, k) => {
+      if (typeof a !== 'string') return;
+      const hp = parseHostPort(a, false);
+      if (!hp.ok) return;
+      const key = formatHostPort(hp.value);
+      const prev = owner.get(key);
+      if (prev === undefined) owner.set(key, { cluster: name, at: `clusters[${i}].addresses[${k}]` });
+      else {
+        const whose = prev.cluster === name ? `already listed at ${prev.at}` : `owned by cluster "${prev.cluster}" (${prev.at}) and by cluster "${name}"`;
+        out.push({ path: ['clusters', i, 'addresses', k], message: `service address ${key} is ${whose}: an address belongs to one cluster` });
+      }
+    });
+  });
 }
 
 /** A gRPC health check is an HTTP/2 call with its own path. */

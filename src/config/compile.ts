@@ -1,7 +1,7 @@
 // Compiles a validated, defaulted config (schema.ts output) into the frozen Snapshot of
 // types.ts that workers run, and the AdminSpec the main thread uses. Pure: no I/O, no globals;
 // the result is plain data (structured-clone safe), deeply frozen.
-import { parseHostPort } from './address.js';
+import { formatHostPort, parseHostPort } from './address.js';
 import { anchorRegex, grpcPath } from './fields.js';
 import { GRPC_RETRY_ON } from './future.js';
 import { listenerPlacement } from './placement.js';
@@ -52,6 +52,7 @@ export interface AdminSpec {
 /** Raw config → frozen snapshot. The input must have passed the schema and the cross checks. */
 export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot {
   const workers = opts.fixedWorkers ?? resolveWorkers(cfg.node.workers, opts.availableParallelism);
+  const services = serviceAddresses(cfg.clusters);
   const snapshot: Snapshot = {
     version: opts.version,
     node: {
@@ -62,7 +63,7 @@ export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot 
       workerStallMs: cfg.node.worker_stall_ms,
     },
     tls: compileTlsSource(cfg.tls),
-    listeners: cfg.listeners.map((l) => compileListener(l, opts, workers, cfg.node.error_detail)),
+    listeners: cfg.listeners.map((l) => compileListener(l, opts, workers, cfg.node.error_detail, services)),
     clusters: cfg.clusters.map((c) => compileCluster(c, workers)),
   };
   return deepFreeze(snapshot);
@@ -102,7 +103,20 @@ const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000;
  */
 const DEFAULT_DETECT_TIMEOUT_MS = 1000;
 
-function compileListener(l: RawListener, opts: CompileOptions, workers: number, errorDetail: 'minimal' | 'full'): ListenerSpec {
+/** Every cluster's service addresses, normalised (`localhost` → 127.0.0.1, IPv6 bracketed), to the cluster's name (checks.ts refused two owners). */
+function serviceAddresses(clusters: readonly RawCluster[]): Readonly<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const c of clusters) for (const a of c.addresses) out[formatHostPort(mustParse(a, false))] = c.name;
+  return out;
+}
+
+function compileListener(
+  l: RawListener,
+  opts: CompileOptions,
+  workers: number,
+  errorDetail: 'minimal' | 'full',
+  services: Readonly<Record<string, string>>,
+): ListenerSpec {
   const hp = mustParse(l.address, true);
   const tls = l.tls === undefined || l.tls.mode === 'disabled' ? null : l.tls.mode;
   // uWS cannot serve TLS listeners here (checks.ts refuses engine: uws with tls).
@@ -149,6 +163,7 @@ function compileListener(l: RawListener, opts: CompileOptions, workers: number, 
             paths: r.paths ?? (r.grpc === undefined ? null : r.grpc.map((t) => (t.method === undefined ? `${grpcPath(t)}*` : grpcPath(t)))),
             methods: r.methods === undefined ? null : r.methods.map((m) => m.toUpperCase()),
           })),
+    originalDestination: l.original_destination === true ? { outboundPolicy: l.outbound_policy ?? 'allow_any', services } : null,
   };
 }
 

@@ -103,7 +103,14 @@ function listenerChange(p: ListenerSpec, n: ListenerSpec): ListenerChange | null
   const before = new Map(p.routes.map((r) => [r.name, r]));
   return {
     spec: n,
-    rebind: moved || p.tls !== n.tls || !sameValue(p.engine, n.engine) || p.protocol !== n.protocol || (p.tcpFallback === null) !== (n.tcpFallback === null),
+    rebind:
+      moved ||
+      p.tls !== n.tls ||
+      !sameValue(p.engine, n.engine) ||
+      p.protocol !== n.protocol ||
+      (p.tcpFallback === null) !== (n.tcpFallback === null) ||
+      // original_destination puts a front socket before the listener's server (dataplane/original_dst.ts).
+      (p.originalDestination === null) !== (n.originalDestination === null),
     moved,
     routes: {
       added: routes.added.map((r) => r.name),

@@ -148,6 +148,14 @@ export const listenerSchema = z.strictObject({
     })
     .default({ headers_ms: 10_000, body_idle_ms: 60_000, handshake_ms: 10_000, keepalive_idle_ms: 60_000 }),
   max_connections: z.int().min(1).max(1_000_000).optional(),
+  /**
+   * Interception (iptables REDIRECT): route each connection by its original destination
+   * (SO_ORIGINAL_DST). Outbound: to the cluster that owns that address (`clusters[].addresses`),
+   * else by `outbound_policy`; inbound (tls: mtls): to the local app at 127.0.0.1:<original port>.
+   */
+  original_destination: z.boolean().optional(),
+  /** original_destination, outbound: what an address no cluster owns gets (Istio's ALLOW_ANY / REGISTRY_ONLY). */
+  outbound_policy: z.enum(['allow_any', 'registry_only']).optional(),
   /** Required unless protocol is tcp (checks.ts). */
   routes: z.array(routeSchema).min(1).optional(),
   tls: listenerTlsSchema.optional(),
@@ -178,6 +186,8 @@ export const clusterSchema = z
     name: nameField,
     lb: z.enum(['least_request', 'round_robin', 'random']).default('least_request'),
     endpoints: z.array(endpointSchema).default([]),
+    /** Service addresses (`ip:port`, a virtual IP as in Kubernetes Services) this cluster owns: intercepted connections to them come here. */
+    addresses: z.array(endpointAddressField).default([]),
     discovery: discoverySchema.optional(),
     connect_timeout_ms: ms(1).optional(),
     protocol: z.enum(['http1', 'http2']).default('http1'),

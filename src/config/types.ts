@@ -130,6 +130,20 @@ export interface ListenerSpec {
   readonly tls: 'mtls' | 'tls' | null;
   /** Authorization rules (deny unless one allows); null = every authenticated peer is allowed. */
   readonly authorization: readonly AuthzRuleSpec[] | null;
+  /** `original_destination: true`: intercepted connections are routed by where they were addressed; null = off. */
+  readonly originalDestination: OriginalDestinationSpec | null;
+}
+
+/**
+ * Routing by original destination (SO_ORIGINAL_DST). On a plaintext (outbound) listener: a
+ * connection addressed to a service address goes to the cluster owning it, any other one by
+ * `outboundPolicy`. On a tls (inbound) listener: to the local app at 127.0.0.1:<original port>.
+ */
+export interface OriginalDestinationSpec {
+  /** Outbound: `allow_any` passes unknown destinations through unchanged; `registry_only` refuses them. */
+  readonly outboundPolicy: 'allow_any' | 'registry_only';
+  /** Service address (`ip:port`, IPv6 as `[::1]:80`) → the name of the cluster that owns it (`clusters[].addresses`). */
+  readonly services: Readonly<Record<string, string>>;
 }
 
 export interface TcpListenerSpec {

@@ -111,7 +111,7 @@ export class Detector {
   ) {
     this.spec = spec;
     // allowHalfOpen: an opaque stream's half-close is the TCP proxy's to pass on.
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.sniff(s));
+    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.take(s));
     if (spec.maxConnections !== null) this.server.maxConnections = spec.maxConnections;
   }
 
@@ -135,7 +135,8 @@ export class Detector {
     for (const s of this.sniffing) s.destroy();
   }
 
-  private sniff(socket: net.Socket): void {
+  /** Classifies a connection (accepted here, or handed on by original_dst.ts's front, paused), then hands it on. */
+  take(socket: net.Socket): void {
     let got: Buffer | null = null;
     this.sniffing.add(socket);
     const done = (p: Detected): void => {
@@ -166,6 +167,7 @@ export class Detector {
     }, this.spec.tcpFallback!.detectTimeoutMs);
     socket.on('data', onData);
     socket.on('end', onEnd);
+    socket.resume();
     socket.on('error', noop); // 'close' follows; nobody else listens yet
     socket.once('close', () => {
       clearTimeout(timer);

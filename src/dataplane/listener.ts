@@ -48,6 +48,17 @@ import {
 } from './request_head.js';
 import { buildRouter, type Router } from './router.js';
 import { TokenBucket } from './token_bucket.js';
+import {
+  DestinationCounters,
+  inboundPort,
+  LocalApps,
+  OriginalDstFront,
+  outboundRouting,
+  refusedDestination,
+  type Destination,
+  type FrontTargets,
+  type RoutedSocket,
+} from './original_dst.js';
 import { TcpListener, type TcpListenerHooks, type TcpRecord } from './tcp_proxy.js';
 import { Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRecord, type UpgradeRequest } from './upgrade.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
@@ -83,6 +94,8 @@ export interface ListenerContext {
   onUpgradeEnded(listener: ListenerRuntime, record: UpgradeRecord | null): void;
   /** A connection on a tcp listener ended (access log; a drain may be waiting for it). */
   onTcpEnded(listener: ListenerRuntime, record: TcpRecord): void;
+  /** outbound_policy: registry_only refused a connection's original destination (logged once per connection). */
+  onDestinationRefused(listener: ListenerRuntime, destination: Destination, client: string): void;
 }
 
 /** Node-engine sockets carry the peer's SPIFFE ID (TLS, read once per connection) and whether a request on them was refused. */
@@ -117,6 +130,14 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   readonly detected: DetectCounters | null = null;
   /** `tcp_fallback` on plaintext: the front socket that classifies each connection, or null. */
   private readonly detector: Detector | null = null;
+  /** `original_destination` on a plaintext listener: the front socket that reads each connection's original destination, or null. */
+  private readonly front: OriginalDstFront | null = null;
+  /** `original_destination`: connections by where their original destination sent them, or null. */
+  readonly destinations: DestinationCounters | null = null;
+  /** `original_destination` on a tls listener: the local app's clusters by port, or null. */
+  private readonly localApps: LocalApps | null = null;
+  /** Routings of requests by original destination (service cluster name, or inbound port), for the current config version. */
+  private readonly routings = new Map<string | number, ListenerRouting>();
   port = 0;
   /** TLS handshakes refused (no, expired or untrusted client certificate). */
   handshakeFailures = 0;
@@ -136,6 +157,11 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.targets = this.resolveTargets();
     this.rateLimit = spec.rateLimit === null ? null : new TokenBucket(spec.rateLimit, ctx.ticker.fresh());
     this.authorizer = spec.authorization === null ? null : new Authorizer(spec.authorization);
+    if (spec.originalDestination !== null) {
+      this.destinations = new DestinationCounters();
+      if (spec.tls !== null) this.localApps = new LocalApps(ctx.ticker, ctx.rng, ctx);
+      else this.front = new OriginalDstFront(spec, this.destinations, ctx.ticker, this.frontTargets());
+    }
     if (spec.tcp !== null) {
       this.connectionsAccepted = 0;
       this.tcp = new TcpListener(spec, this.tcpHooks(), this.tlsParams());
@@ -162,9 +188,65 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       const tcp = this.tcp!;
       this.detector = new Detector(spec, this.detected!, {
         http: (s) => this.takeHttp(s),
-        opaque: (s) => tcp.accept(s, null, s.localPort ?? 0),
+        opaque: (s) => tcp.accept(s, null, null),
       });
     }
+  }
+
+  /** Where the original-destination front hands connections: this listener's own accept path. */
+  private frontTargets(): FrontTargets {
+    return {
+      serve: (s) => {
+        if (this.tcp !== null && this.spec.tcp !== null) {
+          this.connectionsAccepted!++;
+          if (s.destination?.kind === 'refused') s.destroy();
+          else this.tcp.accept(s, null, s.destination?.port ?? null);
+        } else if (this.detector !== null) this.detector.take(s);
+        else (this.server ?? this.h1!.server).emit('connection', s);
+      },
+      refused: (s, d) => this.ctx.onDestinationRefused(this, d, `${s.remoteAddress}:${s.remotePort}`),
+    };
+  }
+
+  /**
+   * The routing of a request on `socket`: the listener's own, unless its original destination
+   * decides — a service's routes (outboundRouting), the local app at the original port (inbound),
+   * or a refusal (registry_only). Read per request, computed once per connection and version.
+   */
+  private routingFor(socket: RoutedSocket | null): ListenerRouting {
+    if (this.spec.originalDestination === null || socket === null) return this;
+    if (this.localApps !== null) {
+      const port = inboundPort(socket);
+      return port === null ? this : this.cachedRouting(port, () => this.localApps!.routing(this, this.spec.routes, (n) => this.ctx.cluster(n), port));
+    }
+    const d = socket.destination;
+    if (d === undefined) return this;
+    if (d.kind === 'refused') throw refusedDestination(this.spec.name, d);
+    const cluster = this.ctx.cluster(d.cluster!);
+    if (cluster === undefined) return this;
+    return this.cachedRouting(d.cluster!, () => outboundRouting(this, this.spec.routes, cluster));
+  }
+
+  private cachedRouting(key: string | number, make: () => ListenerRouting): ListenerRouting {
+    let r = this.routings.get(key);
+    if (r === undefined) {
+      r = make();
+      this.routings.set(key, r);
+    }
+    return r;
+  }
+
+  /** The cluster of a tcp connection (tcp_proxy.ts's clusterFor): see routingFor. */
+  private tcpCluster(socket: RoutedSocket, name: string, port: number | null): Cluster | undefined | null {
+    const own = this.ctx.cluster(name);
+    if (this.spec.originalDestination === null) return own;
+    if (this.localApps !== null) {
+      const local = inboundPort(socket, port);
+      return local === null || own === undefined ? own : this.localApps.cluster(own.spec, local);
+    }
+    const d = socket.destination;
+    if (d === undefined) return own;
+    return d.kind === 'refused' ? null : this.ctx.cluster(d.cluster!);
   }
 
   /** A detected HTTP connection, its first bytes put back, to the HTTP server (which tells HTTP/2 by the preface). */
@@ -315,6 +397,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
    * holds the port, and resolved port 0 to one port for all workers. Resolves to the bound port.
    */
   listen(): Promise<number> {
+    if (this.front !== null) return this.front.listen().then((port) => (this.port = port));
     if (this.detector !== null) return this.detector.listen().then((port) => (this.port = port));
     if (this.tcp !== null && this.spec.tcp !== null) return this.tcp.listen().then((port) => (this.port = port));
     const server: NetServer | null = this.server ?? this.h1?.server ?? null;
@@ -350,6 +433,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.underscores.action = spec.headersWithUnderscores;
     if (r.reordered || r.added.length > 0 || r.changed.length > 0 || r.removed.length > 0) this.router = buildRouter(spec.routes);
     this.targets = this.resolveTargets(keep);
+    this.forgetRoutings();
+    this.front?.configure(spec);
     const server = this.server;
     if (server !== null) {
       // Timeouts and limits apply to the running server (handshake_ms: to new servers only).
@@ -389,6 +474,13 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   /** Clusters were reconciled: re-resolve route targets. */
   refreshTargets(): void {
     this.targets = this.resolveTargets();
+    this.forgetRoutings();
+  }
+
+  /** Routings by original destination are rebuilt on next use; the local app's connections drain. */
+  private forgetRoutings(): void {
+    this.routings.clear();
+    this.localApps?.drain();
   }
 
   /**
@@ -408,6 +500,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.upgrades.closeAll();
     this.detector?.closeAll();
     this.tcp?.closeAll();
+    this.front?.closeAll();
+    this.localApps?.close();
   }
 
   /** Stops accepting connections; requests on open connections are still served. */
@@ -424,6 +518,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.h2?.stopAccepting();
     this.detector?.stopAccepting();
     this.tcp?.stopAccepting();
+    this.front?.stopAccepting();
   }
 
   /** What this listener's tcp connections report and ask (in flight until they end, like exchanges). */
@@ -431,7 +526,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     const ctx = this.ctx;
     return {
       ticker: ctx.ticker,
-      cluster: (name) => ctx.cluster(name),
+      clusterFor: (socket, name, port) => this.tcpCluster(socket, name, port),
       tlsMaterial: () => ctx.tlsMaterial(),
       onTryOutcome: (c, e, outcome) => ctx.onTryOutcome(c, e, outcome),
       // Only `from` applies to TCP (checks.ts refuses paths, methods and grpc on a tcp listener).
@@ -476,7 +571,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       // The client's address costs a getpeername() syscall per request here: only when asked for.
       const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
       if (client !== null) head.client = client;
-      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, buildUpstreamHead(head, client, 'http'));
+      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, buildUpstreamHead(head, client, 'http'), this);
     } catch (e) {
       const err = this.refusal(e);
       const id = head !== null ? head.requestId : refusalRequestId(uwsHeadersRead());
@@ -509,7 +604,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
       const text = this.authorizedUpstreamHead(head, socket.peerIdentity ?? null, socket.remoteAddress ?? '');
       // Node decodes header bytes as latin1: written back as latin1, obs-text reaches the app byte for byte.
-      this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text);
+      this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text, this.routingFor(socket));
     } catch (e) {
       const err = this.refusal(e);
       if (err.status === 400 || err.status === 431) {
@@ -535,9 +630,10 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       // As node:http: an HTTP/1.1 expectation other than 100-continue gets 417.
       if (req.expectOther && req.minor === 1) throw new ProxyError('expectation_failed', `unsupported expectation: only 100-continue`);
       const text = this.authorizedUpstreamHead(head, conn.peer, conn.remote);
-      if (req.upgrade && req.connectionUpgrade && this.tunnel(head, text, () => ({ socket: conn.socket, early: conn.detach() }))) return;
+      const routing = this.routingFor(conn.socket);
+      if (req.upgrade && req.connectionUpgrade && this.tunnel(routing, head, text, () => ({ socket: conn.socket, early: conn.detach() }))) return;
       // Header bytes were decoded as latin1: written back as latin1, obs-text reaches the app byte for byte.
-      this.proxy(down, head, req.nonAscii ? Buffer.from(text, 'latin1') : text);
+      this.proxy(down, head, req.nonAscii ? Buffer.from(text, 'latin1') : text, routing);
     } catch (e) {
       const err = this.refusal(e);
       const id = head !== null ? head.requestId : refusalRequestId(req.headers);
@@ -557,7 +653,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       // As on the HTTP/1 engines: 100-continue is answered at once (Expect is not forwarded).
       if (h2.expectContinue) down.continue();
       // Header values are latin1 (node:http2 decodes them so): written back as latin1, obs-text reaches the app byte for byte.
-      this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text);
+      this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text, this.routingFor(conn.session.socket));
     } catch (e) {
       const err = this.refusal(e);
       const id = head !== null ? head.requestId : refusalRequestId(raw);
@@ -578,7 +674,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       // llhttp reads no body after an Upgrade head: such a request cannot be served as plain HTTP either.
       if (head.framing !== BodyFraming.None) throw new ProxyError('bad_request', 'an Upgrade request with a body (engine: node does not read it)');
       const text = this.authorizedUpstreamHead(head, socket.peerIdentity ?? null, socket.remoteAddress ?? '');
-      if (this.tunnel(head, text, () => ({ socket, early }))) return;
+      if (this.tunnel(this.routingFor(socket), head, text, () => ({ socket, early }))) return;
     } catch (e) {
       const err = this.refusal(e);
       const id = head !== null ? head.requestId : refusalRequestId(req.rawHeaders);
@@ -604,11 +700,11 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
    * the socket `take()` hands over. False when the request asks for another protocol, or has a
    * body (served as plain HTTP). Throws what admission throws, and `upgrade_refused` on a route with `upgrades: []`.
    */
-  private tunnel(head: RequestHead, upstreamHead: string, take: () => { socket: Socket; early: Buffer | null }): boolean {
+  private tunnel(routing: ListenerRouting, head: RequestHead, upstreamHead: string, take: () => { socket: Socket; early: Buffer | null }): boolean {
     // A body before the switch is not tunnelled (it would have to reach the app before its 101): served as plain HTTP.
     const upgrade = head.framing === BodyFraming.None ? webSocketUpgrade(head.headers) : null;
     if (upgrade === null) return false;
-    const a = this.admission.admit(this, head);
+    const a = this.admission.admit(routing, head);
     const ws = a.route.websocket;
     if (ws === null) {
       a.cluster.release();
@@ -733,8 +829,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   }
 
   /** Routing, limits, fault injection, endpoint choice: everything before the first upstream byte. */
-  private proxy(down: Downstream, head: RequestHead, upstreamHead: string | Buffer): void {
-    const a = this.admission.admit(this, head);
+  private proxy(down: Downstream, head: RequestHead, upstreamHead: string | Buffer, routing: ListenerRouting): void {
+    const a = this.admission.admit(routing, head);
     this.inflight++;
     Exchange.start({
       down,

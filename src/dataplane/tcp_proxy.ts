@@ -10,7 +10,8 @@
 // configured cluster. A client that offers ALPN without such a protocol is refused in the handshake.
 //
 // Protocol detection (`tcp_fallback` on a `protocol: auto` listener, detect.ts) hands a socket it
-// has classified as opaque TCP to `accept()`.
+// has classified as opaque TCP to `accept()`. With `original_destination` (original_dst.ts) the
+// listener's `clusterFor` hook picks the cluster per connection: the service's, the local app's.
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -29,7 +30,17 @@ const ALPN_PREFIX = 'outrigger-tcp/';
 export const ALPN_PORT = /^outrigger-tcp\/(\d{1,5})$/;
 
 /** How a connection ended: as its splice ended, or why it never reached an endpoint. */
-export type TcpEnd = SpliceEnd | 'unauthorized' | 'overflow' | 'no_endpoint' | 'connect_failed' | 'connect_timeout' | 'identity_mismatch' | 'no_certificate';
+export type TcpEnd =
+  | SpliceEnd
+  | 'unauthorized'
+  | 'overflow'
+  | 'no_endpoint'
+  | 'connect_failed'
+  | 'connect_timeout'
+  | 'identity_mismatch'
+  | 'no_certificate'
+  /** outbound_policy: registry_only refused the original destination. */
+  | 'destination_not_allowed';
 
 /** One finished connection, for the access log. */
 export interface TcpRecord {
@@ -66,7 +77,12 @@ export class TcpCounters implements SpliceBytes {
 /** What a tcp listener needs from the listener that owns it. */
 export interface TcpListenerHooks {
   readonly ticker: Ticker;
-  cluster(name: string): Cluster | undefined;
+  /**
+   * The cluster a connection goes to: the listener's `name` unless its original destination
+   * decides (`port`: the original destination port, null when the connection was not
+   * redirected); undefined when there is none, null when its destination is refused.
+   */
+  clusterFor(client: net.Socket, name: string, port: number | null): Cluster | undefined | null;
   tlsMaterial(): TlsMaterial | null;
   onTryOutcome(cluster: Cluster, endpoint: Endpoint, outcome: TryOutcome): void;
   /** Whether the authorization rules let this peer in (true when there are none). */
@@ -100,7 +116,7 @@ export class TcpListener {
     // noDelay: a proxy must not add Nagle's wait to small request/response exchanges (redis, SQL).
     return net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => {
       this.hooks.accepted();
-      this.accept(s, null, s.localPort ?? 0);
+      this.accept(s, null, null);
     });
   }
 
@@ -125,7 +141,7 @@ export class TcpListener {
         return;
       }
       const offered = typeof s.alpnProtocol === 'string' ? ALPN_PORT.exec(s.alpnProtocol) : null;
-      this.accept(s, peer?.identity ?? null, offered !== null ? Number(offered[1]) : (s.localPort ?? 0));
+      this.accept(s, peer?.identity ?? null, offered !== null ? Number(offered[1]) : null);
     });
     return server;
   }
@@ -165,22 +181,28 @@ export class TcpListener {
   /**
    * A connection to forward (its identity checked on mTLS): authorized, admitted by the cluster's
    * circuit breaker, given an endpoint by its LB, then connected. A refusal closes it at once.
+   * `originalPort`: the port the client addressed (a peer sidecar's ALPN, or the original
+   * destination), null when not known (then the port this listener was reached on is recorded).
    */
-  accept(client: net.Socket, peer: string | null, destinationPort: number): void {
+  accept(client: net.Socket, peer: string | null, originalPort: number | null): void {
     const tcp = this.spec.tcp!;
+    const destinationPort = originalPort ?? client.localPort ?? 0;
+    let name = tcp.cluster;
     const refuse = (why: TcpEnd, cluster: Cluster | null = null): void => {
-      const counters = this.countersOf(tcp.cluster);
+      const counters = this.countersOf(name);
       counters.refused.set(why, (counters.refused.get(why) ?? 0) + 1);
       client.on('error', noop);
       client.destroy();
       cluster?.release();
-      this.hooks.ended(refusedRecord(tcp.cluster, client, peer, destinationPort, why));
+      this.hooks.ended(refusedRecord(name, client, peer, destinationPort, why));
     };
     client.pause();
     this.hooks.started();
     if (this.spec.authorization !== null && !this.hooks.authorize(peer)) return refuse('unauthorized');
-    const cluster = this.hooks.cluster(tcp.cluster);
+    const cluster = this.hooks.clusterFor(client, tcp.cluster, originalPort);
+    if (cluster === null) return refuse('destination_not_allowed');
     if (cluster === undefined) return refuse('no_endpoint');
+    name = cluster.spec.name;
     if (!cluster.admit(this.hooks.ticker.fresh())) return refuse('overflow');
     const endpoint = cluster.lb.pick(null);
     if (endpoint === null) return refuse('no_endpoint', cluster);

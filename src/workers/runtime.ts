@@ -21,7 +21,7 @@ import type { BoundListener } from './messages.js';
  */
 export type RequestObserver = Pick<
   ListenerContext,
-  'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall' | 'onUpgradeEnded' | 'onTcpEnded'
+  'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall' | 'onUpgradeEnded' | 'onTcpEnded' | 'onDestinationRefused'
 >;
 
 export class WorkerRuntime implements ListenerContext {
@@ -44,6 +44,7 @@ export class WorkerRuntime implements ListenerContext {
   readonly onTestStall: ListenerContext['onTestStall'];
   readonly onUpgradeEnded: ListenerContext['onUpgradeEnded'];
   readonly onTcpEnded: ListenerContext['onTcpEnded'];
+  readonly onDestinationRefused: ListenerContext['onDestinationRefused'];
 
   constructor(
     observer: RequestObserver,
@@ -58,6 +59,7 @@ export class WorkerRuntime implements ListenerContext {
       onTestStall: this.onTestStall,
       onUpgradeEnded: this.onUpgradeEnded,
       onTcpEnded: this.onTcpEnded,
+      onDestinationRefused: this.onDestinationRefused,
     } = observer);
   }
 

@@ -68,6 +68,13 @@ class WorkerThread {
         this.accessLogs.tcpDone(l, record);
         this.drain.exchangeDone();
       },
+      onDestinationRefused: (l, d, client) =>
+        this.post({
+          type: 'log',
+          level: 'warn',
+          msg: 'original destination refused (outbound_policy: registry_only)',
+          fields: { listener: l.spec.name, destination: d.address, client, worker: this.init.workerId },
+        }),
       ...testHooks(this.init),
     };
   }

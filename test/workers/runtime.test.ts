@@ -21,6 +21,7 @@ const quiet: RequestObserver = {
   onTestStall: () => {},
   onUpgradeEnded: () => {},
   onTcpEnded: () => {},
+  onDestinationRefused: () => {},
 };
 
 function raw(port: number, endpoints: string[], rps = 10): Raw {

@@ -1,0 +1,263 @@
+// Routing by original destination (`original_destination: true`, issue 16): where an intercepted
+// connection was addressed before iptables REDIRECTed it here, read once per connection with
+// SO_ORIGINAL_DST (net/reuseport.ts's addon), decides where it goes — Envoy's ORIGINAL_DST listener
+// filter with Istio's PassthroughCluster and BlackHoleCluster.
+//
+// Outbound (plaintext listener): a front socket accepts every connection and reads its
+// destination before any byte. Not redirected (null): the listener behaves as without the option.
+// A service address (`clusters[].addresses`): the listener serves it, its requests routed to the
+// owning cluster (outboundRouting) and its opaque bytes forwarded to it (tcp_proxy.ts). Any other
+// address: `allow_any` splices it straight to that address (no HTTP parsing; the sidecar's own
+// connections are excluded from the redirect by uid, so this is no loop), `registry_only` refuses
+// it (HTTP requests get 403 destination_not_allowed, opaque TCP is closed).
+//
+// Inbound (tls listener): after the handshake, the connection goes to the local app at
+// 127.0.0.1:<original port> (the port in the peer sidecar's ALPN `outrigger-tcp/<port>` for its
+// tcp hop). LocalApps holds one cluster per (route cluster, port), made on first use from the
+// route's cluster (pool, timeouts, circuit breaker) with that one endpoint — Envoy's ORIGINAL_DST
+// cluster; its pool closes idle connections as any pool does.
+
+import net from 'node:net';
+import type { ClusterSpec, ListenerSpec, OriginalDestinationSpec, RouteSpec } from '../config/types.js';
+import { ProxyError } from '../errors.js';
+import type { Rng } from '../lb/types.js';
+import { listenReusePort, originalDestination } from '../net/reuseport.js';
+import { Cluster, type TlsProvider } from '../upstream/cluster.js';
+import type { Ticker } from '../upstream/ticker.js';
+import type { ListenerRouting, RouteTarget } from './admission.js';
+import { buildRouter, type CompiledRoute, type HeaderLookup, type Router } from './router.js';
+import { Splice } from './splice.js';
+
+/** Where an intercepted connection went: a service's cluster, straight through, or nowhere. */
+export type DestinationKind = 'cluster' | 'passthrough' | 'refused';
+
+/** What the front found for one outbound connection; `cluster` is set for kind 'cluster'. */
+export interface Destination {
+  readonly kind: DestinationKind;
+  /** `ip:port` as addressed (IPv6 bracketed). */
+  readonly address: string;
+  readonly port: number;
+  readonly cluster: string | null;
+}
+
+/** A socket the front or the inbound lookup has read the original destination of. */
+export interface RoutedSocket extends net.Socket {
+  /** Outbound: where it was addressed (undefined: not redirected). */
+  destination?: Destination;
+  /** Inbound: the local app port (null: not redirected; undefined: not read yet). */
+  localPort_?: number | null;
+}
+
+/** Connections of one listener on one worker by where their original destination sent them (/stats, /metrics). */
+export class DestinationCounters {
+  readonly byKind = new Map<DestinationKind, number>();
+
+  count(kind: DestinationKind): void {
+    this.byKind.set(kind, (this.byKind.get(kind) ?? 0) + 1);
+  }
+}
+
+/** Where an outbound connection addressed to `ip:port` goes under the listener's policy. */
+export function outboundDestination(spec: OriginalDestinationSpec, ip: string, port: number): Destination {
+  const address = ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+  const cluster = Object.hasOwn(spec.services, address) ? spec.services[address]! : null;
+  if (cluster !== null) return { kind: 'cluster', address, port, cluster };
+  return { kind: spec.outboundPolicy === 'allow_any' ? 'passthrough' : 'refused', address, port, cluster: null };
+}
+
+/** The front's hand-offs (the listener's): counts and logs are the front's, serving is theirs. */
+export interface FrontTargets {
+  /** Served by the listener: not redirected (destination undefined), to a service, or to be refused there. */
+  serve(socket: RoutedSocket): void;
+  /** A connection was refused (registry_only): logged once with its destination. */
+  refused(socket: net.Socket, destination: Destination): void;
+}
+
+/** The listening socket of an outbound original_destination listener. */
+export class OriginalDstFront {
+  readonly server: net.Server;
+  private spec: ListenerSpec;
+  /** Passthrough streams still open. */
+  private readonly passing = new Set<Splice | net.Socket>();
+  /** Bytes of passthrough streams (this worker). */
+  readonly passthroughBytes = { bytesFromClient: 0, bytesFromUpstream: 0 };
+
+  constructor(
+    spec: ListenerSpec,
+    readonly counters: DestinationCounters,
+    private readonly ticker: Ticker,
+    private readonly targets: FrontTargets,
+  ) {
+    this.spec = spec;
+    // pauseOnConnect: nothing is read before the destination is known; allowHalfOpen: a spliced stream's half-close is passed on.
+    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.accept(s));
+    this.server.maxConnections = spec.maxConnections ?? Infinity;
+  }
+
+  configure(spec: ListenerSpec): void {
+    this.spec = spec;
+    this.server.maxConnections = spec.maxConnections ?? Infinity;
+  }
+
+  listen(): Promise<number> {
+    return listenReusePort(this.server, this.spec);
+  }
+
+  stopAccepting(): void {
+    this.server.close();
+  }
+
+  closeAll(): void {
+    this.server.close();
+    for (const p of this.passing) p.destroy();
+  }
+
+  private accept(socket: RoutedSocket): void {
+    const fd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    const dst = fd >= 0 ? originalDestination(fd) : null;
+    if (dst !== null) {
+      const d = outboundDestination(this.spec.originalDestination!, dst.address, dst.port);
+      this.counters.count(d.kind);
+      if (d.kind === 'passthrough') return this.passThrough(socket, d);
+      socket.destination = d;
+      if (d.kind === 'refused') this.targets.refused(socket, d);
+    }
+    this.targets.serve(socket);
+  }
+
+  /** allow_any: the bytes go to the address the app dialled, unchanged (Istio's PassthroughCluster). */
+  private passThrough(client: net.Socket, d: Destination): void {
+    const host = d.address.startsWith('[') ? d.address.slice(1, d.address.lastIndexOf(']')) : d.address.slice(0, d.address.lastIndexOf(':'));
+    const upstream = net.connect({ host, port: d.port, allowHalfOpen: true, noDelay: true });
+    this.passing.add(upstream);
+    client.on('error', noop);
+    const failed = (): void => {
+      this.passing.delete(upstream);
+      upstream.destroy();
+      client.destroy();
+    };
+    upstream.once('error', failed);
+    client.once('close', failed);
+    upstream.once('connect', () => {
+      upstream.off('error', failed);
+      client.off('close', failed);
+      this.passing.delete(upstream);
+      const idleMs = this.spec.tcp?.idleTimeoutMs ?? this.spec.tcpFallback?.idleTimeoutMs ?? PASSTHROUGH_IDLE_MS;
+      const splice = new Splice(client, upstream, this.ticker, idleMs, this.passthroughBytes, () => this.passing.delete(splice));
+      this.passing.add(splice);
+    });
+  }
+}
+
+/** A passthrough stream idle this long is closed, when the listener has no tcp idle timeout of its own (1 h, as tcp listeners). */
+const PASSTHROUGH_IDLE_MS = 3_600_000;
+
+/**
+ * The routing an HTTP request on a connection addressed to service cluster `cluster` uses: the
+ * listener's routes that send to that cluster alone (`cluster: <it>`), in order — Host, path,
+ * headers, retries and timeouts apply within the service — then a catch-all to the cluster
+ * itself. Routes to other clusters (or splits) are left out: the app dialled this service, so a
+ * Host that matches another service's route must not move the request there (Istio routes an
+ * intercepted connection by its destination service's virtual host the same way).
+ */
+export function outboundRouting(base: ListenerRouting, routes: readonly RouteSpec[], cluster: Cluster): ListenerRouting {
+  const kept: CompiledRoute[] = [];
+  const own = routes.filter((r) => r.action.kind === 'cluster' && r.action.cluster === cluster.spec.name);
+  const filtered = buildRouter([...own, catchAll(base.name, cluster.spec.name)]);
+  // The filtered router's routes carry their index in the listener's list (stats, access log); the catch-all's is past the end.
+  const index = own.map((r) => routes.indexOf(r)).concat(routes.length);
+  for (const r of filtered.routes) kept.push({ spec: r.spec, index: index[r.index]!, pickCluster: () => cluster.spec.name });
+  const router: Router = {
+    routes: kept,
+    match: (method: string, host: string, path: string, header: HeaderLookup) => {
+      const r = filtered.match(method, host, path, header);
+      return r === null ? null : kept[r.index]!;
+    },
+  };
+  const targets: RouteTarget[] = [...base.targets];
+  targets[routes.length] = { cluster, rateLimit: null };
+  return { name: base.name, router, targets, rateLimit: base.rateLimit };
+}
+
+/** The route a request to a service takes when none of the listener's routes to it matches: the cluster, with route defaults. */
+function catchAll(listener: string, cluster: string): RouteSpec {
+  return {
+    name: `${listener}/original_destination/${cluster}`,
+    match: { host: null, path: null, pathPrefix: null, pathRegex: null, grpc: false, methods: null, headers: [] },
+    action: { kind: 'cluster', cluster },
+    timeoutMs: 15_000,
+    testCrash: false,
+    testStall: false,
+    testThrow: false,
+    maxStreamDurationMs: 0,
+    retries: null,
+    fault: null,
+    rateLimit: null,
+    websocket: { idleTimeoutMs: 3_600_000 },
+  };
+}
+
+/** registry_only refused this connection's destination: every request on it gets 403. */
+export function refusedDestination(listener: string, d: Destination): ProxyError {
+  return new ProxyError('destination_not_allowed', `listener ${listener}: ${d.address} is not a service address (outbound_policy: registry_only)`);
+}
+
+/**
+ * Inbound: the local app port of a connection — `alpnPort` when the peer sidecar named one
+ * (its tcp hop), else the original destination's port, read once; null when not redirected.
+ */
+export function inboundPort(socket: RoutedSocket, alpnPort: number | null = null): number | null {
+  if (alpnPort !== null) return alpnPort;
+  if (socket.localPort_ === undefined) {
+    const fd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd ?? -1;
+    socket.localPort_ = fd >= 0 ? (originalDestination(fd)?.port ?? null) : null;
+  }
+  return socket.localPort_;
+}
+
+/** Inbound: the local app's clusters, one per (route cluster, port), made on first use. */
+export class LocalApps {
+  private readonly byKey = new Map<string, Cluster>();
+
+  constructor(
+    private readonly ticker: Ticker,
+    private readonly rng: Rng,
+    private readonly tls: TlsProvider,
+  ) {}
+
+  /** The cluster that sends what `template` would send to 127.0.0.1:`port` instead of its endpoints. */
+  cluster(template: ClusterSpec, port: number): Cluster {
+    const key = `${template.name}\n${port}`;
+    let c = this.byKey.get(key);
+    if (c === undefined) {
+      const address = `127.0.0.1:${port}`;
+      const spec: ClusterSpec = { ...template, endpoints: [{ address, host: '127.0.0.1', port, weight: 1 }], tls: null, healthCheck: null, outlier: null };
+      c = new Cluster(spec, this.ticker, this.rng, this.tls);
+      this.byKey.set(key, c);
+    }
+    return c;
+  }
+
+  /** The routing of an inbound request to `port`: the listener's routes, each sending to its cluster's local-app twin. */
+  routing(base: ListenerRouting, routes: readonly RouteSpec[], clusterOf: (name: string) => Cluster | undefined, port: number): ListenerRouting {
+    const targets = routes.map((r, i): RouteTarget => {
+      const name = r.action.kind === 'cluster' ? r.action.cluster : (r.action.split[0]?.cluster ?? '');
+      const template = clusterOf(name);
+      return { cluster: template === undefined ? null : this.cluster(template.spec, port), rateLimit: base.targets[i]?.rateLimit ?? null };
+    });
+    return { name: base.name, router: base.router, targets, rateLimit: base.rateLimit };
+  }
+
+  /** A new config version: connections to the local app drain, new ones are made from the new cluster settings. */
+  drain(): void {
+    for (const c of this.byKey.values()) c.drain();
+    this.byKey.clear();
+  }
+
+  close(): void {
+    for (const c of this.byKey.values()) c.close();
+    this.byKey.clear();
+  }
+}
+
+function noop(): void {}
