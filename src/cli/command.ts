@@ -29,6 +29,10 @@ Usage:
                                transparent interception of this network namespace's TCP (as root)
   outrigger wait-ready --admin HOST:PORT [--timeout-ms N]
                                wait until a sidecar answers /ready (start the app after it)
+  outrigger stat [--admin HOST:PORT] [--token-file F] [--json] [--watch]
+                               requests, rates, success and latency per route and cluster of a sidecar
+  outrigger top [--admin HOST:PORT] [--token-file F]
+                               a sidecar's busiest paths, live (keys r, s, l, p sort; q quits)
   outrigger --help | --version
 
 Options:
@@ -50,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
   // Subcommands load their dependencies only when used (autocannon, node-forge stay out of `run`).
   if (argv[0] === 'ca') return (await import('./ca.js')).runCa(argv.slice(1));
   if (argv[0] === 'bench') return (await import('./bench.js')).runBench(argv.slice(1));
+  if (argv[0] === 'stat') return (await import('./stat.js')).runStat(argv.slice(1));
+  if (argv[0] === 'top') return (await import('./top.js')).runTop(argv.slice(1));
   if (argv[0] === 'iptables') return (await import('./iptables.js')).runIptablesCommand(argv.slice(1));
   if (argv[0] === 'wait-ready') return (await import('./wait_ready.js')).runWaitReady(argv.slice(1));
   let parsed;

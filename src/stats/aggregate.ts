@@ -15,6 +15,7 @@ import type { StatsJson, WorkerJson } from './json.js';
 import { LoopDelayTotals } from './loop_delay_totals.js';
 import type { PrometheusExporter } from './prometheus.js';
 import { CellTotals, ClusterTotals } from './totals.js';
+import { PathTotals } from './top_paths.js';
 import type { GaugeSums, StatsView } from './totals.js';
 
 export type { StatsJson } from './json.js';
@@ -41,6 +42,8 @@ export class StatsAggregator {
   private workerStalls = 0;
   /** Event-loop delay of the main thread and every worker. */
   readonly loopDelay = new LoopDelayTotals();
+  /** The busiest request paths (bounded; `outrigger top`). */
+  private readonly paths = new PathTotals();
   private readonly view: StatsView;
   /** Built on the first scrape. */
   private exporter: PrometheusExporter | null = null;
@@ -74,6 +77,7 @@ export class StatsAggregator {
     }
     this.workerRequests.set(delta.workerId, (this.workerRequests.get(delta.workerId) ?? 0) + requests);
     for (const c of delta.clusters) this.applyCluster(delta.workerId, c);
+    if (delta.paths !== undefined) this.paths.add(delta.paths, Date.now());
     if (delta.loopDelay !== undefined) this.loopDelay.add(delta.loopDelay);
   }
 
@@ -167,6 +171,7 @@ export class StatsAggregator {
       workers: this.workersJson(),
       event_loop_delay: this.loopDelay.json(),
       grpc: buildGrpcJson(this.counters.list('outrigger_grpc_responses_total')),
+      paths: this.paths.json(),
     };
   }
 

@@ -4,6 +4,7 @@
 
 import type { CounterDelta } from './counters.js';
 import type { LoopDelaySample } from './loop_delay.js';
+import type { PathsDelta } from './top_paths.js';
 
 /**
  * Response classes, by index: 0 = no response (status 0: client aborted, connection reset
@@ -57,6 +58,8 @@ export interface StatsDelta {
   /** Only cells and clusters that changed in the interval. */
   readonly cells: readonly CellDelta[];
   readonly clusters: readonly ClusterDelta[];
+  /** The busiest paths' growth (top_paths.ts); absent = no request. */
+  readonly paths?: PathsDelta;
   /** The worker's event-loop delay over the interval (absent when no sample fell in it). */
   readonly loopDelay?: LoopDelaySample;
 }

@@ -10,6 +10,7 @@ import type { ThreadLoopDelayJson } from './loop_delay_totals.js';
 import type { Series } from './counters.js';
 import { RequestTotals } from './totals.js';
 import type { StatsView } from './totals.js';
+import type { PathsJson } from './top_paths.js';
 
 export interface LatencyJson {
   /** Milliseconds; null when nothing was recorded. */
@@ -138,9 +139,11 @@ export interface StatsJson {
   readonly event_loop_delay: readonly ThreadLoopDelayJson[];
   /** gRPC calls by grpc-status, with their success rate (grpc-status 0). */
   readonly grpc: GrpcJson;
+  /** The busiest request paths (bounded, top_paths.ts): counts since each entered the table. */
+  readonly paths: PathsJson;
 }
 
-export function buildStatsJson(view: StatsView): Omit<StatsJson, 'event_loop_delay' | 'workers' | 'grpc'> {
+export function buildStatsJson(view: StatsView): Omit<StatsJson, 'event_loop_delay' | 'workers' | 'grpc' | 'paths'> {
   const listeners = new Map<string, RequestTotals>();
   const routes = new Map<string, { listener: string; name: string; totals: RequestTotals }>();
   const clusterTraffic = new Map<string, RequestTotals>();

@@ -7,6 +7,7 @@
 import type { CellDelta, ClassCounts, ClusterDelta, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
 import { LatencyRecorder } from './recorder.js';
+import { PathCounter } from './top_paths.js';
 
 export type { StatsDelta } from './delta.js';
 
@@ -85,6 +86,8 @@ export class WorkerStats {
   private clustersWithRecorder: ClusterStatsHandle[] = [];
   /** Number of takeDelta() calls so far; recorders remember the interval they were last used in. */
   private interval = 0;
+  /** The busiest paths (bounded; `outrigger top`). */
+  private readonly paths = new PathCounter();
 
   constructor(readonly workerId: number) {}
 
@@ -157,6 +160,12 @@ export class WorkerStats {
     }
   }
 
+  /** The path of one finished request (record() counts the request itself); `r` null = no route matched. */
+  recordPath(l: ListenerStatsHandle, r: RouteStatsHandle | null, method: string, path: string, status: number, totalMicros: number): void {
+    const route = r === null ? l.noRoute : r;
+    this.paths.record(route, l.name, route.name, method, path, status, totalMicros);
+  }
+
   upstreamConnectFailure(c: ClusterStatsHandle): void {
     c.connectFailures += 1;
     if (!c.dirty) this.markCluster(c);
@@ -201,7 +210,8 @@ export class WorkerStats {
     }
     this.dirtyClusters.length = 0;
     this.releaseIdleRecorders();
-    return { workerId: this.workerId, cells, clusters };
+    const paths = this.paths.take();
+    return paths === null ? { workerId: this.workerId, cells, clusters } : { workerId: this.workerId, cells, clusters, paths };
   }
 
   private takeCell(cell: RequestCell): CellDelta {

@@ -62,13 +62,18 @@ export class StatsReporter {
       else if (err.code === 'upstream_reset') this.stats.upstreamReset(c);
     }
     const upstreamUs = ex.upstreamHeadMs > 0 ? (ex.upstreamHeadMs - ex.startMs) * 1000 : 0;
-    this.stats.record(h.listener, h.routes[ex.routeIndex] ?? null, c, ex.status, (ex.endMs - ex.startMs) * 1000, upstreamUs, ex.bytesIn, ex.bytesOut);
+    const route = h.routes[ex.routeIndex] ?? null;
+    const totalUs = (ex.endMs - ex.startMs) * 1000;
+    this.stats.record(h.listener, route, c, ex.status, totalUs, upstreamUs, ex.bytesIn, ex.bytesOut);
+    this.stats.recordPath(h.listener, route, ex.head.method, ex.head.path, ex.status, totalUs);
     if (ex.grpcStatus >= 0) this.countGrpc(l, ex.routeIndex, ex.cluster.spec.name, ex.grpcStatus);
   }
 
   localReply(l: ListenerRuntime, routeIndex: number, err: ProxyError, head: RequestHead | null = null): void {
     const h = this.handlesOf(l);
-    this.stats.record(h.listener, routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null, null, err.status, 0, 0, 0, 0);
+    const route = routeIndex >= 0 ? (h.routes[routeIndex] ?? null) : null;
+    this.stats.record(h.listener, route, null, err.status, 0, 0, 0, 0);
+    if (head !== null) this.stats.recordPath(h.listener, route, head.method, head.path, err.status, 0);
     // HTTP/2 gRPC requests got the gRPC shape of the reply (h2/downstream.ts).
     if (head !== null && head.protocol === 'HTTP/2' && isGrpcRequest(head.headers)) this.countGrpc(l, routeIndex, '', grpcStatusOf(err));
   }
