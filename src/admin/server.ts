@@ -1,8 +1,9 @@
 // The admin API (DESIGN.md §5) on node:http, main thread only: readiness, config (get, put,
 // validate, history, rollback), clusters, stats, Prometheus metrics, certs, drain/shutdown,
-// log level. Safe with no configuration (DESIGN.md §8): every request must name a loopback Host
+// log level, and the dashboard (its page and assets at / and /dashboard/*, which hold no data; the
+// series it charts). Safe with no configuration (DESIGN.md §8): every request must name a loopback Host
 // (or this server's own address, or a name in admin.hosts; 421 otherwise) and must not come from
-// another site (403); everything but /live, /ready and /metrics needs the bearer token (401; there
+// another site (403); everything but /live, /ready, /metrics and the dashboard's page and assets needs the bearer token (401; there
 // always is one, generated when none is configured; constant-time compare), /metrics too when
 // admin.metrics_token_file is set (that token or the admin one); bodies need a config content type
 // (415). Configs received here are parsed with limits (body_limits.ts) and held to the API
@@ -18,6 +19,8 @@ import type { ConfigProblem } from '../config/types.js';
 import type { StatsAggregator } from '../stats/aggregate.js';
 import type { ClusterView, ListenerView } from '../workers/messages.js';
 import type { ApplyOutcome, ConfigInput, ConfigStore } from './config_store.js';
+import { DASHBOARD_ASSETS } from './dashboard/assets.js';
+import type { SeriesJson } from './sampler.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
@@ -39,6 +42,8 @@ export interface AdminDeps {
   readyWarnings(): string[];
   inspect(): Promise<{ workers: number; clusters: ClusterView[]; listeners: ListenerView[] }>;
   certs(): unknown[];
+  /** The dashboard's last 15 minutes per listener, route and cluster (sampler.ts). */
+  series(): SeriesJson;
   /** Starts a drain; `exit` = then exit the process (always true today: drain ends in exit). */
   drain(reason: string): void;
   setLogLevel(level: string): void;
@@ -106,6 +111,12 @@ export class AdminServer {
       const badType = checkBodyType(req.headers['content-type']);
       if (badType !== null) throw new HttpError(415, badType);
     }
+    const asset = DASHBOARD_ASSETS.get(url.pathname);
+    if (req.method === 'GET' && asset !== undefined) {
+      res.writeHead(200, asset.headers);
+      res.end(asset.body);
+      return;
+    }
     switch (route) {
       case 'GET /live':
         return send(res, 200, { live: true });
@@ -129,6 +140,13 @@ export class AdminServer {
           current: d.store.version,
           versions: d.store.history().map((e) => ({ version: e.version, at: e.at, by: e.by, summary: e.summary })),
         });
+      case 'GET /config/version': {
+        // One version of the history with its config (the dashboard diffs two of them).
+        const version = Number(url.searchParams.get('version'));
+        const entry = d.store.history().find((e) => e.version === version);
+        if (entry === undefined) throw new HttpError(404, `version ${url.searchParams.get('version') ?? '(none)'} is not in the history`);
+        return send(res, 200, { version: entry.version, at: entry.at, by: entry.by, summary: entry.summary, config: entry.source });
+      }
       case 'POST /config/rollback': {
         const body = await readJson(req);
         const version = (body as { version?: unknown } | null)?.version;
@@ -160,6 +178,8 @@ export class AdminServer {
       }
       case 'GET /certs':
         return send(res, 200, { certs: d.certs() });
+      case 'GET /dashboard/series':
+        return send(res, 200, d.series());
       case 'POST /drain':
       case 'POST /shutdown': {
         send(res, 202, { draining: true });
@@ -197,7 +217,8 @@ export class AdminServer {
 }
 
 /**
- * Who may call what: `open` (liveness, readiness), `metrics` (Prometheus: open, or the metrics
+ * Who may call what: `open` (liveness, readiness, the dashboard's page and assets: they hold no
+ * data, the page asks for the token and sends it with every call), `metrics` (Prometheus: open, or the metrics
  * token or the admin token when admin.metrics_token_file is set), `token` (everything that shows
  * config, certificates or state, and body-less mutations), `token+body` (calls with a body: also
  * a config content type).
@@ -206,14 +227,17 @@ const ROUTES: Readonly<Record<string, 'open' | 'metrics' | 'token' | 'token+body
   'GET /live': 'open',
   'GET /ready': 'open',
   'GET /metrics': 'metrics',
+  ...Object.fromEntries([...DASHBOARD_ASSETS.keys()].map((p) => [`GET ${p}`, 'open' as const])),
   'GET /config': 'token',
   'PUT /config': 'token+body',
   'POST /config/validate': 'token+body',
   'GET /config/history': 'token',
+  'GET /config/version': 'token',
   'POST /config/rollback': 'token+body',
   'GET /clusters': 'token',
   'GET /stats': 'token',
   'GET /certs': 'token',
+  'GET /dashboard/series': 'token',
   'POST /drain': 'token',
   'POST /shutdown': 'token',
   'GET /log-level': 'token',

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { AdminServer } from '../admin/server.js';
 import { ConfigStore } from '../admin/config_store.js';
+import { TrafficSampler } from '../admin/sampler.js';
 import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 import type { Snapshot } from '../config/types.js';
@@ -44,7 +45,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
 
   const plane = await startDataPlane(loaded.snapshot, path.dirname(configFile), log, opts.compile.enableTestHooks);
   if (typeof plane === 'number') return plane;
-  const { supervisor, verdicts, certs, stats, snapshot } = plane;
+  const { supervisor, verdicts, certs, stats, sampler, snapshot } = plane;
   const applier = new DataPlaneApplier(supervisor, verdicts, stats, log);
   applier.running(snapshot);
   const compile = { availableParallelism: opts.compile.availableParallelism, enableTestHooks: opts.compile.enableTestHooks };
@@ -76,6 +77,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     readyWarnings: () => certs.warnings(),
     inspect: () => inspectClusters(supervisor, verdicts),
     certs: () => certs.info(),
+    series: () => sampler.toJSON(),
     drain: (reason) => shutdown.stop(reason),
     setLogLevel: (level) => void (log.level = level),
     getLogLevel: () => log.level,
@@ -98,6 +100,8 @@ interface DataPlane {
   readonly verdicts: EndpointVerdicts;
   readonly certs: CertificateManager;
   readonly stats: StatsAggregator;
+  /** The dashboard's 15 minutes of per-second samples, taken from start-up on. */
+  readonly sampler: TrafficSampler;
   /** The first snapshot, as every worker runs it (ports resolved). */
   readonly snapshot: Snapshot;
 }
@@ -106,12 +110,14 @@ interface DataPlane {
 async function startDataPlane(first: Snapshot, configDir: string, log: Logger, enableTestHooks: boolean): Promise<DataPlane | number> {
   const stats = new StatsAggregator();
   watchMainLoop(stats);
+  const sampler = new TrafficSampler();
+  sampler.start();
   const verdicts: EndpointVerdicts = new EndpointVerdicts(
     log,
     (cluster, address, change) => supervisor.setEndpointState(cluster, address, change),
     () => supervisor.currentMaterial,
   );
-  const supervisor = new Supervisor(supervisorOptions(log, stats, verdicts, enableTestHooks));
+  const supervisor = new Supervisor(supervisorOptions(log, stats, sampler, verdicts, enableTestHooks));
   let certs: CertificateManager;
   try {
     certs = await CertificateManager.open(first, configDir, supervisor, log, stats.counters);
@@ -119,7 +125,7 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
     return refuse(`outrigger: tls: ${(e as Error).message}`, 2);
   }
   try {
-    return { supervisor, verdicts, certs, stats, snapshot: await supervisor.start(first) };
+    return { supervisor, verdicts, certs, stats, sampler, snapshot: await supervisor.start(first) };
   } catch (e) {
     await certs.close();
     if (e instanceof PortInUseError) return refuse(`outrigger: ${e.message}`, 1);
@@ -136,13 +142,22 @@ function watchMainLoop(stats: StatsAggregator): void {
   }, 1000).unref();
 }
 
-/** The supervisor's reports: stats deltas and worker events to the aggregator, try outcomes to the outlier detector. */
-function supervisorOptions(log: Logger, stats: StatsAggregator, verdicts: EndpointVerdicts, enableTestHooks: boolean): SupervisorOptions {
+/** The supervisor's reports: stats deltas to the aggregator and the dashboard's sampler, worker events to the aggregator, try outcomes to the outlier detector. */
+function supervisorOptions(
+  log: Logger,
+  stats: StatsAggregator,
+  sampler: TrafficSampler,
+  verdicts: EndpointVerdicts,
+  enableTestHooks: boolean,
+): SupervisorOptions {
   return {
     log,
     enableTestHooks,
     onOutcomes: (events) => verdicts.record(events),
-    onStats: (_id, delta) => stats.apply(delta),
+    onStats: (_id, delta) => {
+      stats.apply(delta);
+      sampler.record(delta);
+    },
     onWorkerExit: (id) => {
       stats.forgetWorker(id);
       stats.incWorkerRestarts();

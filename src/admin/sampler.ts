@@ -1,0 +1,220 @@
+// The dashboard's 15-minute history (GET /dashboard/series), kept on the main thread: every
+// worker stats delta the aggregator merges is also added to the current one-second window, and
+// once a second the window closes into a ring buffer of 900 samples per listener, route and
+// cluster (request rate, success rate, p50/p90/p99/p99.9 of that second). Percentiles come from
+// the deltas' sparse HdrHistogram slots, so they describe the second, not the time since start.
+// Memory is bounded: 6 Float64Array columns of 900 per name (≈42 KiB), and a name that saw no
+// request for 15 minutes is dropped.
+
+import type { CellDelta, StatsDelta } from '../stats/delta.js';
+import { valueFromIndex } from '../stats/recorder.js';
+
+export const SAMPLE_INTERVAL_MS = 1000;
+/** 15 minutes of one-second samples. */
+export const SAMPLE_CAPACITY = 900;
+
+const PERCENTILES = [50, 90, 99, 99.9] as const;
+
+/** What one second of one listener, route or cluster adds up to while it is open. */
+class Window {
+  requests = 0;
+  failures = 0;
+  /** HdrHistogram slot → count of this second's request durations (µs). */
+  readonly slots = new Map<number, number>();
+
+  add(cell: CellDelta): void {
+    this.requests += cell.requests;
+    // As in /stats: a failure is a 5xx or no response at all.
+    this.failures += cell.classes[0] + cell.classes[5];
+    const sparse = cell.latency;
+    if (sparse === null) return;
+    for (let k = 0; k < sparse.length; k += 2) {
+      const slot = sparse[k]!;
+      this.slots.set(slot, (this.slots.get(slot) ?? 0) + sparse[k + 1]!);
+    }
+  }
+
+  clear(): void {
+    this.requests = 0;
+    this.failures = 0;
+    this.slots.clear();
+  }
+}
+
+/** The ring of one listener, route or cluster: one column per measure, NaN where there is nothing. */
+class NameSeries {
+  readonly window = new Window();
+  readonly rate = new Float64Array(SAMPLE_CAPACITY).fill(Number.NaN);
+  readonly successRate = new Float64Array(SAMPLE_CAPACITY).fill(Number.NaN);
+  readonly latencyMs = PERCENTILES.map(() => new Float64Array(SAMPLE_CAPACITY).fill(Number.NaN));
+  /** Samples since the last one with a request: at SAMPLE_CAPACITY the whole ring is idle. */
+  idleSamples = 0;
+
+  constructor(
+    readonly kind: 'listener' | 'route' | 'cluster',
+    readonly listener: string,
+    readonly name: string,
+  ) {}
+
+  /** Closes the window into slot `at`; `seconds` is the window's real length. */
+  close(at: number, seconds: number): void {
+    const w = this.window;
+    this.rate[at] = w.requests / seconds;
+    this.successRate[at] = w.requests === 0 ? Number.NaN : (w.requests - w.failures) / w.requests;
+    const ms = percentilesMs(w.slots, PERCENTILES);
+    for (let i = 0; i < PERCENTILES.length; i++) this.latencyMs[i]![at] = ms[i]!;
+    this.idleSamples = w.requests === 0 ? this.idleSamples + 1 : 0;
+    w.clear();
+  }
+}
+
+/** One listener, route or cluster in GET /dashboard/series; arrays oldest first, null = no request in that second. */
+export interface NameSeriesJson {
+  readonly listener?: string;
+  readonly name: string;
+  readonly rate: ReadonlyArray<number | null>;
+  readonly success_rate: ReadonlyArray<number | null>;
+  readonly p50_ms: ReadonlyArray<number | null>;
+  readonly p90_ms: ReadonlyArray<number | null>;
+  readonly p99_ms: ReadonlyArray<number | null>;
+  readonly p99_9_ms: ReadonlyArray<number | null>;
+}
+
+export interface SeriesJson {
+  readonly interval_ms: number;
+  readonly capacity: number;
+  /** Unix ms at which each sample closed, oldest first. */
+  readonly times: readonly number[];
+  readonly listeners: readonly NameSeriesJson[];
+  readonly routes: readonly NameSeriesJson[];
+  readonly clusters: readonly NameSeriesJson[];
+}
+
+export class TrafficSampler {
+  private readonly names = new Map<string, NameSeries>();
+  private readonly times = new Float64Array(SAMPLE_CAPACITY);
+  /** Samples taken so far (the ring holds the last min(count, capacity)). */
+  private count = 0;
+  private lastTickMs: number;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(nowMs: number = Date.now()) {
+    this.lastTickMs = nowMs;
+  }
+
+  /** Samples once a second from now on (the timer does not keep the process alive). */
+  start(): void {
+    this.timer ??= setInterval(() => this.tick(Date.now()), SAMPLE_INTERVAL_MS).unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Adds a worker's delta to the open window (the same deltas the aggregator merges). */
+  record(delta: StatsDelta): void {
+    for (const cell of delta.cells) {
+      this.series('listener', cell.listener, cell.listener).window.add(cell);
+      if (cell.route !== '') this.series('route', cell.listener, cell.route).window.add(cell);
+      if (cell.cluster !== '') this.series('cluster', '', cell.cluster).window.add(cell);
+    }
+  }
+
+  /** Closes the open window as the sample taken at `nowMs`; names idle for the whole ring are dropped. */
+  tick(nowMs: number): void {
+    const at = this.count % SAMPLE_CAPACITY;
+    // A late timer (a busy event loop) makes a longer window: the rate divides by its real length.
+    const seconds = Math.max(nowMs - this.lastTickMs, 1) / 1000;
+    this.lastTickMs = nowMs;
+    this.times[at] = nowMs;
+    for (const [key, s] of this.names) {
+      s.close(at, seconds);
+      if (s.idleSamples >= SAMPLE_CAPACITY) this.names.delete(key);
+    }
+    this.count++;
+  }
+
+  toJSON(): SeriesJson {
+    const n = Math.min(this.count, SAMPLE_CAPACITY);
+    const first = this.count - n;
+    const ordered = (column: Float64Array, digits: number): Array<number | null> => {
+      const out = new Array<number | null>(n);
+      for (let i = 0; i < n; i++) {
+        const v = column[(first + i) % SAMPLE_CAPACITY]!;
+        out[i] = Number.isNaN(v) ? null : round(v, digits);
+      }
+      return out;
+    };
+    const json = (s: NameSeries): NameSeriesJson => ({
+      ...(s.kind === 'route' ? { listener: s.listener } : {}),
+      name: s.name,
+      rate: ordered(s.rate, 2),
+      success_rate: ordered(s.successRate, 4),
+      p50_ms: ordered(s.latencyMs[0]!, 3),
+      p90_ms: ordered(s.latencyMs[1]!, 3),
+      p99_ms: ordered(s.latencyMs[2]!, 3),
+      p99_9_ms: ordered(s.latencyMs[3]!, 3),
+    });
+    const of = (kind: NameSeries['kind']): NameSeriesJson[] =>
+      [...this.names.values()]
+        .filter((s) => s.kind === kind)
+        .sort((a, b) => compare(a.listener, b.listener) || compare(a.name, b.name))
+        .map(json);
+    return {
+      interval_ms: SAMPLE_INTERVAL_MS,
+      capacity: SAMPLE_CAPACITY,
+      times: Array.from({ length: n }, (_, i) => this.times[(first + i) % SAMPLE_CAPACITY]!),
+      listeners: of('listener'),
+      routes: of('route'),
+      clusters: of('cluster'),
+    };
+  }
+
+  private series(kind: NameSeries['kind'], listener: string, name: string): NameSeries {
+    const key = `${kind}\u0000${listener}\u0000${name}`;
+    let s = this.names.get(key);
+    if (s === undefined) {
+      s = new NameSeries(kind, listener, name);
+      this.names.set(key, s);
+    }
+    return s;
+  }
+}
+
+/**
+ * Values at `percentiles` (ms) of sparse HdrHistogram counts, as hdr-histogram-js's
+ * getValueAtPercentile answers them (the highest value equivalent to the slot that reaches the
+ * count); NaN when there are none.
+ */
+export function percentilesMs(slots: ReadonlyMap<number, number>, percentiles: readonly number[]): number[] {
+  let total = 0;
+  for (const c of slots.values()) total += c;
+  if (total === 0) return percentiles.map(() => Number.NaN);
+  const sorted = [...slots.keys()].sort((a, b) => a - b);
+  return percentiles.map((p) => {
+    // Rounded up less one ulp, as hdr-histogram-js does: 99.9 % of 1000 is 999.0000000000001 in floating point.
+    const fp = (p / 100) * total;
+    const wanted = Math.max(Math.ceil(fp - ulp(fp)), 1);
+    let seen = 0;
+    for (const slot of sorted) {
+      seen += slots.get(slot)!;
+      // The next slot's lowest value − 1 is this slot's highest equivalent value, across bucket edges too.
+      if (seen >= wanted) return (valueFromIndex(slot + 1) - 1) / 1000;
+    }
+    return Number.NaN;
+  });
+}
+
+function ulp(x: number): number {
+  return x === 0 ? Number.MIN_VALUE : 2 ** (Math.floor(Math.log2(Math.abs(x))) - 52);
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
