@@ -1,0 +1,99 @@
+// `outrigger top` in a real terminal: tmux (its own server socket, a 120×30 pane) runs the built
+// CLI against a sidecar with a busy path and a quiet one. The screen shows both with their route;
+// by rate the busy one is first, `p` sorts by path (the quiet one, /aa…, first), `r` back; `q`
+// leaves top with exit 0 and the terminal's normal screen.
+
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLI, closeAll, eventually, httpGet, proxyConfig, sleep, startApp, startLoad, startSidecar, tempDir, track, type Sidecar } from '../helpers/sidecar.js';
+
+const SOCKET = `outrigger-top-${process.pid}`;
+const SESSION = 'top';
+
+function tmux(...args: string[]): string {
+  return execFileSync('tmux', ['-L', SOCKET, ...args], { encoding: 'utf8' });
+}
+
+function screen(): string {
+  return tmux('capture-pane', '-p', '-t', SESSION);
+}
+
+function sessionAlive(): boolean {
+  try {
+    // Quiet: "no server running" is the answer expected once top has quit.
+    execFileSync('tmux', ['-L', SOCKET, 'has-session', '-t', SESSION], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pane's path rows in screen order, as `METHOD PATH ROUTE`. */
+function rowsOf(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => /^GET +\//.test(l))
+    .map((l) => l.split(/ +/).slice(0, 3).join(' '));
+}
+
+let sc: Sidecar;
+let quietStopped = false;
+
+beforeAll(async () => {
+  const app = await startApp();
+  sc = await startSidecar(proxyConfig([app.address]), { workers: 2 });
+  startLoad(sc.port(), { connections: 3, path: () => '/zz/busy' });
+  // A few requests a second on the quiet path (a paced client, not a wait).
+  const quiet = async (): Promise<void> => {
+    while (!quietStopped) {
+      await httpGet(sc.url('/aa/quiet')).catch(() => undefined);
+      await sleep(250);
+    }
+  };
+  void quiet();
+  track({ close: () => Promise.resolve(void (quietStopped = true)) });
+  track({ close: () => Promise.resolve(void (sessionAlive() && tmux('kill-server'))) });
+}, 60_000);
+afterAll(closeAll);
+
+describe('outrigger top in tmux', () => {
+  it('renders the busiest paths, sorts by the key pressed, and q exits 0', async () => {
+    const exitFile = path.join(tempDir(), 'exit');
+    const command = `'${process.execPath}' '${CLI}' top --admin ${sc.admin.replace('http://', '')} --token-file '${sc.tokenFile}'; echo $? > '${exitFile}'`;
+    tmux('new-session', '-d', '-s', SESSION, '-x', '120', '-y', '30', command);
+
+    const byRate = await eventually(
+      () => {
+        const rows = rowsOf(screen());
+        return rows.length === 2 && rows[0] === 'GET /zz/busy all' ? rows : undefined;
+      },
+      'both paths on screen, the busy one first',
+      20_000,
+      200,
+    );
+    expect(byRate).toEqual(['GET /zz/busy all', 'GET /aa/quiet all']);
+    expect(screen()).toMatch(/^outrigger top http:\/\/127\.0\.0\.1:\d+ {2}sorted by rps/m);
+    expect(screen()).toMatch(/^METHOD +PATH +ROUTE +RPS +SUCCESS +MEAN +COUNT$/m);
+
+    tmux('send-keys', '-t', SESSION, 'p');
+    await eventually(
+      () => (/sorted by path/.test(screen()) && rowsOf(screen())[0] === 'GET /aa/quiet all' ? true : undefined),
+      'sorted by path: /aa/quiet first',
+      10_000,
+      100,
+    );
+    tmux('send-keys', '-t', SESSION, 'r');
+    await eventually(
+      () => (/sorted by rps/.test(screen()) && rowsOf(screen())[0] === 'GET /zz/busy all' ? true : undefined),
+      'sorted by rate again',
+      10_000,
+      100,
+    );
+
+    tmux('send-keys', '-t', SESSION, 'q');
+    await eventually(() => (!sessionAlive() ? true : undefined), 'top to exit and its session to close', 10_000, 100);
+    expect(readFileSync(exitFile, 'utf8').trim()).toBe('0');
+  });
+});
