@@ -11,7 +11,7 @@ import type { Server as NetServer, Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import uWS from 'uWebSockets.js';
-import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import { listenReusePort } from '../net/reuseport.js';
@@ -60,8 +60,10 @@ import {
   type RoutedSocket,
 } from './original_dst.js';
 import { TcpListener, type TcpListenerHooks, type TcpRecord } from './tcp_proxy.js';
-import { Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRecord, type UpgradeRequest } from './upgrade.js';
+import type { SpliceSocket } from './splice.js';
+import { connectionUpgrade, Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRecord, type UpgradeRequest } from './upgrade.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
+import { DEFAULT_WS_MAX_MESSAGE_BYTES, UwsWebSocketClient, webSocketBehavior, withoutExtensions } from './uws_websocket.js';
 
 // Once per thread, before any app exists: no `uWebSockets: 20` header on every response.
 (uWS as unknown as { _cfg(flag: string): void })._cfg('silent');
@@ -177,8 +179,12 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     if (spec.engine === 'uws') {
       this.app = uWS.App();
       this.app.any('/*', (res, req) => this.handleUws(res, req));
-      // uWS cannot hand a raw socket over: WebSocket upgrades (only those reach this handler) are refused.
-      this.app.ws('/*', { upgrade: (res, req) => this.refuseUwsUpgrade(res, req) });
+      // uWS cannot hand a raw socket over: a WebSocket upgrade (a GET with a Sec-WebSocket-Key
+      // reaches this handler) is terminated in uWS and its messages re-encoded (uws_websocket.ts).
+      this.app.ws(
+        '/*',
+        webSocketBehavior(DEFAULT_WS_MAX_MESSAGE_BYTES, (res, req, context) => this.handleUwsUpgrade(res, req, context)),
+      );
     } else if (spec.engine === 'strict') {
       this.h1 = this.createStrictServer(spec);
     } else {
@@ -573,22 +579,52 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       if (client !== null) head.client = client;
       this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, buildUpstreamHead(head, client, 'http'), this);
     } catch (e) {
-      const err = this.refusal(e);
-      const id = head !== null ? head.requestId : refusalRequestId(uwsHeadersRead());
-      if (err.status === 400 || err.status === 431) {
-        // A framing problem: nothing after it on this connection may be parsed or forwarded. uWS
-        // would parse the bytes that follow in the same read as new requests if we answered
-        // here; with the answer pending it closes a connection that sends more, so the answer
-        // leaves on the next turn, and then closes the connection.
-        const reply = new DeferredRefusal(res, err, id, this.spec.errorDetail);
-        res.onAborted(() => reply.abort());
-        setImmediate(() => reply.send());
-      } else {
-        res.onAborted(noop);
-        res.cork(() => writeLocalReply(res, err, id, this.spec.errorDetail));
-      }
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
+      this.refuseUws(res, e, head);
     }
+  }
+
+  /**
+   * A request uWS routed to its WebSocket handler (a GET with a Sec-WebSocket-Key): checked as in
+   * handleUws, then, when it asks for a WebSocket, admitted and tunnelled like the other engines'
+   * upgrades, with uws_websocket.ts's adapter as the client side. Anything else is served as a plain request.
+   */
+  private handleUwsUpgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    let head: RequestHead | null = null;
+    try {
+      head = readRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
+      const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
+      if (client !== null) head.client = client;
+      const text = buildUpstreamHead(head, client, 'http');
+      // Read now: the request is gone when this handler returns.
+      const key = req.getHeader('sec-websocket-key');
+      const adapter = (): { socket: UwsWebSocketClient; early: null } => ({
+        socket: new UwsWebSocketClient(res, key, context, DEFAULT_WS_MAX_MESSAGE_BYTES, this.upgrades),
+        early: null,
+      });
+      if (connectionUpgrade(head.headers) && this.tunnel(this, head, withoutExtensions(text), adapter)) return;
+      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, text, this);
+    } catch (e) {
+      this.refuseUws(res, e, head);
+    }
+  }
+
+  /** A uws request refused before it was proxied: the local reply for what its handling threw. */
+  private refuseUws(res: HttpResponse, e: unknown, head: RequestHead | null): void {
+    const err = this.refusal(e);
+    const id = head !== null ? head.requestId : refusalRequestId(uwsHeadersRead());
+    if (err.status === 400 || err.status === 431) {
+      // A framing problem: nothing after it on this connection may be parsed or forwarded. uWS
+      // would parse the bytes that follow in the same read as new requests if we answered
+      // here; with the answer pending it closes a connection that sends more, so the answer
+      // leaves on the next turn, and then closes the connection.
+      const reply = new DeferredRefusal(res, err, id, this.spec.errorDetail);
+      res.onAborted(() => reply.abort());
+      setImmediate(() => reply.send());
+    } else {
+      res.onAborted(noop);
+      res.cork(() => writeLocalReply(res, err, id, this.spec.errorDetail));
+    }
+    this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
   }
 
   private handleNode(req: IncomingMessage, res: ServerResponse): void {
@@ -695,12 +731,13 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   }
 
   /**
-   * A WebSocket upgrade (strict and node engines), its head checked and authorized: admitted like
-   * any request (route, rate limits, circuit breaker, endpoint), then tunnelled (upgrade.ts) on
-   * the socket `take()` hands over. False when the request asks for another protocol, or has a
-   * body (served as plain HTTP). Throws what admission throws, and `upgrade_refused` on a route with `upgrades: []`.
+   * A WebSocket upgrade, its head checked and authorized: admitted like any request (route, rate
+   * limits, circuit breaker, endpoint), then tunnelled (upgrade.ts) on the socket `take()` hands
+   * over (on the uws engine, an adapter that re-encodes messages). False when the request asks
+   * for another protocol, or has a body (served as plain HTTP). Throws what admission throws, and
+   * `upgrade_refused` on a route with `upgrades: []`.
    */
-  private tunnel(routing: ListenerRouting, head: RequestHead, upstreamHead: string, take: () => { socket: Socket; early: Buffer | null }): boolean {
+  private tunnel(routing: ListenerRouting, head: RequestHead, upstreamHead: string, take: () => { socket: SpliceSocket; early: Buffer | null }): boolean {
     // A body before the switch is not tunnelled (it would have to reach the app before its 101): served as plain HTTP.
     const upgrade = head.framing === BodyFraming.None ? webSocketUpgrade(head.headers) : null;
     if (upgrade === null) return false;
@@ -721,20 +758,6 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.inflight++;
     new Tunnel(socket, early, req, a.cluster, a.endpoint, this);
     return true;
-  }
-
-  /** A WebSocket upgrade on the uws engine: uWS keeps the socket, so there is no tunnel; a 501 names the engine that has one. */
-  private refuseUwsUpgrade(res: HttpResponse, req: HttpRequest): void {
-    const id = refusalRequestId(['x-request-id', req.getHeader('x-request-id')]);
-    const err = new ProxyError(
-      'upgrade_not_supported',
-      `listener ${this.spec.name}: WebSocket upgrades need engine: strict or node (uWS cannot hand over the socket)`,
-    );
-    // Then the connection closes: a request pipelined behind the upgrade is never served (see handleUws).
-    const reply = new DeferredRefusal(res, err, id, this.spec.errorDetail);
-    res.onAborted(() => reply.abort());
-    setImmediate(() => reply.send());
-    this.ctx.onLocalReply(this, -1, err, null, id);
   }
 
   get ticker(): Ticker {
@@ -888,7 +911,7 @@ function whenIdle(socket: Socket, fn: () => void): void {
   current.once('close', next);
 }
 
-/** A 400/431 (or an upgrade's 501) on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */
+/** A 400/431 on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */
 class DeferredRefusal {
   private aborted = false;
   constructor(

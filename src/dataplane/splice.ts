@@ -4,6 +4,8 @@
 // reads), a FIN in one direction is passed on while the other keeps flowing (half-close: both
 // sockets must be made with allowHalfOpen), a reset on one side becomes a reset on the other, and
 // a stream with no byte either way for `idleTimeoutMs` is closed. Touches only the two sockets.
+// The client side may be any SpliceSocket: a net.Socket, or the uws engine's WebSocket adapter
+// (uws_websocket.ts), which speaks WebSocket frames to the tunnel and uWS messages to its client.
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -16,6 +18,30 @@ export type SpliceEnd = 'closed' | 'client_reset' | 'upstream_reset' | 'idle_tim
 export interface SpliceBytes {
   bytesFromClient: number;
   bytesFromUpstream: number;
+}
+
+/**
+ * The subset of net.Socket a splice (and the upgrade tunnel, upgrade.ts) uses on its client side.
+ * 'close' carries whether the side ended abnormally (a reset), as net.Socket's does.
+ */
+export interface SpliceSocket {
+  readonly writable: boolean;
+  on(event: 'data', listener: (d: Buffer) => void): this;
+  on(event: 'end' | 'drain', listener: () => void): this;
+  on(event: 'close', listener: (hadError: boolean) => void): this;
+  on(event: 'error', listener: (err: Error) => void): this;
+  off(event: 'data', listener: (d: Buffer) => void): this;
+  off(event: 'end' | 'drain', listener: () => void): this;
+  off(event: 'close', listener: (hadError: boolean) => void): this;
+  pause(): this;
+  resume(): this;
+  write(data: Buffer): boolean;
+  end(): this;
+  end(data: string, encoding: BufferEncoding): this;
+  /** Ends the writable side once what was written is out, then closes. */
+  destroySoon(): void;
+  destroy(): this;
+  setTimeout(ms: number): this;
 }
 
 export class Splice implements Timed, SpliceBytes {
@@ -36,7 +62,7 @@ export class Splice implements Timed, SpliceBytes {
    * `ended` runs once, when both are closed.
    */
   constructor(
-    private readonly client: net.Socket,
+    private readonly client: SpliceSocket,
     private readonly upstream: net.Socket,
     private readonly ticker: Ticker,
     private readonly idleTimeoutMs: number,
@@ -109,9 +135,14 @@ export class Splice implements Timed, SpliceBytes {
 /**
  * A reset on one side becomes a reset on the other: an RST on TCP. TLS has no reset of its own: a
  * TLS socket made over a net.Socket we hold (every accepted one; the tcp proxy's outgoing ones)
- * has the TCP connection under it reset, others are closed abruptly.
+ * has the TCP connection under it reset, others are closed abruptly. A side that is not a socket
+ * (the uws WebSocket adapter) is closed abruptly: its destroy() is its reset.
  */
-export function resetSocket(s: net.Socket): void {
+export function resetSocket(s: SpliceSocket): void {
+  if (!(s instanceof net.Socket)) {
+    s.destroy();
+    return;
+  }
   if (s.destroyed) return;
   // `_parent`: the net.Socket a TLSSocket was made over (node's tls keeps it there; not in @types/node).
   const tcp = s instanceof tls.TLSSocket ? (s as tls.TLSSocket & { _parent?: net.Socket | null })._parent : s;

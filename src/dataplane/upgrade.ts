@@ -4,7 +4,8 @@
 // the upstream answers 101 the two sockets become an opaque tunnel (splice.ts, shared with raw
 // TCP): bytes piped both ways unchanged, with backpressure, half-close, resets and an idle
 // timeout. Any other answer reaches the client as the upstream sent it, and the client connection
-// then closes.
+// then closes. On the uws engine the client side is not a socket but uws_websocket.ts's adapter,
+// which re-encodes those bytes as uWS WebSocket messages.
 // Touches only the two sockets it is given, the endpoint's in-flight count and the cluster's
 // admission (released when the tunnel ends).
 
@@ -20,7 +21,8 @@ import { ChunkedDecoder, type ChunkSink } from './h1/chunked.js';
 import { httpDate } from './h1/downstream.js';
 import { localReply, localReplyBytes } from './local_reply.js';
 import type { RequestHead } from './request_head.js';
-import { Splice } from './splice.js';
+import { Splice, type SpliceSocket } from './splice.js';
+import type { WsCounters } from './uws_websocket.js';
 
 /** The Upgrade header's value when one of its protocols is `websocket` (RFC 6455 §4.1), else null. */
 export function webSocketUpgrade(headers: readonly string[]): string | null {
@@ -32,6 +34,15 @@ export function webSocketUpgrade(headers: readonly string[]): string | null {
   return null;
 }
 
+/** Whether the Connection header lists `upgrade` (RFC 9110 §7.8: an Upgrade header counts only then). */
+export function connectionUpgrade(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] !== 'connection') continue;
+    for (const t of headers[i + 1]!.split(',')) if (t.trim().toLowerCase() === 'upgrade') return true;
+  }
+  return false;
+}
+
 /**
  * The upstream head of an upgrade request: the ordinary upstream head (buildUpstreamHead drops
  * Connection and Upgrade as hop-by-hop) with the two put back, since this hop upgrades too.
@@ -41,13 +52,15 @@ export function upgradeHead(head: string, upgrade: string): string {
 }
 
 /** Upgraded connections of one listener on one worker: the open tunnels and the counters /stats and /metrics read. */
-export class Upgrades {
+export class Upgrades implements WsCounters {
   readonly open = new Set<Tunnel>();
   /** Tunnels opened (upstream answered 101) and closed since this listener started. */
   opened = 0;
   closed = 0;
   bytesFromClient = 0;
   bytesFromUpstream = 0;
+  /** uws engine: clients closed with 1013 because the upstream did not read what they sent (uws_websocket.ts). */
+  clientOverflows = 0;
 
   /** Closes every tunnel now (the worker is closing, or the drain grace period is over). */
   closeAll(): void {
@@ -142,9 +155,10 @@ export class Tunnel implements Timed, ChunkSink {
   /**
    * Starts the upgrade: connects to `endpoint` and sends `req.head`. `early`: bytes the client sent
    * after the request head, held until the upstream's 101. The client socket is paused until then.
+   * `client` is the accepted socket (strict, node engines) or the uws engine's WebSocket adapter.
    */
   constructor(
-    private readonly client: net.Socket,
+    private readonly client: SpliceSocket,
     private early: Buffer | null,
     private readonly req: UpgradeRequest,
     private readonly cluster: Cluster,
