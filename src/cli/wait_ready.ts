@@ -42,13 +42,15 @@ export async function runWaitReady(args: string[], io: WaitReadyIo = process): P
     return 0;
   }
   const deadline = Date.now() + target.timeoutMs;
-  let last = 'no answer yet';
+  let last = '';
   for (;;) {
     const answer = await poll(target.url, Math.min(REQUEST_TIMEOUT_MS, Math.max(1, deadline - Date.now())));
     if (answer.ready) {
       io.stdout.write(`ready: ${target.url}\n`);
       return 0;
     }
+    // One line when the first poll fails, so a log shows what the start-up is waiting for.
+    if (last === '') io.stdout.write(`waiting for ${target.url} (${answer.why})\n`);
     last = answer.why;
     if (Date.now() + POLL_INTERVAL_MS >= deadline) break;
     await new Promise((r) => setTimeout(r, POLL_INTERVAL_MS));
