@@ -168,6 +168,7 @@ export class AdminServer {
           upgrades: upgradesJson(d.stats.counters),
           tcp: tcpJson(d.stats.counters),
           detection: detectionJson(d.stats.counters),
+          original_destination: destinationsJson(d.stats.counters),
         });
       }
       case 'GET /metrics': {
@@ -286,6 +287,18 @@ function detectionJson(totals: CounterTotals): unknown[] {
   for (const s of totals.list('outrigger_detected_connections_total')) row(s.labels['listener'] ?? '').by_protocol[s.labels['protocol'] ?? ''] = s.value;
   for (const s of totals.list('outrigger_detect_timeouts_total')) row(s.labels['listener'] ?? '').timeouts = s.value;
   return [...rows.values()];
+}
+
+/** original_destination listeners: connections by where their destination sent them (GET /stats), since start. */
+function destinationsJson(totals: CounterTotals): unknown[] {
+  const rows = new Map<string, Record<string, number>>();
+  for (const s of totals.list('outrigger_original_destination_connections_total')) {
+    const l = s.labels['listener'] ?? '';
+    const row = rows.get(l) ?? {};
+    row[s.labels['kind'] ?? ''] = s.value;
+    rows.set(l, row);
+  }
+  return [...rows].map(([listener, byKind]) => ({ listener, by_kind: byKind }));
 }
 
 /** Connections accepted per listener and worker (node-engine listeners; GET /stats), since start. */

@@ -12,8 +12,8 @@
 // it (HTTP requests get 403 destination_not_allowed, opaque TCP is closed).
 //
 // Inbound (tls listener): after the handshake, the connection goes to the local app at
-// 127.0.0.1:<original port> (the port in the peer sidecar's ALPN `outrigger-tcp/<port>` for its
-// tcp hop). LocalApps holds one cluster per (route cluster, port), made on first use from the
+// 127.0.0.1:<original port> (for a tcp hop dialled to the listener itself, the port the peer
+// sidecar named in ALPN `outrigger-tcp/<port>`). LocalApps holds one cluster per (route cluster, port), made on first use from the
 // route's cluster (pool, timeouts, circuit breaker) with that one endpoint — Envoy's ORIGINAL_DST
 // cluster; its pool closes idle connections as any pool does.
 
@@ -113,8 +113,14 @@ export class OriginalDstFront {
   }
 
   private accept(socket: RoutedSocket): void {
-    const fd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd ?? -1;
-    const dst = fd >= 0 ? originalDestination(fd) : null;
+    let dst: { address: string; port: number } | null;
+    try {
+      dst = originalDestinationOf(socket);
+    } catch {
+      // The socket is gone already (reset before it was read): nothing to route.
+      socket.destroy();
+      return;
+    }
     if (dst !== null) {
       const d = outboundDestination(this.spec.originalDestination!, dst.address, dst.port);
       this.counters.count(d.kind);
@@ -203,16 +209,26 @@ export function refusedDestination(listener: string, d: Destination): ProxyError
 }
 
 /**
- * Inbound: the local app port of a connection — `alpnPort` when the peer sidecar named one
- * (its tcp hop), else the original destination's port, read once; null when not redirected.
+ * Inbound: the local app port of a connection — its original destination's port (read once),
+ * else `alpnPort`, the port a peer sidecar's tcp hop named (a connection dialled to the listener
+ * itself); null when neither says. The original destination wins: it is the endpoint's own port,
+ * where ALPN carries the port the client dialled (a service port may differ from its endpoints').
  */
 export function inboundPort(socket: RoutedSocket, alpnPort: number | null = null): number | null {
-  if (alpnPort !== null) return alpnPort;
   if (socket.localPort_ === undefined) {
-    const fd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd ?? -1;
-    socket.localPort_ = fd >= 0 ? (originalDestination(fd)?.port ?? null) : null;
+    try {
+      socket.localPort_ = originalDestinationOf(socket)?.port ?? null;
+    } catch {
+      socket.localPort_ = null; // the socket is gone: its request fails upstream of here anyway
+    }
   }
-  return socket.localPort_;
+  return socket.localPort_ ?? alpnPort;
+}
+
+/** SO_ORIGINAL_DST of a socket (a TLS socket's fd is its TCP socket's); null when not redirected. Throws when the fd is gone. */
+function originalDestinationOf(socket: net.Socket): { address: string; port: number } | null {
+  const fd = (socket as net.Socket & { _handle?: { fd?: number } })._handle?.fd ?? -1;
+  return fd >= 0 ? originalDestination(fd) : null;
 }
 
 /** Inbound: the local app's clusters, one per (route cluster, port), made on first use. */

@@ -103,6 +103,15 @@ export function originalDestination(fd: number): { address: string; port: number
   return load().originalDst(fd);
 }
 
+/** True when the addon loaded and has SO_ORIGINAL_DST (an `original_destination` listener needs it). */
+export function originalDestinationAvailable(): boolean {
+  try {
+    return typeof load().originalDst === 'function';
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Ends the process at once with `code` (_exit(2): no exit handlers, no worker teardown). Only for
  * a worker stuck with uWS sockets open, which Node's own exit would turn into an abort.

@@ -64,6 +64,8 @@ export const COUNTER_HELP: Readonly<Record<string, string>> = {
     'Connections of tcp listeners closed before reaching an endpoint, by listener, cluster and reason (unauthorized, overflow, no_endpoint, connect_failed, connect_timeout, identity_mismatch, no_certificate, closed: the client left first).',
   outrigger_detected_connections_total:
     'Connections of listeners with tcp_fallback by what they were found to speak (http1, http2, opaque: sent to the fallback cluster), by listener. TLS listeners count by ALPN.',
+  outrigger_original_destination_connections_total:
+    'Connections of original_destination listeners (outbound) by where their original destination sent them: cluster (a service address), passthrough (allow_any), refused (registry_only), by listener.',
   outrigger_detect_timeouts_total:
     'Plaintext connections of listeners with tcp_fallback that sent no deciding byte within detect_timeout_ms (then forwarded as opaque TCP: server-speaks-first protocols), by listener.',
   outrigger_retries_total: 'Retries made by route retry policies, by cluster.',
@@ -95,6 +97,7 @@ export const COUNTER_LABELS: Readonly<Record<string, readonly string[]>> = {
   outrigger_tcp_refused_total: ['listener', 'cluster', 'reason'],
   outrigger_detected_connections_total: ['listener', 'protocol'],
   outrigger_detect_timeouts_total: ['listener'],
+  outrigger_original_destination_connections_total: ['listener', 'kind'],
   outrigger_retries_total: ['cluster'],
   outrigger_grpc_responses_total: ['listener', 'route', 'cluster', 'grpc_status'],
   outrigger_retry_budget_exhausted_total: ['cluster'],

@@ -139,6 +139,8 @@ export class StatsReporter {
         for (const [protocol, n] of det.byProtocol) d.observe(det.byProtocol, 'outrigger_detected_connections_total', { listener, protocol }, n);
         d.observe(det, 'outrigger_detect_timeouts_total', { listener }, det.timeouts);
       }
+      const dst = l.destinations;
+      if (dst !== null) for (const [kind, n] of dst.byKind) d.observe(dst.byKind, 'outrigger_original_destination_connections_total', { listener, kind }, n);
       const authz = l.authzCounts;
       if (authz !== null) {
         authz.allowed.forEach((n, i) => d.observe(authz.allowed, 'outrigger_authz_decisions_total', { listener, rule: String(i), decision: 'allow' }, n));
