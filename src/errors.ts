@@ -22,7 +22,6 @@ export type ErrorCode =
   | 'internal_error'
   | 'expectation_failed'
   | 'upgrade_refused'
-  | 'upgrade_not_supported'
   | 'destination_not_allowed';
 
 /** HTTP status for each code: the whole mapping in one table. */
@@ -46,7 +45,6 @@ export const STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   internal_error: 500,
   expectation_failed: 417,
   upgrade_refused: 403,
-  upgrade_not_supported: 501,
   // `outbound_policy: registry_only` refused the original destination: a policy decision about
   // this caller's request, not a failing upstream (there is none), so 403 as Envoy's RBAC and
   // Istio's REGISTRY_ONLY answer, not 502 (which would invite retries and page the wrong team).
@@ -78,7 +76,6 @@ export const PUBLIC_MESSAGE: Readonly<Record<ErrorCode, string>> = Object.freeze
   internal_error: 'the proxy failed while handling the request',
   expectation_failed: 'only the expectation 100-continue is supported',
   upgrade_refused: 'this route does not allow the requested protocol upgrade',
-  upgrade_not_supported: 'protocol upgrades are not supported on this listener (engine: uws); use engine: strict',
   destination_not_allowed: 'the destination is not a service of the mesh and this listener allows only those (outbound_policy: registry_only)',
 });
 

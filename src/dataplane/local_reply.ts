@@ -90,7 +90,6 @@ const GRPC_STATUS_OF: Readonly<Record<ErrorCode, number>> = Object.freeze({
   internal_error: GrpcStatus.Internal,
   expectation_failed: GrpcStatus.Internal,
   upgrade_refused: GrpcStatus.PermissionDenied,
-  upgrade_not_supported: GrpcStatus.Unimplemented,
   destination_not_allowed: GrpcStatus.PermissionDenied,
 });
 

@@ -26,7 +26,6 @@ const EXPECTED: Record<ErrorCode, number> = {
   internal_error: 13,
   expectation_failed: 13,
   upgrade_refused: 7,
-  upgrade_not_supported: 12,
   destination_not_allowed: 7,
 };
 
