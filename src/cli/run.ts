@@ -25,6 +25,7 @@ import { LoopDelayMonitor } from '../stats/loop_delay.js';
 import { PortInUseError } from '../workers/ports.js';
 import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
+import { checkInterception } from './preflight.js';
 
 export interface RunOptions {
   readonly file: string;
@@ -36,6 +37,8 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const log = createLogger(opts.logLevel);
   const loaded = await loadConfigFile(opts.file, opts.compile);
   if (!loaded.ok) return refuse(formatProblems(loaded.problems), 2);
+  const interception = checkInterception(loaded.snapshot.listeners);
+  if (interception !== null) return refuse(`outrigger: ${interception}`, 2);
   for (const w of loaded.warnings) log.warn({ path: w.path, line: w.line }, w.message);
   const configFile = path.resolve(opts.file);
   const access = openAdminAccess(loaded.admin, loaded.source, configFile, process.cwd());

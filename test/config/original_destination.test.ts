@@ -3,6 +3,7 @@
 // default), and each combination that could not mean what it says refused at its path.
 
 import { describe, expect, it } from 'vitest';
+import { checkInterception } from '../../src/cli/preflight.js';
 import { parseConfigText } from '../../src/config/load.js';
 import { listed, ok, OPTS } from './helpers.js';
 
@@ -74,5 +75,19 @@ describe('original_destination in the config', () => {
       'clusters[0].addresses[0]: host "web.svc" in "web.svc:80" must be an IP address or localhost (DNS names are not resolved here)',
       'clusters[0].addresses[1]: port 0 in "10.96.0.10:0" is not allowed here (1-65535)',
     ]);
+  });
+
+  it('a sidecar without the SO_ORIGINAL_DST addon refuses an original_destination config at start, with the reason', () => {
+    const s = ok(
+      parse({ listeners: [listener({}), listener({ name: 'intercepted', address: '127.0.0.1:1', original_destination: true })], clusters }),
+    ).snapshot;
+    expect(checkInterception(s.listeners, () => false)).toBe(
+      'listener intercepted has original_destination: true, but the native addon that reads SO_ORIGINAL_DST (native/reuseport) is not built or not loadable: run "npm ci"',
+    );
+    expect(checkInterception(s.listeners, () => true)).toBeNull();
+    const plain = ok(parse({ listeners: [listener({})], clusters })).snapshot;
+    expect(checkInterception(plain.listeners, () => false)).toBeNull();
+    // Here the addon is built (npm ci): the real check passes.
+    expect(checkInterception(s.listeners)).toBeNull();
   });
 });
