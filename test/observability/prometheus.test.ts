@@ -1,0 +1,264 @@
+// Prometheus for real. A sidecar with a certificate (so every family shows) under load: its
+// /metrics passes `promtool check metrics` with no error and no lint warning, no counter goes
+// down between scrapes, and every PromQL expression of deploy/grafana/outrigger.json names only
+// metrics it exposes. Then a real Prometheus server (Debian's binary) scrapes a fresh sidecar
+// every second while a known number of requests goes through: the raw counter it stored equals
+// GET /stats, `increase`/`rate` over 30 s agree with that count, `histogram_quantile(0.99, …)`
+// lands in the /stats p99's bucket, and every dashboard expression evaluates.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DURATION_BUCKETS_SECONDS } from '../../src/stats/prometheus.js';
+import { countsIndex, valueFromIndex } from '../../src/stats/recorder.js';
+import {
+  API,
+  adminCall,
+  caSource,
+  closeAll,
+  eventually,
+  httpGet,
+  moreRequests,
+  newCa,
+  parsePrometheus,
+  proxyConfig,
+  ROOT,
+  sendMany,
+  startApp,
+  startLoad,
+  startSidecar,
+  tempDir,
+  track,
+  type Sidecar,
+} from '../helpers/sidecar.js';
+
+const DASHBOARD = path.join(ROOT, 'deploy', 'grafana', 'outrigger.json');
+
+async function metricsText(sc: Sidecar): Promise<string> {
+  const a = await httpGet(`${sc.admin}/metrics`);
+  expect(a.status).toBe(200);
+  return a.text;
+}
+
+/** Every `expr` (and templating query) in the dashboard, wherever it sits. */
+function dashboardExprs(): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if ((k === 'expr' || k === 'definition') && typeof x === 'string') out.push(x);
+        else walk(x);
+      }
+    }
+  };
+  walk(JSON.parse(readFileSync(DASHBOARD, 'utf8')));
+  return out;
+}
+
+const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'and', 'or', 'unless', 'offset']);
+
+/**
+ * The metric names a PromQL expression (or a Grafana label_values query) reads: what is left once strings, label matchers, range
+ * selectors, grouping lists, function and aggregation names (followed by a parenthesis), keywords
+ * and numbers are taken out.
+ */
+function metricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/^label_values\((.*),\s*\w+\)$/, '$1') // Grafana's templating query: the metric, then a label name
+    .replace(/"(?:[^"\\]|\\.)*"/g, '""')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ')
+    .replace(/\b[a-zA-Z_][a-zA-Z0-9_]*\s*\(/g, '(');
+  return (stripped.match(/\b[a-zA-Z_:][a-zA-Z0-9_:]*\b/g) ?? []).filter((w) => !PROMQL_WORDS.has(w) && !/^\d/.test(w));
+}
+
+/** The metric families a /metrics text exposes, with their sample names (histograms: _bucket, _sum, _count). */
+function exposedNames(text: string): Set<string> {
+  return new Set(parsePrometheus(text).map((s) => s.name));
+}
+
+/** Counters and histogram parts: the series that must never decrease. */
+function monotonicSamples(text: string): Map<string, number> {
+  const types = new Map<string, string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(m[1]!, m[2]!);
+  const out = new Map<string, number>();
+  for (const s of parsePrometheus(text)) {
+    const family = types.has(s.name) ? s.name : s.name.replace(/_(bucket|sum|count)$/, '');
+    const type = types.get(family);
+    if (type === 'counter' || type === 'histogram' || (type === 'summary' && s.name !== family)) out.set(`${s.name}${JSON.stringify(s.labels)}`, s.value);
+  }
+  return out;
+}
+
+describe('/metrics of a sidecar with a certificate, under load', () => {
+  let sc: Sidecar;
+
+  beforeAll(async () => {
+    const ca = await newCa();
+    const app = await startApp();
+    const cfg = proxyConfig([app.address], { workers: 2 });
+    cfg['tls'] = caSource(ca);
+    (cfg['node'] as Record<string, unknown>)['identity'] = API;
+    sc = await startSidecar(cfg);
+  }, 60_000);
+  afterAll(closeAll);
+
+  it('passes promtool check metrics with no error and no lint warning; counters never decrease', async () => {
+    const load = startLoad(sc.port(), { connections: 4 });
+    // Workers post their counts once a second: the first scrape that shows requests and every thread.
+    const first = await eventually(
+      async () => {
+        const text = await metricsText(sc);
+        return /^outrigger_requests_total\{[^}]*code_class="2xx"\} [1-9]/m.test(text) && text.includes('thread="worker-2"') ? text : undefined;
+      },
+      'a scrape with requests and both workers',
+      15_000,
+      100,
+    );
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: first, encoding: 'utf8' });
+    expect({ status: check.status, stdout: check.stdout, stderr: check.stderr }).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(first).toMatch(/^outrigger_certificate_expiry_seconds\{identity="spiffe:\/\/[^"]+"\} \d+/m);
+    expect(first).toMatch(/^outrigger_event_loop_delay_last_interval_seconds\{thread="worker-\d+",stat="p99"\} /m);
+
+    await moreRequests(load, 200);
+    const second = await metricsText(sc);
+    await load.stop();
+    const before = monotonicSamples(first);
+    const after = monotonicSamples(second);
+    expect(before.size).toBeGreaterThan(50);
+    const decreased = [...before].filter(([k, v]) => !((after.get(k) ?? -1) >= v)).map(([k, v]) => `${k}: ${v} → ${after.get(k)}`);
+    expect(decreased).toEqual([]);
+    const requests = (m: Map<string, number>): number => [...m].filter(([k]) => k.startsWith('outrigger_requests_total{')).reduce((n, [, v]) => n + v, 0);
+    expect(requests(after)).toBeGreaterThan(requests(before));
+  });
+
+  it('every PromQL expression of the Grafana dashboard names only metrics /metrics exposes', async () => {
+    const exposed = exposedNames(await metricsText(sc));
+    const exprs = dashboardExprs();
+    expect(exprs.length).toBeGreaterThan(15);
+    const named = new Set(exprs.flatMap(metricNames));
+    for (const wanted of [
+      'outrigger_requests_total',
+      'outrigger_request_duration_seconds_bucket',
+      'outrigger_certificate_expiry_seconds',
+      'outrigger_event_loop_delay_last_interval_seconds',
+    ])
+      expect(named).toContain(wanted);
+    expect([...named].filter((n) => !exposed.has(n))).toEqual([]);
+  });
+});
+
+/** A port nothing listens on right now (for Prometheus's own listener). */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+interface PromVector {
+  readonly metric: Record<string, string>;
+  readonly value: readonly [number, string];
+}
+
+describe('a real Prometheus server scraping a sidecar every second', () => {
+  let sc: Sidecar;
+  let prom: string;
+
+  /** An instant query, at `atSeconds` (unix time) when given, so that several see the same window. */
+  async function query(q: string, atSeconds?: number): Promise<PromVector[]> {
+    const at = atSeconds === undefined ? '' : `&time=${atSeconds}`;
+    const a = await httpGet(`${prom}/api/v1/query?query=${encodeURIComponent(q)}${at}`);
+    const body = JSON.parse(a.text) as { status: string; error?: string; data?: { result: PromVector[] } };
+    if (body.status !== 'success') throw new Error(`${q}: ${a.status} ${body.error ?? a.text}`);
+    return body.data!.result;
+  }
+
+  async function scalar(q: string, atSeconds?: number): Promise<number | undefined> {
+    const r = await query(q, atSeconds);
+    return r.length === 1 ? Number(r[0]!.value[1]) : undefined;
+  }
+
+  beforeAll(async () => {
+    const app = await startApp();
+    sc = await startSidecar(proxyConfig([app.address]), { workers: 2 });
+    const dir = tempDir('outrigger-prometheus-');
+    const target = sc.admin.replace(/^http:\/\//, '');
+    writeFileSync(
+      path.join(dir, 'prometheus.yml'),
+      `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: outrigger\n    static_configs:\n      - targets: ['${target}']\n`,
+    );
+    const port = await freePort();
+    prom = `http://127.0.0.1:${port}`;
+    const child = spawn(
+      'prometheus',
+      [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let log = '';
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (log = (log + s).slice(-4000)));
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    track({
+      close: async () => {
+        child.kill('SIGTERM');
+        await exited;
+      },
+    });
+    await eventually(
+      async () => ((await httpGet(`${prom}/-/ready`).catch(() => null))?.status === 200 ? true : undefined),
+      `prometheus ready (log: ${log})`,
+      20_000,
+      100,
+    );
+    // The counters' zero is stored before any request: increase() then needs no extrapolation at the start.
+    await eventually(async () => ((await scalar('sum(outrigger_requests_total)')) === 0 ? true : undefined), 'a first scrape at zero', 15_000, 200);
+  }, 60_000);
+  afterAll(closeAll);
+
+  it('stores what /stats counts; increase, rate and histogram_quantile agree with it; the dashboard evaluates', async () => {
+    const sent = 400;
+    const answers = await sendMany((i) => sc.url(`/v1/prom/${i}`), sent, 4);
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const main = async (): Promise<{ requests: number; p99_response_latency: number } | undefined> =>
+      ((await adminCall(sc, 'GET', '/stats')).json as { listeners: Array<{ name: string; requests: number; p99_response_latency: number }> }).listeners.find(
+        (l) => l.name === 'main' && l.requests === sent,
+      );
+    const stats = await eventually(main, `/stats counting the ${sent} requests`, 15_000, 100);
+    await eventually(
+      async () => ((await scalar('sum(outrigger_requests_total{listener="main"})')) === sent ? true : undefined),
+      'prometheus storing them',
+      15_000,
+      200,
+    );
+
+    // Every sample from the zero to the total lies in the window: increase ≥ the count, and only the
+    // extrapolation to the window's end (at most about one scrape interval's worth) adds to it.
+    const now = Date.now() / 1000;
+    const increase = (await scalar('sum(increase(outrigger_requests_total{listener="main"}[30s]))', now))!;
+    expect(increase).toBeGreaterThanOrEqual(sent - 1e-6);
+    expect(increase).toBeLessThanOrEqual(sent * 2);
+    const rate = (await scalar('sum(rate(outrigger_requests_total{listener="main"}[30s]))', now))!;
+    expect(rate).toBeGreaterThan(0);
+    expect(rate * 30).toBeCloseTo(increase, 3);
+
+    const p99 = (await scalar('histogram_quantile(0.99, sum by (le) (rate(outrigger_request_duration_seconds_bucket{listener="main"}[30s])))', now))!;
+    // The bucket /metrics puts the /stats p99's hdr slot in (the slot's lowest value against the bounds).
+    const slotLowestSeconds = valueFromIndex(countsIndex(Math.round(stats.p99_response_latency * 1000))) / 1e6;
+    const i = DURATION_BUCKETS_SECONDS.findIndex((b) => slotLowestSeconds <= b);
+    expect(i).toBeGreaterThanOrEqual(0);
+    const lower = i === 0 ? 0 : DURATION_BUCKETS_SECONDS[i - 1]!;
+    expect(p99).toBeGreaterThanOrEqual(lower);
+    expect(p99).toBeLessThanOrEqual(DURATION_BUCKETS_SECONDS[i]!);
+
+    for (const expr of dashboardExprs()) {
+      const q = expr.replace(/\$__rate_interval/g, '30s').replace(/\$(job|instance)/g, '.*');
+      if (q.startsWith('label_values(')) continue; // a Grafana function, not PromQL
+      await expect(query(q), q).resolves.toBeInstanceOf(Array);
+    }
+  });
+});
