@@ -35,10 +35,14 @@ export interface CliProcess {
   stop(): Promise<number | null>;
 }
 
-/** Starts `node dist/src/cli/main.js ...args`; stopped by closeAll(). */
-export function spawnCli(args: readonly string[], env: Record<string, string> = {}): CliProcess {
+/**
+ * Starts `node dist/src/cli/main.js ...args`, behind `prefix` when given (`ip netns exec NAME`:
+ * inside a network namespace, test/helpers/netns.ts); stopped by closeAll().
+ */
+export function spawnCli(args: readonly string[], env: Record<string, string> = {}, prefix: readonly string[] = []): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run "npx tsc -p tsconfig.json" first`);
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...cmdArgs] = [...prefix, process.execPath, CLI, ...args];
+  const child = spawn(cmd!, cmdArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const entries: LogEntry[] = [];
   let stdout = '';

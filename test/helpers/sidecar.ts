@@ -43,6 +43,8 @@ export interface SidecarOptions {
   yaml?: boolean;
   /** Directory for the config file (default: a fresh temp dir). */
   dir?: string;
+  /** Run inside this network namespace (test/helpers/netns.ts): its admin API and listeners are reachable only from inside it. */
+  netns?: { readonly prefix: readonly string[] };
 }
 
 export interface Sidecar extends CliProcess {
@@ -114,7 +116,7 @@ function writeConfig(config: ConfigInput, opts: SidecarOptions): { dir: string; 
 /** Starts a sidecar and resolves on its ready line; stopped by closeAll(). */
 export async function startSidecar(config: ConfigInput, opts: SidecarOptions = {}): Promise<Sidecar> {
   const { dir, file } = writeConfig(config, opts);
-  const p = spawnCli(['run', '-c', file], opts.env);
+  const p = spawnCli(['run', '-c', file], opts.env, opts.netns?.prefix);
   let ready: LogEntry;
   try {
     ready = await p.waitForLog((e) => e.msg === 'ready', opts.readyTimeoutMs ?? 20_000);
