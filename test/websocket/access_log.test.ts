@@ -1,6 +1,7 @@
 // The access log of upgraded connections (issue 15): an answered upgrade writes one line when
 // both its sockets have closed — the request, the upstream's answer (101, or the status it gave
-// instead) and the bytes of the whole tunnel each way — on the strict and node engines.
+// instead) and the bytes of the whole tunnel each way — on every engine (on uws, the bytes of the
+// frames the proxy re-encoded).
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,7 +17,7 @@ function readLog(file: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-describe.each(['strict', 'node'] as const)('access log of WebSocket tunnels, %s engine', (engine) => {
+describe.each(['strict', 'node', 'uws'] as const)('access log of WebSocket tunnels, %s engine', (engine) => {
   afterAll(closeAll);
 
   it('one line per tunnel when it ends: 101, the route, the endpoint and its bytes both ways; a refused upgrade logs the app’s status', async () => {

@@ -1,7 +1,8 @@
-// WebSocket across the two-sidecar mTLS path: ws client → outbound sidecar → mTLS → inbound
-// sidecar (TLS listener, strict and node engines) → ws server. Messages and close codes pass, the
-// app learns the caller's identity, and the inbound side's authorization refuses an upgrade to a
-// path the caller may not use (its 403 travels back through the outbound sidecar unchanged).
+// WebSocket across the two-sidecar mTLS path: ws client → outbound sidecar (plaintext listener:
+// strict, or uws, which re-encodes messages) → mTLS → inbound sidecar (TLS listener, strict and
+// node engines) → ws server. Messages and close codes pass, the app learns the caller's identity,
+// and the inbound side's authorization refuses an upgrade to a path the caller may not use (its
+// 403 travels back through the outbound sidecar unchanged).
 
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -10,7 +11,11 @@ import { closed, nextMessage, openWs, refusalOf, send, startWsApp, type WsApp } 
 
 afterAll(closeAll);
 
-describe.each(['strict', 'node'] as const)('WebSocket across two sidecars (inbound engine %s)', (engine) => {
+describe.each([
+  ['strict', 'strict'],
+  ['node', 'strict'],
+  ['strict', 'uws'],
+] as const)('WebSocket across two sidecars (inbound engine %s, outbound engine %s)', (engine, outboundEngine) => {
   let app: WsApp;
   let url: (path: string) => string;
 
@@ -20,7 +25,9 @@ describe.each(['strict', 'node'] as const)('WebSocket across two sidecars (inbou
     const serverCfg = serverSideConfig({ tls: caSource(ca), app: app.address, authorization: [{ from: [WEB], paths: ['/ws/*'] }] });
     (serverCfg['listeners'] as Array<Record<string, unknown>>)[0]!['engine'] = engine;
     const server = await startSidecar(serverCfg);
-    const client = await startSidecar(clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}` }));
+    const clientCfg = clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}` });
+    (clientCfg['listeners'] as Array<Record<string, unknown>>)[0]!['engine'] = outboundEngine;
+    const client = await startSidecar(clientCfg);
     url = (path) => `ws://127.0.0.1:${client.port('outbound')}${path}`;
   });
 
