@@ -2,11 +2,13 @@
 // engines): the app's 101 head and everything after it reach the client byte for byte, bytes the
 // client sent right behind its request head reach the app only after the 101, a FIN in one
 // direction leaves the other flowing, a reset on one side resets the other, the idle timeout
-// closes a silent tunnel, and a drain lets an open tunnel finish within node.drain_timeout_ms.
+// closes a silent tunnel, and a drain lets an open tunnel finish within node.drain_timeout_ms. On
+// the uws engine (messages re-encoded) the same, minus the byte-level claims.
 
 import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeAll, config, deadPort, rawRequest, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { closed, nextMessage, openWs, refusalOf, send, startWsApp } from './helpers.js';
 
 afterAll(closeAll);
 
@@ -208,5 +210,89 @@ describe.each(['strict', 'node'] as const)('the tunnel on the %s engine', (engin
     // Then closed when the grace period ends, and the sidecar exits.
     expect(await stopped).toBe(0);
     await expect.poll(() => c.socket.destroyed || c.ended()).toBe(true);
+  }, 20_000);
+});
+
+// The uws engine re-encodes messages (uws_websocket.ts): the byte-level tests above do not hold
+// there, and websocket.test.ts proves its message equivalence. What is left to prove here: the
+// tunnel's refusals reach the client through uWS, a frame the app may not send closes both sides,
+// the idle timeout, and the drain.
+describe('the uws engine', () => {
+  it('an endpoint that cannot be reached: 502 upstream_connect_failed through uWS', async () => {
+    const sc = await startSidecar(
+      config([{ match: { path_prefix: '/' }, cluster: 'app' }], [{ name: 'app', endpoints: [{ address: `127.0.0.1:${await deadPort()}` }] }], {
+        listener: { engine: 'uws' },
+      }),
+    );
+    const r = await refusalOf(`ws://127.0.0.1:${sc.port()}/chat`);
+    expect(r.status).toBe(502);
+    expect(r.headers['x-outrigger-error']).toBe('upstream_connect_failed');
+    expect(JSON.parse(r.body)).toMatchObject({ error: 'upstream_connect_failed' });
+  });
+
+  it('a chunked refusal reaches the client with its status, headers and body (de-chunked)', async () => {
+    const refusal = 'HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\nX-App: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n';
+    const server = net.createServer((s) => s.once('data', () => s.write(refusal)));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    track({ close: () => new Promise((resolve) => server.close(() => resolve(undefined))) });
+    const sc = await startSidecar(
+      config(
+        [{ match: { path_prefix: '/' }, cluster: 'app' }],
+        [{ name: 'app', endpoints: [{ address: `127.0.0.1:${(server.address() as net.AddressInfo).port}` }] }],
+        { listener: { engine: 'uws' } },
+      ),
+    );
+    const r = await refusalOf(`ws://127.0.0.1:${sc.port()}/chat`);
+    expect(r.status).toBe(426);
+    expect(r.headers['x-app']).toBe('chunked');
+    expect(r.body).toBe('hello world');
+  });
+
+  it('a frame the app may not send (reserved bits set) closes both sides with 1002', async () => {
+    // The raw app's bytes after its 101 ("first bytes…") read as a frame with RSV bits set.
+    const app = await startRawApp();
+    const sc = await startSidecar(
+      config([{ match: { path_prefix: '/' }, cluster: 'app' }], [{ name: 'app', endpoints: [{ address: app.address }] }], { listener: { engine: 'uws' } }),
+    );
+    const ws = await openWs(`ws://127.0.0.1:${sc.port()}/chat`);
+    expect(await closed(ws)).toMatchObject({ code: 1002 });
+    // The app gets a masked close frame with 1002, then the proxy's FIN.
+    const conn = app.conns.at(-1)!;
+    await expect.poll(() => conn.ended).toBe(true);
+    const f = conn.after;
+    expect(f[0]).toBe(0x88); // FIN, close
+    expect(f[1]! & 0x80).toBe(0x80); // masked, as a client's frames must be
+    const len = f[1]! & 0x7f;
+    const payload = Buffer.from(f.subarray(6, 6 + len).map((b, i) => b ^ f[2 + (i % 4)]!));
+    expect(payload.readUInt16BE(0)).toBe(1002);
+  });
+
+  it('websocket.idle_timeout_ms closes a socket with no message either way; a drain lets an open socket carry on and closes it at node.drain_timeout_ms', async () => {
+    const app = await startWsApp();
+    const sc = await startSidecar(
+      config(
+        [
+          { name: 'idle', match: { path_prefix: '/idle' }, cluster: 'app', websocket: { idle_timeout_ms: 300 } },
+          { name: 'ws', match: { path_prefix: '/' }, cluster: 'app' },
+        ],
+        [{ name: 'app', endpoints: [{ address: app.address }] }],
+        { listener: { engine: 'uws' }, node: { drain_timeout_ms: 3000 } },
+      ),
+    );
+    const idle = await openWs(`ws://127.0.0.1:${sc.port()}/idle`);
+    const appIdle = closed(app.sockets.at(-1)!);
+    // Closed by the proxy without a close frame, as the other engines close the connection.
+    expect(await closed(idle)).toEqual({ code: 1006, reason: '' });
+    expect((await appIdle).code).toBe(1006);
+
+    const ws = await openWs(`ws://127.0.0.1:${sc.port()}/kept`);
+    const stopped = sc.stop();
+    await sc.waitForLog((e) => e.msg === 'draining');
+    const echo = nextMessage(ws);
+    await send(ws, 'during the drain');
+    expect((await echo).data.toString()).toBe('during the drain');
+    const end = closed(ws);
+    expect(await stopped).toBe(0);
+    expect((await end).code).toBe(1006);
   }, 20_000);
 });
