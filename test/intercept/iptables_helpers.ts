@@ -30,11 +30,12 @@ export async function natTable(ns: Netns, family: 'ipv4' | 'ipv6' = 'ipv4'): Pro
     .join('\n');
 }
 
-/** One answer of a probe listener: its name and, on the ":orig" listeners, the original destination and the ns one lookup took. */
+/** One answer of a probe listener: its name and, on the ":orig" listeners, the original destination and what the lookups took (probe.mjs). */
 export interface ProbeAnswer {
   listener?: string;
   original?: string | null;
   ns?: number;
+  repeatNs?: number;
   error?: string;
 }
 

@@ -70,12 +70,60 @@ describe.skipIf(why !== null)(`iptables interception redirects real connections$
     const answers = await probeConnect(a, APP_UID, SERVICE, 8080, N);
     expect(answers).toHaveLength(N);
     for (const ans of answers) expect(ans).toMatchObject({ listener: 'outbound', original: `${SERVICE}:8080` });
-    const micros = answers.map((ans) => (ans.ns ?? NaN) / 1000).sort((x, y) => x - y);
-    const mean = micros.reduce((s, x) => s + x, 0) / N;
-    const median = micros[Math.floor(N / 2)] ?? NaN;
+    const first = summary(answers.map((ans) => ans.ns ?? NaN));
+    const repeated = summary(answers.map((ans) => ans.repeatNs ?? NaN));
     console.log(
-      `originalDestination(fd): ${N} redirected connections, mean ${mean.toFixed(2)} µs, median ${median.toFixed(2)} µs, max ${(micros[N - 1] ?? NaN).toFixed(2)} µs per call`,
+      `originalDestination(fd), IPv4, ${N} redirected connections: first call per connection median ${first.median} µs (mean ${first.mean}, max ${first.max}); ` +
+        `100 further calls on the same fd: median ${repeated.median} µs per call (mean ${repeated.mean})`,
     );
-    expect(median).toBeGreaterThan(0);
+    expect(Number(first.median)).toBeGreaterThan(0);
+  });
+});
+
+/** Median, mean and max of nanosecond samples, in µs with two decimals. */
+function summary(ns: number[]): { median: string; mean: string; max: string } {
+  const us = ns.map((n) => n / 1000).sort((x, y) => x - y);
+  const mean = us.reduce((s, x) => s + x, 0) / us.length;
+  const at = (i: number): string => (us[i] ?? NaN).toFixed(2);
+  return { median: at(Math.floor(us.length / 2)), mean: mean.toFixed(2), max: at(us.length - 1) };
+}
+
+describe.skipIf(why !== null)(`ip6tables interception redirects real IPv6 connections${why === null ? '' : ` (skipped: ${why})`}`, () => {
+  const A6 = 'fd00:231::1';
+  const B6 = 'fd00:231::2';
+  const SERVICE6 = 'fd00:96::10';
+  let a: Host;
+  let b: Host;
+
+  beforeAll(async () => {
+    const lan = await createLan(232);
+    a = await lan.addHost('a6', 1);
+    b = await lan.addHost('b6', 2);
+    // nodad: the addresses are usable at once (no duplicate-address detection delay).
+    for (const [host, addr] of [
+      [a, `${A6}/64`],
+      [b, `${B6}/64`],
+      [b, `${SERVICE6}/128`],
+    ] as const) {
+      await host.exec('ip', ['-6', 'addr', 'add', addr, 'dev', 'eth0', 'nodad']);
+    }
+    await a.exec('ip', ['-6', 'route', 'add', 'default', 'dev', 'eth0']);
+    await startProbe(b, ['b-8080=:::8080']);
+    // "::" is dual-stack, as an interception listener bound to [::] would be.
+    await startProbe(a, ['outbound=:::15001:orig', 'inbound=:::15006:orig']);
+    const installed = await outrigger(a, ['iptables', 'install', '--proxy-uid', String(PROXY_UID)]);
+    expect(installed.code, installed.stderr).toBe(0);
+  });
+  afterAll(closeAll);
+
+  it('an app connection to an IPv6 service address lands on the outbound port with its original destination; the proxy uid goes direct', async () => {
+    const [answer] = await probeConnect(a, APP_UID, SERVICE6, 8080);
+    expect(answer).toMatchObject({ listener: 'outbound', original: `${SERVICE6}:8080` });
+    expect(await probeConnect(a, PROXY_UID, SERVICE6, 8080)).toEqual([{ listener: 'b-8080' }]);
+  });
+
+  it('an IPv6 connection from another host lands on the inbound port with the original port', async () => {
+    const [answer] = await probeConnect(b, 0, A6, 8080);
+    expect(answer).toMatchObject({ listener: 'inbound', original: `${A6}:8080` });
   });
 });

@@ -2,8 +2,9 @@
 // runs under `ip netns exec`, and as another uid through setpriv, without a TypeScript loader).
 //   node probe.mjs serve NAME=HOST:PORT[:orig] ...
 //     listens on each address; every connection gets one JSON line and is closed:
-//     {"listener":NAME,"original":"IP:PORT"|null,"ns":N} (original and ns, the time one
-//     originalDestination(fd) call took, only for the ":orig" listeners). Prints "listening" once
+//     {"listener":NAME,"original":"IP:PORT"|null,"ns":N,"repeatNs":M} (only on the ":orig"
+//     listeners: ns is the time the connection's first originalDestination(fd) call took, repeatNs
+//     the mean of REPEAT more calls on the same fd). Prints "listening" once
 //     every listener is bound.
 //   node probe.mjs connect HOST PORT [COUNT]
 //     connects COUNT times (default 1), one after another, and prints each answer line, or
@@ -13,6 +14,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
+/** How many more originalDestination calls each ":orig" connection times (repeatNs: the mean). */
+const REPEAT = 100;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 async function serve(specs) {
@@ -30,6 +33,10 @@ async function serve(specs) {
           const o = originalDestination(fd);
           answer.ns = Number(process.hrtime.bigint() - t0);
           answer.original = o === null ? null : `${o.address}:${o.port}`;
+          // The same call repeated on this connection: its steady cost, past the first call's.
+          const t1 = process.hrtime.bigint();
+          for (let i = 0; i < REPEAT; i++) originalDestination(fd);
+          answer.repeatNs = Number(process.hrtime.bigint() - t1) / REPEAT;
         }
         socket.end(`${JSON.stringify(answer)}\n`);
         socket.on('error', () => undefined);
