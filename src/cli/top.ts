@@ -97,7 +97,7 @@ export function renderTop(
   o: { readonly admin: string; readonly sort: SortKey; readonly width: number; readonly height: number },
 ): string {
   const title = `outrigger top ${o.admin}  sorted by ${o.sort}  (keys: r rate, s success, l latency, p path, q quit)`;
-  const lines = [title.slice(0, o.width), ''];
+  const lines = [title.slice(0, o.width).trimEnd(), ''];
   if (frame === null) {
     lines.push('waiting for a second sample…');
     return lines.join('\n');
@@ -115,10 +115,9 @@ export function renderTop(
   const fixedWidth = fixed.reduce((n, c) => n + c.width + 2, 0) + routeWidth + 2 + methodWidth + 2;
   const pathWidth = Math.max(8, o.width - fixedWidth);
   const row = (method: string, path: string, route: string, cells: string[]): string =>
-    `${fit(method, methodWidth)}  ${fit(path, pathWidth)}  ${fit(route, routeWidth)}  ${cells.map((c, i) => c.padStart(fixed[i]!.width)).join('  ')}`.slice(
-      0,
-      o.width,
-    );
+    `${fit(method, methodWidth)}  ${fit(path, pathWidth)}  ${fit(route, routeWidth)}  ${cells.map((c, i) => c.padStart(fixed[i]!.width)).join('  ')}`
+      .slice(0, o.width)
+      .trimEnd();
   lines.push(
     row(
       'METHOD',

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatReport } from '../../src/cli/stat.js';
+import type { PathsJson } from '../../src/stats/top_paths.js';
 import {
   adminCall,
   closeAll,
@@ -99,6 +100,15 @@ describe('outrigger stat', () => {
       expect(r.p99_ms).toBe(fromStats['p99_response_latency']);
     }
     expect(report.clusters[0]!.p99_ms).toBe(s.clusters[0]!['p99_response_latency']);
+  });
+
+  it('GET /stats lists the paths (what top shows): every request under its path or as untracked', async () => {
+    const s = (await adminCall(sc, 'GET', '/stats')).json as { paths: PathsJson };
+    const counted = s.paths.paths.reduce((n, p) => n + p.requests, 0) + s.paths.untracked_requests;
+    expect(counted).toBe(80);
+    const failing = s.paths.paths.filter((p) => p.path.startsWith('/fail/'));
+    for (const p of failing) expect(p).toMatchObject({ listener: 'main', route: 'all', method: 'GET', requests: 1, success_count: 0, failure_count: 1 });
+    expect(s.paths.paths.filter((p) => p.path.startsWith('/api/item/')).every((p) => p.route === 'api' && p.success_count === 1)).toBe(true);
   });
 
   it('--json under load: the interval counts and rate are positive and within what /stats counts', async () => {
