@@ -9,6 +9,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { adminCall, closeAll, eventually, parsePrometheus, rawRequest, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 import { closed, nextMessage, openWs, refusalOf, send, startWsApp, wsConfig, type WsApp } from './helpers.js';
 
@@ -58,6 +59,39 @@ describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engi
     const pushed = nextMessage(ws);
     app.sockets.at(-1)!.send('from the app');
     expect((await pushed).data.toString()).toBe('from the app');
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it("the app's chosen subprotocol and its 101 headers reach the client; no extension is negotiated", async () => {
+    const addHeader = (headers: string[]): void => void headers.push('X-App-Handshake: yes');
+    app.wss.once('headers', addHeader);
+    const ws = new WebSocket(url('/proto'), ['v2.chat', 'v1.chat'], { perMessageDeflate: false });
+    const upgrade = new Promise<import('node:http').IncomingMessage>((resolve) => ws.once('upgrade', resolve));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    expect(ws.protocol).toBe('v2.chat'); // the app's ws picks the first offered
+    expect((await upgrade).headers['x-app-handshake']).toBe('yes');
+    expect(ws.extensions).toBe('');
+    const echoed = nextMessage(ws);
+    await send(ws, 'in v2');
+    expect((await echoed).data.toString()).toBe('in v2');
+    ws.close(1000);
+    await closed(ws);
+  });
+
+  it('an offered permessage-deflate does not stop messages from passing', async () => {
+    // The `ws` client offers it by default. The strict and node engines pass the offer to the app;
+    // uws does not offer it upstream (uWS would have to inflate what the app compressed).
+    const ws = await openWs(url('/deflate'));
+    const offered = app.upgrades.at(-1)!.headers['sec-websocket-extensions'];
+    if (engine === 'uws') expect(offered).toBeUndefined();
+    else expect(offered).toContain('permessage-deflate');
+    const echoed = nextMessage(ws);
+    await send(ws, 'x'.repeat(10_000));
+    expect((await echoed).data.toString()).toBe('x'.repeat(10_000));
     ws.close(1000);
     await closed(ws);
   });
