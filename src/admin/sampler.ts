@@ -7,7 +7,7 @@
 // request for 15 minutes is dropped.
 
 import type { CellDelta, StatsDelta } from '../stats/delta.js';
-import { valueFromIndex } from '../stats/recorder.js';
+import { HIST_HIGHEST_MICROS, countsIndex, valueFromIndex } from '../stats/recorder.js';
 
 export const SAMPLE_INTERVAL_MS = 1000;
 /** 15 minutes of one-second samples. */
@@ -19,25 +19,23 @@ const PERCENTILES = [50, 90, 99, 99.9] as const;
 class Window {
   requests = 0;
   failures = 0;
-  /** HdrHistogram slot → count of this second's request durations (µs). */
-  readonly slots = new Map<number, number>();
+  /**
+   * The cells' sparse latency counts, kept as they came: merged once, when the window closes
+   * (merging each slot into a Map as it arrived cost 13 ms a second for 40 busy cells, measured).
+   */
+  readonly latencies: Uint32Array[] = [];
 
   add(cell: CellDelta): void {
     this.requests += cell.requests;
     // As in /stats: a failure is a 5xx or no response at all.
     this.failures += cell.classes[0] + cell.classes[5];
-    const sparse = cell.latency;
-    if (sparse === null) return;
-    for (let k = 0; k < sparse.length; k += 2) {
-      const slot = sparse[k]!;
-      this.slots.set(slot, (this.slots.get(slot) ?? 0) + sparse[k + 1]!);
-    }
+    if (cell.latency !== null) this.latencies.push(cell.latency);
   }
 
   clear(): void {
     this.requests = 0;
     this.failures = 0;
-    this.slots.clear();
+    this.latencies.length = 0;
   }
 }
 
@@ -61,7 +59,7 @@ class NameSeries {
     const w = this.window;
     this.rate[at] = w.requests / seconds;
     this.successRate[at] = w.requests === 0 ? Number.NaN : (w.requests - w.failures) / w.requests;
-    const ms = percentilesMs(w.slots, PERCENTILES);
+    const ms = percentilesMs(w.latencies, PERCENTILES);
     for (let i = 0; i < PERCENTILES.length; i++) this.latencyMs[i]![at] = ms[i]!;
     this.idleSamples = w.requests === 0 ? this.idleSamples + 1 : 0;
     w.clear();
@@ -83,7 +81,7 @@ export interface NameSeriesJson {
 export interface SeriesJson {
   readonly interval_ms: number;
   readonly capacity: number;
-  /** Unix ms at which each sample closed, oldest first. */
+  /** Unix ms at which each sample closed, oldest first (those after the `after` asked for). */
   readonly times: readonly number[];
   readonly listeners: readonly NameSeriesJson[];
   readonly routes: readonly NameSeriesJson[];
@@ -135,8 +133,11 @@ export class TrafficSampler {
     this.count++;
   }
 
-  toJSON(): SeriesJson {
-    const n = Math.min(this.count, SAMPLE_CAPACITY);
+  /** The samples taken after `afterMs` (unix ms; 0 = all the ring holds): a dashboard that has the older ones asks only for the new. */
+  toJSON(afterMs = 0): SeriesJson {
+    let n = 0;
+    const held = Math.min(this.count, SAMPLE_CAPACITY);
+    while (n < held && this.times[(this.count - n - 1) % SAMPLE_CAPACITY]! > afterMs) n++;
     const first = this.count - n;
     const ordered = (column: Float64Array, digits: number): Array<number | null> => {
       const out = new Array<number | null>(n);
@@ -182,28 +183,54 @@ export class TrafficSampler {
   }
 }
 
+/** One entry per HdrHistogram slot of the standard layout. */
+const SLOTS = countsIndex(HIST_HIGHEST_MICROS) + 1;
 /**
- * Values at `percentiles` (ms) of sparse HdrHistogram counts, as hdr-histogram-js's
- * getValueAtPercentile answers them (the highest value equivalent to the slot that reaches the
- * count); NaN when there are none.
+ * The merged counts of one percentile computation, zeroed again after it (the main thread runs
+ * one at a time). Adding into it and walking the touched range: 0.65 ms of CPU a second for 40
+ * busy cells; sorting the pairs instead cost 4 ms (measured).
  */
-export function percentilesMs(slots: ReadonlyMap<number, number>, percentiles: readonly number[]): number[] {
+const scratch = new Float64Array(SLOTS);
+
+/**
+ * Values at `percentiles` (ascending; ms) of the sum of sparse HdrHistogram counts ([slot, count,
+ * ...] arrays, LatencyRecorder.takeSparse), as hdr-histogram-js's getValueAtPercentile answers
+ * them (the highest value equivalent to the slot that reaches the count); NaN when there are none.
+ */
+export function percentilesMs(sparses: readonly ArrayLike<number>[], percentiles: readonly number[]): number[] {
+  let lo = SLOTS;
+  let hi = -1;
   let total = 0;
-  for (const c of slots.values()) total += c;
-  if (total === 0) return percentiles.map(() => Number.NaN);
-  const sorted = [...slots.keys()].sort((a, b) => a - b);
-  return percentiles.map((p) => {
-    // Rounded up less one ulp, as hdr-histogram-js does: 99.9 % of 1000 is 999.0000000000001 in floating point.
-    const fp = (p / 100) * total;
-    const wanted = Math.max(Math.ceil(fp - ulp(fp)), 1);
-    let seen = 0;
-    for (const slot of sorted) {
-      seen += slots.get(slot)!;
-      // The next slot's lowest value − 1 is this slot's highest equivalent value, across bucket edges too.
-      if (seen >= wanted) return (valueFromIndex(slot + 1) - 1) / 1000;
+  for (const s of sparses) {
+    for (let i = 0; i < s.length; i += 2) {
+      const slot = s[i]!;
+      scratch[slot]! += s[i + 1]!;
+      total += s[i + 1]!;
+      if (slot < lo) lo = slot;
+      if (slot > hi) hi = slot;
     }
-    return Number.NaN;
-  });
+  }
+  const out = percentiles.map(() => Number.NaN);
+  const wanted = percentiles.map((p) => countAt(p, total));
+  let next = 0;
+  let seen = 0;
+  for (let slot = lo; slot <= hi && next < percentiles.length; slot++) {
+    const count = scratch[slot]!;
+    if (count === 0) continue;
+    seen += count;
+    while (next < percentiles.length && seen >= wanted[next]!) {
+      // The next slot's lowest value − 1 is this slot's highest equivalent value, across bucket edges too.
+      out[next++] = (valueFromIndex(slot + 1) - 1) / 1000;
+    }
+  }
+  if (hi >= lo) scratch.fill(0, lo, hi + 1);
+  return out;
+}
+
+/** The count a percentile must reach: rounded up less one ulp, as hdr-histogram-js does (99.9 % of 1000 is 999.0000000000001 in floating point). */
+function countAt(percentile: number, total: number): number {
+  const fp = (percentile / 100) * total;
+  return Math.max(Math.ceil(fp - ulp(fp)), 1);
 }
 
 function ulp(x: number): number {

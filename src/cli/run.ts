@@ -80,7 +80,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     readyWarnings: () => certs.warnings(),
     inspect: () => inspectClusters(supervisor, verdicts),
     certs: () => certs.info(),
-    series: () => sampler.toJSON(),
+    series: (afterMs) => sampler.toJSON(afterMs),
     drain: (reason) => shutdown.stop(reason),
     setLogLevel: (level) => void (log.level = level),
     getLogLevel: () => log.level,

@@ -1,7 +1,7 @@
 // The dashboard's sampler (src/admin/sampler.ts) on hand-made worker deltas: per-second rate,
 // success rate and percentiles per listener, route and cluster; percentiles equal to
-// hdr-histogram-js's on the same samples; the ring keeps the last 900 samples in order; a name
-// idle for the whole ring is dropped.
+// hdr-histogram-js's on the same samples; the ring keeps the last 900 samples in order and
+// answers those after a time; a name idle for the whole ring is dropped.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -57,15 +57,15 @@ describe('TrafficSampler', () => {
     expect(l.p50_ms).toEqual([0.5, null]);
   });
 
-  it('percentiles of sparse slots are hdr-histogram-js getValueAtPercentile', () => {
+  it('percentiles of several sparse arrays (slots repeat across them) are hdr-histogram-js getValueAtPercentile of their sum', () => {
+    const micros = fc.array(fc.integer({ min: 1, max: 60_000_000 }), { minLength: 1, maxLength: 200 });
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 60_000_000 }), { minLength: 1, maxLength: 300 }), (micros) => {
-        const sparse = sparseOf(micros)!;
-        const slots = new Map<number, number>();
-        for (let k = 0; k < sparse.length; k += 2) slots.set(sparse[k]!, sparse[k + 1]!);
-        const h = histogramFromSparse(sparse);
+      fc.property(fc.array(micros, { minLength: 1, maxLength: 4 }), (parts) => {
+        const sparses = parts.map((p) => sparseOf(p)!);
+        const sum = sparseOf(parts.flat())!;
+        const h = histogramFromSparse(sum);
         const want = [50, 90, 99, 99.9].map((p) => h.getValueAtPercentile(p) / 1000);
-        expect(percentilesMs(slots, [50, 90, 99, 99.9])).toEqual(want);
+        expect(percentilesMs(sparses, [50, 90, 99, 99.9])).toEqual(want);
       }),
     );
   });
@@ -83,6 +83,20 @@ describe('TrafficSampler', () => {
     expect(j.times.at(-1)).toBe(905_000);
     expect(j.listeners[0]!.rate[0]).toBe(6);
     expect(j.listeners[0]!.rate.at(-1)).toBe(905);
+  });
+
+  it('toJSON(after): only the samples taken after that time, every column as long as times', () => {
+    const s = new TrafficSampler(0);
+    for (let i = 1; i <= 5; i++) {
+      s.record(delta(cell('main', 'all', 'app', i, 0, [1000])));
+      s.tick(i * 1000);
+    }
+    const j = s.toJSON(3000);
+    expect(j.times).toEqual([4000, 5000]);
+    expect(j.routes[0]).toMatchObject({ listener: 'main', name: 'all', rate: [4, 5], success_rate: [1, 1], p50_ms: [1, 1] });
+    expect(s.toJSON(5000).times).toEqual([]);
+    expect(s.toJSON(5000).clusters[0]!.rate).toEqual([]);
+    expect(s.toJSON().times).toHaveLength(5);
   });
 
   it('a name with no request for the whole ring is dropped; one that is still in it stays', () => {

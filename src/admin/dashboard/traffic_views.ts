@@ -18,7 +18,7 @@ function byName(list, name, listener) {
 VIEWS.overview = {
   live: true,
   build: function () {
-    return Promise.all([api('GET', '/stats'), api('GET', '/dashboard/series')]).then(function (r) {
+    return Promise.all([api('GET', '/stats'), loadSeries()]).then(function (r) {
       var stats = r[0];
       var series = r[1];
       var t = series.times;
@@ -60,7 +60,7 @@ function endpointRow(e) {
 VIEWS.cluster = {
   live: true,
   build: function (name) {
-    return Promise.all([api('GET', '/clusters'), api('GET', '/dashboard/series')]).then(function (r) {
+    return Promise.all([api('GET', '/clusters'), loadSeries()]).then(function (r) {
       var cluster = byName(r[0].clusters, name);
       if (!cluster) return el('p', { class: 'error' }, 'No cluster ' + name + ' in the running config.');
       var facts = cluster.lb + ', ' + cluster.active + ' active, ' + cluster.pending + ' pending, ' + cluster.retries_total + ' retries' + (cluster.panicking ? ', PANIC' : '');
