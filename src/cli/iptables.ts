@@ -81,15 +81,10 @@ export async function runIptablesCommand(args: string[], io: IptablesIo = proces
       command === undefined ? 'iptables needs a command: install, uninstall or show' : `unknown iptables command "${command}" (install, uninstall, show)`,
     );
   } catch (e) {
-    if (e instanceof UsageError || (e instanceof IptablesError && e.missing)) {
-      io.stderr.write(`outrigger: ${e.message}\n`);
-      return 2;
-    }
-    if (e instanceof IptablesError) {
-      io.stderr.write(`outrigger: ${e.message}\n`);
-      return 1;
-    }
-    throw e;
+    if (!(e instanceof UsageError || e instanceof IptablesError)) throw e;
+    io.stderr.write(`outrigger: ${e.message}\n`);
+    // A missing iptables is the user's to fix (install it), like a bad flag; a refused rule is not.
+    return e instanceof IptablesError && !e.missing ? 1 : 2;
   }
 }
 
@@ -115,8 +110,9 @@ function installOptions(values: Values): InterceptOptions {
   };
 }
 
+/** The comma-separated values of a flag, each once (a repeated one would only add a rule that never matches). */
 function list(v: string | undefined): string[] {
-  return v === undefined ? [] : v.split(',').map((s) => s.trim());
+  return v === undefined ? [] : [...new Set(v.split(',').map((s) => s.trim()))];
 }
 
 function id(v: string, flag: string): number {
