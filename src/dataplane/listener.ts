@@ -208,7 +208,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
           if (s.destination?.kind === 'refused') s.destroy();
           else this.tcp.accept(s, null, s.destination?.port ?? null);
         } else if (this.detector !== null) this.detector.take(s);
-        else (this.server ?? this.h1!.server).emit('connection', s);
+        else this.takeHttp(s);
       },
       refused: (s, d) => this.ctx.onDestinationRefused(this, d, `${s.remoteAddress}:${s.remotePort}`),
     };
