@@ -2,13 +2,15 @@
 // NET_ADMIN only in the iptables init container, the sidecar a native sidecar (an init container
 // with restartPolicy: Always) running as the uid iptables exempts, probes on /ready and /live on
 // the admin port that iptables leaves alone; in systemd, the sidecar as its own user with the
-// iptables unit exempting that user, undone on stop.
+// iptables unit exempting that user, undone on stop. The embedded sidecar configs pass
+// `outrigger validate`.
 
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { ROOT } from '../helpers/sidecar.js';
+import { closeAll, CLI, ROOT, tempDir } from '../helpers/sidecar.js';
 
 interface Probe {
   httpGet?: { path?: string; port?: number };
@@ -45,7 +47,15 @@ function flag(args: readonly string[], name: string): string | undefined {
   return a.includes('=') ? a.slice(a.indexOf('=') + 1) : args[i + 1];
 }
 
+function validate(configText: string): { status: number | null; out: string } {
+  const file = path.join(tempDir('outrigger-deploy-'), 'outrigger.yaml');
+  writeFileSync(file, configText);
+  const r = spawnSync(process.execPath, [CLI, 'validate', '-c', file], { encoding: 'utf8' });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
 describe('deploy/kubernetes/web.yaml', () => {
+  afterAll(closeAll);
   const pod = byKind('Deployment').spec!.template.spec;
   const iptables = pod.initContainers.find((c) => c.args?.includes('iptables'))!;
   const sidecar = pod.initContainers.find((c) => c.args?.[0] === 'run')!;
@@ -83,9 +93,19 @@ describe('deploy/kubernetes/web.yaml', () => {
     for (const p of [sidecar.startupProbe, sidecar.readinessProbe, sidecar.livenessProbe]) expect(p?.httpGet?.port).toBe(adminPort);
     expect(flag(iptables.args ?? [], '--exclude-inbound-ports')?.split(',')).toContain(String(adminPort));
   });
+
+  it("embeds a sidecar config that outrigger validate accepts, with interception listeners on iptables' ports", () => {
+    const config = byKind('ConfigMap').data!['outrigger.yaml']!;
+    expect(config).toContain('address: 127.0.0.1:15001');
+    expect(config).toContain('address: 0.0.0.0:15006');
+    const r = validate(config);
+    expect(r.out).toBe('ok\n');
+    expect(r.status).toBe(0);
+  });
 });
 
 describe('deploy/systemd', () => {
+  afterAll(closeAll);
   const unit = (name: string): string => readFileSync(path.join(ROOT, 'deploy', 'systemd', name), 'utf8');
   const setting = (text: string, key: string): string[] => [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!);
 
@@ -100,5 +120,11 @@ describe('deploy/systemd', () => {
     expect(setting(iptables, 'ExecStart')[0]).toContain('iptables install --proxy-uid "$(id -u outrigger)"');
     expect(setting(iptables, 'ExecStop')).toEqual(['/usr/bin/outrigger iptables uninstall']);
     expect(setting(iptables, 'PartOf')).toEqual(['outrigger.service']);
+  });
+
+  it('ships a sidecar config that outrigger validate accepts', () => {
+    const r = validate(unit('outrigger.yaml'));
+    expect(r.out).toBe('ok\n');
+    expect(r.status).toBe(0);
   });
 });
