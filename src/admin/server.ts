@@ -1,9 +1,10 @@
 // The admin API (DESIGN.md §5) on node:http, main thread only: readiness, config (get, put,
 // validate, history, rollback), clusters, stats, Prometheus metrics, certs, drain/shutdown,
-// log level, and the dashboard (its page and assets at / and /dashboard/*, which hold no data; the
-// series it charts). Safe with no configuration (DESIGN.md §8): every request must name a loopback Host
-// (or this server's own address, or a name in admin.hosts; 421 otherwise) and must not come from
-// another site (403); everything but /live, /ready, /metrics and the dashboard's page and assets needs the bearer token (401; there
+// log level, and the dashboard (its page and assets at / and /dashboard/*, which hold no data;
+// the series it charts). Safe with no configuration (DESIGN.md §8): every request must name a
+// loopback Host (or this server's own address, or a name in admin.hosts; 421 otherwise) and must
+// not come from another site (403); everything but /live, /ready, /metrics and the dashboard's
+// page and assets needs the bearer token (401; there
 // always is one, generated when none is configured; constant-time compare), /metrics too when
 // admin.metrics_token_file is set (that token or the admin one); bodies need a config content type
 // (415). Configs received here are parsed with limits (body_limits.ts) and held to the API
@@ -225,8 +226,8 @@ export class AdminServer {
 
 /**
  * Who may call what: `open` (liveness, readiness, the dashboard's page and assets: they hold no
- * data, the page asks for the token and sends it with every call), `metrics` (Prometheus: open, or the metrics
- * token or the admin token when admin.metrics_token_file is set), `token` (everything that shows
+ * data, the page asks for the token and sends it with every call), `metrics` (Prometheus: open,
+ * or the metrics token or the admin token when admin.metrics_token_file is set), `token` (everything that shows
  * config, certificates or state, and body-less mutations), `token+body` (calls with a body: also
  * a config content type).
  */
