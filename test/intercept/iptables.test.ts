@@ -2,8 +2,12 @@
 // the test creates: dry-run changes nothing, install adds exactly the OUTRIGGER_* chains and two
 // jumps (IPv4, and IPv6 where ip6tables works), a second install changes nothing, uninstall gives
 // back the table exactly as it was (an unrelated rule added first survives), and user mistakes
-// (not root, no iptables, a bad flag) get one clear line and exit 2.
+// (not root, no iptables, a bad flag) get one clear line and exit 2; a rule iptables refuses leaves
+// nothing behind.
 
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { closeAll, tempDir } from '../helpers/live.js';
 import { createNetns, netnsUnavailable } from '../helpers/netns.js';
@@ -126,6 +130,23 @@ describe.skipIf(why !== null)(`outrigger iptables in a network namespace${why ==
     const asSaved = IPV4_RULES.map((l) => l.replace(/^:(\S+) -$/, '-N $1'));
     expect(v4).toBe(`# ipv4 (iptables): installed\n${asSaved.join('\n')}\n`);
     expect(v6).toBe(`${asSaved.map((l) => l.replace('10.97.0.0/16', 'fd00::/8')).join('\n')}\n`);
+  });
+
+  it('removes what it added when iptables refuses a rule, and names the command and the refusal (exit 1)', async () => {
+    const ns = await createNetns('ipt');
+    // An iptables that refuses the outbound REDIRECT rule (the 14th of 16) and runs every other call for real.
+    const bin = tempDir('outrigger-fakeipt-');
+    const real = spawnSync('sh', ['-c', 'command -v iptables'], { encoding: 'utf8' }).stdout.trim();
+    writeFileSync(
+      path.join(bin, 'iptables'),
+      `#!/bin/sh\ncase "$*" in *"--to-ports 15001"*) echo "iptables: refused by the test" >&2; exit 1;; esac\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const before = [await natTable(ns, 'ipv4'), await natTable(ns, 'ipv6')];
+    const r = await ns.try('env', [`PATH=${bin}:${process.env['PATH'] ?? ''}`, process.execPath, CLI_PATH, 'iptables', 'install', ...OPTIONS]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('outrigger: iptables -w -t nat -A OUTRIGGER_REDIRECT -p tcp -j REDIRECT --to-ports 15001 failed: iptables: refused by the test\n');
+    expect([await natTable(ns, 'ipv4'), await natTable(ns, 'ipv6')]).toEqual(before);
   });
 
   it('refuses to run without root, with one line that says so (exit 2)', async () => {
