@@ -40,15 +40,27 @@ class PathCell {
   durationSumMicros = 0;
 
   constructor(
-    readonly byPath: Map<string, PathCell>,
+    /** The route's method → path → cell map this cell sits in (to leave it when idle). */
+    readonly byMethod: Map<string, Map<string, PathCell>>,
     readonly listener: string,
     readonly route: string,
     readonly method: string,
     readonly path: string,
   ) {}
+
+  /** Leaves its route's maps, and the method's map with it when it was the method's last path. */
+  leave(): void {
+    const byPath = this.byMethod.get(this.method);
+    if (byPath === undefined) return;
+    byPath.delete(this.path);
+    if (byPath.size === 0) this.byMethod.delete(this.method);
+  }
 }
 
-/** Worker side: per-route maps of method → path → cell, at most MAX_WORKER_PATHS cells in all. */
+/**
+ * Worker side: per-route maps of method → path → cell, at most MAX_WORKER_PATHS cells in all.
+ * Maps exist only for cells (a client inventing methods or paths cannot make them grow).
+ */
 export class PathCounter {
   /** Keyed by the owner's per-route object (its stats handle), so no key string is built per request. */
   private readonly routes = new WeakMap<object, Map<string, Map<string, PathCell>>>();
@@ -57,6 +69,22 @@ export class PathCounter {
 
   /** One finished request; `routeKey` stands for (listener, route), whose names it carries. */
   record(routeKey: object, listener: string, route: string, method: string, path: string, status: number, micros: number): void {
+    const key = path.length > MAX_PATH_CHARS ? path.slice(0, MAX_PATH_CHARS) : path;
+    let cell = this.routes.get(routeKey)?.get(method)?.get(key);
+    if (cell === undefined) {
+      if (this.cells.length >= MAX_WORKER_PATHS) {
+        this.untracked += 1;
+        return;
+      }
+      cell = this.newCell(routeKey, listener, route, method, key);
+    }
+    cell.requests += 1;
+    // As /stats counts them (worker_stats.ts' code classes): 5xx, and no response or a status out of range.
+    if (status < 100 || status >= 500) cell.failures += 1;
+    cell.durationSumMicros += micros;
+  }
+
+  private newCell(routeKey: object, listener: string, route: string, method: string, path: string): PathCell {
     let byMethod = this.routes.get(routeKey);
     if (byMethod === undefined) {
       byMethod = new Map();
@@ -67,21 +95,10 @@ export class PathCounter {
       byPath = new Map();
       byMethod.set(method, byPath);
     }
-    const key = path.length > MAX_PATH_CHARS ? path.slice(0, MAX_PATH_CHARS) : path;
-    let cell = byPath.get(key);
-    if (cell === undefined) {
-      if (this.cells.length >= MAX_WORKER_PATHS) {
-        this.untracked += 1;
-        return;
-      }
-      cell = new PathCell(byPath, listener, route, method, key);
-      byPath.set(key, cell);
-      this.cells.push(cell);
-    }
-    cell.requests += 1;
-    // As /stats counts them (worker_stats.ts' code classes): 5xx, and no response or a status out of range.
-    if (status < 100 || status >= 500) cell.failures += 1;
-    cell.durationSumMicros += micros;
+    const cell = new PathCell(byMethod, listener, route, method, path);
+    byPath.set(path, cell);
+    this.cells.push(cell);
+    return cell;
   }
 
   /** The growth since the last call; cells that did not grow are dropped (null: nothing to report). */
@@ -90,7 +107,7 @@ export class PathCounter {
     const kept: PathCell[] = [];
     for (const c of this.cells) {
       if (c.requests === 0) {
-        c.byPath.delete(c.path);
+        c.leave();
         continue;
       }
       paths.push({

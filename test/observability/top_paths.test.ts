@@ -2,6 +2,8 @@
 // on the main thread, that every request is counted under a path or as untracked, and what `top`
 // and `stat` make of two samples (rates, sort keys, the rendered screen).
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { renderStat, statReport } from '../../src/cli/stat.js';
 import { renderTop, sortRows, topFrame, type TopRow } from '../../src/cli/top.js';
@@ -43,6 +45,22 @@ describe('PathCounter (worker side)', () => {
     record(c, '/busy');
     expect(c.take()!.paths).toEqual([expect.objectContaining({ path: '/busy', requests: 2 })]);
     expect(c.take()).toBeNull();
+  });
+
+  it('a client inventing methods cannot make the maps grow: they exist only for held cells', () => {
+    // The heap after a full GC, before and after 200 000 requests with methods never seen before
+    // while every cell is taken (each used to leave an empty per-method map behind: ~40 MB).
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const c = new PathCounter();
+    for (let i = 0; i < MAX_WORKER_PATHS; i++) record(c, `/p/${i}`);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 200_000; i++) c.record(route, 'main', 'all', `M${i}`, '/x', 200, 1);
+    gc();
+    const grownBytes = process.memoryUsage().heapUsed - before;
+    expect(grownBytes).toBeLessThan(4 * 1024 * 1024);
+    expect(c.take()!.untracked).toBe(200_000);
   });
 
   it('long paths are counted under their first MAX_PATH_CHARS characters', () => {
