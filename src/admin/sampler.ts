@@ -3,8 +3,9 @@
 // once a second the window closes into a ring buffer of 900 samples per listener, route and
 // cluster (request rate, success rate, p50/p90/p99/p99.9 of that second). Percentiles come from
 // the deltas' sparse HdrHistogram slots, so they describe the second, not the time since start.
-// Memory is bounded: 6 Float64Array columns of 900 per name (≈42 KiB), and a name that saw no
-// request for 15 minutes is dropped.
+// Memory is bounded: 6 Float32Array columns of 900 per name (≈21 KiB), at most MAX_NAMES names
+// (≈8.4 MiB; the names beyond are not sampled), and a name that saw no request for 15 minutes is
+// dropped.
 
 import type { CellDelta, StatsDelta } from '../stats/delta.js';
 import { HIST_HIGHEST_MICROS, countsIndex, valueFromIndex } from '../stats/recorder.js';
@@ -12,6 +13,8 @@ import { HIST_HIGHEST_MICROS, countsIndex, valueFromIndex } from '../stats/recor
 export const SAMPLE_INTERVAL_MS = 1000;
 /** 15 minutes of one-second samples. */
 export const SAMPLE_CAPACITY = 900;
+/** Listeners, routes and clusters sampled at most (a config with thousands of busy routes charts the first 400 seen). */
+export const MAX_NAMES = 400;
 
 const PERCENTILES = [50, 90, 99, 99.9] as const;
 
@@ -42,9 +45,10 @@ class Window {
 /** The ring of one listener, route or cluster: one column per measure, NaN where there is nothing. */
 class NameSeries {
   readonly window = new Window();
-  readonly rate = new Float64Array(SAMPLE_CAPACITY).fill(Number.NaN);
-  readonly successRate = new Float64Array(SAMPLE_CAPACITY).fill(Number.NaN);
-  readonly latencyMs = PERCENTILES.map(() => new Float64Array(SAMPLE_CAPACITY).fill(Number.NaN));
+  // Float32: 7 significant digits are plenty for a chart, at half the memory.
+  readonly rate = new Float32Array(SAMPLE_CAPACITY).fill(Number.NaN);
+  readonly successRate = new Float32Array(SAMPLE_CAPACITY).fill(Number.NaN);
+  readonly latencyMs = PERCENTILES.map(() => new Float32Array(SAMPLE_CAPACITY).fill(Number.NaN));
   /** Samples since the last one with a request: at SAMPLE_CAPACITY the whole ring is idle. */
   idleSamples = 0;
 
@@ -81,6 +85,8 @@ export interface NameSeriesJson {
 export interface SeriesJson {
   readonly interval_ms: number;
   readonly capacity: number;
+  /** True when MAX_NAMES names are sampled: a name not among them has no series. */
+  readonly names_limit_reached: boolean;
   /** Unix ms at which each sample closed, oldest first (those after the `after` asked for). */
   readonly times: readonly number[];
   readonly listeners: readonly NameSeriesJson[];
@@ -113,9 +119,9 @@ export class TrafficSampler {
   /** Adds a worker's delta to the open window (the same deltas the aggregator merges). */
   record(delta: StatsDelta): void {
     for (const cell of delta.cells) {
-      this.series('listener', cell.listener, cell.listener).window.add(cell);
-      if (cell.route !== '') this.series('route', cell.listener, cell.route).window.add(cell);
-      if (cell.cluster !== '') this.series('cluster', '', cell.cluster).window.add(cell);
+      this.series('listener', cell.listener, cell.listener)?.window.add(cell);
+      if (cell.route !== '') this.series('route', cell.listener, cell.route)?.window.add(cell);
+      if (cell.cluster !== '') this.series('cluster', '', cell.cluster)?.window.add(cell);
     }
   }
 
@@ -139,7 +145,7 @@ export class TrafficSampler {
     const held = Math.min(this.count, SAMPLE_CAPACITY);
     while (n < held && this.times[(this.count - n - 1) % SAMPLE_CAPACITY]! > afterMs) n++;
     const first = this.count - n;
-    const ordered = (column: Float64Array, digits: number): Array<number | null> => {
+    const ordered = (column: Float32Array, digits: number): Array<number | null> => {
       const out = new Array<number | null>(n);
       for (let i = 0; i < n; i++) {
         const v = column[(first + i) % SAMPLE_CAPACITY]!;
@@ -165,6 +171,7 @@ export class TrafficSampler {
     return {
       interval_ms: SAMPLE_INTERVAL_MS,
       capacity: SAMPLE_CAPACITY,
+      names_limit_reached: this.names.size >= MAX_NAMES,
       times: Array.from({ length: n }, (_, i) => this.times[(first + i) % SAMPLE_CAPACITY]!),
       listeners: of('listener'),
       routes: of('route'),
@@ -172,10 +179,12 @@ export class TrafficSampler {
     };
   }
 
-  private series(kind: NameSeries['kind'], listener: string, name: string): NameSeries {
+  /** The series of a name, made on first sight unless MAX_NAMES are sampled already (then null). */
+  private series(kind: NameSeries['kind'], listener: string, name: string): NameSeries | null {
     const key = `${kind}\u0000${listener}\u0000${name}`;
     let s = this.names.get(key);
     if (s === undefined) {
+      if (this.names.size >= MAX_NAMES) return null;
       s = new NameSeries(kind, listener, name);
       this.names.set(key, s);
     }

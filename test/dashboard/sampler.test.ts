@@ -1,11 +1,11 @@
 // The dashboard's sampler (src/admin/sampler.ts) on hand-made worker deltas: per-second rate,
 // success rate and percentiles per listener, route and cluster; percentiles equal to
 // hdr-histogram-js's on the same samples; the ring keeps the last 900 samples in order and
-// answers those after a time; a name idle for the whole ring is dropped.
+// answers those after a time; at most MAX_NAMES names; a name idle for the whole ring is dropped.
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SAMPLE_CAPACITY, TrafficSampler, percentilesMs } from '../../src/admin/sampler.js';
+import { MAX_NAMES, SAMPLE_CAPACITY, TrafficSampler, percentilesMs } from '../../src/admin/sampler.js';
 import type { CellDelta, ClassCounts, StatsDelta } from '../../src/stats/delta.js';
 import { histogramFromSparse } from '../../src/stats/histogram.js';
 import { LatencyRecorder } from '../../src/stats/recorder.js';
@@ -97,6 +97,19 @@ describe('TrafficSampler', () => {
     expect(s.toJSON(5000).times).toEqual([]);
     expect(s.toJSON(5000).clusters[0]!.rate).toEqual([]);
     expect(s.toJSON().times).toHaveLength(5);
+  });
+
+  it('at most MAX_NAMES names are sampled; the answer says when the limit is reached', () => {
+    const s = new TrafficSampler(0);
+    s.record(delta(...Array.from({ length: MAX_NAMES - 1 }, (_, i) => cell(`l${i}`, '', '', 1, 0))));
+    s.tick(1000);
+    expect(s.toJSON().names_limit_reached).toBe(false);
+    s.record(delta(...Array.from({ length: 20 }, (_, i) => cell(`m${i}`, '', '', 1, 0))));
+    s.tick(2000);
+    const j = s.toJSON();
+    expect(j.listeners).toHaveLength(MAX_NAMES);
+    expect(j.names_limit_reached).toBe(true);
+    expect(j.listeners.filter((l) => l.name.startsWith('m')).map((l) => l.name)).toEqual(['m0']);
   });
 
   it('a name with no request for the whole ring is dropped; one that is still in it stays', () => {

@@ -50,6 +50,7 @@ function mergeSeries(fresh) {
 }
 
 var seriesLoading = null;
+var seriesLimitReached = false;
 
 /**
  * The series as GET /dashboard/series answers them, the page's whole copy: fetches the samples it
@@ -61,6 +62,7 @@ function loadSeries() {
   seriesLoading = api('GET', '/dashboard/series' + (last > 0 ? '?after=' + last : ''))
     .then(function (fresh) {
       mergeSeries(fresh);
+      seriesLimitReached = fresh.names_limit_reached;
       var out = { times: held.times, listeners: [], routes: [], clusters: [] };
       Object.keys(held.names).forEach(function (key) { out[held.names[key].kind].push(held.names[key]); });
       return out;
@@ -133,7 +135,7 @@ function lineChart(caption, times, lines, fixedMax) {
 
 /** Rate, success rate and latency percentiles of one series (GET /dashboard/series), or a note when it saw no request. */
 function trafficCharts(times, s) {
-  if (!s) return el('p', { class: 'muted' }, 'No request in the last 15 minutes.');
+  if (!s) return el('p', { class: 'muted' }, 'No samples: no request in the last 15 minutes' + (seriesLimitReached ? ', or beyond the names the sidecar samples.' : '.'));
   var percent = s.success_rate.map(function (v) { return v === null ? null : v * 100; });
   return el(
     'div',
