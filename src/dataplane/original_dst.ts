@@ -45,7 +45,7 @@ export interface RoutedSocket extends net.Socket {
   /** Outbound: where it was addressed (undefined: not redirected). */
   destination?: Destination;
   /** Inbound: the local app port (null: not redirected; undefined: not read yet). */
-  localPort_?: number | null;
+  appPort?: number | null;
 }
 
 /** Connections of one listener on one worker by where their original destination sent them (/stats, /metrics). */
@@ -215,14 +215,14 @@ export function refusedDestination(listener: string, d: Destination): ProxyError
  * where ALPN carries the port the client dialled (a service port may differ from its endpoints').
  */
 export function inboundPort(socket: RoutedSocket, alpnPort: number | null = null): number | null {
-  if (socket.localPort_ === undefined) {
+  if (socket.appPort === undefined) {
     try {
-      socket.localPort_ = originalDestinationOf(socket)?.port ?? null;
+      socket.appPort = originalDestinationOf(socket)?.port ?? null;
     } catch {
-      socket.localPort_ = null; // the socket is gone: its request fails upstream of here anyway
+      socket.appPort = null; // the socket is gone: its request fails upstream of here anyway
     }
   }
-  return socket.localPort_ ?? alpnPort;
+  return socket.appPort ?? alpnPort;
 }
 
 /** SO_ORIGINAL_DST of a socket (a TLS socket's fd is its TCP socket's); null when not redirected. Throws when the fd is gone. */

@@ -93,7 +93,11 @@ describe.skipIf(why !== null)(`original destination, outbound${why === null ? ''
     expect(JSON.parse(other.body)).toMatchObject({ app: 'api', path: '/teapot', host: 'coffee.svc' });
     const web = await appGet(a, `http://${WEB_VIP}/w`);
     expect(JSON.parse(web.body)).toMatchObject({ app: 'web', port: 8081, path: '/w' });
-    await expect.poll(() => destinationKinds(a, sc, 'out'), { timeout: 10_000 }).toMatchObject({ cluster: 4 });
+    // HTTP/2 with prior knowledge on the same port (protocol: auto) is routed by the destination too.
+    const h2 = await appGet(a, `http://${API_VIP}/h2`, undefined, ['--http2-prior-knowledge']);
+    expect(h2.status).toBe(200);
+    expect(JSON.parse(h2.body)).toMatchObject({ app: 'api', path: '/h2' });
+    await expect.poll(() => destinationKinds(a, sc, 'out'), { timeout: 10_000 }).toMatchObject({ cluster: 5 });
   });
 
   it('TCP to a service VIP through a tcp listener goes to the owning cluster, not the listener’s own', async () => {

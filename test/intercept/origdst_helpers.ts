@@ -16,9 +16,9 @@ export interface HttpAnswer {
   readonly body: string;
 }
 
-/** An HTTP GET by the app user with curl (`host`: the Host header, when not the URL's). */
-export async function appGet(ns: Netns, url: string, host?: string): Promise<HttpAnswer> {
-  const args = ['-sS', '-m', '10', '-i', ...(host === undefined ? [] : ['-H', `host: ${host}`]), url];
+/** An HTTP GET by the app user with curl (`host`: the Host header, when not the URL's; `curlArgs`: e.g. --http2-prior-knowledge). */
+export async function appGet(ns: Netns, url: string, host?: string, curlArgs: readonly string[] = []): Promise<HttpAnswer> {
+  const args = ['-sS', '-m', '10', '-i', ...curlArgs, ...(host === undefined ? [] : ['-H', `host: ${host}`]), url];
   const r = await ns.try('setpriv', [...AS_APP, 'curl', ...args]);
   if (r.code !== 0) throw new Error(`curl ${url} failed (${r.code}): ${r.stderr}`);
   const [head = '', ...rest] = r.stdout.split('\r\n\r\n');
