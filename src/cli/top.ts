@@ -141,9 +141,14 @@ export function renderTop(
   return lines.join('\n');
 }
 
-/** `s` cut or padded to `width` (a cut ends in …). */
+/**
+ * `s` made printable, then cut or padded to `width` (a cut ends in …). Paths come from clients:
+ * a control character (an escape sequence could rewrite the terminal) shows as `?`.
+ */
 function fit(s: string, width: number): string {
-  return s.length > width ? `${s.slice(0, width - 1)}…` : s.padEnd(width);
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  const printable = s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+  return printable.length > width ? `${printable.slice(0, width - 1)}…` : printable.padEnd(width);
 }
 
 interface TopOptions {

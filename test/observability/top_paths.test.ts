@@ -167,6 +167,16 @@ describe('outrigger top: frames and sorting', () => {
   });
 });
 
+describe('outrigger top: what clients sent is shown, never obeyed', () => {
+  it('control characters in a path (an escape sequence) show as ?', () => {
+    const cur = sample([path('/\u001b[2J\u001b]0;owned\u0007/x', 3, 3, 3)], 1000);
+    const screen = renderTop(topFrame(sample([], 0), cur), { admin: 'http://127.0.0.1:15000', sort: 'rps', width: 100, height: 9 });
+    // eslint-disable-next-line no-control-regex -- no control character but the newlines
+    expect(screen).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+    expect(screen).toContain('/?[2J?]0;owned?/x');
+  });
+});
+
 describe('outrigger stat: the table', () => {
   it('aligns a row per route and per cluster', () => {
     const traffic = (requests: number, success: number, p50: number | null, p99: number | null): Record<string, unknown> => ({
