@@ -55,6 +55,8 @@ export const COUNTER_HELP: Readonly<Record<string, string>> = {
   outrigger_upgraded_connections_total: 'Upgraded (WebSocket) connections opened (the upstream answered 101), by listener.',
   outrigger_upgraded_connections_closed_total: 'Upgraded (WebSocket) connections closed, by listener.',
   outrigger_upgraded_bytes_total: 'Bytes carried by upgraded connections after the 101, by listener and direction (from_client, from_upstream).',
+  outrigger_upgraded_client_overflows_total:
+    'WebSocket clients of uws listeners closed with 1013 because the upstream did not read what they sent (uWS cannot pause a WebSocket), by listener.',
   outrigger_tcp_connections_total:
     'Connections of tcp listeners that reached an endpoint, by listener, cluster and original destination port (the listener port, or the one a client sidecar named in ALPN).',
   outrigger_tcp_connections_closed_total: 'Connections of tcp listeners closed after reaching an endpoint, by listener and cluster.',
@@ -90,6 +92,7 @@ export const COUNTER_LABELS: Readonly<Record<string, readonly string[]>> = {
   outrigger_upgraded_connections_total: ['listener'],
   outrigger_upgraded_connections_closed_total: ['listener'],
   outrigger_upgraded_bytes_total: ['listener', 'direction'],
+  outrigger_upgraded_client_overflows_total: ['listener'],
   outrigger_tcp_connections_total: ['listener', 'cluster', 'destination_port'],
   outrigger_tcp_connections_closed_total: ['listener', 'cluster'],
   outrigger_tcp_bytes_total: ['listener', 'cluster', 'direction'],

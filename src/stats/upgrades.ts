@@ -1,5 +1,6 @@
 // Upgraded (WebSocket) connections as GET /stats and /metrics show them. Workers post the growth of
-// four counters (workers/stats_reporter.ts: opened, closed, bytes each way, per listener); the
+// five counters (workers/stats_reporter.ts: opened, closed, bytes each way, uws clients closed
+// for a slow upstream, per listener); the
 // number open now is what was opened and not yet closed, derived here from those totals.
 
 import type { CounterTotals } from './counters.js';
@@ -7,8 +8,9 @@ import type { CounterTotals } from './counters.js';
 const OPENED = 'outrigger_upgraded_connections_total';
 const CLOSED = 'outrigger_upgraded_connections_closed_total';
 const BYTES = 'outrigger_upgraded_bytes_total';
+const OVERFLOWS = 'outrigger_upgraded_client_overflows_total';
 
-/** Per listener: connections open now, opened and closed since start, bytes from the client and from the upstream. */
+/** Per listener: connections open now, opened and closed since start, bytes from the client and from the upstream, uws clients closed for a slow upstream. */
 export function upgradesJson(totals: CounterTotals): unknown[] {
   return totals.list(OPENED).map((s) => {
     const listener = s.labels['listener'] ?? '';
@@ -20,6 +22,7 @@ export function upgradesJson(totals: CounterTotals): unknown[] {
       closed,
       bytes_from_client: totals.value(BYTES, { listener, direction: 'from_client' }),
       bytes_from_upstream: totals.value(BYTES, { listener, direction: 'from_upstream' }),
+      client_overflows: totals.value(OVERFLOWS, { listener }),
     };
   });
 }

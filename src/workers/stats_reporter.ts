@@ -133,6 +133,7 @@ export class StatsReporter {
       d.observe(u, 'outrigger_upgraded_connections_closed_total', { listener }, u.closed);
       d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_client' }, u.bytesFromClient);
       d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_upstream' }, u.bytesFromUpstream);
+      d.observe(u, 'outrigger_upgraded_client_overflows_total', { listener }, u.clientOverflows);
       if (l.tcp !== null) this.observeTcp(listener, l.tcp.counters);
       const det = l.detected;
       if (det !== null) {
