@@ -65,13 +65,35 @@ function diffLines(a, b) {
       out.push({ op: ' ', line: x[i] });
       i++;
       j++;
-    } else if (j < y.length && (i === x.length || lcs[i * w + j + 1] >= lcs[(i + 1) * w + j])) {
-      out.push({ op: '+', line: y[j++] });
-    } else {
+    } else if (i < x.length && (j === y.length || lcs[(i + 1) * w + j] >= lcs[i * w + j + 1])) {
       out.push({ op: '-', line: x[i++] });
+    } else {
+      out.push({ op: '+', line: y[j++] });
     }
   }
   return out.concat(a.slice(a.length - tail).map(function (line) { return { op: ' ', line: line }; }));
+}
+
+var DIFF_CONTEXT = 3;
+
+/** The diff's rows with every unchanged run longer than twice the context cut to its ends and a count. */
+function withContext(rows) {
+  var out = [];
+  var run = [];
+  function flush(atStart, atEnd) {
+    var keepHead = atStart ? 0 : DIFF_CONTEXT;
+    var keepTail = atEnd ? 0 : DIFF_CONTEXT;
+    if (run.length <= keepHead + keepTail + 1) out = out.concat(run);
+    else out = out.concat(run.slice(0, keepHead), [{ op: '…', line: run.length - keepHead - keepTail + ' unchanged lines' }], run.slice(run.length - keepTail));
+    run = [];
+  }
+  rows.forEach(function (d) {
+    if (d.op === ' ') return run.push(d);
+    flush(out.length === 0, false);
+    out.push(d);
+  });
+  flush(out.length === 0, true);
+  return out;
 }
 
 function configLines(version) {
@@ -84,7 +106,7 @@ function showDiff(target, from, to) {
     var changed = rows.some(function (d) { return d.op !== ' '; });
     target.replaceChildren(
       changed
-        ? el('pre', { class: 'diff' }, rows.map(function (d) { return el('div', { class: d.op === '+' ? 'add' : d.op === '-' ? 'del' : '' }, d.op + ' ' + d.line); }))
+        ? el('pre', { class: 'diff' }, withContext(rows).map(function (d) { return el('div', { class: d.op === '+' ? 'add' : d.op === '-' ? 'del' : d.op === '…' ? 'skip' : '' }, d.op + ' ' + d.line); }))
         : el('p', {}, 'Versions ' + from + ' and ' + to + ' have the same config.'),
     );
   });

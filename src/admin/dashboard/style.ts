@@ -28,7 +28,7 @@ table { border-collapse: collapse; background: #fff; }
 th, td { text-align: left; padding: 4px 10px; border-bottom: 1px solid var(--line); font-size: 13px; }
 .good { color: var(--ok); } .error, .bad { color: var(--bad); }
 .diff { background: #fff; border: 1px solid var(--line); padding: 8px; font-size: 12px; overflow: auto; max-height: 480px; }
-.diff .add { background: #f0fff4; color: var(--ok); } .diff .del { background: #fff5f5; color: var(--bad); }
+.diff .add { background: #f0fff4; color: var(--ok); } .diff .del { background: #fff5f5; color: var(--bad); } .diff .skip { color: var(--muted); }
 button { font: inherit; padding: 3px 10px; }
 button.danger { background: var(--bad); color: #fff; border: 1px solid var(--bad); border-radius: 3px; }
 dialog { border: 1px solid var(--line); border-radius: 6px; }
