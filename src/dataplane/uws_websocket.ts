@@ -253,7 +253,8 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
       this.beforeOpen?.push(d);
       return;
     }
-    this.frames.feed(d, this);
+    // Corked: the frames of one read leave in one write to the client.
+    ws.cork(() => this.frames.feed(d, this));
     if (this.ws !== null && this.ws.getBufferedAmount() > CLIENT_BUFFER_HIGH) this.blocked = true;
   }
 
