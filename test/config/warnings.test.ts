@@ -73,6 +73,7 @@ describe('warnings', () => {
       'maxConnections',
       'maxRequestHeadersBytes',
       'name',
+      'originalDestination',
       'port',
       'protocol',
       'rateLimit',
