@@ -5,7 +5,7 @@ import { formatHostPort, parseHostPort } from './address.js';
 import { anchorRegex, grpcPath } from './fields.js';
 import { GRPC_RETRY_ON } from './future.js';
 import { listenerPlacement } from './placement.js';
-import type { RawAdmin, RawCluster, RawConfig, RawListener, RawRoute } from './schema.js';
+import type { RawAdmin, RawCluster, RawConfig, RawListener, RawRoute, RawTracing } from './schema.js';
 import type {
   TlsSourceSpec,
   FaultSpec,
@@ -19,6 +19,7 @@ import type {
   RouteMatchSpec,
   RouteSpec,
   Snapshot,
+  TracingSpec,
 } from './types.js';
 
 export interface CompileOptions {
@@ -65,8 +66,25 @@ export function compileSnapshot(cfg: RawConfig, opts: CompileOptions): Snapshot 
     tls: compileTlsSource(cfg.tls),
     listeners: cfg.listeners.map((l) => compileListener(l, opts, workers, cfg.node.error_detail, services)),
     clusters: cfg.clusters.map((c) => compileCluster(c, workers)),
+    tracing: cfg.tracing === undefined ? null : compileTracing(cfg.tracing),
   };
   return deepFreeze(snapshot);
+}
+
+/** `tracing`: a collector URL without a path gets the OTLP/HTTP traces path. */
+function compileTracing(t: RawTracing): TracingSpec {
+  const url = new URL(t.otlp_endpoint);
+  if (url.pathname === '/') url.pathname = '/v1/traces';
+  return {
+    otlpEndpoint: url.href,
+    sampleRate: t.sample_rate,
+    parentBased: t.parent_based,
+    w3c: t.propagation.includes('w3c'),
+    b3: t.propagation.includes('b3'),
+    serviceName: t.service_name,
+    maxQueuedSpans: t.max_queued_spans,
+    exportTimeoutMs: t.export_timeout_ms,
+  };
 }
 
 /** `node.workers` as a number (`auto` = the machine's parallelism). */

@@ -5,7 +5,7 @@
 
 import { sameValue } from './equal.js';
 import { listenersOf } from './placement.js';
-import type { ClusterSpec, EndpointSpec, ListenerSpec, NodeSpec, RouteSpec, Snapshot } from './types.js';
+import type { ClusterSpec, EndpointSpec, ListenerSpec, NodeSpec, RouteSpec, Snapshot, TracingSpec } from './types.js';
 
 /** Added (new specs), changed, and removed (names) items of one kind. */
 export interface Changes<Spec, Change> {
@@ -65,6 +65,8 @@ export interface ConfigDelta {
   readonly worker: number | null;
   /** The node settings after this delta when they changed (always set from nothing), else null. */
   readonly node: NodeSpec | null;
+  /** The tracing settings after this delta when they changed (always set from nothing), else undefined; null = tracing off. */
+  readonly tracing: TracingSpec | null | undefined;
   readonly listeners: Changes<ListenerSpec, ListenerChange>;
   readonly clusters: Changes<ClusterSpec, ClusterChange>;
 }
@@ -80,6 +82,7 @@ export function compileDelta(prev: Snapshot | null, next: Snapshot, worker: numb
     version: next.version,
     worker,
     node: prev !== null && sameValue(prev.node, next.node) ? null : next.node,
+    tracing: prev !== null && sameValue(prev.tracing, next.tracing) ? undefined : next.tracing,
     listeners: changes(prev === null ? [] : placed(prev), placed(next), listenerChange),
     clusters: changes(prev?.clusters ?? [], next.clusters, clusterChange),
   });
@@ -88,7 +91,7 @@ export function compileDelta(prev: Snapshot | null, next: Snapshot, worker: numb
 /** True when applying the delta would change nothing. */
 export function isEmptyDelta(d: ConfigDelta): boolean {
   const none = (c: Changes<unknown, unknown>): boolean => c.added.length === 0 && c.changed.length === 0 && c.removed.length === 0;
-  return d.node === null && none(d.listeners) && none(d.clusters);
+  return d.node === null && d.tracing === undefined && none(d.listeners) && none(d.clusters);
 }
 
 /** Whether a listener change needs a new router. */

@@ -202,12 +202,39 @@ export const clusterSchema = z
   // values): fold it into the pool so the defaulted output validates again as it is.
   .transform(({ connect_timeout_ms, ...c }) => (connect_timeout_ms === undefined ? c : { ...c, pool: { ...c.pool, connect_timeout_ms } }));
 
+/** An http(s) URL (an OTLP/HTTP collector). */
+const httpUrlField = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { error: 'must be an http:// or https:// URL' },
+);
+
+export const tracingSchema = z.strictObject({
+  otlp_endpoint: httpUrlField,
+  sample_rate: z.number().min(0).max(1).default(1),
+  parent_based: z.boolean().default(true),
+  propagation: z
+    .array(z.enum(['w3c', 'b3']))
+    .min(1)
+    .default(['w3c']),
+  service_name: z.string().min(1).max(256).default('outrigger'),
+  max_queued_spans: z.int().min(1).max(1_000_000).default(2048),
+  export_timeout_ms: ms(1).default(10_000),
+});
+
 export const configSchema = z.strictObject({
   node: nodeSchema.prefault({}),
   admin: adminSchema.prefault({}),
   tls: tlsIdentitySchema.optional(),
   listeners: z.array(listenerSchema).default([]),
   clusters: z.array(clusterSchema).default([]),
+  tracing: tracingSchema.optional(),
 });
 
 /** A validated config with every default applied (what `LoadResult.source` holds). */
@@ -216,3 +243,4 @@ export type RawListener = z.output<typeof listenerSchema>;
 export type RawRoute = z.output<typeof routeSchema>;
 export type RawCluster = z.output<typeof clusterSchema>;
 export type RawAdmin = z.output<typeof adminSchema>;
+export type RawTracing = z.output<typeof tracingSchema>;

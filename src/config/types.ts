@@ -12,6 +12,27 @@ export interface Snapshot {
   readonly tls: TlsSourceSpec | null;
   readonly listeners: readonly ListenerSpec[];
   readonly clusters: readonly ClusterSpec[];
+  /** Distributed tracing (top-level `tracing`); null = off. */
+  readonly tracing: TracingSpec | null;
+}
+
+/** Distributed tracing (src/tracing/): how spans are sampled, propagated and exported. */
+export interface TracingSpec {
+  /** OTLP/HTTP traces URL (`/v1/traces` appended when the URL has no path). */
+  readonly otlpEndpoint: string;
+  /** Probability (0..1) that a request starting a trace here is recorded. */
+  readonly sampleRate: number;
+  /** A request that carries a trace context follows its caller's sampled flag. */
+  readonly parentBased: boolean;
+  /** Header formats written upstream (both are always read): W3C traceparent, B3 single `b3`. */
+  readonly w3c: boolean;
+  readonly b3: boolean;
+  /** OTLP resource attribute service.name. */
+  readonly serviceName: string;
+  /** Spans the main thread holds for export; beyond, the oldest are dropped (counted). */
+  readonly maxQueuedSpans: number;
+  /** One export POST's deadline. */
+  readonly exportTimeoutMs: number;
 }
 
 export interface NodeSpec {

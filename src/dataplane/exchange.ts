@@ -219,6 +219,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.to(Phase.Connecting);
     this.endpoint = ep;
     this.tries++;
+    if (this.head.trace?.sampled === true) this.head.trace.tryStarted(this.tries, ep.address);
     ep.tryStarted();
     this.tryOpen = true;
     const perTry = this.retry.perTryTimeoutMs;

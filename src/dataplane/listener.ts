@@ -20,6 +20,7 @@ import { inboundPeer, listenerTlsOptions, serverTlsOptions, type ServerTlsParams
 import type { TlsMaterial } from '../tls/material.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
+import type { Tracer } from '../tracing/tracer.js';
 import { Admission, type ListenerRouting, type RouteTarget } from './admission.js';
 import { Authorizer } from './authz.js';
 import type { StrictDownstream } from './h1/downstream.js';
@@ -79,6 +80,8 @@ export interface ListenerContext {
   tlsMaterial(): TlsMaterial | null;
   /** Seed for TLS session ticket keys, shared by every thread. */
   readonly ticketKeySeed: Buffer;
+  /** The worker's tracing settings; null = tracing off. */
+  readonly tracer: Tracer | null;
   /** An exchange on this listener finished (stats). */
   onExchangeDone(listener: ListenerRuntime, ex: Exchange): void;
   /** One try of an exchange ended (passive outlier detection). */
@@ -577,6 +580,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       // The client's address costs a getpeername() syscall per request here: only when asked for.
       const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
       if (client !== null) head.client = client;
+      this.startTrace(head);
       this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, buildUpstreamHead(head, client, 'http'), this);
     } catch (e) {
       this.refuseUws(res, e, head);
@@ -594,6 +598,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       head = readRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
       const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
       if (client !== null) head.client = client;
+      this.startTrace(head);
       const text = buildUpstreamHead(head, client, 'http');
       // Read now: the request is gone when this handler returns.
       const key = req.getHeader('sec-websocket-key');
@@ -787,12 +792,19 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     const peer = tls ? connPeer : null;
     head.peer = peer;
     head.client = client;
+    this.startTrace(head);
     if (this.authorizer !== null && this.authorizer.check(peer, head.matchPath, head.method) < 0) {
       throw new ProxyError('unauthorized', `${peer ?? 'a peer without an identity'} may not ${head.method} ${head.path} on listener ${this.spec.name}`);
     }
     const ours = tls ? (this.ctx.tlsMaterial()?.identity ?? '') : '';
     const xfcc = peer === null ? null : `By=${ours};URI=${peer}`;
     return buildUpstreamHead(head, this.spec.xForwardedFor === 'append' ? client : null, tls ? 'https' : 'http', xfcc);
+  }
+
+  /** Tracing on: the request's trace (its sampling decision and the trace headers that go upstream). */
+  private startTrace(head: RequestHead): void {
+    const tracer = this.ctx.tracer;
+    if (tracer !== null) head.trace = tracer.begin(head.headers);
   }
 
   /**

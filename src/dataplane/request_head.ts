@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { HttpRequest } from 'uWebSockets.js';
 import { ProxyError } from '../errors.js';
+import type { RequestTrace } from '../tracing/tracer.js';
 import { connectionNamed, hopByHop } from './hop_by_hop.js';
 import { normalizePath } from './path_normal.js';
 
@@ -39,6 +40,8 @@ export interface RequestHead {
   hasConnection: boolean;
   /** The client's protocol (access log): HTTP/1.1 unless the engine says otherwise. */
   protocol: 'HTTP/1.0' | 'HTTP/1.1' | 'HTTP/2';
+  /** The request's trace when tracing is on (set by the listener before the upstream head is built). */
+  trace?: RequestTrace | null;
 }
 
 // Scratch filled by req.forEach: no closure allocated per request.
@@ -246,6 +249,7 @@ function checkRequestHead(
     client: '',
     hasConnection,
     protocol: 'HTTP/1.1',
+    trace: null,
   };
 }
 
@@ -285,10 +289,14 @@ export function headerLookup(head: RequestHead): (name: string) => string | unde
  * The request head sent upstream, as one string (written as UTF-8, which restores the bytes uWS
  * decoded). Drops hop-by-hop headers (RFC 9110 §7.6.1) and those named in Connection, `expect`
  * (we answer 100-continue ourselves), and proxy-* headers meant for us; appends the client to
- * x-forwarded-for, sets x-forwarded-proto and x-request-id.
+ * x-forwarded-for, sets x-forwarded-proto and x-request-id. A traced request whose trace
+ * writes its own headers (tracer.ts) goes with those instead of the caller's traceparent and B3
+ * headers (and without its tracestate when the trace starts here).
  */
 export function buildUpstreamHead(head: RequestHead, clientAddress: string | null, proto: string, xfcc: string | null = null): string {
   const h = head.headers;
+  const trace = head.trace ?? null;
+  const traceHeaders = trace === null ? '' : trace.outgoing;
   const connectionTokens = head.hasConnection ? connectionNamed(h) : null;
   let xff = '';
   let sawLength = false;
@@ -314,6 +322,18 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string | nul
         continue;
       case 'x-request-id':
         continue; // re-added below, exactly once
+      case 'traceparent':
+      case 'b3':
+      case 'x-b3-traceid':
+      case 'x-b3-spanid':
+      case 'x-b3-parentspanid':
+      case 'x-b3-sampled':
+      case 'x-b3-flags':
+        if (traceHeaders !== '') continue; // replaced by ours below
+        break;
+      case 'tracestate':
+        if (traceHeaders !== '' && trace!.parentSpanId === '') continue; // a new trace has no vendor state yet
+        break;
       case 'content-length':
         // Framing belongs to the proxy (DESIGN §8): written from the length it checked, once,
         // where the client put it, and never removable by a Connection token.
@@ -331,6 +351,7 @@ export function buildUpstreamHead(head: RequestHead, clientAddress: string | nul
   if (clientAddress !== null) out += `x-forwarded-for: ${xff === '' ? clientAddress : `${xff}, ${clientAddress}`}\r\n`;
   out += `x-forwarded-proto: ${proto}\r\nx-request-id: ${head.requestId}\r\n`;
   if (xfcc !== null) out += `x-forwarded-client-cert: ${xfcc}\r\n`;
+  if (traceHeaders !== '') out += traceHeaders;
   if (head.framing === BodyFraming.Chunked) out += 'transfer-encoding: chunked\r\n';
   return out + '\r\n';
 }

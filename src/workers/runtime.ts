@@ -13,6 +13,7 @@ import { ListenerRuntime, type ListenerContext } from '../dataplane/listener.js'
 import { Cluster } from '../upstream/cluster.js';
 import { Ticker } from '../upstream/ticker.js';
 import type { TlsMaterial } from '../tls/material.js';
+import { Tracer } from '../tracing/tracer.js';
 import type { BoundListener } from './messages.js';
 
 /**
@@ -33,6 +34,8 @@ export class WorkerRuntime implements ListenerContext {
   /** Listeners whose socket was replaced and that still finish requests. */
   private readonly retired = new Set<ListenerRuntime>();
   version = 0;
+  /** Built from the config's `tracing` (null: off); listeners read it per request, so a reload applies at once. */
+  tracer: Tracer | null = null;
 
   private material: TlsMaterial | null = null;
 
@@ -93,6 +96,7 @@ export class WorkerRuntime implements ListenerContext {
       throw e;
     }
     const reseeded = delta.node !== null && this.reseed(delta.node.randomSeed);
+    if (delta.tracing !== undefined) this.tracer = delta.tracing === null ? null : new Tracer(delta.tracing);
     this.applyClusters(delta.clusters.changed, delta.clusters.removed, reseeded);
     this.applyListeners(delta.listeners.changed, delta.listeners.removed, fresh);
     if (added.length > 0 || delta.clusters.removed.length > 0) for (const l of this.listeners.values()) l.refreshTargets();
