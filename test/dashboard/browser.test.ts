@@ -1,7 +1,7 @@
 // The dashboard in a real browser: Debian's headless Chromium driven by playwright-core opens the
 // admin page of a sidecar under load from a real upstream, is asked for the token once (a reload
 // keeps it for the session), sees the charts gain samples over two refreshes, opens a cluster and
-// its endpoints, diffs two config versions and rolls back to the first one through the
+// its endpoints, its certificate with the time to rotation, diffs two config versions and rolls back to the first one through the
 // confirmation, after which the sidecar runs a new version with the first version's config. A
 // screenshot goes to .ci/artifacts/dashboard.png. No console error, and no request to an origin
 // other than the admin API's.
@@ -10,7 +10,20 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, adminCall, closeAll, httpGet, proxyConfig, startSidecar, startUpstream, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import {
+  ROOT,
+  WEB,
+  adminCall,
+  closeAll,
+  httpGet,
+  newCa,
+  proxyConfig,
+  startSidecar,
+  startUpstream,
+  type Config,
+  type Sidecar,
+  type Upstream,
+} from '../helpers/sidecar.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, '.ci', 'artifacts', 'dashboard.png');
@@ -55,10 +68,13 @@ function startLightLoad(url: string): LightLoad {
 
 beforeAll(async () => {
   app = await startUpstream('app');
-  sc = await startSidecar(proxyConfig([app.address]));
+  // An identity and a certificate from the embedded CA, for the certificates view.
+  const ca = await newCa();
+  const withCertificate = (c: Config): Config => ({ ...c, node: { ...(c['node'] as Config), identity: WEB }, tls: { ca: { dir: ca.dir } } });
+  sc = await startSidecar(withCertificate(proxyConfig([app.address])));
   // Version 2 adds a route: the rollback to version 1 takes it away again.
   const v2 = proxyConfig([app.address], { routes: [{ name: 'extra', match: { path_prefix: '/extra' }, cluster: 'app' }] });
-  const put = await adminCall(sc, 'PUT', '/config', { ...v2, admin: { address: '127.0.0.1:0' } });
+  const put = await adminCall(sc, 'PUT', '/config', { ...withCertificate(v2), admin: { address: '127.0.0.1:0' } });
   expect(put.json).toMatchObject({ version: 2 });
   load = startLightLoad(sc.url('/load'));
   // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
@@ -111,6 +127,14 @@ describe('dashboard in headless Chromium', () => {
     await expect
       .poll(() => endpoint.locator('td').allTextContents())
       .toEqual([app.address, '1', 'healthy', 'no', expect.any(String), expect.any(String), expect.any(String)]);
+
+    // Certificates: this sidecar's, with the time to its next rotation.
+    await page.locator('nav a[data-view="certs"]').click();
+    const cert = page.locator('#certs tr', { hasText: WEB });
+    await cert.waitFor();
+    const cells = await cert.locator('td').allTextContents();
+    expect(cells[1]).toBe('ca');
+    expect(cells[4]).toMatch(/^in \d+ h \d+ min \(/); // the CA's default lifetime: renewed at half of it
 
     // Config: history, the diff of v1 → v2 (the route v2 added), then the rollback to v1.
     await page.locator('nav a[data-view="config"]').click();
