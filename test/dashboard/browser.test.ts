@@ -1,10 +1,10 @@
 // The dashboard in a real browser: Debian's headless Chromium driven by playwright-core opens the
 // admin page of a sidecar under load from a real upstream, is asked for the token once (a reload
 // keeps it for the session), sees the charts gain samples over two refreshes, opens a cluster and
-// its endpoints, its certificate with the time to rotation, diffs two config versions and rolls back to the first one through the
-// confirmation, after which the sidecar runs a new version with the first version's config. A
-// screenshot goes to .ci/artifacts/dashboard.png. No console error, and no request to an origin
-// other than the admin API's.
+// its endpoints and the certificate with the time to its rotation, diffs two config versions and
+// rolls back to the first one through the confirmation, after which the sidecar runs a new
+// version with the first version's config. A screenshot goes to .ci/artifacts/dashboard.png. No
+// console error, and no request to an origin other than the admin API's.
 
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
