@@ -111,11 +111,6 @@ export class TrafficSampler {
     this.timer ??= setInterval(() => this.tick(Date.now()), SAMPLE_INTERVAL_MS).unref();
   }
 
-  stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-  }
-
   /** Adds a worker's delta to the open window (the same deltas the aggregator merges). */
   record(delta: StatsDelta): void {
     for (const cell of delta.cells) {
