@@ -127,9 +127,15 @@ function checkTcpListener(l: Obj, at: ConfigPath, clusters: ReadonlySet<string>,
   });
 }
 
-/** `cluster` and `tcp` belong to tcp listeners; an HTTP listener needs routes. */
+/**
+ * `cluster` and `tcp` belong to tcp listeners; an HTTP listener needs routes — except an outbound
+ * one that routes by original destination: a service address's requests fall back to its cluster,
+ * any other address is passed through or refused, so routes there are optional refinements.
+ */
 function checkHttpListener(l: Obj, at: ConfigPath, out: RawProblem[]): void {
-  if (l['routes'] === undefined) out.push({ path: [...at, 'routes'], message: 'required (at least one route), unless protocol is tcp' });
+  const byDestination = l['original_destination'] === true && l['tls'] === undefined;
+  if (l['routes'] === undefined && !byDestination)
+    out.push({ path: [...at, 'routes'], message: 'required (at least one route), unless protocol is tcp or the listener routes by original_destination' });
   for (const field of ['cluster', 'tcp']) {
     if (l[field] !== undefined) out.push({ path: [...at, field], message: `only for protocol: tcp listeners (an HTTP listener names clusters in its routes)` });
   }

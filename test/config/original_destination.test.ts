@@ -39,6 +39,15 @@ describe('original_destination in the config', () => {
     expect(inbound.listeners[0]).toMatchObject({ tls: 'mtls', originalDestination: { outboundPolicy: 'allow_any' } });
   });
 
+  it('needs no routes on an outbound listener (a service address falls back to its cluster), still does inbound', () => {
+    const bare = { name: 'out', address: '127.0.0.1:0', original_destination: true };
+    const s = ok(parse({ listeners: [bare], clusters })).snapshot;
+    expect(s.listeners[0]).toMatchObject({ routes: [], originalDestination: { outboundPolicy: 'allow_any' } });
+    expect(listed(parse({ ...mtls, listeners: [{ ...bare, tls: { mode: 'mtls' } }], clusters }))).toContain(
+      'listeners[0].routes: required (at least one route), unless protocol is tcp or the listener routes by original_destination',
+    );
+  });
+
   it('refuses engine uws (no fd) and protocol http2, naming the reason', () => {
     expect(listed(parse({ listeners: [listener({ engine: 'uws', original_destination: true })], clusters }))).toEqual([
       'listeners[0].original_destination: engine uws cannot read the original destination (uWS hides the socket fd that SO_ORIGINAL_DST is read from): use strict (the default) or node',

@@ -124,14 +124,13 @@ describe.skipIf(why !== null)(`three hosts, unmodified apps, interception and mT
       // Each connection goes to 127.0.0.1:<the port it was sent to>; the route's cluster gives the pool settings.
       routes: [{ match: { path_prefix: '/' }, cluster: 'local-app' }],
     });
-    /** The outbound listener; its routes apply to requests to a service address of `cluster`. */
-    const outbound = (policy: 'allow_any' | 'registry_only', cluster: string): Record<string, unknown> => ({
+    // No routes: a request to a service address goes to the cluster that owns it.
+    const outbound = (policy: 'allow_any' | 'registry_only'): Record<string, unknown> => ({
       name: 'outbound',
       address: `127.0.0.1:${OUTBOUND}`,
       protocol: 'auto',
       original_destination: true,
       outbound_policy: policy,
-      routes: [{ match: { path_prefix: '/' }, cluster }],
     });
     const apiCluster = {
       name: 'api',
@@ -143,21 +142,21 @@ describe.skipIf(why !== null)(`three hosts, unmodified apps, interception and mT
       node: { workers: 1, identity: API },
       admin: { address: ADMIN },
       tls,
-      listeners: [inbound([WEB]), outbound('allow_any', 'local-app')],
+      listeners: [inbound([WEB]), outbound('allow_any')],
       clusters: [{ name: 'local-app', endpoints: [{ address: '127.0.0.1:8080' }] }],
     });
     await startSidecar(client, {
       node: { workers: 1, identity: WEB },
       admin: { address: ADMIN },
       tls,
-      listeners: [outbound('registry_only', 'api')],
+      listeners: [outbound('registry_only')],
       clusters: [apiCluster],
     });
     await startSidecar(third, {
       node: { workers: 1, identity: BATCH },
       admin: { address: ADMIN },
       tls,
-      listeners: [outbound('registry_only', 'api')],
+      listeners: [outbound('registry_only')],
       clusters: [apiCluster],
     });
     for (const h of [client, server, third]) {

@@ -101,7 +101,7 @@ describe('tcp listeners in the config', () => {
 
   it('refuses cluster or tcp on an HTTP listener, and an HTTP listener without routes', () => {
     expect(listed(parse({ listeners: [{ name: 'h', address: '127.0.0.1:0', cluster: 'db', tcp: {} }], clusters }))).toEqual([
-      'listeners[0].routes: required (at least one route), unless protocol is tcp',
+      'listeners[0].routes: required (at least one route), unless protocol is tcp or the listener routes by original_destination',
       'listeners[0].cluster: only for protocol: tcp listeners (an HTTP listener names clusters in its routes)',
       'listeners[0].tcp: only for protocol: tcp listeners (an HTTP listener names clusters in its routes)',
     ]);
