@@ -11,7 +11,7 @@ import { ConfigStore } from '../admin/config_store.js';
 import { TrafficSampler } from '../admin/sampler.js';
 import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
-import type { Snapshot } from '../config/types.js';
+import type { Snapshot, TracingSpec } from '../config/types.js';
 import { openAdminAccess } from '../control/admin_access.js';
 import { inspectClusters } from '../control/admin_views.js';
 import { DataPlaneApplier } from '../control/applier.js';
@@ -22,6 +22,7 @@ import { Shutdown } from '../control/shutdown.js';
 import { exitNow } from '../net/reuseport.js';
 import { StatsAggregator } from '../stats/aggregate.js';
 import { LoopDelayMonitor } from '../stats/loop_delay.js';
+import { SpanExporter } from '../tracing/exporter.js';
 import { PortInUseError } from '../workers/ports.js';
 import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
@@ -120,7 +121,8 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
     (cluster, address, change) => supervisor.setEndpointState(cluster, address, change),
     () => supervisor.currentMaterial,
   );
-  const supervisor = new Supervisor(supervisorOptions(log, stats, sampler, verdicts, enableTestHooks));
+  const exporter = traceExporter(stats, log, () => supervisor.snapshot?.tracing ?? null);
+  const supervisor = new Supervisor(supervisorOptions(log, stats, sampler, verdicts, exporter, enableTestHooks));
   let certs: CertificateManager;
   try {
     certs = await CertificateManager.open(first, configDir, supervisor, log, stats.counters);
@@ -145,17 +147,38 @@ function watchMainLoop(stats: StatsAggregator): void {
   }, 1000).unref();
 }
 
-/** The supervisor's reports: stats deltas to the aggregator and the dashboard's sampler, worker events to the aggregator, try outcomes to the outlier detector. */
+/**
+ * The OTLP exporter of the workers' span records, for the tracing settings in force: its
+ * counters in /metrics (declared at 0) and its queue in /stats (`tracing`).
+ */
+function traceExporter(stats: StatsAggregator, log: Logger, spec: () => TracingSpec | null): SpanExporter {
+  const exported = { metric: 'outrigger_tracing_spans_exported_total', labels: {} };
+  stats.counters.declare(exported.metric, exported.labels);
+  const exporter = new SpanExporter(
+    spec,
+    {
+      exported: (n) => stats.counters.apply([{ ...exported, value: n }]),
+      dropped: (reason, n) => stats.counters.apply([{ metric: 'outrigger_tracing_spans_dropped_total', labels: { reason }, value: n }]),
+    },
+    log,
+  );
+  stats.sections.set('tracing', () => exporter.json());
+  return exporter;
+}
+
+/** The supervisor's reports: stats deltas to the aggregator and the dashboard's sampler, span records to the trace exporter, worker events to the aggregator, try outcomes to the outlier detector. */
 function supervisorOptions(
   log: Logger,
   stats: StatsAggregator,
   sampler: TrafficSampler,
   verdicts: EndpointVerdicts,
+  exporter: SpanExporter,
   enableTestHooks: boolean,
 ): SupervisorOptions {
   return {
     log,
     enableTestHooks,
+    onSpans: (records, dropped) => exporter.add(records, dropped),
     onOutcomes: (events) => verdicts.record(events),
     onStats: (_id, delta) => {
       stats.apply(delta);

@@ -27,6 +27,8 @@ export interface AccessEntry {
   /** The error's detailed message (endpoint, parser message, peer): for operators, never for callers. */
   readonly detail: string | null;
   readonly tries: number;
+  /** The request's trace id when tracing is on (sampled or not), else null. */
+  readonly trace_id: string | null;
 }
 
 /** One connection of a `protocol: tcp` listener (its end: tcp_proxy.ts TcpEnd). */
@@ -64,7 +66,7 @@ export class AccessLog {
   write(e: AccessEntry): void {
     if (this.text) {
       this.logger.info(
-        `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}${e.protocol === null ? '' : ` ${e.protocol}`}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.error === null ? '' : ` ${e.error} ${JSON.stringify(e.detail ?? '')}`}`,
+        `${e.client} ${e.peer ?? '-'} "${e.method} ${e.path}${e.protocol === null ? '' : ` ${e.protocol}`}" ${e.status} ${e.bytes_out} ${e.duration_ms.toFixed(3)}ms ${e.upstream ?? '-'} ${e.request_id}${e.trace_id === null ? '' : ` trace_id=${e.trace_id}`}${e.error === null ? '' : ` ${e.error} ${JSON.stringify(e.detail ?? '')}`}`,
       );
     } else {
       this.logger.info(e, 'access');

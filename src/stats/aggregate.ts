@@ -165,8 +165,12 @@ export class StatsAggregator {
     }
   }
 
+  /** /stats sections kept by other main-thread parts (tracing's export queue), by name; added last. */
+  readonly sections = new Map<string, () => unknown>();
+
   toJSON(): StatsJson {
     return {
+      ...Object.fromEntries([...this.sections].map(([name, json]) => [name, json()])),
       ...buildStatsJson(this.view),
       workers: this.workersJson(),
       event_loop_delay: this.loopDelay.json(),

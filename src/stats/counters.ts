@@ -79,6 +79,9 @@ export const COUNTER_HELP: Readonly<Record<string, string>> = {
   outrigger_upstream_tls_resumptions_total: 'Resumed TLS sessions on new upstream connections (mTLS clusters), by cluster and endpoint.',
   outrigger_certificate_renewal_failures_total:
     "Failed renewals of this sidecar's certificate (source signer or ca: signer unreachable or refusing, an answer refused); the current certificate stays in force.",
+  outrigger_tracing_spans_exported_total: 'Spans the OTLP collector accepted (tracing).',
+  outrigger_tracing_spans_dropped_total:
+    'Spans never exported, by reason: queue_full (the export queue was at tracing.max_queued_spans: the oldest go), worker_buffer (a worker sampled more than it may hold between posts), rejected (the collector refused the batch with a 4xx), disabled (tracing was turned off).',
   outrigger_certificate_reload_rejected_total:
     'Certificate hot swaps refused (source files: the changed files were rejected; the current certificate stays in force).',
 };
@@ -109,6 +112,8 @@ export const COUNTER_LABELS: Readonly<Record<string, readonly string[]>> = {
   outrigger_upstream_tls_resumptions_total: ['cluster', 'endpoint'],
   outrigger_certificate_renewal_failures_total: ['source'],
   outrigger_certificate_reload_rejected_total: ['source'],
+  outrigger_tracing_spans_exported_total: [],
+  outrigger_tracing_spans_dropped_total: ['reason'],
 };
 
 /** Main side: monotonic totals of every series (exported to /metrics by prometheus.ts). */

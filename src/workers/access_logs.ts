@@ -58,6 +58,7 @@ export class AccessLogs {
       error: null,
       detail: null,
       tries: 1,
+      trace_id: head.trace?.traceId ?? null,
     });
   }
 
@@ -150,6 +151,7 @@ export class AccessLogs {
       error: err === null ? null : err.code,
       detail: err === null ? null : err.message,
       tries: ex?.tries ?? 0,
+      trace_id: head?.trace?.traceId ?? null,
     };
     this.emit(l.spec.name, spec, entry);
   }

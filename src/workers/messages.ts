@@ -4,6 +4,7 @@ import type { ConfigDelta } from '../config/delta.js';
 import type { Outcome } from '../health/outlier.js';
 import type { StatsDelta } from '../stats/delta.js';
 import type { TlsMaterial } from '../tls/material.js';
+import type { SpanRecord } from '../tracing/span_buffer.js';
 
 export interface WorkerInit {
   readonly workerId: number;
@@ -68,7 +69,8 @@ export type FromWorker =
   | { readonly type: 'apply_failed'; readonly version: number; readonly error: string }
   | { readonly type: 'drained'; readonly unfinished: number }
   | { readonly type: 'log'; readonly level: 'info' | 'warn' | 'error'; readonly msg: string; readonly fields?: Record<string, unknown> }
-  | { readonly type: 'stats'; readonly delta: StatsDelta }
+  /** `spans`: the sampled requests of the interval (tracing), and the spans the worker's buffer dropped. */
+  | { readonly type: 'stats'; readonly delta: StatsDelta; readonly spans?: { readonly records: readonly SpanRecord[]; readonly dropped: number } }
   | { readonly type: 'heartbeat' }
   | { readonly type: 'outcomes'; readonly events: readonly OutcomeEvent[] }
   | {

@@ -11,6 +11,7 @@ import { listenersOf } from '../config/placement.js';
 import type { Snapshot } from '../config/types.js';
 import type { StatsDelta } from '../stats/delta.js';
 import type { TlsMaterial } from '../tls/material.js';
+import type { SpanRecord } from '../tracing/span_buffer.js';
 import { mergeClusterViews, mergeListenerViews } from './inspection.js';
 import type { BoundListener, ClusterView, EndpointState, FromWorker, ListenerView, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 import { PortInUseError, resolvePorts } from './ports.js';
@@ -26,6 +27,8 @@ export interface SupervisorOptions {
   readonly enableTestHooks: boolean;
   /** Called with each stats delta a worker posts. */
   readonly onStats?: (workerId: number, delta: StatsDelta) => void;
+  /** Span records (tracing) a worker posted with its stats, and the spans its buffer dropped. */
+  readonly onSpans?: (records: readonly SpanRecord[], dropped: number) => void;
   /** Outcomes of upstream tries for passive outlier detection, in arrival order. */
   readonly onOutcomes?: (events: readonly OutcomeEvent[]) => void;
   /** Called when a worker died (before it is restarted). */
@@ -313,6 +316,7 @@ export class Supervisor {
         break;
       case 'stats':
         this.opts.onStats?.(slot.id, m.delta);
+        if (m.spans !== undefined) this.opts.onSpans?.(m.spans.records, m.spans.dropped);
         break;
       case 'outcomes':
         this.opts.onOutcomes?.(m.events);

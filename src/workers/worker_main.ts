@@ -14,6 +14,7 @@ import { OutcomeReporter } from './outcome_reporter.js';
 import { WorkerRuntime, type RequestObserver } from './runtime.js';
 import { StatsReporter } from './stats_reporter.js';
 import { clusterViews, listenerViews } from './views.js';
+import { SpanBuffer } from '../tracing/span_buffer.js';
 
 /** How often a worker tells the supervisor its event loop is alive. */
 const HEARTBEAT_MS = 250;
@@ -23,6 +24,8 @@ class WorkerThread {
   private readonly runtime: WorkerRuntime;
   private readonly stats: StatsReporter;
   private readonly accessLogs = new AccessLogs();
+  /** Sampled requests' spans, handed to the main thread with each stats post. */
+  private readonly spans = new SpanBuffer();
   private readonly outcomes: OutcomeReporter;
   private readonly drain: Drain;
   private readonly statsTimer: NodeJS.Timeout;
@@ -35,9 +38,10 @@ class WorkerThread {
   ) {
     this.outcomes = new OutcomeReporter((events) => this.post({ type: 'outcomes', events }));
     this.runtime = new WorkerRuntime(this.observer(), init.workerId, Buffer.from(init.ticketKeySeed));
-    this.stats = new StatsReporter(init.workerId, this.runtime, (delta, transfer) =>
-      this.port.postMessage({ type: 'stats', delta } satisfies FromWorker, transfer),
-    );
+    this.stats = new StatsReporter(init.workerId, this.runtime, (delta, transfer) => {
+      const spans = this.spans.take();
+      this.port.postMessage((spans === null ? { type: 'stats', delta } : { type: 'stats', delta, spans }) satisfies FromWorker, transfer);
+    });
     this.drain = new Drain(() => this.runtime.inflight);
     this.statsTimer = setInterval(() => this.stats.flush(), STATS_INTERVAL_MS);
     this.statsTimer.unref();
@@ -52,12 +56,28 @@ class WorkerThread {
       onExchangeDone: (l, ex) => {
         this.stats.exchangeDone(l, ex);
         this.accessLogs.exchangeDone(l, ex);
+        this.spans.ended(ex.head, {
+          listener: l.spec.name,
+          route: ex.route.name,
+          cluster: ex.cluster.spec.name,
+          upstream: ex.endpoint.address,
+          status: ex.status,
+          error: ex.error?.code ?? null,
+        });
         this.drain.exchangeDone();
       },
       onTryOutcome: (c, e, outcome) => this.outcomes.record(c, e, outcome),
       onLocalReply: (l, routeIndex, err, head, requestId) => {
         this.stats.localReply(l, routeIndex, err, head);
         this.accessLogs.localReply(l, routeIndex, err, head, requestId);
+        this.spans.ended(head, {
+          listener: l.spec.name,
+          route: l.spec.routes[routeIndex]?.name ?? null,
+          cluster: null,
+          upstream: null,
+          status: err.status,
+          error: err.code,
+        });
         if (err.code === 'internal_error') this.internalError(l.spec.name, err, requestId);
       },
       onUpgradeEnded: (l, record) => {
