@@ -127,7 +127,7 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
 
   /**
    * Made in uWS's upgrade handler, after admission, with what it read from the request (the
-   * request dies when the handler returns): the client's key and protocols and uWS's context.
+   * request dies when the handler returns): the client's Sec-WebSocket-Key and uWS's context.
    */
   constructor(
     res: HttpResponse,
@@ -188,8 +188,7 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
     this.frames.stop();
     if (ws !== null) ws.close();
     else if (res !== null) res.close();
-    this.up = [];
-    this.upBytes = 0;
+    this.dropQueued();
     this.emitClose(false);
     return this;
   }
@@ -315,7 +314,10 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
     else ws.end(payload.readUInt16BE(0), payload.subarray(2));
   }
 
-  /** The upstream sent its FIN: after its close frame nothing is left to do; without one the client connection is cut, as a FIN cuts it on the other engines. */
+  /**
+   * The upstream sent its FIN: after its close frame nothing is left to do; without one the
+   * client's connection is cut (no close frame), as the FIN would cut it on the other engines.
+   */
   private upstreamGone(): void {
     const ws = this.ws;
     this.ws = null;
@@ -439,8 +441,7 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
     if (code === 1006) {
       // No close frame (or one uWS found invalid): an abrupt end, passed on as a reset.
       this.upOpen = false;
-      this.up = [];
-      this.upBytes = 0;
+      this.dropQueued();
       this.emitClose(true);
       return;
     }
@@ -467,6 +468,13 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
   private endUp(): void {
     this.upOpen = false;
     this.maybeEnd();
+  }
+
+  /** An abrupt end: what was queued for the upstream is not sent. */
+  private dropQueued(): void {
+    this.up = [];
+    this.upAt = 0;
+    this.upBytes = 0;
   }
 
   pause(): this {
