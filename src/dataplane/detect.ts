@@ -8,6 +8,9 @@
 // protocols: MySQL, SMTP... the client waits for the server's greeting, which then arrives after
 // the timeout, not never). The bytes read are put back (`unshift`) for whichever side takes over.
 // A TLS ClientHello on a plaintext listener is the app's own TLS: opaque, passed through.
+// A connection being read counts in flight for a drain (`started`/`ended`): a client may have
+// sent half a request line when the drain begins; if it is still undecided when the grace period
+// ends, `closeAll` closes it.
 //
 // TLS listeners read nothing in plaintext: the handshake is theirs, and ALPN decides —
 // `outrigger-tcp/<port>` (what a client sidecar's tcp hop offers) is opaque TCP to the fallback
@@ -95,6 +98,10 @@ export interface DetectTargets {
   http(socket: net.Socket): void;
   /** The fallback cluster takes it as opaque TCP. */
   opaque(socket: net.Socket): void;
+  /** A connection is being read: it counts in flight (a drain waits for it) until `ended`. */
+  started(): void;
+  /** Its reading is over: it was handed on (and now counts as its protocol counts), or closed undecided. */
+  ended(): void;
 }
 
 /** The front socket of a plaintext listener with `tcp_fallback`: every connection is classified once, then handed on. */
@@ -139,6 +146,7 @@ export class Detector {
   take(socket: net.Socket): void {
     let got: Buffer | null = null;
     this.sniffing.add(socket);
+    this.targets.started();
     const done = (p: Detected): void => {
       clearTimeout(timer);
       this.sniffing.delete(socket);
@@ -148,8 +156,16 @@ export class Detector {
       socket.pause();
       if (got !== null) socket.unshift(got);
       this.counters.count(p);
-      if (p === 'opaque') this.targets.opaque(socket);
-      else this.targets.http(socket);
+      if (p === 'opaque') {
+        // The tcp proxy counts it in flight from here.
+        this.targets.opaque(socket);
+        this.targets.ended();
+      } else {
+        // The HTTP server parses the bytes put back on the next turns: a request among them is
+        // in flight by then (exchanges count), so a drain does not look again before.
+        this.targets.http(socket);
+        setImmediate(() => this.targets.ended());
+      }
     };
     const onData = (chunk: Buffer): void => {
       got = got === null ? chunk : Buffer.concat([got, chunk]);
@@ -171,7 +187,8 @@ export class Detector {
     socket.on('error', noop); // 'close' follows; nobody else listens yet
     socket.once('close', () => {
       clearTimeout(timer);
-      this.sniffing.delete(socket);
+      // Closed undecided (the client left, or the grace period of a drain ended): no longer in flight.
+      if (this.sniffing.delete(socket)) this.targets.ended();
     });
   }
 }

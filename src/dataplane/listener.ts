@@ -99,6 +99,8 @@ export interface ListenerContext {
   onUpgradeEnded(listener: ListenerRuntime, record: UpgradeRecord | null): void;
   /** A connection on a tcp listener ended (access log; a drain may be waiting for it). */
   onTcpEnded(listener: ListenerRuntime, record: TcpRecord): void;
+  /** In-flight work that leaves no record of its own ended (a connection protocol detection was reading): a drain may be waiting for it. */
+  onInflightEnded(listener: ListenerRuntime): void;
   /** outbound_policy: registry_only refused a connection's original destination (logged once per connection). */
   onDestinationRefused(listener: ListenerRuntime, destination: Destination, client: string): void;
 }
@@ -125,7 +127,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   private readonly h1: StrictServer | null = null;
   /** HTTP/2 on this listener (`protocol: auto | http2`, strict and node engines), or null. */
   readonly h2: H2Server | null = null;
-  /** Exchanges started on this listener and not yet finished, and upgraded connections still open. */
+  /** Exchanges started on this listener and not yet finished, upgraded and tcp connections still open, connections still being read by protocol detection. */
   inflight = 0;
   /** Upgraded (WebSocket) connections: the open tunnels and their counters. */
   readonly upgrades = new Upgrades();
@@ -198,6 +200,13 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       this.detector = new Detector(spec, this.detected!, {
         http: (s) => this.takeHttp(s),
         opaque: (s) => tcp.accept(s, null, null),
+        started: () => {
+          this.inflight++;
+        },
+        ended: () => {
+          this.inflight--;
+          this.ctx.onInflightEnded(this);
+        },
       });
     }
   }

@@ -22,7 +22,15 @@ import type { BoundListener } from './messages.js';
  */
 export type RequestObserver = Pick<
   ListenerContext,
-  'onExchangeDone' | 'onTryOutcome' | 'onLocalReply' | 'onTestCrash' | 'onTestStall' | 'onUpgradeEnded' | 'onTcpEnded' | 'onDestinationRefused'
+  | 'onExchangeDone'
+  | 'onTryOutcome'
+  | 'onLocalReply'
+  | 'onTestCrash'
+  | 'onTestStall'
+  | 'onUpgradeEnded'
+  | 'onTcpEnded'
+  | 'onInflightEnded'
+  | 'onDestinationRefused'
 >;
 
 export class WorkerRuntime implements ListenerContext {
@@ -47,6 +55,7 @@ export class WorkerRuntime implements ListenerContext {
   readonly onTestStall: ListenerContext['onTestStall'];
   readonly onUpgradeEnded: ListenerContext['onUpgradeEnded'];
   readonly onTcpEnded: ListenerContext['onTcpEnded'];
+  readonly onInflightEnded: ListenerContext['onInflightEnded'];
   readonly onDestinationRefused: ListenerContext['onDestinationRefused'];
 
   constructor(
@@ -62,6 +71,7 @@ export class WorkerRuntime implements ListenerContext {
       onTestStall: this.onTestStall,
       onUpgradeEnded: this.onUpgradeEnded,
       onTcpEnded: this.onTcpEnded,
+      onInflightEnded: this.onInflightEnded,
       onDestinationRefused: this.onDestinationRefused,
     } = observer);
   }

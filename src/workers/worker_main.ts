@@ -88,6 +88,7 @@ class WorkerThread {
         this.accessLogs.tcpDone(l, record);
         this.drain.exchangeDone();
       },
+      onInflightEnded: () => this.drain.exchangeDone(),
       onDestinationRefused: (l, d, client) =>
         this.post({
           type: 'log',

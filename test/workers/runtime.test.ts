@@ -21,6 +21,7 @@ const quiet: RequestObserver = {
   onTestStall: () => {},
   onUpgradeEnded: () => {},
   onTcpEnded: () => {},
+  onInflightEnded: () => {},
   onDestinationRefused: () => {},
 };
 
