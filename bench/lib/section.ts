@@ -258,6 +258,8 @@ export interface SectionConfigs {
   readonly direct: string;
   /** One sidecar in front of the upstream. */
   readonly one: { readonly name: string; readonly description: string };
+  /** More single sidecars, each with its own listener/cluster lines (e.g. another engine), started after `one`. */
+  readonly variants?: ReadonlyArray<{ readonly name: string; readonly description: string; readonly sidecar: SidecarProtocol }>;
   /** Two sidecars whose hop is mTLS; `label` names their files and processes. */
   readonly mtls: { readonly name: string; readonly label: string; readonly description: string };
   /** The peer proxy: its tool (missing: skipped with the tool's reason), its description from the tool's version, its command on a port. */
@@ -269,17 +271,19 @@ export interface SectionConfigs {
   };
 }
 
-/** Starts a section's configs in order: direct, one sidecar, the mTLS pair, the peer proxy. */
+/** Starts a section's configs in order: direct, one sidecar (and its variants), the mTLS pair, the peer proxy. */
 export async function startSectionConfigs(c: SectionConfigs): Promise<SectionTargets> {
   const set = new SectionTargets();
   set.started.push({ name: 'direct', description: c.direct, port: c.upstreamPort, pids: [], stop: async () => {} });
-  await set.attempt(c.one.name, async () => {
-    const port = await freePort();
-    const conf = join(c.dir, 'one.yaml');
-    writeFileSync(conf, sidecarYaml(c.sidecar, { role: 'one sidecar', listenPort: port, clusterPort: c.upstreamPort }));
-    const p = await runOutrigger(c.one.name, c.cli, conf, c.dir);
-    await set.add(c.one.name, c.one.description, port, [p], c.probe);
-  });
+  for (const one of [{ ...c.one, sidecar: c.sidecar }, ...(c.variants ?? [])]) {
+    await set.attempt(one.name, async () => {
+      const port = await freePort();
+      const conf = join(c.dir, `${one.name}.yaml`);
+      writeFileSync(conf, sidecarYaml(one.sidecar, { role: 'one sidecar', listenPort: port, clusterPort: c.upstreamPort }));
+      const p = await runOutrigger(one.name, c.cli, conf, c.dir);
+      await set.add(one.name, one.description, port, [p], c.probe);
+    });
+  }
   await set.attempt(c.mtls.name, async () => {
     const { port, procs } = await startMtlsPair(c);
     await set.add(c.mtls.name, c.mtls.description, port, procs, c.probe);

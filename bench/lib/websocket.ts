@@ -65,13 +65,18 @@ export interface WsBenchResults extends SectionResults<WsRun> {
   readonly inflight: number;
 }
 
-/** A WebSocket config's sidecar: strict engine (uws cannot tunnel upgrades), a route with `upgrades: [websocket]`. */
-export const WS_SIDECAR: SidecarProtocol = {
-  source: 'bench/lib/websocket.ts',
-  listenerName: 'ws',
-  listenerLines: ['engine: strict', 'routes: [{match: {path_prefix: /}, cluster: up, upgrades: [websocket]}]'],
-  clusterLines: [],
-};
+/** A WebSocket config's sidecar on `engine`, a route with `upgrades: [websocket]`. */
+function wsSidecar(engine: 'strict' | 'uws'): SidecarProtocol {
+  return {
+    source: 'bench/lib/websocket.ts',
+    listenerName: 'ws',
+    listenerLines: [`engine: ${engine}`, 'routes: [{match: {path_prefix: /}, cluster: up, upgrades: [websocket]}]'],
+    clusterLines: [],
+  };
+}
+
+/** The strict engine tunnels the bytes unchanged; the uws engine ends the client's WebSocket in uWS and re-encodes each message upstream. */
+export const WS_SIDECAR = wsSidecar('strict');
 
 /** nginx as a WebSocket proxy: HTTP/1.1 to the upstream with Upgrade/Connection passed on, 1 worker, no access log. */
 export function nginxWsConfig(dir: string, listenPort: number, upstreamPort: number): string {
@@ -122,6 +127,13 @@ function startTargets(opts: WsBenchOptions, dir: string, upstreamPort: number, n
     probe: probeWs,
     direct: 'the ws echo upstream itself (CPU column: 0 by definition)',
     one: { name: 'outrigger-ws-1w', description: 'one sidecar, 1 worker: strict engine, route with `upgrades: [websocket]` → the upstream' },
+    variants: [
+      {
+        name: 'outrigger-ws-uws-1w',
+        description: "one sidecar, 1 worker: uws engine (the client's WebSocket ends in uWS; each message re-encoded as a masked frame to the upstream)",
+        sidecar: wsSidecar('uws'),
+      },
+    ],
     mtls: {
       name: 'outrigger-ws-mtls',
       label: 'ws-mtls',
