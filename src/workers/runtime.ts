@@ -39,7 +39,11 @@ export class WorkerRuntime implements ListenerContext {
   private seeded: number | null = null;
   readonly clusters = new Map<string, Cluster>();
   readonly listeners = new Map<string, ListenerRuntime>();
-  /** Listeners whose socket was replaced and that still finish requests. */
+  /**
+   * Listeners a reload closed (removed, or replaced by a re-bound socket): they finish what they
+   * carry, and the stats reporter reads their counters until it has read their final values
+   * (forgetFinishedRetired), so their last connections count under their name.
+   */
   private readonly retired = new Set<ListenerRuntime>();
   version = 0;
   /** Built from the config's `tracing` (null: off); listeners read it per request, so a reload applies at once. */
@@ -172,17 +176,24 @@ export class WorkerRuntime implements ListenerContext {
 
   private retire(l: ListenerRuntime): void {
     l.stopAccepting();
-    if (l.inflight > 0) this.retired.add(l);
+    this.retired.add(l);
   }
 
-  /** Exchanges in flight on every listener, current and retired. */
+  /** Listeners a reload closed that the stats reporter has not yet read for the last time. */
+  get retiredListeners(): ReadonlySet<ListenerRuntime> {
+    return this.retired;
+  }
+
+  /** The stats reporter has read every retired listener's counters: those with nothing in flight are done. */
+  forgetFinishedRetired(): void {
+    for (const l of this.retired) if (l.inflight === 0) this.retired.delete(l);
+  }
+
+  /** Work in flight on every listener, current and retired. */
   get inflight(): number {
     let n = 0;
     for (const l of this.listeners.values()) n += l.inflight;
-    for (const l of this.retired) {
-      if (l.inflight === 0) this.retired.delete(l);
-      else n += l.inflight;
-    }
+    for (const l of this.retired) n += l.inflight;
     return n;
   }
 

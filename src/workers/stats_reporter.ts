@@ -24,10 +24,14 @@ interface ListenerHandles {
   readonly routes: RouteStatsHandle[];
 }
 
-/** What the reporter reads when it flushes: the worker's current listeners and clusters. */
+/** What the reporter reads when it flushes: the worker's current listeners and clusters, and the listeners a reload closed. */
 export interface StatsSource {
   readonly listeners: ReadonlyMap<string, ListenerRuntime>;
   readonly clusters: ReadonlyMap<string, Cluster>;
+  /** Closed listeners still finishing connections (or not yet read since their last one ended): their counters keep counting under their name. */
+  readonly retiredListeners: ReadonlySet<ListenerRuntime>;
+  /** Called once their counters were read: retired listeners with nothing left in flight are forgotten. */
+  forgetFinishedRetired(): void;
 }
 
 export class StatsReporter {
@@ -103,6 +107,7 @@ export class StatsReporter {
       this.stats.setPoolConnections(h, open, idle);
     }
     this.observeCounters();
+    this.source.forgetFinishedRetired();
     const counters = this.counters.take();
     const delta = this.stats.takeDelta();
     const loopDelay = this.loopDelay.take();
@@ -122,7 +127,7 @@ export class StatsReporter {
 
   private observeCounters(): void {
     const d = this.counters;
-    for (const l of this.source.listeners.values()) {
+    for (const l of [...this.source.listeners.values(), ...this.source.retiredListeners]) {
       const listener = l.spec.name;
       d.observe(l, 'outrigger_tls_handshake_failures_total', { listener }, l.handshakeFailures);
       d.observe(l.underscores, 'outrigger_headers_with_underscores_dropped_total', { listener }, l.underscores.dropped);
