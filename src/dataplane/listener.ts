@@ -495,10 +495,10 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.forgetRoutings();
   }
 
-  /** Routings by original destination are rebuilt on next use; the local app's connections drain. */
+  /** Routings by original destination are rebuilt on next use; the local app's connections drain where their route cluster changed. */
   private forgetRoutings(): void {
     this.routings.clear();
-    this.localApps?.drain();
+    this.localApps?.keepCurrent((name) => this.ctx.cluster(name)?.spec);
   }
 
   /**

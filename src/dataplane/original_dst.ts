@@ -231,9 +231,13 @@ function originalDestinationOf(socket: net.Socket): { address: string; port: num
   return fd >= 0 ? originalDestination(fd) : null;
 }
 
-/** Inbound: the local app's clusters, one per (route cluster, port), made on first use. */
+/**
+ * Inbound: the local app's clusters, one per (route cluster, port), made on first use. Each keeps
+ * the route cluster's spec it was made from: a reload that changes that cluster (or removes it)
+ * drains its twins, any other reload keeps them and their pooled connections.
+ */
 export class LocalApps {
-  private readonly byKey = new Map<string, Cluster>();
+  private readonly byKey = new Map<string, { readonly template: ClusterSpec; readonly cluster: Cluster }>();
 
   constructor(
     private readonly ticker: Ticker,
@@ -244,14 +248,14 @@ export class LocalApps {
   /** The cluster that sends what `template` would send to 127.0.0.1:`port` instead of its endpoints. */
   cluster(template: ClusterSpec, port: number): Cluster {
     const key = `${template.name}\n${port}`;
-    let c = this.byKey.get(key);
-    if (c === undefined) {
-      const address = `127.0.0.1:${port}`;
-      const spec: ClusterSpec = { ...template, endpoints: [{ address, host: '127.0.0.1', port, weight: 1 }], tls: null, healthCheck: null, outlier: null };
-      c = new Cluster(spec, this.ticker, this.rng, this.tls);
-      this.byKey.set(key, c);
-    }
-    return c;
+    const app = this.byKey.get(key);
+    if (app !== undefined && app.template === template) return app.cluster;
+    app?.cluster.drain();
+    const address = `127.0.0.1:${port}`;
+    const spec: ClusterSpec = { ...template, endpoints: [{ address, host: '127.0.0.1', port, weight: 1 }], tls: null, healthCheck: null, outlier: null };
+    const cluster = new Cluster(spec, this.ticker, this.rng, this.tls);
+    this.byKey.set(key, { template, cluster });
+    return cluster;
   }
 
   /** The routing of an inbound request to `port`: the listener's routes, each sending to its cluster's local-app twin. */
@@ -264,14 +268,20 @@ export class LocalApps {
     return { name: base.name, router: base.router, targets, rateLimit: base.rateLimit };
   }
 
-  /** A new config version: connections to the local app drain, new ones are made from the new cluster settings. */
-  drain(): void {
-    for (const c of this.byKey.values()) c.drain();
-    this.byKey.clear();
+  /**
+   * A new config version: twins of route clusters whose spec changed or that are gone drain (new
+   * ones are made from the new settings on next use); the others keep their connections.
+   */
+  keepCurrent(specOf: (name: string) => ClusterSpec | undefined): void {
+    for (const [key, app] of this.byKey) {
+      if (specOf(app.template.name) === app.template) continue;
+      app.cluster.drain();
+      this.byKey.delete(key);
+    }
   }
 
   close(): void {
-    for (const c of this.byKey.values()) c.close();
+    for (const app of this.byKey.values()) app.cluster.close();
     this.byKey.clear();
   }
 }

@@ -113,7 +113,8 @@ export class WorkerRuntime implements ListenerContext {
     if (delta.tracing !== undefined) this.tracer = delta.tracing === null ? null : new Tracer(delta.tracing);
     this.applyClusters(delta.clusters.changed, delta.clusters.removed, reseeded);
     this.applyListeners(delta.listeners.changed, delta.listeners.removed, fresh);
-    if (added.length > 0 || delta.clusters.removed.length > 0) for (const l of this.listeners.values()) l.refreshTargets();
+    // Changed clusters too: an inbound original_destination listener's local-app twins follow their settings.
+    if (added.length > 0 || delta.clusters.changed.length > 0 || delta.clusters.removed.length > 0) for (const l of this.listeners.values()) l.refreshTargets();
     this.version = delta.version;
     return [...this.listeners.values()].map((l) => ({ name: l.spec.name, host: l.spec.host, port: l.port }));
   }
