@@ -60,7 +60,7 @@ import {
   type FrontTargets,
   type RoutedSocket,
 } from './original_dst.js';
-import { TcpListener, type TcpListenerHooks, type TcpRecord } from './tcp_proxy.js';
+import { TcpListener, type TcpCounters, type TcpListenerHooks, type TcpRecord } from './tcp_proxy.js';
 import type { SpliceSocket } from './splice.js';
 import { connectionUpgrade, Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRecord, type UpgradeRequest } from './upgrade.js';
 import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
@@ -127,7 +127,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   private readonly h1: StrictServer | null = null;
   /** HTTP/2 on this listener (`protocol: auto | http2`, strict and node engines), or null. */
   readonly h2: H2Server | null = null;
-  /** Exchanges started on this listener and not yet finished, upgraded and tcp connections still open, connections still being read by protocol detection. */
+  /** Exchanges started on this listener and not yet finished, upgraded, tcp and passthrough connections still open, connections still being read by protocol detection. */
   inflight = 0;
   /** Upgraded (WebSocket) connections: the open tunnels and their counters. */
   readonly upgrades = new Upgrades();
@@ -223,7 +223,20 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
         else this.takeHttp(s);
       },
       refused: (s, d) => this.ctx.onDestinationRefused(this, d, `${s.remoteAddress}:${s.remotePort}`),
+      passthroughStarted: () => {
+        this.inflight++;
+      },
+      // As a tcp connection's end: the access log line, and a drain may be waiting for it.
+      passthroughEnded: (record) => {
+        this.inflight--;
+        this.ctx.onTcpEnded(this, record);
+      },
     };
+  }
+
+  /** Counters of the passthrough streams (`allow_any`) of an outbound original_destination listener, or null. */
+  get passthrough(): TcpCounters | null {
+    return this.front?.passthrough ?? null;
   }
 
   /**

@@ -9,7 +9,9 @@
 // owning cluster (outboundRouting) and its opaque bytes forwarded to it (tcp_proxy.ts). Any other
 // address: `allow_any` splices it straight to that address (no HTTP parsing; the sidecar's own
 // connections are excluded from the redirect by uid, so this is no loop), `registry_only` refuses
-// it (HTTP requests get 403 destination_not_allowed, opaque TCP is closed).
+// it (HTTP requests get 403 destination_not_allowed, opaque TCP is closed). A passthrough stream
+// is a tcp connection like a tcp listener's (PassthroughStream): in flight for a drain, counted
+// under cluster `passthrough` (/stats tcp, outrigger_tcp_*), one access log line when it ends.
 //
 // Inbound (tls listener): after the handshake, the connection goes to the local app at
 // 127.0.0.1:<original port> (for a tcp hop dialled to the listener itself, the port the peer
@@ -27,6 +29,7 @@ import type { Ticker } from '../upstream/ticker.js';
 import type { ListenerRouting, RouteTarget } from './admission.js';
 import { buildRouter, type CompiledRoute, type HeaderLookup, type Router } from './router.js';
 import { Splice } from './splice.js';
+import { TcpCounters, type TcpEnd, type TcpRecord } from './tcp_proxy.js';
 
 /** Where an intercepted connection went: a service's cluster, straight through, or nowhere. */
 export type DestinationKind = 'cluster' | 'passthrough' | 'refused';
@@ -71,16 +74,23 @@ export interface FrontTargets {
   serve(socket: RoutedSocket): void;
   /** A connection was refused (registry_only): logged once with its destination. */
   refused(socket: net.Socket, destination: Destination): void;
+  /** A passthrough stream started: it counts in flight (a drain waits for it) until `passthroughEnded`. */
+  passthroughStarted(): void;
+  /** A passthrough stream is over (both sockets closed): its access log line. */
+  passthroughEnded(record: TcpRecord): void;
 }
+
+/** The cluster name passthrough streams count and log under (Istio's PassthroughCluster). */
+export const PASSTHROUGH = 'passthrough';
 
 /** The listening socket of an outbound original_destination listener. */
 export class OriginalDstFront {
   readonly server: net.Server;
   private spec: ListenerSpec;
-  /** Passthrough streams still open. */
-  private readonly passing = new Set<Splice | net.Socket>();
-  /** Bytes of passthrough streams (this worker). */
-  readonly passthroughBytes = { bytesFromClient: 0, bytesFromUpstream: 0 };
+  /** Passthrough streams connecting or spliced. */
+  private readonly passing = new Set<PassthroughStream>();
+  /** Passthrough streams of this worker: opened by destination port, closed, bytes, durations, connect failures. */
+  readonly passthrough = new TcpCounters();
 
   constructor(
     spec: ListenerSpec,
@@ -133,25 +143,90 @@ export class OriginalDstFront {
 
   /** allow_any: the bytes go to the address the app dialled, unchanged (Istio's PassthroughCluster). */
   private passThrough(client: net.Socket, d: Destination): void {
-    const host = d.address.startsWith('[') ? d.address.slice(1, d.address.lastIndexOf(']')) : d.address.slice(0, d.address.lastIndexOf(':'));
-    const upstream = net.connect({ host, port: d.port, allowHalfOpen: true, noDelay: true });
-    this.passing.add(upstream);
-    client.on('error', noop);
-    const failed = (): void => {
-      this.passing.delete(upstream);
-      upstream.destroy();
-      client.destroy();
-    };
-    upstream.once('error', failed);
-    client.once('close', failed);
-    upstream.once('connect', () => {
-      upstream.off('error', failed);
-      client.off('close', failed);
-      this.passing.delete(upstream);
-      const idleMs = this.spec.tcp?.idleTimeoutMs ?? this.spec.tcpFallback?.idleTimeoutMs ?? PASSTHROUGH_IDLE_MS;
-      const splice = new Splice(client, upstream, this.ticker, idleMs, this.passthroughBytes, () => this.passing.delete(splice));
-      this.passing.add(splice);
+    const idleMs = this.spec.tcp?.idleTimeoutMs ?? this.spec.tcpFallback?.idleTimeoutMs ?? PASSTHROUGH_IDLE_MS;
+    this.targets.passthroughStarted();
+    const stream = new PassthroughStream(client, d, this.ticker, idleMs, this.passthrough, (record) => {
+      this.passing.delete(stream);
+      this.targets.passthroughEnded(record);
     });
+    this.passing.add(stream);
+  }
+}
+
+/** One passthrough stream: connecting to the original destination, then spliced; counted and recorded as a tcp connection. */
+class PassthroughStream {
+  private readonly upstream: net.Socket;
+  private splice: Splice | null = null;
+  private readonly startMs = Date.now();
+  private readonly startMono: number;
+  private readonly clientAddress: string;
+  private done = false;
+
+  constructor(
+    private readonly client: net.Socket,
+    private readonly destination: Destination,
+    private readonly ticker: Ticker,
+    idleMs: number,
+    private readonly counters: TcpCounters,
+    private readonly ended: (record: TcpRecord) => void,
+  ) {
+    this.startMono = ticker.fresh();
+    this.clientAddress = `${client.remoteAddress}:${client.remotePort}`;
+    const a = destination.address;
+    const host = a.startsWith('[') ? a.slice(1, a.lastIndexOf(']')) : a.slice(0, a.lastIndexOf(':'));
+    this.upstream = net.connect({ host, port: destination.port, allowHalfOpen: true, noDelay: true });
+    client.on('error', noop);
+    this.upstream.once('error', this.connectFailed);
+    client.once('close', this.clientGone);
+    this.upstream.once('connect', () => this.connected(idleMs));
+  }
+
+  private readonly connectFailed = (): void => this.fail('connect_failed');
+  /** The client left before the destination answered: no stream. */
+  private readonly clientGone = (): void => this.fail('closed');
+
+  private connected(idleMs: number): void {
+    this.upstream.off('error', this.connectFailed);
+    this.client.off('close', this.clientGone);
+    const port = this.destination.port;
+    this.counters.openedByPort.set(port, (this.counters.openedByPort.get(port) ?? 0) + 1);
+    this.splice = new Splice(this.client, this.upstream, this.ticker, idleMs, this.counters, (sp) => {
+      this.counters.closed++;
+      this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream);
+    });
+  }
+
+  private fail(why: TcpEnd): void {
+    if (this.splice !== null || this.done) return;
+    this.counters.refused.set(why, (this.counters.refused.get(why) ?? 0) + 1);
+    this.upstream.destroy();
+    this.client.destroy();
+    this.finish(why, 0, 0);
+  }
+
+  private finish(end: TcpEnd, bytesFromClient: number, bytesFromUpstream: number): void {
+    if (this.done) return;
+    this.done = true;
+    const durationMs = Math.round((this.ticker.fresh() - this.startMono) * 1000) / 1000;
+    if (this.splice !== null) this.counters.durationSeconds += durationMs / 1000;
+    this.ended({
+      cluster: PASSTHROUGH,
+      upstream: this.destination.address,
+      client: this.clientAddress,
+      peer: null,
+      destinationPort: this.destination.port,
+      startMs: this.startMs,
+      durationMs,
+      bytesFromClient,
+      bytesFromUpstream,
+      end,
+    });
+  }
+
+  /** Closes both sides now (the drain grace period is over, or the worker is closing). */
+  destroy(): void {
+    if (this.splice !== null) this.splice.destroy();
+    else this.fail('closed_by_proxy');
   }
 }
 

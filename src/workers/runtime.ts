@@ -50,6 +50,7 @@ export class WorkerRuntime implements ListenerContext {
   tracer: Tracer | null = null;
 
   private material: TlsMaterial | null = null;
+  private socketsClosed = false;
 
   // The observer's callbacks, called by listeners directly (no forwarding through the runtime).
   readonly onExchangeDone: ListenerContext['onExchangeDone'];
@@ -203,8 +204,10 @@ export class WorkerRuntime implements ListenerContext {
     for (const l of this.listeners.values()) l.stopAccepting();
   }
 
-  /** Closes every listener and client connection at once (before the thread exits). */
+  /** Closes every listener and client connection at once (before the thread exits; once: uWS apps close once). */
   closeSockets(): void {
+    if (this.socketsClosed) return;
+    this.socketsClosed = true;
     for (const l of this.listeners.values()) l.closeAll();
     for (const l of this.retired) l.closeAll();
     this.retired.clear();

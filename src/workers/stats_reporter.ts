@@ -6,6 +6,7 @@
 
 import type { Exchange } from '../dataplane/exchange.js';
 import type { ListenerRuntime } from '../dataplane/listener.js';
+import { PASSTHROUGH } from '../dataplane/original_dst.js';
 import type { TcpCounters } from '../dataplane/tcp_proxy.js';
 import type { ProxyError } from '../errors.js';
 import { isGrpcRequest } from '../grpc/wire.js';
@@ -140,6 +141,8 @@ export class StatsReporter {
       d.observe(u, 'outrigger_upgraded_bytes_total', { listener, direction: 'from_upstream' }, u.bytesFromUpstream);
       d.observe(u, 'outrigger_upgraded_client_overflows_total', { listener }, u.clientOverflows);
       if (l.tcp !== null) this.observeTcp(listener, l.tcp.counters);
+      const passthrough = l.passthrough;
+      if (passthrough !== null) this.observeTcp(listener, [[PASSTHROUGH, passthrough]]);
       const det = l.detected;
       if (det !== null) {
         for (const [protocol, n] of det.byProtocol) d.observe(det.byProtocol, 'outrigger_detected_connections_total', { listener, protocol }, n);
@@ -167,7 +170,7 @@ export class StatsReporter {
     }
   }
 
-  private observeTcp(listener: string, byCluster: ReadonlyMap<string, TcpCounters>): void {
+  private observeTcp(listener: string, byCluster: Iterable<readonly [string, TcpCounters]>): void {
     const d = this.counters;
     for (const [cluster, c] of byCluster) {
       for (const [port, n] of c.openedByPort)

@@ -19,6 +19,8 @@ import { SpanBuffer } from '../tracing/span_buffer.js';
 /** How often a worker tells the supervisor its event loop is alive. */
 const HEARTBEAT_MS = 250;
 const STATS_INTERVAL_MS = 1000;
+/** How long a stopping worker waits for the connections it closed to report their end (their close events come a loop turn later). */
+const CLOSE_WAIT_MS = 500;
 
 class WorkerThread {
   private readonly runtime: WorkerRuntime;
@@ -140,9 +142,7 @@ class WorkerThread {
         });
         break;
       case 'stop':
-        this.shutdown();
-        // Exit on the next turn, once uWS has really closed its sockets.
-        setImmediate(() => process.exit(0));
+        void this.stop();
         break;
     }
   }
@@ -155,6 +155,19 @@ class WorkerThread {
     } catch (e) {
       this.post({ type: 'apply_failed', version: delta.version, error: e instanceof Error ? e.message : String(e) });
     }
+  }
+
+  /**
+   * Closes every socket, waits (bounded) until the connections that cut off have ended — their
+   * access log lines and counters are written as they end, a turn later — then flushes and exits.
+   */
+  private async stop(): Promise<void> {
+    this.runtime.closeSockets();
+    await this.drain.wait(CLOSE_WAIT_MS);
+    this.stats.flush();
+    this.shutdown();
+    // Exit on the next turn, once uWS has really closed its sockets.
+    setImmediate(() => process.exit(0));
   }
 
   /** Flushes what is buffered and closes every socket (before the thread exits). */
