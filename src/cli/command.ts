@@ -33,6 +33,8 @@ Usage:
                                requests, rates, success and latency per route and cluster of a sidecar
   outrigger top [--admin HOST:PORT] [--token-file F]
                                a sidecar's busiest paths, live (keys r, s, l, p sort; q quits)
+  outrigger mesh apply -f FILE --etcd H:P,... | status --etcd H:P,... [--json] | rollback --to N --etcd H:P,...
+                               the mesh-wide config in etcd (outrigger mesh --help)
   outrigger --help | --version
 
 Options:
@@ -57,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'stat') return (await import('./stat.js')).runStat(argv.slice(1));
   if (argv[0] === 'top') return (await import('./top.js')).runTop(argv.slice(1));
   if (argv[0] === 'iptables') return (await import('./iptables.js')).runIptablesCommand(argv.slice(1));
+  if (argv[0] === 'mesh') return (await import('./mesh.js')).runMesh(argv.slice(1));
   if (argv[0] === 'wait-ready') return (await import('./wait_ready.js')).runWaitReady(argv.slice(1));
   let parsed;
   try {
@@ -86,7 +89,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined) throw new UsageError('missing command (run, validate); see outrigger --help');
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   if (command !== 'run' && command !== 'validate')
-    throw new UsageError(`unknown command "${command}" (run, validate, ca, bench, iptables, wait-ready); see outrigger --help`);
+    throw new UsageError(`unknown command "${command}" (run, validate, ca, bench, iptables, wait-ready, mesh); see outrigger --help`);
   const file = values.config;
   if (file === undefined) throw new UsageError(`${command} needs -c FILE`);
   const logLevel = values['log-level'] ?? 'info';
