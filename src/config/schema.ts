@@ -31,6 +31,7 @@ import {
   retryBudgetSchema,
   tlsIdentitySchema,
 } from './future.js';
+import { meshDiscoverySchema, serviceRegistrationSchema } from './etcd.js';
 
 export const nodeSchema = z.strictObject({
   identity: spiffeIdField.optional(),
@@ -39,6 +40,8 @@ export const nodeSchema = z.strictObject({
   error_detail: z.enum(['minimal', 'full']).default('minimal'),
   worker_stall_ms: ms(100).default(5_000),
   random_seed: z.int().min(0).max(4_294_967_295).optional(),
+  /** What this sidecar registers in etcd (top-level discovery.etcd), under a lease it keeps alive. */
+  service: serviceRegistrationSchema.optional(),
 });
 
 export const adminSchema = z.strictObject({
@@ -235,6 +238,8 @@ export const configSchema = z.strictObject({
   listeners: z.array(listenerSchema).default([]),
   clusters: z.array(clusterSchema).default([]),
   tracing: tracingSchema.optional(),
+  /** The etcd cluster for registrations (node.service, clusters' discovery.etcd) and the mesh-wide config. */
+  discovery: meshDiscoverySchema.optional(),
 });
 
 /** A validated config with every default applied (what `LoadResult.source` holds). */
