@@ -247,6 +247,7 @@ function checkCluster(c: Obj, at: ConfigPath, out: RawProblem[]): void {
       out.push({ path: [...at, 'endpoints', k, 'address'], message: `duplicate endpoint ${key} (also endpoints[${prev}])` });
     } else seen.set(key, k);
   });
+  if (isObj(c['discovery'])) checkDiscovery(c['discovery'], [...at, 'discovery'], out);
   checkGrpcHealthCheck(c, at, out);
   const shorthand = c['connect_timeout_ms'];
   const pool = c['pool'];
@@ -262,6 +263,19 @@ function checkCluster(c: Obj, at: ConfigPath, out: RawProblem[]): void {
  * http2-only listener would take a passthrough connection's bytes for a bad preface.
  * `outbound_policy` decides for addresses no cluster owns: outbound listeners only.
  */
+/** Exactly one source; a DNS A/AAAA lookup needs the endpoints' port, an SRV record brings its own. */
+function checkDiscovery(d: Obj, at: ConfigPath, out: RawProblem[]): void {
+  const dns = d['dns'];
+  if ((dns === undefined) === (d['etcd'] === undefined)) {
+    out.push({ path: at, message: 'give exactly one of dns or etcd' });
+    return;
+  }
+  if (!isObj(dns)) return;
+  const type = typeof dns['type'] === 'string' ? dns['type'] : 'A';
+  if (type === 'SRV' && dns['port'] !== undefined) out.push({ path: [...at, 'dns', 'port'], message: 'SRV records carry their own port: leave port out' });
+  if (type !== 'SRV' && dns['port'] === undefined) out.push({ path: [...at, 'dns'], message: `type ${type} needs port (the endpoints' port)` });
+}
+
 function checkOriginalDestination(l: Obj, at: ConfigPath, out: RawProblem[]): void {
   const on = l['original_destination'] === true;
   if (on && l['engine'] === 'uws') {

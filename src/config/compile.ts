@@ -12,6 +12,7 @@ import type {
   RateLimitSpec,
   RetrySpec,
   ClusterSpec,
+  DiscoverySpec,
   EndpointSpec,
   HeaderMatchSpec,
   ListenerSpec,
@@ -344,7 +345,17 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
             maxEjectionPercent: c.outlier_detection.max_ejection_percent,
           },
     tls: c.tls === undefined || c.tls.mode === 'disabled' ? null : { identities: c.tls.identities ?? (c.tls.identity !== undefined ? [c.tls.identity] : []) },
+    discovery: compileDiscovery(c.discovery),
   };
+}
+
+function compileDiscovery(d: RawCluster['discovery']): DiscoverySpec | null {
+  if (d?.dns !== undefined) {
+    const { name, type, port, refresh_ms, resolvers } = d.dns;
+    return { kind: 'dns', name, type, port: port ?? null, refreshMs: refresh_ms, resolvers: resolvers ?? [] };
+  }
+  if (d?.etcd !== undefined) return { kind: 'etcd', service: d.etcd.service };
+  return null;
 }
 
 function mustParse(address: string, allowPortZero: boolean): { host: string; port: number } {

@@ -1,8 +1,8 @@
 // Schemas of the mesh sections beyond routing, all built: identity and TLS (this sidecar's
 // certificate from files, the embedded CA or a signer; listener and cluster TLS), authorization,
 // resilience (retries, fault, rate_limit, retry_budget, health_check, outlier_detection) and the
-// access log. Cluster `discovery` is the one section accepted with a warning while it is not built
-// (warnings.ts); retries' `refused-stream` is accepted and never occurs with HTTP/1.1 upstreams.
+// access log, cluster `discovery` (DNS or etcd); retries' `refused-stream` is accepted and never
+// occurs with HTTP/1.1 upstreams.
 import { z } from 'zod';
 import { endpointAddressField, grpcTargetSchema, identityPatternField, methodField, ms, pathField, spiffeIdField } from './fields.js';
 
@@ -219,9 +219,23 @@ export const outlierDetectionSchema = z.strictObject({
   max_ejection_percent: percent.default(10),
 });
 
-/** Cluster `discovery`: endpoints from DNS instead of a static list. */
+/** Cluster `discovery.dns`: the endpoints are what a DNS name resolves to, refreshed as its TTL says. */
+const dnsDiscoverySchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$/, { error: 'must be a DNS name' }),
+  /** A and AAAA: the endpoints' port; SRV records carry their own (checks.ts refuses it there). */
+  port: z.int().min(1).max(65535).optional(),
+  type: z.enum(['A', 'AAAA', 'SRV']).default('A'),
+  /** The longest time between two lookups; a record's TTL shortens it. */
+  refresh_ms: ms(1000).default(5000),
+  /** The DNS servers to ask, IP literal and port (`127.0.0.1:53`); default: the system's (/etc/resolv.conf). */
+  resolvers: z.array(endpointAddressField).min(1).optional(),
+});
+
+/** Cluster `discovery.etcd`: the endpoints are the sidecars registered for a service under the top-level `discovery.etcd`. */
+const etcdDiscoverySchema = z.strictObject({ service: z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: 'must be a service name' }) });
+
+/** Cluster `discovery`: endpoints found at run time instead of a static list; exactly one of `dns` or `etcd` (checks.ts). */
 export const discoverySchema = z.strictObject({
-  dns: z.string().regex(/^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/, { error: 'must be a DNS name' }),
-  port: z.int().min(1).max(65535),
-  refresh_ms: ms(1).default(5000),
+  dns: dnsDiscoverySchema.optional(),
+  etcd: etcdDiscoverySchema.optional(),
 });

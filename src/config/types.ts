@@ -330,6 +330,23 @@ export interface ClusterSpec {
   readonly outlier: OutlierSpec | null;
   /** mTLS to the endpoints: the SPIFFE IDs (or `/*` patterns) the server must present; null = plaintext. */
   readonly tls: { readonly identities: readonly string[] } | null;
+  /** Where the endpoints come from at run time (then `endpoints` is empty here: the main thread's discovery manager fills them in); null = the static list. */
+  readonly discovery: DiscoverySpec | null;
+}
+
+/** Cluster `discovery`: a DNS name, or the sidecars registered in etcd for a service. */
+export type DiscoverySpec = DnsDiscoverySpec | { readonly kind: 'etcd'; readonly service: string };
+
+export interface DnsDiscoverySpec {
+  readonly kind: 'dns';
+  readonly name: string;
+  readonly type: 'A' | 'AAAA' | 'SRV';
+  /** A and AAAA: the endpoints' port; null for SRV (each record has its own). */
+  readonly port: number | null;
+  /** The longest time between lookups; a shorter record TTL wins. */
+  readonly refreshMs: number;
+  /** `host:port` of the DNS servers to ask; empty = the system's. */
+  readonly resolvers: readonly string[];
 }
 
 /** Per worker: a retry may start while retries in flight < max(minConcurrent, percent% of active requests)

@@ -21,12 +21,7 @@ export function notBuiltWarnings(raw: unknown): RawProblem[] {
     });
   });
   list(raw['clusters']).forEach((c, k) => {
-    if (!isObj(c)) return;
-    const at: ConfigPath = ['clusters', k];
-    if (c['discovery'] !== undefined) {
-      out.push({ path: [...at, 'discovery'], message: `${NOT_BUILT}; the cluster has no endpoints until it is` });
-    }
-    warnIfSet(c, CLUSTER_KEYS, at, out);
+    if (isObj(c)) warnIfSet(c, CLUSTER_KEYS, ['clusters', k], out);
   });
   return out;
 }

@@ -119,6 +119,7 @@ describe('compile', () => {
       healthCheck: null,
       outlier: null,
       tls: null,
+      discovery: null,
     });
     expect(v2?.lb).toBe('least_request');
     expect(v2?.endpoints[0]).toEqual({ address: 'localhost:16007', host: '127.0.0.1', port: 16007, weight: 1 });

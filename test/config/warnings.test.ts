@@ -1,13 +1,10 @@
-// Of the mesh sections only cluster `discovery` is still accepted-with-a-warning (one warning per
-// section, with path and line, never a problem). Every other section is built now: it compiles
-// into the snapshot and causes no warning; the admin block and defaults never warn.
+// Every mesh section is built now (cluster `discovery` was the last): it compiles into the snapshot
+// and causes no warning; the admin block and defaults never warn.
 import { describe, expect, it } from 'vitest';
 import { compileConfig, parseConfigText } from '../../src/config/load.js';
 import { minimal, OPTS, ok } from './helpers.js';
 
-const NOT_BUILT = 'accepted, not built yet in this version (ignored)';
-
-/** Every section that used to warn, plus two discovery clusters. */
+/** Every section that used to warn, two discovery clusters among them. */
 const EVERYTHING = `admin: {address: 127.0.0.1:0, token_file: ./t, history_limit: 5}
 node: {identity: spiffe://td/ns/a/sa/web, random_seed: 7}
 tls: {ca: {dir: ./ca}}
@@ -33,19 +30,16 @@ clusters:
     health_check: {}
     outlier_detection: {consecutive_gateway_failure: 2}
   - name: dns
-    discovery: {dns: api.local, port: 80}
+    discovery: {dns: {name: api.local, port: 80}}
   - name: dns2
-    discovery: {dns: api2.local, port: 8080, refresh_ms: 1000}
+    discovery: {dns: {name: _api._tcp.api2.local, type: SRV, refresh_ms: 1000, resolvers: ["127.0.0.1:5353"]}}
 `;
 
 describe('warnings', () => {
-  it('warns only for discovery, once per cluster, in document order, with lines', () => {
+  it('warns for nothing; a discovery cluster compiles with no endpoints and its source', () => {
     const r = ok(parseConfigText(EVERYTHING, OPTS));
-    expect(r.warnings).toEqual([
-      { path: 'clusters[1].discovery', message: `${NOT_BUILT}; the cluster has no endpoints until it is`, line: 26 },
-      { path: 'clusters[2].discovery', message: `${NOT_BUILT}; the cluster has no endpoints until it is`, line: 28 },
-    ]);
-    // A discovery cluster compiles with no endpoints (and stays usable by name).
+    expect(r.warnings).toEqual([]);
+    // The discovery manager fills the endpoints in at run time.
     expect(r.snapshot.clusters.map((c) => [c.name, c.endpoints.length])).toEqual([
       ['api', 1],
       ['dns', 0],
@@ -120,7 +114,12 @@ describe('warnings', () => {
       base_ejection_ms: 30000,
       max_ejection_percent: 10,
     });
-    expect(r.source.clusters[2]?.discovery).toEqual({ dns: 'api2.local', port: 8080, refresh_ms: 1000 });
+    expect(r.source.clusters[2]?.discovery).toEqual({ dns: { name: '_api._tcp.api2.local', type: 'SRV', refresh_ms: 1000, resolvers: ['127.0.0.1:5353'] } });
+    expect(r.snapshot.clusters.map((c) => c.discovery)).toEqual([
+      null,
+      { kind: 'dns', name: 'api.local', type: 'A', port: 80, refreshMs: 5000, resolvers: [] },
+      { kind: 'dns', name: '_api._tcp.api2.local', type: 'SRV', port: null, refreshMs: 1000, resolvers: ['127.0.0.1:5353'] },
+    ]);
   });
 
   it('does not warn for defaults, for the built sections, nor for circuit_breaker', () => {

@@ -23,6 +23,7 @@ export function cluster(
     healthCheck: extra.healthCheck ?? null,
     outlier: extra.outlier ?? null,
     tls: null,
+    discovery: null,
   };
 }
 
