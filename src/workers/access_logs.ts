@@ -105,6 +105,12 @@ export class AccessLogs {
 
   private logOf(name: string, spec: AccessLogSpec): AccessLog {
     let log = this.logs.get(name);
+    // A removed listener's last connections reopen its log when they end: a listener that takes
+    // the name later with other settings writes to its own, not to that one.
+    if (log !== undefined && (log.spec.path !== spec.path || log.spec.format !== spec.format)) {
+      log.close();
+      log = undefined;
+    }
     if (log === undefined) {
       log = new this.AccessLogClass!(spec);
       this.logs.set(name, log);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, parsePrometheus, sampleValue, startSidecar, tempDir } from '../helpers/sidecar.js';
+import { adminCall, closeAll, deadPort, parsePrometheus, sampleValue, startSidecar, tempDir } from '../helpers/sidecar.js';
 import { connectClient, startTcpApp, tcpSidecarConfig } from './helpers.js';
 
 afterAll(closeAll);
@@ -17,6 +17,13 @@ interface TcpStat {
   bytes_from_client: number;
   bytes_from_upstream: number;
   duration_seconds_total: number;
+}
+
+function readLog(file: string): Array<Record<string, unknown>> {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 describe('a tcp listener removed by a reload', () => {
@@ -47,12 +54,25 @@ describe('a tcp listener removed by a reload', () => {
     expect(sampleValue(m, 'outrigger_tcp_bytes_total', { listener: 'main', cluster: 'app', direction: 'from_client' })).toBe(12);
     expect(sampleValue(m, 'outrigger_tcp_connections_active', { listener: 'main', cluster: 'app' })).toBe(0);
 
-    // The log is buffered: stopping the sidecar writes it out.
+    // `main` comes back with another log: its connections are written there, not to the old one.
+    // Through the admin API a log may only be written under the sidecar's own directory.
+    const again = path.join(sc.dir, 'again.log');
+    const v3 = structuredClone(v1);
+    const port = await deadPort();
+    v3.listeners[0]!['access_log'] = { path: again };
+    v3.listeners[0]!['address'] = `127.0.0.1:${port}`;
+    const put = await adminCall(sc, 'PUT', '/config', v3);
+    expect(put.status).toBe(200);
+    const next = await connectClient(port);
+    next.socket.end('next');
+    await next.ended;
+    await expect.poll(async () => (await stat())?.closed, { timeout: 10_000 }).toBe(2);
+
+    // The logs are buffered: stopping the sidecar writes them out.
     expect(await sc.stop()).toBe(0);
-    const lines = readFileSync(log, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines).toEqual([expect.objectContaining({ listener: 'main', protocol: 'tcp', end: 'closed', bytes_from_client: 12, bytes_from_upstream: 12 })]);
+    expect(readLog(log)).toEqual([
+      expect.objectContaining({ listener: 'main', protocol: 'tcp', end: 'closed', bytes_from_client: 12, bytes_from_upstream: 12 }),
+    ]);
+    expect(readLog(again)).toEqual([expect.objectContaining({ listener: 'main', end: 'closed', bytes_from_client: 4 })]);
   });
 });
