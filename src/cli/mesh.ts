@@ -6,10 +6,11 @@
 
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { formatProblems } from '../config/load.js';
 import { parseMeshText, validateMesh } from '../discovery/mesh_config.js';
-import { meshKeys, publishMeshVersion, readCurrentPointer, readMeshVersion, type MeshKeys, type SidecarStatus } from '../discovery/mesh_store.js';
+import { etcdClient, etcdKeys, type EtcdKeys } from '../discovery/etcd_client.js';
+import { publishMeshVersion, readCurrentPointer, readMeshVersion, registrationsPrefix, type SidecarStatus } from '../discovery/mesh_store.js';
 import { parseArgsOr } from './args.js';
 
 const HELP = `Usage: outrigger mesh apply -f FILE --etcd HOST:PORT,... [--prefix P]
@@ -24,9 +25,6 @@ const HELP = `Usage: outrigger mesh apply -f FILE --etcd HOST:PORT,... [--prefix
       --json              status as JSON
   Exit: 0, 1 when etcd cannot be reached or fails, 2 for bad arguments or an invalid file.
 `;
-
-/** How long one etcd call may take before the command reports the store unreachable. */
-const CALL_TIMEOUT_MS = 5000;
 
 class MeshUsage extends Error {}
 
@@ -45,8 +43,8 @@ export async function runMesh(argv: string[], io: MeshIo = { stdout: process.std
     }
     // The file is read and checked before etcd is contacted: a bad file never reaches the store.
     const document = opts.command === 'apply' ? await checkedMeshFile(opts.file) : null;
-    client = new Etcd3({ hosts: opts.etcd, dialTimeout: CALL_TIMEOUT_MS, defaultCallOptions: () => ({ deadline: Date.now() + CALL_TIMEOUT_MS }) });
-    const keys = meshKeys(opts.prefix);
+    client = etcdClient({ endpoints: opts.etcd, prefix: opts.prefix, tls: null });
+    const keys = etcdKeys(opts.prefix);
     if (opts.command === 'apply') {
       const version = await publishMeshVersion(client, keys, document);
       io.stdout.write(`mesh version ${version} written\n`);
@@ -54,7 +52,7 @@ export async function runMesh(argv: string[], io: MeshIo = { stdout: process.std
       const version = await rollback(client, keys, opts.to);
       io.stdout.write(`mesh version ${version} written (the content of version ${opts.to})\n`);
     } else {
-      const status = await meshStatus(client, keys);
+      const status = await meshStatus(client, keys, registrationsPrefix(opts.prefix));
       io.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
     }
     return 0;
@@ -97,7 +95,7 @@ function meshOptions(argv: string[]): MeshOptions | null {
   if (extra !== undefined) throw new MeshUsage(`unexpected argument "${extra}"`);
   if (values.etcd === undefined || values.etcd.trim() === '') throw new MeshUsage('--etcd HOST:PORT,... is needed');
   const etcd = values.etcd.split(',').map((h) => h.trim());
-  const prefix = values.prefix;
+  const prefix = values.prefix.replace(/\/+$/, '');
   if (!prefix.startsWith('/')) throw new MeshUsage(`--prefix "${prefix}" must start with /`);
   switch (command) {
     case 'apply':
@@ -129,7 +127,7 @@ async function checkedMeshFile(file: string): Promise<unknown> {
 }
 
 /** Writes version `to`'s content as a new version; its number. */
-async function rollback(client: Etcd3, keys: MeshKeys, to: number): Promise<number> {
+async function rollback(client: Etcd3, keys: EtcdKeys, to: number): Promise<number> {
   const document = await readMeshVersion(client, keys, to);
   if (document === null) throw new MeshUsage(`the store has no mesh version ${to}`);
   const checked = validateMesh(document, { version: 1, availableParallelism: os.availableParallelism(), enableTestHooks: false });
@@ -156,21 +154,21 @@ export interface MeshStatus {
   readonly sidecars: readonly SidecarRow[];
 }
 
-async function meshStatus(client: Etcd3, keys: MeshKeys): Promise<MeshStatus> {
-  const [{ version }, statuses, registrations] = await Promise.all([
+async function meshStatus(client: Etcd3, keys: EtcdKeys, registrations: string): Promise<MeshStatus> {
+  const [{ version }, statuses, registrationKeys] = await Promise.all([
     readCurrentPointer(client, keys),
-    client.getAll().prefix(keys.sidecars).strings(),
-    client.getAll().prefix(keys.services).keys(),
+    client.getAll().prefix(keys.sidecarsPrefix).strings(),
+    client.getAll().prefix(registrations).keys(),
   ]);
   const current = version === 0 ? null : version;
   const registered = new Map<string, string>();
-  for (const key of registrations) {
-    const [service, id] = key.slice(keys.services.length).split('/');
+  for (const key of registrationKeys) {
+    const [service, id] = key.slice(registrations.length).split('/');
     if (service !== undefined && id !== undefined) registered.set(id, service);
   }
   const rows: SidecarRow[] = [];
   for (const [key, text] of Object.entries(statuses)) {
-    const id = key.slice(keys.sidecars.length);
+    const id = key.slice(keys.sidecarsPrefix.length);
     rows.push(statusRow(id, text, registered.has(id), current));
   }
   for (const [id, service] of registered) {

@@ -1,27 +1,14 @@
-// Where the mesh-wide config lives in etcd, shared by `outrigger mesh` and the sidecar's watcher:
-// `<p>/mesh/versions/<N>` (the mesh document as JSON), `<p>/mesh/current` (N), `<p>/sidecars/<id>`
-// (each sidecar's applied version) and `<p>/services/<service>/<id>` (registrations, written by
-// registration.ts). Talks to etcd only through the client it is given.
+// The mesh-wide config's reads and writes in etcd, shared by `outrigger mesh` and the sidecar's
+// watcher: `<p>/mesh/versions/<N>` (the mesh document as JSON) and `<p>/mesh/current` (N), moved
+// together by one transaction; keys as etcd_client.ts's etcdKeys names them. Talks to etcd only
+// through the client it is given.
 
 import type { Etcd3 } from 'etcd3';
+import type { EtcdKeys } from './etcd_client.js';
 
-export interface MeshKeys {
-  readonly current: string;
-  version(n: number): string;
-  readonly sidecars: string;
-  sidecar(id: string): string;
-  readonly services: string;
-}
-
-export function meshKeys(prefix: string): MeshKeys {
-  const p = prefix.replace(/\/+$/, '');
-  return {
-    current: `${p}/mesh/current`,
-    version: (n) => `${p}/mesh/versions/${n}`,
-    sidecars: `${p}/sidecars/`,
-    sidecar: (id) => `${p}/sidecars/${id}`,
-    services: `${p}/services/`,
-  };
+/** `<p>/services/`: every registration of every service (etcd_client.ts's etcdKeys has them per service). */
+export function registrationsPrefix(prefix: string): string {
+  return `${prefix}/services/`;
 }
 
 /** What a sidecar writes under `<p>/sidecars/<id>` (its own lease): the mesh version it runs, or why it could not apply the current one. */
@@ -37,30 +24,30 @@ export interface SidecarStatus {
  * Writes `document` as the next version and points `current` at it in one transaction that holds
  * only if `current` did not move meanwhile (two applies at once: the later one retries on top).
  */
-export async function publishMeshVersion(client: Etcd3, keys: MeshKeys, document: unknown): Promise<number> {
+export async function publishMeshVersion(client: Etcd3, keys: EtcdKeys, document: unknown): Promise<number> {
   const text = JSON.stringify(document);
   for (;;) {
     const { version, modRevision } = await readCurrentPointer(client, keys);
     const next = version + 1;
     const tx = await client
-      .if(keys.current, 'Mod', '==', modRevision)
-      .then(client.put(keys.version(next)).value(text), client.put(keys.current).value(String(next)))
+      .if(keys.meshCurrent, 'Mod', '==', modRevision)
+      .then(client.put(keys.meshVersion(next)).value(text), client.put(keys.meshCurrent).value(String(next)))
       .commit();
     if (tx.succeeded) return next;
   }
 }
 
 /** The current version number (0 before the first apply) and the revision `current` was last written at. */
-export async function readCurrentPointer(client: Etcd3, keys: MeshKeys): Promise<{ version: number; modRevision: string }> {
-  const res = await client.get(keys.current).exec();
+export async function readCurrentPointer(client: Etcd3, keys: EtcdKeys): Promise<{ version: number; modRevision: string }> {
+  const res = await client.get(keys.meshCurrent).exec();
   const kv = res.kvs[0];
   if (kv === undefined) return { version: 0, modRevision: '0' };
   return { version: parseVersion(kv.value.toString()), modRevision: kv.mod_revision };
 }
 
 /** The mesh document of version `n`, or null when the store has no such version. */
-export async function readMeshVersion(client: Etcd3, keys: MeshKeys, n: number): Promise<unknown> {
-  const text = await client.get(keys.version(n)).string();
+export async function readMeshVersion(client: Etcd3, keys: EtcdKeys, n: number): Promise<unknown> {
+  const text = await client.get(keys.meshVersion(n)).string();
   return text === null ? null : (JSON.parse(text) as unknown);
 }
 

@@ -1,0 +1,187 @@
+// The sidecar side of the mesh-wide config: watches `<p>/mesh/current`, builds this service's
+// config for that version (local file ⊕ the version's part for `node.service.name`), applies it
+// through ConfigStore.apply (the worker-acknowledged reload path; history source "mesh vN"), and
+// writes `<p>/sidecars/<id>` under a lease of its own: the version it runs, or why it could not
+// apply the current one (it then stays on its previous config; never half-applied).
+// Static stability: etcd down leaves the running config alone; the watcher catches up when etcd
+// answers again (a reconnected watch re-reads `current`), retrying with jittered backoff.
+
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Logger } from 'pino';
+import type { ConfigStore } from '../admin/config_store.js';
+import type { CompileOptions } from '../config/load.js';
+import { formatProblems, loadConfigFile } from '../config/load.js';
+import { sameValue } from '../config/equal.js';
+import { serviceConfig, validateMesh, type MeshPart } from './mesh_config.js';
+import type { EtcdKeys } from './etcd_client.js';
+import { readCurrentPointer, readMeshVersion, type SidecarStatus } from './mesh_store.js';
+
+export interface MeshWatcherOptions {
+  readonly client: Etcd3;
+  readonly keys: EtcdKeys;
+  /** `node.service.name`: whose part of the mesh config this sidecar runs. */
+  readonly service: string;
+  readonly sidecarId: string;
+  /** The status key's lease TTL (`node.service.ttl_s`). */
+  readonly ttlS: number;
+  /** The local config file, read again for each version (its parts the mesh does not set stay). */
+  readonly localFile: string;
+  readonly compile: CompileOptions;
+  readonly store: Pick<ConfigStore, 'apply' | 'source'>;
+  readonly log: Logger;
+  /** Uniform in [0, 1): the backoff's jitter. */
+  readonly random?: () => number;
+}
+
+/** Retries after an etcd failure: full jitter over base × 2^n, capped (no thundering herd when etcd returns). */
+const BACKOFF_BASE_MS = 200;
+const BACKOFF_MAX_MS = 10_000;
+
+export class MeshWatcher {
+  private readonly watcher: Watcher;
+  private lease: Lease | null = null;
+  private applied: number | null = null;
+  /** The last version tried, applied or not: a version is tried once (a new one, or a rollback, is a new number). */
+  private tried = 0;
+  private status: SidecarStatus | null = null;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private failures = 0;
+  private retry: NodeJS.Timeout | null = null;
+  private down: { error: string; sinceMs: number } | null = null;
+  private closed = false;
+
+  constructor(private readonly o: MeshWatcherOptions) {
+    this.watcher = o.client.watch().key(o.keys.meshCurrent).watcher();
+    // 'connected' follows the first connection and every reconnection: read `current` then, so
+    // a change made while etcd was out of reach is caught up.
+    this.watcher.on('connected', () => this.kick());
+    this.watcher.on('put', () => this.kick());
+    this.watcher.on('disconnected', (err) => this.markDown(err));
+    this.watcher.on('error', (err) => this.markDown(err));
+    this.kick();
+  }
+
+  /** The mesh version this sidecar runs (null before the first one). */
+  get appliedVersion(): number | null {
+    return this.applied;
+  }
+
+  /** For /ready: etcd out of reach (the running config stays), or a version this sidecar could not apply. */
+  warnings(): string[] {
+    const out: string[] = [];
+    if (this.down !== null)
+      out.push(
+        `mesh config: etcd unreachable since ${new Date(this.down.sinceMs).toISOString()} (${this.down.error}); running mesh version ${this.applied ?? 'none'}`,
+      );
+    if (this.status?.status === 'error') out.push(`mesh config: version ${this.tried} not applied: ${this.status.error ?? ''}`);
+    return out;
+  }
+
+  /** Stops watching and revokes the status lease (its key goes at once; a crash leaves it to the TTL). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.retry !== null) clearTimeout(this.retry);
+    await this.watcher.cancel().catch(() => undefined);
+    await this.running;
+    await this.lease?.revoke().catch(() => undefined);
+  }
+
+  /** Runs one sync, or one more after the running one when called meanwhile. */
+  private kick(): void {
+    if (this.closed) return;
+    if (this.running !== null) {
+      this.again = true;
+      return;
+    }
+    this.running = this.sync().finally(() => {
+      this.running = null;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
+    });
+  }
+
+  private async sync(): Promise<void> {
+    try {
+      const { version } = await readCurrentPointer(this.o.client, this.o.keys);
+      if (version !== 0 && version !== this.tried) await this.applyVersion(version);
+      if (this.status !== null) await this.writeStatus(this.status);
+      this.failures = 0;
+      this.down = null;
+    } catch (e) {
+      this.markDown(e);
+      this.scheduleRetry();
+    }
+  }
+
+  /** Builds and applies this service's config of `version`; records the outcome in `status`. */
+  private async applyVersion(version: number): Promise<void> {
+    const document = await readMeshVersion(this.o.client, this.o.keys, version);
+    this.tried = version;
+    const outcome = await this.applyDocument(document, version);
+    if (outcome === null) this.applied = version;
+    this.status = {
+      service: this.o.service,
+      applied_version: this.applied,
+      status: outcome === null ? 'ok' : 'error',
+      ...(outcome === null ? {} : { error: outcome }),
+      updated_at: new Date().toISOString(),
+    };
+    if (outcome === null) this.o.log.info({ mesh_version: version, service: this.o.service }, 'mesh config applied');
+    else this.o.log.warn({ mesh_version: version, service: this.o.service, error: outcome }, 'mesh config not applied; the previous config stays');
+  }
+
+  /** null when applied (or nothing to change), else why not. */
+  private async applyDocument(document: unknown, version: number): Promise<string | null> {
+    if (document === null) return `the store has no mesh version ${version}`;
+    const checked = validateMesh(document, this.o.compile);
+    if (!checked.ok) return formatProblems(checked.problems);
+    const part: MeshPart = checked.mesh.services[this.o.service] ?? {};
+    const local = await loadConfigFile(this.o.localFile, this.o.compile);
+    if (!local.ok) return `the local config file is not valid: ${formatProblems(local.problems)}`;
+    const config = serviceConfig(local.source, part);
+    if (sameValue(config, this.o.store.source)) return null;
+    const outcome = await this.o.store.apply({ object: config }, `mesh v${version}`, 'file');
+    if (outcome.ok) return null;
+    return outcome.kind === 'invalid' ? formatProblems(outcome.problems) : outcome.error;
+  }
+
+  /** Writes the status under this watcher's lease, granting a new one when it has none (first write, or lost while etcd was away). */
+  private async writeStatus(status: SidecarStatus): Promise<void> {
+    if (this.lease === null) {
+      const lease = this.o.client.lease(this.o.ttlS);
+      lease.on('lost', (err) => {
+        if (this.lease !== lease) return;
+        this.lease = null;
+        this.markDown(err);
+        this.scheduleRetry();
+      });
+      this.lease = lease;
+    }
+    await this.lease.put(this.o.keys.sidecar(this.o.sidecarId)).value(JSON.stringify(status));
+  }
+
+  private markDown(e: unknown): void {
+    if (this.closed) return;
+    const error = e instanceof Error ? e.message : String(e);
+    if (this.down === null) {
+      this.down = { error, sinceMs: Date.now() };
+      this.o.log.warn({ err: error }, 'mesh config: etcd unreachable; the running config stays');
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.closed || this.retry !== null) return;
+    const capMs = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** this.failures++);
+    this.retry = setTimeout(
+      () => {
+        this.retry = null;
+        this.kick();
+      },
+      (this.o.random ?? Math.random)() * capMs,
+    );
+    this.retry.unref();
+  }
+}
