@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { TracingJson } from '../../src/tracing/exporter.js';
 import { adminCall, closeAll, deadPort, eventually, proxyConfig, sendMany, startSidecar, startUpstream, tally, track } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
@@ -40,7 +41,7 @@ describe.each([
 
     // Every sampled request (2 spans each) is accounted for: dropped, or still held.
     const tracing = await eventually(async () => {
-      const t = (await adminCall(sc, 'GET', '/stats')).json.tracing as Record<string, number>;
+      const t = (await adminCall(sc, 'GET', '/stats')).json.tracing as TracingJson;
       return t.dropped_spans + t.queued_spans === 2 * REQUESTS ? t : undefined;
     }, 'all spans dropped or queued');
     expect(tracing.exported_spans).toBe(0);
