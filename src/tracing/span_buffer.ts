@@ -44,21 +44,34 @@ export interface SpanOutcome {
   readonly error: string | null;
 }
 
-/** Records of one stats interval a worker keeps at most (about 2 MiB); beyond, records are dropped. */
-export const MAX_WORKER_RECORDS = 4096;
+/** Spans of one stats interval a worker keeps at most (about 1 MiB of records); beyond, they are dropped. */
+export const MAX_WORKER_SPANS = 4096;
 
 export class SpanBuffer {
   private records: SpanRecord[] = [];
+  private spans = 0;
   private dropped = 0;
+  /**
+   * The bound of this interval's spans: never more than the main thread's export queue may hold
+   * (tracing.max_queued_spans: more would only be copied over to be dropped there).
+   */
+  limit = MAX_WORKER_SPANS;
+
+  /** A new tracing config: its queue bound caps this buffer's. */
+  configure(maxQueuedSpans: number | null): void {
+    this.limit = Math.min(MAX_WORKER_SPANS, maxQueuedSpans ?? MAX_WORKER_SPANS);
+  }
 
   /** A request ended: its record when it was sampled. */
   ended(head: RequestHead | null, o: SpanOutcome): void {
     const t = head?.trace;
     if (t === undefined || t === null || !t.sampled || head === null) return;
-    if (this.records.length >= MAX_WORKER_RECORDS) {
-      this.dropped += t.clientStartMs > 0 ? 2 : 1;
+    const spans = t.clientStartMs > 0 ? 2 : 1;
+    if (this.spans + spans > this.limit) {
+      this.dropped += spans;
       return;
     }
+    this.spans += spans;
     this.records.push({
       traceId: t.traceId,
       parentSpanId: t.parentSpanId,
@@ -88,6 +101,7 @@ export class SpanBuffer {
     if (this.records.length === 0 && this.dropped === 0) return null;
     const out = { records: this.records, dropped: this.dropped };
     this.records = [];
+    this.spans = 0;
     this.dropped = 0;
     return out;
   }

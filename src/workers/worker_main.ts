@@ -150,6 +150,7 @@ class WorkerThread {
   private async apply(delta: ConfigDelta): Promise<void> {
     try {
       const listeners = await this.runtime.apply(delta);
+      if (delta.tracing !== undefined) this.spans.configure(delta.tracing?.maxQueuedSpans ?? null);
       await this.accessLogs.applied(delta);
       this.post({ type: 'applied', version: delta.version, listeners });
     } catch (e) {
