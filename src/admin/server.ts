@@ -41,6 +41,8 @@ export interface AdminDeps {
   ready(): boolean;
   /** What a reader of /ready should know although the sidecar serves (e.g. its certificate nears expiry). */
   readyWarnings(): string[];
+  /** /ready's `discovery`: each discovered cluster's source, fresh or serving its last-known endpoints (which keeps /ready at 200). */
+  readonly discovery?: () => readonly unknown[];
   inspect(): Promise<{ workers: number; clusters: ClusterView[]; listeners: ListenerView[] }>;
   certs(): unknown[];
   /** The dashboard's last 15 minutes per listener, route and cluster (sampler.ts), the samples after `afterMs` only. */
@@ -123,7 +125,8 @@ export class AdminServer {
         return send(res, 200, { live: true });
       case 'GET /ready': {
         const ready = d.ready();
-        return send(res, ready ? 200 : 503, { ready, version: d.store.version, warnings: d.readyWarnings() });
+        const discovery = d.discovery?.() ?? [];
+        return send(res, ready ? 200 : 503, { ready, version: d.store.version, warnings: d.readyWarnings(), ...(discovery.length > 0 ? { discovery } : {}) });
       }
       case 'GET /config':
         return send(res, 200, { version: d.store.version, config: d.store.source });

@@ -167,6 +167,8 @@ export class StatsAggregator {
 
   /** /stats sections kept by other main-thread parts (tracing's export queue), by name; added last. */
   readonly sections = new Map<string, () => unknown>();
+  /** Prometheus text of other main-thread parts (discovery's sources), by name; appended to /metrics. */
+  readonly metricTexts = new Map<string, () => string>();
 
   toJSON(): StatsJson {
     return {
@@ -206,7 +208,7 @@ export class StatsAggregator {
       const { PrometheusExporter } = await import('./prometheus.js');
       this.exporter ??= new PrometheusExporter(this.view, this.counters);
     }
-    return `${await this.exporter.metrics()}\n${this.loopDelay.prometheus()}`;
+    return [await this.exporter.metrics(), this.loopDelay.prometheus(), ...[...this.metricTexts.values()].map((text) => text())].join('\n');
   }
 
   /** Content-Type for prometheus()'s answer (prom-client's Registry.contentType, known before it loads). */

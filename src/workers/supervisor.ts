@@ -138,7 +138,18 @@ export class Supervisor {
 
   /** Applies a new snapshot on every worker; resolves once all acked, rejects (after rolling back) otherwise. Applies run one at a time. */
   apply(snapshot: Snapshot): Promise<Snapshot> {
-    const run = this.applying.then(() => this.applyNow(snapshot));
+    return this.update(() => snapshot);
+  }
+
+  /**
+   * Applies the snapshot `make` derives from the one the workers run, made at its turn among the
+   * applies: discovered endpoints (discovery/manager.ts) must not undo a reload queued before them.
+   */
+  update(make: (running: Snapshot) => Snapshot): Promise<Snapshot> {
+    const run = this.applying.then(() => {
+      if (this.current === null) throw new Error('no config runs yet');
+      return this.applyNow(make(this.current));
+    });
     this.applying = run.catch(() => undefined);
     return run;
   }

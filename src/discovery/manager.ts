@@ -1,0 +1,214 @@
+// The main thread's discovery manager: runs one source (DNS, etcd) per cluster that has
+// `discovery`, and puts each endpoint set it reports into the data plane through the workers'
+// acknowledged apply path, as an endpoint change of the running snapshot (pools of kept endpoints
+// survive, removed ones drain), never as a new config version. Also reports each source's health
+// (/ready, /stats, /metrics). Touches the supervisor only through `plane`.
+
+import { parseHostPort } from '../config/address.js';
+import { sameValue } from '../config/equal.js';
+import type { ClusterSpec, DiscoverySpec, EndpointSpec, Snapshot } from '../config/types.js';
+import type { DiscoveredEndpoint, DiscoverySource, SourceHealth } from './source.js';
+
+export interface DiscoveryManagerDeps {
+  /** Applies a snapshot derived from the one the workers run, at its turn among applies (Supervisor.update). */
+  readonly plane: { update(make: (running: Snapshot) => Snapshot): Promise<Snapshot> };
+  /** The main-thread parts that follow what the workers run (health checks of new endpoints, stats). */
+  readonly applied: (running: Snapshot) => void;
+  readonly makeSource: (cluster: ClusterSpec) => DiscoverySource;
+  readonly log: {
+    info(fields: Record<string, unknown>, msg: string): void;
+    warn(fields: Record<string, unknown>, msg: string): void;
+    error(fields: Record<string, unknown>, msg: string): void;
+  };
+}
+
+/** One discovered cluster's source and its state, as /ready and /stats show it. */
+export interface DiscoveryStatus {
+  readonly cluster: string;
+  readonly source: string;
+  readonly ok: boolean;
+  /** Stale: the lookup error, and since when (ISO time) the last-known set is served. */
+  readonly error?: string;
+  readonly since?: string;
+  /** Endpoints the cluster has now; null = none found yet. */
+  readonly endpoints: number | null;
+  /** Sets applied to the workers since the source started. */
+  readonly updates: number;
+  /** ISO time of the newest applied set; null = none yet. */
+  readonly last_update: string | null;
+}
+
+class Watched {
+  /** The newest set the source reported (sorted by address); null = none yet. */
+  endpoints: readonly EndpointSpec[] | null = null;
+  /** The set differs from what the workers were last given. */
+  dirty = false;
+  health: SourceHealth = { ok: true };
+  updates = 0;
+  lastUpdateMs: number | null = null;
+  constructor(
+    readonly spec: DiscoverySpec,
+    readonly source: DiscoverySource,
+  ) {}
+}
+
+export class DiscoveryManager {
+  private readonly watched = new Map<string, Watched>();
+  /** The endpoint apply in flight; sets that arrive meanwhile wait for it and go as one. */
+  private inFlight: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(private readonly deps: DiscoveryManagerDeps) {}
+
+  /** `snapshot` with each discovered cluster's endpoints replaced by its newest known set. */
+  overlay(snapshot: Snapshot): Snapshot {
+    if (!snapshot.clusters.some((c) => c.discovery !== null && this.watched.get(c.name)?.endpoints != null)) return snapshot;
+    const clusters = snapshot.clusters.map((c) => {
+      const known = c.discovery === null ? null : (this.watched.get(c.name)?.endpoints ?? null);
+      return known === null ? c : { ...c, endpoints: known };
+    });
+    return { ...snapshot, clusters };
+  }
+
+  /**
+   * Follows the clusters of the snapshot the workers now run: starts a source for a new
+   * discovered cluster, restarts one whose discovery changed (the last set stays until the new
+   * source answers), stops those of clusters removed or turned static.
+   */
+  reconcile(running: Snapshot): void {
+    if (this.stopped) return;
+    const wanted = new Map(running.clusters.filter((c) => c.discovery !== null).map((c) => [c.name, c]));
+    for (const [name, w] of this.watched) {
+      const next = wanted.get(name);
+      if (next !== undefined && sameValue(next.discovery, w.spec)) continue;
+      this.watched.delete(name);
+      void this.stopSource(name, w);
+      if (next !== undefined) this.start(next, w.endpoints);
+    }
+    for (const [name, c] of wanted) if (!this.watched.has(name)) this.start(c, null);
+  }
+
+  /** Stops every source (drain). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    const all = [...this.watched];
+    this.watched.clear();
+    await Promise.all(all.map(([name, w]) => this.stopSource(name, w)));
+  }
+
+  status(): DiscoveryStatus[] {
+    return [...this.watched].map(([cluster, w]) => ({
+      cluster,
+      source: w.source.describe,
+      ok: w.health.ok,
+      ...(w.health.ok ? {} : { error: w.health.error, since: new Date(w.health.sinceMs).toISOString() }),
+      endpoints: w.endpoints?.length ?? null,
+      updates: w.updates,
+      last_update: w.lastUpdateMs === null ? null : new Date(w.lastUpdateMs).toISOString(),
+    }));
+  }
+
+  /** The sources' health and updates in the Prometheus text format. */
+  prometheus(): string {
+    if (this.watched.size === 0) return '';
+    const now = Date.now();
+    const rows = [...this.watched].map(([cluster, w]) => ({ cluster, w, labels: `cluster="${esc(cluster)}"` }));
+    return [
+      "# HELP outrigger_discovery_healthy Whether a discovered cluster's source is fresh (1) or serving its last-known endpoints after an error (0).",
+      '# TYPE outrigger_discovery_healthy gauge',
+      ...rows.map((r) => `outrigger_discovery_healthy{${r.labels},source="${esc(r.w.source.describe)}"} ${r.w.health.ok ? 1 : 0}`),
+      '# HELP outrigger_discovery_updates_total Endpoint sets of a discovered cluster applied to the workers.',
+      '# TYPE outrigger_discovery_updates_total counter',
+      ...rows.map((r) => `outrigger_discovery_updates_total{${r.labels}} ${r.w.updates}`),
+      '# HELP outrigger_discovery_last_update_age_seconds Age of the newest endpoint set applied for a discovered cluster (NaN: none yet).',
+      '# TYPE outrigger_discovery_last_update_age_seconds gauge',
+      ...rows.map((r) => `outrigger_discovery_last_update_age_seconds{${r.labels}} ${r.w.lastUpdateMs === null ? 'NaN' : (now - r.w.lastUpdateMs) / 1000}`),
+      '',
+    ].join('\n');
+  }
+
+  private start(cluster: ClusterSpec, lastKnown: readonly EndpointSpec[] | null): void {
+    const w = new Watched(cluster.discovery!, this.deps.makeSource(cluster));
+    w.endpoints = lastKnown;
+    this.watched.set(cluster.name, w);
+    this.deps.log.info({ cluster: cluster.name, source: w.source.describe }, 'discovery source started');
+    w.source.start(
+      (set) => this.onSet(cluster.name, w, set),
+      (h) => this.onHealth(cluster.name, w, h),
+    );
+  }
+
+  private async stopSource(name: string, w: Watched): Promise<void> {
+    try {
+      await w.source.stop();
+    } catch (e) {
+      this.deps.log.warn({ cluster: name, source: w.source.describe, err: (e as Error).message }, 'discovery source did not stop cleanly');
+    }
+  }
+
+  private onSet(name: string, w: Watched, set: readonly DiscoveredEndpoint[]): void {
+    if (this.watched.get(name) !== w) return; // a stopped source's late answer
+    const endpoints = this.toSpecs(name, set);
+    if (w.endpoints !== null && sameValue(w.endpoints, endpoints)) return; // a refresh that found the same set
+    w.endpoints = endpoints;
+    w.dirty = true;
+    this.deps.log.info({ cluster: name, endpoints: endpoints.map((e) => e.address) }, 'discovered endpoints changed');
+    this.schedule();
+  }
+
+  private onHealth(name: string, w: Watched, h: SourceHealth): void {
+    if (this.watched.get(name) !== w || w.health.ok === h.ok) return;
+    w.health = h;
+    if (h.ok) this.deps.log.info({ cluster: name, source: w.source.describe }, 'discovery source fresh again');
+    else this.deps.log.warn({ cluster: name, source: w.source.describe, err: h.error }, 'discovery source failing; serving the last-known endpoints');
+  }
+
+  /** At most one apply in flight: sets that arrive meanwhile are coalesced into the next one (the newest wins). */
+  private schedule(): void {
+    if (this.inFlight !== null || this.stopped) return;
+    const batch = [...this.watched.values()].filter((w) => w.dirty);
+    if (batch.length === 0) return;
+    for (const w of batch) w.dirty = false;
+    this.inFlight = this.deps.plane
+      .update((running) => this.overlay(running))
+      .then(
+        (applied) => {
+          const now = Date.now();
+          for (const w of batch) {
+            w.updates++;
+            w.lastUpdateMs = now;
+          }
+          this.deps.applied(applied);
+        },
+        (e: unknown) => this.deps.log.error({ err: (e as Error).message }, 'discovered endpoints not applied; the workers keep the previous ones'),
+      )
+      .finally(() => {
+        this.inFlight = null;
+        this.schedule();
+      });
+  }
+
+  /** A source's set as the snapshot's endpoints: valid `ip:port` addresses, once each, sorted (stable comparison). */
+  private toSpecs(name: string, set: readonly DiscoveredEndpoint[]): EndpointSpec[] {
+    const byAddress = new Map<string, EndpointSpec>();
+    for (const e of set) {
+      const hp = parseHostPort(e.address, false);
+      if (!hp.ok) {
+        this.deps.log.warn({ cluster: name, address: e.address, err: hp.message }, 'discovered endpoint ignored');
+        continue;
+      }
+      byAddress.set(e.address, { address: e.address, host: hp.value.host, port: hp.value.port, weight: clampWeight(e.weight) });
+    }
+    return [...byAddress.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+  }
+}
+
+/** The config's weight range (1-1000): an SRV weight may be 0 (rarely chosen, still an endpoint) or up to 65535. */
+function clampWeight(weight: number | undefined): number {
+  return weight === undefined ? 1 : Math.min(1000, Math.max(1, Math.round(weight)));
+}
+
+/** A Prometheus label value: backslash, double quote and newline escaped. */
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
