@@ -23,6 +23,8 @@ export type MeshParse = { readonly ok: true; readonly mesh: MeshConfig } | { rea
 /** Service names become etcd key segments (`<prefix>/services/<name>/...`): no `/`, nothing odd. */
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
 const PART_KEYS: ReadonlySet<string> = new Set(['listeners', 'clusters']);
+/** The one endpoint of a cluster assumed to come from a sidecar's local file (never dialled: validation only). */
+const PLACEHOLDER_ENDPOINT = '127.0.0.1:9';
 
 /** Parses a mesh file (YAML or JSON) and validates every service's part; every problem by path. */
 export function parseMeshText(text: string, opts: CompileOptions): MeshParse {
@@ -75,11 +77,11 @@ function partShapeProblems(part: Record<string, unknown>): Array<[string, string
 /**
  * The config a part is checked as, on a minimal base. A part without `clusters` keeps each
  * sidecar's local clusters, which apply cannot see: every cluster its listeners name is assumed
- * to exist (as an empty cluster). Each sidecar checks its real result again before applying, and
+ * to exist (with a placeholder endpoint). Each sidecar checks its real result again before applying, and
  * reports a version it cannot apply in `mesh status`.
  */
 function validationBase(part: MeshPart): Record<string, unknown> {
-  const clusters = part.clusters ?? [...clusterNames(part.listeners ?? [])].map((name) => ({ name }));
+  const clusters = part.clusters ?? [...clusterNames(part.listeners ?? [])].map((name) => ({ name, endpoints: [{ address: PLACEHOLDER_ENDPOINT }] }));
   return { listeners: part.listeners ?? [], clusters };
 }
 
