@@ -159,11 +159,13 @@ function checkTcpFallback(l: Obj, at: ConfigPath, clusters: ReadonlySet<string>,
     out.push({ path: [...at, 'tcp_fallback', 'cluster'], message: `unknown cluster "${cluster}"${didYouMean(cluster, clusters)}` });
   }
   const tls = l['tls'];
-  if (fallback['detect_timeout_ms'] !== undefined && isObj(tls) && tls['mode'] !== 'disabled') {
-    out.push({
-      path: [...at, 'tcp_fallback', 'detect_timeout_ms'],
-      message: 'a tls listener accepts only TLS (ALPN outrigger-tcp/<port> selects the fallback): there are no plaintext first bytes to wait for',
-    });
+  for (const field of ['detect_timeout_ms', 'opaque_ports']) {
+    if (fallback[field] !== undefined && isObj(tls) && tls['mode'] !== 'disabled') {
+      out.push({
+        path: [...at, 'tcp_fallback', field],
+        message: 'a tls listener accepts only TLS (ALPN outrigger-tcp/<port> selects the fallback): there are no plaintext first bytes to wait for',
+      });
+    }
   }
 }
 

@@ -159,6 +159,7 @@ function compileListener(
             cluster: l.tcp_fallback.cluster,
             idleTimeoutMs: l.tcp_fallback.idle_timeout_ms,
             detectTimeoutMs: l.tcp_fallback.detect_timeout_ms ?? DEFAULT_DETECT_TIMEOUT_MS,
+            opaquePorts: [...new Set(l.tcp_fallback.opaque_ports)],
           },
     h2MaxConcurrentStreams: l.http2.max_concurrent_streams,
     headersWithUnderscores: l.headers_with_underscores,

@@ -134,6 +134,12 @@ export const listenerSchema = z.strictObject({
       detect_timeout_ms: ms(1).optional(),
       /** As tcp.idle_timeout_ms, for the connections that fall back to TCP. */
       idle_timeout_ms: ms().default(3_600_000),
+      /**
+       * Plaintext listeners: connections to these ports (the original destination's under
+       * interception, else the listener's own) skip detection: opaque at once, no byte awaited
+       * (server-speaks-first protocols: MySQL 3306, SMTP 25...).
+       */
+      opaque_ports: z.array(z.int().min(1).max(65535)).default([]),
     })
     .optional(),
   http2: z

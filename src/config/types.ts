@@ -176,6 +176,8 @@ export interface TcpListenerSpec {
 export interface TcpFallbackSpec extends TcpListenerSpec {
   /** Plaintext listeners: no byte within this long makes a connection opaque TCP (server-speaks-first protocols). */
   readonly detectTimeoutMs: number;
+  /** Plaintext listeners: destination ports whose connections skip detection (opaque at once). */
+  readonly opaquePorts: readonly number[];
 }
 
 export interface ListenerTimeoutsSpec {

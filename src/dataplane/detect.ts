@@ -22,6 +22,7 @@ import type { ListenerSpec } from '../config/types.js';
 import { listenReusePort } from '../net/reuseport.js';
 import { TCHAR } from './h1/parse.js';
 import { prefaceMatch } from './h2/preface.js';
+import type { RoutedSocket } from './original_dst.js';
 import { ALPN_PORT } from './tcp_proxy.js';
 
 /** What a connection was found to speak. */
@@ -142,8 +143,20 @@ export class Detector {
     for (const s of this.sniffing) s.destroy();
   }
 
-  /** Classifies a connection (accepted here, or handed on by original_dst.ts's front, paused), then hands it on. */
+  /**
+   * Classifies a connection (accepted here, or handed on by original_dst.ts's front, paused), then
+   * hands it on. One to an opaque port (`tcp_fallback.opaque_ports`: its original destination's
+   * port, or this listener's own) is opaque at once: nothing is read or awaited.
+   */
   take(socket: net.Socket): void {
+    const port = (socket as RoutedSocket).destination?.port ?? socket.localPort;
+    if (port !== undefined && this.spec.tcpFallback!.opaquePorts.includes(port)) {
+      this.counters.count('opaque');
+      this.targets.started();
+      this.targets.opaque(socket);
+      this.targets.ended();
+      return;
+    }
     let got: Buffer | null = null;
     this.sniffing.add(socket);
     this.targets.started();

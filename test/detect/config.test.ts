@@ -23,8 +23,13 @@ describe('tcp_fallback in the config', () => {
   it('compiles on an auto listener: detect_timeout_ms 1000 and idle_timeout_ms 1 h by default', () => {
     const s = ok(parse({ listeners: [listener({ tcp_fallback: { cluster: 'db' } })], clusters })).snapshot;
     expect(s.listeners[0]).toMatchObject({ protocol: 'auto', tcp: null, tcpFallback: { cluster: 'db', detectTimeoutMs: 1000, idleTimeoutMs: 3_600_000 } });
-    const t = ok(parse({ listeners: [listener({ tcp_fallback: { cluster: 'db', detect_timeout_ms: 250, idle_timeout_ms: 0 } })], clusters })).snapshot;
-    expect(t.listeners[0]?.tcpFallback).toEqual({ cluster: 'db', detectTimeoutMs: 250, idleTimeoutMs: 0 });
+    const t = ok(
+      parse({
+        listeners: [listener({ tcp_fallback: { cluster: 'db', detect_timeout_ms: 250, idle_timeout_ms: 0, opaque_ports: [3306, 25, 3306] } })],
+        clusters,
+      }),
+    ).snapshot;
+    expect(t.listeners[0]?.tcpFallback).toEqual({ cluster: 'db', detectTimeoutMs: 250, idleTimeoutMs: 0, opaquePorts: [3306, 25] });
     expect(ok(parse({ listeners: [listener({})], clusters })).snapshot.listeners[0]?.tcpFallback).toBeNull();
   });
 
@@ -48,6 +53,12 @@ describe('tcp_fallback in the config', () => {
     ).toEqual([
       'listeners[0].tcp_fallback.detect_timeout_ms: a tls listener accepts only TLS (ALPN outrigger-tcp/<port> selects the fallback): there are no plaintext first bytes to wait for',
     ]);
+    expect(
+      listed(parse({ ...mtls, listeners: [listener({ tls: { mode: 'mtls' }, tcp_fallback: { cluster: 'db', opaque_ports: [3306] } })], clusters })),
+    ).toEqual([
+      'listeners[0].tcp_fallback.opaque_ports: a tls listener accepts only TLS (ALPN outrigger-tcp/<port> selects the fallback): there are no plaintext first bytes to wait for',
+    ]);
+    expect(listed(parse({ listeners: [listener({ tcp_fallback: { cluster: 'db', opaque_ports: [0, 70000] } })], clusters }))).toHaveLength(2);
     expect(
       listed(parse({ listeners: [{ name: 'db-in', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'db', tcp_fallback: { cluster: 'db' } }], clusters })),
     ).toEqual(['listeners[0].tcp_fallback: protocol detection needs protocol: auto (this listener is tcp)']);

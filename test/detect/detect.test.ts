@@ -18,6 +18,7 @@ import {
   API,
   caSource,
   closeAll,
+  deadPort,
   directRequest,
   httpGet,
   leaf,
@@ -98,6 +99,7 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
   let upstream: Upstream;
   let echoApp: TcpApp;
   let greetApp: TcpApp;
+  let opaquePort: number;
   let sc: Sidecar;
   let log: string;
 
@@ -105,6 +107,7 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
     upstream = await startUpstream();
     echoApp = await startTcpApp();
     greetApp = await startTcpApp(greeter);
+    opaquePort = await deadPort();
     log = path.join(tempDir(), 'access.log');
     const routes = [{ name: 'all', match: { path_prefix: '/' }, cluster: 'web' }];
     sc = await startSidecar({
@@ -121,6 +124,14 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
         },
         { name: 'smtp-auto', address: '127.0.0.1:0', engine, tcp_fallback: { cluster: 'smtp', detect_timeout_ms: 300 }, routes },
         { name: 'smtp-opaque', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'smtp' },
+        // An auto port listed in its own opaque_ports: detection would wait ten minutes, the opaque port none.
+        {
+          name: 'smtp-opaque-port',
+          address: `127.0.0.1:${opaquePort}`,
+          engine,
+          tcp_fallback: { cluster: 'smtp', detect_timeout_ms: 600_000, opaque_ports: [opaquePort] },
+          routes,
+        },
       ],
       clusters: [
         { name: 'web', endpoints: [{ address: upstream.address }] },
@@ -176,6 +187,16 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
     expect(c.socket.bytesWritten).toBe(0);
     c.socket.end();
     expect(await detection(sc, 'smtp-opaque')).toBeUndefined();
+  });
+
+  it('an auto port listed in tcp_fallback.opaque_ports greets a client that has not written a byte: detection skipped', async () => {
+    const c = await connectClient(opaquePort);
+    await expect.poll(() => c.received().toString(), { timeout: 5000 }).toBe(GREETING);
+    expect(c.socket.bytesWritten).toBe(0);
+    c.socket.end();
+    await expect
+      .poll(() => detection(sc, 'smtp-opaque-port'), { timeout: 5000 })
+      .toEqual({ listener: 'smtp-opaque-port', by_protocol: { opaque: 1 }, timeouts: 0 });
   });
 
   it("the auto port's access log has a line per HTTP request and a tcp line per opaque connection", async () => {
