@@ -128,7 +128,15 @@ export class DiscoveryManager {
   }
 
   private start(cluster: ClusterSpec, lastKnown: readonly EndpointSpec[] | null): void {
-    const w = new Watched(cluster.discovery!, this.deps.makeSource(cluster));
+    let source: DiscoverySource;
+    try {
+      source = this.deps.makeSource(cluster);
+    } catch (e) {
+      // The cluster keeps what it has (nothing, at start): the rest of the sidecar serves on.
+      this.deps.log.error({ cluster: cluster.name, err: (e as Error).message }, 'discovery source cannot start');
+      return;
+    }
+    const w = new Watched(cluster.discovery!, source);
     w.endpoints = lastKnown;
     this.watched.set(cluster.name, w);
     this.deps.log.info({ cluster: cluster.name, source: w.source.describe }, 'discovery source started');
