@@ -94,3 +94,8 @@ export function parseB3Multi(traceIdValue: string, spanIdValue: string, sampledV
 export function formatB3(traceId: string, spanId: string, sampled: boolean): string {
   return `${traceId}-${spanId}-${sampled ? '1' : '0'}`;
 }
+
+/** B3 multi header lines (`x-b3-traceid`, `x-b3-spanid`, `x-b3-sampled`), each ending in CRLF. */
+export function formatB3Multi(traceId: string, spanId: string, sampled: boolean): string {
+  return `x-b3-traceid: ${traceId}\r\nx-b3-spanid: ${spanId}\r\nx-b3-sampled: ${sampled ? '1' : '0'}\r\n`;
+}

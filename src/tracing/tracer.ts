@@ -7,7 +7,7 @@
 import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { TracingSpec } from '../config/types.js';
-import { formatB3, formatTraceparent, parseB3Multi, parseB3Single, parseTraceparent, type ParentContext } from './context.js';
+import { formatB3, formatB3Multi, formatTraceparent, parseB3Multi, parseB3Single, parseTraceparent, type ParentContext } from './context.js';
 
 /** One retry of the client span: when it started and where it went. */
 export interface RetryEvent {
@@ -105,7 +105,9 @@ export class Tracer {
   private headersFor(traceId: string, spanId: string, sampled: boolean): string {
     let out = '';
     if (this.spec.w3c) out += `traceparent: ${formatTraceparent(traceId, spanId, sampled)}\r\n`;
-    if (this.spec.b3) out += `b3: ${formatB3(traceId, spanId, sampled)}\r\n`;
+    // B3 in both forms: the single header for current Zipkin/Brave propagators, the X-B3-* headers
+    // for apps that read only those (the caller's own B3 headers were dropped from the head).
+    if (this.spec.b3) out += `b3: ${formatB3(traceId, spanId, sampled)}\r\n${formatB3Multi(traceId, spanId, sampled)}`;
     return out;
   }
 }

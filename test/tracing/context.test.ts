@@ -127,7 +127,10 @@ describe('sampling', () => {
     const tracer = new Tracer({ ...spec, b3: true });
     const child = tracer.begin(['traceparent', `00-${T}-${S}-01`]);
     expect(child).toMatchObject({ traceId: T, parentSpanId: S, sampled: true });
-    expect(child.outgoing).toBe(`traceparent: 00-${T}-${child.clientSpanId}-01\r\nb3: ${T}-${child.clientSpanId}-1\r\n`);
+    expect(child.outgoing).toBe(
+      `traceparent: 00-${T}-${child.clientSpanId}-01\r\nb3: ${T}-${child.clientSpanId}-1\r\n` +
+        `x-b3-traceid: ${T}\r\nx-b3-spanid: ${child.clientSpanId}\r\nx-b3-sampled: 1\r\n`,
+    );
     expect(child.spanId).not.toBe(child.clientSpanId);
     const passed = tracer.begin(['traceparent', `00-${T}-${S}-00`]);
     expect(passed).toMatchObject({ traceId: T, sampled: false, outgoing: '', spanId: '' });

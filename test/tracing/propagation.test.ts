@@ -87,8 +87,10 @@ describe.each(['uws', 'node', 'strict'] as const)('engine %s', (engine) => {
     const upstreamParent = m![1]!;
     expect(headerValues(h, 'tracestate')).toEqual(['vendor=x']);
     expect(headerValues(h, 'b3')).toEqual([`${T}-${upstreamParent}-1`]);
-    expect(headerValues(h, 'x-b3-traceid')).toEqual([]);
-    expect(headerValues(h, 'x-b3-sampled')).toEqual([]);
+    // The caller's X-B3-* (another trace id, unsampled) are replaced by the sidecar's, in both B3 forms.
+    expect(headerValues(h, 'x-b3-traceid')).toEqual([T]);
+    expect(headerValues(h, 'x-b3-spanid')).toEqual([upstreamParent]);
+    expect(headerValues(h, 'x-b3-sampled')).toEqual(['1']);
 
     const spans = await spansOf(receiver, service, T, 2);
     const server = spans.find((s) => s.kind === SERVER)!;
