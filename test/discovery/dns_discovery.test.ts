@@ -2,8 +2,9 @@
 // real HTTP upstreams are the endpoints. A, AAAA and SRV answers become the cluster's endpoints and
 // traffic reaches them; a changed record is picked up when its TTL runs out (refresh_ms is far
 // longer); an update that adds an endpoint keeps the pooled connection to the one that stays;
-// NXDOMAIN and a stopped server keep the last-known set serving while /ready (still 200), /stats
+// NXDOMAIN, a stopped server (refused) and a silent one (timeouts) keep the last-known set serving while /ready (still 200), /stats
 // and /metrics say the source is stale, and it is fresh again once DNS answers.
+import { createSocket } from 'node:dgram';
 import http from 'node:http';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
@@ -113,7 +114,7 @@ describe('DNS discovery (dnsmasq on loopback)', () => {
     dns.setHosts(['127.0.0.1 api.mesh.local', '127.0.0.2 api.mesh.local']);
     await expect.poll(async () => (await source(sc)).entry['ok'], { timeout: 10_000 }).toBe(true);
 
-    // A stopped server (queries refused or timing out): the same static stability.
+    // A stopped server (its port refuses the queries): the same static stability.
     await dns.stop();
     await expect.poll(async () => (await source(sc)).entry['ok'], { timeout: 15_000 }).toBe(false);
     expect((await source(sc)).ready).toBe(200);
@@ -122,6 +123,28 @@ describe('DNS discovery (dnsmasq on loopback)', () => {
     await expect.poll(async () => (await source(sc)).entry['ok'], { timeout: 15_000 }).toBe(true);
     expect(new Set(await bodies(sc, 4))).toEqual(new Set(['one', 'two']));
     expect(one.connections).toBe(1);
+  });
+
+  it('a DNS server that stops answering (queries time out): the last set serves, stale with ETIMEOUT, fresh again after', async () => {
+    const one = await named('one', '127.0.0.1');
+    cleanups.push(() => one.close());
+    const dns = await startDnsmasq({ hosts: ['127.0.0.1 api.mesh.local'] });
+    cleanups.push(() => dns.stop());
+    const sc = await startSidecar(discoveryConfig({ dns: { name: 'api.mesh.local', port: one.port, resolvers: [dns.address] } }));
+    cleanups.push(() => sc.stop());
+    await expect.poll(async () => (await bodies(sc, 1))[0], { timeout: 10_000 }).toBe('one');
+    // A socket on the server's port that reads queries and never answers.
+    await dns.stop();
+    const silent = createSocket('udp4');
+    await new Promise<void>((r) => silent.bind(dns.port, '127.0.0.1', r));
+    await expect.poll(async () => (await source(sc)).entry['ok'], { timeout: 20_000 }).toBe(false);
+    const stale = await source(sc);
+    expect(stale.ready).toBe(200);
+    expect(String(stale.entry['error'])).toContain('ETIMEOUT');
+    expect(await bodies(sc, 3)).toEqual(['one', 'one', 'one']);
+    await new Promise<void>((r) => silent.close(() => r()));
+    await dns.restart();
+    await expect.poll(async () => (await source(sc)).entry['ok'], { timeout: 20_000 }).toBe(true);
   });
 
   it('SRV records: each target on its own port, with its weight', async () => {
