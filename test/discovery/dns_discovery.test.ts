@@ -8,7 +8,7 @@ import { createSocket } from 'node:dgram';
 import http from 'node:http';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
-import { adminCall, httpGet, keepAlive, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { adminCall, httpGet, keepAlive, parsePrometheus, sampleValue, startSidecar, type Sample, type Sidecar } from '../helpers/sidecar.js';
 
 /** An HTTP server on host:port answering its name, counting the TCP connections it accepted. */
 interface Named {
@@ -49,11 +49,16 @@ async function bodies(sc: Sidecar, n: number): Promise<string[]> {
   return out;
 }
 
-async function source(sc: Sidecar): Promise<{ ready: number; entry: Record<string, unknown>; metric: string }> {
+/** /ready's status and discovery entry for `api`, and its discovery series in the whole /metrics text (parsed strictly). */
+async function source(sc: Sidecar): Promise<{ ready: number; entry: Record<string, unknown>; healthy: Sample[]; updates: number | undefined }> {
   const ready = await adminCall(sc, 'GET', '/ready');
-  const metrics = await adminCall(sc, 'GET', '/metrics');
-  const line = metrics.text.split('\n').find((l) => l.startsWith('outrigger_discovery_healthy{cluster="api"')) ?? '';
-  return { ready: ready.status, entry: (ready.json?.discovery?.[0] ?? {}) as Record<string, unknown>, metric: line };
+  const samples = parsePrometheus((await adminCall(sc, 'GET', '/metrics')).text);
+  return {
+    ready: ready.status,
+    entry: (ready.json?.discovery?.[0] ?? {}) as Record<string, unknown>,
+    healthy: samples.filter((x) => x.name === 'outrigger_discovery_healthy'),
+    updates: sampleValue(samples, 'outrigger_discovery_updates_total', { cluster: 'api' }),
+  };
 }
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -84,7 +89,8 @@ describe('DNS discovery (dnsmasq on loopback)', () => {
     const fresh = await source(sc);
     expect(fresh.ready).toBe(200);
     expect(fresh.entry).toMatchObject({ cluster: 'api', source: 'dns A api.mesh.local', ok: true, endpoints: 1, updates: 1 });
-    expect(fresh.metric).toBe('outrigger_discovery_healthy{cluster="api",source="dns A api.mesh.local"} 1');
+    expect(fresh.healthy).toEqual([{ name: 'outrigger_discovery_healthy', labels: { cluster: 'api', source: 'dns A api.mesh.local' }, value: 1 }]);
+    expect(fresh.updates).toBe(1);
     const version = (await adminCall(sc, 'GET', '/config')).json.version as number;
 
     // A second address: picked up at the TTL, both serve; the kept endpoint's connection survived.
@@ -105,7 +111,8 @@ describe('DNS discovery (dnsmasq on loopback)', () => {
     expect(String(stale.entry['error'])).toContain('ENOTFOUND');
     expect(typeof stale.entry['since']).toBe('string');
     expect(stale.entry['endpoints']).toBe(2);
-    expect(stale.metric).toBe('outrigger_discovery_healthy{cluster="api",source="dns A api.mesh.local"} 0');
+    expect(stale.healthy.map((x) => x.value)).toEqual([0]);
+    expect(stale.updates).toBe(2);
     expect(new Set(await bodies(sc, 4))).toEqual(new Set(['one', 'two']));
     const statsStale = (await adminCall(sc, 'GET', '/stats')).json.discovery;
     expect(statsStale).toEqual([expect.objectContaining({ cluster: 'api', ok: false, endpoints: 2 })]);
