@@ -78,7 +78,7 @@ export class DiscoveryManager {
   reconcile(running: Snapshot): void {
     if (this.stopped) return;
     const wanted = new Map(running.clusters.filter((c) => c.discovery !== null).map((c) => [c.name, c]));
-    for (const [name, w] of this.watched) {
+    for (const [name, w] of [...this.watched]) {
       const next = wanted.get(name);
       if (next !== undefined && sameValue(next.discovery, w.spec)) continue;
       this.watched.delete(name);
