@@ -1,0 +1,86 @@
+// Shared parts of the etcd discovery tests: sidecars registered as service `api`, a sidecar that
+// discovers `api` through etcd, continuous traffic that counts failures, and etcd's view.
+
+import { hostname } from 'node:os';
+import { deadPort, httpGet, keepAlive, startSidecar, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import type { EtcdCluster } from '../helpers/etcd.js';
+
+export const PREFIX = '/outrigger';
+
+/** A sidecar serving `upstream` on a fixed port, registered in etcd as service `api` at that port. */
+export async function serviceSidecar(etcdEndpoints: readonly string[], upstream: Upstream, ttlS = 10): Promise<{ sc: Sidecar; port: number }> {
+  const port = await deadPort();
+  const sc = await startSidecar({
+    node: { workers: 1, drain_timeout_ms: 5000, service: { name: 'api', address: '127.0.0.1', port, ttl_s: ttlS, metadata: { zone: 'a' } } },
+    discovery: { etcd: { endpoints: etcdEndpoints } },
+    listeners: [{ name: 'main', address: `127.0.0.1:${port}`, routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'app' }] }],
+    clusters: [{ name: 'app', endpoints: [{ address: upstream.address }] }],
+  });
+  return { sc, port };
+}
+
+/** A sidecar whose cluster `api` is every sidecar registered for service `api`; a connect failure is retried on another. */
+export function discoveringSidecar(etcdEndpoints: readonly string[], workers = 1): Promise<Sidecar> {
+  return startSidecar({
+    node: { workers, drain_timeout_ms: 2000 },
+    discovery: { etcd: { endpoints: etcdEndpoints } },
+    listeners: [
+      {
+        name: 'main',
+        address: '127.0.0.1:0',
+        routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'api', retries: { attempts: 3, on: ['connect-failure', 'reset'] } }],
+      },
+    ],
+    // Every connect failure to a dead, still-registered sidecar may be retried (the default budget
+    // of 10 retries/s is below this test traffic's failure rate until the lease expires).
+    clusters: [
+      {
+        name: 'api',
+        lb: 'round_robin',
+        discovery: { etcd: { service: 'api' } },
+        retry_budget: { percent: 100, min_retries_per_second: 10_000, min_concurrent: 16 },
+      },
+    ],
+  });
+}
+
+export const keyOf = (sc: Pick<Sidecar, 'pid'>): string => `${PREFIX}/services/api/${hostname()}-${sc.pid}`;
+
+/** The registrations under `<p>/services/api/`, key → value, as etcdctl prints them. */
+export async function registrations(etcd: EtcdCluster): Promise<Map<string, Record<string, unknown>>> {
+  const lines = (await etcd.ctl(['get', '--prefix', `${PREFIX}/services/api/`])).trim().split('\n').filter(Boolean);
+  const out = new Map<string, Record<string, unknown>>();
+  for (let i = 0; i + 1 < lines.length; i += 2) out.set(lines[i]!, JSON.parse(lines[i + 1]!) as Record<string, unknown>);
+  return out;
+}
+
+/** Requests sent one after another (on a few keep-alive sockets) until stop(); every non-200 is a failure. */
+export function traffic(sc: Sidecar, concurrency = 4): { stop(): Promise<{ ok: number; failed: string[] }>; readonly ok: number } {
+  const agent = keepAlive(concurrency);
+  let running = true;
+  let ok = 0;
+  const failed: string[] = [];
+  const loop = async (): Promise<void> => {
+    while (running) {
+      try {
+        const a = await httpGet(sc.url('/t'), { agent, timeoutMs: 10_000 });
+        if (a.status === 200) ok++;
+        else failed.push(`${a.status} ${a.error ?? ''} ${a.text.slice(0, 100)}`);
+      } catch (e) {
+        failed.push((e as Error).message);
+      }
+    }
+  };
+  const loops = Array.from({ length: concurrency }, () => loop());
+  return {
+    get ok() {
+      return ok;
+    },
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return { ok, failed };
+    },
+  };
+}
