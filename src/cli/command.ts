@@ -115,7 +115,22 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`outrigger: ${problem}\n`);
     return 1;
   }
-  return runSidecar({ file, logLevel, compile: opts });
+  const code = await runSidecar({ file, logLevel, compile: opts });
+  exitAfterGrace(code);
+  return code;
+}
+
+/** How long a drained sidecar may wait for the event loop to empty before it exits anyway. */
+const EXIT_GRACE_MS = 2000;
+
+/**
+ * After the drain the process normally ends on its own. A library's leftover timer must not hold
+ * it: etcd3 keeps a lost watch's reconnect backoff (up to 30 s) scheduled after the watch is
+ * cancelled and the client closed. The timer is unref'd: it fires only if something else still
+ * keeps the process alive.
+ */
+function exitAfterGrace(code: number): void {
+  setTimeout(() => process.exit(code), EXIT_GRACE_MS).unref();
 }
 
 main(process.argv.slice(2)).then(

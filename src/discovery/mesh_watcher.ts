@@ -109,6 +109,7 @@ export class MeshWatcher {
       if (version !== 0 && version !== this.tried) await this.applyVersion(version);
       if (this.status !== null) await this.writeStatus(this.status);
       this.failures = 0;
+      if (this.down !== null) this.o.log.info({ mesh_version: this.applied }, 'mesh config: etcd reachable again');
       this.down = null;
     } catch (e) {
       this.markDown(e);

@@ -160,6 +160,8 @@ describe.skipIf(why !== null)(`outrigger mesh with three sidecars on a 3-member 
     }
     const s = await status();
     expect(s.current_version).toBe(1);
+    // Each one's registration (node.service) is alive beside its status line.
+    for (const sc of sidecars) expect(rowOf(s.sidecars, sc)).toMatchObject({ service: 'web', registered: true });
   });
 
   it('a version one sidecar cannot apply leaves it on its previous one, reported with the reason; the others apply it', async () => {
@@ -239,5 +241,12 @@ describe.skipIf(why !== null)(`outrigger mesh with three sidecars on a 3-member 
     await Promise.all(steady.map((l) => moreRequests(l, 50)));
     for (const l of steady) await stopWithoutFailures(l);
     for (const sc of sidecars) expect(await routedTo(sc, '/new/thing')).toBe('blue');
+  });
+
+  it('a drained sidecar leaves mesh status at once (its status lease revoked, its registration gone)', async () => {
+    const c = sidecars[2]!;
+    expect(rowOf((await status()).sidecars, c)).toBeDefined();
+    expect(await c.stop()).toBe(0);
+    expect(rowOf((await status()).sidecars, c)).toBeUndefined();
   });
 });
