@@ -42,6 +42,10 @@ export function crossCheck(raw: unknown, opts: CheckOptions): RawProblem[] {
       }
     });
   }
+  // A registration goes to the etcd cluster the top-level discovery names.
+  if (isObj(raw['node']) && raw['node']['service'] !== undefined && raw['discovery'] === undefined) {
+    out.push({ path: ['node', 'service'], message: 'needs the top-level discovery: {etcd: {endpoints}} (the etcd cluster to register in)' });
+  }
   // TLS on a listener or cluster needs this sidecar's certificate (top-level `tls`).
   if (raw['tls'] === undefined) {
     const needs = (o: unknown): boolean => isObj(o) && isObj(o['tls']) && o['tls']['mode'] !== 'disabled';
