@@ -7,6 +7,7 @@
 // when etcd is back; one member killed under load with an apply fails no request.
 
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -248,5 +249,51 @@ describe.skipIf(why !== null)(`outrigger mesh with three sidecars on a 3-member 
     expect(rowOf((await status()).sidecars, c)).toBeDefined();
     expect(await c.stop()).toBe(0);
     expect(rowOf((await status()).sidecars, c)).toBeUndefined();
+  });
+
+  it('a version whose listener port another process holds is refused by the workers: both sidecars stay on version 5, status error', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const held = (holder.address() as net.AddressInfo).port;
+    try {
+      const taken = { name: 'taken', address: `127.0.0.1:${held}`, routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] };
+      const r = await mesh([
+        'apply',
+        '-f',
+        meshFile({
+          services: {
+            web: {
+              listeners: [mainListener('blue'), taken],
+              clusters: [
+                { name: 'app', endpoints: [{ address: app.address }] },
+                { name: 'blue', endpoints: [{ address: blue.address }] },
+              ],
+            },
+          },
+        }),
+        '--etcd',
+        etcdFlag,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const live = sidecars.slice(0, 2);
+      const rows = await eventually(
+        async () => {
+          const got = live.map(async (sc) => rowOf((await status()).sidecars, sc));
+          const all = await Promise.all(got);
+          return all.every((row) => row?.status === 'error') ? all : undefined;
+        },
+        'both sidecars report version 6 not applied',
+        30_000,
+        200,
+      );
+      for (const row of rows) expect(row).toMatchObject({ applied_version: 5, lag: 1 });
+      expect(rows[0]!.error).toContain(String(held));
+      for (const sc of live) {
+        expect(await configVersion(sc)).toMatchObject({ by: 'mesh v5' });
+        expect(await routedTo(sc, '/new/thing')).toBe('blue');
+      }
+    } finally {
+      holder.close();
+    }
   });
 });
