@@ -19,7 +19,7 @@
 
 import net from 'node:net';
 import type { ListenerSpec } from '../config/types.js';
-import { listenReusePort } from '../net/reuseport.js';
+import { FrontServer } from './front_server.js';
 import { TCHAR } from './h1/parse.js';
 import { prefaceMatch } from './h2/preface.js';
 import type { RoutedSocket } from './original_dst.js';
@@ -106,41 +106,20 @@ export interface DetectTargets {
 }
 
 /** The front socket of a plaintext listener with `tcp_fallback`: every connection is classified once, then handed on. */
-export class Detector {
-  readonly server: net.Server;
-  private spec: ListenerSpec;
-  /** Connections still being read: nobody else holds them yet. */
-  private readonly sniffing = new Set<net.Socket>();
+export class Detector extends FrontServer<net.Socket> {
+  // `held`: connections still being read; nobody else holds them yet.
 
   constructor(
     spec: ListenerSpec,
     readonly counters: DetectCounters,
     private readonly targets: DetectTargets,
   ) {
-    this.spec = spec;
     // allowHalfOpen: an opaque stream's half-close is the TCP proxy's to pass on.
-    this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => this.take(s));
-    if (spec.maxConnections !== null) this.server.maxConnections = spec.maxConnections;
+    super(spec, { allowHalfOpen: true, noDelay: true });
   }
 
-  /** A new config version on the same socket: new connections use its detect timeout. */
-  configure(spec: ListenerSpec): void {
-    this.spec = spec;
-    this.server.maxConnections = spec.maxConnections ?? Infinity;
-  }
-
-  listen(): Promise<number> {
-    return listenReusePort(this.server, this.spec);
-  }
-
-  stopAccepting(): void {
-    this.server.close();
-  }
-
-  /** The worker is closing: connections not yet handed on are closed too. */
-  closeAll(): void {
-    this.server.close();
-    for (const s of this.sniffing) s.destroy();
+  protected accept(socket: net.Socket): void {
+    this.take(socket);
   }
 
   /**
@@ -158,11 +137,11 @@ export class Detector {
       return;
     }
     let got: Buffer | null = null;
-    this.sniffing.add(socket);
+    this.held.add(socket);
     this.targets.started();
     const done = (p: Detected): void => {
       clearTimeout(timer);
-      this.sniffing.delete(socket);
+      this.held.delete(socket);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('error', noop);
@@ -201,7 +180,7 @@ export class Detector {
     socket.once('close', () => {
       clearTimeout(timer);
       // Closed undecided (the client left, or the grace period of a drain ended): no longer in flight.
-      if (this.sniffing.delete(socket)) this.targets.ended();
+      if (this.held.delete(socket)) this.targets.ended();
     });
   }
 }

@@ -599,11 +599,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     let head: RequestHead | null = null;
     try {
       head = readRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
-      // The client's address costs a getpeername() syscall per request here: only when asked for.
-      const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
-      if (client !== null) head.client = client;
-      this.startTrace(head);
-      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, buildUpstreamHead(head, client, 'http'), this);
+      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, this.uwsUpstreamHead(res, head), this);
     } catch (e) {
       this.refuseUws(res, e, head);
     }
@@ -618,10 +614,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     let head: RequestHead | null = null;
     try {
       head = readRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
-      const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
-      if (client !== null) head.client = client;
-      this.startTrace(head);
-      const text = buildUpstreamHead(head, client, 'http');
+      const text = this.uwsUpstreamHead(res, head);
       // Read now: the request is gone when this handler returns.
       const key = req.getHeader('sec-websocket-key');
       const adapter = (): { socket: UwsWebSocketClient; early: null } => ({
@@ -633,6 +626,15 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     } catch (e) {
       this.refuseUws(res, e, head);
     }
+  }
+
+  /** A uws request's upstream head (x-forwarded-for when the listener appends it), its trace started. */
+  private uwsUpstreamHead(res: HttpResponse, head: RequestHead): string {
+    // The client's address costs a getpeername() syscall per request here: only when asked for.
+    const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
+    if (client !== null) head.client = client;
+    this.startTrace(head);
+    return buildUpstreamHead(head, client, 'http');
   }
 
   /** A uws request refused before it was proxied: the local reply for what its handling threw. */

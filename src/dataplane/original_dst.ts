@@ -23,11 +23,12 @@ import net from 'node:net';
 import type { ClusterSpec, ListenerSpec, OriginalDestinationSpec, RouteSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import type { Rng } from '../lb/types.js';
-import { listenReusePort, originalDestination } from '../net/reuseport.js';
+import { originalDestination } from '../net/reuseport.js';
 import { Cluster, type TlsProvider } from '../upstream/cluster.js';
 import type { Ticker } from '../upstream/ticker.js';
 import type { ListenerRouting, RouteTarget } from './admission.js';
-import { buildRouter, type CompiledRoute, type HeaderLookup, type Router } from './router.js';
+import { buildRouter, forwardingRoute, type CompiledRoute, type HeaderLookup, type Router } from './router.js';
+import { FrontServer } from './front_server.js';
 import { Splice } from './splice.js';
 import { TcpCounters, type TcpEnd, type TcpRecord } from './tcp_proxy.js';
 
@@ -84,11 +85,8 @@ export interface FrontTargets {
 export const PASSTHROUGH = 'passthrough';
 
 /** The listening socket of an outbound original_destination listener. */
-export class OriginalDstFront {
-  readonly server: net.Server;
-  private spec: ListenerSpec;
-  /** Passthrough streams connecting or spliced. */
-  private readonly passing = new Set<PassthroughStream>();
+export class OriginalDstFront extends FrontServer<PassthroughStream> {
+  // `held`: passthrough streams connecting or spliced.
   /** Passthrough streams of this worker: opened by destination port, closed, bytes, durations, connect failures. */
   readonly passthrough = new TcpCounters();
 
@@ -98,31 +96,11 @@ export class OriginalDstFront {
     private readonly ticker: Ticker,
     private readonly targets: FrontTargets,
   ) {
-    this.spec = spec;
     // pauseOnConnect: nothing is read before the destination is known; allowHalfOpen: a spliced stream's half-close is passed on.
-    this.server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (s) => this.accept(s));
-    this.server.maxConnections = spec.maxConnections ?? Infinity;
+    super(spec, { allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
   }
 
-  configure(spec: ListenerSpec): void {
-    this.spec = spec;
-    this.server.maxConnections = spec.maxConnections ?? Infinity;
-  }
-
-  listen(): Promise<number> {
-    return listenReusePort(this.server, this.spec);
-  }
-
-  stopAccepting(): void {
-    this.server.close();
-  }
-
-  closeAll(): void {
-    this.server.close();
-    for (const p of this.passing) p.destroy();
-  }
-
-  private accept(socket: RoutedSocket): void {
+  protected accept(socket: RoutedSocket): void {
     let dst: { address: string; port: number } | null;
     try {
       dst = originalDestinationOf(socket);
@@ -146,10 +124,10 @@ export class OriginalDstFront {
     const idleMs = this.spec.tcp?.idleTimeoutMs ?? this.spec.tcpFallback?.idleTimeoutMs ?? PASSTHROUGH_IDLE_MS;
     this.targets.passthroughStarted();
     const stream = new PassthroughStream(client, d, this.ticker, idleMs, this.passthrough, (record) => {
-      this.passing.delete(stream);
+      this.held.delete(stream);
       this.targets.passthroughEnded(record);
     });
-    this.passing.add(stream);
+    this.held.add(stream);
   }
 }
 
@@ -262,20 +240,8 @@ export function outboundRouting(base: ListenerRouting, routes: readonly RouteSpe
 
 /** The route a request to a service takes when none of the listener's routes to it matches: the cluster, with route defaults. */
 function catchAll(listener: string, cluster: string): RouteSpec {
-  return {
-    name: `${listener}/original_destination/${cluster}`,
-    match: { host: null, path: null, pathPrefix: null, pathRegex: null, grpc: false, methods: null, headers: [] },
-    action: { kind: 'cluster', cluster },
-    timeoutMs: 15_000,
-    testCrash: false,
-    testStall: false,
-    testThrow: false,
-    maxStreamDurationMs: 0,
-    retries: null,
-    fault: null,
-    rateLimit: null,
-    websocket: { idleTimeoutMs: 3_600_000 },
-  };
+  const anyRequest = { host: null, path: null, pathPrefix: null, pathRegex: null, grpc: false, methods: null, headers: [] };
+  return forwardingRoute(`${listener}/original_destination/${cluster}`, anyRequest, { kind: 'cluster', cluster }, 15_000);
 }
 
 /** registry_only refused this connection's destination: every request on it gets 403. */

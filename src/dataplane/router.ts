@@ -6,7 +6,7 @@
 // other, plus a gRPC content-type condition among its header matchers. Touches no I/O; per worker.
 
 import { compileLinearRegex } from '../config/regex.js';
-import type { HeaderMatchSpec, RouteSpec } from '../config/types.js';
+import type { HeaderMatchSpec, RouteActionSpec, RouteMatchSpec, RouteSpec } from '../config/types.js';
 import { isGrpcCallContentType } from '../grpc/wire.js';
 import type { Rng } from '../lb/types.js';
 import { regexLiteralPrefix } from './regex_prefix.js';
@@ -378,4 +378,25 @@ export function buildLinearRouter(routes: readonly RouteSpec[]): Router {
   const router = new LinearRouter(compileRoutes(routes));
   Object.freeze(router);
   return router;
+}
+
+/**
+ * A route that only forwards (no retries, fault, rate limit or test hooks; the config's default
+ * WebSocket idle timeout): what the proxy builds for itself rather than compiles from a config.
+ */
+export function forwardingRoute(name: string, match: RouteMatchSpec, action: RouteActionSpec, timeoutMs: number): RouteSpec {
+  return {
+    name,
+    match,
+    action,
+    timeoutMs,
+    testCrash: false,
+    testStall: false,
+    testThrow: false,
+    maxStreamDurationMs: 0,
+    retries: null,
+    fault: null,
+    rateLimit: null,
+    websocket: { idleTimeoutMs: 3_600_000 },
+  };
 }

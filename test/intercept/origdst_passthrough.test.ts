@@ -11,20 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll, tempDir } from '../helpers/live.js';
 import { createLan, netnsUnavailable, type Host } from '../helpers/netns.js';
 import { parsePrometheus, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { tcpStatOf, type TcpStat } from '../tcp/helpers.js';
 import { adminGet, APP_UID, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
-
-interface TcpStat {
-  listener: string;
-  cluster: string;
-  active: number;
-  opened: number;
-  closed: number;
-  by_destination_port: Record<string, number>;
-  bytes_from_client: number;
-  bytes_from_upstream: number;
-}
 
 /**
  * A connection the app user holds open to `address:port`: each line the test writes to `send`
@@ -93,8 +83,7 @@ describe.skipIf(why !== null)(`original destination passthrough streams${why ===
 
   afterAll(closeAll);
 
-  const passthroughStat = async (): Promise<TcpStat | undefined> =>
-    ((await adminGet(a, sc, '/stats')) as { tcp: TcpStat[] }).tcp.find((t) => t.listener === 'out' && t.cluster === 'passthrough');
+  const passthroughStat = async (): Promise<TcpStat | undefined> => tcpStatOf(await adminGet(a, sc, '/stats'), 'out', 'passthrough');
 
   it('counts a passthrough stream, its bytes and its end in /stats and /metrics', async () => {
     expect(await appTcp(a, b.address, 7000, 'ping')).toBe('echo:ping');

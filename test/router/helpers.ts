@@ -2,7 +2,7 @@
 
 import fc from 'fast-check';
 import type { HeaderMatchSpec, RouteActionSpec, RouteMatchSpec, RouteSpec } from '../../src/config/types.js';
-import type { HeaderLookup } from '../../src/dataplane/router.js';
+import { forwardingRoute, type HeaderLookup } from '../../src/dataplane/router.js';
 
 export function match(m: Partial<RouteMatchSpec> = {}): RouteMatchSpec {
   return { host: null, path: null, pathPrefix: null, pathRegex: null, grpc: false, methods: null, headers: [], ...m };
@@ -20,20 +20,7 @@ export const headerMatchArb: fc.Arbitrary<HeaderMatchSpec> = fc.oneof(
 );
 
 export function route(name: string, m: Partial<RouteMatchSpec> = {}, action?: RouteActionSpec): RouteSpec {
-  return {
-    name,
-    match: match(m),
-    action: action ?? { kind: 'cluster', cluster: `c-${name}` },
-    timeoutMs: 0,
-    testCrash: false,
-    testStall: false,
-    testThrow: false,
-    maxStreamDurationMs: 0,
-    retries: null,
-    fault: null,
-    rateLimit: null,
-    websocket: { idleTimeoutMs: 3_600_000 },
-  };
+  return forwardingRoute(name, match(m), action ?? { kind: 'cluster', cluster: `c-${name}` }, 0);
 }
 
 export function split(...parts: [string, number][]): RouteActionSpec {

@@ -166,3 +166,22 @@ export function halfCloseAndResetCases(port: () => number, app: () => TcpApp): v
     expect(await c.closed).toBe('ECONNRESET');
   });
 }
+
+/** One entry of /stats' `tcp` list (src/stats/tcp.ts): a listener and cluster's connections. */
+export interface TcpStat {
+  listener: string;
+  cluster: string;
+  active: number;
+  opened: number;
+  closed: number;
+  by_destination_port: Record<string, number>;
+  refused: Record<string, number>;
+  bytes_from_client: number;
+  bytes_from_upstream: number;
+  duration_seconds_total: number;
+}
+
+/** The entry of a /stats body for `listener` (and `cluster`, when given): undefined before its first connection. */
+export function tcpStatOf(stats: unknown, listener: string, cluster?: string): TcpStat | undefined {
+  return (stats as { tcp: TcpStat[] }).tcp.find((t) => t.listener === listener && (cluster === undefined || t.cluster === cluster));
+}

@@ -9,27 +9,14 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminCall, closeAll, deadPort, parsePrometheus, sampleValue, startSidecar, tempDir, untilCluster, type Sidecar } from '../helpers/sidecar.js';
-import { connectClient, halfCloseAndResetCases, startTcpApp, tcpSidecarConfig, type TcpApp } from './helpers.js';
+import { connectClient, halfCloseAndResetCases, startTcpApp, tcpSidecarConfig, tcpStatOf, type TcpApp, type TcpStat } from './helpers.js';
 
 afterAll(closeAll);
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-interface TcpStat {
-  listener: string;
-  cluster: string;
-  active: number;
-  opened: number;
-  closed: number;
-  refused: Record<string, number>;
-  bytes_from_client: number;
-  bytes_from_upstream: number;
-  duration_seconds_total: number;
-}
-
 async function tcpStats(sc: Sidecar): Promise<TcpStat | undefined> {
-  const a = await adminCall(sc, 'GET', '/stats');
-  return (a.json as { tcp: TcpStat[] }).tcp.find((t) => t.listener === 'main');
+  return tcpStatOf((await adminCall(sc, 'GET', '/stats')).json, 'main');
 }
 
 describe('raw TCP through one sidecar', () => {

@@ -6,18 +6,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminCall, closeAll, deadPort, parsePrometheus, sampleValue, startSidecar, tempDir } from '../helpers/sidecar.js';
-import { connectClient, startTcpApp, tcpSidecarConfig } from './helpers.js';
+import { connectClient, startTcpApp, tcpSidecarConfig, tcpStatOf, type TcpStat } from './helpers.js';
 
 afterAll(closeAll);
-
-interface TcpStat {
-  listener: string;
-  active: number;
-  closed: number;
-  bytes_from_client: number;
-  bytes_from_upstream: number;
-  duration_seconds_total: number;
-}
 
 function readLog(file: string): Array<Record<string, unknown>> {
   return readFileSync(file, 'utf8')
@@ -45,8 +36,7 @@ describe('a tcp listener removed by a reload', () => {
     await expect.poll(() => open.received().toString()).toBe('before after');
     open.socket.end();
     await open.ended;
-    const stat = async (): Promise<TcpStat | undefined> =>
-      ((await adminCall(sc, 'GET', '/stats')).json as { tcp: TcpStat[] }).tcp.find((t) => t.listener === 'main');
+    const stat = async (): Promise<TcpStat | undefined> => tcpStatOf((await adminCall(sc, 'GET', '/stats')).json, 'main');
     await expect.poll(stat, { timeout: 10_000 }).toMatchObject({ active: 0, closed: 1, bytes_from_client: 12, bytes_from_upstream: 12 });
     expect((await stat())!.duration_seconds_total).toBeGreaterThan(0);
     const m = parsePrometheus((await adminCall(sc, 'GET', '/metrics')).text);

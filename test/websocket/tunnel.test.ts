@@ -76,6 +76,17 @@ function rawClient(port: number): { socket: net.Socket; received: () => string; 
   return { socket, received: () => data.toString('latin1'), ended: () => ended, error: () => error };
 }
 
+const CHUNKED_REFUSAL = 'HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\nX-App: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n';
+
+/** An app that answers any request with CHUNKED_REFUSAL and keeps the connection open: the routes and clusters that send everything to it. */
+async function chunkedRefusalApp(): Promise<[routes: Record<string, unknown>[], clusters: Record<string, unknown>[]]> {
+  const server = net.createServer((s) => s.once('data', () => s.write(CHUNKED_REFUSAL)));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  track({ close: () => new Promise((resolve) => server.close(() => resolve(undefined))) });
+  const address = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return [[{ match: { path_prefix: '/' }, cluster: 'app' }], [{ name: 'app', endpoints: [{ address }] }]];
+}
+
 const UPGRADE =
   'GET /chat HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
 
@@ -91,18 +102,9 @@ describe('answers other than 101', () => {
   });
 
   it('a chunked refusal is relayed byte for byte and the connection closes at its end', async () => {
-    const refusal = 'HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\nX-App: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n';
-    const server = net.createServer((s) => s.once('data', () => s.write(refusal))); // and keeps the connection open
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    track({ close: () => new Promise((resolve) => server.close(() => resolve(undefined))) });
-    const sc = await startSidecar(
-      config(
-        [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [{ name: 'app', endpoints: [{ address: `127.0.0.1:${(server.address() as net.AddressInfo).port}` }] }],
-      ),
-    );
+    const sc = await startSidecar(config(...(await chunkedRefusalApp())));
     const r = await rawRequest(sc.port(), UPGRADE, { untilClose: true });
-    expect(r.raw.toString('latin1')).toBe(refusal);
+    expect(r.raw.toString('latin1')).toBe(CHUNKED_REFUSAL);
     expect(r.closed).toBe(true);
   });
 });
@@ -231,17 +233,7 @@ describe('the uws engine', () => {
   });
 
   it('a chunked refusal reaches the client with its status, headers and body (de-chunked)', async () => {
-    const refusal = 'HTTP/1.1 426 Upgrade Required\r\nTransfer-Encoding: chunked\r\nX-App: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n';
-    const server = net.createServer((s) => s.once('data', () => s.write(refusal)));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    track({ close: () => new Promise((resolve) => server.close(() => resolve(undefined))) });
-    const sc = await startSidecar(
-      config(
-        [{ match: { path_prefix: '/' }, cluster: 'app' }],
-        [{ name: 'app', endpoints: [{ address: `127.0.0.1:${(server.address() as net.AddressInfo).port}` }] }],
-        { listener: { engine: 'uws' } },
-      ),
-    );
+    const sc = await startSidecar(config(...(await chunkedRefusalApp()), { listener: { engine: 'uws' } }));
     const r = await refusalOf(`ws://127.0.0.1:${sc.port()}/chat`);
     expect(r.status).toBe(426);
     expect(r.headers['x-app']).toBe('chunked');
