@@ -5,12 +5,14 @@
 // admin views, the file/SIGHUP reloader and the signals/drain shutdown.
 
 import path from 'node:path';
+import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { AdminServer } from '../admin/server.js';
 import { ConfigStore } from '../admin/config_store.js';
 import { TrafficSampler } from '../admin/sampler.js';
 import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
+import { compileEtcd, compileServiceRegistration, type ServiceRegistrationSpec } from '../config/etcd.js';
 import type { Snapshot, TracingSpec } from '../config/types.js';
 import { openAdminAccess } from '../control/admin_access.js';
 import { inspectClusters } from '../control/admin_views.js';
@@ -19,6 +21,8 @@ import { CertificateManager } from '../control/certificates.js';
 import { EndpointVerdicts } from '../control/endpoint_verdicts.js';
 import { ConfigReloader } from '../control/reloader.js';
 import { Shutdown } from '../control/shutdown.js';
+import { etcdClient, etcdKeys, sidecarId } from '../discovery/etcd_client.js';
+import { Registration } from '../discovery/registration.js';
 import { exitNow } from '../net/reuseport.js';
 import { StatsAggregator } from '../stats/aggregate.js';
 import { LoopDelayMonitor } from '../stats/loop_delay.js';
@@ -52,8 +56,16 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const { supervisor, verdicts, certs, stats, sampler, snapshot } = plane;
   const applier = new DataPlaneApplier(supervisor, verdicts, stats, log);
   applier.running(snapshot);
-  const compile = { availableParallelism: opts.compile.availableParallelism, enableTestHooks: opts.compile.enableTestHooks };
+  const compile = {
+    availableParallelism: opts.compile.availableParallelism,
+    enableTestHooks: opts.compile.enableTestHooks,
+  };
   const store = new ConfigStore(applier, compile, { snapshot, admin: loaded.admin, source: loaded.source }, `file ${opts.file}`, access.policy);
+
+  const etcdSpec = compileEtcd(loaded.source.discovery);
+  const etcd = etcdSpec === null ? null : etcdClient(etcdSpec);
+  const registration = registrationFor(etcd, etcdSpec?.prefix ?? '', compileServiceRegistration(loaded.source.node.service), log);
+  if (registration !== null) stats.sections.set('registration', () => registration.json());
 
   const admin = loaded.admin;
   let reloader: ConfigReloader | null = null;
@@ -65,8 +77,12 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
         verdicts.close();
         void certs.close();
       },
+      deregister: () => registration?.deregister() ?? Promise.resolve(),
       drainWorkers: (timeoutMs) => supervisor.drain(timeoutMs),
-      closeRest: () => adminServer.close(),
+      closeRest: async () => {
+        await adminServer.close();
+        etcd?.close();
+      },
     },
     log,
   );
@@ -95,8 +111,16 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   }
   reloader = await ConfigReloader.start(opts.file, store, log);
   log.info(readyLine(snapshot, supervisor, admin.host, adminPort, access.token.file), 'ready');
+  // Registered once it serves: others only discover a sidecar whose listeners are up.
+  registration?.start();
   shutdown.handleSignals();
   return shutdown.done;
+}
+
+/** `node.service` registered in etcd under this process's sidecar id; null when there is no service or no etcd. */
+function registrationFor(etcd: Etcd3 | null, prefix: string, service: ServiceRegistrationSpec | null, log: Logger): Registration | null {
+  if (etcd === null || service === null) return null;
+  return new Registration(etcd, service, etcdKeys(prefix), sidecarId(), log);
 }
 
 interface DataPlane {
@@ -130,7 +154,14 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
     return refuse(`outrigger: tls: ${(e as Error).message}`, 2);
   }
   try {
-    return { supervisor, verdicts, certs, stats, sampler, snapshot: await supervisor.start(first) };
+    return {
+      supervisor,
+      verdicts,
+      certs,
+      stats,
+      sampler,
+      snapshot: await supervisor.start(first),
+    };
   } catch (e) {
     await certs.close();
     if (e instanceof PortInUseError) return refuse(`outrigger: ${e.message}`, 1);
@@ -152,13 +183,23 @@ function watchMainLoop(stats: StatsAggregator): void {
  * counters in /metrics (declared at 0) and its queue in /stats (`tracing`).
  */
 function traceExporter(stats: StatsAggregator, log: Logger, spec: () => TracingSpec | null): SpanExporter {
-  const exported = { metric: 'outrigger_tracing_spans_exported_total', labels: {} };
+  const exported = {
+    metric: 'outrigger_tracing_spans_exported_total',
+    labels: {},
+  };
   stats.counters.declare(exported.metric, exported.labels);
   const exporter = new SpanExporter(
     spec,
     {
       exported: (n) => stats.counters.apply([{ ...exported, value: n }]),
-      dropped: (reason, n) => stats.counters.apply([{ metric: 'outrigger_tracing_spans_dropped_total', labels: { reason }, value: n }]),
+      dropped: (reason, n) =>
+        stats.counters.apply([
+          {
+            metric: 'outrigger_tracing_spans_dropped_total',
+            labels: { reason },
+            value: n,
+          },
+        ]),
     },
     log,
   );
@@ -211,7 +252,10 @@ function readyLine(
   return {
     version: snapshot.version,
     workers: snapshot.node.workers,
-    listeners: supervisor.listeners.map((l) => ({ name: l.name, address: `${l.host}:${l.port}` })),
+    listeners: supervisor.listeners.map((l) => ({
+      name: l.name,
+      address: `${l.host}:${l.port}`,
+    })),
     admin: `${adminHost.includes(':') ? `[${adminHost}]` : adminHost}:${adminPort}`,
     admin_token_file: tokenFile,
   };

@@ -1,5 +1,6 @@
 // Signals and drain: SIGTERM, SIGINT and POST /drain (or /shutdown) start one drain: stop
-// watching and checking, let in-flight requests finish on every worker (bounded by
+// watching and checking, deregister from etcd (other sidecars stop picking this one while it
+// still accepts), let in-flight requests finish on every worker (bounded by
 // node.drain_timeout_ms), close the admin server, and resolve the exit code (0).
 
 import type { Logger } from 'pino';
@@ -10,6 +11,8 @@ export interface DrainSteps {
   timeoutMs(): number;
   /** Stops reloads, health checks, outlier detection and certificate rotation. */
   stopBackground(): void;
+  /** Removes this sidecar's etcd registration (bounded; resolves at once when there is none). */
+  deregister(): Promise<void>;
   /** Stops accepting on every worker and waits for in-flight requests; resolves to those left unfinished. */
   drainWorkers(timeoutMs: number): Promise<number>;
   /** After the workers: the admin server. */
@@ -44,10 +47,13 @@ export class Shutdown {
     const timeout = this.steps.timeoutMs();
     this.log.info({ reason, drain_timeout_ms: timeout }, 'draining');
     this.steps.stopBackground();
-    void this.steps.drainWorkers(timeout).then(async (unfinished) => {
-      await this.steps.closeRest();
-      this.log.info({ unfinished }, 'stopped');
-      this.finish(0);
-    });
+    void this.steps
+      .deregister()
+      .then(() => this.steps.drainWorkers(timeout))
+      .then(async (unfinished) => {
+        await this.steps.closeRest();
+        this.log.info({ unfinished }, 'stopped');
+        this.finish(0);
+      });
   }
 }
