@@ -7,8 +7,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll } from '../helpers/live.js';
-import { createLan, netnsUnavailable, type Host } from '../helpers/netns.js';
+import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { outrigger, probeConnect, startProbe } from './iptables_helpers.js';
+import { lanHosts } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -22,9 +23,7 @@ describe.skipIf(why !== null)(`iptables interception redirects real connections$
   let b: Host;
 
   beforeAll(async () => {
-    const lan = await createLan(231);
-    a = await lan.addHost('a', 1);
-    b = await lan.addHost('b', 2);
+    [a, b] = await lanHosts(231, 'a', 'b');
     for (const addr of [SERVICE, EXCLUDED_HOST]) await b.exec('ip', ['addr', 'add', `${addr}/32`, 'dev', 'eth0']);
     await startProbe(b, ['b-8080=0.0.0.0:8080', 'b-5432=0.0.0.0:5432']);
     await startProbe(a, ['outbound=0.0.0.0:15001:orig', 'inbound=0.0.0.0:15006:orig', 'loopback=127.0.0.1:9000', 'admin=0.0.0.0:15000']);
@@ -96,9 +95,7 @@ describe.skipIf(why !== null)(`ip6tables interception redirects real IPv6 connec
   let b: Host;
 
   beforeAll(async () => {
-    const lan = await createLan(232);
-    a = await lan.addHost('a6', 1);
-    b = await lan.addHost('b6', 2);
+    [a, b] = await lanHosts(232, 'a6', 'b6');
     // nodad: the addresses are usable at once (no duplicate-address detection delay).
     for (const [host, addr] of [
       [a, `${A6}/64`],

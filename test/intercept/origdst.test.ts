@@ -6,9 +6,9 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll } from '../helpers/live.js';
-import { createLan, netnsUnavailable, type Host } from '../helpers/netns.js';
+import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { adminGet, appGet, appTcp, destinationKinds, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
+import { lanHosts, adminGet, appGet, appTcp, destinationKinds, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -22,9 +22,7 @@ describe.skipIf(why !== null)(`original destination, outbound${why === null ? ''
   let sc: Sidecar;
 
   beforeAll(async () => {
-    const lan = await createLan(211);
-    a = await lan.addHost('oda', 1);
-    b = await lan.addHost('odb', 2);
+    [a, b] = await lanHosts(211, 'oda', 'odb');
     await startServers(
       b,
       '0.0.0.0',

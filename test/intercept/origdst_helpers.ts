@@ -2,7 +2,7 @@
 // namespace (so its iptables rules intercept them), small servers on a host, the sidecar's
 // /stats read from inside its namespace, and the minimal REDIRECT rules the tests install.
 
-import type { Host, Netns } from '../helpers/netns.js';
+import { createLan, type Host, type Netns } from '../helpers/netns.js';
 
 /** The uid the apps run as: anything but the sidecar's (root), so their connections are intercepted. */
 export const APP_UID = 1000;
@@ -111,4 +111,12 @@ export async function adminGet(ns: Netns, sc: AdminAccess, path: string): Promis
 export async function destinationKinds(ns: Netns, sc: AdminAccess, listener: string): Promise<Record<string, number>> {
   const stats = (await adminGet(ns, sc, '/stats')) as { original_destination?: Array<{ listener: string; by_kind: Record<string, number> }> };
   return stats.original_destination?.find((r) => r.listener === listener)?.by_kind ?? {};
+}
+
+/** Hosts on a new LAN 10.<octet>.0.0/24 (and its IPv6 twin), the i-th of `tags` at index i + 1. */
+export async function lanHosts<Tags extends string[]>(octet: number, ...tags: Tags): Promise<{ [K in keyof Tags]: Host }> {
+  const lan = await createLan(octet);
+  const hosts: Host[] = [];
+  for (const [i, tag] of tags.entries()) hosts.push(await lan.addHost(tag, i + 1));
+  return hosts as { [K in keyof Tags]: Host };
 }

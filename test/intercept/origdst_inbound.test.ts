@@ -8,9 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll } from '../helpers/live.js';
 import { API, newCa, spiffe, WEB, caSource } from '../helpers/mtls.js';
-import { createLan, netnsUnavailable, type Host } from '../helpers/netns.js';
+import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { startSidecar } from '../helpers/sidecar.js';
-import { appGet, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
+import { lanHosts, appGet, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -41,10 +41,8 @@ describe.skipIf(why !== null)(`original destination, inbound${why === null ? '' 
   const clientRules = [KEEP_LOOPBACK, redirectApp(15002, ['-d', ECHO_VIP]), redirectApp(15001)];
 
   beforeAll(async () => {
-    const lan = await createLan(212);
-    a = await lan.addHost('oia', 1);
-    const b = await lan.addHost('oib', 2);
-    c = await lan.addHost('oic', 3);
+    let b: Host;
+    [a, b, c] = await lanHosts(212, 'oia', 'oib', 'oic');
     const ca = await newCa();
     const tls = caSource(ca) as Record<string, unknown>;
     // B's apps listen on loopback only: reachable from the LAN only through the sidecar.

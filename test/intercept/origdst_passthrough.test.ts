@@ -9,10 +9,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll, tempDir } from '../helpers/live.js';
-import { createLan, netnsUnavailable, type Host } from '../helpers/netns.js';
+import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { parsePrometheus, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 import { tcpStatOf, type TcpStat } from '../tcp/helpers.js';
-import { adminGet, APP_UID, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
+import { lanHosts, adminGet, APP_UID, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -64,9 +64,7 @@ describe.skipIf(why !== null)(`original destination passthrough streams${why ===
   let log: string;
 
   beforeAll(async () => {
-    const lan = await createLan(218);
-    a = await lan.addHost('opa', 1);
-    b = await lan.addHost('opb', 2);
+    [a, b] = await lanHosts(218, 'opa', 'opb');
     await startServers(b, '0.0.0.0', {}, { 7000: { name: 'echo' } });
     log = path.join(tempDir(), 'access.log');
     sc = await startSidecar(

@@ -8,9 +8,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll } from '../helpers/live.js';
 import { API, caSource, newCa, WEB } from '../helpers/mtls.js';
-import { createLan, netnsUnavailable, type Host } from '../helpers/netns.js';
+import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { appGet, KEEP_LOOPBACK, natRules, redirectApp } from './origdst_helpers.js';
+import { lanHosts, appGet, KEEP_LOOPBACK, natRules, redirectApp } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -78,9 +78,7 @@ describe.skipIf(why !== null)(`original destination, inbound, on reload${why ===
   }
 
   beforeAll(async () => {
-    const lan = await createLan(217);
-    a = await lan.addHost('ora', 1);
-    b = await lan.addHost('orb', 2);
+    [a, b] = await lanHosts(217, 'ora', 'orb');
     tls = caSource(await newCa());
     await startCountingApp(b);
     inbound = { name: 'in', address: '0.0.0.0:15006', tls: { mode: 'mtls' }, original_destination: true, routes: [{ cluster: 'local' }] };
