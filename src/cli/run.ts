@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { AdminServer } from '../admin/server.js';
 import { ConfigStore } from '../admin/config_store.js';
 import { TrafficSampler } from '../admin/sampler.js';
-import type { CompileOptions } from '../config/load.js';
+import type { CompileOptions, RawConfig } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 import { compileEtcd, compileServiceRegistration, type ServiceRegistrationSpec } from '../config/etcd.js';
 import type { Snapshot, TracingSpec } from '../config/types.js';
@@ -20,6 +20,7 @@ import { DataPlaneApplier } from '../control/applier.js';
 import { CertificateManager } from '../control/certificates.js';
 import { EndpointVerdicts } from '../control/endpoint_verdicts.js';
 import { ConfigReloader } from '../control/reloader.js';
+import { MeshWatcher, type MeshWatcherOptions } from '../discovery/mesh_watcher.js';
 import { Shutdown } from '../control/shutdown.js';
 import { etcdClient, etcdKeys, sidecarId } from '../discovery/etcd_client.js';
 import { Registration } from '../discovery/registration.js';
@@ -69,11 +70,13 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
 
   const admin = loaded.admin;
   let reloader: ConfigReloader | null = null;
+  const mesh = meshWatcherFor(etcd, etcdSpec?.prefix ?? '', loaded.source, { localFile: configFile, compile: opts.compile, store, log });
   const shutdown: Shutdown = new Shutdown(
     {
       timeoutMs: () => store.snapshot.node.drainTimeoutMs,
       stopBackground: () => {
         reloader?.close();
+        void mesh?.close();
         verdicts.close();
         void certs.close();
       },
@@ -94,7 +97,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     boundHost: admin.host,
     hosts: admin.hosts,
     ready: () => !shutdown.isDraining && supervisor.readyWorkers === store.snapshot.node.workers && certs.valid(),
-    readyWarnings: () => certs.warnings(),
+    readyWarnings: () => [...certs.warnings(), ...(mesh?.warnings() ?? [])],
     inspect: () => inspectClusters(supervisor, verdicts),
     certs: () => certs.info(),
     series: (afterMs) => sampler.toJSON(afterMs),
@@ -121,6 +124,18 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
 function registrationFor(etcd: Etcd3 | null, prefix: string, service: ServiceRegistrationSpec | null, log: Logger): Registration | null {
   if (etcd === null || service === null) return null;
   return new Registration(etcd, service, etcdKeys(prefix), sidecarId(), log);
+}
+
+/** The mesh-wide config's watcher, when there is an etcd cluster and a `node.service` (whose part of the mesh config this sidecar runs). */
+function meshWatcherFor(
+  etcd: Etcd3 | null,
+  prefix: string,
+  source: RawConfig,
+  local: Pick<MeshWatcherOptions, 'localFile' | 'compile' | 'store' | 'log'>,
+): MeshWatcher | null {
+  const service = source.node.service;
+  if (etcd === null || service === undefined) return null;
+  return new MeshWatcher({ ...local, client: etcd, keys: etcdKeys(prefix), service: service.name, sidecarId: sidecarId(), ttlS: service.ttl_s });
 }
 
 interface DataPlane {
