@@ -66,7 +66,10 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const etcdSpec = compileEtcd(loaded.source.discovery);
   const etcd = etcdSpec === null ? null : etcdClient(etcdSpec);
   const registration = registrationFor(etcd, etcdSpec?.prefix ?? '', compileServiceRegistration(loaded.source.node.service), log);
-  if (registration !== null) stats.sections.set('registration', () => registration.json());
+  if (registration !== null) {
+    stats.sections.set('registration', () => registration.json());
+    stats.metricTexts.set('registration', () => registration.prometheus());
+  }
 
   const admin = loaded.admin;
   let reloader: ConfigReloader | null = null;
@@ -97,7 +100,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     boundHost: admin.host,
     hosts: admin.hosts,
     ready: () => !shutdown.isDraining && supervisor.readyWorkers === store.snapshot.node.workers && certs.valid(),
-    readyWarnings: () => [...certs.warnings(), ...(mesh?.warnings() ?? [])],
+    readyWarnings: () => [...certs.warnings(), ...(mesh?.warnings() ?? []), ...(registration?.warnings() ?? [])],
     inspect: () => inspectClusters(supervisor, verdicts),
     certs: () => certs.info(),
     series: (afterMs) => sampler.toJSON(afterMs),

@@ -60,6 +60,28 @@ export class Registration {
     return this.status;
   }
 
+  /** For /ready's warnings: why this sidecar is not registered right now (it serves all the same). */
+  warnings(): string[] {
+    const { state, key, error, since_ms } = this.status;
+    if (state !== 'retrying') return [];
+    return [`etcd registration ${key}: not registered since ${new Date(since_ms).toISOString()} (${error ?? ''}); serving, retrying`];
+  }
+
+  /** `outrigger_etcd_registered` (1 while the key is live) and the leases granted, in the Prometheus text format. */
+  prometheus(): string {
+    // node.service.name is a name field (letters, digits, "_", ".", "-"): nothing to escape.
+    const labels = `service="${this.spec.name}"`;
+    return [
+      "# HELP outrigger_etcd_registered Whether this sidecar's node.service registration is live in etcd (1) or not (0: registering, retrying after an etcd failure, or deregistered).",
+      '# TYPE outrigger_etcd_registered gauge',
+      `outrigger_etcd_registered{${labels}} ${this.status.state === 'registered' ? 1 : 0}`,
+      "# HELP outrigger_etcd_registration_leases_total Leases granted for this sidecar's registration (more than 1: etcd lost one and it was registered again).",
+      '# TYPE outrigger_etcd_registration_leases_total counter',
+      `outrigger_etcd_registration_leases_total{${labels}} ${this.status.leases_granted}`,
+      '',
+    ].join('\n');
+  }
+
   /** One attempt: a fresh lease, the key under it; on failure, another attempt after a jittered delay. */
   private async register(): Promise<void> {
     if (this.stopped) return;

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { etcdUnavailable, startEtcdCluster } from '../helpers/etcd.js';
-import { adminCall, closeAll, eventually, httpGet, startUpstream, track } from '../helpers/sidecar.js';
+import { adminCall, closeAll, eventually, httpGet, parsePrometheus, sampleValue, startUpstream, track } from '../helpers/sidecar.js';
 import { keyOf, registrations, serviceSidecar } from './etcd_fixtures.js';
 
 const why = etcdUnavailable();
@@ -90,6 +90,12 @@ describe.skipIf(why !== null)(`etcd registration (node.service)${why === null ? 
     // The client gives the lease up after 2 × ttl_s without a keepalive: then it retries.
     await eventually(async () => ((await registration()).state === 'retrying' ? true : undefined), 'lease lost, retrying', 30_000, 200);
     expect((await httpGet(sc.url('/while-etcd-is-down'))).status).toBe(200);
+    const ready = await adminCall(sc, 'GET', '/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.text).toContain(`etcd registration ${keyOf(sc)}: not registered since`);
+    const registered = async (): Promise<number | undefined> =>
+      sampleValue(parsePrometheus((await adminCall(sc, 'GET', '/metrics')).text), 'outrigger_etcd_registered', { service: 'api' });
+    expect(await registered()).toBe(0);
     await etcd.startAll();
     const again = await eventually(
       async () => {
@@ -104,6 +110,8 @@ describe.skipIf(why !== null)(`etcd registration (node.service)${why === null ? 
     track({ close: () => Promise.resolve(client.close()) });
     const kv = (await client.get(keyOf(sc)).exec()).kvs[0];
     expect(kv?.lease).toBe(again.lease_id);
+    expect(await registered()).toBe(1);
+    expect((await adminCall(sc, 'GET', '/ready')).text).not.toContain('etcd registration');
   });
 
   it('a draining sidecar deletes its key before it stops accepting', async () => {
