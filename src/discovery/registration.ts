@@ -23,6 +23,8 @@ export interface RegistrationState {
   readonly error: string | null;
   /** Epoch ms of the last state change. */
   readonly since_ms: number;
+  /** Epoch ms of the first failure since the key was last live (null while registered or before any failure). */
+  readonly failing_since_ms: number | null;
   /** Leases granted since start (1 when etcd never lost ours). */
   readonly leases_granted: number;
 }
@@ -42,7 +44,7 @@ export class Registration {
     private readonly log: Logger,
   ) {
     const key = keys.registration(spec.name, sidecarId);
-    this.status = { key, state: 'registering', lease_id: null, error: null, since_ms: Date.now(), leases_granted: 0 };
+    this.status = { key, state: 'registering', lease_id: null, error: null, since_ms: Date.now(), failing_since_ms: null, leases_granted: 0 };
   }
 
   /** The value others read: where to connect, with what weight. */
@@ -62,9 +64,10 @@ export class Registration {
 
   /** For /ready's warnings: why this sidecar is not registered right now (it serves all the same). */
   warnings(): string[] {
-    const { state, key, error, since_ms } = this.status;
-    if (state !== 'retrying') return [];
-    return [`etcd registration ${key}: not registered since ${new Date(since_ms).toISOString()} (${error ?? ''}); serving, retrying`];
+    const { state, key, error, failing_since_ms } = this.status;
+    // Attempts between retries (registering) still count: the key is not live until one succeeds.
+    if (failing_since_ms === null || state === 'deregistered') return [];
+    return [`etcd registration ${key}: not registered since ${new Date(failing_since_ms).toISOString()} (${error ?? ''}); serving, retrying`];
   }
 
   /** `outrigger_etcd_registered` (1 while the key is live) and the leases granted, in the Prometheus text format. */
@@ -97,7 +100,7 @@ export class Registration {
       await lease.put(this.status.key).value(this.value()).exec();
       if (this.lease !== lease || this.stopped) return;
       this.backoff.reset();
-      this.setState({ state: 'registered', lease_id: id, error: null, leases_granted: this.status.leases_granted + 1 });
+      this.setState({ state: 'registered', lease_id: id, error: null, failing_since_ms: null, leases_granted: this.status.leases_granted + 1 });
       this.log.info({ key: this.status.key, lease_id: id, ttl_s: this.spec.ttlS }, 'etcd: registered');
     } catch (e) {
       if (this.lease === lease && !this.stopped) this.retry((e as Error).message);
@@ -108,7 +111,7 @@ export class Registration {
     this.lease?.release();
     this.lease = null;
     const delayMs = this.backoff.next();
-    this.setState({ state: 'retrying', lease_id: null, error });
+    this.setState({ state: 'retrying', lease_id: null, error, failing_since_ms: this.status.failing_since_ms ?? Date.now() });
     this.log.warn({ key: this.status.key, error, retry_in_ms: delayMs }, 'etcd: registration failed; the sidecar keeps serving, retrying');
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
@@ -140,6 +143,7 @@ export class Registration {
   }
 
   private setState(change: Partial<RegistrationState>): void {
-    this.status = { ...this.status, ...change, since_ms: Date.now() };
+    const since_ms = change.state === undefined || change.state === this.status.state ? this.status.since_ms : Date.now();
+    this.status = { ...this.status, ...change, since_ms };
   }
 }
