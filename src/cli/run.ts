@@ -20,6 +20,8 @@ import { DataPlaneApplier } from '../control/applier.js';
 import { CertificateManager } from '../control/certificates.js';
 import { EndpointVerdicts } from '../control/endpoint_verdicts.js';
 import { ConfigReloader } from '../control/reloader.js';
+import { DiscoveryManager } from '../discovery/manager.js';
+import { makeSource } from '../discovery/sources.js';
 import { MeshWatcher, type MeshWatcherOptions } from '../discovery/mesh_watcher.js';
 import { Shutdown } from '../control/shutdown.js';
 import { etcdClient, etcdKeys, sidecarId } from '../discovery/etcd_client.js';
@@ -55,16 +57,24 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const plane = await startDataPlane(loaded.snapshot, path.dirname(configFile), log, opts.compile.enableTestHooks);
   if (typeof plane === 'number') return plane;
   const { supervisor, verdicts, certs, stats, sampler, snapshot } = plane;
-  const applier = new DataPlaneApplier(supervisor, verdicts, stats, log);
+  const etcdSpec = compileEtcd(loaded.source.discovery);
+  // One etcd client for the registration, the etcd discovery sources and the mesh-config watcher.
+  const etcdDeps = etcdSpec === null ? null : { client: etcdClient(etcdSpec), keys: etcdKeys(etcdSpec.prefix) };
+  const etcd = etcdDeps?.client ?? null;
+  const discovery: DiscoveryManager = new DiscoveryManager({
+    plane: supervisor,
+    applied: (running) => applier.running(running),
+    makeSource: (cluster) => makeSource(cluster, { etcd: etcdDeps }),
+    log,
+  });
+  const applier = new DataPlaneApplier(supervisor, verdicts, stats, discovery, log);
   applier.running(snapshot);
-  const compile = {
-    availableParallelism: opts.compile.availableParallelism,
-    enableTestHooks: opts.compile.enableTestHooks,
-  };
+  discovery.reconcile(snapshot);
+  stats.sections.set('discovery', () => discovery.status());
+  stats.metricTexts.set('discovery', () => discovery.prometheus());
+  const compile = { availableParallelism: opts.compile.availableParallelism, enableTestHooks: opts.compile.enableTestHooks };
   const store = new ConfigStore(applier, compile, { snapshot, admin: loaded.admin, source: loaded.source }, `file ${opts.file}`, access.policy);
 
-  const etcdSpec = compileEtcd(loaded.source.discovery);
-  const etcd = etcdSpec === null ? null : etcdClient(etcdSpec);
   const registration = registrationFor(etcd, etcdSpec?.prefix ?? '', compileServiceRegistration(loaded.source.node.service), log);
   if (registration !== null) {
     stats.sections.set('registration', () => registration.json());
@@ -79,6 +89,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
       timeoutMs: () => store.snapshot.node.drainTimeoutMs,
       stopBackground: () => {
         reloader?.close();
+        void discovery.stop();
         void mesh?.close();
         verdicts.close();
         void certs.close();
@@ -100,6 +111,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     boundHost: admin.host,
     hosts: admin.hosts,
     ready: () => !shutdown.isDraining && supervisor.readyWorkers === store.snapshot.node.workers && certs.valid(),
+    discovery: () => discovery.status(),
     readyWarnings: () => [...certs.warnings(), ...(mesh?.warnings() ?? []), ...(registration?.warnings() ?? [])],
     inspect: () => inspectClusters(supervisor, verdicts),
     certs: () => certs.info(),
@@ -172,14 +184,7 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
     return refuse(`outrigger: tls: ${(e as Error).message}`, 2);
   }
   try {
-    return {
-      supervisor,
-      verdicts,
-      certs,
-      stats,
-      sampler,
-      snapshot: await supervisor.start(first),
-    };
+    return { supervisor, verdicts, certs, stats, sampler, snapshot: await supervisor.start(first) };
   } catch (e) {
     await certs.close();
     if (e instanceof PortInUseError) return refuse(`outrigger: ${e.message}`, 1);
@@ -201,23 +206,13 @@ function watchMainLoop(stats: StatsAggregator): void {
  * counters in /metrics (declared at 0) and its queue in /stats (`tracing`).
  */
 function traceExporter(stats: StatsAggregator, log: Logger, spec: () => TracingSpec | null): SpanExporter {
-  const exported = {
-    metric: 'outrigger_tracing_spans_exported_total',
-    labels: {},
-  };
+  const exported = { metric: 'outrigger_tracing_spans_exported_total', labels: {} };
   stats.counters.declare(exported.metric, exported.labels);
   const exporter = new SpanExporter(
     spec,
     {
       exported: (n) => stats.counters.apply([{ ...exported, value: n }]),
-      dropped: (reason, n) =>
-        stats.counters.apply([
-          {
-            metric: 'outrigger_tracing_spans_dropped_total',
-            labels: { reason },
-            value: n,
-          },
-        ]),
+      dropped: (reason, n) => stats.counters.apply([{ metric: 'outrigger_tracing_spans_dropped_total', labels: { reason }, value: n }]),
     },
     log,
   );
@@ -270,10 +265,7 @@ function readyLine(
   return {
     version: snapshot.version,
     workers: snapshot.node.workers,
-    listeners: supervisor.listeners.map((l) => ({
-      name: l.name,
-      address: `${l.host}:${l.port}`,
-    })),
+    listeners: supervisor.listeners.map((l) => ({ name: l.name, address: `${l.host}:${l.port}` })),
     admin: `${adminHost.includes(':') ? `[${adminHost}]` : adminHost}:${adminPort}`,
     admin_token_file: tokenFile,
   };
