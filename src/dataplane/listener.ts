@@ -1,12 +1,12 @@
 // One configured listener inside one worker: its server (a uWS app on the `uws` engine, the
-// cheapest path; node:http or node:https on the `node` engine: Node's strict llhttp, always used
-// for TLS because uWS here cannot require or read client certificates), its router (swapped
-// atomically between requests on reload), and the per-request entry point that turns a request
-// into an Exchange — or into a local reply.
+// cheapest path; node:http or node:https on the `node` engine, node_server.ts: Node's strict
+// llhttp, always used for TLS because uWS here cannot require or read client certificates; the
+// strict engine in h1/, HTTP/2 in h2/), its router (swapped atomically between requests on
+// reload), and admission: the per-request entry point that turns a request into an Exchange — or
+// into a local reply.
 
 import http from 'node:http';
 import https from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
@@ -27,19 +27,16 @@ import type { StrictDownstream } from './h1/downstream.js';
 import type { ParsedHead } from './h1/parse.js';
 import { StrictServer, type StrictH2, type StrictTls } from './h1/server.js';
 import type { H2Downstream } from './h2/downstream.js';
-import { sniffPreface } from './h2/preface.js';
 import { readH2RequestHead } from './h2/request_head.js';
 import { H2Server, type H2Conn } from './h2/server.js';
 import { alpnDetected, DetectCounters, Detector, selectAlpn } from './detect.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
-import { localReply, localReplyBytes } from './local_reply.js';
-import { httpDate } from './h1/downstream.js';
-import { downstreamOf, NodeDownstream } from './node_downstream.js';
+import { localReply } from './local_reply.js';
+import { NodeEngine, type NodeEngineHost } from './node_server.js';
 import {
   BodyFraming,
   buildUpstreamHead,
-  readNodeRequestHead,
   readRequestHead,
   readStrictRequestHead,
   refusalRequestId,
@@ -103,13 +100,6 @@ export interface ListenerContext {
   onInflightEnded(listener: ListenerRuntime): void;
   /** outbound_policy: registry_only refused a connection's original destination (logged once per connection). */
   onDestinationRefused(listener: ListenerRuntime, destination: Destination, client: string): void;
-}
-
-/** Node-engine sockets carry the peer's SPIFFE ID (TLS, read once per connection) and whether a request on them was refused. */
-interface PeerSocket extends TLSSocket {
-  peerIdentity?: string | null;
-  /** A malformed request was answered: nothing after it on this connection is forwarded. */
-  refused?: boolean;
 }
 
 export class ListenerRuntime implements ExchangeObserver, ListenerRouting, TunnelOwner {
@@ -193,7 +183,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     } else if (spec.engine === 'strict') {
       this.h1 = this.createStrictServer(spec);
     } else {
-      this.server = this.createNodeServer(spec);
+      this.connectionsAccepted = 0;
+      this.server = new NodeEngine(this.nodeEngineHost()).server;
     }
     if (spec.tcpFallback !== null && spec.tls === null) {
       const tcp = this.tcp!;
@@ -301,87 +292,35 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     return true;
   }
 
-  private createNodeServer(spec: ListenerSpec): http.Server {
-    const t = spec.timeouts;
-    const common = {
-      maxHeaderSize: spec.maxRequestHeadersBytes,
-      keepAliveTimeout: t.keepaliveIdleMs,
-      headersTimeout: t.headersMs,
-      requestTimeout: 0,
-      // Node checks headersTimeout only this often (30 s by default): slow heads would outlive it.
-      connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(t.headersMs / 4))),
-      // Never llhttp's lenient mode: what it would tolerate, a second parser could read differently.
-      insecureHTTPParser: false,
-      // Host is checked by outrigger itself (one answer format for every refusal).
-      requireHostHeader: false,
-    };
-    let server: http.Server;
-    const h2 = this.h2;
-    if (spec.tls === null) {
-      server = http.createServer(common);
-      if (h2 !== null) {
-        // HTTP/2 with prior knowledge: node's own connection handler gets only HTTP/1 connections.
-        const h1 = server.listeners('connection') as Array<(s: Socket) => void>;
-        server.removeAllListeners('connection');
-        const toH1 = (s: Socket): void => {
-          for (const f of h1) f.call(server, s);
-          s.resume();
-        };
-        server.on('connection', (s: Socket) => {
-          if (spec.protocol === 'http2') h2.handoff(s, null);
-          else sniffPreface(s, t.headersMs, (x) => h2.handoff(x, null), toH1);
-        });
-      }
-    } else {
-      server = https.createServer({
-        ...common,
-        ...listenerTlsOptions(spec.name, this.ctx.tlsMaterial(), this.tlsParams(), t.handshakeMs),
-        ...alpn(spec),
-        // An opaque TCP stream (tcp_fallback) half-closes; node's HTTP layer still ends an HTTP connection at the client's FIN.
-        allowHalfOpen: spec.tcpFallback !== null,
-      });
-      if (h2 !== null) {
-        // Connections that chose h2 by ALPN (all of them on `protocol: http2`) go to HTTP/2, after the peer check below.
-        const h1 = server.listeners('secureConnection') as Array<(s: PeerSocket) => void>;
-        server.removeAllListeners('secureConnection');
-        server.on('secureConnection', (s: PeerSocket) => {
-          if (!s.destroyed && this.claimedByAlpn(s, s.peerIdentity ?? null)) return;
-          if (!s.destroyed && (spec.protocol === 'http2' || s.alpnProtocol === 'h2')) h2.handoff(s, s.peerIdentity ?? null);
-          else for (const f of h1) f.call(server, s);
-        });
-      }
-      // Before node's HTTP server sees the socket: an mtls connection, resumed or not, needs a
-      // verified client certificate that is valid now (a resumed session skips OpenSSL's checks)
-      // and whose root vouches for its SPIFFE ID's trust domain.
-      server.prependListener('secureConnection', (s: PeerSocket) => {
-        const peer = spec.tls === 'mtls' ? inboundPeer(s, this.ctx.tlsMaterial()) : null;
-        if (peer !== null && !peer.ok) {
-          this.handshakeFailures++;
-          s.destroy();
-          return;
-        }
-        s.peerIdentity = peer?.identity ?? null;
-      });
-      server.on('tlsClientError', () => {
+  /** What the node engine (node_server.ts) takes from this listener. */
+  private nodeEngineHost(): NodeEngineHost {
+    return {
+      spec: () => this.spec,
+      underscores: this.underscores,
+      h2: this.h2,
+      tlsOptions: () => this.tlsServerOptions(),
+      tlsMaterial: () => this.ctx.tlsMaterial(),
+      claimedByAlpn: (socket, peer) => this.claimedByAlpn(socket, peer),
+      handshakeFailed: () => {
         this.handshakeFailures++;
-      });
-    }
-    // Up to 2000 header lines (node's default); the byte limit is maxHeaderSize.
-    server.maxHeadersCount = 2000;
-    // Idle in both directions while a request is in progress (between requests keepAliveTimeout rules).
-    server.timeout = t.bodyIdleMs;
-    if (spec.maxConnections !== null) server.maxConnections = spec.maxConnections;
-    this.connectionsAccepted = 0;
-    server.on('connection', () => {
-      this.connectionsAccepted!++;
-    });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handleNode(req, res));
-    // Requests with Connection: upgrade and an Upgrade header come here instead (llhttp stops parsing the connection after them).
-    server.on('upgrade', (req: IncomingMessage, socket: PeerSocket, early: Buffer) => this.handleNodeUpgrade(req, socket, early));
-    server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
-    // CONNECT (a tunnel) is not offered: answered, not silently dropped.
-    server.on('connect', (_req: IncomingMessage, socket: Socket) => this.onClientError(Object.assign(new Error('CONNECT'), { code: 'HPE_CONNECT' }), socket));
-    return server;
+      },
+      connectionAccepted: () => {
+        this.connectionsAccepted!++;
+      },
+      routingFor: (socket) => this.routingFor(socket),
+      authorizedUpstreamHead: (head, peer, client) => this.authorizedUpstreamHead(head, peer, client),
+      proxy: (down, head, upstreamHead, routing) => this.proxy(down, head, upstreamHead, routing),
+      tunnel: (routing, head, upstreamHead, take) => this.tunnel(routing, head, upstreamHead, take),
+      refusal: (e) => this.refusal(e),
+      onLocalReply: (err, head, id) => this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id),
+      onUnparsedReply: (err, id) => this.ctx.onLocalReply(this, -1, err, null, id),
+    };
+  }
+
+  /** The TLS server options of the node and strict engines: certificates, ALPN offer, handshake timeout. */
+  private tlsServerOptions(): tls.TlsOptions {
+    const spec = this.spec;
+    return { ...listenerTlsOptions(spec.name, this.ctx.tlsMaterial(), this.tlsParams(), spec.timeouts.handshakeMs), ...alpn(spec) };
   }
 
   /** The `strict` engine: our own HTTP/1.1 server on net/tls sockets, with the node engine's TLS peer check. */
@@ -390,7 +329,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     if (spec.tls !== null) {
       const mtls = spec.tls === 'mtls';
       tlsSetup = {
-        options: { ...listenerTlsOptions(spec.name, this.ctx.tlsMaterial(), this.tlsParams(), spec.timeouts.handshakeMs), ...alpn(spec) },
+        options: this.tlsServerOptions(),
         // Before any byte is read: a verified client certificate, valid now, whose root vouches for its trust domain.
         peer: (s) => {
           if (!mtls) return null;
@@ -656,35 +595,6 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
   }
 
-  private handleNode(req: IncomingMessage, res: ServerResponse): void {
-    const socket = req.socket as PeerSocket;
-    if (socket.refused === true) {
-      // Pipelined behind a refused request: never parsed into an exchange, never forwarded.
-      socket.destroy();
-      return;
-    }
-    const down = new NodeDownstream(req, res, this.spec.errorDetail);
-    let head: RequestHead | null = null;
-    try {
-      head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
-      const text = this.authorizedUpstreamHead(head, socket.peerIdentity ?? null, socket.remoteAddress ?? '');
-      // Node decodes header bytes as latin1: written back as latin1, obs-text reaches the app byte for byte.
-      this.proxy(down, head, NON_ASCII.test(text) ? Buffer.from(text, 'latin1') : text, this.routingFor(socket));
-    } catch (e) {
-      const err = this.refusal(e);
-      if (err.status === 400 || err.status === 431) {
-        // A framing problem: nothing after this request on the connection can be trusted.
-        socket.refused = true;
-        req.pause();
-      } else {
-        req.resume();
-      }
-      const id = head !== null ? head.requestId : refusalRequestId(req.rawHeaders);
-      down.reply(err, id);
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
-    }
-  }
-
   /** A head parsed by the strict engine (src/dataplane/h1/): checked, then proxied as on the node engine. */
   private handleStrict(down: StrictDownstream, req: ParsedHead): void {
     const conn = down.conn;
@@ -725,38 +635,6 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       down.reply(err, id);
       this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
     }
-  }
-
-  /**
-   * An upgrade request on the node engine (node:http's 'upgrade' event: the socket is ours). A
-   * WebSocket upgrade is tunnelled; a refusal is written to the socket, which then closes; any
-   * other Upgrade (h2c, ...) is served as a plain request, as the strict engine does.
-   */
-  private handleNodeUpgrade(req: IncomingMessage, socket: PeerSocket, early: Buffer): void {
-    let head: RequestHead | null = null;
-    try {
-      head = readNodeRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
-      // llhttp reads no body after an Upgrade head: such a request cannot be served as plain HTTP either.
-      if (head.framing !== BodyFraming.None) throw new ProxyError('bad_request', 'an Upgrade request with a body (engine: node does not read it)');
-      const text = this.authorizedUpstreamHead(head, socket.peerIdentity ?? null, socket.remoteAddress ?? '');
-      if (this.tunnel(this.routingFor(socket), head, text, () => ({ socket, early }))) return;
-    } catch (e) {
-      const err = this.refusal(e);
-      const id = head !== null ? head.requestId : refusalRequestId(req.rawHeaders);
-      socket.on('error', noop);
-      socket.end(localReplyBytes(localReply(err, id, this.spec.errorDetail), httpDate(), true), 'latin1');
-      socket.destroySoon();
-      this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
-      return;
-    }
-    // Served on a response of our own: node has let go of the connection, which closes after it.
-    const res = new http.ServerResponse(req);
-    res.assignSocket(socket);
-    res.shouldKeepAlive = false;
-    res.on('finish', () => socket.destroySoon());
-    socket.on('error', noop);
-    socket.on('close', () => res.destroy());
-    this.handleNode(req, res);
   }
 
   /**
@@ -831,47 +709,6 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     if (tracer !== null) head.trace = tracer.begin(head.headers);
   }
 
-  /**
-   * Node's parser refused the bytes (malformed head, oversize head, bad chunk) or a header
-   * timeout fired: answer 400/431/408 when no response is under way on the connection, then close.
-   */
-  private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
-    const code = err.code ?? '';
-    // node:https re-emits TLS handshake failures (and its handshake timeout) as clientError:
-    // there is no HTTP to answer on a connection whose handshake did not finish.
-    const handshaking = this.spec.tls !== null && (socket as Socket & { _secureEstablished?: boolean })._secureEstablished !== true;
-    if (handshaking || code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const pe =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? new ProxyError('headers_too_large', `request head is larger than ${this.spec.maxRequestHeadersBytes} bytes`)
-        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? new ProxyError('request_timeout', 'the request head did not arrive in time')
-          : new ProxyError('bad_request', 'malformed request');
-    const id = refusalRequestId(null);
-    this.ctx.onLocalReply(this, -1, pe, null, id);
-    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
-    if (current !== null && pe.code === 'bad_request') {
-      // The error is inside the body of the request being served (a bad chunk): its exchange
-      // answers 400 (or closes, if the response head is out) and aborts the upstream request.
-      const down = downstreamOf(current);
-      const inBody = (current as ServerResponse & { req?: IncomingMessage }).req?.complete === false;
-      if (down !== undefined && inBody && !current.headersSent) {
-        current.shouldKeepAlive = false;
-        down.framingError();
-        return;
-      }
-    }
-    // Answer once every response already under way has gone out, then close.
-    whenIdle(socket, () => {
-      if (!socket.writable) return void socket.destroy();
-      socket.end(localReplyBytes(localReply(pe, id, this.spec.errorDetail), null));
-      socket.destroySoon();
-    });
-  }
-
   /** The listener's name (ListenerRouting). */
   get name(): string {
     return this.spec.name;
@@ -931,20 +768,6 @@ function alpn(spec: ListenerSpec): Pick<tls.TlsOptions, 'ALPNProtocols' | 'ALPNC
   if (spec.protocol === 'auto') return { ALPNProtocols: ['h2', 'http/1.1'] };
   if (spec.protocol === 'http2') return { ALPNProtocols: ['h2'] };
   return {};
-}
-
-/** Runs `fn` once no response is being written on this node connection (pipelined ones included). */
-function whenIdle(socket: Socket, fn: () => void): void {
-  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
-  if (current === null || socket.destroyed) return fn();
-  let again = false;
-  const next = (): void => {
-    if (again) return;
-    again = true;
-    setImmediate(() => whenIdle(socket, fn));
-  };
-  current.once('finish', next);
-  current.once('close', next);
 }
 
 /** A 400/431 on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */
