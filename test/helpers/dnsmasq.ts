@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { Resolver } from 'node:dns/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -92,11 +93,21 @@ export async function startDnsmasq(o: DnsmasqOptions = {}): Promise<Dnsmasq> {
   return { address: `127.0.0.1:${port}`, port, setHosts, stop, restart: start };
 }
 
-/** A UDP port free now on 127.0.0.1 (dnsmasq binds it and the same TCP port right after). */
+/**
+ * A port free now on 127.0.0.1 for both UDP and TCP: dnsmasq binds the same number for both, and
+ * a UDP port alone can be some TCP socket's ("Address already in use" at dnsmasq's start).
+ */
 async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (;;) {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const { port } = s.address();
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      const t = net.createServer();
+      t.once('error', () => resolve(false));
+      t.listen(port, '127.0.0.1', () => t.close(() => resolve(true)));
+    });
+    await new Promise<void>((r) => s.close(() => r()));
+    if (tcpFree) return port;
+  }
 }
