@@ -166,17 +166,15 @@ class PassthroughStream {
   private connected(idleMs: number): void {
     this.upstream.off('error', this.connectFailed);
     this.client.off('close', this.clientGone);
-    const port = this.destination.port;
-    this.counters.openedByPort.set(port, (this.counters.openedByPort.get(port) ?? 0) + 1);
-    this.splice = new Splice(this.client, this.upstream, this.ticker, idleMs, this.counters, (sp) => {
-      this.counters.closed++;
-      this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream);
-    });
+    this.counters.opened(this.destination.port);
+    this.splice = new Splice(this.client, this.upstream, this.ticker, idleMs, this.counters, (sp) =>
+      this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream),
+    );
   }
 
   private fail(why: TcpEnd): void {
     if (this.splice !== null || this.done) return;
-    this.counters.refused.set(why, (this.counters.refused.get(why) ?? 0) + 1);
+    this.counters.refusedFor(why);
     this.upstream.destroy();
     this.client.destroy();
     this.finish(why, 0, 0);
@@ -186,7 +184,7 @@ class PassthroughStream {
     if (this.done) return;
     this.done = true;
     const durationMs = Math.round((this.ticker.fresh() - this.startMono) * 1000) / 1000;
-    if (this.splice !== null) this.counters.durationSeconds += durationMs / 1000;
+    if (this.splice !== null) this.counters.closedAfter(durationMs);
     this.ended({
       cluster: PASSTHROUGH,
       upstream: this.destination.address,

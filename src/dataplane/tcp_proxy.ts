@@ -72,6 +72,22 @@ export class TcpCounters implements SpliceBytes {
   durationSeconds = 0;
   /** Connections closed without reaching an endpoint, by reason. */
   readonly refused = new Map<TcpEnd, number>();
+
+  /** A connection reached its upstream (addressed to `port`). */
+  opened(port: number): void {
+    this.openedByPort.set(port, (this.openedByPort.get(port) ?? 0) + 1);
+  }
+
+  /** A spliced connection ended after `durationMs`. */
+  closedAfter(durationMs: number): void {
+    this.closed++;
+    this.durationSeconds += durationMs / 1000;
+  }
+
+  /** A connection closed before it reached an upstream, for `why`. */
+  refusedFor(why: TcpEnd): void {
+    this.refused.set(why, (this.refused.get(why) ?? 0) + 1);
+  }
 }
 
 /** What a tcp listener needs from the listener that owns it. */
@@ -189,8 +205,7 @@ export class TcpListener {
     const destinationPort = originalPort ?? client.localPort ?? 0;
     let name = tcp.cluster;
     const refuse = (why: TcpEnd, cluster: Cluster | null = null): void => {
-      const counters = this.countersOf(name);
-      counters.refused.set(why, (counters.refused.get(why) ?? 0) + 1);
+      this.countersOf(name).refusedFor(why);
       client.on('error', noop);
       client.destroy();
       cluster?.release();
@@ -214,13 +229,9 @@ export class TcpListener {
   connectionEnded(conn: TcpConnection, record: TcpRecord): void {
     this.open.delete(conn);
     const c = this.countersOf(record.cluster);
-    if (conn.spliced) {
-      // Bytes were counted as they passed (splice.ts).
-      c.closed++;
-      c.durationSeconds += record.durationMs / 1000;
-    } else {
-      c.refused.set(record.end, (c.refused.get(record.end) ?? 0) + 1);
-    }
+    // Bytes were counted as they passed (splice.ts).
+    if (conn.spliced) c.closedAfter(record.durationMs);
+    else c.refusedFor(record.end);
     this.hooks.ended(record);
   }
 
@@ -309,7 +320,7 @@ class TcpConnection implements Timed {
     this.deadline = 0;
     this.owner.reportOutcome(this.cluster, this.endpoint, TryOutcome.Success);
     const counters = this.owner.countersOf(this.cluster.spec.name);
-    counters.openedByPort.set(this.destinationPort, (counters.openedByPort.get(this.destinationPort) ?? 0) + 1);
+    counters.opened(this.destinationPort);
     this.upstream.off('error', this.connectError);
     this.upstream.off('close', this.upstreamGone);
     this.client.off('close', this.clientGone);
