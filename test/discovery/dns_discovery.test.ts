@@ -5,30 +5,10 @@
 // NXDOMAIN, a stopped server (refused) and a silent one (timeouts) keep the last-known set serving while /ready (still 200), /stats
 // and /metrics say the source is stale, and it is fresh again once DNS answers.
 import { createSocket } from 'node:dgram';
-import http from 'node:http';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
 import { adminCall, httpGet, keepAlive, parsePrometheus, sampleValue, startSidecar, type Sample, type Sidecar } from '../helpers/sidecar.js';
-
-/** An HTTP server on host:port answering its name, counting the TCP connections it accepted. */
-interface Named {
-  readonly name: string;
-  readonly port: number;
-  connections: number;
-  close(): Promise<void>;
-}
-
-async function named(name: string, host: string, port = 0): Promise<Named> {
-  const server = http.createServer((_req, res) => res.end(name));
-  // Longer than the test: a pooled connection is closed by the sidecar, never by the server.
-  server.keepAliveTimeout = 120_000;
-  const n = { name, port: 0, connections: 0, close: () => new Promise<void>((r) => server.close(() => r())) };
-  server.on('connection', () => n.connections++);
-  await new Promise<void>((r) => server.listen(port, host, r));
-  n.port = (server.address() as { port: number }).port;
-  server.unref();
-  return n;
-}
+import { named } from './dns_fixtures.js';
 
 function discoveryConfig(discovery: Record<string, unknown>): Record<string, unknown> {
   return {

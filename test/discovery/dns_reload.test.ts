@@ -2,26 +2,10 @@
 // its endpoints (and their pooled connections) although the file lists none; a reload that changes
 // its DNS name restarts the source and the new name's endpoints take over; a cluster turned static
 // stops its source (/ready no longer lists it). dnsmasq on a loopback port, a real sidecar.
-import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
 import { adminCall, httpGet, keepAlive, rewriteConfig, startSidecar, type Sidecar } from '../helpers/sidecar.js';
-
-interface Named {
-  readonly port: number;
-  connections: number;
-  close(): Promise<void>;
-}
-
-async function named(name: string, host: string, port = 0): Promise<Named> {
-  const server = http.createServer((_req, res) => res.end(name));
-  server.keepAliveTimeout = 120_000;
-  const n = { port: 0, connections: 0, close: () => new Promise<void>((r) => server.close(() => r())) };
-  server.on('connection', () => n.connections++);
-  await new Promise<void>((r) => server.listen(port, host, r));
-  n.port = (server.address() as { port: number }).port;
-  return n;
-}
+import { named } from './dns_fixtures.js';
 
 function config(api: Record<string, unknown>, extraRoute: boolean): Record<string, unknown> {
   const routes = [{ name: 'all', match: { path_prefix: '/' }, cluster: 'api' }];
