@@ -3,7 +3,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { etcdUnavailable, startEtcdCluster } from '../helpers/etcd.js';
-import { closeAll } from '../helpers/live.js';
+import { closeAll, eventually } from '../helpers/live.js';
 
 const why = etcdUnavailable();
 
@@ -14,7 +14,17 @@ describe.skipIf(why !== null)(`a 3-member etcd cluster on loopback${why === null
     const etcd = await startEtcdCluster();
     await etcd.ctl(['put', '/t/a', '1']);
     await etcd.members[0]!.kill();
-    await etcd.ctl(['put', '/t/b', '2']);
+    // If the killed member led, the write waits for the election of another (it can outlast one command timeout on a loaded machine).
+    await eventually(
+      () =>
+        etcd.ctl(['put', '/t/b', '2']).then(
+          () => true,
+          () => undefined,
+        ),
+      'a write with one member killed',
+      40_000,
+      500,
+    );
     await etcd.members[0]!.start();
     const got = await etcd.ctl(['get', '/t/b', '--endpoints', etcd.members[0]!.endpoint, '--consistency', 's']);
     expect(got).toContain('2');
