@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { GRPC_PATH, GRPC_SIDECAR, parseH2load, renderGrpcMarkdown, type GrpcRun } from '../../bench/lib/grpc.js';
-import { configsNamed, describeParser, describeSidecars, expectLatencies, nodeUpstreamAround } from './section_helpers.js';
+import { configsNamed, describeParser, describeSidecars, expectLatencies, nodeUpstreamAround, overRounds } from './section_helpers.js';
 
 describeSidecars('gRPC', GRPC_SIDECAR, 'takes h2c or ALPN h2 on the strict engine and speaks HTTP/2 to its cluster', (c) => {
   expect(c.listeners[0]).toMatchObject({ engine: 'strict', protocol: 'auto' });
@@ -36,15 +36,9 @@ describe('the gRPC section', () => {
       skipped: [{ name: 'outrigger-grpc-mtls', reason: 'no CA' }],
       rate: 1000,
       runs: [
-        run('direct', 1, 0, 100, 200),
-        run('direct', 2, 0, 120, 260),
-        run('direct', 3, 0, 110, 240),
-        run('outrigger-grpc-1w', 1, 60, 300, 700),
-        run('outrigger-grpc-1w', 2, 90, 310, 900),
-        run('outrigger-grpc-1w', 3, 75, 305, 800),
-        run('nginx-grpc', 1, 30, 150, 300),
-        run('nginx-grpc', 2, 20, 140, 280),
-        run('nginx-grpc', 3, 25, 145, 290),
+        ...overRounds(run, 'direct', [0, 100, 200], [0, 120, 260], [0, 110, 240]),
+        ...overRounds(run, 'outrigger-grpc-1w', [60, 300, 700], [90, 310, 900], [75, 305, 800]),
+        ...overRounds(run, 'nginx-grpc', [30, 150, 300], [20, 140, 280], [25, 145, 290]),
       ],
     });
     // medians: outrigger CPU 75 ÷ nginx 25 = 3.00; p50 305 − 110 = +195; p99 800 − 240 = +560

@@ -1,14 +1,15 @@
 // What the protocol sections' tests (gRPC, WebSocket, TCP) share: a section's sidecar files
 // compiled by outrigger's own loader, checked for what every section's files must say and for the
 // section's own protocol lines; the parser of its load tool's output against a captured real run;
-// configs for a rendering test; a real run's latencies in order; and the section's node upstream
-// started from dist/ around a file's tests.
+// configs and runs for a rendering test, and the test of a table without the peer proxy; a real
+// run's latencies in order; and the section's node upstream started from dist/ around a file's tests.
 
 import { readFileSync } from 'node:fs';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sidecarYaml, startNodeUpstream, type SidecarProtocol } from '../../bench/lib/section.js';
 import type { Started } from '../../bench/lib/proc.js';
+import type { FailedRun, SectionResults, SectionRun } from '../../bench/lib/section.js';
 import { MTLS_CLIENT_ID, MTLS_SERVER_ID } from '../../bench/lib/targets.js';
 import { parseConfigText, type LoadResult } from '../../src/config/load.js';
 
@@ -111,6 +112,37 @@ export function expectLatencies(r: { readonly p50: number; readonly p99: number;
 
 /** A rendering test's configs: each by name, described by its name (the table only reads the names). */
 export const configsNamed = (...names: string[]): { name: string; description: string }[] => names.map((name) => ({ name, description: `what ${name} is` }));
+
+/**
+ * A rendering test's runs of one config, one per round (1, 2, …): `make(config, round, ...args)`
+ * with each round's args, so that a table reads as a config and its rounds' figures.
+ */
+export function overRounds<A extends unknown[], R>(make: (config: string, round: number, ...args: A) => R, config: string, ...rounds: A[]): R[] {
+  return rounds.map((args, i) => make(config, i + 1, ...args));
+}
+
+/** What a section's render gets besides its own fields and runs: the configs, those skipped, the failed runs. */
+type RenderBase = Omit<SectionResults<SectionRun>, 'runs'> & { readonly failed: readonly FailedRun[] };
+
+/** A section's peer proxy (`peer`, run by `tool`) and the outrigger config measured against it (`ours`). */
+interface PeerOf {
+  readonly peer: string;
+  readonly tool: string;
+  readonly ours: string;
+}
+
+/**
+ * The test that a section renders when its peer proxy is not installed: `render` gets the configs
+ * direct and `ours`, the peer skipped and no failed run; the table has `row` (ours, its ratio
+ * columns empty) and the skip is listed under it.
+ */
+export function itRendersWithoutPeer({ peer, tool, ours }: PeerOf, render: (base: RenderBase) => string, row: string | RegExp): void {
+  it(`renders without ${peer} (not installed): the ratios to it stay empty`, () => {
+    const md = render({ configs: configsNamed('direct', ours), skipped: [{ name: peer, reason: `${tool} not installed` }], failed: [] });
+    expect(md).toMatch(row);
+    expect(md).toContain(`- skipped ${peer}: ${tool} not installed`);
+  });
+}
 
 /** The section's node upstream (dist/bench/upstream/`script`), up for the enclosing describe's tests; `port` once it is. */
 export function nodeUpstreamAround(name: string, script: string): { readonly port: number } {

@@ -9,7 +9,7 @@ import { ensureTools } from '../../bench/lib/peers.js';
 import { freePort, startProcess, type Started } from '../../bench/lib/proc.js';
 import { runToEnd } from '../../bench/lib/section.js';
 import { parseRedisCsv, probeRedis, renderTcpMarkdown, TCP_SIDECAR, type RedisRun, type TcpRun } from '../../bench/lib/tcp.js';
-import { configsNamed, describeParser, describeSidecars } from './section_helpers.js';
+import { configsNamed, describeParser, describeSidecars, itRendersWithoutPeer, overRounds } from './section_helpers.js';
 
 describeSidecars('TCP', TCP_SIDECAR, "has a tcp listener whose connections go to the cluster 'up'", (c) => {
   expect(c.listeners[0]).toMatchObject({ protocol: 'tcp', tcp: { cluster: 'up' } });
@@ -46,12 +46,8 @@ describe('the TCP section', () => {
       largeValueBytes: 65_536,
       runs: [
         run('direct', 1, 30_000, 0, 15_000, 0),
-        run('outrigger-tcp-1w', 1, 15_000, 30, 3000, 250),
-        run('outrigger-tcp-1w', 2, 17_000, 36, 3200, 270),
-        run('outrigger-tcp-1w', 3, 16_000, 33, 3100, 260),
-        run('haproxy-tcp', 1, 25_000, 10, 12_000, 50),
-        run('haproxy-tcp', 2, 26_000, 11, 12_000, 52),
-        run('haproxy-tcp', 3, 27_000, 12, 12_000, 54),
+        ...overRounds(run, 'outrigger-tcp-1w', [15_000, 30, 3000, 250], [17_000, 36, 3200, 270], [16_000, 33, 3100, 260]),
+        ...overRounds(run, 'haproxy-tcp', [25_000, 10, 12_000, 50], [26_000, 11, 12_000, 52], [27_000, 12, 12_000, 54]),
       ],
     });
     // outrigger medians: 16000 SET/s, 32000 GET/s, CPU 33 ÷ 11 = 3.00; 3100 × 65536 B = 203 MB/s SET, 406 GET; 260 ÷ 52 = 5.00
@@ -65,19 +61,18 @@ describe('the TCP section', () => {
     expect(md).toContain('100000 SET + 100000 GET of 3 B values, then SET/GET of 64 KiB values; medians of 3 rounds');
   });
 
-  it('renders without haproxy-tcp (not installed): its ratio columns stay empty', () => {
-    const md = renderTcpMarkdown({
-      configs: configsNamed('direct', 'outrigger-tcp-1w'),
-      skipped: [{ name: 'haproxy-tcp', reason: 'haproxy not installed' }],
-      failed: [],
-      requests: 100_000,
-      largeValueBytes: 65_536,
-      runs: [run('direct', 1, 30_000, 0, 15_000, 0), run('outrigger-tcp-1w', 1, 15_000, 30, 3000, 250)],
-    });
+  itRendersWithoutPeer(
+    { peer: 'haproxy-tcp', tool: 'haproxy', ours: 'outrigger-tcp-1w' },
+    (base) =>
+      renderTcpMarkdown({
+        ...base,
+        requests: 100_000,
+        largeValueBytes: 65_536,
+        runs: [run('direct', 1, 30_000, 0, 15_000, 0), run('outrigger-tcp-1w', 1, 15_000, 30, 3000, 250)],
+      }),
     // 3000 × 65536 B = 197 MB/s SET, 6000 × 65536 B = 393 GET
-    expect(md).toContain('| outrigger-tcp-1w | 15000 | 30000 | 30.0 |  | 0.250 / 1.000 | 197 | 393 | 250.0 |  |');
-    expect(md).toContain('- skipped haproxy-tcp: haproxy not installed');
-  });
+    '| outrigger-tcp-1w | 15000 | 30000 | 30.0 |  | 0.250 / 1.000 | 197 | 393 | 250.0 |  |',
+  );
 });
 
 describe('against a real redis-server', () => {

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { parseWsLoad, probeWs, renderWsMarkdown, WS_SIDECAR, type WsRun } from '../../bench/lib/websocket.js';
-import { configsNamed, describeParser, describeSidecars, expectLatencies, nodeUpstreamAround } from './section_helpers.js';
+import { configsNamed, describeParser, describeSidecars, expectLatencies, itRendersWithoutPeer, nodeUpstreamAround, overRounds } from './section_helpers.js';
 
 const load = async (port: number, connections: number, inflight: number, size: number, seconds: number): Promise<ReturnType<typeof parseWsLoad>> => {
   const { stdout } = await promisify(execFile)(process.execPath, [
@@ -64,15 +64,9 @@ describe('the WebSocket section', () => {
       connections: 16,
       inflight: 8,
       runs: [
-        run('direct', 1, 64, 50_000, 0),
-        run('direct', 2, 64, 40_000, 0),
-        run('direct', 3, 64, 45_000, 0),
-        run('outrigger-ws-1w', 1, 64, 30_000, 12),
-        run('outrigger-ws-1w', 2, 64, 20_000, 8),
-        run('outrigger-ws-1w', 3, 64, 25_000, 9),
-        run('nginx-ws', 1, 64, 35_000, 3),
-        run('nginx-ws', 2, 64, 36_000, 4),
-        run('nginx-ws', 3, 64, 37_000, 5),
+        ...overRounds(run, 'direct', [64, 50_000, 0], [64, 40_000, 0], [64, 45_000, 0]),
+        ...overRounds(run, 'outrigger-ws-1w', [64, 30_000, 12], [64, 20_000, 8], [64, 25_000, 9]),
+        ...overRounds(run, 'nginx-ws', [64, 35_000, 3], [64, 36_000, 4], [64, 37_000, 5]),
         run('outrigger-ws-1w', 1, 16384, 5000, 100),
         run('nginx-ws', 1, 16384, 8000, 50),
       ],
@@ -88,18 +82,11 @@ describe('the WebSocket section', () => {
     expect(md).toContain('16 sockets × 8 messages in flight; medians of 3 rounds');
   });
 
-  it('renders without nginx-ws (not installed): its ratio column stays empty', () => {
-    const md = renderWsMarkdown({
-      configs: configsNamed('direct', 'outrigger-ws-1w'),
-      skipped: [{ name: 'nginx-ws', reason: 'nginx not installed' }],
-      failed: [],
-      connections: 16,
-      inflight: 8,
-      runs: [run('direct', 1, 64, 50_000, 0), run('outrigger-ws-1w', 1, 64, 25_000, 9)],
-    });
-    expect(md).toMatch(/\| 64 B \| outrigger-ws-1w \| 25000 \| 1\.6 \| 9\.0 \| {2}\| 100 \| 300 \| 0 \/ 0 \|/);
-    expect(md).toContain('- skipped nginx-ws: nginx not installed');
-  });
+  itRendersWithoutPeer(
+    { peer: 'nginx-ws', tool: 'nginx', ours: 'outrigger-ws-1w' },
+    (base) => renderWsMarkdown({ ...base, connections: 16, inflight: 8, runs: [run('direct', 1, 64, 50_000, 0), run('outrigger-ws-1w', 1, 64, 25_000, 9)] }),
+    /\| 64 B \| outrigger-ws-1w \| 25000 \| 1\.6 \| 9\.0 \| {2}\| 100 \| 300 \| 0 \/ 0 \|/,
+  );
 });
 
 /** A ws server on 127.0.0.1:0 whose sockets `onSocket` drives; closed after the file's tests. */
