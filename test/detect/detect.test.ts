@@ -8,12 +8,12 @@
 // fallback cluster; plaintext is refused there.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  accessLogLines,
   adminCall,
   API,
   caSource,
@@ -22,6 +22,7 @@ import {
   directRequest,
   httpGet,
   leaf,
+  mtlsServerConfig,
   newCa,
   parsePrometheus,
   sampleValue,
@@ -89,6 +90,27 @@ async function roundTrip(port: number, payload: Buffer): Promise<Buffer> {
   return c.received();
 }
 
+/** The two apps behind an auto port with tcp_fallback, and the clusters `web` and `echo` that go to them. */
+interface AutoPortApps {
+  readonly http: Upstream;
+  readonly echo: TcpApp;
+  readonly clusters: ReadonlyArray<Record<string, unknown>>;
+}
+
+/** An HTTP app (cluster `web`) and a TCP echo app (cluster `echo`, the fallback). */
+async function startAutoPortApps(): Promise<AutoPortApps> {
+  const http = await startUpstream();
+  const echo = await startTcpApp();
+  return {
+    http,
+    echo,
+    clusters: [
+      { name: 'web', endpoints: [{ address: http.address }] },
+      { name: 'echo', endpoints: [{ address: echo.address }] },
+    ],
+  };
+}
+
 /** A TCP app that greets first (server-speaks-first, as SMTP or MySQL), then echoes. */
 function greeter(s: net.Socket): void {
   s.write(GREETING);
@@ -96,16 +118,14 @@ function greeter(s: net.Socket): void {
 }
 
 describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fallback (engine %s)', (engine) => {
-  let upstream: Upstream;
-  let echoApp: TcpApp;
+  let apps: AutoPortApps;
   let greetApp: TcpApp;
   let opaquePort: number;
   let sc: Sidecar;
   let log: string;
 
   it('starts an HTTP app, a TCP echo app, a greeting app and the sidecar', async () => {
-    upstream = await startUpstream();
-    echoApp = await startTcpApp();
+    apps = await startAutoPortApps();
     greetApp = await startTcpApp(greeter);
     opaquePort = await deadPort();
     log = path.join(tempDir(), 'access.log');
@@ -133,23 +153,19 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
           routes,
         },
       ],
-      clusters: [
-        { name: 'web', endpoints: [{ address: upstream.address }] },
-        { name: 'echo', endpoints: [{ address: echoApp.address }] },
-        { name: 'smtp', endpoints: [{ address: greetApp.address }] },
-      ],
+      clusters: [...apps.clusters, { name: 'smtp', endpoints: [{ address: greetApp.address }] }],
     });
   });
 
   it('an HTTP/1 request reaches the HTTP app', async () => {
     const r = await httpGet({ port: sc.port('main'), path: '/h1' });
     expect(r.status).toBe(200);
-    expect(upstream.requests.map((q) => q.url)).toContain('/h1');
+    expect(apps.http.requests.map((q) => q.url)).toContain('/h1');
   });
 
   it('an HTTP/2 request with prior knowledge reaches the HTTP app', async () => {
     expect(await h2Status(`http://127.0.0.1:${sc.port('main')}`)).toBe(200);
-    expect(upstream.requests.map((q) => q.url)).toContain('/h2');
+    expect(apps.http.requests.map((q) => q.url)).toContain('/h2');
   });
 
   it('a redis PING and random bytes, and bytes that open like a TLS ClientHello, reach the TCP app unchanged', async () => {
@@ -157,7 +173,7 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
     expect((await roundTrip(sc.port('main'), ping)).equals(ping)).toBe(true);
     const hello = Buffer.concat([Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00]), randomBytes(512)]);
     expect((await roundTrip(sc.port('main'), hello)).equals(hello)).toBe(true);
-    expect(echoApp.sockets.length).toBe(2);
+    expect(apps.echo.sockets.length).toBe(2);
   });
 
   it('counts the connections of each detected protocol in /stats and /metrics', async () => {
@@ -202,10 +218,7 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
   it("the auto port's access log has a line per HTTP request and a tcp line per opaque connection", async () => {
     // The log is buffered: stopping the sidecar writes it out.
     expect(await sc.stop()).toBe(0);
-    const lines = readFileSync(log, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = accessLogLines(log);
     expect(lines.map((l) => l['protocol']).sort()).toEqual(['HTTP/1.1', 'HTTP/2', 'tcp', 'tcp']);
     expect(lines.filter((l) => l['protocol'] === 'tcp')).toEqual([
       expect.objectContaining({ listener: 'main', cluster: 'echo', end: 'closed', bytes_from_client: 64 * 1024 + 14 }),
@@ -216,40 +229,27 @@ describe.each(['strict', 'node'] as const)('one plaintext auto port with tcp_fal
 
 describe.each(['strict', 'node'] as const)('an mTLS auto port with tcp_fallback: ALPN decides (engine %s)', (engine) => {
   let ca: Awaited<ReturnType<typeof newCa>>;
-  let upstream: Upstream;
-  let echoApp: TcpApp;
+  let apps: AutoPortApps;
   let server: Sidecar;
   let client: Sidecar;
+  /** A client sidecar of `identity`: tcp listener `out` → the server, which must be API. */
+  const clientConfig = (identity: string): Record<string, unknown> => ({
+    node: { workers: 1, identity },
+    tls: caSource(ca),
+    listeners: [{ name: 'out', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'api' }],
+    clusters: [{ name: 'api', tls: { identities: [API] }, endpoints: [{ address: `127.0.0.1:${server.port()}` }] }],
+  });
 
   it('starts the server sidecar (mTLS auto listener, fallback to a TCP echo app) and a client sidecar whose tcp listener goes to it', async () => {
     ca = await newCa();
-    upstream = await startUpstream();
-    echoApp = await startTcpApp();
-    server = await startSidecar({
-      node: { workers: 1, identity: API },
-      tls: caSource(ca),
-      listeners: [
-        {
-          name: 'main',
-          address: '127.0.0.1:0',
-          engine,
-          tls: { mode: 'mtls' },
-          tcp_fallback: { cluster: 'echo' },
-          authorization: [{ from: [WEB] }],
-          routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'web' }],
-        },
-      ],
-      clusters: [
-        { name: 'web', endpoints: [{ address: upstream.address }] },
-        { name: 'echo', endpoints: [{ address: echoApp.address }] },
-      ],
-    });
-    const clientConfig = (identity: string): Record<string, unknown> => ({
-      node: { workers: 1, identity },
-      tls: caSource(ca),
-      listeners: [{ name: 'out', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'api' }],
-      clusters: [{ name: 'api', tls: { identities: [API] }, endpoints: [{ address: `127.0.0.1:${server.port()}` }] }],
-    });
+    apps = await startAutoPortApps();
+    server = await startSidecar(
+      mtlsServerConfig(
+        caSource(ca),
+        { engine, tcp_fallback: { cluster: 'echo' }, routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'web' }] },
+        apps.clusters,
+      ),
+    );
     client = await startSidecar(clientConfig(WEB));
   });
 
@@ -264,7 +264,7 @@ describe.each(['strict', 'node'] as const)('an mTLS auto port with tcp_fallback:
       checkServerIdentity: () => undefined,
     });
     expect(status).toBe(200);
-    expect(upstream.requests.map((q) => q.url)).toEqual(expect.arrayContaining(['/tls-h1', '/h2']));
+    expect(apps.http.requests.map((q) => q.url)).toEqual(expect.arrayContaining(['/tls-h1', '/h2']));
   });
 
   it("a client sidecar's TCP hop (ALPN outrigger-tcp/<port>) reaches the fallback app, with the client listener's port as destination", async () => {
@@ -274,26 +274,21 @@ describe.each(['strict', 'node'] as const)('an mTLS auto port with tcp_fallback:
   });
 
   it('a sidecar with an identity the authorization does not allow is refused before the fallback app', async () => {
-    const intruder = await startSidecar({
-      node: { workers: 1, identity: spiffe('intruder') },
-      tls: caSource(ca),
-      listeners: [{ name: 'out', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'api' }],
-      clusters: [{ name: 'api', tls: { identities: [API] }, endpoints: [{ address: `127.0.0.1:${server.port()}` }] }],
-    });
+    const intruder = await startSidecar(clientConfig(spiffe('intruder')));
     const c = await connectClient(intruder.port('out'));
     c.socket.write('let me in');
     // The client sidecar passes the server's close on as a FIN (half-close) or a close.
     await Promise.race([c.ended, c.closed]);
     expect(c.received().length).toBe(0);
-    expect(echoApp.sockets.length).toBe(1);
+    expect(apps.echo.sockets.length).toBe(1);
     await pollMetric(server, 'outrigger_tcp_refused_total', { listener: 'main', cluster: 'echo', reason: 'unauthorized' }).toBe(1);
   });
 
   it('plaintext is refused on the mTLS port (the handshake fails and is counted), and what ALPN chose is counted', async () => {
     const before = await handshakeFailures(server);
     await expect(httpGet({ port: server.port(), path: '/plain' })).rejects.toThrow(/socket hang up|ECONNRESET/);
-    expect(upstream.requests.map((q) => q.url)).not.toContain('/plain');
-    expect(echoApp.sockets.length).toBe(1);
+    expect(apps.http.requests.map((q) => q.url)).not.toContain('/plain');
+    expect(apps.echo.sockets.length).toBe(1);
     await expect.poll(() => handshakeFailures(server), { timeout: 5000 }).toBe(before + 1);
     // The plaintext connection never got past the handshake: ALPN counted only the TLS ones.
     await expect.poll(async () => (await detection(server, 'main'))?.by_protocol, { timeout: 5000 }).toEqual({ http1: 1, http2: 1, opaque: 2 });

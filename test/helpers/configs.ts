@@ -1,6 +1,7 @@
 // Config builders for sidecars under test: a plain proxy (`proxyConfig`), a listener with routes
-// and clusters (`config`, `cluster`), and the two sides of an mTLS mesh (`serverSideConfig`,
-// `clientSideConfig`). Plain objects; the launcher writes them as JSON or YAML.
+// and clusters (`config`, `cluster`), the two sides of an mTLS mesh (`serverSideConfig`,
+// `clientSideConfig`), and a server of API that only WEB may call (`mtlsServerConfig`). Plain
+// objects; the launcher writes them as JSON or YAML.
 
 import { API, WEB, type TlsSource } from './mtls.js';
 
@@ -151,5 +152,18 @@ export function clientSideConfig(o: ClientSideOptions): Config {
       },
     ],
     clusters: [api, ...extra.map((e) => ({ name: e.name, tls: { mode: 'mtls', identity: e.identity }, endpoints: [{ address: e.address }] }))],
+  };
+}
+
+/**
+ * A server sidecar of identity API on `tls`: listener `main` on 127.0.0.1:0 taking mTLS from WEB
+ * alone, with `listener`'s fields besides (its protocol, routes or cluster), and these clusters.
+ */
+export function mtlsServerConfig(tls: TlsSource, listener: Record<string, unknown>, clusters: ReadonlyArray<Record<string, unknown>>, workers = 1): Config {
+  return {
+    node: { workers, identity: API },
+    tls,
+    listeners: [{ name: 'main', address: '127.0.0.1:0', tls: { mode: 'mtls' }, authorization: [{ from: [WEB] }], ...listener }],
+    clusters,
   };
 }

@@ -5,10 +5,10 @@
 //   upstream.ts  the one fake upstream (modes, health checks, TLS, retry meter), deadPort()
 //   raw.ts       raw-socket upstream and clients that send exact bytes
 //   clients.ts   node:http requests, the admin API, keep-alive load
-//   configs.ts   config builders (plain proxy, routes and clusters, both sides of an mTLS mesh)
+//   configs.ts   config builders (plain proxy, routes and clusters, both sides of an mTLS mesh, an mTLS server)
 //   mtls.ts      a throw-away CA, leaves, tls sources, direct mTLS clients
 //   signer.ts    `outrigger ca serve`, token files, CSRs, a fake signer, process memory scan
-//   views.ts     GET /clusters, GET /certs, /metrics parsing
+//   views.ts     GET /clusters, GET /certs, /metrics parsing, access log lines
 // Everything binds 127.0.0.1, every wait is bounded, and `closeAll()` (afterAll/afterEach)
 // stops and removes everything the helpers started.
 

@@ -1,6 +1,7 @@
 // Readers for what a sidecar shows: GET /clusters and GET /certs as typed views, a wait on a
-// cluster's state, and a strict parser of the Prometheus text in GET /metrics.
+// cluster's state, a strict parser of the Prometheus text in GET /metrics, and its access log.
 
+import { readFileSync } from 'node:fs';
 import type { CertsInfo } from '../../src/tls/rotation.js';
 import { adminCall } from './clients.js';
 import { eventually } from './live.js';
@@ -197,4 +198,12 @@ export function sampleValue(samples: readonly Sample[], name: string, labels: Re
   const found = samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
   if (found.length > 1) throw new Error(`${found.length} samples ${name} match ${JSON.stringify(labels)}`);
   return found[0]?.value;
+}
+
+/** The lines of an access log file, parsed (the log is buffered: stop the sidecar first to read all of it). */
+export function accessLogLines<T = Record<string, unknown>>(file: string): T[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as T);
 }

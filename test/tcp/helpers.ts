@@ -1,10 +1,12 @@
 // Raw TCP test parts: an app server whose connection handler the test gives (allowHalfOpen, so a
 // FIN in one direction leaves the other open), a client connection with everything it received,
-// and the sidecar config of one tcp listener in front of a cluster.
+// the sidecar config of one tcp listener in front of a cluster, and such a sidecar with a
+// connection already open through it (what a reload must keep).
 
 import net from 'node:net';
 import { expect, it } from 'vitest';
 import { track } from '../helpers/live.js';
+import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
 
 export interface TcpApp {
   readonly port: number;
@@ -100,6 +102,15 @@ export function tcpSidecarConfig(o: TcpSidecarOptions): Record<string, unknown> 
   if (o.maxConnections !== undefined) cluster['circuit_breaker'] = { max_requests: o.maxConnections };
   if (o.outlier !== undefined) cluster['outlier_detection'] = o.outlier;
   return { node: { workers: 1 }, listeners: [listener], clusters: [cluster] };
+}
+
+/** A sidecar on `config` and a client connection through it whose first bytes, `before`, have come back from the app. */
+export async function sidecarWithOpenConnection(config: Record<string, unknown>): Promise<{ sc: Sidecar; open: Client }> {
+  const sc = await startSidecar(config);
+  const open = await connectClient(sc.port());
+  open.socket.write('before');
+  await expect.poll(() => open.received().toString()).toBe('before');
+  return { sc, open };
 }
 
 /** A client connection through `port` and the app's side of it, once the app has accepted it. */

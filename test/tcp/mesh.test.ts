@@ -3,7 +3,7 @@
 // on either end arrives at the other end as a reset (the TLS hop resets its TCP connection).
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminCall, API, caSource, closeAll, newCa, spiffe, startSidecar, WEB, type Sidecar } from '../helpers/sidecar.js';
+import { adminCall, API, caSource, closeAll, mtlsServerConfig, newCa, spiffe, startSidecar, WEB, type Sidecar } from '../helpers/sidecar.js';
 import { connectClient, halfCloseAndResetCases, startTcpApp, type TcpApp } from './helpers.js';
 
 afterAll(closeAll);
@@ -17,12 +17,7 @@ describe('raw TCP across two sidecars over mTLS', () => {
   it('starts', async () => {
     ca = await newCa();
     app = await startTcpApp();
-    server = await startSidecar({
-      node: { workers: 1, identity: API },
-      tls: caSource(ca),
-      listeners: [{ name: 'main', address: '127.0.0.1:0', protocol: 'tcp', cluster: 'app', tls: { mode: 'mtls' }, authorization: [{ from: [WEB] }] }],
-      clusters: [{ name: 'app', endpoints: [{ address: app.address }] }],
-    });
+    server = await startSidecar(mtlsServerConfig(caSource(ca), { protocol: 'tcp', cluster: 'app' }, [{ name: 'app', endpoints: [{ address: app.address }] }]));
     client = await startSidecar({
       node: { workers: 1, identity: WEB },
       tls: caSource(ca),

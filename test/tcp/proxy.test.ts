@@ -5,10 +5,20 @@
 // failure is reported to outlier detection. /stats, /metrics and the access log count it all.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, deadPort, parsePrometheus, sampleValue, startSidecar, tempDir, untilCluster, type Sidecar } from '../helpers/sidecar.js';
+import {
+  accessLogLines,
+  adminCall,
+  closeAll,
+  deadPort,
+  parsePrometheus,
+  sampleValue,
+  startSidecar,
+  tempDir,
+  untilCluster,
+  type Sidecar,
+} from '../helpers/sidecar.js';
 import { connectClient, halfCloseAndResetCases, startTcpApp, tcpSidecarConfig, tcpStatOf, type TcpApp, type TcpStat } from './helpers.js';
 
 afterAll(closeAll);
@@ -57,19 +67,12 @@ describe('raw TCP through one sidecar', () => {
     expect(sampleValue(m, 'outrigger_tcp_connections_active', { listener: 'main', cluster: 'app' })).toBe(0);
     // The log is buffered: stopping the sidecar writes it out.
     expect(await sc.stop()).toBe(0);
-    const lines = readLog(log);
+    const lines = accessLogLines(log);
     expect(lines.length).toBe(5);
     expect(lines.map((l) => l['end']).sort()).toEqual(['client_reset', 'closed', 'closed', 'closed', 'upstream_reset']);
     expect(lines[0]).toMatchObject({ protocol: 'tcp', cluster: 'app', upstream: app.address, destination_port: sc.port(), bytes_from_client: 1024 * 1024 });
   });
 });
-
-function readLog(file: string): Array<Record<string, unknown>> {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 describe('tcp listener limits and balancing', () => {
   it('closes a connection idle for tcp.idle_timeout_ms', async () => {

@@ -7,10 +7,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { mtlsServerConfig } from '../helpers/configs.js';
 import { adminCall, API, caSource, closeAll, deadPort, newCa, spiffe, startSidecar, tempDir, track, WEB, type Sidecar } from '../helpers/sidecar.js';
+import { accessLogLines } from '../helpers/views.js';
 
 afterAll(closeAll);
 
@@ -81,22 +82,14 @@ describe('redis through two sidecars over mTLS', () => {
     ca = await newCa();
     const redisPort = await startRedis();
     log = path.join(tempDir(), 'server-access.log');
-    server = await startSidecar({
-      node: { workers: 2, identity: API },
-      tls: caSource(ca),
-      listeners: [
-        {
-          name: 'main',
-          address: '127.0.0.1:0',
-          protocol: 'tcp',
-          cluster: 'redis',
-          tls: { mode: 'mtls' },
-          authorization: [{ from: [WEB] }],
-          access_log: { path: log },
-        },
-      ],
-      clusters: [{ name: 'redis', endpoints: [{ address: `127.0.0.1:${redisPort}` }], health_check: { tcp: {}, interval_ms: 200 } }],
-    });
+    server = await startSidecar(
+      mtlsServerConfig(
+        caSource(ca),
+        { protocol: 'tcp', cluster: 'redis', access_log: { path: log } },
+        [{ name: 'redis', endpoints: [{ address: `127.0.0.1:${redisPort}` }], health_check: { tcp: {}, interval_ms: 200 } }],
+        2,
+      ),
+    );
     recorder = await startRecorder(server.port());
     client = await startSidecar(clientSidecarConfig(caSource(ca), WEB, recorder.port));
     // The TCP health check of the redis cluster ran and passed.
@@ -157,10 +150,7 @@ describe('redis through two sidecars over mTLS', () => {
     const stats = (await adminCall(server, 'GET', '/stats')).json as { tcp: Array<{ by_destination_port: Record<string, number>; opened: number }> };
     expect(Object.keys(stats.tcp[0]!.by_destination_port)).toEqual([String(client.port())]);
     expect(await server.stop()).toBe(0);
-    const lines = readFileSync(log, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = accessLogLines(log);
     const served = lines.filter((l) => l['end'] !== 'unauthorized');
     expect(served.length).toBeGreaterThanOrEqual(12);
     for (const l of served) expect(l).toMatchObject({ protocol: 'tcp', peer: WEB, destination_port: client.port() });

@@ -4,7 +4,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { adminCall, closeAll, deadPort, startSidecar } from '../helpers/sidecar.js';
-import { connectClient, startTcpApp, tcpSidecarConfig } from './helpers.js';
+import { connectClient, sidecarWithOpenConnection, startTcpApp, tcpSidecarConfig } from './helpers.js';
 
 afterAll(closeAll);
 
@@ -13,10 +13,7 @@ describe('tcp listener reload and drain', () => {
     const first = await startTcpApp();
     const second = await startTcpApp();
     const v1 = tcpSidecarConfig({ endpoints: [first.address] });
-    const sc = await startSidecar(v1);
-    const open = await connectClient(sc.port());
-    open.socket.write('before');
-    await expect.poll(() => open.received().toString()).toBe('before');
+    const { sc, open } = await sidecarWithOpenConnection(v1);
 
     const v2 = structuredClone(v1) as { listeners: Array<Record<string, unknown>>; clusters: Array<Record<string, unknown>> };
     v2.clusters.push({ name: 'other', endpoints: [{ address: second.address }] });
@@ -55,10 +52,7 @@ describe('tcp listener reload and drain', () => {
   it('a reload that moves the listener to another port keeps the open connection, and counts its bytes and its end', async () => {
     const app = await startTcpApp();
     const v1 = tcpSidecarConfig({ endpoints: [app.address] });
-    const sc = await startSidecar(v1);
-    const open = await connectClient(sc.port());
-    open.socket.write('before');
-    await expect.poll(() => open.received().toString()).toBe('before');
+    const { sc, open } = await sidecarWithOpenConnection(v1);
 
     const v2 = structuredClone(v1) as { listeners: Array<Record<string, unknown>> };
     v2.listeners[0]!['address'] = `127.0.0.1:${await deadPort()}`;

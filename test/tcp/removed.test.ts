@@ -2,30 +2,19 @@
 // (or a drain ends them), and their ends still count where the listener's did — closed, bytes and
 // durations in /stats and /metrics under its name — with one access log line each.
 
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, deadPort, parsePrometheus, sampleValue, startSidecar, tempDir } from '../helpers/sidecar.js';
-import { connectClient, startTcpApp, tcpSidecarConfig, tcpStatOf, type TcpStat } from './helpers.js';
+import { accessLogLines, adminCall, closeAll, deadPort, parsePrometheus, sampleValue, tempDir } from '../helpers/sidecar.js';
+import { connectClient, sidecarWithOpenConnection, startTcpApp, tcpSidecarConfig, tcpStatOf, type TcpStat } from './helpers.js';
 
 afterAll(closeAll);
-
-function readLog(file: string): Array<Record<string, unknown>> {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 describe('a tcp listener removed by a reload', () => {
   it('carries its open connection on, then counts and logs its end', async () => {
     const app = await startTcpApp();
     const log = path.join(tempDir(), 'access.log');
     const v1 = tcpSidecarConfig({ endpoints: [app.address], accessLog: log }) as { listeners: Array<Record<string, unknown>> };
-    const sc = await startSidecar(v1);
-    const open = await connectClient(sc.port());
-    open.socket.write('before');
-    await expect.poll(() => open.received().toString()).toBe('before');
+    const { sc, open } = await sidecarWithOpenConnection(v1);
 
     // `main` goes; another listener keeps the sidecar serving.
     const v2 = structuredClone(v1);
@@ -60,9 +49,9 @@ describe('a tcp listener removed by a reload', () => {
 
     // The logs are buffered: stopping the sidecar writes them out.
     expect(await sc.stop()).toBe(0);
-    expect(readLog(log)).toEqual([
+    expect(accessLogLines(log)).toEqual([
       expect.objectContaining({ listener: 'main', protocol: 'tcp', end: 'closed', bytes_from_client: 12, bytes_from_upstream: 12 }),
     ]);
-    expect(readLog(again)).toEqual([expect.objectContaining({ listener: 'main', end: 'closed', bytes_from_client: 4 })]);
+    expect(accessLogLines(again)).toEqual([expect.objectContaining({ listener: 'main', end: 'closed', bytes_from_client: 4 })]);
   });
 });

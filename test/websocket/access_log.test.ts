@@ -3,19 +3,11 @@
 // instead) and the bytes of the whole tunnel each way — on every engine (on uws, the bytes of the
 // frames the proxy re-encoded).
 
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/live.js';
-import { adminCall, closeAll, startSidecar } from '../helpers/sidecar.js';
+import { accessLogLines, adminCall, closeAll, startSidecar } from '../helpers/sidecar.js';
 import { closed, nextMessage, openWs, refusalOf, send, startWsApp, wsConfig } from './helpers.js';
-
-function readLog(file: string): Array<Record<string, unknown>> {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
 
 describe.each(['strict', 'node', 'uws'] as const)('access log of WebSocket tunnels, %s engine', (engine) => {
   afterAll(closeAll);
@@ -41,7 +33,7 @@ describe.each(['strict', 'node', 'uws'] as const)('access log of WebSocket tunne
     // The log is buffered: stopping the sidecar writes it out.
     expect(await sc.stop()).toBe(0);
 
-    const lines = readLog(log);
+    const lines = accessLogLines(log);
     const tunnel = lines.find((l) => l['path'] === '/chat?room=7');
     expect(tunnel).toMatchObject({
       method: 'GET',
