@@ -12,15 +12,22 @@ import { parseMeshText, validateMesh } from '../discovery/mesh_config.js';
 import { etcdClient, etcdKeys, type EtcdKeys } from '../discovery/etcd_client.js';
 import { publishMeshVersion, readCurrentPointer, readMeshVersion, registrationsPrefix, type SidecarStatus } from '../discovery/mesh_store.js';
 import { parseArgsOr } from './args.js';
+import { etcdErrorLine, meshConnection, quietIpServerNameWarning, type ConnectionFlags } from './mesh_connection.js';
 
-const HELP = `Usage: outrigger mesh apply -f FILE --etcd HOST:PORT,... [--prefix P]
-       outrigger mesh status --etcd HOST:PORT,... [--prefix P] [--json]
-       outrigger mesh rollback --to N --etcd HOST:PORT,... [--prefix P]
+const HELP = `Usage: outrigger mesh apply -f FILE CONNECTION
+       outrigger mesh status CONNECTION [--json]
+       outrigger mesh rollback --to N CONNECTION
+  CONNECTION: --etcd HOST:PORT,... [--prefix P] [--cacert FILE [--cert FILE --key FILE]]
+          or: -c CONFIG (a sidecar config: its discovery.etcd), each flag above in place of its field
   The mesh-wide config: services: {<name>: {listeners?, clusters?}}, whose parts replace the
   local config file's parts on every sidecar of that service (node.service.name).
       -f, --file FILE     the mesh file (YAML or JSON); checked like \`outrigger validate\` first
+      -c, --config FILE   take etcd's endpoints, prefix and TLS from this config's discovery.etcd
       --etcd H:P,...      etcd client endpoints
       --prefix P          the key prefix (default /outrigger)
+      --cacert FILE       https to etcd, trusting this CA (etcdctl's names, as for the flags below)
+      --cert FILE         client certificate, for an etcd with --client-cert-auth (its CN is the etcd user)
+      --key FILE          its private key
       --to N              the version whose content becomes the new version
       --json              status as JSON
   Exit: 0, 1 when etcd cannot be reached or fails, 2 for bad arguments or an invalid file.
@@ -43,8 +50,10 @@ export async function runMesh(argv: string[], io: MeshIo = { stdout: process.std
     }
     // The file is read and checked before etcd is contacted: a bad file never reaches the store.
     const document = opts.command === 'apply' ? await checkedMeshFile(opts.file) : null;
-    client = etcdClient({ endpoints: opts.etcd, prefix: opts.prefix, tls: null });
-    const keys = etcdKeys(opts.prefix);
+    const connection = await meshConnection(opts.connection, MeshUsage);
+    if (connection.tls !== null) quietIpServerNameWarning();
+    client = etcdClient(connection);
+    const keys = etcdKeys(connection.prefix);
     if (opts.command === 'apply') {
       const version = await publishMeshVersion(client, keys, document);
       io.stdout.write(`mesh version ${version} written\n`);
@@ -52,7 +61,7 @@ export async function runMesh(argv: string[], io: MeshIo = { stdout: process.std
       const version = await rollback(client, keys, opts.to);
       io.stdout.write(`mesh version ${version} written (the content of version ${opts.to})\n`);
     } else {
-      const status = await meshStatus(client, keys, registrationsPrefix(opts.prefix));
+      const status = await meshStatus(client, keys, registrationsPrefix(connection.prefix));
       io.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
     }
     return 0;
@@ -61,17 +70,18 @@ export async function runMesh(argv: string[], io: MeshIo = { stdout: process.std
       io.stderr.write(`outrigger mesh: ${e.message}\n`);
       return 2;
     }
-    io.stderr.write(`outrigger mesh: etcd: ${e instanceof Error ? e.message : String(e)}\n`);
+    io.stderr.write(`outrigger mesh: etcd: ${etcdErrorLine(e)}\n`);
     return 1;
   } finally {
     client?.close();
   }
 }
 
-type MeshOptions =
-  | { readonly command: 'apply'; readonly file: string; readonly etcd: string[]; readonly prefix: string }
-  | { readonly command: 'status'; readonly json: boolean; readonly etcd: string[]; readonly prefix: string }
-  | { readonly command: 'rollback'; readonly to: number; readonly etcd: string[]; readonly prefix: string };
+type MeshOptions = { readonly connection: ConnectionFlags } & (
+  | { readonly command: 'apply'; readonly file: string }
+  | { readonly command: 'status'; readonly json: boolean }
+  | { readonly command: 'rollback'; readonly to: number }
+);
 
 /** The parsed command line, or null for --help. */
 function meshOptions(argv: string[]): MeshOptions | null {
@@ -81,8 +91,12 @@ function meshOptions(argv: string[]): MeshOptions | null {
       allowPositionals: true,
       options: {
         file: { type: 'string', short: 'f' },
+        config: { type: 'string', short: 'c' },
         etcd: { type: 'string' },
-        prefix: { type: 'string', default: '/outrigger' },
+        prefix: { type: 'string' },
+        cacert: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
         to: { type: 'string' },
         json: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
@@ -93,20 +107,18 @@ function meshOptions(argv: string[]): MeshOptions | null {
   if (values.help === true) return null;
   const [command, extra] = positionals;
   if (extra !== undefined) throw new MeshUsage(`unexpected argument "${extra}"`);
-  if (values.etcd === undefined || values.etcd.trim() === '') throw new MeshUsage('--etcd HOST:PORT,... is needed');
-  const etcd = values.etcd.split(',').map((h) => h.trim());
-  const prefix = values.prefix.replace(/\/+$/, '');
-  if (!prefix.startsWith('/')) throw new MeshUsage(`--prefix "${prefix}" must start with /`);
+  const { config, etcd, prefix, cacert, cert, key } = values;
+  const connection = { config, etcd, prefix, cacert, cert, key };
   switch (command) {
     case 'apply':
       if (values.file === undefined) throw new MeshUsage('apply needs -f FILE');
-      return { command, file: values.file, etcd, prefix };
+      return { command, file: values.file, connection };
     case 'status':
-      return { command, json: values.json, etcd, prefix };
+      return { command, json: values.json, connection };
     case 'rollback': {
       const to = Number(values.to);
       if (values.to === undefined || !Number.isSafeInteger(to) || to < 1) throw new MeshUsage('rollback needs --to N (a version number)');
-      return { command, to, etcd, prefix };
+      return { command, to, connection };
     }
     default:
       throw new MeshUsage(command === undefined ? 'missing command (apply, status, rollback)' : `unknown mesh command "${command}" (apply, status, rollback)`);
