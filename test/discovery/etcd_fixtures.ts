@@ -2,7 +2,7 @@
 // discovers `api` through etcd, continuous traffic that counts failures, and etcd's view.
 
 import { hostname } from 'node:os';
-import { deadPort, httpGet, keepAlive, startSidecar, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import { adminCall, deadPort, httpGet, keepAlive, startSidecar, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 import type { EtcdCluster } from '../helpers/etcd.js';
 
 export const PREFIX = '/outrigger';
@@ -11,7 +11,7 @@ export const PREFIX = '/outrigger';
 export async function serviceSidecar(etcdEndpoints: readonly string[], upstream: Upstream, ttlS = 10): Promise<{ sc: Sidecar; port: number }> {
   const port = await deadPort();
   const sc = await startSidecar({
-    node: { workers: 1, drain_timeout_ms: 5000, service: { name: 'api', address: '127.0.0.1', port, ttl_s: ttlS, metadata: { zone: 'a' } } },
+    node: { workers: 1, drain_timeout_ms: 2000, service: { name: 'api', address: '127.0.0.1', port, ttl_s: ttlS, metadata: { zone: 'a' } } },
     discovery: { etcd: { endpoints: etcdEndpoints } },
     listeners: [{ name: 'main', address: `127.0.0.1:${port}`, routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'app' }] }],
     clusters: [{ name: 'app', endpoints: [{ address: upstream.address }] }],
@@ -44,6 +44,37 @@ export function discoveringSidecar(etcdEndpoints: readonly string[], workers = 1
   });
 }
 
+/** A discovered cluster's row in /stats `discovery` (the same rows /ready shows). */
+export interface DiscoveryRow {
+  cluster: string;
+  source: string;
+  ok: boolean;
+  endpoints: number | null;
+  error?: string;
+  since?: string;
+}
+
+/** `sc`'s discovery row for `cluster` in /stats; throws when there is none. */
+export async function discoveryRow(sc: Sidecar, cluster = 'api'): Promise<DiscoveryRow> {
+  const a = await adminCall(sc, 'GET', '/stats');
+  const rows = (a.json as { discovery?: DiscoveryRow[] }).discovery ?? [];
+  const row = rows.find((r) => r.cluster === cluster);
+  if (row === undefined) throw new Error(`no discovery row for ${cluster} in /stats: ${a.text.slice(0, 300)}`);
+  return row;
+}
+
+/** What /stats `registration` shows of `sc`'s node.service registration. */
+export interface RegistrationRow {
+  key: string;
+  state: string;
+  lease_id: string | null;
+  leases_granted: number;
+}
+
+export async function registrationOf(sc: Sidecar): Promise<RegistrationRow> {
+  return ((await adminCall(sc, 'GET', '/stats')).json as { registration: RegistrationRow }).registration;
+}
+
 export const keyOf = (sc: Pick<Sidecar, 'pid'>): string => `${PREFIX}/services/api/${hostname()}-${sc.pid}`;
 
 /** The registrations under `<p>/services/api/`, key → value, as etcdctl prints them. */
@@ -55,7 +86,7 @@ export async function registrations(etcd: EtcdCluster): Promise<Map<string, Reco
 }
 
 /** Requests sent one after another (on a few keep-alive sockets) until stop(); every non-200 is a failure. */
-export function traffic(sc: Sidecar, concurrency = 4): { stop(): Promise<{ ok: number; failed: string[] }>; readonly ok: number } {
+export function traffic(sc: Sidecar, concurrency = 4): { stop(): Promise<{ ok: number; failed: string[] }>; readonly ok: number; failures(): string[] } {
   const agent = keepAlive(concurrency);
   let running = true;
   let ok = 0;
@@ -76,6 +107,8 @@ export function traffic(sc: Sidecar, concurrency = 4): { stop(): Promise<{ ok: n
     get ok() {
       return ok;
     },
+    /** The failures so far (a copy), while the traffic goes on. */
+    failures: () => [...failed],
     stop: async () => {
       running = false;
       await Promise.all(loops);

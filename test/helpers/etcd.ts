@@ -1,7 +1,7 @@
 // A real etcd cluster for tests (Debian's etcd-server, v3.4): three members on loopback ports,
 // each with its data in a temp dir, started together and health-checked with etcdctl. A member
 // can be killed (SIGKILL), stopped, and started again on the same ports and data, as an operator
-// would restart one. closeAll() (live.ts) stops every member and removes the data.
+// would restart one. closeAll() (live.ts) kills every member and removes the data.
 // `etcdUnavailable()` says why the tests cannot run here (no etcd binary), for a describe.skipIf.
 
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -148,7 +148,8 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
       await Promise.all(members.map((m) => m.start()));
     },
   };
-  track({ close: () => cluster.stopAll() });
+  // Teardown kills: the data is thrown away, and a graceful stop of every member at once waits on leader transfers.
+  track({ close: () => Promise.all(members.map((m) => m.kill())) });
   await cluster.startAll();
   return cluster;
 }
