@@ -1,7 +1,9 @@
 // The typed difference between the config a worker runs and the next one, compiled once on the
 // main thread (structural equality, never JSON text) and posted to the worker, which applies it
 // without comparing specs itself: listeners, routes, clusters and endpoints added, changed or
-// removed, and which listeners are placed on that worker (placement.ts). Pure, plain data.
+// removed, and which listeners are placed on that worker (placement.ts). A cluster whose only
+// change is its endpoints (discovery) travels as its endpoint changes alone, so that a change of
+// one endpoint in a large service costs the size of the change. Pure, plain data.
 
 import { sameValue } from './equal.js';
 import { listenersOf } from './placement.js';
@@ -49,7 +51,12 @@ export interface EndpointChanges {
 }
 
 export interface ClusterChange {
-  readonly spec: ClusterSpec;
+  readonly name: string;
+  /**
+   * The whole spec after the change when its settings or TLS changed; null when only its
+   * endpoints did: the worker keeps its settings and applies `endpoints`.
+   */
+  readonly spec: ClusterSpec | null;
   readonly endpoints: EndpointChanges;
   /** The upstream TLS settings changed: new connections use the new ones. */
   readonly tls: boolean;
@@ -90,8 +97,7 @@ export function compileDelta(prev: Snapshot | null, next: Snapshot, worker: numb
 
 /** True when applying the delta would change nothing. */
 export function isEmptyDelta(d: ConfigDelta): boolean {
-  const none = (c: Changes<unknown, unknown>): boolean => c.added.length === 0 && c.changed.length === 0 && c.removed.length === 0;
-  return d.node === null && d.tracing === undefined && none(d.listeners) && none(d.clusters);
+  return d.node === null && d.tracing === undefined && isEmpty(d.listeners) && isEmpty(d.clusters);
 }
 
 /** Whether a listener change needs a new router. */
@@ -129,16 +135,25 @@ function listenerChange(p: ListenerSpec, n: ListenerSpec): ListenerChange | null
 }
 
 function clusterChange(p: ClusterSpec, n: ClusterSpec): ClusterChange | null {
-  if (sameValue(p, n)) return null;
-  const endpoints = changes(
-    p.endpoints,
-    n.endpoints,
-    (a, b) => (sameValue(a, b) ? null : b),
-    (e) => e.address,
-  );
+  if (p === n) return null;
+  // The discovery manager hands over the same array while a cluster's set is unchanged.
+  const endpoints = p.endpoints === n.endpoints ? NO_ENDPOINT_CHANGES : changes(p.endpoints, n.endpoints, endpointChange, (e) => e.address);
+  const tls = !sameValue(p.tls, n.tls);
   // Settings: everything but the endpoints and TLS, which have their own entries.
   const settings = !sameValue({ ...p, endpoints: null, tls: null }, { ...n, endpoints: null, tls: null });
-  return { spec: n, endpoints, tls: !sameValue(p.tls, n.tls), settings };
+  if (!tls && !settings && isEmpty(endpoints)) return null;
+  return { name: n.name, spec: tls || settings ? n : null, endpoints, tls, settings };
+}
+
+const NO_ENDPOINT_CHANGES: EndpointChanges = Object.freeze({ added: [], changed: [], removed: [] });
+
+/** The same address (host and port follow from it) with another weight; null when the same. */
+function endpointChange(p: EndpointSpec, n: EndpointSpec): EndpointSpec | null {
+  return p === n || p.weight === n.weight ? null : n;
+}
+
+function isEmpty(c: Changes<unknown, unknown>): boolean {
+  return c.added.length === 0 && c.changed.length === 0 && c.removed.length === 0;
 }
 
 /** Items matched by key (name, or address): added, changed (per `change`, null = same), removed. */
@@ -148,19 +163,21 @@ function changes<Spec extends { readonly name: string } | EndpointSpec, Change>(
   change: (p: Spec, n: Spec) => Change | null,
   key: (s: Spec) => string = (s) => (s as { readonly name: string }).name,
 ): Changes<Spec, Change> {
+  // What is left of `before` once `next` is matched is what was removed (keys are unique).
   const before = new Map(prev.map((s) => [key(s), s]));
-  const after = new Set(next.map(key));
   const added: Spec[] = [];
   const changed: Change[] = [];
   for (const n of next) {
-    const p = before.get(key(n));
+    const k = key(n);
+    const p = before.get(k);
     if (p === undefined) added.push(n);
     else {
+      before.delete(k);
       const c = change(p, n);
       if (c !== null) changed.push(c);
     }
   }
-  return { added, changed, removed: prev.map(key).filter((k) => !after.has(k)) };
+  return { added, changed, removed: [...before.keys()] };
 }
 
 function reordered(prev: readonly RouteSpec[], next: readonly RouteSpec[]): boolean {

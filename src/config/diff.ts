@@ -26,9 +26,9 @@ export function summarizeDelta(d: ConfigDelta): string {
   for (const c of d.clusters.added) parts.push(`+cluster ${c.name}`);
   for (const name of d.clusters.removed) parts.push(`-cluster ${name}`);
   for (const c of d.clusters.changed) {
-    for (const e of c.endpoints.added) parts.push(`cluster ${c.spec.name} +${e.address}`);
-    for (const a of c.endpoints.removed) parts.push(`cluster ${c.spec.name} -${a}`);
-    if (c.settings || c.tls) parts.push(`cluster ${c.spec.name} settings changed`);
+    for (const e of c.endpoints.added) parts.push(`cluster ${c.name} +${e.address}`);
+    for (const a of c.endpoints.removed) parts.push(`cluster ${c.name} -${a}`);
+    if (c.settings || c.tls) parts.push(`cluster ${c.name} settings changed`);
   }
   if (d.node !== null) parts.push('node settings changed');
   return parts.length === 0 ? 'no change' : parts.join(', ');

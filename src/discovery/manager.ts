@@ -39,8 +39,10 @@ export interface DiscoveryStatus {
 }
 
 class Watched {
-  /** The newest set the source reported (sorted by address); null = none yet. */
-  endpoints: readonly EndpointSpec[] | null = null;
+  /** The newest set the source reported, by address; null = none yet. */
+  byAddress: ReadonlyMap<string, EndpointSpec> | null = null;
+  /** The same set as a snapshot's endpoints (sorted by address), made once per set when an apply takes it. */
+  private sorted: readonly EndpointSpec[] | null = null;
   /** The set differs from what the workers were last given. */
   dirty = false;
   health: SourceHealth = { ok: true };
@@ -50,6 +52,17 @@ class Watched {
     readonly spec: DiscoverySpec,
     readonly source: DiscoverySource,
   ) {}
+
+  get endpoints(): readonly EndpointSpec[] | null {
+    if (this.sorted === null && this.byAddress !== null) this.sorted = [...this.byAddress.values()].sort(byAddress);
+    return this.sorted;
+  }
+
+  /** A new set: the endpoints of kept addresses are the same objects, so the workers' deltas see only what changed. */
+  set(next: ReadonlyMap<string, EndpointSpec>): void {
+    this.byAddress = next;
+    this.sorted = null;
+  }
 }
 
 export class DiscoveryManager {
@@ -83,7 +96,7 @@ export class DiscoveryManager {
       if (next !== undefined && sameValue(next.discovery, w.spec)) continue;
       this.watched.delete(name);
       void this.stopSource(name, w);
-      if (next !== undefined) this.start(next, w.endpoints);
+      if (next !== undefined) this.start(next, w.byAddress);
     }
     for (const [name, c] of wanted) if (!this.watched.has(name)) this.start(c, null);
   }
@@ -102,7 +115,7 @@ export class DiscoveryManager {
       source: w.source.describe,
       ok: w.health.ok,
       ...(w.health.ok ? {} : { error: w.health.error, since: new Date(w.health.sinceMs).toISOString() }),
-      endpoints: w.endpoints?.length ?? null,
+      endpoints: w.byAddress?.size ?? null,
       updates: w.updates,
       last_update: w.lastUpdateMs === null ? null : new Date(w.lastUpdateMs).toISOString(),
     }));
@@ -127,7 +140,7 @@ export class DiscoveryManager {
     ].join('\n');
   }
 
-  private start(cluster: ClusterSpec, lastKnown: readonly EndpointSpec[] | null): void {
+  private start(cluster: ClusterSpec, lastKnown: ReadonlyMap<string, EndpointSpec> | null): void {
     let source: DiscoverySource;
     try {
       source = this.deps.makeSource(cluster);
@@ -137,7 +150,7 @@ export class DiscoveryManager {
       return;
     }
     const w = new Watched(cluster.discovery!, source);
-    w.endpoints = lastKnown;
+    if (lastKnown !== null) w.set(lastKnown);
     this.watched.set(cluster.name, w);
     this.deps.log.info({ cluster: cluster.name, source: w.source.describe }, 'discovery source started');
     w.source.start(
@@ -156,11 +169,16 @@ export class DiscoveryManager {
 
   private onSet(name: string, w: Watched, set: readonly DiscoveredEndpoint[]): void {
     if (this.watched.get(name) !== w) return; // a stopped source's late answer
-    const endpoints = this.toSpecs(name, set);
-    if (w.endpoints !== null && sameValue(w.endpoints, endpoints)) return; // a refresh that found the same set
-    w.endpoints = endpoints;
+    const next = this.toSpecs(name, set, w.byAddress);
+    const change = setChange(w.byAddress ?? new Map(), next);
+    const same = change.added.length + change.removed.length + change.reweighted.length === 0;
+    if (w.byAddress !== null && same) return; // a refresh that found the same set
+    w.set(next);
     w.dirty = true;
-    this.deps.log.info({ cluster: name, endpoints: endpoints.map((e) => e.address) }, 'discovered endpoints changed');
+    this.deps.log.info(
+      { cluster: name, endpoints: next.size, added: listed(change.added), removed: listed(change.removed), reweighted: listed(change.reweighted) },
+      'discovered endpoints changed',
+    );
     this.schedule();
   }
 
@@ -196,19 +214,60 @@ export class DiscoveryManager {
       });
   }
 
-  /** A source's set as the snapshot's endpoints: valid `ip:port` addresses, once each, sorted (stable comparison). */
-  private toSpecs(name: string, set: readonly DiscoveredEndpoint[]): EndpointSpec[] {
+  /**
+   * A source's set as endpoints by address: valid `ip:port` addresses, once each. The endpoint of
+   * an address `known` holds with the same weight is reused as it is (it was checked then).
+   */
+  private toSpecs(name: string, set: readonly DiscoveredEndpoint[], known: ReadonlyMap<string, EndpointSpec> | null): Map<string, EndpointSpec> {
     const byAddress = new Map<string, EndpointSpec>();
     for (const e of set) {
+      const weight = clampWeight(e.weight);
+      const same = known?.get(e.address);
+      if (same !== undefined && same.weight === weight) {
+        byAddress.set(e.address, same);
+        continue;
+      }
       const hp = parseHostPort(e.address, false);
       if (!hp.ok) {
         this.deps.log.warn({ cluster: name, address: e.address, err: hp.message }, 'discovered endpoint ignored');
         continue;
       }
-      byAddress.set(e.address, { address: e.address, host: hp.value.host, port: hp.value.port, weight: clampWeight(e.weight) });
+      byAddress.set(e.address, { address: e.address, host: hp.value.host, port: hp.value.port, weight });
     }
-    return [...byAddress.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+    return byAddress;
   }
+}
+
+/** What a new set changes, for the log: the addresses added, removed and re-weighted. */
+interface SetChange {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly reweighted: readonly string[];
+}
+
+function setChange(prev: ReadonlyMap<string, EndpointSpec>, next: ReadonlyMap<string, EndpointSpec>): SetChange {
+  const added: string[] = [];
+  const reweighted: string[] = [];
+  for (const [address, e] of next) {
+    const p = prev.get(address);
+    if (p === undefined) added.push(address);
+    else if (p !== e) reweighted.push(address);
+  }
+  const removed: string[] = [];
+  for (const address of prev.keys()) if (!next.has(address)) removed.push(address);
+  return { added, removed, reweighted };
+}
+
+const LOGGED_ADDRESSES = 10;
+
+/** Addresses for a log line: a whole service's set (the first one, or a big change) is named by its first few and a count. */
+function listed(addresses: readonly string[]): readonly string[] {
+  if (addresses.length <= LOGGED_ADDRESSES) return addresses;
+  return [...addresses.slice(0, LOGGED_ADDRESSES), `... ${addresses.length - LOGGED_ADDRESSES} more`];
+}
+
+function byAddress(a: EndpointSpec, b: EndpointSpec): number {
+  return a.address < b.address ? -1 : a.address > b.address ? 1 : 0;
 }
 
 /** The config's weight range (1-1000): an SRV weight may be 0 (rarely chosen, still an endpoint) or up to 65535. */

@@ -1,9 +1,10 @@
 // A cluster as one worker sees it: its endpoints (each with its own connection pool and
 // in-flight count), its load balancer, and its pending-request budget. `reconcile` applies a
-// cluster change of a config delta: an endpoint present before and after keeps its pool and in-flight requests,
-// a removed one drains, a new one starts empty (DESIGN.md §1).
+// cluster change of a config delta: an endpoint present before and after keeps its pool and
+// in-flight requests, a removed one drains, a new one starts empty (DESIGN.md §1). A change of
+// endpoints alone (discovery) touches only the endpoints it names.
 
-import type { ClusterChange } from '../config/delta.js';
+import type { ClusterChange, EndpointChanges } from '../config/delta.js';
 import type { ClusterSpec, EndpointSpec } from '../config/types.js';
 import { createLoadBalancer } from '../lb/index.js';
 import type { LbHost, LoadBalancer, Rng } from '../lb/types.js';
@@ -19,6 +20,8 @@ import { RetryBudget } from './retry_budget.js';
 import type { Ticker } from './ticker.js';
 
 export class Endpoint implements LbHost {
+  /** As the config or discovery gave it; a new weight replaces it. */
+  spec: EndpointSpec;
   weight: number;
   active = 0;
   /** What the load balancer reads: passing health checks and not ejected. */
@@ -39,6 +42,7 @@ export class Endpoint implements LbHost {
     ticker: Ticker,
     tls: PoolTls | null,
   ) {
+    this.spec = spec;
     this.weight = spec.weight;
     this.pool =
       cluster.protocol === 'http2'
@@ -55,6 +59,11 @@ export class Endpoint implements LbHost {
     this.active--;
   }
 
+  reweight(spec: EndpointSpec): void {
+    this.spec = spec;
+    this.weight = spec.weight;
+  }
+
   setState(checkedHealthy: boolean, ejected: boolean): void {
     this.checkedHealthy = checkedHealthy;
     this.ejected = ejected;
@@ -64,7 +73,10 @@ export class Endpoint implements LbHost {
 
 export class Cluster {
   spec: ClusterSpec;
+  /** In the load balancer's order. */
   endpoints: Endpoint[] = [];
+  /** The same endpoints by address. */
+  private readonly byAddress = new Map<string, Endpoint>();
   lb: LoadBalancer<Endpoint>;
   readonly budget: PendingBudget;
   readonly retryBudget: RetryBudget;
@@ -86,7 +98,8 @@ export class Cluster {
     this.budget = { pending: 0, max: spec.pool.maxPending };
     this.retryBudget = new RetryBudget(spec.retryBudget);
     this.tls = this.poolTls(spec);
-    this.endpoints = spec.endpoints.map((e) => new Endpoint(e.address, e, spec, this.budget, ticker, this.tls));
+    for (const e of spec.endpoints) this.byAddress.set(e.address, this.newEndpoint(e, spec));
+    this.endpoints = [...this.byAddress.values()];
     this.lb = createLoadBalancer(spec.lb, this.endpoints, rng);
   }
 
@@ -120,33 +133,60 @@ export class Cluster {
   }
 
   /**
-   * Applies a change of this cluster's spec, as the config delta describes it: kept endpoints
-   * keep their pools and in-flight requests (new weight, pool settings, TLS), removed ones drain,
-   * new ones start empty.
+   * Applies a change of this cluster as the config delta describes it: kept endpoints keep their
+   * pools and in-flight requests (new weight, pool settings, TLS), removed ones drain, new ones
+   * start empty.
    */
   reconcile(change: ClusterChange, rng: Rng): void {
-    const spec = change.spec;
     this.rng = rng;
-    if (change.tls) this.tls = this.poolTls(spec);
-    const kept = new Map(this.endpoints.map((e) => [e.address, e]));
-    for (const address of change.endpoints.removed) kept.get(address)?.pool.drain();
+    if (change.spec === null) this.changeEndpoints(change.endpoints);
+    else this.changeSpec(change.spec, change.tls);
+    this.lb = createLoadBalancer(this.spec.lb, this.endpoints, this.rng);
+  }
+
+  /** Only endpoints changed: the work is the size of the change (plus the balancer's copy of the host list). */
+  private changeEndpoints(changes: EndpointChanges): void {
+    for (const address of changes.removed) {
+      this.byAddress.get(address)?.pool.drain();
+      this.byAddress.delete(address);
+    }
+    for (const e of changes.changed) this.byAddress.get(e.address)?.reweight(e);
+    for (const e of changes.added) this.byAddress.set(e.address, this.newEndpoint(e, this.spec));
+    this.endpoints = [...this.byAddress.values()];
+    this.spec = { ...this.spec, endpoints: this.endpoints.map((e) => e.spec) };
+  }
+
+  /** Settings or TLS changed: the endpoints follow the new spec's list. */
+  private changeSpec(spec: ClusterSpec, tls: boolean): void {
+    if (tls) this.tls = this.poolTls(spec);
     if (spec.protocol !== this.spec.protocol) {
       // Another protocol: every endpoint starts over with a new pool; the old ones drain.
-      for (const e of kept.values()) e.pool.drain();
-      kept.clear();
+      for (const e of this.byAddress.values()) e.pool.drain();
+      this.byAddress.clear();
     }
-    this.endpoints = spec.endpoints.map((e) => {
+    const kept = new Map(this.byAddress);
+    this.byAddress.clear();
+    for (const e of spec.endpoints) {
       const ep = kept.get(e.address);
-      if (ep === undefined) return new Endpoint(e.address, e, spec, this.budget, this.ticker, this.tls);
-      ep.weight = e.weight;
+      kept.delete(e.address);
+      if (ep === undefined) {
+        this.byAddress.set(e.address, this.newEndpoint(e, spec));
+        continue;
+      }
+      ep.reweight(e);
       ep.pool.spec = spec.pool;
       ep.pool.tls = this.tls;
-      return ep;
-    });
+      this.byAddress.set(e.address, ep);
+    }
+    for (const gone of kept.values()) gone.pool.drain();
+    this.endpoints = [...this.byAddress.values()];
     this.spec = spec;
     this.budget.max = spec.pool.maxPending;
     this.retryBudget.spec = spec.retryBudget;
-    this.lb = createLoadBalancer(spec.lb, this.endpoints, this.rng);
+  }
+
+  private newEndpoint(e: EndpointSpec, spec: ClusterSpec): Endpoint {
+    return new Endpoint(e.address, e, spec, this.budget, this.ticker, this.tls);
   }
 
   /** A new random generator (node.random_seed changed): the load balancer starts over with it. */
@@ -156,7 +196,7 @@ export class Cluster {
   }
 
   endpoint(address: string): Endpoint | undefined {
-    return this.endpoints.find((e) => e.address === address);
+    return this.byAddress.get(address);
   }
 
   /** The cluster left the config: drain every endpoint. */

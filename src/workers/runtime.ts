@@ -147,8 +147,8 @@ export class WorkerRuntime implements ListenerContext {
   private applyClusters(changed: readonly ClusterChange[], removed: readonly string[], reseeded: boolean): void {
     const touched = new Set<string>();
     for (const change of changed) {
-      touched.add(change.spec.name);
-      this.clusters.get(change.spec.name)?.reconcile(change, this.rng);
+      touched.add(change.name);
+      this.clusters.get(change.name)?.reconcile(change, this.rng);
     }
     if (reseeded) for (const c of this.clusters.values()) if (!touched.has(c.spec.name)) c.reseed(this.rng);
     for (const name of removed) {

@@ -174,12 +174,36 @@ describe('compileDelta', () => {
     expect(d.listeners.changed).toEqual([]);
     expect(d.clusters.changed).toHaveLength(1);
     const c = d.clusters.changed[0]!;
-    expect(c.spec.name).toBe('api');
+    expect(c.name).toBe('api');
     expect(c.endpoints.added.map((e) => e.address)).toEqual(['127.0.0.1:8082']);
     expect(c.endpoints.changed.map((e) => [e.address, e.weight])).toEqual([['127.0.0.1:8081', 5]]);
     expect(c.endpoints.removed).toEqual(['127.0.0.1:8080']);
     expect(c).toMatchObject({ tls: false, settings: false });
     expect(summarizeDelta(d)).toBe('cluster api +127.0.0.1:8082, cluster api -127.0.0.1:8080');
+  });
+
+  it('a change of endpoints alone carries the changes, not the cluster spec; a settings change carries the spec', () => {
+    const prev = snap(base());
+    const api = prev.clusters[0]!;
+    const [kept, gone] = api.endpoints;
+    // As the discovery manager makes it: the kept endpoint is the same object, one swapped for a new one.
+    const fresh = { address: '127.0.0.1:8089', host: '127.0.0.1', port: 8089, weight: 1 };
+    const swapped = { ...prev, version: 2, clusters: [{ ...api, endpoints: [kept!, fresh] }, prev.clusters[1]!] };
+    const c = compileDelta(prev, swapped, 1).clusters.changed[0]!;
+    expect(c).toEqual({ name: 'api', spec: null, endpoints: { added: [fresh], changed: [], removed: [gone!.address] }, tls: false, settings: false });
+
+    const reweighted = { ...prev, version: 2, clusters: [{ ...api, endpoints: [{ ...kept!, weight: 7 }, gone!] }, prev.clusters[1]!] };
+    expect(compileDelta(prev, reweighted, 1).clusters.changed[0]).toMatchObject({
+      spec: null,
+      endpoints: { changed: [{ address: kept!.address, weight: 7 }] },
+    });
+
+    // A new endpoints array holding the same endpoints is no change.
+    const copied = { ...prev, version: 2, clusters: [{ ...api, endpoints: [...api.endpoints] }, prev.clusters[1]!] };
+    expect(compileDelta(prev, copied, 1).clusters.changed).toEqual([]);
+
+    const settings = edit((r) => (clusters(r)[0]!['lb'] = 'random'));
+    expect(compileDelta(prev, settings, 1).clusters.changed[0]!.spec).toBe(settings.clusters[0]);
   });
 
   it('cluster settings and TLS changes are told apart', () => {

@@ -1,7 +1,8 @@
 // A worker's runtime applying config deltas (src/workers/runtime.ts), in process on real
 // 127.0.0.1 sockets: what the delta names changes, everything else keeps its object (clusters,
 // endpoint pools, listener sockets); a removed endpoint drains; a moved listener gets a new
-// socket; a bind failure leaves the previous config running (all or nothing).
+// socket; a bind failure leaves the previous config running (all or nothing); a change of
+// endpoints alone (discovery) is applied without a new cluster spec.
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { compileDelta } from '../../src/config/delta.js';
@@ -79,6 +80,42 @@ describe('WorkerRuntime.apply(delta)', () => {
     await rt.apply(compileDelta(v2, v3, 1));
     expect(rt.version).toBe(3);
     expect(listener.spec).toBe(v2.listeners[0]);
+  });
+
+  it('a change of endpoints alone touches only those endpoints; the cluster keeps its settings', async () => {
+    const port = await deadPort();
+    const rt = (runtime = new WorkerRuntime(quiet, 1, Buffer.alloc(32)));
+    const v1 = snap(raw(port, ['127.0.0.1:8001', '127.0.0.1:8002', '127.0.0.1:8003']), 1);
+    await rt.apply(compileDelta(null, v1, 1));
+    const api = rt.clusters.get('api')!;
+    const [first, gone, third] = api.endpoints;
+
+    // As discovery sends it: kept endpoints are the same objects; one removed, one re-weighted, one added.
+    const spec = v1.clusters[0]!;
+    const [e1, , e3] = spec.endpoints;
+    const added = { address: '127.0.0.1:8004', host: '127.0.0.1', port: 8004, weight: 1 };
+    const v2: Snapshot = { ...v1, version: 2, clusters: [{ ...spec, endpoints: [e1!, { ...e3!, weight: 5 }, added] }, v1.clusters[1]!] };
+    const delta = compileDelta(v1, v2, 1);
+    expect(delta.clusters.changed[0]!.spec).toBeNull();
+    await rt.apply(delta);
+
+    expect(rt.clusters.get('api')).toBe(api);
+    expect(api.endpoints.map((e) => [e.address, e.weight])).toEqual([
+      ['127.0.0.1:8001', 1],
+      ['127.0.0.1:8003', 5],
+      ['127.0.0.1:8004', 1],
+    ]);
+    expect(api.endpoints[0]).toBe(first);
+    expect(api.endpoints[1]).toBe(third);
+    expect(gone!.pool.draining).toBe(true);
+    expect([first, third].map((e) => e!.pool.draining)).toEqual([false, false]);
+    expect(api.endpoint('127.0.0.1:8004')).toBe(api.endpoints[2]);
+    expect(api.endpoint('127.0.0.1:8002')).toBeUndefined();
+    expect(api.spec.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:8001', '127.0.0.1:8003', '127.0.0.1:8004']);
+    expect({ ...api.spec, endpoints: null }).toEqual({ ...spec, endpoints: null });
+    // The load balancer picks among the new set only.
+    const picked = new Set(Array.from({ length: 30 }, () => api.lb.pick()?.address));
+    expect([...picked].sort()).toEqual(['127.0.0.1:8001', '127.0.0.1:8003', '127.0.0.1:8004']);
   });
 
   it('a moved listener gets a new socket; the old one stops accepting', async () => {
