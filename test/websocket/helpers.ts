@@ -1,9 +1,11 @@
 // The WebSocket tests' app and clients: a real `ws` server behind node:http (it answers upgrades
 // by path: /refuse is answered 403 by the app itself, anything else is accepted and echoes), the
-// sidecar config that leads to it, and a client that collects what it receives.
+// sidecar config that leads to it, a client that collects what it receives, the check of an
+// upgrade the sidecar refuses, and the flood a slow peer holds back.
 
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { expect } from 'vitest';
 import WebSocket, { WebSocketServer, type RawData } from 'ws';
 import { config, track } from '../helpers/sidecar.js';
 
@@ -106,4 +108,50 @@ export function closed(ws: WebSocket): Promise<{ code: number; reason: string }>
 /** `ws.send` as a promise (resolves when the bytes were handed to the socket). */
 export function send(ws: WebSocket, data: string | Buffer, opts: { binary?: boolean; fin?: boolean } = {}): Promise<void> {
   return new Promise((resolve, reject) => ws.send(data, opts, (e) => (e ? reject(e) : resolve())));
+}
+
+/** An upgrade to `url` that the sidecar itself refuses: 403 with x-outrigger-error `error`, and `app` never sees it. */
+export async function expectRefusedBySidecar(app: WsApp, url: string, error: string): Promise<void> {
+  const before = app.upgrades.length;
+  const r = await refusalOf(url);
+  expect(r.status).toBe(403);
+  expect(r.headers['x-outrigger-error']).toBe(error);
+  expect(app.upgrades.length).toBe(before);
+}
+
+/** The TCP socket under `ws`: a test pauses its reading to play a slow peer. */
+export function socketOf(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
+}
+
+/** The chunks a writer sent, and how many of those sends have completed so far. */
+export interface Flood {
+  readonly sent: number;
+  acked(): number;
+}
+
+/**
+ * Sends `chunk` from `writer` (one per turn of the event loop) until `heldBytes` wait in its own
+ * buffer: the far side has stopped reading and the path between holds no more.
+ */
+export async function sendUntilHeldBack(writer: WebSocket, chunk: Buffer, heldBytes: number): Promise<Flood> {
+  let sent = 0;
+  let acked = 0;
+  while (writer.bufferedAmount < heldBytes) {
+    writer.send(chunk, { binary: true }, () => acked++);
+    sent++;
+    await new Promise((r) => setImmediate(r));
+  }
+  return { sent, acked: () => acked };
+}
+
+/** Resolves with `count` once `reader` has received that many messages, each checked to be `chunk`. */
+export function receiveCopies(reader: WebSocket, chunk: Buffer, count: number): Promise<number> {
+  let received = 0;
+  return new Promise((resolve) =>
+    reader.on('message', (d: Buffer) => {
+      expect(d.equals(chunk)).toBe(true);
+      if (++received === count) resolve(received);
+    }),
+  );
 }

@@ -7,7 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { caSource, clientSideConfig, closeAll, newCa, serverSideConfig, startSidecar, WEB } from '../helpers/sidecar.js';
-import { closed, nextMessage, openWs, refusalOf, send, startWsApp, type WsApp } from './helpers.js';
+import { closed, expectRefusedBySidecar, nextMessage, openWs, send, startWsApp, type WsApp } from './helpers.js';
 
 afterAll(closeAll);
 
@@ -60,10 +60,6 @@ describe.each([
   });
 
   it('the inbound side refuses an upgrade its authorization does not allow; the 403 reaches the client', async () => {
-    const before = app.upgrades.length;
-    const r = await refusalOf(url('/admin/socket'));
-    expect(r.status).toBe(403);
-    expect(r.headers['x-outrigger-error']).toBe('unauthorized');
-    expect(app.upgrades.length).toBe(before);
+    await expectRefusedBySidecar(app, url('/admin/socket'), 'unauthorized');
   });
 });

@@ -11,11 +11,37 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { adminCall, closeAll, eventually, parsePrometheus, rawRequest, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { closed, nextMessage, openWs, refusalOf, send, startWsApp, wsConfig, type WsApp } from './helpers.js';
+import {
+  closed,
+  expectRefusedBySidecar,
+  nextMessage,
+  openWs,
+  receiveCopies,
+  refusalOf,
+  send,
+  sendUntilHeldBack,
+  socketOf,
+  startWsApp,
+  wsConfig,
+  type WsApp,
+} from './helpers.js';
 
 afterAll(closeAll);
 
 const MB = 1024 * 1024;
+
+/**
+ * A client socket at `path` through a sidecar (engine `engine`) to an app that does not echo and
+ * has stopped reading: `reader`, the app's side, is paused until the test resumes it.
+ */
+async function throughAppNotReading(engine: 'strict' | 'node' | 'uws', path: string): Promise<{ quietSc: Sidecar; ws: WebSocket; reader: WebSocket }> {
+  const quiet = await startWsApp({ echo: false });
+  const quietSc = await startSidecar(wsConfig(quiet, engine));
+  const ws = await openWs(`ws://127.0.0.1:${quietSc.port()}${path}`);
+  const reader = quiet.sockets.at(-1)!;
+  socketOf(reader).pause();
+  return { quietSc, ws, reader };
+}
 
 describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engine', (engine) => {
   let app: WsApp;
@@ -204,11 +230,7 @@ describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engi
 
   if (engine === 'uws') {
     it('uws: what the client sends waits for an app that does not read up to one largest message; beyond, the client is closed with 1013 and the app gets all it was sent, then 1013', async () => {
-      const quiet = await startWsApp({ echo: false });
-      const quietSc = await startSidecar(wsConfig(quiet, engine));
-      const ws = await openWs(`ws://127.0.0.1:${quietSc.port()}/bound`);
-      const reader = quiet.sockets.at(-1)!;
-      (reader as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      const { quietSc, ws, reader } = await throughAppNotReading(engine, '/bound');
       const chunk = randomBytes(MB);
       const clientSide = closed(ws);
       let sent = 0;
@@ -227,7 +249,7 @@ describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engi
         received++;
       });
       const appSide = closed(reader);
-      (reader as unknown as { _socket: import('node:net').Socket })._socket.resume();
+      socketOf(reader).resume();
       // Everything the proxy took reaches the app, in order, then a close frame with the same code.
       expect(await appSide).toEqual({ code: 1013, reason });
       expect(received).toBeGreaterThan(64);
@@ -243,35 +265,18 @@ describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engi
     }, 60_000);
   } else {
     it('a slow reader holds the writer back; everything arrives once it reads again', async () => {
-      const quiet = await startWsApp({ echo: false });
-      const quietSc = await startSidecar(wsConfig(quiet, engine));
-      const ws = await openWs(`ws://127.0.0.1:${quietSc.port()}/slow`);
-      const reader = quiet.sockets.at(-1)!;
       // The app stops reading its socket: the kernel buffers fill, then the sidecar's, then the client's.
-      (reader as unknown as { _socket: import('node:net').Socket })._socket.pause();
+      const { ws, reader } = await throughAppNotReading(engine, '/slow');
       const chunk = randomBytes(256 * 1024);
-      let sent = 0;
-      let acked = 0;
       // Keep sending until the client's own buffer holds back what was sent (the proxy stopped reading).
-      while (ws.bufferedAmount < 8 * MB) {
-        ws.send(chunk, { binary: true }, () => acked++);
-        sent++;
-        await new Promise((r) => setImmediate(r));
-      }
+      const flood = await sendUntilHeldBack(ws, chunk, 8 * MB);
       expect(ws.bufferedAmount).toBeGreaterThanOrEqual(8 * MB);
       // Not every send completed: the writer is held back while the reader is paused.
-      expect(acked).toBeLessThan(sent);
-      let received = 0;
-      const all = new Promise<void>((resolve) =>
-        reader.on('message', (d: Buffer) => {
-          expect(d.equals(chunk)).toBe(true);
-          if (++received === sent) resolve();
-        }),
-      );
-      (reader as unknown as { _socket: import('node:net').Socket })._socket.resume();
-      await all;
-      expect(received).toBe(sent);
-      await eventually(() => (acked === sent ? true : undefined), 'every send completed');
+      expect(flood.acked()).toBeLessThan(flood.sent);
+      const all = receiveCopies(reader, chunk, flood.sent);
+      socketOf(reader).resume();
+      expect(await all).toBe(flood.sent);
+      await expect.poll(() => flood.acked(), { timeout: 10_000 }).toBe(flood.sent);
       expect(ws.bufferedAmount).toBe(0);
     }, 60_000);
   }
@@ -279,27 +284,14 @@ describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engi
   it('a slow client holds the app back; everything arrives once it reads again', async () => {
     const ws = await openWs(url('/slow-client'));
     const writer = app.sockets.at(-1)!;
-    const clientSocket = (ws as unknown as { _socket: import('node:net').Socket })._socket;
-    clientSocket.pause();
+    socketOf(ws).pause();
     const chunk = randomBytes(256 * 1024);
-    let sent = 0;
-    let acked = 0;
-    while (writer.bufferedAmount < 8 * MB) {
-      writer.send(chunk, { binary: true }, () => acked++);
-      sent++;
-      await new Promise((r) => setImmediate(r));
-    }
-    expect(acked).toBeLessThan(sent); // the app's writes are held back while the client does not read
-    let received = 0;
-    const all = new Promise<void>((resolve) =>
-      ws.on('message', (d: Buffer) => {
-        expect(d.equals(chunk)).toBe(true);
-        if (++received === sent) resolve();
-      }),
-    );
-    clientSocket.resume();
-    await all;
-    await eventually(() => (acked === sent ? true : undefined), 'every send completed');
+    const flood = await sendUntilHeldBack(writer, chunk, 8 * MB);
+    expect(flood.acked()).toBeLessThan(flood.sent); // the app's writes are held back while the client does not read
+    const all = receiveCopies(ws, chunk, flood.sent);
+    socketOf(ws).resume();
+    expect(await all).toBe(flood.sent);
+    await expect.poll(() => flood.acked(), { timeout: 10_000 }).toBe(flood.sent);
     ws.close(1000);
     await closed(ws);
   }, 60_000);
@@ -312,11 +304,7 @@ describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engi
   });
 
   it('a route with upgrades: [] refuses the upgrade with 403 upgrade_refused; the app never sees it', async () => {
-    const before = app.upgrades.length;
-    const r = await refusalOf(url('/no-upgrades/x'));
-    expect(r.status).toBe(403);
-    expect(r.headers['x-outrigger-error']).toBe('upgrade_refused');
-    expect(app.upgrades.length).toBe(before);
+    await expectRefusedBySidecar(app, url('/no-upgrades/x'), 'upgrade_refused');
   });
 
   it('a reload keeps an open socket working; /stats and /metrics count upgraded connections and bytes', async () => {
