@@ -38,6 +38,14 @@ function rowsOf(text: string): string[] {
     .map((l) => l.split(/ +/).slice(0, 3).join(' '));
 }
 
+/** Presses `key` in top and waits until its title says it sorts by `order`, with `first` as the top row. */
+async function pressToSort(key: string, order: 'path' | 'rps', first: string): Promise<void> {
+  tmux('send-keys', '-t', SESSION, key);
+  await expect
+    .poll(() => ({ sortedBy: /sorted by (\w+)/.exec(screen())?.[1], first: rowsOf(screen())[0] }), { timeout: 10_000, interval: 100 })
+    .toEqual({ sortedBy: order, first });
+}
+
 let sc: Sidecar;
 let quietStopped = false;
 
@@ -77,20 +85,8 @@ describe('outrigger top in tmux', () => {
     expect(screen()).toMatch(/^outrigger top http:\/\/127\.0\.0\.1:\d+ {2}sorted by rps/m);
     expect(screen()).toMatch(/^METHOD +PATH +ROUTE +RPS +SUCCESS +MEAN +COUNT$/m);
 
-    tmux('send-keys', '-t', SESSION, 'p');
-    await eventually(
-      () => (/sorted by path/.test(screen()) && rowsOf(screen())[0] === 'GET /aa/quiet all' ? true : undefined),
-      'sorted by path: /aa/quiet first',
-      10_000,
-      100,
-    );
-    tmux('send-keys', '-t', SESSION, 'r');
-    await eventually(
-      () => (/sorted by rps/.test(screen()) && rowsOf(screen())[0] === 'GET /zz/busy all' ? true : undefined),
-      'sorted by rate again',
-      10_000,
-      100,
-    );
+    await pressToSort('p', 'path', 'GET /aa/quiet all');
+    await pressToSort('r', 'rps', 'GET /zz/busy all');
 
     tmux('send-keys', '-t', SESSION, 'q');
     await eventually(() => (!sessionAlive() ? true : undefined), 'top to exit and its session to close', 10_000, 100);
