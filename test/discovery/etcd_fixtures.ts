@@ -1,18 +1,43 @@
 // Shared parts of the etcd discovery tests: sidecars registered as service `api`, a sidecar that
-// discovers `api` through etcd, continuous traffic that counts failures, and etcd's view.
+// discovers `api` through etcd, continuous traffic that counts failures, and etcd's view. Each
+// test meets its sidecars under a key prefix of its own (an EtcdSpace), so the tests of a file
+// can share one etcd cluster.
 
 import { hostname } from 'node:os';
 import { adminCall, deadPort, httpGet, keepAlive, startSidecar, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 import type { EtcdCluster } from '../helpers/etcd.js';
 
+/** Where one test's sidecars meet: the etcd endpoints they are given and the key prefix they use (`discovery.etcd`). */
+export interface EtcdSpace {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+}
+
+/** A space, or a bare endpoint list: the default prefix. */
+export type EtcdAt = EtcdSpace | readonly string[];
+
 export const PREFIX = '/outrigger';
 
+const spaceOf = (at: EtcdAt): EtcdSpace => ('prefix' in at ? at : { endpoints: at, prefix: PREFIX });
+
+let spaces = 0;
+
+/** A key prefix no other test of this process uses, on `etcd`. */
+export function freshSpace(etcd: Pick<EtcdCluster, 'endpoints'>): EtcdSpace {
+  return { endpoints: etcd.endpoints, prefix: `/outrigger-test-${++spaces}` };
+}
+
+const discoveryOf = (at: EtcdAt): Record<string, unknown> => {
+  const { endpoints, prefix } = spaceOf(at);
+  return { etcd: { endpoints, prefix } };
+};
+
 /** A sidecar serving `upstream` on a fixed port, registered in etcd as service `api` at that port. */
-export async function serviceSidecar(etcdEndpoints: readonly string[], upstream: Upstream, ttlS = 10): Promise<{ sc: Sidecar; port: number }> {
+export async function serviceSidecar(at: EtcdAt, upstream: Upstream, ttlS = 10): Promise<{ sc: Sidecar; port: number }> {
   const port = await deadPort();
   const sc = await startSidecar({
     node: { workers: 1, drain_timeout_ms: 2000, service: { name: 'api', address: '127.0.0.1', port, ttl_s: ttlS, metadata: { zone: 'a' } } },
-    discovery: { etcd: { endpoints: etcdEndpoints } },
+    discovery: discoveryOf(at),
     listeners: [{ name: 'main', address: `127.0.0.1:${port}`, routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'app' }] }],
     clusters: [{ name: 'app', endpoints: [{ address: upstream.address }] }],
   });
@@ -20,10 +45,10 @@ export async function serviceSidecar(etcdEndpoints: readonly string[], upstream:
 }
 
 /** A sidecar whose cluster `api` is every sidecar registered for service `api`; a connect failure is retried on another. */
-export function discoveringSidecar(etcdEndpoints: readonly string[], workers = 1): Promise<Sidecar> {
+export function discoveringSidecar(at: EtcdAt, workers = 1): Promise<Sidecar> {
   return startSidecar({
     node: { workers, drain_timeout_ms: 2000 },
-    discovery: { etcd: { endpoints: etcdEndpoints } },
+    discovery: discoveryOf(at),
     listeners: [
       {
         name: 'main',
@@ -75,11 +100,11 @@ export async function registrationOf(sc: Sidecar): Promise<RegistrationRow> {
   return ((await adminCall(sc, 'GET', '/stats')).json as { registration: RegistrationRow }).registration;
 }
 
-export const keyOf = (sc: Pick<Sidecar, 'pid'>): string => `${PREFIX}/services/api/${hostname()}-${sc.pid}`;
+export const keyOf = (space: EtcdSpace, sc: Pick<Sidecar, 'pid'>): string => `${space.prefix}/services/api/${hostname()}-${sc.pid}`;
 
 /** The registrations under `<p>/services/api/`, key → value, as etcdctl prints them. */
-export async function registrations(etcd: EtcdCluster): Promise<Map<string, Record<string, unknown>>> {
-  const lines = (await etcd.ctl(['get', '--prefix', `${PREFIX}/services/api/`])).trim().split('\n').filter(Boolean);
+export async function registrations(etcd: EtcdCluster, space: EtcdSpace): Promise<Map<string, Record<string, unknown>>> {
+  const lines = (await etcd.ctl(['get', '--prefix', `${space.prefix}/services/api/`])).trim().split('\n').filter(Boolean);
   const out = new Map<string, Record<string, unknown>>();
   for (let i = 0; i + 1 < lines.length; i += 2) out.set(lines[i]!, JSON.parse(lines[i + 1]!) as Record<string, unknown>);
   return out;
