@@ -1,9 +1,10 @@
 // The DNS discovery source: a cluster's endpoints are what a name resolves to (A or AAAA on the
-// configured port, or SRV records whose targets resolve to A, then AAAA). Looks up again when the
-// shortest record TTL runs out (never later than refresh_ms, never sooner than MIN_REFRESH_MS);
-// a failed lookup keeps the last-known set, reports the source stale and retries with jittered
-// backoff. Owns one node:dns Resolver and one timer; runs on the main thread.
+// configured port, or the SRV targets of the lowest priority that has any, resolved to A, then
+// AAAA). Looks up again when the shortest record TTL runs out (never later than refresh_ms, never
+// sooner than MIN_REFRESH_MS); a failed lookup keeps the last-known set, reports the source stale
+// and retries with jittered backoff. Owns one node:dns Resolver and one timer; runs on the main thread.
 
+import type { SrvRecord } from 'node:dns';
 import { Resolver } from 'node:dns/promises';
 import type { DnsDiscoverySpec } from '../config/types.js';
 import type { DiscoveredEndpoint, DiscoverySource, SourceHealth } from './source.js';
@@ -13,6 +14,9 @@ export const MIN_REFRESH_MS = 1000;
 /** One query's timeout and tries (node's defaults, about 5 s × 4, would leave a dead server unnoticed for long). */
 const QUERY_TIMEOUT_MS = 1000;
 const QUERY_TRIES = 2;
+
+/** A target with these errors does not exist (NXDOMAIN, or no address of either family); any other error is a failed lookup. */
+const ABSENT: ReadonlySet<string> = new Set(['ENOTFOUND', 'ENODATA']);
 
 /** A lookup's answer: the endpoints and how long they may be kept (the shortest TTL), in seconds; null = no TTL known (SRV). */
 interface Answer {
@@ -81,32 +85,49 @@ export class DnsSource implements DiscoverySource {
   }
 
   /**
-   * SRV: the records of the lowest priority (the others are fallbacks this version does not use),
-   * each target resolved to its A records, or AAAA when it has none. node:dns gives no TTL for SRV
-   * records, so only the targets' TTLs shorten refresh_ms. A target that does not resolve is left
-   * out (logged in the error when none does).
+   * SRV (RFC 2782): the targets of the lowest priority that has any, each with its record's port
+   * and weight; the other priorities are fallbacks. A target "exists" when it resolves to A
+   * records, or AAAA when it has none. A priority whose every target is absent (NXDOMAIN, no
+   * address, or RFC 2782's "." for "not here") gives way to the next; one whose targets failed
+   * to resolve otherwise (timeout, SERVFAIL) fails the lookup, so the last-known set stays rather
+   * than traffic moving to the fallbacks on a DNS hiccup. Fallback on endpoint health is not
+   * done here: the cluster gets one priority's targets (docs/config.md). node:dns gives no TTL
+   * for SRV records, so only the targets' TTLs shorten refresh_ms.
    */
   private async lookupSrv(name: string): Promise<Answer> {
     const records = await this.resolver.resolveSrv(name);
-    const best = Math.min(...records.map((r) => r.priority));
+    const absent: string[] = [];
+    for (const priority of [...new Set(records.map((r) => r.priority))].sort((a, b) => a - b)) {
+      const group = await this.resolveGroup(records.filter((r) => r.priority === priority));
+      if (group.endpoints.length > 0) return group;
+      if (group.failed.length > 0) throw new Error(`no SRV target of priority ${priority} resolved (${group.failed.join('; ')})`);
+      absent.push(...group.absent);
+    }
+    throw new Error(`no SRV target exists (${absent.join(', ')})`);
+  }
+
+  /** One priority's targets resolved: their endpoints, the targets that do not exist, and the lookups that failed. */
+  private async resolveGroup(records: readonly SrvRecord[]): Promise<Answer & { absent: string[]; failed: string[] }> {
     const endpoints: DiscoveredEndpoint[] = [];
     let ttlS: number | null = null;
+    const absent: string[] = [];
     const failed: string[] = [];
-    for (const r of records.filter((rec) => rec.priority === best)) {
+    for (const r of records) {
       let addresses: Array<{ address: string; ttl: number }>;
       try {
-        addresses = await this.resolveTarget(r.name);
+        addresses = r.name === '' || r.name === '.' ? [] : await this.resolveTarget(r.name);
       } catch (e) {
-        failed.push(`${r.name}: ${errorText(e)}`);
+        if (ABSENT.has((e as NodeJS.ErrnoException).code ?? '')) absent.push(r.name);
+        else failed.push(`${r.name}: ${errorText(e)}`);
         continue;
       }
+      if (addresses.length === 0) absent.push(r.name === '' ? '.' : r.name);
       for (const a of addresses) {
         endpoints.push({ address: hostPort(a.address, r.port), weight: r.weight });
         ttlS = ttlS === null ? a.ttl : Math.min(ttlS, a.ttl);
       }
     }
-    if (endpoints.length === 0 && failed.length > 0) throw new Error(`no SRV target resolved (${failed.join('; ')})`);
-    return { endpoints, ttlS };
+    return { endpoints, ttlS, absent, failed };
   }
 
   private async resolveTarget(target: string): Promise<Array<{ address: string; ttl: number }>> {

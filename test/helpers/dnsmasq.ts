@@ -29,6 +29,8 @@ export interface DnsmasqOptions {
   readonly hostRecords?: readonly string[];
   /** Initial hosts file lines. */
   readonly hosts?: readonly string[];
+  /** `--server` values: `/domain/ip#port` forwards that domain's queries there (e.g. to a server that never answers). */
+  readonly servers?: readonly string[];
 }
 
 export async function startDnsmasq(o: DnsmasqOptions = {}): Promise<Dnsmasq> {
@@ -58,6 +60,7 @@ export async function startDnsmasq(o: DnsmasqOptions = {}): Promise<Dnsmasq> {
     '--user=root',
     ...(o.srv ?? []).map((s) => `--srv-host=${s}`),
     ...(o.hostRecords ?? []).map((h) => `--host-record=${h}`),
+    ...(o.servers ?? []).map((x) => `--server=${x}`),
   ];
   let child: ChildProcess | null = null;
   const start = async (): Promise<void> => {
