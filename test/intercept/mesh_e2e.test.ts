@@ -138,27 +138,17 @@ describe.skipIf(why !== null)(`three hosts, unmodified apps, interception and mT
       tls: { mode: 'mtls', identity: API },
       endpoints: [{ address: `${server.address}:8080` }],
     };
-    await startSidecar(server, {
-      node: { workers: 1, identity: API },
+    /** A host's sidecar: one worker of `identity`, its admin on ADMIN, certificates from the CA. */
+    const hostConfig = (identity: string, listeners: Array<Record<string, unknown>>, clusters: Array<Record<string, unknown>>): Record<string, unknown> => ({
+      node: { workers: 1, identity },
       admin: { address: ADMIN },
       tls,
-      listeners: [inbound([WEB]), outbound('allow_any')],
-      clusters: [{ name: 'local-app', endpoints: [{ address: '127.0.0.1:8080' }] }],
+      listeners,
+      clusters,
     });
-    await startSidecar(client, {
-      node: { workers: 1, identity: WEB },
-      admin: { address: ADMIN },
-      tls,
-      listeners: [outbound('registry_only')],
-      clusters: [apiCluster],
-    });
-    await startSidecar(third, {
-      node: { workers: 1, identity: BATCH },
-      admin: { address: ADMIN },
-      tls,
-      listeners: [outbound('registry_only')],
-      clusters: [apiCluster],
-    });
+    await startSidecar(server, hostConfig(API, [inbound([WEB]), outbound('allow_any')], [{ name: 'local-app', endpoints: [{ address: '127.0.0.1:8080' }] }]));
+    await startSidecar(client, hostConfig(WEB, [outbound('registry_only')], [apiCluster]));
+    await startSidecar(third, hostConfig(BATCH, [outbound('registry_only')], [apiCluster]));
     for (const h of [client, server, third]) {
       const exclude = h === third ? ['--exclude-inbound-ports', '9090'] : [];
       await h.exec(process.execPath, [CLI, 'iptables', 'install', '--proxy-uid', '0', ...exclude]);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll } from '../helpers/live.js';
 import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { lanHosts, adminGet, appGet, appTcp, destinationKinds, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
+import { lanHosts, adminGet, appGet, appJson, appTcp, destinationKinds, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -80,21 +80,15 @@ describe.skipIf(why !== null)(`original destination, outbound${why === null ? ''
   afterAll(closeAll);
 
   it('HTTP to a service VIP reaches its cluster, routed by Host and path among the routes to that cluster only', async () => {
-    const ok = await appGet(a, `http://${API_VIP}/hello`);
-    expect(ok.status).toBe(200);
-    expect(JSON.parse(ok.body)).toMatchObject({ app: 'api', port: 8080, path: '/hello' });
+    expect(await appJson(a, `http://${API_VIP}/hello`)).toMatchObject({ app: 'api', port: 8080, path: '/hello' });
     const tea = await appGet(a, `http://${API_VIP}/teapot`, 'tea.svc');
     expect(tea.status).toBe(418);
     expect(tea.headers.get('x-outrigger-error')).toBe('fault_injected');
     // Same path, another Host: the teapot route does not match, the catch-all sends it to api (not to web's route).
-    const other = await appGet(a, `http://${API_VIP}/teapot`, 'coffee.svc');
-    expect(JSON.parse(other.body)).toMatchObject({ app: 'api', path: '/teapot', host: 'coffee.svc' });
-    const web = await appGet(a, `http://${WEB_VIP}/w`);
-    expect(JSON.parse(web.body)).toMatchObject({ app: 'web', port: 8081, path: '/w' });
+    expect(await appJson(a, `http://${API_VIP}/teapot`, 'coffee.svc')).toMatchObject({ app: 'api', path: '/teapot', host: 'coffee.svc' });
+    expect(await appJson(a, `http://${WEB_VIP}/w`)).toMatchObject({ app: 'web', port: 8081, path: '/w' });
     // HTTP/2 with prior knowledge on the same port (protocol: auto) is routed by the destination too.
-    const h2 = await appGet(a, `http://${API_VIP}/h2`, undefined, ['--http2-prior-knowledge']);
-    expect(h2.status).toBe(200);
-    expect(JSON.parse(h2.body)).toMatchObject({ app: 'api', path: '/h2' });
+    expect(await appJson(a, `http://${API_VIP}/h2`, undefined, ['--http2-prior-knowledge'])).toMatchObject({ app: 'api', path: '/h2' });
     await expect.poll(() => destinationKinds(a, sc, 'out'), { timeout: 10_000 }).toMatchObject({ cluster: 5 });
   });
 

@@ -2,6 +2,7 @@
 // namespace (so its iptables rules intercept them), small servers on a host, the sidecar's
 // /stats read from inside its namespace, and the minimal REDIRECT rules the tests install.
 
+import { expect } from 'vitest';
 import { createLan, type Host, type Netns } from '../helpers/netns.js';
 
 /** The uid the apps run as: anything but the sidecar's (root), so their connections are intercepted. */
@@ -25,6 +26,13 @@ export async function appGet(ns: Netns, url: string, host?: string, curlArgs: re
   const [statusLine = '', ...lines] = head.split('\r\n');
   const headers = new Map(lines.map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
   return { status: Number(statusLine.split(' ')[1]), headers, body: rest.join('\r\n\r\n') };
+}
+
+/** The app user's GET of `url` (as appGet), answered 200: its JSON body (startServers' apps answer `{app, port, path, host}`). */
+export async function appJson<T = Record<string, unknown>>(ns: Netns, url: string, host?: string, curlArgs: readonly string[] = []): Promise<T> {
+  const r = await appGet(ns, url, host, curlArgs);
+  expect(r.status).toBe(200);
+  return JSON.parse(r.body) as T;
 }
 
 /** The app user opens a TCP connection, sends `text`, half-closes, and resolves with every byte it got back before the close. */

@@ -10,7 +10,7 @@ import { closeAll } from '../helpers/live.js';
 import { API, newCa, spiffe, WEB, caSource } from '../helpers/mtls.js';
 import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { startSidecar } from '../helpers/sidecar.js';
-import { lanHosts, appGet, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
+import { lanHosts, appGet, appJson, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -78,15 +78,11 @@ describe.skipIf(why !== null)(`original destination, inbound${why === null ? '' 
   afterAll(closeAll);
 
   it('HTTP over mTLS reaches the local app at the original port, with the peer identity', async () => {
-    const r = await appGet(a, `http://${API_VIP}/orders`);
-    expect(r.status).toBe(200);
-    expect(JSON.parse(r.body)).toMatchObject({ app: 'api', port: 8080, path: '/orders' });
+    expect(await appJson(a, `http://${API_VIP}/orders`)).toMatchObject({ app: 'api', port: 8080, path: '/orders' });
   });
 
   it('a second app port is reached through the same inbound listener', async () => {
-    const r = await appGet(a, `http://${ADMIN_VIP}/admin`);
-    expect(r.status).toBe(200);
-    expect(JSON.parse(r.body)).toMatchObject({ app: 'admin', port: 9090, path: '/admin' });
+    expect(await appJson(a, `http://${ADMIN_VIP}/admin`)).toMatchObject({ app: 'admin', port: 9090, path: '/admin' });
   });
 
   it('the tcp hop (ALPN outrigger-tcp/<port>) reaches the local app at its port', async () => {

@@ -10,7 +10,7 @@ import { closeAll } from '../helpers/live.js';
 import { API, caSource, newCa, WEB } from '../helpers/mtls.js';
 import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { lanHosts, appGet, KEEP_LOOPBACK, natRules, redirectApp } from './origdst_helpers.js';
+import { lanHosts, appJson, KEEP_LOOPBACK, natRules, redirectApp } from './origdst_helpers.js';
 
 const why = netnsUnavailable();
 
@@ -72,9 +72,7 @@ describe.skipIf(why !== null)(`original destination, inbound, on reload${why ===
 
   /** How many connections B's app had accepted when it answered A's app. */
   async function accepted(): Promise<number> {
-    const r = await appGet(a, `http://${API_VIP}/`);
-    expect(r.status).toBe(200);
-    return (JSON.parse(r.body) as { accepted: number }).accepted;
+    return (await appJson<{ accepted: number }>(a, `http://${API_VIP}/`)).accepted;
   }
 
   beforeAll(async () => {
