@@ -3,11 +3,11 @@
 // node engine and TLS, a catastrophic regex, too many connections, a gzip-coded response, and
 // request smuggling through `Connection` and behind a refused request. Each failed on the old code.
 
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  accessLogLines,
   closeAll,
   deadPort,
   filesSource,
@@ -348,10 +348,7 @@ describe('every local reply names its request (issue 10 audit)', () => {
     // The access log is written in batches: stopping the sidecar flushes it.
     expect(await sc.stop()).toBe(0);
     for (const engine of ['uws', 'node', 'strict']) {
-      const lines = readFileSync(path.join(dir, `${engine}.log`), 'utf8')
-        .split('\n')
-        .filter((l) => l !== '')
-        .map((l) => JSON.parse(l) as { request_id: string; status: number; error: string });
+      const lines = accessLogLines<{ request_id: string; status: number; error: string }>(path.join(dir, `${engine}.log`));
       const want = sent.filter((s) => s.engine === engine);
       expect(lines.map((l) => [l.request_id, l.status, l.error])).toEqual(want.map((s) => [s.id, s.status, 'bad_request']));
     }

@@ -5,12 +5,11 @@
 // sidecar and the app (uid 1000, redirected to it); host B an echo server no cluster owns.
 
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAll, tempDir } from '../helpers/live.js';
 import { netnsUnavailable, type Host } from '../helpers/netns.js';
-import { parsePrometheus, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { accessLogLines, parsePrometheus, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
 import { tcpStatOf, type TcpStat } from '../tcp/helpers.js';
 import { lanHosts, adminGet, APP_UID, appTcp, KEEP_LOOPBACK, natRules, redirectApp, startServers } from './origdst_helpers.js';
 
@@ -105,10 +104,7 @@ describe.skipIf(why !== null)(`original destination passthrough streams${why ===
     // The drain waited for the stream and cut it off at the end of the grace period.
     expect(sc.entries().find((e) => e.msg === 'stopped')).toMatchObject({ unfinished: 1 });
     await held.closed;
-    const lines = readFileSync(log, 'utf8')
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = accessLogLines(log);
     const upstream = `${b.address}:7000`;
     expect(lines).toEqual([
       expect.objectContaining({
