@@ -1,34 +1,81 @@
-// Churn: a service of 500 registered endpoints (real HTTP servers) where one endpoint is swapped
-// for another 100 times a second for 10 s (the issue says 30 s; 10 s is what this shared machine
-// affords), under continuous traffic through a discovering sidecar. Every request succeeds, the
-// sidecar ends on exactly etcd's set, and the sidecar's CPU per change is reported (from
-// /proc/<pid>/stat, with the same traffic's CPU without churn subtracted): a measurement, not a
-// threshold.
+// Churn (issue 17): a service of 500 registered endpoints (real HTTP servers) where one endpoint is
+// swapped for another 100 times a second for 30 s, under continuous traffic through a discovering
+// sidecar. Every request succeeds, the sidecar ends on exactly the set etcd holds, and the
+// sidecar's CPU per change is reported (from /proc: the whole process, and its main thread),
+// with the CPU rate of the same traffic without churn subtracted: a measurement, not a threshold.
+// The traffic is paced (a steady rate, not as fast as the sidecar answers) so that it costs the
+// same in both windows whatever else the machine runs.
 
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { etcdUnavailable, startEtcdCluster } from '../helpers/etcd.js';
-import { adminCall, closeAll, eventually, listenTracked, track, untilCluster, type Sidecar } from '../helpers/sidecar.js';
-import { discoveringSidecar, PREFIX, traffic } from './etcd_fixtures.js';
+import { adminCall, closeAll, eventually, httpGet, keepAlive, listenTracked, track, untilCluster, type Sidecar } from '../helpers/sidecar.js';
+import { discoveringSidecar, PREFIX } from './etcd_fixtures.js';
 
 const why = etcdUnavailable();
 const SERVICE_SIZE = 500;
+/** Endpoints not registered at a time; a swapped-out one joins them once its swap is committed. */
 const SPARE = 100;
 const CHANGES_PER_S = 100;
-const CHURN_MS = 10_000;
+const CHURN_MS = 30_000;
+/** Long enough to measure the traffic's own CPU per request. */
+const BASELINE_MS = 5_000;
+/** Swaps committing at once: enough for etcd's commit latency to leave the pace at CHANGES_PER_S. */
+const MAX_IN_FLIGHT = 32;
 
-/** CPU time (user + system, all threads) of a process so far, ms. */
-function cpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+const REQUESTS_PER_S = 200;
+
+/** CPU time (user + system) so far, ms: of a whole process (all threads), or of one thread (`tid`; the main thread's is the pid). */
+function cpuMs(pid: number, tid?: number): number {
+  const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // After the command: state is field 3, utime 14 and stime 15 (clock ticks, 100 a second on Linux).
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
+/** The sidecar's CPU so far: the process's and its main thread's (discovery, deltas; the worker proxies). */
+function sidecarCpu(sc: Sidecar): { all: number; main: number; t: number } {
+  return { all: cpuMs(sc.pid), main: cpuMs(sc.pid, sc.pid), t: Date.now() };
+}
+
+/** Requests at a steady rate until stop(); every non-200 is a failure. */
+function pacedTraffic(sc: Sidecar, perSecond: number): { stop(): Promise<{ ok: number; failed: string[] }> } {
+  const agent = keepAlive(16);
+  let ok = 0;
+  const failed: string[] = [];
+  const inFlight = new Set<Promise<void>>();
+  const one = async (): Promise<void> => {
+    try {
+      const a = await httpGet(sc.url('/t'), { agent, timeoutMs: 10_000 });
+      if (a.status === 200) ok++;
+      else failed.push(`${a.status} ${a.error ?? ''} ${a.text.slice(0, 100)}`);
+    } catch (e) {
+      failed.push((e as Error).message);
+    }
+  };
+  const t0 = Date.now();
+  let sent = 0;
+  const timer = setInterval(() => {
+    for (const due = Math.floor(((Date.now() - t0) * perSecond) / 1000); sent < due; sent++) {
+      const p: Promise<void> = one().finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+  }, 10);
+  return {
+    stop: async () => {
+      clearInterval(timer);
+      await Promise.all(inFlight);
+      agent.destroy();
+      return { ok, failed };
+    },
+  };
+}
+
 async function okServer(): Promise<number> {
-  const sockets = new Set<import('node:net').Socket>();
+  const sockets = new Set<Socket>();
   const server = http.createServer((_req, res) => res.end('ok'));
   server.on('connection', (s) => {
     sockets.add(s);
@@ -44,59 +91,78 @@ async function discoveredCount(sc: Sidecar): Promise<number | null> {
   return rows.find((r) => r.cluster === 'api')?.endpoints ?? null;
 }
 
+const tick = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1));
+
 describe.skipIf(why !== null)(`etcd discovery churn${why === null ? '' : ` (skipped: ${why})`}`, () => {
   afterAll(closeAll);
 
   it(`${SERVICE_SIZE} endpoints, ${CHANGES_PER_S} changes/s for ${CHURN_MS / 1000} s under traffic: no failed request, the final set is etcd's`, async () => {
     const etcd = await startEtcdCluster();
-    const ports: number[] = [];
-    for (let i = 0; i < SERVICE_SIZE + SPARE; i++) ports.push(await okServer());
+    const ports = await Promise.all(Array.from({ length: SERVICE_SIZE + SPARE }, () => okServer()));
     const client = new Etcd3({ hosts: etcd.endpoints.map((e) => `http://${e}`) });
     track({ close: () => Promise.resolve(client.close()) });
-    const key = (port: number): string => `${PREFIX}/services/api/churn-${port}`;
+    const servicePrefix = `${PREFIX}/services/api/`;
+    const key = (port: number): string => `${servicePrefix}churn-${port}`;
     const value = (port: number): string => JSON.stringify({ address: '127.0.0.1', port, weight: 1, metadata: {} });
     const active = ports.slice(0, SERVICE_SIZE);
     const spare = ports.slice(SERVICE_SIZE);
-    for (let i = 0; i < active.length; i += 100) {
-      const batch = active.slice(i, i + 100);
-      await Promise.all(batch.map((p) => client.put(key(p)).value(value(p))));
-    }
+    await Promise.all(active.map((p) => client.put(key(p)).value(value(p))));
 
     const sc = await discoveringSidecar(etcd.endpoints);
     await eventually(async () => ((await discoveredCount(sc)) === SERVICE_SIZE ? true : undefined), `${SERVICE_SIZE} endpoints discovered`, 30_000, 200);
-    const load = traffic(sc);
+    const load = pacedTraffic(sc, REQUESTS_PER_S);
 
-    // The same traffic without churn, for as long as the churn lasts: the CPU to subtract.
-    const base0 = { cpu: cpuMs(sc.pid), t: Date.now(), ok: load.ok };
-    await eventually(() => (Date.now() - base0.t >= CHURN_MS ? true : undefined), 'baseline window', CHURN_MS + 5000, 100);
-    const base = { cpu: cpuMs(sc.pid) - base0.cpu, ms: Date.now() - base0.t, requests: load.ok - base0.ok };
+    // The same traffic without churn: its CPU rate is subtracted from the churn window's.
+    const base0 = sidecarCpu(sc);
+    await eventually(() => (Date.now() - base0.t >= BASELINE_MS ? true : undefined), 'baseline window', BASELINE_MS + 5000, 100);
+    const base1 = sidecarCpu(sc);
 
-    // Churn: swap a random active endpoint for a spare one, paced at CHANGES_PER_S.
-    const churn0 = { cpu: cpuMs(sc.pid), t: Date.now(), ok: load.ok };
-    let changes = 0;
-    while (Date.now() - churn0.t < CHURN_MS) {
-      if (changes >= ((Date.now() - churn0.t) * CHANGES_PER_S) / 1000) {
-        await new Promise((resolve) => setTimeout(resolve, 1));
-        continue;
-      }
+    // One swap: a random registered endpoint out, a spare one in, in one transaction. Both leave
+    // the pools they are drawn from until it commits, so that no other swap touches their keys.
+    const swap = async (): Promise<void> => {
       const out = active.splice(Math.floor(Math.random() * active.length), 1)[0]!;
       const incoming = spare.shift()!;
-      await client
+      const txn = await client
         .if(key(out), 'Version', '>', 0)
         .then(client.delete().key(key(out)), client.put(key(incoming)).value(value(incoming)))
         .commit();
+      if (!txn.succeeded) throw new Error(`swap ${out} -> ${incoming}: ${key(out)} was not registered`);
       active.push(incoming);
       spare.push(out);
+    };
+
+    // Paced at CHANGES_PER_S from the window's start, at most MAX_IN_FLIGHT uncommitted.
+    const churn0 = sidecarCpu(sc);
+    const inFlight = new Set<Promise<void>>();
+    const swapErrors: string[] = [];
+    let changes = 0;
+    while (Date.now() - churn0.t < CHURN_MS) {
+      const due = ((Date.now() - churn0.t) * CHANGES_PER_S) / 1000;
+      if (changes >= due || inFlight.size >= MAX_IN_FLIGHT || spare.length === 0) {
+        await tick();
+        continue;
+      }
+      const p: Promise<void> = swap()
+        .catch((e: unknown) => void swapErrors.push((e as Error).message))
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
       changes++;
     }
-    const churn = { cpu: cpuMs(sc.pid) - churn0.cpu, ms: Date.now() - churn0.t, requests: load.ok - churn0.ok };
+    await Promise.all(inFlight);
+    const churnCommittedMs = Date.now() - churn0.t;
+    expect(swapErrors).toEqual([]);
 
-    const expected = active.map((p) => `127.0.0.1:${p}`).sort();
+    // etcd's set, read back, is what the sidecar must end on.
+    const registered = Object.values(await client.getAll().prefix(servicePrefix).strings()).map((v) => {
+      const r = JSON.parse(v) as { address: string; port: number };
+      return `${r.address}:${r.port}`;
+    });
+    const expected = registered.sort();
+    expect(expected).toEqual(active.map((p) => `127.0.0.1:${p}`).sort());
     await untilCluster(
       sc,
       'api',
       (c) =>
-        c.endpoints.length === SERVICE_SIZE &&
         c.endpoints
           .map((e) => e.address)
           .sort()
@@ -104,24 +170,34 @@ describe.skipIf(why !== null)(`etcd discovery churn${why === null ? '' : ` (skip
       "etcd's final set",
       30_000,
     );
+    // The window ends once the sidecar runs the last set: every change's work is in it.
+    const churn1 = sidecarCpu(sc);
     const { ok, failed } = await load.stop();
     const stats = (await adminCall(sc, 'GET', '/stats')).json as { discovery: Array<{ cluster: string; updates: number }> };
     const updates = stats.discovery.find((r) => r.cluster === 'api')!.updates;
-    // Per request CPU from the baseline, so the churn window's own traffic is subtracted at its rate.
-    const cpuPerRequest = base.cpu / Math.max(1, base.requests);
-    const churnCpu = churn.cpu - cpuPerRequest * churn.requests;
+    // CPU of the churn window above the baseline's rate, per change.
+    const perChange = (of: 'all' | 'main'): number => {
+      const baseRate = (base1[of] - base0[of]) / (base1.t - base0.t);
+      const extra = churn1[of] - churn0[of] - baseRate * (churn1.t - churn0.t);
+      return Number((extra / changes).toFixed(3));
+    };
     console.log(
       JSON.stringify({
+        endpoints: SERVICE_SIZE,
         changes,
-        changes_per_s: Math.round((changes * 1000) / churn.ms),
+        changes_per_s: Math.round((changes * 1000) / churnCommittedMs),
         applied_updates: updates,
-        baseline: base,
-        churn,
-        cpu_ms_per_change: Number((churnCpu / changes).toFixed(3)),
+        requests_per_s: REQUESTS_PER_S,
+        baseline: { ms: base1.t - base0.t, cpu_ms: base1.all - base0.all, main_thread_cpu_ms: base1.main - base0.main },
+        churn: { ms: churn1.t - churn0.t, cpu_ms: churn1.all - churn0.all, main_thread_cpu_ms: churn1.main - churn0.main },
+        cpu_ms_per_change: perChange('all'),
+        main_thread_cpu_ms_per_change: perChange('main'),
         requests_ok: ok,
       }),
     );
     expect(failed).toEqual([]);
+    expect(ok).toBeGreaterThan(0);
+    expect(expected).toHaveLength(SERVICE_SIZE);
     expect(changes).toBeGreaterThan(0);
   });
 });
