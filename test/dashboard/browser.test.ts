@@ -15,12 +15,14 @@ import {
   WEB,
   adminCall,
   closeAll,
-  httpGet,
   newCa,
   proxyConfig,
   startSidecar,
+  startLoad,
   startUpstream,
+  stopWithoutFailures,
   type Config,
+  type Load,
   type Sidecar,
   type Upstream,
 } from '../helpers/sidecar.js';
@@ -30,7 +32,7 @@ const SCREENSHOT = path.join(ROOT, '.ci', 'artifacts', 'dashboard.png');
 
 let app: Upstream;
 let sc: Sidecar;
-let load: LightLoad;
+let load: Load;
 let browser: Browser;
 
 afterAll(async () => {
@@ -38,33 +40,6 @@ afterAll(async () => {
   await browser?.close();
   await closeAll();
 });
-
-interface LightLoad {
-  /** Stops sending; resolves with the failures (status and body of every answer that was not the app's 200) once every request is answered. */
-  stop(): Promise<string[]>;
-}
-
-/** A request every 20 ms (about 50 a second) through the sidecar: enough to chart, light on a shared machine. */
-function startLightLoad(url: string): LightLoad {
-  const pending = new Set<Promise<void>>();
-  const failures: string[] = [];
-  const timer = setInterval(() => {
-    const p = httpGet(url)
-      .then((a) => {
-        if (a.status !== 200 || !a.text.startsWith('app ')) failures.push(`${a.status} ${a.text.slice(0, 80)}`);
-      })
-      .catch((e: unknown) => void failures.push(String(e)))
-      .finally(() => pending.delete(p));
-    pending.add(p);
-  }, 20);
-  return {
-    stop: async () => {
-      clearInterval(timer);
-      await Promise.all(pending);
-      return failures;
-    },
-  };
-}
 
 beforeAll(async () => {
   app = await startUpstream('app');
@@ -76,7 +51,8 @@ beforeAll(async () => {
   const v2 = proxyConfig([app.address], { routes: [{ name: 'extra', match: { path_prefix: '/extra' }, cluster: 'app' }] });
   const put = await adminCall(sc, 'PUT', '/config', { ...withCertificate(v2), admin: { address: '127.0.0.1:0' } });
   expect(put.json).toMatchObject({ version: 2 });
-  load = startLightLoad(sc.url('/load'));
+  // A request every 20 ms or so on one connection: enough to chart, light on a shared machine.
+  load = startLoad(sc.port(), { connections: 1, path: () => '/load', pauseMs: 20 });
   // --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: 20_000 });
 });
@@ -155,6 +131,6 @@ describe('dashboard in headless Chromium', () => {
 
     expect(consoleErrors).toEqual([]);
     expect(foreign).toEqual([]);
-    expect(await load.stop()).toEqual([]);
+    await stopWithoutFailures(load);
   }, 55_000);
 });

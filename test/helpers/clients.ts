@@ -1,11 +1,12 @@
 // Clients for tests: one bounded node:http request (fresh connection unless an agent is given),
 // many of them on a keep-alive agent, the admin API with the sidecar's bearer token, a keep-alive
-// load generator, and a TCP connect probe. Agents and loads are closed by closeAll().
+// load generator (back to back, or paced for a light load), and a TCP connect probe. Agents and
+// loads are closed by closeAll().
 
 import http from 'node:http';
 import net from 'node:net';
 import { expect } from 'vitest';
-import { eventually, track } from './live.js';
+import { eventually, sleep, track } from './live.js';
 
 export interface HttpOptions {
   method?: string;
@@ -231,6 +232,8 @@ export interface LoadOptions {
   readonly path?: (i: number) => string;
   /** What a good answer's body starts with (default `app `). */
   readonly okBody?: string;
+  /** A pause after each request of a loop, in ms: a light, paced load (default: back to back). */
+  readonly pauseMs?: number;
 }
 
 /** Sequential GETs on `connections` keep-alive connections to 127.0.0.1:port; a request fails unless it is a 200 with the app's body. */
@@ -255,6 +258,7 @@ export function startLoad(port: number, o: LoadOptions = {}): Load {
       } catch (e) {
         fail(`request error ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
+      if (o.pauseMs !== undefined) await sleep(o.pauseMs);
     }
   };
   const done = Promise.all(Array.from({ length: connections }, loop)).then(() => {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, closeAll, eventually, httpGet, proxyConfig, sleep, startApp, startLoad, startSidecar, tempDir, track, type Sidecar } from '../helpers/sidecar.js';
+import { CLI, closeAll, eventually, proxyConfig, startApp, startLoad, startSidecar, tempDir, track, type Sidecar } from '../helpers/sidecar.js';
 
 const SOCKET = `outrigger-top-${process.pid}`;
 const SESSION = 'top';
@@ -47,21 +47,13 @@ async function pressToSort(key: string, order: 'path' | 'rps', first: string): P
 }
 
 let sc: Sidecar;
-let quietStopped = false;
 
 beforeAll(async () => {
   const app = await startApp();
   sc = await startSidecar(proxyConfig([app.address]), { workers: 2 });
   startLoad(sc.port(), { connections: 3, path: () => '/zz/busy' });
-  // A few requests a second on the quiet path (a paced client, not a wait).
-  const quiet = async (): Promise<void> => {
-    while (!quietStopped) {
-      await httpGet(sc.url('/aa/quiet')).catch(() => undefined);
-      await sleep(250);
-    }
-  };
-  void quiet();
-  track({ close: () => Promise.resolve(void (quietStopped = true)) });
+  // A few requests a second on the quiet path.
+  startLoad(sc.port(), { connections: 1, path: () => '/aa/quiet', pauseMs: 250 });
   track({ close: () => Promise.resolve(void (sessionAlive() && tmux('kill-server'))) });
 }, 60_000);
 afterAll(closeAll);
