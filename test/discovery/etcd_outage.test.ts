@@ -73,13 +73,18 @@ describe.skipIf(why !== null)(`every etcd member stopped for a minute${why === n
     const etcd = await startEtcdCluster();
     const etcdFlag = etcd.endpoints.join(',');
     const [u0, u1, blue, green] = await Promise.all([named('u0'), named('u1'), named('blue'), named('green')]);
-    const apis = (await Promise.all([u0, u1].map((u) => serviceSidecar(etcd.endpoints, u)))).map((s) => s.sc);
-    const { sc: web, port: webPort } = await webSidecar(etcd.endpoints, { blue, green });
+    const [sides, { sc: web, port: webPort }] = await Promise.all([
+      Promise.all([u0, u1].map((u) => serviceSidecar(etcd.endpoints, u))),
+      webSidecar(etcd.endpoints, { blue, green }),
+    ]);
+    const apis = sides.map((s) => s.sc);
     const everyone = [web, ...apis];
-    await untilCluster(web, 'api', (c) => c.endpoints.length === 2, 'web discovers both api sidecars', 15_000);
     const v1 = await mesh(['apply', '-f', colorMesh(webPort, 'blue'), '--etcd', etcdFlag]);
     expect(v1.code, v1.stderr).toBe(0);
-    await untilAllAt(etcdFlag, everyone, 1);
+    await Promise.all([
+      untilCluster(web, 'api', (c) => c.endpoints.length === 2, 'web discovers both api sidecars', 15_000),
+      untilAllAt(etcdFlag, everyone, 1),
+    ]);
     await untilRoutedTo(web, '/color', 'blue');
     for (const sc of everyone) expect((await registrationOf(sc)).state).toBe('registered');
 
