@@ -301,26 +301,26 @@ function detectionJson(totals: CounterTotals): unknown[] {
 
 /** original_destination listeners: connections by where their destination sent them (GET /stats), since start. */
 function destinationsJson(totals: CounterTotals): unknown[] {
-  const rows = new Map<string, Record<string, number>>();
-  for (const s of totals.list('outrigger_original_destination_connections_total')) {
-    const l = s.labels['listener'] ?? '';
-    const row = rows.get(l) ?? {};
-    row[s.labels['kind'] ?? ''] = s.value;
-    rows.set(l, row);
-  }
+  const rows = countsPerListener(totals, 'outrigger_original_destination_connections_total', 'kind');
   return [...rows].map(([listener, byKind]) => ({ listener, by_kind: byKind }));
 }
 
 /** Connections accepted per listener and worker (node-engine listeners; GET /stats), since start. */
 function connectionsJson(totals: CounterTotals): unknown[] {
+  const rows = countsPerListener(totals, 'outrigger_listener_connections_accepted_total', 'worker');
+  return [...rows].map(([listener, accepted_by_worker]) => ({ listener, accepted_by_worker }));
+}
+
+/** A counter's totals per listener, each listener's split by the value of its label `by`. */
+function countsPerListener(totals: CounterTotals, counter: string, by: string): Map<string, Record<string, number>> {
   const rows = new Map<string, Record<string, number>>();
-  for (const s of totals.list('outrigger_listener_connections_accepted_total')) {
+  for (const s of totals.list(counter)) {
     const l = s.labels['listener'] ?? '';
     const row = rows.get(l) ?? {};
-    row[s.labels['worker'] ?? ''] = s.value;
+    row[s.labels[by] ?? ''] = s.value;
     rows.set(l, row);
   }
-  return [...rows].map(([listener, accepted_by_worker]) => ({ listener, accepted_by_worker }));
+  return rows;
 }
 
 /**
