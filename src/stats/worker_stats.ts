@@ -41,13 +41,23 @@ export class RouteStatsHandle {
   ) {}
 }
 
+/**
+ * What holds a latency recorder: a request cell (request durations) or a cluster (upstream
+ * durations). The recorder is attached at the first sample and released after idle intervals.
+ */
+interface RecorderHolder {
+  latency: LatencyRecorder | null;
+  /** The takeDelta() interval the recorder last had samples in. */
+  usedInterval: number;
+}
+
 /** One upstream cluster: its own counters and gauges, and the slot its cells use in routes. */
 export class ClusterStatsHandle {
   connectFailures = 0;
   timeouts = 0;
   resets = 0;
-  /** @internal */ upstream: LatencyRecorder | null = null;
-  /** @internal */ upstreamUsedInterval = 0;
+  /** @internal upstream latency (the try's own time, not the request's) */ latency: LatencyRecorder | null = null;
+  /** @internal */ usedInterval = 0;
   active = 0;
   poolOpen = 0;
   poolIdle = 0;
@@ -146,15 +156,15 @@ export class WorkerStats {
     cell.bytesIn += bytesIn;
     cell.bytesOut += bytesOut;
     let latency = cell.latency;
-    if (latency === null) latency = this.attachCellRecorder(cell);
+    if (latency === null) latency = this.attachRecorder(cell, this.cellsWithRecorder);
     latency.record(totalMicros);
     if (!cell.dirty) {
       cell.dirty = true;
       this.dirtyCells.push(cell);
     }
     if (c !== null && upstreamMicros > 0) {
-      let upstream = c.upstream;
-      if (upstream === null) upstream = this.attachClusterRecorder(c);
+      let upstream = c.latency;
+      if (upstream === null) upstream = this.attachRecorder(c, this.clustersWithRecorder);
       upstream.record(upstreamMicros);
       if (!c.dirty) this.markCluster(c);
     }
@@ -217,13 +227,9 @@ export class WorkerStats {
   private takeCell(cell: RequestCell): CellDelta {
     const k = cell.classes;
     const classes: ClassCounts = [k[0]!, k[1]!, k[2]!, k[3]!, k[4]!, k[5]!];
-    let latency: Uint32Array | null = null;
-    let durationSumMicros = 0;
-    if (cell.latency !== null && cell.latency.total > 0) {
-      durationSumMicros = cell.latency.sumMicros;
-      latency = cell.latency.takeSparse();
-      cell.usedInterval = this.interval;
-    }
+    const recorder = this.recorderWithSamples(cell);
+    const durationSumMicros = recorder === null ? 0 : recorder.sumMicros;
+    const latency = recorder === null ? null : recorder.takeSparse();
     const delta: CellDelta = {
       listener: cell.route.listener.name,
       route: cell.route.name,
@@ -244,13 +250,9 @@ export class WorkerStats {
   }
 
   private takeCluster(c: ClusterStatsHandle): ClusterDelta {
-    let upstreamLatency: Uint32Array | null = null;
-    let upstreamSumMicros = 0;
-    if (c.upstream !== null && c.upstream.total > 0) {
-      upstreamSumMicros = c.upstream.sumMicros;
-      upstreamLatency = c.upstream.takeSparse();
-      c.upstreamUsedInterval = this.interval;
-    }
+    const recorder = this.recorderWithSamples(c);
+    const upstreamSumMicros = recorder === null ? 0 : recorder.sumMicros;
+    const upstreamLatency = recorder === null ? null : recorder.takeSparse();
     const delta: ClusterDelta = {
       name: c.name,
       connectFailures: c.connectFailures,
@@ -273,40 +275,39 @@ export class WorkerStats {
     this.dirtyClusters.push(c);
   }
 
-  private attachCellRecorder(cell: RequestCell): LatencyRecorder {
+  /** A holder's first sample (or its first since its recorder was released): a recorder, swept from `holders` when idle. */
+  private attachRecorder<H extends RecorderHolder>(h: H, holders: H[]): LatencyRecorder {
     const recorder = new LatencyRecorder();
-    cell.latency = recorder;
-    cell.usedInterval = this.interval;
-    this.cellsWithRecorder.push(cell);
+    h.latency = recorder;
+    h.usedInterval = this.interval;
+    holders.push(h);
     return recorder;
   }
 
-  private attachClusterRecorder(c: ClusterStatsHandle): LatencyRecorder {
-    const recorder = new LatencyRecorder();
-    c.upstream = recorder;
-    c.upstreamUsedInterval = this.interval;
-    this.clustersWithRecorder.push(c);
+  /** The holder's recorder when it has samples since the last delta (marking it used), else null. */
+  private recorderWithSamples(h: RecorderHolder): LatencyRecorder | null {
+    const recorder = h.latency;
+    if (recorder === null || recorder.total === 0) return null;
+    h.usedInterval = this.interval;
     return recorder;
   }
 
   /** Bounds memory to the recently used cells: idle recorders go back to the GC. */
   private releaseIdleRecorders(): void {
     const oldest = this.interval - RELEASE_AFTER_IDLE_INTERVALS;
-    if (this.cellsWithRecorder.some((cell) => cell.usedInterval <= oldest)) {
-      this.cellsWithRecorder = this.cellsWithRecorder.filter((cell) => {
-        if (cell.usedInterval > oldest) return true;
-        cell.latency = null;
-        return false;
-      });
-    }
-    if (this.clustersWithRecorder.some((c) => c.upstreamUsedInterval <= oldest)) {
-      this.clustersWithRecorder = this.clustersWithRecorder.filter((c) => {
-        if (c.upstreamUsedInterval > oldest) return true;
-        c.upstream = null;
-        return false;
-      });
-    }
+    this.cellsWithRecorder = releaseUnusedSince(this.cellsWithRecorder, oldest);
+    this.clustersWithRecorder = releaseUnusedSince(this.clustersWithRecorder, oldest);
   }
+}
+
+/** Drops the recorders of the holders not used after interval `oldest`; the holders that keep theirs. */
+function releaseUnusedSince<H extends RecorderHolder>(holders: H[], oldest: number): H[] {
+  if (!holders.some((h) => h.usedInterval <= oldest)) return holders;
+  return holders.filter((h) => {
+    if (h.usedInterval > oldest) return true;
+    h.latency = null;
+    return false;
+  });
 }
 
 /** First request of a (route, cluster) pair: the only allocation on the record() path. */

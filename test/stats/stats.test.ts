@@ -253,7 +253,7 @@ describe('WorkerStats + StatsAggregator', () => {
     expect(ws.takeDelta().cells[0]!.latency).not.toBeNull();
     for (let i = 0; i < 20; i++) expect(ws.takeDelta().cells).toHaveLength(0);
     expect(r.cells[c.slot]!.latency).toBeNull();
-    expect(c.upstream).toBeNull();
+    expect(c.latency).toBeNull();
     ws.record(l, r, c, 200, 300, 60, 0, 0);
     const d = ws.takeDelta();
     const agg = new StatsAggregator();
