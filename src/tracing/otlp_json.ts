@@ -70,19 +70,7 @@ function serverSpan(r: SpanRecord): OtlpSpan {
   if (r.status > 0) attributes.push(int('http.response.status_code', r.status));
   if (r.client !== '') attributes.push(str('client.address', r.client), str('network.peer.address', r.client));
   if (r.peerIdentity !== null) attributes.push(str('outrigger.peer_identity', r.peerIdentity));
-  if (r.route !== null) attributes.push(str('outrigger.route', r.route));
-  if (r.cluster !== null) attributes.push(str('outrigger.cluster', r.cluster));
-  const span: OtlpSpan = {
-    traceId: r.traceId,
-    spanId: r.spanId,
-    name: r.method,
-    kind: SPAN_KIND_SERVER,
-    startTimeUnixNano: nanos(r.startMs),
-    endTimeUnixNano: nanos(r.endMs),
-    attributes,
-  };
-  if (r.parentSpanId !== '') span.parentSpanId = r.parentSpanId;
-  return withErrorStatus(span, r);
+  return withErrorStatus(spanOf(r, SPAN_KIND_SERVER, r.spanId, r.parentSpanId, r.startMs, attributes), r);
 }
 
 function clientSpan(r: SpanRecord): OtlpSpan {
@@ -91,18 +79,7 @@ function clientSpan(r: SpanRecord): OtlpSpan {
   if (port !== '') attributes.push(int('server.port', Number(port)));
   if (r.status > 0) attributes.push(int('http.response.status_code', r.status));
   if (r.retries !== null) attributes.push(int('http.request.resend_count', r.retries.length));
-  if (r.route !== null) attributes.push(str('outrigger.route', r.route));
-  if (r.cluster !== null) attributes.push(str('outrigger.cluster', r.cluster));
-  const span: OtlpSpan = {
-    traceId: r.traceId,
-    spanId: r.clientSpanId,
-    parentSpanId: r.spanId,
-    name: r.method,
-    kind: SPAN_KIND_CLIENT,
-    startTimeUnixNano: nanos(r.clientStartMs),
-    endTimeUnixNano: nanos(r.endMs),
-    attributes,
-  };
+  const span = spanOf(r, SPAN_KIND_CLIENT, r.clientSpanId, r.spanId, r.clientStartMs, attributes);
   if (r.retries !== null) {
     span.events = r.retries.map((e) => ({
       timeUnixNano: nanos(e.timeMs),
@@ -111,6 +88,26 @@ function clientSpan(r: SpanRecord): OtlpSpan {
     }));
   }
   return withErrorStatus(span, r);
+}
+
+/**
+ * A span of the record's trace (`parentSpanId` '' = a root), named by the method, ending with the
+ * request; both kinds close their attributes with the route and cluster it went to.
+ */
+function spanOf(r: SpanRecord, kind: number, spanId: string, parentSpanId: string, startMs: number, attributes: KeyValue[]): OtlpSpan {
+  if (r.route !== null) attributes.push(str('outrigger.route', r.route));
+  if (r.cluster !== null) attributes.push(str('outrigger.cluster', r.cluster));
+  const span: OtlpSpan = {
+    traceId: r.traceId,
+    spanId,
+    name: r.method,
+    kind,
+    startTimeUnixNano: nanos(startMs),
+    endTimeUnixNano: nanos(r.endMs),
+    attributes,
+  };
+  if (parentSpanId !== '') span.parentSpanId = parentSpanId;
+  return span;
 }
 
 /** ERROR on a 5xx, on a local reply (its error code the message), and on a response cut short (status 0). */
