@@ -444,18 +444,23 @@ export class H1Connection implements Timed, ChunkSink {
    */
   detach(): Buffer | null {
     const rest = this.buf;
-    this.st = St.Closed;
-    this.buf = null;
-    this.down = null;
-    this.armed = false;
-    this.host.ticker.delete(this);
     const s = this.socket;
     s.off('data', this.dataListener);
     s.off('end', this.endListener);
     s.off('close', this.closeListener);
     s.off('drain', this.drainListener);
-    this.host.closed(this);
+    this.leaveLoop();
     return rest;
+  }
+
+  /** The request loop is over (socket closed or detached): no buffer, no request, no deadline; the host forgets it. */
+  private leaveLoop(): void {
+    this.st = St.Closed;
+    this.buf = null;
+    this.down = null;
+    this.armed = false;
+    this.host.ticker.delete(this);
+    this.host.closed(this);
   }
 
   /** Refuses the head being read (or the bytes after a response): local reply, then close. */
@@ -494,12 +499,7 @@ export class H1Connection implements Timed, ChunkSink {
 
   private onClose(): void {
     const down = this.down;
-    this.st = St.Closed;
-    this.down = null;
-    this.buf = null;
-    this.armed = false;
-    this.host.ticker.delete(this);
-    this.host.closed(this);
+    this.leaveLoop();
     const ex = down?.ex ?? null;
     if (ex !== null && !down!.complete) {
       down!.ex = null;
