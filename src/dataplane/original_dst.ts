@@ -29,8 +29,7 @@ import type { Ticker } from '../upstream/ticker.js';
 import type { ListenerRouting, RouteTarget } from './admission.js';
 import { buildRouter, forwardingRoute, type CompiledRoute, type HeaderLookup, type Router } from './router.js';
 import { FrontServer } from './front_server.js';
-import { Splice } from './splice.js';
-import { TcpCounters, type TcpEnd, type TcpRecord } from './tcp_proxy.js';
+import { SplicedStream, TcpCounters, type TcpEnd, type TcpRecord } from './tcp_proxy.js';
 
 /** Where an intercepted connection went: a service's cluster, straight through, or nowhere. */
 export type DestinationKind = 'cluster' | 'passthrough' | 'refused';
@@ -132,24 +131,19 @@ export class OriginalDstFront extends FrontServer<PassthroughStream> {
 }
 
 /** One passthrough stream: connecting to the original destination, then spliced; counted and recorded as a tcp connection. */
-class PassthroughStream {
-  private readonly upstream: net.Socket;
-  private splice: Splice | null = null;
-  private readonly startMs = Date.now();
-  private readonly startMono: number;
-  private readonly clientAddress: string;
-  private done = false;
+class PassthroughStream extends SplicedStream {
+  protected readonly upstream: net.Socket;
 
   constructor(
-    private readonly client: net.Socket,
-    private readonly destination: Destination,
-    private readonly ticker: Ticker,
+    client: net.Socket,
+    destination: Destination,
+    ticker: Ticker,
     idleMs: number,
     private readonly counters: TcpCounters,
-    private readonly ended: (record: TcpRecord) => void,
+    private readonly onEnd: (record: TcpRecord) => void,
   ) {
-    this.startMono = ticker.fresh();
-    this.clientAddress = `${client.remoteAddress}:${client.remotePort}`;
+    const clientAddress = `${client.remoteAddress}:${client.remotePort}`;
+    super(client, ticker, { cluster: PASSTHROUGH, upstream: destination.address, client: clientAddress, peer: null, destinationPort: destination.port });
     const a = destination.address;
     const host = a.startsWith('[') ? a.slice(1, a.lastIndexOf(']')) : a.slice(0, a.lastIndexOf(':'));
     this.upstream = net.connect({ host, port: destination.port, allowHalfOpen: true, noDelay: true });
@@ -166,43 +160,18 @@ class PassthroughStream {
   private connected(idleMs: number): void {
     this.upstream.off('error', this.connectFailed);
     this.client.off('close', this.clientGone);
-    this.counters.opened(this.destination.port);
-    this.splice = new Splice(this.client, this.upstream, this.ticker, idleMs, this.counters, (sp) =>
-      this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream),
-    );
+    this.startSplice(idleMs, this.counters);
   }
 
-  private fail(why: TcpEnd): void {
-    if (this.splice !== null || this.done) return;
+  protected fail(why: TcpEnd): void {
+    if (this.splice !== null || this.isDone) return;
     this.counters.refusedFor(why);
-    this.upstream.destroy();
-    this.client.destroy();
-    this.finish(why, 0, 0);
+    this.closeUnspliced(why);
   }
 
-  private finish(end: TcpEnd, bytesFromClient: number, bytesFromUpstream: number): void {
-    if (this.done) return;
-    this.done = true;
-    const durationMs = Math.round((this.ticker.fresh() - this.startMono) * 1000) / 1000;
-    if (this.splice !== null) this.counters.closedAfter(durationMs);
-    this.ended({
-      cluster: PASSTHROUGH,
-      upstream: this.destination.address,
-      client: this.clientAddress,
-      peer: null,
-      destinationPort: this.destination.port,
-      startMs: this.startMs,
-      durationMs,
-      bytesFromClient,
-      bytesFromUpstream,
-      end,
-    });
-  }
-
-  /** Closes both sides now (the drain grace period is over, or the worker is closing). */
-  destroy(): void {
-    if (this.splice !== null) this.splice.destroy();
-    else this.fail('closed_by_proxy');
+  protected ended(record: TcpRecord): void {
+    if (this.splice !== null) this.counters.closedAfter(record.durationMs);
+    this.onEnd(record);
   }
 }
 

@@ -254,33 +254,94 @@ export class TcpListener {
   }
 }
 
-/** One accepted connection: connecting to its endpoint, then spliced. */
-class TcpConnection implements Timed {
-  deadline = 0;
-  timerEntry: TimerEntry | null = null;
-  private readonly upstream: net.Socket;
-  private splice: Splice | null = null;
+/** What a stream's record says of where it went; the stream itself adds its timing, bytes and end. */
+export type StreamRoute = Pick<TcpRecord, 'cluster' | 'upstream' | 'client' | 'peer' | 'destinationPort'>;
+
+/**
+ * One proxied TCP stream, whoever opened it (a tcp listener's connection to an endpoint, an
+ * original_destination passthrough): connecting, then spliced, then ended once with its record.
+ * The subclass dials `upstream` and decides what a failure before the splice means.
+ */
+export abstract class SplicedStream {
+  protected abstract readonly upstream: net.Socket;
+  protected splice: Splice | null = null;
   private readonly startMs = Date.now();
-  private readonly startMono: number;
-  private failure: TcpEnd | null = null;
+  protected readonly startMono: number;
   private done = false;
-  private readonly clientAddress: string;
 
   constructor(
-    private readonly client: net.Socket,
-    private readonly peer: string | null,
-    private readonly destinationPort: number,
+    protected readonly client: net.Socket,
+    protected readonly ticker: Ticker,
+    private readonly route: StreamRoute,
+  ) {
+    this.startMono = ticker.fresh();
+  }
+
+  get spliced(): boolean {
+    return this.splice !== null;
+  }
+
+  /** The stream has ended (its record was handed over). */
+  protected get isDone(): boolean {
+    return this.done;
+  }
+
+  /** Both sockets are up: counted as opened, then bytes flow until either side ends the splice. */
+  protected startSplice(idleMs: number, counters: TcpCounters): void {
+    counters.opened(this.route.destinationPort);
+    this.splice = new Splice(this.client, this.upstream, this.ticker, idleMs, counters, (sp) =>
+      this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream),
+    );
+  }
+
+  /** Before the splice: both sockets close and the stream ends as `why`. */
+  protected closeUnspliced(why: TcpEnd): void {
+    this.upstream.destroy();
+    this.client.destroy();
+    this.finish(why, 0, 0);
+  }
+
+  /** Before the splice, the stream could not be made (or the client left). */
+  protected abstract fail(why: TcpEnd): void;
+
+  /** The stream is over (both sockets closed); called once. */
+  protected abstract ended(record: TcpRecord): void;
+
+  private finish(end: TcpEnd, bytesFromClient: number, bytesFromUpstream: number): void {
+    if (this.done) return;
+    this.done = true;
+    const durationMs = Math.round((this.ticker.fresh() - this.startMono) * 1000) / 1000;
+    this.ended({ ...this.route, startMs: this.startMs, durationMs, bytesFromClient, bytesFromUpstream, end });
+  }
+
+  /** Closes both sides now (the drain grace period is over, or the worker is closing). */
+  destroy(): void {
+    if (this.splice !== null) this.splice.destroy();
+    else this.fail('closed_by_proxy');
+  }
+}
+
+/** One accepted connection: connecting to its endpoint, then spliced. */
+class TcpConnection extends SplicedStream implements Timed {
+  deadline = 0;
+  timerEntry: TimerEntry | null = null;
+  protected readonly upstream: net.Socket;
+  private failure: TcpEnd | null = null;
+
+  constructor(
+    client: net.Socket,
+    peer: string | null,
+    destinationPort: number,
     private readonly cluster: Cluster,
     private readonly endpoint: Endpoint,
     private readonly idleTimeoutMs: number,
     private readonly owner: TcpListener,
   ) {
-    this.clientAddress = addressOf(client);
-    this.startMono = owner.ticker.fresh();
+    super(client, owner.ticker, { cluster: cluster.spec.name, upstream: endpoint.address, client: addressOf(client), peer, destinationPort });
     endpoint.tryStarted();
     client.on('error', noop);
     client.once('close', this.clientGone);
-    this.upstream = this.connect();
+    this.upstream = this.connect(destinationPort);
     const timeout = cluster.spec.pool.connectTimeoutMs;
     if (timeout > 0) {
       this.deadline = this.startMono + timeout;
@@ -288,12 +349,8 @@ class TcpConnection implements Timed {
     }
   }
 
-  get spliced(): boolean {
-    return this.splice !== null;
-  }
-
-  private connect(): net.Socket {
-    const dialed = dialEndpoint(this.endpoint.pool, () => this.connected(), [`${ALPN_PREFIX}${this.destinationPort}`]);
+  private connect(destinationPort: number): net.Socket {
+    const dialed = dialEndpoint(this.endpoint.pool, () => this.connected(), [`${ALPN_PREFIX}${destinationPort}`]);
     if (dialed === null) process.nextTick(() => this.fail('no_certificate')); // mTLS without a certificate yet: nothing goes out in plaintext
     const s = dialed ?? new net.Socket();
     s.on('error', this.connectError);
@@ -319,55 +376,30 @@ class TcpConnection implements Timed {
     this.owner.ticker.delete(this);
     this.deadline = 0;
     this.owner.reportOutcome(this.cluster, this.endpoint, TryOutcome.Success);
-    const counters = this.owner.countersOf(this.cluster.spec.name);
-    counters.opened(this.destinationPort);
     this.upstream.off('error', this.connectError);
     this.upstream.off('close', this.upstreamGone);
     this.client.off('close', this.clientGone);
-    this.splice = new Splice(this.client, this.upstream, this.owner.ticker, this.idleTimeoutMs, counters, (sp) =>
-      this.finish(sp.ending, sp.bytesFromClient, sp.bytesFromUpstream),
-    );
+    this.startSplice(this.idleTimeoutMs, this.owner.countersOf(this.cluster.spec.name));
   }
 
-  /** Before the splice: the connection could not be made (or the client left); both sides close. */
-  private fail(why: TcpEnd): void {
+  protected fail(why: TcpEnd): void {
     if (this.failure !== null || this.splice !== null) return;
     this.failure = why;
     this.owner.ticker.delete(this);
     if (why !== 'closed' && why !== 'no_certificate') this.owner.reportOutcome(this.cluster, this.endpoint, TryOutcome.Gateway);
-    this.upstream.destroy();
-    this.client.destroy();
-    this.finish(why, 0, 0);
+    this.closeUnspliced(why);
   }
 
-  private finish(end: TcpEnd, bytesFromClient: number, bytesFromUpstream: number): void {
-    if (this.done) return;
-    this.done = true;
+  protected ended(record: TcpRecord): void {
     this.endpoint.tryEnded();
     this.cluster.release();
-    this.owner.connectionEnded(this, {
-      cluster: this.cluster.spec.name,
-      upstream: this.endpoint.address,
-      client: this.clientAddress,
-      peer: this.peer,
-      destinationPort: this.destinationPort,
-      startMs: this.startMs,
-      durationMs: Math.round((this.owner.ticker.fresh() - this.startMono) * 1000) / 1000,
-      bytesFromClient,
-      bytesFromUpstream,
-      end,
-    });
+    this.owner.connectionEnded(this, record);
   }
 
   /** The connect timeout. */
   onDeadline(): void {
     this.deadline = 0;
     this.fail('connect_timeout');
-  }
-
-  destroy(): void {
-    if (this.splice !== null) this.splice.destroy();
-    else this.fail('closed_by_proxy');
   }
 }
 
