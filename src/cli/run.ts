@@ -127,7 +127,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     await supervisor.stop();
     return refuse(`outrigger: admin.address ${admin.address}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 1);
   }
-  reloader = await ConfigReloader.start(opts.file, store, log);
+  reloader = await ConfigReloader.start(opts.file, mesh?.localReloads ?? store, log);
   log.info(readyLine(snapshot, supervisor, admin.host, adminPort, access.token.file), 'ready');
   // Registered once it serves: others only discover a sidecar whose listeners are up.
   registration?.start();

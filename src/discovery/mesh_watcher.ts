@@ -8,9 +8,9 @@
 
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
-import type { ConfigStore } from '../admin/config_store.js';
+import type { ApplyOutcome, ConfigInput, ConfigOrigin, ConfigStore } from '../admin/config_store.js';
 import type { CompileOptions } from '../config/load.js';
-import { formatProblems, loadConfigFile } from '../config/load.js';
+import { compileConfig, formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
 import { sameValue } from '../config/equal.js';
 import { serviceConfig, validateMesh, type MeshPart } from './mesh_config.js';
 import type { EtcdKeys } from './etcd_client.js';
@@ -41,6 +41,10 @@ export class MeshWatcher {
   private readonly watcher: Watcher;
   private lease: Lease | null = null;
   private applied: number | null = null;
+  /** The applied version and its part for this service: what a reload of the local file keeps. */
+  private appliedPart: { readonly version: number; readonly part: MeshPart } | null = null;
+  /** Mesh versions and local reloads apply one at a time, each on top of the one before. */
+  private applying: Promise<unknown> = Promise.resolve();
   /** The last version tried, applied or not: a version is tried once (a new one, or a rollback, is a new number). */
   private tried = 0;
   private status: SidecarStatus | null = null;
@@ -61,6 +65,15 @@ export class MeshWatcher {
     this.watcher.on('error', (err) => this.markDown(err));
     this.kick();
   }
+
+  /**
+   * Where the local file's reloads (file watch, SIGHUP) go: the new file with the applied mesh
+   * version's part in place of its own, as a version is built, so a local change neither drops
+   * the mesh's parts nor moves this sidecar off its version. Before any version: the file alone.
+   */
+  readonly localReloads: Pick<ConfigStore, 'apply'> = {
+    apply: (input, by, origin) => this.serially(() => this.applyLocal(input, by, origin)),
+  };
 
   /** The mesh version this sidecar runs (null before the first one). */
   get appliedVersion(): number | null {
@@ -121,7 +134,7 @@ export class MeshWatcher {
   private async applyVersion(version: number): Promise<void> {
     const document = await readMeshVersion(this.o.client, this.o.keys, version);
     this.tried = version;
-    const outcome = await this.applyDocument(document, version);
+    const outcome = await this.serially(() => this.applyDocument(document, version));
     if (outcome === null) this.applied = version;
     this.status = {
       service: this.o.service,
@@ -143,10 +156,26 @@ export class MeshWatcher {
     const local = await loadConfigFile(this.o.localFile, this.o.compile);
     if (!local.ok) return `the local config file is not valid: ${formatProblems(local.problems)}`;
     const config = serviceConfig(local.source, part);
-    if (sameValue(config, this.o.store.source)) return null;
-    const outcome = await this.o.store.apply({ object: config }, `mesh v${version}`, 'file');
-    if (outcome.ok) return null;
+    const outcome = sameValue(config, this.o.store.source) ? null : await this.o.store.apply({ object: config }, `mesh v${version}`, 'file');
+    if (outcome === null || outcome.ok) {
+      this.appliedPart = { version, part };
+      return null;
+    }
     return outcome.kind === 'invalid' ? formatProblems(outcome.problems) : outcome.error;
+  }
+
+  private async applyLocal(input: ConfigInput, by: string, origin: ConfigOrigin): Promise<ApplyOutcome> {
+    const mesh = this.appliedPart;
+    if (mesh === null) return this.o.store.apply(input, by, origin);
+    const local = 'text' in input ? parseConfigText(input.text, this.o.compile, this.o.localFile) : compileConfig(input.object, this.o.compile);
+    if (!local.ok) return { ok: false, kind: 'invalid', problems: local.problems };
+    return this.o.store.apply({ object: serviceConfig(local.source, mesh.part) }, `${by} with mesh v${mesh.version}`, origin);
+  }
+
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.applying.then(fn);
+    this.applying = run.catch(() => undefined);
+    return run;
   }
 
   /** Writes the status under this watcher's lease, granting a new one when it has none (first write, or lost while etcd was away). */
