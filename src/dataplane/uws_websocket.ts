@@ -20,7 +20,18 @@ import type { HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } 
 import { ChunkedDecoder, type ChunkSink } from './h1/chunked.js';
 import { connectionNamed, dropResponseHeader, hopByHop } from './hop_by_hop.js';
 import type { SpliceSocket } from './splice.js';
-import { closePayload, Opcode, ServerFrameReader, writeMaskedFrame, type FrameSink } from './ws_frame.js';
+import {
+  closePayload,
+  OP_BINARY,
+  OP_CLOSE,
+  OP_CONTINUATION,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+  ServerFrameReader,
+  writeMaskedFrame,
+  type FrameSink,
+} from './ws_frame.js';
 
 /** The largest message (client → upstream) and frame (upstream → client) a uws listener carries by default: 64 MiB. */
 export const DEFAULT_WS_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -63,10 +74,10 @@ export function webSocketBehavior(
     compression: uWS.DISABLED,
     upgrade,
     open: (ws) => ws.getUserData().client.opened(ws),
-    message: (ws, m, isBinary) => ws.getUserData().client.fromClient(isBinary ? Opcode.Binary : Opcode.Text, m),
-    ping: (ws, m) => ws.getUserData().client.fromClient(Opcode.Ping, m),
+    message: (ws, m, isBinary) => ws.getUserData().client.fromClient(isBinary ? OP_BINARY : OP_TEXT, m),
+    ping: (ws, m) => ws.getUserData().client.fromClient(OP_PING, m),
     // The client's answer to a ping the upstream sent (forwarded by `frame`).
-    pong: (ws, m) => ws.getUserData().client.fromClient(Opcode.Pong, m),
+    pong: (ws, m) => ws.getUserData().client.fromClient(OP_PONG, m),
     drain: (ws) => ws.getUserData().client.drained(),
     close: (ws, code, m) => ws.getUserData().client.closed(code, m),
   };
@@ -247,33 +258,33 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
   }
 
   /** FrameSink: one upstream frame, passed on as the uWS call that sends the same frame. */
-  frame(fin: boolean, opcode: Opcode, payload: Buffer): void {
+  frame(fin: boolean, opcode: number, payload: Buffer): void {
     const ws = this.ws;
     if (ws === null) return;
     switch (opcode) {
-      case Opcode.Text:
-      case Opcode.Binary:
+      case OP_TEXT:
+      case OP_BINARY:
         if (this.fragmenting) return this.frameError(1002, 'a new message inside a fragmented one');
-        if (fin) ws.send(payload, opcode === Opcode.Binary, false);
+        if (fin) ws.send(payload, opcode === OP_BINARY, false);
         else {
-          ws.sendFirstFragment(payload, opcode === Opcode.Binary, false);
+          ws.sendFirstFragment(payload, opcode === OP_BINARY, false);
           this.fragmenting = true;
         }
         return;
-      case Opcode.Continuation:
+      case OP_CONTINUATION:
         if (!this.fragmenting) return this.frameError(1002, 'a continuation frame outside a fragmented message');
         if (fin) {
           ws.sendLastFragment(payload, false);
           this.fragmenting = false;
         } else ws.sendFragment(payload, false);
         return;
-      case Opcode.Ping:
+      case OP_PING:
         ws.ping(payload);
         return;
-      case Opcode.Pong:
+      case OP_PONG:
         // Dropped: uWS already answered the client's ping itself; this would be a second pong.
         return;
-      case Opcode.Close:
+      case OP_CLOSE:
         if (payload.length === 1) return this.frameError(1002, 'a close frame with a one-byte payload');
         this.closeBoth(payload);
         return;
@@ -293,7 +304,7 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
   private closeBoth(payload: Buffer): void {
     const ws = this.ws;
     this.frames.stop();
-    this.sendUp(Opcode.Close, payload);
+    this.sendUp(OP_CLOSE, payload);
     this.endUp();
     this.ws = null;
     this.st = St.Closed;
@@ -392,7 +403,7 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
   // ---- toward the upstream: what the splice reads ---------------------------------------------------
 
   /** uWS handed over a message or control frame from the client (its memory is reused after the call: copied as it is masked). */
-  fromClient(opcode: Opcode, data: ArrayBuffer): void {
+  fromClient(opcode: number, data: ArrayBuffer): void {
     if (!this.upOpen) return;
     this.sendUp(opcode, new Uint8Array(data));
     if (this.upBytes > this.maxMessageBytes) this.overflow();
@@ -412,7 +423,7 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
     this.frames.stop();
     this.ws = null;
     this.st = St.Closed;
-    this.sendUp(Opcode.Close, closePayload(1013, reason));
+    this.sendUp(OP_CLOSE, closePayload(1013, reason));
     this.endUp();
     ws.end(1013, reason);
   }
@@ -434,13 +445,13 @@ export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, Fr
       this.emitClose(true);
       return;
     }
-    this.sendUp(Opcode.Close, code === 1005 ? EMPTY : closePayload(code, new Uint8Array(message)));
+    this.sendUp(OP_CLOSE, code === 1005 ? EMPTY : closePayload(code, new Uint8Array(message)));
     this.endUp();
   }
 
-  private sendUp(opcode: Opcode, payload: Uint8Array): void {
+  private sendUp(opcode: number, payload: Uint8Array): void {
     if (!this.upOpen) return;
-    if (opcode === Opcode.Close) this.upOpen = false;
+    if (opcode === OP_CLOSE) this.upOpen = false;
     writeMaskedFrame(opcode, payload, this.enqueue);
   }
 

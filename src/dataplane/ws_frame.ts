@@ -6,20 +6,17 @@
 
 import { randomFillSync } from 'node:crypto';
 
-/** Frame opcodes (RFC 6455 §5.2); 0x8 and above are control frames. */
-export const enum Opcode {
-  Continuation = 0x0,
-  Text = 0x1,
-  Binary = 0x2,
-  Close = 0x8,
-  Ping = 0x9,
-  Pong = 0xa,
-}
+export const OP_CONTINUATION = 0x0;
+export const OP_TEXT = 0x1;
+export const OP_BINARY = 0x2;
+export const OP_CLOSE = 0x8;
+export const OP_PING = 0x9;
+export const OP_PONG = 0xa;
 
 /** Where a ServerFrameReader hands what it read. */
 export interface FrameSink {
   /** One whole frame; `payload` is a view of the input, valid during the call. */
-  frame(fin: boolean, opcode: Opcode, payload: Buffer): void;
+  frame(fin: boolean, opcode: number, payload: Buffer): void;
   /** The bytes break RFC 6455 or the size limit: `code` is the close code to send (1002, 1009). The reader reads nothing more. */
   frameError(code: number, reason: string): void;
 }
@@ -71,14 +68,13 @@ export class ServerFrameReader {
     const b0 = b[pos]!;
     const b1 = b[pos + 1]!;
     const fin = (b0 & 0x80) !== 0;
-    // Checked just below: a value outside the enum is refused as unknown.
-    const opcode = (b0 & 0x0f) as Opcode;
+    const opcode = b0 & 0x0f;
     if ((b0 & 0x70) !== 0) return this.fail(sink, 1002, 'a frame with reserved bits set (no extension was negotiated)');
     if ((b1 & 0x80) !== 0) return this.fail(sink, 1002, 'a masked frame from the server');
-    if (!(opcode <= Opcode.Binary || (opcode >= Opcode.Close && opcode <= Opcode.Pong))) return this.fail(sink, 1002, `unknown opcode ${opcode}`);
+    if (!(opcode <= OP_BINARY || (opcode >= OP_CLOSE && opcode <= OP_PONG))) return this.fail(sink, 1002, `unknown opcode ${opcode}`);
     let len = b1 & 0x7f;
     let h = 2;
-    if (opcode >= Opcode.Close && (!fin || len > 125)) return this.fail(sink, 1002, 'a fragmented or long control frame');
+    if (opcode >= OP_CLOSE && (!fin || len > 125)) return this.fail(sink, 1002, 'a fragmented or long control frame');
     if (len === 126) {
       if (avail < 4) return this.wait(4);
       len = b.readUInt16BE(pos + 2);
@@ -131,7 +127,7 @@ const WORD_MASK_FROM = 1024;
  * payload its header and its masked payload as two (the payload in an aligned buffer of its own,
  * masked a word at a time). The payload is copied: the caller's memory may be reused after.
  */
-export function writeMaskedFrame(opcode: Opcode, payload: Uint8Array, out: (b: Buffer) => void): void {
+export function writeMaskedFrame(opcode: number, payload: Uint8Array, out: (b: Buffer) => void): void {
   const n = payload.length;
   const lenBytes = n < 126 ? 0 : n < 65536 ? 2 : 8;
   const h = 2 + lenBytes + 4;

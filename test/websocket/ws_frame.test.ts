@@ -5,7 +5,17 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Opcode, ServerFrameReader, writeMaskedFrame, type FrameSink } from '../../src/dataplane/ws_frame.js';
+import {
+  OP_BINARY,
+  OP_CLOSE,
+  OP_CONTINUATION,
+  OP_PING,
+  OP_PONG,
+  OP_TEXT,
+  ServerFrameReader,
+  writeMaskedFrame,
+  type FrameSink,
+} from '../../src/dataplane/ws_frame.js';
 
 /** Decodes one masked frame: FIN, opcode, payload (unmasked), and that it was masked. */
 function decodeMasked(bytes: Buffer): { fin: boolean; opcode: number; masked: boolean; payload: Buffer } {
@@ -59,20 +69,20 @@ class Collect implements FrameSink {
 describe('masked client frames', () => {
   it.each([0, 1, 125, 126, 1023, 1024, 1027, 65535, 65536, 300_001])('a %i-byte payload unmasks to itself, with the length in the right form', (n) => {
     const payload = Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff));
-    const f = decodeMasked(masked(Opcode.Binary, payload));
-    expect(f).toMatchObject({ fin: true, opcode: Opcode.Binary, masked: true });
+    const f = decodeMasked(masked(OP_BINARY, payload));
+    expect(f).toMatchObject({ fin: true, opcode: OP_BINARY, masked: true });
     expect(f.payload.equals(payload)).toBe(true);
   });
 
   it('a payload that is not word-aligned in its buffer is masked right too', () => {
     const backing = Buffer.alloc(5000, 0xab);
     const view = new Uint8Array(backing.buffer, backing.byteOffset + 1, 4097);
-    expect(decodeMasked(masked(Opcode.Text, view)).payload.equals(Buffer.from(view))).toBe(true);
+    expect(decodeMasked(masked(OP_TEXT, view)).payload.equals(Buffer.from(view))).toBe(true);
   });
 
   it('each frame gets a fresh key', () => {
     const keys = new Set<string>();
-    for (let i = 0; i < 64; i++) keys.add(masked(Opcode.Ping, Buffer.from('p')).subarray(2, 6).toString('hex'));
+    for (let i = 0; i < 64; i++) keys.add(masked(OP_PING, Buffer.from('p')).subarray(2, 6).toString('hex'));
     expect(keys.size).toBeGreaterThan(60);
   });
 });
@@ -80,12 +90,12 @@ describe('masked client frames', () => {
 describe('reading server frames', () => {
   const frameArb = fc.record({
     fin: fc.boolean(),
-    opcode: fc.constantFrom(Opcode.Continuation, Opcode.Text, Opcode.Binary),
+    opcode: fc.constantFrom(OP_CONTINUATION, OP_TEXT, OP_BINARY),
     payload: fc.uint8Array({ maxLength: 70_000 }).map((a) => Buffer.from(a)),
   });
   const controlArb = fc.record({
     fin: fc.constant(true),
-    opcode: fc.constantFrom(Opcode.Close, Opcode.Ping, Opcode.Pong),
+    opcode: fc.constantFrom(OP_CLOSE, OP_PING, OP_PONG),
     payload: fc.uint8Array({ maxLength: 125 }).map((a) => Buffer.from(a)),
   });
 
@@ -113,12 +123,12 @@ describe('reading server frames', () => {
     ['reserved bits set', 1002, Buffer.from([0xc1, 0x01, 0x61])],
     ['an unknown opcode', 1002, Buffer.from([0x83, 0x00])],
     ['a fragmented control frame', 1002, Buffer.from([0x09, 0x00])],
-    ['a control frame over 125 bytes', 1002, serverFrame(true, Opcode.Ping, Buffer.alloc(126))],
-    ['a frame over the limit', 1009, serverFrame(true, Opcode.Binary, Buffer.alloc(1025))],
+    ['a control frame over 125 bytes', 1002, serverFrame(true, OP_PING, Buffer.alloc(126))],
+    ['a frame over the limit', 1009, serverFrame(true, OP_BINARY, Buffer.alloc(1025))],
   ])('%s is refused with close code %i, and nothing after it is read', (_what, code, bytes) => {
     const reader = new ServerFrameReader(1024);
     const sink = new Collect();
-    reader.feed(Buffer.concat([bytes, serverFrame(true, Opcode.Text, Buffer.from('after'))]), sink);
+    reader.feed(Buffer.concat([bytes, serverFrame(true, OP_TEXT, Buffer.from('after'))]), sink);
     expect(sink.error?.code).toBe(code);
     expect(sink.frames).toEqual([]);
   });
