@@ -7,6 +7,7 @@
 import { parseHostPort } from '../config/address.js';
 import { sameValue } from '../config/equal.js';
 import type { ClusterSpec, DiscoverySpec, EndpointSpec, Snapshot } from '../config/types.js';
+import type { Log } from '../log.js';
 import type { DiscoveredEndpoint, DiscoverySource, SourceHealth } from './source.js';
 
 export interface DiscoveryManagerDeps {
@@ -15,11 +16,7 @@ export interface DiscoveryManagerDeps {
   /** The main-thread parts that follow what the workers run (health checks of new endpoints, stats). */
   readonly applied: (running: Snapshot) => void;
   readonly makeSource: (cluster: ClusterSpec) => DiscoverySource;
-  readonly log: {
-    info(fields: Record<string, unknown>, msg: string): void;
-    warn(fields: Record<string, unknown>, msg: string): void;
-    error(fields: Record<string, unknown>, msg: string): void;
-  };
+  readonly log: Log;
 }
 
 /** One discovered cluster's source and its state, as /ready and /stats show it. */
@@ -41,8 +38,9 @@ export interface DiscoveryStatus {
 class Watched {
   /** The newest set the source reported, by address; null = none yet. */
   byAddress: ReadonlyMap<string, EndpointSpec> | null = null;
-  /** The same set as a snapshot's endpoints (sorted by address), made once per set when an apply takes it. */
-  private sorted: readonly EndpointSpec[] | null = null;
+  /** The set last made into a snapshot's endpoints (sorted by address), and the map it was made from. */
+  private sorted: readonly EndpointSpec[] = [];
+  private sortedFrom: ReadonlyMap<string, EndpointSpec> = new Map();
   /** The set differs from what the workers were last given. */
   dirty = false;
   health: SourceHealth = { ok: true };
@@ -53,15 +51,14 @@ class Watched {
     readonly source: DiscoverySource,
   ) {}
 
+  /** The newest set as a snapshot's endpoints, sorted by address; null = none yet. Made when an apply takes it. */
   get endpoints(): readonly EndpointSpec[] | null {
-    if (this.sorted === null && this.byAddress !== null) this.sorted = [...this.byAddress.values()].sort(byAddress);
+    if (this.byAddress === null) return null;
+    if (this.sortedFrom !== this.byAddress) {
+      this.sorted = resorted(this.sorted, this.sortedFrom, this.byAddress);
+      this.sortedFrom = this.byAddress;
+    }
     return this.sorted;
-  }
-
-  /** A new set: the endpoints of kept addresses are the same objects, so the workers' deltas see only what changed. */
-  set(next: ReadonlyMap<string, EndpointSpec>): void {
-    this.byAddress = next;
-    this.sorted = null;
   }
 }
 
@@ -150,7 +147,7 @@ export class DiscoveryManager {
       return;
     }
     const w = new Watched(cluster.discovery!, source);
-    if (lastKnown !== null) w.set(lastKnown);
+    w.byAddress = lastKnown;
     this.watched.set(cluster.name, w);
     this.deps.log.info({ cluster: cluster.name, source: w.source.describe }, 'discovery source started');
     w.source.start(
@@ -173,12 +170,14 @@ export class DiscoveryManager {
     const change = setChange(w.byAddress ?? new Map(), next);
     const same = change.added.length + change.removed.length + change.reweighted.length === 0;
     if (w.byAddress !== null && same) return; // a refresh that found the same set
-    w.set(next);
+    const first = w.byAddress === null;
+    w.byAddress = next;
     w.dirty = true;
-    this.deps.log.info(
-      { cluster: name, endpoints: next.size, added: listed(change.added), removed: listed(change.removed), reweighted: listed(change.reweighted) },
-      'discovered endpoints changed',
-    );
+    // Each change at debug: a service in churn changes many times a second (and the main thread
+    // writes its log synchronously).
+    const fields = { cluster: name, endpoints: next.size, added: listed(change.added), removed: listed(change.removed), reweighted: listed(change.reweighted) };
+    if (first) this.deps.log.info(fields, 'discovered endpoints');
+    else this.deps.log.debug(fields, 'discovered endpoints changed');
     this.schedule();
   }
 
@@ -264,6 +263,30 @@ const LOGGED_ADDRESSES = 10;
 function listed(addresses: readonly string[]): readonly string[] {
   if (addresses.length <= LOGGED_ADDRESSES) return addresses;
   return [...addresses.slice(0, LOGGED_ADDRESSES), `... ${addresses.length - LOGGED_ADDRESSES} more`];
+}
+
+/**
+ * `next` sorted by address, made from the previous sorted set (`prev`, and the same by address)
+ * without sorting it all again: kept endpoints keep their order (with their newest spec), the few
+ * new ones are sorted and merged in.
+ */
+function resorted(prev: readonly EndpointSpec[], prevByAddress: ReadonlyMap<string, EndpointSpec>, next: ReadonlyMap<string, EndpointSpec>): EndpointSpec[] {
+  const kept: EndpointSpec[] = [];
+  for (const e of prev) {
+    const now = next.get(e.address);
+    if (now !== undefined) kept.push(now);
+  }
+  const added: EndpointSpec[] = [];
+  for (const [address, e] of next) if (!prevByAddress.has(address)) added.push(e);
+  added.sort(byAddress);
+  const out: EndpointSpec[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < kept.length || j < added.length) {
+    if (j === added.length || (i < kept.length && byAddress(kept[i]!, added[j]!) < 0)) out.push(kept[i++]!);
+    else out.push(added[j++]!);
+  }
+  return out;
 }
 
 function byAddress(a: EndpointSpec, b: EndpointSpec): number {

@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import { compileDelta } from '../config/delta.js';
 import { listenersOf } from '../config/placement.js';
 import type { Snapshot } from '../config/types.js';
+import type { Log } from '../log.js';
 import type { StatsDelta } from '../stats/delta.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { SpanRecord } from '../tracing/span_buffer.js';
@@ -16,14 +17,8 @@ import { mergeClusterViews, mergeListenerViews } from './inspection.js';
 import type { BoundListener, ClusterView, EndpointState, FromWorker, ListenerView, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
 import { PortInUseError, resolvePorts } from './ports.js';
 
-export interface SupervisorLog {
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-}
-
 export interface SupervisorOptions {
-  readonly log: SupervisorLog;
+  readonly log: Pick<Log, 'info' | 'warn' | 'error'>;
   readonly enableTestHooks: boolean;
   /** Called with each stats delta a worker posts. */
   readonly onStats?: (workerId: number, delta: StatsDelta) => void;

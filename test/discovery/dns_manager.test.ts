@@ -54,7 +54,7 @@ function setup(): { manager: DiscoveryManager; source: HandSource; made: Snapsho
     },
     applied: (s) => applied.push(s),
     makeSource: () => source,
-    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    log: { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
   });
   manager.reconcile(running);
   // Releases the apply in flight and lets its continuation (the next apply, if any) run.
