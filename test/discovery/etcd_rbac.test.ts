@@ -2,23 +2,49 @@
 // etcd member with --client-cert-auth (the certificate's CN is the etcd user), a role per
 // service. A sidecar of service api, with api's certificate, registers; one that claims service
 // web with the same certificate is refused by etcd (its /stats registration says so) while it
-// keeps serving; api's user cannot write under another service's prefix.
+// keeps serving; api's user cannot write under another service's prefix, but can write any key
+// of its own (what a role per service does not enforce). A role per host, on the key prefix
+// `<p>/services/<service>/<hostname>-` (sidecar ids are `<hostname>-<pid>`), lets a sidecar
+// register while the same user cannot write another host's registration or status line.
 
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { etcdUnavailable } from '../helpers/etcd.js';
-import { startTlsEtcd } from '../helpers/etcd_tls.js';
-import { adminCall, closeAll, deadPort, eventually, httpGet, startSidecar, startUpstream, track } from '../helpers/sidecar.js';
+import { startTlsEtcd, type TlsEtcd } from '../helpers/etcd_tls.js';
+import { adminCall, closeAll, deadPort, eventually, httpGet, startSidecar, startUpstream, track, type Sidecar } from '../helpers/sidecar.js';
 
 const why = etcdUnavailable();
+
+/** An etcd client authenticated as the user `cn` (its client certificate). */
+function clientAs(etcd: TlsEtcd, cn: string): Etcd3 {
+  const client = new Etcd3({
+    hosts: `https://${etcd.endpoint}`,
+    credentials: { rootCertificate: readFileSync(etcd.ca), certChain: readFileSync(etcd.cert(cn).cert), privateKey: readFileSync(etcd.cert(cn).key) },
+  });
+  track({ close: () => Promise.resolve(client.close()) });
+  return client;
+}
+
+/** A sidecar registering as `service` with `cn`'s client certificate, its listener to a fresh upstream. */
+async function registeringSidecar(etcd: TlsEtcd, service: string, cn: string): Promise<Sidecar> {
+  const up = await startUpstream('u');
+  const port = await deadPort();
+  return startSidecar({
+    node: { workers: 1, service: { name: service, address: '127.0.0.1', port } },
+    discovery: { etcd: { endpoints: [etcd.endpoint], tls: { ca: etcd.ca, ...etcd.cert(cn) } } },
+    listeners: [{ name: 'main', address: `127.0.0.1:${port}`, routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'app' }] }],
+    clusters: [{ name: 'app', endpoints: [{ address: up.address }] }],
+  });
+}
 
 describe.skipIf(why !== null)(`etcd with client certificates and RBAC${why === null ? '' : ` (skipped: ${why})`}`, () => {
   afterAll(closeAll);
 
   it('a service role lets its sidecars register under their service only', async () => {
     const etcd = await startTlsEtcd();
-    const { endpoint, ctl } = etcd;
+    const { ctl } = etcd;
 
     // README "Running a mesh": the role of service api and its user (the certificate's CN); auth is on.
     await ctl(['role', 'add', 'svc-api']);
@@ -29,24 +55,14 @@ describe.skipIf(why !== null)(`etcd with client certificates and RBAC${why === n
     await ctl(['user', 'add', 'api.default', '--no-password']);
     await ctl(['user', 'grant-role', 'api.default', 'svc-api']);
 
-    const up = await startUpstream('u');
-    const sidecar = async (service: string) => {
-      const port = await deadPort();
-      return startSidecar({
-        node: { workers: 1, service: { name: service, address: '127.0.0.1', port } },
-        discovery: { etcd: { endpoints: [endpoint], tls: { ca: etcd.ca, ...etcd.cert('api.default') } } },
-        listeners: [{ name: 'main', address: `127.0.0.1:${port}`, routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'app' }] }],
-        clusters: [{ name: 'app', endpoints: [{ address: up.address }] }],
-      });
-    };
-    const api = await sidecar('api');
+    const api = await registeringSidecar(etcd, 'api', 'api.default');
     await eventually(
       async () => ((await ctl(['get', '--prefix', '--keys-only', '/outrigger/services/api/'])).includes(`api/`) ? true : undefined),
       'api registered',
       15_000,
     );
 
-    const impostor = await sidecar('web');
+    const impostor = await registeringSidecar(etcd, 'web', 'api.default');
     const state = await eventually(
       async () => {
         const s = ((await adminCall(impostor, 'GET', '/stats')).json as { registration?: { state: string; error: string | null } }).registration;
@@ -60,17 +76,36 @@ describe.skipIf(why !== null)(`etcd with client certificates and RBAC${why === n
     expect(await ctl(['get', '--prefix', '--keys-only', '/outrigger/services/web/'])).toBe('');
 
     // The same user, directly: no write under another service's prefix.
-    const asApi = new Etcd3({
-      hosts: `https://${endpoint}`,
-      credentials: {
-        rootCertificate: readFileSync(etcd.ca),
-        certChain: readFileSync(etcd.cert('api.default').cert),
-        privateKey: readFileSync(etcd.cert('api.default').key),
-      },
-    });
-    track({ close: () => Promise.resolve(asApi.close()) });
+    const asApi = clientAs(etcd, 'api.default');
     await expect(asApi.put('/outrigger/services/web/forged').value('{}')).rejects.toThrow(/permission denied/);
     expect(await asApi.getAll().prefix('/outrigger/services/api/').keys()).toHaveLength(1);
     expect((await httpGet(api.url('/x'))).status).toBe(200);
+    // What a role per service does not enforce: any key of its service, another sidecar's included.
+    await asApi.put('/outrigger/services/api/otherhost-1').value('{"address":"127.0.0.1","port":9}');
+    expect(await asApi.getAll().prefix('/outrigger/services/api/').keys()).toHaveLength(2);
+  });
+
+  it("a role per host limits a sidecar to its own host's registrations and status lines", async () => {
+    const etcd = await startTlsEtcd();
+    // README "Running a mesh": the per-host role; its user is the CN of that host's certificate.
+    const own = `${os.hostname()}-`;
+    const role = 'sidecar-api-thishost';
+    await etcd.ctl(['role', 'add', role]);
+    await etcd.ctl(['role', 'grant-permission', role, 'readwrite', `/outrigger/services/api/${own}`, '--prefix=true']);
+    await etcd.ctl(['role', 'grant-permission', role, 'readwrite', `/outrigger/sidecars/${own}`, '--prefix=true']);
+    await etcd.ctl(['role', 'grant-permission', role, 'read', '/outrigger/services/', '--prefix=true']);
+    await etcd.ctl(['role', 'grant-permission', role, 'read', '/outrigger/mesh/', '--prefix=true']);
+    await etcd.ctl(['user', 'add', 'api.thishost', '--no-password']);
+    await etcd.ctl(['user', 'grant-role', 'api.thishost', role]);
+
+    const api = await registeringSidecar(etcd, 'api', 'api.thishost');
+    const key = `/outrigger/services/api/${os.hostname()}-${api.pid}`;
+    await eventually(async () => ((await etcd.ctl(['get', '--keys-only', key])).includes(key) ? true : undefined), 'api registered', 15_000);
+
+    const asHost = clientAs(etcd, 'api.thishost');
+    await expect(asHost.put('/outrigger/services/api/otherhost-1').value('{}')).rejects.toThrow(/permission denied/);
+    await expect(asHost.put('/outrigger/sidecars/otherhost-1').value('{}')).rejects.toThrow(/permission denied/);
+    await asHost.put(`/outrigger/sidecars/${own}1`).value('{}');
+    expect(await etcd.ctl(['get', '--prefix', '--keys-only', '/outrigger/services/api/'])).toBe(`${key}\n\n`);
   });
 });
