@@ -5,14 +5,15 @@
 // process trees) and from bench/h2_paced.ts (a fixed rate; p50/p99/p99.9/max from the schedule,
 // as h2load reports no percentiles). The upstream is bench/upstream/grpc_server.ts.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
-import { ensureTools, nginxFile, writeNginxConfig, type ToolStatus } from './peers.js';
+import { ensureTools, nginxFile, type ToolStatus } from './peers.js';
 import {
   footnotes,
   medianOrNaN,
+  nginxPeer,
   roundsOf,
   runRounds,
   runToEnd,
@@ -25,7 +26,6 @@ import {
   type SectionTarget,
   type SidecarProtocol,
 } from './section.js';
-import { outriggerCli } from './targets.js';
 
 export const GRPC_PATH = '/bench.Echo/Unary';
 /** One gRPC message "hello": flag 0, length 5, the bytes (h2load's -d body). */
@@ -111,9 +111,8 @@ async function probeGrpc(port: number): Promise<string | null> {
 }
 
 function startTargets(opts: GrpcBenchOptions, dir: string, upstreamPort: number, nginx: ToolStatus | undefined): Promise<SectionTargets> {
-  const nginxDir = join(dir, 'nginx');
   return startSectionConfigs({
-    cli: outriggerCli(opts.repoRoot),
+    repoRoot: opts.repoRoot,
     dir,
     upstreamPort,
     sidecar: GRPC_SIDECAR,
@@ -125,12 +124,13 @@ function startTargets(opts: GrpcBenchOptions, dir: string, upstreamPort: number,
       label: 'grpc-mtls',
       description: 'two sidecars, 1 worker each: h2c → client sidecar → HTTP/2 over mTLS (ALPN h2) → server sidecar → h2c upstream',
     },
-    peer: {
-      name: 'nginx-grpc',
-      tool: nginx,
-      describe: (version) => `${version}: 1 worker, listen http2 (h2c), grpc_pass to a keep-alive upstream`,
-      command: (nginxPath, port) => writeNginxConfig(nginxPath, nginxDir, nginxGrpcConfig(nginxDir, port, upstreamPort)),
-    },
+    peer: nginxPeer(
+      'nginx-grpc',
+      nginx,
+      dir,
+      (version) => `${version}: 1 worker, listen http2 (h2c), grpc_pass to a keep-alive upstream`,
+      (nginxDir, port) => nginxGrpcConfig(nginxDir, port, upstreamPort),
+    ),
   });
 }
 
@@ -193,7 +193,7 @@ export async function runGrpcBench(opts: GrpcBenchOptions): Promise<GrpcBenchRes
   const paced = join(opts.repoRoot, 'dist', 'bench', 'h2_paced.js');
   const runs: GrpcRun[] = [];
   const h2loadPath = h2load.path;
-  const targets = await runRounds(
+  const { configs, skipped } = await runRounds(
     'grpc',
     opts,
     () => startTargets(opts, dir, upstream.port, tools.get('nginx')),
@@ -204,12 +204,9 @@ export async function runGrpcBench(opts: GrpcBenchOptions): Promise<GrpcBenchRes
       );
       runs.push(r);
     },
-    async () => {
-      await upstream.proc.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    { upstream: upstream.proc, dir },
   );
-  return { configs: targets.configs(), skipped: targets.skipped, rate: opts.rate, runs };
+  return { configs, skipped, rate: opts.rate, runs };
 }
 
 const signed = (n: number): string => (n >= 0 ? `+${n}` : String(n));

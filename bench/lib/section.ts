@@ -6,14 +6,14 @@
 // each table.
 
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { PeerFiles, ToolStatus } from './peers.js';
+import { writeNginxConfig, type PeerFiles, type ToolStatus } from './peers.js';
 import { freePort, startProcess, type Started } from './proc.js';
 import { median } from './stats.js';
-import { initBenchCa, MTLS_CLIENT_ID, MTLS_SERVER_ID, runOutrigger } from './targets.js';
+import { initBenchCa, MTLS_CLIENT_ID, MTLS_SERVER_ID, outriggerCli, runOutrigger } from './targets.js';
 
 /** What every section's entry point passes on: the checkout, the rounds, whether to apt-get missing tools, where progress goes. */
 export interface SectionArgs {
@@ -192,18 +192,25 @@ export class SectionTargets {
   }
 }
 
+/** What a section leaves behind once its rounds are over: its upstream's process and its temp dir. */
+export interface SectionLeftovers {
+  readonly upstream: Started;
+  readonly dir: string;
+}
+
 /**
  * A section's measurements: the configs `start` brings up (the skipped ones logged), then
  * `rounds` rounds, each measuring every config (`measureConfig`) in that round's rotated order.
- * However it ends, the configs stop, then `cleanUp` runs (the section's upstream, its temp dir).
+ * However it ends, the configs stop, then the upstream, and the temp dir goes. The configs that
+ * started and those skipped, for the results.
  */
 export async function runRounds(
   section: string,
   opts: Pick<SectionArgs, 'rounds' | 'log'>,
   start: () => Promise<SectionTargets>,
   measureConfig: (t: SectionTarget, round: number) => Promise<void>,
-  cleanUp: () => Promise<void>,
-): Promise<SectionTargets> {
+  leftovers: SectionLeftovers,
+): Promise<Pick<SectionResults<SectionRun>, 'configs' | 'skipped'>> {
   let targets = new SectionTargets();
   try {
     targets = await start();
@@ -213,9 +220,10 @@ export async function runRounds(
     }
   } finally {
     await targets.stopAll();
-    await cleanUp();
+    await leftovers.upstream.stop();
+    rmSync(leftovers.dir, { recursive: true, force: true });
   }
-  return targets;
+  return { configs: targets.configs(), skipped: targets.skipped };
 }
 
 /** Runs one measurement; a throw is logged and recorded in `failed` instead of ending the section (null then). */
@@ -247,7 +255,8 @@ export type Probe = (port: number) => Promise<string | null>;
 
 /** A section's configs, as data: each starts in turn, and joins the set or is skipped with its reason. */
 export interface SectionConfigs {
-  readonly cli: string;
+  /** The checkout whose built CLI runs the sidecars. */
+  readonly repoRoot: string;
   /** The section's temp dir: sidecar files, the CA, the peer's files. */
   readonly dir: string;
   /** Where every config's traffic ends. */
@@ -263,29 +272,44 @@ export interface SectionConfigs {
   /** Two sidecars whose hop is mTLS; `label` names their files and processes. */
   readonly mtls: { readonly name: string; readonly label: string; readonly description: string };
   /** The peer proxy: its tool (missing: skipped with the tool's reason), its description from the tool's version, its command on a port. */
-  readonly peer: {
-    readonly name: string;
-    readonly tool: ToolStatus | undefined;
-    describe(version: string): string;
-    command(toolPath: string, port: number): PeerFiles;
-  };
+  readonly peer: PeerConfig;
+}
+
+export interface PeerConfig {
+  readonly name: string;
+  readonly tool: ToolStatus | undefined;
+  describe(version: string): string;
+  command(toolPath: string, port: number): PeerFiles;
+}
+
+/** nginx as a section's peer proxy: the nginx.conf `conf(nginxDir, port)` writes, in `dir`/nginx. */
+export function nginxPeer(
+  name: string,
+  tool: ToolStatus | undefined,
+  dir: string,
+  describe: (version: string) => string,
+  conf: (nginxDir: string, port: number) => string,
+): PeerConfig {
+  const nginxDir = join(dir, 'nginx');
+  return { name, tool, describe, command: (nginxPath, port) => writeNginxConfig(nginxPath, nginxDir, conf(nginxDir, port)) };
 }
 
 /** Starts a section's configs in order: direct, one sidecar (and its variants), the mTLS pair, the peer proxy. */
 export async function startSectionConfigs(c: SectionConfigs): Promise<SectionTargets> {
   const set = new SectionTargets();
+  const cli = outriggerCli(c.repoRoot);
   set.started.push({ name: 'direct', description: c.direct, port: c.upstreamPort, pids: [], stop: async () => {} });
   for (const one of [{ ...c.one, sidecar: c.sidecar }, ...(c.variants ?? [])]) {
     await set.attempt(one.name, async () => {
       const port = await freePort();
       const conf = join(c.dir, `${one.name}.yaml`);
       writeFileSync(conf, sidecarYaml(one.sidecar, { role: 'one sidecar', listenPort: port, clusterPort: c.upstreamPort }));
-      const p = await runOutrigger(one.name, c.cli, conf, c.dir);
+      const p = await runOutrigger(one.name, cli, conf, c.dir);
       await set.add(one.name, one.description, port, [p], c.probe);
     });
   }
   await set.attempt(c.mtls.name, async () => {
-    const { port, procs } = await startMtlsPair(c);
+    const { port, procs } = await startMtlsPair(c, cli);
     await set.add(c.mtls.name, c.mtls.description, port, procs, c.probe);
   });
   const tool = c.peer.tool;
@@ -308,8 +332,8 @@ export async function startSectionConfigs(c: SectionConfigs): Promise<SectionTar
  * must meet the server's identity; both stopped if the second does not start. Load goes to the
  * client's port.
  */
-async function startMtlsPair(c: SectionConfigs): Promise<{ port: number; procs: [Started, Started] }> {
-  const { cli, dir, mtls } = c;
+async function startMtlsPair(c: SectionConfigs, cli: string): Promise<{ port: number; procs: [Started, Started] }> {
+  const { dir, mtls } = c;
   const caDir = join(dir, 'ca');
   const bad = initBenchCa(cli, caDir);
   if (bad !== null) throw new Error(bad);

@@ -4,7 +4,7 @@
 // (50 connections, no pipelining: the per-request cost, CPU µs per request of the config's
 // process trees, and redis-benchmark's p50/p99) and SET/GET of large values (MB/s each way).
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,6 @@ import {
   type SectionTarget,
   type SidecarProtocol,
 } from './section.js';
-import { outriggerCli } from './targets.js';
 
 /** redis-benchmark's connections (-c) in both runs. */
 export const TCP_CLIENTS = 50;
@@ -137,7 +136,7 @@ export function probeRedis(port: number): Promise<string | null> {
 
 function startTargets(opts: TcpBenchOptions, dir: string, redisPort: number, haproxy: ToolStatus | undefined): Promise<SectionTargets> {
   return startSectionConfigs({
-    cli: outriggerCli(opts.repoRoot),
+    repoRoot: opts.repoRoot,
     dir,
     upstreamPort: redisPort,
     sidecar: TCP_SIDECAR,
@@ -217,7 +216,7 @@ export async function runTcpBench(opts: TcpBenchOptions): Promise<TcpBenchResult
   });
   const runs: TcpRun[] = [];
   const failed: FailedRun[] = [];
-  const targets = await runRounds(
+  const { configs, skipped } = await runRounds(
     'tcp',
     opts,
     () => startTargets(opts, dir, redisPort, tools.get('haproxy')),
@@ -229,19 +228,9 @@ export async function runTcpBench(opts: TcpBenchOptions): Promise<TcpBenchResult
       );
       runs.push(r);
     },
-    async () => {
-      await redis.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    { upstream: redis, dir },
   );
-  return {
-    configs: targets.configs(),
-    skipped: targets.skipped,
-    failed,
-    requests: opts.requests,
-    largeValueBytes: opts.largeValueBytes,
-    runs,
-  };
+  return { configs, skipped, failed, requests: opts.requests, largeValueBytes: opts.largeValueBytes, runs };
 }
 
 /** The markdown section: medians over rounds, CPU ÷ haproxy-tcp, MB/s from the large-value run. */

@@ -6,15 +6,16 @@
 // that load, and CPU µs per echoed message of the config's process trees (each message crosses
 // the proxy twice: there and back).
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
-import { ensureTools, nginxFile, writeNginxConfig, type ToolStatus } from './peers.js';
+import { ensureTools, nginxFile, type ToolStatus } from './peers.js';
 import {
   footnotes,
   medianOrNaN,
+  nginxPeer,
   recordFailure,
   roundsOf,
   runRounds,
@@ -29,7 +30,6 @@ import {
   type SectionTarget,
   type SidecarProtocol,
 } from './section.js';
-import { outriggerCli } from './targets.js';
 
 export const WS_SIZES: readonly number[] = [64, 16 * 1024];
 
@@ -118,9 +118,8 @@ export function probeWs(port: number): Promise<string | null> {
 }
 
 function startTargets(opts: WsBenchOptions, dir: string, upstreamPort: number, nginx: ToolStatus | undefined): Promise<SectionTargets> {
-  const nginxDir = join(dir, 'nginx');
   return startSectionConfigs({
-    cli: outriggerCli(opts.repoRoot),
+    repoRoot: opts.repoRoot,
     dir,
     upstreamPort,
     sidecar: WS_SIDECAR,
@@ -140,12 +139,13 @@ function startTargets(opts: WsBenchOptions, dir: string, upstreamPort: number, n
       description:
         'two sidecars, 1 worker each, strict engines: ws → client sidecar → mTLS (a connection per WebSocket) → server sidecar (tls: {mode: mtls}) → upstream. CPU = both trees',
     },
-    peer: {
-      name: 'nginx-ws',
-      tool: nginx,
-      describe: (version) => `${version}: 1 worker, proxy_http_version 1.1 with Upgrade/Connection passed on`,
-      command: (nginxPath, port) => writeNginxConfig(nginxPath, nginxDir, nginxWsConfig(nginxDir, port, upstreamPort)),
-    },
+    peer: nginxPeer(
+      'nginx-ws',
+      nginx,
+      dir,
+      (version) => `${version}: 1 worker, proxy_http_version 1.1 with Upgrade/Connection passed on`,
+      (nginxDir, port) => nginxWsConfig(nginxDir, port, upstreamPort),
+    ),
   });
 }
 
@@ -183,7 +183,7 @@ export async function runWsBench(opts: WsBenchOptions): Promise<WsBenchResults> 
   const loadScript = join(opts.repoRoot, 'dist', 'bench', 'ws_load.js');
   const runs: WsRun[] = [];
   const failed: FailedRun[] = [];
-  const targets = await runRounds(
+  const { configs, skipped } = await runRounds(
     'ws',
     opts,
     () => startTargets(opts, dir, upstream.port, nginx),
@@ -195,19 +195,9 @@ export async function runWsBench(opts: WsBenchOptions): Promise<WsBenchResults> 
         runs.push(r);
       }
     },
-    async () => {
-      await upstream.proc.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    { upstream: upstream.proc, dir },
   );
-  return {
-    configs: targets.configs(),
-    skipped: targets.skipped,
-    failed,
-    connections: opts.connections,
-    inflight: opts.inflight,
-    runs,
-  };
+  return { configs, skipped, failed, connections: opts.connections, inflight: opts.inflight, runs };
 }
 
 const sizeLabel = (n: number): string => (n >= 1024 && n % 1024 === 0 ? `${n / 1024} KiB` : `${n} B`);
