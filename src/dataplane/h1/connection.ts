@@ -453,16 +453,6 @@ export class H1Connection implements Timed, ChunkSink {
     return rest;
   }
 
-  /** The request loop is over (socket closed or detached): no buffer, no request, no deadline; the host forgets it. */
-  private leaveLoop(): void {
-    this.st = St.Closed;
-    this.buf = null;
-    this.down = null;
-    this.armed = false;
-    this.host.ticker.delete(this);
-    this.host.closed(this);
-  }
-
   /** Refuses the head being read (or the bytes after a response): local reply, then close. */
   private refuse(err: ProxyError): boolean {
     // No head was parsed: a fresh id, so the reply and the access log line still name the request.
@@ -505,6 +495,16 @@ export class H1Connection implements Timed, ChunkSink {
       down!.ex = null;
       ex.onClientAborted();
     }
+  }
+
+  /** The request loop is over (socket closed or detached): no buffer, no request, no deadline; the host forgets it. */
+  private leaveLoop(): void {
+    this.st = St.Closed;
+    this.buf = null;
+    this.down = null;
+    this.armed = false;
+    this.host.ticker.delete(this);
+    this.host.closed(this);
   }
 
   private onDrain(): void {
