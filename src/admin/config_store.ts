@@ -113,7 +113,7 @@ export class ConfigStore {
       return { ok: false, kind: 'apply_failed', error: e instanceof Error ? e.message : String(e) };
     }
     this.closeUnusedLogs(applied);
-    const summary = summarizeDelta(compileDelta(prev, applied, null));
+    const summary = summarizeDelta(compileDelta(withDiscoveredEndpoints(prev, applied), applied, null));
     if (origin === 'file') this.policy?.trust(loaded.source);
     this.snapshotNow = applied;
     this.record(version, by, summary, loaded.source);
@@ -182,4 +182,18 @@ export class ConfigStore {
     const limit = Math.max(1, this.adminNow.historyLimit);
     if (this.entries.length > limit) this.entries.splice(0, this.entries.length - limit);
   }
+}
+
+/**
+ * `prev` with the endpoints of the clusters discovered before and after taken from `now`: the
+ * endpoints discovery changed since the last reload (thousands, under churn) are not this
+ * reload's change, and its summary does not list them.
+ */
+function withDiscoveredEndpoints(prev: Snapshot, now: Snapshot): Snapshot {
+  const discovered = new Map(now.clusters.filter((c) => c.discovery !== null).map((c) => [c.name, c.endpoints]));
+  const clusters = prev.clusters.map((c) => {
+    const endpoints = c.discovery === null ? undefined : discovered.get(c.name);
+    return endpoints === undefined ? c : { ...c, endpoints };
+  });
+  return { ...prev, clusters };
 }
