@@ -36,7 +36,10 @@ export interface DiscoveryStatus {
 }
 
 class Watched {
-  /** The newest set the source reported, by address; null = none yet. */
+  /**
+   * The newest set the source reported, by address; null = none yet. A kept address keeps its
+   * EndpointSpec object from set to set, so that the workers' deltas see only what changed.
+   */
   byAddress: ReadonlyMap<string, EndpointSpec> | null = null;
   /** The set last made into a snapshot's endpoints (sorted by address), and the map it was made from. */
   private sorted: readonly EndpointSpec[] = [];
