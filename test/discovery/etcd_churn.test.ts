@@ -12,8 +12,8 @@ import type { Socket } from 'node:net';
 import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { etcdUnavailable, startEtcdCluster } from '../helpers/etcd.js';
-import { adminCall, closeAll, eventually, httpGet, keepAlive, listenTracked, track, untilCluster, type Sidecar } from '../helpers/sidecar.js';
-import { discoveringSidecar, PREFIX } from './etcd_fixtures.js';
+import { adminCall, closeAll, eventually, keepAlive, listenTracked, track, untilCluster, type Sidecar } from '../helpers/sidecar.js';
+import { countedGet, discoveringSidecar, PREFIX, type Tally } from './etcd_fixtures.js';
 
 const why = etcdUnavailable();
 const SERVICE_SIZE = 500;
@@ -44,35 +44,25 @@ function sidecarCpu(sc: Sidecar): { all: number; main: number; t: number } {
 /** Requests at a steady rate until stop(); every non-200 is a failure. */
 function pacedTraffic(sc: Sidecar, perSecond: number): { readonly ok: number; stop(): Promise<{ ok: number; failed: string[] }> } {
   const agent = keepAlive(16);
-  let ok = 0;
-  const failed: string[] = [];
+  const tally: Tally = { ok: 0, failed: [] };
   const inFlight = new Set<Promise<void>>();
-  const one = async (): Promise<void> => {
-    try {
-      const a = await httpGet(sc.url('/t'), { agent, timeoutMs: 10_000 });
-      if (a.status === 200) ok++;
-      else failed.push(`${a.status} ${a.error ?? ''} ${a.text.slice(0, 100)}`);
-    } catch (e) {
-      failed.push((e as Error).message);
-    }
-  };
   const t0 = Date.now();
   let sent = 0;
   const timer = setInterval(() => {
     for (const due = Math.floor(((Date.now() - t0) * perSecond) / 1000); sent < due; sent++) {
-      const p: Promise<void> = one().finally(() => inFlight.delete(p));
+      const p: Promise<void> = countedGet(sc, agent, tally).finally(() => inFlight.delete(p));
       inFlight.add(p);
     }
   }, 10);
   return {
     get ok() {
-      return ok;
+      return tally.ok;
     },
     stop: async () => {
       clearInterval(timer);
       await Promise.all(inFlight);
       agent.destroy();
-      return { ok, failed };
+      return { ok: tally.ok, failed: tally.failed };
     },
   };
 }

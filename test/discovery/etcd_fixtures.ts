@@ -3,6 +3,7 @@
 // test meets its sidecars under a key prefix of its own (an EtcdSpace), so the tests of a file
 // can share one etcd cluster.
 
+import type { Agent } from 'node:http';
 import { hostname } from 'node:os';
 import { adminCall, deadPort, httpGet, keepAlive, startSidecar, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 import type { EtcdCluster } from '../helpers/etcd.js';
@@ -110,35 +111,43 @@ export async function registrations(etcd: EtcdCluster, space: EtcdSpace): Promis
   return out;
 }
 
+/** What traffic has had so far: the answered requests and a line per failure. */
+export interface Tally {
+  ok: number;
+  readonly failed: string[];
+}
+
+/** One request to the sidecar, counted in `tally`: a 200 is ok, anything else (or no answer) a failure. */
+export async function countedGet(sc: Sidecar, agent: Agent, tally: Tally): Promise<void> {
+  try {
+    const a = await httpGet(sc.url('/t'), { agent, timeoutMs: 10_000 });
+    if (a.status === 200) tally.ok++;
+    else tally.failed.push(`${a.status} ${a.error ?? ''} ${a.text.slice(0, 100)}`);
+  } catch (e) {
+    tally.failed.push((e as Error).message);
+  }
+}
+
 /** Requests sent one after another (on a few keep-alive sockets) until stop(); every non-200 is a failure. */
 export function traffic(sc: Sidecar, concurrency = 4): { stop(): Promise<{ ok: number; failed: string[] }>; readonly ok: number; failures(): string[] } {
   const agent = keepAlive(concurrency);
   let running = true;
-  let ok = 0;
-  const failed: string[] = [];
+  const tally: Tally = { ok: 0, failed: [] };
   const loop = async (): Promise<void> => {
-    while (running) {
-      try {
-        const a = await httpGet(sc.url('/t'), { agent, timeoutMs: 10_000 });
-        if (a.status === 200) ok++;
-        else failed.push(`${a.status} ${a.error ?? ''} ${a.text.slice(0, 100)}`);
-      } catch (e) {
-        failed.push((e as Error).message);
-      }
-    }
+    while (running) await countedGet(sc, agent, tally);
   };
   const loops = Array.from({ length: concurrency }, () => loop());
   return {
     get ok() {
-      return ok;
+      return tally.ok;
     },
     /** The failures so far (a copy), while the traffic goes on. */
-    failures: () => [...failed],
+    failures: () => [...tally.failed],
     stop: async () => {
       running = false;
       await Promise.all(loops);
       agent.destroy();
-      return { ok, failed };
+      return { ok: tally.ok, failed: tally.failed };
     },
   };
 }
