@@ -121,10 +121,15 @@ export class ConfigStore {
   }
 
   /** Applies the config of an earlier version again, as a new version (held to the API policy like PUT /config). */
-  async rollback(toVersion: number, by: string): Promise<ApplyOutcome | null> {
+  /**
+   * Applies version `toVersion`'s config again (null: not in the history), through `via` — the
+   * mesh watcher's local path on a sidecar that follows mesh config, so that the mesh version's
+   * parts stay in place.
+   */
+  async rollback(toVersion: number, by: string, via: Pick<ConfigStore, 'apply'> = this): Promise<ApplyOutcome | null> {
     const entry = this.entries.find((e) => e.version === toVersion);
     if (entry === undefined) return null;
-    return this.apply({ object: entry.source }, `${by} (rollback to v${toVersion})`, 'api');
+    return via.apply({ object: entry.source }, `${by} (rollback to v${toVersion})`, 'api');
   }
 
   private load(input: ConfigInput, version: number, origin: ConfigOrigin): LoadResult {

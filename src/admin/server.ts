@@ -29,6 +29,12 @@ const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'
 /** What the admin server reads from and asks of the rest of the process. */
 export interface AdminDeps {
   readonly store: ConfigStore;
+  /**
+   * Where PUT /config and rollbacks are applied: on a sidecar that follows mesh config, the mesh
+   * watcher's local path (the applied mesh version's parts stay in place, as on a file reload);
+   * else the store itself.
+   */
+  readonly configApply?: Pick<ConfigStore, 'apply'>;
   readonly stats: StatsAggregator;
   /** The bearer token every call but /live and /ready needs (/metrics: unless metricsToken is null). */
   readonly token: string;
@@ -132,7 +138,7 @@ export class AdminServer {
         return send(res, 200, { version: d.store.version, config: d.store.source });
       case 'PUT /config': {
         const input = await readConfigBody(req);
-        return sendOutcome(res, await d.store.apply(input, by(req, 'PUT /config'), 'api'));
+        return sendOutcome(res, await (d.configApply ?? d.store).apply(input, by(req, 'PUT /config'), 'api'));
       }
       case 'POST /config/validate': {
         const input = await readConfigBody(req);
@@ -155,7 +161,7 @@ export class AdminServer {
         const body = await readJson(req);
         const version = (body as { version?: unknown } | null)?.version;
         if (typeof version !== 'number' || !Number.isInteger(version)) throw new HttpError(400, 'body must be {"version": <integer>}');
-        const outcome = await d.store.rollback(version, by(req, 'POST /config/rollback'));
+        const outcome = await d.store.rollback(version, by(req, 'POST /config/rollback'), d.configApply);
         if (outcome === null) throw new HttpError(404, `version ${version} is not in the history`);
         return sendOutcome(res, outcome);
       }

@@ -105,6 +105,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   );
   const adminServer: AdminServer = new AdminServer({
     store,
+    configApply: mesh?.localReloads ?? store,
     stats,
     token: access.token.token,
     metricsToken: access.metricsToken?.token ?? null,

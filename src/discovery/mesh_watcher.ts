@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { ApplyOutcome, ConfigInput, ConfigOrigin, ConfigStore } from '../admin/config_store.js';
 import type { CompileOptions } from '../config/load.js';
 import { compileConfig, formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
+import { parseConfigBody } from '../admin/body_limits.js';
 import { sameValue } from '../config/equal.js';
 import { serviceConfig, validateMesh, type MeshPart } from './mesh_config.js';
 import type { EtcdKeys } from './etcd_client.js';
@@ -167,7 +168,10 @@ export class MeshWatcher {
   private async applyLocal(input: ConfigInput, by: string, origin: ConfigOrigin): Promise<ApplyOutcome> {
     const mesh = this.appliedPart;
     if (mesh === null) return this.o.store.apply(input, by, origin);
-    const local = 'text' in input ? parseConfigText(input.text, this.o.compile, this.o.localFile) : compileConfig(input.object, this.o.compile);
+    // A body from the admin API is parsed with its limits, as the store would have parsed it.
+    const parse =
+      origin === 'api' ? (text: string) => parseConfigBody(text, this.o.compile) : (text: string) => parseConfigText(text, this.o.compile, this.o.localFile);
+    const local = 'text' in input ? parse(input.text) : compileConfig(input.object, this.o.compile);
     if (!local.ok) return { ok: false, kind: 'invalid', problems: local.problems };
     return this.o.store.apply({ object: serviceConfig(local.source, mesh.part) }, `${by} with mesh v${mesh.version}`, origin);
   }

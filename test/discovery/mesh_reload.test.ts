@@ -130,4 +130,29 @@ describe.skipIf(why !== null)(`a local reload on a sidecar that follows the mesh
     expect(await routedTo(sc, '/other')).toBe('blue');
     expect(await statusRow()).toMatchObject({ applied_version: 2, status: 'ok', lag: 0 });
   });
+
+  it('PUT /config and rollbacks are rebuilt with the mesh version’s parts in place', async () => {
+    // Mesh v2 sets clusters only (app → blue's address). A PUT of the local file with another
+    // drain time keeps them.
+    const put = await adminCall(sc, 'PUT', '/config', local(2500, true));
+    expect(put.status, JSON.stringify(put.json)).toBe(200);
+    expect(await drainMs()).toBe(2500);
+    expect(await routedTo(sc, '/other')).toBe('blue');
+    expect((await lastVersion()).by).toMatch(/PUT \/config.* with mesh v2$/);
+    const versions = (await adminCall(sc, 'GET', '/config/history')).json.versions as Array<{ version: number; by: string }>;
+    // A version of mesh v1's time routes /new to v1's cluster blue, which v2's clusters replace:
+    // rebuilt on v2 it is invalid, so it is refused with the problem and the running config stays.
+    const v1Era = versions.find((v) => /^file change of .* with mesh v1$/.test(v.by));
+    const refused = await adminCall(sc, 'POST', '/config/rollback', { version: v1Era!.version });
+    expect(refused.status).toBe(400);
+    expect(refused.json.problems).toEqual([expect.objectContaining({ path: 'listeners[0].routes[0].cluster', message: 'unknown cluster "blue"' })]);
+    expect(await drainMs()).toBe(2500);
+    // Mesh v2's own version applies again, with v2's clusters.
+    const v2 = versions.find((v) => v.by === 'mesh v2');
+    const back = await adminCall(sc, 'POST', '/config/rollback', { version: v2!.version });
+    expect(back.status, JSON.stringify(back.json)).toBe(200);
+    expect(await drainMs()).toBe(2000);
+    expect(await routedTo(sc, '/other')).toBe('blue');
+    expect(await statusRow()).toMatchObject({ applied_version: 2, status: 'ok', lag: 0 });
+  });
 });
