@@ -322,6 +322,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
 
   onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void {
     if (this.phase !== Phase.Sending) return;
+    this.endpoint.reached();
     this.report(status < 500 ? TryOutcome.Success : status >= 502 && status <= 504 ? TryOutcome.Gateway : TryOutcome.Error5xx);
     // A grpc-status in the head is a trailers-only response: the call failed before any message.
     const grpcStatus = this.grpc ? grpcStatusIn(headers) : -1;
@@ -426,6 +427,9 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.endTry();
     const kind: FailureKind | null =
       err.code === 'upstream_connect_failed' ? 'connect' : err.code === 'upstream_reset' || err.code === 'upstream_protocol_error' ? 'reset' : null;
+    // Refused or timed out before anything was sent: the endpoint leaves this worker's balancing
+    // until a probe reaches it (cluster.ts, Endpoint).
+    if (kind === 'connect') this.endpoint.connectFailed();
     if (kind !== null) {
       this.report(TryOutcome.Gateway);
       if (this.mayRetry(kind, 0)) {

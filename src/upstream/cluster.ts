@@ -4,6 +4,7 @@
 // in-flight requests, a removed one drains, a new one starts empty (DESIGN.md §1). A change of
 // endpoints alone (discovery) touches only the endpoints it names.
 
+import net from 'node:net';
 import type { ClusterChange, EndpointChanges } from '../config/delta.js';
 import type { ClusterSpec, EndpointSpec } from '../config/types.js';
 import { createLoadBalancer } from '../lb/index.js';
@@ -17,9 +18,22 @@ export interface TlsProvider {
   tlsMaterial(): TlsMaterial | null;
 }
 import { RetryBudget } from './retry_budget.js';
-import type { Ticker } from './ticker.js';
+import type { Ticker, Timed, TimerEntry } from './ticker.js';
 
-export class Endpoint implements LbHost {
+/** After a failed connect, the endpoint is out of balancing for this long, doubled per failed probe up to the cap. */
+const UNREACHABLE_BASE_MS = 250;
+const UNREACHABLE_MAX_MS = 4000;
+
+/**
+ * An endpoint of a cluster on one worker. Besides the main thread's verdicts (health checks,
+ * outlier ejection), it takes itself out of balancing when a connect to it fails — refused or
+ * timed out, nothing of a request sent — as Linkerd balances only over endpoints it can reach:
+ * a killed peer that discovery still lists (until its lease expires) then costs one failed
+ * connect, not a share of the traffic. A background TCP connect probes it after a backoff; it
+ * is back in the set when one succeeds. Alone in its cluster, or when every endpoint is out,
+ * the balancer still picks it (panic), so requests fail fast rather than wait.
+ */
+export class Endpoint implements LbHost, Timed {
   /** As the config or discovery gave it; a new weight replaces it. */
   spec: EndpointSpec;
   weight: number;
@@ -32,6 +46,18 @@ export class Endpoint implements LbHost {
   ejected = false;
   /** Whether the last outcome this worker reported for outlier detection was a failure. */
   lastOutcomeFailed = false;
+  /** A connect to it failed and no probe has reached it since (this worker's view). */
+  unreachable = false;
+  /** Failed connects and probes in a row: the backoff's exponent. */
+  private connectFailures = 0;
+  /** The probe in flight, if any. */
+  private probe: net.Socket | null = null;
+  /** The cluster's connect timeout, for the probe too. */
+  private readonly connectTimeoutMs: number;
+  private retired = false;
+  /** Timed: when the next probe starts (while unreachable). */
+  deadline = 0;
+  timerEntry: TimerEntry | null = null;
   /** HTTP/1 or HTTP/2 by the cluster's protocol (fixed for the endpoint's life: a protocol change replaces the cluster). */
   readonly pool: EndpointTarget;
   constructor(
@@ -39,11 +65,12 @@ export class Endpoint implements LbHost {
     spec: EndpointSpec,
     cluster: ClusterSpec,
     budget: PendingBudget,
-    ticker: Ticker,
+    private readonly ticker: Ticker,
     tls: PoolTls | null,
   ) {
     this.spec = spec;
     this.weight = spec.weight;
+    this.connectTimeoutMs = cluster.pool.connectTimeoutMs;
     this.pool =
       cluster.protocol === 'http2'
         ? new H2Pool(spec.host, spec.port, cluster.pool, budget, ticker, tls)
@@ -67,7 +94,75 @@ export class Endpoint implements LbHost {
   setState(checkedHealthy: boolean, ejected: boolean): void {
     this.checkedHealthy = checkedHealthy;
     this.ejected = ejected;
-    this.healthy = checkedHealthy && !ejected;
+    this.refreshHealthy();
+  }
+
+  /** A connect to this endpoint failed (refused, timed out): out of balancing until a probe reaches it. */
+  connectFailed(): void {
+    if (this.retired) return;
+    this.connectFailures++;
+    if (!this.unreachable) {
+      this.unreachable = true;
+      this.refreshHealthy();
+    }
+    if (this.probe !== null) return; // the probe in flight decides
+    const backoff = Math.min(UNREACHABLE_MAX_MS, UNREACHABLE_BASE_MS * 2 ** Math.min(this.connectFailures - 1, 16));
+    this.deadline = this.ticker.fresh() + backoff;
+    this.ticker.add(this);
+  }
+
+  /** A try got an answer from this endpoint: whatever failed before, it is reachable. */
+  reached(): void {
+    if (this.connectFailures === 0) return;
+    this.connectFailures = 0;
+    this.backInSet();
+  }
+
+  /** The endpoint left the config: no more probes, its pool drains. */
+  leave(): void {
+    this.retire();
+    this.pool.drain();
+  }
+
+  /** No more probes. */
+  retire(): void {
+    this.retired = true;
+    if (this.timerEntry !== null) this.ticker.delete(this);
+    this.probe?.destroy();
+    this.probe = null;
+  }
+
+  /** Timed: the backoff is over; probe with a bare TCP connect (no request is risked on it). */
+  onDeadline(): void {
+    if (this.retired || !this.unreachable) return;
+    const probe = net.connect({ host: this.spec.host, port: this.spec.port });
+    this.probe = probe;
+    if (this.connectTimeoutMs > 0) probe.setTimeout(this.connectTimeoutMs, () => probe.destroy(new Error('connect timeout')));
+    probe.once('connect', () => {
+      this.probeDone(probe);
+      this.connectFailures = 0;
+      this.backInSet();
+    });
+    probe.once('error', () => {
+      this.probeDone(probe);
+      this.connectFailed();
+    });
+  }
+
+  private probeDone(probe: net.Socket): void {
+    probe.destroy();
+    if (this.probe === probe) this.probe = null;
+  }
+
+  private backInSet(): void {
+    if (!this.unreachable) return;
+    this.unreachable = false;
+    if (this.timerEntry !== null) this.ticker.delete(this);
+    this.refreshHealthy();
+  }
+
+  private refreshHealthy(): void {
+    this.healthy = this.checkedHealthy && !this.ejected && !this.unreachable;
   }
 }
 
@@ -147,7 +242,7 @@ export class Cluster {
   /** Only endpoints changed: the work is the size of the change (plus the balancer's copy of the host list). */
   private changeEndpoints(changes: EndpointChanges): void {
     for (const address of changes.removed) {
-      this.byAddress.get(address)?.pool.drain();
+      this.byAddress.get(address)?.leave();
       this.byAddress.delete(address);
     }
     for (const e of changes.changed) this.byAddress.get(e.address)?.reweight(e);
@@ -161,7 +256,7 @@ export class Cluster {
     if (tls) this.tls = this.poolTls(spec);
     if (spec.protocol !== this.spec.protocol) {
       // Another protocol: every endpoint starts over with a new pool; the old ones drain.
-      for (const e of this.byAddress.values()) e.pool.drain();
+      for (const e of this.byAddress.values()) e.leave();
       this.byAddress.clear();
     }
     const kept = new Map(this.byAddress);
@@ -178,7 +273,7 @@ export class Cluster {
       ep.pool.tls = this.tls;
       this.byAddress.set(e.address, ep);
     }
-    for (const gone of kept.values()) gone.pool.drain();
+    for (const gone of kept.values()) gone.leave();
     this.endpoints = [...this.byAddress.values()];
     this.spec = spec;
     this.budget.max = spec.pool.maxPending;
@@ -201,10 +296,13 @@ export class Cluster {
 
   /** The cluster left the config: drain every endpoint. */
   drain(): void {
-    for (const e of this.endpoints) e.pool.drain();
+    for (const e of this.endpoints) e.leave();
   }
 
   close(): void {
-    for (const e of this.endpoints) e.pool.close();
+    for (const e of this.endpoints) {
+      e.retire();
+      e.pool.close();
+    }
   }
 }

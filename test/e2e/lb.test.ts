@@ -5,7 +5,7 @@
 
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, proxyConfig, startSidecar, startUpstream, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import { closeAll, deadPort, proxyConfig, startSidecar, startUpstream, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 
 afterEach(closeAll);
 
@@ -115,5 +115,40 @@ describe('slow endpoint under least_request', () => {
     expect(slow).toBeLessThan(fast2);
     // Power of two choices still sends it some traffic.
     expect(slow).toBeGreaterThan(0);
+  });
+});
+
+describe('an endpoint that refuses connections (default config: no retries, no outlier detection)', () => {
+  it('costs one failed request, not a share of the traffic; back in the set once something listens again', async () => {
+    // A peer killed while discovery still lists it (until its lease expires) looks like this.
+    const ups = await upstreams(2);
+    const dead = await deadPort();
+    const sc = await startSidecar(proxyConfig([...ups.map((u) => u.address), `127.0.0.1:${dead}`], { lb: 'least_request' }), { workers: 1 });
+    // Under least_request a refusing endpoint never has a request in flight, so without its
+    // removal it would draw about a third of these or more.
+    const statuses = await load(sc, 150, 1);
+    expect(statuses.filter((s) => s !== 200).length).toBeLessThanOrEqual(1);
+    expect(counts(ups).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(149);
+    // Its background probe finds it listening again: it gets traffic, and nothing failed.
+    const revived: number[] = [];
+    const server = http.createServer((_req, res) => {
+      revived.push(1);
+      res.end('r');
+    });
+    await new Promise<void>((resolve) => server.listen(dead, '127.0.0.1', resolve));
+    try {
+      await expect
+        .poll(
+          async () => {
+            expect((await load(sc, 10, 1)).every((s) => s === 200)).toBe(true);
+            return revived.length;
+          },
+          { timeout: 30_000, interval: 100 },
+        )
+        .toBeGreaterThan(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
