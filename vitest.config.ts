@@ -5,8 +5,8 @@ import { defineConfig } from 'vitest/config';
 // multi-worker sidecars, so files run one at a time within a lane, and two lanes run side by
 // side:
 // - "wait": suites whose time is mostly waiting on real clocks — etcd leases and elections,
-//   DNS TTLs, slowloris timeouts, signer outages, span export intervals, network namespaces —
-//   and which use little CPU while they wait;
+//   DNS TTLs, slowloris timeouts, certificate rotation and signer outages, tunnel drains, span
+//   export intervals, network namespaces — and which use little CPU while they wait;
 // - "main": everything else.
 // Every test binds port 0 and reads only its own processes, so the lanes share nothing.
 // `npm test` (scripts/test.mjs) runs each lane as its own vitest process: vitest 4 queues the
@@ -17,7 +17,8 @@ const wait = [
   'test/discovery/**/*.test.ts',
   'test/intercept/**/*.test.ts',
   'test/edge/safety.test.ts',
-  'test/mesh/signer*.test.ts',
+  'test/mesh/**/*.test.ts',
+  'test/websocket/tunnel.test.ts',
   'test/tracing/**/*.test.ts',
 ];
 
