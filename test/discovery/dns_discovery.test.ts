@@ -7,8 +7,8 @@
 import { createSocket } from 'node:dgram';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startDnsmasq, type Dnsmasq } from '../helpers/dnsmasq.js';
-import { adminCall, httpGet, keepAlive, parsePrometheus, sampleValue, startSidecar, type Sample, type Sidecar } from '../helpers/sidecar.js';
-import { named } from './dns_fixtures.js';
+import { adminCall, parsePrometheus, sampleValue, startSidecar, type Sample, type Sidecar } from '../helpers/sidecar.js';
+import { bodies, named } from './dns_fixtures.js';
 
 function discoveryConfig(discovery: Record<string, unknown>): Record<string, unknown> {
   return {
@@ -16,17 +16,6 @@ function discoveryConfig(discovery: Record<string, unknown>): Record<string, unk
     listeners: [{ name: 'main', address: '127.0.0.1:0', routes: [{ name: 'all', match: { path_prefix: '/' }, cluster: 'api' }] }],
     clusters: [{ name: 'api', lb: 'round_robin', discovery }],
   };
-}
-
-/** Bodies of `n` sequential requests through the sidecar (one keep-alive connection from the client). */
-async function bodies(sc: Sidecar, n: number): Promise<string[]> {
-  const agent = keepAlive(1);
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const a = await httpGet(sc.url('/'), { agent });
-    out.push(a.status === 200 ? a.text : `${a.status} ${String(a.headers['x-outrigger-error'])}`);
-  }
-  return out;
 }
 
 /** /ready's status and discovery entry for `api`, and its discovery series in the whole /metrics text (parsed strictly). */

@@ -1,6 +1,8 @@
-// What the DNS discovery tests share: the named HTTP servers their DNS records point at.
+// What the DNS discovery tests share: the named HTTP servers their DNS records point at, and
+// what a client through the sidecar gets from them.
 
 import http from 'node:http';
+import { httpGet, keepAlive, type Sidecar } from '../helpers/sidecar.js';
 
 /** An HTTP server on host:port answering its name, counting the TCP connections it accepted. */
 export interface Named {
@@ -20,4 +22,15 @@ export async function named(name: string, host: string, port = 0): Promise<Named
   n.port = (server.address() as { port: number }).port;
   server.unref();
   return n;
+}
+
+/** Bodies of `n` sequential requests to `/` through the sidecar (one keep-alive client connection); a refusal reads `<status> <x-outrigger-error>`. */
+export async function bodies(sc: Sidecar, n: number): Promise<string[]> {
+  const agent = keepAlive(1);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = await httpGet(sc.url('/'), { agent });
+    out.push(a.status === 200 ? a.text : `${a.status} ${String(a.headers['x-outrigger-error'])}`);
+  }
+  return out;
 }

@@ -6,8 +6,8 @@
 import { createSocket } from 'node:dgram';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDnsmasq } from '../helpers/dnsmasq.js';
-import { adminCall, httpGet, keepAlive, startSidecar, type Sidecar } from '../helpers/sidecar.js';
-import { named, type Named } from './dns_fixtures.js';
+import { adminCall, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import { bodies, named, type Named } from './dns_fixtures.js';
 
 const SRV_NAME = '_api._tcp.mesh.local';
 
@@ -35,17 +35,6 @@ async function srvSidecar(resolver: string): Promise<Sidecar> {
   return sc;
 }
 
-/** The sorted bodies of `n` sequential requests (one keep-alive client connection). */
-async function answers(sc: Sidecar, n: number): Promise<string[]> {
-  const agent = keepAlive(1);
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const a = await httpGet(sc.url('/'), { agent });
-    out.push(a.status === 200 ? a.text : `${a.status} ${String(a.headers['x-outrigger-error'])}`);
-  }
-  return out.sort();
-}
-
 /** `api`'s endpoints in /clusters, as sorted `address weight` strings. */
 async function endpoints(sc: Sidecar): Promise<string[]> {
   const clusters = (await adminCall(sc, 'GET', '/clusters')).json.clusters as Array<{ name: string; endpoints: Array<{ address: string; weight: number }> }>;
@@ -63,7 +52,7 @@ describe('DNS SRV priorities (dnsmasq on loopback)', () => {
     const sc = await srvSidecar(dns.address);
     await expect.poll(() => endpoints(sc), { timeout: 10_000 }).toEqual([`127.0.0.1:${a.port} 10`, `127.0.0.1:${b.port} 30`].sort());
     // Weighted round robin over 10 + 30: 40 requests are 10 to a and 30 to b.
-    const got = await answers(sc, 40);
+    const got = await bodies(sc, 40);
     expect(got.filter((x) => x === 'a')).toHaveLength(10);
     expect(got.filter((x) => x === 'b')).toHaveLength(30);
     expect(backup.connections).toBe(0);
@@ -78,16 +67,16 @@ describe('DNS SRV priorities (dnsmasq on loopback)', () => {
     });
     cleanups.push(() => dns.stop());
     const sc = await srvSidecar(dns.address);
-    await expect.poll(() => answers(sc, 1), { timeout: 10_000 }).toEqual(['backup']);
+    await expect.poll(() => bodies(sc, 1), { timeout: 10_000 }).toEqual(['backup']);
     expect(await endpoints(sc)).toEqual([`127.0.0.1:${backup.port} 1`]);
 
     dns.setHosts(['127.0.0.1 primary.mesh.local']);
     await expect.poll(() => endpoints(sc), { timeout: 10_000 }).toEqual([`127.0.0.1:${primary.port} 1`]);
-    expect(await answers(sc, 4)).toEqual(['primary', 'primary', 'primary', 'primary']);
+    expect(await bodies(sc, 4)).toEqual(['primary', 'primary', 'primary', 'primary']);
 
     dns.setHosts([]);
     await expect.poll(() => endpoints(sc), { timeout: 10_000 }).toEqual([`127.0.0.1:${backup.port} 1`]);
-    expect(await answers(sc, 2)).toEqual(['backup', 'backup']);
+    expect(await bodies(sc, 2)).toEqual(['backup', 'backup']);
   });
 
   it('a lowest priority whose target lookup times out is not skipped: stale, and the next priority gets nothing', async () => {
@@ -107,7 +96,7 @@ describe('DNS SRV priorities (dnsmasq on loopback)', () => {
       String(((await adminCall(sc, 'GET', '/ready')).json?.discovery?.[0] as Record<string, unknown> | undefined)?.['error']);
     await expect.poll(readyError, { timeout: 15_000 }).toContain('no SRV target of priority 0 resolved (primary.slow.mesh.local:');
     expect(await endpoints(sc)).toEqual([]);
-    expect(await answers(sc, 1)).toEqual(['503 no_healthy_endpoint']);
+    expect(await bodies(sc, 1)).toEqual(['503 no_healthy_endpoint']);
     expect(backup.connections).toBe(0);
   });
 });

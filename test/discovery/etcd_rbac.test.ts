@@ -12,7 +12,7 @@ import os from 'node:os';
 import { Etcd3 } from 'etcd3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { etcdUnavailable } from '../helpers/etcd.js';
-import { startTlsEtcd, type TlsEtcd } from '../helpers/etcd_tls.js';
+import { addRoleUser, startTlsEtcd, type TlsEtcd } from '../helpers/etcd_tls.js';
 import { adminCall, closeAll, deadPort, eventually, httpGet, startSidecar, startUpstream, track, type Sidecar } from '../helpers/sidecar.js';
 
 const why = etcdUnavailable();
@@ -44,20 +44,18 @@ describe.skipIf(why !== null)(`etcd with client certificates and RBAC${why === n
 
   it('a service role lets its sidecars register under their service only', async () => {
     const etcd = await startTlsEtcd();
-    const { ctl } = etcd;
 
     // README "Running a mesh": the role of service api and its user (the certificate's CN); auth is on.
-    await ctl(['role', 'add', 'svc-api']);
-    await ctl(['role', 'grant-permission', 'svc-api', 'readwrite', '/outrigger/services/api/', '--prefix=true']);
-    await ctl(['role', 'grant-permission', 'svc-api', 'readwrite', '/outrigger/sidecars/', '--prefix=true']);
-    await ctl(['role', 'grant-permission', 'svc-api', 'read', '/outrigger/services/', '--prefix=true']);
-    await ctl(['role', 'grant-permission', 'svc-api', 'read', '/outrigger/mesh/', '--prefix=true']);
-    await ctl(['user', 'add', 'api.default', '--no-password']);
-    await ctl(['user', 'grant-role', 'api.default', 'svc-api']);
+    await addRoleUser(etcd, 'api.default', 'svc-api', [
+      ['readwrite', '/outrigger/services/api/'],
+      ['readwrite', '/outrigger/sidecars/'],
+      ['read', '/outrigger/services/'],
+      ['read', '/outrigger/mesh/'],
+    ]);
 
     const api = await registeringSidecar(etcd, 'api', 'api.default');
     await eventually(
-      async () => ((await ctl(['get', '--prefix', '--keys-only', '/outrigger/services/api/'])).includes(`api/`) ? true : undefined),
+      async () => ((await etcd.ctl(['get', '--prefix', '--keys-only', '/outrigger/services/api/'])).includes(`api/`) ? true : undefined),
       'api registered',
       15_000,
     );
@@ -73,7 +71,7 @@ describe.skipIf(why !== null)(`etcd with client certificates and RBAC${why === n
     );
     expect(state.error).toMatch(/permission denied/);
     expect((await httpGet(impostor.url('/still-serving'))).status).toBe(200);
-    expect(await ctl(['get', '--prefix', '--keys-only', '/outrigger/services/web/'])).toBe('');
+    expect(await etcd.ctl(['get', '--prefix', '--keys-only', '/outrigger/services/web/'])).toBe('');
 
     // The same user, directly: no write under another service's prefix.
     const asApi = clientAs(etcd, 'api.default');
@@ -90,13 +88,12 @@ describe.skipIf(why !== null)(`etcd with client certificates and RBAC${why === n
     // README "Running a mesh": the per-host role; its user is the CN of that host's certificate.
     const own = `${os.hostname()}-`;
     const role = 'sidecar-api-thishost';
-    await etcd.ctl(['role', 'add', role]);
-    await etcd.ctl(['role', 'grant-permission', role, 'readwrite', `/outrigger/services/api/${own}`, '--prefix=true']);
-    await etcd.ctl(['role', 'grant-permission', role, 'readwrite', `/outrigger/sidecars/${own}`, '--prefix=true']);
-    await etcd.ctl(['role', 'grant-permission', role, 'read', '/outrigger/services/', '--prefix=true']);
-    await etcd.ctl(['role', 'grant-permission', role, 'read', '/outrigger/mesh/', '--prefix=true']);
-    await etcd.ctl(['user', 'add', 'api.thishost', '--no-password']);
-    await etcd.ctl(['user', 'grant-role', 'api.thishost', role]);
+    await addRoleUser(etcd, 'api.thishost', role, [
+      ['readwrite', `/outrigger/services/api/${own}`],
+      ['readwrite', `/outrigger/sidecars/${own}`],
+      ['read', '/outrigger/services/'],
+      ['read', '/outrigger/mesh/'],
+    ]);
 
     const api = await registeringSidecar(etcd, 'api', 'api.thishost');
     const key = `/outrigger/services/api/${os.hostname()}-${api.pid}`;

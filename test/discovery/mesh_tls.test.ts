@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etcdUnavailable } from '../helpers/etcd.js';
-import { startTlsEtcd, type TlsEtcd } from '../helpers/etcd_tls.js';
+import { addRoleUser, startTlsEtcd, type TlsEtcd } from '../helpers/etcd_tls.js';
 import { closeAll, deadPort, eventually, httpGet, spawnCli, startSidecar, startUpstream, tempDir, type Sidecar } from '../helpers/sidecar.js';
 
 const why = etcdUnavailable();
@@ -52,19 +52,17 @@ describe.skipIf(why !== null)(`outrigger mesh against etcd with client certifica
   beforeAll(async () => {
     etcd = await startTlsEtcd();
     // The operator's role: the mesh config, and reading what status shows (README "Running a mesh").
-    await etcd.ctl(['role', 'add', 'mesh-operator']);
-    await etcd.ctl(['role', 'grant-permission', 'mesh-operator', 'readwrite', '/outrigger/mesh/', '--prefix=true']);
-    await etcd.ctl(['role', 'grant-permission', 'mesh-operator', 'read', '/outrigger/sidecars/', '--prefix=true']);
-    await etcd.ctl(['role', 'grant-permission', 'mesh-operator', 'read', '/outrigger/services/', '--prefix=true']);
-    await etcd.ctl(['user', 'add', 'operator', '--no-password']);
-    await etcd.ctl(['user', 'grant-role', 'operator', 'mesh-operator']);
+    await addRoleUser(etcd, 'operator', 'mesh-operator', [
+      ['readwrite', '/outrigger/mesh/'],
+      ['read', '/outrigger/sidecars/'],
+      ['read', '/outrigger/services/'],
+    ]);
     // Service api's role, as etcd_rbac.test sets it up.
-    await etcd.ctl(['role', 'add', 'svc-api']);
-    await etcd.ctl(['role', 'grant-permission', 'svc-api', 'readwrite', '/outrigger/services/api/', '--prefix=true']);
-    await etcd.ctl(['role', 'grant-permission', 'svc-api', 'readwrite', '/outrigger/sidecars/', '--prefix=true']);
-    await etcd.ctl(['role', 'grant-permission', 'svc-api', 'read', '/outrigger/mesh/', '--prefix=true']);
-    await etcd.ctl(['user', 'add', 'api.default', '--no-password']);
-    await etcd.ctl(['user', 'grant-role', 'api.default', 'svc-api']);
+    await addRoleUser(etcd, 'api.default', 'svc-api', [
+      ['readwrite', '/outrigger/services/api/'],
+      ['readwrite', '/outrigger/sidecars/'],
+      ['read', '/outrigger/mesh/'],
+    ]);
 
     const operator = etcd.cert('operator');
     operatorFlags = ['--etcd', etcd.endpoint, '--cacert', etcd.ca, '--cert', operator.cert, '--key', operator.key];

@@ -27,6 +27,20 @@ export interface TlsEtcd {
   readonly ctl: (args: readonly string[]) => Promise<string>;
 }
 
+/** What a role may do on every key under a prefix. */
+export type Grant = readonly ['read' | 'readwrite', string];
+
+/**
+ * `etcdctl role add` with its prefix grants, and a user without a password (authenticated by a
+ * client certificate whose CN is `user`) that holds it: README "Running a mesh", one call.
+ */
+export async function addRoleUser(etcd: Pick<TlsEtcd, 'ctl'>, user: string, role: string, grants: readonly Grant[]): Promise<void> {
+  await etcd.ctl(['role', 'add', role]);
+  for (const [permission, prefix] of grants) await etcd.ctl(['role', 'grant-permission', role, permission, prefix, '--prefix=true']);
+  await etcd.ctl(['user', 'add', user, '--no-password']);
+  await etcd.ctl(['user', 'grant-role', user, role]);
+}
+
 /** Starts the member, creates the root user (its certificate's CN) and turns auth on; resolves once it answers. */
 export async function startTlsEtcd(): Promise<TlsEtcd> {
   const dir = tempDir('outrigger-etcd-tls-');
