@@ -38,7 +38,7 @@ export class Endpoint implements LbHost, Timed {
   spec: EndpointSpec;
   weight: number;
   active = 0;
-  /** What the load balancer reads: passing health checks and not ejected. */
+  /** What the load balancer reads: passing health checks, not ejected, and reachable. */
   healthy = true;
   /** Active health check verdict (main thread's, shared by all workers). */
   checkedHealthy = true;

@@ -30,6 +30,7 @@ export function mergeClusterViews(views: ReadonlyArray<readonly ClusterView[]>):
                 weight: e.weight,
                 healthy: prev.healthy && e.healthy,
                 ejected: prev.ejected || e.ejected,
+                unreachable_workers: prev.unreachable_workers + e.unreachable_workers,
                 active: prev.active + e.active,
                 connections_open: prev.connections_open + e.connections_open,
                 connections_idle: prev.connections_idle + e.connections_idle,

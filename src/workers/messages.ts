@@ -33,6 +33,8 @@ export interface ClusterView {
     readonly weight: number;
     readonly healthy: boolean;
     readonly ejected: boolean;
+    /** Workers that took it out of balancing after a failed connect, until a probe reaches it (0 or 1 per worker, summed). */
+    readonly unreachable_workers: number;
     readonly active: number;
     readonly connections_open: number;
     readonly connections_idle: number;

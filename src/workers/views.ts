@@ -19,6 +19,7 @@ export function clusterViews(runtime: Pick<WorkerRuntime, 'clusters'>): ClusterV
       weight: e.weight,
       healthy: e.checkedHealthy,
       ejected: e.ejected,
+      unreachable_workers: e.unreachable ? 1 : 0,
       active: e.active,
       connections_open: e.pool.open,
       connections_idle: e.pool.idleCount,

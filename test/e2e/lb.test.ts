@@ -5,7 +5,7 @@
 
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, deadPort, proxyConfig, startSidecar, startUpstream, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import { adminCall, closeAll, deadPort, proxyConfig, startSidecar, startUpstream, type Sidecar, type Upstream } from '../helpers/sidecar.js';
 
 afterEach(closeAll);
 
@@ -129,6 +129,11 @@ describe('an endpoint that refuses connections (default config: no retries, no o
     const statuses = await load(sc, 150, 1);
     expect(statuses.filter((s) => s !== 200).length).toBeLessThanOrEqual(1);
     expect(counts(ups).reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(149);
+    const view = await adminCall(sc, 'GET', '/clusters');
+    const endpoint = (view.json.clusters as Array<{ endpoints: Array<{ address: string; unreachable_workers: number }> }>)[0]!.endpoints.find(
+      (e) => e.address === `127.0.0.1:${dead}`,
+    );
+    expect(endpoint?.unreachable_workers).toBe(1);
     // Its background probe finds it listening again: it gets traffic, and nothing failed.
     const revived: number[] = [];
     const server = http.createServer((_req, res) => {
@@ -146,6 +151,9 @@ describe('an endpoint that refuses connections (default config: no retries, no o
           { timeout: 30_000, interval: 100 },
         )
         .toBeGreaterThan(0);
+      const back = await adminCall(sc, 'GET', '/clusters');
+      expect(JSON.stringify(back.json)).toContain('"unreachable_workers":0');
+      expect(JSON.stringify(back.json)).not.toContain('"unreachable_workers":1');
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
