@@ -376,6 +376,7 @@ class TcpConnection extends SplicedStream implements Timed {
     this.owner.ticker.delete(this);
     this.deadline = 0;
     this.owner.reportOutcome(this.cluster, this.endpoint, TryOutcome.Success);
+    this.endpoint.reached();
     this.upstream.off('error', this.connectError);
     this.upstream.off('close', this.upstreamGone);
     this.client.off('close', this.clientGone);
@@ -387,6 +388,8 @@ class TcpConnection extends SplicedStream implements Timed {
     this.failure = why;
     this.owner.ticker.delete(this);
     if (why !== 'closed' && why !== 'no_certificate') this.owner.reportOutcome(this.cluster, this.endpoint, TryOutcome.Gateway);
+    // As for HTTP (cluster.ts, Endpoint): out of this worker's balancing until a probe reaches it.
+    if (why === 'connect_failed' || why === 'connect_timeout') this.endpoint.connectFailed();
     this.closeUnspliced(why);
   }
 

@@ -14,6 +14,8 @@ export interface EndpointView {
   address: string;
   healthy: boolean;
   ejected: boolean;
+  /** Workers that took it out of balancing after a failed connect. */
+  unreachable_workers: number;
   active: number;
   health_check: { healthy: boolean; consecutive_failures: number; last_checked: string | null; last_error: string | null } | null;
   outlier: { ejected: boolean; ejections_total: number; ejected_until: string | null } | null;

@@ -2,7 +2,7 @@
 // a FIN in either direction passes while the other direction keeps flowing, a reset on either side
 // becomes a reset on the other, idle connections close, the circuit breaker refuses connections
 // beyond max_requests, connections are balanced across endpoints, and a dead endpoint's connect
-// failure is reported to outlier detection. /stats, /metrics and the access log count it all.
+// failure is reported to outlier detection and takes it out of the balancing. /stats, /metrics and the access log count it all.
 
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -169,6 +169,24 @@ describe('tcp listener limits and balancing', () => {
       await expect.poll(() => c.received().toString()).toBe('again');
     }
     expect(live.sockets.length).toBe(4);
+    await expect.poll(async () => (await tcpStats(sc))?.refused, { timeout: 10_000 }).toEqual({ connect_failed: 1 });
+  });
+
+  it('without outlier detection a dead endpoint costs one connection too: it leaves the balancing after its failed connect', async () => {
+    const live = await startTcpApp();
+    const dead = `127.0.0.1:${await deadPort()}`;
+    const sc = await startSidecar(tcpSidecarConfig({ endpoints: [dead, live.address], lb: 'round_robin' }));
+    const first = await connectClient(sc.port());
+    await first.ended;
+    expect(first.received().length).toBe(0);
+    // Round robin would send every other connection to the dead endpoint; none goes there now.
+    for (let i = 0; i < 6; i++) {
+      const c = await connectClient(sc.port());
+      c.socket.write('again');
+      await expect.poll(() => c.received().toString()).toBe('again');
+    }
+    expect(live.sockets.length).toBe(6);
+    await untilCluster(sc, 'app', (c) => c.endpoints.find((e) => e.address === dead)?.unreachable_workers === 1, 'the dead endpoint unreachable');
     await expect.poll(async () => (await tcpStats(sc))?.refused, { timeout: 10_000 }).toEqual({ connect_failed: 1 });
   });
 });
