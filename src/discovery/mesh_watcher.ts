@@ -10,8 +10,7 @@ import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Logger } from 'pino';
 import type { ApplyOutcome, ConfigInput, ConfigOrigin, ConfigStore } from '../admin/config_store.js';
 import type { CompileOptions } from '../config/load.js';
-import { compileConfig, formatProblems, loadConfigFile, parseConfigText } from '../config/load.js';
-import { parseConfigBody } from '../admin/body_limits.js';
+import { formatProblems, loadConfigFile } from '../config/load.js';
 import { sameValue } from '../config/equal.js';
 import { serviceConfig, validateMesh, type MeshPart } from './mesh_config.js';
 import type { EtcdKeys } from './etcd_client.js';
@@ -28,7 +27,7 @@ export interface MeshWatcherOptions {
   /** The local config file, read again for each version (its parts the mesh does not set stay). */
   readonly localFile: string;
   readonly compile: CompileOptions;
-  readonly store: Pick<ConfigStore, 'apply' | 'source'>;
+  readonly store: Pick<ConfigStore, 'apply' | 'source' | 'validate'>;
   readonly log: Logger;
   /** Uniform in [0, 1): the backoff's jitter. */
   readonly random?: () => number;
@@ -168,10 +167,8 @@ export class MeshWatcher {
   private async applyLocal(input: ConfigInput, by: string, origin: ConfigOrigin): Promise<ApplyOutcome> {
     const mesh = this.appliedPart;
     if (mesh === null) return this.o.store.apply(input, by, origin);
-    // A body from the admin API is parsed with its limits, as the store would have parsed it.
-    const parse =
-      origin === 'api' ? (text: string) => parseConfigBody(text, this.o.compile) : (text: string) => parseConfigText(text, this.o.compile, this.o.localFile);
-    const local = 'text' in input ? parse(input.text) : compileConfig(input.object, this.o.compile);
+    // Parsed and checked as the store checks what it is given (an API body with the API's limits and policy).
+    const local = this.o.store.validate(input, origin);
     if (!local.ok) return { ok: false, kind: 'invalid', problems: local.problems };
     return this.o.store.apply({ object: serviceConfig(local.source, mesh.part) }, `${by} with mesh v${mesh.version}`, origin);
   }
