@@ -132,6 +132,17 @@ describe.skipIf(why !== null)(`a local reload on a sidecar that follows the mesh
   });
 
   it('PUT /config and rollbacks are rebuilt with the mesh version’s parts in place', async () => {
+    // The API's limits hold on this path too: an alias bomb is refused, nothing changes.
+    const names = 'abcdefghij';
+    let bomb = `${names[0]}: &${names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
+    for (let i = 1; i < names.length; i++)
+      bomb += `${names[i]}: &${names[i]} [${Array(9)
+        .fill(`*${names[i - 1]}`)
+        .join(',')}]\n`;
+    const refusedBomb = await adminCall(sc, 'PUT', '/config', bomb);
+    expect(refusedBomb.status).toBe(400);
+    expect(refusedBomb.json.problems[0].message).toMatch(/aliases counted each time they are used/);
+    expect(await drainMs()).toBe(2000);
     // Mesh v2 sets clusters only (app → blue's address). A PUT of the local file with another
     // drain time keeps them.
     const put = await adminCall(sc, 'PUT', '/config', local(2500, true));
