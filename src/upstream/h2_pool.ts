@@ -16,6 +16,7 @@ import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest, UpstreamTarget } from './channel.js';
 import { EndpointPoolBase, noCertificate, type ConnectTls } from './endpoint_pool_base.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
+import { transition, type TransitionTable } from './transitions.js';
 
 const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
 
@@ -27,19 +28,15 @@ const NON_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex -- any
 /** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
 
-export const enum SessionState {
-  Connecting = 'CONNECTING',
-  Ready = 'READY',
-  /** GOAWAY received or sent: no new streams; open ones finish. */
-  Draining = 'DRAINING',
-  Closed = 'CLOSED',
-}
+/** A session's states; DRAINING: GOAWAY received or sent, no new streams, open ones finish. */
+export type SessionState = 'CONNECTING' | 'READY' | 'DRAINING' | 'CLOSED';
 
-const LEGAL: Readonly<Record<SessionState, readonly SessionState[]>> = {
-  [SessionState.Connecting]: [SessionState.Ready, SessionState.Draining, SessionState.Closed],
-  [SessionState.Ready]: [SessionState.Draining, SessionState.Closed],
-  [SessionState.Draining]: [SessionState.Closed],
-  [SessionState.Closed]: [],
+/** Where each session state may go (exported for the tests' full matrix). */
+export const SESSION_MOVES: TransitionTable<SessionState> = {
+  CONNECTING: ['READY', 'DRAINING', 'CLOSED'],
+  READY: ['DRAINING', 'CLOSED'],
+  DRAINING: ['CLOSED'],
+  CLOSED: [],
 };
 
 /** What a session tells its pool (H2Pool; a test may stand in). */
@@ -54,7 +51,7 @@ let nextId = 1;
 /** One HTTP/2 connection to the endpoint. */
 export class H2Session implements Timed {
   readonly id = nextId++;
-  state = SessionState.Connecting;
+  state: SessionState = 'CONNECTING';
   /** Streams open on it (counted from dispatch to the stream's close). */
   active = 0;
   /** The peer's SETTINGS_MAX_CONCURRENT_STREAMS (capped), once read. */
@@ -108,38 +105,38 @@ export class H2Session implements Timed {
     }
   }
 
-  private transition(to: SessionState): void {
-    if (!LEGAL[this.state].includes(to)) throw new Error(`h2 session ${this.id}: illegal transition ${this.state} → ${to}`);
-    this.state = to;
+  /** Moves to a new state; an illegal move is a bug and throws. */
+  private moveTo(to: SessionState): void {
+    this.state = transition(SESSION_MOVES, 'h2 session', this.id, this.state, to);
   }
 
   /** Takes new streams now. */
   get hasRoom(): boolean {
-    return this.state === SessionState.Ready && this.active < this.maxStreams && !this.session.closed && !this.session.destroyed;
+    return this.state === 'READY' && this.active < this.maxStreams && !this.session.closed && !this.session.destroyed;
   }
 
   private onSettings(s: http2.Settings): void {
     const max = s.maxConcurrentStreams ?? MAX_STREAMS_CAP;
     this.maxStreams = Math.max(0, Math.min(max, MAX_STREAMS_CAP));
-    if (this.state === SessionState.Connecting) {
-      this.transition(SessionState.Ready);
+    if (this.state === 'CONNECTING') {
+      this.moveTo('READY');
       this.ticker.delete(this);
       this.deadline = 0;
       this.lastUsed = this.lastHeard = this.ticker.now;
       this.owner.onSessionReady(this);
-    } else if (this.state === SessionState.Ready) {
+    } else if (this.state === 'READY') {
       this.owner.onStreamEnded(this); // a raised limit may free streams for waiters
     }
   }
 
   private onGoaway(lastStreamId: number): void {
     this.goawayLastId = lastStreamId;
-    if (this.state === SessionState.Connecting || this.state === SessionState.Ready) this.transition(SessionState.Draining);
+    if (this.state === 'CONNECTING' || this.state === 'READY') this.moveTo('DRAINING');
   }
 
   /** Connect timeout (TCP, TLS and the server's SETTINGS). */
   onDeadline(): void {
-    if (this.state === SessionState.Connecting) {
+    if (this.state === 'CONNECTING') {
       this.error = new ProxyError('upstream_connect_failed', `connect timeout to ${this.host}:${this.port}`);
       this.session.destroy();
     }
@@ -147,7 +144,7 @@ export class H2Session implements Timed {
 
   /** No new streams; closes once the open ones finish. */
   retire(): void {
-    if (this.state === SessionState.Ready || this.state === SessionState.Connecting) this.transition(SessionState.Draining);
+    if (this.state === 'READY' || this.state === 'CONNECTING') this.moveTo('DRAINING');
     if (!this.session.closed && !this.session.destroyed) this.session.close();
   }
 
@@ -198,8 +195,8 @@ export class H2Session implements Timed {
   }
 
   private onClose(): void {
-    const neverReady = this.state === SessionState.Connecting;
-    if (this.state !== SessionState.Closed) this.transition(SessionState.Closed);
+    const neverReady = this.state === 'CONNECTING';
+    if (this.state !== 'CLOSED') this.moveTo('CLOSED');
     this.ticker.delete(this);
     this.owner.onSessionClosed(this, this.error === null ? null : this.describe(this.error, neverReady), neverReady);
   }
@@ -491,7 +488,7 @@ export class H2Pool extends EndpointPoolBase implements SessionOwner, UpstreamTa
   /** Sessions without streams. */
   get idleCount(): number {
     let n = 0;
-    for (const s of this.sessions) if (s.state === SessionState.Ready && s.active === 0) n++;
+    for (const s of this.sessions) if (s.state === 'READY' && s.active === 0) n++;
     return n;
   }
 
@@ -551,7 +548,7 @@ export class H2Pool extends EndpointPoolBase implements SessionOwner, UpstreamTa
   /** Requests the sessions still connecting are expected to take. */
   private connectingRoom(): number {
     let n = 0;
-    for (const s of this.sessions) if (s.state === SessionState.Connecting) n += ASSUMED_STREAMS;
+    for (const s of this.sessions) if (s.state === 'CONNECTING') n += ASSUMED_STREAMS;
     return n;
   }
 
@@ -591,7 +588,7 @@ export class H2Pool extends EndpointPoolBase implements SessionOwner, UpstreamTa
   }
 
   onStreamEnded(s: H2Session): void {
-    if (s.active === 0 && (this.draining || s.state === SessionState.Draining)) s.retire();
+    if (s.active === 0 && (this.draining || s.state === 'DRAINING')) s.retire();
     if (this.waiters.length > 0) this.pump();
   }
 
@@ -617,7 +614,7 @@ export class H2Pool extends EndpointPoolBase implements SessionOwner, UpstreamTa
     const idleLimit = now - this.spec.idleTimeoutMs;
     const ping = this.spec.keepaliveIntervalMs;
     for (const s of [...this.sessions]) {
-      if (s.state !== SessionState.Ready) continue;
+      if (s.state !== 'READY') continue;
       if (s.active === 0 && (this.draining || s.lastUsed <= idleLimit || this.isStale(s.materialKey))) s.retire();
       else if (ping > 0) s.keepalive(now, ping);
     }

@@ -7,9 +7,10 @@ import http2 from 'node:http2';
 import type net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { PoolSpec } from '../../src/config/types.js';
-import { H2Pool } from '../../src/upstream/h2_pool.js';
+import { H2Pool, SESSION_MOVES } from '../../src/upstream/h2_pool.js';
 import type { PendingBudget } from '../../src/upstream/pool.js';
 import { manualTicker } from './manual_clock.js';
+import { expectExactMoves } from './transition_matrix.js';
 import { RecordingRequest } from './upstream_fixture.js';
 
 interface HeldServer {
@@ -81,6 +82,17 @@ function sent(p: H2Pool, path: string): RecordingRequest {
 }
 
 describe('H2Pool', () => {
+  it('a session moves only CONNECTING → READY, DRAINING or CLOSED; READY → DRAINING or CLOSED; DRAINING → CLOSED', () => {
+    expectExactMoves(SESSION_MOVES, 'h2 session', [
+      'CONNECTING→READY',
+      'CONNECTING→DRAINING',
+      'CONNECTING→CLOSED',
+      'READY→DRAINING',
+      'READY→CLOSED',
+      'DRAINING→CLOSED',
+    ]);
+  });
+
   it('fills sessions up to the peer limit, opens more up to connectionsPerWorker, then queues, then overflows', async () => {
     const up = await heldServer(2);
     const budget: PendingBudget = { pending: 0, max: 1 };
