@@ -245,6 +245,7 @@ export class Tunnel implements Timed, ChunkSink {
       return;
     }
     const status = Number(m[1]);
+    this.endpoint.reached();
     this.owner.upgradeOutcome(this.cluster, this.endpoint, outcomeOf(status));
     this.answered = status;
     if (status === 101) this.open(b);
@@ -350,7 +351,7 @@ export class Tunnel implements Timed, ChunkSink {
     if (this.st === St.Relaying || this.st === St.Closed) return; // 'close' follows
     const code = err.code ?? 'ERR';
     if (err instanceof IdentityMismatchError) this.fail(new ProxyError('upstream_identity_mismatch', `${this.at}: ${err.detail}`));
-    else if (this.st === St.Connecting) this.fail(new ProxyError('upstream_connect_failed', `connect to ${this.at} failed: ${code}`));
+    else if (this.st === St.Connecting) this.connectFailed(`connect to ${this.at} failed: ${code}`, !code.startsWith('ERR_SSL'));
     else this.fail(new ProxyError('upstream_reset', `${this.at} failed before answering the upgrade: ${code}`));
   };
 
@@ -380,6 +381,15 @@ export class Tunnel implements Timed, ChunkSink {
   };
 
   // ---- ending -----------------------------------------------------------------------------------
+
+  /**
+   * The connect failed. Refused or timed out (`unreachable`, not a TLS refusal): the endpoint leaves
+   * this worker's balancing until a probe reaches it, as for an exchange's try (cluster.ts, Endpoint).
+   */
+  private connectFailed(why: string, unreachable: boolean): void {
+    if (unreachable) this.endpoint.connectFailed();
+    this.fail(new ProxyError('upstream_connect_failed', why));
+  }
 
   /** Before the 101: the client gets a local reply for `err` and the connection closes. */
   private fail(err: ProxyError): void {
@@ -451,7 +461,7 @@ export class Tunnel implements Timed, ChunkSink {
 
   onDeadline(now: number): void {
     if (this.st === St.Connecting) {
-      this.fail(new ProxyError('upstream_connect_failed', `connect to ${this.at} timed out`));
+      this.connectFailed(`connect to ${this.at} timed out`, true);
       return;
     }
     const due = this.lastActive + this.req.idleTimeoutMs;

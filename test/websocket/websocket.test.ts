@@ -10,7 +10,19 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { adminCall, closeAll, eventually, parsePrometheus, rawRequest, sampleValue, startSidecar, type Sidecar } from '../helpers/sidecar.js';
+import {
+  adminCall,
+  closeAll,
+  config,
+  deadPort,
+  eventually,
+  parsePrometheus,
+  rawRequest,
+  sampleValue,
+  startSidecar,
+  untilCluster,
+  type Sidecar,
+} from '../helpers/sidecar.js';
 import {
   closed,
   expectRefusedBySidecar,
@@ -352,6 +364,33 @@ describe.each(['strict', 'node', 'uws'] as const)('WebSocket through the %s engi
     expect(r.response?.status).toBe(200);
     expect(r.response?.body.toString()).toBe('plain http');
     expect(app.upgrades.length).toBe(before);
+  });
+});
+
+describe.each(['strict', 'uws'] as const)('WebSocket to a dead endpoint through the %s engine', (engine) => {
+  it('a refused connect takes the endpoint out of the balancing: round robin sends every later upgrade to the live one', async () => {
+    const live = await startWsApp();
+    const dead = `127.0.0.1:${await deadPort()}`;
+    const sc = await startSidecar(
+      config(
+        [{ name: 'ws', match: { path_prefix: '/' }, cluster: 'app' }],
+        [{ name: 'app', lb: 'round_robin', endpoints: [{ address: dead }, { address: live.address }] }],
+        {
+          listener: { engine },
+        },
+      ),
+    );
+    const url = `ws://127.0.0.1:${sc.port()}/`;
+    // Round robin starts at the dead endpoint: the first upgrade is refused by the sidecar.
+    await expect(refusalOf(url)).resolves.toMatchObject({ status: 502 });
+    // Before, every other upgrade went to the dead endpoint; now none does.
+    for (let i = 0; i < 6; i++) {
+      const ws = await openWs(url);
+      ws.close(1000);
+      await closed(ws);
+    }
+    expect(live.upgrades.length).toBe(6);
+    await untilCluster(sc, 'app', (c) => c.endpoints.find((e) => e.address === dead)?.unreachable_workers === 1, 'the dead endpoint unreachable');
   });
 });
 
