@@ -313,6 +313,7 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
       idleTimeoutMs: c.pool.idle_timeout_ms,
       connectTimeoutMs: c.pool.connect_timeout_ms,
       keepaliveIntervalMs: c.pool.keepalive_interval_ms,
+      pipelineDepth: c.pool.pipeline_depth,
       maxPending: maxPending === 0 ? 0 : Math.ceil(maxPending / workers),
     },
     protocol: c.protocol,

@@ -314,6 +314,11 @@ export interface PoolSpec {
   readonly connectTimeoutMs: number;
   /** HTTP/2: a PING every this many ms on an idle session; unanswered for as long, the session is closed (0 = none). */
   readonly keepaliveIntervalMs: number;
+  /**
+   * mTLS HTTP/1.1: requests in flight on one connection to an outrigger sidecar that selects
+   * pipelining (ALPN, net/alpn.ts); 1 = one at a time, pipelining not offered.
+   */
+  readonly pipelineDepth: number;
   /** Requests waiting for a free connection, per cluster per worker (circuit_breaker.max_pending ÷ workers, rounded up); 0 = fail fast. */
   readonly maxPending: number;
 }

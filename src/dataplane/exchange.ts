@@ -95,8 +95,8 @@ export interface ExchangeOptions {
 const NO_HEADERS: readonly string[] = [];
 /** Times one exchange resends a try its upstream declared unprocessed, before it counts as a failure. */
 const UNPROCESSED_RESENDS = 5;
-/** HTTP/2 clusters: request body bytes kept to resend an unprocessed stream when the route has no retries. */
-const H2_RESEND_BODY_BYTES = 64 * 1024;
+/** HTTP/2 and pipelining clusters: request body bytes kept to resend an unprocessed request when the route has no retries. */
+const RESEND_BODY_BYTES = 64 * 1024;
 export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, ResponseHead {
   /** Starts an admitted request: attaches to the client and begins the first try (or its delay). */
   static start(o: ExchangeOptions): Exchange {
@@ -183,9 +183,11 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.grpc = o.head.protocol === 'HTTP/2' && isGrpcRequest(o.head.headers);
     this.retry = new RetryPolicy(o.route.retries, o.head, o.cluster, this.grpc);
     const h2 = o.cluster.spec.protocol === 'http2';
-    // HTTP/2: a body is kept for resending a stream the upstream refused unprocessed even when no
-    // configured retry could use it (up to the route's retries.max_body_bytes, 64 KiB without retries).
-    const replayLimit = h2 && this.retry.replayLimit < 0 ? (o.route.retries?.maxBodyBytes ?? H2_RESEND_BODY_BYTES) : this.retry.replayLimit;
+    // HTTP/2, and HTTP/1 pipelined to a sidecar (mTLS): a body is kept for resending a request the
+    // upstream declared unprocessed even when no configured retry could use it (up to the route's
+    // retries.max_body_bytes, 64 KiB without retries).
+    const resends = h2 || (o.cluster.spec.tls !== null && o.cluster.spec.pool.pipelineDepth > 1);
+    const replayLimit = resends && this.retry.replayLimit < 0 ? (o.route.retries?.maxBodyBytes ?? RESEND_BODY_BYTES) : this.retry.replayLimit;
     this.body = new RequestBody(o.down, o.head.framing, replayLimit, h2);
     let timeoutMs = o.route.timeoutMs;
     // The shorter of the route timeout and the call's grpc-timeout bounds the wait for the response head.
@@ -401,7 +403,8 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
         break;
     }
     // The upstream refused the request unprocessed (HTTP/2 REFUSED_STREAM, above a GOAWAY's last
-    // stream): sending it again is safe whatever its method, when its body can be sent again.
+    // stream; pipelined HTTP/1 behind a `Connection: close` response): sending it again is safe
+    // whatever its method, when its body can be sent again.
     if (this.phase === Phase.Sending && ch !== null && ch.unprocessed && this.unprocessedLeft > 0 && this.body.resendable) {
       this.unprocessedLeft--;
       this.to(Phase.Connecting);

@@ -1,15 +1,19 @@
 // One persistent HTTP/1.1 connection to an upstream endpoint: a small state machine
 // (CONNECTING → IDLE ⇄ BUSY → CLOSED) around a net.Socket that reads into one shared buffer
 // (net's `onread`, no allocation per read) and a strict response parser. The connection carries
-// one request at a time; the pool decides who gets it.
+// one request at a time, or, when an outrigger sidecar on the other end selected pipelining (mTLS,
+// ALPN), many in order (pipeline.ts); the pool decides who gets it.
 
 import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
+import { PIPELINE_ALPN } from '../net/alpn.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import type { ConnectTls } from './endpoint_pool_base.js';
+import { Pipeline, type PipelineHost, type StallClock } from './pipeline.js';
 import { ResponseParser } from './response_parser.js';
+import { transition, type TransitionTable } from './transitions.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
 
 export const enum ConnState {
@@ -19,7 +23,7 @@ export const enum ConnState {
   Closed = 'CLOSED',
 }
 
-const LEGAL: Readonly<Record<ConnState, readonly ConnState[]>> = {
+const LEGAL: TransitionTable<ConnState> = {
   [ConnState.Connecting]: [ConnState.Busy, ConnState.Idle, ConnState.Closed],
   [ConnState.Idle]: [ConnState.Busy, ConnState.Closed],
   [ConnState.Busy]: [ConnState.Idle, ConnState.Closed],
@@ -30,8 +34,7 @@ export type { UpstreamRequest } from './channel.js';
 
 /** `to` when the table allows `from → to`; otherwise throws (a bug). Exported for the tests' full matrix. */
 export function checkTransition(id: number, from: ConnState, to: ConnState): ConnState {
-  if (!LEGAL[from].includes(to)) throw new Error(`upstream connection ${id}: illegal transition ${from} → ${to}`);
-  return to;
+  return transition(LEGAL, 'upstream connection', id, from, to);
 }
 
 /** What the connection tells its pool. */
@@ -39,7 +42,14 @@ export interface ConnectionOwner {
   onConnected(conn: UpstreamConnection): void;
   onReusable(conn: UpstreamConnection): void;
   onClosed(conn: UpstreamConnection): void;
+  /** A pipelined connection in use may take one more request. */
+  onSlot(conn: UpstreamConnection): void;
+  /** A request that joined a connection while it connected, which then did not pipeline: dispatch it again. */
+  redispatch(req: UpstreamRequest): void;
 }
+
+/** The ALPN offer of a connection that may pipeline; HTTP/1.1 for any other server. */
+const PIPELINE_OFFER = [PIPELINE_ALPN, 'http/1.1'];
 
 // One read buffer per thread, shared by every upstream socket: reads happen one at a time.
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
@@ -49,7 +59,7 @@ let nextId = 1;
 /** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
 const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
 
-export class UpstreamConnection implements Timed, UpstreamChannel {
+export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost {
   readonly id = nextId++;
   state: ConnState = ConnState.Connecting;
   request: UpstreamRequest | null = null;
@@ -72,6 +82,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   resumed = false;
   private readonly parser = new ResponseParser();
   private paused = false;
+  /** The server selected pipelining: requests go through it, each with a channel of its own. */
+  private pipe: Pipeline | null = null;
+  /** Requests that joined while connecting, after `request` (only when pipelining was offered). */
+  private joined: UpstreamRequest[] | null = null;
   private readN = 0;
   private readBuf: Buffer = READ_BUFFER;
   private readonly processRead = (): void => this.process(this.readBuf, this.readN);
@@ -83,6 +97,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
     private readonly ticker: Ticker,
     connectTimeoutMs: number,
     connectTls: ConnectTls | null = null,
+    /** mTLS only: offer pipelining, and judge the connection's head-of-line delay with this clock. */
+    private readonly pipelineStall: StallClock | null = null,
   ) {
     this.materialKey = connectTls?.materialKey ?? null;
     if (connectTls === null) {
@@ -95,20 +111,30 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
       this.socket.on('connect', () => this.onConnect());
     } else {
       // mTLS: bytes are written only after the handshake and the peer's SPIFFE ID check passed.
-      const socket = tls.connect({ host, port, ...connectTls.options });
+      const offer = pipelineStall === null ? {} : { ALPNProtocols: PIPELINE_OFFER };
+      const socket = tls.connect({ host, port, ...connectTls.options, ...offer });
       socket.setNoDelay(true);
       connectTls.remember(socket);
       socket.on('secureConnect', () => {
         this.resumed = socket.isSessionReused();
+        if (pipelineStall !== null && socket.alpnProtocol === PIPELINE_ALPN) {
+          this.pipe = new Pipeline(this, socket, this.parser, ticker, pipelineStall);
+        }
         this.onConnect();
       });
-      socket.on('data', (buf: Buffer) => this.onRead(buf.length, buf));
+      socket.on('data', (buf: Buffer) => {
+        if (this.pipe !== null) this.pipe.onData(buf, buf.length);
+        else this.onRead(buf.length, buf);
+      });
       this.socket = socket;
     }
     this.socket.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
     this.socket.on('end', () => this.onSocketEnd());
     this.socket.on('close', () => this.onSocketClose());
-    this.socket.on('drain', () => this.request?.onUpstreamWritable());
+    this.socket.on('drain', () => {
+      if (this.pipe !== null) this.pipe.onDrain();
+      else this.request?.onUpstreamWritable();
+    });
     if (connectTimeoutMs > 0) {
       this.deadline = ticker.fresh() + connectTimeoutMs;
       ticker.add(this);
@@ -120,8 +146,43 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
     this.state = checkTransition(this.id, this.state, to);
   }
 
+  /** Whether the server selected pipelining (known once connected). */
+  get pipelined(): boolean {
+    return this.pipe !== null;
+  }
+
+  /** Whether the connection offered pipelining (mTLS, pipeline_depth > 1). */
+  get offersPipelining(): boolean {
+    return this.pipelineStall !== null;
+  }
+
+  /** Requests on this connection: in flight on a pipelined one, else assigned (or joined while connecting). */
+  get inFlight(): number {
+    if (this.pipe !== null) return this.pipe.inFlight;
+    return (this.request === null ? 0 : 1) + (this.joined?.length ?? 0);
+  }
+
+  /**
+   * Whether one more request may go on this connection now, short of `depth` in flight: a pipelined
+   * connection in use whose pipeline accepts it, or one that offered pipelining and is connecting.
+   */
+  takesMore(depth: number, now: number): boolean {
+    if (this.state === ConnState.Connecting) return this.pipelineStall !== null && this.inFlight < depth;
+    return this.state === ConnState.Busy && this.pipe !== null && this.pipe.accepts(depth, now);
+  }
+
   /** Gives the connection to a request (the pool calls this). */
   assign(req: UpstreamRequest): void {
+    if (this.pipe !== null) {
+      this.uses++;
+      if (this.state === ConnState.Idle) this.transition(ConnState.Busy);
+      this.pipe.add(req, this.uses > 1);
+      return;
+    }
+    if (this.state === ConnState.Connecting && this.request !== null) {
+      (this.joined ??= []).push(req); // pipelining was offered: sent once the server selects it
+      return;
+    }
     this.request = req;
     this.requestComplete = false;
     this.uses++;
@@ -202,7 +263,9 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
     this.deadline = 0;
     this.owner.onConnected(this);
     const req = this.request;
-    if (req !== null) {
+    if (req !== null && (this.pipe !== null || this.joined !== null)) {
+      this.startJoined(req);
+    } else if (req !== null) {
       this.transition(ConnState.Busy);
       this.parser.start(req, req.isHead);
       req.onConnection(this);
@@ -211,6 +274,51 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
       this.lastUsed = this.ticker.now;
       this.owner.onReusable(this);
     }
+  }
+
+  /**
+   * The requests assigned while connecting, once connected: in order on a pipelined connection
+   * while each is written whole (bodies never interleave); the others, and all but the first when
+   * the server did not select pipelining, go back to the pool.
+   */
+  private startJoined(first: UpstreamRequest): void {
+    const rest = this.joined ?? [];
+    this.joined = null;
+    if (this.pipe === null) {
+      this.transition(ConnState.Busy);
+      this.parser.start(first, first.isHead);
+      first.onConnection(this);
+      for (const r of rest) this.owner.redispatch(r);
+      return;
+    }
+    this.request = null;
+    this.uses = 0;
+    this.transition(ConnState.Busy);
+    for (const r of [first, ...rest]) {
+      if (this.state !== ConnState.Closed && this.pipe.lastWrittenWhole) this.assign(r);
+      else this.owner.redispatch(r);
+    }
+  }
+
+  // ---- PipelineHost ----
+
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
+  pipelineIdle(): void {
+    if (this.state !== ConnState.Busy) return;
+    this.transition(ConnState.Idle);
+    this.lastUsed = this.ticker.now;
+    this.owner.onReusable(this);
+  }
+
+  pipelineSlot(): void {
+    this.owner.onSlot(this);
+  }
+
+  pipelineClosed(): void {
+    this.destroy();
   }
 
   private onRead(n: number, buf: Buffer): boolean {
@@ -250,6 +358,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   }
 
   private onSocketEnd(): void {
+    if (this.pipe !== null) {
+      this.pipe.onEnd();
+      return;
+    }
     // The upstream closed its side: an EOF-delimited body ends here; anything else is cut short.
     if (this.request !== null && this.parser.onEof()) {
       this.request = null;
@@ -287,8 +399,16 @@ export class UpstreamConnection implements Timed, UpstreamChannel {
   }
 
   private fail(err: ProxyError): void {
+    if (this.pipe !== null) {
+      this.pipe.failAll(err, false);
+      return;
+    }
+    const joined = this.joined;
+    this.joined = null;
     const req = this.request;
     this.destroy();
     if (req !== null) req.onUpstreamError(err, this);
+    // Requests that joined a connection that never opened: nothing of them was sent.
+    if (joined !== null) for (const r of joined) r.onUpstreamError(err, null);
   }
 }

@@ -1,12 +1,15 @@
 // Per-worker, per-endpoint pool of persistent upstream connections. Requests take an idle
-// connection (most recently used first, so the warm ones stay warm), open a new one while under
-// `connectionsPerWorker`, or wait in the cluster's bounded queue (503 overflow beyond it).
+// connection (most recently used first, so the warm ones stay warm); else, to an outrigger sidecar
+// that pipelines (mTLS, pipeline.ts), the busy connection with the fewest requests in flight whose
+// oldest response is not stalled; else open a new one while under `connectionsPerWorker`, or wait
+// in the cluster's bounded queue (503 overflow beyond it).
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
 import type { PoolSpec } from '../config/types.js';
 import type { UpstreamTarget } from './channel.js';
 import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from './connection.js';
 import { EndpointPoolBase, noCertificate, type ConnectTls, type PoolCounters, type PoolTls } from './endpoint_pool_base.js';
+import { StallClock } from './pipeline.js';
 
 export type { PendingBudget } from './wait_queue.js';
 export type { PoolCounters, PoolTls } from './endpoint_pool_base.js';
@@ -34,6 +37,12 @@ const REPLACE_EVERY_MS = 100;
 
 export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, EndpointTarget {
   private readonly idle: UpstreamConnection[] = [];
+  /** Open connections that offered pipelining and did not turn it down (connecting or pipelined). */
+  private readonly pipelining: UpstreamConnection[] = [];
+  /** The last connection's server turned pipelining down: do not count on a connecting one for more requests. */
+  private peerRefusedPipelining = false;
+  /** Head-of-line: when a pipelined connection's oldest response counts as stalled. */
+  private readonly stall = new StallClock();
   /** Open or connecting connections. */
   open = 0;
   /** Monotonic ms of the last replacement (-Infinity: none yet; the clock may start near 0). */
@@ -48,6 +57,11 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     const conn = this.idle.pop();
     if (conn !== undefined) {
       conn.assign(req);
+      return;
+    }
+    const shared = this.pipelining.length > 0 ? this.leastLoaded() : null;
+    if (shared !== null) {
+      shared.assign(req);
       return;
     }
     if (this.open < this.spec.connectionsPerWorker) {
@@ -66,6 +80,27 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     this.waiters.push(req);
   }
 
+  /**
+   * The pipelining connection that takes one more request with the fewest in flight, or null. A
+   * connecting one counts unless the server last turned pipelining down (its requests would go back).
+   */
+  private leastLoaded(): UpstreamConnection | null {
+    const depth = this.spec.pipelineDepth;
+    const now = this.ticker.fresh();
+    let best: UpstreamConnection | null = null;
+    for (const c of this.pipelining) {
+      // A connection made with rotated material takes nothing new: it comes idle and is replaced.
+      if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey)) continue;
+      if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now)) best = c;
+    }
+    return best;
+  }
+
+  /** A re-dispatched request, or a waiter: a connection of the pool after the ones already open. */
+  redispatch(req: UpstreamRequest): void {
+    this.dispatch(req);
+  }
+
   /** No new requests; close idle connections now and busy ones when they finish. */
   drain(): void {
     this.draining = true;
@@ -82,7 +117,9 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   private connect(): UpstreamConnection | null {
     const t = this.connectTls();
     if (t === undefined) return null;
-    const conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, t);
+    const offer = t !== null && this.spec.pipelineDepth > 1;
+    const conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, t, offer ? this.stall : null);
+    if (offer) this.pipelining.push(conn);
     this.open++;
     this.counters.connectionsOpened++;
     this.scheduleSweep();
@@ -91,6 +128,21 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   onConnected(conn: UpstreamConnection): void {
     this.countHandshake(conn.materialKey, conn.resumed);
+    if (!conn.offersPipelining) return;
+    this.peerRefusedPipelining = !conn.pipelined;
+    if (!conn.pipelined) this.forget(conn);
+  }
+
+  /** A pipelined connection in use may take one more request: the oldest waiter, if any. */
+  onSlot(conn: UpstreamConnection): void {
+    if (this.waiters.length === 0 || this.draining || this.isStale(conn.materialKey)) return;
+    if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh())) return;
+    conn.assign(this.waiters.shift()!);
+  }
+
+  private forget(conn: UpstreamConnection): void {
+    const i = this.pipelining.indexOf(conn);
+    if (i >= 0) this.pipelining.splice(i, 1);
   }
 
   /** Whether a connection made with replaced material may be closed now (one per REPLACE_EVERY_MS). */
@@ -122,6 +174,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   onClosed(conn: UpstreamConnection): void {
     this.open--;
+    if (conn.offersPipelining) this.forget(conn);
     const i = this.idle.indexOf(conn);
     if (i >= 0) this.idle.splice(i, 1);
     // A waiter that was counting on this connection gets a fresh one (a draining pool too:

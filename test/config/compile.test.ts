@@ -109,7 +109,7 @@ describe('compile', () => {
         { address: '[::1]:16006', host: '::1', port: 16006, weight: 1 },
       ],
       // max_pending 10 over 3 workers → ceil(10 / 3) = 4 per worker
-      pool: { connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 250, keepaliveIntervalMs: 30000, maxPending: 4 },
+      pool: { connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 250, keepaliveIntervalMs: 30000, pipelineDepth: 16, maxPending: 4 },
       protocol: 'http1',
       // max_requests 1024 (default) over 3 workers → ceil(1024 / 3) = 342
       maxRequests: 342,
@@ -124,7 +124,14 @@ describe('compile', () => {
     expect(v2?.lb).toBe('least_request');
     expect(v2?.endpoints[0]).toEqual({ address: 'localhost:16007', host: '127.0.0.1', port: 16007, weight: 1 });
     expect(v2?.pool.maxPending).toBe(0);
-    expect(app?.pool).toEqual({ connectionsPerWorker: 8, idleTimeoutMs: 5000, connectTimeoutMs: 300, keepaliveIntervalMs: 30000, maxPending: 342 });
+    expect(app?.pool).toEqual({
+      connectionsPerWorker: 8,
+      idleTimeoutMs: 5000,
+      connectTimeoutMs: 300,
+      keepaliveIntervalMs: 30000,
+      pipelineDepth: 16,
+      maxPending: 342,
+    });
 
     expect(r.admin).toEqual({
       address: '127.0.0.1:15000',
@@ -146,6 +153,7 @@ describe('compile', () => {
       idleTimeoutMs: 60000,
       connectTimeoutMs: 1000,
       keepaliveIntervalMs: 30000,
+      pipelineDepth: 16,
       maxPending: 512,
     });
     expect(r.admin.historyLimit).toBe(20);
@@ -234,7 +242,7 @@ describe('the DESIGN.md §4 example', () => {
     expect(apiV1).toMatchObject({
       name: 'api-v1',
       tls: { identities: ['spiffe://cluster.local/ns/default/sa/api'] },
-      pool: { connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, keepaliveIntervalMs: 30000, maxPending: 256 },
+      pool: { connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, keepaliveIntervalMs: 30000, pipelineDepth: 16, maxPending: 256 },
       maxRequests: 256, // 1024 / 4 workers
       retryBudget: { percent: 20, minConcurrent: 1, minPerSecond: 2.5 }, // ceil(3 / 4), 10 / 4
       healthCheck: { path: '/healthz', grpc: null, intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 },

@@ -16,7 +16,7 @@ export function cluster(
     name,
     lb: 'round_robin',
     endpoints,
-    pool: { connectionsPerWorker: 8, idleTimeoutMs: 60_000, connectTimeoutMs: 1000, keepaliveIntervalMs: 0, maxPending: 0 },
+    pool: { connectionsPerWorker: 8, idleTimeoutMs: 60_000, connectTimeoutMs: 1000, keepaliveIntervalMs: 0, pipelineDepth: 16, maxPending: 0 },
     protocol: 'http1',
     maxRequests: 1024,
     retryBudget: { percent: 20, minConcurrent: 3, minPerSecond: 10 },

@@ -19,6 +19,12 @@ class RecordingOwner implements ConnectionOwner {
   onClosed(): void {
     this.events.push('closed');
   }
+  onSlot(): void {
+    this.events.push('slot');
+  }
+  redispatch(): void {
+    this.events.push('redispatch');
+  }
 }
 
 const ALL = [ConnState.Connecting, ConnState.Idle, ConnState.Busy, ConnState.Closed] as const;

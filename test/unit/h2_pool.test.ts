@@ -69,7 +69,15 @@ async function heldServer(maxConcurrentStreams: number): Promise<HeldServer> {
 
 /** A pool to 127.0.0.1:`port`, closed when the test finishes (before its server). */
 function makePool(port: number, spec: Partial<PoolSpec>, budget: PendingBudget, t = manualTicker()): H2Pool {
-  const full: PoolSpec = { connectionsPerWorker: 2, idleTimeoutMs: 60_000, connectTimeoutMs: 5_000, keepaliveIntervalMs: 0, maxPending: budget.max, ...spec };
+  const full: PoolSpec = {
+    connectionsPerWorker: 2,
+    idleTimeoutMs: 60_000,
+    connectTimeoutMs: 5_000,
+    keepaliveIntervalMs: 0,
+    pipelineDepth: 1,
+    maxPending: budget.max,
+    ...spec,
+  };
   const pool = new H2Pool('127.0.0.1', port, full, budget, t.ticker);
   onTestFinished(() => pool.close());
   return pool;

@@ -51,7 +51,15 @@ async function serve(up: Awaited<ReturnType<typeof heldUpstream>>, r: RecordingR
 
 /** A pool to 127.0.0.1:`port`, closed when the test finishes (before its upstream). */
 function makePool(port: number, spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, t = manualTicker()): EndpointPool {
-  const full: PoolSpec = { connectionsPerWorker: 4, idleTimeoutMs: 60_000, connectTimeoutMs: 1_000, keepaliveIntervalMs: 0, maxPending: budget.max, ...spec };
+  const full: PoolSpec = {
+    connectionsPerWorker: 4,
+    idleTimeoutMs: 60_000,
+    connectTimeoutMs: 1_000,
+    keepaliveIntervalMs: 0,
+    pipelineDepth: 16,
+    maxPending: budget.max,
+    ...spec,
+  };
   const pool = new EndpointPool('127.0.0.1', port, full, budget, t.ticker);
   onTestFinished(() => pool.close());
   return pool;

@@ -1,0 +1,386 @@
+// HTTP/1.1 pipelining on one upstream connection to another outrigger sidecar (ALPN PIPELINE_ALPN,
+// src/net/alpn.ts, which says what the server promises): the requests in flight in order, each try
+// with a channel of its own, the response parser moving from one to the next with the bytes left
+// over, writes batched once per loop turn, and what becomes of the requests behind one that fails.
+// connection.ts owns the socket and the parser; the pool (pool.ts) decides who may join.
+
+import type net from 'node:net';
+import { ProxyError } from '../errors.js';
+import type { UpstreamChannel, UpstreamRequest } from './channel.js';
+import type { ResponseParser, ResponseSink } from './response_parser.js';
+import type { Ticker } from './ticker.js';
+
+/** What a pipeline needs of its connection. */
+export interface PipelineHost {
+  readonly host: string;
+  readonly port: number;
+  /** The connection stopped reading (the client of the response being read is slow). */
+  readonly readingPaused: boolean;
+  pauseReading(): void;
+  resumeReading(): void;
+  /** The last response in flight completed: the connection is idle. */
+  pipelineIdle(): void;
+  /** The connection may take one more request (a request was written whole, or a response completed). */
+  pipelineSlot(): void;
+  /** Closes the connection; the pipeline has told its requests (or has none left to tell). */
+  pipelineClosed(): void;
+}
+
+/**
+ * Below this many ms the response at the head of a pipeline is never taken as stalled: a loaded
+ * sidecar pair on one host answers within ~1 ms, and a smaller floor opens connections for noise.
+ */
+const STALL_FLOOR_MS = 2;
+/** A head response counts as stalled after this many times the recent response time (plus the floor). */
+const STALL_FACTOR = 4;
+/** Weight of a new sample in the recent response time (1/8, as TCP's SRTT). */
+const STALL_GAIN = 1 / 8;
+
+/**
+ * When a pipelined connection's oldest response is late enough that new requests must go elsewhere
+ * (head-of-line): one per endpoint pool, fed by every completed head response. A sample is capped at
+ * the current limit, so that one 500 ms request in a hundred does not teach the pool to wait 500 ms.
+ */
+export class StallClock {
+  private recentMs = 0;
+
+  get limitMs(): number {
+    return STALL_FLOOR_MS + STALL_FACTOR * this.recentMs;
+  }
+
+  sample(ms: number): void {
+    this.recentMs += (Math.min(ms, this.limitMs) - this.recentMs) * STALL_GAIN;
+  }
+}
+
+export class Pipeline {
+  /** Requests in flight, oldest first: the parser reads the response of `tries[0]`. */
+  private readonly tries: PipelineTry[] = [];
+  /** The socket is corked until the end of this loop turn. */
+  private batching = false;
+  /** When the head request became the head (ticker clock): how long its response has taken. */
+  private headSince = 0;
+  private closed = false;
+  // The read being parsed (executeHead runs inside the head request's runCorked).
+  private readBuf: Buffer | null = null;
+  private readStart = 0;
+  private readEnd = 0;
+  private used = 0;
+  private readonly executeHead = (): void => {
+    this.used = this.parser.execute(this.readBuf!, this.readStart, this.readEnd);
+  };
+  private readonly flush = (): void => {
+    this.batching = false;
+    this.socket.uncork();
+  };
+
+  constructor(
+    private readonly host: PipelineHost,
+    private readonly socket: net.Socket,
+    private readonly parser: ResponseParser,
+    private readonly ticker: Ticker,
+    private readonly stall: StallClock,
+  ) {}
+
+  get inFlight(): number {
+    return this.tries.length;
+  }
+
+  /**
+   * Whether a new request may be written behind the others now: fewer than `depth` in flight, the
+   * last one written whole (bodies never interleave), the connection reading, and its oldest
+   * response not stalled.
+   */
+  accepts(depth: number, now: number): boolean {
+    const n = this.tries.length;
+    if (n === 0) return true;
+    return n < depth && this.lastWrittenWhole && !this.host.readingPaused && now - this.headSince <= this.stall.limitMs;
+  }
+
+  /** Whether the newest request in flight (if any) was written whole: the next may follow it. */
+  get lastWrittenWhole(): boolean {
+    const n = this.tries.length;
+    return n === 0 || this.tries[n - 1]!.requestComplete;
+  }
+
+  /** Takes `req` behind the requests in flight and hands it its channel. */
+  add(req: UpstreamRequest, reused: boolean): void {
+    const t = new PipelineTry(this, req, reused);
+    this.tries.push(t);
+    if (this.tries.length === 1) this.startHead(t);
+    req.onConnection(t);
+  }
+
+  private startHead(t: PipelineTry): void {
+    this.parser.start(t, t.req.isHead);
+    this.headSince = this.ticker.fresh();
+  }
+
+  /** Request bytes: corked on the first write of a loop turn, sent in one write at its end. */
+  write(data: string | Buffer): boolean {
+    if (!this.batching) {
+      this.batching = true;
+      this.socket.cork();
+      // setImmediate, not process.nextTick: the requests that socket events of this turn start must join.
+      setImmediate(this.flush);
+    }
+    return this.socket.write(data);
+  }
+
+  /** The request being written (the newest) may go on: the socket drained. */
+  onDrain(): void {
+    const last = this.tries[this.tries.length - 1];
+    if (last !== undefined && !last.requestComplete) last.req.onUpstreamWritable();
+  }
+
+  /** Response bytes [0, n) of `buf`: each response to its request, the rest carried to the next. */
+  onData(buf: Buffer, n: number): void {
+    let start = 0;
+    while (start < n && !this.closed) {
+      const head = this.tries[0];
+      if (head === undefined) {
+        // Bytes nobody asked for: the upstream is broken; never reuse the connection.
+        this.close();
+        return;
+      }
+      this.readBuf = buf;
+      this.readStart = start;
+      this.readEnd = n;
+      if (head.abandoned) this.executeHead();
+      else head.req.runCorked(this.executeHead);
+      this.readBuf = null;
+      if (this.closed) return;
+      if (this.parser.failed) {
+        this.failAll(new ProxyError('upstream_protocol_error', `invalid response from ${this.at}: ${this.parser.error}`), false);
+        return;
+      }
+      start += this.used;
+      if (!this.parser.done) return;
+      this.responseDone(head);
+    }
+  }
+
+  /** The head's response completed (its request heard onEnd): on to the next, or idle, or closed. */
+  private responseDone(head: PipelineTry): void {
+    this.tries.shift();
+    head.finished = true;
+    if (!this.parser.keepAlive) {
+      this.refuseBehind();
+      return;
+    }
+    if (!head.requestComplete) {
+      // Answered before its body was sent whole (an early error response): nothing can follow it.
+      this.close();
+      return;
+    }
+    const now = this.ticker.fresh();
+    this.stall.sample(now - this.headSince);
+    this.host.resumeReading(); // a pause was for the client of the response just completed
+    const next = this.tries[0];
+    if (next === undefined) {
+      this.host.pipelineIdle();
+      return;
+    }
+    this.startHead(next);
+    this.closeIfAbandoned();
+    if (!this.closed) this.host.pipelineSlot();
+  }
+
+  /**
+   * A response with `Connection: close`: the server processed nothing after it (alpn.ts), so every
+   * request behind it may be sent again whatever its method.
+   */
+  private refuseBehind(): void {
+    const behind = this.tries.splice(0);
+    this.close();
+    const err = new ProxyError('upstream_reset', `${this.at} closed the connection after an earlier response; the request was not processed`);
+    for (const t of behind) {
+      t.unprocessed = true;
+      t.fail(err);
+    }
+  }
+
+  /**
+   * The connection failed (reset, TLS error, truncated or invalid response): the request being
+   * answered hears `err`, as without pipelining; the ones behind it hear upstream_reset. `atBoundary`:
+   * the upstream closed between responses, so each unanswered request is a stale keep-alive case.
+   */
+  failAll(err: ProxyError, atBoundary: boolean): void {
+    const tries = this.tries.splice(0);
+    this.close();
+    const behindErr = new ProxyError('upstream_reset', `connection to ${this.at} failed with requests in flight`);
+    for (let i = 0; i < tries.length; i++) {
+      const t = tries[i]!;
+      // The server works on pipelined requests concurrently: one behind a broken response may have
+      // been processed, so it is no stale keep-alive (which the exchange resends once, whatever its
+      // method); the route's retry policy decides by method.
+      if (i > 0 && !atBoundary) t.reused = false;
+      t.fail(i === 0 || atBoundary ? err : behindErr);
+    }
+  }
+
+  /** The upstream closed its side. */
+  onEnd(): void {
+    const head = this.tries[0];
+    if (head === undefined) {
+      this.close();
+      return;
+    }
+    const closedMsg = `${this.at} closed the connection`;
+    if (this.parser.idleAtStart) {
+      this.failAll(new ProxyError('upstream_reset', closedMsg), true);
+      return;
+    }
+    if (this.parser.onEof()) {
+      // An EOF-delimited body ended here (its request heard onEnd); the rest got no answer.
+      this.tries.shift();
+      head.finished = true;
+      this.failAll(new ProxyError('upstream_reset', closedMsg), true);
+      return;
+    }
+    this.failAll(new ProxyError('upstream_reset', closedMsg), false);
+  }
+
+  /** `t` is abandoned (its client went away, a deadline): the requests around it go on where they can. */
+  abandon(t: PipelineTry): void {
+    if (t.finished || t.abandoned || this.closed) return;
+    const i = this.tries.indexOf(t);
+    if (i < 0) return;
+    if (!t.written) {
+      // Nothing of it was sent (it is the newest): as if it never came.
+      this.tries.splice(i, 1);
+      if (this.tries.length === 0) this.host.pipelineIdle();
+      return;
+    }
+    if (!t.requestComplete) {
+      // Half a request on the wire: the connection cannot be used again (nothing is behind it).
+      this.tries.splice(i, 1);
+      this.failAll(new ProxyError('upstream_reset', `connection to ${this.at} closed: a request in flight was abandoned`), false);
+      return;
+    }
+    // Its response is read and dropped when it comes; the others keep their place.
+    t.abandoned = true;
+    if (i === 0) this.host.resumeReading();
+    this.closeIfAbandoned();
+  }
+
+  /** Nobody waits for any response in flight: close rather than read them. */
+  private closeIfAbandoned(): void {
+    if (this.tries.length > 0 && this.tries.every((t) => t.abandoned)) {
+      this.tries.length = 0;
+      this.close();
+    }
+  }
+
+  /** A request was written whole: the connection may take the next one. */
+  requestWritten(t: PipelineTry): void {
+    if (!this.closed && !t.finished && t === this.tries[this.tries.length - 1]) this.host.pipelineSlot();
+  }
+
+  /** Whether no byte of t's response has arrived yet. */
+  awaiting(t: PipelineTry): boolean {
+    return t === this.tries[0] ? this.parser.idleAtStart : !t.finished;
+  }
+
+  /** Response backpressure belongs to the response being read. */
+  pauseFor(t: PipelineTry): void {
+    if (t === this.tries[0]) this.host.pauseReading();
+  }
+
+  resumeFor(t: PipelineTry): void {
+    if (t === this.tries[0]) this.host.resumeReading();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.host.pipelineClosed();
+  }
+
+  private get at(): string {
+    return `${this.host.host}:${this.host.port}`;
+  }
+}
+
+/** One try on a pipelined connection: its channel, and the sink its response is parsed into. */
+export class PipelineTry implements UpstreamChannel, ResponseSink {
+  readonly unframedBody = false;
+  /** Behind a `Connection: close` response: the server did not process it. */
+  unprocessed = false;
+  /** The request's last byte was written. */
+  requestComplete = false;
+  /** Its head was written. */
+  written = false;
+  /** Its response completed (or ended the connection). */
+  finished = false;
+  /** Dropped by its request: the response is read and discarded. */
+  abandoned = false;
+
+  constructor(
+    private readonly pipe: Pipeline,
+    readonly req: UpstreamRequest,
+    /** Sent on a connection that had carried requests before it. */
+    public reused: boolean,
+  ) {}
+
+  sendHead(req: UpstreamRequest, complete: boolean): void {
+    this.written = true;
+    this.pipe.write(req.upstreamHead);
+    if (complete) this.endRequest();
+  }
+
+  write(data: string | Buffer): boolean {
+    return this.pipe.write(data);
+  }
+
+  endRequest(): void {
+    if (this.requestComplete) return;
+    this.requestComplete = true;
+    this.pipe.requestWritten(this);
+  }
+
+  // The pipeline corks the socket for the whole loop turn already.
+  cork(): void {}
+  uncork(): void {}
+
+  pauseReading(): void {
+    this.pipe.pauseFor(this);
+  }
+
+  resumeReading(): void {
+    this.pipe.resumeFor(this);
+  }
+
+  get awaitingResponse(): boolean {
+    return this.pipe.awaiting(this);
+  }
+
+  destroy(): void {
+    this.pipe.abandon(this);
+  }
+
+  /** Tells the request its try failed (once; not after it finished or was abandoned). */
+  fail(err: ProxyError): void {
+    if (this.finished || this.abandoned) return;
+    this.finished = true;
+    this.req.onUpstreamError(err, this);
+  }
+
+  // ---- ResponseSink: the parser's calls go to the request unless it abandoned the try ----
+
+  onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void {
+    if (!this.abandoned) this.req.onHead(status, reason, headers, nonAscii, contentLength);
+  }
+
+  onInformational(status: number, reason: string, headers: string[]): void {
+    if (!this.abandoned) this.req.onInformational?.(status, reason, headers);
+  }
+
+  onBody(chunk: Buffer): void {
+    if (!this.abandoned) this.req.onBody(chunk);
+  }
+
+  onEnd(trailers: string[] | null): void {
+    if (!this.abandoned) this.req.onEnd(trailers);
+  }
+}
