@@ -52,7 +52,7 @@ export async function runMesh(argv: string[], io: MeshIo = { stdout: process.std
     const document = opts.command === 'apply' ? await checkedMeshFile(opts.file) : null;
     const connection = await meshConnection(opts.connection, MeshUsage);
     if (connection.tls !== null) quietIpServerNameWarning();
-    client = etcdClient(connection);
+    client = await etcdClient(connection);
     const keys = etcdKeys(connection.prefix);
     if (opts.command === 'apply') {
       const version = await publishMeshVersion(client, keys, document);

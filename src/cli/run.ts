@@ -59,7 +59,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const { supervisor, verdicts, certs, stats, sampler, snapshot } = plane;
   const etcdSpec = compileEtcd(loaded.source.discovery);
   // One etcd client for the registration, the etcd discovery sources and the mesh-config watcher.
-  const etcdDeps = etcdSpec === null ? null : { client: etcdClient(etcdSpec), keys: etcdKeys(etcdSpec.prefix) };
+  const etcdDeps = etcdSpec === null ? null : { client: await etcdClient(etcdSpec), keys: etcdKeys(etcdSpec.prefix) };
   const etcd = etcdDeps?.client ?? null;
   const discovery: DiscoveryManager = new DiscoveryManager({
     plane: supervisor,
