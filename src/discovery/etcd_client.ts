@@ -13,7 +13,7 @@ const DIAL_TIMEOUT_MS = 3_000;
 
 /**
  * A client for `spec`'s cluster: https (client certificate when given) or http, bounded unary calls.
- * etcd3 is imported here, on first use: with grpc-js and protobufjs it is ~25 MiB of RSS that a
+ * etcd3 is imported here, on first use: with grpc-js and protobufjs it is ~15 MiB of RSS that a
  * sidecar without `discovery.etcd` never needs.
  */
 export async function etcdClient(spec: EtcdSpec): Promise<Etcd3> {
