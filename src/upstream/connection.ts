@@ -86,6 +86,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
   private pipe: Pipeline | null = null;
   /** Requests that joined while connecting, after `request` (only when pipelining was offered). */
   private joined: UpstreamRequest[] | null = null;
+  /** startJoined is placing the joined requests: no slot is offered to the pool meanwhile. */
+  private placingJoined = false;
   private readN = 0;
   private readBuf: Buffer = READ_BUFFER;
   private readonly processRead = (): void => this.process(this.readBuf, this.readN);
@@ -294,10 +296,13 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
     this.request = null;
     this.uses = 0;
     this.transition(ConnState.Busy);
+    this.placingJoined = true; // the joined requests go before any waiter
     for (const r of [first, ...rest]) {
       if (this.state !== ConnState.Closed && this.pipe.lastWrittenWhole) this.assign(r);
       else this.owner.redispatch(r);
     }
+    this.placingJoined = false;
+    if (this.state === ConnState.Busy) this.owner.onSlot(this);
   }
 
   // ---- PipelineHost ----
@@ -314,7 +319,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
   }
 
   pipelineSlot(): void {
-    this.owner.onSlot(this);
+    if (!this.placingJoined) this.owner.onSlot(this);
   }
 
   pipelineClosed(): void {

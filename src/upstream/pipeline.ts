@@ -164,6 +164,7 @@ export class Pipeline {
   private responseDone(head: PipelineTry): void {
     this.tries.shift();
     head.finished = true;
+    head.answered = true;
     if (!this.parser.keepAlive) {
       this.refuseBehind();
       return;
@@ -207,6 +208,7 @@ export class Pipeline {
    */
   failAll(err: ProxyError, atBoundary: boolean): void {
     const tries = this.tries.splice(0);
+    if (tries.length > 0) tries[0]!.answered = !this.parser.idleAtStart;
     this.close();
     const behindErr = new ProxyError('upstream_reset', `connection to ${this.at} failed with requests in flight`);
     for (let i = 0; i < tries.length; i++) {
@@ -235,6 +237,7 @@ export class Pipeline {
       // An EOF-delimited body ended here (its request heard onEnd); the rest got no answer.
       this.tries.shift();
       head.finished = true;
+      head.answered = true;
       this.failAll(new ProxyError('upstream_reset', closedMsg), true);
       return;
     }
@@ -279,7 +282,7 @@ export class Pipeline {
 
   /** Whether no byte of t's response has arrived yet. */
   awaiting(t: PipelineTry): boolean {
-    return t === this.tries[0] ? this.parser.idleAtStart : !t.finished;
+    return t === this.tries[0] ? this.parser.idleAtStart : !t.answered;
   }
 
   /** Response backpressure belongs to the response being read. */
@@ -311,8 +314,10 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
   requestComplete = false;
   /** Its head was written. */
   written = false;
-  /** Its response completed (or ended the connection). */
+  /** Its response completed, or its try failed: it hears nothing more. */
   finished = false;
+  /** Bytes of its response arrived (known once it is no longer the one being read). */
+  answered = false;
   /** Dropped by its request: the response is read and discarded. */
   abandoned = false;
 
