@@ -15,10 +15,12 @@
 // TLS listeners read nothing in plaintext: the handshake is theirs, and ALPN decides —
 // `outrigger-tcp/<port>` (what a client sidecar's tcp hop offers) is opaque TCP to the fallback
 // cluster, after the same identity check and authorization as on a tcp listener; `h2` and
-// `http/1.1` (or no ALPN) are HTTP. No timer, no extra read.
+// `http/1.1` (or no ALPN) are HTTP, and so is a client sidecar's pipelined HTTP/1.1
+// (PIPELINE_ALPN, chosen first on a strict-engine mTLS listener). No timer, no extra read.
 
 import net from 'node:net';
 import type { ListenerSpec } from '../config/types.js';
+import { PIPELINE_ALPN } from '../net/alpn.js';
 import { FrontServer } from './front_server.js';
 import { TCHAR } from './h1/parse.js';
 import { prefaceMatch } from './h2/preface.js';
@@ -84,6 +86,11 @@ export function selectAlpn({ protocols }: { protocols: string[] }): string | und
   if (protocols.includes('h2')) return 'h2';
   if (protocols.includes('http/1.1')) return 'http/1.1';
   return protocols.find((p) => ALPN_PORT.test(p));
+}
+
+/** selectAlpn on a strict-engine mTLS listener: a client sidecar's pipelined HTTP/1.1 comes first. */
+export function selectAlpnPipelined(offer: { protocols: string[] }): string | undefined {
+  return offer.protocols.includes(PIPELINE_ALPN) ? PIPELINE_ALPN : selectAlpn(offer);
 }
 
 /** What a TLS connection's ALPN choice makes it, and the original destination port of an opaque one. */

@@ -14,6 +14,7 @@ import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
+import { PIPELINE_ALPN } from '../net/alpn.js';
 import { listenReusePort } from '../net/reuseport.js';
 import type { Rng } from '../lb/types.js';
 import { inboundPeer, listenerTlsOptions, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
@@ -29,7 +30,7 @@ import { StrictServer, type StrictH2, type StrictTls } from './h1/server.js';
 import type { H2Downstream } from './h2/downstream.js';
 import { readH2RequestHead } from './h2/request_head.js';
 import { H2Server, type H2Conn } from './h2/server.js';
-import { alpnDetected, DetectCounters, Detector, selectAlpn } from './detect.js';
+import { alpnDetected, DetectCounters, Detector, selectAlpn, selectAlpnPipelined } from './detect.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply } from './local_reply.js';
@@ -762,12 +763,15 @@ function fallbackSpec(spec: ListenerSpec): ListenerSpec {
 /**
  * ALPN protocols a TLS listener offers: h2 and http/1.1 on `auto` (and a client sidecar's
  * outrigger-tcp/<port> with `tcp_fallback`), h2 on `http2`, none on `http1` (as before HTTP/2).
+ * A strict-engine mTLS listener that serves HTTP/1 puts a client sidecar's PIPELINE_ALPN first
+ * (src/net/alpn.ts; on `http1` with http/1.1 as the alternative).
  */
 function alpn(spec: ListenerSpec): Pick<tls.TlsOptions, 'ALPNProtocols' | 'ALPNCallback'> {
-  if (spec.tcpFallback !== null) return { ALPNCallback: selectAlpn };
-  if (spec.protocol === 'auto') return { ALPNProtocols: ['h2', 'http/1.1'] };
+  const pipelined = spec.engine === 'strict' && spec.tls === 'mtls';
+  if (spec.tcpFallback !== null) return { ALPNCallback: pipelined ? selectAlpnPipelined : selectAlpn };
+  if (spec.protocol === 'auto') return { ALPNProtocols: pipelined ? [PIPELINE_ALPN, 'h2', 'http/1.1'] : ['h2', 'http/1.1'] };
   if (spec.protocol === 'http2') return { ALPNProtocols: ['h2'] };
-  return {};
+  return pipelined ? { ALPNProtocols: [PIPELINE_ALPN, 'http/1.1'] } : {};
 }
 
 /** A 400/431 on the uWS engine, answered on the next turn (see handleUws), unless the client went away first. */

@@ -259,6 +259,11 @@ export class RawClient {
     });
   }
 
+  /** A RawClient on a socket already connected (a TLS socket after its handshake, say). */
+  static over(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
   get closed(): boolean {
     return this.closedFlag;
   }

@@ -4,6 +4,15 @@
 // so each request is forwarded exactly once and a refusal always comes after the responses
 // before it. A malformed head is answered 400 (431 oversize, 408 slow) and the connection closes:
 // no byte after it is parsed. Timeouts are one deadline per connection on the worker's ticker.
+//
+// Pipelined (a client sidecar that chose ALPN PIPELINE_ALPN, see src/net/alpn.ts): the next head
+// is parsed as soon as the previous request's body is complete, up to MAX_IN_FLIGHT requests
+// in flight, and the responses leave in request order (response_order.ts), the writes of one loop
+// turn in one socket write. Once the connection must stop (drain, Connection: close, a refused
+// head, an HTTP/1.0 request, the client's FIN), no head is handed to the host any more: the
+// requests already handed are answered, the last of them with Connection: close, then the
+// connection closes (bytes arriving meanwhile are dropped), and the client sends again what it
+// wrote after that response.
 
 import type { Socket } from 'node:net';
 import { ProxyError } from '../../errors.js';
@@ -13,6 +22,7 @@ import { BodyFraming, refusalRequestId } from '../request_head.js';
 import { ChunkedDecoder, type ChunkSink } from './chunked.js';
 import { httpDate, StrictDownstream } from './downstream.js';
 import { emptyHead, HeadError, parseHead, parseRequestLine, type ParsedHead } from './parse.js';
+import { ResponseOrder } from './response_order.js';
 
 /** Per-listener limits, updated in place on reload. */
 export interface H1Settings {
@@ -43,11 +53,13 @@ const enum St {
   Idle = 0,
   /** Part of a head has arrived. */
   Head = 1,
-  /** A request is being served (its body and/or its response). */
+  /** A request is being served (its body and/or its response; pipelined: its body). */
   Active = 2,
+  /** Pipelined: no head is parsed any more; the responses owed are being written, bytes received are dropped. */
+  Finishing = 3,
   /** The last bytes are being written; nothing more is read. */
-  Closing = 3,
-  Closed = 4,
+  Closing = 4,
+  Closed = 5,
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -59,9 +71,7 @@ const LINGER_MS = 2000;
 export class H1Connection implements Timed, ChunkSink {
   deadline = 0;
   private armed = false;
-  /** HTTP minor version of the current request (0 or 1). */
-  minor = 1;
-  /** Whether the connection stays open after the current response. */
+  /** Whether the connection stays open after the current response (pipelined: whether another head is read). */
   keepAlive = true;
   /** Listener stopping: close after the current response. */
   draining = false;
@@ -94,14 +104,25 @@ export class H1Connection implements Timed, ChunkSink {
   private readonly endListener = (): void => this.onEnd();
   private readonly closeListener = (): void => this.onClose();
   private readonly drainListener = (): void => this.onDrain();
+  /** Pipelined: the requests handed to the host whose responses are not all written; else null. */
+  private readonly order: ResponseOrder | null;
+  /** Pipelined: the socket is corked until the end of this loop turn. */
+  private corked = false;
+  private readonly uncorkTurn = (): void => {
+    this.corked = false;
+    this.socket.uncork();
+  };
 
   constructor(
     readonly socket: Socket,
     private readonly host: H1Host,
     /** The peer's SPIFFE ID (mTLS listeners), else null. */
     readonly peer: string | null,
+    /** The client sidecar chose PIPELINE_ALPN (only ever selected on mTLS listeners). */
+    pipelined = false,
   ) {
     this.detail = host.settings.detail;
+    this.order = pipelined ? new ResponseOrder() : null;
     socket.on('data', this.dataListener);
     socket.on('end', this.endListener);
     socket.on('close', this.closeListener);
@@ -133,7 +154,7 @@ export class H1Connection implements Timed, ChunkSink {
   // ---- reading ----------------------------------------------------------------------------
 
   private onData(chunk: Buffer): void {
-    if (this.st >= St.Closing) return; // after a refusal nothing is parsed
+    if (this.st >= St.Finishing) return; // after a refusal nothing is parsed
     if (this.st === St.Active) this.arm(this.host.settings.bodyIdleMs);
     this.append(chunk);
     this.pump();
@@ -178,10 +199,12 @@ export class H1Connection implements Timed, ChunkSink {
       for (;;) {
         const st = this.st;
         if (st === St.Idle || st === St.Head) {
+          if (this.order !== null && !this.mayReadHead(this.order)) break;
           if (!this.readHead()) break;
         } else if (st === St.Active) {
           if (this.responseDone && !this.keepAlive) {
-            this.closeAfterWrites();
+            if (this.order === null) this.closeAfterWrites();
+            else this.finish();
             break;
           }
           if (!this.bodyDone) {
@@ -189,6 +212,10 @@ export class H1Connection implements Timed, ChunkSink {
             this.readBody();
             if (!this.bodyDone) break;
             if (this.st !== St.Active) break;
+          }
+          if (this.order !== null) {
+            this.nextPipelined();
+            continue;
           }
           if (!this.responseDone) {
             // Pipelined bytes wait until this response is complete; stop reading past a bound.
@@ -212,8 +239,10 @@ export class H1Connection implements Timed, ChunkSink {
   /** After the client's FIN: close once no complete request is left to serve. */
   private afterPeerEnd(): void {
     const st = this.st;
-    if (st === St.Idle || st === St.Head) this.closeAfterWrites();
-    else if (st === St.Active && !this.bodyDone && (this.buf === null || !this.stopBody())) this.destroy(); // the body can never complete
+    if (st === St.Idle || st === St.Head) {
+      if (this.order === null) this.closeAfterWrites();
+      else if (!this.order.full) this.finish(); // a full order leaves complete heads in `buf` for later
+    } else if (st === St.Active && !this.bodyDone && (this.buf === null || !this.stopBody())) this.destroy(); // the body can never complete
   }
 
   /** Reads a head from `buf`; true when a request started (or the connection is closing). */
@@ -269,11 +298,17 @@ export class H1Connection implements Timed, ChunkSink {
   private startRequest(head: ParsedHead): void {
     this.st = St.Active;
     this.arm(this.host.settings.bodyIdleMs);
-    this.minor = head.minor;
     // HTTP/1.1 persists unless closed; HTTP/1.0 only when asked (and the length is known, see
     // the downstream). An Upgrade request the host does not tunnel (detach(): h2c, say) is
     // served as plain HTTP, then the connection closes.
     this.keepAlive = !this.draining && (head.minor === 1 ? !head.close : head.keepAlive) && !(head.upgrade && head.connectionUpgrade);
+    const order = this.order;
+    if (order !== null) {
+      // Pipelined, an HTTP/1.0 request is the last one (its response may be close-delimited),
+      // and the socket can leave the loop for a tunnel only when no response before it is owed.
+      if (head.minor === 0) this.keepAlive = false;
+      if (order.size > 0) head.connectionUpgrade = false;
+    }
     this.responseDone = false;
     this.bodyDone = false;
     this.framingKnown = false;
@@ -282,10 +317,14 @@ export class H1Connection implements Timed, ChunkSink {
       this.refuse(new ProxyError('bad_request', 'CONNECT is not offered'));
       return;
     }
-    const down = new StrictDownstream(this, head.method === 'HEAD');
+    const down = new StrictDownstream(this, head.method === 'HEAD', head.minor);
     this.down = down;
-    // As node:http does: the interim answer to Expect: 100-continue goes out at once.
-    if (head.expectContinue && head.minor === 1) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    order?.add(down);
+    // As node:http does: the interim answer to Expect: 100-continue goes out at once (pipelined: in its turn).
+    if (head.expectContinue && head.minor === 1) {
+      if (order === null) this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+      else down.informational(100, 'Continue', []);
+    }
     this.host.request(down, head);
     if (!this.framingKnown && this.st === St.Active) {
       // The host refused the head before judging its framing: its reply closes the connection.
@@ -342,10 +381,15 @@ export class H1Connection implements Timed, ChunkSink {
   private bodyFramingError(): void {
     this.keepAlive = false;
     this.bodyDone = true;
-    const ex = this.down?.ex ?? null;
+    const down = this.down;
+    const ex = down?.ex ?? null;
     if (ex !== null) {
       ex.onClientFramingError();
-      if (this.st === St.Active && !this.responseDone) this.destroy(); // cannot answer any more
+      if (this.st === St.Active && !this.responseDone) {
+        if (this.order === null)
+          this.destroy(); // cannot answer any more
+        else if (!down!.cutShort) down!.abort(); // closes in its turn, after the responses before it
+      }
       return;
     }
     if (this.responseDone) this.refuse(new ProxyError('bad_request', 'malformed request body framing'));
@@ -364,6 +408,72 @@ export class H1Connection implements Timed, ChunkSink {
       this.readPaused = false;
       this.socket.resume();
     }
+  }
+
+  /** Pipelined: the request's body is complete; the next head is read while its response is on its way. */
+  private nextPipelined(): void {
+    this.down = null;
+    if (!this.keepAlive) {
+      this.finish();
+      return;
+    }
+    this.st = St.Idle;
+    const settings = this.host.settings;
+    this.arm(this.order!.size > 0 ? settings.bodyIdleMs : settings.keepaliveIdleMs);
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  /**
+   * Pipelined: no head is parsed any more (what arrives is dropped); the responses owed go out,
+   * the last one with Connection: close unless it went out already, then the connection closes.
+   */
+  private finish(): void {
+    this.keepAlive = false;
+    this.down = null;
+    this.buf = null;
+    if (this.order!.size === 0) {
+      this.closeAfterWrites();
+      return;
+    }
+    this.st = St.Finishing;
+    this.arm(this.host.settings.bodyIdleMs);
+    if (this.readPaused) {
+      // Keep reading (and dropping) so that the client's writes never block on us.
+      this.readPaused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Pipelined: stop reading heads; the request whose body is being read is still served. */
+  private stopPipeline(): void {
+    this.keepAlive = false;
+    const st = this.st;
+    if (st === St.Idle || st === St.Head) this.finish();
+  }
+
+  /**
+   * Pipelined, before a head: a response may have stopped the connection since (a local reply
+   * that closes), and with MAX_IN_FLIGHT requests in flight reading pauses until one is answered.
+   */
+  private mayReadHead(order: ResponseOrder): boolean {
+    if (!this.keepAlive) {
+      this.finish();
+      return false;
+    }
+    if (!order.full) return true;
+    if (!this.readPaused) {
+      this.readPaused = true;
+      this.socket.pause();
+    }
+    return false;
+  }
+
+  /** Whether `down`'s response is the connection's last one (it says Connection: close). */
+  closesAfter(down: StrictDownstream): boolean {
+    return !this.keepAlive && (this.order === null || this.order.isLast(down));
   }
 
   // ---- flow control (from the downstream) ---------------------------------------------------
@@ -392,8 +502,12 @@ export class H1Connection implements Timed, ChunkSink {
     if (this.st === St.Active) this.pump();
   }
 
-  /** The current response is complete (every byte handed to the socket). */
+  /** The current response is complete (every byte handed to the socket, or held in its turn). */
   responseEnded(down: StrictDownstream): void {
+    if (this.order !== null) {
+      this.pipelinedResponseEnded(down);
+      return;
+    }
     if (down !== this.down || this.st !== St.Active) return;
     this.responseDone = true;
     if (this.keepAlive) this.arm(this.host.settings.bodyIdleMs);
@@ -405,15 +519,67 @@ export class H1Connection implements Timed, ChunkSink {
     if (!this.pumping) this.pump();
   }
 
+  private pipelinedResponseEnded(down: StrictDownstream): void {
+    if (this.st === St.Closed) return;
+    const order = this.order!;
+    if (down === this.down) this.responseDone = true;
+    if (!order.advance()) {
+      this.destroy();
+      return;
+    }
+    const st = this.st;
+    if (order.size === 0) {
+      if (st === St.Finishing) {
+        this.closeAfterWrites();
+        return;
+      }
+      if (st === St.Idle) this.arm(this.host.settings.keepaliveIdleMs);
+    }
+    if ((st === St.Idle || st === St.Head) && this.readPaused && !order.full) {
+      this.readPaused = false;
+      this.socket.resume();
+    }
+    if (!this.pumping) this.pump();
+  }
+
+  /** The response of `down` failed after its head went out: the connection closes (pipelined: once the responses before it are written). */
+  responseAborted(down: StrictDownstream): void {
+    const order = this.order;
+    if (order === null || this.st === St.Closed) {
+      this.destroy();
+      return;
+    }
+    if (down === this.down) this.responseDone = true;
+    this.stopPipeline();
+    if (!order.advance()) this.destroy();
+  }
+
   // ---- writing ------------------------------------------------------------------------------
 
   write(data: Buffer): boolean {
-    if (this.st === St.Active) this.arm(this.host.settings.bodyIdleMs);
-    return this.socket.writable ? this.socket.write(data) : true;
+    const st = this.st;
+    if (st === St.Active || (this.order !== null && (st === St.Idle || st === St.Finishing))) this.arm(this.host.settings.bodyIdleMs);
+    if (!this.socket.writable) return true;
+    if (this.order !== null) this.corkTurn();
+    return this.socket.write(data);
   }
 
   writeText(text: string): void {
-    if (this.socket.writable) this.socket.write(text, 'latin1');
+    if (!this.socket.writable) return;
+    if (this.order !== null) this.corkTurn();
+    this.socket.write(text, 'latin1');
+  }
+
+  /**
+   * Pipelined: the responses written during one loop turn leave in one socket write (one TLS
+   * record when they fit). setImmediate runs after every I/O callback of the turn; a nextTick
+   * would uncork after the first.
+   */
+  private corkTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    setImmediate(this.uncorkTurn);
   }
 
   /**
@@ -422,6 +588,7 @@ export class H1Connection implements Timed, ChunkSink {
    */
   writeLocalReply(text: string, withBody: boolean): void {
     if (!this.socket.writable) return;
+    if (this.order !== null) this.corkTurn();
     const at = text.indexOf('\r\n\r\n') + 4;
     if (!withBody) {
       this.socket.write(text.slice(0, at), 'latin1');
@@ -460,6 +627,15 @@ export class H1Connection implements Timed, ChunkSink {
     this.host.refused(err, id);
     this.buf = null;
     this.keepAlive = false;
+    const order = this.order;
+    if (order !== null) {
+      // Pipelined: the reply takes its turn after the responses owed, as the last one.
+      const down = new StrictDownstream(this, false, 1);
+      order.add(down);
+      this.finish();
+      down.reply(err, id);
+      return false;
+    }
     this.writeLocalReply(localReplyBytes(localReply(err, id, this.detail), httpDate()), true);
     this.closeAfterWrites();
     return false;
@@ -489,11 +665,12 @@ export class H1Connection implements Timed, ChunkSink {
 
   private onClose(): void {
     const down = this.down;
+    const owed = this.order?.clear() ?? null;
     this.leaveLoop();
-    const ex = down?.ex ?? null;
-    if (ex !== null && !down!.complete) {
-      down!.ex = null;
-      ex.onClientAborted();
+    if (owed === null) {
+      if (down !== null) abandon(down);
+    } else {
+      for (const d of owed) abandon(d);
     }
   }
 
@@ -508,7 +685,7 @@ export class H1Connection implements Timed, ChunkSink {
   }
 
   private onDrain(): void {
-    const down = this.down;
+    const down = this.order === null ? this.down : this.order.head;
     if (down !== null && down.wantDrain) {
       down.wantDrain = false;
       down.ex?.onDownstreamWritable();
@@ -522,7 +699,7 @@ export class H1Connection implements Timed, ChunkSink {
         this.refuse(new ProxyError('request_timeout', 'the request head did not arrive in time'));
         break;
       case St.Idle:
-        if (this.down === null && this.buf === null) {
+        if (this.buf === null && (this.order === null ? this.down === null : this.order.size === 0)) {
           this.closeAfterWrites();
           break;
         }
@@ -536,8 +713,18 @@ export class H1Connection implements Timed, ChunkSink {
   /** Listener stopping: idle connections close now, busy ones after their response. */
   drain(): void {
     this.draining = true;
-    if (this.st === St.Idle) this.closeAfterWrites();
+    if (this.order !== null) this.stopPipeline();
+    else if (this.st === St.Idle) this.closeAfterWrites();
     else if (this.st === St.Active) this.keepAlive = false;
+  }
+}
+
+/** The client is gone before `down`'s response was complete: its exchange hears it. */
+function abandon(down: StrictDownstream): void {
+  const ex = down.ex;
+  if (ex !== null && !down.complete) {
+    down.ex = null;
+    ex.onClientAborted();
   }
 }
 

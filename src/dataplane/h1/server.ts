@@ -3,11 +3,14 @@
 // node:http. Per listener, per worker; listened on the worker's SO_REUSEPORT fd like the node
 // engine. TLS: the peer check runs on 'secureConnection' before any byte is read, as on the node
 // engine (a refused peer is counted and dropped); handshake_ms is node:tls's handshakeTimeout.
+// A connection whose client sidecar chose ALPN PIPELINE_ALPN (offered on mTLS listeners only,
+// listener.ts) is served pipelined.
 
 import net from 'node:net';
 import tls from 'node:tls';
 import type { ListenerSpec } from '../../config/types.js';
 import type { ProxyError } from '../../errors.js';
+import { PIPELINE_ALPN } from '../../net/alpn.js';
 import type { Ticker } from '../../upstream/ticker.js';
 import { H1Connection, type H1Host, type H1Settings } from './connection.js';
 import type { StrictDownstream } from './downstream.js';
@@ -98,7 +101,7 @@ export class StrictServer implements H1Host {
         }
         if (tlsSetup.claimed?.(socket, peer) === true) return;
         if (h2 !== null && (h2.only || socket.alpnProtocol === 'h2')) h2.handoff(socket, peer);
-        else this.open(socket, peer);
+        else this.open(socket, peer, peer !== null && socket.alpnProtocol === PIPELINE_ALPN);
       });
       server.on('tlsClientError', (_err: Error, socket: tls.TLSSocket) => {
         tlsSetup.failed();
@@ -109,12 +112,12 @@ export class StrictServer implements H1Host {
     if (spec.maxConnections !== null) this.server.maxConnections = spec.maxConnections;
   }
 
-  private open(socket: net.Socket, peer: string | null): void {
+  private open(socket: net.Socket, peer: string | null, pipelined = false): void {
     if (this.stopping) {
       socket.destroy();
       return;
     }
-    this.conns.add(new H1Connection(socket, this, peer));
+    this.conns.add(new H1Connection(socket, this, peer, pipelined));
   }
 
   /** An HTTP/1 connection whose first bytes the preface check read and put back. */
