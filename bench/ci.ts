@@ -3,7 +3,9 @@
 // several interleaved rounds) that fails when outrigger is slower or larger than
 // bench/baseline.json allows: the default engine's CPU ratio to nginx, p99 and p99.9 added over
 // direct and RSS, and the other engines' CPU ratios. It prints the paired engine ratios, the
-// 2 ÷ 1 worker CPU ratio and the 2-worker config's requests and connections per worker.
+// 2 ÷ 1 worker CPU ratio and the 2-worker config's requests and connections per worker, haproxy
+// beside nginx, and issue 13's fast hop (bench/lib/hop.ts: the two-sidecar mTLS path pipelined
+// and at depth 1 against two plaintext sidecars, its added p99, the head-of-line scenario).
 // Exit 0: within thresholds; 1: a threshold is exceeded; 2: could not measure (a config was
 // skipped, a gated value is missing, or a tool is missing). Not part of npm test; see
 // bench/README.md.
@@ -14,12 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkBaseline, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
 import { comparisonLine, engineComparisons, scalingLines, workerComparisons } from './lib/comparisons.js';
+import { hopComparisons, hopHolPlan, hopLines } from './lib/hop.js';
 import { PLAN_OPTIONS, quickPlan } from './lib/measure.js';
 import { memoryLines } from './lib/memory.js';
 import { renderMarkdown } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { runSession } from './lib/session.js';
-import type { TargetSpec } from './lib/targets.js';
+import { HOP_TARGETS, type TargetSpec } from './lib/targets.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -37,13 +40,19 @@ const HELP = `usage: npm run bench:ci -- [options]
 /** Workers of the multi-worker config (outrigger-strict-2w). */
 const WORKERS_N = 2;
 
-/** Prints the gate's table, then the paired ratios and the scaling with workers (printed, not gated). */
+/** Prints the gate's table, then the paired ratios, the scaling with workers and the fast hop (printed, not gated). */
 function printVerdict(verdict: Verdict, results: BenchResults, where: string): Verdict {
-  const scalingLabels = new Set(workerComparisons(WORKERS_N).map((c) => c.label));
-  const ratios = (results.comparisons ?? []).filter((c) => !scalingLabels.has(c.label)).map((c) => `- ${comparisonLine(c)}`);
-  const scaling = scalingLines(results, WORKERS_N);
+  const elsewhere = new Set([...workerComparisons(WORKERS_N), ...hopComparisons()].map((c) => c.label));
+  const ratios = (results.comparisons ?? []).filter((c) => !elsewhere.has(c.label)).map((c) => `- ${comparisonLine(c)}`);
+  const section = (title: string, lines: readonly string[]): string => `${title}:\n${lines.join('\n') || '- none measured'}`;
   process.stdout.write(
-    `${verdict.text}\n\npaired ratios (not gated):\n${ratios.join('\n') || '- none measured'}\n\nscaling with workers (not gated):\n${scaling.join('\n') || '- none measured'}\n\nmemory and event-loop delay:\n${memoryLines(results).join('\n')}\n(results in ${where})\n`,
+    `${[
+      verdict.text,
+      section('paired ratios (not gated)', ratios),
+      section('scaling with workers (not gated)', scalingLines(results, WORKERS_N)),
+      section('fast hop between two sidecars (not gated)', hopLines(results)),
+      section('memory and event-loop delay', memoryLines(results)),
+    ].join('\n\n')}\n(results in ${where})\n`,
   );
   return verdict;
 }
@@ -73,7 +82,8 @@ async function main(): Promise<number> {
   const rate = baseline.added_p99_us.rate;
   // The p99.9 gate's rate is normally the same; a different one is measured too.
   const rates = [...new Set([rate, baseline.added_p999_us?.rate ?? rate])];
-  const plan = { ...quickPlan(durationS, rate, Number(values['rate-duration'] ?? 5)), rates };
+  const rateS = Number(values['rate-duration'] ?? 5);
+  const plan = { ...quickPlan(durationS, rate, rateS), rates, hol: hopHolPlan(rateS, rate) };
   const targets: TargetSpec[] = [
     { name: 'direct', kind: 'direct' },
     { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
@@ -82,12 +92,15 @@ async function main(): Promise<number> {
     // Not gated: its CPU ÷ outrigger-strict-1w's, requests and connections per worker, the idle
     // RSS a second worker adds, event-loop delay per worker.
     { name: `outrigger-strict-${WORKERS_N}w`, kind: 'outrigger', workers: WORKERS_N, engine: 'strict' },
+    // Not gated: the fast hop's three two-sidecar configs, and haproxy beside nginx.
+    ...HOP_TARGETS,
     { name: 'nginx', kind: 'nginx' },
+    { name: 'haproxy', kind: 'haproxy' },
   ];
   const log = (s: string): void => {
     process.stderr.write(`${s}\n`);
   };
-  const comparisons = [...engineComparisons(), ...workerComparisons(WORKERS_N)];
+  const comparisons = [...engineComparisons(), ...workerComparisons(WORKERS_N), ...hopComparisons()];
   const results = await runSession({ repoRoot, targets, rounds, plan, quick: true, install: values['no-install'] !== true, comparisons, log });
   const out = resolve(values.out ?? join(repoRoot, 'bench', 'results', `ci-${new Date().toISOString().replace(/[:.]/g, '-')}`));
   mkdirSync(out, { recursive: true });

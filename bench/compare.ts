@@ -3,7 +3,9 @@
 // the two-sidecar mTLS path with a server sidecar of 1 and N workers) against nginx, haproxy
 // and a direct run on 127.0.0.1, with the paired ratios of issue 19 (node ÷ uws engine, server
 // sidecar N ÷ 1 workers, each ÷ nginx) and issue 13's scaling with workers (outrigger N ÷ 1
-// workers, with requests and connections per worker, printed after the report), then the gRPC,
+// workers, with requests and connections per worker, printed after the report), issue 13's fast
+// hop (bench/lib/hop.ts: the mTLS pair pipelined and at depth 1 against two plaintext sidecars,
+// and the head-of-line scenario), then the gRPC,
 // WebSocket and raw TCP sections (bench/lib/grpc.ts, websocket.ts, tcp.ts); writes
 // results.json, report.md and report.html into --out.
 
@@ -12,6 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchComparisons, scalingLines } from './lib/comparisons.js';
+import { hopComparisons, hopHolPlan, hopLines } from './lib/hop.js';
 import { renderGrpcMarkdown, runGrpcBench } from './lib/grpc.js';
 import { PLAN_OPTIONS, VARIANTS, type MeasurePlan } from './lib/measure.js';
 import { renderHtml, renderMarkdown } from './lib/report.js';
@@ -37,6 +40,8 @@ const HELP = `usage: npm run bench -- [options]
                        mTLS, nginx grpc_pass, direct; also alone as npm run bench:grpc)
   --no-ws              skip the WebSocket section (echoed 64 B and 16 KiB messages: one sidecar,
                        two sidecars over mTLS, nginx, direct; also alone as npm run bench:ws)
+  --no-hol             skip the head-of-line scenario (1 request in 100 takes 500 ms: the fast
+                       requests' p99 through the mTLS pair, pipelined and at depth 1, and direct)
   --no-tcp             skip the raw TCP section (redis-benchmark through a tcp listener, two
                        sidecars over mTLS, haproxy mode tcp, direct; also alone as npm run bench:tcp)
 `;
@@ -67,6 +72,7 @@ async function main(): Promise<number> {
       'no-grpc': { type: 'boolean' },
       'no-ws': { type: 'boolean' },
       'no-tcp': { type: 'boolean' },
+      'no-hol': { type: 'boolean' },
     },
     strict: true,
   });
@@ -85,6 +91,7 @@ async function main(): Promise<number> {
   const onlyConfigs = list(values.configs);
   const targets = defaultTargets(workersN).filter((t) => onlyConfigs === undefined || onlyConfigs.includes(t.name));
   const withVariants = values['no-variants'] === true ? false : values.variants === true ? true : !quick;
+  const rateS = n(values['rate-duration'], quick ? 3 : 10);
   const plan: MeasurePlan = {
     warmupS: quick ? 1 : 2,
     firstWarmupS: quick ? 5 : 10,
@@ -92,11 +99,12 @@ async function main(): Promise<number> {
     connections: n(values.connections, 50),
     wrkThreads: 1,
     rates: (list(values.rates) ?? (quick ? ['1000', '2000'] : ['500', '1000', '2000'])).map((x) => n(x, 0)),
-    rateS: n(values['rate-duration'], quick ? 3 : 10),
+    rateS,
     rateConnections: 16,
     autocannonS: quick ? 2 : 5,
     variants: withVariants ? VARIANTS : [],
     variantS: quick ? 2 : 5,
+    ...(values['no-hol'] === true ? {} : { hol: hopHolPlan(rateS) }),
   };
   const rounds = n(values.rounds, quick ? 2 : 3);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
@@ -105,7 +113,7 @@ async function main(): Promise<number> {
     process.stderr.write(`${s}\n`);
   };
 
-  const comparisons = benchComparisons(workersN);
+  const comparisons = [...benchComparisons(workersN), ...hopComparisons()];
   const results = await runSession({ repoRoot, targets, rounds, plan, quick, install: values['no-install'] !== true, comparisons, log });
   const grpc =
     values['no-grpc'] === true
@@ -148,7 +156,10 @@ async function main(): Promise<number> {
   writeFileSync(join(out, 'report.md'), md);
   writeFileSync(join(out, 'report.html'), renderHtml(results));
   const scaling = scalingLines(results, workersN);
-  process.stdout.write(`${md}\nscaling with workers:\n${scaling.join('\n') || '- none measured'}\n\nwrote ${out}/{results.json,report.md,report.html}\n`);
+  const hop = hopLines(results);
+  process.stdout.write(
+    `${md}\nscaling with workers:\n${scaling.join('\n') || '- none measured'}\n\nfast hop between two sidecars:\n${hop.join('\n') || '- none measured'}\n\nwrote ${out}/{results.json,report.md,report.html}\n`,
+  );
   return 0;
 }
 

@@ -5,6 +5,7 @@
 
 import { runAutocannon, type AutocannonRun } from './autocannon.js';
 import { cpuMicrosBetween, microsPerRequest, sampleCpu } from './cpu.js';
+import { runHol, type HolPlan, type HolRecord } from './hol.js';
 import { startRssSampler, type RssStats } from './rss.js';
 import type { RunningTarget } from './targets.js';
 import { sampleThreads, splitThreads, type ThreadSplit } from './threads.js';
@@ -41,6 +42,8 @@ export interface MeasurePlan {
   readonly autocannonS: number;
   readonly variants: readonly Variant[];
   readonly variantS: number;
+  /** The head-of-line scenario, run through its configs after their fixed-rate runs (bench/lib/hol.ts). */
+  readonly hol?: HolPlan;
 }
 
 /** The command-line options (node:util parseArgs) that bench:compare, bench:ci and bench:ab all take. */
@@ -70,7 +73,7 @@ export function quickPlan(throughputS: number, rate: number, rateS: number): Mea
   };
 }
 
-interface RunBase {
+export interface RunBase {
   readonly round: number;
   readonly config: string;
   readonly startedAt: string;
@@ -111,7 +114,7 @@ export interface AutocannonRecord extends RunBase {
   readonly result?: AutocannonRun;
 }
 
-export type RunRecord = ThroughputRecord | RateRecord | AutocannonRecord;
+export type RunRecord = ThroughputRecord | RateRecord | AutocannonRecord | HolRecord;
 
 function errText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -279,6 +282,13 @@ export async function measureConfig(
     out.push(r);
     log(
       `  ${t.spec.name} @${rate}/s: ${r.error ?? `p50 ${r.wrk?.latency.p50Us} p99 ${r.wrk?.latency.p99Us} p99.9 ${r.wrk?.latency.p999Us} µs, late ${r.wrk?.late}`}`,
+    );
+  }
+  if (plan.hol?.configs.includes(t.spec.name) === true) {
+    const h = await runHol(t, round, plan.hol, scriptDir);
+    out.push(h);
+    log(
+      `  ${t.spec.name} head-of-line @${h.rate}/s: ${h.error ?? `fast p50 ${h.fast?.p50Us ?? '-'} p99 ${h.fast?.p99Us ?? '-'} µs, slow p50 ${h.slow?.p50Us ?? '-'} µs, late ${h.wrk?.late ?? '-'}`}`,
     );
   }
   if (plan.autocannonS > 0) {

@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { AdminAccess } from './admin.js';
+import type { Table } from './report.js';
 import type { BenchResults } from './results.js';
 import type { ConfigSummary } from './summary.js';
 
@@ -85,12 +86,6 @@ export function perExtraWorkerKb(r: Pick<BenchResults, 'idleRssKb'>): Array<{ co
 }
 
 type Cell = string;
-interface Table {
-  readonly title: string;
-  readonly note?: string;
-  readonly head: readonly string[];
-  readonly rows: readonly (readonly Cell[])[];
-}
 
 const mib = (kb: number | null | undefined): Cell => (kb === null || kb === undefined ? '–' : (kb / 1024).toFixed(1));
 

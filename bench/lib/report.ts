@@ -3,6 +3,7 @@
 
 import type { ConnectionsReading } from './admin.js';
 import { operandName, type Comparison } from './comparisons.js';
+import { holTables } from './hol.js';
 import { loopDelayTable, memoryTable } from './memory.js';
 import type { BenchResults } from './results.js';
 import type { Summary } from './stats.js';
@@ -41,11 +42,11 @@ function mib(kb: number | null | undefined): Cell {
 
 /** How the parts of a multi-proxy config are named in the report. */
 const PART_LABEL: Readonly<Record<string, string>> = {
-  client: 'client sidecar (plaintext in, mTLS out)',
-  server: 'server sidecar (mTLS in via node:https, plaintext out)',
+  client: 'client sidecar (plaintext in, to the server sidecar)',
+  server: 'server sidecar (its inbound listener, plaintext to the upstream)',
 };
 
-interface Table {
+export interface Table {
   readonly title: string;
   readonly note?: string;
   readonly head: readonly string[];
@@ -129,7 +130,7 @@ export function buildTables(r: BenchResults): Table[] {
     rows.push([`${n} × ${single}`, '–', '–', fmtSummary(first?.singleTimesN, 1), `${n.toFixed(2)}×`, '1.00×', '0']);
     tables.push({
       title: 'Two-sidecar mTLS path',
-      note: `wrk → client sidecar (plaintext listener, 1 worker) → pooled persistent mTLS → server sidecar (inbound listener tls: {mode: mtls}, node:https on each of its workers: 1 in outrigger-mtls, N in outrigger-mtls-Nw) → upstream. This is a path of ${n} proxies: its CPU µs/req is every sidecar's whole process tree summed, so compare it with ${n} × ${single} (one plaintext proxy, measured in the same rounds), not with one proxy or with nginx. The per-sidecar rows split that CPU; the server row is the cost of the inbound mTLS listener plus its plaintext hop to the upstream. req/s is the whole path's, with both sidecars and wrk and the upstream sharing the machine. Ratios are paired round by round.`,
+      note: `wrk → client sidecar (plaintext listener, 1 worker) → pooled persistent mTLS → server sidecar (inbound listener tls: {mode: mtls} on node:https or, in the -strict configs, the strict engine, on each of its workers: 1 in outrigger-mtls, N in outrigger-mtls-Nw) → upstream; outrigger-pair-plain is the same pair over plaintext. This is a path of ${n} proxies: its CPU µs/req is every sidecar's whole process tree summed, so compare it with ${n} × ${single} (one plaintext proxy, measured in the same rounds), not with one proxy or with nginx. The per-sidecar rows split that CPU; the server row is the cost of the inbound mTLS listener plus its plaintext hop to the upstream. req/s is the whole path's, with both sidecars and wrk and the upstream sharing the machine. Ratios are paired round by round.`,
       head: ['config / sidecar', 'req/s', `req/s × ${single}`, 'CPU µs/req', `CPU × ${single}`, `CPU × (${n} × ${single})`, `CPU − ${n} × ${single} (µs/req)`],
       rows,
     });
@@ -139,12 +140,13 @@ export function buildTables(r: BenchResults): Table[] {
   if ((r.threads ?? []).length > 0) tables.push(threadsTable(r));
   if (Object.keys(r.idleRssKb).length > 0) tables.push(memoryTable(r));
   if ((r.loopDelay ?? []).length > 0) tables.push(loopDelayTable(r.loopDelay ?? []));
+  if (r.hol !== undefined) tables.push(...holTables(r.hol));
   const allRates = [...new Set(r.summary.flatMap((s) => s.rates.map((x) => x.rate)))].sort((a, b) => a - b);
   for (const rate of allRates) {
     tables.push({
       title: `Fixed rate ${rate} req/s (paced wrk)`,
       note: 'Latency in µs measured by wrk from each request’s send; “added” is the config minus direct in the same round. “late” counts send slots that found every connection busy (then latency understates queueing).',
-      head: ['config', 'achieved req/s', 'p50', 'p90', 'p99', 'p99.9', 'added p50', 'added p99', 'added p99.9', 'CPU µs/req', 'late'],
+      head: ['config', 'achieved req/s', 'p50', 'p90', 'p99', 'p99.9', 'max', 'added p50', 'added p99', 'added p99.9', 'CPU µs/req', 'late'],
       rows: r.summary.map((s) => {
         const q = s.rates.find((x) => x.rate === rate);
         return [
@@ -154,6 +156,7 @@ export function buildTables(r: BenchResults): Table[] {
           fmtSummary(q?.p90Us),
           fmtSummary(q?.p99Us),
           fmtSummary(q?.p999Us),
+          fmtSummary(q?.maxUs),
           fmtSigned(q?.addedP50Us),
           fmtSigned(q?.addedP99Us),
           fmtSigned(q?.addedP999Us),

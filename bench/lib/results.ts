@@ -1,10 +1,11 @@
 // The shape of results.json: everything a run measured (raw records), what it skipped and why,
 // the machine and tool versions, and the summaries the reports are rendered from. The last
-// three fields came later and are optional (older results.json files have none of them).
+// fields from `comparisons` on came later and are optional (older results.json files have none of them).
 
 import type { ConnectionsReading } from './admin.js';
 import type { LoopDelayReading } from './memory.js';
 import type { Comparison } from './comparisons.js';
+import type { HolSummary } from './hol.js';
 import type { RunRecord } from './measure.js';
 import type { ToolStatus } from './peers.js';
 import type { ConfigSummary } from './summary.js';
@@ -45,4 +46,6 @@ export interface BenchResults {
   readonly connections?: readonly ConnectionsReading[];
   /** GET /stats `event_loop_delay` of every outrigger process, read after the last round. */
   readonly loopDelay?: readonly LoopDelayReading[];
+  /** The head-of-line scenario's fast-request latency per config and its paired ratios (when the plan ran it). */
+  readonly hol?: HolSummary;
 }

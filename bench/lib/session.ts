@@ -8,6 +8,7 @@ import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readConnections, workerCountsText, type ConnectionsReading } from './admin.js';
 import { summarizeComparisons, type ComparisonSpec } from './comparisons.js';
+import { summarizeHol } from './hol.js';
 import { clockTicksPerSecond } from './procfs.js';
 import { measureConfig, type MeasurePlan, type RunRecord } from './measure.js';
 import { readLoopDelay, type LoopDelayReading } from './memory.js';
@@ -133,5 +134,6 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
     threads: summarizeThreads(runs),
     connections,
     loopDelay,
+    ...(opts.plan.hol !== undefined ? { hol: summarizeHol(opts.plan.hol, runs) } : {}),
   };
 }

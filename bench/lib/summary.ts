@@ -13,6 +13,8 @@ export interface RateSummary {
   readonly p90Us: Summary | null;
   readonly p99Us: Summary | null;
   readonly p999Us: Summary | null;
+  /** The slowest request of the run (wrk's max), median over rounds. */
+  readonly maxUs: Summary | null;
   /** Paired by round with the direct config at the same rate. */
   readonly addedP50Us: Summary | null;
   readonly addedP99Us: Summary | null;
@@ -120,7 +122,7 @@ export function summarizeRuns(
     const rates = opts.rates.map((rps2): RateSummary => {
       const rr = rate(config, rps2);
       const dr = rate(direct, rps2);
-      const pick = (k: 'p50Us' | 'p90Us' | 'p99Us' | 'p999Us') => byRound(rr, (r) => r.wrk?.latency[k]);
+      const pick = (k: 'p50Us' | 'p90Us' | 'p99Us' | 'p999Us' | 'maxUs') => byRound(rr, (r) => r.wrk?.latency[k]);
       const pickDirect = (k: 'p50Us' | 'p99Us' | 'p999Us') => byRound(dr, (r) => r.wrk?.latency[k]);
       return {
         rate: rps2,
@@ -129,6 +131,7 @@ export function summarizeRuns(
         p90Us: summarize(vals(pick('p90Us'))),
         p99Us: summarize(vals(pick('p99Us'))),
         p999Us: summarize(vals(pick('p999Us'))),
+        maxUs: summarize(vals(pick('maxUs'))),
         addedP50Us: pairedDiff(pick('p50Us'), pickDirect('p50Us')),
         addedP99Us: pairedDiff(pick('p99Us'), pickDirect('p99Us')),
         addedP999Us: pairedDiff(pick('p999Us'), pickDirect('p999Us')),

@@ -2,6 +2,9 @@
 //   GET  /        "hello world" (11 bytes)
 //   GET  /1k      1 KiB body;  GET /64k  64 KiB body
 //   POST /echo    answers with the request body
+//   GET  /hol/fast, /hol/slow/<ms>   "hello world" at once / after <ms> ms, with the request's
+//                 x-bench-id header echoed (the head-of-line scenario, bench/lib/hol.ts, tells its
+//                 fast requests' latency from the slow ones' by it)
 // Usage: node dist/bench/upstream/server.js [port]   (port 0 or absent: any free port)
 // Prints one JSON line {"msg":"listening","port":N} when ready; exits 0 on SIGTERM.
 
@@ -24,6 +27,27 @@ function fixed(body: Buffer): (res: uWS.HttpResponse) => void {
   };
 }
 
+/** Answers "hello world" with the request's x-bench-id, after `delayMs` (0: in the handler). */
+function echoId(res: uWS.HttpResponse, req: uWS.HttpRequest, delayMs: number): void {
+  const id = req.getHeader('x-bench-id');
+  const answer = (): void => {
+    res.cork(() => {
+      res.writeHeader('x-bench-id', id).end(hello);
+    });
+  };
+  if (delayMs <= 0) {
+    answer();
+    return;
+  }
+  let aborted = false;
+  res.onAborted(() => {
+    aborted = true;
+  });
+  setTimeout(() => {
+    if (!aborted) answer();
+  }, delayMs);
+}
+
 const app = uWS
   .App()
   .get('/1k', fixed(body1k))
@@ -43,6 +67,12 @@ const app = uWS
         });
       }
     });
+  })
+  .get('/hol/fast', (res, req) => {
+    echoId(res, req, 0);
+  })
+  .get('/hol/slow/:ms', (res, req) => {
+    echoId(res, req, Number(req.getParameter(0)));
   })
   .any('/*', fixed(hello));
 

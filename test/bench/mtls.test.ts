@@ -29,7 +29,7 @@ function ok(r: LoadResult): Extract<LoadResult, { ok: true }> {
 }
 
 describe('default targets', () => {
-  it('has the three listener engines, N workers on uws and on strict, and the mTLS shape with a server sidecar of 1 and N workers, on node and on strict', () => {
+  it('has the three listener engines, N workers on uws and on strict, the mTLS shape with a server sidecar of 1 and N workers on node and on strict, and the fast hop’s depth-1 and plaintext pairs', () => {
     expect(defaultTargets(2)).toEqual([
       { name: 'direct', kind: 'direct' },
       { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
@@ -40,6 +40,8 @@ describe('default targets', () => {
       { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1, engine: 'node' },
       { name: 'outrigger-mtls-2w', kind: 'outrigger-mtls', workers: 2, engine: 'node' },
       { name: 'outrigger-mtls-strict', kind: 'outrigger-mtls', workers: 1, engine: 'strict' },
+      { name: 'outrigger-mtls-strict-depth1', kind: 'outrigger-mtls', workers: 1, engine: 'strict', pipelineDepth: 1 },
+      { name: 'outrigger-pair-plain', kind: 'outrigger-pair', workers: 1, engine: 'strict' },
       { name: 'outrigger-mtls-strict-2w', kind: 'outrigger-mtls', workers: 2, engine: 'strict' },
       { name: 'outrigger-mtls-strict-h2', kind: 'outrigger-mtls', workers: 1, engine: 'strict', hop: 'http2' },
       { name: 'nginx', kind: 'nginx' },
@@ -124,6 +126,25 @@ describe('sidecar configs of outrigger-mtls', () => {
     expect(server.listeners[0]?.protocol).toBe('auto');
   });
 
+  it('client of outrigger-mtls-strict-depth1: the same pool with pipeline_depth 1; without pipelineDepth outrigger’s default stands', () => {
+    const depth1 = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001, pipelineDepth: 1 }), OPTS)).snapshot;
+    const byDefault = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), OPTS)).snapshot;
+    expect(depth1.clusters[0]?.pool).toMatchObject({ pipelineDepth: 1, connectionsPerWorker: MTLS_CLIENT_POOL_CONNECTIONS });
+    expect(byDefault.clusters[0]?.pool.pipelineDepth).toBeGreaterThan(1);
+    expect(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 })).not.toContain('pipeline_depth');
+  });
+
+  it('outrigger-pair-plain: the same two sidecars over plaintext, no identity, no CA', () => {
+    const server = ok(parseConfigText(mtlsServerConfigYaml({ caDir: null, listenPort: 4001, upstreamPort: 4000, engine: 'strict' }), OPTS)).snapshot;
+    expect(server.listeners[0]).toMatchObject({ tls: null, engine: 'strict', port: 4001 });
+    expect(server.node.identity).toBeNull();
+    expect(server.tls).toBeNull();
+    const client = ok(parseConfigText(mtlsClientConfigYaml({ caDir: null, listenPort: 4002, serverPort: 4001 }), OPTS)).snapshot;
+    expect(client.clusters[0]).toMatchObject({ tls: null, protocol: 'http1' });
+    expect(client.clusters[0]?.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:4001']);
+    expect(client.node.identity).toBeNull();
+  });
+
   it('client: a pool that lets wrk’s 50 connections open ≥ 4 mTLS connections to the server', () => {
     const s = ok(parseConfigText(mtlsClientConfigYaml({ caDir, listenPort: 4002, serverPort: 4001 }), OPTS)).snapshot;
     expect(s.clusters[0]?.pool.connectionsPerWorker).toBe(MTLS_CLIENT_POOL_CONNECTIONS);
@@ -197,7 +218,7 @@ describe('a real quick run with outrigger-mtls (fixtures/results-quick-mtls.json
     expect(md).toContain('## Two-sidecar mTLS path');
     expect(md).toMatch(/^\| outrigger-mtls \(client \+ server\) \|/m);
     expect(md).toMatch(/^\| outrigger-mtls · client sidecar/m);
-    expect(md).toMatch(/^\| outrigger-mtls · server sidecar \(mTLS in via node:https/m);
+    expect(md).toMatch(/^\| outrigger-mtls · server sidecar \(its inbound listener/m);
     expect(md).toMatch(/^\| 2 × outrigger-1w \|/m);
     expect(renderHtml(r)).toContain('<h2>Two-sidecar mTLS path</h2>');
   });

@@ -1,0 +1,184 @@
+// The head-of-line scenario (bench/lib/hol.ts) and the fast hop's figures (bench/lib/hop.ts):
+// the script's output from a real wrk run, the fast/slow split, the per-config medians and the
+// paired ratios, the report tables and the lines bench:ci prints.
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { summarizeComparisons } from '../../bench/lib/comparisons.js';
+import { holLua, holTables, latencyProfile, parseHolOutput, summarizeHol, type HolRecord, type LatencyProfile } from '../../bench/lib/hol.js';
+import { DEPTH1, hopComparisons, hopHolPlan, hopLines, PIPELINED, PLAIN_PAIR } from '../../bench/lib/hop.js';
+import type { RunRecord } from '../../bench/lib/measure.js';
+import { summarizeRuns } from '../../bench/lib/summary.js';
+import { parseWrkOutput, wrkLuaScript } from '../../bench/lib/wrk.js';
+import { throughputRecord, wrkResult } from './wrk_fixture.js';
+
+// Captured from wrk -t1 -c16 -d2s at 500 req/s with holLua(50, 200) against bench/upstream
+// (GET /hol/fast, every 50th request /hol/slow/200).
+const CAPTURED = readFileSync(new URL('./fixtures/wrk-hol-500.txt', import.meta.url), 'utf8');
+
+describe('the head-of-line wrk script', () => {
+  it('asks for every slowEvery-th request slow, stamps an id and keeps the pacer', () => {
+    const s = wrkLuaScript({ threads: 1, rate: 1000, extraLua: holLua(100, 500) });
+    expect(s).toContain('local hol_every = 100');
+    expect(s).toContain('local hol_slow_path = "/hol/slow/500"');
+    expect(s).toContain('["x-bench-id"] = tostring(hol_count)');
+    expect(s).toContain('function delay()');
+    // The scenario's output comes after wrk's own JSON line, inside the one done().
+    expect(s.indexOf('HOL_JSON')).toBeGreaterThan(s.indexOf('WRK_JSON'));
+    expect(s.match(/^function done\(/gm)).toHaveLength(1);
+  });
+
+  it('a real run: every response is matched to its request, 1 in 50 slow, the slow ones ≥ 200 ms', () => {
+    const wrk = parseWrkOutput(CAPTURED);
+    const hol = parseHolOutput(CAPTURED);
+    expect(hol.unmatched).toBe(0);
+    expect(hol.fast.length + hol.slow.length).toBe(wrk.requests);
+    // 1 in 50 asked slow; the slow ones sent in the last 200 ms were still in flight when wrk stopped.
+    const answered = hol.fast.length + hol.slow.length;
+    expect(hol.slow.length).toBeGreaterThanOrEqual(Math.floor(answered / 50) - 2);
+    expect(hol.slow.length).toBeLessThanOrEqual(Math.ceil(answered / 49));
+    // The upstream's timer runs on its loop's cached clock, up to a millisecond early.
+    expect(Math.min(...hol.slow)).toBeGreaterThanOrEqual(199_000);
+    // wrk's own histogram mixes the kinds: its p99 is a slow request, the fast requests' is not.
+    expect(wrk.latency.p99Us).toBeGreaterThanOrEqual(200_000);
+    expect(latencyProfile(hol.fast)?.p99Us).toBeLessThan(200_000);
+  });
+
+  it('fails clearly when the scenario line is missing', () => {
+    expect(() => parseHolOutput('Running 1s test\n')).toThrow(/no HOL_JSON line/);
+  });
+});
+
+describe('latencyProfile', () => {
+  it('interpolated percentiles and the max; null for no requests', () => {
+    const us = Array.from({ length: 1000 }, (_, i) => i + 1);
+    expect(latencyProfile(us)).toEqual({ n: 1000, p50Us: 501, p90Us: 900, p99Us: 990, p999Us: 999, maxUs: 1000 });
+    expect(latencyProfile([])).toBeNull();
+  });
+});
+
+function fast(p50Us: number, p99Us: number): LatencyProfile {
+  return { n: 990, p50Us, p90Us: p50Us, p99Us, p999Us: p99Us * 2, maxUs: p99Us * 3 };
+}
+
+function hol(config: string, round: number, f: LatencyProfile, extra: Partial<HolRecord> = {}): HolRecord {
+  return {
+    kind: 'hol',
+    round,
+    config,
+    startedAt: '',
+    rate: 1000,
+    connections: 64,
+    durationS: 5,
+    slowEvery: 100,
+    slowMs: 500,
+    wrk: { ...wrkResult(1000, 5), late: 1 },
+    fast: f,
+    slow: fast(500_500, 501_000),
+    unmatched: 0,
+    ...extra,
+  };
+}
+
+describe('summarizeHol', () => {
+  const plan = hopHolPlan(5);
+  const runs: RunRecord[] = [
+    hol(PIPELINED, 1, fast(600, 2400)),
+    hol(DEPTH1, 1, fast(500, 2000)),
+    hol(PIPELINED, 2, fast(700, 3300)),
+    hol(DEPTH1, 2, fast(700, 3000)),
+    hol(PIPELINED, 3, fast(0, 0), { error: 'wrk exited 1' }),
+    hol('direct', 1, fast(100, 400)),
+  ];
+  const s = summarizeHol(plan, runs);
+
+  it('medians over the rounds that ran, the failed one left out', () => {
+    const p = s.configs.find((c) => c.config === PIPELINED);
+    expect(p?.fastP99Us).toEqual({ median: 2850, min: 2400, max: 3300, n: 2 });
+    expect(p?.fastP50Us).toEqual({ median: 650, min: 600, max: 700, n: 2 });
+    expect(p?.slowP50Us?.median).toBe(500_500);
+    expect(p?.late).toBe(2);
+    expect(s.configs.map((c) => c.config)).toEqual(['direct', PIPELINED, DEPTH1]);
+  });
+
+  it('pipelined ÷ depth 1 paired by round, against the 1.2 target', () => {
+    const c = s.comparisons.find((x) => x.a === PIPELINED && x.b === DEPTH1);
+    // rounds: 2400 / 2000 = 1.2, 3300 / 3000 = 1.1
+    expect(c?.p99Ratio?.median).toBeCloseTo(1.15);
+    expect(c?.p99Ratio?.min).toBeCloseTo(1.1);
+    expect(c?.p50Ratio?.median).toBeCloseTo((1.2 + 1) / 2);
+    expect(c?.target).toBe(1.2);
+    expect(c?.withinTarget).toBe(true);
+    const over = summarizeHol(plan, [hol(PIPELINED, 1, fast(600, 2600)), hol(DEPTH1, 1, fast(500, 2000))]);
+    expect(over.comparisons.find((x) => x.a === PIPELINED)?.withinTarget).toBe(false);
+  });
+
+  it('leaves out a pair whose side did not run', () => {
+    expect(summarizeHol(plan, [hol(PIPELINED, 1, fast(600, 2400))]).comparisons).toEqual([]);
+  });
+
+  it('renders the per-config and the ratio tables', () => {
+    const [perConfig, ratios] = holTables(s);
+    expect(perConfig?.rows.find((r) => r[0] === PIPELINED)).toEqual([
+      PIPELINED,
+      '650 (600–700)',
+      '2850 (2400–3300)',
+      '5700 (4800–6600)',
+      '8550 (7200–9900)',
+      '500500',
+      '2',
+      '0',
+      '0',
+    ]);
+    expect(ratios?.rows[0]).toEqual(['head-of-line, pipelined ÷ depth 1', PIPELINED, DEPTH1, '1.15× (1.10–1.20)', '1.10× (1.00–1.20)', '≤ 1.20: yes']);
+  });
+});
+
+describe('hopLines', () => {
+  const runs: RunRecord[] = [];
+  for (const round of [1, 2]) {
+    runs.push(throughputRecord(PIPELINED, round, 8000, 60, 3, { partsCpuUsPerReq: { client: 30, server: 30 } }));
+    runs.push(throughputRecord(DEPTH1, round, 6000, 80, 3, { partsCpuUsPerReq: { client: 40, server: 40 } }));
+    runs.push(throughputRecord(PLAIN_PAIR, round, 9000, 50 + round * 10, 3, { partsCpuUsPerReq: { client: 25, server: 25 + round * 10 } }));
+    for (const [config, p99Us] of [
+      ['direct', 300],
+      [PIPELINED, 900 + round * 200],
+      [DEPTH1, 1500],
+    ] as const) {
+      const w = wrkResult(1000, 5);
+      runs.push({
+        kind: 'rate',
+        round,
+        config,
+        startedAt: '',
+        rate: 1000,
+        connections: 16,
+        durationS: 5,
+        wrk: { ...w, latency: { ...w.latency, p99Us } },
+        cpuUsPerReq: 0,
+      });
+    }
+    runs.push(hol(PIPELINED, round, fast(600, 2400)), hol(DEPTH1, round, fast(500, 2000)));
+  }
+  const summary = summarizeRuns(['direct', PIPELINED, DEPTH1, PLAIN_PAIR], runs, {}, { rates: [1000], variants: [] });
+  const lines = hopLines({ comparisons: summarizeComparisons(hopComparisons(), runs), summary, hol: summarizeHol(hopHolPlan(5), runs) });
+
+  it('the CPU ratios to two plaintext sidecars, whole path and per sidecar, with the 1.3 target on the path', () => {
+    // rounds: 60 / 60 = 1.0, 60 / 70 = 0.857
+    expect(lines).toContain(
+      '- mTLS path, pipelined ÷ two plaintext sidecars (outrigger-mtls-strict ÷ outrigger-pair-plain): CPU/req 0.93× (0.86–1.00), target ≤ 1.30: yes',
+    );
+    expect(lines).toContain(
+      '- mTLS path, depth 1 ÷ two plaintext sidecars, server sidecar (outrigger-mtls-strict-depth1 · server ÷ outrigger-pair-plain · server): CPU/req 1.02× (0.89–1.14)',
+    );
+    expect(lines).toContain('- mTLS path, pipelined ÷ depth 1 (outrigger-mtls-strict ÷ outrigger-mtls-strict-depth1): CPU/req 0.75× (0.75–0.75)');
+  });
+
+  it('the p99 added over direct at 1000 req/s against 1 ms, and the head-of-line ratio', () => {
+    expect(lines).toContain('- outrigger-mtls-strict: p99 added over direct @1000/s 900 µs (800…1000), target ≤ 1000 µs: yes');
+    expect(lines).toContain('- outrigger-mtls-strict-depth1: p99 added over direct @1000/s 1200 µs (1200…1200), target ≤ 1000 µs: NO');
+    expect(lines).toContain(
+      "- head-of-line, pipelined ÷ depth 1 (outrigger-mtls-strict ÷ outrigger-mtls-strict-depth1): fast requests' p99 1.20×, p50 1.20×, target ≤ 1.20: yes",
+    );
+  });
+});
