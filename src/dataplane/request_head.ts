@@ -12,9 +12,9 @@ import { connectionNamed, hopByHop } from './hop_by_hop.js';
 import { normalizePath } from './path_normal.js';
 
 export const enum BodyFraming {
-  None = 0,
-  Length = 1,
-  Chunked = 2,
+  None,
+  Length,
+  Chunked,
 }
 
 /** The checked request head. One per request; fields are plain values. */

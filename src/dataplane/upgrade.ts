@@ -110,14 +110,14 @@ export interface UpgradeRequest {
 }
 
 const enum St {
-  Connecting = 0,
+  Connecting,
   /** The request went out; waiting for the upstream's response head. */
-  AwaitingHead = 1,
+  AwaitingHead,
   /** 101: bytes flow both ways. */
-  Open = 2,
+  Open,
   /** Any other answer: relayed to the client as it comes, then the client connection closes. */
-  Relaying = 3,
-  Closed = 4,
+  Relaying,
+  Closed,
 }
 
 /** A response head larger than this is refused (502), as the pooled connections' parser does. */

@@ -90,12 +90,12 @@ export function withoutExtensions(head: string): string {
 
 const enum St {
   /** Waiting for the upstream's answer (written by the tunnel). */
-  Head = 0,
+  Head,
   /** Upgraded: frames both ways. */
-  Open = 1,
+  Open,
   /** Not 101: the answer is collected until the tunnel ends it, then written through uWS. */
-  Answer = 2,
-  Closed = 3,
+  Answer,
+  Closed,
 }
 
 export class UwsWebSocketClient extends EventEmitter implements SpliceSocket, FrameSink, ChunkSink {

@@ -13,13 +13,13 @@ export interface ChunkSink {
 }
 
 const enum St {
-  Size = 0,
-  Data = 1,
-  DataCr = 2,
-  DataLf = 3,
-  Trailer = 4,
-  Done = 5,
-  Error = 6,
+  Size,
+  Data,
+  DataCr,
+  DataLf,
+  Trailer,
+  Done,
+  Error,
 }
 
 /** A size line (with extensions) or a trailer line longer than this is refused. */

@@ -6,15 +6,15 @@
 // same checks every engine runs. Pure functions over strings: no sockets, no allocation beyond
 // the header strings themselves.
 
-/** Why a head was refused (0 = parsed). */
+/** Why a head was refused: None (0) when it was parsed; the others are positive (the line parsers return them negated). */
 export const enum HeadError {
-  None = 0,
-  RequestLine = 1,
-  Version = 2,
-  FieldName = 3,
-  FieldValue = 4,
-  ObsFold = 5,
-  LineEnd = 6,
+  None,
+  RequestLine,
+  Version,
+  FieldName,
+  FieldValue,
+  ObsFold,
+  LineEnd,
 }
 
 /** A parsed request head. Reused per connection; `headers` is a fresh array per request. */
