@@ -10,6 +10,7 @@ import { closeSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, s
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLogFile } from '../../src/admin/log_open.js';
+import { aliasBombYaml } from '../helpers/configs.js';
 import {
   adminCall,
   closeAll,
@@ -520,13 +521,7 @@ describe('YAML built to burn main-thread CPU is refused before the expensive wor
   });
 
   it('an alias bomb ("billion laughs") → 400 naming the aliases', async () => {
-    const names = 'abcdefghij';
-    let text = `${names[0]}: &${names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
-    for (let i = 1; i < names.length; i++)
-      text += `${names[i]}: &${names[i]} [${Array(9)
-        .fill(`*${names[i - 1]}`)
-        .join(',')}]\n`;
-    const r = await adminCall(sc, 'POST', '/config/validate', text);
+    const r = await adminCall(sc, 'POST', '/config/validate', aliasBombYaml());
     expect(r.status).toBe(400);
     expect(r.json.problems[0].message).toMatch(/aliases counted each time they are used/);
     // Wide instead of deep: one big list used 99 times.

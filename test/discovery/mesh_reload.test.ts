@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { aliasBombYaml } from '../helpers/configs.js';
 import { etcdUnavailable, startEtcdCluster, type EtcdCluster } from '../helpers/etcd.js';
 import {
   adminCall,
@@ -32,17 +33,18 @@ describe.skipIf(why !== null)(`a local reload on a sidecar that follows the mesh
   let sc: Sidecar;
   afterAll(closeAll);
 
+  /** Listener `main`, as the local file and the mesh both write it: `/new` to `newTo` (none: no such route), the rest to app. */
+  const mainListener = (newTo: 'app' | 'blue' | null): Record<string, unknown> => ({
+    name: 'main',
+    address: '127.0.0.1:0',
+    routes: [...(newTo === null ? [] : [{ match: { path_prefix: '/new' }, cluster: newTo }]), { match: { path_prefix: '/' }, cluster: 'app' }],
+  });
+
   /** The sidecar's local file: `/` (and `/new` when `newToApp`) to app; `drainMs` marks which version of the file runs. */
   const local = (drainMs: number, newToApp = false): Record<string, unknown> => ({
     node: { workers: 1, drain_timeout_ms: drainMs, service: { name: 'web', address: '127.0.0.1', port: 8080, ttl_s: 5 } },
     discovery: { etcd: { endpoints: etcd.endpoints } },
-    listeners: [
-      {
-        name: 'main',
-        address: '127.0.0.1:0',
-        routes: [...(newToApp ? [{ match: { path_prefix: '/new' }, cluster: 'app' }] : []), { match: { path_prefix: '/' }, cluster: 'app' }],
-      },
-    ],
+    listeners: [mainListener(newToApp ? 'app' : null)],
     clusters: [{ name: 'app', endpoints: [{ address: app.address }] }],
   });
 
@@ -76,16 +78,7 @@ describe.skipIf(why !== null)(`a local reload on a sidecar that follows the mesh
       JSON.stringify({
         services: {
           web: {
-            listeners: [
-              {
-                name: 'main',
-                address: '127.0.0.1:0',
-                routes: [
-                  { match: { path_prefix: '/new' }, cluster: 'blue' },
-                  { match: { path_prefix: '/' }, cluster: 'app' },
-                ],
-              },
-            ],
+            listeners: [mainListener('blue')],
             clusters: [
               { name: 'app', endpoints: [{ address: app.address }] },
               { name: 'blue', endpoints: [{ address: blue.address }] },
@@ -133,13 +126,7 @@ describe.skipIf(why !== null)(`a local reload on a sidecar that follows the mesh
 
   it('PUT /config and rollbacks are rebuilt with the mesh version’s parts in place', async () => {
     // The API's limits hold on this path too: an alias bomb is refused, nothing changes.
-    const names = 'abcdefghij';
-    let bomb = `${names[0]}: &${names[0]} ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
-    for (let i = 1; i < names.length; i++)
-      bomb += `${names[i]}: &${names[i]} [${Array(9)
-        .fill(`*${names[i - 1]}`)
-        .join(',')}]\n`;
-    const refusedBomb = await adminCall(sc, 'PUT', '/config', bomb);
+    const refusedBomb = await adminCall(sc, 'PUT', '/config', aliasBombYaml());
     expect(refusedBomb.status).toBe(400);
     expect(refusedBomb.json.problems[0].message).toMatch(/aliases counted each time they are used/);
     expect(await drainMs()).toBe(2000);

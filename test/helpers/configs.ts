@@ -1,7 +1,8 @@
 // Config builders for sidecars under test: a plain proxy (`proxyConfig`), a listener with routes
 // and clusters (`config`, `cluster`), the two sides of an mTLS mesh (`serverSideConfig`,
 // `clientSideConfig`), and a server of API that only WEB may call (`mtlsServerConfig`). Plain
-// objects; the launcher writes them as JSON or YAML.
+// objects; the launcher writes them as JSON or YAML. Besides, one hostile config text the admin
+// API must refuse (`aliasBombYaml`).
 
 import { API, WEB, type TlsSource } from './mtls.js';
 
@@ -166,4 +167,18 @@ export function mtlsServerConfig(tls: TlsSource, listener: Record<string, unknow
     listeners: [{ name: 'main', address: '127.0.0.1:0', tls: { mode: 'mtls' }, authorization: [{ from: [WEB] }], ...listener }],
     clusters,
   };
+}
+
+/**
+ * A "billion laughs" YAML text: ten anchors a..j, each a list of nine aliases of the one before,
+ * so expanding it would make 9^10 strings. The admin API must refuse it by counting aliases.
+ */
+export function aliasBombYaml(): string {
+  const names = 'abcdefghij';
+  let text = `a: &a ${JSON.stringify(Array(9).fill('lol'))}\n`;
+  for (let i = 1; i < names.length; i++)
+    text += `${names[i]}: &${names[i]} [${Array(9)
+      .fill(`*${names[i - 1]}`)
+      .join(',')}]\n`;
+  return text;
 }
