@@ -129,10 +129,6 @@ export class RequestBody {
       this.down.resumeBody();
     }
   }
-
-  get isPaused(): boolean {
-    return this.paused;
-  }
 }
 
 /** Fields that must never travel in a trailer section (RFC 9110 §6.5.1): framing, routing, hop-by-hop. */
