@@ -22,6 +22,7 @@ import { memoryLines } from './lib/memory.js';
 import { renderMarkdown } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { runSession } from './lib/session.js';
+import { rateLines } from './lib/summary.js';
 import { HOP_TARGETS, type TargetSpec } from './lib/targets.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -49,6 +50,9 @@ function printVerdict(verdict: Verdict, results: BenchResults, where: string): V
     `${[
       verdict.text,
       section('paired ratios (not gated)', ratios),
+      ...[...new Set(results.summary.flatMap((x) => x.rates.map((q) => q.rate)))].map((rate) =>
+        section(`latency at ${rate} req/s, µs (medians over rounds; not gated beyond the table)`, rateLines(results.summary, rate)),
+      ),
       section('scaling with workers (not gated)', scalingLines(results, WORKERS_N)),
       section('fast hop between two sidecars (not gated)', hopLines(results)),
       section('memory and event-loop delay', memoryLines(results)),

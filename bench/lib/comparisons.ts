@@ -108,7 +108,7 @@ export function scalingLines(r: Pick<BenchResults, 'comparisons' | 'connections'
   return lines;
 }
 
-/** The listener engines against each other and against nginx (also bench:ci's). */
+/** The listener engines against each other and against nginx and haproxy, and the two peers (also bench:ci's). */
 export function engineComparisons(): ComparisonSpec[] {
   return [
     { label: 'node engine ÷ uws engine', a: { config: 'outrigger-node-1w' }, b: { config: 'outrigger-1w' }, target: 1.3 },
@@ -117,6 +117,8 @@ export function engineComparisons(): ComparisonSpec[] {
     { label: 'strict engine ÷ uws engine', a: { config: 'outrigger-strict-1w' }, b: { config: 'outrigger-1w' }, target: 1.3 },
     { label: 'strict engine ÷ node engine', a: { config: 'outrigger-strict-1w' }, b: { config: 'outrigger-node-1w' } },
     { label: 'strict engine ÷ nginx', a: { config: 'outrigger-strict-1w' }, b: { config: 'nginx' } },
+    { label: 'strict engine ÷ haproxy', a: { config: 'outrigger-strict-1w' }, b: { config: 'haproxy' } },
+    { label: 'haproxy ÷ nginx', a: { config: 'haproxy' }, b: { config: 'nginx' } },
   ];
 }
 

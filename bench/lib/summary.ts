@@ -202,3 +202,14 @@ export function summarizeRuns(
     };
   }
 }
+
+/** One line per config of its latency at `rate` (medians over rounds, µs): bench:ci prints them under its gates. */
+export function rateLines(summary: readonly ConfigSummary[], rate: number): string[] {
+  const us = (x: Summary | null | undefined): string => (x == null ? '–' : x.median.toFixed(0));
+  return summary.flatMap((s) => {
+    const q = s.rates.find((x) => x.rate === rate);
+    if (q === undefined || q.p99Us === null) return [];
+    const added = s.config === 'direct' ? '' : `; added p99 ${us(q.addedP99Us)}, p99.9 ${us(q.addedP999Us)}`;
+    return [`- ${s.config}: p50 ${us(q.p50Us)}, p99 ${us(q.p99Us)}, p99.9 ${us(q.p999Us)}, max ${us(q.maxUs)}${added}; late ${q.late}`];
+  });
+}

@@ -8,7 +8,7 @@ import { summarizeComparisons } from '../../bench/lib/comparisons.js';
 import { holLua, holTables, latencyProfile, parseHolOutput, summarizeHol, type HolRecord, type LatencyProfile } from '../../bench/lib/hol.js';
 import { DEPTH1, hopComparisons, hopHolPlan, hopLines, PIPELINED, PLAIN_PAIR } from '../../bench/lib/hop.js';
 import type { RunRecord } from '../../bench/lib/measure.js';
-import { summarizeRuns } from '../../bench/lib/summary.js';
+import { rateLines, summarizeRuns } from '../../bench/lib/summary.js';
 import { parseWrkOutput, wrkLuaScript } from '../../bench/lib/wrk.js';
 import { throughputRecord, wrkResult } from './wrk_fixture.js';
 
@@ -180,5 +180,25 @@ describe('hopLines', () => {
     expect(lines).toContain(
       "- head-of-line, pipelined ÷ depth 1 (outrigger-mtls-strict ÷ outrigger-mtls-strict-depth1): fast requests' p99 1.20×, p50 1.20×, target ≤ 1.20: yes",
     );
+  });
+});
+
+describe('rateLines (bench:ci prints them under its gates)', () => {
+  it('p50, p99, p99.9 and max at the rate with what each adds over direct, medians over rounds', () => {
+    const runs: RunRecord[] = [1, 2].flatMap((round) =>
+      (['direct', PIPELINED] as const).map((config): RunRecord => {
+        const w = wrkResult(1000, 5);
+        const k = config === 'direct' ? 1 : 2 * round;
+        const latency = { ...w.latency, p50Us: 100 * k, p99Us: 300 * k, p999Us: 400 * k, maxUs: 500 * k };
+        return { kind: 'rate', round, config, startedAt: '', rate: 1000, connections: 16, durationS: 5, wrk: { ...w, latency, late: round }, cpuUsPerReq: 0 };
+      }),
+    );
+    const summary = summarizeRuns(['direct', PIPELINED], runs, {}, { rates: [1000], variants: [] });
+    expect(rateLines(summary, 1000)).toEqual([
+      '- direct: p50 100, p99 300, p99.9 400, max 500; late 3',
+      // rounds ×2 and ×4: medians of 600/1200, 800/1600, 1000/2000; added 300/900 and 400/1200
+      '- outrigger-mtls-strict: p50 300, p99 900, p99.9 1200, max 1500; added p99 600, p99.9 800; late 3',
+    ]);
+    expect(rateLines(summary, 2000)).toEqual([]);
   });
 });
