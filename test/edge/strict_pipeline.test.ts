@@ -64,6 +64,16 @@ class App {
   }
 }
 
+/** An app that fails: `/flaky/reset/...` resets before answering, `/flaky/cut/...` after its head and 10 of 1000 body bytes. */
+function flaky(req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (req.url?.startsWith('/flaky/cut/') === true) {
+    res.writeHead(200, { 'content-length': 1000 });
+    res.write('0123456789', () => res.socket?.destroy());
+  } else {
+    req.socket.destroy();
+  }
+}
+
 function send(res: http.ServerResponse, body: Buffer): void {
   res.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
   res.end(body);
@@ -72,8 +82,12 @@ function send(res: http.ServerResponse, body: Buffer): void {
 let ca: Ca;
 let app: App;
 let upstream: Upstream;
+let failing: Upstream;
 let sc: Sidecar;
-const routes = [{ match: { path_prefix: '/' }, cluster: 'app', timeout_ms: 30_000 }];
+const routes = [
+  { match: { path_prefix: '/flaky/' }, cluster: 'flaky', timeout_ms: 30_000 },
+  { match: { path_prefix: '/' }, cluster: 'app', timeout_ms: 30_000 },
+];
 const authorization = [{ from: [WEB] }];
 
 function config(withMain: boolean): Record<string, unknown> {
@@ -87,7 +101,10 @@ function config(withMain: boolean): Record<string, unknown> {
     node: { workers: 1, identity: API },
     tls: caSource(ca),
     listeners: withMain ? listeners : listeners.slice(1),
-    clusters: [{ name: 'app', endpoints: [{ address: upstream.address }] }],
+    clusters: [
+      { name: 'app', endpoints: [{ address: upstream.address }] },
+      { name: 'flaky', endpoints: [{ address: failing.address }] },
+    ],
   };
 }
 
@@ -95,6 +112,7 @@ beforeAll(async () => {
   ca = await newCa();
   app = new App();
   upstream = await startUpstream(app.handler);
+  failing = await startUpstream(flaky);
   sc = await startSidecar(config(true), { workers: 1 });
 });
 
@@ -211,6 +229,33 @@ describe('a pipelined connection', () => {
     const plain = await outcome((await connect('main', null)).client);
     expect(piped).toEqual({ statuses: [200, 400], closes: [false, true], closed: true, seen: ['/auto/s0'] });
     expect(piped).toEqual(plain);
+  });
+});
+
+describe('a pipelined request whose response fails', () => {
+  it('before its head: a local reply in its turn, and the connection carries on', async () => {
+    const client = await pipelined();
+    client.send(get('/auto/b0') + get('/flaky/reset/b1') + get('/auto/b2'));
+    const rs = await readAll(client, 3);
+    expect(rs.map((r) => r.status)).toEqual([200, 502, 200]);
+    expect([bodies(rs)[0], bodies(rs)[2]]).toEqual(['/auto/b0', '/auto/b2']);
+    expect(closes(rs)).toEqual([false, false, false]);
+    client.send(get('/auto/b3'));
+    expect(bodies(await readAll(client, 1))).toEqual(['/auto/b3']);
+    client.close();
+  });
+
+  it('after its head, behind a slow response: the slow one is sent whole, then the cut one as far as it got, then the connection closes', async () => {
+    const client = await pipelined();
+    client.send(get('/slow/a0') + get('/flaky/cut/a1') + get('/auto/a2'));
+    await expect.poll(() => app.waitingFor('/slow/a0'), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => failing.requests.some((r) => r.url === '/flaky/cut/a1'), { timeout: 10_000 }).toBe(true);
+    app.answer('/slow/a0');
+    expect(bodies(await readAll(client, 1))).toEqual(['/slow/a0']);
+    expect(await client.waitClosed()).toBe(true);
+    const rest = client.pending.toString('latin1');
+    expect(rest).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(rest.endsWith('\r\n\r\n0123456789')).toBe(true);
   });
 });
 

@@ -520,11 +520,11 @@ export class H1Connection implements Timed, ChunkSink {
   }
 
   private pipelinedResponseEnded(down: StrictDownstream): void {
-    if (this.st === St.Closed) return;
+    if (this.st >= St.Closing) return;
     const order = this.order!;
     if (down === this.down) this.responseDone = true;
     if (!order.advance()) {
-      this.destroy();
+      this.endCutShort();
       return;
     }
     const st = this.st;
@@ -545,13 +545,24 @@ export class H1Connection implements Timed, ChunkSink {
   /** The response of `down` failed after its head went out: the connection closes (pipelined: once the responses before it are written). */
   responseAborted(down: StrictDownstream): void {
     const order = this.order;
-    if (order === null || this.st === St.Closed) {
+    if (order === null) {
       this.destroy();
       return;
     }
+    if (this.st >= St.Closing) return;
     if (down === this.down) this.responseDone = true;
     this.stopPipeline();
-    if (!order.advance()) this.destroy();
+    if (!order.advance()) this.endCutShort();
+  }
+
+  /**
+   * Pipelined: a response cut short reached the head. The responses before it and its own bytes
+   * so far (corked this turn) go out, then our FIN: the client sees that response incomplete, and
+   * no other after it (their exchanges hear of the close).
+   */
+  private endCutShort(): void {
+    this.keepAlive = false;
+    this.closeAfterWrites();
   }
 
   // ---- writing ------------------------------------------------------------------------------
