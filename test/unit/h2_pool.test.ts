@@ -11,7 +11,7 @@ import { H2Pool, SESSION_MOVES } from '../../src/upstream/h2_pool.js';
 import type { PendingBudget } from '../../src/upstream/pool.js';
 import { manualTicker } from './manual_clock.js';
 import { expectExactMoves } from './transition_matrix.js';
-import { RecordingRequest } from './upstream_fixture.js';
+import { RecordingRequest, testPoolSpec } from './upstream_fixture.js';
 
 interface HeldServer {
   port: number;
@@ -69,16 +69,7 @@ async function heldServer(maxConcurrentStreams: number): Promise<HeldServer> {
 
 /** A pool to 127.0.0.1:`port`, closed when the test finishes (before its server). */
 function makePool(port: number, spec: Partial<PoolSpec>, budget: PendingBudget, t = manualTicker()): H2Pool {
-  const full: PoolSpec = {
-    connectionsPerWorker: 2,
-    idleTimeoutMs: 60_000,
-    connectTimeoutMs: 5_000,
-    keepaliveIntervalMs: 0,
-    pipelineDepth: 1,
-    maxPending: budget.max,
-    ...spec,
-  };
-  const pool = new H2Pool('127.0.0.1', port, full, budget, t.ticker);
+  const pool = new H2Pool('127.0.0.1', port, testPoolSpec(budget, { connectionsPerWorker: 2, connectTimeoutMs: 5_000, ...spec }), budget, t.ticker);
   onTestFinished(() => pool.close());
   return pool;
 }

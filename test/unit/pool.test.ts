@@ -10,7 +10,7 @@ import type { ProxyError } from '../../src/errors.js';
 import type { UpstreamChannel } from '../../src/upstream/channel.js';
 import { EndpointPool, type PendingBudget } from '../../src/upstream/pool.js';
 import { manualTicker } from './manual_clock.js';
-import { rawUpstream, RecordingRequest, respond, type RawUpstream, type ReceivedRequest } from './upstream_fixture.js';
+import { rawUpstream, RecordingRequest, respond, testPoolSpec, type RawUpstream, type ReceivedRequest } from './upstream_fixture.js';
 
 /** A raw upstream that `onRequest` answers, closed when the test finishes. */
 async function upstreamFor(onRequest: (r: ReceivedRequest) => void): Promise<RawUpstream> {
@@ -51,16 +51,7 @@ async function serve(up: Awaited<ReturnType<typeof heldUpstream>>, r: RecordingR
 
 /** A pool to 127.0.0.1:`port`, closed when the test finishes (before its upstream). */
 function makePool(port: number, spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, t = manualTicker()): EndpointPool {
-  const full: PoolSpec = {
-    connectionsPerWorker: 4,
-    idleTimeoutMs: 60_000,
-    connectTimeoutMs: 1_000,
-    keepaliveIntervalMs: 0,
-    pipelineDepth: 16,
-    maxPending: budget.max,
-    ...spec,
-  };
-  const pool = new EndpointPool('127.0.0.1', port, full, budget, t.ticker);
+  const pool = new EndpointPool('127.0.0.1', port, testPoolSpec(budget, spec), budget, t.ticker);
   onTestFinished(() => pool.close());
   return pool;
 }

@@ -1,10 +1,12 @@
 // In-process upstream side for connection and pool tests: a raw TCP server on 127.0.0.1 (port 0)
 // that hands each complete request head (no bodies) to the test, which answers by hand; and a
-// request that records what its connection tells it.
+// request that records what its connection tells it; and the pool settings the pool tests start from.
 
 import net from 'node:net';
+import type { PoolSpec } from '../../src/config/types.js';
 import type { ProxyError } from '../../src/errors.js';
 import type { UpstreamChannel, UpstreamRequest } from '../../src/upstream/channel.js';
+import type { PendingBudget } from '../../src/upstream/pool.js';
 
 export interface ReceivedRequest {
   readonly socket: net.Socket;
@@ -106,4 +108,20 @@ export class RecordingRequest implements UpstreamRequest {
   onEnd(): void {
     this.ended = true;
   }
+}
+
+/**
+ * Pool settings for a test, `spec` over these: 4 connections, no idle close or keepalive PING
+ * unless the test asks, a 1 s connect timeout, pipelining up to 16, as many waiters as `budget`.
+ */
+export function testPoolSpec(budget: PendingBudget, spec: Partial<PoolSpec>): PoolSpec {
+  return {
+    connectionsPerWorker: 4,
+    idleTimeoutMs: 60_000,
+    connectTimeoutMs: 1_000,
+    keepaliveIntervalMs: 0,
+    pipelineDepth: 16,
+    maxPending: budget.max,
+    ...spec,
+  };
 }
