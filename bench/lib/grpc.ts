@@ -10,35 +10,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, type ToolStatus } from './peers.js';
-import {
-  footnotes,
-  medianOrNaN,
-  nginxPeer,
-  roundsOf,
-  runRounds,
-  runToEnd,
-  SectionTargets,
-  startNodeUpstream,
-  startSectionConfigs,
-  type SectionArgs,
-  type SectionResults,
-  type SectionRun,
-  type SectionTarget,
-  type SidecarProtocol,
-} from './section.js';
+import * as section from './section.js';
 
 export const GRPC_PATH = '/bench.Echo/Unary';
 /** One gRPC message "hello": flag 0, length 5, the bytes (h2load's -d body). */
 const GRPC_BODY = Buffer.from([0, 0, 0, 0, 5, 104, 101, 108, 108, 111]);
 
-export interface GrpcBenchOptions extends SectionArgs {
+export interface GrpcBenchOptions extends section.SectionArgs {
   /** Seconds per h2load throughput run and per fixed-rate run. */
   readonly seconds: number;
   /** Fixed rate, calls/s. */
   readonly rate: number;
 }
 
-export interface GrpcRun extends SectionRun {
+export interface GrpcRun extends section.SectionRun {
   /** h2load: calls/s, failed calls, CPU µs per call of the config's process trees (0 for direct). */
   readonly throughput: number;
   readonly failed: number;
@@ -54,12 +39,12 @@ export interface GrpcRun extends SectionRun {
   };
 }
 
-export interface GrpcBenchResults extends SectionResults<GrpcRun> {
+export interface GrpcBenchResults extends section.SectionResults<GrpcRun> {
   readonly rate: number;
 }
 
 /** A gRPC config's sidecar: strict engine, protocol auto (h2c or ALPN h2), an `http2` cluster. */
-export const GRPC_SIDECAR: SidecarProtocol = {
+export const GRPC_SIDECAR: section.SidecarProtocol = {
   source: 'bench/lib/grpc.ts',
   listenerName: 'grpc',
   listenerLines: ['engine: strict', 'protocol: auto', 'routes: [{match: {path_prefix: /}, cluster: up}]'],
@@ -110,8 +95,8 @@ async function probeGrpc(port: number): Promise<string | null> {
   });
 }
 
-function startTargets(opts: GrpcBenchOptions, dir: string, upstreamPort: number, nginx: ToolStatus | undefined): Promise<SectionTargets> {
-  return startSectionConfigs({
+function startTargets(opts: GrpcBenchOptions, dir: string, upstreamPort: number, nginx: ToolStatus | undefined): Promise<section.SectionTargets> {
+  return section.startSectionConfigs({
     repoRoot: opts.repoRoot,
     dir,
     upstreamPort,
@@ -124,7 +109,7 @@ function startTargets(opts: GrpcBenchOptions, dir: string, upstreamPort: number,
       label: 'grpc-mtls',
       description: 'two sidecars, 1 worker each: h2c → client sidecar → HTTP/2 over mTLS (ALPN h2) → server sidecar → h2c upstream',
     },
-    peer: nginxPeer(
+    peer: section.nginxPeer(
       'nginx-grpc',
       nginx,
       dir,
@@ -142,7 +127,14 @@ export function parseH2load(text: string): { perSecond: number; succeeded: numbe
   return { perSecond: Number(rps[1]), succeeded: Number(reqs[1]), failed: Number(reqs[2]) };
 }
 
-async function measure(t: SectionTarget, h2load: string, pacedScript: string, opts: GrpcBenchOptions, bodyFile: string, round: number): Promise<GrpcRun> {
+async function measure(
+  t: section.SectionTarget,
+  h2load: string,
+  pacedScript: string,
+  opts: GrpcBenchOptions,
+  bodyFile: string,
+  round: number,
+): Promise<GrpcRun> {
   const cpuOf = async <T>(fn: () => Promise<T>): Promise<{ value: T; micros: number }> => {
     const before = sampleCpu(t.pids);
     const value = await fn();
@@ -150,10 +142,14 @@ async function measure(t: SectionTarget, h2load: string, pacedScript: string, op
   };
   const url = grpcUrl(t.port);
   // Warm-up (JIT, pools), not measured.
-  await runToEnd(h2load, ['-n', '2000', '-c', '10', '-m', '10', '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', url], 60_000);
+  await section.runToEnd(
+    h2load,
+    ['-n', '2000', '-c', '10', '-m', '10', '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', url],
+    60_000,
+  );
   const tp = await cpuOf(async () =>
     parseH2load(
-      await runToEnd(
+      await section.runToEnd(
         h2load,
         ['-D', String(opts.seconds), '-c', '10', '-m', '10', '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', url],
         (opts.seconds + 30) * 1000,
@@ -162,7 +158,7 @@ async function measure(t: SectionTarget, h2load: string, pacedScript: string, op
   );
   const calls = tp.value.succeeded + tp.value.failed;
   const fixed = await cpuOf(async () => {
-    const text = await runToEnd(process.execPath, [pacedScript, url, String(opts.rate), String(opts.seconds), '4'], (opts.seconds + 30) * 1000);
+    const text = await section.runToEnd(process.execPath, [pacedScript, url, String(opts.rate), String(opts.seconds), '4'], (opts.seconds + 30) * 1000);
     return JSON.parse(text.trim().split('\n').pop()!) as { requests: number; failed: number; p50: number; p99: number; p999: number; max: number };
   });
   return {
@@ -189,11 +185,11 @@ export async function runGrpcBench(opts: GrpcBenchOptions): Promise<GrpcBenchRes
   const dir = mkdtempSync(join(tmpdir(), 'outrigger-grpc-bench-'));
   const bodyFile = join(dir, 'call.bin');
   writeFileSync(bodyFile, GRPC_BODY);
-  const upstream = await startNodeUpstream(opts.repoRoot, 'grpc-upstream', 'grpc_server.js');
+  const upstream = await section.startNodeUpstream(opts.repoRoot, 'grpc-upstream', 'grpc_server.js');
   const paced = join(opts.repoRoot, 'dist', 'bench', 'h2_paced.js');
   const runs: GrpcRun[] = [];
   const h2loadPath = h2load.path;
-  const { configs, skipped } = await runRounds(
+  const { configs, skipped } = await section.runRounds(
     'grpc',
     opts,
     () => startTargets(opts, dir, upstream.port, tools.get('nginx')),
@@ -214,12 +210,12 @@ const signed = (n: number): string => (n >= 0 ? `+${n}` : String(n));
 /** The markdown section: medians over rounds, CPU ÷ nginx-grpc, latency added over direct. */
 export function renderGrpcMarkdown(r: GrpcBenchResults): string {
   const by = (name: string): GrpcRun[] => r.runs.filter((x) => x.config === name);
-  const med = (name: string, f: (x: GrpcRun) => number): number => medianOrNaN(by(name).map(f));
+  const med = (name: string, f: (x: GrpcRun) => number): number => section.medianOrNaN(by(name).map(f));
   const nginxCpu = med('nginx-grpc', (x) => x.cpuMicrosPerCall);
   const directP50 = med('direct', (x) => x.fixed.p50);
   const directP99 = med('direct', (x) => x.fixed.p99);
   const lines = [
-    `## gRPC unary (h2load -c 10 -m 10; fixed rate ${r.rate} calls/s from bench/h2_paced.ts; medians of ${roundsOf(r.runs)} rounds)`,
+    `## gRPC unary (h2load -c 10 -m 10; fixed rate ${r.rate} calls/s from bench/h2_paced.ts; medians of ${section.roundsOf(r.runs)} rounds)`,
     '',
     '| config | calls/s | CPU µs/call | × nginx-grpc | at fixed rate: CPU µs/call | p50 µs | p99 µs | p99.9 µs | max µs | added p50 / p99 over direct µs | failed |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -233,6 +229,6 @@ export function renderGrpcMarkdown(r: GrpcBenchResults): string {
       `| ${c.name} | ${med(c.name, (x) => x.throughput).toFixed(0)} | ${cpu.toFixed(1)} | ${c.name === 'direct' || !(nginxCpu > 0) ? '' : (cpu / nginxCpu).toFixed(2)} | ${med(c.name, (x) => x.fixed.cpuMicrosPerCall).toFixed(1)} | ${p50} | ${p99} | ${med(c.name, (x) => x.fixed.p999)} | ${med(c.name, (x) => x.fixed.max)} | ${c.name === 'direct' ? '' : `${signed(p50 - directP50)} / ${signed(p99 - directP99)}`} | ${failed} |`,
     );
   }
-  lines.push(...footnotes(r));
+  lines.push(...section.footnotes(r));
   return `${lines.join('\n')}\n`;
 }

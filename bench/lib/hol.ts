@@ -8,7 +8,8 @@
 // processes (its CPU is never the proxy's figure).
 
 import { percentile, pairedRatio, summarize, type Summary } from './stats.js';
-import type { RunBase, RunRecord } from './measure.js';
+import type { RunRecord } from './measure.js';
+import { errText, runStart, type RunBase } from './record.js';
 import type { Table } from './report.js';
 import type { RunningTarget } from './targets.js';
 import { runWrkOutput, parseWrkOutput, totalWrkErrors, type WrkResult, type WrkScriptOptions } from './wrk.js';
@@ -125,9 +126,7 @@ export function latencyProfile(us: readonly number[]): LatencyProfile | null {
 /** One run of the scenario through `t`; a failure is recorded with its error. */
 export async function runHol(t: RunningTarget, round: number, plan: HolPlan, scriptDir: string): Promise<HolRecord> {
   const base = {
-    round,
-    config: t.spec.name,
-    startedAt: new Date().toISOString(),
+    ...runStart(t, round),
     kind: 'hol' as const,
     rate: plan.rate,
     connections: plan.connections,
@@ -150,7 +149,7 @@ export async function runHol(t: RunningTarget, round: number, plan: HolPlan, scr
     const hol = parseHolOutput(stdout);
     return { ...base, wrk: parseWrkOutput(stdout), fast: latencyProfile(hol.fast), slow: latencyProfile(hol.slow), unmatched: hol.unmatched };
   } catch (e) {
-    return { ...base, error: e instanceof Error ? e.message : String(e) };
+    return { ...base, error: errText(e) };
   }
 }
 

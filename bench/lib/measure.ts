@@ -6,6 +6,7 @@
 import { runAutocannon, type AutocannonRun } from './autocannon.js';
 import { cpuMicrosBetween, microsPerRequest, sampleCpu } from './cpu.js';
 import { runHol, type HolPlan, type HolRecord } from './hol.js';
+import { errText, runStart, type RunBase } from './record.js';
 import { startRssSampler, type RssStats } from './rss.js';
 import type { RunningTarget } from './targets.js';
 import { sampleThreads, splitThreads, type ThreadSplit } from './threads.js';
@@ -73,13 +74,6 @@ export function quickPlan(throughputS: number, rate: number, rateS: number): Mea
   };
 }
 
-export interface RunBase {
-  readonly round: number;
-  readonly config: string;
-  readonly startedAt: string;
-  readonly error?: string;
-}
-
 export interface ThroughputRecord extends RunBase {
   readonly kind: 'throughput';
   readonly variant: string;
@@ -116,10 +110,6 @@ export interface AutocannonRecord extends RunBase {
 
 export type RunRecord = ThroughputRecord | RateRecord | AutocannonRecord | HolRecord;
 
-function errText(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
 /** The processes whose threads are split: the parts, or the one process of a single-process config. */
 function threadProcs(t: RunningTarget): readonly { readonly name: string; readonly pid: number }[] {
   if (t.parts !== undefined) return t.parts;
@@ -152,9 +142,7 @@ async function throughput(
   scriptDir: string,
 ): Promise<ThroughputRecord> {
   const base = {
-    round,
-    config: t.spec.name,
-    startedAt: new Date().toISOString(),
+    ...runStart(t, round),
     kind: 'throughput' as const,
     variant: variant?.name ?? 'GET /',
     connections: plan.connections,
@@ -206,9 +194,7 @@ async function throughput(
 
 async function fixedRate(t: RunningTarget, round: number, rate: number, plan: MeasurePlan, scriptDir: string): Promise<RateRecord> {
   const base = {
-    round,
-    config: t.spec.name,
-    startedAt: new Date().toISOString(),
+    ...runStart(t, round),
     kind: 'rate' as const,
     rate,
     connections: plan.rateConnections,
@@ -233,9 +219,7 @@ async function fixedRate(t: RunningTarget, round: number, rate: number, plan: Me
 
 async function cannon(t: RunningTarget, round: number, plan: MeasurePlan): Promise<AutocannonRecord> {
   const base = {
-    round,
-    config: t.spec.name,
-    startedAt: new Date().toISOString(),
+    ...runStart(t, round),
     kind: 'autocannon' as const,
     connections: plan.connections,
     durationS: plan.autocannonS,

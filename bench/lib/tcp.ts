@@ -11,27 +11,12 @@ import { join } from 'node:path';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, type ToolStatus } from './peers.js';
 import { freePort, startProcess } from './proc.js';
-import {
-  footnotes,
-  medianOrNaN,
-  recordFailure,
-  roundsOf,
-  runRounds,
-  runToEnd,
-  SectionTargets,
-  startSectionConfigs,
-  type FailedRun,
-  type SectionArgs,
-  type SectionResults,
-  type SectionRun,
-  type SectionTarget,
-  type SidecarProtocol,
-} from './section.js';
+import * as section from './section.js';
 
 /** redis-benchmark's connections (-c) in both runs. */
 export const TCP_CLIENTS = 50;
 
-export interface TcpBenchOptions extends SectionArgs {
+export interface TcpBenchOptions extends section.SectionArgs {
   /** Requests per test (SET, GET) of the small-value run. */
   readonly requests: number;
   /** Requests per test of the large-value run. */
@@ -54,13 +39,13 @@ export interface RedisRun {
   readonly cpuMicrosPerRequest: number;
 }
 
-export interface TcpRun extends SectionRun {
+export interface TcpRun extends section.SectionRun {
   readonly small: RedisRun;
   readonly large: RedisRun;
 }
 
-export interface TcpBenchResults extends SectionResults<TcpRun> {
-  readonly failed: readonly FailedRun[];
+export interface TcpBenchResults extends section.SectionResults<TcpRun> {
+  readonly failed: readonly section.FailedRun[];
   readonly requests: number;
   readonly largeValueBytes: number;
 }
@@ -87,7 +72,7 @@ export function parseRedisCsv(text: string): Record<string, RedisTest> {
 }
 
 /** A TCP config's sidecar: a `protocol: tcp` listener → its cluster. */
-export const TCP_SIDECAR: SidecarProtocol = {
+export const TCP_SIDECAR: section.SidecarProtocol = {
   source: 'bench/lib/tcp.ts',
   listenerName: 'redis',
   listenerLines: ['protocol: tcp', 'cluster: up'],
@@ -134,8 +119,8 @@ export function probeRedis(port: number): Promise<string | null> {
   });
 }
 
-function startTargets(opts: TcpBenchOptions, dir: string, redisPort: number, haproxy: ToolStatus | undefined): Promise<SectionTargets> {
-  return startSectionConfigs({
+function startTargets(opts: TcpBenchOptions, dir: string, redisPort: number, haproxy: ToolStatus | undefined): Promise<section.SectionTargets> {
+  return section.startSectionConfigs({
     repoRoot: opts.repoRoot,
     dir,
     upstreamPort: redisPort,
@@ -163,7 +148,7 @@ function startTargets(opts: TcpBenchOptions, dir: string, redisPort: number, hap
 }
 
 /** One redis-benchmark run of SET and GET against the config, with the CPU its trees spent. */
-async function redisRun(t: SectionTarget, redisBenchmark: string, requests: number, valueBytes: number): Promise<RedisRun> {
+async function redisRun(t: section.SectionTarget, redisBenchmark: string, requests: number, valueBytes: number): Promise<RedisRun> {
   const args = [
     '-h',
     '127.0.0.1',
@@ -182,12 +167,12 @@ async function redisRun(t: SectionTarget, redisBenchmark: string, requests: numb
     String(valueBytes),
   ];
   const before = sampleCpu(t.pids);
-  const tests = parseRedisCsv(await runToEnd(redisBenchmark, args, 600_000));
+  const tests = parseRedisCsv(await section.runToEnd(redisBenchmark, args, 600_000));
   const micros = t.pids.length === 0 ? 0 : cpuMicrosBetween(before, sampleCpu(t.pids));
   return { tests, cpuMicrosPerRequest: micros / (2 * requests) };
 }
 
-async function measure(t: SectionTarget, redisBenchmark: string, opts: TcpBenchOptions, round: number): Promise<TcpRun> {
+async function measure(t: section.SectionTarget, redisBenchmark: string, opts: TcpBenchOptions, round: number): Promise<TcpRun> {
   // Warm-up (JIT, buffers), not measured.
   await redisRun(t, redisBenchmark, Math.min(opts.requests, 20_000), 3);
   const small = await redisRun(t, redisBenchmark, opts.requests, 3);
@@ -215,13 +200,13 @@ export async function runTcpBench(opts: TcpBenchOptions): Promise<TcpBenchResult
     readyPort: redisPort,
   });
   const runs: TcpRun[] = [];
-  const failed: FailedRun[] = [];
-  const { configs, skipped } = await runRounds(
+  const failed: section.FailedRun[] = [];
+  const { configs, skipped } = await section.runRounds(
     'tcp',
     opts,
     () => startTargets(opts, dir, redisPort, tools.get('haproxy')),
     async (t, round) => {
-      const r = await recordFailure(failed, t.name, round, opts.log, () => measure(t, benchmarkPath, opts, round));
+      const r = await section.recordFailure(failed, t.name, round, opts.log, () => measure(t, benchmarkPath, opts, round));
       if (r === null) return;
       opts.log(
         `tcp round ${round} ${t.name}: GET ${r.small.tests['GET']?.rps ?? 0} req/s, ${r.small.cpuMicrosPerRequest.toFixed(1)} µs CPU/request; ${opts.largeValueBytes} B values: GET ${(((r.large.tests['GET']?.rps ?? 0) * opts.largeValueBytes) / 1e6).toFixed(0)} MB/s`,
@@ -236,7 +221,7 @@ export async function runTcpBench(opts: TcpBenchOptions): Promise<TcpBenchResult
 /** The markdown section: medians over rounds, CPU ÷ haproxy-tcp, MB/s from the large-value run. */
 export function renderTcpMarkdown(r: TcpBenchResults): string {
   const by = (name: string): TcpRun[] => r.runs.filter((x) => x.config === name);
-  const med = (name: string, f: (x: TcpRun) => number): number => medianOrNaN(by(name).map(f));
+  const med = (name: string, f: (x: TcpRun) => number): number => section.medianOrNaN(by(name).map(f));
   const rps = (run: RedisRun, test: string): number => run.tests[test]?.rps ?? NaN;
   const ms = (n: number): string => n.toFixed(3);
   const ratio = (name: string, f: (x: TcpRun) => number): string => {
@@ -248,7 +233,7 @@ export function renderTcpMarkdown(r: TcpBenchResults): string {
   const mb = (x: TcpRun, test: string): number => (rps(x.large, test) * r.largeValueBytes) / 1e6;
   const kib = r.largeValueBytes % 1024 === 0 ? `${r.largeValueBytes / 1024} KiB` : `${r.largeValueBytes} B`;
   const lines = [
-    `## Raw TCP: redis-benchmark (-c ${TCP_CLIENTS} -P 1; ${r.requests} SET + ${r.requests} GET of 3 B values, then SET/GET of ${kib} values; medians of ${roundsOf(r.runs)} rounds)`,
+    `## Raw TCP: redis-benchmark (-c ${TCP_CLIENTS} -P 1; ${r.requests} SET + ${r.requests} GET of 3 B values, then SET/GET of ${kib} values; medians of ${section.roundsOf(r.runs)} rounds)`,
     '',
     `| config | SET req/s | GET req/s | CPU µs/request | × haproxy-tcp | GET p50 / p99 ms | ${kib}: SET MB/s | GET MB/s | CPU µs/request | × haproxy-tcp |`,
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
@@ -260,6 +245,6 @@ export function renderTcpMarkdown(r: TcpBenchResults): string {
       `| ${n} | ${med(n, (x) => rps(x.small, 'SET')).toFixed(0)} | ${med(n, (x) => rps(x.small, 'GET')).toFixed(0)} | ${med(n, smallCpu).toFixed(1)} | ${ratio(n, smallCpu)} | ${ms(med(n, (x) => x.small.tests['GET']?.p50Ms ?? NaN))} / ${ms(med(n, (x) => x.small.tests['GET']?.p99Ms ?? NaN))} | ${med(n, (x) => mb(x, 'SET')).toFixed(0)} | ${med(n, (x) => mb(x, 'GET')).toFixed(0)} | ${med(n, largeCpu).toFixed(1)} | ${ratio(n, largeCpu)} |`,
     );
   }
-  lines.push(...footnotes(r, r.failed));
+  lines.push(...section.footnotes(r, r.failed));
   return `${lines.join('\n')}\n`;
 }

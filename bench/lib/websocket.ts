@@ -12,28 +12,11 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, type ToolStatus } from './peers.js';
-import {
-  footnotes,
-  medianOrNaN,
-  nginxPeer,
-  recordFailure,
-  roundsOf,
-  runRounds,
-  runToEnd,
-  SectionTargets,
-  startNodeUpstream,
-  startSectionConfigs,
-  type FailedRun,
-  type SectionArgs,
-  type SectionResults,
-  type SectionRun,
-  type SectionTarget,
-  type SidecarProtocol,
-} from './section.js';
+import * as section from './section.js';
 
 export const WS_SIZES: readonly number[] = [64, 16 * 1024];
 
-export interface WsBenchOptions extends SectionArgs {
+export interface WsBenchOptions extends section.SectionArgs {
   /** Seconds per load run (one per config, size and round). */
   readonly seconds: number;
   readonly connections: number;
@@ -53,20 +36,20 @@ export interface WsLoadResult {
   readonly max: number;
 }
 
-export interface WsRun extends WsLoadResult, SectionRun {
+export interface WsRun extends WsLoadResult, section.SectionRun {
   readonly size: number;
   /** CPU µs per echoed message of the config's process trees (0 for direct). */
   readonly cpuMicrosPerMessage: number;
 }
 
-export interface WsBenchResults extends SectionResults<WsRun> {
-  readonly failed: readonly FailedRun[];
+export interface WsBenchResults extends section.SectionResults<WsRun> {
+  readonly failed: readonly section.FailedRun[];
   readonly connections: number;
   readonly inflight: number;
 }
 
 /** A WebSocket config's sidecar on `engine`, a route with `upgrades: [websocket]`. */
-function wsSidecar(engine: 'strict' | 'uws'): SidecarProtocol {
+function wsSidecar(engine: 'strict' | 'uws'): section.SidecarProtocol {
   return {
     source: 'bench/lib/websocket.ts',
     listenerName: 'ws',
@@ -117,8 +100,8 @@ export function probeWs(port: number): Promise<string | null> {
   });
 }
 
-function startTargets(opts: WsBenchOptions, dir: string, upstreamPort: number, nginx: ToolStatus | undefined): Promise<SectionTargets> {
-  return startSectionConfigs({
+function startTargets(opts: WsBenchOptions, dir: string, upstreamPort: number, nginx: ToolStatus | undefined): Promise<section.SectionTargets> {
+  return section.startSectionConfigs({
     repoRoot: opts.repoRoot,
     dir,
     upstreamPort,
@@ -139,7 +122,7 @@ function startTargets(opts: WsBenchOptions, dir: string, upstreamPort: number, n
       description:
         'two sidecars, 1 worker each, strict engines: ws → client sidecar → mTLS (a connection per WebSocket) → server sidecar (tls: {mode: mtls}) → upstream. CPU = both trees',
     },
-    peer: nginxPeer(
+    peer: section.nginxPeer(
       'nginx-ws',
       nginx,
       dir,
@@ -159,7 +142,7 @@ export function parseWsLoad(text: string): WsLoadResult {
   }
 }
 
-async function measure(t: SectionTarget, loadScript: string, opts: WsBenchOptions, size: number, round: number): Promise<WsRun> {
+async function measure(t: section.SectionTarget, loadScript: string, opts: WsBenchOptions, size: number, round: number): Promise<WsRun> {
   const args = (seconds: number): string[] => [
     loadScript,
     `ws://127.0.0.1:${t.port}/`,
@@ -169,9 +152,9 @@ async function measure(t: SectionTarget, loadScript: string, opts: WsBenchOption
     String(seconds),
   ];
   // Warm-up (JIT, buffers), not measured.
-  await runToEnd(process.execPath, args(1), 30_000);
+  await section.runToEnd(process.execPath, args(1), 30_000);
   const before = sampleCpu(t.pids);
-  const r = parseWsLoad(await runToEnd(process.execPath, args(opts.seconds), (opts.seconds + 30) * 1000));
+  const r = parseWsLoad(await section.runToEnd(process.execPath, args(opts.seconds), (opts.seconds + 30) * 1000));
   const micros = t.pids.length === 0 ? 0 : cpuMicrosBetween(before, sampleCpu(t.pids));
   return { ...r, config: t.name, round, size, cpuMicrosPerMessage: r.messages > 0 ? micros / r.messages : 0 };
 }
@@ -179,17 +162,17 @@ async function measure(t: SectionTarget, loadScript: string, opts: WsBenchOption
 export async function runWsBench(opts: WsBenchOptions): Promise<WsBenchResults> {
   const [nginx] = ensureTools(['nginx'], opts.install, opts.log);
   const dir = mkdtempSync(join(tmpdir(), 'outrigger-ws-bench-'));
-  const upstream = await startNodeUpstream(opts.repoRoot, 'ws-upstream', 'ws_server.js');
+  const upstream = await section.startNodeUpstream(opts.repoRoot, 'ws-upstream', 'ws_server.js');
   const loadScript = join(opts.repoRoot, 'dist', 'bench', 'ws_load.js');
   const runs: WsRun[] = [];
-  const failed: FailedRun[] = [];
-  const { configs, skipped } = await runRounds(
+  const failed: section.FailedRun[] = [];
+  const { configs, skipped } = await section.runRounds(
     'ws',
     opts,
     () => startTargets(opts, dir, upstream.port, nginx),
     async (t, round) => {
       for (const size of opts.sizes) {
-        const r = await recordFailure(failed, t.name, round, opts.log, () => measure(t, loadScript, opts, size, round));
+        const r = await section.recordFailure(failed, t.name, round, opts.log, () => measure(t, loadScript, opts, size, round));
         if (r === null) continue;
         opts.log(`ws round ${round} ${t.name} ${size} B: ${r.perSecond.toFixed(0)} msg/s, ${r.cpuMicrosPerMessage.toFixed(1)} µs CPU/msg, p99 ${r.p99} µs`);
         runs.push(r);
@@ -205,14 +188,14 @@ const sizeLabel = (n: number): string => (n >= 1024 && n % 1024 === 0 ? `${n / 1
 /** The markdown section: one table per message size, medians over rounds, CPU ÷ nginx-ws. */
 export function renderWsMarkdown(r: WsBenchResults): string {
   const lines = [
-    `## WebSocket echo (bench/ws_load.ts: ${r.connections} sockets × ${r.inflight} messages in flight; medians of ${roundsOf(r.runs)} rounds)`,
+    `## WebSocket echo (bench/ws_load.ts: ${r.connections} sockets × ${r.inflight} messages in flight; medians of ${section.roundsOf(r.runs)} rounds)`,
     '',
     '| size | config | messages/s | MB/s each way | CPU µs/message | × nginx-ws | round trip p50 µs | p99 µs | lost sockets / wrong echoes |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const size of [...new Set(r.runs.map((x) => x.size))]) {
     const by = (name: string): WsRun[] => r.runs.filter((x) => x.config === name && x.size === size);
-    const med = (name: string, f: (x: WsRun) => number): number => medianOrNaN(by(name).map(f));
+    const med = (name: string, f: (x: WsRun) => number): number => section.medianOrNaN(by(name).map(f));
     const nginxCpu = med('nginx-ws', (x) => x.cpuMicrosPerMessage);
     for (const c of r.configs) {
       if (by(c.name).length === 0) continue;
@@ -224,6 +207,6 @@ export function renderWsMarkdown(r: WsBenchResults): string {
       );
     }
   }
-  lines.push(...footnotes(r, r.failed));
+  lines.push(...section.footnotes(r, r.failed));
   return `${lines.join('\n')}\n`;
 }
