@@ -194,6 +194,13 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
     req.onConnection(this);
   }
 
+  /** Takes back a request that joined while connecting (its try ended first); whether it was here. */
+  withdraw(req: UpstreamRequest): boolean {
+    const i = this.joined?.indexOf(req) ?? -1;
+    if (i >= 0) this.joined!.splice(i, 1);
+    return i >= 0;
+  }
+
   /** The prebuilt head bytes, as they are. */
   sendHead(req: UpstreamRequest, complete: boolean): void {
     this.socket.write(req.upstreamHead);
@@ -405,7 +412,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
 
   private fail(err: ProxyError): void {
     if (this.pipe !== null) {
-      this.pipe.failAll(err, false);
+      this.pipe.failAll(err);
       return;
     }
     const joined = this.joined;

@@ -151,7 +151,7 @@ export class Pipeline {
       this.readBuf = null;
       if (this.closed) return;
       if (this.parser.failed) {
-        this.failAll(new ProxyError('upstream_protocol_error', `invalid response from ${this.at}: ${this.parser.error}`), false);
+        this.failAll(new ProxyError('upstream_protocol_error', `invalid response from ${this.at}: ${this.parser.error}`));
         return;
       }
       start += this.used;
@@ -203,10 +203,9 @@ export class Pipeline {
 
   /**
    * The connection failed (reset, TLS error, truncated or invalid response): the request being
-   * answered hears `err`, as without pipelining; the ones behind it hear upstream_reset. `atBoundary`:
-   * the upstream closed between responses, so each unanswered request is a stale keep-alive case.
+   * answered hears `err`, as without pipelining; the ones behind it hear upstream_reset.
    */
-  failAll(err: ProxyError, atBoundary: boolean): void {
+  failAll(err: ProxyError): void {
     const tries = this.tries.splice(0);
     if (tries.length > 0) tries[0]!.answered = !this.parser.idleAtStart;
     this.close();
@@ -216,8 +215,25 @@ export class Pipeline {
       // The server works on pipelined requests concurrently: one behind a broken response may have
       // been processed, so it is no stale keep-alive (which the exchange resends once, whatever its
       // method); the route's retry policy decides by method.
-      if (i > 0 && !atBoundary) t.reused = false;
-      t.fail(i === 0 || atBoundary ? err : behindErr);
+      if (i > 0) t.reused = false;
+      t.fail(i === 0 ? err : behindErr);
+    }
+  }
+
+  /**
+   * The server closed between two responses with requests in flight. An outrigger sidecar answers
+   * every request it took before it closes (the last answer says Connection: close unless it was
+   * out already when the server decided to stop: a drain, a reload), and drops what arrives after:
+   * the unanswered ones were not processed and may be sent again whatever their method. (A server
+   * worker that crashes closes too; its requests are the ones this cannot tell apart.)
+   */
+  private dropAll(): void {
+    const tries = this.tries.splice(0);
+    this.close();
+    const err = new ProxyError('upstream_reset', `${this.at} closed the connection before answering; the request was not processed`);
+    for (const t of tries) {
+      t.unprocessed = true;
+      t.fail(err);
     }
   }
 
@@ -228,9 +244,8 @@ export class Pipeline {
       this.close();
       return;
     }
-    const closedMsg = `${this.at} closed the connection`;
     if (this.parser.idleAtStart) {
-      this.failAll(new ProxyError('upstream_reset', closedMsg), true);
+      this.dropAll();
       return;
     }
     if (this.parser.onEof()) {
@@ -238,10 +253,10 @@ export class Pipeline {
       this.tries.shift();
       head.finished = true;
       head.answered = true;
-      this.failAll(new ProxyError('upstream_reset', closedMsg), true);
+      this.dropAll();
       return;
     }
-    this.failAll(new ProxyError('upstream_reset', closedMsg), false);
+    this.failAll(new ProxyError('upstream_reset', `${this.at} closed the connection`));
   }
 
   /** `t` is abandoned (its client went away, a deadline): the requests around it go on where they can. */
@@ -258,7 +273,7 @@ export class Pipeline {
     if (!t.requestComplete) {
       // Half a request on the wire: the connection cannot be used again (nothing is behind it).
       this.tries.splice(i, 1);
-      this.failAll(new ProxyError('upstream_reset', `connection to ${this.at} closed: a request in flight was abandoned`), false);
+      this.failAll(new ProxyError('upstream_reset', `connection to ${this.at} closed: a request in flight was abandoned`));
       return;
     }
     // Its response is read and dropped when it comes; the others keep their place.

@@ -96,6 +96,12 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     return best;
   }
 
+  /** Withdraws a request waiting for a connection: in the queue, or joined to one still connecting. */
+  override cancel(req: UpstreamRequest): void {
+    super.cancel(req);
+    for (const c of this.pipelining) if (c.withdraw(req)) return;
+  }
+
   /** A re-dispatched request, or a waiter: a connection of the pool after the ones already open. */
   redispatch(req: UpstreamRequest): void {
     this.dispatch(req);

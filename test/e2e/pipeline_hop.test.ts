@@ -1,0 +1,150 @@
+// The hop between two outrigger sidecars over mTLS, pipelined (issue 13): the client sidecar's
+// HTTP/1 pool offers ALPN outrigger-h1-pipeline and the server sidecar's strict inbound listener
+// selects it. Many requests share a connection and each gets its own answer; a request the app
+// holds does not hold up the others; a reload of the server sidecar under pipelined load (POSTs
+// with bodies included) loses no request and has the app process no POST twice.
+
+import type http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  adminCall,
+  caSource,
+  clientSideConfig,
+  closeAll,
+  endpointCounters,
+  httpGet,
+  keepAlive,
+  newCa,
+  serverSideConfig,
+  startSidecar,
+  startUpstream,
+  type Config,
+  type HttpAnswer,
+  type ReceivedRequest,
+  type Sidecar,
+  type Upstream,
+} from '../helpers/sidecar.js';
+
+/** Enough connections per worker that without pipelining every concurrent request would have its own. */
+const POOL = { connections_per_worker: 256, pipeline_depth: 16 };
+
+let app: Upstream;
+/** Requests to /held/... the app keeps unanswered until the test releases them. */
+const held: http.ServerResponse[] = [];
+let server: Sidecar;
+let serverConfig: Config;
+let client: Sidecar;
+let out: number;
+
+/** The app: `app <method> <url> <body>` once the body is in; /held/... only when released. */
+function appHandler(req: http.IncomingMessage, res: http.ServerResponse, rec: ReceivedRequest): void {
+  if (rec.url.startsWith('/held/')) {
+    held.push(res);
+    return;
+  }
+  void rec.settled.then(() => {
+    const body = `app ${rec.method} ${rec.url} ${rec.body.toString('latin1')}`;
+    res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+}
+
+beforeAll(async () => {
+  const ca = await newCa();
+  app = await startUpstream(appHandler);
+  serverConfig = serverSideConfig({ tls: caSource(ca), app: app.address, workers: 1 });
+  (serverConfig['listeners'] as Array<Record<string, unknown>>)[0]!['engine'] = 'strict';
+  server = await startSidecar(serverConfig);
+  const clientConfig = clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}`, workers: 1, pool: POOL });
+  // A reload that rebinds the server's listener resets the connections still in its old socket's
+  // accept queue: those connects fail with nothing of their requests sent, and the route retries
+  // them (any method: only connect failures), within a budget that lets a whole batch go again.
+  const routes = (clientConfig['listeners'] as Array<{ routes: Array<Record<string, unknown>> }>)[0]!.routes;
+  routes[routes.length - 1]!['retries'] = { on: ['connect-failure'], attempts: 3, allow_non_idempotent: true };
+  (clientConfig['clusters'] as Array<Record<string, unknown>>)[0]!['retry_budget'] = { percent: 100, min_concurrent: 64 };
+  client = await startSidecar(clientConfig);
+  out = client.port('outbound');
+});
+afterAll(closeAll);
+
+/** A request through both sidecars on `agent`. */
+function through(path: string, agent: http.Agent, body?: string): Promise<HttpAnswer> {
+  return httpGet(
+    { port: out, path },
+    body === undefined ? { agent } : { agent, method: 'POST', body, headers: { 'content-length': String(Buffer.byteLength(body)) } },
+  );
+}
+
+describe('pipelined hop between two sidecars', () => {
+  it('200 concurrent requests with distinct ids are each answered correctly, over far fewer connections than requests', async () => {
+    const before = await endpointCounters(client, 'api');
+    const agent = keepAlive(200);
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => through(`/v1/many/${i}`, agent, i % 4 === 0 ? `body-${i}` : undefined)));
+    agent.destroy();
+    expect(answers.map((a) => [a.status, a.text])).toEqual(
+      answers.map((_, i) => [200, i % 4 === 0 ? `app POST /v1/many/${i} body-${i}` : `app GET /v1/many/${i} `]),
+    );
+    const after = await endpointCounters(client, 'api');
+    // One request per connection would need a connection per concurrent request (the pool allows 256).
+    expect(after.connectionsOpened - before.connectionsOpened).toBeLessThanOrEqual(100);
+  });
+
+  it('head of line: while the app holds one request, 100 concurrent fast ones all complete', async () => {
+    // Settle the pool's recent response time on single requests first.
+    const warm = keepAlive(1);
+    for (let i = 0; i < 30; i++) expect((await through(`/v1/warm/${i}`, warm)).status).toBe(200);
+    warm.destroy();
+    const slowAgent = keepAlive(1);
+    const slow = through('/held/slow', slowAgent);
+    await expect.poll(() => held.length).toBe(1);
+    const agent = keepAlive(100);
+    const fast = await Promise.all(Array.from({ length: 100 }, (_, i) => through(`/v1/fast/${i}`, agent)));
+    agent.destroy();
+    expect(fast.filter((a) => a.status === 200 && a.text === `app GET ${a.text.split(' ')[2]} `).length).toBe(100);
+    expect(held.length).toBe(1); // still held: every fast request completed without it
+    held.pop()!.end('slow done');
+    expect((await slow).text).toBe('slow done');
+    slowAgent.destroy();
+  });
+
+  it('a reload of the server sidecar under pipelined load (POSTs included) drops no request and processes no POST twice', async () => {
+    const agent = keepAlive(40);
+    let stop = false;
+    let n = 0;
+    const failures: string[] = [];
+    const loop = async (): Promise<void> => {
+      while (!stop) {
+        const i = n++;
+        const post = i % 2 === 0;
+        try {
+          const a = await through(`/v1/reload/${i}`, agent, post ? `payload-${i}` : undefined);
+          const want = post ? `app POST /v1/reload/${i} payload-${i}` : `app GET /v1/reload/${i} `;
+          if (a.status !== 200 || a.text !== want) failures.push(`${i}: ${a.status} ${a.error ?? ''} ${a.text.slice(0, 100)}`);
+        } catch (e) {
+          failures.push(`${i}: ${(e as Error).message}`);
+        }
+      }
+    };
+    const loops = Array.from({ length: 40 }, loop);
+    // Each reload rebinds the inbound listener (protocol http1 ⇄ auto): the old one drains its
+    // connections, answering the last request it took with Connection: close.
+    for (let r = 0; r < 6; r++) {
+      const target = n + 200;
+      await expect.poll(() => n >= target, { timeout: 20_000 }).toBe(true);
+      const listener = (serverConfig['listeners'] as Array<Record<string, unknown>>)[0]!;
+      listener['protocol'] = r % 2 === 0 ? 'http1' : 'auto';
+      const put = await adminCall(server, 'PUT', '/config', serverConfig);
+      expect(put.status).toBe(200);
+    }
+    const target = n + 200;
+    await expect.poll(() => n >= target, { timeout: 20_000 }).toBe(true);
+    stop = true;
+    await Promise.all(loops);
+    agent.destroy();
+    expect(failures).toEqual([]);
+    const posts = new Map<string, number>();
+    for (const rec of app.requests) if (rec.method === 'POST' && rec.url.startsWith('/v1/reload/')) posts.set(rec.url, (posts.get(rec.url) ?? 0) + 1);
+    expect([...posts.values()].filter((c) => c > 1)).toEqual([]);
+    expect(posts.size).toBe(Math.ceil(n / 2));
+  });
+});
