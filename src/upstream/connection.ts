@@ -88,6 +88,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
   private joined: UpstreamRequest[] | null = null;
   /** startJoined is placing the joined requests: no slot is offered to the pool meanwhile. */
   private placingJoined = false;
+  /** Offered pipelining and made in this loop turn: the requests that join now leave in its first write. */
+  private newThisTurn: boolean;
   private readN = 0;
   private readBuf: Buffer = READ_BUFFER;
   private readonly processRead = (): void => this.process(this.readBuf, this.readN);
@@ -103,6 +105,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
     private readonly pipelineStall: StallClock | null = null,
   ) {
     this.materialKey = connectTls?.materialKey ?? null;
+    this.newThisTurn = pipelineStall !== null;
+    if (this.newThisTurn) setImmediate(() => (this.newThisTurn = false));
     if (connectTls === null) {
       this.socket = net.connect({
         host,
@@ -167,10 +171,11 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
   /**
    * Whether one more request may go on this connection now, short of `depth` in flight: a pipelined
    * connection in use whose pipeline accepts it, or one that offered pipelining and is connecting.
+   * `thisTurn`: only if the request would leave in a write this loop turn makes anyway.
    */
-  takesMore(depth: number, now: number): boolean {
-    if (this.state === ConnState.Connecting) return this.pipelineStall !== null && this.inFlight < depth;
-    return this.state === ConnState.Busy && this.pipe !== null && this.pipe.accepts(depth, now);
+  takesMore(depth: number, now: number, thisTurn: boolean): boolean {
+    if (this.state === ConnState.Connecting) return this.pipelineStall !== null && (!thisTurn || this.newThisTurn) && this.inFlight < depth;
+    return this.state === ConnState.Busy && this.pipe !== null && (!thisTurn || this.pipe.batchOpen) && this.pipe.accepts(depth, now);
   }
 
   /** Gives the connection to a request (the pool calls this). */

@@ -86,6 +86,11 @@ export class Pipeline {
     return this.tries.length;
   }
 
+  /** Requests written now leave with the others of this loop turn, in the same write. */
+  get batchOpen(): boolean {
+    return this.batching;
+  }
+
   /**
    * Whether a new request may be written behind the others now: fewer than `depth` in flight, the
    * last one written whole (bodies never interleave), the connection reading, and its oldest

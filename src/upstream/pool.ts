@@ -1,8 +1,10 @@
 // Per-worker, per-endpoint pool of persistent upstream connections. Requests take an idle
-// connection (most recently used first, so the warm ones stay warm); else, to an outrigger sidecar
-// that pipelines (mTLS, pipeline.ts), the busy connection with the fewest requests in flight whose
-// oldest response is not stalled; else open a new one while under `connectionsPerWorker`, or wait
-// in the cluster's bounded queue (503 overflow beyond it).
+// connection (most recently used first, so the warm ones stay warm), open a new one while under
+// `connectionsPerWorker`, or wait in the cluster's bounded queue (503 overflow beyond it). To an
+// outrigger sidecar that pipelines (mTLS, pipeline.ts) a request first joins a connection whose
+// write of this loop turn is still open (it costs no write of its own), and at the connection limit
+// shares the busy connection with the fewest requests in flight whose oldest response is not
+// stalled, before it waits.
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
 import type { PoolSpec } from '../config/types.js';
@@ -54,14 +56,14 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   /** Sends `req` over a pooled connection, now or when one frees up. */
   dispatch(req: UpstreamRequest): void {
+    const batched = this.pipelining.length > 0 ? this.leastLoaded(true) : null;
+    if (batched !== null) {
+      batched.assign(req);
+      return;
+    }
     const conn = this.idle.pop();
     if (conn !== undefined) {
       conn.assign(req);
-      return;
-    }
-    const shared = this.pipelining.length > 0 ? this.leastLoaded() : null;
-    if (shared !== null) {
-      shared.assign(req);
       return;
     }
     if (this.open < this.spec.connectionsPerWorker) {
@@ -73,6 +75,12 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
       conn.assign(req);
       return;
     }
+    // At the limit: a pipelined connection's place behind others beats the queue, unless it is stalled.
+    const shared = this.pipelining.length > 0 ? this.leastLoaded(false) : null;
+    if (shared !== null) {
+      shared.assign(req);
+      return;
+    }
     if (this.waiters.full) {
       req.onUpstreamError(this.waiters.overflow(`a connection to ${this.host}:${this.port}`), null);
       return;
@@ -81,17 +89,18 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   }
 
   /**
-   * The pipelining connection that takes one more request with the fewest in flight, or null. A
-   * connecting one counts unless the server last turned pipelining down (its requests would go back).
+   * The pipelining connection that takes one more request with the fewest in flight, or null (with
+   * `thisTurn`, only among those writing in this loop turn anyway). A connecting one counts unless
+   * the server last turned pipelining down (its requests would go back).
    */
-  private leastLoaded(): UpstreamConnection | null {
+  private leastLoaded(thisTurn: boolean): UpstreamConnection | null {
     const depth = this.spec.pipelineDepth;
     const now = this.ticker.fresh();
     let best: UpstreamConnection | null = null;
     for (const c of this.pipelining) {
       // A connection made with rotated material takes nothing new: it comes idle and is replaced.
       if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey)) continue;
-      if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now)) best = c;
+      if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now, thisTurn)) best = c;
     }
     return best;
   }
@@ -142,7 +151,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   /** A pipelined connection in use may take one more request: the oldest waiter, if any. */
   onSlot(conn: UpstreamConnection): void {
     if (this.waiters.length === 0 || this.draining || this.isStale(conn.materialKey)) return;
-    if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh())) return;
+    if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), false)) return;
     conn.assign(this.waiters.shift()!);
   }
 

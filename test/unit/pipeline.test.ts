@@ -256,25 +256,39 @@ describe('pipelining to a server that selects it', () => {
     expect(b.errorChannel!.reused).toBe(false);
   });
 
-  it('head of line: a new request never goes behind a stalled response; it opens a connection, and joins again once the head is answered', async () => {
+  it('head of line: a request of a later loop turn takes a new connection rather than a place behind a busy one', async () => {
+    const up = await tlsUpstream([PIPELINE_ALPN]);
+    const p = makePool(up.port);
+    const a = sent(p, '/a');
+    await expect.poll(() => up.held.size).toBe(1);
+    const b = sent(p, '/b'); // a's connection is busy and writes nothing this turn
+    await expect.poll(() => up.held.size).toBe(2);
+    expect(up.held.get('/b')!.socket).not.toBe(up.held.get('/a')!.socket);
+    expect(p.counters.connectionsOpened).toBe(2);
+    answerTogether(up, ['/b']);
+    answerTogether(up, ['/a']);
+    await expect.poll(() => [a.body, b.body]).toEqual(['/a', '/b']);
+  });
+
+  it('head of line at the connection limit: a request shares a busy connection until its oldest response is stalled, then waits for it to free', async () => {
     const up = await tlsUpstream([PIPELINE_ALPN]);
     const t = manualTicker();
-    const p = makePool(up.port, {}, t);
+    const p = makePool(up.port, { connectionsPerWorker: 1 }, t);
     const slow = sent(p, '/slow');
-    const second = sent(p, '/second');
+    await expect.poll(() => up.held.size).toBe(1);
+    const second = sent(p, '/second'); // at the limit, the head is fresh: it goes behind it
     await expect.poll(() => up.held.size).toBe(2);
-    expect(second.channels).toHaveLength(1);
     const conn = up.held.get('/slow')!.socket;
-    expect(up.held.get('/second')!.socket).toBe(conn); // not stalled yet: it joined
+    expect(up.held.get('/second')!.socket).toBe(conn);
     t.clock.advance(1_000); // the head is now far beyond the stall limit
     const third = sent(p, '/third');
-    await expect.poll(() => up.held.size).toBe(3);
-    expect(up.held.get('/third')!.socket).not.toBe(conn);
-    expect(p.counters.connectionsOpened).toBe(2);
-    answerTogether(up, ['/third']);
-    await expect.poll(() => third.body).toBe('/third');
+    expect(third.channels).toHaveLength(0); // queued, not written behind the stalled response
     answerTogether(up, ['/slow', '/second']);
-    await expect.poll(() => [slow.body, second.body]).toEqual(['/slow', '/second']);
+    await expect.poll(() => up.held.has('/third')).toBe(true);
+    expect(up.held.get('/third')!.socket).toBe(conn);
+    answerTogether(up, ['/third']);
+    await expect.poll(() => [slow.body, second.body, third.body]).toEqual(['/slow', '/second', '/third']);
+    expect(p.counters.connectionsOpened).toBe(1);
   });
 
   it('pipeline_depth bounds the requests in flight per connection', async () => {
