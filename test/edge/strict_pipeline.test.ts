@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import type http from 'node:http';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_IN_FLIGHT } from '../../src/dataplane/h1/response_order.js';
 import { PIPELINE_ALPN } from '../../src/net/alpn.js';
 import type { Ca } from '../../src/tls/ca.js';
 import {
@@ -179,6 +180,21 @@ describe('a pipelined connection', () => {
     expect(rs.map((r) => r.status)).toEqual(Array<number>(n).fill(200));
     expect(bodies(rs)).toEqual(paths);
     expect(closes(rs)).toEqual(Array<boolean>(n).fill(false));
+    client.close();
+  });
+
+  it(`has at most ${MAX_IN_FLIGHT} requests in flight: the rest wait unread until one is answered`, async () => {
+    const client = await pipelined();
+    const paths = Array.from({ length: MAX_IN_FLIGHT + 8 }, (_, i) => `/bound/${i}`);
+    client.send(paths.map((p) => get(p)).join(''));
+    await expect.poll(() => app.waitingFor('/bound/'), { timeout: 10_000 }).toBe(MAX_IN_FLIGHT);
+    expect(app.seen.filter((u) => u.startsWith('/bound/'))).toEqual(paths.slice(0, MAX_IN_FLIGHT));
+    app.answer(paths[0]!);
+    await expect.poll(() => app.seen.filter((u) => u.startsWith('/bound/')).length, { timeout: 10_000 }).toBe(MAX_IN_FLIGHT + 1);
+    for (const p of paths.slice(1, MAX_IN_FLIGHT + 1)) app.answer(p);
+    await expect.poll(() => app.waitingFor('/bound/'), { timeout: 10_000 }).toBe(7);
+    for (const p of paths.slice(MAX_IN_FLIGHT + 1)) app.answer(p);
+    expect(bodies(await readAll(client, paths.length))).toEqual(paths);
     client.close();
   });
 
