@@ -56,8 +56,10 @@ export interface HolRecord extends RunBase {
   readonly wrk?: WrkResult;
   readonly fast?: LatencyProfile | null;
   readonly slow?: LatencyProfile | null;
-  /** Responses without a known x-bench-id or with a status other than 200. */
+  /** 200 responses without a known x-bench-id. */
   readonly unmatched?: number;
+  /** Responses with another status than 200, by status (the proxy's 503 when its queue is full, say). */
+  readonly otherStatuses?: Readonly<Record<string, number>>;
 }
 
 export const HOL_JSON_MARK = 'HOL_JSON ';
@@ -73,6 +75,7 @@ local hol_sent = {}
 hol_fast = {}
 hol_slow = {}
 hol_unmatched = 0
+hol_other = {}
 function request()
   hol_count = hol_count + 1
   local path = "${FAST_PATH}"
@@ -90,7 +93,12 @@ end
 function response(status, headers, body)
   local id = hol_id(headers)
   local t0 = id and hol_sent[id]
-  if status ~= 200 or t0 == nil then
+  if status ~= 200 then
+    if id then hol_sent[id] = nil end
+    hol_other[#hol_other + 1] = status
+    return
+  end
+  if t0 == nil then
     hol_unmatched = hol_unmatched + 1
     return
   end
@@ -100,21 +108,38 @@ function response(status, headers, body)
 end
 `;
   const done = `
-  local fast, slow, unmatched = {}, {}, 0
+  local fast, slow, other, unmatched = {}, {}, {}, 0
   for _, t in ipairs(threads) do
     for _, v in ipairs(t:get("hol_fast") or {}) do fast[#fast + 1] = v end
     for _, v in ipairs(t:get("hol_slow") or {}) do slow[#slow + 1] = v end
+    for _, v in ipairs(t:get("hol_other") or {}) do other[#other + 1] = v end
     unmatched = unmatched + (t:get("hol_unmatched") or 0)
   end
-  io.write('${HOL_JSON_MARK}{"fast":[' .. table.concat(fast, ",") .. '],"slow":[' .. table.concat(slow, ",") .. '],"unmatched":' .. unmatched .. '}\\n')`;
+  io.write('${HOL_JSON_MARK}{"fast":[' .. table.concat(fast, ",") .. '],"slow":[' .. table.concat(slow, ",") ..
+    '],"other":[' .. table.concat(other, ",") .. '],"unmatched":' .. unmatched .. '}\\n')`;
   return { hooks, done };
 }
 
-/** The latencies the script printed; throws when its line is missing. */
-export function parseHolOutput(stdout: string): { fast: number[]; slow: number[]; unmatched: number } {
+/** What the script printed: latencies by kind, the statuses other than 200, unmatched ids. */
+export interface HolOutput {
+  readonly fast: readonly number[];
+  readonly slow: readonly number[];
+  readonly other: readonly number[];
+  readonly unmatched: number;
+}
+
+/** The script's line; throws when it is missing. */
+export function parseHolOutput(stdout: string): HolOutput {
   const line = stdout.split('\n').find((l) => l.startsWith(HOL_JSON_MARK));
   if (line === undefined) throw new Error(`wrk printed no ${HOL_JSON_MARK.trim()} line:\n${stdout.slice(-2000)}`);
-  return JSON.parse(line.slice(HOL_JSON_MARK.length)) as { fast: number[]; slow: number[]; unmatched: number };
+  return JSON.parse(line.slice(HOL_JSON_MARK.length)) as HolOutput;
+}
+
+/** Counts by status: [503, 503, 502] → {502: 1, 503: 2}. */
+function countStatuses(statuses: readonly number[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const s of statuses) counts[s] = (counts[s] ?? 0) + 1;
+  return counts;
 }
 
 export function latencyProfile(us: readonly number[]): LatencyProfile | null {
@@ -147,7 +172,14 @@ export async function runHol(t: RunningTarget, round: number, plan: HolPlan, scr
       extraLua: holLua(plan.slowEvery, plan.slowMs),
     });
     const hol = parseHolOutput(stdout);
-    return { ...base, wrk: parseWrkOutput(stdout), fast: latencyProfile(hol.fast), slow: latencyProfile(hol.slow), unmatched: hol.unmatched };
+    return {
+      ...base,
+      wrk: parseWrkOutput(stdout),
+      fast: latencyProfile(hol.fast),
+      slow: latencyProfile(hol.slow),
+      unmatched: hol.unmatched,
+      otherStatuses: countStatuses(hol.other),
+    };
   } catch (e) {
     return { ...base, error: errText(e) };
   }
@@ -160,10 +192,11 @@ export interface HolConfigSummary {
   readonly fastP999Us: Summary | null;
   readonly fastMaxUs: Summary | null;
   readonly slowP50Us: Summary | null;
-  /** Over all rounds: send slots that found every connection busy, socket errors, unmatched responses. */
+  /** Over all rounds: send slots that found every connection busy, socket errors, unmatched responses, statuses other than 200. */
   readonly late: number;
   readonly errors: number;
   readonly unmatched: number;
+  readonly otherStatuses: Readonly<Record<string, number>>;
 }
 
 export interface HolComparison extends HolPairSpec {
@@ -213,6 +246,10 @@ export function summarizeHol(plan: HolPlan, runs: readonly RunRecord[]): HolSumm
         late: ok.reduce((s, r) => s + (r.wrk?.late ?? 0), 0),
         errors: ok.reduce((s, r) => s + (r.wrk === undefined ? 0 : totalWrkErrors(r.wrk)), 0),
         unmatched: ok.reduce((s, r) => s + (r.unmatched ?? 0), 0),
+        otherStatuses: ok.reduce<Record<string, number>>((sum, r) => {
+          for (const [status, n] of Object.entries(r.otherStatuses ?? {})) sum[status] = (sum[status] ?? 0) + n;
+          return sum;
+        }, {}),
       };
     });
   const comparisons = plan.pairs.flatMap((pair): HolComparison[] => {
@@ -251,8 +288,8 @@ export function holTables(h: HolSummary): Table[] {
   return [
     {
       title: `Head-of-line: fast requests beside slow ones (${h.rate} req/s)`,
-      note: `${what}; latency of the other (fast) requests only, µs from each request's send (timed by the wrk script per request, by the id the upstream echoes), median over rounds (range). “late” counts send slots that found every connection busy; “unmatched” responses had no known id or a status other than 200.`,
-      head: ['config', 'fast p50', 'fast p99', 'fast p99.9', 'fast max', 'slow p50', 'late', 'errors', 'unmatched'],
+      note: `${what}; latency of the other (fast) requests only, µs from each request's send (timed by the wrk script per request, by the id the upstream echoes), median over rounds (range). “late” counts send slots that found every connection busy; “unmatched” 200 responses had no known id; “not 200” counts the other statuses (the proxy's own 503 or 504, say) by status.`,
+      head: ['config', 'fast p50', 'fast p99', 'fast p99.9', 'fast max', 'slow p50', 'late', 'errors', 'unmatched', 'not 200'],
       rows: h.configs.map((c) => [
         c.config,
         fmt(c.fastP50Us),
@@ -263,6 +300,9 @@ export function holTables(h: HolSummary): Table[] {
         String(c.late),
         String(c.errors),
         String(c.unmatched),
+        Object.entries(c.otherStatuses)
+          .map(([status, n]) => `${status}: ${n}`)
+          .join(', ') || '0',
       ]),
     },
     {

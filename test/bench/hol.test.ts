@@ -32,6 +32,7 @@ describe('the head-of-line wrk script', () => {
     const wrk = parseWrkOutput(CAPTURED);
     const hol = parseHolOutput(CAPTURED);
     expect(hol.unmatched).toBe(0);
+    expect(hol.other).toEqual([]);
     expect(hol.fast.length + hol.slow.length).toBe(wrk.requests);
     // 1 in 50 asked slow; the slow ones sent in the last 200 ms were still in flight when wrk stopped.
     const answered = hol.fast.length + hol.slow.length;
@@ -88,6 +89,7 @@ describe('summarizeHol', () => {
     hol(PIPELINED, 2, fast(700, 3300)),
     hol(DEPTH1, 2, fast(700, 3000)),
     hol(PIPELINED, 3, fast(0, 0), { error: 'wrk exited 1' }),
+    hol(DEPTH1, 3, fast(600, 2500), { otherStatuses: { 503: 5, 504: 1 } }),
     hol('direct', 1, fast(100, 400)),
   ];
   const s = summarizeHol(plan, runs);
@@ -98,6 +100,8 @@ describe('summarizeHol', () => {
     expect(p?.fastP50Us).toEqual({ median: 650, min: 600, max: 700, n: 2 });
     expect(p?.slowP50Us?.median).toBe(500_500);
     expect(p?.late).toBe(2);
+    expect(p?.otherStatuses).toEqual({});
+    expect(s.configs.find((c) => c.config === DEPTH1)?.otherStatuses).toEqual({ 503: 5, 504: 1 });
     expect(s.configs.map((c) => c.config)).toEqual(['direct', PIPELINED, DEPTH1]);
   });
 
@@ -119,6 +123,7 @@ describe('summarizeHol', () => {
 
   it('renders the per-config and the ratio tables', () => {
     const [perConfig, ratios] = holTables(s);
+    expect(perConfig?.rows.find((r) => r[0] === DEPTH1)?.at(-1)).toBe('503: 5, 504: 1');
     expect(perConfig?.rows.find((r) => r[0] === PIPELINED)).toEqual([
       PIPELINED,
       '650 (600–700)',
@@ -127,6 +132,7 @@ describe('summarizeHol', () => {
       '8550 (7200–9900)',
       '500500',
       '2',
+      '0',
       '0',
       '0',
     ]);
