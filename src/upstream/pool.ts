@@ -1,10 +1,11 @@
 // Per-worker, per-endpoint pool of persistent upstream connections. Requests take an idle
 // connection (most recently used first, so the warm ones stay warm), open a new one while under
 // `connectionsPerWorker`, or wait in the cluster's bounded queue (503 overflow beyond it). To an
-// outrigger sidecar that pipelines (mTLS, pipeline.ts) a request first joins a connection whose
-// write of this loop turn is still open (it costs no write of its own), and at the connection limit
-// shares the busy connection with the fewest requests in flight whose oldest response is not
-// stalled, before it waits.
+// outrigger sidecar that pipelines (mTLS, pipeline.ts), with no idle connection a request joins one
+// whose write of this loop turn is still open (it costs no write of its own) before it opens one, and
+// at the connection limit shares the busy connection with the fewest requests in flight whose oldest
+// response is not stalled before it waits. Only busy pools pipeline: a request behind another waits
+// for its answer, so with an idle connection at hand it never does (head of line).
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
 import type { PoolSpec } from '../config/types.js';
@@ -56,14 +57,14 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   /** Sends `req` over a pooled connection, now or when one frees up. */
   dispatch(req: UpstreamRequest): void {
-    const batched = this.pipelining.length > 0 ? this.leastLoaded(true) : null;
-    if (batched !== null) {
-      batched.assign(req);
-      return;
-    }
     const conn = this.idle.pop();
     if (conn !== undefined) {
       conn.assign(req);
+      return;
+    }
+    const batched = this.pipelining.length > 0 ? this.leastLoaded(true) : null;
+    if (batched !== null) {
+      batched.assign(req);
       return;
     }
     if (this.open < this.spec.connectionsPerWorker) {
