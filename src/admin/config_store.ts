@@ -4,21 +4,20 @@
 // A config that arrives through the admin API (origin 'api') is parsed with limits
 // (body_limits.ts) and held to the API policy (api_policy.ts); one read from the config file
 // (origin 'file') is trusted, and what it names is remembered as trusted by the policy.
+// The parse, validation and compile are the `check` the store is given (config_check.ts: in a
+// worker thread on the sidecar); the policy and the history stay here.
 
-import type { AdminSpec, CompileOptions, LoadResult, RawConfig } from '../config/load.js';
-import { compileConfig, parseConfigText } from '../config/load.js';
+import type { AdminSpec, CompileOptions, RawConfig } from '../config/load.js';
 import { compileDelta } from '../config/delta.js';
 import { summarizeDelta } from '../config/diff.js';
 import { sameValue } from '../config/equal.js';
-import { resolveWorkers } from '../config/compile.js';
 import type { ConfigProblem, ConfigWarning, Snapshot } from '../config/types.js';
 import type { ApiPolicy } from './api_policy.js';
-import { parseConfigBody } from './body_limits.js';
+import type { CheckConfig, CheckedConfig, ConfigInput, ConfigOrigin } from './config_check.js';
 import { openLogFile } from './log_open.js';
 import { closeSync } from 'node:fs';
 
-/** Where a config comes from: the admin API (checked by the policy) or the config file (trusted). */
-export type ConfigOrigin = 'api' | 'file';
+export type { ConfigInput, ConfigOrigin } from './config_check.js';
 
 export interface HistoryEntry {
   readonly version: number;
@@ -45,8 +44,6 @@ export type ApplyOutcome =
   | { readonly ok: false; readonly kind: 'invalid'; readonly problems: readonly ConfigProblem[] }
   | { readonly ok: false; readonly kind: 'apply_failed'; readonly error: string };
 
-export type ConfigInput = { readonly text: string } | { readonly object: unknown };
-
 export class ConfigStore {
   private entries: HistoryEntry[] = [];
   private snapshotNow: Snapshot;
@@ -57,6 +54,7 @@ export class ConfigStore {
 
   constructor(
     private readonly applier: Applier,
+    private readonly check: CheckConfig,
     private readonly compile: Omit<CompileOptions, 'version'>,
     initial: { snapshot: Snapshot; admin: AdminSpec; source: RawConfig },
     by: string,
@@ -86,13 +84,13 @@ export class ConfigStore {
   }
 
   /** Dry run: the problems, or the warnings of a config that would apply (as if sent through the admin API). */
-  validate(input: ConfigInput, origin: ConfigOrigin = 'api'): LoadResult {
+  validate(input: ConfigInput, origin: ConfigOrigin = 'api'): Promise<CheckedConfig> {
     return this.load(input, this.lastVersion + 1, origin);
   }
 
   async apply(input: ConfigInput, by: string, origin: ConfigOrigin): Promise<ApplyOutcome> {
     const version = this.lastVersion + 1;
-    const loaded = this.load(input, version, origin);
+    const loaded = await this.load(input, version, origin);
     if (!loaded.ok) return { ok: false, kind: 'invalid', problems: loaded.problems };
     const opened = origin === 'api' ? this.openAccessLogs(loaded.snapshot) : { ok: true as const, snapshot: loaded.snapshot };
     if (!opened.ok) return { ok: false, kind: 'apply_failed', error: opened.error };
@@ -103,7 +101,7 @@ export class ConfigStore {
     if (!sameValue(loaded.snapshot.tls, prev.tls)) restartRequired.push('tls');
     // The snapshot was compiled with the running worker count (load() fixes it); a different
     // wish takes effect at the next start.
-    if (resolveWorkers(loaded.source.node.workers, this.compile.availableParallelism) !== prev.node.workers) restartRequired.push('node.workers');
+    if (loaded.wantedWorkers !== prev.node.workers) restartRequired.push('node.workers');
     const snapshot = opened.snapshot;
     let applied: Snapshot;
     try {
@@ -120,7 +118,6 @@ export class ConfigStore {
     return { ok: true, version, summary, warnings: loaded.warnings, restartRequired };
   }
 
-  /** Applies the config of an earlier version again, as a new version (held to the API policy like PUT /config). */
   /**
    * Applies version `toVersion`'s config again (null: not in the history), through `via` — the
    * mesh watcher's local path on a sidecar that follows mesh config, so that the mesh version's
@@ -132,10 +129,9 @@ export class ConfigStore {
     return via.apply({ object: entry.source }, `${by} (rollback to v${toVersion})`, 'api');
   }
 
-  private load(input: ConfigInput, version: number, origin: ConfigOrigin): LoadResult {
+  private async load(input: ConfigInput, version: number, origin: ConfigOrigin): Promise<CheckedConfig> {
     const opts: CompileOptions = { ...this.compile, version, fixedWorkers: this.snapshotNow.node.workers };
-    const parse = origin === 'api' ? parseConfigBody : parseConfigText;
-    const loaded = 'text' in input ? parse(input.text, opts) : compileConfig(input.object, opts);
+    const loaded = await this.check({ input, origin, opts });
     if (!loaded.ok || origin !== 'api' || this.policy === null) return loaded;
     const refused = this.policy.check(loaded.source);
     return refused.length === 0 ? loaded : { ok: false, problems: refused };

@@ -142,7 +142,7 @@ export class AdminServer {
       }
       case 'POST /config/validate': {
         const input = await readConfigBody(req);
-        const r = d.store.validate(input);
+        const r = await d.store.validate(input);
         return r.ok ? send(res, 200, { valid: true, warnings: r.warnings }) : sendProblems(res, r.problems);
       }
       case 'GET /config/history':

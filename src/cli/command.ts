@@ -8,7 +8,6 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { checkRuntime } from './preflight.js';
 import { runSidecar } from './run.js';
-import { formatProblems, loadConfigFile } from '../config/load.js';
 
 const HELP = `outrigger — a service-mesh sidecar proxy
 
@@ -100,6 +99,8 @@ async function main(argv: string[]): Promise<number> {
   const opts = { version: 1, availableParallelism: os.availableParallelism(), enableTestHooks };
 
   if (command === 'validate') {
+    // Imported here: `run` checks its configs in a worker thread and never loads the config layer.
+    const { formatProblems, loadConfigFile } = await import('../config/load.js');
     const result = await loadConfigFile(file, opts);
     if (!result.ok) {
       process.stderr.write(`${formatProblems(result.problems)}\n`);

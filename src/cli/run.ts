@@ -2,17 +2,19 @@
 // policy), starts the supervisor (which spawns the workers) with this sidecar's certificate,
 // then the admin API, and prints the `ready` line. The parts live in src/control/: the applier
 // (every config change's path into the data plane), health/outlier verdicts, certificates, the
-// admin views, the file/SIGHUP reloader and the signals/drain shutdown.
+// admin views, the file/SIGHUP reloader and the signals/drain shutdown. The config layer (zod,
+// yaml, js-yaml) is not loaded here: configs are checked in a worker thread (config_check_thread.ts).
 
 import path from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from 'pino';
 import { AdminServer } from '../admin/server.js';
+import { ConfigCheckThread } from '../admin/config_check_thread.js';
 import { ConfigStore } from '../admin/config_store.js';
 import { TrafficSampler } from '../admin/sampler.js';
 import type { CompileOptions, RawConfig } from '../config/load.js';
-import { formatProblems, loadConfigFile } from '../config/load.js';
-import { compileEtcd, compileServiceRegistration, type ServiceRegistrationSpec } from '../config/etcd.js';
+import type { ServiceRegistrationSpec } from '../config/etcd.js';
+import { formatProblems } from '../config/format.js';
 import type { Snapshot, TracingSpec } from '../config/types.js';
 import { openAdminAccess } from '../control/admin_access.js';
 import { inspectClusters } from '../control/admin_views.js';
@@ -22,7 +24,7 @@ import { EndpointVerdicts } from '../control/endpoint_verdicts.js';
 import { ConfigReloader } from '../control/reloader.js';
 import { DiscoveryManager } from '../discovery/manager.js';
 import { makeSource } from '../discovery/sources.js';
-import { MeshWatcher, type MeshWatcherOptions } from '../discovery/mesh_watcher.js';
+import type { MeshWatcher, MeshWatcherOptions } from '../discovery/mesh_watcher.js';
 import { Shutdown } from '../control/shutdown.js';
 import { etcdClient, etcdKeys, sidecarId } from '../discovery/etcd_client.js';
 import { Registration } from '../discovery/registration.js';
@@ -43,7 +45,8 @@ export interface RunOptions {
 
 export async function runSidecar(opts: RunOptions): Promise<number> {
   const log = createLogger(opts.logLevel);
-  const loaded = await loadConfigFile(opts.file, opts.compile);
+  const checks = new ConfigCheckThread();
+  const loaded = await checks.check({ file: opts.file, opts: opts.compile });
   if (!loaded.ok) return refuse(formatProblems(loaded.problems), 2);
   const interception = checkInterception(loaded.snapshot.listeners);
   if (interception !== null) return refuse(`outrigger: ${interception}`, 2);
@@ -57,7 +60,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   const plane = await startDataPlane(loaded.snapshot, path.dirname(configFile), log, opts.compile.enableTestHooks);
   if (typeof plane === 'number') return plane;
   const { supervisor, verdicts, certs, stats, sampler, snapshot } = plane;
-  const etcdSpec = compileEtcd(loaded.source.discovery);
+  const etcdSpec = loaded.etcd;
   // One etcd client for the registration, the etcd discovery sources and the mesh-config watcher.
   const etcdDeps = etcdSpec === null ? null : { client: await etcdClient(etcdSpec), keys: etcdKeys(etcdSpec.prefix) };
   const etcd = etcdDeps?.client ?? null;
@@ -73,9 +76,9 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   stats.sections.set('discovery', () => discovery.status());
   stats.metricTexts.set('discovery', () => discovery.prometheus());
   const compile = { availableParallelism: opts.compile.availableParallelism, enableTestHooks: opts.compile.enableTestHooks };
-  const store = new ConfigStore(applier, compile, { snapshot, admin: loaded.admin, source: loaded.source }, `file ${opts.file}`, access.policy);
+  const store = new ConfigStore(applier, checks.check, compile, { snapshot, admin: loaded.admin, source: loaded.source }, `file ${opts.file}`, access.policy);
 
-  const registration = registrationFor(etcd, etcdSpec?.prefix ?? '', compileServiceRegistration(loaded.source.node.service), log);
+  const registration = registrationFor(etcd, etcdSpec?.prefix ?? '', loaded.registration, log);
   if (registration !== null) {
     stats.sections.set('registration', () => registration.json());
     stats.metricTexts.set('registration', () => registration.prometheus());
@@ -83,7 +86,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
 
   const admin = loaded.admin;
   let reloader: ConfigReloader | null = null;
-  const mesh = meshWatcherFor(etcd, etcdSpec?.prefix ?? '', loaded.source, { localFile: configFile, compile: opts.compile, store, log });
+  const mesh = await meshWatcherFor(etcd, etcdSpec?.prefix ?? '', loaded.source, { localFile: configFile, compile: opts.compile, store, log });
   const shutdown: Shutdown = new Shutdown(
     {
       timeoutMs: () => store.snapshot.node.drainTimeoutMs,
@@ -142,15 +145,19 @@ function registrationFor(etcd: Etcd3 | null, prefix: string, service: ServiceReg
   return new Registration(etcd, service, etcdKeys(prefix), sidecarId(), log);
 }
 
-/** The mesh-wide config's watcher, when there is an etcd cluster and a `node.service` (whose part of the mesh config this sidecar runs). */
-function meshWatcherFor(
+/**
+ * The mesh-wide config's watcher, when there is an etcd cluster and a `node.service` (whose part of
+ * the mesh config this sidecar runs). Imported only then: it checks mesh versions on this thread.
+ */
+async function meshWatcherFor(
   etcd: Etcd3 | null,
   prefix: string,
   source: RawConfig,
   local: Pick<MeshWatcherOptions, 'localFile' | 'compile' | 'store' | 'log'>,
-): MeshWatcher | null {
+): Promise<MeshWatcher | null> {
   const service = source.node.service;
   if (etcd === null || service === undefined) return null;
+  const { MeshWatcher } = await import('../discovery/mesh_watcher.js');
   return new MeshWatcher({ ...local, client: etcd, keys: etcdKeys(prefix), service: service.name, sidecarId: sidecarId(), ttlS: service.ttl_s });
 }
 

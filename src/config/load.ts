@@ -19,6 +19,7 @@ export type { AdminSpec, CompileOptions } from './compile.js';
 export type { LineLookup } from './lines.js';
 export type { ConfigPath, PathSegment } from './paths.js';
 export type { RawConfig } from './schema.js';
+export { formatProblems } from './format.js';
 
 export type LoadResult =
   | {
@@ -191,11 +192,6 @@ export function compileConfig(obj: unknown, opts: CompileOptions, lines?: LineLo
     warnings: sortByLine(notBuiltWarnings(obj).map(withLine)),
     source,
   };
-}
-
-/** One problem per line: `listeners[0].routes[2].cluster: unknown cluster "ap" (line 14)`. */
-export function formatProblems(problems: readonly ConfigProblem[]): string {
-  return problems.map((p) => `${p.path === '' ? '' : `${p.path}: `}${p.message}${p.line === null ? '' : ` (line ${p.line})`}`).join('\n');
 }
 
 function fail(problems: ConfigProblem[]): LoadResult {

@@ -168,7 +168,7 @@ export class MeshWatcher {
     const mesh = this.appliedPart;
     if (mesh === null) return this.o.store.apply(input, by, origin);
     // Parsed and checked as the store checks what it is given (an API body with the API's limits and policy).
-    const local = this.o.store.validate(input, origin);
+    const local = await this.o.store.validate(input, origin);
     if (!local.ok) return { ok: false, kind: 'invalid', problems: local.problems };
     return this.o.store.apply({ object: serviceConfig(local.source, mesh.part) }, `${by} with mesh v${mesh.version}`, origin);
   }

@@ -2,6 +2,7 @@
 // the endpoints discovery changed since the previous reload: in process, with an applier that
 // fills a discovered cluster's endpoints as the discovery manager's overlay does.
 import { describe, expect, it } from 'vitest';
+import { checkConfig } from '../../src/admin/config_check.js';
 import { ConfigStore } from '../../src/admin/config_store.js';
 import { compileConfig } from '../../src/config/load.js';
 import type { EndpointSpec, Snapshot } from '../../src/config/types.js';
@@ -25,7 +26,7 @@ describe('ConfigStore history summary', () => {
     const overlay = (s: Snapshot): Snapshot => ({ ...s, clusters: s.clusters.map((c) => (c.discovery === null ? c : { ...c, endpoints: discovered })) });
     const applier = { apply: (s: Snapshot) => Promise.resolve(overlay(s)) };
     const initial = ok(compileConfig(config('round_robin'), OPTS));
-    const store = new ConfigStore(applier, OPTS, { snapshot: overlay(initial.snapshot), admin: initial.admin, source: initial.source }, 'test');
+    const store = new ConfigStore(applier, checkConfig, OPTS, { snapshot: overlay(initial.snapshot), admin: initial.admin, source: initial.source }, 'test');
 
     // Discovery swaps an endpoint between reloads (applied outside the store).
     discovered = [endpoint(1), endpoint(3)];
