@@ -111,6 +111,8 @@ describe('summarizeHol', () => {
     expect(c?.p99Ratio?.median).toBeCloseTo(1.15);
     expect(c?.p99Ratio?.min).toBeCloseTo(1.1);
     expect(c?.p50Ratio?.median).toBeCloseTo((1.2 + 1) / 2);
+    // p99.9 is 2 × p99 in both: the same ratios
+    expect(c?.p999Ratio?.median).toBeCloseTo(1.15);
     expect(c?.target).toBe(1.2);
     expect(c?.withinTarget).toBe(true);
     const over = summarizeHol(plan, [hol(PIPELINED, 1, fast(600, 2600)), hol(DEPTH1, 1, fast(500, 2000))]);
@@ -136,7 +138,15 @@ describe('summarizeHol', () => {
       '0',
       '0',
     ]);
-    expect(ratios?.rows[0]).toEqual(['head-of-line, pipelined ÷ depth 1', PIPELINED, DEPTH1, '1.15× (1.10–1.20)', '1.10× (1.00–1.20)', '≤ 1.20: yes']);
+    expect(ratios?.rows[0]).toEqual([
+      'head-of-line, pipelined ÷ depth 1',
+      PIPELINED,
+      DEPTH1,
+      '1.15× (1.10–1.20)',
+      '1.10× (1.00–1.20)',
+      '1.15× (1.10–1.20)',
+      '≤ 1.20: yes',
+    ]);
   });
 });
 
@@ -184,7 +194,7 @@ describe('hopLines', () => {
     expect(lines).toContain('- outrigger-mtls-strict: p99 added over direct @1000/s 900 µs (800…1000), target ≤ 1000 µs: yes');
     expect(lines).toContain('- outrigger-mtls-strict-depth1: p99 added over direct @1000/s 1200 µs (1200…1200), target ≤ 1000 µs: NO');
     expect(lines).toContain(
-      "- head-of-line, pipelined ÷ depth 1 (outrigger-mtls-strict ÷ outrigger-mtls-strict-depth1): fast requests' p99 1.20×, p50 1.20×, target ≤ 1.20: yes",
+      "- head-of-line, pipelined ÷ depth 1 (outrigger-mtls-strict ÷ outrigger-mtls-strict-depth1): fast requests' p99 1.20×, p50 1.20×, p99.9 1.20×, target ≤ 1.20: yes",
     );
   });
 });
