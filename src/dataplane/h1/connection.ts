@@ -48,18 +48,19 @@ export interface H1Host {
   closed(conn: H1Connection): void;
 }
 
+/** Declared in the order of a connection's life: `>= Finishing` parses no head, `>= Closing` reads nothing. */
 const enum St {
   /** Between requests: waiting for the first byte of the next head. */
-  Idle = 0,
+  Idle,
   /** Part of a head has arrived. */
-  Head = 1,
+  Head,
   /** A request is being served (its body and/or its response; pipelined: its body). */
-  Active = 2,
+  Active,
   /** Pipelined: no head is parsed any more; the responses owed are being written, bytes received are dropped. */
-  Finishing = 3,
+  Finishing,
   /** The last bytes are being written; nothing more is read. */
-  Closing = 4,
-  Closed = 5,
+  Closing,
+  Closed,
 }
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
@@ -214,7 +215,9 @@ export class H1Connection implements Timed, ChunkSink {
             if (this.st !== St.Active) break;
           }
           if (this.order !== null) {
-            this.nextPipelined();
+            // The body is complete: the next head is read while this response is on its way.
+            if (this.keepAlive) this.readIn(St.Idle, this.order.size > 0 ? this.host.settings.bodyIdleMs : this.host.settings.keepaliveIdleMs);
+            else this.finish();
             continue;
           }
           if (!this.responseDone) {
@@ -225,7 +228,8 @@ export class H1Connection implements Timed, ChunkSink {
             }
             break;
           }
-          this.nextRequest();
+          if (this.keepAlive) this.readIn(St.Idle, this.host.settings.keepaliveIdleMs);
+          else this.closeAfterWrites();
         } else {
           break;
         }
@@ -396,30 +400,14 @@ export class H1Connection implements Timed, ChunkSink {
     else this.destroy();
   }
 
-  private nextRequest(): void {
+  /**
+   * Leaves the current request (its body is read, or no longer wanted) for `st`, due within `ms`,
+   * and reads the socket again if it was paused (from Finishing on, what arrives is dropped).
+   */
+  private readIn(st: St, ms: number): void {
     this.down = null;
-    if (!this.keepAlive) {
-      this.closeAfterWrites();
-      return;
-    }
-    this.st = St.Idle;
-    this.arm(this.host.settings.keepaliveIdleMs);
-    if (this.readPaused) {
-      this.readPaused = false;
-      this.socket.resume();
-    }
-  }
-
-  /** Pipelined: the request's body is complete; the next head is read while its response is on its way. */
-  private nextPipelined(): void {
-    this.down = null;
-    if (!this.keepAlive) {
-      this.finish();
-      return;
-    }
-    this.st = St.Idle;
-    const settings = this.host.settings;
-    this.arm(this.order!.size > 0 ? settings.bodyIdleMs : settings.keepaliveIdleMs);
+    this.st = st;
+    this.arm(ms);
     if (this.readPaused) {
       this.readPaused = false;
       this.socket.resume();
@@ -432,19 +420,10 @@ export class H1Connection implements Timed, ChunkSink {
    */
   private finish(): void {
     this.keepAlive = false;
-    this.down = null;
     this.buf = null;
-    if (this.order!.size === 0) {
-      this.closeAfterWrites();
-      return;
-    }
-    this.st = St.Finishing;
-    this.arm(this.host.settings.bodyIdleMs);
-    if (this.readPaused) {
-      // Keep reading (and dropping) so that the client's writes never block on us.
-      this.readPaused = false;
-      this.socket.resume();
-    }
+    if (this.order!.size === 0) this.closeAfterWrites();
+    // Keep reading (and dropping) so that the client's writes never block on us.
+    else this.readIn(St.Finishing, this.host.settings.bodyIdleMs);
   }
 
   /** Pipelined: stop reading heads; the request whose body is being read is still served. */
@@ -653,15 +632,9 @@ export class H1Connection implements Timed, ChunkSink {
   }
 
   private closeAfterWrites(): void {
-    this.st = St.Closing;
     this.buf = null;
-    this.down = null;
-    this.arm(LINGER_MS);
-    if (this.readPaused) {
-      // Keep reading (and dropping) so the kernel does not answer unread bytes with a reset.
-      this.readPaused = false;
-      this.socket.resume();
-    }
+    // Keep reading (and dropping) so the kernel does not answer unread bytes with a reset.
+    this.readIn(St.Closing, LINGER_MS);
     this.socket.end();
   }
 
