@@ -276,24 +276,23 @@ describe('a pipelined request whose response fails', () => {
 });
 
 describe('without the ALPN, pipelined bytes are served as before', () => {
-  it('a strict mTLS listener, to a TLS client that does not offer it: one at a time', async () => {
-    const { client } = await connect('main', null);
+  /** Four GETs written at once are answered in order, the app never holding two at a time. */
+  async function expectOneAtATime(client: RawClient, tag: string): Promise<void> {
     app.resetCounts();
-    const paths = Array.from({ length: 4 }, (_, i) => `/auto/one-tls-${i}`);
+    const paths = Array.from({ length: 4 }, (_, i) => `/auto/one-${tag}-${i}`);
     client.send(paths.map((p) => get(p)).join(''));
     expect(bodies(await readAll(client, 4))).toEqual(paths);
     expect(app.maxInFlight).toBe(1);
     client.close();
+  }
+
+  it('a strict mTLS listener, to a TLS client that does not offer it: one at a time', async () => {
+    const { client } = await connect('main', null);
+    await expectOneAtATime(client, 'tls');
   });
 
   it('a strict plaintext listener: one at a time', async () => {
-    const client = await RawClient.connect(sc.port('plain'));
-    app.resetCounts();
-    const paths = Array.from({ length: 4 }, (_, i) => `/auto/one-plain-${i}`);
-    client.send(paths.map((p) => get(p)).join(''));
-    expect(bodies(await readAll(client, 4))).toEqual(paths);
-    expect(app.maxInFlight).toBe(1);
-    client.close();
+    await expectOneAtATime(await RawClient.connect(sc.port('plain')), 'plain');
   });
 
   it('the node engine, to a client offering it: node:http serves them (its own pipelining), in order', async () => {

@@ -5,17 +5,7 @@
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  OP_BINARY,
-  OP_CLOSE,
-  OP_CONTINUATION,
-  OP_PING,
-  OP_PONG,
-  OP_TEXT,
-  ServerFrameReader,
-  writeMaskedFrame,
-  type FrameSink,
-} from '../../src/dataplane/ws_frame.js';
+import * as wsFrame from '../../src/dataplane/ws_frame.js';
 
 /** Decodes one masked frame: FIN, opcode, payload (unmasked), and that it was masked. */
 function decodeMasked(bytes: Buffer): { fin: boolean; opcode: number; masked: boolean; payload: Buffer } {
@@ -36,7 +26,7 @@ function decodeMasked(bytes: Buffer): { fin: boolean; opcode: number; masked: bo
 
 function masked(opcode: number, payload: Uint8Array): Buffer {
   const parts: Buffer[] = [];
-  writeMaskedFrame(opcode, payload, (b) => parts.push(b));
+  wsFrame.writeMaskedFrame(opcode, payload, (b) => parts.push(b));
   return Buffer.concat(parts);
 }
 
@@ -55,7 +45,7 @@ function serverFrame(fin: boolean, opcode: number, payload: Buffer): Buffer {
   return Buffer.concat([head, payload]);
 }
 
-class Collect implements FrameSink {
+class Collect implements wsFrame.FrameSink {
   frames: Array<{ fin: boolean; opcode: number; payload: Buffer }> = [];
   error: { code: number; reason: string } | null = null;
   frame(fin: boolean, opcode: number, payload: Buffer): void {
@@ -69,20 +59,20 @@ class Collect implements FrameSink {
 describe('masked client frames', () => {
   it.each([0, 1, 125, 126, 1023, 1024, 1027, 65535, 65536, 300_001])('a %i-byte payload unmasks to itself, with the length in the right form', (n) => {
     const payload = Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + 3) & 0xff));
-    const f = decodeMasked(masked(OP_BINARY, payload));
-    expect(f).toMatchObject({ fin: true, opcode: OP_BINARY, masked: true });
+    const f = decodeMasked(masked(wsFrame.OP_BINARY, payload));
+    expect(f).toMatchObject({ fin: true, opcode: wsFrame.OP_BINARY, masked: true });
     expect(f.payload.equals(payload)).toBe(true);
   });
 
   it('a payload that is not word-aligned in its buffer is masked right too', () => {
     const backing = Buffer.alloc(5000, 0xab);
     const view = new Uint8Array(backing.buffer, backing.byteOffset + 1, 4097);
-    expect(decodeMasked(masked(OP_TEXT, view)).payload.equals(Buffer.from(view))).toBe(true);
+    expect(decodeMasked(masked(wsFrame.OP_TEXT, view)).payload.equals(Buffer.from(view))).toBe(true);
   });
 
   it('each frame gets a fresh key', () => {
     const keys = new Set<string>();
-    for (let i = 0; i < 64; i++) keys.add(masked(OP_PING, Buffer.from('p')).subarray(2, 6).toString('hex'));
+    for (let i = 0; i < 64; i++) keys.add(masked(wsFrame.OP_PING, Buffer.from('p')).subarray(2, 6).toString('hex'));
     expect(keys.size).toBeGreaterThan(60);
   });
 });
@@ -90,12 +80,12 @@ describe('masked client frames', () => {
 describe('reading server frames', () => {
   const frameArb = fc.record({
     fin: fc.boolean(),
-    opcode: fc.constantFrom(OP_CONTINUATION, OP_TEXT, OP_BINARY),
+    opcode: fc.constantFrom(wsFrame.OP_CONTINUATION, wsFrame.OP_TEXT, wsFrame.OP_BINARY),
     payload: fc.uint8Array({ maxLength: 70_000 }).map((a) => Buffer.from(a)),
   });
   const controlArb = fc.record({
     fin: fc.constant(true),
-    opcode: fc.constantFrom(OP_CLOSE, OP_PING, OP_PONG),
+    opcode: fc.constantFrom(wsFrame.OP_CLOSE, wsFrame.OP_PING, wsFrame.OP_PONG),
     payload: fc.uint8Array({ maxLength: 125 }).map((a) => Buffer.from(a)),
   });
 
@@ -104,7 +94,7 @@ describe('reading server frames', () => {
       fc.property(fc.array(fc.oneof(frameArb, controlArb), { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 12 }), (frames, cuts) => {
         const bytes = Buffer.concat(frames.map((f) => serverFrame(f.fin, f.opcode, f.payload)));
         const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
-        const reader = new ServerFrameReader(1 << 20);
+        const reader = new wsFrame.ServerFrameReader(1 << 20);
         const sink = new Collect();
         let from = 0;
         for (const p of [...points, bytes.length]) {
@@ -123,12 +113,12 @@ describe('reading server frames', () => {
     ['reserved bits set', 1002, Buffer.from([0xc1, 0x01, 0x61])],
     ['an unknown opcode', 1002, Buffer.from([0x83, 0x00])],
     ['a fragmented control frame', 1002, Buffer.from([0x09, 0x00])],
-    ['a control frame over 125 bytes', 1002, serverFrame(true, OP_PING, Buffer.alloc(126))],
-    ['a frame over the limit', 1009, serverFrame(true, OP_BINARY, Buffer.alloc(1025))],
+    ['a control frame over 125 bytes', 1002, serverFrame(true, wsFrame.OP_PING, Buffer.alloc(126))],
+    ['a frame over the limit', 1009, serverFrame(true, wsFrame.OP_BINARY, Buffer.alloc(1025))],
   ])('%s is refused with close code %i, and nothing after it is read', (_what, code, bytes) => {
-    const reader = new ServerFrameReader(1024);
+    const reader = new wsFrame.ServerFrameReader(1024);
     const sink = new Collect();
-    reader.feed(Buffer.concat([bytes, serverFrame(true, OP_TEXT, Buffer.from('after'))]), sink);
+    reader.feed(Buffer.concat([bytes, serverFrame(true, wsFrame.OP_TEXT, Buffer.from('after'))]), sink);
     expect(sink.error?.code).toBe(code);
     expect(sink.frames).toEqual([]);
   });
