@@ -291,6 +291,25 @@ describe('pipelining to a server that selects it', () => {
     expect(p.counters.connectionsOpened).toBe(1);
   });
 
+  it('a busy loop turn: after the 4th request to the endpoint, the next ones join an open write rather than take idle connections', async () => {
+    const up = await tlsUpstream([PIPELINE_ALPN]);
+    const p = makePool(up.port);
+    const warm: RecordingRequest[] = [];
+    for (let i = 0; i < 6; i++) {
+      warm.push(sent(p, `/w${i}`)); // one per turn: each opens a connection of its own
+      await expect.poll(() => up.held.size).toBe(i + 1);
+    }
+    for (const r of warm) answerTogether(up, [r.path]);
+    await expect.poll(() => p.idleCount).toBe(6);
+    const rs = Array.from({ length: 8 }, (_, i) => sent(p, `/t${i}`));
+    expect(p.idleCount).toBe(2); // 4 idle connections taken, then 4 requests joined their writes
+    await expect.poll(() => up.held.size).toBe(8);
+    expect(new Set([...up.held.values()].map((h) => h.socket)).size).toBe(4);
+    for (const r of rs) answerTogether(up, [r.path]);
+    await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
+    expect(p.counters.connectionsOpened).toBe(6);
+  });
+
   it('pipeline_depth bounds the requests in flight per connection', async () => {
     const up = await tlsUpstream([PIPELINE_ALPN]);
     const p = makePool(up.port, { pipelineDepth: 3, connectionsPerWorker: 2 });
