@@ -1,6 +1,7 @@
 // Compiles a validated, defaulted config (schema.ts output) into the frozen Snapshot of
 // types.ts that workers run, and the AdminSpec the main thread uses. Pure: no I/O, no globals;
 // the result is plain data (structured-clone safe), deeply frozen.
+import { deepFreeze } from './freeze.js';
 import { formatHostPort, parseHostPort } from './address.js';
 import { anchorRegex, grpcPath } from './fields.js';
 import { GRPC_RETRY_ON } from './future.js';
@@ -364,13 +365,4 @@ function mustParse(address: string, allowPortZero: boolean): { host: string; por
   const r = parseHostPort(address, allowPortZero);
   if (!r.ok) throw new Error(`compile: invalid address passed the schema: ${r.message}`);
   return r.value;
-}
-
-/** Freeze an object graph of plain data (objects and arrays) in place. */
-export function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }

@@ -1,6 +1,6 @@
-// Deep freezing for config data made outside config/compile.ts: a checked config arrives on the
-// main thread as a structured clone (admin/config_check_thread.ts), which is not frozen. Free of
-// the schema (zod), unlike compile.ts, which freezes what it compiles.
+// Deep freezing of config data (plain objects and arrays), free of the schema (zod): compile.ts
+// freezes what it compiles, and a checked config that arrives on the main thread as a structured
+// clone (admin/config_check_thread.ts) is frozen again here.
 
 /** `value` and everything reachable from it, frozen; returns `value`. */
 export function deepFreeze<T>(value: T): T {

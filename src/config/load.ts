@@ -6,7 +6,8 @@ import { FAILSAFE_SCHEMA, Type, load as loadYaml, type LoadOptions } from 'js-ya
 import { LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { crossCheck } from './checks.js';
 import { engineLimitProblems } from './engine_limits.js';
-import { compileAdmin, compileSnapshot, deepFreeze, type AdminSpec, type CompileOptions } from './compile.js';
+import { compileAdmin, compileSnapshot, type AdminSpec, type CompileOptions } from './compile.js';
+import { deepFreeze } from './freeze.js';
 import { issuesToProblems } from './issues.js';
 import { lineLookupFor, type LineLookup } from './lines.js';
 import { formatPath, type RawProblem } from './paths.js';
