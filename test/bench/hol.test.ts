@@ -10,7 +10,7 @@ import { DEPTH1, hopComparisons, hopHolPlan, hopLines, PIPELINED, PLAIN_PAIR } f
 import type { RunRecord } from '../../bench/lib/measure.js';
 import { rateLines, summarizeRuns } from '../../bench/lib/summary.js';
 import { parseWrkOutput, wrkLuaScript } from '../../bench/lib/wrk.js';
-import { throughputRecord, wrkResult } from './wrk_fixture.js';
+import { rateRecord, throughputRecord, wrkResult } from './wrk_fixture.js';
 
 // Captured from wrk -t1 -c16 -d2s at 500 req/s with holLua(50, 200) against bench/upstream
 // (GET /hol/fast, every 50th request /hol/slow/200).
@@ -161,18 +161,7 @@ describe('hopLines', () => {
       [PIPELINED, 900 + round * 200],
       [DEPTH1, 1500],
     ] as const) {
-      const w = wrkResult(1000, 5);
-      runs.push({
-        kind: 'rate',
-        round,
-        config,
-        startedAt: '',
-        rate: 1000,
-        connections: 16,
-        durationS: 5,
-        wrk: { ...w, latency: { ...w.latency, p99Us } },
-        cpuUsPerReq: 0,
-      });
+      runs.push(rateRecord(config, round, { p99Us }));
     }
     runs.push(hol(PIPELINED, round, fast(600, 2400)), hol(DEPTH1, round, fast(500, 2000)));
   }
@@ -203,10 +192,8 @@ describe('rateLines (bench:ci prints them under its gates)', () => {
   it('p50, p99, p99.9 and max at the rate with what each adds over direct, medians over rounds', () => {
     const runs: RunRecord[] = [1, 2].flatMap((round) =>
       (['direct', PIPELINED] as const).map((config): RunRecord => {
-        const w = wrkResult(1000, 5);
         const k = config === 'direct' ? 1 : 2 * round;
-        const latency = { ...w.latency, p50Us: 100 * k, p99Us: 300 * k, p999Us: 400 * k, maxUs: 500 * k };
-        return { kind: 'rate', round, config, startedAt: '', rate: 1000, connections: 16, durationS: 5, wrk: { ...w, latency, late: round }, cpuUsPerReq: 0 };
+        return rateRecord(config, round, { p50Us: 100 * k, p99Us: 300 * k, p999Us: 400 * k, maxUs: 500 * k }, round);
       }),
     );
     const summary = summarizeRuns(['direct', PIPELINED], runs, {}, { rates: [1000], variants: [] });

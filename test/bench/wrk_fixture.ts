@@ -1,7 +1,7 @@
 // Records for the report and comparison tests: a wrk result (`rps` requests per second over
-// `seconds`, no errors, a fixed latency profile) and a throughput record around it.
+// `seconds`, no errors, a fixed latency profile) and a throughput or paced-run record around it.
 
-import type { ThroughputRecord } from '../../bench/lib/measure.js';
+import type { RateRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
 
 export function wrkResult(rps: number, seconds: number): WrkResult {
@@ -39,5 +39,21 @@ export function throughputRecord(
     cpuUsPerReq: cpu,
     upstreamCpuUsPerReq: 5,
     ...extra,
+  };
+}
+
+/** A paced run of `config` in `round`: 1000 req/s for 5 s, wrkResult's latency with `latency` over it, `late` late slots. */
+export function rateRecord(config: string, round: number, latency: Partial<WrkResult['latency']>, late = 0): RateRecord {
+  const w = wrkResult(1000, 5);
+  return {
+    kind: 'rate',
+    round,
+    config,
+    startedAt: '',
+    rate: 1000,
+    connections: 16,
+    durationS: 5,
+    wrk: { ...w, latency: { ...w.latency, ...latency }, late },
+    cpuUsPerReq: 0,
   };
 }
