@@ -171,11 +171,14 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
   /**
    * Whether one more request may go on this connection now, short of `depth` in flight: a pipelined
    * connection in use whose pipeline accepts it, or one that offered pipelining and is connecting.
-   * `thisTurn`: only if the request would leave in a write this loop turn makes anyway.
+   * `batch`: only if the request would leave in a write this loop turn makes anyway, with fewer than
+   * `batch` others (null: at any time, behind any number short of `depth`).
    */
-  takesMore(depth: number, now: number, thisTurn: boolean): boolean {
-    if (this.state === ConnState.Connecting) return this.pipelineStall !== null && (!thisTurn || this.newThisTurn) && this.inFlight < depth;
-    return this.state === ConnState.Busy && this.pipe !== null && (!thisTurn || this.pipe.batchOpen) && this.pipe.accepts(depth, now);
+  takesMore(depth: number, now: number, batch: number | null): boolean {
+    if (this.state === ConnState.Connecting) {
+      return this.pipelineStall !== null && (batch === null || this.newThisTurn) && this.inFlight < (batch === null ? depth : Math.min(depth, batch));
+    }
+    return this.state === ConnState.Busy && this.pipe !== null && (batch === null || this.pipe.batchOpen(batch)) && this.pipe.accepts(depth, now);
   }
 
   /** Gives the connection to a request (the pool calls this). */

@@ -36,20 +36,40 @@ const STALL_FACTOR = 4;
 /** Weight of a new sample in the recent response time (1/8, as TCP's SRTT). */
 const STALL_GAIN = 1 / 8;
 
+/** Weight of a new sample in the share of slow responses (an average over about the last 128). */
+const SLOW_GAIN = 1 / 128;
+/** The share of requests a batch may expect to hold behind a slow response (well under p99's 1 %). */
+const HOL_SHARE = 0.002;
+
 /**
  * When a pipelined connection's oldest response is late enough that new requests must go elsewhere
  * (head-of-line): one per endpoint pool, fed by every completed head response. A sample is capped at
  * the current limit, so that one 500 ms request in a hundred does not teach the pool to wait 500 ms.
+ * It also keeps the share of responses that came later than the limit, which bounds batches.
  */
 export class StallClock {
   private recentMs = 0;
+  private slowShare = 0;
 
   get limitMs(): number {
     return STALL_FLOOR_MS + STALL_FACTOR * this.recentMs;
   }
 
   sample(ms: number): void {
-    this.recentMs += (Math.min(ms, this.limitMs) - this.recentMs) * STALL_GAIN;
+    const limit = this.limitMs;
+    this.slowShare += ((ms > limit ? 1 : 0) - this.slowShare) * SLOW_GAIN;
+    this.recentMs += (Math.min(ms, limit) - this.recentMs) * STALL_GAIN;
+  }
+
+  /**
+   * How many requests one connection's write of a loop turn may carry. A request written behind
+   * others waits for any slow response among them: with a share s of slow responses, a batch of n
+   * holds about s·(n−1)/2 of its requests behind one, so n is kept to where that stays under
+   * HOL_SHARE. Uniformly fast responses batch up to pipeline_depth; an upstream where 1 response in
+   * 100 is slow gets one request per write, as without pipelining (measured: bench/lib/hol.ts).
+   */
+  get batchLimit(): number {
+    return 1 + Math.floor((2 * HOL_SHARE) / this.slowShare); // Infinity while no response was slow
   }
 }
 
@@ -58,6 +78,8 @@ export class Pipeline {
   private readonly tries: PipelineTry[] = [];
   /** The socket is corked until the end of this loop turn. */
   private batching = false;
+  /** Requests added since the write of this loop turn opened (with the one that opens it). */
+  private turnRequests = 0;
   /** When the head request became the head (ticker clock): how long its response has taken. */
   private headSince = 0;
   private closed = false;
@@ -86,9 +108,9 @@ export class Pipeline {
     return this.tries.length;
   }
 
-  /** Requests written now leave with the others of this loop turn, in the same write. */
-  get batchOpen(): boolean {
-    return this.batching;
+  /** Whether a request written now leaves with fewer than `limit` others of this loop turn, in the same write. */
+  batchOpen(limit: number): boolean {
+    return this.batching && this.turnRequests < limit;
   }
 
   /**
@@ -111,6 +133,7 @@ export class Pipeline {
   /** Takes `req` behind the requests in flight and hands it its channel. */
   add(req: UpstreamRequest, reused: boolean): void {
     const t = new PipelineTry(this, req, reused);
+    this.turnRequests = this.batching ? this.turnRequests + 1 : 1;
     this.tries.push(t);
     if (this.tries.length === 1) this.startHead(t);
     req.onConnection(t);

@@ -6,7 +6,8 @@
 // has carried BATCH_FROM requests to the endpoint (a busy sidecar, where batching saves the most);
 // else only when no connection is idle. At the connection limit a request shares the busy connection
 // with the fewest in flight whose oldest response is not stalled, before it waits. A request behind
-// another waits for its answer (head of line), so at moderate rates, one request per turn, none does.
+// another waits for its answer (head of line), so at moderate rates, one request per turn, none does;
+// and a write carries no more requests than the recent share of slow responses allows (StallClock).
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
 import type { PoolSpec } from '../config/types.js';
@@ -123,11 +124,12 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   private leastLoaded(thisTurn: boolean): UpstreamConnection | null {
     const depth = this.spec.pipelineDepth;
     const now = this.ticker.fresh();
+    const batch = thisTurn ? this.stall.batchLimit : null;
     let best: UpstreamConnection | null = null;
     for (const c of this.pipelining) {
       // A connection made with rotated material takes nothing new: it comes idle and is replaced.
       if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey)) continue;
-      if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now, thisTurn)) best = c;
+      if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now, batch)) best = c;
     }
     return best;
   }
@@ -178,7 +180,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   /** A pipelined connection in use may take one more request: the oldest waiter, if any. */
   onSlot(conn: UpstreamConnection): void {
     if (this.waiters.length === 0 || this.draining || this.isStale(conn.materialKey)) return;
-    if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), false)) return;
+    if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), null)) return;
     conn.assign(this.waiters.shift()!);
   }
 

@@ -299,6 +299,27 @@ describe('pipelining to a server that selects it', () => {
     expect(p.counters.connectionsOpened).toBe(6);
   });
 
+  it('after a slow response a busy loop turn does not batch: each request takes a connection of its own (head of line)', async () => {
+    const t = manualTicker();
+    const up = await tlsUpstream([PIPELINE_ALPN]);
+    const p = makePool(up.port, {}, t);
+    const warm: RecordingRequest[] = [];
+    for (let i = 0; i < 6; i++) {
+      warm.push(sent(p, `/w${i}`)); // one per turn: each opens a connection of its own
+      await expect.poll(() => up.held.size).toBe(i + 1);
+    }
+    t.clock.advance(1_000); // every response comes far beyond the stall limit: slow
+    for (const r of warm) answerTogether(up, [r.path]);
+    await expect.poll(() => p.idleCount).toBe(6);
+    const rs = Array.from({ length: 8 }, (_, i) => sent(p, `/t${i}`));
+    expect(p.idleCount).toBe(0); // the 6 idle connections taken, then 2 new ones: nobody joined a write
+    await expect.poll(() => up.held.size).toBe(8);
+    expect(new Set([...up.held.values()].map((h) => h.socket)).size).toBe(8);
+    for (const r of rs) answerTogether(up, [r.path]);
+    await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
+    expect(p.counters.connectionsOpened).toBe(8);
+  });
+
   it('pipeline_depth bounds the requests in flight per connection', async () => {
     const up = await tlsUpstream([PIPELINE_ALPN]);
     const p = makePool(up.port, { pipelineDepth: 3, connectionsPerWorker: 2 });
