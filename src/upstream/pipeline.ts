@@ -38,6 +38,12 @@ const STALL_GAIN = 1 / 8;
 
 /** Weight of a new sample in the share of slow responses (an average over about the last 128). */
 const SLOW_GAIN = 1 / 128;
+/**
+ * A response counts as slow (for batching) only past the stall limit and this many ms: a loaded
+ * sidecar pair's own tail (GC, a busy loop: 10-30 ms here) must not turn batching off, while an
+ * upstream that sometimes takes 500 ms must (measured: bench/lib/hol.ts).
+ */
+const SLOW_MIN_MS = 50;
 /** The share of requests a batch may expect to hold behind a slow response (well under p99's 1 %). */
 const HOL_SHARE = 0.002;
 
@@ -57,7 +63,7 @@ export class StallClock {
 
   sample(ms: number): void {
     const limit = this.limitMs;
-    this.slowShare += ((ms > limit ? 1 : 0) - this.slowShare) * SLOW_GAIN;
+    this.slowShare += ((ms > Math.max(limit, SLOW_MIN_MS) ? 1 : 0) - this.slowShare) * SLOW_GAIN;
     this.recentMs += (Math.min(ms, limit) - this.recentMs) * STALL_GAIN;
   }
 
