@@ -1,11 +1,11 @@
 // Percentiles, medians and the merging of rounds into paired ratios and added latency.
 
 import { describe, expect, it } from 'vitest';
-import type { RateRecord, RunRecord, ThroughputRecord } from '../../bench/lib/measure.js';
+import type { RunRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import { median, pairedDiff, pairedRatio, percentile, spreadPercent, summarize } from '../../bench/lib/stats.js';
 import { summarizeRuns } from '../../bench/lib/summary.js';
 import type { WrkResult } from '../../bench/lib/wrk.js';
-import { throughputRecord } from './wrk_fixture.js';
+import { rateRecord, throughputRecord } from './wrk_fixture.js';
 
 describe('percentile / median / summarize', () => {
   it('interpolates between ranks like numpy', () => {
@@ -58,20 +58,6 @@ function tp(config: string, round: number, rps: number, cpu: number): Throughput
   return throughputRecord(config, round, rps, cpu, 2, { wrk: wrk(rps, [100, 200, 300, 400]), rss: { peakKb: 10_240 * round, meanKb: 1, samples: 1 } });
 }
 
-function rate(config: string, round: number, p99: number, late = 0): RateRecord {
-  return {
-    kind: 'rate',
-    round,
-    config,
-    startedAt: '',
-    rate: 1000,
-    connections: 16,
-    durationS: 2,
-    wrk: wrk(1000, [50, 80, p99, p99 * 2], late),
-    cpuUsPerReq: 20,
-  };
-}
-
 describe('summarizeRuns', () => {
   // Per round, per config: [requests/s, CPU µs/request] of the throughput run, then the p99 (µs)
   // and late count of the 1000 rps rate run.
@@ -84,7 +70,7 @@ describe('summarizeRuns', () => {
     rounds.flatMap((r, i) => Object.entries(r).map(([config, x]) => f(config, i + 1, x)));
   const runs: RunRecord[] = [
     ...each((config, round, [rps, cpu]) => tp(config, round, rps, cpu)),
-    ...each((config, round, [, , p99, late]) => rate(config, round, p99, late)),
+    ...each((config, round, [, , p99, late]) => rateRecord(config, round, { p99Us: p99 }, late)),
     { kind: 'rate', round: 3, config: 'outrigger-1w', startedAt: '', rate: 2000, connections: 16, durationS: 2, error: 'wrk exited 1' },
   ];
   const s = summarizeRuns(['direct', 'nginx', 'outrigger-1w'], runs, { nginx: 8000 }, { rates: [1000], variants: [] });

@@ -132,6 +132,27 @@ function sent(p: EndpointPool, path: string): RecordingRequest {
   return r;
 }
 
+/** A pool to a pipelining upstream, and `paths` sent in one loop turn and held there. */
+async function sentAndHeld(...paths: string[]): Promise<{ up: TlsUpstream; p: EndpointPool; rs: RecordingRequest[] }> {
+  const up = await tlsUpstream([PIPELINE_ALPN]);
+  const p = makePool(up.port);
+  const rs = paths.map((path) => sent(p, path));
+  await expect.poll(() => up.held.size).toBe(paths.length);
+  return { up, p, rs };
+}
+
+/** `n` requests, one per loop turn (each opens a connection of its own), answered (after `beforeAnswer`): `n` idle connections. */
+async function warmConnections(up: TlsUpstream, p: EndpointPool, n: number, beforeAnswer: () => void): Promise<void> {
+  const warm: RecordingRequest[] = [];
+  for (let i = 0; i < n; i++) {
+    warm.push(sent(p, `/w${i}`));
+    await expect.poll(() => up.held.size).toBe(i + 1);
+  }
+  beforeAnswer();
+  for (const r of warm) answerTogether(up, [r.path]);
+  await expect.poll(() => p.idleCount).toBe(n);
+}
+
 /** Answers the held requests for `paths` in one write on their (common) connection. */
 function answerTogether(up: TlsUpstream, paths: string[], close: string | null = null): void {
   const first = up.held.get(paths[0]!)!;
@@ -161,12 +182,11 @@ describe('pipelining to a server that selects it', () => {
   });
 
   it('carries the bytes after one response over to the next: three responses in one write, and one split across writes', async () => {
-    const up = await tlsUpstream([PIPELINE_ALPN]);
-    const p = makePool(up.port);
-    const a = sent(p, '/a');
-    const b = sent(p, '/b');
-    const c = sent(p, '/c');
-    await expect.poll(() => up.held.size).toBe(3);
+    const {
+      up,
+      p,
+      rs: [a, b, c],
+    } = await sentAndHeld('/a', '/b', '/c');
     answerTogether(up, ['/a', '/b', '/c']);
     await expect.poll(() => [a.body, b.body, c.body]).toEqual(['/a', '/b', '/c']);
     expect(p.counters.connectionsOpened).toBe(1);
@@ -212,12 +232,11 @@ describe('pipelining to a server that selects it', () => {
   });
 
   it('an abandoned request that was written whole: its response is read and dropped, the others are answered on the same connection', async () => {
-    const up = await tlsUpstream([PIPELINE_ALPN]);
-    const p = makePool(up.port);
-    const a = sent(p, '/a');
-    const b = sent(p, '/b');
-    const c = sent(p, '/c');
-    await expect.poll(() => up.held.size).toBe(3);
+    const {
+      up,
+      p,
+      rs: [a, b, c],
+    } = await sentAndHeld('/a', '/b', '/c');
     b.channels[0]!.destroy(); // b's client went away
     answerTogether(up, ['/a', '/b', '/c']);
     await expect.poll(() => c.ended).toBe(true);
@@ -234,11 +253,10 @@ describe('pipelining to a server that selects it', () => {
   });
 
   it('a truncated response: its request fails, the one behind it fails as reset and not as a stale keep-alive', async () => {
-    const up = await tlsUpstream([PIPELINE_ALPN]);
-    const p = makePool(up.port);
-    const a = sent(p, '/a');
-    const b = sent(p, '/b');
-    await expect.poll(() => up.held.size).toBe(2);
+    const {
+      up,
+      rs: [a, b],
+    } = await sentAndHeld('/a', '/b');
     up.held.get('/a')!.socket.end(response('/a-long').slice(0, -3));
     await expect.poll(() => b.error?.code).toBe('upstream_reset');
     expect(a.error?.code).toBe('upstream_reset');
@@ -280,44 +298,37 @@ describe('pipelining to a server that selects it', () => {
     expect(p.counters.connectionsOpened).toBe(1);
   });
 
-  it('a busy loop turn: after the 4th request to the endpoint, the next ones join an open write rather than take idle connections', async () => {
-    const up = await tlsUpstream([PIPELINE_ALPN]);
-    const p = makePool(up.port);
-    const warm: RecordingRequest[] = [];
-    for (let i = 0; i < 6; i++) {
-      warm.push(sent(p, `/w${i}`)); // one per turn: each opens a connection of its own
-      await expect.poll(() => up.held.size).toBe(i + 1);
-    }
-    for (const r of warm) answerTogether(up, [r.path]);
-    await expect.poll(() => p.idleCount).toBe(6);
-    const rs = Array.from({ length: 8 }, (_, i) => sent(p, `/t${i}`));
-    expect(p.idleCount).toBe(2); // 4 idle connections taken, then 4 requests joined their writes
-    await expect.poll(() => up.held.size).toBe(8);
-    expect(new Set([...up.held.values()].map((h) => h.socket)).size).toBe(4);
-    for (const r of rs) answerTogether(up, [r.path]);
-    await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
-    expect(p.counters.connectionsOpened).toBe(6);
-  });
-
-  it('after a slow response a busy loop turn does not batch: each request takes a connection of its own (head of line)', async () => {
+  // 8 requests in one loop turn, 6 idle connections: from the 5th request of a turn a request
+  // joins an open write before it takes an idle connection, unless responses have been slow
+  // lately (head of line: StallClock.batchLimit), when each takes a connection of its own.
+  it.each([
+    {
+      what: 'after the 4th request to the endpoint, the next ones join an open write rather than take idle connections',
+      slow: false,
+      idleLeft: 2,
+      sockets: 4,
+      opened: 6,
+    },
+    {
+      what: 'after slow responses nobody joins a write: the 6 idle connections are taken, then 2 new ones (head of line)',
+      slow: true,
+      idleLeft: 0,
+      sockets: 8,
+      opened: 8,
+    },
+  ])('a busy loop turn: $what', async ({ slow, idleLeft, sockets, opened }) => {
     const t = manualTicker();
     const up = await tlsUpstream([PIPELINE_ALPN]);
     const p = makePool(up.port, {}, t);
-    const warm: RecordingRequest[] = [];
-    for (let i = 0; i < 6; i++) {
-      warm.push(sent(p, `/w${i}`)); // one per turn: each opens a connection of its own
-      await expect.poll(() => up.held.size).toBe(i + 1);
-    }
-    t.clock.advance(1_000); // every response comes far beyond the stall limit: slow
-    for (const r of warm) answerTogether(up, [r.path]);
-    await expect.poll(() => p.idleCount).toBe(6);
+    // Slow: every warm-up response comes far beyond the stall limit.
+    await warmConnections(up, p, 6, () => slow && t.clock.advance(1_000));
     const rs = Array.from({ length: 8 }, (_, i) => sent(p, `/t${i}`));
-    expect(p.idleCount).toBe(0); // the 6 idle connections taken, then 2 new ones: nobody joined a write
+    expect(p.idleCount).toBe(idleLeft);
     await expect.poll(() => up.held.size).toBe(8);
-    expect(new Set([...up.held.values()].map((h) => h.socket)).size).toBe(8);
+    expect(new Set([...up.held.values()].map((h) => h.socket)).size).toBe(sockets);
     for (const r of rs) answerTogether(up, [r.path]);
     await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
-    expect(p.counters.connectionsOpened).toBe(8);
+    expect(p.counters.connectionsOpened).toBe(opened);
   });
 
   it('pipeline_depth bounds the requests in flight per connection', async () => {
