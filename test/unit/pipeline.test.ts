@@ -133,10 +133,12 @@ function sent(p: EndpointPool, path: string): RecordingRequest {
 }
 
 /** A pool to a pipelining upstream, and `paths` sent in one loop turn and held there. */
-async function sentAndHeld(...paths: string[]): Promise<{ up: TlsUpstream; p: EndpointPool; rs: RecordingRequest[] }> {
+async function sentAndHeld<const P extends readonly string[]>(
+  ...paths: P
+): Promise<{ up: TlsUpstream; p: EndpointPool; rs: { [K in keyof P]: RecordingRequest } }> {
   const up = await tlsUpstream([PIPELINE_ALPN]);
   const p = makePool(up.port);
-  const rs = paths.map((path) => sent(p, path));
+  const rs = paths.map((path) => sent(p, path)) as { [K in keyof P]: RecordingRequest };
   await expect.poll(() => up.held.size).toBe(paths.length);
   return { up, p, rs };
 }
