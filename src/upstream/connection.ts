@@ -46,6 +46,8 @@ export interface ConnectionOwner {
   onSlot(conn: UpstreamConnection): void;
   /** A request that joined a connection while it connected, which then did not pipeline: dispatch it again. */
   redispatch(req: UpstreamRequest): void;
+  /** The server is closing a pipelined connection with requests unanswered (pipeline.ts, PipelineHost.pipelinePeerClosing). */
+  onPeerClosing(conn: UpstreamConnection): void;
 }
 
 /** The ALPN offer of a connection that may pipeline; HTTP/1.1 for any other server. */
@@ -335,6 +337,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
 
   pipelineSlot(): void {
     if (!this.placingJoined) this.owner.onSlot(this);
+  }
+
+  pipelinePeerClosing(): void {
+    this.owner.onPeerClosing(this);
   }
 
   pipelineClosed(): void {

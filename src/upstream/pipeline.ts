@@ -24,6 +24,12 @@ export interface PipelineHost {
   pipelineSlot(): void;
   /** Closes the connection; the pipeline has told its requests (or has none left to tell). */
   pipelineClosed(): void;
+  /**
+   * The server is closing this connection with requests unanswered (a drain or reload of the
+   * server sidecar closes all its connections): before they are sent again, the connections to it
+   * that sit idle are dropped, so that the resends go over a new connection, not a closing one.
+   */
+  pipelinePeerClosing(): void;
 }
 
 /**
@@ -228,6 +234,7 @@ export class Pipeline {
   private refuseBehind(): void {
     const behind = this.tries.splice(0);
     this.close();
+    if (behind.length > 0) this.host.pipelinePeerClosing();
     const err = new ProxyError('upstream_reset', `${this.at} closed the connection after an earlier response; the request was not processed`);
     for (const t of behind) {
       t.unprocessed = true;
@@ -264,6 +271,7 @@ export class Pipeline {
   private dropAll(): void {
     const tries = this.tries.splice(0);
     this.close();
+    this.host.pipelinePeerClosing();
     const err = new ProxyError('upstream_reset', `${this.at} closed the connection before answering; the request was not processed`);
     for (const t of tries) {
       t.unprocessed = true;

@@ -216,6 +216,15 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     this.idle.push(conn);
   }
 
+  /**
+   * A server sidecar closing one connection with requests unanswered is draining (a reload closes
+   * all its connections): the idle ones go now, so that those requests are sent again over a new
+   * connection rather than one whose close is already on its way.
+   */
+  onPeerClosing(): void {
+    for (const conn of this.idle.splice(0)) conn.destroy();
+  }
+
   onClosed(conn: UpstreamConnection): void {
     this.open--;
     if (conn.offersPipelining) this.forget(conn);

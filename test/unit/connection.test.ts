@@ -25,6 +25,9 @@ class RecordingOwner implements ConnectionOwner {
   redispatch(): void {
     this.events.push('redispatch');
   }
+  onPeerClosing(): void {
+    this.events.push('peer closing');
+  }
 }
 
 const ALL = [ConnState.Connecting, ConnState.Idle, ConnState.Busy, ConnState.Closed] as const;
