@@ -13,7 +13,7 @@ import net from 'node:net';
 import { ProxyError } from '../errors.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
-import { dialEndpoint } from '../upstream/dial.js';
+import { dialEndpoint, NETWORK_ERRORS } from '../upstream/dial.js';
 import { noCertificate } from '../upstream/endpoint_pool_base.js';
 import type { Ticker, Timed, TimerEntry } from '../upstream/ticker.js';
 import { TryOutcome } from './exchange.js';
@@ -351,7 +351,7 @@ export class Tunnel implements Timed, ChunkSink {
     if (this.st === St.Relaying || this.st === St.Closed) return; // 'close' follows
     const code = err.code ?? 'ERR';
     if (err instanceof IdentityMismatchError) this.fail(new ProxyError('upstream_identity_mismatch', `${this.at}: ${err.detail}`));
-    else if (this.st === St.Connecting) this.connectFailed(`connect to ${this.at} failed: ${code}`, !code.startsWith('ERR_SSL'));
+    else if (this.st === St.Connecting) this.connectFailed(`connect to ${this.at} failed: ${code}`, NETWORK_ERRORS.has(code));
     else this.fail(new ProxyError('upstream_reset', `${this.at} failed before answering the upgrade: ${code}`));
   };
 

@@ -12,6 +12,7 @@ import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import type { ConnectTls } from './endpoint_pool_base.js';
 import { Pipeline, type PipelineHost, type StallClock } from './pipeline.js';
+import { NETWORK_ERRORS } from './dial.js';
 import { ResponseParser } from './response_parser.js';
 import { transition, type TransitionTable } from './transitions.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
@@ -57,9 +58,6 @@ const PIPELINE_OFFER = [PIPELINE_ALPN, 'http/1.1'];
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 let nextId = 1;
-
-/** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
 
 export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost {
   readonly id = nextId++;

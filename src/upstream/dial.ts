@@ -8,6 +8,17 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { EndpointTarget } from './pool.js';
 
+/** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
+export const NETWORK_ERRORS: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'EPIPE',
+]);
+
 /**
  * Opens the connection. `onReady` runs once bytes may flow: connected, or the TLS handshake and
  * the server's identity check done. Failures arrive as the returned socket's 'error' (an identity

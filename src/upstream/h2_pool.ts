@@ -14,6 +14,7 @@ import { ProxyError } from '../errors.js';
 import { remainingGrpcTimeout } from '../grpc/wire.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest, UpstreamTarget } from './channel.js';
+import { NETWORK_ERRORS } from './dial.js';
 import { EndpointPoolBase, noCertificate, type ConnectTls } from './endpoint_pool_base.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
 import { transition, type TransitionTable } from './transitions.js';
@@ -25,8 +26,6 @@ const MAX_STREAMS_CAP = 1000;
 /** Requests a session still connecting is expected to take (its SETTINGS are not read yet). */
 const ASSUMED_STREAMS = 100;
 const NON_ASCII = /[^\x00-\x7f]/; // eslint-disable-line no-control-regex -- any byte above ASCII
-/** Errors that mean the TCP connection itself failed (not the TLS handshake on top of it). */
-const NETWORK_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EPIPE']);
 
 /** A session's states; DRAINING: GOAWAY received or sent, no new streams, open ones finish. */
 export type SessionState = 'CONNECTING' | 'READY' | 'DRAINING' | 'CLOSED';
