@@ -114,7 +114,8 @@ export class Tracer {
 
 /**
  * The caller's context: a valid traceparent first, else B3 single, else B3 multi; null when
- * none is valid. One pass over the headers, comparing names only when their length can match.
+ * none is valid. One pass over the headers; a name whose length none of the six has is passed over
+ * before any comparison (most of a request's headers).
  */
 export function readParent(headers: readonly string[]): ParentContext | null {
   let traceparent: string | undefined;
@@ -125,22 +126,15 @@ export function readParent(headers: readonly string[]): ParentContext | null {
   let b3Flags: string | undefined;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    switch (name.length) {
-      case 11:
-        if (name === 'traceparent') traceparent ??= headers[i + 1];
-        else if (name === 'x-b3-spanid') b3Span ??= headers[i + 1];
-        break;
-      case 2:
-        if (name === 'b3') b3 ??= headers[i + 1];
-        break;
-      case 12:
-        if (name === 'x-b3-traceid') b3Trace ??= headers[i + 1];
-        else if (name === 'x-b3-sampled') b3Sampled ??= headers[i + 1];
-        break;
-      case 10:
-        if (name === 'x-b3-flags') b3Flags ??= headers[i + 1];
-        break;
-    }
+    const n = name.length;
+    if (n !== 2 && (n < 10 || n > 12)) continue;
+    const value = headers[i + 1];
+    if (name === 'traceparent') traceparent ??= value;
+    else if (name === 'b3') b3 ??= value;
+    else if (name === 'x-b3-traceid') b3Trace ??= value;
+    else if (name === 'x-b3-spanid') b3Span ??= value;
+    else if (name === 'x-b3-sampled') b3Sampled ??= value;
+    else if (name === 'x-b3-flags') b3Flags ??= value;
   }
   const w3c = traceparent === undefined ? null : parseTraceparent(traceparent);
   if (w3c !== null) return w3c;
