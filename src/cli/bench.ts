@@ -32,25 +32,20 @@ function positiveInt(name: string, v: string | undefined, dflt: number): number 
   return n;
 }
 
+const OPTIONS = {
+  connections: { type: 'string', short: 'c' },
+  duration: { type: 'string', short: 'd' },
+  rate: { type: 'string', short: 'r' },
+  method: { type: 'string', short: 'm' },
+  body: { type: 'string', short: 'b' },
+  header: { type: 'string', short: 'H', multiple: true },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 /** Parses `bench` arguments into autocannon options; throws BenchUsage for user mistakes. */
 export function benchOptions(argv: string[]): { opts: AutocannonOptions; json: boolean } | null {
-  const { values, positionals } = parseArgsOr(
-    {
-      args: argv,
-      allowPositionals: true,
-      options: {
-        connections: { type: 'string', short: 'c' },
-        duration: { type: 'string', short: 'd' },
-        rate: { type: 'string', short: 'r' },
-        method: { type: 'string', short: 'm' },
-        body: { type: 'string', short: 'b' },
-        header: { type: 'string', short: 'H', multiple: true },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    },
-    BenchUsage,
-  );
+  const { values, positionals } = parseArgsOr({ args: argv, options: OPTIONS, allowPositionals: true }, BenchUsage);
   if (values.help === true) return null;
   const url = positionals[0];
   if (url === undefined) throw new BenchUsage('missing URL; see outrigger bench --help');
