@@ -117,17 +117,19 @@ export class RequestBody {
   }
 
   pause(): void {
-    if (!this.paused) {
-      this.paused = true;
-      this.down.pauseBody();
-    }
+    this.setPaused(true);
   }
 
   resume(): void {
-    if (this.paused) {
-      this.paused = false;
-      this.down.resumeBody();
-    }
+    this.setPaused(false);
+  }
+
+  /** Tells the downstream only on a change: a pause or resume it already has is not repeated. */
+  private setPaused(paused: boolean): void {
+    if (this.paused === paused) return;
+    this.paused = paused;
+    if (paused) this.down.pauseBody();
+    else this.down.resumeBody();
   }
 }
 
