@@ -40,11 +40,18 @@ export const enum BodyKind {
 const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_TRAILER_BYTES = 16 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-/** Control characters other than HTAB, or a CR / LF that is not part of a CRLF pair. */
-// eslint-disable-next-line no-control-regex -- control characters are what it looks for
-const BAD_HEAD_CHARS = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n/;
-const NON_ASCII = /[\x80-\xff]/;
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** tchar (RFC 9110 §5.6.2) by latin1 code: 1, else 0. */
+const TCHAR = new Uint8Array(256);
+for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[ch.charCodeAt(0)] = 1;
+
+/** What scanChars found in a head or trailer section. */
+const enum Chars {
+  Ascii,
+  /** Some byte is ≥ 0x80 (obs-text): the head is written on as latin1. */
+  NonAscii,
+  /** A control character other than HTAB, or a CR / LF that is not part of a CRLF pair. */
+  Bad,
+}
 
 export class ResponseParser {
   private state: S = S.Done;
@@ -238,10 +245,13 @@ export class ResponseParser {
   private parseHeadRange(buf: Buffer, from: number, to: number, next: number): number {
     if (to - from > MAX_HEAD_BYTES) return this.fail(next, 'response head larger than 64 KiB');
     const text = buf.toString('latin1', from, to - 4);
-    if (BAD_HEAD_CHARS.test(text)) return this.fail(next, 'invalid character in response head');
-    const nonAscii = NON_ASCII.test(text);
-    const lines = text.split('\r\n');
-    const statusLine = lines[0]!;
+    const chars = scanChars(text);
+    if (chars === Chars.Bad) return this.fail(next, 'invalid character in response head');
+    const nonAscii = chars === Chars.NonAscii;
+    // Lines are read off `text` in place: every CR in it now starts a CRLF.
+    const n = text.length;
+    const statusEnd = lineEnd(text, 0);
+    const statusLine = text.slice(0, statusEnd);
     // HTTP/1.x SP 3DIGIT SP reason
     if (
       statusLine.length < 12 ||
@@ -262,17 +272,18 @@ export class ResponseParser {
     let hasTe = false;
     let connClose = http10;
     const headers: string[] = [];
-    for (let k = 1; k < lines.length; k++) {
-      const line = lines[k]!;
-      const colon = line.indexOf(':');
-      if (colon <= 0) {
-        const first = line.charCodeAt(0);
+    for (let start = statusEnd + 2; start < n;) {
+      const end = lineEnd(text, start);
+      const colon = text.indexOf(':', start);
+      if (colon <= start || colon > end) {
+        const first = text.charCodeAt(start);
         if (first === 0x20 || first === 0x09) return this.fail(next, 'obsolete line folding in response header');
         return this.fail(next, 'response header line without a colon');
       }
-      const name = line.slice(0, colon).toLowerCase();
-      if (!TOKEN.test(name)) return this.fail(next, `invalid response header name "${name.slice(0, 64)}"`);
-      const value = trimOws(line, colon + 1);
+      const name = fieldName(text, start, colon);
+      if (name === null) return this.fail(next, `invalid response header name "${text.slice(start, colon).toLowerCase().slice(0, 64)}"`);
+      const value = trimOws(text, colon + 1, end);
+      start = end + 2;
       switch (name) {
         case 'content-length': {
           if (!/^\d{1,15}$/.test(value)) return this.fail(next, 'invalid Content-Length');
@@ -372,14 +383,16 @@ export class ResponseParser {
     let trailers: string[] | null = null;
     if (text !== '\r\n') {
       const body = text.slice(0, -4);
-      if (BAD_HEAD_CHARS.test(body)) return this.fail(next, 'invalid character in trailers');
+      if (scanChars(body) === Chars.Bad) return this.fail(next, 'invalid character in trailers');
       trailers = [];
-      for (const line of body.split('\r\n')) {
-        const colon = line.indexOf(':');
-        if (colon <= 0) return this.fail(next, 'invalid trailer line');
-        const name = line.slice(0, colon).toLowerCase();
-        if (!TOKEN.test(name)) return this.fail(next, 'invalid trailer name');
-        trailers.push(name, trimOws(line, colon + 1));
+      for (let start = 0; start < body.length;) {
+        const end = lineEnd(body, start);
+        const colon = body.indexOf(':', start);
+        if (colon <= start || colon > end) return this.fail(next, 'invalid trailer line');
+        const name = fieldName(body, start, colon);
+        if (name === null) return this.fail(next, 'invalid trailer name');
+        trailers.push(name, trimOws(body, colon + 1, end));
+        start = end + 2;
       }
     }
     this.state = S.Done;
@@ -416,10 +429,49 @@ function parseStatus(line: string): number {
   return a * 100 + b * 10 + c;
 }
 
-function trimOws(line: string, from: number): string {
+/** One pass over a head or trailer section's latin1 text (without its final CRLFCRLF). */
+function scanChars(text: string): Chars {
+  const n = text.length;
+  let found = Chars.Ascii;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x20) {
+      if (c === 0x7f) return Chars.Bad;
+      if (c >= 0x80) found = Chars.NonAscii;
+    } else if (c === 0x0d) {
+      if (i + 1 >= n || text.charCodeAt(i + 1) !== 0x0a) return Chars.Bad;
+    } else if (c === 0x0a) {
+      if (i === 0 || text.charCodeAt(i - 1) !== 0x0d) return Chars.Bad;
+    } else if (c !== 0x09) {
+      return Chars.Bad;
+    }
+  }
+  return found;
+}
+
+/** Where the line starting at `start` ends: its CR, or the end of `text` (scanChars passed it: a CR starts a CRLF). */
+function lineEnd(text: string, start: number): number {
+  const cr = text.indexOf('\r', start);
+  return cr < 0 ? text.length : cr;
+}
+
+/** The field name text[start, colon) lower-cased, or null when it is not a token. */
+function fieldName(text: string, start: number, colon: number): string | null {
+  let upper = false;
+  for (let i = start; i < colon; i++) {
+    const c = text.charCodeAt(i);
+    if (TCHAR[c] !== 1) return null;
+    if (c <= 0x5a && c >= 0x41) upper = true;
+  }
+  const name = text.slice(start, colon);
+  return upper ? name.toLowerCase() : name;
+}
+
+/** text[from, to) without leading and trailing OWS (SP, HTAB). */
+function trimOws(text: string, from: number, to: number): string {
   let s = from;
-  let e = line.length;
-  while (s < e && (line.charCodeAt(s) === 0x20 || line.charCodeAt(s) === 0x09)) s++;
-  while (e > s && (line.charCodeAt(e - 1) === 0x20 || line.charCodeAt(e - 1) === 0x09)) e--;
-  return line.slice(s, e);
+  let e = to;
+  while (s < e && (text.charCodeAt(s) === 0x20 || text.charCodeAt(s) === 0x09)) s++;
+  while (e > s && (text.charCodeAt(e - 1) === 0x20 || text.charCodeAt(e - 1) === 0x09)) e--;
+  return text.slice(s, e);
 }
