@@ -8,26 +8,20 @@ import { closedPort, rawUpstream, RecordingRequest, respond, type RawUpstream, t
 import { manualTicker } from './manual_clock.js';
 
 /** What the connection told its pool, in order. */
-class RecordingOwner implements ConnectionOwner {
-  readonly events: string[] = [];
-  onConnected(): void {
-    this.events.push('connected');
-  }
-  onReusable(): void {
-    this.events.push('reusable');
-  }
-  onClosed(): void {
-    this.events.push('closed');
-  }
-  onSlot(): void {
-    this.events.push('slot');
-  }
-  redispatch(): void {
-    this.events.push('redispatch');
-  }
-  onPeerClosing(): void {
-    this.events.push('peer closing');
-  }
+function recordingOwner(): ConnectionOwner & { readonly events: string[] } {
+  const events: string[] = [];
+  const record = (event: string) => (): void => {
+    events.push(event);
+  };
+  return {
+    events,
+    onConnected: record('connected'),
+    onReusable: record('reusable'),
+    onClosed: record('closed'),
+    onSlot: record('slot'),
+    redispatch: record('redispatch'),
+    onPeerClosing: record('peer closing'),
+  };
 }
 
 const ALL = [ConnState.Connecting, ConnState.Idle, ConnState.Busy, ConnState.Closed] as const;
@@ -64,7 +58,7 @@ describe('UpstreamConnection state machine', () => {
       seen.push(r);
       respond(r.socket, r.line);
     });
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const t = manualTicker();
     const conn = connect(upstream.port, owner, 1_000, t);
     expect(conn.state).toBe(ConnState.Connecting);
@@ -92,7 +86,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('CONNECTING → IDLE when it connects with no request; IDLE → CLOSED on destroy', async () => {
     upstream = await rawUpstream(() => {});
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const conn = connect(upstream.port, owner);
     await expect.poll(() => conn.state).toBe(ConnState.Idle);
     expect(owner.events).toEqual(['connected', 'reusable']);
@@ -104,7 +98,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('IDLE → CLOSED when the upstream closes an idle connection', async () => {
     upstream = await rawUpstream(() => {});
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const conn = connect(upstream.port, owner);
     await expect.poll(() => upstream!.sockets.size).toBe(1);
     await expect.poll(() => conn.state).toBe(ConnState.Idle);
@@ -115,7 +109,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('CONNECTING → CLOSED on destroy: the request is not told', async () => {
     upstream = await rawUpstream(() => {});
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const conn = connect(upstream.port, owner);
     const req = new RecordingRequest();
     conn.assign(req);
@@ -126,7 +120,7 @@ describe('UpstreamConnection state machine', () => {
   });
 
   it('CONNECTING → CLOSED when the connect is refused: upstream_connect_failed', async () => {
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const conn = connect(await closedPort(), owner);
     const req = new RecordingRequest();
     conn.assign(req);
@@ -138,7 +132,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('CONNECTING → CLOSED at the connect timeout, on the injected clock', async () => {
     upstream = await rawUpstream(() => {});
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const t = manualTicker();
     const conn = connect(upstream.port, owner, 500, t);
     const req = new RecordingRequest();
@@ -156,7 +150,7 @@ describe('UpstreamConnection state machine', () => {
   it('a connection that connects in time leaves the ticker (no timeout fires later)', async () => {
     upstream = await rawUpstream((r) => respond(r.socket));
     const t = manualTicker();
-    const conn = connect(upstream.port, new RecordingOwner(), 500, t);
+    const conn = connect(upstream.port, recordingOwner(), 500, t);
     expect(t.ticker.has(conn)).toBe(true);
     await expect.poll(() => conn.state).toBe(ConnState.Idle);
     expect(t.ticker.has(conn)).toBe(false);
@@ -166,7 +160,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('BUSY → CLOSED when the upstream closes mid-response: upstream_reset, with the channel', async () => {
     upstream = await rawUpstream((r) => r.socket.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial'));
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const conn = connect(upstream.port, owner);
     const req = new RecordingRequest();
     conn.assign(req);
@@ -181,7 +175,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('BUSY → CLOSED after a response with connection: close (never pooled)', async () => {
     upstream = await rawUpstream((r) => respond(r.socket, 'bye', true));
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const conn = connect(upstream.port, owner);
     const req = new RecordingRequest();
     conn.assign(req);
@@ -193,7 +187,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('BUSY → CLOSED on an invalid response: upstream_protocol_error', async () => {
     upstream = await rawUpstream((r) => r.socket.write('HTTP/1.1 2OO OK\r\n\r\n'));
-    const conn = connect(upstream.port, new RecordingOwner());
+    const conn = connect(upstream.port, recordingOwner());
     const req = new RecordingRequest();
     conn.assign(req);
     await expect.poll(() => req.error?.code).toBe('upstream_protocol_error');
@@ -202,7 +196,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('IDLE → CLOSED when bytes arrive on an idle connection (never reused)', async () => {
     upstream = await rawUpstream((r) => respond(r.socket));
-    const owner = new RecordingOwner();
+    const owner = recordingOwner();
     const conn = connect(upstream.port, owner);
     const req = new RecordingRequest();
     conn.assign(req);
@@ -214,7 +208,7 @@ describe('UpstreamConnection state machine', () => {
 
   it('illegal transitions reachable through the API throw: BUSY → BUSY and CLOSED → BUSY', async () => {
     upstream = await rawUpstream(() => {}); // never answers: the connection stays busy
-    const conn = connect(upstream.port, new RecordingOwner());
+    const conn = connect(upstream.port, recordingOwner());
     conn.assign(new RecordingRequest());
     await expect.poll(() => conn.state).toBe(ConnState.Busy);
     expect(() => conn.assign(new RecordingRequest())).toThrow(/illegal transition BUSY → BUSY/);
