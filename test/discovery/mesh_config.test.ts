@@ -11,18 +11,17 @@ const listener = (cluster: string): Record<string, unknown> => ({ name: 'out', a
 
 describe('mesh file validation', () => {
   it('lists every problem of every service by path, with its line', () => {
-    const text = [
-      'services:',
-      '  web:',
-      '    listeners:',
-      '      - {name: out, address: "127.0.0.1:15001", routes: [{cluster: ap}]}',
-      '    clusters:',
-      '      - {name: api, endpoints: [{address: "127.0.0.1:8080"}]}',
-      '  db:',
-      '    clusters: [{name: pg, lb: fastest, endpoints: [{address: "127.0.0.1:5432"}]}]',
-      '    routes: []',
-      'extra: 1',
-    ].join('\n');
+    // The line numbers below count from 'services:' (line 1).
+    const text = `services:
+  web:
+    listeners:
+      - {name: out, address: "127.0.0.1:15001", routes: [{cluster: ap}]}
+    clusters:
+      - {name: api, endpoints: [{address: "127.0.0.1:8080"}]}
+  db:
+    clusters: [{name: pg, lb: fastest, endpoints: [{address: "127.0.0.1:5432"}]}]
+    routes: []
+extra: 1`;
     const r = parseMeshText(text, OPTS);
     expect(r.ok).toBe(false);
     const lines = r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message} @${p.line}`);
