@@ -6,7 +6,6 @@
 // Nothing here runs on a request's path: workers only hand records over.
 
 import http from 'node:http';
-import https from 'node:https';
 import type { TracingSpec } from '../config/types.js';
 import { spansOf, toOtlpJson } from './otlp_json.js';
 import type { SpanRecord } from './span_buffer.js';
@@ -16,6 +15,8 @@ export const BATCH_RECORDS = 512;
 const PUMP_INTERVAL_MS = 1000;
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
+/** One connection to the collector, kept open between batches. */
+const KEEP_ONE = { keepAlive: true, maxSockets: 1 };
 
 /** Why spans were dropped (the `reason` label of outrigger_tracing_spans_dropped_total). */
 export type DropReason = 'queue_full' | 'worker_buffer' | 'rejected' | 'disabled';
@@ -54,7 +55,9 @@ export class SpanExporter {
   private backoffMs = 0;
   private retryAt = 0;
   private readonly timer: NodeJS.Timeout;
-  private readonly agents = { http: new http.Agent({ keepAlive: true, maxSockets: 1 }), https: new https.Agent({ keepAlive: true, maxSockets: 1 }) };
+  private readonly plain: Transport = { request: http.request, agent: new http.Agent(KEEP_ONE) };
+  /** node:https and its agent, loaded at the first POST to an https collector: most sidecars never need them. */
+  private secure: Promise<Transport> | null = null;
 
   constructor(
     /** The tracing settings in force (null: off); read at every step, so a reload applies at once. */
@@ -120,7 +123,15 @@ export class SpanExporter {
     this.queuedSpans -= spans;
     this.inflightSpans = spans;
     const body = JSON.stringify(toOtlpJson(batch, spec.serviceName));
-    void post(spec.otlpEndpoint, body, spec.exportTimeoutMs, this.agents).then((result) => this.settled(batch, spans, result, spec));
+    const url = new URL(spec.otlpEndpoint);
+    void this.transport(url)
+      .then((t) => post(t, url, body, spec.exportTimeoutMs))
+      .then((result) => this.settled(batch, spans, result, spec));
+  }
+
+  private transport(url: URL): Promise<Transport> {
+    if (url.protocol !== 'https:') return Promise.resolve(this.plain);
+    return (this.secure ??= import('node:https').then((https) => ({ request: https.request, agent: new https.Agent(KEEP_ONE) })));
   }
 
   private settled(batch: SpanRecord[], spans: number, result: PostResult, spec: TracingSpec): void {
@@ -166,23 +177,27 @@ export class SpanExporter {
 
   close(): void {
     clearInterval(this.timer);
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.plain.agent.destroy();
+    void this.secure?.then((t) => t.agent.destroy());
   }
+}
+
+/** How POSTs reach the collector over its URL's scheme. */
+interface Transport {
+  readonly request: typeof http.request;
+  readonly agent: http.Agent;
 }
 
 type PostResult = { readonly ok: true } | { readonly ok: false; readonly retry: boolean; readonly why: string };
 
 /** One POST of an OTLP/JSON body; never rejects. */
-function post(endpoint: string, body: string, timeoutMs: number, agents: { http: http.Agent; https: https.Agent }): Promise<PostResult> {
+function post(transport: Transport, url: URL, body: string, timeoutMs: number): Promise<PostResult> {
   return new Promise((resolve) => {
-    const url = new URL(endpoint);
-    const mod = url.protocol === 'https:' ? https : http;
-    const req = mod.request(
+    const req = transport.request(
       url,
       {
         method: 'POST',
-        agent: url.protocol === 'https:' ? agents.https : agents.http,
+        agent: transport.agent,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         signal: AbortSignal.timeout(timeoutMs),
       },

@@ -8,11 +8,11 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfigBody } from '../../src/admin/body_limits.js';
 import { formatProblems, parseConfigText } from '../../src/config/load.js';
-import { adminCall, closeAll, ROOT, spawnCli, startSidecar, startUpstream, tempDir, via, type Config, type Upstream } from '../helpers/sidecar.js';
+import { loadedFrom, MAIN_ENTRY, moduleLogEnv } from '../helpers/loaded_modules.js';
+import { adminCall, closeAll, spawnCli, startSidecar, startUpstream, tempDir, via, type Config, type Upstream } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 
-const MODULE_LOG_HOOK = path.join(ROOT, 'test', 'helpers', 'module_log.mjs');
 const CONFIG_LAYER = [/\/node_modules\/zod\//, /\/node_modules\/yaml\//, /\/node_modules\/js-yaml\//, /\/dist\/src\/config\/(load|schema)\.js$/];
 const OPTS = { version: 2, availableParallelism: os.availableParallelism(), enableTestHooks: false, fixedWorkers: 1 };
 
@@ -40,32 +40,11 @@ function badYaml(up: Upstream): string {
   ].join('\n');
 }
 
-/** The modules a thread loaded: everything reachable in the resolution log from its entry point. */
-function loadedFrom(log: string, entry: RegExp): Set<string> {
-  const children = new Map<string, string[]>();
-  for (const line of log.split('\n')) {
-    const [parent, child] = line.split(' ');
-    if (parent === undefined || child === undefined) continue;
-    children.set(parent, [...(children.get(parent) ?? []), child]);
-  }
-  const roots = (children.get('-') ?? []).filter((url) => entry.test(url));
-  const seen = new Set<string>(roots);
-  const todo = [...roots];
-  for (let url = todo.pop(); url !== undefined; url = todo.pop()) {
-    for (const child of children.get(url) ?? []) {
-      if (seen.has(child)) continue;
-      seen.add(child);
-      todo.push(child);
-    }
-  }
-  return seen;
-}
-
 describe('config checks off the main thread', () => {
   it('the main thread loads no config layer at start or on PUT /config; a bad config is refused with every problem and the running one stays', async () => {
     const up = await startUpstream('A');
     const moduleLog = path.join(tempDir(), 'modules.log');
-    const sc = await startSidecar(config(up, '/'), { env: { NODE_OPTIONS: `--import ${MODULE_LOG_HOOK}`, MODULE_LOG: moduleLog } });
+    const sc = await startSidecar(config(up, '/'), { env: moduleLogEnv(moduleLog) });
 
     const bad = badYaml(up);
     const refused = await adminCall(sc, 'PUT', '/config', bad);
@@ -84,7 +63,7 @@ describe('config checks off the main thread', () => {
     expect((await via(sc, '/v2/x')).status).toBe(200);
 
     const log = readFileSync(moduleLog, 'utf8');
-    const main = [...loadedFrom(log, /\/dist\/src\/cli\/main\.js$/)];
+    const main = [...loadedFrom(log, MAIN_ENTRY)];
     const checker = [...loadedFrom(log, /\/dist\/src\/admin\/config_check_worker\.js$/)];
     // The log sees what each thread loads: the main thread's pino, the check thread's config layer.
     expect(main.some((url) => url.includes('/node_modules/pino/'))).toBe(true);

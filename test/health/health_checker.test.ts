@@ -4,7 +4,8 @@
 // another endpoint's checks going on.
 
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { HealthChecker, firstDelayMs, jitteredDelayMs, USER_AGENT, type HealthCheckState } from '../../src/health/health_checker.js';
+import { HealthChecker, firstDelayMs, jitteredDelayMs, type HealthCheckState } from '../../src/health/health_checker.js';
+import { USER_AGENT } from '../../src/health/probes.js';
 import { deadPort, startUpstream, waitFor, type Upstream } from '../helpers/sidecar.js';
 import type { ClusterSpec, HealthCheckSpec } from '../../src/config/types.js';
 import { cluster, endpoint, healthCheck } from './helpers.js';

@@ -1,15 +1,19 @@
 // The main-thread exporter against a real collector on 127.0.0.1: a batch the collector fails
 // with 503 comes back and is exported once it recovers (nothing lost, in order); one refused with
 // 400 is dropped as `rejected`; the queue bound drops the oldest; with tracing off, what
-// arrives is dropped. The bodies are decoded with the official protos.
+// arrives is dropped; an https collector is spoken to over TLS (node:https is loaded for it at the
+// first POST). The bodies are decoded with the official protos.
 
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { TracingSpec } from '../../src/config/types.js';
 import { SpanExporter, type DropReason } from '../../src/tracing/exporter.js';
 import type { SpanRecord } from '../../src/tracing/span_buffer.js';
 import { eventually } from '../helpers/live.js';
+import { leaf, newCa, spiffe } from '../helpers/mtls.js';
+import { closeAll } from '../helpers/sidecar.js';
 import { decodeExport, flatten, type ReceivedSpan } from './receiver.js';
 
 function record(i: number, withClient = true): SpanRecord {
@@ -37,6 +41,8 @@ function record(i: number, withClient = true): SpanRecord {
     retries: null,
   };
 }
+
+afterAll(closeAll);
 
 let exporter: SpanExporter | null = null;
 let server: http.Server | null = null;
@@ -130,5 +136,27 @@ describe('SpanExporter', () => {
     e.add([record(0)], 0);
     expect(drops).toEqual({ disabled: 2 });
     expect(e.json()).toMatchObject({ endpoint: null, queued_spans: 0 });
+  });
+
+  it('an https collector is reached over TLS: a certificate from a CA the process does not trust fails the batch, which is kept', async () => {
+    const ca = await newCa();
+    const cert = leaf(ca, spiffe('collector'));
+    const s = https.createServer({ key: cert.keyPem, cert: cert.certPem }, (_req, res) => res.writeHead(200).end());
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    try {
+      const warnings: Array<Record<string, unknown>> = [];
+      const e = new SpanExporter(
+        () => spec(`https://127.0.0.1:${(s.address() as AddressInfo).port}/v1/traces`),
+        { exported: () => {}, dropped: () => {} },
+        { warn: (f) => void warnings.push(f) },
+      );
+      exporter = e;
+      e.add([record(0)], 0);
+      await eventually(() => (warnings.length === 1 ? true : undefined), 'the failed export');
+      expect(warnings[0]).toMatchObject({ err: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', retry_in_ms: 1000 });
+      expect(e.json()).toMatchObject({ export_failures: 1, exported_spans: 0, queued_spans: 2, dropped_spans: 0 });
+    } finally {
+      s.close();
+    }
   });
 });
