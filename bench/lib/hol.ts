@@ -208,10 +208,8 @@ export interface HolComparison extends HolPairSpec {
   readonly withinTarget: boolean | null;
 }
 
-export interface HolSummary {
-  readonly rate: number;
-  readonly slowEvery: number;
-  readonly slowMs: number;
+/** The scenario as planned, each config's figures and the pairs compared. */
+export interface HolSummary extends Pick<HolPlan, 'rate' | 'slowEvery' | 'slowMs'> {
   readonly configs: readonly HolConfigSummary[];
   readonly comparisons: readonly HolComparison[];
 }
