@@ -3,13 +3,13 @@
 // removed, x-forwarded-* and x-request-id set, header order and duplicate lines kept.
 // Module-level scratch state: the uWS handler runs to completion before the next one starts.
 
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { HttpRequest } from 'uWebSockets.js';
 import { ProxyError } from '../errors.js';
 import type { RequestTrace } from '../tracing/tracer.js';
 import { connectionNamed, hopByHop } from './hop_by_hop.js';
 import { normalizePath } from './path_normal.js';
+import { newRequestId } from './request_id.js';
 
 export const enum BodyFraming {
   None,
@@ -77,7 +77,7 @@ export function refusalRequestId(headers: readonly string[] | null): string {
       }
     }
   }
-  return randomUUID();
+  return newRequestId();
 }
 
 /**
@@ -243,7 +243,7 @@ function checkRequestHead(
     host,
     framing: chunked ? BodyFraming.Chunked : contentLength > 0 ? BodyFraming.Length : BodyFraming.None,
     contentLength,
-    requestId: requestId === '' ? randomUUID() : requestId,
+    requestId: requestId === '' ? newRequestId() : requestId,
     headers,
     peer: null,
     client: '',

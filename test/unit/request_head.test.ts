@@ -159,6 +159,16 @@ describe('request head: target, method, header bytes', () => {
     expect(read('/', [...H, 'x-request-id', '']).requestId).not.toBe('');
   });
 
+  it('makes distinct version 4 UUIDs, across refills of the random pool (256 ids each)', () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 1000; i++) {
+      const id = read('/', H).requestId;
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      ids.add(id);
+    }
+    expect(ids.size).toBe(1000);
+  });
+
   it('notes a Connection header (its named headers are hop-by-hop)', () => {
     expect(read('/', H).hasConnection).toBe(false);
     const head = read('/', [...H, 'connection', 'x-secret', 'x-secret', '1', 'x-kept', '2']);
