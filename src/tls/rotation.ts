@@ -134,6 +134,17 @@ interface SourceEvents {
 }
 
 /**
+ * The delay before the next try after a failed renewal: doubling from baseMs up to capMs, and
+ * never more than a quarter of the certificate's time left (at least baseMs), so that the tries
+ * come closer together as expiry nears instead of one backoff step jumping past it (renewing at
+ * half of a 12 s lifetime, doubling alone would try at +1, +3 and +7 s: after the end).
+ */
+export function nextRetryDelayMs(previousMs: number, o: { readonly baseMs: number; readonly capMs: number; readonly leftMs: number }): number {
+  const doubled = previousMs === 0 ? o.baseMs : Math.min(previousMs * 2, o.capMs);
+  return Math.max(o.baseMs, Math.min(doubled, o.leftMs / 4));
+}
+
+/**
  * Emits 'update' with the new TlsMaterial after each change, and 'error' for a failed reload
  * or issue (only when someone listens; the last error also shows in info()). The current
  * material stays in force until a good replacement arrives.
@@ -330,11 +341,14 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
   }
 
   private scheduleRetry(): void {
-    const base = (this.opts as CaSourceOptions | SignerSourceOptions).retryMs ?? 1000;
-    // A signer outage must not leave us waiting a minute while the certificate runs out.
-    const cap = this.opts.mode === 'signer' ? 30_000 : 60_000;
-    this.retryDelayMs = this.retryDelayMs === 0 ? base : Math.min(this.retryDelayMs * 2, cap);
-    this.setTimer(Date.now() + this.retryDelayMs, () => void this.refresh());
+    const now = Date.now();
+    this.retryDelayMs = nextRetryDelayMs(this.retryDelayMs, {
+      baseMs: (this.opts as CaSourceOptions | SignerSourceOptions).retryMs ?? 1000,
+      // A signer outage must not leave us waiting a minute while the certificate runs out.
+      capMs: this.opts.mode === 'signer' ? 30_000 : 60_000,
+      leftMs: this.material.notAfter.getTime() - now,
+    });
+    this.setTimer(now + this.retryDelayMs, () => void this.refresh());
   }
 
   private startWatching(opts: FilesSourceOptions): void {

@@ -7,7 +7,7 @@ import { issueLeaf } from '../../src/tls/ca.js';
 import { clientTlsOptions } from '../../src/tls/contexts.js';
 import { createIssuer } from '../../src/tls/issuer_pool.js';
 import type { TlsMaterial } from '../../src/tls/material.js';
-import { CertificateSource, certificateSourceOptions } from '../../src/tls/rotation.js';
+import { CertificateSource, certificateSourceOptions, nextRetryDelayMs } from '../../src/tls/rotation.js';
 import { exchange, leafMaterial, makeCa, removeTempDirs, startServer, tempDir } from './helpers.js';
 
 const ID = 'spiffe://cluster.local/ns/default/sa/web';
@@ -185,5 +185,41 @@ describe('certificateSourceOptions', () => {
       ),
     ).toMatchObject({ federation: [{ trustDomain: 'partner', bundlePath: '/etc/o/p.pem' }], allowInsecureKeyPermissions: true });
     expect(() => certificateSourceOptions({ mode: 'ca', dir: 'ca', ttlHours: 24, keyType: 'ec-p256', ...trust }, null)).toThrow(/node.identity/);
+  });
+});
+
+describe('nextRetryDelayMs (after a failed renewal)', () => {
+  /** The times of the tries after a failure at `failAtMs`, until `untilMs`. */
+  function tries(o: { baseMs: number; capMs: number; notAfterMs: number; failAtMs: number; untilMs: number }): number[] {
+    const at: number[] = [];
+    let now = o.failAtMs;
+    let delay = 0;
+    while (now < o.untilMs) {
+      delay = nextRetryDelayMs(delay, { baseMs: o.baseMs, capMs: o.capMs, leftMs: o.notAfterMs - now });
+      now += delay;
+      at.push(now);
+    }
+    return at;
+  }
+
+  it('doubles up to the cap while expiry is far', () => {
+    const day = 86_400_000;
+    expect(tries({ baseMs: 1000, capMs: 30_000, notAfterMs: day, failAtMs: day / 2, untilMs: day / 2 + 100_000 }).slice(0, 7)).toEqual(
+      [1000, 3000, 7000, 15_000, 31_000, 61_000, 91_000].map((t) => day / 2 + t),
+    );
+  });
+
+  it('tries at least every quarter of the time left, so no try is first made after expiry', () => {
+    // A 12.6 s leaf renewed at half its life: doubling alone would try at 7.3, 9.3 and 13.3 s (expired at 12.6).
+    const at = tries({ baseMs: 1000, capMs: 30_000, notAfterMs: 12_600, failAtMs: 6_300, untilMs: 12_600 });
+    at.forEach((t, i) => {
+      const from = at[i - 1] ?? 6_300;
+      expect(t - from).toBeLessThanOrEqual(Math.max(1000, (12_600 - from) / 4));
+    });
+    expect(at.filter((t) => t > 9_300 && t < 12_600).length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('keeps trying every baseMs once the certificate has expired', () => {
+    expect(nextRetryDelayMs(30_000, { baseMs: 1000, capMs: 30_000, leftMs: -5000 })).toBe(1000);
   });
 });
