@@ -44,6 +44,30 @@ export function newAccumulator(): JsHistogram {
 /** The hdr histogram of sparse [slot, count, ...] counts (LatencyRecorder.takeSparse). */
 export function histogramFromSparse(sparse: ArrayLike<number>): JsHistogram {
   const h = newScratchHistogram();
+  fillFromSparse(h, sparse);
+  return h;
+}
+
+/**
+ * The histogram sparseScratch refills. A fresh histogram per merge is ~69 KiB of ArrayBuffer,
+ * garbage at once: the main thread merging each thread's event-loop delay every second grew its
+ * malloc heap by ~130 KiB/s at idle until a major GC came.
+ */
+let scratch: JsHistogram | null = null;
+
+/**
+ * Sparse [slot, count, ...] counts in this thread's one scratch histogram, for a caller that
+ * adds it into another at once: the next call empties and refills it.
+ */
+export function sparseScratch(sparse: ArrayLike<number>): JsHistogram {
+  if (scratch === null) scratch = newScratchHistogram();
+  else scratch.reset();
+  fillFromSparse(scratch, sparse);
+  return scratch;
+}
+
+/** Fills an empty (new or reset) histogram `h` with sparse [slot, count, ...] counts. */
+export function fillFromSparse(h: JsHistogram, sparse: ArrayLike<number>): void {
   let used = 0;
   for (let k = 0; k < sparse.length; k += 2) {
     const slot = sparse[k]!;
@@ -51,7 +75,6 @@ export function histogramFromSparse(sparse: ArrayLike<number>): JsHistogram {
     if (slot + 1 > used) used = slot + 1;
   }
   h.establishInternalTackingValues(used);
-  return h;
 }
 
 /** Value at a percentile in milliseconds (HdrHistogram's highest equivalent value), null when empty. */

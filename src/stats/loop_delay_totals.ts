@@ -2,7 +2,7 @@
 // (exact merges of the intervals' slot counts), as /stats JSON and /metrics text.
 
 import type { JsHistogram } from 'hdr-histogram-js';
-import { histogramFromSparse, newAccumulator } from './histogram.js';
+import { fillFromSparse, newAccumulator, newScratchHistogram } from './histogram.js';
 import { LOOP_DELAY_RESOLUTION_MS, type LoopDelaySample } from './loop_delay.js';
 
 /** Delay summary in ms, as /stats shows it. */
@@ -65,7 +65,10 @@ export class LoopDelayTotals {
       t = new ThreadTotals(s.thread);
       this.threads.set(s.thread, t);
     }
-    const interval = histogramFromSparse(s.delays);
+    // The last interval's histogram is refilled in place, not made anew each second (histogram.ts: sparseScratch).
+    const interval = t.last.hist ?? newScratchHistogram();
+    interval.reset();
+    fillFromSparse(interval, s.delays);
     t.last = { hist: interval, count: s.count, sumMicros: s.sumMicros, maxMicros: s.maxMicros, intervalMs: s.intervalMs };
     const total = t.total;
     total.hist ??= newAccumulator();

@@ -89,6 +89,8 @@ describe('LoopDelayTotals', () => {
     expect(w1!.since_start.p99_9_ms).toBeCloseTo(40, 1); // the bucket's highest equivalent value
     expect(w1!.last_interval.samples).toBe(100);
     expect(w1!.last_interval.p50_ms).toBe(0.12);
+    // The second interval alone (its histogram is refilled in place): 99 × 120 µs then 40 ms.
+    expect(w1!.last_interval.p99_ms).toBe(0.12);
     expect(w1!.last_interval.max_ms).toBe(40);
     expect(main!.since_start.max_ms).toBe(0.9);
   });
