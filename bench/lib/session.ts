@@ -17,7 +17,7 @@ import { sleep } from './proc.js';
 import type { BenchResults } from './results.js';
 import { treeRssKb } from './rss.js';
 import { summarizeRuns } from './summary.js';
-import { startTarget, startUpstream, type RunningTarget, type TargetSpec } from './targets.js';
+import { startTarget, startUpstream, type RunningTarget, type TargetKind, type TargetSpec } from './targets.js';
 import { summarizeThreads } from './threads.js';
 
 export interface SessionOptions {
@@ -52,7 +52,8 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
   const log = opts.log;
   const startedAt = new Date().toISOString();
   const loadavgStart = loadavg();
-  const needed = ['wrk', ...new Set(opts.targets.filter((t) => t.kind === 'nginx' || t.kind === 'haproxy').map((t) => t.kind))];
+  const peerTool = (kind: TargetKind): string | null => (kind === 'nginx' || kind === 'nginx-pair' ? 'nginx' : kind === 'haproxy' ? 'haproxy' : null);
+  const needed = ['wrk', ...new Set(opts.targets.map((t) => peerTool(t.kind)).filter((t) => t !== null))];
   const tools: ToolStatus[] = ensureTools(needed, opts.install, log);
   const toolMap = new Map(tools.map((t) => [t.tool, t]));
   const wrk = toolMap.get('wrk');

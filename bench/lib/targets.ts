@@ -11,7 +11,7 @@ import { adminFromReadyLine, type AdminAccess } from './admin.js';
 import { checkPeerConfig, haproxyCommand, nginxCommand, type ToolStatus } from './peers.js';
 import { freePort, startProcess, type Started } from './proc.js';
 
-export type TargetKind = 'direct' | 'outrigger' | 'outrigger-mtls' | 'outrigger-pair' | 'nginx' | 'haproxy';
+export type TargetKind = 'direct' | 'outrigger' | 'outrigger-mtls' | 'outrigger-pair' | 'nginx' | 'nginx-pair' | 'haproxy';
 
 export type ListenerEngine = 'uws' | 'node' | 'strict';
 
@@ -70,12 +70,15 @@ export interface TargetContext {
  * The two-sidecar path of issue 13's fast hop, all with the server sidecar on the strict engine:
  * over mTLS with outrigger's default pipelining between the sidecars, the same with
  * `pipeline_depth: 1` (one request per connection at a time), and `outrigger-pair-plain`, the two
- * sidecars over plaintext HTTP/1.1 (the yardstick of issue 13's "≤ 1.3× two plaintext sidecars").
+ * sidecars over plaintext HTTP/1.1 (the yardstick of issue 13's "≤ 1.3× two plaintext sidecars"),
+ * and two nginx in series: what two proxies in a row add on this machine (the floor for the p99
+ * added at a fixed rate, which on 2 cores is mostly time spent waiting for a CPU).
  */
 export const HOP_TARGETS: readonly TargetSpec[] = [
   { name: 'outrigger-mtls-strict', kind: 'outrigger-mtls', workers: 1, engine: 'strict' },
   { name: 'outrigger-mtls-strict-depth1', kind: 'outrigger-mtls', workers: 1, engine: 'strict', pipelineDepth: 1 },
   { name: 'outrigger-pair-plain', kind: 'outrigger-pair', workers: 1, engine: 'strict' },
+  { name: 'nginx-pair', kind: 'nginx-pair' },
 ];
 
 /**
@@ -359,6 +362,44 @@ async function startOutrigger(spec: TargetSpec, ctx: TargetContext, dir: string)
   }
 }
 
+/** Two nginx in series, plaintext: wrk → front → back → upstream. */
+async function startNginxPair(spec: TargetSpec, ctx: TargetContext, dir: string): Promise<StartResult> {
+  const tool = ctx.tools.get('nginx');
+  if (tool?.path == null) return { ok: false, reason: tool?.reason ?? 'nginx not available' };
+  const backPort = await freePort();
+  const frontPort = await freePort();
+  const parts = [
+    { name: 'back', listenPort: backPort, upstreamPort: ctx.upstreamPort },
+    { name: 'front', listenPort: frontPort, upstreamPort: backPort },
+  ];
+  const procs: Started[] = [];
+  for (const part of parts) {
+    const partDir = join(dir, part.name);
+    const files = nginxCommand({ nginxPath: tool.path, dir: partDir, listenPort: part.listenPort, upstreamPort: part.upstreamPort });
+    const bad = checkPeerConfig(files, 'nginx');
+    try {
+      if (bad !== null) throw new Error(`config check failed: ${bad}`);
+      procs.push(await startProcess({ name: `${spec.name}/${part.name}`, cmd: files.cmd, args: files.args, cwd: partDir, readyPort: part.listenPort }));
+    } catch (e) {
+      for (const p of procs) await p.stop();
+      return { ok: false, reason: `${part.name} nginx did not start: ${(e as Error).message}` };
+    }
+  }
+  const [back, front] = procs as [Started, Started];
+  return withProbe(
+    spec,
+    procs,
+    `http://127.0.0.1:${frontPort}`,
+    `two nginx in series (${tool.version ?? 'nginx'}, 1 worker each, as the nginx config): wrk → front → back → upstream, plaintext. CPU = both`,
+    {
+      parts: [
+        { name: 'front', pid: front.pid },
+        { name: 'back', pid: back.pid },
+      ],
+    },
+  );
+}
+
 export async function startTarget(spec: TargetSpec, ctx: TargetContext): Promise<StartResult> {
   const dir = join(ctx.tmpDir, spec.name);
   mkdirSync(dir, { recursive: true });
@@ -371,6 +412,8 @@ export async function startTarget(spec: TargetSpec, ctx: TargetContext): Promise
       return startPair(spec, ctx, dir, false);
     case 'outrigger':
       return startOutrigger(spec, ctx, dir);
+    case 'nginx-pair':
+      return startNginxPair(spec, ctx, dir);
     case 'nginx':
     case 'haproxy': {
       const tool = ctx.tools.get(spec.kind);
