@@ -264,13 +264,14 @@ export class H1Connection implements Timed, ChunkSink {
       }
     }
     const settings = this.host.settings;
-    if (this.st === St.Idle) {
-      this.st = St.Head;
-      this.arm(settings.headersMs);
-    }
+    const first = this.st === St.Idle;
+    this.st = St.Head;
     const end = b.indexOf(CRLFCRLF, this.scanned > 3 ? this.scanned - 3 : 0);
     if (end < 0) {
-      // Not complete: refuse now what can never become a valid head.
+      // Not complete: the head has headers_ms from its first bytes to arrive whole (one that
+      // arrives whole needs no deadline of its own, and its request's comes at once: no re-arm
+      // per request). Refuse now what can never become a valid head.
+      if (first) this.arm(settings.headersMs);
       for (let i = b.indexOf(0x0a, this.scanned); i >= 0; i = b.indexOf(0x0a, i + 1)) {
         if (i === 0 || b[i - 1] !== 0x0d) return this.refuse(new ProxyError('bad_request', 'bare LF in the request head'));
       }
