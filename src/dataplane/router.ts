@@ -282,6 +282,8 @@ class IndexedRouter implements Router {
   private readonly bySuffix: ReadonlyMap<string, RouteGroup<CompiledRouteImpl>>;
   private readonly anyHost: RouteGroup<CompiledRouteImpl> | null;
   private readonly hasSuffixes: boolean;
+  /** Some route names a host: the request's host is normalised and looked up (else only anyHost is searched). */
+  private readonly byHostName: boolean;
   /** Scratch of match() (which runs to completion: a header lookup must not route again). */
   private readonly candidates = new Candidates<CompiledRouteImpl>();
 
@@ -304,21 +306,25 @@ class IndexedRouter implements Router {
     this.bySuffix = buildAll(bySuffix);
     this.anyHost = anyHost === null ? null : anyHost.build();
     this.hasSuffixes = bySuffix.size > 0;
+    this.byHostName = byHost.size > 0 || this.hasSuffixes;
   }
 
   match(method: string, host: string, path: string, header: HeaderLookup): CompiledRoute | null {
-    const h = normaliseRequestHost(host);
     const candidates = this.candidates;
     candidates.reset();
-    this.byHost.get(h)?.collect(path, candidates);
-    if (this.hasSuffixes) {
-      // Every suffix of the host that starts at a dot other than its first character.
-      for (let dot = h.indexOf('.', 1); dot > 0; dot = h.indexOf('.', dot + 1)) {
-        this.bySuffix.get(h.slice(dot))?.collect(path, candidates);
-      }
-    }
+    if (this.byHostName) this.collectByHost(normaliseRequestHost(host), path, candidates);
     this.anyHost?.collect(path, candidates);
     return candidates.first(method, path, header);
+  }
+
+  /** The routes of the request's exact host `h` (normalised) and of each wildcard suffix it has. */
+  private collectByHost(h: string, path: string, candidates: Candidates<CompiledRouteImpl>): void {
+    this.byHost.get(h)?.collect(path, candidates);
+    if (!this.hasSuffixes) return;
+    // Every suffix of the host that starts at a dot other than its first character.
+    for (let dot = h.indexOf('.', 1); dot > 0; dot = h.indexOf('.', dot + 1)) {
+      this.bySuffix.get(h.slice(dot))?.collect(path, candidates);
+    }
   }
 }
 
