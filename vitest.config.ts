@@ -26,6 +26,10 @@ export default defineConfig({
   test: {
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // expect.poll waits for a state, it does not time it: a poll passes as soon as its condition
+    // holds, and the 1 s default failed good runs on a loaded CI machine (an echo through the TCP
+    // proxy at load 10). A poll that needs a tighter bound says so itself.
+    expect: { poll: { timeout: 10_000 } },
     reporters: ['default'],
     projects: [
       {
