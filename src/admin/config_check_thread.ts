@@ -1,7 +1,8 @@
 // The sidecar's config checks (config_check.ts) in a worker thread, so that the config layer
 // (zod, yaml, js-yaml, the schema) does not stay loaded on the main thread. The thread starts
-// with a check and ends IDLE_MS after the last answer: a burst of reloads or PUT /config shares
-// one thread (a start costs ~0.1-1 s of module loading), an idle sidecar has none. The main thread
+// with a check and ends IDLE_MS after the last answer (or at end(): the start-up check's thread
+// ends before the workers start): a burst of reloads or PUT /config shares one thread (a start
+// costs ~0.1-1 s of module loading), an idle sidecar has none. The main thread
 // keeps only the plain answers, their config parts frozen again (a structured clone is not).
 import { Worker } from 'node:worker_threads';
 import { deepFreeze } from '../config/freeze.js';
@@ -24,6 +25,9 @@ export class ConfigCheckThread {
   private nextId = 0;
   private idleTimer: NodeJS.Timeout | null = null;
 
+  /** `workerUrl`: the thread's module (a test hands in a stand-in). */
+  constructor(private readonly workerUrl: URL = CHECK_WORKER_URL) {}
+
   readonly check: CheckConfig = (request: CheckRequest) =>
     new Promise((resolve, reject) => {
       if (this.idleTimer !== null) clearTimeout(this.idleTimer);
@@ -34,7 +38,7 @@ export class ConfigCheckThread {
     });
 
   private start(): Worker {
-    const worker = new Worker(CHECK_WORKER_URL);
+    const worker = new Worker(this.workerUrl);
     // A check in flight does not keep the process alive; the admin server and the workers do.
     worker.unref();
     worker.on('message', (m: Answer) => this.answer(m));
@@ -52,13 +56,17 @@ export class ConfigCheckThread {
     if (this.waiting.size === 0) this.endWhenIdle();
   }
 
+  /** Ends the thread now, without waiting IDLE_MS (call with no check in flight); the next check starts a new one. */
+  async end(): Promise<void> {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const worker = this.worker;
+    this.worker = null;
+    await worker?.terminate();
+  }
+
   private endWhenIdle(): void {
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      const worker = this.worker;
-      this.worker = null;
-      void worker?.terminate();
-    }, IDLE_MS);
+    this.idleTimer = setTimeout(() => void this.end(), IDLE_MS);
     this.idleTimer.unref();
   }
 
