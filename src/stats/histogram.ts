@@ -6,7 +6,7 @@
 // Math.log2/Math.pow and costs ~78 ns; its wasm build ~16 ns but needs per-thread init and
 // explicit destroy(). LatencyRecorder.record() computes the *same* HdrHistogram counts index with
 // integer ops (clz32, shift) and bumps a Uint32Array slot (a few ns). takeSparse() moves the
-// slots out and histogramFromSparse() rebuilds a real hdr-histogram-js histogram of the same
+// slots out and fillFromSparse() rebuilds a real hdr-histogram-js histogram of the same
 // layout on the main thread, so merging and percentiles are hdr-histogram-js's own. Between the
 // threads the counts travel sparse ([slot, count, ...]): no encoding on the worker, whose event loop a 0.4–3 ms deflate of the
 // hdr wire format would stall once a second (measured; it showed in p99.9 at fixed rates).
@@ -39,13 +39,6 @@ export function newScratchHistogram(): JsHistogram {
  */
 export function newAccumulator(): JsHistogram {
   return new Float64Histogram(HIST_LOWEST_MICROS, HIST_HIGHEST_MICROS, HIST_SIGNIFICANT_DIGITS);
-}
-
-/** The hdr histogram of sparse [slot, count, ...] counts (LatencyRecorder.takeSparse). */
-export function histogramFromSparse(sparse: ArrayLike<number>): JsHistogram {
-  const h = newScratchHistogram();
-  fillFromSparse(h, sparse);
-  return h;
 }
 
 /**

@@ -2,7 +2,7 @@
 // hdr-histogram-js itself, or the merged percentiles would not be hdr's.
 import { describe, expect, it } from 'vitest';
 import { Int32Histogram } from 'hdr-histogram-js';
-import { HIST_HIGHEST_MICROS, LatencyRecorder, clampMicros, countsIndex, histogramFromSparse, valueFromIndex } from '../../src/stats/histogram.js';
+import { HIST_HIGHEST_MICROS, LatencyRecorder, clampMicros, countsIndex, sparseScratch, valueFromIndex } from '../../src/stats/histogram.js';
 
 describe('LatencyRecorder slot layout', () => {
   const reference = new Int32Histogram(1, HIST_HIGHEST_MICROS, 3);
@@ -35,12 +35,12 @@ describe('LatencyRecorder slot layout', () => {
     const r = new LatencyRecorder();
     r.record(1e12);
     r.record(-1);
-    const h = histogramFromSparse(r.takeSparse());
+    const h = sparseScratch(r.takeSparse());
     expect(h.totalCount).toBe(2);
     expect(h.maxValue).toBeGreaterThanOrEqual(HIST_HIGHEST_MICROS);
   });
 
-  it('takeSparse → histogramFromSparse gives the histogram hdr would build from the raw values, and clears', () => {
+  it('takeSparse → sparseScratch gives the histogram hdr would build from the raw values, and clears', () => {
     const values = [0, 1, 7, 999, 1000, 2047, 2048, 2049, 123_456, 5_000_000, 59_999_999];
     const r = new LatencyRecorder();
     const ref = new Int32Histogram(1, HIST_HIGHEST_MICROS, 3);
@@ -49,7 +49,7 @@ describe('LatencyRecorder slot layout', () => {
       ref.recordValue(v);
     }
     expect(r.total).toBe(values.length);
-    const h = histogramFromSparse(r.takeSparse());
+    const h = sparseScratch(r.takeSparse());
     expect(h.totalCount).toBe(ref.totalCount);
     for (const p of [0, 10, 50, 90, 99, 100]) expect(h.getValueAtPercentile(p)).toBe(ref.getValueAtPercentile(p));
     expect(r.total).toBe(0);
