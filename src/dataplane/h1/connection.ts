@@ -13,8 +13,14 @@
 // requests already handed are answered, the last of them with Connection: close, then the
 // connection closes (bytes arriving meanwhile are dropped), and the client sends again what it
 // wrote after that response.
+//
+// Plaintext connections read into one buffer per thread (READ_BUFFER, src/net/user_buffer.ts):
+// the bytes of a read are a view of it until the next read of any connection, so whatever the
+// loop keeps or hands on past the read (`buf`, body pieces, the bytes after an upgrade's head) is
+// copied first (`own`). Most requests are a whole head in one read and keep nothing.
 
 import type { Socket } from 'node:net';
+import { readIntoBuffer, readsAsDataEvents, redirectReads } from '../../net/user_buffer.js';
 import { ProxyError } from '../../errors.js';
 import type { Ticker, Timed } from '../../upstream/ticker.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
@@ -68,6 +74,18 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EARLY_LINE_CHECK = 1024;
 /** A client that does not close after our FIN is dropped after this. */
 const LINGER_MS = 2000;
+/** Where plaintext connections' reads land (one per thread; 64 KiB, as libuv reads by default). */
+export const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
+
+/** How a connection gets its bytes. */
+export const enum Reads {
+  /** 'data' events (TLS sockets, or where reading into READ_BUFFER is not possible). */
+  Events,
+  /** Start reading into READ_BUFFER (a socket accepted paused, not read yet). */
+  Buffer,
+  /** The socket reads into READ_BUFFER already (the preface check started it): take its reads over. */
+  Redirect,
+}
 
 export class H1Connection implements Timed, ChunkSink {
   deadline = 0;
@@ -102,6 +120,9 @@ export class H1Connection implements Timed, ChunkSink {
   private readonly stopBody = (): boolean => this.bodyPaused && !this.responseDone;
   // The socket listeners, kept so that detach() can remove exactly these.
   private readonly dataListener = (chunk: Buffer): void => this.onData(chunk);
+  private readonly readListener = (n: number, b: Buffer): void => this.onData(b.subarray(0, n));
+  /** Reads land in READ_BUFFER (see the top of the file). */
+  private readonly shared: boolean;
   private readonly endListener = (): void => this.onEnd();
   private readonly closeListener = (): void => this.onClose();
   private readonly drainListener = (): void => this.onDrain();
@@ -121,10 +142,16 @@ export class H1Connection implements Timed, ChunkSink {
     readonly peer: string | null,
     /** The client sidecar chose PIPELINE_ALPN (only ever selected on mTLS listeners). */
     pipelined = false,
+    reads = Reads.Events,
   ) {
     this.detail = host.settings.detail;
     this.order = pipelined ? new ResponseOrder() : null;
-    socket.on('data', this.dataListener);
+    if (reads === Reads.Redirect) redirectReads(socket, this.readListener);
+    this.shared = reads === Reads.Redirect || (reads === Reads.Buffer && readIntoBuffer(socket, READ_BUFFER, this.readListener));
+    if (!this.shared) {
+      socket.on('data', this.dataListener);
+      if (reads === Reads.Buffer) socket.resume(); // accepted paused
+    }
     socket.on('end', this.endListener);
     socket.on('close', this.closeListener);
     socket.on('drain', this.drainListener);
@@ -154,11 +181,19 @@ export class H1Connection implements Timed, ChunkSink {
 
   // ---- reading ----------------------------------------------------------------------------
 
-  private onData(chunk: Buffer): void {
+  /** Bytes read (with Reads.Redirect, the server hands the first read here). */
+  onData(chunk: Buffer): void {
     if (this.st >= St.Finishing) return; // after a refusal nothing is parsed
     if (this.st === St.Active) this.arm(this.host.settings.bodyIdleMs);
     this.append(chunk);
     this.pump();
+    // What is left unparsed outlives this read.
+    if (this.shared && this.buf !== null) this.buf = this.own(this.buf);
+  }
+
+  /** `b`, or a copy of it when it views READ_BUFFER (the next read overwrites that). */
+  private own(b: Buffer): Buffer {
+    return this.shared && b.buffer === READ_BUFFER.buffer ? Buffer.from(b) : b;
   }
 
   /**
@@ -361,7 +396,7 @@ export class H1Connection implements Timed, ChunkSink {
       this.buf = n === b.length ? null : b.subarray(n);
       this.bodyLeft -= n;
       if (this.bodyLeft === 0) this.bodyDone = true;
-      this.down?.ex?.onClientData(piece, this.bodyDone);
+      this.down?.ex?.onClientData(this.own(piece), this.bodyDone);
       return;
     }
     const dec = this.chunked!;
@@ -379,7 +414,7 @@ export class H1Connection implements Timed, ChunkSink {
   }
 
   chunkData(data: Buffer): void {
-    this.down?.ex?.onClientData(data, false);
+    this.down?.ex?.onClientData(this.own(data), false);
   }
 
   /** A bad chunk: the exchange answers 400 (or closes); with no exchange left, a 400 here. */
@@ -601,8 +636,9 @@ export class H1Connection implements Timed, ChunkSink {
    * loop for good, with the bytes read after the head (returned). Nothing here touches it again.
    */
   detach(): Buffer | null {
-    const rest = this.buf;
+    const rest = this.buf === null ? null : this.own(this.buf);
     const s = this.socket;
+    if (this.shared) readsAsDataEvents(s); // the tunnel (upgrade.ts, splice.ts) reads 'data' events
     s.off('data', this.dataListener);
     s.off('end', this.endListener);
     s.off('close', this.closeListener);

@@ -12,7 +12,7 @@ import type { ListenerSpec } from '../../config/types.js';
 import type { ProxyError } from '../../errors.js';
 import { PIPELINE_ALPN } from '../../net/alpn.js';
 import type { Ticker } from '../../upstream/ticker.js';
-import { H1Connection, type H1Host, type H1Settings } from './connection.js';
+import { H1Connection, READ_BUFFER, Reads, type H1Host, type H1Settings } from './connection.js';
 import type { StrictDownstream } from './downstream.js';
 import type { ParsedHead } from './parse.js';
 import { sniffPreface } from '../h2/preface.js';
@@ -70,19 +70,23 @@ export class StrictServer implements H1Host {
   ) {
     this.settings = strictSettings(spec);
     if (tlsSetup === null) {
-      this.server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      // HTTP/1 connections read into the thread's READ_BUFFER (connection.ts), which must be
+      // arranged before the socket reads: accepted paused. HTTP/2-only ones go to node:http2 as they are.
+      const h1 = h2 === null || !h2.only;
+      this.server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: h1 }, (socket) => {
         handlers.accepted();
         if (h2 === null) {
-          this.open(socket, null);
+          this.open(socket, null, false, Reads.Buffer);
         } else if (h2.only) {
           h2.handoff(socket, null);
         } else {
-          // The one check per connection that `protocol: auto` costs HTTP/1: its first bytes are read once more.
+          // The one check per connection that `protocol: auto` costs HTTP/1: a look at its first bytes.
           sniffPreface(
             socket,
             this.settings.headersMs,
             (s) => h2.handoff(s, null),
-            (s) => this.openSniffed(s),
+            (s, first) => this.openSniffed(s, first),
+            READ_BUFFER,
           );
         }
       });
@@ -112,18 +116,27 @@ export class StrictServer implements H1Host {
     if (spec.maxConnections !== null) this.server.maxConnections = spec.maxConnections;
   }
 
-  private open(socket: net.Socket, peer: string | null, pipelined = false): void {
+  private open(socket: net.Socket, peer: string | null, pipelined = false, reads = Reads.Events): H1Connection | null {
     if (this.stopping) {
       socket.destroy();
-      return;
+      return null;
     }
-    this.conns.add(new H1Connection(socket, this, peer, pipelined));
+    const conn = new H1Connection(socket, this, peer, pipelined, reads);
+    this.conns.add(conn);
+    return conn;
   }
 
-  /** An HTTP/1 connection whose first bytes the preface check read and put back. */
-  private openSniffed(socket: net.Socket): void {
-    this.open(socket, null);
-    socket.resume();
+  /**
+   * An HTTP/1 connection after the preface check: reading into READ_BUFFER with `first` its
+   * first bytes, or (null) paused with them put back.
+   */
+  private openSniffed(socket: net.Socket, first: Buffer | null): void {
+    if (first === null) {
+      this.open(socket, null);
+      socket.resume();
+    } else {
+      this.open(socket, null, false, Reads.Redirect)?.onData(first);
+    }
   }
 
   request(down: StrictDownstream, head: ParsedHead): void {
