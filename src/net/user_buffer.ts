@@ -59,6 +59,25 @@ export function readIntoBuffer(socket: net.Socket, buffer: Buffer, callback: Rea
   return true;
 }
 
+/**
+ * The same for a socket that reads already (a TLS socket after its handshake, which node:tls
+ * read): from now on its reads go into `buffer` and to `callback`. Returns what it read before
+ * and nobody took yet (ours, not a view; null when nothing), or false, and nothing changed, when
+ * this cannot be done here (use 'data' events then).
+ */
+export function takeOverReads(socket: net.Socket, buffer: Buffer, callback: ReadCallback): Buffer | null | false {
+  const f = onreadFields();
+  const handle = (socket as net.Socket & { _handle?: ReadingHandle | null })._handle;
+  if (f === null || handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || socket.readableFlowing === true) return false;
+  const s = socket as net.Socket & Record<symbol, unknown>;
+  s[f.buffer] = buffer;
+  s[f.callback] = callback;
+  handle.useUserBuffer(buffer);
+  const pending = socket.readableLength > 0 ? (socket.read() as Buffer | null) : null;
+  socket.resume();
+  return pending;
+}
+
 /** Sends the reads of `socket` (reading into a buffer, readIntoBuffer) to `callback` from now on. */
 export function redirectReads(socket: net.Socket, callback: ReadCallback): void {
   (socket as net.Socket & Record<symbol, unknown>)[onreadFields()!.callback] = callback;

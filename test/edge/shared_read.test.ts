@@ -4,13 +4,29 @@
 // and checks that what reaches the upstream is exactly what the client sent: a head split across
 // reads, pipelined heads waiting behind a slow response, and request bodies (Content-Length and
 // chunked) that the upstream is too slow to take at once, so that they wait in the sidecar's
-// socket buffers. On both ways a plaintext listener reads: `protocol: auto` (the preface check
-// takes the first read) and `protocol: http1`.
+// socket buffers. On each way a listener starts its reads: `protocol: auto` (the preface check
+// takes the first read), `protocol: http1`, and TLS (taken over after node:tls's handshake). The
+// other traffic goes to the http1 listener: every listener of a worker reads into one buffer.
 
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, rawRequest, sleep, startSidecar, startUpstream, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import {
+  closeAll,
+  filesSource,
+  leaf,
+  newCa,
+  rawRequest,
+  sleep,
+  startSidecar,
+  startUpstream,
+  tempDir,
+  WEB,
+  writeTlsFiles,
+  type Sidecar,
+  type Upstream,
+} from '../helpers/sidecar.js';
 
 interface Seen {
   url: string;
@@ -72,14 +88,14 @@ function bodyOf(head: string, raw: Buffer): Buffer | null {
   }
 }
 
-/** Connects and writes `first`; returns the socket and everything it receives. */
-function openWith(port: number, first: string): Promise<{ socket: net.Socket; received: () => string }> {
+/** Connects (over TLS to the `tls` listener) and writes `first`; returns the socket and everything it receives. */
+function openWith(port: number, first: string, secure: boolean): Promise<{ socket: net.Socket; received: () => string }> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
+    const socket = secure ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port });
     let raw = '';
     socket.on('error', () => undefined);
     socket.on('data', (d: Buffer) => (raw += d.toString('latin1')));
-    socket.on('connect', () => {
+    socket.on(secure ? 'secureConnect' : 'connect', () => {
       socket.write(first);
       resolve({ socket, received: () => raw });
     });
@@ -129,11 +145,14 @@ describe('strict engine: bytes that outlive their read into the shared buffer', 
       { match: { path_prefix: '/upload' }, cluster: 'slow' },
       { match: { path_prefix: '/' }, cluster: 'echo' },
     ];
+    const ca = await newCa();
     sc = await startSidecar({
-      node: { workers: 1 },
+      node: { workers: 1, identity: WEB },
+      tls: filesSource(writeTlsFiles(tempDir(), ca.certPem, leaf(ca, WEB))),
       listeners: [
         { name: 'auto', address: '127.0.0.1:0', engine: 'strict', routes },
         { name: 'http1', address: '127.0.0.1:0', engine: 'strict', protocol: 'http1', routes },
+        { name: 'tls', address: '127.0.0.1:0', engine: 'strict', tls: { mode: 'tls' }, routes },
       ],
       clusters: [
         { name: 'echo', endpoints: [{ address: echo.address }] },
@@ -146,14 +165,16 @@ describe('strict engine: bytes that outlive their read into the shared buffer', 
     await closeAll();
   });
 
-  for (const listener of ['auto', 'http1']) {
+  for (const listener of ['auto', 'http1', 'tls']) {
+    const secure = listener === 'tls';
+    const other = (): number => sc.port('http1');
     it(`${listener}: heads split across reads arrive whole while other connections are read in between`, async () => {
       const port = sc.port(listener);
       const clients = await Promise.all(
-        Array.from({ length: 6 }, (_, i) => openWith(port, `GET /split/${i}/${'a'.repeat(100)} HTTP/1.1\r\nhost: split\r\nx-part: ${'b'.repeat(50)}`)),
+        Array.from({ length: 6 }, (_, i) => openWith(port, `GET /split/${i}/${'a'.repeat(100)} HTTP/1.1\r\nhost: split\r\nx-part: ${'b'.repeat(50)}`, secure)),
       );
       await sleep(100); // the first parts are read (and kept) before anything below
-      await otherTraffic(port, 8);
+      await otherTraffic(other(), 8);
       for (const [i, c] of clients.entries()) c.socket.write(`-${i}\r\nx-tail: ${'c'.repeat(30)}\r\n\r\n`);
       const seen = await Promise.all(clients.map((c) => until(() => echoBodies(c.received())[0], 'the split request answered')));
       for (const [i, s] of seen.entries()) {
@@ -167,9 +188,9 @@ describe('strict engine: bytes that outlive their read into the shared buffer', 
     it(`${listener}: pipelined heads read with the first request wait intact behind its response`, async () => {
       const port = sc.port(listener);
       const heads = [1, 2, 3].map((k) => `GET /pipe/${k}/${'p'.repeat(300)} HTTP/1.1\r\nhost: pipe\r\nx-k: ${String(k).repeat(40)}\r\n\r\n`);
-      const c = await openWith(port, heads.join(''));
+      const c = await openWith(port, heads.join(''), secure);
       // While the first response is on its way, other reads reuse the buffer.
-      await otherTraffic(port, 8);
+      await otherTraffic(other(), 8);
       const seen = await until(() => {
         const b = echoBodies(c.received());
         return b.length === 3 ? b : undefined;
@@ -186,13 +207,13 @@ describe('strict engine: bytes that outlive their read into the shared buffer', 
           framing === 'chunked'
             ? 'POST /upload HTTP/1.1\r\nhost: up\r\ntransfer-encoding: chunked\r\n\r\n'
             : `POST /upload HTTP/1.1\r\nhost: up\r\ncontent-length: ${BODY.length}\r\n\r\n`;
-        const c = await openWith(port, head);
+        const c = await openWith(port, head, secure);
         for (let o = 0; o < BODY.length; o += 256 * 1024) {
           const piece = BODY.subarray(o, o + 256 * 1024);
           c.socket.write(framing === 'chunked' ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece);
         }
         if (framing === 'chunked') c.socket.write('0\r\n\r\n');
-        await otherTraffic(port, 4);
+        await otherTraffic(other(), 4);
         const answer = await until(() => {
           const raw = c.received();
           const at = raw.indexOf('\r\n\r\n');

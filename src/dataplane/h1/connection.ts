@@ -14,10 +14,11 @@
 // connection closes (bytes arriving meanwhile are dropped), and the client sends again what it
 // wrote after that response.
 //
-// Plaintext connections read into one buffer per thread (READ_BUFFER, src/net/user_buffer.ts):
-// the bytes of a read are a view of it until the next read of any connection, so whatever the
-// loop keeps or hands on past the read (`buf`, body pieces, the bytes after an upgrade's head) is
-// copied first (`own`). Most requests are a whole head in one read and keep nothing.
+// Connections (plaintext ones, and TLS ones after node:tls's handshake) read into one buffer per
+// thread (READ_BUFFER, src/net/user_buffer.ts): the bytes of a read are a view of it until the
+// next read of any connection, so whatever the loop keeps or hands on past the read (`buf`, body
+// pieces, the bytes after an upgrade's head) is copied first (`own`). Most requests are a whole
+// head in one read and keep nothing.
 
 import type { Socket } from 'node:net';
 import { readIntoBuffer, readsAsDataEvents, redirectReads } from '../../net/user_buffer.js';
@@ -79,11 +80,11 @@ export const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 
 /** How a connection gets its bytes. */
 export const enum Reads {
-  /** 'data' events (TLS sockets, or where reading into READ_BUFFER is not possible). */
+  /** 'data' events (where reading into READ_BUFFER is not possible). */
   Events,
   /** Start reading into READ_BUFFER (a socket accepted paused, not read yet). */
   Buffer,
-  /** The socket reads into READ_BUFFER already (the preface check started it): take its reads over. */
+  /** The socket reads into READ_BUFFER already (the preface check, or the server after a TLS handshake, set it up): take its reads over. */
   Redirect,
 }
 

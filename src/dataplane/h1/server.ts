@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import type { ListenerSpec } from '../../config/types.js';
 import type { ProxyError } from '../../errors.js';
 import { PIPELINE_ALPN } from '../../net/alpn.js';
+import { takeOverReads } from '../../net/user_buffer.js';
 import type { Ticker } from '../../upstream/ticker.js';
 import { H1Connection, READ_BUFFER, Reads, type H1Host, type H1Settings } from './connection.js';
 import type { StrictDownstream } from './downstream.js';
@@ -105,7 +106,7 @@ export class StrictServer implements H1Host {
         }
         if (tlsSetup.claimed?.(socket, peer) === true) return;
         if (h2 !== null && (h2.only || socket.alpnProtocol === 'h2')) h2.handoff(socket, peer);
-        else this.open(socket, peer, peer !== null && socket.alpnProtocol === PIPELINE_ALPN);
+        else this.openTls(socket, peer, peer !== null && socket.alpnProtocol === PIPELINE_ALPN);
       });
       server.on('tlsClientError', (_err: Error, socket: tls.TLSSocket) => {
         tlsSetup.failed();
@@ -124,6 +125,17 @@ export class StrictServer implements H1Host {
     const conn = new H1Connection(socket, this, peer, pipelined, reads);
     this.conns.add(conn);
     return conn;
+  }
+
+  /** A TLS connection after its handshake: its cleartext reads land in READ_BUFFER from now on. */
+  private openTls(socket: tls.TLSSocket, peer: string | null, pipelined: boolean): void {
+    const early = takeOverReads(socket, READ_BUFFER, noop);
+    if (early === false) {
+      this.open(socket, peer, pipelined);
+      return;
+    }
+    const conn = this.open(socket, peer, pipelined, Reads.Redirect);
+    if (early !== null) conn?.onData(early);
   }
 
   /**
@@ -177,3 +189,5 @@ export class StrictServer implements H1Host {
     this.conns.clear();
   }
 }
+
+function noop(): void {}
