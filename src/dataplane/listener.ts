@@ -10,7 +10,6 @@ import https from 'node:https';
 import type { Server as NetServer, Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { TLSSocket } from 'node:tls';
-import uWS from 'uWebSockets.js';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_socket_context_t } from 'uWebSockets.js';
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
@@ -61,11 +60,20 @@ import {
 import { TcpListener, type TcpCounters, type TcpListenerHooks, type TcpRecord } from './tcp_proxy.js';
 import type { SpliceSocket } from './splice.js';
 import { connectionUpgrade, Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRecord, type UpgradeRequest } from './upgrade.js';
-import { UwsDownstream, writeLocalReply } from './uws_downstream.js';
-import { DEFAULT_WS_MAX_MESSAGE_BYTES, UwsWebSocketClient, webSocketBehavior, withoutExtensions } from './uws_websocket.js';
 
-// Once per thread, before any app exists: no `uWebSockets: 20` header on every response.
-(uWS as unknown as { _cfg(flag: string): void })._cfg('silent');
+type UwsEngine = typeof import('./uws_engine.js');
+/** The uws engine's modules, once a listener of this thread uses it (uws_engine.ts). */
+let uwsEngine: UwsEngine | null = null;
+
+/** Loads what `spec`'s engine needs beyond the strict engine (once per thread); awaited before its listener is built. */
+export async function loadEngine(spec: ListenerSpec): Promise<void> {
+  if (spec.engine === 'uws') uwsEngine ??= await import('./uws_engine.js');
+}
+
+function uws(): UwsEngine {
+  if (uwsEngine === null) throw new Error('the uws engine is used before loadEngine() loaded it');
+  return uwsEngine;
+}
 
 const NON_ASCII = /[\x80-\xff]/;
 
@@ -173,6 +181,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       this.h2 = new H2Server(spec, { request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn) });
     }
     if (spec.engine === 'uws') {
+      const { uWS, webSocketBehavior, DEFAULT_WS_MAX_MESSAGE_BYTES } = uws();
       this.app = uWS.App();
       this.app.any('/*', (res, req) => this.handleUws(res, req));
       // uWS cannot hand a raw socket over: a WebSocket upgrade (a GET with a Sec-WebSocket-Key
@@ -380,7 +389,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
           return;
         }
         this.socket = socket;
-        this.port = uWS.us_socket_local_port(socket);
+        this.port = uws().uWS.us_socket_local_port(socket);
         resolve(this.port);
       });
     });
@@ -478,7 +487,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   /** Stops accepting connections; requests on open connections are still served. */
   stopAccepting(): void {
     if (this.socket !== null) {
-      uWS.us_listen_socket_close(this.socket);
+      uws().uWS.us_listen_socket_close(this.socket);
       this.socket = null;
     }
     if (this.server !== null) {
@@ -539,7 +548,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
     let head: RequestHead | null = null;
     try {
       head = readRequestHead(req, this.spec.maxRequestHeadersBytes, this.underscores);
-      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, this.uwsUpstreamHead(res, head), this);
+      this.proxy(new (uws().UwsDownstream)(res, this.spec.errorDetail), head, this.uwsUpstreamHead(res, head), this);
     } catch (e) {
       this.refuseUws(res, e, head);
     }
@@ -557,12 +566,12 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       const text = this.uwsUpstreamHead(res, head);
       // Read now: the request is gone when this handler returns.
       const key = req.getHeader('sec-websocket-key');
-      const adapter = (): { socket: UwsWebSocketClient; early: null } => ({
-        socket: new UwsWebSocketClient(res, key, context, DEFAULT_WS_MAX_MESSAGE_BYTES, this.upgrades),
+      const adapter = (): { socket: SpliceSocket; early: null } => ({
+        socket: new (uws().UwsWebSocketClient)(res, key, context, uws().DEFAULT_WS_MAX_MESSAGE_BYTES, this.upgrades),
         early: null,
       });
-      if (connectionUpgrade(head.headers) && this.tunnel(this, head, withoutExtensions(text), adapter)) return;
-      this.proxy(new UwsDownstream(res, this.spec.errorDetail), head, text, this);
+      if (connectionUpgrade(head.headers) && this.tunnel(this, head, uws().withoutExtensions(text), adapter)) return;
+      this.proxy(new (uws().UwsDownstream)(res, this.spec.errorDetail), head, text, this);
     } catch (e) {
       this.refuseUws(res, e, head);
     }
@@ -591,7 +600,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       setImmediate(() => reply.send());
     } else {
       res.onAborted(noop);
-      res.cork(() => writeLocalReply(res, err, id, this.spec.errorDetail));
+      res.cork(() => uws().writeLocalReply(res, err, id, this.spec.errorDetail));
     }
     this.ctx.onLocalReply(this, this.lastRouteIndex, err, head, id);
   }

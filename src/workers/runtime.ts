@@ -9,7 +9,7 @@ import type { ClusterChange, ConfigDelta, ListenerChange } from '../config/delta
 import type { ListenerSpec } from '../config/types.js';
 import { defaultRng, seededRng } from '../lb/rng.js';
 import type { Rng } from '../lb/types.js';
-import { ListenerRuntime, type ListenerContext } from '../dataplane/listener.js';
+import { ListenerRuntime, loadEngine, type ListenerContext } from '../dataplane/listener.js';
 import { Cluster } from '../upstream/cluster.js';
 import { Ticker } from '../upstream/ticker.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -125,6 +125,7 @@ export class WorkerRuntime implements ListenerContext {
     const fresh: Array<[string, ListenerRuntime]> = [];
     try {
       for (const spec of specs) {
+        await loadEngine(spec);
         const next = new ListenerRuntime(spec, this);
         await next.listen();
         fresh.push([spec.name, next]);
