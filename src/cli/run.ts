@@ -35,7 +35,7 @@ import { SpanExporter } from '../tracing/exporter.js';
 import { PortInUseError } from '../workers/ports.js';
 import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
 import { createLogger } from './log.js';
-import { checkInterception } from './preflight.js';
+import { checkEngines, checkInterception } from './preflight.js';
 
 export interface RunOptions {
   readonly file: string;
@@ -50,6 +50,8 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   if (!loaded.ok) return refuse(formatProblems(loaded.problems), 2);
   const interception = checkInterception(loaded.snapshot.listeners);
   if (interception !== null) return refuse(`outrigger: ${interception}`, 2);
+  const engines = checkEngines(loaded.snapshot.listeners);
+  if (engines !== null) return refuse(`outrigger: ${engines}`, 2);
   for (const w of loaded.warnings) log.warn({ path: w.path, line: w.line }, w.message);
   const configFile = path.resolve(opts.file);
   const access = openAdminAccess(loaded.admin, loaded.source, configFile, process.cwd());
