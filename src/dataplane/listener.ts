@@ -28,12 +28,13 @@ import type { ParsedHead } from './h1/parse.js';
 import { StrictServer, type StrictH2, type StrictTls } from './h1/server.js';
 import type { H2Downstream } from './h2/downstream.js';
 import { readH2RequestHead } from './h2/request_head.js';
-import { H2Server, type H2Conn } from './h2/server.js';
+import { LazyH2, loadH2 } from './h2/lazy.js';
+import type { H2Conn } from './h2/server.js';
 import { alpnDetected, DetectCounters, Detector, selectAlpn, selectAlpnPipelined } from './detect.js';
 import type { Downstream } from './downstream.js';
 import { Exchange, type ExchangeObserver, type TryOutcome } from './exchange.js';
 import { localReply } from './local_reply.js';
-import { NodeEngine, type NodeEngineHost } from './node_server.js';
+import type { NodeEngineHost } from './node_server.js';
 import {
   BodyFraming,
   buildUpstreamHead,
@@ -62,12 +63,20 @@ import type { SpliceSocket } from './splice.js';
 import { connectionUpgrade, Tunnel, upgradeHead, Upgrades, webSocketUpgrade, type TunnelOwner, type UpgradeRecord, type UpgradeRequest } from './upgrade.js';
 
 type UwsEngine = typeof import('./uws_engine.js');
-/** The uws engine's modules, once a listener of this thread uses it (uws_engine.ts). */
+type NodeEngineModule = typeof import('./node_server.js');
+/** The uws and node engines' modules, once a listener of this thread uses them (uws_engine.ts, node_server.ts). */
 let uwsEngine: UwsEngine | null = null;
+let nodeEngine: NodeEngineModule | null = null;
 
-/** Loads what `spec`'s engine needs beyond the strict engine (once per thread); awaited before its listener is built. */
+/**
+ * Loads what `spec` needs beyond the strict engine (once per thread); awaited before its listener
+ * is built. A worker whose listeners are all strict loads neither uWS, nor node:http's server,
+ * nor (until an HTTP/2 client comes, h2/lazy.ts) node:http2.
+ */
 export async function loadEngine(spec: ListenerSpec): Promise<void> {
   if (spec.engine === 'uws') uwsEngine ??= await import('./uws_engine.js');
+  if (spec.engine === 'node') nodeEngine ??= await import('./node_server.js');
+  if (spec.protocol === 'http2') await loadH2();
 }
 
 function uws(): UwsEngine {
@@ -125,7 +134,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   /** The `strict` engine's server (src/dataplane/h1/), or null. */
   private readonly h1: StrictServer | null = null;
   /** HTTP/2 on this listener (`protocol: auto | http2`, strict and node engines), or null. */
-  readonly h2: H2Server | null = null;
+  readonly h2: LazyH2 | null = null;
   /** Exchanges started on this listener and not yet finished, upgraded, tcp and passthrough connections still open, connections still being read by protocol detection. */
   inflight = 0;
   /** Upgraded (WebSocket) connections: the open tunnels and their counters. */
@@ -178,7 +187,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       this.tcp = new TcpListener(fallbackSpec(spec), this.tcpHooks(), this.tlsParams());
     }
     if (spec.engine !== 'uws' && spec.protocol !== 'http1') {
-      this.h2 = new H2Server(spec, { request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn) });
+      this.h2 = new LazyH2(spec, { request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn) });
     }
     if (spec.engine === 'uws') {
       const { uWS, webSocketBehavior, DEFAULT_WS_MAX_MESSAGE_BYTES } = uws();
@@ -194,7 +203,8 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       this.h1 = this.createStrictServer(spec);
     } else {
       this.connectionsAccepted = 0;
-      this.server = new NodeEngine(this.nodeEngineHost()).server;
+      if (nodeEngine === null) throw new Error('the node engine is used before loadEngine() loaded it');
+      this.server = new nodeEngine.NodeEngine(this.nodeEngineHost()).server;
     }
     if (spec.tcpFallback !== null && spec.tls === null) {
       const tcp = this.tcp!;

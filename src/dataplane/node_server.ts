@@ -15,7 +15,7 @@ import type { ListenerRouting } from './admission.js';
 import type { Downstream } from './downstream.js';
 import { httpDate } from './h1/downstream.js';
 import { sniffPreface } from './h2/preface.js';
-import type { H2Server } from './h2/server.js';
+import type { LazyH2 } from './h2/lazy.js';
 import { localReply, localReplyBytes } from './local_reply.js';
 import { downstreamOf, NodeDownstream } from './node_downstream.js';
 import { BodyFraming, readNodeRequestHead, refusalRequestId, type RequestHead, type UnderscorePolicy } from './request_head.js';
@@ -36,7 +36,7 @@ export interface NodeEngineHost {
   spec(): ListenerSpec;
   readonly underscores: UnderscorePolicy;
   /** The listener's HTTP/2 server, which takes the connections that speak h2. */
-  readonly h2: H2Server | null;
+  readonly h2: LazyH2 | null;
   /** node:https options: certificates, ALPN offer, handshake timeout. */
   tlsOptions(): https.ServerOptions;
   tlsMaterial(): TlsMaterial | null;

@@ -9,7 +9,6 @@ import type { ClusterChange, EndpointChanges } from '../config/delta.js';
 import type { ClusterSpec, EndpointSpec } from '../config/types.js';
 import { createLoadBalancer } from '../lb/index.js';
 import type { LbHost, LoadBalancer, Rng } from '../lb/types.js';
-import { H2Pool } from './h2_pool.js';
 import { EndpointPool, type EndpointTarget, type PendingBudget, type PoolTls } from './pool.js';
 import type { TlsMaterial } from '../tls/material.js';
 
@@ -19,6 +18,18 @@ export interface TlsProvider {
 }
 import { RetryBudget } from './retry_budget.js';
 import type { Ticker, Timed, TimerEntry } from './ticker.js';
+
+type H2PoolModule = typeof import('./h2_pool.js');
+/** The HTTP/2 pool's module (and node:http2 with it), once a cluster of this thread speaks HTTP/2. */
+let h2Pools: H2PoolModule | null = null;
+
+/**
+ * Loads what `specs` need beyond HTTP/1 (once per thread); awaited before those clusters are
+ * built, so that a worker whose clusters all speak HTTP/1 never loads node:http2 for them.
+ */
+export async function loadClusterProtocols(specs: readonly ClusterSpec[]): Promise<void> {
+  if (specs.some((s) => s.protocol === 'http2')) h2Pools ??= await import('./h2_pool.js');
+}
 
 /** After a failed connect, the endpoint is out of balancing for this long, doubled per failed probe up to the cap. */
 const UNREACHABLE_BASE_MS = 250;
@@ -71,10 +82,12 @@ export class Endpoint implements LbHost, Timed {
     this.spec = spec;
     this.weight = spec.weight;
     this.connectTimeoutMs = cluster.pool.connectTimeoutMs;
-    this.pool =
-      cluster.protocol === 'http2'
-        ? new H2Pool(spec.host, spec.port, cluster.pool, budget, ticker, tls)
-        : new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker, tls);
+    if (cluster.protocol === 'http2') {
+      if (h2Pools === null) throw new Error(`cluster ${cluster.name} speaks HTTP/2 before loadClusterProtocols() loaded its pool`);
+      this.pool = new h2Pools.H2Pool(spec.host, spec.port, cluster.pool, budget, ticker, tls);
+    } else {
+      this.pool = new EndpointPool(spec.host, spec.port, cluster.pool, budget, ticker, tls);
+    }
   }
 
   /** A try started on this endpoint (least-request input). */

@@ -10,7 +10,7 @@ import type { ListenerSpec } from '../config/types.js';
 import { defaultRng, seededRng } from '../lb/rng.js';
 import type { Rng } from '../lb/types.js';
 import { ListenerRuntime, loadEngine, type ListenerContext } from '../dataplane/listener.js';
-import { Cluster } from '../upstream/cluster.js';
+import { Cluster, loadClusterProtocols } from '../upstream/cluster.js';
 import { Ticker } from '../upstream/ticker.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { Tracer } from '../tracing/tracer.js';
@@ -97,6 +97,7 @@ export class WorkerRuntime implements ListenerContext {
 
   /** Applies a config delta compiled for this worker; resolves to the listeners it now serves. */
   async apply(delta: ConfigDelta): Promise<BoundListener[]> {
+    await loadClusterProtocols([...delta.clusters.added, ...delta.clusters.changed.flatMap((c) => (c.spec === null ? [] : [c.spec]))]);
     // New clusters first (nothing routes to them yet), so that fresh listeners resolve them.
     const added = delta.clusters.added.map((spec) => new Cluster(spec, this.ticker, this.rng, this));
     for (const c of added) this.clusters.set(c.spec.name, c);
