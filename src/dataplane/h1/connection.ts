@@ -75,7 +75,7 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EARLY_LINE_CHECK = 1024;
 /** A client that does not close after our FIN is dropped after this. */
 const LINGER_MS = 2000;
-/** Where plaintext connections' reads land (one per thread; 64 KiB, as libuv reads by default). */
+/** Where connections' reads land (one per thread; 64 KiB, as libuv reads by default). */
 export const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024);
 
 /** How a connection gets its bytes. */
