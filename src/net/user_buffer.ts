@@ -48,13 +48,7 @@ interface ReadingHandle {
  * Node without the fields, a socket already reading, or no TCP handle): use 'data' events then.
  */
 export function readIntoBuffer(socket: net.Socket, buffer: Buffer, callback: ReadCallback): boolean {
-  const f = onreadFields();
-  const handle = (socket as net.Socket & { _handle?: ReadingHandle | null })._handle;
-  if (f === null || handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || handle.reading === true) return false;
-  const s = socket as net.Socket & Record<symbol, unknown>;
-  s[f.buffer] = buffer;
-  s[f.callback] = callback;
-  handle.useUserBuffer(buffer);
+  if (!install(socket, buffer, callback, (h) => h.reading !== true)) return false;
   socket.resume();
   return true;
 }
@@ -66,16 +60,22 @@ export function readIntoBuffer(socket: net.Socket, buffer: Buffer, callback: Rea
  * this cannot be done here (use 'data' events then).
  */
 export function takeOverReads(socket: net.Socket, buffer: Buffer, callback: ReadCallback): Buffer | null | false {
+  if (!install(socket, buffer, callback, () => socket.readableFlowing !== true)) return false;
+  const pending = socket.readableLength > 0 ? (socket.read() as Buffer | null) : null;
+  socket.resume();
+  return pending;
+}
+
+/** Sets `onread`'s fields on `socket` and points its handle at `buffer`, when this Node has them and `ready` agrees. */
+function install(socket: net.Socket, buffer: Buffer, callback: ReadCallback, ready: (h: ReadingHandle) => boolean): boolean {
   const f = onreadFields();
   const handle = (socket as net.Socket & { _handle?: ReadingHandle | null })._handle;
-  if (f === null || handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || socket.readableFlowing === true) return false;
+  if (f === null || handle === null || handle === undefined || typeof handle.useUserBuffer !== 'function' || !ready(handle)) return false;
   const s = socket as net.Socket & Record<symbol, unknown>;
   s[f.buffer] = buffer;
   s[f.callback] = callback;
   handle.useUserBuffer(buffer);
-  const pending = socket.readableLength > 0 ? (socket.read() as Buffer | null) : null;
-  socket.resume();
-  return pending;
+  return true;
 }
 
 /** Sends the reads of `socket` (reading into a buffer, readIntoBuffer) to `callback` from now on. */

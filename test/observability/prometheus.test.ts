@@ -8,7 +8,6 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatsAggregator } from '../../src/stats/aggregate.js';
@@ -23,6 +22,7 @@ import {
   caSource,
   closeAll,
   eventually,
+  deadPort,
   httpGet,
   newCa,
   parsePrometheus,
@@ -182,15 +182,6 @@ describe('/metrics of a sidecar with a certificate, under load', () => {
   });
 });
 
-/** A port nothing listens on right now (for Prometheus's own listener). */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
-
 interface PromVector {
   readonly metric: Record<string, string>;
   readonly value: readonly [number, string];
@@ -223,7 +214,7 @@ describe('a real Prometheus server scraping a sidecar every second', () => {
       path.join(dir, 'prometheus.yml'),
       `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: outrigger\n    static_configs:\n      - targets: ['${target}']\n`,
     );
-    const port = await freePort();
+    const port = await deadPort();
     prom = `http://127.0.0.1:${port}`;
     const child = spawn(
       'prometheus',

@@ -4,14 +4,13 @@
 // loads none; the first h2c client and listeners added by PUT /config load them and are served.
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
-import net from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkEngines } from '../../src/cli/preflight.js';
 import { uwsNativeProblem } from '../../src/dataplane/uws_check.js';
 import { loadedFrom, MAIN_ENTRY, moduleLogEnv } from '../helpers/loaded_modules.js';
-import { adminCall, closeAll, cluster, config, httpGet, startSidecar, startUpstream, tempDir, via } from '../helpers/sidecar.js';
+import { adminCall, closeAll, cluster, config, deadPort, httpGet, startSidecar, startUpstream, tempDir, via } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 
@@ -24,14 +23,6 @@ const H2_MODULES = [/^node:http2$/, /\/dist\/src\/dataplane\/h2\/server\.js$/];
 function loaded(moduleLog: string, patterns: readonly RegExp[], entry = WORKER_ENTRY): string[] {
   const all = [...loadedFrom(readFileSync(moduleLog, 'utf8'), entry)];
   return all.filter((url) => patterns.some((m) => m.test(url)));
-}
-
-async function unusedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** One request over HTTP/2 with prior knowledge (h2c): status and body. */
@@ -69,7 +60,7 @@ describe('engine modules load with their first use', () => {
     expect(await h2cGet(sc.port(), '/h2')).toEqual({ status: 200, text: 'app /h2' });
     expect(loaded(moduleLog, H2_MODULES)).toHaveLength(2);
 
-    const [uwsPort, nodePort] = [await unusedPort(), await unusedPort()];
+    const [uwsPort, nodePort] = [await deadPort(), await deadPort()];
     const more = config(routes, clusters, {
       listener: { engine: 'strict' },
       listeners: [
