@@ -39,9 +39,12 @@ export class LazyH2 {
       socket.destroy();
       return;
     }
+    // Until node:http2 takes the socket, nobody else listens to it: an error destroys it quietly.
     socket.pause();
+    socket.on('error', noop);
     loadH2().then(
       () => {
+        socket.off('error', noop);
         const later = this.get();
         if (later === null) socket.destroy();
         else if (!socket.destroyed) later.handoff(socket, peer);
@@ -79,3 +82,5 @@ export class LazyH2 {
     return this.server?.connections ?? 0;
   }
 }
+
+function noop(): void {}
