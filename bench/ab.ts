@@ -1,8 +1,10 @@
 // npm run bench:ab -- --base <rev> [--head <rev>] [--engine uws|node|strict] [--workers N]
+//                     [--path single|mtls|mtls-depth1|plain-pair]
 //                     [--rounds 5] [--duration 5] [--rate 1000] [--peer nginx,haproxy | --no-peer] [--out DIR]
 // Before/after of a change on the request path, side by side in one run: builds the base revision
 // (and --head's, when given; otherwise the working tree's dist/, built by the npm script) in a
-// temporary git worktree, starts one upstream and one sidecar per build with the same generated
+// temporary git worktree, starts one upstream and one sidecar (or, with --path, a pair of them in
+// series) per build with the same generated
 // config, and measures them in interleaved rounds, alternating which goes first (ABBA…): warm-up,
 // wrk -t1 -c50 throughput with CPU µs/request of each sidecar's process tree, a paced fixed-rate
 // run for p50/p99/p99.9. Prints per-round numbers, medians with ranges, and head ÷ base paired
@@ -22,6 +24,7 @@ import {
   abMetrics,
   abRounds,
   loadWarning,
+  parsePath,
   parsePeers,
   problems,
   reportSections,
@@ -46,7 +49,12 @@ const HELP = `usage: npm run bench:ab -- --base REV [options]
   --head REV          git revision to compare (default: the working tree's dist/, which
                       npm run bench:ab builds first)
   --engine NAME       listener engine written into the config (default uws, like npm run bench)
-  --workers N         node.workers of both sidecars (default 1)
+  --workers N         node.workers of both sidecars (default 1; with a --path of two, of the
+                      server sidecar)
+  --path NAME         what is measured: single (default: one sidecar), mtls (two sidecars over
+                      mTLS, pipelined), mtls-depth1 (the same, one request per connection at a
+                      time), plain-pair (two sidecars over plaintext); a pair's CPU is both
+                      sidecars' process trees, and it has no reference peer here
   --rounds N          interleaved rounds, order alternating ABBA… (default 5)
   --duration S        seconds per throughput run (default 5)
   --rate-duration S   seconds per fixed-rate run (default: --duration)
@@ -258,6 +266,7 @@ async function main(): Promise<number> {
         head: { type: 'string' },
         engine: { type: 'string', default: 'uws' },
         workers: { type: 'string' },
+        path: { type: 'string' },
         rate: { type: 'string' },
         peer: { type: 'string', multiple: true },
         'no-peer': { type: 'boolean', default: false },
@@ -283,8 +292,10 @@ async function main(): Promise<number> {
   const rateS = positiveNumber('rate-duration', values['rate-duration'], durationS);
   const rate = positiveNumber('rate', values.rate, 1000);
   let choice;
+  let path;
   try {
-    choice = parsePeers(values.peer, values['no-peer']);
+    path = parsePath(values.path, values.peer);
+    choice = path.kind === 'outrigger' ? parsePeers(values.peer, values['no-peer']) : parsePeers(undefined, true);
   } catch (e) {
     throw new Fatal((e as Error).message);
   }
@@ -337,7 +348,13 @@ async function main(): Promise<number> {
       const b = builds[side];
       const start = (): ReturnType<typeof startTarget> =>
         startTarget(
-          { name: side, kind: 'outrigger', workers, engine: engine as ListenerEngine },
+          {
+            name: side,
+            kind: path.kind,
+            workers,
+            engine: engine as ListenerEngine,
+            ...(path.pipelineDepth !== undefined ? { pipelineDepth: path.pipelineDepth } : {}),
+          },
           { repoRoot: b.root, tmpDir: tmp, upstreamPort: upstream?.port ?? 0, tools: new Map() },
         );
       let r = await start();
@@ -351,7 +368,7 @@ async function main(): Promise<number> {
       if (!r.ok) throw new Fatal(`${side} (${b.rev}): ${r.reason}`);
       running.set(side, r.target);
       for (const pid of r.target.pids) livePids.add(pid);
-      log(`started ${side}: ${r.target.baseUrl}, pid ${r.target.pids.join(',')}, ${outriggerCli(b.root)} run, node.workers=${workers}, engine ${engine}`);
+      log(`started ${side}: ${r.target.baseUrl}, pid ${r.target.pids.join(',')}, ${outriggerCli(b.root)} run, ${r.target.description}`);
     }
     for (const peer of [...peers]) {
       const r = await startTarget({ name: peer, kind: peer }, { repoRoot, tmpDir: tmp, upstreamPort: upstream.port, tools: toolMap });
@@ -402,7 +419,7 @@ async function main(): Promise<number> {
     `- head: ${describe(builds.head)}`,
     ...peerDescriptions.map((p) => `- reference peer ${p.name}: ${p.description}, same upstream, measured in every round (its place in the order moving)`),
     ...peerNotes.map((n) => `- ${n}`),
-    `- both: node.workers ${workers}, listener engine ${engine}; throughput wrk -t1 -c50 ${durationS} s; fixed rate ${rate} req/s for ${rateS} s (wrk -t1 -c16, paced); warm-up 5 s before round 1, 1 s before every run`,
+    `- both: ${path.description}${path.kind === 'outrigger' ? '' : ` (${running.get('base')?.description ?? ''}; CPU is both sidecars' process trees)`}, node.workers ${workers}, listener engine ${engine}; throughput wrk -t1 -c50 ${durationS} s; fixed rate ${rate} req/s for ${rateS} s (wrk -t1 -c16, paced); warm-up 5 s before round 1, 1 s before every run`,
     `- load average ${loadavgStart.map((x) => x.toFixed(2)).join(' ')} when the rounds started, ${loadavgEnd.map((x) => x.toFixed(2)).join(' ')} at end (${cpus().length} CPUs)`,
     '',
     ...reportSections(table, summary, besidePeers, rate, [...startNotes, ...problems(table), ...(warnLoad === null ? [] : [warnLoad])]),
@@ -419,6 +436,7 @@ async function main(): Promise<number> {
         head: values.head ?? null,
         engine,
         workers,
+        path: path.name,
         rounds,
         durationS,
         rateS,

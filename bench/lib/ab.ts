@@ -14,6 +14,38 @@ export type Side = 'base' | 'head';
 export type PeerName = 'nginx' | 'haproxy';
 export const PEER_NAMES: readonly PeerName[] = ['nginx', 'haproxy'];
 
+/**
+ * What both builds are measured as (`--path`): one sidecar, or two in series as in npm run bench's
+ * hop section (lib/targets.ts, startPair: a client sidecar with a uws listener, a server sidecar
+ * with the `--engine` listener, over mTLS pipelined or at depth 1, or over plaintext).
+ */
+export interface AbPath {
+  readonly name: string;
+  readonly kind: 'outrigger' | 'outrigger-mtls' | 'outrigger-pair';
+  readonly pipelineDepth?: number;
+  readonly description: string;
+}
+
+export const AB_PATHS: readonly AbPath[] = [
+  { name: 'single', kind: 'outrigger', description: 'one sidecar' },
+  { name: 'mtls', kind: 'outrigger-mtls', description: "two sidecars over mTLS, pipelined (outrigger's default pipeline_depth)" },
+  { name: 'mtls-depth1', kind: 'outrigger-mtls', pipelineDepth: 1, description: 'two sidecars over mTLS, one request per connection at a time' },
+  { name: 'plain-pair', kind: 'outrigger-pair', description: 'two sidecars over plaintext HTTP/1.1' },
+];
+
+/**
+ * `--path` (default single). A path of two sidecars has no reference peer here (a single nginx is
+ * not its yardstick; npm run bench measures two nginx in series beside it): with --peer it throws.
+ */
+export function parsePath(value: string | undefined, peers: readonly string[] | undefined): AbPath {
+  const path = AB_PATHS.find((p) => p.name === (value ?? 'single'));
+  if (path === undefined) throw new Error(`--path: not a known path: ${JSON.stringify(value)} (one of ${AB_PATHS.map((p) => p.name).join(', ')})`);
+  if (path.kind !== 'outrigger' && (peers ?? []).length > 0) {
+    throw new Error(`--path ${path.name} is two sidecars in series: it has no reference peer here (npm run bench measures nginx-pair beside it)`);
+  }
+  return path;
+}
+
 /** What was asked for on the command line: `explicit` peers must start; the default one is used when installed. */
 export interface PeerChoice {
   readonly peers: readonly PeerName[];

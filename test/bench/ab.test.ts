@@ -11,6 +11,7 @@ import {
   chanceAllAgree,
   headline,
   loadWarning,
+  parsePath,
   parsePeers,
   peerHeadline,
   peerTable,
@@ -159,6 +160,17 @@ describe('how much agreement means', () => {
 });
 
 describe('a reference peer beside both builds (--peer)', () => {
+  it('parsePath: single by default, the pairs by name, unknown names and a peer beside a pair refused', () => {
+    expect(parsePath(undefined, undefined)).toMatchObject({ name: 'single', kind: 'outrigger' });
+    expect(parsePath('mtls', undefined)).toMatchObject({ kind: 'outrigger-mtls' });
+    expect(parsePath('mtls', undefined).pipelineDepth).toBeUndefined();
+    expect(parsePath('mtls-depth1', [])).toMatchObject({ kind: 'outrigger-mtls', pipelineDepth: 1 });
+    expect(parsePath('plain-pair', undefined)).toMatchObject({ kind: 'outrigger-pair' });
+    expect(parsePath('single', ['nginx'])).toMatchObject({ name: 'single' });
+    expect(() => parsePath('pair', undefined)).toThrow(/not a known path: "pair" \(one of single, mtls, mtls-depth1, plain-pair\)/);
+    expect(() => parsePath('mtls', ['nginx'])).toThrow(/two sidecars in series: it has no reference peer/);
+  });
+
   it('parses --peer: default nginx (used when installed), comma lists, repeats, --no-peer', () => {
     expect(parsePeers(undefined, false)).toEqual({ peers: ['nginx'], explicit: false });
     expect(parsePeers([], true)).toEqual({ peers: [], explicit: true });
