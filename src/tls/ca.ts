@@ -37,23 +37,13 @@ export const CA_CERT_FILE = 'ca.pem';
 export const CA_KEY_FILE = 'ca.key';
 export const EXTRA_ROOTS_FILE = 'extra_roots.pem';
 
-export const DEFAULT_LEAF_TTL_HOURS = 24;
 export const DEFAULT_ROOT_VALIDITY_DAYS = 3650;
 /** A new leaf's notBefore is backdated this much, so peers with a slightly slow clock accept it. */
 export const CLOCK_SKEW_MS = 60_000;
 
-export type CaErrorCode = 'ca_exists' | 'ca_missing' | 'ca_invalid' | 'bad_request' | 'insecure_permissions';
+import { CaError, DEFAULT_LEAF_TTL_HOURS, type CaErrorCode } from './issuance.js';
 
-/** A mistake the user can fix (existing CA, missing files, bad identity): one line, no stack needed. */
-export class CaError extends Error {
-  constructor(
-    readonly code: CaErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'CaError';
-  }
-}
+export { CaError, DEFAULT_LEAF_TTL_HOURS, type CaErrorCode };
 
 export interface Ca {
   readonly dir: string;

@@ -17,14 +17,9 @@ const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
 /** A CSR bigger than this is not one of ours (an RSA-2048 CSR is ~1 KB). */
 export const MAX_CSR_BYTES = 16 * 1024;
 
-/** A CSR the signer cannot accept; the message is safe to return to the requester. */
-export class CsrError extends Error {
-  readonly code = 'bad_csr';
-  constructor(message: string) {
-    super(message);
-    this.name = 'CsrError';
-  }
-}
+import { CsrError } from './issuance.js';
+
+export { CsrError };
 
 /** A CSR for `identity` (its only URI SAN), signed with `privateKey`. PEM. */
 export function buildCsr(privateKey: KeyObject, publicKey: KeyObject, identity: string): string {

@@ -3,14 +3,16 @@
 // supervising workers while RSA keys (~180 ms each) are made. Three faces of one pool: an
 // Issuer (tls.ca mode: our own leaf from a CA directory), a CsrSigner (the signer service) and
 // a KeyMaker (tls.signer mode: our key and CSR; no CA in sight). Never start this on a data-plane
-// worker.
+// worker. The certificate code (sign_worker.ts and node-forge under it) loads in the pool's
+// thread, not in the thread that makes the pool: a sidecar's main thread never loads it (the
+// inline mode, for the CLI and tests, imports it on first use).
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { CaError, type LeafRequest } from './ca.js';
-import { CsrError } from './csr.js';
-import { issueFromDir, keygen, signCsrFromDir, type IssuedLeaf, type KeyAndCsr, type KeygenResult, type PoolTask, type SignResult } from './sign_worker.js';
+import type { LeafRequest } from './ca.js';
+import { CaError, CsrError } from './issuance.js';
+import type { IssuedLeaf, KeyAndCsr, KeygenResult, PoolTask, SignResult } from './sign_worker.js';
 import type { KeyType } from './x509.js';
 
 export type { IssuedLeaf, KeyAndCsr } from './sign_worker.js';
@@ -73,7 +75,7 @@ export function createIssuer(opts: IssuerOptions): Issuer {
   const allowInsecureKeyPermissions = opts.allowInsecureKeyPermissions === true;
   if (opts.inline === true) {
     return {
-      issue: (req) => issueFromDir({ caDir, req, allowInsecureKeyPermissions }),
+      issue: async (req) => (await import('./sign_worker.js')).issueFromDir({ caDir, req, allowInsecureKeyPermissions }),
       close: async () => {},
     };
   }
@@ -95,7 +97,8 @@ export function createCsrSigner(opts: IssuerOptions): CsrSigner {
   const allowInsecureKeyPermissions = opts.allowInsecureKeyPermissions === true;
   if (opts.inline === true) {
     return {
-      sign: (csrPem, identity, ttlHours) => signCsrFromDir({ kind: 'sign', caDir, csrPem, identity, ttlHours, allowInsecureKeyPermissions }),
+      sign: async (csrPem, identity, ttlHours) =>
+        (await import('./sign_worker.js')).signCsrFromDir({ kind: 'sign', caDir, csrPem, identity, ttlHours, allowInsecureKeyPermissions }),
       close: async () => {},
     };
   }
@@ -114,8 +117,7 @@ export interface KeyMaker {
 
 export function createKeyMaker(opts: PoolOptions = {}): KeyMaker {
   if (opts.inline === true) {
-    // eslint-disable-next-line @typescript-eslint/require-await -- async turns a throw from keygen() into a rejection, as the pooled maker gives
-    return { make: async (identity, keyType) => keygen({ kind: 'keygen', identity, keyType }), close: async () => {} };
+    return { make: async (identity, keyType) => (await import('./sign_worker.js')).keygen({ kind: 'keygen', identity, keyType }), close: async () => {} };
   }
   const pool = newPool(opts);
   return {

@@ -11,7 +11,8 @@
 
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { DEFAULT_LEAF_TTL_HOURS, type KeyType } from './ca.js';
+import { DEFAULT_LEAF_TTL_HOURS } from './issuance.js';
+import type { KeyType } from './x509.js';
 import { readFederation, type CommonSourceOptions } from './federation.js';
 import type { KeyMaker } from './issuer_pool.js';
 import { materialFromPem, type TlsMaterial } from './material.js';
