@@ -30,6 +30,7 @@ import {
   type KeyType,
 } from './x509.js';
 import { parseCertDate, splitPemCertificates } from './cert_read.js';
+import { CaError, DEFAULT_LEAF_TTL_HOURS, type CaErrorCode } from './issuance.js';
 
 export type { KeyType } from './x509.js';
 
@@ -40,8 +41,6 @@ export const EXTRA_ROOTS_FILE = 'extra_roots.pem';
 export const DEFAULT_ROOT_VALIDITY_DAYS = 3650;
 /** A new leaf's notBefore is backdated this much, so peers with a slightly slow clock accept it. */
 export const CLOCK_SKEW_MS = 60_000;
-
-import { CaError, DEFAULT_LEAF_TTL_HOURS, type CaErrorCode } from './issuance.js';
 
 export { CaError, DEFAULT_LEAF_TTL_HOURS, type CaErrorCode };
 

@@ -7,6 +7,7 @@
 import { createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { spiffeIdProblem } from './spiffe.js';
 import { encodeName, keyTypeOf, oid, signatureAlgorithm, tlv, type KeyType } from './x509.js';
+import { CsrError } from './issuance.js';
 
 const SEQUENCE = 0x30;
 const SET = 0x31;
@@ -16,8 +17,6 @@ const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const OID_RSA_SHA256 = '1.2.840.113549.1.1.11';
 /** A CSR bigger than this is not one of ours (an RSA-2048 CSR is ~1 KB). */
 export const MAX_CSR_BYTES = 16 * 1024;
-
-import { CsrError } from './issuance.js';
 
 export { CsrError };
 

@@ -128,8 +128,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
         if (pipelineStall !== null && socket.alpnProtocol === PIPELINE_ALPN) {
           this.pipe = new Pipeline(this, socket, this.parser, ticker, pipelineStall);
         }
-        this.readCleartext(socket);
         this.onConnect();
+        this.readCleartext(socket);
       });
       this.socket = socket;
     }
@@ -347,7 +347,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
   /**
    * After the handshake, the cleartext reads land in READ_BUFFER as a plaintext connection's do
    * (user_buffer.ts); 'data' events where that cannot be done. Bytes read before (none, unless the
-   * server spoke first) are handed on first.
+   * server spoke first) are handed on first. Called once onConnect has run, as the first 'data'
+   * event came after it before.
    */
   private readCleartext(socket: tls.TLSSocket): void {
     const onCleartext = (n: number, buf: Buffer): void => {
