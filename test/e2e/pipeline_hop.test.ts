@@ -2,7 +2,9 @@
 // HTTP/1 pool offers ALPN outrigger-h1-pipeline and the server sidecar's strict inbound listener
 // selects it. Many requests share a connection and each gets its own answer; a request the app
 // holds does not hold up the others; a reload of the server sidecar under pipelined load (POSTs
-// with bodies included) loses no request and has the app process no POST twice.
+// with bodies included) loses no request and has the app process no POST twice. The client sidecar
+// reads its mTLS connections into one buffer per thread: large bodies streamed at once, and a
+// response head spread over three TLS records, arrive byte for byte.
 
 import { createHash } from 'node:crypto';
 import http from 'node:http';
