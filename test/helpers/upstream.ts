@@ -3,7 +3,8 @@
 // may be switched while a test runs. Health checks (user-agent outrigger-health-check, or
 // `healthPath`) are counted apart and answered as `health` says. Closed by closeAll().
 
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, randomInt, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -347,8 +348,46 @@ function serialOf(c: X509Certificate): string {
   return c.serialNumber.toUpperCase();
 }
 
-/** A port on 127.0.0.1 where nothing listens (bound then closed): a dead endpoint, or a free port to bind a listener to. */
+/** The kernel's range for port-0 binds and outgoing connections (ip_local_port_range). */
+function ephemeralPorts(): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && high !== undefined && low > 0 && high >= low) return [low, high];
+  } catch {
+    // not Linux, or no procfs: the usual range
+  }
+  return [32768, 60999];
+}
+
+/** Whether a listener can take `port` on 127.0.0.1 now (it is closed again at once). */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Ports this process handed out already (two calls never return the same one). */
+const handedOut = new Set<number>();
+
+/**
+ * A port on 127.0.0.1 where nothing listens: a dead endpoint, or a free port to bind a listener
+ * to. It is taken below the kernel's range for port-0 binds and outgoing connections, so that no
+ * listener or connection of the other test lane (every test binds port 0) can land on it while a
+ * test counts on it staying dead or free: a port released back into that range was taken by the
+ * other lane's next port-0 bind often enough to fail a CI run now and then (a tracing collector
+ * "down" that answered, a TCP listener that counted another test's connections).
+ */
 export async function deadPort(): Promise<number> {
+  const [low] = ephemeralPorts();
+  const from = Math.max(1024, low - 12_000);
+  for (let attempt = 0; attempt < 100 && low - from > 100; attempt++) {
+    const port = from + randomInt(low - from);
+    if (handedOut.has(port) || !(await canBind(port))) continue;
+    handedOut.add(port);
+    return port;
+  }
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const port = (srv.address() as net.AddressInfo).port;
