@@ -9,7 +9,6 @@ import { CounterTotals } from './counters.js';
 import type { Snapshot } from '../config/types.js';
 import type { CellDelta, ClusterDelta, ClusterGauges, StatsDelta } from './delta.js';
 import { CODE_CLASS_COUNT } from './delta.js';
-import { sparseScratch } from './histogram.js';
 import { buildGrpcJson, buildStatsJson } from './json.js';
 import type { StatsJson, WorkerJson } from './json.js';
 import { LoopDelayTotals } from './loop_delay_totals.js';
@@ -223,7 +222,7 @@ export class StatsAggregator {
     t.bytesIn += d.bytesIn;
     t.bytesOut += d.bytesOut;
     t.durationSumMicros += d.durationSumMicros;
-    if (d.latency !== null) t.addLatency(sparseScratch(d.latency));
+    if (d.latency !== null) t.addLatencySparse(d.latency);
     if (d.cluster !== '') this.cluster(d.cluster);
   }
 
@@ -233,7 +232,7 @@ export class StatsAggregator {
     t.timeouts += d.timeouts;
     t.resets += d.resets;
     t.upstreamSumMicros += d.upstreamSumMicros;
-    if (d.upstreamLatency !== null) t.addUpstream(sparseScratch(d.upstreamLatency));
+    if (d.upstreamLatency !== null) t.addUpstreamSparse(d.upstreamLatency);
     if (d.gauges !== null) {
       let perCluster = this.workerGauges.get(workerId);
       if (perCluster === undefined) {

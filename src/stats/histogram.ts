@@ -6,8 +6,8 @@
 // Math.log2/Math.pow and costs ~78 ns; its wasm build ~16 ns but needs per-thread init and
 // explicit destroy(). LatencyRecorder.record() computes the *same* HdrHistogram counts index with
 // integer ops (clz32, shift) and bumps a Uint32Array slot (a few ns). takeSparse() moves the
-// slots out and fillFromSparse() rebuilds a real hdr-histogram-js histogram of the same
-// layout on the main thread, so merging and percentiles are hdr-histogram-js's own. Between the
+// slots out and addSparse() adds them into a real hdr-histogram-js histogram of the same
+// layout on the main thread, so totals and percentiles are hdr-histogram-js's own. Between the
 // threads the counts travel sparse ([slot, count, ...]): no encoding on the worker, whose event loop a 0.4–3 ms deflate of the
 // hdr wire format would stall once a second (measured; it showed in p99.9 at fixed rates).
 // The index math is checked against hdr-histogram-js slot by slot in test/stats/histogram.test.ts.
@@ -42,32 +42,31 @@ export function newAccumulator(): JsHistogram {
 }
 
 /**
- * The histogram sparseScratch refills. A fresh histogram per merge is ~69 KiB of ArrayBuffer,
- * garbage at once: the main thread merging each thread's event-loop delay every second grew its
- * malloc heap by ~130 KiB/s at idle until a major GC came.
+ * Adds sparse [slot, count, ...] counts into `h` (same layout): the histogram hdr-histogram-js's
+ * `h.add(other)` gives for `other` = the counts rebuilt in a histogram of their own, with the same
+ * total, max and min (test/stats/histogram.test.ts compares them), in a pass over the sparse pairs
+ * instead of over every slot. add() and establishInternalTackingValues() walk all ~17 000 slots:
+ * the main thread merged each thread's event-loop delay that way every second, 50 000 loop turns
+ * a second at idle, enough for V8 to optimize those loops with TurboFan ~2 s after start, which
+ * pages in the compiler's code and memory (~5 MiB of RSS on an idle sidecar, measured).
  */
-let scratch: JsHistogram | null = null;
-
-/**
- * Sparse [slot, count, ...] counts in this thread's one scratch histogram, for a caller that
- * adds it into another at once: the next call empties and refills it.
- */
-export function sparseScratch(sparse: ArrayLike<number>): JsHistogram {
-  if (scratch === null) scratch = newScratchHistogram();
-  else scratch.reset();
-  fillFromSparse(scratch, sparse);
-  return scratch;
-}
-
-/** Fills an empty (new or reset) histogram `h` with sparse [slot, count, ...] counts. */
-export function fillFromSparse(h: JsHistogram, sparse: ArrayLike<number>): void {
-  let used = 0;
+export function addSparse(h: JsHistogram, sparse: ArrayLike<number>): void {
+  let total = 0;
+  let hi = -1;
+  let lo = -1;
   for (let k = 0; k < sparse.length; k += 2) {
     const slot = sparse[k]!;
-    h.addToCountAtIndex(slot, sparse[k + 1]!);
-    if (slot + 1 > used) used = slot + 1;
+    const n = sparse[k + 1]!;
+    if (n === 0) continue;
+    h.addToCountAtIndex(slot, n);
+    total += n;
+    if (slot > hi) hi = slot;
+    if (slot !== 0 && (lo === -1 || slot < lo)) lo = slot;
   }
-  h.establishInternalTackingValues(used);
+  if (total === 0) return;
+  h.addToTotalCount(total);
+  h.updateMinAndMax(h.highestEquivalentValue(h.valueFromIndex(hi)));
+  if (lo !== -1) h.updateMinAndMax(h.valueFromIndex(lo));
 }
 
 /** Value at a percentile in milliseconds (HdrHistogram's highest equivalent value), null when empty. */

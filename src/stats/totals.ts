@@ -4,7 +4,7 @@
 
 import type { JsHistogram } from 'hdr-histogram-js';
 import { CODE_CLASS_COUNT } from './delta.js';
-import { newAccumulator } from './histogram.js';
+import { addSparse, newAccumulator } from './histogram.js';
 
 /** Counts and latency of requests; shared shape of cells and of the listener/route/cluster roll-ups. */
 export class RequestTotals {
@@ -40,6 +40,16 @@ export class RequestTotals {
   }
 
   addLatency(h: JsHistogram): void {
+    this.ownLatency().add(h);
+  }
+
+  /** Adds sparse [slot, count, ...] latency counts (a worker's interval). */
+  addLatencySparse(sparse: ArrayLike<number>): void {
+    addSparse(this.ownLatency(), sparse);
+  }
+
+  /** The histogram this total may add into: made on first use, copied if borrowed. */
+  private ownLatency(): JsHistogram {
     if (this.latency === null) {
       this.latency = newAccumulator();
     } else if (this.latencyBorrowed) {
@@ -48,7 +58,7 @@ export class RequestTotals {
       this.latency = own;
       this.latencyBorrowed = false;
     }
-    this.latency.add(h);
+    return this.latency;
   }
 }
 
@@ -73,9 +83,10 @@ export class ClusterTotals {
 
   constructor(readonly name: string) {}
 
-  addUpstream(h: JsHistogram): void {
-    if (this.upstream === null) this.upstream = newAccumulator();
-    this.upstream.add(h);
+  /** Adds sparse [slot, count, ...] upstream-duration counts (a worker's interval). */
+  addUpstreamSparse(sparse: ArrayLike<number>): void {
+    this.upstream ??= newAccumulator();
+    addSparse(this.upstream, sparse);
   }
 }
 
