@@ -8,7 +8,7 @@
 // dropped.
 
 import type { CellDelta, StatsDelta } from '../stats/delta.js';
-import { HIST_HIGHEST_MICROS, countsIndex, valueFromIndex } from '../stats/recorder.js';
+import { SLOTS, countAtPercentile, highestInSlot } from '../stats/histogram.js';
 
 export const SAMPLE_INTERVAL_MS = 1000;
 /** 15 minutes of one-second samples. */
@@ -187,8 +187,6 @@ export class TrafficSampler {
   }
 }
 
-/** One entry per HdrHistogram slot of the standard layout. */
-const SLOTS = countsIndex(HIST_HIGHEST_MICROS) + 1;
 /**
  * The merged counts of one percentile computation, zeroed again after it (the main thread runs
  * one at a time). Adding into it and walking the touched range: 0.65 ms of CPU a second for 40
@@ -215,7 +213,7 @@ export function percentilesMs(sparses: readonly ArrayLike<number>[], percentiles
     }
   }
   const out = percentiles.map(() => Number.NaN);
-  const wanted = percentiles.map((p) => countAt(p, total));
+  const wanted = percentiles.map((p) => countAtPercentile(p, total));
   let next = 0;
   let seen = 0;
   for (let slot = lo; slot <= hi && next < percentiles.length; slot++) {
@@ -223,22 +221,11 @@ export function percentilesMs(sparses: readonly ArrayLike<number>[], percentiles
     if (count === 0) continue;
     seen += count;
     while (next < percentiles.length && seen >= wanted[next]!) {
-      // The next slot's lowest value − 1 is this slot's highest equivalent value, across bucket edges too.
-      out[next++] = (valueFromIndex(slot + 1) - 1) / 1000;
+      out[next++] = highestInSlot(slot) / 1000;
     }
   }
   if (hi >= lo) scratch.fill(0, lo, hi + 1);
   return out;
-}
-
-/** The count a percentile must reach: rounded up less one ulp, as hdr-histogram-js does (99.9 % of 1000 is 999.0000000000001 in floating point). */
-function countAt(percentile: number, total: number): number {
-  const fp = (percentile / 100) * total;
-  return Math.max(Math.ceil(fp - ulp(fp)), 1);
-}
-
-function ulp(x: number): number {
-  return x === 0 ? Number.MIN_VALUE : 2 ** (Math.floor(Math.log2(Math.abs(x))) - 52);
 }
 
 function round(v: number, digits: number): number {

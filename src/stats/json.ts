@@ -3,9 +3,8 @@
 // merges of every worker's hdr histograms). success = every response that is not 5xx (1xx–4xx,
 // as in SMI: a 404 is the app answering); failure = 5xx plus requests that got no response.
 
-import type { JsHistogram } from 'hdr-histogram-js';
 import { CODE_CLASSES } from './delta.js';
-import { percentileMs } from './histogram.js';
+import { percentileMs, type SlotHistogram } from './histogram.js';
 import type { ThreadLoopDelayJson } from './loop_delay_totals.js';
 import type { Series } from './counters.js';
 import { RequestTotals } from './totals.js';
@@ -214,7 +213,7 @@ function traffic(t: RequestTotals): TrafficJson {
   };
 }
 
-function latency(h: JsHistogram | null, sumMicros: number): LatencyJson {
+function latency(h: SlotHistogram | null, sumMicros: number): LatencyJson {
   const n = h === null ? 0 : h.totalCount;
   return {
     p50_response_latency: percentileMs(h, 50),

@@ -1,8 +1,7 @@
 // Event-loop delay, main-thread side: each thread's last interval and its since-start histogram
 // (exact merges of the intervals' slot counts), as /stats JSON and /metrics text.
 
-import type { JsHistogram } from 'hdr-histogram-js';
-import { addSparse, newAccumulator, newScratchHistogram } from './histogram.js';
+import { SlotHistogram } from './histogram.js';
 import { LOOP_DELAY_RESOLUTION_MS, type LoopDelaySample } from './loop_delay.js';
 
 /** Delay summary in ms, as /stats shows it. */
@@ -42,7 +41,7 @@ export interface ThreadLoopDelayJson {
 }
 
 interface Window {
-  hist: JsHistogram | null;
+  hist: SlotHistogram | null;
   count: number;
   sumMicros: number;
   maxMicros: number;
@@ -65,16 +64,14 @@ export class LoopDelayTotals {
       t = new ThreadTotals(s.thread);
       this.threads.set(s.thread, t);
     }
-    // The last interval's histogram is refilled in place, not made anew each second (a fresh one is
-    // ~69 KiB of ArrayBuffer garbage per thread per second); both histograms take the sparse counts
-    // (addSparse: a pass over the pairs, not over every slot).
-    const interval = t.last.hist ?? newScratchHistogram();
+    // The last interval's histogram is refilled in place (its chunks stay), not made anew each second.
+    const interval = t.last.hist ?? new SlotHistogram();
     interval.reset();
-    addSparse(interval, s.delays);
+    interval.addSparse(s.delays);
     t.last = { hist: interval, count: s.count, sumMicros: s.sumMicros, maxMicros: s.maxMicros, intervalMs: s.intervalMs };
     const total = t.total;
-    total.hist ??= newAccumulator();
-    addSparse(total.hist, s.delays);
+    total.hist ??= new SlotHistogram();
+    total.hist.addSparse(s.delays);
     total.count += s.count;
     total.sumMicros += s.sumMicros;
     if (s.maxMicros > total.maxMicros) total.maxMicros = s.maxMicros;

@@ -8,10 +8,9 @@
 
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { LabelValues, Metric } from 'prom-client';
-import type { JsHistogram } from 'hdr-histogram-js';
 import { COUNTER_HELP, COUNTER_LABELS, type CounterTotals, type Series } from './counters.js';
 import { CODE_CLASSES, CODE_CLASS_COUNT } from './delta.js';
-import { countsIndex, valueFromIndex } from './histogram.js';
+import { valueFromIndex, type SlotHistogram } from './histogram.js';
 import type { CellTotals, ClusterTotals, StatsView } from './totals.js';
 
 /** Bucket upper bounds of the duration histograms, seconds. */
@@ -22,7 +21,7 @@ type Labels = Readonly<Record<string, string>>;
 
 interface HistogramSeries {
   readonly labels: Labels;
-  readonly histogram: JsHistogram | null;
+  readonly histogram: SlotHistogram | null;
   readonly sumMicros: number;
 }
 
@@ -69,18 +68,15 @@ class PreAggregatedHistogram {
 }
 
 /** Cumulative counts per bucket bound (Prometheus `le` semantics). */
-function bucketCounts(h: JsHistogram | null): number[] {
+function bucketCounts(h: SlotHistogram | null): number[] {
   const perBucket = new Array<number>(BUCKET_BOUNDS_MICROS.length).fill(0);
   if (h === null || h.totalCount === 0) return perBucket;
-  const last = countsIndex(Math.min(h.maxValue, Number.MAX_SAFE_INTEGER));
   let b = 0;
-  for (let i = 0; i <= last && b < BUCKET_BOUNDS_MICROS.length; i++) {
-    const n = h.getCountAtIndex(i);
-    if (n === 0) continue;
-    const lowest = valueFromIndex(i);
+  h.forEachSlot((slot, n) => {
+    const lowest = valueFromIndex(slot);
     while (b < BUCKET_BOUNDS_MICROS.length && lowest > BUCKET_BOUNDS_MICROS[b]!) b++;
     if (b < perBucket.length) perBucket[b]! += n;
-  }
+  });
   for (let i = 1; i < perBucket.length; i++) perBucket[i]! += perBucket[i - 1]!;
   return perBucket;
 }

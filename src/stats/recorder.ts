@@ -1,8 +1,7 @@
 // The worker side of the latency histograms: one HdrHistogram layout (1 µs .. 60 s, 3 significant
-// digits, microseconds) and LatencyRecorder, a flat Uint32Array of that layout's slots. Kept apart
-// from histogram.ts so that worker threads never load hdr-histogram-js (its module costs a worker
-// ~1.4 MiB of heap and more in code; only the main thread merges and reads percentiles).
-// Pure data and integer math; no I/O.
+// digits, microseconds) and LatencyRecorder, the counts of that layout's slots for one stats
+// interval. Kept apart from histogram.ts (the main thread's totals and percentiles), so a worker
+// loads only this. Pure data and integer math; no I/O.
 
 /** Lowest discernible value, µs. */
 export const HIST_LOWEST_MICROS = 1;
@@ -45,12 +44,20 @@ export function clampMicros(micros: number): number {
   return 0;
 }
 
+const CHUNK_BITS = 6;
+/** Slots per chunk of a recorder's counts: 64 (256 B). */
+const CHUNK = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK - 1;
+
 /**
  * Per-interval latency counts with the HdrHistogram slot layout. One per (route, cluster) cell
- * and per cluster on a worker; allocated on first use (≈69 KiB), reused across intervals.
+ * and per cluster on a worker, reused across intervals. The counts live in chunks of CHUNK slots
+ * made when a sample first lands in them: a dense array of the layout is 69 KiB per cell per
+ * worker whatever it holds, and a route's latencies fill a narrow band of slots.
  */
 export class LatencyRecorder {
-  readonly counts = new Uint32Array(RECORDER_SLOTS);
+  /** Counts by chunk (slot >> CHUNK_BITS); a hole until a sample lands in the chunk. */
+  private readonly chunks: Array<Uint32Array | undefined> = [];
   /** Samples since the last takeSparse(). */
   total = 0;
   /** Sum of the (clamped) samples since the last takeSparse(), µs. */
@@ -62,11 +69,26 @@ export class LatencyRecorder {
   record(micros: number): void {
     const v = clampMicros(micros);
     const i = countsIndex(v);
-    this.counts[i]! += 1;
+    const chunk = this.chunks[i >>> CHUNK_BITS] ?? this.newChunk(i >>> CHUNK_BITS);
+    chunk[i & CHUNK_MASK]! += 1;
     if (i < this.lo) this.lo = i;
     if (i > this.hi) this.hi = i;
     this.total += 1;
     this.sumMicros += v;
+  }
+
+  private newChunk(c: number): Uint32Array {
+    while (this.chunks.length < c) this.chunks.push(undefined);
+    const chunk = new Uint32Array(CHUNK);
+    this.chunks[c] = chunk;
+    return chunk;
+  }
+
+  /** Bytes of counts held (the chunks made so far). */
+  get countBytes(): number {
+    let n = 0;
+    for (const chunk of this.chunks) if (chunk !== undefined) n += chunk.byteLength;
+    return n;
   }
 
   /**
@@ -76,18 +98,28 @@ export class LatencyRecorder {
    * structured clone cost ~1.6 ms there for a spread-out interval (a typed array clones as one copy).
    */
   takeSparse(): Uint32Array {
-    const counts = this.counts;
+    const chunks = this.chunks;
+    const lo = this.lo;
     const hi = this.hi;
     let used = 0;
-    for (let i = this.lo; i <= hi; i++) if (counts[i] !== 0) used++;
+    for (let i = lo; i <= hi; i++) {
+      const chunk = chunks[i >>> CHUNK_BITS];
+      if (chunk === undefined) i |= CHUNK_MASK; // to the chunk's last slot; the loop steps past it
+      else if (chunk[i & CHUNK_MASK] !== 0) used++;
+    }
     const out = new Uint32Array(used * 2);
     let k = 0;
-    for (let i = this.lo; i <= hi; i++) {
-      const n = counts[i]!;
+    for (let i = lo; i <= hi; i++) {
+      const chunk = chunks[i >>> CHUNK_BITS];
+      if (chunk === undefined) {
+        i |= CHUNK_MASK;
+        continue;
+      }
+      const n = chunk[i & CHUNK_MASK]!;
       if (n !== 0) {
         out[k++] = i;
         out[k++] = n;
-        counts[i] = 0;
+        chunk[i & CHUNK_MASK] = 0;
       }
     }
     this.lo = RECORDER_SLOTS;

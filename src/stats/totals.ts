@@ -2,9 +2,8 @@
 // views read: one CellTotals per (listener, route, cluster), one ClusterTotals per cluster.
 // Mutable plain state; merging rules live in aggregate.ts.
 
-import type { JsHistogram } from 'hdr-histogram-js';
 import { CODE_CLASS_COUNT } from './delta.js';
-import { addSparse, newAccumulator } from './histogram.js';
+import { SlotHistogram } from './histogram.js';
 
 /** Counts and latency of requests; shared shape of cells and of the listener/route/cluster roll-ups. */
 export class RequestTotals {
@@ -15,14 +14,14 @@ export class RequestTotals {
   bytesOut = 0;
   durationSumMicros = 0;
   /** Total request duration, µs; null until the first sample. */
-  latency: JsHistogram | null = null;
+  latency: SlotHistogram | null = null;
 
   /** `latency` is another total's histogram, read-only here (copied before the first add). */
   private latencyBorrowed = false;
 
   /**
    * Adds another total into this one (exact: counts and histogram slots add). For roll-ups:
-   * a roll-up of a single total borrows that total's histogram instead of copying 139 KiB.
+   * a roll-up of a single total borrows that total's histogram instead of copying it.
    */
   addTotals(other: RequestTotals): void {
     this.requests += other.requests;
@@ -39,21 +38,21 @@ export class RequestTotals {
     }
   }
 
-  addLatency(h: JsHistogram): void {
+  addLatency(h: SlotHistogram): void {
     this.ownLatency().add(h);
   }
 
   /** Adds sparse [slot, count, ...] latency counts (a worker's interval). */
   addLatencySparse(sparse: ArrayLike<number>): void {
-    addSparse(this.ownLatency(), sparse);
+    this.ownLatency().addSparse(sparse);
   }
 
   /** The histogram this total may add into: made on first use, copied if borrowed. */
-  private ownLatency(): JsHistogram {
+  private ownLatency(): SlotHistogram {
     if (this.latency === null) {
-      this.latency = newAccumulator();
+      this.latency = new SlotHistogram();
     } else if (this.latencyBorrowed) {
-      const own = newAccumulator();
+      const own = new SlotHistogram();
       own.add(this.latency);
       this.latency = own;
       this.latencyBorrowed = false;
@@ -79,14 +78,14 @@ export class ClusterTotals {
   resets = 0;
   upstreamSumMicros = 0;
   /** Upstream durations, µs; null until the first sample. */
-  upstream: JsHistogram | null = null;
+  upstream: SlotHistogram | null = null;
 
   constructor(readonly name: string) {}
 
   /** Adds sparse [slot, count, ...] upstream-duration counts (a worker's interval). */
   addUpstreamSparse(sparse: ArrayLike<number>): void {
-    this.upstream ??= newAccumulator();
-    addSparse(this.upstream, sparse);
+    this.upstream ??= new SlotHistogram();
+    this.upstream.addSparse(sparse);
   }
 }
 

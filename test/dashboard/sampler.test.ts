@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_NAMES, SAMPLE_CAPACITY, TrafficSampler, percentilesMs } from '../../src/admin/sampler.js';
 import type { CellDelta, ClassCounts, StatsDelta } from '../../src/stats/delta.js';
-import { addSparse, newScratchHistogram } from '../../src/stats/histogram.js';
+import { hdrFromSparse } from '../helpers/hdr.js';
 import { LatencyRecorder } from '../../src/stats/recorder.js';
 
 function sparseOf(micros: readonly number[]): Uint32Array | null {
@@ -63,8 +63,7 @@ describe('TrafficSampler', () => {
       fc.property(fc.array(micros, { minLength: 1, maxLength: 4 }), (parts) => {
         const sparses = parts.map((p) => sparseOf(p)!);
         const sum = sparseOf(parts.flat())!;
-        const h = newScratchHistogram();
-        addSparse(h, sum);
+        const h = hdrFromSparse(sum);
         const want = [50, 90, 99, 99.9].map((p) => h.getValueAtPercentile(p) / 1000);
         expect(percentilesMs(sparses, [50, 90, 99, 99.9])).toEqual(want);
       }),

@@ -2,14 +2,15 @@
 // hdr-histogram-js itself, or the merged percentiles would not be hdr's.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Float64Histogram, Int32Histogram } from 'hdr-histogram-js';
+import { Int32Histogram } from 'hdr-histogram-js';
 import type { JsHistogram } from 'hdr-histogram-js';
-import { HIST_HIGHEST_MICROS, LatencyRecorder, addSparse, clampMicros, countsIndex, newAccumulator, newScratchHistogram, valueFromIndex } from '../../src/stats/histogram.js';
+import { HIST_HIGHEST_MICROS, LatencyRecorder, SLOTS, SlotHistogram, clampMicros, countsIndex, valueFromIndex } from '../../src/stats/histogram.js';
+import { hdrFromSparse, hdrHistogram } from '../helpers/hdr.js';
 
 /** The sparse counts in a histogram of their own. */
-function fromSparse(sparse: ArrayLike<number>): JsHistogram {
-  const h = newScratchHistogram();
-  addSparse(h, sparse);
+function fromSparse(sparse: ArrayLike<number>): SlotHistogram {
+  const h = new SlotHistogram();
+  h.addSparse(sparse);
   return h;
 }
 
@@ -49,7 +50,7 @@ describe('LatencyRecorder slot layout', () => {
     expect(h.maxValue).toBeGreaterThanOrEqual(HIST_HIGHEST_MICROS);
   });
 
-  it('takeSparse → addSparse gives the histogram hdr would build from the raw values, and clears', () => {
+  it('takeSparse → SlotHistogram gives the histogram hdr would build from the raw values, and clears', () => {
     const values = [0, 1, 7, 999, 1000, 2047, 2048, 2049, 123_456, 5_000_000, 59_999_999];
     const r = new LatencyRecorder();
     const ref = new Int32Histogram(1, HIST_HIGHEST_MICROS, 3);
@@ -62,56 +63,92 @@ describe('LatencyRecorder slot layout', () => {
     expect(h.totalCount).toBe(ref.totalCount);
     for (const p of [0, 10, 50, 90, 99, 100]) expect(h.getValueAtPercentile(p)).toBe(ref.getValueAtPercentile(p));
     expect(r.total).toBe(0);
-    expect(r.counts.every((n) => n === 0)).toBe(true);
+    expect(r.takeSparse()).toEqual(new Uint32Array(0));
+  });
+
+  it('keeps the counts of the slots its samples reach, in small chunks, across intervals', () => {
+    const r = new LatencyRecorder();
+    for (let v = 100; v <= 5_000; v += 7) r.record(v);
+    const dense = (countsIndex(HIST_HIGHEST_MICROS) + 1) * Uint32Array.BYTES_PER_ELEMENT; // a flat array of the layout
+    expect(r.countBytes).toBeLessThan(dense / 4);
+    const first = r.takeSparse();
+    expect(r.countBytes).toBeLessThan(dense / 4);
+    for (let v = 100; v <= 5_000; v += 7) r.record(v);
+    expect(r.takeSparse()).toEqual(first);
+    const single = new LatencyRecorder();
+    single.record(59_000_000);
+    single.record(3);
+    expect(single.countBytes).toBe(512);
+    expect(Array.from(single.takeSparse())).toEqual([countsIndex(3), 1, countsIndex(59_000_000), 1]);
   });
 });
 
-describe('addSparse', () => {
-  /** Everything a view reads from a histogram: totals, tracked extremes, every slot, percentiles. */
-  function state(h: JsHistogram): unknown {
+describe('SlotHistogram', () => {
+  const PERCENTILES = [0, 1, 25, 50, 90, 99, 99.9, 99.99, 100];
+
+  /** Everything a view reads from a histogram: total, max, every slot with a count, percentiles. */
+  function state(h: Pick<JsHistogram, 'totalCount' | 'maxValue' | 'getCountAtIndex' | 'getValueAtPercentile'>): unknown {
     const counts: number[] = [];
-    for (let i = 0; i < h.countsArrayLength; i++) if (h.getCountAtIndex(i) !== 0) counts.push(i, h.getCountAtIndex(i));
-    const percentiles = h.totalCount === 0 ? [] : [0, 50, 90, 99, 99.9, 100].map((p) => h.getValueAtPercentile(p));
-    return { total: h.totalCount, max: h.maxValue, min: h.minNonZeroValue, counts, percentiles };
+    for (let i = 0; i < SLOTS; i++) if (h.getCountAtIndex(i) !== 0) counts.push(i, h.getCountAtIndex(i));
+    return { total: h.totalCount, max: h.maxValue, counts, percentiles: PERCENTILES.map((p) => h.getValueAtPercentile(p)) };
   }
 
-  /** hdr-histogram-js's own way: the slots in a histogram of their own, its tracking values established over them. */
-  function rebuilt(sparse: ArrayLike<number>): JsHistogram {
-    const h = new Int32Histogram(1, HIST_HIGHEST_MICROS, 3);
-    for (let k = 0; k < sparse.length; k += 2) h.addToCountAtIndex(sparse[k]!, sparse[k + 1]!);
-    h.establishInternalTackingValues();
-    return h;
-  }
+  const micros = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2_000 }), fc.integer({ min: 100, max: 20_000 }), fc.integer({ min: 0, max: HIST_HIGHEST_MICROS }));
 
-  it('adds into an accumulator exactly as hdr-histogram-js add() of the counts rebuilt in their own histogram, interval after interval', () => {
-    const micros = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2_000 }), fc.integer({ min: 0, max: HIST_HIGHEST_MICROS }));
+  it('reads as hdr-histogram-js after the same intervals of sparse counts are added, interval after interval', () => {
     fc.assert(
       fc.property(fc.array(fc.array(micros, { maxLength: 300 }), { minLength: 1, maxLength: 5 }), (intervals) => {
-        const ours = newAccumulator();
-        const ref = new Float64Histogram(1, HIST_HIGHEST_MICROS, 3);
+        const ours = new SlotHistogram();
+        const ref = hdrHistogram();
         const r = new LatencyRecorder();
         for (const values of intervals) {
           for (const v of values) r.record(v);
           const sparse = r.takeSparse();
-          addSparse(ours, sparse);
-          ref.add(rebuilt(sparse));
+          ours.addSparse(sparse);
+          ref.add(hdrFromSparse(sparse));
           expect(state(ours)).toEqual(state(ref));
         }
       }),
-      { numRuns: 200 },
+      { numRuns: 150 },
     );
   });
 
-  it('fills a reset histogram as establishing its tracking values over the same slots does, and adds nothing for no counts', () => {
-    const h = newScratchHistogram();
-    addSparse(h, new Uint32Array(0));
-    expect([h.totalCount, h.maxValue, h.getValueAtPercentile(100)]).toEqual([0, 0, 0]);
+  it('add() of another (a roll-up) equals adding both sets of counts; reset() empties it for a refill', () => {
+    fc.assert(
+      fc.property(fc.array(micros, { maxLength: 200 }), fc.array(micros, { maxLength: 200 }), (a, b) => {
+        const r = new LatencyRecorder();
+        for (const v of a) r.record(v);
+        const sa = r.takeSparse();
+        for (const v of b) r.record(v);
+        const sb = r.takeSparse();
+        const rollUp = fromSparse(sa);
+        rollUp.add(fromSparse(sb));
+        const both = fromSparse(sa);
+        both.addSparse(sb);
+        expect(state(rollUp)).toEqual(state(both));
+        rollUp.reset();
+        expect([rollUp.totalCount, rollUp.maxValue, rollUp.getValueAtPercentile(50)]).toEqual([0, 0, 0]);
+        rollUp.addSparse(sb);
+        expect(state(rollUp)).toEqual(state(fromSparse(sb)));
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('holds the band of slots its values fill, not the whole layout', () => {
     const r = new LatencyRecorder();
-    for (const v of [0, 0, 3, 3, 4_095, 1_000_000]) r.record(v);
-    const sparse = r.takeSparse();
-    h.reset();
-    addSparse(h, sparse);
-    expect(state(h)).toEqual(state(rebuilt(sparse)));
-    expect(h.totalCount).toBe(6);
+    for (let v = 100; v <= 5_000; v++) r.record(v); // every slot from 100 µs to 5 ms
+    const band = fromSparse(r.takeSparse());
+    const dense = SLOTS * Float64Array.BYTES_PER_ELEMENT; // hdr-histogram-js's Float64Histogram of the layout
+    expect(dense).toBeGreaterThan(130 * 1024);
+    expect(band.countBytes).toBeLessThan(dense / 4);
+    r.record(250);
+    expect(fromSparse(r.takeSparse()).countBytes).toBe(512);
+  });
+
+  it('ignores slots outside the layout instead of growing without bound', () => {
+    const h = new SlotHistogram();
+    h.addSparse([SLOTS, 5, -1, 5, 1e9, 5, Number.NaN, 5]);
+    expect([h.totalCount, h.maxValue, h.countBytes]).toEqual([0, 0, 0]);
   });
 });
