@@ -100,6 +100,8 @@ async function main(): Promise<number> {
     ...HOP_TARGETS,
     { name: 'nginx', kind: 'nginx' },
     { name: 'haproxy', kind: 'haproxy' },
+    // Not gated: the floor of a Node proxy (bench/node_relay.ts), beside outrigger and nginx.
+    { name: 'node-relay', kind: 'node-relay' },
   ];
   const log = (s: string): void => {
     process.stderr.write(`${s}\n`);

@@ -119,6 +119,9 @@ export function engineComparisons(): ComparisonSpec[] {
     { label: 'strict engine ÷ nginx', a: { config: 'outrigger-strict-1w' }, b: { config: 'nginx' } },
     { label: 'strict engine ÷ haproxy', a: { config: 'outrigger-strict-1w' }, b: { config: 'haproxy' } },
     { label: 'haproxy ÷ nginx', a: { config: 'haproxy' }, b: { config: 'nginx' } },
+    // The Node floor (bench/node_relay.ts): what outrigger adds to it, and what Node adds to nginx.
+    { label: 'strict engine ÷ node relay', a: { config: 'outrigger-strict-1w' }, b: { config: 'node-relay' } },
+    { label: 'node relay ÷ nginx', a: { config: 'node-relay' }, b: { config: 'nginx' } },
   ];
 }
 

@@ -15,6 +15,8 @@ export const DEPTH1 = 'outrigger-mtls-strict-depth1';
 export const PLAIN_PAIR = 'outrigger-pair-plain';
 /** Two nginx in series: the same path's floor on this machine, printed beside the sidecar pairs. */
 export const NGINX_PAIR = 'nginx-pair';
+/** Two Node TCP relays in series (bench/node_relay.ts): the floor of two Node processes in a row. */
+export const NODE_RELAY_PAIR = 'node-relay-pair';
 
 /** Issue 13: the two-sidecar mTLS path's p99 added over direct at this rate is at most ADDED_P99_TARGET_US. */
 export const ADDED_P99_RATE = 1000;
@@ -31,6 +33,7 @@ export function hopComparisons(): ComparisonSpec[] {
     ...perSidecar('mTLS path, depth 1 ÷ two plaintext sidecars', DEPTH1, PLAIN_PAIR),
     { label: 'mTLS path, pipelined ÷ depth 1', a: { config: PIPELINED }, b: { config: DEPTH1 } },
     ...perSidecar('mTLS path, pipelined ÷ depth 1', PIPELINED, DEPTH1),
+    { label: 'two plaintext sidecars ÷ two node relays', a: { config: PLAIN_PAIR }, b: { config: NODE_RELAY_PAIR } },
   ];
 }
 
@@ -58,13 +61,13 @@ export function hopHolPlan(seconds: number, rate = ADDED_P99_RATE): HolPlan {
 export function hopLines(r: Pick<BenchResults, 'comparisons' | 'summary' | 'hol'>): string[] {
   const labels = new Set(hopComparisons().map((c) => c.label));
   const lines = (r.comparisons ?? []).filter((c) => labels.has(c.label)).map((c) => `- ${comparisonLine(c)}`);
-  for (const config of [PIPELINED, DEPTH1, PLAIN_PAIR, NGINX_PAIR]) {
+  for (const config of [PIPELINED, DEPTH1, PLAIN_PAIR, NGINX_PAIR, NODE_RELAY_PAIR]) {
     const q = r.summary.find((s) => s.config === config)?.rates.find((x) => x.rate === ADDED_P99_RATE);
     const added = q?.addedP99Us ?? null;
     if (added === null) continue;
     const range = added.n < 2 ? '' : ` (${added.min.toFixed(0)}…${added.max.toFixed(0)})`;
     const target =
-      config === PLAIN_PAIR || config === NGINX_PAIR ? '' : `, target ≤ ${ADDED_P99_TARGET_US} µs: ${added.median <= ADDED_P99_TARGET_US ? 'yes' : 'NO'}`;
+      config === PLAIN_PAIR || config === NGINX_PAIR || config === NODE_RELAY_PAIR ? '' : `, target ≤ ${ADDED_P99_TARGET_US} µs: ${added.median <= ADDED_P99_TARGET_US ? 'yes' : 'NO'}`;
     lines.push(`- ${config}: p99 added over direct @${ADDED_P99_RATE}/s ${added.median.toFixed(0)} µs${range}${target}`);
   }
   for (const c of r.hol?.comparisons ?? []) lines.push(`- ${holComparisonLine(c)}`);

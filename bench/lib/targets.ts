@@ -11,7 +11,7 @@ import { adminFromReadyLine, type AdminAccess } from './admin.js';
 import { checkPeerConfig, haproxyCommand, nginxCommand, type ToolStatus } from './peers.js';
 import { freePort, startProcess, type Started } from './proc.js';
 
-export type TargetKind = 'direct' | 'outrigger' | 'outrigger-mtls' | 'outrigger-pair' | 'nginx' | 'nginx-pair' | 'haproxy';
+export type TargetKind = 'direct' | 'outrigger' | 'outrigger-mtls' | 'outrigger-pair' | 'nginx' | 'nginx-pair' | 'haproxy' | 'node-relay' | 'node-relay-pair';
 
 export type ListenerEngine = 'uws' | 'node' | 'strict';
 
@@ -71,14 +71,16 @@ export interface TargetContext {
  * over mTLS with outrigger's default pipelining between the sidecars, the same with
  * `pipeline_depth: 1` (one request per connection at a time), and `outrigger-pair-plain`, the two
  * sidecars over plaintext HTTP/1.1 (the yardstick of issue 13's "≤ 1.3× two plaintext sidecars"),
- * and two nginx in series: what two proxies in a row add on this machine (the floor for the p99
- * added at a fixed rate, which on 2 cores is mostly time spent waiting for a CPU).
+ * two nginx in series: what two proxies in a row add on this machine (the floor for the p99
+ * added at a fixed rate, which on 2 cores is mostly time spent waiting for a CPU), and two Node
+ * TCP relays in series (bench/node_relay.ts): what two Node processes in a row add, parsing nothing.
  */
 export const HOP_TARGETS: readonly TargetSpec[] = [
   { name: 'outrigger-mtls-strict', kind: 'outrigger-mtls', workers: 1, engine: 'strict' },
   { name: 'outrigger-mtls-strict-depth1', kind: 'outrigger-mtls', workers: 1, engine: 'strict', pipelineDepth: 1 },
   { name: 'outrigger-pair-plain', kind: 'outrigger-pair', workers: 1, engine: 'strict' },
   { name: 'nginx-pair', kind: 'nginx-pair' },
+  { name: 'node-relay-pair', kind: 'node-relay-pair' },
 ];
 
 /**
@@ -102,6 +104,7 @@ export function defaultTargets(workersN: number): TargetSpec[] {
     { name: 'outrigger-mtls-strict-h2', kind: 'outrigger-mtls', workers: 1, engine: 'strict', hop: 'http2' },
     { name: 'nginx', kind: 'nginx' },
     { name: 'haproxy', kind: 'haproxy' },
+    { name: 'node-relay', kind: 'node-relay' },
   ];
 }
 
@@ -400,6 +403,40 @@ async function startNginxPair(spec: TargetSpec, ctx: TargetContext, dir: string)
   );
 }
 
+/** The Node TCP relay (bench/node_relay.ts), one or two in series: wrk → relay [→ relay] → upstream. */
+async function startNodeRelays(spec: TargetSpec, ctx: TargetContext, dir: string, count: 1 | 2): Promise<StartResult> {
+  const script = join(ctx.repoRoot, 'dist', 'bench', 'node_relay.js');
+  if (!existsSync(script)) return { ok: false, reason: `${script} not found (run npm run build)` };
+  const procs: Started[] = [];
+  let upstreamPort = ctx.upstreamPort;
+  for (const name of count === 1 ? [spec.name] : ['back', 'front']) {
+    try {
+      const proc = await startProcess({
+        name: count === 1 ? name : `${spec.name}/${name}`,
+        cmd: process.execPath,
+        args: [script, '0', String(upstreamPort)],
+        cwd: dir,
+        readyLine: /"msg":"listening"/,
+        timeoutMs: 15_000,
+      });
+      procs.push(proc);
+      upstreamPort = (JSON.parse(proc.readyLineText ?? '') as { port: number }).port;
+    } catch (e) {
+      for (const p of procs) await p.stop();
+      return { ok: false, reason: `node relay ${name} did not start: ${(e as Error).message}` };
+    }
+  }
+  const what = 'Node TCP relay (bench/node_relay.ts: one upstream connection per client connection, bytes copied both ways, no HTTP parsing; the floor of a Node proxy)';
+  if (count === 1) return withProbe(spec, procs, `http://127.0.0.1:${upstreamPort}`, `${what}, node ${process.version}`);
+  const [back, front] = procs as [Started, Started];
+  return withProbe(spec, procs, `http://127.0.0.1:${upstreamPort}`, `two of the ${what} in series: wrk → front → back → upstream. CPU = both`, {
+    parts: [
+      { name: 'front', pid: front.pid },
+      { name: 'back', pid: back.pid },
+    ],
+  });
+}
+
 export async function startTarget(spec: TargetSpec, ctx: TargetContext): Promise<StartResult> {
   const dir = join(ctx.tmpDir, spec.name);
   mkdirSync(dir, { recursive: true });
@@ -414,6 +451,10 @@ export async function startTarget(spec: TargetSpec, ctx: TargetContext): Promise
       return startOutrigger(spec, ctx, dir);
     case 'nginx-pair':
       return startNginxPair(spec, ctx, dir);
+    case 'node-relay':
+      return startNodeRelays(spec, ctx, dir, 1);
+    case 'node-relay-pair':
+      return startNodeRelays(spec, ctx, dir, 2);
     case 'nginx':
     case 'haproxy': {
       const tool = ctx.tools.get(spec.kind);

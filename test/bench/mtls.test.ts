@@ -29,7 +29,7 @@ function ok(r: LoadResult): Extract<LoadResult, { ok: true }> {
 }
 
 describe('default targets', () => {
-  it('has the three listener engines, N workers on uws and on strict, the mTLS shape with a server sidecar of 1 and N workers on node and on strict, the fast hop’s depth-1 and plaintext pairs and two nginx in series', () => {
+  it('has the three listener engines, N workers on uws and on strict, the mTLS shape with a server sidecar of 1 and N workers on node and on strict, the fast hop’s depth-1 and plaintext pairs, two nginx and two Node relays in series, and the Node relay', () => {
     expect(defaultTargets(2)).toEqual([
       { name: 'direct', kind: 'direct' },
       { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
@@ -43,10 +43,12 @@ describe('default targets', () => {
       { name: 'outrigger-mtls-strict-depth1', kind: 'outrigger-mtls', workers: 1, engine: 'strict', pipelineDepth: 1 },
       { name: 'outrigger-pair-plain', kind: 'outrigger-pair', workers: 1, engine: 'strict' },
       { name: 'nginx-pair', kind: 'nginx-pair' },
+      { name: 'node-relay-pair', kind: 'node-relay-pair' },
       { name: 'outrigger-mtls-strict-2w', kind: 'outrigger-mtls', workers: 2, engine: 'strict' },
       { name: 'outrigger-mtls-strict-h2', kind: 'outrigger-mtls', workers: 1, engine: 'strict', hop: 'http2' },
       { name: 'nginx', kind: 'nginx' },
       { name: 'haproxy', kind: 'haproxy' },
+      { name: 'node-relay', kind: 'node-relay' },
     ]);
   });
 });
