@@ -67,7 +67,9 @@ export function hopLines(r: Pick<BenchResults, 'comparisons' | 'summary' | 'hol'
     if (added === null) continue;
     const range = added.n < 2 ? '' : ` (${added.min.toFixed(0)}…${added.max.toFixed(0)})`;
     const target =
-      config === PLAIN_PAIR || config === NGINX_PAIR || config === NODE_RELAY_PAIR ? '' : `, target ≤ ${ADDED_P99_TARGET_US} µs: ${added.median <= ADDED_P99_TARGET_US ? 'yes' : 'NO'}`;
+      config === PLAIN_PAIR || config === NGINX_PAIR || config === NODE_RELAY_PAIR
+        ? ''
+        : `, target ≤ ${ADDED_P99_TARGET_US} µs: ${added.median <= ADDED_P99_TARGET_US ? 'yes' : 'NO'}`;
     lines.push(`- ${config}: p99 added over direct @${ADDED_P99_RATE}/s ${added.median.toFixed(0)} µs${range}${target}`);
   }
   for (const c of r.hol?.comparisons ?? []) lines.push(`- ${holComparisonLine(c)}`);

@@ -426,7 +426,8 @@ async function startNodeRelays(spec: TargetSpec, ctx: TargetContext, dir: string
       return { ok: false, reason: `node relay ${name} did not start: ${(e as Error).message}` };
     }
   }
-  const what = 'Node TCP relay (bench/node_relay.ts: one upstream connection per client connection, bytes copied both ways, no HTTP parsing; the floor of a Node proxy)';
+  const what =
+    'Node TCP relay (bench/node_relay.ts: one upstream connection per client connection, bytes copied both ways, no HTTP parsing; the floor of a Node proxy)';
   if (count === 1) return withProbe(spec, procs, `http://127.0.0.1:${upstreamPort}`, `${what}, node ${process.version}`);
   const [back, front] = procs as [Started, Started];
   return withProbe(spec, procs, `http://127.0.0.1:${upstreamPort}`, `two of the ${what} in series: wrk → front → back → upstream. CPU = both`, {

@@ -104,7 +104,8 @@ export class LatencyRecorder {
     let used = 0;
     for (let i = lo; i <= hi; i++) {
       const chunk = chunks[i >>> CHUNK_BITS];
-      if (chunk === undefined) i |= CHUNK_MASK; // to the chunk's last slot; the loop steps past it
+      if (chunk === undefined)
+        i |= CHUNK_MASK; // to the chunk's last slot; the loop steps past it
       else if (chunk[i & CHUNK_MASK] !== 0) used++;
     }
     const out = new Uint32Array(used * 2);

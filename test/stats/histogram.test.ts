@@ -93,7 +93,12 @@ describe('SlotHistogram', () => {
     return { total: h.totalCount, max: h.maxValue, counts, percentiles: PERCENTILES.map((p) => h.getValueAtPercentile(p)) };
   }
 
-  const micros = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2_000 }), fc.integer({ min: 100, max: 20_000 }), fc.integer({ min: 0, max: HIST_HIGHEST_MICROS }));
+  const micros = fc.oneof(
+    fc.constant(0),
+    fc.integer({ min: 0, max: 2_000 }),
+    fc.integer({ min: 100, max: 20_000 }),
+    fc.integer({ min: 0, max: HIST_HIGHEST_MICROS }),
+  );
 
   it('reads as hdr-histogram-js after the same intervals of sparse counts are added, interval after interval', () => {
     fc.assert(
