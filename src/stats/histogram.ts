@@ -23,17 +23,22 @@
 // hdr-histogram-js's Float64Histogram does for the same counts: test/stats/histogram.test.ts
 // compares them.
 
-import { countsIndex, HIST_HIGHEST_MICROS, valueFromIndex } from './recorder.js';
+import { CHUNK, CHUNK_BITS, CHUNK_MASK, SLOTS, chunkAt, chunkBytes, valueFromIndex } from './recorder.js';
 
 // The layout and the worker-side recorder live in recorder.ts.
-export { HIST_HIGHEST_MICROS, HIST_LOWEST_MICROS, HIST_SIGNIFICANT_DIGITS, LatencyRecorder, clampMicros, countsIndex, valueFromIndex } from './recorder.js';
+export {
+  HIST_HIGHEST_MICROS,
+  HIST_LOWEST_MICROS,
+  HIST_SIGNIFICANT_DIGITS,
+  LatencyRecorder,
+  SLOTS,
+  clampMicros,
+  countsIndex,
+  valueFromIndex,
+} from './recorder.js';
 
-const CHUNK_BITS = 6;
-/** Slots per chunk: 64 (512 B of Float64 counts). */
-const CHUNK = 1 << CHUNK_BITS;
-const CHUNK_MASK = CHUNK - 1;
-/** Slots of the layout. */
-export const SLOTS = countsIndex(HIST_HIGHEST_MICROS) + 1;
+/** A chunk of since-start counts: Float64, so totals do not wrap at 2^32 after long runs at high rates (512 B). */
+const newTotalsChunk = (): Float64Array => new Float64Array(CHUNK);
 
 /** The highest value that lands in a slot (HdrHistogram highestEquivalentValue of its lowest value). */
 export function highestInSlot(slot: number): number {
@@ -77,13 +82,7 @@ export class SlotHistogram {
   /** Adds `n` to a slot of the layout (0 ≤ slot < SLOTS; other slots are ignored, as a typed array would). */
   addToSlot(slot: number, n: number): void {
     if (n === 0 || !(slot >= 0 && slot < SLOTS)) return;
-    const c = slot >>> CHUNK_BITS;
-    let chunk = this.chunks[c];
-    if (chunk === undefined) {
-      while (this.chunks.length < c) this.chunks.push(undefined);
-      chunk = new Float64Array(CHUNK);
-      this.chunks[c] = chunk;
-    }
+    const chunk = this.chunks[slot >>> CHUNK_BITS] ?? chunkAt(this.chunks, slot >>> CHUNK_BITS, newTotalsChunk);
     chunk[slot & CHUNK_MASK]! += n;
     this.total += n;
     if (slot > this.maxSlot) this.maxSlot = slot;
@@ -96,12 +95,7 @@ export class SlotHistogram {
 
   /** Adds another histogram's counts. */
   add(other: SlotHistogram): void {
-    const chunks = other.chunks;
-    for (let c = 0; c < chunks.length; c++) {
-      const chunk = chunks[c];
-      if (chunk === undefined) continue;
-      for (let i = 0; i < CHUNK; i++) if (chunk[i] !== 0) this.addToSlot((c << CHUNK_BITS) | i, chunk[i]!);
-    }
+    other.forEachSlot((slot, n) => this.addToSlot(slot, n));
   }
 
   /** Empties the counts; the chunks stay allocated for the next fill. */
@@ -147,9 +141,7 @@ export class SlotHistogram {
 
   /** Bytes of counts held (the chunks allocated so far). */
   get countBytes(): number {
-    let n = 0;
-    for (const chunk of this.chunks) if (chunk !== undefined) n += chunk.byteLength;
-    return n;
+    return chunkBytes(this.chunks);
   }
 }
 

@@ -35,7 +35,8 @@ export function valueFromIndex(index: number): number {
   return subBucket * 2 ** bucket;
 }
 
-const RECORDER_SLOTS = countsIndex(HIST_HIGHEST_MICROS) + 1;
+/** Slots of the layout. */
+export const SLOTS = countsIndex(HIST_HIGHEST_MICROS) + 1;
 
 /** Clamp a duration to the histogram range as an integer number of µs (NaN → 0). */
 export function clampMicros(micros: number): number {
@@ -44,10 +45,32 @@ export function clampMicros(micros: number): number {
   return 0;
 }
 
-const CHUNK_BITS = 6;
-/** Slots per chunk of a recorder's counts: 64 (256 B). */
-const CHUNK = 1 << CHUNK_BITS;
-const CHUNK_MASK = CHUNK - 1;
+// Chunked counts, here and in histogram.ts' SlotHistogram: slot s lives at [s & CHUNK_MASK] of
+// chunk s >> CHUNK_BITS, a typed array of CHUNK slots made when a count first lands in it.
+export const CHUNK_BITS = 6;
+/** Slots per chunk: 64. */
+export const CHUNK = 1 << CHUNK_BITS;
+export const CHUNK_MASK = CHUNK - 1;
+
+/** Chunk `c`, made by `make` when missing (the holes before it filled, so the array stays packed). */
+export function chunkAt<T>(chunks: Array<T | undefined>, c: number, make: () => T): T {
+  let chunk = chunks[c];
+  if (chunk === undefined) {
+    while (chunks.length < c) chunks.push(undefined);
+    chunk = make();
+    chunks[c] = chunk;
+  }
+  return chunk;
+}
+
+/** Bytes of counts the chunks made so far hold. */
+export function chunkBytes(chunks: ReadonlyArray<ArrayBufferView | undefined>): number {
+  let n = 0;
+  for (const chunk of chunks) if (chunk !== undefined) n += chunk.byteLength;
+  return n;
+}
+
+const newCountsChunk = (): Uint32Array => new Uint32Array(CHUNK);
 
 /**
  * Per-interval latency counts with the HdrHistogram slot layout. One per (route, cluster) cell
@@ -63,13 +86,13 @@ export class LatencyRecorder {
   /** Sum of the (clamped) samples since the last takeSparse(), µs. */
   sumMicros = 0;
   /** Lowest and highest slot touched since the last takeSparse() (takeSparse scans only these). */
-  private lo = RECORDER_SLOTS;
+  private lo = SLOTS;
   private hi = -1;
 
   record(micros: number): void {
     const v = clampMicros(micros);
     const i = countsIndex(v);
-    const chunk = this.chunks[i >>> CHUNK_BITS] ?? this.newChunk(i >>> CHUNK_BITS);
+    const chunk = this.chunks[i >>> CHUNK_BITS] ?? chunkAt(this.chunks, i >>> CHUNK_BITS, newCountsChunk);
     chunk[i & CHUNK_MASK]! += 1;
     if (i < this.lo) this.lo = i;
     if (i > this.hi) this.hi = i;
@@ -77,18 +100,9 @@ export class LatencyRecorder {
     this.sumMicros += v;
   }
 
-  private newChunk(c: number): Uint32Array {
-    while (this.chunks.length < c) this.chunks.push(undefined);
-    const chunk = new Uint32Array(CHUNK);
-    this.chunks[c] = chunk;
-    return chunk;
-  }
-
   /** Bytes of counts held (the chunks made so far). */
   get countBytes(): number {
-    let n = 0;
-    for (const chunk of this.chunks) if (chunk !== undefined) n += chunk.byteLength;
-    return n;
+    return chunkBytes(this.chunks);
   }
 
   /**
@@ -123,7 +137,7 @@ export class LatencyRecorder {
         chunk[i & CHUNK_MASK] = 0;
       }
     }
-    this.lo = RECORDER_SLOTS;
+    this.lo = SLOTS;
     this.hi = -1;
     this.total = 0;
     this.sumMicros = 0;
