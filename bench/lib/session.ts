@@ -15,10 +15,25 @@ import { readLoopDelay, type LoopDelayReading } from './memory.js';
 import { ensureTools, type ToolStatus } from './peers.js';
 import { sleep } from './proc.js';
 import type { BenchResults } from './results.js';
-import { treeRssKb } from './rss.js';
+import { IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS, treeRssKb } from './rss.js';
 import { summarizeRuns } from './summary.js';
 import { startTarget, startUpstream, type RunningTarget, type TargetKind, type TargetSpec } from './targets.js';
 import { summarizeThreads } from './threads.js';
+
+/** Reads the RSS of `pids` `at.startupMs` and `at.idleMs` after `startedAt` (ms since the epoch) into `into[name]`. */
+export async function readIdleRss(
+  name: string,
+  pids: readonly number[],
+  startedAt: number,
+  into: { startup: Record<string, number>; idle: Record<string, number> },
+  at = { startupMs: STARTUP_RSS_AT_MS, idleMs: IDLE_RSS_AT_MS },
+): Promise<void> {
+  if (pids.length === 0) return;
+  await sleep(Math.max(0, startedAt + at.startupMs - Date.now()));
+  into.startup[name] = treeRssKb(pids);
+  await sleep(Math.max(0, startedAt + at.idleMs - Date.now()));
+  into.idle[name] = treeRssKb(pids);
+}
 
 export interface SessionOptions {
   readonly repoRoot: string;
@@ -63,6 +78,8 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
   const running: RunningTarget[] = [];
   const skipped: { name: string; reason: string }[] = [];
   const idleRssKb: Record<string, number> = {};
+  const startupRssKb: Record<string, number> = {};
+  const rssReadings: Array<Promise<void>> = [];
   const runs: RunRecord[] = [];
   let connections: ConnectionsReading[] = [];
   const loopDelay: LoopDelayReading[] = [];
@@ -74,6 +91,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
       const r = await startTarget(spec, { repoRoot: opts.repoRoot, tmpDir: tmp, upstreamPort: upstream.port, tools: toolMap });
       if (r.ok) {
         running.push(r.target);
+        rssReadings.push(readIdleRss(spec.name, r.target.pids, Date.now(), { startup: startupRssKb, idle: idleRssKb }));
         log(`started ${spec.name}: ${r.target.baseUrl} (${r.target.description})`);
       } else {
         const reason = r.reason.length > 700 ? `${r.reason.slice(0, 700)}…` : r.reason;
@@ -81,8 +99,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
         log(`SKIPPED ${spec.name}: ${r.reason}`);
       }
     }
-    await sleep(1000);
-    for (const t of running) if (t.pids.length > 0) idleRssKb[t.spec.name] = treeRssKb(t.pids);
+    await Promise.all(rssReadings);
 
     for (let round = 1; round <= opts.rounds; round++) {
       const offset = (round - 1) % Math.max(1, running.length);
@@ -129,6 +146,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
     configs: running.map((t) => ({ name: t.spec.name, description: t.description })),
     skipped,
     idleRssKb,
+    startupRssKb,
     runs,
     summary,
     comparisons: summarizeComparisons(opts.comparisons ?? [], runs),

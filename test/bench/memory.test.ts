@@ -8,6 +8,7 @@ import { checkBaseline, rebaseline, type Baseline } from '../../bench/lib/baseli
 import { loopDelayTable, memoryLines, memoryTable, parseLoopDelay, perExtraWorkerKb } from '../../bench/lib/memory.js';
 import { renderMarkdown } from '../../bench/lib/report.js';
 import type { BenchResults } from '../../bench/lib/results.js';
+import { readIdleRss } from '../../bench/lib/session.js';
 
 function fixture(name: string): BenchResults {
   return JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as BenchResults;
@@ -91,8 +92,39 @@ describe('memory and event-loop delay tables', () => {
     const md = renderMarkdown(r);
     expect(md).toContain('Memory');
     expect(md).toContain('Event-loop delay');
-    expect(memoryTable(r).rows.find((row) => row[0] === 'outrigger-1w')?.[1]).toBe((81_980 / 1024).toFixed(1));
+    // The fixture predates the start-up reading: its column shows none.
+    expect(
+      memoryTable(r)
+        .rows.find((row) => row[0] === 'outrigger-1w')
+        ?.slice(1, 3),
+    ).toEqual(['–', (81_980 / 1024).toFixed(1)]);
+    const withStartup: BenchResults = { ...r, startupRssKb: { 'outrigger-1w': 92_160 } };
+    expect(memoryTable(withStartup).head.slice(1, 3)).toEqual(['RSS at 1 s MiB', 'RSS idle MiB']);
+    expect(
+      memoryTable(withStartup)
+        .rows.find((row) => row[0] === 'outrigger-1w')
+        ?.slice(1, 3),
+    ).toEqual(['90.0', (81_980 / 1024).toFixed(1)]);
+    expect(memoryLines(withStartup).join('\n')).toContain(`outrigger-1w: RSS idle ${(81_980 / 1024).toFixed(1)} MiB (90.0 at start-up)`);
     expect(loopDelayTable(r.loopDelay!).rows[0]).toEqual(['outrigger-1w', 'worker-1', '500', '0.20', '3.50', '8.00', '12.25']);
     expect(memoryLines(r).join('\n')).toContain('outrigger-1w event-loop delay since start: worker-1 p99 3.5 ms, max 12.25 ms');
+  });
+
+  it('reads each config at the same age from its own start, not from the last config’s', async () => {
+    const into = { startup: {} as Record<string, number>, idle: {} as Record<string, number> };
+    const at = { startupMs: 100, idleMs: 400 };
+    const now = Date.now();
+    // `early` started 1 s ago: both its ages have passed, so it is read at once; `late` only now.
+    const done: Record<string, number> = {};
+    const read = (name: string, startedAt: number): Promise<void> =>
+      readIdleRss(name, [process.pid], startedAt, into, at).then(() => void (done[name] = Date.now()));
+    await Promise.all([read('early', now - 1000), read('late', now)]);
+    expect(Object.keys(into.idle).sort()).toEqual(['early', 'late']);
+    for (const r of [into.startup, into.idle]) for (const kb of Object.values(r)) expect(kb).toBeGreaterThan(1000);
+    expect(done['late']! - now).toBeGreaterThanOrEqual(at.idleMs - 1);
+    expect(done['early']!).toBeLessThan(done['late']!);
+    const skipped = { startup: {}, idle: {} };
+    await readIdleRss('direct', [], now, skipped, at); // no process of its own (the `direct` config)
+    expect(skipped).toEqual({ startup: {}, idle: {} });
   });
 });
