@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -190,6 +191,22 @@ static napi_value LocalPort(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// dup(fd) -> fd. A second, close-on-exec descriptor of the same socket: a listener rebound by a
+// reload listens on it, so the socket (and the connections queued in its accept backlog) outlives
+// the old listener's close() of its own descriptor.
+static napi_value Dup(napi_env env, napi_callback_info info) {
+  int fd;
+  if (!get_fd(env, info, &fd)) return NULL;
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) {
+    throw_errno(env, "fcntl", "(F_DUPFD_CLOEXEC)", errno);
+    return NULL;
+  }
+  napi_value result;
+  CHECK(napi_create_int32(env, copy, &result));
+  return result;
+}
+
 // originalDst(fd) -> {address, port} | null. The destination the client dialled before an
 // iptables REDIRECT/DNAT; null when the connection was not redirected (no conntrack entry,
 // conntrack not loaded, or the original destination is the socket's own local address).
@@ -275,6 +292,7 @@ NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
       {"localPort", NULL, LocalPort, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"dup", NULL, Dup, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, OriginalDst, NULL, NULL, NULL, napi_enumerable, NULL},
       {"exitNow", NULL, ExitNow, NULL, NULL, NULL, napi_enumerable, NULL},
   };

@@ -27,8 +27,9 @@ export abstract class FrontServer<Held extends { destroy(): void }> {
     this.server.maxConnections = spec.maxConnections ?? Infinity;
   }
 
-  listen(): Promise<number> {
-    return listenReusePort(this.server, this.spec);
+  /** Binds host:port; `inherit`: the listening fd of the listener this one replaces (reuseport.ts). */
+  listen(inherit: number | null = null): Promise<number> {
+    return listenReusePort(this.server, this.spec, inherit);
   }
 
   stopAccepting(): void {

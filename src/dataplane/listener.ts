@@ -14,7 +14,7 @@ import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket, us_sock
 import type { ListenerSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
 import { PIPELINE_ALPN } from '../net/alpn.js';
-import { listenReusePort } from '../net/reuseport.js';
+import { listeningFd, listenReusePort } from '../net/reuseport.js';
 import type { Rng } from '../lb/types.js';
 import { inboundPeer, listenerTlsOptions, serverTlsOptions, type ServerTlsParams } from '../tls/contexts.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -385,13 +385,21 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
    * connections across workers: uWS sets it itself; node servers listen on a socket the reuseport
    * addon made (Node 20's net cannot set it). The supervisor has checked that no other process
    * holds the port, and resolved port 0 to one port for all workers. Resolves to the bound port.
+   *
+   * `replacing`: this worker's listener of the same name and address that a reload replaces with
+   * this one (another engine, protocol or TLS setting). When both listen through node's net, this
+   * one takes over the old one's socket (a duplicate fd) rather than binding a new one: the
+   * connections waiting in its accept queue are then accepted here after the old listener stops,
+   * where closing the old socket would reset them. uWS binds its own sockets, so a uws listener
+   * on either side binds anew.
    */
-  listen(): Promise<number> {
-    if (this.front !== null) return this.front.listen().then((port) => (this.port = port));
-    if (this.detector !== null) return this.detector.listen().then((port) => (this.port = port));
-    if (this.tcp !== null && this.spec.tcp !== null) return this.tcp.listen().then((port) => (this.port = port));
+  listen(replacing: ListenerRuntime | null = null): Promise<number> {
+    const inherit = replacing?.listeningFd() ?? null;
+    if (this.front !== null) return this.front.listen(inherit).then((port) => (this.port = port));
+    if (this.detector !== null) return this.detector.listen(inherit).then((port) => (this.port = port));
+    if (this.tcp !== null && this.spec.tcp !== null) return this.tcp.listen(inherit).then((port) => (this.port = port));
     const server: NetServer | null = this.server ?? this.h1?.server ?? null;
-    if (server !== null) return listenReusePort(server, this.spec).then((port) => (this.port = port));
+    if (server !== null) return listenReusePort(server, this.spec, inherit).then((port) => (this.port = port));
     return new Promise((resolve, reject) => {
       this.app!.listen(this.spec.host, this.spec.port, (socket) => {
         if (socket === false) {
@@ -403,6 +411,12 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
         resolve(this.port);
       });
     });
+  }
+
+  /** The fd of the socket this listener accepts on, while it does (null for uws listeners: uWS keeps its sockets). */
+  listeningFd(): number | null {
+    const server = this.front?.server ?? this.detector?.server ?? (this.spec.tcp !== null ? this.tcp?.server : null) ?? this.server ?? this.h1?.server ?? null;
+    return server === null ? null : listeningFd(server);
   }
 
   /**

@@ -162,9 +162,12 @@ export class TcpListener {
     return server;
   }
 
-  /** Binds host:port on an SO_REUSEPORT socket (every worker binds it; the kernel spreads connections). */
-  listen(): Promise<number> {
-    return listenReusePort(this.server, this.spec);
+  /**
+   * Binds host:port on an SO_REUSEPORT socket (every worker binds it; the kernel spreads
+   * connections); `inherit`: the listening fd of the listener this one replaces (reuseport.ts).
+   */
+  listen(inherit: number | null = null): Promise<number> {
+    return listenReusePort(this.server, this.spec, inherit);
   }
 
   /** A new config version on the same socket: new connections use its cluster and idle timeout; open ones carry on. */

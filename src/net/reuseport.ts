@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 interface Addon {
   listen(host: string, port: number, backlog: number): number;
   localPort(fd: number): number;
+  dup(fd: number): number;
   originalDst(fd: number): { address: string; port: number } | null;
   exitNow(code: number): never;
 }
@@ -76,12 +77,17 @@ export function socketLocalPort(fd: number): number {
  * Binds `server` to host:port on an SO_REUSEPORT socket (every worker binds the same port; the
  * kernel spreads connections across them). Resolves to the bound port (port 0: the one chosen);
  * rejects with the listener's name and address when the port cannot be had.
+ *
+ * `inherit`: the listening fd of this worker's current listener on the same address, when a reload
+ * replaces that listener. `server` then listens on a duplicate of it instead of a new socket, so
+ * the connections already queued in its accept backlog are accepted by `server` once the old
+ * listener closes its own fd; a new socket would leave them in the old one, whose close resets them.
  */
-export function listenReusePort(server: Server, at: { readonly name: string; readonly host: string; readonly port: number }): Promise<number> {
+export function listenReusePort(server: Server, at: { readonly name: string; readonly host: string; readonly port: number }, inherit: number | null = null): Promise<number> {
   return new Promise((resolve, reject) => {
     let fd: number;
     try {
-      fd = reusePortListen(at.host, at.port);
+      fd = inherit === null ? reusePortListen(at.host, at.port) : load().dup(inherit);
     } catch (e) {
       reject(new Error(`listener ${at.name}: cannot listen on ${at.host}:${at.port}: ${(e as Error).message}`));
       return;
@@ -92,6 +98,12 @@ export function listenReusePort(server: Server, at: { readonly name: string; rea
       resolve(socketLocalPort(fd));
     });
   });
+}
+
+/** The fd `server` listens on (null when it does not listen, or listens through uWS). */
+export function listeningFd(server: Server): number | null {
+  const fd = (server as Server & { _handle?: { fd?: number } | null })._handle?.fd;
+  return server.listening && typeof fd === 'number' && fd >= 0 ? fd : null;
 }
 
 /**

@@ -103,7 +103,7 @@ export class WorkerRuntime implements ListenerContext {
     for (const c of added) this.clusters.set(c.spec.name, c);
     let fresh: Array<[string, ListenerRuntime]>;
     try {
-      fresh = await this.bindFresh([...delta.listeners.added, ...delta.listeners.changed.filter((c) => c.rebind).map((c) => c.spec)]);
+      fresh = await this.bindFresh(delta.listeners.added, delta.listeners.changed.filter((c) => c.rebind));
     } catch (e) {
       for (const c of added) {
         this.clusters.delete(c.spec.name);
@@ -121,14 +121,19 @@ export class WorkerRuntime implements ListenerContext {
     return [...this.listeners.values()].map((l) => ({ name: l.spec.name, host: l.spec.host, port: l.port }));
   }
 
-  /** Binds new and re-bound listeners before anything else changes, so that a failure leaves the old ones serving. */
-  private async bindFresh(specs: readonly ListenerSpec[]): Promise<Array<[string, ListenerRuntime]>> {
+  /**
+   * Binds new and re-bound listeners before anything else changes, so that a failure leaves the
+   * old ones serving. A listener re-bound on the same address takes over the old one's socket
+   * where both engines allow it (ListenerRuntime.listen).
+   */
+  private async bindFresh(added: readonly ListenerSpec[], rebound: readonly ListenerChange[]): Promise<Array<[string, ListenerRuntime]>> {
     const fresh: Array<[string, ListenerRuntime]> = [];
+    const specs = [...added.map((spec) => ({ spec, replacing: null })), ...rebound.map((c) => ({ spec: c.spec, replacing: c.moved ? null : (this.listeners.get(c.spec.name) ?? null) }))];
     try {
-      for (const spec of specs) {
+      for (const { spec, replacing } of specs) {
         await loadEngine(spec);
         const next = new ListenerRuntime(spec, this);
-        await next.listen();
+        await next.listen(replacing);
         fresh.push([spec.name, next]);
       }
     } catch (e) {

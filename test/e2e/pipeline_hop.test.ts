@@ -122,12 +122,8 @@ beforeAll(async () => {
   (serverConfig['listeners'] as Array<Record<string, unknown>>)[0]!['engine'] = 'strict';
   server = await startSidecar(serverConfig);
   const clientConfig = clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}`, workers: 1, pool: POOL });
-  // A reload that rebinds the server's listener resets the connections still in its old socket's
-  // accept queue: those connects fail with nothing of their requests sent, and the route retries
-  // them (any method: only connect failures), within a budget that lets a whole batch go again.
-  const routes = (clientConfig['listeners'] as Array<{ routes: Array<Record<string, unknown>> }>)[0]!.routes;
-  routes[routes.length - 1]!['retries'] = { on: ['connect-failure'], attempts: 3, allow_non_idempotent: true };
-  (clientConfig['clusters'] as Array<Record<string, unknown>>)[0]!['retry_budget'] = { percent: 100, min_concurrent: 64 };
+  // No retries: a reload that rebinds the server's listener hands its socket to the new one, so
+  // the client sidecar's new connections queued in it are accepted, not reset (rebind_handover).
   client = await startSidecar(clientConfig);
   out = client.port('outbound');
 });

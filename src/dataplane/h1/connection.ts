@@ -95,6 +95,8 @@ export class H1Connection implements Timed, ChunkSink {
   keepAlive = true;
   /** Listener stopping: close after the current response. */
   draining = false;
+  /** A head has been handed on (or refused): the connection is no longer fresh. */
+  private served = false;
   readonly detail: boolean;
 
   private st = St.Idle;
@@ -338,6 +340,7 @@ export class H1Connection implements Timed, ChunkSink {
 
   private startRequest(head: ParsedHead): void {
     this.st = St.Active;
+    this.served = true;
     this.arm(this.host.settings.bodyIdleMs);
     // HTTP/1.1 persists unless closed; HTTP/1.0 only when asked (and the length is known, see
     // the downstream). An Upgrade request the host does not tunnel (detach(): h2c, say) is
@@ -732,10 +735,16 @@ export class H1Connection implements Timed, ChunkSink {
     }
   }
 
-  /** Listener stopping: idle connections close now, busy ones after their response. */
+  /**
+   * Listener stopping (a reload that replaces it, or shutdown): a connection between requests
+   * closes now, a busy one after its response. A fresh one (accepted, no complete head yet) is not
+   * idle: its client has most likely sent its first request already, which closing now would
+   * reset; that request is served, answered with Connection: close, within the head deadline.
+   */
   drain(): void {
     this.draining = true;
-    if (this.order !== null) this.stopPipeline();
+    if (!this.served) this.keepAlive = false;
+    else if (this.order !== null) this.stopPipeline();
     else if (this.st === St.Idle) this.closeAfterWrites();
     else if (this.st === St.Active) this.keepAlive = false;
   }

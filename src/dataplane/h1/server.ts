@@ -61,6 +61,7 @@ export class StrictServer implements H1Host {
   readonly settings: H1Settings;
   private readonly conns = new Set<H1Connection>();
   private stopping = false;
+  private shut = false;
 
   constructor(
     spec: ListenerSpec,
@@ -117,13 +118,20 @@ export class StrictServer implements H1Host {
     if (spec.maxConnections !== null) this.server.maxConnections = spec.maxConnections;
   }
 
+  /**
+   * Serves an accepted connection. One accepted before the listener stopped whose handshake or
+   * preface check ended after is served too, as a draining connection (its first request, then
+   * Connection: close): its client connected to a listening socket and may have sent a request.
+   * After closeAll nothing is served.
+   */
   private open(socket: net.Socket, peer: string | null, pipelined = false, reads = Reads.Events): H1Connection | null {
-    if (this.stopping) {
+    if (this.shut) {
       socket.destroy();
       return null;
     }
     const conn = new H1Connection(socket, this, peer, pipelined, reads);
     this.conns.add(conn);
+    if (this.stopping) conn.drain();
     return conn;
   }
 
@@ -174,7 +182,7 @@ export class StrictServer implements H1Host {
     if (this.server instanceof tls.Server) this.server.setSecureContext(options);
   }
 
-  /** Stops accepting; idle connections close now, busy ones after their current response. */
+  /** Stops accepting; connections between requests close now, busy ones after their current response, fresh ones after their first (H1Connection.drain). */
   stopAccepting(): void {
     this.stopping = true;
     this.server.close();
@@ -184,6 +192,7 @@ export class StrictServer implements H1Host {
   /** Closes the listen socket and every connection now. */
   closeAll(): void {
     this.stopping = true;
+    this.shut = true;
     this.server.close();
     for (const c of this.conns) c.destroy();
     this.conns.clear();
