@@ -5,10 +5,14 @@
 // new socket and closed the old one, and the kernel reset the connections still waiting in the
 // old socket's accept queue (ECONNRESET on connect or on the first read). Now the same sockets
 // (the same inodes in /proc/net/tcp) stay bound through every reload, and no connection fails.
+// The strict engine's drain (dataplane/h1): a connection accepted before the old listener stopped
+// that has not sent its first head yet is served that request (with Connection: close) instead of
+// being closed or destroyed, whether it was still in the preface check of `protocol: auto` or
+// already an HTTP/1 connection.
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, describe, expect, it } from 'vitest';
-import { adminCall, closeAll, cluster, config, startSidecar, startUpstream } from '../helpers/sidecar.js';
+import { adminCall, closeAll, cluster, config, header, RawClient, startSidecar, startUpstream } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
 
@@ -82,5 +86,45 @@ describe('a listener rebound on the same address keeps its socket', () => {
 
     expect(Object.fromEntries(outcomes)).toEqual({ '200': sent });
     expect(listeningInodes(port)).toEqual(inodes);
+  });
+
+  it('a connection that connected before the reload and sends its request after is served, then closed', async () => {
+    const up = await startUpstream('app');
+    const routes = [{ match: { path_prefix: '/' }, cluster: 'app' }];
+    const cfg = config(routes, [cluster('app', [up.address])], { listener: { engine: 'strict', protocol: 'auto' } });
+    const sc = await startSidecar(cfg);
+    const listener = (cfg['listeners'] as Array<Record<string, unknown>>)[0]!;
+    const request = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    const reload = async (protocol: string): Promise<void> => {
+      listener['protocol'] = protocol;
+      const put = await adminCall(sc, 'PUT', '/config', cfg);
+      expect(put.status, put.text).toBe(200);
+      expect(put.text).toContain('rebound');
+    };
+
+    // In the preface check of `protocol: auto` (no byte yet) when the listener is replaced.
+    const sniffing = await RawClient.connect(sc.port());
+    await reload('http1');
+    sniffing.send(request('/after-reload-1'));
+    const a = await sniffing.readResponse();
+    expect([a.status, a.body.toString()]).toEqual([200, 'app /after-reload-1']);
+    expect(header(a, 'connection')).toBe('close');
+    expect(await sniffing.waitClosed()).toBe(true);
+
+    // An HTTP/1 connection of the strict engine that has sent nothing yet.
+    const fresh = await RawClient.connect(sc.port());
+    // One served request first on another connection: the listener has surely taken `fresh` in.
+    const warm = await RawClient.connect(sc.port());
+    warm.send(request('/warm'));
+    expect((await warm.readResponse()).status).toBe(200);
+    await reload('auto');
+    expect(fresh.closed).toBe(false);
+    fresh.send(request('/after-reload-2'));
+    const b = await fresh.readResponse();
+    expect([b.status, b.body.toString()]).toEqual([200, 'app /after-reload-2']);
+    expect(header(b, 'connection')).toBe('close');
+    expect(await fresh.waitClosed()).toBe(true);
+    // A connection between requests closes at once, as before (its client sends again on a new one).
+    expect(await warm.waitClosed()).toBe(true);
   });
 });
