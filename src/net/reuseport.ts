@@ -83,7 +83,11 @@ export function socketLocalPort(fd: number): number {
  * the connections already queued in its accept backlog are accepted by `server` once the old
  * listener closes its own fd; a new socket would leave them in the old one, whose close resets them.
  */
-export function listenReusePort(server: Server, at: { readonly name: string; readonly host: string; readonly port: number }, inherit: number | null = null): Promise<number> {
+export function listenReusePort(
+  server: Server,
+  at: { readonly name: string; readonly host: string; readonly port: number },
+  inherit: number | null = null,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     let fd: number;
     try {

@@ -103,7 +103,10 @@ export class WorkerRuntime implements ListenerContext {
     for (const c of added) this.clusters.set(c.spec.name, c);
     let fresh: Array<[string, ListenerRuntime]>;
     try {
-      fresh = await this.bindFresh(delta.listeners.added, delta.listeners.changed.filter((c) => c.rebind));
+      fresh = await this.bindFresh(
+        delta.listeners.added,
+        delta.listeners.changed.filter((c) => c.rebind),
+      );
     } catch (e) {
       for (const c of added) {
         this.clusters.delete(c.spec.name);
@@ -128,7 +131,10 @@ export class WorkerRuntime implements ListenerContext {
    */
   private async bindFresh(added: readonly ListenerSpec[], rebound: readonly ListenerChange[]): Promise<Array<[string, ListenerRuntime]>> {
     const fresh: Array<[string, ListenerRuntime]> = [];
-    const specs = [...added.map((spec) => ({ spec, replacing: null })), ...rebound.map((c) => ({ spec: c.spec, replacing: c.moved ? null : (this.listeners.get(c.spec.name) ?? null) }))];
+    const specs = [
+      ...added.map((spec) => ({ spec, replacing: null })),
+      ...rebound.map((c) => ({ spec: c.spec, replacing: c.moved ? null : (this.listeners.get(c.spec.name) ?? null) })),
+    ];
     try {
       for (const { spec, replacing } of specs) {
         await loadEngine(spec);
