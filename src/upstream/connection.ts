@@ -8,6 +8,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
 import { PIPELINE_ALPN } from '../net/alpn.js';
+import { takeOverReads } from '../net/user_buffer.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import type { ConnectTls } from './endpoint_pool_base.js';
@@ -54,9 +55,8 @@ export interface ConnectionOwner {
 /** The ALPN offer of a connection that may pipeline; HTTP/1.1 for any other server. */
 const PIPELINE_OFFER = [PIPELINE_ALPN, 'http/1.1'];
 
-// One read buffer per thread, shared by every plaintext upstream socket: reads happen one at a
-// time. TLS connections read with 'data' events (see the README: taking their reads over was
-// reverted after a reload test failed with it).
+// One read buffer per thread, shared by every upstream socket (plaintext, and TLS after its
+// handshake): reads happen one at a time.
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 let nextId = 1;
@@ -129,10 +129,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
           this.pipe = new Pipeline(this, socket, this.parser, ticker, pipelineStall);
         }
         this.onConnect();
-      });
-      socket.on('data', (buf: Buffer) => {
-        if (this.pipe !== null) this.pipe.onData(buf, buf.length);
-        else this.onRead(buf.length, buf);
+        this.readCleartext(socket);
       });
       this.socket = socket;
     }
@@ -345,6 +342,22 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
 
   pipelineClosed(): void {
     this.destroy();
+  }
+
+  /**
+   * After the handshake, the cleartext reads land in READ_BUFFER as a plaintext connection's do
+   * (user_buffer.ts); 'data' events where that cannot be done. Bytes read before (none, unless the
+   * server spoke first) are handed on first. Called once onConnect has run, as the first 'data'
+   * event came after it before.
+   */
+  private readCleartext(socket: tls.TLSSocket): void {
+    const onCleartext = (n: number, buf: Buffer): void => {
+      if (this.pipe !== null) this.pipe.onData(buf, n);
+      else this.onRead(n, buf);
+    };
+    const early = takeOverReads(socket, READ_BUFFER, onCleartext);
+    if (early === false) socket.on('data', (buf: Buffer) => onCleartext(buf.length, buf));
+    else if (early !== null) onCleartext(early.length, early);
   }
 
   private onRead(n: number, buf: Buffer): boolean {

@@ -2,8 +2,9 @@
 // HTTP/1 pool offers ALPN outrigger-h1-pipeline and the server sidecar's strict inbound listener
 // selects it. Many requests share a connection and each gets its own answer; a request the app
 // holds does not hold up the others; a reload of the server sidecar under pipelined load (POSTs
-// with bodies included) loses no request and has the app process no POST twice. Large bodies
-// streamed at once, and a response head spread over three TLS records, arrive byte for byte.
+// with bodies included) loses no request and has the app process no POST twice. The client sidecar
+// reads its mTLS connections into one buffer per thread: large bodies streamed at once, and a
+// response head spread over three TLS records, arrive byte for byte.
 
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -152,8 +153,9 @@ describe('pipelined hop between two sidecars', () => {
   });
 
   it('large responses streamed at once over the hop, chunked and with a length, arrive byte for byte', async () => {
-    // Whatever the client sidecar keeps of a read (a split head or chunk-size line, a body piece
-    // the client has not taken) must survive the next read, whichever buffer reads land in.
+    // The client sidecar reads its mTLS connections into one buffer per thread (user_buffer.ts):
+    // what outlives a read (a split head or chunk-size line, a body piece the client has not
+    // taken) must be copied before the next read of any connection overwrites it.
     const agent = keepAlive(24);
     const seeds = Array.from({ length: 24 }, (_, i) => i + 1);
     const answers = await Promise.all(seeds.map((seed) => through(`/big/${seed}/${seed % 2 === 0 ? 'chunked' : 'length'}`, agent)));
@@ -164,8 +166,8 @@ describe('pipelined hop between two sidecars', () => {
   });
 
   it('a response head larger than a TLS record, which the client sidecar reads in pieces, arrives whole', async () => {
-    // Each TLS record is a read of its own: the head's first pieces are kept until the rest comes
-    // (response_parser.ts, headParts).
+    // Each TLS record is a read into the same buffer: the head's first pieces must be copied
+    // before the next record's read overwrites them (response_parser.ts, headParts).
     const seeds = [1, 2, 3, 4, 5, 6];
     const answers = await Promise.all(seeds.map(getBigHead));
     expect(answers).toEqual(seeds.map((seed) => ({ status: 200, header: bigHeader(seed), body: 'hello' })));
