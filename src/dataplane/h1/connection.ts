@@ -95,7 +95,7 @@ export class H1Connection implements Timed, ChunkSink {
   keepAlive = true;
   /** Listener stopping: close after the current response. */
   draining = false;
-  /** A head has been handed on (or refused): the connection is no longer fresh. */
+  /** A request head has been handed on: the connection is no longer fresh (drain()). */
   private served = false;
   readonly detail: boolean;
 
