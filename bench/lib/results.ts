@@ -35,9 +35,9 @@ export interface BenchResults {
   readonly meta: BenchMeta;
   readonly configs: readonly { readonly name: string; readonly description: string }[];
   readonly skipped: readonly { readonly name: string; readonly reason: string }[];
-  /** RSS per config once idle (bench/lib/session.ts IDLE_RSS_AT_MS after its own start; before 2026-12-06: 1 s after the last config started). */
+  /** RSS per config once idle (bench/lib/rss.ts IDLE_RSS_AT_MS after its own start; before 2026-12-06: 1 s after the last config started). */
   readonly idleRssKb: Readonly<Record<string, number>>;
-  /** RSS per config STARTUP_RSS_AT_MS after its own start (absent in older results). */
+  /** RSS per config bench/lib/rss.ts STARTUP_RSS_AT_MS after its own start (absent in older results). */
   readonly startupRssKb?: Readonly<Record<string, number>>;
   readonly runs: readonly RunRecord[];
   readonly summary: readonly ConfigSummary[];
