@@ -29,7 +29,7 @@ import { DeadlineKind, Deadlines } from './deadlines.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
 import { grpcStatusIn, grpcTimeoutOf, isGrpcRequest } from '../grpc/wire.js';
 import { grpcStatusOf } from './local_reply.js';
-import { connectionNamed } from './hop_by_hop.js';
+import { connectionNamed, forwardableTrailers } from './hop_by_hop.js';
 import { RequestBody } from './request_body.js';
 import { BodyFraming, type RequestHead } from './request_head.js';
 import { RetryPolicy, type FailureKind } from './retry_policy.js';
@@ -379,7 +379,8 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
       const g = grpcStatusIn(trailers);
       if (g >= 0) this.grpcStatus = g;
     }
-    this.down.end(trailers);
+    // Framing and hop-by-hop fields never go on in a trailer section, whatever the downstream.
+    this.down.end(trailers === null ? null : forwardableTrailers(trailers));
     this.finish();
   }
 

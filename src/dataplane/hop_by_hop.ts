@@ -41,6 +41,37 @@ export function dropResponseHeader(name: string, connectionNamed: readonly strin
   return skipResponseHeader(name) || (connectionNamed !== null && connectionNamed.includes(name));
 }
 
+/**
+ * Fields that never travel in a trailer section (RFC 9110 §6.5.1, §6.5.2), in either direction:
+ * framing, routing, hop-by-hop, and what the proxy itself sets. A trailer may not change how a
+ * message was framed or routed, and a recipient such as Node's llhttp fails a response whose
+ * trailers carry a Content-Length or a Transfer-Encoding ("Content-Length can't be present with
+ * Transfer-Encoding"), so a proxy that passed them on would break the message it forwards.
+ */
+const FORBIDDEN_TRAILERS = new Set([
+  'content-length',
+  'transfer-encoding',
+  'host',
+  'connection',
+  'keep-alive',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-connection',
+  'expect',
+  'x-forwarded-client-cert',
+]);
+
+/** The trailer fields a proxy passes on: flat [name, value, ...], names lower-cased, forbidden ones left out. */
+export function forwardableTrailers(trailers: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < trailers.length; i += 2) {
+    const name = trailers[i]!.toLowerCase();
+    if (!FORBIDDEN_TRAILERS.has(name)) out.push(name, trailers[i + 1]!);
+  }
+  return out;
+}
+
 /** The bytes of an interim (1xx) response head, the app's Date kept, as latin1 text. */
 export function informationalHead(status: number, reason: string, headers: readonly string[]): string {
   let h = `HTTP/1.1 ${status} ${reason}\r\n`;

@@ -5,6 +5,7 @@
 // ready, and flow-controlled: the client is paused when the upstream is slow or too much is held.
 
 import type { Downstream } from './downstream.js';
+import { forwardableTrailers } from './hop_by_hop.js';
 import { BodyFraming } from './request_head.js';
 import type { UpstreamChannel } from '../upstream/channel.js';
 
@@ -67,7 +68,7 @@ export class RequestBody {
     if (isLast) {
       if (this.framing === BodyFraming.Chunked)
         this.send(trailers === null || trailers.length === 0 ? LAST_CHUNK : lastChunkWithTrailers(trailers), ch, headSent);
-      else if (trailers !== null && trailers.length > 0) this.trailers = allowedTrailers(trailers);
+      else if (trailers !== null && trailers.length > 0) this.trailers = forwardableTrailers(trailers);
       this.done = true;
     }
   }
@@ -133,37 +134,10 @@ export class RequestBody {
   }
 }
 
-/** Fields that must never travel in a trailer section (RFC 9110 §6.5.1): framing, routing, hop-by-hop. */
-const FORBIDDEN_TRAILERS = new Set([
-  'content-length',
-  'transfer-encoding',
-  'host',
-  'connection',
-  'keep-alive',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-connection',
-  'expect',
-  'x-forwarded-client-cert',
-]);
-
-/** The client's trailers minus forbidden fields, flat with lower-case names (unframed bodies). */
-function allowedTrailers(trailers: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < trailers.length; i += 2) {
-    const name = trailers[i]!.toLowerCase();
-    if (!FORBIDDEN_TRAILERS.has(name)) out.push(name, trailers[i + 1]!);
-  }
-  return out;
-}
-
 /** The last chunk carrying the client's trailers (latin1 bytes, as received), minus forbidden fields. */
 function lastChunkWithTrailers(trailers: readonly string[]): Buffer {
+  const fields = forwardableTrailers(trailers);
   let out = '0\r\n';
-  for (let i = 0; i < trailers.length; i += 2) {
-    const name = trailers[i]!.toLowerCase();
-    if (!FORBIDDEN_TRAILERS.has(name)) out += `${name}: ${trailers[i + 1]!}\r\n`;
-  }
+  for (let i = 0; i < fields.length; i += 2) out += `${fields[i]!}: ${fields[i + 1]!}\r\n`;
   return Buffer.from(out + '\r\n', 'latin1');
 }

@@ -679,6 +679,18 @@ const RESPONSE_CASES: ResponseCase[] = [
     reply: (tok) => ['HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' + injected(tok)],
     pass: okHello,
   },
+  // RFC 9110 §6.5.1: framing and hop-by-hop fields never travel in a trailer section. Passed on,
+  // a Content-Length beside the chunked coding fails an llhttp client's whole response.
+  {
+    name: 'chunked response with framing and hop-by-hop fields in its trailers',
+    reply: () => [
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T: 1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nKeep-Alive: timeout=1\r\nTE: trailers\r\n\r\n',
+    ],
+    pass: (r) => {
+      const passed = r.trailers.map(([k]) => k.toLowerCase()).filter((k) => k !== 'x-t');
+      return [...okHello(r), ...(passed.length > 0 ? [`trailer fields passed on: ${passed.join(', ')}`] : [])];
+    },
+  },
   {
     name: 'response with an obs-fold header',
     reply: () => ['HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 5\r\n\r\nhello'],

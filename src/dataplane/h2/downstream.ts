@@ -24,9 +24,6 @@ export interface H2StreamOwner {
   readonly detail: boolean;
 }
 
-/** Names never sent in an HTTP/2 trailer section (pseudo-headers aside). */
-const FORBIDDEN_TRAILERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'content-length', 'host']);
-
 export class H2Downstream implements Downstream {
   private ex: DownstreamEvents | null = null;
   private headSent = false;
@@ -146,12 +143,8 @@ export class H2Downstream implements Downstream {
   private sendTrailers(): void {
     const t = this.trailers;
     const h: OutgoingHttpHeaders = {};
-    if (t !== null) {
-      for (let i = 0; i < t.length; i += 2) {
-        const name = t[i]!.toLowerCase();
-        if (!FORBIDDEN_TRAILERS.has(name)) addHeader(h, name, t[i + 1]!);
-      }
-    }
+    // The exchange left out the fields no trailer section may carry (hop_by_hop.ts forwardableTrailers).
+    if (t !== null) for (let i = 0; i < t.length; i += 2) addHeader(h, t[i]!, t[i + 1]!);
     try {
       // No trailers: node ends the stream with an empty DATA frame instead.
       this.stream.sendTrailers(h);
