@@ -19,6 +19,8 @@ const enum S {
   Head,
   BodyLength,
   ChunkSize,
+  /** Whitespace after a chunk size: only more of it, `;` (an extension) or the CRLF may follow. */
+  ChunkBws,
   ChunkExt,
   ChunkSizeLf,
   ChunkData,
@@ -38,6 +40,8 @@ export const enum BodyKind {
 }
 
 const MAX_HEAD_BYTES = 64 * 1024;
+/** The largest chunk size taken (13 hex digits); beyond it a size could lose precision as a number. */
+const MAX_CHUNK_SIZE = 2 ** 52 - 1;
 const MAX_TRAILER_BYTES = 16 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 /** tchar (RFC 9110 §5.6.2) by latin1 code: 1, else 0. */
@@ -123,20 +127,33 @@ export class ResponseParser {
           const c = buf[i]!;
           const d = hexValue(c);
           if (d >= 0) {
-            if (++this.chunkSizeDigits > 13) return this.fail(i, 'chunk size too large');
+            // Bounded by value, not by digits: leading zeros are fine (RFC 9112 §7.1).
             this.remaining = this.remaining * 16 + d;
+            if (this.remaining > MAX_CHUNK_SIZE) return this.fail(i, 'chunk size too large');
+            this.chunkSizeDigits++;
             i++;
           } else if (this.chunkSizeDigits === 0) {
             return this.fail(i, 'chunk size is not a hex number');
           } else if (c === 0x0d) {
             this.state = S.ChunkSizeLf;
             i++;
-          } else if (c === 0x3b /* ; */ || c === 0x20 || c === 0x09) {
+          } else if (c === 0x3b /* ; */) {
             this.state = S.ChunkExt;
+            i++;
+          } else if (c === 0x20 || c === 0x09) {
+            this.state = S.ChunkBws;
             i++;
           } else {
             return this.fail(i, 'invalid character after chunk size');
           }
+          break;
+        }
+        case S.ChunkBws: {
+          const c = buf[i]!;
+          if (c === 0x3b /* ; */) this.state = S.ChunkExt;
+          else if (c === 0x0d) this.state = S.ChunkSizeLf;
+          else if (c !== 0x20 && c !== 0x09) return this.fail(i, 'invalid character after chunk size');
+          i++;
           break;
         }
         case S.ChunkExt: {
@@ -313,6 +330,8 @@ export class ResponseParser {
       headers.push(name, value);
     }
     if (hasTe && contentLength >= 0) return this.fail(next, 'both Content-Length and Transfer-Encoding in response');
+    // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing (as on requests).
+    if (hasTe && http10) return this.fail(next, 'Transfer-Encoding in an HTTP/1.0 response');
 
     this.status = status;
     if (status < 200) {

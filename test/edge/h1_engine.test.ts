@@ -21,6 +21,7 @@ import {
   rawRequest,
   sleep,
   startMeshServer,
+  startRawUpstream,
   startSidecar,
   startUpstream,
   tempDir,
@@ -253,6 +254,24 @@ describe('strict engine', () => {
     );
     expect(k.raw).toMatch(/connection: keep-alive\r\n/);
     expect(k.closed).toBe(false);
+  });
+
+  it('a response that turns bad after its head: the client gets that head, then the close (as when the app closes mid-body)', async () => {
+    // The head is held until the first body bytes; here the bytes that follow it in the same read
+    // are a bad chunk size, so the response is aborted while the client connection is corked.
+    const bad = await startRawUpstream((c) => {
+      void c.head().then(() => c.socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-Bad: 1\r\n\r\nzz\r\nhello\r\n0\r\n\r\n'));
+    });
+    const one = await startSidecar({
+      node: { workers: 1 },
+      listeners: [{ name: 'main', address: '127.0.0.1:0', engine: 'strict', routes: [{ match: { path_prefix: '/' }, cluster: 'bad' }] }],
+      clusters: [{ name: 'bad', endpoints: [{ address: bad.address }] }],
+    });
+    const r = await exchange(one.port(), ['GET /bad HTTP/1.1\r\nHost: t\r\n\r\n'], () => false);
+    expect(r.closed).toBe(true);
+    expect(r.raw).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(r.raw).toMatch(/\r\nx-bad: 1\r\n/);
+    expect(r.raw.endsWith('\r\n\r\n')).toBe(true); // the head, and not one byte of body
   });
 
   it('4 MiB both ways pass byte for byte (Content-Length and chunked), with backpressure', async () => {

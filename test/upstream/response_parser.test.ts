@@ -109,6 +109,16 @@ describe('framing', () => {
     expect(r.keepAlive).toBe(true);
   });
 
+  it('chunk sizes with leading zeros (any number of them) and whitespace before the CRLF', () => {
+    const wire = 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000000005\r\nhello\r\n1 \t\r\n!\r\n00\r\n\r\n';
+    const r = parse(b(wire));
+    expect(r.failed).toBe(false);
+    expect(r.done).toBe(true);
+    expect(r.events.body.toString()).toBe('hello!');
+    const r1 = parse(b(wire), { cuts: everyByte(wire.length) });
+    expect(r1.events.body.toString()).toBe('hello!');
+  });
+
   it('chunked without trailers ends with null trailers; hex digits in either case', () => {
     const r = parse(b('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\nB\r\nabcdefghijk\r\n0\r\n\r\n'));
     expect(r.done).toBe(true);
@@ -213,6 +223,9 @@ describe('refusals', () => {
     ['empty chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n'],
     ['chunk size overflow', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\nabc\r\n0\r\n\r\n'],
     ['negative chunk size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n'],
+    ['a word after the chunk size (only whitespace, then ";" or the CRLF)', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3 junk\r\nabc\r\n0\r\n\r\n'],
+    ['chunk size above 2^52 - 1', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000\r\nabc\r\n0\r\n\r\n'],
+    ['Transfer-Encoding in an HTTP/1.0 response', 'HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n'],
     ['chunk size line ended by bare LF', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n'],
     ['chunk data longer than its size', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n'],
     ['bare LF in the head', 'HTTP/1.1 200 OK\r\nX-A: a\nX-B: b\r\nContent-Length: 0\r\n\r\n'],

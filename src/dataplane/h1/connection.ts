@@ -565,6 +565,10 @@ export class H1Connection implements Timed, ChunkSink {
   responseAborted(down: StrictDownstream): void {
     const order = this.order;
     if (order === null) {
+      // The aborted response's last writes (its held head) may sit corked in this turn (an abort
+      // from inside the upstream's read): out with them first, or destroy() would drop them.
+      const s = this.socket;
+      while (s.writableCorked > 0) s.uncork();
       this.destroy();
       return;
     }
