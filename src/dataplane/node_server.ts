@@ -143,8 +143,10 @@ export class NodeEngine {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket as PeerSocket;
     if (socket.refused === true) {
-      // Pipelined behind a refused request: never parsed into an exchange, never forwarded.
-      socket.destroy();
+      // Pipelined behind a refused request: never forwarded, never answered. The refusal says
+      // `Connection: close`, so node closes the connection once it is written — after the
+      // responses of the requests before it (destroying the socket here lost those).
+      req.pause();
       return;
     }
     const down = new NodeDownstream(req, res, this.host.spec().errorDetail);

@@ -632,6 +632,15 @@ const REQUEST_CASES: HostileCase[] = [
     before: 1,
     expect: split('refuse400', 'closeOrRefuse'),
   },
+  // The same where the parser takes the bad request and the proxy's own checks refuse it (two
+  // Host lines): the node engine destroyed the connection at the request pipelined behind it,
+  // before the first request's response (the upstream had answered it) or the 400 went out.
+  {
+    name: 'good GET, a request with two Host lines, then a request',
+    send: (p) => [get(p, '', `${p.path}/1`) + get(p, 'Host: second\r\n', `${p.path}/2`) + p.smuggledReq],
+    before: 1,
+    expect: split('refuse400', 'closeOrRefuse'),
+  },
 ];
 
 let clientHello: Buffer = Buffer.alloc(0);
