@@ -28,6 +28,10 @@ export interface PeerSocket extends TLSSocket {
   peerIdentity?: string | null;
   /** A malformed request was answered: nothing after it on this connection is forwarded. */
   refused?: boolean;
+  /** A request on this connection is being served (its response is not complete). */
+  serving?: boolean;
+  /** Requests pipelined behind it, paused, in order: each is served once the one before it is complete. */
+  waiting?: Array<[IncomingMessage, ServerResponse]>;
 }
 
 /** What the node engine needs from its listener. */
@@ -140,7 +144,31 @@ export class NodeEngine {
     this.server = server;
   }
 
+  /**
+   * Node emits a pipelined request as soon as it is parsed; it is served only once the response
+   * before it is complete, as on the strict engine (RFC 9112 §9.3.2: pipelined requests are
+   * processed in order unless all are safe), so the upstream sees them in the client's order.
+   */
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as PeerSocket;
+    if (socket.serving === true) {
+      req.pause();
+      (socket.waiting ??= []).push([req, res]);
+      return;
+    }
+    socket.serving = true;
+    res.once('close', () => {
+      socket.serving = false;
+      const next = socket.waiting?.shift();
+      if (next !== undefined) {
+        next[0].resume();
+        this.handle(next[0], next[1]);
+      }
+    });
+    this.serve(req, res);
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket as PeerSocket;
     if (socket.refused === true) {
       // Pipelined behind a refused request: never forwarded, never answered. The refusal says
