@@ -165,6 +165,8 @@ export class NodeEngine {
   /** The response before it is complete: serve the first request waiting on `socket`. */
   private serveNext(socket: PeerSocket): void {
     const waiting = socket.waiting;
+    // The client went away (the response before it ended with the connection): nothing waiting is forwarded.
+    if (socket.destroyed) waiting?.splice(0);
     const next = waiting?.shift();
     if (next === undefined) return;
     next[0].resume();
