@@ -287,7 +287,7 @@ function send(port: number, bytes: Buffer, cuts: readonly number[], settled: (ra
       quiet = setTimeout(() => (settled(got) ? done() : arm()), QUIET_MS);
     };
     sock.on('connect', () => {
-      onPort?.(sock.localPort);
+      onPort?.(sock.localPort ?? 0);
       void (async () => {
         let at = 0;
         for (const c of [...cuts, bytes.length]) {
