@@ -135,7 +135,14 @@ export class NodeEngine {
     server.on('connection', () => host.connectionAccepted());
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.handle(req, res));
     // Requests with Connection: upgrade and an Upgrade header come here instead (llhttp stops parsing the connection after them).
-    server.on('upgrade', (req: IncomingMessage, socket: PeerSocket, early: Buffer) => this.handleUpgrade(req, socket, early));
+    // A request pipelined before the upgrade may still be answered on the connection: the upgrade
+    // waits for that answer (node holds the bytes after it), else its own would go out first, or
+    // claiming the connection would throw ('already assigned socket') and crash the worker.
+    server.on('upgrade', (req: IncomingMessage, socket: PeerSocket, early: Buffer) =>
+      whenIdle(socket, () => {
+        if (!socket.destroyed) this.handleUpgrade(req, socket, early);
+      }),
+    );
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     // CONNECT (a tunnel) is not offered: answered, not silently dropped.
     server.on('connect', (_req: IncomingMessage, socket: Socket) => this.onClientError(Object.assign(new Error('CONNECT'), { code: 'HPE_CONNECT' }), socket));

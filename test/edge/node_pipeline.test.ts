@@ -5,7 +5,7 @@
 
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeAll, eventually, sleep, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { closeAll, eventually, restartLines, sleep, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 
 /** An app that notes each request's path as it arrives and answers `/held/*` only when released. */
 interface HeldApp {
@@ -91,5 +91,29 @@ describe('pipelined requests on the node engine', () => {
     app.release();
     await sleep(300);
     expect(app.seen).toEqual(['/held/a']);
+  });
+
+  // Node hands an Upgrade request over on its own ('upgrade' event) while the response before it
+  // may be pending. Claiming the connection then threw ('ServerResponse has an already assigned
+  // socket') and crashed the worker: one client could restart workers at will (h2c), or the
+  // tunnel's bytes went out before the pending response (websocket).
+  it.each([
+    ['h2c', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n'],
+    ['websocket', 'Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'],
+  ])('an Upgrade (%s) pipelined behind a pending request waits for its response; the worker keeps running', async (_kind, upgrade) => {
+    app.seen.length = 0;
+    const client = net.connect(sc.port(), '127.0.0.1');
+    track({ close: () => Promise.resolve(void client.destroy()) });
+    client.on('error', () => undefined);
+    let raw = '';
+    client.on('data', (d: Buffer) => (raw += d.toString('latin1')));
+    client.write(`GET /held/u HTTP/1.1\r\nHost: x\r\n\r\nGET /up/u HTTP/1.1\r\nHost: x\r\n${upgrade}\r\n`);
+    await eventually(() => (app.seen.length > 0 ? true : undefined), 'the first request reached the app');
+    await sleep(200);
+    app.release();
+    await eventually(() => (raw.includes('/up/u') ? true : undefined), 'the upgrade request answered');
+    expect([...raw.matchAll(/\r\n\r\n(\/\w+\/u)/g)].map((m) => m[1])).toEqual(['/held/u', '/up/u']);
+    expect(app.seen).toEqual(['/held/u', '/up/u']);
+    expect(restartLines(sc)).toEqual([]);
   });
 });
