@@ -158,7 +158,7 @@ export class NodeEngine {
    */
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const socket = req.socket as PeerSocket;
-    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+    const current = writingResponse(socket);
     if (current !== null && current !== res) {
       req.pause();
       const waiting = (socket.waiting ??= []);
@@ -265,7 +265,7 @@ export class NodeEngine {
           : new ProxyError('bad_request', 'malformed request');
     const id = refusalRequestId(null);
     this.host.onUnparsedReply(pe, id);
-    const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+    const current = writingResponse(socket);
     if (current !== null && pe.code === 'bad_request') {
       // The error is inside the body of the request being served (a bad chunk): its exchange
       // answers 400 (or closes, if the response head is out) and aborts the upstream request.
@@ -288,9 +288,14 @@ export class NodeEngine {
 
 function noop(): void {}
 
+/** The response node has handed this connection to (the one being written, in order), or null. */
+function writingResponse(socket: Socket): ServerResponse | null {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+}
+
 /** Runs `fn` once no response is being written on this node connection (pipelined ones included). */
 function whenIdle(socket: Socket, fn: () => void): void {
-  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
+  const current = writingResponse(socket);
   if (current === null || socket.destroyed) return fn();
   let again = false;
   const next = (): void => {
