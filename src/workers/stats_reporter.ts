@@ -95,7 +95,8 @@ export class StatsReporter {
   }
 
   /** Posts what grew since the last flush and the interval's event-loop delay (nothing when there is neither). */
-  flush(): void {
+  /** Hands the interval's delta over; whether there was one to post. */
+  flush(): boolean {
     for (const c of this.source.clusters.values()) {
       const h = this.clusterHandle(c);
       let open = 0;
@@ -118,7 +119,9 @@ export class StatsReporter {
       for (const c of delta.clusters) if (c.upstreamLatency !== null) transfer.push(c.upstreamLatency.buffer as ArrayBuffer);
       if (loopDelay !== null) transfer.push(loopDelay.delays.buffer as ArrayBuffer);
       this.post(loopDelay === null ? { ...delta, counters } : { ...delta, counters, loopDelay }, transfer);
+      return true;
     }
+    return false;
   }
 
   /** Stops the event-loop delay sampling timer (the thread is closing). */

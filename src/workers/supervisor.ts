@@ -14,7 +14,17 @@ import type { StatsDelta } from '../stats/delta.js';
 import type { TlsMaterial } from '../tls/material.js';
 import type { SpanRecord } from '../tracing/span_buffer.js';
 import { mergeClusterViews, mergeListenerViews } from './inspection.js';
-import type { BoundListener, ClusterView, EndpointState, FromWorker, ListenerView, OutcomeEvent, ToWorker, WorkerInit } from './messages.js';
+import {
+  heartbeatMs,
+  type BoundListener,
+  type ClusterView,
+  type EndpointState,
+  type FromWorker,
+  type ListenerView,
+  type OutcomeEvent,
+  type ToWorker,
+  type WorkerInit,
+} from './messages.js';
 import { PortInUseError, resolvePorts } from './ports.js';
 
 export interface SupervisorOptions {
@@ -56,13 +66,17 @@ const WORKER_RESOURCE_LIMITS = { maxYoungGenerationSizeMb: 4 } as const;
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 const STABLE_AFTER_MS = 10_000;
+/** A new worker loads its modules before its first message: the watchdog allows it this long (or the stall limit, if longer). */
+const STARTUP_GRACE_MS = 10_000;
 
 class WorkerSlot {
   worker: Worker | null = null;
   restarts = 0;
   startedAt = 0;
-  /** Date.now() of the worker's last message (heartbeats every 250 ms). */
+  /** Date.now() of the worker's last message (heartbeats: messages.ts heartbeatMs). */
   lastBeat = 0;
+  /** The worker has sent a message (loaded its modules and beats); until then the watchdog allows STARTUP_GRACE_MS. */
+  heard = false;
   version = 0;
   /** The config the worker will run once it has applied everything posted to it; null = none yet. */
   config: Snapshot | null = null;
@@ -118,8 +132,7 @@ export class Supervisor {
     this.current = resolved;
     for (let i = 0; i < resolved.node.workers; i++) this.slots.push(new WorkerSlot(i + 1));
     const done = this.expectAcks(resolved.version);
-    this.watchdog = setInterval(() => this.checkStalls(), 250);
-    this.watchdog.unref();
+    this.armWatchdog();
     for (const slot of this.slots) this.spawn(slot);
     const failures = await done;
     if (failures.length > 0) {
@@ -153,10 +166,12 @@ export class Supervisor {
     const previous = this.current;
     const resolved = await resolvePorts(snapshot, previous);
     this.current = resolved;
+    this.armWatchdog();
     const failures = await this.broadcastApply(resolved);
     if (failures.length === 0) return resolved;
     if (previous !== null) {
       this.current = previous;
+      this.armWatchdog();
       await this.broadcastApply(previous);
     }
     throw new Error(`config version ${resolved.version} was rolled back: ${failures.join('; ')}`);
@@ -293,6 +308,7 @@ export class Supervisor {
     slot.worker = w;
     slot.startedAt = Date.now();
     slot.lastBeat = slot.startedAt;
+    slot.heard = false;
     w.on('message', (m: FromWorker) => this.onMessage(slot, m));
     w.on('error', (err) => this.opts.log.error({ worker: slot.id, err: err.message }, 'worker crashed'));
     w.on('exit', (code) => this.onExit(slot, w, code));
@@ -304,6 +320,7 @@ export class Supervisor {
 
   private onMessage(slot: WorkerSlot, m: FromWorker): void {
     slot.lastBeat = Date.now();
+    slot.heard = true;
     switch (m.type) {
       case 'heartbeat':
         break;
@@ -338,6 +355,17 @@ export class Supervisor {
   /** Workers found stuck by the watchdog and replaced (or, with uWS listeners, the process exited). */
   stalls = 0;
   private watchdog: NodeJS.Timeout | null = null;
+  private watchdogMs = 0;
+
+  /** The watchdog checks as often as the workers beat (messages.ts heartbeatMs) for the stall limit in force. */
+  private armWatchdog(): void {
+    const every = heartbeatMs(this.current?.node.workerStallMs ?? 0);
+    if (this.watchdog !== null && this.watchdogMs === every) return;
+    if (this.watchdog !== null) clearInterval(this.watchdog);
+    this.watchdogMs = every;
+    this.watchdog = setInterval(() => this.checkStalls(), every);
+    this.watchdog.unref();
+  }
 
   /** Checks every worker's heartbeat; one silent for longer than node.worker_stall_ms is stuck. */
   private checkStalls(): void {
@@ -346,7 +374,7 @@ export class Supervisor {
     const now = Date.now();
     for (const slot of this.slots) {
       const w = slot.worker;
-      if (w === null || now - slot.lastBeat <= limit) continue;
+      if (w === null || now - slot.lastBeat <= (slot.heard ? limit : Math.max(limit, STARTUP_GRACE_MS))) continue;
       this.stalls++;
       const stalledMs = now - slot.lastBeat;
       this.opts.onWorkerStall?.(slot.id);

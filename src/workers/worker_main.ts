@@ -9,15 +9,13 @@ import type { ProxyError } from '../errors.js';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { AccessLogs } from './access_logs.js';
 import { Drain } from './drain.js';
-import type { FromWorker, ToWorker, WorkerInit } from './messages.js';
+import { heartbeatMs, type FromWorker, type ToWorker, type WorkerInit } from './messages.js';
 import { OutcomeReporter } from './outcome_reporter.js';
 import { WorkerRuntime, type RequestObserver } from './runtime.js';
 import { StatsReporter } from './stats_reporter.js';
 import { clusterViews, listenerViews } from './views.js';
 import { SpanBuffer } from '../tracing/span_buffer.js';
 
-/** How often a worker tells the supervisor its event loop is alive. */
-const HEARTBEAT_MS = 250;
 const STATS_INTERVAL_MS = 1000;
 /** How long a stopping worker waits for the connections it closed to report their end (their close events come a loop turn later). */
 const CLOSE_WAIT_MS = 500;
@@ -30,7 +28,10 @@ class WorkerThread {
   private readonly spans = new SpanBuffer();
   private readonly outcomes: OutcomeReporter;
   private readonly drain: Drain;
-  private readonly statsTimer: NodeJS.Timeout;
+  /** The one periodic timer: a heartbeat for the watchdog each beat, and the stats once a second (which count as the beat). */
+  private pulse: NodeJS.Timeout;
+  private beatMs = heartbeatMs(5_000);
+  private lastFlush = performance.now();
   /** Applies run one at a time, in order. */
   private queue: Promise<void> = Promise.resolve();
 
@@ -45,11 +46,35 @@ class WorkerThread {
       this.port.postMessage((spans === null ? { type: 'stats', delta } : { type: 'stats', delta, spans }) satisfies FromWorker, transfer);
     });
     this.drain = new Drain(() => this.runtime.inflight);
-    this.statsTimer = setInterval(() => this.stats.flush(), STATS_INTERVAL_MS);
-    this.statsTimer.unref();
     // Watchdog: the supervisor restarts a worker whose heartbeats stop (its event loop is stuck).
-    setInterval(() => this.post({ type: 'heartbeat' }), HEARTBEAT_MS).unref();
+    this.pulse = this.startPulse();
     port.on('message', (msg: ToWorker) => this.onMessage(msg));
+  }
+
+  private startPulse(): NodeJS.Timeout {
+    const t = setInterval(this.onPulse, this.beatMs);
+    t.unref();
+    return t;
+  }
+
+  private readonly onPulse = (): void => {
+    const now = performance.now();
+    // Flush once a second: the first beat at or after 1 s since the last flush (within half a beat).
+    if (now - this.lastFlush >= STATS_INTERVAL_MS - this.beatMs / 2) {
+      this.lastFlush = now;
+      if (this.stats.flush()) return; // any message is a beat
+    }
+    this.post({ type: 'heartbeat' });
+  };
+
+  /** Beats as often as the stall limit in force asks (from the apply message, before the apply runs). */
+  private setStallLimit(stallMs: number): void {
+    const every = heartbeatMs(stallMs);
+    if (every === this.beatMs) return;
+    this.beatMs = every;
+    clearInterval(this.pulse);
+    this.post({ type: 'heartbeat' });
+    this.pulse = this.startPulse();
   }
 
   /** Where listeners report finished requests and tries: straight to the owners. */
@@ -110,6 +135,7 @@ class WorkerThread {
     switch (msg.type) {
       case 'apply': {
         const delta = msg.delta;
+        if (delta.node !== null) this.setStallLimit(delta.node.workerStallMs);
         this.queue = this.queue.then(() => this.apply(delta));
         break;
       }
@@ -173,7 +199,7 @@ class WorkerThread {
 
   /** Flushes what is buffered and closes every socket (before the thread exits). */
   shutdown(): void {
-    clearInterval(this.statsTimer);
+    clearInterval(this.pulse);
     this.stats.close();
     this.accessLogs.flushAll();
     this.runtime.close();

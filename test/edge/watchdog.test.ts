@@ -40,6 +40,27 @@ describe('worker watchdog', () => {
     });
   }
 
+  it('a stall limit under the old fixed 250 ms heartbeat: healthy workers, starting, idle and serving, are never taken for stuck', async () => {
+    // Workers beat a fifth of node.worker_stall_ms apart (at most once a second), and a worker is
+    // judged only once it has sent its first message (module loading comes before). With fixed
+    // 250 ms beats, a 100 ms limit read a worker as stuck at start (its first message came > 100 ms
+    // after the spawn) and whenever the watchdog's check fell > 100 ms after a beat.
+    const app = await startUpstream();
+    const sc = await startSidecar(
+      config(hookRoutes('/stall', 'test_stall'), [cluster('app', [app.address])], { node: { workers: 2, worker_stall_ms: 100 } }),
+      HOOKS,
+    );
+    await new Promise((r) => setTimeout(r, 1500));
+    for (let i = 0; i < 20; i++) expect((await httpGet(sc.url('/ok'))).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(sc.entries().filter((e) => typeof e.msg === 'string' && e.msg.startsWith('worker stuck'))).toEqual([]);
+    expect(restartLines(sc)).toEqual([]);
+    // And a real stall is still found, at this limit.
+    void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
+    const line = await sc.waitForLog((e) => e.msg === 'worker stuck; replacing it', 15_000);
+    expect(line['stalled_ms']).toBeGreaterThan(100);
+  });
+
   it('uws engine: a stuck worker makes the sidecar exit with code 70 and say why', async () => {
     const app = await startUpstream();
     const sc = await startSidecar(sidecarConfig('uws', app.address), HOOKS);
