@@ -122,7 +122,7 @@ export function loopDelayTable(readings: readonly LoopDelayReading[]): Table {
   }
   return {
     title: 'Event-loop delay',
-    note: 'GET /stats `event_loop_delay` of each outrigger process after the last round, since it started (warm-ups, throughput and fixed-rate runs, idle gaps): how late a timer due every 10 ms ran on each thread, ms. A worker’s max is its longest stall; on a loaded machine it includes time the thread waited for a CPU.',
+    note: 'GET /stats `event_loop_delay` of each outrigger process after the last round, since it started (warm-ups, throughput and fixed-rate runs, idle gaps): how late a sampling timer ran on each thread, ms (due every 10 ms while the thread is busy, up to every 1 s at rest). A worker’s max is its longest stall; on a loaded machine it includes time the thread waited for a CPU.',
     head: ['config · process', 'thread', 'samples', 'p50 ms', 'p99 ms', 'p99.9 ms', 'max ms'],
     rows,
   };

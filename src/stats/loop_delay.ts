@@ -1,20 +1,43 @@
-// Event-loop delay, sampling side (one per thread: the main thread and every worker): a timer due
-// every LOOP_DELAY_RESOLUTION_MS notes how late it ran, into a LatencyRecorder (the latency
-// histograms' slot layout, µs), and take() hands over one interval at a time as plain data. Late
-// timers are the sign of a stall: a long GC pause, a big synchronous job, a slow message.
+// Event-loop delay, sampling side (one per thread: the main thread and every worker): a timer notes
+// how late it ran, into a LatencyRecorder (the latency histograms' slot layout, µs), and take()
+// hands over one interval at a time as plain data. Late timers are the sign of a stall: a long GC
+// pause, a big synchronous job, a slow message.
+//
+// The timer's period follows the thread's load: LOOP_DELAY_RESOLUTION_MS while the thread is
+// busy, up to LOOP_DELAY_IDLE_MS when it does nothing, in between in proportion. A wake-up costs
+// ~0.1 ms of loop time here (and more in the kernel): every 10 ms, that was 1.2 % of a core per
+// idle thread, most of an idle sidecar's CPU. Scaled so, sampling costs about BUSY_FRACTION's
+// inverse share of the work the thread does (~5 %), and a thread at rest wakes once a second. A
+// stall shorter than the period in force can read short by up to that period, so at low load
+// short stalls are seen less often; under load, where they delay requests, they are sampled at
+// full resolution.
 //
 // Why not perf_hooks.monitorEventLoopDelay: its histogram forgets its reference point on reset(),
 // so the first ~10 ms after every interval boundary go unmeasured — exactly where the once-a-second
-// stats hand-off runs — and it cannot hand over its buckets for an exact since-start merge.
+// stats hand-off runs — and it cannot hand over its buckets for an exact since-start merge; nor
+// can its period change.
 
+import { performance } from 'node:perf_hooks';
 import { LatencyRecorder, clampMicros } from './recorder.js';
 
-/**
- * Sampling period, ms. A stall shorter than the period can read short by up to the period.
- * 10 ms is monitorEventLoopDelay's default; 1 ms costs ~2.5 % of a core per idle thread here
- * (measured), too much for a sidecar.
- */
+/** The shortest sampling period, ms, in force while the thread is busy (monitorEventLoopDelay's default). */
 export const LOOP_DELAY_RESOLUTION_MS = 10;
+
+/** The longest period, ms: a thread doing nothing samples once a second. */
+export const LOOP_DELAY_IDLE_MS = 1000;
+
+/**
+ * The event-loop utilization (active ÷ elapsed) at and above which the period is the shortest;
+ * below it the period grows in inverse proportion (half the utilization, twice the period).
+ */
+export const BUSY_FRACTION = 0.2;
+
+/** The next period, ms, after a period in which the loop was active for `activeMs` of `elapsedMs`. */
+export function nextPeriod(activeMs: number, elapsedMs: number, minMs = LOOP_DELAY_RESOLUTION_MS, maxMs = LOOP_DELAY_IDLE_MS): number {
+  const u = elapsedMs > 0 ? activeMs / elapsedMs : 1;
+  if (!(u > 0)) return maxMs;
+  return Math.min(maxMs, Math.max(minMs, Math.round((minMs * BUSY_FRACTION) / u)));
+}
 
 /** One thread's event-loop delay over one interval. Plain data (structured-clone safe). */
 export interface LoopDelaySample {
@@ -22,7 +45,7 @@ export interface LoopDelaySample {
   readonly thread: string;
   /** Wall-clock length of the interval, ms. */
   readonly intervalMs: number;
-  /** Samples (timer firings) in the interval: about intervalMs / LOOP_DELAY_RESOLUTION_MS when the loop is free. */
+  /** Samples (timer firings) in the interval: intervalMs / LOOP_DELAY_RESOLUTION_MS when the thread is busy, one a second at rest. */
   readonly count: number;
   /** Largest delay, µs (exact, not a histogram bucket). */
   readonly maxMicros: number;
@@ -31,24 +54,53 @@ export interface LoopDelaySample {
   readonly delays: Uint32Array;
 }
 
+export interface LoopDelayOptions {
+  /** The shortest period, ms (default LOOP_DELAY_RESOLUTION_MS). */
+  readonly minMs?: number;
+  /** The longest period, ms (default LOOP_DELAY_IDLE_MS); equal to minMs for a fixed period. */
+  readonly maxMs?: number;
+}
+
 export class LoopDelayMonitor {
   private readonly recorder = new LatencyRecorder();
-  private readonly timer: NodeJS.Timeout;
-  private last = performance.now();
-  private since = this.last;
+  private readonly minMs: number;
+  private readonly maxMs: number;
+  private timer: NodeJS.Timeout;
+  /** When the timer in force was due (performance.now()). */
+  private due: number;
+  /** The loop's active time (ms) and the clock when the timer in force was armed. */
+  private activeAt: number;
+  private armedAt: number;
+  private since: number;
   private maxMicros = 0;
+  private closed = false;
 
-  constructor(readonly thread: string) {
-    this.timer = setInterval(this.tick, LOOP_DELAY_RESOLUTION_MS);
+  constructor(
+    readonly thread: string,
+    options: LoopDelayOptions = {},
+  ) {
+    this.minMs = options.minMs ?? LOOP_DELAY_RESOLUTION_MS;
+    this.maxMs = Math.max(this.minMs, options.maxMs ?? LOOP_DELAY_IDLE_MS);
+    this.armedAt = this.since = performance.now();
+    this.activeAt = performance.eventLoopUtilization().active;
+    this.due = this.armedAt + this.minMs;
+    this.timer = setTimeout(this.tick, this.minMs);
     this.timer.unref();
   }
 
   private readonly tick = (): void => {
+    if (this.closed) return;
     const now = performance.now();
-    const micros = clampMicros((now - this.last - LOOP_DELAY_RESOLUTION_MS) * 1000);
-    this.last = now;
+    const micros = clampMicros((now - this.due) * 1000);
     this.recorder.record(micros);
     if (micros > this.maxMicros) this.maxMicros = micros;
+    const active = performance.eventLoopUtilization().active;
+    const period = nextPeriod(active - this.activeAt, now - this.armedAt, this.minMs, this.maxMs);
+    this.activeAt = active;
+    this.armedAt = now;
+    this.due = now + period;
+    this.timer = setTimeout(this.tick, period);
+    this.timer.unref();
   };
 
   /** The interval since the previous take() (null when no sample fell in it); starts the next one. */
@@ -66,6 +118,7 @@ export class LoopDelayMonitor {
   }
 
   close(): void {
-    clearInterval(this.timer);
+    this.closed = true;
+    clearTimeout(this.timer);
   }
 }

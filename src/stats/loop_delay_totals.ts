@@ -2,7 +2,7 @@
 // (exact merges of the intervals' slot counts), as /stats JSON and /metrics text.
 
 import { SlotHistogram } from './histogram.js';
-import { LOOP_DELAY_RESOLUTION_MS, type LoopDelaySample } from './loop_delay.js';
+import { LOOP_DELAY_IDLE_MS, LOOP_DELAY_RESOLUTION_MS, type LoopDelaySample } from './loop_delay.js';
 
 /** Delay summary in ms, as /stats shows it. */
 export interface LoopDelayJson {
@@ -92,7 +92,7 @@ export class LoopDelayTotals {
     const sec = (v: number | null): string => (v === null ? 'NaN' : String(Number((v / 1000).toFixed(6))));
     const lbl = (thread: string, name?: string, value?: string): string => `{thread="${thread}"${name === undefined ? '' : `,${name}="${value}"`}}`;
     let out =
-      `# HELP outrigger_event_loop_delay_seconds Event-loop delay per thread since start: how late a timer due every ${LOOP_DELAY_RESOLUTION_MS} ms ran.\n` +
+      `# HELP outrigger_event_loop_delay_seconds Event-loop delay per thread since start: how late a sampling timer ran (due every ${LOOP_DELAY_RESOLUTION_MS} ms while the thread is busy, up to every ${LOOP_DELAY_IDLE_MS} ms at rest).\n` +
       '# TYPE outrigger_event_loop_delay_seconds summary\n';
     for (const r of rows) {
       const q = r.since_start;

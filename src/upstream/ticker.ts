@@ -4,6 +4,13 @@
 // O(1), and a tick's work is proportional to what expires (plus an item's rare cascade from a
 // coarse level to a finer one). Deadlines are lower bounds: an item fires at the first tick at
 // or after its deadline, so at most one tick (`resolutionMs`) late, never early.
+//
+// The interval timer runs while the data plane works. A tick that finds nobody read the clock
+// since the tick before (no `now`, fresh(), add() or after(): no request, read or connection
+// touched the worker) puts the ticker to sleep: the interval stops, and one timer wakes it for the
+// next tick that has something to fire or cascade (none when nothing is registered). The next read
+// of the clock wakes it at once, with `now` fresh, and the interval starts again. A wake-up costs
+// ~0.1 ms of loop time here: an idle worker ticking every 25 ms spent ~4 ms a second on it.
 
 import { performance } from 'node:perf_hooks';
 
@@ -75,11 +82,12 @@ function levelOf(slot: number): number {
 }
 
 export class Ticker {
-  /**
-   * Milliseconds on the ticker's clock, refreshed at each tick and by fresh(): at most one tick
-   * old (with autoTick, while the event loop is not blocked); cheap to read on the hot path.
-   */
-  now: number;
+  /** The clock as last read: `now`'s value. */
+  private t: number;
+  /** The clock was read (now, fresh(), add(), after()) since the last tick: the interval stays on. */
+  private looked = false;
+  /** autoTick and asleep: no interval; `timer` (if set) is the one-shot for the next busy tick. */
+  private asleep = false;
   readonly resolutionMs: number;
   private readonly clock: Clock;
   private readonly autoTick: boolean;
@@ -103,8 +111,8 @@ export class Ticker {
     if (!(this.resolutionMs > 0)) throw new RangeError(`ticker resolution must be > 0 ms, got ${this.resolutionMs}`);
     this.clock = o.clock ?? monotonicClock;
     this.autoTick = o.autoTick ?? true;
-    this.now = this.clock.now();
-    this.current = this.tickOf(this.now);
+    this.t = this.clock.now();
+    this.current = this.tickOf(this.t);
     this.cascaded = this.current;
     // From the start, not the first add(): `now` is then never more than a tick old, even for a
     // deadline computed from it before anything was registered.
@@ -112,8 +120,59 @@ export class Ticker {
   }
 
   private startTimer(): void {
-    this.timer = setInterval(() => this.tick(), this.resolutionMs);
+    this.timer = setInterval(this.onInterval, this.resolutionMs);
     this.timer.unref();
+  }
+
+  private readonly onInterval = (): void => {
+    this.tick();
+    if (!this.looked) this.sleep();
+    this.looked = false;
+  };
+
+  /** Stops the interval; a one-shot timer wakes the ticker for the next tick with work, if any. */
+  private sleep(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.asleep = true;
+    if (this.count === 0) return;
+    const at = this.nextDueTick() * this.resolutionMs;
+    if (!Number.isFinite(at)) return;
+    this.timer = setTimeout(this.onWakeTimer, Math.max(1, Math.ceil(at - this.clock.now())));
+    this.timer.unref();
+  }
+
+  private readonly onWakeTimer = (): void => {
+    this.timer = null;
+    this.looked = false;
+    this.tick();
+    // A callback that read the clock woke the ticker (the interval runs again); else sleep on.
+    if (this.asleep) this.sleep();
+    this.looked = false;
+  };
+
+  /** Asleep, the clock is read: refresh `now` and start the interval again. */
+  private wake(): void {
+    this.asleep = false;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.t = this.clock.now();
+    this.startTimer();
+  }
+
+  /**
+   * Milliseconds on the ticker's clock, refreshed at each tick and by fresh(): at most one tick
+   * old (with autoTick, while the event loop is not blocked; a sleeping ticker reads the clock
+   * afresh); cheap to read on the hot path.
+   */
+  get now(): number {
+    if (this.asleep) this.wake();
+    this.looked = true;
+    return this.t;
+  }
+
+  /** The interval is stopped until the clock is read or the next deadline (see the top of the file). */
+  get sleeping(): boolean {
+    return this.asleep;
   }
 
   /** Items registered. */
@@ -128,7 +187,9 @@ export class Ticker {
 
   /** Current time in ms, fresh (for deadlines set on the hot path, a tick-old `now` is fine). */
   fresh(): number {
-    return (this.now = this.clock.now());
+    if (this.asleep) this.wake();
+    this.looked = true;
+    return (this.t = this.clock.now());
   }
 
   /**
@@ -136,6 +197,8 @@ export class Ticker {
    * per item). A deadline of 0 (none) unregisters it. Never calls `onDeadline` synchronously.
    */
   add(item: Timed): void {
+    if (this.asleep) this.wake();
+    this.looked = true;
     if (!(item.deadline > 0)) {
       this.delete(item);
       return;
@@ -147,7 +210,7 @@ export class Ticker {
       if (this.count === 0) this.catchUp();
       e.owner = this;
       this.count++;
-      if (this.autoTick && this.timer === null) this.startTimer(); // after stop()
+      if (this.autoTick && this.timer === null && !this.asleep) this.startTimer(); // after stop()
     } else {
       const slot = this.slotFor(item.deadline);
       if (slot === e.slot) return; // re-armed within the slot it is in: nothing to move
@@ -182,7 +245,7 @@ export class Ticker {
    */
   tick(): void {
     if (this.ticking) return; // called from an onDeadline: the running tick covers it
-    const now = this.fresh();
+    const now = (this.t = this.clock.now());
     if (this.count === 0) {
       this.current = this.cascaded = this.tickOf(now);
       return;
@@ -212,6 +275,7 @@ export class Ticker {
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.asleep = false;
     for (let slot = 0; slot < this.heads.length; slot++) {
       let e = this.heads[slot] ?? null;
       while (e !== null) {
@@ -241,6 +305,33 @@ export class Ticker {
     return (Math.floor(this.current / block) + 1) * block;
   }
 
+  /**
+   * For sleeping: the first tick after the current one at which something may fire (the first
+   * non-empty level-0 slot; the current tick's own slot holds deadlines later in it, due at the
+   * next tick) or cascade (the next block boundary of the finest non-empty coarser level).
+   * Infinity when nothing is registered.
+   */
+  private nextDueTick(): number {
+    let due = Infinity;
+    if (this.levelCounts[0] !== 0) {
+      for (let d = 0; d < L0_SIZE; d++) {
+        if (this.heads[(this.current + d) & L0_MASK] !== null) {
+          due = this.current + Math.max(1, d);
+          break;
+        }
+      }
+    }
+    let shift = L0_BITS;
+    for (let level = 1; level < LEVELS; level++) {
+      if (this.levelCounts[level] !== 0) {
+        const block = 2 ** shift;
+        return Math.min(due, (Math.floor(this.current / block) + 1) * block);
+      }
+      shift += LN_BITS;
+    }
+    return due;
+  }
+
   private tickOf(ms: number): number {
     return Math.floor(ms / this.resolutionMs);
   }
@@ -248,7 +339,7 @@ export class Ticker {
   /** An empty wheel may have stood still (no interval, or ticks skipped): start from now. */
   private catchUp(): void {
     if (this.ticking) return;
-    this.current = this.cascaded = this.tickOf(this.fresh());
+    this.current = this.cascaded = this.tickOf((this.t = this.clock.now()));
   }
 
   /** Puts `e` into the slot for `deadline`: level 0 by tick, coarser levels by block of ticks. */

@@ -3,7 +3,7 @@
 // the max), and the numbers reach /stats JSON and /metrics text through the aggregator.
 import { describe, expect, it } from 'vitest';
 import { StatsAggregator } from '../../src/stats/aggregate.js';
-import { LOOP_DELAY_RESOLUTION_MS, LoopDelayMonitor, type LoopDelaySample } from '../../src/stats/loop_delay.js';
+import { LOOP_DELAY_IDLE_MS, LOOP_DELAY_RESOLUTION_MS, LoopDelayMonitor, nextPeriod, type LoopDelaySample } from '../../src/stats/loop_delay.js';
 import { LoopDelayTotals } from '../../src/stats/loop_delay_totals.js';
 import { LatencyRecorder } from '../../src/stats/recorder.js';
 
@@ -42,9 +42,13 @@ function sample(thread: string, delaysMicros: readonly number[]): LoopDelaySampl
 // loop cannot beat however slow the machine is (a slow machine only reads more).
 const floorMicros = (stallMs: number): number => (stallMs - LOOP_DELAY_RESOLUTION_MS) * 1000;
 
+// The stall tests sample at the fixed shortest period (the period otherwise grows while this
+// thread idles between them, and a stall shorter than the period in force can be missed).
+const FIXED = { maxMs: LOOP_DELAY_RESOLUTION_MS };
+
 describe('LoopDelayMonitor', () => {
   it('reads a stall of this thread; its percentiles and max are in order', async () => {
-    const m = new LoopDelayMonitor('main');
+    const m = new LoopDelayMonitor('main', FIXED);
     try {
       spin(120);
       const seen = await takeUntil(m, floorMicros(120));
@@ -60,7 +64,7 @@ describe('LoopDelayMonitor', () => {
   });
 
   it('sees a stall right after take() (no blind spot at the interval boundary)', async () => {
-    const m = new LoopDelayMonitor('worker-1');
+    const m = new LoopDelayMonitor('worker-1', FIXED);
     try {
       await takeUntil(m, 0); // some interval exists
       m.take();
@@ -69,6 +73,41 @@ describe('LoopDelayMonitor', () => {
     } finally {
       m.close();
     }
+  });
+});
+
+describe('the sampling period follows the load', () => {
+  it('nextPeriod: shortest at or above 20 % utilization, longest at rest, in inverse proportion between', () => {
+    expect(nextPeriod(5, 10)).toBe(LOOP_DELAY_RESOLUTION_MS);
+    expect(nextPeriod(2, 10)).toBe(LOOP_DELAY_RESOLUTION_MS);
+    expect(nextPeriod(2, 100)).toBe(100); // 2 %: ten times the shortest
+    expect(nextPeriod(0.1, 100)).toBe(LOOP_DELAY_IDLE_MS); // 0.1 %: capped
+    expect(nextPeriod(0, 1000)).toBe(LOOP_DELAY_IDLE_MS);
+    expect(nextPeriod(0, 0)).toBe(LOOP_DELAY_RESOLUTION_MS);
+    expect(nextPeriod(1, 1000, 5, 5)).toBe(5); // a fixed period
+  });
+
+  it('an idle thread samples rarely; a busy one every 10 ms', async () => {
+    const idle = new LoopDelayMonitor('main');
+    await new Promise((r) => setTimeout(r, 1500));
+    const rest = idle.take();
+    idle.close();
+    // A fixed 10 ms period takes ~150 samples in 1.5 s; backing off (10, ~200, 1000 ms), a few.
+    expect(rest?.count ?? 0).toBeLessThanOrEqual(15);
+
+    const busy = new LoopDelayMonitor('main');
+    const until = performance.now() + 1000;
+    await new Promise<void>((resolve) => {
+      const work = (): void => {
+        spin(2);
+        if (performance.now() < until) setImmediate(work);
+        else resolve();
+      };
+      work();
+    });
+    const worked = busy.take();
+    busy.close();
+    expect(worked?.count ?? 0).toBeGreaterThanOrEqual(20); // ~80 at a 10 ms period behind 2 ms spins
   });
 });
 

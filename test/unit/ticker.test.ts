@@ -296,6 +296,58 @@ describe('Ticker (timer wheel)', () => {
     ticker.stop();
   });
 
+  it('sleeps once a tick passes with nobody reading the clock; the next read wakes it with now fresh', async () => {
+    const ticker = new Ticker(5);
+    try {
+      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true);
+      await new Promise((r) => setTimeout(r, 30)); // asleep: `now` is not kept moving
+      const before = performance.now();
+      const now = ticker.now;
+      expect(now).toBeGreaterThanOrEqual(before);
+      expect(ticker.sleeping).toBe(false);
+      // Awake again: the interval keeps `now` moving while it is read.
+      await expect.poll(() => ticker.now).toBeGreaterThan(now);
+    } finally {
+      ticker.stop();
+    }
+  });
+
+  it('asleep, registered deadlines still fire at or after their time: near ones (level 0) and far ones (a cascade)', async () => {
+    const ticker = new Ticker(5);
+    try {
+      const near = new Probe();
+      const far = new Probe();
+      ticker.after(150, near);
+      ticker.after(2_000, far); // beyond level 0's 256 ticks of 5 ms: filed in level 1, cascaded down
+      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true);
+      await expect.poll(() => near.fired.length, { timeout: 5_000 }).toBe(1);
+      expect(near.fired[0]).toBeGreaterThanOrEqual(near.deadline);
+      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true); // back to sleep after firing
+      await expect.poll(() => far.fired.length, { timeout: 10_000 }).toBe(1);
+      expect(far.fired[0]).toBeGreaterThanOrEqual(far.deadline);
+      expect(performance.now()).toBeGreaterThanOrEqual(far.deadline);
+    } finally {
+      ticker.stop();
+    }
+  });
+
+  it('asleep, add() wakes it and files from the fresh clock: the deadline is not early', async () => {
+    const ticker = new Ticker(5);
+    try {
+      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true);
+      await new Promise((r) => setTimeout(r, 50));
+      const p = new Probe();
+      const before = performance.now();
+      p.deadline = ticker.now + 20;
+      expect(p.deadline).toBeGreaterThanOrEqual(before + 20);
+      ticker.add(p);
+      await expect.poll(() => p.fired.length).toBe(1);
+      expect(p.fired[0]).toBeGreaterThanOrEqual(p.deadline);
+    } finally {
+      ticker.stop();
+    }
+  });
+
   it('matches the reference scan under random adds, re-arms, deletes and clock steps (property)', () => {
     type Op =
       | { readonly kind: 'arm'; readonly item: number; readonly inMs: number }
