@@ -5,12 +5,13 @@
 // coarse level to a finer one). Deadlines are lower bounds: an item fires at the first tick at
 // or after its deadline, so at most one tick (`resolutionMs`) late, never early.
 //
-// The interval timer runs while the data plane works. A tick that finds nobody read the clock
-// since the tick before (no `now`, fresh(), add() or after(): no request, read or connection
-// touched the worker) puts the ticker to sleep: the interval stops, and one timer wakes it for the
-// next tick that has something to fire or cascade (none when nothing is registered). The next read
-// of the clock wakes it at once, with `now` fresh, and the interval starts again. A wake-up costs
-// ~0.1 ms of loop time here: an idle worker ticking every 25 ms spent ~4 ms a second on it.
+// Tickless (with autoTick): no timer runs while nothing is due. One one-shot timer is set for the
+// first tick after the earliest deadline (or the next cascade of a coarser level), moved earlier
+// when add() files an earlier deadline, and set again after each tick. `now` is read from the
+// clock at its first read in each turn of the event loop (a setImmediate marks it stale at the
+// turn's end), so it is never older than the turn that reads it. A wake-up costs ~0.1 ms of loop
+// time here: an idle worker on a 25 ms interval spent ~4 ms a second waking, and at 10 requests a
+// second the interval woke it twice per request.
 
 import { performance } from 'node:perf_hooks';
 
@@ -84,10 +85,10 @@ function levelOf(slot: number): number {
 export class Ticker {
   /** The clock as last read: `now`'s value. */
   private t: number;
-  /** The clock was read (now, fresh(), add(), after()) since the last tick: the interval stays on. */
-  private looked = false;
-  /** autoTick and asleep: no interval; `timer` (if set) is the one-shot for the next busy tick. */
-  private asleep = false;
+  /** autoTick: `now` is read from the clock at its next read (a new turn of the event loop). */
+  private stale: boolean;
+  /** The tick the one-shot timer is set for; Infinity when none is. */
+  private armedTick = Infinity;
   readonly resolutionMs: number;
   private readonly clock: Clock;
   private readonly autoTick: boolean;
@@ -112,68 +113,55 @@ export class Ticker {
     this.clock = o.clock ?? monotonicClock;
     this.autoTick = o.autoTick ?? true;
     this.t = this.clock.now();
+    this.stale = this.autoTick;
     this.current = this.tickOf(this.t);
     this.cascaded = this.current;
-    // From the start, not the first add(): `now` is then never more than a tick old, even for a
-    // deadline computed from it before anything was registered.
-    if (this.autoTick) this.startTimer();
-  }
-
-  private startTimer(): void {
-    this.timer = setInterval(this.onInterval, this.resolutionMs);
-    this.timer.unref();
-  }
-
-  private readonly onInterval = (): void => {
-    this.tick();
-    if (!this.looked) this.sleep();
-    this.looked = false;
-  };
-
-  /** Stops the interval; a one-shot timer wakes the ticker for the next tick with work, if any. */
-  private sleep(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
-    this.asleep = true;
-    if (this.count === 0) return;
-    const at = this.nextDueTick() * this.resolutionMs;
-    if (!Number.isFinite(at)) return;
-    this.timer = setTimeout(this.onWakeTimer, Math.max(1, Math.ceil(at - this.clock.now())));
-    this.timer.unref();
-  }
-
-  private readonly onWakeTimer = (): void => {
-    this.timer = null;
-    this.looked = false;
-    this.tick();
-    // A callback that read the clock woke the ticker (the interval runs again); else sleep on.
-    if (this.asleep) this.sleep();
-    this.looked = false;
-  };
-
-  /** Asleep, the clock is read: refresh `now` and start the interval again. */
-  private wake(): void {
-    this.asleep = false;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.t = this.clock.now();
-    this.startTimer();
   }
 
   /**
-   * Milliseconds on the ticker's clock, refreshed at each tick and by fresh(): at most one tick
-   * old (with autoTick, while the event loop is not blocked; a sleeping ticker reads the clock
-   * afresh); cheap to read on the hot path.
+   * Milliseconds on the ticker's clock. With autoTick, read from the clock at the first read in
+   * each turn of the event loop (cheap to read on the hot path); without, refreshed by tick() and
+   * fresh() only.
    */
   get now(): number {
-    if (this.asleep) this.wake();
-    this.looked = true;
+    if (this.stale) this.refresh();
     return this.t;
   }
 
-  /** The interval is stopped until the clock is read or the next deadline (see the top of the file). */
-  get sleeping(): boolean {
-    return this.asleep;
+  private refresh(): void {
+    this.t = this.clock.now();
+    this.stale = false;
+    setImmediate(this.markStale);
   }
+
+  private readonly markStale = (): void => {
+    this.stale = true;
+  };
+
+  /** A timer is set (something is registered, its tick not reached). */
+  get timerSet(): boolean {
+    return this.timer !== null;
+  }
+
+  /** Sets the one-shot timer for tick `due` unless it is set for that tick or an earlier one. */
+  private arm(due: number): void {
+    if (!this.autoTick || due >= this.armedTick) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.armedTick = due;
+    if (!Number.isFinite(due)) {
+      this.timer = null;
+      return;
+    }
+    this.timer = setTimeout(this.onTimer, Math.max(1, Math.ceil(due * this.resolutionMs - this.clock.now())));
+    this.timer.unref();
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = null;
+    this.armedTick = Infinity;
+    this.tick();
+    this.arm(this.nextDueTick()); // callbacks may have set it already, for an earlier tick
+  };
 
   /** Items registered. */
   get size(): number {
@@ -187,9 +175,9 @@ export class Ticker {
 
   /** Current time in ms, fresh (for deadlines set on the hot path, a tick-old `now` is fine). */
   fresh(): number {
-    if (this.asleep) this.wake();
-    this.looked = true;
-    return (this.t = this.clock.now());
+    if (this.stale) this.refresh();
+    else this.t = this.clock.now();
+    return this.t;
   }
 
   /**
@@ -197,8 +185,6 @@ export class Ticker {
    * per item). A deadline of 0 (none) unregisters it. Never calls `onDeadline` synchronously.
    */
   add(item: Timed): void {
-    if (this.asleep) this.wake();
-    this.looked = true;
     if (!(item.deadline > 0)) {
       this.delete(item);
       return;
@@ -210,15 +196,16 @@ export class Ticker {
       if (this.count === 0) this.catchUp();
       e.owner = this;
       this.count++;
-      if (this.autoTick && this.timer === null && !this.asleep) this.startTimer(); // after stop()
+      this.link(e, this.slotFor(item.deadline));
     } else {
       const slot = this.slotFor(item.deadline);
-      if (slot === e.slot) return; // re-armed within the slot it is in: nothing to move
-      this.unlink(e);
-      this.link(e, slot);
-      return;
+      if (slot !== e.slot) {
+        this.unlink(e);
+        this.link(e, slot);
+      } // else: re-armed within the slot it is in, nothing to move
     }
-    this.link(e, this.slotFor(item.deadline));
+    // Fires at the first tick after its deadline's (at or after the deadline); not before the next.
+    if (!this.ticking) this.arm(Math.max(this.current, this.tickOf(item.deadline)) + 1);
   }
 
   /**
@@ -245,7 +232,7 @@ export class Ticker {
    */
   tick(): void {
     if (this.ticking) return; // called from an onDeadline: the running tick covers it
-    const now = (this.t = this.clock.now());
+    const now = this.fresh();
     if (this.count === 0) {
       this.current = this.cascaded = this.tickOf(now);
       return;
@@ -273,9 +260,9 @@ export class Ticker {
   }
 
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
+    if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.asleep = false;
+    this.armedTick = Infinity;
     for (let slot = 0; slot < this.heads.length; slot++) {
       let e = this.heads[slot] ?? null;
       while (e !== null) {
@@ -306,17 +293,16 @@ export class Ticker {
   }
 
   /**
-   * For sleeping: the first tick after the current one at which something may fire (the first
-   * non-empty level-0 slot; the current tick's own slot holds deadlines later in it, due at the
-   * next tick) or cascade (the next block boundary of the finest non-empty coarser level).
-   * Infinity when nothing is registered.
+   * The tick the timer is set for after a tick: the one after the first non-empty level-0 slot's
+   * (its deadlines are all past by then), or the next block boundary of the finest non-empty
+   * coarser level (its cascade), whichever is first. Infinity when nothing is registered.
    */
   private nextDueTick(): number {
     let due = Infinity;
     if (this.levelCounts[0] !== 0) {
       for (let d = 0; d < L0_SIZE; d++) {
         if (this.heads[(this.current + d) & L0_MASK] !== null) {
-          due = this.current + Math.max(1, d);
+          due = this.current + d + 1;
           break;
         }
       }
@@ -339,7 +325,7 @@ export class Ticker {
   /** An empty wheel may have stood still (no interval, or ticks skipped): start from now. */
   private catchUp(): void {
     if (this.ticking) return;
-    this.current = this.cascaded = this.tickOf((this.t = this.clock.now()));
+    this.current = this.cascaded = this.tickOf(this.fresh());
   }
 
   /** Puts `e` into the slot for `deadline`: level 0 by tick, coarser levels by block of ticks. */

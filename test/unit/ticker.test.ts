@@ -296,45 +296,53 @@ describe('Ticker (timer wheel)', () => {
     ticker.stop();
   });
 
-  it('sleeps once a tick passes with nobody reading the clock; the next read wakes it with now fresh', async () => {
+  it('tickless: no timer while nothing is registered; `now` is read afresh in each turn of the event loop, once', async () => {
     const ticker = new Ticker(5);
     try {
-      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true);
-      await new Promise((r) => setTimeout(r, 30)); // asleep: `now` is not kept moving
+      expect(ticker.timerSet).toBe(false);
+      const first = ticker.now;
+      await new Promise((r) => setTimeout(r, 30));
       const before = performance.now();
       const now = ticker.now;
       expect(now).toBeGreaterThanOrEqual(before);
-      expect(ticker.sleeping).toBe(false);
-      // Awake again: the interval keeps `now` moving while it is read.
-      await expect.poll(() => ticker.now).toBeGreaterThan(now);
+      expect(now).toBeGreaterThanOrEqual(first + 25);
+      const until = performance.now() + 3;
+      while (performance.now() < until) {
+        /* the same turn */
+      }
+      expect(ticker.now).toBe(now);
+      await new Promise((r) => setImmediate(r));
+      expect(ticker.now).toBeGreaterThan(now);
+      expect(ticker.timerSet).toBe(false);
     } finally {
       ticker.stop();
     }
   });
 
-  it('asleep, registered deadlines still fire at or after their time: near ones (level 0) and far ones (a cascade)', async () => {
+  it('tickless: one timer for the earliest deadline fires near ones (level 0) and far ones (a cascade) at or after their time', async () => {
     const ticker = new Ticker(5);
     try {
       const near = new Probe();
       const far = new Probe();
-      ticker.after(150, near);
       ticker.after(2_000, far); // beyond level 0's 256 ticks of 5 ms: filed in level 1, cascaded down
-      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true);
-      await expect.poll(() => near.fired.length, { timeout: 5_000 }).toBe(1);
+      ticker.after(150, near); // earlier than the timer set for `far`: the timer moves
+      expect(ticker.timerSet).toBe(true);
+      await expect.poll(() => near.fired.length, { timeout: 1_500 }).toBe(1);
       expect(near.fired[0]).toBeGreaterThanOrEqual(near.deadline);
-      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true); // back to sleep after firing
+      expect(far.fired).toEqual([]);
+      expect(ticker.timerSet).toBe(true); // set again, for `far`
       await expect.poll(() => far.fired.length, { timeout: 10_000 }).toBe(1);
       expect(far.fired[0]).toBeGreaterThanOrEqual(far.deadline);
-      expect(performance.now()).toBeGreaterThanOrEqual(far.deadline);
+      expect(ticker.timerSet).toBe(false); // nothing left
     } finally {
       ticker.stop();
     }
   });
 
-  it('asleep, add() wakes it and files from the fresh clock: the deadline is not early', async () => {
+  it('tickless: a deadline computed from `now` after a quiet spell is not early', async () => {
     const ticker = new Ticker(5);
     try {
-      await expect.poll(() => ticker.sleeping, { timeout: 5_000 }).toBe(true);
+      void ticker.now;
       await new Promise((r) => setTimeout(r, 50));
       const p = new Probe();
       const before = performance.now();
