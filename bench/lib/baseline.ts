@@ -11,6 +11,8 @@
 // (the other listener engines: uws, and node, which `engine: node` TLS listeners use).
 // `rss` gates `config`'s resident memory, idle (before any load) and loaded (peak during the
 // throughput runs, median over rounds), in MiB, with the same threshold + margins rule.
+// `idle_cpu_ms_per_s` gates `config`'s CPU while idle (ms of CPU per second, before any load):
+// a timer that wakes every thread of every sidecar all the time costs a fleet cores for nothing.
 
 import type { RateRecord } from './measure.js';
 import type { BenchResults } from './results.js';
@@ -42,6 +44,8 @@ export interface Baseline {
   readonly more_configs?: readonly ConfigCpuGate[];
   /** `config`'s RSS in MiB: idle, and the peak under load (median over rounds). */
   readonly rss?: { readonly idle_mib: Gate; readonly loaded_mib: Gate; readonly note?: string };
+  /** `config`'s CPU while idle, ms per second (absent: not gated). */
+  readonly idle_cpu_ms_per_s?: Gate & { readonly note?: string };
   readonly provisional?: boolean;
   readonly measured_at?: string;
   readonly note?: string;
@@ -59,6 +63,8 @@ export interface Verdict {
     readonly moreCpuRatios: Readonly<Record<string, number>>;
     /** `config`'s RSS, MiB (when the baseline gates it). */
     readonly rss?: { readonly idleMib: number; readonly loadedMib: number };
+    /** `config`'s idle CPU, ms/s (when the baseline gates it). */
+    readonly idleCpuMsPerS?: number;
   } | null;
 }
 
@@ -170,12 +176,17 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
   }
   const rss = rssRows(s, b);
   if (typeof rss === 'string') return { exitCode: 2, measured: null, text: `bench:ci cannot check: ${rss}` };
+  const idleCpu = b.idle_cpu_ms_per_s === undefined ? undefined : r.idleCpuMsPerS?.[b.config];
+  if (b.idle_cpu_ms_per_s !== undefined && idleCpu === undefined) {
+    return { exitCode: 2, measured: null, text: `bench:ci cannot check: no idle CPU reading for ${b.config}` };
+  }
   const rows: Row[] = [
     [`${b.config}: CPU µs/req ÷ nginx`, cpu.median, `${cpu.min.toFixed(2)}–${cpu.max.toFixed(2)}`, b.cpu_ratio_to_nginx],
     p99.row,
     ...(p999 !== undefined ? [p999.row] : []),
     ...more,
     ...rss.rows,
+    ...(b.idle_cpu_ms_per_s !== undefined && idleCpu !== undefined ? [[`${b.config}: idle CPU (ms/s)`, idleCpu, '–', b.idle_cpu_ms_per_s] as const] : []),
   ];
   let failed = false;
   const gated = [b.config, ...(b.more_configs ?? []).map((g) => g.config)].join(', ');
@@ -198,6 +209,7 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
       ...(p999 !== undefined ? { addedP999Us: p999.median } : {}),
       moreCpuRatios,
       ...(rss.measured !== null ? { rss: rss.measured } : {}),
+      ...(idleCpu !== undefined ? { idleCpuMsPerS: idleCpu } : {}),
     },
   };
 }
@@ -218,6 +230,7 @@ export function rebaseline(b: Baseline, measured: NonNullable<Verdict['measured'
     ...(b.rss !== undefined && measured.rss !== undefined
       ? { rss: { ...b.rss, idle_mib: gate(b.rss.idle_mib, measured.rss.idleMib, 1), loaded_mib: gate(b.rss.loaded_mib, measured.rss.loadedMib, 1) } }
       : {}),
+    ...(b.idle_cpu_ms_per_s !== undefined ? { idle_cpu_ms_per_s: gate(b.idle_cpu_ms_per_s, measured.idleCpuMsPerS, 2) } : {}),
     measured_at: at,
     provisional: false,
   };

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { AdminAccess } from './admin.js';
 import type { Table } from './report.js';
 import type { BenchResults } from './results.js';
-import { IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS } from './rss.js';
+import { IDLE_CPU_UNTIL_MS, IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS } from './rss.js';
 import type { ConfigSummary } from './summary.js';
 
 /** One thread's row of GET /stats `event_loop_delay` (ms; null when no sample). */
@@ -89,14 +89,15 @@ export function perExtraWorkerKb(r: Pick<BenchResults, 'idleRssKb'>): Array<{ co
 type Cell = string;
 
 const mib = (kb: number | null | undefined): Cell => (kb === null || kb === undefined ? '–' : (kb / 1024).toFixed(1));
+const cpuMs = (ms: number | undefined): Cell => (ms === undefined ? '–' : ms.toFixed(2));
 
 /** Resident memory of every config, with what each extra outrigger worker adds. */
 export function memoryTable(r: BenchResults): Table {
   const extra = new Map(perExtraWorkerKb(r).map((x) => [x.config, x]));
   return {
     title: 'Memory',
-    note: `RSS of each config’s process tree (VmRSS summed; threads count once), each read at the same age counted from that config’s own start, before any load: at start-up (${STARTUP_RSS_AT_MS / 1000} s) and idle (${IDLE_RSS_AT_MS / 1000} s, once V8’s memory reducer has first run, ~8 s after start); loaded = the peak sampled every 250 ms during the wrk -c50 throughput runs (median over rounds). “per extra worker” = (idle of outrigger-[engine-]Nw − idle of the same engine’s 1-worker config) ÷ (N − 1). Targets (issue 13): a 1-worker sidecar ≤ 60 MiB idle, ≤ 80 MiB loaded, ≤ +15 MiB per extra worker.`,
-    head: ['config', `RSS at ${STARTUP_RSS_AT_MS / 1000} s MiB`, 'RSS idle MiB', 'RSS loaded MiB (median, range)', 'per extra worker MiB'],
+    note: `RSS of each config’s process tree (VmRSS summed; threads count once), each read at the same age counted from that config’s own start, before any load: at start-up (${STARTUP_RSS_AT_MS / 1000} s) and idle (${IDLE_RSS_AT_MS / 1000} s, once V8’s memory reducer has first run, ~8 s after start); loaded = the peak sampled every 250 ms during the wrk -c50 throughput runs (median over rounds). “per extra worker” = (idle of outrigger-[engine-]Nw − idle of the same engine’s 1-worker config) ÷ (N − 1). Targets (issue 13): a 1-worker sidecar ≤ 60 MiB idle, ≤ 80 MiB loaded, ≤ +15 MiB per extra worker. Idle CPU: ms of CPU per second the tree used from ${IDLE_RSS_AT_MS / 1000} s to ${IDLE_CPU_UNTIL_MS / 1000} s after its start, with no request (every thread, /proc schedstat).`,
+    head: ['config', `RSS at ${STARTUP_RSS_AT_MS / 1000} s MiB`, 'RSS idle MiB', 'RSS loaded MiB (median, range)', 'per extra worker MiB', 'idle CPU ms/s'],
     rows: r.summary.map((s: ConfigSummary) => {
       const l = s.loadedRssKb;
       const x = extra.get(s.config);
@@ -106,6 +107,7 @@ export function memoryTable(r: BenchResults): Table {
         mib(s.idleRssKb),
         l === null ? '–' : l.n < 2 || l.min === l.max ? mib(l.median) : `${mib(l.median)} (${mib(l.min)}–${mib(l.max)})`,
         x === undefined ? (workersOf(s.config) === 1 ? '(base)' : '') : `${x.kb >= 0 ? '+' : ''}${mib(x.kb)}`,
+        cpuMs(r.idleCpuMsPerS?.[s.config]),
       ];
     }),
   };
@@ -131,7 +133,10 @@ export function loopDelayTable(readings: readonly LoopDelayReading[]): Table {
 /** One line per config for bench:ci's output: RSS idle / loaded, MiB, and the worst event-loop delay per outrigger thread. */
 export function memoryLines(r: BenchResults): string[] {
   const startup = (config: string): string => (r.startupRssKb?.[config] === undefined ? '' : ` (${mib(r.startupRssKb[config])} at start-up)`);
-  const lines = r.summary.map((s) => `- ${s.config}: RSS idle ${mib(s.idleRssKb)} MiB${startup(s.config)}, loaded ${mib(s.loadedRssKb?.median)} MiB`);
+  const idleCpu = (config: string): string => (r.idleCpuMsPerS?.[config] === undefined ? '' : `, idle CPU ${cpuMs(r.idleCpuMsPerS[config])} ms/s`);
+  const lines = r.summary.map(
+    (s) => `- ${s.config}: RSS idle ${mib(s.idleRssKb)} MiB${startup(s.config)}, loaded ${mib(s.loadedRssKb?.median)} MiB${idleCpu(s.config)}`,
+  );
   for (const x of perExtraWorkerKb(r)) lines.push(`- ${x.config}: ${mib(x.kb)} MiB per extra worker (idle)`);
   for (const c of r.loopDelay ?? []) {
     if (c.threads === null) continue;

@@ -39,6 +39,8 @@ export interface BenchResults {
   readonly idleRssKb: Readonly<Record<string, number>>;
   /** RSS per config bench/lib/rss.ts STARTUP_RSS_AT_MS after its own start (absent in older results). */
   readonly startupRssKb?: Readonly<Record<string, number>>;
+  /** CPU ms per second of each config's tree while idle, from IDLE_RSS_AT_MS to IDLE_CPU_UNTIL_MS after its start (absent in older results). */
+  readonly idleCpuMsPerS?: Readonly<Record<string, number>>;
   readonly runs: readonly RunRecord[];
   readonly summary: readonly ConfigSummary[];
   /** Paired ratios between configs or their processes (node ÷ uws engine, server sidecar 2 ÷ 1 workers, …). */

@@ -2,7 +2,7 @@
 // address space, so a multi-threaded process counts once), and a sampler that keeps the peak
 // and mean while a load runs.
 
-import { processTree, readVmRssKb } from './procfs.js';
+import { processCpuNs, processTree, readVmRssKb } from './procfs.js';
 
 /**
  * When each config's resident memory is read, counted from its own start (configs start one after
@@ -13,6 +13,8 @@ import { processTree, readVmRssKb } from './procfs.js';
  */
 export const STARTUP_RSS_AT_MS = 1000;
 export const IDLE_RSS_AT_MS = 15_000;
+/** Idle CPU is the tree's CPU time from IDLE_RSS_AT_MS to this age, per second. */
+export const IDLE_CPU_UNTIL_MS = 25_000;
 
 export function treeRssKb(roots: readonly number[]): number {
   let kb = 0;
@@ -25,6 +27,20 @@ export function treeRssKb(roots: readonly number[]): number {
     }
   }
   return kb;
+}
+
+/** CPU time of the trees rooted at `roots`, ns (threads of every process, schedstat). */
+export function treeCpuNs(roots: readonly number[]): number {
+  let ns = 0;
+  const seen = new Set<number>();
+  for (const root of roots) {
+    for (const pid of processTree(root)) {
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      ns += processCpuNs(pid);
+    }
+  }
+  return ns;
 }
 
 export interface RssStats {

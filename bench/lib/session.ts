@@ -15,24 +15,34 @@ import { readLoopDelay, type LoopDelayReading } from './memory.js';
 import { ensureTools, type ToolStatus } from './peers.js';
 import { sleep } from './proc.js';
 import type { BenchResults } from './results.js';
-import { IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS, treeRssKb } from './rss.js';
+import { IDLE_CPU_UNTIL_MS, IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS, treeCpuNs, treeRssKb } from './rss.js';
 import { summarizeRuns } from './summary.js';
 import { startTarget, startUpstream, type RunningTarget, type TargetKind, type TargetSpec } from './targets.js';
 import { summarizeThreads } from './threads.js';
 
-/** Reads the RSS of `pids` `at.startupMs` and `at.idleMs` after `startedAt` (ms since the epoch) into `into[name]`. */
+/**
+ * Reads the RSS of `pids` `at.startupMs` and `at.idleMs` after `startedAt` (ms since the epoch)
+ * into `into[name]`, and their CPU time from `at.idleMs` to `at.cpuUntilMs` (ms of CPU per second).
+ */
 export async function readIdleRss(
   name: string,
   pids: readonly number[],
   startedAt: number,
-  into: { startup: Record<string, number>; idle: Record<string, number> },
-  at = { startupMs: STARTUP_RSS_AT_MS, idleMs: IDLE_RSS_AT_MS },
+  into: { startup: Record<string, number>; idle: Record<string, number>; cpu?: Record<string, number> },
+  at = { startupMs: STARTUP_RSS_AT_MS, idleMs: IDLE_RSS_AT_MS, cpuUntilMs: IDLE_CPU_UNTIL_MS },
 ): Promise<void> {
   if (pids.length === 0) return;
   await sleep(Math.max(0, startedAt + at.startupMs - Date.now()));
   into.startup[name] = treeRssKb(pids);
   await sleep(Math.max(0, startedAt + at.idleMs - Date.now()));
   into.idle[name] = treeRssKb(pids);
+  if (into.cpu === undefined) return;
+  const t0 = performance.now();
+  const ns0 = treeCpuNs(pids);
+  await sleep(Math.max(0, startedAt + at.cpuUntilMs - Date.now()));
+  const ns1 = treeCpuNs(pids);
+  const seconds = (performance.now() - t0) / 1000;
+  if (seconds > 0) into.cpu[name] = (ns1 - ns0) / 1e6 / seconds;
 }
 
 export interface SessionOptions {
@@ -79,6 +89,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
   const skipped: { name: string; reason: string }[] = [];
   const idleRssKb: Record<string, number> = {};
   const startupRssKb: Record<string, number> = {};
+  const idleCpuMsPerS: Record<string, number> = {};
   const rssReadings: Array<Promise<void>> = [];
   const runs: RunRecord[] = [];
   let connections: ConnectionsReading[] = [];
@@ -91,7 +102,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
       const r = await startTarget(spec, { repoRoot: opts.repoRoot, tmpDir: tmp, upstreamPort: upstream.port, tools: toolMap });
       if (r.ok) {
         running.push(r.target);
-        rssReadings.push(readIdleRss(spec.name, r.target.pids, Date.now(), { startup: startupRssKb, idle: idleRssKb }));
+        rssReadings.push(readIdleRss(spec.name, r.target.pids, Date.now(), { startup: startupRssKb, idle: idleRssKb, cpu: idleCpuMsPerS }));
         log(`started ${spec.name}: ${r.target.baseUrl} (${r.target.description})`);
       } else {
         const reason = r.reason.length > 700 ? `${r.reason.slice(0, 700)}…` : r.reason;
@@ -147,6 +158,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
     skipped,
     idleRssKb,
     startupRssKb,
+    idleCpuMsPerS,
     runs,
     summary,
     comparisons: summarizeComparisons(opts.comparisons ?? [], runs),

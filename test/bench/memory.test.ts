@@ -2,6 +2,7 @@
 // CI run (pass, fail, cannot check, rebaseline), what each extra worker adds, the event-loop delay
 // reading of GET /stats, and the report tables.
 
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkBaseline, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
@@ -59,6 +60,34 @@ describe('RSS gate (baseline.json `rss`)', () => {
   });
 });
 
+describe('idle CPU gate (baseline.json `idle_cpu_ms_per_s`)', () => {
+  const r: BenchResults = { ...fixture('results-ci.json'), idleCpuMsPerS: { 'outrigger-1w': 2.5, nginx: 0 } };
+  const base: Baseline = {
+    config: 'outrigger-1w',
+    cpu_ratio_to_nginx: { threshold: 100, margin_percent: 0, margin_abs: 0 },
+    added_p99_us: { rate: 1000, threshold: 1_000_000, margin_percent: 0, margin_abs: 0 },
+  };
+  const gate = (threshold: number): Baseline => ({ ...base, idle_cpu_ms_per_s: { threshold, margin_percent: 100, margin_abs: 2 } });
+
+  it('passes within threshold × 2 + 2 ms/s, fails beyond; --write-baseline takes the run’s value', () => {
+    const ok = checkBaseline(r, gate(1));
+    expect(ok.exitCode).toBe(0);
+    expect(ok.text).toMatch(/outrigger-1w: idle CPU \(ms\/s\) \| 2\.50 \|.*\| ok \|/);
+    expect(ok.measured?.idleCpuMsPerS).toBe(2.5);
+    const v = checkBaseline({ ...r, idleCpuMsPerS: { 'outrigger-1w': 16 } }, gate(3)); // a 10 ms timer per thread, as before 2026-12-06
+    expect(v.exitCode).toBe(1);
+    expect(v.text).toMatch(/idle CPU.*\| FAIL \|/);
+    expect(rebaseline(gate(3), ok.measured!, 'now').idle_cpu_ms_per_s?.threshold).toBe(2.5);
+  });
+
+  it('a baseline without it gates no idle CPU; a gated run without the reading cannot be checked', () => {
+    expect(checkBaseline(r, base).text).not.toContain('idle CPU');
+    const v = checkBaseline({ ...r, idleCpuMsPerS: {} }, gate(3));
+    expect(v.exitCode).toBe(2);
+    expect(v.text).toContain('no idle CPU reading for outrigger-1w');
+  });
+});
+
 describe('memory and event-loop delay tables', () => {
   it('per extra worker: (idle of Nw − idle of 1w) ÷ (N − 1), only with a 1-worker partner', () => {
     expect(perExtraWorkerKb({ idleRssKb: { 'outrigger-1w': 80_000, 'outrigger-3w': 110_000, nginx: 9000 } })).toEqual([
@@ -111,8 +140,8 @@ describe('memory and event-loop delay tables', () => {
   });
 
   it('reads each config at the same age from its own start, not from the last config’s', async () => {
-    const into = { startup: {} as Record<string, number>, idle: {} as Record<string, number> };
-    const at = { startupMs: 100, idleMs: 400 };
+    const into = { startup: {} as Record<string, number>, idle: {} as Record<string, number>, cpu: {} as Record<string, number> };
+    const at = { startupMs: 100, idleMs: 400, cpuUntilMs: 500 };
     const now = Date.now();
     // `early` started 1 s ago: both its ages have passed, so it is read at once; `late` only now.
     const done: Record<string, number> = {};
@@ -121,10 +150,27 @@ describe('memory and event-loop delay tables', () => {
     await Promise.all([read('early', now - 1000), read('late', now)]);
     expect(Object.keys(into.idle).sort()).toEqual(['early', 'late']);
     for (const r of [into.startup, into.idle]) for (const kb of Object.values(r)) expect(kb).toBeGreaterThan(1000);
-    expect(done['late']! - now).toBeGreaterThanOrEqual(at.idleMs - 1);
+    expect(done['late']! - now).toBeGreaterThanOrEqual(at.cpuUntilMs - 1);
+    expect(Object.keys(into.cpu).sort()).toEqual(['early', 'late']);
     expect(done['early']!).toBeLessThan(done['late']!);
     const skipped = { startup: {}, idle: {} };
     await readIdleRss('direct', [], now, skipped, at); // no process of its own (the `direct` config)
     expect(skipped).toEqual({ startup: {}, idle: {} });
+  });
+
+  it('idle CPU: ms of CPU per second of the tree between the idle reading and cpuUntilMs', async () => {
+    const spinner = spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' });
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const into = { startup: {} as Record<string, number>, idle: {} as Record<string, number>, cpu: {} as Record<string, number> };
+      const at = { startupMs: 0, idleMs: 200, cpuUntilMs: 1200 };
+      const now = Date.now();
+      await Promise.all([readIdleRss('spin', [spinner.pid!], now, into, at), readIdleRss('sleep', [sleeper.pid!], now, into, at)]);
+      expect(into.cpu['sleep']).toBeLessThan(20); // sleep(1) uses no CPU once started
+      expect(into.cpu['spin']).toBeGreaterThan(into.cpu['sleep']! + 100); // a busy loop: up to 1000 ms/s
+    } finally {
+      spinner.kill('SIGKILL');
+      sleeper.kill('SIGKILL');
+    }
   });
 });
