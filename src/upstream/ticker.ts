@@ -8,9 +8,8 @@
 // Tickless (with autoTick): no timer runs while nothing is due. One one-shot timer is set for the
 // first tick after the earliest deadline (or the next cascade of a coarser level), moved earlier
 // when add() files an earlier deadline, and set again after each tick. `now` is read from the
-// clock at its first read in each callback the event loop runs (a microtask marks it stale when
-// the callback is done): never older than the callback that reads it. (A setImmediate per loop
-// turn instead cost an extra epoll_wait(0) per turn.) A wake-up costs ~0.1 ms of loop
+// clock at its first read in each turn of the event loop (a setImmediate marks it stale at the
+// turn's end), so it is never older than the turn that reads it. A wake-up costs ~0.1 ms of loop
 // time here: an idle worker on a 25 ms interval spent ~4 ms a second waking, and at 10 requests a
 // second the interval woke it twice per request.
 
@@ -86,7 +85,7 @@ function levelOf(slot: number): number {
 export class Ticker {
   /** The clock as last read: `now`'s value. */
   private t: number;
-  /** autoTick: `now` is read from the clock at its next read (a new callback of the event loop). */
+  /** autoTick: `now` is read from the clock at its next read (a new turn of the event loop). */
   private stale: boolean;
   /** The tick the one-shot timer is set for; Infinity when none is. */
   private armedTick = Infinity;
@@ -121,8 +120,8 @@ export class Ticker {
 
   /**
    * Milliseconds on the ticker's clock. With autoTick, read from the clock at the first read in
-   * each callback the event loop runs (cheap to read on the hot path); without, refreshed by tick()
-   * and fresh() only.
+   * each turn of the event loop (cheap to read on the hot path); without, refreshed by tick() and
+   * fresh() only.
    */
   get now(): number {
     if (this.stale) this.refresh();
@@ -132,7 +131,7 @@ export class Ticker {
   private refresh(): void {
     this.t = this.clock.now();
     this.stale = false;
-    queueMicrotask(this.markStale);
+    setImmediate(this.markStale);
   }
 
   private readonly markStale = (): void => {
