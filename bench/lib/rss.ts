@@ -16,30 +16,23 @@ export const IDLE_RSS_AT_MS = 15_000;
 /** Idle CPU is the tree's CPU time from IDLE_RSS_AT_MS to this age, per second. */
 export const IDLE_CPU_UNTIL_MS = 25_000;
 
+/** Every live process of the trees rooted at `roots`, each once. */
+function treePids(roots: readonly number[]): Set<number> {
+  const seen = new Set<number>();
+  for (const root of roots) for (const pid of processTree(root)) seen.add(pid);
+  return seen;
+}
+
 export function treeRssKb(roots: readonly number[]): number {
   let kb = 0;
-  const seen = new Set<number>();
-  for (const root of roots) {
-    for (const pid of processTree(root)) {
-      if (seen.has(pid)) continue;
-      seen.add(pid);
-      kb += readVmRssKb(pid) ?? 0;
-    }
-  }
+  for (const pid of treePids(roots)) kb += readVmRssKb(pid) ?? 0;
   return kb;
 }
 
 /** CPU time of the trees rooted at `roots`, ns (threads of every process, schedstat). */
 export function treeCpuNs(roots: readonly number[]): number {
   let ns = 0;
-  const seen = new Set<number>();
-  for (const root of roots) {
-    for (const pid of processTree(root)) {
-      if (seen.has(pid)) continue;
-      seen.add(pid);
-      ns += processCpuNs(pid);
-    }
-  }
+  for (const pid of treePids(roots)) ns += processCpuNs(pid);
   return ns;
 }
 
