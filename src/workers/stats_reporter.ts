@@ -94,8 +94,7 @@ export class StatsReporter {
     e.value++;
   }
 
-  /** Posts what grew since the last flush and the interval's event-loop delay (nothing when there is neither). */
-  /** Hands the interval's delta over; whether there was one to post. */
+  /** Posts what grew since the last flush and the interval's event-loop delay (nothing when there is neither); whether it posted. */
   flush(): boolean {
     for (const c of this.source.clusters.values()) {
       const h = this.clusterHandle(c);
