@@ -73,7 +73,6 @@ export class LoopDelayMonitor {
   private armedAt: number;
   private since: number;
   private maxMicros = 0;
-  private closed = false;
 
   constructor(
     readonly thread: string,
@@ -89,7 +88,6 @@ export class LoopDelayMonitor {
   }
 
   private readonly tick = (): void => {
-    if (this.closed) return;
     const now = performance.now();
     const micros = clampMicros((now - this.due) * 1000);
     this.recorder.record(micros);
@@ -118,7 +116,6 @@ export class LoopDelayMonitor {
   }
 
   close(): void {
-    this.closed = true;
     clearTimeout(this.timer);
   }
 }

@@ -276,20 +276,25 @@ export class Ticker {
 
   // ---- the wheel ------------------------------------------------------------------------------
 
-  /**
-   * The next tick with work: the next one while level 0 has entries; else the next block
-   * boundary of the finest non-empty level (the ticks before it have nothing to fire or cascade).
-   */
+  /** The next tick with work: the next one while level 0 has entries; else the next cascade. */
   private nextBusyTick(): number {
-    if (this.levelCounts[0] !== 0) return this.current + 1;
-    let level = 1;
+    return this.levelCounts[0] !== 0 ? this.current + 1 : this.nextCascadeTick();
+  }
+
+  /**
+   * The next block boundary of the finest non-empty coarser level (the ticks before it have
+   * nothing of that level to cascade); Infinity when the coarser levels are empty.
+   */
+  private nextCascadeTick(): number {
     let shift = L0_BITS;
-    while (level < LEVELS - 1 && this.levelCounts[level] === 0) {
-      level++;
+    for (let level = 1; level < LEVELS; level++) {
+      if (this.levelCounts[level] !== 0) {
+        const block = 2 ** shift;
+        return (Math.floor(this.current / block) + 1) * block;
+      }
       shift += LN_BITS;
     }
-    const block = 2 ** shift;
-    return (Math.floor(this.current / block) + 1) * block;
+    return Infinity;
   }
 
   /**
@@ -307,15 +312,7 @@ export class Ticker {
         }
       }
     }
-    let shift = L0_BITS;
-    for (let level = 1; level < LEVELS; level++) {
-      if (this.levelCounts[level] !== 0) {
-        const block = 2 ** shift;
-        return Math.min(due, (Math.floor(this.current / block) + 1) * block);
-      }
-      shift += LN_BITS;
-    }
-    return due;
+    return Math.min(due, this.nextCascadeTick());
   }
 
   private tickOf(ms: number): number {
