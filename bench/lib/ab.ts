@@ -95,6 +95,8 @@ export interface SideRound {
   readonly rps: number | null;
   readonly cpuUsPerReq: number | null;
   readonly upstreamCpuUsPerReq: number | null;
+  /** CPU µs/request of the sidecar's process tree in the paced run: what a sidecar that is not saturated pays. */
+  readonly rateCpuUsPerReq: number | null;
   readonly p50Us: number | null;
   readonly p99Us: number | null;
   readonly p999Us: number | null;
@@ -128,6 +130,7 @@ export function sideRound(runs: readonly RunRecord[], side: Side | PeerName, rou
     rps: ok(tp?.wrk?.requestsPerSec),
     cpuUsPerReq: ok(tp?.cpuUsPerReq),
     upstreamCpuUsPerReq: ok(tp?.upstreamCpuUsPerReq),
+    rateCpuUsPerReq: ok(paced?.cpuUsPerReq),
     p50Us: ok(paced?.wrk?.latency.p50Us),
     p99Us: ok(paced?.wrk?.latency.p99Us),
     p999Us: ok(paced?.wrk?.latency.p999Us),
@@ -169,7 +172,7 @@ function peersOf(rounds: readonly AbRound[]): PeerName[] {
   return Object.keys(rounds[0]?.peers ?? {}) as PeerName[];
 }
 
-export type MetricKey = 'cpuUsPerReq' | 'rps' | 'p50Us' | 'p99Us' | 'p999Us' | 'upstreamCpuUsPerReq';
+export type MetricKey = 'cpuUsPerReq' | 'rps' | 'rateCpuUsPerReq' | 'p50Us' | 'p99Us' | 'p999Us' | 'upstreamCpuUsPerReq';
 
 export interface MetricSpec {
   readonly key: MetricKey;
@@ -183,6 +186,7 @@ export function abMetrics(rate: number): readonly MetricSpec[] {
   return [
     { key: 'cpuUsPerReq', label: 'CPU µs/req (sidecar process tree)', better: 'lower', digits: 1 },
     { key: 'rps', label: 'req/s (wrk -t1 -c50)', better: 'higher', digits: 0 },
+    { key: 'rateCpuUsPerReq', label: `CPU µs/req @${rate}/s (sidecar process tree)`, better: 'lower', digits: 1 },
     { key: 'p50Us', label: `p50 µs @${rate}/s`, better: 'lower', digits: 0 },
     { key: 'p99Us', label: `p99 µs @${rate}/s`, better: 'lower', digits: 0 },
     { key: 'p999Us', label: `p99.9 µs @${rate}/s`, better: 'lower', digits: 0 },
@@ -241,8 +245,8 @@ function medRange(s: Summary | null, digits: number): string {
 /** The per-round table: one row per build per round, in the order they ran. */
 export function roundsTable(rounds: readonly AbRound[], rate: number): string {
   const lines = [
-    `| round | build | req/s | CPU µs/req | upstream µs/req | p50 µs @${rate}/s | p99 µs | p99.9 µs | late | errors | load avg at round start |`,
-    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    `| round | build | req/s | CPU µs/req | upstream µs/req | CPU µs/req @${rate}/s | p50 µs @${rate}/s | p99 µs | p99.9 µs | late | errors | load avg at round start |`,
+    '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of rounds) {
     r.order.forEach((side, i) => {
@@ -250,7 +254,7 @@ export function roundsTable(rounds: readonly AbRound[], rate: number): string {
       if (s === null) return;
       const failed = s.failures.length > 0 ? ` ⚠ ${s.failures.join('; ').replace(/\|/g, '/').replace(/\s+/g, ' ').slice(0, 160)}` : '';
       lines.push(
-        `| ${i === 0 ? r.round : ''} | ${side}${failed} | ${num(s.rps, 0)} | ${num(s.cpuUsPerReq, 1)} | ${num(s.upstreamCpuUsPerReq, 1)} | ${num(s.p50Us, 0)} | ${num(s.p99Us, 0)} | ${num(s.p999Us, 0)} | ${num(s.late, 0)} | ${s.errors} | ${i === 0 ? num(r.loadAvg1, 1) : ''} |`,
+        `| ${i === 0 ? r.round : ''} | ${side}${failed} | ${num(s.rps, 0)} | ${num(s.cpuUsPerReq, 1)} | ${num(s.upstreamCpuUsPerReq, 1)} | ${num(s.rateCpuUsPerReq, 1)} | ${num(s.p50Us, 0)} | ${num(s.p99Us, 0)} | ${num(s.p999Us, 0)} | ${num(s.late, 0)} | ${s.errors} | ${i === 0 ? num(r.loadAvg1, 1) : ''} |`,
       );
     });
   }
@@ -263,7 +267,7 @@ export function summaryTable(summary: readonly MetricSummary[]): string {
     '| metric | base median (range) | head median (range) | head ÷ base, paired per round: median (range) | per round | head better in |',
     '|---|---:|---:|---:|---|---:|',
   ];
-  const digitsOf = (k: MetricKey): number => (k === 'cpuUsPerReq' || k === 'upstreamCpuUsPerReq' ? 1 : 0);
+  const digitsOf = (k: MetricKey): number => (k === 'cpuUsPerReq' || k === 'rateCpuUsPerReq' || k === 'upstreamCpuUsPerReq' ? 1 : 0);
   for (const m of summary) {
     const d = digitsOf(m.key);
     lines.push(
@@ -300,15 +304,19 @@ export interface PeerSummary {
   readonly cpuUsPerReq: { readonly base: Summary | null; readonly head: Summary | null; readonly peer: Summary | null };
   readonly baseToPeer: PairedToPeer;
   readonly headToPeer: PairedToPeer;
+  /** The same at the fixed rate (paced run). */
+  readonly rateCpuUsPerReq: { readonly base: Summary | null; readonly head: Summary | null; readonly peer: Summary | null };
+  readonly baseToPeerAtRate: PairedToPeer;
+  readonly headToPeerAtRate: PairedToPeer;
   readonly p99Us: { readonly base: Summary | null; readonly head: Summary | null; readonly peer: Summary | null };
   readonly p999Us: { readonly base: Summary | null; readonly head: Summary | null; readonly peer: Summary | null };
 }
 
-function pairToPeer(rounds: readonly AbRound[], side: Side, peer: PeerName): PairedToPeer {
+function pairToPeer(rounds: readonly AbRound[], side: Side, peer: PeerName, key: 'cpuUsPerReq' | 'rateCpuUsPerReq'): PairedToPeer {
   const ratios: { round: number; ratio: number }[] = [];
   for (const r of rounds) {
-    const a = r[side].cpuUsPerReq;
-    const b = r.peers?.[peer]?.cpuUsPerReq ?? null;
+    const a = r[side][key];
+    const b = r.peers?.[peer]?.[key] ?? null;
     if (a === null || b === null || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) continue;
     ratios.push({ round: r.round, ratio: a / b });
   }
@@ -318,7 +326,7 @@ function pairToPeer(rounds: readonly AbRound[], side: Side, peer: PeerName): Pai
 /** Per peer of the run: base ÷ peer and head ÷ peer CPU µs/req paired by round, and the three p99/p99.9. */
 export function summarizePeers(rounds: readonly AbRound[]): PeerSummary[] {
   return peersOf(rounds).map((peer) => {
-    const of = (key: 'cpuUsPerReq' | 'p99Us' | 'p999Us'): PeerSummary['p99Us'] => ({
+    const of = (key: 'cpuUsPerReq' | 'rateCpuUsPerReq' | 'p99Us' | 'p999Us'): PeerSummary['p99Us'] => ({
       base: summarize(rounds.map((r) => r.base[key])),
       head: summarize(rounds.map((r) => r.head[key])),
       peer: summarize(rounds.map((r) => r.peers?.[peer]?.[key] ?? null)),
@@ -326,31 +334,39 @@ export function summarizePeers(rounds: readonly AbRound[]): PeerSummary[] {
     return {
       peer,
       cpuUsPerReq: of('cpuUsPerReq'),
-      baseToPeer: pairToPeer(rounds, 'base', peer),
-      headToPeer: pairToPeer(rounds, 'head', peer),
+      baseToPeer: pairToPeer(rounds, 'base', peer, 'cpuUsPerReq'),
+      headToPeer: pairToPeer(rounds, 'head', peer, 'cpuUsPerReq'),
+      rateCpuUsPerReq: of('rateCpuUsPerReq'),
+      baseToPeerAtRate: pairToPeer(rounds, 'base', peer, 'rateCpuUsPerReq'),
+      headToPeerAtRate: pairToPeer(rounds, 'head', peer, 'rateCpuUsPerReq'),
       p99Us: of('p99Us'),
       p999Us: of('p999Us'),
     };
   });
 }
 
-/** The beside-the-peer table: one row per peer and number; the ratios are paired per round (CPU only). */
+/** The beside-the-peer table: one row per peer and number; the ratios are paired per round (CPU, at saturation and at the fixed rate). */
 export function peerTable(peers: readonly PeerSummary[], rate: number): string {
   const lines = [
     '| beside | metric | base median (range) | head median (range) | peer median (range) | base ÷ peer, paired per round: median (range) | head ÷ peer, paired per round: median (range) | per round, base ÷ / head ÷ |',
     '|---|---|---:|---:|---:|---:|---:|---|',
   ];
-  for (const p of peers) {
-    const perRound = p.baseToPeer.ratios
+  const perRound = (base: PairedToPeer, head: PairedToPeer): string =>
+    base.ratios
       .map((b) => {
-        const h = p.headToPeer.ratios.find((x) => x.round === b.round);
+        const h = head.ratios.find((x) => x.round === b.round);
         return `${b.ratio.toFixed(2)}/${h === undefined ? '–' : h.ratio.toFixed(2)}`;
       })
-      .join(' ');
-    const c = p.cpuUsPerReq;
-    lines.push(
-      `| ${p.peer} | CPU µs/req (lower is better) | ${medRange(c.base, 1)} | ${medRange(c.head, 1)} | ${medRange(c.peer, 1)} | **${medRange(p.baseToPeer.ratio, 3)}** | **${medRange(p.headToPeer.ratio, 3)}** | ${perRound || '–'} |`,
-    );
+      .join(' ') || '–';
+  for (const p of peers) {
+    for (const [label, c, base, head] of [
+      ['CPU µs/req (lower is better)', p.cpuUsPerReq, p.baseToPeer, p.headToPeer],
+      [`CPU µs/req @${rate}/s (lower is better)`, p.rateCpuUsPerReq, p.baseToPeerAtRate, p.headToPeerAtRate],
+    ] as const) {
+      lines.push(
+        `| ${p.peer} | ${label} | ${medRange(c.base, 1)} | ${medRange(c.head, 1)} | ${medRange(c.peer, 1)} | **${medRange(base.ratio, 3)}** | **${medRange(head.ratio, 3)}** | ${perRound(base, head)} |`,
+      );
+    }
     for (const [label, t] of [
       [`p99 µs @${rate}/s`, p.p99Us],
       [`p99.9 µs @${rate}/s`, p.p999Us],
@@ -367,7 +383,7 @@ export function peerHeadline(p: PeerSummary, rate: number): string {
     x.ratio === null ? 'not measured' : `${x.ratio.median.toFixed(2)}× (${x.ratio.min.toFixed(2)}–${x.ratio.max.toFixed(2)})`;
   const n = Math.max(p.baseToPeer.ratios.length, p.headToPeer.ratios.length);
   const tail = (s: Summary | null): string => (s === null ? '–' : `${s.median.toFixed(0)} µs`);
-  return `Beside ${p.peer}, CPU µs/req paired per round over ${n} round${n === 1 ? '' : 's'}: base ${ratio(p.baseToPeer)} ${p.peer}, head ${ratio(p.headToPeer)} ${p.peer}; ${p.peer} p99 ${tail(p.p99Us.peer)}, p99.9 ${tail(p.p999Us.peer)} @${rate}/s (median).`;
+  return `Beside ${p.peer}, CPU µs/req paired per round over ${n} round${n === 1 ? '' : 's'}: base ${ratio(p.baseToPeer)} ${p.peer}, head ${ratio(p.headToPeer)} ${p.peer} (@${rate}/s: base ${ratio(p.baseToPeerAtRate)}, head ${ratio(p.headToPeerAtRate)}); ${p.peer} p99 ${tail(p.p99Us.peer)}, p99.9 ${tail(p.p999Us.peer)} @${rate}/s (median).`;
 }
 
 /** Chance that n paired rounds all fall on one side of 1 when the builds do not differ: 2 × 0.5ⁿ (two-sided sign test). */

@@ -54,8 +54,8 @@ function tp(config: string, round: number, rps: number, cpu: number): Throughput
   };
 }
 
-function rate(config: string, round: number, p50: number, p99: number, r = 1000): RateRecord {
-  return { kind: 'rate', config, round, startedAt: '', rate: r, connections: 16, durationS: 3, wrk: wrk(r, { p50, p99 }), cpuUsPerReq: 30 };
+function rate(config: string, round: number, p50: number, p99: number, r = 1000, cpu = 30): RateRecord {
+  return { kind: 'rate', config, round, startedAt: '', rate: r, connections: 16, durationS: 3, wrk: wrk(r, { p50, p99 }), cpuUsPerReq: cpu };
 }
 
 describe('abOrder', () => {
@@ -100,6 +100,18 @@ describe('summarizeAb', () => {
     // unpaired, the medians' ratio hides the same change in the spread: base 20 (20–40), head 19 (18–36)
     expect(cpu?.base).toEqual({ median: 20, min: 20, max: 40, n: 3 });
     expect(cpu?.head).toEqual({ median: 19, min: 18, max: 36, n: 3 });
+  });
+
+  it('pairs the paced run’s CPU/request (from the rate records) like the throughput run’s', () => {
+    const paced: RunRecord[] = [
+      ...abRound(1, [10_000, 20, 100, 400], [11_000, 18, 90, 500]).map((r) => (r.kind === 'rate' ? { ...r, cpuUsPerReq: r.config === 'base' ? 100 : 80 } : r)),
+      ...abRound(2, [5_000, 40, 200, 1000], [5_500, 36, 180, 900]).map((r) => (r.kind === 'rate' ? { ...r, cpuUsPerReq: r.config === 'base' ? 200 : 170 } : r)),
+    ];
+    const m = summarizeAb(abRounds(paced, 2, 1000), abMetrics(1000)).find((x) => x.key === 'rateCpuUsPerReq');
+    expect(m?.label).toBe('CPU µs/req @1000/s (sidecar process tree)');
+    expect(m?.ratios.map((x) => x.ratio)).toEqual([0.8, 0.85]);
+    expect(m?.headBetter).toBe(2);
+    expect(roundsTable(abRounds(paced, 2, 1000), 1000).split('\n')[2]).toMatch(/^\| 1 \| base \| 10000 \| 20\.0 \| 8\.0 \| 100\.0 \| 100 \|/);
   });
 
   it('counts rounds where head is strictly better, in the metric’s own direction', () => {
@@ -197,9 +209,13 @@ describe('a reference peer beside both builds (--peer)', () => {
 
   /** One round, records in the order they ran: [rps, CPU µs/req, p50, p99] of base, head and nginx. */
   type Nums = [number, number, number, number];
+  /** The paced run's CPU µs/req is 3 × the throughput run's (a sidecar that is not saturated pays more per request). */
   function peerRound(round: number, nums: Record<'base' | 'head' | 'nginx', Nums>): RunRecord[] {
     const order = roundOrder(round, ['nginx']) as readonly ('base' | 'head' | 'nginx')[];
-    return [...order.map((c) => tp(c, round, nums[c][0], nums[c][1])), ...order.map((c) => rate(c, round, nums[c][2], nums[c][3]))];
+    return [
+      ...order.map((c) => tp(c, round, nums[c][0], nums[c][1])),
+      ...order.map((c) => rate(c, round, nums[c][2], nums[c][3], 1000, 3 * nums[c][1])),
+    ];
   }
   // Round 2 runs 2× slower for all three (the machine swung): the ratios to nginx do not move.
   const runs: RunRecord[] = [
@@ -224,6 +240,13 @@ describe('a reference peer beside both builds (--peer)', () => {
       [3, 1.5],
     ]);
     expect(nginx?.cpuUsPerReq.peer).toEqual({ median: 20, min: 20, max: 40, n: 3 });
+    // the paced run's CPU is paired the same way, from the rate records
+    expect(nginx?.rateCpuUsPerReq.peer).toEqual({ median: 60, min: 60, max: 120, n: 3 });
+    expect(nginx?.headToPeerAtRate.ratios.map((x) => [x.round, Number(x.ratio.toFixed(3))])).toEqual([
+      [1, 1.35],
+      [2, 1.35],
+      [3, 1.5],
+    ]);
     expect(nginx?.p99Us.peer).toEqual({ median: 350, min: 300, max: 600, n: 3 });
     expect(nginx?.p999Us.peer).toEqual({ median: 900, min: 900, max: 900, n: 3 });
     // head ÷ base is the same as without a peer
@@ -256,10 +279,13 @@ describe('a reference peer beside both builds (--peer)', () => {
     expect(p).toContain(
       '| nginx | CPU µs/req (lower is better) | 32.0 (30.0–60.0) | 30.0 (27.0–54.0) | 20.0 (20.0–40.0) | **1.500 (1.500–1.600)** | **1.350 (1.350–1.500)** | 1.50/1.35 1.50/1.35 1.60/1.50 |',
     );
+    expect(p).toContain(
+      '| nginx | CPU µs/req @1000/s (lower is better) | 96.0 (90.0–180.0) | 90.0 (81.0–162.0) | 60.0 (60.0–120.0) | **1.500 (1.500–1.600)** | **1.350 (1.350–1.500)** | 1.50/1.35 1.50/1.35 1.60/1.50 |',
+    );
     expect(p).toContain('| nginx | p99 µs @1000/s | 400 (400–1000) | 500 (400–900) | 350 (300–600) | | | |');
     expect(p).toContain('| nginx | p99.9 µs @1000/s | 900 (900–900) | 900 (900–900) | 900 (900–900) | | | |');
     expect(nginx === undefined ? '' : peerHeadline(nginx, 1000)).toBe(
-      'Beside nginx, CPU µs/req paired per round over 3 rounds: base 1.50× (1.50–1.60) nginx, head 1.35× (1.35–1.50) nginx; nginx p99 350 µs, p99.9 900 µs @1000/s (median).',
+      'Beside nginx, CPU µs/req paired per round over 3 rounds: base 1.50× (1.50–1.60) nginx, head 1.35× (1.35–1.50) nginx (@1000/s: base 1.50× (1.50–1.60), head 1.35× (1.35–1.50)); nginx p99 350 µs, p99.9 900 µs @1000/s (median).',
     );
   });
 
