@@ -212,10 +212,7 @@ describe('a reference peer beside both builds (--peer)', () => {
   /** The paced run's CPU µs/req is 3 × the throughput run's (a sidecar that is not saturated pays more per request). */
   function peerRound(round: number, nums: Record<'base' | 'head' | 'nginx', Nums>): RunRecord[] {
     const order = roundOrder(round, ['nginx']) as readonly ('base' | 'head' | 'nginx')[];
-    return [
-      ...order.map((c) => tp(c, round, nums[c][0], nums[c][1])),
-      ...order.map((c) => rate(c, round, nums[c][2], nums[c][3], 1000, 3 * nums[c][1])),
-    ];
+    return [...order.map((c) => tp(c, round, nums[c][0], nums[c][1])), ...order.map((c) => rate(c, round, nums[c][2], nums[c][3], 1000, 3 * nums[c][1]))];
   }
   // Round 2 runs 2× slower for all three (the machine swung): the ratios to nginx do not move.
   const runs: RunRecord[] = [
