@@ -100,15 +100,10 @@ export class TrafficSampler {
   /** Samples taken so far (the ring holds the last min(count, capacity)). */
   private count = 0;
   private lastTickMs: number;
-  private timer: NodeJS.Timeout | null = null;
 
+  /** Its owner calls tick() every SAMPLE_INTERVAL_MS (run.ts: the main thread's once-a-second timer). */
   constructor(nowMs: number = Date.now()) {
     this.lastTickMs = nowMs;
-  }
-
-  /** Samples once a second from now on (the timer does not keep the process alive). */
-  start(): void {
-    this.timer ??= setInterval(() => this.tick(Date.now()), SAMPLE_INTERVAL_MS).unref();
   }
 
   /** Adds a worker's delta to the open window (the same deltas the aggregator merges). */

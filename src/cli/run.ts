@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { AdminServer } from '../admin/server.js';
 import { ConfigCheckThread } from '../admin/config_check_thread.js';
 import { ConfigStore } from '../admin/config_store.js';
-import { TrafficSampler } from '../admin/sampler.js';
+import { SAMPLE_INTERVAL_MS, TrafficSampler } from '../admin/sampler.js';
 import type { CompileOptions, RawConfig } from '../config/load.js';
 import type { ServiceRegistrationSpec } from '../config/etcd.js';
 import { formatProblems } from '../config/format.js';
@@ -181,9 +181,8 @@ interface DataPlane {
 /** Spawns the workers on the first snapshot with this sidecar's certificate; an exit code when it cannot. */
 async function startDataPlane(first: Snapshot, configDir: string, log: Logger, enableTestHooks: boolean): Promise<DataPlane | number> {
   const stats = new StatsAggregator();
-  watchMainLoop(stats);
   const sampler = new TrafficSampler();
-  sampler.start();
+  everySecond(stats, sampler);
   const verdicts: EndpointVerdicts = new EndpointVerdicts(
     log,
     (cluster, address, change) => supervisor.setEndpointState(cluster, address, change),
@@ -206,13 +205,18 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
   }
 }
 
-/** The main thread's event-loop delay into the stats, once a second like the workers'. */
-function watchMainLoop(stats: StatsAggregator): void {
+/**
+ * The main thread's once-a-second jobs on one timer, so they cost one wake-up a second, not one
+ * each (timers started a few ms apart fire apart): its event-loop delay into the stats, like the
+ * workers', and the dashboard's traffic sample.
+ */
+function everySecond(stats: StatsAggregator, sampler: TrafficSampler): void {
   const monitor = new LoopDelayMonitor('main');
   setInterval(() => {
     const sample = monitor.take();
     if (sample !== null) stats.loopDelay.add(sample);
-  }, 1000).unref();
+    sampler.tick(Date.now());
+  }, SAMPLE_INTERVAL_MS).unref();
 }
 
 /**

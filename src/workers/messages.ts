@@ -8,10 +8,10 @@ import type { SpanRecord } from '../tracing/span_buffer.js';
 
 /**
  * How often a worker whose stall limit (node.worker_stall_ms) is `stallMs` tells the supervisor
- * its event loop runs, and how often the supervisor checks: a fifth of the limit, at most once a
- * second (the default 5 s limit: once a second, with the stats; every wake-up of an idle thread
- * costs CPU), at least every 20 ms. A fixed 250 ms once made a limit under 250 ms read every
- * healthy worker as stuck.
+ * its event loop runs: a fifth of the limit, at most once a second (the default 5 s limit: once a
+ * second, with the stats; every wake-up of an idle thread costs CPU), at least every 20 ms. A
+ * fixed 250 ms once made a limit under 250 ms read every healthy worker as stuck. The supervisor
+ * does not poll: each worker's watchdog is a deadline `stallMs` after its last message.
  */
 export function heartbeatMs(stallMs: number): number {
   return Math.min(1000, Math.max(20, Math.floor(stallMs / 5)));

@@ -15,7 +15,6 @@ import type { TlsMaterial } from '../tls/material.js';
 import type { SpanRecord } from '../tracing/span_buffer.js';
 import { mergeClusterViews, mergeListenerViews } from './inspection.js';
 import {
-  heartbeatMs,
   type BoundListener,
   type ClusterView,
   type EndpointState,
@@ -77,6 +76,10 @@ class WorkerSlot {
   lastBeat = 0;
   /** The worker has sent a message (loaded its modules and beats); until then the watchdog allows STARTUP_GRACE_MS. */
   heard = false;
+  /** The watchdog's one-shot timer: due when the worker has been silent for `watchdogMs`; each message restarts it. */
+  watchdog: NodeJS.Timeout | null = null;
+  /** The silence `watchdog` was set for, ms (0: none set). */
+  watchdogMs = 0;
   version = 0;
   /** The config the worker will run once it has applied everything posted to it; null = none yet. */
   config: Snapshot | null = null;
@@ -132,7 +135,6 @@ export class Supervisor {
     this.current = resolved;
     for (let i = 0; i < resolved.node.workers; i++) this.slots.push(new WorkerSlot(i + 1));
     const done = this.expectAcks(resolved.version);
-    this.armWatchdog();
     for (const slot of this.slots) this.spawn(slot);
     const failures = await done;
     if (failures.length > 0) {
@@ -166,12 +168,12 @@ export class Supervisor {
     const previous = this.current;
     const resolved = await resolvePorts(snapshot, previous);
     this.current = resolved;
-    this.armWatchdog();
+    this.rewatch();
     const failures = await this.broadcastApply(resolved);
     if (failures.length === 0) return resolved;
     if (previous !== null) {
       this.current = previous;
-      this.armWatchdog();
+      this.rewatch();
       await this.broadcastApply(previous);
     }
     throw new Error(`config version ${resolved.version} was rolled back: ${failures.join('; ')}`);
@@ -211,6 +213,7 @@ export class Supervisor {
       this.slots.map(async (slot) => {
         const w = slot.worker;
         slot.worker = null;
+        this.setWatchdog(slot, 0, 0);
         if (w === null) return;
         const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
         this.post(w, { type: 'stop' });
@@ -309,6 +312,7 @@ export class Supervisor {
     slot.startedAt = Date.now();
     slot.lastBeat = slot.startedAt;
     slot.heard = false;
+    this.watch(slot);
     w.on('message', (m: FromWorker) => this.onMessage(slot, m));
     w.on('error', (err) => this.opts.log.error({ worker: slot.id, err: err.message }, 'worker crashed'));
     w.on('exit', (code) => this.onExit(slot, w, code));
@@ -321,6 +325,7 @@ export class Supervisor {
   private onMessage(slot: WorkerSlot, m: FromWorker): void {
     slot.lastBeat = Date.now();
     slot.heard = true;
+    this.watch(slot);
     switch (m.type) {
       case 'heartbeat':
         break;
@@ -354,48 +359,76 @@ export class Supervisor {
 
   /** Workers found stuck by the watchdog and replaced (or, with uWS listeners, the process exited). */
   stalls = 0;
-  private watchdog: NodeJS.Timeout | null = null;
-  private watchdogMs = 0;
 
-  /** The watchdog checks as often as the workers beat (messages.ts heartbeatMs) for the stall limit in force. */
-  private armWatchdog(): void {
-    const every = heartbeatMs(this.current?.node.workerStallMs ?? 0);
-    if (this.watchdog !== null && this.watchdogMs === every) return;
-    if (this.watchdog !== null) clearInterval(this.watchdog);
-    this.watchdogMs = every;
-    this.watchdog = setInterval(() => this.checkStalls(), every);
-    this.watchdog.unref();
+  /** How long `slot` may stay silent, ms: the stall limit in force, or STARTUP_GRACE_MS (if longer) before its first message; 0 = no watchdog. */
+  private allowance(slot: WorkerSlot): number {
+    const limit = this.current?.node.workerStallMs ?? 0;
+    if (limit <= 0 || slot.worker === null || this.stopping) return 0;
+    return slot.heard ? limit : Math.max(limit, STARTUP_GRACE_MS);
   }
 
-  /** Checks every worker's heartbeat; one silent for longer than node.worker_stall_ms is stuck. */
-  private checkStalls(): void {
-    const limit = this.current?.node.workerStallMs ?? 0;
-    if (limit <= 0 || this.stopping) return;
-    const now = Date.now();
-    for (const slot of this.slots) {
-      const w = slot.worker;
-      if (w === null || now - slot.lastBeat <= (slot.heard ? limit : Math.max(limit, STARTUP_GRACE_MS))) continue;
-      this.stalls++;
-      const stalledMs = now - slot.lastBeat;
-      this.opts.onWorkerStall?.(slot.id);
-      const current = this.current;
-      if (current !== null && listenersOf(current.listeners, current.node.workers, slot.id).some((l) => l.engine === 'uws')) {
-        this.opts.log.error(
-          { worker: slot.id, stalled_ms: stalledMs },
-          'worker stuck; it serves uws listeners, which a stuck thread cannot release: exiting so the sidecar is restarted',
-        );
-        this.opts.onUnrecoverableStall?.(slot.id, stalledMs);
-        return;
-      }
-      this.opts.log.error({ worker: slot.id, stalled_ms: stalledMs }, 'worker stuck; replacing it');
-      slot.lastBeat = now; // once per stall
-      void w.terminate(); // 'exit' restarts it with backoff, as after a crash
+  /**
+   * Restarts `slot`'s watchdog from its last message (now): one one-shot timer per worker, which
+   * a message restarts with timer.refresh() and which fires only after `allowance` of silence. A
+   * healthy worker's watchdog never fires, so checking on workers wakes the main thread for
+   * nothing (a check every heartbeat, ~1 s, did; Node still wakes once per allowance, ~5 s, to see
+   * that a refreshed timer is not due).
+   */
+  private watch(slot: WorkerSlot): void {
+    const ms = this.allowance(slot);
+    if (slot.watchdog !== null && ms === slot.watchdogMs) {
+      slot.watchdog.refresh();
+      return;
     }
+    this.setWatchdog(slot, ms, ms);
+  }
+
+  /** A new stall limit: each watchdog set again for it, counted from the worker's last message, not from now. */
+  private rewatch(): void {
+    for (const slot of this.slots) {
+      const ms = this.allowance(slot);
+      if (ms !== slot.watchdogMs) this.setWatchdog(slot, ms, Math.max(0, slot.lastBeat + ms - Date.now()));
+    }
+  }
+
+  private setWatchdog(slot: WorkerSlot, ms: number, dueInMs: number): void {
+    if (slot.watchdog !== null) clearTimeout(slot.watchdog);
+    slot.watchdogMs = ms;
+    slot.watchdog = ms > 0 ? setTimeout(() => this.onSilent(slot), dueInMs).unref() : null;
+  }
+
+  /** `slot`'s watchdog fired: the worker has been silent for longer than its allowance, so it is stuck. */
+  private onSilent(slot: WorkerSlot): void {
+    slot.watchdog = null;
+    const w = slot.worker;
+    const ms = this.allowance(slot);
+    if (w === null || ms === 0) return;
+    const now = Date.now();
+    const stalledMs = now - slot.lastBeat;
+    if (stalledMs <= ms) {
+      this.setWatchdog(slot, ms, ms - stalledMs + 1); // stuck means silent for longer than the limit
+      return;
+    }
+    this.stalls++;
+    this.opts.onWorkerStall?.(slot.id);
+    this.setWatchdog(slot, ms, ms); // reported once per allowance of further silence
+    const current = this.current;
+    if (current !== null && listenersOf(current.listeners, current.node.workers, slot.id).some((l) => l.engine === 'uws')) {
+      this.opts.log.error(
+        { worker: slot.id, stalled_ms: stalledMs },
+        'worker stuck; it serves uws listeners, which a stuck thread cannot release: exiting so the sidecar is restarted',
+      );
+      this.opts.onUnrecoverableStall?.(slot.id, stalledMs);
+      return;
+    }
+    this.opts.log.error({ worker: slot.id, stalled_ms: stalledMs }, 'worker stuck; replacing it');
+    void w.terminate(); // 'exit' restarts it with backoff, as after a crash
   }
 
   private onExit(slot: WorkerSlot, w: Worker, code: number): void {
     if (slot.worker !== w) return; // terminated on purpose
     slot.worker = null;
+    this.setWatchdog(slot, 0, 0);
     slot.version = 0;
     slot.config = null;
     this.opts.onWorkerExit?.(slot.id);

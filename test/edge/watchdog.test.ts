@@ -4,7 +4,7 @@
 // aborts the process), so the sidecar exits with code 70 for its service manager to restart it.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, cluster, config, hookRoutes, httpGet, rawRequest, restartLines, startSidecar, startUpstream } from '../helpers/sidecar.js';
+import { adminCall, closeAll, cluster, config, hookRoutes, httpGet, rawRequest, restartLines, startSidecar, startUpstream } from '../helpers/sidecar.js';
 
 const HOOKS = { env: { OUTRIGGER_ENABLE_TEST_HOOKS: '1' } };
 
@@ -59,6 +59,25 @@ describe('worker watchdog', () => {
     void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
     const line = await sc.waitForLog((e) => e.msg === 'worker stuck; replacing it', 15_000);
     expect(line['stalled_ms']).toBeGreaterThan(100);
+  });
+
+  it('a reload that shortens the stall limit: the watchdog follows it, counted from the last message', async () => {
+    // Each worker's watchdog is a deadline after its last message; a reload sets it again for the
+    // new limit. Started at 60 s, a stall would not be found within this test; after the reload
+    // to 1 s it is, and it is reported (stalled_ms) from the stuck worker's last message.
+    const app = await startUpstream();
+    const v1 = config(hookRoutes('/stall', 'test_stall'), [cluster('app', [app.address])], { node: { worker_stall_ms: 60_000 } });
+    const sc = await startSidecar(v1, HOOKS);
+    expect((await httpGet(sc.url('/ok'))).status).toBe(200);
+    const v2 = structuredClone(v1) as { node: Record<string, unknown> };
+    v2.node['worker_stall_ms'] = 1000;
+    expect((await adminCall(sc, 'PUT', '/config', v2)).status).toBe(200);
+    const stuckAt = Date.now();
+    void rawRequest(sc.port(), 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n', { timeoutMs: 15_000 });
+    const line = await sc.waitForLog((e) => e.msg === 'worker stuck; replacing it', 15_000);
+    expect(line['stalled_ms']).toBeGreaterThanOrEqual(1000);
+    expect(line['stalled_ms']).toBeLessThan(Date.now() - stuckAt + 2000); // from a message near the stall, not from the start
+    expect(sc.exited()).toBe(false);
   });
 
   it('uws engine: a stuck worker makes the sidecar exit with code 70 and say why', async () => {
