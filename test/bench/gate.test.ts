@@ -6,18 +6,28 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { checkBaseline, latencyNoiseUs, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
+import { addedNoiseUs, checkBaseline, latencyNoiseUs, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
 import type { RateRecord } from '../../bench/lib/measure.js';
 import type { BenchResults } from '../../bench/lib/results.js';
 import { summarizeRuns } from '../../bench/lib/summary.js';
 
 const stored = JSON.parse(readFileSync(new URL('./fixtures/results-ci.json', import.meta.url), 'utf8')) as BenchResults;
 
-/** The stored run with p99.9 at 1000/s per round (1..5) set for direct and outrigger-1w, summaries recomputed. */
-function withP999(direct: readonly number[], outrigger: readonly number[]): BenchResults {
+/**
+ * The stored run with p99.9 at 1000/s per round (1..5) set for direct, outrigger-1w and nginx
+ * (by default direct's + 500 µs each round: nginx's added p99.9 does not move), summaries recomputed.
+ */
+function withP999(direct: readonly number[], outrigger: readonly number[], nginx: readonly number[] = direct.map((d) => d + 500)): BenchResults {
   const runs = stored.runs.map((r) => {
     if (r.kind !== 'rate' || r.wrk === undefined) return r;
-    const v = r.config === 'direct' ? direct[r.round - 1] : r.config === 'outrigger-1w' ? outrigger[r.round - 1] : undefined;
+    const v =
+      r.config === 'direct'
+        ? direct[r.round - 1]
+        : r.config === 'outrigger-1w'
+          ? outrigger[r.round - 1]
+          : r.config === 'nginx'
+            ? nginx[r.round - 1]
+            : undefined;
     return v === undefined ? r : ({ ...r, wrk: { ...r.wrk, latency: { ...r.wrk.latency, p999Us: v } } } satisfies RateRecord);
   });
   const summary = summarizeRuns(
@@ -50,7 +60,9 @@ describe('p99.9 gate (baseline.json `added_p999_us`)', () => {
     const v = checkBaseline(r, p999(2400, 0, 0));
     expect(v.exitCode).toBe(0);
     expect(row(v.text)).toBe('| outrigger-1w: p99.9 added over direct @1000/s (µs) | 2400.00 | 2000–2800 | 2400 | 2400.00 | ok |');
-    expect(v.text).toContain("p99.9 latency margin: max(margin_abs 0 µs, this run's p99.9 noise 0 µs = 3 × 1.4826 × MAD of direct's p99.9 over rounds)");
+    expect(v.text).toContain(
+      "p99.9 latency margin: max(margin_abs 0 µs, this run's p99.9 noise 0 µs = 3 × 1.4826 × MAD over rounds, the larger of direct's p99.9 (0 µs) and nginx's p99.9 added over direct (0 µs))",
+    );
     expect(v.measured?.addedP999Us).toBe(2400);
   });
 
@@ -81,6 +93,23 @@ describe('p99.9 gate (baseline.json `added_p999_us`)', () => {
     expect(row(checkBaseline(r, p999(2000, 0, 1200)).text)).toMatch(/\| 3200\.00 \| ok \|$/);
     // The p99 gate's noise is computed from direct's p99, not its p99.9.
     expect(latencyNoiseUs(r, 'direct', 1000, 'p99')).toBe(latencyNoiseUs(stored, 'direct', 1000, 'p99'));
+  });
+
+  it("widens it also to the noise of nginx's p99.9 added over direct, paired by round, when that is larger than direct's", () => {
+    // direct flat; nginx adds 500, 500, 500, 2500, 4500 µs: median 500, deviations 0 0 0 2000 4000 → MAD 0.
+    expect(addedNoiseUs(withP999(FLAT_DIRECT, OUTRIGGER, [1500, 1500, 1500, 3500, 5500]), 'nginx', 1000, 'p999')).toBe(0);
+    // adds 100, 300, 500, 700, 900: median 500, deviations 400 200 0 200 400 → MAD 200 → 889.56 µs.
+    const r = withP999(FLAT_DIRECT, OUTRIGGER, [1100, 1300, 1500, 1700, 1900]);
+    expect(addedNoiseUs(r, 'nginx', 1000, 'p999')).toBeCloseTo(3 * 1.4826 * 200, 6);
+    expect(latencyNoiseUs(r, 'direct', 1000, 'p999')).toBe(0);
+    // Paired by round: direct moving with nginx (the same hiccup in both) adds no noise.
+    expect(addedNoiseUs(withP999([600, 800, 1000, 1200, 1400], OUTRIGGER, [1100, 1300, 1500, 1700, 1900]), 'nginx', 1000, 'p999')).toBe(0);
+    const v = checkBaseline(r, p999(2000, 0, 0));
+    expect(v.exitCode).toBe(0);
+    expect(row(v.text)).toMatch(/\| 2000 \| 2890\.00 \| ok \|$/);
+    expect(v.text).toContain(
+      "this run's p99.9 noise 890 µs = 3 × 1.4826 × MAD over rounds, the larger of direct's p99.9 (0 µs) and nginx's p99.9 added over direct (890 µs)",
+    );
   });
 
   it('cannot check (exit 2) when the run has no p99.9 added for the config at the gate’s rate', () => {
