@@ -6,8 +6,8 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { addedNoiseUs, checkBaseline, latencyNoiseUs, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
-import type { RateRecord } from '../../bench/lib/measure.js';
+import { addedNoiseUs, checkBaseline, cpuRatioNoise, latencyNoiseUs, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
+import type { RateRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import type { BenchResults } from '../../bench/lib/results.js';
 import { summarizeRuns } from '../../bench/lib/summary.js';
 
@@ -139,6 +139,60 @@ describe('p99.9 gate (baseline.json `added_p999_us`)', () => {
     const next = rebaseline(b, v.measured!, 'at');
     expect(next.added_p999_us).toEqual({ rate: 1000, threshold: 2400, margin_percent: 25, margin_abs: 1000, note: 'how it was set' });
     expect(rebaseline(base, v.measured!, 'at').added_p999_us).toBeUndefined();
+  });
+});
+
+describe('CPU gates widened by the node relay ÷ nginx noise', () => {
+  /** The stored run plus a node-relay throughput run per round with this CPU µs/req ÷ nginx's of that round. */
+  function withRelay(ratios: readonly number[]): BenchResults {
+    const nginx = new Map(
+      stored.runs.flatMap((x) => (x.kind === 'throughput' && x.variant === 'GET /' && x.config === 'nginx' ? [[x.round, x.cpuUsPerReq ?? 0] as const] : [])),
+    );
+    const relay: ThroughputRecord[] = ratios.map((q, i) => ({
+      kind: 'throughput',
+      config: 'node-relay',
+      round: i + 1,
+      startedAt: '',
+      variant: 'GET /',
+      connections: 50,
+      durationS: 3,
+      cpuUsPerReq: q * (nginx.get(i + 1) ?? 0),
+    }));
+    return { ...stored, runs: [...stored.runs, ...relay] };
+  }
+  const measured = stored.summary.find((x) => x.config === 'outrigger-1w')?.cpuRatioToNginx?.median ?? NaN;
+  const tight: Baseline = { ...base, cpu_ratio_to_nginx: { threshold: measured / 1.3, margin_percent: 15, margin_abs: 0 } };
+  const cpuRow = (text: string): string | undefined => text.split('\n').find((l) => l.startsWith('| outrigger-1w: CPU µs/req ÷ nginx'));
+
+  it('a relay that moves with nginx (the same ratio every round) adds nothing: a 30 % regression fails the 15 % margin', () => {
+    const r = withRelay([1.3, 1.3, 1.3, 1.3, 1.3]);
+    expect(cpuRatioNoise(r)).toBe(0);
+    const v = checkBaseline(r, tight);
+    expect(v.exitCode).toBe(1);
+    expect(cpuRow(v.text)).toMatch(/FAIL \|$/);
+    expect(v.text).toContain("CPU margin: max(margin_percent, this run's CPU noise 0 % = 3 × 1.4826 × MAD over rounds of node-relay ÷ nginx CPU µs/req");
+  });
+
+  it('a relay whose ratio to nginx moves widens margin_percent to its robust 3σ, relative to its median', () => {
+    // 1.2 1.3 1.4 1.5 1.6: median 1.4, deviations .2 .1 0 .1 .2 → MAD 0.1 → 3 × 1.4826 × 0.1 / 1.4 = 31.8 %.
+    const r = withRelay([1.2, 1.3, 1.4, 1.5, 1.6]);
+    expect(cpuRatioNoise(r)).toBeCloseTo((3 * 1.4826 * 0.1) / 1.4, 6);
+    const v = checkBaseline(r, tight);
+    expect(v.exitCode).toBe(0);
+    expect(cpuRow(v.text)).toContain(`| ${((measured / 1.3) * 1.32).toFixed(2)} | ok |`); // allowed: threshold × (1 + 32 %)
+    expect(v.text).toContain("this run's CPU noise 32 %");
+    expect(cpuRatioNoise(withRelay([1.0, 1.2]))).toBe(0); // < 3 rounds: no estimate
+  });
+
+  it('a run whose relay ratio moved more than 50 % cannot judge CPU: exit 2, unless a check failed anyway', () => {
+    // 1.0 1.5 2.0 2.5 3.0: median 2, MAD 0.5 → 111 %.
+    const r = withRelay([1.0, 1.5, 2.0, 2.5, 3.0]);
+    const v = checkBaseline(r, tight);
+    expect(v.exitCode).toBe(2);
+    expect(v.text).toContain('bench:ci cannot judge the CPU ratios of this run: node-relay ÷ nginx moved 111 % (robust 3σ)');
+    expect(v.measured?.cpuRatio).toBe(measured); // still reported
+    // A check that fails beyond even that margin is a failure.
+    expect(checkBaseline(r, { ...base, cpu_ratio_to_nginx: { threshold: measured / 3, margin_percent: 15, margin_abs: 0 } }).exitCode).toBe(1);
   });
 });
 
