@@ -369,10 +369,10 @@ export class Supervisor {
 
   /**
    * Restarts `slot`'s watchdog from its last message (now): one one-shot timer per worker, which
-   * a message restarts with timer.refresh() and which fires only after `allowance` of silence. A
-   * healthy worker's watchdog never fires, so checking on workers wakes the main thread for
-   * nothing (a check every heartbeat, ~1 s, did; Node still wakes once per allowance, ~5 s, to see
-   * that a refreshed timer is not due).
+   * each message restarts with timer.refresh() and which fires only after `allowance` of silence.
+   * A healthy worker's watchdog never fires, so watching workers that talk costs the main thread
+   * no wake-ups of its own (a check every heartbeat period did: 10 a second at a 500 ms limit;
+   * Node still wakes about once per allowance to find a refreshed timer not yet due).
    */
   private watch(slot: WorkerSlot): void {
     const ms = this.allowance(slot);
