@@ -206,17 +206,21 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
 }
 
 /**
- * The main thread's once-a-second jobs on one timer, so they cost one wake-up a second, not one
- * each (timers started a few ms apart fire apart): its event-loop delay into the stats, like the
- * workers', and the dashboard's traffic sample.
+ * The main thread's once-a-second jobs, run from its event-loop delay sampler's timer so that at
+ * rest they cost one wake-up a second, not one each (timers started a few ms apart fire apart):
+ * its event-loop delay into the stats, like the workers', and the dashboard's traffic sample.
  */
 function everySecond(stats: StatsAggregator, sampler: TrafficSampler): void {
-  const monitor = new LoopDelayMonitor('main');
-  setInterval(() => {
-    const sample = monitor.take();
-    if (sample !== null) stats.loopDelay.add(sample);
-    sampler.tick(Date.now());
-  }, SAMPLE_INTERVAL_MS).unref();
+  const monitor: LoopDelayMonitor = new LoopDelayMonitor('main', {
+    job: {
+      everyMs: SAMPLE_INTERVAL_MS,
+      run: () => {
+        const sample = monitor.take();
+        if (sample !== null) stats.loopDelay.add(sample);
+        sampler.tick(Date.now());
+      },
+    },
+  });
 }
 
 /**

@@ -12,6 +12,11 @@
 // short stalls are seen less often; under load, where they delay requests, they are sampled at
 // full resolution.
 //
+// The thread's own periodic job (a worker's heartbeat and stats post, the main thread's
+// once-a-second sample) runs from this timer (`job`), whose period is then capped at the job's:
+// an idle thread wakes once a second for both, not once for each (timers started a few ms apart
+// fire in separate wake-ups).
+//
 // Why not perf_hooks.monitorEventLoopDelay: its histogram forgets its reference point on reset(),
 // so the first ~10 ms after every interval boundary go unmeasured — exactly where the once-a-second
 // stats hand-off runs — and it cannot hand over its buckets for an exact since-start merge; nor
@@ -59,12 +64,31 @@ export interface LoopDelayOptions {
   readonly minMs?: number;
   /** The longest period, ms (default LOOP_DELAY_IDLE_MS); equal to minMs for a fixed period. */
   readonly maxMs?: number;
+  /**
+   * The thread's periodic job (a worker's heartbeat and stats, the main thread's once-a-second
+   * sample), run from this monitor's timer so that a thread at rest wakes once per period, not
+   * once for the sampler and once for the job: at the first tick at least `everyMs` after its last
+   * run (less half the shortest period). The period is capped at `everyMs`, so the job runs at
+   * most one period late, and exactly every `everyMs` at rest. A stuck loop runs neither.
+   */
+  readonly job?: LoopJob;
+}
+
+export interface LoopJob {
+  readonly everyMs: number;
+  readonly run: () => void;
 }
 
 export class LoopDelayMonitor {
   private readonly recorder = new LatencyRecorder();
   private readonly minMs: number;
-  private readonly maxMs: number;
+  /** The longest period asked for; the one in force is capped by the job's. */
+  private readonly idleMs: number;
+  private maxMs: number;
+  private jobEveryMs: number;
+  private readonly job: (() => void) | null;
+  /** When the job last ran (performance.now()). */
+  private jobRanAt: number;
   private timer: NodeJS.Timeout;
   /** When the timer in force was due (performance.now()). */
   private due: number;
@@ -79,8 +103,11 @@ export class LoopDelayMonitor {
     options: LoopDelayOptions = {},
   ) {
     this.minMs = options.minMs ?? LOOP_DELAY_RESOLUTION_MS;
-    this.maxMs = Math.max(this.minMs, options.maxMs ?? LOOP_DELAY_IDLE_MS);
-    this.armedAt = this.since = performance.now();
+    this.idleMs = Math.max(this.minMs, options.maxMs ?? LOOP_DELAY_IDLE_MS);
+    this.job = options.job?.run ?? null;
+    this.jobEveryMs = options.job?.everyMs ?? Infinity;
+    this.maxMs = Math.max(this.minMs, Math.min(this.idleMs, this.jobEveryMs));
+    this.armedAt = this.since = this.jobRanAt = performance.now();
     this.activeAt = performance.eventLoopUtilization().active;
     this.due = this.armedAt + this.minMs;
     this.timer = setTimeout(this.tick, this.minMs);
@@ -99,7 +126,23 @@ export class LoopDelayMonitor {
     this.due = now + period;
     this.timer = setTimeout(this.tick, period);
     this.timer.unref();
+    if (this.job !== null && now - this.jobRanAt >= this.jobEveryMs - this.minMs / 2) {
+      this.jobRanAt = now;
+      this.job();
+    }
   };
+
+  /** A new period for the job (a worker's heartbeat follows its stall limit); the timer in force is moved earlier if it is due later than that. */
+  setJobEvery(everyMs: number): void {
+    this.jobEveryMs = everyMs;
+    this.maxMs = Math.max(this.minMs, Math.min(this.idleMs, everyMs));
+    const now = performance.now();
+    if (this.due - now <= this.maxMs) return;
+    clearTimeout(this.timer);
+    this.due = now + this.maxMs;
+    this.timer = setTimeout(this.tick, this.maxMs);
+    this.timer.unref();
+  }
 
   /** The interval since the previous take() (null when no sample fell in it); starts the next one. */
   take(): LoopDelaySample | null {

@@ -54,7 +54,8 @@ export class SpanExporter {
   private failures = 0;
   private backoffMs = 0;
   private retryAt = 0;
-  private readonly timer: NodeJS.Timeout;
+  /** The pump's interval: it runs only while records wait, so a sidecar without tracing (or with nothing to send) does not wake for it. */
+  private timer: NodeJS.Timeout | null = null;
   private readonly plain: Transport = { request: http.request, agent: new http.Agent(KEEP_ONE) };
   /** node:https and its agent, loaded at the first POST to an https collector: most sidecars never need them. */
   private secure: Promise<Transport> | null = null;
@@ -64,9 +65,23 @@ export class SpanExporter {
     private readonly spec: () => TracingSpec | null,
     private readonly counters: ExporterCounters,
     private readonly log: ExporterLog,
-  ) {
+  ) {}
+
+  /** The pump's interval runs (records wait to be sent). */
+  get pumping(): boolean {
+    return this.timer !== null;
+  }
+
+  private arm(): void {
+    if (this.timer !== null || this.queue.length === 0) return;
     this.timer = setInterval(() => this.pump(), PUMP_INTERVAL_MS);
     this.timer.unref();
+  }
+
+  private disarm(): void {
+    if (this.timer === null) return;
+    clearInterval(this.timer);
+    this.timer = null;
   }
 
   /** A worker's records of one interval, and the spans it dropped itself. */
@@ -85,6 +100,7 @@ export class SpanExporter {
       this.queuedSpans += spansOf(r);
     }
     this.bound(spec.maxQueuedSpans);
+    this.arm();
     if (this.queue.length >= BATCH_RECORDS) this.pump();
   }
 
@@ -115,8 +131,9 @@ export class SpanExporter {
   /** Sends the next batch unless one is in flight or the collector is being left alone. */
   private pump(): void {
     const spec = this.spec();
-    if (spec === null) return this.clear();
-    if (this.inflightSpans > 0 || this.queue.length === 0 || Date.now() < this.retryAt) return;
+    if (spec === null) this.clear();
+    if (spec === null || this.queue.length === 0) return this.disarm();
+    if (this.inflightSpans > 0 || Date.now() < this.retryAt) return;
     const batch = this.queue.splice(0, BATCH_RECORDS);
     let spans = 0;
     for (const r of batch) spans += spansOf(r);
@@ -152,6 +169,7 @@ export class SpanExporter {
       this.bound(spec.maxQueuedSpans);
       this.backoffMs = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, this.backoffMs * 2));
       this.retryAt = Date.now() + this.backoffMs;
+      this.arm();
     } else {
       this.drop('rejected', spans);
     }
@@ -176,7 +194,7 @@ export class SpanExporter {
   }
 
   close(): void {
-    clearInterval(this.timer);
+    this.disarm();
     this.plain.agent.destroy();
     void this.secure?.then((t) => t.agent.destroy());
   }

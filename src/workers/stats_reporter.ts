@@ -14,7 +14,7 @@ import { grpcStatusOf } from '../dataplane/local_reply.js';
 import type { RequestHead } from '../dataplane/request_head.js';
 import { CounterDeltas } from '../stats/counters.js';
 import type { StatsDelta } from '../stats/delta.js';
-import { LoopDelayMonitor } from '../stats/loop_delay.js';
+import { LoopDelayMonitor, type LoopJob } from '../stats/loop_delay.js';
 import { WorkerStats, type ClusterStatsHandle, type ListenerStatsHandle, type RouteStatsHandle } from '../stats/worker_stats.js';
 import type { Cluster } from '../upstream/cluster.js';
 
@@ -51,10 +51,17 @@ export class StatsReporter {
     private readonly source: StatsSource,
     /** Posts a delta; `transfer` are its histogram buffers, fresh each flush, moved rather than copied. */
     private readonly post: (delta: StatsDelta, transfer: ArrayBuffer[]) => void,
+    /** The worker's periodic job (heartbeat and flush), run from the loop-delay sampler's timer (loop_delay.ts). */
+    pulse?: LoopJob,
   ) {
     this.stats = new WorkerStats(workerId);
     this.worker = String(workerId);
-    this.loopDelay = new LoopDelayMonitor(`worker-${workerId}`);
+    this.loopDelay = new LoopDelayMonitor(`worker-${workerId}`, pulse === undefined ? {} : { job: pulse });
+  }
+
+  /** The pulse's new period (the worker's heartbeat follows its stall limit). */
+  setPulseEvery(ms: number): void {
+    this.loopDelay.setJobEvery(ms);
   }
 
   exchangeDone(l: ListenerRuntime, ex: Exchange): void {
@@ -123,7 +130,7 @@ export class StatsReporter {
     return false;
   }
 
-  /** Stops the event-loop delay sampling timer (the thread is closing). */
+  /** Stops the event-loop delay sampling timer, and with it the pulse (the thread is closing). */
   close(): void {
     this.loopDelay.close();
   }

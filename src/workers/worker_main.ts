@@ -28,8 +28,7 @@ class WorkerThread {
   private readonly spans = new SpanBuffer();
   private readonly outcomes: OutcomeReporter;
   private readonly drain: Drain;
-  /** The one periodic timer: a heartbeat for the watchdog each beat, and the stats once a second (which count as the beat). */
-  private pulse: NodeJS.Timeout;
+  /** Beat period: a heartbeat for the watchdog each beat, and the stats once a second (which count as the beat); run from the loop-delay sampler's timer. */
   private beatMs = heartbeatMs(5_000);
   private lastFlush = performance.now();
   /** Applies run one at a time, in order. */
@@ -41,23 +40,22 @@ class WorkerThread {
   ) {
     this.outcomes = new OutcomeReporter((events) => this.post({ type: 'outcomes', events }));
     this.runtime = new WorkerRuntime(this.observer(), init.workerId, Buffer.from(init.ticketKeySeed));
-    this.stats = new StatsReporter(init.workerId, this.runtime, (delta, transfer) => {
-      const spans = this.spans.take();
-      this.port.postMessage((spans === null ? { type: 'stats', delta } : { type: 'stats', delta, spans }) satisfies FromWorker, transfer);
-    });
-    this.drain = new Drain(() => this.runtime.inflight);
     // Watchdog: the supervisor restarts a worker whose heartbeats stop (its event loop is stuck).
-    this.pulse = this.startPulse();
+    // The pulse rides on the loop-delay sampler's timer: one wake-up per beat at rest, not two.
+    this.stats = new StatsReporter(
+      init.workerId,
+      this.runtime,
+      (delta, transfer) => {
+        const spans = this.spans.take();
+        this.port.postMessage((spans === null ? { type: 'stats', delta } : { type: 'stats', delta, spans }) satisfies FromWorker, transfer);
+      },
+      { everyMs: this.beatMs, run: () => this.onPulse() },
+    );
+    this.drain = new Drain(() => this.runtime.inflight);
     port.on('message', (msg: ToWorker) => this.onMessage(msg));
   }
 
-  private startPulse(): NodeJS.Timeout {
-    const t = setInterval(this.onPulse, this.beatMs);
-    t.unref();
-    return t;
-  }
-
-  private readonly onPulse = (): void => {
+  private onPulse(): void {
     const now = performance.now();
     // Flush once a second: the first beat at or after 1 s since the last flush (within half a beat).
     if (now - this.lastFlush >= STATS_INTERVAL_MS - this.beatMs / 2) {
@@ -65,16 +63,15 @@ class WorkerThread {
       if (this.stats.flush()) return; // any message is a beat
     }
     this.post({ type: 'heartbeat' });
-  };
+  }
 
   /** Beats as often as the stall limit in force asks (from the apply message, before the apply runs). */
   private setStallLimit(stallMs: number): void {
     const every = heartbeatMs(stallMs);
     if (every === this.beatMs) return;
     this.beatMs = every;
-    clearInterval(this.pulse);
     this.post({ type: 'heartbeat' });
-    this.pulse = this.startPulse();
+    this.stats.setPulseEvery(every);
   }
 
   /** Where listeners report finished requests and tries: straight to the owners. */
@@ -199,7 +196,6 @@ class WorkerThread {
 
   /** Flushes what is buffered and closes every socket (before the thread exits). */
   shutdown(): void {
-    clearInterval(this.pulse);
     this.stats.close();
     this.accessLogs.flushAll();
     this.runtime.close();

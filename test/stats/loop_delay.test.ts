@@ -109,6 +109,33 @@ describe('the sampling period follows the load', () => {
     busy.close();
     expect(worked?.count ?? 0).toBeGreaterThanOrEqual(20); // ~80 at a 10 ms period behind 2 ms spins
   });
+
+  it("runs the thread's periodic job from its own timer: every `everyMs`, at a new period when asked, not after close()", async () => {
+    const runs: number[] = [];
+    const m = new LoopDelayMonitor('main', { job: { everyMs: 100, run: () => runs.push(performance.now()) } });
+    try {
+      await expect.poll(() => runs.length, { timeout: 10_000, interval: 20 }).toBeGreaterThanOrEqual(8);
+      // Never sooner than its period (less half the shortest one: 90 allows for the clock reads); at rest the sampler's period is
+      // capped at the job's, so the two share each wake-up (one wake-up a second per idle thread,
+      // measured with /proc schedstat, README "Idle CPU"; not asserted here, where other test
+      // files load the machine and the period follows this thread's load).
+      for (let i = 1; i < runs.length; i++) expect(runs[i]! - runs[i - 1]!).toBeGreaterThanOrEqual(100 - LOOP_DELAY_RESOLUTION_MS);
+      // A longer period: the job slows down with it.
+      m.setJobEvery(1000);
+      const before = runs.length;
+      await new Promise((r) => setTimeout(r, 600));
+      expect(runs.length - before).toBeLessThanOrEqual(1);
+      // A shorter one: the job speeds up again (setJobEvery moves a timer armed for up to 1 s earlier).
+      m.setJobEvery(50);
+      const at = runs.length;
+      await expect.poll(() => runs.length, { timeout: 2000, interval: 10 }).toBeGreaterThanOrEqual(at + 3);
+    } finally {
+      m.close();
+    }
+    const after = runs.length;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(runs.length).toBe(after); // close() stops the job with the sampler
+  });
 });
 
 describe('LoopDelayTotals', () => {

@@ -2,7 +2,8 @@
 // with 503 comes back and is exported once it recovers (nothing lost, in order); one refused with
 // 400 is dropped as `rejected`; the queue bound drops the oldest; with tracing off, what
 // arrives is dropped; an https collector is spoken to over TLS (node:https is loaded for it at the
-// first POST). The bodies are decoded with the official protos.
+// first POST). The pump's timer runs only while records wait. The bodies are decoded with the
+// official protos.
 
 import http from 'node:http';
 import https from 'node:https';
@@ -100,13 +101,20 @@ describe('SpanExporter', () => {
   it('a batch failed with 503 is kept and exported once the collector answers, in order', async () => {
     const c = await collector([503]);
     const { exporter: e, drops } = start(spec(c.url));
+    expect(e.pumping).toBe(false); // nothing queued: no timer wakes the main thread
     e.add([record(0), record(1), record(2, false)], 0);
+    expect(e.pumping).toBe(true);
     await eventually(() => (c.spans.length === 5 ? true : undefined), 'the five spans after the retry', 15_000);
     expect(c.posts).toEqual([503, 200]);
     expect(drops).toEqual({});
     expect(c.spans.filter((s) => s.kind === 2).map((s) => s.attributes['url.path'])).toEqual(['/r0', '/r1', '/r2']);
     await eventually(() => (e.json().exported_spans === 5 ? true : undefined), 'the exported count');
     expect(e.json()).toMatchObject({ export_failures: 1, queued_spans: 0, dropped_spans: 0 });
+    // Once the queue is empty the pump stops at its next turn; new records start it again.
+    await eventually(() => (e.pumping ? undefined : true), 'the pump to stop', 5_000);
+    e.add([record(3)], 0);
+    expect(e.pumping).toBe(true);
+    await eventually(() => (c.spans.length === 7 ? true : undefined), 'the next record');
   });
 
   it('a batch refused with 400 is dropped as rejected', async () => {
@@ -136,6 +144,7 @@ describe('SpanExporter', () => {
     e.add([record(0)], 0);
     expect(drops).toEqual({ disabled: 2 });
     expect(e.json()).toMatchObject({ endpoint: null, queued_spans: 0 });
+    expect(e.pumping).toBe(false);
   });
 
   it('an https collector is reached over TLS: a certificate from a CA the process does not trust fails the batch, which is kept', async () => {
