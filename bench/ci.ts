@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { checkBaseline, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
+import { CPU_NOISE_LIMIT, checkBaseline, cpuRatioNoise, rebaseline, type Baseline, type Verdict } from './lib/baseline.js';
 import { comparisonLine, engineComparisons, scalingLines, workerComparisons } from './lib/comparisons.js';
 import { hopComparisons, hopHolPlan, hopLines } from './lib/hop.js';
 import { PLAN_OPTIONS, quickPlan } from './lib/measure.js';
@@ -115,6 +115,13 @@ async function main(): Promise<number> {
 
   const verdict = printVerdict(checkBaseline(results, baseline), results, out);
   if (values['write-baseline'] && verdict.measured !== null) {
+    const noise = cpuRatioNoise(results);
+    if (noise > CPU_NOISE_LIMIT) {
+      log(
+        `bench:ci: not writing ${baselinePath}: this run's CPU noise is ${(noise * 100).toFixed(0)} % (over ${CPU_NOISE_LIMIT * 100} %), so thresholds set from it would be the machine's noise; rerun on a quieter machine`,
+      );
+      return 2;
+    }
     const next = rebaseline(baseline, verdict.measured, results.meta.finishedAt);
     writeFileSync(baselinePath, `${JSON.stringify(next, null, 2)}\n`);
     process.stdout.write(`wrote ${baselinePath}\n`);
