@@ -24,7 +24,7 @@
 
 import type { RateRecord, ThroughputRecord } from './measure.js';
 import type { BenchResults } from './results.js';
-import { median } from './stats.js';
+import { byRound, median, paired, robust3Sigma } from './stats.js';
 
 export interface Gate {
   readonly threshold: number;
@@ -87,15 +87,18 @@ export const PERCENTILES = {
 } as const;
 export type Percentile = keyof typeof PERCENTILES;
 
+/** The config's `percentile` at `rate`, µs, by round. */
+function latencyByRound(r: BenchResults, config: string, rate: number, percentile: Percentile): Map<number, number> {
+  const k = PERCENTILES[percentile].wrk;
+  return byRound(
+    r.runs.filter((x): x is RateRecord => x.kind === 'rate' && x.config === config && x.rate === rate),
+    (x) => x.wrk?.latency[k],
+  );
+}
+
 /** Robust 3σ (3 × 1.4826 × MAD) of the config's `percentile` across rounds at `rate`, µs; 0 with < 3 rounds. */
 export function latencyNoiseUs(r: BenchResults, config: string, rate: number, percentile: Percentile): number {
-  const k = PERCENTILES[percentile].wrk;
-  const xs = r.runs
-    .filter((x): x is RateRecord => x.kind === 'rate' && x.config === config && x.rate === rate && x.wrk !== undefined)
-    .map((x) => x.wrk?.latency[k] ?? 0);
-  if (xs.length < 3) return 0;
-  const m = median(xs);
-  return 3 * 1.4826 * median(xs.map((x) => Math.abs(x - m)));
+  return robust3Sigma([...latencyByRound(r, config, rate, percentile).values()]);
 }
 
 /** The config whose CPU ÷ nginx's, paired by round, measures how much the CPU ratios move in a run. */
@@ -109,33 +112,19 @@ export const CPU_NOISE_LIMIT = 0.5;
  * runs, paired by round), as a fraction of its median; 0 with < 3 paired rounds.
  */
 export function cpuRatioNoise(r: BenchResults, config: string = CPU_NOISE_WITNESS): number {
-  const at = (c: string): Map<number, number> =>
-    new Map(
-      r.runs
-        .filter((x): x is ThroughputRecord => x.kind === 'throughput' && x.variant === 'GET /' && x.config === c && (x.cpuUsPerReq ?? 0) > 0)
-        .map((x) => [x.round, x.cpuUsPerReq ?? 0]),
+  const cpu = (c: string): Map<number, number> =>
+    byRound(
+      r.runs.filter((x): x is ThroughputRecord => x.kind === 'throughput' && x.variant === 'GET /' && x.config === c),
+      (x) => ((x.cpuUsPerReq ?? 0) > 0 ? x.cpuUsPerReq : null),
     );
-  const nginx = at('nginx');
-  const xs = [...at(config)].flatMap(([round, v]) => ((nginx.get(round) ?? 0) > 0 ? [v / (nginx.get(round) ?? 1)] : []));
-  if (xs.length < 3) return 0;
-  const m = median(xs);
-  return (3 * 1.4826 * median(xs.map((x) => Math.abs(x - m)))) / m;
+  const ratios = paired(cpu(config), cpu('nginx')).map(([x, y]) => x / y);
+  return ratios.length < 3 ? 0 : robust3Sigma(ratios) / median(ratios);
 }
 
 /** Robust 3σ (3 × 1.4826 × MAD) over rounds of the `percentile` `config` adds over direct at `rate` (paired by round), µs; 0 with < 3 rounds. */
 export function addedNoiseUs(r: BenchResults, config: string, rate: number, percentile: Percentile): number {
-  const k = PERCENTILES[percentile].wrk;
-  const at = (c: string): Map<number, number> =>
-    new Map(
-      r.runs
-        .filter((x): x is RateRecord => x.kind === 'rate' && x.config === c && x.rate === rate && x.wrk !== undefined)
-        .map((x) => [x.round, x.wrk?.latency[k] ?? 0]),
-    );
-  const direct = at('direct');
-  const xs = [...at(config)].flatMap(([round, v]) => (direct.has(round) ? [v - (direct.get(round) ?? 0)] : []));
-  if (xs.length < 3) return 0;
-  const m = median(xs);
-  return 3 * 1.4826 * median(xs.map((x) => Math.abs(x - m)));
+  const added = paired(latencyByRound(r, config, rate, percentile), latencyByRound(r, 'direct', rate, percentile)).map(([x, y]) => x - y);
+  return robust3Sigma(added);
 }
 
 type Row = readonly [name: string, median: number, range: string, gate: Gate];

@@ -8,7 +8,7 @@
 import { workerCountsText } from './admin.js';
 import type { RunRecord, ThroughputRecord } from './measure.js';
 import type { BenchResults } from './results.js';
-import { pairedRatio, summarize, type Summary } from './stats.js';
+import { byRound, pairedRatio, summarize, type Summary } from './stats.js';
 
 /** A config's CPU per request, or that of one of its processes (`part`, e.g. `server`). */
 export interface CpuOperand {
@@ -129,15 +129,6 @@ type ByRound = Map<number, number>;
 
 function throughputRuns(runs: readonly RunRecord[], config: string): ThroughputRecord[] {
   return runs.filter((r): r is ThroughputRecord => r.kind === 'throughput' && r.variant === 'GET /' && r.config === config && r.error === undefined);
-}
-
-function byRound(runs: readonly ThroughputRecord[], pick: (r: ThroughputRecord) => number | null | undefined): ByRound {
-  const m: ByRound = new Map();
-  for (const r of runs) {
-    const v = pick(r);
-    if (typeof v === 'number' && Number.isFinite(v)) m.set(r.round, v);
-  }
-  return m;
 }
 
 function cpuByRound(runs: readonly RunRecord[], o: CpuOperand): ByRound {

@@ -38,22 +38,43 @@ export function spreadPercent(s: Summary): number {
   return ((s.max - s.min) / 2 / Math.abs(s.median)) * 100;
 }
 
-/** Pairs values by round and summarises a / b (e.g. ratio to nginx in the same round). */
-export function pairedRatio(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): Summary | null {
-  const out: number[] = [];
+/** Values by round (one run per round); the runs with an error or without a finite value are left out. */
+export function byRound<T extends { readonly round: number; readonly error?: string }>(
+  runs: readonly T[],
+  pick: (r: T) => number | null | undefined,
+): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const r of runs) {
+    if (r.error !== undefined) continue;
+    const v = pick(r);
+    if (typeof v === 'number' && Number.isFinite(v)) m.set(r.round, v);
+  }
+  return m;
+}
+
+/** The rounds measured in both: [a's value, b's value] for each, in a's order. */
+export function paired(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): Array<readonly [number, number]> {
+  const out: Array<readonly [number, number]> = [];
   for (const [round, x] of a) {
     const y = b.get(round);
-    if (y !== undefined && y !== 0) out.push(x / y);
+    if (y !== undefined) out.push([x, y]);
   }
-  return summarize(out);
+  return out;
+}
+
+/** Pairs values by round and summarises a / b (e.g. ratio to nginx in the same round). */
+export function pairedRatio(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): Summary | null {
+  return summarize(paired(a, b).flatMap(([x, y]) => (y !== 0 ? [x / y] : [])));
 }
 
 /** Pairs values by round and summarises a − b (e.g. latency added over direct). */
 export function pairedDiff(a: ReadonlyMap<number, number>, b: ReadonlyMap<number, number>): Summary | null {
-  const out: number[] = [];
-  for (const [round, x] of a) {
-    const y = b.get(round);
-    if (y !== undefined) out.push(x - y);
-  }
-  return summarize(out);
+  return summarize(paired(a, b).map(([x, y]) => x - y));
+}
+
+/** Robust 3σ of the values: 3 × 1.4826 × their median absolute deviation (1.4826 × MAD estimates σ of a normal distribution); 0 with fewer than 3. */
+export function robust3Sigma(xs: readonly number[]): number {
+  if (xs.length < 3) return 0;
+  const m = median(xs);
+  return 3 * 1.4826 * median(xs.map((x) => Math.abs(x - m)));
 }

@@ -3,7 +3,7 @@
 // during the run hits both sides of each ratio alike).
 
 import type { RunRecord, RateRecord, ThroughputRecord, AutocannonRecord } from './measure.js';
-import { pairedDiff, pairedRatio, summarize, type Summary } from './stats.js';
+import { byRound, pairedDiff, pairedRatio, summarize, type Summary } from './stats.js';
 import { totalWrkErrors } from './wrk.js';
 
 export interface RateSummary {
@@ -73,16 +73,6 @@ export interface ConfigSummary {
 }
 
 type ByRound = Map<number, number>;
-
-function byRound<T extends RunRecord>(runs: readonly T[], pick: (r: T) => number | null | undefined): ByRound {
-  const m: ByRound = new Map();
-  for (const r of runs) {
-    if (r.error !== undefined) continue;
-    const v = pick(r);
-    if (typeof v === 'number' && Number.isFinite(v)) m.set(r.round, v);
-  }
-  return m;
-}
 
 const vals = (m: ByRound): number[] => [...m.values()];
 
