@@ -82,16 +82,15 @@ export interface LoopJob {
 export class LoopDelayMonitor {
   private readonly recorder = new LatencyRecorder();
   private readonly minMs: number;
-  /** The longest period asked for; the one in force is capped by the job's. */
+  /** The longest period asked for; the one in force (maxMs) is capped by the job's. */
   private readonly idleMs: number;
-  private maxMs: number;
   private jobEveryMs: number;
   private readonly job: (() => void) | null;
   /** When the job last ran (performance.now()). */
   private jobRanAt: number;
   private timer: NodeJS.Timeout;
   /** When the timer in force was due (performance.now()). */
-  private due: number;
+  private due = 0;
   /** The loop's active time (ms) and the clock when the timer in force was armed. */
   private activeAt: number;
   private armedAt: number;
@@ -106,12 +105,20 @@ export class LoopDelayMonitor {
     this.idleMs = Math.max(this.minMs, options.maxMs ?? LOOP_DELAY_IDLE_MS);
     this.job = options.job?.run ?? null;
     this.jobEveryMs = options.job?.everyMs ?? Infinity;
-    this.maxMs = Math.max(this.minMs, Math.min(this.idleMs, this.jobEveryMs));
     this.armedAt = this.since = this.jobRanAt = performance.now();
     this.activeAt = performance.eventLoopUtilization().active;
-    this.due = this.armedAt + this.minMs;
-    this.timer = setTimeout(this.tick, this.minMs);
-    this.timer.unref();
+    this.timer = this.arm(this.armedAt, this.minMs);
+  }
+
+  /** The longest period in force: idleMs, or the job's period if shorter (never under minMs). */
+  private get maxMs(): number {
+    return Math.max(this.minMs, Math.min(this.idleMs, this.jobEveryMs));
+  }
+
+  /** A timer for the tick `periodMs` from `now`, due then. */
+  private arm(now: number, periodMs: number): NodeJS.Timeout {
+    this.due = now + periodMs;
+    return setTimeout(this.tick, periodMs).unref();
   }
 
   private readonly tick = (): void => {
@@ -123,9 +130,7 @@ export class LoopDelayMonitor {
     const period = nextPeriod(active - this.activeAt, now - this.armedAt, this.minMs, this.maxMs);
     this.activeAt = active;
     this.armedAt = now;
-    this.due = now + period;
-    this.timer = setTimeout(this.tick, period);
-    this.timer.unref();
+    this.timer = this.arm(now, period);
     if (this.job !== null && now - this.jobRanAt >= this.jobEveryMs - this.minMs / 2) {
       this.jobRanAt = now;
       this.job();
@@ -135,13 +140,10 @@ export class LoopDelayMonitor {
   /** A new period for the job (a worker's heartbeat follows its stall limit); the timer in force is moved earlier if it is due later than that. */
   setJobEvery(everyMs: number): void {
     this.jobEveryMs = everyMs;
-    this.maxMs = Math.max(this.minMs, Math.min(this.idleMs, everyMs));
     const now = performance.now();
     if (this.due - now <= this.maxMs) return;
     clearTimeout(this.timer);
-    this.due = now + this.maxMs;
-    this.timer = setTimeout(this.tick, this.maxMs);
-    this.timer.unref();
+    this.timer = this.arm(now, this.maxMs);
   }
 
   /** The interval since the previous take() (null when no sample fell in it); starts the next one. */
