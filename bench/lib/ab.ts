@@ -194,10 +194,7 @@ export function abMetrics(rate: number): readonly MetricSpec[] {
   ];
 }
 
-export interface MetricSummary {
-  readonly key: MetricKey;
-  readonly label: string;
-  readonly better: 'lower' | 'higher';
+export interface MetricSummary extends MetricSpec {
   readonly base: Summary | null;
   readonly head: Summary | null;
   /** head ÷ base of each round where both were measured (and base ≠ 0), by round. */
@@ -221,9 +218,7 @@ export function summarizeAb(rounds: readonly AbRound[], metrics: readonly Metric
       if (m.better === 'lower' ? b < a : b > a) headBetter++;
     }
     return {
-      key: m.key,
-      label: m.label,
-      better: m.better,
+      ...m,
       base: summarize(rounds.map((r) => r.base[m.key])),
       head: summarize(rounds.map((r) => r.head[m.key])),
       ratios,
@@ -267,9 +262,8 @@ export function summaryTable(summary: readonly MetricSummary[]): string {
     '| metric | base median (range) | head median (range) | head ÷ base, paired per round: median (range) | per round | head better in |',
     '|---|---:|---:|---:|---|---:|',
   ];
-  const digitsOf = (k: MetricKey): number => (k === 'cpuUsPerReq' || k === 'rateCpuUsPerReq' || k === 'upstreamCpuUsPerReq' ? 1 : 0);
   for (const m of summary) {
-    const d = digitsOf(m.key);
+    const d = m.digits;
     lines.push(
       `| ${m.label} (${m.better} is better) | ${medRange(m.base, d)} | ${medRange(m.head, d)} | **${medRange(m.ratio, 3)}** | ${m.ratios.map((x) => x.ratio.toFixed(3)).join(' ') || '–'} | ${m.ratios.length > 0 ? `${m.headBetter} of ${m.ratios.length}` : '–'} |`,
     );
