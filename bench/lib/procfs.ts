@@ -127,45 +127,40 @@ export function processTree(pid: number): number[] {
   return tree;
 }
 
+/** Calls `use` with /proc/<pid>/task/<tid>/<file> of every thread of pid; none when the process is gone, a thread that ends meanwhile is skipped. */
+function eachThreadFile(pid: number, file: string, use: (text: string) => void): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return;
+  }
+  for (const tid of tids) {
+    try {
+      use(readFileSync(`/proc/${pid}/task/${tid}/${file}`, 'utf8'));
+    } catch {
+      // the thread ended between the listing and the read (or left a line that does not parse)
+    }
+  }
+}
+
 /**
  * Nanoseconds on a CPU of every thread of pid (/proc/<pid>/task/<tid>/schedstat's first field):
  * finer than utime+stime's ticks (10 ms here), for the little CPU an idle process uses. 0 when
  * the process is gone.
  */
 export function processCpuNs(pid: number): number {
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return 0;
-  }
   let ns = 0;
-  for (const tid of tids) {
-    try {
-      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) || 0;
-    } catch {
-      // the thread ended
-    }
-  }
+  eachThreadFile(pid, 'schedstat', (text) => (ns += Number(text.split(' ')[0]) || 0));
   return ns;
 }
 
 /** utime+stime of each thread of pid (/proc/<pid>/task/<tid>/stat); empty when the process is gone. */
 export function threadTicks(pid: number): Map<number, number> {
   const out = new Map<number, number>();
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tids) {
-    try {
-      const st = parseProcStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
-      out.set(st.pid, st.utime + st.stime);
-    } catch {
-      // the thread ended between the listing and the read
-    }
-  }
+  eachThreadFile(pid, 'stat', (text) => {
+    const st = parseProcStat(text);
+    out.set(st.pid, st.utime + st.stime);
+  });
   return out;
 }
