@@ -84,20 +84,24 @@ static int get_int(napi_env env, napi_value v, const char *name, int64_t min, in
   return 1;
 }
 
-// listen(host, port, backlog) -> fd
-static napi_value Listen(napi_env env, napi_callback_info info) {
+// A non-blocking, close-on-exec TCP socket with SO_REUSEPORT, bound to argv[0]:argv[1]; when
+// `listening`, with SO_REUSEADDR too and listening with argv[2] as backlog. Returns the fd, or -1
+// with a JavaScript exception pending.
+static int open_bound(napi_env env, napi_callback_info info, int listening) {
   size_t argc = 3;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
   char host[64]; // longer than any IP literal: a truncated copy is rejected below
   size_t len = 0;
-  int64_t port, backlog;
-  if (argc < 3 || napi_get_value_string_utf8(env, argv[0], host, sizeof host, &len) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "listen(host: string, port, backlog)");
-    return NULL;
+  int64_t port, backlog = 0;
+  if (argc < (listening ? 3u : 2u) ||
+      napi_get_value_string_utf8(env, argv[0], host, sizeof host, &len) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                          listening ? "listen(host: string, port, backlog)" : "reserve(host: string, port)");
+    return -1;
   }
-  if (!get_int(env, argv[1], "port", 0, 65535, &port)) return NULL;
-  if (!get_int(env, argv[2], "backlog", 1, 65535, &backlog)) return NULL;
+  if (!get_int(env, argv[1], "port", 0, 65535, &port)) return -1;
+  if (listening && !get_int(env, argv[2], "backlog", 1, 65535, &backlog)) return -1;
 
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
@@ -119,17 +123,19 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
     char msg[128];
     snprintf(msg, sizeof msg, "host must be an IPv4 or IPv6 literal, got \"%.64s\"", host);
     napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", msg);
-    return NULL;
+    return -1;
   }
 
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     throw_errno(env, "socket", what, errno);
-    return NULL;
+    return -1;
   }
   const int one = 1, zero = 0;
   const char *failed = NULL;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
+  // No SO_REUSEADDR on a reservation: with it on both sides, a non-listening socket does not stop
+  // another SO_REUSEADDR socket (most servers', Node's) from binding the same port.
+  if (listening && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
     failed = "setsockopt(SO_REUSEADDR)";
   } else if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
     failed = "setsockopt(SO_REUSEPORT)";
@@ -139,15 +145,34 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
     failed = "setsockopt(IPV6_V6ONLY)";
   } else if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
     failed = "bind";
-  } else if (listen(fd, (int)backlog) != 0) {
+  } else if (listening && listen(fd, (int)backlog) != 0) {
     failed = "listen";
   }
   if (failed != NULL) {
     int err = errno;
     close(fd);
     throw_errno(env, failed, what, err);
-    return NULL;
+    return -1;
   }
+  return fd;
+}
+
+// listen(host, port, backlog) -> fd
+static napi_value Listen(napi_env env, napi_callback_info info) {
+  int fd = open_bound(env, info, 1);
+  if (fd < 0) return NULL;
+  napi_value result;
+  CHECK(napi_create_int32(env, fd, &result));
+  return result;
+}
+
+// reserve(host, port) -> fd. Bound with SO_REUSEPORT alone and not listening: it takes no
+// connections, yet holds the port against every other bind and against the kernel's choice of
+// local ports for outgoing connections, while SO_REUSEPORT listeners of the same user (the
+// workers') can still bind it. close() it (fs.closeSync) once they have.
+static napi_value Reserve(napi_env env, napi_callback_info info) {
+  int fd = open_bound(env, info, 0);
+  if (fd < 0) return NULL;
   napi_value result;
   CHECK(napi_create_int32(env, fd, &result));
   return result;
@@ -291,6 +316,7 @@ static napi_value ExitNow(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"reserve", NULL, Reserve, NULL, NULL, NULL, napi_enumerable, NULL},
       {"localPort", NULL, LocalPort, NULL, NULL, NULL, napi_enumerable, NULL},
       {"dup", NULL, Dup, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, OriginalDst, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 interface Addon {
   listen(host: string, port: number, backlog: number): number;
+  reserve(host: string, port: number): number;
   localPort(fd: number): number;
   dup(fd: number): number;
   originalDst(fd: number): { address: string; port: number } | null;
@@ -66,6 +67,17 @@ export function reusePortAvailable(): boolean {
  */
 export function reusePortListen(host: string, port: number, backlog = 511): number {
   return load().listen(host, port, backlog);
+}
+
+/**
+ * A socket bound to `host`:`port` with SO_REUSEPORT alone (no SO_REUSEADDR) and not listening:
+ * it takes no connections, yet holds the port against any other bind and against the kernel's
+ * choice of a local port for an outgoing connection, while SO_REUSEPORT listeners of the same
+ * user (uWS's, reusePortListen's) can still bind it. Returns
+ * the fd; close it (fs.closeSync) once they have. Throws like reusePortListen.
+ */
+export function reservePort(host: string, port: number): number {
+  return load().reserve(host, port);
 }
 
 /** The local port of a socket (e.g. after `reusePortListen(host, 0)`). */

@@ -131,12 +131,12 @@ export class Supervisor {
 
   /** Resolves ports, checks they are free, spawns workers and waits until all of them listen. */
   async start(snapshot: Snapshot): Promise<Snapshot> {
-    const resolved = await resolvePorts(snapshot, null);
+    const { snapshot: resolved, release } = await resolvePorts(snapshot, null);
     this.current = resolved;
     for (let i = 0; i < resolved.node.workers; i++) this.slots.push(new WorkerSlot(i + 1));
     const done = this.expectAcks(resolved.version);
     for (const slot of this.slots) this.spawn(slot);
-    const failures = await done;
+    const failures = await done.finally(release);
     if (failures.length > 0) {
       await this.stop();
       throw new PortInUseError(failures.join('; '));
@@ -166,10 +166,10 @@ export class Supervisor {
 
   private async applyNow(snapshot: Snapshot): Promise<Snapshot> {
     const previous = this.current;
-    const resolved = await resolvePorts(snapshot, previous);
+    const { snapshot: resolved, release } = await resolvePorts(snapshot, previous);
     this.current = resolved;
     this.rewatch();
-    const failures = await this.broadcastApply(resolved);
+    const failures = await this.broadcastApply(resolved).finally(release);
     if (failures.length === 0) return resolved;
     if (previous !== null) {
       this.current = previous;
