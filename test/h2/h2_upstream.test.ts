@@ -47,6 +47,8 @@ interface H2Upstream {
   bigWritten: number;
   /** Every so many streams a session is closed gracefully (GOAWAY); 0 = never. */
   goawayEvery: number;
+  /** Answers carry trailers (x-checksum, grpc-status). */
+  trailers: boolean;
   /** Each path's first stream is refused (REFUSED_STREAM), the ones after it answered. */
   refuseFirst: boolean;
   /** Streams refused so far. */
@@ -66,6 +68,7 @@ async function startH2Upstream(o: { maxConcurrentStreams?: number; tls?: { cert:
     writesRefused: 0,
     bigWritten: 0,
     goawayEvery: 0,
+    trailers: true,
     refuseFirst: false,
     refused: 0,
     held: [],
@@ -100,6 +103,9 @@ async function startH2Upstream(o: { maxConcurrentStreams?: number; tls?: { cert:
       }
       // GOAWAY (graceful: the streams it names finish; later ones were not processed). Deferred:
       // node 20's server corrupts its heap when a session is closed inside its 'stream' event.
+      // Node 20's server also corrupts its heap (malloc aborts the process a few times in 100 000
+      // requests) when sessions close while its streams answer with trailers (waitForTrailers):
+      // a test that closes sessions turns `trailers` off.
       if (state.goawayEvery > 0 && count % state.goawayEvery === 0) setImmediate(() => s.close());
       handle(state, stream, headers);
     });
@@ -164,8 +170,8 @@ function handle(state: H2Upstream, stream: http2.ServerHttp2Stream, headers: htt
       sha: sha(body),
       trailers,
     };
-    stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-multi': ['a', 'b'] }, { waitForTrailers: true });
-    stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': summary.sha, 'grpc-status': '0' }));
+    stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-multi': ['a', 'b'] }, { waitForTrailers: state.trailers });
+    if (state.trailers) stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': summary.sha, 'grpc-status': '0' }));
     stream.end(JSON.stringify(summary));
   });
 }
@@ -364,6 +370,7 @@ describe('HTTP/2 upstream: sessions, GOAWAY, REFUSED_STREAM, failures', () => {
   it('GOAWAY from the server during load: no request fails', async () => {
     const up = await startH2Upstream();
     up.goawayEvery = 37;
+    up.trailers = false; // see startH2Upstream: Node 20's server with both would crash this process now and then
     const sc = await startSidecar(sidecarConfig([up.address]));
     let failed = 0;
     let ok = 0;
