@@ -157,13 +157,17 @@ static int open_bound(napi_env env, napi_callback_info info, int listening) {
   return fd;
 }
 
-// listen(host, port, backlog) -> fd
-static napi_value Listen(napi_env env, napi_callback_info info) {
-  int fd = open_bound(env, info, 1);
+// fd as a JavaScript number; NULL (the exception pending) for -1.
+static napi_value fd_value(napi_env env, int fd) {
   if (fd < 0) return NULL;
   napi_value result;
   CHECK(napi_create_int32(env, fd, &result));
   return result;
+}
+
+// listen(host, port, backlog) -> fd
+static napi_value Listen(napi_env env, napi_callback_info info) {
+  return fd_value(env, open_bound(env, info, 1));
 }
 
 // reserve(host, port) -> fd. Bound with SO_REUSEPORT alone and not listening: it takes no
@@ -171,11 +175,7 @@ static napi_value Listen(napi_env env, napi_callback_info info) {
 // local ports for outgoing connections, while SO_REUSEPORT listeners of the same user (the
 // workers') can still bind it. close() it (fs.closeSync) once they have.
 static napi_value Reserve(napi_env env, napi_callback_info info) {
-  int fd = open_bound(env, info, 0);
-  if (fd < 0) return NULL;
-  napi_value result;
-  CHECK(napi_create_int32(env, fd, &result));
-  return result;
+  return fd_value(env, open_bound(env, info, 0));
 }
 
 static int get_fd(napi_env env, napi_callback_info info, int *fd) {
@@ -227,9 +227,7 @@ static napi_value Dup(napi_env env, napi_callback_info info) {
     throw_errno(env, "fcntl", "(F_DUPFD_CLOEXEC)", errno);
     return NULL;
   }
-  napi_value result;
-  CHECK(napi_create_int32(env, copy, &result));
-  return result;
+  return fd_value(env, copy);
 }
 
 // originalDst(fd) -> {address, port} | null. The destination the client dialled before an
