@@ -1,8 +1,9 @@
 // SO_REUSEPORT listening sockets for outrigger's worker threads (Node 20's `net` cannot set
 // SO_REUSEPORT): each worker creates its own socket here and hands the fd to
-// `net.Server.listen({fd})`, and the kernel spreads connections across the workers. Also reads
-// SO_ORIGINAL_DST of accepted sockets (for iptables interception). Linux only; plain Node-API,
-// context-aware (NAPI_MODULE_INIT), so it loads in any number of worker threads.
+// `net.Server.listen({fd})`, and the kernel spreads connections across the workers; the main
+// thread reserves a listener's port with a bound, non-listening one until they have bound it.
+// Also reads SO_ORIGINAL_DST of accepted sockets (for iptables interception). Linux only; plain
+// Node-API, context-aware (NAPI_MODULE_INIT), so it loads in any number of worker threads.
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>

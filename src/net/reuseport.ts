@@ -1,6 +1,7 @@
 // Typed wrapper over the native/reuseport addon: SO_REUSEPORT listening sockets that each worker
 // thread passes to `net.Server.listen({fd})` (Node 20's `net` has no reusePort option), so the
-// kernel spreads connections across workers; plus SO_ORIGINAL_DST for iptables interception.
+// kernel spreads connections across workers; port reservations (bound, not listening) that hold
+// a port for them until they have bound it; plus SO_ORIGINAL_DST for iptables interception.
 
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:net';
@@ -73,8 +74,8 @@ export function reusePortListen(host: string, port: number, backlog = 511): numb
  * A socket bound to `host`:`port` with SO_REUSEPORT alone (no SO_REUSEADDR) and not listening:
  * it takes no connections, yet holds the port against any other bind and against the kernel's
  * choice of a local port for an outgoing connection, while SO_REUSEPORT listeners of the same
- * user (uWS's, reusePortListen's) can still bind it. Returns
- * the fd; close it (fs.closeSync) once they have. Throws like reusePortListen.
+ * user (uWS's, reusePortListen's) can still bind it. Returns the fd; close it (fs.closeSync)
+ * once they have. Throws like reusePortListen.
  */
 export function reservePort(host: string, port: number): number {
   return load().reserve(host, port);
