@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { compilersOn } from './compilers.js';
 import { checkRuntime } from './preflight.js';
 import { runSidecar } from './run.js';
 
@@ -52,6 +53,8 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // Only a sidecar's start-up runs with V8's compilers off (compilers.ts); run turns them on when ready.
+  if (!argv.includes('run')) compilersOn();
   // Subcommands load their dependencies only when used (autocannon, node-forge stay out of `run`).
   if (argv[0] === 'ca') return (await import('./ca.js')).runCa(argv.slice(1));
   if (argv[0] === 'bench') return (await import('./bench.js')).runBench(argv.slice(1));

@@ -34,6 +34,7 @@ import { LoopDelayMonitor } from '../stats/loop_delay.js';
 import { SpanExporter } from '../tracing/exporter.js';
 import { PortInUseError } from '../workers/ports.js';
 import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
+import { compilersOn } from './compilers.js';
 import { createLogger } from './log.js';
 import { checkEngines, checkInterception } from './preflight.js';
 
@@ -139,6 +140,7 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   }
   reloader = await ConfigReloader.start(opts.file, mesh?.localReloads ?? store, log);
   log.info(readyLine(snapshot, supervisor, admin.host, adminPort, access.token.file), 'ready');
+  compilersOn();
   // Registered once it serves: others only discover a sidecar whose listeners are up.
   registration?.start();
   shutdown.handleSignals();

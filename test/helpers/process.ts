@@ -36,12 +36,17 @@ export interface CliProcess {
 }
 
 /**
- * Starts `node dist/src/cli/main.js ...args`, behind `prefix` when given (`ip netns exec NAME`:
- * inside a network namespace, test/helpers/netns.ts); stopped by closeAll().
+ * Starts `node [nodeArgs] dist/src/cli/main.js ...args`, behind `prefix` when given (`ip netns
+ * exec NAME`: inside a network namespace, test/helpers/netns.ts); stopped by closeAll().
  */
-export function spawnCli(args: readonly string[], env: Record<string, string> = {}, prefix: readonly string[] = []): CliProcess {
+export function spawnCli(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  prefix: readonly string[] = [],
+  nodeArgs: readonly string[] = [],
+): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run "npx tsc -p tsconfig.json" first`);
-  const [cmd, ...cmdArgs] = [...prefix, process.execPath, CLI, ...args];
+  const [cmd, ...cmdArgs] = [...prefix, process.execPath, ...nodeArgs, CLI, ...args];
   const child = spawn(cmd!, cmdArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   const entries: LogEntry[] = [];

@@ -45,6 +45,8 @@ export interface SidecarOptions {
   dir?: string;
   /** Run inside this network namespace (test/helpers/netns.ts): its admin API and listeners are reachable only from inside it. */
   netns?: { readonly prefix: readonly string[] };
+  /** Flags for node itself, before the CLI's path (`--trace-opt`). */
+  nodeArgs?: readonly string[];
 }
 
 export interface Sidecar extends CliProcess {
@@ -116,7 +118,7 @@ function writeConfig(config: ConfigInput, opts: SidecarOptions): { dir: string; 
 /** Starts a sidecar and resolves on its ready line; stopped by closeAll(). */
 export async function startSidecar(config: ConfigInput, opts: SidecarOptions = {}): Promise<Sidecar> {
   const { dir, file } = writeConfig(config, opts);
-  const p = spawnCli(['run', '-c', file], opts.env, opts.netns?.prefix);
+  const p = spawnCli(['run', '-c', file], opts.env, opts.netns?.prefix, opts.nodeArgs);
   let ready: LogEntry;
   try {
     ready = await p.waitForLog((e) => e.msg === 'ready', opts.readyTimeoutMs ?? 20_000);
