@@ -53,8 +53,9 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  // Only a sidecar's start-up runs with V8's compilers off (compilers.ts); run turns them on when ready.
-  if (!argv.includes('run')) compilersOn();
+  // Only a sidecar's start-up runs with V8's compilers off (compilers.ts): `run` turns them on when
+  // ready, every other command here or once its arguments are parsed (flags may come first).
+  if (argv[0] !== 'run' && argv[0]?.startsWith('-') !== true) compilersOn();
   // Subcommands load their dependencies only when used (autocannon, node-forge stay out of `run`).
   if (argv[0] === 'ca') return (await import('./ca.js')).runCa(argv.slice(1));
   if (argv[0] === 'bench') return (await import('./bench.js')).runBench(argv.slice(1));
@@ -88,6 +89,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const command = positionals[0];
+  if (command !== 'run') compilersOn();
   if (command === undefined) throw new UsageError('missing command (run, validate); see outrigger --help');
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
   if (command !== 'run' && command !== 'validate')

@@ -5,7 +5,18 @@
 // sidecar's log lines does not matter.
 import { afterAll, describe, expect, it } from 'vitest';
 import { compilersChosenByUser } from '../../src/cli/compilers.js';
-import { closeAll, proxyConfig, startApp, startLoad, startSidecar, stopWithoutFailures, type Sidecar, type Upstream } from '../helpers/sidecar.js';
+import {
+  closeAll,
+  proxyConfig,
+  spawnCli,
+  startApp,
+  startLoad,
+  startSidecar,
+  stopWithoutFailures,
+  writeConfig,
+  type Sidecar,
+  type Upstream,
+} from '../helpers/sidecar.js';
 
 const OPTIMIZED = '[completed optimizing';
 
@@ -36,6 +47,15 @@ describe('compilers during start-up', () => {
     const app = await startApp();
     const sc = await sidecarTo(app, ['--trace-opt']);
     expect(await optimizedIn(sc)).toEqual([]);
+  });
+
+  it('the same with the flags before the command (outrigger -c FILE run)', async () => {
+    const app = await startApp();
+    const { file } = writeConfig(proxyConfig([`127.0.0.1:${app.port}`]), {});
+    const p = spawnCli(['-c', file, 'run'], {}, [], ['--trace-opt']);
+    await p.waitForLog((e) => e.msg === 'ready');
+    expect(await p.stop()).toBe(0);
+    expect(p.stdout()).not.toContain(OPTIMIZED);
   });
 
   it('once ready, the request path is optimized as before', async () => {

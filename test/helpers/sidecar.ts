@@ -108,7 +108,8 @@ function withTestDefaults(config: ConfigInput, workers: number | undefined): Con
   return cfg;
 }
 
-function writeConfig(config: ConfigInput, opts: SidecarOptions): { dir: string; file: string } {
+/** Writes `config` (with the tests' defaults: 1 worker, admin on port 0) to a file of its own. */
+export function writeConfig(config: ConfigInput, opts: SidecarOptions): { dir: string; file: string } {
   const dir = opts.dir ?? tempDir('outrigger-sidecar-');
   const file = path.join(dir, opts.yaml === true ? 'config.yaml' : 'config.json');
   writeFileSync(file, configText(withTestDefaults(config, opts.workers), opts.yaml === true));
