@@ -139,11 +139,13 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
     return refuse(`outrigger: admin.address ${admin.address}: cannot listen: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, 1);
   }
   reloader = await ConfigReloader.start(opts.file, mesh?.localReloads ?? store, log);
+  // SIGTERM/SIGINT drain from before the ready line: whoever reads it may signal at once, and a
+  // signal between the line and the handlers killed the process undrained (exit by signal).
+  shutdown.handleSignals();
   log.info(readyLine(snapshot, supervisor, admin.host, adminPort, access.token.file), 'ready');
   compilersOn();
   // Registered once it serves: others only discover a sidecar whose listeners are up.
   registration?.start();
-  shutdown.handleSignals();
   return shutdown.done;
 }
 
