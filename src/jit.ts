@@ -1,27 +1,28 @@
 // Keeping V8's optimized code of the request path alive through rare events.
 //
-// V8 treats an object field that still holds the first value ever stored in it as constant, and
-// optimized code is built on that. The field's first change anywhere throws away every piece of
-// optimized code that relied on it. For a field that only a rare event changes (a client's
-// half-close, the first timer sweep) that first change comes long after warm-up, and the whole
-// request path drops back to the interpreter and recompiles under load: traced with
-// `--trace-generalization --trace-deopt` on a pair of sidecars after their first saturated run
-// (the clients' closes), ~25 functions at once, and the p99 of the next seconds at 1000 req/s
-// doubled (bench/README, "The first closes").
+// V8 treats an object field that has never been stored to since it was added as constant, and
+// builds optimized code on that. The field's first store anywhere then throws away every piece
+// of optimized code that relied on it. For a field that only a rare event stores to (a client's
+// abort or half-close, the first upstream error, the first timer sweep) that comes long after
+// warm-up, and the whole request path drops back to the interpreter and recompiles under load:
+// traced with `--trace-generalization --trace-deopt` on the two sidecars of the mTLS hop after
+// their first saturated run (wrk's closing connections aborted requests in flight), ~25
+// functions at once on the client sidecar, and the next seconds at 1000 req/s ran slower
+// (bench/README, "The first aborts").
 
 /**
- * Changes each boolean field named and puts its value back, so that V8 counts it as changing
- * from the start. Call at the end of the constructor (after the fields' initializers): the first
- * object made then does it before any code is optimized. Costs two stores per field per object.
- * Names are strings so that private fields can be named; a name that is not a boolean field
- * throws (a typo would otherwise do nothing).
+ * Stores each named field's own value back into it, so that V8 counts the field as changing
+ * from the start (a store of the same value is enough, test/cli/jit_flags checks that it still
+ * is). Call at the end of the constructor, after the fields' initializers: the first object made
+ * does it before any code is optimized. Costs a load and a store per field per object. Names are
+ * strings so that private fields can be named; a name that is not a field throws (a typo would
+ * otherwise do nothing).
  */
-export function changingFlags(obj: object, ...fields: readonly string[]): void {
+export function changingFields(obj: object, ...fields: readonly string[]): void {
   const o = obj as Record<string, unknown>;
   for (const f of fields) {
-    const v = o[f];
-    if (typeof v !== 'boolean') throw new TypeError(`changingFlags: ${f} is not a boolean field (${typeof v})`);
-    o[f] = !v;
-    o[f] = v;
+    if (!Object.hasOwn(o, f)) throw new TypeError(`changingFields: ${f} is not a field of ${obj.constructor.name}`);
+    const value = o[f];
+    o[f] = value;
   }
 }

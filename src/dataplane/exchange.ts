@@ -21,6 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RouteSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
+import { changingFields } from '../jit.js';
 import type { Rng } from '../lb/types.js';
 import type { UpstreamChannel, UpstreamRequest } from '../upstream/channel.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
@@ -200,6 +201,9 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
       }
     }
     this.deadlines = new Deadlines(o.ctx.ticker.fresh(), timeoutMs, o.route.maxStreamDurationMs);
+    // Stored to only when the client goes away, a try fails, a retry moves to another endpoint,
+    // a certificate rotates, an upstream declares a request unprocessed (jit.ts).
+    changingFields(this, 'clientGone', 'error', 'endpoint', 'staleReplaced', 'unprocessedLeft');
   }
 
   get bytesIn(): number {

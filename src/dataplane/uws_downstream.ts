@@ -4,6 +4,7 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ProxyError } from '../errors.js';
+import { changingFields } from '../jit.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
 import { dropResponseHeader } from './hop_by_hop.js';
 import { localReply } from './local_reply.js';
@@ -11,19 +12,9 @@ import { localReply } from './local_reply.js';
 const NON_ASCII = /[\x80-\xff]/;
 const EMPTY = Buffer.alloc(0);
 
-/** Bits of UwsDownstream.state. */
-const COMPLETE = 1;
-const ABORTED = 2;
-
 export class UwsDownstream implements Downstream {
   private ex: DownstreamEvents | null = null;
-  /**
-   * COMPLETE and ABORTED in one field, not two booleans: a field that only a rare path writes
-   * (the client's abort) stays "constant" to V8 until that first write, which then throws away
-   * the optimized code of the whole request path (traced: ~25 functions on the client sidecar,
-   * the p99 of the next seconds at 1000 req/s doubled). This one is written on every request.
-   */
-  private state = 0;
+  private aborted = false;
   private lengthMode = false;
   private bodiless = false;
   private total = 0;
@@ -31,25 +22,21 @@ export class UwsDownstream implements Downstream {
   private started = false;
   private backlog: Buffer | null = null;
   private backlogOffset = 0;
+  complete = false;
 
   constructor(
     private readonly res: HttpResponse,
     /** node.error_detail: full — callers see the detailed message. */
     private readonly detail: boolean,
-  ) {}
-
-  get complete(): boolean {
-    return (this.state & COMPLETE) !== 0;
-  }
-
-  private get aborted(): boolean {
-    return (this.state & ABORTED) !== 0;
+  ) {
+    // Stored to only when the client goes away or is slow (jit.ts).
+    changingFields(this, 'aborted', 'backlog', 'backlogOffset');
   }
 
   attach(ex: DownstreamEvents, wantBody: boolean): void {
     this.ex = ex;
     this.res.onAborted(() => {
-      this.state |= ABORTED;
+      this.aborted = true;
       ex.onClientAborted();
     });
     if (wantBody) {
@@ -101,13 +88,13 @@ export class UwsDownstream implements Downstream {
         // length in one go, without tryEnd's bookkeeping.
         this.started = true;
         res.end(chunk);
-        this.state |= COMPLETE;
+        this.complete = true;
         return true;
       }
       this.started = true;
       const before = res.getWriteOffset();
       const [ok, done] = res.tryEnd(chunk, this.total);
-      if (done) this.state |= COMPLETE;
+      if (done) this.complete = true;
       if (!ok) {
         const written = res.getWriteOffset() - before;
         this.backlog = Buffer.from(chunk.subarray(written));
@@ -131,7 +118,7 @@ export class UwsDownstream implements Downstream {
     const backlog = this.backlog;
     if (backlog === null || this.aborted) return true;
     const [ok, done] = this.res.tryEnd(backlog.subarray(offset - this.backlogOffset), this.total);
-    if (done) this.state |= COMPLETE;
+    if (done) this.complete = true;
     if (ok || done) {
       this.backlog = null;
       this.ex?.onDownstreamWritable();
@@ -146,28 +133,28 @@ export class UwsDownstream implements Downstream {
     if (this.bodiless) {
       // Note: an explicit `undefined` argument makes this uWS build write a bogus Content-Length.
       this.res.endWithoutBody();
-      this.state |= COMPLETE;
+      this.complete = true;
     } else if (this.lengthMode) {
       if (this.total === 0) {
         this.res.end();
-        this.state |= COMPLETE;
+        this.complete = true;
       }
       // else: the last tryEnd completed the response, or flushBacklog will.
     } else {
       this.res.end();
-      this.state |= COMPLETE;
+      this.complete = true;
     }
   }
 
   reply(err: ProxyError, requestId: string): void {
     if (this.aborted) return;
     this.res.cork(() => writeLocalReply(this.res, err, requestId, this.detail));
-    this.state |= COMPLETE;
+    this.complete = true;
   }
 
   abort(): void {
     if (!this.aborted) {
-      this.state |= ABORTED;
+      this.aborted = true;
       // A head whose body never started is still only partly written: finish it (uWS writes the
       // Content-Length with the first tryEnd), so the client sees a response cut short rather
       // than a malformed head.

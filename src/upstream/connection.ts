@@ -7,6 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
+import { changingFields } from '../jit.js';
 import { PIPELINE_ALPN } from '../net/alpn.js';
 import { takeOverReads } from '../net/user_buffer.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
@@ -144,6 +145,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
       this.deadline = ticker.fresh() + connectTimeoutMs;
       ticker.add(this);
     }
+    // Stored to only when the client reads slower than the upstream sends (jit.ts).
+    changingFields(this, 'paused');
   }
 
   /** Moves to a new state; an illegal transition is a bug and throws. */

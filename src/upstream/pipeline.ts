@@ -6,6 +6,7 @@
 
 import type net from 'node:net';
 import { ProxyError } from '../errors.js';
+import { changingFields } from '../jit.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import type { ResponseParser, ResponseSink } from './response_parser.js';
 import type { Ticker } from './ticker.js';
@@ -114,7 +115,10 @@ export class Pipeline {
     private readonly parser: ResponseParser,
     private readonly ticker: Ticker,
     private readonly stall: StallClock,
-  ) {}
+  ) {
+    // Stored to only when the connection closes (jit.ts).
+    changingFields(this, 'closed');
+  }
 
   get inFlight(): number {
     return this.tries.length;
@@ -383,7 +387,10 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
     readonly req: UpstreamRequest,
     /** Sent on a connection that had carried requests before it. */
     public reused: boolean,
-  ) {}
+  ) {
+    // Stored to only when its client goes away (jit.ts).
+    changingFields(this, 'abandoned');
+  }
 
   sendHead(req: UpstreamRequest, complete: boolean): void {
     this.written = true;

@@ -14,7 +14,7 @@
 // second the interval woke it twice per request.
 
 import { performance } from 'node:perf_hooks';
-import { changingFlags } from '../jit.js';
+import { changingFields } from '../jit.js';
 
 /** A monotonic clock in milliseconds (fractional), reading > 0 (0 is "no deadline" to a Timed). Never steps with NTP or the wall clock. */
 export interface Clock {
@@ -118,7 +118,7 @@ export class Ticker {
     this.current = this.tickOf(this.t);
     this.cascaded = this.current;
     // Set by the first tick that finds a deadline, which may come long after warm-up (jit.ts).
-    changingFlags(this, 'ticking');
+    changingFields(this, 'ticking');
   }
 
   /**

@@ -2,7 +2,9 @@
 // on from then, and left alone when node was started with its own choice. Read from V8's own
 // trace (`node --trace-opt`), which prints `[completed optimizing <fn>` to stdout each time
 // TurboFan installs code: counted over a whole run, so the order of V8's (buffered) prints and the
-// sidecar's log lines does not matter.
+// sidecar's log lines does not matter. stdout goes to a file: a trace printed while a stdout pipe
+// is full would be lost (test/helpers/process.ts, spawnCli).
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compilersChosenByUser } from '../../src/cli/compilers.js';
 import {
@@ -33,7 +35,7 @@ async function optimizedIn(sc: CliProcess): Promise<string[]> {
 }
 
 async function sidecarTo(app: Upstream, nodeArgs: readonly string[]): Promise<Sidecar> {
-  return startSidecar(proxyConfig([`127.0.0.1:${app.port}`]), { nodeArgs });
+  return startSidecar(proxyConfig([`127.0.0.1:${app.port}`]), { nodeArgs, stdoutToFile: true });
 }
 
 /** 3000 requests on 10 keep-alive connections, every one answered by the app. */
@@ -53,7 +55,7 @@ describe('compilers during start-up', () => {
   it('the same with the flags before the command (outrigger -c FILE run)', async () => {
     const app = await startApp();
     const { file } = writeConfig(proxyConfig([`127.0.0.1:${app.port}`]), {});
-    const p = spawnCli(['-c', file, 'run'], {}, [], ['--trace-opt']);
+    const p = spawnCli(['-c', file, 'run'], {}, [], ['--trace-opt'], join(dirname(file), 'stdout'));
     await p.waitForLog((e) => e.msg === 'ready');
     expect(await optimizedIn(p)).toEqual([]);
   });

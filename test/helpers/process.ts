@@ -3,7 +3,7 @@
 // launcher (`run`) and the signer (`ca serve`) are both built on this.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { track } from './live.js';
@@ -38,16 +38,22 @@ export interface CliProcess {
 /**
  * Starts `node [nodeArgs] dist/src/cli/main.js ...args`, behind `prefix` when given (`ip netns
  * exec NAME`: inside a network namespace, test/helpers/netns.ts); stopped by closeAll().
+ * `stdoutFile`: the process writes its stdout to this file, read from there as it grows. For V8's
+ * trace flags (--trace-opt, --trace-generalization), which print to the same stdout from every
+ * thread with C stdio: node makes a stdout pipe non-blocking, and a trace printed while the pipe
+ * is full is lost; a file never is.
  */
 export function spawnCli(
   args: readonly string[],
   env: Record<string, string> = {},
   prefix: readonly string[] = [],
   nodeArgs: readonly string[] = [],
+  stdoutFile?: string,
 ): CliProcess {
   if (!existsSync(CLI)) throw new Error(`${CLI} does not exist: run "npx tsc -p tsconfig.json" first`);
   const [cmd, ...cmdArgs] = [...prefix, process.execPath, ...nodeArgs, CLI, ...args];
-  const child = spawn(cmd!, cmdArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const outFd = stdoutFile === undefined ? null : openSync(stdoutFile, 'w+');
+  const child = spawn(cmd!, cmdArgs, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', outFd ?? 'pipe', 'pipe'] });
   const lines: string[] = [];
   const entries: LogEntry[] = [];
   let stdout = '';
@@ -60,7 +66,7 @@ export function spawnCli(
     for (const w of [...logWaiters]) w();
   };
 
-  child.stdout.setEncoding('utf8').on('data', (s: string) => {
+  const onStdout = (s: string): void => {
     stdout += s;
     partial += s;
     let nl: number;
@@ -75,8 +81,26 @@ export function spawnCli(
       }
     }
     wake();
-  });
-  child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  };
+  // A file: read what was added every 20 ms, and the rest once the process has exited (this
+  // 'close' listener runs before the one below that settles the waits).
+  if (outFd === null) {
+    child.stdout!.setEncoding('utf8').on('data', onStdout);
+  } else {
+    let at = 0;
+    const chunk = Buffer.alloc(1 << 16);
+    const decoder = new TextDecoder();
+    const readFile = (): void => {
+      for (let n; (n = readSync(outFd, chunk, 0, chunk.length, at)) > 0; at += n) onStdout(decoder.decode(chunk.subarray(0, n), { stream: true }));
+    };
+    const poll = setInterval(readFile, 20);
+    child.on('close', () => {
+      clearInterval(poll);
+      readFile();
+      closeSync(outFd);
+    });
+  }
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
   // 'close', not 'exit': stdout has been read to the end.
   child.on('close', (code, signal) => {
     exitCode = signal !== null ? null : code;

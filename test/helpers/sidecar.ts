@@ -47,6 +47,8 @@ export interface SidecarOptions {
   netns?: { readonly prefix: readonly string[] };
   /** Flags for node itself, before the CLI's path (`--trace-opt`). */
   nodeArgs?: readonly string[];
+  /** stdout goes to a file in the config's directory (for V8's trace flags: spawnCli says why). */
+  stdoutToFile?: boolean;
 }
 
 export interface Sidecar extends CliProcess {
@@ -119,7 +121,7 @@ export function writeConfig(config: ConfigInput, opts: SidecarOptions): { dir: s
 /** Starts a sidecar and resolves on its ready line; stopped by closeAll(). */
 export async function startSidecar(config: ConfigInput, opts: SidecarOptions = {}): Promise<Sidecar> {
   const { dir, file } = writeConfig(config, opts);
-  const p = spawnCli(['run', '-c', file], opts.env, opts.netns?.prefix, opts.nodeArgs);
+  const p = spawnCli(['run', '-c', file], opts.env, opts.netns?.prefix, opts.nodeArgs, opts.stdoutToFile === true ? path.join(dir, 'stdout') : undefined);
   let ready: LogEntry;
   try {
     ready = await p.waitForLog((e) => e.msg === 'ready', opts.readyTimeoutMs ?? 20_000);

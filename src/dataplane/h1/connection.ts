@@ -23,7 +23,7 @@
 import type { Socket } from 'node:net';
 import { readIntoBuffer, readsAsDataEvents, redirectReads } from '../../net/user_buffer.js';
 import { ProxyError } from '../../errors.js';
-import { changingFlags } from '../../jit.js';
+import { changingFields } from '../../jit.js';
 import type { Ticker, Timed } from '../../upstream/ticker.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
 import { BodyFraming, refusalRequestId } from '../request_head.js';
@@ -162,7 +162,7 @@ export class H1Connection implements Timed, ChunkSink {
     socket.on('error', noop); // 'close' follows
     this.arm(host.settings.headersMs);
     // Flags only a client's half-close or a drain sets (jit.ts).
-    changingFlags(this, 'peerEnded', 'draining');
+    changingFields(this, 'peerEnded', 'draining');
   }
 
   /**

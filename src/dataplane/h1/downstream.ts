@@ -8,6 +8,7 @@
 // response behind another holds its bytes here, up to HOLD_BYTES, until it reaches the head.
 
 import type { ProxyError } from '../../errors.js';
+import { changingFields } from '../../jit.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.js';
 import { dropResponseHeader, informationalHead } from '../hop_by_hop.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
@@ -54,7 +55,10 @@ export class StrictDownstream implements Downstream {
     private readonly isHead: boolean,
     /** HTTP minor version of the request (0 or 1). */
     readonly minor: number,
-  ) {}
+  ) {
+    // Stored to only when the client goes away, the response is chunked, or it waits behind another (jit.ts).
+    changingFields(this, 'aborted', 'chunked', 'held');
+  }
 
   get complete(): boolean {
     return this.done;
