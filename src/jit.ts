@@ -11,14 +11,27 @@
 // (bench/README, "The first aborts").
 
 /**
- * Stores each named field's own value back into it, so that V8 counts the field as changing
- * from the start (a store of the same value is enough, test/cli/jit_flags checks that it still
- * is). Call at the end of the constructor, after the fields' initializers: the first object made
- * does it before any code is optimized. Costs a load and a store per field per object. Names are
- * strings so that private fields can be named; a name that is not a field throws (a typo would
- * otherwise do nothing).
+ * The fields of one class that only rare events store to. `first(this)` at the end of the
+ * class's constructor stores each one's own value back into it on the first object made (a store
+ * of the same value is enough; test/cli/jit_flags checks that it still is), so that V8 counts them
+ * as changing from then on, for every object of the class, before any code is optimized. Later
+ * objects cost a branch. Names are strings so that private fields can be named; a name that is not
+ * a field of the first object throws (a typo would otherwise do nothing).
  */
-export function changingFields(obj: object, ...fields: readonly string[]): void {
+export class RareFields {
+  private pending = true;
+
+  constructor(private readonly fields: readonly string[]) {}
+
+  first(obj: object): void {
+    if (!this.pending) return;
+    this.pending = false;
+    changingFields(obj, this.fields);
+  }
+}
+
+/** Stores each named field's own value back into it (RareFields.first, once per class). */
+export function changingFields(obj: object, fields: readonly string[]): void {
   const o = obj as Record<string, unknown>;
   for (const f of fields) {
     if (!Object.hasOwn(o, f)) throw new TypeError(`changingFields: ${f} is not a field of ${obj.constructor.name}`);

@@ -21,7 +21,7 @@
 import { performance } from 'node:perf_hooks';
 import type { RouteSpec } from '../config/types.js';
 import { ProxyError } from '../errors.js';
-import { changingFields } from '../jit.js';
+import { RareFields } from '../jit.js';
 import type { Rng } from '../lb/types.js';
 import type { UpstreamChannel, UpstreamRequest } from '../upstream/channel.js';
 import type { Cluster, Endpoint } from '../upstream/cluster.js';
@@ -98,6 +98,8 @@ const NO_HEADERS: readonly string[] = [];
 const UNPROCESSED_RESENDS = 5;
 /** HTTP/2 and pipelining clusters: request body bytes kept to resend an unprocessed request when the route has no retries. */
 const RESEND_BODY_BYTES = 64 * 1024;
+const EXCHANGE_RARE = new RareFields(['clientGone', 'error', 'endpoint', 'staleReplaced', 'unprocessedLeft']);
+
 export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, ResponseHead {
   /** Starts an admitted request: attaches to the client and begins the first try (or its delay). */
   static start(o: ExchangeOptions): Exchange {
@@ -203,7 +205,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     this.deadlines = new Deadlines(o.ctx.ticker.fresh(), timeoutMs, o.route.maxStreamDurationMs);
     // Stored to only when the client goes away, a try fails, a retry moves to another endpoint,
     // a certificate rotates, an upstream declares a request unprocessed (jit.ts).
-    changingFields(this, 'clientGone', 'error', 'endpoint', 'staleReplaced', 'unprocessedLeft');
+    EXCHANGE_RARE.first(this);
   }
 
   get bytesIn(): number {

@@ -4,13 +4,15 @@
 
 import type { HttpResponse } from 'uWebSockets.js';
 import type { ProxyError } from '../errors.js';
-import { changingFields } from '../jit.js';
+import { RareFields } from '../jit.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from './downstream.js';
 import { dropResponseHeader } from './hop_by_hop.js';
 import { localReply } from './local_reply.js';
 
 const NON_ASCII = /[\x80-\xff]/;
 const EMPTY = Buffer.alloc(0);
+
+const UWS_DOWNSTREAM_RARE = new RareFields(['aborted', 'backlog', 'backlogOffset']);
 
 export class UwsDownstream implements Downstream {
   private ex: DownstreamEvents | null = null;
@@ -30,7 +32,7 @@ export class UwsDownstream implements Downstream {
     private readonly detail: boolean,
   ) {
     // Stored to only when the client goes away or is slow (jit.ts).
-    changingFields(this, 'aborted', 'backlog', 'backlogOffset');
+    UWS_DOWNSTREAM_RARE.first(this);
   }
 
   attach(ex: DownstreamEvents, wantBody: boolean): void {

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.js';
-import { changingFields } from '../jit.js';
+import { RareFields } from '../jit.js';
 import { PIPELINE_ALPN } from '../net/alpn.js';
 import { takeOverReads } from '../net/user_buffer.js';
 import { IdentityMismatchError } from '../tls/contexts.js';
@@ -61,6 +61,8 @@ const PIPELINE_OFFER = [PIPELINE_ALPN, 'http/1.1'];
 const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 let nextId = 1;
+
+const UPSTREAM_CONNECTION_RARE = new RareFields(['paused']);
 
 export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost {
   readonly id = nextId++;
@@ -146,7 +148,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
       ticker.add(this);
     }
     // Stored to only when the client reads slower than the upstream sends (jit.ts).
-    changingFields(this, 'paused');
+    UPSTREAM_CONNECTION_RARE.first(this);
   }
 
   /** Moves to a new state; an illegal transition is a bug and throws. */

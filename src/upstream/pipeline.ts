@@ -6,7 +6,7 @@
 
 import type net from 'node:net';
 import { ProxyError } from '../errors.js';
-import { changingFields } from '../jit.js';
+import { RareFields } from '../jit.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import type { ResponseParser, ResponseSink } from './response_parser.js';
 import type { Ticker } from './ticker.js';
@@ -86,6 +86,8 @@ export class StallClock {
   }
 }
 
+const PIPELINE_RARE = new RareFields(['closed']);
+
 export class Pipeline {
   /** Requests in flight, oldest first: the parser reads the response of `tries[0]`. */
   private readonly tries: PipelineTry[] = [];
@@ -117,7 +119,7 @@ export class Pipeline {
     private readonly stall: StallClock,
   ) {
     // Stored to only when the connection closes (jit.ts).
-    changingFields(this, 'closed');
+    PIPELINE_RARE.first(this);
   }
 
   get inFlight(): number {
@@ -366,6 +368,8 @@ export class Pipeline {
   }
 }
 
+const PIPELINE_TRY_RARE = new RareFields(['abandoned']);
+
 /** One try on a pipelined connection: its channel, and the sink its response is parsed into. */
 export class PipelineTry implements UpstreamChannel, ResponseSink {
   readonly unframedBody = false;
@@ -389,7 +393,7 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
     public reused: boolean,
   ) {
     // Stored to only when its client goes away (jit.ts).
-    changingFields(this, 'abandoned');
+    PIPELINE_TRY_RARE.first(this);
   }
 
   sendHead(req: UpstreamRequest, complete: boolean): void {

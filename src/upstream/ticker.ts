@@ -14,7 +14,7 @@
 // second the interval woke it twice per request.
 
 import { performance } from 'node:perf_hooks';
-import { changingFields } from '../jit.js';
+import { RareFields } from '../jit.js';
 
 /** A monotonic clock in milliseconds (fractional), reading > 0 (0 is "no deadline" to a Timed). Never steps with NTP or the wall clock. */
 export interface Clock {
@@ -83,6 +83,8 @@ function levelOf(slot: number): number {
   return slot < L0_SIZE ? 0 : 1 + ((slot - L0_SIZE) >> LN_BITS);
 }
 
+const TICKER_RARE = new RareFields(['ticking']);
+
 export class Ticker {
   /** The clock as last read: `now`'s value. */
   private t: number;
@@ -118,7 +120,7 @@ export class Ticker {
     this.current = this.tickOf(this.t);
     this.cascaded = this.current;
     // Set by the first tick that finds a deadline, which may come long after warm-up (jit.ts).
-    changingFields(this, 'ticking');
+    TICKER_RARE.first(this);
   }
 
   /**

@@ -23,7 +23,7 @@
 import type { Socket } from 'node:net';
 import { readIntoBuffer, readsAsDataEvents, redirectReads } from '../../net/user_buffer.js';
 import { ProxyError } from '../../errors.js';
-import { changingFields } from '../../jit.js';
+import { RareFields } from '../../jit.js';
 import type { Ticker, Timed } from '../../upstream/ticker.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
 import { BodyFraming, refusalRequestId } from '../request_head.js';
@@ -88,6 +88,8 @@ export const enum Reads {
   /** The socket reads into READ_BUFFER already (the preface check, or the server after a TLS handshake, set it up): take its reads over. */
   Redirect,
 }
+
+const H1_CONNECTION_RARE = new RareFields(['peerEnded', 'draining']);
 
 export class H1Connection implements Timed, ChunkSink {
   deadline = 0;
@@ -162,7 +164,7 @@ export class H1Connection implements Timed, ChunkSink {
     socket.on('error', noop); // 'close' follows
     this.arm(host.settings.headersMs);
     // Flags only a client's half-close or a drain sets (jit.ts).
-    changingFields(this, 'peerEnded', 'draining');
+    H1_CONNECTION_RARE.first(this);
   }
 
   /**

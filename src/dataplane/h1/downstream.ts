@@ -8,7 +8,7 @@
 // response behind another holds its bytes here, up to HOLD_BYTES, until it reaches the head.
 
 import type { ProxyError } from '../../errors.js';
-import { changingFields } from '../../jit.js';
+import { RareFields } from '../../jit.js';
 import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.js';
 import { dropResponseHeader, informationalHead } from '../hop_by_hop.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
@@ -32,6 +32,8 @@ export function httpDate(): string {
   }
   return dateText;
 }
+
+const STRICT_DOWNSTREAM_RARE = new RareFields(['aborted', 'chunked', 'held']);
 
 export class StrictDownstream implements Downstream {
   /** The exchange, until the response is complete (then null: nothing reaches it any more). */
@@ -57,7 +59,7 @@ export class StrictDownstream implements Downstream {
     readonly minor: number,
   ) {
     // Stored to only when the client goes away, the response is chunked, or it waits behind another (jit.ts).
-    changingFields(this, 'aborted', 'chunked', 'held');
+    STRICT_DOWNSTREAM_RARE.first(this);
   }
 
   get complete(): boolean {
