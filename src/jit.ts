@@ -8,7 +8,7 @@
 // traced with `--trace-generalization --trace-deopt` on the two sidecars of the mTLS hop after
 // their first saturated run (wrk's closing connections aborted requests in flight), ~25
 // functions at once on the client sidecar, and the next seconds at 1000 req/s ran slower
-// (bench/README, "The first aborts").
+// (bench/README.md, "The first aborts").
 
 /**
  * The fields of one class that only rare events store to. `first(this)` at the end of the
