@@ -31,7 +31,7 @@ export class RareFields {
 }
 
 /** Stores each named field's own value back into it (RareFields.first, once per class). */
-export function changingFields(obj: object, fields: readonly string[]): void {
+function changingFields(obj: object, fields: readonly string[]): void {
   const o = obj as Record<string, unknown>;
   for (const f of fields) {
     if (!Object.hasOwn(o, f)) throw new TypeError(`changingFields: ${f} is not a field of ${obj.constructor.name}`);
