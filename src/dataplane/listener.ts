@@ -604,7 +604,7 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
   /** A uws request's upstream head (x-forwarded-for when the listener appends it), its trace started. */
   private uwsUpstreamHead(res: HttpResponse, head: RequestHead): string {
     // The client's address costs a getpeername() syscall per request here: only when asked for.
-    const client = this.spec.xForwardedFor === 'append' ? Buffer.from(res.getRemoteAddressAsText()).toString('latin1') : null;
+    const client = this.spec.xForwardedFor === 'append' ? uws().remoteAddressText(res) : null;
     if (client !== null) head.client = client;
     this.startTrace(head);
     return buildUpstreamHead(head, client, 'http');

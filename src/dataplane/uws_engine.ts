@@ -14,5 +14,6 @@ if (problem !== null) throw new Error(problem);
 (uWS as unknown as { _cfg(flag: string): void })._cfg('silent');
 
 export { uWS };
+export { remoteAddressText } from './uws_address.js';
 export { UwsDownstream, writeLocalReply } from './uws_downstream.js';
 export { DEFAULT_WS_MAX_MESSAGE_BYTES, UwsWebSocketClient, webSocketBehavior, withoutExtensions } from './uws_websocket.js';
