@@ -2,26 +2,12 @@
 // getRemoteAddress()'s bytes, the text of the last address kept. It must read exactly as uWS's
 // own getRemoteAddressAsText() (which the engine used before), for IPv4 and IPv6 clients, and a
 // new client address must never get the previous one's text.
-import http from 'node:http';
 import uWS from 'uWebSockets.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { addressText, remoteAddressText } from '../../src/dataplane/uws_address.js';
-import { closeAll, proxyConfig, startSidecar, startUpstream } from '../helpers/sidecar.js';
+import { closeAll, httpGet, proxyConfig, startSidecar, startUpstream } from '../helpers/sidecar.js';
 
 afterAll(closeAll);
-
-/** GET `path` from `localAddress` (a loopback source address of the test's choosing); the body as text. */
-function getFrom(host: string, port: number, localAddress: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host, port, path, localAddress, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-  });
-}
 
 describe('addressText', () => {
   it('renders 4 bytes as dotted decimal and 16 as eight full groups of lower-case hex, as uWS does', () => {
@@ -51,20 +37,22 @@ describe('remoteAddressText on a real uWS app', () => {
     const v6 = await listen('::1');
     try {
       // Alternating sources: each request's address differs from the one before, then repeats.
-      const calls: Array<[string, number, string]> = [
-        ['127.0.0.1', v4.port, '127.0.0.2'],
-        ['127.0.0.1', v4.port, '127.0.0.1'],
-        ['::1', v6.port, '::1'],
-        ['127.0.0.1', v4.port, '127.0.0.2'],
-        ['127.0.0.1', v4.port, '127.0.0.2'],
-        ['::1', v6.port, '::1'],
-        ['127.0.0.1', v4.port, '127.0.0.1'],
+      const a = `http://127.0.0.1:${v4.port}/`;
+      const b = `http://[::1]:${v6.port}/`;
+      const calls: Array<[string, string]> = [
+        [a, '127.0.0.2'],
+        [a, '127.0.0.1'],
+        [b, '::1'],
+        [a, '127.0.0.2'],
+        [a, '127.0.0.2'],
+        [b, '::1'],
+        [a, '127.0.0.1'],
       ];
       const seen: string[] = [];
-      for (const [host, port, from] of calls) {
-        const r = await getFrom(host, port, from, '/');
+      for (const [url, localAddress] of calls) {
+        const r = await httpGet(url, { localAddress });
         expect(r.status).toBe(200);
-        const { theirs, ours } = JSON.parse(r.body) as { theirs: string; ours: string };
+        const { theirs, ours } = JSON.parse(r.text) as { theirs: string; ours: string };
         expect(ours).toBe(theirs);
         seen.push(ours);
       }
@@ -91,7 +79,7 @@ describe('x_forwarded_for on the uws engine', () => {
     const port = sc.port();
     const got: unknown[] = [];
     for (const from of ['127.0.0.3', '127.0.0.1', '127.0.0.1', '127.0.0.3']) {
-      const r = await getFrom('127.0.0.1', port, from, '/xff');
+      const r = await httpGet({ port, path: '/xff' }, { localAddress: from });
       expect(r.status).toBe(200);
       got.push(up.requests.at(-1)!.headers['x-forwarded-for']);
     }

@@ -15,6 +15,8 @@ export interface HttpOptions {
   /** Keep-alive agent to send on (default: a fresh connection). */
   agent?: http.Agent;
   timeoutMs?: number;
+  /** The client's source address (any of 127.0.0.0/8 on loopback: a client other than 127.0.0.1). */
+  localAddress?: string;
 }
 
 export interface HttpAnswer {
@@ -38,7 +40,7 @@ export function httpGet(target: Target, opts: HttpOptions = {}): Promise<HttpAns
   const url = typeof target === 'string' ? target : `http://127.0.0.1:${target.port}${target.path}`;
   const where: http.RequestOptions = typeof target === 'string' ? {} : { host: '127.0.0.1', port: target.port, path: target.path };
   return new Promise((resolve, reject) => {
-    const options: http.RequestOptions = { ...where, method, headers: opts.headers, agent: opts.agent ?? false };
+    const options: http.RequestOptions = { ...where, method, headers: opts.headers, agent: opts.agent ?? false, localAddress: opts.localAddress };
     const onResponse = (res: http.IncomingMessage): void => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
