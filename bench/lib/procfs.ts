@@ -65,6 +65,19 @@ export function parseVmRssKb(statusText: string): number | null {
   return m?.[1] !== undefined ? Number(m[1]) : null;
 }
 
+/** Context switches of one thread from its /proc/<pid>/task/<tid>/status: voluntary (it slept) and involuntary (it was preempted). */
+export interface ContextSwitches {
+  readonly voluntary: number;
+  readonly involuntary: number;
+}
+
+/** The voluntary_ctxt_switches and nonvoluntary_ctxt_switches lines of a status file; zeros when absent. */
+export function parseContextSwitches(statusText: string): ContextSwitches {
+  const v = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(statusText);
+  const n = /^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(statusText);
+  return { voluntary: v?.[1] !== undefined ? Number(v[1]) : 0, involuntary: n?.[1] !== undefined ? Number(n[1]) : 0 };
+}
+
 let clkTck: number | undefined;
 
 /** USER_HZ from `getconf CLK_TCK` (cached); 100 when getconf is missing or odd. */
@@ -153,6 +166,18 @@ export function processCpuNs(pid: number): number {
   let ns = 0;
   eachThreadFile(pid, 'schedstat', (text) => (ns += Number(text.split(' ')[0]) || 0));
   return ns;
+}
+
+/** Context switches of every thread of pid, summed (a thread that ended is not counted; zeros when the process is gone). */
+export function processContextSwitches(pid: number): ContextSwitches {
+  let voluntary = 0;
+  let involuntary = 0;
+  eachThreadFile(pid, 'status', (text) => {
+    const c = parseContextSwitches(text);
+    voluntary += c.voluntary;
+    involuntary += c.involuntary;
+  });
+  return { voluntary, involuntary };
 }
 
 /** utime+stime of each thread of pid (/proc/<pid>/task/<tid>/stat); empty when the process is gone. */

@@ -3,9 +3,20 @@
 // Assertions never depend on how fast the machine is: children run until a condition holds.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { cpuMicrosBetween, deltaTicks, sampleCpu, sampleFromStats, ticksToMicros, microsPerRequest } from '../../bench/lib/cpu.js';
-import { clockTicksPerSecond, parseProcStat, parseVmRssKb, processTree, readProcStat, readVmRssKb, threadTicks } from '../../bench/lib/procfs.js';
+import {
+  clockTicksPerSecond,
+  parseContextSwitches,
+  parseProcStat,
+  parseVmRssKb,
+  processContextSwitches,
+  processTree,
+  readProcStat,
+  readVmRssKb,
+  threadTicks,
+} from '../../bench/lib/procfs.js';
 
 // A real line from /proc/<pid>/stat of a node process, with a comm that holds spaces and ')'.
 const STAT_LINE =
@@ -58,6 +69,12 @@ describe('procfs parsers (fixed text)', () => {
   it('reads VmRSS in KiB from /proc/<pid>/status', () => {
     expect(parseVmRssKb('Name:\tnode\nVmPeak:\t  999 kB\nVmRSS:\t   51234 kB\nThreads:\t11\n')).toBe(51234);
     expect(parseVmRssKb('Name:\tkthreadd\nThreads:\t1\n')).toBeNull();
+  });
+
+  it('reads context switches from a thread status file', () => {
+    const text = 'Name:\tnode\nThreads:\t1\nvoluntary_ctxt_switches:\t1520\nnonvoluntary_ctxt_switches:\t37\n';
+    expect(parseContextSwitches(text)).toEqual({ voluntary: 1520, involuntary: 37 });
+    expect(parseContextSwitches('Name:\tzombie\n')).toEqual({ voluntary: 0, involuntary: 0 });
   });
 
   it('turns tick deltas into µs with USER_HZ', () => {
@@ -125,6 +142,22 @@ describe('CPU accounting from real /proc samples', () => {
     expect(threads.has(pid)).toBe(true);
     expect(threads.size).toBeGreaterThan(2);
     expect(threadTicks(-1).size).toBe(0);
+  });
+
+  it('sums the context switches of every thread of a process', async () => {
+    // The worker sleeps 200 times (voluntary switches of its own thread, not the main thread's).
+    const child = spawnNode(
+      "const { Worker } = require('node:worker_threads'); new Worker('const a = new Int32Array(new SharedArrayBuffer(4)); for (let i = 0; i < 200; i++) Atomics.wait(a, 0, 0, 1); setInterval(() => {}, 1000);', { eval: true }); setInterval(() => {}, 1000);",
+    );
+    const pid = child.pid as number;
+    // Only a sum over /proc/<pid>/task/* gets 200 beyond the main thread's own count.
+    const [total, mainOnly] = await until(() => {
+      const main = parseContextSwitches(readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'));
+      const all = processContextSwitches(pid);
+      return all.voluntary >= main.voluntary + 200 ? [all, main] : null;
+    }, 'the worker thread sleeping 200 times');
+    expect(total.involuntary).toBeGreaterThanOrEqual(mainOnly.involuntary);
+    expect(processContextSwitches(-1)).toEqual({ voluntary: 0, involuntary: 0 });
   });
 
   it('walks the process tree to grandchildren and sums their RSS', async () => {
