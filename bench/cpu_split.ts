@@ -16,7 +16,7 @@ import { nginxCommand } from './lib/peers.js';
 import { clockTicksPerSecond, processContextSwitches, processTree, readProcStat } from './lib/procfs.js';
 import { freePort, sleep, startProcess, type Started } from './lib/proc.js';
 import { median } from './lib/stats.js';
-import { runWrk } from './lib/wrk.js';
+import { runWrk, totalWrkErrors, type WrkResult } from './lib/wrk.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
@@ -32,6 +32,13 @@ if (!(rounds >= 1) || !(seconds >= 1) || rates.some((r) => !(r >= 0)) || !(alloc
   process.exit(2);
 }
 const dir = mkdtempSync(path.join(tmpdir(), 'outrigger-cpu-split-'));
+
+/** The run's request count; a run that failed (no answers, or errors) stops the bench with the proxy's name, not a table of NaN. */
+function answered(name: string, res: WrkResult): number {
+  const errors = totalWrkErrors(res);
+  if (res.requests === 0 || errors > 0) throw new Error(`${name}: ${res.requests} requests, ${errors} errors (is it serving?)`);
+  return res.requests;
+}
 
 interface Target {
   readonly name: string;
@@ -155,7 +162,7 @@ async function main(): Promise<void> {
         const before = counters(proc.pid);
         const res = await runWrk({ url, connections: 50, durationS: seconds, threads: 1, scriptDir: dir, ...(rate > 0 ? { rate } : {}) });
         const after = counters(proc.pid);
-        const n = res.requests;
+        const n = answered(t.name, res);
         const row = {
           rps: res.requestsPerSec,
           user: ((after.user - before.user) * 1e6) / hz / n,
@@ -207,7 +214,8 @@ async function main(): Promise<void> {
       const res = await runWrk({ url, connections: 50, durationS: seconds, threads: 1, scriptDir: dir, rate: allocRate });
       alloc.counting = false;
       await proc.stop();
-      out.push(`| ${t.name} | ${(alloc.bytes / res.requests).toFixed(0)} | ${((alloc.gcs * 10_000) / res.requests).toFixed(1)} |`);
+      const n = answered(t.name, res);
+      out.push(`| ${t.name} | ${(alloc.bytes / n).toFixed(0)} | ${((alloc.gcs * 10_000) / n).toFixed(1)} |`);
     }
   }
   await upstream.stop();
