@@ -14,6 +14,7 @@ import { nginxCommand } from './lib/peers.js';
 import { processTree } from './lib/procfs.js';
 import { freePort, startProcess, type Started } from './lib/proc.js';
 import { median } from './lib/stats.js';
+import { startUpstream } from './lib/targets.js';
 import { runWrk } from './lib/wrk.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -24,13 +25,7 @@ const seconds = Number(values.seconds ?? 5);
 const dir = mkdtempSync(path.join(tmpdir(), 'outrigger-client-compare-'));
 
 async function main(): Promise<void> {
-  const upPort = await freePort();
-  const upstream = await startProcess({
-    name: 'upstream',
-    cmd: process.execPath,
-    args: [path.join(root, 'dist/bench/upstream/server.js'), String(upPort)],
-    readyPort: upPort,
-  });
+  const { proc: upstream, port: upPort } = await startUpstream(root);
   const targets: Array<{ name: string; port: number; proc: Started }> = [];
 
   const ngPort = await freePort();

@@ -16,6 +16,7 @@ import { nginxCommand } from './lib/peers.js';
 import { clockTicksPerSecond, processContextSwitches, processTree, readProcStat } from './lib/procfs.js';
 import { freePort, sleep, startProcess, type Started } from './lib/proc.js';
 import { median } from './lib/stats.js';
+import { startUpstream } from './lib/targets.js';
 import { runWrk, totalWrkErrors, type WrkResult } from './lib/wrk.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -113,13 +114,7 @@ class AllocCounter {
 
 async function main(): Promise<void> {
   const hz = clockTicksPerSecond();
-  const upPort = await freePort();
-  const upstream = await startProcess({
-    name: 'upstream',
-    cmd: process.execPath,
-    args: [path.join(root, 'dist/bench/upstream/server.js'), String(upPort)],
-    readyPort: upPort,
-  });
+  const { proc: upstream, port: upPort } = await startUpstream(root);
   const targets: Target[] = [
     {
       name: 'nginx',
