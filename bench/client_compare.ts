@@ -14,7 +14,7 @@ import { nginxCommand } from './lib/peers.js';
 import { processTree } from './lib/procfs.js';
 import { freePort, startProcess, type Started } from './lib/proc.js';
 import { median } from './lib/stats.js';
-import { startUpstream } from './lib/targets.js';
+import { outriggerCli, outriggerConfigYaml, startUpstream } from './lib/targets.js';
 import { runWrk } from './lib/wrk.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,17 +34,14 @@ async function main(): Promise<void> {
 
   const orPort = await freePort();
   const cfg = path.join(dir, 'outrigger.yaml');
-  writeFileSync(
-    cfg,
-    `node: {workers: 1}\nadmin: {address: 127.0.0.1:0}\nlisteners:\n  - name: bench\n    address: 127.0.0.1:${orPort}\n    routes: [{match: {path_prefix: /}, cluster: up}]\nclusters:\n  - name: up\n    endpoints: [{address: 127.0.0.1:${upPort}}]\n`,
-  );
+  writeFileSync(cfg, outriggerConfigYaml({ workers: 1, engine: 'strict', listenPort: orPort, upstreamPort: upPort, adminPort: 0 }));
   targets.push({
     name: 'outrigger-1w',
     port: orPort,
     proc: await startProcess({
       name: 'outrigger',
       cmd: process.execPath,
-      args: [path.join(root, 'dist/src/cli/main.js'), 'run', '-c', cfg],
+      args: [outriggerCli(root), 'run', '-c', cfg],
       readyLine: /"msg":"ready"/,
     }),
   });

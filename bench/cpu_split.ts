@@ -16,7 +16,7 @@ import { nginxCommand } from './lib/peers.js';
 import { clockTicksPerSecond, processContextSwitches, processTree, readProcStat } from './lib/procfs.js';
 import { freePort, sleep, startProcess, type Started } from './lib/proc.js';
 import { median } from './lib/stats.js';
-import { startUpstream } from './lib/targets.js';
+import { outriggerCli, outriggerConfigYaml, startUpstream } from './lib/targets.js';
 import { runWrk, totalWrkErrors, type WrkResult } from './lib/wrk.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -76,14 +76,11 @@ function outriggerTarget(engine: 'strict' | 'uws', upPort: number): Target {
     async start(extra) {
       const port = await freePort();
       const cfg = path.join(dir, `outrigger-${engine}-${port}.yaml`);
-      writeFileSync(
-        cfg,
-        `node: {workers: 1}\nadmin: {address: 127.0.0.1:0}\nlisteners:\n  - name: bench\n    address: 127.0.0.1:${port}\n    engine: ${engine}\n    routes: [{match: {path_prefix: /}, cluster: up}]\nclusters:\n  - name: up\n    endpoints: [{address: 127.0.0.1:${upPort}}]\n`,
-      );
+      writeFileSync(cfg, outriggerConfigYaml({ workers: 1, engine, listenPort: port, upstreamPort: upPort, adminPort: 0 }));
       const proc = await startProcess({
         name: `outrigger-${engine}`,
         cmd: process.execPath,
-        args: [...extra, path.join(root, 'dist/src/cli/main.js'), 'run', '-c', cfg],
+        args: [...extra, outriggerCli(root), 'run', '-c', cfg],
         readyLine: /"msg":"ready"/,
       });
       return { port, proc };
