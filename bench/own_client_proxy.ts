@@ -14,13 +14,22 @@ const ticker = new Ticker(25);
 const pool = new EndpointPool(
   '127.0.0.1',
   upstreamPort,
-  { connectionsPerWorker: 64, idleTimeoutMs: 60_000, connectTimeoutMs: 1000, keepaliveIntervalMs: 0, pipelineDepth: 1, maxPending: 1024 },
+  {
+    connectionsPerWorker: 64,
+    idleTimeoutMs: 60_000,
+    connectTimeoutMs: 1000,
+    keepaliveIntervalMs: 0,
+    pipelineDepth: 1,
+    pipelinePlaintext: false,
+    maxPending: 1024,
+  },
   { pending: 0, max: 1024 },
   ticker,
 );
 
 class Req implements UpstreamRequest {
   readonly isHead = false;
+  readonly pipelinable = true;
   aborted = false;
   constructor(
     private readonly res: uWS.HttpResponse,

@@ -261,6 +261,19 @@ function checkCluster(c: Obj, at: ConfigPath, out: RawProblem[]): void {
   if (typeof shorthand === 'number' && typeof inPool === 'number' && shorthand !== inPool) {
     out.push({ path: [...at, 'connect_timeout_ms'], message: `conflicts with pool.connect_timeout_ms (${shorthand} vs ${inPool}); give one` });
   }
+  if (isObj(pool) && pool['pipeline_plaintext'] === true) checkPipelinePlaintext(c, pool, [...at, 'pool', 'pipeline_plaintext'], out);
+}
+
+/**
+ * Pipelining to a plaintext app is HTTP/1.1 without tls (over mTLS to a sidecar it is negotiated
+ * already) and needs more than one request in flight.
+ */
+function checkPipelinePlaintext(c: Obj, pool: Obj, at: ConfigPath, out: RawProblem[]): void {
+  if (c['protocol'] === 'http2') out.push({ path: at, message: 'pipelines HTTP/1.1: not for protocol: http2 (which multiplexes already)' });
+  else if (c['tls'] !== undefined) {
+    out.push({ path: at, message: 'for clusters without tls: over mTLS an outrigger sidecar selects pipelining itself (pool.pipeline_depth)' });
+  }
+  if (pool['pipeline_depth'] === 1) out.push({ path: at, message: 'needs pool.pipeline_depth above 1 (1 = one request per connection)' });
 }
 
 /**

@@ -315,6 +315,7 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
       connectTimeoutMs: c.pool.connect_timeout_ms,
       keepaliveIntervalMs: c.pool.keepalive_interval_ms,
       pipelineDepth: c.pool.pipeline_depth,
+      pipelinePlaintext: c.pool.pipeline_plaintext,
       maxPending: maxPending === 0 ? 0 : Math.ceil(maxPending / workers),
     },
     protocol: c.protocol,

@@ -184,6 +184,7 @@ export const poolSchema = z.strictObject({
   connect_timeout_ms: ms(1).default(1000),
   keepalive_interval_ms: ms(0).default(30_000),
   pipeline_depth: z.int().min(1).max(128).default(16),
+  pipeline_plaintext: z.boolean().default(false),
 });
 
 export const circuitBreakerSchema = z.strictObject({

@@ -319,6 +319,11 @@ export interface PoolSpec {
    * pipelining (ALPN, net/alpn.ts); 1 = one at a time, pipelining not offered.
    */
   readonly pipelineDepth: number;
+  /**
+   * Plaintext HTTP/1.1 (an app): GET and HEAD requests without a body are pipelined, up to
+   * pipelineDepth in flight per connection; any other request goes alone on an idle connection.
+   */
+  readonly pipelinePlaintext: boolean;
   /** Requests waiting for a free connection, per cluster per worker (circuit_breaker.max_pending ÷ workers, rounded up); 0 = fail fast. */
   readonly maxPending: number;
 }

@@ -208,6 +208,11 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     EXCHANGE_RARE.first(this);
   }
 
+  /** A GET or HEAD without a body (read only by a pool that pipelines to a plaintext upstream). */
+  get pipelinable(): boolean {
+    return (this.isHead || this.head.method === 'GET') && this.head.framing === BodyFraming.None;
+  }
+
   get bytesIn(): number {
     return this.body.bytesIn;
   }

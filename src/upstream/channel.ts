@@ -59,6 +59,12 @@ export interface UpstreamRequest extends ResponseSink {
   onUpstreamWritable(): void;
   /** Whether this request is a HEAD (its response has no body whatever the headers say). */
   readonly isHead: boolean;
+  /**
+   * A GET or HEAD without a body: it may be pipelined to a plaintext upstream (pool.pipeline_plaintext).
+   * Any other request goes alone on such a connection, so that no request whose method is not
+   * idempotent is ever written behind another, nor another behind it.
+   */
+  readonly pipelinable: boolean;
   /** Runs `task` with the client connection corked, so that head and body of one read leave in one syscall. */
   runCorked(task: () => void): void;
   /** A gRPC call's deadline (performance.now() ms; 0 or absent = none): an HTTP/2 stream sends what is left of it as grpc-timeout. */

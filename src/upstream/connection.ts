@@ -1,8 +1,9 @@
 // One persistent HTTP/1.1 connection to an upstream endpoint: a small state machine
 // (CONNECTING → IDLE ⇄ BUSY → CLOSED) around a net.Socket that reads into one shared buffer
 // (net's `onread`, no allocation per read) and a strict response parser. The connection carries
-// one request at a time, or, when an outrigger sidecar on the other end selected pipelining (mTLS,
-// ALPN), many in order (pipeline.ts); the pool decides who gets it.
+// one request at a time, or many in order (pipeline.ts) when an outrigger sidecar on the other end
+// selected pipelining (mTLS, ALPN) or the cluster pipelines to its plaintext app
+// (pool.pipeline_plaintext: GETs and HEADs only); the pool decides who gets it.
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -106,7 +107,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
     private readonly ticker: Ticker,
     connectTimeoutMs: number,
     connectTls: ConnectTls | null = null,
-    /** mTLS only: offer pipelining, and judge the connection's head-of-line delay with this clock. */
+    /**
+     * Offer pipelining (mTLS: to a sidecar that may select it; plaintext: pipeline to the app, GETs
+     * and HEADs only), and judge the connection's head-of-line delay with this clock.
+     */
     private readonly pipelineStall: StallClock | null = null,
   ) {
     this.materialKey = connectTls?.materialKey ?? null;
@@ -119,7 +123,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
         noDelay: true,
         onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
       });
-      this.socket.on('connect', () => this.onConnect());
+      this.socket.on('connect', () => {
+        if (pipelineStall !== null) this.pipe = new Pipeline(this, this.socket, this.parser, ticker, pipelineStall, true);
+        this.onConnect();
+      });
     } else {
       // mTLS: bytes are written only after the handshake and the peer's SPIFFE ID check passed.
       const offer = pipelineStall === null ? {} : { ALPNProtocols: PIPELINE_OFFER };
@@ -161,9 +168,14 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
     return this.pipe !== null;
   }
 
-  /** Whether the connection offered pipelining (mTLS, pipeline_depth > 1). */
+  /** Whether the connection offered pipelining (pipeline_depth > 1: mTLS, or plaintext with pipeline_plaintext). */
   get offersPipelining(): boolean {
     return this.pipelineStall !== null;
+  }
+
+  /** Pipelines to a plaintext app: a request that is not `pipelinable` goes alone (pipeline.ts, Pipeline.safeOnly). */
+  get safeOnly(): boolean {
+    return this.pipelineStall !== null && this.materialKey === null;
   }
 
   /** Requests on this connection: in flight on a pipelined one, else assigned (or joined while connecting). */
@@ -180,7 +192,8 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
    */
   takesMore(depth: number, now: number, batch: number | null): boolean {
     if (this.state === ConnState.Connecting) {
-      return this.pipelineStall !== null && (batch === null || this.newThisTurn) && this.inFlight < (batch === null ? depth : Math.min(depth, batch));
+      if (this.pipelineStall === null || (this.safeOnly && this.request !== null && !this.request.pipelinable)) return false;
+      return (batch === null || this.newThisTurn) && this.inFlight < (batch === null ? depth : Math.min(depth, batch));
     }
     return this.state === ConnState.Busy && this.pipe !== null && (batch === null || this.pipe.batchOpen(batch)) && this.pipe.accepts(depth, now);
   }
@@ -366,6 +379,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
   }
 
   private onRead(n: number, buf: Buffer): boolean {
+    if (this.pipe !== null) {
+      this.pipe.onData(buf, n);
+      return true;
+    }
     const req = this.request;
     if (req === null) {
       // Bytes on an idle connection: the upstream is broken or closing; never reuse it.

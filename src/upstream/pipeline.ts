@@ -1,7 +1,9 @@
-// HTTP/1.1 pipelining on one upstream connection to another outrigger sidecar (ALPN PIPELINE_ALPN,
-// src/net/alpn.ts, which says what the server promises): the requests in flight in order, each try
-// with a channel of its own, the response parser moving from one to the next with the bytes left
-// over, writes batched once per loop turn, and what becomes of the requests behind one that fails.
+// HTTP/1.1 pipelining on one upstream connection: to another outrigger sidecar (ALPN PIPELINE_ALPN,
+// src/net/alpn.ts, which says what the server promises), or to a plaintext app whose cluster opts in
+// (pool.pipeline_plaintext), where only GET and HEAD requests without a body are pipelined and any
+// other request is alone on its connection. The requests in flight in order, each try with a
+// channel of its own, the response parser moving from one to the next with the bytes left over,
+// writes batched once per loop turn, and what becomes of the requests behind one that fails.
 // connection.ts owns the socket and the parser; the pool (pool.ts) decides who may join.
 
 import type net from 'node:net';
@@ -117,6 +119,12 @@ export class Pipeline {
     private readonly parser: ResponseParser,
     private readonly ticker: Ticker,
     private readonly stall: StallClock,
+    /**
+     * A plaintext app, which promised nothing: a request that is not `pipelinable` (not a GET or
+     * HEAD without a body) goes alone, and only the pipelinable ones count as unprocessed when the
+     * server closes before answering them (they are idempotent: RFC 9112 §9.3.1 lets them be sent again).
+     */
+    readonly safeOnly = false,
   ) {
     // Stored to only when the connection closes (jit.ts).
     PIPELINE_RARE.first(this);
@@ -133,13 +141,14 @@ export class Pipeline {
 
   /**
    * Whether a new request may be written behind the others now: fewer than `depth` in flight, the
-   * last one written whole (bodies never interleave), the connection reading, and its oldest
-   * response not stalled.
+   * last one written whole (bodies never interleave) and not one that goes alone, the connection
+   * reading, and its oldest response not stalled.
    */
   accepts(depth: number, now: number): boolean {
     const n = this.tries.length;
     if (n === 0) return true;
-    return n < depth && this.lastWrittenWhole && !this.host.readingPaused && now - this.headSince <= this.stall.limitMs;
+    const last = this.tries[n - 1]!;
+    return n < depth && last.requestComplete && !last.solo && !this.host.readingPaused && now - this.headSince <= this.stall.limitMs;
   }
 
   /** Whether the newest request in flight (if any) was written whole: the next may follow it. */
@@ -150,7 +159,7 @@ export class Pipeline {
 
   /** Takes `req` behind the requests in flight and hands it its channel. */
   add(req: UpstreamRequest, reused: boolean): void {
-    const t = new PipelineTry(this, req, reused);
+    const t = new PipelineTry(this, req, reused, this.safeOnly && !req.pipelinable);
     this.turnRequests = this.batching ? this.turnRequests + 1 : 1;
     this.tries.push(t);
     if (this.tries.length === 1) this.startHead(t);
@@ -243,7 +252,7 @@ export class Pipeline {
     if (behind.length > 0) this.host.pipelinePeerClosing();
     const err = new ProxyError('upstream_reset', `${this.at} closed the connection after an earlier response; the request was not processed`);
     for (const t of behind) {
-      t.unprocessed = true;
+      t.unprocessed = true; // never a solo request: nothing is written behind one
       t.fail(err);
     }
   }
@@ -272,7 +281,10 @@ export class Pipeline {
    * every request it took before it closes (the last answer says Connection: close unless it was
    * out already when the server decided to stop: a drain, a reload), and drops what arrives after:
    * the unanswered ones were not processed and may be sent again whatever their method. (A server
-   * worker that crashes closes too; its requests are the ones this cannot tell apart.)
+   * worker that crashes closes too; its requests are the ones this cannot tell apart.) An app
+   * promised nothing: its unanswered GETs and HEADs may be sent again as idempotent requests; a
+   * request alone on the connection (any other method) is left to the exchange's rule for a stale
+   * keep-alive connection, as without pipelining.
    */
   private dropAll(): void {
     const tries = this.tries.splice(0);
@@ -280,7 +292,7 @@ export class Pipeline {
     this.host.pipelinePeerClosing();
     const err = new ProxyError('upstream_reset', `${this.at} closed the connection before answering; the request was not processed`);
     for (const t of tries) {
-      t.unprocessed = true;
+      t.unprocessed = !t.solo;
       t.fail(err);
     }
   }
@@ -391,6 +403,8 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
     readonly req: UpstreamRequest,
     /** Sent on a connection that had carried requests before it. */
     public reused: boolean,
+    /** Alone on the connection: nothing is written behind it (Pipeline.safeOnly). */
+    readonly solo: boolean,
   ) {
     // Stored to only when its client goes away (jit.ts).
     PIPELINE_TRY_RARE.first(this);

@@ -8,6 +8,8 @@
 // with the fewest in flight whose oldest response is not stalled, before it waits. A request behind
 // another waits for its answer (head of line), so at moderate rates, one request per turn, none does;
 // and a write carries no more requests than the recent share of slow responses allows (StallClock).
+// To a plaintext app whose cluster opts in (pool.pipeline_plaintext) the same holds for GETs and HEADs
+// without a body; any other request takes an idle or new connection (or waits) and goes alone.
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
 import type { PoolSpec } from '../config/types.js';
@@ -72,8 +74,13 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   /** Sends `req` over a pooled connection, now or when one frees up. */
   dispatch(req: UpstreamRequest): void {
-    const busyTurn = this.pipelining.length > 0 && this.countTurn() > BATCH_FROM;
-    const early = busyTurn ? this.leastLoaded(true) : null;
+    // To an outrigger sidecar any request may share a connection (net/alpn.ts); to a plaintext app only
+    // a GET or HEAD without a body, and any other goes alone on an idle or new connection. While such
+    // a request waits, nothing joins a pipeline: the connections come idle in turn, and it gets one.
+    const shares = this.pipelining.length > 0 && !this.loneWaiting;
+    const alone = shares && !req.pipelinable;
+    const busyTurn = shares && this.countTurn() > BATCH_FROM;
+    const early = busyTurn ? this.leastLoaded(true, alone) : null;
     if (early !== null) {
       early.assign(req);
       return;
@@ -83,7 +90,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
       conn.assign(req);
       return;
     }
-    const batched = this.pipelining.length > 0 && !busyTurn ? this.leastLoaded(true) : null;
+    const batched = shares && !busyTurn ? this.leastLoaded(true, alone) : null;
     if (batched !== null) {
       batched.assign(req);
       return;
@@ -98,7 +105,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
       return;
     }
     // At the limit: a pipelined connection's place behind others beats the queue, unless it is stalled.
-    const shared = this.pipelining.length > 0 ? this.leastLoaded(false) : null;
+    const shared = shares ? this.leastLoaded(false, alone) : null;
     if (shared !== null) {
       shared.assign(req);
       return;
@@ -110,6 +117,12 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     this.waiters.push(req);
   }
 
+  /** The longest waiting request must go alone on a connection to a plaintext app (pool.pipeline_plaintext). */
+  private get loneWaiting(): boolean {
+    const first = this.waiters.first;
+    return first !== undefined && this.spec.pipelinePlaintext && !first.pipelinable;
+  }
+
   /** Counts a request of this loop turn; the count. */
   private countTurn(): number {
     if (this.turnRequests++ === 0) setImmediate(this.endTurn);
@@ -119,16 +132,17 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   /**
    * The pipelining connection that takes one more request with the fewest in flight, or null (with
    * `thisTurn`, only among those writing in this loop turn anyway). A connecting one counts unless
-   * the server last turned pipelining down (its requests would go back).
+   * the server last turned pipelining down (its requests would go back). `alone`: the request is
+   * no GET or HEAD without a body, and a connection to a plaintext app cannot take it.
    */
-  private leastLoaded(thisTurn: boolean): UpstreamConnection | null {
+  private leastLoaded(thisTurn: boolean, alone: boolean): UpstreamConnection | null {
     const depth = this.spec.pipelineDepth;
     const now = this.ticker.fresh();
     const batch = thisTurn ? this.stall.batchLimit : null;
     let best: UpstreamConnection | null = null;
     for (const c of this.pipelining) {
       // A connection made with rotated material takes nothing new: it comes idle and is replaced.
-      if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey)) continue;
+      if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey) || (alone && c.safeOnly)) continue;
       if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now, batch)) best = c;
     }
     return best;
@@ -161,7 +175,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   private connect(): UpstreamConnection | null {
     const t = this.connectTls();
     if (t === undefined) return null;
-    const offer = t !== null && this.spec.pipelineDepth > 1;
+    const offer = (t !== null || this.spec.pipelinePlaintext) && this.spec.pipelineDepth > 1;
     const conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, t, offer ? this.stall : null);
     if (offer) this.pipelining.push(conn);
     this.open++;
@@ -179,7 +193,9 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   /** A pipelined connection in use may take one more request: the oldest waiter, if any. */
   onSlot(conn: UpstreamConnection): void {
-    if (this.waiters.length === 0 || this.draining || this.isStale(conn.materialKey)) return;
+    const next = this.waiters.first;
+    if (next === undefined || this.draining || this.isStale(conn.materialKey)) return;
+    if (conn.safeOnly && !next.pipelinable) return; // it waits for a connection of its own
     if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), null)) return;
     conn.assign(this.waiters.shift()!);
   }

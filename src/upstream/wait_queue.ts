@@ -35,6 +35,11 @@ export class WaitQueue {
     this.reqs.push(req);
   }
 
+  /** The longest waiting request, left in the queue. */
+  get first(): UpstreamRequest | undefined {
+    return this.reqs[0];
+  }
+
   /** The longest waiting request, out of the queue. */
   shift(): UpstreamRequest | undefined {
     const req = this.reqs.shift();

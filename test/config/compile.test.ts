@@ -109,7 +109,15 @@ describe('compile', () => {
         { address: '[::1]:16006', host: '::1', port: 16006, weight: 1 },
       ],
       // max_pending 10 over 3 workers → ceil(10 / 3) = 4 per worker
-      pool: { connectionsPerWorker: 64, idleTimeoutMs: 60000, connectTimeoutMs: 250, keepaliveIntervalMs: 30000, pipelineDepth: 16, maxPending: 4 },
+      pool: {
+        connectionsPerWorker: 64,
+        idleTimeoutMs: 60000,
+        connectTimeoutMs: 250,
+        keepaliveIntervalMs: 30000,
+        pipelineDepth: 16,
+        pipelinePlaintext: false,
+        maxPending: 4,
+      },
       protocol: 'http1',
       // max_requests 1024 (default) over 3 workers → ceil(1024 / 3) = 342
       maxRequests: 342,
@@ -130,6 +138,7 @@ describe('compile', () => {
       connectTimeoutMs: 300,
       keepaliveIntervalMs: 30000,
       pipelineDepth: 16,
+      pipelinePlaintext: false,
       maxPending: 342,
     });
 
@@ -154,6 +163,7 @@ describe('compile', () => {
       connectTimeoutMs: 1000,
       keepaliveIntervalMs: 30000,
       pipelineDepth: 16,
+      pipelinePlaintext: false,
       maxPending: 512,
     });
     expect(r.admin.historyLimit).toBe(20);
@@ -242,7 +252,15 @@ describe('the DESIGN.md §4 example', () => {
     expect(apiV1).toMatchObject({
       name: 'api-v1',
       tls: { identities: ['spiffe://cluster.local/ns/default/sa/api'] },
-      pool: { connectionsPerWorker: 32, idleTimeoutMs: 60000, connectTimeoutMs: 1000, keepaliveIntervalMs: 30000, pipelineDepth: 16, maxPending: 256 },
+      pool: {
+        connectionsPerWorker: 32,
+        idleTimeoutMs: 60000,
+        connectTimeoutMs: 1000,
+        keepaliveIntervalMs: 30000,
+        pipelineDepth: 16,
+        pipelinePlaintext: false,
+        maxPending: 256,
+      },
       maxRequests: 256, // 1024 / 4 workers
       retryBudget: { percent: 20, minConcurrent: 1, minPerSecond: 2.5 }, // ceil(3 / 4), 10 / 4
       healthCheck: { path: '/healthz', grpc: null, intervalMs: 5000, timeoutMs: 1000, unhealthyThreshold: 3, healthyThreshold: 2 },

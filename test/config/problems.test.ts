@@ -241,6 +241,24 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
     ]);
   });
 
+  it('pool.pipeline_plaintext: refused with tls, with protocol http2 and with pipeline_depth 1; accepted on a plaintext http1 cluster', () => {
+    const withPool = (extra: Record<string, unknown>, pool: Record<string, unknown> = {}): Record<string, unknown> => ({
+      ...minimal(),
+      clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1:8080' }], pool: { pipeline_plaintext: true, ...pool }, ...extra }],
+    });
+    expect(refusals(withPool({ protocol: 'http2' }, { pipeline_depth: 1 }))).toEqual([
+      'clusters[0].pool.pipeline_plaintext: pipelines HTTP/1.1: not for protocol: http2 (which multiplexes already)',
+      'clusters[0].pool.pipeline_plaintext: needs pool.pipeline_depth above 1 (1 = one request per connection)',
+    ]);
+    expect(refusals(withPool({ tls: { mode: 'mtls' } }))).toContain(
+      'clusters[0].pool.pipeline_plaintext: for clusters without tls: over mTLS an outrigger sidecar selects pipelining itself (pool.pipeline_depth)',
+    );
+    const r = compileConfig(withPool({}), OPTS);
+    expect(r.ok && r.snapshot.clusters[0]?.pool).toMatchObject({ pipelinePlaintext: true, pipelineDepth: 16 });
+    const off = compileConfig(minimal(), OPTS);
+    expect(off.ok && off.snapshot.clusters[0]?.pool.pipelinePlaintext).toBe(false);
+  });
+
   it('refuses endpoints together with discovery, and accepts discovery alone without a warning', () => {
     const both = minimal();
     both['clusters'] = [{ name: 'api', endpoints: [{ address: '127.0.0.1:1' }], discovery: { dns: { name: 'api.local', port: 80 } } }];

@@ -99,6 +99,7 @@ function makePool(port: number, spec: Partial<PoolSpec> = {}, t = manualTicker()
     connectTimeoutMs: 5_000,
     keepaliveIntervalMs: 0,
     pipelineDepth: 16,
+    pipelinePlaintext: false,
     maxPending: 100,
     ...spec,
   };

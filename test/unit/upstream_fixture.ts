@@ -67,9 +67,11 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-/** An UpstreamRequest that sends `GET path` and records the response or the error. */
+/** An UpstreamRequest that sends `GET path` (or `method path`, no body) and records the response or the error. */
 export class RecordingRequest implements UpstreamRequest {
   readonly isHead = false;
+  /** A bodiless GET or HEAD may share a pipelined plaintext connection (UpstreamRequest.pipelinable). */
+  readonly pipelinable: boolean;
   status = 0;
   body = '';
   ended = false;
@@ -82,9 +84,14 @@ export class RecordingRequest implements UpstreamRequest {
   readonly head: { method: string; target: string };
   readonly upstreamHead: string;
 
-  constructor(readonly path = '/') {
-    this.head = { method: 'GET', target: path };
-    this.upstreamHead = `GET ${path} HTTP/1.1\r\nhost: upstream.test\r\n\r\n`;
+  constructor(
+    readonly path = '/',
+    method = 'GET',
+  ) {
+    this.head = { method, target: path };
+    this.pipelinable = method === 'GET';
+    const length = method === 'GET' ? '' : 'content-length: 0\r\n';
+    this.upstreamHead = `${method} ${path} HTTP/1.1\r\nhost: upstream.test\r\n${length}\r\n`;
   }
 
   onConnection(ch: UpstreamChannel): void {
@@ -121,6 +128,7 @@ export function testPoolSpec(budget: PendingBudget, spec: Partial<PoolSpec>): Po
     connectTimeoutMs: 1_000,
     keepaliveIntervalMs: 0,
     pipelineDepth: 16,
+    pipelinePlaintext: false,
     maxPending: budget.max,
     ...spec,
   };

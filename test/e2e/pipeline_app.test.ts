@@ -1,0 +1,189 @@
+// Pipelining from a sidecar to its plaintext app (pool.pipeline_plaintext), through a real 1-worker
+// sidecar to Node's own HTTP server, which takes pipelined requests. The app records, per
+// connection, the requests it has not answered yet: GETs arrive behind one another, a POST never
+// arrives while another request on its connection is unanswered nor has one arrive behind it,
+// every answer is the right one, and an app that closes each connection after its 3rd answer
+// (`Connection: close`) costs the clients nothing.
+//
+// A burst of requests the sidecar handles in one event-loop turn comes from one HTTP/2 client
+// (its streams' HEADERS leave in one write): the first request opens a connection to the app and
+// the others join it while it connects. That is what makes the pipelining here certain rather
+// than a matter of timing.
+
+import http from 'node:http';
+import http2 from 'node:http2';
+import type net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { closeAll, httpGet, keepAlive, proxyConfig, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+
+afterEach(closeAll);
+
+interface AppSeen {
+  /** Requests that arrived while an earlier one on their connection was unanswered. */
+  behind: number;
+  /** Requests whose arrival broke the rule: a POST with another unanswered, or anything behind an unanswered POST. */
+  violations: string[];
+  /** Requests received on each connection. */
+  perSocket: Map<net.Socket, number>;
+}
+
+/**
+ * Node's HTTP server as the app: answers `<method> <url> <body>` after a turn (so that requests
+ * on a connection overlap when they are pipelined); with `closeEvery`, that answer on a
+ * connection says `Connection: close` (Node then closes it, and drops the answers to requests it
+ * had read behind it).
+ */
+async function startApp(closeEvery = 0): Promise<{ port: number; seen: AppSeen }> {
+  const seen: AppSeen = { behind: 0, violations: [], perSocket: new Map() };
+  const open = new Map<net.Socket, string[]>();
+  const server = http.createServer((req, res) => {
+    const socket = req.socket;
+    const mine = `${req.method} ${req.url}`;
+    const pending = open.get(socket) ?? [];
+    open.set(socket, pending);
+    const nth = (seen.perSocket.get(socket) ?? 0) + 1;
+    seen.perSocket.set(socket, nth);
+    if (pending.length > 0) {
+      seen.behind++;
+      if (req.method !== 'GET' || pending.some((p) => !p.startsWith('GET '))) seen.violations.push(`${mine} behind ${pending.join(', ')}`);
+    }
+    pending.push(mine);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () =>
+      setImmediate(() => {
+        const body = `${mine} ${Buffer.concat(chunks).toString()}`;
+        const close = closeEvery > 0 && nth === closeEvery ? { connection: 'close' } : {};
+        res.writeHead(200, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body), ...close });
+        res.end(body, () => pending.splice(pending.indexOf(mine), 1));
+      }),
+    );
+  });
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  track({
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  });
+  return { port: (server.address() as net.AddressInfo).port, seen };
+}
+
+async function sidecarFor(appPort: number, pool: Record<string, unknown>): Promise<Sidecar> {
+  return startSidecar(proxyConfig([`127.0.0.1:${appPort}`], { pool }));
+}
+
+interface H2Answer {
+  status: number;
+  body: string;
+}
+
+/** Requests `[method, path, body]` on one HTTP/2 connection, all opened in one turn (their HEADERS leave in one write). */
+async function h2Burst(port: number, reqs: ReadonlyArray<readonly [string, string, string?]>): Promise<H2Answer[]> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      session.once('connect', () => resolve());
+      session.once('error', reject);
+    });
+    return await Promise.all(
+      reqs.map(
+        ([method, path, body]) =>
+          new Promise<H2Answer>((resolve, reject) => {
+            const s = session.request({ ':method': method, ':path': path }, { endStream: body === undefined });
+            if (body !== undefined) s.end(body);
+            let status = 0;
+            let text = '';
+            s.on('response', (h) => (status = Number(h[':status'])));
+            s.setEncoding('utf8');
+            s.on('data', (d: string) => (text += d));
+            s.on('end', () => resolve({ status, body: text }));
+            s.on('error', reject);
+          }),
+      ),
+    );
+  } finally {
+    session.close();
+  }
+}
+
+describe('pipeline_plaintext to Node’s HTTP server', () => {
+  it('a burst of 12 GETs in one loop turn reaches the app on one connection, each answered with its own response', async () => {
+    const app = await startApp();
+    const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
+    const paths = Array.from({ length: 12 }, (_, i) => `/g/${i}`);
+    const answers = await h2Burst(
+      sc.port(),
+      paths.map((p) => ['GET', p] as const),
+    );
+    expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
+    expect([...app.seen.perSocket.values()]).toEqual([12]);
+    expect(app.seen.behind).toBeGreaterThan(0); // Node's server saw requests behind unanswered ones: pipelined
+    expect(app.seen.violations).toEqual([]);
+  });
+
+  it('without pipeline_plaintext the same burst takes a connection per request', async () => {
+    const app = await startApp();
+    const sc = await sidecarFor(app.port, {});
+    const answers = await h2Burst(
+      sc.port(),
+      Array.from({ length: 6 }, (_, i) => ['GET', `/g/${i}`] as const),
+    );
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    expect(app.seen.behind).toBe(0);
+    expect(app.seen.perSocket.size).toBe(6);
+  });
+
+  it('POSTs with bodies in the burst go alone: never behind another request, nothing behind them', async () => {
+    const app = await startApp();
+    const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
+    const reqs = Array.from({ length: 12 }, (_, i) => (i % 4 === 2 ? (['POST', `/p/${i}`, `body-${i}`] as const) : (['GET', `/g/${i}`] as const)));
+    const answers = await h2Burst(sc.port(), reqs);
+    expect(answers).toEqual(reqs.map(([m, p, b]) => ({ status: 200, body: `${m} ${p} ${b ?? ''}` })));
+    expect(app.seen.violations).toEqual([]);
+    expect(app.seen.behind).toBeGreaterThan(0);
+  });
+
+  it('an app that closes each connection after its 3rd answer (Connection: close): the GETs behind it are sent again, every client gets its answer', async () => {
+    const app = await startApp(3);
+    const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
+    const paths = Array.from({ length: 10 }, (_, i) => `/g/${i}`);
+    const answers = await h2Burst(
+      sc.port(),
+      paths.map((p) => ['GET', p] as const),
+    );
+    expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
+    // Node read (and ran) the 7 requests behind the first close too; the sidecar sent them again.
+    const total = [...app.seen.perSocket.values()].reduce((a, b) => a + b, 0);
+    expect(total).toBeGreaterThan(10);
+    expect(app.seen.perSocket.size).toBeGreaterThan(1);
+  });
+
+  it('mixed HTTP/1.1 load, 30 keep-alive clients × 20 requests, every 5th a POST with a body: every answer right, no POST shares a connection', async () => {
+    const app = await startApp();
+    const sc = await sidecarFor(app.port, { pipeline_plaintext: true, connections_per_worker: 4 });
+    const agent = keepAlive(30);
+    const lane = async (k: number): Promise<string[]> => {
+      const wrong: string[] = [];
+      for (let i = 0; i < 20; i++) {
+        const post = i % 5 === 4;
+        const path = `/m/${k}/${i}`;
+        const a = await httpGet(sc.url(path), { agent, ...(post ? { method: 'POST', body: `b-${k}-${i}` } : {}) });
+        const want = post ? `POST ${path} b-${k}-${i}` : `GET ${path} `;
+        if (a.status !== 200 || a.text !== want) wrong.push(`${path}: ${a.status} ${a.text}`);
+      }
+      return wrong;
+    };
+    const wrong = (await Promise.all(Array.from({ length: 30 }, (_, k) => lane(k)))).flat();
+    expect(wrong).toEqual([]);
+    expect([...app.seen.perSocket.values()].reduce((a, b) => a + b, 0)).toBe(600);
+    expect(app.seen.behind).toBeGreaterThan(0); // 30 clients on 4 connections: GETs did share them (~380 of 600 here)
+    expect(app.seen.violations).toEqual([]);
+  });
+});

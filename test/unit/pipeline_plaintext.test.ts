@@ -1,0 +1,191 @@
+// Pipelining to a plaintext app (pool.pipeline_plaintext, src/upstream/pipeline.ts with safeOnly)
+// against a real 127.0.0.1 server that records each request head per connection: GETs share
+// connections, any other request goes alone (nothing behind it, it behind nothing), and when the
+// app closes with GETs unanswered they come back unprocessed and are sent again, while a request
+// alone on its connection is left to the exchange's stale keep-alive rule.
+
+import type net from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import type { PoolSpec } from '../../src/config/types.js';
+import type { ProxyError } from '../../src/errors.js';
+import type { UpstreamChannel } from '../../src/upstream/channel.js';
+import { EndpointPool, type PendingBudget } from '../../src/upstream/pool.js';
+import { manualTicker } from './manual_clock.js';
+import { rawUpstream, RecordingRequest, respond, testPoolSpec, type ReceivedRequest } from './upstream_fixture.js';
+
+interface HeldUpstream {
+  readonly port: number;
+  /** Requests received and not answered yet, per path. */
+  readonly held: Map<string, ReceivedRequest>;
+  /** Every request line received on each connection, in order. */
+  readonly lines: Map<net.Socket, string[]>;
+}
+
+/** A server that holds every request until the test answers it (with `echo`: answers each at once with its path). */
+async function heldUpstream(echo = false): Promise<HeldUpstream> {
+  const held = new Map<string, ReceivedRequest>();
+  const lines = new Map<net.Socket, string[]>();
+  const up = await rawUpstream((r) => {
+    if (!lines.has(r.socket)) lines.set(r.socket, []);
+    lines.get(r.socket)!.push(r.line);
+    const path = r.line.split(' ')[1]!;
+    if (echo) respond(r.socket, path);
+    else held.set(path, r);
+  });
+  onTestFinished(() => up.close());
+  return { port: up.port, held, lines };
+}
+
+/** Answers the held requests for `paths`, in one write on their (common) connection; `close`: that answer says Connection: close. */
+function answer(up: HeldUpstream, paths: string[], close: string | null = null): void {
+  const socket = up.held.get(paths[0]!)!.socket;
+  let bytes = '';
+  for (const p of paths) {
+    expect(up.held.get(p)!.socket).toBe(socket);
+    up.held.delete(p);
+    bytes += `HTTP/1.1 200 OK\r\ncontent-length: ${p.length}\r\n${p === close ? 'connection: close\r\n' : ''}\r\n${p}`;
+  }
+  socket.write(bytes);
+}
+
+function makePool(port: number, spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }): EndpointPool {
+  const pool = new EndpointPool('127.0.0.1', port, testPoolSpec(budget, { pipelinePlaintext: true, ...spec }), budget, manualTicker().ticker);
+  onTestFinished(() => pool.close());
+  return pool;
+}
+
+function sent(p: EndpointPool, path: string, method = 'GET'): RecordingRequest {
+  const r = new RecordingRequest(path, method);
+  p.dispatch(r);
+  return r;
+}
+
+/** A request that, like an exchange, sends itself again when its try comes back unprocessed. */
+class ResendingRequest extends RecordingRequest {
+  resent = 0;
+  constructor(
+    private readonly pool: EndpointPool,
+    path: string,
+    method = 'GET',
+  ) {
+    super(path, method);
+  }
+  override onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
+    if (ch?.unprocessed === true) {
+      this.resent++;
+      this.pool.dispatch(this);
+      return;
+    }
+    super.onUpstreamError(err, ch);
+  }
+}
+
+const socketOf = (up: HeldUpstream, path: string): net.Socket => up.held.get(path)!.socket;
+
+describe('pipeline_plaintext: GETs share connections to the app', () => {
+  it('20 GETs dispatched at once go over 2 connections, each answered with its own response', async () => {
+    const up = await heldUpstream(true);
+    const p = makePool(up.port, { connectionsPerWorker: 8 });
+    const rs = Array.from({ length: 20 }, (_, i) => sent(p, `/r${i}`));
+    await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
+    expect(rs.map((r) => r.body)).toEqual(rs.map((r) => r.path));
+    expect(rs.every((r) => r.error === null)).toBe(true);
+    expect(p.counters.connectionsOpened).toBe(2); // 16 joined the first while it connected (pipeline_depth), 4 the second
+    expect([...up.lines.values()].map((l) => l.length).sort((a, b) => a - b)).toEqual([4, 16]);
+    expect(p.idleCount).toBe(2);
+  });
+
+  it('without pipeline_plaintext the same GETs take a connection each', async () => {
+    const up = await heldUpstream(true);
+    const p = makePool(up.port, { connectionsPerWorker: 8, pipelinePlaintext: false });
+    const rs = Array.from({ length: 6 }, (_, i) => sent(p, `/r${i}`));
+    await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
+    expect(p.counters.connectionsOpened).toBe(6);
+  });
+});
+
+describe('pipeline_plaintext: any other request goes alone', () => {
+  it('a POST in the middle of a turn of GETs gets a connection of its own, and no GET is written behind it', async () => {
+    const up = await heldUpstream();
+    const p = makePool(up.port);
+    const [a, b] = [sent(p, '/a'), sent(p, '/b')];
+    const post = sent(p, '/post', 'POST');
+    const [c, d] = [sent(p, '/c'), sent(p, '/d')];
+    await expect.poll(() => up.held.size).toBe(5);
+    const getSocket = socketOf(up, '/a');
+    for (const path of ['/b', '/c', '/d']) expect(socketOf(up, path)).toBe(getSocket);
+    expect(socketOf(up, '/post')).not.toBe(getSocket);
+    expect(up.lines.get(socketOf(up, '/post'))).toEqual(['POST /post HTTP/1.1']);
+    answer(up, ['/a', '/b', '/c', '/d']);
+    answer(up, ['/post']);
+    await expect.poll(() => [a, b, post, c, d].map((r) => r.body)).toEqual(['/a', '/b', '/post', '/c', '/d']);
+    expect(p.counters.connectionsOpened).toBe(2);
+  });
+
+  it('at the connection limit a POST waits rather than go behind GETs; while it waits, GETs queue behind it rather than join a pipeline (it would never see an idle connection)', async () => {
+    const up = await heldUpstream();
+    const p = makePool(up.port, { connectionsPerWorker: 1 });
+    const a = sent(p, '/a');
+    await expect.poll(() => up.held.size).toBe(1);
+    const b = sent(p, '/b'); // at the limit, a fresh head: a GET goes behind it
+    await expect.poll(() => up.held.size).toBe(2);
+    const post = sent(p, '/post', 'POST');
+    expect(post.channels).toHaveLength(0); // queued, not written behind /a and /b
+    const c = sent(p, '/c');
+    answer(up, ['/a', '/b']);
+    await expect.poll(() => up.held.has('/post')).toBe(true);
+    expect(c.channels).toHaveLength(0); // queued behind the POST, and then not written behind it
+    answer(up, ['/post']);
+    await expect.poll(() => up.held.has('/c')).toBe(true);
+    answer(up, ['/c']);
+    await expect.poll(() => [a, b, post, c].map((r) => r.body)).toEqual(['/a', '/b', '/post', '/c']);
+    expect(up.lines.get(socketOf2(up))).toEqual(['GET /a HTTP/1.1', 'GET /b HTTP/1.1', 'POST /post HTTP/1.1', 'GET /c HTTP/1.1']);
+    expect(p.counters.connectionsOpened).toBe(1);
+  });
+});
+
+/** The one connection the upstream has seen. */
+function socketOf2(up: HeldUpstream): net.Socket {
+  expect(up.lines.size).toBe(1);
+  return [...up.lines.keys()][0]!;
+}
+
+describe('pipeline_plaintext: the app closes with requests unanswered', () => {
+  it.each([
+    { how: 'a Connection: close response', closeHeader: true },
+    { how: 'a close between responses', closeHeader: false },
+  ])('$how: the GETs behind it come back unprocessed and are answered on a new connection', async ({ closeHeader }) => {
+    const up = await heldUpstream();
+    const p = makePool(up.port);
+    const rs = ['/1', '/2', '/3'].map((path) => new ResendingRequest(p, path));
+    for (const r of rs) p.dispatch(r);
+    await expect.poll(() => up.held.size).toBe(3);
+    const first = socketOf(up, '/1');
+    up.held.clear();
+    first.end(`HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${closeHeader ? 'connection: close\r\n' : ''}\r\n/1`);
+    await expect.poll(() => rs.map((r) => r.resent)).toEqual([0, 1, 1]);
+    await expect.poll(() => up.held.size).toBe(2);
+    expect(socketOf(up, '/2')).not.toBe(first);
+    answer(up, ['/2', '/3']);
+    await expect.poll(() => rs.map((r) => r.body)).toEqual(['/1', '/2', '/3']);
+    expect(rs.every((r) => r.error === null)).toBe(true);
+  });
+
+  it('a POST alone on a reused connection that the app closes is not unprocessed: it fails as a stale keep-alive (reused, no answer yet)', async () => {
+    const up = await heldUpstream();
+    const p = makePool(up.port);
+    const warm = sent(p, '/warm');
+    await expect.poll(() => up.held.size).toBe(1);
+    answer(up, ['/warm']);
+    await expect.poll(() => warm.ended).toBe(true);
+    const post = new ResendingRequest(p, '/post', 'POST');
+    p.dispatch(post);
+    await expect.poll(() => up.held.size).toBe(1);
+    socketOf(up, '/post').end(); // closes without an answer
+    await expect.poll(() => post.error?.code).toBe('upstream_reset');
+    expect(post.resent).toBe(0);
+    expect(post.errorChannel!.unprocessed).toBe(false);
+    expect(post.errorChannel!.reused).toBe(true);
+    expect(post.errorChannel!.awaitingResponse).toBe(true);
+  });
+});
