@@ -208,9 +208,13 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
     EXCHANGE_RARE.first(this);
   }
 
-  /** A GET or HEAD without a body (read only by a pool that pipelines to a plaintext upstream). */
+  /**
+   * A GET or HEAD without a body, not being sent again as unprocessed (read only by a pool that
+   * pipelines to a plaintext app): a resend goes alone, so that an app that closes after every
+   * answer (HTTP/1.0 style) answers each GET of a pipeline at its second try at the latest.
+   */
   get pipelinable(): boolean {
-    return (this.isHead || this.head.method === 'GET') && this.head.framing === BodyFraming.None;
+    return (this.isHead || this.head.method === 'GET') && this.head.framing === BodyFraming.None && this.unprocessedLeft === UNPROCESSED_RESENDS;
   }
 
   get bytesIn(): number {

@@ -165,6 +165,16 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     expect(app.seen.perSocket.size).toBeGreaterThan(1);
   });
 
+  it('an app that closes after every answer (HTTP/1.0 style): each GET of the burst behind the first is sent again once, alone, and answered', async () => {
+    const app = await startApp(1);
+    const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
+    const paths = Array.from({ length: 10 }, (_, i) => `/g/${i}`);
+    const answers = await h2Burst(sc.port(), paths.map((p) => ['GET', p] as const));
+    expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
+    // The first connection carried the burst; each of the 9 resends had a connection of its own.
+    expect([...app.seen.perSocket.values()].sort((a, b) => b - a)).toEqual([10, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+  });
+
   it('mixed HTTP/1.1 load, 30 keep-alive clients × 20 requests, every 5th a POST with a body: every answer right, no POST shares a connection', async () => {
     const app = await startApp();
     const sc = await sidecarFor(app.port, { pipeline_plaintext: true, connections_per_worker: 4 });
