@@ -9,6 +9,7 @@ import { workerCountsText } from './admin.js';
 import type { RunRecord, ThroughputRecord } from './measure.js';
 import type { BenchResults } from './results.js';
 import { byRound, pairedRatio, summarize, type Summary } from './stats.js';
+import { PIPELINED_TARGET } from './targets.js';
 
 /** A config's CPU per request, or that of one of its processes (`part`, e.g. `server`). */
 export interface CpuOperand {
@@ -108,6 +109,9 @@ export function scalingLines(r: Pick<BenchResults, 'comparisons' | 'connections'
   return lines;
 }
 
+/** outrigger with 1 worker on the strict engine whose cluster pipelines GETs to the upstream (pool.pipeline_plaintext). */
+const PIPELINED = PIPELINED_TARGET.name;
+
 /** The listener engines against each other and against nginx and haproxy, and the two peers (also bench:ci's). */
 export function engineComparisons(): ComparisonSpec[] {
   return [
@@ -119,6 +123,9 @@ export function engineComparisons(): ComparisonSpec[] {
     { label: 'strict engine ÷ nginx', a: { config: 'outrigger-strict-1w' }, b: { config: 'nginx' } },
     { label: 'strict engine ÷ haproxy', a: { config: 'outrigger-strict-1w' }, b: { config: 'haproxy' } },
     { label: 'haproxy ÷ nginx', a: { config: 'haproxy' }, b: { config: 'nginx' } },
+    // pool.pipeline_plaintext (GETs pipelined to the upstream app): issue 13's CPU target with the option on.
+    { label: 'strict, pipeline_plaintext ÷ nginx', a: { config: PIPELINED }, b: { config: 'nginx' }, target: 1.5 },
+    { label: 'strict, pipeline_plaintext ÷ strict', a: { config: PIPELINED }, b: { config: 'outrigger-strict-1w' } },
     // The Node floor (bench/node_relay.ts): what outrigger adds to it, and what Node adds to nginx.
     { label: 'strict engine ÷ node relay', a: { config: 'outrigger-strict-1w' }, b: { config: 'node-relay' } },
     { label: 'node relay ÷ nginx', a: { config: 'node-relay' }, b: { config: 'nginx' } },

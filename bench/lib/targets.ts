@@ -88,8 +88,12 @@ export const HOP_TARGETS: readonly TargetSpec[] = [
   { name: 'node-relay-pair', kind: 'node-relay-pair' },
 ];
 
+/** outrigger-strict-1w with pool.pipeline_plaintext: GETs pipelined to the upstream (opt-in, not the default config). */
+export const PIPELINED_TARGET: TargetSpec = { name: 'outrigger-strict-1w-pipelined', kind: 'outrigger', workers: 1, engine: 'strict', pipelinePlaintext: true };
+
 /**
- * The default set: direct; outrigger with 1 worker on each listener engine and with N workers
+ * The default set: direct; outrigger with 1 worker on each listener engine (and on strict with
+ * pool.pipeline_plaintext) and with N workers
  * (uws, and strict, the default engine, whose listeners count accepted connections per worker);
  * the mTLS shape with a server sidecar of 1 and of N workers, the fast hop's pipelined, depth-1
  * and plaintext pairs (HOP_TARGETS); nginx; haproxy.
@@ -100,6 +104,7 @@ export function defaultTargets(workersN: number): TargetSpec[] {
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
     { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
+    PIPELINED_TARGET,
     { name: `outrigger-${workersN}w`, kind: 'outrigger', workers: workersN, engine: 'uws' },
     { name: `outrigger-strict-${workersN}w`, kind: 'outrigger', workers: workersN, engine: 'strict' },
     { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1, engine: 'node' },
@@ -378,9 +383,15 @@ async function startOutrigger(spec: TargetSpec, ctx: TargetContext, dir: string)
     const proc = await runOutrigger(spec.name, cli, conf, dir);
     const engine = spec.engine ?? 'uws';
     const pipelined = spec.pipelinePlaintext === true ? ', pool.pipeline_plaintext (GETs pipelined to the upstream)' : '';
-    return withProbe(spec, [proc], `http://127.0.0.1:${listenPort}`, `node dist/src/cli/main.js run, node.workers=${workers}, listener engine ${engine}${pipelined}`, {
-      admin: adminOf(spec.name, proc, dir),
-    });
+    return withProbe(
+      spec,
+      [proc],
+      `http://127.0.0.1:${listenPort}`,
+      `node dist/src/cli/main.js run, node.workers=${workers}, listener engine ${engine}${pipelined}`,
+      {
+        admin: adminOf(spec.name, proc, dir),
+      },
+    );
   } catch (e) {
     return { ok: false, reason: `did not start: ${(e as Error).message}` };
   }

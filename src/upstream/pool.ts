@@ -142,7 +142,9 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     let best: UpstreamConnection | null = null;
     for (const c of this.pipelining) {
       // A connection made with rotated material takes nothing new: it comes idle and is replaced.
-      if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey) || (alone && c.safeOnly)) continue;
+      // To an app: never a request that goes alone, and nothing once a reload turned pipeline_plaintext off.
+      if (c.safeOnly && (alone || !this.spec.pipelinePlaintext)) continue;
+      if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey)) continue;
       if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now, batch)) best = c;
     }
     return best;
@@ -195,7 +197,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   onSlot(conn: UpstreamConnection): void {
     const next = this.waiters.first;
     if (next === undefined || this.draining || this.isStale(conn.materialKey)) return;
-    if (conn.safeOnly && !next.pipelinable) return; // it waits for a connection of its own
+    if (conn.safeOnly && (!next.pipelinable || !this.spec.pipelinePlaintext)) return; // it waits for a connection of its own
     if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), null)) return;
     conn.assign(this.waiters.shift()!);
   }

@@ -169,7 +169,10 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     const app = await startApp(1);
     const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
     const paths = Array.from({ length: 10 }, (_, i) => `/g/${i}`);
-    const answers = await h2Burst(sc.port(), paths.map((p) => ['GET', p] as const));
+    const answers = await h2Burst(
+      sc.port(),
+      paths.map((p) => ['GET', p] as const),
+    );
     expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
     // The first connection carried the burst; each of the 9 resends had a connection of its own.
     expect([...app.seen.perSocket.values()].sort((a, b) => b - a)).toEqual([10, 1, 1, 1, 1, 1, 1, 1, 1, 1]);

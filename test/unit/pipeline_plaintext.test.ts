@@ -95,6 +95,19 @@ describe('pipeline_plaintext: GETs share connections to the app', () => {
     expect(p.idleCount).toBe(2);
   });
 
+  it('a reload that turns pipeline_plaintext off: the connections already pipelining take no second request', async () => {
+    const up = await heldUpstream(true);
+    const p = makePool(up.port, { connectionsPerWorker: 8 });
+    const warm = [sent(p, '/w1'), sent(p, '/w2')];
+    await expect.poll(() => warm.every((r) => r.ended)).toBe(true);
+    expect(p.counters.connectionsOpened).toBe(1);
+    p.spec = { ...p.spec, pipelinePlaintext: false };
+    const rs = Array.from({ length: 3 }, (_, i) => sent(p, `/r${i}`));
+    await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
+    expect(p.counters.connectionsOpened).toBe(3); // the idle one took /r0, two new ones the others
+    expect([...up.lines.values()].map((l) => l.length).sort()).toEqual([1, 1, 3]);
+  });
+
   it('without pipeline_plaintext the same GETs take a connection each', async () => {
     const up = await heldUpstream(true);
     const p = makePool(up.port, { connectionsPerWorker: 8, pipelinePlaintext: false });
