@@ -2,12 +2,14 @@
 // mTLS path's CPU per request ÷ two plaintext sidecars' (target ≤ 1.3), whole and per sidecar,
 // with outrigger's default pipelining and with pipeline_depth 1; the mTLS path's p99 added over
 // direct at 1000 req/s (target ≤ 1 ms), beside two nginx in series; and the head-of-line scenario (bench/lib/hol.ts):
-// with one 500 ms request in every 100, the fast requests' p99 pipelined ÷ depth 1 (≤ 1.2).
+// with one 500 ms request in every 100, the fast requests' p99 pipelined ÷ depth 1 (≤ 1.2), and
+// the same for one sidecar pipelining GETs to the app (pool.pipeline_plaintext) ÷ without.
 // Shared by npm run bench and bench:ci, which print hopLines() under their tables.
 
 import type { ComparisonSpec } from './comparisons.js';
 import { comparisonLine } from './comparisons.js';
 import { holComparisonLine, type HolPlan } from './hol.js';
+import { PIPELINED_TARGET } from './targets.js';
 import type { BenchResults } from './results.js';
 
 export const PIPELINED = 'outrigger-mtls-strict';
@@ -37,14 +39,17 @@ export function hopComparisons(): ComparisonSpec[] {
   ];
 }
 
+/** One sidecar, strict engine, default config: the yardstick of the pipeline_plaintext head-of-line pair. */
+const STRICT_1W = 'outrigger-strict-1w';
+
 /**
  * The head-of-line scenario at `rate` for `seconds` per round through direct (the floor), the
- * pipelined and the depth-1 mTLS paths. 64 wrk connections: at 1000 req/s the slow requests keep
+ * pipelined and the depth-1 mTLS paths, and one sidecar with and without pipeline_plaintext. 64 wrk connections: at 1000 req/s the slow requests keep
  * about 5 busy, so the fast ones always find a free one at the client sidecar.
  */
 export function hopHolPlan(seconds: number, rate = ADDED_P99_RATE): HolPlan {
   return {
-    configs: ['direct', PIPELINED, DEPTH1],
+    configs: ['direct', PIPELINED, DEPTH1, STRICT_1W, PIPELINED_TARGET.name],
     rate,
     seconds,
     connections: 64,
@@ -53,6 +58,8 @@ export function hopHolPlan(seconds: number, rate = ADDED_P99_RATE): HolPlan {
     pairs: [
       { label: 'head-of-line, pipelined ÷ depth 1', a: PIPELINED, b: DEPTH1, target: 1.2 },
       { label: 'head-of-line, depth 1 ÷ direct', a: DEPTH1, b: 'direct' },
+      // One sidecar pipelining GETs to the app (pool.pipeline_plaintext) against the same without.
+      { label: 'head-of-line, strict pipeline_plaintext ÷ strict', a: PIPELINED_TARGET.name, b: STRICT_1W, target: 1.2 },
     ],
   };
 }
