@@ -13,8 +13,9 @@
 import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
+import uWS from 'uWebSockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, httpGet, keepAlive, proxyConfig, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { closeAll, endpointCounters, httpGet, keepAlive, proxyConfig, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 
 afterEach(closeAll);
 
@@ -176,6 +177,31 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
     // The first connection carried the burst; each of the 9 resends had a connection of its own.
     expect([...app.seen.perSocket.values()].sort((a, b) => b - a)).toEqual([10, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+  });
+
+  it('an app that closes a connection on pipelined requests without answering (uWS.js 20.30 answering after a timer): every GET is sent again alone and answered', async () => {
+    uWS._cfg('silent');
+    const app = uWS.App().get('/*', (res, req) => {
+      const url = req.getUrl();
+      let aborted = false;
+      res.onAborted(() => (aborted = true));
+      setTimeout(() => {
+        if (!aborted) res.cork(() => res.end(`uws ${url}`));
+      }, 2);
+    });
+    const listen = await new Promise<uWS.us_listen_socket>((resolve, reject) =>
+      app.listen('127.0.0.1', 0, (ls) => (ls === false ? reject(new Error('uWS did not listen')) : resolve(ls))),
+    );
+    track({ close: () => uWS.us_listen_socket_close(listen) });
+    const sc = await sidecarFor(uWS.us_socket_local_port(listen), { pipeline_plaintext: true });
+    const paths = Array.from({ length: 8 }, (_, i) => `/g/${i}`);
+    const answers = await h2Burst(
+      sc.port(),
+      paths.map((p) => ['GET', p] as const),
+    );
+    expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `uws ${p}` })));
+    // uWS closed the burst's connection unanswered; the resends went on connections of their own.
+    expect((await endpointCounters(sc, 'app')).connectionsOpened).toBeGreaterThan(1);
   });
 
   it('mixed HTTP/1.1 load, 30 keep-alive clients × 20 requests, every 5th a POST with a body: every answer right, no POST shares a connection', async () => {
