@@ -115,6 +115,22 @@ async function h2Burst(port: number, reqs: ReadonlyArray<readonly [string, strin
   }
 }
 
+/**
+ * `n` GETs (/g/0 …) in one burst through a sidecar with pipeline_plaintext to an app that closes
+ * each connection after its `closeEvery`-th answer; every client gets its own 200. The app's view.
+ */
+async function getBurstAnswered(closeEvery: number, n: number): Promise<AppSeen> {
+  const app = await startApp(closeEvery);
+  const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
+  const paths = Array.from({ length: n }, (_, i) => `/g/${i}`);
+  const answers = await h2Burst(
+    sc.port(),
+    paths.map((p) => ['GET', p] as const),
+  );
+  expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
+  return app.seen;
+}
+
 describe('pipeline_plaintext to Node’s HTTP server', () => {
   it('a burst of 12 GETs and HEADs in one loop turn reaches the app on one connection, each answered with its own response', async () => {
     const app = await startApp();
@@ -151,31 +167,16 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
   });
 
   it('an app that closes each connection after its 3rd answer (Connection: close): the GETs behind it are sent again, every client gets its answer', async () => {
-    const app = await startApp(3);
-    const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
-    const paths = Array.from({ length: 10 }, (_, i) => `/g/${i}`);
-    const answers = await h2Burst(
-      sc.port(),
-      paths.map((p) => ['GET', p] as const),
-    );
-    expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
+    const seen = await getBurstAnswered(3, 10);
     // Node read (and ran) the 7 requests behind the first close too; the sidecar sent them again.
-    const total = [...app.seen.perSocket.values()].reduce((a, b) => a + b, 0);
-    expect(total).toBeGreaterThan(10);
-    expect(app.seen.perSocket.size).toBeGreaterThan(1);
+    expect([...seen.perSocket.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(10);
+    expect(seen.perSocket.size).toBeGreaterThan(1);
   });
 
   it('an app that closes after every answer (HTTP/1.0 style): each GET of the burst behind the first is sent again once, alone, and answered', async () => {
-    const app = await startApp(1);
-    const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
-    const paths = Array.from({ length: 10 }, (_, i) => `/g/${i}`);
-    const answers = await h2Burst(
-      sc.port(),
-      paths.map((p) => ['GET', p] as const),
-    );
-    expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
+    const seen = await getBurstAnswered(1, 10);
     // The first connection carried the burst; each of the 9 resends had a connection of its own.
-    expect([...app.seen.perSocket.values()].sort((a, b) => b - a)).toEqual([10, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
+    expect([...seen.perSocket.values()].sort((a, b) => b - a)).toEqual([10, 1, 1, 1, 1, 1, 1, 1, 1, 1]);
   });
 
   it('an app that closes a connection on pipelined requests without answering (uWS.js 20.30 answering after a timer): every GET is sent again alone and answered', async () => {
@@ -191,7 +192,11 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     const listen = await new Promise<uWS.us_listen_socket>((resolve, reject) =>
       app.listen('127.0.0.1', 0, (ls) => (ls === false ? reject(new Error('uWS did not listen')) : resolve(ls))),
     );
-    track({ close: () => uWS.us_listen_socket_close(listen) });
+    track({
+      close: async () => {
+        uWS.us_listen_socket_close(listen);
+      },
+    });
     const sc = await sidecarFor(uWS.us_socket_local_port(listen), { pipeline_plaintext: true });
     const paths = Array.from({ length: 8 }, (_, i) => `/g/${i}`);
     const answers = await h2Burst(

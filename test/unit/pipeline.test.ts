@@ -6,16 +6,14 @@
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { PoolSpec } from '../../src/config/types.js';
-import type { ProxyError } from '../../src/errors.js';
 import { PIPELINE_ALPN } from '../../src/net/alpn.js';
 import type { Ca } from '../../src/tls/ca.js';
 import { serverTlsOptions } from '../../src/tls/contexts.js';
 import type { TlsMaterial } from '../../src/tls/material.js';
-import type { UpstreamChannel } from '../../src/upstream/channel.js';
 import { EndpointPool } from '../../src/upstream/pool.js';
 import { leafMaterial, makeCa, removeTempDirs } from '../tls/helpers.js';
 import { manualTicker } from './manual_clock.js';
-import { RecordingRequest } from './upstream_fixture.js';
+import { RecordingRequest, ResendingRequest } from './upstream_fixture.js';
 
 const SERVER_ID = 'spiffe://cluster.local/ns/default/sa/api';
 const CLIENT_ID = 'spiffe://cluster.local/ns/default/sa/web';
@@ -106,25 +104,6 @@ function makePool(port: number, spec: Partial<PoolSpec> = {}, t = manualTicker()
   const pool = new EndpointPool('127.0.0.1', port, full, { pending: 0, max: 100 }, t.ticker, { material: () => clientMaterial, identities: [SERVER_ID] });
   onTestFinished(() => pool.close());
   return pool;
-}
-
-/** A request that, like an exchange, sends itself again when its try comes back unprocessed. */
-class ResendingRequest extends RecordingRequest {
-  resent = 0;
-  constructor(
-    private readonly pool: EndpointPool,
-    path: string,
-  ) {
-    super(path);
-  }
-  override onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
-    if (ch?.unprocessed === true) {
-      this.resent++;
-      this.pool.dispatch(this);
-      return;
-    }
-    super.onUpstreamError(err, ch);
-  }
 }
 
 function sent(p: EndpointPool, path: string): RecordingRequest {

@@ -7,11 +7,9 @@
 import type net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { PoolSpec } from '../../src/config/types.js';
-import type { ProxyError } from '../../src/errors.js';
-import type { UpstreamChannel } from '../../src/upstream/channel.js';
 import { EndpointPool, type PendingBudget } from '../../src/upstream/pool.js';
 import { manualTicker } from './manual_clock.js';
-import { rawUpstream, RecordingRequest, respond, testPoolSpec, type ReceivedRequest } from './upstream_fixture.js';
+import { rawUpstream, RecordingRequest, ResendingRequest, respond, testPoolSpec, type ReceivedRequest } from './upstream_fixture.js';
 
 interface HeldUpstream {
   readonly port: number;
@@ -58,26 +56,6 @@ function sent(p: EndpointPool, path: string, method = 'GET'): RecordingRequest {
   const r = new RecordingRequest(path, method);
   p.dispatch(r);
   return r;
-}
-
-/** A request that, like an exchange, sends itself again when its try comes back unprocessed. */
-class ResendingRequest extends RecordingRequest {
-  resent = 0;
-  constructor(
-    private readonly pool: EndpointPool,
-    path: string,
-    method = 'GET',
-  ) {
-    super(path, method);
-  }
-  override onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
-    if (ch?.unprocessed === true) {
-      this.resent++;
-      this.pool.dispatch(this);
-      return;
-    }
-    super.onUpstreamError(err, ch);
-  }
 }
 
 const socketOf = (up: HeldUpstream, path: string): net.Socket => up.held.get(path)!.socket;

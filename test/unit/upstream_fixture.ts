@@ -5,7 +5,7 @@
 import net from 'node:net';
 import type { PoolSpec } from '../../src/config/types.js';
 import type { ProxyError } from '../../src/errors.js';
-import type { UpstreamChannel, UpstreamRequest } from '../../src/upstream/channel.js';
+import type { UpstreamChannel, UpstreamRequest, UpstreamTarget } from '../../src/upstream/channel.js';
 import type { PendingBudget } from '../../src/upstream/pool.js';
 
 export interface ReceivedRequest {
@@ -132,4 +132,24 @@ export function testPoolSpec(budget: PendingBudget, spec: Partial<PoolSpec>): Po
     maxPending: budget.max,
     ...spec,
   };
+}
+
+/** A request that, like an exchange, sends itself again on `target` when its try comes back unprocessed. */
+export class ResendingRequest extends RecordingRequest {
+  resent = 0;
+  constructor(
+    private readonly target: UpstreamTarget,
+    path: string,
+    method = 'GET',
+  ) {
+    super(path, method);
+  }
+  override onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
+    if (ch?.unprocessed === true) {
+      this.resent++;
+      this.target.dispatch(this);
+      return;
+    }
+    super.onUpstreamError(err, ch);
+  }
 }
