@@ -193,8 +193,9 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
       app.listen('127.0.0.1', 0, (ls) => (ls === false ? reject(new Error('uWS did not listen')) : resolve(ls))),
     );
     track({
-      close: async () => {
+      close: () => {
         uWS.us_listen_socket_close(listen);
+        return Promise.resolve();
       },
     });
     const sc = await sidecarFor(uWS.us_socket_local_port(listen), { pipeline_plaintext: true });
