@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
-    // Not gated: issue 13's CPU target with GETs pipelined to the upstream (opt-in pool.pipeline_plaintext).
+    // Issue 13's CPU target with GETs pipelined to the upstream (opt-in pool.pipeline_plaintext): its CPU ratio is gated (baseline.json, more_configs).
     PIPELINED_TARGET,
     // Not gated: its CPU ÷ outrigger-strict-1w's, requests and connections per worker, the idle
     // RSS a second worker adds, event-loop delay per worker.
