@@ -141,6 +141,23 @@ function socketOf2(up: HeldUpstream): net.Socket {
   return [...up.lines.keys()][0]!;
 }
 
+describe('pipeline_plaintext: an app whose framing is wrong', () => {
+  it('a body that outruns its Content-Length: the bytes after it are no answer to the next GET (it fails as a protocol error) and the connection is closed', async () => {
+    const up = await heldUpstream();
+    const p = makePool(up.port);
+    const [a, b] = [sent(p, '/a'), sent(p, '/b')];
+    await expect.poll(() => up.held.size).toBe(2);
+    const socket = socketOf(up, '/a');
+    expect(socketOf(up, '/b')).toBe(socket);
+    socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n/a private to a\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n/b');
+    await expect.poll(() => b.error?.code).toBe('upstream_protocol_error');
+    expect(a.body).toBe('/a');
+    expect(b.body).toBe('');
+    expect(b.status).toBe(0);
+    await expect.poll(() => p.open).toBe(0);
+  });
+});
+
 describe('pipeline_plaintext: the app closes with requests unanswered', () => {
   it.each([
     { how: 'a Connection: close response', closeHeader: true },
