@@ -44,8 +44,9 @@ const STRICT_1W = 'outrigger-strict-1w';
 
 /**
  * The head-of-line scenario at `rate` for `seconds` per round through direct (the floor), the
- * pipelined and the depth-1 mTLS paths, and one sidecar with and without pipeline_plaintext. 64 wrk connections: at 1000 req/s the slow requests keep
- * about 5 busy, so the fast ones always find a free one at the client sidecar.
+ * pipelined and the depth-1 mTLS paths, and one sidecar with and without pipeline_plaintext.
+ * 64 wrk connections: at 1000 req/s the slow requests keep about 5 busy, so the fast ones always
+ * find a free one at the (client) sidecar.
  */
 export function hopHolPlan(seconds: number, rate = ADDED_P99_RATE): HolPlan {
   return {
