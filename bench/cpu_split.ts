@@ -5,8 +5,9 @@
 // upstream) and the uWS + outrigger-client floor (own_client_proxy.ts); wrk -t1
 // -c50 saturated and at fixed rates, interleaved rounds, medians. This is the profile behind
 // issue 13's CPU target (bench/README, "The CPU target: what is left").
-// Usage: node dist/bench/cpu_split.js [--rounds N] [--seconds S] [--rates 0,15000,3000] [--alloc-rate R|0]
+// Usage: node dist/bench/cpu_split.js [--rounds N] [--seconds S] [--rates 0,15000,3000] [--alloc-rate R|0] [--upstream uws|node]
 //   rate 0 = saturated; --alloc-rate 0 skips the allocation pass (it restarts the Node proxies with --trace-gc-nvp).
+//   --upstream node: the upstream is Node's http server (bench/upstream/node_server.ts) instead of uWS.
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,8 +24,19 @@ import { runWrk, totalWrkErrors, type WrkResult } from './lib/wrk.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const { values } = parseArgs({
-  options: { rounds: { type: 'string' }, seconds: { type: 'string' }, rates: { type: 'string' }, 'alloc-rate': { type: 'string' } },
+  options: {
+    rounds: { type: 'string' },
+    seconds: { type: 'string' },
+    rates: { type: 'string' },
+    'alloc-rate': { type: 'string' },
+    upstream: { type: 'string' },
+  },
 });
+const upstreamKind: 'uws' | 'node' = values.upstream === 'node' ? 'node' : 'uws';
+if (values.upstream !== undefined && values.upstream !== upstreamKind) {
+  process.stderr.write('cpu_split: --upstream is uws (bench/upstream/server.ts, the default) or node (node_server.ts)\n');
+  process.exit(2);
+}
 const rounds = Number(values.rounds ?? 3);
 const seconds = Number(values.seconds ?? 4);
 const rates = (values.rates ?? '0,15000,3000').split(',').map(Number);
@@ -114,7 +126,7 @@ class AllocCounter {
 
 async function main(): Promise<void> {
   const hz = clockTicksPerSecond();
-  const { proc: upstream, port: upPort } = await startUpstream(root);
+  const { proc: upstream, port: upPort } = await startUpstream(root, upstreamKind);
   const targets: Target[] = [
     {
       name: 'nginx',

@@ -514,8 +514,8 @@ export async function startTarget(spec: TargetSpec, ctx: TargetContext): Promise
 }
 
 /** Starts the shared upstream (dist/bench/upstream/server.js) as its own process. */
-export async function startUpstream(repoRoot: string): Promise<{ proc: Started; port: number }> {
-  const script = join(repoRoot, 'dist', 'bench', 'upstream', 'server.js');
+export async function startUpstream(repoRoot: string, kind: 'uws' | 'node' = 'uws'): Promise<{ proc: Started; port: number }> {
+  const script = join(repoRoot, 'dist', 'bench', 'upstream', kind === 'uws' ? 'server.js' : 'node_server.js');
   const proc = await startProcess({
     name: 'upstream',
     cmd: process.execPath,
