@@ -124,7 +124,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
         onread: { buffer: READ_BUFFER, callback: (n: number, buf: Uint8Array) => this.onRead(n, buf as Buffer) },
       });
       this.socket.on('connect', () => {
-        if (pipelineStall !== null) this.pipe = new Pipeline(this, this.socket, this.parser, ticker, pipelineStall, true);
+        if (pipelineStall !== null) this.pipe = new Pipeline(this, this.socket, this.parser, ticker, pipelineStall);
         this.onConnect();
       });
     } else {
@@ -173,7 +173,7 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
     return this.pipelineStall !== null;
   }
 
-  /** Pipelines to a plaintext app: a request that is not `pipelinable` goes alone (pipeline.ts, Pipeline.safeOnly). */
+  /** Pipelines to a plaintext app: a request that is not `pipelinable` goes alone (pipeline.ts, PipelineHost.safeOnly). */
   get safeOnly(): boolean {
     return this.pipelineStall !== null && this.materialKey === null;
   }

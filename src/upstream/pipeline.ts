@@ -17,6 +17,12 @@ import type { Ticker } from './ticker.js';
 export interface PipelineHost {
   readonly host: string;
   readonly port: number;
+  /**
+   * To a plaintext app, which promised nothing: a request that is not `pipelinable` (not a GET or
+   * HEAD without a body) goes alone, and only the pipelinable ones count as unprocessed when the
+   * server closes before answering them (they are idempotent: RFC 9112 §9.3.1 lets them be sent again).
+   */
+  readonly safeOnly: boolean;
   /** The connection stopped reading (the client of the response being read is slow). */
   readonly readingPaused: boolean;
   pauseReading(): void;
@@ -119,12 +125,6 @@ export class Pipeline {
     private readonly parser: ResponseParser,
     private readonly ticker: Ticker,
     private readonly stall: StallClock,
-    /**
-     * A plaintext app, which promised nothing: a request that is not `pipelinable` (not a GET or
-     * HEAD without a body) goes alone, and only the pipelinable ones count as unprocessed when the
-     * server closes before answering them (they are idempotent: RFC 9112 §9.3.1 lets them be sent again).
-     */
-    readonly safeOnly = false,
   ) {
     // Stored to only when the connection closes (jit.ts).
     PIPELINE_RARE.first(this);
@@ -159,7 +159,7 @@ export class Pipeline {
 
   /** Takes `req` behind the requests in flight and hands it its channel. */
   add(req: UpstreamRequest, reused: boolean): void {
-    const t = new PipelineTry(this, req, reused, this.safeOnly && !req.pipelinable);
+    const t = new PipelineTry(this, req, reused, this.host.safeOnly && !req.pipelinable);
     this.turnRequests = this.batching ? this.turnRequests + 1 : 1;
     this.tries.push(t);
     if (this.tries.length === 1) this.startHead(t);
@@ -403,7 +403,7 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
     readonly req: UpstreamRequest,
     /** Sent on a connection that had carried requests before it. */
     public reused: boolean,
-    /** Alone on the connection: nothing is written behind it (Pipeline.safeOnly). */
+    /** Alone on the connection: nothing is written behind it (PipelineHost.safeOnly). */
     readonly solo: boolean,
   ) {
     // Stored to only when its client goes away (jit.ts).
