@@ -100,11 +100,15 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
       stopBackground: () => {
         reloader?.close();
         void discovery.stop();
-        void mesh?.close();
         verdicts.close();
         void certs.close();
       },
-      deregister: () => registration?.deregister() ?? Promise.resolve(),
+      // Both before the workers drain and, above all, before closeRest closes the etcd client: a
+      // revoke cut off by the close leaves the keys to their TTL, and `mesh status` lists a
+      // stopped sidecar for ttl_s seconds.
+      deregister: async () => {
+        await Promise.all([registration?.deregister(), mesh?.close()]);
+      },
       drainWorkers: (timeoutMs) => supervisor.drain(timeoutMs),
       closeRest: async () => {
         await adminServer.close();

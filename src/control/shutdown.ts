@@ -11,7 +11,7 @@ export interface DrainSteps {
   timeoutMs(): number;
   /** Stops reloads, health checks, outlier detection and certificate rotation. */
   stopBackground(): void;
-  /** Removes this sidecar's etcd registration (bounded; resolves at once when there is none). */
+  /** Removes this sidecar's etcd registration and mesh status key (bounded; resolves at once when there is none). */
   deregister(): Promise<void>;
   /** Stops accepting on every worker and waits for in-flight requests; resolves to those left unfinished. */
   drainWorkers(timeoutMs: number): Promise<number>;

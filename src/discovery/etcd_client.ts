@@ -35,6 +35,25 @@ export async function etcdClient(spec: EtcdSpec): Promise<Etcd3> {
   return new Etcd3(options);
 }
 
+/** How long a drain waits for etcd to revoke one of this sidecar's leases before it goes on (the lease then expires on its own). */
+export const REVOKE_TIMEOUT_MS = 2_000;
+
+/**
+ * `work` bounded by `ms`: 'done' when it resolved in time, 'timeout' when not, else its error's
+ * message. Never rejects: a drain step that talks to etcd must not hold the drain up.
+ */
+export async function settledWithin(work: Promise<unknown>, ms: number): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  try {
+    return await Promise.race([work.then(() => 'done'), timeout]);
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * This sidecar's id in `<p>/services/<service>/<id>` and `<p>/sidecars/<id>`: `<hostname>-<pid>`,
  * unique among the processes of one host and new on each start (a restarted sidecar never takes

@@ -13,7 +13,7 @@ import type { CompileOptions } from '../config/load.js';
 import { formatProblems, loadConfigFile } from '../config/load.js';
 import { sameValue } from '../config/equal.js';
 import { serviceConfig, validateMesh, type MeshPart } from './mesh_config.js';
-import type { EtcdKeys } from './etcd_client.js';
+import { REVOKE_TIMEOUT_MS, settledWithin, type EtcdKeys } from './etcd_client.js';
 import { readCurrentPointer, readMeshVersion, type SidecarStatus } from './mesh_store.js';
 
 export interface MeshWatcherOptions {
@@ -91,13 +91,28 @@ export class MeshWatcher {
     return out;
   }
 
-  /** Stops watching and revokes the status lease (its key goes at once; a crash leaves it to the TTL). */
+  /**
+   * Stops watching and revokes the status lease, so the status key goes at once (a crash leaves
+   * it to the TTL). A drain awaits this before it closes the etcd client; bounded, so an etcd out
+   * of reach does not hold the drain up (the key then goes when the lease expires).
+   */
   async close(): Promise<void> {
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
-    await this.watcher.cancel().catch(() => undefined);
-    await this.running;
-    await this.lease?.revoke().catch(() => undefined);
+    let lease: Lease | null = null;
+    const outcome = await settledWithin(
+      (async () => {
+        await this.watcher.cancel().catch(() => undefined);
+        await this.running;
+        lease = this.lease;
+        this.lease = null;
+        await lease?.revoke();
+      })(),
+      REVOKE_TIMEOUT_MS,
+    );
+    if (outcome === 'done') return;
+    (lease as Lease | null)?.release();
+    this.o.log.warn({ error: outcome, ttl_s: this.o.ttlS }, 'mesh config: could not revoke the status lease; the status key goes when it expires');
   }
 
   /** Runs one sync, or one more after the running one when called meanwhile. */

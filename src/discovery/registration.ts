@@ -7,11 +7,8 @@
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from 'pino';
 import type { ServiceRegistrationSpec } from '../config/etcd.js';
-import type { EtcdKeys } from './etcd_client.js';
+import { REVOKE_TIMEOUT_MS, settledWithin, type EtcdKeys } from './etcd_client.js';
 import { Backoff } from './backoff.js';
-
-/** How long a drain waits for etcd to revoke the lease before it drains anyway (the lease then expires on its own). */
-const DEREGISTER_TIMEOUT_MS = 2_000;
 
 /** What /stats shows of the registration. */
 export interface RegistrationState {
@@ -130,11 +127,8 @@ export class Registration {
     const lease = this.lease;
     this.lease = null;
     if (lease === null) return this.setState({ state: 'deregistered' });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), DEREGISTER_TIMEOUT_MS)));
-    const outcome = await Promise.race([lease.revoke().then(() => 'revoked' as const), timeout]).catch((e: unknown) => (e as Error).message);
-    clearTimeout(timer);
-    if (outcome === 'revoked') this.log.info({ key: this.status.key }, 'etcd: deregistered');
+    const outcome = await settledWithin(lease.revoke(), REVOKE_TIMEOUT_MS);
+    if (outcome === 'done') this.log.info({ key: this.status.key }, 'etcd: deregistered');
     else {
       lease.release();
       this.log.warn({ key: this.status.key, error: outcome, ttl_s: this.spec.ttlS }, 'etcd: could not revoke the lease; the key goes when it expires');
