@@ -52,6 +52,10 @@ export interface ConnectionOwner {
   redispatch(req: UpstreamRequest): void;
   /** The server is closing a pipelined connection with requests unanswered (pipeline.ts, PipelineHost.pipelinePeerClosing). */
   onPeerClosing(conn: UpstreamConnection): void;
+  /** To a plaintext app: it answered a request written behind another (PipelineHost.pipelineProven). */
+  onPipelineProven(): void;
+  /** To a plaintext app: it closed with requests written behind others unanswered (PipelineHost.pipelineLost). */
+  onPipelineLost(): void;
 }
 
 /** The ALPN offer of a connection that may pipeline; HTTP/1.1 for any other server. */
@@ -356,6 +360,14 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
 
   pipelinePeerClosing(): void {
     this.owner.onPeerClosing(this);
+  }
+
+  pipelineProven(): void {
+    this.owner.onPipelineProven();
+  }
+
+  pipelineLost(): void {
+    this.owner.onPipelineLost();
   }
 
   pipelineClosed(): void {

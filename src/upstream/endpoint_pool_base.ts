@@ -17,6 +17,8 @@ export interface PoolCounters {
   /** Full TLS handshakes and resumed sessions (mTLS clusters). */
   tlsHandshakes: number;
   tlsResumed: number;
+  /** Times pipelining to a plaintext app stopped for a while because the app kept closing pipelined connections (pool.ts). */
+  pipeliningStops: number;
 }
 
 /** mTLS to an endpoint: where the current material comes from and whom the server must be. */
@@ -46,7 +48,12 @@ export abstract class EndpointPoolBase implements Timed {
   draining = false;
   deadline = 0;
   timerEntry: TimerEntry | null = null;
-  readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0 };
+  readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0, pipeliningStops: 0 };
+
+  /** Pipelining to a plaintext app is stopped for now (pool.ts); never for HTTP/2 sessions. */
+  get pipeliningOff(): boolean {
+    return false;
+  }
 
   constructor(
     readonly host: string,

@@ -39,6 +39,10 @@ export interface PipelineHost {
    * that sit idle are dropped, so that the resends go over a new connection, not a closing one.
    */
   pipelinePeerClosing(): void;
+  /** safeOnly: the app answered a request that was written behind another (it reads pipelined requests). */
+  pipelineProven(): void;
+  /** safeOnly: the app closed with requests unanswered that were written behind another. */
+  pipelineLost(): void;
 }
 
 /**
@@ -159,7 +163,7 @@ export class Pipeline {
 
   /** Takes `req` behind the requests in flight and hands it its channel. */
   add(req: UpstreamRequest, reused: boolean): void {
-    const t = new PipelineTry(this, req, reused, this.host.safeOnly && !req.pipelinable);
+    const t = new PipelineTry(this, req, reused, this.host.safeOnly && !req.pipelinable, this.tries.length > 0);
     this.turnRequests = this.batching ? this.turnRequests + 1 : 1;
     this.tries.push(t);
     if (this.tries.length === 1) this.startHead(t);
@@ -220,6 +224,7 @@ export class Pipeline {
     this.tries.shift();
     head.finished = true;
     head.answered = true;
+    if (head.behind && this.host.safeOnly) this.host.pipelineProven();
     if (!this.parser.keepAlive) {
       this.refuseBehind();
       return;
@@ -250,6 +255,7 @@ export class Pipeline {
     const behind = this.tries.splice(0);
     this.close();
     if (behind.length > 0) this.host.pipelinePeerClosing();
+    this.countLost(behind);
     const err = new ProxyError('upstream_reset', `${this.at} closed the connection after an earlier response; the request was not processed`);
     for (const t of behind) {
       t.unprocessed = true; // never a solo request: nothing is written behind one
@@ -290,11 +296,17 @@ export class Pipeline {
     const tries = this.tries.splice(0);
     this.close();
     this.host.pipelinePeerClosing();
+    this.countLost(tries);
     const err = new ProxyError('upstream_reset', `${this.at} closed the connection before answering; the request was not processed`);
     for (const t of tries) {
       t.unprocessed = !t.solo;
       t.fail(err);
     }
+  }
+
+  /** To an app: a close that leaves requests written behind others unanswered counts against pipelining to it (pool.ts). */
+  private countLost(unanswered: readonly PipelineTry[]): void {
+    if (this.host.safeOnly && unanswered.some((t) => t.behind)) this.host.pipelineLost();
   }
 
   /** The upstream closed its side. */
@@ -405,6 +417,8 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
     public reused: boolean,
     /** Alone on the connection: nothing is written behind it (PipelineHost.safeOnly). */
     readonly solo: boolean,
+    /** Written behind another request in flight. */
+    readonly behind: boolean,
   ) {
     // Stored to only when its client goes away (jit.ts).
     PIPELINE_TRY_RARE.first(this);

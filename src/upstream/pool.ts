@@ -9,7 +9,10 @@
 // another waits for its answer (head of line), so at moderate rates, one request per turn, none does;
 // and a write carries no more requests than the recent share of slow responses allows (StallClock).
 // To a plaintext app whose cluster opts in (pool.pipeline_plaintext) the same holds for GETs and HEADs
-// without a body; any other request takes an idle or new connection (or waits) and goes alone.
+// without a body; any other request takes an idle or new connection (or waits) and goes alone. An
+// app that keeps closing pipelined connections with requests written behind others unanswered
+// (one that answers HTTP/1.0-style, or a uWS.js app that answers asynchronously) gets no
+// pipelining for a while: those requests are sent again alone, and each close costs a connection.
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
 import type { PoolSpec } from '../config/types.js';
@@ -33,6 +36,8 @@ export interface EndpointTarget extends UpstreamTarget {
   readonly open: number;
   readonly idleCount: number;
   readonly counters: PoolCounters;
+  /** Pipelining to a plaintext app is stopped for now (the app kept closing pipelined connections); false otherwise. */
+  readonly pipeliningOff: boolean;
   /** How a new connection to this endpoint is made (endpoint_pool_base.ts): plaintext, mTLS, or undefined when no certificate is loaded. */
   connectTls(): ConnectTls | null | undefined;
   drain(): void;
@@ -46,6 +51,16 @@ export interface EndpointTarget extends UpstreamTarget {
  * joining first always 0.64x and 3.5x; idle first 1.0-1.1x and 0.4-1.6x; this 0.70x and 0.94x.
  */
 const BATCH_FROM = 4;
+
+/**
+ * Pipelined connections to a plaintext app closed in a row with requests written behind others
+ * unanswered, and none of those answered in between, before pipelining to it stops for a while. An
+ * app that answers some pipelined requests and closes now and then (a max-requests-per-connection
+ * limit) never reaches it.
+ */
+const LOSSES_TO_STOP = 3;
+/** How long pipelining to such an app stays stopped; then the next new connection offers it again (the app may have been fixed or replaced). */
+const PIPELINING_OFF_MS = 60_000;
 
 /** After a certificate rotation, at most one old connection per pool is replaced per this many ms. */
 const REPLACE_EVERY_MS = 100;
@@ -65,6 +80,10 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   };
   /** Open or connecting connections. */
   open = 0;
+  /** Pipelined connections to the app lost in a row (onPipelineLost; 0 again when one answers behind another). */
+  private lostInARow = 0;
+  /** Until when (ticker clock) pipelining to the app is stopped; 0: not stopped. */
+  private pipeliningOffUntil = 0;
   /** Monotonic ms of the last replacement (-Infinity: none yet; the clock may start near 0). */
   private lastReplaceMs = -Infinity;
 
@@ -77,7 +96,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     // To an outrigger sidecar any request may share a connection (net/alpn.ts); to a plaintext app only
     // a GET or HEAD without a body, and any other goes alone on an idle or new connection. While such
     // a request waits, nothing joins a pipeline: the connections come idle in turn, and it gets one.
-    const shares = this.pipelining.length > 0 && !this.loneWaiting;
+    const shares = this.pipelining.length > 0 && this.pipeliningOffUntil === 0 && !this.loneWaiting;
     const alone = shares && !req.pipelinable;
     const busyTurn = shares && this.countTurn() > BATCH_FROM;
     const early = busyTurn ? this.leastLoaded(true, alone) : null;
@@ -177,7 +196,8 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   private connect(): UpstreamConnection | null {
     const t = this.connectTls();
     if (t === undefined) return null;
-    const offer = (t !== null || this.spec.pipelinePlaintext) && this.spec.pipelineDepth > 1;
+    if (this.pipeliningOffUntil !== 0) this.liftPipeliningStop(this.ticker.fresh());
+    const offer = (t !== null || (this.spec.pipelinePlaintext && this.pipeliningOffUntil === 0)) && this.spec.pipelineDepth > 1;
     const conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, t, offer ? this.stall : null);
     if (offer) this.pipelining.push(conn);
     this.open++;
@@ -197,7 +217,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   onSlot(conn: UpstreamConnection): void {
     const next = this.waiters.first;
     if (next === undefined || this.draining || this.isStale(conn.materialKey)) return;
-    if (conn.safeOnly && (!next.pipelinable || !this.spec.pipelinePlaintext)) return; // it waits for a connection of its own
+    if (conn.safeOnly && (!next.pipelinable || !this.spec.pipelinePlaintext || this.pipeliningOffUntil !== 0)) return; // it waits for a connection of its own
     if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), null)) return;
     conn.assign(this.waiters.shift()!);
   }
@@ -243,6 +263,31 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     for (const conn of this.idle.splice(0)) conn.destroy();
   }
 
+  override get pipeliningOff(): boolean {
+    return this.pipeliningOffUntil !== 0 && this.ticker.fresh() < this.pipeliningOffUntil;
+  }
+
+  /** Ends a stop of pipelining to the app whose time is up (at a new connection, and at the sweep). */
+  private liftPipeliningStop(now: number): void {
+    if (this.pipeliningOffUntil !== 0 && now >= this.pipeliningOffUntil) this.pipeliningOffUntil = 0;
+  }
+
+  onPipelineProven(): void {
+    this.lostInARow = 0;
+  }
+
+  /**
+   * The app closed a pipelined connection with requests written behind others unanswered (they are
+   * sent again alone). The LOSSES_TO_STOPth in a row stops pipelining to it for PIPELINING_OFF_MS: the
+   * connections still pipelining take no more requests behind others, and new ones offer none.
+   */
+  onPipelineLost(): void {
+    if (this.pipeliningOffUntil !== 0 || ++this.lostInARow < LOSSES_TO_STOP) return;
+    this.lostInARow = 0;
+    this.pipeliningOffUntil = this.ticker.fresh() + PIPELINING_OFF_MS;
+    this.counters.pipeliningStops++;
+  }
+
   onClosed(conn: UpstreamConnection): void {
     this.open--;
     if (conn.offersPipelining) this.forget(conn);
@@ -268,6 +313,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     // An idle pool still moves off replaced material, one connection per sweep.
     const old = this.idle.find((c) => this.isStale(c.materialKey));
     if (old !== undefined) old.destroy();
+    this.liftPipeliningStop(now);
     this.deadline = 0;
     if (this.open > 0) this.scheduleSweep();
   }

@@ -37,6 +37,8 @@ export function mergeClusterViews(views: ReadonlyArray<readonly ClusterView[]>):
                 connections_opened_total: prev.connections_opened_total + e.connections_opened_total,
                 tls_handshakes_total: prev.tls_handshakes_total + e.tls_handshakes_total,
                 tls_resumed_total: prev.tls_resumed_total + e.tls_resumed_total,
+                pipelining_off_workers: prev.pipelining_off_workers + e.pipelining_off_workers,
+                pipelining_stops_total: prev.pipelining_stops_total + e.pipelining_stops_total,
               },
         );
       }

@@ -53,6 +53,9 @@ export interface ClusterView {
     /** Full TLS handshakes and resumed TLS sessions on new connections (mTLS clusters). */
     readonly tls_handshakes_total: number;
     readonly tls_resumed_total: number;
+    /** pool.pipeline_plaintext: workers where pipelining to this app is stopped for now (0 or 1 per worker, summed), and how often it stopped. */
+    readonly pipelining_off_workers: number;
+    readonly pipelining_stops_total: number;
   }>;
   readonly retries_total: number;
   readonly retry_budget_exhausted_total: number;

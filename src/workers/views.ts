@@ -26,6 +26,8 @@ export function clusterViews(runtime: Pick<WorkerRuntime, 'clusters'>): ClusterV
       connections_opened_total: e.pool.counters.connectionsOpened,
       tls_handshakes_total: e.pool.counters.tlsHandshakes,
       tls_resumed_total: e.pool.counters.tlsResumed,
+      pipelining_off_workers: e.pool.pipeliningOff ? 1 : 0,
+      pipelining_stops_total: e.pool.counters.pipeliningStops,
     })),
   }));
 }

@@ -180,7 +180,7 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     expect(seen.perSocket.size).toBe(10);
   });
 
-  it('an app that closes a connection on pipelined requests without answering (uWS.js 20.30 answering after a timer): every GET is sent again alone and answered', async () => {
+  it('an app that closes a connection on pipelined requests without answering (uWS.js 20.30 answering after a timer): every GET is sent again alone and answered; after 3 such connections pipelining to it stops (GET /clusters)', async () => {
     uWS._cfg('silent');
     const app = uWS.App().get('/*', (res, req) => {
       const url = req.getUrl();
@@ -200,14 +200,29 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
       },
     });
     const sc = await sidecarFor(uWS.us_socket_local_port(listen), { pipeline_plaintext: true });
-    const paths = Array.from({ length: 8 }, (_, i) => `/g/${i}`);
-    const answers = await h2Burst(
-      sc.port(),
-      paths.map((p) => ['GET', p] as const),
-    );
-    expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `uws ${p}` })));
+    const getBurst = async (name: string): Promise<void> => {
+      const paths = Array.from({ length: 8 }, (_, i) => `/${name}/${i}`);
+      const answers = await h2Burst(
+        sc.port(),
+        paths.map((p) => ['GET', p] as const),
+      );
+      expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `uws ${p}` })));
+    };
+    await getBurst('b0');
     // uWS closed the burst's connection unanswered; the resends went on connections of their own.
-    expect((await endpointCounters(sc, 'app')).connectionsOpened).toBeGreaterThan(1);
+    const first = await endpointCounters(sc, 'app');
+    expect(first.connectionsOpened).toBeGreaterThan(1);
+    expect(first.pipeliningStops).toBe(0);
+    // Each burst pipelines on new or idle connections (from its 5th request on, joining an open
+    // write comes first) and uWS closes those: within a few bursts, three in a row.
+    let bursts = 1;
+    while ((await endpointCounters(sc, 'app')).pipeliningStops === 0 && bursts < 6) await getBurst(`b${bursts++}`);
+    const stopped = await endpointCounters(sc, 'app');
+    expect(stopped).toMatchObject({ pipeliningStops: 1, pipeliningOffWorkers: 1 });
+    // Stopped: the next bursts are answered, and pipelining does not stop again.
+    await getBurst('after1');
+    await getBurst('after2');
+    expect(await endpointCounters(sc, 'app')).toMatchObject({ pipeliningStops: 1, pipeliningOffWorkers: 1 });
   });
 
   it('mixed HTTP/1.1 load, 30 keep-alive clients × 20 requests, every 5th a POST with a body: every answer right, no POST shares a connection', async () => {

@@ -64,6 +64,9 @@ export interface EndpointCounters {
   readonly connectionsOpened: number;
   readonly tlsHandshakes: number;
   readonly tlsResumed: number;
+  /** pool.pipeline_plaintext: workers where pipelining to the app is stopped now, and how often it stopped. */
+  readonly pipeliningOffWorkers: number;
+  readonly pipeliningStops: number;
 }
 
 /** Per-endpoint counters of a cluster from GET /clusters (summed over workers by the sidecar). */
@@ -74,7 +77,14 @@ export async function endpointCounters(sc: AdminOf, cluster: string, address?: s
   if (c === undefined) throw new Error(`no cluster ${cluster} in GET /clusters: ${a.text}`);
   const e = address === undefined ? c.endpoints[0] : c.endpoints.find((x) => x.address === address);
   if (e === undefined) throw new Error(`no endpoint ${address ?? '(first)'} in cluster ${cluster}: ${a.text}`);
-  for (const f of ['connections_open', 'connections_opened_total', 'tls_handshakes_total', 'tls_resumed_total']) {
+  for (const f of [
+    'connections_open',
+    'connections_opened_total',
+    'tls_handshakes_total',
+    'tls_resumed_total',
+    'pipelining_off_workers',
+    'pipelining_stops_total',
+  ]) {
     if (typeof e[f] !== 'number') throw new Error(`GET /clusters: endpoint has no numeric ${f}: ${JSON.stringify(e)}`);
   }
   return {
@@ -82,6 +92,8 @@ export async function endpointCounters(sc: AdminOf, cluster: string, address?: s
     connectionsOpened: e['connections_opened_total'] as number,
     tlsHandshakes: e['tls_handshakes_total'] as number,
     tlsResumed: e['tls_resumed_total'] as number,
+    pipeliningOffWorkers: e['pipelining_off_workers'] as number,
+    pipeliningStops: e['pipelining_stops_total'] as number,
   };
 }
 

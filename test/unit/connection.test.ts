@@ -21,6 +21,8 @@ function recordingOwner(): ConnectionOwner & { readonly events: string[] } {
     onSlot: record('slot'),
     redispatch: record('redispatch'),
     onPeerClosing: record('peer closing'),
+    onPipelineProven: record('pipeline proven'),
+    onPipelineLost: record('pipeline lost'),
   };
 }
 

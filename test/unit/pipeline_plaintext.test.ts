@@ -197,3 +197,89 @@ describe('pipeline_plaintext: the app closes with requests unanswered', () => {
     expect(post.errorChannel!.awaitingResponse).toBe(true);
   });
 });
+
+/**
+ * An app that answers `perConnection` requests on a connection, the last with Connection: close,
+ * and then closes it (what arrived behind that answer is never answered). Records the request
+ * lines of each connection.
+ */
+async function closingApp(perConnection: number): Promise<{ port: number; lines: Map<net.Socket, string[]> }> {
+  const lines = new Map<net.Socket, string[]>();
+  const up = await rawUpstream((r) => {
+    const mine = lines.get(r.socket) ?? [];
+    lines.set(r.socket, mine);
+    mine.push(r.line);
+    if (mine.length > perConnection) return;
+    const last = mine.length === perConnection;
+    respond(r.socket, r.line.split(' ')[1], last);
+    if (last) r.socket.end();
+  });
+  onTestFinished(() => up.close());
+  return { port: up.port, lines };
+}
+
+/** `paths` dispatched in one loop turn, each sent again alone when it comes back unprocessed (as an exchange); resolves when all are answered. */
+async function burst(p: EndpointPool, paths: readonly string[]): Promise<ResendingRequest[]> {
+  const rs = paths.map((path) => new ResendingRequest(p, path, 'GET', true));
+  for (const r of rs) p.dispatch(r);
+  await expect.poll(() => rs.every((r) => r.ended || r.error !== null)).toBe(true);
+  expect(rs.map((r) => r.body)).toEqual(paths);
+  return rs;
+}
+
+describe('pipeline_plaintext: an app that keeps closing pipelined connections', () => {
+  it('closes after every answer: the third pipelined connection lost in a row stops pipelining to it for 60 s; then a new connection offers it again', async () => {
+    const app = await closingApp(1);
+    const { ticker, advance } = manualTicker();
+    const p = new EndpointPool(
+      '127.0.0.1',
+      app.port,
+      testPoolSpec({ pending: 0, max: 10 }, { pipelinePlaintext: true, connectionsPerWorker: 8 }),
+      { pending: 0, max: 10 },
+      ticker,
+    );
+    onTestFinished(() => p.close());
+    const pipelinedSockets = (): number => [...app.lines.values()].filter((l) => l.length > 1).length;
+
+    for (let i = 1; i <= 3; i++) {
+      expect(p.pipeliningOff).toBe(false);
+      const rs = await burst(p, [`/b${i}/1`, `/b${i}/2`, `/b${i}/3`]);
+      // The two behind the first were written on its connection, came back unprocessed, and were sent again alone.
+      expect(rs.map((r) => r.resent)).toEqual([0, 1, 1]);
+      expect(pipelinedSockets()).toBe(i);
+    }
+    expect(p.pipeliningOff).toBe(true);
+    expect(p.counters.pipeliningStops).toBe(1);
+
+    // Stopped: a burst takes a connection per request, none is written behind another, none is sent again.
+    const opened = p.counters.connectionsOpened;
+    const quiet = await burst(p, ['/s/1', '/s/2', '/s/3']);
+    expect(quiet.map((r) => r.resent)).toEqual([0, 0, 0]);
+    expect(pipelinedSockets()).toBe(3);
+    expect(p.counters.connectionsOpened - opened).toBe(3);
+
+    // 60 s later the next new connection offers pipelining again (and one loss does not stop it again).
+    advance(60_000);
+    expect(p.pipeliningOff).toBe(false);
+    const again = await burst(p, ['/a/1', '/a/2', '/a/3']);
+    expect(again.map((r) => r.resent)).toEqual([0, 1, 1]);
+    expect(pipelinedSockets()).toBe(4);
+    expect(p.pipeliningOff).toBe(false);
+    expect(p.counters.pipeliningStops).toBe(1);
+  });
+
+  it('answers pipelined requests and closes after every 5th (a per-connection request limit): pipelining never stops', async () => {
+    const app = await closingApp(5);
+    const p = makePool(app.port, { connectionsPerWorker: 8 });
+    let resent = 0;
+    for (let i = 1; i <= 10; i++) {
+      const rs = await burst(p, [`/b${i}/1`, `/b${i}/2`, `/b${i}/3`]);
+      expect(rs.every((r) => r.error === null)).toBe(true);
+      resent += rs.reduce((n, r) => n + r.resent, 0);
+    }
+    // Closes did leave pipelined requests unanswered (sent again), between pipelined answers.
+    expect(resent).toBeGreaterThan(0);
+    expect(p.pipeliningOff).toBe(false);
+    expect(p.counters.pipeliningStops).toBe(0);
+  });
+});

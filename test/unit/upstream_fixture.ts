@@ -71,7 +71,7 @@ export async function closedPort(): Promise<number> {
 export class RecordingRequest implements UpstreamRequest {
   readonly isHead = false;
   /** A bodiless GET or HEAD may share a pipelined plaintext connection (UpstreamRequest.pipelinable). */
-  readonly pipelinable: boolean;
+  pipelinable: boolean;
   status = 0;
   body = '';
   ended = false;
@@ -141,12 +141,15 @@ export class ResendingRequest extends RecordingRequest {
     private readonly target: UpstreamTarget,
     path: string,
     method = 'GET',
+    /** A resend goes alone, as an Exchange's does (Exchange.pipelinable). */
+    private readonly resendAlone = false,
   ) {
     super(path, method);
   }
   override onUpstreamError(err: ProxyError, ch: UpstreamChannel | null): void {
     if (ch?.unprocessed === true) {
       this.resent++;
+      if (this.resendAlone) this.pipelinable = false;
       this.target.dispatch(this);
       return;
     }
