@@ -110,6 +110,8 @@ export class Pipeline {
   /** When the head request became the head (ticker clock): how long its response has taken. */
   private headSince = 0;
   private closed = false;
+  /** PipelineHost.safeOnly, which a connection never changes. */
+  private readonly safeOnly: boolean;
   // The read being parsed (executeHead runs inside the head request's runCorked).
   private readBuf: Buffer | null = null;
   private readStart = 0;
@@ -130,6 +132,7 @@ export class Pipeline {
     private readonly ticker: Ticker,
     private readonly stall: StallClock,
   ) {
+    this.safeOnly = host.safeOnly;
     // Stored to only when the connection closes (jit.ts).
     PIPELINE_RARE.first(this);
   }
@@ -163,7 +166,7 @@ export class Pipeline {
 
   /** Takes `req` behind the requests in flight and hands it its channel. */
   add(req: UpstreamRequest, reused: boolean): void {
-    const t = new PipelineTry(this, req, reused, this.host.safeOnly && !req.pipelinable, this.tries.length > 0);
+    const t = new PipelineTry(this, req, reused, this.safeOnly && !req.pipelinable, this.tries.length > 0);
     this.turnRequests = this.batching ? this.turnRequests + 1 : 1;
     this.tries.push(t);
     if (this.tries.length === 1) this.startHead(t);
@@ -224,7 +227,7 @@ export class Pipeline {
     this.tries.shift();
     head.finished = true;
     head.answered = true;
-    if (head.behind && this.host.safeOnly) this.host.pipelineProven();
+    if (this.safeOnly && head.behind) this.host.pipelineProven();
     if (!this.parser.keepAlive) {
       this.refuseBehind();
       return;
@@ -306,7 +309,7 @@ export class Pipeline {
 
   /** To an app: a close that leaves requests written behind others unanswered counts against pipelining to it (pool.ts). */
   private countLost(unanswered: readonly PipelineTry[]): void {
-    if (this.host.safeOnly && unanswered.some((t) => t.behind)) this.host.pipelineLost();
+    if (this.safeOnly && unanswered.some((t) => t.behind)) this.host.pipelineLost();
   }
 
   /** The upstream closed its side. */
