@@ -3,18 +3,22 @@
 // connection, the requests it has not answered yet: GETs arrive behind one another, a POST never
 // arrives while another request on its connection is unanswered nor has one arrive behind it,
 // every answer is the right one, and an app that closes each connection after its 3rd answer
-// (`Connection: close`) costs the clients nothing.
+// (`Connection: close`) costs the clients nothing. Apps that keep closing pipelined connections
+// (uWS.js answering asynchronously, Python's http.server speaking HTTP/1.0) stop the pipelining
+// to them (GET /clusters counts it); Python's speaking HTTP/1.1 takes pipelined requests.
 //
 // A burst of requests the sidecar handles in one event-loop turn comes from one HTTP/2 client
 // (its streams' HEADERS leave in one write): the first request opens a connection to the app and
 // the others join it while it connects. That is what makes the pipelining here certain rather
 // than a matter of timing.
 
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type net from 'node:net';
 import uWS from 'uWebSockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/process.js';
 import { closeAll, endpointCounters, httpGet, keepAlive, proxyConfig, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 
 afterEach(closeAll);
@@ -245,5 +249,62 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     expect([...app.seen.perSocket.values()].reduce((a, b) => a + b, 0)).toBe(600);
     expect(app.seen.behind).toBeGreaterThan(0); // 30 clients on 4 connections: GETs did share them (~380 of 600 here)
     expect(app.seen.violations).toEqual([]);
+  });
+});
+
+/** test/fixtures/py_app.py speaking `protocol` (HTTP/1.1 or HTTP/1.0); its port. */
+async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0'): Promise<number> {
+  const child = spawn('python3', [`${ROOT}/test/fixtures/py_app.py`, protocol], { stdio: ['ignore', 'pipe', 'inherit'] });
+  track({
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  });
+  return new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      out += d;
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.once('exit', (code) => reject(new Error(`py_app.py exited with ${code}`)));
+  });
+}
+
+describe('pipeline_plaintext to Python’s http.server', () => {
+  /** `n` GETs in one burst; each answer must be its own. The app's client port of each. */
+  const pyBurst = async (sc: Sidecar, name: string, n = 8): Promise<string[]> => {
+    const paths = Array.from({ length: n }, (_, i) => `/${name}/${i}`);
+    const answers = await h2Burst(
+      sc.port(),
+      paths.map((p) => ['GET', p] as const),
+    );
+    expect(answers.map((a) => a.status)).toEqual(paths.map(() => 200));
+    expect(answers.map((a) => a.body.split(' ').slice(0, 2).join(' '))).toEqual(paths.map((p) => `py ${p}`));
+    return answers.map((a) => a.body.split(' ')[2]!);
+  };
+
+  it('HTTP/1.1 (keep-alive): a burst of 12 GETs is answered in order on one connection', async () => {
+    const sc = await sidecarFor(await startPythonApp('HTTP/1.1'), { pipeline_plaintext: true });
+    const ports = await pyBurst(sc, 'g', 12);
+    expect(new Set(ports).size).toBe(1);
+    expect(await endpointCounters(sc, 'app')).toMatchObject({ connectionsOpened: 1, pipeliningStops: 0 });
+  });
+
+  it('HTTP/1.0 (the module’s default: it closes after every answer): every GET is answered; the third burst stops pipelining to it', async () => {
+    const sc = await sidecarFor(await startPythonApp('HTTP/1.0'), { pipeline_plaintext: true });
+    for (const name of ['b1', 'b2']) {
+      await pyBurst(sc, name);
+      expect(await endpointCounters(sc, 'app')).toMatchObject({ pipeliningStops: 0, pipeliningOffWorkers: 0 });
+    }
+    await pyBurst(sc, 'b3');
+    expect(await endpointCounters(sc, 'app')).toMatchObject({ pipeliningStops: 1, pipeliningOffWorkers: 1 });
+    // Stopped: each GET takes a connection of its own, as without pipeline_plaintext.
+    const ports = await pyBurst(sc, 'after');
+    expect(new Set(ports).size).toBe(8);
+    expect(await endpointCounters(sc, 'app')).toMatchObject({ pipeliningStops: 1, pipeliningOffWorkers: 1 });
   });
 });
