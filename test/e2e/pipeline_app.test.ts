@@ -12,14 +12,11 @@
 // the others join it while it connects. That is what makes the pipelining here certain rather
 // than a matter of timing.
 
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import http2 from 'node:http2';
 import type net from 'node:net';
 import uWS from 'uWebSockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/process.js';
-import { closeAll, endpointCounters, httpGet, keepAlive, proxyConfig, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { closeAll, endpointCounters, h2Burst, httpGet, keepAlive, proxyConfig, startPythonApp, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
 
 afterEach(closeAll);
 
@@ -83,40 +80,6 @@ async function startApp(closeEvery = 0): Promise<{ port: number; seen: AppSeen }
 
 async function sidecarFor(appPort: number, pool: Record<string, unknown>): Promise<Sidecar> {
   return startSidecar(proxyConfig([`127.0.0.1:${appPort}`], { pool }));
-}
-
-interface H2Answer {
-  status: number;
-  body: string;
-}
-
-/** Requests `[method, path, body]` on one HTTP/2 connection, all opened in one turn (their HEADERS leave in one write). */
-async function h2Burst(port: number, reqs: ReadonlyArray<readonly [string, string, string?]>): Promise<H2Answer[]> {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  try {
-    await new Promise<void>((resolve, reject) => {
-      session.once('connect', () => resolve());
-      session.once('error', reject);
-    });
-    return await Promise.all(
-      reqs.map(
-        ([method, path, body]) =>
-          new Promise<H2Answer>((resolve, reject) => {
-            const s = session.request({ ':method': method, ':path': path }, { endStream: body === undefined });
-            if (body !== undefined) s.end(body);
-            let status = 0;
-            let text = '';
-            s.on('response', (h) => (status = Number(h[':status'])));
-            s.setEncoding('utf8');
-            s.on('data', (d: string) => (text += d));
-            s.on('end', () => resolve({ status, body: text }));
-            s.on('error', reject);
-          }),
-      ),
-    );
-  } finally {
-    session.close();
-  }
 }
 
 /**
@@ -251,28 +214,6 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     expect(app.seen.violations).toEqual([]);
   });
 });
-
-/** test/fixtures/py_app.py speaking `protocol` (HTTP/1.1 or HTTP/1.0); its port. */
-async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0'): Promise<number> {
-  const child = spawn('python3', [`${ROOT}/test/fixtures/py_app.py`, protocol], { stdio: ['ignore', 'pipe', 'inherit'] });
-  track({
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  });
-  return new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d: string) => {
-      out += d;
-      if (out.includes('\n')) resolve(Number(out.trim()));
-    });
-    child.once('exit', (code) => reject(new Error(`py_app.py exited with ${code}`)));
-  });
-}
 
 describe('pipeline_plaintext to Python’s http.server', () => {
   /** `n` GETs in one burst; each answer must be its own. The app's client port of each. */

@@ -4,6 +4,7 @@
 // loads are closed by closeAll().
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { expect } from 'vitest';
 import { eventually, sleep, track } from './live.js';
@@ -288,4 +289,38 @@ export async function stopWithoutFailures(load: Load): Promise<LoadStats> {
   expect(stats.failures).toEqual([]);
   expect(stats.failed).toBe(0);
   return stats;
+}
+
+export interface H2Answer {
+  status: number;
+  body: string;
+}
+
+/** Requests `[method, path, body]` on one HTTP/2 connection, all opened in one turn (their HEADERS leave in one write). */
+export async function h2Burst(port: number, reqs: ReadonlyArray<readonly [string, string, string?]>): Promise<H2Answer[]> {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      session.once('connect', () => resolve());
+      session.once('error', reject);
+    });
+    return await Promise.all(
+      reqs.map(
+        ([method, path, body]) =>
+          new Promise<H2Answer>((resolve, reject) => {
+            const s = session.request({ ':method': method, ':path': path }, { endStream: body === undefined });
+            if (body !== undefined) s.end(body);
+            let status = 0;
+            let text = '';
+            s.on('response', (h) => (status = Number(h[':status'])));
+            s.setEncoding('utf8');
+            s.on('data', (d: string) => (text += d));
+            s.on('end', () => resolve({ status, body: text }));
+            s.on('error', reject);
+          }),
+      ),
+    );
+  } finally {
+    session.close();
+  }
 }

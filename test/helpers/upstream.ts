@@ -3,12 +3,14 @@
 // may be switched while a test runs. Health checks (user-agent outrigger-health-check, or
 // `healthPath`) are counted apart and answered as `health` says. Closed by closeAll().
 
+import { spawn } from 'node:child_process';
 import { createHash, randomInt, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type tls from 'node:tls';
+import { ROOT } from './process.js';
 import { track } from './live.js';
 
 export interface ReceivedRequest {
@@ -414,4 +416,26 @@ export function headerValues(rawHeaders: readonly string[], name: string): strin
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) out.push(rawHeaders[i + 1]!);
   return out;
+}
+
+/** test/fixtures/py_app.py (Python's http.server) speaking `protocol` (HTTP/1.1 or HTTP/1.0), listening with `backlog`; its port. */
+export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog = 128): Promise<number> {
+  const child = spawn('python3', [`${ROOT}/test/fixtures/py_app.py`, protocol, String(backlog)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  track({
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      }),
+  });
+  return new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d: string) => {
+      out += d;
+      if (out.includes('\n')) resolve(Number(out.trim()));
+    });
+    child.once('exit', (code) => reject(new Error(`py_app.py exited with ${code}`)));
+  });
 }
