@@ -420,7 +420,11 @@ export function headerValues(rawHeaders: readonly string[], name: string): strin
 
 /** test/fixtures/py_app.py (Python's http.server) speaking `protocol` (HTTP/1.1 or HTTP/1.0), listening with `backlog`; its port. */
 export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog = 128): Promise<number> {
-  const child = spawn('python3', [`${ROOT}/test/fixtures/py_app.py`, protocol, String(backlog)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Its stderr is kept, not shown: http.server prints a traceback for every connection closed under an answer.
+  const child = spawn('python3', [`${ROOT}/test/fixtures/py_app.py`, protocol, String(backlog)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
   track({
     close: () =>
       new Promise<void>((resolve) => {
@@ -436,6 +440,6 @@ export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog 
       out += d;
       if (out.includes('\n')) resolve(Number(out.trim()));
     });
-    child.once('exit', (code) => reject(new Error(`py_app.py exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`py_app.py exited with ${code}: ${stderr}`)));
   });
 }
