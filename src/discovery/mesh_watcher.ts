@@ -99,19 +99,18 @@ export class MeshWatcher {
   async close(): Promise<void> {
     this.closed = true;
     if (this.retry !== null) clearTimeout(this.retry);
-    let lease: Lease | null = null;
     const outcome = await settledWithin(
       (async () => {
         await this.watcher.cancel().catch(() => undefined);
         await this.running;
-        lease = this.lease;
-        this.lease = null;
-        await lease?.revoke();
+        await this.lease?.revoke();
       })(),
       REVOKE_TIMEOUT_MS,
     );
+    const lease = this.lease;
+    this.lease = null;
     if (outcome === 'done') return;
-    (lease as Lease | null)?.release();
+    lease?.release();
     this.o.log.warn({ error: outcome, ttl_s: this.o.ttlS }, 'mesh config: could not revoke the status lease; the status key goes when it expires');
   }
 

@@ -59,7 +59,7 @@ const BATCH_FROM = 4;
  * limit) never reaches it.
  */
 const LOSSES_TO_STOP = 3;
-/** How long pipelining to such an app stays stopped; then the next new connection offers it again (the app may have been fixed or replaced). */
+/** How long pipelining to such an app stays stopped; then it is offered again (the app may have been fixed or replaced). */
 const PIPELINING_OFF_MS = 60_000;
 
 /** After a certificate rotation, at most one old connection per pool is replaced per this many ms. */
@@ -96,7 +96,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     // To an outrigger sidecar any request may share a connection (net/alpn.ts); to a plaintext app only
     // a GET or HEAD without a body, and any other goes alone on an idle or new connection. While such
     // a request waits, nothing joins a pipeline: the connections come idle in turn, and it gets one.
-    const shares = this.pipelining.length > 0 && this.pipeliningOffUntil === 0 && !this.loneWaiting;
+    const shares = this.pipelining.length > 0 && !this.pipeliningStopped() && !this.loneWaiting;
     const alone = shares && !req.pipelinable;
     const busyTurn = shares && this.countTurn() > BATCH_FROM;
     const early = busyTurn ? this.leastLoaded(true, alone) : null;
@@ -196,8 +196,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   private connect(): UpstreamConnection | null {
     const t = this.connectTls();
     if (t === undefined) return null;
-    if (this.pipeliningOffUntil !== 0) this.liftPipeliningStop(this.ticker.fresh());
-    const offer = (t !== null || (this.spec.pipelinePlaintext && this.pipeliningOffUntil === 0)) && this.spec.pipelineDepth > 1;
+    const offer = (t !== null || (this.spec.pipelinePlaintext && !this.pipeliningStopped())) && this.spec.pipelineDepth > 1;
     const conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, t, offer ? this.stall : null);
     if (offer) this.pipelining.push(conn);
     this.open++;
@@ -217,7 +216,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   onSlot(conn: UpstreamConnection): void {
     const next = this.waiters.first;
     if (next === undefined || this.draining || this.isStale(conn.materialKey)) return;
-    if (conn.safeOnly && (!next.pipelinable || !this.spec.pipelinePlaintext || this.pipeliningOffUntil !== 0)) return; // it waits for a connection of its own
+    if (conn.safeOnly && (!next.pipelinable || !this.spec.pipelinePlaintext || this.pipeliningStopped())) return; // it waits for a connection of its own
     if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), null)) return;
     conn.assign(this.waiters.shift()!);
   }
@@ -264,12 +263,15 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   }
 
   override get pipeliningOff(): boolean {
-    return this.pipeliningOffUntil !== 0 && this.ticker.fresh() < this.pipeliningOffUntil;
+    return this.pipeliningStopped();
   }
 
-  /** Ends a stop of pipelining to the app whose time is up (at a new connection, and at the sweep). */
-  private liftPipeliningStop(now: number): void {
-    if (this.pipeliningOffUntil !== 0 && now >= this.pipeliningOffUntil) this.pipeliningOffUntil = 0;
+  /** Whether pipelining to the app is stopped now; a stop whose time is up is ended here. */
+  private pipeliningStopped(): boolean {
+    if (this.pipeliningOffUntil === 0) return false;
+    if (this.ticker.fresh() < this.pipeliningOffUntil) return true;
+    this.pipeliningOffUntil = 0;
+    return false;
   }
 
   onPipelineProven(): void {
@@ -282,7 +284,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
    * connections still pipelining take no more requests behind others, and new ones offer none.
    */
   onPipelineLost(): void {
-    if (this.pipeliningOffUntil !== 0 || ++this.lostInARow < LOSSES_TO_STOP) return;
+    if (this.pipeliningStopped() || ++this.lostInARow < LOSSES_TO_STOP) return;
     this.lostInARow = 0;
     this.pipeliningOffUntil = this.ticker.fresh() + PIPELINING_OFF_MS;
     this.counters.pipeliningStops++;
@@ -313,7 +315,6 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     // An idle pool still moves off replaced material, one connection per sweep.
     const old = this.idle.find((c) => this.isStale(c.materialKey));
     if (old !== undefined) old.destroy();
-    this.liftPipeliningStop(now);
     this.deadline = 0;
     if (this.open > 0) this.scheduleSweep();
   }
