@@ -89,13 +89,20 @@ async function sidecarFor(appPort: number, pool: Record<string, unknown>): Promi
 async function getBurstAnswered(closeEvery: number, n: number): Promise<AppSeen> {
   const app = await startApp(closeEvery);
   const sc = await sidecarFor(app.port, { pipeline_plaintext: true });
-  const paths = Array.from({ length: n }, (_, i) => `/g/${i}`);
+  const { paths, bodies } = await getBurst(sc, 'g', n);
+  expect(bodies).toEqual(paths.map((p) => `GET ${p} `));
+  return app.seen;
+}
+
+/** `n` GETs /name/0 … in one burst (h2Burst) through `sc`, each answered 200; their paths and answers' bodies. */
+async function getBurst(sc: Sidecar, name: string, n = 8): Promise<{ paths: string[]; bodies: string[] }> {
+  const paths = Array.from({ length: n }, (_, i) => `/${name}/${i}`);
   const answers = await h2Burst(
     sc.port(),
     paths.map((p) => ['GET', p] as const),
   );
-  expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `GET ${p} ` })));
-  return app.seen;
+  expect(answers.map((a) => a.status)).toEqual(paths.map(() => 200));
+  return { paths, bodies: answers.map((a) => a.body) };
 }
 
 describe('pipeline_plaintext to Node’s HTTP server', () => {
@@ -114,11 +121,7 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
   it('without pipeline_plaintext the same burst takes a connection per request', async () => {
     const app = await startApp();
     const sc = await sidecarFor(app.port, {});
-    const answers = await h2Burst(
-      sc.port(),
-      Array.from({ length: 6 }, (_, i) => ['GET', `/g/${i}`] as const),
-    );
-    expect(answers.every((a) => a.status === 200)).toBe(true);
+    await getBurst(sc, 'g', 6);
     expect(app.seen.behind).toBe(0);
     expect(app.seen.perSocket.size).toBe(6);
   });
@@ -167,15 +170,11 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
       },
     });
     const sc = await sidecarFor(uWS.us_socket_local_port(listen), { pipeline_plaintext: true });
-    const getBurst = async (name: string): Promise<void> => {
-      const paths = Array.from({ length: 8 }, (_, i) => `/${name}/${i}`);
-      const answers = await h2Burst(
-        sc.port(),
-        paths.map((p) => ['GET', p] as const),
-      );
-      expect(answers).toEqual(paths.map((p) => ({ status: 200, body: `uws ${p}` })));
+    const uwsBurst = async (name: string): Promise<void> => {
+      const { paths, bodies } = await getBurst(sc, name);
+      expect(bodies).toEqual(paths.map((p) => `uws ${p}`));
     };
-    await getBurst('b0');
+    await uwsBurst('b0');
     // uWS closed the burst's connection unanswered; the resends went on connections of their own.
     const first = await endpointCounters(sc, 'app');
     expect(first.connectionsOpened).toBeGreaterThan(1);
@@ -183,12 +182,12 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     // Each burst pipelines on new or idle connections (from its 5th request on, joining an open
     // write comes first) and uWS closes those: within a few bursts, three in a row.
     let bursts = 1;
-    while ((await endpointCounters(sc, 'app')).pipeliningStops === 0 && bursts < 6) await getBurst(`b${bursts++}`);
+    while ((await endpointCounters(sc, 'app')).pipeliningStops === 0 && bursts < 6) await uwsBurst(`b${bursts++}`);
     const stopped = await endpointCounters(sc, 'app');
     expect(stopped).toMatchObject({ pipeliningStops: 1, pipeliningOffWorkers: 1 });
     // Stopped: the next bursts are answered, and pipelining does not stop again.
-    await getBurst('after1');
-    await getBurst('after2');
+    await uwsBurst('after1');
+    await uwsBurst('after2');
     expect(await endpointCounters(sc, 'app')).toMatchObject({ pipeliningStops: 1, pipeliningOffWorkers: 1 });
   });
 
@@ -218,14 +217,9 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
 describe('pipeline_plaintext to Python’s http.server', () => {
   /** `n` GETs in one burst; each answer must be its own. The app's client port of each. */
   const pyBurst = async (sc: Sidecar, name: string, n = 8): Promise<string[]> => {
-    const paths = Array.from({ length: n }, (_, i) => `/${name}/${i}`);
-    const answers = await h2Burst(
-      sc.port(),
-      paths.map((p) => ['GET', p] as const),
-    );
-    expect(answers.map((a) => a.status)).toEqual(paths.map(() => 200));
-    expect(answers.map((a) => a.body.split(' ').slice(0, 2).join(' '))).toEqual(paths.map((p) => `py ${p}`));
-    return answers.map((a) => a.body.split(' ')[2]!);
+    const { paths, bodies } = await getBurst(sc, name, n);
+    expect(bodies.map((b) => b.split(' ').slice(0, 2).join(' '))).toEqual(paths.map((p) => `py ${p}`));
+    return bodies.map((b) => b.split(' ')[2]!);
   };
 
   it('HTTP/1.1 (keep-alive): a burst of 12 GETs is answered in order on one connection', async () => {
