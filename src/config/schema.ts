@@ -181,7 +181,7 @@ export const endpointSchema = z.strictObject({
 export const poolSchema = z.strictObject({
   connections_per_worker: z.int().min(1).max(10_000).default(64),
   idle_timeout_ms: ms(1).default(60_000),
-  connect_timeout_ms: ms(1).default(1000),
+  connect_timeout_ms: ms(1).default(5000),
   keepalive_interval_ms: ms(0).default(30_000),
   pipeline_depth: z.int().min(1).max(128).default(16),
   pipeline_plaintext: z.boolean().default(false),

@@ -160,7 +160,7 @@ describe('compile', () => {
     expect(r.snapshot.clusters[0]?.pool).toEqual({
       connectionsPerWorker: 64,
       idleTimeoutMs: 60000,
-      connectTimeoutMs: 1000,
+      connectTimeoutMs: 5000,
       keepaliveIntervalMs: 30000,
       pipelineDepth: 16,
       pipelinePlaintext: false,

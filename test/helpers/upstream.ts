@@ -418,10 +418,16 @@ export function headerValues(rawHeaders: readonly string[], name: string): strin
   return out;
 }
 
-/** test/fixtures/py_app.py (Python's http.server) speaking `protocol` (HTTP/1.1 or HTTP/1.0), listening with `backlog`; its port. */
-export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog = 128): Promise<number> {
+/**
+ * test/fixtures/py_app.py (Python's http.server) speaking `protocol` (HTTP/1.1 or HTTP/1.0),
+ * listening with `backlog`; with `holdSeconds`, it accepts nothing for that long after it has
+ * answered with its port (the kernel drops SYNs past the backlog meanwhile). Its port.
+ */
+export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog = 128, holdSeconds = 0): Promise<number> {
+  const args = [`${ROOT}/test/fixtures/py_app.py`, protocol, String(backlog)];
+  if (holdSeconds > 0) args.push(String(holdSeconds));
   // Its stderr is kept, not shown: http.server prints a traceback for every connection closed under an answer.
-  const child = spawn('python3', [`${ROOT}/test/fixtures/py_app.py`, protocol, String(backlog)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
