@@ -4,6 +4,8 @@
 // Anything a second parser could read differently (obs-fold, bare CR/LF, CL with TE, differing
 // Content-Length, bad chunk sizes) is an error, never a guess.
 
+import { emptyHead, HeadError, parseFieldLine, VCHAR, type ParsedHead } from '../dataplane/h1/parse.js';
+
 export interface ResponseSink {
   /** Status line and headers. `headers` is flat: [lower-case name, value, ...], values decoded as latin1 (byte-exact). */
   onHead(status: number, reason: string, headers: string[], nonAscii: boolean, contentLength: number): void;
@@ -44,18 +46,9 @@ const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_CHUNK_SIZE = 2 ** 52 - 1;
 const MAX_TRAILER_BYTES = 16 * 1024;
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-/** tchar (RFC 9110 §5.6.2) by latin1 code: 1, else 0. */
-const TCHAR = new Uint8Array(256);
-for (const ch of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[ch.charCodeAt(0)] = 1;
-
-/** What scanChars found in a head or trailer section. */
-const enum Chars {
-  Ascii,
-  /** Some byte is ≥ 0x80 (obs-text): the head is written on as latin1. */
-  NonAscii,
-  /** A control character other than HTAB, or a CR / LF that is not part of a CRLF pair. */
-  Bad,
-}
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
 
 export class ResponseParser {
   private state: S = S.Done;
@@ -77,8 +70,10 @@ export class ResponseParser {
     this.sink = sink;
     this.isHeadRequest = isHeadRequest;
     this.state = S.Head;
-    this.headParts.length = 0;
-    this.headBytes = 0;
+    if (this.headBytes !== 0) {
+      this.headParts.length = 0;
+      this.headBytes = 0;
+    }
     this.keepAlive = true;
     this.bodyKind = BodyKind.None;
     this.status = 0;
@@ -258,50 +253,53 @@ export class ResponseParser {
     return this.parseHeadRange(head, 0, head.length, next);
   }
 
-  /** Parses a complete head in buf[from, to) (ending with CRLFCRLF); returns `next` on success. */
+  /**
+   * Parses a complete head in buf[from, to) (ending with CRLFCRLF); returns `next` on success.
+   * One pass over its latin1 text: each line's characters are checked as they are read (a CR only
+   * as the start of a CRLF, no LF alone, no other control character than HTAB in a value or the
+   * reason, token characters in a name), with no separate scan of the whole head before.
+   */
   private parseHeadRange(buf: Buffer, from: number, to: number, next: number): number {
     if (to - from > MAX_HEAD_BYTES) return this.fail(next, 'response head larger than 64 KiB');
-    const text = buf.toString('latin1', from, to - 4);
-    const chars = scanChars(text);
-    if (chars === Chars.Bad) return this.fail(next, 'invalid character in response head');
-    const nonAscii = chars === Chars.NonAscii;
-    // Lines are read off `text` in place: every CR in it now starts a CRLF.
+    // The head without its empty line: every line ends with its CRLF.
+    const text = buf.toString('latin1', from, to - 2);
     const n = text.length;
-    const statusEnd = lineEnd(text, 0);
-    const statusLine = text.slice(0, statusEnd);
-    // HTTP/1.x SP 3DIGIT SP reason
-    if (
-      statusLine.length < 12 ||
-      !statusLine.startsWith('HTTP/1.') ||
-      (statusLine.charCodeAt(7) !== 0x31 && statusLine.charCodeAt(7) !== 0x30) ||
-      statusLine.charCodeAt(8) !== 0x20 ||
-      (statusLine.length > 12 && statusLine.charCodeAt(12) !== 0x20)
-    ) {
-      return this.fail(next, `invalid status line "${statusLine.slice(0, 64)}"`);
+    let nonAscii = false;
+    // HTTP/1.x SP 3DIGIT [SP reason]
+    let statusEnd = 0;
+    for (; statusEnd < n; statusEnd++) {
+      const c = text.charCodeAt(statusEnd);
+      if (c === CR) break;
+      if (VCHAR[c] !== 1) return this.fail(next, 'invalid character in response head');
+      if (c > 0x7e) nonAscii = true;
     }
-    const status = parseStatus(statusLine);
+    if (text.charCodeAt(statusEnd + 1) !== LF) return this.fail(next, 'invalid character in response head');
+    if (
+      statusEnd < 12 ||
+      !text.startsWith('HTTP/1.') ||
+      (text.charCodeAt(7) !== 0x31 && text.charCodeAt(7) !== 0x30) ||
+      text.charCodeAt(8) !== SP ||
+      (statusEnd > 12 && text.charCodeAt(12) !== SP)
+    ) {
+      return this.fail(next, `invalid status line "${text.slice(0, Math.min(statusEnd, 64))}"`);
+    }
+    const status = parseStatus(text);
     if (status < 100 || status > 999) return this.fail(next, 'invalid status code');
-    const http10 = statusLine.charCodeAt(7) === 0x30;
-    const reason = statusLine.length > 13 ? statusLine.slice(13) : '';
+    const http10 = text.charCodeAt(7) === 0x30;
+    const reason = statusEnd > 13 ? text.slice(13, statusEnd) : '';
 
     let contentLength = -1;
     let chunked = false;
     let hasTe = false;
-    let connClose = http10;
     const headers: string[] = [];
-    for (let start = statusEnd + 2; start < n;) {
-      const end = lineEnd(text, start);
-      const colon = text.indexOf(':', start);
-      if (colon <= start || colon > end) {
-        const first = text.charCodeAt(start);
-        if (first === 0x20 || first === 0x09) return this.fail(next, 'obsolete line folding in response header');
-        return this.fail(next, 'response header line without a colon');
-      }
-      const name = fieldName(text, start, colon);
-      if (name === null) return this.fail(next, `invalid response header name "${text.slice(start, colon).toLowerCase().slice(0, 64)}"`);
-      const value = trimOws(text, colon + 1, end);
-      start = end + 2;
-      switch (name) {
+    const problem = readFields(text, statusEnd + 2, headers);
+    if (problem !== null) return this.fail(next, `response header: ${problem}`);
+    if (fields.nonAscii) nonAscii = true;
+    // Connection tokens (RFC 9110 §7.6.1): close ends the connection; HTTP/1.0 keeps it only with keep-alive.
+    const connClose = fields.close || (http10 && !fields.keepAlive);
+    for (let k = 0; k < headers.length; k += 2) {
+      const value = headers[k + 1]!;
+      switch (headers[k]) {
         case 'content-length': {
           if (!/^\d{1,15}$/.test(value)) return this.fail(next, 'invalid Content-Length');
           const n = Number(value);
@@ -320,14 +318,7 @@ export class ResponseParser {
           chunked = true;
           break;
         }
-        case 'connection': {
-          const v = value.toLowerCase();
-          if (v.includes('close')) connClose = true;
-          else if (http10 && v.includes('keep-alive')) connClose = false;
-          break;
-        }
       }
-      headers.push(name, value);
     }
     if (hasTe && contentLength >= 0) return this.fail(next, 'both Content-Length and Transfer-Encoding in response');
     // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing (as on requests).
@@ -401,18 +392,9 @@ export class ResponseParser {
     this.trailerText = '';
     let trailers: string[] | null = null;
     if (text !== '\r\n') {
-      const body = text.slice(0, -4);
-      if (scanChars(body) === Chars.Bad) return this.fail(next, 'invalid character in trailers');
       trailers = [];
-      for (let start = 0; start < body.length;) {
-        const end = lineEnd(body, start);
-        const colon = body.indexOf(':', start);
-        if (colon <= start || colon > end) return this.fail(next, 'invalid trailer line');
-        const name = fieldName(body, start, colon);
-        if (name === null) return this.fail(next, 'invalid trailer name');
-        trailers.push(name, trimOws(body, colon + 1, end));
-        start = end + 2;
-      }
+      const problem = readFields(text.slice(0, -2), 0, trailers);
+      if (problem !== null) return this.fail(next, `trailer: ${problem}`);
     }
     this.state = S.Done;
     this.finish(trailers);
@@ -448,49 +430,32 @@ function parseStatus(line: string): number {
   return a * 100 + b * 10 + c;
 }
 
-/** One pass over a head or trailer section's latin1 text (without its final CRLFCRLF). */
-function scanChars(text: string): Chars {
+/** What parseFieldLine notes while it reads a head's or trailer section's fields: Connection tokens, obs-text. */
+const fields: ParsedHead = emptyHead();
+
+/** Why parseFieldLine refused a line, by HeadError. */
+const FIELD_PROBLEM: Readonly<Partial<Record<HeadError, string>>> = {
+  [HeadError.FieldName]: 'invalid field name',
+  [HeadError.FieldValue]: 'invalid character in a field value',
+  [HeadError.ObsFold]: 'obsolete line folding',
+  [HeadError.LineEnd]: 'line not ended by CRLF',
+};
+
+/**
+ * Reads the field lines of `text` from `start` (a head or trailer section's latin1 text without
+ * its empty line: every line ends with its CRLF) into `out` as [lower-case name, value without
+ * leading and trailing OWS, ...], with the request parser's grammar (h1/parse.ts
+ * parseFieldLine): token characters in a name, then a colon; in a value HTAB, SP, VCHAR and
+ * obs-text only. Null when every line is well formed, else why not; `fields` says what it saw.
+ */
+function readFields(text: string, start: number, out: string[]): string | null {
   const n = text.length;
-  let found = Chars.Ascii;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0x20) {
-      if (c === 0x7f) return Chars.Bad;
-      if (c >= 0x80) found = Chars.NonAscii;
-    } else if (c === 0x0d) {
-      if (i + 1 >= n || text.charCodeAt(i + 1) !== 0x0a) return Chars.Bad;
-    } else if (c === 0x0a) {
-      if (i === 0 || text.charCodeAt(i - 1) !== 0x0d) return Chars.Bad;
-    } else if (c !== 0x09) {
-      return Chars.Bad;
-    }
+  fields.close = fields.keepAlive = fields.nonAscii = false;
+  fields.headerBytes = 0;
+  while (start < n) {
+    const e = parseFieldLine(text, start, n, fields, out);
+    if (e <= 0) return e === 0 ? 'empty line' : (FIELD_PROBLEM[-e as HeadError] ?? 'invalid field line');
+    start = e;
   }
-  return found;
-}
-
-/** Where the line starting at `start` ends: its CR, or the end of `text` (scanChars passed it: a CR starts a CRLF). */
-function lineEnd(text: string, start: number): number {
-  const cr = text.indexOf('\r', start);
-  return cr < 0 ? text.length : cr;
-}
-
-/** The field name text[start, colon) lower-cased, or null when it is not a token. */
-function fieldName(text: string, start: number, colon: number): string | null {
-  let upper = false;
-  for (let i = start; i < colon; i++) {
-    const c = text.charCodeAt(i);
-    if (TCHAR[c] !== 1) return null;
-    if (c <= 0x5a && c >= 0x41) upper = true;
-  }
-  const name = text.slice(start, colon);
-  return upper ? name.toLowerCase() : name;
-}
-
-/** text[from, to) without leading and trailing OWS (SP, HTAB). */
-function trimOws(text: string, from: number, to: number): string {
-  let s = from;
-  let e = to;
-  while (s < e && (text.charCodeAt(s) === 0x20 || text.charCodeAt(s) === 0x09)) s++;
-  while (e > s && (text.charCodeAt(e - 1) === 0x20 || text.charCodeAt(e - 1) === 0x09)) e--;
-  return text.slice(s, e);
+  return null;
 }

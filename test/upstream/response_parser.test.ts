@@ -192,6 +192,16 @@ describe('framing', () => {
     expect(parse(b('HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n')).keepAlive).toBe(true);
   });
 
+  it('Connection is read as a list of tokens in any case, on any of its lines', () => {
+    const keepAlive = (conn: string, version = '1.1'): boolean =>
+      parse(b(`HTTP/${version} 200 OK\r\n${conn}Content-Length: 0\r\n\r\n`)).keepAlive;
+    expect(keepAlive('Connection: Keep-Alive, CLOSE\r\n')).toBe(false);
+    expect(keepAlive('Connection: x-trace\r\nconnection:  close \r\n')).toBe(false);
+    expect(keepAlive('Connection: x-close-notify\r\n')).toBe(true); // a token that merely contains "close"
+    expect(keepAlive('Connection: x-keep-alive-hint\r\n', '1.0')).toBe(false);
+    expect(keepAlive('Connection: x-trace, Keep-Alive\r\n', '1.0')).toBe(true);
+  });
+
   it('obs-text header bytes are kept as latin1 (byte-exact) and flagged', () => {
     const raw = Buffer.concat([b('HTTP/1.1 200 OK\r\nX-V: a'), Buffer.from([0xe9, 0xff, 0x80]), b('z\r\nContent-Length: 0\r\n\r\n')]);
     const r = parse(raw);
