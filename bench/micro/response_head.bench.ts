@@ -20,12 +20,12 @@ export function register(bench: Bench): void {
     ['uWS app, 4 headers', response('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nDate: Mon, 07 Dec 2026 03:11:25 GMT\r\nuWebSockets: 20', 'hello world')],
     [
       'Node app, 5 headers with Connection and Keep-Alive',
-      response('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 07 Dec 2026 03:11:25 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5', '{"ok":true}'),
+      response(
+        'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Mon, 07 Dec 2026 03:11:25 GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5',
+        '{"ok":true}',
+      ),
     ],
-    [
-      '16 headers',
-      response(`HTTP/1.1 200 OK\r\n${Array.from({ length: 15 }, (_, i) => `X-Header-${i}: value number ${i}`).join('\r\n')}`, 'x'.repeat(100)),
-    ],
+    ['16 headers', response(`HTTP/1.1 200 OK\r\n${Array.from({ length: 15 }, (_, i) => `X-Header-${i}: value number ${i}`).join('\r\n')}`, 'x'.repeat(100))],
   ];
   for (const [name, bytes] of cases) {
     bench.add(name, () => {

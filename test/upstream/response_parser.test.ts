@@ -193,8 +193,7 @@ describe('framing', () => {
   });
 
   it('Connection is read as a list of tokens in any case, on any of its lines', () => {
-    const keepAlive = (conn: string, version = '1.1'): boolean =>
-      parse(b(`HTTP/${version} 200 OK\r\n${conn}Content-Length: 0\r\n\r\n`)).keepAlive;
+    const keepAlive = (conn: string, version = '1.1'): boolean => parse(b(`HTTP/${version} 200 OK\r\n${conn}Content-Length: 0\r\n\r\n`)).keepAlive;
     expect(keepAlive('Connection: Keep-Alive, CLOSE\r\n')).toBe(false);
     expect(keepAlive('Connection: x-trace\r\nconnection:  close \r\n')).toBe(false);
     expect(keepAlive('Connection: x-close-notify\r\n')).toBe(true); // a token that merely contains "close"
