@@ -700,6 +700,12 @@ const RESPONSE_CASES: ResponseCase[] = [
       return [...okHello(r), ...(passed.length > 0 ? [`trailer fields passed on: ${passed.join(', ')}`] : [])];
     },
   },
+  // The field-line grammar (h1/parse.ts parseFieldLine, which the response parser shares): each is a 502.
+  { name: 'response with a bare LF inside its head', reply: () => ['HTTP/1.1 200 OK\r\nX-A: a\nX-B: b\r\nContent-Length: 5\r\n\r\nhello'] },
+  { name: 'response with a bare CR in its status line', reply: () => ['HTTP/1.1 200 O\rK\r\nContent-Length: 5\r\n\r\nhello'] },
+  { name: 'response with a NUL in a header value', reply: () => ['HTTP/1.1 200 OK\r\nX-A: a\u0000b\r\nContent-Length: 5\r\n\r\nhello'] },
+  { name: 'response with a header line without a colon', reply: () => ['HTTP/1.1 200 OK\r\nX-A a\r\nContent-Length: 5\r\n\r\nhello'] },
+  { name: 'response with a space before a colon', reply: () => ['HTTP/1.1 200 OK\r\nContent-Length : 6\r\nContent-Length: 5\r\n\r\nhello!'] },
   {
     name: 'response with an obs-fold header',
     reply: () => ['HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 5\r\n\r\nhello'],
