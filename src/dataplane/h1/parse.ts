@@ -4,7 +4,9 @@
 // no obs-fold, no bare CR or LF, no control bytes in values (obs-text kept byte for byte). What
 // Content-Length / Transfer-Encoding / Host mean is judged afterwards by request_head.ts, the
 // same checks every engine runs. Pure functions over strings: no sockets, no allocation beyond
-// the header strings themselves.
+// the header strings themselves. parseFieldLine is the one field-line grammar of the code: the
+// request trailers (chunked.ts) and the upstream response's head and trailers
+// (upstream/response_parser.ts) are read with it too.
 
 /** Why a head was refused: None (0) when it was parsed; the others are positive (the line parsers return them negated). */
 export const enum HeadError {
