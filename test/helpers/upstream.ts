@@ -3,13 +3,14 @@
 // may be switched while a test runs. Health checks (user-agent outrigger-health-check, or
 // `healthPath`) are counted apart and answered as `health` says. Closed by closeAll().
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createHash, randomInt, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type tls from 'node:tls';
+import type { Readable, Writable } from 'node:stream';
 import { ROOT } from './process.js';
 import { track } from './live.js';
 
@@ -418,16 +419,23 @@ export function headerValues(rawHeaders: readonly string[], name: string): strin
   return out;
 }
 
+/** test/fixtures/py_app.py (Python's http.server) speaking `protocol` (HTTP/1.1 or HTTP/1.0), listening with `backlog`; its port. */
+export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog = 128): Promise<number> {
+  return (await spawnPythonApp([protocol, String(backlog)])).port;
+}
+
 /**
- * test/fixtures/py_app.py (Python's http.server) speaking `protocol` (HTTP/1.1 or HTTP/1.0),
- * listening with `backlog`; with `holdSeconds`, it accepts nothing for that long after it has
- * answered with its port (the kernel drops SYNs past the backlog meanwhile). Its port.
+ * py_app.py listening with `backlog` that accepts no connection until release() (the kernel
+ * drops SYNs past the backlog meanwhile); its port.
  */
-export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog = 128, holdSeconds = 0): Promise<number> {
-  const args = [`${ROOT}/test/fixtures/py_app.py`, protocol, String(backlog)];
-  if (holdSeconds > 0) args.push(String(holdSeconds));
+export async function startHeldPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog: number): Promise<{ port: number; release: () => void }> {
+  const { port, child } = await spawnPythonApp([protocol, String(backlog), 'held']);
+  return { port, release: () => child.stdin.write('go\n') };
+}
+
+async function spawnPythonApp(args: string[]): Promise<{ port: number; child: ChildProcessByStdio<Writable, Readable, Readable> }> {
   // Its stderr is kept, not shown: http.server prints a traceback for every connection closed under an answer.
-  const child = spawn('python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('python3', [`${ROOT}/test/fixtures/py_app.py`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
@@ -439,7 +447,7 @@ export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog 
         child.kill('SIGKILL');
       }),
   });
-  return new Promise<number>((resolve, reject) => {
+  const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (d: string) => {
@@ -448,4 +456,5 @@ export async function startPythonApp(protocol: 'HTTP/1.1' | 'HTTP/1.0', backlog 
     });
     child.once('exit', (code) => reject(new Error(`py_app.py exited with ${code}: ${stderr}`)));
   });
+  return { port, child };
 }
