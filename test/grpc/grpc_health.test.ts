@@ -212,7 +212,16 @@ describe('gRPC health checks (grpc.health.v1.Health/Check)', () => {
 
   it('a server that is gone (connections cut, port closed) is unhealthy', async () => {
     b.kill();
-    const c = await untilCluster(sc, 'grpc', health(a, b, true, false), 'b unhealthy');
+    // A check in flight when the server shuts down fails first with its stream refused
+    // (NGHTTP2_REFUSED_STREAM): that one alone already makes b unhealthy (threshold 1). The checks
+    // after it find the port closed, and b stays unhealthy with that as its reason.
+    const gone = health(a, b, true, false);
+    const c = await untilCluster(
+      sc,
+      'grpc',
+      (v) => gone(v) && endpointView(v, b.address).health_check?.last_error === 'connect failed: ECONNREFUSED',
+      'b unhealthy, its last check refused at connect',
+    );
     expect(endpointView(c, b.address).health_check?.last_error).toBe('connect failed: ECONNREFUSED');
     expect(await callsLandOn(client, 20)).toEqual(new Set(['a']));
   });
