@@ -73,15 +73,20 @@ describe('npm start (the demo)', () => {
     });
     demo.stdout?.setEncoding('utf8').on('data', (s: string) => (output += s));
     demo.stderr?.setEncoding('utf8').on('data', (s: string) => (output += s));
-    await eventually(
-      () => {
-        if (demo?.exitCode !== null && demo?.exitCode !== undefined) throw new Error(`the demo exited (${demo.exitCode}):\n${output}`);
-        return output.includes('outrigger demo is running') ? true : undefined;
-      },
-      'the demo to be running',
-      60_000,
-      100,
-    );
+    try {
+      await eventually(
+        () => {
+          if (demo?.exitCode !== null && demo?.exitCode !== undefined) throw new Error(`the demo exited (${demo.exitCode}):\n${output}`);
+          return output.includes('outrigger demo is running') ? true : undefined;
+        },
+        'the demo to be running',
+        45_000,
+        100,
+      );
+    } catch (err) {
+      // What the demo printed says where it stopped (a CI run once timed out here without a word).
+      throw new Error(`${(err as Error).message}\n--- the demo's output ---\n${output.slice(-6000)}`);
+    }
     // The printed instructions name the chosen ports.
     expect(output).toContain(`curl -s http://127.0.0.1:${web}/v1/hello`);
     expect(output).toContain(`https://127.0.0.1:${signer} (outrigger ca serve`);
@@ -120,5 +125,5 @@ describe('npm start (the demo)', () => {
     expect(denied.status).toBe(403);
 
     await killDemoGroup();
-  });
+  }, 90_000);
 });
