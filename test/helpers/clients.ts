@@ -4,9 +4,9 @@
 // loads are closed by closeAll().
 
 import http from 'node:http';
-import http2 from 'node:http2';
 import net from 'node:net';
 import { expect } from 'vitest';
+import { h2connect, h2request } from '../h2/h2_client.js';
 import { eventually, sleep, track } from './live.js';
 
 export interface HttpOptions {
@@ -291,35 +291,23 @@ export async function stopWithoutFailures(load: Load): Promise<LoadStats> {
   return stats;
 }
 
-export interface H2Answer {
+export interface BurstAnswer {
   status: number;
   body: string;
 }
 
-/** Requests `[method, path, body]` on one HTTP/2 connection, all opened in one turn (their HEADERS leave in one write). */
-export async function h2Burst(port: number, reqs: ReadonlyArray<readonly [string, string, string?]>): Promise<H2Answer[]> {
-  const session = http2.connect(`http://127.0.0.1:${port}`);
+/**
+ * Requests `[method, path, body]` on one HTTP/2 connection (h2/h2_client.ts), all opened in one
+ * turn (their HEADERS leave in one write); a stream that fails throws.
+ */
+export async function h2Burst(port: number, reqs: ReadonlyArray<readonly [string, string, string?]>): Promise<BurstAnswer[]> {
+  const session = await h2connect(`http://127.0.0.1:${port}`);
   try {
-    await new Promise<void>((resolve, reject) => {
-      session.once('connect', () => resolve());
-      session.once('error', reject);
+    const answers = await Promise.all(reqs.map(([method, path, body]) => h2request(session, { ':method': method, ':path': path }, body ?? null)));
+    return answers.map((a, i) => {
+      if (a.error !== null) throw new Error(`h2Burst: ${reqs[i]![0]} ${reqs[i]![1]}: ${a.error}`);
+      return { status: a.status, body: a.body.toString('utf8') };
     });
-    return await Promise.all(
-      reqs.map(
-        ([method, path, body]) =>
-          new Promise<H2Answer>((resolve, reject) => {
-            const s = session.request({ ':method': method, ':path': path }, { endStream: body === undefined });
-            if (body !== undefined) s.end(body);
-            let status = 0;
-            let text = '';
-            s.on('response', (h) => (status = Number(h[':status'])));
-            s.setEncoding('utf8');
-            s.on('data', (d: string) => (text += d));
-            s.on('end', () => resolve({ status, body: text }));
-            s.on('error', reject);
-          }),
-      ),
-    );
   } finally {
     session.close();
   }
