@@ -196,7 +196,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   private connect(): UpstreamConnection | null {
     const t = this.connectTls();
     if (t === undefined) return null;
-    const offer = (t !== null || (this.spec.pipelinePlaintext && !this.pipeliningStopped())) && this.spec.pipelineDepth > 1;
+    const offer = (t !== null || this.pipeliningToApp()) && this.spec.pipelineDepth > 1;
     const conn = new UpstreamConnection(this, this.host, this.port, this.ticker, this.spec.connectTimeoutMs, t, offer ? this.stall : null);
     if (offer) this.pipelining.push(conn);
     this.open++;
@@ -216,7 +216,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   onSlot(conn: UpstreamConnection): void {
     const next = this.waiters.first;
     if (next === undefined || this.draining || this.isStale(conn.materialKey)) return;
-    if (conn.safeOnly && (!next.pipelinable || !this.spec.pipelinePlaintext || this.pipeliningStopped())) return; // it waits for a connection of its own
+    if (conn.safeOnly && (!next.pipelinable || !this.pipeliningToApp())) return; // it waits for a connection of its own
     if (!conn.takesMore(this.spec.pipelineDepth, this.ticker.fresh(), null)) return;
     conn.assign(this.waiters.shift()!);
   }
@@ -264,6 +264,11 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   override get pipeliningOff(): boolean {
     return this.pipeliningStopped();
+  }
+
+  /** To a plaintext app: its cluster opts in (pool.pipeline_plaintext) and pipelining is not stopped now. */
+  private pipeliningToApp(): boolean {
+    return this.spec.pipelinePlaintext && !this.pipeliningStopped();
   }
 
   /** Whether pipelining to the app is stopped now; a stop whose time is up is ended here. */
