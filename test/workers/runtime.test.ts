@@ -113,8 +113,10 @@ describe('WorkerRuntime.apply(delta)', () => {
     expect(api.endpoint('127.0.0.1:8002')).toBeUndefined();
     expect(api.spec.endpoints.map((e) => e.address)).toEqual(['127.0.0.1:8001', '127.0.0.1:8003', '127.0.0.1:8004']);
     expect({ ...api.spec, endpoints: null }).toEqual({ ...spec, endpoints: null });
-    // The load balancer picks among the new set only.
-    const picked = new Set(Array.from({ length: 30 }, () => api.lb.pick()?.address));
+    // The load balancer picks among the new set only. Weights 1:5:1 give 8004 a 1/7 chance per
+    // pick: 30 picks missed it about once in a hundred runs (a CI failure); 1000 miss it with
+    // probability (6/7)^1000 < 1e-60.
+    const picked = new Set(Array.from({ length: 1000 }, () => api.lb.pick()?.address));
     expect([...picked].sort()).toEqual(['127.0.0.1:8001', '127.0.0.1:8003', '127.0.0.1:8004']);
   });
 
