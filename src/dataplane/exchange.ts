@@ -211,10 +211,17 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   /**
    * A GET or HEAD without a body, not being sent again as unprocessed (read only by a pool that
    * pipelines to a plaintext app): a resend goes alone, so that an app that closes after every
-   * answer (HTTP/1.0 style) answers each GET of a pipeline at its second try at the latest.
+   * answer (HTTP/1.0 style) answers each GET of a pipeline at its second try at the latest. Nor
+   * one that asks for a Server-Sent Events stream (`Accept: text/event-stream`, as every
+   * EventSource sends): its answer may never end, and a request written behind it would wait for it.
    */
   get pipelinable(): boolean {
-    return (this.isHead || this.head.method === 'GET') && this.head.framing === BodyFraming.None && this.unprocessedLeft === UNPROCESSED_RESENDS;
+    return (
+      (this.isHead || this.head.method === 'GET') &&
+      this.head.framing === BodyFraming.None &&
+      this.unprocessedLeft === UNPROCESSED_RESENDS &&
+      !asksForEventStream(this.head.headers)
+    );
   }
 
   get bytesIn(): number {
@@ -575,4 +582,12 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   get abandoned(): boolean {
     return this.clientGone;
   }
+}
+
+/** Some `accept` line names `text/event-stream` (media types are case-insensitive, RFC 9110 §8.3.1). */
+function asksForEventStream(headers: readonly string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'accept' && /\btext\/event-stream\b/i.test(headers[i + 1]!)) return true;
+  }
+  return false;
 }

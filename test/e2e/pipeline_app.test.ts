@@ -17,6 +17,7 @@ import type net from 'node:net';
 import uWS from 'uWebSockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { closeAll, endpointCounters, h2Burst, httpGet, keepAlive, proxyConfig, startPythonApp, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import { h2connect, h2request } from '../h2/h2_client.js';
 
 afterEach(closeAll);
 
@@ -241,5 +242,76 @@ describe('pipeline_plaintext to Python’s http.server', () => {
     const ports = await pyBurst(sc, 'after');
     expect(new Set(ports).size).toBe(8);
     expect(await endpointCounters(sc, 'app')).toMatchObject({ pipeliningStops: 1, pipeliningOffWorkers: 1 });
+  });
+});
+
+/**
+ * Node's HTTP server with an endless stream at /events (an event at once, then one every 100 ms,
+ * until the client goes) and `GET <url>` everywhere else.
+ */
+async function startStreamingApp(): Promise<number> {
+  const server = http.createServer((req, res) => {
+    if (req.url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: 0\n\n');
+      const t = setInterval(() => res.write('data: tick\n\n'), 100);
+      res.on('close', () => clearInterval(t));
+      return;
+    }
+    const body = `GET ${req.url}`;
+    res.writeHead(200, { 'content-length': Buffer.byteLength(body) }).end(body);
+  });
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  track({
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  });
+  return (server.address() as net.AddressInfo).port;
+}
+
+/**
+ * One HTTP/2 burst through `sc`: the stream's request (with `accept`, if any) first, then 6 GETs,
+ * all handled in one loop turn of the sidecar. The GETs' statuses and bodies, and whether the
+ * stream's first event arrived.
+ */
+async function burstBehindStream(sc: Sidecar, accept: string | null): Promise<{ answers: string[]; streamed: boolean }> {
+  const session = await h2connect(`http://127.0.0.1:${sc.port()}`);
+  const stream = session.request({ ':path': '/events', ...(accept === null ? {} : { accept }) });
+  const streamed = new Promise<boolean>((resolve) => {
+    stream.once('data', () => resolve(true));
+    stream.once('close', () => resolve(false));
+  });
+  const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => h2request(session, { ':path': `/after/${i}` })));
+  const got = await streamed;
+  stream.close();
+  session.close();
+  return { answers: answers.map((a) => `${a.status} ${a.status === 200 ? a.body.toString() : ''}`.trim()), streamed: got };
+}
+
+describe('pipeline_plaintext and streams that do not end', () => {
+  it('a GET asking for Server-Sent Events (Accept: text/event-stream) goes alone: the GETs of the same loop turn are answered while the stream runs', async () => {
+    const port = await startStreamingApp();
+    const sc = await startSidecar(proxyConfig([`127.0.0.1:${port}`], { pool: { pipeline_plaintext: true }, timeoutMs: 1500 }));
+    for (const accept of ['text/event-stream', 'text/html, Text/Event-Stream;q=0.9']) {
+      const { answers, streamed } = await burstBehindStream(sc, accept);
+      expect(answers).toEqual(Array.from({ length: 6 }, (_, i) => `200 GET /after/${i}`));
+      expect(streamed).toBe(true);
+    }
+  });
+
+  it('the premise: without that Accept (a long poll looks the same), the GETs written behind the stream wait for it, to the route timeout (504), as docs/config.md says of head of line', async () => {
+    const port = await startStreamingApp();
+    const sc = await startSidecar(proxyConfig([`127.0.0.1:${port}`], { pool: { pipeline_plaintext: true }, timeoutMs: 1500 }));
+    const { answers, streamed } = await burstBehindStream(sc, null);
+    expect(answers).toEqual(Array.from({ length: 6 }, () => '504'));
+    expect(streamed).toBe(true);
   });
 });
