@@ -30,6 +30,7 @@ const pool = new EndpointPool(
 class Req implements UpstreamRequest {
   readonly isHead = false;
   readonly pipelinable = true;
+  readonly movable = true;
   aborted = false;
   constructor(
     private readonly res: uWS.HttpResponse,

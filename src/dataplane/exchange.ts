@@ -216,12 +216,12 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
    * EventSource sends): its answer may never end, and a request written behind it would wait for it.
    */
   get pipelinable(): boolean {
-    return (
-      (this.isHead || this.head.method === 'GET') &&
-      this.head.framing === BodyFraming.None &&
-      this.unprocessedLeft === UNPROCESSED_RESENDS &&
-      !asksForEventStream(this.head.headers)
-    );
+    return this.movable && this.unprocessedLeft === UNPROCESSED_RESENDS && !asksForEventStream(this.head.headers);
+  }
+
+  /** A GET or HEAD without a body (UpstreamRequest.movable). */
+  get movable(): boolean {
+    return (this.isHead || this.head.method === 'GET') && this.head.framing === BodyFraming.None;
   }
 
   get bytesIn(): number {

@@ -33,7 +33,9 @@ export interface UpstreamChannel {
   readonly awaitingResponse: boolean;
   /**
    * The upstream declared the request unprocessed (HTTP/2 REFUSED_STREAM, or a stream above a
-   * GOAWAY's last stream id): it may be sent again whatever its method.
+   * GOAWAY's last stream id): it may be sent again whatever its method. Also a `movable` request
+   * that a pipelined connection gave up on, written behind a response that did not end (pipeline.ts):
+   * sending it again is safe as for any GET or HEAD.
    */
   readonly unprocessed: boolean;
 }
@@ -65,6 +67,11 @@ export interface UpstreamRequest extends ResponseSink {
    * idempotent is ever written behind another, nor another behind it.
    */
   readonly pipelinable: boolean;
+  /**
+   * A GET or HEAD without a body: written behind a response on a pipelined connection that does
+   * not end (a long poll, an event stream), it is sent again on another connection (pipeline.ts).
+   */
+  readonly movable: boolean;
   /** Runs `task` with the client connection corked, so that head and body of one read leave in one syscall. */
   runCorked(task: () => void): void;
   /** A gRPC call's deadline (performance.now() ms; 0 or absent = none): an HTTP/2 stream sends what is left of it as grpc-timeout. */

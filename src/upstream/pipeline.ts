@@ -11,7 +11,7 @@ import { ProxyError } from '../errors.js';
 import { RareFields } from '../jit.js';
 import type { UpstreamChannel, UpstreamRequest } from './channel.js';
 import type { ResponseParser, ResponseSink } from './response_parser.js';
-import type { Ticker } from './ticker.js';
+import type { Ticker, Timed, TimerEntry } from './ticker.js';
 
 /** What a pipeline needs of its connection. */
 export interface PipelineHost {
@@ -67,6 +67,14 @@ const SLOW_MIN_MS = 50;
 const HOL_SHARE = 0.002;
 
 /**
+ * GETs and HEADs written behind a response that has taken this many times the stall limit, and at
+ * least RESCUE_FLOOR_MS, are sent again on another connection: a long poll or an event stream may
+ * never end, and without this the requests behind it waited for it to their route timeout.
+ */
+const RESCUE_FACTOR = 2;
+const RESCUE_FLOOR_MS = 100;
+
+/**
  * When a pipelined connection's oldest response is late enough that new requests must go elsewhere
  * (head-of-line): one per endpoint pool, fed by every completed head response. A sample is capped at
  * the current limit, so that one 500 ms request in a hundred does not teach the pool to wait 500 ms.
@@ -100,7 +108,7 @@ export class StallClock {
 
 const PIPELINE_RARE = new RareFields(['closed']);
 
-export class Pipeline {
+export class Pipeline implements Timed {
   /** Requests in flight, oldest first: the parser reads the response of `tries[0]`. */
   private readonly tries: PipelineTry[] = [];
   /** The socket is corked until the end of this loop turn. */
@@ -110,6 +118,9 @@ export class Pipeline {
   /** When the head request became the head (ticker clock): how long its response has taken. */
   private headSince = 0;
   private closed = false;
+  /** Timed: when the requests behind the head are looked at again (ticker clock; 0: not armed). */
+  deadline = 0;
+  timerEntry: TimerEntry | null = null;
   /** PipelineHost.safeOnly, which a connection never changes. */
   private readonly safeOnly: boolean;
   // The read being parsed (executeHead runs inside the head request's runCorked).
@@ -170,7 +181,54 @@ export class Pipeline {
     this.turnRequests = this.batching ? this.turnRequests + 1 : 1;
     this.tries.push(t);
     if (this.tries.length === 1) this.startHead(t);
+    else if (this.deadline === 0) this.armRescue();
     req.onConnection(t);
+  }
+
+  /** How long the head's response may take before the movable requests behind it go elsewhere. */
+  private get rescueMs(): number {
+    return Math.max(RESCUE_FLOOR_MS, RESCUE_FACTOR * this.stall.limitMs);
+  }
+
+  /** Armed while requests wait behind the head; not moved as responses complete (onDeadline checks). */
+  private armRescue(): void {
+    this.deadline = this.headSince + this.rescueMs;
+    this.ticker.add(this);
+  }
+
+  onDeadline(now: number): void {
+    this.deadline = 0;
+    if (this.closed || this.tries.length < 2) return;
+    if (now - this.headSince < this.rescueMs)
+      this.armRescue(); // a later head: its own time
+    else setImmediate(this.rescueCheck); // after this turn's reads: a loop held up (GC) may have the answers waiting
+  }
+
+  private readonly rescueCheck = (): void => {
+    if (this.closed || this.tries.length < 2) return;
+    const ms = this.ticker.fresh() - this.headSince;
+    if (ms >= this.rescueMs) this.rescueBehind(ms);
+    else if (this.deadline === 0) this.armRescue();
+  };
+
+  /**
+   * The head's response has not ended in `ms`: the GETs and HEADs written whole behind it are sent
+   * again (on another connection: this one is stalled, so the pool gives it nothing), and their
+   * answers here are read and dropped when they come; any other request waits for it. The app may
+   * so process such a GET twice, as with any retry of an idempotent request. It counts as a slow
+   * response, so that fewer requests are batched behind others (StallClock).
+   */
+  private rescueBehind(ms: number): void {
+    this.stall.sample(ms);
+    const err = new ProxyError('upstream_reset', `a response from ${this.at} did not end within ${Math.round(ms)} ms; sent again behind it`);
+    for (let i = 1; i < this.tries.length; i++) {
+      const t = this.tries[i]!;
+      if (t.finished || t.abandoned || !t.requestComplete || !t.req.movable) continue;
+      t.unprocessed = true;
+      t.fail(err);
+      t.abandoned = true;
+    }
+    this.closeIfAbandoned();
   }
 
   private startHead(t: PipelineTry): void {
@@ -387,6 +445,7 @@ export class Pipeline {
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.deadline !== 0) this.ticker.delete(this);
     this.host.pipelineClosed();
   }
 

@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { h2connect, h2request } from '../h2/h2_client.js';
 import {
   adminCall,
   caSource,
@@ -36,6 +37,7 @@ let app: Upstream;
 const held: http.ServerResponse[] = [];
 let server: Sidecar;
 let serverConfig: Config;
+let clientConfig: Config;
 let client: Sidecar;
 let out: number;
 
@@ -122,7 +124,7 @@ beforeAll(async () => {
   serverConfig = serverSideConfig({ tls: caSource(ca), app: app.address, workers: 1 });
   (serverConfig['listeners'] as Array<Record<string, unknown>>)[0]!['engine'] = 'strict';
   server = await startSidecar(serverConfig);
-  const clientConfig = clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}`, workers: 1, pool: POOL });
+  clientConfig = clientSideConfig({ tls: caSource(ca), upstream: `127.0.0.1:${server.port('inbound')}`, workers: 1, pool: POOL });
   // No retries: a reload that rebinds the server's listener hands its socket to the new one, so
   // the client sidecar's new connections queued in it are accepted, not reset (rebind_handover).
   client = await startSidecar(clientConfig);
@@ -189,6 +191,31 @@ describe('pipelined hop between two sidecars', () => {
     held.pop()!.end('slow done');
     expect((await slow).text).toBe('slow done');
     slowAgent.destroy();
+  });
+
+  it('head of line within one loop turn: GETs written behind a held request go again on another connection and are answered; a POST behind it waits for it', async () => {
+    // A fresh client sidecar: its first request opens a connection and the others of the turn join
+    // it while it connects, so all eight are written on it in order (held, 6 GETs, the POST).
+    const fresh = await startSidecar(clientConfig);
+    const session = await h2connect(`http://127.0.0.1:${fresh.port('outbound')}`);
+    const slow = h2request(session, { ':path': '/held/turn' });
+    const gets = Array.from({ length: 6 }, (_, i) => h2request(session, { ':path': `/v1/turn/${i}` }));
+    let postDone = false;
+    const post = h2request(session, { ':method': 'POST', ':path': '/v1/turn/post' }, 'p').then((a) => {
+      postDone = true;
+      return a;
+    });
+    const answers = await Promise.all(gets);
+    expect(answers.map((a) => [a.status, a.body.toString()])).toEqual(Array.from({ length: 6 }, (_, i) => [200, `app GET /v1/turn/${i} `]));
+    // They had been written behind the held one: the server sidecar passed each to the app then, and again when sent again.
+    expect(Array.from({ length: 6 }, (_, i) => app.requests.filter((r) => r.url === `/v1/turn/${i}`).length)).toEqual([2, 2, 2, 2, 2, 2]);
+    expect(postDone).toBe(false);
+    expect(held.length).toBe(1);
+    held.pop()!.end('slow done');
+    expect((await slow).body.toString()).toBe('slow done');
+    expect((await post).body.toString()).toBe('app POST /v1/turn/post p');
+    expect(app.requests.filter((r) => r.url === '/v1/turn/post').length).toBe(1);
+    session.close();
   });
 
   it('a reload of the server sidecar under pipelined load (POSTs included) drops no request and processes no POST twice', async () => {

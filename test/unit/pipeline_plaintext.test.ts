@@ -46,8 +46,8 @@ function answer(up: HeldUpstream, paths: string[], close: string | null = null):
   socket.write(bytes);
 }
 
-function makePool(port: number, spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }): EndpointPool {
-  const pool = new EndpointPool('127.0.0.1', port, testPoolSpec(budget, { pipelinePlaintext: true, ...spec }), budget, manualTicker().ticker);
+function makePool(port: number, spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, ticker = manualTicker().ticker): EndpointPool {
+  const pool = new EndpointPool('127.0.0.1', port, testPoolSpec(budget, { pipelinePlaintext: true, ...spec }), budget, ticker);
   onTestFinished(() => pool.close());
   return pool;
 }
@@ -281,5 +281,64 @@ describe('pipeline_plaintext: an app that keeps closing pipelined connections', 
     expect(resent).toBeGreaterThan(0);
     expect(p.pipeliningOff).toBe(false);
     expect(p.counters.pipeliningStops).toBe(0);
+  });
+});
+
+describe('pipeline_plaintext: GETs behind a response that does not end', () => {
+  /** /long, then /g1 /g2 /g3 that go alone when sent again (as an Exchange's resend does), all on one connection. */
+  async function behindLong(): Promise<{ up: HeldUpstream; p: EndpointPool; advance: (ms: number) => void; long: RecordingRequest; gets: ResendingRequest[] }> {
+    const up = await heldUpstream();
+    const { ticker, advance } = manualTicker();
+    const p = makePool(up.port, { connectionsPerWorker: 8 }, undefined, ticker);
+    const long = sent(p, '/long');
+    const gets = ['/g1', '/g2', '/g3'].map((path) => new ResendingRequest(p, path, 'GET', true));
+    for (const g of gets) p.dispatch(g);
+    await expect.poll(() => up.held.size).toBe(4);
+    const first = socketOf(up, '/long');
+    expect(gets.map((g) => socketOf(up, g.path))).toEqual([first, first, first]);
+    return { up, p, advance, long, gets };
+  }
+
+  const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+  it('not answered within 100 ms: they are sent again on connections of their own; once the long answer is read, nobody waits for the rest and the first connection is closed', async () => {
+    const { up, p, advance, long, gets } = await behindLong();
+    const first = socketOf(up, '/long');
+    advance(50);
+    await turn();
+    expect(gets.map((g) => g.resent)).toEqual([0, 0, 0]);
+    advance(75);
+    await expect.poll(() => gets.map((g) => g.resent)).toEqual([1, 1, 1]);
+    await expect.poll(() => gets.every((g) => up.held.get(g.path)!.socket !== first)).toBe(true);
+    const others = new Set(gets.map((g) => socketOf(up, g.path)));
+    expect(others.size).toBe(3);
+    for (const g of gets) answer(up, [g.path]);
+    await expect.poll(() => gets.every((g) => g.ended)).toBe(true);
+    expect(gets.map((g) => [g.status, g.body, g.error])).toEqual(gets.map((g) => [200, g.path, null]));
+    // The long answer comes at last, with the first answers to the GETs behind it: those go nowhere.
+    up.held.delete('/long');
+    const closed = new Promise<void>((resolve) => first.once('close', () => resolve()));
+    first.write(['/long', 'stale-1', 'stale-2', 'stale-3'].map((b) => `HTTP/1.1 200 OK\r\ncontent-length: ${b.length}\r\n\r\n${b}`).join(''));
+    await expect.poll(() => long.ended).toBe(true);
+    expect(long.body).toBe('/long');
+    await closed;
+    expect(gets.map((g) => g.body)).toEqual(['/g1', '/g2', '/g3']);
+    expect(p.idleCount).toBe(3);
+    expect(p.counters.connectionsOpened).toBe(4);
+  });
+
+  it('the head answered within the limit: nothing is sent again', async () => {
+    const { up, advance, long, gets } = await behindLong();
+    advance(90);
+    await turn();
+    answer(up, ['/long', '/g1', '/g2', '/g3']);
+    await expect.poll(() => long.ended && gets.every((g) => g.ended)).toBe(true);
+    advance(200);
+    await turn();
+    expect(gets.map((g) => [g.resent, g.body])).toEqual([
+      [0, '/g1'],
+      [0, '/g2'],
+      [0, '/g3'],
+    ]);
   });
 });

@@ -72,6 +72,8 @@ export class RecordingRequest implements UpstreamRequest {
   readonly isHead = false;
   /** A bodiless GET or HEAD may share a pipelined plaintext connection (UpstreamRequest.pipelinable). */
   pipelinable: boolean;
+  /** A bodiless GET may be moved off a connection stalled behind a response (UpstreamRequest.movable). */
+  movable: boolean;
   status = 0;
   body = '';
   ended = false;
@@ -89,7 +91,7 @@ export class RecordingRequest implements UpstreamRequest {
     method = 'GET',
   ) {
     this.head = { method, target: path };
-    this.pipelinable = method === 'GET';
+    this.pipelinable = this.movable = method === 'GET';
     const length = method === 'GET' ? '' : 'content-length: 0\r\n';
     this.upstreamHead = `${method} ${path} HTTP/1.1\r\nhost: upstream.test\r\n${length}\r\n`;
   }
