@@ -97,7 +97,8 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     // a GET or HEAD without a body, and any other goes alone on an idle or new connection. While such
     // a request waits, nothing joins a pipeline: the connections come idle in turn, and it gets one.
     const shares = this.pipelining.length > 0 && !this.pipeliningStopped() && !this.loneWaiting;
-    const alone = shares && !req.pipelinable;
+    // Only a connection to a plaintext app refuses a request that goes alone (leastLoaded): the hop never asks.
+    const alone = shares && this.spec.pipelinePlaintext && !req.pipelinable;
     const busyTurn = shares && this.countTurn() > BATCH_FROM;
     const early = busyTurn ? this.leastLoaded(true, alone) : null;
     if (early !== null) {
