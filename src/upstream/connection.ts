@@ -56,6 +56,8 @@ export interface ConnectionOwner {
   onPipelineProven(): void;
   /** To a plaintext app: it closed with requests written behind others unanswered (PipelineHost.pipelineLost). */
   onPipelineLost(): void;
+  /** Requests written behind a response that did not end in time are sent again (PipelineHost.pipelineMoved). */
+  onPipelineMoved(n: number): void;
 }
 
 /** The ALPN offer of a connection that may pipeline; HTTP/1.1 for any other server. */
@@ -368,6 +370,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
 
   pipelineLost(): void {
     this.owner.onPipelineLost();
+  }
+
+  pipelineMoved(n: number): void {
+    this.owner.onPipelineMoved(n);
   }
 
   pipelineClosed(): void {

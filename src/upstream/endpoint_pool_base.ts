@@ -19,6 +19,8 @@ export interface PoolCounters {
   tlsResumed: number;
   /** Times pipelining to a plaintext app stopped for a while because the app kept closing pipelined connections (pool.ts). */
   pipeliningStops: number;
+  /** GETs and HEADs sent again because the response ahead of them on a pipelined connection did not end in time (pipeline.ts). */
+  pipelinedMoved: number;
 }
 
 /** mTLS to an endpoint: where the current material comes from and whom the server must be. */
@@ -48,7 +50,7 @@ export abstract class EndpointPoolBase implements Timed {
   draining = false;
   deadline = 0;
   timerEntry: TimerEntry | null = null;
-  readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0, pipeliningStops: 0 };
+  readonly counters: PoolCounters = { connectionsOpened: 0, tlsHandshakes: 0, tlsResumed: 0, pipeliningStops: 0, pipelinedMoved: 0 };
 
   /** Pipelining to a plaintext app is stopped for now (pool.ts); never for HTTP/2 sessions. */
   get pipeliningOff(): boolean {

@@ -43,6 +43,8 @@ export interface PipelineHost {
   pipelineProven(): void;
   /** safeOnly: the app closed with requests unanswered that were written behind another. */
   pipelineLost(): void;
+  /** `n` requests written behind a response that did not end in time are being sent again elsewhere. */
+  pipelineMoved(n: number): void;
 }
 
 /**
@@ -199,9 +201,11 @@ export class Pipeline implements Timed {
   onDeadline(now: number): void {
     this.deadline = 0;
     if (this.closed || this.tries.length < 2) return;
-    if (now - this.headSince < this.rescueMs)
+    if (now - this.headSince < this.rescueMs) {
       this.armRescue(); // a later head: its own time
-    else setImmediate(this.rescueCheck); // after this turn's reads: a loop held up (GC) may have the answers waiting
+    } else {
+      setImmediate(this.rescueCheck); // after this turn's reads: a loop held up (GC) may have the answers waiting
+    }
   }
 
   private readonly rescueCheck = (): void => {
@@ -220,12 +224,12 @@ export class Pipeline implements Timed {
    */
   private rescueBehind(ms: number): void {
     this.stall.sample(ms);
-    const err = new ProxyError('upstream_reset', `a response from ${this.at} did not end within ${Math.round(ms)} ms; sent again behind it`);
-    for (let i = 1; i < this.tries.length; i++) {
-      const t = this.tries[i]!;
-      if (t.finished || t.abandoned || !t.requestComplete || !t.req.movable) continue;
+    const err = new ProxyError('upstream_reset', `the response ahead of it from ${this.at} did not end within ${Math.round(ms)} ms`);
+    const moved = this.tries.filter((t, i) => i > 0 && !t.finished && !t.abandoned && t.requestComplete && t.req.movable);
+    if (moved.length > 0) this.host.pipelineMoved(moved.length);
+    for (const t of moved) {
       t.unprocessed = true;
-      t.fail(err);
+      t.fail(err); // the request dispatches itself again
       t.abandoned = true;
     }
     this.closeIfAbandoned();

@@ -296,6 +296,10 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     this.counters.pipeliningStops++;
   }
 
+  onPipelineMoved(n: number): void {
+    this.counters.pipelinedMoved += n;
+  }
+
   onClosed(conn: UpstreamConnection): void {
     this.open--;
     if (conn.offersPipelining) this.forget(conn);

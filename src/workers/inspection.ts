@@ -39,6 +39,7 @@ export function mergeClusterViews(views: ReadonlyArray<readonly ClusterView[]>):
                 tls_resumed_total: prev.tls_resumed_total + e.tls_resumed_total,
                 pipelining_off_workers: prev.pipelining_off_workers + e.pipelining_off_workers,
                 pipelining_stops_total: prev.pipelining_stops_total + e.pipelining_stops_total,
+                pipelined_moved_total: prev.pipelined_moved_total + e.pipelined_moved_total,
               },
         );
       }

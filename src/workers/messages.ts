@@ -56,6 +56,8 @@ export interface ClusterView {
     /** pool.pipeline_plaintext: workers where pipelining to this app is stopped for now (0 or 1 per worker, summed), and how often it stopped. */
     readonly pipelining_off_workers: number;
     readonly pipelining_stops_total: number;
+    /** GETs and HEADs sent again because the response ahead of them on a pipelined connection (the mTLS hop, pipeline_plaintext) did not end in time. */
+    readonly pipelined_moved_total: number;
   }>;
   readonly retries_total: number;
   readonly retry_budget_exhausted_total: number;

@@ -28,6 +28,7 @@ export function clusterViews(runtime: Pick<WorkerRuntime, 'clusters'>): ClusterV
       tls_resumed_total: e.pool.counters.tlsResumed,
       pipelining_off_workers: e.pool.pipeliningOff ? 1 : 0,
       pipelining_stops_total: e.pool.counters.pipeliningStops,
+      pipelined_moved_total: e.pool.counters.pipelinedMoved,
     })),
   }));
 }

@@ -314,6 +314,7 @@ describe('pipeline_plaintext and responses that do not end', () => {
       // None was written behind the stream: the app got each once.
       expect(Array.from({ length: 6 }, (_, i) => app.seen.get(`/after/${tag}/${i}`))).toEqual([1, 1, 1, 1, 1, 1]);
     }
+    expect((await endpointCounters(sc, 'app')).pipelinedMoved).toBe(0);
   });
 
   it('without that Accept (a long poll looks the same): the GETs written behind it are sent again on another connection once it has not ended within the limit, and answered; the stream goes on', async () => {
@@ -324,5 +325,6 @@ describe('pipeline_plaintext and responses that do not end', () => {
     expect(streaming).toBe(true);
     // Node's server read them behind the stream (and answered into its queue behind it), then again.
     expect(Array.from({ length: 6 }, (_, i) => app.seen.get(`/after/c/${i}`))).toEqual([2, 2, 2, 2, 2, 2]);
+    expect((await endpointCounters(sc, 'app')).pipelinedMoved).toBe(6);
   });
 });

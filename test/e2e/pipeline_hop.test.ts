@@ -211,6 +211,7 @@ describe('pipelined hop between two sidecars', () => {
     expect(Array.from({ length: 6 }, (_, i) => app.requests.filter((r) => r.url === `/v1/turn/${i}`).length)).toEqual([2, 2, 2, 2, 2, 2]);
     expect(postDone).toBe(false);
     expect(held.length).toBe(1);
+    expect((await endpointCounters(fresh, 'api')).pipelinedMoved).toBe(6);
     held.pop()!.end('slow done');
     expect((await slow).body.toString()).toBe('slow done');
     expect((await post).body.toString()).toBe('app POST /v1/turn/post p');

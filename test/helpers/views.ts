@@ -67,6 +67,8 @@ export interface EndpointCounters {
   /** pool.pipeline_plaintext: workers where pipelining to the app is stopped now, and how often it stopped. */
   readonly pipeliningOffWorkers: number;
   readonly pipeliningStops: number;
+  /** GETs and HEADs sent again because the response ahead of them on a pipelined connection did not end in time. */
+  readonly pipelinedMoved: number;
 }
 
 /** Per-endpoint counters of a cluster from GET /clusters (summed over workers by the sidecar). */
@@ -84,6 +86,7 @@ export async function endpointCounters(sc: AdminOf, cluster: string, address?: s
     'tls_resumed_total',
     'pipelining_off_workers',
     'pipelining_stops_total',
+    'pipelined_moved_total',
   ]) {
     if (typeof e[f] !== 'number') throw new Error(`GET /clusters: endpoint has no numeric ${f}: ${JSON.stringify(e)}`);
   }
@@ -94,6 +97,7 @@ export async function endpointCounters(sc: AdminOf, cluster: string, address?: s
     tlsResumed: e['tls_resumed_total'] as number,
     pipeliningOffWorkers: e['pipelining_off_workers'] as number,
     pipeliningStops: e['pipelining_stops_total'] as number,
+    pipelinedMoved: e['pipelined_moved_total'] as number,
   };
 }
 

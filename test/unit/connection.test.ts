@@ -23,6 +23,7 @@ function recordingOwner(): ConnectionOwner & { readonly events: string[] } {
     onPeerClosing: record('peer closing'),
     onPipelineProven: record('pipeline proven'),
     onPipelineLost: record('pipeline lost'),
+    onPipelineMoved: record('pipeline moved'),
   };
 }
 

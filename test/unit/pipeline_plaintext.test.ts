@@ -312,6 +312,7 @@ describe('pipeline_plaintext: GETs behind a response that does not end', () => {
     await expect.poll(() => gets.every((g) => up.held.get(g.path)!.socket !== first)).toBe(true);
     const others = new Set(gets.map((g) => socketOf(up, g.path)));
     expect(others.size).toBe(3);
+    expect(p.counters.pipelinedMoved).toBe(3);
     for (const g of gets) answer(up, [g.path]);
     await expect.poll(() => gets.every((g) => g.ended)).toBe(true);
     expect(gets.map((g) => [g.status, g.body, g.error])).toEqual(gets.map((g) => [200, g.path, null]));
@@ -328,7 +329,7 @@ describe('pipeline_plaintext: GETs behind a response that does not end', () => {
   });
 
   it('the head answered within the limit: nothing is sent again', async () => {
-    const { up, advance, long, gets } = await behindLong();
+    const { up, p, advance, long, gets } = await behindLong();
     advance(90);
     await turn();
     answer(up, ['/long', '/g1', '/g2', '/g3']);
@@ -340,5 +341,6 @@ describe('pipeline_plaintext: GETs behind a response that does not end', () => {
       [0, '/g2'],
       [0, '/g3'],
     ]);
+    expect(p.counters.pipelinedMoved).toBe(0);
   });
 });
