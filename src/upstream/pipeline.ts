@@ -119,6 +119,8 @@ export class Pipeline implements Timed {
   private turnRequests = 0;
   /** When the head request became the head (ticker clock): how long its response has taken. */
   private headSince = 0;
+  /** The head's response was counted in the StallClock already (as slow, when the requests behind it were moved). */
+  private headCounted = false;
   private closed = false;
   /** Timed: when the requests behind the head are looked at again (ticker clock; 0: not armed). */
   deadline = 0;
@@ -223,7 +225,8 @@ export class Pipeline implements Timed {
    * response, so that fewer requests are batched behind others (StallClock).
    */
   private rescueBehind(ms: number): void {
-    this.stall.sample(ms);
+    if (!this.headCounted) this.stall.sample(ms);
+    this.headCounted = true;
     const err = new ProxyError('upstream_reset', `the response ahead of it from ${this.at} did not end within ${Math.round(ms)} ms`);
     const moved = this.tries.filter((t, i) => i > 0 && !t.finished && !t.abandoned && t.requestComplete && t.req.movable);
     if (moved.length > 0) this.host.pipelineMoved(moved.length);
@@ -238,6 +241,7 @@ export class Pipeline implements Timed {
   private startHead(t: PipelineTry): void {
     this.parser.start(t, t.req.isHead);
     this.headSince = this.ticker.fresh();
+    this.headCounted = false;
   }
 
   /** Request bytes: corked on the first write of a loop turn, sent in one write at its end. */
@@ -299,8 +303,7 @@ export class Pipeline implements Timed {
       this.close();
       return;
     }
-    const now = this.ticker.fresh();
-    this.stall.sample(now - this.headSince);
+    if (!this.headCounted) this.stall.sample(this.ticker.fresh() - this.headSince);
     this.host.resumeReading(); // a pause was for the client of the response just completed
     const next = this.tries[0];
     if (next === undefined) {
