@@ -200,9 +200,15 @@ export class Pipeline implements Timed {
     this.ticker.add(this);
   }
 
+  /** Requests wait behind the head, or the head is a moved request's answer that nobody waits for. */
+  private get watched(): boolean {
+    const n = this.tries.length;
+    return n >= 2 || (n === 1 && this.tries[0]!.abandoned);
+  }
+
   onDeadline(now: number): void {
     this.deadline = 0;
-    if (this.closed || this.tries.length < 2) return;
+    if (this.closed || !this.watched) return;
     if (now - this.headSince < this.rescueMs) {
       this.armRescue(); // a later head: its own time
     } else {
@@ -211,10 +217,17 @@ export class Pipeline implements Timed {
   }
 
   private readonly rescueCheck = (): void => {
-    if (this.closed || this.tries.length < 2) return;
+    if (this.closed || !this.watched) return;
     const ms = this.ticker.fresh() - this.headSince;
-    if (ms >= this.rescueMs) this.rescueBehind(ms);
-    else if (this.deadline === 0) this.armRescue();
+    if (ms < this.rescueMs) {
+      if (this.deadline === 0) this.armRescue();
+    } else if (this.tries.every((t) => t.abandoned)) {
+      // Moved requests' answers that do not come in time either: nobody waits for them.
+      this.tries.length = 0;
+      this.close();
+    } else {
+      this.rescueBehind(ms);
+    }
   };
 
   /**
@@ -233,7 +246,7 @@ export class Pipeline implements Timed {
     for (const t of moved) {
       t.unprocessed = true;
       t.fail(err); // the request dispatches itself again
-      t.abandoned = true;
+      t.abandoned = t.moved = true;
     }
     this.closeIfAbandoned();
   }
@@ -422,12 +435,20 @@ export class Pipeline implements Timed {
     this.closeIfAbandoned();
   }
 
-  /** Nobody waits for any response in flight: close rather than read them. */
+  /**
+   * Nobody waits for any response in flight. When a client went away, close rather than read them
+   * (they may be large, or never come). When all are the answers of moved requests, which usually
+   * wait right behind (the server answered them while the head held them back), read them and keep
+   * the connection, unless they do not end within the rescue limit either (rescueCheck closes it).
+   */
   private closeIfAbandoned(): void {
-    if (this.tries.length > 0 && this.tries.every((t) => t.abandoned)) {
-      this.tries.length = 0;
-      this.close();
+    if (this.tries.length === 0 || !this.tries.every((t) => t.abandoned)) return;
+    if (this.tries.every((t) => t.moved)) {
+      if (this.deadline === 0) this.armRescue();
+      return;
     }
+    this.tries.length = 0;
+    this.close();
   }
 
   /** A request was written whole: the connection may take the next one. */
@@ -461,7 +482,7 @@ export class Pipeline implements Timed {
   }
 }
 
-const PIPELINE_TRY_RARE = new RareFields(['abandoned']);
+const PIPELINE_TRY_RARE = new RareFields(['abandoned', 'moved', 'unprocessed']);
 
 /** One try on a pipelined connection: its channel, and the sink its response is parsed into. */
 export class PipelineTry implements UpstreamChannel, ResponseSink {
@@ -478,6 +499,8 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
   answered = false;
   /** Dropped by its request: the response is read and discarded. */
   abandoned = false;
+  /** Abandoned because the request was sent again elsewhere, behind a response that did not end (Pipeline.rescueBehind). */
+  moved = false;
 
   constructor(
     private readonly pipe: Pipeline,
@@ -489,7 +512,7 @@ export class PipelineTry implements UpstreamChannel, ResponseSink {
     /** Written behind another request in flight. */
     readonly behind: boolean,
   ) {
-    // Stored to only when its client goes away (jit.ts).
+    // Stored to only when its client goes away, it is moved, or its server closes (jit.ts).
     PIPELINE_TRY_RARE.first(this);
   }
 

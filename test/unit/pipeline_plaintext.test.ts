@@ -301,7 +301,7 @@ describe('pipeline_plaintext: GETs behind a response that does not end', () => {
 
   const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-  it('not answered within 100 ms: they are sent again on connections of their own; once the long answer is read, nobody waits for the rest and the first connection is closed', async () => {
+  it('not answered within 100 ms: they are sent again on connections of their own; their first answers, behind the long one, are read and dropped, and the connection serves on', async () => {
     const { up, p, advance, long, gets } = await behindLong();
     const first = socketOf(up, '/long');
     advance(50);
@@ -318,14 +318,37 @@ describe('pipeline_plaintext: GETs behind a response that does not end', () => {
     expect(gets.map((g) => [g.status, g.body, g.error])).toEqual(gets.map((g) => [200, g.path, null]));
     // The long answer comes at last, with the first answers to the GETs behind it: those go nowhere.
     up.held.delete('/long');
-    const closed = new Promise<void>((resolve) => first.once('close', () => resolve()));
     first.write(['/long', 'stale-1', 'stale-2', 'stale-3'].map((b) => `HTTP/1.1 200 OK\r\ncontent-length: ${b.length}\r\n\r\n${b}`).join(''));
     await expect.poll(() => long.ended).toBe(true);
     expect(long.body).toBe('/long');
-    await closed;
+    await expect.poll(() => p.idleCount).toBe(4);
     expect(gets.map((g) => g.body)).toEqual(['/g1', '/g2', '/g3']);
-    expect(p.idleCount).toBe(3);
+    // The first connection is idle and answers the next request in order (the last to come idle is taken first).
+    const next = sent(p, '/next');
+    await expect.poll(() => up.held.has('/next')).toBe(true);
+    expect(socketOf(up, '/next')).toBe(first);
+    answer(up, ['/next']);
+    await expect.poll(() => next.ended).toBe(true);
+    expect([next.status, next.body]).toEqual([200, '/next']);
     expect(p.counters.connectionsOpened).toBe(4);
+  });
+
+  it('the long answer comes but the first answers of the moved GETs do not: the connection is closed once they are late too', async () => {
+    const { up, advance, long, gets } = await behindLong();
+    const first = socketOf(up, '/long');
+    advance(125);
+    await expect.poll(() => gets.map((g) => g.resent)).toEqual([1, 1, 1]);
+    up.held.delete('/long');
+    const closed = new Promise<void>((resolve) => first.once('close', () => resolve()));
+    let isClosed = false;
+    void closed.then(() => (isClosed = true));
+    first.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\n/long');
+    await expect.poll(() => long.ended).toBe(true);
+    advance(50);
+    await turn();
+    expect(isClosed).toBe(false); // still waiting for the moved answers, within the limit
+    advance(100);
+    await closed;
   });
 
   it('the head answered within the limit: nothing is sent again', async () => {
