@@ -16,7 +16,19 @@ import http from 'node:http';
 import type net from 'node:net';
 import uWS from 'uWebSockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { closeAll, endpointCounters, h2Burst, httpGet, keepAlive, proxyConfig, startPythonApp, startSidecar, track, type Sidecar } from '../helpers/sidecar.js';
+import {
+  closeAll,
+  endpointCounters,
+  h2Burst,
+  httpGet,
+  keepAlive,
+  listenTracked,
+  proxyConfig,
+  startPythonApp,
+  startSidecar,
+  track,
+  type Sidecar,
+} from '../helpers/sidecar.js';
 import { h2connect, h2request } from '../h2/h2_client.js';
 
 afterEach(closeAll);
@@ -28,6 +40,17 @@ interface AppSeen {
   violations: string[];
   /** Requests received on each connection. */
   perSocket: Map<net.Socket, number>;
+}
+
+/** Listens on 127.0.0.1:0, tracked by closeAll() with the connections it has open (listenTracked); the port. */
+async function listenApp(server: http.Server): Promise<number> {
+  const sockets = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  const address = await listenTracked(server, sockets);
+  return Number(address.slice(address.lastIndexOf(':') + 1));
 }
 
 /**
@@ -63,20 +86,7 @@ async function startApp(closeEvery = 0): Promise<{ port: number; seen: AppSeen }
       }),
     );
   });
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  track({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  });
-  return { port: (server.address() as net.AddressInfo).port, seen };
+  return { port: await listenApp(server), seen };
 }
 
 async function sidecarFor(appPort: number, pool: Record<string, unknown>): Promise<Sidecar> {
@@ -263,20 +273,7 @@ async function startStreamingApp(): Promise<{ port: number; seen: Map<string, nu
     const body = `GET ${req.url}`;
     res.writeHead(200, { 'content-length': Buffer.byteLength(body) }).end(body);
   });
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  track({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  });
-  return { port: (server.address() as net.AddressInfo).port, seen };
+  return { port: await listenApp(server), seen };
 }
 
 /**
