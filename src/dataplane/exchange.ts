@@ -32,7 +32,7 @@ import { grpcStatusIn, grpcTimeoutOf, isGrpcRequest } from '../grpc/wire.js';
 import { grpcStatusOf } from './local_reply.js';
 import { connectionNamed, forwardableTrailers } from './hop_by_hop.js';
 import { RequestBody } from './request_body.js';
-import { BodyFraming, type RequestHead } from './request_head.js';
+import { BodyFraming, headerLookup, type RequestHead } from './request_head.js';
 import { RetryPolicy, type FailureKind } from './retry_policy.js';
 
 export const enum Phase {
@@ -216,7 +216,7 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
    * EventSource sends): its answer may never end, and a request written behind it would wait for it.
    */
   get pipelinable(): boolean {
-    return this.movable && this.unprocessedLeft === UNPROCESSED_RESENDS && !asksForEventStream(this.head.headers);
+    return this.movable && this.unprocessedLeft === UNPROCESSED_RESENDS && !asksForEventStream(this.head);
   }
 
   /** A GET or HEAD without a body (UpstreamRequest.movable). */
@@ -584,10 +584,8 @@ export class Exchange implements UpstreamRequest, Timed, DownstreamEvents, Respo
   }
 }
 
-/** Some `accept` line names `text/event-stream` (media types are case-insensitive, RFC 9110 §8.3.1). */
-function asksForEventStream(headers: readonly string[]): boolean {
-  for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === 'accept' && /\btext\/event-stream\b/i.test(headers[i + 1]!)) return true;
-  }
-  return false;
+/** The `accept` lines name `text/event-stream` (media types are case-insensitive, RFC 9110 §8.3.1). */
+function asksForEventStream(head: RequestHead): boolean {
+  const accept = headerLookup(head)('accept');
+  return accept !== undefined && /\btext\/event-stream\b/i.test(accept);
 }
