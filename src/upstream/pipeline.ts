@@ -268,10 +268,13 @@ export class Pipeline implements Timed {
     return this.socket.write(data);
   }
 
-  /** The request being written (the newest) may go on: the socket drained. */
+  /**
+   * The socket drained: the requests whose writes filled it may go on. Not only one still being
+   * written: a body whose last write filled the socket has paused its client's reading too, and
+   * the client's next request waits for this (as without pipelining, connection.ts).
+   */
   onDrain(): void {
-    const last = this.tries[this.tries.length - 1];
-    if (last !== undefined && !last.requestComplete) last.req.onUpstreamWritable();
+    for (const t of this.tries) if (!t.finished && !t.abandoned) t.req.onUpstreamWritable();
   }
 
   /** Response bytes [0, n) of `buf`: each response to its request, the rest carried to the next. */

@@ -219,6 +219,27 @@ describe('pipelined hop between two sidecars', () => {
     session.close();
   });
 
+  for (const engine of ['uws', 'strict'] as const) {
+    it(`${engine} client listener: after a POST whose body fills the hop's socket, the next request on the same client connection is read and answered`, async () => {
+      // The last body write fills the socket and pauses the client's reading until it drains; the
+      // pipeline told only a request still being written of the drain, so the client connection
+      // stayed paused and its next request was never read (uws: stuck until the client gave up).
+      const cfg = structuredClone(clientConfig);
+      (cfg['listeners'] as Array<Record<string, unknown>>)[0]!['engine'] = engine;
+      const sc = await startSidecar(cfg);
+      const agent = keepAlive(1);
+      const body = 'b'.repeat(256 * 1024);
+      const post = await httpGet(
+        { port: sc.port('outbound'), path: '/v1/post-big' },
+        { agent, method: 'POST', body, headers: { 'content-length': String(body.length) } },
+      );
+      expect([post.status, post.text.length]).toEqual([200, `app POST /v1/post-big `.length + body.length]);
+      const next = await httpGet({ port: sc.port('outbound'), path: '/v1/after-post' }, { agent, timeoutMs: 5000 });
+      expect([next.status, next.text]).toEqual([200, 'app GET /v1/after-post ']);
+      agent.destroy();
+    });
+  }
+
   it('a reload of the server sidecar under pipelined load (POSTs included) drops no request and processes no POST twice', async () => {
     const agent = keepAlive(40);
     let stop = false;
