@@ -23,7 +23,7 @@ import { renderMarkdown } from './lib/report.js';
 import type { BenchResults } from './lib/results.js';
 import { runSession } from './lib/session.js';
 import { rateLines } from './lib/summary.js';
-import { HOP_TARGETS, PIPELINED_TARGET, type TargetSpec } from './lib/targets.js';
+import { HOP_TARGETS, UNPIPELINED_TARGET, type TargetSpec } from './lib/targets.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -93,8 +93,8 @@ async function main(): Promise<number> {
     { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
     { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
     { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
-    // Issue 13's CPU target with GETs pipelined to the upstream (opt-in pool.pipeline_plaintext): its CPU ratio is gated (baseline.json, more_configs).
-    PIPELINED_TARGET,
+    // The default config before 2026-12-07: no GET pipelined to the upstream (pool.pipeline_plaintext: false), as for an app not on loopback; its CPU ratio is gated (baseline.json, more_configs).
+    UNPIPELINED_TARGET,
     // Not gated: its CPU ÷ outrigger-strict-1w's, requests and connections per worker, the idle
     // RSS a second worker adds, event-loop delay per worker.
     { name: `outrigger-strict-${WORKERS_N}w`, kind: 'outrigger', workers: WORKERS_N, engine: 'strict' },

@@ -1,8 +1,8 @@
 // Where a proxy's CPU per request goes, side by side in one run: user vs kernel time, context
 // switches (slept vs preempted) and, for the Node proxies, bytes allocated on the JS heap per
 // request. Same hello-world upstream behind nginx (1 worker), outrigger (1 worker, strict and uws
-// engines, default config; and strict with pool.pipeline_plaintext, GETs pipelined to the
-// upstream) and the uWS + outrigger-client floor (own_client_proxy.ts); wrk -t1
+// engines, default config, which pipelines GETs to the upstream on 127.0.0.1; and strict with
+// pool.pipeline_plaintext: false, one request per connection at a time) and the uWS + outrigger-client floor (own_client_proxy.ts); wrk -t1
 // -c50 saturated and at fixed rates, interleaved rounds, medians. This is the profile behind
 // issue 13's CPU target (bench/README, "The CPU target: what is left").
 // Usage: node dist/bench/cpu_split.js [--rounds N] [--seconds S] [--rates 0,15000,3000] [--alloc-rate R|0] [--upstream uws|node]
@@ -82,16 +82,19 @@ function counters(pid: number): Counters {
   return c;
 }
 
-/** outrigger with 1 worker on `engine`, default config; `pipelined`: with pool.pipeline_plaintext. */
-function outriggerTarget(engine: 'strict' | 'uws', upPort: number, pipelined = false): Target {
-  const name = `outrigger-${engine}${pipelined ? '-pipelined' : ''}`;
+/** outrigger with 1 worker on `engine`, default config; `unpipelined`: with pool.pipeline_plaintext: false. */
+function outriggerTarget(engine: 'strict' | 'uws', upPort: number, unpipelined = false): Target {
+  const name = `outrigger-${engine}${unpipelined ? '-unpipelined' : ''}`;
   return {
     name,
     node: true,
     async start(extra) {
       const port = await freePort();
       const cfg = path.join(dir, `${name}-${port}.yaml`);
-      writeFileSync(cfg, outriggerConfigYaml({ workers: 1, engine, listenPort: port, upstreamPort: upPort, adminPort: 0, pipelinePlaintext: pipelined }));
+      writeFileSync(
+        cfg,
+        outriggerConfigYaml({ workers: 1, engine, listenPort: port, upstreamPort: upPort, adminPort: 0, ...(unpipelined ? { pipelinePlaintext: false } : {}) }),
+      );
       const proc = await startProcess({
         name,
         cmd: process.execPath,

@@ -20,7 +20,7 @@ const pool = new EndpointPool(
     connectTimeoutMs: 1000,
     keepaliveIntervalMs: 0,
     pipelineDepth: 1,
-    pipelinePlaintext: false,
+    pipelinePlaintext: 'off',
     maxPending: 1024,
   },
   { pending: 0, max: 1024 },

@@ -9,7 +9,7 @@ import { workerCountsText } from './admin.js';
 import type { RunRecord, ThroughputRecord } from './measure.js';
 import type { BenchResults } from './results.js';
 import { byRound, pairedRatio, summarize, type Summary } from './stats.js';
-import { PIPELINED_TARGET } from './targets.js';
+import { UNPIPELINED_TARGET } from './targets.js';
 
 /** A config's CPU per request, or that of one of its processes (`part`, e.g. `server`). */
 export interface CpuOperand {
@@ -109,8 +109,8 @@ export function scalingLines(r: Pick<BenchResults, 'comparisons' | 'connections'
   return lines;
 }
 
-/** outrigger with 1 worker on the strict engine whose cluster pipelines GETs to the upstream (pool.pipeline_plaintext). */
-const PIPELINED = PIPELINED_TARGET.name;
+/** outrigger with 1 worker on the strict engine whose cluster pipelines nothing to the upstream (pool.pipeline_plaintext: false). */
+const UNPIPELINED = UNPIPELINED_TARGET.name;
 
 /** The listener engines against each other and against nginx and haproxy, and the two peers (also bench:ci's). */
 export function engineComparisons(): ComparisonSpec[] {
@@ -120,12 +120,13 @@ export function engineComparisons(): ComparisonSpec[] {
     { label: 'node engine ÷ nginx', a: { config: 'outrigger-node-1w' }, b: { config: 'nginx' } },
     { label: 'strict engine ÷ uws engine', a: { config: 'outrigger-strict-1w' }, b: { config: 'outrigger-1w' }, target: 1.3 },
     { label: 'strict engine ÷ node engine', a: { config: 'outrigger-strict-1w' }, b: { config: 'outrigger-node-1w' } },
-    { label: 'strict engine ÷ nginx', a: { config: 'outrigger-strict-1w' }, b: { config: 'nginx' } },
+    // Issue 13's CPU target: the default config (GETs pipelined to the upstream on 127.0.0.1, pool.pipeline_plaintext: loopback).
+    { label: 'strict engine ÷ nginx', a: { config: 'outrigger-strict-1w' }, b: { config: 'nginx' }, target: 1.5 },
     { label: 'strict engine ÷ haproxy', a: { config: 'outrigger-strict-1w' }, b: { config: 'haproxy' } },
     { label: 'haproxy ÷ nginx', a: { config: 'haproxy' }, b: { config: 'nginx' } },
-    // pool.pipeline_plaintext (GETs pipelined to the upstream app): issue 13's CPU target with the option on.
-    { label: 'strict, pipeline_plaintext ÷ nginx', a: { config: PIPELINED }, b: { config: 'nginx' }, target: 1.5 },
-    { label: 'strict, pipeline_plaintext ÷ strict', a: { config: PIPELINED }, b: { config: 'outrigger-strict-1w' } },
+    // Without pipelining to the app (pool.pipeline_plaintext: false; the default before 2026-12-07, and for an app not on loopback).
+    { label: 'strict, pipeline_plaintext: false ÷ nginx', a: { config: UNPIPELINED }, b: { config: 'nginx' } },
+    { label: 'strict ÷ strict, pipeline_plaintext: false', a: { config: 'outrigger-strict-1w' }, b: { config: UNPIPELINED } },
     // The Node floor (bench/node_relay.ts): what outrigger adds to it, and what Node adds to nginx.
     { label: 'strict engine ÷ node relay', a: { config: 'outrigger-strict-1w' }, b: { config: 'node-relay' } },
     { label: 'node relay ÷ nginx', a: { config: 'node-relay' }, b: { config: 'nginx' } },

@@ -14,7 +14,7 @@
 
 import { lstatSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { parseHostPort } from '../config/address.js';
+import { isLoopbackHost, parseHostPort } from '../config/address.js';
 import type { RawConfig } from '../config/load.js';
 import type { ConfigPath } from '../config/paths.js';
 import { formatPath } from '../config/paths.js';
@@ -37,12 +37,6 @@ export interface ApiPolicyOptions {
 type PathKind = 'access_log' | 'token_file' | 'trust_bundle' | 'cert' | 'key' | 'ca_dir';
 
 const ADMIN_FIXED = ['state_dir', 'allowed_dirs', 'allow_remote_listeners'] as const;
-
-/** 127.0.0.0/8, ::1 and IPv4-mapped 127/8 (the config layer turns `localhost` into 127.0.0.1). */
-export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase();
-  return h.startsWith('127.') || h === '::1' || h.startsWith('::ffff:127.');
-}
 
 export class ApiPolicy {
   private readonly configDir: string;

@@ -52,3 +52,9 @@ export function formatHostPort(hp: HostPort): string {
 function fail(message: string): AddressResult {
   return { ok: false, message };
 }
+
+/** 127.0.0.0/8, ::1 and IPv4-mapped 127/8 (the config layer turns `localhost` into 127.0.0.1). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h.startsWith('127.') || h === '::1' || h.startsWith('::ffff:127.');
+}

@@ -22,6 +22,7 @@ import type {
   RouteSpec,
   Snapshot,
   TracingSpec,
+  PoolSpec,
 } from './types.js';
 
 export interface CompileOptions {
@@ -315,7 +316,7 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
       connectTimeoutMs: c.pool.connect_timeout_ms,
       keepaliveIntervalMs: c.pool.keepalive_interval_ms,
       pipelineDepth: c.pool.pipeline_depth,
-      pipelinePlaintext: c.pool.pipeline_plaintext,
+      pipelinePlaintext: pipelinePlaintext(c),
       maxPending: maxPending === 0 ? 0 : Math.ceil(maxPending / workers),
     },
     protocol: c.protocol,
@@ -351,6 +352,12 @@ function compileCluster(c: RawCluster, workers: number): ClusterSpec {
     tls: c.tls === undefined || c.tls.mode === 'disabled' ? null : { identities: c.tls.identities ?? (c.tls.identity !== undefined ? [c.tls.identity] : []) },
     discovery: compileDiscovery(c.discovery),
   };
+}
+
+/** pool.pipeline_plaintext as the pool reads it; the pool applies it to plaintext connections only (pool.ts). */
+function pipelinePlaintext(c: RawCluster): PoolSpec['pipelinePlaintext'] {
+  const p = c.pool.pipeline_plaintext;
+  return p === true ? 'on' : p === false ? 'off' : 'loopback';
 }
 
 function compileDiscovery(d: RawCluster['discovery']): DiscoverySpec | null {

@@ -184,7 +184,7 @@ export const poolSchema = z.strictObject({
   connect_timeout_ms: ms(1).default(5000),
   keepalive_interval_ms: ms(0).default(30_000),
   pipeline_depth: z.int().min(1).max(128).default(16),
-  pipeline_plaintext: z.boolean().default(false),
+  pipeline_plaintext: z.union([z.boolean(), z.literal('loopback')]).default('loopback'),
 });
 
 export const circuitBreakerSchema = z.strictObject({

@@ -322,8 +322,10 @@ export interface PoolSpec {
   /**
    * Plaintext HTTP/1.1 (an app): GET and HEAD requests without a body are pipelined, up to
    * pipelineDepth in flight per connection; any other request goes alone on an idle connection.
+   * `loopback` (the default): only to endpoints on 127.0.0.0/8 or ::1, the app beside the sidecar.
+   * Applies to plaintext HTTP/1.1 connections only: over tls the hop negotiates its own (pool.ts).
    */
-  readonly pipelinePlaintext: boolean;
+  readonly pipelinePlaintext: 'on' | 'loopback' | 'off';
   /** Requests waiting for a free connection, per cluster per worker (circuit_breaker.max_pending ÷ workers, rounded up); 0 = fail fast. */
   readonly maxPending: number;
 }

@@ -3,7 +3,8 @@
 // loopback admin address) and the API policy (allowed directories, remote listeners).
 
 import path from 'node:path';
-import { ApiPolicy, isLoopbackHost } from '../admin/api_policy.js';
+import { ApiPolicy } from '../admin/api_policy.js';
+import { isLoopbackHost } from '../config/address.js';
 import { ensureGeneratedToken, readConfiguredToken, TokenError, type AdminToken } from '../admin/token.js';
 import type { AdminSpec, RawConfig } from '../config/load.js';
 

@@ -372,9 +372,9 @@ export class Pipeline implements Timed {
    * out already when the server decided to stop: a drain, a reload), and drops what arrives after:
    * the unanswered ones were not processed and may be sent again whatever their method. (A server
    * worker that crashes closes too; its requests are the ones this cannot tell apart.) An app
-   * promised nothing: its unanswered GETs and HEADs may be sent again as idempotent requests; a
-   * request alone on the connection (any other method) is left to the exchange's rule for a stale
-   * keep-alive connection, as without pipelining.
+   * promised nothing: when requests written behind others are among the unanswered, its unanswered
+   * GETs and HEADs may be sent again as idempotent requests; a request alone in flight (whatever its
+   * method) is left to the exchange's rule for a stale keep-alive connection, as without pipelining.
    */
   private dropAll(): void {
     const tries = this.tries.splice(0);
@@ -382,8 +382,12 @@ export class Pipeline implements Timed {
     this.host.pipelinePeerClosing();
     this.countLost(tries);
     const err = new ProxyError('upstream_reset', `${this.at} closed the connection before answering; the request was not processed`);
+    // To an app, a close with requests written behind others unanswered may be its refusal of
+    // pipelining (uWS.js answering after a timer): all those GETs go again. A request that was alone
+    // in flight may instead be what the app failed on: the exchange's rule for a stale keep-alive decides.
+    const resend = !this.safeOnly || tries.some((t) => t.behind);
     for (const t of tries) {
-      t.unprocessed = !t.solo;
+      t.unprocessed = resend && !t.solo;
       t.fail(err);
     }
   }

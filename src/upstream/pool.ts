@@ -15,6 +15,7 @@
 // pipelining for a while: those requests are sent again alone, and each close costs a connection.
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
+import { isLoopbackHost } from '../config/address.js';
 import type { PoolSpec } from '../config/types.js';
 import type { UpstreamTarget } from './channel.js';
 import { UpstreamConnection, type ConnectionOwner, type UpstreamRequest } from './connection.js';
@@ -86,6 +87,8 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   private pipeliningOffUntil = 0;
   /** Monotonic ms of the last replacement (-Infinity: none yet; the clock may start near 0). */
   private lastReplaceMs = -Infinity;
+  /** The endpoint is on 127.0.0.0/8 or ::1 (pool.pipeline_plaintext: loopback). */
+  private readonly loopback = isLoopbackHost(this.host);
 
   get idleCount(): number {
     return this.idle.length;
@@ -98,7 +101,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     // a request waits, nothing joins a pipeline: the connections come idle in turn, and it gets one.
     const shares = this.pipelining.length > 0 && !this.pipeliningStopped() && !this.loneWaiting;
     // Only a connection to a plaintext app refuses a request that goes alone (leastLoaded): the hop never asks.
-    const alone = shares && this.spec.pipelinePlaintext && !req.pipelinable;
+    const alone = shares && this.toApp && !req.pipelinable;
     const busyTurn = shares && this.countTurn() > BATCH_FROM;
     const early = busyTurn ? this.leastLoaded(true, alone) : null;
     if (early !== null) {
@@ -140,7 +143,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   /** The longest waiting request must go alone on a connection to a plaintext app (pool.pipeline_plaintext). */
   private get loneWaiting(): boolean {
     const first = this.waiters.first;
-    return first !== undefined && this.spec.pipelinePlaintext && !first.pipelinable;
+    return first !== undefined && this.toApp && !first.pipelinable;
   }
 
   /** Counts a request of this loop turn; the count. */
@@ -163,7 +166,7 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     for (const c of this.pipelining) {
       // A connection made with rotated material takes nothing new: it comes idle and is replaced.
       // To an app: never a request that goes alone, and nothing once a reload turned pipeline_plaintext off.
-      if (c.safeOnly && (alone || !this.spec.pipelinePlaintext)) continue;
+      if (c.safeOnly && (alone || !this.toApp)) continue;
       if ((this.peerRefusedPipelining && !c.pipelined) || this.isStale(c.materialKey)) continue;
       if ((best === null || c.inFlight < best.inFlight) && c.takesMore(depth, now, batch)) best = c;
     }
@@ -267,9 +270,19 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
     return this.pipeliningStopped();
   }
 
-  /** To a plaintext app: its cluster opts in (pool.pipeline_plaintext) and pipelining is not stopped now. */
+  /**
+   * The cluster pipelines to this endpoint as to a plaintext app: no tls (to a sidecar the hop
+   * negotiates pipelining itself), and pool.pipeline_plaintext true, or `loopback` (the default)
+   * with the endpoint on loopback, the app beside the sidecar. Read per use: a reload may change it.
+   */
+  private get toApp(): boolean {
+    const p = this.spec.pipelinePlaintext;
+    return this.tls === null && (p === 'on' || (p === 'loopback' && this.loopback));
+  }
+
+  /** To a plaintext app: its cluster pipelines to it (toApp) and pipelining is not stopped now. */
   private pipeliningToApp(): boolean {
-    return this.spec.pipelinePlaintext && !this.pipeliningStopped();
+    return this.toApp && !this.pipeliningStopped();
   }
 
   /** Whether pipelining to the app is stopped now; a stop whose time is up is ended here. */

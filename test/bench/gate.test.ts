@@ -10,7 +10,7 @@ import { addedNoiseUs, checkBaseline, cpuRatioNoise, latencyNoiseUs, rebaseline,
 import type { RateRecord, ThroughputRecord } from '../../bench/lib/measure.js';
 import type { BenchResults } from '../../bench/lib/results.js';
 import { summarizeRuns } from '../../bench/lib/summary.js';
-import { PIPELINED_TARGET } from '../../bench/lib/targets.js';
+import { UNPIPELINED_TARGET } from '../../bench/lib/targets.js';
 
 const stored = JSON.parse(readFileSync(new URL('./fixtures/results-ci.json', import.meta.url), 'utf8')) as BenchResults;
 
@@ -200,10 +200,10 @@ describe('CPU gates widened by the node relay ÷ nginx noise', () => {
 describe('bench/baseline.json', () => {
   const b = JSON.parse(readFileSync(new URL('../../bench/baseline.json', import.meta.url), 'utf8')) as Baseline;
 
-  it('gates the default engine with 1 worker, on p99 and p99.9 at the same rate, and the other engines and strict with pipeline_plaintext on CPU', () => {
+  it('gates the default engine with 1 worker, on p99 and p99.9 at the same rate, and the other engines and strict with pipeline_plaintext: false on CPU', () => {
     expect(b.config).toBe('outrigger-strict-1w');
     expect(b.added_p999_us?.rate).toBe(b.added_p99_us.rate);
-    expect(b.more_configs?.map((g) => g.config)).toEqual(['outrigger-1w', 'outrigger-node-1w', PIPELINED_TARGET.name]);
+    expect(b.more_configs?.map((g) => g.config)).toEqual(['outrigger-1w', 'outrigger-node-1w', UNPIPELINED_TARGET.name]);
     expect(b.rss).toBeDefined();
   });
 });

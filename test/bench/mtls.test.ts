@@ -29,13 +29,13 @@ function ok(r: LoadResult): Extract<LoadResult, { ok: true }> {
 }
 
 describe('default targets', () => {
-  it('has the three listener engines, strict with pipeline_plaintext, N workers on uws and on strict, the mTLS shape with a server sidecar of 1 and N workers on node and on strict, the fast hop’s depth-1 and plaintext pairs, two nginx and two Node relays in series, and the Node relay', () => {
+  it('has the three listener engines, strict with pipeline_plaintext: false, N workers on uws and on strict, the mTLS shape with a server sidecar of 1 and N workers on node and on strict, the fast hop’s depth-1 and plaintext pairs, two nginx and two Node relays in series, and the Node relay', () => {
     expect(defaultTargets(2)).toEqual([
       { name: 'direct', kind: 'direct' },
       { name: 'outrigger-1w', kind: 'outrigger', workers: 1, engine: 'uws' },
       { name: 'outrigger-node-1w', kind: 'outrigger', workers: 1, engine: 'node' },
       { name: 'outrigger-strict-1w', kind: 'outrigger', workers: 1, engine: 'strict' },
-      { name: 'outrigger-strict-1w-pipelined', kind: 'outrigger', workers: 1, engine: 'strict', pipelinePlaintext: true },
+      { name: 'outrigger-strict-1w-unpipelined', kind: 'outrigger', workers: 1, engine: 'strict', pipelinePlaintext: false },
       { name: 'outrigger-2w', kind: 'outrigger', workers: 2, engine: 'uws' },
       { name: 'outrigger-strict-2w', kind: 'outrigger', workers: 2, engine: 'strict' },
       { name: 'outrigger-mtls', kind: 'outrigger-mtls', workers: 1, engine: 'node' },

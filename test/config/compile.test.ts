@@ -115,7 +115,7 @@ describe('compile', () => {
         connectTimeoutMs: 250,
         keepaliveIntervalMs: 30000,
         pipelineDepth: 16,
-        pipelinePlaintext: false,
+        pipelinePlaintext: 'loopback',
         maxPending: 4,
       },
       protocol: 'http1',
@@ -138,7 +138,7 @@ describe('compile', () => {
       connectTimeoutMs: 300,
       keepaliveIntervalMs: 30000,
       pipelineDepth: 16,
-      pipelinePlaintext: false,
+      pipelinePlaintext: 'loopback',
       maxPending: 342,
     });
 
@@ -163,7 +163,7 @@ describe('compile', () => {
       connectTimeoutMs: 5000,
       keepaliveIntervalMs: 30000,
       pipelineDepth: 16,
-      pipelinePlaintext: false,
+      pipelinePlaintext: 'loopback',
       maxPending: 512,
     });
     expect(r.admin.historyLimit).toBe(20);
@@ -258,7 +258,7 @@ describe('the DESIGN.md §4 example', () => {
         connectTimeoutMs: 1000,
         keepaliveIntervalMs: 30000,
         pipelineDepth: 16,
-        pipelinePlaintext: false,
+        pipelinePlaintext: 'loopback',
         maxPending: 256,
       },
       maxRequests: 256, // 1024 / 4 workers

@@ -254,9 +254,16 @@ clusters: [{name: api, endpoints: [{address: 127.0.0.1:1}]}]
       'clusters[0].pool.pipeline_plaintext: for clusters without tls: over mTLS an outrigger sidecar selects pipelining itself (pool.pipeline_depth)',
     );
     const r = compileConfig(withPool({}), OPTS);
-    expect(r.ok && r.snapshot.clusters[0]?.pool).toMatchObject({ pipelinePlaintext: true, pipelineDepth: 16 });
-    const off = compileConfig(minimal(), OPTS);
-    expect(off.ok && off.snapshot.clusters[0]?.pool.pipelinePlaintext).toBe(false);
+    expect(r.ok && r.snapshot.clusters[0]?.pool).toMatchObject({ pipelinePlaintext: 'on', pipelineDepth: 16 });
+    // The default pipelines to loopback endpoints (the app beside the sidecar; pool.ts), and is no problem where it cannot apply.
+    const pool = (extra: Record<string, unknown>, p: Record<string, unknown> = {}): unknown => {
+      const c = compileConfig({ ...minimal(), clusters: [{ name: 'api', endpoints: [{ address: '127.0.0.1:8080' }], pool: p, ...extra }] }, OPTS);
+      return c.ok ? c.snapshot.clusters[0]?.pool.pipelinePlaintext : c.problems;
+    };
+    expect(pool({})).toBe('loopback');
+    expect(pool({}, { pipeline_plaintext: false })).toBe('off');
+    expect(pool({ protocol: 'http2' })).toBe('loopback');
+    expect(pool({}, { pipeline_depth: 1 })).toBe('loopback');
   });
 
   it('refuses endpoints together with discovery, and accepts discovery alone without a warning', () => {

@@ -129,9 +129,15 @@ describe('pipeline_plaintext to Node’s HTTP server', () => {
     expect(app.seen.violations).toEqual([]);
   });
 
-  it('without pipeline_plaintext the same burst takes a connection per request', async () => {
+  it('by default (loopback) the app on 127.0.0.1 gets the burst pipelined; with pipeline_plaintext: false a connection per request', async () => {
     const app = await startApp();
-    const sc = await sidecarFor(app.port, {});
+    const byDefault = await sidecarFor(app.port, {});
+    await getBurst(byDefault, 'd', 6);
+    expect(app.seen.behind).toBeGreaterThan(0);
+    expect(app.seen.perSocket.size).toBeLessThan(6);
+    app.seen.behind = 0;
+    app.seen.perSocket.clear();
+    const sc = await sidecarFor(app.port, { pipeline_plaintext: false });
     await getBurst(sc, 'g', 6);
     expect(app.seen.behind).toBe(0);
     expect(app.seen.perSocket.size).toBe(6);

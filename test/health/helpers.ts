@@ -22,7 +22,7 @@ export function cluster(
       connectTimeoutMs: 1000,
       keepaliveIntervalMs: 0,
       pipelineDepth: 16,
-      pipelinePlaintext: false,
+      pipelinePlaintext: 'off',
       maxPending: 0,
     },
     protocol: 'http1',

@@ -97,7 +97,7 @@ function makePool(port: number, spec: Partial<PoolSpec> = {}, t = manualTicker()
     connectTimeoutMs: 5_000,
     keepaliveIntervalMs: 0,
     pipelineDepth: 16,
-    pipelinePlaintext: false,
+    pipelinePlaintext: 'off',
     maxPending: 100,
     ...spec,
   };

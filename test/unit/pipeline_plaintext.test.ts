@@ -46,8 +46,14 @@ function answer(up: HeldUpstream, paths: string[], close: string | null = null):
   socket.write(bytes);
 }
 
-function makePool(port: number, spec: Partial<PoolSpec> = {}, budget: PendingBudget = { pending: 0, max: 10 }, ticker = manualTicker().ticker): EndpointPool {
-  const pool = new EndpointPool('127.0.0.1', port, testPoolSpec(budget, { pipelinePlaintext: true, ...spec }), budget, ticker);
+function makePool(
+  port: number,
+  spec: Partial<PoolSpec> = {},
+  budget: PendingBudget = { pending: 0, max: 10 },
+  ticker = manualTicker().ticker,
+  host = '127.0.0.1',
+): EndpointPool {
+  const pool = new EndpointPool(host, port, testPoolSpec(budget, { pipelinePlaintext: 'on', ...spec }), budget, ticker);
   onTestFinished(() => pool.close());
   return pool;
 }
@@ -79,16 +85,31 @@ describe('pipeline_plaintext: GETs share connections to the app', () => {
     const warm = [sent(p, '/w1'), sent(p, '/w2')];
     await expect.poll(() => warm.every((r) => r.ended)).toBe(true);
     expect(p.counters.connectionsOpened).toBe(1);
-    p.spec = { ...p.spec, pipelinePlaintext: false };
+    p.spec = { ...p.spec, pipelinePlaintext: 'off' };
     const rs = Array.from({ length: 3 }, (_, i) => sent(p, `/r${i}`));
     await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
     expect(p.counters.connectionsOpened).toBe(3); // the idle one took /r0, two new ones the others
     expect([...up.lines.values()].map((l) => l.length).sort()).toEqual([1, 1, 3]);
   });
 
+  it('the default (loopback): pipelined to an app on 127.0.0.1, not to the same app reached at a non-loopback address', async () => {
+    const up = await heldUpstream(true);
+    const local = makePool(up.port, { connectionsPerWorker: 8, pipelinePlaintext: 'loopback' });
+    const near = Array.from({ length: 6 }, (_, i) => sent(local, `/l${i}`));
+    await expect.poll(() => near.every((r) => r.ended)).toBe(true);
+    expect(local.counters.connectionsOpened).toBe(1);
+    // 0.0.0.0 reaches this host too (Linux connects it over loopback), but the pool cannot know the
+    // app is beside it: one request per connection, as to any remote plaintext server.
+    const far = makePool(up.port, { connectionsPerWorker: 8, pipelinePlaintext: 'loopback' }, undefined, undefined, '0.0.0.0');
+    const rs = Array.from({ length: 6 }, (_, i) => sent(far, `/f${i}`));
+    await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
+    expect(rs.map((r) => r.body)).toEqual(rs.map((r) => r.path));
+    expect(far.counters.connectionsOpened).toBe(6);
+  });
+
   it('without pipeline_plaintext the same GETs take a connection each', async () => {
     const up = await heldUpstream(true);
-    const p = makePool(up.port, { connectionsPerWorker: 8, pipelinePlaintext: false });
+    const p = makePool(up.port, { connectionsPerWorker: 8, pipelinePlaintext: 'off' });
     const rs = Array.from({ length: 6 }, (_, i) => sent(p, `/r${i}`));
     await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
     expect(p.counters.connectionsOpened).toBe(6);
@@ -234,7 +255,7 @@ describe('pipeline_plaintext: an app that keeps closing pipelined connections', 
     const p = new EndpointPool(
       '127.0.0.1',
       app.port,
-      testPoolSpec({ pending: 0, max: 10 }, { pipelinePlaintext: true, connectionsPerWorker: 8 }),
+      testPoolSpec({ pending: 0, max: 10 }, { pipelinePlaintext: 'on', connectionsPerWorker: 8 }),
       { pending: 0, max: 10 },
       ticker,
     );

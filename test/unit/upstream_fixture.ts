@@ -130,7 +130,7 @@ export function testPoolSpec(budget: PendingBudget, spec: Partial<PoolSpec>): Po
     connectTimeoutMs: 1_000,
     keepaliveIntervalMs: 0,
     pipelineDepth: 16,
-    pipelinePlaintext: false,
+    pipelinePlaintext: 'off',
     maxPending: budget.max,
     ...spec,
   };
