@@ -54,6 +54,8 @@ export interface ConnectionOwner {
   onPeerClosing(conn: UpstreamConnection): void;
   /** To a plaintext app: it answered a request written behind another (PipelineHost.pipelineProven). */
   onPipelineProven(): void;
+  /** To a plaintext app: it has answered a request written behind another since pipelining to it (re)started (PipelineHost.pipeliningProven). */
+  readonly pipeliningProven: boolean;
   /** To a plaintext app: it closed with requests written behind others unanswered (PipelineHost.pipelineLost). */
   onPipelineLost(): void;
   /** Requests written behind a response that did not end in time are sent again (PipelineHost.pipelineMoved). */
@@ -366,6 +368,10 @@ export class UpstreamConnection implements Timed, UpstreamChannel, PipelineHost 
 
   pipelineProven(): void {
     this.owner.onPipelineProven();
+  }
+
+  get pipeliningProven(): boolean {
+    return this.owner.pipeliningProven;
   }
 
   pipelineLost(): void {

@@ -1,7 +1,7 @@
 // HTTP/1.1 pipelining on one upstream connection: to another outrigger sidecar (ALPN PIPELINE_ALPN,
-// src/net/alpn.ts, which says what the server promises), or to a plaintext app whose cluster opts in
-// (pool.pipeline_plaintext), where only GET and HEAD requests without a body are pipelined and any
-// other request is alone on its connection. The requests in flight in order, each try with a
+// src/net/alpn.ts, which says what the server promises), or to a plaintext app (pool.pipeline_plaintext:
+// by default an app on loopback), where only GET and HEAD requests without a body are pipelined and
+// any other request is alone on its connection. The requests in flight in order, each try with a
 // channel of its own, the response parser moving from one to the next with the bytes left over,
 // writes batched once per loop turn, and what becomes of the requests behind one that fails.
 // connection.ts owns the socket and the parser; the pool (pool.ts) decides who may join.
@@ -41,7 +41,9 @@ export interface PipelineHost {
   pipelinePeerClosing(): void;
   /** safeOnly: the app answered a request that was written behind another (it reads pipelined requests). */
   pipelineProven(): void;
-  /** safeOnly: the app closed with requests unanswered that were written behind another. */
+  /** safeOnly: the app has answered a request written behind another since pipelining to it (re)started. */
+  readonly pipeliningProven: boolean;
+  /** safeOnly: the app closed with requests unanswered that were written behind another, or left one unanswered (Pipeline.suspect). */
   pipelineLost(): void;
   /** `n` requests written behind a response that did not end in time are being sent again elsewhere. */
   pipelineMoved(n: number): void;
@@ -200,10 +202,21 @@ export class Pipeline implements Timed {
     this.ticker.add(this);
   }
 
-  /** Requests wait behind the head, or the head is a moved request's answer that nobody waits for. */
+  /** Requests wait behind the head, or the head is a moved request's answer that nobody waits for, or a suspect. */
   private get watched(): boolean {
     const n = this.tries.length;
-    return n >= 2 || (n === 1 && this.tries[0]!.abandoned);
+    return n >= 2 || (n === 1 && (this.tries[0]!.abandoned || this.suspect(this.tries[0]!)));
+  }
+
+  /**
+   * The head `t` is a GET or HEAD written behind another to an app that has never answered one so
+   * (pipeliningProven), and no byte of its answer has come: a server that reads only the first
+   * request of a read and drops the rest never answers it. It is moved like the ones behind it,
+   * and counts against pipelining to the app (pool.ts). Once the app has answered a request written
+   * behind another, a slow head is only slow: it is never moved.
+   */
+  private suspect(t: PipelineTry): boolean {
+    return this.safeOnly && t.behind && !t.abandoned && !this.host.pipeliningProven && this.parser.idleAtStart && t.requestComplete && t.req.movable;
   }
 
   onDeadline(now: number): void {
@@ -241,7 +254,9 @@ export class Pipeline implements Timed {
     if (!this.headCounted) this.stall.sample(ms);
     this.headCounted = true;
     const err = new ProxyError('upstream_reset', `the response ahead of it from ${this.at} did not end within ${Math.round(ms)} ms`);
-    const moved = this.tries.filter((t, i) => i > 0 && !t.finished && !t.abandoned && t.requestComplete && t.req.movable);
+    const suspect = this.suspect(this.tries[0]!);
+    const moved = this.tries.filter((t, i) => (i > 0 || suspect) && !t.finished && !t.abandoned && t.requestComplete && t.req.movable);
+    if (suspect) this.host.pipelineLost();
     if (moved.length > 0) this.host.pipelineMoved(moved.length);
     for (const t of moved) {
       t.unprocessed = true;
@@ -328,7 +343,9 @@ export class Pipeline implements Timed {
     }
     this.startHead(next);
     this.closeIfAbandoned();
-    if (!this.closed) this.host.pipelineSlot();
+    if (this.closed) return;
+    if (this.deadline === 0 && this.watched) this.armRescue(); // a suspect head alone (suspect())
+    this.host.pipelineSlot();
   }
 
   /**

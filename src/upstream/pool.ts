@@ -8,11 +8,13 @@
 // with the fewest in flight whose oldest response is not stalled, before it waits. A request behind
 // another waits for its answer (head of line), so at moderate rates, one request per turn, none does;
 // and a write carries no more requests than the recent share of slow responses allows (StallClock).
-// To a plaintext app whose cluster opts in (pool.pipeline_plaintext) the same holds for GETs and HEADs
-// without a body; any other request takes an idle or new connection (or waits) and goes alone. An
-// app that keeps closing pipelined connections with requests written behind others unanswered
-// (one that answers HTTP/1.0-style, or a uWS.js app that answers asynchronously) gets no
-// pipelining for a while: those requests are sent again alone, and each close costs a connection.
+// To a plaintext app (pool.pipeline_plaintext: by default an endpoint on loopback, the app beside
+// the sidecar) the same holds for GETs and HEADs without a body; any other request takes an idle
+// or new connection (or waits) and goes alone. An app that keeps closing pipelined connections with
+// requests written behind others unanswered (one that answers HTTP/1.0-style, or a uWS.js app that
+// answers asynchronously), or that leaves them unanswered before it ever answered one (it reads
+// only the first request of a read), gets no pipelining for a while: those requests are sent
+// again alone, and each such connection costs a connection or 100 ms.
 // A draining pool (its endpoint left the config) takes no new requests and closes when idle.
 
 import { isLoopbackHost } from '../config/address.js';
@@ -83,6 +85,8 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
   open = 0;
   /** Pipelined connections to the app lost in a row (onPipelineLost; 0 again when one answers behind another). */
   private lostInARow = 0;
+  /** The app has answered a request written behind another since pipelining to it (re)started (pipeline.ts reads it). */
+  pipeliningProven = false;
   /** Until when (ticker clock) pipelining to the app is stopped; 0: not stopped. */
   private pipeliningOffUntil = 0;
   /** Monotonic ms of the last replacement (-Infinity: none yet; the clock may start near 0). */
@@ -295,16 +299,20 @@ export class EndpointPool extends EndpointPoolBase implements ConnectionOwner, E
 
   onPipelineProven(): void {
     this.lostInARow = 0;
+    this.pipeliningProven = true;
   }
 
   /**
    * The app closed a pipelined connection with requests written behind others unanswered (they are
-   * sent again alone). The LOSSES_TO_STOPth in a row stops pipelining to it for PIPELINING_OFF_MS: the
-   * connections still pipelining take no more requests behind others, and new ones offer none.
+   * sent again alone), or, before it ever answered one written behind another, left one unanswered
+   * without a byte (pipeline.ts: an app that reads only the first request of a read). The
+   * LOSSES_TO_STOPth in a row stops pipelining to it for PIPELINING_OFF_MS: the connections still
+   * pipelining take no more requests behind others, and new ones offer none.
    */
   onPipelineLost(): void {
     if (this.pipeliningStopped() || ++this.lostInARow < LOSSES_TO_STOP) return;
     this.lostInARow = 0;
+    this.pipeliningProven = false;
     this.pipeliningOffUntil = this.ticker.fresh() + PIPELINING_OFF_MS;
     this.counters.pipeliningStops++;
   }

@@ -1,4 +1,5 @@
-// Pipelining from a sidecar to its plaintext app (pool.pipeline_plaintext), through a real 1-worker
+// Pipelining from a sidecar to its plaintext app (pool.pipeline_plaintext, on by default for an app on
+// loopback), through a real 1-worker
 // sidecar to Node's own HTTP server, which takes pipelined requests. The app records, per
 // connection, the requests it has not answered yet: GETs arrive behind one another, a POST never
 // arrives while another request on its connection is unanswered nor has one arrive behind it,
@@ -13,7 +14,7 @@
 // than a matter of timing.
 
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import uWS from 'uWebSockets.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -329,5 +330,33 @@ describe('pipeline_plaintext and responses that do not end', () => {
     // Node's server read them behind the stream (and answered into its queue behind it), then again.
     expect(Array.from({ length: 6 }, (_, i) => app.seen.get(`/after/c/${i}`))).toEqual([2, 2, 2, 2, 2, 2]);
     expect((await endpointCounters(sc, 'app')).pipelinedMoved).toBe(6);
+  });
+});
+
+describe('pipeline_plaintext to a server that reads only the first request of a read', () => {
+  it('by default: the GETs it drops are sent again alone and answered (not left to the route timeout); GET /clusters counts them', async () => {
+    // A naive server: one recv, one request parsed, the rest of the read thrown away.
+    const sockets = new Map<net.Socket, true>();
+    let dropped = 0;
+    const server = net.createServer((socket) => {
+      sockets.set(socket, true);
+      socket.on('close', () => sockets.delete(socket));
+      socket.on('error', () => {});
+      socket.on('data', (d: Buffer) => {
+        const heads = d
+          .toString('latin1')
+          .split('\r\n\r\n')
+          .filter((h) => h !== '');
+        dropped += heads.length - 1;
+        const path = heads[0]!.slice(0, heads[0]!.indexOf('\r\n')).split(' ')[1]!;
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${path.length}\r\n\r\n${path}`);
+      });
+    });
+    const address = await listenTracked(server, sockets);
+    const sc = await startSidecar(proxyConfig([address]));
+    const { paths, bodies } = await getBurst(sc, 'd', 6); // each 200: none left to the route timeout's 504
+    expect(bodies).toEqual(paths);
+    expect(dropped).toBeGreaterThan(0);
+    expect((await endpointCounters(sc, 'app')).pipelinedMoved).toBe(dropped);
   });
 });

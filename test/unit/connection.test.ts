@@ -24,6 +24,7 @@ function recordingOwner(): ConnectionOwner & { readonly events: string[] } {
     onPipelineProven: record('pipeline proven'),
     onPipelineLost: record('pipeline lost'),
     onPipelineMoved: record('pipeline moved'),
+    pipeliningProven: false,
   };
 }
 

@@ -2,9 +2,11 @@
 // against a real 127.0.0.1 server that records each request head per connection: GETs share
 // connections, any other request goes alone (nothing behind it, it behind nothing), and when the
 // app closes with GETs unanswered they come back unprocessed and are sent again, while a request
-// alone on its connection is left to the exchange's stale keep-alive rule.
+// alone on its connection is left to the exchange's stale keep-alive rule. The default (loopback)
+// pipelines to 127.0.0.1 and not to another address; an app that drops the requests behind the
+// first of a read has them sent again, and loses pipelining.
 
-import type net from 'node:net';
+import net, { createServer } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { PoolSpec } from '../../src/config/types.js';
 import { EndpointPool, type PendingBudget } from '../../src/upstream/pool.js';
@@ -384,6 +386,98 @@ describe('pipeline_plaintext: GETs behind a response that does not end', () => {
       [0, '/g1'],
       [0, '/g2'],
       [0, '/g3'],
+    ]);
+    expect(p.counters.pipelinedMoved).toBe(0);
+  });
+});
+
+describe('pipeline_plaintext: an app that reads only the first request of a read', () => {
+  /** Answers the first request of each read with its path and drops the rest of the read (a naive server's single recv). */
+  async function firstOfReadApp(): Promise<{ port: number; dropped: string[] }> {
+    const dropped: string[] = [];
+    const sockets = new Set<net.Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('data', (d: Buffer) => {
+        const lines = d
+          .toString('latin1')
+          .split('\r\n\r\n')
+          .filter((h) => h !== '')
+          .map((h) => h.slice(0, h.indexOf('\r\n')).split(' ')[1]!);
+        dropped.push(...lines.slice(1));
+        respond(socket, lines[0]!);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    });
+    return { port: (server.address() as net.AddressInfo).port, dropped };
+  }
+
+  it('the GETs it dropped are sent again alone once 100 ms pass without a byte of their answer; the third such connection in a row stops pipelining to it', async () => {
+    const app = await firstOfReadApp();
+    const { ticker, advance } = manualTicker();
+    const p = makePool(app.port, { connectionsPerWorker: 8 }, undefined, ticker);
+    for (let i = 1; i <= 3; i++) {
+      expect(p.pipeliningOff).toBe(false);
+      if (i > 1) {
+        // A drop counts as a slow response: a write carries one request until ~170 answers in time
+        // have brought the recent share of slow ones down again (StallClock.batchLimit).
+        const one = sent(p, `/one/${i}`);
+        await expect.poll(() => one.ended).toBe(true);
+        const d0 = app.dropped.length;
+        const single = [sent(p, `/s${i}/1`), sent(p, `/s${i}/2`)];
+        await expect.poll(() => single.every((r) => r.ended)).toBe(true);
+        expect(app.dropped).toHaveLength(d0); // not written behind one another
+        for (let k = 0; k < 200; k++) {
+          const r = sent(p, `/one/${i}/${k}`);
+          while (!r.ended) await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      const before = app.dropped.length;
+      const rs = [`/b${i}/1`, `/b${i}/2`, `/b${i}/3`].map((path) => new ResendingRequest(p, path, 'GET', true));
+      for (const r of rs) p.dispatch(r);
+      // Those the app answered, and the others it dropped: between them, all three.
+      await expect.poll(() => rs.filter((r) => r.ended).length + app.dropped.length - before).toBe(3);
+      const dropped = app.dropped.slice(before);
+      expect(dropped.length).toBeGreaterThan(0);
+      advance(90);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(rs.filter((r) => r.resent > 0)).toEqual([]); // not before the limit
+      advance(20);
+      await expect.poll(() => rs.every((r) => r.ended)).toBe(true);
+      expect(rs.map((r) => r.body)).toEqual(rs.map((r) => r.path));
+      expect(rs.filter((r) => r.resent > 0).map((r) => r.path)).toEqual(dropped);
+    }
+    expect(p.pipeliningOff).toBe(true);
+    expect(p.counters.pipeliningStops).toBe(1);
+    expect(p.counters.pipelinedMoved).toBe(app.dropped.length);
+  });
+
+  it('an app that has answered a request written behind another is never suspected: a slow GET behind another waits for its answer', async () => {
+    const up = await heldUpstream();
+    const { ticker, advance } = manualTicker();
+    const p = makePool(up.port, { connectionsPerWorker: 8 }, undefined, ticker);
+    const warm = [sent(p, '/w1'), sent(p, '/w2')];
+    await expect.poll(() => up.held.size).toBe(2);
+    answer(up, ['/w1', '/w2']);
+    await expect.poll(() => warm.every((r) => r.ended)).toBe(true);
+    const rs = ['/a', '/slow'].map((path) => new ResendingRequest(p, path, 'GET', true));
+    for (const r of rs) p.dispatch(r);
+    await expect.poll(() => up.held.size).toBe(2);
+    answer(up, ['/a']);
+    await expect.poll(() => rs[0]!.ended).toBe(true);
+    advance(500);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(rs[1]!.resent).toBe(0);
+    answer(up, ['/slow']);
+    await expect.poll(() => rs[1]!.ended).toBe(true);
+    expect(rs.map((r) => [r.resent, r.body])).toEqual([
+      [0, '/a'],
+      [0, '/slow'],
     ]);
     expect(p.counters.pipelinedMoved).toBe(0);
   });
