@@ -406,7 +406,7 @@ describe('pipeline_plaintext: an app that reads only the first request of a read
           .filter((h) => h !== '')
           .map((h) => h.slice(0, h.indexOf('\r\n')).split(' ')[1]!);
         dropped.push(...lines.slice(1));
-        respond(socket, lines[0]!);
+        respond(socket, lines[0]);
       });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
