@@ -1,9 +1,10 @@
 // Which app servers take the GETs `pool.pipeline_plaintext` pipelines to them, and what it saves
-// in front of each: evidence for deciding whether the option could be on by default (issue 13).
+// in front of each: the evidence behind its default (`loopback`, since 2026-12-07; issue 13).
 // Every app server found on this machine answers `<METHOD> <path>` with a Content-Length: Node's
 // http, Python's http.server (HTTP/1.1, threaded), gunicorn (sync and gthread workers), uvicorn,
 // aiohttp, Go's net/http, nginx (`return 200`), Werkzeug's dev server (Flask's). For each, two
-// 1-worker strict sidecars, one with `pipeline_plaintext: true`:
+// 1-worker strict sidecars, one with `pipeline_plaintext: true` (what the default does for an app on
+// 127.0.0.1), one with `pipeline_plaintext: false` ("off" below):
 //   1. three bursts of 40 requests (every 5th a HEAD) on one HTTP/2 connection to the pipelining
 //      sidecar: it reads each burst in one loop turn, so the requests pipeline on one connection
 //      to the app. Every answer must be its own (status 200, body `<METHOD> <path>`, HEAD none).
@@ -220,7 +221,7 @@ async function sidecar(name: string, appPort: number, pipelined: boolean): Promi
     `node: {workers: 1}
 admin: {address: 127.0.0.1:0}
 listeners: [{name: in, address: 127.0.0.1:${port}, engine: strict, routes: [{match: {path_prefix: /}, cluster: app}]}]
-clusters: [{name: app, endpoints: [{address: 127.0.0.1:${appPort}}]${pipelined ? ', pool: {pipeline_plaintext: true}' : ''}}]
+clusters: [{name: app, endpoints: [{address: 127.0.0.1:${appPort}}], pool: {pipeline_plaintext: ${pipelined}}}]
 `,
   );
   const proc = await startProcess({ name, cmd: process.execPath, args: [outriggerCli(root), 'run', '-c', cfg], readyLine: /"msg":"ready"/ });
@@ -283,7 +284,7 @@ async function main(): Promise<void> {
   const want = values.apps?.split(',');
   const hz = clockTicksPerSecond();
   const out = [
-    `| app server | bursts: wrong answers of 3 × 40 | connections opened | pipelining stopped | req/s default | req/s pipelined | errors + non-2xx (default / pipelined) | sidecar CPU µs/req default | pipelined | pipelined ÷ default |`,
+    `| app server | bursts: wrong answers of 3 × 40 | connections opened | pipelining stopped | req/s off | req/s pipelined | errors + non-2xx (off / pipelined) | sidecar CPU µs/req off | pipelined | pipelined ÷ off |`,
     '|---|---:|---:|---|---:|---:|---:|---:|---:|---:|',
   ];
   for (const app of APPS) {
@@ -295,16 +296,16 @@ async function main(): Promise<void> {
     }
     const appPort = await freePort();
     const a = await app.start(appPort);
-    const plain = await sidecar(`${app.name}-default`, appPort, false);
+    const plain = await sidecar(`${app.name}-off`, appPort, false);
     const piped = await sidecar(`${app.name}-pipelined`, appPort, true);
     try {
       const wrong: string[] = [];
       for (let b = 0; b < 3; b++) wrong.push(...(await burst(piped.port, String(b), 40)).wrong);
       const view = await endpointView(piped);
-      const rows: Record<'default' | 'pipelined', Array<{ rps: number; us: number; bad: number }>> = { default: [], pipelined: [] };
+      const rows: Record<'off' | 'pipelined', Array<{ rps: number; us: number; bad: number }>> = { off: [], pipelined: [] };
       for (let r = 0; r < rounds; r++) {
-        const order: Array<['default' | 'pipelined', Sidecar]> = [
-          ['default', plain],
+        const order: Array<['off' | 'pipelined', Sidecar]> = [
+          ['off', plain],
           ['pipelined', piped],
         ];
         if (r % 2 === 1) order.reverse();
@@ -317,9 +318,9 @@ async function main(): Promise<void> {
           rows[kind].push({ rps: res.requestsPerSec, us: res.requests > 0 ? (ticks * 1e6) / hz / res.requests : NaN, bad: totalWrkErrors(res) });
         }
       }
-      const m = (kind: 'default' | 'pipelined', f: (x: { rps: number; us: number; bad: number }) => number): number => median(rows[kind].map(f));
-      const sum = (kind: 'default' | 'pipelined'): number => rows[kind].reduce((s, x) => s + x.bad, 0);
-      const line = `| ${app.name} | ${wrong.length} | ${view.opened} | ${view.off > 0 ? 'yes' : 'no'} | ${m('default', (x) => x.rps).toFixed(0)} | ${m('pipelined', (x) => x.rps).toFixed(0)} | ${sum('default')} / ${sum('pipelined')} | ${m('default', (x) => x.us).toFixed(1)} | ${m('pipelined', (x) => x.us).toFixed(1)} | ${(m('pipelined', (x) => x.us) / m('default', (x) => x.us)).toFixed(2)} |`;
+      const m = (kind: 'off' | 'pipelined', f: (x: { rps: number; us: number; bad: number }) => number): number => median(rows[kind].map(f));
+      const sum = (kind: 'off' | 'pipelined'): number => rows[kind].reduce((s, x) => s + x.bad, 0);
+      const line = `| ${app.name} | ${wrong.length} | ${view.opened} | ${view.off > 0 ? 'yes' : 'no'} | ${m('off', (x) => x.rps).toFixed(0)} | ${m('pipelined', (x) => x.rps).toFixed(0)} | ${sum('off')} / ${sum('pipelined')} | ${m('off', (x) => x.us).toFixed(1)} | ${m('pipelined', (x) => x.us).toFixed(1)} | ${(m('pipelined', (x) => x.us) / m('off', (x) => x.us)).toFixed(2)} |`;
       out.push(line);
       process.stderr.write(`${line}\n`);
       for (const w of wrong.slice(0, 5)) process.stderr.write(`  ${app.name}: ${w}\n`);
