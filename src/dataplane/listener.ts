@@ -187,7 +187,14 @@ export class ListenerRuntime implements ExchangeObserver, ListenerRouting, Tunne
       this.tcp = new TcpListener(fallbackSpec(spec), this.tcpHooks(), this.tlsParams());
     }
     if (spec.engine !== 'uws' && spec.protocol !== 'http1') {
-      this.h2 = new LazyH2(spec, { request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn) });
+      this.h2 = new LazyH2(spec, {
+        request: (down, raw, endStream, conn) => this.handleH2(down, raw, endStream, conn),
+        // A stream still sending its trailers after its exchange ended: a drain waits for it.
+        finishing: (delta) => {
+          this.inflight += delta;
+          if (delta < 0) this.ctx.onInflightEnded(this);
+        },
+      });
     }
     if (spec.engine === 'uws') {
       const { uWS, webSocketBehavior, DEFAULT_WS_MAX_MESSAGE_BYTES } = uws();

@@ -4,11 +4,13 @@
 // pattern with which Node 20's http2 server was seen to corrupt its heap when sessions close
 // (test/h2/h2_upstream.test.ts, startH2Upstream). The calls in flight must complete with their
 // trailers, a call sent after the GOAWAY is not processed, new connections are refused, and the
-// sidecar exits 0.
+// sidecar exits 0. A call whose exchange has ended while its stream still waits to send the end of
+// its response (flow control) holds the drain until its trailers are out.
 
 import http from 'node:http';
+import http2 from 'node:http2';
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeAll, startSidecar, startUpstream, tryConnect } from '../helpers/sidecar.js';
+import { adminCall, closeAll, eventually, startSidecar, startUpstream, tryConnect } from '../helpers/sidecar.js';
 import { h2connect, h2request } from './h2_client.js';
 
 afterAll(closeAll);
@@ -74,5 +76,60 @@ describe('drain of an HTTP/2 listener', () => {
     expect(await sc.exit(15_000)).toBe(0);
     expect(sc.entries().find((e) => e.msg === 'stopped')).toMatchObject({ unfinished: 0 });
     expect(sc.stderr()).toBe('');
+  }, 90_000);
+
+  it('a response the exchange has ended but the stream has not sent yet (the client’s flow-control window is shut) holds the drain: the trailers arrive, then the sidecar stops', async () => {
+    // Before 2026-12-07 the drain ended with the last exchange; the session was then destroyed
+    // before 'wantTrailers', and the call lost its grpc-status (1 run in ~20 of the test above).
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/grpc', trailer: 'grpc-status' });
+        res.write('answer');
+        res.addTrailers({ 'grpc-status': '0' });
+        res.end();
+      });
+    });
+    const sc = await startSidecar({
+      node: { workers: 1, drain_timeout_ms: 60_000 },
+      admin: { address: '127.0.0.1:0' },
+      listeners: [{ name: 'h2', address: '127.0.0.1:0', engine: 'strict', protocol: 'http2', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }],
+      clusters: [{ name: 'app', endpoints: [{ address: up.address }] }],
+    });
+    // A window of 0: the sidecar may send HEADERS but no DATA on the call until the client opens it.
+    const session = http2.connect(`http://127.0.0.1:${sc.port()}`, { settings: { initialWindowSize: 0 } });
+    session.on('error', () => {});
+    const stream = session.request({ ':method': 'POST', ':path': '/svc/Slow', 'content-type': 'application/grpc', te: 'trailers' });
+    stream.on('error', () => {});
+    const got = { status: 0, body: '', trailers: null as Record<string, unknown> | null, closed: false };
+    stream.on('response', (h) => (got.status = Number(h[':status'])));
+    stream.on('data', (d: Buffer) => (got.body += d.toString()));
+    stream.on('trailers', (t) => (got.trailers = t));
+    stream.on('close', () => (got.closed = true));
+    stream.end('request');
+    await expect.poll(() => got.status, { timeout: 10_000 }).toBe(200);
+
+    process.kill(sc.pid, 'SIGTERM');
+    await sc.waitForLog((e) => e.msg === 'draining');
+    // The exchange has ended (the upstream answered whole, and the call is counted) ...
+    await eventually(
+      async () => {
+        const s = (await adminCall(sc, 'GET', '/stats')).json as { listeners: Array<{ name: string; requests: number }> };
+        return s.listeners.find((l) => l.name === 'h2')?.requests === 1 ? true : undefined;
+      },
+      'the call counted',
+      10_000,
+      100,
+    );
+    // ... but its body and trailers are still in the sidecar: the drain waits for them.
+    expect(got).toMatchObject({ body: '', trailers: null, closed: false });
+    expect(sc.entries().some((e) => e.msg === 'stopped')).toBe(false);
+
+    session.settings({ initialWindowSize: 65_535 });
+    await expect.poll(() => got.closed, { timeout: 10_000 }).toBe(true);
+    expect(got).toMatchObject({ status: 200, body: 'answer', trailers: { 'grpc-status': '0' } });
+    session.close();
+    expect(await sc.exit(15_000)).toBe(0);
+    expect(sc.entries().find((e) => e.msg === 'stopped')).toMatchObject({ unfinished: 0 });
   }, 90_000);
 });

@@ -16,10 +16,16 @@ import { httpDate } from '../h1/downstream.js';
 
 const { NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
-/** What a stream reports to its session (h2/server.ts): premature resets (rapid-reset protection). */
+/** What a stream reports to its session (h2/server.ts): premature resets (rapid-reset protection), and ends still being sent. */
 export interface H2StreamOwner {
-  /** The stream closed; `premature`: the client reset it before its response was complete. */
-  streamClosed(premature: boolean): void;
+  /** The stream closed; `premature`: the client reset it before its response was complete; `finished`: after streamFinishing. */
+  streamClosed(premature: boolean, finished: boolean): void;
+  /**
+   * The exchange ended the response, but the stream is still sending its end (the trailers, or
+   * the empty END_STREAM frame, wait for 'wantTrailers' a turn later): a drain must wait for its
+   * close, or closing the session would cut the trailers off (gRPC's status). Balanced by streamClosed.
+   */
+  streamFinishing(): void;
   /** node.error_detail: full. */
   readonly detail: boolean;
 }
@@ -30,6 +36,8 @@ export class H2Downstream implements Downstream {
   private done = false;
   private aborted = false;
   private trailers: readonly string[] | null = null;
+  /** end() was called and the stream has not closed yet (H2StreamOwner.streamFinishing). */
+  private finishing = false;
 
   constructor(
     readonly stream: ServerHttp2Stream,
@@ -51,7 +59,8 @@ export class H2Downstream implements Downstream {
     const ex = this.ex;
     const premature = !this.done && !this.aborted;
     this.ex = null;
-    this.owner.streamClosed(premature);
+    this.owner.streamClosed(premature, this.finishing);
+    this.finishing = false;
     if (premature) {
       this.aborted = true;
       ex?.onClientAborted();
@@ -137,7 +146,12 @@ export class H2Downstream implements Downstream {
     this.done = true;
     this.ex = null;
     this.trailers = trailers;
-    if (!this.stream.destroyed) this.stream.end();
+    if (this.stream.destroyed) return;
+    if (!this.stream.closed) {
+      this.finishing = true;
+      this.owner.streamFinishing();
+    }
+    this.stream.end();
   }
 
   private sendTrailers(): void {

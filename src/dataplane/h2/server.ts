@@ -84,8 +84,13 @@ export class H2Conn implements H2StreamOwner {
     }
   }
 
-  streamClosed(premature: boolean): void {
+  streamFinishing(): void {
+    this.server.finishing(1);
+  }
+
+  streamClosed(premature: boolean, finished: boolean): void {
     this.open--;
+    if (finished) this.server.finishing(-1);
     if (premature) {
       this.premature++;
       if (this.premature >= PREMATURE_RESETS_MIN && this.premature * 2 >= this.total && !this.session.destroyed) {
@@ -108,6 +113,11 @@ export class H2Conn implements H2StreamOwner {
 export interface H2Handlers {
   /** A request stream with its raw header list (lower-case names); `endStream`: no body follows. */
   request(down: H2Downstream, raw: readonly string[], endStream: boolean, conn: H2Conn): void;
+  /**
+   * Streams whose exchange ended but which are still sending the end of their response (+1), or
+   * have now closed (−1): in flight for a drain (H2StreamOwner.streamFinishing).
+   */
+  finishing(delta: 1 | -1): void;
 }
 
 export class H2Server {
@@ -204,6 +214,10 @@ export class H2Server {
     this.stopping = true;
     for (const c of this.sessions) c.session.destroy();
     this.sessions.clear();
+  }
+
+  finishing(delta: 1 | -1): void {
+    this.handlers.finishing(delta);
   }
 
   /** Open HTTP/2 connections (stats, tests). */
