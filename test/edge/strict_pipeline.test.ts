@@ -103,7 +103,9 @@ function config(withMain: boolean): Record<string, unknown> {
     tls: caSource(ca),
     listeners: withMain ? listeners : listeners.slice(1),
     clusters: [
-      { name: 'app', endpoints: [{ address: upstream.address }] },
+      // The app holds requests on purpose: pipelined to it (the loopback default), GETs held behind
+      // others past 100 ms would be sent again and counted twice. This file is about the listener.
+      { name: 'app', endpoints: [{ address: upstream.address }], pool: { pipeline_plaintext: false } },
       { name: 'flaky', endpoints: [{ address: failing.address }] },
     ],
   };
