@@ -17,6 +17,24 @@ afterAll(closeAll);
 
 const CALLS = 10;
 
+/** A unary gRPC answer, chunked so that it ends with trailers. */
+function answerCall(res: http.ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'application/grpc', trailer: 'grpc-status' });
+  res.write('answer');
+  res.addTrailers({ 'grpc-status': '0' });
+  res.end();
+}
+
+/** A 1-worker sidecar with an HTTP/2 listener to `app`; its drain timeout is longer than the test waits for anything: a drain must end because the calls finished. */
+function drainingSidecar(app: string): ReturnType<typeof startSidecar> {
+  return startSidecar({
+    node: { workers: 1, drain_timeout_ms: 60_000 },
+    admin: { address: '127.0.0.1:0' },
+    listeners: [{ name: 'h2', address: '127.0.0.1:0', engine: 'strict', protocol: 'http2', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }],
+    clusters: [{ name: 'app', endpoints: [{ address: app }] }],
+  });
+}
+
 describe('drain of an HTTP/2 listener', () => {
   it('SIGTERM with calls in flight: each completes with its trailers, a call after the GOAWAY is refused unprocessed, new connections refused, exit 0', async () => {
     const held: http.ServerResponse[] = [];
@@ -28,20 +46,9 @@ describe('drain of an HTTP/2 listener', () => {
       { name: 'held' },
     );
     const release = (): void => {
-      for (const res of held.splice(0)) {
-        res.writeHead(200, { 'content-type': 'application/grpc', trailer: 'grpc-status' });
-        res.write('answer');
-        res.addTrailers({ 'grpc-status': '0' });
-        res.end();
-      }
+      for (const res of held.splice(0)) answerCall(res);
     };
-    const sc = await startSidecar({
-      // Longer than the test waits for anything: the drain must end because the calls finished.
-      node: { workers: 1, drain_timeout_ms: 60_000 },
-      admin: { address: '127.0.0.1:0' },
-      listeners: [{ name: 'h2', address: '127.0.0.1:0', engine: 'strict', protocol: 'http2', routes: [{ match: { path_prefix: '/' }, cluster: 'held' }] }],
-      clusters: [{ name: 'held', endpoints: [{ address: up.address }] }],
-    });
+    const sc = await drainingSidecar(up.address);
 
     const session = await h2connect(`http://127.0.0.1:${sc.port()}`);
     let goaway = false;
@@ -83,19 +90,9 @@ describe('drain of an HTTP/2 listener', () => {
     // before 'wantTrailers', and the call lost its grpc-status (1 run in ~20 of the test above).
     const up = await startUpstream((req, res) => {
       req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/grpc', trailer: 'grpc-status' });
-        res.write('answer');
-        res.addTrailers({ 'grpc-status': '0' });
-        res.end();
-      });
+      req.on('end', () => answerCall(res));
     });
-    const sc = await startSidecar({
-      node: { workers: 1, drain_timeout_ms: 60_000 },
-      admin: { address: '127.0.0.1:0' },
-      listeners: [{ name: 'h2', address: '127.0.0.1:0', engine: 'strict', protocol: 'http2', routes: [{ match: { path_prefix: '/' }, cluster: 'app' }] }],
-      clusters: [{ name: 'app', endpoints: [{ address: up.address }] }],
-    });
+    const sc = await drainingSidecar(up.address);
     // A window of 0: the sidecar may send HEADERS but no DATA on the call until the client opens it.
     const session = http2.connect(`http://127.0.0.1:${sc.port()}`, { settings: { initialWindowSize: 0 } });
     session.on('error', () => {});
