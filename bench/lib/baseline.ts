@@ -45,7 +45,7 @@ export type LatencyGate = Gate & { readonly rate: number; /** How the threshold 
 
 export interface Baseline {
   readonly config: string;
-  readonly cpu_ratio_to_nginx: Gate;
+  readonly cpu_ratio_to_nginx: Gate & { /** How the threshold was set. */ readonly note?: string };
   readonly added_p99_us: LatencyGate;
   /** p99.9 added over direct (absent: not gated). */
   readonly added_p999_us?: LatencyGate;
