@@ -173,8 +173,9 @@ function through(path: string, agent: http.Agent, body?: string, port = out): Pr
 describe('pipelined hop between two sidecars', () => {
   it('200 concurrent requests with distinct ids are each answered correctly, more of them in flight at once than the client sidecar has connections', async () => {
     // The app answers none until GATE (9) distinct ones wait at once, and the narrow client sidecar
-    // may open 8 connections: one request per connection would leave 8 waiting to the route
-    // timeout (504). A quarter are POSTs with bodies, framed between the GETs on the same connections.
+    // may open 8 connections: one request per connection would leave every request waiting until
+    // it timed out (checked with pipeline_depth 1). A quarter are POSTs with bodies, framed between
+    // the GETs on the same connections.
     const before = await endpointCounters(narrow, 'api');
     const agent = keepAlive(200);
     const path = (i: number): string => `/gate/${i}`;
