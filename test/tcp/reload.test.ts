@@ -19,7 +19,8 @@ describe('tcp listener reload and drain', () => {
     v2.clusters.push({ name: 'other', endpoints: [{ address: second.address }] });
     v2.listeners[0]!['cluster'] = 'other';
     v2.listeners[0]!['address'] = `127.0.0.1:${sc.port()}`;
-    expect((await adminCall(sc, 'PUT', '/config', v2)).status).toBe(200);
+    const put = await adminCall(sc, 'PUT', '/config', v2);
+    expect(put.status, JSON.stringify(put.json)).toBe(200);
 
     open.socket.write(' after');
     await expect.poll(() => open.received().toString()).toBe('before after');
@@ -54,9 +55,16 @@ describe('tcp listener reload and drain', () => {
     const v1 = tcpSidecarConfig({ endpoints: [app.address] });
     const { sc, open } = await sidecarWithOpenConnection(v1);
 
+    // The new port is one no process held a moment ago (deadPort); the other test lane may bind it
+    // in between, which the reload refuses as "already in use by another process": then another port.
     const v2 = structuredClone(v1) as { listeners: Array<Record<string, unknown>> };
-    v2.listeners[0]!['address'] = `127.0.0.1:${await deadPort()}`;
-    expect((await adminCall(sc, 'PUT', '/config', v2)).status).toBe(200);
+    let put: Awaited<ReturnType<typeof adminCall>>;
+    for (let attempt = 1; ; attempt++) {
+      v2.listeners[0]!['address'] = `127.0.0.1:${await deadPort()}`;
+      put = await adminCall(sc, 'PUT', '/config', v2);
+      if (put.status === 200 || attempt === 3 || !JSON.stringify(put.json).includes('already in use by another process')) break;
+    }
+    expect(put.status, JSON.stringify(put.json)).toBe(200);
     open.socket.write(' after');
     await expect.poll(() => open.received().toString()).toBe('before after');
     open.socket.end();
