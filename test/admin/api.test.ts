@@ -333,7 +333,7 @@ describe('admin API endpoints', () => {
   });
 
   it('a body over 1 MiB → 413 (with Content-Length and chunked), and nothing changes', async () => {
-    const big = Buffer.alloc(1024 * 1024 + 1, 0x20);
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x20);
     const auth = { authorization: `Bearer ${sc.token}`, 'content-type': 'application/yaml' };
     const r = await request(`${sc.admin}/config`, { method: 'PUT', body: big, headers: { ...auth, 'content-length': String(big.length) } }).catch(
       (e: Error) => e,
