@@ -388,7 +388,7 @@ const MAX_DISCARDED_BYTES = 16 * MAX_BODY_BYTES;
  * node:http closes the connection once the answer is written when the client asked for
  * `Connection: close` (as node:http's own client does without an agent), and the rest of the body
  * then meets a closed socket (test/admin/api.test.ts, an 8 MiB body: EPIPE in 1 of 3 runs).
- * A body declared or grown beyond MAX_DISCARDED_BYTES is answered at once and cut.
+ * A body declared beyond MAX_DISCARDED_BYTES is answered at once; one that grows beyond it is cut.
  */
 function readBody(req: http.IncomingMessage): Promise<string> {
   const tooLarge = new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
