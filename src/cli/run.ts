@@ -34,7 +34,7 @@ import { LoopDelayMonitor } from '../stats/loop_delay.js';
 import { SpanExporter } from '../tracing/exporter.js';
 import { PortInUseError } from '../workers/ports.js';
 import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
-import { compilersOn } from './compilers.js';
+import { OptimizerWhenBusy, baselineCompilerOn } from './compilers.js';
 import { createLogger } from './log.js';
 import { checkEngines, checkInterception } from './preflight.js';
 
@@ -64,7 +64,8 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   // over its malloc arena: a thread's arena outlives it, and one started beside it gets a new one
   // (measured: ~2 MiB of RSS per sidecar). A reload starts a check thread again.
   await checks.end();
-  const plane = await startDataPlane(loaded.snapshot, path.dirname(configFile), log, opts.compile.enableTestHooks);
+  const optimizer = new OptimizerWhenBusy((cpuMs) => log.info({ cpu_ms: Math.round(cpuMs) }, 'optimizing compiler on: the sidecar is busy'));
+  const plane = await startDataPlane(loaded.snapshot, path.dirname(configFile), log, opts.compile.enableTestHooks, optimizer);
   if (typeof plane === 'number') return plane;
   const { supervisor, verdicts, certs, stats, sampler, snapshot } = plane;
   const etcdSpec = loaded.etcd;
@@ -147,7 +148,8 @@ export async function runSidecar(opts: RunOptions): Promise<number> {
   // signal between the line and the handlers killed the process undrained (exit by signal).
   shutdown.handleSignals();
   log.info(readyLine(snapshot, supervisor, admin.host, adminPort, access.token.file), 'ready');
-  compilersOn();
+  baselineCompilerOn();
+  optimizer.arm();
   // Registered once it serves: others only discover a sidecar whose listeners are up.
   registration?.start();
   return shutdown.done;
@@ -187,10 +189,16 @@ interface DataPlane {
 }
 
 /** Spawns the workers on the first snapshot with this sidecar's certificate; an exit code when it cannot. */
-async function startDataPlane(first: Snapshot, configDir: string, log: Logger, enableTestHooks: boolean): Promise<DataPlane | number> {
+async function startDataPlane(
+  first: Snapshot,
+  configDir: string,
+  log: Logger,
+  enableTestHooks: boolean,
+  optimizer: OptimizerWhenBusy,
+): Promise<DataPlane | number> {
   const stats = new StatsAggregator();
   const sampler = new TrafficSampler();
-  everySecond(stats, sampler);
+  everySecond(stats, sampler, optimizer);
   const verdicts: EndpointVerdicts = new EndpointVerdicts(
     log,
     (cluster, address, change) => supervisor.setEndpointState(cluster, address, change),
@@ -216,9 +224,10 @@ async function startDataPlane(first: Snapshot, configDir: string, log: Logger, e
 /**
  * The main thread's once-a-second jobs, run from its event-loop delay sampler's timer so that at
  * rest they cost one wake-up a second, not one each (timers started a few ms apart fire apart):
- * its event-loop delay into the stats, like the workers', and the dashboard's traffic sample.
+ * its event-loop delay into the stats, like the workers', the dashboard's traffic sample, and the
+ * check whether the process is busy enough for TurboFan (compilers.ts).
  */
-function everySecond(stats: StatsAggregator, sampler: TrafficSampler): void {
+function everySecond(stats: StatsAggregator, sampler: TrafficSampler, optimizer: OptimizerWhenBusy): void {
   const monitor: LoopDelayMonitor = new LoopDelayMonitor('main', {
     job: {
       everyMs: SAMPLE_INTERVAL_MS,
@@ -226,6 +235,7 @@ function everySecond(stats: StatsAggregator, sampler: TrafficSampler): void {
         const sample = monitor.take();
         if (sample !== null) stats.loopDelay.add(sample);
         sampler.tick(Date.now());
+        optimizer.tick();
       },
     },
   });

@@ -1,15 +1,18 @@
 // V8's compilers during a sidecar's start-up (src/cli/compilers.ts): off until the ready line,
-// on from then, and left alone when node was started with its own choice. Read from V8's own
+// Sparkplug on from then, TurboFan once the process is busy, and both left alone when node was
+// started with its own choice. Read from V8's own
 // trace (`node --trace-opt`), which prints `[completed optimizing <fn>` to stdout each time
 // TurboFan installs code: counted over a whole run, so the order of V8's (buffered) prints and the
 // sidecar's log lines does not matter. stdout goes to a file: a trace printed while a stdout pipe
 // is full would be lost (test/helpers/process.ts, spawnCli).
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compilersChosenByUser } from '../../src/cli/compilers.js';
+import { BUSY_CPU_MS, BUSY_SECONDS, OptimizerWhenBusy, SATURATED_CPU_MS, compilersChosenByUser } from '../../src/cli/compilers.js';
 import {
   closeAll,
+  moreRequests,
   proxyConfig,
+  sleep,
   spawnCli,
   startApp,
   startLoad,
@@ -22,6 +25,7 @@ import {
 } from '../helpers/sidecar.js';
 
 const OPTIMIZED = '[completed optimizing';
+const COMPILER_ON = 'optimizing compiler on: the sidecar is busy';
 
 afterAll(closeAll);
 
@@ -60,11 +64,28 @@ describe('compilers during start-up', () => {
     expect(await optimizedIn(p)).toEqual([]);
   });
 
-  it('once ready, the request path is optimized as before', async () => {
+  it('a burst of requests, then idle: TurboFan stays off (it optimized the request path at once when it came on with the ready line)', async () => {
     const app = await startApp();
     const sc = await sidecarTo(app, ['--trace-opt']);
-    await load(sc);
+    const l = startLoad(sc.port(), { total: 400 });
+    await l.done;
+    await stopWithoutFailures(l);
+    // More than BUSY_SECONDS of the main thread's once-a-second checks after the burst.
+    await sleep((BUSY_SECONDS + 2) * 1000);
+    expect(sc.entries().filter((e) => e.msg === COMPILER_ON)).toEqual([]);
+    expect(await optimizedIn(sc)).toEqual([]);
+  });
+
+  it('under load, TurboFan comes on (one info line) and the request path is optimized', async () => {
+    const app = await startApp();
+    const sc = await sidecarTo(app, ['--trace-opt']);
+    const l = startLoad(sc.port());
+    const on = await sc.waitForLog((e) => e.msg === COMPILER_ON, 30_000);
+    expect(on['cpu_ms']).toBeGreaterThanOrEqual(BUSY_CPU_MS);
+    await moreRequests(l, 3000);
+    await stopWithoutFailures(l);
     expect((await optimizedIn(sc)).length).toBeGreaterThan(0);
+    expect(sc.entries().filter((e) => e.msg === COMPILER_ON)).toHaveLength(1);
   });
 
   it('node started with its own compiler flags keeps them: --no-turbofan stays off under load', async () => {
@@ -72,6 +93,7 @@ describe('compilers during start-up', () => {
     const sc = await sidecarTo(app, ['--trace-opt', '--no-turbofan']);
     await load(sc);
     expect(await optimizedIn(sc)).toEqual([]);
+    expect(sc.entries().filter((e) => e.msg === COMPILER_ON)).toEqual([]);
   });
 
   it.each([
@@ -85,5 +107,71 @@ describe('compilers during start-up', () => {
     [[], undefined, false],
   ] as const)('compilersChosenByUser(%j, %j) is %s', (execArgv, nodeOptions, chosen) => {
     expect(compilersChosenByUser(execArgv, nodeOptions)).toBe(chosen);
+  });
+});
+
+/** An OptimizerWhenBusy over a scripted CPU clock: `spend(ms)` then `tick()` is one second. */
+function scripted(held = true): { o: OptimizerWhenBusy; spend: (ms: number) => void; on: number[] } {
+  let micros = 0;
+  const on: number[] = [];
+  const o = new OptimizerWhenBusy(
+    (ms) => on.push(ms),
+    () => ({ user: micros, system: 0 }),
+    () => held,
+  );
+  return { o, spend: (ms) => void (micros += ms * 1000), on };
+}
+
+describe('OptimizerWhenBusy', () => {
+  it(`comes on at the ${BUSY_SECONDS}rd second in a row with ${BUSY_CPU_MS} ms of CPU or more, once`, () => {
+    const { o, spend, on } = scripted();
+    o.arm();
+    for (let s = 0; s < BUSY_SECONDS + 3; s++) {
+      spend(BUSY_CPU_MS);
+      o.tick();
+    }
+    expect(on).toEqual([BUSY_CPU_MS]);
+  });
+
+  it("an idle second between busy ones starts the count again: a memory reducer's GC or a reload's burst is not load", () => {
+    const { o, spend, on } = scripted();
+    o.arm();
+    for (let round = 0; round < 5; round++) {
+      for (let s = 0; s < BUSY_SECONDS - 1; s++) {
+        spend(SATURATED_CPU_MS - 1);
+        o.tick();
+      }
+      spend(BUSY_CPU_MS - 1);
+      o.tick();
+    }
+    expect(on).toEqual([]);
+  });
+
+  it(`one second with ${SATURATED_CPU_MS} ms of CPU turns it on at once (a load test)`, () => {
+    const { o, spend, on } = scripted();
+    o.arm();
+    spend(3);
+    o.tick();
+    spend(SATURATED_CPU_MS);
+    o.tick();
+    expect(on).toEqual([SATURATED_CPU_MS]);
+  });
+
+  it("start-up's CPU before arm() is not counted, and ticks before it do nothing", () => {
+    const { o, spend, on } = scripted();
+    spend(5000);
+    o.tick();
+    o.arm();
+    spend(1);
+    o.tick();
+    expect(on).toEqual([]);
+  });
+
+  it('does nothing when TurboFan is not held off (node chose its compilers)', () => {
+    const { o, spend, on } = scripted(false);
+    o.arm();
+    spend(SATURATED_CPU_MS * 2);
+    o.tick();
+    expect(on).toEqual([]);
   });
 });
