@@ -16,6 +16,7 @@ import type { ApiPolicy } from './api_policy.js';
 import type { CheckConfig, CheckedConfig, ConfigInput, ConfigOrigin } from './config_check.js';
 import { openLogFile } from './log_open.js';
 import { closeSync } from 'node:fs';
+import { isoTime } from '../time.js';
 
 export type { ConfigInput, ConfigOrigin } from './config_check.js';
 
@@ -179,7 +180,7 @@ export class ConfigStore {
   }
 
   private record(version: number, by: string, summary: string, source: RawConfig): void {
-    this.entries.push({ version, at: new Date().toISOString(), by, summary, source });
+    this.entries.push({ version, at: isoTime(Date.now()), by, summary, source });
     const limit = Math.max(1, this.adminNow.historyLimit);
     if (this.entries.length > limit) this.entries.splice(0, this.entries.length - limit);
   }

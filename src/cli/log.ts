@@ -6,7 +6,8 @@
 // lost its "worker stuck" line with pino's default asynchronous destination).
 
 import { pino, type Logger } from 'pino';
+import { pinoIsoTime } from '../time.js';
 
 export function createLogger(level: string): Logger {
-  return pino({ level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd: 1, sync: true }));
+  return pino({ level, base: { pid: process.pid }, timestamp: pinoIsoTime }, pino.destination({ fd: 1, sync: true }));
 }

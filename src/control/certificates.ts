@@ -13,6 +13,7 @@ import type { Snapshot } from '../config/types.js';
 import type { CounterTotals } from '../stats/counters.js';
 import type { CertificateSource, CertsInfo } from '../tls/rotation.js';
 import type { TlsMaterial } from '../tls/material.js';
+import { isoTime } from '../time.js';
 
 /** Where certificate material goes (the supervisor, which posts it to every worker). */
 export interface MaterialSink {
@@ -41,7 +42,7 @@ export class CertificateManager {
     sink.setMaterial(source.current());
     source.on('update', (m) => {
       sink.setMaterial(m);
-      log.info({ identity: m.identity, serial: m.serial, not_after: m.notAfter.toISOString() }, 'certificate rotated');
+      log.info({ identity: m.identity, serial: m.serial, not_after: isoTime(m.notAfter.getTime()) }, 'certificate rotated');
     });
     source.on('error', (e) => {
       counters?.apply([{ ...failures, value: 1 }]);

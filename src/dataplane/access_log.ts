@@ -6,6 +6,7 @@ import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { AccessLogSpec } from '../config/types.js';
+import { pinoIsoTime } from '../time.js';
 
 export interface AccessEntry {
   readonly listener: string;
@@ -59,7 +60,7 @@ export class AccessLog {
     // flushed and dropped before it was (a reload right after the first request).
     const dest = pino.destination({ dest: spec.path === 'stdout' ? 1 : openLogFile(spec.path), sync: false, minLength: 4096 });
     this.dest = dest;
-    this.logger = pino({ base: null, timestamp: pino.stdTimeFunctions.isoTime, messageKey: 'msg' }, dest);
+    this.logger = pino({ base: null, timestamp: pinoIsoTime, messageKey: 'msg' }, dest);
     this.text = spec.format === 'text';
   }
 

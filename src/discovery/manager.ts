@@ -9,6 +9,7 @@ import { sameValue } from '../config/equal.js';
 import type { ClusterSpec, DiscoverySpec, EndpointSpec, Snapshot } from '../config/types.js';
 import type { Log } from '../log.js';
 import type { DiscoveredEndpoint, DiscoverySource, SourceHealth } from './source.js';
+import { isoTime } from '../time.js';
 
 export interface DiscoveryManagerDeps {
   /** Applies a snapshot derived from the one the workers run, at its turn among applies (Supervisor.update). */
@@ -114,10 +115,10 @@ export class DiscoveryManager {
       cluster,
       source: w.source.describe,
       ok: w.health.ok,
-      ...(w.health.ok ? {} : { error: w.health.error, since: new Date(w.health.sinceMs).toISOString() }),
+      ...(w.health.ok ? {} : { error: w.health.error, since: isoTime(w.health.sinceMs) }),
       endpoints: w.byAddress?.size ?? null,
       updates: w.updates,
-      last_update: w.lastUpdateMs === null ? null : new Date(w.lastUpdateMs).toISOString(),
+      last_update: w.lastUpdateMs === null ? null : isoTime(w.lastUpdateMs),
     }));
   }
 

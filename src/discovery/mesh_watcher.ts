@@ -15,6 +15,7 @@ import { sameValue } from '../config/equal.js';
 import { serviceConfig, validateMesh, type MeshPart } from './mesh_config.js';
 import { REVOKE_TIMEOUT_MS, settledWithin, type EtcdKeys } from './etcd_client.js';
 import { readCurrentPointer, readMeshVersion, type SidecarStatus } from './mesh_store.js';
+import { isoTime } from '../time.js';
 
 export interface MeshWatcherOptions {
   readonly client: Etcd3;
@@ -84,9 +85,7 @@ export class MeshWatcher {
   warnings(): string[] {
     const out: string[] = [];
     if (this.down !== null)
-      out.push(
-        `mesh config: etcd unreachable since ${new Date(this.down.sinceMs).toISOString()} (${this.down.error}); running mesh version ${this.applied ?? 'none'}`,
-      );
+      out.push(`mesh config: etcd unreachable since ${isoTime(this.down.sinceMs)} (${this.down.error}); running mesh version ${this.applied ?? 'none'}`);
     if (this.status?.status === 'error') out.push(`mesh config: version ${this.tried} not applied: ${this.status.error ?? ''}`);
     return out;
   }
@@ -155,7 +154,7 @@ export class MeshWatcher {
       applied_version: this.applied,
       status: outcome === null ? 'ok' : 'error',
       ...(outcome === null ? {} : { error: outcome }),
-      updated_at: new Date().toISOString(),
+      updated_at: isoTime(Date.now()),
     };
     if (outcome === null) this.o.log.info({ mesh_version: version, service: this.o.service }, 'mesh config applied');
     else this.o.log.warn({ mesh_version: version, service: this.o.service, error: outcome }, 'mesh config not applied; the previous config stays');

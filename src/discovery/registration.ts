@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { ServiceRegistrationSpec } from '../config/etcd.js';
 import { REVOKE_TIMEOUT_MS, settledWithin, type EtcdKeys } from './etcd_client.js';
 import { Backoff } from './backoff.js';
+import { isoTime } from '../time.js';
 
 /** What /stats shows of the registration. */
 export interface RegistrationState {
@@ -64,7 +65,7 @@ export class Registration {
     const { state, key, error, failing_since_ms } = this.status;
     // Attempts between retries (registering) still count: the key is not live until one succeeds.
     if (failing_since_ms === null || state === 'deregistered') return [];
-    return [`etcd registration ${key}: not registered since ${new Date(failing_since_ms).toISOString()} (${error ?? ''}); serving, retrying`];
+    return [`etcd registration ${key}: not registered since ${isoTime(failing_since_ms)} (${error ?? ''}); serving, retrying`];
   }
 
   /** `outrigger_etcd_registered` (1 while the key is live) and the leases granted, in the Prometheus text format. */

@@ -9,6 +9,7 @@
 import type { ClusterSpec, EndpointSpec, HealthCheckSpec } from '../config/types.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { updateClusters } from './clusters.js';
+import { isoTime } from '../time.js';
 
 export interface HealthCheckerOptions {
   /** Uniform in [0, 1); Math.random by default. Drives the interval jitter. */
@@ -201,7 +202,7 @@ export class HealthChecker {
   }
 
   private record(t: Target, error: string | null): void {
-    t.lastChecked = new Date().toISOString();
+    t.lastChecked = isoTime(Date.now());
     t.lastError = error;
     if (error === null) {
       t.failures = 0;

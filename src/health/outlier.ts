@@ -4,6 +4,7 @@
 
 import type { ClusterSpec, EndpointSpec, OutlierSpec } from '../config/types.js';
 import { updateClusters } from './clusters.js';
+import { isoTime } from '../time.js';
 
 /** `gateway`: 502/503/504 or a locally originated failure (connect failure, reset, timeout).
  *  `5xx`: any other 5xx. `success`: anything else. */
@@ -125,7 +126,7 @@ export class OutlierDetector {
           address: h.address,
           ejected: h.ejected,
           ejections_total: h.ejectionsTotal,
-          ejected_until: h.ejected ? new Date(h.ejectedUntil).toISOString() : null,
+          ejected_until: h.ejected ? isoTime(h.ejectedUntil) : null,
           consecutive_5xx: h.consecutive5xx,
           consecutive_gateway_failure: h.consecutiveGateway,
         });

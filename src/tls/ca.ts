@@ -31,6 +31,7 @@ import {
 } from './x509.js';
 import { parseCertDate, splitPemCertificates } from './cert_read.js';
 import { CaError, DEFAULT_LEAF_TTL_HOURS, type CaErrorCode } from './issuance.js';
+import { isoTime } from '../time.js';
 
 export type { KeyType } from './x509.js';
 
@@ -289,8 +290,8 @@ export function signLeaf(ca: Ca, req: SignRequest): IssuedCert {
   if (keyType === null) throw new CaError('bad_request', 'the public key must be EC P-256 or RSA-2048');
 
   const now = Date.now();
-  if (now >= ca.notAfter.getTime()) throw new CaError('ca_invalid', `the CA in ${ca.dir} expired at ${ca.notAfter.toISOString()}; it issues nothing`);
-  if (now < ca.notBefore.getTime()) throw new CaError('ca_invalid', `the CA in ${ca.dir} is not valid before ${ca.notBefore.toISOString()}`);
+  if (now >= ca.notAfter.getTime()) throw new CaError('ca_invalid', `the CA in ${ca.dir} expired at ${isoTime(ca.notAfter.getTime())}; it issues nothing`);
+  if (now < ca.notBefore.getTime()) throw new CaError('ca_invalid', `the CA in ${ca.dir} is not valid before ${isoTime(ca.notBefore.getTime())}`);
   const start = req.notBefore?.getTime() ?? now;
   // Whole seconds (X.509 times have second precision, and the reported dates must match the
   // cert), rounded outwards so a leaf never lives shorter than asked — except that it never
@@ -298,7 +299,7 @@ export function signLeaf(ca: Ca, req: SignRequest): IssuedCert {
   const notBefore = new Date(Math.floor((req.notBefore === undefined ? start - CLOCK_SKEW_MS : start) / 1000) * 1000);
   const notAfter = new Date(Math.min(ca.notAfter.getTime(), Math.ceil((start + ttlHours * 3_600_000) / 1000) * 1000));
   if (notAfter.getTime() <= notBefore.getTime()) {
-    throw new CaError('bad_request', `a leaf starting ${notBefore.toISOString()} would start after the CA's end (${ca.notAfter.toISOString()})`);
+    throw new CaError('bad_request', `a leaf starting ${isoTime(notBefore.getTime())} would start after the CA's end (${isoTime(ca.notAfter.getTime())})`);
   }
   const serial = randomSerial();
   const cn = id.serviceAccount !== null && id.namespace !== null ? `${id.serviceAccount}.${id.namespace}` : id.trustDomain;

@@ -21,6 +21,7 @@ import { readFederation, type CommonSourceOptions } from './federation.js';
 import { materialFromPem, materialKey, type TlsMaterial } from './material.js';
 import { signerIdentityOf, signerMaterial, type SignerSourceOptions } from './signer_source.js';
 import { splitPemCertificates } from './cert_read.js';
+import { isoTime } from '../time.js';
 
 export interface FilesSourceOptions extends CommonSourceOptions {
   readonly mode: 'files';
@@ -229,15 +230,15 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
       source: this.opts.mode,
       identity: m.identity,
       serial: m.serial,
-      not_before: m.notBefore.toISOString(),
-      not_after: m.notAfter.toISOString(),
-      next_rotation: m.nextRotation?.toISOString() ?? null,
+      not_before: isoTime(m.notBefore.getTime()),
+      not_after: isoTime(m.notAfter.getTime()),
+      next_rotation: m.nextRotation === null ? null : isoTime(m.nextRotation.getTime()),
       trust_roots: splitPemCertificates(m.trustBundlePem).length,
       trust_domains: m.trustDomains.map((t) => t.trustDomain),
       rotations: this.rotations,
       last_error: this.lastError,
       errors_total: this.errors,
-      last_success: this.lastSuccessMs === null ? null : new Date(this.lastSuccessMs).toISOString(),
+      last_success: this.lastSuccessMs === null ? null : isoTime(this.lastSuccessMs),
       expires_in_s: Math.round((m.notAfter.getTime() - Date.now()) / 1000),
       warning: this.warning(),
       ...(this.opts.mode === 'signer'
@@ -245,7 +246,7 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
             signer: {
               address: this.opts.address,
               identity: signerIdentityOf(this.opts),
-              last_success: this.lastSuccessMs === null ? null : new Date(this.lastSuccessMs).toISOString(),
+              last_success: this.lastSuccessMs === null ? null : isoTime(this.lastSuccessMs),
             },
           }
         : {}),
@@ -257,8 +258,8 @@ export class CertificateSource extends EventEmitter<SourceEvents> {
     const m = this.material;
     const end = m.notAfter.getTime();
     const failing = this.lastError === null ? '' : `; the last renewal failed: ${this.lastError}`;
-    if (nowMs >= end) return `certificate ${m.serial} expired at ${m.notAfter.toISOString()}: peers refuse it${failing}`;
-    if (nowMs < m.notBefore.getTime()) return `certificate ${m.serial} is not valid before ${m.notBefore.toISOString()}`;
+    if (nowMs >= end) return `certificate ${m.serial} expired at ${isoTime(m.notAfter.getTime())}: peers refuse it${failing}`;
+    if (nowMs < m.notBefore.getTime()) return `certificate ${m.serial} is not valid before ${isoTime(m.notBefore.getTime())}`;
     const lifetime = end - m.notBefore.getTime();
     if (this.lastError !== null && end - nowMs < lifetime * EXPIRY_WARNING_FRACTION) {
       return `certificate ${m.serial} expires in ${Math.round((end - nowMs) / 1000)} s and renewal is failing: ${this.lastError}`;
@@ -395,8 +396,8 @@ async function readFilesMaterial(opts: FilesSourceOptions): Promise<TlsMaterial>
   // Whoever writes the files decides when to rotate; an expired or not-yet-valid leaf is still
   // refused (at start: no start; on a reload: the current one stays).
   const now = Date.now();
-  if (now > m.notAfter.getTime()) throw new Error(`tls.cert ${opts.certPath}: expired at ${m.notAfter.toISOString()} (serial ${m.serial})`);
-  if (now < m.notBefore.getTime()) throw new Error(`tls.cert ${opts.certPath}: not valid before ${m.notBefore.toISOString()} (serial ${m.serial})`);
+  if (now > m.notAfter.getTime()) throw new Error(`tls.cert ${opts.certPath}: expired at ${isoTime(m.notAfter.getTime())} (serial ${m.serial})`);
+  if (now < m.notBefore.getTime()) throw new Error(`tls.cert ${opts.certPath}: not valid before ${isoTime(m.notBefore.getTime())} (serial ${m.serial})`);
   return m;
 }
 

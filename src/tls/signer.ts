@@ -40,6 +40,7 @@ import { checkPrivateFile } from './key_files.js';
 import { materialFromPem, type TlsMaterial } from './material.js';
 import { defaultSignerIdentity } from './signer_client.js';
 import { compileIdentityPatterns, identityPatternProblem, spiffeIdProblem, trustDomainOf, type IdentityMatcher } from './spiffe.js';
+import { isoTime } from '../time.js';
 
 export { defaultSignerIdentity } from './signer_client.js';
 
@@ -240,7 +241,7 @@ export class Signer {
   }
 
   private log(entry: Record<string, unknown>): void {
-    this.opts.log?.({ time: new Date().toISOString(), ...entry });
+    this.opts.log?.({ time: isoTime(Date.now()), ...entry });
   }
 
   /** Re-read the tokens file when it changed; at start a problem is fatal, later it is logged and the old tokens stay. */
@@ -339,7 +340,7 @@ export class Signer {
         identity,
         by,
         serial: leaf.serial,
-        not_after: leaf.notAfter.toISOString(),
+        not_after: isoTime(leaf.notAfter.getTime()),
         client: req.socket.remoteAddress,
         ms: Date.now() - started,
       });
@@ -348,8 +349,8 @@ export class Signer {
         trust_bundle: leaf.trustBundlePem,
         identity: leaf.identity,
         serial: leaf.serial,
-        not_before: leaf.notBefore.toISOString(),
-        not_after: leaf.notAfter.toISOString(),
+        not_before: isoTime(leaf.notBefore.getTime()),
+        not_after: isoTime(leaf.notAfter.getTime()),
       });
     } catch (e) {
       const err =

@@ -14,6 +14,7 @@ import type { TcpRecord } from '../dataplane/tcp_proxy.js';
 import type { UpgradeRecord } from '../dataplane/upgrade.js';
 import type { ConfigDelta } from '../config/delta.js';
 import type { ProxyError } from '../errors.js';
+import { isoTime } from '../time.js';
 
 /** Entries kept while the access-log code loads (bounded; more are dropped). */
 const MAX_EARLY_ENTRIES = 10_000;
@@ -74,7 +75,7 @@ export class AccessLogs {
       client: r.client,
       peer: r.peer,
       destination_port: r.destinationPort,
-      start: new Date(r.startMs).toISOString(),
+      start: isoTime(r.startMs),
       duration_ms: r.durationMs,
       bytes_from_client: r.bytesFromClient,
       bytes_from_upstream: r.bytesFromUpstream,

@@ -13,6 +13,7 @@ import type { Downstream, DownstreamEvents, ResponseHead } from '../downstream.j
 import { dropResponseHeader, informationalHead } from '../hop_by_hop.js';
 import { localReply, localReplyBytes } from '../local_reply.js';
 import type { H1Connection } from './connection.js';
+import { imfFixdate } from '../../time.js';
 
 /**
  * What a pipelined response waiting behind another holds in memory before its writes report a
@@ -28,7 +29,7 @@ export function httpDate(): string {
   const s = Math.floor(now / 1000);
   if (s !== dateSecond) {
     dateSecond = s;
-    dateText = new Date(now).toUTCString();
+    dateText = imfFixdate(now);
   }
   return dateText;
 }
