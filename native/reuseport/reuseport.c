@@ -4,6 +4,7 @@
 // thread reserves a listener's port with a bound, non-listening one until they have bound it.
 // Also reads SO_ORIGINAL_DST of accepted sockets (for iptables interception). Linux only; plain
 // Node-API, context-aware (NAPI_MODULE_INIT), so it loads in any number of worker threads.
+// Two process-level calls ride along: exitNow (_exit) and trimMalloc (glibc's malloc_trim).
 
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include <node_api.h>
 
@@ -312,6 +316,22 @@ static napi_value ExitNow(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// trimMalloc(): glibc's malloc_trim(0), which hands the free pages inside every thread's malloc
+// arena back to the kernel (not only the top of the main heap, as free() does by itself): what
+// start-up, config checks and the once-a-second stats messages freed stays resident otherwise.
+// Returns whether any memory was released; false without glibc.
+static napi_value TrimMalloc(napi_env env, napi_callback_info info) {
+  (void)info;
+#ifdef __GLIBC__
+  int released = malloc_trim(0);
+#else
+  int released = 0;
+#endif
+  napi_value result;
+  CHECK(napi_get_boolean(env, released != 0, &result));
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   const napi_property_descriptor props[] = {
       {"listen", NULL, Listen, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -320,6 +340,7 @@ NAPI_MODULE_INIT() {
       {"dup", NULL, Dup, NULL, NULL, NULL, napi_enumerable, NULL},
       {"originalDst", NULL, OriginalDst, NULL, NULL, NULL, napi_enumerable, NULL},
       {"exitNow", NULL, ExitNow, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"trimMalloc", NULL, TrimMalloc, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) {
     return NULL;

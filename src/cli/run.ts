@@ -35,6 +35,7 @@ import { SpanExporter } from '../tracing/exporter.js';
 import { PortInUseError } from '../workers/ports.js';
 import { Supervisor, type SupervisorOptions } from '../workers/supervisor.js';
 import { OptimizerWhenBusy, baselineCompilerOn } from './compilers.js';
+import { MallocTrimWhenIdle } from './idle_memory.js';
 import { createLogger } from './log.js';
 import { checkEngines, checkInterception } from './preflight.js';
 
@@ -224,10 +225,12 @@ async function startDataPlane(
 /**
  * The main thread's once-a-second jobs, run from its event-loop delay sampler's timer so that at
  * rest they cost one wake-up a second, not one each (timers started a few ms apart fire apart):
- * its event-loop delay into the stats, like the workers', the dashboard's traffic sample, and the
- * check whether the process is busy enough for TurboFan (compilers.ts).
+ * its event-loop delay into the stats, like the workers', the dashboard's traffic sample, the
+ * check whether the process is busy enough for TurboFan (compilers.ts), and malloc's trim at rest
+ * (idle_memory.ts).
  */
 function everySecond(stats: StatsAggregator, sampler: TrafficSampler, optimizer: OptimizerWhenBusy): void {
+  const trimmer = new MallocTrimWhenIdle();
   const monitor: LoopDelayMonitor = new LoopDelayMonitor('main', {
     job: {
       everyMs: SAMPLE_INTERVAL_MS,
@@ -236,6 +239,7 @@ function everySecond(stats: StatsAggregator, sampler: TrafficSampler, optimizer:
         if (sample !== null) stats.loopDelay.add(sample);
         sampler.tick(Date.now());
         optimizer.tick();
+        trimmer.tick();
       },
     },
   });

@@ -16,6 +16,7 @@ interface Addon {
   dup(fd: number): number;
   originalDst(fd: number): { address: string; port: number } | null;
   exitNow(code: number): never;
+  trimMalloc(): boolean;
 }
 
 /** Nearest directory at or above this file that holds package.json (works from src/ and dist/src/). */
@@ -147,4 +148,13 @@ export function originalDestinationAvailable(): boolean {
  */
 export function exitNow(code: number): never {
   return load().exitNow(code);
+}
+
+/**
+ * glibc's malloc_trim(0): the free pages of every malloc arena go back to the kernel. Whether
+ * anything was released (false where libc is not glibc). Walks every arena under its lock, so it
+ * is for idle moments (cli/idle_memory.ts), not the request path.
+ */
+export function trimMalloc(): boolean {
+  return load().trimMalloc();
 }
