@@ -122,9 +122,7 @@ export class AdminServer {
     }
     const asset = DASHBOARD_ASSETS.get(url.pathname);
     if (req.method === 'GET' && asset !== undefined) {
-      res.writeHead(200, asset.headers);
-      res.end(asset.body);
-      return;
+      return reply(res, 200, asset.headers, asset.body);
     }
     switch (route) {
       case 'GET /live':
@@ -183,9 +181,8 @@ export class AdminServer {
       }
       case 'GET /metrics': {
         const text = await d.stats.prometheus();
-        res.writeHead(200, { 'content-type': d.stats.prometheusContentType });
-        res.end(`${text}${upgradeMetrics(d.stats.counters)}${tcpMetrics(d.stats.counters)}${certificateMetrics(d.certs())}`);
-        return;
+        const body = `${text}${upgradeMetrics(d.stats.counters)}${tcpMetrics(d.stats.counters)}${certificateMetrics(d.certs())}`;
+        return reply(res, 200, { 'content-type': d.stats.prometheusContentType }, body);
       }
       case 'GET /certs':
         return send(res, 200, { certs: d.certs() });
@@ -193,9 +190,7 @@ export class AdminServer {
         const after = Number(url.searchParams.get('after') ?? 0);
         const text = JSON.stringify(d.series(Number.isFinite(after) ? after : 0));
         // Compact, unlike the other answers: 15 minutes of a few dozen names indented would be megabytes.
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-        res.end(text);
-        return;
+        return reply(res, 200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }, text);
       }
       case 'POST /drain':
       case 'POST /shutdown': {
@@ -360,8 +355,53 @@ function by(req: http.IncomingMessage, what: string): string {
 
 function send(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body, null, 2);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
+  reply(res, status, { ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) }, text);
+}
+
+/** What a request body still unread when its answer is ready may send before the connection is cut (read and dropped meanwhile). */
+const MAX_DISCARDED_BYTES = 16 * MAX_BODY_BYTES;
+
+/**
+ * Every answer of the admin API: written once the request's body has been read to its end (and
+ * dropped, when no endpoint read it: a 401, 415 or 413 comes before or instead of reading it).
+ * node:http closes the connection as soon as an answer is written when the client sent
+ * `Connection: close` (node:http's own client does without an agent), and a client still writing
+ * its body then met a reset and lost the answer (EPIPE after ~2.9 MB of an 8 MiB body; test/admin/api).
+ * This is nginx's lingering close, done before the answer. A body declared beyond
+ * MAX_DISCARDED_BYTES is answered at once, with `Connection: close`; one that grows beyond it
+ * while it is dropped is cut, unanswered.
+ */
+function reply(res: http.ServerResponse, status: number, headers: http.OutgoingHttpHeaders, body: string | Buffer): void {
+  const write = (): void => {
+    res.writeHead(status, headers);
+    res.end(body);
+  };
+  const req = res.req;
+  if (req.complete || req.destroyed) return write();
+  if (Number(req.headers['content-length'] ?? 0) > MAX_DISCARDED_BYTES) {
+    res.setHeader('connection', 'close');
+    return write();
+  }
+  let n = 0;
+  const onData = (chunk: Buffer): void => {
+    n += chunk.length;
+    if (n <= MAX_DISCARDED_BYTES) return;
+    done();
+    req.destroy();
+  };
+  const onEnd = (): void => {
+    done();
+    write();
+  };
+  const done = (): void => {
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', done);
+  };
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', done);
+  req.resume();
 }
 
 function sendProblems(res: http.ServerResponse, problems: readonly ConfigProblem[]): void {
@@ -378,36 +418,22 @@ function sendOutcome(res: http.ServerResponse, o: ApplyOutcome): void {
   }
 }
 
-/** What an oversize body may still send after its 413 before the connection is cut (read and dropped meanwhile). */
-const MAX_DISCARDED_BYTES = 16 * MAX_BODY_BYTES;
-
-/**
- * The request body as text, at most MAX_BODY_BYTES. An oversize body is read to its end and
- * dropped (up to MAX_DISCARDED_BYTES) before it is answered 413: a client still sending learns why
- * rather than meeting a reset (EPIPE) before it reads the answer. Answering first is not enough:
- * node:http closes the connection once the answer is written when the client asked for
- * `Connection: close` (as node:http's own client does without an agent), and the rest of the body
- * then meets a closed socket (test/admin/api.test.ts, an 8 MiB body: EPIPE in 1 of 3 runs).
- * A body declared beyond MAX_DISCARDED_BYTES is answered at once; one that grows beyond it is cut.
- */
+/** The request body as text, at most MAX_BODY_BYTES (beyond: 413, once the rest is read and dropped: reply()). */
 function readBody(req: http.IncomingMessage): Promise<string> {
   const tooLarge = new HttpError(413, `body larger than ${MAX_BODY_BYTES} bytes`);
-  if (Number(req.headers['content-length'] ?? 0) > MAX_DISCARDED_BYTES) return Promise.reject(tooLarge);
+  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY_BYTES) return Promise.reject(tooLarge);
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let n = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       n += chunk.length;
-      if (n <= MAX_BODY_BYTES) parts.push(chunk);
-      else if (n > MAX_DISCARDED_BYTES) {
-        reject(tooLarge);
-        req.destroy();
-      }
-    });
-    req.on('end', () => {
-      if (n <= MAX_BODY_BYTES) resolve(Buffer.concat(parts).toString('utf8'));
-      else reject(tooLarge);
-    });
+      if (n <= MAX_BODY_BYTES) return void parts.push(chunk);
+      req.off('data', onData);
+      req.pause();
+      reject(tooLarge);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
     req.on('error', reject);
   });
 }

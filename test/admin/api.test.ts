@@ -6,6 +6,7 @@
 // (The attacks the admin API resists, and the generated token, are in security.test.ts.)
 
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -344,6 +345,46 @@ describe('admin API endpoints', () => {
     );
     expect(chunked instanceof Error ? chunked.message : chunked.status).toBe(413);
     expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(5);
+  });
+
+  it('an answer given before the body is read (421, 401, 415, 404, 413) still reaches a client that sent Connection: close and 8 MiB', async () => {
+    // node:http closes such a connection once its answer is written; a client still writing the
+    // body then met a reset and lost the answer (a broken pipe after ~2.9 MB, before the fix).
+    const port = Number(new URL(sc.admin).port);
+    const version = (await adminCall(sc, 'GET', '/config')).json.version as number;
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x20);
+    const auth = `authorization: Bearer ${sc.token}\r\n`;
+    const cases: Array<[string, number]> = [
+      [`PUT /config HTTP/1.1\r\nhost: evil.example\r\n${auth}content-type: application/yaml\r\n`, 421],
+      ['PUT /config HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/yaml\r\n', 401],
+      [`PUT /config HTTP/1.1\r\nhost: localhost\r\n${auth}`, 415],
+      [`POST /nope HTTP/1.1\r\nhost: localhost\r\n${auth}content-type: application/yaml\r\n`, 404],
+      [`PUT /config HTTP/1.1\r\nhost: localhost\r\n${auth}content-type: application/yaml\r\n`, 413],
+    ];
+    for (const [head, status] of cases) {
+      const answer = await new Promise<string>((resolve) => {
+        const s = net.connect(port, '127.0.0.1');
+        let text = '';
+        s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        s.on('error', (e: NodeJS.ErrnoException) => resolve(`${text}[${e.code ?? e.message}]`));
+        s.on('close', () => resolve(text));
+        s.write(`${head}connection: close\r\ncontent-length: ${big.length}\r\n\r\n`);
+        s.end(big);
+      });
+      expect(answer.split('\r\n')[0], head.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}`);
+    }
+    // A body declared beyond 16 MiB is not waited for: 413 at once, and the connection closes.
+    const declared = await new Promise<string>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      let text = '';
+      s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      s.on('error', (e: NodeJS.ErrnoException) => resolve(`${text}[${e.code ?? e.message}]`));
+      s.on('end', () => resolve(text));
+      s.write(`PUT /config HTTP/1.1\r\nhost: localhost\r\n${auth}content-type: application/yaml\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
+    });
+    expect(declared.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
+    expect(declared.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(version);
   });
 
   it('malformed JSON to POST /config/rollback → 400 with the parser’s message', async () => {
