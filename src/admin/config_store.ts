@@ -17,6 +17,7 @@ import type { CheckConfig, CheckedConfig, ConfigInput, ConfigOrigin } from './co
 import { openLogFile } from './log_open.js';
 import { closeSync } from 'node:fs';
 import { isoTime } from '../time.js';
+import { PortInUseError } from '../workers/ports.js';
 
 export type { ConfigInput, ConfigOrigin } from './config_check.js';
 
@@ -43,7 +44,9 @@ export type ApplyOutcome =
       readonly restartRequired: readonly string[];
     }
   | { readonly ok: false; readonly kind: 'invalid'; readonly problems: readonly ConfigProblem[] }
-  | { readonly ok: false; readonly kind: 'apply_failed'; readonly error: string };
+  | { readonly ok: false; readonly kind: 'apply_failed'; readonly error: string }
+  /** A listener's port is held by another process (workers/ports.ts): a conflict with this host, not a fault. */
+  | { readonly ok: false; readonly kind: 'port_in_use'; readonly error: string };
 
 export class ConfigStore {
   private entries: HistoryEntry[] = [];
@@ -109,7 +112,7 @@ export class ConfigStore {
       applied = await this.applier.apply(snapshot);
     } catch (e) {
       this.closeUnusedLogs(prev);
-      return { ok: false, kind: 'apply_failed', error: e instanceof Error ? e.message : String(e) };
+      return { ok: false, kind: e instanceof PortInUseError ? 'port_in_use' : 'apply_failed', error: e instanceof Error ? e.message : String(e) };
     }
     this.closeUnusedLogs(applied);
     const summary = summarizeDelta(compileDelta(withDiscoveredEndpoints(prev, applied), applied, null));

@@ -413,6 +413,8 @@ function sendOutcome(res: http.ServerResponse, o: ApplyOutcome): void {
     send(res, 200, { version: o.version, summary: o.summary, warnings: o.warnings, restart_required: o.restartRequired });
   } else if (o.kind === 'invalid') {
     sendProblems(res, o.problems);
+  } else if (o.kind === 'port_in_use') {
+    send(res, 409, { error: 'a port of the config is held by another process; the previous config stays in force', detail: o.error });
   } else {
     send(res, 500, { error: 'apply failed; the previous config stays in force', detail: o.error });
   }
