@@ -18,7 +18,9 @@
 // `more_configs` gates further configs of the same run on their CPU ratio to nginx alone
 // (the other listener engines: uws, and node, which `engine: node` TLS listeners use).
 // `rss` gates `config`'s resident memory, idle (before any load) and loaded (peak during the
-// throughput runs, median over rounds), in MiB, with the same threshold + margins rule.
+// throughput runs, median over rounds), in MiB, with the same threshold + margins rule; with
+// `kept_idle_mib`, also the median RSS of a second copy of `config` sent no traffic for the whole
+// run (results `keptIdle`): an idle sidecar that grows after the 15 s reading fails there.
 // `idle_cpu_ms_per_s` gates `config`'s CPU while idle (ms of CPU per second, before any load):
 // a timer that wakes every thread of every sidecar all the time costs a fleet cores for nothing.
 
@@ -51,7 +53,7 @@ export interface Baseline {
   readonly added_p999_us?: LatencyGate;
   readonly more_configs?: readonly ConfigCpuGate[];
   /** `config`'s RSS in MiB: idle, and the peak under load (median over rounds). */
-  readonly rss?: { readonly idle_mib: Gate; readonly loaded_mib: Gate; readonly note?: string };
+  readonly rss?: { readonly idle_mib: Gate; readonly loaded_mib: Gate; readonly kept_idle_mib?: Gate; readonly note?: string };
   /** `config`'s CPU while idle, ms per second (absent: not gated). */
   readonly idle_cpu_ms_per_s?: Gate & { readonly note?: string };
   readonly provisional?: boolean;
@@ -69,8 +71,8 @@ export interface Verdict {
     readonly addedP999Us?: number;
     /** Median CPU ratio to nginx of each of `more_configs`, by config. */
     readonly moreCpuRatios: Readonly<Record<string, number>>;
-    /** `config`'s RSS, MiB (when the baseline gates it). */
-    readonly rss?: { readonly idleMib: number; readonly loadedMib: number };
+    /** `config`'s RSS, MiB (when the baseline gates it); keptIdleMib when it gates kept_idle_mib. */
+    readonly rss?: { readonly idleMib: number; readonly loadedMib: number; readonly keptIdleMib?: number };
     /** `config`'s idle CPU, ms/s (when the baseline gates it). */
     readonly idleCpuMsPerS?: number;
   } | null;
@@ -149,13 +151,27 @@ function widenCpu(g: Gate, noise: number): Gate {
 function rssRows(
   s: BenchResults['summary'][number] | undefined,
   b: Baseline,
-): { rows: Row[]; measured: { idleMib: number; loadedMib: number } | null } | string {
+  kept: BenchResults['keptIdle'],
+): { rows: Row[]; measured: NonNullable<NonNullable<Verdict['measured']>['rss']> | null } | string {
   if (b.rss === undefined) return { rows: [], measured: null };
   const idle = s?.idleRssKb ?? null;
   const loaded = s?.loadedRssKb ?? null;
   if (idle === null || loaded === null) return `no RSS reading for ${b.config}`;
   const idleMib = idle / 1024;
   const loadedMib = loaded.median / 1024;
+  const keptGate = b.rss.kept_idle_mib;
+  if (keptGate !== undefined && kept?.config !== b.config) return `no kept-idle RSS reading for ${b.config}`;
+  const keptRows: Row[] =
+    keptGate !== undefined && kept !== undefined
+      ? [
+          [
+            `${b.config}: RSS kept idle ${kept.fromS}–${kept.toS} s, median (MiB)`,
+            kept.medianKb / 1024,
+            `${(kept.minKb / 1024).toFixed(1)}–${(kept.maxKb / 1024).toFixed(1)}`,
+            keptGate,
+          ],
+        ]
+      : [];
   return {
     rows: [
       [`${b.config}: RSS idle (MiB)`, idleMib, '–', b.rss.idle_mib],
@@ -165,8 +181,9 @@ function rssRows(
         `${(loaded.min / 1024).toFixed(1)}–${(loaded.max / 1024).toFixed(1)}`,
         b.rss.loaded_mib,
       ],
+      ...keptRows,
     ],
-    measured: { idleMib, loadedMib },
+    measured: { idleMib, loadedMib, ...(keptRows.length > 0 && kept !== undefined ? { keptIdleMib: kept.medianKb / 1024 } : {}) },
   };
 }
 
@@ -219,7 +236,7 @@ export function checkBaseline(r: BenchResults, b: Baseline): Verdict {
             : `${b.config} (p99.9 added @${b.added_p999_us?.rate ?? '?'}/s)`;
     return { exitCode: 2, measured: null, text: `bench:ci cannot check: no paired measurements for ${which}; see failed runs in results.json` };
   }
-  const rss = rssRows(s, b);
+  const rss = rssRows(s, b, r.keptIdle);
   if (typeof rss === 'string') return { exitCode: 2, measured: null, text: `bench:ci cannot check: ${rss}` };
   const idleCpu = b.idle_cpu_ms_per_s === undefined ? undefined : r.idleCpuMsPerS?.[b.config];
   if (b.idle_cpu_ms_per_s !== undefined && idleCpu === undefined) {
@@ -284,7 +301,14 @@ export function rebaseline(b: Baseline, measured: NonNullable<Verdict['measured'
       ? { more_configs: b.more_configs.map((g) => ({ ...g, cpu_ratio_to_nginx: gate(g.cpu_ratio_to_nginx, measured.moreCpuRatios[g.config], 3) })) }
       : {}),
     ...(b.rss !== undefined && measured.rss !== undefined
-      ? { rss: { ...b.rss, idle_mib: gate(b.rss.idle_mib, measured.rss.idleMib, 1), loaded_mib: gate(b.rss.loaded_mib, measured.rss.loadedMib, 1) } }
+      ? {
+          rss: {
+            ...b.rss,
+            idle_mib: gate(b.rss.idle_mib, measured.rss.idleMib, 1),
+            loaded_mib: gate(b.rss.loaded_mib, measured.rss.loadedMib, 1),
+            ...(b.rss.kept_idle_mib !== undefined ? { kept_idle_mib: gate(b.rss.kept_idle_mib, measured.rss.keptIdleMib, 1) } : {}),
+          },
+        }
       : {}),
     ...(b.idle_cpu_ms_per_s !== undefined ? { idle_cpu_ms_per_s: gate(b.idle_cpu_ms_per_s, measured.idleCpuMsPerS, 2) } : {}),
     measured_at: at,

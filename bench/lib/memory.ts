@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { AdminAccess } from './admin.js';
 import type { Table } from './report.js';
 import type { BenchResults } from './results.js';
-import { IDLE_CPU_UNTIL_MS, IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS } from './rss.js';
+import { IDLE_CPU_UNTIL_MS, IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS, type KeptIdleReading } from './rss.js';
 import type { ConfigSummary } from './summary.js';
 
 /** One thread's row of GET /stats `event_loop_delay` (ms; null when no sample). */
@@ -96,7 +96,7 @@ export function memoryTable(r: BenchResults): Table {
   const extra = new Map(perExtraWorkerKb(r).map((x) => [x.config, x]));
   return {
     title: 'Memory',
-    note: `RSS of each config’s process tree (VmRSS summed; threads count once), each read at the same age counted from that config’s own start, before any load: at start-up (${STARTUP_RSS_AT_MS / 1000} s) and idle (${IDLE_RSS_AT_MS / 1000} s, once V8’s memory reducer has first run, ~8 s after start); loaded = the peak sampled every 250 ms during the wrk -c50 throughput runs (median over rounds). “per extra worker” = (idle of outrigger-[engine-]Nw − idle of the same engine’s 1-worker config) ÷ (N − 1). Targets (issue 13): a 1-worker sidecar ≤ 60 MiB idle, ≤ 80 MiB loaded, ≤ +15 MiB per extra worker. Idle CPU: ms of CPU per second the tree used from ${IDLE_RSS_AT_MS / 1000} s to ${IDLE_CPU_UNTIL_MS / 1000} s after its start, with no request (every thread, /proc schedstat).`,
+    note: `RSS of each config’s process tree (VmRSS summed; threads count once), each read at the same age counted from that config’s own start, before any load: at start-up (${STARTUP_RSS_AT_MS / 1000} s) and idle (${IDLE_RSS_AT_MS / 1000} s, once V8’s memory reducer has first run, ~8 s after start); loaded = the peak sampled every 250 ms during the wrk -c50 throughput runs (median over rounds). “per extra worker” = (idle of outrigger-[engine-]Nw − idle of the same engine’s 1-worker config) ÷ (N − 1). Targets (issue 13): a 1-worker sidecar ≤ 60 MiB idle, ≤ 80 MiB loaded, ≤ +15 MiB per extra worker. Idle CPU: ms of CPU per second the tree used from ${IDLE_RSS_AT_MS / 1000} s to ${IDLE_CPU_UNTIL_MS / 1000} s after its start, with no request (every thread, /proc schedstat).${r.keptIdle === undefined ? '' : ` Long idle: ${keptIdleText(r.keptIdle)}.`}`,
     head: ['config', `RSS at ${STARTUP_RSS_AT_MS / 1000} s MiB`, 'RSS idle MiB', 'RSS loaded MiB (median, range)', 'per extra worker MiB', 'idle CPU ms/s'],
     rows: r.summary.map((s: ConfigSummary) => {
       const l = s.loadedRssKb;
@@ -138,10 +138,16 @@ export function memoryLines(r: BenchResults): string[] {
     (s) => `- ${s.config}: RSS idle ${mib(s.idleRssKb)} MiB${startup(s.config)}, loaded ${mib(s.loadedRssKb?.median)} MiB${idleCpu(s.config)}`,
   );
   for (const x of perExtraWorkerKb(r)) lines.push(`- ${x.config}: ${mib(x.kb)} MiB per extra worker (idle)`);
+  if (r.keptIdle !== undefined) lines.push(`- ${keptIdleText(r.keptIdle)}`);
   for (const c of r.loopDelay ?? []) {
     if (c.threads === null) continue;
     const who = c.part === c.config ? c.config : `${c.config} · ${c.part}`;
     lines.push(`- ${who} event-loop delay since start: ${c.threads.map((t) => `${t.thread} p99 ${t.p99_ms ?? '–'} ms, max ${t.max_ms ?? '–'} ms`).join('; ')}`);
   }
   return lines;
+}
+
+/** The kept-idle reading as one sentence (bench:ci's lines, the report's memory note). */
+export function keptIdleText(k: KeptIdleReading): string {
+  return `${k.config} kept idle (a second copy, no traffic), ${k.fromS}–${k.toS} s after its start: RSS median ${mib(k.medianKb)} MiB, ${mib(k.minKb)}–${mib(k.maxKb)} over ${k.samples} readings`;
 }

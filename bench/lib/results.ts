@@ -10,6 +10,7 @@ import type { RunRecord } from './measure.js';
 import type { ToolStatus } from './peers.js';
 import type { ConfigSummary } from './summary.js';
 import type { ThreadSummary } from './threads.js';
+import type { KeptIdleReading } from './rss.js';
 
 export interface BenchMeta {
   readonly startedAt: string;
@@ -41,6 +42,8 @@ export interface BenchResults {
   readonly startupRssKb?: Readonly<Record<string, number>>;
   /** CPU ms per second of each config's tree while idle, from IDLE_RSS_AT_MS to IDLE_CPU_UNTIL_MS after its start (absent in older results). */
   readonly idleCpuMsPerS?: Readonly<Record<string, number>>;
+  /** A second copy of one config, started first and sent no traffic for the whole session: its RSS over time (bench:ci; absent in older results). */
+  readonly keptIdle?: KeptIdleReading;
   readonly runs: readonly RunRecord[];
   readonly summary: readonly ConfigSummary[];
   /** Paired ratios between configs or their processes (node ÷ uws engine, server sidecar 2 ÷ 1 workers, …). */

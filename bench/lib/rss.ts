@@ -64,3 +64,62 @@ export function startRssSampler(roots: readonly number[], everyMs = 250): { stop
     },
   };
 }
+
+/** A config kept idle for a whole session (no traffic but the start-up probe): its RSS over time. */
+export interface KeptIdleReading {
+  /** The config it runs (started a second time, beside the measured one). */
+  readonly config: string;
+  /** Seconds after its start of the first and last sample. */
+  readonly fromS: number;
+  readonly toS: number;
+  readonly samples: number;
+  readonly medianKb: number;
+  readonly minKb: number;
+  readonly maxKb: number;
+}
+
+/** Every KEPT_IDLE_EVERY_MS from IDLE_RSS_AT_MS after its start, the RSS of a config nobody sends traffic to. */
+export const KEPT_IDLE_EVERY_MS = 5000;
+
+/**
+ * Samples the trees' RSS every `everyMs` from `fromMs` after `startedAt` until stop(), which
+ * returns the reading (null when no sample was taken: the session ended first).
+ */
+export function startKeptIdleWatch(
+  config: string,
+  roots: readonly number[],
+  startedAt: number,
+  at = { fromMs: IDLE_RSS_AT_MS, everyMs: KEPT_IDLE_EVERY_MS },
+): { stop(): KeptIdleReading | null } {
+  const samples: Array<{ t: number; kb: number }> = [];
+  const take = (): void => {
+    const kb = treeRssKb(roots);
+    if (kb > 0) samples.push({ t: Date.now(), kb });
+  };
+  let interval: NodeJS.Timeout | undefined;
+  const first = setTimeout(
+    () => {
+      take();
+      interval = setInterval(take, at.everyMs);
+    },
+    Math.max(0, startedAt + at.fromMs - Date.now()),
+  );
+  return {
+    stop(): KeptIdleReading | null {
+      clearTimeout(first);
+      clearInterval(interval);
+      if (samples.length === 0) return null;
+      const kbs = samples.map((x) => x.kb).sort((a, b) => a - b);
+      const mid = kbs.length >> 1;
+      return {
+        config,
+        fromS: Math.round((samples[0]!.t - startedAt) / 1000),
+        toS: Math.round((samples[samples.length - 1]!.t - startedAt) / 1000),
+        samples: kbs.length,
+        medianKb: kbs.length % 2 === 1 ? kbs[mid]! : (kbs[mid - 1]! + kbs[mid]!) / 2,
+        minKb: kbs[0]!,
+        maxKb: kbs[kbs.length - 1]!,
+      };
+    },
+  };
+}

@@ -15,7 +15,7 @@ import { readLoopDelay, type LoopDelayReading } from './memory.js';
 import { ensureTools, type ToolStatus } from './peers.js';
 import { sleep } from './proc.js';
 import type { BenchResults } from './results.js';
-import { IDLE_CPU_UNTIL_MS, IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS, treeCpuNs, treeRssKb } from './rss.js';
+import { IDLE_CPU_UNTIL_MS, IDLE_RSS_AT_MS, STARTUP_RSS_AT_MS, startKeptIdleWatch, treeCpuNs, treeRssKb, type KeptIdleReading } from './rss.js';
 import { summarizeRuns } from './summary.js';
 import { startTarget, startUpstream, type RunningTarget, type TargetKind, type TargetSpec } from './targets.js';
 import { summarizeThreads } from './threads.js';
@@ -54,6 +54,12 @@ export interface SessionOptions {
   readonly install: boolean;
   /** Paired ratios to report (those whose configs were measured). */
   readonly comparisons?: readonly ComparisonSpec[];
+  /**
+   * A config to start once more, first, and keep idle for the whole session (only its start-up
+   * probe reaches it): its RSS every few seconds from IDLE_RSS_AT_MS on (results `keptIdle`).
+   * Named `<config>-kept-idle`, it is not one of `targets` and no round measures it.
+   */
+  readonly keptIdle?: TargetSpec;
   readonly log: (s: string) => void;
 }
 
@@ -95,9 +101,21 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
   let connections: ConnectionsReading[] = [];
   const loopDelay: LoopDelayReading[] = [];
   let upstream: Awaited<ReturnType<typeof startUpstream>> | null = null;
+  let keptIdle: { target: RunningTarget; watch: ReturnType<typeof startKeptIdleWatch> } | null = null;
+  let keptIdleReading: KeptIdleReading | null = null;
   try {
     upstream = await startUpstream(opts.repoRoot);
     log(`upstream (uWS) on 127.0.0.1:${upstream.port}, pid ${upstream.proc.pid}`);
+    if (opts.keptIdle !== undefined) {
+      const spec = { ...opts.keptIdle, name: `${opts.keptIdle.name}-kept-idle` };
+      const r = await startTarget(spec, { repoRoot: opts.repoRoot, tmpDir: tmp, upstreamPort: upstream.port, tools: toolMap });
+      if (r.ok) {
+        keptIdle = { target: r.target, watch: startKeptIdleWatch(opts.keptIdle.name, r.target.pids, Date.now()) };
+        log(`started ${spec.name}: kept idle for the whole run, its RSS read every few seconds`);
+      } else {
+        log(`SKIPPED ${spec.name}: ${r.reason}`);
+      }
+    }
     for (const spec of opts.targets) {
       const r = await startTarget(spec, { repoRoot: opts.repoRoot, tmpDir: tmp, upstreamPort: upstream.port, tools: toolMap });
       if (r.ok) {
@@ -122,7 +140,10 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
     }
     connections = await readAllConnections(running, log);
     for (const t of running) for (const a of t.admin ?? []) loopDelay.push(await readLoopDelay(t.spec.name, a));
+    keptIdleReading = keptIdle?.watch.stop() ?? null;
   } finally {
+    keptIdle?.watch.stop();
+    await keptIdle?.target.stop();
     for (const t of running) await t.stop();
     await upstream?.proc.stop();
     rmSync(tmp, { recursive: true, force: true });
@@ -159,6 +180,7 @@ export async function runSession(opts: SessionOptions): Promise<BenchResults> {
     idleRssKb,
     startupRssKb,
     idleCpuMsPerS,
+    ...(keptIdleReading !== null ? { keptIdle: keptIdleReading } : {}),
     runs,
     summary,
     comparisons: summarizeComparisons(opts.comparisons ?? [], runs),

@@ -6,9 +6,10 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { checkBaseline, rebaseline, type Baseline } from '../../bench/lib/baseline.js';
-import { loopDelayTable, memoryLines, memoryTable, parseLoopDelay, perExtraWorkerKb } from '../../bench/lib/memory.js';
+import { keptIdleText, loopDelayTable, memoryLines, memoryTable, parseLoopDelay, perExtraWorkerKb } from '../../bench/lib/memory.js';
 import { renderMarkdown } from '../../bench/lib/report.js';
 import type { BenchResults } from '../../bench/lib/results.js';
+import { startKeptIdleWatch } from '../../bench/lib/rss.js';
 import { readIdleRss } from '../../bench/lib/session.js';
 
 function fixture(name: string): BenchResults {
@@ -57,6 +58,66 @@ describe('RSS gate (baseline.json `rss`)', () => {
     const next = rebaseline(gate(50, 50), v.measured!, 'now');
     expect(next.rss?.idle_mib).toEqual({ threshold: Number(idleMib.toFixed(1)), margin_percent: 10, margin_abs: 0 });
     expect(next.rss?.loaded_mib.threshold).toBe(Number(loadedMib.toFixed(1)));
+  });
+});
+
+describe('kept-idle RSS gate (baseline.json `rss.kept_idle_mib`)', () => {
+  const kept = { config: 'outrigger-1w', fromS: 15, toS: 840, samples: 166, medianKb: 61_440, minKb: 60_416, maxKb: 67_584 };
+  const r: BenchResults = { ...fixture('results-ci.json'), keptIdle: kept };
+  const rss = { idle_mib: { threshold: 100, margin_percent: 0, margin_abs: 0 }, loaded_mib: { threshold: 200, margin_percent: 0, margin_abs: 0 } };
+  const base: Baseline = {
+    config: 'outrigger-1w',
+    cpu_ratio_to_nginx: { threshold: 100, margin_percent: 0, margin_abs: 0 },
+    added_p99_us: { rate: 1000, threshold: 1_000_000, margin_percent: 0, margin_abs: 0 },
+  };
+  const gate = (threshold: number): Baseline => ({ ...base, rss: { ...rss, kept_idle_mib: { threshold, margin_percent: 5, margin_abs: 0 } } });
+
+  it('gates the median over the run (60.0 MiB): ok at 58 + 5 %, FAIL at 57 + 5 %; --write-baseline takes it', () => {
+    const ok = checkBaseline(r, gate(58));
+    expect(ok.exitCode).toBe(0);
+    expect(ok.text).toMatch(/outrigger-1w: RSS kept idle 15–840 s, median \(MiB\) \| 60\.00 \| 59\.0–66\.0 \|.*\| ok \|/);
+    expect(ok.measured?.rss?.keptIdleMib).toBe(60);
+    const v = checkBaseline(r, gate(57));
+    expect(v.exitCode).toBe(1);
+    expect(v.text).toMatch(/RSS kept idle.*\| FAIL \|/);
+    expect(rebaseline(gate(57), ok.measured!, 'now').rss?.kept_idle_mib).toEqual({ threshold: 60, margin_percent: 5, margin_abs: 0 });
+  });
+
+  it('without the gate no row; a gated run without the reading (or of another config) cannot be checked', () => {
+    expect(checkBaseline(r, { ...base, rss }).text).not.toContain('kept idle');
+    for (const other of [fixture('results-ci.json'), { ...r, keptIdle: { ...kept, config: 'outrigger-2w' } }]) {
+      const v = checkBaseline(other, gate(58));
+      expect(v.exitCode).toBe(2);
+      expect(v.text).toContain('no kept-idle RSS reading for outrigger-1w');
+    }
+  });
+
+  it('is one line of bench:ci and of the report', () => {
+    expect(keptIdleText(kept)).toBe(
+      'outrigger-1w kept idle (a second copy, no traffic), 15–840 s after its start: RSS median 60.0 MiB, 59.0–66.0 over 166 readings',
+    );
+    expect(memoryLines(r)).toContain(`- ${keptIdleText(kept)}`);
+    expect(memoryTable(r).note).toContain(keptIdleText(kept));
+  });
+
+  it('startKeptIdleWatch samples a real process from `fromMs` after its start, every `everyMs`', async () => {
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const startedAt = Date.now();
+      const w = startKeptIdleWatch('sleep', [sleeper.pid!], startedAt, { fromMs: 300, everyMs: 100 });
+      const early = startKeptIdleWatch('never', [sleeper.pid!], startedAt, { fromMs: 60_000, everyMs: 100 });
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const k = w.stop()!;
+      expect(k.config).toBe('sleep');
+      expect(k.fromS).toBe(0);
+      expect(k.samples).toBeGreaterThanOrEqual(2);
+      expect(k.minKb).toBeGreaterThan(100);
+      expect(k.minKb).toBeLessThanOrEqual(k.medianKb);
+      expect(k.medianKb).toBeLessThanOrEqual(k.maxKb);
+      expect(early.stop()).toBeNull(); // stopped before its first sample
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
   });
 });
 
