@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, type ToolStatus } from './peers.js';
 import * as section from './section.js';
+import { JIT_WARMUP_S } from './measure.js';
 
 export const GRPC_PATH = '/bench.Echo/Unary';
 /** One gRPC message "hello": flag 0, length 5, the bytes (h2load's -d body). */
@@ -141,10 +142,10 @@ async function measure(
     return { value, micros: t.pids.length === 0 ? 0 : cpuMicrosBetween(before, sampleCpu(t.pids)) };
   };
   const url = grpcUrl(t.port);
-  // Warm-up (JIT, pools), not measured.
+  // Warm-up (JIT, pools), not measured: JIT_WARMUP_S of load, long enough for TurboFan to come on.
   await section.runToEnd(
     h2load,
-    ['-n', '2000', '-c', '10', '-m', '10', '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', url],
+    ['-D', String(JIT_WARMUP_S), '-c', '10', '-m', '10', '-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers', url],
     60_000,
   );
   const tp = await cpuOf(async () =>

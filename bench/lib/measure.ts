@@ -26,6 +26,14 @@ export const VARIANTS: readonly Variant[] = [
   { name: 'POST /echo 1k', path: '/echo', method: 'POST', bodyBytes: 1024 },
 ];
 
+/**
+ * Seconds of load a freshly started sidecar needs before it is measured: V8's optimizing compiler
+ * comes on only after 3 busy seconds in a row, or 1 second at saturation (src/cli/compilers.ts),
+ * and then compiles the request path. The sections' warm-ups (gRPC, WebSocket, TCP) last this
+ * long; the HTTP sessions' first warm-up (firstWarmupS, 5 s) already does.
+ */
+export const JIT_WARMUP_S = 4;
+
 export interface MeasurePlan {
   readonly warmupS: number;
   /**

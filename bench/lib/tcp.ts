@@ -12,6 +12,7 @@ import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, type ToolStatus } from './peers.js';
 import { freePort, startProcess } from './proc.js';
 import * as section from './section.js';
+import { JIT_WARMUP_S } from './measure.js';
 
 /** redis-benchmark's connections (-c) in both runs. */
 export const TCP_CLIENTS = 50;
@@ -173,8 +174,10 @@ async function redisRun(t: section.SectionTarget, redisBenchmark: string, reques
 }
 
 async function measure(t: section.SectionTarget, redisBenchmark: string, opts: TcpBenchOptions, round: number): Promise<TcpRun> {
-  // Warm-up (JIT, buffers), not measured.
-  await redisRun(t, redisBenchmark, Math.min(opts.requests, 20_000), 3);
+  // Warm-up (JIT, buffers), not measured: at least JIT_WARMUP_S of load, for TurboFan to come on.
+  const warmUntil = Date.now() + JIT_WARMUP_S * 1000;
+  do await redisRun(t, redisBenchmark, Math.min(opts.requests, 20_000), 3);
+  while (Date.now() < warmUntil);
   const small = await redisRun(t, redisBenchmark, opts.requests, 3);
   const large = await redisRun(t, redisBenchmark, opts.largeRequests, opts.largeValueBytes);
   return { config: t.name, round, small, large };

@@ -13,6 +13,7 @@ import WebSocket from 'ws';
 import { cpuMicrosBetween, sampleCpu } from './cpu.js';
 import { ensureTools, nginxFile, type ToolStatus } from './peers.js';
 import * as section from './section.js';
+import { JIT_WARMUP_S } from './measure.js';
 
 export const WS_SIZES: readonly number[] = [64, 16 * 1024];
 
@@ -151,8 +152,8 @@ async function measure(t: section.SectionTarget, loadScript: string, opts: WsBen
     String(size),
     String(seconds),
   ];
-  // Warm-up (JIT, buffers), not measured.
-  await section.runToEnd(process.execPath, args(1), 30_000);
+  // Warm-up (JIT, buffers), not measured: long enough for TurboFan to come on.
+  await section.runToEnd(process.execPath, args(JIT_WARMUP_S), 30_000);
   const before = sampleCpu(t.pids);
   const r = parseWsLoad(await section.runToEnd(process.execPath, args(opts.seconds), (opts.seconds + 30) * 1000));
   const micros = t.pids.length === 0 ? 0 : cpuMicrosBetween(before, sampleCpu(t.pids));
