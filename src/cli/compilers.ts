@@ -12,9 +12,10 @@
 // off for a sidecar's whole life saved 1 MiB but doubled p99.9 at 1000 req/s (code that runs once
 // a second stayed interpreted). TurboFan waits until the process has used at least BUSY_CPU_MS of
 // CPU in each of BUSY_SECONDS seconds in a row, or SATURATED_CPU_MS in one (OptimizerWhenBusy,
-// ticked by the main thread's once-a-second job): an idle sidecar's once-a-second code (the stats hand-off's `takeSparse`, the main thread's
-// percentiles) otherwise grew "hot and stable" after ~70 s and paged the compiler in all the same:
-// VmRSS 61.2 → 65.0 MiB, RssFile 40.5 → 43.8 (--trace-opt: reset, countAtPercentile). The request
+// ticked by the main thread's once-a-second job): an idle sidecar's once-a-second code (the stats
+// hand-off's `takeSparse`, the main thread's percentiles) otherwise grew "hot and stable" after
+// ~70 s and paged the compiler in all the same: VmRSS 61.2 → 65.0 MiB, RssFile 40.5 → 43.8
+// (--trace-opt: reset, countAtPercentile). The request
 // path at any real rate costs far more than BUSY_CPU_MS and is optimized a few seconds after it
 // starts, within a second under a load test (Sparkplug alone costs ~1.7× TurboFan's CPU per
 // request at saturation). In a row, because V8's memory reducer costs an idle sidecar 100-140 ms
