@@ -6,7 +6,6 @@
 // (The attacks the admin API resists, and the generated token, are in security.test.ts.)
 
 import { writeFileSync } from 'node:fs';
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +14,9 @@ import {
   closeAll,
   configText,
   eventually,
+  header,
   parsePrometheus,
+  rawRequest,
   request,
   rewriteConfig,
   routedTo,
@@ -362,28 +363,18 @@ describe('admin API endpoints', () => {
       [`PUT /config HTTP/1.1\r\nhost: localhost\r\n${auth}content-type: application/yaml\r\n`, 413],
     ];
     for (const [head, status] of cases) {
-      const answer = await new Promise<string>((resolve) => {
-        const s = net.connect(port, '127.0.0.1');
-        let text = '';
-        s.on('data', (d: Buffer) => (text += d.toString('latin1')));
-        s.on('error', (e: NodeJS.ErrnoException) => resolve(`${text}[${e.code ?? e.message}]`));
-        s.on('close', () => resolve(text));
-        s.write(`${head}connection: close\r\ncontent-length: ${big.length}\r\n\r\n`);
-        s.end(big);
-      });
-      expect(answer.split('\r\n')[0], head.split('\r\n')[0]).toBe(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}`);
+      const r = await rawRequest(port, [`${head}connection: close\r\ncontent-length: ${big.length}\r\n\r\n`, big], { endAfterWrite: true, timeoutMs: 30_000 });
+      expect(r.response?.status, `${head.split('\r\n')[0]}: ${r.error ?? ''}`).toBe(status);
     }
     // A body declared beyond 16 MiB is not waited for: 413 at once, and the connection closes.
-    const declared = await new Promise<string>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      let text = '';
-      s.on('data', (d: Buffer) => (text += d.toString('latin1')));
-      s.on('error', (e: NodeJS.ErrnoException) => resolve(`${text}[${e.code ?? e.message}]`));
-      s.on('end', () => resolve(text));
-      s.write(`PUT /config HTTP/1.1\r\nhost: localhost\r\n${auth}content-type: application/yaml\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
-    });
-    expect(declared.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
-    expect(declared.toLowerCase()).toContain('\r\nconnection: close\r\n');
+    const declared = await rawRequest(
+      port,
+      `PUT /config HTTP/1.1\r\nhost: localhost\r\n${auth}content-type: application/yaml\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`,
+      { untilClose: true, timeoutMs: 30_000 },
+    );
+    expect(declared.response?.status).toBe(413);
+    expect(header(declared.response!, 'connection')).toBe('close');
+    expect(declared.closed).toBe(true);
     expect((await adminCall(sc, 'GET', '/config')).json.version).toBe(version);
   });
 
