@@ -40,6 +40,11 @@ export const BUSY_SECONDS = 3;
 /** CPU in one second that turns TurboFan on at once: half a core, ~4× an idle memory reducer's second. */
 export const SATURATED_CPU_MS = 500;
 
+/** Milliseconds of the process's CPU (user + system, every thread) from reading `a` to reading `b` of process.cpuUsage(). */
+export function cpuMsBetween(a: NodeJS.CpuUsage, b: NodeJS.CpuUsage): number {
+  return (b.user - a.user + b.system - a.system) / 1000;
+}
+
 /** Whether the process was started with flags of its own for V8's compilers. */
 export function compilersChosenByUser(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
   return OWN_CHOICE.test(`${execArgv.join(' ')} ${nodeOptions ?? ''}`);
@@ -110,7 +115,7 @@ export class OptimizerWhenBusy {
   tick(): void {
     if (this.last === null) return;
     const now = this.cpuUsage();
-    const cpuMs = (now.user - this.last.user + now.system - this.last.system) / 1000;
+    const cpuMs = cpuMsBetween(this.last, now);
     this.last = now;
     this.busySeconds = cpuMs < BUSY_CPU_MS ? 0 : this.busySeconds + 1;
     if (this.busySeconds < BUSY_SECONDS && cpuMs < SATURATED_CPU_MS) return;

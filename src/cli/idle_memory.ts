@@ -8,7 +8,7 @@
 // never under load.
 
 import { trimMalloc } from '../net/reuseport.js';
-import { BUSY_CPU_MS } from './compilers.js';
+import { BUSY_CPU_MS, cpuMsBetween } from './compilers.js';
 
 /** Idle seconds in a row before each trim. */
 export const TRIM_AFTER_IDLE_S = 30;
@@ -27,7 +27,7 @@ export class MallocTrimWhenIdle {
   /** Once a second (the main thread's once-a-second job). */
   tick(): void {
     const now = this.cpuUsage();
-    const cpuMs = (now.user - this.last.user + now.system - this.last.system) / 1000;
+    const cpuMs = cpuMsBetween(this.last, now);
     this.last = now;
     this.idleSeconds = cpuMs < BUSY_CPU_MS ? this.idleSeconds + 1 : 0;
     if (this.idleSeconds < TRIM_AFTER_IDLE_S) return;
