@@ -3,6 +3,7 @@
 // and mean while a load runs.
 
 import { processCpuNs, processTree, readVmRssKb } from './procfs.js';
+import { summarize } from './stats.js';
 
 /**
  * When each config's resident memory is read, counted from its own start (configs start one after
@@ -108,17 +109,16 @@ export function startKeptIdleWatch(
     stop(): KeptIdleReading | null {
       clearTimeout(first);
       clearInterval(interval);
-      if (samples.length === 0) return null;
-      const kbs = samples.map((x) => x.kb).sort((a, b) => a - b);
-      const mid = kbs.length >> 1;
+      const kb = summarize(samples.map((x) => x.kb));
+      if (kb === null) return null;
       return {
         config,
         fromS: Math.round((samples[0]!.t - startedAt) / 1000),
         toS: Math.round((samples[samples.length - 1]!.t - startedAt) / 1000),
-        samples: kbs.length,
-        medianKb: kbs.length % 2 === 1 ? kbs[mid]! : (kbs[mid - 1]! + kbs[mid]!) / 2,
-        minKb: kbs[0]!,
-        maxKb: kbs[kbs.length - 1]!,
+        samples: kb.n,
+        medianKb: kb.median,
+        minKb: kb.min,
+        maxKb: kb.max,
       };
     },
   };
