@@ -78,7 +78,8 @@ export function hopLines(r: Pick<BenchResults, 'comparisons' | 'summary' | 'hol'
       config === PLAIN_PAIR || config === NGINX_PAIR || config === NODE_RELAY_PAIR
         ? ''
         : `, target ≤ ${ADDED_P99_TARGET_US} µs: ${added.median <= ADDED_P99_TARGET_US ? 'yes' : 'NO'}`;
-    lines.push(`- ${config}: p99 added over direct @${ADDED_P99_RATE}/s ${added.median.toFixed(0)} µs${range}${target}`);
+    const wait = q?.waitUsPerReq == null ? '' : `; its threads waited for a CPU ${q.waitUsPerReq.median.toFixed(0)} µs/req`;
+    lines.push(`- ${config}: p99 added over direct @${ADDED_P99_RATE}/s ${added.median.toFixed(0)} µs${range}${target}${wait}`);
   }
   for (const c of r.hol?.comparisons ?? []) lines.push(`- ${holComparisonLine(c)}`);
   return lines;

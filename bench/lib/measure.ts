@@ -7,7 +7,7 @@ import { runAutocannon, type AutocannonRun } from './autocannon.js';
 import { cpuMicrosBetween, microsPerRequest, sampleCpu } from './cpu.js';
 import { runHol, type HolPlan, type HolRecord } from './hol.js';
 import { errText, runStart, type RunBase } from './record.js';
-import { startRssSampler, type RssStats } from './rss.js';
+import { startRssSampler, treeRunQueueNs, type RssStats } from './rss.js';
 import type { RunningTarget } from './targets.js';
 import { sampleThreads, splitThreads, type ThreadSplit } from './threads.js';
 import { runWrk, type WrkResult } from './wrk.js';
@@ -107,6 +107,12 @@ export interface RateRecord extends RunBase {
   readonly durationS: number;
   readonly wrk?: WrkResult;
   readonly cpuUsPerReq?: number | null;
+  /**
+   * µs per request the config's threads spent runnable but not on a CPU (schedstat run_delay of
+   * its process trees): the part of the latency added that is the machine's, not the proxy's work.
+   * Absent for direct and in results from before 2026-12-07.
+   */
+  readonly waitUsPerReq?: number | null;
 }
 
 export interface AutocannonRecord extends RunBase {
@@ -209,6 +215,7 @@ async function fixedRate(t: RunningTarget, round: number, rate: number, plan: Me
     durationS: plan.rateS,
   };
   const cpu0 = sampleCpu(t.pids);
+  const wait0 = treeRunQueueNs(t.pids);
   try {
     const wrk = await runWrk({
       url: `${t.baseUrl}/`,
@@ -219,7 +226,13 @@ async function fixedRate(t: RunningTarget, round: number, rate: number, plan: Me
       scriptDir,
     });
     const cpuUs = cpuMicrosBetween(cpu0, sampleCpu(t.pids));
-    return { ...base, wrk, cpuUsPerReq: t.pids.length > 0 ? microsPerRequest(cpuUs, wrk.requests) : 0 };
+    const waitUs = (treeRunQueueNs(t.pids) - wait0) / 1000;
+    return {
+      ...base,
+      wrk,
+      cpuUsPerReq: t.pids.length > 0 ? microsPerRequest(cpuUs, wrk.requests) : 0,
+      ...(t.pids.length > 0 ? { waitUsPerReq: microsPerRequest(waitUs, wrk.requests) } : {}),
+    };
   } catch (e) {
     return { ...base, error: errText(e) };
   }

@@ -163,8 +163,22 @@ function eachThreadFile(pid: number, file: string, use: (text: string) => void):
  * the process is gone.
  */
 export function processCpuNs(pid: number): number {
+  return schedstatSum(pid, 0);
+}
+
+/**
+ * Nanoseconds every thread of pid spent runnable but not on a CPU (schedstat's second field, the
+ * kernel's run_delay): waiting behind other threads, or for an idle vCPU to be woken. 0 when the
+ * process is gone.
+ */
+export function processRunQueueNs(pid: number): number {
+  return schedstatSum(pid, 1);
+}
+
+/** Field `index` of every thread's /proc/<pid>/task/<tid>/schedstat, summed. */
+function schedstatSum(pid: number, index: 0 | 1): number {
   let ns = 0;
-  eachThreadFile(pid, 'schedstat', (text) => (ns += Number(text.split(' ')[0]) || 0));
+  eachThreadFile(pid, 'schedstat', (text) => (ns += Number(text.split(' ')[index]) || 0));
   return ns;
 }
 

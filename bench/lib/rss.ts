@@ -2,7 +2,7 @@
 // address space, so a multi-threaded process counts once), and a sampler that keeps the peak
 // and mean while a load runs.
 
-import { processCpuNs, processTree, readVmRssKb } from './procfs.js';
+import { processCpuNs, processRunQueueNs, processTree, readVmRssKb } from './procfs.js';
 import { summarize } from './stats.js';
 
 /**
@@ -34,6 +34,13 @@ export function treeRssKb(roots: readonly number[]): number {
 export function treeCpuNs(roots: readonly number[]): number {
   let ns = 0;
   for (const pid of treePids(roots)) ns += processCpuNs(pid);
+  return ns;
+}
+
+/** Time the threads of the trees rooted at `roots` waited for a CPU while runnable, ns (schedstat's run_delay). */
+export function treeRunQueueNs(roots: readonly number[]): number {
+  let ns = 0;
+  for (const pid of treePids(roots)) ns += processRunQueueNs(pid);
   return ns;
 }
 

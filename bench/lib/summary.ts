@@ -21,6 +21,8 @@ export interface RateSummary {
   readonly addedP999Us: Summary | null;
   readonly late: number;
   readonly cpuUsPerReq: Summary | null;
+  /** µs per request the config's threads waited for a CPU while runnable (RateRecord.waitUsPerReq); absent when no run measured it. */
+  readonly waitUsPerReq?: Summary | null;
 }
 
 export interface VariantSummary {
@@ -127,6 +129,7 @@ export function summarizeRuns(
         addedP999Us: pairedDiff(pick('p999Us'), pickDirect('p999Us')),
         late: rr.reduce((s, r) => s + (r.wrk?.late ?? 0), 0),
         cpuUsPerReq: summarize(vals(byRound(rr, (r) => r.cpuUsPerReq))),
+        ...(rr.some((r) => r.waitUsPerReq !== undefined) ? { waitUsPerReq: summarize(vals(byRound(rr, (r) => r.waitUsPerReq))) } : {}),
       };
     });
     const variants = opts.variants.map((v): VariantSummary => {
@@ -200,6 +203,7 @@ export function rateLines(summary: readonly ConfigSummary[], rate: number): stri
     const q = s.rates.find((x) => x.rate === rate);
     if (q === undefined || q.p99Us === null) return [];
     const added = s.config === 'direct' ? '' : `; added p99 ${us(q.addedP99Us)}, p99.9 ${us(q.addedP999Us)}`;
-    return [`- ${s.config}: p50 ${us(q.p50Us)}, p99 ${us(q.p99Us)}, p99.9 ${us(q.p999Us)}, max ${us(q.maxUs)}${added}; late ${q.late}`];
+    const wait = q.waitUsPerReq == null ? '' : `; waited for a CPU ${us(q.waitUsPerReq)} µs/req`;
+    return [`- ${s.config}: p50 ${us(q.p50Us)}, p99 ${us(q.p99Us)}, p99.9 ${us(q.p999Us)}, max ${us(q.maxUs)}${added}${wait}; late ${q.late}`];
   });
 }

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { treeRunQueueNs } from '../../bench/lib/rss.js';
 import { cpuMicrosBetween, deltaTicks, sampleCpu, sampleFromStats, ticksToMicros, microsPerRequest } from '../../bench/lib/cpu.js';
 import {
   clockTicksPerSecond,
@@ -12,6 +13,8 @@ import {
   parseProcStat,
   parseVmRssKb,
   processContextSwitches,
+  processCpuNs,
+  processRunQueueNs,
   processTree,
   readProcStat,
   readVmRssKb,
@@ -158,6 +161,26 @@ describe('CPU accounting from real /proc samples', () => {
     }, 'the worker thread sleeping 200 times');
     expect(total.involuntary).toBeGreaterThanOrEqual(mainOnly.involuntary);
     expect(processContextSwitches(-1)).toEqual({ voluntary: 0, involuntary: 0 });
+  });
+
+  it('counts the time threads were runnable without a CPU (schedstat run_delay), over every thread and the tree', async () => {
+    // Two spinning threads (main and worker) held to one CPU: whenever one runs, the other is
+    // runnable and waits, so the wait grows as surely as the CPU time does.
+    const code = "const { Worker } = require('node:worker_threads'); new Worker('for(;;){}', { eval: true }); for(;;){}";
+    const child = spawn('taskset', ['-c', '0', process.execPath, '-e', code], { stdio: 'ignore' });
+    children.push(child);
+    const pid = child.pid as number;
+    const waited = await until(() => {
+      const ns = processRunQueueNs(pid);
+      return ns >= 50e6 ? ns : null;
+    }, '50 ms of waiting for the one CPU');
+    expect(processCpuNs(pid)).toBeGreaterThan(0);
+    // A sum over /proc/<pid>/task/*: more than the main thread's own line.
+    const mainOnly = Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]);
+    expect(processRunQueueNs(pid)).toBeGreaterThan(mainOnly);
+    // The tree from this test's process holds the child: at least its wait.
+    expect(treeRunQueueNs([process.pid])).toBeGreaterThanOrEqual(waited);
+    expect(processRunQueueNs(-1)).toBe(0);
   });
 
   it('walks the process tree to grandchildren and sums their RSS', async () => {

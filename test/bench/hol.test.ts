@@ -204,4 +204,24 @@ describe('rateLines (bench:ci prints them under its gates)', () => {
     ]);
     expect(rateLines(summary, 2000)).toEqual([]);
   });
+
+  it('the time the config waited for a CPU, when its runs measured it (not for direct, nor for results from before)', () => {
+    const runs: RunRecord[] = [1, 2, 3].flatMap((round) => [
+      rateRecord('direct', round, { p99Us: 300 }),
+      rateRecord(PIPELINED, round, { p99Us: 900 }, 0, { cpuUsPerReq: 400, waitUsPerReq: 100 * round }),
+      rateRecord(DEPTH1, round, { p99Us: 1500 }),
+    ]);
+    const summary = summarizeRuns(['direct', PIPELINED, DEPTH1], runs, {}, { rates: [1000], variants: [] });
+    const q = (config: string) => summary.find((s) => s.config === config)?.rates[0];
+    expect(q(PIPELINED)?.waitUsPerReq).toEqual({ median: 200, min: 100, max: 300, n: 3 });
+    expect(q('direct')).not.toHaveProperty('waitUsPerReq');
+    expect(q(DEPTH1)).not.toHaveProperty('waitUsPerReq');
+    expect(rateLines(summary, 1000)).toContain(
+      '- outrigger-mtls-strict: p50 100, p99 900, p99.9 400, max 400; added p99 600, p99.9 0; waited for a CPU 200 µs/req; late 0',
+    );
+    expect(hopLines({ summary })).toContain(
+      '- outrigger-mtls-strict: p99 added over direct @1000/s 600 µs (600…600), target ≤ 1000 µs: yes; its threads waited for a CPU 200 µs/req',
+    );
+    expect(hopLines({ summary })).toContain('- outrigger-mtls-strict-depth1: p99 added over direct @1000/s 1200 µs (1200…1200), target ≤ 1000 µs: NO');
+  });
 });

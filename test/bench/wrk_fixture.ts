@@ -43,7 +43,13 @@ export function throughputRecord(
 }
 
 /** A paced run of `config` in `round`: 1000 req/s for 5 s, wrkResult's latency with `latency` over it, `late` late slots. */
-export function rateRecord(config: string, round: number, latency: Partial<WrkResult['latency']>, late = 0): RateRecord {
+export function rateRecord(
+  config: string,
+  round: number,
+  latency: Partial<WrkResult['latency']>,
+  late = 0,
+  extra: Partial<Pick<RateRecord, 'cpuUsPerReq' | 'waitUsPerReq'>> = {},
+): RateRecord {
   const w = wrkResult(1000, 5);
   return {
     kind: 'rate',
@@ -55,5 +61,6 @@ export function rateRecord(config: string, round: number, latency: Partial<WrkRe
     durationS: 5,
     wrk: { ...w, latency: { ...w.latency, ...latency }, late },
     cpuUsPerReq: 0,
+    ...extra,
   };
 }
