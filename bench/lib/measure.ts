@@ -108,9 +108,10 @@ export interface RateRecord extends RunBase {
   readonly wrk?: WrkResult;
   readonly cpuUsPerReq?: number | null;
   /**
-   * µs per request the config's threads spent runnable but not on a CPU (schedstat run_delay of
-   * its process trees): the part of the latency added that is the machine's, not the proxy's work.
-   * Absent for direct and in results from before 2026-12-07.
+   * µs per request the config's threads spent runnable but not on a CPU (schedstat run_delay,
+   * summed over every thread of its process trees): the machine's delay, not the proxy's work; it
+   * adds to the latency when the waiting thread is on the request path (a worker, not the main
+   * thread). Absent for direct and in results from before 2026-12-07.
    */
   readonly waitUsPerReq?: number | null;
 }

@@ -145,7 +145,7 @@ export function buildTables(r: BenchResults): Table[] {
   for (const rate of allRates) {
     tables.push({
       title: `Fixed rate ${rate} req/s (paced wrk)`,
-      note: 'Latency in µs measured by wrk from each request’s send; “added” is the config minus direct in the same round. “CPU wait” is the time per request the config’s threads were ready to run but had no CPU (schedstat run_delay of its process trees: behind other threads, or while an idle vCPU was woken), a part of the latency added that is the machine’s rather than the proxy’s work. “late” counts send slots that found every connection busy (then latency understates queueing).',
+      note: 'Latency in µs measured by wrk from each request’s send; “added” is the config minus direct in the same round. “CPU wait” is the time per request the config’s threads were ready to run but had no CPU (schedstat run_delay summed over every thread of its process trees: behind other threads, or while an idle vCPU was woken): the machine’s delay, not the proxy’s work, which adds to the latency when the thread is on the request path. “late” counts send slots that found every connection busy (then latency understates queueing).',
       head: ['config', 'achieved req/s', 'p50', 'p90', 'p99', 'p99.9', 'max', 'added p50', 'added p99', 'added p99.9', 'CPU µs/req', 'CPU wait µs/req', 'late'],
       rows: r.summary.map((s) => {
         const q = s.rates.find((x) => x.rate === rate);
