@@ -161,7 +161,7 @@ export function buildTables(r: BenchResults): Table[] {
           fmtSigned(q?.addedP99Us),
           fmtSigned(q?.addedP999Us),
           s.config === 'direct' ? '–' : fmtSummary(q?.cpuUsPerReq, 1),
-          s.config === 'direct' ? '–' : fmtSummary(q?.waitUsPerReq, 1),
+          fmtSummary(q?.waitUsPerReq, 1), // absent for direct (no process of its own) and for runs before 2026-12-07
           String(q?.late ?? '–'),
         ];
       }),

@@ -24,24 +24,25 @@ function treePids(roots: readonly number[]): Set<number> {
   return seen;
 }
 
+/** `perPid` of every live process of the trees rooted at `roots`, summed (each process once). */
+function sumOverTrees(roots: readonly number[], perPid: (pid: number) => number): number {
+  let sum = 0;
+  for (const pid of treePids(roots)) sum += perPid(pid);
+  return sum;
+}
+
 export function treeRssKb(roots: readonly number[]): number {
-  let kb = 0;
-  for (const pid of treePids(roots)) kb += readVmRssKb(pid) ?? 0;
-  return kb;
+  return sumOverTrees(roots, (pid) => readVmRssKb(pid) ?? 0);
 }
 
 /** CPU time of the trees rooted at `roots`, ns (threads of every process, schedstat). */
 export function treeCpuNs(roots: readonly number[]): number {
-  let ns = 0;
-  for (const pid of treePids(roots)) ns += processCpuNs(pid);
-  return ns;
+  return sumOverTrees(roots, processCpuNs);
 }
 
 /** Time the threads of the trees rooted at `roots` waited for a CPU while runnable, ns (schedstat's run_delay). */
 export function treeRunQueueNs(roots: readonly number[]): number {
-  let ns = 0;
-  for (const pid of treePids(roots)) ns += processRunQueueNs(pid);
-  return ns;
+  return sumOverTrees(roots, processRunQueueNs);
 }
 
 export interface RssStats {
