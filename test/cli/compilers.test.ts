@@ -23,6 +23,7 @@ import {
   type Sidecar,
   type Upstream,
 } from '../helpers/sidecar.js';
+import { logEntry } from '../helpers/process.js';
 
 const OPTIMIZED = '[completed optimizing';
 const COMPILER_ON = 'optimizing compiler on: the sidecar is busy';
@@ -48,6 +49,19 @@ async function load(sc: Sidecar): Promise<void> {
   await l.done;
   await stopWithoutFailures(l);
 }
+
+describe('log lines among V8 trace text (test/helpers/process.ts logEntry)', () => {
+  it('reads the log line that a trace print without a line end runs into (as CI once saw), and only whole objects', () => {
+    const on = `{"level":30,"time":"2026-12-07T18:59:05.827Z","pid":7797,"cpu_ms":691,"msg":"${COMPILER_ON}"}`;
+    expect(logEntry(`[marking 0x118cac975199 ${on}`)).toEqual(JSON.parse(on));
+    expect(logEntry(on)).toEqual(JSON.parse(on));
+    expect(logEntry('[completed optimizing 0x3e1d <JSFunction parseHead (sfi = 0x2f)>]')).toEqual({
+      msg: '[completed optimizing 0x3e1d <JSFunction parseHead (sfi = 0x2f)>]',
+    });
+    // An object cut short by a trace is no entry: the line stays text.
+    expect(logEntry('{"level":30,"msg":"rea[marking 0x1 <JSFunction f>]')).toEqual({ msg: '{"level":30,"msg":"rea[marking 0x1 <JSFunction f>]' });
+  });
+});
 
 describe('compilers during start-up', () => {
   it('a sidecar that starts and stops optimizes nothing: start-up code (the module loader) is not compiled', async () => {

@@ -74,11 +74,7 @@ export function spawnCli(
       const line = partial.slice(0, nl);
       partial = partial.slice(nl + 1);
       lines.push(line);
-      try {
-        entries.push(JSON.parse(line) as LogEntry);
-      } catch {
-        entries.push({ msg: line });
-      }
+      entries.push(logEntry(line));
     }
     wake();
   };
@@ -163,4 +159,22 @@ export function spawnCli(
     exited: () => exitCode !== undefined,
     stop,
   };
+}
+
+/**
+ * A stdout line as a log entry: the JSON object of a log line, or `{msg: line}` for anything else.
+ * A log line may come after text of V8's own that has no line end yet (`node --trace-opt` prints
+ * `[marking 0x… ` and the rest of its line after other writes): then the object that ends the line is
+ * the entry (CI, 2026-12-07: the compilers test missed its log line behind such a prefix).
+ */
+export function logEntry(line: string): LogEntry {
+  for (let at = line.startsWith('{') ? 0 : line.indexOf('{"'); at >= 0; at = line.indexOf('{"', at + 1)) {
+    try {
+      const v: unknown = JSON.parse(line.slice(at));
+      if (typeof v === 'object' && v !== null) return v as LogEntry;
+    } catch {
+      // not one whole object from here to the end: a later '{"' may start one
+    }
+  }
+  return { msg: line };
 }
